@@ -1,0 +1,230 @@
+// kcron: the operator's command line. Creates and checks topics, submits and cancels jobs with
+// the same murmur2 routing the programs use, and tails any kcron topic as JSON lines.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+
+#include "kcron.pb.h"
+#include "kcron/clock.h"
+#include "kcron/codec.h"
+#include "kcron/config.h"
+#include "kcron/kafka.h"
+#include "kcron/routing.h"
+#include "kcron/topics.h"
+
+namespace {
+
+using kcron::Millis;
+
+struct Common {
+  std::string config_file;
+  std::vector<std::string> overrides;
+  std::string brokers;
+  std::string prefix;
+};
+
+kcron::Config load_config(const Common& common) {
+  auto keys = kcron::common_config_keys("cli", -1);
+  auto loaded = kcron::Config::load(keys, common.config_file, common.overrides, kcron::process_environment());
+  if (!loaded) {
+    std::cerr << "kcron: " << loaded.error().message() << "\n";
+    std::exit(2);
+  }
+  auto config = *loaded;
+  std::vector<std::string> extra;
+  if (!common.brokers.empty()) extra.push_back("brokers=" + common.brokers);
+  if (!common.prefix.empty()) extra.push_back("topic_prefix=" + common.prefix);
+  if (!extra.empty()) {
+    std::vector<std::string> all = common.overrides;
+    all.insert(all.end(), extra.begin(), extra.end());
+    config = *kcron::Config::load(keys, common.config_file, all, kcron::process_environment());
+  }
+  return config;
+}
+
+int fail(const std::string& message) {
+  std::cerr << "kcron: " << message << "\n";
+  return 1;
+}
+
+kcron::TopicLayout layout_from(const kcron::Config& config, int jobs, int exec, int outputs, int schedules) {
+  kcron::TopicLayout layout;
+  layout.jobs_partitions = jobs;
+  layout.exec_partitions = exec;
+  layout.output_partitions = outputs;
+  layout.schedules_partitions = schedules;
+  layout.queues = config.get_list("queues");
+  return layout;
+}
+
+int produce_command(const kcron::Config& config, const kcron::v1::Command& command, const std::string& job_id) {
+  auto producer = kcron::kafka::make_producer(kcron::kafka::client_properties(config, "kcron-cli"), "");
+  if (!producer) return fail(producer.error().message());
+  const kcron::TopicNames names(config.get("topic_prefix"));
+  kcron::OutRecord record{names.jobs(),           -1,    std::string(kcron::routing_key_for_job(job_id)),
+                          kcron::encode(command), false, {{"content-type", "application/x-protobuf"}, {"kcron-job-id", job_id}}};
+  if (auto status = kcron::kafka::produce(**producer, record); !status) return fail(status.error().message());
+  if ((*producer)->flush(15000) != RdKafka::ERR_NO_ERROR) return fail("the record was not acknowledged within 15 s");
+  return 0;
+}
+
+std::string read_input(const std::string& argument) {
+  if (argument != "-") return argument;
+  return {std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
+}
+
+int tail(const kcron::Config& config, const std::string& topic_suffix, bool from_end, long max_records, long timeout_ms) {
+  const kcron::TopicNames names(config.get("topic_prefix"));
+  const std::string topic = topic_suffix.starts_with(names.prefix) ? topic_suffix : names.prefix + topic_suffix;
+  auto properties = kcron::kafka::client_properties(config, "kcron-cli-tail");
+  properties["group.id"] = "kcron-cli-tail";
+  properties["enable.partition.eof"] = "false";
+  auto consumer = kcron::kafka::make_consumer(properties);
+  if (!consumer) return fail(consumer.error().message());
+  auto counts = kcron::kafka::partition_counts(**consumer, Millis(10000));
+  if (!counts) return fail(counts.error().message());
+  const auto found = counts->find(topic);
+  if (found == counts->end()) return fail("no topic " + topic);
+  std::vector<RdKafka::TopicPartition*> assignment;
+  for (std::int32_t partition = 0; partition < found->second; ++partition) {
+    assignment.push_back(RdKafka::TopicPartition::create(
+        topic, partition, from_end ? RdKafka::Topic::OFFSET_END : RdKafka::Topic::OFFSET_BEGINNING));
+  }
+  (void)(*consumer)->assign(assignment);
+  RdKafka::TopicPartition::destroy(assignment);
+
+  const auto deadline = std::chrono::steady_clock::now() + Millis(timeout_ms);
+  long printed = 0;
+  while ((max_records <= 0 || printed < max_records) && (timeout_ms <= 0 || std::chrono::steady_clock::now() < deadline)) {
+    std::unique_ptr<RdKafka::Message> message((*consumer)->consume(200));
+    if (message->err() != RdKafka::ERR_NO_ERROR) continue;
+    const std::string_view value(static_cast<const char*>(message->payload()), message->len());
+    const std::string type = kcron::kafka::header_value(*message, kcron::header::kType);
+    const std::string content_type = kcron::kafka::header_value(*message, kcron::header::kContentType);
+    std::unique_ptr<google::protobuf::Message> decoded;
+    if (topic == names.jobs() || topic == names.control())
+      decoded = std::make_unique<kcron::v1::Command>();
+    else if (type == "execution")
+      decoded = std::make_unique<kcron::v1::Execution>();
+    else if (type == "result")
+      decoded = std::make_unique<kcron::v1::Result>();
+    else if (type == "dead-letter")
+      decoded = std::make_unique<kcron::v1::DeadLetter>();
+    else if (type == "status")
+      decoded = std::make_unique<kcron::v1::StatusRecord>();
+    else if (type == "done")
+      decoded = std::make_unique<kcron::v1::DoneMarker>();
+    else if (topic == names.dispatcher_changelog())
+      decoded = std::make_unique<kcron::v1::DispatcherEntry>();
+    std::string body = "null";
+    if (decoded && message->payload() != nullptr) {
+      if (topic == names.jobs()) {
+        auto command = kcron::decode_command(value, content_type, type);
+        body = command ? kcron::to_json(*command) : fmt::format("{{\"undecodable\":\"{}\"}}", command.error().message());
+      } else if (kcron::decode_message(value, content_type, *decoded)) {
+        body = kcron::to_json(*decoded);
+      }
+    }
+    std::cout << fmt::format(R"({{"topic":"{}","partition":{},"offset":{},"key":"{}","type":"{}","value":{}}})", topic,
+                             message->partition(), message->offset(), message->key() ? *message->key() : "", type, body)
+              << std::endl;
+    ++printed;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"kcron: operate a kcron deployment (topics, jobs, inspection)"};
+  app.require_subcommand(1);
+  Common common;
+  app.add_option("-c,--config", common.config_file, "TOML configuration file");
+  app.add_option("-s,--set", common.overrides, "override a configuration key: --set key=value");
+  app.add_option("-b,--brokers", common.brokers, "Kafka bootstrap servers (default 127.0.0.1:9092, env KCRON_BROKERS)");
+  app.add_option("-p,--prefix", common.prefix, "topic prefix (default kcron., env KCRON_TOPIC_PREFIX)");
+
+  auto* topics = app.add_subcommand("topics", "create or check kcron's topics");
+  topics->require_subcommand(1);
+  int replication = 1;
+  int jobs_partitions = 12;
+  int exec_partitions = 12;
+  int output_partitions = 12;
+  int schedules_partitions = 6;
+  for (auto* command : {topics->add_subcommand("create", "create every missing topic of the layout (idempotent)"),
+                        topics->add_subcommand("check", "check that every topic exists with its partition count")}) {
+    command->add_option("--replication-factor", replication, "replication factor of new topics")->capture_default_str();
+    command->add_option("--jobs-partitions", jobs_partitions, "partitions of jobs and the dispatcher changelog")
+        ->capture_default_str();
+    command->add_option("--exec-partitions", exec_partitions, "partitions of each exec topic and worker-done")
+        ->capture_default_str();
+    command->add_option("--output-partitions", output_partitions, "partitions of results, dead-letters, status, events")
+        ->capture_default_str();
+    command->add_option("--schedules-partitions", schedules_partitions, "partitions of schedules and the cron changelog")
+        ->capture_default_str();
+  }
+
+  auto* submit = app.add_subcommand("submit", "submit a job (JSON Job or Command; '-' reads stdin)");
+  std::string submit_input;
+  submit->add_option("job", submit_input, "JSON, e.g. '{\"id\":\"j1\",\"delay\":\"5s\",\"noop\":{}}'")->required();
+
+  auto* cancel = app.add_subcommand("cancel", "cancel a job by id");
+  std::string cancel_id;
+  std::string cancel_reason;
+  cancel->add_option("job-id", cancel_id)->required();
+  cancel->add_option("--reason", cancel_reason);
+
+  auto* tail_command = app.add_subcommand("tail", "print a topic's records as JSON lines");
+  std::string tail_topic;
+  bool from_end = false;
+  long max_records = 0;
+  long timeout_ms = 0;
+  tail_command->add_option("topic", tail_topic, "topic name, with or without the prefix (e.g. results)")->required();
+  tail_command->add_flag("--from-end", from_end, "only new records");
+  tail_command->add_option("-n,--max", max_records, "stop after N records");
+  tail_command->add_option("--timeout-ms", timeout_ms, "stop after this long");
+
+  CLI11_PARSE(app, argc, argv);
+  const auto config = load_config(common);
+  const kcron::TopicNames names(config.get("topic_prefix"));
+
+  if (topics->got_subcommand("create") || topics->got_subcommand("check")) {
+    const auto specs =
+        kcron::all_topics(names, layout_from(config, jobs_partitions, exec_partitions, output_partitions, schedules_partitions));
+    const auto properties = kcron::kafka::client_properties(config, "kcron-cli");
+    if (topics->got_subcommand("create")) {
+      auto created = kcron::kafka::create_topics(properties, specs, replication, Millis(30000));
+      if (!created) return fail(created.error().message());
+      std::cout << fmt::format("created {} topic(s), {} already existed\n", created->size(), specs.size() - created->size());
+      for (const auto& name : *created) std::cout << "  " << name << "\n";
+      return 0;
+    }
+    auto producer = kcron::kafka::make_producer(properties, "");
+    if (!producer) return fail(producer.error().message());
+    if (auto status = kcron::kafka::check_topics(**producer, specs, Millis(10000)); !status)
+      return fail(status.error().message());
+    std::cout << fmt::format("all {} topics present with the expected partition counts\n", specs.size());
+    return 0;
+  }
+  if (submit->parsed()) {
+    auto command = kcron::decode_command(read_input(submit_input), "application/json", "");
+    if (!command) return fail(command.error().message());
+    const auto& job = command->has_submit() ? command->submit() : command->update().job();
+    if (job.id().empty()) return fail("the job needs an id");
+    if (int code = produce_command(config, *command, job.id()); code != 0) return code;
+    std::cout << "submitted " << job.id() << "\n";
+    return 0;
+  }
+  if (cancel->parsed()) {
+    kcron::v1::Command command;
+    command.mutable_cancel()->set_job_id(cancel_id);
+    command.mutable_cancel()->set_reason(cancel_reason);
+    if (int code = produce_command(config, command, cancel_id); code != 0) return code;
+    std::cout << "cancel sent for " << cancel_id << "\n";
+    return 0;
+  }
+  if (tail_command->parsed()) return tail(config, tail_topic, from_end, max_records, timeout_ms);
+  return 0;
+}

@@ -1,0 +1,67 @@
+// Thin librdkafka adapters shared by all programs: configuration from kcron's Config, producers
+// and consumers with kcron's safety defaults (DESIGN.md §3), admin calls for topics, and the
+// conversion of librdkafka errors into kcron Errors. Nothing above this layer sees RdKafka types
+// except the programs' own Kafka loops.
+#pragma once
+
+#include <librdkafka/rdkafkacpp.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kcron/config.h"
+#include "kcron/out_record.h"
+#include "kcron/result.h"
+#include "kcron/topics.h"
+
+namespace kcron::kafka {
+
+using Properties = std::map<std::string, std::string>;
+
+// bootstrap.servers, client.id and every kafka.* pass-through key of the config.
+Properties client_properties(const Config& config, const std::string& client_id);
+
+// Producer defaults: idempotent, acks=all, murmur2_random partitioner (Java-compatible).
+// A non-empty transactional_id makes it transactional.
+Result<std::unique_ptr<RdKafka::Producer>> make_producer(Properties properties, const std::string& transactional_id,
+                                                         RdKafka::DeliveryReportCb* delivery = nullptr);
+
+// Consumer defaults: no auto-commit, earliest, read_committed, no auto topic creation, eager
+// round-robin assignment. `rebalance` may be null.
+Result<std::unique_ptr<RdKafka::KafkaConsumer>> make_consumer(Properties properties, RdKafka::RebalanceCb* rebalance = nullptr);
+
+// Produces one record, retrying (bounded) while the local queue is full.
+Status produce(RdKafka::Producer& producer, const OutRecord& record, void* opaque = nullptr);
+
+std::string header_value(RdKafka::Message& message, std::string_view name);
+
+// Partition count of each topic that exists (missing topics are absent from the map).
+Result<std::map<std::string, std::int32_t>> partition_counts(RdKafka::Handle& handle, std::chrono::milliseconds timeout);
+
+// Checks every topic exists with its expected partition count.
+Status check_topics(RdKafka::Handle& handle, const std::vector<TopicSpec>& topics, std::chrono::milliseconds timeout);
+
+// Creates the topics that do not exist yet (librdkafka Admin API); existing ones are left alone.
+// Returns the names created.
+Result<std::vector<std::string>> create_topics(const Properties& properties, const std::vector<TopicSpec>& topics,
+                                               int replication_factor, std::chrono::milliseconds timeout);
+
+// Low and high watermark of a partition, retrying transient errors (leader moves, a topic just
+// created) for up to `timeout`.
+Result<std::pair<std::int64_t, std::int64_t>> watermarks(RdKafka::Handle& handle, const std::string& topic,
+                                                         std::int32_t partition, std::chrono::milliseconds timeout);
+
+// Waits until every partition of the topics has a leader (after creation), up to `timeout`.
+Status wait_for_leaders(RdKafka::Handle& handle, const std::vector<std::string>& topics, std::chrono::milliseconds timeout);
+
+Error to_error(const RdKafka::Error& error, std::string_view what);
+Error to_error(RdKafka::ErrorCode code, std::string_view what);
+
+// Dates a record: its timestamp in epoch ms, or now when the broker gave none.
+std::int64_t record_timestamp_ms(const RdKafka::Message& message, std::int64_t now_ms);
+
+}  // namespace kcron::kafka

@@ -1,0 +1,242 @@
+#include "kcron/kafka.h"
+
+#include <librdkafka/rdkafka.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <thread>
+
+namespace kcron::kafka {
+namespace {
+
+Result<std::unique_ptr<RdKafka::Conf>> make_conf(const Properties& properties) {
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  std::string error;
+  for (const auto& [name, value] : properties) {
+    if (conf->set(name, value, error) != RdKafka::Conf::CONF_OK) {
+      return make_error("kafka property {}={}: {}", name, value, error);
+    }
+  }
+  return conf;
+}
+
+template <typename Callback>
+Status set_callback(RdKafka::Conf& conf, const char* name, Callback* callback) {
+  if (callback == nullptr) return Status::success();
+  std::string error;
+  if (conf.set(name, callback, error) != RdKafka::Conf::CONF_OK) return make_error("kafka {}: {}", name, error);
+  return Status::success();
+}
+
+}  // namespace
+
+Properties client_properties(const Config& config, const std::string& client_id) {
+  Properties properties = {{"bootstrap.servers", config.get("brokers")}, {"client.id", client_id}};
+  for (const auto& [name, value] : config.kafka_properties()) properties[name] = value;
+  return properties;
+}
+
+Result<std::unique_ptr<RdKafka::Producer>> make_producer(Properties properties, const std::string& transactional_id,
+                                                         RdKafka::DeliveryReportCb* delivery) {
+  properties.try_emplace("enable.idempotence", "true");
+  properties.try_emplace("acks", "all");
+  properties.try_emplace("partitioner", "murmur2_random");
+  properties.try_emplace("linger.ms", "5");
+  properties.try_emplace("compression.type", "lz4");
+  properties.try_emplace("message.max.bytes", "1000000");
+  if (!transactional_id.empty()) {
+    properties["transactional.id"] = transactional_id;
+    properties.try_emplace("transaction.timeout.ms", "10000");
+  }
+  auto conf = make_conf(properties);
+  if (!conf) return conf.error();
+  if (auto status = set_callback(**conf, "dr_cb", delivery); !status) return status.error();
+  std::string error;
+  std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf->get(), error));
+  if (!producer) return make_error("cannot create Kafka producer: {}", error);
+  return producer;
+}
+
+Result<std::unique_ptr<RdKafka::KafkaConsumer>> make_consumer(Properties properties, RdKafka::RebalanceCb* rebalance) {
+  properties.try_emplace("enable.auto.commit", "false");
+  properties.try_emplace("enable.auto.offset.store", "false");
+  properties.try_emplace("auto.offset.reset", "earliest");
+  properties.try_emplace("isolation.level", "read_committed");
+  properties.try_emplace("allow.auto.create.topics", "false");
+  properties.try_emplace("partition.assignment.strategy", "roundrobin");
+  properties.try_emplace("session.timeout.ms", "6000");
+  properties.try_emplace("heartbeat.interval.ms", "1500");
+  auto conf = make_conf(properties);
+  if (!conf) return conf.error();
+  if (auto status = set_callback(**conf, "rebalance_cb", rebalance); !status) return status.error();
+  std::string error;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf->get(), error));
+  if (!consumer) return make_error("cannot create Kafka consumer: {}", error);
+  return consumer;
+}
+
+Status produce(RdKafka::Producer& producer, const OutRecord& record, void* opaque) {
+  constexpr int kMaxAttempts = 600;  // ~60 s of a full queue
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    RdKafka::Headers* headers = RdKafka::Headers::create();
+    for (const auto& [name, value] : record.headers) headers->add(name, value);
+    const void* value = record.tombstone ? nullptr : record.value.data();
+    const auto code = producer.produce(record.topic, record.partition, RdKafka::Producer::RK_MSG_COPY, const_cast<void*>(value),
+                                       record.tombstone ? 0 : record.value.size(), record.key.data(), record.key.size(),
+                                       record.timestamp_ms, headers, opaque);
+    if (code == RdKafka::ERR_NO_ERROR) return Status::success();
+    delete headers;  // ownership passes to librdkafka only on success
+    if (code != RdKafka::ERR__QUEUE_FULL) return to_error(code, fmt::format("produce to {}", record.topic));
+    producer.poll(100);
+  }
+  return make_error("produce to {}: local queue stayed full", record.topic);
+}
+
+std::string header_value(RdKafka::Message& message, std::string_view name) {
+  RdKafka::Headers* headers = message.headers();
+  if (headers == nullptr) return {};
+  const auto matches = headers->get_last(std::string(name));
+  if (matches.err() != RdKafka::ERR_NO_ERROR || matches.value() == nullptr) return {};
+  return {static_cast<const char*>(matches.value()), matches.value_size()};
+}
+
+Result<std::map<std::string, std::int32_t>> partition_counts(RdKafka::Handle& handle, std::chrono::milliseconds timeout) {
+  RdKafka::Metadata* raw = nullptr;
+  const auto code = handle.metadata(true, nullptr, &raw, static_cast<int>(timeout.count()));
+  std::unique_ptr<RdKafka::Metadata> metadata(raw);
+  if (code != RdKafka::ERR_NO_ERROR) return to_error(code, "fetch cluster metadata");
+  std::map<std::string, std::int32_t> counts;
+  for (const auto* topic : *metadata->topics()) {
+    if (topic->err() == RdKafka::ERR_NO_ERROR) counts[topic->topic()] = static_cast<std::int32_t>(topic->partitions()->size());
+  }
+  return counts;
+}
+
+Status check_topics(RdKafka::Handle& handle, const std::vector<TopicSpec>& topics, std::chrono::milliseconds timeout) {
+  auto counts = partition_counts(handle, timeout);
+  if (!counts) return counts.error();
+  std::string problems;
+  for (const auto& spec : topics) {
+    const auto found = counts->find(spec.name);
+    if (found == counts->end()) {
+      problems += fmt::format(" {} is missing;", spec.name);
+    } else if (found->second != spec.partitions) {
+      problems += fmt::format(" {} has {} partitions, expected {};", spec.name, found->second, spec.partitions);
+    }
+  }
+  if (!problems.empty()) return make_error("topics do not match the layout:{} run `kcron topics create`", problems);
+  return Status::success();
+}
+
+Result<std::vector<std::string>> create_topics(const Properties& properties, const std::vector<TopicSpec>& topics,
+                                               int replication_factor, std::chrono::milliseconds timeout) {
+  auto producer = make_producer(properties, "");
+  if (!producer) return producer.error();
+  auto existing = partition_counts(**producer, timeout);
+  if (!existing) return existing.error();
+
+  rd_kafka_t* handle = (*producer)->c_ptr();
+  std::vector<rd_kafka_NewTopic_t*> requests;
+  std::vector<std::string> wanted;
+  char error_text[512];
+  for (const auto& spec : topics) {
+    if (existing->contains(spec.name)) continue;
+    auto* request = rd_kafka_NewTopic_new(spec.name.c_str(), spec.partitions, replication_factor, error_text, sizeof error_text);
+    if (request == nullptr) return make_error("topic {}: {}", spec.name, error_text);
+    for (const auto& [name, value] : spec.config) rd_kafka_NewTopic_set_config(request, name.c_str(), value.c_str());
+    requests.push_back(request);
+    wanted.push_back(spec.name);
+  }
+  if (requests.empty()) return std::vector<std::string>{};
+
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(handle);
+  rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(handle, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_operation_timeout(options, static_cast<int>(timeout.count()), error_text, sizeof error_text);
+  rd_kafka_CreateTopics(handle, requests.data(), requests.size(), options, queue);
+  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, static_cast<int>(timeout.count()) + 5000);
+
+  Result<std::vector<std::string>> outcome = make_error("create topics: no answer from the cluster in time");
+  if (event != nullptr) {
+    if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      outcome = make_error("create topics: {}", rd_kafka_event_error_string(event));
+    } else {
+      const auto* result = rd_kafka_event_CreateTopics_result(event);
+      std::size_t count = 0;
+      const auto* results = rd_kafka_CreateTopics_result_topics(result, &count);
+      std::vector<std::string> created;
+      std::string problems;
+      for (std::size_t index = 0; index < count; ++index) {
+        const auto code = rd_kafka_topic_result_error(results[index]);
+        const std::string name = rd_kafka_topic_result_name(results[index]);
+        if (code == RD_KAFKA_RESP_ERR_NO_ERROR) {
+          created.push_back(name);
+        } else if (code != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+          problems += fmt::format(" {}: {};", name, rd_kafka_topic_result_error_string(results[index]));
+        }
+      }
+      outcome = problems.empty() ? Result<std::vector<std::string>>(created) : make_error("create topics:{}", problems);
+      if (outcome.ok()) {
+        if (auto status = wait_for_leaders(**producer, wanted, timeout); !status) outcome = status.error();
+      }
+    }
+    rd_kafka_event_destroy(event);
+  }
+  rd_kafka_AdminOptions_destroy(options);
+  rd_kafka_NewTopic_destroy_array(requests.data(), requests.size());
+  rd_kafka_queue_destroy(queue);
+  return outcome;
+}
+
+Result<std::pair<std::int64_t, std::int64_t>> watermarks(RdKafka::Handle& handle, const std::string& topic,
+                                                         std::int32_t partition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    std::int64_t low = 0;
+    std::int64_t high = 0;
+    const auto code = handle.query_watermark_offsets(topic, partition, &low, &high, 5000);
+    if (code == RdKafka::ERR_NO_ERROR) return std::pair{low, high};
+    if (std::chrono::steady_clock::now() >= deadline)
+      return to_error(code, fmt::format("query watermarks of {}[{}]", topic, partition));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+Status wait_for_leaders(RdKafka::Handle& handle, const std::vector<std::string>& topics, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    RdKafka::Metadata* raw = nullptr;
+    const auto code = handle.metadata(true, nullptr, &raw, 5000);
+    std::unique_ptr<RdKafka::Metadata> metadata(raw);
+    std::size_t ready = 0;
+    if (code == RdKafka::ERR_NO_ERROR) {
+      for (const auto* topic : *metadata->topics()) {
+        if (std::find(topics.begin(), topics.end(), topic->topic()) == topics.end() || topic->err() != RdKafka::ERR_NO_ERROR)
+          continue;
+        const auto* partitions = topic->partitions();
+        const bool led = !partitions->empty() && std::all_of(partitions->begin(), partitions->end(), [](const auto* partition) {
+          return partition->err() == RdKafka::ERR_NO_ERROR && partition->leader() >= 0;
+        });
+        ready += led ? 1 : 0;
+      }
+    }
+    if (ready == topics.size()) return Status::success();
+    if (std::chrono::steady_clock::now() >= deadline) return make_error("topics have no leader yet after {} ms", timeout.count());
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+Error to_error(const RdKafka::Error& error, std::string_view what) {
+  return make_error("{}: {} ({})", what, error.str(), error.name());
+}
+
+Error to_error(RdKafka::ErrorCode code, std::string_view what) {
+  return make_error("{}: {}", what, RdKafka::err2str(code));
+}
+
+std::int64_t record_timestamp_ms(const RdKafka::Message& message, std::int64_t now_ms) {
+  const auto timestamp = message.timestamp();
+  if (timestamp.type == RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE || timestamp.timestamp <= 0) return now_ms;
+  return timestamp.timestamp;
+}
+
+}  // namespace kcron::kafka

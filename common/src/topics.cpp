@@ -1,0 +1,42 @@
+#include "kcron/topics.h"
+
+#include "kcron/priority.h"
+
+namespace kcron {
+namespace {
+
+using Config = std::vector<std::pair<std::string, std::string>>;
+
+Config compacted() {
+  // Tombstones must outlive a dispatcher's restore window; see docs/architecture.md.
+  return {{"cleanup.policy", "compact"}, {"delete.retention.ms", "86400000"}, {"min.compaction.lag.ms", "0"}};
+}
+Config deleted(const std::string& retention_ms = "604800000") {
+  return {{"cleanup.policy", "delete"}, {"retention.ms", retention_ms}};
+}
+
+}  // namespace
+
+std::vector<TopicSpec> all_topics(const TopicNames& names, const TopicLayout& layout) {
+  std::vector<TopicSpec> topics = {
+      {names.jobs(), layout.jobs_partitions, deleted()},
+      {names.dispatcher_changelog(), layout.jobs_partitions, compacted()},
+      {names.schedules(), layout.schedules_partitions, compacted()},
+      {names.cron_changelog(), layout.schedules_partitions, compacted()},
+      {names.worker_done(), layout.exec_partitions, compacted()},
+      {names.control(), 1, deleted("86400000")},
+      {names.results(), layout.output_partitions, deleted()},
+      {names.dead_letters(), layout.output_partitions, deleted()},
+      {names.status(), layout.output_partitions, compacted()},
+      {names.events(), layout.output_partitions, deleted()},
+      {names.workers(), 1, compacted()},
+  };
+  for (const auto& queue : layout.queues) {
+    for (const auto band : kAllBands) {
+      topics.push_back({exec_topic(names.prefix, queue, band), layout.exec_partitions, deleted()});
+    }
+  }
+  return topics;
+}
+
+}  // namespace kcron

@@ -1,0 +1,112 @@
+// The dispatcher's decisions, free of Kafka and RocksDB: what a record of the jobs topic does to
+// a partition's state (accept, fire at once, park in the delay buckets, cancel, dedupe, reject,
+// forward to its murmur2 partition) and which due jobs fire now. Every decision is a set of
+// staged state writes plus the records to produce (exec, changelog, status, events, dead
+// letters); the Kafka loop makes both durable in one transaction. Driven by an injectable clock.
+// Single-threaded: the dispatcher loop owns it.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/delay_store.h"
+#include "kcron.pb.h"
+#include "kcron/clock.h"
+#include "kcron/out_record.h"
+#include "kcron/topics.h"
+
+namespace kcron::dispatcher {
+
+struct Settings {
+  TopicNames names{"kcron."};
+  std::int32_t jobs_partitions = 12;
+  std::set<std::string, std::less<>> queues = {"default", "critical", "batch"};
+  Millis bucket_width{1000};
+  std::size_t max_record_bytes = 900'000;     // larger inputs are REJECTED
+  std::size_t max_dead_letter_copy = 64'000;  // original bytes kept in a dead letter
+  Millis max_horizon{std::chrono::hours(24 * 366 * 5)};
+  Millis cancel_marker_ttl{std::chrono::hours(24)};
+  Millis dedupe_retention{std::chrono::hours(24 * 7)};  // how long a fired id is remembered
+  bool emit_events = true;
+  std::string component = "dispatcher";
+};
+
+// One consumed record of the jobs topic.
+struct InputRecord {
+  std::int32_t partition = 0;
+  std::int64_t offset = 0;
+  std::string_view key;
+  std::string_view value;
+  std::string_view content_type;
+  std::string_view kcron_type;
+  std::int64_t timestamp_ms = 0;
+};
+
+struct Counts {
+  std::uint64_t accepted = 0;
+  std::uint64_t fired = 0;
+  std::uint64_t rejected = 0;
+  std::uint64_t forwarded = 0;
+  std::uint64_t cancelled = 0;
+  std::uint64_t duplicates = 0;
+  std::uint64_t expired = 0;
+};
+
+class DispatcherCore {
+ public:
+  DispatcherCore(Settings settings, const Clock& clock);
+
+  // Applies one record consumed from `record.partition`, whose state is `state`.
+  void apply(PartitionState& state, const InputRecord& record, std::vector<OutRecord>& out);
+
+  // Fires (or expires) up to `limit` due entries of one partition; returns how many.
+  std::size_t fire_due(PartitionState& state, std::int32_t partition, std::size_t limit, std::vector<OutRecord>& out);
+
+  // Replays one changelog record into a state (restore). `value` empty = tombstone.
+  static void restore(PartitionState& state, std::string_view job_id, std::string_view value, bool tombstone);
+
+  const Counts& counts() const { return counts_; }
+  // Fire lags (ms) observed since the last call.
+  std::vector<std::int64_t> take_fire_lags();
+  const Settings& settings() const { return settings_; }
+
+  // The slot an entry occupies in the delay buckets, if any (pending: due; others: expiry).
+  static std::optional<Slot> slot_of(const v1::DispatcherEntry& entry);
+
+ private:
+  struct Context {
+    PartitionState& state;
+    const InputRecord& record;
+    std::vector<OutRecord>& out;
+  };
+
+  void submit(Context& context, v1::Job job);
+  void cancel(Context& context, const v1::Cancel& cancel);
+  void update(Context& context, v1::Job job);
+  void replay(Context& context, const v1::Replay& replay);
+  void retry(Context& context, const v1::Retry& retry);
+  void completion(Context& context, const v1::Completion& completion);
+
+  // Validates a job and resolves its due instant (delay -> run_at on first acceptance).
+  Result<std::int64_t> resolve(v1::Job& job, std::int64_t record_timestamp_ms) const;
+  void fire(PartitionState& state, std::int32_t partition, v1::DispatcherEntry& entry, std::vector<OutRecord>& out);
+  void store(PartitionState& state, std::int32_t partition, const std::string& job_id, const v1::DispatcherEntry& entry,
+             std::vector<OutRecord>& out);
+  void forget(PartitionState& state, std::int32_t partition, const std::string& job_id, std::vector<OutRecord>& out);
+  void emit_status(const std::string& job_id, const v1::DispatcherEntry& entry, v1::JobState state, std::string_view reason,
+                   std::vector<OutRecord>& out);
+  void reject(const InputRecord& record, std::string_view job_id, std::string_view reason, std::vector<OutRecord>& out);
+  void forward(const InputRecord& record, std::int32_t partition, std::string_view key, std::vector<OutRecord>& out);
+  std::optional<v1::DispatcherEntry> load(PartitionState& state, std::string_view job_id) const;
+  std::int64_t now_ms() const { return to_epoch_ms(clock_.now()); }
+
+  Settings settings_;
+  const Clock& clock_;
+  Counts counts_;
+  std::vector<std::int64_t> fire_lags_;
+};
+
+}  // namespace kcron::dispatcher

@@ -1,0 +1,408 @@
+#include "kafka/dispatcher_loop.h"
+
+#include <spdlog/spdlog.h>
+
+#include "kcron/codec.h"
+
+namespace kcron::dispatcher {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+std::int64_t ms_left(SteadyClock::time_point deadline) {
+  return std::max<std::int64_t>(0, std::chrono::duration_cast<Millis>(deadline - SteadyClock::now()).count());
+}
+
+struct PartitionList {
+  std::vector<RdKafka::TopicPartition*> items;
+  PartitionList() = default;
+  PartitionList(const PartitionList&) = delete;
+  PartitionList& operator=(const PartitionList&) = delete;
+  ~PartitionList() { RdKafka::TopicPartition::destroy(items); }
+};
+
+}  // namespace
+
+DispatcherLoop::DispatcherLoop(LoopSettings settings, DispatcherCore& core, DelayStore& store, Metrics& metrics,
+                               HttpEndpoint* http)
+    : settings_(std::move(settings)),
+      core_(core),
+      store_(store),
+      metrics_(metrics),
+      http_(http),
+      accepted_(metrics.counter("kcron_jobs_accepted_total", "jobs accepted by the dispatcher")),
+      fired_(metrics.counter("kcron_jobs_fired_total", "jobs committed to an execution topic")),
+      rejected_(metrics.counter("kcron_jobs_rejected_total{component=\"dispatcher\"}", "input records rejected to dead-letters")),
+      forwarded_(metrics.counter("kcron_jobs_forwarded_total", "records forwarded to their murmur2 partition")),
+      cancelled_(metrics.counter("kcron_jobs_cancelled_total", "jobs cancelled before firing")),
+      duplicates_(metrics.counter("kcron_jobs_duplicate_total", "re-submits of known ids (idempotent no-ops)")),
+      expired_(metrics.counter("kcron_index_expired_total", "cancel markers and retained ids expired")),
+      commits_(metrics.counter("kcron_transactions_committed_total{component=\"dispatcher\"}", "Kafka transactions committed")),
+      aborts_(metrics.counter("kcron_transactions_aborted_total{component=\"dispatcher\"}", "Kafka transactions aborted")),
+      restored_records_(metrics.counter("kcron_changelog_restored_records_total", "changelog records replayed on restore")),
+      store_size_(metrics.gauge("kcron_delay_store_jobs", "entries in the delay buckets of owned partitions")),
+      owned_partitions_(metrics.gauge("kcron_owned_partitions", "jobs partitions owned by this dispatcher")),
+      fire_lag_(metrics.histogram("kcron_fire_lag_seconds", "exec record fired minus due instant", Metrics::latency_buckets())),
+      commit_seconds_(
+          metrics.histogram("kcron_transaction_commit_seconds", "time to commit one transaction", Metrics::latency_buckets())) {}
+
+DispatcherLoop::~DispatcherLoop() {
+  if (consumer_) consumer_->close();
+}
+
+Status DispatcherLoop::start() {
+  const auto& names = core_.settings().names;
+  auto producer_properties = settings_.client;
+  producer_properties["transaction.timeout.ms"] = std::to_string(settings_.transaction_timeout.count());
+  auto producer = kafka::make_producer(producer_properties, names.prefix + "dispatcher-" + settings_.instance_id, this);
+  if (!producer) return producer.error();
+  producer_ = std::move(*producer);
+
+  std::vector<TopicSpec> required = {{names.jobs(), core_.settings().jobs_partitions, {}},
+                                     {names.dispatcher_changelog(), core_.settings().jobs_partitions, {}}};
+  if (auto status = kafka::check_topics(*producer_, required, Millis(10000)); !status) return status;
+
+  // init_transactions fences an earlier incarnation of this instance and aborts its open transaction.
+  if (auto error = std::unique_ptr<RdKafka::Error>(
+          producer_->init_transactions(static_cast<int>(settings_.transaction_timeout.count() * 3)))) {
+    return kafka::to_error(*error, "init_transactions");
+  }
+
+  auto properties = settings_.client;
+  properties["group.id"] = names.prefix + "dispatcher";
+  properties["group.instance.id"] = names.prefix + "dispatcher-" + settings_.instance_id;
+  properties["max.poll.interval.ms"] = "600000";
+  auto consumer = kafka::make_consumer(properties, this);
+  if (!consumer) return consumer.error();
+  consumer_ = std::move(*consumer);
+  if (const auto code = consumer_->subscribe({names.jobs()}); code != RdKafka::ERR_NO_ERROR) {
+    return kafka::to_error(code, "subscribe to " + names.jobs());
+  }
+  spdlog::info("event=started instance={} topic={} transactional_id={}dispatcher-{}", settings_.instance_id, names.jobs(),
+               names.prefix, settings_.instance_id);
+  return Status::success();
+}
+
+Status DispatcherLoop::run() {
+  if (auto status = start(); !status) return status;
+  if (http_ != nullptr) http_->set_ready(true);
+  while (!stop_requested()) {
+    if (auto status = consume_batch(); !status) return status;
+    if (!fatal_) return fatal_;
+    if (auto status = commit_batch(); !status) return status;
+    if (!fatal_) return fatal_;
+  }
+  spdlog::info("event=stopping msg=\"SIGTERM: committing and leaving the group\"");
+  if (http_ != nullptr) http_->set_ready(false);
+  consumer_->close();  // revokes: the rebalance callback commits the last batch
+  consumer_.reset();
+  if (!fatal_) return fatal_;
+  spdlog::info("event=stopped");
+  return Status::success();
+}
+
+Status DispatcherLoop::consume_batch() {
+  const auto deadline = SteadyClock::now() + settings_.commit_interval;
+  while (consumed_in_batch_ < settings_.max_batch_records && !stop_requested() && fatal_) {
+    const auto wait = ms_left(deadline);
+    std::unique_ptr<RdKafka::Message> message(consumer_->consume(static_cast<int>(wait)));
+    if (message->err() == RdKafka::ERR__TIMED_OUT) break;
+    if (message->err() == RdKafka::ERR__PARTITION_EOF) continue;
+    if (message->err() != RdKafka::ERR_NO_ERROR) {
+      if (message->err() == RdKafka::ERR__FATAL) return kafka::to_error(message->err(), "consumer");
+      spdlog::warn("event=consume_error error=\"{}\"", message->errstr());
+      if (wait == 0) break;
+      continue;
+    }
+    auto owned = owned_.find(message->partition());
+    if (owned == owned_.end()) continue;  // not ours (any more)
+    const std::string content_type = kafka::header_value(*message, header::kContentType);
+    const std::string kcron_type = kafka::header_value(*message, header::kType);
+    const std::int64_t now_ms = to_epoch_ms(SystemClock::instance().now());
+    InputRecord record{message->partition(),
+                       message->offset(),
+                       message->key() != nullptr ? std::string_view(*message->key()) : std::string_view(),
+                       std::string_view(static_cast<const char*>(message->payload()), message->len()),
+                       content_type,
+                       kcron_type,
+                       kafka::record_timestamp_ms(*message, now_ms)};
+    core_.apply(*owned->second.state, record, out_);
+    owned->second.next_offset = message->offset() + 1;
+    ++consumed_in_batch_;
+    if (ms_left(deadline) == 0) break;
+  }
+  return Status::success();
+}
+
+Status DispatcherLoop::commit_batch() {
+  if (owned_.empty()) return Status::success();
+  std::size_t fired = 0;
+  for (auto& [partition, owned] : owned_) {
+    if (fired >= settings_.max_fires_per_batch) break;
+    fired += core_.fire_due(*owned.state, partition, settings_.max_fires_per_batch - fired, out_);
+  }
+  if (out_.empty() && consumed_in_batch_ == 0) return Status::success();
+
+  const auto started = SteadyClock::now();
+  if (auto error = std::unique_ptr<RdKafka::Error>(producer_->begin_transaction())) {
+    return kafka::to_error(*error, "begin_transaction");
+  }
+  delivery_error_.clear();
+  for (auto& [partition, owned] : owned_) owned.changelog_next = -1;
+  for (const auto& record : out_) {
+    if (auto status = kafka::produce(*producer_, record); !status) {
+      abort_batch(status.error().message());
+      return Status::success();
+    }
+    producer_->poll(0);
+  }
+  // Flush first so every delivery report (and with it the changelog offsets) is in.
+  producer_->flush(static_cast<int>(settings_.transaction_timeout.count()));
+  if (!delivery_error_.empty()) {
+    abort_batch(delivery_error_);
+    return Status::success();
+  }
+
+  PartitionList offsets;
+  for (const auto& [partition, owned] : owned_) {
+    auto* item = RdKafka::TopicPartition::create(core_.settings().names.jobs(), partition, owned.next_offset);
+    offsets.items.push_back(item);
+  }
+  std::unique_ptr<RdKafka::ConsumerGroupMetadata> group(consumer_->groupMetadata());
+  auto error = std::unique_ptr<RdKafka::Error>(producer_->send_offsets_to_transaction(
+      offsets.items, group.get(), static_cast<int>(settings_.transaction_timeout.count())));
+  if (!error) error.reset(producer_->commit_transaction(static_cast<int>(settings_.transaction_timeout.count())));
+  for (int attempt = 0; error && error->is_retriable() && attempt < 3; ++attempt) {
+    spdlog::warn("event=commit_retry error=\"{}\"", error->str());
+    error.reset(producer_->commit_transaction(static_cast<int>(settings_.transaction_timeout.count())));
+  }
+  if (error) {
+    if (error->txn_requires_abort()) {
+      abort_batch(error->str());
+      return Status::success();
+    }
+    // Fatal (fenced) or unknown outcome: the only safe move is to stop; a restart restores the
+    // store from its checkpoint and the consumer from the committed offsets.
+    return kafka::to_error(*error, "commit_transaction (outcome unknown or fenced; restart restores)");
+  }
+  commits_.inc();
+  commit_seconds_.observe(std::chrono::duration<double>(SteadyClock::now() - started).count());
+
+  const std::int64_t now_ms = to_epoch_ms(SystemClock::instance().now());
+  double slotted = 0;
+  for (auto& [partition, owned] : owned_) {
+    auto previous = owned.state->checkpoint();
+    const std::int64_t offset = owned.changelog_next >= 0 ? owned.changelog_next : (previous ? previous->changelog_offset : 0);
+    if (auto status = owned.state->commit(Checkpoint{offset, now_ms}); !status) {
+      return status.error().within("the transaction committed but the local store did not (restart restores)");
+    }
+    owned.committed_offset = owned.next_offset;
+    slotted += static_cast<double>(owned.state->slotted_count());
+  }
+  store_size_.set(slotted);
+  out_.clear();
+  consumed_in_batch_ = 0;
+  publish_counts();
+  return Status::success();
+}
+
+void DispatcherLoop::abort_batch(const std::string& why) {
+  spdlog::warn("event=transaction_abort reason=\"{}\"", why);
+  aborts_.inc();
+  if (auto error = std::unique_ptr<RdKafka::Error>(
+          producer_->abort_transaction(static_cast<int>(settings_.transaction_timeout.count())))) {
+    fatal_ = kafka::to_error(*error, "abort_transaction");
+    return;
+  }
+  out_.clear();
+  consumed_in_batch_ = 0;
+  for (auto& [partition, owned] : owned_) {
+    owned.state->discard();
+    owned.next_offset = owned.committed_offset;
+    RdKafka::TopicPartition* position =
+        RdKafka::TopicPartition::create(core_.settings().names.jobs(), partition, owned.committed_offset);
+    const auto code = consumer_->seek(*position, 5000);
+    delete position;
+    if (code != RdKafka::ERR_NO_ERROR) fatal_ = kafka::to_error(code, "rewind after abort");
+  }
+  (void)core_.take_fire_lags();
+}
+
+void DispatcherLoop::dr_cb(RdKafka::Message& message) {
+  if (message.err() != RdKafka::ERR_NO_ERROR) {
+    if (delivery_error_.empty())
+      delivery_error_ = fmt::format("delivery to {} failed: {}", message.topic_name(), message.errstr());
+    return;
+  }
+  if (message.topic_name() == core_.settings().names.dispatcher_changelog()) {
+    auto owned = owned_.find(message.partition());
+    if (owned != owned_.end()) owned->second.changelog_next = std::max(owned->second.changelog_next, message.offset() + 1);
+  }
+}
+
+void DispatcherLoop::rebalance_cb(RdKafka::KafkaConsumer* /*consumer*/, RdKafka::ErrorCode code,
+                                  std::vector<RdKafka::TopicPartition*>& partitions) {
+  Status status;
+  if (code == RdKafka::ERR__ASSIGN_PARTITIONS) {
+    status = assign(partitions);
+  } else {
+    status = revoke(partitions);
+  }
+  if (!status) {
+    spdlog::error("event=rebalance_failed error=\"{}\"", status.error().message());
+    fatal_ = status;
+  }
+}
+
+Status DispatcherLoop::assign(const std::vector<RdKafka::TopicPartition*>& partitions) {
+  // Committed offsets first (they wait for any pending transaction), then the changelog.
+  PartitionList committed;
+  for (const auto* partition : partitions) {
+    committed.items.push_back(RdKafka::TopicPartition::create(partition->topic(), partition->partition()));
+  }
+  if (const auto code = consumer_->committed(committed.items, 30000); code != RdKafka::ERR_NO_ERROR) {
+    return kafka::to_error(code, "fetch committed offsets");
+  }
+  std::string listing;
+  for (auto* item : committed.items) {
+    std::int64_t offset = item->offset();
+    if (offset < 0) {
+      auto marks = kafka::watermarks(*consumer_, item->topic(), item->partition(), Millis(30000));
+      if (!marks) return marks.error();
+      offset = marks->first;
+      item->set_offset(offset);
+    }
+    auto state = store_.open(item->partition());
+    if (!state) return state.error();
+    if (auto status = restore(item->partition(), **state); !status) return status;
+    owned_[item->partition()] = Owned{*state, offset, offset, -1};
+    listing += fmt::format("{}@{} ", item->partition(), offset);
+  }
+  if (const auto code = consumer_->assign(committed.items); code != RdKafka::ERR_NO_ERROR) {
+    return kafka::to_error(code, "assign");
+  }
+  owned_partitions_.set(static_cast<double>(owned_.size()));
+  spdlog::info("event=assigned partitions=\"{}\"", listing);
+  return Status::success();
+}
+
+Status DispatcherLoop::revoke(const std::vector<RdKafka::TopicPartition*>& partitions) {
+  // Finish the open batch while the group generation still accepts our offsets.
+  if (fatal_) {
+    if (auto status = commit_batch(); !status) spdlog::warn("event=revoke_commit_failed error=\"{}\"", status.error().message());
+  }
+  for (const auto* partition : partitions) {
+    auto owned = owned_.find(partition->partition());
+    if (owned == owned_.end()) continue;
+    owned->second.state->discard();
+    store_.close(partition->partition());
+    owned_.erase(owned);
+  }
+  owned_partitions_.set(static_cast<double>(owned_.size()));
+  out_.clear();
+  consumed_in_batch_ = 0;
+  spdlog::info("event=revoked count={}", partitions.size());
+  if (const auto code = consumer_->unassign(); code != RdKafka::ERR_NO_ERROR) return kafka::to_error(code, "unassign");
+  return Status::success();
+}
+
+Status DispatcherLoop::restore(std::int32_t partition, PartitionState& state) {
+  const auto& topic = core_.settings().names.dispatcher_changelog();
+  auto properties = settings_.client;
+  properties["group.id"] = core_.settings().names.prefix + "dispatcher-restore";
+  properties["enable.partition.eof"] = "true";
+  properties["fetch.max.bytes"] = "52428800";
+  auto restorer = kafka::make_consumer(properties);
+  if (!restorer) return restorer.error();
+  auto uncommitted_properties = properties;
+  uncommitted_properties["isolation.level"] = "read_uncommitted";
+  auto probe = kafka::make_consumer(uncommitted_properties);
+  if (!probe) return probe.error();
+
+  auto marks = kafka::watermarks(**probe, topic, partition, Millis(30000));
+  if (!marks) return marks.error();
+  auto [low, high] = *marks;
+  const std::int64_t now_ms = to_epoch_ms(SystemClock::instance().now());
+  std::int64_t start = low;
+  const auto checkpoint = state.checkpoint();
+  if (checkpoint && checkpoint->changelog_offset >= low && checkpoint->changelog_offset <= high &&
+      now_ms - checkpoint->written_ms < settings_.changelog_delete_retention.count()) {
+    start = checkpoint->changelog_offset;
+  } else {
+    if (checkpoint) {
+      spdlog::warn(
+          "event=restore_wipe partition={} checkpoint={} low={} high={} msg=\"checkpoint unusable: restoring from scratch\"",
+          partition, checkpoint->changelog_offset, low, high);
+    }
+    if (auto status = state.wipe(); !status) return status;
+  }
+  spdlog::info("event=restore_start partition={} from={} to={}", partition, start, high);
+  const auto restore_started = SteadyClock::now();
+  if (start >= high) {
+    if (auto status = state.commit(Checkpoint{start, now_ms}); !status) return status;
+    return Status::success();
+  }
+
+  PartitionList assignment;
+  assignment.items.push_back(RdKafka::TopicPartition::create(topic, partition, start));
+  if (const auto code = (*restorer)->assign(assignment.items); code != RdKafka::ERR_NO_ERROR)
+    return kafka::to_error(code, "assign changelog");
+
+  const auto deadline = SteadyClock::now() + settings_.restore_timeout;
+  std::int64_t position = start;
+  std::uint64_t replayed = 0;
+  std::size_t staged = 0;
+  while (true) {
+    if (SteadyClock::now() > deadline)
+      return make_error("restore of partition {} did not reach the changelog end in time", partition);
+    std::unique_ptr<RdKafka::Message> message((*restorer)->consume(500));
+    if (message->err() == RdKafka::ERR__TIMED_OUT) continue;
+    if (message->err() == RdKafka::ERR__PARTITION_EOF) {
+      position = std::max(position, message->offset());
+      // EOF under read_committed stops at the last stable offset. Anything beyond it is an open
+      // transaction of a dead or fenced owner: wait for it to commit or abort, then read on.
+      if (position >= high) break;
+      auto latest = kafka::watermarks(**probe, topic, partition, Millis(30000));
+      if (!latest) return latest.error();
+      high = latest->second;
+      if (position >= high) break;
+      std::this_thread::sleep_for(Millis(200));
+      continue;
+    }
+    if (message->err() != RdKafka::ERR_NO_ERROR) {
+      spdlog::warn("event=restore_consume_error partition={} error=\"{}\"", partition, message->errstr());
+      continue;
+    }
+    const std::string_view key = message->key() != nullptr ? std::string_view(*message->key()) : std::string_view();
+    DispatcherCore::restore(state, key, std::string_view(static_cast<const char*>(message->payload()), message->len()),
+                            message->payload() == nullptr);
+    position = message->offset() + 1;
+    ++replayed;
+    if (++staged >= 10000) {  // bound the staged batch on large restores
+      if (auto status = state.commit(Checkpoint{position, now_ms}); !status) return status;
+      staged = 0;
+    }
+  }
+  if (auto status = state.commit(Checkpoint{position, now_ms}); !status) return status;
+  (*restorer)->close();
+  (*probe)->close();
+  restored_records_.inc(replayed);
+  spdlog::info("event=restore_done partition={} records={} position={} seconds={:.3f} slotted={}", partition, replayed, position,
+               std::chrono::duration<double>(SteadyClock::now() - restore_started).count(), state.slotted_count());
+  return Status::success();
+}
+
+void DispatcherLoop::publish_counts() {
+  const auto& counts = core_.counts();
+  accepted_.inc(counts.accepted - published_.accepted);
+  fired_.inc(counts.fired - published_.fired);
+  rejected_.inc(counts.rejected - published_.rejected);
+  forwarded_.inc(counts.forwarded - published_.forwarded);
+  cancelled_.inc(counts.cancelled - published_.cancelled);
+  duplicates_.inc(counts.duplicates - published_.duplicates);
+  expired_.inc(counts.expired - published_.expired);
+  published_ = counts;
+  for (const auto lag_ms : core_.take_fire_lags()) fire_lag_.observe(static_cast<double>(lag_ms) / 1000.0);
+}
+
+}  // namespace kcron::dispatcher

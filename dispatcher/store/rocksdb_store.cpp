@@ -1,0 +1,297 @@
+#include "store/rocksdb_store.h"
+
+#include <fmt/format.h>
+#include <rocksdb/cache.h>
+#include <rocksdb/table.h>
+
+#include <filesystem>
+
+#include "core/bucket_key.h"
+
+namespace kcron::dispatcher {
+namespace {
+
+constexpr char kIndexPrefix = 'i';
+constexpr char kBucketPrefix = 'b';
+const std::string kCheckpointKey = "m/checkpoint";
+const std::string kLowBucketKey = "m/low";
+const std::string kCountKey = "m/count";
+
+Error to_error(const rocksdb::Status& status, std::string_view what) {
+  return make_error("rocksdb {}: {}", what, status.ToString());
+}
+
+std::string cf_name(std::int32_t partition) {
+  return fmt::format("p{}", partition);
+}
+
+std::string index_key(std::string_view job_id) {
+  std::string key(1, kIndexPrefix);
+  key += job_id;
+  return key;
+}
+
+std::string bucket_db_key(const BucketKey& key) {
+  std::string out(1, kBucketPrefix);
+  out += encode_bucket_key(key);
+  return out;
+}
+
+std::string encode_i64(std::int64_t value) {
+  std::string out;
+  put_big_endian(out, static_cast<std::uint64_t>(value));
+  return out;
+}
+
+// Index value: [1 byte has-slot][8 bytes due_ms][1 byte priority][entry bytes].
+std::string frame_index_value(std::string_view value, const std::optional<Slot>& slot) {
+  std::string out;
+  out.reserve(10 + value.size());
+  out.push_back(slot ? 1 : 0);
+  put_big_endian(out, static_cast<std::uint64_t>(slot ? slot->due_ms : 0));
+  out.push_back(static_cast<char>(slot ? slot->priority : 0));
+  out += value;
+  return out;
+}
+
+struct IndexValue {
+  std::optional<Slot> slot;
+  std::string value;
+};
+
+std::optional<IndexValue> parse_index_value(const std::string& framed) {
+  if (framed.size() < 10) return std::nullopt;
+  IndexValue parsed;
+  if (framed[0] != 0) {
+    parsed.slot = Slot{static_cast<std::int64_t>(read_big_endian(std::string_view(framed).substr(1, 8))),
+                       static_cast<unsigned char>(framed[9])};
+  }
+  parsed.value = framed.substr(10);
+  return parsed;
+}
+
+}  // namespace
+
+class RocksDbDelayStore::Partition final : public PartitionState {
+ public:
+  Partition(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* handle, Millis bucket_width)
+      : db_(db), handle_(handle), bucket_width_(bucket_width), batch_(rocksdb::BytewiseComparator(), 0, true) {
+    load_metadata();
+  }
+
+  void set_handle(rocksdb::ColumnFamilyHandle* handle) { handle_ = handle; }
+
+  std::optional<std::string> get(std::string_view job_id) override {
+    auto framed = read(index_key(job_id));
+    if (!framed) return std::nullopt;
+    auto parsed = parse_index_value(*framed);
+    if (!parsed) return std::nullopt;
+    return std::move(parsed->value);
+  }
+
+  void put(std::string_view job_id, std::string_view value, std::optional<Slot> slot) override {
+    remove_slot(job_id);
+    (void)batch_.Put(handle_, index_key(job_id), frame_index_value(value, slot));
+    if (slot) {
+      const BucketKey key{bucket_of(slot->due_ms, bucket_width_), slot->priority, slot->due_ms, std::string(job_id)};
+      (void)batch_.Put(handle_, bucket_db_key(key), "");
+      ++count_;
+      if (key.bucket < low_bucket_) {
+        low_bucket_ = key.bucket;
+        (void)batch_.Put(handle_, kLowBucketKey, encode_i64(low_bucket_));
+      }
+    }
+    (void)batch_.Put(handle_, kCountKey, encode_i64(count_));
+  }
+
+  void erase(std::string_view job_id) override {
+    remove_slot(job_id);
+    (void)batch_.Delete(handle_, index_key(job_id));
+    (void)batch_.Put(handle_, kCountKey, encode_i64(count_));
+  }
+
+  std::vector<DueEntry> due(std::int64_t now_ms, std::size_t limit) override {
+    std::vector<DueEntry> entries;
+    const auto current = bucket_of(now_ms, bucket_width_);
+    std::string lower(1, kBucketPrefix);
+    lower += bucket_start(low_bucket_);
+    std::string upper(1, kBucketPrefix);
+    upper += bucket_start(current + 1);
+    const rocksdb::Slice upper_slice(upper);
+    rocksdb::ReadOptions read_options;
+    read_options.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> iterator(
+        batch_.NewIteratorWithBase(handle_, db_->NewIterator(read_options, handle_), &read_options));
+    bool first = true;
+    for (iterator->Seek(lower); iterator->Valid() && entries.size() < limit; iterator->Next()) {
+      const auto key = iterator->key();
+      if (key.compare(rocksdb::Slice(upper)) >= 0 || key.size() == 0 || key[0] != kBucketPrefix) break;
+      auto decoded = decode_bucket_key(std::string_view(key.data() + 1, key.size() - 1));
+      if (!decoded) continue;
+      if (first) {
+        first = false;
+        advance_low_bucket(decoded->bucket);
+      }
+      if (decoded->due_ms <= now_ms) entries.push_back({decoded->job_id, Slot{decoded->due_ms, decoded->priority}});
+    }
+    if (first) advance_low_bucket(current);  // nothing live up to the current bucket
+    return entries;
+  }
+
+  std::int64_t slotted_count() override { return count_; }
+
+  Status commit(const Checkpoint& checkpoint) override {
+    std::string value = encode_i64(checkpoint.changelog_offset) + encode_i64(checkpoint.written_ms);
+    (void)batch_.Put(handle_, kCheckpointKey, value);
+    rocksdb::WriteOptions write_options;
+    const auto status = db_->Write(write_options, batch_.GetWriteBatch());
+    if (!status.ok()) return to_error(status, "commit");
+    batch_.Clear();
+    committed_count_ = count_;
+    committed_low_bucket_ = low_bucket_;
+    checkpoint_ = checkpoint;
+    return Status::success();
+  }
+
+  void discard() override {
+    batch_.Clear();
+    count_ = committed_count_;
+    low_bucket_ = committed_low_bucket_;
+  }
+
+  std::optional<Checkpoint> checkpoint() override { return checkpoint_; }
+
+  Status wipe() override {
+    batch_.Clear();
+    rocksdb::WriteBatch wipe_batch;
+    (void)wipe_batch.DeleteRange(handle_, std::string(1, '\0'), std::string(8, '\xff'));
+    const auto status = db_->Write(rocksdb::WriteOptions(), &wipe_batch);
+    if (!status.ok()) return to_error(status, "wipe");
+    (void)db_->CompactRange(rocksdb::CompactRangeOptions(), handle_, nullptr, nullptr);
+    load_metadata();
+    return Status::success();
+  }
+
+ private:
+  std::optional<std::string> read(const std::string& key) {
+    std::string value;
+    const auto status = batch_.GetFromBatchAndDB(db_, rocksdb::ReadOptions(), handle_, key, &value);
+    if (!status.ok()) return std::nullopt;
+    return value;
+  }
+
+  void remove_slot(std::string_view job_id) {
+    auto framed = read(index_key(job_id));
+    if (!framed) return;
+    auto parsed = parse_index_value(*framed);
+    if (!parsed || !parsed->slot) return;
+    const BucketKey key{bucket_of(parsed->slot->due_ms, bucket_width_), parsed->slot->priority, parsed->slot->due_ms,
+                        std::string(job_id)};
+    (void)batch_.Delete(handle_, bucket_db_key(key));
+    --count_;
+  }
+
+  void advance_low_bucket(std::int64_t bucket) {
+    if (bucket <= low_bucket_) return;
+    low_bucket_ = bucket;
+    (void)batch_.Put(handle_, kLowBucketKey, encode_i64(low_bucket_));
+  }
+
+  void load_metadata() {
+    std::string value;
+    checkpoint_.reset();
+    if (db_->Get(rocksdb::ReadOptions(), handle_, kCheckpointKey, &value).ok() && value.size() == 16) {
+      checkpoint_ = Checkpoint{static_cast<std::int64_t>(read_big_endian(value)),
+                               static_cast<std::int64_t>(read_big_endian(std::string_view(value).substr(8)))};
+    }
+    low_bucket_ = 0;
+    if (db_->Get(rocksdb::ReadOptions(), handle_, kLowBucketKey, &value).ok() && value.size() == 8) {
+      low_bucket_ = static_cast<std::int64_t>(read_big_endian(value));
+    }
+    count_ = 0;
+    if (db_->Get(rocksdb::ReadOptions(), handle_, kCountKey, &value).ok() && value.size() == 8) {
+      count_ = static_cast<std::int64_t>(read_big_endian(value));
+    }
+    committed_count_ = count_;
+    committed_low_bucket_ = low_bucket_;
+  }
+
+  rocksdb::DB* db_;
+  rocksdb::ColumnFamilyHandle* handle_;
+  Millis bucket_width_;
+  rocksdb::WriteBatchWithIndex batch_;
+  std::optional<Checkpoint> checkpoint_;
+  std::int64_t low_bucket_ = 0;
+  std::int64_t committed_low_bucket_ = 0;
+  std::int64_t count_ = 0;
+  std::int64_t committed_count_ = 0;
+};
+
+Result<std::unique_ptr<RocksDbDelayStore>> RocksDbDelayStore::open_db(const RocksDbOptions& options) {
+  std::unique_ptr<RocksDbDelayStore> store(new RocksDbDelayStore());
+  store->options_ = options;
+  std::error_code error;
+  std::filesystem::create_directories(options.path, error);
+  if (error) return make_error("state dir {}: {}", options.path, error.message());
+
+  store->cache_ = rocksdb::NewLRUCache(options.block_cache_bytes);
+  store->write_buffers_ = std::make_shared<rocksdb::WriteBufferManager>(options.write_buffer_bytes, store->cache_);
+  rocksdb::BlockBasedTableOptions table_options;
+  table_options.block_cache = store->cache_;
+  table_options.cache_index_and_filter_blocks = true;
+  store->cf_options_.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
+  store->cf_options_.write_buffer_size = 16U << 20U;
+  store->cf_options_.compression = rocksdb::kLZ4Compression;
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.write_buffer_manager = store->write_buffers_;
+  db_options.max_background_jobs = 2;
+  db_options.keep_log_file_num = 3;
+
+  std::vector<std::string> names;
+  if (!rocksdb::DB::ListColumnFamilies(db_options, options.path, &names).ok() || names.empty()) {
+    names = {rocksdb::kDefaultColumnFamilyName};
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const auto& name : names) descriptors.emplace_back(name, store->cf_options_);
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  const auto status = rocksdb::DB::Open(db_options, options.path, descriptors, &handles, &raw);
+  if (!status.ok()) return to_error(status, fmt::format("open {}", options.path));
+  store->db_.reset(raw);
+  for (std::size_t index = 0; index < names.size(); ++index) store->handles_[names[index]] = handles[index];
+  return store;
+}
+
+RocksDbDelayStore::~RocksDbDelayStore() {
+  partitions_.clear();
+  if (db_) {
+    for (auto& [name, handle] : handles_) (void)db_->DestroyColumnFamilyHandle(handle);
+    (void)db_->Close();
+  }
+}
+
+Result<PartitionState*> RocksDbDelayStore::open(std::int32_t partition) {
+  if (auto found = partitions_.find(partition); found != partitions_.end())
+    return static_cast<PartitionState*>(found->second.get());
+  const auto name = cf_name(partition);
+  auto handle = handles_.find(name);
+  if (handle == handles_.end()) {
+    rocksdb::ColumnFamilyHandle* created = nullptr;
+    const auto status = db_->CreateColumnFamily(cf_options_, name, &created);
+    if (!status.ok()) return to_error(status, fmt::format("create column family {}", name));
+    handle = handles_.emplace(name, created).first;
+  }
+  auto state = std::make_unique<Partition>(db_.get(), handle->second, options_.bucket_width);
+  auto* raw = state.get();
+  partitions_[partition] = std::move(state);
+  return static_cast<PartitionState*>(raw);
+}
+
+void RocksDbDelayStore::close(std::int32_t partition) {
+  partitions_.erase(partition);
+}
+
+}  // namespace kcron::dispatcher

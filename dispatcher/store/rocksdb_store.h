@@ -1,0 +1,51 @@
+// RocksDB-backed DelayStore: one DB per process, one column family per jobs partition, a shared
+// block cache and WriteBufferManager so memory stays bounded whatever the number of pending jobs.
+// Staged writes live in a WriteBatchWithIndex per partition (reads see them); commit() writes the
+// batch and the checkpoint atomically. Single-threaded: the dispatcher loop owns it.
+#pragma once
+
+#include <rocksdb/db.h>
+#include <rocksdb/utilities/write_batch_with_index.h>
+#include <rocksdb/write_buffer_manager.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "core/delay_store.h"
+#include "kcron/clock.h"
+
+namespace kcron::dispatcher {
+
+struct RocksDbOptions {
+  std::string path;
+  std::size_t block_cache_bytes = 64U << 20U;
+  std::size_t write_buffer_bytes = 64U << 20U;
+  Millis bucket_width{1000};
+};
+
+class RocksDbDelayStore final : public DelayStore {
+ public:
+  static Result<std::unique_ptr<RocksDbDelayStore>> open_db(const RocksDbOptions& options);
+  ~RocksDbDelayStore() override;
+  RocksDbDelayStore(const RocksDbDelayStore&) = delete;
+  RocksDbDelayStore& operator=(const RocksDbDelayStore&) = delete;
+
+  Result<PartitionState*> open(std::int32_t partition) override;
+  void close(std::int32_t partition) override;
+
+  class Partition;
+
+ private:
+  RocksDbDelayStore() = default;
+
+  RocksDbOptions options_;
+  std::shared_ptr<rocksdb::Cache> cache_;
+  std::shared_ptr<rocksdb::WriteBufferManager> write_buffers_;
+  rocksdb::ColumnFamilyOptions cf_options_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::map<std::string, rocksdb::ColumnFamilyHandle*> handles_;  // by column family name
+  std::map<std::int32_t, std::unique_ptr<Partition>> partitions_;
+};
+
+}  // namespace kcron::dispatcher

@@ -1,0 +1,220 @@
+// End-to-end flows against the real broker: kcron-dispatcher and kcron-worker run as child
+// processes on a fresh topic prefix; the tests produce like users do and read what was committed.
+#include <zlib.h>
+
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "kcron.pb.h"
+#include "kcron/codec.h"
+#include "kcron/routing.h"
+#include "support/harness.h"
+
+using namespace kcron;
+using namespace kcron::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+bool wait_for_log(Process& process, const std::string& needle, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream file(process.log_path());
+    std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    if (text.find(needle) != std::string::npos) return true;
+    if (!process.running()) return false;
+    std::this_thread::sleep_for(100ms);
+  }
+  return false;
+}
+
+struct Deployment {
+  TestEnv& env;
+  std::unique_ptr<Process> dispatcher;
+  std::unique_ptr<Process> worker;
+  int dispatcher_starts = 0;
+
+  explicit Deployment(TestEnv& test_env, bool with_worker = true) : env(test_env) {
+    start_dispatcher();
+    if (with_worker) {
+      worker = std::make_unique<Process>(program_path("kcron-worker"), env.program_env("w1"), env.state_root + "/worker.log");
+      REQUIRE(wait_for_log(*worker, "event=assigned", 60s));
+    }
+  }
+  void start_dispatcher() {
+    ++dispatcher_starts;
+    const auto log = fmt::format("{}/dispatcher-{}.log", env.state_root, dispatcher_starts);
+    dispatcher = std::make_unique<Process>(program_path("kcron-dispatcher"), env.program_env("d1"), log);
+    INFO(tail_file(log));
+    REQUIRE(wait_for_log(*dispatcher, "event=assigned", 60s));
+  }
+};
+
+std::string submit_bytes(const std::string& id, const std::string& when_json) {
+  return fmt::format(R"({{"id":"{}",{}"noop":{{}}}})", id, when_json.empty() ? "" : when_json + ",");
+}
+
+std::uint32_t crc32_partition(const std::string& key, std::uint32_t partitions) {
+  const auto crc = ::crc32(0L, reinterpret_cast<const Bytef*>(key.data()), static_cast<uInt>(key.size()));
+  return static_cast<std::uint32_t>(crc % partitions);
+}
+
+}  // namespace
+
+TEST_CASE("an immediate job's result appears on kcron.results", "[integration]") {
+  TestEnv env("immediate");
+  Deployment deployment(env);
+  TestProducer producer;
+  producer.send(env.prefix + "jobs", "now-1", submit_bytes("now-1", ""));
+  producer.flush();
+  const auto results = read_topics({env.prefix + "results"}, 30s, [](const auto& records) { return !records.empty(); });
+  REQUIRE(results.size() == 1);
+  v1::Result result;
+  REQUIRE(result.ParseFromString(results[0].value));
+  CHECK(result.job_id() == "now-1");
+  CHECK(result.state() == v1::SUCCEEDED);
+  CHECK(results[0].headers.at("kcron-status") == "SUCCEEDED");
+}
+
+TEST_CASE("a job due in 3 s has not fired 1 s before its instant and fires after it", "[integration]") {
+  TestEnv env("precise");
+  Deployment deployment(env);
+  TestProducer producer;
+  producer.send(env.prefix + "jobs", "in-3s", submit_bytes("in-3s", R"("delay":"3s")"));
+  producer.flush();
+  const auto submitted = std::chrono::steady_clock::now();
+  std::this_thread::sleep_until(submitted + 2s);
+  const auto early = read_topics(exec_topics(env.prefix), 500ms);
+  CHECK(early.empty());
+
+  const auto results = read_topics({env.prefix + "results"}, 30s, [](const auto& records) { return !records.empty(); });
+  REQUIRE(results.size() == 1);
+  const auto exec = read_topics(exec_topics(env.prefix), 2s, [](const auto& records) { return !records.empty(); });
+  REQUIRE(exec.size() == 1);
+  v1::Execution execution;
+  REQUIRE(execution.ParseFromString(exec[0].value));
+  CHECK(execution.fired_ms() >= execution.due_ms());
+  v1::Result result;
+  REQUIRE(result.ParseFromString(results[0].value));
+  CHECK(result.started_ms() >= execution.due_ms());
+}
+
+TEST_CASE("garbage bytes and invalid JSON are REJECTED and a valid job behind them still runs", "[integration]") {
+  TestEnv env("garbage");
+  Deployment deployment(env);
+  TestProducer producer;
+  const std::string key = "after-garbage";
+  producer.send(env.prefix + "jobs", key, std::string("\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\x00garbage", 19));
+  producer.send(env.prefix + "jobs", key, R"({"id": "after-garbage", "noop": )");
+  producer.send(env.prefix + "jobs", key, R"({"id":"after-garbage","queue":"no-such-queue","noop":{}})");
+  producer.send(env.prefix + "jobs", key, submit_bytes(key, ""));
+  producer.flush();
+
+  const auto results = read_topics({env.prefix + "results"}, 30s, [](const auto& records) { return !records.empty(); });
+  REQUIRE(results.size() == 1);
+  CHECK(results[0].key == key);
+  const auto letters = read_topics({env.prefix + "dead-letters"}, 10s, [](const auto& records) { return records.size() >= 3; });
+  REQUIRE(letters.size() == 3);
+  std::vector<std::string> reasons;
+  for (const auto& record : letters) {
+    v1::DeadLetter letter;
+    REQUIRE(letter.ParseFromString(record.value));
+    CHECK(letter.state() == v1::REJECTED);
+    CHECK(record.headers.at("kcron-status") == "REJECTED");
+    reasons.push_back(letter.reason());
+  }
+  CHECK_THAT(reasons[1], Catch::Contains("invalid JSON"));
+  CHECK_THAT(reasons[2], Catch::Contains("unknown queue 'no-such-queue'"));
+}
+
+TEST_CASE("a cancel produced with a different partitioner than the submit still cancels", "[integration]") {
+  TestEnv env("partitioner");
+  Deployment deployment(env);
+  // A key that kcat's default (consistent_random = CRC32) and Java's murmur2 place differently.
+  std::string key;
+  for (int candidate = 0; candidate < 1000 && key.empty(); ++candidate) {
+    const auto name = fmt::format("crc-job-{}", candidate);
+    if (crc32_partition(name, 4) != static_cast<std::uint32_t>(partition_for_key(name, 4).value())) key = name;
+  }
+  REQUIRE_FALSE(key.empty());
+
+  TestProducer kcat_like("consistent_random");
+  kcat_like.send(env.prefix + "jobs", key, submit_bytes(key, R"("delay":"4s")"));
+  kcat_like.flush();
+  CHECK(kcat_like.partition_of(key) == static_cast<std::int32_t>(crc32_partition(key, 4)));
+
+  v1::Command cancel;
+  cancel.mutable_cancel()->set_job_id(key);
+  TestProducer java_like("murmur2_random");
+  java_like.send(env.prefix + "jobs", key, encode(cancel), -1, {{"content-type", "application/x-protobuf"}});
+  java_like.flush();
+  CHECK(java_like.partition_of(key) == partition_for_key(key, 4).value());
+
+  std::this_thread::sleep_for(7s);
+  const auto exec = read_topics(exec_topics(env.prefix), 1s);
+  CHECK(count_by_key(exec)[key] == 0);
+  const auto status = read_topics({env.prefix + "status"}, 10s, [](const auto& records) {
+    return std::any_of(records.begin(), records.end(),
+                       [](const Record& record) { return record.headers.at("kcron-status") == "CANCELLED"; });
+  });
+  std::set<std::string> states;
+  for (const auto& record : status) states.insert(record.headers.at("kcron-status"));
+  CHECK(states.contains("CANCELLED"));
+}
+
+TEST_CASE("a dispatcher killed with SIGKILL and restarted fires each pending delayed job exactly once", "[integration]") {
+  TestEnv env("sigkill");
+  Deployment deployment(env, false);
+  constexpr int kJobs = 600;
+  TestProducer producer;
+  // Due instants spread over 3..9 s from now, so the kill lands in the middle of the firing.
+  for (int index = 0; index < kJobs; ++index) {
+    const auto id = fmt::format("k-{}", index);
+    const int delay_ms = 3000 + index * 10;
+    producer.send(env.prefix + "jobs", id,
+                  submit_bytes(id, fmt::format(R"("delay":"{}.{:03}s")", delay_ms / 1000, delay_ms % 1000)));
+  }
+  producer.flush();
+  std::this_thread::sleep_for(5500ms);
+  deployment.dispatcher->kill_hard();
+  const auto before_restart = read_topics(exec_topics(env.prefix), 1500ms);
+  deployment.start_dispatcher();
+
+  const auto exec = read_topics(exec_topics(env.prefix), 60s, [&](const auto& records) {
+    return count_by_key(records).size() >= static_cast<std::size_t>(kJobs);
+  });
+  std::this_thread::sleep_for(2s);  // let any duplicate show up
+  const auto final_exec =
+      read_topics(exec_topics(env.prefix), 5s, [&](const auto& records) { return records.size() >= exec.size(); });
+  const auto counts = count_by_key(final_exec);
+  int once = 0;
+  int lost = 0;
+  int duplicated = 0;
+  for (int index = 0; index < kJobs; ++index) {
+    const auto found = counts.find(fmt::format("k-{}", index));
+    const int fired = found == counts.end() ? 0 : found->second;
+    once += fired == 1 ? 1 : 0;
+    lost += fired == 0 ? 1 : 0;
+    duplicated += fired > 1 ? 1 : 0;
+  }
+  WARN(fmt::format("sigkill-restart: sent={} fired_before_kill={} fired_once={} lost={} duplicated={}", kJobs,
+                   count_by_key(before_restart).size(), once, lost, duplicated));
+  CHECK(count_by_key(before_restart).size() > 0);
+  CHECK(count_by_key(before_restart).size() < static_cast<std::size_t>(kJobs));
+  CHECK(lost == 0);
+  CHECK(duplicated == 0);
+  CHECK(once == kJobs);
+}
+
+TEST_CASE("SIGTERM stops the dispatcher and worker cleanly with exit code 0", "[integration]") {
+  TestEnv env("sigterm");
+  Deployment deployment(env);
+  TestProducer producer;
+  producer.send(env.prefix + "jobs", "t-1", submit_bytes("t-1", ""));
+  producer.flush();
+  (void)read_topics({env.prefix + "results"}, 30s, [](const auto& records) { return !records.empty(); });
+  CHECK(deployment.worker->terminate() == 0);
+  CHECK(deployment.dispatcher->terminate() == 0);
+}

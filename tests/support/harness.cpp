@@ -1,0 +1,238 @@
+#include "support/harness.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "kcron/priority.h"
+#include "kcron/topics.h"
+
+namespace kcron::testing {
+
+std::string brokers() {
+  const char* value = std::getenv("KCRON_TEST_BROKERS");
+  return value != nullptr ? value : "127.0.0.1:9092";
+}
+
+std::string program_path(const std::string& name) {
+  return std::string(KCRON_BIN_DIR) + "/" + name;
+}
+
+std::vector<std::string> exec_topics(const std::string& prefix) {
+  std::vector<std::string> topics;
+  for (const auto* queue : {"default", "critical", "batch"}) {
+    for (const auto band : kAllBands) topics.push_back(exec_topic(prefix, queue, band));
+  }
+  return topics;
+}
+
+TestEnv::TestEnv(const std::string& name, int jobs, int exec) : jobs_partitions(jobs), exec_partitions(exec) {
+  std::random_device random;
+  prefix = fmt::format("it-{}-{:x}.", name, random() & 0xffffffU);
+  state_root = (std::filesystem::temp_directory_path() / ("kcron-" + prefix)).string();
+  std::filesystem::create_directories(state_root);
+  TopicLayout layout;
+  layout.jobs_partitions = jobs;
+  layout.exec_partitions = exec;
+  layout.output_partitions = 2;
+  layout.schedules_partitions = 2;
+  kafka::Properties properties = {{"bootstrap.servers", brokers()}};
+  auto created = kafka::create_topics(properties, all_topics(TopicNames(prefix), layout), 1, std::chrono::seconds(60));
+  REQUIRE(created.ok());
+}
+
+TestEnv::~TestEnv() {
+  if (std::getenv("KCRON_TEST_KEEP_STATE") != nullptr) return;
+  std::error_code ignored;
+  std::filesystem::remove_all(state_root, ignored);
+}
+
+std::vector<std::string> TestEnv::program_env(const std::string& instance_id) const {
+  return {"KCRON_BROKERS=" + brokers(),
+          "KCRON_TOPIC_PREFIX=" + prefix,
+          "KCRON_INSTANCE_ID=" + instance_id,
+          "KCRON_STATE_DIR=" + state_root + "/" + instance_id,
+          "KCRON_HTTP_PORT=0",
+          "KCRON_JOBS_PARTITIONS=" + std::to_string(jobs_partitions),
+          "KCRON_EXEC_PARTITIONS=" + std::to_string(exec_partitions),
+          "KCRON_LOG_LEVEL=info"};
+}
+
+Process::Process(const std::string& program, const std::vector<std::string>& env, const std::string& log_path)
+    : log_path_(log_path) {
+  std::vector<std::string> environment = env;
+  for (const char* inherited : {"PATH", "HOME", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"}) {
+    if (const char* value = std::getenv(inherited)) environment.push_back(std::string(inherited) + "=" + value);
+  }
+  pid_ = fork();
+  REQUIRE(pid_ >= 0);
+  if (pid_ == 0) {
+    std::FILE* log = std::fopen(log_path.c_str(), "a");
+    if (log != nullptr) {
+      dup2(fileno(log), STDOUT_FILENO);
+      dup2(fileno(log), STDERR_FILENO);
+    }
+    std::vector<char*> envp;
+    for (auto& entry : environment) envp.push_back(entry.data());
+    envp.push_back(nullptr);
+    std::string path = program;
+    char* argv[] = {path.data(), nullptr};
+    execve(path.c_str(), argv, envp.data());
+    _exit(127);
+  }
+}
+
+Process::~Process() {
+  if (pid_ > 0) kill_hard();
+}
+
+void Process::kill_hard() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+int Process::terminate(std::chrono::milliseconds timeout) {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  kill_hard();
+  return -2;
+}
+
+bool Process::running() {
+  if (pid_ <= 0) return false;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) == pid_) {
+    pid_ = -1;
+    return false;
+  }
+  return true;
+}
+
+struct TestProducer::Reports : RdKafka::DeliveryReportCb {
+  std::mutex mutex;
+  std::map<std::string, std::int32_t> partitions;
+  std::string error;
+  void dr_cb(RdKafka::Message& message) override {
+    std::lock_guard lock(mutex);
+    if (message.err() != RdKafka::ERR_NO_ERROR) error = message.errstr();
+    if (message.key() != nullptr) partitions[*message.key()] = message.partition();
+  }
+};
+
+TestProducer::TestProducer(const std::string& partitioner) : reports_(std::make_unique<Reports>()) {
+  auto producer = kafka::make_producer({{"bootstrap.servers", brokers()}, {"partitioner", partitioner}}, "", reports_.get());
+  REQUIRE(producer.ok());
+  producer_ = std::move(*producer);
+}
+
+TestProducer::~TestProducer() {
+  producer_.reset();
+}
+
+void TestProducer::send(const std::string& topic, const std::string& key, const std::string& value, std::int32_t partition,
+                        const std::vector<std::pair<std::string, std::string>>& headers) {
+  OutRecord record{topic, partition, key, value, false, headers};
+  auto status = kafka::produce(*producer_, record);
+  REQUIRE(status.ok());
+  producer_->poll(0);
+}
+
+void TestProducer::flush() {
+  REQUIRE(producer_->flush(30000) == RdKafka::ERR_NO_ERROR);
+  std::lock_guard lock(reports_->mutex);
+  REQUIRE(reports_->error.empty());
+}
+
+std::int32_t TestProducer::partition_of(const std::string& key) const {
+  std::lock_guard lock(reports_->mutex);
+  const auto found = reports_->partitions.find(key);
+  return found == reports_->partitions.end() ? -1 : found->second;
+}
+
+std::vector<Record> read_topics(const std::vector<std::string>& topics, std::chrono::milliseconds timeout,
+                                const std::function<bool(const std::vector<Record>&)>& until) {
+  auto consumer = kafka::make_consumer({{"bootstrap.servers", brokers()}, {"group.id", "kcron-test-reader"}});
+  REQUIRE(consumer.ok());
+  auto counts = kafka::partition_counts(**consumer, std::chrono::seconds(10));
+  REQUIRE(counts.ok());
+  std::vector<RdKafka::TopicPartition*> assignment;
+  for (const auto& topic : topics) {
+    const auto found = counts->find(topic);
+    REQUIRE(found != counts->end());
+    for (std::int32_t partition = 0; partition < found->second; ++partition) {
+      assignment.push_back(RdKafka::TopicPartition::create(topic, partition, RdKafka::Topic::OFFSET_BEGINNING));
+    }
+  }
+  REQUIRE((*consumer)->assign(assignment) == RdKafka::ERR_NO_ERROR);
+  RdKafka::TopicPartition::destroy(assignment);
+
+  std::vector<Record> records;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto last_check = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::unique_ptr<RdKafka::Message> message((*consumer)->consume(100));
+    if (message->err() == RdKafka::ERR_NO_ERROR) {
+      Record record;
+      record.topic = message->topic_name();
+      record.partition = message->partition();
+      record.offset = message->offset();
+      if (message->key() != nullptr) record.key = *message->key();
+      if (message->payload() != nullptr) record.value.assign(static_cast<const char*>(message->payload()), message->len());
+      if (auto* headers = message->headers()) {
+        for (const auto& header : headers->get_all()) {
+          record.headers[header.key()] = std::string(static_cast<const char*>(header.value()), header.value_size());
+        }
+      }
+      records.push_back(std::move(record));
+      continue;
+    }
+    if (until && std::chrono::steady_clock::now() - last_check > std::chrono::milliseconds(200)) {
+      last_check = std::chrono::steady_clock::now();
+      if (until(records)) break;
+    }
+  }
+  (*consumer)->close();
+  return records;
+}
+
+std::map<std::string, int> count_by_key(const std::vector<Record>& records) {
+  std::map<std::string, int> counts;
+  for (const auto& record : records) ++counts[record.key];
+  return counts;
+}
+
+std::string tail_file(const std::string& path, std::size_t lines) {
+  std::ifstream file(path);
+  std::deque<std::string> kept;
+  std::string line;
+  while (std::getline(file, line)) {
+    kept.push_back(line);
+    if (kept.size() > lines) kept.pop_front();
+  }
+  std::string out;
+  for (const auto& entry : kept) out += entry + "\n";
+  return out;
+}
+
+}  // namespace kcron::testing

@@ -1,0 +1,94 @@
+// Integration-test support: a fresh topic prefix per test on the real broker, kcron programs as
+// child processes (killed with SIGKILL or stopped with SIGTERM), a producer that can route like a
+// non-Java client, and a read_committed reader that collects what a topic holds.
+// Every wait here is bounded in time.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kcron/kafka.h"
+
+namespace kcron::testing {
+
+std::string brokers();  // KCRON_TEST_BROKERS, default 127.0.0.1:9092
+
+// A test's own namespace on the broker: prefix, topics (small partition counts), state dirs.
+struct TestEnv {
+  explicit TestEnv(const std::string& name, int jobs_partitions = 4, int exec_partitions = 2);
+  ~TestEnv();
+  TestEnv(const TestEnv&) = delete;
+  TestEnv& operator=(const TestEnv&) = delete;
+
+  std::string prefix;
+  std::string state_root;
+  int jobs_partitions;
+  int exec_partitions;
+  // Environment for a kcron program of this test.
+  std::vector<std::string> program_env(const std::string& instance_id) const;
+};
+
+class Process {
+ public:
+  Process(const std::string& program, const std::vector<std::string>& env, const std::string& log_path);
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+  void kill_hard();                                                             // SIGKILL and reap
+  int terminate(std::chrono::milliseconds timeout = std::chrono::seconds(30));  // SIGTERM, wait; exit code
+  bool running();
+  pid_t pid() const { return pid_; }
+  const std::string& log_path() const { return log_path_; }
+
+ private:
+  pid_t pid_ = -1;
+  std::string log_path_;
+};
+
+struct Record {
+  std::string topic;
+  std::int32_t partition = 0;
+  std::int64_t offset = 0;
+  std::string key;
+  std::string value;
+  std::map<std::string, std::string> headers;
+};
+
+// Produces (non-transactionally) and flushes. `partitioner` is a librdkafka partitioner name.
+class TestProducer {
+ public:
+  explicit TestProducer(const std::string& partitioner = "murmur2_random");
+  ~TestProducer();
+  TestProducer(const TestProducer&) = delete;
+  TestProducer& operator=(const TestProducer&) = delete;
+  void send(const std::string& topic, const std::string& key, const std::string& value, std::int32_t partition = -1,
+            const std::vector<std::pair<std::string, std::string>>& headers = {});
+  void flush();
+  // The partition librdkafka chose for the last record with this key (from the delivery report).
+  std::int32_t partition_of(const std::string& key) const;
+
+ private:
+  struct Reports;
+  std::unique_ptr<Reports> reports_;
+  std::unique_ptr<RdKafka::Producer> producer_;
+};
+
+// Reads every committed record of the topics, until `until` returns true or the timeout passes.
+std::vector<Record> read_topics(const std::vector<std::string>& topics, std::chrono::milliseconds timeout,
+                                const std::function<bool(const std::vector<Record>&)>& until = nullptr);
+
+// Exec topics (all queues and bands) of a prefix.
+std::vector<std::string> exec_topics(const std::string& prefix);
+
+std::map<std::string, int> count_by_key(const std::vector<Record>& records);
+
+std::string program_path(const std::string& name);
+std::string tail_file(const std::string& path, std::size_t lines = 40);
+
+}  // namespace kcron::testing
