@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "kcron/codec.h"
+#include "kcron/priority.h"
 
 namespace kcron::dispatcher {
 namespace {
@@ -39,6 +40,8 @@ DispatcherLoop::DispatcherLoop(LoopSettings settings, DispatcherCore& core, Dela
       expired_(metrics.counter("kcron_index_expired_total", "cancel markers and retained ids expired")),
       commits_(metrics.counter("kcron_transactions_committed_total{component=\"dispatcher\"}", "Kafka transactions committed")),
       aborts_(metrics.counter("kcron_transactions_aborted_total{component=\"dispatcher\"}", "Kafka transactions aborted")),
+      recoveries_(
+          metrics.counter("kcron_transaction_recoveries_total", "producer recreated after an unknown transaction outcome")),
       restored_records_(metrics.counter("kcron_changelog_restored_records_total", "changelog records replayed on restore")),
       store_size_(metrics.gauge("kcron_delay_store_jobs", "entries in the delay buckets of owned partitions")),
       owned_partitions_(metrics.gauge("kcron_owned_partitions", "jobs partitions owned by this dispatcher")),
@@ -50,23 +53,37 @@ DispatcherLoop::~DispatcherLoop() {
   if (consumer_) consumer_->close();
 }
 
-Status DispatcherLoop::start() {
+Status DispatcherLoop::create_producer() {
   const auto& names = core_.settings().names;
   auto producer_properties = settings_.client;
   producer_properties["transaction.timeout.ms"] = std::to_string(settings_.transaction_timeout.count());
   auto producer = kafka::make_producer(producer_properties, names.prefix + "dispatcher-" + settings_.instance_id, this);
   if (!producer) return producer.error();
   producer_ = std::move(*producer);
-
-  std::vector<TopicSpec> required = {{names.jobs(), core_.settings().jobs_partitions, {}},
-                                     {names.dispatcher_changelog(), core_.settings().jobs_partitions, {}}};
-  if (auto status = kafka::check_topics(*producer_, required, Millis(10000)); !status) return status;
-
-  // init_transactions fences an earlier incarnation of this instance and aborts its open transaction.
+  // init_transactions fences an earlier producer of this instance and completes or aborts its
+  // open transaction before it returns.
   if (auto error = std::unique_ptr<RdKafka::Error>(
           producer_->init_transactions(static_cast<int>(settings_.transaction_timeout.count() * 3)))) {
     return kafka::to_error(*error, "init_transactions");
   }
+  return Status::success();
+}
+
+Status DispatcherLoop::start() {
+  const auto& names = core_.settings().names;
+  if (auto status = create_producer(); !status) return status;
+
+  // Partition counts matter for what routes by partition; the rest must merely exist.
+  std::vector<TopicSpec> required = {{names.jobs(), core_.settings().jobs_partitions, {}},
+                                     {names.dispatcher_changelog(), core_.settings().jobs_partitions, {}},
+                                     {names.status(), 0, {}},
+                                     {names.events(), 0, {}},
+                                     {names.dead_letters(), 0, {}},
+                                     {names.control(), 0, {}}};
+  for (const auto& queue : core_.settings().queues) {
+    for (const auto band : kAllBands) required.push_back({exec_topic(names.prefix, queue, band), 0, {}});
+  }
+  if (auto status = kafka::check_topics(*producer_, required, Millis(10000)); !status) return status;
 
   auto properties = settings_.client;
   properties["group.id"] = names.prefix + "dispatcher";
@@ -181,9 +198,11 @@ Status DispatcherLoop::commit_batch() {
       abort_batch(error->str());
       return Status::success();
     }
-    // Fatal (fenced) or unknown outcome: the only safe move is to stop; a restart restores the
-    // store from its checkpoint and the consumer from the committed offsets.
-    return kafka::to_error(*error, "commit_transaction (outcome unknown or fenced; restart restores)");
+    if (error->is_fatal()) {
+      // Fenced by a newer incarnation of this instance: stop; that one owns the work now.
+      return kafka::to_error(*error, "commit_transaction (fenced)");
+    }
+    return recover(fmt::format("commit outcome unknown: {}", error->str()));
   }
   commits_.inc();
   commit_seconds_.observe(std::chrono::duration<double>(SteadyClock::now() - started).count());
@@ -226,6 +245,34 @@ void DispatcherLoop::abort_batch(const std::string& why) {
     if (code != RdKafka::ERR_NO_ERROR) fatal_ = kafka::to_error(code, "rewind after abort");
   }
   (void)core_.take_fire_lags();
+}
+
+Status DispatcherLoop::recover(const std::string& why) {
+  spdlog::warn("event=transaction_recover reason=\"{}\" msg=\"recreating the producer and restoring from Kafka\"", why);
+  recoveries_.inc();
+  out_.clear();
+  consumed_in_batch_ = 0;
+  (void)core_.take_fire_lags();
+  producer_.reset();
+  if (auto status = create_producer(); !status) return status;
+  PartitionList committed;
+  for (auto& [partition, owned] : owned_) {
+    owned.state->discard();
+    if (auto status = restore(partition, *owned.state); !status) return status;
+    committed.items.push_back(RdKafka::TopicPartition::create(core_.settings().names.jobs(), partition));
+  }
+  if (committed.items.empty()) return Status::success();
+  if (const auto code = consumer_->committed(committed.items, 30000); code != RdKafka::ERR_NO_ERROR) {
+    return kafka::to_error(code, "fetch committed offsets");
+  }
+  for (auto* item : committed.items) {
+    auto& owned = owned_[item->partition()];
+    if (item->offset() >= 0) owned.committed_offset = item->offset();
+    owned.next_offset = owned.committed_offset;
+    item->set_offset(owned.committed_offset);
+    if (const auto code = consumer_->seek(*item, 5000); code != RdKafka::ERR_NO_ERROR) return kafka::to_error(code, "rewind");
+  }
+  return Status::success();
 }
 
 void DispatcherLoop::dr_cb(RdKafka::Message& message) {

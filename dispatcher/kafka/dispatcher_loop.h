@@ -52,6 +52,11 @@ class DispatcherLoop final : public RdKafka::RebalanceCb, public RdKafka::Delive
   };
 
   Status start();
+  Status create_producer();
+  // After a commit or abort whose outcome is unknown: a new producer (init_transactions resolves
+  // the old transaction), every owned store restored from its checkpoint, the consumer rewound
+  // to the committed offsets. Never assumes the commit failed.
+  Status recover(const std::string& why);
   Status consume_batch();
   Status commit_batch();
   Status assign(const std::vector<RdKafka::TopicPartition*>& partitions);
@@ -83,6 +88,7 @@ class DispatcherLoop final : public RdKafka::RebalanceCb, public RdKafka::Delive
   Counter& expired_;
   Counter& commits_;
   Counter& aborts_;
+  Counter& recoveries_;
   Counter& restored_records_;
   Gauge& store_size_;
   Gauge& owned_partitions_;

@@ -18,18 +18,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-bool wait_for_log(Process& process, const std::string& needle, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    std::ifstream file(process.log_path());
-    std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-    if (text.find(needle) != std::string::npos) return true;
-    if (!process.running()) return false;
-    std::this_thread::sleep_for(100ms);
-  }
-  return false;
-}
-
 struct Deployment {
   TestEnv& env;
   std::unique_ptr<Process> dispatcher;
@@ -52,10 +40,6 @@ struct Deployment {
   }
 };
 
-std::string submit_bytes(const std::string& id, const std::string& when_json) {
-  return fmt::format(R"({{"id":"{}",{}"noop":{{}}}})", id, when_json.empty() ? "" : when_json + ",");
-}
-
 std::uint32_t crc32_partition(const std::string& key, std::uint32_t partitions) {
   const auto crc = ::crc32(0L, reinterpret_cast<const Bytef*>(key.data()), static_cast<uInt>(key.size()));
   return static_cast<std::uint32_t>(crc % partitions);
@@ -67,7 +51,7 @@ TEST_CASE("an immediate job's result appears on kcron.results", "[integration]")
   TestEnv env("immediate");
   Deployment deployment(env);
   TestProducer producer;
-  producer.send(env.prefix + "jobs", "now-1", submit_bytes("now-1", ""));
+  producer.send(env.prefix + "jobs", "now-1", submit_json("now-1", ""));
   producer.flush();
   const auto results = read_topics({env.prefix + "results"}, 30s, [](const auto& records) { return !records.empty(); });
   REQUIRE(results.size() == 1);
@@ -82,7 +66,7 @@ TEST_CASE("a job due in 3 s has not fired 1 s before its instant and fires after
   TestEnv env("precise");
   Deployment deployment(env);
   TestProducer producer;
-  producer.send(env.prefix + "jobs", "in-3s", submit_bytes("in-3s", R"("delay":"3s")"));
+  producer.send(env.prefix + "jobs", "in-3s", submit_json("in-3s", R"("delay":"3s")"));
   producer.flush();
   const auto submitted = std::chrono::steady_clock::now();
   std::this_thread::sleep_until(submitted + 2s);
@@ -109,7 +93,7 @@ TEST_CASE("garbage bytes and invalid JSON are REJECTED and a valid job behind th
   producer.send(env.prefix + "jobs", key, std::string("\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\x00garbage", 19));
   producer.send(env.prefix + "jobs", key, R"({"id": "after-garbage", "noop": )");
   producer.send(env.prefix + "jobs", key, R"({"id":"after-garbage","queue":"no-such-queue","noop":{}})");
-  producer.send(env.prefix + "jobs", key, submit_bytes(key, ""));
+  producer.send(env.prefix + "jobs", key, submit_json(key, ""));
   producer.flush();
 
   const auto results = read_topics({env.prefix + "results"}, 30s, [](const auto& records) { return !records.empty(); });
@@ -141,7 +125,7 @@ TEST_CASE("a cancel produced with a different partitioner than the submit still 
   REQUIRE_FALSE(key.empty());
 
   TestProducer kcat_like("consistent_random");
-  kcat_like.send(env.prefix + "jobs", key, submit_bytes(key, R"("delay":"4s")"));
+  kcat_like.send(env.prefix + "jobs", key, submit_json(key, R"("delay":"4s")"));
   kcat_like.flush();
   CHECK(kcat_like.partition_of(key) == static_cast<std::int32_t>(crc32_partition(key, 4)));
 
@@ -174,7 +158,7 @@ TEST_CASE("a dispatcher killed with SIGKILL and restarted fires each pending del
     const auto id = fmt::format("k-{}", index);
     const int delay_ms = 3000 + index * 10;
     producer.send(env.prefix + "jobs", id,
-                  submit_bytes(id, fmt::format(R"("delay":"{}.{:03}s")", delay_ms / 1000, delay_ms % 1000)));
+                  submit_json(id, fmt::format(R"("delay":"{}.{:03}s")", delay_ms / 1000, delay_ms % 1000)));
   }
   producer.flush();
   std::this_thread::sleep_for(5500ms);
@@ -182,37 +166,20 @@ TEST_CASE("a dispatcher killed with SIGKILL and restarted fires each pending del
   const auto before_restart = read_topics(exec_topics(env.prefix), 1500ms);
   deployment.start_dispatcher();
 
-  const auto exec = read_topics(exec_topics(env.prefix), 60s, [&](const auto& records) {
-    return count_by_key(records).size() >= static_cast<std::size_t>(kJobs);
-  });
-  std::this_thread::sleep_for(2s);  // let any duplicate show up
-  const auto final_exec =
-      read_topics(exec_topics(env.prefix), 5s, [&](const auto& records) { return records.size() >= exec.size(); });
-  const auto counts = count_by_key(final_exec);
-  int once = 0;
-  int lost = 0;
-  int duplicated = 0;
-  for (int index = 0; index < kJobs; ++index) {
-    const auto found = counts.find(fmt::format("k-{}", index));
-    const int fired = found == counts.end() ? 0 : found->second;
-    once += fired == 1 ? 1 : 0;
-    lost += fired == 0 ? 1 : 0;
-    duplicated += fired > 1 ? 1 : 0;
-  }
-  WARN(fmt::format("sigkill-restart: sent={} fired_before_kill={} fired_once={} lost={} duplicated={}", kJobs,
-                   count_by_key(before_restart).size(), once, lost, duplicated));
+  const auto result = tally(read_exec_until_all(env.prefix, "k-", kJobs, 60s), "k-", kJobs);
+  WARN(result.line("sigkill-restart") + fmt::format(" fired_before_kill={}", count_by_key(before_restart).size()));
   CHECK(count_by_key(before_restart).size() > 0);
   CHECK(count_by_key(before_restart).size() < static_cast<std::size_t>(kJobs));
-  CHECK(lost == 0);
-  CHECK(duplicated == 0);
-  CHECK(once == kJobs);
+  CHECK(result.lost == 0);
+  CHECK(result.duplicated == 0);
+  CHECK(result.once == kJobs);
 }
 
 TEST_CASE("SIGTERM stops the dispatcher and worker cleanly with exit code 0", "[integration]") {
   TestEnv env("sigterm");
   Deployment deployment(env);
   TestProducer producer;
-  producer.send(env.prefix + "jobs", "t-1", submit_bytes("t-1", ""));
+  producer.send(env.prefix + "jobs", "t-1", submit_json("t-1", ""));
   producer.flush();
   (void)read_topics({env.prefix + "results"}, 30s, [](const auto& records) { return !records.empty(); });
   CHECK(deployment.worker->terminate() == 0);

@@ -236,3 +236,60 @@ std::string tail_file(const std::string& path, std::size_t lines) {
 }
 
 }  // namespace kcron::testing
+
+namespace kcron::testing {
+
+bool wait_for_log(Process& process, const std::string& needle, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (count_in_log(process.log_path(), needle) > 0) return true;
+    if (!process.running()) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+int count_in_log(const std::string& path, const std::string& needle) {
+  std::ifstream file(path);
+  std::string line;
+  int count = 0;
+  while (std::getline(file, line)) count += line.find(needle) != std::string::npos ? 1 : 0;
+  return count;
+}
+
+std::string submit_json(const std::string& id, const std::string& when_json) {
+  return fmt::format(R"({{"id":"{}",{}"noop":{{}}}})", id, when_json.empty() ? "" : when_json + ",");
+}
+
+std::string delay_json(std::int64_t delay_ms) {
+  return fmt::format(R"("delay":"{}.{:03}s")", delay_ms / 1000, delay_ms % 1000);
+}
+
+std::string Tally::line(const std::string& scenario) const {
+  return fmt::format("{}: sent={} fired_once={} lost={} duplicated={}", scenario, sent, once, lost, duplicated);
+}
+
+Tally tally(const std::vector<Record>& exec, const std::string& id_prefix, int count) {
+  const auto counts = count_by_key(exec);
+  Tally result;
+  result.sent = count;
+  for (int index = 0; index < count; ++index) {
+    const auto found = counts.find(fmt::format("{}{}", id_prefix, index));
+    const int fired = found == counts.end() ? 0 : found->second;
+    result.once += fired == 1 ? 1 : 0;
+    result.lost += fired == 0 ? 1 : 0;
+    result.duplicated += fired > 1 ? 1 : 0;
+  }
+  return result;
+}
+
+std::vector<Record> read_exec_until_all(const std::string& prefix, const std::string& id_prefix, int count,
+                                        std::chrono::milliseconds timeout, std::chrono::milliseconds settle) {
+  const auto first = read_topics(exec_topics(prefix), timeout,
+                                 [&](const std::vector<Record>& records) { return tally(records, id_prefix, count).lost == 0; });
+  std::this_thread::sleep_for(settle);
+  return read_topics(exec_topics(prefix), std::chrono::seconds(10),
+                     [&](const std::vector<Record>& records) { return records.size() >= first.size(); });
+}
+
+}  // namespace kcron::testing

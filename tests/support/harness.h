@@ -88,6 +88,29 @@ std::vector<std::string> exec_topics(const std::string& prefix);
 
 std::map<std::string, int> count_by_key(const std::vector<Record>& records);
 
+// Waits (bounded) until the process's log contains `needle`; false if it exits first.
+bool wait_for_log(Process& process, const std::string& needle, std::chrono::milliseconds timeout);
+int count_in_log(const std::string& path, const std::string& needle);
+
+// A one-line JSON submit of a noop job; `when_json` like "\"delay\":\"3s\"" or empty.
+std::string submit_json(const std::string& id, const std::string& when_json);
+std::string delay_json(std::int64_t delay_ms);
+
+// Exactly-once tally of committed exec records for ids prefix-0 .. prefix-(count-1).
+struct Tally {
+  int sent = 0;
+  int once = 0;
+  int lost = 0;
+  int duplicated = 0;
+  std::string line(const std::string& scenario) const;
+};
+Tally tally(const std::vector<Record>& exec, const std::string& id_prefix, int count);
+// Reads the exec topics until every id has fired or the timeout passes, then once more after
+// `settle` so late duplicates show.
+std::vector<Record> read_exec_until_all(const std::string& prefix, const std::string& id_prefix, int count,
+                                        std::chrono::milliseconds timeout,
+                                        std::chrono::milliseconds settle = std::chrono::seconds(2));
+
 std::string program_path(const std::string& name);
 std::string tail_file(const std::string& path, std::size_t lines = 40);
 

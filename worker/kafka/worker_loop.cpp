@@ -58,18 +58,17 @@ Status WorkerLoop::start() {
   producer_ = std::move(*producer);
 
   std::vector<std::string> topics;
-  std::vector<TopicSpec> required = {{settings_.names.results(), 0, {}}};
+  std::vector<TopicSpec> required = {{settings_.names.results(), 0, {}},
+                                     {settings_.names.status(), 0, {}},
+                                     {settings_.names.events(), 0, {}},
+                                     {settings_.names.worker_done(), settings_.exec_partitions, {}}};
   for (const auto& queue : settings_.queues) {
     for (const auto band : kAllBands) {
       topics.push_back(exec_topic(settings_.names.prefix, queue, band));
       required.push_back({topics.back(), settings_.exec_partitions, {}});
     }
   }
-  auto counts = kafka::partition_counts(*producer_, Millis(10000));
-  if (!counts) return counts.error();
-  for (const auto& spec : required) {
-    if (!counts->contains(spec.name)) return make_error("topic {} is missing: run `kcron topics create`", spec.name);
-  }
+  if (auto status = kafka::check_topics(*producer_, required, Millis(10000)); !status) return status;
   if (auto error = std::unique_ptr<RdKafka::Error>(
           producer_->init_transactions(static_cast<int>(settings_.transaction_timeout.count() * 3)))) {
     return kafka::to_error(*error, "init_transactions");

@@ -42,7 +42,7 @@ std::string header_value(RdKafka::Message& message, std::string_view name);
 // Partition count of each topic that exists (missing topics are absent from the map).
 Result<std::map<std::string, std::int32_t>> partition_counts(RdKafka::Handle& handle, std::chrono::milliseconds timeout);
 
-// Checks every topic exists with its expected partition count.
+// Checks every topic exists with its expected partition count (0: any count).
 Status check_topics(RdKafka::Handle& handle, const std::vector<TopicSpec>& topics, std::chrono::milliseconds timeout);
 
 // Creates the topics that do not exist yet (librdkafka Admin API); existing ones are left alone.
