@@ -101,6 +101,10 @@ int main(int argc, char** argv) {
   kcron::dispatcher::DispatcherLoop loop(loop_settings, core, **store, metrics, &http);
   const auto status = loop.run();
   if (!status) {
+    if (kcron::stop_requested()) {
+      spdlog::info("event=stopped msg=\"stop requested during start-up\" detail=\"{}\"", status.error().message());
+      return 0;
+    }
     spdlog::error("event=fatal error=\"{}\"", status.error().message());
     return 1;
   }

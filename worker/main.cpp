@@ -76,6 +76,10 @@ int main(int argc, char** argv) {
   kcron::worker::WorkerLoop loop(settings, runner, metrics, &http);
   const auto status = loop.run();
   if (!status) {
+    if (kcron::stop_requested()) {
+      spdlog::info("event=stopped msg=\"stop requested during start-up\" detail=\"{}\"", status.error().message());
+      return 0;
+    }
     spdlog::error("event=fatal error=\"{}\"", status.error().message());
     return 1;
   }

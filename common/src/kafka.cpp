@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <thread>
 
+#include "kcron/service.h"
+
 namespace kcron::kafka {
 namespace {
 
@@ -27,6 +29,28 @@ Status set_callback(RdKafka::Conf& conf, const char* name, Callback* callback) {
   if (conf.set(name, callback, error) != RdKafka::Conf::CONF_OK) return make_error("kafka {}: {}", name, error);
   return Status::success();
 }
+
+// librdkafka's own log lines, as structured log lines of the program.
+class LogBridge final : public RdKafka::EventCb {
+ public:
+  void event_cb(RdKafka::Event& event) override {
+    if (event.type() == RdKafka::Event::EVENT_LOG) {
+      const auto severity = event.severity();
+      const auto level = severity <= RdKafka::Event::EVENT_SEVERITY_ERROR     ? spdlog::level::err
+                         : severity == RdKafka::Event::EVENT_SEVERITY_WARNING ? spdlog::level::warn
+                         : severity <= RdKafka::Event::EVENT_SEVERITY_INFO    ? spdlog::level::info
+                                                                              : spdlog::level::debug;
+      spdlog::log(level, "event=librdkafka facility={} msg=\"{}\"", event.fac(), event.str());
+    } else if (event.type() == RdKafka::Event::EVENT_ERROR) {
+      spdlog::log(event.fatal() ? spdlog::level::err : spdlog::level::warn, "event=librdkafka_error error=\"{}\" fatal={}",
+                  event.str(), event.fatal());
+    }
+  }
+  static LogBridge& instance() {
+    static LogBridge bridge;
+    return bridge;
+  }
+};
 
 }  // namespace
 
@@ -51,6 +75,7 @@ Result<std::unique_ptr<RdKafka::Producer>> make_producer(Properties properties, 
   auto conf = make_conf(properties);
   if (!conf) return conf.error();
   if (auto status = set_callback(**conf, "dr_cb", delivery); !status) return status.error();
+  if (auto status = set_callback(**conf, "event_cb", &LogBridge::instance()); !status) return status.error();
   std::string error;
   std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf->get(), error));
   if (!producer) return make_error("cannot create Kafka producer: {}", error);
@@ -69,10 +94,23 @@ Result<std::unique_ptr<RdKafka::KafkaConsumer>> make_consumer(Properties propert
   auto conf = make_conf(properties);
   if (!conf) return conf.error();
   if (auto status = set_callback(**conf, "rebalance_cb", rebalance); !status) return status.error();
+  if (auto status = set_callback(**conf, "event_cb", &LogBridge::instance()); !status) return status.error();
   std::string error;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf->get(), error));
   if (!consumer) return make_error("cannot create Kafka consumer: {}", error);
   return consumer;
+}
+
+Status init_transactions(RdKafka::Producer& producer, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    std::unique_ptr<RdKafka::Error> error(producer.init_transactions(2000));
+    if (!error) return Status::success();
+    const bool may_retry = error->is_retriable() || error->code() == RdKafka::ERR__TIMED_OUT;
+    if (!may_retry || stop_requested() || std::chrono::steady_clock::now() >= deadline) {
+      return to_error(*error, stop_requested() ? "init_transactions (interrupted by a stop signal)" : "init_transactions");
+    }
+  }
 }
 
 Status produce(RdKafka::Producer& producer, const OutRecord& record, void* opaque) {
@@ -101,10 +139,18 @@ std::string header_value(RdKafka::Message& message, std::string_view name) {
 }
 
 Result<std::map<std::string, std::int32_t>> partition_counts(RdKafka::Handle& handle, std::chrono::milliseconds timeout) {
-  RdKafka::Metadata* raw = nullptr;
-  const auto code = handle.metadata(true, nullptr, &raw, static_cast<int>(timeout.count()));
-  std::unique_ptr<RdKafka::Metadata> metadata(raw);
-  if (code != RdKafka::ERR_NO_ERROR) return to_error(code, "fetch cluster metadata");
+  // Short steps, so a stop signal during start-up is honoured.
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::unique_ptr<RdKafka::Metadata> metadata;
+  while (true) {
+    RdKafka::Metadata* raw = nullptr;
+    const auto code = handle.metadata(true, nullptr, &raw, 1000);
+    metadata.reset(raw);
+    if (code == RdKafka::ERR_NO_ERROR) break;
+    if (stop_requested() || std::chrono::steady_clock::now() >= deadline) {
+      return to_error(code, fmt::format("fetch cluster metadata from {}", stop_requested() ? "(stop requested)" : "the brokers"));
+    }
+  }
   std::map<std::string, std::int32_t> counts;
   for (const auto* topic : *metadata->topics()) {
     if (topic->err() == RdKafka::ERR_NO_ERROR) counts[topic->topic()] = static_cast<std::int32_t>(topic->partitions()->size());

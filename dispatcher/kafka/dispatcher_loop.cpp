@@ -62,10 +62,7 @@ Status DispatcherLoop::create_producer() {
   producer_ = std::move(*producer);
   // init_transactions fences an earlier producer of this instance and completes or aborts its
   // open transaction before it returns.
-  if (auto error = std::unique_ptr<RdKafka::Error>(
-          producer_->init_transactions(static_cast<int>(settings_.transaction_timeout.count() * 3)))) {
-    return kafka::to_error(*error, "init_transactions");
-  }
+  if (auto status = kafka::init_transactions(*producer_, settings_.transaction_timeout * 3); !status) return status;
   return Status::success();
 }
 

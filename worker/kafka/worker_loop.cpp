@@ -69,10 +69,7 @@ Status WorkerLoop::start() {
     }
   }
   if (auto status = kafka::check_topics(*producer_, required, Millis(10000)); !status) return status;
-  if (auto error = std::unique_ptr<RdKafka::Error>(
-          producer_->init_transactions(static_cast<int>(settings_.transaction_timeout.count() * 3)))) {
-    return kafka::to_error(*error, "init_transactions");
-  }
+  if (auto status = kafka::init_transactions(*producer_, settings_.transaction_timeout * 3); !status) return status;
   auto properties = settings_.client;
   properties["group.id"] = settings_.names.prefix + "workers";
   properties["group.instance.id"] = settings_.names.prefix + "worker-" + settings_.instance_id;

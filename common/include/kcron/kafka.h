@@ -34,6 +34,10 @@ Result<std::unique_ptr<RdKafka::Producer>> make_producer(Properties properties, 
 // round-robin assignment. `rebalance` may be null.
 Result<std::unique_ptr<RdKafka::KafkaConsumer>> make_consumer(Properties properties, RdKafka::RebalanceCb* rebalance = nullptr);
 
+// init_transactions in short steps, so SIGTERM during start-up is honoured; retries retriable
+// errors (coordinator not ready yet) until `timeout`.
+Status init_transactions(RdKafka::Producer& producer, std::chrono::milliseconds timeout);
+
 // Produces one record, retrying (bounded) while the local queue is full.
 Status produce(RdKafka::Producer& producer, const OutRecord& record, void* opaque = nullptr);
 
