@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <catch2/catch.hpp>
+#include <random>
 #include <thread>
 
 #include "kcron.pb.h"
@@ -104,4 +105,49 @@ TEST_CASE("a dispatcher frozen past its session timeout commits nothing when it 
   CHECK(result.lost == 0);
   CHECK(result.duplicated == 0);
   CHECK(result.once == kJobs);
+}
+
+TEST_CASE("a rebalance storm of dispatchers joining, leaving and dying loses and duplicates nothing", "[fault]") {
+  TestEnv env("storm");
+  const char* seconds_text = std::getenv("KCRON_STORM_SECONDS");
+  const int storm_seconds = seconds_text != nullptr ? std::atoi(seconds_text) : 40;
+  const int jobs = 100 * storm_seconds;
+  TestProducer producer;
+  submit_spread(producer, env.prefix, "s-", jobs, 3000, storm_seconds * 1000);
+
+  std::map<std::string, std::unique_ptr<Process>> running;
+  int launches = 0;
+  auto launch = [&](const std::string& instance) {
+    auto vars = env.program_env(instance);
+    running[instance] = std::make_unique<Process>(program_path("kcron-dispatcher"), vars,
+                                                  fmt::format("{}/{}-{}.log", env.state_root, instance, ++launches));
+  };
+  launch("d1");
+  std::mt19937 random(20261123);
+  int terms = 0;
+  int kills = 0;
+  const auto storm_end = std::chrono::steady_clock::now() + std::chrono::seconds(storm_seconds);
+  while (std::chrono::steady_clock::now() < storm_end) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000 + random() % 3000));
+    const std::string instance = fmt::format("d{}", 1 + random() % 3);
+    auto found = running.find(instance);
+    if (found == running.end() || !found->second->running()) {
+      launch(instance);
+    } else if (random() % 2 == 0) {
+      found->second->terminate(std::chrono::seconds(20));
+      ++terms;
+    } else {
+      found->second->kill_hard();
+      ++kills;
+    }
+  }
+  for (const auto* instance : {"d1", "d2"}) {
+    if (running[instance] == nullptr || !running[instance]->running()) launch(instance);
+  }
+  const auto result = tally(read_exec_until_all(env.prefix, "s-", jobs, 120s, 3s), "s-", jobs);
+  WARN(result.line("rebalance-storm") +
+       fmt::format(" seconds={} launches={} sigterm={} sigkill={}", storm_seconds, launches, terms, kills));
+  CHECK(result.lost == 0);
+  CHECK(result.duplicated == 0);
+  CHECK(result.once == jobs);
 }

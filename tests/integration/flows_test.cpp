@@ -23,8 +23,10 @@ struct Deployment {
   std::unique_ptr<Process> dispatcher;
   std::unique_ptr<Process> worker;
   int dispatcher_starts = 0;
+  std::vector<std::string> dispatcher_extra_env;
 
-  explicit Deployment(TestEnv& test_env, bool with_worker = true) : env(test_env) {
+  explicit Deployment(TestEnv& test_env, bool with_worker = true, std::vector<std::string> extra_env = {})
+      : env(test_env), dispatcher_extra_env(std::move(extra_env)) {
     start_dispatcher();
     if (with_worker) {
       worker = std::make_unique<Process>(program_path("kcron-worker"), env.program_env("w1"), env.state_root + "/worker.log");
@@ -34,7 +36,9 @@ struct Deployment {
   void start_dispatcher() {
     ++dispatcher_starts;
     const auto log = fmt::format("{}/dispatcher-{}.log", env.state_root, dispatcher_starts);
-    dispatcher = std::make_unique<Process>(program_path("kcron-dispatcher"), env.program_env("d1"), log);
+    auto vars = env.program_env("d1");
+    vars.insert(vars.end(), dispatcher_extra_env.begin(), dispatcher_extra_env.end());
+    dispatcher = std::make_unique<Process>(program_path("kcron-dispatcher"), vars, log);
     INFO(tail_file(log));
     REQUIRE(wait_for_log(*dispatcher, "event=assigned", 60s));
   }
@@ -184,4 +188,84 @@ TEST_CASE("SIGTERM stops the dispatcher and worker cleanly with exit code 0", "[
   (void)read_topics({env.prefix + "results"}, 30s, [](const auto& records) { return !records.empty(); });
   CHECK(deployment.worker->terminate() == 0);
   CHECK(deployment.dispatcher->terminate() == 0);
+}
+
+TEST_CASE("a burst of jobs due at one instant leaves in priority order", "[integration]") {
+  TestEnv env("burst");
+  Deployment deployment(env, false, {"KCRON_MAX_FIRES_PER_BATCH=50"});  // the burst spans many transactions
+  constexpr int kJobs = 300;
+  const auto due_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count() + 4000;
+  TestProducer producer;
+  const int priorities[] = {0, 5, 9};
+  for (int index = 0; index < kJobs; ++index) {
+    const auto id = fmt::format("burst@{}", index);  // one routing key: one partition, one bucket
+    producer.send(env.prefix + "jobs", "burst",
+                  fmt::format(R"({{"id":"{}","run_at_ms":"{}","priority":{},"noop":{{}}}})", id, due_ms, priorities[index % 3]));
+  }
+  producer.flush();
+  const auto exec = read_topics(exec_topics(env.prefix), 30s, [](const auto& records) { return records.size() >= kJobs; });
+  REQUIRE(exec.size() == kJobs);
+  std::map<std::uint32_t, std::pair<std::int64_t, std::int64_t>> window;  // priority -> first, last fired_ms
+  for (const auto& record : exec) {
+    v1::Execution execution;
+    REQUIRE(execution.ParseFromString(record.value));
+    CHECK(execution.fired_ms() >= due_ms);
+    auto [it, inserted] = window.try_emplace(execution.job().priority(), execution.fired_ms(), execution.fired_ms());
+    it->second.first = std::min(it->second.first, execution.fired_ms());
+    it->second.second = std::max(it->second.second, execution.fired_ms());
+  }
+  WARN(fmt::format("burst: p9 {}..{} p5 {}..{} p0 {}..{} (ms after due)", window[9].first - due_ms, window[9].second - due_ms,
+                   window[5].first - due_ms, window[5].second - due_ms, window[0].first - due_ms, window[0].second - due_ms));
+  CHECK(window[9].second <= window[5].first);
+  CHECK(window[5].second <= window[0].first);
+}
+
+TEST_CASE("a cancel racing the due instant either cancels the job or reaches its worker, never both", "[integration]") {
+  TestEnv env("race");
+  Deployment deployment(env, false);
+  constexpr int kJobs = 200;
+  const auto now = std::chrono::system_clock::now();
+  const auto due = now + 3s;
+  const auto due_ms = std::chrono::duration_cast<std::chrono::milliseconds>(due.time_since_epoch()).count();
+  TestProducer producer;
+  for (int index = 0; index < kJobs; ++index) {
+    const auto id = fmt::format("race-{}", index);
+    producer.send(env.prefix + "jobs", id, fmt::format(R"({{"id":"{}","run_at_ms":"{}","noop":{{}}}})", id, due_ms));
+  }
+  producer.flush();
+  // Cancels sent from 100 ms before to 100 ms after the due instant, one per millisecond.
+  for (int index = 0; index < kJobs; ++index) {
+    std::this_thread::sleep_until(due - 100ms + std::chrono::milliseconds(index));
+    v1::Command cancel;
+    cancel.mutable_cancel()->set_job_id(fmt::format("race-{}", index));
+    producer.send(env.prefix + "jobs", cancel.cancel().job_id(), encode(cancel), -1, {{"content-type", "application/x-protobuf"}});
+    producer.poll();
+  }
+  producer.flush();
+  std::this_thread::sleep_for(3s);
+  const auto fired = count_by_key(read_topics(exec_topics(env.prefix), 5s));
+  const auto control = count_by_key(read_topics({env.prefix + "control"}, 3s));
+  std::map<std::string, std::set<std::string>> states;
+  for (const auto& record : read_topics({env.prefix + "status"}, 5s))
+    states[record.key].insert(record.headers.at("kcron-status"));
+  int cancelled = 0;
+  int reached_worker = 0;
+  for (int index = 0; index < kJobs; ++index) {
+    const auto id = fmt::format("race-{}", index);
+    const bool was_fired = fired.count(id) > 0;
+    INFO(id);
+    CHECK(fired.count(id) <= 1);
+    if (was_fired) {
+      ++reached_worker;
+      CHECK(control.count(id) == 1);  // the cancel went to kcron.control for the worker
+      CHECK_FALSE(states[id].contains("CANCELLED"));
+    } else {
+      ++cancelled;
+      CHECK(states[id].contains("CANCELLED"));
+      CHECK(control.count(id) == 0);
+    }
+  }
+  WARN(fmt::format("cancel-race: jobs={} cancelled_before_fire={} fired_then_cancel_sent_to_control={}", kJobs, cancelled,
+                   reached_worker));
 }

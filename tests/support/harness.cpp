@@ -158,6 +158,8 @@ void TestProducer::send(const std::string& topic, const std::string& key, const 
   producer_->poll(0);
 }
 
+void TestProducer::poll() { producer_->poll(0); }
+
 void TestProducer::flush() {
   REQUIRE(producer_->flush(30000) == RdKafka::ERR_NO_ERROR);
   std::lock_guard lock(reports_->mutex);

@@ -70,6 +70,7 @@ class TestProducer {
   void send(const std::string& topic, const std::string& key, const std::string& value, std::int32_t partition = -1,
             const std::vector<std::pair<std::string, std::string>>& headers = {});
   void flush();
+  void poll();  // serve delivery reports and send what is queued, without waiting
   // The partition librdkafka chose for the last record with this key (from the delivery report).
   std::int32_t partition_of(const std::string& key) const;
 
