@@ -27,6 +27,7 @@ std::vector<kcron::ConfigKey> config_keys() {
                               {"cancel_marker_ttl_ms", "86400000", "how long a cancel for an unseen id waits for its submit"},
                               {"dedupe_retention_ms", "604800000", "how long a fired id is remembered (re-submits ignored)"},
                               {"emit_events", "true", "write every transition to the events topic"},
+                              {"misfire_threshold_ms", "5000", "a schedule run released later than this after its instant misfired"},
                               {"block_cache_mb", "64", "RocksDB block cache shared by all partitions"},
                               {"write_buffer_mb", "64", "RocksDB memtable budget shared by all partitions"},
                           });
@@ -73,6 +74,7 @@ int main(int argc, char** argv) {
       std::chrono::duration_cast<kcron::Millis>(std::chrono::hours(24 * int_or(config, "max_horizon_days", 1830)));
   settings.cancel_marker_ttl = kcron::Millis(int_or(config, "cancel_marker_ttl_ms", 86400000));
   settings.dedupe_retention = kcron::Millis(int_or(config, "dedupe_retention_ms", 604800000));
+  settings.misfire_threshold = kcron::Millis(int_or(config, "misfire_threshold_ms", 5000));
   settings.emit_events = config.get_bool("emit_events").ok() && *config.get_bool("emit_events");
 
   kcron::dispatcher::RocksDbOptions store_options;

@@ -25,6 +25,8 @@ std::string_view entry_state_name(Entry::State state) {
       return "CANCEL_MARKER";
     case Entry::DEAD:
       return "DEAD";
+    case Entry::SKIPPED:
+      return "SKIPPED";
     default:
       return "UNKNOWN";
   }
@@ -219,9 +221,11 @@ void DispatcherCore::submit(Context& context, v1::Job job) {
   *entry.mutable_job() = std::move(job);
   ++counts_.accepted;
   if (*due <= now_ms()) {
-    fire(context.state, context.record.partition, entry, context.out);  // never enters the buckets
+    track_accepted_run(context.state, context.record.partition, entry.job(), *due, context.out);
+    release(context.state, context.record.partition, entry, context.out);  // never enters the buckets
     return;
   }
+  track_accepted_run(context.state, context.record.partition, entry.job(), *due, context.out);
   store(context.state, context.record.partition, job_id, entry, context.out);
   emit_status(job_id, entry, v1::PENDING, "", context.out);
 }
@@ -298,7 +302,7 @@ void DispatcherCore::update(Context& context, v1::Job job) {
   entry.set_sequence(existing->sequence() + 1);
   *entry.mutable_job() = std::move(job);
   if (*due <= now_ms()) {
-    fire(context.state, context.record.partition, entry, context.out);
+    release(context.state, context.record.partition, entry, context.out);
     return;
   }
   store(context.state, context.record.partition, job_id, entry, context.out);
@@ -353,7 +357,7 @@ void DispatcherCore::retry(Context& context, const v1::Retry& retry) {
   entry.set_sequence(existing ? existing->sequence() + 1 : 1);
   *entry.mutable_job() = std::move(job);
   if (*due <= now_ms()) {
-    fire(context.state, context.record.partition, entry, context.out);
+    release(context.state, context.record.partition, entry, context.out);
     return;
   }
   store(context.state, context.record.partition, job_id, entry, context.out);
@@ -361,6 +365,14 @@ void DispatcherCore::retry(Context& context, const v1::Retry& retry) {
 }
 
 void DispatcherCore::completion(Context& context, const v1::Completion& completion) {
+  const auto schedule_id = routing_key_for_job(completion.job_id());
+  if (schedule_id != completion.job_id()) {
+    auto track = load_track(context.state, schedule_id);
+    if (track && track->schedule().running_job_id() == completion.job_id()) {
+      track->mutable_schedule()->clear_running_job_id();
+      store_track(context.state, context.record.partition, *track, context.out);
+    }
+  }
   auto existing = load(context.state, completion.job_id());
   if (!existing || existing->state() != Entry::FIRED || existing->attempt() != completion.attempt()) return;
   if (completion.state() == v1::DEAD) {
@@ -376,13 +388,119 @@ std::size_t DispatcherCore::fire_due(PartitionState& state, std::int32_t partiti
   for (const auto& slot : due) {
     auto entry = load(state, slot.job_id);
     if (entry && entry->state() == Entry::PENDING) {
-      fire(state, partition, *entry, out);
+      release(state, partition, *entry, out);
     } else {
       forget(state, partition, slot.job_id, out);  // an expired marker or retained id
       ++counts_.expired;
     }
   }
   return due.size();
+}
+
+std::string DispatcherCore::track_key(std::string_view schedule_id) {
+  std::string key = "\x01schedule/";
+  key += schedule_id;
+  return key;
+}
+
+std::optional<Entry> DispatcherCore::load_track(PartitionState& state, std::string_view schedule_id) const {
+  return load(state, track_key(schedule_id));
+}
+
+void DispatcherCore::store_track(PartitionState& state, std::int32_t partition, Entry& track, std::vector<OutRecord>& out) {
+  track.set_state(Entry::SCHEDULE);
+  track.set_sequence(track.sequence() + 1);
+  store(state, partition, track_key(track.schedule().schedule_id()), track, out);
+}
+
+void DispatcherCore::track_accepted_run(PartitionState& state, std::int32_t partition, const v1::Job& job, std::int64_t due_ms,
+                                        std::vector<OutRecord>& out) {
+  if (!job.has_schedule_run() || job.schedule_run().schedule_id().empty()) return;
+  const auto& schedule_id = job.schedule_run().schedule_id();
+  auto track = load_track(state, schedule_id).value_or(Entry());
+  if (track.has_schedule() && track.schedule().max_due_ms() >= due_ms) return;
+  track.mutable_schedule()->set_schedule_id(schedule_id);
+  track.mutable_schedule()->set_max_due_ms(due_ms);
+  store_track(state, partition, track, out);
+}
+
+void DispatcherCore::release(PartitionState& state, std::int32_t partition, Entry& entry, std::vector<OutRecord>& out) {
+  if (entry.job().has_schedule_run() && !entry.job().schedule_run().schedule_id().empty() &&
+      !admit_schedule_run(state, partition, entry, out)) {
+    return;
+  }
+  fire(state, partition, entry, out);
+}
+
+bool DispatcherCore::admit_schedule_run(PartitionState& state, std::int32_t partition, Entry& entry,
+                                        std::vector<OutRecord>& out) {
+  const auto& run = entry.job().schedule_run();
+  const std::string job_id = entry.job().id();
+  auto track = load_track(state, run.schedule_id()).value_or(Entry());
+  track.mutable_schedule()->set_schedule_id(run.schedule_id());
+  const std::int64_t now = now_ms();
+  const std::int64_t lateness = now - entry.due_ms();
+  if (lateness > settings_.misfire_threshold.count()) {
+    const double late_seconds = static_cast<double>(lateness) / 1000.0;
+    switch (run.misfire()) {
+      case v1::SKIP:
+        skip(state, partition, entry, fmt::format("misfired: {:.1f} s late (policy skip)", late_seconds), out);
+        return false;
+      case v1::FIRE_ALL: {
+        const std::int64_t window_ms = run.catchup_window().seconds() * 1000 + run.catchup_window().nanos() / 1'000'000;
+        if (window_ms > 0 && lateness > window_ms) {
+          skip(state, partition, entry,
+               fmt::format("misfired: {:.1f} s late, beyond the catch-up window of {} ms (policy fire_all)", late_seconds,
+                           window_ms),
+               out);
+          return false;
+        }
+        break;
+      }
+      default: {  // FIRE_ONCE: the schedule's late runs collapse into its latest due one
+        const std::int64_t latest = track.schedule().max_due_ms();
+        if (latest > entry.due_ms() && latest <= now) {
+          skip(state, partition, entry,
+               fmt::format("misfired: {:.1f} s late; collapsed into the run due at {} ms (policy fire_once)", late_seconds,
+                           latest),
+               out);
+          return false;
+        }
+        break;
+      }
+    }
+  }
+  const std::string running = track.schedule().running_job_id();
+  if (!running.empty() && running != job_id) {
+    if (run.overlap() == v1::FORBID) {
+      skip(state, partition, entry, fmt::format("previous run '{}' is still running (overlap forbid)", running), out);
+      return false;
+    }
+    if (run.overlap() == v1::REPLACE) {
+      v1::Command command;
+      command.mutable_cancel()->set_job_id(running);
+      command.mutable_cancel()->set_reason(fmt::format("replaced by '{}' (overlap replace)", job_id));
+      out.push_back({settings_.names.control(), 0, running, encode(command), false, typed_headers("cancel", running)});
+    }
+  }
+  track.mutable_schedule()->set_running_job_id(job_id);
+  store_track(state, partition, track, out);
+  return true;
+}
+
+void DispatcherCore::skip(PartitionState& state, std::int32_t partition, Entry& entry, const std::string& reason,
+                          std::vector<OutRecord>& out) {
+  const std::string job_id = entry.job().id();
+  const std::string tenant = entry.job().tenant();
+  entry.set_state(Entry::SKIPPED);
+  entry.set_sequence(entry.sequence() + 1);
+  entry.set_expires_ms(now_ms() + settings_.dedupe_retention.count());
+  entry.clear_job();
+  store(state, partition, job_id, entry, out);
+  Entry status_view = entry;
+  status_view.mutable_job()->set_tenant(tenant);
+  emit_status(job_id, status_view, v1::SKIPPED, reason, out);
+  ++counts_.skipped;
 }
 
 void DispatcherCore::fire(PartitionState& state, std::int32_t partition, Entry& entry, std::vector<OutRecord>& out) {

@@ -31,6 +31,7 @@ struct Settings {
   Millis cancel_marker_ttl{std::chrono::hours(24)};
   Millis dedupe_retention{std::chrono::hours(24 * 7)};  // how long a fired id is remembered
   bool emit_events = true;
+  Millis misfire_threshold{5000};  // a schedule run released later than this after its due instant misfired
   std::string component = "dispatcher";
 };
 
@@ -53,6 +54,7 @@ struct Counts {
   std::uint64_t cancelled = 0;
   std::uint64_t duplicates = 0;
   std::uint64_t expired = 0;
+  std::uint64_t skipped = 0;
 };
 
 class DispatcherCore {
@@ -75,6 +77,8 @@ class DispatcherCore {
 
   // The slot an entry occupies in the delay buckets, if any (pending: due; others: expiry).
   static std::optional<Slot> slot_of(const v1::DispatcherEntry& entry);
+  // Store key of a schedule's track (cannot collide with a job id: those have no control bytes).
+  static std::string track_key(std::string_view schedule_id);
 
  private:
   struct Context {
@@ -92,6 +96,16 @@ class DispatcherCore {
 
   // Validates a job and resolves its due instant (delay -> run_at on first acceptance).
   Result<std::int64_t> resolve(v1::Job& job, std::int64_t record_timestamp_ms) const;
+  // Fires a due entry, unless its schedule's misfire or overlap policy says skip.
+  void release(PartitionState& state, std::int32_t partition, v1::DispatcherEntry& entry, std::vector<OutRecord>& out);
+  // The schedule-run policies; false = the run was recorded as SKIPPED.
+  bool admit_schedule_run(PartitionState& state, std::int32_t partition, v1::DispatcherEntry& entry, std::vector<OutRecord>& out);
+  void skip(PartitionState& state, std::int32_t partition, v1::DispatcherEntry& entry, const std::string& reason,
+            std::vector<OutRecord>& out);
+  void track_accepted_run(PartitionState& state, std::int32_t partition, const v1::Job& job, std::int64_t due_ms,
+                          std::vector<OutRecord>& out);
+  std::optional<v1::DispatcherEntry> load_track(PartitionState& state, std::string_view schedule_id) const;
+  void store_track(PartitionState& state, std::int32_t partition, v1::DispatcherEntry& track, std::vector<OutRecord>& out);
   void fire(PartitionState& state, std::int32_t partition, v1::DispatcherEntry& entry, std::vector<OutRecord>& out);
   void store(PartitionState& state, std::int32_t partition, const std::string& job_id, const v1::DispatcherEntry& entry,
              std::vector<OutRecord>& out);

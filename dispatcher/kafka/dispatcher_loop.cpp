@@ -38,6 +38,7 @@ DispatcherLoop::DispatcherLoop(LoopSettings settings, DispatcherCore& core, Dela
       cancelled_(metrics.counter("kcron_jobs_cancelled_total", "jobs cancelled before firing")),
       duplicates_(metrics.counter("kcron_jobs_duplicate_total", "re-submits of known ids (idempotent no-ops)")),
       expired_(metrics.counter("kcron_index_expired_total", "cancel markers and retained ids expired")),
+      skipped_(metrics.counter("kcron_jobs_skipped_total", "schedule runs skipped by their misfire or overlap policy")),
       commits_(metrics.counter("kcron_transactions_committed_total{component=\"dispatcher\"}", "Kafka transactions committed")),
       aborts_(metrics.counter("kcron_transactions_aborted_total{component=\"dispatcher\"}", "Kafka transactions aborted")),
       recoveries_(
@@ -445,6 +446,7 @@ void DispatcherLoop::publish_counts() {
   cancelled_.inc(counts.cancelled - published_.cancelled);
   duplicates_.inc(counts.duplicates - published_.duplicates);
   expired_.inc(counts.expired - published_.expired);
+  skipped_.inc(counts.skipped - published_.skipped);
   published_ = counts;
   for (const auto lag_ms : core_.take_fire_lags()) fire_lag_.observe(static_cast<double>(lag_ms) / 1000.0);
 }

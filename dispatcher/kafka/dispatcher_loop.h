@@ -86,6 +86,7 @@ class DispatcherLoop final : public RdKafka::RebalanceCb, public RdKafka::Delive
   Counter& cancelled_;
   Counter& duplicates_;
   Counter& expired_;
+  Counter& skipped_;
   Counter& commits_;
   Counter& aborts_;
   Counter& recoveries_;

@@ -291,3 +291,95 @@ TEST_CASE("a fired id is remembered for the dedupe retention, then forgotten wit
   CHECK(changelog[0].tombstone);
   CHECK_FALSE(harness.state(harness.partition_of("old")).get("old").has_value());
 }
+
+namespace {
+
+// A schedule run as the cron-producer emits it: id "<schedule>@<n>", due at `due_ms`.
+std::string run_json(const std::string& schedule, int number, std::int64_t due_ms, const std::string& misfire,
+                     const std::string& overlap, const std::string& extra = "") {
+  return fmt::format(
+      R"({{"id":"{}@{}","run_at_ms":"{}","noop":{{}},"schedule_run":{{"schedule_id":"{}","misfire":"{}","overlap":"{}"{}}}}})",
+      schedule, number, due_ms, schedule, misfire, overlap, extra);
+}
+
+std::vector<std::string> skipped_reasons(Harness& harness) {
+  std::vector<std::string> reasons;
+  for (const auto& record : harness.take("kcron.status")) {
+    v1::StatusRecord status;
+    REQUIRE(status.ParseFromString(record.value));
+    if (status.state() == v1::SKIPPED) reasons.push_back(status.job_id() + ": " + status.reason());
+  }
+  return reasons;
+}
+
+}  // namespace
+
+TEST_CASE("runs of a fire_once schedule that come due late together (dispatcher outage) collapse into the latest") {
+  Harness harness;
+  for (int run = 1; run <= 3; ++run) harness.submit(run_json("nightly", run, kStart + run * 10'000, "FIRE_ONCE", "ALLOW"), "nightly@1");
+  harness.clock.advance(Millis(100'000));  // the dispatcher was down while all three came due
+  harness.fire("nightly@1");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"nightly@3"});
+  const auto reasons = skipped_reasons(harness);
+  REQUIRE(reasons.size() == 2);
+  CHECK_THAT(reasons[0], Catch::StartsWith("nightly@1") && Catch::Contains("policy fire_once"));
+}
+
+TEST_CASE("late runs of a skip schedule are all skipped; runs on time fire") {
+  Harness harness;
+  harness.submit(run_json("s", 1, kStart - 30'000, "SKIP", "ALLOW"), "s@1");
+  harness.submit(run_json("s", 2, kStart + 1'000, "SKIP", "ALLOW"), "s@2");
+  CHECK(harness.exec_ids().empty());
+  CHECK_THAT(skipped_reasons(harness).at(0), Catch::Contains("policy skip"));
+  harness.clock.advance(Millis(1'000));
+  harness.fire("s@2");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"s@2"});
+}
+
+TEST_CASE("fire_all fires every late run within the catch-up window and skips older ones") {
+  Harness harness;
+  const std::string window = R"(,"catchup_window":"45s")";
+  harness.submit(run_json("c", 1, kStart - 60'000, "FIRE_ALL", "ALLOW", window), "c@1");
+  harness.submit(run_json("c", 2, kStart - 40'000, "FIRE_ALL", "ALLOW", window), "c@2");
+  harness.submit(run_json("c", 3, kStart - 20'000, "FIRE_ALL", "ALLOW", window), "c@3");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"c@2", "c@3"});
+  CHECK_THAT(skipped_reasons(harness).at(0), Catch::StartsWith("c@1") && Catch::Contains("catch-up window"));
+}
+
+TEST_CASE("a fire_once run late after an outage fires once even when it is the only one") {
+  Harness harness;
+  harness.submit(run_json("o", 1, kStart + 1'000, "FIRE_ONCE", "ALLOW"), "o@1");
+  harness.clock.advance(Millis(120'000));  // the dispatcher was down
+  harness.fire("o@1");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"o@1"});
+}
+
+TEST_CASE("overlap forbid skips a run while the previous one runs; completion frees the schedule") {
+  Harness harness;
+  harness.submit(run_json("f", 1, kStart, "FIRE_ONCE", "FORBID"), "f@1");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"f@1"});
+  harness.submit(run_json("f", 2, kStart, "FIRE_ONCE", "FORBID"), "f@2");
+  CHECK(harness.exec_ids().empty());
+  CHECK_THAT(skipped_reasons(harness).at(0), Catch::Contains("previous run 'f@1' is still running (overlap forbid)"));
+  harness.apply(R"({"completion":{"job_id":"f@1","state":"SUCCEEDED"}})", "f");
+  harness.submit(run_json("f", 3, kStart, "FIRE_ONCE", "FORBID"), "f@3");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"f@3"});
+}
+
+TEST_CASE("overlap replace fires the new run and cancels the running one through kcron.control") {
+  Harness harness;
+  harness.submit(run_json("r", 1, kStart, "FIRE_ONCE", "REPLACE"), "r@1");
+  (void)harness.exec_ids();
+  harness.submit(run_json("r", 2, kStart, "FIRE_ONCE", "REPLACE"), "r@2");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"r@2"});
+  const auto control = harness.take("kcron.control");
+  REQUIRE(control.size() == 1);
+  CHECK(control[0].key == "r@1");
+}
+
+TEST_CASE("overlap allow fires runs side by side") {
+  Harness harness;
+  harness.submit(run_json("a", 1, kStart, "FIRE_ONCE", "ALLOW"), "a@1");
+  harness.submit(run_json("a", 2, kStart, "FIRE_ONCE", "ALLOW"), "a@2");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"a@1", "a@2"});
+}

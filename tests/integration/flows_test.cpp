@@ -239,7 +239,8 @@ TEST_CASE("a cancel racing the due instant either cancels the job or reaches its
     std::this_thread::sleep_until(due - 100ms + std::chrono::milliseconds(index));
     v1::Command cancel;
     cancel.mutable_cancel()->set_job_id(fmt::format("race-{}", index));
-    producer.send(env.prefix + "jobs", cancel.cancel().job_id(), encode(cancel), -1, {{"content-type", "application/x-protobuf"}});
+    producer.send(env.prefix + "jobs", cancel.cancel().job_id(), encode(cancel), -1,
+                  {{"content-type", "application/x-protobuf"}});
     producer.poll();
   }
   producer.flush();
@@ -268,4 +269,39 @@ TEST_CASE("a cancel racing the due instant either cancels the job or reaches its
   }
   WARN(fmt::format("cancel-race: jobs={} cancelled_before_fire={} fired_then_cancel_sent_to_control={}", kJobs, cancelled,
                    reached_worker));
+}
+
+TEST_CASE("overlap forbid skips a schedule run while the previous run is still running on a worker", "[integration]") {
+  TestEnv env("overlap");
+  Deployment deployment(env);
+  const auto now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  TestProducer producer;
+  auto run = [&](int number, std::int64_t due_ms) {
+    const auto id = fmt::format("every-2s@{}", number);
+    producer.send(env.prefix + "jobs", "every-2s",
+                  fmt::format(R"({{"id":"{}","run_at_ms":"{}","sleep":{{"duration":"3s"}},)"
+                              R"("schedule_run":{{"schedule_id":"every-2s","overlap":"FORBID"}}}})",
+                              id, due_ms));
+  };
+  run(1, now_ms + 1000);  // runs 3 s
+  run(2, now_ms + 2000);  // while run 1 runs: SKIPPED
+  run(3, now_ms + 7000);  // after run 1 finished: fires
+  producer.flush();
+  const auto results = read_topics({env.prefix + "results"}, 40s, [](const auto& records) { return records.size() >= 2; });
+  const auto fired = count_by_key(read_topics(exec_topics(env.prefix), 3s));
+  CHECK(fired.count("every-2s@1") == 1);
+  CHECK(fired.count("every-2s@2") == 0);
+  CHECK(fired.count("every-2s@3") == 1);
+  bool skipped = false;
+  for (const auto& record : read_topics({env.prefix + "status"}, 5s)) {
+    v1::StatusRecord status;
+    REQUIRE(status.ParseFromString(record.value));
+    if (status.job_id() == "every-2s@2" && status.state() == v1::SKIPPED) {
+      skipped = true;
+      CHECK_THAT(status.reason(), Catch::Contains("still running (overlap forbid)"));
+    }
+  }
+  CHECK(skipped);
+  CHECK(results.size() == 2);
 }

@@ -4,6 +4,7 @@
 
 #include "kcron/codec.h"
 #include "kcron/priority.h"
+#include "kcron/routing.h"
 
 namespace kcron::worker {
 namespace {
@@ -232,6 +233,17 @@ void WorkerLoop::append_outputs(const Task& task, std::vector<OutRecord>& out) c
   const std::string status_value = encode(status);
   if (settings_.emit_events) out.push_back({settings_.names.events(), -1, job.id(), status_value, false, status_headers});
   out.push_back({settings_.names.status(), -1, job.id(), status_value, false, status_headers});
+
+  if (job.has_schedule_run() && !job.schedule_run().schedule_id().empty()) {
+    // The dispatcher partition that owns the schedule enforces its overlap policy; it learns that
+    // this run is over from a completion on kcron.jobs (keyed, like the runs, by schedule id).
+    v1::Command command;
+    command.mutable_completion()->set_job_id(job.id());
+    command.mutable_completion()->set_attempt(job.attempt());
+    command.mutable_completion()->set_state(task.outcome.state);
+    const std::string routing_key(routing_key_for_job(job.id()));
+    out.push_back({settings_.names.jobs(), -1, routing_key, encode(command), false, typed_headers("completion", job.id())});
+  }
 
   v1::DoneMarker marker;
   marker.set_job_id(job.id());
