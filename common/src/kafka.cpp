@@ -271,6 +271,61 @@ Status wait_for_leaders(RdKafka::Handle& handle, const std::vector<std::string>&
   }
 }
 
+Result<std::int64_t> replay_partition(const Properties& client, const std::string& group_id, const std::string& topic,
+                                      std::int32_t partition,
+                                      const std::function<std::int64_t(std::int64_t low, std::int64_t high)>& choose_start,
+                                      const std::function<Status(RdKafka::Message& record)>& on_record,
+                                      std::chrono::milliseconds timeout) {
+  auto properties = client;
+  properties["group.id"] = group_id;
+  properties["enable.partition.eof"] = "true";
+  properties["fetch.max.bytes"] = "52428800";
+  auto reader = make_consumer(properties);
+  if (!reader) return reader.error();
+  properties["isolation.level"] = "read_uncommitted";
+  auto probe = make_consumer(properties);
+  if (!probe) return probe.error();
+
+  auto marks = watermarks(**probe, topic, partition, std::chrono::milliseconds(30000));
+  if (!marks) return marks.error();
+  auto [low, high] = *marks;
+  const std::int64_t start = choose_start(low, high);
+  std::int64_t position = start;
+  if (start < high) {
+    std::vector<RdKafka::TopicPartition*> assignment = {RdKafka::TopicPartition::create(topic, partition, start)};
+    const auto code = (*reader)->assign(assignment);
+    RdKafka::TopicPartition::destroy(assignment);
+    if (code != RdKafka::ERR_NO_ERROR) return to_error(code, fmt::format("assign {}[{}]", topic, partition));
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+      if (std::chrono::steady_clock::now() > deadline || stop_requested()) {
+        return make_error("replay of {}[{}] stopped at offset {} before the end ({})", topic, partition, position, high);
+      }
+      std::unique_ptr<RdKafka::Message> message((*reader)->consume(500));
+      if (message->err() == RdKafka::ERR__TIMED_OUT) continue;
+      if (message->err() == RdKafka::ERR__PARTITION_EOF) {
+        position = std::max(position, message->offset());
+        if (position >= high) break;
+        auto latest = watermarks(**probe, topic, partition, std::chrono::milliseconds(30000));
+        if (!latest) return latest.error();
+        high = latest->second;
+        if (position >= high) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        continue;
+      }
+      if (message->err() != RdKafka::ERR_NO_ERROR) {
+        spdlog::warn("event=replay_consume_error topic={} partition={} error=\"{}\"", topic, partition, message->errstr());
+        continue;
+      }
+      if (auto status = on_record(*message); !status) return status.error();
+      position = message->offset() + 1;
+    }
+  }
+  (*reader)->close();
+  (*probe)->close();
+  return position;
+}
+
 Error to_error(const RdKafka::Error& error, std::string_view what) {
   return make_error("{}: {} ({})", what, error.str(), error.name());
 }

@@ -352,87 +352,46 @@ Status DispatcherLoop::revoke(const std::vector<RdKafka::TopicPartition*>& parti
 }
 
 Status DispatcherLoop::restore(std::int32_t partition, PartitionState& state) {
-  const auto& topic = core_.settings().names.dispatcher_changelog();
-  auto properties = settings_.client;
-  properties["group.id"] = core_.settings().names.prefix + "dispatcher-restore";
-  properties["enable.partition.eof"] = "true";
-  properties["fetch.max.bytes"] = "52428800";
-  auto restorer = kafka::make_consumer(properties);
-  if (!restorer) return restorer.error();
-  auto uncommitted_properties = properties;
-  uncommitted_properties["isolation.level"] = "read_uncommitted";
-  auto probe = kafka::make_consumer(uncommitted_properties);
-  if (!probe) return probe.error();
-
-  auto marks = kafka::watermarks(**probe, topic, partition, Millis(30000));
-  if (!marks) return marks.error();
-  auto [low, high] = *marks;
+  const auto& names = core_.settings().names;
   const std::int64_t now_ms = to_epoch_ms(SystemClock::instance().now());
-  std::int64_t start = low;
-  const auto checkpoint = state.checkpoint();
-  if (checkpoint && checkpoint->changelog_offset >= low && checkpoint->changelog_offset <= high &&
-      now_ms - checkpoint->written_ms < settings_.changelog_delete_retention.count()) {
-    start = checkpoint->changelog_offset;
-  } else {
-    if (checkpoint) {
-      spdlog::warn(
-          "event=restore_wipe partition={} checkpoint={} low={} high={} msg=\"checkpoint unusable: restoring from scratch\"",
-          partition, checkpoint->changelog_offset, low, high);
-    }
-    if (auto status = state.wipe(); !status) return status;
-  }
-  spdlog::info("event=restore_start partition={} from={} to={}", partition, start, high);
   const auto restore_started = SteadyClock::now();
-  if (start >= high) {
-    if (auto status = state.commit(Checkpoint{start, now_ms}); !status) return status;
-    return Status::success();
-  }
-
-  PartitionList assignment;
-  assignment.items.push_back(RdKafka::TopicPartition::create(topic, partition, start));
-  if (const auto code = (*restorer)->assign(assignment.items); code != RdKafka::ERR_NO_ERROR)
-    return kafka::to_error(code, "assign changelog");
-
-  const auto deadline = SteadyClock::now() + settings_.restore_timeout;
-  std::int64_t position = start;
+  Status wiped;
+  auto choose_start = [&](std::int64_t low, std::int64_t high) -> std::int64_t {
+    const auto checkpoint = state.checkpoint();
+    if (checkpoint && checkpoint->changelog_offset >= low && checkpoint->changelog_offset <= high &&
+        now_ms - checkpoint->written_ms < settings_.changelog_delete_retention.count()) {
+      spdlog::info("event=restore_start partition={} from={} to={}", partition, checkpoint->changelog_offset, high);
+      return checkpoint->changelog_offset;
+    }
+    if (checkpoint) {
+      spdlog::warn("event=restore_wipe partition={} checkpoint={} low={} high={} msg=\"checkpoint unusable: restoring from scratch\"",
+                   partition, checkpoint->changelog_offset, low, high);
+    }
+    wiped = state.wipe();
+    spdlog::info("event=restore_start partition={} from={} to={}", partition, low, high);
+    return low;
+  };
   std::uint64_t replayed = 0;
   std::size_t staged = 0;
-  while (true) {
-    if (SteadyClock::now() > deadline)
-      return make_error("restore of partition {} did not reach the changelog end in time", partition);
-    std::unique_ptr<RdKafka::Message> message((*restorer)->consume(500));
-    if (message->err() == RdKafka::ERR__TIMED_OUT) continue;
-    if (message->err() == RdKafka::ERR__PARTITION_EOF) {
-      position = std::max(position, message->offset());
-      // EOF under read_committed stops at the last stable offset. Anything beyond it is an open
-      // transaction of a dead or fenced owner: wait for it to commit or abort, then read on.
-      if (position >= high) break;
-      auto latest = kafka::watermarks(**probe, topic, partition, Millis(30000));
-      if (!latest) return latest.error();
-      high = latest->second;
-      if (position >= high) break;
-      std::this_thread::sleep_for(Millis(200));
-      continue;
-    }
-    if (message->err() != RdKafka::ERR_NO_ERROR) {
-      spdlog::warn("event=restore_consume_error partition={} error=\"{}\"", partition, message->errstr());
-      continue;
-    }
-    const std::string_view key = message->key() != nullptr ? std::string_view(*message->key()) : std::string_view();
-    DispatcherCore::restore(state, key, std::string_view(static_cast<const char*>(message->payload()), message->len()),
-                            message->payload() == nullptr);
-    position = message->offset() + 1;
+  auto on_record = [&](RdKafka::Message& message) -> Status {
+    if (!wiped) return wiped;
+    const std::string_view key = message.key() != nullptr ? std::string_view(*message.key()) : std::string_view();
+    DispatcherCore::restore(state, key, std::string_view(static_cast<const char*>(message.payload()), message.len()),
+                            message.payload() == nullptr);
     ++replayed;
     if (++staged >= 10000) {  // bound the staged batch on large restores
-      if (auto status = state.commit(Checkpoint{position, now_ms}); !status) return status;
       staged = 0;
+      return state.commit(Checkpoint{message.offset() + 1, now_ms});
     }
-  }
-  if (auto status = state.commit(Checkpoint{position, now_ms}); !status) return status;
-  (*restorer)->close();
-  (*probe)->close();
+    return Status::success();
+  };
+  auto position = kafka::replay_partition(settings_.client, names.prefix + "dispatcher-restore", names.dispatcher_changelog(),
+                                          partition, choose_start, on_record, settings_.restore_timeout);
+  if (!position) return position.error();
+  if (!wiped) return wiped;
+  if (auto status = state.commit(Checkpoint{*position, now_ms}); !status) return status;
   restored_records_.inc(replayed);
-  spdlog::info("event=restore_done partition={} records={} position={} seconds={:.3f} slotted={}", partition, replayed, position,
+  spdlog::info("event=restore_done partition={} records={} position={} seconds={:.3f} slotted={}", partition, replayed, *position,
                std::chrono::duration<double>(SteadyClock::now() - restore_started).count(), state.slotted_count());
   return Status::success();
 }

@@ -7,6 +7,7 @@
 #include <librdkafka/rdkafkacpp.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -61,6 +62,16 @@ Result<std::pair<std::int64_t, std::int64_t>> watermarks(RdKafka::Handle& handle
 
 // Waits until every partition of the topics has a leader (after creation), up to `timeout`.
 Status wait_for_leaders(RdKafka::Handle& handle, const std::vector<std::string>& topics, std::chrono::milliseconds timeout);
+
+// Replays one partition (a changelog, a compacted table) with read_committed, from the offset
+// `choose_start(low, high)` picks, to its end. The end is the high watermark, not the last stable
+// offset: an open transaction of a dead or fenced writer is waited out (it aborts within its
+// transaction.timeout.ms) so no committed record is missed. Returns the next offset after the end.
+Result<std::int64_t> replay_partition(const Properties& client, const std::string& group_id, const std::string& topic,
+                                      std::int32_t partition,
+                                      const std::function<std::int64_t(std::int64_t low, std::int64_t high)>& choose_start,
+                                      const std::function<Status(RdKafka::Message& record)>& on_record,
+                                      std::chrono::milliseconds timeout);
 
 Error to_error(const RdKafka::Error& error, std::string_view what);
 Error to_error(RdKafka::ErrorCode code, std::string_view what);
