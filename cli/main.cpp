@@ -6,6 +6,7 @@
 #include <iostream>
 #include <iterator>
 
+#include "cron_command.h"
 #include "kcron.pb.h"
 #include "kcron/clock.h"
 #include "kcron/codec.h"
@@ -186,7 +187,10 @@ int main(int argc, char** argv) {
   tail_command->add_option("-n,--max", max_records, "stop after N records");
   tail_command->add_option("--timeout-ms", timeout_ms, "stop after this long");
 
+  const kcron::cli::CronCommand cron_command(app);
+
   CLI11_PARSE(app, argc, argv);
+  if (cron_command.parsed()) return cron_command.run(std::cout, std::cerr);  // pure: no config, no broker
   const auto config = load_config(common);
   const kcron::TopicNames names(config.get("topic_prefix"));
 

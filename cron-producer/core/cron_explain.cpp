@@ -1,0 +1,273 @@
+// CronExpression::explain: the schedule in plain English, good enough for a user to check it
+// ("at 09:00 on Monday through Friday", "every 5 minutes between 09:00 and 17:59").
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+
+#include "core/cron_expression.h"
+
+namespace kcron::cron {
+
+namespace {
+
+using Kind = CronItem::Kind;
+
+constexpr std::array<std::string_view, 12> kMonths = {"January", "February", "March",     "April",   "May",      "June",
+                                                      "July",    "August",   "September", "October", "November", "December"};
+constexpr std::array<std::string_view, 7> kDays = {"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"};
+constexpr std::array<std::string_view, 5> kOrdinalWords = {"first", "second", "third", "fourth", "fifth"};
+
+struct Unit {
+  std::string_view singular;
+  std::string_view plural;
+};
+
+Unit unit_of(CronField field) {
+  switch (field) {
+    case CronField::kSecond:
+      return {"second", "seconds"};
+    case CronField::kMinute:
+      return {"minute", "minutes"};
+    case CronField::kHour:
+      return {"hour", "hours"};
+    case CronField::kDayOfMonth:
+      return {"day", "days"};
+    case CronField::kMonth:
+      return {"month", "months"};
+    case CronField::kDayOfWeek:
+      return {"day of the week", "days of the week"};
+    case CronField::kYear:
+      return {"year", "years"};
+  }
+  return {"", ""};
+}
+
+std::string ordinal(int number) {
+  const int tens = number % 100;
+  const int units = number % 10;
+  std::string_view suffix = "th";
+  if (tens < 11 || tens > 13) {
+    if (units == 1) suffix = "st";
+    if (units == 2) suffix = "nd";
+    if (units == 3) suffix = "rd";
+  }
+  return fmt::format("{}{}", number, suffix);
+}
+
+std::string join_words(const std::vector<std::string>& parts) {
+  std::string joined;
+  for (std::size_t position = 0; position < parts.size(); ++position) {
+    if (position > 0) joined += position + 1 == parts.size() ? " and " : ", ";
+    joined += parts[position];
+  }
+  return joined;
+}
+
+std::string value_name(CronField field, int value) {
+  if (field == CronField::kMonth && value >= 1 && value <= 12) return std::string(kMonths[static_cast<std::size_t>(value - 1)]);
+  if (field == CronField::kDayOfWeek) return std::string(kDays[static_cast<std::size_t>(value % 7)]);
+  return std::to_string(value);
+}
+
+std::string describe_item(CronField field, const CronItem& item) {
+  const Unit unit = unit_of(field);
+  switch (item.kind) {
+    case Kind::kEvery:
+      return item.step == 1 ? fmt::format("every {}", unit.singular)
+                            : fmt::format("every {} {}", ordinal(item.step), unit.singular);
+    case Kind::kValue:
+      return value_name(field, item.first);
+    case Kind::kRange:
+      if (item.step == 1) return fmt::format("{} through {}", value_name(field, item.first), value_name(field, item.last));
+      return fmt::format("every {} {} from {} through {}", ordinal(item.step), unit.singular, value_name(field, item.first),
+                         value_name(field, item.last));
+    case Kind::kLastDay:
+      if (item.ordinal == 0) return "the last day";
+      if (item.ordinal == 1) return "the day before the last day";
+      return fmt::format("the day {} days before the last day", item.ordinal);
+    case Kind::kLastWeekday:
+      return "the last weekday";
+    case Kind::kNearestWeekday:
+      return fmt::format("the weekday nearest day {}", item.first);
+    case Kind::kLastOfWeekday:
+      return fmt::format("the last {} of the month", value_name(field, item.first));
+    case Kind::kNthWeekday:
+      return fmt::format("the {} {} of the month", kOrdinalWords[static_cast<std::size_t>(item.ordinal - 1) % 5],
+                         value_name(field, item.first));
+  }
+  return "";
+}
+
+std::string describe_items(CronField field, const std::vector<CronItem>& items) {
+  std::vector<std::string> parts;
+  parts.reserve(items.size());
+  for (const CronItem& item : items) parts.push_back(describe_item(field, item));
+  return join_words(parts);
+}
+
+bool only_values(const std::vector<CronItem>& items) {
+  return std::all_of(items.begin(), items.end(), [](const CronItem& item) { return item.kind == Kind::kValue; });
+}
+bool only_plain(const std::vector<CronItem>& items) {
+  return std::all_of(items.begin(), items.end(), [](const CronItem& item) {
+    return item.kind == Kind::kValue || item.kind == Kind::kRange || item.kind == Kind::kEvery;
+  });
+}
+bool is_every(const std::vector<CronItem>& items) {
+  return items.size() == 1 && items.front().kind == Kind::kEvery;
+}
+bool is_every_step_one(const std::vector<CronItem>& items) {
+  return is_every(items) && items.front().step == 1;
+}
+
+std::vector<int> values_of(const std::vector<CronItem>& items) {
+  std::vector<int> values;
+  for (const CronItem& item : items) values.push_back(item.first);
+  std::sort(values.begin(), values.end());
+  values.erase(std::unique(values.begin(), values.end()), values.end());
+  return values;
+}
+
+// The finest varying time field: "every 5 minutes", "at minutes 0 and 30", "every minute from 10 through 20".
+std::string lead_clause(CronField field, const std::vector<CronItem>& items) {
+  const Unit unit = unit_of(field);
+  if (is_every(items)) {
+    const int step = items.front().step;
+    return step == 1 ? fmt::format("every {}", unit.singular) : fmt::format("every {} {}", step, unit.plural);
+  }
+  if (items.size() == 1 && items.front().kind == Kind::kRange) {
+    const CronItem& range = items.front();
+    const std::string every =
+        range.step == 1 ? fmt::format("every {}", unit.singular) : fmt::format("every {} {}", range.step, unit.plural);
+    return fmt::format("{} from {} {} through {}", every, unit.singular, range.first, range.last);
+  }
+  const bool plural = items.size() > 1 || items.front().kind != Kind::kValue;
+  return fmt::format("at {} {}", plural ? unit.plural : unit.singular, describe_items(field, items));
+}
+
+// A coarser time field after a finer one: "of every 2nd hour", "between 09:00 and 17:59".
+std::string follower_clause(CronField field, const std::vector<CronItem>& items) {
+  const Unit unit = unit_of(field);
+  if (is_every_step_one(items)) return "";
+  if (is_every(items)) return fmt::format("of every {} {}", ordinal(items.front().step), unit.singular);
+  if (field == CronField::kHour && items.size() == 1 && items.front().kind != Kind::kRange) {
+    const int hour = items.front().first;
+    return fmt::format("between {:02}:00 and {:02}:59", hour, hour);
+  }
+  if (field == CronField::kHour && items.size() == 1 && items.front().step == 1) {
+    return fmt::format("between {:02}:00 and {:02}:59", items.front().first, items.front().last);
+  }
+  if (items.size() == 1 && items.front().kind == Kind::kRange) return "of " + describe_item(field, items.front());
+  const bool plural = items.size() > 1 || items.front().kind != Kind::kValue;
+  return fmt::format("of {} {}", plural ? unit.plural : unit.singular, describe_items(field, items));
+}
+
+std::string duration_words(Millis period) {
+  struct Part {
+    std::int64_t millis;
+    std::string_view singular;
+    std::string_view plural;
+  };
+  static constexpr std::array<Part, 5> kParts = {{{86'400'000, "day", "days"},
+                                                  {3'600'000, "hour", "hours"},
+                                                  {60'000, "minute", "minutes"},
+                                                  {1'000, "second", "seconds"},
+                                                  {1, "millisecond", "milliseconds"}}};
+  std::vector<std::string> words;
+  std::int64_t left = period.count();
+  for (const Part& part : kParts) {
+    const std::int64_t count = left / part.millis;
+    left %= part.millis;
+    if (count > 0) words.push_back(fmt::format("{} {}", count, count == 1 ? part.singular : part.plural));
+  }
+  return join_words(words);
+}
+
+}  // namespace
+
+std::string CronExpression::explain() const {
+  if (every_) {
+    return fmt::format("every {}, counted from the schedule's start (the Unix epoch when it has none)", duration_words(*every_));
+  }
+  const auto& seconds = items(CronField::kSecond);
+  const auto& minutes = items(CronField::kMinute);
+  const auto& hours = items(CronField::kHour);
+  std::vector<std::string> clauses;
+
+  // The time of day.
+  const std::vector<int> second_values = values_of(seconds);
+  const std::vector<int> minute_values = values_of(minutes);
+  const std::vector<int> hour_values = values_of(hours);
+  const bool fixed_times = only_values(seconds) && only_values(minutes) && only_values(hours) &&
+                           second_values.size() * minute_values.size() * hour_values.size() <= 6;
+  if (fixed_times) {
+    const bool show_seconds = second_values.size() > 1 || second_values.front() != 0;
+    std::vector<std::string> times;
+    for (const int hour : hour_values) {
+      for (const int minute : minute_values) {
+        for (const int second : second_values) {
+          times.push_back(show_seconds ? fmt::format("{:02}:{:02}:{:02}", hour, minute, second)
+                                       : fmt::format("{:02}:{:02}", hour, minute));
+        }
+      }
+    }
+    clauses.push_back("at " + join_words(times));
+  } else if (!(only_values(seconds) && second_values == std::vector<int>{0})) {
+    clauses.push_back(lead_clause(CronField::kSecond, seconds));
+    clauses.push_back(only_values(seconds) && is_every_step_one(minutes) ? "of every minute"
+                                                                         : follower_clause(CronField::kMinute, minutes));
+    clauses.push_back(follower_clause(CronField::kHour, hours));
+  } else {
+    clauses.push_back(lead_clause(CronField::kMinute, minutes));
+    clauses.push_back(only_values(minutes) && is_every_step_one(hours) ? "of every hour"
+                                                                       : follower_clause(CronField::kHour, hours));
+  }
+
+  // The days.
+  const auto& days_of_month = items(CronField::kDayOfMonth);
+  const auto& days_of_week = items(CronField::kDayOfWeek);
+  std::string day_of_month_clause;
+  std::string day_of_week_clause;
+  if (!fields_[index(CronField::kDayOfMonth)].unrestricted) {
+    if (is_every(days_of_month)) {
+      day_of_month_clause = fmt::format("on every {} day of the month", ordinal(days_of_month.front().step));
+    } else if (only_plain(days_of_month)) {
+      const bool plural = days_of_month.size() > 1 || days_of_month.front().kind != Kind::kValue;
+      day_of_month_clause =
+          fmt::format("on {} {} of the month", plural ? "days" : "day", describe_items(CronField::kDayOfMonth, days_of_month));
+    } else {
+      std::vector<std::string> parts;
+      for (const CronItem& item : days_of_month) {
+        parts.push_back(item.kind == Kind::kValue ? fmt::format("day {}", item.first)
+                                                  : describe_item(CronField::kDayOfMonth, item));
+      }
+      day_of_month_clause = fmt::format("on {} of the month", join_words(parts));
+    }
+  }
+  if (!fields_[index(CronField::kDayOfWeek)].unrestricted) {
+    day_of_week_clause = "on " + describe_items(CronField::kDayOfWeek, days_of_week);
+  }
+  if (!day_of_month_clause.empty() && !day_of_week_clause.empty()) {
+    clauses.push_back(day_of_month_clause + " or " + day_of_week_clause);
+  } else {
+    clauses.push_back(day_of_month_clause + day_of_week_clause);
+  }
+
+  if (!fields_[index(CronField::kMonth)].unrestricted) {
+    clauses.push_back("in " + describe_items(CronField::kMonth, items(CronField::kMonth)));
+  }
+  if (!fields_[index(CronField::kYear)].unrestricted) {
+    clauses.push_back("in " + describe_items(CronField::kYear, items(CronField::kYear)));
+  }
+
+  std::string explanation;
+  for (const std::string& clause : clauses) {
+    if (clause.empty()) continue;
+    if (!explanation.empty()) explanation += ' ';
+    explanation += clause;
+  }
+  return explanation;
+}
+
+}  // namespace kcron::cron

@@ -1,0 +1,319 @@
+#include "core/schedule_planner.h"
+
+#include <date/date.h>
+#include <fmt/format.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
+#include "kcron/codec.h"
+#include "kcron/priority.h"
+#include "kcron/routing.h"
+
+namespace kcron::cron {
+namespace {
+
+constexpr std::size_t kMaxScannedRuns = 1'000'000;  // per schedule and tick, for long outages
+
+std::int64_t to_ms(const google::protobuf::Timestamp& timestamp) {
+  return timestamp.seconds() * 1000 + timestamp.nanos() / 1'000'000;
+}
+std::int64_t to_ms(const google::protobuf::Duration& duration) {
+  return duration.seconds() * 1000 + duration.nanos() / 1'000'000;
+}
+
+std::vector<std::pair<std::string, std::string>> typed_headers(std::string_view type, std::string_view id) {
+  return {{std::string(header::kType), std::string(type)},
+          {std::string(header::kJobId), std::string(id)},
+          {std::string(header::kContentType), std::string(header::kProtobuf)}};
+}
+
+std::uint64_t fnv1a(std::string_view bytes) {
+  std::uint64_t hash = 0xcbf29ce484222325ULL;
+  for (const char c : bytes) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 0x100000001b3ULL;
+  }
+  return hash;
+}
+
+}  // namespace
+
+std::uint64_t fingerprint(const v1::Schedule& definition) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    definition.SerializeToCodedStream(&coded);
+  }
+  return fnv1a(bytes);
+}
+
+std::string SchedulePlanner::trigger_id(std::string_view schedule_id, Instant nominal) {
+  const bool whole_seconds = nominal.time_since_epoch().count() % 1000 == 0;
+  const std::string instant =
+      whole_seconds ? date::format("%FT%TZ", std::chrono::floor<std::chrono::seconds>(nominal)) : date::format("%FT%TZ", nominal);
+  return fmt::format("{}@{}", schedule_id, instant);
+}
+
+SchedulePlanner::SchedulePlanner(PlannerSettings settings, const Clock& clock) : settings_(std::move(settings)), clock_(clock) {}
+
+Result<SchedulePlanner::Entry> SchedulePlanner::validate(const ScheduleRecord& record, v1::Schedule definition) const {
+  if (definition.id().empty()) definition.set_id(std::string(record.key));
+  if (definition.id() != record.key) {
+    return make_error("schedule id '{}' does not match the record key '{}'", definition.id(), record.key);
+  }
+  if (definition.id().find_first_of("@/") != std::string::npos) {
+    return make_error("schedule id '{}' must not contain '@' or '/' (they separate a run's instant)", definition.id());
+  }
+  auto expression = CronExpression::parse(definition.expression());
+  if (!expression) return expression.error().within(fmt::format("schedule {}", definition.id()));
+  auto zone = TimeZone::locate(definition.time_zone().empty() ? "UTC" : definition.time_zone());
+  if (!zone) return zone.error().within(fmt::format("schedule {}", definition.id()));
+  if (auto next = expression->next_after(clock_.now(), *zone); !next) {
+    return next.error().within(fmt::format("schedule {}", definition.id()));  // e.g. `0 0 30 2 *` never fires
+  }
+  const auto& job = definition.job_template();
+  if (job.task_case() == v1::Job::TASK_NOT_SET) {
+    return make_error("schedule {}: job_template has no task: set one of noop, sleep, exec, http, kafka, handler",
+                      definition.id());
+  }
+  const std::string queue = job.queue().empty() ? "default" : job.queue();
+  if (!settings_.queues.contains(queue)) return make_error("schedule {}: unknown queue '{}'", definition.id(), queue);
+  if (job.has_priority() && job.priority() > kMaxPriority) {
+    return make_error("schedule {}: priority {} is outside 0-9", definition.id(), job.priority());
+  }
+  if (definition.has_start() && definition.has_end() && to_ms(definition.end()) <= to_ms(definition.start())) {
+    return make_error("schedule {}: end is not after start", definition.id());
+  }
+  Entry entry{std::move(definition), std::move(*expression), *zone, record.partition, {}};
+  return entry;
+}
+
+void SchedulePlanner::restore_state(std::int32_t /*partition*/, std::string_view schedule_id, std::string_view value,
+                                    bool tombstone) {
+  v1::CronState state;
+  if (tombstone || !state.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+    restored_states_.erase(std::string(schedule_id));
+    return;
+  }
+  restored_states_[std::string(schedule_id)] = state;
+}
+
+void SchedulePlanner::load(const ScheduleRecord& record) {
+  if (record.key.empty() || partition_for_key(record.key, settings_.schedules_partitions).value() != record.partition) return;
+  const std::string id(record.key);
+  if (record.tombstone) {
+    schedules_.erase(id);
+    return;
+  }
+  v1::Schedule definition;
+  if (!decode_message(record.value, record.content_type, definition)) return;  // rejected when it arrived
+  auto entry = validate(record, std::move(definition));
+  if (!entry) return;
+  const auto restored = restored_states_.find(id);
+  if (restored != restored_states_.end()) {
+    entry->state = restored->second;
+  } else {
+    entry->state.set_schedule_id(id);
+    entry->state.set_last_nominal_ms(now_ms());
+    entry->state.set_fingerprint(fingerprint(entry->definition));
+  }
+  schedules_.insert_or_assign(id, std::move(*entry));
+}
+
+void SchedulePlanner::apply(const ScheduleRecord& record, std::vector<OutRecord>& out) {
+  if (record.value.size() > settings_.max_record_bytes) {
+    reject(record,
+           fmt::format("record of {} bytes exceeds the limit of {} bytes", record.value.size(), settings_.max_record_bytes), out);
+    return;
+  }
+  if (record.key.empty()) {
+    reject(record, "a schedule record needs the schedule id as its key", out);
+    return;
+  }
+  const auto owner = partition_for_key(record.key, settings_.schedules_partitions).value();
+  if (owner != record.partition) {
+    std::vector<std::pair<std::string, std::string>> headers = {{"kcron-forwarded-from", std::to_string(record.partition)}};
+    if (!record.content_type.empty()) headers.emplace_back(header::kContentType, record.content_type);
+    out.push_back(
+        {settings_.names.schedules(), owner, std::string(record.key), std::string(record.value), record.tombstone, headers});
+    ++counts_.forwarded;
+    return;
+  }
+  const std::string id(record.key);
+  auto existing = schedules_.find(id);
+  if (record.tombstone) {
+    if (existing == schedules_.end()) return;
+    cancel_ahead(existing->second, out);
+    out.push_back({settings_.names.cron_changelog(), record.partition, id, "", true, {}});
+    schedules_.erase(existing);
+    return;
+  }
+  v1::Schedule definition;
+  if (auto decoded = decode_message(record.value, record.content_type, definition); !decoded) {
+    reject(record, decoded.error().message(), out);
+    return;
+  }
+  auto entry = validate(record, std::move(definition));
+  if (!entry) {
+    reject(record, entry.error().message() + (existing != schedules_.end() ? " (the previous definition stays in force)" : ""),
+           out);
+    return;
+  }
+  const auto print = fingerprint(entry->definition);
+  if (existing != schedules_.end()) {
+    if (existing->second.state.fingerprint() == print) {
+      existing->second.definition = entry->definition;  // replayed or identical: nothing changes
+      return;
+    }
+    cancel_ahead(existing->second, out);  // runs emitted ahead for the old definition
+    entry->state = existing->second.state;
+    entry->state.set_last_nominal_ms(now_ms());
+    entry->state.set_never_fires(false);
+  } else {
+    entry->state.set_schedule_id(id);
+    entry->state.set_last_nominal_ms(now_ms());
+  }
+  entry->state.set_fingerprint(print);
+  save_state(*entry, out);
+  schedules_.insert_or_assign(id, std::move(*entry));
+}
+
+std::size_t SchedulePlanner::tick(std::vector<OutRecord>& out) {
+  const auto now = clock_.now();
+  const auto horizon = now + settings_.lookahead;
+  std::size_t emitted_total = 0;
+  for (auto& [id, entry] : schedules_) {
+    const auto& definition = entry.definition;
+    if (definition.paused() || entry.state.never_fires()) continue;
+    const Instant anchor = definition.has_start() ? instant_from_ms(to_ms(definition.start())) : Instant{};
+    Instant from = instant_from_ms(entry.state.last_nominal_ms());
+    if (definition.has_start()) from = std::max(from, instant_from_ms(to_ms(definition.start()) - 1));
+    const auto starting = entry.state;
+    std::vector<Instant> missed;
+    std::size_t emitted = 0;
+    auto flush_missed = [&] {
+      if (missed.empty()) return;
+      std::size_t first_kept = missed.size();  // skip: none
+      if (definition.misfire() == v1::FIRE_ALL) {
+        const auto window = to_ms(definition.catchup_window());
+        first_kept = 0;
+        while (first_kept < missed.size() && window > 0 && to_epoch_ms(now) - to_epoch_ms(missed[first_kept]) > window)
+          ++first_kept;
+      } else if (definition.misfire() != v1::SKIP) {
+        first_kept = missed.size() - 1;  // fire_once: only the latest missed run
+      }
+      counts_.skipped += first_kept;
+      for (std::size_t index = first_kept; index < missed.size(); ++index) emit(entry, missed[index], out);
+      emitted += missed.size() - first_kept;
+      missed.clear();
+    };
+    for (std::size_t scanned = 0; scanned < kMaxScannedRuns && emitted < settings_.max_runs_per_tick; ++scanned) {
+      if (definition.max_runs() > 0 && entry.state.runs() + missed.size() >= definition.max_runs()) break;
+      auto next = entry.expression.next_after(from, entry.zone, anchor);
+      if (!next) {
+        entry.state.set_never_fires(true);
+        break;
+      }
+      if (*next > horizon || (definition.has_end() && to_epoch_ms(*next) > to_ms(definition.end()))) break;
+      from = *next;
+      if (now - *next > settings_.misfire_threshold) {
+        missed.push_back(*next);
+        if (missed.size() >= settings_.max_runs_per_tick && definition.misfire() == v1::FIRE_ALL) break;
+        continue;
+      }
+      flush_missed();
+      emit(entry, *next, out);
+      ++emitted;
+    }
+    flush_missed();
+    entry.state.set_last_nominal_ms(to_epoch_ms(from));
+    if (entry.state.SerializeAsString() != starting.SerializeAsString()) save_state(entry, out);
+    emitted_total += emitted;
+  }
+  return emitted_total;
+}
+
+void SchedulePlanner::emit(Entry& entry, Instant nominal, std::vector<OutRecord>& out) {
+  const auto& definition = entry.definition;
+  const std::string job_id = trigger_id(definition.id(), nominal);
+  v1::Command command;
+  v1::Job& job = *command.mutable_submit();
+  job = definition.job_template();
+  job.set_id(job_id);
+  job.set_tenant(definition.tenant());
+  job.set_attempt(0);
+  std::int64_t jitter_ms = 0;
+  if (const auto jitter = to_ms(definition.jitter()); jitter > 0) {
+    jitter_ms = static_cast<std::int64_t>(fnv1a(job_id) % static_cast<std::uint64_t>(jitter));  // deterministic per run
+  }
+  job.set_run_at_ms(to_epoch_ms(nominal) + jitter_ms);
+  auto& run = *job.mutable_schedule_run();
+  run.set_schedule_id(definition.id());
+  run.mutable_nominal_instant()->set_seconds(to_epoch_ms(nominal) / 1000);
+  run.mutable_nominal_instant()->set_nanos(static_cast<std::int32_t>(to_epoch_ms(nominal) % 1000) * 1'000'000);
+  run.set_misfire(definition.misfire());
+  *run.mutable_catchup_window() = definition.catchup_window();
+  run.set_overlap(definition.overlap());
+  out.push_back({settings_.names.jobs(), -1, definition.id(), encode(command), false, typed_headers("command", job_id)});
+  entry.state.set_runs(entry.state.runs() + 1);
+  ++counts_.emitted;
+}
+
+void SchedulePlanner::cancel_ahead(const Entry& entry, std::vector<OutRecord>& out) {
+  const auto now = clock_.now();
+  const auto last = instant_from_ms(entry.state.last_nominal_ms());
+  const Instant anchor = entry.definition.has_start() ? instant_from_ms(to_ms(entry.definition.start())) : Instant{};
+  Instant from = now;
+  for (std::size_t scanned = 0; scanned < settings_.max_runs_per_tick && from < last; ++scanned) {
+    auto next = entry.expression.next_after(from, entry.zone, anchor);
+    if (!next || *next > last) break;
+    v1::Command command;
+    command.mutable_cancel()->set_job_id(trigger_id(entry.definition.id(), *next));
+    command.mutable_cancel()->set_reason("schedule changed or deleted");
+    out.push_back({settings_.names.jobs(), -1, entry.definition.id(), encode(command), false,
+                   typed_headers("command", command.cancel().job_id())});
+    ++counts_.cancelled;
+    from = *next;
+  }
+}
+
+void SchedulePlanner::save_state(const Entry& entry, std::vector<OutRecord>& out) {
+  out.push_back({settings_.names.cron_changelog(), entry.partition, entry.definition.id(), encode(entry.state), false, {}});
+}
+
+void SchedulePlanner::reject(const ScheduleRecord& record, std::string_view reason, std::vector<OutRecord>& out) {
+  v1::DeadLetter letter;
+  letter.set_state(v1::REJECTED);
+  letter.set_reason(std::string(reason));
+  const auto kept = std::min<std::size_t>(record.value.size(), 64'000);
+  letter.set_original(std::string(record.value.substr(0, kept)));
+  letter.set_truncated(kept < record.value.size());
+  letter.set_source_topic(settings_.names.schedules());
+  letter.set_source_partition(record.partition);
+  letter.set_source_offset(record.offset);
+  letter.set_at_ms(now_ms());
+  letter.set_component(settings_.component);
+  const std::string key(record.key);
+  auto headers = typed_headers("dead-letter", key);
+  headers.emplace_back(header::kStatus, "REJECTED");
+  out.push_back({settings_.names.dead_letters(), -1, key, encode(letter), false, headers});
+
+  v1::StatusRecord status;
+  status.set_job_id(key);
+  status.set_state(v1::REJECTED);
+  status.set_at_ms(now_ms());
+  status.set_reason(std::string(reason));
+  status.set_component(settings_.component);
+  auto status_headers = typed_headers("status", key);
+  status_headers.emplace_back(header::kStatus, "REJECTED");
+  out.push_back({settings_.names.status(), -1, key, encode(status), false, status_headers});
+  ++counts_.rejected;
+}
+
+void SchedulePlanner::drop_partition(std::int32_t partition) {
+  std::erase_if(schedules_, [partition](const auto& item) { return item.second.partition == partition; });
+}
+
+}  // namespace kcron::cron

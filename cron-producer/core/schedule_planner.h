@@ -1,0 +1,102 @@
+// The cron-producer's decisions, free of Kafka: the table of schedules of the partitions this
+// instance owns (from kcron.schedules), how far each has been emitted (from kcron.cron-changelog),
+// and which trigger jobs to emit on kcron.jobs now. A trigger is a job `<schedule>@<nominal
+// instant>` routed by the schedule id, so a re-emission after failover is deduplicated by the
+// dispatcher; it is emitted up to `lookahead` before its instant and fired on time by the
+// dispatcher's buckets. Late runs (this producer was down) follow the schedule's misfire policy.
+// Single-threaded: the cron-producer loop owns it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/cron_expression.h"
+#include "kcron.pb.h"
+#include "kcron/clock.h"
+#include "kcron/out_record.h"
+#include "kcron/topics.h"
+
+namespace kcron::cron {
+
+struct PlannerSettings {
+  TopicNames names{"kcron."};
+  std::int32_t schedules_partitions = 6;
+  std::set<std::string, std::less<>> queues = {"default", "critical", "batch"};
+  Millis lookahead{5000};                // emit triggers this long before their instant
+  Millis misfire_threshold{5000};        // a run found this late was missed (producer outage)
+  std::size_t max_runs_per_tick = 1000;  // per schedule, so one busy schedule cannot stall the rest
+  std::size_t max_record_bytes = 900'000;
+  std::string component = "cron-producer";
+};
+
+// One record of kcron.schedules.
+struct ScheduleRecord {
+  std::int32_t partition = 0;
+  std::int64_t offset = 0;
+  std::string_view key;
+  std::string_view value;
+  bool tombstone = false;
+  std::string_view content_type;
+};
+
+struct PlannerCounts {
+  std::uint64_t emitted = 0;
+  std::uint64_t skipped = 0;  // missed runs dropped by skip / fire_once / fire_all's window
+  std::uint64_t rejected = 0;
+  std::uint64_t cancelled = 0;  // triggers emitted ahead, cancelled by a change or delete
+  std::uint64_t forwarded = 0;
+};
+
+class SchedulePlanner {
+ public:
+  SchedulePlanner(PlannerSettings settings, const Clock& clock);
+
+  // Restore, on assignment: the state first, then the table, neither producing output.
+  void restore_state(std::int32_t partition, std::string_view schedule_id, std::string_view value, bool tombstone);
+  void load(const ScheduleRecord& record);
+
+  // A live record: create, update, pause, resume or delete (tombstone) a schedule. Invalid
+  // definitions are REJECTED (dead letter + status) and the previous definition stays in force;
+  // a record on a partition other than murmur2(key) is forwarded there.
+  void apply(const ScheduleRecord& record, std::vector<OutRecord>& out);
+
+  // Emits every trigger due up to now + lookahead, for every schedule of this instance.
+  std::size_t tick(std::vector<OutRecord>& out);
+
+  void drop_partition(std::int32_t partition);
+  std::size_t schedule_count() const { return schedules_.size(); }
+  const PlannerCounts& counts() const { return counts_; }
+
+  // `nightly@2026-03-01T09:00:00Z` (milliseconds shown only when not zero).
+  static std::string trigger_id(std::string_view schedule_id, Instant nominal);
+
+ private:
+  struct Entry {
+    v1::Schedule definition;
+    CronExpression expression;
+    TimeZone zone;
+    std::int32_t partition = 0;
+    v1::CronState state;
+  };
+
+  Result<Entry> validate(const ScheduleRecord& record, v1::Schedule definition) const;
+  void emit(Entry& entry, Instant nominal, std::vector<OutRecord>& out);
+  void cancel_ahead(const Entry& entry, std::vector<OutRecord>& out);
+  void save_state(const Entry& entry, std::vector<OutRecord>& out);
+  void reject(const ScheduleRecord& record, std::string_view reason, std::vector<OutRecord>& out);
+  std::int64_t now_ms() const { return to_epoch_ms(clock_.now()); }
+
+  PlannerSettings settings_;
+  const Clock& clock_;
+  std::map<std::string, Entry, std::less<>> schedules_;
+  std::map<std::string, v1::CronState, std::less<>> restored_states_;  // before their schedule loads
+  PlannerCounts counts_;
+};
+
+std::uint64_t fingerprint(const v1::Schedule& definition);
+
+}  // namespace kcron::cron

@@ -1,0 +1,262 @@
+#include "kafka/cron_loop.h"
+
+#include <spdlog/spdlog.h>
+
+#include "kcron/codec.h"
+
+namespace kcron::cron {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+struct PartitionList {
+  std::vector<RdKafka::TopicPartition*> items;
+  PartitionList() = default;
+  PartitionList(const PartitionList&) = delete;
+  PartitionList& operator=(const PartitionList&) = delete;
+  ~PartitionList() { RdKafka::TopicPartition::destroy(items); }
+};
+
+}  // namespace
+
+CronLoop::CronLoop(CronLoopSettings settings, PlannerSettings planner_settings, SchedulePlanner& planner, Metrics& metrics,
+                   HttpEndpoint* http)
+    : settings_(std::move(settings)),
+      planner_settings_(std::move(planner_settings)),
+      planner_(planner),
+      http_(http),
+      emitted_(metrics.counter("kcron_triggers_emitted_total", "schedule runs emitted to kcron.jobs")),
+      skipped_(metrics.counter("kcron_triggers_skipped_total", "missed schedule runs dropped by their misfire policy")),
+      rejected_(metrics.counter("kcron_jobs_rejected_total{component=\"cron-producer\"}", "schedule records rejected")),
+      cancelled_(metrics.counter("kcron_triggers_cancelled_total", "triggers emitted ahead, cancelled by a change")),
+      commits_(
+          metrics.counter("kcron_transactions_committed_total{component=\"cron-producer\"}", "Kafka transactions committed")),
+      aborts_(metrics.counter("kcron_transactions_aborted_total{component=\"cron-producer\"}", "Kafka transactions aborted")),
+      schedules_(metrics.gauge("kcron_schedules", "schedules owned by this cron-producer")) {}
+
+CronLoop::~CronLoop() {
+  if (consumer_) consumer_->close();
+}
+
+Status CronLoop::create_producer() {
+  auto properties = settings_.client;
+  properties["transaction.timeout.ms"] = std::to_string(settings_.transaction_timeout.count());
+  auto producer = kafka::make_producer(properties, planner_settings_.names.prefix + "cron-producer-" + settings_.instance_id);
+  if (!producer) return producer.error();
+  producer_ = std::move(*producer);
+  return kafka::init_transactions(*producer_, settings_.transaction_timeout * 3);
+}
+
+Status CronLoop::start() {
+  const auto& names = planner_settings_.names;
+  if (auto status = create_producer(); !status) return status;
+  const std::vector<TopicSpec> required = {{names.schedules(), planner_settings_.schedules_partitions, {}},
+                                           {names.cron_changelog(), planner_settings_.schedules_partitions, {}},
+                                           {names.jobs(), 0, {}},
+                                           {names.status(), 0, {}},
+                                           {names.dead_letters(), 0, {}}};
+  if (auto status = kafka::check_topics(*producer_, required, Millis(10000)); !status) return status;
+  auto properties = settings_.client;
+  properties["group.id"] = names.prefix + "cron-producer";
+  properties["group.instance.id"] = names.prefix + "cron-producer-" + settings_.instance_id;
+  auto consumer = kafka::make_consumer(properties, this);
+  if (!consumer) return consumer.error();
+  consumer_ = std::move(*consumer);
+  if (const auto code = consumer_->subscribe({names.schedules()}); code != RdKafka::ERR_NO_ERROR) {
+    return kafka::to_error(code, "subscribe to " + names.schedules());
+  }
+  spdlog::info("event=started instance={} topic={}", settings_.instance_id, names.schedules());
+  return Status::success();
+}
+
+Status CronLoop::run() {
+  if (auto status = start(); !status) return status;
+  if (http_ != nullptr) http_->set_ready(true);
+  while (!stop_requested() && fatal_) {
+    const auto deadline = SteadyClock::now() + settings_.commit_interval;
+    while (SteadyClock::now() < deadline && fatal_ && !stop_requested()) {
+      const auto wait = std::chrono::duration_cast<Millis>(deadline - SteadyClock::now()).count();
+      std::unique_ptr<RdKafka::Message> message(consumer_->consume(static_cast<int>(std::max<std::int64_t>(wait, 0))));
+      if (message->err() == RdKafka::ERR__TIMED_OUT) break;
+      if (message->err() != RdKafka::ERR_NO_ERROR) {
+        if (message->err() == RdKafka::ERR__FATAL) return kafka::to_error(message->err(), "consumer");
+        if (message->err() != RdKafka::ERR__PARTITION_EOF) spdlog::warn("event=consume_error error=\"{}\"", message->errstr());
+        continue;
+      }
+      auto owned = next_offsets_.find(message->partition());
+      if (owned == next_offsets_.end()) continue;
+      const std::string content_type = kafka::header_value(*message, header::kContentType);
+      ScheduleRecord record{message->partition(),
+                            message->offset(),
+                            message->key() != nullptr ? std::string_view(*message->key()) : std::string_view(),
+                            std::string_view(static_cast<const char*>(message->payload()), message->len()),
+                            message->payload() == nullptr,
+                            content_type};
+      planner_.apply(record, out_);
+      owned->second = message->offset() + 1;
+      ++consumed_;
+    }
+    if (!fatal_) break;
+    if (auto status = commit_batch(); !status) return status;
+  }
+  if (!fatal_) return fatal_;
+  spdlog::info("event=stopping");
+  if (http_ != nullptr) http_->set_ready(false);
+  consumer_->close();  // the revoke callback commits the last batch
+  consumer_.reset();
+  if (!fatal_) return fatal_;
+  spdlog::info("event=stopped");
+  return Status::success();
+}
+
+Status CronLoop::commit_batch() {
+  if (next_offsets_.empty()) return Status::success();
+  planner_.tick(out_);
+  if (out_.empty() && consumed_ == 0) return Status::success();
+  const int timeout = static_cast<int>(settings_.transaction_timeout.count());
+  if (auto error = std::unique_ptr<RdKafka::Error>(producer_->begin_transaction()))
+    return kafka::to_error(*error, "begin_transaction");
+  for (const auto& record : out_) {
+    if (auto status = kafka::produce(*producer_, record); !status) return rebuild(status.error().message(), false);
+    producer_->poll(0);
+  }
+  PartitionList offsets;
+  for (const auto& [partition, offset] : next_offsets_) {
+    offsets.items.push_back(RdKafka::TopicPartition::create(planner_settings_.names.schedules(), partition, offset));
+  }
+  std::unique_ptr<RdKafka::ConsumerGroupMetadata> group(consumer_->groupMetadata());
+  auto error = std::unique_ptr<RdKafka::Error>(producer_->send_offsets_to_transaction(offsets.items, group.get(), timeout));
+  if (!error) error.reset(producer_->commit_transaction(timeout));
+  for (int attempt = 0; error && error->is_retriable() && attempt < 3; ++attempt)
+    error.reset(producer_->commit_transaction(timeout));
+  if (error) {
+    if (error->is_fatal()) return kafka::to_error(*error, "commit_transaction (fenced)");
+    if (error->txn_requires_abort()) {
+      aborts_.inc();
+      if (auto abort_error = std::unique_ptr<RdKafka::Error>(producer_->abort_transaction(timeout))) {
+        return rebuild(abort_error->str(), true);
+      }
+      return rebuild(error->str(), false);
+    }
+    return rebuild(fmt::format("commit outcome unknown: {}", error->str()), true);
+  }
+  commits_.inc();
+  committed_offsets_ = next_offsets_;
+  out_.clear();
+  consumed_ = 0;
+  publish_counts();
+  return Status::success();
+}
+
+Status CronLoop::rebuild(const std::string& why, bool new_producer) {
+  spdlog::warn("event=rebuild reason=\"{}\" msg=\"reloading schedules and state from Kafka\"", why);
+  out_.clear();
+  consumed_ = 0;
+  if (new_producer) {
+    producer_.reset();
+    if (auto status = create_producer(); !status) return status;
+  }
+  std::set<std::int32_t> owned;
+  for (const auto& [partition, offset] : next_offsets_) owned.insert(partition);
+  for (const auto partition : owned) planner_.drop_partition(partition);
+  if (auto status = load_partitions(owned); !status) return status;
+  for (const auto partition : owned) {
+    auto* position = RdKafka::TopicPartition::create(planner_settings_.names.schedules(), partition, next_offsets_[partition]);
+    const auto code = consumer_->seek(*position, 5000);
+    delete position;
+    if (code != RdKafka::ERR_NO_ERROR) return kafka::to_error(code, "rewind schedules");
+  }
+  return Status::success();
+}
+
+Status CronLoop::load_partitions(const std::set<std::int32_t>& partitions) {
+  const auto& names = planner_settings_.names;
+  PartitionList committed;
+  for (const auto partition : partitions)
+    committed.items.push_back(RdKafka::TopicPartition::create(names.schedules(), partition));
+  if (!committed.items.empty()) {
+    if (const auto code = consumer_->committed(committed.items, 30000); code != RdKafka::ERR_NO_ERROR) {
+      return kafka::to_error(code, "fetch committed offsets");
+    }
+  }
+  const auto from_low = [](std::int64_t low, std::int64_t /*high*/) { return low; };
+  for (auto* item : committed.items) {
+    const auto partition = item->partition();
+    auto state = kafka::replay_partition(
+        settings_.client, names.prefix + "cron-restore", names.cron_changelog(), partition, from_low,
+        [&](RdKafka::Message& message) {
+          planner_.restore_state(partition, message.key() != nullptr ? *message.key() : std::string(),
+                                 std::string_view(static_cast<const char*>(message.payload()), message.len()),
+                                 message.payload() == nullptr);
+          return Status::success();
+        },
+        settings_.restore_timeout);
+    if (!state) return state.error();
+    std::int64_t low_of_table = 0;
+    auto table = kafka::replay_partition(
+        settings_.client, names.prefix + "cron-restore", names.schedules(), partition,
+        [&](std::int64_t low, std::int64_t high) {
+          low_of_table = low;
+          (void)high;
+          return low;
+        },
+        [&](RdKafka::Message& message) {
+          const std::string content_type = kafka::header_value(message, header::kContentType);
+          planner_.load({partition, message.offset(),
+                         message.key() != nullptr ? std::string_view(*message.key()) : std::string_view(),
+                         std::string_view(static_cast<const char*>(message.payload()), message.len()),
+                         message.payload() == nullptr, content_type});
+          return Status::success();
+        },
+        settings_.restore_timeout);
+    if (!table) return table.error();
+    const std::int64_t offset = item->offset() >= 0 ? item->offset() : low_of_table;
+    item->set_offset(offset);
+    next_offsets_[partition] = offset;
+    committed_offsets_[partition] = offset;
+  }
+  schedules_.set(static_cast<double>(planner_.schedule_count()));
+  return Status::success();
+}
+
+void CronLoop::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode code,
+                            std::vector<RdKafka::TopicPartition*>& partitions) {
+  if (code == RdKafka::ERR__ASSIGN_PARTITIONS) {
+    std::set<std::int32_t> assigned;
+    for (const auto* partition : partitions) assigned.insert(partition->partition());
+    if (auto status = load_partitions(assigned); !status) {
+      spdlog::error("event=assign_failed error=\"{}\"", status.error().message());
+      fatal_ = status;
+      return;
+    }
+    for (auto* partition : partitions) partition->set_offset(next_offsets_[partition->partition()]);
+    (void)consumer->assign(partitions);
+    spdlog::info("event=assigned partitions={} schedules={}", partitions.size(), planner_.schedule_count());
+    return;
+  }
+  if (fatal_) {
+    if (auto status = commit_batch(); !status) spdlog::warn("event=revoke_commit_failed error=\"{}\"", status.error().message());
+  }
+  for (const auto* partition : partitions) {
+    planner_.drop_partition(partition->partition());
+    next_offsets_.erase(partition->partition());
+    committed_offsets_.erase(partition->partition());
+  }
+  out_.clear();
+  consumed_ = 0;
+  (void)consumer->unassign();
+  schedules_.set(static_cast<double>(planner_.schedule_count()));
+  spdlog::info("event=revoked count={}", partitions.size());
+}
+
+void CronLoop::publish_counts() {
+  const auto& counts = planner_.counts();
+  emitted_.inc(counts.emitted - published_.emitted);
+  skipped_.inc(counts.skipped - published_.skipped);
+  rejected_.inc(counts.rejected - published_.rejected);
+  cancelled_.inc(counts.cancelled - published_.cancelled);
+  published_ = counts;
+  schedules_.set(static_cast<double>(planner_.schedule_count()));
+}
+
+}  // namespace kcron::cron

@@ -1,0 +1,69 @@
+// The cron-producer's loop, on the main thread: consume kcron.schedules (a table, consumer group),
+// tick the planner, and commit each batch — triggers on kcron.jobs, state on kcron.cron-changelog,
+// rejections, and the schedules offsets — in one Kafka transaction. On assignment the planner is
+// rebuilt from the committed changelog and the whole schedules partition; after an aborted or
+// uncertain commit it is rebuilt the same way, so its memory never runs ahead of Kafka.
+#pragma once
+
+#include <librdkafka/rdkafkacpp.h>
+
+#include <map>
+#include <memory>
+#include <set>
+
+#include "core/schedule_planner.h"
+#include "kcron/kafka.h"
+#include "kcron/metrics.h"
+#include "kcron/service.h"
+
+namespace kcron::cron {
+
+struct CronLoopSettings {
+  kafka::Properties client;
+  std::string instance_id = "cron-producer-1";
+  Millis commit_interval{200};
+  Millis transaction_timeout{10000};
+  Millis restore_timeout{std::chrono::minutes(5)};
+};
+
+class CronLoop final : public RdKafka::RebalanceCb {
+ public:
+  CronLoop(CronLoopSettings settings, PlannerSettings planner_settings, SchedulePlanner& planner, Metrics& metrics,
+           HttpEndpoint* http);
+  ~CronLoop() override;
+
+  Status run();
+  void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode code,
+                    std::vector<RdKafka::TopicPartition*>& partitions) override;
+
+ private:
+  Status start();
+  Status create_producer();
+  Status commit_batch();
+  Status load_partitions(const std::set<std::int32_t>& partitions);
+  Status rebuild(const std::string& why, bool new_producer);
+  void publish_counts();
+
+  CronLoopSettings settings_;
+  PlannerSettings planner_settings_;
+  SchedulePlanner& planner_;
+  HttpEndpoint* http_;
+  std::unique_ptr<RdKafka::Producer> producer_;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  std::map<std::int32_t, std::int64_t> next_offsets_;       // owned partition -> position to commit
+  std::map<std::int32_t, std::int64_t> committed_offsets_;  // owned partition -> last committed
+  std::vector<OutRecord> out_;
+  std::size_t consumed_ = 0;
+  Status fatal_;
+  PlannerCounts published_;
+
+  Counter& emitted_;
+  Counter& skipped_;
+  Counter& rejected_;
+  Counter& cancelled_;
+  Counter& commits_;
+  Counter& aborts_;
+  Gauge& schedules_;
+};
+
+}  // namespace kcron::cron

@@ -1,0 +1,231 @@
+#include "core/schedule_planner.h"
+
+#include <catch2/catch.hpp>
+
+#include "kcron/codec.h"
+#include "kcron/routing.h"
+
+using namespace kcron;
+using namespace kcron::cron;
+
+namespace {
+
+constexpr std::int64_t kStart = 1'790'000'000'000;  // 2026-09-21T14:13:20Z
+
+struct Harness {
+  ManualClock clock{instant_from_ms(kStart)};
+  PlannerSettings settings = [] {
+    PlannerSettings value;
+    value.schedules_partitions = 6;
+    value.lookahead = Millis(5000);
+    value.misfire_threshold = Millis(5000);
+    return value;
+  }();
+  SchedulePlanner planner{settings, clock};
+  std::vector<OutRecord> out;
+  std::int64_t offset = 0;
+
+  std::int32_t partition_of(const std::string& id) const { return partition_for_key(id, 6).value(); }
+  ScheduleRecord record(const std::string& id, const std::string& json, bool tombstone = false) {
+    return {partition_of(id), offset++, id, json, tombstone, "application/json"};
+  }
+  void apply(const std::string& id, const std::string& json) {
+    auto input = record(id, json);
+    stored_json = json;
+    planner.apply(input, out);
+  }
+  void remove(const std::string& id) { planner.apply(record(id, "", true), out); }
+  std::vector<std::string> tick_ids() {
+    planner.tick(out);
+    std::vector<std::string> ids;
+    for (const auto& item : take(".jobs")) {
+      v1::Command command;
+      REQUIRE(command.ParseFromString(item.value));
+      if (command.has_submit()) ids.push_back(command.submit().id());
+    }
+    return ids;
+  }
+  std::vector<OutRecord> take(std::string_view topic_part) {
+    std::vector<OutRecord> matched;
+    std::vector<OutRecord> rest;
+    for (auto& item : out) (item.topic.find(topic_part) != std::string::npos ? matched : rest).push_back(std::move(item));
+    out = std::move(rest);
+    return matched;
+  }
+  std::string stored_json;
+};
+
+std::string schedule(const std::string& id, const std::string& expression, const std::string& extra = "") {
+  return fmt::format(R"({{"id":"{}","expression":"{}","job_template":{{"noop":{{}}}}{}}})", id, expression, extra);
+}
+
+}  // namespace
+
+TEST_CASE("a schedule emits each run once, up to the look-ahead before its instant") {
+  Harness harness;
+  harness.apply("tick", schedule("tick", "*/10 * * * * *"));  // every 10 s; kStart is hh:mm:20
+  CHECK(harness.tick_ids().empty());                          // next run at :30 is 10 s away
+  harness.clock.advance(Millis(5'000));
+  CHECK(harness.tick_ids() == std::vector<std::string>{"tick@2026-09-21T14:13:30Z"});
+  CHECK(harness.tick_ids().empty());  // never twice
+  harness.clock.advance(Millis(10'000));
+  CHECK(harness.tick_ids() == std::vector<std::string>{"tick@2026-09-21T14:13:40Z"});
+}
+
+TEST_CASE("a trigger is a job routed by the schedule id that carries the nominal instant and the policies") {
+  Harness harness;
+  harness.apply("report", R"({"id":"report","expression":"*/10 * * * * *","tenant":"acme","misfire":"FIRE_ALL",)"
+                          R"("overlap":"FORBID","job_template":{"queue":"critical","priority":8,"sleep":{"duration":"1s"}}})");
+  harness.clock.advance(Millis(5'000));
+  harness.planner.tick(harness.out);
+  const auto jobs = harness.take(".jobs");
+  REQUIRE(jobs.size() == 1);
+  CHECK(jobs[0].key == "report");
+  v1::Command command;
+  REQUIRE(command.ParseFromString(jobs[0].value));
+  const auto& job = command.submit();
+  CHECK(job.id() == "report@2026-09-21T14:13:30Z");
+  CHECK(routing_key_for_job(job.id()) == "report");
+  CHECK(job.run_at_ms() == kStart + 10'000);
+  CHECK(job.tenant() == "acme");
+  CHECK(job.queue() == "critical");
+  CHECK(job.priority() == 8);
+  CHECK(job.has_sleep());
+  CHECK(job.schedule_run().schedule_id() == "report");
+  CHECK(job.schedule_run().nominal_instant().seconds() == (kStart + 10'000) / 1000);
+  CHECK(job.schedule_run().misfire() == v1::FIRE_ALL);
+  CHECK(job.schedule_run().overlap() == v1::FORBID);
+  CHECK(harness.take("cron-changelog").size() >= 1);
+}
+
+TEST_CASE("an invalid schedule is REJECTED with its reason and the previous definition stays in force") {
+  Harness harness;
+  harness.apply("s", schedule("s", "*/10 * * * * *"));
+  harness.apply("s", schedule("s", "61 * * * *"));
+  harness.apply("bad-zone", schedule("bad-zone", "0 9 * * *", R"(,"time_zone":"Mars/Olympus")"));
+  harness.apply("bad-queue", R"({"id":"bad-queue","expression":"0 9 * * *","job_template":{"queue":"nowhere","noop":{}}})");
+  harness.apply("bad@id", schedule("bad@id", "0 9 * * *"));
+  harness.planner.apply(harness.record("garbage", "{not json"), harness.out);
+  const auto letters = harness.take("dead-letters");
+  REQUIRE(letters.size() == 5);
+  std::vector<std::string> reasons;
+  for (const auto& letter : letters) {
+    v1::DeadLetter decoded;
+    REQUIRE(decoded.ParseFromString(letter.value));
+    CHECK(decoded.state() == v1::REJECTED);
+    reasons.push_back(decoded.reason());
+  }
+  CHECK_THAT(reasons[0], Catch::Contains("minute") && Catch::Contains("61") && Catch::Contains("previous definition stays"));
+  CHECK_THAT(reasons[1], Catch::Contains("Mars/Olympus"));
+  CHECK_THAT(reasons[2], Catch::Contains("unknown queue 'nowhere'"));
+  CHECK_THAT(reasons[3], Catch::Contains("must not contain '@'"));
+  harness.clock.advance(Millis(5'000));
+  CHECK(harness.tick_ids() == std::vector<std::string>{"s@2026-09-21T14:13:30Z"});
+}
+
+TEST_CASE("changing or deleting a schedule cancels the runs it emitted ahead") {
+  Harness harness;
+  harness.apply("c", schedule("c", "*/10 * * * * *"));
+  harness.clock.advance(Millis(5'000));
+  CHECK(harness.tick_ids().size() == 1);  // :30 emitted, due in 5 s
+  harness.apply("c", schedule("c", "*/20 * * * * *"));
+  auto cancels = harness.take(".jobs");
+  REQUIRE(cancels.size() == 1);
+  v1::Command command;
+  REQUIRE(command.ParseFromString(cancels[0].value));
+  CHECK(command.cancel().job_id() == "c@2026-09-21T14:13:30Z");
+  harness.remove("c");
+  const auto changelog = harness.take("cron-changelog");
+  REQUIRE_FALSE(changelog.empty());
+  CHECK(changelog.back().tombstone);
+  harness.clock.advance(Millis(60'000));
+  CHECK(harness.tick_ids().empty());
+}
+
+TEST_CASE("a paused schedule emits nothing; resumed, it continues from now") {
+  Harness harness;
+  harness.apply("p", schedule("p", "*/10 * * * * *", R"(,"paused":true)"));
+  harness.clock.advance(Millis(60'000));
+  CHECK(harness.tick_ids().empty());
+  harness.apply("p", schedule("p", "*/10 * * * * *"));
+  harness.clock.advance(Millis(5'000));
+  CHECK(harness.tick_ids() == std::vector<std::string>{"p@2026-09-21T14:14:30Z"});
+}
+
+TEST_CASE("after an outage, missed runs follow the misfire policy") {
+  auto outage = [](const std::string& policy_json) {
+    Harness harness;
+    harness.apply("m", schedule("m", "*/10 * * * * *", policy_json));
+    harness.clock.advance(Millis(60'000));  // the producer was down for a minute: now 14:14:20, horizon 14:14:25
+    return harness.tick_ids();
+  };
+  SECTION("fire_once (default) fires the latest missed run only, then the runs on time") {
+    CHECK(outage("") == std::vector<std::string>{"m@2026-09-21T14:14:10Z", "m@2026-09-21T14:14:20Z"});
+  }
+  SECTION("skip fires none of the missed runs") {
+    CHECK(outage(R"(,"misfire":"SKIP")") == std::vector<std::string>{"m@2026-09-21T14:14:20Z"});
+  }
+  SECTION("fire_all fires the missed runs within the catch-up window") {
+    CHECK(outage(R"(,"misfire":"FIRE_ALL","catchup_window":"35s")") ==
+          std::vector<std::string>{"m@2026-09-21T14:13:50Z", "m@2026-09-21T14:14:00Z", "m@2026-09-21T14:14:10Z",
+                                   "m@2026-09-21T14:14:20Z"});
+  }
+}
+
+TEST_CASE("max_runs, start and end bound a schedule") {
+  Harness harness;
+  harness.apply("limited", schedule("limited", "*/10 * * * * *", R"(,"max_runs":"2")"));
+  harness.apply("window",
+                schedule("window", "*/10 * * * * *", R"(,"start":"2026-09-21T14:14:00Z","end":"2026-09-21T14:14:15Z")"));
+  std::vector<std::string> emitted;
+  for (int step = 0; step < 20; ++step) {
+    harness.clock.advance(Millis(5'000));
+    for (auto& id : harness.tick_ids()) emitted.push_back(id);
+  }
+  CHECK(std::count_if(emitted.begin(), emitted.end(), [](const std::string& id) { return id.starts_with("limited@"); }) == 2);
+  std::vector<std::string> window;
+  std::copy_if(emitted.begin(), emitted.end(), std::back_inserter(window),
+               [](const std::string& id) { return id.starts_with("window@"); });
+  CHECK(window == std::vector<std::string>{"window@2026-09-21T14:14:00Z", "window@2026-09-21T14:14:10Z"});
+}
+
+TEST_CASE("a new owner restored from the changelog neither repeats nor misses a run") {
+  Harness first;
+  first.apply("f", schedule("f", "*/10 * * * * *"));
+  first.clock.advance(Millis(5'000));
+  CHECK(first.tick_ids() == std::vector<std::string>{"f@2026-09-21T14:13:30Z"});
+  const auto changelog = first.take("cron-changelog");
+
+  Harness second;
+  second.clock.set(first.clock.now());
+  for (const auto& record : changelog) second.planner.restore_state(record.partition, record.key, record.value, record.tombstone);
+  second.planner.load(second.record("f", first.stored_json));
+  CHECK(second.tick_ids().empty());
+  second.clock.advance(Millis(10'000));
+  CHECK(second.tick_ids() == std::vector<std::string>{"f@2026-09-21T14:13:40Z"});
+}
+
+TEST_CASE("a schedule record on another partition than murmur2(key) is forwarded") {
+  Harness harness;
+  const auto owner = harness.partition_of("fwd");
+  ScheduleRecord misrouted{(owner + 1) % 6, 0, "fwd", schedule("fwd", "0 9 * * *"), false, ""};
+  harness.planner.apply(misrouted, harness.out);
+  const auto forwarded = harness.take(".schedules");
+  REQUIRE(forwarded.size() == 1);
+  CHECK(forwarded[0].partition == owner);
+  CHECK(harness.planner.schedule_count() == 0);
+}
+
+TEST_CASE("jitter delays a run deterministically within its bound") {
+  Harness harness;
+  harness.apply("j", schedule("j", "*/10 * * * * *", R"(,"jitter":"3s")"));
+  harness.clock.advance(Millis(5'000));
+  harness.planner.tick(harness.out);
+  const auto jobs = harness.take(".jobs");
+  REQUIRE(jobs.size() == 1);
+  v1::Command command;
+  REQUIRE(command.ParseFromString(jobs[0].value));
+  const auto delay = command.submit().run_at_ms() - (kStart + 10'000);
+  CHECK(delay >= 0);
+  CHECK(delay < 3'000);
+}
