@@ -6,6 +6,7 @@
 #include <iostream>
 #include <iterator>
 
+#include "core/cron_expression.h"
 #include "cron_command.h"
 #include "kcron.pb.h"
 #include "kcron/clock.h"
@@ -171,6 +172,19 @@ int main(int argc, char** argv) {
   std::string submit_input;
   submit->add_option("job", submit_input, "JSON, e.g. '{\"id\":\"j1\",\"delay\":\"5s\",\"noop\":{}}'")->required();
 
+  auto* schedule = app.add_subcommand("schedule", "create, update, pause or delete a schedule on kcron.schedules");
+  schedule->require_subcommand(1);
+  auto* schedule_put = schedule->add_subcommand("put", "create or replace a schedule (JSON Schedule; '-' reads stdin)");
+  std::string schedule_input;
+  schedule_put
+      ->add_option(
+          "schedule", schedule_input,
+          R"(JSON, e.g. '{"id":"nightly","expression":"0 2 * * *","time_zone":"Europe/Berlin","job_template":{"noop":{}}}')")
+      ->required();
+  auto* schedule_delete = schedule->add_subcommand("delete", "delete a schedule (a tombstone); runs emitted ahead are cancelled");
+  std::string schedule_id;
+  schedule_delete->add_option("schedule-id", schedule_id)->required();
+
   auto* cancel = app.add_subcommand("cancel", "cancel a job by id");
   std::string cancel_id;
   std::string cancel_reason;
@@ -219,6 +233,28 @@ int main(int argc, char** argv) {
     if (job.id().empty()) return fail("the job needs an id");
     if (int code = produce_command(config, *command, job.id()); code != 0) return code;
     std::cout << "submitted " << job.id() << "\n";
+    return 0;
+  }
+  if (schedule_put->parsed() || schedule_delete->parsed()) {
+    kcron::v1::Schedule definition;
+    const bool remove = schedule_delete->parsed();
+    if (!remove) {
+      if (auto decoded = kcron::decode_message(read_input(schedule_input), "application/json", definition); !decoded) {
+        return fail(decoded.error().message());
+      }
+      // Check what the cron-producer would check, so mistakes show here and not as a dead letter.
+      auto expression = kcron::cron::CronExpression::parse(definition.expression());
+      if (!expression) return fail(expression.error().message());
+      if (definition.id().empty()) return fail("the schedule needs an id");
+    }
+    const std::string id = remove ? schedule_id : definition.id();
+    auto producer = kcron::kafka::make_producer(kcron::kafka::client_properties(config, "kcron-cli"), "");
+    if (!producer) return fail(producer.error().message());
+    kcron::OutRecord record{
+        names.schedules(), -1, id, remove ? "" : kcron::encode(definition), remove, {{"content-type", "application/x-protobuf"}}};
+    if (auto status = kcron::kafka::produce(**producer, record); !status) return fail(status.error().message());
+    if ((*producer)->flush(15000) != RdKafka::ERR_NO_ERROR) return fail("the record was not acknowledged within 15 s");
+    std::cout << (remove ? "deleted schedule " : "put schedule ") << id << "\n";
     return 0;
   }
   if (cancel->parsed()) {
