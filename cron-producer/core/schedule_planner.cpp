@@ -103,7 +103,7 @@ void SchedulePlanner::restore_state(std::int32_t /*partition*/, std::string_view
 void SchedulePlanner::load(const ScheduleRecord& record) {
   if (record.key.empty() || partition_for_key(record.key, settings_.schedules_partitions).value() != record.partition) return;
   const std::string id(record.key);
-  if (record.tombstone) {
+  if (record.tombstone || record.value.empty()) {
     schedules_.erase(id);
     return;
   }
@@ -143,7 +143,7 @@ void SchedulePlanner::apply(const ScheduleRecord& record, std::vector<OutRecord>
   }
   const std::string id(record.key);
   auto existing = schedules_.find(id);
-  if (record.tombstone) {
+  if (record.tombstone || record.value.empty()) {  // an empty value deletes too (what `kcat -P` sends without -Z)
     if (existing == schedules_.end()) return;
     cancel_ahead(existing->second, out);
     out.push_back({settings_.names.cron_changelog(), record.partition, id, "", true, {}});

@@ -59,7 +59,7 @@ class SchedulePlanner {
   void restore_state(std::int32_t partition, std::string_view schedule_id, std::string_view value, bool tombstone);
   void load(const ScheduleRecord& record);
 
-  // A live record: create, update, pause, resume or delete (tombstone) a schedule. Invalid
+  // A live record: create, update, pause, resume or delete (tombstone, or an empty value) a schedule. Invalid
   // definitions are REJECTED (dead letter + status) and the previous definition stays in force;
   // a record on a partition other than murmur2(key) is forwarded there.
   void apply(const ScheduleRecord& record, std::vector<OutRecord>& out);

@@ -35,7 +35,125 @@ std::map<std::int64_t, int> runs_of(const std::vector<Record>& exec, const std::
   return runs;
 }
 
+struct Run {
+  int count = 0;
+  std::int64_t max_lateness_ms = 0;  // fired - nominal
+};
+
+std::map<std::int64_t, Run> run_details(const std::vector<Record>& exec, const std::string& schedule_id) {
+  std::map<std::int64_t, Run> runs;
+  for (const auto& record : exec) {
+    v1::Execution execution;
+    REQUIRE(execution.ParseFromString(record.value));
+    const auto& run = execution.job().schedule_run();
+    if (run.schedule_id() != schedule_id) continue;
+    auto& entry = runs[run.nominal_instant().seconds()];
+    ++entry.count;
+    entry.max_lateness_ms = std::max(entry.max_lateness_ms, execution.fired_ms() - run.nominal_instant().seconds() * 1000);
+  }
+  return runs;
+}
+
+std::int64_t now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+void put_schedule(TestProducer& producer, TestEnv& env, const std::string& id, const std::string& json) {
+  producer.send(env.prefix + "schedules", id, json, -1, {{"content-type", "application/json"}});
+  producer.flush();
+}
+
 }  // namespace
+
+TEST_CASE("update, pause and delete of a schedule take effect without a restart", "[integration]") {
+  TestEnv env("cronlive");
+  auto dispatcher = start_program(env, "kcron-dispatcher", "d1", 1);
+  auto cron_producer = start_program(env, "kcron-cron-producer", "c1", 1);
+  TestProducer producer;
+  const std::string every_second = R"({"id":"live","expression":"*/1 * * * * *","job_template":{"noop":{}}})";
+  put_schedule(producer, env, "live", every_second);
+  std::this_thread::sleep_for(4s);
+  const auto paused_at = now_s();
+  put_schedule(producer, env, "live", R"({"id":"live","expression":"*/1 * * * * *","paused":true,"job_template":{"noop":{}}})");
+  std::this_thread::sleep_for(4s);
+  const auto resumed_at = now_s();
+  put_schedule(producer, env, "live", R"({"id":"live","expression":"*/2 * * * * *","job_template":{"noop":{}}})");
+  std::this_thread::sleep_for(6s);
+  const auto deleted_at = now_s();
+  producer.send(env.prefix + "schedules", "live", "", -1, {});  // tombstone
+  producer.flush();
+  std::this_thread::sleep_for(4s);
+
+  const auto runs = run_details(read_topics(exec_topics(env.prefix), 5s), "live");
+  int before_pause = 0;
+  int while_paused = 0;
+  int after_resume = 0;
+  int odd_after_resume = 0;
+  int after_delete = 0;
+  for (const auto& [second, run] : runs) {
+    CHECK(run.count == 1);
+    if (second < paused_at) ++before_pause;
+    if (second > paused_at + 1 && second < resumed_at) ++while_paused;
+    if (second > resumed_at && second < deleted_at) {
+      ++after_resume;
+      odd_after_resume += second % 2 != 0 ? 1 : 0;
+    }
+    if (second > deleted_at + 1) ++after_delete;
+  }
+  WARN(fmt::format("cron-live: every second before pause={} while paused={} every 2 s after update={} (odd={}) after delete={}",
+                   before_pause, while_paused, after_resume, odd_after_resume, after_delete));
+  CHECK(before_pause >= 3);  // `*/1 * * * * *` fires once per second
+  CHECK(while_paused == 0);
+  CHECK(after_resume >= 2);
+  CHECK(odd_after_resume == 0);
+  CHECK(after_delete == 0);
+}
+
+TEST_CASE("after every cron-producer was down for 10 s, each misfire policy does what it says", "[integration]") {
+  TestEnv env("misfire");
+  auto dispatcher = start_program(env, "kcron-dispatcher", "d1", 1);
+  auto cron_producer = start_program(env, "kcron-cron-producer", "c1", 1);
+  TestProducer producer;
+  for (const auto* policy : {"SKIP", "FIRE_ONCE", "FIRE_ALL"}) {
+    put_schedule(producer, env, policy,
+                 fmt::format(R"({{"id":"{}","expression":"*/1 * * * * *","misfire":"{}","catchup_window":"60s",)"
+                             R"("job_template":{{"noop":{{}}}}}})",
+                             policy, policy));
+  }
+  std::this_thread::sleep_for(3s);
+  cron_producer->kill_hard();
+  std::this_thread::sleep_for(10s);
+  cron_producer = start_program(env, "kcron-cron-producer", "c1", 2);
+  std::this_thread::sleep_for(5s);
+  const auto exec = read_topics(exec_topics(env.prefix), 5s);
+  std::map<std::string, std::pair<int, int>> late_and_gaps;  // policy -> runs fired > 5 s late, seconds missing
+  for (const auto* policy : {"SKIP", "FIRE_ONCE", "FIRE_ALL"}) {
+    const auto runs = run_details(exec, policy);
+    REQUIRE(runs.size() >= 5);
+    int late = 0;
+    int missing = 0;
+    for (auto second = runs.begin()->first; second <= runs.rbegin()->first; ++second) {
+      const auto found = runs.find(second);
+      if (found == runs.end()) {
+        ++missing;
+        continue;
+      }
+      CHECK(found->second.count == 1);
+      late += found->second.max_lateness_ms > 5000 ? 1 : 0;
+    }
+    late_and_gaps[policy] = {late, missing};
+  }
+  WARN(fmt::format(
+      "misfire after a 10 s outage: skip late={} missing={}; fire_once late={} missing={}; fire_all late={} missing={}",
+      late_and_gaps["SKIP"].first, late_and_gaps["SKIP"].second, late_and_gaps["FIRE_ONCE"].first,
+      late_and_gaps["FIRE_ONCE"].second, late_and_gaps["FIRE_ALL"].first, late_and_gaps["FIRE_ALL"].second));
+  CHECK(late_and_gaps["SKIP"].first == 0);
+  CHECK(late_and_gaps["SKIP"].second >= 2);  // ~10 s down minus the 5 s look-ahead emitted before
+  CHECK(late_and_gaps["FIRE_ONCE"].first == 1);
+  CHECK(late_and_gaps["FIRE_ONCE"].second >= 1);
+  CHECK(late_and_gaps["FIRE_ALL"].first >= 2);
+  CHECK(late_and_gaps["FIRE_ALL"].second == 0);
+}
 
 TEST_CASE("a schedule runs at every tick, exactly once, across a SIGKILL of the cron-producer", "[integration]") {
   TestEnv env("cron");
