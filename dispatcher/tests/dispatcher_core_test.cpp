@@ -316,7 +316,8 @@ std::vector<std::string> skipped_reasons(Harness& harness) {
 
 TEST_CASE("runs of a fire_once schedule that come due late together (dispatcher outage) collapse into the latest") {
   Harness harness;
-  for (int run = 1; run <= 3; ++run) harness.submit(run_json("nightly", run, kStart + run * 10'000, "FIRE_ONCE", "ALLOW"), "nightly@1");
+  for (int run = 1; run <= 3; ++run)
+    harness.submit(run_json("nightly", run, kStart + run * 10'000, "FIRE_ONCE", "ALLOW"), "nightly@1");
   harness.clock.advance(Millis(100'000));  // the dispatcher was down while all three came due
   harness.fire("nightly@1");
   CHECK(harness.exec_ids() == std::vector<std::string>{"nightly@3"});
@@ -382,4 +383,24 @@ TEST_CASE("overlap allow fires runs side by side") {
   harness.submit(run_json("a", 1, kStart, "FIRE_ONCE", "ALLOW"), "a@1");
   harness.submit(run_json("a", 2, kStart, "FIRE_ONCE", "ALLOW"), "a@2");
   CHECK(harness.exec_ids() == std::vector<std::string>{"a@1", "a@2"});
+}
+
+TEST_CASE("a Replay re-arms a DEAD job as a new attempt; a plain re-submit stays a no-op; a live job cannot be replayed") {
+  Harness harness;
+  harness.submit(R"({"id":"doomed","noop":{}})", "doomed");
+  (void)harness.exec_ids();
+  harness.apply(R"({"replay":{"job_id":"doomed","job":{"id":"doomed","noop":{}}}})", "doomed");
+  const auto refused = harness.take("dead-letters");
+  REQUIRE(refused.size() == 1);
+  CHECK_THAT(dead_letter(refused[0]).reason(), Catch::Contains("only a DEAD job can be replayed"));
+
+  harness.apply(R"({"completion":{"job_id":"doomed","attempt":0,"state":"DEAD"}})", "doomed");
+  harness.submit(R"({"id":"doomed","noop":{}})", "doomed");
+  CHECK(harness.exec_ids().empty());
+  harness.apply(R"({"replay":{"job_id":"doomed","job":{"id":"doomed","noop":{}}}})", "doomed");
+  const auto exec = harness.take(".exec.");
+  REQUIRE(exec.size() == 1);
+  v1::Execution execution;
+  REQUIRE(execution.ParseFromString(exec[0].value));
+  CHECK(execution.job().attempt() == 1);
 }
