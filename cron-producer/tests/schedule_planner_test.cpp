@@ -208,7 +208,8 @@ TEST_CASE("a new owner restored from the changelog neither repeats nor misses a 
 TEST_CASE("a schedule record on another partition than murmur2(key) is forwarded") {
   Harness harness;
   const auto owner = harness.partition_of("fwd");
-  ScheduleRecord misrouted{(owner + 1) % 6, 0, "fwd", schedule("fwd", "0 9 * * *"), false, ""};
+  const std::string definition = schedule("fwd", "0 9 * * *");  // the record views it: keep it alive
+  ScheduleRecord misrouted{(owner + 1) % 6, 0, "fwd", definition, false, ""};
   harness.planner.apply(misrouted, harness.out);
   const auto forwarded = harness.take(".schedules");
   REQUIRE(forwarded.size() == 1);
