@@ -3,7 +3,7 @@
 add_library(kcron_warnings INTERFACE)
 target_compile_options(kcron_warnings INTERFACE
   -Wall -Wextra -Wshadow -Wconversion -Wsign-conversion -Wpedantic -Wnon-virtual-dtor
-  -Wold-style-cast -Wcast-align -Woverloaded-virtual -Wnull-dereference -Wimplicit-fallthrough
+  -Wold-style-cast -Wcast-align -Woverloaded-virtual -Wimplicit-fallthrough
   $<$<BOOL:${KCRON_WERROR}>:-Werror>)
 
 add_library(kcron_options INTERFACE)
