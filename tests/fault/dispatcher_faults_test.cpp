@@ -100,8 +100,10 @@ TEST_CASE("two dispatchers, one killed with SIGKILL: the survivor restores its p
   const char* jobs_text = std::getenv("KCRON_FAULT_JOBS");
   const int jobs = jobs_text != nullptr ? std::atoi(jobs_text) : 3000;
   TestProducer producer;
-  submit_spread(producer, env.prefix, "f-", jobs, 4000 + jobs / 10, 8000);  // all pending when the kill comes
-  std::this_thread::sleep_for(2s);
+  // Due after the kill, and the kill after both dispatchers have taken every job in: at the kill
+  // the victim's share is all pending in its delay store.
+  submit_spread(producer, env.prefix, "f-", jobs, 6000 + jobs / 5, 8000);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000 + jobs / 10));
   const auto survivor_lines = line_count(dispatchers.first->log_path());
   dispatchers.second->kill_hard();
   const auto kill_ms =
