@@ -65,6 +65,12 @@ Result<v1::Command> decode_command(std::string_view value, std::string_view cont
   return command;
 }
 
+std::vector<std::pair<std::string, std::string>> typed_headers(std::string_view type, std::string_view job_id) {
+  return {{std::string(header::kType), std::string(type)},
+          {std::string(header::kJobId), std::string(job_id)},
+          {std::string(header::kContentType), std::string(header::kProtobuf)}};
+}
+
 std::string encode(const google::protobuf::Message& message) {
   return message.SerializeAsString();
 }

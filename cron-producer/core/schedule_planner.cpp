@@ -21,12 +21,6 @@ std::int64_t to_ms(const google::protobuf::Duration& duration) {
   return duration.seconds() * 1000 + duration.nanos() / 1'000'000;
 }
 
-std::vector<std::pair<std::string, std::string>> typed_headers(std::string_view type, std::string_view id) {
-  return {{std::string(header::kType), std::string(type)},
-          {std::string(header::kJobId), std::string(id)},
-          {std::string(header::kContentType), std::string(header::kProtobuf)}};
-}
-
 std::uint64_t fnv1a(std::string_view bytes) {
   std::uint64_t hash = 0xcbf29ce484222325ULL;
   for (const char c : bytes) {

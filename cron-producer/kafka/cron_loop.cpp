@@ -9,14 +9,6 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-struct PartitionList {
-  std::vector<RdKafka::TopicPartition*> items;
-  PartitionList() = default;
-  PartitionList(const PartitionList&) = delete;
-  PartitionList& operator=(const PartitionList&) = delete;
-  ~PartitionList() { RdKafka::TopicPartition::destroy(items); }
-};
-
 }  // namespace
 
 CronLoop::CronLoop(CronLoopSettings settings, PlannerSettings planner_settings, SchedulePlanner& planner, Metrics& metrics,
@@ -120,7 +112,7 @@ Status CronLoop::commit_batch() {
     if (auto status = kafka::produce(*producer_, record); !status) return rebuild(status.error().message(), false);
     producer_->poll(0);
   }
-  PartitionList offsets;
+  kafka::PartitionList offsets;
   for (const auto& [partition, offset] : next_offsets_) {
     offsets.items.push_back(RdKafka::TopicPartition::create(planner_settings_.names.schedules(), partition, offset));
   }
@@ -171,7 +163,7 @@ Status CronLoop::rebuild(const std::string& why, bool new_producer) {
 
 Status CronLoop::load_partitions(const std::set<std::int32_t>& partitions) {
   const auto& names = planner_settings_.names;
-  PartitionList committed;
+  kafka::PartitionList committed;
   for (const auto partition : partitions)
     committed.items.push_back(RdKafka::TopicPartition::create(names.schedules(), partition));
   if (!committed.items.empty()) {

@@ -60,12 +60,6 @@ std::string_view command_job_id(const v1::Command& command) {
   }
 }
 
-std::vector<std::pair<std::string, std::string>> typed_headers(std::string_view type, std::string_view job_id) {
-  return {{std::string(header::kType), std::string(type)},
-          {std::string(header::kJobId), std::string(job_id)},
-          {std::string(header::kContentType), std::string(header::kProtobuf)}};
-}
-
 }  // namespace
 
 DispatcherCore::DispatcherCore(Settings settings, const Clock& clock) : settings_(std::move(settings)), clock_(clock) {}

@@ -14,14 +14,6 @@ std::int64_t ms_left(SteadyClock::time_point deadline) {
   return std::max<std::int64_t>(0, std::chrono::duration_cast<Millis>(deadline - SteadyClock::now()).count());
 }
 
-struct PartitionList {
-  std::vector<RdKafka::TopicPartition*> items;
-  PartitionList() = default;
-  PartitionList(const PartitionList&) = delete;
-  PartitionList& operator=(const PartitionList&) = delete;
-  ~PartitionList() { RdKafka::TopicPartition::destroy(items); }
-};
-
 }  // namespace
 
 DispatcherLoop::DispatcherLoop(LoopSettings settings, DispatcherCore& core, DelayStore& store, Metrics& metrics,
@@ -178,7 +170,7 @@ Status DispatcherLoop::commit_batch() {
     return Status::success();
   }
 
-  PartitionList offsets;
+  kafka::PartitionList offsets;
   for (const auto& [partition, owned] : owned_) {
     auto* item = RdKafka::TopicPartition::create(core_.settings().names.jobs(), partition, owned.next_offset);
     offsets.items.push_back(item);
@@ -253,7 +245,7 @@ Status DispatcherLoop::recover(const std::string& why) {
   (void)core_.take_fire_lags();
   producer_.reset();
   if (auto status = create_producer(); !status) return status;
-  PartitionList committed;
+  kafka::PartitionList committed;
   for (auto& [partition, owned] : owned_) {
     owned.state->discard();
     if (auto status = restore(partition, *owned.state); !status) return status;
@@ -301,7 +293,7 @@ void DispatcherLoop::rebalance_cb(RdKafka::KafkaConsumer* /*consumer*/, RdKafka:
 
 Status DispatcherLoop::assign(const std::vector<RdKafka::TopicPartition*>& partitions) {
   // Committed offsets first (they wait for any pending transaction), then the changelog.
-  PartitionList committed;
+  kafka::PartitionList committed;
   for (const auto* partition : partitions) {
     committed.items.push_back(RdKafka::TopicPartition::create(partition->topic(), partition->partition()));
   }
@@ -364,8 +356,9 @@ Status DispatcherLoop::restore(std::int32_t partition, PartitionState& state) {
       return checkpoint->changelog_offset;
     }
     if (checkpoint) {
-      spdlog::warn("event=restore_wipe partition={} checkpoint={} low={} high={} msg=\"checkpoint unusable: restoring from scratch\"",
-                   partition, checkpoint->changelog_offset, low, high);
+      spdlog::warn(
+          "event=restore_wipe partition={} checkpoint={} low={} high={} msg=\"checkpoint unusable: restoring from scratch\"",
+          partition, checkpoint->changelog_offset, low, high);
     }
     wiped = state.wipe();
     spdlog::info("event=restore_start partition={} from={} to={}", partition, low, high);

@@ -15,12 +15,6 @@ std::int64_t now_ms() {
   return to_epoch_ms(SystemClock::instance().now());
 }
 
-std::vector<std::pair<std::string, std::string>> typed_headers(std::string_view type, std::string_view job_id) {
-  return {{std::string(header::kType), std::string(type)},
-          {std::string(header::kJobId), std::string(job_id)},
-          {std::string(header::kContentType), std::string(header::kProtobuf)}};
-}
-
 // Worker-written states order after every dispatcher state of the same attempt.
 constexpr std::uint64_t kWorkerSequence = 1U << 20U;
 

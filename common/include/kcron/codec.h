@@ -7,6 +7,8 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "kcron.pb.h"
 #include "kcron/result.h"
@@ -34,6 +36,9 @@ std::string encode(const google::protobuf::Message& message);
 
 // Canonical JSON on one line (field names as in the .proto, enums as names).
 std::string to_json(const google::protobuf::Message& message);
+
+// The headers every kcron record carries: kcron-type, kcron-job-id, content-type (Protobuf).
+std::vector<std::pair<std::string, std::string>> typed_headers(std::string_view type, std::string_view job_id);
 
 // The name used in the kcron-status header and logs, e.g. "QUEUED".
 std::string_view state_name(v1::JobState state);

@@ -23,6 +23,15 @@ namespace kcron::kafka {
 
 using Properties = std::map<std::string, std::string>;
 
+// Owns a list of TopicPartition (librdkafka hands out and takes raw pointers).
+struct PartitionList {
+  std::vector<RdKafka::TopicPartition*> items;
+  PartitionList() = default;
+  PartitionList(const PartitionList&) = delete;
+  PartitionList& operator=(const PartitionList&) = delete;
+  ~PartitionList() { RdKafka::TopicPartition::destroy(items); }
+};
+
 // bootstrap.servers, client.id and every kafka.* pass-through key of the config.
 Properties client_properties(const Config& config, const std::string& client_id);
 
