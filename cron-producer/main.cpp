@@ -2,11 +2,11 @@
 // kcron.jobs, exactly once per run, inside Kafka transactions.
 #include <spdlog/spdlog.h>
 
-#include <CLI/CLI.hpp>
 #include <iostream>
 
 #include "kafka/cron_loop.h"
 #include "kcron/config.h"
+#include "kcron/program.h"
 #include "kcron/service.h"
 
 namespace {
@@ -28,29 +28,11 @@ std::vector<kcron::ConfigKey> config_keys() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"kcron-cron-producer: emits the runs of cron schedules to kcron.jobs"};
-  std::string config_file;
-  std::vector<std::string> overrides;
-  app.add_option("-c,--config", config_file, "TOML configuration file");
-  app.add_option("-s,--set", overrides, "override a configuration key: --set key=value (repeatable)");
-  app.footer(kcron::Config::describe(config_keys()));
-  CLI11_PARSE(app, argc, argv);
-
-  auto loaded = kcron::Config::load(config_keys(), config_file, overrides, kcron::process_environment());
-  if (!loaded) {
-    std::cerr << "kcron-cron-producer: " << loaded.error().message() << "\n";
-    return 2;
-  }
-  const auto& config = *loaded;
-  std::vector<std::string> problems;
-  auto number = [&](const std::string& name) -> std::int64_t {
-    auto value = config.get_int(name);
-    if (!value) {
-      problems.push_back(value.error().message());
-      return 0;
-    }
-    return *value;
-  };
+  auto loaded = kcron::load_program_config("kcron-cron-producer", "emits the runs of cron schedules to kcron.jobs", config_keys(),
+                                           argc, argv);
+  if (!loaded.config) return loaded.exit_code;
+  const auto& config = *loaded.config;
+  kcron::ConfigNumbers number(config);
   kcron::cron::PlannerSettings planner_settings;
   planner_settings.names = kcron::TopicNames(config.get("topic_prefix"));
   planner_settings.schedules_partitions = static_cast<std::int32_t>(number("schedules_partitions"));
@@ -65,8 +47,8 @@ int main(int argc, char** argv) {
   loop_settings.commit_interval = kcron::Millis(number("commit_interval_ms"));
   loop_settings.transaction_timeout = kcron::Millis(number("transaction_timeout_ms"));
   const auto http_port = number("http_port");
-  if (!problems.empty()) {
-    std::cerr << "kcron-cron-producer: " << problems.front() << "\n";
+  if (!number.ok()) {
+    std::cerr << "kcron-cron-producer: " << number.problems().front() << "\n";
     return 2;
   }
 
@@ -76,14 +58,5 @@ int main(int argc, char** argv) {
   kcron::HttpEndpoint http(config.get("http_address"), static_cast<int>(http_port), metrics);
   kcron::cron::SchedulePlanner planner(planner_settings, kcron::SystemClock::instance());
   kcron::cron::CronLoop loop(loop_settings, planner_settings, planner, metrics, &http);
-  const auto status = loop.run();
-  if (!status) {
-    if (kcron::stop_requested()) {
-      spdlog::info("event=stopped msg=\"stop requested during start-up\" detail=\"{}\"", status.error().message());
-      return 0;
-    }
-    spdlog::error("event=fatal error=\"{}\"", status.error().message());
-    return 1;
-  }
-  return 0;
+  return kcron::exit_code_for(loop.run());
 }

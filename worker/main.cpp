@@ -2,11 +2,11 @@
 // result, status and done marker in one transaction with the consumed offsets.
 #include <spdlog/spdlog.h>
 
-#include <CLI/CLI.hpp>
 #include <iostream>
 
 #include "kafka/worker_loop.h"
 #include "kcron/config.h"
+#include "kcron/program.h"
 #include "kcron/service.h"
 
 namespace {
@@ -27,32 +27,10 @@ std::vector<kcron::ConfigKey> config_keys() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"kcron-worker: runs jobs from the execution topics"};
-  std::string config_file;
-  std::vector<std::string> overrides;
-  app.add_option("-c,--config", config_file, "TOML configuration file");
-  app.add_option("-s,--set", overrides, "override a configuration key: --set key=value (repeatable)");
-  app.footer(kcron::Config::describe(config_keys()));
-  CLI11_PARSE(app, argc, argv);
-
-  auto loaded = kcron::Config::load(config_keys(), config_file, overrides, kcron::process_environment());
-  if (!loaded) {
-    std::cerr << "kcron-worker: " << loaded.error().message() << "\n";
-    return 2;
-  }
-  const auto& config = *loaded;
-  kcron::init_logging("worker", config.get("log_level"));
-  kcron::install_stop_signals();
-
-  std::vector<std::string> problems;
-  auto number = [&](const std::string& name) -> std::int64_t {
-    auto value = config.get_int(name);
-    if (!value) {
-      problems.push_back(value.error().message());
-      return 0;
-    }
-    return *value;
-  };
+  auto loaded = kcron::load_program_config("kcron-worker", "runs jobs from the execution topics", config_keys(), argc, argv);
+  if (!loaded.config) return loaded.exit_code;
+  const auto& config = *loaded.config;
+  kcron::ConfigNumbers number(config);
   kcron::worker::LoopSettings settings;
   settings.client = kcron::kafka::client_properties(config, "kcron-worker-" + config.get("instance_id"));
   settings.names = kcron::TopicNames(config.get("topic_prefix"));
@@ -65,23 +43,16 @@ int main(int argc, char** argv) {
   settings.drain_timeout = kcron::Millis(number("drain_timeout_ms"));
   settings.emit_events = config.get_bool("emit_events").ok() && *config.get_bool("emit_events");
   const auto http_port = number("http_port");
-  if (!problems.empty()) {
-    std::cerr << "kcron-worker: " << problems.front() << "\n";
+  if (!number.ok()) {
+    std::cerr << "kcron-worker: " << number.problems().front() << "\n";
     return 2;
   }
+  kcron::init_logging("worker", config.get("log_level"));
+  kcron::install_stop_signals();
 
   kcron::Metrics metrics;
   kcron::HttpEndpoint http(config.get("http_address"), static_cast<int>(http_port), metrics);
   kcron::worker::Runner runner(kcron::SystemClock::instance());
   kcron::worker::WorkerLoop loop(settings, runner, metrics, &http);
-  const auto status = loop.run();
-  if (!status) {
-    if (kcron::stop_requested()) {
-      spdlog::info("event=stopped msg=\"stop requested during start-up\" detail=\"{}\"", status.error().message());
-      return 0;
-    }
-    spdlog::error("event=fatal error=\"{}\"", status.error().message());
-    return 1;
-  }
-  return 0;
+  return kcron::exit_code_for(loop.run());
 }
