@@ -6,6 +6,23 @@
 
 namespace kcron::worker {
 
+namespace {
+
+const char* kind_name(v1::Job::TaskCase kind) {
+  switch (kind) {
+    case v1::Job::kExec:
+      return "exec";
+    case v1::Job::kHttp:
+      return "http";
+    case v1::Job::kKafka:
+      return "kafka";
+    default:
+      return "unknown";
+  }
+}
+
+}  // namespace
+
 Outcome Runner::run(const v1::Job& job, const std::atomic<bool>& stop) const {
   switch (job.task_case()) {
     case v1::Job::kNoop:
@@ -16,24 +33,29 @@ Outcome Runner::run(const v1::Job& job, const std::atomic<bool>& stop) const {
       while (clock_.now() < until && !stop.load()) {
         std::this_thread::sleep_for(std::min<Millis>(Millis(20), until - clock_.now()));
       }
-      if (clock_.now() < until) return {v1::FAILED, "interrupted before the sleep ended", "", -1};
-      if (job.sleep().fail()) return {v1::FAILED, "sleep task asked to fail", "", 1};
+      if (clock_.now() < until) return failed("interrupted before the sleep ended");
+      if (job.sleep().fail()) return failed("sleep task asked to fail", true, 1);
       return {};
     }
     case v1::Job::kHandler: {
       const auto found = handlers_.find(job.handler().name());
       if (found == handlers_.end())
-        return {v1::FAILED, fmt::format("no handler named '{}' is registered", job.handler().name()), "", -1};
+        return failed(fmt::format("no handler named '{}' is registered on this worker", job.handler().name()), false);
       return found->second(job, stop);
     }
     case v1::Job::kExec:
-      return {v1::FAILED, "exec jobs are not enabled on this worker yet", "", -1};
     case v1::Job::kHttp:
-      return {v1::FAILED, "http jobs are not enabled on this worker yet", "", -1};
-    case v1::Job::kKafka:
-      return {v1::FAILED, "kafka jobs are not enabled on this worker yet", "", -1};
+    case v1::Job::kKafka: {
+      const auto found = executors_.find(job.task_case());
+      if (found == executors_.end()) {
+        return failed(fmt::format("{} jobs are not enabled on this worker (see its {}.* settings)", kind_name(job.task_case()),
+                                  kind_name(job.task_case())),
+                      false);
+      }
+      return found->second(job, stop);
+    }
     default:
-      return {v1::FAILED, "job has no task", "", -1};
+      return failed("job has no task (set one of noop, sleep, exec, http, kafka, handler)", false);
   }
 }
 
