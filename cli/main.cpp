@@ -8,6 +8,7 @@
 
 #include "core/cron_expression.h"
 #include "cron_command.h"
+#include "inspect_command.h"
 #include "kcron.pb.h"
 #include "kcron/clock.h"
 #include "kcron/codec.h"
@@ -202,6 +203,7 @@ int main(int argc, char** argv) {
   tail_command->add_option("--timeout-ms", timeout_ms, "stop after this long");
 
   const kcron::cli::CronCommand cron_command(app);
+  const kcron::cli::InspectCommands inspect_commands(app);
 
   CLI11_PARSE(app, argc, argv);
   if (cron_command.parsed()) return cron_command.run(std::cout, std::cerr);  // pure: no config, no broker
@@ -265,6 +267,7 @@ int main(int argc, char** argv) {
     std::cout << "cancel sent for " << cancel_id << "\n";
     return 0;
   }
+  if (inspect_commands.parsed()) return inspect_commands.run(config, std::cout, std::cerr);
   if (tail_command->parsed()) return tail(config, tail_topic, from_end, max_records, timeout_ms);
   return 0;
 }

@@ -4,6 +4,8 @@
 
 #include <iostream>
 
+#include "exec/exec_task.h"
+#include "http/http_task.h"
 #include "kafka/worker_loop.h"
 #include "kcron/config.h"
 #include "kcron/program.h"
@@ -19,8 +21,21 @@ std::vector<kcron::ConfigKey> config_keys() {
                               {"commit_interval_ms", "100", "how often finished jobs are published"},
                               {"transaction_timeout_ms", "10000", "transaction.timeout.ms"},
                               {"drain_timeout_ms", "30000", "on SIGTERM, how long running jobs may finish"},
+                              {"default_timeout_ms", "3600000", "a job without its own timeout is stopped after this"},
+                              {"max_poll_interval_ms", "300000", "max.poll.interval.ms of the exec consumer"},
+                              {"heartbeat_interval_ms", "5000", "heartbeats to the workers topic (0: none)"},
+                              {"cancel_lookback_ms", "600000", "at start, cancels on the control topic this recent apply"},
+                              {"dedupe_lookback_ms", "21600000", "at most this far back, done markers are read on assignment"},
+                              {"max_history", "10", "earlier failed attempts a retried job carries"},
+                              {"retry.initial_backoff_ms", "1000", "first retry delay when the job does not say"},
+                              {"retry.multiplier", "2", "backoff growth per retry when the job does not say"},
+                              {"retry.max_backoff_ms", "300000", "backoff cap when the job does not say"},
                               {"emit_events", "true", "write every transition to the events topic"},
                           });
+  const auto exec_keys = kcron::worker::exec_config_keys();
+  keys.insert(keys.end(), exec_keys.begin(), exec_keys.end());
+  const auto http_keys = kcron::worker::http_config_keys();
+  keys.insert(keys.end(), http_keys.begin(), http_keys.end());
   return keys;
 }
 
@@ -42,17 +57,46 @@ int main(int argc, char** argv) {
   settings.transaction_timeout = kcron::Millis(number("transaction_timeout_ms"));
   settings.drain_timeout = kcron::Millis(number("drain_timeout_ms"));
   settings.emit_events = config.get_bool("emit_events").ok() && *config.get_bool("emit_events");
+  settings.default_timeout = kcron::Millis(number("default_timeout_ms"));
+  settings.max_poll_interval = kcron::Millis(number("max_poll_interval_ms"));
+  settings.heartbeat_interval = kcron::Millis(number("heartbeat_interval_ms"));
+  settings.cancel_lookback = kcron::Millis(number("cancel_lookback_ms"));
+  settings.dedupe_lookback = kcron::Millis(number("dedupe_lookback_ms"));
+  settings.max_history = static_cast<std::size_t>(std::max<std::int64_t>(1, number("max_history")));
+  settings.default_backoff.initial = kcron::Millis(number("retry.initial_backoff_ms"));
+  settings.default_backoff.max = kcron::Millis(number("retry.max_backoff_ms"));
+  try {
+    settings.default_backoff.multiplier = std::stod(config.get("retry.multiplier"));
+  } catch (const std::exception&) {
+    std::cerr << "kcron-worker: retry.multiplier: '" << config.get("retry.multiplier") << "' is not a number\n";
+    return 2;
+  }
   const auto http_port = number("http_port");
   if (!number.ok()) {
     std::cerr << "kcron-worker: " << number.problems().front() << "\n";
     return 2;
   }
+  auto exec_policy = kcron::worker::exec_policy_from(config);
+  if (!exec_policy) {
+    std::cerr << "kcron-worker: " << exec_policy.error().message() << "\n";
+    return 2;
+  }
+  auto http_policy = kcron::worker::http_policy_from(config);
+  if (!http_policy) {
+    std::cerr << "kcron-worker: " << http_policy.error().message() << "\n";
+    return 2;
+  }
   kcron::init_logging("worker", config.get("log_level"));
+  kcron::worker::http_global_init();
   kcron::install_stop_signals();
 
   kcron::Metrics metrics;
   kcron::HttpEndpoint http(config.get("http_address"), static_cast<int>(http_port), metrics);
   kcron::worker::Runner runner(kcron::SystemClock::instance());
   kcron::worker::WorkerLoop loop(settings, runner, metrics, &http);
+  runner.register_executor(kcron::v1::Job::kKafka, loop.kafka_executor());
+  runner.register_executor(kcron::v1::Job::kHttp, kcron::worker::make_http_executor(*http_policy));
+  if (!exec_policy->programs.empty())
+    runner.register_executor(kcron::v1::Job::kExec, kcron::worker::make_exec_executor(*exec_policy));
   return kcron::exit_code_for(loop.run());
 }

@@ -49,8 +49,14 @@ Result<v1::Command> decode_command(std::string_view value, std::string_view cont
   if (looks_like_json(value, content_type)) {
     google::protobuf::Struct object;
     if (auto status = parse_json(value, object); !status) return make_error("invalid JSON: not a JSON object");
-    const bool is_command = std::any_of(kCommandKeys.begin(), kCommandKeys.end(),
-                                        [&](std::string_view key) { return object.fields().contains(std::string(key)); });
+    // A Command holds nothing but its one command key; a Job may share a field name with one
+    // ("retry" is both a Job's retry policy and the Retry command), so every key must match.
+    const auto is_command_key = [](const std::string& key) {
+      return std::find(kCommandKeys.begin(), kCommandKeys.end(), key) != kCommandKeys.end();
+    };
+    const bool is_command =
+        !object.fields().empty() && std::all_of(object.fields().begin(), object.fields().end(),
+                                                [&](const auto& field) { return is_command_key(field.first); });
     if (is_command) {
       if (auto status = parse_json(value, command); !status) return status.error();
     } else {

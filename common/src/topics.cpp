@@ -11,6 +11,11 @@ Config compacted() {
   // Tombstones must outlive a dispatcher's restore window; see docs/architecture.md.
   return {{"cleanup.policy", "compact"}, {"delete.retention.ms", "86400000"}, {"min.compaction.lag.ms", "0"}};
 }
+// Done markers only matter while a job's exec offset is uncommitted (minutes, hours for long jobs);
+// keys are unique per attempt, so compaction alone would keep every marker forever.
+Config compacted_with_retention() {
+  return {{"cleanup.policy", "compact,delete"}, {"retention.ms", "604800000"}, {"min.compaction.lag.ms", "0"}};
+}
 Config deleted(const std::string& retention_ms = "604800000") {
   return {{"cleanup.policy", "delete"}, {"retention.ms", retention_ms}};
 }
@@ -23,7 +28,7 @@ std::vector<TopicSpec> all_topics(const TopicNames& names, const TopicLayout& la
       {names.dispatcher_changelog(), layout.jobs_partitions, compacted()},
       {names.schedules(), layout.schedules_partitions, compacted()},
       {names.cron_changelog(), layout.schedules_partitions, compacted()},
-      {names.worker_done(), layout.exec_partitions, compacted()},
+      {names.worker_done(), layout.exec_partitions, compacted_with_retention()},
       {names.control(), 1, deleted("86400000")},
       {names.results(), layout.output_partitions, deleted()},
       {names.dead_letters(), layout.output_partitions, deleted()},

@@ -13,6 +13,16 @@ TEST_CASE("a one-line JSON job is a submit") {
   CHECK(command->submit().has_noop());
 }
 
+TEST_CASE("a JSON job with a retry policy is a submit, not a Retry command") {
+  auto command = decode_command(R"({"id":"j2","sleep":{"fail":true},"retry":{"max_retries":2,"multiplier":2}})", "", "");
+  REQUIRE(command.ok());
+  REQUIRE(command->has_submit());
+  CHECK(command->submit().retry().max_retries() == 2);
+  auto retry = decode_command(R"({"retry":{"job":{"id":"j2","noop":{}},"due_ms":5}})", "", "");
+  REQUIRE(retry.ok());
+  CHECK(retry->has_retry());
+}
+
 TEST_CASE("a JSON command envelope decodes to its command") {
   auto command = decode_command(R"({"cancel":{"job_id":"j1","reason":"no longer needed"}})", "application/json", "");
   REQUIRE(command.ok());

@@ -11,6 +11,7 @@
 #include <functional>
 #include <mutex>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "kcron/priority.h"
@@ -158,7 +159,9 @@ void TestProducer::send(const std::string& topic, const std::string& key, const 
   producer_->poll(0);
 }
 
-void TestProducer::poll() { producer_->poll(0); }
+void TestProducer::poll() {
+  producer_->poll(0);
+}
 
 void TestProducer::flush() {
   REQUIRE(producer_->flush(30000) == RdKafka::ERR_NO_ERROR);
@@ -292,6 +295,46 @@ std::vector<Record> read_exec_until_all(const std::string& prefix, const std::st
   std::this_thread::sleep_for(settle);
   return read_topics(exec_topics(prefix), std::chrono::seconds(10),
                      [&](const std::vector<Record>& records) { return records.size() >= first.size(); });
+}
+
+}  // namespace kcron::testing
+
+namespace kcron::testing {
+
+CliRun run_cli(const TestEnv& env, const std::string& arguments) {
+  const auto command = fmt::format("KCRON_BROKERS='{}' KCRON_TOPIC_PREFIX='{}' '{}' {} 2>&1", brokers(), env.prefix,
+                                   program_path("kcron"), arguments);
+  CliRun run;
+  FILE* pipe = popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buffer[4096];
+  while (const auto read = fread(buffer, 1, sizeof buffer, pipe)) run.output.append(buffer, read);
+  const int status = pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
+
+int http_port_of(Process& process, std::chrono::milliseconds timeout) {
+  REQUIRE(wait_for_log(process, "event=http_listening", timeout));
+  std::ifstream file(process.log_path());
+  std::string line;
+  while (std::getline(file, line)) {
+    const auto at = line.find("event=http_listening");
+    if (at == std::string::npos) continue;
+    const auto port = line.find("port=", at);
+    if (port != std::string::npos) return std::stoi(line.substr(port + 5));
+  }
+  FAIL("no port in " << process.log_path());
+  return -1;
+}
+
+double metric_value(const std::string& metrics, const std::string& series) {
+  std::istringstream lines(metrics);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.starts_with(series + " ")) return std::stod(line.substr(series.size() + 1));
+  }
+  return -1;
 }
 
 }  // namespace kcron::testing

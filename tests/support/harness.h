@@ -113,6 +113,18 @@ std::vector<Record> read_exec_until_all(const std::string& prefix, const std::st
                                         std::chrono::milliseconds settle = std::chrono::seconds(2));
 
 std::string program_path(const std::string& name);
+
+// Runs the `kcron` CLI on the test's prefix and broker; stdout and stderr together.
+struct CliRun {
+  int exit_code = -1;
+  std::string output;
+};
+CliRun run_cli(const TestEnv& env, const std::string& arguments);
+
+// The /metrics port a program logged (`event=http_listening ... port=N`), waiting for it.
+int http_port_of(Process& process, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+// One Prometheus sample's value from a /metrics body (exact series, e.g. `name{label="x"}`); -1 if absent.
+double metric_value(const std::string& metrics, const std::string& series);
 std::string tail_file(const std::string& path, std::size_t lines = 40);
 
 }  // namespace kcron::testing

@@ -1,6 +1,11 @@
 #include "kafka/worker_loop.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <limits>
 
 #include "kcron/codec.h"
 #include "kcron/priority.h"
@@ -15,8 +20,42 @@ std::int64_t now_ms() {
   return to_epoch_ms(SystemClock::instance().now());
 }
 
+std::int64_t duration_ms(const google::protobuf::Duration& duration) {
+  return duration.seconds() * 1000 + duration.nanos() / 1'000'000;
+}
+
 // Worker-written states order after every dispatcher state of the same attempt.
 constexpr std::uint64_t kWorkerSequence = 1U << 20U;
+// Bounds what a retried job carries of each earlier attempt.
+constexpr std::size_t kHistoryTextBytes = 1024;
+// A record a kafka job may produce, below the broker's default message.max.bytes with headroom.
+constexpr std::size_t kMaxKafkaJobRecordBytes = 900 * 1024;
+constexpr std::size_t kMaxRememberedCancels = 100000;
+
+std::string bounded(const std::string& text, std::size_t limit) {
+  return text.size() <= limit ? text : text.substr(0, limit) + "...";
+}
+
+std::string host_name() {
+  char buffer[256] = {};
+  if (gethostname(buffer, sizeof buffer - 1) != 0) return "unknown";
+  return buffer;
+}
+
+std::uint64_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::uint64_t pages_total = 0;
+  std::uint64_t pages_resident = 0;
+  if (!(statm >> pages_total >> pages_resident)) return 0;
+  return pages_resident * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+double cpu_seconds() {
+  rusage usage{};
+  if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
+  const auto seconds = [](const timeval& value) { return static_cast<double>(value.tv_sec) + static_cast<double>(value.tv_usec) / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
 
 }  // namespace
 
@@ -26,23 +65,63 @@ WorkerLoop::WorkerLoop(LoopSettings settings, const Runner& runner, Metrics& met
       metrics_(metrics),
       http_(http),
       started_(metrics.counter("kcron_jobs_started_total", "jobs started on a slot")),
-      succeeded_(metrics.counter("kcron_jobs_succeeded_total", "attempts that succeeded")),
-      failed_(metrics.counter("kcron_jobs_failed_total", "attempts that failed")),
-      dropped_(metrics.counter("kcron_jobs_handed_back_total", "finished jobs not published because their partition moved")),
+      succeeded_(metrics.counter("kcron_jobs_succeeded_total", "attempts that succeeded (published)")),
+      failed_(metrics.counter("kcron_jobs_failed_total", "attempts that failed (published; retried or dead)")),
+      retried_(metrics.counter("kcron_jobs_retried_total", "failed attempts sent back for a retry")),
+      dead_(metrics.counter("kcron_jobs_dead_total", "jobs sent to the dead letters after their last attempt")),
+      cancelled_jobs_(metrics.counter("kcron_jobs_cancelled_total{component=\"worker\"}", "jobs cancelled on a worker")),
+      timed_out_(metrics.counter("kcron_jobs_timed_out_total", "attempts stopped at their timeout")),
+      dropped_(metrics.counter("kcron_jobs_handed_back_total",
+                               "jobs not published here: their partition moved or the worker stopped")),
+      skipped_done_(
+          metrics.counter("kcron_jobs_skipped_done_total", "re-delivered jobs skipped because a done marker says they finished")),
       commits_(metrics.counter("kcron_transactions_committed_total{component=\"worker\"}", "Kafka transactions committed")),
       aborts_(metrics.counter("kcron_transactions_aborted_total{component=\"worker\"}", "Kafka transactions aborted")),
-      running_(metrics.gauge("kcron_worker_running_jobs", "jobs running on slots")),
+      rebalances_(metrics.counter("kcron_rebalances_total{component=\"worker\"}", "partition assignments received")),
+      running_(metrics.gauge("kcron_worker_running_jobs", "jobs queued or running on slots")),
+      slots_gauge_(metrics.gauge("kcron_worker_slots", "slots of this worker")),
       start_lag_(metrics.histogram("kcron_start_lag_seconds", "worker start minus due instant", Metrics::latency_buckets())),
-      duration_(metrics.histogram("kcron_execution_seconds", "execution time of an attempt", Metrics::latency_buckets())) {}
+      duration_(metrics.histogram("kcron_execution_seconds", "execution time of an attempt", Metrics::latency_buckets())) {
+  slots_gauge_.set(static_cast<double>(settings_.slots));
+}
 
 WorkerLoop::~WorkerLoop() {
   stop_slots_ = true;
-  cancel_running_ = true;
+  for (auto& [job_id, control] : active_) control->request(StopReason::kShutdown);
   wake_.notify_all();
   for (auto& thread : threads_) {
     if (thread.joinable()) thread.join();
   }
   RdKafka::TopicPartition::destroy(paused_);
+}
+
+Handler WorkerLoop::kafka_executor() {
+  return [this](const v1::Job& job, const std::atomic<bool>&) -> Outcome {
+    const auto& task = job.kafka();
+    if (task.topic().empty()) return failed("kafka job without a topic", false);
+    if (task.topic().starts_with(settings_.names.prefix) && task.topic() != settings_.names.jobs()) {
+      return failed(fmt::format("kafka job may not write kcron's own topic '{}' (only {} of kcron's topics)", task.topic(),
+                                settings_.names.jobs()),
+                    false);
+    }
+    if (task.key().size() + task.value().size() > kMaxKafkaJobRecordBytes) {
+      return failed(fmt::format("kafka job record of {} bytes is over the {} byte limit", task.key().size() + task.value().size(),
+                                kMaxKafkaJobRecordBytes),
+                    false);
+    }
+    {
+      std::lock_guard lock(topics_mutex_);
+      if (known_topics_.contains(task.topic())) return {};
+    }
+    // The record joins the result's transaction: producing to a missing topic would abort it
+    // again and again, so the topic is checked here.
+    auto counts = kafka::partition_counts(*producer_, Millis(5000));
+    if (!counts) return failed(fmt::format("could not check topic '{}': {}", task.topic(), counts.error().message()));
+    if (!counts->contains(task.topic())) return failed(fmt::format("kafka job's topic '{}' does not exist", task.topic()), false);
+    std::lock_guard lock(topics_mutex_);
+    known_topics_.insert(task.topic());
+    return {};
+  };
 }
 
 Status WorkerLoop::start() {
@@ -53,10 +132,11 @@ Status WorkerLoop::start() {
   producer_ = std::move(*producer);
 
   std::vector<std::string> topics;
-  std::vector<TopicSpec> required = {{settings_.names.results(), 0, {}},
-                                     {settings_.names.status(), 0, {}},
-                                     {settings_.names.events(), 0, {}},
-                                     {settings_.names.worker_done(), settings_.exec_partitions, {}}};
+  std::vector<TopicSpec> required = {
+      {settings_.names.results(), 0, {}},      {settings_.names.status(), 0, {}},
+      {settings_.names.events(), 0, {}},       {settings_.names.jobs(), 0, {}},
+      {settings_.names.dead_letters(), 0, {}}, {settings_.names.control(), 0, {}},
+      {settings_.names.workers(), 0, {}},      {settings_.names.worker_done(), settings_.exec_partitions, {}}};
   for (const auto& queue : settings_.queues) {
     for (const auto band : kAllBands) {
       topics.push_back(exec_topic(settings_.names.prefix, queue, band));
@@ -65,17 +145,49 @@ Status WorkerLoop::start() {
   }
   if (auto status = kafka::check_topics(*producer_, required, Millis(10000)); !status) return status;
   if (auto status = kafka::init_transactions(*producer_, settings_.transaction_timeout * 3); !status) return status;
+  if (settings_.heartbeat_interval.count() > 0) {
+    auto heartbeats = kafka::make_producer(settings_.client, "");
+    if (!heartbeats) return heartbeats.error();
+    heartbeat_producer_ = std::move(*heartbeats);
+  }
+  if (auto status = start_control_consumer(); !status) return status;
+
   auto properties = settings_.client;
   properties["group.id"] = settings_.names.prefix + "workers";
   properties["group.instance.id"] = settings_.names.prefix + "worker-" + settings_.instance_id;
-  properties["max.poll.interval.ms"] = "300000";
+  properties["max.poll.interval.ms"] = std::to_string(settings_.max_poll_interval.count());
   auto consumer = kafka::make_consumer(properties, this);
   if (!consumer) return consumer.error();
   consumer_ = std::move(*consumer);
   if (const auto code = consumer_->subscribe(topics); code != RdKafka::ERR_NO_ERROR) return kafka::to_error(code, "subscribe");
 
   for (std::size_t slot = 0; slot < settings_.slots; ++slot) threads_.emplace_back([this] { slot_main(); });
+  started_at_ms_ = now_ms();
   spdlog::info("event=started instance={} slots={} topics={}", settings_.instance_id, settings_.slots, fmt::join(topics, ","));
+  return Status::success();
+}
+
+Status WorkerLoop::start_control_consumer() {
+  auto properties = settings_.client;
+  properties["group.id"] = settings_.names.prefix + "control-" + settings_.instance_id;  // never committed
+  auto consumer = kafka::make_consumer(properties);
+  if (!consumer) return consumer.error();
+  control_consumer_ = std::move(*consumer);
+  auto counts = kafka::partition_counts(*control_consumer_, Millis(10000));
+  if (!counts) return counts.error();
+  const auto partitions = counts->at(settings_.names.control());
+  // Cancels from the recent past still apply: the job may reach this worker after its cancel.
+  kafka::PartitionList list;
+  const auto since = now_ms() - settings_.cancel_lookback.count();
+  for (std::int32_t partition = 0; partition < partitions; ++partition)
+    list.items.push_back(RdKafka::TopicPartition::create(settings_.names.control(), partition, since));
+  if (const auto code = control_consumer_->offsetsForTimes(list.items, 10000); code != RdKafka::ERR_NO_ERROR)
+    return kafka::to_error(code, "offsetsForTimes on the control topic");
+  for (auto* partition : list.items) {
+    if (partition->offset() < 0) partition->set_offset(RdKafka::Topic::OFFSET_END);
+  }
+  if (const auto code = control_consumer_->assign(list.items); code != RdKafka::ERR_NO_ERROR)
+    return kafka::to_error(code, "assign the control topic");
   return Status::success();
 }
 
@@ -83,6 +195,7 @@ Status WorkerLoop::run() {
   if (auto status = start(); !status) return status;
   if (http_ != nullptr) http_->set_ready(true);
   last_commit_ = SteadyClock::now();
+  heartbeat(false);
   while (!stop_requested() && fatal_) {
     collect_finished();
     const bool full = in_flight_ >= settings_.slots;
@@ -94,36 +207,47 @@ Status WorkerLoop::run() {
       if (message->err() == RdKafka::ERR__FATAL) return kafka::to_error(message->err(), "consumer");
       spdlog::warn("event=consume_error error=\"{}\"", message->errstr());
     }
+    poll_control();
+    enforce_timeouts();
+    heartbeat(false);
     if (auto status = commit(false); !status) return status;
   }
   if (!fatal_) return fatal_;
 
-  // Drain: stop taking jobs, let running ones finish up to the drain timeout, publish, leave.
+  // Drain: stop taking jobs, let running ones finish up to the drain timeout, hand the rest back
+  // (their offsets stay uncommitted, so the partition's next owner runs them), publish, leave.
   spdlog::info("event=draining running={} timeout_ms={}", in_flight_, settings_.drain_timeout.count());
   if (http_ != nullptr) http_->set_ready(false);
   set_paused(true);
   {
     std::lock_guard lock(mutex_);
-    in_flight_ -= queued_.size();  // never started: the next owner takes them from the committed offset
-    for (const auto& task : queued_) {
-      owned_[{task.topic, task.partition}].finished(task.offset);
-      dropped_.inc();
-    }
-    queued_.clear();
+    for (auto& task : queued_) task.control->request(StopReason::kShutdown);  // never started
   }
   const auto drain_deadline = SteadyClock::now() + settings_.drain_timeout;
   while (in_flight_ > 0 && SteadyClock::now() < drain_deadline) {
     collect_finished();
-    std::unique_ptr<RdKafka::Message> message(consumer_->consume(20));
+    std::unique_ptr<RdKafka::Message> message(consumer_->consume(20));  // keeps the group membership alive
     (void)message;
+    poll_control();
+    enforce_timeouts();
+    if (auto status = commit(false); !status) return status;
   }
   if (in_flight_ > 0) {
-    spdlog::warn("event=drain_timeout running={} msg=\"interrupting; they run again on the next owner\"", in_flight_);
-    cancel_running_ = true;
+    spdlog::warn("event=drain_timeout running={} msg=\"stopping them; their partitions' next owner runs them again\"",
+                 in_flight_);
+    for (auto& [job_id, control] : active_) control->request(StopReason::kShutdown);
+    const auto stop_deadline = SteadyClock::now() + Millis(15000);
+    while (in_flight_ > 0 && SteadyClock::now() < stop_deadline) {
+      collect_finished();
+      std::unique_ptr<RdKafka::Message> message(consumer_->consume(20));
+      (void)message;
+    }
   }
   collect_finished();
   if (auto status = commit(true); !status) return status;
+  heartbeat(true);
   consumer_->close();
+  control_consumer_->close();
   spdlog::info("event=stopped");
   return Status::success();
 }
@@ -139,7 +263,12 @@ void WorkerLoop::slot_main() {
       queued_.pop_front();
     }
     task.started_ms = now_ms();
-    task.outcome = runner_.run(task.execution.job(), cancel_running_);
+    task.control->started_ms = task.started_ms;
+    if (task.control->stop) {
+      task.outcome = failed("stopped before it started");
+    } else {
+      task.outcome = runner_.run(task.execution.job(), task.control->stop);
+    }
     task.finished_ms = now_ms();
     std::lock_guard lock(mutex_);
     finished_.push_back(std::move(task));
@@ -151,21 +280,52 @@ void WorkerLoop::handle(RdKafka::Message& message) {
   task.topic = message.topic_name();
   task.partition = message.partition();
   task.offset = message.offset();
-  task.epoch = epoch_;
+  const TopicPartitionKey partition_key{task.topic, task.partition};
+  const RecordKey record_key{task.topic, task.partition, task.offset};
+  auto& tracker = owned_[partition_key];
+  tracker.started(task.offset);
+
+  // Re-delivered after a rebalance gave the partition back: the job is already here.
+  if (const auto running = running_at_.find(record_key); running != running_at_.end()) {
+    running->second->epoch = epoch_;
+    return;
+  }
+  if (auto orphan = orphan_finished_.find(record_key); orphan != orphan_finished_.end()) {
+    completed_.push_back(std::move(orphan->second));
+    orphan_finished_.erase(orphan);
+    return;
+  }
+  if (const auto done = done_offsets_.find(partition_key); done != done_offsets_.end() && done->second.contains(task.offset)) {
+    tracker.finished(task.offset);  // finished and published by an earlier owner
+    done->second.erase(task.offset);
+    skipped_done_.inc();
+    offsets_dirty_ = true;
+    return;
+  }
+
+  task.control = std::make_shared<Control>();
+  task.control->epoch = epoch_;
   auto decoded = decode_message(std::string_view(static_cast<const char*>(message.payload()), message.len()),
                                 kafka::header_value(message, header::kContentType), task.execution);
-  auto& tracker = owned_[{task.topic, task.partition}];
-  tracker.started(task.offset);
   if (!decoded || task.execution.job().id().empty()) {
-    // Only the dispatcher writes exec topics; an undecodable record is recorded as failed, not run.
+    // Only the dispatcher writes exec topics; an undecodable record is dead at once, never run.
     task.execution.mutable_job()->set_id(message.key() != nullptr ? *message.key() : std::string("unknown"));
-    task.outcome = {v1::FAILED, decoded ? "execution record without a job id" : decoded.error().message(), "", -1};
-    task.started_ms = task.finished_ms = now_ms();
-    completed_.push_back(std::move(task));
+    finish_now(std::move(task), failed(decoded ? "execution record without a job id" : decoded.error().message(), false));
+    return;
+  }
+  const auto& job = task.execution.job();
+  if (cancelled_.contains(job.id())) {
+    Outcome outcome;
+    outcome.state = v1::CANCELLED;
+    outcome.error = "cancelled before it started";
+    finish_now(std::move(task), outcome);
     return;
   }
   start_lag_.observe(static_cast<double>(now_ms() - task.execution.due_ms()) / 1000.0);
   started_.inc();
+  task.control->timeout_ms = job.has_timeout() ? duration_ms(job.timeout()) : settings_.default_timeout.count();
+  active_[job.id()] = task.control;
+  running_at_[record_key] = task.control;
   ++in_flight_;
   running_.set(static_cast<double>(in_flight_));
   {
@@ -173,6 +333,62 @@ void WorkerLoop::handle(RdKafka::Message& message) {
     queued_.push_back(std::move(task));
   }
   wake_.notify_one();
+}
+
+void WorkerLoop::finish_now(Task task, Outcome outcome) {
+  task.outcome = std::move(outcome);
+  task.started_ms = task.finished_ms = now_ms();
+  decide(task);
+  completed_.push_back(std::move(task));
+}
+
+bool WorkerLoop::remember_cancel(const std::string& job_id, std::int64_t at_ms) {
+  if (!cancelled_.emplace(job_id, at_ms).second) return false;
+  cancelled_order_.push_back(job_id);
+  const auto horizon = now_ms() - settings_.cancel_lookback.count();
+  while (!cancelled_order_.empty() &&
+         (cancelled_order_.size() > kMaxRememberedCancels || cancelled_.at(cancelled_order_.front()) < horizon)) {
+    cancelled_.erase(cancelled_order_.front());
+    cancelled_order_.pop_front();
+  }
+  return true;
+}
+
+void WorkerLoop::poll_control() {
+  for (int count = 0; count < 100; ++count) {
+    std::unique_ptr<RdKafka::Message> message(control_consumer_->consume(0));
+    if (message->err() == RdKafka::ERR__TIMED_OUT || message->err() == RdKafka::ERR__PARTITION_EOF) return;
+    if (message->err() != RdKafka::ERR_NO_ERROR) {
+      spdlog::warn("event=control_consume_error error=\"{}\"", message->errstr());
+      return;
+    }
+    auto command =
+        decode_command(std::string_view(static_cast<const char*>(message->payload()), message->len()),
+                       kafka::header_value(*message, header::kContentType), kafka::header_value(*message, header::kType));
+    if (!command || !command->has_cancel() || command->cancel().job_id().empty()) {
+      spdlog::warn("event=control_record_ignored offset={} reason=\"{}\"", message->offset(),
+                   command ? "not a cancel with a job id" : command.error().message());
+      continue;
+    }
+    const auto& cancel = command->cancel();
+    remember_cancel(cancel.job_id(), kafka::record_timestamp_ms(*message, now_ms()));
+    if (const auto found = active_.find(cancel.job_id()); found != active_.end()) {
+      found->second->cancel_reason = cancel.reason();
+      found->second->request(StopReason::kCancel);
+      spdlog::info("event=cancel_running job={} reason=\"{}\"", cancel.job_id(), cancel.reason());
+    }
+  }
+}
+
+void WorkerLoop::enforce_timeouts() {
+  const auto now = now_ms();
+  for (auto& [job_id, control] : active_) {
+    const auto started = control->started_ms.load();
+    if (started > 0 && control->timeout_ms > 0 && now - started > control->timeout_ms && !control->stop) {
+      spdlog::info("event=timeout job={} timeout_ms={}", job_id, control->timeout_ms);
+      control->request(StopReason::kTimeout);
+    }
+  }
 }
 
 void WorkerLoop::collect_finished() {
@@ -183,15 +399,69 @@ void WorkerLoop::collect_finished() {
   }
   for (auto& task : finished) {
     --in_flight_;
+    const auto& job_id = task.execution.job().id();
+    if (const auto found = active_.find(job_id); found != active_.end() && found->second == task.control) active_.erase(found);
+    const RecordKey record_key{task.topic, task.partition, task.offset};
+    running_at_.erase(record_key);
     duration_.observe(static_cast<double>(task.finished_ms - task.started_ms) / 1000.0);
-    if (task.epoch != epoch_) {
-      dropped_.inc();  // its partition was revoked meanwhile: the new owner runs it again
+    const auto reason = static_cast<StopReason>(task.control->reason.load());
+    if (reason == StopReason::kShutdown) {
+      dropped_.inc();  // handed back: the offset stays uncommitted
       continue;
     }
-    (task.outcome.state == v1::SUCCEEDED ? succeeded_ : failed_).inc();
+    if (task.control->epoch != epoch_) {
+      // Its partition was revoked meanwhile. Keep the outcome in case the partition comes back
+      // to this worker (the record is then re-delivered); otherwise the new owner runs it.
+      orphan_finished_.emplace(record_key, std::move(task));
+      continue;
+    }
+    if (reason == StopReason::kTimeout && task.outcome.state != v1::SUCCEEDED) {
+      timed_out_.inc();
+      task.outcome.state = v1::FAILED;
+      task.outcome.retriable = true;
+      task.outcome.error = fmt::format("timed out after {} ms{}", task.control->timeout_ms,
+                                       task.outcome.error.empty() ? "" : "; " + task.outcome.error);
+    } else if (reason == StopReason::kCancel && task.outcome.state != v1::SUCCEEDED) {
+      task.outcome.state = v1::CANCELLED;
+      task.outcome.error =
+          task.control->cancel_reason.empty() ? "cancelled while running" : "cancelled: " + task.control->cancel_reason;
+    }
+    decide(task);
     completed_.push_back(std::move(task));
   }
   running_.set(static_cast<double>(in_flight_));
+}
+
+void WorkerLoop::decide(Task& task) {
+  task.final_state = task.outcome.state;
+  if (task.outcome.state != v1::FAILED) return;
+  const auto& job = task.execution.job();
+  Backoff backoff = settings_.default_backoff;
+  if (job.retry().has_initial_backoff()) backoff.initial = Millis(duration_ms(job.retry().initial_backoff()));
+  if (job.retry().multiplier() > 0) backoff.multiplier = job.retry().multiplier();
+  if (job.retry().has_max_backoff()) backoff.max = Millis(duration_ms(job.retry().max_backoff()));
+  backoff.full_jitter = job.retry().full_jitter();
+  const double draw = std::uniform_real_distribution<double>(0.0, 1.0)(random_);
+  task.decision = decide_retry(backoff, job.retry().max_retries(), job.attempt(), task.outcome.retriable, draw);
+  task.final_state = task.decision.retry ? v1::FAILED : v1::DEAD;
+}
+
+void WorkerLoop::count_published(const Task& task) {
+  switch (task.final_state) {
+    case v1::SUCCEEDED:
+      succeeded_.inc();
+      break;
+    case v1::CANCELLED:
+      cancelled_jobs_.inc();
+      break;
+    case v1::DEAD:
+      failed_.inc();
+      dead_.inc();
+      break;
+    default:
+      failed_.inc();
+      retried_.inc();
+  }
 }
 
 void WorkerLoop::append_outputs(const Task& task, std::vector<OutRecord>& out) const {
@@ -208,34 +478,76 @@ void WorkerLoop::append_outputs(const Task& task, std::vector<OutRecord>& out) c
   result.set_output(task.outcome.output);
   result.set_error(task.outcome.error);
   result.set_tenant(job.tenant());
+  result.set_http_status(task.outcome.http_status);
+  result.set_retriable(task.outcome.state == v1::FAILED && task.outcome.retriable);
   auto headers = typed_headers("result", job.id());
   headers.emplace_back(header::kStatus, state_name(task.outcome.state));
   out.push_back({settings_.names.results(), -1, job.id(), encode(result), false, headers});
 
+  std::string reason = task.outcome.error;
+  if (task.final_state == v1::DEAD) reason = fmt::format("{} ({})", task.outcome.error, task.decision.reason);
   v1::StatusRecord status;
   status.set_job_id(job.id());
-  status.set_state(task.outcome.state);
+  status.set_state(task.final_state);
   status.set_attempt(job.attempt());
   status.set_sequence(kWorkerSequence);
   status.set_at_ms(task.finished_ms);
-  status.set_reason(task.outcome.error);
+  status.set_reason(reason);
   status.set_component("worker");
   status.set_due_ms(task.execution.due_ms());
   status.set_tenant(job.tenant());
   auto status_headers = typed_headers("status", job.id());
-  status_headers.emplace_back(header::kStatus, state_name(task.outcome.state));
+  status_headers.emplace_back(header::kStatus, state_name(task.final_state));
   const std::string status_value = encode(status);
   if (settings_.emit_events) out.push_back({settings_.names.events(), -1, job.id(), status_value, false, status_headers});
   out.push_back({settings_.names.status(), -1, job.id(), status_value, false, status_headers});
 
-  if (job.has_schedule_run() && !job.schedule_run().schedule_id().empty()) {
-    // The dispatcher partition that owns the schedule enforces its overlap policy; it learns that
-    // this run is over from a completion on kcron.jobs (keyed, like the runs, by schedule id).
+  const std::string routing_key(routing_key_for_job(job.id()));
+  if (task.final_state == v1::FAILED) {
+    // Back to the dispatcher, which keeps the next attempt in its delay buckets until due.
+    v1::Command command;
+    auto* retry = command.mutable_retry();
+    *retry->mutable_job() = job;
+    retry->mutable_job()->set_attempt(job.attempt() + 1);
+    auto* history = retry->mutable_job()->mutable_history();
+    auto* earlier = history->Add();
+    *earlier = result;
+    earlier->set_output(bounded(result.output(), kHistoryTextBytes));
+    earlier->set_error(bounded(result.error(), kHistoryTextBytes));
+    while (static_cast<std::size_t>(history->size()) > settings_.max_history) history->DeleteSubrange(0, 1);
+    retry->set_due_ms(task.finished_ms + task.decision.delay.count());
+    retry->set_error(bounded(task.outcome.error, kHistoryTextBytes));
+    out.push_back({settings_.names.jobs(), -1, routing_key, encode(command), false, typed_headers("retry", job.id())});
+  }
+  if (task.final_state == v1::DEAD) {
+    v1::DeadLetter letter;
+    letter.set_state(v1::DEAD);
+    letter.set_reason(
+        fmt::format("attempt {} failed: {}; dead because {}", job.attempt(), task.outcome.error, task.decision.reason));
+    *letter.mutable_job() = job;
+    letter.mutable_job()->clear_history();
+    *letter.mutable_history() = job.history();
+    *letter.add_history() = result;
+    letter.set_source_topic(task.topic);
+    letter.set_source_partition(task.partition);
+    letter.set_source_offset(task.offset);
+    letter.set_at_ms(task.finished_ms);
+    letter.set_component("worker");
+    auto letter_headers = typed_headers("dead-letter", job.id());
+    letter_headers.emplace_back(header::kStatus, state_name(v1::DEAD));
+    out.push_back({settings_.names.dead_letters(), -1, job.id(), encode(letter), false, letter_headers});
+  }
+  if (task.final_state == v1::SUCCEEDED && job.has_kafka()) {
+    out.push_back({job.kafka().topic(), -1, job.kafka().key(), job.kafka().value(), false, typed_headers("kafka-job", job.id())});
+  }
+  const bool schedule_run = job.has_schedule_run() && !job.schedule_run().schedule_id().empty();
+  if (task.final_state != v1::FAILED && (schedule_run || task.final_state == v1::DEAD)) {
+    // The dispatcher partition that owns the job (for a schedule run: the schedule) learns that it
+    // is over: it enforces the overlap policy with it and lets a DEAD job be replayed.
     v1::Command command;
     command.mutable_completion()->set_job_id(job.id());
     command.mutable_completion()->set_attempt(job.attempt());
-    command.mutable_completion()->set_state(task.outcome.state);
-    const std::string routing_key(routing_key_for_job(job.id()));
+    command.mutable_completion()->set_state(task.final_state);
     out.push_back({settings_.names.jobs(), -1, routing_key, encode(command), false, typed_headers("completion", job.id())});
   }
 
@@ -251,7 +563,7 @@ void WorkerLoop::append_outputs(const Task& task, std::vector<OutRecord>& out) c
 }
 
 Status WorkerLoop::commit(bool force) {
-  if (completed_.empty()) return Status::success();
+  if (completed_.empty() && !offsets_dirty_) return Status::success();
   if (!force && SteadyClock::now() - last_commit_ < settings_.commit_interval) return Status::success();
   last_commit_ = SteadyClock::now();
 
@@ -291,9 +603,137 @@ Status WorkerLoop::commit(bool force) {
     return kafka::to_error(*error, "commit_transaction (outcome unknown or fenced; restart re-runs unpublished jobs)");
   }
   commits_.inc();
+  for (const auto& task : completed_) count_published(task);
   owned_ = std::move(trackers);
   completed_.clear();
+  offsets_dirty_ = false;
   return Status::success();
+}
+
+void WorkerLoop::heartbeat(bool stopped) {
+  if (!heartbeat_producer_) return;
+  const auto now = SteadyClock::now();
+  if (!stopped && now - last_heartbeat_ < settings_.heartbeat_interval) return;
+  last_heartbeat_ = now;
+  v1::WorkerHeartbeat beat;
+  beat.set_worker_id(settings_.instance_id);
+  beat.set_host(host_name());
+  for (const auto& queue : settings_.queues) beat.add_queues(queue);
+  beat.set_slots(static_cast<std::uint32_t>(settings_.slots));
+  for (const auto& [job_id, control] : active_) {
+    if (control->started_ms.load() > 0) beat.add_running(job_id);
+  }
+  beat.set_cpu_seconds(cpu_seconds());
+  beat.set_rss_bytes(resident_bytes());
+  beat.set_at_ms(now_ms());
+  beat.set_interval_ms(settings_.heartbeat_interval.count());
+  beat.set_started_ms(started_at_ms_);
+  beat.set_stopped(stopped);
+  beat.set_succeeded(succeeded_.value());
+  beat.set_failed(failed_.value());
+  auto headers = typed_headers("worker", "");
+  const OutRecord record{settings_.names.workers(), -1, settings_.instance_id, encode(beat), false, headers};
+  if (auto status = kafka::produce(*heartbeat_producer_, record); !status) {
+    spdlog::warn("event=heartbeat_failed error=\"{}\"", status.error().message());
+  }
+  heartbeat_producer_->poll(0);
+  if (stopped) heartbeat_producer_->flush(2000);
+}
+
+void WorkerLoop::load_done_markers(const std::vector<RdKafka::TopicPartition*>& partitions) {
+  // A job finished after the committed offset (slots finish out of order) left a done marker.
+  // Markers that matter were written after the record at the committed offset was consumed, so
+  // reading starts at that record's timestamp (less a margin for clock skew).
+  done_offsets_.clear();
+  if (partitions.empty()) return;
+  const auto started = SteadyClock::now();
+  kafka::PartitionList positions;
+  for (const auto* partition : partitions)
+    positions.items.push_back(RdKafka::TopicPartition::create(partition->topic(), partition->partition()));
+  if (consumer_->committed(positions.items, 10000) != RdKafka::ERR_NO_ERROR) {
+    spdlog::warn("event=done_markers_skipped reason=\"committed offsets unavailable\"");
+    return;
+  }
+  auto properties = settings_.client;
+  properties["group.id"] = settings_.names.prefix + "worker-done-reader";
+  properties["enable.partition.eof"] = "true";
+  auto reader = kafka::make_consumer(properties);
+  if (!reader) {
+    spdlog::warn("event=done_markers_skipped reason=\"{}\"", reader.error().message());
+    return;
+  }
+  // 1. The timestamp of the record at each committed offset (none: nothing consumed past it).
+  std::map<TopicPartitionKey, std::int64_t> first_offset;
+  for (auto* position : positions.items) {
+    if (position->offset() < 0) position->set_offset(RdKafka::Topic::OFFSET_BEGINNING);
+  }
+  (void)(*reader)->assign(positions.items);
+  std::map<std::int32_t, std::int64_t> read_from_ms;  // done partition -> earliest timestamp
+  std::set<TopicPartitionKey> pending;
+  for (const auto* position : positions.items) pending.insert({position->topic(), position->partition()});
+  const auto probe_deadline = SteadyClock::now() + Millis(10000);
+  while (!pending.empty() && SteadyClock::now() < probe_deadline) {
+    std::unique_ptr<RdKafka::Message> message((*reader)->consume(100));
+    if (message->err() != RdKafka::ERR_NO_ERROR && message->err() != RdKafka::ERR__PARTITION_EOF) continue;
+    const TopicPartitionKey key{message->topic_name(), message->partition()};
+    if (!pending.erase(key)) continue;
+    if (message->err() == RdKafka::ERR__PARTITION_EOF) continue;
+    first_offset[key] = message->offset();
+    const auto timestamp = kafka::record_timestamp_ms(*message, now_ms()) - 60000;
+    const auto done_partition = key.second % settings_.exec_partitions;
+    const auto floor = now_ms() - settings_.dedupe_lookback.count();
+    auto& earliest = read_from_ms.try_emplace(done_partition, std::numeric_limits<std::int64_t>::max()).first->second;
+    earliest = std::min(earliest, std::max(timestamp, floor));
+  }
+  (void)(*reader)->unassign();
+  if (read_from_ms.empty()) return;
+
+  // 2. The done markers from there to the end of each done partition.
+  kafka::PartitionList done;
+  for (const auto& [partition, since] : read_from_ms)
+    done.items.push_back(RdKafka::TopicPartition::create(settings_.names.worker_done(), partition, since));
+  if ((*reader)->offsetsForTimes(done.items, 10000) != RdKafka::ERR_NO_ERROR) {
+    spdlog::warn("event=done_markers_skipped reason=\"offsetsForTimes failed\"");
+    return;
+  }
+  std::map<std::int32_t, std::int64_t> high;
+  std::vector<RdKafka::TopicPartition*> to_read;
+  for (auto* partition : done.items) {
+    std::int64_t low_mark = 0;
+    std::int64_t high_mark = 0;
+    if (partition->offset() < 0 ||
+        (*reader)->query_watermark_offsets(partition->topic(), partition->partition(), &low_mark, &high_mark, 5000) !=
+            RdKafka::ERR_NO_ERROR ||
+        partition->offset() >= high_mark) {
+      continue;
+    }
+    high[partition->partition()] = high_mark;
+    to_read.push_back(partition);
+  }
+  (void)(*reader)->assign(to_read);
+  std::size_t markers = 0;
+  const auto read_deadline = SteadyClock::now() + settings_.transaction_timeout + Millis(10000);
+  while (!high.empty() && SteadyClock::now() < read_deadline) {
+    std::unique_ptr<RdKafka::Message> message((*reader)->consume(200));
+    if (message->err() == RdKafka::ERR__PARTITION_EOF) {
+      // read_committed stops at the last stable offset; an open transaction of the previous
+      // owner ends (commit or abort) within the transaction timeout.
+      if (message->offset() >= high[message->partition()]) high.erase(message->partition());
+      continue;
+    }
+    if (message->err() != RdKafka::ERR_NO_ERROR) continue;
+    if (message->offset() + 1 >= high[message->partition()]) high.erase(message->partition());
+    v1::DoneMarker marker;
+    if (message->payload() == nullptr || !marker.ParseFromArray(message->payload(), static_cast<int>(message->len()))) continue;
+    const TopicPartitionKey key{marker.exec_topic(), marker.exec_partition()};
+    const auto first = first_offset.find(key);
+    if (first == first_offset.end() || marker.exec_offset() < first->second) continue;
+    done_offsets_[key].insert(marker.exec_offset());
+    ++markers;
+  }
+  (*reader)->close();
+  spdlog::info("event=done_markers_loaded markers={} partitions={} ms={}", markers, read_from_ms.size(),
+               std::chrono::duration_cast<Millis>(SteadyClock::now() - started).count());
 }
 
 void WorkerLoop::set_paused(bool paused) {
@@ -312,29 +752,39 @@ void WorkerLoop::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCo
                               std::vector<RdKafka::TopicPartition*>& partitions) {
   if (code == RdKafka::ERR__ASSIGN_PARTITIONS) {
     ++epoch_;
-    for (const auto* partition : partitions) owned_[{partition->topic(), partition->partition()}] = OffsetTracker();
+    rebalances_.inc();
+    std::set<TopicPartitionKey> assigned;
+    for (const auto* partition : partitions) {
+      assigned.insert({partition->topic(), partition->partition()});
+      owned_[{partition->topic(), partition->partition()}] = OffsetTracker();
+    }
+    // Jobs still running for partitions that went elsewhere run again on their new owner.
+    for (auto& [record, control] : running_at_) {
+      if (!assigned.contains({std::get<0>(record), std::get<1>(record)})) control->request(StopReason::kShutdown);
+    }
+    std::erase_if(orphan_finished_, [&](const auto& entry) {
+      return !assigned.contains({std::get<0>(entry.first), std::get<1>(entry.first)});
+    });
+    load_done_markers(partitions);
     (void)consumer->assign(partitions);
     spdlog::info("event=assigned count={}", partitions.size());
     return;
   }
-  // Revoke: publish what finished while our offsets are still accepted, then let go.
+  // Revoke: publish what finished while our offsets are still accepted, then let go. Running
+  // jobs keep running: if the next assignment gives their partition back, they are adopted.
   collect_finished();
   if (auto status = commit(true); !status) {
     spdlog::warn("event=revoke_commit_failed error=\"{}\"", status.error().message());
     fatal_ = status;
   }
-  ++epoch_;  // jobs still running belong to the old assignment; their results are dropped
-  {
-    std::lock_guard lock(mutex_);
-    in_flight_ -= queued_.size();
-    queued_.clear();
-  }
+  ++epoch_;
   owned_.clear();
   completed_.clear();
+  offsets_dirty_ = false;
   RdKafka::TopicPartition::destroy(paused_);
   paused_.clear();
   (void)consumer->unassign();
-  spdlog::info("event=revoked count={}", partitions.size());
+  spdlog::info("event=revoked count={} still_running={}", partitions.size(), running_at_.size());
 }
 
 }  // namespace kcron::worker

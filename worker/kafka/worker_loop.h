@@ -1,8 +1,11 @@
 // The worker's loop, on the main thread: consume exec records only while a slot is free (pausing
 // what it assigned otherwise, and resuming only what it paused), hand each job to a slot thread,
-// and publish the outcomes - result, status and event records and the done marker - in one
-// transaction with the consumed offsets. A job whose partition was revoked while it ran is not
-// published: its new owner runs it again (execution is at least once).
+// and publish the outcomes - result, retry command or dead letter, status and event records and
+// the done marker - in one transaction with the consumed offsets. A job whose partition was
+// revoked while it ran is not published: its new owner runs it again (execution is at least
+// once), and a new owner skips the jobs whose done markers say they finished after the committed
+// offset. Cancels of running jobs arrive on the control topic, which every worker reads without a
+// group. Heartbeats go to the workers topic.
 #pragma once
 
 #include <librdkafka/rdkafkacpp.h>
@@ -12,9 +15,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
+#include <set>
 #include <thread>
+#include <tuple>
 
 #include "core/offset_tracker.h"
+#include "core/retry_policy.h"
 #include "core/runner.h"
 #include "kcron/kafka.h"
 #include "kcron/metrics.h"
@@ -32,7 +39,14 @@ struct LoopSettings {
   Millis commit_interval{100};
   Millis transaction_timeout{10000};
   Millis drain_timeout{30000};
+  Millis default_timeout{3600000};      // a job without its own timeout is stopped after this
+  Millis max_poll_interval{300000};     // max.poll.interval.ms; the loop polls while jobs run
+  Millis heartbeat_interval{5000};      // to the workers topic; 0 = none
+  Millis cancel_lookback{600000};       // at start, control records this recent still apply
+  Millis dedupe_lookback{6 * 3600000};  // done markers this recent are read on assignment
   std::int32_t exec_partitions = 12;
+  std::size_t max_history = 10;  // failed attempts a retried job carries
+  Backoff default_backoff;       // for jobs whose retry policy leaves a field unset
   bool emit_events = true;
 };
 
@@ -41,61 +55,119 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
   WorkerLoop(LoopSettings settings, const Runner& runner, Metrics& metrics, HttpEndpoint* http);
   ~WorkerLoop() override;
 
+  // The executor of kafka jobs: checks the target topic; the record itself is produced in the
+  // transaction that publishes the job's result, so it is written exactly once with it.
+  Handler kafka_executor();
+
   Status run();
   void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode code,
                     std::vector<RdKafka::TopicPartition*>& partitions) override;
 
  private:
+  enum class StopReason : int { kNone = 0, kTimeout = 1, kCancel = 2, kShutdown = 3 };
+
+  // Shared by the main thread (which may ask it to stop) and the slot running the job.
+  struct Control {
+    std::atomic<bool> stop{false};
+    std::atomic<int> reason{0};
+    std::atomic<std::int64_t> started_ms{0};
+    std::int64_t timeout_ms = 0;
+    std::uint64_t epoch = 0;    // main thread only: the assignment the job is published under
+    std::string cancel_reason;  // main thread only
+    void request(StopReason why) {
+      int expected = 0;
+      reason.compare_exchange_strong(expected, static_cast<int>(why));
+      stop = true;
+    }
+  };
+
   struct Task {
     std::string topic;
     std::int32_t partition = 0;
     std::int64_t offset = 0;
-    std::uint64_t epoch = 0;
     v1::Execution execution;
+    std::shared_ptr<Control> control;
     std::int64_t started_ms = 0;
     Outcome outcome;
     std::int64_t finished_ms = 0;
+    v1::JobState final_state = v1::SUCCEEDED;  // SUCCEEDED, CANCELLED, FAILED (retried) or DEAD
+    RetryDecision decision;
   };
   using TopicPartitionKey = std::pair<std::string, std::int32_t>;
+  using RecordKey = std::tuple<std::string, std::int32_t, std::int64_t>;
 
   Status start();
+  Status start_control_consumer();
   void slot_main();
   void handle(RdKafka::Message& message);
+  void poll_control();
+  void enforce_timeouts();
   void collect_finished();
+  void finish_now(Task task, Outcome outcome);
+  void decide(Task& task);
+  void count_published(const Task& task);
   Status commit(bool force);
   void set_paused(bool paused);
   void append_outputs(const Task& task, std::vector<OutRecord>& out) const;
+  void heartbeat(bool stopped);
+  void load_done_markers(const std::vector<RdKafka::TopicPartition*>& partitions);
+  bool remember_cancel(const std::string& job_id, std::int64_t at_ms);
 
   LoopSettings settings_;
   const Runner& runner_;
   Metrics& metrics_;
   HttpEndpoint* http_;
   std::unique_ptr<RdKafka::Producer> producer_;
+  std::unique_ptr<RdKafka::Producer> heartbeat_producer_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  std::unique_ptr<RdKafka::KafkaConsumer> control_consumer_;
 
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Task> queued_;
   std::deque<Task> finished_;
   std::atomic<bool> stop_slots_{false};
-  std::atomic<bool> cancel_running_{false};
   std::vector<std::thread> threads_;
 
+  // Main thread only.
   std::size_t in_flight_ = 0;
   std::uint64_t epoch_ = 0;
   std::map<TopicPartitionKey, OffsetTracker> owned_;
+  std::map<TopicPartitionKey, std::set<std::int64_t>> done_offsets_;  // from done markers: skip these
+  std::map<std::string, std::shared_ptr<Control>> active_;            // job id -> queued or running
+  // Jobs still on a slot, by exec record: after an eager rebalance hands a partition back to this
+  // worker, its re-delivered records adopt them instead of starting them twice.
+  std::map<RecordKey, std::shared_ptr<Control>> running_at_;
+  std::map<RecordKey, Task> orphan_finished_;      // finished between a revoke and the re-delivery
+  std::map<std::string, std::int64_t> cancelled_;  // job id -> when the cancel arrived
+  std::deque<std::string> cancelled_order_;
   std::vector<Task> completed_;  // finished, not yet committed
+  bool offsets_dirty_ = false;   // skipped records moved a position without an outcome
   std::vector<RdKafka::TopicPartition*> paused_;
   std::chrono::steady_clock::time_point last_commit_;
+  std::chrono::steady_clock::time_point last_heartbeat_;
+  std::int64_t started_at_ms_ = 0;
+  std::mt19937_64 random_{std::random_device{}()};
   Status fatal_;
+
+  // Topics a kafka job may write, checked once each (slot threads).
+  std::mutex topics_mutex_;
+  std::set<std::string> known_topics_;
 
   Counter& started_;
   Counter& succeeded_;
   Counter& failed_;
+  Counter& retried_;
+  Counter& dead_;
+  Counter& cancelled_jobs_;
+  Counter& timed_out_;
   Counter& dropped_;
+  Counter& skipped_done_;
   Counter& commits_;
   Counter& aborts_;
+  Counter& rebalances_;
   Gauge& running_;
+  Gauge& slots_gauge_;
   Histogram& start_lag_;
   Histogram& duration_;
 };

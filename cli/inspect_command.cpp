@@ -1,0 +1,259 @@
+#include "inspect_command.h"
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include <iostream>
+#include <map>
+
+#include "kcron.pb.h"
+#include "kcron/clock.h"
+#include "kcron/codec.h"
+#include "kcron/kafka.h"
+#include "kcron/routing.h"
+#include "kcron/topics.h"
+
+namespace kcron::cli {
+namespace {
+
+struct Read {
+  std::string key;
+  std::string value;
+  std::int64_t timestamp_ms = 0;
+  std::string content_type;
+};
+
+// Every committed record of the topic (or of the partition `key` hashes to), oldest first per
+// partition, up to the end the topic had when reading began.
+Result<std::vector<Read>> read_to_end(const Config& config, const std::string& topic, const std::string& key = "") {
+  auto properties = kafka::client_properties(config, "kcron-cli-inspect");
+  properties["group.id"] = "kcron-cli-inspect";
+  properties["enable.partition.eof"] = "true";
+  auto consumer = kafka::make_consumer(properties);
+  if (!consumer) return consumer.error();
+  auto counts = kafka::partition_counts(**consumer, Millis(10000));
+  if (!counts) return counts.error();
+  const auto found = counts->find(topic);
+  if (found == counts->end()) return make_error("topic {} does not exist (kcron topics create makes it)", topic);
+  kafka::PartitionList assignment;
+  std::map<std::int32_t, std::int64_t> remaining;  // partition -> high watermark still to reach
+  for (std::int32_t partition = 0; partition < found->second; ++partition) {
+    if (!key.empty() && partition != partition_for_key(key, found->second).value()) continue;
+    std::int64_t low = 0;
+    std::int64_t high = 0;
+    if (const auto code = (*consumer)->query_watermark_offsets(topic, partition, &low, &high, 10000);
+        code != RdKafka::ERR_NO_ERROR) {
+      return kafka::to_error(code, fmt::format("watermarks of {}[{}]", topic, partition));
+    }
+    if (high <= low) continue;
+    remaining[partition] = high;
+    assignment.items.push_back(RdKafka::TopicPartition::create(topic, partition, RdKafka::Topic::OFFSET_BEGINNING));
+  }
+  std::vector<Read> records;
+  if (remaining.empty()) return records;
+  if (const auto code = (*consumer)->assign(assignment.items); code != RdKafka::ERR_NO_ERROR)
+    return kafka::to_error(code, "assign");
+  const auto deadline = std::chrono::steady_clock::now() + Millis(30000);
+  while (!remaining.empty()) {
+    if (std::chrono::steady_clock::now() > deadline) return make_error("reading {} did not reach its end within 30 s", topic);
+    std::unique_ptr<RdKafka::Message> message((*consumer)->consume(200));
+    if (message->err() == RdKafka::ERR__PARTITION_EOF) {
+      // read_committed ends at the last stable offset: past it are only aborted or open records.
+      remaining.erase(message->partition());
+      continue;
+    }
+    if (message->err() != RdKafka::ERR_NO_ERROR) continue;
+    if (message->offset() + 1 >= remaining[message->partition()]) remaining.erase(message->partition());
+    Read record;
+    if (message->key() != nullptr) record.key = *message->key();
+    if (message->payload() != nullptr) record.value.assign(static_cast<const char*>(message->payload()), message->len());
+    record.timestamp_ms = kafka::record_timestamp_ms(*message, 0);
+    record.content_type = kafka::header_value(*message, header::kContentType);
+    records.push_back(std::move(record));
+  }
+  (*consumer)->close();
+  return records;
+}
+
+std::string when(std::int64_t epoch_ms) {
+  if (epoch_ms <= 0) return "-";
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z", fmt::gmtime(static_cast<std::time_t>(epoch_ms / 1000)),
+                     static_cast<int>(epoch_ms % 1000));
+}
+
+std::string one_line(std::string text, std::size_t limit = 100) {
+  for (auto& c : text) {
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  }
+  return text.size() <= limit ? text : text.substr(0, limit) + "...";
+}
+
+int fail(std::ostream& err, const std::string& message) {
+  err << "kcron: " << message << "\n";
+  return 1;
+}
+
+}  // namespace
+
+InspectCommands::InspectCommands(CLI::App& app) {
+  status_ = app.add_subcommand("status", "a job's latest state and its history (kcron.status, kcron.events)");
+  status_->add_option("job-id", job_id_)->required();
+  status_->add_flag("--json", json_, "JSON lines instead of a table");
+
+  auto* dlq = app.add_subcommand("dlq", "list or replay dead letters");
+  dlq->require_subcommand(1);
+  dlq_list_ = dlq->add_subcommand("list", "dead letters, oldest first (REJECTED input and DEAD jobs)");
+  dlq_list_->add_flag("--json", json_, "JSON lines instead of a table");
+  dlq_list_->add_option("-n,--max", max_, "only the newest N");
+  dlq_replay_ = dlq->add_subcommand("replay", "run DEAD jobs again: a Replay command per job, as a new attempt");
+  dlq_replay_->add_option("job-ids", replay_ids_, "ids of DEAD jobs");
+  dlq_replay_->add_flag("--all", replay_all_, "every DEAD job in the dead letters");
+
+  workers_ = app.add_subcommand("workers", "workers from their heartbeats: live, stopped or lost");
+  workers_->add_flag("--json", json_, "JSON lines instead of a table");
+}
+
+bool InspectCommands::parsed() const {
+  return status_->parsed() || dlq_list_->parsed() || dlq_replay_->parsed() || workers_->parsed();
+}
+
+int InspectCommands::run(const Config& config, std::ostream& out, std::ostream& err) const {
+  const TopicNames names(config.get("topic_prefix"));
+  if (status_->parsed()) {
+    auto latest = read_to_end(config, names.status(), job_id_);
+    if (!latest) return fail(err, latest.error().message());
+    auto events = read_to_end(config, names.events(), job_id_);
+    if (!events) return fail(err, events.error().message());
+    std::vector<v1::StatusRecord> history;
+    for (const auto& record : *events) {
+      v1::StatusRecord status;
+      if (record.key == job_id_ && decode_message(record.value, record.content_type, status)) history.push_back(status);
+    }
+    v1::StatusRecord current;
+    bool known = false;
+    for (const auto& record : *latest) {
+      v1::StatusRecord status;
+      if (record.key != job_id_ || !decode_message(record.value, record.content_type, status)) continue;
+      // Terminal states are final; otherwise (attempt, sequence) orders the writes.
+      if (!known || std::pair(status.attempt(), status.sequence()) >= std::pair(current.attempt(), current.sequence())) {
+        current = status;
+        known = true;
+      }
+    }
+    if (!known && history.empty()) return fail(err, fmt::format("no status for job '{}'", job_id_));
+    if (!known) current = history.back();
+    if (json_) {
+      out << to_json(current) << "\n";
+      for (const auto& entry : history) out << to_json(entry) << "\n";
+      return 0;
+    }
+    out << fmt::format("job {}: {} (attempt {}) at {}{}\n", job_id_, state_name(current.state()), current.attempt(),
+                       when(current.at_ms()), current.reason().empty() ? "" : " - " + one_line(current.reason(), 200));
+    if (!history.empty()) {
+      out << fmt::format("{:<25} {:<10} {:>7}  {:<10} {}\n", "AT", "STATE", "ATTEMPT", "BY", "REASON");
+      for (const auto& entry : history) {
+        out << fmt::format("{:<25} {:<10} {:>7}  {:<10} {}\n", when(entry.at_ms()), state_name(entry.state()), entry.attempt(),
+                           entry.component(), one_line(entry.reason()));
+      }
+    }
+    return 0;
+  }
+
+  if (dlq_list_->parsed() || dlq_replay_->parsed()) {
+    auto records = read_to_end(config, names.dead_letters());
+    if (!records) return fail(err, records.error().message());
+    std::vector<v1::DeadLetter> letters;
+    for (const auto& record : *records) {
+      v1::DeadLetter letter;
+      if (decode_message(record.value, record.content_type, letter)) letters.push_back(std::move(letter));
+    }
+    std::sort(letters.begin(), letters.end(), [](const auto& a, const auto& b) { return a.at_ms() < b.at_ms(); });
+    if (dlq_list_->parsed()) {
+      const auto skip =
+          max_ > 0 && letters.size() > static_cast<std::size_t>(max_) ? letters.size() - static_cast<std::size_t>(max_) : 0;
+      if (!json_) out << fmt::format("{:<25} {:<9} {:<32} {:>8}  {}\n", "AT", "STATE", "JOB", "ATTEMPTS", "REASON");
+      for (std::size_t index = skip; index < letters.size(); ++index) {
+        const auto& letter = letters[index];
+        if (json_) {
+          out << to_json(letter) << "\n";
+          continue;
+        }
+        const std::string job = letter.has_job() ? letter.job().id()
+                                                 : fmt::format("({}[{}]@{})", letter.source_topic(), letter.source_partition(),
+                                                               letter.source_offset());
+        out << fmt::format("{:<25} {:<9} {:<32} {:>8}  {}\n", when(letter.at_ms()), state_name(letter.state()), job,
+                           letter.history_size(), one_line(letter.reason()));
+      }
+      return 0;
+    }
+    // Replay: the newest DEAD letter of each id (a job may have died, been replayed and died again).
+    std::map<std::string, const v1::DeadLetter*> dead;
+    for (const auto& letter : letters) {
+      if (letter.state() == v1::DEAD && letter.has_job() && !letter.job().id().empty()) dead[letter.job().id()] = &letter;
+    }
+    std::vector<std::string> ids = replay_ids_;
+    if (replay_all_) {
+      for (const auto& [id, letter] : dead) ids.push_back(id);
+    }
+    if (ids.empty()) return fail(err, "name the job ids to replay, or --all");
+    auto producer = kafka::make_producer(kafka::client_properties(config, "kcron-cli"), "");
+    if (!producer) return fail(err, producer.error().message());
+    int missing = 0;
+    for (const auto& id : ids) {
+      const auto found = dead.find(id);
+      if (found == dead.end()) {
+        err << fmt::format("kcron: no DEAD job '{}' in {} (REJECTED input cannot be replayed: fix it and submit again)\n", id,
+                           names.dead_letters());
+        ++missing;
+        continue;
+      }
+      v1::Command command;
+      command.mutable_replay()->set_job_id(id);
+      *command.mutable_replay()->mutable_job() = found->second->job();
+      *command.mutable_replay()->mutable_job()->mutable_history() = found->second->history();
+      auto headers = typed_headers("replay", id);
+      if (auto status = kafka::produce(**producer,
+                                       {names.jobs(), -1, std::string(routing_key_for_job(id)), encode(command), false, headers});
+          !status) {
+        return fail(err, status.error().message());
+      }
+      out << "replay sent for " << id << "\n";
+    }
+    if ((*producer)->flush(15000) != RdKafka::ERR_NO_ERROR) return fail(err, "the records were not acknowledged within 15 s");
+    return missing == 0 ? 0 : 1;
+  }
+
+  if (workers_->parsed()) {
+    auto records = read_to_end(config, names.workers());
+    if (!records) return fail(err, records.error().message());
+    std::map<std::string, v1::WorkerHeartbeat> latest;
+    for (const auto& record : *records) {
+      v1::WorkerHeartbeat beat;
+      if (record.value.empty() || !decode_message(record.value, record.content_type, beat)) continue;
+      auto& slot = latest[beat.worker_id()];
+      if (beat.at_ms() >= slot.at_ms()) slot = beat;
+    }
+    const auto now = to_epoch_ms(SystemClock::instance().now());
+    if (!json_) {
+      out << fmt::format("{:<20} {:<8} {:<16} {:<20} {:>5} {:>7} {:>9} {:>8} {:>10}\n", "WORKER", "STATE", "HOST", "QUEUES",
+                         "SLOTS", "RUNNING", "CPU_S", "RSS_MB", "SEEN_S_AGO");
+    }
+    for (const auto& [id, beat] : latest) {
+      // Live while heartbeats arrive; lost after three missed intervals without a clean stop.
+      const auto interval = std::max<std::int64_t>(beat.interval_ms(), 1000);
+      const char* state = beat.stopped() ? "stopped" : (now - beat.at_ms() <= 3 * interval ? "live" : "lost");
+      if (json_) {
+        out << fmt::format(R"({{"state":"{}","heartbeat":{}}})", state, to_json(beat)) << "\n";
+        continue;
+      }
+      out << fmt::format("{:<20} {:<8} {:<16} {:<20} {:>5} {:>7} {:>9.1f} {:>8.1f} {:>10.1f}\n", id, state,
+                         one_line(beat.host(), 16), one_line(fmt::format("{}", fmt::join(beat.queues(), ",")), 20), beat.slots(),
+                         beat.running_size(), beat.cpu_seconds(), static_cast<double>(beat.rss_bytes()) / 1048576.0,
+                         static_cast<double>(now - beat.at_ms()) / 1000.0);
+    }
+    return 0;
+  }
+  return 0;
+}
+
+}  // namespace kcron::cli
