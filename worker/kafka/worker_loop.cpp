@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <limits>
 
@@ -21,7 +22,8 @@ std::int64_t now_ms() {
 }
 
 std::int64_t duration_ms(const google::protobuf::Duration& duration) {
-  return duration.seconds() * 1000 + duration.nanos() / 1'000'000;
+  constexpr std::int64_t kMaxSeconds = 315'576'000'000;  // protobuf's Duration range (10,000 years)
+  return std::clamp<std::int64_t>(duration.seconds(), -kMaxSeconds, kMaxSeconds) * 1000 + duration.nanos() / 1'000'000;
 }
 
 // Worker-written states order after every dispatcher state of the same attempt.
@@ -31,6 +33,11 @@ constexpr std::size_t kHistoryTextBytes = 1024;
 // A record a kafka job may produce, below the broker's default message.max.bytes with headroom.
 constexpr std::size_t kMaxKafkaJobRecordBytes = 900 * 1024;
 constexpr std::size_t kMaxRememberedCancels = 100000;
+// Below the broker's default message.max.bytes (1 MB) with room for headers and batch overhead.
+constexpr std::size_t kMaxPublishedRecordBytes = 950 * 1024;
+constexpr int kIsolateAfterAborts = 3;  // then one outcome per transaction
+constexpr int kReduceAfterAborts = 6;   // then the lone outcome is published reduced
+constexpr int kGiveUpAfterAborts = 20;  // then the worker stops (broker trouble, not a record)
 
 std::string bounded(const std::string& text, std::size_t limit) {
   return text.size() <= limit ? text : text.substr(0, limit) + "...";
@@ -53,7 +60,9 @@ std::uint64_t resident_bytes() {
 double cpu_seconds() {
   rusage usage{};
   if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
-  const auto seconds = [](const timeval& value) { return static_cast<double>(value.tv_sec) + static_cast<double>(value.tv_usec) / 1e6; };
+  const auto seconds = [](const timeval& value) {
+    return static_cast<double>(value.tv_sec) + static_cast<double>(value.tv_usec) / 1e6;
+  };
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
@@ -86,7 +95,10 @@ WorkerLoop::WorkerLoop(LoopSettings settings, const Runner& runner, Metrics& met
 }
 
 WorkerLoop::~WorkerLoop() {
-  stop_slots_ = true;
+  {
+    std::lock_guard lock(mutex_);
+    stop_slots_ = true;
+  }
   for (auto& [job_id, control] : active_) control->request(StopReason::kShutdown);
   wake_.notify_all();
   for (auto& thread : threads_) {
@@ -175,7 +187,9 @@ Status WorkerLoop::start_control_consumer() {
   control_consumer_ = std::move(*consumer);
   auto counts = kafka::partition_counts(*control_consumer_, Millis(10000));
   if (!counts) return counts.error();
-  const auto partitions = counts->at(settings_.names.control());
+  const auto found = counts->find(settings_.names.control());
+  if (found == counts->end()) return make_error("topic {} does not exist", settings_.names.control());
+  const auto partitions = found->second;
   // Cancels from the recent past still apply: the job may reach this worker after its cancel.
   kafka::PartitionList list;
   const auto since = now_ms() - settings_.cancel_lookback.count();
@@ -221,7 +235,10 @@ Status WorkerLoop::run() {
   set_paused(true);
   {
     std::lock_guard lock(mutex_);
-    for (auto& task : queued_) task.control->request(StopReason::kShutdown);  // never started
+    for (auto& task : queued_) {
+      task.control->handed_back = true;  // never started
+      task.control->request(StopReason::kShutdown);
+    }
   }
   const auto drain_deadline = SteadyClock::now() + settings_.drain_timeout;
   while (in_flight_ > 0 && SteadyClock::now() < drain_deadline) {
@@ -235,7 +252,10 @@ Status WorkerLoop::run() {
   if (in_flight_ > 0) {
     spdlog::warn("event=drain_timeout running={} msg=\"stopping them; their partitions' next owner runs them again\"",
                  in_flight_);
-    for (auto& [job_id, control] : active_) control->request(StopReason::kShutdown);
+    for (auto& [job_id, control] : active_) {
+      control->handed_back = true;
+      control->request(StopReason::kShutdown);
+    }
     const auto stop_deadline = SteadyClock::now() + Millis(15000);
     while (in_flight_ > 0 && SteadyClock::now() < stop_deadline) {
       collect_finished();
@@ -267,7 +287,13 @@ void WorkerLoop::slot_main() {
     if (task.control->stop) {
       task.outcome = failed("stopped before it started");
     } else {
-      task.outcome = runner_.run(task.execution.job(), task.control->stop);
+      try {
+        task.outcome = runner_.run(task.execution.job(), task.control->stop);
+      } catch (const std::exception& error) {
+        task.outcome = failed(fmt::format("the handler threw: {}", error.what()), false);
+      } catch (...) {
+        task.outcome = failed("the handler threw a non-standard exception", false);
+      }
     }
     task.finished_ms = now_ms();
     std::lock_guard lock(mutex_);
@@ -285,21 +311,26 @@ void WorkerLoop::handle(RdKafka::Message& message) {
   auto& tracker = owned_[partition_key];
   tracker.started(task.offset);
 
+  if (const auto done = done_offsets_.find(partition_key); done != done_offsets_.end() && done->second.contains(task.offset)) {
+    tracker.finished(task.offset);  // finished and published by an earlier owner
+    done->second.erase(task.offset);
+    skipped_done_.inc();
+    offsets_dirty_ = true;
+    if (const auto running = running_at_.find(record_key); running != running_at_.end()) {
+      running->second->handed_back = true;  // a local copy from before the rebalance: never publish it
+      running->second->request(StopReason::kShutdown);
+    }
+    orphan_finished_.erase(record_key);
+    return;
+  }
   // Re-delivered after a rebalance gave the partition back: the job is already here.
-  if (const auto running = running_at_.find(record_key); running != running_at_.end()) {
+  if (const auto running = running_at_.find(record_key); running != running_at_.end() && !running->second->handed_back) {
     running->second->epoch = epoch_;
     return;
   }
   if (auto orphan = orphan_finished_.find(record_key); orphan != orphan_finished_.end()) {
     completed_.push_back(std::move(orphan->second));
     orphan_finished_.erase(orphan);
-    return;
-  }
-  if (const auto done = done_offsets_.find(partition_key); done != done_offsets_.end() && done->second.contains(task.offset)) {
-    tracker.finished(task.offset);  // finished and published by an earlier owner
-    done->second.erase(task.offset);
-    skipped_done_.inc();
-    offsets_dirty_ = true;
     return;
   }
 
@@ -323,7 +354,8 @@ void WorkerLoop::handle(RdKafka::Message& message) {
   }
   start_lag_.observe(static_cast<double>(now_ms() - task.execution.due_ms()) / 1000.0);
   started_.inc();
-  task.control->timeout_ms = job.has_timeout() ? duration_ms(job.timeout()) : settings_.default_timeout.count();
+  task.control->timeout_ms =
+      job.has_timeout() && duration_ms(job.timeout()) > 0 ? duration_ms(job.timeout()) : settings_.default_timeout.count();
   active_[job.id()] = task.control;
   running_at_[record_key] = task.control;
   ++in_flight_;
@@ -402,17 +434,12 @@ void WorkerLoop::collect_finished() {
     const auto& job_id = task.execution.job().id();
     if (const auto found = active_.find(job_id); found != active_.end() && found->second == task.control) active_.erase(found);
     const RecordKey record_key{task.topic, task.partition, task.offset};
-    running_at_.erase(record_key);
+    if (const auto running = running_at_.find(record_key); running != running_at_.end() && running->second == task.control)
+      running_at_.erase(running);
     duration_.observe(static_cast<double>(task.finished_ms - task.started_ms) / 1000.0);
     const auto reason = static_cast<StopReason>(task.control->reason.load());
-    if (reason == StopReason::kShutdown) {
-      dropped_.inc();  // handed back: the offset stays uncommitted
-      continue;
-    }
-    if (task.control->epoch != epoch_) {
-      // Its partition was revoked meanwhile. Keep the outcome in case the partition comes back
-      // to this worker (the record is then re-delivered); otherwise the new owner runs it.
-      orphan_finished_.emplace(record_key, std::move(task));
+    if (reason == StopReason::kShutdown || task.control->handed_back) {
+      dropped_.inc();  // handed back: the offset stays uncommitted, the next owner runs it
       continue;
     }
     if (reason == StopReason::kTimeout && task.outcome.state != v1::SUCCEEDED) {
@@ -427,6 +454,12 @@ void WorkerLoop::collect_finished() {
           task.control->cancel_reason.empty() ? "cancelled while running" : "cancelled: " + task.control->cancel_reason;
     }
     decide(task);
+    if (task.control->epoch != epoch_) {
+      // Its partition was revoked meanwhile. Keep the decided outcome in case the partition comes
+      // back to this worker (the record is then re-delivered); otherwise the new owner runs it.
+      orphan_finished_.insert_or_assign(record_key, std::move(task));
+      continue;
+    }
     completed_.push_back(std::move(task));
   }
   running_.set(static_cast<double>(in_flight_));
@@ -464,7 +497,27 @@ void WorkerLoop::count_published(const Task& task) {
   }
 }
 
-void WorkerLoop::append_outputs(const Task& task, std::vector<OutRecord>& out) const {
+void WorkerLoop::append_outputs(const Task& original, std::vector<OutRecord>& out) const {
+  // A reduced outcome (its full records could not be published): no output, no history, no
+  // kafka record, no retry - the job is recorded DEAD with the reason, and its offset moves on.
+  Task reduced_task;
+  if (original.reduced) {
+    reduced_task = original;
+    auto* job = reduced_task.execution.mutable_job();
+    job->clear_history();
+    job->clear_payload();
+    if (job->has_kafka()) job->mutable_kafka()->clear_value();
+    if (job->has_http()) job->mutable_http()->clear_body();
+    reduced_task.outcome.output.clear();
+    reduced_task.outcome.error = "its outcome could not be published in full (too large or refused by the broker): " +
+                                 bounded(original.outcome.error, kHistoryTextBytes);
+    // A kafka job whose record could not be written did not succeed.
+    const bool succeeded = original.final_state == v1::SUCCEEDED && !original.execution.job().has_kafka();
+    reduced_task.final_state = succeeded ? v1::SUCCEEDED : v1::DEAD;
+    if (!succeeded) reduced_task.outcome.state = v1::FAILED;
+    reduced_task.decision = {false, {}, "its outcome could not be published in full"};
+  }
+  const Task& task = original.reduced ? reduced_task : original;
   const auto& job = task.execution.job();
   v1::Result result;
   result.set_job_id(job.id());
@@ -537,8 +590,14 @@ void WorkerLoop::append_outputs(const Task& task, std::vector<OutRecord>& out) c
     letter_headers.emplace_back(header::kStatus, state_name(v1::DEAD));
     out.push_back({settings_.names.dead_letters(), -1, job.id(), encode(letter), false, letter_headers});
   }
-  if (task.final_state == v1::SUCCEEDED && job.has_kafka()) {
-    out.push_back({job.kafka().topic(), -1, job.kafka().key(), job.kafka().value(), false, typed_headers("kafka-job", job.id())});
+  if (task.final_state == v1::SUCCEEDED && job.has_kafka() && !task.reduced) {
+    // The user's record: no content-type (the value is the user's bytes), only kcron's id headers.
+    out.push_back({job.kafka().topic(),
+                   -1,
+                   job.kafka().key(),
+                   job.kafka().value(),
+                   false,
+                   {{std::string(header::kType), "kafka-job"}, {std::string(header::kJobId), job.id()}}});
   }
   const bool schedule_run = job.has_schedule_run() && !job.schedule_run().schedule_id().empty();
   if (task.final_state != v1::FAILED && (schedule_run || task.final_state == v1::DEAD)) {
@@ -567,16 +626,51 @@ Status WorkerLoop::commit(bool force) {
   if (!force && SteadyClock::now() - last_commit_ < settings_.commit_interval) return Status::success();
   last_commit_ = SteadyClock::now();
 
+  // After repeated aborts, publish one outcome per transaction to find the one that cannot be
+  // published; that one is then recorded in its reduced form (see append_outputs).
+  const std::size_t take =
+      consecutive_aborts_ >= kIsolateAfterAborts ? std::min<std::size_t>(1, completed_.size()) : completed_.size();
+  if (take == 1 && consecutive_aborts_ >= kReduceAfterAborts && !completed_.front().reduced) {
+    spdlog::warn("event=outcome_reduced job={} msg=\"its full outcome could not be published; recording it without output\"",
+                 completed_.front().execution.job().id());
+    completed_.front().reduced = true;
+  }
   std::vector<OutRecord> out;
-  for (const auto& task : completed_) append_outputs(task, out);
+  for (std::size_t index = 0; index < take; ++index) {
+    const auto first = out.size();
+    append_outputs(completed_[index], out);
+    // A record over the broker's limit would abort every transaction it is in: reduce it now.
+    const bool oversized = std::any_of(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(), [](const OutRecord& record) {
+      return record.key.size() + record.value.size() > kMaxPublishedRecordBytes;
+    });
+    if (oversized && !completed_[index].reduced) {
+      out.resize(first);
+      completed_[index].reduced = true;
+      append_outputs(completed_[index], out);
+    }
+  }
   // Mark finished in the trackers on a copy, so an aborted attempt can be retried as is.
   auto trackers = owned_;
-  for (const auto& task : completed_) trackers[{task.topic, task.partition}].finished(task.offset);
+  for (std::size_t index = 0; index < take; ++index)
+    trackers[{completed_[index].topic, completed_[index].partition}].finished(completed_[index].offset);
+
+  const int timeout = static_cast<int>(settings_.transaction_timeout.count());
+  const auto abort = [&](const std::string& reason) -> Status {
+    spdlog::warn("event=transaction_abort reason=\"{}\" consecutive={}", reason, consecutive_aborts_ + 1);
+    aborts_.inc();
+    ++consecutive_aborts_;
+    if (auto abort_error = std::unique_ptr<RdKafka::Error>(producer_->abort_transaction(timeout))) {
+      return kafka::to_error(*abort_error, "abort_transaction (outcome unknown; restart re-runs unpublished jobs)");
+    }
+    if (consecutive_aborts_ > kGiveUpAfterAborts)
+      return make_error("{} transactions in a row aborted; last: {}", consecutive_aborts_, reason);
+    return Status::success();  // completed_ stays; the next commit tries again
+  };
 
   if (auto error = std::unique_ptr<RdKafka::Error>(producer_->begin_transaction()))
     return kafka::to_error(*error, "begin_transaction");
   for (const auto& record : out) {
-    if (auto status = kafka::produce(*producer_, record); !status) return status;
+    if (auto status = kafka::produce(*producer_, record); !status) return abort(status.error().message());
     producer_->poll(0);
   }
   std::vector<RdKafka::TopicPartition*> offsets;
@@ -585,28 +679,28 @@ Status WorkerLoop::commit(bool force) {
       offsets.push_back(RdKafka::TopicPartition::create(key.first, key.second, *position));
   }
   std::unique_ptr<RdKafka::ConsumerGroupMetadata> group(consumer_->groupMetadata());
-  const int timeout = static_cast<int>(settings_.transaction_timeout.count());
+  // The offsets are what fences a zombie: never commit without them.
   auto error = std::unique_ptr<RdKafka::Error>(producer_->send_offsets_to_transaction(offsets, group.get(), timeout));
+  for (int attempt = 0; error && error->is_retriable() && attempt < 3; ++attempt)
+    error.reset(producer_->send_offsets_to_transaction(offsets, group.get(), timeout));
   RdKafka::TopicPartition::destroy(offsets);
-  if (!error) error.reset(producer_->commit_transaction(timeout));
+  if (error) {
+    if (error->txn_requires_abort() || error->is_retriable()) return abort(error->str());
+    return kafka::to_error(*error, "send_offsets_to_transaction (fenced or fatal; restart re-runs unpublished jobs)");
+  }
+  error.reset(producer_->commit_transaction(timeout));
   for (int attempt = 0; error && error->is_retriable() && attempt < 3; ++attempt)
     error.reset(producer_->commit_transaction(timeout));
   if (error) {
-    if (error->txn_requires_abort()) {
-      spdlog::warn("event=transaction_abort reason=\"{}\"", error->str());
-      aborts_.inc();
-      if (auto abort_error = std::unique_ptr<RdKafka::Error>(producer_->abort_transaction(timeout))) {
-        return kafka::to_error(*abort_error, "abort_transaction");
-      }
-      return Status::success();  // completed_ stays; the next commit tries again
-    }
+    if (error->txn_requires_abort()) return abort(error->str());
     return kafka::to_error(*error, "commit_transaction (outcome unknown or fenced; restart re-runs unpublished jobs)");
   }
   commits_.inc();
-  for (const auto& task : completed_) count_published(task);
+  consecutive_aborts_ = 0;
+  for (std::size_t index = 0; index < take; ++index) count_published(completed_[index]);
   owned_ = std::move(trackers);
-  completed_.clear();
-  offsets_dirty_ = false;
+  completed_.erase(completed_.begin(), completed_.begin() + static_cast<std::ptrdiff_t>(take));
+  if (completed_.empty()) offsets_dirty_ = false;
   return Status::success();
 }
 
@@ -650,8 +744,14 @@ void WorkerLoop::load_done_markers(const std::vector<RdKafka::TopicPartition*>& 
   kafka::PartitionList positions;
   for (const auto* partition : partitions)
     positions.items.push_back(RdKafka::TopicPartition::create(partition->topic(), partition->partition()));
-  if (consumer_->committed(positions.items, 10000) != RdKafka::ERR_NO_ERROR) {
-    spdlog::warn("event=done_markers_skipped reason=\"committed offsets unavailable\"");
+  auto code = consumer_->committed(positions.items, 10000);
+  for (int attempt = 0; code != RdKafka::ERR_NO_ERROR && attempt < 3; ++attempt) {
+    std::this_thread::sleep_for(Millis(500));
+    code = consumer_->committed(positions.items, 10000);
+  }
+  if (code != RdKafka::ERR_NO_ERROR) {
+    // Without them the new owner may run again jobs an earlier owner finished (at least once).
+    spdlog::error("event=done_markers_skipped reason=\"committed offsets unavailable: {}\"", RdKafka::err2str(code));
     return;
   }
   auto properties = settings_.client;
@@ -760,7 +860,10 @@ void WorkerLoop::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCo
     }
     // Jobs still running for partitions that went elsewhere run again on their new owner.
     for (auto& [record, control] : running_at_) {
-      if (!assigned.contains({std::get<0>(record), std::get<1>(record)})) control->request(StopReason::kShutdown);
+      if (!assigned.contains({std::get<0>(record), std::get<1>(record)})) {
+        control->handed_back = true;
+        control->request(StopReason::kShutdown);
+      }
     }
     std::erase_if(orphan_finished_, [&](const auto& entry) {
       return !assigned.contains({std::get<0>(entry.first), std::get<1>(entry.first)});
@@ -779,8 +882,12 @@ void WorkerLoop::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCo
   }
   ++epoch_;
   owned_.clear();
+  for (auto& task : completed_)
+    orphan_finished_.insert_or_assign(RecordKey{task.topic, task.partition, task.offset}, std::move(task));
   completed_.clear();
   offsets_dirty_ = false;
+  // Only resume() clears a pause: a partition paused now would stay paused when assigned again.
+  if (!paused_.empty()) (void)consumer->resume(paused_);
   RdKafka::TopicPartition::destroy(paused_);
   paused_.clear();
   (void)consumer->unassign();

@@ -73,6 +73,7 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
     std::atomic<std::int64_t> started_ms{0};
     std::int64_t timeout_ms = 0;
     std::uint64_t epoch = 0;    // main thread only: the assignment the job is published under
+    bool handed_back = false;   // main thread only: its partition's next owner runs it; never publish
     std::string cancel_reason;  // main thread only
     void request(StopReason why) {
       int expected = 0;
@@ -92,6 +93,7 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
     std::int64_t finished_ms = 0;
     v1::JobState final_state = v1::SUCCEEDED;  // SUCCEEDED, CANCELLED, FAILED (retried) or DEAD
     RetryDecision decision;
+    bool reduced = false;  // publish without output, history or kafka record (see commit)
   };
   using TopicPartitionKey = std::pair<std::string, std::int32_t>;
   using RecordKey = std::tuple<std::string, std::int32_t, std::int64_t>;
@@ -143,6 +145,7 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
   std::deque<std::string> cancelled_order_;
   std::vector<Task> completed_;  // finished, not yet committed
   bool offsets_dirty_ = false;   // skipped records moved a position without an outcome
+  int consecutive_aborts_ = 0;
   std::vector<RdKafka::TopicPartition*> paused_;
   std::chrono::steady_clock::time_point last_commit_;
   std::chrono::steady_clock::time_point last_heartbeat_;
