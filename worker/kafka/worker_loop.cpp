@@ -195,8 +195,16 @@ Status WorkerLoop::start_control_consumer() {
   const auto since = now_ms() - settings_.cancel_lookback.count();
   for (std::int32_t partition = 0; partition < partitions; ++partition)
     list.items.push_back(RdKafka::TopicPartition::create(settings_.names.control(), partition, since));
-  if (const auto code = control_consumer_->offsetsForTimes(list.items, 10000); code != RdKafka::ERR_NO_ERROR)
-    return kafka::to_error(code, "offsetsForTimes on the control topic");
+  // Just-created topics answer "not leader" until their leaders are known: retry, bounded.
+  auto times_code = control_consumer_->offsetsForTimes(list.items, 10000);
+  const auto deadline = SteadyClock::now() + Millis(30000);
+  while (times_code != RdKafka::ERR_NO_ERROR && SteadyClock::now() < deadline && !stop_requested()) {
+    spdlog::info("event=control_offsets_retry error=\"{}\"", RdKafka::err2str(times_code));
+    std::this_thread::sleep_for(Millis(500));
+    for (auto* partition : list.items) partition->set_offset(since);
+    times_code = control_consumer_->offsetsForTimes(list.items, 10000);
+  }
+  if (times_code != RdKafka::ERR_NO_ERROR) return kafka::to_error(times_code, "offsetsForTimes on the control topic");
   for (auto* partition : list.items) {
     if (partition->offset() < 0) partition->set_offset(RdKafka::Topic::OFFSET_END);
   }
@@ -792,7 +800,13 @@ void WorkerLoop::load_done_markers(const std::vector<RdKafka::TopicPartition*>& 
   kafka::PartitionList done;
   for (const auto& [partition, since] : read_from_ms)
     done.items.push_back(RdKafka::TopicPartition::create(settings_.names.worker_done(), partition, since));
-  if ((*reader)->offsetsForTimes(done.items, 10000) != RdKafka::ERR_NO_ERROR) {
+  auto times_code = (*reader)->offsetsForTimes(done.items, 10000);
+  for (int attempt = 0; times_code != RdKafka::ERR_NO_ERROR && attempt < 5; ++attempt) {
+    std::this_thread::sleep_for(Millis(500));
+    for (auto* partition : done.items) partition->set_offset(read_from_ms.at(partition->partition()));
+    times_code = (*reader)->offsetsForTimes(done.items, 10000);
+  }
+  if (times_code != RdKafka::ERR_NO_ERROR) {
     spdlog::warn("event=done_markers_skipped reason=\"offsetsForTimes failed\"");
     return;
   }
