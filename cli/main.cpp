@@ -1,10 +1,12 @@
 // kcron: the operator's command line. Creates and checks topics, submits and cancels jobs with
 // the same murmur2 routing the programs use, and tails any kcron topic as JSON lines.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <set>
 
 #include "core/cron_expression.h"
 #include "cron_command.h"
@@ -15,6 +17,7 @@
 #include "kcron/config.h"
 #include "kcron/kafka.h"
 #include "kcron/routing.h"
+#include "kcron/service.h"
 #include "kcron/topics.h"
 
 namespace {
@@ -62,12 +65,38 @@ kcron::TopicLayout layout_from(const kcron::Config& config, int jobs, int exec, 
   return layout;
 }
 
+// The kcron-type header of a command record (kcat -f '%h' shows it): submit, cancel, update, replay.
+std::string command_type(const kcron::v1::Command& command) {
+  switch (command.command_case()) {
+    case kcron::v1::Command::kSubmit:
+      return "submit";
+    case kcron::v1::Command::kCancel:
+      return "cancel";
+    case kcron::v1::Command::kUpdate:
+      return "update";
+    case kcron::v1::Command::kReplay:
+      return "replay";
+    case kcron::v1::Command::kRetry:
+      return "retry";
+    case kcron::v1::Command::kCompletion:
+      return "completion";
+    case kcron::v1::Command::COMMAND_NOT_SET:
+      break;
+  }
+  return "command";
+}
+
 int produce_command(const kcron::Config& config, const kcron::v1::Command& command, const std::string& job_id) {
   auto producer = kcron::kafka::make_producer(kcron::kafka::client_properties(config, "kcron-cli"), "");
   if (!producer) return fail(producer.error().message());
   const kcron::TopicNames names(config.get("topic_prefix"));
-  kcron::OutRecord record{names.jobs(),           -1,    std::string(kcron::routing_key_for_job(job_id)),
-                          kcron::encode(command), false, {{"content-type", "application/x-protobuf"}, {"kcron-job-id", job_id}}};
+  kcron::OutRecord record{
+      names.jobs(),
+      -1,
+      std::string(kcron::routing_key_for_job(job_id)),
+      kcron::encode(command),
+      false,
+      {{"content-type", "application/x-protobuf"}, {"kcron-job-id", job_id}, {"kcron-type", command_type(command)}}};
   if (auto status = kcron::kafka::produce(**producer, record); !status) return fail(status.error().message());
   if ((*producer)->flush(15000) != RdKafka::ERR_NO_ERROR) return fail("the record was not acknowledged within 15 s");
   return 0;
@@ -78,62 +107,122 @@ std::string read_input(const std::string& argument) {
   return {std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
 }
 
-int tail(const kcron::Config& config, const std::string& topic_suffix, bool from_end, long max_records, long timeout_ms) {
+struct TailOptions {
+  std::string topic;
+  bool from_beginning = false;
+  bool follow = false;
+  long count = -1;  // -1: 10 latest, or every record with from_beginning
+  long timeout_ms = 0;
+};
+
+// The message type a record of `topic` holds, from its kcron-type header or else its topic.
+std::unique_ptr<google::protobuf::Message> message_for(const kcron::TopicNames& names, const std::string& topic,
+                                                       const std::string& type) {
+  if (type == "execution") return std::make_unique<kcron::v1::Execution>();
+  if (type == "result") return std::make_unique<kcron::v1::Result>();
+  if (type == "dead-letter") return std::make_unique<kcron::v1::DeadLetter>();
+  if (type == "status") return std::make_unique<kcron::v1::StatusRecord>();
+  if (type == "done") return std::make_unique<kcron::v1::DoneMarker>();
+  if (type == "worker" || topic == names.workers()) return std::make_unique<kcron::v1::WorkerHeartbeat>();
+  if (topic == names.control()) return std::make_unique<kcron::v1::Command>();
+  if (topic == names.dispatcher_changelog()) return std::make_unique<kcron::v1::DispatcherEntry>();
+  if (topic == names.schedules()) return std::make_unique<kcron::v1::Schedule>();
+  if (topic == names.cron_changelog()) return std::make_unique<kcron::v1::CronState>();
+  return nullptr;
+}
+
+std::string json_string(std::string_view text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+// One record as a JSON line: topic, partition, offset, timestamp, key, kcron-type and the decoded
+// value (null for a tombstone; {"undecodable": reason} for bytes that are not what the topic holds).
+std::string tail_line(const kcron::TopicNames& names, const std::string& topic, RdKafka::Message& message) {
+  const std::string_view value(static_cast<const char*>(message.payload()), message.len());
+  const std::string type = kcron::kafka::header_value(message, kcron::header::kType);
+  const std::string content_type = kcron::kafka::header_value(message, kcron::header::kContentType);
+  std::string body = "null";
+  if (message.payload() != nullptr) {
+    if (topic == names.jobs()) {
+      auto command = kcron::decode_command(value, content_type, type);
+      body = command ? kcron::to_json(*command) : fmt::format("{{\"undecodable\":{}}}", json_string(command.error().message()));
+    } else if (auto decoded = message_for(names, topic, type)) {
+      auto status = kcron::decode_message(value, content_type, *decoded);
+      body = status ? kcron::to_json(*decoded) : fmt::format("{{\"undecodable\":{}}}", json_string(status.error().message()));
+    } else {
+      body = fmt::format("{{\"bytes\":{}}}", message.len());
+    }
+  }
+  return fmt::format(R"({{"topic":"{}","partition":{},"offset":{},"timestamp_ms":{},"key":{},"type":{},"value":{}}})", topic,
+                     message.partition(), message.offset(), message.timestamp().timestamp,
+                     json_string(message.key() != nullptr ? *message.key() : std::string()), json_string(type), body);
+}
+
+// kcron tail: the last N records (default), or all from the beginning; then stops at the end of
+// the topic as it was at start, or with --follow keeps printing new records.
+int tail(const kcron::Config& config, const TailOptions& options) {
   const kcron::TopicNames names(config.get("topic_prefix"));
-  const std::string topic = topic_suffix.starts_with(names.prefix) ? topic_suffix : names.prefix + topic_suffix;
+  const std::string topic = options.topic.starts_with(names.prefix) ? options.topic : names.prefix + options.topic;
   auto properties = kcron::kafka::client_properties(config, "kcron-cli-tail");
   properties["group.id"] = "kcron-cli-tail";
-  properties["enable.partition.eof"] = "false";
+  properties["enable.partition.eof"] = "true";
   auto consumer = kcron::kafka::make_consumer(properties);
   if (!consumer) return fail(consumer.error().message());
   auto counts = kcron::kafka::partition_counts(**consumer, Millis(10000));
   if (!counts) return fail(counts.error().message());
   const auto found = counts->find(topic);
   if (found == counts->end()) return fail("no topic " + topic);
-  std::vector<RdKafka::TopicPartition*> assignment;
-  for (std::int32_t partition = 0; partition < found->second; ++partition) {
-    assignment.push_back(RdKafka::TopicPartition::create(
-        topic, partition, from_end ? RdKafka::Topic::OFFSET_END : RdKafka::Topic::OFFSET_BEGINNING));
-  }
-  (void)(*consumer)->assign(assignment);
-  RdKafka::TopicPartition::destroy(assignment);
 
-  const auto deadline = std::chrono::steady_clock::now() + Millis(timeout_ms);
-  long printed = 0;
-  while ((max_records <= 0 || printed < max_records) && (timeout_ms <= 0 || std::chrono::steady_clock::now() < deadline)) {
+  const long latest = options.count >= 0 ? options.count : 10;
+  kcron::kafka::PartitionList assignment;
+  std::set<std::int32_t> open;  // partitions not read to their end yet
+  for (std::int32_t partition = 0; partition < found->second; ++partition) {
+    auto marks = kcron::kafka::watermarks(**consumer, topic, partition, Millis(10000));
+    if (!marks) return fail(marks.error().message());
+    const auto [low, high] = *marks;
+    const std::int64_t start = options.from_beginning ? low : std::max(low, high - latest);
+    assignment.items.push_back(RdKafka::TopicPartition::create(topic, partition, start));
+    if (start < high) open.insert(partition);
+  }
+  if (const auto code = (*consumer)->assign(assignment.items); code != RdKafka::ERR_NO_ERROR)
+    return fail(kcron::kafka::to_error(code, "assign").message());
+
+  const auto deadline = std::chrono::steady_clock::now() + Millis(options.timeout_ms);
+  auto timed_out = [&] { return options.timeout_ms > 0 && std::chrono::steady_clock::now() >= deadline; };
+  // History first: the last N records across partitions, in timestamp order (or all of them).
+  std::vector<std::pair<std::int64_t, std::string>> history;
+  while (!open.empty() && !timed_out() && !kcron::stop_requested()) {
+    std::unique_ptr<RdKafka::Message> message((*consumer)->consume(200));
+    if (message->err() == RdKafka::ERR__PARTITION_EOF) {
+      open.erase(message->partition());
+      continue;
+    }
+    if (message->err() != RdKafka::ERR_NO_ERROR) continue;
+    history.emplace_back(message->timestamp().timestamp, tail_line(names, topic, *message));
+    if (options.from_beginning && options.count > 0 && static_cast<long>(history.size()) >= options.count) break;
+  }
+  std::stable_sort(history.begin(), history.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::size_t first = 0;
+  if (!options.from_beginning && history.size() > static_cast<std::size_t>(latest))
+    first = history.size() - static_cast<std::size_t>(latest);
+  for (std::size_t index = first; index < history.size(); ++index) std::cout << history[index].second << "\n";
+  std::cout.flush();
+  if (!options.follow) return 0;
+  while (!timed_out() && !kcron::stop_requested()) {
     std::unique_ptr<RdKafka::Message> message((*consumer)->consume(200));
     if (message->err() != RdKafka::ERR_NO_ERROR) continue;
-    const std::string_view value(static_cast<const char*>(message->payload()), message->len());
-    const std::string type = kcron::kafka::header_value(*message, kcron::header::kType);
-    const std::string content_type = kcron::kafka::header_value(*message, kcron::header::kContentType);
-    std::unique_ptr<google::protobuf::Message> decoded;
-    if (topic == names.jobs() || topic == names.control())
-      decoded = std::make_unique<kcron::v1::Command>();
-    else if (type == "execution")
-      decoded = std::make_unique<kcron::v1::Execution>();
-    else if (type == "result")
-      decoded = std::make_unique<kcron::v1::Result>();
-    else if (type == "dead-letter")
-      decoded = std::make_unique<kcron::v1::DeadLetter>();
-    else if (type == "status")
-      decoded = std::make_unique<kcron::v1::StatusRecord>();
-    else if (type == "done")
-      decoded = std::make_unique<kcron::v1::DoneMarker>();
-    else if (topic == names.dispatcher_changelog())
-      decoded = std::make_unique<kcron::v1::DispatcherEntry>();
-    std::string body = "null";
-    if (decoded && message->payload() != nullptr) {
-      if (topic == names.jobs()) {
-        auto command = kcron::decode_command(value, content_type, type);
-        body = command ? kcron::to_json(*command) : fmt::format("{{\"undecodable\":\"{}\"}}", command.error().message());
-      } else if (kcron::decode_message(value, content_type, *decoded)) {
-        body = kcron::to_json(*decoded);
-      }
-    }
-    std::cout << fmt::format(R"({{"topic":"{}","partition":{},"offset":{},"key":"{}","type":"{}","value":{}}})", topic,
-                             message->partition(), message->offset(), message->key() ? *message->key() : "", type, body)
-              << std::endl;
-    ++printed;
+    std::cout << tail_line(names, topic, *message) << std::endl;
   }
   return 0;
 }
@@ -192,15 +281,14 @@ int main(int argc, char** argv) {
   cancel->add_option("job-id", cancel_id)->required();
   cancel->add_option("--reason", cancel_reason);
 
-  auto* tail_command = app.add_subcommand("tail", "print a topic's records as JSON lines");
-  std::string tail_topic;
-  bool from_end = false;
-  long max_records = 0;
-  long timeout_ms = 0;
-  tail_command->add_option("topic", tail_topic, "topic name, with or without the prefix (e.g. results)")->required();
-  tail_command->add_flag("--from-end", from_end, "only new records");
-  tail_command->add_option("-n,--max", max_records, "stop after N records");
-  tail_command->add_option("--timeout-ms", timeout_ms, "stop after this long");
+  auto* tail_command = app.add_subcommand(
+      "tail", "print a topic's records as JSON lines: the last N (default 10), or --from-beginning; --follow for new ones");
+  TailOptions tail_options;
+  tail_command->add_option("topic", tail_options.topic, "topic name, with or without the prefix (e.g. results)")->required();
+  tail_command->add_flag("--from-beginning", tail_options.from_beginning, "every record from the start (-n then caps it)");
+  tail_command->add_flag("-f,--follow", tail_options.follow, "keep printing new records until Ctrl-C or --timeout-ms");
+  tail_command->add_option("-n,--lines", tail_options.count, "how many of the latest records (default 10)");
+  tail_command->add_option("--timeout-ms", tail_options.timeout_ms, "stop after this long (0: no limit)");
 
   const kcron::cli::CronCommand cron_command(app);
   const kcron::cli::InspectCommands inspect_commands(app);
@@ -268,6 +356,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (inspect_commands.parsed()) return inspect_commands.run(config, std::cout, std::cerr);
-  if (tail_command->parsed()) return tail(config, tail_topic, from_end, max_records, timeout_ms);
+  if (tail_command->parsed()) {
+    kcron::install_stop_signals();
+    return tail(config, tail_options);
+  }
   return 0;
 }

@@ -17,6 +17,11 @@ std::vector<kcron::ConfigKey> config_keys() {
   auto keys = kcron::common_config_keys("worker", 9472);
   keys.insert(keys.end(), {
                               {"slots", "4", "jobs run at once"},
+                              {"bands.high_weight", "8", "share of the slots for the high band while all bands wait (1-1000)"},
+                              {"bands.normal_weight", "4", "share of the slots for the normal band (1-1000)"},
+                              {"bands.low_weight", "1", "share of the slots for the low band (1-1000)"},
+                              {"bands.aging_ms", "30000", "a job waiting this long on the worker is served next (0: off)"},
+                              {"bands.prefetch", "0", "jobs fetched ahead per band while the slots are busy (0: slots)"},
                               {"exec_partitions", "12", "partition count of the exec topics"},
                               {"commit_interval_ms", "100", "how often finished jobs are published"},
                               {"transaction_timeout_ms", "10000", "transaction.timeout.ms"},
@@ -52,6 +57,9 @@ int main(int argc, char** argv) {
   settings.queues = config.get_list("queues");
   settings.instance_id = config.get("instance_id");
   settings.slots = static_cast<std::size_t>(std::max<std::int64_t>(1, number("slots")));
+  settings.bands.weights = {number("bands.high_weight"), number("bands.normal_weight"), number("bands.low_weight")};
+  settings.bands.aging = kcron::Millis(number("bands.aging_ms"));
+  settings.prefetch = static_cast<std::size_t>(std::max<std::int64_t>(0, number("bands.prefetch")));
   settings.exec_partitions = static_cast<std::int32_t>(number("exec_partitions"));
   settings.commit_interval = kcron::Millis(number("commit_interval_ms"));
   settings.transaction_timeout = kcron::Millis(number("transaction_timeout_ms"));
@@ -74,6 +82,10 @@ int main(int argc, char** argv) {
   const auto http_port = number("http_port");
   if (!number.ok()) {
     std::cerr << "kcron-worker: " << number.problems().front() << "\n";
+    return 2;
+  }
+  if (auto bands = kcron::worker::validate(settings.bands); !bands) {
+    std::cerr << "kcron-worker: " << bands.error().message() << "\n";
     return 2;
   }
   auto exec_policy = kcron::worker::exec_policy_from(config);

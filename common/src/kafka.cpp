@@ -326,6 +326,34 @@ Result<std::int64_t> replay_partition(const Properties& client, const std::strin
   return position;
 }
 
+std::int64_t consumer_lag(RdKafka::KafkaConsumer& consumer) {
+  PartitionList assigned;
+  if (consumer.assignment(assigned.items) != RdKafka::ERR_NO_ERROR || assigned.items.empty()) return 0;
+  if (consumer.position(assigned.items) != RdKafka::ERR_NO_ERROR) return 0;
+  std::int64_t lag = 0;
+  for (const auto* partition : assigned.items) {
+    if (partition->offset() < 0) continue;
+    std::int64_t low = -1;
+    std::int64_t high = -1;
+    if (consumer.get_watermark_offsets(partition->topic(), partition->partition(), &low, &high) != RdKafka::ERR_NO_ERROR)
+      continue;
+    if (high > partition->offset()) lag += high - partition->offset();
+  }
+  return lag;
+}
+
+LagSampler::LagSampler(Metrics& metrics, const std::string& component, std::chrono::milliseconds interval)
+    : gauge_(metrics.gauge(fmt::format("kcron_consumer_lag_records{{component=\"{}\"}}", component),
+                           "records not yet consumed on the assigned input partitions (high watermark - position)")),
+      interval_(interval) {}
+
+void LagSampler::sample(RdKafka::KafkaConsumer& consumer) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_) return;
+  next_ = now + interval_;
+  gauge_.set(static_cast<double>(consumer_lag(consumer)));
+}
+
 Error to_error(const RdKafka::Error& error, std::string_view what) {
   return make_error("{}: {} ({})", what, error.str(), error.name());
 }

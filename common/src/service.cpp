@@ -6,6 +6,8 @@
 
 #include <csignal>
 
+#include "kcron/fault_points.h"
+
 namespace kcron {
 namespace {
 
@@ -23,6 +25,7 @@ void init_logging(const std::string& component, const std::string& level) {
   logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
+  fault::init_from_environment();  // test-only crash points; inactive unless KCRON_FAULT_POINTS is set
 }
 
 void install_stop_signals() {

@@ -5,6 +5,8 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
+#include <algorithm>
+
 #include "kcron/codec.h"
 #include "kcron/priority.h"
 #include "kcron/routing.h"
@@ -13,12 +15,23 @@ namespace kcron::cron {
 namespace {
 
 constexpr std::size_t kMaxScannedRuns = 1'000'000;  // per schedule and tick, for long outages
+// A trigger id is `<schedule id>@<instant>` (up to 25 bytes after the id), and the dispatcher
+// refuses job ids longer than 256 bytes.
+constexpr std::size_t kMaxScheduleIdBytes = 256 - 25;
+constexpr std::size_t kRunOverheadBytes = 2 * 256 + 256;  // a run's job id, schedule_run, headers
 
+// Milliseconds clamped to +-2^53 (285,000 years), so absurd binary input cannot overflow.
+std::int64_t clamped_ms(std::int64_t seconds, std::int32_t nanos) {
+  constexpr std::int64_t kLimitMs = std::int64_t{1} << 53;
+  if (seconds > kLimitMs / 1000) return kLimitMs;
+  if (seconds < -kLimitMs / 1000) return -kLimitMs;
+  return seconds * 1000 + nanos / 1'000'000;
+}
 std::int64_t to_ms(const google::protobuf::Timestamp& timestamp) {
-  return timestamp.seconds() * 1000 + timestamp.nanos() / 1'000'000;
+  return clamped_ms(timestamp.seconds(), timestamp.nanos());
 }
 std::int64_t to_ms(const google::protobuf::Duration& duration) {
-  return duration.seconds() * 1000 + duration.nanos() / 1'000'000;
+  return clamped_ms(duration.seconds(), duration.nanos());
 }
 
 std::uint64_t fnv1a(std::string_view bytes) {
@@ -59,6 +72,22 @@ Result<SchedulePlanner::Entry> SchedulePlanner::validate(const ScheduleRecord& r
   }
   if (definition.id().find_first_of("@/") != std::string::npos) {
     return make_error("schedule id '{}' must not contain '@' or '/' (they separate a run's instant)", definition.id());
+  }
+  if (definition.id().size() > kMaxScheduleIdBytes) {
+    return make_error("schedule id of {} bytes is longer than {} bytes", definition.id().size(), kMaxScheduleIdBytes);
+  }
+  if (std::any_of(definition.id().begin(), definition.id().end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
+    return make_error("schedule id contains a control character");
+  }
+  // Proto3 keeps unknown enum numbers: refuse them rather than read them as the default.
+  if (!v1::MisfirePolicy_IsValid(definition.misfire())) {
+    return make_error("schedule {}: misfire policy {} is not a known value", definition.id(),
+                      static_cast<int>(definition.misfire()));
+  }
+  if (!v1::OverlapPolicy_IsValid(definition.overlap())) {
+    return make_error("schedule {}: overlap policy {} is not a known value", definition.id(),
+                      static_cast<int>(definition.overlap()));
   }
   auto expression = CronExpression::parse(definition.expression());
   if (!expression) return expression.error().within(fmt::format("schedule {}", definition.id()));
@@ -117,9 +146,13 @@ void SchedulePlanner::load(const ScheduleRecord& record) {
 }
 
 void SchedulePlanner::apply(const ScheduleRecord& record, std::vector<OutRecord>& out) {
-  if (record.value.size() > settings_.max_record_bytes) {
-    reject(record,
-           fmt::format("record of {} bytes exceeds the limit of {} bytes", record.value.size(), settings_.max_record_bytes), out);
+  // Key and content-type count too: a forward copies them, and must fit a producer's message limit.
+  // Each run's Submit is the job template plus what the planner adds (the run's job id, the
+  // schedule_run fields, headers): keep room for that under the dispatcher's input limit.
+  const std::size_t record_bytes = record.key.size() + record.value.size() + record.content_type.size();
+  const std::size_t limit = settings_.max_record_bytes > kRunOverheadBytes ? settings_.max_record_bytes - kRunOverheadBytes : 0;
+  if (record_bytes > limit) {
+    reject(record, fmt::format("record of {} bytes exceeds the limit of {} bytes", record_bytes, limit), out);
     return;
   }
   if (record.key.empty()) {
@@ -289,7 +322,7 @@ void SchedulePlanner::reject(const ScheduleRecord& record, std::string_view reas
   letter.set_source_offset(record.offset);
   letter.set_at_ms(now_ms());
   letter.set_component(settings_.component);
-  const std::string key(record.key);
+  const std::string key(record.key.substr(0, 256));  // a poison key may be huge
   auto headers = typed_headers("dead-letter", key);
   headers.emplace_back(header::kStatus, "REJECTED");
   out.push_back({settings_.names.dead_letters(), -1, key, encode(letter), false, headers});

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "kcron/codec.h"
+#include "kcron/fault_points.h"
 
 namespace kcron::cron {
 namespace {
@@ -24,7 +25,9 @@ CronLoop::CronLoop(CronLoopSettings settings, PlannerSettings planner_settings, 
       commits_(
           metrics.counter("kcron_transactions_committed_total{component=\"cron-producer\"}", "Kafka transactions committed")),
       aborts_(metrics.counter("kcron_transactions_aborted_total{component=\"cron-producer\"}", "Kafka transactions aborted")),
-      schedules_(metrics.gauge("kcron_schedules", "schedules owned by this cron-producer")) {}
+      schedules_(metrics.gauge("kcron_schedules", "schedules owned by this cron-producer")),
+      rebalances_(metrics.counter("kcron_rebalances_total{component=\"cron-producer\"}", "partition assignments received")),
+      lag_(metrics, "cron-producer") {}
 
 CronLoop::~CronLoop() {
   if (consumer_) consumer_->close();
@@ -90,6 +93,7 @@ Status CronLoop::run() {
     }
     if (!fatal_) break;
     if (auto status = commit_batch(); !status) return status;
+    lag_.sample(*consumer_);
   }
   if (!fatal_) return fatal_;
   spdlog::info("event=stopping");
@@ -112,12 +116,17 @@ Status CronLoop::commit_batch() {
     if (auto status = kafka::produce(*producer_, record); !status) return rebuild(status.error().message(), false);
     producer_->poll(0);
   }
+  (void)fault::hit("cron.after_produce");
   kafka::PartitionList offsets;
   for (const auto& [partition, offset] : next_offsets_) {
     offsets.items.push_back(RdKafka::TopicPartition::create(planner_settings_.names.schedules(), partition, offset));
   }
   std::unique_ptr<RdKafka::ConsumerGroupMetadata> group(consumer_->groupMetadata());
   auto error = std::unique_ptr<RdKafka::Error>(producer_->send_offsets_to_transaction(offsets.items, group.get(), timeout));
+  // Test-only fault points (kcron/fault_points.h): crash around the commit, or an unknown outcome.
+  if (!error && fault::hit("cron.after_offsets") == fault::Action::kUnknown) {
+    return rebuild("injected: commit outcome unknown (not sent)", true);
+  }
   if (!error) error.reset(producer_->commit_transaction(timeout));
   for (int attempt = 0; error && error->is_retriable() && attempt < 3; ++attempt)
     error.reset(producer_->commit_transaction(timeout));
@@ -132,6 +141,9 @@ Status CronLoop::commit_batch() {
     }
     return rebuild(fmt::format("commit outcome unknown: {}", error->str()), true);
   }
+  if (fault::hit("cron.after_commit") == fault::Action::kUnknown) {
+    return rebuild("injected: commit outcome unknown (committed)", true);
+  }
   commits_.inc();
   committed_offsets_ = next_offsets_;
   out_.clear();
@@ -144,6 +156,7 @@ Status CronLoop::rebuild(const std::string& why, bool new_producer) {
   spdlog::warn("event=rebuild reason=\"{}\" msg=\"reloading schedules and state from Kafka\"", why);
   out_.clear();
   consumed_ = 0;
+  published_ = planner_.counts();  // the dropped batch is decided again after the reload: count it then
   if (new_producer) {
     producer_.reset();
     if (auto status = create_producer(); !status) return status;
@@ -214,6 +227,7 @@ Status CronLoop::load_partitions(const std::set<std::int32_t>& partitions) {
 void CronLoop::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode code,
                             std::vector<RdKafka::TopicPartition*>& partitions) {
   if (code == RdKafka::ERR__ASSIGN_PARTITIONS) {
+    rebalances_.inc();
     std::set<std::int32_t> assigned;
     for (const auto* partition : partitions) assigned.insert(partition->partition());
     if (auto status = load_partitions(assigned); !status) {

@@ -64,6 +64,8 @@ class CronLoop final : public RdKafka::RebalanceCb {
   Counter& commits_;
   Counter& aborts_;
   Gauge& schedules_;
+  Counter& rebalances_;
+  kafka::LagSampler lag_;
 };
 
 }  // namespace kcron::cron

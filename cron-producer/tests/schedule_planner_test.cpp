@@ -1,6 +1,7 @@
 #include "core/schedule_planner.h"
 
 #include <catch2/catch.hpp>
+#include <limits>
 
 #include "kcron/codec.h"
 #include "kcron/routing.h"
@@ -142,7 +143,7 @@ TEST_CASE("changing or deleting a schedule cancels the runs it emitted ahead") {
   CHECK(harness.tick_ids().empty());
 }
 
-TEST_CASE("a paused schedule emits nothing; resumed, it continues from now") {
+TEST_CASE("a paused schedule emits nothing, resumed, it continues from now") {
   Harness harness;
   harness.apply("p", schedule("p", "*/10 * * * * *", R"(,"paused":true)"));
   harness.clock.advance(Millis(60'000));
@@ -229,4 +230,48 @@ TEST_CASE("jitter delays a run deterministically within its bound") {
   const auto delay = command.submit().run_at_ms() - (kStart + 10'000);
   CHECK(delay >= 0);
   CHECK(delay < 3'000);
+}
+
+TEST_CASE("a schedule whose runs' job ids could not be accepted, or with unknown enum numbers, is REJECTED") {
+  Harness harness;
+  const std::string long_id(300, 's');
+  harness.apply(long_id, schedule(long_id, "* * * * * *"));
+  v1::Schedule binary;
+  binary.set_id("enum");
+  binary.set_expression("* * * * * *");
+  binary.mutable_job_template()->mutable_noop();
+  binary.set_overlap(static_cast<v1::OverlapPolicy>(42));
+  harness.planner.apply({harness.partition_of("enum"), harness.offset++, "enum", encode(binary), false, ""}, harness.out);
+  binary.set_overlap(v1::FORBID);
+  binary.set_misfire(static_cast<v1::MisfirePolicy>(-1));
+  harness.planner.apply({harness.partition_of("enum"), harness.offset++, "enum", encode(binary), false, ""}, harness.out);
+  const auto letters = harness.take("dead-letters");
+  REQUIRE(letters.size() == 3);
+  std::vector<std::string> reasons;
+  for (const auto& record : letters) {
+    v1::DeadLetter letter;
+    REQUIRE(letter.ParseFromString(record.value));
+    reasons.push_back(letter.reason());
+  }
+  CHECK_THAT(reasons[0], Catch::Contains("schedule id of 300 bytes is longer than 231 bytes"));
+  CHECK_THAT(reasons[1], Catch::Contains("overlap policy 42"));
+  CHECK_THAT(reasons[2], Catch::Contains("misfire policy -1"));
+  harness.clock.advance(Millis(5'000));
+  CHECK(harness.tick_ids().empty());
+}
+
+TEST_CASE("absurd binary start, end and jitter neither overflow nor emit runs") {
+  Harness harness;
+  v1::Schedule binary;
+  binary.set_id("absurd");
+  binary.set_expression("* * * * * *");
+  binary.mutable_job_template()->mutable_noop();
+  binary.mutable_start()->set_seconds(std::numeric_limits<std::int64_t>::min());
+  binary.mutable_end()->set_seconds(std::numeric_limits<std::int64_t>::max());
+  binary.mutable_jitter()->set_seconds(std::numeric_limits<std::int64_t>::max());
+  harness.planner.apply({harness.partition_of("absurd"), harness.offset++, "absurd", encode(binary), false, ""}, harness.out);
+  CHECK(harness.take("dead-letters").empty());
+  harness.clock.advance(Millis(1'000));
+  // Runs are emitted (their jitter puts them far beyond the dispatcher's horizon, where it rejects them).
+  CHECK_FALSE(harness.tick_ids().empty());
 }

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "kcron/codec.h"
 #include "kcron/priority.h"
 #include "kcron/routing.h"
@@ -30,6 +32,15 @@ std::string_view entry_state_name(Entry::State state) {
     default:
       return "UNKNOWN";
   }
+}
+
+// Milliseconds of a Timestamp or Duration as sent, clamped to +-2^53 ms (285,000 years) so that
+// an absurd input stays absurd (beyond the horizon, before 1970) instead of overflowing.
+constexpr std::int64_t kLimitMs = std::int64_t{1} << 53;
+std::int64_t clamped_ms(std::int64_t seconds, std::int32_t nanos) {
+  if (seconds > kLimitMs / 1000) return kLimitMs;
+  if (seconds < -kLimitMs / 1000) return -kLimitMs;
+  return seconds * 1000 + nanos / 1'000'000;
 }
 
 Status validate_job_id(std::string_view job_id) {
@@ -85,9 +96,12 @@ std::optional<Entry> DispatcherCore::load(PartitionState& state, std::string_vie
 }
 
 void DispatcherCore::apply(PartitionState& state, const InputRecord& record, std::vector<OutRecord>& out) {
-  if (record.value.size() > settings_.max_record_bytes) {
-    reject(record, "",
-           fmt::format("record of {} bytes exceeds the limit of {} bytes", record.value.size(), settings_.max_record_bytes), out);
+  // Key and headers count too: a forward copies them, and must fit a producer's message limit.
+  const std::size_t record_bytes =
+      record.key.size() + record.value.size() + record.content_type.size() + record.kcron_type.size();
+  if (record_bytes > settings_.max_record_bytes) {
+    reject(record, "", fmt::format("record of {} bytes exceeds the limit of {} bytes", record_bytes, settings_.max_record_bytes),
+           out);
     return;
   }
   if (!record.key.empty()) {
@@ -155,11 +169,20 @@ Result<std::int64_t> DispatcherCore::resolve(v1::Job& job, std::int64_t record_t
   if (job.task_case() == v1::Job::TASK_NOT_SET) {
     return make_error("job has no task: set one of noop, sleep, exec, http, kafka, handler");
   }
-  std::int64_t due_ms = record_timestamp_ms;
+  if (job.has_schedule_run()) {
+    // Proto3 keeps unknown enum numbers: refuse them rather than read them as the default.
+    if (!v1::MisfirePolicy_IsValid(job.schedule_run().misfire())) {
+      return make_error("schedule_run: misfire policy {} is not a known value", static_cast<int>(job.schedule_run().misfire()));
+    }
+    if (!v1::OverlapPolicy_IsValid(job.schedule_run().overlap())) {
+      return make_error("schedule_run: overlap policy {} is not a known value", static_cast<int>(job.schedule_run().overlap()));
+    }
+  }
+  std::int64_t due_ms = std::clamp(record_timestamp_ms, -kLimitMs, kLimitMs);  // any int64 may arrive
   switch (job.when_case()) {
     case v1::Job::kRunAt:
       if (job.run_at().seconds() < 0 || job.run_at().nanos() < 0) return make_error("run_at is before 1970");
-      due_ms = job.run_at().seconds() * 1000 + job.run_at().nanos() / 1'000'000;
+      due_ms = clamped_ms(job.run_at().seconds(), job.run_at().nanos());
       break;
     case v1::Job::kRunAtMs:
       if (job.run_at_ms() < 0) return make_error("run_at_ms {} is negative", job.run_at_ms());
@@ -167,7 +190,7 @@ Result<std::int64_t> DispatcherCore::resolve(v1::Job& job, std::int64_t record_t
       break;
     case v1::Job::kDelay: {
       if (job.delay().seconds() < 0 || job.delay().nanos() < 0) return make_error("delay is negative");
-      due_ms = record_timestamp_ms + job.delay().seconds() * 1000 + job.delay().nanos() / 1'000'000;
+      due_ms += clamped_ms(job.delay().seconds(), job.delay().nanos());
       break;
     }
     default:
@@ -252,10 +275,19 @@ void DispatcherCore::cancel(Context& context, const v1::Cancel& cancel) {
       store(context.state, context.record.partition, job_id, entry, context.out);
       emit_status(job_id, entry, v1::CANCELLED, cancel.reason().empty() ? "cancelled" : cancel.reason(), context.out);
       ++counts_.cancelled;
+      // A pending retry of a schedule's run still holds the schedule's overlap slot: free it.
+      end_schedule_run(context.state, context.record.partition, job_id, context.out);
       return;
     }
     case Entry::FIRED: {
-      // Already on an exec topic: tell the workers (kcron.control is read by every worker).
+      // Already on an exec topic: tell the workers (kcron.control is read by every worker), and
+      // remember it, so that a retry the running attempt sends (it may have failed before the
+      // cancel reached it) is cancelled here instead of re-armed.
+      if (!existing->cancel_requested()) {
+        existing->set_cancel_requested(true);
+        existing->set_sequence(existing->sequence() + 1);
+        store(context.state, context.record.partition, job_id, *existing, context.out);
+      }
       v1::Command command;
       *command.mutable_cancel() = cancel;
       context.out.push_back({settings_.names.control(), 0, job_id, encode(command), false, typed_headers("cancel", job_id)});
@@ -336,6 +368,22 @@ void DispatcherCore::retry(Context& context, const v1::Retry& retry) {
     ++counts_.duplicates;  // an older or repeated retry, or a cancelled job
     return;
   }
+  if (existing && existing->state() == Entry::FIRED && existing->cancel_requested()) {
+    Entry entry;
+    entry.set_state(Entry::CANCELLED);
+    entry.set_attempt(retry.job().attempt());
+    entry.set_sequence(existing->sequence() + 1);
+    entry.set_due_ms(retry.due_ms());
+    entry.set_expires_ms(now_ms() + settings_.dedupe_retention.count());
+    *entry.mutable_job() = retry.job();  // for the status record (tenant); dropped again below
+    emit_status(job_id, entry, v1::CANCELLED,
+                fmt::format("cancelled while attempt {} ran; its retry is dropped", existing->attempt()), context.out);
+    entry.clear_job();
+    store(context.state, context.record.partition, job_id, entry, context.out);
+    ++counts_.cancelled;
+    end_schedule_run(context.state, context.record.partition, job_id, context.out);  // frees its overlap slot
+    return;
+  }
   v1::Job job = retry.job();
   job.set_run_at_ms(retry.due_ms());
   auto due = resolve(job, context.record.timestamp_ms);
@@ -358,15 +406,19 @@ void DispatcherCore::retry(Context& context, const v1::Retry& retry) {
   emit_status(job_id, entry, v1::RETRYING, retry.error(), context.out);
 }
 
-void DispatcherCore::completion(Context& context, const v1::Completion& completion) {
-  const auto schedule_id = routing_key_for_job(completion.job_id());
-  if (schedule_id != completion.job_id()) {
-    auto track = load_track(context.state, schedule_id);
-    if (track && track->schedule().running_job_id() == completion.job_id()) {
-      track->mutable_schedule()->clear_running_job_id();
-      store_track(context.state, context.record.partition, *track, context.out);
-    }
+void DispatcherCore::end_schedule_run(PartitionState& state, std::int32_t partition, const std::string& job_id,
+                                      std::vector<OutRecord>& out) {
+  const auto schedule_id = routing_key_for_job(job_id);
+  if (schedule_id == job_id) return;  // not a schedule run
+  auto track = load_track(state, schedule_id);
+  if (track && track->schedule().running_job_id() == job_id) {
+    track->mutable_schedule()->clear_running_job_id();
+    store_track(state, partition, *track, out);
   }
+}
+
+void DispatcherCore::completion(Context& context, const v1::Completion& completion) {
+  end_schedule_run(context.state, context.record.partition, completion.job_id(), context.out);
   auto existing = load(context.state, completion.job_id());
   if (!existing || existing->state() != Entry::FIRED || existing->attempt() != completion.attempt()) return;
   if (completion.state() == v1::DEAD) {
@@ -441,7 +493,7 @@ bool DispatcherCore::admit_schedule_run(PartitionState& state, std::int32_t part
         skip(state, partition, entry, fmt::format("misfired: {:.1f} s late (policy skip)", late_seconds), out);
         return false;
       case v1::FIRE_ALL: {
-        const std::int64_t window_ms = run.catchup_window().seconds() * 1000 + run.catchup_window().nanos() / 1'000'000;
+        const std::int64_t window_ms = clamped_ms(run.catchup_window().seconds(), run.catchup_window().nanos());
         if (window_ms > 0 && lateness > window_ms) {
           skip(state, partition, entry,
                fmt::format("misfired: {:.1f} s late, beyond the catch-up window of {} ms (policy fire_all)", late_seconds,
@@ -471,6 +523,12 @@ bool DispatcherCore::admit_schedule_run(PartitionState& state, std::int32_t part
       return false;
     }
     if (run.overlap() == v1::REPLACE) {
+      // As a cancel does: the replaced run's retry, if it failed meanwhile, must not come back.
+      if (auto replaced = load(state, running); replaced && replaced->state() == Entry::FIRED && !replaced->cancel_requested()) {
+        replaced->set_cancel_requested(true);
+        replaced->set_sequence(replaced->sequence() + 1);
+        this->store(state, partition, running, *replaced, out);
+      }
       v1::Command command;
       command.mutable_cancel()->set_job_id(running);
       command.mutable_cancel()->set_reason(fmt::format("replaced by '{}' (overlap replace)", job_id));
@@ -575,7 +633,8 @@ void DispatcherCore::reject(const InputRecord& record, std::string_view job_id, 
   letter.set_source_offset(record.offset);
   letter.set_at_ms(now_ms());
   letter.set_component(settings_.component);
-  const std::string key(job_id.empty() ? record.key : job_id);
+  // A poison key may be huge: a dead letter is keyed by at most a job id's length of it.
+  const std::string key(job_id.empty() ? record.key.substr(0, kMaxJobIdBytes) : job_id);
   auto headers = typed_headers("dead-letter", key);
   headers.emplace_back(header::kStatus, "REJECTED");
   out.push_back({settings_.names.dead_letters(), -1, key, encode(letter), false, std::move(headers)});

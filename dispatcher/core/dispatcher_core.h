@@ -100,6 +100,9 @@ class DispatcherCore {
   void release(PartitionState& state, std::int32_t partition, v1::DispatcherEntry& entry, std::vector<OutRecord>& out);
   // The schedule-run policies; false = the run was recorded as SKIPPED.
   bool admit_schedule_run(PartitionState& state, std::int32_t partition, v1::DispatcherEntry& entry, std::vector<OutRecord>& out);
+  // A schedule's run ended (completed, or cancelled with no attempt left to run): its track no
+  // longer holds it as the running run, so overlap forbid/replace let the next run through.
+  void end_schedule_run(PartitionState& state, std::int32_t partition, const std::string& job_id, std::vector<OutRecord>& out);
   void skip(PartitionState& state, std::int32_t partition, v1::DispatcherEntry& entry, const std::string& reason,
             std::vector<OutRecord>& out);
   void track_accepted_run(PartitionState& state, std::int32_t partition, const v1::Job& job, std::int64_t due_ms,

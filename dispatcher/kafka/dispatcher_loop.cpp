@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "kcron/codec.h"
+#include "kcron/fault_points.h"
 #include "kcron/priority.h"
 
 namespace kcron::dispatcher {
@@ -23,11 +24,11 @@ DispatcherLoop::DispatcherLoop(LoopSettings settings, DispatcherCore& core, Dela
       store_(store),
       metrics_(metrics),
       http_(http),
-      accepted_(metrics.counter("kcron_jobs_accepted_total", "jobs accepted by the dispatcher")),
+      accepted_(metrics.counter("kcron_jobs_submitted_total", "jobs submitted and accepted as valid by the dispatcher")),
       fired_(metrics.counter("kcron_jobs_fired_total", "jobs committed to an execution topic")),
       rejected_(metrics.counter("kcron_jobs_rejected_total{component=\"dispatcher\"}", "input records rejected to dead-letters")),
       forwarded_(metrics.counter("kcron_jobs_forwarded_total", "records forwarded to their murmur2 partition")),
-      cancelled_(metrics.counter("kcron_jobs_cancelled_total", "jobs cancelled before firing")),
+      cancelled_(metrics.counter("kcron_jobs_cancelled_total{component=\"dispatcher\"}", "jobs cancelled before firing")),
       duplicates_(metrics.counter("kcron_jobs_duplicate_total", "re-submits of known ids (idempotent no-ops)")),
       expired_(metrics.counter("kcron_index_expired_total", "cancel markers and retained ids expired")),
       skipped_(metrics.counter("kcron_jobs_skipped_total", "schedule runs skipped by their misfire or overlap policy")),
@@ -40,7 +41,9 @@ DispatcherLoop::DispatcherLoop(LoopSettings settings, DispatcherCore& core, Dela
       owned_partitions_(metrics.gauge("kcron_owned_partitions", "jobs partitions owned by this dispatcher")),
       fire_lag_(metrics.histogram("kcron_fire_lag_seconds", "exec record fired minus due instant", Metrics::latency_buckets())),
       commit_seconds_(
-          metrics.histogram("kcron_transaction_commit_seconds", "time to commit one transaction", Metrics::latency_buckets())) {}
+          metrics.histogram("kcron_transaction_commit_seconds", "time to commit one transaction", Metrics::latency_buckets())),
+      rebalances_(metrics.counter("kcron_rebalances_total{component=\"dispatcher\"}", "partition assignments received")),
+      lag_(metrics, "dispatcher") {}
 
 DispatcherLoop::~DispatcherLoop() {
   if (consumer_) consumer_->close();
@@ -97,6 +100,7 @@ Status DispatcherLoop::run() {
     if (auto status = consume_batch(); !status) return status;
     if (!fatal_) return fatal_;
     if (auto status = commit_batch(); !status) return status;
+    lag_.sample(*consumer_);
     if (!fatal_) return fatal_;
   }
   spdlog::info("event=stopping msg=\"SIGTERM: committing and leaving the group\"");
@@ -170,6 +174,7 @@ Status DispatcherLoop::commit_batch() {
     return Status::success();
   }
 
+  (void)fault::hit("dispatcher.after_produce");
   kafka::PartitionList offsets;
   for (const auto& [partition, owned] : owned_) {
     auto* item = RdKafka::TopicPartition::create(core_.settings().names.jobs(), partition, owned.next_offset);
@@ -178,6 +183,10 @@ Status DispatcherLoop::commit_batch() {
   std::unique_ptr<RdKafka::ConsumerGroupMetadata> group(consumer_->groupMetadata());
   auto error = std::unique_ptr<RdKafka::Error>(producer_->send_offsets_to_transaction(
       offsets.items, group.get(), static_cast<int>(settings_.transaction_timeout.count())));
+  // Test-only: `unknown` here stands for a commit that timed out before reaching the coordinator.
+  if (!error && fault::hit("dispatcher.after_offsets") == fault::Action::kUnknown) {
+    return recover("injected: commit outcome unknown (not sent)");
+  }
   if (!error) error.reset(producer_->commit_transaction(static_cast<int>(settings_.transaction_timeout.count())));
   for (int attempt = 0; error && error->is_retriable() && attempt < 3; ++attempt) {
     spdlog::warn("event=commit_retry error=\"{}\"", error->str());
@@ -194,6 +203,10 @@ Status DispatcherLoop::commit_batch() {
     }
     return recover(fmt::format("commit outcome unknown: {}", error->str()));
   }
+  // Test-only: `unknown` here stands for a commit that succeeded but whose answer was lost.
+  if (fault::hit("dispatcher.after_commit") == fault::Action::kUnknown) {
+    return recover("injected: commit outcome unknown (committed)");
+  }
   commits_.inc();
   commit_seconds_.observe(std::chrono::duration<double>(SteadyClock::now() - started).count());
 
@@ -203,7 +216,10 @@ Status DispatcherLoop::commit_batch() {
     auto previous = owned.state->checkpoint();
     const std::int64_t offset = owned.changelog_next >= 0 ? owned.changelog_next : (previous ? previous->changelog_offset : 0);
     if (auto status = owned.state->commit(Checkpoint{offset, now_ms}); !status) {
-      return status.error().within("the transaction committed but the local store did not (restart restores)");
+      // Fatal from here on: the batch is committed in Kafka, so nothing may commit it again (the
+      // revoke callback of the shutdown would); the restart restores the store from the changelog.
+      fatal_ = status.error().within("the transaction committed but the local store did not (restart restores)");
+      return fatal_;
     }
     owned.committed_offset = owned.next_offset;
     slotted += static_cast<double>(owned.state->slotted_count());
@@ -235,6 +251,7 @@ void DispatcherLoop::abort_batch(const std::string& why) {
     if (code != RdKafka::ERR_NO_ERROR) fatal_ = kafka::to_error(code, "rewind after abort");
   }
   (void)core_.take_fire_lags();
+  published_ = core_.counts();  // the aborted batch's decisions are made again: count them then
 }
 
 Status DispatcherLoop::recover(const std::string& why) {
@@ -243,6 +260,7 @@ Status DispatcherLoop::recover(const std::string& why) {
   out_.clear();
   consumed_in_batch_ = 0;
   (void)core_.take_fire_lags();
+  published_ = core_.counts();  // whatever that batch did is replayed from Kafka, not counted twice
   producer_.reset();
   if (auto status = create_producer(); !status) return status;
   kafka::PartitionList committed;
@@ -281,6 +299,7 @@ void DispatcherLoop::rebalance_cb(RdKafka::KafkaConsumer* /*consumer*/, RdKafka:
                                   std::vector<RdKafka::TopicPartition*>& partitions) {
   Status status;
   if (code == RdKafka::ERR__ASSIGN_PARTITIONS) {
+    rebalances_.inc();
     status = assign(partitions);
   } else {
     status = revoke(partitions);

@@ -95,6 +95,8 @@ class DispatcherLoop final : public RdKafka::RebalanceCb, public RdKafka::Delive
   Gauge& owned_partitions_;
   Histogram& fire_lag_;
   Histogram& commit_seconds_;
+  Counter& rebalances_;
+  kafka::LagSampler lag_;
 };
 
 }  // namespace kcron::dispatcher

@@ -21,6 +21,24 @@ Error to_error(const rocksdb::Status& status, std::string_view what) {
   return make_error("rocksdb {}: {}", what, status.ToString());
 }
 
+// Opening replays the WAL into SST files and writes a new WAL, MANIFEST and OPTIONS file. A full
+// disk makes RocksDB 7.8 fail that half way and abort in its WAL writer's destructor (Debian
+// builds it with assertions), so refuse up front, with the reason, when there is clearly no room:
+// less free space than the WAL files to replay plus 1 MB.
+Status check_free_space(const std::string& path) {
+  std::error_code error;
+  const auto space = std::filesystem::space(path, error);
+  if (error) return Status::success();  // cannot tell: let RocksDB try
+  std::uintmax_t wal_bytes = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(path, error)) {
+    if (entry.path().extension() == ".log" && entry.is_regular_file(error)) wal_bytes += entry.file_size(error);
+  }
+  const std::uintmax_t needed = wal_bytes + (1U << 20U);
+  if (space.available >= needed) return Status::success();
+  return make_error("state dir {}: disk full: {} kB free, opening RocksDB needs about {} kB (its WAL to replay + 1 MB)", path,
+                    space.available / 1024, needed / 1024);
+}
+
 std::string cf_name(std::int32_t partition) {
   return fmt::format("p{}", partition);
 }
@@ -74,8 +92,12 @@ std::optional<IndexValue> parse_index_value(const std::string& framed) {
 
 class RocksDbDelayStore::Partition final : public PartitionState {
  public:
-  Partition(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* handle, Millis bucket_width)
-      : db_(db), handle_(handle), bucket_width_(bucket_width), batch_(rocksdb::BytewiseComparator(), 0, true) {
+  Partition(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* handle, Millis bucket_width, bool* write_failed)
+      : db_(db),
+        handle_(handle),
+        bucket_width_(bucket_width),
+        write_failed_(write_failed),
+        batch_(rocksdb::BytewiseComparator(), 0, true) {
     load_metadata();
   }
 
@@ -145,7 +167,10 @@ class RocksDbDelayStore::Partition final : public PartitionState {
     (void)batch_.Put(handle_, kCheckpointKey, value);
     rocksdb::WriteOptions write_options;
     const auto status = db_->Write(write_options, batch_.GetWriteBatch());
-    if (!status.ok()) return to_error(status, "commit");
+    if (!status.ok()) {
+      *write_failed_ = true;
+      return to_error(status, "commit");
+    }
     batch_.Clear();
     committed_count_ = count_;
     committed_low_bucket_ = low_bucket_;
@@ -166,7 +191,10 @@ class RocksDbDelayStore::Partition final : public PartitionState {
     rocksdb::WriteBatch wipe_batch;
     (void)wipe_batch.DeleteRange(handle_, std::string(1, '\0'), std::string(8, '\xff'));
     const auto status = db_->Write(rocksdb::WriteOptions(), &wipe_batch);
-    if (!status.ok()) return to_error(status, "wipe");
+    if (!status.ok()) {
+      *write_failed_ = true;
+      return to_error(status, "wipe");
+    }
     (void)db_->CompactRange(rocksdb::CompactRangeOptions(), handle_, nullptr, nullptr);
     load_metadata();
     return Status::success();
@@ -219,6 +247,7 @@ class RocksDbDelayStore::Partition final : public PartitionState {
   rocksdb::DB* db_;
   rocksdb::ColumnFamilyHandle* handle_;
   Millis bucket_width_;
+  bool* write_failed_;  // the store's flag
   rocksdb::WriteBatchWithIndex batch_;
   std::optional<Checkpoint> checkpoint_;
   std::int64_t low_bucket_ = 0;
@@ -250,6 +279,8 @@ Result<std::unique_ptr<RocksDbDelayStore>> RocksDbDelayStore::open_db(const Rock
   db_options.max_background_jobs = 2;
   db_options.keep_log_file_num = 3;
 
+  if (auto room = check_free_space(options.path); !room) return room.error();
+
   std::vector<std::string> names;
   if (!rocksdb::DB::ListColumnFamilies(db_options, options.path, &names).ok() || names.empty()) {
     names = {rocksdb::kDefaultColumnFamilyName};
@@ -267,6 +298,14 @@ Result<std::unique_ptr<RocksDbDelayStore>> RocksDbDelayStore::open_db(const Rock
 
 RocksDbDelayStore::~RocksDbDelayStore() {
   partitions_.clear();
+  if (db_ && write_failed_) {
+    // After a failed write (a full disk, an I/O error) RocksDB 7.8 flushes the failed WAL writer
+    // again while closing and, built with assertions as Debian's is, aborts. The process is
+    // exiting with the write's error: leave the DB unclosed. Every acknowledged batch is in the
+    // WAL already (the next open recovers it), and the store is rebuilt from the changelog anyway.
+    (void)db_.release();
+    return;
+  }
   if (db_) {
     for (auto& [name, handle] : handles_) (void)db_->DestroyColumnFamilyHandle(handle);
     (void)db_->Close();
@@ -284,7 +323,7 @@ Result<PartitionState*> RocksDbDelayStore::open(std::int32_t partition) {
     if (!status.ok()) return to_error(status, fmt::format("create column family {}", name));
     handle = handles_.emplace(name, created).first;
   }
-  auto state = std::make_unique<Partition>(db_.get(), handle->second, options_.bucket_width);
+  auto state = std::make_unique<Partition>(db_.get(), handle->second, options_.bucket_width, &write_failed_);
   auto* raw = state.get();
   partitions_[partition] = std::move(state);
   return static_cast<PartitionState*>(raw);

@@ -46,6 +46,7 @@ class RocksDbDelayStore final : public DelayStore {
   std::unique_ptr<rocksdb::DB> db_;
   std::map<std::string, rocksdb::ColumnFamilyHandle*> handles_;  // by column family name
   std::map<std::int32_t, std::unique_ptr<Partition>> partitions_;
+  bool write_failed_ = false;  // a write failed: the DB is left unclosed at destruction
 };
 
 }  // namespace kcron::dispatcher

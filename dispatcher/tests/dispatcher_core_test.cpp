@@ -1,6 +1,7 @@
 #include "core/dispatcher_core.h"
 
 #include <catch2/catch.hpp>
+#include <limits>
 
 #include "kcron/codec.h"
 #include "kcron/routing.h"
@@ -174,6 +175,33 @@ TEST_CASE("a cancel for a job already fired goes to the control topic for its wo
   CHECK(control[0].key == "running");
 }
 
+TEST_CASE("a retry sent by an attempt that was cancelled while it ran is CANCELLED, not re-armed") {
+  Harness harness;
+  harness.submit(R"({"id":"long","noop":{}})", "long");
+  (void)harness.exec_ids();
+  harness.apply(R"({"cancel":{"job_id":"long"}})", "long");
+  REQUIRE(harness.take("kcron.control").size() == 1);
+  // The changelog remembers the cancel, so a restored owner drops the retry too.
+  const auto entries = harness.take("changelog");
+  REQUIRE(entries.size() == 2);  // FIRED at the fire, then FIRED + cancel_requested
+  v1::DispatcherEntry entry;
+  REQUIRE(entry.ParseFromString(entries.back().value));
+  CHECK(entry.state() == v1::DispatcherEntry::FIRED);
+  CHECK(entry.cancel_requested());
+  harness.out.clear();
+  // The attempt failed before the cancel reached its worker: its retry arrives after the cancel.
+  harness.apply(R"({"retry":{"job":{"id":"long","attempt":1,"noop":{}},"due_ms":"1790000000000"}})", "long");
+  harness.fire("long");
+  CHECK(harness.exec_ids().empty());
+  const auto statuses = harness.take("kcron.status");
+  REQUIRE(statuses.size() == 1);
+  v1::StatusRecord record;
+  REQUIRE(record.ParseFromString(statuses[0].value));
+  CHECK(record.state() == v1::CANCELLED);
+  CHECK_THAT(record.reason(), Catch::Contains("retry is dropped"));
+  CHECK(harness.core.counts().cancelled == 1);
+}
+
 TEST_CASE("a record on a partition other than murmur2(key) is forwarded untouched") {
   Harness harness;
   const std::string key = "fwd";
@@ -223,6 +251,53 @@ TEST_CASE("bad input is REJECTED to dead-letters with its reason and the next re
   CHECK(harness.exec_ids() == std::vector<std::string>{"fine"});
 }
 
+TEST_CASE("absurd due instants in binary (int64 max seconds) are REJECTED beyond the horizon, never wrapped to now") {
+  Harness harness;
+  v1::Command command;
+  command.mutable_submit()->set_id("absurd");
+  command.mutable_submit()->mutable_noop();
+  command.mutable_submit()->mutable_run_at()->set_seconds(std::numeric_limits<std::int64_t>::max());
+  harness.apply(encode(command), "absurd");
+  command.mutable_submit()->mutable_delay()->set_seconds(std::numeric_limits<std::int64_t>::max() / 100);
+  harness.apply(encode(command), "absurd");
+  command.mutable_submit()->clear_when();
+  harness.apply(encode(command), "absurd", std::nullopt, std::numeric_limits<std::int64_t>::max());
+  CHECK(harness.exec_ids().empty());
+  const auto letters = harness.take("dead-letters");
+  REQUIRE(letters.size() == 3);
+  for (const auto& letter : letters) CHECK_THAT(dead_letter(letter).reason(), Catch::Contains("beyond the horizon"));
+}
+
+TEST_CASE("unknown enum numbers in a binary job's schedule_run are REJECTED, not read as the default") {
+  Harness harness;
+  v1::Command command;
+  command.mutable_submit()->set_id("enum");
+  command.mutable_submit()->mutable_noop();
+  command.mutable_submit()->mutable_schedule_run()->set_schedule_id("s");
+  command.mutable_submit()->mutable_schedule_run()->set_misfire(static_cast<v1::MisfirePolicy>(99));
+  harness.apply(encode(command), "enum");
+  command.mutable_submit()->mutable_schedule_run()->set_misfire(v1::SKIP);
+  command.mutable_submit()->mutable_schedule_run()->set_overlap(static_cast<v1::OverlapPolicy>(-7));
+  harness.apply(encode(command), "enum");
+  CHECK(harness.exec_ids().empty());
+  const auto letters = harness.take("dead-letters");
+  REQUIRE(letters.size() == 2);
+  CHECK_THAT(dead_letter(letters[0]).reason(), Catch::Contains("misfire policy 99"));
+  CHECK_THAT(dead_letter(letters[1]).reason(), Catch::Contains("overlap policy -7"));
+}
+
+TEST_CASE("a record whose key and value together exceed the limit is REJECTED, not forwarded past a producer's limit") {
+  Harness harness;
+  const std::string key(150'000, 'k');
+  const auto wrong = (harness.partition_of(key) + 1) % 12;
+  harness.apply(std::string(870'000, 'v'), key, wrong);
+  CHECK(harness.take("kcron.jobs").empty());
+  const auto letters = harness.take("dead-letters");
+  REQUIRE(letters.size() == 1);
+  CHECK_THAT(dead_letter(letters[0]).reason(), Catch::Contains("record of 1020000 bytes exceeds the limit"));
+  CHECK(letters[0].key.size() == 256);  // a dead letter is keyed by at most a job id's length
+}
+
 TEST_CASE("replaying the changelog into an empty store rebuilds the same pending jobs") {
   Harness harness;
   harness.submit(R"({"id":"r@1","delay":"5s","noop":{}})", "r@1");
@@ -247,7 +322,7 @@ TEST_CASE("replaying the changelog into an empty store rebuilds the same pending
   CHECK(fired == std::vector<std::string>{"r@2"});  // r@1 already fired, r@3 cancelled
 }
 
-TEST_CASE("an update before firing moves the job; after firing it is rejected") {
+TEST_CASE("an update before firing moves the job, after firing it is rejected") {
   Harness harness;
   harness.submit(R"({"id":"u","delay":"10s","noop":{}})", "u");
   harness.apply(R"({"update":{"job":{"id":"u","delay":"2s","noop":{}}}})", "u");
@@ -260,7 +335,7 @@ TEST_CASE("an update before firing moves the job; after firing it is rejected") 
   CHECK_THAT(dead_letter(letters[0]).reason(), Catch::Contains("it is FIRED"));
 }
 
-TEST_CASE("a retry from a worker waits in the buckets as the next attempt; a repeated retry is ignored") {
+TEST_CASE("a retry from a worker waits in the buckets as the next attempt, a repeated retry is ignored") {
   Harness harness;
   harness.submit(R"({"id":"flaky","noop":{}})", "flaky");
   (void)harness.exec_ids();
@@ -326,7 +401,7 @@ TEST_CASE("runs of a fire_once schedule that come due late together (dispatcher 
   CHECK_THAT(reasons[0], Catch::StartsWith("nightly@1") && Catch::Contains("policy fire_once"));
 }
 
-TEST_CASE("late runs of a skip schedule are all skipped; runs on time fire") {
+TEST_CASE("late runs of a skip schedule are all skipped, runs on time fire") {
   Harness harness;
   harness.submit(run_json("s", 1, kStart - 30'000, "SKIP", "ALLOW"), "s@1");
   harness.submit(run_json("s", 2, kStart + 1'000, "SKIP", "ALLOW"), "s@2");
@@ -355,7 +430,7 @@ TEST_CASE("a fire_once run late after an outage fires once even when it is the o
   CHECK(harness.exec_ids() == std::vector<std::string>{"o@1"});
 }
 
-TEST_CASE("overlap forbid skips a run while the previous one runs; completion frees the schedule") {
+TEST_CASE("overlap forbid skips a run while the previous one runs, completion frees the schedule") {
   Harness harness;
   harness.submit(run_json("f", 1, kStart, "FIRE_ONCE", "FORBID"), "f@1");
   CHECK(harness.exec_ids() == std::vector<std::string>{"f@1"});
@@ -378,6 +453,34 @@ TEST_CASE("overlap replace fires the new run and cancels the running one through
   CHECK(control[0].key == "r@1");
 }
 
+TEST_CASE("a forbid schedule's run cancelled while it ran, whose retry is dropped, frees the schedule for the next run") {
+  Harness harness;
+  harness.submit(run_json("c", 1, kStart, "FIRE_ONCE", "FORBID"), "c@1");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"c@1"});
+  harness.apply(R"({"cancel":{"job_id":"c@1"}})", "c");
+  // The attempt failed before the cancel reached it: a retry, no completion.
+  harness.apply(R"({"retry":{"job":{"id":"c@1","attempt":1,"noop":{},"schedule_run":{"schedule_id":"c","overlap":"FORBID"}},)"
+                R"("due_ms":"1790000000000"}})",
+                "c");
+  CHECK(harness.exec_ids().empty());
+  harness.submit(run_json("c", 2, kStart, "FIRE_ONCE", "FORBID"), "c@2");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"c@2"});
+}
+
+TEST_CASE("a run replaced while its attempt failed does not come back through its retry") {
+  Harness harness;
+  harness.submit(run_json("rr", 1, kStart, "FIRE_ONCE", "REPLACE"), "rr@1");
+  (void)harness.exec_ids();
+  harness.submit(run_json("rr", 2, kStart, "FIRE_ONCE", "REPLACE"), "rr@2");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"rr@2"});
+  harness.out.clear();
+  harness.apply(R"({"retry":{"job":{"id":"rr@1","attempt":1,"noop":{},"schedule_run":{"schedule_id":"rr","overlap":"REPLACE"}},)"
+                R"("due_ms":"1790000000000"}})",
+                "rr");
+  CHECK(harness.exec_ids().empty());
+  CHECK(harness.take("kcron.control").empty());  // rr@2 is not cancelled by the stale retry
+}
+
 TEST_CASE("overlap allow fires runs side by side") {
   Harness harness;
   harness.submit(run_json("a", 1, kStart, "FIRE_ONCE", "ALLOW"), "a@1");
@@ -385,7 +488,7 @@ TEST_CASE("overlap allow fires runs side by side") {
   CHECK(harness.exec_ids() == std::vector<std::string>{"a@1", "a@2"});
 }
 
-TEST_CASE("a Replay re-arms a DEAD job as a new attempt; a plain re-submit stays a no-op; a live job cannot be replayed") {
+TEST_CASE("a Replay re-arms a DEAD job as a new attempt, a plain re-submit stays a no-op, a live job cannot be replayed") {
   Harness harness;
   harness.submit(R"({"id":"doomed","noop":{}})", "doomed");
   (void)harness.exec_ids();

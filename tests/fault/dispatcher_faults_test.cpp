@@ -124,9 +124,9 @@ TEST_CASE("two dispatchers, one killed with SIGKILL: the survivor restores its p
     restored_records += static_cast<std::int64_t>(field_seconds(line, "records"));
   }
   const double takeover_seconds = assigned.empty() ? -1.0 : static_cast<double>(log_time_ms(assigned.front()) - kill_ms) / 1000.0;
-  WARN(result.line("failover-sigkill") +
-       fmt::format(" kill_to_survivor_assigned_s={:.1f} restore_s={:.2f} restored_records={} worst_fire_lag_s={:.1f}",
-                   takeover_seconds, restore_seconds, restored_records, static_cast<double>(worst_lag_ms) / 1000.0));
+  WARN(report_fault("dispatcher-failover-sigkill", result, takeover_seconds,
+                    fmt::format("restore_s={:.2f} restored_records={} worst_fire_lag_s={:.1f}", restore_seconds, restored_records,
+                                static_cast<double>(worst_lag_ms) / 1000.0)));
   CHECK(result.lost == 0);
   CHECK(result.duplicated == 0);
   CHECK(result.once == jobs);
@@ -152,9 +152,10 @@ TEST_CASE("a dispatcher frozen past its session timeout commits nothing when it 
   REQUIRE(::kill(dispatchers.second->pid(), SIGCONT) == 0);
 
   const auto result = tally(read_exec_until_all(env.prefix, "z-", kJobs, 120s, 4s), "z-", kJobs);
-  WARN(result.line("zombie-sigstop") + fmt::format(" zombie_aborts={} zombie_exited={}",
-                                                   count_in_log(dispatchers.second->log_path(), "event=transaction_abort"),
-                                                   dispatchers.second->running() ? "no" : "yes"));
+  WARN(report_fault(
+      "dispatcher-zombie-sigstop", result, -1,
+      fmt::format("zombie_aborts={} zombie_exited={}", count_in_log(dispatchers.second->log_path(), "event=transaction_abort"),
+                  dispatchers.second->running() ? "no" : "yes")));
   CHECK(result.lost == 0);
   CHECK(result.duplicated == 0);
   CHECK(result.once == kJobs);
@@ -198,8 +199,8 @@ TEST_CASE("a rebalance storm of dispatchers joining, leaving and dying loses and
     if (running[instance] == nullptr || !running[instance]->running()) launch(instance);
   }
   const auto result = tally(read_exec_until_all(env.prefix, "s-", jobs, 120s, 3s), "s-", jobs);
-  WARN(result.line("rebalance-storm") +
-       fmt::format(" seconds={} launches={} sigterm={} sigkill={}", storm_seconds, launches, terms, kills));
+  WARN(report_fault("dispatcher-rebalance-storm", result, -1,
+                    fmt::format("seconds={} launches={} sigterm={} sigkill={}", storm_seconds, launches, terms, kills)));
   CHECK(result.lost == 0);
   CHECK(result.duplicated == 0);
   CHECK(result.once == jobs);

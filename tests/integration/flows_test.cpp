@@ -271,6 +271,118 @@ TEST_CASE("a cancel racing the due instant either cancels the job or reaches its
                    reached_worker));
 }
 
+TEST_CASE("an update racing the due instant either replaces the job before it fires or is rejected, never both",
+          "[integration]") {
+  TestEnv env("update-race");
+  Deployment deployment(env, false);
+  constexpr int kJobs = 200;
+  const auto due = std::chrono::system_clock::now() + 3s;
+  const auto due_ms = std::chrono::duration_cast<std::chrono::milliseconds>(due.time_since_epoch()).count();
+  TestProducer producer;
+  for (int index = 0; index < kJobs; ++index) {
+    const auto id = fmt::format("upd-{}", index);
+    producer.send(env.prefix + "jobs", id,
+                  fmt::format(R"({{"id":"{}","run_at_ms":"{}","payload":"{}","noop":{{}}}})", id, due_ms, "b3JpZ2luYWw="));
+  }
+  producer.flush();
+  // Updates sent from 100 ms before to 100 ms after the due instant, one per millisecond; each keeps
+  // the due instant and changes the payload, so the exec record shows which version fired.
+  for (int index = 0; index < kJobs; ++index) {
+    std::this_thread::sleep_until(due - 100ms + std::chrono::milliseconds(index));
+    v1::Command update;
+    auto* job = update.mutable_update()->mutable_job();
+    job->set_id(fmt::format("upd-{}", index));
+    job->set_run_at_ms(due_ms);
+    job->set_payload("updated");
+    job->mutable_noop();
+    producer.send(env.prefix + "jobs", job->id(), encode(update), -1, {{"content-type", "application/x-protobuf"}});
+    producer.poll();
+  }
+  producer.flush();
+  const auto exec_records =
+      read_topics(exec_topics(env.prefix), 20s, [&](const auto& records) { return records.size() >= std::size_t{kJobs}; });
+  std::map<std::string, std::vector<std::string>> payloads;
+  for (const auto& record : exec_records) {
+    v1::Execution execution;
+    REQUIRE(execution.ParseFromString(record.value));
+    payloads[execution.job().id()].push_back(execution.job().payload());
+  }
+  std::map<std::string, std::string> rejected;
+  for (const auto& record : read_topics({env.prefix + "dead-letters"}, 5s)) {
+    v1::DeadLetter letter;
+    REQUIRE(letter.ParseFromString(record.value));
+    if (letter.state() == v1::REJECTED) rejected[record.key] = letter.reason();
+  }
+  int updated = 0;
+  int too_late = 0;
+  for (int index = 0; index < kJobs; ++index) {
+    const auto id = fmt::format("upd-{}", index);
+    INFO(id);
+    REQUIRE(payloads[id].size() == 1);  // fired exactly once, whichever version
+    if (payloads[id].front() == "updated") {
+      ++updated;
+      CHECK(rejected.count(id) == 0);
+    } else {
+      ++too_late;
+      CHECK(payloads[id].front() == "original");
+      REQUIRE(rejected.count(id) == 1);  // the update came after the fire: rejected with a reason
+      CHECK_THAT(rejected[id], Catch::Contains("only a pending job can be updated"));
+    }
+  }
+  WARN(fmt::format("update-race: jobs={} updated_before_fire={} rejected_after_fire={}", kJobs, updated, too_late));
+}
+
+TEST_CASE("schedule runs that come due during a dispatcher outage follow their misfire policy", "[integration]") {
+  TestEnv env("misfire");
+  Deployment deployment(env, false);
+  const auto now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  TestProducer producer;
+  constexpr int kRuns = 5;
+  // Three schedules, five runs each, due 4-8 s from now: accepted into the delay buckets, then the
+  // dispatcher dies and comes back when every run is more than the misfire threshold (5 s) late.
+  for (const std::string policy : {"FIRE_ONCE", "SKIP", "FIRE_ALL"}) {
+    for (int run = 0; run < kRuns; ++run) {
+      const auto id = fmt::format("{}@{}", policy, run);
+      producer.send(env.prefix + "jobs", policy,
+                    fmt::format(R"({{"id":"{}","run_at_ms":"{}","noop":{{}},)"
+                                R"("schedule_run":{{"schedule_id":"{}","misfire":"{}","catchup_window":"120s"}}}})",
+                                id, now_ms + 4000 + run * 1000, policy, policy));
+    }
+  }
+  producer.flush();
+  REQUIRE(read_topics({env.prefix + "status"}, 20s, [](const auto& records) { return records.size() >= 3 * kRuns; }).size() >=
+          3 * kRuns);
+  deployment.dispatcher->kill_hard();
+  const auto back_at = std::chrono::system_clock::time_point(std::chrono::milliseconds(now_ms + 4000 + kRuns * 1000 + 7000));
+  std::this_thread::sleep_until(back_at);
+  deployment.start_dispatcher();
+  const auto fired =
+      count_by_key(read_topics(exec_topics(env.prefix), 30s, [](const auto& records) { return records.size() >= 1 + kRuns; }));
+  std::map<std::string, int> per_schedule;
+  for (const auto& [id, times] : fired) {
+    CHECK(times == 1);
+    ++per_schedule[id.substr(0, id.find('@'))];
+  }
+  CHECK(per_schedule["FIRE_ONCE"] == 1);
+  CHECK(fired.count("FIRE_ONCE@4") == 1);  // the latest late run stands for all of them
+  CHECK(per_schedule["SKIP"] == 0);
+  CHECK(per_schedule["FIRE_ALL"] == kRuns);
+  std::map<std::string, std::string> skipped;
+  for (const auto& record : read_topics({env.prefix + "status"}, 5s)) {
+    v1::StatusRecord status;
+    REQUIRE(status.ParseFromString(record.value));
+    if (status.state() == v1::SKIPPED) skipped[status.job_id()] = status.reason();
+  }
+  CHECK(skipped.size() == (kRuns - 1) + kRuns);
+  for (const auto& [id, reason] : skipped) {
+    INFO(id << ": " << reason);
+    CHECK_THAT(reason, Catch::Contains("misfired"));
+  }
+  WARN(fmt::format("misfire-after-outage: fire_once fired={} skip fired={} fire_all fired={} skipped={}",
+                   per_schedule["FIRE_ONCE"], per_schedule["SKIP"], per_schedule["FIRE_ALL"], skipped.size()));
+}
+
 TEST_CASE("overlap forbid skips a schedule run while the previous run is still running on a worker", "[integration]") {
   TestEnv env("overlap");
   Deployment deployment(env);

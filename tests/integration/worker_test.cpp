@@ -6,7 +6,10 @@
 
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <random>
+#include <set>
 #include <thread>
+#include <utility>
 
 #include "kcron.pb.h"
 #include "kcron/kafka.h"
@@ -130,7 +133,7 @@ TEST_CASE("a failing job retries with growing delays, ends in the dead letters, 
   CHECK(after_replay[3].attempt() == 3);
 }
 
-TEST_CASE("a job past its timeout is stopped and dead; a cancel stops a running job", "[integration]") {
+TEST_CASE("a job past its timeout is stopped and dead, and a cancel stops a running job", "[integration]") {
   TestEnv env("stops");
   auto dispatcher = start(env, "kcron-dispatcher", "d1");
   auto worker = start(env, "kcron-worker", "w1");
@@ -159,7 +162,7 @@ TEST_CASE("a job past its timeout is stopped and dead; a cancel stops a running 
   CHECK(wait_for_results(env, "long", 2, 2s).size() == 1);  // a cancelled job is not retried
 }
 
-TEST_CASE("a kafka job writes its record exactly once, with its result; a missing topic is refused", "[integration]") {
+TEST_CASE("a kafka job writes its record exactly once, with its result, and a missing topic is refused", "[integration]") {
   TestEnv env("kafkajob");
   const std::string sink = "sink-" + env.prefix.substr(0, env.prefix.size() - 1);
   auto created = kafka::create_topics({{"bootstrap.servers", brokers()}}, {{sink, 1, {}}}, 1, 30s);
@@ -190,7 +193,7 @@ TEST_CASE("a kafka job writes its record exactly once, with its result; a missin
   CHECK_THAT(internal[0].reason(), Catch::Contains("may not write kcron's own topic"));
 }
 
-TEST_CASE("SIGTERM lets a running job finish and publishes it; past the drain timeout the job is handed back and runs again",
+TEST_CASE("SIGTERM lets a running job finish and publishes it, and past the drain timeout the job is handed back and runs again",
           "[integration]") {
   TestEnv env("drain");
   auto dispatcher = start(env, "kcron-dispatcher", "d1");
@@ -383,4 +386,187 @@ TEST_CASE("http jobs: success, a retry after 503, no retry after 404, and link-l
   REQUIRE(metadata.size() == 1);
   CHECK_THAT(metadata[0].reason(), Catch::Contains("169.254.169.254") && Catch::Contains("link-local"));
   CHECK(hits == 4);  // post, flaky twice, missing: nothing else reached a server
+}
+
+namespace {
+
+// Submits `count` sleep jobs `<prefix>-<n>` of the given priority and duration.
+void submit_sleeps(TestProducer& producer, const TestEnv& env, const std::string& prefix, int count, int priority,
+                   const std::string& duration) {
+  for (int index = 0; index < count; ++index) {
+    const auto id = fmt::format("{}-{}", prefix, index);
+    submit(producer, env, id, fmt::format(R"({{"id":"{}","priority":{},"sleep":{{"duration":"{}"}}}})", id, priority, duration));
+  }
+}
+
+// Waits until every one of `count` jobs has its exec record (the dispatcher fired them all).
+void wait_all_fired(const TestEnv& env, std::size_t count) {
+  const auto fired = [](const std::vector<Record>& records) {
+    std::set<std::string> ids;
+    for (const auto& record : records) ids.insert(record.key);
+    return ids.size();
+  };
+  const auto records = read_topics(exec_topics(env.prefix), 60s, [&](const auto& all) { return fired(all) >= count; });
+  REQUIRE(fired(records) == count);
+}
+
+// The job ids of `count` results, in the order their jobs finished (one slot: one at a time).
+std::vector<std::string> finish_order(const TestEnv& env, std::size_t count) {
+  const auto records = read_topics({env.prefix + "results"}, 120s, [&](const auto& all) { return all.size() >= count; });
+  std::vector<v1::Result> results;
+  for (const auto& record : records) {
+    v1::Result result;
+    if (result.ParseFromString(record.value)) results.push_back(result);
+  }
+  REQUIRE(results.size() == count);
+  std::sort(results.begin(), results.end(), [](const auto& a, const auto& b) {
+    return std::make_pair(a.started_ms(), a.finished_ms()) < std::make_pair(b.started_ms(), b.finished_ms());
+  });
+  std::vector<std::string> order;
+  for (const auto& result : results) {
+    CHECK(result.state() == v1::SUCCEEDED);
+    order.push_back(result.job_id());
+  }
+  return order;
+}
+
+// Position (1-based) in `order` of the n-th job whose id starts with `prefix`; 0 if none.
+std::size_t nth_position(const std::vector<std::string>& order, const std::string& prefix, int nth) {
+  int seen = 0;
+  for (std::size_t index = 0; index < order.size(); ++index) {
+    if (order[index].starts_with(prefix) && ++seen == nth) return index + 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("a one-slot worker facing a low-priority backlog serves the high band first by weight, and runs every low job",
+          "[integration]") {
+  TestEnv env("bands");
+  auto dispatcher = start(env, "kcron-dispatcher", "d1");
+  TestProducer producer;
+  submit_sleeps(producer, env, "low", 30, 1, "0.15s");
+  submit_sleeps(producer, env, "high", 10, 9, "0.15s");
+  wait_all_fired(env, 40);
+
+  // Started with the backlog already on the exec topics: one slot, one job waiting per band.
+  auto worker = start(env, "kcron-worker", "w1", {"KCRON_SLOTS=1"});
+  const auto order = finish_order(env, 40);
+  const auto last_high = nth_position(order, "high-", 10);
+  const auto twentieth_low = nth_position(order, "low-", 20);
+  WARN(fmt::format("bands: the 10th high job finished {}th of 40, the 20th low one {}th; order {}", last_high, twentieth_low,
+                   fmt::join(order, " ")));
+  // Weights 8:1 give low one pick in nine while both bands wait: the ten high jobs are done after
+  // about 12 picks (the first job starts before the bands compete). The 20th low job leaves a
+  // wide margin for a high job that is fetched a little late.
+  CHECK(last_high > 0);
+  CHECK(last_high < twentieth_low);
+  CHECK(nth_position(order, "low-", 30) > 0);  // no band starves
+}
+
+TEST_CASE("aging serves a low job that waited past bands.aging_ms before a flood of high jobs", "[integration]") {
+  TestEnv env("aging");
+  auto dispatcher = start(env, "kcron-dispatcher", "d1");
+  TestProducer producer;
+  submit_sleeps(producer, env, "low", 6, 1, "0.1s");
+  submit_sleeps(producer, env, "high", 24, 9, "0.1s");
+  wait_all_fired(env, 30);
+
+  // By weight alone (1000:1) low would get its first pick after some 500 high ones: every low job
+  // would finish after the last high job, but for one that the free slot takes before high arrives
+  // (with bands.aging_ms=0 this run shows 1 of 6).
+  auto worker = start(env, "kcron-worker", "w1",
+                      {"KCRON_SLOTS=1", "KCRON_BANDS_PREFETCH=3", "KCRON_BANDS_HIGH_WEIGHT=1000", "KCRON_BANDS_LOW_WEIGHT=1",
+                       "KCRON_BANDS_AGING_MS=300"});
+  const auto order = finish_order(env, 30);
+  const auto last_high = nth_position(order, "high-", 24);
+  std::size_t lows_before = 0;
+  for (std::size_t index = 0; index + 1 < last_high; ++index) {
+    if (order[index].starts_with("low-")) ++lows_before;
+  }
+  WARN(fmt::format("aging: {} of 6 low jobs finished before the last high one; order {}", lows_before, fmt::join(order, " ")));
+  // 24 high jobs take about 2.4 s; a low job ages in 0.3 s, so about one in four picks is low.
+  CHECK(lows_before >= 3);
+  CHECK(nth_position(order, "low-", 6) > 0);
+}
+
+TEST_CASE("a cancel takes a waiting job off its queue, and SIGTERM hands waiting jobs back unstarted", "[integration]") {
+  TestEnv env("waiting");
+  auto dispatcher = start(env, "kcron-dispatcher", "d1");
+  auto worker = start(env, "kcron-worker", "w1", {"KCRON_SLOTS=1"});
+  TestProducer producer;
+  submit(producer, env, "blocker", R"({"id":"blocker","sleep":{"duration":"5s"}})");
+  wait_fired(env, "blocker");
+  submit(producer, env, "cancel-me", R"({"id":"cancel-me","priority":9,"noop":{}})");
+  submit(producer, env, "handed", R"({"id":"handed","priority":1,"noop":{}})");
+  // Both wait behind the blocker, one per band.
+  const auto port = http_port_of(*worker);
+  bool both_waiting = false;
+  for (int tries = 0; tries < 200 && !both_waiting; ++tries) {
+    const auto metrics = scrape(port);
+    both_waiting = metric_value(metrics, R"(kcron_worker_waiting_jobs{band="high"})") == 1 &&
+                   metric_value(metrics, R"(kcron_worker_waiting_jobs{band="low"})") == 1 &&
+                   metric_value(metrics, "kcron_worker_running_jobs") == 1;
+    if (!both_waiting) std::this_thread::sleep_for(50ms);
+  }
+  REQUIRE(both_waiting);
+
+  const auto cancel = run_cli(env, "cancel cancel-me --reason 'not needed'");
+  INFO(cancel.output);
+  REQUIRE(cancel.exit_code == 0);
+  const auto cancelled = wait_for_results(env, "cancel-me", 1, 30s);
+  REQUIRE(cancelled.size() == 1);
+  CHECK(cancelled[0].state() == v1::CANCELLED);
+  CHECK(cancelled[0].error() == "cancelled before it started: not needed");
+  CHECK(results_of(read_topics({env.prefix + "results"}, 1s), "blocker").empty());  // still running
+
+  CHECK(worker->terminate(30s) == 0);
+  CHECK(count_in_log(worker->log_path(), "event=waiting_handed_back count=1") == 1);
+  const auto blocker = wait_for_results(env, "blocker", 1, 10s);
+  REQUIRE(blocker.size() == 1);
+  CHECK(blocker[0].state() == v1::SUCCEEDED);
+  CHECK(results_of(read_topics({env.prefix + "results"}, 2s), "handed").empty());
+
+  worker = start(env, "kcron-worker", "w1", {"KCRON_SLOTS=1"});
+  const auto handed = wait_for_results(env, "handed", 1, 60s);
+  REQUIRE(handed.size() == 1);
+  CHECK(handed[0].state() == v1::SUCCEEDED);
+  CHECK(handed[0].attempt() == 0);
+}
+
+TEST_CASE("an outcome the broker refuses is isolated and recorded DEAD, reduced, and the jobs around it still succeed",
+          "[integration]") {
+  TestEnv env("poisonout");
+  // A sink that refuses records over 1500 bytes: the kafka job's record aborts every transaction
+  // it is in, until the worker isolates it (one outcome per transaction) and records it reduced.
+  const std::string sink = "small-" + env.prefix.substr(0, env.prefix.size() - 1);
+  auto created = kafka::create_topics({{"bootstrap.servers", brokers()}}, {{sink, 1, {{"max.message.bytes", "1500"}}}}, 1, 30s);
+  REQUIRE(created.ok());
+  auto dispatcher = start(env, "kcron-dispatcher", "d1");
+  auto worker = start(env, "kcron-worker", "w1");
+  TestProducer producer;
+  // base64 of 3000 random bytes (incompressible: the limit applies to the compressed batch)
+  std::string big;
+  std::mt19937 random(7);
+  constexpr std::string_view kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  for (int index = 0; index < 4000; ++index) big += kAlphabet[random() % kAlphabet.size()];
+  submit(producer, env, "huge", fmt::format(R"({{"id":"huge","kafka":{{"topic":"{}","value":"{}"}}}})", sink, big));
+  for (int index = 0; index < 5; ++index) {
+    submit(producer, env, fmt::format("ok-{}", index), fmt::format(R"({{"id":"ok-{}","noop":{{}}}})", index));
+  }
+  const auto letters = dead_letters_of(env, "huge", 1, 60s);
+  REQUIRE(letters.size() == 1);
+  CHECK(letters[0].state() == v1::DEAD);
+  CHECK_THAT(letters[0].reason(), Catch::Contains("could not be published in full"));
+  for (int index = 0; index < 5; ++index) {
+    const auto id = fmt::format("ok-{}", index);
+    INFO(id);
+    const auto results = wait_for_results(env, id, 1, 30s);
+    REQUIRE(results.size() == 1);
+    CHECK(results[0].state() == v1::SUCCEEDED);
+  }
+  CHECK(read_topics({sink}, 3s).empty());  // nothing half-written
+  CHECK(worker->running());
+  CHECK(count_in_log(worker->log_path(), "event=outcome_reduced") == 1);
 }

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -36,7 +38,8 @@ std::vector<std::string> exec_topics(const std::string& prefix) {
   return topics;
 }
 
-TestEnv::TestEnv(const std::string& name, int jobs, int exec) : jobs_partitions(jobs), exec_partitions(exec) {
+TestEnv::TestEnv(const std::string& name, int jobs, int exec, int replication_factor)
+    : jobs_partitions(jobs), exec_partitions(exec) {
   std::random_device random;
   prefix = fmt::format("it-{}-{:x}.", name, random() & 0xffffffU);
   state_root = (std::filesystem::temp_directory_path() / ("kcron-" + prefix)).string();
@@ -47,7 +50,8 @@ TestEnv::TestEnv(const std::string& name, int jobs, int exec) : jobs_partitions(
   layout.output_partitions = 2;
   layout.schedules_partitions = 2;
   kafka::Properties properties = {{"bootstrap.servers", brokers()}};
-  auto created = kafka::create_topics(properties, all_topics(TopicNames(prefix), layout), 1, std::chrono::seconds(60));
+  auto created =
+      kafka::create_topics(properties, all_topics(TopicNames(prefix), layout), replication_factor, std::chrono::seconds(60));
   REQUIRE(created.ok());
 }
 
@@ -125,9 +129,19 @@ bool Process::running() {
   int status = 0;
   if (waitpid(pid_, &status, WNOHANG) == pid_) {
     pid_ = -1;
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return false;
   }
   return true;
+}
+
+std::optional<int> Process::wait_exit(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (running()) {
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return exit_code_;
 }
 
 struct TestProducer::Reports : RdKafka::DeliveryReportCb {
@@ -288,6 +302,29 @@ Tally tally(const std::vector<Record>& exec, const std::string& id_prefix, int c
   return result;
 }
 
+std::string report_fault(const std::string& scenario, int sent, int once, int lost, int duplicated, double recovery_s,
+                         const std::string& detail) {
+  if (const char* path = std::getenv("KCRON_FAULT_REPORT"); path != nullptr && *path != '\0') {
+    std::string escaped;
+    for (const char c : detail) {
+      if (c == '"' || c == '\\') escaped += '\\';
+      escaped += c;
+    }
+    std::ofstream out(path, std::ios::app);
+    out << fmt::format(
+               R"({{"scenario":"{}","sent":{},"fired_once":{},"lost":{},"duplicated":{},"recovery_s":{:.2f},"detail":"{}"}})",
+               scenario, sent, once, lost, duplicated, recovery_s, escaped)
+        << "\n";
+  }
+  return fmt::format("{}: sent={} fired_once={} lost={} duplicated={}{}{}", scenario, sent, once, lost, duplicated,
+                     recovery_s >= 0 ? fmt::format(" recovery_s={:.1f}", recovery_s) : std::string(),
+                     detail.empty() ? std::string() : " " + detail);
+}
+
+std::string report_fault(const std::string& scenario, const Tally& tally, double recovery_s, const std::string& detail) {
+  return report_fault(scenario, tally.sent, tally.once, tally.lost, tally.duplicated, recovery_s, detail);
+}
+
 std::vector<Record> read_exec_until_all(const std::string& prefix, const std::string& id_prefix, int count,
                                         std::chrono::milliseconds timeout, std::chrono::milliseconds settle) {
   const auto first = read_topics(exec_topics(prefix), timeout,
@@ -335,6 +372,48 @@ double metric_value(const std::string& metrics, const std::string& series) {
     if (line.starts_with(series + " ")) return std::stod(line.substr(series.size() + 1));
   }
   return -1;
+}
+
+}  // namespace kcron::testing
+
+namespace kcron::testing {
+
+void skip_scenario(const std::string& reason) {
+  if (const char* required = std::getenv("KCRON_REQUIRE_PRIVILEGED"); required != nullptr && std::string(required) == "1") {
+    FAIL("KCRON_REQUIRE_PRIVILEGED=1 but the scenario cannot run: " << reason);
+  }
+  std::printf("KCRON-SKIP: %s\n", reason.c_str());
+  std::fflush(stdout);
+  WARN("SKIP: " << reason);
+}
+
+std::string source_dir() {
+  return KCRON_SOURCE_DIR;
+}
+
+OwnBroker::OwnBroker(int port, const std::string& dir, int nodes) : port_(port), dir_(dir), nodes_(nodes) {
+  started_ = run(fmt::format("start --brokers {}", nodes)) == 0;
+}
+
+OwnBroker::~OwnBroker() {
+  (void)run("wipe");
+  if (std::getenv("KCRON_TEST_KEEP_STATE") == nullptr) {
+    std::error_code ignored;
+    std::filesystem::remove(log(), ignored);
+  }
+}
+
+int OwnBroker::run(const std::string& arguments) const {
+  const auto command = fmt::format("KCRON_BROKER_PORT={} KCRON_BROKER_DIR='{}' '{}/scripts/kafka' {} >>'{}' 2>&1 </dev/null",
+                                   port_, dir_, source_dir(), arguments, log());
+  const int status = std::system(command.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string OwnBroker::bootstrap() const {
+  std::string servers;
+  for (int node = 1; node <= nodes_; ++node) servers += fmt::format("{}127.0.0.1:{}", node > 1 ? "," : "", port_of(node));
+  return servers;
 }
 
 }  // namespace kcron::testing

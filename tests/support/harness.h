@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,7 +22,8 @@ std::string brokers();  // KCRON_TEST_BROKERS, default 127.0.0.1:9092
 
 // A test's own namespace on the broker: prefix, topics (small partition counts), state dirs.
 struct TestEnv {
-  explicit TestEnv(const std::string& name, int jobs_partitions = 4, int exec_partitions = 2);
+  // Topics are created on brokers() with `replication_factor` replicas.
+  explicit TestEnv(const std::string& name, int jobs_partitions = 4, int exec_partitions = 2, int replication_factor = 1);
   ~TestEnv();
   TestEnv(const TestEnv&) = delete;
   TestEnv& operator=(const TestEnv&) = delete;
@@ -43,11 +45,15 @@ class Process {
   void kill_hard();                                                             // SIGKILL and reap
   int terminate(std::chrono::milliseconds timeout = std::chrono::seconds(30));  // SIGTERM, wait; exit code
   bool running();
+  // Waits (bounded) for the process to exit by itself; its exit code (128 + signal when killed
+  // by one), or nullopt if it still runs after `timeout`. Also answers after running() reaped it.
+  std::optional<int> wait_exit(std::chrono::milliseconds timeout);
   pid_t pid() const { return pid_; }
   const std::string& log_path() const { return log_path_; }
 
  private:
   pid_t pid_ = -1;
+  std::optional<int> exit_code_;  // set when the process was reaped after exiting by itself
   std::string log_path_;
 };
 
@@ -106,6 +112,13 @@ struct Tally {
   std::string line(const std::string& scenario) const;
 };
 Tally tally(const std::vector<Record>& exec, const std::string& id_prefix, int count);
+
+// One fault scenario's outcome: appended as a JSON line to $KCRON_FAULT_REPORT when set (the
+// scripts/fault runner prints them as a table) and returned as a one-line summary for WARN.
+// `recovery_s` < 0 means not measured; `detail` is free text (key=value pairs).
+std::string report_fault(const std::string& scenario, int sent, int once, int lost, int duplicated, double recovery_s,
+                         const std::string& detail = "");
+std::string report_fault(const std::string& scenario, const Tally& tally, double recovery_s, const std::string& detail = "");
 // Reads the exec topics until every id has fired or the timeout passes, then once more after
 // `settle` so late duplicates show.
 std::vector<Record> read_exec_until_all(const std::string& prefix, const std::string& id_prefix, int count,
@@ -126,5 +139,38 @@ int http_port_of(Process& process, std::chrono::milliseconds timeout = std::chro
 // One Prometheus sample's value from a /metrics body (exact series, e.g. `name{label="x"}`); -1 if absent.
 double metric_value(const std::string& metrics, const std::string& series);
 std::string tail_file(const std::string& path, std::size_t lines = 40);
+
+// Scenarios that need what the machine may not grant (root for mount, libfaketime, a broker of
+// their own): `skip_scenario` prints `KCRON-SKIP: <reason>` (CTest marks the test skipped via
+// SKIP_REGULAR_EXPRESSION, see tests/CMakeLists.txt); with KCRON_REQUIRE_PRIVILEGED=1 it fails
+// instead, so a CI that has the privileges cannot silently skip.
+void skip_scenario(const std::string& reason);
+
+// The source tree (scripts/kafka lives in it).
+std::string source_dir();
+
+// A Kafka cluster of the test's own (scripts/kafka with its own port and data dir), for scenarios
+// that stop, kill and restart brokers. The destructor stops every node and deletes the data dir.
+class OwnBroker {
+ public:
+  // `port` is node 1's client port; node N uses port + 2(N-1) (and the next port for its controller).
+  OwnBroker(int port, const std::string& dir, int nodes);
+  ~OwnBroker();
+  OwnBroker(const OwnBroker&) = delete;
+  OwnBroker& operator=(const OwnBroker&) = delete;
+  // Runs `scripts/kafka <arguments>` for this cluster; its exit code. Output goes to log().
+  int run(const std::string& arguments) const;
+  bool started() const { return started_; }
+  std::string bootstrap() const;
+  std::string log() const { return dir_ + ".log"; }
+  int nodes() const { return nodes_; }
+  int port_of(int node) const { return port_ + 2 * (node - 1); }
+
+ private:
+  int port_;
+  std::string dir_;
+  int nodes_;
+  bool started_ = false;
+};
 
 }  // namespace kcron::testing

@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "kcron/codec.h"
+#include "kcron/fault_points.h"
 #include "kcron/priority.h"
 #include "kcron/routing.h"
 
@@ -35,9 +36,10 @@ constexpr std::size_t kMaxKafkaJobRecordBytes = 900 * 1024;
 constexpr std::size_t kMaxRememberedCancels = 100000;
 // Below the broker's default message.max.bytes (1 MB) with room for headers and batch overhead.
 constexpr std::size_t kMaxPublishedRecordBytes = 950 * 1024;
-constexpr int kIsolateAfterAborts = 3;  // then one outcome per transaction
-constexpr int kReduceAfterAborts = 6;   // then the lone outcome is published reduced
-constexpr int kGiveUpAfterAborts = 20;  // then the worker stops (broker trouble, not a record)
+constexpr std::size_t kMaxJobsRecordBytes = 900'000;  // the dispatcher's default max_record_bytes
+constexpr int kIsolateAfterAborts = 3;                // then one outcome per transaction
+constexpr int kReduceAfterAborts = 6;                 // then the lone outcome is published reduced
+constexpr int kGiveUpAfterAborts = 20;                // then the worker stops (broker trouble, not a record)
 
 std::string bounded(const std::string& text, std::size_t limit) {
   return text.size() <= limit ? text : text.substr(0, limit) + "...";
@@ -73,6 +75,7 @@ WorkerLoop::WorkerLoop(LoopSettings settings, const Runner& runner, Metrics& met
       runner_(runner),
       metrics_(metrics),
       http_(http),
+      scheduler_(settings_.bands),
       started_(metrics.counter("kcron_jobs_started_total", "jobs started on a slot")),
       succeeded_(metrics.counter("kcron_jobs_succeeded_total", "attempts that succeeded (published)")),
       failed_(metrics.counter("kcron_jobs_failed_total", "attempts that failed (published; retried or dead)")),
@@ -87,11 +90,16 @@ WorkerLoop::WorkerLoop(LoopSettings settings, const Runner& runner, Metrics& met
       commits_(metrics.counter("kcron_transactions_committed_total{component=\"worker\"}", "Kafka transactions committed")),
       aborts_(metrics.counter("kcron_transactions_aborted_total{component=\"worker\"}", "Kafka transactions aborted")),
       rebalances_(metrics.counter("kcron_rebalances_total{component=\"worker\"}", "partition assignments received")),
-      running_(metrics.gauge("kcron_worker_running_jobs", "jobs queued or running on slots")),
+      running_(metrics.gauge("kcron_worker_running_jobs", "jobs running on slots")),
       slots_gauge_(metrics.gauge("kcron_worker_slots", "slots of this worker")),
       start_lag_(metrics.histogram("kcron_start_lag_seconds", "worker start minus due instant", Metrics::latency_buckets())),
-      duration_(metrics.histogram("kcron_execution_seconds", "execution time of an attempt", Metrics::latency_buckets())) {
+      duration_(metrics.histogram("kcron_execution_seconds", "execution time of an attempt", Metrics::latency_buckets())),
+      lag_(metrics, "worker") {
   slots_gauge_.set(static_cast<double>(settings_.slots));
+  for (const auto band : kAllBands) {
+    waiting_gauges_[band_index(band)] = &metrics.gauge(fmt::format("kcron_worker_waiting_jobs{{band=\"{}\"}}", band_name(band)),
+                                                       "jobs fetched and waiting for a slot, by priority band");
+  }
 }
 
 WorkerLoop::~WorkerLoop() {
@@ -104,7 +112,7 @@ WorkerLoop::~WorkerLoop() {
   for (auto& thread : threads_) {
     if (thread.joinable()) thread.join();
   }
-  RdKafka::TopicPartition::destroy(paused_);
+  for (auto& held : paused_) RdKafka::TopicPartition::destroy(held);
 }
 
 Handler WorkerLoop::kafka_executor() {
@@ -137,6 +145,7 @@ Handler WorkerLoop::kafka_executor() {
 }
 
 Status WorkerLoop::start() {
+  if (auto status = validate(settings_.bands); !status) return status;
   auto producer_properties = settings_.client;
   producer_properties["transaction.timeout.ms"] = std::to_string(settings_.transaction_timeout.count());
   auto producer = kafka::make_producer(producer_properties, settings_.names.prefix + "worker-" + settings_.instance_id);
@@ -152,6 +161,7 @@ Status WorkerLoop::start() {
   for (const auto& queue : settings_.queues) {
     for (const auto band : kAllBands) {
       topics.push_back(exec_topic(settings_.names.prefix, queue, band));
+      band_of_topic_[topics.back()] = band;
       required.push_back({topics.back(), settings_.exec_partitions, {}});
     }
   }
@@ -168,6 +178,10 @@ Status WorkerLoop::start() {
   properties["group.id"] = settings_.names.prefix + "workers";
   properties["group.instance.id"] = settings_.names.prefix + "worker-" + settings_.instance_id;
   properties["max.poll.interval.ms"] = std::to_string(settings_.max_poll_interval.count());
+  // librdkafka keeps one fetch in flight per broker: while the empty partitions of the bands that
+  // are not paused long-poll, a band resumed after a pick is not refilled. A short long poll keeps
+  // that refill (and so the band weights) within about this bound. kafka.fetch.wait.max.ms wins.
+  properties.try_emplace("fetch.wait.max.ms", "100");
   auto consumer = kafka::make_consumer(properties, this);
   if (!consumer) return consumer.error();
   consumer_ = std::move(*consumer);
@@ -175,7 +189,9 @@ Status WorkerLoop::start() {
 
   for (std::size_t slot = 0; slot < settings_.slots; ++slot) threads_.emplace_back([this] { slot_main(); });
   started_at_ms_ = now_ms();
-  spdlog::info("event=started instance={} slots={} topics={}", settings_.instance_id, settings_.slots, fmt::join(topics, ","));
+  spdlog::info("event=started instance={} slots={} prefetch={} weights={} aging_ms={} topics={}", settings_.instance_id,
+               settings_.slots, prefetch(), fmt::join(settings_.bands.weights, ":"), settings_.bands.aging.count(),
+               fmt::join(topics, ","));
   return Status::success();
 }
 
@@ -220,9 +236,8 @@ Status WorkerLoop::run() {
   heartbeat(false);
   while (!stop_requested() && fatal_) {
     collect_finished();
-    const bool full = in_flight_ >= settings_.slots;
-    set_paused(full);
-    std::unique_ptr<RdKafka::Message> message(consumer_->consume(full ? 20 : 10));
+    const bool all_paused = update_fetching(false);
+    std::unique_ptr<RdKafka::Message> message(consumer_->consume(all_paused ? 20 : 10));
     if (message->err() == RdKafka::ERR_NO_ERROR) {
       handle(*message);
     } else if (message->err() != RdKafka::ERR__TIMED_OUT && message->err() != RdKafka::ERR__PARTITION_EOF) {
@@ -233,24 +248,21 @@ Status WorkerLoop::run() {
     enforce_timeouts();
     heartbeat(false);
     if (auto status = commit(false); !status) return status;
+    lag_.sample(*consumer_);
   }
   if (!fatal_) return fatal_;
 
-  // Drain: stop taking jobs, let running ones finish up to the drain timeout, hand the rest back
-  // (their offsets stay uncommitted, so the partition's next owner runs them), publish, leave.
-  spdlog::info("event=draining running={} timeout_ms={}", in_flight_, settings_.drain_timeout.count());
+  // Drain: stop taking jobs, hand the waiting ones back at once, let running ones finish up to the
+  // drain timeout, hand the rest back (their offsets stay uncommitted, so the partition's next
+  // owner runs them), publish, leave.
+  spdlog::info("event=draining in_flight={} timeout_ms={}", in_flight_, settings_.drain_timeout.count());
   if (http_ != nullptr) http_->set_ready(false);
-  set_paused(true);
-  {
-    std::lock_guard lock(mutex_);
-    for (auto& task : queued_) {
-      task.control->handed_back = true;  // never started
-      task.control->request(StopReason::kShutdown);
-    }
-  }
+  hand_back_waiting();  // first, so that no slot picks a waiting job once the drain began
+  update_fetching(true);
   const auto drain_deadline = SteadyClock::now() + settings_.drain_timeout;
   while (in_flight_ > 0 && SteadyClock::now() < drain_deadline) {
     collect_finished();
+    update_fetching(true);
     std::unique_ptr<RdKafka::Message> message(consumer_->consume(20));  // keeps the group membership alive
     (void)message;
     poll_control();
@@ -281,20 +293,33 @@ Status WorkerLoop::run() {
 }
 
 void WorkerLoop::slot_main() {
+  const auto anything_waiting = [this] {
+    return std::any_of(waiting_.begin(), waiting_.end(), [](const auto& queue) { return !queue.empty(); });
+  };
   while (true) {
     Task task;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [this] { return stop_slots_ || !queued_.empty(); });
-      if (queued_.empty()) return;
-      task = std::move(queued_.front());
-      queued_.pop_front();
+      wake_.wait(lock, [&] { return stop_slots_ || anything_waiting(); });
+      BandBacklogs backlogs{};
+      for (const auto band : kAllBands) {
+        const auto& queue = waiting_[band_index(band)];
+        if (!queue.empty()) backlogs[band_index(band)] = {queue.size(), queue.front().fetched};
+      }
+      const auto band = scheduler_.pick(backlogs, SystemClock::instance().now());
+      if (!band) return;  // stopping, and nothing waits
+      auto& queue = waiting_[band_index(*band)];
+      task = std::move(queue.front());
+      queue.pop_front();
+      // Under the lock: a job whose start time is unset is still on a waiting queue.
+      task.started_ms = now_ms();
+      task.control->started_ms = task.started_ms;
     }
-    task.started_ms = now_ms();
-    task.control->started_ms = task.started_ms;
     if (task.control->stop) {
       task.outcome = failed("stopped before it started");
     } else {
+      started_.inc();
+      start_lag_.observe(static_cast<double>(task.started_ms - task.execution.due_ms()) / 1000.0);
       try {
         task.outcome = runner_.run(task.execution.job(), task.control->stop);
       } catch (const std::exception& error) {
@@ -360,19 +385,57 @@ void WorkerLoop::handle(RdKafka::Message& message) {
     finish_now(std::move(task), outcome);
     return;
   }
-  start_lag_.observe(static_cast<double>(now_ms() - task.execution.due_ms()) / 1000.0);
-  started_.inc();
   task.control->timeout_ms =
       job.has_timeout() && duration_ms(job.timeout()) > 0 ? duration_ms(job.timeout()) : settings_.default_timeout.count();
+  const auto band = band_of_topic_.find(task.topic);
+  task.band = band != band_of_topic_.end() ? band->second : Band::normal;
+  task.fetched = SystemClock::instance().now();
   active_[job.id()] = task.control;
   running_at_[record_key] = task.control;
   ++in_flight_;
-  running_.set(static_cast<double>(in_flight_));
   {
     std::lock_guard lock(mutex_);
-    queued_.push_back(std::move(task));
+    waiting_[band_index(task.band)].push_back(std::move(task));
   }
   wake_.notify_one();
+}
+
+bool WorkerLoop::take_waiting(const std::shared_ptr<Control>& control, Task& task) {
+  std::lock_guard lock(mutex_);
+  for (auto& queue : waiting_) {
+    const auto found = std::find_if(queue.begin(), queue.end(), [&](const Task& waiting) { return waiting.control == control; });
+    if (found == queue.end()) continue;
+    task = std::move(*found);
+    queue.erase(found);
+    return true;
+  }
+  return false;
+}
+
+void WorkerLoop::forget(const Task& task) {
+  if (const auto found = active_.find(task.execution.job().id()); found != active_.end() && found->second == task.control)
+    active_.erase(found);
+  const RecordKey record_key{task.topic, task.partition, task.offset};
+  if (const auto running = running_at_.find(record_key); running != running_at_.end() && running->second == task.control)
+    running_at_.erase(running);
+}
+
+void WorkerLoop::hand_back_waiting() {
+  std::vector<Task> taken;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& queue : waiting_) {
+      std::move(queue.begin(), queue.end(), std::back_inserter(taken));
+      queue.clear();
+    }
+  }
+  // Never started: nothing to publish, and their offsets stay uncommitted for the next owner.
+  for (const auto& task : taken) {
+    forget(task);
+    --in_flight_;
+    dropped_.inc();
+  }
+  if (!taken.empty()) spdlog::info("event=waiting_handed_back count={}", taken.size());
 }
 
 void WorkerLoop::finish_now(Task task, Outcome outcome) {
@@ -412,11 +475,24 @@ void WorkerLoop::poll_control() {
     }
     const auto& cancel = command->cancel();
     remember_cancel(cancel.job_id(), kafka::record_timestamp_ms(*message, now_ms()));
-    if (const auto found = active_.find(cancel.job_id()); found != active_.end()) {
-      found->second->cancel_reason = cancel.reason();
-      found->second->request(StopReason::kCancel);
-      spdlog::info("event=cancel_running job={} reason=\"{}\"", cancel.job_id(), cancel.reason());
+    const auto found = active_.find(cancel.job_id());
+    if (found == active_.end()) continue;
+    const auto control = found->second;
+    control->cancel_reason = cancel.reason();
+    Task task;
+    if (take_waiting(control, task)) {
+      // Not started: off its waiting queue and CANCELLED now, without taking a slot.
+      forget(task);
+      --in_flight_;
+      Outcome outcome;
+      outcome.state = v1::CANCELLED;
+      outcome.error = cancel.reason().empty() ? "cancelled before it started" : "cancelled before it started: " + cancel.reason();
+      finish_now(std::move(task), outcome);
+      spdlog::info("event=cancel_waiting job={} reason=\"{}\"", cancel.job_id(), cancel.reason());
+      continue;
     }
+    control->request(StopReason::kCancel);
+    spdlog::info("event=cancel_running job={} reason=\"{}\"", cancel.job_id(), cancel.reason());
   }
 }
 
@@ -470,7 +546,6 @@ void WorkerLoop::collect_finished() {
     }
     completed_.push_back(std::move(task));
   }
-  running_.set(static_cast<double>(in_flight_));
 }
 
 void WorkerLoop::decide(Task& task) {
@@ -648,9 +723,20 @@ Status WorkerLoop::commit(bool force) {
     const auto first = out.size();
     append_outputs(completed_[index], out);
     // A record over the broker's limit would abort every transaction it is in: reduce it now.
-    const bool oversized = std::any_of(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(), [](const OutRecord& record) {
-      return record.key.size() + record.value.size() > kMaxPublishedRecordBytes;
-    });
+    const bool oversized =
+        std::any_of(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(), [this](const OutRecord& record) {
+          // A retry going back to the jobs topic must also pass the dispatcher's input limit (key,
+          // value and the two headers it reads), or the dispatcher would reject it and the job would
+          // be neither retried nor dead.
+          if (record.topic == settings_.names.jobs()) {
+            std::size_t bytes = record.key.size() + record.value.size();
+            for (const auto& [name, value] : record.headers) {
+              if (name == header::kContentType || name == header::kType) bytes += value.size();
+            }
+            return bytes > kMaxJobsRecordBytes;
+          }
+          return record.key.size() + record.value.size() > kMaxPublishedRecordBytes;
+        });
     if (oversized && !completed_[index].reduced) {
       out.resize(first);
       completed_[index].reduced = true;
@@ -681,6 +767,7 @@ Status WorkerLoop::commit(bool force) {
     if (auto status = kafka::produce(*producer_, record); !status) return abort(status.error().message());
     producer_->poll(0);
   }
+  (void)fault::hit("worker.after_produce");  // test-only crash points (kcron/fault_points.h)
   std::vector<RdKafka::TopicPartition*> offsets;
   for (const auto& [key, tracker] : trackers) {
     if (auto position = tracker.committable())
@@ -696,6 +783,7 @@ Status WorkerLoop::commit(bool force) {
     if (error->txn_requires_abort() || error->is_retriable()) return abort(error->str());
     return kafka::to_error(*error, "send_offsets_to_transaction (fenced or fatal; restart re-runs unpublished jobs)");
   }
+  (void)fault::hit("worker.after_offsets");
   error.reset(producer_->commit_transaction(timeout));
   for (int attempt = 0; error && error->is_retriable() && attempt < 3; ++attempt)
     error.reset(producer_->commit_transaction(timeout));
@@ -703,6 +791,7 @@ Status WorkerLoop::commit(bool force) {
     if (error->txn_requires_abort()) return abort(error->str());
     return kafka::to_error(*error, "commit_transaction (outcome unknown or fenced; restart re-runs unpublished jobs)");
   }
+  (void)fault::hit("worker.after_commit");
   commits_.inc();
   consecutive_aborts_ = 0;
   for (std::size_t index = 0; index < take; ++index) count_published(completed_[index]);
@@ -850,15 +939,61 @@ void WorkerLoop::load_done_markers(const std::vector<RdKafka::TopicPartition*>& 
                std::chrono::duration_cast<Millis>(SteadyClock::now() - started).count());
 }
 
-void WorkerLoop::set_paused(bool paused) {
-  if (paused == !paused_.empty()) return;
+std::size_t WorkerLoop::prefetch() const {
+  return settings_.prefetch > 0 ? settings_.prefetch : settings_.slots;
+}
+
+bool WorkerLoop::update_fetching(bool pause_all) {
+  std::array<std::size_t, kBandCount> waiting{};
+  {
+    std::lock_guard lock(mutex_);
+    for (std::size_t index = 0; index < kBandCount; ++index) waiting[index] = waiting_[index].size();
+  }
+  std::size_t total_waiting = 0;
+  bool all_paused = true;
+  for (const auto band : kAllBands) {
+    const auto count = waiting[band_index(band)];
+    total_waiting += count;
+    waiting_gauges_[band_index(band)]->set(static_cast<double>(count));
+    // Slots take waiting jobs as soon as they are free, so a full queue means busy slots too.
+    const bool full = pause_all || count >= prefetch();
+    set_band_paused(band, full);
+    all_paused = all_paused && full;
+  }
+  running_.set(static_cast<double>(in_flight_ - std::min(in_flight_, total_waiting)));
+  return all_paused;
+}
+
+void WorkerLoop::set_band_paused(Band band, bool paused) {
+  auto& held = paused_[band_index(band)];
+  if (paused == !held.empty()) return;
   if (paused) {
-    if (consumer_->assignment(paused_) != RdKafka::ERR_NO_ERROR || paused_.empty()) return;
-    (void)consumer_->pause(paused_);
+    std::vector<RdKafka::TopicPartition*> assignment;
+    if (consumer_->assignment(assignment) != RdKafka::ERR_NO_ERROR) {
+      RdKafka::TopicPartition::destroy(assignment);
+      return;
+    }
+    for (auto* partition : assignment) {
+      const auto found = band_of_topic_.find(partition->topic());
+      if (found != band_of_topic_.end() && found->second == band) {
+        held.push_back(partition);
+      } else {
+        delete partition;
+      }
+    }
+    if (!held.empty()) (void)consumer_->pause(held);
   } else {
-    (void)consumer_->resume(paused_);  // resume only what we paused
-    RdKafka::TopicPartition::destroy(paused_);
-    paused_.clear();
+    (void)consumer_->resume(held);  // resume only what we paused
+    RdKafka::TopicPartition::destroy(held);
+    held.clear();
+  }
+}
+
+void WorkerLoop::resume_all(RdKafka::KafkaConsumer& consumer) {
+  for (auto& held : paused_) {
+    if (!held.empty()) (void)consumer.resume(held);
+    RdKafka::TopicPartition::destroy(held);
+    held.clear();
   }
 }
 
@@ -895,15 +1030,16 @@ void WorkerLoop::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCo
     fatal_ = status;
   }
   ++epoch_;
+  // Waiting jobs never start here now: their records are re-delivered to the partition's next
+  // owner (perhaps this worker again), which starts them afresh.
+  hand_back_waiting();
   owned_.clear();
   for (auto& task : completed_)
     orphan_finished_.insert_or_assign(RecordKey{task.topic, task.partition, task.offset}, std::move(task));
   completed_.clear();
   offsets_dirty_ = false;
   // Only resume() clears a pause: a partition paused now would stay paused when assigned again.
-  if (!paused_.empty()) (void)consumer->resume(paused_);
-  RdKafka::TopicPartition::destroy(paused_);
-  paused_.clear();
+  resume_all(*consumer);
   (void)consumer->unassign();
   spdlog::info("event=revoked count={} still_running={}", partitions.size(), running_at_.size());
 }

@@ -1,15 +1,18 @@
-// The worker's loop, on the main thread: consume exec records only while a slot is free (pausing
-// what it assigned otherwise, and resuming only what it paused), hand each job to a slot thread,
-// and publish the outcomes - result, retry command or dead letter, status and event records and
-// the done marker - in one transaction with the consumed offsets. A job whose partition was
-// revoked while it ran is not published: its new owner runs it again (execution is at least
-// once), and a new owner skips the jobs whose done markers say they finished after the committed
-// offset. Cancels of running jobs arrive on the control topic, which every worker reads without a
-// group. Heartbeats go to the workers topic.
+// The worker's loop, on the main thread: consume exec records into one waiting queue per priority
+// band, at most `prefetch` per band (pausing a full band's partitions, and resuming only what it
+// paused); a free slot thread takes the next job from the band the BandScheduler picks (weighted
+// round robin, high first, with aging). The loop publishes the outcomes - result, retry command or
+// dead letter, status and event records and the done marker - in one transaction with the
+// consumed offsets. A job whose partition was revoked while it ran is not published: its new
+// owner runs it again (execution is at least once), and a new owner skips the jobs whose done
+// markers say they finished after the committed offset. Cancels of waiting and running jobs
+// arrive on the control topic, which every worker reads without a group. Heartbeats go to the
+// workers topic.
 #pragma once
 
 #include <librdkafka/rdkafkacpp.h>
 
+#include <array>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -20,6 +23,7 @@
 #include <thread>
 #include <tuple>
 
+#include "core/band_scheduler.h"
 #include "core/offset_tracker.h"
 #include "core/retry_policy.h"
 #include "core/runner.h"
@@ -36,6 +40,8 @@ struct LoopSettings {
   std::vector<std::string> queues = {"default"};
   std::string instance_id = "worker-1";
   std::size_t slots = 4;
+  std::size_t prefetch = 0;  // jobs fetched ahead per band while slots are busy; 0 = slots
+  BandPolicy bands;          // which band a free slot serves
   Millis commit_interval{100};
   Millis transaction_timeout{10000};
   Millis drain_timeout{30000};
@@ -88,6 +94,8 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
     std::int64_t offset = 0;
     v1::Execution execution;
     std::shared_ptr<Control> control;
+    Band band = Band::normal;  // of its exec topic
+    Instant fetched{};         // when it joined its band's waiting queue
     std::int64_t started_ms = 0;
     Outcome outcome;
     std::int64_t finished_ms = 0;
@@ -109,7 +117,17 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
   void decide(Task& task);
   void count_published(const Task& task);
   Status commit(bool force);
-  void set_paused(bool paused);
+  std::size_t prefetch() const;
+  // Sets the gauges and pauses the partitions of each band whose waiting queue is full (all of
+  // them with `pause_all`), resuming the bands that have room; true when every band is paused.
+  bool update_fetching(bool pause_all);
+  void set_band_paused(Band band, bool paused);
+  void resume_all(RdKafka::KafkaConsumer& consumer);
+  // Takes every waiting job (none of them started) off its queue: they are handed back.
+  void hand_back_waiting();
+  // Removes a job that has not started from its waiting queue; false when a slot has it.
+  bool take_waiting(const std::shared_ptr<Control>& control, Task& task);
+  void forget(const Task& task);
   void append_outputs(const Task& task, std::vector<OutRecord>& out) const;
   void heartbeat(bool stopped);
   void load_done_markers(const std::vector<RdKafka::TopicPartition*>& partitions);
@@ -124,19 +142,22 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
   std::unique_ptr<RdKafka::KafkaConsumer> control_consumer_;
 
+  // Guarded by mutex_, shared with the slot threads.
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<Task> queued_;
+  std::array<std::deque<Task>, kBandCount> waiting_;  // fetched, not started; by band_index, oldest first
+  BandScheduler scheduler_;
   std::deque<Task> finished_;
   std::atomic<bool> stop_slots_{false};
   std::vector<std::thread> threads_;
 
   // Main thread only.
-  std::size_t in_flight_ = 0;
+  std::size_t in_flight_ = 0;  // waiting, running or finished but not collected
+  std::map<std::string, Band> band_of_topic_;
   std::uint64_t epoch_ = 0;
   std::map<TopicPartitionKey, OffsetTracker> owned_;
   std::map<TopicPartitionKey, std::set<std::int64_t>> done_offsets_;  // from done markers: skip these
-  std::map<std::string, std::shared_ptr<Control>> active_;            // job id -> queued or running
+  std::map<std::string, std::shared_ptr<Control>> active_;            // job id -> waiting or running
   // Jobs still on a slot, by exec record: after an eager rebalance hands a partition back to this
   // worker, its re-delivered records adopt them instead of starting them twice.
   std::map<RecordKey, std::shared_ptr<Control>> running_at_;
@@ -146,7 +167,7 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
   std::vector<Task> completed_;  // finished, not yet committed
   bool offsets_dirty_ = false;   // skipped records moved a position without an outcome
   int consecutive_aborts_ = 0;
-  std::vector<RdKafka::TopicPartition*> paused_;
+  std::array<std::vector<RdKafka::TopicPartition*>, kBandCount> paused_;  // what this loop paused, by band
   std::chrono::steady_clock::time_point last_commit_;
   std::chrono::steady_clock::time_point last_heartbeat_;
   std::int64_t started_at_ms_ = 0;
@@ -171,8 +192,10 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
   Counter& rebalances_;
   Gauge& running_;
   Gauge& slots_gauge_;
+  std::array<Gauge*, kBandCount> waiting_gauges_{};
   Histogram& start_lag_;
   Histogram& duration_;
+  kafka::LagSampler lag_;
 };
 
 }  // namespace kcron::worker

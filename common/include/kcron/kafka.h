@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kcron/config.h"
+#include "kcron/metrics.h"
 #include "kcron/out_record.h"
 #include "kcron/result.h"
 #include "kcron/topics.h"
@@ -81,6 +82,24 @@ Result<std::int64_t> replay_partition(const Properties& client, const std::strin
                                       const std::function<std::int64_t(std::int64_t low, std::int64_t high)>& choose_start,
                                       const std::function<Status(RdKafka::Message& record)>& on_record,
                                       std::chrono::milliseconds timeout);
+
+// Records not yet consumed on the consumer's assigned partitions: high watermark minus position,
+// summed. Non-blocking: watermarks are librdkafka's cached values from the latest fetch (a paused
+// partition keeps its last known ones). Partitions without a position yet are left out.
+std::int64_t consumer_lag(RdKafka::KafkaConsumer& consumer);
+
+// Samples consumer_lag() into a gauge (kcron_consumer_lag_records{component=...}) at most once
+// per interval; called from a program's loop.
+class LagSampler {
+ public:
+  LagSampler(Metrics& metrics, const std::string& component, std::chrono::milliseconds interval = std::chrono::seconds(1));
+  void sample(RdKafka::KafkaConsumer& consumer);
+
+ private:
+  Gauge& gauge_;
+  std::chrono::milliseconds interval_;
+  std::chrono::steady_clock::time_point next_{};
+};
 
 Error to_error(const RdKafka::Error& error, std::string_view what);
 Error to_error(RdKafka::ErrorCode code, std::string_view what);

@@ -11,7 +11,8 @@
 
 namespace kcron {
 
-// Installs logfmt logging to stderr for `component` at `level`.
+// Installs logfmt logging to stderr for `component` at `level`, and arms the test-only fault points
+// (kcron/fault_points.h) when KCRON_FAULT_POINTS is set.
 void init_logging(const std::string& component, const std::string& level);
 
 // Installs handlers for SIGTERM and SIGINT; stop_requested() turns true on the first one.

@@ -1,0 +1,257 @@
+// Crash-point fault tests (label `fault`): a program is started with KCRON_FAULT_POINTS (see
+// common/include/kcron/fault_points.h) so that it dies with SIGKILL, or sees an unknown commit
+// outcome, at a chosen point of its transaction path, in the middle of a stream of jobs. A
+// crashed program is restarted (same instance id and state dir, no fault); then every committed
+// exec record is counted per job id: each must be there exactly once.
+// KCRON_CRASH_JOBS sets the number of jobs per scenario (default 400).
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <thread>
+
+#include "kcron.pb.h"
+#include "support/harness.h"
+
+using namespace kcron;
+using namespace kcron::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+int crash_jobs() {
+  const char* text = std::getenv("KCRON_CRASH_JOBS");
+  return text != nullptr && std::atoi(text) > 0 ? std::atoi(text) : 400;
+}
+
+std::unique_ptr<Process> start_dispatcher(const TestEnv& env, const std::string& fault_spec, int run) {
+  auto vars = env.program_env("d1");
+  if (!fault_spec.empty()) vars.push_back("KCRON_FAULT_POINTS=" + fault_spec);
+  return std::make_unique<Process>(program_path("kcron-dispatcher"), vars,
+                                   fmt::format("{}/dispatcher-{}.log", env.state_root, run));
+}
+
+// Half the jobs due at once, half after 1-4 s, produced over ~2 s so that the dispatcher commits
+// many small transactions while they arrive; the fault hits the 5th transaction.
+void dispatcher_crash_scenario(const std::string& name, const std::string& fault_spec, bool crashes) {
+  TestEnv env("crash-" + name);
+  const int jobs = crash_jobs();
+  auto dispatcher = start_dispatcher(env, fault_spec, 1);
+  REQUIRE(wait_for_log(*dispatcher, "event=assigned", 60s));
+  TestProducer producer;
+  const auto started = std::chrono::steady_clock::now();
+  for (int index = 0; index < jobs; ++index) {
+    const auto id = fmt::format("cp-{}", index);
+    const auto when = index % 2 == 0 ? std::string() : delay_json(1000 + (index * 3000) / jobs);
+    producer.send(env.prefix + "jobs", id, submit_json(id, when));
+    if (index % 20 == 19) {
+      producer.flush();
+      std::this_thread::sleep_until(started + std::chrono::milliseconds((2000LL * index) / jobs));
+    }
+  }
+  producer.flush();
+
+  const auto fault_at = std::chrono::steady_clock::now();
+  if (crashes) {
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (dispatcher->running() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(50ms);
+    INFO(tail_file(dispatcher->log_path()));
+    REQUIRE_FALSE(dispatcher->running());
+    REQUIRE(count_in_log(dispatcher->log_path(), "event=fault_point point=") >= 1);
+    dispatcher = start_dispatcher(env, "", 2);
+    REQUIRE(wait_for_log(*dispatcher, "event=assigned", 60s));
+  } else {
+    INFO(tail_file(dispatcher->log_path()));
+    REQUIRE(wait_for_log(*dispatcher, "event=transaction_recover", 60s));
+  }
+  const auto recovered_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - fault_at).count();
+  const auto exec = read_exec_until_all(env.prefix, "cp-", jobs, 120s);
+  const auto result = tally(exec, "cp-", jobs);
+  WARN(report_fault("dispatcher-crash-" + name, result, recovered_s, "fault=" + fault_spec));
+  CHECK(result.lost == 0);
+  CHECK(result.duplicated == 0);
+  CHECK(result.once == jobs);
+  CHECK(dispatcher->running());
+}
+
+}  // namespace
+
+TEST_CASE("dispatcher killed after producing a batch, before sending its offsets: every job fires once", "[fault]") {
+  dispatcher_crash_scenario("after-produce", "dispatcher.after_produce@5", true);
+}
+
+TEST_CASE("dispatcher killed after sending offsets, before the commit: every job fires once", "[fault]") {
+  dispatcher_crash_scenario("after-offsets", "dispatcher.after_offsets@5", true);
+}
+
+TEST_CASE("dispatcher killed during the commit: every job fires once", "[fault]") {
+  dispatcher_crash_scenario("during-commit", "dispatcher.after_offsets@5:crash_soon", true);
+}
+
+TEST_CASE("dispatcher killed after the commit, before the RocksDB write: every job fires once", "[fault]") {
+  dispatcher_crash_scenario("after-commit", "dispatcher.after_commit@5", true);
+}
+
+TEST_CASE("dispatcher commit outcome unknown and not committed: it recreates the producer, restores, fires every job once",
+          "[fault]") {
+  dispatcher_crash_scenario("unknown-aborted", "dispatcher.after_offsets@5:unknown", false);
+}
+
+TEST_CASE("dispatcher commit outcome unknown but committed: it recreates the producer, restores, fires every job once",
+          "[fault]") {
+  dispatcher_crash_scenario("unknown-committed", "dispatcher.after_commit@5:unknown", false);
+}
+
+namespace {
+
+// A cron-producer with 4 every-second schedules hits the fault at its 4th transaction; a crashed
+// one is restarted. Every tick from the first to the last emitted must be there exactly once.
+void cron_crash_scenario(const std::string& name, const std::string& fault_spec, bool crashes) {
+  TestEnv env("crash-cron-" + name);
+  auto start = [&](const std::string& spec, int run) {
+    auto vars = env.program_env("c1");
+    vars.push_back("KCRON_SCHEDULES_PARTITIONS=2");
+    if (!spec.empty()) vars.push_back("KCRON_FAULT_POINTS=" + spec);
+    return std::make_unique<Process>(program_path("kcron-cron-producer"), vars,
+                                     fmt::format("{}/cron-producer-{}.log", env.state_root, run));
+  };
+  auto cron = start(fault_spec, 1);
+  REQUIRE(wait_for_log(*cron, "event=assigned", 60s));
+  constexpr int kSchedules = 4;
+  TestProducer producer;
+  for (int index = 0; index < kSchedules; ++index) {
+    const auto id = fmt::format("tick-{}", index);
+    producer.send(env.prefix + "schedules", id,
+                  fmt::format(R"({{"id":"{}","expression":"*/1 * * * * *","misfire":"FIRE_ALL","catchup_window":"120s",)"
+                              R"("job_template":{{"noop":{{}}}}}})",
+                              id),
+                  -1, {{"content-type", "application/json"}});
+  }
+  producer.flush();
+  const auto fault_at = std::chrono::steady_clock::now();
+  if (crashes) {
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (cron->running() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(50ms);
+    INFO(tail_file(cron->log_path()));
+    REQUIRE_FALSE(cron->running());
+    REQUIRE(count_in_log(cron->log_path(), "event=fault_point point=") >= 1);
+    cron = start("", 2);
+    REQUIRE(wait_for_log(*cron, "event=assigned", 60s));
+  } else {
+    INFO(tail_file(cron->log_path()));
+    REQUIRE(wait_for_log(*cron, "event=rebuild", 60s));
+  }
+  const auto recovered_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - fault_at).count();
+  std::this_thread::sleep_for(8s);  // the restarted producer catches up and carries on
+
+  std::map<std::string, std::map<std::int64_t, int>> emitted;  // schedule -> nominal second -> times
+  for (const auto& record : read_topics({env.prefix + "jobs"}, 10s)) {
+    v1::Command command;
+    if (!command.ParseFromString(record.value) || !command.has_submit()) continue;
+    const auto& run = command.submit().schedule_run();
+    ++emitted[run.schedule_id()][run.nominal_instant().seconds()];
+  }
+  REQUIRE(emitted.size() == kSchedules);
+  int ticks = 0;
+  int missing = 0;
+  int doubled = 0;
+  for (const auto& [schedule, seconds] : emitted) {
+    for (auto second_of = seconds.begin()->first; second_of <= seconds.rbegin()->first; ++second_of) {
+      const auto found = seconds.find(second_of);
+      ++ticks;
+      missing += found == seconds.end() ? 1 : 0;
+      doubled += found != seconds.end() && found->second > 1 ? 1 : 0;
+    }
+    CHECK(seconds.rbegin()->first - seconds.begin()->first >= 6);  // it carried on after the fault
+  }
+  WARN(report_fault("cron-producer-crash-" + name, ticks, ticks - missing - doubled, missing, doubled, recovered_s,
+                    fmt::format("schedules={} unit=ticks fault={}", kSchedules, fault_spec)));
+  CHECK(missing == 0);
+  CHECK(doubled == 0);
+  CHECK(cron->running());
+}
+
+}  // namespace
+
+TEST_CASE("cron-producer killed after producing ticks, before the commit: every tick is emitted once", "[fault]") {
+  cron_crash_scenario("after-produce", "cron.after_produce@4", true);
+}
+
+TEST_CASE("cron-producer killed after the commit: every tick is emitted once", "[fault]") {
+  cron_crash_scenario("after-commit", "cron.after_commit@4", true);
+}
+
+TEST_CASE("cron-producer commit outcome unknown (committed): it rebuilds from Kafka and emits every tick once", "[fault]") {
+  cron_crash_scenario("unknown-committed", "cron.after_commit@4:unknown", false);
+}
+
+namespace {
+
+// A dispatcher and one worker (3 slots) with jobs of 50-250 ms; the worker dies at its 5th
+// transaction and is restarted. Every job must end with exactly one SUCCEEDED result: what the
+// dead worker had not committed runs again, what it had committed never does.
+void worker_crash_scenario(const std::string& name, const std::string& fault_spec) {
+  TestEnv env("crash-worker-" + name);
+  const int jobs = std::max(60, crash_jobs() / 4);
+  auto dispatcher = start_dispatcher(env, "", 1);
+  REQUIRE(wait_for_log(*dispatcher, "event=assigned", 60s));
+  auto start_worker = [&](const std::string& spec, int run) {
+    auto vars = env.program_env("w1");
+    vars.push_back("KCRON_SLOTS=3");
+    if (!spec.empty()) vars.push_back("KCRON_FAULT_POINTS=" + spec);
+    return std::make_unique<Process>(program_path("kcron-worker"), vars, fmt::format("{}/worker-{}.log", env.state_root, run));
+  };
+  auto worker = start_worker(fault_spec, 1);
+  REQUIRE(wait_for_log(*worker, "event=assigned", 60s));
+  TestProducer producer;
+  for (int index = 0; index < jobs; ++index) {
+    const auto id = fmt::format("cp-{}", index);
+    producer.send(env.prefix + "jobs", id,
+                  fmt::format(R"({{"id":"{}","sleep":{{"duration":"{:.3f}s"}}}})", id, 0.05 + ((index * 37) % 200) / 1000.0), -1,
+                  {{"content-type", "application/json"}});
+  }
+  producer.flush();
+  const auto fault_at = std::chrono::steady_clock::now();
+  const auto deadline = fault_at + 60s;
+  while (worker->running() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(50ms);
+  INFO(tail_file(worker->log_path()));
+  REQUIRE_FALSE(worker->running());
+  REQUIRE(count_in_log(worker->log_path(), "event=fault_point point=") >= 1);
+  worker = start_worker("", 2);
+  REQUIRE(wait_for_log(*worker, "event=assigned", 60s));
+  const auto recovered_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - fault_at).count();
+
+  std::map<std::string, int> succeeded;
+  const auto count = [&](const std::vector<Record>& records) {
+    succeeded.clear();
+    for (const auto& record : records) {
+      v1::Result result;
+      if (result.ParseFromString(record.value) && result.state() == v1::SUCCEEDED) ++succeeded[result.job_id()];
+    }
+    return succeeded.size() >= static_cast<std::size_t>(jobs);
+  };
+  read_topics({env.prefix + "results"}, 180s, count);
+  std::this_thread::sleep_for(3s);
+  count(read_topics({env.prefix + "results"}, 10s));
+  int once = 0;
+  int duplicated = 0;
+  for (const auto& [id, times] : succeeded) (times == 1 ? once : duplicated) += 1;
+  const int lost = jobs - static_cast<int>(succeeded.size());
+  WARN(report_fault("worker-crash-" + name, jobs, once, lost, duplicated, recovered_s, "fault=" + fault_spec));
+  CHECK(lost == 0);
+  CHECK(duplicated == 0);
+  CHECK(once == jobs);
+}
+
+}  // namespace
+
+TEST_CASE("worker killed after producing outcomes, before sending offsets: every job succeeds once", "[fault]") {
+  worker_crash_scenario("after-produce", "worker.after_produce@5");
+}
+
+TEST_CASE("worker killed during the commit: every job succeeds once", "[fault]") {
+  worker_crash_scenario("during-commit", "worker.after_offsets@5:crash_soon");
+}
+
+TEST_CASE("worker killed after the commit: every job succeeds once", "[fault]") {
+  worker_crash_scenario("after-commit", "worker.after_commit@5");
+}

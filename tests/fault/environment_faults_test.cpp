@@ -1,0 +1,393 @@
+// Environment fault tests (label `fault`, tag [environment]): the machine under the programs fails
+// rather than the programs themselves: the RocksDB state dir runs out of space, the wall clock
+// jumps, a broker stops or dies. Each scenario counts the committed exec records per job id (each
+// must be there exactly once) and calls report_fault. A scenario that lacks what it needs (root
+// for mount, libfaketime, Kafka jars for a broker of its own) reports SKIP with the reason via
+// skip_scenario, never a pass. KCRON_ENV_FAULT_JOBS sets the job count where one applies.
+#include <sys/mount.h>
+
+#include <catch2/catch.hpp>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "kcron.pb.h"
+#include "support/harness.h"
+
+using namespace kcron;
+using namespace kcron::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+int env_fault_jobs(int fallback) {
+  const char* text = std::getenv("KCRON_ENV_FAULT_JOBS");
+  return text != nullptr && std::atoi(text) > 0 ? std::atoi(text) : fallback;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// A tmpfs mounted for the test's lifetime; unmounted (lazily, so a late reader cannot keep it) in
+// the destructor. `error` says why the mount failed, empty when mounted.
+struct TmpfsMount {
+  std::string path;
+  std::string error;
+  TmpfsMount(std::string mount_path, const std::string& size) : path(std::move(mount_path)) {
+    std::filesystem::create_directories(path);
+    const auto options = "size=" + size + ",mode=0755";
+    if (::mount("kcron-fault", path.c_str(), "tmpfs", 0, options.c_str()) != 0) {
+      error = fmt::format("mount -t tmpfs -o {} {}: {}", options, path, std::strerror(errno));
+    }
+  }
+  ~TmpfsMount() {
+    if (error.empty()) (void)::umount2(path.c_str(), MNT_DETACH);
+  }
+  TmpfsMount(const TmpfsMount&) = delete;
+  TmpfsMount& operator=(const TmpfsMount&) = delete;
+  bool resize(const std::string& size) const {
+    const auto options = "size=" + size;
+    return ::mount("kcron-fault", path.c_str(), "tmpfs", MS_REMOUNT, options.c_str()) == 0;
+  }
+};
+
+std::unique_ptr<Process> start_program(const std::string& program, const TestEnv& env, const std::string& instance, int run,
+                                       const std::vector<std::string>& extra = {}) {
+  auto vars = env.program_env(instance);
+  vars.insert(vars.end(), extra.begin(), extra.end());
+  return std::make_unique<Process>(program_path(program), vars, fmt::format("{}/{}-{}.log", env.state_root, instance, run));
+}
+
+}  // namespace
+
+// The dispatcher's state dir is a 4 MB tmpfs. Jobs with 16 kB payloads, due 30-40 s later, fill
+// it; small immediate jobs keep firing in between. RocksDB's write after a committed transaction
+// fails with ENOSPC: the dispatcher must exit non-zero with an error naming the state dir, and
+// commit nothing more (the failed batch's exec records are committed already; a second commit of
+// them would duplicate). The tmpfs is then grown and the restarted dispatcher restores from its
+// checkpoint + the changelog: every job fires exactly once.
+TEST_CASE("disk full under the dispatcher's state dir: it exits with a clear error and a restart fires every job once",
+          "[fault][environment]") {
+  TestEnv env("env-disk-full", 2, 2);
+  const std::string state_dir = env.state_root + "/d1";
+  TmpfsMount tmpfs(state_dir, "4m");
+  if (!tmpfs.error.empty()) {
+    skip_scenario("needs root to mount a small tmpfs under the state dir: " + tmpfs.error);
+    return;
+  }
+  auto dispatcher = start_program("kcron-dispatcher", env, "d1", 1);
+  REQUIRE(wait_for_log(*dispatcher, "event=assigned", 60s));
+
+  const int big_jobs = env_fault_jobs(400);  // 400 x 16 kB = 6.4 MB of WAL: more than the 4 MB
+  const int small_jobs = 200;
+  const std::string payload(16384 / 3 * 4, 'Q');  // base64 text of 16 kB of bytes
+  TestProducer producer;
+  const auto started = std::chrono::steady_clock::now();
+  int big_sent = 0;
+  int small_sent = 0;
+  // Produce until the dispatcher stops (or everything is out); bounded by the job counts.
+  while ((big_sent < big_jobs || small_sent < small_jobs) && dispatcher->running()) {
+    for (int batch = 0; batch < 10 && big_sent < big_jobs; ++batch, ++big_sent) {
+      const auto id = fmt::format("big-{}", big_sent);
+      producer.send(env.prefix + "jobs", id,
+                    fmt::format(R"({{"id":"{}",{},"payload":"{}","noop":{{}}}})", id,
+                                delay_json(30000 + (10000LL * big_sent) / big_jobs), payload));
+    }
+    for (int batch = 0; batch < 5 && small_sent < small_jobs; ++batch, ++small_sent) {
+      const auto id = fmt::format("small-{}", small_sent);
+      producer.send(env.prefix + "jobs", id, submit_json(id, ""));
+    }
+    producer.flush();
+    std::this_thread::sleep_for(50ms);
+  }
+  // Whatever was not sent before the dispatcher died is sent now, for the restarted one.
+  for (; big_sent < big_jobs; ++big_sent) {
+    const auto id = fmt::format("big-{}", big_sent);
+    producer.send(env.prefix + "jobs", id,
+                  fmt::format(R"({{"id":"{}",{},"payload":"{}","noop":{{}}}})", id, delay_json(5000), payload));
+  }
+  for (; small_sent < small_jobs; ++small_sent) {
+    const auto id = fmt::format("small-{}", small_sent);
+    producer.send(env.prefix + "jobs", id, submit_json(id, ""));
+  }
+  producer.flush();
+
+  const auto exit_code = dispatcher->wait_exit(60s);
+  INFO(tail_file(dispatcher->log_path()));
+  REQUIRE(exit_code.has_value());
+  const auto failed_at = std::chrono::steady_clock::now();
+  CHECK(*exit_code == 1);  // the error exit, not an abort (134) or a signal
+  CHECK(count_in_log(dispatcher->log_path(), "event=fatal") == 1);
+  CHECK(count_in_log(dispatcher->log_path(), "No space left on device") >= 1);
+  CHECK(count_in_log(dispatcher->log_path(), "event=revoke_commit_failed") == 0);  // nothing committed after the error
+  CHECK(count_in_log(dispatcher->log_path(), state_dir) >= 1);
+  const int fired_before = static_cast<int>(read_topics(exec_topics(env.prefix), 5s).size());
+
+  // A restart on the still-full disk must fail the same clear way, not fire anything twice.
+  auto second = start_program("kcron-dispatcher", env, "d1", 2);
+  const auto second_exit = second->wait_exit(60s);
+  INFO(tail_file(second->log_path()));
+  REQUIRE(second_exit.has_value());
+  CHECK(*second_exit == 1);
+  CHECK(count_in_log(second->log_path(), "disk full") >= 1);
+
+  REQUIRE(tmpfs.resize("256m"));
+  auto restarted = start_program("kcron-dispatcher", env, "d1", 3);
+  INFO(tail_file(restarted->log_path()));
+  REQUIRE(wait_for_log(*restarted, "event=assigned", 60s));
+  const auto recovery_s = seconds_since(failed_at);
+  const auto exec = read_exec_until_all(env.prefix, "big-", big_jobs, 90s);
+  const auto big = tally(exec, "big-", big_jobs);
+  const auto small = tally(exec, "small-", small_jobs);
+  const Tally all{big.sent + small.sent, big.once + small.once, big.lost + small.lost, big.duplicated + small.duplicated};
+  WARN(report_fault("dispatcher-disk-full", all, recovery_s,
+                    fmt::format("tmpfs=4MB exit_code={} restart_on_full_disk_exit={} fired_before_full={} run_s={:.1f}",
+                                *exit_code, *second_exit, fired_before, seconds_since(started))));
+  CHECK(all.lost == 0);
+  CHECK(all.duplicated == 0);
+  CHECK(all.once == all.sent);
+  CHECK(restarted->running());
+}
+
+namespace {
+
+const char* const kFaketimeLibrary = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+
+// How many of ids id_prefix-0 .. id_prefix-(count-1) have a committed exec record (once or more).
+int fired_count(const std::vector<Record>& exec, const std::string& id_prefix, int count) {
+  const auto result = tally(exec, id_prefix, count);
+  return result.sent - result.lost;
+}
+
+// Reads the exec topics until `want` of the ids have fired or the timeout passes; the fired count.
+int wait_fired(const std::string& prefix, const std::string& id_prefix, int count, int want, std::chrono::milliseconds timeout) {
+  const auto exec = read_topics(exec_topics(prefix), timeout, [&](const std::vector<Record>& records) {
+    return fired_count(records, id_prefix, count) >= want;
+  });
+  return fired_count(exec, id_prefix, count);
+}
+
+void send_jobs(TestProducer& producer, const TestEnv& env, const std::string& id_prefix, int count, std::int64_t first_delay_ms,
+               std::int64_t spread_ms) {
+  for (int index = 0; index < count; ++index) {
+    const auto id = fmt::format("{}{}", id_prefix, index);
+    producer.send(env.prefix + "jobs", id,
+                  submit_json(id, first_delay_ms < 0 ? std::string() : delay_json(first_delay_ms + spread_ms * index / count)));
+  }
+  producer.flush();
+}
+
+void set_faketime(const std::string& path, const std::string& offset) {
+  std::ofstream(path, std::ios::trunc) << offset << "\n";
+}
+
+}  // namespace
+
+// The dispatcher runs under libfaketime (wall clock only: FAKETIME_DONT_FAKE_MONOTONIC=1) with
+// an offset it re-reads every second from a file. Phase 1, clock right: immediate jobs fire,
+// delayed ones (due 20-30 s later) wait. Phase 2, the clock jumps -10 min: new jobs, immediate
+// ones included (a job's due instant derives from its record's timestamp, the producer's clock),
+// wait for the dispatcher's clock to reach them. Phase 3, it jumps +2 h: every pending job is due
+// by the dispatcher's clock; what it can commit depends on the broker (below). Phase 4: the
+// dispatcher is restarted with the right clock (a supervisor would restart one that exited).
+// Whatever the clock did, every job fires exactly once. See docs/architecture.md, "Clock jumps".
+TEST_CASE("wall clock jumps -10 min and +2 h under the dispatcher: timing follows the clock, every job fires once",
+          "[fault][environment]") {
+  if (!std::filesystem::exists(kFaketimeLibrary)) {
+    skip_scenario(fmt::format("libfaketime is not installed ({} missing; apt-get install libfaketime)", kFaketimeLibrary));
+    return;
+  }
+  TestEnv env("env-clock", 2, 2);
+  const int jobs = env_fault_jobs(100);
+  const auto faketime_file = env.state_root + "/faketime.rc";
+  set_faketime(faketime_file, "+0");
+  auto dispatcher = start_program("kcron-dispatcher", env, "d1", 1,
+                                  {std::string("LD_PRELOAD=") + kFaketimeLibrary, "FAKETIME_TIMESTAMP_FILE=" + faketime_file,
+                                   "FAKETIME_CACHE_DURATION=1", "FAKETIME_DONT_FAKE_MONOTONIC=1"});
+  INFO(tail_file(dispatcher->log_path()));
+  REQUIRE(wait_for_log(*dispatcher, "event=assigned", 60s));
+  TestProducer producer;
+
+  // Phase 1: the clock is right.
+  send_jobs(producer, env, "now-a-", jobs, -1, 0);
+  send_jobs(producer, env, "later-a-", jobs, 20000, 10000);
+  CHECK(wait_fired(env.prefix, "now-a-", jobs, jobs, 30s) == jobs);
+  const int early_before_jump = wait_fired(env.prefix, "later-a-", jobs, 1, 1s);
+
+  // Phase 2: -10 min. New jobs, immediate and 2-4 s delayed, wait for the clock to catch up.
+  set_faketime(faketime_file, "-10m");
+  std::this_thread::sleep_for(2s);  // the dispatcher re-reads the offset at most every second
+  send_jobs(producer, env, "now-b-", jobs, -1, 0);
+  send_jobs(producer, env, "later-b-", jobs, 2000, 2000);
+  std::this_thread::sleep_for(8s);
+  const auto while_behind = read_topics(exec_topics(env.prefix), 5s);
+  const int fired_while_behind = fired_count(while_behind, "now-b-", jobs) + fired_count(while_behind, "later-b-", jobs);
+  const bool survived_behind = dispatcher->running();
+
+  // Phase 3: +2 h. Every pending job is due by the dispatcher's clock.
+  set_faketime(faketime_file, "+2h");
+  const auto jumped_forward = std::chrono::steady_clock::now();
+  const auto exit_ahead = dispatcher->wait_exit(25s);
+  const auto while_ahead = read_topics(exec_topics(env.prefix), 5s);
+  const int fired_while_ahead = fired_count(while_ahead, "later-a-", jobs) + fired_count(while_ahead, "now-b-", jobs) +
+                                fired_count(while_ahead, "later-b-", jobs) - fired_while_behind;
+  const int invalid_timestamp = count_in_log(dispatcher->log_path(), "INVALID_TIMESTAMP");
+  const std::string log_ahead = tail_file(dispatcher->log_path(), 20);
+  dispatcher->kill_hard();  // if it still runs: what a supervisor does with a stuck process
+
+  // Phase 4: restart with the right clock.
+  auto restarted = start_program("kcron-dispatcher", env, "d1", 2);
+  INFO(tail_file(restarted->log_path()));
+  REQUIRE(wait_for_log(*restarted, "event=assigned", 60s));
+  const double recovery_s = seconds_since(jumped_forward);
+  const auto exec = read_exec_until_all(env.prefix, "later-a-", jobs, 60s);
+  Tally all;
+  for (const auto* id_prefix : {"now-a-", "later-a-", "now-b-", "later-b-"}) {
+    const auto part = tally(exec, id_prefix, jobs);
+    all.sent += part.sent;
+    all.once += part.once;
+    all.lost += part.lost;
+    all.duplicated += part.duplicated;
+  }
+  WARN(report_fault("dispatcher-clock-jumps", all, recovery_s,
+                    fmt::format("fired_before_due={} fired_while_-10min={}/{} survived_-10min={} fired_while_+2h={} "
+                                "exit_while_+2h={} invalid_timestamp_errors={}",
+                                early_before_jump, fired_while_behind, 2 * jobs, survived_behind, fired_while_ahead,
+                                exit_ahead ? std::to_string(*exit_ahead) : std::string("none (killed)"), invalid_timestamp)));
+  INFO(log_ahead);
+  CHECK(early_before_jump == 0);
+  CHECK(fired_while_behind == 0);
+  CHECK(all.lost == 0);
+  CHECK(all.duplicated == 0);
+  CHECK(all.once == all.sent);
+  CHECK(restarted->running());
+}
+
+namespace {
+
+// Points brokers() (KCRON_TEST_BROKERS) at a broker of the test's own for the test's lifetime;
+// each CTest entry is its own process, so no other test sees it.
+struct BrokersOverride {
+  std::string previous;
+  bool had_previous = false;
+  explicit BrokersOverride(const std::string& bootstrap) {
+    if (const char* value = std::getenv("KCRON_TEST_BROKERS")) {
+      previous = value;
+      had_previous = true;
+    }
+    ::setenv("KCRON_TEST_BROKERS", bootstrap.c_str(), 1);
+  }
+  ~BrokersOverride() {
+    if (had_previous) {
+      ::setenv("KCRON_TEST_BROKERS", previous.c_str(), 1);
+    } else {
+      ::unsetenv("KCRON_TEST_BROKERS");
+    }
+  }
+  BrokersOverride(const BrokersOverride&) = delete;
+  BrokersOverride& operator=(const BrokersOverride&) = delete;
+};
+
+int broker_port_base() {
+  const char* text = std::getenv("KCRON_ENV_FAULT_BROKER_PORT");
+  return text != nullptr && std::atoi(text) > 0 ? std::atoi(text) : 19792;
+}
+
+}  // namespace
+
+// A broker of the test's own (one node) with a dispatcher and a worker on it. Jobs (half due at
+// once, half 3-20 s later) are submitted, then the broker is stopped (SIGTERM, controlled
+// shutdown) for 8 s and started again. The programs are expected to ride it out; one that exits
+// is restarted (what a supervisor does) and counted. Every job fires once and succeeds once.
+TEST_CASE("the only broker restarts under a dispatcher and a worker: every job fires once and succeeds once",
+          "[fault][environment]") {
+  const auto root = std::filesystem::temp_directory_path() / fmt::format("kcron-env-broker-{}", ::getpid());
+  OwnBroker broker(broker_port_base(), root.string(), 1);
+  if (!broker.started()) {
+    skip_scenario("could not start a broker of its own (scripts/kafka start; Java and the Kafka jars are needed): " +
+                  tail_file(broker.log(), 5));
+    return;
+  }
+  BrokersOverride brokers_override(broker.bootstrap());
+  TestEnv env("env-broker-restart", 2, 2);
+  const int jobs = env_fault_jobs(200);
+  std::map<std::string, std::unique_ptr<Process>> programs;
+  std::map<std::string, int> runs;
+  const auto start = [&](const std::string& name) {
+    const auto program = name == "d1" ? "kcron-dispatcher" : "kcron-worker";
+    programs[name] = start_program(program, env, name, ++runs[name]);
+  };
+  start("d1");
+  start("w1");
+  REQUIRE(wait_for_log(*programs["d1"], "event=assigned", 60s));
+  REQUIRE(wait_for_log(*programs["w1"], "event=assigned", 60s));
+
+  TestProducer producer;
+  for (int index = 0; index < jobs; ++index) {
+    const auto id = fmt::format("br-{}", index);
+    producer.send(env.prefix + "jobs", id,
+                  submit_json(id, index % 2 == 0 ? std::string() : delay_json(3000 + (17000LL * index) / jobs)));
+  }
+  producer.flush();
+  std::this_thread::sleep_for(2s);
+
+  const auto stopped_at = std::chrono::steady_clock::now();
+  REQUIRE(broker.run("stop") == 0);
+  std::this_thread::sleep_for(8s);
+  REQUIRE(broker.run("start") == 0);
+  const double downtime_s = seconds_since(stopped_at);
+
+  // For 20 s after the restart, a program that exits is restarted, as a supervisor would.
+  std::string exits;
+  const auto supervise_until = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < supervise_until) {
+    for (const auto* name : {"d1", "w1"}) {
+      if (const auto code = programs[name]->wait_exit(0ms)) {
+        exits += fmt::format("{}_exit={} ", name, *code);
+        start(name);
+      }
+    }
+    std::this_thread::sleep_for(200ms);
+  }
+  const auto exec = read_exec_until_all(env.prefix, "br-", jobs, 90s);
+  const double recovery_s = seconds_since(stopped_at) - downtime_s;
+  const auto fired = tally(exec, "br-", jobs);
+
+  std::map<std::string, int> succeeded;
+  const auto count = [&](const std::vector<Record>& records) {
+    succeeded.clear();
+    for (const auto& record : records) {
+      v1::Result result;
+      if (result.ParseFromString(record.value) && result.state() == v1::SUCCEEDED) ++succeeded[result.job_id()];
+    }
+    return succeeded.size() >= static_cast<std::size_t>(jobs);
+  };
+  read_topics({env.prefix + "results"}, 60s, count);
+  std::this_thread::sleep_for(2s);
+  count(read_topics({env.prefix + "results"}, 10s));
+  int succeeded_once = 0;
+  int succeeded_twice = 0;
+  for (const auto& [id, times] : succeeded) {
+    succeeded_once += times == 1 ? 1 : 0;
+    succeeded_twice += times > 1 ? 1 : 0;
+  }
+  for (const auto* name : {"d1", "w1"}) {
+    exits += fmt::format("{}_runs={} {}_running={} ", name, runs[name], name, programs[name]->running());
+  }
+  WARN(report_fault("single-broker-restart", fired, recovery_s,
+                    fmt::format("downtime_s={:.1f} succeeded_once={} succeeded_twice={} {}", downtime_s, succeeded_once,
+                                succeeded_twice, exits)));
+  INFO(tail_file(programs["d1"]->log_path()));
+  INFO(tail_file(programs["w1"]->log_path()));
+  CHECK(fired.lost == 0);
+  CHECK(fired.duplicated == 0);
+  CHECK(fired.once == jobs);
+  CHECK(succeeded_once == jobs);
+  CHECK(succeeded_twice == 0);
+  CHECK(programs["d1"]->running());
+  CHECK(programs["w1"]->running());
+}
