@@ -344,7 +344,8 @@ std::int64_t consumer_lag(RdKafka::KafkaConsumer& consumer) {
 
 LagSampler::LagSampler(Metrics& metrics, const std::string& component, std::chrono::milliseconds interval)
     : gauge_(metrics.gauge(fmt::format("kcron_consumer_lag_records{{component=\"{}\"}}", component),
-                           "records not yet consumed on the assigned input partitions (high watermark - position)")),
+                           "records not yet consumed on the assigned input partitions (high watermark - position; a "
+                           "transactional partition's trailing commit marker counts as 1)")),
       interval_(interval) {}
 
 void LagSampler::sample(RdKafka::KafkaConsumer& consumer) {

@@ -563,8 +563,10 @@ void DispatcherCore::fire(PartitionState& state, std::int32_t partition, Entry& 
   execution.set_due_ms(entry.due_ms());
   execution.set_fired_ms(fired_ms);
   const auto band = band_for_priority(entry.priority());
-  out.push_back({exec_topic(settings_.names.prefix, entry.job().queue(), band), -1, job_id, encode(execution), false,
-                 typed_headers("execution", job_id)});
+  auto headers = typed_headers("execution", job_id);
+  headers.emplace_back(header::kStatus, state_name(v1::QUEUED));
+  out.push_back(
+      {exec_topic(settings_.names.prefix, entry.job().queue(), band), -1, job_id, encode(execution), false, std::move(headers)});
   fire_lags_.push_back(fired_ms - entry.due_ms());
   ++counts_.fired;
 

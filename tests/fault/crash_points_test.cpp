@@ -141,7 +141,7 @@ void cron_crash_scenario(const std::string& name, const std::string& fault_spec,
     REQUIRE(wait_for_log(*cron, "event=rebuild", 60s));
   }
   const auto recovered_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - fault_at).count();
-  std::this_thread::sleep_for(8s);  // the restarted producer catches up and carries on
+  std::this_thread::sleep_for(7s);  // the restarted producer catches up and carries on
 
   std::map<std::string, std::map<std::int64_t, int>> emitted;  // schedule -> nominal second -> times
   for (const auto& record : read_topics({env.prefix + "jobs"}, 10s)) {
@@ -191,7 +191,7 @@ namespace {
 // dead worker had not committed runs again, what it had committed never does.
 void worker_crash_scenario(const std::string& name, const std::string& fault_spec) {
   TestEnv env("crash-worker-" + name);
-  const int jobs = std::max(60, crash_jobs() / 4);
+  const int jobs = std::max(40, crash_jobs() / 10);
   auto dispatcher = start_dispatcher(env, "", 1);
   REQUIRE(wait_for_log(*dispatcher, "event=assigned", 60s));
   auto start_worker = [&](const std::string& spec, int run) {

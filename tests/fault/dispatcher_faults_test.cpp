@@ -164,7 +164,7 @@ TEST_CASE("a dispatcher frozen past its session timeout commits nothing when it 
 TEST_CASE("a rebalance storm of dispatchers joining, leaving and dying loses and duplicates nothing", "[fault]") {
   TestEnv env("storm");
   const char* seconds_text = std::getenv("KCRON_STORM_SECONDS");
-  const int storm_seconds = seconds_text != nullptr ? std::atoi(seconds_text) : 40;
+  const int storm_seconds = seconds_text != nullptr ? std::atoi(seconds_text) : 30;
   const int jobs = 100 * storm_seconds;
   TestProducer producer;
   submit_spread(producer, env.prefix, "s-", jobs, 3000, storm_seconds * 1000);

@@ -6,12 +6,14 @@
 // skip_scenario, never a pass. KCRON_ENV_FAULT_JOBS sets the job count where one applies.
 #include <sys/mount.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <thread>
 
 #include "kcron.pb.h"
@@ -383,6 +385,240 @@ TEST_CASE("the only broker restarts under a dispatcher and a worker: every job f
                                 succeeded_twice, exits)));
   INFO(tail_file(programs["d1"]->log_path()));
   INFO(tail_file(programs["w1"]->log_path()));
+  CHECK(fired.lost == 0);
+  CHECK(fired.duplicated == 0);
+  CHECK(fired.once == jobs);
+  CHECK(succeeded_once == jobs);
+  CHECK(succeeded_twice == 0);
+  CHECK(programs["d1"]->running());
+  CHECK(programs["w1"]->running());
+}
+
+namespace {
+
+int cluster_port_base() {
+  const char* text = std::getenv("KCRON_ENV_FAULT_CLUSTER_PORT");
+  return text != nullptr && std::atoi(text) > 0 ? std::atoi(text) : 19810;
+}
+
+// The partition of __transaction_state (or __consumer_offsets) whose leader coordinates a
+// transactional id (or a group id): Kafka's Utils.abs(id.hashCode()) % 50 (the default
+// transaction.state.log.num.partitions and offsets.topic.num.partitions). Java's String.hashCode
+// over UTF-16 units equals this over bytes for an ASCII id.
+std::int32_t coordinator_partition(const std::string& id, std::int32_t partitions = 50) {
+  std::uint32_t hash = 0;
+  for (const char c : id) hash = 31U * hash + static_cast<unsigned char>(c);
+  const auto signed_hash = static_cast<std::int32_t>(hash);
+  const std::int32_t magnitude = signed_hash == std::numeric_limits<std::int32_t>::min() ? 0 : std::abs(signed_hash);
+  return magnitude % partitions;
+}
+
+// Job id -> timestamps of its SUCCEEDED results on the results topic.
+std::map<std::string, std::vector<std::int64_t>> succeeded_results(const std::vector<Record>& records) {
+  std::map<std::string, std::vector<std::int64_t>> succeeded;
+  for (const auto& record : records) {
+    v1::Result result;
+    if (result.ParseFromString(record.value) && result.state() == v1::SUCCEEDED) {
+      succeeded[result.job_id()].push_back(record.timestamp_ms);
+    }
+  }
+  return succeeded;
+}
+
+// The `error="…"` of the last `event=fatal` line of a program's log (at most 120 characters), else "".
+std::string fatal_reason(const std::string& log_path) {
+  std::ifstream file(log_path);
+  std::string line;
+  std::string reason;
+  while (std::getline(file, line)) {
+    if (line.find("event=fatal") == std::string::npos) continue;
+    const auto at = line.find("error=");
+    reason = at == std::string::npos ? line : line.substr(at);
+  }
+  return reason.substr(0, 120);
+}
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+// A 3-broker cluster of the test's own (replication factor 3, min.insync.replicas 2, transaction
+// state log replicated 3 with min ISR 2: scripts/kafka's 3-node mode). A dispatcher and a worker
+// run while jobs stream in for about 12 s (half immediate, half due 2-15 s later). 4 s into the
+// stream the broker coordinating the dispatcher's transactional id (it also leads jobs partitions)
+// is SIGKILLed (`scripts/kafka kill-node`); 10 s later it is started again. A program that exits is
+// restarted, as a supervisor would, and counted. Every job fires once and succeeds once.
+// KCRON_ENV_FAULT_CLUSTER_PORT (default 19810; 6 ports) and KCRON_ENV_FAULT_JOBS size it.
+TEST_CASE("a 3-broker cluster loses its jobs leader (kill -9): every job fires once and succeeds once", "[fault][environment]") {
+  const auto root = std::filesystem::temp_directory_path() / fmt::format("kcron-env-cluster-{}", ::getpid());
+  const auto cluster_started = std::chrono::steady_clock::now();
+  OwnBroker cluster(cluster_port_base(), root.string(), 3);
+  if (!cluster.started()) {
+    skip_scenario(
+        "could not start a 3-broker cluster of its own (scripts/kafka start --brokers 3; Java and the Kafka jars "
+        "are needed): " +
+        tail_file(cluster.log(), 5));
+    return;
+  }
+  const double cluster_start_s = seconds_since(cluster_started);
+  // scripts/kafka start reuses whatever answers on the ports: this test kills nodes, so they must be its own.
+  if (count_in_log(cluster.log(), "not from a node started in") > 0) {
+    FAIL("ports " << cluster.bootstrap() << " are taken by a cluster this test did not start (set KCRON_ENV_FAULT_CLUSTER_PORT)");
+  }
+  BrokersOverride brokers_override(cluster.bootstrap());
+  TestEnv env("env-broker-kill", 4, 2, 3);
+  const int jobs = env_fault_jobs(240);
+  std::map<std::string, std::unique_ptr<Process>> programs;
+  std::map<std::string, int> runs;
+  const auto start = [&](const std::string& name) {
+    const auto program = name == "d1" ? "kcron-dispatcher" : "kcron-worker";
+    programs[name] = start_program(program, env, name, ++runs[name]);
+  };
+  start("d1");
+  start("w1");
+  // A program that exits before its first assignment is restarted too (at most twice), reported.
+  std::string exits;
+  const auto wait_assigned = [&](const std::string& name) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      if (wait_for_log(*programs[name], "event=assigned", 60s)) return true;
+      const auto code = programs[name]->wait_exit(0ms);
+      if (!code) return false;
+      exits += fmt::format("{}_startup_exit={} ", name, *code);
+      WARN(name << " exited before its first assignment, exit " << *code << ":\n" << tail_file(programs[name]->log_path(), 15));
+      start(name);
+    }
+    return false;
+  };
+  REQUIRE(wait_assigned("d1"));
+  REQUIRE(wait_assigned("w1"));
+
+  // The victim: the transaction coordinator of the dispatcher's transactional id if it also leads a
+  // jobs partition, else the leader of jobs partition 0.
+  const auto jobs_leaders = cluster.leaders(env.prefix + "jobs");
+  REQUIRE(jobs_leaders.size() == 4);
+  const auto dispatcher_txn = env.prefix + "dispatcher-d1";
+  const auto worker_txn = env.prefix + "worker-w1";
+  const auto txn_leaders = cluster.leaders("__transaction_state");
+  const auto group_leaders = cluster.leaders("__consumer_offsets");
+  const auto coordinator_of = [](const std::map<std::int32_t, std::int32_t>& leaders, const std::string& id) {
+    const auto found = leaders.find(coordinator_partition(id));
+    return found == leaders.end() ? -1 : found->second;
+  };
+  const int dispatcher_coordinator = coordinator_of(txn_leaders, dispatcher_txn);
+  const int worker_coordinator = coordinator_of(txn_leaders, worker_txn);
+  // Group coordinators: a program whose group coordinator dies sees its session time out.
+  const int dispatcher_group_coordinator = coordinator_of(group_leaders, env.prefix + "dispatcher");
+  const int worker_group_coordinator = coordinator_of(group_leaders, env.prefix + "workers");
+  int victim = jobs_leaders.at(0);
+  int victim_jobs_partitions = 0;
+  for (const auto& [partition, leader] : jobs_leaders) victim_jobs_partitions += leader == dispatcher_coordinator ? 1 : 0;
+  if (victim_jobs_partitions > 0) {
+    victim = dispatcher_coordinator;
+  } else {
+    for (const auto& [partition, leader] : jobs_leaders) victim_jobs_partitions += leader == victim ? 1 : 0;
+  }
+  REQUIRE(victim >= 1);
+  REQUIRE(victim <= 3);
+
+  // Programs that exit are restarted (a supervisor) from here to the end of the checks.
+  std::atomic<bool> supervising = true;
+  std::thread supervisor([&] {
+    while (supervising) {
+      for (const auto* name : {"d1", "w1"}) {
+        if (const auto code = programs[name]->wait_exit(0ms)) {
+          exits += fmt::format("{}_exit={} ({}) ", name, *code, fatal_reason(programs[name]->log_path()));
+          start(name);
+        }
+      }
+      std::this_thread::sleep_for(200ms);
+    }
+  });
+  struct JoinOnExit {
+    std::atomic<bool>& flag;
+    std::thread& thread;
+    ~JoinOnExit() {
+      flag = false;
+      if (thread.joinable()) thread.join();
+    }
+  } join_on_exit{supervising, supervisor};
+
+  // The stream: `jobs` jobs over 12 s in 24 batches; job i is immediate when even, else due
+  // 2-15 s after it is sent. Due instants (producer's clock) are kept for the lag.
+  std::map<std::string, std::int64_t> due_ms;
+  TestProducer producer;
+  const auto stream_start = std::chrono::steady_clock::now();
+  std::optional<std::chrono::steady_clock::time_point> killed_at;
+  int kill_status = -1;
+  int sent = 0;
+  for (int batch = 0; batch < 24; ++batch) {
+    const int until = jobs * (batch + 1) / 24;
+    for (; sent < until; ++sent) {
+      const auto id = fmt::format("bk-{}", sent);
+      const std::int64_t delay = sent % 2 == 0 ? 0 : 2000 + (13000LL * sent) / jobs;
+      due_ms[id] = wall_ms() + delay;
+      producer.send(env.prefix + "jobs", id, submit_json(id, delay == 0 ? std::string() : delay_json(delay)));
+    }
+    producer.poll();
+    if (!killed_at && std::chrono::steady_clock::now() - stream_start >= 4s) {
+      killed_at = std::chrono::steady_clock::now();
+      kill_status = cluster.run(fmt::format("kill-node {}", victim));
+    }
+    std::this_thread::sleep_until(stream_start + (batch + 1) * 500ms);
+  }
+  producer.flush();
+  REQUIRE(killed_at.has_value());
+  REQUIRE(kill_status == 0);
+  std::this_thread::sleep_until(*killed_at + 10s);
+  const auto restart_began = std::chrono::steady_clock::now();
+  const int restart_status = cluster.run(fmt::format("start-node {}", victim));
+  const double downtime_s = seconds_since(*killed_at);
+  const double node_start_s = seconds_since(restart_began);
+
+  const auto exec = read_exec_until_all(env.prefix, "bk-", jobs, 90s);
+  const auto fired = tally(exec, "bk-", jobs);
+  std::map<std::string, std::vector<std::int64_t>> succeeded;
+  read_topics({env.prefix + "results"}, 60s, [&](const std::vector<Record>& records) {
+    succeeded = succeeded_results(records);
+    return succeeded.size() >= static_cast<std::size_t>(jobs);
+  });
+  std::this_thread::sleep_for(2s);
+  succeeded = succeeded_results(read_topics({env.prefix + "results"}, 10s));
+  supervising = false;
+  supervisor.join();
+
+  int succeeded_once = 0;
+  int succeeded_twice = 0;
+  std::int64_t max_fire_lag_ms = 0;  // exec record produced - due
+  std::int64_t max_done_lag_ms = 0;  // SUCCEEDED result produced (after the exec commit) - due
+  for (const auto& record : exec) {
+    if (const auto found = due_ms.find(record.key); found != due_ms.end() && record.timestamp_ms > 0) {
+      max_fire_lag_ms = std::max(max_fire_lag_ms, record.timestamp_ms - found->second);
+    }
+  }
+  for (const auto& [id, times] : succeeded) {
+    succeeded_once += times.size() == 1 ? 1 : 0;
+    succeeded_twice += times.size() > 1 ? 1 : 0;
+    if (const auto found = due_ms.find(id); found != due_ms.end() && !times.empty()) {
+      max_done_lag_ms = std::max(max_done_lag_ms, times.front() - found->second);
+    }
+  }
+  for (const auto* name : {"d1", "w1"}) {
+    exits += fmt::format("{}_runs={} {}_running={} ", name, runs[name], name, programs[name]->running());
+  }
+  // Recovery: the longest a job waited past its due instant until its SUCCEEDED result.
+  WARN(report_fault("broker-kill-leader-3", fired, static_cast<double>(max_done_lag_ms) / 1000.0,
+                    fmt::format("killed_node={} led_jobs_partitions={}/4 dispatcher_txn_coordinator={} "
+                                "worker_txn_coordinator={} dispatcher_group_coordinator={} worker_group_coordinator={} "
+                                "downtime_s={:.1f} node_restart_s={:.1f} cluster_start_s={:.1f} "
+                                "max_fire_lag_s={:.1f} succeeded_once={} succeeded_twice={} {}",
+                                victim, victim_jobs_partitions, dispatcher_coordinator, worker_coordinator,
+                                dispatcher_group_coordinator, worker_group_coordinator, downtime_s, node_start_s, cluster_start_s,
+                                static_cast<double>(max_fire_lag_ms) / 1000.0, succeeded_once, succeeded_twice, exits)));
+  INFO(tail_file(programs["d1"]->log_path()));
+  INFO(tail_file(programs["w1"]->log_path()));
+  CHECK(restart_status == 0);
   CHECK(fired.lost == 0);
   CHECK(fired.duplicated == 0);
   CHECK(fired.once == jobs);

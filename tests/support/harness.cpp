@@ -217,6 +217,9 @@ std::vector<Record> read_topics(const std::vector<std::string>& topics, std::chr
       record.partition = message->partition();
       record.offset = message->offset();
       if (message->key() != nullptr) record.key = *message->key();
+      if (message->timestamp().type != RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE) {
+        record.timestamp_ms = message->timestamp().timestamp;
+      }
       if (message->payload() != nullptr) record.value.assign(static_cast<const char*>(message->payload()), message->len());
       if (auto* headers = message->headers()) {
         for (const auto& header : headers->get_all()) {
@@ -408,6 +411,20 @@ int OwnBroker::run(const std::string& arguments) const {
                                    port_, dir_, source_dir(), arguments, log());
   const int status = std::system(command.c_str());
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::map<std::int32_t, std::int32_t> OwnBroker::leaders(const std::string& topic) const {
+  std::map<std::int32_t, std::int32_t> result;
+  auto producer = kafka::make_producer({{"bootstrap.servers", bootstrap()}}, "");
+  REQUIRE(producer.ok());
+  RdKafka::Metadata* raw = nullptr;
+  if ((*producer)->metadata(true, nullptr, &raw, 10000) != RdKafka::ERR_NO_ERROR) return result;
+  const std::unique_ptr<RdKafka::Metadata> metadata(raw);
+  for (const auto* described : *metadata->topics()) {
+    if (described->topic() != topic) continue;
+    for (const auto* partition : *described->partitions()) result[partition->id()] = partition->leader();
+  }
+  return result;
 }
 
 std::string OwnBroker::bootstrap() const {

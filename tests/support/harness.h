@@ -64,6 +64,7 @@ struct Record {
   std::string key;
   std::string value;
   std::map<std::string, std::string> headers;
+  std::int64_t timestamp_ms = -1;  // the record's timestamp (CreateTime: when its producer produced it); -1 if none
 };
 
 // Produces (non-transactionally) and flushes. `partitioner` is a librdkafka partitioner name.
@@ -165,6 +166,9 @@ class OwnBroker {
   std::string log() const { return dir_ + ".log"; }
   int nodes() const { return nodes_; }
   int port_of(int node) const { return port_ + 2 * (node - 1); }
+  // Partition -> leader (broker id = scripts/kafka node number) of `topic`, internal topics included,
+  // from the cluster's metadata; empty if it has no such topic.
+  std::map<std::int32_t, std::int32_t> leaders(const std::string& topic) const;
 
  private:
   int port_;

@@ -267,6 +267,7 @@ Status WorkerLoop::run() {
     (void)message;
     poll_control();
     enforce_timeouts();
+    heartbeat(false);  // still alive while draining: `kcron workers` must not call it lost
     if (auto status = commit(false); !status) return status;
   }
   if (in_flight_ > 0) {
@@ -700,8 +701,10 @@ void WorkerLoop::append_outputs(const Task& original, std::vector<OutRecord>& ou
   marker.set_exec_topic(task.topic);
   marker.set_exec_partition(task.partition);
   marker.set_exec_offset(task.offset);
+  auto done_headers = typed_headers("done", job.id());
+  done_headers.emplace_back(header::kStatus, state_name(task.final_state));
   out.push_back({settings_.names.worker_done(), task.partition % settings_.exec_partitions,
-                 fmt::format("{}#{}", job.id(), job.attempt()), encode(marker), false, typed_headers("done", job.id())});
+                 fmt::format("{}#{}", job.id(), job.attempt()), encode(marker), false, std::move(done_headers)});
 }
 
 Status WorkerLoop::commit(bool force) {
@@ -823,6 +826,7 @@ void WorkerLoop::heartbeat(bool stopped) {
   beat.set_succeeded(succeeded_.value());
   beat.set_failed(failed_.value());
   auto headers = typed_headers("worker", "");
+  headers.emplace_back(header::kStatus, stopped ? "STOPPED" : "LIVE");
   const OutRecord record{settings_.names.workers(), -1, settings_.instance_id, encode(beat), false, headers};
   if (auto status = kafka::produce(*heartbeat_producer_, record); !status) {
     spdlog::warn("event=heartbeat_failed error=\"{}\"", status.error().message());

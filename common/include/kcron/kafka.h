@@ -85,7 +85,8 @@ Result<std::int64_t> replay_partition(const Properties& client, const std::strin
 
 // Records not yet consumed on the consumer's assigned partitions: high watermark minus position,
 // summed. Non-blocking: watermarks are librdkafka's cached values from the latest fetch (a paused
-// partition keeps its last known ones). Partitions without a position yet are left out.
+// partition keeps its last known ones). Partitions without a position yet are left out. On a
+// transactional topic the commit marker after the last record counts as 1 until a record follows.
 std::int64_t consumer_lag(RdKafka::KafkaConsumer& consumer);
 
 // Samples consumer_lag() into a gauge (kcron_consumer_lag_records{component=...}) at most once
