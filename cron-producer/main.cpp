@@ -13,15 +13,17 @@ namespace {
 
 std::vector<kcron::ConfigKey> config_keys() {
   auto keys = kcron::common_config_keys("cron-producer", 9473);
-  keys.insert(keys.end(),
-              {
-                  {"schedules_partitions", "6", "partition count of the schedules topic (checked at start)"},
-                  {"lookahead_ms", "5000", "emit a run this long before its instant (the dispatcher fires it on time)"},
-                  {"misfire_threshold_ms", "5000", "a run found this late was missed: its misfire policy applies"},
-                  {"max_runs_per_tick", "1000", "runs one schedule may emit per batch"},
-                  {"commit_interval_ms", "200", "longest time a batch stays open"},
-                  {"transaction_timeout_ms", "10000", "transaction.timeout.ms"},
-              });
+  keys.insert(
+      keys.end(),
+      {
+          {"schedules_partitions", "6", "partition count of the schedules topic (checked at start)"},
+          {"lookahead_ms", "5000", "emit a run this long before its instant (the dispatcher fires it on time)"},
+          {"misfire_threshold_ms", "5000", "a run found this late was missed: its misfire policy applies"},
+          {"max_runs_per_tick", "1000", "runs one schedule may emit per batch"},
+          {"commit_interval_ms", "200", "longest time a batch stays open"},
+          {"transaction_timeout_ms", "10000", "transaction.timeout.ms"},
+          {"recovery_timeout_ms", "300000", "how long a fenced or unsure producer keeps retrying its transaction coordinator"},
+      });
   return keys;
 }
 
@@ -46,6 +48,7 @@ int main(int argc, char** argv) {
   loop_settings.instance_id = config.get("instance_id");
   loop_settings.commit_interval = kcron::Millis(number("commit_interval_ms"));
   loop_settings.transaction_timeout = kcron::Millis(number("transaction_timeout_ms"));
+  loop_settings.recovery_timeout = kcron::Millis(number("recovery_timeout_ms"));
   const auto http_port = number("http_port");
   if (!number.ok()) {
     std::cerr << "kcron-cron-producer: " << number.problems().front() << "\n";

@@ -14,24 +14,26 @@ namespace {
 
 std::vector<kcron::ConfigKey> config_keys() {
   auto keys = kcron::common_config_keys("dispatcher", 9471);
-  keys.insert(keys.end(),
-              {
-                  {"state_dir", "./kcron-state/dispatcher", "RocksDB directory (one per instance)"},
-                  {"jobs_partitions", "12", "partition count of the jobs topic (checked at start)"},
-                  {"bucket_width_ms", "1000", "width of a delay bucket"},
-                  {"commit_interval_ms", "100", "longest time a batch stays open"},
-                  {"max_batch_records", "5000", "records consumed per transaction at most"},
-                  {"max_fires_per_batch", "10000", "due jobs fired per transaction at most"},
-                  {"transaction_timeout_ms", "10000", "transaction.timeout.ms"},
-                  {"max_record_bytes", "900000", "larger input records are REJECTED"},
-                  {"max_horizon_days", "1830", "a job due later than this is REJECTED"},
-                  {"cancel_marker_ttl_ms", "86400000", "how long a cancel for an unseen id waits for its submit"},
-                  {"dedupe_retention_ms", "604800000", "how long a fired id is remembered (re-submits ignored)"},
-                  {"emit_events", "true", "write every transition to the events topic"},
-                  {"misfire_threshold_ms", "5000", "a schedule run released later than this after its instant misfired"},
-                  {"block_cache_mb", "64", "RocksDB block cache shared by all partitions"},
-                  {"write_buffer_mb", "64", "RocksDB memtable budget shared by all partitions"},
-              });
+  keys.insert(
+      keys.end(),
+      {
+          {"state_dir", "./kcron-state/dispatcher", "RocksDB directory (one per instance)"},
+          {"jobs_partitions", "12", "partition count of the jobs topic (checked at start)"},
+          {"bucket_width_ms", "1000", "width of a delay bucket"},
+          {"commit_interval_ms", "100", "longest time a batch stays open"},
+          {"max_batch_records", "5000", "records consumed per transaction at most"},
+          {"max_fires_per_batch", "10000", "due jobs fired per transaction at most"},
+          {"transaction_timeout_ms", "10000", "transaction.timeout.ms"},
+          {"recovery_timeout_ms", "300000", "how long a fenced or unsure producer keeps retrying its transaction coordinator"},
+          {"max_record_bytes", "900000", "larger input records are REJECTED"},
+          {"max_horizon_days", "1830", "a job due later than this is REJECTED"},
+          {"cancel_marker_ttl_ms", "86400000", "how long a cancel for an unseen id waits for its submit"},
+          {"dedupe_retention_ms", "604800000", "how long a fired id is remembered (re-submits ignored)"},
+          {"emit_events", "true", "write every transition to the events topic"},
+          {"misfire_threshold_ms", "5000", "a schedule run released later than this after its instant misfired"},
+          {"block_cache_mb", "64", "RocksDB block cache shared by all partitions"},
+          {"write_buffer_mb", "64", "RocksDB memtable budget shared by all partitions"},
+      });
   return keys;
 }
 
@@ -70,6 +72,7 @@ int main(int argc, char** argv) {
   loop_settings.max_batch_records = static_cast<std::size_t>(number("max_batch_records"));
   loop_settings.max_fires_per_batch = static_cast<std::size_t>(number("max_fires_per_batch"));
   loop_settings.transaction_timeout = number.ms("transaction_timeout_ms");
+  loop_settings.recovery_timeout = number.ms("recovery_timeout_ms");
   const auto http_port = number("http_port");
   if (!number.ok()) {
     std::cerr << "kcron-dispatcher: " << number.problems().front() << "\n";

@@ -25,6 +25,8 @@ std::vector<kcron::ConfigKey> config_keys() {
                               {"exec_partitions", "12", "partition count of the exec topics"},
                               {"commit_interval_ms", "100", "how often finished jobs are published"},
                               {"transaction_timeout_ms", "10000", "transaction.timeout.ms"},
+                              {"recovery_timeout_ms", "300000",
+                               "how long a fenced or unsure producer keeps retrying its transaction coordinator"},
                               {"drain_timeout_ms", "30000", "on SIGTERM, how long running jobs may finish"},
                               {"default_timeout_ms", "3600000", "a job without its own timeout is stopped after this"},
                               {"max_poll_interval_ms", "300000", "max.poll.interval.ms of the exec consumer"},
@@ -63,6 +65,7 @@ int main(int argc, char** argv) {
   settings.exec_partitions = static_cast<std::int32_t>(number("exec_partitions"));
   settings.commit_interval = kcron::Millis(number("commit_interval_ms"));
   settings.transaction_timeout = kcron::Millis(number("transaction_timeout_ms"));
+  settings.recovery_timeout = kcron::Millis(number("recovery_timeout_ms"));
   settings.drain_timeout = kcron::Millis(number("drain_timeout_ms"));
   settings.emit_events = config.get_bool("emit_events").ok() && *config.get_bool("emit_events");
   settings.default_timeout = kcron::Millis(number("default_timeout_ms"));

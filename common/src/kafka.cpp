@@ -113,7 +113,36 @@ Status init_transactions(RdKafka::Producer& producer, std::chrono::milliseconds 
   }
 }
 
-Status produce(RdKafka::Producer& producer, const OutRecord& record, void* opaque) {
+std::string fatal_reason(RdKafka::Handle& handle) {
+  std::string text;
+  const auto code = handle.fatal_error(text);
+  if (code == RdKafka::ERR_NO_ERROR) return {};
+  return fmt::format("{}: {}", RdKafka::err2str(code), text);
+}
+
+void discard_consumer(std::unique_ptr<RdKafka::KafkaConsumer>& consumer) {
+  if (!consumer) return;
+  // On a fatal consumer close() returns _FATAL at once without rebalance callbacks; on a healthy
+  // one it revokes (the owner's callback runs) and, being a static member, does not leave.
+  const auto code = consumer->close();
+  if (code != RdKafka::ERR_NO_ERROR) spdlog::info("event=consumer_closed result=\"{}\"", RdKafka::err2str(code));
+  consumer.reset();
+}
+
+bool record_refused(RdKafka::ErrorCode code) {
+  switch (code) {
+    case RdKafka::ERR_MSG_SIZE_TOO_LARGE:     // over the broker's or the topic's max.message.bytes
+    case RdKafka::ERR_RECORD_LIST_TOO_LARGE:  // a batch (of one record) over the segment size
+    case RdKafka::ERR_INVALID_RECORD:         // e.g. a null key on a compacted topic
+    case RdKafka::ERR_POLICY_VIOLATION:       // a broker-side create/alter policy
+    case RdKafka::ERR_TOPIC_AUTHORIZATION_FAILED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Status produce(RdKafka::Producer& producer, const OutRecord& record, void* opaque, RdKafka::ErrorCode* failed_code) {
   constexpr int kMaxAttempts = 600;  // ~60 s of a full queue
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     RdKafka::Headers* headers = RdKafka::Headers::create();
@@ -124,7 +153,10 @@ Status produce(RdKafka::Producer& producer, const OutRecord& record, void* opaqu
                                        record.timestamp_ms, headers, opaque);
     if (code == RdKafka::ERR_NO_ERROR) return Status::success();
     delete headers;  // ownership passes to librdkafka only on success
-    if (code != RdKafka::ERR__QUEUE_FULL) return to_error(code, fmt::format("produce to {}", record.topic));
+    if (code != RdKafka::ERR__QUEUE_FULL) {
+      if (failed_code != nullptr) *failed_code = code;
+      return to_error(code, fmt::format("produce to {}", record.topic));
+    }
     producer.poll(100);
   }
   return make_error("produce to {}: local queue stayed full", record.topic);
@@ -139,12 +171,15 @@ std::string header_value(RdKafka::Message& message, std::string_view name) {
 }
 
 Result<std::map<std::string, std::int32_t>> partition_counts(RdKafka::Handle& handle, std::chrono::milliseconds timeout) {
-  // Short steps, so a stop signal during start-up is honoured.
+  // Steps of at most 5 s, so a stop signal during start-up is honoured; not shorter, since a
+  // cluster with thousands of topics (or a busy one) can take seconds to answer.
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::unique_ptr<RdKafka::Metadata> metadata;
   while (true) {
     RdKafka::Metadata* raw = nullptr;
-    const auto code = handle.metadata(true, nullptr, &raw, 1000);
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    const auto code = handle.metadata(true, nullptr, &raw, static_cast<int>(std::clamp<std::int64_t>(left, 1000, 5000)));
     metadata.reset(raw);
     if (code == RdKafka::ERR_NO_ERROR) break;
     if (stop_requested() || std::chrono::steady_clock::now() >= deadline) {

@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <thread>
+#include <utility>
+
 #include "kcron/codec.h"
 #include "kcron/fault_points.h"
 
@@ -27,6 +30,9 @@ CronLoop::CronLoop(CronLoopSettings settings, PlannerSettings planner_settings, 
       aborts_(metrics.counter("kcron_transactions_aborted_total{component=\"cron-producer\"}", "Kafka transactions aborted")),
       schedules_(metrics.gauge("kcron_schedules", "schedules owned by this cron-producer")),
       rebalances_(metrics.counter("kcron_rebalances_total{component=\"cron-producer\"}", "partition assignments received")),
+      rejoins_(metrics.counter("kcron_consumer_rejoins_total{component=\"cron-producer\"}",
+                               "consumer recreated after its group membership was fenced or an assignment failed")),
+      recoveries_(metrics.counter("kcron_rebuilds_total", "planner rebuilt from Kafka after an abort, fence or unknown outcome")),
       lag_(metrics, "cron-producer") {}
 
 CronLoop::~CronLoop() {
@@ -51,6 +57,13 @@ Status CronLoop::start() {
                                            {names.status(), 0, {}},
                                            {names.dead_letters(), 0, {}}};
   if (auto status = kafka::check_topics(*producer_, required, Millis(10000)); !status) return status;
+  if (auto status = create_consumer(); !status) return status;
+  spdlog::info("event=started instance={} topic={}", settings_.instance_id, names.schedules());
+  return Status::success();
+}
+
+Status CronLoop::create_consumer() {
+  const auto& names = planner_settings_.names;
   auto properties = settings_.client;
   properties["group.id"] = names.prefix + "cron-producer";
   properties["group.instance.id"] = names.prefix + "cron-producer-" + settings_.instance_id;
@@ -60,8 +73,29 @@ Status CronLoop::start() {
   if (const auto code = consumer_->subscribe({names.schedules()}); code != RdKafka::ERR_NO_ERROR) {
     return kafka::to_error(code, "subscribe to " + names.schedules());
   }
-  spdlog::info("event=started instance={} topic={}", settings_.instance_id, names.schedules());
   return Status::success();
+}
+
+bool CronLoop::spend_budget(const std::string& why, Status& refusal) {
+  if (budget_.try_spend(SteadyClock::now())) return true;
+  refusal = make_error("gave up after {} recoveries within {} s (a second cron-producer with instance id '{}'?); last: {}",
+                       budget_.max_events(), budget_.window().count() / 1000, settings_.instance_id, why);
+  return false;
+}
+
+Status CronLoop::rejoin(const std::string& why) {
+  if (Status refusal; !spend_budget(why, refusal)) return refusal;
+  spdlog::warn("event=consumer_rejoin reason=\"{}\" msg=\"recreating the consumer; the assignment reloads from Kafka\"", why);
+  rejoins_.inc();
+  out_.clear();
+  consumed_ = 0;
+  published_ = planner_.counts();
+  for (const auto& [partition, offset] : next_offsets_) planner_.drop_partition(partition);
+  next_offsets_.clear();
+  committed_offsets_.clear();
+  schedules_.set(static_cast<double>(planner_.schedule_count()));
+  kafka::discard_consumer(consumer_);  // owns nothing now: a revoke it raises commits nothing
+  return create_consumer();
 }
 
 Status CronLoop::run() {
@@ -74,7 +108,10 @@ Status CronLoop::run() {
       std::unique_ptr<RdKafka::Message> message(consumer_->consume(static_cast<int>(std::max<std::int64_t>(wait, 0))));
       if (message->err() == RdKafka::ERR__TIMED_OUT) break;
       if (message->err() != RdKafka::ERR_NO_ERROR) {
-        if (message->err() == RdKafka::ERR__FATAL) return kafka::to_error(message->err(), "consumer");
+        if (message->err() == RdKafka::ERR__FATAL) {
+          rejoin_reason_ = "consumer fenced: " + kafka::fatal_reason(*consumer_);
+          break;
+        }
         if (message->err() != RdKafka::ERR__PARTITION_EOF) spdlog::warn("event=consume_error error=\"{}\"", message->errstr());
         continue;
       }
@@ -92,6 +129,10 @@ Status CronLoop::run() {
       ++consumed_;
     }
     if (!fatal_) break;
+    if (!rejoin_reason_.empty()) {
+      if (auto status = rejoin(std::exchange(rejoin_reason_, {})); !status) return status;
+      continue;
+    }
     if (auto status = commit_batch(); !status) return status;
     lag_.sample(*consumer_);
   }
@@ -111,9 +152,9 @@ Status CronLoop::commit_batch() {
   if (out_.empty() && consumed_ == 0) return Status::success();
   const int timeout = static_cast<int>(settings_.transaction_timeout.count());
   if (auto error = std::unique_ptr<RdKafka::Error>(producer_->begin_transaction()))
-    return kafka::to_error(*error, "begin_transaction");
+    return rebuild(fmt::format("begin_transaction: {}", error->str()), true);
   for (const auto& record : out_) {
-    if (auto status = kafka::produce(*producer_, record); !status) return rebuild(status.error().message(), false);
+    if (auto status = kafka::produce(*producer_, record); !status) return rebuild(status.error().message(), true);
     producer_->poll(0);
   }
   (void)fault::hit("cron.after_produce");
@@ -131,7 +172,9 @@ Status CronLoop::commit_batch() {
   for (int attempt = 0; error && error->is_retriable() && attempt < 3; ++attempt)
     error.reset(producer_->commit_transaction(timeout));
   if (error) {
-    if (error->is_fatal()) return kafka::to_error(*error, "commit_transaction (fenced)");
+    // Fenced (the coordinator aborted a transaction that outlived transaction.timeout.ms, or a
+    // newer incarnation of this instance id): nothing committed; a new producer and a rebuild.
+    if (error->is_fatal()) return rebuild(fmt::format("producer fenced: {}", error->str()), true);
     if (error->txn_requires_abort()) {
       aborts_.inc();
       if (auto abort_error = std::unique_ptr<RdKafka::Error>(producer_->abort_transaction(timeout))) {
@@ -153,23 +196,33 @@ Status CronLoop::commit_batch() {
 }
 
 Status CronLoop::rebuild(const std::string& why, bool new_producer) {
+  if (Status refusal; new_producer && !spend_budget(why, refusal)) return refusal;  // plain aborts are free
   spdlog::warn("event=rebuild reason=\"{}\" msg=\"reloading schedules and state from Kafka\"", why);
+  recoveries_.inc();
   out_.clear();
   consumed_ = 0;
   published_ = planner_.counts();  // the dropped batch is decided again after the reload: count it then
   if (new_producer) {
     producer_.reset();
-    if (auto status = create_producer(); !status) return status;
+    const auto deadline = SteadyClock::now() + settings_.recovery_timeout;
+    for (auto backoff = Millis(500);; backoff = std::min(backoff * 2, Millis(5000))) {
+      auto status = create_producer();
+      if (status) break;
+      producer_.reset();
+      if (stop_requested() || SteadyClock::now() + backoff >= deadline) return status;
+      spdlog::warn("event=producer_retry error=\"{}\" backoff_ms={}", status.error().message(), backoff.count());
+      std::this_thread::sleep_for(backoff);
+    }
   }
   std::set<std::int32_t> owned;
   for (const auto& [partition, offset] : next_offsets_) owned.insert(partition);
   for (const auto partition : owned) planner_.drop_partition(partition);
-  if (auto status = load_partitions(owned); !status) return status;
+  if (auto status = load_partitions(owned); !status) return rejoin(status.error().within("reload after rebuild").message());
   for (const auto partition : owned) {
     auto* position = RdKafka::TopicPartition::create(planner_settings_.names.schedules(), partition, next_offsets_[partition]);
     const auto code = consumer_->seek(*position, 5000);
     delete position;
-    if (code != RdKafka::ERR_NO_ERROR) return kafka::to_error(code, "rewind schedules");
+    if (code != RdKafka::ERR_NO_ERROR) return rejoin(fmt::format("rewind schedules: {}", RdKafka::err2str(code)));
   }
   return Status::success();
 }
@@ -231,8 +284,9 @@ void CronLoop::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode
     std::set<std::int32_t> assigned;
     for (const auto* partition : partitions) assigned.insert(partition->partition());
     if (auto status = load_partitions(assigned); !status) {
-      spdlog::error("event=assign_failed error=\"{}\"", status.error().message());
-      fatal_ = status;
+      // Kafka did not answer in time (a coordinator or leader away): join again with a new consumer.
+      spdlog::warn("event=assign_failed error=\"{}\"", status.error().message());
+      rejoin_reason_ = status.error().message();
       return;
     }
     for (auto* partition : partitions) partition->set_offset(next_offsets_[partition->partition()]);

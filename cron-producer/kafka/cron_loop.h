@@ -14,6 +14,7 @@
 #include "core/schedule_planner.h"
 #include "kcron/kafka.h"
 #include "kcron/metrics.h"
+#include "kcron/recovery_budget.h"
 #include "kcron/service.h"
 
 namespace kcron::cron {
@@ -23,6 +24,7 @@ struct CronLoopSettings {
   std::string instance_id = "cron-producer-1";
   Millis commit_interval{200};
   Millis transaction_timeout{10000};
+  Millis recovery_timeout{std::chrono::minutes(5)};  // a new producer keeps retrying its coordinator this long
   Millis restore_timeout{std::chrono::minutes(5)};
 };
 
@@ -41,7 +43,14 @@ class CronLoop final : public RdKafka::RebalanceCb {
   Status create_producer();
   Status commit_batch();
   Status load_partitions(const std::set<std::int32_t>& partitions);
+  // After an abort, a fence or an unknown outcome: (a new producer and) the planner rebuilt from
+  // Kafka, within the recovery budget.
   Status rebuild(const std::string& why, bool new_producer);
+  Status create_consumer();
+  // After the consumer's membership was fenced or an assignment failed: the owned partitions are
+  // dropped without a commit and a new consumer with the same group.instance.id joins.
+  Status rejoin(const std::string& why);
+  bool spend_budget(const std::string& why, Status& refusal);
   void publish_counts();
 
   CronLoopSettings settings_;
@@ -55,6 +64,8 @@ class CronLoop final : public RdKafka::RebalanceCb {
   std::vector<OutRecord> out_;
   std::size_t consumed_ = 0;
   Status fatal_;
+  std::string rejoin_reason_;
+  RecoveryBudget budget_;
   PlannerCounts published_;
 
   Counter& emitted_;
@@ -65,6 +76,8 @@ class CronLoop final : public RdKafka::RebalanceCb {
   Counter& aborts_;
   Gauge& schedules_;
   Counter& rebalances_;
+  Counter& rejoins_;
+  Counter& recoveries_;
   kafka::LagSampler lag_;
 };
 

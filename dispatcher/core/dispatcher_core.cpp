@@ -443,6 +443,52 @@ std::size_t DispatcherCore::fire_due(PartitionState& state, std::int32_t partiti
   return due.size();
 }
 
+void DispatcherCore::reject_unpublishable(const InputRecord& record, std::string_view reason, std::vector<OutRecord>& out) {
+  reject(record, record.key.substr(0, std::min(record.key.size(), kMaxJobIdBytes)),
+         fmt::format("its outputs could not be published: {}", reason), out);
+  ++counts_.unpublishable;
+}
+
+bool DispatcherCore::fail_due(PartitionState& state, std::int32_t partition, std::string_view wanted, std::string_view reason,
+                              std::vector<OutRecord>& out) {
+  const auto due = state.due(now_ms(), 1);
+  if (due.empty() || due.front().job_id != wanted) return false;
+  const std::string job_id = due.front().job_id;
+  auto entry = load(state, job_id);
+  if (!entry || entry->state() != Entry::PENDING) return false;
+  const std::string why = fmt::format("its execution record could not be published: {}", reason);
+  v1::DeadLetter letter;
+  letter.set_state(v1::DEAD);
+  letter.set_reason(why);
+  const std::string job_bytes = encode(entry->job());
+  if (job_bytes.size() <= settings_.max_dead_letter_copy) {
+    *letter.mutable_job() = entry->job();
+  } else {
+    letter.set_original(job_bytes.substr(0, settings_.max_dead_letter_copy));
+    letter.set_truncated(true);
+  }
+  letter.set_source_topic(settings_.names.jobs());
+  letter.set_source_partition(partition);
+  letter.set_source_offset(-1);
+  letter.set_at_ms(now_ms());
+  letter.set_component(settings_.component);
+  auto headers = typed_headers("dead-letter", job_id);
+  headers.emplace_back(header::kStatus, "DEAD");
+  out.push_back({settings_.names.dead_letters(), -1, job_id, encode(letter), false, std::move(headers)});
+
+  entry->set_state(Entry::DEAD);
+  entry->set_sequence(entry->sequence() + 1);
+  entry->set_expires_ms(now_ms() + settings_.dedupe_retention.count());  // a re-submit stays a duplicate
+  const std::string tenant = entry->job().tenant();
+  entry->clear_job();
+  store(state, partition, job_id, *entry, out);
+  Entry status_view = *entry;
+  status_view.mutable_job()->set_tenant(tenant);
+  emit_status(job_id, status_view, v1::DEAD, why, out);
+  ++counts_.unpublishable;
+  return true;
+}
+
 std::string DispatcherCore::track_key(std::string_view schedule_id) {
   std::string key = "\x01schedule/";
   key += schedule_id;

@@ -55,6 +55,7 @@ struct Counts {
   std::uint64_t duplicates = 0;
   std::uint64_t expired = 0;
   std::uint64_t skipped = 0;
+  std::uint64_t unpublishable = 0;  // given up on: an input REJECTED or a due job DEAD (also counted there)
 };
 
 class DispatcherCore {
@@ -67,6 +68,15 @@ class DispatcherCore {
   // Fires (or expires) up to `limit` due entries of one partition; returns how many.
   std::size_t fire_due(PartitionState& state, std::int32_t partition, std::size_t limit, std::vector<OutRecord>& out);
 
+  // For a batch that keeps aborting (DESIGN.md §3: bisect, never stall): the loop narrows it to
+  // one record or one fire, and if that alone still cannot commit, gives up on it here.
+  // A consumed record whose outputs the broker refuses: REJECTED to dead-letters with `reason`.
+  void reject_unpublishable(const InputRecord& record, std::string_view reason, std::vector<OutRecord>& out);
+  // The partition's next due job, if it is `job_id`, whose execution record the broker refuses:
+  // DEAD (dead letter, status, the id kept for dedupe like a fired one) instead of fired. Returns
+  // false (and does nothing) when the next due entry is another one.
+  bool fail_due(PartitionState& state, std::int32_t partition, std::string_view job_id, std::string_view reason,
+                std::vector<OutRecord>& out);
   // Replays one changelog record into a state (restore). `value` empty = tombstone.
   static void restore(PartitionState& state, std::string_view job_id, std::string_view value, bool tombstone);
 

@@ -2,6 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <thread>
+#include <utility>
+
 #include "kcron/codec.h"
 #include "kcron/fault_points.h"
 #include "kcron/priority.h"
@@ -36,6 +40,10 @@ DispatcherLoop::DispatcherLoop(LoopSettings settings, DispatcherCore& core, Dela
       aborts_(metrics.counter("kcron_transactions_aborted_total{component=\"dispatcher\"}", "Kafka transactions aborted")),
       recoveries_(
           metrics.counter("kcron_transaction_recoveries_total", "producer recreated after an unknown transaction outcome")),
+      rejoins_(metrics.counter("kcron_consumer_rejoins_total{component=\"dispatcher\"}",
+                               "consumer recreated after its group membership was fenced or an assignment failed")),
+      unpublishable_(metrics.counter("kcron_unpublishable_total",
+                                     "inputs REJECTED or due jobs DEAD because the broker refused their records")),
       restored_records_(metrics.counter("kcron_changelog_restored_records_total", "changelog records replayed on restore")),
       store_size_(metrics.gauge("kcron_delay_store_jobs", "entries in the delay buckets of owned partitions")),
       owned_partitions_(metrics.gauge("kcron_owned_partitions", "jobs partitions owned by this dispatcher")),
@@ -78,6 +86,14 @@ Status DispatcherLoop::start() {
   }
   if (auto status = kafka::check_topics(*producer_, required, Millis(10000)); !status) return status;
 
+  if (auto status = create_consumer(); !status) return status;
+  spdlog::info("event=started instance={} topic={} transactional_id={}dispatcher-{}", settings_.instance_id, names.jobs(),
+               names.prefix, settings_.instance_id);
+  return Status::success();
+}
+
+Status DispatcherLoop::create_consumer() {
+  const auto& names = core_.settings().names;
   auto properties = settings_.client;
   properties["group.id"] = names.prefix + "dispatcher";
   properties["group.instance.id"] = names.prefix + "dispatcher-" + settings_.instance_id;
@@ -88,17 +104,20 @@ Status DispatcherLoop::start() {
   if (const auto code = consumer_->subscribe({names.jobs()}); code != RdKafka::ERR_NO_ERROR) {
     return kafka::to_error(code, "subscribe to " + names.jobs());
   }
-  spdlog::info("event=started instance={} topic={} transactional_id={}dispatcher-{}", settings_.instance_id, names.jobs(),
-               names.prefix, settings_.instance_id);
   return Status::success();
 }
 
 Status DispatcherLoop::run() {
   if (auto status = start(); !status) return status;
+  batch_cap_ = settings_.max_batch_records;
   if (http_ != nullptr) http_->set_ready(true);
   while (!stop_requested()) {
     if (auto status = consume_batch(); !status) return status;
     if (!fatal_) return fatal_;
+    if (!rejoin_reason_.empty()) {
+      if (auto status = rejoin(std::exchange(rejoin_reason_, {})); !status) return status;
+      continue;
+    }
     if (auto status = commit_batch(); !status) return status;
     lag_.sample(*consumer_);
     if (!fatal_) return fatal_;
@@ -114,13 +133,16 @@ Status DispatcherLoop::run() {
 
 Status DispatcherLoop::consume_batch() {
   const auto deadline = SteadyClock::now() + settings_.commit_interval;
-  while (consumed_in_batch_ < settings_.max_batch_records && !stop_requested() && fatal_) {
+  while (consumed_in_batch_ < std::min(batch_cap_, settings_.max_batch_records) && !stop_requested() && fatal_) {
     const auto wait = ms_left(deadline);
     std::unique_ptr<RdKafka::Message> message(consumer_->consume(static_cast<int>(wait)));
     if (message->err() == RdKafka::ERR__TIMED_OUT) break;
     if (message->err() == RdKafka::ERR__PARTITION_EOF) continue;
     if (message->err() != RdKafka::ERR_NO_ERROR) {
-      if (message->err() == RdKafka::ERR__FATAL) return kafka::to_error(message->err(), "consumer");
+      if (message->err() == RdKafka::ERR__FATAL) {
+        rejoin_reason_ = "consumer fenced: " + kafka::fatal_reason(*consumer_);
+        break;
+      }
       spdlog::warn("event=consume_error error=\"{}\"", message->errstr());
       if (wait == 0) break;
       continue;
@@ -137,7 +159,16 @@ Status DispatcherLoop::consume_batch() {
                        content_type,
                        kcron_type,
                        kafka::record_timestamp_ms(*message, now_ms)};
-    core_.apply(*owned->second.state, record, out_);
+    const Single single{false, message->partition(), message->offset(), {}};
+    if (poison_ && *poison_ == single) {
+      spdlog::warn("event=unpublishable_input partition={} offset={} reason=\"{}\"", single.partition, single.offset,
+                   poison_reason_);
+      core_.reject_unpublishable(record, poison_reason_, out_);
+      poison_.reset();
+    } else {
+      core_.apply(*owned->second.state, record, out_);
+    }
+    last_consumed_ = single;
     owned->second.next_offset = message->offset() + 1;
     ++consumed_in_batch_;
     if (ms_left(deadline) == 0) break;
@@ -148,30 +179,58 @@ Status DispatcherLoop::consume_batch() {
 Status DispatcherLoop::commit_batch() {
   if (owned_.empty()) return Status::success();
   std::size_t fired = 0;
-  for (auto& [partition, owned] : owned_) {
-    if (fired >= settings_.max_fires_per_batch) break;
-    fired += core_.fire_due(*owned.state, partition, settings_.max_fires_per_batch - fired, out_);
+  std::int32_t fired_partition = -1;
+  if (poison_ && poison_->fire && consumed_in_batch_ == 0 && owned_.contains(poison_->partition)) {
+    // The due job whose execution record the broker refused, alone, twice: DEAD instead.
+    spdlog::warn("event=unpublishable_fire partition={} reason=\"{}\"", poison_->partition, poison_reason_);
+    fired = core_.fail_due(*owned_[poison_->partition].state, poison_->partition, poison_->job_id, poison_reason_, out_) ? 1 : 0;
+    poison_.reset();
+  } else {
+    // Bisecting: a narrowed batch fires only when it consumed nothing, and at most its cap.
+    const bool narrowed = batch_cap_ < settings_.max_batch_records;
+    const std::size_t limit = !narrowed ? settings_.max_fires_per_batch : consumed_in_batch_ > 0 ? 0 : batch_cap_;
+    for (auto& [partition, owned] : owned_) {
+      if (fired >= limit) break;
+      const auto count = core_.fire_due(*owned.state, partition, limit - fired, out_);
+      if (count > 0) fired_partition = partition;
+      fired += count;
+    }
   }
   if (out_.empty() && consumed_in_batch_ == 0) return Status::success();
+  batch_single_.reset();
+  if (consumed_in_batch_ == 1 && fired == 0 && last_consumed_) batch_single_ = last_consumed_;
+  if (consumed_in_batch_ == 0 && fired == 1 && fired_partition >= 0) {
+    const auto exec = std::find_if(out_.begin(), out_.end(),
+                                   [](const OutRecord& record) { return record.topic.find(".exec.") != std::string::npos; });
+    if (exec != out_.end()) batch_single_ = Single{true, fired_partition, -1, exec->key};
+  }
 
   const auto started = SteadyClock::now();
   if (auto error = std::unique_ptr<RdKafka::Error>(producer_->begin_transaction())) {
-    return kafka::to_error(*error, "begin_transaction");
+    return recover(fmt::format("begin_transaction: {}", error->str()));
   }
   delivery_error_.clear();
+  refused_error_.clear();
+  delivery_code_ = RdKafka::ERR_NO_ERROR;
   for (auto& [partition, owned] : owned_) owned.changelog_next = -1;
   for (const auto& record : out_) {
-    if (auto status = kafka::produce(*producer_, record); !status) {
-      abort_batch(status.error().message());
-      return Status::success();
+    RdKafka::ErrorCode code = RdKafka::ERR_NO_ERROR;
+    if (auto status = kafka::produce(*producer_, record, nullptr, &code); !status) {
+      return abort_batch(status.error().message(), kafka::record_refused(code));
     }
     producer_->poll(0);
   }
-  // Flush first so every delivery report (and with it the changelog offsets) is in.
-  producer_->flush(static_cast<int>(settings_.transaction_timeout.count()));
+  // Flush first so every delivery report (and with it the changelog offsets) is in; a failed
+  // delivery ends the wait (the transaction can only abort now, and the abort purges the rest).
+  const auto flush_deadline = SteadyClock::now() + settings_.transaction_timeout;
+  while (producer_->outq_len() > 0 && delivery_error_.empty() && SteadyClock::now() < flush_deadline) producer_->flush(50);
   if (!delivery_error_.empty()) {
-    abort_batch(delivery_error_);
-    return Status::success();
+    // Purge reports of the records queued behind the failure may come before the failure's own
+    // report: collect the rest briefly, so the refusal that caused it is seen.
+    const auto grace = std::min(flush_deadline, SteadyClock::now() + Millis(1000));
+    while (producer_->outq_len() > 0 && refused_error_.empty() && SteadyClock::now() < grace) producer_->flush(20);
+    const bool refused = kafka::record_refused(delivery_code_);
+    return abort_batch(refused ? refused_error_ : delivery_error_, refused);
   }
 
   (void)fault::hit("dispatcher.after_produce");
@@ -193,13 +252,13 @@ Status DispatcherLoop::commit_batch() {
     error.reset(producer_->commit_transaction(static_cast<int>(settings_.transaction_timeout.count())));
   }
   if (error) {
-    if (error->txn_requires_abort()) {
-      abort_batch(error->str());
-      return Status::success();
-    }
+    if (error->txn_requires_abort()) return abort_batch(error->str());
     if (error->is_fatal()) {
-      // Fenced by a newer incarnation of this instance: stop; that one owns the work now.
-      return kafka::to_error(*error, "commit_transaction (fenced)");
+      // Fenced: the coordinator aborted a transaction that outlived transaction.timeout.ms (a
+      // broker or coordinator loss mid-commit, a network partition), or a newer incarnation of this
+      // instance id took over. Either way the transaction did not commit, and a new producer
+      // fences whoever else holds the id; the budget stops two processes fencing each other forever.
+      return recover(fmt::format("producer fenced: {}", error->str()));
     }
     return recover(fmt::format("commit outcome unknown: {}", error->str()));
   }
@@ -209,6 +268,12 @@ Status DispatcherLoop::commit_batch() {
   }
   commits_.inc();
   commit_seconds_.observe(std::chrono::duration<double>(SteadyClock::now() - started).count());
+  if (batch_cap_ < settings_.max_batch_records) {
+    batch_cap_ = std::min(settings_.max_batch_records, batch_cap_ * 2);
+    if (batch_cap_ == settings_.max_batch_records) spdlog::info("event=bisect_done msg=\"full batches again\"");
+  }
+  single_aborts_ = 0;
+  failed_single_.reset();
 
   const std::int64_t now_ms = to_epoch_ms(SystemClock::instance().now());
   double slotted = 0;
@@ -231,62 +296,133 @@ Status DispatcherLoop::commit_batch() {
   return Status::success();
 }
 
-void DispatcherLoop::abort_batch(const std::string& why) {
+Status DispatcherLoop::abort_batch(std::string why, bool refused) {
   spdlog::warn("event=transaction_abort reason=\"{}\"", why);
   aborts_.inc();
   if (auto error = std::unique_ptr<RdKafka::Error>(
           producer_->abort_transaction(static_cast<int>(settings_.transaction_timeout.count())))) {
-    fatal_ = kafka::to_error(*error, "abort_transaction");
-    return;
+    // Neither committed nor aborted as far as we know: resolve it with a new producer.
+    return recover(fmt::format("abort_transaction failed ({}) after: {}", error->str(), why));
   }
-  out_.clear();
-  consumed_in_batch_ = 0;
+  // The abort purged what was still queued; serve those delivery reports now, or they would read
+  // as failures of the next transaction.
+  producer_->flush(static_cast<int>(settings_.transaction_timeout.count()));
+  delivery_error_.clear();
+  refused_error_.clear();
+  delivery_code_ = RdKafka::ERR_NO_ERROR;
+  drop_uncommitted();
+  // Bisect: halve the batch; one item that aborts twice alone is given up on in the next batch.
+  // Only for a record the broker refuses as such: an outage must never make a job DEAD.
+  if (!refused) return rewind_after_abort();
+  batch_cap_ = std::max<std::size_t>(1, batch_cap_ / 2);
+  if (batch_single_) {
+    single_aborts_ = failed_single_ && *failed_single_ == *batch_single_ ? single_aborts_ + 1 : 1;
+    failed_single_ = batch_single_;
+    if (single_aborts_ >= 2) {
+      poison_ = batch_single_;
+      poison_reason_ = why;
+      single_aborts_ = 0;
+      failed_single_.reset();
+    }
+  }
+  spdlog::warn("event=bisect batch_cap={} single_aborts={} msg=\"narrowing a batch the broker refuses\"", batch_cap_,
+               single_aborts_);
+  return rewind_after_abort();
+}
+
+Status DispatcherLoop::rewind_after_abort() {
   for (auto& [partition, owned] : owned_) {
-    owned.state->discard();
     owned.next_offset = owned.committed_offset;
     RdKafka::TopicPartition* position =
         RdKafka::TopicPartition::create(core_.settings().names.jobs(), partition, owned.committed_offset);
     const auto code = consumer_->seek(*position, 5000);
     delete position;
-    if (code != RdKafka::ERR_NO_ERROR) fatal_ = kafka::to_error(code, "rewind after abort");
+    if (code != RdKafka::ERR_NO_ERROR) return rejoin(fmt::format("rewind after abort: {}", RdKafka::err2str(code)));
   }
+  return Status::success();
+}
+
+void DispatcherLoop::drop_uncommitted() {
+  out_.clear();
+  consumed_in_batch_ = 0;
+  for (auto& [partition, owned] : owned_) owned.state->discard();
   (void)core_.take_fire_lags();
-  published_ = core_.counts();  // the aborted batch's decisions are made again: count them then
+  published_ = core_.counts();  // the dropped batch's decisions are made again: count them then
+}
+
+Status DispatcherLoop::rejoin(const std::string& why) {
+  if (!budget_.try_spend(SteadyClock::now())) {
+    return make_error("gave up after {} recoveries within {} s (a second dispatcher with instance id '{}'?); last: {}",
+                      budget_.max_events(), budget_.window().count() / 1000, settings_.instance_id, why);
+  }
+  poison_.reset();
+  spdlog::warn("event=consumer_rejoin reason=\"{}\" msg=\"recreating the consumer; the assignment restores from Kafka\"", why);
+  rejoins_.inc();
+  if (http_ != nullptr) http_->set_ready(false);
+  drop_uncommitted();
+  for (const auto& [partition, owned] : owned_) store_.close(partition);
+  owned_.clear();
+  owned_partitions_.set(0);
+  kafka::discard_consumer(consumer_);  // owns nothing now: a revoke it raises commits nothing
+  if (auto status = create_consumer(); !status) return status;
+  if (http_ != nullptr) http_->set_ready(true);
+  return Status::success();
 }
 
 Status DispatcherLoop::recover(const std::string& why) {
+  if (!budget_.try_spend(SteadyClock::now())) {
+    return make_error("gave up after {} recoveries within {} s (a second dispatcher with instance id '{}'?); last: {}",
+                      budget_.max_events(), budget_.window().count() / 1000, settings_.instance_id, why);
+  }
+  poison_.reset();
   spdlog::warn("event=transaction_recover reason=\"{}\" msg=\"recreating the producer and restoring from Kafka\"", why);
   recoveries_.inc();
-  out_.clear();
-  consumed_in_batch_ = 0;
-  (void)core_.take_fire_lags();
-  published_ = core_.counts();  // whatever that batch did is replayed from Kafka, not counted twice
+  drop_uncommitted();  // whatever that batch did is replayed from Kafka, not counted twice
   producer_.reset();
-  if (auto status = create_producer(); !status) return status;
+  // The coordinator may be away for a while (a broker restart, a partition): keep trying, bounded.
+  const auto deadline = SteadyClock::now() + settings_.recovery_timeout;
+  for (auto backoff = Millis(500);; backoff = std::min(backoff * 2, Millis(5000))) {
+    auto status = create_producer();
+    if (status) break;
+    producer_.reset();
+    if (stop_requested() || SteadyClock::now() + backoff >= deadline) return status;
+    spdlog::warn("event=producer_retry error=\"{}\" backoff_ms={}", status.error().message(), backoff.count());
+    std::this_thread::sleep_for(backoff);
+  }
   kafka::PartitionList committed;
   for (auto& [partition, owned] : owned_) {
-    owned.state->discard();
-    if (auto status = restore(partition, *owned.state); !status) return status;
+    if (auto status = restore(partition, *owned.state); !status) {
+      return fatal_ ? rejoin(status.error().within("restore after recovery").message()) : status;
+    }
     committed.items.push_back(RdKafka::TopicPartition::create(core_.settings().names.jobs(), partition));
   }
   if (committed.items.empty()) return Status::success();
   if (const auto code = consumer_->committed(committed.items, 30000); code != RdKafka::ERR_NO_ERROR) {
-    return kafka::to_error(code, "fetch committed offsets");
+    return rejoin(fmt::format("fetch committed offsets after recovery: {}", RdKafka::err2str(code)));
   }
   for (auto* item : committed.items) {
     auto& owned = owned_[item->partition()];
     if (item->offset() >= 0) owned.committed_offset = item->offset();
     owned.next_offset = owned.committed_offset;
     item->set_offset(owned.committed_offset);
-    if (const auto code = consumer_->seek(*item, 5000); code != RdKafka::ERR_NO_ERROR) return kafka::to_error(code, "rewind");
+    if (const auto code = consumer_->seek(*item, 5000); code != RdKafka::ERR_NO_ERROR) {
+      return rejoin(fmt::format("rewind after recovery: {}", RdKafka::err2str(code)));
+    }
   }
   return Status::success();
 }
 
 void DispatcherLoop::dr_cb(RdKafka::Message& message) {
   if (message.err() != RdKafka::ERR_NO_ERROR) {
-    if (delivery_error_.empty())
-      delivery_error_ = fmt::format("delivery to {} failed: {}", message.topic_name(), message.errstr());
+    const auto error = fmt::format("delivery to {} failed: {}", message.topic_name(), message.errstr());
+    if (delivery_error_.empty()) {
+      delivery_error_ = error;
+      delivery_code_ = message.err();
+    }
+    if (kafka::record_refused(message.err()) && refused_error_.empty()) {
+      refused_error_ = error;
+      delivery_code_ = message.err();  // the cause, over a purge report that came first
+    }
     return;
   }
   if (message.topic_name() == core_.settings().names.dispatcher_changelog()) {
@@ -304,9 +440,12 @@ void DispatcherLoop::rebalance_cb(RdKafka::KafkaConsumer* /*consumer*/, RdKafka:
   } else {
     status = revoke(partitions);
   }
-  if (!status) {
+  if (!status && fatal_) {
+    // Kafka did not answer in time (a coordinator or leader away): join again with a new consumer.
+    spdlog::warn("event=rebalance_failed error=\"{}\"", status.error().message());
+    rejoin_reason_ = status.error().message();
+  } else if (!status) {
     spdlog::error("event=rebalance_failed error=\"{}\"", status.error().message());
-    fatal_ = status;
   }
 }
 
@@ -329,7 +468,10 @@ Status DispatcherLoop::assign(const std::vector<RdKafka::TopicPartition*>& parti
       item->set_offset(offset);
     }
     auto state = store_.open(item->partition());
-    if (!state) return state.error();
+    if (!state) {
+      fatal_ = state.error();  // the local disk, not Kafka: no rejoin fixes it
+      return fatal_;
+    }
     if (auto status = restore(item->partition(), **state); !status) return status;
     owned_[item->partition()] = Owned{*state, offset, offset, -1};
     listing += fmt::format("{}@{} ", item->partition(), offset);
@@ -357,6 +499,9 @@ Status DispatcherLoop::revoke(const std::vector<RdKafka::TopicPartition*>& parti
   owned_partitions_.set(static_cast<double>(owned_.size()));
   out_.clear();
   consumed_in_batch_ = 0;
+  poison_.reset();  // it named a position in an assignment that is gone
+  failed_single_.reset();
+  single_aborts_ = 0;
   spdlog::info("event=revoked count={}", partitions.size());
   if (const auto code = consumer_->unassign(); code != RdKafka::ERR_NO_ERROR) return kafka::to_error(code, "unassign");
   return Status::success();
@@ -393,15 +538,23 @@ Status DispatcherLoop::restore(std::int32_t partition, PartitionState& state) {
     ++replayed;
     if (++staged >= 10000) {  // bound the staged batch on large restores
       staged = 0;
-      return state.commit(Checkpoint{message.offset() + 1, now_ms});
+      auto status = state.commit(Checkpoint{message.offset() + 1, now_ms});
+      if (!status) fatal_ = status;
+      return status;
     }
     return Status::success();
   };
   auto position = kafka::replay_partition(settings_.client, names.prefix + "dispatcher-restore", names.dispatcher_changelog(),
                                           partition, choose_start, on_record, settings_.restore_timeout);
+  if (!wiped) {
+    fatal_ = wiped;  // the local store, not Kafka
+    return wiped;
+  }
   if (!position) return position.error();
-  if (!wiped) return wiped;
-  if (auto status = state.commit(Checkpoint{*position, now_ms}); !status) return status;
+  if (auto status = state.commit(Checkpoint{*position, now_ms}); !status) {
+    fatal_ = status;
+    return status;
+  }
   restored_records_.inc(replayed);
   spdlog::info("event=restore_done partition={} records={} position={} seconds={:.3f} slotted={}", partition, replayed, *position,
                std::chrono::duration<double>(SteadyClock::now() - restore_started).count(), state.slotted_count());
@@ -418,6 +571,7 @@ void DispatcherLoop::publish_counts() {
   duplicates_.inc(counts.duplicates - published_.duplicates);
   expired_.inc(counts.expired - published_.expired);
   skipped_.inc(counts.skipped - published_.skipped);
+  unpublishable_.inc(counts.unpublishable - published_.unpublishable);
   published_ = counts;
   for (const auto lag_ms : core_.take_fire_lags()) fire_lag_.observe(static_cast<double>(lag_ms) / 1000.0);
 }

@@ -11,11 +11,13 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/dispatcher_core.h"
 #include "kcron/kafka.h"
 #include "kcron/metrics.h"
+#include "kcron/recovery_budget.h"
 #include "kcron/service.h"
 
 namespace kcron::dispatcher {
@@ -27,6 +29,7 @@ struct LoopSettings {
   std::size_t max_batch_records = 5000;
   std::size_t max_fires_per_batch = 10000;
   Millis transaction_timeout{10000};
+  Millis recovery_timeout{std::chrono::minutes(5)};
   Millis restore_timeout{std::chrono::minutes(10)};
   Millis changelog_delete_retention{std::chrono::hours(24)};
 };
@@ -36,7 +39,9 @@ class DispatcherLoop final : public RdKafka::RebalanceCb, public RdKafka::Delive
   DispatcherLoop(LoopSettings settings, DispatcherCore& core, DelayStore& store, Metrics& metrics, HttpEndpoint* http);
   ~DispatcherLoop() override;
 
-  // Runs until stop_requested(); returns an error on a fatal condition (fenced, unknown outcome).
+  // Runs until stop_requested(). Fences and unknown commit outcomes are healed in place (a new
+  // producer, a new consumer, state restored from Kafka) within a RecoveryBudget; returns an error
+  // when the budget is spent or the local store fails.
   Status run();
 
   void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode code,
@@ -57,12 +62,22 @@ class DispatcherLoop final : public RdKafka::RebalanceCb, public RdKafka::Delive
   // the old transaction), every owned store restored from its checkpoint, the consumer rewound
   // to the committed offsets. Never assumes the commit failed.
   Status recover(const std::string& why);
+  // After the consumer's group membership was fenced (a static member's rejoin that the broker
+  // refused, a coordinator lost mid-rebalance) or an assignment could not be restored: the
+  // uncommitted batch is dropped, the stores closed, and a new consumer with the same
+  // group.instance.id joins; the assignment restores each partition as at start-up.
+  Status rejoin(const std::string& why);
+  Status create_consumer();
+  // Forgets everything since the last commit: staged state, produced-but-uncommitted output, counts.
+  void drop_uncommitted();
   Status consume_batch();
   Status commit_batch();
   Status assign(const std::vector<RdKafka::TopicPartition*>& partitions);
   Status revoke(const std::vector<RdKafka::TopicPartition*>& partitions);
   Status restore(std::int32_t partition, PartitionState& state);
-  void abort_batch(const std::string& why);
+  // `refused`: the error refuses a record for what it is (kafka::record_refused): bisect.
+  Status abort_batch(std::string why, bool refused = false);
+  Status rewind_after_abort();  // every owned partition back to its committed offset
   void publish_counts();
 
   LoopSettings settings_;
@@ -76,7 +91,29 @@ class DispatcherLoop final : public RdKafka::RebalanceCb, public RdKafka::Delive
   std::vector<OutRecord> out_;
   std::size_t consumed_in_batch_ = 0;
   std::string delivery_error_;
+  RdKafka::ErrorCode delivery_code_ = RdKafka::ERR_NO_ERROR;
+  std::string refused_error_;  // the first delivery refused for what the record is (kafka::record_refused)
   Status fatal_;
+  std::string rejoin_reason_;  // set by the rebalance callback when an assignment failed
+  // Bisecting a batch that keeps aborting (DESIGN.md §3): each abort on an error that refuses a
+  // record for what it is (too large, invalid; not a broker outage) halves the batch (records
+  // consumed, jobs fired), each commit doubles it back. A batch down to one item that aborts twice
+  // marks that item: the consumed record is REJECTED, the due job DEAD, with the broker's error.
+  struct Single {
+    bool fire = false;  // a fire-only batch of one job, else one consumed record
+    std::int32_t partition = -1;
+    std::int64_t offset = -1;  // of the consumed record
+    std::string job_id;        // of the fired job
+    bool operator==(const Single&) const = default;
+  };
+  std::size_t batch_cap_ = 0;  // 0 until start(): max_batch_records
+  std::optional<Single> last_consumed_;
+  std::optional<Single> batch_single_;   // what the open batch holds, when it holds one item
+  std::optional<Single> failed_single_;  // the single item that aborted last
+  int single_aborts_ = 0;
+  std::optional<Single> poison_;  // to give up on in the next batch
+  std::string poison_reason_;
+  RecoveryBudget budget_;
   Counts published_;
 
   Counter& accepted_;
@@ -90,6 +127,8 @@ class DispatcherLoop final : public RdKafka::RebalanceCb, public RdKafka::Delive
   Counter& commits_;
   Counter& aborts_;
   Counter& recoveries_;
+  Counter& rejoins_;
+  Counter& unpublishable_;
   Counter& restored_records_;
   Gauge& store_size_;
   Gauge& owned_partitions_;

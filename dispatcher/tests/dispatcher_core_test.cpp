@@ -507,3 +507,53 @@ TEST_CASE("a Replay re-arms a DEAD job as a new attempt, a plain re-submit stays
   REQUIRE(execution.ParseFromString(exec[0].value));
   CHECK(execution.job().attempt() == 1);
 }
+
+TEST_CASE("a due job whose execution record the broker refuses is DEAD instead, once, and stays a duplicate after") {
+  Harness harness;
+  harness.submit(R"({"id":"big","delay":"1s","noop":{}})", "big");
+  harness.out.clear();
+  const auto partition = harness.partition_of("big");
+  CHECK_FALSE(harness.core.fail_due(harness.state(partition), partition, "big", "Broker: Message size too large", harness.out));
+  harness.clock.advance(Millis(1'000));
+  CHECK_FALSE(harness.core.fail_due(harness.state(partition), partition, "other", "Broker: Message size too large", harness.out));
+  REQUIRE(harness.core.fail_due(harness.state(partition), partition, "big", "Broker: Message size too large", harness.out));
+  CHECK(harness.take(".exec.").empty());
+  const auto letters = harness.take("dead-letters");
+  REQUIRE(letters.size() == 1);
+  const auto letter = dead_letter(letters[0]);
+  CHECK(letter.state() == v1::DEAD);
+  CHECK_THAT(letter.reason(), Catch::Contains("could not be published") && Catch::Contains("Message size too large"));
+  CHECK(letter.job().id() == "big");
+  const auto statuses = harness.take("kcron.status");
+  REQUIRE(statuses.size() == 1);
+  v1::StatusRecord status;
+  REQUIRE(status.ParseFromString(statuses[0].value));
+  CHECK(status.state() == v1::DEAD);
+  CHECK(harness.core.counts().unpublishable == 1);
+  CHECK(harness.core.counts().fired == 0);
+  // Nothing left to fire, and a re-submit of the id is a duplicate, not a second run.
+  harness.out.clear();
+  CHECK(harness.fire("big") == 0);
+  harness.submit(R"({"id":"big","noop":{}})", "big");
+  CHECK(harness.take(".exec.").empty());
+  CHECK(harness.core.counts().duplicates == 1);
+}
+
+TEST_CASE("a consumed record whose outputs the broker refuses is REJECTED with the broker's reason and changes nothing") {
+  Harness harness;
+  const std::string key(routing_key_for_job("refused"));
+  const auto partition = harness.partition_of("refused");
+  const std::string value = R"({"id":"refused","noop":{}})";
+  InputRecord record{partition, 42, key, value, "", "", kStart};
+  harness.core.reject_unpublishable(record, "Broker: Message size too large", harness.out);
+  const auto letters = harness.take("dead-letters");
+  REQUIRE(letters.size() == 1);
+  CHECK(harness.out.empty());  // no exec record, no changelog, no status
+  const auto letter = dead_letter(letters[0]);
+  CHECK(letter.state() == v1::REJECTED);
+  CHECK(letter.source_partition() == partition);
+  CHECK(letter.source_offset() == 42);
+  CHECK_THAT(letter.reason(), Catch::Contains("outputs could not be published: Broker: Message size too large"));
+  CHECK(harness.core.counts().rejected == 1);
+  CHECK(harness.core.counts().unpublishable == 1);
+}

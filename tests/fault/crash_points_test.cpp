@@ -20,7 +20,7 @@ namespace {
 
 int crash_jobs() {
   const char* text = std::getenv("KCRON_CRASH_JOBS");
-  return text != nullptr && std::atoi(text) > 0 ? std::atoi(text) : 400;
+  return text != nullptr && std::atoi(text) > 0 ? std::atoi(text) : fault_jobs(400);
 }
 
 std::unique_ptr<Process> start_dispatcher(const TestEnv& env, const std::string& fault_spec, int run) {
@@ -64,7 +64,7 @@ void dispatcher_crash_scenario(const std::string& name, const std::string& fault
     REQUIRE(wait_for_log(*dispatcher, "event=transaction_recover", 60s));
   }
   const auto recovered_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - fault_at).count();
-  const auto exec = read_exec_until_all(env.prefix, "cp-", jobs, 120s);
+  const auto exec = read_exec_until_all(env.prefix, "cp-", jobs, std::max<std::chrono::milliseconds>(120s, jobs * 2ms));
   const auto result = tally(exec, "cp-", jobs);
   WARN(report_fault("dispatcher-crash-" + name, result, recovered_s, "fault=" + fault_spec));
   CHECK(result.lost == 0);
@@ -116,17 +116,9 @@ void cron_crash_scenario(const std::string& name, const std::string& fault_spec,
   };
   auto cron = start(fault_spec, 1);
   REQUIRE(wait_for_log(*cron, "event=assigned", 60s));
-  constexpr int kSchedules = 4;
+  const int schedules = fault_schedules(4, 20);
   TestProducer producer;
-  for (int index = 0; index < kSchedules; ++index) {
-    const auto id = fmt::format("tick-{}", index);
-    producer.send(env.prefix + "schedules", id,
-                  fmt::format(R"({{"id":"{}","expression":"*/1 * * * * *","misfire":"FIRE_ALL","catchup_window":"120s",)"
-                              R"("job_template":{{"noop":{{}}}}}})",
-                              id),
-                  -1, {{"content-type", "application/json"}});
-  }
-  producer.flush();
+  submit_every_second_schedules(producer, env.prefix, schedules);
   const auto fault_at = std::chrono::steady_clock::now();
   if (crashes) {
     const auto deadline = std::chrono::steady_clock::now() + 60s;
@@ -143,30 +135,13 @@ void cron_crash_scenario(const std::string& name, const std::string& fault_spec,
   const auto recovered_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - fault_at).count();
   std::this_thread::sleep_for(7s);  // the restarted producer catches up and carries on
 
-  std::map<std::string, std::map<std::int64_t, int>> emitted;  // schedule -> nominal second -> times
-  for (const auto& record : read_topics({env.prefix + "jobs"}, 10s)) {
-    v1::Command command;
-    if (!command.ParseFromString(record.value) || !command.has_submit()) continue;
-    const auto& run = command.submit().schedule_run();
-    ++emitted[run.schedule_id()][run.nominal_instant().seconds()];
-  }
-  REQUIRE(emitted.size() == kSchedules);
-  int ticks = 0;
-  int missing = 0;
-  int doubled = 0;
-  for (const auto& [schedule, seconds] : emitted) {
-    for (auto second_of = seconds.begin()->first; second_of <= seconds.rbegin()->first; ++second_of) {
-      const auto found = seconds.find(second_of);
-      ++ticks;
-      missing += found == seconds.end() ? 1 : 0;
-      doubled += found != seconds.end() && found->second > 1 ? 1 : 0;
-    }
-    CHECK(seconds.rbegin()->first - seconds.begin()->first >= 6);  // it carried on after the fault
-  }
-  WARN(report_fault("cron-producer-crash-" + name, ticks, ticks - missing - doubled, missing, doubled, recovered_s,
-                    fmt::format("schedules={} unit=ticks fault={}", kSchedules, fault_spec)));
-  CHECK(missing == 0);
-  CHECK(doubled == 0);
+  const auto ticks = tally_ticks(env.prefix, 10s + std::chrono::milliseconds(fault_jobs(0) / 5));
+  REQUIRE(ticks.schedules == schedules);
+  CHECK(ticks.shortest_span_s >= 6);  // it carried on after the fault
+  WARN(report_fault("cron-producer-crash-" + name, ticks.ticks, ticks.once(), ticks.missing, ticks.doubled, recovered_s,
+                    fmt::format("schedules={} unit=ticks fault={}", schedules, fault_spec)));
+  CHECK(ticks.missing == 0);
+  CHECK(ticks.doubled == 0);
   CHECK(cron->running());
 }
 
@@ -191,7 +166,7 @@ namespace {
 // dead worker had not committed runs again, what it had committed never does.
 void worker_crash_scenario(const std::string& name, const std::string& fault_spec) {
   TestEnv env("crash-worker-" + name);
-  const int jobs = std::max(40, crash_jobs() / 10);
+  const int jobs = fault_jobs(40);  // the first 40 sleep 50-250 ms, any more are noops
   auto dispatcher = start_dispatcher(env, "", 1);
   REQUIRE(wait_for_log(*dispatcher, "event=assigned", 60s));
   auto start_worker = [&](const std::string& spec, int run) {
@@ -206,8 +181,10 @@ void worker_crash_scenario(const std::string& name, const std::string& fault_spe
   for (int index = 0; index < jobs; ++index) {
     const auto id = fmt::format("cp-{}", index);
     producer.send(env.prefix + "jobs", id,
-                  fmt::format(R"({{"id":"{}","sleep":{{"duration":"{:.3f}s"}}}})", id, 0.05 + ((index * 37) % 200) / 1000.0), -1,
-                  {{"content-type", "application/json"}});
+                  index < 40
+                      ? fmt::format(R"({{"id":"{}","sleep":{{"duration":"{:.3f}s"}}}})", id, 0.05 + ((index * 37) % 200) / 1000.0)
+                      : submit_json(id, ""),
+                  -1, {{"content-type", "application/json"}});
   }
   producer.flush();
   const auto fault_at = std::chrono::steady_clock::now();
@@ -220,26 +197,11 @@ void worker_crash_scenario(const std::string& name, const std::string& fault_spe
   REQUIRE(wait_for_log(*worker, "event=assigned", 60s));
   const auto recovered_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - fault_at).count();
 
-  std::map<std::string, int> succeeded;
-  const auto count = [&](const std::vector<Record>& records) {
-    succeeded.clear();
-    for (const auto& record : records) {
-      v1::Result result;
-      if (result.ParseFromString(record.value) && result.state() == v1::SUCCEEDED) ++succeeded[result.job_id()];
-    }
-    return succeeded.size() >= static_cast<std::size_t>(jobs);
-  };
-  read_topics({env.prefix + "results"}, 180s, count);
-  std::this_thread::sleep_for(3s);
-  count(read_topics({env.prefix + "results"}, 10s));
-  int once = 0;
-  int duplicated = 0;
-  for (const auto& [id, times] : succeeded) (times == 1 ? once : duplicated) += 1;
-  const int lost = jobs - static_cast<int>(succeeded.size());
-  WARN(report_fault("worker-crash-" + name, jobs, once, lost, duplicated, recovered_s, "fault=" + fault_spec));
-  CHECK(lost == 0);
-  CHECK(duplicated == 0);
-  CHECK(once == jobs);
+  const auto result = read_succeeded_until_all(env.prefix, "cp-", jobs, std::max<std::chrono::milliseconds>(180s, jobs * 5ms));
+  WARN(report_fault("worker-crash-" + name, result, recovered_s, "fault=" + fault_spec));
+  CHECK(result.lost == 0);
+  CHECK(result.duplicated == 0);
+  CHECK(result.once == jobs);
 }
 
 }  // namespace

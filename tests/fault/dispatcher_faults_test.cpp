@@ -97,8 +97,7 @@ double field_seconds(const std::string& line, const std::string& name) {
 TEST_CASE("two dispatchers, one killed with SIGKILL: the survivor restores its partitions and fires every job once", "[fault]") {
   TestEnv env("failover");
   TwoDispatchers dispatchers(env);
-  const char* jobs_text = std::getenv("KCRON_FAULT_JOBS");
-  const int jobs = jobs_text != nullptr ? std::atoi(jobs_text) : 3000;
+  const int jobs = fault_jobs(3000);
   TestProducer producer;
   // Due after the kill, and the kill after both dispatchers have taken every job in: at the kill
   // the victim's share is all pending in its delay store.
@@ -109,7 +108,7 @@ TEST_CASE("two dispatchers, one killed with SIGKILL: the survivor restores its p
   const auto kill_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 
-  const auto exec = read_exec_until_all(env.prefix, "f-", jobs, 180s);
+  const auto exec = read_exec_until_all(env.prefix, "f-", jobs, std::max<std::chrono::milliseconds>(180s, jobs * 2ms));
   const auto result = tally(exec, "f-", jobs);
   std::int64_t worst_lag_ms = 0;
   for (const auto& record : exec) {
@@ -135,7 +134,7 @@ TEST_CASE("two dispatchers, one killed with SIGKILL: the survivor restores its p
 TEST_CASE("a dispatcher frozen past its session timeout commits nothing when it wakes up", "[fault]") {
   TestEnv env("zombie");
   TwoDispatchers dispatchers(env);
-  constexpr int kJobs = 3000;
+  const int kJobs = fault_jobs(3000);
   TestProducer producer;
   submit_spread(producer, env.prefix, "z-", kJobs, 2000, 20000);  // a steady stream for 20 s
   std::this_thread::sleep_for(4s);
@@ -151,7 +150,8 @@ TEST_CASE("a dispatcher frozen past its session timeout commits nothing when it 
   std::this_thread::sleep_for(12s);
   REQUIRE(::kill(dispatchers.second->pid(), SIGCONT) == 0);
 
-  const auto result = tally(read_exec_until_all(env.prefix, "z-", kJobs, 120s, 4s), "z-", kJobs);
+  const auto result = tally(
+      read_exec_until_all(env.prefix, "z-", kJobs, std::max<std::chrono::milliseconds>(120s, kJobs * 2ms), 4s), "z-", kJobs);
   WARN(report_fault(
       "dispatcher-zombie-sigstop", result, -1,
       fmt::format("zombie_aborts={} zombie_exited={}", count_in_log(dispatchers.second->log_path(), "event=transaction_abort"),
@@ -161,47 +161,68 @@ TEST_CASE("a dispatcher frozen past its session timeout commits nothing when it 
   CHECK(result.once == kJobs);
 }
 
-TEST_CASE("a rebalance storm of dispatchers joining, leaving and dying loses and duplicates nothing", "[fault]") {
+// Every program at once: 3 dispatchers, 3 workers and 2 cron-producers are started, stopped with
+// SIGTERM and killed with SIGKILL at random every 1-4 s while a stream of delayed jobs comes due
+// and 4 every-second schedules tick. At the end d1, d2, w1, w2 and c1 run. Every job fires once
+// and succeeds once; every tick is emitted once.
+TEST_CASE("a rebalance storm of dispatchers, workers and cron-producers joining, leaving and dying loses and duplicates nothing",
+          "[fault]") {
   TestEnv env("storm");
   const char* seconds_text = std::getenv("KCRON_STORM_SECONDS");
   const int storm_seconds = seconds_text != nullptr ? std::atoi(seconds_text) : 30;
-  const int jobs = 100 * storm_seconds;
+  const int jobs = fault_jobs(100 * storm_seconds);
   TestProducer producer;
   submit_spread(producer, env.prefix, "s-", jobs, 3000, storm_seconds * 1000);
+  submit_every_second_schedules(producer, env.prefix, 4);
 
   std::map<std::string, std::unique_ptr<Process>> running;
-  int launches = 0;
+  std::map<char, int> launches;
   auto launch = [&](const std::string& instance) {
-    auto vars = env.program_env(instance);
-    running[instance] = std::make_unique<Process>(program_path("kcron-dispatcher"), vars,
-                                                  fmt::format("{}/{}-{}.log", env.state_root, instance, ++launches));
+    const auto program = instance.front() == 'd'   ? "kcron-dispatcher"
+                         : instance.front() == 'w' ? "kcron-worker"
+                                                   : "kcron-cron-producer";
+    running[instance] = start_program(env, program, instance, fmt::format("{}-{}", instance, ++launches[instance.front()]),
+                                      {"KCRON_SCHEDULES_PARTITIONS=2"}, false);
   };
-  launch("d1");
+  const std::vector<std::string> instances = {"d1", "d2", "d3", "w1", "w2", "w3", "c1", "c2"};
+  for (const auto* instance : {"d1", "w1", "c1"}) launch(instance);
   std::mt19937 random(20261123);
   int terms = 0;
   int kills = 0;
   const auto storm_end = std::chrono::steady_clock::now() + std::chrono::seconds(storm_seconds);
   while (std::chrono::steady_clock::now() < storm_end) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1000 + random() % 3000));
-    const std::string instance = fmt::format("d{}", 1 + random() % 3);
+    const std::string instance = instances[random() % instances.size()];
     auto found = running.find(instance);
     if (found == running.end() || !found->second->running()) {
       launch(instance);
     } else if (random() % 2 == 0) {
-      found->second->terminate(std::chrono::seconds(20));
+      found->second->terminate(std::chrono::seconds(40));
       ++terms;
     } else {
       found->second->kill_hard();
       ++kills;
     }
   }
-  for (const auto* instance : {"d1", "d2"}) {
+  for (const auto* instance : {"d1", "d2", "w1", "w2", "c1"}) {
     if (running[instance] == nullptr || !running[instance]->running()) launch(instance);
   }
-  const auto result = tally(read_exec_until_all(env.prefix, "s-", jobs, 120s, 3s), "s-", jobs);
-  WARN(report_fault("dispatcher-rebalance-storm", result, -1,
-                    fmt::format("seconds={} launches={} sigterm={} sigkill={}", storm_seconds, launches, terms, kills)));
+  const auto timeout = std::max<std::chrono::milliseconds>(120s, jobs * 2ms);
+  const auto result = tally(read_exec_until_all(env.prefix, "s-", jobs, timeout, 3s), "s-", jobs);
+  const auto succeeded = read_succeeded_until_all(env.prefix, "s-", jobs, timeout);
+  std::this_thread::sleep_for(3s);  // the last ticks of the schedules' catch-up
+  const auto ticks = tally_ticks(env.prefix, 10s + std::chrono::milliseconds(fault_jobs(0) / 5));
+  WARN(report_fault("storm-all-programs", result, -1,
+                    fmt::format("seconds={} launches=d{}/w{}/c{} sigterm={} sigkill={} succeeded_once={} "
+                                "succeeded_lost={} succeeded_twice={} ticks={} ticks_missing={} ticks_doubled={}",
+                                storm_seconds, launches['d'], launches['w'], launches['c'], terms, kills, succeeded.once,
+                                succeeded.lost, succeeded.duplicated, ticks.ticks, ticks.missing, ticks.doubled)));
   CHECK(result.lost == 0);
   CHECK(result.duplicated == 0);
   CHECK(result.once == jobs);
+  CHECK(succeeded.lost == 0);
+  CHECK(succeeded.duplicated == 0);
+  CHECK(ticks.schedules == 4);
+  CHECK(ticks.missing == 0);
+  CHECK(ticks.doubled == 0);
 }

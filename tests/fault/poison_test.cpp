@@ -14,6 +14,7 @@
 
 #include "kcron.pb.h"
 #include "kcron/codec.h"
+#include "kcron/priority.h"
 #include "kcron/routing.h"
 #include "support/harness.h"
 
@@ -318,6 +319,13 @@ TEST_CASE("poison records on every jobs partition are each REJECTED once, and th
     send_good();
     send_job_poison(producer, topic, partition, env.jobs_partitions, random, send_good);
   }
+  // A large run (KCRON_FAULT_JOBS): more valid jobs behind the poison, on every partition.
+  for (int extra = 0; static_cast<int>(good_ids.size()) < fault_jobs(0); ++extra) {
+    const std::int32_t partition = extra % env.jobs_partitions;
+    const auto id = key_on(fmt::format("good-{}-{}-", partition, good_ids.size()), partition, env.jobs_partitions);
+    good_ids.push_back(id);
+    producer.send(topic, partition, id, noop_job_binary(id, 0), Sent{"", -1, -1, "good " + id, "", false});
+  }
   const auto sent = producer.flush();
   std::size_t poison_count = 0;
   for (const auto& record : sent) poison_count += record.poison ? 1 : 0;
@@ -339,7 +347,7 @@ TEST_CASE("poison records on every jobs partition are each REJECTED once, and th
     return letters.size() >= poison_count &&
            std::all_of(good_ids.begin(), good_ids.end(), [&](const auto& id) { return fired.contains(id); });
   };
-  read_topics(topics, 90s, done);
+  read_topics(topics, std::max<std::chrono::milliseconds>(90s, good_ids.size() * 3ms), done);
   std::this_thread::sleep_for(2s);  // late duplicates, if any, show in the final read
   const auto records = read_topics(topics, 30s, done);
   std::vector<const Record*> exec;
@@ -500,4 +508,95 @@ TEST_CASE("invalid schedules on every schedules partition are each REJECTED once
   CHECK(letters == poison_count);
   CHECK(cron.running());
   CHECK(dispatcher.running());
+}
+
+// Validation cannot know every limit: an operator may set an exec topic's max.message.bytes below
+// kcron's record limit. Queue `tiny`'s exec topics refuse records over 2000 bytes. A job due now
+// with a 4000-byte payload (its outputs are part of the consumed record's transaction) and one
+// due 12 s later (its exec record is produced when it comes due, from the delay buckets) abort
+// every transaction they are in. The dispatcher bisects (halving the batch on each such abort) until each is alone and still
+// refused twice; then the first is REJECTED and the second DEAD, with the broker's error. The 40
+// (KCRON_FAULT_JOBS) small jobs around them, on both queues, fire once, and the dispatcher keeps running.
+TEST_CASE("jobs whose execution records the exec topic refuses are bisected out: REJECTED or DEAD, the rest fire once",
+          "[fault]") {
+  TestEnv env("poison-exec", 2, 2);
+  std::vector<TopicSpec> tiny;
+  for (const auto band : kAllBands) tiny.push_back({exec_topic(env.prefix, "tiny", band), 2, {{"max.message.bytes", "2000"}}});
+  REQUIRE(kafka::create_topics({{"bootstrap.servers", brokers()}}, tiny, 1, 30s).ok());
+  auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1", {"KCRON_QUEUES=default,critical,batch,tiny"});
+
+  std::string payload;  // incompressible base64: the limit applies to the compressed batch
+  std::mt19937 random(11);
+  constexpr std::string_view kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  for (int index = 0; index < 4000; ++index) payload += kAlphabet[random() % kAlphabet.size()];
+  TestProducer producer;
+  std::vector<std::string> good;
+  const auto send_good = [&](int count) {
+    for (int index = 0; index < count; ++index) {
+      const auto id = fmt::format("small-{}", good.size());
+      producer.send(env.prefix + "jobs", id,
+                    fmt::format(R"({{"id":"{}","queue":"{}",{},"noop":{{}}}})", id, good.size() % 2 == 0 ? "tiny" : "default",
+                                delay_json(good.size() % 3 == 0 ? 1500 : 0)));
+      good.push_back(id);
+    }
+  };
+  send_good(10);
+  producer.send(env.prefix + "jobs", "big-now",
+                fmt::format(R"({{"id":"big-now","queue":"tiny","payload":"{}","noop":{{}}}})", payload));
+  send_good(10);
+  producer.send(env.prefix + "jobs", "big-later",
+                fmt::format(R"({{"id":"big-later","queue":"tiny",{},"payload":"{}","noop":{{}}}})", delay_json(12000), payload));
+  send_good(fault_jobs(40) - 20);
+  producer.flush();
+
+  std::vector<std::string> topics = exec_topics(env.prefix);
+  for (const auto& spec : tiny) topics.push_back(spec.name);
+  topics.push_back(env.prefix + "dead-letters");
+  read_topics(topics, std::max<std::chrono::milliseconds>(90s, good.size() * 2ms), [&](const std::vector<Record>& seen) {
+    std::set<std::string> fired;
+    int letters = 0;
+    for (const auto& record : seen) {
+      if (record.topic.ends_with("dead-letters")) {
+        ++letters;
+      } else {
+        fired.insert(record.key);
+      }
+    }
+    return letters >= 2 && std::all_of(good.begin(), good.end(), [&](const auto& id) { return fired.contains(id); });
+  });
+  std::this_thread::sleep_for(2s);
+  const auto final_records = read_topics(topics, 10s);
+  std::map<std::string, int> fires;
+  std::map<std::string, v1::DeadLetter> letters;
+  for (const auto& record : final_records) {
+    if (record.topic.ends_with("dead-letters")) {
+      v1::DeadLetter letter;
+      REQUIRE(letter.ParseFromString(record.value));
+      letters[record.key] = letter;
+    } else {
+      ++fires[record.key];
+    }
+  }
+  int good_once = 0;
+  for (const auto& id : good) {
+    INFO(id);
+    CHECK(fires[id] == 1);
+    good_once += fires[id] == 1 ? 1 : 0;
+  }
+  CHECK(fires.count("big-now") == 0);
+  CHECK(fires.count("big-later") == 0);
+  REQUIRE(letters.count("big-now") == 1);
+  REQUIRE(letters.count("big-later") == 1);
+  CHECK(letters["big-now"].state() == v1::REJECTED);
+  CHECK_THAT(letters["big-now"].reason(), Catch::Contains("could not be published") && Catch::Contains("too large"));
+  CHECK(letters["big-later"].state() == v1::DEAD);
+  CHECK_THAT(letters["big-later"].reason(),
+             Catch::Contains("execution record could not be published") && Catch::Contains("too large"));
+  const int handled =
+      good_once + (letters["big-now"].state() == v1::REJECTED ? 1 : 0) + (letters["big-later"].state() == v1::DEAD ? 1 : 0);
+  WARN(report_fault("poison-exec-refused", static_cast<int>(good.size()) + 2, handled,
+                    static_cast<int>(good.size()) + 2 - handled, 0, -1,
+                    fmt::format("bisect_aborts={} dispatcher={}", count_in_log(dispatcher->log_path(), "event=bisect"),
+                                dispatcher->running() ? "running" : "EXITED")));
+  CHECK(dispatcher->running());
 }

@@ -1,21 +1,27 @@
 #include "support/harness.h"
 
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <mutex>
 #include <random>
 #include <sstream>
 #include <thread>
 
+#include "kcron.pb.h"
 #include "kcron/priority.h"
 #include "kcron/topics.h"
 
@@ -72,7 +78,8 @@ std::vector<std::string> TestEnv::program_env(const std::string& instance_id) co
           "KCRON_LOG_LEVEL=info"};
 }
 
-Process::Process(const std::string& program, const std::vector<std::string>& env, const std::string& log_path)
+Process::Process(const std::string& program, const std::vector<std::string>& env, const std::string& log_path,
+                 const std::string& netns)
     : log_path_(log_path) {
   std::vector<std::string> environment = env;
   for (const char* inherited : {"PATH", "HOME", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"}) {
@@ -85,6 +92,16 @@ Process::Process(const std::string& program, const std::vector<std::string>& env
     if (log != nullptr) {
       dup2(fileno(log), STDOUT_FILENO);
       dup2(fileno(log), STDERR_FILENO);
+    }
+    if (!netns.empty()) {
+      // Same as `ip netns exec NAME`, without a wrapper process between us and the program.
+      const std::string path = "/var/run/netns/" + netns;
+      const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
+        std::fprintf(stderr, "cannot enter network namespace %s: %s\n", netns.c_str(), std::strerror(errno));
+        _exit(126);
+      }
+      ::close(fd);
     }
     std::vector<char*> envp;
     for (auto& entry : environment) envp.push_back(entry.data());
@@ -305,8 +322,11 @@ Tally tally(const std::vector<Record>& exec, const std::string& id_prefix, int c
   return result;
 }
 
-std::string report_fault(const std::string& scenario, int sent, int once, int lost, int duplicated, double recovery_s,
+std::string report_fault(const std::string& scenario_name, int sent, int once, int lost, int duplicated, double recovery_s,
                          const std::string& detail) {
+  // Under scripts/fault --stress the scenario ran with CPU and memory hogs beside it.
+  const char* load = std::getenv("KCRON_FAULT_LOAD");
+  const std::string scenario = load != nullptr && *load != '\0' ? scenario_name + "+stress" : scenario_name;
   if (const char* path = std::getenv("KCRON_FAULT_REPORT"); path != nullptr && *path != '\0') {
     std::string escaped;
     for (const char c : detail) {
@@ -394,7 +414,137 @@ std::string source_dir() {
   return KCRON_SOURCE_DIR;
 }
 
-OwnBroker::OwnBroker(int port, const std::string& dir, int nodes) : port_(port), dir_(dir), nodes_(nodes) {
+int fault_jobs(int ci_default) {
+  const char* text = std::getenv("KCRON_FAULT_JOBS");
+  return text != nullptr && std::atoi(text) > 0 ? std::atoi(text) : ci_default;
+}
+
+int fault_schedules(int ci_default, int seconds) {
+  const char* text = std::getenv("KCRON_FAULT_JOBS");
+  if (text == nullptr || std::atoi(text) <= 0) return ci_default;
+  return std::max(ci_default, (std::atoi(text) + seconds - 1) / seconds);
+}
+
+std::unique_ptr<Process> start_program(const TestEnv& env, const std::string& program, const std::string& instance,
+                                       const std::string& log_name, const std::vector<std::string>& extra, bool wait_assigned) {
+  auto vars = env.program_env(instance);
+  vars.insert(vars.end(), extra.begin(), extra.end());
+  auto process = std::make_unique<Process>(program_path(program), vars, fmt::format("{}/{}.log", env.state_root, log_name));
+  if (wait_assigned) {
+    INFO(tail_file(process->log_path()));
+    REQUIRE(wait_for_log(*process, "event=assigned", std::chrono::seconds(60)));
+  }
+  return process;
+}
+
+Tally read_succeeded_until_all(const std::string& prefix, const std::string& id_prefix, int count,
+                               std::chrono::milliseconds timeout, std::chrono::milliseconds settle) {
+  const auto ours = [&](const std::vector<Record>& records) {
+    auto succeeded = succeeded_results(records);
+    std::erase_if(succeeded, [&](const auto& entry) { return !entry.first.starts_with(id_prefix); });
+    return succeeded;
+  };
+  read_topics({prefix + "results"}, timeout,
+              [&](const std::vector<Record>& records) { return ours(records).size() >= static_cast<std::size_t>(count); });
+  std::this_thread::sleep_for(settle);
+  const auto succeeded = ours(read_topics({prefix + "results"}, std::chrono::seconds(10)));
+  Tally result;
+  result.sent = count;
+  for (const auto& [id, times] : succeeded) (times.size() == 1 ? result.once : result.duplicated) += 1;
+  result.lost = count - static_cast<int>(succeeded.size());
+  return result;
+}
+
+void submit_every_second_schedules(TestProducer& producer, const std::string& prefix, int count) {
+  for (int index = 0; index < count; ++index) {
+    const auto id = fmt::format("tick-{}", index);
+    producer.send(prefix + "schedules", id,
+                  fmt::format(R"({{"id":"{}","expression":"*/1 * * * * *","misfire":"FIRE_ALL","catchup_window":"120s",)"
+                              R"("job_template":{{"noop":{{}}}}}})",
+                              id),
+                  -1, {{"content-type", "application/json"}});
+  }
+  producer.flush();
+}
+
+TickTally tally_ticks(const std::string& prefix, std::chrono::milliseconds timeout) {
+  std::map<std::string, std::map<std::int64_t, int>> emitted;  // schedule -> nominal second -> times
+  for (const auto& record : read_topics({prefix + "jobs"}, timeout)) {
+    v1::Command command;
+    if (!command.ParseFromString(record.value) || !command.has_submit()) continue;
+    const auto& run = command.submit().schedule_run();
+    ++emitted[run.schedule_id()][run.nominal_instant().seconds()];
+  }
+  TickTally result;
+  result.schedules = static_cast<int>(emitted.size());
+  result.shortest_span_s = emitted.empty() ? 0 : std::numeric_limits<std::int64_t>::max();
+  for (const auto& [schedule, seconds] : emitted) {
+    for (auto second_of = seconds.begin()->first; second_of <= seconds.rbegin()->first; ++second_of) {
+      const auto found = seconds.find(second_of);
+      ++result.ticks;
+      result.missing += found == seconds.end() ? 1 : 0;
+      result.doubled += found != seconds.end() && found->second > 1 ? 1 : 0;
+    }
+    result.shortest_span_s = std::min(result.shortest_span_s, seconds.rbegin()->first - seconds.begin()->first);
+  }
+  return result;
+}
+
+BrokersOverride::BrokersOverride(const std::string& bootstrap) {
+  if (const char* value = std::getenv("KCRON_TEST_BROKERS")) {
+    previous_ = value;
+    had_previous_ = true;
+  }
+  ::setenv("KCRON_TEST_BROKERS", bootstrap.c_str(), 1);
+}
+
+BrokersOverride::~BrokersOverride() {
+  if (had_previous_) {
+    ::setenv("KCRON_TEST_BROKERS", previous_.c_str(), 1);
+  } else {
+    ::unsetenv("KCRON_TEST_BROKERS");
+  }
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::map<std::string, std::vector<std::int64_t>> succeeded_results(const std::vector<Record>& records) {
+  std::map<std::string, std::vector<std::int64_t>> succeeded;
+  for (const auto& record : records) {
+    v1::Result result;
+    if (result.ParseFromString(record.value) && result.state() == v1::SUCCEEDED) {
+      succeeded[result.job_id()].push_back(record.timestamp_ms);
+    }
+  }
+  return succeeded;
+}
+
+std::string fatal_reason(const std::string& log_path) {
+  std::ifstream file(log_path);
+  std::string line;
+  std::string reason;
+  while (std::getline(file, line)) {
+    if (line.find("event=fatal") == std::string::npos) continue;
+    const auto at = line.find("error=");
+    reason = at == std::string::npos ? line : line.substr(at);
+  }
+  return reason.substr(0, 120);
+}
+
+std::string heal_events(const std::string& log_path) {
+  return fmt::format("rejoin={} recover={} reset={} rebuild={}", count_in_log(log_path, "event=consumer_rejoin"),
+                     count_in_log(log_path, "event=transaction_recover"), count_in_log(log_path, "event=session_reset"),
+                     count_in_log(log_path, "event=rebuild "));
+}
+
+OwnBroker::OwnBroker(int port, const std::string& dir, int nodes, const std::string& host)
+    : port_(port), dir_(dir), nodes_(nodes), host_(host) {
   started_ = run(fmt::format("start --brokers {}", nodes)) == 0;
 }
 
@@ -407,8 +557,9 @@ OwnBroker::~OwnBroker() {
 }
 
 int OwnBroker::run(const std::string& arguments) const {
-  const auto command = fmt::format("KCRON_BROKER_PORT={} KCRON_BROKER_DIR='{}' '{}/scripts/kafka' {} >>'{}' 2>&1 </dev/null",
-                                   port_, dir_, source_dir(), arguments, log());
+  const auto command =
+      fmt::format("KCRON_BROKER_PORT={} KCRON_BROKER_HOST={} KCRON_BROKER_DIR='{}' '{}/scripts/kafka' {} >>'{}' 2>&1 </dev/null",
+                  port_, host_, dir_, source_dir(), arguments, log());
   const int status = std::system(command.c_str());
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
@@ -429,7 +580,7 @@ std::map<std::int32_t, std::int32_t> OwnBroker::leaders(const std::string& topic
 
 std::string OwnBroker::bootstrap() const {
   std::string servers;
-  for (int node = 1; node <= nodes_; ++node) servers += fmt::format("{}127.0.0.1:{}", node > 1 ? "," : "", port_of(node));
+  for (int node = 1; node <= nodes_; ++node) servers += fmt::format("{}{}:{}", node > 1 ? "," : "", host_, port_of(node));
   return servers;
 }
 

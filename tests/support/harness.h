@@ -38,7 +38,9 @@ struct TestEnv {
 
 class Process {
  public:
-  Process(const std::string& program, const std::vector<std::string>& env, const std::string& log_path);
+  // `netns`: the name of a network namespace (ip netns) the program runs in; empty: this one.
+  Process(const std::string& program, const std::vector<std::string>& env, const std::string& log_path,
+          const std::string& netns = "");
   ~Process();
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
@@ -147,6 +149,64 @@ std::string tail_file(const std::string& path, std::size_t lines = 40);
 // instead, so a CI that has the privileges cannot silently skip.
 void skip_scenario(const std::string& reason);
 
+// The size of a fault scenario: KCRON_FAULT_JOBS when set (scripts/fault --large sets 100000),
+// else the scenario's CI size.
+int fault_jobs(int ci_default);
+// Every-second schedules for a cron scenario that runs about `seconds` of ticks: enough for
+// KCRON_FAULT_JOBS ticks when set, else the CI count.
+int fault_schedules(int ci_default, int seconds);
+
+// Starts a kcron program of the test (log <state_root>/<log_name>.log, env of `instance` plus
+// `extra`) and, unless `wait_assigned` is false, waits (60 s) for its first assignment.
+std::unique_ptr<Process> start_program(const TestEnv& env, const std::string& program, const std::string& instance,
+                                       const std::string& log_name, const std::vector<std::string>& extra = {},
+                                       bool wait_assigned = true);
+
+// Exactly-once tally of SUCCEEDED results (by job id, those starting with `id_prefix`) on the
+// results topic: reads until `count` ids succeeded or `timeout`, then again after `settle` so late duplicates show. lost = ids
+// without one; duplicated = ids with more than one.
+Tally read_succeeded_until_all(const std::string& prefix, const std::string& id_prefix, int count,
+                               std::chrono::milliseconds timeout, std::chrono::milliseconds settle = std::chrono::seconds(3));
+
+// `count` schedules tick-0.. firing every second (FIRE_ALL, noop jobs) on <prefix>schedules.
+void submit_every_second_schedules(TestProducer& producer, const std::string& prefix, int count);
+// Every tick each schedule emitted to <prefix>jobs (read_committed), from its first to its last
+// emitted second: `ticks` seconds in all, `missing` of them never emitted, `doubled` emitted twice.
+struct TickTally {
+  int schedules = 0;
+  int ticks = 0;
+  int missing = 0;
+  int doubled = 0;
+  std::int64_t shortest_span_s = 0;  // first to last emitted second, of the schedule with the fewest
+  int once() const { return ticks - missing - doubled; }
+};
+TickTally tally_ticks(const std::string& prefix, std::chrono::milliseconds timeout);
+
+// Points brokers() (KCRON_TEST_BROKERS) at a broker of the test's own for the test's lifetime;
+// each CTest entry is its own process, so no other test sees it.
+struct BrokersOverride {
+  explicit BrokersOverride(const std::string& bootstrap);
+  ~BrokersOverride();
+  BrokersOverride(const BrokersOverride&) = delete;
+  BrokersOverride& operator=(const BrokersOverride&) = delete;
+
+ private:
+  std::string previous_;
+  bool had_previous_ = false;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point start);
+std::int64_t wall_ms();  // the system clock, ms since the epoch
+
+// Job id -> timestamps of its SUCCEEDED results on the results topic.
+std::map<std::string, std::vector<std::int64_t>> succeeded_results(const std::vector<Record>& records);
+
+// The `error="…"` of the last `event=fatal` line of a program's log (at most 120 characters), else "".
+std::string fatal_reason(const std::string& log_path);
+// How often a program healed itself in place, from its log: consumer rejoins, producer recoveries
+// (dispatcher), session resets (worker), rebuilds (cron-producer).
+std::string heal_events(const std::string& log_path);
+
 // The source tree (scripts/kafka lives in it).
 std::string source_dir();
 
@@ -155,7 +215,8 @@ std::string source_dir();
 class OwnBroker {
  public:
   // `port` is node 1's client port; node N uses port + 2(N-1) (and the next port for its controller).
-  OwnBroker(int port, const std::string& dir, int nodes);
+  // `host`: the IPv4 address its client listeners bind and advertise (KCRON_BROKER_HOST).
+  OwnBroker(int port, const std::string& dir, int nodes, const std::string& host = "127.0.0.1");
   ~OwnBroker();
   OwnBroker(const OwnBroker&) = delete;
   OwnBroker& operator=(const OwnBroker&) = delete;
@@ -174,6 +235,7 @@ class OwnBroker {
   int port_;
   std::string dir_;
   int nodes_;
+  std::string host_;
   bool started_ = false;
 };
 

@@ -90,6 +90,8 @@ WorkerLoop::WorkerLoop(LoopSettings settings, const Runner& runner, Metrics& met
       commits_(metrics.counter("kcron_transactions_committed_total{component=\"worker\"}", "Kafka transactions committed")),
       aborts_(metrics.counter("kcron_transactions_aborted_total{component=\"worker\"}", "Kafka transactions aborted")),
       rebalances_(metrics.counter("kcron_rebalances_total{component=\"worker\"}", "partition assignments received")),
+      resets_(metrics.counter("kcron_consumer_rejoins_total{component=\"worker\"}",
+                              "consumer (and after a fence its producer) recreated, finished outcomes kept")),
       running_(metrics.gauge("kcron_worker_running_jobs", "jobs running on slots")),
       slots_gauge_(metrics.gauge("kcron_worker_slots", "slots of this worker")),
       start_lag_(metrics.histogram("kcron_start_lag_seconds", "worker start minus due instant", Metrics::latency_buckets())),
@@ -135,7 +137,7 @@ Handler WorkerLoop::kafka_executor() {
     }
     // The record joins the result's transaction: producing to a missing topic would abort it
     // again and again, so the topic is checked here.
-    auto counts = kafka::partition_counts(*producer_, Millis(5000));
+    auto counts = kafka::partition_counts(*metadata_producer_, Millis(15000));
     if (!counts) return failed(fmt::format("could not check topic '{}': {}", task.topic(), counts.error().message()));
     if (!counts->contains(task.topic())) return failed(fmt::format("kafka job's topic '{}' does not exist", task.topic()), false);
     std::lock_guard lock(topics_mutex_);
@@ -146,13 +148,11 @@ Handler WorkerLoop::kafka_executor() {
 
 Status WorkerLoop::start() {
   if (auto status = validate(settings_.bands); !status) return status;
-  auto producer_properties = settings_.client;
-  producer_properties["transaction.timeout.ms"] = std::to_string(settings_.transaction_timeout.count());
-  auto producer = kafka::make_producer(producer_properties, settings_.names.prefix + "worker-" + settings_.instance_id);
-  if (!producer) return producer.error();
-  producer_ = std::move(*producer);
+  auto metadata = kafka::make_producer(settings_.client, "");
+  if (!metadata) return metadata.error();
+  metadata_producer_ = std::move(*metadata);
 
-  std::vector<std::string> topics;
+  auto& topics = topics_;
   std::vector<TopicSpec> required = {
       {settings_.names.results(), 0, {}},      {settings_.names.status(), 0, {}},
       {settings_.names.events(), 0, {}},       {settings_.names.jobs(), 0, {}},
@@ -165,8 +165,8 @@ Status WorkerLoop::start() {
       required.push_back({topics.back(), settings_.exec_partitions, {}});
     }
   }
-  if (auto status = kafka::check_topics(*producer_, required, Millis(10000)); !status) return status;
-  if (auto status = kafka::init_transactions(*producer_, settings_.transaction_timeout * 3); !status) return status;
+  if (auto status = kafka::check_topics(*metadata_producer_, required, Millis(10000)); !status) return status;
+  if (auto status = create_producer(); !status) return status;
   if (settings_.heartbeat_interval.count() > 0) {
     auto heartbeats = kafka::make_producer(settings_.client, "");
     if (!heartbeats) return heartbeats.error();
@@ -174,6 +174,27 @@ Status WorkerLoop::start() {
   }
   if (auto status = start_control_consumer(); !status) return status;
 
+  if (auto status = create_consumer(); !status) return status;
+
+  for (std::size_t slot = 0; slot < settings_.slots; ++slot) threads_.emplace_back([this] { slot_main(); });
+  started_at_ms_ = now_ms();
+  spdlog::info("event=started instance={} slots={} prefetch={} weights={} aging_ms={} topics={}", settings_.instance_id,
+               settings_.slots, prefetch(), fmt::join(settings_.bands.weights, ":"), settings_.bands.aging.count(),
+               fmt::join(topics, ","));
+  return Status::success();
+}
+
+Status WorkerLoop::create_producer() {
+  auto properties = settings_.client;
+  properties["transaction.timeout.ms"] = std::to_string(settings_.transaction_timeout.count());
+  auto producer = kafka::make_producer(properties, settings_.names.prefix + "worker-" + settings_.instance_id);
+  if (!producer) return producer.error();
+  producer_ = std::move(*producer);
+  // Fences an earlier producer of this instance and resolves its open transaction first.
+  return kafka::init_transactions(*producer_, settings_.transaction_timeout * 3);
+}
+
+Status WorkerLoop::create_consumer() {
   auto properties = settings_.client;
   properties["group.id"] = settings_.names.prefix + "workers";
   properties["group.instance.id"] = settings_.names.prefix + "worker-" + settings_.instance_id;
@@ -185,14 +206,54 @@ Status WorkerLoop::start() {
   auto consumer = kafka::make_consumer(properties, this);
   if (!consumer) return consumer.error();
   consumer_ = std::move(*consumer);
-  if (const auto code = consumer_->subscribe(topics); code != RdKafka::ERR_NO_ERROR) return kafka::to_error(code, "subscribe");
-
-  for (std::size_t slot = 0; slot < settings_.slots; ++slot) threads_.emplace_back([this] { slot_main(); });
-  started_at_ms_ = now_ms();
-  spdlog::info("event=started instance={} slots={} prefetch={} weights={} aging_ms={} topics={}", settings_.instance_id,
-               settings_.slots, prefetch(), fmt::join(settings_.bands.weights, ":"), settings_.bands.aging.count(),
-               fmt::join(topics, ","));
+  if (const auto code = consumer_->subscribe(topics_); code != RdKafka::ERR_NO_ERROR) return kafka::to_error(code, "subscribe");
   return Status::success();
+}
+
+void WorkerLoop::request_reset(const std::string& why, bool new_producer) {
+  if (reset_reason_.empty()) reset_reason_ = why;
+  reset_producer_ = reset_producer_ || new_producer;
+}
+
+Status WorkerLoop::reset_session(const std::string& why, bool new_producer) {
+  if (!budget_.try_spend(SteadyClock::now())) {
+    return make_error("gave up after {} recoveries within {} s (a second worker with instance id '{}'?); last: {}",
+                      budget_.max_events(), budget_.window().count() / 1000, settings_.instance_id, why);
+  }
+  spdlog::warn("event=session_reset reason=\"{}\" new_producer={} msg=\"keeping finished outcomes, rejoining the group\"", why,
+               new_producer);
+  resets_.inc();
+  reset_reason_.clear();
+  reset_producer_ = false;
+  // What finished is kept by exec record; running jobs keep running (an assignment that gives their
+  // partition back adopts them); waiting jobs go back unstarted.
+  collect_finished();
+  ++epoch_;
+  hand_back_waiting();
+  for (auto& task : completed_)
+    orphan_finished_.insert_or_assign(RecordKey{task.topic, task.partition, task.offset}, std::move(task));
+  completed_.clear();
+  owned_.clear();
+  offsets_dirty_ = false;
+  consecutive_aborts_ = 0;
+  for (auto& held : paused_) {
+    RdKafka::TopicPartition::destroy(held);
+    held.clear();
+  }
+  kafka::discard_consumer(consumer_);  // nothing left to commit: its revoke publishes nothing
+  if (new_producer) {
+    producer_.reset();
+    const auto deadline = SteadyClock::now() + settings_.recovery_timeout;
+    for (auto backoff = Millis(500);; backoff = std::min(backoff * 2, Millis(5000))) {
+      auto status = create_producer();
+      if (status) break;
+      producer_.reset();
+      if (stop_requested() || SteadyClock::now() + backoff >= deadline) return status;
+      spdlog::warn("event=producer_retry error=\"{}\" backoff_ms={}", status.error().message(), backoff.count());
+      std::this_thread::sleep_for(backoff);
+    }
+  }
+  return create_consumer();
 }
 
 Status WorkerLoop::start_control_consumer() {
@@ -241,13 +302,20 @@ Status WorkerLoop::run() {
     if (message->err() == RdKafka::ERR_NO_ERROR) {
       handle(*message);
     } else if (message->err() != RdKafka::ERR__TIMED_OUT && message->err() != RdKafka::ERR__PARTITION_EOF) {
-      if (message->err() == RdKafka::ERR__FATAL) return kafka::to_error(message->err(), "consumer");
-      spdlog::warn("event=consume_error error=\"{}\"", message->errstr());
+      if (message->err() == RdKafka::ERR__FATAL) {
+        request_reset("consumer fenced: " + kafka::fatal_reason(*consumer_), false);
+      } else {
+        spdlog::warn("event=consume_error error=\"{}\"", message->errstr());
+      }
     }
     poll_control();
     enforce_timeouts();
     heartbeat(false);
     if (auto status = commit(false); !status) return status;
+    if (!reset_reason_.empty()) {
+      if (auto status = reset_session(reset_reason_, reset_producer_); !status) return status;
+      continue;
+    }
     lag_.sample(*consumer_);
   }
   if (!fatal_) return fatal_;
@@ -269,6 +337,9 @@ Status WorkerLoop::run() {
     enforce_timeouts();
     heartbeat(false);  // still alive while draining: `kcron workers` must not call it lost
     if (auto status = commit(false); !status) return status;
+    if (!reset_reason_.empty()) {
+      if (auto status = reset_session(reset_reason_, reset_producer_); !status) return status;
+    }
   }
   if (in_flight_ > 0) {
     spdlog::warn("event=drain_timeout running={} msg=\"stopping them; their partitions' next owner runs them again\"",
@@ -286,6 +357,12 @@ Status WorkerLoop::run() {
   }
   collect_finished();
   if (auto status = commit(true); !status) return status;
+  if (!reset_reason_.empty()) {
+    // The last commit was fenced or unsure: a new producer resolves it, then one more try.
+    if (auto status = reset_session(reset_reason_, reset_producer_); !status) return status;
+    spdlog::warn("event=unpublished_at_stop outcomes={} msg=\"the partitions' next owner runs them again\"",
+                 orphan_finished_.size());
+  }
   heartbeat(true);
   consumer_->close();
   control_consumer_->close();
@@ -708,6 +785,7 @@ void WorkerLoop::append_outputs(const Task& original, std::vector<OutRecord>& ou
 }
 
 Status WorkerLoop::commit(bool force) {
+  if (!reset_reason_.empty()) return Status::success();  // the producer or consumer is being replaced
   if (completed_.empty() && !offsets_dirty_) return Status::success();
   if (!force && SteadyClock::now() - last_commit_ < settings_.commit_interval) return Status::success();
   last_commit_ = SteadyClock::now();
@@ -757,15 +835,18 @@ Status WorkerLoop::commit(bool force) {
     aborts_.inc();
     ++consecutive_aborts_;
     if (auto abort_error = std::unique_ptr<RdKafka::Error>(producer_->abort_transaction(timeout))) {
-      return kafka::to_error(*abort_error, "abort_transaction (outcome unknown; restart re-runs unpublished jobs)");
+      request_reset(fmt::format("abort_transaction failed ({}) after: {}", abort_error->str(), reason), true);
+      return Status::success();
     }
     if (consecutive_aborts_ > kGiveUpAfterAborts)
       return make_error("{} transactions in a row aborted; last: {}", consecutive_aborts_, reason);
     return Status::success();  // completed_ stays; the next commit tries again
   };
 
-  if (auto error = std::unique_ptr<RdKafka::Error>(producer_->begin_transaction()))
-    return kafka::to_error(*error, "begin_transaction");
+  if (auto error = std::unique_ptr<RdKafka::Error>(producer_->begin_transaction())) {
+    request_reset(fmt::format("begin_transaction: {}", error->str()), true);
+    return Status::success();
+  }
   for (const auto& record : out) {
     if (auto status = kafka::produce(*producer_, record); !status) return abort(status.error().message());
     producer_->poll(0);
@@ -784,7 +865,8 @@ Status WorkerLoop::commit(bool force) {
   RdKafka::TopicPartition::destroy(offsets);
   if (error) {
     if (error->txn_requires_abort() || error->is_retriable()) return abort(error->str());
-    return kafka::to_error(*error, "send_offsets_to_transaction (fenced or fatal; restart re-runs unpublished jobs)");
+    request_reset(fmt::format("send_offsets_to_transaction: {}", error->str()), true);  // fenced or fatal
+    return Status::success();
   }
   (void)fault::hit("worker.after_offsets");
   error.reset(producer_->commit_transaction(timeout));
@@ -792,7 +874,8 @@ Status WorkerLoop::commit(bool force) {
     error.reset(producer_->commit_transaction(timeout));
   if (error) {
     if (error->txn_requires_abort()) return abort(error->str());
-    return kafka::to_error(*error, "commit_transaction (outcome unknown or fenced; restart re-runs unpublished jobs)");
+    request_reset(fmt::format("commit_transaction (outcome unknown or fenced): {}", error->str()), true);
+    return Status::success();
   }
   (void)fault::hit("worker.after_commit");
   commits_.inc();

@@ -29,6 +29,7 @@
 #include "core/runner.h"
 #include "kcron/kafka.h"
 #include "kcron/metrics.h"
+#include "kcron/recovery_budget.h"
 #include "kcron/service.h"
 #include "kcron/topics.h"
 
@@ -44,6 +45,7 @@ struct LoopSettings {
   BandPolicy bands;          // which band a free slot serves
   Millis commit_interval{100};
   Millis transaction_timeout{10000};
+  Millis recovery_timeout{300000};  // a new producer keeps retrying its transaction coordinator this long
   Millis drain_timeout{30000};
   Millis default_timeout{3600000};      // a job without its own timeout is stopped after this
   Millis max_poll_interval{300000};     // max.poll.interval.ms; the loop polls while jobs run
@@ -107,7 +109,17 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
   using RecordKey = std::tuple<std::string, std::int32_t, std::int64_t>;
 
   Status start();
+  Status create_producer();
+  Status create_consumer();
   Status start_control_consumer();
+  // After a fence (producer or group membership) or an unknown commit outcome: finished outcomes
+  // are kept as orphans, waiting jobs handed back, the consumer (and with `new_producer` the
+  // producer, whose init_transactions resolves the open transaction) recreated. The new
+  // assignment re-delivers uncommitted records: a done marker skips what did commit, an orphan
+  // outcome publishes what did not, without running the job again. Within the recovery budget.
+  Status reset_session(const std::string& why, bool new_producer);
+  // Asks the main loop for reset_session (commit() may run inside a rebalance callback).
+  void request_reset(const std::string& why, bool new_producer);
   void slot_main();
   void handle(RdKafka::Message& message);
   void poll_control();
@@ -139,6 +151,7 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
   HttpEndpoint* http_;
   std::unique_ptr<RdKafka::Producer> producer_;
   std::unique_ptr<RdKafka::Producer> heartbeat_producer_;
+  std::unique_ptr<RdKafka::Producer> metadata_producer_;  // topic checks from slot threads (producer_ may be replaced)
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
   std::unique_ptr<RdKafka::KafkaConsumer> control_consumer_;
 
@@ -154,6 +167,7 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
   // Main thread only.
   std::size_t in_flight_ = 0;  // waiting, running or finished but not collected
   std::map<std::string, Band> band_of_topic_;
+  std::vector<std::string> topics_;  // the exec topics this worker consumes
   std::uint64_t epoch_ = 0;
   std::map<TopicPartitionKey, OffsetTracker> owned_;
   std::map<TopicPartitionKey, std::set<std::int64_t>> done_offsets_;  // from done markers: skip these
@@ -173,6 +187,9 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
   std::int64_t started_at_ms_ = 0;
   std::mt19937_64 random_{std::random_device{}()};
   Status fatal_;
+  std::string reset_reason_;  // a reset_session the main loop owes
+  bool reset_producer_ = false;
+  RecoveryBudget budget_;
 
   // Topics a kafka job may write, checked once each (slot threads).
   std::mutex topics_mutex_;
@@ -190,6 +207,7 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
   Counter& commits_;
   Counter& aborts_;
   Counter& rebalances_;
+  Counter& resets_;
   Gauge& running_;
   Gauge& slots_gauge_;
   std::array<Gauge*, kBandCount> waiting_gauges_{};

@@ -49,8 +49,22 @@ Result<std::unique_ptr<RdKafka::KafkaConsumer>> make_consumer(Properties propert
 // errors (coordinator not ready yet) until `timeout`.
 Status init_transactions(RdKafka::Producer& producer, std::chrono::milliseconds timeout);
 
-// Produces one record, retrying (bounded) while the local queue is full.
-Status produce(RdKafka::Producer& producer, const OutRecord& record, void* opaque = nullptr);
+// The fatal error a client raised (librdkafka's underlying code and text), e.g. a consumer whose
+// static group membership was fenced: "FENCED_INSTANCE_ID: ...". Empty if none was raised.
+std::string fatal_reason(RdKafka::Handle& handle);
+
+// Closes and destroys a consumer. A consumer that raised a fatal error is destroyed without the
+// close protocol (it could not leave or commit anyway); either way no rebalance callback outlives it.
+void discard_consumer(std::unique_ptr<RdKafka::KafkaConsumer>& consumer);
+
+// Produces one record, retrying (bounded) while the local queue is full. On failure, the code goes
+// to `failed_code` when given.
+Status produce(RdKafka::Producer& producer, const OutRecord& record, void* opaque = nullptr,
+               RdKafka::ErrorCode* failed_code = nullptr);
+
+// Errors that refuse a record for what it is (its size, its form, its destination), as opposed to
+// the cluster's state: producing it again cannot succeed. A batch that aborts on one is bisected.
+bool record_refused(RdKafka::ErrorCode code);
 
 std::string header_value(RdKafka::Message& message, std::string_view name);
 
