@@ -177,8 +177,7 @@ Result<std::map<std::string, std::int32_t>> partition_counts(RdKafka::Handle& ha
   std::unique_ptr<RdKafka::Metadata> metadata;
   while (true) {
     RdKafka::Metadata* raw = nullptr;
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
     const auto code = handle.metadata(true, nullptr, &raw, static_cast<int>(std::clamp<std::int64_t>(left, 1000, 5000)));
     metadata.reset(raw);
     if (code == RdKafka::ERR_NO_ERROR) break;
