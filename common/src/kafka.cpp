@@ -1,5 +1,6 @@
 #include "kcron/kafka.h"
 
+#include <fmt/ranges.h>
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
@@ -139,6 +140,41 @@ bool record_refused(RdKafka::ErrorCode code) {
       return true;
     default:
       return false;
+  }
+}
+
+Result<std::unique_ptr<RdKafka::Producer>> make_transactional_producer(Properties properties, const std::string& transactional_id,
+                                                                       std::chrono::milliseconds transaction_timeout,
+                                                                       RdKafka::DeliveryReportCb* delivery) {
+  properties["transaction.timeout.ms"] = std::to_string(transaction_timeout.count());
+  auto producer = make_producer(std::move(properties), transactional_id, delivery);
+  if (!producer) return producer.error();
+  if (auto status = init_transactions(**producer, transaction_timeout * 3); !status) return status.error();
+  return producer;
+}
+
+Result<std::unique_ptr<RdKafka::KafkaConsumer>> make_static_member(Properties client, const Properties& extra,
+                                                                   const std::string& group_id, const std::string& instance_id,
+                                                                   const std::vector<std::string>& topics,
+                                                                   RdKafka::RebalanceCb* rebalance) {
+  for (const auto& [key, value] : extra) client.insert_or_assign(key, value);
+  client["group.id"] = group_id;
+  client["group.instance.id"] = instance_id;
+  auto consumer = make_consumer(std::move(client), rebalance);
+  if (!consumer) return consumer.error();
+  if (const auto code = (*consumer)->subscribe(topics); code != RdKafka::ERR_NO_ERROR) {
+    return to_error(code, fmt::format("subscribe to {}", fmt::join(topics, ",")));
+  }
+  return consumer;
+}
+
+Status retry_with_backoff(const std::function<Status()>& attempt, std::chrono::milliseconds timeout, std::string_view what) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (auto backoff = std::chrono::milliseconds(500);; backoff = std::min(backoff * 2, std::chrono::milliseconds(5000))) {
+    auto status = attempt();
+    if (status || stop_requested() || std::chrono::steady_clock::now() + backoff >= deadline) return status;
+    spdlog::warn("event=retry what=\"{}\" error=\"{}\" backoff_ms={}", what, status.error().message(), backoff.count());
+    std::this_thread::sleep_for(backoff);
   }
 }
 

@@ -40,12 +40,11 @@ CronLoop::~CronLoop() {
 }
 
 Status CronLoop::create_producer() {
-  auto properties = settings_.client;
-  properties["transaction.timeout.ms"] = std::to_string(settings_.transaction_timeout.count());
-  auto producer = kafka::make_producer(properties, planner_settings_.names.prefix + "cron-producer-" + settings_.instance_id);
+  auto producer = kafka::make_transactional_producer(
+      settings_.client, planner_settings_.names.prefix + "cron-producer-" + settings_.instance_id, settings_.transaction_timeout);
   if (!producer) return producer.error();
   producer_ = std::move(*producer);
-  return kafka::init_transactions(*producer_, settings_.transaction_timeout * 3);
+  return Status::success();
 }
 
 Status CronLoop::start() {
@@ -64,22 +63,16 @@ Status CronLoop::start() {
 
 Status CronLoop::create_consumer() {
   const auto& names = planner_settings_.names;
-  auto properties = settings_.client;
-  properties["group.id"] = names.prefix + "cron-producer";
-  properties["group.instance.id"] = names.prefix + "cron-producer-" + settings_.instance_id;
-  auto consumer = kafka::make_consumer(properties, this);
+  auto consumer = kafka::make_static_member(settings_.client, {}, names.prefix + "cron-producer",
+                                            names.prefix + "cron-producer-" + settings_.instance_id, {names.schedules()}, this);
   if (!consumer) return consumer.error();
   consumer_ = std::move(*consumer);
-  if (const auto code = consumer_->subscribe({names.schedules()}); code != RdKafka::ERR_NO_ERROR) {
-    return kafka::to_error(code, "subscribe to " + names.schedules());
-  }
   return Status::success();
 }
 
 bool CronLoop::spend_budget(const std::string& why, Status& refusal) {
   if (budget_.try_spend(SteadyClock::now())) return true;
-  refusal = make_error("gave up after {} recoveries within {} s (a second cron-producer with instance id '{}'?); last: {}",
-                       budget_.max_events(), budget_.window().count() / 1000, settings_.instance_id, why);
+  refusal = Error(budget_.refusal("cron-producer", settings_.instance_id, why));
   return false;
 }
 
@@ -204,14 +197,10 @@ Status CronLoop::rebuild(const std::string& why, bool new_producer) {
   published_ = planner_.counts();  // the dropped batch is decided again after the reload: count it then
   if (new_producer) {
     producer_.reset();
-    const auto deadline = SteadyClock::now() + settings_.recovery_timeout;
-    for (auto backoff = Millis(500);; backoff = std::min(backoff * 2, Millis(5000))) {
-      auto status = create_producer();
-      if (status) break;
-      producer_.reset();
-      if (stop_requested() || SteadyClock::now() + backoff >= deadline) return status;
-      spdlog::warn("event=producer_retry error=\"{}\" backoff_ms={}", status.error().message(), backoff.count());
-      std::this_thread::sleep_for(backoff);
+    if (auto status = kafka::retry_with_backoff([this] { return create_producer(); }, settings_.recovery_timeout,
+                                                "recreate the transactional producer");
+        !status) {
+      return status;
     }
   }
   std::set<std::int32_t> owned;

@@ -58,15 +58,11 @@ DispatcherLoop::~DispatcherLoop() {
 }
 
 Status DispatcherLoop::create_producer() {
-  const auto& names = core_.settings().names;
-  auto producer_properties = settings_.client;
-  producer_properties["transaction.timeout.ms"] = std::to_string(settings_.transaction_timeout.count());
-  auto producer = kafka::make_producer(producer_properties, names.prefix + "dispatcher-" + settings_.instance_id, this);
+  auto producer =
+      kafka::make_transactional_producer(settings_.client, core_.settings().names.prefix + "dispatcher-" + settings_.instance_id,
+                                         settings_.transaction_timeout, this);
   if (!producer) return producer.error();
   producer_ = std::move(*producer);
-  // init_transactions fences an earlier producer of this instance and completes or aborts its
-  // open transaction before it returns.
-  if (auto status = kafka::init_transactions(*producer_, settings_.transaction_timeout * 3); !status) return status;
   return Status::success();
 }
 
@@ -94,16 +90,10 @@ Status DispatcherLoop::start() {
 
 Status DispatcherLoop::create_consumer() {
   const auto& names = core_.settings().names;
-  auto properties = settings_.client;
-  properties["group.id"] = names.prefix + "dispatcher";
-  properties["group.instance.id"] = names.prefix + "dispatcher-" + settings_.instance_id;
-  properties["max.poll.interval.ms"] = "600000";
-  auto consumer = kafka::make_consumer(properties, this);
+  auto consumer = kafka::make_static_member(settings_.client, {{"max.poll.interval.ms", "600000"}}, names.prefix + "dispatcher",
+                                            names.prefix + "dispatcher-" + settings_.instance_id, {names.jobs()}, this);
   if (!consumer) return consumer.error();
   consumer_ = std::move(*consumer);
-  if (const auto code = consumer_->subscribe({names.jobs()}); code != RdKafka::ERR_NO_ERROR) {
-    return kafka::to_error(code, "subscribe to " + names.jobs());
-  }
   return Status::success();
 }
 
@@ -351,10 +341,7 @@ void DispatcherLoop::drop_uncommitted() {
 }
 
 Status DispatcherLoop::rejoin(const std::string& why) {
-  if (!budget_.try_spend(SteadyClock::now())) {
-    return make_error("gave up after {} recoveries within {} s (a second dispatcher with instance id '{}'?); last: {}",
-                      budget_.max_events(), budget_.window().count() / 1000, settings_.instance_id, why);
-  }
+  if (!budget_.try_spend(SteadyClock::now())) return Error(budget_.refusal("dispatcher", settings_.instance_id, why));
   poison_.reset();
   spdlog::warn("event=consumer_rejoin reason=\"{}\" msg=\"recreating the consumer; the assignment restores from Kafka\"", why);
   rejoins_.inc();
@@ -370,24 +357,17 @@ Status DispatcherLoop::rejoin(const std::string& why) {
 }
 
 Status DispatcherLoop::recover(const std::string& why) {
-  if (!budget_.try_spend(SteadyClock::now())) {
-    return make_error("gave up after {} recoveries within {} s (a second dispatcher with instance id '{}'?); last: {}",
-                      budget_.max_events(), budget_.window().count() / 1000, settings_.instance_id, why);
-  }
+  if (!budget_.try_spend(SteadyClock::now())) return Error(budget_.refusal("dispatcher", settings_.instance_id, why));
   poison_.reset();
   spdlog::warn("event=transaction_recover reason=\"{}\" msg=\"recreating the producer and restoring from Kafka\"", why);
   recoveries_.inc();
   drop_uncommitted();  // whatever that batch did is replayed from Kafka, not counted twice
   producer_.reset();
   // The coordinator may be away for a while (a broker restart, a partition): keep trying, bounded.
-  const auto deadline = SteadyClock::now() + settings_.recovery_timeout;
-  for (auto backoff = Millis(500);; backoff = std::min(backoff * 2, Millis(5000))) {
-    auto status = create_producer();
-    if (status) break;
-    producer_.reset();
-    if (stop_requested() || SteadyClock::now() + backoff >= deadline) return status;
-    spdlog::warn("event=producer_retry error=\"{}\" backoff_ms={}", status.error().message(), backoff.count());
-    std::this_thread::sleep_for(backoff);
+  if (auto status = kafka::retry_with_backoff([this] { return create_producer(); }, settings_.recovery_timeout,
+                                              "recreate the transactional producer");
+      !status) {
+    return status;
   }
   kafka::PartitionList committed;
   for (auto& [partition, owned] : owned_) {

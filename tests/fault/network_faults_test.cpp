@@ -215,6 +215,20 @@ Outcome collect(const TestEnv& env, const std::string& id_prefix, int jobs, cons
   return outcome;
 }
 
+// Every job fired once and succeeded once, and every program still runs (none exited).
+void check_every_job_once(const Outcome& outcome, int jobs, Programs& programs) {
+  INFO(tail_file(programs.running["d1"]->log_path()));
+  CHECK(outcome.fired.lost == 0);
+  CHECK(outcome.fired.duplicated == 0);
+  CHECK(outcome.fired.once == jobs);
+  CHECK(outcome.succeeded_once == jobs);
+  CHECK(outcome.succeeded_twice == 0);
+  for (auto& [name, process] : programs.running) {
+    INFO(name);
+    CHECK(process->running());
+  }
+}
+
 }  // namespace
 
 // Two dispatchers and two workers share the work; d1 and w1 run in the namespace. 4 s into a
@@ -273,18 +287,9 @@ TEST_CASE("a network partition longer than the transaction timeout, then a lossy
     WARN(report_fault("network-partition-dispatcher-worker", outcome.fired, outcome.max_done_lag_s,
                       fmt::format("cut_s={:.1f} succeeded_once={} succeeded_twice={} {}", cut_s, outcome.succeeded_once,
                                   outcome.succeeded_twice, described)));
-    INFO(tail_file(programs.running["d1"]->log_path()));
     INFO(tail_file(programs.running["w1"]->log_path()));
     CHECK(healed_ok);
-    CHECK(outcome.fired.lost == 0);
-    CHECK(outcome.fired.duplicated == 0);
-    CHECK(outcome.fired.once == jobs);
-    CHECK(outcome.succeeded_once == jobs);
-    CHECK(outcome.succeeded_twice == 0);
-    for (auto& [name, process] : programs.running) {
-      INFO(name);
-      CHECK(process->running());
-    }
+    check_every_job_once(outcome, jobs, programs);
     // The cut-off dispatcher noticed: it lost its partitions (a rebalance, a fenced consumer or
     // producer healed in place) rather than carrying on as if nothing happened.
     const auto& d1_log = programs.running["d1"]->log_path();
@@ -320,16 +325,7 @@ TEST_CASE("a network partition longer than the transaction timeout, then a lossy
     WARN(report_fault("network-lossy-link-dispatcher", outcome.fired, outcome.max_done_lag_s,
                       fmt::format("link=\"{}\" degraded_s=15 succeeded_once={} succeeded_twice={} {}", applied,
                                   outcome.succeeded_once, outcome.succeeded_twice, described)));
-    INFO(tail_file(programs.running["d1"]->log_path()));
     CHECK(healed_ok);
-    CHECK(outcome.fired.lost == 0);
-    CHECK(outcome.fired.duplicated == 0);
-    CHECK(outcome.fired.once == jobs);
-    CHECK(outcome.succeeded_once == jobs);
-    CHECK(outcome.succeeded_twice == 0);
-    for (auto& [name, process] : programs.running) {
-      INFO(name);
-      CHECK(process->running());
-    }
+    check_every_job_once(outcome, jobs, programs);
   }
 }

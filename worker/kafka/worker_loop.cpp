@@ -185,28 +185,23 @@ Status WorkerLoop::start() {
 }
 
 Status WorkerLoop::create_producer() {
-  auto properties = settings_.client;
-  properties["transaction.timeout.ms"] = std::to_string(settings_.transaction_timeout.count());
-  auto producer = kafka::make_producer(properties, settings_.names.prefix + "worker-" + settings_.instance_id);
+  auto producer = kafka::make_transactional_producer(settings_.client, settings_.names.prefix + "worker-" + settings_.instance_id,
+                                                     settings_.transaction_timeout);
   if (!producer) return producer.error();
   producer_ = std::move(*producer);
-  // Fences an earlier producer of this instance and resolves its open transaction first.
-  return kafka::init_transactions(*producer_, settings_.transaction_timeout * 3);
+  return Status::success();
 }
 
 Status WorkerLoop::create_consumer() {
-  auto properties = settings_.client;
-  properties["group.id"] = settings_.names.prefix + "workers";
-  properties["group.instance.id"] = settings_.names.prefix + "worker-" + settings_.instance_id;
-  properties["max.poll.interval.ms"] = std::to_string(settings_.max_poll_interval.count());
   // librdkafka keeps one fetch in flight per broker: while the empty partitions of the bands that
   // are not paused long-poll, a band resumed after a pick is not refilled. A short long poll keeps
   // that refill (and so the band weights) within about this bound. kafka.fetch.wait.max.ms wins.
-  properties.try_emplace("fetch.wait.max.ms", "100");
-  auto consumer = kafka::make_consumer(properties, this);
+  kafka::Properties extra = {{"max.poll.interval.ms", std::to_string(settings_.max_poll_interval.count())}};
+  if (!settings_.client.contains("fetch.wait.max.ms")) extra["fetch.wait.max.ms"] = "100";
+  auto consumer = kafka::make_static_member(settings_.client, extra, settings_.names.prefix + "workers",
+                                            settings_.names.prefix + "worker-" + settings_.instance_id, topics_, this);
   if (!consumer) return consumer.error();
   consumer_ = std::move(*consumer);
-  if (const auto code = consumer_->subscribe(topics_); code != RdKafka::ERR_NO_ERROR) return kafka::to_error(code, "subscribe");
   return Status::success();
 }
 
@@ -216,10 +211,7 @@ void WorkerLoop::request_reset(const std::string& why, bool new_producer) {
 }
 
 Status WorkerLoop::reset_session(const std::string& why, bool new_producer) {
-  if (!budget_.try_spend(SteadyClock::now())) {
-    return make_error("gave up after {} recoveries within {} s (a second worker with instance id '{}'?); last: {}",
-                      budget_.max_events(), budget_.window().count() / 1000, settings_.instance_id, why);
-  }
+  if (!budget_.try_spend(SteadyClock::now())) return Error(budget_.refusal("worker", settings_.instance_id, why));
   spdlog::warn("event=session_reset reason=\"{}\" new_producer={} msg=\"keeping finished outcomes, rejoining the group\"", why,
                new_producer);
   resets_.inc();
@@ -243,14 +235,10 @@ Status WorkerLoop::reset_session(const std::string& why, bool new_producer) {
   kafka::discard_consumer(consumer_);  // nothing left to commit: its revoke publishes nothing
   if (new_producer) {
     producer_.reset();
-    const auto deadline = SteadyClock::now() + settings_.recovery_timeout;
-    for (auto backoff = Millis(500);; backoff = std::min(backoff * 2, Millis(5000))) {
-      auto status = create_producer();
-      if (status) break;
-      producer_.reset();
-      if (stop_requested() || SteadyClock::now() + backoff >= deadline) return status;
-      spdlog::warn("event=producer_retry error=\"{}\" backoff_ms={}", status.error().message(), backoff.count());
-      std::this_thread::sleep_for(backoff);
+    if (auto status = kafka::retry_with_backoff([this] { return create_producer(); }, settings_.recovery_timeout,
+                                                "recreate the transactional producer");
+        !status) {
+      return status;
     }
   }
   return create_consumer();

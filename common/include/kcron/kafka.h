@@ -49,6 +49,24 @@ Result<std::unique_ptr<RdKafka::KafkaConsumer>> make_consumer(Properties propert
 // errors (coordinator not ready yet) until `timeout`.
 Status init_transactions(RdKafka::Producer& producer, std::chrono::milliseconds timeout);
 
+// A transactional producer (transaction.timeout.ms set) whose init_transactions fenced any earlier
+// producer of `transactional_id` and resolved its open transaction.
+Result<std::unique_ptr<RdKafka::Producer>> make_transactional_producer(Properties properties, const std::string& transactional_id,
+                                                                       std::chrono::milliseconds transaction_timeout,
+                                                                       RdKafka::DeliveryReportCb* delivery = nullptr);
+
+// A consumer of `group_id` as the static member `instance_id` (group.instance.id), subscribed to
+// `topics`. `extra` properties win over the client's.
+Result<std::unique_ptr<RdKafka::KafkaConsumer>> make_static_member(Properties client, const Properties& extra,
+                                                                   const std::string& group_id, const std::string& instance_id,
+                                                                   const std::vector<std::string>& topics,
+                                                                   RdKafka::RebalanceCb* rebalance);
+
+// Calls `attempt` until it succeeds, backing off from 0.5 s doubling to 5 s, for at most
+// `timeout` or until a stop signal; then returns its last failure. For a transactional producer
+// recreated while its coordinator may still be away (a broker restart, a network partition).
+Status retry_with_backoff(const std::function<Status()>& attempt, std::chrono::milliseconds timeout, std::string_view what);
+
 // The fatal error a client raised (librdkafka's underlying code and text), e.g. a consumer whose
 // static group membership was fenced: "FENCED_INSTANCE_ID: ...". Empty if none was raised.
 std::string fatal_reason(RdKafka::Handle& handle);

@@ -6,9 +6,13 @@
 // two would fence each other forever.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cstddef>
 #include <deque>
+#include <string>
+#include <string_view>
 
 namespace kcron {
 
@@ -28,6 +32,11 @@ class RecoveryBudget {
     if (events_.size() >= max_events_) return false;
     events_.push_back(now);
     return true;
+  }
+  // Why a program gives up when try_spend refused: names the likely cause and the last fault.
+  std::string refusal(std::string_view program, std::string_view instance_id, std::string_view last) const {
+    return fmt::format("gave up after {} recoveries within {} s (a second {} with instance id '{}'?); last: {}", max_events_,
+                       window_.count() / 1000, program, instance_id, last);
   }
   std::size_t max_events() const { return max_events_; }
   std::chrono::milliseconds window() const { return window_; }
