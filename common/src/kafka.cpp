@@ -207,14 +207,14 @@ std::string header_value(RdKafka::Message& message, std::string_view name) {
 }
 
 Result<std::map<std::string, std::int32_t>> partition_counts(RdKafka::Handle& handle, std::chrono::milliseconds timeout) {
-  // Steps of at most 5 s, so a stop signal during start-up is honoured; not shorter, since a
-  // cluster with thousands of topics (or a busy one) can take seconds to answer.
+  // Steps of at most 15 s, so a stop signal during start-up is honoured in time; not shorter, since
+  // a cluster with thousands of topics (or a busy one) can take seconds to answer a full request.
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::unique_ptr<RdKafka::Metadata> metadata;
   while (true) {
     RdKafka::Metadata* raw = nullptr;
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-    const auto code = handle.metadata(true, nullptr, &raw, static_cast<int>(std::clamp<std::int64_t>(left, 1000, 5000)));
+    const auto code = handle.metadata(true, nullptr, &raw, static_cast<int>(std::clamp<std::int64_t>(left, 1000, 15000)));
     metadata.reset(raw);
     if (code == RdKafka::ERR_NO_ERROR) break;
     if (stop_requested() || std::chrono::steady_clock::now() >= deadline) {

@@ -55,7 +55,7 @@ Status CronLoop::start() {
                                            {names.jobs(), 0, {}},
                                            {names.status(), 0, {}},
                                            {names.dead_letters(), 0, {}}};
-  if (auto status = kafka::check_topics(*producer_, required, Millis(10000)); !status) return status;
+  if (auto status = kafka::check_topics(*producer_, required, Millis(30000)); !status) return status;
   if (auto status = create_consumer(); !status) return status;
   spdlog::info("event=started instance={} topic={}", settings_.instance_id, names.schedules());
   return Status::success();

@@ -80,7 +80,7 @@ Status DispatcherLoop::start() {
   for (const auto& queue : core_.settings().queues) {
     for (const auto band : kAllBands) required.push_back({exec_topic(names.prefix, queue, band), 0, {}});
   }
-  if (auto status = kafka::check_topics(*producer_, required, Millis(10000)); !status) return status;
+  if (auto status = kafka::check_topics(*producer_, required, Millis(30000)); !status) return status;
 
   if (auto status = create_consumer(); !status) return status;
   spdlog::info("event=started instance={} topic={} transactional_id={}dispatcher-{}", settings_.instance_id, names.jobs(),

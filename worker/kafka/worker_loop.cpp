@@ -165,7 +165,7 @@ Status WorkerLoop::start() {
       required.push_back({topics.back(), settings_.exec_partitions, {}});
     }
   }
-  if (auto status = kafka::check_topics(*metadata_producer_, required, Millis(10000)); !status) return status;
+  if (auto status = kafka::check_topics(*metadata_producer_, required, Millis(30000)); !status) return status;
   if (auto status = create_producer(); !status) return status;
   if (settings_.heartbeat_interval.count() > 0) {
     auto heartbeats = kafka::make_producer(settings_.client, "");
