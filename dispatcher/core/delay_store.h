@@ -43,6 +43,11 @@ class PartitionState {
   virtual void erase(std::string_view job_id) = 0;
   // Entries whose slot is due at `now_ms`, in firing order (bucket, higher priority, due, id).
   virtual std::vector<DueEntry> due(std::int64_t now_ms, std::size_t limit) = 0;
+  // When to look again: no entry that the last due() did not return comes due before this instant
+  // (the earliest not-yet-due entry that scan saw in the current bucket, else the next bucket's
+  // start; `now` when it stopped at its limit), lowered by every put() since. Before the first
+  // due(): the minimum (look at once). The loop sleeps until then instead of a fixed interval.
+  virtual std::int64_t next_due_hint() const = 0;
   // Entries with a slot (pending jobs, markers and retained ids), staged writes included.
   virtual std::int64_t slotted_count() = 0;
 

@@ -15,6 +15,9 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
+// The shortest a batch stays open: enough to take in what the consumer has fetched.
+constexpr Millis kMinBatchWait{2};
+
 std::int64_t ms_left(SteadyClock::time_point deadline) {
   return std::max<std::int64_t>(0, std::chrono::duration_cast<Millis>(deadline - SteadyClock::now()).count());
 }
@@ -122,7 +125,17 @@ Status DispatcherLoop::run() {
 }
 
 Status DispatcherLoop::consume_batch() {
-  const auto deadline = SteadyClock::now() + settings_.commit_interval;
+  // The batch closes at the commit interval, or earlier when a pending job comes due before that
+  // (each store's next-due hint), so a due job waits for a commit, not for an interval.
+  auto open_for = settings_.commit_interval;
+  const std::int64_t wall_now = to_epoch_ms(SystemClock::instance().now());
+  for (const auto& [partition, owned] : owned_) {
+    const std::int64_t hint = owned.state->next_due_hint();
+    if (hint < wall_now + open_for.count()) {
+      open_for = std::max(kMinBatchWait, Millis(std::max<std::int64_t>(0, hint - wall_now)));
+    }
+  }
+  const auto deadline = SteadyClock::now() + open_for;
   while (consumed_in_batch_ < std::min(batch_cap_, settings_.max_batch_records) && !stop_requested() && fatal_) {
     const auto wait = ms_left(deadline);
     std::unique_ptr<RdKafka::Message> message(consumer_->consume(static_cast<int>(wait)));

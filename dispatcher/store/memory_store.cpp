@@ -1,5 +1,7 @@
 #include "store/memory_store.h"
 
+#include <algorithm>
+
 namespace kcron::dispatcher {
 
 BucketKey MemoryPartitionState::key_for(std::string_view job_id, const Slot& slot) const {
@@ -15,7 +17,10 @@ std::optional<std::string> MemoryPartitionState::get(std::string_view job_id) {
 void MemoryPartitionState::put(std::string_view job_id, std::string_view value, std::optional<Slot> slot) {
   erase(job_id);
   working_.index[std::string(job_id)] = Item{std::string(value), slot};
-  if (slot) working_.buckets.insert(key_for(job_id, *slot));
+  if (slot) {
+    working_.buckets.insert(key_for(job_id, *slot));
+    next_due_hint_ = std::min(next_due_hint_, slot->due_ms);
+  }
 }
 
 void MemoryPartitionState::erase(std::string_view job_id) {
@@ -28,10 +33,20 @@ void MemoryPartitionState::erase(std::string_view job_id) {
 std::vector<DueEntry> MemoryPartitionState::due(std::int64_t now_ms, std::size_t limit) {
   std::vector<DueEntry> entries;
   const auto current = bucket_of(now_ms, bucket_width_);
+  std::int64_t hint = (current + 1) * bucket_width_.count();  // the next bucket's start
   for (const auto& key : working_.buckets) {
-    if (entries.size() >= limit || key.bucket > current) break;
-    if (key.due_ms <= now_ms) entries.push_back({key.job_id, Slot{key.due_ms, key.priority}});
+    if (entries.size() >= limit) {
+      hint = now_ms;  // more may be due already
+      break;
+    }
+    if (key.bucket > current) break;
+    if (key.due_ms <= now_ms) {
+      entries.push_back({key.job_id, Slot{key.due_ms, key.priority}});
+    } else {
+      hint = std::min(hint, key.due_ms);
+    }
   }
+  next_due_hint_ = hint;
   return entries;
 }
 
@@ -42,6 +57,7 @@ Status MemoryPartitionState::commit(const Checkpoint& checkpoint) {
 }
 
 Status MemoryPartitionState::wipe() {
+  next_due_hint_ = std::numeric_limits<std::int64_t>::min();
   committed_ = Data{};
   working_ = Data{};
   return Status::success();

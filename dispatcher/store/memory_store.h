@@ -1,6 +1,7 @@
 // In-memory DelayStore with the same staging semantics as the RocksDB one, for unit tests.
 #pragma once
 
+#include <limits>
 #include <map>
 #include <set>
 #include <tuple>
@@ -18,9 +19,13 @@ class MemoryPartitionState final : public PartitionState {
   void put(std::string_view job_id, std::string_view value, std::optional<Slot> slot) override;
   void erase(std::string_view job_id) override;
   std::vector<DueEntry> due(std::int64_t now_ms, std::size_t limit) override;
+  std::int64_t next_due_hint() const override { return next_due_hint_; }
   std::int64_t slotted_count() override { return static_cast<std::int64_t>(working_.buckets.size()); }
   Status commit(const Checkpoint& checkpoint) override;
-  void discard() override { working_ = committed_; }
+  void discard() override {
+    working_ = committed_;
+    next_due_hint_ = std::numeric_limits<std::int64_t>::min();  // what the dropped batch fired is due again
+  }
   std::optional<Checkpoint> checkpoint() override { return committed_.checkpoint; }
   Status wipe() override;
 
@@ -46,6 +51,7 @@ class MemoryPartitionState final : public PartitionState {
   Millis bucket_width_;
   Data committed_;
   Data working_;
+  std::int64_t next_due_hint_ = std::numeric_limits<std::int64_t>::min();
 };
 
 class MemoryDelayStore final : public DelayStore {

@@ -4,7 +4,9 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/table.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <limits>
 
 #include "core/bucket_key.h"
 
@@ -117,6 +119,7 @@ class RocksDbDelayStore::Partition final : public PartitionState {
     if (slot) {
       const BucketKey key{bucket_of(slot->due_ms, bucket_width_), slot->priority, slot->due_ms, std::string(job_id)};
       (void)batch_.Put(handle_, bucket_db_key(key), "");
+      next_due_hint_ = std::min(next_due_hint_, slot->due_ms);
       ++count_;
       if (key.bucket < low_bucket_) {
         low_bucket_ = key.bucket;
@@ -145,21 +148,32 @@ class RocksDbDelayStore::Partition final : public PartitionState {
     std::unique_ptr<rocksdb::Iterator> iterator(
         batch_.NewIteratorWithBase(handle_, db_->NewIterator(read_options, handle_), &read_options));
     bool first = true;
-    for (iterator->Seek(lower); iterator->Valid() && entries.size() < limit; iterator->Next()) {
+    std::int64_t hint = (current + 1) * bucket_width_.count();  // the next bucket's start
+    for (iterator->Seek(lower); iterator->Valid(); iterator->Next()) {
       const auto key = iterator->key();
       if (key.compare(rocksdb::Slice(upper)) >= 0 || key.size() == 0 || key[0] != kBucketPrefix) break;
+      if (entries.size() >= limit) {
+        hint = now_ms;  // more may be due already
+        break;
+      }
       auto decoded = decode_bucket_key(std::string_view(key.data() + 1, key.size() - 1));
       if (!decoded) continue;
       if (first) {
         first = false;
         advance_low_bucket(decoded->bucket);
       }
-      if (decoded->due_ms <= now_ms) entries.push_back({decoded->job_id, Slot{decoded->due_ms, decoded->priority}});
+      if (decoded->due_ms <= now_ms) {
+        entries.push_back({decoded->job_id, Slot{decoded->due_ms, decoded->priority}});
+      } else {
+        hint = std::min(hint, decoded->due_ms);
+      }
     }
     if (first) advance_low_bucket(current);  // nothing live up to the current bucket
+    next_due_hint_ = hint;
     return entries;
   }
 
+  std::int64_t next_due_hint() const override { return next_due_hint_; }
   std::int64_t slotted_count() override { return count_; }
 
   Status commit(const Checkpoint& checkpoint) override {
@@ -179,6 +193,7 @@ class RocksDbDelayStore::Partition final : public PartitionState {
   }
 
   void discard() override {
+    next_due_hint_ = std::numeric_limits<std::int64_t>::min();  // what the dropped batch fired is due again
     batch_.Clear();
     count_ = committed_count_;
     low_bucket_ = committed_low_bucket_;
@@ -187,6 +202,7 @@ class RocksDbDelayStore::Partition final : public PartitionState {
   std::optional<Checkpoint> checkpoint() override { return checkpoint_; }
 
   Status wipe() override {
+    next_due_hint_ = std::numeric_limits<std::int64_t>::min();
     batch_.Clear();
     rocksdb::WriteBatch wipe_batch;
     (void)wipe_batch.DeleteRange(handle_, std::string(1, '\0'), std::string(8, '\xff'));
@@ -253,6 +269,7 @@ class RocksDbDelayStore::Partition final : public PartitionState {
   std::int64_t low_bucket_ = 0;
   std::int64_t committed_low_bucket_ = 0;
   std::int64_t count_ = 0;
+  std::int64_t next_due_hint_ = std::numeric_limits<std::int64_t>::min();
   std::int64_t committed_count_ = 0;
 };
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <catch2/catch.hpp>
+#include <limits>
 
 #include "core/delay_store.h"
 
@@ -41,6 +42,29 @@ inline void check_store_contract(DelayStore& store) {
     CHECK(ids(state.due(899, 100)).empty());
     CHECK(ids(state.due(2'000, 2)) == std::vector<std::string>{"older-bucket", "high"});
     CHECK(state.slotted_count() == 5);
+  }
+
+  SECTION("the next-due hint says when to look again: the earliest entry not yet due, a put, or now at the limit") {
+    CHECK(state.next_due_hint() == std::numeric_limits<std::int64_t>::min());  // nothing scanned yet: look now
+    state.put("soon", "", Slot{1'400, 5});
+    state.put("later", "", Slot{1'700, 9});
+    state.put("due", "", Slot{1'100, 1});
+    CHECK(ids(state.due(1'200, 100)) == std::vector<std::string>{"due"});
+    CHECK(state.next_due_hint() == 1'400);
+    state.put("sooner", "", Slot{1'300, 0});  // a put lowers it
+    CHECK(state.next_due_hint() == 1'300);
+    state.erase("due");
+    state.erase("soon");
+    state.erase("sooner");
+    state.erase("later");
+    CHECK(ids(state.due(1'200, 100)).empty());
+    CHECK(state.next_due_hint() == 2'000);  // nothing in the current bucket: the next one's start
+    state.put("a", "", Slot{1'000, 5});
+    state.put("b", "", Slot{1'000, 5});
+    CHECK(ids(state.due(1'200, 1)).size() == 1);
+    CHECK(state.next_due_hint() == 1'200);  // stopped at its limit: more is due now
+    state.discard();
+    CHECK(state.next_due_hint() == std::numeric_limits<std::int64_t>::min());
   }
 
   SECTION("a put replaces the previous slot and erase removes it") {
