@@ -1,5 +1,6 @@
 #include "kcron/service.h"
 
+#include <google/protobuf/stubs/logging.h>
 #include <httplib.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -19,12 +20,32 @@ extern "C" void on_stop_signal(int /*signal*/) {
 
 }  // namespace
 
+namespace {
+
+// Protobuf reports each string field with invalid UTF-8 it parses as an unstructured ERROR line
+// on stderr; poison input would flood the log with them. The record is REJECTED (or counted)
+// with a reason anyway: route protobuf's messages into the structured log, below info for parse
+// noise.
+void protobuf_log(google::protobuf::LogLevel level, const char* filename, int line, const std::string& message) {
+  const auto spd_level = level >= google::protobuf::LOGLEVEL_FATAL    ? spdlog::level::critical
+                         : level >= google::protobuf::LOGLEVEL_DFATAL ? spdlog::level::err
+                                                                      : spdlog::level::debug;
+  std::string text = message;
+  for (auto& c : text) {
+    if (c == '"' || c == '\n') c = '\'';
+  }
+  spdlog::log(spd_level, "event=protobuf file={}:{} msg=\"{}\"", filename != nullptr ? filename : "?", line, text);
+}
+
+}  // namespace
+
 void init_logging(const std::string& component, const std::string& level) {
   auto logger = spdlog::stderr_logger_mt(component);
   logger->set_pattern("ts=%Y-%m-%dT%H:%M:%S.%eZ level=%l component=%n %v", spdlog::pattern_time_type::utc);
   logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
+  google::protobuf::SetLogHandler(&protobuf_log);
   fault::init_from_environment();  // test-only crash points; inactive unless KCRON_FAULT_POINTS is set
 }
 
