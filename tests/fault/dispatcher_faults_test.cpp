@@ -169,7 +169,7 @@ TEST_CASE("a rebalance storm of dispatchers, workers and cron-producers joining,
           "[fault]") {
   TestEnv env("storm");
   const char* seconds_text = std::getenv("KCRON_STORM_SECONDS");
-  const int storm_seconds = seconds_text != nullptr ? std::atoi(seconds_text) : 30;
+  const int storm_seconds = seconds_text != nullptr ? std::atoi(seconds_text) : 25;
   const int jobs = fault_jobs(100 * storm_seconds);
   TestProducer producer;
   submit_spread(producer, env.prefix, "s-", jobs, 3000, storm_seconds * 1000);

@@ -237,7 +237,7 @@ void check_every_job_once(const Outcome& outcome, int jobs, Programs& programs) 
 // coordinator aborts what d1 and w1 had open. When the link heals, d1 and w1 find themselves
 // fenced: they must heal in place (new producer, new consumer) without committing anything stale
 // and without exiting. Then a lossy link (10% of packets dropped each way, delayed with netem
-// where the kernel has it) under d1 alone for 15 s of a second stream. Every job of both streams
+// where the kernel has it) under d1 alone for 10 s of a second stream. Every job of both streams
 // fires once and succeeds once.
 TEST_CASE("a network partition longer than the transaction timeout, then a lossy link: every job fires once and succeeds once",
           "[fault][environment]") {
@@ -310,7 +310,7 @@ TEST_CASE("a network partition longer than the transaction timeout, then a lossy
     }
     std::string applied;
     std::optional<std::chrono::steady_clock::time_point> degraded_at;
-    const auto due_ms = stream_jobs(env, "nl-", jobs, 20s, [&](std::chrono::milliseconds elapsed) {
+    const auto due_ms = stream_jobs(env, "nl-", jobs, 12s, [&](std::chrono::milliseconds elapsed) {
       if (!degraded_at && elapsed >= 2s) {
         degraded_at = std::chrono::steady_clock::now();
         applied = net.degrade(10, 80);
@@ -318,12 +318,12 @@ TEST_CASE("a network partition longer than the transaction timeout, then a lossy
     });
     REQUIRE(degraded_at.has_value());
     REQUIRE_FALSE(applied.empty());
-    std::this_thread::sleep_until(*degraded_at + 15s);
+    std::this_thread::sleep_until(*degraded_at + 10s);
     const bool healed_ok = net.heal();
     const auto outcome = collect(env, "nl-", jobs, due_ms);
     const auto described = programs.describe();
     WARN(report_fault("network-lossy-link-dispatcher", outcome.fired, outcome.max_done_lag_s,
-                      fmt::format("link=\"{}\" degraded_s=15 succeeded_once={} succeeded_twice={} {}", applied,
+                      fmt::format("link=\"{}\" degraded_s=10 succeeded_once={} succeeded_twice={} {}", applied,
                                   outcome.succeeded_once, outcome.succeeded_twice, described)));
     CHECK(healed_ok);
     check_every_job_once(outcome, jobs, programs);
