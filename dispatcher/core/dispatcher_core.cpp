@@ -451,11 +451,9 @@ void DispatcherCore::reject_unpublishable(const InputRecord& record, std::string
 
 bool DispatcherCore::fail_due(PartitionState& state, std::int32_t partition, std::string_view wanted, std::string_view reason,
                               std::vector<OutRecord>& out) {
-  const auto due = state.due(now_ms(), 1);
-  if (due.empty() || due.front().job_id != wanted) return false;
-  const std::string job_id = due.front().job_id;
+  const std::string job_id(wanted);
   auto entry = load(state, job_id);
-  if (!entry || entry->state() != Entry::PENDING) return false;
+  if (!entry || entry->state() != Entry::PENDING || entry->due_ms() > now_ms()) return false;
   const std::string why = fmt::format("its execution record could not be published: {}", reason);
   v1::DeadLetter letter;
   letter.set_state(v1::DEAD);

@@ -72,9 +72,9 @@ class DispatcherCore {
   // one record or one fire, and if that alone still cannot commit, gives up on it here.
   // A consumed record whose outputs the broker refuses: REJECTED to dead-letters with `reason`.
   void reject_unpublishable(const InputRecord& record, std::string_view reason, std::vector<OutRecord>& out);
-  // The partition's next due job, if it is `job_id`, whose execution record the broker refuses:
-  // DEAD (dead letter, status, the id kept for dedupe like a fired one) instead of fired. Returns
-  // false (and does nothing) when the next due entry is another one.
+  // A due job (`job_id`, pending and due by now) whose records the broker refuses: DEAD (dead
+  // letter, status, the id kept for dedupe like a fired one) instead of fired. Returns false (and
+  // does nothing) when there is no such pending, due job.
   bool fail_due(PartitionState& state, std::int32_t partition, std::string_view job_id, std::string_view reason,
                 std::vector<OutRecord>& out);
   // Replays one changelog record into a state (restore). `value` empty = tombstone.

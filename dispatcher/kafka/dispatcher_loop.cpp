@@ -163,15 +163,17 @@ Status DispatcherLoop::consume_batch() {
                        kcron_type,
                        kafka::record_timestamp_ms(*message, now_ms)};
     const Single single{false, message->partition(), message->offset(), {}};
-    if (poison_ && *poison_ == single) {
+    const auto poison = std::find_if(poisons_.begin(), poisons_.end(), [&](const Poison& p) { return p.item == single; });
+    if (poison != poisons_.end()) {
       spdlog::warn("event=unpublishable_input partition={} offset={} reason=\"{}\"", single.partition, single.offset,
-                   poison_reason_);
-      core_.reject_unpublishable(record, poison_reason_, out_);
-      poison_.reset();
+                   poison->reason);
+      core_.reject_unpublishable(record, poison->reason, out_);
+      poison->applied = true;
     } else {
       core_.apply(*owned->second.state, record, out_);
     }
     last_consumed_ = single;
+    spans_.push_back({out_.size(), single.partition, single.offset});
     owned->second.next_offset = message->offset() + 1;
     ++consumed_in_batch_;
     if (ms_left(deadline) == 0) break;
@@ -183,21 +185,23 @@ Status DispatcherLoop::commit_batch() {
   if (owned_.empty()) return Status::success();
   std::size_t fired = 0;
   std::int32_t fired_partition = -1;
-  if (poison_ && poison_->fire && consumed_in_batch_ == 0 && owned_.contains(poison_->partition)) {
-    // The due job whose execution record the broker refused, alone, twice: DEAD instead.
-    spdlog::warn("event=unpublishable_fire partition={} reason=\"{}\"", poison_->partition, poison_reason_);
-    fired = core_.fail_due(*owned_[poison_->partition].state, poison_->partition, poison_->job_id, poison_reason_, out_) ? 1 : 0;
-    poison_.reset();
-  } else {
-    // Bisecting: a narrowed batch fires only when it consumed nothing, and at most its cap.
-    const bool narrowed = batch_cap_ < settings_.max_batch_records;
-    const std::size_t limit = !narrowed ? settings_.max_fires_per_batch : consumed_in_batch_ > 0 ? 0 : batch_cap_;
-    for (auto& [partition, owned] : owned_) {
-      if (fired >= limit) break;
-      const auto count = core_.fire_due(*owned.state, partition, limit - fired, out_);
-      if (count > 0) fired_partition = partition;
-      fired += count;
-    }
+  for (auto& poison : poisons_) {
+    if (!poison.item.fire || !owned_.contains(poison.item.partition)) continue;
+    // A due job whose record the broker refused: DEAD instead of fired.
+    spdlog::warn("event=unpublishable_fire partition={} job={} reason=\"{}\"", poison.item.partition, poison.item.job_id,
+                 poison.reason);
+    (void)core_.fail_due(*owned_[poison.item.partition].state, poison.item.partition, poison.item.job_id, poison.reason, out_);
+    poison.applied = true;
+  }
+  // Bisecting: a narrowed batch fires only when it consumed nothing, and at most its cap.
+  const bool narrowed = batch_cap_ < settings_.max_batch_records;
+  const std::size_t limit = !narrowed ? settings_.max_fires_per_batch : consumed_in_batch_ > 0 ? 0 : batch_cap_;
+  for (auto& [partition, owned] : owned_) {
+    if (fired >= limit) break;
+    const auto count = core_.fire_due(*owned.state, partition, limit - fired, out_);
+    if (count > 0) fired_partition = partition;
+    fired += count;
+    spans_.push_back({out_.size(), partition, -1});
   }
   if (out_.empty() && consumed_in_batch_ == 0) return Status::success();
   batch_single_.reset();
@@ -216,9 +220,16 @@ Status DispatcherLoop::commit_batch() {
   refused_error_.clear();
   delivery_code_ = RdKafka::ERR_NO_ERROR;
   for (auto& [partition, owned] : owned_) owned.changelog_next = -1;
-  for (const auto& record : out_) {
+  refused_index_ = -1;
+  refused_count_ = 0;
+  for (std::size_t index = 0; index < out_.size(); ++index) {
     RdKafka::ErrorCode code = RdKafka::ERR_NO_ERROR;
-    if (auto status = kafka::produce(*producer_, record, nullptr, &code); !status) {
+    // The opaque (index + 1) lets a delivery report name the record it is about.
+    if (auto status = kafka::produce(*producer_, out_[index], reinterpret_cast<void*>(index + 1), &code); !status) {
+      if (kafka::record_refused(code)) {
+        refused_index_ = static_cast<std::int64_t>(index);
+        refused_count_ = 1;
+      }
       return abort_batch(status.error().message(), kafka::record_refused(code));
     }
     producer_->poll(0);
@@ -277,6 +288,7 @@ Status DispatcherLoop::commit_batch() {
   }
   single_aborts_ = 0;
   failed_single_.reset();
+  std::erase_if(poisons_, [](const Poison& poison) { return poison.applied; });
 
   const std::int64_t now_ms = to_epoch_ms(SystemClock::instance().now());
   double slotted = 0;
@@ -294,6 +306,7 @@ Status DispatcherLoop::commit_batch() {
   }
   store_size_.set(slotted);
   out_.clear();
+  spans_.clear();
   consumed_in_batch_ = 0;
   publish_counts();
   return Status::success();
@@ -313,17 +326,27 @@ Status DispatcherLoop::abort_batch(std::string why, bool refused) {
   delivery_error_.clear();
   refused_error_.clear();
   delivery_code_ = RdKafka::ERR_NO_ERROR;
+  // The refused record is known from its delivery report: give up on what produced it (the
+  // consumed record, or the fired job) in the next batch, without bisecting.
+  std::optional<Single> culprit;
+  if (refused && refused_index_ >= 0 && refused_count_ == 1) culprit = producer_of(static_cast<std::size_t>(refused_index_));
   drop_uncommitted();
-  // Bisect: halve the batch; one item that aborts twice alone is given up on in the next batch.
   // Only for a record the broker refuses as such: an outage must never make a job DEAD.
   if (!refused) return rewind_after_abort();
+  if (culprit) {
+    add_poison(*culprit, why);
+    spdlog::warn("event=refused_record partition={} offset={} job={} msg=\"giving up on it in the next batch\"",
+                 culprit->partition, culprit->offset, culprit->job_id);
+    return rewind_after_abort();
+  }
+  // Not attributable (no delivery report named it alone): bisect. Halve the batch; one item that
+  // aborts twice alone is given up on in the next batch.
   batch_cap_ = std::max<std::size_t>(1, batch_cap_ / 2);
   if (batch_single_) {
     single_aborts_ = failed_single_ && *failed_single_ == *batch_single_ ? single_aborts_ + 1 : 1;
     failed_single_ = batch_single_;
     if (single_aborts_ >= 2) {
-      poison_ = batch_single_;
-      poison_reason_ = why;
+      add_poison(*batch_single_, why);
       single_aborts_ = 0;
       failed_single_.reset();
     }
@@ -345,7 +368,25 @@ Status DispatcherLoop::rewind_after_abort() {
   return Status::success();
 }
 
+void DispatcherLoop::add_poison(const Single& item, const std::string& reason) {
+  if (std::none_of(poisons_.begin(), poisons_.end(), [&](const Poison& poison) { return poison.item == item; })) {
+    poisons_.push_back({item, reason, false});
+  }
+}
+
+std::optional<DispatcherLoop::Single> DispatcherLoop::producer_of(std::size_t index) const {
+  if (index >= out_.size()) return std::nullopt;
+  for (const auto& span : spans_) {
+    if (index >= span.end) continue;
+    if (span.offset >= 0) return Single{false, span.partition, span.offset, {}};
+    return Single{true, span.partition, -1, out_[index].key};
+  }
+  return std::nullopt;
+}
+
 void DispatcherLoop::drop_uncommitted() {
+  for (auto& poison : poisons_) poison.applied = false;  // given up on again in the next batch
+  spans_.clear();
   out_.clear();
   consumed_in_batch_ = 0;
   for (auto& [partition, owned] : owned_) owned.state->discard();
@@ -355,7 +396,7 @@ void DispatcherLoop::drop_uncommitted() {
 
 Status DispatcherLoop::rejoin(const std::string& why) {
   if (!budget_.try_spend(SteadyClock::now())) return Error(budget_.refusal("dispatcher", settings_.instance_id, why));
-  poison_.reset();
+  poisons_.clear();
   spdlog::warn("event=consumer_rejoin reason=\"{}\" msg=\"recreating the consumer; the assignment restores from Kafka\"", why);
   rejoins_.inc();
   if (http_ != nullptr) http_->set_ready(false);
@@ -371,7 +412,7 @@ Status DispatcherLoop::rejoin(const std::string& why) {
 
 Status DispatcherLoop::recover(const std::string& why) {
   if (!budget_.try_spend(SteadyClock::now())) return Error(budget_.refusal("dispatcher", settings_.instance_id, why));
-  poison_.reset();
+  poisons_.clear();
   spdlog::warn("event=transaction_recover reason=\"{}\" msg=\"recreating the producer and restoring from Kafka\"", why);
   recoveries_.inc();
   drop_uncommitted();  // whatever that batch did is replayed from Kafka, not counted twice
@@ -412,9 +453,15 @@ void DispatcherLoop::dr_cb(RdKafka::Message& message) {
       delivery_error_ = error;
       delivery_code_ = message.err();
     }
-    if (kafka::record_refused(message.err()) && refused_error_.empty()) {
-      refused_error_ = error;
-      delivery_code_ = message.err();  // the cause, over a purge report that came first
+    if (kafka::record_refused(message.err())) {
+      // The broker refuses a whole producer batch: a record next to the oversized one is refused
+      // too, so only a sole refused record names its culprit.
+      ++refused_count_;
+      if (refused_error_.empty()) {
+        refused_error_ = error;
+        delivery_code_ = message.err();  // the cause, over a purge report that came first
+        refused_index_ = static_cast<std::int64_t>(reinterpret_cast<std::uintptr_t>(message.msg_opaque())) - 1;
+      }
     }
     return;
   }
@@ -491,8 +538,9 @@ Status DispatcherLoop::revoke(const std::vector<RdKafka::TopicPartition*>& parti
   }
   owned_partitions_.set(static_cast<double>(owned_.size()));
   out_.clear();
+  spans_.clear();
   consumed_in_batch_ = 0;
-  poison_.reset();  // it named a position in an assignment that is gone
+  poisons_.clear();  // they named positions in an assignment that is gone
   failed_single_.reset();
   single_aborts_ = 0;
   spdlog::info("event=revoked count={}", partitions.size());

@@ -111,8 +111,26 @@ class DispatcherLoop final : public RdKafka::RebalanceCb, public RdKafka::Delive
   std::optional<Single> batch_single_;   // what the open batch holds, when it holds one item
   std::optional<Single> failed_single_;  // the single item that aborted last
   int single_aborts_ = 0;
-  std::optional<Single> poison_;  // to give up on in the next batch
-  std::string poison_reason_;
+  // Items to give up on (REJECTED or DEAD) in the next batches, with the broker's error; each is
+  // dropped from here once a batch that gave up on it commits.
+  struct Poison {
+    Single item;
+    std::string reason;
+    bool applied = false;  // in the open batch
+  };
+  std::vector<Poison> poisons_;
+  void add_poison(const Single& item, const std::string& reason);
+  // Which input made each output: out_[..end) up to a span came from its consumed record
+  // (offset >= 0) or from its partition's fires (offset -1), so a refused record's producer is known.
+  struct Span {
+    std::size_t end = 0;
+    std::int32_t partition = -1;
+    std::int64_t offset = -1;
+  };
+  std::vector<Span> spans_;
+  std::int64_t refused_index_ = -1;  // index in out_ of the first record refused for what it is
+  int refused_count_ = 0;            // records refused in the open batch
+  std::optional<Single> producer_of(std::size_t index) const;
   RecoveryBudget budget_;
   Counts published_;
 
