@@ -517,13 +517,14 @@ TEST_CASE("invalid schedules on every schedules partition are each REJECTED once
 
 // Validation cannot know every limit: an operator may set an exec topic's max.message.bytes below
 // kcron's record limit. Queue `tiny`'s exec topics refuse records (and producer batches) over
-// 2000 bytes; only the two big jobs use it. A job due now
-// with a 4000-byte payload (its outputs are part of the consumed record's transaction) and one
-// due 12 s later (its exec record is produced when it comes due, from the delay buckets) abort
-// every transaction they are in. The dispatcher bisects (halving the batch on each such abort) until each is alone and still
-// refused twice; then the first is REJECTED and the second DEAD, with the broker's error. The 40
-// (KCRON_FAULT_JOBS) small jobs around them, on both queues, fire once, and the dispatcher keeps running.
-TEST_CASE("jobs whose execution records the exec topic refuses are bisected out: REJECTED or DEAD, the rest fire once",
+// 2000 bytes; only the two big jobs use it. A job due now with a 4000-byte payload (its outputs
+// are part of the consumed record's transaction) and one due 12 s later (its exec record is
+// produced when it comes due, from the delay buckets) abort the transactions they are in. The
+// delivery report names the refused record, so the dispatcher gives up on what produced it in the
+// next batch (it halves the batch instead when several records are refused at once): the first is
+// REJECTED and the second DEAD, with the broker's error. The 40 (KCRON_FAULT_JOBS) small jobs
+// around them, on two other queues, fire once, and the dispatcher keeps running.
+TEST_CASE("jobs whose execution records the exec topic refuses are given up on, REJECTED or DEAD, and the rest fire once",
           "[fault]") {
   TestEnv env("poison-exec", 2, 2);
   std::vector<TopicSpec> tiny;
