@@ -122,11 +122,10 @@ std::string fatal_reason(RdKafka::Handle& handle) {
 }
 
 void discard_consumer(std::unique_ptr<RdKafka::KafkaConsumer>& consumer) {
-  if (!consumer) return;
-  // On a fatal consumer close() returns _FATAL at once without rebalance callbacks; on a healthy
-  // one it revokes (the owner's callback runs) and, being a static member, does not leave.
-  const auto code = consumer->close();
-  if (code != RdKafka::ERR_NO_ERROR) spdlog::info("event=consumer_closed result=\"{}\"", RdKafka::err2str(code));
+  // No close(): it waits for the consumer's queued requests, and with its group coordinator or a
+  // broker gone (the very faults that bring us here) that took minutes. The destructor destroys
+  // the handle without the close protocol; a static member is replaced by the new consumer with
+  // the same group.instance.id, and no rebalance callback runs for a consumer that owns nothing.
   consumer.reset();
 }
 

@@ -241,7 +241,9 @@ Status WorkerLoop::reset_session(const std::string& why, bool new_producer) {
       return status;
     }
   }
-  return create_consumer();
+  if (auto status = create_consumer(); !status) return status;
+  spdlog::info("event=session_reset_done");
+  return Status::success();
 }
 
 Status WorkerLoop::start_control_consumer() {

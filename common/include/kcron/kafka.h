@@ -71,8 +71,9 @@ Status retry_with_backoff(const std::function<Status()>& attempt, std::chrono::m
 // static group membership was fenced: "FENCED_INSTANCE_ID: ...". Empty if none was raised.
 std::string fatal_reason(RdKafka::Handle& handle);
 
-// Closes and destroys a consumer. A consumer that raised a fatal error is destroyed without the
-// close protocol (it could not leave or commit anyway); either way no rebalance callback outlives it.
+// Destroys a consumer without the close protocol (no leave, no commit, no rebalance callback):
+// for a consumer being replaced after a fence or a fault, whose owner already let go of its
+// partitions. close() could block for minutes on requests to a broker that is gone.
 void discard_consumer(std::unique_ptr<RdKafka::KafkaConsumer>& consumer);
 
 // Produces one record, retrying (bounded) while the local queue is full. On failure, the code goes
