@@ -149,6 +149,19 @@ int watch(const kcron::bench::Flags& flags) {
   std::unique_ptr<RdKafka::Message> first((*consumer)->consume(100));  // connects and starts fetching
   if (!flags.get("ready-file").empty()) (void)kcron::bench::write_text(flags.get("ready-file"), "ready");
 
+  // --timeline: one line per exec record of the jobs named by --timeline-prefix, written as it
+  // arrives (the failover scenario polls it for the first fire after a kill):
+  // "visible_ms due_ms fired_ms duplicate(0|1)".
+  std::ofstream timeline;
+  const std::string timeline_prefix = flags.get("timeline-prefix");
+  if (!flags.get("timeline").empty()) {
+    timeline.open(flags.get("timeline"), std::ios::out | std::ios::trunc);
+    if (!timeline) {
+      spdlog::error("event=fatal error=\"cannot write {}\"", flags.get("timeline"));
+      return 1;
+    }
+  }
+
   Stream exec;
   Stream results;
   const auto started = SteadyClock::now();
@@ -171,7 +184,11 @@ int watch(const kcron::bench::Flags& flags) {
         results.add(result.job_id(), result.due_ms(), visible_ms, result.started_ms());
       }
     } else if (execution.ParseFromArray(bytes, size) && execution.job().id().starts_with(id_prefix)) {
-      exec.add(execution.job().id(), execution.due_ms(), visible_ms, execution.fired_ms());
+      const bool fresh = exec.add(execution.job().id(), execution.due_ms(), visible_ms, execution.fired_ms());
+      if (timeline.is_open() && execution.job().id().starts_with(timeline_prefix)) {
+        timeline << visible_ms << ' ' << execution.due_ms() << ' ' << execution.fired_ms() << ' ' << (fresh ? 0 : 1)
+                 << std::endl;  // flushed: read while the watch runs
+      }
     }
   };
   if (first->err() == RdKafka::ERR_NO_ERROR) handle(*first);
@@ -394,6 +411,8 @@ int main(int argc, char** argv) {
       .text("id-prefix", "", "watch: follow only jobs whose id starts with this (e.g. job-; warm-up jobs are not)")
       .text("ready-file", "", "watch: written once the reader is assigned and fetching")
       .text("samples-dir", "", "watch: where per-job samples go (one file per distribution)")
+      .text("timeline", "", "watch: a file getting one line per exec record as it arrives: visible due fired duplicate")
+      .text("timeline-prefix", "", "watch: the job id prefix of the timeline's records")
       .text("prefix", "", "count: the run's topic prefix")
       .integer("jobs", 1, "count: jobs the run processed (the per-job divisor)")
       .toggle("exact", "count: also read every topic to count committed data records")

@@ -345,53 +345,101 @@ Result<std::int64_t> replay_partition(const Properties& client, const std::strin
                                       const std::function<std::int64_t(std::int64_t low, std::int64_t high)>& choose_start,
                                       const std::function<Status(RdKafka::Message& record)>& on_record,
                                       std::chrono::milliseconds timeout) {
+  auto ends = replay_partitions(
+      client, group_id, topic, {partition},
+      [&](std::int32_t /*partition*/, std::int64_t low, std::int64_t high) { return choose_start(low, high); }, on_record,
+      timeout);
+  if (!ends) return ends.error();
+  return ends->at(partition);
+}
+
+Result<std::map<std::int32_t, std::int64_t>> replay_partitions(
+    const Properties& client, const std::string& group_id, const std::string& topic, const std::vector<std::int32_t>& partitions,
+    const std::function<std::int64_t(std::int32_t partition, std::int64_t low, std::int64_t high)>& choose_start,
+    const std::function<Status(RdKafka::Message& record)>& on_record, std::chrono::milliseconds timeout,
+    std::chrono::milliseconds* transaction_wait) {
   auto properties = client;
   properties["group.id"] = group_id;
   properties["enable.partition.eof"] = "true";
   properties["fetch.max.bytes"] = "52428800";
+  // At a partition's end the broker holds a fetch this long before answering "nothing new": keep
+  // it short, the end of a replay is found by that answer.
+  properties["fetch.wait.max.ms"] = "20";
   auto reader = make_consumer(properties);
   if (!reader) return reader.error();
   properties["isolation.level"] = "read_uncommitted";
   auto probe = make_consumer(properties);
   if (!probe) return probe.error();
 
-  auto marks = watermarks(**probe, topic, partition, std::chrono::milliseconds(30000));
-  if (!marks) return marks.error();
-  auto [low, high] = *marks;
-  const std::int64_t start = choose_start(low, high);
-  std::int64_t position = start;
-  if (start < high) {
-    std::vector<RdKafka::TopicPartition*> assignment = {RdKafka::TopicPartition::create(topic, partition, start)};
+  std::map<std::int32_t, std::int64_t> position;
+  std::map<std::int32_t, std::int64_t> high;
+  std::vector<RdKafka::TopicPartition*> assignment;
+  for (const auto partition : partitions) {
+    auto marks = watermarks(**probe, topic, partition, std::chrono::milliseconds(30000));
+    if (!marks) {
+      RdKafka::TopicPartition::destroy(assignment);
+      return marks.error();
+    }
+    const std::int64_t start = choose_start(partition, marks->first, marks->second);
+    position[partition] = start;
+    if (start < marks->second) {
+      high[partition] = marks->second;
+      assignment.push_back(RdKafka::TopicPartition::create(topic, partition, start));
+    }
+  }
+  if (!assignment.empty()) {
     const auto code = (*reader)->assign(assignment);
     RdKafka::TopicPartition::destroy(assignment);
-    if (code != RdKafka::ERR_NO_ERROR) return to_error(code, fmt::format("assign {}[{}]", topic, partition));
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (true) {
-      if (std::chrono::steady_clock::now() > deadline || stop_requested()) {
-        return make_error("replay of {}[{}] stopped at offset {} before the end ({})", topic, partition, position, high);
-      }
-      std::unique_ptr<RdKafka::Message> message((*reader)->consume(500));
-      if (message->err() == RdKafka::ERR__TIMED_OUT) continue;
-      if (message->err() == RdKafka::ERR__PARTITION_EOF) {
-        position = std::max(position, message->offset());
-        if (position >= high) break;
-        auto latest = watermarks(**probe, topic, partition, std::chrono::milliseconds(30000));
-        if (!latest) return latest.error();
-        high = latest->second;
-        if (position >= high) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
-        continue;
-      }
-      if (message->err() != RdKafka::ERR_NO_ERROR) {
-        spdlog::warn("event=replay_consume_error topic={} partition={} error=\"{}\"", topic, partition, message->errstr());
-        continue;
-      }
-      if (auto status = on_record(*message); !status) return status.error();
-      position = message->offset() + 1;
+    if (code != RdKafka::ERR_NO_ERROR) return to_error(code, fmt::format("assign {}", topic));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::map<std::int32_t, std::chrono::steady_clock::time_point> stopped_short;  // at an open transaction since
+  std::chrono::steady_clock::duration longest_wait{};
+  auto finished = [&](std::map<std::int32_t, std::int64_t>::iterator pending) {
+    if (auto since = stopped_short.find(pending->first); since != stopped_short.end()) {
+      longest_wait = std::max(longest_wait, std::chrono::steady_clock::now() - since->second);
     }
+    high.erase(pending);
+  };
+  while (!high.empty()) {  // the partitions not yet at their end
+    if (std::chrono::steady_clock::now() > deadline || stop_requested()) {
+      const auto& [partition, end] = *high.begin();
+      return make_error("replay of {}[{}] stopped at offset {} before the end ({})", topic, partition, position[partition], end);
+    }
+    std::unique_ptr<RdKafka::Message> message((*reader)->consume(50));
+    if (message->err() == RdKafka::ERR__TIMED_OUT) continue;
+    const std::int32_t partition = message->partition();
+    auto pending = high.find(partition);
+    if (message->err() == RdKafka::ERR__PARTITION_EOF) {
+      if (pending == high.end()) continue;
+      position[partition] = std::max(position[partition], message->offset());
+      if (position[partition] >= pending->second) {
+        finished(pending);
+        continue;
+      }
+      // Short of the high watermark: an open transaction (read_committed stops at it) or records
+      // written since. Look again; the reader reports the end again once the transaction ends.
+      auto latest = watermarks(**probe, topic, partition, std::chrono::milliseconds(30000));
+      if (!latest) return latest.error();
+      pending->second = latest->second;
+      if (position[partition] >= pending->second) {
+        finished(pending);
+      } else {
+        stopped_short.try_emplace(partition, std::chrono::steady_clock::now());
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      continue;
+    }
+    if (message->err() != RdKafka::ERR_NO_ERROR) {
+      spdlog::warn("event=replay_consume_error topic={} partition={} error=\"{}\"", topic, partition, message->errstr());
+      continue;
+    }
+    if (auto status = on_record(*message); !status) return status.error();
+    position[partition] = message->offset() + 1;
   }
   (*reader)->close();
   (*probe)->close();
+  if (transaction_wait != nullptr) *transaction_wait = std::chrono::duration_cast<std::chrono::milliseconds>(longest_wait);
   return position;
 }
 

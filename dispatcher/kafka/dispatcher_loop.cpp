@@ -424,11 +424,13 @@ Status DispatcherLoop::recover(const std::string& why) {
     return status;
   }
   kafka::PartitionList committed;
+  std::map<std::int32_t, PartitionState*> restoring;
   for (auto& [partition, owned] : owned_) {
-    if (auto status = restore(partition, *owned.state); !status) {
-      return fatal_ ? rejoin(status.error().within("restore after recovery").message()) : status;
-    }
+    restoring[partition] = owned.state;
     committed.items.push_back(RdKafka::TopicPartition::create(core_.settings().names.jobs(), partition));
+  }
+  if (auto status = restore(restoring); !status) {
+    return fatal_ ? rejoin(status.error().within("restore after recovery").message()) : status;
   }
   if (committed.items.empty()) return Status::success();
   if (const auto code = consumer_->committed(committed.items, 30000); code != RdKafka::ERR_NO_ERROR) {
@@ -491,6 +493,8 @@ void DispatcherLoop::rebalance_cb(RdKafka::KafkaConsumer* /*consumer*/, RdKafka:
 
 Status DispatcherLoop::assign(const std::vector<RdKafka::TopicPartition*>& partitions) {
   // Committed offsets first (they wait for any pending transaction), then the changelog.
+  const auto assign_started = SteadyClock::now();
+  spdlog::info("event=assigning count={}", partitions.size());
   kafka::PartitionList committed;
   for (const auto* partition : partitions) {
     committed.items.push_back(RdKafka::TopicPartition::create(partition->topic(), partition->partition()));
@@ -498,7 +502,11 @@ Status DispatcherLoop::assign(const std::vector<RdKafka::TopicPartition*>& parti
   if (const auto code = consumer_->committed(committed.items, 30000); code != RdKafka::ERR_NO_ERROR) {
     return kafka::to_error(code, "fetch committed offsets");
   }
+  // The wait for a transaction the previous owner left open (until the coordinator aborts it).
+  spdlog::info("event=offsets_fetched seconds={:.3f}",
+               std::chrono::duration<double>(SteadyClock::now() - assign_started).count());
   std::string listing;
+  std::map<std::int32_t, PartitionState*> opened;
   for (auto* item : committed.items) {
     std::int64_t offset = item->offset();
     if (offset < 0) {
@@ -512,15 +520,19 @@ Status DispatcherLoop::assign(const std::vector<RdKafka::TopicPartition*>& parti
       fatal_ = state.error();  // the local disk, not Kafka: no rejoin fixes it
       return fatal_;
     }
-    if (auto status = restore(item->partition(), **state); !status) return status;
-    owned_[item->partition()] = Owned{*state, offset, offset, -1};
+    opened[item->partition()] = *state;
     listing += fmt::format("{}@{} ", item->partition(), offset);
+  }
+  if (auto status = restore(opened); !status) return status;
+  for (const auto* item : committed.items) {
+    owned_[item->partition()] = Owned{opened[item->partition()], item->offset(), item->offset(), -1};
   }
   if (const auto code = consumer_->assign(committed.items); code != RdKafka::ERR_NO_ERROR) {
     return kafka::to_error(code, "assign");
   }
   owned_partitions_.set(static_cast<double>(owned_.size()));
-  spdlog::info("event=assigned partitions=\"{}\"", listing);
+  spdlog::info("event=assigned partitions=\"{}\" seconds={:.3f}", listing,
+               std::chrono::duration<double>(SteadyClock::now() - assign_started).count());
   return Status::success();
 }
 
@@ -548,12 +560,25 @@ Status DispatcherLoop::revoke(const std::vector<RdKafka::TopicPartition*>& parti
   return Status::success();
 }
 
-Status DispatcherLoop::restore(std::int32_t partition, PartitionState& state) {
+Status DispatcherLoop::restore(const std::map<std::int32_t, PartitionState*>& states) {
+  if (states.empty()) return Status::success();
   const auto& names = core_.settings().names;
   const std::int64_t now_ms = to_epoch_ms(SystemClock::instance().now());
   const auto restore_started = SteadyClock::now();
+  struct Progress {
+    PartitionState* state = nullptr;
+    std::uint64_t replayed = 0;
+    std::size_t staged = 0;
+  };
+  std::map<std::int32_t, Progress> progress;
+  std::vector<std::int32_t> partitions;
+  for (const auto& [partition, state] : states) {
+    progress[partition].state = state;
+    partitions.push_back(partition);
+  }
   Status wiped;
-  auto choose_start = [&](std::int64_t low, std::int64_t high) -> std::int64_t {
+  auto choose_start = [&](std::int32_t partition, std::int64_t low, std::int64_t high) -> std::int64_t {
+    auto& state = *progress[partition].state;
     const auto checkpoint = state.checkpoint();
     if (checkpoint && checkpoint->changelog_offset >= low && checkpoint->changelog_offset <= high &&
         now_ms - checkpoint->written_ms < settings_.changelog_delete_retention.count()) {
@@ -565,40 +590,51 @@ Status DispatcherLoop::restore(std::int32_t partition, PartitionState& state) {
           "event=restore_wipe partition={} checkpoint={} low={} high={} msg=\"checkpoint unusable: restoring from scratch\"",
           partition, checkpoint->changelog_offset, low, high);
     }
-    wiped = state.wipe();
+    if (auto status = state.wipe(); !status && wiped) wiped = status;
     spdlog::info("event=restore_start partition={} from={} to={}", partition, low, high);
     return low;
   };
-  std::uint64_t replayed = 0;
-  std::size_t staged = 0;
   auto on_record = [&](RdKafka::Message& message) -> Status {
     if (!wiped) return wiped;
+    auto found = progress.find(message.partition());
+    if (found == progress.end()) return Status::success();
+    auto& item = found->second;
     const std::string_view key = message.key() != nullptr ? std::string_view(*message.key()) : std::string_view();
-    DispatcherCore::restore(state, key, std::string_view(static_cast<const char*>(message.payload()), message.len()),
+    DispatcherCore::restore(*item.state, key, std::string_view(static_cast<const char*>(message.payload()), message.len()),
                             message.payload() == nullptr);
-    ++replayed;
-    if (++staged >= 10000) {  // bound the staged batch on large restores
-      staged = 0;
-      auto status = state.commit(Checkpoint{message.offset() + 1, now_ms});
+    ++item.replayed;
+    if (++item.staged >= 10000) {  // bound the staged batch on large restores
+      item.staged = 0;
+      auto status = item.state->commit(Checkpoint{message.offset() + 1, now_ms});
       if (!status) fatal_ = status;
       return status;
     }
     return Status::success();
   };
-  auto position = kafka::replay_partition(settings_.client, names.prefix + "dispatcher-restore", names.dispatcher_changelog(),
-                                          partition, choose_start, on_record, settings_.restore_timeout);
+  // One reader for every partition: its start-up and the wait at the end are paid once.
+  Millis transaction_wait{0};
+  auto positions = kafka::replay_partitions(settings_.client, names.prefix + "dispatcher-restore", names.dispatcher_changelog(),
+                                            partitions, choose_start, on_record, settings_.restore_timeout, &transaction_wait);
   if (!wiped) {
     fatal_ = wiped;  // the local store, not Kafka
     return wiped;
   }
-  if (!position) return position.error();
-  if (auto status = state.commit(Checkpoint{*position, now_ms}); !status) {
-    fatal_ = status;
-    return status;
+  if (!positions) return positions.error();
+  const double seconds = std::chrono::duration<double>(SteadyClock::now() - restore_started).count();
+  for (auto& [partition, item] : progress) {
+    const std::int64_t position = positions->at(partition);
+    if (auto status = item.state->commit(Checkpoint{position, now_ms}); !status) {
+      fatal_ = status;
+      return status;
+    }
+    restored_records_.inc(item.replayed);
+    spdlog::info("event=restore_done partition={} records={} position={} seconds={:.3f} slotted={}", partition, item.replayed,
+                 position, seconds, item.state->slotted_count());
   }
-  restored_records_.inc(replayed);
-  spdlog::info("event=restore_done partition={} records={} position={} seconds={:.3f} slotted={}", partition, replayed, *position,
-               std::chrono::duration<double>(SteadyClock::now() - restore_started).count(), state.slotted_count());
+  // The part of the restore spent waiting for a transaction the previous owner left open (the
+  // coordinator aborts it after transaction.timeout.ms).
+  spdlog::info("event=restored partitions={} seconds={:.3f} transaction_wait_seconds={:.3f}", progress.size(), seconds,
+               static_cast<double>(transaction_wait.count()) / 1000.0);
   return Status::success();
 }
 

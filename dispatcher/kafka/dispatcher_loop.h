@@ -74,7 +74,7 @@ class DispatcherLoop final : public RdKafka::RebalanceCb, public RdKafka::Delive
   Status commit_batch();
   Status assign(const std::vector<RdKafka::TopicPartition*>& partitions);
   Status revoke(const std::vector<RdKafka::TopicPartition*>& partitions);
-  Status restore(std::int32_t partition, PartitionState& state);
+  Status restore(const std::map<std::int32_t, PartitionState*>& states);
   // `refused`: the error refuses a record for what it is (kafka::record_refused): bisect.
   Status abort_batch(std::string why, bool refused = false);
   Status rewind_after_abort();  // every owned partition back to its committed offset

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <limits>
+#include <map>
+#include <optional>
 
 #include "core/bucket_key.h"
 
@@ -118,7 +120,9 @@ class RocksDbDelayStore::Partition final : public PartitionState {
     (void)batch_.Put(handle_, index_key(job_id), frame_index_value(value, slot));
     if (slot) {
       const BucketKey key{bucket_of(slot->due_ms, bucket_width_), slot->priority, slot->due_ms, std::string(job_id)};
-      (void)batch_.Put(handle_, bucket_db_key(key), "");
+      const std::string db_key = bucket_db_key(key);
+      (void)batch_.Put(handle_, db_key, "");
+      lower_cursor(std::string_view(db_key).substr(1));
       next_due_hint_ = std::min(next_due_hint_, slot->due_ms);
       ++count_;
       if (key.bucket < low_bucket_) {
@@ -135,11 +139,13 @@ class RocksDbDelayStore::Partition final : public PartitionState {
     (void)batch_.Put(handle_, kCountKey, encode_i64(count_));
   }
 
+  // The buckets up to the current one, run by run (a run: one bucket and priority, its keys in due
+  // order). Each run is entered at its cursor, which skips what earlier calls saw fired (their
+  // deletes stay in the memtable as tombstones until a compaction, and stepping over thousands of
+  // them on every call was the dispatcher's hot spot), and left at its first entry not yet due.
   std::vector<DueEntry> due(std::int64_t now_ms, std::size_t limit) override {
     std::vector<DueEntry> entries;
     const auto current = bucket_of(now_ms, bucket_width_);
-    std::string lower(1, kBucketPrefix);
-    lower += bucket_start(low_bucket_);
     std::string upper(1, kBucketPrefix);
     upper += bucket_start(current + 1);
     const rocksdb::Slice upper_slice(upper);
@@ -147,28 +153,58 @@ class RocksDbDelayStore::Partition final : public PartitionState {
     read_options.iterate_upper_bound = &upper_slice;
     std::unique_ptr<rocksdb::Iterator> iterator(
         batch_.NewIteratorWithBase(handle_, db_->NewIterator(read_options, handle_), &read_options));
-    bool first = true;
     std::int64_t hint = (current + 1) * bucket_width_.count();  // the next bucket's start
-    for (iterator->Seek(lower); iterator->Valid(); iterator->Next()) {
-      const auto key = iterator->key();
-      if (key.compare(rocksdb::Slice(upper)) >= 0 || key.size() == 0 || key[0] != kBucketPrefix) break;
-      if (entries.size() >= limit) {
-        hint = now_ms;  // more may be due already
-        break;
+    std::optional<std::int64_t> first_live_bucket;
+    std::int64_t bucket = low_bucket_;
+    bool end = false;  // no key at all up to the current bucket's end
+    while (!end && bucket <= current) {
+      for (int rank = 0; rank < kPriorityRanks; ++rank) {
+        const std::string run = run_key(bucket, rank);
+        auto cursor = cursors_.find(run);
+        if (cursor != cursors_.end() && cursor->second.empty()) continue;  // known empty
+        std::string target(1, kBucketPrefix);
+        target += cursor != cursors_.end() ? cursor->second : run;
+        iterator->Seek(target);
+        std::optional<std::string> first_live;
+        bool more = false;  // stopped at the limit
+        for (; iterator->Valid(); iterator->Next()) {
+          const auto key = iterator->key();
+          if (key.size() < 1 + kRunBytes || key[0] != kBucketPrefix ||
+              std::string_view(key.data() + 1, kRunBytes) != std::string_view(run)) {
+            break;
+          }
+          if (!first_live) first_live = std::string(key.data() + 1, key.size() - 1);
+          if (entries.size() >= limit) {
+            more = true;
+            break;
+          }
+          auto decoded = decode_bucket_key(std::string_view(key.data() + 1, key.size() - 1));
+          if (!decoded) continue;
+          if (decoded->due_ms > now_ms) {
+            hint = std::min(hint, decoded->due_ms);  // the rest of the run is later still
+            break;
+          }
+          entries.push_back({decoded->job_id, Slot{decoded->due_ms, decoded->priority}});
+        }
+        // No live key of this run lies before its first live key: the next call starts there.
+        cursors_[run] = first_live ? *first_live : std::string();
+        if (first_live && !first_live_bucket) first_live_bucket = bucket;
+        if (more) {
+          hint = now_ms;  // more may be due already
+          break;
+        }
+        if (!iterator->Valid()) {
+          end = true;  // nothing after this run up to the bound
+          break;
+        }
       }
-      auto decoded = decode_bucket_key(std::string_view(key.data() + 1, key.size() - 1));
-      if (!decoded) continue;
-      if (first) {
-        first = false;
-        advance_low_bucket(decoded->bucket);
-      }
-      if (decoded->due_ms <= now_ms) {
-        entries.push_back({decoded->job_id, Slot{decoded->due_ms, decoded->priority}});
-      } else {
-        hint = std::min(hint, decoded->due_ms);
-      }
+      if (end || entries.size() >= limit || bucket >= current) break;
+      // On to the next bucket that holds a key, found by one seek (buckets in between are empty).
+      iterator->Seek(std::string(1, kBucketPrefix) + bucket_start(bucket + 1));
+      if (!iterator->Valid() || iterator->key().size() < 1 + 8 || iterator->key()[0] != kBucketPrefix) break;
+      bucket = static_cast<std::int64_t>(read_big_endian(std::string_view(iterator->key().data() + 1, 8)));
     }
-    if (first) advance_low_bucket(current);  // nothing live up to the current bucket
+    advance_low_bucket(first_live_bucket ? *first_live_bucket : current);
     next_due_hint_ = hint;
     return entries;
   }
@@ -194,6 +230,7 @@ class RocksDbDelayStore::Partition final : public PartitionState {
 
   void discard() override {
     next_due_hint_ = std::numeric_limits<std::int64_t>::min();  // what the dropped batch fired is due again
+    cursors_.clear();                                           // they may point past entries the dropped batch erased
     batch_.Clear();
     count_ = committed_count_;
     low_bucket_ = committed_low_bucket_;
@@ -203,6 +240,7 @@ class RocksDbDelayStore::Partition final : public PartitionState {
 
   Status wipe() override {
     next_due_hint_ = std::numeric_limits<std::int64_t>::min();
+    cursors_.clear();
     batch_.Clear();
     rocksdb::WriteBatch wipe_batch;
     (void)wipe_batch.DeleteRange(handle_, std::string(1, '\0'), std::string(8, '\xff'));
@@ -235,8 +273,25 @@ class RocksDbDelayStore::Partition final : public PartitionState {
     --count_;
   }
 
+  // The first 9 bytes of a bucket key: bucket and priority rank.
+  static std::string run_key(std::int64_t bucket, int rank) {
+    std::string run = bucket_start(bucket);
+    run.push_back(static_cast<char>(rank));
+    return run;
+  }
+
+  // A new slot key before its run's cursor moves the cursor back to it.
+  void lower_cursor(std::string_view key) {
+    if (key.size() < kRunBytes) return;
+    auto cursor = cursors_.find(std::string(key.substr(0, kRunBytes)));
+    if (cursor == cursors_.end()) return;
+    if (cursor->second.empty() || std::string_view(cursor->second) > key) cursor->second = std::string(key);
+  }
+
   void advance_low_bucket(std::int64_t bucket) {
     if (bucket <= low_bucket_) return;
+    // Runs of buckets left behind are empty for good: forget their cursors.
+    cursors_.erase(cursors_.begin(), cursors_.lower_bound(bucket_start(bucket)));
     low_bucket_ = bucket;
     (void)batch_.Put(handle_, kLowBucketKey, encode_i64(low_bucket_));
   }
@@ -271,6 +326,12 @@ class RocksDbDelayStore::Partition final : public PartitionState {
   std::int64_t count_ = 0;
   std::int64_t next_due_hint_ = std::numeric_limits<std::int64_t>::min();
   std::int64_t committed_count_ = 0;
+  // Run (bucket + priority rank) -> the key a scan of it starts at: no live key of the run lies
+  // before it. Empty: the run has no live key. Kept in memory only; a put before it moves it back,
+  // a discarded batch (whose erases come back) clears them all.
+  std::map<std::string, std::string> cursors_;
+  static constexpr int kPriorityRanks = 10;
+  static constexpr std::size_t kRunBytes = 9;
 };
 
 Result<std::unique_ptr<RocksDbDelayStore>> RocksDbDelayStore::open_db(const RocksDbOptions& options) {

@@ -1,6 +1,8 @@
 // The DelayStore contract, run against every implementation (in-memory fake and RocksDB).
 #pragma once
 
+#include <fmt/format.h>
+
 #include <catch2/catch.hpp>
 #include <limits>
 
@@ -78,6 +80,69 @@ inline void check_store_contract(DelayStore& store) {
     state.erase("job");
     CHECK_FALSE(state.get("job").has_value());
     CHECK(state.slotted_count() == 0);
+  }
+
+  SECTION("fired entries are skipped, and whatever comes back or arrives late is found again") {
+    // A run (one bucket and priority) fired in steps, as the dispatcher does batch by batch.
+    for (int index = 0; index < 6; ++index) state.put(fmt::format("j{}", index), "", Slot{1'000 + index * 10, 5});
+    state.put("later", "", Slot{1'500, 5});
+    REQUIRE(state.commit(Checkpoint{1, 1}).ok());
+    CHECK(ids(state.due(1'020, 10)) == std::vector<std::string>{"j0", "j1", "j2"});
+    for (const auto* id : {"j0", "j1", "j2"}) state.erase(id);
+    REQUIRE(state.commit(Checkpoint{2, 1}).ok());
+    CHECK(ids(state.due(1'040, 2)) == std::vector<std::string>{"j3", "j4"});  // at the limit
+    state.erase("j3");
+    state.erase("j4");
+    CHECK(ids(state.due(1'040, 10)).empty());
+    // The batch is dropped: what it erased is live and due again.
+    state.discard();
+    CHECK(ids(state.due(1'040, 10)) == std::vector<std::string>{"j3", "j4"});
+    state.erase("j3");
+    state.erase("j4");
+    REQUIRE(state.commit(Checkpoint{3, 1}).ok());
+    // A late job due before everything left in the run is still found.
+    state.put("late", "", Slot{1'001, 5});
+    CHECK(ids(state.due(1'060, 10)) == std::vector<std::string>{"late", "j5"});
+    state.erase("late");
+    state.erase("j5");
+    CHECK(ids(state.due(1'400, 10)).empty());
+    CHECK(state.next_due_hint() == 1'500);
+    // A run emptied out takes new entries again.
+    state.put("again", "", Slot{1'300, 5});
+    CHECK(ids(state.due(1'600, 10)) == std::vector<std::string>{"again", "later"});
+  }
+
+  SECTION("a burst over several priorities drains completely, batch by batch, in priority order") {
+    std::vector<std::string> expected;
+    for (const std::uint32_t priority : {9U, 5U, 0U}) {
+      for (int index = 0; index < 25; ++index) {
+        const auto id = fmt::format("p{}-{:02}", priority, index);
+        state.put(id, "", Slot{1'000, priority});
+        expected.push_back(id);
+      }
+    }
+    REQUIRE(state.commit(Checkpoint{1, 1}).ok());
+    std::vector<std::string> fired;
+    for (int batch = 0; batch < 20; ++batch) {
+      const auto due = ids(state.due(1'500, 10));
+      if (due.empty()) break;
+      for (const auto& id : due) {
+        state.erase(id);
+        fired.push_back(id);
+      }
+      REQUIRE(state.commit(Checkpoint{2 + batch, 1}).ok());
+    }
+    CHECK(fired == expected);
+  }
+
+  SECTION("entries at real epoch instants are found at once, across empty buckets") {
+    constexpr std::int64_t kNow = 1'795'000'000'000;  // billions of empty buckets after bucket 0
+    state.put("soon", "", Slot{kNow + 200, 5});
+    state.put("hour", "", Slot{kNow + 3'600'000, 5});
+    CHECK(ids(state.due(kNow, 10)).empty());
+    CHECK(ids(state.due(kNow + 300, 10)) == std::vector<std::string>{"soon"});
+    state.erase("soon");
+    CHECK(ids(state.due(kNow + 3'600'000, 10)) == std::vector<std::string>{"hour"});
   }
 
   SECTION("wipe forgets everything") {

@@ -116,6 +116,18 @@ Result<std::int64_t> replay_partition(const Properties& client, const std::strin
                                       const std::function<Status(RdKafka::Message& record)>& on_record,
                                       std::chrono::milliseconds timeout);
 
+// The same for several partitions of one topic at once, with one reader: the reader's start-up
+// and the wait at each partition's end are paid once, not per partition (a dispatcher taking
+// over twelve partitions restores them together). Records arrive in order within a partition,
+// interleaved across partitions. Returns the next offset after the end of each partition;
+// `transaction_wait`, when given, gets the longest time a partition sat at an open transaction of
+// another writer (read_committed stops there until it commits or aborts).
+Result<std::map<std::int32_t, std::int64_t>> replay_partitions(
+    const Properties& client, const std::string& group_id, const std::string& topic, const std::vector<std::int32_t>& partitions,
+    const std::function<std::int64_t(std::int32_t partition, std::int64_t low, std::int64_t high)>& choose_start,
+    const std::function<Status(RdKafka::Message& record)>& on_record, std::chrono::milliseconds timeout,
+    std::chrono::milliseconds* transaction_wait = nullptr);
+
 // Records not yet consumed on the consumer's assigned partitions: high watermark minus position,
 // summed. Non-blocking: watermarks are librdkafka's cached values from the latest fetch (a paused
 // partition keeps its last known ones). Partitions without a position yet are left out. On a
