@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <rocksdb/cache.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 
 #include <algorithm>
@@ -346,6 +347,11 @@ Result<std::unique_ptr<RocksDbDelayStore>> RocksDbDelayStore::open_db(const Rock
   rocksdb::BlockBasedTableOptions table_options;
   table_options.block_cache = store->cache_;
   table_options.cache_index_and_filter_blocks = true;
+  table_options.pin_l0_filter_and_index_blocks_in_cache = true;
+  // Most index lookups are for ids not seen before (a new job's dedupe check): a Bloom filter
+  // answers those without reading and decompressing a data block of every level (that was 20 % of
+  // the dispatcher's CPU when taking in 10M delayed jobs).
+  table_options.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   store->cf_options_.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
   store->cf_options_.write_buffer_size = 16U << 20U;
   store->cf_options_.compression = rocksdb::kLZ4Compression;
