@@ -342,15 +342,17 @@ Result<std::unique_ptr<RocksDbDelayStore>> RocksDbDelayStore::open_db(const Rock
   std::filesystem::create_directories(options.path, error);
   if (error) return make_error("state dir {}: {}", options.path, error.message());
 
+  // Memory: block cache and memtables bounded separately (memtables charged to the block cache
+  // left it no room for blocks once they filled it, and every lookup read its blocks from disk).
   store->cache_ = rocksdb::NewLRUCache(options.block_cache_bytes);
-  store->write_buffers_ = std::make_shared<rocksdb::WriteBufferManager>(options.write_buffer_bytes, store->cache_);
+  store->write_buffers_ = std::make_shared<rocksdb::WriteBufferManager>(options.write_buffer_bytes);
   rocksdb::BlockBasedTableOptions table_options;
   table_options.block_cache = store->cache_;
-  table_options.cache_index_and_filter_blocks = true;
-  table_options.pin_l0_filter_and_index_blocks_in_cache = true;
   // Most index lookups are for ids not seen before (a new job's dedupe check): a Bloom filter
-  // answers those without reading and decompressing a data block of every level (that was 20 % of
-  // the dispatcher's CPU when taking in 10M delayed jobs).
+  // answers those without reading a data block of every level. Filters and indexes stay in
+  // memory with their table (about 1.5 B per key) instead of in the cache: read back from disk
+  // and checksummed on every lookup, they took most of the dispatcher's CPU at 10M pending.
+  table_options.cache_index_and_filter_blocks = false;
   table_options.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   store->cf_options_.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
   store->cf_options_.write_buffer_size = 16U << 20U;
