@@ -602,23 +602,23 @@ void DispatcherCore::skip(PartitionState& state, std::int32_t partition, Entry& 
 void DispatcherCore::fire(PartitionState& state, std::int32_t partition, Entry& entry, std::vector<OutRecord>& out) {
   const std::string job_id = entry.job().id();
   const auto fired_ms = now_ms();
+  const std::string tenant = entry.job().tenant();
+  std::string topic = exec_topic(settings_.names.prefix, entry.job().queue(), band_for_priority(entry.priority()));
   v1::Execution execution;
-  *execution.mutable_job() = entry.job();
+  // The exec record carries the job; the changelog keeps only what dedupe needs.
+  execution.mutable_job()->Swap(entry.mutable_job());
+  entry.clear_job();
   execution.set_due_ms(entry.due_ms());
   execution.set_fired_ms(fired_ms);
-  const auto band = band_for_priority(entry.priority());
   auto headers = typed_headers("execution", job_id);
   headers.emplace_back(header::kStatus, state_name(v1::QUEUED));
-  out.push_back(
-      {exec_topic(settings_.names.prefix, entry.job().queue(), band), -1, job_id, encode(execution), false, std::move(headers)});
+  out.push_back({std::move(topic), -1, job_id, encode(execution), false, std::move(headers)});
   fire_lags_.push_back(fired_ms - entry.due_ms());
   ++counts_.fired;
 
   entry.set_state(Entry::FIRED);
   entry.set_sequence(entry.sequence() + 1);
   entry.set_expires_ms(fired_ms + settings_.dedupe_retention.count());
-  const std::string tenant = entry.job().tenant();
-  entry.clear_job();  // the exec record carries it; the changelog keeps only what dedupe needs
   store(state, partition, job_id, entry, out);
   v1::DispatcherEntry status_view = entry;
   status_view.mutable_job()->set_tenant(tenant);

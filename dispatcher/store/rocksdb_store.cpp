@@ -109,7 +109,7 @@ class RocksDbDelayStore::Partition final : public PartitionState {
   void set_handle(rocksdb::ColumnFamilyHandle* handle) { handle_ = handle; }
 
   std::optional<std::string> get(std::string_view job_id) override {
-    auto framed = read(index_key(job_id));
+    const auto& framed = read_index(job_id);
     if (!framed) return std::nullopt;
     auto parsed = parse_index_value(*framed);
     if (!parsed) return std::nullopt;
@@ -118,7 +118,9 @@ class RocksDbDelayStore::Partition final : public PartitionState {
 
   void put(std::string_view job_id, std::string_view value, std::optional<Slot> slot) override {
     remove_slot(job_id);
-    (void)batch_.Put(handle_, index_key(job_id), frame_index_value(value, slot));
+    std::string framed = frame_index_value(value, slot);
+    (void)batch_.Put(handle_, index_key(job_id), framed);
+    remember(job_id, std::move(framed));
     if (slot) {
       const BucketKey key{bucket_of(slot->due_ms, bucket_width_), slot->priority, slot->due_ms, std::string(job_id)};
       const std::string db_key = bucket_db_key(key);
@@ -126,18 +128,14 @@ class RocksDbDelayStore::Partition final : public PartitionState {
       lower_cursor(std::string_view(db_key).substr(1));
       next_due_hint_ = std::min(next_due_hint_, slot->due_ms);
       ++count_;
-      if (key.bucket < low_bucket_) {
-        low_bucket_ = key.bucket;
-        (void)batch_.Put(handle_, kLowBucketKey, encode_i64(low_bucket_));
-      }
+      low_bucket_ = std::min(low_bucket_, key.bucket);
     }
-    (void)batch_.Put(handle_, kCountKey, encode_i64(count_));
   }
 
   void erase(std::string_view job_id) override {
     remove_slot(job_id);
     (void)batch_.Delete(handle_, index_key(job_id));
-    (void)batch_.Put(handle_, kCountKey, encode_i64(count_));
+    remember(job_id, std::nullopt);
   }
 
   // The buckets up to the current one, run by run (a run: one bucket and priority, its keys in due
@@ -216,6 +214,10 @@ class RocksDbDelayStore::Partition final : public PartitionState {
   Status commit(const Checkpoint& checkpoint) override {
     std::string value = encode_i64(checkpoint.changelog_offset) + encode_i64(checkpoint.written_ms);
     (void)batch_.Put(handle_, kCheckpointKey, value);
+    // The count and the low bucket change with most writes: written once per commit, not per write
+    // (each write of them was one more index update and memtable insert).
+    if (count_ != committed_count_) (void)batch_.Put(handle_, kCountKey, encode_i64(count_));
+    if (low_bucket_ != committed_low_bucket_) (void)batch_.Put(handle_, kLowBucketKey, encode_i64(low_bucket_));
     rocksdb::WriteOptions write_options;
     const auto status = db_->Write(write_options, batch_.GetWriteBatch());
     if (!status.ok()) {
@@ -223,6 +225,7 @@ class RocksDbDelayStore::Partition final : public PartitionState {
       return to_error(status, "commit");
     }
     batch_.Clear();
+    last_.reset();
     committed_count_ = count_;
     committed_low_bucket_ = low_bucket_;
     checkpoint_ = checkpoint;
@@ -233,6 +236,7 @@ class RocksDbDelayStore::Partition final : public PartitionState {
     next_due_hint_ = std::numeric_limits<std::int64_t>::min();  // what the dropped batch fired is due again
     cursors_.clear();                                           // they may point past entries the dropped batch erased
     batch_.Clear();
+    last_.reset();
     count_ = committed_count_;
     low_bucket_ = committed_low_bucket_;
   }
@@ -243,6 +247,7 @@ class RocksDbDelayStore::Partition final : public PartitionState {
     next_due_hint_ = std::numeric_limits<std::int64_t>::min();
     cursors_.clear();
     batch_.Clear();
+    last_.reset();
     rocksdb::WriteBatch wipe_batch;
     (void)wipe_batch.DeleteRange(handle_, std::string(1, '\0'), std::string(8, '\xff'));
     const auto status = db_->Write(rocksdb::WriteOptions(), &wipe_batch);
@@ -263,8 +268,19 @@ class RocksDbDelayStore::Partition final : public PartitionState {
     return value;
   }
 
+  // The index value of a job, staged writes included. The last one read or written is kept: the
+  // core reads an entry and then writes it, and the write needs the old slot (a second lookup).
+  const std::optional<std::string>& read_index(std::string_view job_id) {
+    if (!last_ || last_->first != job_id) last_.emplace(std::string(job_id), read(index_key(job_id)));
+    return last_->second;
+  }
+
+  void remember(std::string_view job_id, std::optional<std::string> framed) {
+    last_.emplace(std::string(job_id), std::move(framed));
+  }
+
   void remove_slot(std::string_view job_id) {
-    auto framed = read(index_key(job_id));
+    const auto& framed = read_index(job_id);
     if (!framed) return;
     auto parsed = parse_index_value(*framed);
     if (!parsed || !parsed->slot) return;
@@ -294,7 +310,6 @@ class RocksDbDelayStore::Partition final : public PartitionState {
     // Runs of buckets left behind are empty for good: forget their cursors.
     cursors_.erase(cursors_.begin(), cursors_.lower_bound(bucket_start(bucket)));
     low_bucket_ = bucket;
-    (void)batch_.Put(handle_, kLowBucketKey, encode_i64(low_bucket_));
   }
 
   void load_metadata() {
@@ -331,6 +346,8 @@ class RocksDbDelayStore::Partition final : public PartitionState {
   // before it. Empty: the run has no live key. Kept in memory only; a put before it moves it back,
   // a discarded batch (whose erases come back) clears them all.
   std::map<std::string, std::string> cursors_;
+  // The last index value read or written (job id -> framed value, nullopt: absent).
+  std::optional<std::pair<std::string, std::optional<std::string>>> last_;
   static constexpr int kPriorityRanks = 10;
   static constexpr std::size_t kRunBytes = 9;
 };
@@ -356,6 +373,10 @@ Result<std::unique_ptr<RocksDbDelayStore>> RocksDbDelayStore::open_db(const Rock
   table_options.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   store->cf_options_.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
   store->cf_options_.write_buffer_size = 16U << 20U;
+  // The same for the memtables: a Bloom filter over whole keys answers a lookup of an id that is
+  // not there without walking the memtable's skip list.
+  store->cf_options_.memtable_prefix_bloom_size_ratio = 0.05;
+  store->cf_options_.memtable_whole_key_filtering = true;
   store->cf_options_.compression = rocksdb::kLZ4Compression;
 
   rocksdb::DBOptions db_options;

@@ -93,3 +93,57 @@ TEST_CASE("the low-bucket bound skips fired buckets without losing late inserts 
   }
   std::filesystem::remove_all(path);
 }
+
+TEST_CASE("the slot count and low bucket, written once per commit, survive a reopen; staged ones do not") {
+  const auto path = temp_dir();
+  {
+    auto store = RocksDbDelayStore::open_db({path, 8U << 20U, 8U << 20U, Millis(1000)});
+    REQUIRE(store.ok());
+    auto state = *(*store)->open(0);
+    state->put("early", "", Slot{1'500, 5});
+    state->put("late", "", Slot{9'500, 5});
+    state->put("later", "", Slot{12'500, 5});
+    REQUIRE(state->commit(Checkpoint{1, 1}).ok());
+    for (const auto& entry : state->due(2'000, 10)) state->erase(entry.job_id);
+    CHECK(state->due(2'000, 10).empty());  // the low bound moves past bucket 1
+    REQUIRE(state->commit(Checkpoint{2, 1}).ok());
+    state->put("staged", "", Slot{3'500, 5});
+    state->erase("late");
+    CHECK(state->slotted_count() == 2);
+  }
+  {
+    auto store = RocksDbDelayStore::open_db({path, 8U << 20U, 8U << 20U, Millis(1000)});
+    REQUIRE(store.ok());
+    auto state = *(*store)->open(0);
+    CHECK(state->slotted_count() == 2);  // late and later: the staged put and erase are gone
+    CHECK(testing::ids(state->due(20'000, 10)) == std::vector<std::string>{"late", "later"});
+  }
+  std::filesystem::remove_all(path);
+}
+
+TEST_CASE("a read followed by a write of the same id moves its slot; a discard brings back the committed one") {
+  const auto path = temp_dir();
+  {
+    auto store = RocksDbDelayStore::open_db({path, 8U << 20U, 8U << 20U, Millis(1000)});
+    REQUIRE(store.ok());
+    auto state = *(*store)->open(0);
+    state->put("job", "v1", Slot{1'000, 5});
+    REQUIRE(state->commit(Checkpoint{1, 1}).ok());
+    CHECK(state->get("job") == std::optional<std::string>("v1"));
+    state->put("job", "v2", Slot{5'000, 5});  // its old slot (read just before) goes
+    CHECK(state->get("job") == std::optional<std::string>("v2"));
+    CHECK(state->due(2'000, 10).empty());
+    CHECK(state->slotted_count() == 1);
+    state->discard();
+    CHECK(state->get("job") == std::optional<std::string>("v1"));
+    CHECK(testing::ids(state->due(2'000, 10)) == std::vector<std::string>{"job"});
+    state->erase("job");
+    CHECK_FALSE(state->get("job").has_value());
+    state->put("job", "v3", std::nullopt);  // no slot: nothing left in the buckets
+    CHECK(state->slotted_count() == 0);
+    CHECK(state->due(60'000, 10).empty());
+    REQUIRE(state->commit(Checkpoint{2, 1}).ok());
+    CHECK(state->get("job") == std::optional<std::string>("v3"));
+  }
+  std::filesystem::remove_all(path);
+}

@@ -496,7 +496,7 @@ TEST_CASE("a cancel takes a waiting job off its queue, and SIGTERM hands waiting
   auto dispatcher = start(env, "kcron-dispatcher", "d1");
   auto worker = start(env, "kcron-worker", "w1", {"KCRON_SLOTS=1"});
   TestProducer producer;
-  submit(producer, env, "blocker", R"({"id":"blocker","sleep":{"duration":"5s"}})");
+  submit(producer, env, "blocker", R"({"id":"blocker","sleep":{"duration":"10s"}})");
   wait_fired(env, "blocker");
   submit(producer, env, "cancel-me", R"({"id":"cancel-me","priority":9,"noop":{}})");
   submit(producer, env, "handed", R"({"id":"handed","priority":1,"noop":{}})");
@@ -523,7 +523,7 @@ TEST_CASE("a cancel takes a waiting job off its queue, and SIGTERM hands waiting
 
   CHECK(worker->terminate(30s) == 0);
   CHECK(count_in_log(worker->log_path(), "event=waiting_handed_back count=1") == 1);
-  const auto blocker = wait_for_results(env, "blocker", 1, 10s);
+  const auto blocker = wait_for_results(env, "blocker", 1, 20s);
   REQUIRE(blocker.size() == 1);
   CHECK(blocker[0].state() == v1::SUCCEEDED);
   CHECK(results_of(read_topics({env.prefix + "results"}, 2s), "handed").empty());

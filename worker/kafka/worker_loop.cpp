@@ -288,16 +288,24 @@ Status WorkerLoop::run() {
   while (!stop_requested() && fatal_) {
     collect_finished();
     const bool all_paused = update_fetching(false);
-    std::unique_ptr<RdKafka::Message> message(consumer_->consume(all_paused ? 20 : 10));
-    if (message->err() == RdKafka::ERR_NO_ERROR) {
-      handle(*message);
-    } else if (message->err() != RdKafka::ERR__TIMED_OUT && message->err() != RdKafka::ERR__PARTITION_EOF) {
-      if (message->err() == RdKafka::ERR__FATAL) {
-        request_reset("consumer fenced: " + kafka::fatal_reason(*consumer_), false);
+    // The first wait is bounded; then what is fetched already, up to a bound and until a band's
+    // queue is full: the slots are woken once per round, not once per job (a wake-up per job was
+    // most of the worker's CPU).
+    for (std::size_t taken = 0; taken < kMaxTakenPerRound; ++taken) {
+      std::unique_ptr<RdKafka::Message> message(consumer_->consume(taken == 0 ? (all_paused ? 20 : 10) : 0));
+      if (message->err() == RdKafka::ERR_NO_ERROR) {
+        handle(*message);
       } else {
-        spdlog::warn("event=consume_error error=\"{}\"", message->errstr());
+        if (message->err() == RdKafka::ERR__FATAL) {
+          request_reset("consumer fenced: " + kafka::fatal_reason(*consumer_), false);
+        } else if (message->err() != RdKafka::ERR__TIMED_OUT && message->err() != RdKafka::ERR__PARTITION_EOF) {
+          spdlog::warn("event=consume_error error=\"{}\"", message->errstr());
+        }
+        break;
       }
+      if (!reset_reason_.empty() || any_band_full()) break;
     }
+    wake_slots();
     poll_control();
     enforce_timeouts();
     heartbeat(false);
@@ -366,6 +374,7 @@ void WorkerLoop::slot_main() {
   };
   while (true) {
     Task task;
+    bool more = false;
     {
       std::unique_lock lock(mutex_);
       wake_.wait(lock, [&] { return stop_slots_ || anything_waiting(); });
@@ -382,7 +391,9 @@ void WorkerLoop::slot_main() {
       // Under the lock: a job whose start time is unset is still on a waiting queue.
       task.started_ms = now_ms();
       task.control->started_ms = task.started_ms;
+      more = anything_waiting();
     }
+    if (more) wake_.notify_one();  // the next slot, for what this one leaves
     if (task.control->stop) {
       task.outcome = failed("stopped before it started");
     } else {
@@ -465,7 +476,18 @@ void WorkerLoop::handle(RdKafka::Message& message) {
     std::lock_guard lock(mutex_);
     waiting_[band_index(task.band)].push_back(std::move(task));
   }
-  wake_.notify_one();
+  wake_pending_ = true;
+}
+
+bool WorkerLoop::any_band_full() {
+  std::lock_guard lock(mutex_);
+  return std::any_of(waiting_.begin(), waiting_.end(), [this](const auto& queue) { return queue.size() >= prefetch(); });
+}
+
+void WorkerLoop::wake_slots() {
+  // One slot; a slot that takes a job and sees more waiting wakes the next (slot_main), so a
+  // round of quick jobs is run by the few slots it needs instead of waking every idle one.
+  if (std::exchange(wake_pending_, false)) wake_.notify_one();
 }
 
 bool WorkerLoop::take_waiting(const std::shared_ptr<Control>& control, Task& task) {
@@ -1027,17 +1049,20 @@ bool WorkerLoop::update_fetching(bool pause_all) {
     for (std::size_t index = 0; index < kBandCount; ++index) waiting[index] = waiting_[index].size();
   }
   std::size_t total_waiting = 0;
+  for (const auto count : waiting) total_waiting += count;
+  const std::size_t running = in_flight_ - std::min(in_flight_, total_waiting);
   bool all_paused = true;
   for (const auto band : kAllBands) {
     const auto count = waiting[band_index(band)];
-    total_waiting += count;
     waiting_gauges_[band_index(band)]->set(static_cast<double>(count));
-    // Slots take waiting jobs as soon as they are free, so a full queue means busy slots too.
-    const bool full = pause_all || count >= prefetch();
+    // A full queue pauses its band only while every slot is busy: idle slots are about to take
+    // from it (the consumer queues a round of jobs before it wakes them), and a pause drops what
+    // the consumer has fetched for the band, to be fetched again.
+    const bool full = pause_all || (count >= prefetch() && running >= settings_.slots);
     set_band_paused(band, full);
     all_paused = all_paused && full;
   }
-  running_.set(static_cast<double>(in_flight_ - std::min(in_flight_, total_waiting)));
+  running_.set(static_cast<double>(running));
   return all_paused;
 }
 

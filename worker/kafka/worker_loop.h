@@ -122,6 +122,8 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
   void request_reset(const std::string& why, bool new_producer);
   void slot_main();
   void handle(RdKafka::Message& message);
+  bool any_band_full();
+  void wake_slots();
   void poll_control();
   void enforce_timeouts();
   void collect_finished();
@@ -158,6 +160,8 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
   // Guarded by mutex_, shared with the slot threads.
   std::mutex mutex_;
   std::condition_variable wake_;
+  bool wake_pending_ = false;  // jobs queued since the slots were last woken (consumer thread only)
+  static constexpr std::size_t kMaxTakenPerRound = 500;
   std::array<std::deque<Task>, kBandCount> waiting_;  // fetched, not started; by band_index, oldest first
   BandScheduler scheduler_;
   std::deque<Task> finished_;
