@@ -1,5 +1,6 @@
 #include "kafka/dispatcher_loop.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -93,7 +94,11 @@ Status DispatcherLoop::start() {
 
 Status DispatcherLoop::create_consumer() {
   const auto& names = core_.settings().names;
-  auto consumer = kafka::make_static_member(settings_.client, {{"max.poll.interval.ms", "600000"}}, names.prefix + "dispatcher",
+  kafka::Properties extra = {{"max.poll.interval.ms", "600000"}};
+  // librdkafka prefetches up to 64 MB per consumer by default; a batch holds at most
+  // max_batch_records, so 16 MB ahead is plenty, and memory a prefetch took stays with the process.
+  if (!settings_.client.contains("queued.max.messages.kbytes")) extra["queued.max.messages.kbytes"] = "16384";
+  auto consumer = kafka::make_static_member(settings_.client, extra, names.prefix + "dispatcher",
                                             names.prefix + "dispatcher-" + settings_.instance_id, {names.jobs()}, this);
   if (!consumer) return consumer.error();
   consumer_ = std::move(*consumer);
@@ -113,6 +118,12 @@ Status DispatcherLoop::run() {
     }
     if (auto status = commit_batch(); !status) return status;
     lag_.sample(*consumer_);
+    if (const auto now = SteadyClock::now(); now - last_trim_ > kTrimInterval) {
+      // Batches, fetches and RocksDB's write path free memory in many threads' malloc arenas;
+      // give what is free back to the system, so RSS follows what the dispatcher holds.
+      last_trim_ = now;
+      (void)malloc_trim(0);
+    }
     if (!fatal_) return fatal_;
   }
   spdlog::info("event=stopping msg=\"SIGTERM: committing and leaving the group\"");

@@ -132,6 +132,8 @@ class DispatcherLoop final : public RdKafka::RebalanceCb, public RdKafka::Delive
   int refused_count_ = 0;            // records refused in the open batch
   std::optional<Single> producer_of(std::size_t index) const;
   RecoveryBudget budget_;
+  std::chrono::steady_clock::time_point last_trim_{};
+  static constexpr std::chrono::seconds kTrimInterval{10};
   Counts published_;
 
   Counter& accepted_;
