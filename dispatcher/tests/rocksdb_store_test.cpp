@@ -94,7 +94,7 @@ TEST_CASE("the low-bucket bound skips fired buckets without losing late inserts 
   std::filesystem::remove_all(path);
 }
 
-TEST_CASE("the slot count and low bucket, written once per commit, survive a reopen; staged ones do not") {
+TEST_CASE("the slot count and low bucket, written once per commit, survive a reopen, staged ones do not") {
   const auto path = temp_dir();
   {
     auto store = RocksDbDelayStore::open_db({path, 8U << 20U, 8U << 20U, Millis(1000)});
@@ -121,7 +121,7 @@ TEST_CASE("the slot count and low bucket, written once per commit, survive a reo
   std::filesystem::remove_all(path);
 }
 
-TEST_CASE("a read followed by a write of the same id moves its slot; a discard brings back the committed one") {
+TEST_CASE("a read followed by a write of the same id moves its slot, and a discard brings back the committed one") {
   const auto path = temp_dir();
   {
     auto store = RocksDbDelayStore::open_db({path, 8U << 20U, 8U << 20U, Millis(1000)});
