@@ -291,6 +291,7 @@ Status WorkerLoop::run() {
     // The first wait is bounded; then what is fetched already, up to a bound and until a band's
     // queue is full: the slots are woken once per round, not once per job (a wake-up per job was
     // most of the worker's CPU).
+    band_filled_ = false;
     for (std::size_t taken = 0; taken < kMaxTakenPerRound; ++taken) {
       std::unique_ptr<RdKafka::Message> message(consumer_->consume(taken == 0 ? (all_paused ? 20 : 10) : 0));
       if (message->err() == RdKafka::ERR_NO_ERROR) {
@@ -303,7 +304,7 @@ Status WorkerLoop::run() {
         }
         break;
       }
-      if (!reset_reason_.empty() || any_band_full()) break;
+      if (!reset_reason_.empty() || band_filled_) break;
     }
     wake_slots();
     poll_control();
@@ -474,14 +475,11 @@ void WorkerLoop::handle(RdKafka::Message& message) {
   ++in_flight_;
   {
     std::lock_guard lock(mutex_);
-    waiting_[band_index(task.band)].push_back(std::move(task));
+    auto& queue = waiting_[band_index(task.band)];
+    queue.push_back(std::move(task));
+    band_filled_ = band_filled_ || queue.size() >= prefetch();
   }
   wake_pending_ = true;
-}
-
-bool WorkerLoop::any_band_full() {
-  std::lock_guard lock(mutex_);
-  return std::any_of(waiting_.begin(), waiting_.end(), [this](const auto& queue) { return queue.size() >= prefetch(); });
 }
 
 void WorkerLoop::wake_slots() {

@@ -122,7 +122,6 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
   void request_reset(const std::string& why, bool new_producer);
   void slot_main();
   void handle(RdKafka::Message& message);
-  bool any_band_full();
   void wake_slots();
   void poll_control();
   void enforce_timeouts();
@@ -161,6 +160,7 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
   std::mutex mutex_;
   std::condition_variable wake_;
   bool wake_pending_ = false;  // jobs queued since the slots were last woken (consumer thread only)
+  bool band_filled_ = false;   // this round filled a band's queue to prefetch (consumer thread only)
   static constexpr std::size_t kMaxTakenPerRound = 500;
   std::array<std::deque<Task>, kBandCount> waiting_;  // fetched, not started; by band_index, oldest first
   BandScheduler scheduler_;
