@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
   kcron::Metrics metrics;
   kcron::HttpEndpoint http(config.get("http_address"), static_cast<int>(http_port), metrics);
   kcron::worker::Runner runner(kcron::SystemClock::instance());
-  kcron::worker::WorkerLoop loop(settings, runner, metrics, &http);
+  kcron::worker::WorkerLoop loop(settings, runner, kcron::SystemClock::instance(), metrics, &http);
   runner.register_executor(kcron::v1::Job::kKafka, loop.kafka_executor());
   runner.register_executor(kcron::v1::Job::kHttp, kcron::worker::make_http_executor(*http_policy));
   if (!exec_policy->programs.empty())

@@ -94,9 +94,9 @@ Status CronLoop::rejoin(const std::string& why) {
 Status CronLoop::run() {
   if (auto status = start(); !status) return status;
   if (http_ != nullptr) http_->set_ready(true);
-  while (!stop_requested() && fatal_) {
+  while (!stop_requested()) {
     const auto deadline = SteadyClock::now() + settings_.commit_interval;
-    while (SteadyClock::now() < deadline && fatal_ && !stop_requested()) {
+    while (SteadyClock::now() < deadline && !stop_requested()) {
       const auto wait = std::chrono::duration_cast<Millis>(deadline - SteadyClock::now()).count();
       std::unique_ptr<RdKafka::Message> message(consumer_->consume(static_cast<int>(std::max<std::int64_t>(wait, 0))));
       if (message->err() == RdKafka::ERR__TIMED_OUT) break;
@@ -121,7 +121,6 @@ Status CronLoop::run() {
       owned->second = message->offset() + 1;
       ++consumed_;
     }
-    if (!fatal_) break;
     if (!rejoin_reason_.empty()) {
       if (auto status = rejoin(std::exchange(rejoin_reason_, {})); !status) return status;
       continue;
@@ -129,12 +128,10 @@ Status CronLoop::run() {
     if (auto status = commit_batch(); !status) return status;
     lag_.sample(*consumer_);
   }
-  if (!fatal_) return fatal_;
   spdlog::info("event=stopping");
   if (http_ != nullptr) http_->set_ready(false);
   consumer_->close();  // the revoke callback commits the last batch
   consumer_.reset();
-  if (!fatal_) return fatal_;
   spdlog::info("event=stopped");
   return Status::success();
 }
@@ -283,9 +280,7 @@ void CronLoop::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode
     spdlog::info("event=assigned partitions={} schedules={}", partitions.size(), planner_.schedule_count());
     return;
   }
-  if (fatal_) {
-    if (auto status = commit_batch(); !status) spdlog::warn("event=revoke_commit_failed error=\"{}\"", status.error().message());
-  }
+  if (auto status = commit_batch(); !status) spdlog::warn("event=revoke_commit_failed error=\"{}\"", status.error().message());
   for (const auto* partition : partitions) {
     planner_.drop_partition(partition->partition());
     next_offsets_.erase(partition->partition());

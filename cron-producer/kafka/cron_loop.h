@@ -63,7 +63,6 @@ class CronLoop final : public RdKafka::RebalanceCb {
   std::map<std::int32_t, std::int64_t> committed_offsets_;  // owned partition -> last committed
   std::vector<OutRecord> out_;
   std::size_t consumed_ = 0;
-  Status fatal_;
   std::string rejoin_reason_;
   RecoveryBudget budget_;
   PlannerCounts published_;

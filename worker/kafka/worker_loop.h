@@ -1,32 +1,35 @@
-// The worker's loop, on the main thread: consume exec records into one waiting queue per priority
-// band, at most `prefetch` per band (pausing a full band's partitions, and resuming only what it
-// paused); a free slot thread takes the next job from the band the BandScheduler picks (weighted
-// round robin, high first, with aging). The loop publishes the outcomes - result, retry command or
-// dead letter, status and event records and the done marker - in one transaction with the
-// consumed offsets. A job whose partition was revoked while it ran is not published: its new
-// owner runs it again (execution is at least once), and a new owner skips the jobs whose done
-// markers say they finished after the committed offset. Cancels of waiting and running jobs
-// arrive on the control topic, which every worker reads without a group. Heartbeats go to the
-// workers topic.
+// The worker's loop, on the main thread: consume exec records into the SlotPool's waiting queues,
+// at most `prefetch` per band (pausing a full band's partitions, resuming only what it paused);
+// collect finished attempts, decide them (OutcomePolicy) and publish their records in one
+// transaction with the consumed offsets. An attempt whose partition was revoked while it ran is
+// not published: its new owner runs it again (execution is at least once), and a new owner skips
+// the jobs whose done markers say they finished after the committed offset. Cancels arrive on the
+// control topic; heartbeats go to the workers topic. What the loop itself does: run, handle a
+// record, commit, rebalance, reset the session after a fence.
 #pragma once
 
 #include <librdkafka/rdkafkacpp.h>
 
-#include <array>
-#include <condition_variable>
-#include <deque>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <set>
-#include <thread>
-#include <tuple>
+#include <string>
+#include <vector>
 
+#include "core/attempt.h"
 #include "core/band_scheduler.h"
+#include "core/cancel_memory.h"
 #include "core/offset_tracker.h"
-#include "core/retry_policy.h"
+#include "core/outcome_policy.h"
 #include "core/runner.h"
+#include "core/slot_pool.h"
+#include "kafka/band_pauses.h"
+#include "kafka/control_channel.h"
+#include "kafka/done_markers.h"
+#include "kafka/heartbeats.h"
+#include "kafka/kafka_executor.h"
+#include "kcron/clock.h"
 #include "kcron/kafka.h"
 #include "kcron/metrics.h"
 #include "kcron/recovery_budget.h"
@@ -60,11 +63,10 @@ struct LoopSettings {
 
 class WorkerLoop final : public RdKafka::RebalanceCb {
  public:
-  WorkerLoop(LoopSettings settings, const Runner& runner, Metrics& metrics, HttpEndpoint* http);
+  WorkerLoop(LoopSettings settings, const Runner& runner, const Clock& clock, Metrics& metrics, HttpEndpoint* http);
   ~WorkerLoop() override;
 
-  // The executor of kafka jobs: checks the target topic; the record itself is produced in the
-  // transaction that publishes the job's result, so it is written exactly once with it.
+  // The executor of kafka jobs (see KafkaJobExecutor); register it before run().
   Handler kafka_executor();
 
   Status run();
@@ -72,46 +74,11 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
                     std::vector<RdKafka::TopicPartition*>& partitions) override;
 
  private:
-  enum class StopReason : int { kNone = 0, kTimeout = 1, kCancel = 2, kShutdown = 3 };
-
-  // Shared by the main thread (which may ask it to stop) and the slot running the job.
-  struct Control {
-    std::atomic<bool> stop{false};
-    std::atomic<int> reason{0};
-    std::atomic<std::int64_t> started_ms{0};
-    std::int64_t timeout_ms = 0;
-    std::uint64_t epoch = 0;    // main thread only: the assignment the job is published under
-    bool handed_back = false;   // main thread only: its partition's next owner runs it; never publish
-    std::string cancel_reason;  // main thread only
-    void request(StopReason why) {
-      int expected = 0;
-      reason.compare_exchange_strong(expected, static_cast<int>(why));
-      stop = true;
-    }
-  };
-
-  struct Task {
-    std::string topic;
-    std::int32_t partition = 0;
-    std::int64_t offset = 0;
-    v1::Execution execution;
-    std::shared_ptr<Control> control;
-    Band band = Band::normal;  // of its exec topic
-    Instant fetched{};         // when it joined its band's waiting queue
-    std::int64_t started_ms = 0;
-    Outcome outcome;
-    std::int64_t finished_ms = 0;
-    v1::JobState final_state = v1::SUCCEEDED;  // SUCCEEDED, CANCELLED, FAILED (retried) or DEAD
-    RetryDecision decision;
-    bool reduced = false;  // publish without output, history or kafka record (see commit)
-  };
   using TopicPartitionKey = std::pair<std::string, std::int32_t>;
-  using RecordKey = std::tuple<std::string, std::int32_t, std::int64_t>;
 
   Status start();
   Status create_producer();
   Status create_consumer();
-  Status start_control_consumer();
   // After a fence (producer or group membership) or an unknown commit outcome: finished outcomes
   // are kept as orphans, waiting jobs handed back, the consumer (and with `new_producer` the
   // producer, whose init_transactions resolves the open transaction) recreated. The new
@@ -120,84 +87,65 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
   Status reset_session(const std::string& why, bool new_producer);
   // Asks the main loop for reset_session (commit() may run inside a rebalance callback).
   void request_reset(const std::string& why, bool new_producer);
-  void slot_main();
   void handle(RdKafka::Message& message);
-  void wake_slots();
-  void poll_control();
+  void on_cancel(const v1::Cancel& cancel, Instant arrived);
   void enforce_timeouts();
   void collect_finished();
-  void finish_now(Task task, Outcome outcome);
-  void decide(Task& task);
-  void count_published(const Task& task);
+  // Decides an attempt that ends without running (undecodable, cancelled before it started).
+  void finish_now(Attempt attempt, Outcome outcome);
+  void decide(Attempt& attempt);
+  void count_published(const Attempt& attempt);
   Status commit(bool force);
+  // Keeps the current assignment's orphans out: what finished is published now or kept by record.
+  void orphan_completed();
   std::size_t prefetch() const;
   // Sets the gauges and pauses the partitions of each band whose waiting queue is full (all of
   // them with `pause_all`), resuming the bands that have room; true when every band is paused.
   bool update_fetching(bool pause_all);
-  void set_band_paused(Band band, bool paused);
-  void resume_all(RdKafka::KafkaConsumer& consumer);
   // Takes every waiting job (none of them started) off its queue: they are handed back.
   void hand_back_waiting();
-  // Removes a job that has not started from its waiting queue; false when a slot has it.
-  bool take_waiting(const std::shared_ptr<Control>& control, Task& task);
-  void forget(const Task& task);
-  void append_outputs(const Task& task, std::vector<OutRecord>& out) const;
+  void forget(const Attempt& attempt);
   void heartbeat(bool stopped);
-  void load_done_markers(const std::vector<RdKafka::TopicPartition*>& partitions);
-  bool remember_cancel(const std::string& job_id, std::int64_t at_ms);
+  Instant now() const { return clock_.now(); }
 
   LoopSettings settings_;
-  const Runner& runner_;
+  const Clock& clock_;
   Metrics& metrics_;
   HttpEndpoint* http_;
+  OutcomePolicy policy_;
+  KafkaJobExecutor kafka_jobs_;
+  Heartbeats heartbeats_;
+  ControlChannel control_;
+  DoneMarkers done_markers_;
   std::unique_ptr<RdKafka::Producer> producer_;
-  std::unique_ptr<RdKafka::Producer> heartbeat_producer_;
-  std::unique_ptr<RdKafka::Producer> metadata_producer_;  // topic checks from slot threads (producer_ may be replaced)
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
-  std::unique_ptr<RdKafka::KafkaConsumer> control_consumer_;
-
-  // Guarded by mutex_, shared with the slot threads.
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool wake_pending_ = false;  // jobs queued since the slots were last woken (consumer thread only)
-  bool band_filled_ = false;   // this round filled a band's queue to prefetch (consumer thread only)
-  static constexpr std::size_t kMaxTakenPerRound = 500;
-  std::array<std::deque<Task>, kBandCount> waiting_;  // fetched, not started; by band_index, oldest first
-  BandScheduler scheduler_;
-  std::deque<Task> finished_;
-  std::atomic<bool> stop_slots_{false};
-  std::vector<std::thread> threads_;
+  std::unique_ptr<BandPauses> pauses_;
+  // Shared with the slot threads: everything behind the pool's own lock.
+  SlotPool slots_;
 
   // Main thread only.
+  static constexpr std::size_t kMaxTakenPerRound = 500;
+  bool band_filled_ = false;   // this round filled a band's queue to prefetch
   std::size_t in_flight_ = 0;  // waiting, running or finished but not collected
   std::map<std::string, Band> band_of_topic_;
   std::vector<std::string> topics_;  // the exec topics this worker consumes
-  std::uint64_t epoch_ = 0;
+  std::uint64_t epoch_ = 0;          // bumped at every assignment, revoke and reset
   std::map<TopicPartitionKey, OffsetTracker> owned_;
-  std::map<TopicPartitionKey, std::set<std::int64_t>> done_offsets_;  // from done markers: skip these
-  std::map<std::string, std::shared_ptr<Control>> active_;            // job id -> waiting or running
-  // Jobs still on a slot, by exec record: after an eager rebalance hands a partition back to this
-  // worker, its re-delivered records adopt them instead of starting them twice.
-  std::map<RecordKey, std::shared_ptr<Control>> running_at_;
-  std::map<RecordKey, Task> orphan_finished_;      // finished between a revoke and the re-delivery
-  std::map<std::string, std::int64_t> cancelled_;  // job id -> when the cancel arrived
-  std::deque<std::string> cancelled_order_;
-  std::vector<Task> completed_;  // finished, not yet committed
-  bool offsets_dirty_ = false;   // skipped records moved a position without an outcome
+  std::map<std::string, std::shared_ptr<AttemptControl>> active_;  // job id -> waiting or running
+  // Attempts still on a slot, by exec record: after an eager rebalance hands a partition back to
+  // this worker, its re-delivered records adopt them instead of starting them twice.
+  std::map<ExecPosition, std::shared_ptr<AttemptControl>> running_at_;
+  std::map<ExecPosition, Attempt> orphan_finished_;  // finished between a revoke and the re-delivery
+  CancelMemory cancels_;
+  std::vector<Attempt> completed_;  // decided, not yet committed
+  bool offsets_dirty_ = false;      // skipped records moved a position without an outcome
   int consecutive_aborts_ = 0;
-  std::array<std::vector<RdKafka::TopicPartition*>, kBandCount> paused_;  // what this loop paused, by band
   std::chrono::steady_clock::time_point last_commit_;
-  std::chrono::steady_clock::time_point last_heartbeat_;
-  std::int64_t started_at_ms_ = 0;
   std::mt19937_64 random_{std::random_device{}()};
-  Status fatal_;
-  std::string reset_reason_;  // a reset_session the main loop owes
+  std::optional<Error> failure_;  // a commit inside a rebalance callback failed for good: stop
+  std::string reset_reason_;      // a reset_session the main loop owes
   bool reset_producer_ = false;
   RecoveryBudget budget_;
-
-  // Topics a kafka job may write, checked once each (slot threads).
-  std::mutex topics_mutex_;
-  std::set<std::string> known_topics_;
 
   Counter& started_;
   Counter& succeeded_;

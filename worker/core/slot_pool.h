@@ -1,0 +1,76 @@
+// The worker's slots: N threads, each taking the next waiting attempt from the band the
+// BandScheduler picks and running it with the Runner. Every piece of state the slot threads share
+// with the worker's main thread lives here, behind one mutex: the waiting queues (one per band,
+// oldest first), the scheduler's credits, the finished attempts. The main thread enqueues, takes
+// waiting attempts back (a cancel, a revoke) and collects the finished ones; it owns an attempt
+// before it is enqueued and after it is collected. No I/O of its own; time from the clock.
+#pragma once
+
+#include <array>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "core/attempt.h"
+#include "core/band_scheduler.h"
+#include "core/runner.h"
+#include "kcron/clock.h"
+
+namespace kcron::worker {
+
+class SlotPool {
+ public:
+  // `on_start` runs on a slot thread as it starts an attempt (metrics); it must be thread-safe.
+  SlotPool(std::size_t slots, BandPolicy policy, const Runner& runner, const Clock& clock,
+           std::function<void(const Attempt&)> on_start = {});
+  // Stops the slots and joins them: each finishes the attempt it runs (the owner asks those to stop
+  // first), and nothing that still waits is started.
+  ~SlotPool();
+  SlotPool(const SlotPool&) = delete;
+  SlotPool& operator=(const SlotPool&) = delete;
+
+  void start();
+  std::size_t slots() const { return slots_; }
+
+  // Main thread. Queues an attempt in its band; returns how many wait in that band now. The slots
+  // are woken by wake(), once per round of enqueues (a wake-up per job was most of the worker's CPU).
+  std::size_t enqueue(Attempt attempt);
+  // Wakes one slot if anything was enqueued since the last call; a slot that takes an attempt
+  // and sees more waiting wakes the next, so a round of quick jobs uses only the slots it needs.
+  void wake();
+  // Takes back an attempt no slot has started; none when a slot has it (or it is unknown).
+  std::optional<Attempt> take_waiting(const AttemptControl& control);
+  // Takes back every waiting attempt (none of them started), oldest first per band.
+  std::vector<Attempt> take_all_waiting();
+  // The attempts finished since the last call, with outcome, started and finished set.
+  std::deque<Attempt> take_finished();
+  std::array<std::size_t, kBandCount> waiting() const;
+
+ private:
+  void slot_main();
+  bool anything_waiting() const;  // under mutex_
+
+  const std::size_t slots_;
+  const Runner& runner_;
+  const Clock& clock_;
+  std::function<void(const Attempt&)> on_start_;
+
+  // Guarded by mutex_.
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::array<std::deque<Attempt>, kBandCount> waiting_;  // by band_index, oldest first
+  BandScheduler scheduler_;
+  std::deque<Attempt> finished_;
+  bool stopping_ = false;
+
+  // Main thread only.
+  bool wake_pending_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace kcron::worker

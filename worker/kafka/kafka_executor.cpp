@@ -1,0 +1,46 @@
+#include "kafka/kafka_executor.h"
+
+#include <fmt/format.h>
+
+namespace kcron::worker {
+
+Status KafkaJobExecutor::start(const kafka::Properties& client) {
+  auto metadata = kafka::make_producer(client, "");
+  if (!metadata) return metadata.error();
+  metadata_ = std::move(*metadata);
+  return Status::success();
+}
+
+Handler KafkaJobExecutor::handler() {
+  return [this](const v1::Job& job, const std::atomic<bool>&) -> Outcome { return check(job); };
+}
+
+Outcome KafkaJobExecutor::check(const v1::Job& job) {
+  const auto& task = job.kafka();
+  if (task.topic().empty()) return failed("kafka job without a topic", false);
+  if (task.topic().starts_with(names_.prefix) && task.topic() != names_.jobs()) {
+    return failed(
+        fmt::format("kafka job may not write kcron's own topic '{}' (only {} of kcron's topics)", task.topic(), names_.jobs()),
+        false);
+  }
+  if (task.key().size() + task.value().size() > kMaxKafkaJobRecordBytes) {
+    return failed(fmt::format("kafka job record of {} bytes is over the {} byte limit", task.key().size() + task.value().size(),
+                              kMaxKafkaJobRecordBytes),
+                  false);
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (known_topics_.contains(task.topic())) return {};
+  }
+  if (!metadata_) return failed("kafka jobs are not enabled on this worker", false);
+  // The record joins the result's transaction: producing to a missing topic would abort it
+  // again and again, so the topic is checked here.
+  auto counts = kafka::partition_counts(*metadata_, Millis(15000));
+  if (!counts) return failed(fmt::format("could not check topic '{}': {}", task.topic(), counts.error().message()));
+  if (!counts->contains(task.topic())) return failed(fmt::format("kafka job's topic '{}' does not exist", task.topic()), false);
+  std::lock_guard lock(mutex_);
+  known_topics_.insert(task.topic());
+  return {};
+}
+
+}  // namespace kcron::worker

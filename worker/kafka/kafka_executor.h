@@ -1,0 +1,39 @@
+// The executor of kafka jobs. It checks the job's target (not one of kcron's own topics but
+// `<prefix>jobs`, the topic exists, key + value within kMaxKafkaJobRecordBytes); the record itself
+// is produced in the transaction that publishes the job's result (OutcomePolicy), so it is
+// written exactly once, with it. Runs on slot threads.
+#pragma once
+
+#include <librdkafka/rdkafkacpp.h>
+
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "core/runner.h"
+#include "kcron/kafka.h"
+#include "kcron/topics.h"
+
+namespace kcron::worker {
+
+// A record a kafka job may produce, below the broker's default message.max.bytes with headroom.
+constexpr std::size_t kMaxKafkaJobRecordBytes = 900 * 1024;
+
+class KafkaJobExecutor {
+ public:
+  explicit KafkaJobExecutor(TopicNames names) : names_(std::move(names)) {}
+  // A producer of its own for metadata (the loop's transactional producer may be replaced).
+  Status start(const kafka::Properties& client);
+  Handler handler();
+
+ private:
+  Outcome check(const v1::Job& job);
+
+  TopicNames names_;
+  std::unique_ptr<RdKafka::Producer> metadata_;
+  std::mutex mutex_;
+  std::set<std::string> known_topics_;  // guarded by mutex_: checked once each
+};
+
+}  // namespace kcron::worker
