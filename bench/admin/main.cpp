@@ -1,5 +1,5 @@
 // kcron-bench-admin: a benchmark run's topics. `create-topics` creates kcron's full topic layout
-// (DESIGN.md §2, the programs' defaults unless told otherwise) under a fresh prefix;
+// (docs/protocol.md#topics, the programs' defaults unless told otherwise) under a fresh prefix;
 // `delete-topics` deletes every topic under a prefix when the scenario is done, so runs do not
 // pile partitions onto the broker.
 #include <spdlog/spdlog.h>

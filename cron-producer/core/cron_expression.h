@@ -1,5 +1,5 @@
 // Cron expressions: the grammar (5, 6 or 7 fields, macros, @every), the next fire instant in an
-// IANA time zone with the DST rule of DESIGN.md §1, and a plain-English explanation. Pure schedule
+// IANA time zone with the DST rule of docs/semantics.md#time-zones-and-dst, and a plain-English explanation. Pure schedule
 // math: no Kafka, no storage, no clock of its own (callers pass the instant to search from).
 // Grammar, DST rule and @every anchoring are documented in cron-producer/README.md.
 #pragma once

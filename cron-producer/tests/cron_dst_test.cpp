@@ -1,4 +1,4 @@
-// Time zones and the DST rule of DESIGN.md §1, with exact UTC instants. Transitions used (2026):
+// Time zones and the DST rule of docs/semantics.md#time-zones-and-dst, with exact UTC instants. Transitions used (2026):
 //   Europe/Berlin     spring Mar 29: 02:00 CET (+1) -> 03:00 CEST (+2) at 01:00Z, 02:00-02:59 skipped;
 //                     fall   Oct 25: 03:00 CEST -> 02:00 CET at 01:00Z, 02:00-02:59 twice
 //                            (first pass 00:00Z-00:59Z, second pass 01:00Z-01:59Z);

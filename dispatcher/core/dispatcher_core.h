@@ -68,7 +68,7 @@ class DispatcherCore {
   // Fires (or expires) up to `limit` due entries of one partition; returns how many.
   std::size_t fire_due(PartitionState& state, std::int32_t partition, std::size_t limit, std::vector<OutRecord>& out);
 
-  // For a batch that keeps aborting (DESIGN.md §3: bisect, never stall): the loop narrows it to
+  // For a batch that keeps aborting (docs/architecture.md#failure-handling-today: bisect, never stall): the loop narrows it to
   // one record or one fire, and if that alone still cannot commit, gives up on it here.
   // A consumed record whose outputs the broker refuses: REJECTED to dead-letters with `reason`.
   void reject_unpublishable(const InputRecord& record, std::string_view reason, std::vector<OutRecord>& out);

@@ -1,4 +1,4 @@
-// The dispatcher's exactly-once loop (DESIGN.md §3), run on the main thread. Per batch:
+// The dispatcher's exactly-once loop (docs/architecture.md#exactly-once-loop), run on the main thread. Per batch:
 // consume jobs records one by one and apply them to staged state; fire what is due; produce exec,
 // changelog, status and event records; send the input offsets (always at least one valid offset,
 // so a fenced instance can never commit); commit the transaction; only then write the staged
@@ -95,7 +95,7 @@ class DispatcherLoop final : public RdKafka::RebalanceCb, public RdKafka::Delive
   std::string refused_error_;  // the first delivery refused for what the record is (kafka::record_refused)
   Status fatal_;
   std::string rejoin_reason_;  // set by the rebalance callback when an assignment failed
-  // Bisecting a batch that keeps aborting (DESIGN.md §3): each abort on an error that refuses a
+  // Bisecting a batch that keeps aborting (docs/architecture.md#failure-handling-today): each abort on an error that refuses a
   // record for what it is (too large, invalid; not a broker outage) halves the batch (records
   // consumed, jobs fired), each commit doubles it back. A batch down to one item that aborts twice
   // marks that item: the consumed record is REJECTED, the due job DEAD, with the broker's error.

@@ -1,5 +1,5 @@
 // Thin librdkafka adapters shared by all programs: configuration from kcron's Config, producers
-// and consumers with kcron's safety defaults (DESIGN.md §3), admin calls for topics, and the
+// and consumers with kcron's safety defaults (docs/architecture.md#librdkafka-202-traps), admin calls for topics, and the
 // conversion of librdkafka errors into kcron Errors. Nothing above this layer sees RdKafka types
 // except the programs' own Kafka loops.
 #pragma once

@@ -1,4 +1,4 @@
-// The topics kcron owns (DESIGN.md §2): names under a configurable prefix, partition counts and
+// The topics kcron owns (docs/protocol.md#topics): names under a configurable prefix, partition counts and
 // cleanup policies. Created by `kcron topics create`, checked by every program at start.
 #pragma once
 
@@ -41,7 +41,7 @@ struct TopicNames {
   std::string workers() const { return prefix + "workers"; }
 };
 
-// Every topic of DESIGN.md §2 for this layout, in creation order.
+// Every topic of docs/protocol.md#topics for this layout, in creation order.
 std::vector<TopicSpec> all_topics(const TopicNames& names, const TopicLayout& layout);
 
 }  // namespace kcron
