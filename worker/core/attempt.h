@@ -23,9 +23,13 @@ enum class StopReason : int { kNone = 0, kTimeout = 1, kCancel = 2, kShutdown = 
 // Shared by the worker's main thread (which may ask the attempt to stop) and the slot running it.
 struct AttemptControl {
   std::atomic<bool> stop{false};
-  std::atomic<int> reason{0};               // a StopReason; the first request wins
-  std::atomic<std::int64_t> started_ms{0};  // set by the slot when it takes the attempt; 0 while waiting
-  Millis timeout{0};                        // set before the attempt is queued, read-only after
+  std::atomic<int> reason{0};  // a StopReason; the first request wins
+  // Set by the slot that takes the attempt, started_at before started; false while it waits.
+  std::atomic<bool> started{false};
+  std::atomic<Instant> started_at{};
+  // Set before the attempt is queued, read-only after.
+  Millis timeout{0};
+  std::string job_id;
   // Main thread only.
   std::uint64_t epoch = 0;    // the assignment the attempt is published under
   bool handed_back = false;   // its partition's next owner runs it: never publish
@@ -62,7 +66,7 @@ struct Attempt {
   Instant started{};         // on a slot
   Instant finished{};
   Outcome outcome;
-  Verdict verdict;       // decided once it finished (OutcomePolicy::decide)
+  Verdict verdict;       // decided once it finished (OutcomePolicy::decide); publish only a decided attempt
   bool reduced = false;  // published without output, history or kafka record (OutcomePolicy::records)
 
   const std::string& job_id() const { return execution.job().id(); }

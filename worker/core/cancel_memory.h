@@ -29,7 +29,11 @@ class CancelMemory {
     }
     return true;
   }
-  bool contains(const std::string& job_id) const { return arrived_.contains(job_id); }
+  // True when a cancel of `job_id` arrived within the lookback before `now`.
+  bool contains(const std::string& job_id, Instant now) const {
+    const auto found = arrived_.find(job_id);
+    return found != arrived_.end() && found->second >= now - lookback_;
+  }
   std::size_t size() const { return arrived_.size(); }
 
  private:

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "kcron/codec.h"
 #include "kcron/routing.h"
@@ -98,14 +99,17 @@ Attempt OutcomePolicy::reduced_form(const Attempt& original) const {
   // A kafka job whose record could not be written did not succeed.
   const bool succeeded = original.verdict.final_state == v1::SUCCEEDED && !original.execution.job().has_kafka();
   reduced.verdict.final_state = succeeded ? v1::SUCCEEDED : v1::DEAD;
-  if (!succeeded) reduced.outcome.state = v1::FAILED;
+  if (!succeeded) {
+    reduced.outcome.state = v1::FAILED;
+    reduced.outcome.retriable = false;  // DEAD: its result must not say it would be retried
+  }
   reduced.verdict.retry = {false, {}, "its outcome could not be published in full"};
   return reduced;
 }
 
 std::vector<OutRecord> OutcomePolicy::records(const Attempt& original) const {
-  const Attempt reduced = original.reduced ? reduced_form(original) : Attempt{};
-  const Attempt& attempt = original.reduced ? reduced : original;
+  const std::optional<Attempt> reduced = original.reduced ? std::optional(reduced_form(original)) : std::nullopt;
+  const Attempt& attempt = reduced ? *reduced : original;
   const auto& job = attempt.execution.job();
   const auto& names = settings_.names;
   const auto state = attempt.verdict.final_state;

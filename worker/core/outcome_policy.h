@@ -71,8 +71,6 @@ class OutcomePolicy {
   // True when every record fits the limits above.
   bool publishable(const std::vector<OutRecord>& records) const;
 
-  const OutcomeSettings& settings() const { return settings_; }
-
  private:
   // The form published when the full one cannot be: no output, history, payload or kafka record,
   // no retry. The job is DEAD with the reason (a job that succeeded stays SUCCEEDED unless it was

@@ -13,6 +13,10 @@ SlotPool::SlotPool(std::size_t slots, BandPolicy policy, const Runner& runner, c
     : slots_(slots), runner_(runner), clock_(clock), on_start_(std::move(on_start)), scheduler_(std::move(policy)) {}
 
 SlotPool::~SlotPool() {
+  stop();
+}
+
+void SlotPool::stop() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
@@ -21,6 +25,12 @@ SlotPool::~SlotPool() {
   for (auto& thread : threads_) {
     if (thread.joinable()) thread.join();
   }
+  threads_.clear();
+}
+
+bool SlotPool::stopping() const {
+  std::lock_guard lock(mutex_);
+  return stopping_;
 }
 
 void SlotPool::start() {
@@ -104,7 +114,8 @@ void SlotPool::slot_main() {
       queue.pop_front();
       // Under the lock: an attempt whose start time is unset is still on a waiting queue.
       attempt.started = clock_.now();
-      attempt.control->started_ms = to_epoch_ms(attempt.started);
+      attempt.control->started_at = attempt.started;
+      attempt.control->started = true;
       more = anything_waiting();
     }
     if (more) wake_.notify_one();  // the next slot, for what this one leaves

@@ -28,14 +28,15 @@ class SlotPool {
   // `on_start` runs on a slot thread as it starts an attempt (metrics); it must be thread-safe.
   SlotPool(std::size_t slots, BandPolicy policy, const Runner& runner, const Clock& clock,
            std::function<void(const Attempt&)> on_start = {});
-  // Stops the slots and joins them: each finishes the attempt it runs (the owner asks those to stop
-  // first), and nothing that still waits is started.
-  ~SlotPool();
+  ~SlotPool();  // stop()
   SlotPool(const SlotPool&) = delete;
   SlotPool& operator=(const SlotPool&) = delete;
 
   void start();
-  std::size_t slots() const { return slots_; }
+  // Stops the slots and joins them: each finishes the attempt it runs (its owner asks those to
+  // stop first), and nothing that still waits is started. Idempotent; main thread.
+  void stop();
+  bool stopping() const;
 
   // Main thread. Queues an attempt in its band; returns how many wait in that band now. The slots
   // are woken by wake(), once per round of enqueues (a wake-up per job was most of the worker's CPU).

@@ -21,7 +21,6 @@ class BandPauses {
   BandPauses(const BandPauses&) = delete;
   BandPauses& operator=(const BandPauses&) = delete;
 
-  bool paused(Band band) const { return !held_[band_index(band)].empty(); }
   // Pauses every assigned partition of the band's topics, or resumes what an earlier call paused.
   void set(RdKafka::KafkaConsumer& consumer, Band band, bool paused);
   // Resumes everything paused: only resume() clears a pause, and a partition paused at a revoke

@@ -32,7 +32,7 @@ Outcome KafkaJobExecutor::check(const v1::Job& job) {
     std::lock_guard lock(mutex_);
     if (known_topics_.contains(task.topic())) return {};
   }
-  if (!metadata_) return failed("kafka jobs are not enabled on this worker", false);
+  if (!metadata_) return failed("the worker has not started its kafka job executor yet");
   // The record joins the result's transaction: producing to a missing topic would abort it
   // again and again, so the topic is checked here.
   auto counts = kafka::partition_counts(*metadata_, Millis(15000));

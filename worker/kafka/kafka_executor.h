@@ -26,6 +26,8 @@ class KafkaJobExecutor {
   // A producer of its own for metadata (the loop's transactional producer may be replaced).
   Status start(const kafka::Properties& client);
   Handler handler();
+  // The metadata producer, for other topic checks at start (after start()).
+  RdKafka::Producer& metadata() { return *metadata_; }
 
  private:
   Outcome check(const v1::Job& job);

@@ -27,7 +27,6 @@ DoneMarkerSettings done_marker_settings(const LoopSettings& settings) {
 WorkerLoop::WorkerLoop(LoopSettings settings, const Runner& runner, const Clock& clock, Metrics& metrics, HttpEndpoint* http)
     : settings_(std::move(settings)),
       clock_(clock),
-      metrics_(metrics),
       http_(http),
       policy_(outcome_settings(settings_)),
       kafka_jobs_(settings_.names),
@@ -71,8 +70,9 @@ WorkerLoop::WorkerLoop(LoopSettings settings, const Runner& runner, const Clock&
 }
 
 WorkerLoop::~WorkerLoop() {
-  // The slots are joined by the pool's destructor: ask what runs to stop first.
-  for (auto& [job_id, control] : active_) control->request(StopReason::kShutdown);
+  // Join the slots while everything they use still exists; ask what runs to stop first.
+  for (auto& [position, control] : running_at_) control->request(StopReason::kShutdown);
+  slots_.stop();
 }
 
 Handler WorkerLoop::kafka_executor() {
@@ -95,16 +95,14 @@ Status WorkerLoop::start() {
       required.push_back({topics_.back(), settings_.exec_partitions, {}});
     }
   }
-  auto checker = kafka::make_producer(settings_.client, "");
-  if (!checker) return checker.error();
-  if (auto status = kafka::check_topics(**checker, required, Millis(30000)); !status) return status;
+  if (auto status = kafka::check_topics(kafka_jobs_.metadata(), required, Millis(30000)); !status) return status;
   pauses_ = std::make_unique<BandPauses>(band_of_topic_);
   if (auto status = create_producer(); !status) return status;
-  if (auto status = heartbeats_.start(settings_.client); !status) return status;
   if (auto status = control_.start(); !status) return status;
   if (auto status = create_consumer(); !status) return status;
 
   slots_.start();
+  if (auto status = heartbeats_.start(settings_.client); !status) return status;
   spdlog::info("event=started instance={} slots={} prefetch={} weights={} aging_ms={} topics={}", settings_.instance_id,
                settings_.slots, prefetch(), fmt::join(settings_.bands.weights, ":"), settings_.bands.aging.count(),
                fmt::join(topics_, ","));
@@ -241,7 +239,7 @@ Status WorkerLoop::run() {
   if (in_flight_ > 0) {
     spdlog::warn("event=drain_timeout running={} msg=\"stopping them; their partitions' next owner runs them again\"",
                  in_flight_);
-    for (auto& [job_id, control] : active_) {
+    for (auto& [position, control] : running_at_) {
       control->handed_back = true;
       control->request(StopReason::kShutdown);
     }
@@ -306,22 +304,25 @@ void WorkerLoop::handle(RdKafka::Message& message) {
     finish_now(std::move(attempt), failed(decoded ? "execution record without a job id" : decoded.error().message(), false));
     return;
   }
-  if (cancels_.contains(attempt.job_id())) {
+  if (cancels_.contains(attempt.job_id(), now())) {
     finish_now(std::move(attempt), cancelled_before_start(""));
     return;
   }
   attempt.control->timeout = attempt_timeout(attempt.execution.job(), settings_.default_timeout);
+  attempt.control->job_id = attempt.job_id();
   const auto band = band_of_topic_.find(attempt.source.topic);
   attempt.band = band != band_of_topic_.end() ? band->second : Band::normal;
   attempt.fetched = now();
-  active_[attempt.job_id()] = attempt.control;
+  active_.emplace(attempt.job_id(), attempt.control);
   running_at_[attempt.source] = attempt.control;
   ++in_flight_;
   band_filled_ = slots_.enqueue(std::move(attempt)) >= prefetch() || band_filled_;
 }
 
 void WorkerLoop::forget(const Attempt& attempt) {
-  if (const auto found = active_.find(attempt.job_id()); found != active_.end() && found->second == attempt.control)
+  const auto [first, last] = active_.equal_range(attempt.job_id());
+  if (const auto found = std::find_if(first, last, [&](const auto& entry) { return entry.second == attempt.control; });
+      found != last)
     active_.erase(found);
   if (const auto running = running_at_.find(attempt.source); running != running_at_.end() && running->second == attempt.control)
     running_at_.erase(running);
@@ -347,28 +348,30 @@ void WorkerLoop::finish_now(Attempt attempt, Outcome outcome) {
 
 void WorkerLoop::on_cancel(const v1::Cancel& cancel, Instant arrived) {
   cancels_.remember(cancel.job_id(), arrived, now());
-  const auto found = active_.find(cancel.job_id());
-  if (found == active_.end()) return;
-  const auto control = found->second;
-  control->cancel_reason = cancel.reason();
-  if (auto waiting = slots_.take_waiting(*control)) {
-    // Not started: off its waiting queue and CANCELLED now, without taking a slot.
-    forget(*waiting);
-    --in_flight_;
-    finish_now(std::move(*waiting), cancelled_before_start(cancel.reason()));
-    spdlog::info("event=cancel_waiting job={} reason=\"{}\"", cancel.job_id(), cancel.reason());
-    return;
+  std::vector<std::shared_ptr<AttemptControl>> controls;
+  const auto [first, last] = active_.equal_range(cancel.job_id());
+  for (auto entry = first; entry != last; ++entry) controls.push_back(entry->second);
+  for (const auto& control : controls) {
+    control->cancel_reason = cancel.reason();
+    if (auto waiting = slots_.take_waiting(*control)) {
+      // Not started: off its waiting queue and CANCELLED now, without taking a slot.
+      forget(*waiting);
+      --in_flight_;
+      finish_now(std::move(*waiting), cancelled_before_start(cancel.reason()));
+      spdlog::info("event=cancel_waiting job={} reason=\"{}\"", cancel.job_id(), cancel.reason());
+      continue;
+    }
+    control->request(StopReason::kCancel);
+    spdlog::info("event=cancel_running job={} reason=\"{}\"", cancel.job_id(), cancel.reason());
   }
-  control->request(StopReason::kCancel);
-  spdlog::info("event=cancel_running job={} reason=\"{}\"", cancel.job_id(), cancel.reason());
 }
 
 void WorkerLoop::enforce_timeouts() {
-  const auto now_ms = to_epoch_ms(now());
-  for (auto& [job_id, control] : active_) {
-    const auto started = control->started_ms.load();
-    if (started > 0 && control->timeout.count() > 0 && now_ms - started > control->timeout.count() && !control->stop) {
-      spdlog::info("event=timeout job={} timeout_ms={}", job_id, control->timeout.count());
+  const auto at = now();
+  for (auto& [position, control] : running_at_) {
+    if (control->started && control->timeout.count() > 0 && at - control->started_at.load() > control->timeout &&
+        !control->stop) {
+      spdlog::info("event=timeout job={} timeout_ms={}", control->job_id, control->timeout.count());
       control->request(StopReason::kTimeout);
     }
   }
@@ -505,7 +508,7 @@ void WorkerLoop::heartbeat(bool stopped) {
   if (!heartbeats_.due(stopped)) return;
   std::vector<std::string> running;
   for (const auto& [job_id, control] : active_) {
-    if (control->started_ms.load() > 0) running.push_back(job_id);
+    if (control->started) running.push_back(job_id);
   }
   heartbeats_.send(running, succeeded_.value(), failed_.value(), stopped);
 }

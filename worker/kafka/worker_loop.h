@@ -12,6 +12,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -110,7 +111,6 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
 
   LoopSettings settings_;
   const Clock& clock_;
-  Metrics& metrics_;
   HttpEndpoint* http_;
   OutcomePolicy policy_;
   KafkaJobExecutor kafka_jobs_;
@@ -131,9 +131,12 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
   std::vector<std::string> topics_;  // the exec topics this worker consumes
   std::uint64_t epoch_ = 0;          // bumped at every assignment, revoke and reset
   std::map<TopicPartitionKey, OffsetTracker> owned_;
-  std::map<std::string, std::shared_ptr<AttemptControl>> active_;  // job id -> waiting or running
-  // Attempts still on a slot, by exec record: after an eager rebalance hands a partition back to
-  // this worker, its re-delivered records adopt them instead of starting them twice.
+  // Job id -> its attempts waiting or running here (a cancel names a job id): a multimap, so an id
+  // fired twice (two attempts of one job, or in future two tenants' jobs) reaches both.
+  std::multimap<std::string, std::shared_ptr<AttemptControl>> active_;
+  // Attempts waiting or on a slot, by exec record: timeouts and stop requests go through here;
+  // after an eager rebalance hands a partition back to this worker, its re-delivered records
+  // adopt them instead of starting them twice.
   std::map<ExecPosition, std::shared_ptr<AttemptControl>> running_at_;
   std::map<ExecPosition, Attempt> orphan_finished_;  // finished between a revoke and the re-delivery
   CancelMemory cancels_;

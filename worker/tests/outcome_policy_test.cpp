@@ -74,6 +74,13 @@ const OutRecord& only(const std::vector<OutRecord>& records, const std::string& 
   return *found;
 }
 
+std::string header_of(const OutRecord& record, std::string_view name) {
+  for (const auto& [key, value] : record.headers) {
+    if (key == name) return value;
+  }
+  return "<none>";
+}
+
 template <typename Message>
 Message decoded(const OutRecord& record) {
   Message message;
@@ -97,7 +104,15 @@ TEST_CASE("a succeeded attempt publishes its result, status, event and done mark
   const auto records = publish(policy, attempt);
   CHECK(topics_of(records) == std::vector<std::string>{"t.results", "t.events", "t.status", "t.worker-done"});
 
-  const auto result = decoded<v1::Result>(only(records, "t.results"));
+  const auto& result_record = only(records, "t.results");
+  CHECK(result_record.key == "job-1");
+  CHECK(result_record.partition == -1);  // the producer's murmur2 of the key
+  CHECK(header_of(result_record, "kcron-type") == "result");
+  CHECK(header_of(result_record, "kcron-job-id") == "job-1");
+  CHECK(header_of(result_record, "kcron-status") == "SUCCEEDED");
+  CHECK(header_of(only(records, "t.status"), "kcron-status") == "SUCCEEDED");
+  CHECK(header_of(only(records, "t.worker-done"), "kcron-status") == "SUCCEEDED");
+  const auto result = decoded<v1::Result>(result_record);
   CHECK(result.state() == v1::SUCCEEDED);
   CHECK(result.output() == "hello");
   CHECK(result.started_ms() == to_epoch_ms(kStarted));
@@ -215,6 +230,8 @@ TEST_CASE("a failure on the last attempt is DEAD: a dead letter with the history
   CHECK(status.state() == v1::DEAD);
   CHECK(status.reason() == "second try (1 retries used)");
 
+  CHECK(header_of(only(records, "t.dead-letters"), "kcron-status") == "DEAD");
+  CHECK(header_of(only(records, "t.results"), "kcron-status") == "FAILED");
   const auto letter = decoded<v1::DeadLetter>(only(records, "t.dead-letters"));
   CHECK(letter.state() == v1::DEAD);
   CHECK(letter.reason() == "attempt 1 failed: second try; dead because 1 retries used");
@@ -249,6 +266,18 @@ TEST_CASE("a cancelled attempt is CANCELLED, never retried, and a plain job send
   CHECK(topics_of(records) == std::vector<std::string>{"t.results", "t.events", "t.status", "t.worker-done"});
 }
 
+TEST_CASE("a cancelled schedule run tells its schedule's dispatcher partition, so overlap lets the next run through") {
+  const OutcomePolicy policy(settings());
+  auto job = job_with(0);
+  job.set_id("nightly@1700000000000");
+  job.mutable_schedule_run()->set_schedule_id("nightly");
+  auto attempt = attempt_of(job, after_stop(failed("stopped"), StopReason::kCancel, milliseconds(0), ""));
+  const auto records = publish(policy, attempt);
+  const auto& record = only(records, "t.jobs", "completion");
+  CHECK(record.key == "nightly");
+  CHECK(decoded<v1::Command>(record).completion().state() == v1::CANCELLED);
+}
+
 TEST_CASE("a job cancelled before a slot took it says so, with the cancel's reason") {
   CHECK(cancelled_before_start("").error == "cancelled before it started");
   CHECK(cancelled_before_start("by ops").error == "cancelled before it started: by ops");
@@ -263,6 +292,8 @@ TEST_CASE("a timeout turns a failure into a retriable FAILED that says so, and a
   CHECK(after_stop(Outcome{}, StopReason::kTimeout, milliseconds(1500), "").state == v1::SUCCEEDED);
   CHECK(after_stop(Outcome{}, StopReason::kCancel, milliseconds(0), "").state == v1::SUCCEEDED);
   CHECK(after_stop(failed("x"), StopReason::kNone, milliseconds(0), "").error == "x");
+  // A shut-down attempt is handed back, not published: its outcome is left as the slot gave it.
+  CHECK(after_stop(failed("x"), StopReason::kShutdown, milliseconds(0), "").error == "x");
 }
 
 TEST_CASE("an attempt's timeout is the job's own, else the worker's default") {
@@ -277,14 +308,16 @@ TEST_CASE("an attempt's timeout is the job's own, else the worker's default") {
 
 TEST_CASE("an outcome with a record over the broker's limit is published reduced: DEAD with the reason, without its output") {
   const OutcomePolicy policy(settings());
-  Outcome outcome = failed("boom", false);
+  Outcome outcome = failed("boom", true);
   outcome.output = std::string(kMaxPublishedRecordBytes + 1, 'x');
   auto attempt = attempt_of(job_with(0), outcome);
   const auto records = publish(policy, attempt);
   CHECK(attempt.reduced);
   CHECK(policy.publishable(records));
+  CHECK(policy.publish(attempt) == records);  // reduced once: publishing again gives the same records
   const auto result = decoded<v1::Result>(only(records, "t.results"));
   CHECK(result.output().empty());
+  CHECK_FALSE(result.retriable());
   CHECK_THAT(result.error(), Catch::StartsWith("its outcome could not be published in full"));
   CHECK(decoded<v1::StatusRecord>(only(records, "t.status")).state() == v1::DEAD);
   CHECK(decoded<v1::DeadLetter>(only(records, "t.dead-letters")).reason() ==

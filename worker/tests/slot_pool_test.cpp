@@ -39,6 +39,12 @@ bool eventually(const std::function<bool()>& condition) {
   return condition();
 }
 
+// Releases blocked handlers when a test leaves early (a failed REQUIRE), before the pool joins.
+struct Release {
+  std::atomic<bool>& flag;
+  ~Release() { flag = true; }
+};
+
 struct Recorder {
   std::mutex mutex;
   std::vector<std::string> order;
@@ -68,7 +74,8 @@ TEST_CASE("a slot runs a woken attempt and hands it back finished, with its star
   CHECK(done[0].outcome.output == "ran a");
   CHECK(done[0].started == instant_from_ms(1000));
   CHECK(done[0].finished == instant_from_ms(1000));
-  CHECK(done[0].control->started_ms == 1000);
+  CHECK(done[0].control->started);
+  CHECK(done[0].control->started_at.load() == instant_from_ms(1000));
   CHECK(starts == 1);
 }
 
@@ -95,14 +102,15 @@ TEST_CASE("one slot facing three backlogged bands serves them high first, by wei
 }
 
 TEST_CASE("an attempt no slot has started can be taken back, one a slot runs cannot") {
-  ManualClock clock(instant_from_ms(1000));
+  ManualClock clock(instant_from_ms(0));
   Runner runner(clock);
   std::atomic<bool> release{false};
   runner.register_handler("block", [&](const v1::Job&, const std::atomic<bool>& stop) {
-    while (!release && !stop) std::this_thread::sleep_for(milliseconds(1));
+    for (int spin = 0; spin < 10000 && !release && !stop; ++spin) std::this_thread::sleep_for(milliseconds(1));
     return Outcome{};
   });
   SlotPool pool(1, BandPolicy{}, runner, clock);
+  Release guard{release};  // a failed REQUIRE below must not leave the slot blocked at the pool's join
   auto running = attempt_of("running", Band::high, "block");
   auto waiting = attempt_of("waiting", Band::low, "block");
   const auto running_control = running.control;
@@ -111,10 +119,10 @@ TEST_CASE("an attempt no slot has started can be taken back, one a slot runs can
   pool.enqueue(std::move(waiting));
   pool.start();
   pool.wake();
-  REQUIRE(eventually([&] { return running_control->started_ms > 0 || waiting_control->started_ms > 0; }));
+  REQUIRE(eventually([&] { return running_control->started || waiting_control->started; }));
   // High is served first: the running one is on the slot, the low one still waits.
-  CHECK(running_control->started_ms == 1000);
-  CHECK(waiting_control->started_ms == 0);
+  CHECK(running_control->started);
+  CHECK_FALSE(waiting_control->started);
   CHECK_FALSE(pool.take_waiting(*running_control).has_value());
   const auto taken = pool.take_waiting(*waiting_control);
   REQUIRE(taken.has_value());
@@ -122,6 +130,51 @@ TEST_CASE("an attempt no slot has started can be taken back, one a slot runs can
   CHECK(pool.waiting() == std::array<std::size_t, kBandCount>{0, 0, 0});
   release = true;
   CHECK(finished(pool, 1).size() == 1);
+}
+
+TEST_CASE("one wake-up starts as many slots as there are attempts waiting, each slot waking the next") {
+  ManualClock clock(instant_from_ms(0));
+  Runner runner(clock);
+  std::atomic<bool> release{false};
+  std::atomic<int> running{0};
+  runner.register_handler("block", [&](const v1::Job&, const std::atomic<bool>& stop) {
+    ++running;
+    for (int spin = 0; spin < 10000 && !release && !stop; ++spin) std::this_thread::sleep_for(milliseconds(1));
+    return Outcome{};
+  });
+  SlotPool pool(3, BandPolicy{}, runner, clock);
+  Release guard{release};
+  pool.start();
+  // Give the slots time to block on the wake-up (a slot that has not blocked yet sees the queue
+  // without being woken, which would hide a broken chain).
+  std::this_thread::sleep_for(milliseconds(100));
+  for (const auto* id : {"a", "b", "c"}) pool.enqueue(attempt_of(id, Band::normal, "block"));
+  pool.wake();
+  CHECK(eventually([&] { return running == 3; }));
+  release = true;
+  CHECK(finished(pool, 3).size() == 3);
+}
+
+TEST_CASE("a low attempt that waited past the aging threshold in the pool is served before high ones") {
+  ManualClock clock(instant_from_ms(10'000));
+  Recorder recorder;
+  Runner runner(clock);
+  runner.register_handler("record", recorder.handler());
+  SlotPool pool(1, BandPolicy{{8, 4, 1}, milliseconds(500)}, runner, clock);
+  auto old = attempt_of("old-low", Band::low);
+  old.fetched = clock.now();
+  pool.enqueue(std::move(old));
+  clock.advance(milliseconds(600));
+  for (const auto* id : {"h1", "h2"}) {
+    auto fresh = attempt_of(id, Band::high);
+    fresh.fetched = clock.now();
+    pool.enqueue(std::move(fresh));
+  }
+  pool.start();
+  pool.wake();
+  REQUIRE(finished(pool, 3).size() == 3);
+  std::lock_guard lock(recorder.mutex);
+  CHECK(recorder.order == std::vector<std::string>{"old-low", "h1", "h2"});
 }
 
 TEST_CASE("every waiting attempt can be handed back at once, and none of them runs") {
@@ -135,12 +188,15 @@ TEST_CASE("every waiting attempt can be handed back at once, and none of them ru
   CHECK(pool.waiting() == std::array<std::size_t, kBandCount>{1, 0, 1});
   const auto taken = pool.take_all_waiting();
   CHECK(taken.size() == 2);
+  CHECK(pool.waiting() == std::array<std::size_t, kBandCount>{0, 0, 0});
+  pool.enqueue(attempt_of("c", Band::normal));
   pool.start();
   pool.wake();
-  std::this_thread::sleep_for(milliseconds(20));
-  CHECK(pool.take_finished().empty());
+  const auto done = finished(pool, 1);
+  REQUIRE(done.size() == 1);
+  CHECK(done[0].job_id() == "c");
   std::lock_guard lock(recorder.mutex);
-  CHECK(recorder.order.empty());
+  CHECK(recorder.order == std::vector<std::string>{"c"});
 }
 
 TEST_CASE("an attempt asked to stop before a slot took it fails without running") {
@@ -180,29 +236,35 @@ TEST_CASE("a handler that throws fails its attempt, not retriable, and the slot 
   CHECK(done[1].outcome.state == v1::SUCCEEDED);
 }
 
-TEST_CASE("a pool is destroyed once its attempts are asked to stop, and the waiting ones never run") {
-  ManualClock clock(instant_from_ms(1000));
+TEST_CASE("a stopped pool lets the running attempt finish and starts nothing that still waits") {
+  ManualClock clock(instant_from_ms(0));
   Runner runner(clock);
-  std::atomic<int> ran{0};
-  runner.register_handler("until-stopped", [&](const v1::Job&, const std::atomic<bool>& stop) {
-    ++ran;
-    for (int spin = 0; spin < 10000 && !stop; ++spin) std::this_thread::sleep_for(milliseconds(1));
+  std::atomic<bool> release{false};
+  std::vector<std::string> ran;
+  std::mutex ran_mutex;
+  runner.register_handler("block", [&](const v1::Job& job, const std::atomic<bool>& stop) {
+    {
+      std::lock_guard lock(ran_mutex);
+      ran.push_back(job.id());
+    }
+    for (int spin = 0; spin < 10000 && !release && !stop; ++spin) std::this_thread::sleep_for(milliseconds(1));
     return Outcome{};
   });
-  {
-    SlotPool pool(1, BandPolicy{}, runner, clock);
-    auto first = attempt_of("first", Band::high, "until-stopped");
-    auto second = attempt_of("second", Band::low, "until-stopped");
-    const auto running = first.control;
-    const auto waiting = second.control;
-    pool.enqueue(std::move(first));
-    pool.enqueue(std::move(second));
-    pool.start();
-    pool.wake();
-    REQUIRE(eventually([&] { return running->started_ms > 0; }));
-    // As the worker does at shutdown: every attempt it holds is asked to stop.
-    waiting->request(StopReason::kShutdown);
-    running->request(StopReason::kShutdown);
-  }
-  CHECK(ran == 1);
+  SlotPool pool(1, BandPolicy{}, runner, clock);
+  Release guard{release};
+  auto first = attempt_of("first", Band::high, "block");
+  const auto running = first.control;
+  pool.enqueue(std::move(first));
+  pool.enqueue(attempt_of("second", Band::low, "block"));
+  pool.start();
+  pool.wake();
+  REQUIRE(eventually([&] { return running->started.load(); }));
+  std::thread stopper([&] { pool.stop(); });
+  CHECK(eventually([&] { return pool.stopping(); }));
+  release = true;  // the running attempt ends only now, after the stop began
+  stopper.join();
+  CHECK(pool.take_finished().size() == 1);
+  CHECK(pool.waiting() == std::array<std::size_t, kBandCount>{0, 0, 1});
+  std::lock_guard lock(ran_mutex);
+  CHECK(ran == std::vector<std::string>{"first"});
 }

@@ -16,6 +16,8 @@ struct OutRecord {
   bool tombstone = false;
   std::vector<std::pair<std::string, std::string>> headers;
   std::int64_t timestamp_ms = 0;  // 0: now (CreateTime set by the producer)
+
+  bool operator==(const OutRecord&) const = default;
 };
 
 }  // namespace kcron
