@@ -134,8 +134,9 @@ std::optional<date::local_days> CronExpression::first_day_rule_difference(date::
 std::optional<DayRuleChange> CronExpression::compare_day_rules(Instant after, Instant until, const TimeZone& zone,
                                                                std::size_t count) const {
   if (every_ || days_match_both(DayRule::kLegacy) == days_match_both(DayRule::kCronie)) return std::nullopt;
-  const Instant latest = date::sys_days(date::year(kLastYear + 1) / date::January / 1);
-  until = std::min(until, latest);
+  // The bounds of next_after, so the day arithmetic below stays in date's range.
+  after = std::max<Instant>(after, date::sys_days(date::year(1) / date::January / 1));
+  until = std::min<Instant>(until, date::sys_days(date::year(kLastYear + 1) / date::January / 1));
   if (after >= until) return std::nullopt;
   const CronExpression legacy = with_day_rule(DayRule::kLegacy);
   const CronExpression cronie = with_day_rule(DayRule::kCronie);

@@ -316,6 +316,12 @@ TEST_CASE("compare_day_rules reports no change where the rules agree") {
   // fires at `after` itself).
   CHECK_FALSE(expression("0 0 */15 * 5-6").compare_day_rules(after, at("2026-01-01T23:59:59Z"), TimeZone::utc(), 5).has_value());
   CHECK(expression("0 0 */15 * 5-6").compare_day_rules(after, at("2026-01-02T00:00:00Z"), TimeZone::utc(), 5).has_value());
+  // Extreme bounds neither crash nor overflow.
+  const auto widest = expression("0 0 */15 * 5-6").compare_day_rules(Instant::min(), Instant::max(), zone("Europe/Berlin"), 1);
+  REQUIRE(widest.has_value());
+  // Searching starts at 0001-01-01T00:00Z, after Berlin's midnight (+00:53 then): Friday the 5th.
+  CHECK(widest->first_day == date::local_days(date::year(1) / 1 / 5));
+  CHECK_FALSE(expression("0 0 */15 * 5-6").compare_day_rules(at("2199-12-31T23:00:00Z"), Instant::max(), TimeZone::utc(), 1));
 }
 
 TEST_CASE("L is the last day of the month, February 29 in a leap year") {
