@@ -280,6 +280,18 @@ TEST_CASE("compare_day_rules finds where the earlier rule and cronie's part, wit
   CHECK(texts_of(weekly->cronie) == Fires{"2026-01-13T00:00:00Z", "2026-06-13T00:00:00Z"});
 }
 
+TEST_CASE("compare_day_rules reports a schedule that never fires under cronie's rule with no fires after") {
+  // February 31 if it is a Sunday, Tuesday, Thursday or Saturday: never. Before, those weekdays of
+  // February fired (Feb 1 2026 is a Sunday).
+  const auto change =
+      expression("0 0 31 2 */2").compare_day_rules(at("2026-01-01T00:00:00Z"), at("2100-01-01T00:00:00Z"), TimeZone::utc(), 2);
+  REQUIRE(change.has_value());
+  CHECK(texts_of(change->legacy) == Fires{"2026-02-01T00:00:00Z", "2026-02-03T00:00:00Z"});
+  CHECK(change->cronie.empty());
+  CHECK(change->first_day == date::local_days(date::year(2026) / 2 / 1));
+  CHECK_FALSE(expression("0 0 31 2 */2").next_after(at("2026-01-01T00:00:00Z")).ok());
+}
+
 TEST_CASE("compare_day_rules skips the part of a day already past, and starts a later day at local midnight") {
   const Instant until = at("2100-01-01T00:00:00Z");
   // Friday 2026-01-02 16:00 in Berlin: that day's fires (09:59-15:59) are over under either rule, so
