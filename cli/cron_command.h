@@ -5,10 +5,19 @@
 #include <ostream>
 #include <string>
 
+#include "core/time_zone.h"
+#include "kcron/clock.h"
+
 namespace kcron::cli {
 
-// Registers `cron next EXPR [--tz ZONE] [--from RFC3339] [--count N]` and `cron explain EXPR` on
-// the app; the options bind to this object, so it stays where it was constructed.
+// An instant as wall-clock time in a zone, with the weekday, the offset in force and its
+// abbreviation when the zone has one: "Fri 2026-01-16 09:59:00 +01:00 CET", "Thu 2026-01-01
+// 09:00:00 -03:00" (milliseconds only when not zero).
+std::string wall_time_text(Instant instant, const cron::TimeZone& zone);
+
+// Registers `cron next EXPR [--tz ZONE] [--from RFC3339] [--count N]` and
+// `cron explain EXPR [--tz ZONE] [--from RFC3339] [--count N]` on the app; the options bind to
+// this object, so it stays where it was constructed.
 class CronCommand {
  public:
   explicit CronCommand(CLI::App& app);
@@ -30,6 +39,7 @@ class CronCommand {
   std::string zone_ = "UTC";
   std::string from_;
   int count_ = 5;
+  int explain_count_ = 5;
 };
 
 }  // namespace kcron::cli

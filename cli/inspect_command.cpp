@@ -14,18 +14,9 @@
 #include "kcron/topics.h"
 
 namespace kcron::cli {
-namespace {
 
-struct Read {
-  std::string key;
-  std::string value;
-  std::int64_t timestamp_ms = 0;
-  std::string content_type;
-};
-
-// Every committed record of the topic (or of the partition `key` hashes to), oldest first per
-// partition, up to the end the topic had when reading began.
-Result<std::vector<Read>> read_to_end(const Config& config, const std::string& topic, const std::string& key = "") {
+Result<std::vector<Read>> read_to_end(const Config& config, const std::string& topic, const std::string& key,
+                                      std::int32_t* partition_count) {
   auto properties = kafka::client_properties(config, "kcron-cli-inspect");
   properties["group.id"] = "kcron-cli-inspect";
   properties["enable.partition.eof"] = "true";
@@ -35,16 +26,15 @@ Result<std::vector<Read>> read_to_end(const Config& config, const std::string& t
   if (!counts) return counts.error();
   const auto found = counts->find(topic);
   if (found == counts->end()) return make_error("topic {} does not exist (kcron topics create makes it)", topic);
+  if (partition_count != nullptr) *partition_count = found->second;
   kafka::PartitionList assignment;
   std::map<std::int32_t, std::int64_t> remaining;  // partition -> high watermark still to reach
   for (std::int32_t partition = 0; partition < found->second; ++partition) {
     if (!key.empty() && partition != partition_for_key(key, found->second).value()) continue;
-    std::int64_t low = 0;
-    std::int64_t high = 0;
-    if (const auto code = (*consumer)->query_watermark_offsets(topic, partition, &low, &high, 10000);
-        code != RdKafka::ERR_NO_ERROR) {
-      return kafka::to_error(code, fmt::format("watermarks of {}[{}]", topic, partition));
-    }
+    // Retried for a while: a topic created a moment ago may not have its leader yet.
+    auto marks = kafka::watermarks(**consumer, topic, partition, Millis(10000));
+    if (!marks) return marks.error();
+    const auto [low, high] = *marks;
     if (high <= low) continue;
     remaining[partition] = high;
     assignment.items.push_back(RdKafka::TopicPartition::create(topic, partition, RdKafka::Topic::OFFSET_BEGINNING));
@@ -65,6 +55,7 @@ Result<std::vector<Read>> read_to_end(const Config& config, const std::string& t
     if (message->err() != RdKafka::ERR_NO_ERROR) continue;
     if (message->offset() + 1 >= remaining[message->partition()]) remaining.erase(message->partition());
     Read record;
+    record.partition = message->partition();
     if (message->key() != nullptr) record.key = *message->key();
     if (message->payload() != nullptr) record.value.assign(static_cast<const char*>(message->payload()), message->len());
     record.timestamp_ms = kafka::record_timestamp_ms(*message, 0);
@@ -74,6 +65,8 @@ Result<std::vector<Read>> read_to_end(const Config& config, const std::string& t
   (*consumer)->close();
   return records;
 }
+
+namespace {
 
 std::string when(std::int64_t epoch_ms) {
   if (epoch_ms <= 0) return "-";

@@ -1,14 +1,33 @@
 // `kcron status`, `kcron dlq list|replay` and `kcron workers`: read kcron's output topics with
 // read_committed up to their end and print what an operator asks about a job, the dead letters
 // or the workers. Each command reads only the partition a key lives on when it has a key.
+// read_to_end is shared with `kcron schedule lint`.
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <iosfwd>
+#include <string>
+#include <vector>
 
 #include "kcron/config.h"
+#include "kcron/result.h"
 
 namespace kcron::cli {
+
+struct Read {
+  std::int32_t partition = 0;
+  std::string key;
+  std::string value;  // empty for a tombstone
+  std::int64_t timestamp_ms = 0;
+  std::string content_type;
+};
+
+// Every committed record of the topic (or of the partition `key` hashes to), oldest first per
+// partition, up to the end the topic had when reading began; `partition_count`, when given,
+// receives the topic's partition count.
+Result<std::vector<Read>> read_to_end(const Config& config, const std::string& topic, const std::string& key = "",
+                                      std::int32_t* partition_count = nullptr);
 
 class InspectCommands {
  public:

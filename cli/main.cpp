@@ -19,6 +19,7 @@
 #include "kcron/routing.h"
 #include "kcron/service.h"
 #include "kcron/topics.h"
+#include "schedule_lint.h"
 
 namespace {
 
@@ -262,7 +263,8 @@ int main(int argc, char** argv) {
   std::string submit_input;
   submit->add_option("job", submit_input, "JSON, e.g. '{\"id\":\"j1\",\"delay\":\"5s\",\"noop\":{}}'")->required();
 
-  auto* schedule = app.add_subcommand("schedule", "create, update, pause or delete a schedule on kcron.schedules");
+  auto* schedule =
+      app.add_subcommand("schedule", "create, update, pause or delete a schedule on kcron.schedules, or lint the stored ones");
   schedule->require_subcommand(1);
   auto* schedule_put = schedule->add_subcommand("put", "create or replace a schedule (JSON Schedule; '-' reads stdin)");
   std::string schedule_input;
@@ -274,6 +276,7 @@ int main(int argc, char** argv) {
   auto* schedule_delete = schedule->add_subcommand("delete", "delete a schedule (a tombstone); runs emitted ahead are cancelled");
   std::string schedule_id;
   schedule_delete->add_option("schedule-id", schedule_id)->required();
+  const kcron::cli::ScheduleLint schedule_lint(*schedule);
 
   auto* cancel = app.add_subcommand("cancel", "cancel a job by id");
   std::string cancel_id;
@@ -325,6 +328,7 @@ int main(int argc, char** argv) {
     std::cout << "submitted " << job.id() << "\n";
     return 0;
   }
+  if (schedule_lint.parsed()) return schedule_lint.run(config, std::cout, std::cerr);
   if (schedule_put->parsed() || schedule_delete->parsed()) {
     kcron::v1::Schedule definition;
     const bool remove = schedule_delete->parsed();

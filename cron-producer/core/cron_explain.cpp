@@ -1,9 +1,11 @@
 // CronExpression::explain: the schedule in plain English, good enough for a user to check it
-// ("at 09:00 on Monday through Friday", "every 5 minutes between 09:00 and 17:59").
+// ("at 09:00 on Monday through Friday", "every 5 minutes between 09:00 and 17:59"), including
+// how the day fields combine ("or on Friday", "if that day is a Friday").
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
+#include <bitset>
 
 #include "core/cron_expression.h"
 
@@ -70,8 +72,22 @@ std::string value_name(CronField field, int value) {
   return std::to_string(value);
 }
 
+// The values a plain item selects, in order.
+std::vector<int> values_of_item(const CronItem& item) {
+  std::vector<int> values;
+  for (int value = item.first; value <= item.last; value += item.step) values.push_back(value);
+  return values;
+}
+
 std::string describe_item(CronField field, const CronItem& item) {
   const Unit unit = unit_of(field);
+  // A stepped day of the week is a handful of names: `*/2` is Sunday, Tuesday, Thursday and Saturday.
+  const bool stepped = (item.kind == Kind::kEvery || item.kind == Kind::kRange) && item.step > 1;
+  if (field == CronField::kDayOfWeek && stepped) {
+    std::vector<std::string> names;
+    for (const int value : values_of_item(item)) names.push_back(value_name(field, value));
+    return join_words(names);
+  }
   switch (item.kind) {
     case Kind::kEvery:
       return item.step == 1 ? fmt::format("every {}", unit.singular)
@@ -163,6 +179,78 @@ std::string follower_clause(CronField field, const std::vector<CronItem>& items)
   return fmt::format("of {} {}", plural ? unit.plural : unit.singular, describe_items(field, items));
 }
 
+// Day-of-month items with a step that selects at most this many days are said as the days:
+// `*/15` is "days 1, 16 and 31", not "every 15th day".
+constexpr std::size_t kMaxListedSteppedDays = 5;
+
+std::vector<CronItem> list_small_steps(const std::vector<CronItem>& items) {
+  std::vector<CronItem> listed;
+  for (const CronItem& item : items) {
+    const bool stepped = (item.kind == Kind::kEvery || item.kind == Kind::kRange) && item.step > 1;
+    const std::vector<int> values = stepped ? values_of_item(item) : std::vector<int>{};
+    if (!stepped || values.size() > kMaxListedSteppedDays) {
+      listed.push_back(item);
+      continue;
+    }
+    for (const int value : values) listed.push_back(CronItem{Kind::kValue, value, value, 1, 0});
+  }
+  return listed;
+}
+
+// "on days 1, 16 and 31 of the month", "on every 2nd day of the month", "on the last day of the month".
+std::string day_of_month_clause(const std::vector<CronItem>& written) {
+  const std::vector<CronItem> items = list_small_steps(written);
+  if (is_every(items)) {
+    const int step = items.front().step;
+    return step == 1 ? "on every day of the month" : fmt::format("on every {} day of the month", ordinal(step));
+  }
+  const bool any_step =
+      std::any_of(items.begin(), items.end(), [](const CronItem& item) { return item.kind == Kind::kEvery || item.step > 1; });
+  if (only_plain(items) && !any_step) {
+    const bool plural = items.size() > 1 || items.front().kind != Kind::kValue;
+    return fmt::format("on {} {} of the month", plural ? "days" : "day", describe_items(CronField::kDayOfMonth, items));
+  }
+  std::vector<std::string> parts;
+  for (const CronItem& item : items) {
+    if (item.kind == Kind::kValue) {
+      parts.push_back(fmt::format("day {}", item.first));
+    } else if (item.kind == Kind::kRange && item.step == 1) {
+      parts.push_back(fmt::format("days {} through {}", item.first, item.last));
+    } else {
+      parts.push_back(describe_item(CronField::kDayOfMonth, item));
+    }
+  }
+  return fmt::format("on {} of the month", join_words(parts));
+}
+
+// The condition a day-of-week field puts on the days of the month when a day must match both:
+// "if that day is a Friday or Saturday", "if that day is the last Friday of the month".
+std::string day_of_week_condition(const std::vector<CronItem>& items) {
+  std::bitset<7> weekdays;
+  std::vector<std::string> parts;
+  for (const CronItem& item : items) {
+    if (item.kind == Kind::kEvery || item.kind == Kind::kRange || item.kind == Kind::kValue) {
+      for (const int value : values_of_item(item)) weekdays.set(static_cast<std::size_t>(value % 7));
+    } else {
+      parts.push_back(describe_item(CronField::kDayOfWeek, item));
+    }
+  }
+  std::string names;
+  for (std::size_t day = 0, listed = 0; day < kDays.size(); ++day) {
+    if (!weekdays.test(day)) continue;
+    ++listed;
+    if (listed > 1) names += listed == weekdays.count() ? " or " : ", ";
+    names += kDays[day];
+  }
+  if (!names.empty()) parts.insert(parts.begin(), "a " + names);
+  std::string condition;
+  for (std::size_t position = 0; position < parts.size(); ++position) {
+    if (position > 0) condition += " or ";
+    condition += parts[position];
+  }
+  return "if that day is " + condition;
+}
+
 std::string duration_words(Millis period) {
   struct Part {
     std::int64_t millis;
@@ -224,34 +312,19 @@ std::string CronExpression::explain() const {
                                                                        : follower_clause(CronField::kHour, hours));
   }
 
-  // The days.
+  // The days, and how the two fields combine (DayRule): an unrestricted field adds nothing.
   const auto& days_of_month = items(CronField::kDayOfMonth);
   const auto& days_of_week = items(CronField::kDayOfWeek);
-  std::string day_of_month_clause;
-  std::string day_of_week_clause;
-  if (!fields_[index(CronField::kDayOfMonth)].unrestricted) {
-    if (is_every(days_of_month)) {
-      day_of_month_clause = fmt::format("on every {} day of the month", ordinal(days_of_month.front().step));
-    } else if (only_plain(days_of_month)) {
-      const bool plural = days_of_month.size() > 1 || days_of_month.front().kind != Kind::kValue;
-      day_of_month_clause =
-          fmt::format("on {} {} of the month", plural ? "days" : "day", describe_items(CronField::kDayOfMonth, days_of_month));
-    } else {
-      std::vector<std::string> parts;
-      for (const CronItem& item : days_of_month) {
-        parts.push_back(item.kind == Kind::kValue ? fmt::format("day {}", item.first)
-                                                  : describe_item(CronField::kDayOfMonth, item));
-      }
-      day_of_month_clause = fmt::format("on {} of the month", join_words(parts));
-    }
-  }
-  if (!fields_[index(CronField::kDayOfWeek)].unrestricted) {
-    day_of_week_clause = "on " + describe_items(CronField::kDayOfWeek, days_of_week);
-  }
-  if (!day_of_month_clause.empty() && !day_of_week_clause.empty()) {
-    clauses.push_back(day_of_month_clause + " or " + day_of_week_clause);
-  } else {
-    clauses.push_back(day_of_month_clause + day_of_week_clause);
+  const bool by_day_of_month = !fields_[index(CronField::kDayOfMonth)].unrestricted;
+  const bool by_day_of_week = !fields_[index(CronField::kDayOfWeek)].unrestricted;
+  if (by_day_of_month && by_day_of_week) {
+    clauses.push_back(day_of_month_clause(days_of_month) +
+                      (days_match_both(day_rule_) ? " " + day_of_week_condition(days_of_week)
+                                                  : " or on " + describe_items(CronField::kDayOfWeek, days_of_week)));
+  } else if (by_day_of_month) {
+    clauses.push_back(day_of_month_clause(days_of_month));
+  } else if (by_day_of_week) {
+    clauses.push_back("on " + describe_items(CronField::kDayOfWeek, days_of_week));
   }
 
   if (!fields_[index(CronField::kMonth)].unrestricted) {

@@ -1,7 +1,8 @@
 // Cron expressions: the grammar (5, 6 or 7 fields, macros, @every), the next fire instant in an
-// IANA time zone with the DST rule of docs/semantics.md#time-zones-and-dst, and a plain-English explanation. Pure schedule
-// math: no Kafka, no storage, no clock of its own (callers pass the instant to search from).
-// Grammar, DST rule and @every anchoring are documented in cron-producer/README.md.
+// IANA time zone with the DST rule and cronie's day rule of docs/semantics.md, and a plain-English
+// explanation. Pure schedule math: no Kafka, no storage, no clock of its own (callers pass the
+// instant to search from). Grammar, day rule, DST rule and @every anchoring are documented in
+// cron-producer/README.md.
 #pragma once
 
 #include <array>
@@ -24,6 +25,27 @@ inline constexpr std::size_t kCronFieldCount = 7;
 
 // The name used in error messages and explanations: "day-of-week".
 std::string_view field_name(CronField field);
+
+// How the day-of-month and day-of-week fields combine. A field is a star when its text starts with
+// `*` (`*`, `*/2`, `*,15`) or is `?`; a field is unrestricted when it is exactly `*` or `?`.
+enum class DayRule {
+  // cronie and Vixie cron (entry.c sets DOM_STAR / DOW_STAR from the first character; cron.c
+  // matches `(dom_star || dow_star) ? (dom && dow) : (dom || dow)`): when either field is a star,
+  // a day must match both; otherwise a day matching either fires. Every schedule runs by it.
+  kCronie,
+  // kcron before it followed cronie: a day matching either fires when neither field is
+  // unrestricted, so `*/15` with `FRI` fired on every Friday. Kept only so `kcron schedule lint`
+  // can show which stored schedules fire differently now.
+  kLegacy,
+};
+
+// Where the two day rules part for one schedule: the next fires of each from the first day (in the
+// schedule's zone) whose matching differs, and the day of the first fire only one of them has.
+struct DayRuleChange {
+  date::local_days first_day;
+  std::vector<Instant> legacy;  // DayRule::kLegacy
+  std::vector<Instant> cronie;  // DayRule::kCronie
+};
 
 // One comma-separated item of a field as written (names resolved to numbers), kept for explain().
 struct CronItem {
@@ -59,8 +81,22 @@ class CronExpression {
   // only matters for @every: it fires at every_anchor + k * period for every integer k.
   Result<Instant> next_after(Instant after, const TimeZone& zone = TimeZone::utc(), Instant every_anchor = Instant{}) const;
 
-  // The schedule in plain English: "at 09:00 on Monday through Friday".
+  // The schedule in plain English: "at 09:00 on Monday through Friday"; the day clause says how
+  // the day fields combine ("on day 13 of the month or on Friday", "on days 1, 16 and 31 of the
+  // month if that day is a Friday or Saturday").
   std::string explain() const;
+
+  // This expression matching days by `rule`. Only `kcron schedule lint` asks for kLegacy; parse()
+  // always gives kCronie.
+  CronExpression with_day_rule(DayRule rule) const;
+  DayRule day_rule() const { return day_rule_; }
+
+  // Whether this schedule fires differently under kLegacy and kCronie after `after`, up to and
+  // including `until`: nullopt when not, else where they part and the next `count` (at least 1)
+  // fires of each from that day on. Cheap when the rules cannot differ (no day field is a star
+  // that is not exactly `*`/`?`, or one field is exactly `*`/`?`); otherwise a month-by-month
+  // scan up to `until` (at most the end of kLastYear).
+  std::optional<DayRuleChange> compare_day_rules(Instant after, Instant until, const TimeZone& zone, std::size_t count) const;
 
   // The expression as given, without surrounding whitespace.
   const std::string& text() const { return text_; }
@@ -80,14 +116,19 @@ class CronExpression {
     std::vector<CronItem> items;
     bool written = false;
     bool unrestricted = true;  // exactly `*` or `?`
+    bool star = true;          // starts with `*`, or is `?`: cronie's DOM_STAR / DOW_STAR
   };
 
   static constexpr std::size_t index(CronField field) { return static_cast<std::size_t>(field); }
   static constexpr std::size_t kYearCount = kLastYear - kFirstYear + 1;
 
   Status set_field(CronField field, std::string_view text);
+  // Whether a day must match both day fields under `rule` (else either field suffices).
+  bool days_match_both(DayRule rule) const;
   // The days of a month (bit d = day d) that match the day-of-month and day-of-week fields.
-  std::bitset<32> matching_days(int year, unsigned month) const;
+  std::bitset<32> matching_days(int year, unsigned month, DayRule rule) const;
+  // The first day from `from` through `through` whose match differs between the two rules.
+  std::optional<date::local_days> first_day_rule_difference(date::local_days from, date::local_days through) const;
   // The first wall-clock time at or after `from` that matches every field, up to kLastYear.
   std::optional<date::local_seconds> next_wall_match(date::local_seconds from) const;
   Result<Instant> next_real_time(Instant after, const TimeZone& zone) const;
@@ -99,6 +140,7 @@ class CronExpression {
   std::array<FieldSpec, kCronFieldCount> fields_;
   std::optional<Millis> every_;
   bool follows_real_time_ = false;
+  DayRule day_rule_ = DayRule::kCronie;
 
   std::bitset<60> seconds_;
   std::bitset<60> minutes_;

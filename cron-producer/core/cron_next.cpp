@@ -6,6 +6,8 @@
 //     repeated hour belongs to two;
 //   - every other schedule fires each matching wall time once: a skipped one at the first instant
 //     after the gap, a repeated one at its first occurrence.
+// Days match by cronie's rule (DayRule::kCronie); compare_day_rules() sets it against kcron's
+// earlier rule for `kcron schedule lint`.
 #include <algorithm>
 
 #include "core/cron_expression.h"
@@ -21,6 +23,9 @@ using std::chrono::seconds;
 constexpr int kMaxPeriods = 100'000;
 // More repeated wall times than a search can meet.
 constexpr int kMaxRepeatedWallTimes = 100'000;
+// compare_day_rules: days that differ but whose fires do not (their fires all before `after`, or a
+// real-time schedule's only hour skipped by DST) before it gives up and reports no change.
+constexpr int kMaxQuietDifferences = 1000;
 
 template <std::size_t N>
 int next_set(const std::bitset<N>& bits, int from) {
@@ -44,7 +49,25 @@ unsigned weekday_of(int year, unsigned month, unsigned day) {
 
 }  // namespace
 
-std::bitset<32> CronExpression::matching_days(int year, unsigned month) const {
+CronExpression CronExpression::with_day_rule(DayRule rule) const {
+  CronExpression copy = *this;
+  copy.day_rule_ = rule;
+  return copy;
+}
+
+bool CronExpression::days_match_both(DayRule rule) const {
+  const FieldSpec& day_of_month = fields_[index(CronField::kDayOfMonth)];
+  const FieldSpec& day_of_week = fields_[index(CronField::kDayOfWeek)];
+  switch (rule) {
+    case DayRule::kCronie:
+      return day_of_month.star || day_of_week.star;
+    case DayRule::kLegacy:
+      return day_of_month.unrestricted || day_of_week.unrestricted;
+  }
+  return true;
+}
+
+std::bitset<32> CronExpression::matching_days(int year, unsigned month, DayRule rule) const {
   const unsigned last =
       static_cast<unsigned>(date::year_month_day_last(date::year(year), date::month_day_last(date::month(month))).day());
   const unsigned first_weekday = weekday_of(year, month, 1);
@@ -83,14 +106,81 @@ std::bitset<32> CronExpression::matching_days(int year, unsigned month) const {
     }
   }
 
-  const bool day_of_month_restricted = !fields_[index(CronField::kDayOfMonth)].unrestricted;
-  const bool day_of_week_restricted = !fields_[index(CronField::kDayOfWeek)].unrestricted;
-  if (day_of_month_restricted && day_of_week_restricted) return by_day_of_month | by_day_of_week;
-  if (day_of_month_restricted) return by_day_of_month;
-  if (day_of_week_restricted) return by_day_of_week;
-  std::bitset<32> every_day;
-  for (unsigned day = 1; day <= last; ++day) every_day.set(day);
-  return every_day;
+  // An unrestricted field matches every day, so "both" with it is the other field alone.
+  return days_match_both(rule) ? by_day_of_month & by_day_of_week : by_day_of_month | by_day_of_week;
+}
+
+std::optional<date::local_days> CronExpression::first_day_rule_difference(date::local_days from, date::local_days through) const {
+  if (days_match_both(DayRule::kLegacy) == days_match_both(DayRule::kCronie)) return std::nullopt;
+  const date::year_month_day first(from);
+  const date::year_month_day last(through);
+  date::year_month cursor = first.year() / first.month();
+  const date::year_month end = last.year() / last.month();
+  for (; cursor <= end && static_cast<int>(cursor.year()) <= kLastYear; cursor += date::months(1)) {
+    const int year = static_cast<int>(cursor.year());
+    const unsigned month = static_cast<unsigned>(cursor.month());
+    if (!months_.test(month)) continue;
+    if (!any_year_ && (year < kFirstYear || !years_.test(static_cast<std::size_t>(year - kFirstYear)))) continue;
+    const std::bitset<32> differing = matching_days(year, month, DayRule::kLegacy) ^ matching_days(year, month, DayRule::kCronie);
+    const unsigned first_day = cursor == first.year() / first.month() ? static_cast<unsigned>(first.day()) : 1;
+    const unsigned last_day = cursor == end ? static_cast<unsigned>(last.day()) : 31;
+    for (unsigned day = first_day; day <= last_day; ++day) {
+      if (differing.test(day)) return date::local_days(cursor / date::day(day));
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<DayRuleChange> CronExpression::compare_day_rules(Instant after, Instant until, const TimeZone& zone,
+                                                               std::size_t count) const {
+  if (every_ || days_match_both(DayRule::kLegacy) == days_match_both(DayRule::kCronie)) return std::nullopt;
+  // The bounds of next_after, so the day arithmetic below stays in date's range.
+  after = std::max<Instant>(after, date::sys_days(date::year(1) / date::January / 1));
+  until = std::min<Instant>(until, date::sys_days(date::year(kLastYear + 1) / date::January / 1));
+  if (after >= until) return std::nullopt;
+  const CronExpression legacy = with_day_rule(DayRule::kLegacy);
+  const CronExpression cronie = with_day_rule(DayRule::kCronie);
+  auto local_day = [&](Instant instant) {
+    const date::sys_seconds whole = date::floor<seconds>(instant);
+    return date::floor<date::days>(to_local(whole, zone.period_at(whole).offset));
+  };
+  // The first instant whose wall-clock date is `day`.
+  auto start_of = [&](date::local_days day) {
+    const date::local_info info = zone.wall_time_info(day);
+    if (info.result == date::local_info::nonexistent) return Instant(info.second.begin);
+    return Instant(to_sys(day, info.first.offset));
+  };
+  auto fires = [&](const CronExpression& expression, Instant from) {
+    std::vector<Instant> instants;
+    while (instants.size() < std::max<std::size_t>(count, 1)) {
+      auto next = expression.next_after(from, zone);
+      if (!next || *next > until) break;
+      instants.push_back(*next);
+      from = *next;
+    }
+    return instants;
+  };
+  date::local_days day = local_day(after);
+  const date::local_days through = local_day(until);
+  for (int quiet = 0; quiet < kMaxQuietDifferences && day <= through; ++quiet) {
+    const auto differing = first_day_rule_difference(day, through);
+    if (!differing) return std::nullopt;
+    // A fire at the very start of the day counts: next_after looks strictly after `from`.
+    const Instant from = std::max(after, start_of(*differing) - Millis(1));
+    DayRuleChange change{*differing, fires(legacy, from), fires(cronie, from)};
+    if (change.legacy != change.cronie) {
+      // The day of the first fire only one rule has (earlier fires of `differing` may be past).
+      std::size_t same = 0;
+      while (same < change.legacy.size() && same < change.cronie.size() && change.legacy[same] == change.cronie[same]) ++same;
+      const Instant parting = same == change.legacy.size()   ? change.cronie[same]
+                              : same == change.cronie.size() ? change.legacy[same]
+                                                             : std::min(change.legacy[same], change.cronie[same]);
+      change.first_day = local_day(parting);
+      return change;
+    }
+    day = *differing + date::days(1);
+  }
+  return std::nullopt;
 }
 
 std::optional<date::local_seconds> CronExpression::next_wall_match(date::local_seconds from) const {
@@ -128,7 +218,7 @@ std::optional<date::local_seconds> CronExpression::next_wall_match(date::local_s
       day = 1;
       start_of_day();
     }
-    const int found_day = next_set(matching_days(year, month), static_cast<int>(day));
+    const int found_day = next_set(matching_days(year, month, day_rule_), static_cast<int>(day));
     if (found_day < 0) {
       ++month;
       day = 1;

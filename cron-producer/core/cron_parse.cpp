@@ -304,9 +304,11 @@ Status CronExpression::set_field(CronField field, std::string_view text) {
       return make_error("{}: ? is only allowed in day-of-month and day-of-week", field_name(field));
     }
     spec.unrestricted = true;
+    spec.star = true;
     spec.items.push_back(CronItem{CronItem::Kind::kEvery, range.min, field == CronField::kDayOfWeek ? 6 : range.max, 1, 0});
   } else {
     spec.unrestricted = text == "*";
+    spec.star = text.starts_with('*');
     for (const std::string_view item_text : split(text, ',')) {
       auto item = parse_item(field, item_text);
       if (!item) return item.error();
@@ -417,12 +419,13 @@ Result<CronExpression> CronExpression::parse(std::string_view text) {
     if (auto status = expression.set_field(order[position], words[position]); !status) return status.error();
   }
   if (!expression.fields_[index(CronField::kSecond)].written) {
-    expression.fields_[index(CronField::kSecond)] = FieldSpec{"0", {CronItem{CronItem::Kind::kValue, 0, 0, 1, 0}}, false, false};
+    expression.fields_[index(CronField::kSecond)] =
+        FieldSpec{"0", {CronItem{CronItem::Kind::kValue, 0, 0, 1, 0}}, false, false, false};
     expression.seconds_.set(0);
   }
   if (!expression.fields_[index(CronField::kYear)].written) {
     expression.fields_[index(CronField::kYear)] =
-        FieldSpec{"*", {CronItem{CronItem::Kind::kEvery, kFirstYear, kLastYear, 1, 0}}, false, true};
+        FieldSpec{"*", {CronItem{CronItem::Kind::kEvery, kFirstYear, kLastYear, 1, 0}}, false, true, true};
   }
   const std::string& minute = expression.fields_[index(CronField::kMinute)].text;
   const std::string& hour = expression.fields_[index(CronField::kHour)].text;

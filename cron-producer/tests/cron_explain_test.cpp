@@ -73,6 +73,46 @@ TEST_CASE("explain names L, W and # days and the either-day rule") {
   }
 }
 
+TEST_CASE("explain says whether a day must match both day fields or either, as cronie decides it") {
+  struct Case {
+    const char* expression;
+    const char* explanation;
+  };
+  const std::vector<Case> cases = {
+      // The example, and the same days written without a leading *.
+      {"59 9-15 */15 * 5-6",
+       "at minute 59 between 09:00 and 15:59 on days 1, 16 and 31 of the month if that day is a Friday or Saturday"},
+      {"59 9-15 1-31/15 * 5-6",
+       "at minute 59 between 09:00 and 15:59 on days 1, 16 and 31 of the month or on Friday through Saturday"},
+      {"0 0 */2 * MON", "at 00:00 on every 2nd day of the month if that day is a Monday"},
+      {"0 0 1-31/2 * MON", "at 00:00 on every 2nd day from 1 through 31 of the month or on Monday"},
+      {"0 0 13 * */2", "at 00:00 on day 13 of the month if that day is a Sunday, Tuesday, Thursday or Saturday"},
+      {"0 0 13 * 0-6/2", "at 00:00 on day 13 of the month or on Sunday, Tuesday, Thursday and Saturday"},
+      {"0 0 */1 * 1-5", "at 00:00 on every day of the month if that day is a Monday, Tuesday, Wednesday, Thursday or Friday"},
+      {"0 0 *,15 * MON", "at 00:00 on every day and day 15 of the month if that day is a Monday"},
+      {"0 0 L * */3", "at 00:00 on the last day of the month if that day is a Sunday, Wednesday or Saturday"},
+      {"0 0 */2 * 5L", "at 00:00 on every 2nd day of the month if that day is the last Friday of the month"},
+      {"0 0 */10 * MON,5L",
+       "at 00:00 on days 1, 11, 21 and 31 of the month if that day is a Monday or the last Friday of the month"},
+      // An unrestricted field (exactly * or ?) adds nothing, whatever the other one is.
+      {"0 0 */15 * *", "at 00:00 on days 1, 16 and 31 of the month"},
+      {"0 0 */15 * ?", "at 00:00 on days 1, 16 and 31 of the month"},
+      {"0 0 ? * */2", "at 00:00 on Sunday, Tuesday, Thursday and Saturday"},
+      {"0 0 * * 1-5/2", "at 00:00 on Monday, Wednesday and Friday"},
+      {"0 0 0 */15 * FRI 2027", "at 00:00 on days 1, 16 and 31 of the month if that day is a Friday in 2027"},
+  };
+  for (const Case& check : cases) {
+    INFO(check.expression);
+    CHECK(expression(check.expression).explain() == check.explanation);
+  }
+}
+
+TEST_CASE("explain of the earlier day rule says either, for kcron schedule lint") {
+  CHECK(expression("59 9-15 */15 * 5-6").with_day_rule(DayRule::kLegacy).explain() ==
+        "at minute 59 between 09:00 and 15:59 on days 1, 16 and 31 of the month or on Friday through Saturday");
+  CHECK(expression("0 0 */15 * *").with_day_rule(DayRule::kLegacy).explain() == "at 00:00 on days 1, 16 and 31 of the month");
+}
+
 TEST_CASE("explain expands macros and says how @every is anchored") {
   CHECK(expression("@yearly").explain() == "at 00:00 on day 1 of the month in January");
   CHECK(expression("@hourly").explain() == "at minute 0 of every hour");

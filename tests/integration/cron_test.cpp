@@ -1,5 +1,6 @@
 // The cron-producer end to end on the real broker: a schedule produced to kcron.schedules runs
-// on a worker at each tick, exactly once, across a SIGKILL of the cron-producer.
+// on a worker at each tick, exactly once, across a SIGKILL of the cron-producer; and `kcron
+// schedule lint` names the stored schedules that cronie's day rule changes.
 #include <catch2/catch.hpp>
 #include <set>
 #include <thread>
@@ -232,4 +233,37 @@ TEST_CASE("a schedule runs at every tick, exactly once, across a SIGKILL of the 
     }
   }
   CHECK(rejected);
+}
+
+TEST_CASE("kcron schedule lint names only the stored schedules whose fires change under cronie's day rule", "[integration]") {
+  TestEnv env("cronlint");
+  const auto empty = run_cli(env, "schedule lint --from 2026-01-01T00:00:00Z");
+  CHECK(empty.exit_code == 0);
+  CHECK(empty.output ==
+        fmt::format("no stored schedule fires differently under cronie's day rule (0 checked in {}schedules)\n", env.prefix));
+
+  // Affected: */15 with a day-of-week fired on every Friday and Saturday before, now only on the
+  // 1st, 16th and 31st that are one. Not affected: a plain weekday schedule (JSON on the topic).
+  // Deleted: an affected schedule whose tombstone came later.
+  const auto put = run_cli(
+      env,
+      R"(schedule put '{"id":"friday-report","expression":"59 9-15 */15 * 5-6","time_zone":"Europe/Berlin","job_template":{"noop":{}}}')");
+  REQUIRE(put.exit_code == 0);
+  TestProducer producer;
+  put_schedule(producer, env, "weekdays", R"({"id":"weekdays","expression":"0 9 * * MON-FRI","job_template":{"noop":{}}})");
+  REQUIRE(run_cli(env, R"(schedule put '{"id":"gone","expression":"0 0 */2 * MON","job_template":{"noop":{}}}')").exit_code == 0);
+  REQUIRE(run_cli(env, "schedule delete gone").exit_code == 0);
+
+  const auto lint = run_cli(env, "schedule lint --from 2026-01-01T00:00:00Z --count 3");
+  CHECK(lint.exit_code == 1);
+  CHECK(lint.output ==
+        "schedule friday-report: '59 9-15 */15 * 5-6' in Europe/Berlin fires differently from Thu 2026-01-01\n"
+        "  before: at minute 59 between 09:00 and 15:59 on days 1, 16 and 31 of the month or on Friday through Saturday\n"
+        "  after:  at minute 59 between 09:00 and 15:59 on days 1, 16 and 31 of the month if that day is a Friday or Saturday\n"
+        "  next before                          next after\n"
+        "  Thu 2026-01-01 09:59:00 +01:00 CET   Fri 2026-01-16 09:59:00 +01:00 CET\n"
+        "  Thu 2026-01-01 10:59:00 +01:00 CET   Fri 2026-01-16 10:59:00 +01:00 CET\n"
+        "  Thu 2026-01-01 11:59:00 +01:00 CET   Fri 2026-01-16 11:59:00 +01:00 CET\n"
+        "\n"
+        "1 of 2 stored schedules fires differently under cronie's day rule (see cron-producer/README.md)\n");
 }
