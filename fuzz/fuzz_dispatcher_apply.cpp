@@ -1,6 +1,6 @@
 // libFuzzer target: the dispatcher's decisions on a sequence of jobs records (DispatcherCore::apply
 // over the in-memory store, with a manual clock), then firing what is due. Every record is
-// decided without a crash; no output record may exceed what a producer can send (1 MB).
+// decided without a crash or an error; no output record may exceed what a producer can send (1 MB).
 #include <fuzzer/FuzzedDataProvider.h>
 #include <google/protobuf/stubs/logging.h>
 
@@ -37,17 +37,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<kcron::OutRecord> out;
   std::int64_t offset = 0;
   while (input.remaining_bytes() > 0) {
-    const auto partition = input.ConsumeIntegralInRange<std::int32_t>(0, 1);
+    const kcron::Partition partition(input.ConsumeIntegralInRange<std::int32_t>(0, 1));
     const auto content_type = kContentTypes[input.ConsumeIntegralInRange<int>(0, 2)];
     const auto kcron_type = kTypes[input.ConsumeIntegralInRange<int>(0, 2)];
     const auto timestamp_ms = input.ConsumeIntegral<std::int64_t>();
     const auto key = input.ConsumeRandomLengthString(300);
     const auto value = input.ConsumeRandomLengthString(4096);
-    kcron::dispatcher::InputRecord record{partition, offset++, key, value, content_type, kcron_type, timestamp_ms};
+    kcron::dispatcher::InputRecord record{
+        partition, offset++, key, value, content_type, kcron_type, kcron::instant_from_ms(timestamp_ms)};
     auto& state = **store.open(partition);
-    core.apply(state, record, out);
+    // The in-memory store cannot fail a read, and the core stores only entries it encoded: every
+    // decision succeeds.
+    if (!core.apply(state, record, out).ok()) std::abort();
     clock.advance(kcron::Millis(input.ConsumeIntegralInRange<std::int64_t>(0, 86'400'000)));
-    (void)core.fire_due(state, partition, 100, out);
+    if (!core.fire_due(state, partition, 100, out).ok()) std::abort();
   }
   for (const auto& record : out) {
     if (record.key.size() + record.value.size() > kProducerLimit) std::abort();

@@ -8,7 +8,9 @@
 #include <algorithm>
 
 #include "kcron/codec.h"
+#include "kcron/ids.h"
 #include "kcron/priority.h"
+#include "kcron/records.h"
 #include "kcron/routing.h"
 
 namespace kcron::cron {
@@ -16,9 +18,11 @@ namespace {
 
 constexpr std::size_t kMaxScannedRuns = 1'000'000;  // per schedule and tick, for long outages
 // A trigger id is `<schedule id>@<instant>` (up to 25 bytes after the id), and the dispatcher
-// refuses job ids longer than 256 bytes.
-constexpr std::size_t kMaxScheduleIdBytes = 256 - 25;
-constexpr std::size_t kRunOverheadBytes = 2 * 256 + 256;  // a run's job id, schedule_run, headers
+// refuses longer job ids than kMaxJobIdBytes.
+constexpr std::size_t kMaxScheduleIdBytes = kMaxJobIdBytes - 25;
+// What a run adds to its job template: its job id, the schedule id in schedule_run, the job id
+// again in its headers.
+constexpr std::size_t kRunOverheadBytes = 3 * kMaxJobIdBytes;
 
 // Milliseconds clamped to +-2^53 (285,000 years), so absurd binary input cannot overflow.
 std::int64_t clamped_ms(std::int64_t seconds, std::int32_t nanos) {
@@ -311,31 +315,13 @@ void SchedulePlanner::save_state(const Entry& entry, std::vector<OutRecord>& out
 }
 
 void SchedulePlanner::reject(const ScheduleRecord& record, std::string_view reason, std::vector<OutRecord>& out) {
-  v1::DeadLetter letter;
-  letter.set_state(v1::REJECTED);
-  letter.set_reason(std::string(reason));
-  const auto kept = std::min<std::size_t>(record.value.size(), 64'000);
-  letter.set_original(std::string(record.value.substr(0, kept)));
-  letter.set_truncated(kept < record.value.size());
-  letter.set_source_topic(settings_.names.schedules());
-  letter.set_source_partition(record.partition);
-  letter.set_source_offset(record.offset);
-  letter.set_at_ms(now_ms());
-  letter.set_component(settings_.component);
-  const std::string key(record.key.substr(0, 256));  // a poison key may be huge
-  auto headers = typed_headers("dead-letter", key);
-  headers.emplace_back(header::kStatus, "REJECTED");
-  out.push_back({settings_.names.dead_letters(), -1, key, encode(letter), false, headers});
-
-  v1::StatusRecord status;
-  status.set_job_id(key);
-  status.set_state(v1::REJECTED);
-  status.set_at_ms(now_ms());
-  status.set_reason(std::string(reason));
-  status.set_component(settings_.component);
-  auto status_headers = typed_headers("status", key);
-  status_headers.emplace_back(header::kStatus, "REJECTED");
-  out.push_back({settings_.names.status(), -1, key, encode(status), false, status_headers});
+  const std::string topic = settings_.names.schedules();
+  const RejectedInput input{topic, Partition(record.partition), record.offset, record.key, record.value};
+  const std::string key =
+      append_rejected(input, "", reason, clock_.now(), settings_.component, settings_.max_dead_letter_copy, settings_.names, out);
+  // kcron.events carries job transitions, which the dispatcher and the workers write: not this.
+  append_status({.job_id = key, .state = v1::REJECTED, .at = clock_.now(), .reason = reason, .component = settings_.component},
+                settings_.names, false, out);
   ++counts_.rejected;
 }
 

@@ -18,6 +18,7 @@
 #include "kcron.pb.h"
 #include "kcron/clock.h"
 #include "kcron/out_record.h"
+#include "kcron/records.h"
 #include "kcron/topics.h"
 
 namespace kcron::cron {
@@ -30,6 +31,7 @@ struct PlannerSettings {
   Millis misfire_threshold{5000};        // a run found this late was missed (producer outage)
   std::size_t max_runs_per_tick = 1000;  // per schedule, so one busy schedule cannot stall the rest
   std::size_t max_record_bytes = 900'000;
+  std::size_t max_dead_letter_copy = kDeadLetterCopyBytes;  // original bytes kept in a dead letter
   std::string component = "cron-producer";
 };
 

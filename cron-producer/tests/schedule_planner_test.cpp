@@ -260,6 +260,31 @@ TEST_CASE("a schedule whose runs' job ids could not be accepted, or with unknown
   CHECK(harness.tick_ids().empty());
 }
 
+TEST_CASE("a REJECTED schedule record is a dead letter and a status keyed by its key cut to a job id's length, not an event") {
+  Harness harness;
+  const std::string long_id(300, 's');
+  harness.apply(long_id, schedule(long_id, "* * * * * *"));
+  const auto letters = harness.take("dead-letters");
+  REQUIRE(letters.size() == 1);
+  CHECK(letters[0].key == std::string(kMaxJobIdBytes, 's'));
+  v1::DeadLetter letter;
+  REQUIRE(letter.ParseFromString(letters[0].value));
+  CHECK(letter.source_topic() == "kcron.schedules");
+  CHECK(letter.source_partition() == harness.partition_of(long_id));
+  CHECK(letter.original() == harness.stored_json);
+  CHECK_FALSE(letter.truncated());
+  CHECK(letter.component() == "cron-producer");
+  const auto statuses = harness.take("kcron.status");
+  REQUIRE(statuses.size() == 1);
+  CHECK(statuses[0].key == letters[0].key);
+  v1::StatusRecord status;
+  REQUIRE(status.ParseFromString(statuses[0].value));
+  CHECK(status.state() == v1::REJECTED);
+  CHECK(status.at_ms() == kStart);
+  CHECK_THAT(status.reason(), Catch::Contains("longer than 231 bytes"));
+  CHECK(harness.take("kcron.events").empty());
+}
+
 TEST_CASE("absurd binary start, end and jitter neither overflow nor emit runs") {
   Harness harness;
   v1::Schedule binary;

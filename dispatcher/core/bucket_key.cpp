@@ -14,8 +14,12 @@ std::uint64_t read_big_endian(std::string_view bytes) {
   return value;
 }
 
-std::int64_t bucket_of(std::int64_t due_ms, Millis bucket_width) {
-  return std::max<std::int64_t>(due_ms, 0) / std::max<std::int64_t>(bucket_width.count(), 1);
+std::int64_t bucket_of(Instant due, Millis bucket_width) {
+  return std::max<std::int64_t>(to_epoch_ms(due), 0) / std::max<std::int64_t>(bucket_width.count(), 1);
+}
+
+Instant bucket_begin(std::int64_t bucket, Millis bucket_width) {
+  return instant_from_ms(bucket * std::max<std::int64_t>(bucket_width.count(), 1));
 }
 
 std::string bucket_start(std::int64_t bucket) {
@@ -29,7 +33,7 @@ std::string encode_bucket_key(const BucketKey& key) {
   out.reserve(17 + key.job_id.size());
   put_big_endian(out, static_cast<std::uint64_t>(std::max<std::int64_t>(key.bucket, 0)));
   out.push_back(static_cast<char>(9 - std::min<std::uint32_t>(key.priority, 9)));
-  put_big_endian(out, static_cast<std::uint64_t>(std::max<std::int64_t>(key.due_ms, 0)));
+  put_big_endian(out, static_cast<std::uint64_t>(std::max<std::int64_t>(to_epoch_ms(key.due), 0)));
   out += key.job_id;
   return out;
 }
@@ -39,7 +43,7 @@ Result<BucketKey> decode_bucket_key(std::string_view encoded) {
   BucketKey key;
   key.bucket = static_cast<std::int64_t>(read_big_endian(encoded.substr(0, 8)));
   key.priority = 9U - static_cast<unsigned char>(encoded[8]);
-  key.due_ms = static_cast<std::int64_t>(read_big_endian(encoded.substr(9, 8)));
+  key.due = instant_from_ms(static_cast<std::int64_t>(read_big_endian(encoded.substr(9, 8))));
   key.job_id = std::string(encoded.substr(17));
   return key;
 }

@@ -6,14 +6,13 @@
 
 #include "kcron/codec.h"
 #include "kcron/priority.h"
+#include "kcron/records.h"
 #include "kcron/routing.h"
 
 namespace kcron::dispatcher {
 namespace {
 
 using Entry = v1::DispatcherEntry;
-
-constexpr std::size_t kMaxJobIdBytes = 256;
 
 std::string_view entry_state_name(Entry::State state) {
   switch (state) {
@@ -71,95 +70,113 @@ std::string_view command_job_id(const v1::Command& command) {
   }
 }
 
+// A job (attempt as set in it) waiting in the delay buckets for `due`.
+Entry pending_entry(v1::Job job, Instant due, std::uint64_t sequence) {
+  Entry entry;
+  entry.set_state(Entry::PENDING);
+  entry.set_due_ms(to_epoch_ms(due));
+  entry.set_priority(job.priority());
+  entry.set_attempt(job.attempt());
+  entry.set_sequence(sequence);
+  *entry.mutable_job() = std::move(job);
+  return entry;
+}
+
 }  // namespace
 
 DispatcherCore::DispatcherCore(Settings settings, const Clock& clock) : settings_(std::move(settings)), clock_(clock) {}
 
 std::optional<Slot> DispatcherCore::slot_of(const Entry& entry) {
-  if (entry.state() == Entry::PENDING) return Slot{entry.due_ms(), entry.priority()};
-  if (entry.expires_ms() > 0) return Slot{entry.expires_ms(), 0};
+  if (entry.state() == Entry::PENDING) return Slot{instant_from_ms(entry.due_ms()), entry.priority()};
+  if (entry.expires_ms() > 0) return Slot{instant_from_ms(entry.expires_ms()), 0};
   return std::nullopt;
 }
 
-std::vector<std::int64_t> DispatcherCore::take_fire_lags() {
-  std::vector<std::int64_t> lags;
+std::vector<Millis> DispatcherCore::take_fire_lags() {
+  std::vector<Millis> lags;
   lags.swap(fire_lags_);
   return lags;
 }
 
-std::optional<Entry> DispatcherCore::load(PartitionState& state, std::string_view job_id) const {
-  auto value = state.get(job_id);
-  if (!value) return std::nullopt;
+Result<DispatcherCore::MaybeEntry> DispatcherCore::load(PartitionState& state, std::string_view key) {
+  auto value = state.get(key);
+  if (!value) return value.error();
+  if (!*value) return MaybeEntry();
   Entry entry;
-  if (!entry.ParseFromString(*value)) return std::nullopt;
-  return entry;
+  if (!entry.ParseFromString(**value)) {
+    return make_error("stored entry {:?} ({} bytes) does not parse: the state is corrupt", key, (*value)->size());
+  }
+  return MaybeEntry(std::move(entry));
 }
 
-void DispatcherCore::apply(PartitionState& state, const InputRecord& record, std::vector<OutRecord>& out) {
+Status DispatcherCore::apply(PartitionState& state, const InputRecord& record, std::vector<OutRecord>& out) {
   // Key and headers count too: a forward copies them, and must fit a producer's message limit.
   const std::size_t record_bytes =
       record.key.size() + record.value.size() + record.content_type.size() + record.kcron_type.size();
   if (record_bytes > settings_.max_record_bytes) {
     reject(record, "", fmt::format("record of {} bytes exceeds the limit of {} bytes", record_bytes, settings_.max_record_bytes),
            out);
-    return;
+    return Status::success();
   }
   if (!record.key.empty()) {
-    const auto owner = partition_for_key(record.key, settings_.jobs_partitions).value();
+    const auto owner = partition_for_key(record.key, settings_.jobs_partitions);
     if (owner != record.partition) {
       forward(record, owner, record.key, out);
-      return;
+      return Status::success();
     }
   }
   auto command = decode_command(record.value, record.content_type, record.kcron_type);
   if (!command) {
     reject(record, "", command.error().message(), out);
-    return;
+    return Status::success();
   }
   const std::string job_id(command_job_id(*command));
   if (auto valid = validate_job_id(job_id); !valid) {
     reject(record, "", valid.error().message(), out);
-    return;
+    return Status::success();
   }
   const auto routing_key = routing_key_for_job(job_id);
   if (record.key.empty()) {
-    const auto owner = partition_for_key(routing_key, settings_.jobs_partitions).value();
+    const auto owner = partition_for_key(routing_key, settings_.jobs_partitions);
     if (owner != record.partition) {
       forward(record, owner, routing_key, out);
-      return;
+      return Status::success();
     }
   } else if (record.key != routing_key) {
     reject(record, job_id,
            fmt::format("record key '{}' does not match job id '{}': its key must be '{}'", record.key, job_id, routing_key), out);
-    return;
+    return Status::success();
   }
 
   Context context{state, record, out};
+  Status decided;
   switch (command->command_case()) {
     case v1::Command::kSubmit:
-      submit(context, std::move(*command->mutable_submit()));
+      decided = submit(context, std::move(*command->mutable_submit()));
       break;
     case v1::Command::kCancel:
-      cancel(context, command->cancel());
+      decided = cancel(context, command->cancel());
       break;
     case v1::Command::kUpdate:
-      update(context, std::move(*command->mutable_update()->mutable_job()));
+      decided = update(context, std::move(*command->mutable_update()->mutable_job()));
       break;
     case v1::Command::kReplay:
-      replay(context, command->replay());
+      decided = replay(context, command->replay());
       break;
     case v1::Command::kRetry:
-      retry(context, command->retry());
+      decided = retry(context, command->retry());
       break;
     case v1::Command::kCompletion:
-      completion(context, command->completion());
+      decided = completion(context, command->completion());
       break;
     default:
       reject(record, job_id, "record holds no command", out);
   }
+  if (!decided) return decided.error().within(fmt::format("jobs record {}@{}", record.partition, record.offset));
+  return Status::success();
 }
 
-Result<std::int64_t> DispatcherCore::resolve(v1::Job& job, std::int64_t record_timestamp_ms) const {
+Result<Instant> DispatcherCore::resolve(v1::Job& job, Instant record_timestamp) const {
   if (job.queue().empty()) job.set_queue("default");
   if (!settings_.queues.contains(job.queue())) {
     return make_error("unknown queue '{}' (known: {})", job.queue(), fmt::join(settings_.queues, ", "));
@@ -178,7 +195,8 @@ Result<std::int64_t> DispatcherCore::resolve(v1::Job& job, std::int64_t record_t
       return make_error("schedule_run: overlap policy {} is not a known value", static_cast<int>(job.schedule_run().overlap()));
     }
   }
-  std::int64_t due_ms = std::clamp(record_timestamp_ms, -kLimitMs, kLimitMs);  // any int64 may arrive
+  // Any int64 may arrive as a timestamp: clamped, as every instant sent, to +-2^53 ms.
+  std::int64_t due_ms = std::clamp(to_epoch_ms(record_timestamp), -kLimitMs, kLimitMs);
   switch (job.when_case()) {
     case v1::Job::kRunAt:
       if (job.run_at().seconds() < 0 || job.run_at().nanos() < 0) return make_error("run_at is before 1970");
@@ -196,74 +214,70 @@ Result<std::int64_t> DispatcherCore::resolve(v1::Job& job, std::int64_t record_t
     default:
       break;
   }
-  if (due_ms - now_ms() > settings_.max_horizon.count()) {
+  const Instant due = instant_from_ms(due_ms);
+  if (due - clock_.now() > settings_.max_horizon) {
     return make_error("due instant {} ms is beyond the horizon of {} days", due_ms,
                       std::chrono::duration_cast<std::chrono::hours>(settings_.max_horizon).count() / 24);
   }
   job.set_run_at_ms(due_ms);  // delay is resolved once, here, on first acceptance
-  return due_ms;
+  return due;
 }
 
-void DispatcherCore::submit(Context& context, v1::Job job) {
+Status DispatcherCore::submit(Context& context, v1::Job job) {
   const std::string job_id = job.id();
   auto existing = load(context.state, job_id);
-  if (existing && existing->state() == Entry::CANCEL_MARKER && existing->expires_ms() > now_ms()) {
+  if (!existing) return existing.error();
+  const Partition partition = context.record.partition;
+  const auto now = clock_.now();
+  if (*existing && (*existing)->state() == Entry::CANCEL_MARKER && instant_from_ms((*existing)->expires_ms()) > now) {
     Entry entry;
     entry.set_state(Entry::CANCELLED);
     entry.set_attempt(job.attempt());
-    entry.set_sequence(existing->sequence() + 1);
-    entry.set_expires_ms(now_ms() + settings_.dedupe_retention.count());
-    store(context.state, context.record.partition, job_id, entry, context.out);
+    entry.set_sequence((*existing)->sequence() + 1);
+    entry.set_expires_ms(ms_from_now(settings_.dedupe_retention));
+    if (auto stored = store(context.state, partition, job_id, entry, context.out); !stored) return stored;
     emit_status(job_id, entry, v1::CANCELLED, "cancelled before it was submitted", context.out);
     ++counts_.cancelled;
-    return;
+    return Status::success();
   }
-  if (existing && existing->state() != Entry::CANCEL_MARKER) {
+  if (*existing && (*existing)->state() != Entry::CANCEL_MARKER) {
     ++counts_.duplicates;  // a re-submit of a known id is idempotent
-    return;
+    return Status::success();
   }
-  auto due = resolve(job, context.record.timestamp_ms);
+  auto due = resolve(job, context.record.timestamp);
   if (!due) {
     reject(context.record, job_id, due.error().message(), context.out);
-    Entry rejected;
-    emit_status(job_id, rejected, v1::REJECTED, due.error().message(), context.out);
-    return;
+    emit_status(job_id, Entry(), v1::REJECTED, due.error().message(), context.out);
+    return Status::success();
   }
-  Entry entry;
-  entry.set_state(Entry::PENDING);
-  entry.set_due_ms(*due);
-  entry.set_priority(job.priority());
-  entry.set_attempt(job.attempt());
-  entry.set_sequence(existing ? existing->sequence() + 1 : 1);
-  *entry.mutable_job() = std::move(job);
+  Entry entry = pending_entry(std::move(job), *due, *existing ? (*existing)->sequence() + 1 : 1);
   ++counts_.accepted;
-  if (*due <= now_ms()) {
-    track_accepted_run(context.state, context.record.partition, entry.job(), *due, context.out);
-    release(context.state, context.record.partition, entry, context.out);  // never enters the buckets
-    return;
-  }
-  track_accepted_run(context.state, context.record.partition, entry.job(), *due, context.out);
-  store(context.state, context.record.partition, job_id, entry, context.out);
+  if (auto tracked = track_accepted_run(context.state, partition, entry.job(), *due, context.out); !tracked) return tracked;
+  if (*due <= now) return release(context.state, partition, entry, context.out);  // never enters the buckets
+  if (auto stored = store(context.state, partition, job_id, entry, context.out); !stored) return stored;
   emit_status(job_id, entry, v1::PENDING, "", context.out);
+  return Status::success();
 }
 
-void DispatcherCore::cancel(Context& context, const v1::Cancel& cancel) {
+Status DispatcherCore::cancel(Context& context, const v1::Cancel& cancel) {
   const std::string& job_id = cancel.job_id();
-  auto existing = load(context.state, job_id);
+  const Partition partition = context.record.partition;
+  auto loaded = load(context.state, job_id);
+  if (!loaded) return loaded.error();
+  auto& existing = *loaded;
   if (!existing) {
     Entry marker;
     marker.set_state(Entry::CANCEL_MARKER);
     marker.set_sequence(1);
-    marker.set_expires_ms(now_ms() + settings_.cancel_marker_ttl.count());
-    store(context.state, context.record.partition, job_id, marker, context.out);
-    return;
+    marker.set_expires_ms(ms_from_now(settings_.cancel_marker_ttl));
+    return store(context.state, partition, job_id, marker, context.out);
   }
   if (!cancel.tenant().empty() && existing->has_job() && !existing->job().tenant().empty() &&
       existing->job().tenant() != cancel.tenant()) {
     reject(context.record, job_id,
            fmt::format("cancel of job '{}' from tenant '{}': the job belongs to another tenant", job_id, cancel.tenant()),
            context.out);
-    return;
+    return Status::success();
   }
   switch (existing->state()) {
     case Entry::PENDING: {
@@ -271,13 +285,12 @@ void DispatcherCore::cancel(Context& context, const v1::Cancel& cancel) {
       entry.set_state(Entry::CANCELLED);
       entry.set_attempt(existing->attempt());
       entry.set_sequence(existing->sequence() + 1);
-      entry.set_expires_ms(now_ms() + settings_.dedupe_retention.count());
-      store(context.state, context.record.partition, job_id, entry, context.out);
+      entry.set_expires_ms(ms_from_now(settings_.dedupe_retention));
+      if (auto stored = store(context.state, partition, job_id, entry, context.out); !stored) return stored;
       emit_status(job_id, entry, v1::CANCELLED, cancel.reason().empty() ? "cancelled" : cancel.reason(), context.out);
       ++counts_.cancelled;
       // A pending retry of a schedule's run still holds the schedule's overlap slot: free it.
-      end_schedule_run(context.state, context.record.partition, job_id, context.out);
-      return;
+      return end_schedule_run(context.state, partition, job_id, context.out);
     }
     case Entry::FIRED: {
       // Already on an exec topic: tell the workers (kcron.control is read by every worker), and
@@ -286,87 +299,79 @@ void DispatcherCore::cancel(Context& context, const v1::Cancel& cancel) {
       if (!existing->cancel_requested()) {
         existing->set_cancel_requested(true);
         existing->set_sequence(existing->sequence() + 1);
-        store(context.state, context.record.partition, job_id, *existing, context.out);
+        if (auto stored = store(context.state, partition, job_id, *existing, context.out); !stored) return stored;
       }
       v1::Command command;
       *command.mutable_cancel() = cancel;
       context.out.push_back({settings_.names.control(), 0, job_id, encode(command), false, typed_headers("cancel", job_id)});
-      return;
+      return Status::success();
     }
     case Entry::CANCEL_MARKER:
-      existing->set_expires_ms(now_ms() + settings_.cancel_marker_ttl.count());
-      store(context.state, context.record.partition, job_id, *existing, context.out);
-      return;
+      existing->set_expires_ms(ms_from_now(settings_.cancel_marker_ttl));
+      return store(context.state, partition, job_id, *existing, context.out);
     default:
       ++counts_.duplicates;
-      return;
+      return Status::success();
   }
 }
 
-void DispatcherCore::update(Context& context, v1::Job job) {
+Status DispatcherCore::update(Context& context, v1::Job job) {
   const std::string job_id = job.id();
-  auto existing = load(context.state, job_id);
+  auto loaded = load(context.state, job_id);
+  if (!loaded) return loaded.error();
+  const auto& existing = *loaded;
   if (!existing || existing->state() != Entry::PENDING) {
     reject(context.record, job_id,
            fmt::format("cannot update job '{}': {}", job_id,
                        existing ? fmt::format("it is {}, only a pending job can be updated", entry_state_name(existing->state()))
                                 : std::string("no such pending job")),
            context.out);
-    return;
+    return Status::success();
   }
   job.set_attempt(existing->attempt());
-  auto due = resolve(job, context.record.timestamp_ms);
+  auto due = resolve(job, context.record.timestamp);
   if (!due) {
     reject(context.record, job_id, due.error().message(), context.out);
-    return;
+    return Status::success();
   }
-  Entry entry;
-  entry.set_state(Entry::PENDING);
-  entry.set_due_ms(*due);
-  entry.set_priority(job.priority());
-  entry.set_attempt(existing->attempt());
-  entry.set_sequence(existing->sequence() + 1);
-  *entry.mutable_job() = std::move(job);
-  if (*due <= now_ms()) {
-    release(context.state, context.record.partition, entry, context.out);
-    return;
-  }
-  store(context.state, context.record.partition, job_id, entry, context.out);
+  Entry entry = pending_entry(std::move(job), *due, existing->sequence() + 1);
+  if (*due <= clock_.now()) return release(context.state, context.record.partition, entry, context.out);
+  if (auto stored = store(context.state, context.record.partition, job_id, entry, context.out); !stored) return stored;
   emit_status(job_id, entry, v1::PENDING, "updated", context.out);
+  return Status::success();
 }
 
-void DispatcherCore::replay(Context& context, const v1::Replay& replay) {
+Status DispatcherCore::replay(Context& context, const v1::Replay& replay) {
   const std::string& job_id = replay.job_id();
-  auto existing = load(context.state, job_id);
+  auto loaded = load(context.state, job_id);
+  if (!loaded) return loaded.error();
+  const auto& existing = *loaded;
   if (!existing || existing->state() != Entry::DEAD || !replay.has_job() || replay.job().id() != job_id) {
     reject(context.record, job_id,
            fmt::format("cannot replay job '{}': only a DEAD job can be replayed, with its job attached", job_id), context.out);
-    return;
+    return Status::success();
   }
   v1::Job job = replay.job();
   job.set_attempt(existing->attempt() + 1);
   job.clear_when();
-  auto due = resolve(job, now_ms());
+  auto due = resolve(job, clock_.now());
   if (!due) {
     reject(context.record, job_id, due.error().message(), context.out);
-    return;
+    return Status::success();
   }
-  Entry entry;
-  entry.set_state(Entry::PENDING);
-  entry.set_due_ms(*due);
-  entry.set_priority(job.priority());
-  entry.set_attempt(job.attempt());
-  entry.set_sequence(existing->sequence() + 1);
-  *entry.mutable_job() = std::move(job);
-  fire(context.state, context.record.partition, entry, context.out);
+  Entry entry = pending_entry(std::move(job), *due, existing->sequence() + 1);
+  return fire(context.state, context.record.partition, entry, context.out);
 }
 
-void DispatcherCore::retry(Context& context, const v1::Retry& retry) {
+Status DispatcherCore::retry(Context& context, const v1::Retry& retry) {
   const std::string& job_id = retry.job().id();
-  auto existing = load(context.state, job_id);
+  const Partition partition = context.record.partition;
+  auto loaded = load(context.state, job_id);
+  if (!loaded) return loaded.error();
+  const auto& existing = *loaded;
   if (existing && (existing->attempt() >= retry.job().attempt() || existing->state() == Entry::CANCELLED)) {
     ++counts_.duplicates;  // an older or repeated retry, or a cancelled job
-    return;
+    return Status::success();
   }
   if (existing && existing->state() == Entry::FIRED && existing->cancel_requested()) {
     Entry entry;
@@ -374,73 +379,76 @@ void DispatcherCore::retry(Context& context, const v1::Retry& retry) {
     entry.set_attempt(retry.job().attempt());
     entry.set_sequence(existing->sequence() + 1);
     entry.set_due_ms(retry.due_ms());
-    entry.set_expires_ms(now_ms() + settings_.dedupe_retention.count());
+    entry.set_expires_ms(ms_from_now(settings_.dedupe_retention));
     *entry.mutable_job() = retry.job();  // for the status record (tenant); dropped again below
     emit_status(job_id, entry, v1::CANCELLED,
                 fmt::format("cancelled while attempt {} ran; its retry is dropped", existing->attempt()), context.out);
     entry.clear_job();
-    store(context.state, context.record.partition, job_id, entry, context.out);
+    if (auto stored = store(context.state, partition, job_id, entry, context.out); !stored) return stored;
     ++counts_.cancelled;
-    end_schedule_run(context.state, context.record.partition, job_id, context.out);  // frees its overlap slot
-    return;
+    return end_schedule_run(context.state, partition, job_id, context.out);  // frees its overlap slot
   }
   v1::Job job = retry.job();
   job.set_run_at_ms(retry.due_ms());
-  auto due = resolve(job, context.record.timestamp_ms);
+  auto due = resolve(job, context.record.timestamp);
   if (!due) {
     reject(context.record, job_id, due.error().message(), context.out);
-    return;
+    return Status::success();
   }
-  Entry entry;
-  entry.set_state(Entry::PENDING);
-  entry.set_due_ms(*due);
-  entry.set_priority(job.priority());
-  entry.set_attempt(job.attempt());
-  entry.set_sequence(existing ? existing->sequence() + 1 : 1);
-  *entry.mutable_job() = std::move(job);
-  if (*due <= now_ms()) {
-    release(context.state, context.record.partition, entry, context.out);
-    return;
-  }
-  store(context.state, context.record.partition, job_id, entry, context.out);
+  Entry entry = pending_entry(std::move(job), *due, existing ? existing->sequence() + 1 : 1);
+  if (*due <= clock_.now()) return release(context.state, partition, entry, context.out);
+  if (auto stored = store(context.state, partition, job_id, entry, context.out); !stored) return stored;
   emit_status(job_id, entry, v1::RETRYING, retry.error(), context.out);
+  return Status::success();
 }
 
-void DispatcherCore::end_schedule_run(PartitionState& state, std::int32_t partition, const std::string& job_id,
-                                      std::vector<OutRecord>& out) {
+Status DispatcherCore::end_schedule_run(PartitionState& state, Partition partition, const std::string& job_id,
+                                        std::vector<OutRecord>& out) {
   const auto schedule_id = routing_key_for_job(job_id);
-  if (schedule_id == job_id) return;  // not a schedule run
+  if (schedule_id == job_id) return Status::success();  // not a schedule run
   auto track = load_track(state, schedule_id);
-  if (track && track->schedule().running_job_id() == job_id) {
-    track->mutable_schedule()->clear_running_job_id();
-    store_track(state, partition, *track, out);
+  if (!track) return track.error();
+  if (*track && (*track)->schedule().running_job_id() == job_id) {
+    (*track)->mutable_schedule()->clear_running_job_id();
+    return store_track(state, partition, **track, out);
   }
+  return Status::success();
 }
 
-void DispatcherCore::completion(Context& context, const v1::Completion& completion) {
-  end_schedule_run(context.state, context.record.partition, completion.job_id(), context.out);
-  auto existing = load(context.state, completion.job_id());
-  if (!existing || existing->state() != Entry::FIRED || existing->attempt() != completion.attempt()) return;
+Status DispatcherCore::completion(Context& context, const v1::Completion& completion) {
+  const Partition partition = context.record.partition;
+  if (auto ended = end_schedule_run(context.state, partition, completion.job_id(), context.out); !ended) return ended;
+  auto loaded = load(context.state, completion.job_id());
+  if (!loaded) return loaded.error();
+  auto& existing = *loaded;
+  if (!existing || existing->state() != Entry::FIRED || existing->attempt() != completion.attempt()) return Status::success();
   if (completion.state() == v1::DEAD) {
     existing->set_state(Entry::DEAD);
     existing->set_sequence(existing->sequence() + 1);
-    store(context.state, context.record.partition, completion.job_id(), *existing, context.out);
+    return store(context.state, partition, completion.job_id(), *existing, context.out);
   }
+  return Status::success();
 }
 
-std::size_t DispatcherCore::fire_due(PartitionState& state, std::int32_t partition, std::size_t limit,
-                                     std::vector<OutRecord>& out) {
-  const auto due = state.due(now_ms(), limit);
-  for (const auto& slot : due) {
-    auto entry = load(state, slot.job_id);
-    if (entry && entry->state() == Entry::PENDING) {
-      release(state, partition, *entry, out);
+Result<std::size_t> DispatcherCore::fire_due(PartitionState& state, Partition partition, std::size_t limit,
+                                             std::vector<OutRecord>& out) {
+  const auto due = state.due(clock_.now(), limit);
+  if (!due) return due.error();
+  for (const auto& slot : *due) {
+    const std::string& job_id = slot.job_id.value();
+    auto entry = load(state, job_id);
+    Status done;
+    if (!entry) {
+      done = entry.error();
+    } else if (*entry && (*entry)->state() == Entry::PENDING) {
+      done = release(state, partition, **entry, out);
     } else {
-      forget(state, partition, slot.job_id, out);  // an expired marker or retained id
+      done = forget(state, partition, job_id, out);  // an expired marker or retained id
       ++counts_.expired;
     }
+    if (!done) return done.error().within(fmt::format("firing due jobs of partition {}", partition));
   }
-  return due.size();
+  return due->size();
 }
 
 void DispatcherCore::reject_unpublishable(const InputRecord& record, std::string_view reason, std::vector<OutRecord>& out) {
@@ -449,11 +457,13 @@ void DispatcherCore::reject_unpublishable(const InputRecord& record, std::string
   ++counts_.unpublishable;
 }
 
-bool DispatcherCore::fail_due(PartitionState& state, std::int32_t partition, std::string_view wanted, std::string_view reason,
-                              std::vector<OutRecord>& out) {
-  const std::string job_id(wanted);
-  auto entry = load(state, job_id);
-  if (!entry || entry->state() != Entry::PENDING || entry->due_ms() > now_ms()) return false;
+Result<bool> DispatcherCore::fail_due(PartitionState& state, Partition partition, const JobId& wanted, std::string_view reason,
+                                      std::vector<OutRecord>& out) {
+  const std::string& job_id = wanted.value();
+  auto loaded = load(state, job_id);
+  if (!loaded) return loaded.error().within(fmt::format("giving up on due job {:?} of partition {}", job_id, partition));
+  auto& entry = *loaded;
+  if (!entry || entry->state() != Entry::PENDING || instant_from_ms(entry->due_ms()) > clock_.now()) return false;
   const std::string why = fmt::format("its execution record could not be published: {}", reason);
   v1::DeadLetter letter;
   letter.set_state(v1::DEAD);
@@ -466,20 +476,18 @@ bool DispatcherCore::fail_due(PartitionState& state, std::int32_t partition, std
     letter.set_truncated(true);
   }
   letter.set_source_topic(settings_.names.jobs());
-  letter.set_source_partition(partition);
+  letter.set_source_partition(partition.value());
   letter.set_source_offset(-1);
-  letter.set_at_ms(now_ms());
+  letter.set_at_ms(to_epoch_ms(clock_.now()));
   letter.set_component(settings_.component);
-  auto headers = typed_headers("dead-letter", job_id);
-  headers.emplace_back(header::kStatus, "DEAD");
-  out.push_back({settings_.names.dead_letters(), -1, job_id, encode(letter), false, std::move(headers)});
+  append_dead_letter(letter, job_id, settings_.names, out);
 
   entry->set_state(Entry::DEAD);
   entry->set_sequence(entry->sequence() + 1);
-  entry->set_expires_ms(now_ms() + settings_.dedupe_retention.count());  // a re-submit stays a duplicate
+  entry->set_expires_ms(ms_from_now(settings_.dedupe_retention));  // a re-submit stays a duplicate
   const std::string tenant = entry->job().tenant();
   entry->clear_job();
-  store(state, partition, job_id, *entry, out);
+  if (auto stored = store(state, partition, job_id, *entry, out); !stored) return stored.error();
   Entry status_view = *entry;
   status_view.mutable_job()->set_tenant(tenant);
   emit_status(job_id, status_view, v1::DEAD, why, out);
@@ -493,68 +501,71 @@ std::string DispatcherCore::track_key(std::string_view schedule_id) {
   return key;
 }
 
-std::optional<Entry> DispatcherCore::load_track(PartitionState& state, std::string_view schedule_id) const {
+Result<DispatcherCore::MaybeEntry> DispatcherCore::load_track(PartitionState& state, std::string_view schedule_id) const {
   return load(state, track_key(schedule_id));
 }
 
-void DispatcherCore::store_track(PartitionState& state, std::int32_t partition, Entry& track, std::vector<OutRecord>& out) {
+Status DispatcherCore::store_track(PartitionState& state, Partition partition, Entry& track, std::vector<OutRecord>& out) {
   track.set_state(Entry::SCHEDULE);
   track.set_sequence(track.sequence() + 1);
-  store(state, partition, track_key(track.schedule().schedule_id()), track, out);
+  return store(state, partition, track_key(track.schedule().schedule_id()), track, out);
 }
 
-void DispatcherCore::track_accepted_run(PartitionState& state, std::int32_t partition, const v1::Job& job, std::int64_t due_ms,
-                                        std::vector<OutRecord>& out) {
-  if (!job.has_schedule_run() || job.schedule_run().schedule_id().empty()) return;
+Status DispatcherCore::track_accepted_run(PartitionState& state, Partition partition, const v1::Job& job, Instant due,
+                                          std::vector<OutRecord>& out) {
+  if (!job.has_schedule_run() || job.schedule_run().schedule_id().empty()) return Status::success();
   const auto& schedule_id = job.schedule_run().schedule_id();
-  auto track = load_track(state, schedule_id).value_or(Entry());
-  if (track.has_schedule() && track.schedule().max_due_ms() >= due_ms) return;
+  auto loaded = load_track(state, schedule_id);
+  if (!loaded) return loaded.error();
+  auto track = loaded->value_or(Entry());
+  const std::int64_t due_ms = to_epoch_ms(due);
+  if (track.has_schedule() && track.schedule().max_due_ms() >= due_ms) return Status::success();
   track.mutable_schedule()->set_schedule_id(schedule_id);
   track.mutable_schedule()->set_max_due_ms(due_ms);
-  store_track(state, partition, track, out);
+  return store_track(state, partition, track, out);
 }
 
-void DispatcherCore::release(PartitionState& state, std::int32_t partition, Entry& entry, std::vector<OutRecord>& out) {
-  if (entry.job().has_schedule_run() && !entry.job().schedule_run().schedule_id().empty() &&
-      !admit_schedule_run(state, partition, entry, out)) {
-    return;
+Status DispatcherCore::release(PartitionState& state, Partition partition, Entry& entry, std::vector<OutRecord>& out) {
+  if (entry.job().has_schedule_run() && !entry.job().schedule_run().schedule_id().empty()) {
+    auto admitted = admit_schedule_run(state, partition, entry, out);
+    if (!admitted) return admitted.error();
+    if (!*admitted) return Status::success();
   }
-  fire(state, partition, entry, out);
+  return fire(state, partition, entry, out);
 }
 
-bool DispatcherCore::admit_schedule_run(PartitionState& state, std::int32_t partition, Entry& entry,
-                                        std::vector<OutRecord>& out) {
+Result<bool> DispatcherCore::admit_schedule_run(PartitionState& state, Partition partition, Entry& entry,
+                                                std::vector<OutRecord>& out) {
   const auto& run = entry.job().schedule_run();
   const std::string job_id = entry.job().id();
-  auto track = load_track(state, run.schedule_id()).value_or(Entry());
+  auto loaded = load_track(state, run.schedule_id());
+  if (!loaded) return loaded.error();
+  auto track = loaded->value_or(Entry());
   track.mutable_schedule()->set_schedule_id(run.schedule_id());
-  const std::int64_t now = now_ms();
-  const std::int64_t lateness = now - entry.due_ms();
-  if (lateness > settings_.misfire_threshold.count()) {
-    const double late_seconds = static_cast<double>(lateness) / 1000.0;
+  const Instant now = clock_.now();
+  const Millis lateness = now - instant_from_ms(entry.due_ms());
+  auto skipped = [&](const std::string& reason) -> Result<bool> {
+    if (auto status = skip(state, partition, entry, reason, out); !status) return status.error();
+    return false;
+  };
+  if (lateness > settings_.misfire_threshold) {
+    const double late_seconds = std::chrono::duration<double>(lateness).count();
     switch (run.misfire()) {
       case v1::SKIP:
-        skip(state, partition, entry, fmt::format("misfired: {:.1f} s late (policy skip)", late_seconds), out);
-        return false;
+        return skipped(fmt::format("misfired: {:.1f} s late (policy skip)", late_seconds));
       case v1::FIRE_ALL: {
-        const std::int64_t window_ms = clamped_ms(run.catchup_window().seconds(), run.catchup_window().nanos());
-        if (window_ms > 0 && lateness > window_ms) {
-          skip(state, partition, entry,
-               fmt::format("misfired: {:.1f} s late, beyond the catch-up window of {} ms (policy fire_all)", late_seconds,
-                           window_ms),
-               out);
-          return false;
+        const Millis window(clamped_ms(run.catchup_window().seconds(), run.catchup_window().nanos()));
+        if (window > Millis(0) && lateness > window) {
+          return skipped(fmt::format("misfired: {:.1f} s late, beyond the catch-up window of {} ms (policy fire_all)",
+                                     late_seconds, window.count()));
         }
         break;
       }
       default: {  // FIRE_ONCE: the schedule's late runs collapse into its latest due one
         const std::int64_t latest = track.schedule().max_due_ms();
-        if (latest > entry.due_ms() && latest <= now) {
-          skip(state, partition, entry,
-               fmt::format("misfired: {:.1f} s late; collapsed into the run due at {} ms (policy fire_once)", late_seconds,
-                           latest),
-               out);
-          return false;
+        if (latest > entry.due_ms() && instant_from_ms(latest) <= now) {
+          return skipped(fmt::format("misfired: {:.1f} s late; collapsed into the run due at {} ms (policy fire_once)",
+                                     late_seconds, latest));
         }
         break;
       }
@@ -563,15 +574,16 @@ bool DispatcherCore::admit_schedule_run(PartitionState& state, std::int32_t part
   const std::string running = track.schedule().running_job_id();
   if (!running.empty() && running != job_id) {
     if (run.overlap() == v1::FORBID) {
-      skip(state, partition, entry, fmt::format("previous run '{}' is still running (overlap forbid)", running), out);
-      return false;
+      return skipped(fmt::format("previous run '{}' is still running (overlap forbid)", running));
     }
     if (run.overlap() == v1::REPLACE) {
       // As a cancel does: the replaced run's retry, if it failed meanwhile, must not come back.
-      if (auto replaced = load(state, running); replaced && replaced->state() == Entry::FIRED && !replaced->cancel_requested()) {
-        replaced->set_cancel_requested(true);
-        replaced->set_sequence(replaced->sequence() + 1);
-        this->store(state, partition, running, *replaced, out);
+      auto replaced = load(state, running);
+      if (!replaced) return replaced.error();
+      if (*replaced && (*replaced)->state() == Entry::FIRED && !(*replaced)->cancel_requested()) {
+        (*replaced)->set_cancel_requested(true);
+        (*replaced)->set_sequence((*replaced)->sequence() + 1);
+        if (auto stored = this->store(state, partition, running, **replaced, out); !stored) return stored.error();
       }
       v1::Command command;
       command.mutable_cancel()->set_job_id(running);
@@ -580,28 +592,29 @@ bool DispatcherCore::admit_schedule_run(PartitionState& state, std::int32_t part
     }
   }
   track.mutable_schedule()->set_running_job_id(job_id);
-  store_track(state, partition, track, out);
+  if (auto stored = store_track(state, partition, track, out); !stored) return stored.error();
   return true;
 }
 
-void DispatcherCore::skip(PartitionState& state, std::int32_t partition, Entry& entry, const std::string& reason,
-                          std::vector<OutRecord>& out) {
+Status DispatcherCore::skip(PartitionState& state, Partition partition, Entry& entry, const std::string& reason,
+                            std::vector<OutRecord>& out) {
   const std::string job_id = entry.job().id();
   const std::string tenant = entry.job().tenant();
   entry.set_state(Entry::SKIPPED);
   entry.set_sequence(entry.sequence() + 1);
-  entry.set_expires_ms(now_ms() + settings_.dedupe_retention.count());
+  entry.set_expires_ms(ms_from_now(settings_.dedupe_retention));
   entry.clear_job();
-  store(state, partition, job_id, entry, out);
+  if (auto stored = store(state, partition, job_id, entry, out); !stored) return stored;
   Entry status_view = entry;
   status_view.mutable_job()->set_tenant(tenant);
   emit_status(job_id, status_view, v1::SKIPPED, reason, out);
   ++counts_.skipped;
+  return Status::success();
 }
 
-void DispatcherCore::fire(PartitionState& state, std::int32_t partition, Entry& entry, std::vector<OutRecord>& out) {
+Status DispatcherCore::fire(PartitionState& state, Partition partition, Entry& entry, std::vector<OutRecord>& out) {
   const std::string job_id = entry.job().id();
-  const auto fired_ms = now_ms();
+  const Instant fired = clock_.now();
   const std::string tenant = entry.job().tenant();
   std::string topic = exec_topic(settings_.names.prefix, entry.job().queue(), band_for_priority(entry.priority()));
   v1::Execution execution;
@@ -609,92 +622,75 @@ void DispatcherCore::fire(PartitionState& state, std::int32_t partition, Entry& 
   execution.mutable_job()->Swap(entry.mutable_job());
   entry.clear_job();
   execution.set_due_ms(entry.due_ms());
-  execution.set_fired_ms(fired_ms);
+  execution.set_fired_ms(to_epoch_ms(fired));
   auto headers = typed_headers("execution", job_id);
   headers.emplace_back(header::kStatus, state_name(v1::QUEUED));
   out.push_back({std::move(topic), -1, job_id, encode(execution), false, std::move(headers)});
-  fire_lags_.push_back(fired_ms - entry.due_ms());
+  fire_lags_.push_back(fired - instant_from_ms(entry.due_ms()));
   ++counts_.fired;
 
   entry.set_state(Entry::FIRED);
   entry.set_sequence(entry.sequence() + 1);
-  entry.set_expires_ms(fired_ms + settings_.dedupe_retention.count());
-  store(state, partition, job_id, entry, out);
+  entry.set_expires_ms(to_epoch_ms(fired + settings_.dedupe_retention));
+  if (auto stored = store(state, partition, job_id, entry, out); !stored) return stored;
   v1::DispatcherEntry status_view = entry;
   status_view.mutable_job()->set_tenant(tenant);
   emit_status(job_id, status_view, v1::QUEUED, "", out);
+  return Status::success();
 }
 
-void DispatcherCore::store(PartitionState& state, std::int32_t partition, const std::string& job_id, const Entry& entry,
-                           std::vector<OutRecord>& out) {
+Status DispatcherCore::store(PartitionState& state, Partition partition, const std::string& key, const Entry& entry,
+                             std::vector<OutRecord>& out) {
   std::string value = encode(entry);
-  state.put(job_id, value, slot_of(entry));
-  out.push_back({settings_.names.dispatcher_changelog(), partition, job_id, std::move(value), false, {}});
+  if (auto put = state.put(key, value, slot_of(entry)); !put) return put;
+  out.push_back({settings_.names.dispatcher_changelog(), partition.value(), key, std::move(value), false, {}});
+  return Status::success();
 }
 
-void DispatcherCore::forget(PartitionState& state, std::int32_t partition, const std::string& job_id,
-                            std::vector<OutRecord>& out) {
-  state.erase(job_id);
-  out.push_back({settings_.names.dispatcher_changelog(), partition, job_id, "", true, {}});
+Status DispatcherCore::forget(PartitionState& state, Partition partition, const std::string& key, std::vector<OutRecord>& out) {
+  if (auto erased = state.erase(key); !erased) return erased;
+  out.push_back({settings_.names.dispatcher_changelog(), partition.value(), key, "", true, {}});
+  return Status::success();
 }
 
-void DispatcherCore::restore(PartitionState& state, std::string_view job_id, std::string_view value, bool tombstone) {
+Status DispatcherCore::restore(PartitionState& state, std::string_view key, std::string_view value, bool tombstone) {
+  if (tombstone) return state.erase(key);
   Entry entry;
-  if (tombstone || !entry.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-    state.erase(job_id);
-    return;
+  if (!entry.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+    return make_error("changelog record {:?} ({} bytes) does not parse as a dispatcher entry", key, value.size());
   }
-  state.put(job_id, value, slot_of(entry));
+  return state.put(key, value, slot_of(entry));
 }
 
 void DispatcherCore::emit_status(const std::string& job_id, const Entry& entry, v1::JobState state, std::string_view reason,
                                  std::vector<OutRecord>& out) {
-  v1::StatusRecord status;
-  status.set_job_id(job_id);
-  status.set_state(state);
-  status.set_attempt(entry.attempt());
-  status.set_sequence(entry.sequence());
-  status.set_at_ms(now_ms());
-  status.set_reason(std::string(reason));
-  status.set_component(settings_.component);
-  status.set_due_ms(entry.due_ms());
-  if (entry.has_job()) status.set_tenant(entry.job().tenant());
-  auto headers = typed_headers("status", job_id);
-  headers.emplace_back(header::kStatus, state_name(state));
-  std::string value = encode(status);
-  if (settings_.emit_events) out.push_back({settings_.names.events(), -1, job_id, value, false, headers});
-  out.push_back({settings_.names.status(), -1, job_id, std::move(value), false, std::move(headers)});
+  append_status({.job_id = job_id,
+                 .state = state,
+                 .attempt = entry.attempt(),
+                 .sequence = entry.sequence(),
+                 .at = clock_.now(),
+                 .reason = reason,
+                 .component = settings_.component,
+                 .due = instant_from_ms(entry.due_ms()),
+                 .tenant = entry.has_job() ? std::string_view(entry.job().tenant()) : std::string_view()},
+                settings_.names, settings_.emit_events, out);
 }
 
 void DispatcherCore::reject(const InputRecord& record, std::string_view job_id, std::string_view reason,
                             std::vector<OutRecord>& out) {
-  v1::DeadLetter letter;
-  letter.set_state(v1::REJECTED);
-  letter.set_reason(std::string(reason));
-  const auto kept = std::min(record.value.size(), settings_.max_dead_letter_copy);
-  letter.set_original(std::string(record.value.substr(0, kept)));
-  letter.set_truncated(kept < record.value.size());
-  letter.set_source_topic(settings_.names.jobs());
-  letter.set_source_partition(record.partition);
-  letter.set_source_offset(record.offset);
-  letter.set_at_ms(now_ms());
-  letter.set_component(settings_.component);
-  // A poison key may be huge: a dead letter is keyed by at most a job id's length of it.
-  const std::string key(job_id.empty() ? record.key.substr(0, kMaxJobIdBytes) : job_id);
-  auto headers = typed_headers("dead-letter", key);
-  headers.emplace_back(header::kStatus, "REJECTED");
-  out.push_back({settings_.names.dead_letters(), -1, key, encode(letter), false, std::move(headers)});
+  const std::string topic = settings_.names.jobs();
+  (void)append_rejected({topic, record.partition, record.offset, record.key, record.value}, job_id, reason, clock_.now(),
+                        settings_.component, settings_.max_dead_letter_copy, settings_.names, out);
   ++counts_.rejected;
 }
 
-void DispatcherCore::forward(const InputRecord& record, std::int32_t partition, std::string_view key,
-                             std::vector<OutRecord>& out) {
-  std::vector<std::pair<std::string, std::string>> headers = {{"kcron-forwarded-from", std::to_string(record.partition)}};
+void DispatcherCore::forward(const InputRecord& record, Partition partition, std::string_view key, std::vector<OutRecord>& out) {
+  std::vector<std::pair<std::string, std::string>> headers = {{"kcron-forwarded-from", std::to_string(record.partition.value())}};
   if (!record.content_type.empty()) headers.emplace_back(header::kContentType, record.content_type);
   if (!record.kcron_type.empty()) headers.emplace_back(header::kType, record.kcron_type);
   // The original timestamp travels along, so a delay resolves from the first submit.
-  out.push_back({settings_.names.jobs(), partition, std::string(key), std::string(record.value), false, std::move(headers),
-                 record.timestamp_ms});
+  out.push_back({settings_.names.jobs(), partition.value(), std::string(key), std::string(record.value), false,
+                 std::move(headers), to_epoch_ms(record.timestamp)});
   ++counts_.forwarded;
 }
 

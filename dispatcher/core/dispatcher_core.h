@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -15,7 +16,10 @@
 #include "core/delay_store.h"
 #include "kcron.pb.h"
 #include "kcron/clock.h"
+#include "kcron/ids.h"
 #include "kcron/out_record.h"
+#include "kcron/records.h"
+#include "kcron/result.h"
 #include "kcron/topics.h"
 
 namespace kcron::dispatcher {
@@ -25,8 +29,8 @@ struct Settings {
   std::int32_t jobs_partitions = 12;
   std::set<std::string, std::less<>> queues = {"default", "critical", "batch"};
   Millis bucket_width{1000};
-  std::size_t max_record_bytes = 900'000;     // larger inputs are REJECTED
-  std::size_t max_dead_letter_copy = 64'000;  // original bytes kept in a dead letter
+  std::size_t max_record_bytes = 900'000;                   // larger inputs are REJECTED
+  std::size_t max_dead_letter_copy = kDeadLetterCopyBytes;  // original bytes kept in a dead letter
   Millis max_horizon{std::chrono::hours(24 * 366 * 5)};
   Millis cancel_marker_ttl{std::chrono::hours(24)};
   Millis dedupe_retention{std::chrono::hours(24 * 7)};  // how long a fired id is remembered
@@ -37,13 +41,13 @@ struct Settings {
 
 // One consumed record of the jobs topic.
 struct InputRecord {
-  std::int32_t partition = 0;
+  Partition partition{0};
   std::int64_t offset = 0;
   std::string_view key;
   std::string_view value;
   std::string_view content_type;
   std::string_view kcron_type;
-  std::int64_t timestamp_ms = 0;
+  Instant timestamp{};
 };
 
 struct Counts {
@@ -58,15 +62,18 @@ struct Counts {
   std::uint64_t unpublishable = 0;  // given up on: an input REJECTED or a due job DEAD (also counted there)
 };
 
+// Every decision that reads the state returns the state's error when a read fails (an I/O error,
+// corruption, an entry that does not parse): it is never taken for an absent entry. Its staged
+// writes and records may then be partial: the caller drops the whole batch and does not commit.
 class DispatcherCore {
  public:
   DispatcherCore(Settings settings, const Clock& clock);
 
   // Applies one record consumed from `record.partition`, whose state is `state`.
-  void apply(PartitionState& state, const InputRecord& record, std::vector<OutRecord>& out);
+  Status apply(PartitionState& state, const InputRecord& record, std::vector<OutRecord>& out);
 
   // Fires (or expires) up to `limit` due entries of one partition; returns how many.
-  std::size_t fire_due(PartitionState& state, std::int32_t partition, std::size_t limit, std::vector<OutRecord>& out);
+  Result<std::size_t> fire_due(PartitionState& state, Partition partition, std::size_t limit, std::vector<OutRecord>& out);
 
   // For a batch that keeps aborting (docs/architecture.md#failure-handling-today: bisect, never stall): the loop narrows it to
   // one record or one fire, and if that alone still cannot commit, gives up on it here.
@@ -75,14 +82,15 @@ class DispatcherCore {
   // A due job (`job_id`, pending and due by now) whose records the broker refuses: DEAD (dead
   // letter, status, the id kept for dedupe like a fired one) instead of fired. Returns false (and
   // does nothing) when there is no such pending, due job.
-  bool fail_due(PartitionState& state, std::int32_t partition, std::string_view job_id, std::string_view reason,
-                std::vector<OutRecord>& out);
-  // Replays one changelog record into a state (restore). `value` empty = tombstone.
-  static void restore(PartitionState& state, std::string_view job_id, std::string_view value, bool tombstone);
+  Result<bool> fail_due(PartitionState& state, Partition partition, const JobId& job_id, std::string_view reason,
+                        std::vector<OutRecord>& out);
+  // Replays one changelog record into a state (restore). `value` empty = tombstone. A value that
+  // does not parse is an error (a changelog the dispatcher cannot read), not a delete.
+  static Status restore(PartitionState& state, std::string_view key, std::string_view value, bool tombstone);
 
   const Counts& counts() const { return counts_; }
-  // Fire lags (ms) observed since the last call.
-  std::vector<std::int64_t> take_fire_lags();
+  // Fire lags (fired minus due) observed since the last call.
+  std::vector<Millis> take_fire_lags();
   const Settings& settings() const { return settings_; }
 
   // The slot an entry occupies in the delay buckets, if any (pending: due; others: expiry).
@@ -96,44 +104,48 @@ class DispatcherCore {
     const InputRecord& record;
     std::vector<OutRecord>& out;
   };
+  using MaybeEntry = std::optional<v1::DispatcherEntry>;
 
-  void submit(Context& context, v1::Job job);
-  void cancel(Context& context, const v1::Cancel& cancel);
-  void update(Context& context, v1::Job job);
-  void replay(Context& context, const v1::Replay& replay);
-  void retry(Context& context, const v1::Retry& retry);
-  void completion(Context& context, const v1::Completion& completion);
+  Status submit(Context& context, v1::Job job);
+  Status cancel(Context& context, const v1::Cancel& cancel);
+  Status update(Context& context, v1::Job job);
+  Status replay(Context& context, const v1::Replay& replay);
+  Status retry(Context& context, const v1::Retry& retry);
+  Status completion(Context& context, const v1::Completion& completion);
 
   // Validates a job and resolves its due instant (delay -> run_at on first acceptance).
-  Result<std::int64_t> resolve(v1::Job& job, std::int64_t record_timestamp_ms) const;
+  Result<Instant> resolve(v1::Job& job, Instant record_timestamp) const;
   // Fires a due entry, unless its schedule's misfire or overlap policy says skip.
-  void release(PartitionState& state, std::int32_t partition, v1::DispatcherEntry& entry, std::vector<OutRecord>& out);
+  Status release(PartitionState& state, Partition partition, v1::DispatcherEntry& entry, std::vector<OutRecord>& out);
   // The schedule-run policies; false = the run was recorded as SKIPPED.
-  bool admit_schedule_run(PartitionState& state, std::int32_t partition, v1::DispatcherEntry& entry, std::vector<OutRecord>& out);
+  Result<bool> admit_schedule_run(PartitionState& state, Partition partition, v1::DispatcherEntry& entry,
+                                  std::vector<OutRecord>& out);
   // A schedule's run ended (completed, or cancelled with no attempt left to run): its track no
   // longer holds it as the running run, so overlap forbid/replace let the next run through.
-  void end_schedule_run(PartitionState& state, std::int32_t partition, const std::string& job_id, std::vector<OutRecord>& out);
-  void skip(PartitionState& state, std::int32_t partition, v1::DispatcherEntry& entry, const std::string& reason,
-            std::vector<OutRecord>& out);
-  void track_accepted_run(PartitionState& state, std::int32_t partition, const v1::Job& job, std::int64_t due_ms,
-                          std::vector<OutRecord>& out);
-  std::optional<v1::DispatcherEntry> load_track(PartitionState& state, std::string_view schedule_id) const;
-  void store_track(PartitionState& state, std::int32_t partition, v1::DispatcherEntry& track, std::vector<OutRecord>& out);
-  void fire(PartitionState& state, std::int32_t partition, v1::DispatcherEntry& entry, std::vector<OutRecord>& out);
-  void store(PartitionState& state, std::int32_t partition, const std::string& job_id, const v1::DispatcherEntry& entry,
-             std::vector<OutRecord>& out);
-  void forget(PartitionState& state, std::int32_t partition, const std::string& job_id, std::vector<OutRecord>& out);
+  Status end_schedule_run(PartitionState& state, Partition partition, const std::string& job_id, std::vector<OutRecord>& out);
+  Status skip(PartitionState& state, Partition partition, v1::DispatcherEntry& entry, const std::string& reason,
+              std::vector<OutRecord>& out);
+  Status track_accepted_run(PartitionState& state, Partition partition, const v1::Job& job, Instant due,
+                            std::vector<OutRecord>& out);
+  Result<MaybeEntry> load_track(PartitionState& state, std::string_view schedule_id) const;
+  Status store_track(PartitionState& state, Partition partition, v1::DispatcherEntry& track, std::vector<OutRecord>& out);
+  Status fire(PartitionState& state, Partition partition, v1::DispatcherEntry& entry, std::vector<OutRecord>& out);
+  Status store(PartitionState& state, Partition partition, const std::string& key, const v1::DispatcherEntry& entry,
+               std::vector<OutRecord>& out);
+  Status forget(PartitionState& state, Partition partition, const std::string& key, std::vector<OutRecord>& out);
   void emit_status(const std::string& job_id, const v1::DispatcherEntry& entry, v1::JobState state, std::string_view reason,
                    std::vector<OutRecord>& out);
   void reject(const InputRecord& record, std::string_view job_id, std::string_view reason, std::vector<OutRecord>& out);
-  void forward(const InputRecord& record, std::int32_t partition, std::string_view key, std::vector<OutRecord>& out);
-  std::optional<v1::DispatcherEntry> load(PartitionState& state, std::string_view job_id) const;
-  std::int64_t now_ms() const { return to_epoch_ms(clock_.now()); }
+  void forward(const InputRecord& record, Partition partition, std::string_view key, std::vector<OutRecord>& out);
+  // The entry stored under `key`; an error when it cannot be read or does not parse.
+  static Result<MaybeEntry> load(PartitionState& state, std::string_view key);
+  // A protobuf *_ms field for an instant `after` from now.
+  std::int64_t ms_from_now(Millis after) const { return to_epoch_ms(clock_.now() + after); }
 
   Settings settings_;
   const Clock& clock_;
   Counts counts_;
-  std::vector<std::int64_t> fire_lags_;
+  std::vector<Millis> fire_lags_;
 };
 
 }  // namespace kcron::dispatcher

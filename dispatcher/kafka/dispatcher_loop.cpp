@@ -19,6 +19,10 @@ using SteadyClock = std::chrono::steady_clock;
 // The shortest a batch stays open: enough to take in what the consumer has fetched.
 constexpr Millis kMinBatchWait{2};
 
+// A decision read the local store and the read failed (an I/O error, corruption): nothing decided
+// on it may commit. The process exits non-zero, as on a failed store write.
+constexpr std::string_view kStoreReadFailed = "the local store could not be read; the open batch is dropped uncommitted";
+
 std::int64_t ms_left(SteadyClock::time_point deadline) {
   return std::max<std::int64_t>(0, std::chrono::duration_cast<Millis>(deadline - SteadyClock::now()).count());
 }
@@ -139,12 +143,10 @@ Status DispatcherLoop::consume_batch() {
   // The batch closes at the commit interval, or earlier when a pending job comes due before that
   // (each store's next-due hint), so a due job waits for a commit, not for an interval.
   auto open_for = settings_.commit_interval;
-  const std::int64_t wall_now = to_epoch_ms(SystemClock::instance().now());
+  const Instant wall_now = SystemClock::instance().now();
   for (const auto& [partition, owned] : owned_) {
-    const std::int64_t hint = owned.state->next_due_hint();
-    if (hint < wall_now + open_for.count()) {
-      open_for = std::max(kMinBatchWait, Millis(std::max<std::int64_t>(0, hint - wall_now)));
-    }
+    const Instant hint = owned.state->next_due_hint();  // Instant::min(): look at once
+    if (hint < wall_now + open_for) open_for = std::max(kMinBatchWait, hint > wall_now ? hint - wall_now : Millis(0));
   }
   const auto deadline = SteadyClock::now() + open_for;
   while (consumed_in_batch_ < std::min(batch_cap_, settings_.max_batch_records) && !stop_requested() && fatal_) {
@@ -166,13 +168,13 @@ Status DispatcherLoop::consume_batch() {
     const std::string content_type = kafka::header_value(*message, header::kContentType);
     const std::string kcron_type = kafka::header_value(*message, header::kType);
     const std::int64_t now_ms = to_epoch_ms(SystemClock::instance().now());
-    InputRecord record{message->partition(),
+    InputRecord record{Partition(message->partition()),
                        message->offset(),
                        message->key() != nullptr ? std::string_view(*message->key()) : std::string_view(),
                        std::string_view(static_cast<const char*>(message->payload()), message->len()),
                        content_type,
                        kcron_type,
-                       kafka::record_timestamp_ms(*message, now_ms)};
+                       instant_from_ms(kafka::record_timestamp_ms(*message, now_ms))};
     const Single single{false, message->partition(), message->offset(), {}};
     const auto poison = std::find_if(poisons_.begin(), poisons_.end(), [&](const Poison& p) { return p.item == single; });
     if (poison != poisons_.end()) {
@@ -180,8 +182,10 @@ Status DispatcherLoop::consume_batch() {
                    poison->reason);
       core_.reject_unpublishable(record, poison->reason, out_);
       poison->applied = true;
-    } else {
-      core_.apply(*owned->second.state, record, out_);
+    } else if (auto applied = core_.apply(*owned->second.state, record, out_); !applied) {
+      fatal_ = applied.error().within(kStoreReadFailed);
+      drop_uncommitted();
+      return fatal_;
     }
     last_consumed_ = single;
     spans_.push_back({out_.size(), single.partition, single.offset});
@@ -201,7 +205,13 @@ Status DispatcherLoop::commit_batch() {
     // A due job whose record the broker refused: DEAD instead of fired.
     spdlog::warn("event=unpublishable_fire partition={} job={} reason=\"{}\"", poison.item.partition, poison.item.job_id,
                  poison.reason);
-    (void)core_.fail_due(*owned_[poison.item.partition].state, poison.item.partition, poison.item.job_id, poison.reason, out_);
+    auto failed = core_.fail_due(*owned_[poison.item.partition].state, Partition(poison.item.partition),
+                                 JobId(poison.item.job_id), poison.reason, out_);
+    if (!failed) {
+      fatal_ = failed.error().within(kStoreReadFailed);
+      drop_uncommitted();
+      return fatal_;
+    }
     poison.applied = true;
   }
   // Bisecting: a narrowed batch fires only when it consumed nothing, and at most its cap.
@@ -209,9 +219,14 @@ Status DispatcherLoop::commit_batch() {
   const std::size_t limit = !narrowed ? settings_.max_fires_per_batch : consumed_in_batch_ > 0 ? 0 : batch_cap_;
   for (auto& [partition, owned] : owned_) {
     if (fired >= limit) break;
-    const auto count = core_.fire_due(*owned.state, partition, limit - fired, out_);
-    if (count > 0) fired_partition = partition;
-    fired += count;
+    const auto count = core_.fire_due(*owned.state, Partition(partition), limit - fired, out_);
+    if (!count) {
+      fatal_ = count.error().within(kStoreReadFailed);
+      drop_uncommitted();
+      return fatal_;
+    }
+    if (*count > 0) fired_partition = partition;
+    fired += *count;
     spans_.push_back({out_.size(), partition, -1});
   }
   if (out_.empty() && consumed_in_batch_ == 0) return Status::success();
@@ -301,12 +316,12 @@ Status DispatcherLoop::commit_batch() {
   failed_single_.reset();
   std::erase_if(poisons_, [](const Poison& poison) { return poison.applied; });
 
-  const std::int64_t now_ms = to_epoch_ms(SystemClock::instance().now());
+  const Instant now = SystemClock::instance().now();
   double slotted = 0;
   for (auto& [partition, owned] : owned_) {
     auto previous = owned.state->checkpoint();
     const std::int64_t offset = owned.changelog_next >= 0 ? owned.changelog_next : (previous ? previous->changelog_offset : 0);
-    if (auto status = owned.state->commit(Checkpoint{offset, now_ms}); !status) {
+    if (auto status = owned.state->commit(Checkpoint{offset, now}); !status) {
       // Fatal from here on: the batch is committed in Kafka, so nothing may commit it again (the
       // revoke callback of the shutdown would); the restart restores the store from the changelog.
       fatal_ = status.error().within("the transaction committed but the local store did not (restart restores)");
@@ -412,7 +427,7 @@ Status DispatcherLoop::rejoin(const std::string& why) {
   rejoins_.inc();
   if (http_ != nullptr) http_->set_ready(false);
   drop_uncommitted();
-  for (const auto& [partition, owned] : owned_) store_.close(partition);
+  for (const auto& [partition, owned] : owned_) store_.close(Partition(partition));
   owned_.clear();
   owned_partitions_.set(0);
   kafka::discard_consumer(consumer_);  // owns nothing now: a revoke it raises commits nothing
@@ -526,7 +541,7 @@ Status DispatcherLoop::assign(const std::vector<RdKafka::TopicPartition*>& parti
       offset = marks->first;
       item->set_offset(offset);
     }
-    auto state = store_.open(item->partition());
+    auto state = store_.open(Partition(item->partition()));
     if (!state) {
       fatal_ = state.error();  // the local disk, not Kafka: no rejoin fixes it
       return fatal_;
@@ -556,7 +571,7 @@ Status DispatcherLoop::revoke(const std::vector<RdKafka::TopicPartition*>& parti
     auto owned = owned_.find(partition->partition());
     if (owned == owned_.end()) continue;
     owned->second.state->discard();
-    store_.close(partition->partition());
+    store_.close(Partition(partition->partition()));
     owned_.erase(owned);
   }
   owned_partitions_.set(static_cast<double>(owned_.size()));
@@ -574,7 +589,7 @@ Status DispatcherLoop::revoke(const std::vector<RdKafka::TopicPartition*>& parti
 Status DispatcherLoop::restore(const std::map<std::int32_t, PartitionState*>& states) {
   if (states.empty()) return Status::success();
   const auto& names = core_.settings().names;
-  const std::int64_t now_ms = to_epoch_ms(SystemClock::instance().now());
+  const Instant now = SystemClock::instance().now();
   const auto restore_started = SteadyClock::now();
   struct Progress {
     PartitionState* state = nullptr;
@@ -592,7 +607,7 @@ Status DispatcherLoop::restore(const std::map<std::int32_t, PartitionState*>& st
     auto& state = *progress[partition].state;
     const auto checkpoint = state.checkpoint();
     if (checkpoint && checkpoint->changelog_offset >= low && checkpoint->changelog_offset <= high &&
-        now_ms - checkpoint->written_ms < settings_.changelog_delete_retention.count()) {
+        now - checkpoint->written < settings_.changelog_delete_retention) {
       spdlog::info("event=restore_start partition={} from={} to={}", partition, checkpoint->changelog_offset, high);
       return checkpoint->changelog_offset;
     }
@@ -611,12 +626,19 @@ Status DispatcherLoop::restore(const std::map<std::int32_t, PartitionState*>& st
     if (found == progress.end()) return Status::success();
     auto& item = found->second;
     const std::string_view key = message.key() != nullptr ? std::string_view(*message.key()) : std::string_view();
-    DispatcherCore::restore(*item.state, key, std::string_view(static_cast<const char*>(message.payload()), message.len()),
-                            message.payload() == nullptr);
+    if (auto restored = DispatcherCore::restore(*item.state, key,
+                                                std::string_view(static_cast<const char*>(message.payload()), message.len()),
+                                                message.payload() == nullptr);
+        !restored) {
+      // The changelog or the local store cannot be read: no rejoin fixes that.
+      fatal_ = restored.error().within(
+          fmt::format("restore of partition {} at changelog offset {}", message.partition(), message.offset()));
+      return fatal_;
+    }
     ++item.replayed;
     if (++item.staged >= 10000) {  // bound the staged batch on large restores
       item.staged = 0;
-      auto status = item.state->commit(Checkpoint{message.offset() + 1, now_ms});
+      auto status = item.state->commit(Checkpoint{message.offset() + 1, now});
       if (!status) fatal_ = status;
       return status;
     }
@@ -634,7 +656,7 @@ Status DispatcherLoop::restore(const std::map<std::int32_t, PartitionState*>& st
   const double seconds = std::chrono::duration<double>(SteadyClock::now() - restore_started).count();
   for (auto& [partition, item] : progress) {
     const std::int64_t position = positions->at(partition);
-    if (auto status = item.state->commit(Checkpoint{position, now_ms}); !status) {
+    if (auto status = item.state->commit(Checkpoint{position, now}); !status) {
       fatal_ = status;
       return status;
     }
@@ -661,7 +683,7 @@ void DispatcherLoop::publish_counts() {
   skipped_.inc(counts.skipped - published_.skipped);
   unpublishable_.inc(counts.unpublishable - published_.unpublishable);
   published_ = counts;
-  for (const auto lag_ms : core_.take_fire_lags()) fire_lag_.observe(static_cast<double>(lag_ms) / 1000.0);
+  for (const auto lag : core_.take_fire_lags()) fire_lag_.observe(std::chrono::duration<double>(lag).count());
 }
 
 }  // namespace kcron::dispatcher

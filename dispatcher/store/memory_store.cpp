@@ -4,46 +4,48 @@
 
 namespace kcron::dispatcher {
 
-BucketKey MemoryPartitionState::key_for(std::string_view job_id, const Slot& slot) const {
-  return {bucket_of(slot.due_ms, bucket_width_), slot.priority, slot.due_ms, std::string(job_id)};
+BucketKey MemoryPartitionState::key_for(std::string_view key, const Slot& slot) const {
+  return {bucket_of(slot.due, bucket_width_), slot.priority, slot.due, std::string(key)};
 }
 
-std::optional<std::string> MemoryPartitionState::get(std::string_view job_id) {
-  const auto found = working_.index.find(job_id);
-  if (found == working_.index.end()) return std::nullopt;
-  return found->second.value;
+Result<std::optional<std::string>> MemoryPartitionState::get(std::string_view key) {
+  const auto found = working_.index.find(key);
+  if (found == working_.index.end()) return std::optional<std::string>();
+  return std::optional<std::string>(found->second.value);
 }
 
-void MemoryPartitionState::put(std::string_view job_id, std::string_view value, std::optional<Slot> slot) {
-  erase(job_id);
-  working_.index[std::string(job_id)] = Item{std::string(value), slot};
+Status MemoryPartitionState::put(std::string_view key, std::string_view value, std::optional<Slot> slot) {
+  (void)erase(key);
+  working_.index[std::string(key)] = Item{std::string(value), slot};
   if (slot) {
-    working_.buckets.insert(key_for(job_id, *slot));
-    next_due_hint_ = std::min(next_due_hint_, slot->due_ms);
+    working_.buckets.insert(key_for(key, *slot));
+    next_due_hint_ = std::min(next_due_hint_, slot->due);
   }
+  return Status::success();
 }
 
-void MemoryPartitionState::erase(std::string_view job_id) {
-  const auto found = working_.index.find(job_id);
-  if (found == working_.index.end()) return;
-  if (found->second.slot) working_.buckets.erase(key_for(job_id, *found->second.slot));
+Status MemoryPartitionState::erase(std::string_view key) {
+  const auto found = working_.index.find(key);
+  if (found == working_.index.end()) return Status::success();
+  if (found->second.slot) working_.buckets.erase(key_for(key, *found->second.slot));
   working_.index.erase(found);
+  return Status::success();
 }
 
-std::vector<DueEntry> MemoryPartitionState::due(std::int64_t now_ms, std::size_t limit) {
+Result<std::vector<DueEntry>> MemoryPartitionState::due(Instant now, std::size_t limit) {
   std::vector<DueEntry> entries;
-  const auto current = bucket_of(now_ms, bucket_width_);
-  std::int64_t hint = (current + 1) * bucket_width_.count();  // the next bucket's start
+  const auto current = bucket_of(now, bucket_width_);
+  Instant hint = bucket_begin(current + 1, bucket_width_);  // the next bucket's start
   for (const auto& key : working_.buckets) {
     if (entries.size() >= limit) {
-      hint = now_ms;  // more may be due already
+      hint = now;  // more may be due already
       break;
     }
     if (key.bucket > current) break;
-    if (key.due_ms <= now_ms) {
-      entries.push_back({key.job_id, Slot{key.due_ms, key.priority}});
+    if (key.due <= now) {
+      entries.push_back({JobId(key.job_id), Slot{key.due, key.priority}});
     } else {
-      hint = std::min(hint, key.due_ms);
+      hint = std::min(hint, key.due);
     }
   }
   next_due_hint_ = hint;
@@ -57,13 +59,13 @@ Status MemoryPartitionState::commit(const Checkpoint& checkpoint) {
 }
 
 Status MemoryPartitionState::wipe() {
-  next_due_hint_ = std::numeric_limits<std::int64_t>::min();
+  next_due_hint_ = Instant::min();
   committed_ = Data{};
   working_ = Data{};
   return Status::success();
 }
 
-Result<PartitionState*> MemoryDelayStore::open(std::int32_t partition) {
+Result<PartitionState*> MemoryDelayStore::open(Partition partition) {
   auto& slot = partitions_[partition];
   if (!slot) slot = std::make_unique<MemoryPartitionState>(bucket_width_);
   return static_cast<PartitionState*>(slot.get());

@@ -1,7 +1,7 @@
-// In-memory DelayStore with the same staging semantics as the RocksDB one, for unit tests.
+// In-memory DelayStore with the same staging semantics as the RocksDB one, for unit tests. Its
+// reads cannot fail.
 #pragma once
 
-#include <limits>
 #include <map>
 #include <set>
 #include <tuple>
@@ -15,18 +15,18 @@ class MemoryPartitionState final : public PartitionState {
  public:
   explicit MemoryPartitionState(Millis bucket_width) : bucket_width_(bucket_width) {}
 
-  std::optional<std::string> get(std::string_view job_id) override;
-  void put(std::string_view job_id, std::string_view value, std::optional<Slot> slot) override;
-  void erase(std::string_view job_id) override;
-  std::vector<DueEntry> due(std::int64_t now_ms, std::size_t limit) override;
-  std::int64_t next_due_hint() const override { return next_due_hint_; }
-  std::int64_t slotted_count() override { return static_cast<std::int64_t>(working_.buckets.size()); }
+  Result<std::optional<std::string>> get(std::string_view key) override;
+  Status put(std::string_view key, std::string_view value, std::optional<Slot> slot) override;
+  Status erase(std::string_view key) override;
+  Result<std::vector<DueEntry>> due(Instant now, std::size_t limit) override;
+  Instant next_due_hint() const override { return next_due_hint_; }
+  std::int64_t slotted_count() const override { return static_cast<std::int64_t>(working_.buckets.size()); }
   Status commit(const Checkpoint& checkpoint) override;
   void discard() override {
     working_ = committed_;
-    next_due_hint_ = std::numeric_limits<std::int64_t>::min();  // what the dropped batch fired is due again
+    next_due_hint_ = Instant::min();  // what the dropped batch fired is due again
   }
-  std::optional<Checkpoint> checkpoint() override { return committed_.checkpoint; }
+  std::optional<Checkpoint> checkpoint() const override { return committed_.checkpoint; }
   Status wipe() override;
 
  private:
@@ -37,8 +37,8 @@ class MemoryPartitionState final : public PartitionState {
   // Firing order, as the encoded keys sort: bucket, higher priority, due instant, id.
   struct FiringOrder {
     bool operator()(const BucketKey& left, const BucketKey& right) const {
-      return std::tuple(left.bucket, 9 - static_cast<int>(left.priority), left.due_ms, left.job_id) <
-             std::tuple(right.bucket, 9 - static_cast<int>(right.priority), right.due_ms, right.job_id);
+      return std::tuple(left.bucket, 9 - static_cast<int>(left.priority), left.due, left.job_id) <
+             std::tuple(right.bucket, 9 - static_cast<int>(right.priority), right.due, right.job_id);
     }
   };
   struct Data {
@@ -46,23 +46,23 @@ class MemoryPartitionState final : public PartitionState {
     std::set<BucketKey, FiringOrder> buckets;
     std::optional<Checkpoint> checkpoint;
   };
-  BucketKey key_for(std::string_view job_id, const Slot& slot) const;
+  BucketKey key_for(std::string_view key, const Slot& slot) const;
 
   Millis bucket_width_;
   Data committed_;
   Data working_;
-  std::int64_t next_due_hint_ = std::numeric_limits<std::int64_t>::min();
+  Instant next_due_hint_ = Instant::min();
 };
 
 class MemoryDelayStore final : public DelayStore {
  public:
   explicit MemoryDelayStore(Millis bucket_width) : bucket_width_(bucket_width) {}
-  Result<PartitionState*> open(std::int32_t partition) override;
-  void close(std::int32_t /*partition*/) override {}
+  Result<PartitionState*> open(Partition partition) override;
+  void close(Partition /*partition*/) override {}
 
  private:
   Millis bucket_width_;
-  std::map<std::int32_t, std::unique_ptr<MemoryPartitionState>> partitions_;
+  std::map<Partition, std::unique_ptr<MemoryPartitionState>> partitions_;
 };
 
 }  // namespace kcron::dispatcher

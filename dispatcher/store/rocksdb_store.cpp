@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <limits>
 #include <map>
 #include <optional>
 
@@ -57,14 +56,14 @@ class BucketRunPrefix final : public rocksdb::SliceTransform {
   bool InDomain(const rocksdb::Slice& key) const override { return key.size() >= kBytes && key[0] == kBucketPrefix; }
 };
 
-std::string cf_name(std::int32_t partition) {
+std::string cf_name(Partition partition) {
   return fmt::format("p{}", partition);
 }
 
-std::string index_key(std::string_view job_id) {
-  std::string key(1, kIndexPrefix);
-  key += job_id;
-  return key;
+std::string index_key(std::string_view key) {
+  std::string db_key(1, kIndexPrefix);
+  db_key += key;
+  return db_key;
 }
 
 std::string bucket_db_key(const BucketKey& key) {
@@ -79,12 +78,14 @@ std::string encode_i64(std::int64_t value) {
   return out;
 }
 
-// Index value: [1 byte has-slot][8 bytes due_ms][1 byte priority][entry bytes].
+// Index value: [1 byte has-slot][8 bytes due epoch ms][1 byte priority][entry bytes].
+constexpr std::size_t kIndexFrameBytes = 10;
+
 std::string frame_index_value(std::string_view value, const std::optional<Slot>& slot) {
   std::string out;
-  out.reserve(10 + value.size());
+  out.reserve(kIndexFrameBytes + value.size());
   out.push_back(slot ? 1 : 0);
-  put_big_endian(out, static_cast<std::uint64_t>(slot ? slot->due_ms : 0));
+  put_big_endian(out, static_cast<std::uint64_t>(slot ? to_epoch_ms(slot->due) : 0));
   out.push_back(static_cast<char>(slot ? slot->priority : 0));
   out += value;
   return out;
@@ -95,69 +96,73 @@ struct IndexValue {
   std::string value;
 };
 
-std::optional<IndexValue> parse_index_value(const std::string& framed) {
-  if (framed.size() < 10) return std::nullopt;
+Result<IndexValue> parse_index_value(const std::string& framed) {
+  if (framed.size() < kIndexFrameBytes) {
+    return make_error("index value of {} bytes is shorter than its {}-byte frame: corrupt", framed.size(), kIndexFrameBytes);
+  }
   IndexValue parsed;
   if (framed[0] != 0) {
-    parsed.slot = Slot{static_cast<std::int64_t>(read_big_endian(std::string_view(framed).substr(1, 8))),
+    parsed.slot = Slot{instant_from_ms(static_cast<std::int64_t>(read_big_endian(std::string_view(framed).substr(1, 8)))),
                        static_cast<unsigned char>(framed[9])};
   }
-  parsed.value = framed.substr(10);
+  parsed.value = framed.substr(kIndexFrameBytes);
   return parsed;
 }
 
 }  // namespace
 
-class RocksDbDelayStore::Partition final : public PartitionState {
+class RocksDbDelayStore::ColumnFamilyState final : public PartitionState {
  public:
-  Partition(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* handle, Millis bucket_width, bool* write_failed)
+  ColumnFamilyState(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* handle, Partition partition, Millis bucket_width,
+                    bool* write_failed)
       : db_(db),
         handle_(handle),
+        partition_(partition),
         bucket_width_(bucket_width),
         write_failed_(write_failed),
-        batch_(rocksdb::BytewiseComparator(), 0, true) {
-    load_metadata();
-  }
+        batch_(rocksdb::BytewiseComparator(), 0, true) {}
 
-  void set_handle(rocksdb::ColumnFamilyHandle* handle) { handle_ = handle; }
-
-  std::optional<std::string> get(std::string_view job_id) override {
-    const auto& framed = read_index(job_id);
-    if (!framed) return std::nullopt;
+  Result<std::optional<std::string>> get(std::string_view key) override {
+    auto read = read_index(key);
+    if (!read) return read.error();
+    const std::optional<std::string>& framed = **read;
+    if (!framed) return std::optional<std::string>();
     auto parsed = parse_index_value(*framed);
-    if (!parsed) return std::nullopt;
-    return std::move(parsed->value);
+    if (!parsed) return failure("read of", key, parsed.error().message());
+    return std::optional<std::string>(std::move(parsed->value));
   }
 
-  void put(std::string_view job_id, std::string_view value, std::optional<Slot> slot) override {
-    remove_slot(job_id);
+  Status put(std::string_view key, std::string_view value, std::optional<Slot> slot) override {
+    if (auto removed = remove_slot(key); !removed) return removed;
     std::string framed = frame_index_value(value, slot);
-    (void)batch_.Put(handle_, index_key(job_id), framed);
-    remember(job_id, std::move(framed));
+    (void)batch_.Put(handle_, index_key(key), framed);
+    remember(key, std::move(framed));
     if (slot) {
-      const BucketKey key{bucket_of(slot->due_ms, bucket_width_), slot->priority, slot->due_ms, std::string(job_id)};
-      const std::string db_key = bucket_db_key(key);
+      const BucketKey bucket_key{bucket_of(slot->due, bucket_width_), slot->priority, slot->due, std::string(key)};
+      const std::string db_key = bucket_db_key(bucket_key);
       (void)batch_.Put(handle_, db_key, "");
       lower_cursor(std::string_view(db_key).substr(1));
-      next_due_hint_ = std::min(next_due_hint_, slot->due_ms);
+      next_due_hint_ = std::min(next_due_hint_, slot->due);
       ++count_;
-      low_bucket_ = std::min(low_bucket_, key.bucket);
+      low_bucket_ = std::min(low_bucket_, bucket_key.bucket);
     }
+    return Status::success();
   }
 
-  void erase(std::string_view job_id) override {
-    remove_slot(job_id);
-    (void)batch_.Delete(handle_, index_key(job_id));
-    remember(job_id, std::nullopt);
+  Status erase(std::string_view key) override {
+    if (auto removed = remove_slot(key); !removed) return removed;
+    (void)batch_.Delete(handle_, index_key(key));
+    remember(key, std::nullopt);
+    return Status::success();
   }
 
   // The buckets up to the current one, run by run (a run: one bucket and priority, its keys in due
   // order). Each run is entered at its cursor, which skips what earlier calls saw fired (their
   // deletes stay in the memtable as tombstones until a compaction, and stepping over thousands of
   // them on every call was the dispatcher's hot spot), and left at its first entry not yet due.
-  std::vector<DueEntry> due(std::int64_t now_ms, std::size_t limit) override {
+  Result<std::vector<DueEntry>> due(Instant now, std::size_t limit) override {
     std::vector<DueEntry> entries;
-    const auto current = bucket_of(now_ms, bucket_width_);
+    const auto current = bucket_of(now, bucket_width_);
     std::string upper(1, kBucketPrefix);
     upper += bucket_start(current + 1);
     const rocksdb::Slice upper_slice(upper);
@@ -165,7 +170,7 @@ class RocksDbDelayStore::Partition final : public PartitionState {
     read_options.iterate_upper_bound = &upper_slice;
     std::unique_ptr<rocksdb::Iterator> iterator(
         batch_.NewIteratorWithBase(handle_, db_->NewIterator(read_options, handle_), &read_options));
-    std::int64_t hint = (current + 1) * bucket_width_.count();  // the next bucket's start
+    Instant hint = bucket_begin(current + 1, bucket_width_);  // the next bucket's start
     std::optional<std::int64_t> first_live_bucket;
     std::int64_t bucket = low_bucket_;
     bool end = false;  // no key at all up to the current bucket's end
@@ -191,18 +196,20 @@ class RocksDbDelayStore::Partition final : public PartitionState {
             break;
           }
           auto decoded = decode_bucket_key(std::string_view(key.data() + 1, key.size() - 1));
-          if (!decoded) continue;
-          if (decoded->due_ms > now_ms) {
-            hint = std::min(hint, decoded->due_ms);  // the rest of the run is later still
+          if (!decoded) return failure("scan of", std::string_view(key.data(), key.size()), decoded.error().message());
+          if (decoded->due > now) {
+            hint = std::min(hint, decoded->due);  // the rest of the run is later still
             break;
           }
-          entries.push_back({decoded->job_id, Slot{decoded->due_ms, decoded->priority}});
+          entries.push_back({JobId(std::move(decoded->job_id)), Slot{decoded->due, decoded->priority}});
         }
+        // Not Valid() is the end of the keys, or a read that failed.
+        if (const auto status = iterator->status(); !status.ok()) return failure("scan of", target, status.ToString());
         // No live key of this run lies before its first live key: the next call starts there.
         cursors_[run] = first_live ? *first_live : std::string();
         if (first_live && !first_live_bucket) first_live_bucket = bucket;
         if (more) {
-          hint = now_ms;  // more may be due already
+          hint = now;  // more may be due already
           break;
         }
         if (!iterator->Valid()) {
@@ -212,7 +219,9 @@ class RocksDbDelayStore::Partition final : public PartitionState {
       }
       if (end || entries.size() >= limit || bucket >= current) break;
       // On to the next bucket that holds a key, found by one seek (buckets in between are empty).
-      iterator->Seek(std::string(1, kBucketPrefix) + bucket_start(bucket + 1));
+      const std::string next = std::string(1, kBucketPrefix) + bucket_start(bucket + 1);
+      iterator->Seek(next);
+      if (const auto status = iterator->status(); !status.ok()) return failure("scan of", next, status.ToString());
       if (!iterator->Valid() || iterator->key().size() < 1 + 8 || iterator->key()[0] != kBucketPrefix) break;
       bucket = static_cast<std::int64_t>(read_big_endian(std::string_view(iterator->key().data() + 1, 8)));
     }
@@ -221,11 +230,11 @@ class RocksDbDelayStore::Partition final : public PartitionState {
     return entries;
   }
 
-  std::int64_t next_due_hint() const override { return next_due_hint_; }
-  std::int64_t slotted_count() override { return count_; }
+  Instant next_due_hint() const override { return next_due_hint_; }
+  std::int64_t slotted_count() const override { return count_; }
 
   Status commit(const Checkpoint& checkpoint) override {
-    std::string value = encode_i64(checkpoint.changelog_offset) + encode_i64(checkpoint.written_ms);
+    std::string value = encode_i64(checkpoint.changelog_offset) + encode_i64(to_epoch_ms(checkpoint.written));
     (void)batch_.Put(handle_, kCheckpointKey, value);
     // The count and the low bucket change with most writes: written once per commit, not per write
     // (each write of them was one more index update and memtable insert).
@@ -246,18 +255,18 @@ class RocksDbDelayStore::Partition final : public PartitionState {
   }
 
   void discard() override {
-    next_due_hint_ = std::numeric_limits<std::int64_t>::min();  // what the dropped batch fired is due again
-    cursors_.clear();                                           // they may point past entries the dropped batch erased
+    next_due_hint_ = Instant::min();  // what the dropped batch fired is due again
+    cursors_.clear();                 // they may point past entries the dropped batch erased
     batch_.Clear();
     last_.reset();
     count_ = committed_count_;
     low_bucket_ = committed_low_bucket_;
   }
 
-  std::optional<Checkpoint> checkpoint() override { return checkpoint_; }
+  std::optional<Checkpoint> checkpoint() const override { return checkpoint_; }
 
   Status wipe() override {
-    next_due_hint_ = std::numeric_limits<std::int64_t>::min();
+    next_due_hint_ = Instant::min();
     cursors_.clear();
     batch_.Clear();
     last_.reset();
@@ -269,38 +278,82 @@ class RocksDbDelayStore::Partition final : public PartitionState {
       return to_error(status, "wipe");
     }
     (void)db_->CompactRange(rocksdb::CompactRangeOptions(), handle_, nullptr, nullptr);
-    load_metadata();
+    return load_metadata();
+  }
+
+  // Reads the checkpoint, the slot count and the low bucket as last committed.
+  Status load_metadata() {
+    checkpoint_.reset();
+    low_bucket_ = 0;
+    count_ = 0;
+    auto checkpoint = read_metadata(kCheckpointKey, 16);
+    if (!checkpoint) return checkpoint.error();
+    if (*checkpoint) {
+      checkpoint_ =
+          Checkpoint{static_cast<std::int64_t>(read_big_endian(**checkpoint)),
+                     instant_from_ms(static_cast<std::int64_t>(read_big_endian(std::string_view(**checkpoint).substr(8))))};
+    }
+    auto low_bucket = read_metadata(kLowBucketKey, 8);
+    if (!low_bucket) return low_bucket.error();
+    if (*low_bucket) low_bucket_ = static_cast<std::int64_t>(read_big_endian(**low_bucket));
+    auto count = read_metadata(kCountKey, 8);
+    if (!count) return count.error();
+    if (*count) count_ = static_cast<std::int64_t>(read_big_endian(**count));
+    committed_count_ = count_;
+    committed_low_bucket_ = low_bucket_;
     return Status::success();
   }
 
  private:
-  std::optional<std::string> read(const std::string& key) {
+  // What failed, where: `delay store partition 3, read of key "job-1": IO error: ...` (the key
+  // escaped: a track key starts with a control byte).
+  Error failure(std::string_view what, std::string_view key, std::string_view cause) const {
+    return make_error("delay store partition {}, {} key {:?}: {}", partition_, what, key, cause);
+  }
+
+  // A committed metadata value of `size` bytes (nullopt: never written).
+  Result<std::optional<std::string>> read_metadata(const std::string& key, std::size_t size) {
     std::string value;
-    const auto status = batch_.GetFromBatchAndDB(db_, rocksdb::ReadOptions(), handle_, key, &value);
-    if (!status.ok()) return std::nullopt;
-    return value;
+    const auto status = db_->Get(rocksdb::ReadOptions(), handle_, key, &value);
+    if (status.IsNotFound()) return std::optional<std::string>();
+    if (!status.ok()) return failure("read of", key, status.ToString());
+    if (value.size() != size) return failure("read of", key, fmt::format("{} bytes, not {}: corrupt", value.size(), size));
+    return std::optional<std::string>(std::move(value));
   }
 
-  // The index value of a job, staged writes included. The last one read or written is kept: the
+  // The index value of a key, staged writes included. The last one read or written is kept: the
   // core reads an entry and then writes it, and the write needs the old slot (a second lookup).
-  const std::optional<std::string>& read_index(std::string_view job_id) {
-    if (!last_ || last_->first != job_id) last_.emplace(std::string(job_id), read(index_key(job_id)));
-    return last_->second;
+  // A failed read is not kept.
+  Result<const std::optional<std::string>*> read_index(std::string_view key) {
+    if (last_ && last_->first == key) return &last_->second;
+    std::string value;
+    const auto status = batch_.GetFromBatchAndDB(db_, rocksdb::ReadOptions(), handle_, index_key(key), &value);
+    if (status.IsNotFound()) {
+      remember(key, std::nullopt);
+    } else if (status.ok()) {
+      remember(key, std::move(value));
+    } else {
+      last_.reset();
+      return failure("read of", key, status.ToString());
+    }
+    return &last_->second;
   }
 
-  void remember(std::string_view job_id, std::optional<std::string> framed) {
-    last_.emplace(std::string(job_id), std::move(framed));
-  }
+  void remember(std::string_view key, std::optional<std::string> framed) { last_.emplace(std::string(key), std::move(framed)); }
 
-  void remove_slot(std::string_view job_id) {
-    const auto& framed = read_index(job_id);
-    if (!framed) return;
+  Status remove_slot(std::string_view key) {
+    auto read = read_index(key);
+    if (!read) return read.error();
+    const std::optional<std::string>& framed = **read;
+    if (!framed) return Status::success();
     auto parsed = parse_index_value(*framed);
-    if (!parsed || !parsed->slot) return;
-    const BucketKey key{bucket_of(parsed->slot->due_ms, bucket_width_), parsed->slot->priority, parsed->slot->due_ms,
-                        std::string(job_id)};
-    (void)batch_.Delete(handle_, bucket_db_key(key));
+    if (!parsed) return failure("read of", key, parsed.error().message());
+    if (!parsed->slot) return Status::success();
+    const BucketKey bucket_key{bucket_of(parsed->slot->due, bucket_width_), parsed->slot->priority, parsed->slot->due,
+                               std::string(key)};
+    (void)batch_.Delete(handle_, bucket_db_key(bucket_key));
     --count_;
+    return Status::success();
   }
 
   // The first 9 bytes of a bucket key: bucket and priority rank.
@@ -325,27 +378,9 @@ class RocksDbDelayStore::Partition final : public PartitionState {
     low_bucket_ = bucket;
   }
 
-  void load_metadata() {
-    std::string value;
-    checkpoint_.reset();
-    if (db_->Get(rocksdb::ReadOptions(), handle_, kCheckpointKey, &value).ok() && value.size() == 16) {
-      checkpoint_ = Checkpoint{static_cast<std::int64_t>(read_big_endian(value)),
-                               static_cast<std::int64_t>(read_big_endian(std::string_view(value).substr(8)))};
-    }
-    low_bucket_ = 0;
-    if (db_->Get(rocksdb::ReadOptions(), handle_, kLowBucketKey, &value).ok() && value.size() == 8) {
-      low_bucket_ = static_cast<std::int64_t>(read_big_endian(value));
-    }
-    count_ = 0;
-    if (db_->Get(rocksdb::ReadOptions(), handle_, kCountKey, &value).ok() && value.size() == 8) {
-      count_ = static_cast<std::int64_t>(read_big_endian(value));
-    }
-    committed_count_ = count_;
-    committed_low_bucket_ = low_bucket_;
-  }
-
   rocksdb::DB* db_;
   rocksdb::ColumnFamilyHandle* handle_;
+  Partition partition_;
   Millis bucket_width_;
   bool* write_failed_;  // the store's flag
   rocksdb::WriteBatchWithIndex batch_;
@@ -353,13 +388,13 @@ class RocksDbDelayStore::Partition final : public PartitionState {
   std::int64_t low_bucket_ = 0;
   std::int64_t committed_low_bucket_ = 0;
   std::int64_t count_ = 0;
-  std::int64_t next_due_hint_ = std::numeric_limits<std::int64_t>::min();
+  Instant next_due_hint_ = Instant::min();
   std::int64_t committed_count_ = 0;
   // Run (bucket + priority rank) -> the key a scan of it starts at: no live key of the run lies
   // before it. Empty: the run has no live key. Kept in memory only; a put before it moves it back,
   // a discarded batch (whose erases come back) clears them all.
   std::map<std::string, std::string> cursors_;
-  // The last index value read or written (job id -> framed value, nullopt: absent).
+  // The last index value read or written (key -> framed value, nullopt: absent).
   std::optional<std::pair<std::string, std::optional<std::string>>> last_;
   static constexpr int kPriorityRanks = 10;
   static constexpr std::size_t kRunBytes = 9;
@@ -396,6 +431,10 @@ Result<std::unique_ptr<RocksDbDelayStore>> RocksDbDelayStore::open_db(const Rock
   db_options.max_background_jobs = 2;
   db_options.allow_concurrent_memtable_write = false;  // one writer; insert hints need this
   db_options.keep_log_file_num = 3;
+  if (options.file_system) {
+    store->env_ = rocksdb::NewCompositeEnv(options.file_system);
+    db_options.env = store->env_.get();
+  }
 
   if (auto room = check_free_space(options.path); !room) return room.error();
 
@@ -421,7 +460,9 @@ RocksDbDelayStore::~RocksDbDelayStore() {
     // again while closing and, built with assertions as Debian's is, aborts. The process is
     // exiting with the write's error: leave the DB unclosed. Every acknowledged batch is in the
     // WAL already (the next open recovers it), and the store is rebuilt from the changelog anyway.
+    // Its Env stays too: the DB still refers to it.
     (void)db_.release();
+    (void)env_.release();
     return;
   }
   if (db_) {
@@ -430,7 +471,7 @@ RocksDbDelayStore::~RocksDbDelayStore() {
   }
 }
 
-Result<PartitionState*> RocksDbDelayStore::open(std::int32_t partition) {
+Result<PartitionState*> RocksDbDelayStore::open(Partition partition) {
   if (auto found = partitions_.find(partition); found != partitions_.end())
     return static_cast<PartitionState*>(found->second.get());
   const auto name = cf_name(partition);
@@ -441,13 +482,14 @@ Result<PartitionState*> RocksDbDelayStore::open(std::int32_t partition) {
     if (!status.ok()) return to_error(status, fmt::format("create column family {}", name));
     handle = handles_.emplace(name, created).first;
   }
-  auto state = std::make_unique<Partition>(db_.get(), handle->second, options_.bucket_width, &write_failed_);
+  auto state = std::make_unique<ColumnFamilyState>(db_.get(), handle->second, partition, options_.bucket_width, &write_failed_);
+  if (auto loaded = state->load_metadata(); !loaded) return loaded.error();
   auto* raw = state.get();
   partitions_[partition] = std::move(state);
   return static_cast<PartitionState*>(raw);
 }
 
-void RocksDbDelayStore::close(std::int32_t partition) {
+void RocksDbDelayStore::close(Partition partition) {
   partitions_.erase(partition);
 }
 

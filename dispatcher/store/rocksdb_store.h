@@ -1,10 +1,13 @@
 // RocksDB-backed DelayStore: one DB per process, one column family per jobs partition, a shared
 // block cache and WriteBufferManager so memory stays bounded whatever the number of pending jobs.
 // Staged writes live in a WriteBatchWithIndex per partition (reads see them); commit() writes the
-// batch and the checkpoint atomically. Single-threaded: the dispatcher loop owns it.
+// batch and the checkpoint atomically. Every rocksdb::Status becomes an Error here, naming the
+// partition, the key and the cause. Single-threaded: the dispatcher loop owns it.
 #pragma once
 
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
 #include <rocksdb/utilities/write_batch_with_index.h>
 #include <rocksdb/write_buffer_manager.h>
 
@@ -22,6 +25,8 @@ struct RocksDbOptions {
   std::size_t block_cache_bytes = 64U << 20U;
   std::size_t write_buffer_bytes = 64U << 20U;
   Millis bucket_width{1000};
+  // The file system RocksDB works through; null: the default one. Tests inject faults with it.
+  std::shared_ptr<rocksdb::FileSystem> file_system;
 };
 
 class RocksDbDelayStore final : public DelayStore {
@@ -31,21 +36,22 @@ class RocksDbDelayStore final : public DelayStore {
   RocksDbDelayStore(const RocksDbDelayStore&) = delete;
   RocksDbDelayStore& operator=(const RocksDbDelayStore&) = delete;
 
-  Result<PartitionState*> open(std::int32_t partition) override;
-  void close(std::int32_t partition) override;
+  Result<PartitionState*> open(Partition partition) override;
+  void close(Partition partition) override;
 
-  class Partition;
+  class ColumnFamilyState;
 
  private:
   RocksDbDelayStore() = default;
 
   RocksDbOptions options_;
+  std::unique_ptr<rocksdb::Env> env_;  // over options_.file_system; outlives db_
   std::shared_ptr<rocksdb::Cache> cache_;
   std::shared_ptr<rocksdb::WriteBufferManager> write_buffers_;
   rocksdb::ColumnFamilyOptions cf_options_;
   std::unique_ptr<rocksdb::DB> db_;
   std::map<std::string, rocksdb::ColumnFamilyHandle*> handles_;  // by column family name
-  std::map<std::int32_t, std::unique_ptr<Partition>> partitions_;
+  std::map<Partition, std::unique_ptr<ColumnFamilyState>> partitions_;
   bool write_failed_ = false;  // a write failed: the DB is left unclosed at destruction
 };
 

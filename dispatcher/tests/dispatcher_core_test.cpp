@@ -1,7 +1,9 @@
 #include "core/dispatcher_core.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <limits>
+#include <set>
 
 #include "kcron/codec.h"
 #include "kcron/routing.h"
@@ -28,23 +30,36 @@ struct Harness {
   std::vector<OutRecord> out;
   std::int64_t offset = 0;
 
-  std::int32_t partition_of(const std::string& job_id) const {
-    return partition_for_key(routing_key_for_job(job_id), settings.jobs_partitions).value();
+  Partition partition_of(const std::string& job_id) const {
+    return partition_for_key(routing_key_for_job(job_id), settings.jobs_partitions);
   }
-  PartitionState& state(std::int32_t partition) { return **store.open(partition); }
+  PartitionState& state(Partition partition) { return **store.open(partition); }
 
   // Applies a JSON command as if consumed from the job's own partition (or `partition`).
-  void apply(const std::string& json, const std::string& key, std::optional<std::int32_t> partition = std::nullopt,
+  void apply(const std::string& json, const std::string& key, std::optional<Partition> partition = std::nullopt,
              std::optional<std::int64_t> timestamp = std::nullopt) {
-    const std::int32_t target = partition.value_or(key.empty() ? 0 : partition_for_key(key, settings.jobs_partitions).value());
-    InputRecord record{target, offset++, key, json, "", "", timestamp.value_or(to_epoch_ms(clock.now()))};
-    core.apply(state(target), record, out);
+    const Partition target = partition.value_or(key.empty() ? Partition(0) : partition_for_key(key, settings.jobs_partitions));
+    InputRecord record{target, offset++, key, json, "", "", timestamp ? instant_from_ms(*timestamp) : clock.now()};
+    REQUIRE(core.apply(state(target), record, out).ok());
   }
   void submit(const std::string& json, const std::string& job_id) { apply(json, std::string(routing_key_for_job(job_id))); }
 
   std::size_t fire(const std::string& job_id, std::size_t limit = 1000) {
     const auto partition = partition_of(job_id);
-    return core.fire_due(state(partition), partition, limit, out);
+    auto fired = core.fire_due(state(partition), partition, limit, out);
+    REQUIRE(fired.ok());
+    return *fired;
+  }
+  bool fail_due(const std::string& job_id, std::string_view reason) {
+    const auto partition = partition_of(job_id);
+    auto failed = core.fail_due(state(partition), partition, JobId(job_id), reason, out);
+    REQUIRE(failed.ok());
+    return *failed;
+  }
+  bool stored(const std::string& key) {
+    auto value = state(partition_of(key)).get(key);
+    REQUIRE(value.ok());
+    return value->has_value();
   }
 
   std::vector<OutRecord> take(std::string_view topic_part) {
@@ -82,7 +97,7 @@ TEST_CASE("a job due now fires at once to its queue's band and never enters the 
   CHECK(execution.due_ms() == kStart);
   const auto changelog = harness.take("dispatcher-changelog");
   REQUIRE(changelog.size() == 1);
-  CHECK(changelog[0].partition == harness.partition_of("now-1"));
+  CHECK(changelog[0].partition == harness.partition_of("now-1").value());
   const auto status = harness.take("kcron.status");
   REQUIRE(status.size() == 1);
   v1::StatusRecord record;
@@ -206,15 +221,15 @@ TEST_CASE("a record on a partition other than murmur2(key) is forwarded untouche
   Harness harness;
   const std::string key = "fwd";
   const auto owner = harness.partition_of(key);
-  const auto wrong = (owner + 1) % 12;
+  const Partition wrong((owner.value() + 1) % 12);
   harness.apply(R"({"id":"fwd","noop":{}})", key, wrong, kStart - 500);
   const auto forwarded = harness.take("kcron.jobs");
   REQUIRE(forwarded.size() == 1);
-  CHECK(forwarded[0].partition == owner);
+  CHECK(forwarded[0].partition == owner.value());
   CHECK(forwarded[0].value == R"({"id":"fwd","noop":{}})");
   CHECK(forwarded[0].timestamp_ms == kStart - 500);
   CHECK(harness.exec_ids().empty());
-  CHECK_FALSE(harness.state(wrong).get("fwd").has_value());
+  CHECK_FALSE(harness.state(wrong).get("fwd")->has_value());
 }
 
 TEST_CASE("an unkeyed record routes by its job id") {
@@ -289,7 +304,7 @@ TEST_CASE("unknown enum numbers in a binary job's schedule_run are REJECTED, not
 TEST_CASE("a record whose key and value together exceed the limit is REJECTED, not forwarded past a producer's limit") {
   Harness harness;
   const std::string key(150'000, 'k');
-  const auto wrong = (harness.partition_of(key) + 1) % 12;
+  const Partition wrong((harness.partition_of(key).value() + 1) % 12);
   harness.apply(std::string(870'000, 'v'), key, wrong);
   CHECK(harness.take("kcron.jobs").empty());
   const auto letters = harness.take("dead-letters");
@@ -310,11 +325,11 @@ TEST_CASE("replaying the changelog into an empty store rebuilds the same pending
 
   MemoryPartitionState restored(harness.settings.bucket_width);
   for (const auto& record : harness.take("dispatcher-changelog")) {
-    DispatcherCore::restore(restored, record.key, record.value, record.tombstone);
+    REQUIRE(DispatcherCore::restore(restored, record.key, record.value, record.tombstone).ok());
   }
   harness.clock.advance(Millis(10'000));
   std::vector<OutRecord> out;
-  harness.core.fire_due(restored, harness.partition_of("r"), 100, out);
+  REQUIRE(harness.core.fire_due(restored, harness.partition_of("r"), 100, out).ok());
   std::vector<std::string> fired;
   for (const auto& record : out) {
     if (record.topic.find(".exec.") != std::string::npos) fired.push_back(record.key);
@@ -364,7 +379,7 @@ TEST_CASE("a fired id is remembered for the dedupe retention, then forgotten wit
   const auto changelog = harness.take("dispatcher-changelog");
   REQUIRE(changelog.size() == 1);
   CHECK(changelog[0].tombstone);
-  CHECK_FALSE(harness.state(harness.partition_of("old")).get("old").has_value());
+  CHECK_FALSE(harness.stored("old"));
 }
 
 namespace {
@@ -512,11 +527,10 @@ TEST_CASE("a due job whose execution record the broker refuses is DEAD instead, 
   Harness harness;
   harness.submit(R"({"id":"big","delay":"1s","noop":{}})", "big");
   harness.out.clear();
-  const auto partition = harness.partition_of("big");
-  CHECK_FALSE(harness.core.fail_due(harness.state(partition), partition, "big", "Broker: Message size too large", harness.out));
+  CHECK_FALSE(harness.fail_due("big", "Broker: Message size too large"));
   harness.clock.advance(Millis(1'000));
-  CHECK_FALSE(harness.core.fail_due(harness.state(partition), partition, "other", "Broker: Message size too large", harness.out));
-  REQUIRE(harness.core.fail_due(harness.state(partition), partition, "big", "Broker: Message size too large", harness.out));
+  CHECK_FALSE(harness.fail_due("other", "Broker: Message size too large"));
+  REQUIRE(harness.fail_due("big", "Broker: Message size too large"));
   CHECK(harness.take(".exec.").empty());
   const auto letters = harness.take("dead-letters");
   REQUIRE(letters.size() == 1);
@@ -544,16 +558,170 @@ TEST_CASE("a consumed record whose outputs the broker refuses is REJECTED with t
   const std::string key(routing_key_for_job("refused"));
   const auto partition = harness.partition_of("refused");
   const std::string value = R"({"id":"refused","noop":{}})";
-  InputRecord record{partition, 42, key, value, "", "", kStart};
+  InputRecord record{partition, 42, key, value, "", "", instant_from_ms(kStart)};
   harness.core.reject_unpublishable(record, "Broker: Message size too large", harness.out);
   const auto letters = harness.take("dead-letters");
   REQUIRE(letters.size() == 1);
   CHECK(harness.out.empty());  // no exec record, no changelog, no status
   const auto letter = dead_letter(letters[0]);
   CHECK(letter.state() == v1::REJECTED);
-  CHECK(letter.source_partition() == partition);
+  CHECK(letter.source_partition() == partition.value());
   CHECK(letter.source_offset() == 42);
   CHECK_THAT(letter.reason(), Catch::Contains("outputs could not be published: Broker: Message size too large"));
   CHECK(harness.core.counts().rejected == 1);
   CHECK(harness.core.counts().unpublishable == 1);
+}
+
+namespace {
+
+// A partition state whose reads of chosen keys, or whose bucket scans, fail as a failing disk's
+// would; otherwise the in-memory store.
+class FailingState final : public PartitionState {
+ public:
+  explicit FailingState(Millis bucket_width) : inner_(bucket_width) {}
+
+  std::set<std::string, std::less<>> unreadable;
+  bool scan_fails = false;
+
+  Result<std::optional<std::string>> get(std::string_view key) override {
+    if (unreadable.contains(key)) return failure(key);
+    return inner_.get(key);
+  }
+  Status put(std::string_view key, std::string_view value, std::optional<Slot> slot) override {
+    if (unreadable.contains(key)) return failure(key);  // the old slot cannot be read
+    return inner_.put(key, value, slot);
+  }
+  Status erase(std::string_view key) override {
+    if (unreadable.contains(key)) return failure(key);
+    return inner_.erase(key);
+  }
+  Result<std::vector<DueEntry>> due(Instant now, std::size_t limit) override {
+    if (scan_fails) return Error("injected: bucket scan failed");
+    return inner_.due(now, limit);
+  }
+  Instant next_due_hint() const override { return inner_.next_due_hint(); }
+  std::int64_t slotted_count() const override { return inner_.slotted_count(); }
+  Status commit(const Checkpoint& checkpoint) override { return inner_.commit(checkpoint); }
+  void discard() override { inner_.discard(); }
+  std::optional<Checkpoint> checkpoint() const override { return inner_.checkpoint(); }
+  Status wipe() override { return inner_.wipe(); }
+
+ private:
+  static Error failure(std::string_view key) { return make_error("injected: read of '{}' failed", key); }
+  MemoryPartitionState inner_;
+};
+
+// A consumed record of `json` for `job_id`, on the job's own partition, kept alive with its bytes.
+struct Consumed {
+  Consumed(const Harness& harness, std::string json_in, const std::string& job_id)
+      : json(std::move(json_in)), key(routing_key_for_job(job_id)), record{harness.partition_of(job_id), 7, key, json, "", "",
+                                                                           harness.clock.now()} {}
+  std::string json;
+  std::string key;
+  InputRecord record;
+};
+
+// `job_id` accepted into `state` with a delay of 1 s, and the clock moved to its due instant.
+void submit_due_job(Harness& harness, FailingState& state, const std::string& job_id) {
+  const Consumed submit(harness, fmt::format(R"({{"id":"{}","delay":"1s","noop":{{}}}})", job_id), job_id);
+  REQUIRE(harness.core.apply(state, submit.record, harness.out).ok());
+  harness.out.clear();
+  harness.clock.advance(Millis(1'000));
+}
+
+std::size_t count_on(const std::vector<OutRecord>& out, std::string_view topic_part) {
+  return static_cast<std::size_t>(std::count_if(
+      out.begin(), out.end(), [&](const OutRecord& record) { return record.topic.find(topic_part) != std::string::npos; }));
+}
+
+}  // namespace
+
+TEST_CASE("a submit whose dedupe read fails decides nothing and returns the error, so a known job cannot fire twice") {
+  Harness harness;
+  FailingState state(harness.settings.bucket_width);
+  const Consumed submit(harness, R"({"id":"once","noop":{}})", "once");
+  REQUIRE(harness.core.apply(state, submit.record, harness.out).ok());
+  REQUIRE(count_on(harness.out, ".exec.") == 1);
+  harness.out.clear();
+
+  state.unreadable.insert("once");
+  const auto applied = harness.core.apply(state, submit.record, harness.out);
+  REQUIRE_FALSE(applied.ok());
+  CHECK_THAT(applied.error().message(), Catch::Contains("injected: read of 'once' failed") && Catch::Contains("@7"));
+  CHECK(harness.out.empty());  // no exec record, no status, no changelog
+  CHECK(harness.core.counts().accepted == 1);
+  CHECK(harness.core.counts().duplicates == 0);
+}
+
+TEST_CASE("a stored entry that does not parse is an error naming it, not an absent entry") {
+  Harness harness;
+  const auto partition = harness.partition_of("garbled");
+  REQUIRE(harness.state(partition)
+              .put("garbled",
+                   std::string("\x0a\x05"
+                               "ab",
+                               4),
+                   std::nullopt)
+              .ok());
+  const Consumed submit(harness, R"({"id":"garbled","noop":{}})", "garbled");
+  const auto applied = harness.core.apply(harness.state(partition), submit.record, harness.out);
+  REQUIRE_FALSE(applied.ok());
+  CHECK_THAT(applied.error().message(), Catch::Contains("\"garbled\"") && Catch::Contains("does not parse"));
+  CHECK(harness.out.empty());
+}
+
+TEST_CASE("a cancel whose read fails leaves no marker and returns the error") {
+  Harness harness;
+  FailingState state(harness.settings.bucket_width);
+  state.unreadable.insert("c");
+  const Consumed cancel(harness, R"({"cancel":{"job_id":"c"}})", "c");
+  REQUIRE_FALSE(harness.core.apply(state, cancel.record, harness.out).ok());
+  CHECK(harness.out.empty());
+  state.unreadable.clear();
+  CHECK_FALSE(state.get("c")->has_value());
+}
+
+TEST_CASE("a due job whose entry cannot be read is not fired, and fire_due returns the error") {
+  Harness harness;
+  FailingState state(harness.settings.bucket_width);
+  submit_due_job(harness, state, "later");
+  state.unreadable.insert("later");
+  const auto fired = harness.core.fire_due(state, harness.partition_of("later"), 100, harness.out);
+  REQUIRE_FALSE(fired.ok());
+  CHECK_THAT(fired.error().message(), Catch::Contains("injected: read of 'later' failed"));
+  CHECK(count_on(harness.out, ".exec.") == 0);
+  CHECK(harness.core.counts().fired == 0);
+
+  state.unreadable.clear();
+  state.scan_fails = true;
+  const auto scanned = harness.core.fire_due(state, harness.partition_of("later"), 100, harness.out);
+  REQUIRE_FALSE(scanned.ok());
+  CHECK_THAT(scanned.error().message(), Catch::Contains("bucket scan failed"));
+  CHECK(harness.out.empty());
+}
+
+TEST_CASE("giving up on a due job whose entry cannot be read returns the error and writes no dead letter") {
+  Harness harness;
+  FailingState state(harness.settings.bucket_width);
+  submit_due_job(harness, state, "big");
+  state.unreadable.insert("big");
+  const auto failed = harness.core.fail_due(state, harness.partition_of("big"), JobId("big"), "too large", harness.out);
+  REQUIRE_FALSE(failed.ok());
+  CHECK(harness.out.empty());
+}
+
+TEST_CASE("a changelog value that does not parse fails the restore and deletes nothing") {
+  Harness harness;
+  MemoryPartitionState state(harness.settings.bucket_width);
+  REQUIRE(DispatcherCore::restore(state, "kept", encode(v1::DispatcherEntry()), false).ok());
+  const auto restored = DispatcherCore::restore(state, "kept",
+                                                std::string("\x0a\x05"
+                                                            "ab",
+                                                            4),
+                                                false);
+  REQUIRE_FALSE(restored.ok());
+  CHECK_THAT(restored.error().message(), Catch::Contains("\"kept\"") && Catch::Contains("does not parse"));
+  CHECK(state.get("kept")->has_value());
+  REQUIRE(DispatcherCore::restore(state, "kept", "", true).ok());  // a tombstone deletes
+  CHECK_FALSE(state.get("kept")->has_value());
 }

@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 
 #include <catch2/catch.hpp>
-#include <limits>
 
 #include "core/delay_store.h"
 
@@ -12,104 +11,130 @@ namespace kcron::dispatcher::testing {
 
 inline std::vector<std::string> ids(const std::vector<DueEntry>& entries) {
   std::vector<std::string> out;
-  for (const auto& entry : entries) out.push_back(entry.job_id);
+  for (const auto& entry : entries) out.push_back(entry.job_id.value());
   return out;
 }
 
+inline Slot slot(std::int64_t due_ms, std::uint32_t priority) {
+  return Slot{instant_from_ms(due_ms), priority};
+}
+
+// The port's calls for a store whose reads cannot fail here: a failure fails the test.
+inline std::optional<std::string> value_of(PartitionState& state, std::string_view key) {
+  auto value = state.get(key);
+  REQUIRE(value.ok());
+  return *value;
+}
+inline void put(PartitionState& state, std::string_view key, std::string_view value, std::optional<Slot> slot) {
+  REQUIRE(state.put(key, value, slot).ok());
+}
+inline void erase(PartitionState& state, std::string_view key) {
+  REQUIRE(state.erase(key).ok());
+}
+inline std::vector<std::string> due_ids(PartitionState& state, std::int64_t now_ms, std::size_t limit) {
+  auto due = state.due(instant_from_ms(now_ms), limit);
+  REQUIRE(due.ok());
+  return ids(*due);
+}
+inline Checkpoint checkpoint_at(std::int64_t changelog_offset) {
+  return Checkpoint{changelog_offset, instant_from_ms(1)};
+}
+
 inline void check_store_contract(DelayStore& store) {
-  auto opened = store.open(3);
+  auto opened = store.open(Partition(3));
   REQUIRE(opened.ok());
   PartitionState& state = **opened;
 
   SECTION("staged writes are visible at once and durable only after commit") {
-    state.put("a", "value-a", Slot{5'000, 5});
-    CHECK(state.get("a") == std::optional<std::string>("value-a"));
+    put(state, "a", "value-a", slot(5'000, 5));
+    CHECK(value_of(state, "a") == std::optional<std::string>("value-a"));
     state.discard();
-    CHECK_FALSE(state.get("a").has_value());
-    state.put("a", "value-a", Slot{5'000, 5});
-    REQUIRE(state.commit(Checkpoint{17, 1}).ok());
+    CHECK_FALSE(value_of(state, "a").has_value());
+    put(state, "a", "value-a", slot(5'000, 5));
+    REQUIRE(state.commit(Checkpoint{17, instant_from_ms(1'790'000'000'123)}).ok());
     state.discard();
-    CHECK(state.get("a") == std::optional<std::string>("value-a"));
+    CHECK(value_of(state, "a") == std::optional<std::string>("value-a"));
     REQUIRE(state.checkpoint().has_value());
     CHECK(state.checkpoint()->changelog_offset == 17);
+    CHECK(state.checkpoint()->written == instant_from_ms(1'790'000'000'123));
   }
 
   SECTION("due entries come in bucket order, higher priority first inside a bucket, and not before their instant") {
-    state.put("low", "", Slot{1'100, 1});
-    state.put("high", "", Slot{1'900, 9});
-    state.put("older-bucket", "", Slot{900, 0});
-    state.put("later-in-current", "", Slot{1'950, 9});
-    state.put("next-bucket", "", Slot{2'000, 9});
-    CHECK(ids(state.due(1'900, 100)) == std::vector<std::string>{"older-bucket", "high", "low"});
-    CHECK(ids(state.due(899, 100)).empty());
-    CHECK(ids(state.due(2'000, 2)) == std::vector<std::string>{"older-bucket", "high"});
+    put(state, "low", "", slot(1'100, 1));
+    put(state, "high", "", slot(1'900, 9));
+    put(state, "older-bucket", "", slot(900, 0));
+    put(state, "later-in-current", "", slot(1'950, 9));
+    put(state, "next-bucket", "", slot(2'000, 9));
+    CHECK(due_ids(state, 1'900, 100) == std::vector<std::string>{"older-bucket", "high", "low"});
+    CHECK(due_ids(state, 899, 100).empty());
+    CHECK(due_ids(state, 2'000, 2) == std::vector<std::string>{"older-bucket", "high"});
     CHECK(state.slotted_count() == 5);
   }
 
   SECTION("the next-due hint says when to look again: the earliest entry not yet due, a put, or now at the limit") {
-    CHECK(state.next_due_hint() == std::numeric_limits<std::int64_t>::min());  // nothing scanned yet: look now
-    state.put("soon", "", Slot{1'400, 5});
-    state.put("later", "", Slot{1'700, 9});
-    state.put("due", "", Slot{1'100, 1});
-    CHECK(ids(state.due(1'200, 100)) == std::vector<std::string>{"due"});
-    CHECK(state.next_due_hint() == 1'400);
-    state.put("sooner", "", Slot{1'300, 0});  // a put lowers it
-    CHECK(state.next_due_hint() == 1'300);
-    state.erase("due");
-    state.erase("soon");
-    state.erase("sooner");
-    state.erase("later");
-    CHECK(ids(state.due(1'200, 100)).empty());
-    CHECK(state.next_due_hint() == 2'000);  // nothing in the current bucket: the next one's start
-    state.put("a", "", Slot{1'000, 5});
-    state.put("b", "", Slot{1'000, 5});
-    CHECK(ids(state.due(1'200, 1)).size() == 1);
-    CHECK(state.next_due_hint() == 1'200);  // stopped at its limit: more is due now
+    CHECK(state.next_due_hint() == Instant::min());  // nothing scanned yet: look now
+    put(state, "soon", "", slot(1'400, 5));
+    put(state, "later", "", slot(1'700, 9));
+    put(state, "due", "", slot(1'100, 1));
+    CHECK(due_ids(state, 1'200, 100) == std::vector<std::string>{"due"});
+    CHECK(state.next_due_hint() == instant_from_ms(1'400));
+    put(state, "sooner", "", slot(1'300, 0));  // a put lowers it
+    CHECK(state.next_due_hint() == instant_from_ms(1'300));
+    erase(state, "due");
+    erase(state, "soon");
+    erase(state, "sooner");
+    erase(state, "later");
+    CHECK(due_ids(state, 1'200, 100).empty());
+    CHECK(state.next_due_hint() == instant_from_ms(2'000));  // nothing in the current bucket: the next one's start
+    put(state, "a", "", slot(1'000, 5));
+    put(state, "b", "", slot(1'000, 5));
+    CHECK(due_ids(state, 1'200, 1).size() == 1);
+    CHECK(state.next_due_hint() == instant_from_ms(1'200));  // stopped at its limit: more is due now
     state.discard();
-    CHECK(state.next_due_hint() == std::numeric_limits<std::int64_t>::min());
+    CHECK(state.next_due_hint() == Instant::min());
   }
 
   SECTION("a put replaces the previous slot and erase removes it") {
-    state.put("job", "v1", Slot{1'000, 5});
-    state.put("job", "v2", Slot{3'000, 5});
-    CHECK(ids(state.due(2'000, 10)).empty());
-    CHECK(ids(state.due(3'000, 10)) == std::vector<std::string>{"job"});
-    state.put("job", "v3", std::nullopt);
-    CHECK(ids(state.due(10'000, 10)).empty());
-    CHECK(state.get("job") == std::optional<std::string>("v3"));
-    state.erase("job");
-    CHECK_FALSE(state.get("job").has_value());
+    put(state, "job", "v1", slot(1'000, 5));
+    put(state, "job", "v2", slot(3'000, 5));
+    CHECK(due_ids(state, 2'000, 10).empty());
+    CHECK(due_ids(state, 3'000, 10) == std::vector<std::string>{"job"});
+    put(state, "job", "v3", std::nullopt);
+    CHECK(due_ids(state, 10'000, 10).empty());
+    CHECK(value_of(state, "job") == std::optional<std::string>("v3"));
+    erase(state, "job");
+    CHECK_FALSE(value_of(state, "job").has_value());
     CHECK(state.slotted_count() == 0);
   }
 
   SECTION("fired entries are skipped, and whatever comes back or arrives late is found again") {
     // A run (one bucket and priority) fired in steps, as the dispatcher does batch by batch.
-    for (int index = 0; index < 6; ++index) state.put(fmt::format("j{}", index), "", Slot{1'000 + index * 10, 5});
-    state.put("later", "", Slot{1'500, 5});
-    REQUIRE(state.commit(Checkpoint{1, 1}).ok());
-    CHECK(ids(state.due(1'020, 10)) == std::vector<std::string>{"j0", "j1", "j2"});
-    for (const auto* id : {"j0", "j1", "j2"}) state.erase(id);
-    REQUIRE(state.commit(Checkpoint{2, 1}).ok());
-    CHECK(ids(state.due(1'040, 2)) == std::vector<std::string>{"j3", "j4"});  // at the limit
-    state.erase("j3");
-    state.erase("j4");
-    CHECK(ids(state.due(1'040, 10)).empty());
+    for (int index = 0; index < 6; ++index) put(state, fmt::format("j{}", index), "", slot(1'000 + index * 10, 5));
+    put(state, "later", "", slot(1'500, 5));
+    REQUIRE(state.commit(checkpoint_at(1)).ok());
+    CHECK(due_ids(state, 1'020, 10) == std::vector<std::string>{"j0", "j1", "j2"});
+    for (const auto* id : {"j0", "j1", "j2"}) erase(state, id);
+    REQUIRE(state.commit(checkpoint_at(2)).ok());
+    CHECK(due_ids(state, 1'040, 2) == std::vector<std::string>{"j3", "j4"});  // at the limit
+    erase(state, "j3");
+    erase(state, "j4");
+    CHECK(due_ids(state, 1'040, 10).empty());
     // The batch is dropped: what it erased is live and due again.
     state.discard();
-    CHECK(ids(state.due(1'040, 10)) == std::vector<std::string>{"j3", "j4"});
-    state.erase("j3");
-    state.erase("j4");
-    REQUIRE(state.commit(Checkpoint{3, 1}).ok());
+    CHECK(due_ids(state, 1'040, 10) == std::vector<std::string>{"j3", "j4"});
+    erase(state, "j3");
+    erase(state, "j4");
+    REQUIRE(state.commit(checkpoint_at(3)).ok());
     // A late job due before everything left in the run is still found.
-    state.put("late", "", Slot{1'001, 5});
-    CHECK(ids(state.due(1'060, 10)) == std::vector<std::string>{"late", "j5"});
-    state.erase("late");
-    state.erase("j5");
-    CHECK(ids(state.due(1'400, 10)).empty());
-    CHECK(state.next_due_hint() == 1'500);
+    put(state, "late", "", slot(1'001, 5));
+    CHECK(due_ids(state, 1'060, 10) == std::vector<std::string>{"late", "j5"});
+    erase(state, "late");
+    erase(state, "j5");
+    CHECK(due_ids(state, 1'400, 10).empty());
+    CHECK(state.next_due_hint() == instant_from_ms(1'500));
     // A run emptied out takes new entries again.
-    state.put("again", "", Slot{1'300, 5});
-    CHECK(ids(state.due(1'600, 10)) == std::vector<std::string>{"again", "later"});
+    put(state, "again", "", slot(1'300, 5));
+    CHECK(due_ids(state, 1'600, 10) == std::vector<std::string>{"again", "later"});
   }
 
   SECTION("a burst over several priorities drains completely, batch by batch, in priority order") {
@@ -117,41 +142,41 @@ inline void check_store_contract(DelayStore& store) {
     for (const std::uint32_t priority : {9U, 5U, 0U}) {
       for (int index = 0; index < 25; ++index) {
         const auto id = fmt::format("p{}-{:02}", priority, index);
-        state.put(id, "", Slot{1'000, priority});
+        put(state, id, "", slot(1'000, priority));
         expected.push_back(id);
       }
     }
-    REQUIRE(state.commit(Checkpoint{1, 1}).ok());
+    REQUIRE(state.commit(checkpoint_at(1)).ok());
     std::vector<std::string> fired;
     for (int batch = 0; batch < 20; ++batch) {
-      const auto due = ids(state.due(1'500, 10));
+      const auto due = due_ids(state, 1'500, 10);
       if (due.empty()) break;
       for (const auto& id : due) {
-        state.erase(id);
+        erase(state, id);
         fired.push_back(id);
       }
-      REQUIRE(state.commit(Checkpoint{2 + batch, 1}).ok());
+      REQUIRE(state.commit(checkpoint_at(2 + batch)).ok());
     }
     CHECK(fired == expected);
   }
 
   SECTION("entries at real epoch instants are found at once, across empty buckets") {
     constexpr std::int64_t kNow = 1'795'000'000'000;  // billions of empty buckets after bucket 0
-    state.put("soon", "", Slot{kNow + 200, 5});
-    state.put("hour", "", Slot{kNow + 3'600'000, 5});
-    CHECK(ids(state.due(kNow, 10)).empty());
-    CHECK(ids(state.due(kNow + 300, 10)) == std::vector<std::string>{"soon"});
-    state.erase("soon");
-    CHECK(ids(state.due(kNow + 3'600'000, 10)) == std::vector<std::string>{"hour"});
+    put(state, "soon", "", slot(kNow + 200, 5));
+    put(state, "hour", "", slot(kNow + 3'600'000, 5));
+    CHECK(due_ids(state, kNow, 10).empty());
+    CHECK(due_ids(state, kNow + 300, 10) == std::vector<std::string>{"soon"});
+    erase(state, "soon");
+    CHECK(due_ids(state, kNow + 3'600'000, 10) == std::vector<std::string>{"hour"});
   }
 
   SECTION("wipe forgets everything") {
-    state.put("job", "v", Slot{1'000, 5});
-    REQUIRE(state.commit(Checkpoint{3, 1}).ok());
+    put(state, "job", "v", slot(1'000, 5));
+    REQUIRE(state.commit(checkpoint_at(3)).ok());
     REQUIRE(state.wipe().ok());
-    CHECK_FALSE(state.get("job").has_value());
+    CHECK_FALSE(value_of(state, "job").has_value());
     CHECK_FALSE(state.checkpoint().has_value());
-    CHECK(ids(state.due(5'000, 10)).empty());
+    CHECK(due_ids(state, 5'000, 10).empty());
   }
 }
 

@@ -1,0 +1,63 @@
+// The records more than one kcron program writes about a job: its status (kcron.status, and
+// kcron.events when events are on) and its dead letter (kcron.dead-letters). Their keys, headers,
+// topics and size bounds are decided here once; the callers decide what they say. Pure: Protobuf
+// in, OutRecords out.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kcron.pb.h"
+#include "kcron/clock.h"
+#include "kcron/ids.h"
+#include "kcron/out_record.h"
+#include "kcron/topics.h"
+
+namespace kcron {
+
+// How much of an input a dead letter keeps (bytes); the rest is cut and `truncated` set.
+inline constexpr std::size_t kDeadLetterCopyBytes = 64'000;
+
+// A job's state as kcron.status (the latest per job) and kcron.events (every transition) carry it.
+struct JobStatus {
+  std::string_view job_id{};
+  v1::JobState state = v1::JOB_STATE_UNSPECIFIED;
+  std::uint32_t attempt = 0;
+  std::uint64_t sequence = 0;  // orders the writes of one attempt (see StatusRecord)
+  Instant at{};                // when the state was reached
+  std::string_view reason{};
+  std::string_view component{};  // who wrote it: "dispatcher", "worker", "cron-producer"
+  Instant due{};                 // the job's due instant; the epoch when it has none
+  std::string_view tenant{};
+};
+
+// Appends the status record keyed by the job id, with headers kcron-type "status", kcron-job-id,
+// content-type and kcron-status (the state's name): first to the events topic when `emit_events`,
+// then to the status topic.
+void append_status(const JobStatus& status, const TopicNames& names, bool emit_events, std::vector<OutRecord>& out);
+
+// A consumed record refused for what it is.
+struct RejectedInput {
+  std::string_view topic{};
+  Partition partition{};
+  std::int64_t offset = -1;
+  std::string_view key{};
+  std::string_view value{};
+};
+
+// Appends a REJECTED dead letter: the reason, at most `copy_bytes` of the input's value
+// (`truncated` when cut), where the input came from, when and by whom. Keyed by `job_id`, or when
+// that is empty by the input's key cut to kMaxJobIdBytes (a poison key may be huge). Returns the key.
+std::string append_rejected(const RejectedInput& input, std::string_view job_id, std::string_view reason, Instant at,
+                            std::string_view component, std::size_t copy_bytes, const TopicNames& names,
+                            std::vector<OutRecord>& out);
+
+// Appends a dead letter the caller filled in (a DEAD job, with its job and history), keyed by
+// `job_id`, with headers kcron-type "dead-letter", kcron-job-id, content-type and kcron-status.
+void append_dead_letter(const v1::DeadLetter& letter, std::string_view job_id, const TopicNames& names,
+                        std::vector<OutRecord>& out);
+
+}  // namespace kcron

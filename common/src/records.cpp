@@ -1,0 +1,54 @@
+#include "kcron/records.h"
+
+#include <algorithm>
+#include <string>
+
+#include "kcron/codec.h"
+
+namespace kcron {
+
+void append_status(const JobStatus& status, const TopicNames& names, bool emit_events, std::vector<OutRecord>& out) {
+  v1::StatusRecord record;
+  record.set_job_id(std::string(status.job_id));
+  record.set_state(status.state);
+  record.set_attempt(status.attempt);
+  record.set_sequence(status.sequence);
+  record.set_at_ms(to_epoch_ms(status.at));
+  record.set_reason(std::string(status.reason));
+  record.set_component(std::string(status.component));
+  record.set_due_ms(to_epoch_ms(status.due));
+  record.set_tenant(std::string(status.tenant));
+  auto headers = typed_headers("status", status.job_id);
+  headers.emplace_back(header::kStatus, state_name(status.state));
+  std::string value = encode(record);
+  if (emit_events) out.push_back({names.events(), -1, std::string(status.job_id), value, false, headers});
+  out.push_back({names.status(), -1, std::string(status.job_id), std::move(value), false, std::move(headers)});
+}
+
+std::string append_rejected(const RejectedInput& input, std::string_view job_id, std::string_view reason, Instant at,
+                            std::string_view component, std::size_t copy_bytes, const TopicNames& names,
+                            std::vector<OutRecord>& out) {
+  v1::DeadLetter letter;
+  letter.set_state(v1::REJECTED);
+  letter.set_reason(std::string(reason));
+  const auto kept = std::min(input.value.size(), copy_bytes);
+  letter.set_original(std::string(input.value.substr(0, kept)));
+  letter.set_truncated(kept < input.value.size());
+  letter.set_source_topic(std::string(input.topic));
+  letter.set_source_partition(input.partition.value());
+  letter.set_source_offset(input.offset);
+  letter.set_at_ms(to_epoch_ms(at));
+  letter.set_component(std::string(component));
+  std::string key(job_id.empty() ? input.key.substr(0, std::min(input.key.size(), kMaxJobIdBytes)) : job_id);
+  append_dead_letter(letter, key, names, out);
+  return key;
+}
+
+void append_dead_letter(const v1::DeadLetter& letter, std::string_view job_id, const TopicNames& names,
+                        std::vector<OutRecord>& out) {
+  auto headers = typed_headers("dead-letter", job_id);
+  headers.emplace_back(header::kStatus, state_name(letter.state()));
+  out.push_back({names.dead_letters(), -1, std::string(job_id), encode(letter), false, std::move(headers)});
+}
+
+}  // namespace kcron
