@@ -86,6 +86,6 @@ int main(int argc, char** argv) {
   kcron::Metrics metrics;
   kcron::HttpEndpoint http(config.get("http_address"), static_cast<int>(http_port), metrics);
   kcron::dispatcher::DispatcherCore core(settings, kcron::SystemClock::instance());
-  kcron::dispatcher::DispatcherLoop loop(loop_settings, core, **store, metrics, &http);
+  kcron::dispatcher::DispatcherLoop loop(loop_settings, core, **store, kcron::SystemClock::instance(), metrics, &http);
   return kcron::exit_code_for(loop.run());
 }

@@ -80,6 +80,23 @@ ErrorPtr with_retries(const TransactionOptions& options, std::string_view what, 
 
 }  // namespace
 
+LoopCounters::LoopCounters(Metrics& metrics, std::string_view component)
+    : committed(metrics.counter(fmt::format("kcron_transactions_committed_total{{component=\"{}\"}}", component),
+                                "Kafka transactions committed")),
+      aborted(metrics.counter(fmt::format("kcron_transactions_aborted_total{{component=\"{}\"}}", component),
+                              "Kafka transactions aborted (the batch is rewound and tried again)")),
+      recoveries(metrics.counter(fmt::format("kcron_recoveries_total{{component=\"{}\"}}", component),
+                                 "new producer and state rebuilt from Kafka after a fence or an unknown commit outcome")),
+      rejoins(metrics.counter(fmt::format("kcron_consumer_rejoins_total{{component=\"{}\"}}", component),
+                              "consumer recreated after its group membership was fenced or an assignment failed")),
+      rebalances(metrics.counter(fmt::format("kcron_rebalances_total{{component=\"{}\"}}", component),
+                                 "partition assignments received")) {}
+
+void LoopCounters::count(const TransactionResult& result) {
+  if (result.outcome == TransactionOutcome::kCommitted) committed.inc();
+  if (result.outcome == TransactionOutcome::kAborted) aborted.inc();
+}
+
 std::string_view outcome_name(TransactionOutcome outcome) {
   switch (outcome) {
     case TransactionOutcome::kCommitted:

@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "kcron/codec.h"
-#include "kcron/fault_points.h"
+#include "kcron/transaction.h"
 
 namespace kcron::cron {
 namespace {
@@ -25,14 +25,8 @@ CronLoop::CronLoop(CronLoopSettings settings, PlannerSettings planner_settings, 
       skipped_(metrics.counter("kcron_triggers_skipped_total", "missed schedule runs dropped by their misfire policy")),
       rejected_(metrics.counter("kcron_jobs_rejected_total{component=\"cron-producer\"}", "schedule records rejected")),
       cancelled_(metrics.counter("kcron_triggers_cancelled_total", "triggers emitted ahead, cancelled by a change")),
-      commits_(
-          metrics.counter("kcron_transactions_committed_total{component=\"cron-producer\"}", "Kafka transactions committed")),
-      aborts_(metrics.counter("kcron_transactions_aborted_total{component=\"cron-producer\"}", "Kafka transactions aborted")),
       schedules_(metrics.gauge("kcron_schedules", "schedules owned by this cron-producer")),
-      rebalances_(metrics.counter("kcron_rebalances_total{component=\"cron-producer\"}", "partition assignments received")),
-      rejoins_(metrics.counter("kcron_consumer_rejoins_total{component=\"cron-producer\"}",
-                               "consumer recreated after its group membership was fenced or an assignment failed")),
-      recoveries_(metrics.counter("kcron_rebuilds_total", "planner rebuilt from Kafka after an abort, fence or unknown outcome")),
+      counters_(metrics, "cron-producer"),
       lag_(metrics, "cron-producer") {}
 
 CronLoop::~CronLoop() {
@@ -78,8 +72,8 @@ bool CronLoop::spend_budget(const std::string& why, Status& refusal) {
 
 Status CronLoop::rejoin(const std::string& why) {
   if (Status refusal; !spend_budget(why, refusal)) return refusal;
-  spdlog::warn("event=consumer_rejoin reason=\"{}\" msg=\"recreating the consumer; the assignment reloads from Kafka\"", why);
-  rejoins_.inc();
+  spdlog::warn("event=rejoin reason=\"{}\" msg=\"recreating the consumer; the assignment reloads from Kafka\"", why);
+  counters_.rejoins.inc();
   out_.clear();
   consumed_ = 0;
   published_ = planner_.counts();
@@ -140,44 +134,25 @@ Status CronLoop::commit_batch() {
   if (next_offsets_.empty()) return Status::success();
   planner_.tick(out_);
   if (out_.empty() && consumed_ == 0) return Status::success();
-  const int timeout = static_cast<int>(settings_.transaction_timeout.count());
-  if (auto error = std::unique_ptr<RdKafka::Error>(producer_->begin_transaction()))
-    return rebuild(fmt::format("begin_transaction: {}", error->str()), true);
-  for (const auto& record : out_) {
-    if (auto status = kafka::produce(*producer_, record); !status) return rebuild(status.error().message(), true);
-    producer_->poll(0);
-  }
-  (void)fault::hit("cron.after_produce");
   kafka::PartitionList offsets;
   for (const auto& [partition, offset] : next_offsets_) {
     offsets.items.push_back(RdKafka::TopicPartition::create(planner_settings_.names.schedules(), partition, offset));
   }
-  std::unique_ptr<RdKafka::ConsumerGroupMetadata> group(consumer_->groupMetadata());
-  auto error = std::unique_ptr<RdKafka::Error>(producer_->send_offsets_to_transaction(offsets.items, group.get(), timeout));
-  // Test-only fault points (kcron/fault_points.h): crash around the commit, or an unknown outcome.
-  if (!error && fault::hit("cron.after_offsets") == fault::Action::kUnknown) {
-    return rebuild("injected: commit outcome unknown (not sent)", true);
+  const auto result =
+      kafka::commit_transaction(*producer_, *consumer_, out_, offsets.items, {settings_.transaction_timeout, "cron"});
+  counters_.count(result);
+  switch (result.outcome) {
+    case kafka::TransactionOutcome::kCommitted:
+      break;
+    case kafka::TransactionOutcome::kAborted:
+      return reload(result.reason, false);
+    case kafka::TransactionOutcome::kFenced:
+      // Fenced (the coordinator aborted a transaction that outlived transaction.timeout.ms, or a
+      // newer incarnation of this instance id): nothing committed; a new producer and a reload.
+      return reload(fmt::format("producer fenced: {}", result.reason), true);
+    case kafka::TransactionOutcome::kUnknown:
+      return reload(fmt::format("commit outcome unknown: {}", result.reason), true);
   }
-  if (!error) error.reset(producer_->commit_transaction(timeout));
-  for (int attempt = 0; error && error->is_retriable() && attempt < 3; ++attempt)
-    error.reset(producer_->commit_transaction(timeout));
-  if (error) {
-    // Fenced (the coordinator aborted a transaction that outlived transaction.timeout.ms, or a
-    // newer incarnation of this instance id): nothing committed; a new producer and a rebuild.
-    if (error->is_fatal()) return rebuild(fmt::format("producer fenced: {}", error->str()), true);
-    if (error->txn_requires_abort()) {
-      aborts_.inc();
-      if (auto abort_error = std::unique_ptr<RdKafka::Error>(producer_->abort_transaction(timeout))) {
-        return rebuild(abort_error->str(), true);
-      }
-      return rebuild(error->str(), false);
-    }
-    return rebuild(fmt::format("commit outcome unknown: {}", error->str()), true);
-  }
-  if (fault::hit("cron.after_commit") == fault::Action::kUnknown) {
-    return rebuild("injected: commit outcome unknown (committed)", true);
-  }
-  commits_.inc();
   committed_offsets_ = next_offsets_;
   out_.clear();
   consumed_ = 0;
@@ -185,10 +160,11 @@ Status CronLoop::commit_batch() {
   return Status::success();
 }
 
-Status CronLoop::rebuild(const std::string& why, bool new_producer) {
+Status CronLoop::reload(const std::string& why, bool new_producer) {
   if (Status refusal; new_producer && !spend_budget(why, refusal)) return refusal;  // plain aborts are free
-  spdlog::warn("event=rebuild reason=\"{}\" msg=\"reloading schedules and state from Kafka\"", why);
-  recoveries_.inc();
+  spdlog::warn("event={} reason=\"{}\" msg=\"{}reloading schedules and state from Kafka\"", new_producer ? "recover" : "rewind",
+               why, new_producer ? "recreating the producer, " : "");
+  if (new_producer) counters_.recoveries.inc();
   out_.clear();
   consumed_ = 0;
   published_ = planner_.counts();  // the dropped batch is decided again after the reload: count it then
@@ -203,7 +179,7 @@ Status CronLoop::rebuild(const std::string& why, bool new_producer) {
   std::set<std::int32_t> owned;
   for (const auto& [partition, offset] : next_offsets_) owned.insert(partition);
   for (const auto partition : owned) planner_.drop_partition(partition);
-  if (auto status = load_partitions(owned); !status) return rejoin(status.error().within("reload after rebuild").message());
+  if (auto status = load_partitions(owned); !status) return rejoin(status.error().within("reload from Kafka").message());
   for (const auto partition : owned) {
     auto* position = RdKafka::TopicPartition::create(planner_settings_.names.schedules(), partition, next_offsets_[partition]);
     const auto code = consumer_->seek(*position, 5000);
@@ -266,7 +242,7 @@ Status CronLoop::load_partitions(const std::set<std::int32_t>& partitions) {
 void CronLoop::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode code,
                             std::vector<RdKafka::TopicPartition*>& partitions) {
   if (code == RdKafka::ERR__ASSIGN_PARTITIONS) {
-    rebalances_.inc();
+    counters_.rebalances.inc();
     std::set<std::int32_t> assigned;
     for (const auto* partition : partitions) assigned.insert(partition->partition());
     if (auto status = load_partitions(assigned); !status) {

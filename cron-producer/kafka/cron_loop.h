@@ -16,6 +16,7 @@
 #include "kcron/metrics.h"
 #include "kcron/recovery_budget.h"
 #include "kcron/service.h"
+#include "kcron/transaction.h"
 
 namespace kcron::cron {
 
@@ -43,9 +44,10 @@ class CronLoop final : public RdKafka::RebalanceCb {
   Status create_producer();
   Status commit_batch();
   Status load_partitions(const std::set<std::int32_t>& partitions);
-  // After an abort, a fence or an unknown outcome: (a new producer and) the planner rebuilt from
-  // Kafka, within the recovery budget.
-  Status rebuild(const std::string& why, bool new_producer);
+  // After an abort (rewind) or, with `new_producer`, a fence or an unknown outcome (recover): the
+  // planner's owned partitions reloaded from Kafka (its memory never runs ahead of what
+  // committed) and the consumer rewound; a recovery is within the recovery budget.
+  Status reload(const std::string& why, bool new_producer);
   Status create_consumer();
   // After the consumer's membership was fenced or an assignment failed: the owned partitions are
   // dropped without a commit and a new consumer with the same group.instance.id joins.
@@ -71,12 +73,8 @@ class CronLoop final : public RdKafka::RebalanceCb {
   Counter& skipped_;
   Counter& rejected_;
   Counter& cancelled_;
-  Counter& commits_;
-  Counter& aborts_;
   Gauge& schedules_;
-  Counter& rebalances_;
-  Counter& rejoins_;
-  Counter& recoveries_;
+  kafka::LoopCounters counters_;
   kafka::LagSampler lag_;
 };
 

@@ -8,7 +8,6 @@
 #include <utility>
 
 #include "kcron/codec.h"
-#include "kcron/fault_points.h"
 #include "kcron/priority.h"
 
 namespace kcron::dispatcher {
@@ -29,12 +28,12 @@ std::int64_t ms_left(SteadyClock::time_point deadline) {
 
 }  // namespace
 
-DispatcherLoop::DispatcherLoop(LoopSettings settings, DispatcherCore& core, DelayStore& store, Metrics& metrics,
-                               HttpEndpoint* http)
+DispatcherLoop::DispatcherLoop(LoopSettings settings, DispatcherCore& core, DelayStore& store, const Clock& clock,
+                               Metrics& metrics, HttpEndpoint* http)
     : settings_(std::move(settings)),
       core_(core),
       store_(store),
-      metrics_(metrics),
+      clock_(clock),
       http_(http),
       accepted_(metrics.counter("kcron_jobs_submitted_total", "jobs submitted and accepted as valid by the dispatcher")),
       fired_(metrics.counter("kcron_jobs_fired_total", "jobs committed to an execution topic")),
@@ -44,12 +43,6 @@ DispatcherLoop::DispatcherLoop(LoopSettings settings, DispatcherCore& core, Dela
       duplicates_(metrics.counter("kcron_jobs_duplicate_total", "re-submits of known ids (idempotent no-ops)")),
       expired_(metrics.counter("kcron_index_expired_total", "cancel markers and retained ids expired")),
       skipped_(metrics.counter("kcron_jobs_skipped_total", "schedule runs skipped by their misfire or overlap policy")),
-      commits_(metrics.counter("kcron_transactions_committed_total{component=\"dispatcher\"}", "Kafka transactions committed")),
-      aborts_(metrics.counter("kcron_transactions_aborted_total{component=\"dispatcher\"}", "Kafka transactions aborted")),
-      recoveries_(
-          metrics.counter("kcron_transaction_recoveries_total", "producer recreated after an unknown transaction outcome")),
-      rejoins_(metrics.counter("kcron_consumer_rejoins_total{component=\"dispatcher\"}",
-                               "consumer recreated after its group membership was fenced or an assignment failed")),
       unpublishable_(metrics.counter("kcron_unpublishable_total",
                                      "inputs REJECTED or due jobs DEAD because the broker refused their records")),
       restored_records_(metrics.counter("kcron_changelog_restored_records_total", "changelog records replayed on restore")),
@@ -58,7 +51,7 @@ DispatcherLoop::DispatcherLoop(LoopSettings settings, DispatcherCore& core, Dela
       fire_lag_(metrics.histogram("kcron_fire_lag_seconds", "exec record fired minus due instant", Metrics::latency_buckets())),
       commit_seconds_(
           metrics.histogram("kcron_transaction_commit_seconds", "time to commit one transaction", Metrics::latency_buckets())),
-      rebalances_(metrics.counter("kcron_rebalances_total{component=\"dispatcher\"}", "partition assignments received")),
+      counters_(metrics, "dispatcher"),
       lag_(metrics, "dispatcher") {}
 
 DispatcherLoop::~DispatcherLoop() {
@@ -68,7 +61,7 @@ DispatcherLoop::~DispatcherLoop() {
 Status DispatcherLoop::create_producer() {
   auto producer =
       kafka::make_transactional_producer(settings_.client, core_.settings().names.prefix + "dispatcher-" + settings_.instance_id,
-                                         settings_.transaction_timeout, this);
+                                         settings_.transaction_timeout, &deliveries_);
   if (!producer) return producer.error();
   producer_ = std::move(*producer);
   return Status::success();
@@ -115,7 +108,7 @@ Status DispatcherLoop::run() {
   if (http_ != nullptr) http_->set_ready(true);
   while (!stop_requested()) {
     if (auto status = consume_batch(); !status) return status;
-    if (!fatal_) return fatal_;
+    if (store_failure_) return *store_failure_;
     if (!rejoin_reason_.empty()) {
       if (auto status = rejoin(std::exchange(rejoin_reason_, {})); !status) return status;
       continue;
@@ -128,13 +121,13 @@ Status DispatcherLoop::run() {
       last_trim_ = now;
       (void)malloc_trim(0);
     }
-    if (!fatal_) return fatal_;
+    if (store_failure_) return *store_failure_;
   }
   spdlog::info("event=stopping msg=\"SIGTERM: committing and leaving the group\"");
   if (http_ != nullptr) http_->set_ready(false);
   consumer_->close();  // revokes: the rebalance callback commits the last batch
   consumer_.reset();
-  if (!fatal_) return fatal_;
+  if (store_failure_) return *store_failure_;
   spdlog::info("event=stopped");
   return Status::success();
 }
@@ -143,13 +136,13 @@ Status DispatcherLoop::consume_batch() {
   // The batch closes at the commit interval, or earlier when a pending job comes due before that
   // (each store's next-due hint), so a due job waits for a commit, not for an interval.
   auto open_for = settings_.commit_interval;
-  const Instant wall_now = SystemClock::instance().now();
+  const Instant wall_now = clock_.now();
   for (const auto& [partition, owned] : owned_) {
     const Instant hint = owned.state->next_due_hint();  // Instant::min(): look at once
     if (hint < wall_now + open_for) open_for = std::max(kMinBatchWait, hint > wall_now ? hint - wall_now : Millis(0));
   }
   const auto deadline = SteadyClock::now() + open_for;
-  while (consumed_in_batch_ < std::min(batch_cap_, settings_.max_batch_records) && !stop_requested() && fatal_) {
+  while (consumed_in_batch_ < std::min(batch_cap_, settings_.max_batch_records) && !stop_requested() && !store_failure_) {
     const auto wait = ms_left(deadline);
     std::unique_ptr<RdKafka::Message> message(consumer_->consume(static_cast<int>(wait)));
     if (message->err() == RdKafka::ERR__TIMED_OUT) break;
@@ -167,7 +160,7 @@ Status DispatcherLoop::consume_batch() {
     if (owned == owned_.end()) continue;  // not ours (any more)
     const std::string content_type = kafka::header_value(*message, header::kContentType);
     const std::string kcron_type = kafka::header_value(*message, header::kType);
-    const std::int64_t now_ms = to_epoch_ms(SystemClock::instance().now());
+    const std::int64_t now_ms = to_epoch_ms(clock_.now());
     InputRecord record{Partition(message->partition()),
                        message->offset(),
                        message->key() != nullptr ? std::string_view(*message->key()) : std::string_view(),
@@ -183,9 +176,9 @@ Status DispatcherLoop::consume_batch() {
       core_.reject_unpublishable(record, poison->reason, out_);
       poison->applied = true;
     } else if (auto applied = core_.apply(*owned->second.state, record, out_); !applied) {
-      fatal_ = applied.error().within(kStoreReadFailed);
+      store_failure_ = applied.error().within(kStoreReadFailed);
       drop_uncommitted();
-      return fatal_;
+      return *store_failure_;
     }
     last_consumed_ = single;
     spans_.push_back({out_.size(), single.partition, single.offset});
@@ -208,9 +201,9 @@ Status DispatcherLoop::commit_batch() {
     auto failed = core_.fail_due(*owned_[poison.item.partition].state, Partition(poison.item.partition),
                                  JobId(poison.item.job_id), poison.reason, out_);
     if (!failed) {
-      fatal_ = failed.error().within(kStoreReadFailed);
+      store_failure_ = failed.error().within(kStoreReadFailed);
       drop_uncommitted();
-      return fatal_;
+      return *store_failure_;
     }
     poison.applied = true;
   }
@@ -221,9 +214,9 @@ Status DispatcherLoop::commit_batch() {
     if (fired >= limit) break;
     const auto count = core_.fire_due(*owned.state, Partition(partition), limit - fired, out_);
     if (!count) {
-      fatal_ = count.error().within(kStoreReadFailed);
+      store_failure_ = count.error().within(kStoreReadFailed);
       drop_uncommitted();
-      return fatal_;
+      return *store_failure_;
     }
     if (*count > 0) fired_partition = partition;
     fired += *count;
@@ -239,74 +232,30 @@ Status DispatcherLoop::commit_batch() {
   }
 
   const auto started = SteadyClock::now();
-  if (auto error = std::unique_ptr<RdKafka::Error>(producer_->begin_transaction())) {
-    return recover(fmt::format("begin_transaction: {}", error->str()));
-  }
-  delivery_error_.clear();
-  refused_error_.clear();
-  delivery_code_ = RdKafka::ERR_NO_ERROR;
   for (auto& [partition, owned] : owned_) owned.changelog_next = -1;
-  refused_index_ = -1;
-  refused_count_ = 0;
-  for (std::size_t index = 0; index < out_.size(); ++index) {
-    RdKafka::ErrorCode code = RdKafka::ERR_NO_ERROR;
-    // The opaque (index + 1) lets a delivery report name the record it is about.
-    if (auto status = kafka::produce(*producer_, out_[index], reinterpret_cast<void*>(index + 1), &code); !status) {
-      if (kafka::record_refused(code)) {
-        refused_index_ = static_cast<std::int64_t>(index);
-        refused_count_ = 1;
-      }
-      return abort_batch(status.error().message(), kafka::record_refused(code));
-    }
-    producer_->poll(0);
-  }
-  // Flush first so every delivery report (and with it the changelog offsets) is in; a failed
-  // delivery ends the wait (the transaction can only abort now, and the abort purges the rest).
-  const auto flush_deadline = SteadyClock::now() + settings_.transaction_timeout;
-  while (producer_->outq_len() > 0 && delivery_error_.empty() && SteadyClock::now() < flush_deadline) producer_->flush(50);
-  if (!delivery_error_.empty()) {
-    // Purge reports of the records queued behind the failure may come before the failure's own
-    // report: collect the rest briefly, so the refusal that caused it is seen.
-    const auto grace = std::min(flush_deadline, SteadyClock::now() + Millis(1000));
-    while (producer_->outq_len() > 0 && refused_error_.empty() && SteadyClock::now() < grace) producer_->flush(20);
-    const bool refused = kafka::record_refused(delivery_code_);
-    return abort_batch(refused ? refused_error_ : delivery_error_, refused);
-  }
-
-  (void)fault::hit("dispatcher.after_produce");
   kafka::PartitionList offsets;
   for (const auto& [partition, owned] : owned_) {
-    auto* item = RdKafka::TopicPartition::create(core_.settings().names.jobs(), partition, owned.next_offset);
-    offsets.items.push_back(item);
+    offsets.items.push_back(RdKafka::TopicPartition::create(core_.settings().names.jobs(), partition, owned.next_offset));
   }
-  std::unique_ptr<RdKafka::ConsumerGroupMetadata> group(consumer_->groupMetadata());
-  auto error = std::unique_ptr<RdKafka::Error>(producer_->send_offsets_to_transaction(
-      offsets.items, group.get(), static_cast<int>(settings_.transaction_timeout.count())));
-  // Test-only: `unknown` here stands for a commit that timed out before reaching the coordinator.
-  if (!error && fault::hit("dispatcher.after_offsets") == fault::Action::kUnknown) {
-    return recover("injected: commit outcome unknown (not sent)");
+  // Every delivery report is awaited: they carry the changelog offsets of the checkpoint, and a
+  // record the broker refuses is named by its report.
+  const auto result = kafka::commit_transaction(*producer_, *consumer_, out_, offsets.items,
+                                                {settings_.transaction_timeout, "dispatcher", &deliveries_});
+  counters_.count(result);
+  switch (result.outcome) {
+    case kafka::TransactionOutcome::kCommitted:
+      break;
+    case kafka::TransactionOutcome::kAborted:
+      return after_abort(result);
+    case kafka::TransactionOutcome::kFenced:
+      // The coordinator aborted a transaction that outlived transaction.timeout.ms (a broker or
+      // coordinator loss mid-commit, a network partition), or a newer incarnation of this instance
+      // id took over. Either way it did not commit, and a new producer fences whoever else holds the
+      // id; the budget stops two processes fencing each other forever.
+      return recover(fmt::format("producer fenced: {}", result.reason));
+    case kafka::TransactionOutcome::kUnknown:
+      return recover(fmt::format("commit outcome unknown: {}", result.reason));
   }
-  if (!error) error.reset(producer_->commit_transaction(static_cast<int>(settings_.transaction_timeout.count())));
-  for (int attempt = 0; error && error->is_retriable() && attempt < 3; ++attempt) {
-    spdlog::warn("event=commit_retry error=\"{}\"", error->str());
-    error.reset(producer_->commit_transaction(static_cast<int>(settings_.transaction_timeout.count())));
-  }
-  if (error) {
-    if (error->txn_requires_abort()) return abort_batch(error->str());
-    if (error->is_fatal()) {
-      // Fenced: the coordinator aborted a transaction that outlived transaction.timeout.ms (a
-      // broker or coordinator loss mid-commit, a network partition), or a newer incarnation of this
-      // instance id took over. Either way the transaction did not commit, and a new producer
-      // fences whoever else holds the id; the budget stops two processes fencing each other forever.
-      return recover(fmt::format("producer fenced: {}", error->str()));
-    }
-    return recover(fmt::format("commit outcome unknown: {}", error->str()));
-  }
-  // Test-only: `unknown` here stands for a commit that succeeded but whose answer was lost.
-  if (fault::hit("dispatcher.after_commit") == fault::Action::kUnknown) {
-    return recover("injected: commit outcome unknown (committed)");
-  }
-  commits_.inc();
   commit_seconds_.observe(std::chrono::duration<double>(SteadyClock::now() - started).count());
   if (batch_cap_ < settings_.max_batch_records) {
     batch_cap_ = std::min(settings_.max_batch_records, batch_cap_ * 2);
@@ -316,7 +265,7 @@ Status DispatcherLoop::commit_batch() {
   failed_single_.reset();
   std::erase_if(poisons_, [](const Poison& poison) { return poison.applied; });
 
-  const Instant now = SystemClock::instance().now();
+  const Instant now = clock_.now();
   double slotted = 0;
   for (auto& [partition, owned] : owned_) {
     auto previous = owned.state->checkpoint();
@@ -324,8 +273,8 @@ Status DispatcherLoop::commit_batch() {
     if (auto status = owned.state->commit(Checkpoint{offset, now}); !status) {
       // Fatal from here on: the batch is committed in Kafka, so nothing may commit it again (the
       // revoke callback of the shutdown would); the restart restores the store from the changelog.
-      fatal_ = status.error().within("the transaction committed but the local store did not (restart restores)");
-      return fatal_;
+      store_failure_ = status.error().within("the transaction committed but the local store did not (restart restores)");
+      return *store_failure_;
     }
     owned.committed_offset = owned.next_offset;
     slotted += static_cast<double>(owned.state->slotted_count());
@@ -338,32 +287,21 @@ Status DispatcherLoop::commit_batch() {
   return Status::success();
 }
 
-Status DispatcherLoop::abort_batch(std::string why, bool refused) {
-  spdlog::warn("event=transaction_abort reason=\"{}\"", why);
-  aborts_.inc();
-  if (auto error = std::unique_ptr<RdKafka::Error>(
-          producer_->abort_transaction(static_cast<int>(settings_.transaction_timeout.count())))) {
-    // Neither committed nor aborted as far as we know: resolve it with a new producer.
-    return recover(fmt::format("abort_transaction failed ({}) after: {}", error->str(), why));
-  }
-  // The abort purged what was still queued; serve those delivery reports now, or they would read
-  // as failures of the next transaction.
-  producer_->flush(static_cast<int>(settings_.transaction_timeout.count()));
-  delivery_error_.clear();
-  refused_error_.clear();
-  delivery_code_ = RdKafka::ERR_NO_ERROR;
+Status DispatcherLoop::after_abort(const kafka::TransactionResult& result) {
+  const auto& why = result.reason;
+  const bool refused = result.refused;
   // The refused record is known from its delivery report: give up on what produced it (the
   // consumed record, or the fired job) in the next batch, without bisecting.
   std::optional<Single> culprit;
-  if (refused && refused_index_ >= 0 && refused_count_ == 1) culprit = producer_of(static_cast<std::size_t>(refused_index_));
+  if (refused && result.refused_record) culprit = producer_of(*result.refused_record);
   drop_uncommitted();
   // Only for a record the broker refuses as such: an outage must never make a job DEAD.
-  if (!refused) return rewind_after_abort();
+  if (!refused) return rewind();
   if (culprit) {
     add_poison(*culprit, why);
     spdlog::warn("event=refused_record partition={} offset={} job={} msg=\"giving up on it in the next batch\"",
                  culprit->partition, culprit->offset, culprit->job_id);
-    return rewind_after_abort();
+    return rewind();
   }
   // Not attributable (no delivery report named it alone): bisect. Halve the batch; one item that
   // aborts twice alone is given up on in the next batch.
@@ -379,10 +317,10 @@ Status DispatcherLoop::abort_batch(std::string why, bool refused) {
   }
   spdlog::warn("event=bisect batch_cap={} single_aborts={} msg=\"narrowing a batch the broker refuses\"", batch_cap_,
                single_aborts_);
-  return rewind_after_abort();
+  return rewind();
 }
 
-Status DispatcherLoop::rewind_after_abort() {
+Status DispatcherLoop::rewind() {
   for (auto& [partition, owned] : owned_) {
     owned.next_offset = owned.committed_offset;
     RdKafka::TopicPartition* position =
@@ -423,8 +361,8 @@ void DispatcherLoop::drop_uncommitted() {
 Status DispatcherLoop::rejoin(const std::string& why) {
   if (!budget_.try_spend(SteadyClock::now())) return Error(budget_.refusal("dispatcher", settings_.instance_id, why));
   poisons_.clear();
-  spdlog::warn("event=consumer_rejoin reason=\"{}\" msg=\"recreating the consumer; the assignment restores from Kafka\"", why);
-  rejoins_.inc();
+  spdlog::warn("event=rejoin reason=\"{}\" msg=\"recreating the consumer; the assignment restores from Kafka\"", why);
+  counters_.rejoins.inc();
   if (http_ != nullptr) http_->set_ready(false);
   drop_uncommitted();
   for (const auto& [partition, owned] : owned_) store_.close(Partition(partition));
@@ -439,8 +377,8 @@ Status DispatcherLoop::rejoin(const std::string& why) {
 Status DispatcherLoop::recover(const std::string& why) {
   if (!budget_.try_spend(SteadyClock::now())) return Error(budget_.refusal("dispatcher", settings_.instance_id, why));
   poisons_.clear();
-  spdlog::warn("event=transaction_recover reason=\"{}\" msg=\"recreating the producer and restoring from Kafka\"", why);
-  recoveries_.inc();
+  spdlog::warn("event=recover reason=\"{}\" msg=\"recreating the producer and restoring from Kafka\"", why);
+  counters_.recoveries.inc();
   drop_uncommitted();  // whatever that batch did is replayed from Kafka, not counted twice
   producer_.reset();
   // The coordinator may be away for a while (a broker restart, a partition): keep trying, bounded.
@@ -456,7 +394,7 @@ Status DispatcherLoop::recover(const std::string& why) {
     committed.items.push_back(RdKafka::TopicPartition::create(core_.settings().names.jobs(), partition));
   }
   if (auto status = restore(restoring); !status) {
-    return fatal_ ? rejoin(status.error().within("restore after recovery").message()) : status;
+    return !store_failure_ ? rejoin(status.error().within("restore after recovery").message()) : status;
   }
   if (committed.items.empty()) return Status::success();
   if (const auto code = consumer_->committed(committed.items, 30000); code != RdKafka::ERR_NO_ERROR) {
@@ -474,41 +412,22 @@ Status DispatcherLoop::recover(const std::string& why) {
   return Status::success();
 }
 
-void DispatcherLoop::dr_cb(RdKafka::Message& message) {
-  if (message.err() != RdKafka::ERR_NO_ERROR) {
-    const auto error = fmt::format("delivery to {} failed: {}", message.topic_name(), message.errstr());
-    if (delivery_error_.empty()) {
-      delivery_error_ = error;
-      delivery_code_ = message.err();
-    }
-    if (kafka::record_refused(message.err())) {
-      // The broker refuses a whole producer batch: a record next to the oversized one is refused
-      // too, so only a sole refused record names its culprit.
-      ++refused_count_;
-      if (refused_error_.empty()) {
-        refused_error_ = error;
-        delivery_code_ = message.err();  // the cause, over a purge report that came first
-        refused_index_ = static_cast<std::int64_t>(reinterpret_cast<std::uintptr_t>(message.msg_opaque())) - 1;
-      }
-    }
-    return;
-  }
-  if (message.topic_name() == core_.settings().names.dispatcher_changelog()) {
-    auto owned = owned_.find(message.partition());
-    if (owned != owned_.end()) owned->second.changelog_next = std::max(owned->second.changelog_next, message.offset() + 1);
-  }
+void DispatcherLoop::delivered(RdKafka::Message& message) {
+  if (message.topic_name() != core_.settings().names.dispatcher_changelog()) return;
+  auto owned = owned_.find(message.partition());
+  if (owned != owned_.end()) owned->second.changelog_next = std::max(owned->second.changelog_next, message.offset() + 1);
 }
 
 void DispatcherLoop::rebalance_cb(RdKafka::KafkaConsumer* /*consumer*/, RdKafka::ErrorCode code,
                                   std::vector<RdKafka::TopicPartition*>& partitions) {
   Status status;
   if (code == RdKafka::ERR__ASSIGN_PARTITIONS) {
-    rebalances_.inc();
+    counters_.rebalances.inc();
     status = assign(partitions);
   } else {
     status = revoke(partitions);
   }
-  if (!status && fatal_) {
+  if (!status && !store_failure_) {
     // Kafka did not answer in time (a coordinator or leader away): join again with a new consumer.
     spdlog::warn("event=rebalance_failed error=\"{}\"", status.error().message());
     rejoin_reason_ = status.error().message();
@@ -543,8 +462,8 @@ Status DispatcherLoop::assign(const std::vector<RdKafka::TopicPartition*>& parti
     }
     auto state = store_.open(Partition(item->partition()));
     if (!state) {
-      fatal_ = state.error();  // the local disk, not Kafka: no rejoin fixes it
-      return fatal_;
+      store_failure_ = state.error();  // the local disk, not Kafka: no rejoin fixes it
+      return *store_failure_;
     }
     opened[item->partition()] = *state;
     listing += fmt::format("{}@{} ", item->partition(), offset);
@@ -564,7 +483,7 @@ Status DispatcherLoop::assign(const std::vector<RdKafka::TopicPartition*>& parti
 
 Status DispatcherLoop::revoke(const std::vector<RdKafka::TopicPartition*>& partitions) {
   // Finish the open batch while the group generation still accepts our offsets.
-  if (fatal_) {
+  if (!store_failure_) {
     if (auto status = commit_batch(); !status) spdlog::warn("event=revoke_commit_failed error=\"{}\"", status.error().message());
   }
   for (const auto* partition : partitions) {
@@ -589,7 +508,7 @@ Status DispatcherLoop::revoke(const std::vector<RdKafka::TopicPartition*>& parti
 Status DispatcherLoop::restore(const std::map<std::int32_t, PartitionState*>& states) {
   if (states.empty()) return Status::success();
   const auto& names = core_.settings().names;
-  const Instant now = SystemClock::instance().now();
+  const Instant now = clock_.now();
   const auto restore_started = SteadyClock::now();
   struct Progress {
     PartitionState* state = nullptr;
@@ -631,15 +550,15 @@ Status DispatcherLoop::restore(const std::map<std::int32_t, PartitionState*>& st
                                                 message.payload() == nullptr);
         !restored) {
       // The changelog or the local store cannot be read: no rejoin fixes that.
-      fatal_ = restored.error().within(
+      store_failure_ = restored.error().within(
           fmt::format("restore of partition {} at changelog offset {}", message.partition(), message.offset()));
-      return fatal_;
+      return *store_failure_;
     }
     ++item.replayed;
     if (++item.staged >= 10000) {  // bound the staged batch on large restores
       item.staged = 0;
       auto status = item.state->commit(Checkpoint{message.offset() + 1, now});
-      if (!status) fatal_ = status;
+      if (!status) store_failure_ = status.error();
       return status;
     }
     return Status::success();
@@ -649,7 +568,7 @@ Status DispatcherLoop::restore(const std::map<std::int32_t, PartitionState*>& st
   auto positions = kafka::replay_partitions(settings_.client, names.prefix + "dispatcher-restore", names.dispatcher_changelog(),
                                             partitions, choose_start, on_record, settings_.restore_timeout, &transaction_wait);
   if (!wiped) {
-    fatal_ = wiped;  // the local store, not Kafka
+    store_failure_ = wiped.error();  // the local store, not Kafka
     return wiped;
   }
   if (!positions) return positions.error();
@@ -657,7 +576,7 @@ Status DispatcherLoop::restore(const std::map<std::int32_t, PartitionState*>& st
   for (auto& [partition, item] : progress) {
     const std::int64_t position = positions->at(partition);
     if (auto status = item.state->commit(Checkpoint{position, now}); !status) {
-      fatal_ = status;
+      store_failure_ = status.error();
       return status;
     }
     restored_records_.inc(item.replayed);

@@ -19,6 +19,7 @@
 #include "kcron/metrics.h"
 #include "kcron/recovery_budget.h"
 #include "kcron/service.h"
+#include "kcron/transaction.h"
 
 namespace kcron::dispatcher {
 
@@ -34,9 +35,10 @@ struct LoopSettings {
   Millis changelog_delete_retention{std::chrono::hours(24)};
 };
 
-class DispatcherLoop final : public RdKafka::RebalanceCb, public RdKafka::DeliveryReportCb {
+class DispatcherLoop final : public RdKafka::RebalanceCb {
  public:
-  DispatcherLoop(LoopSettings settings, DispatcherCore& core, DelayStore& store, Metrics& metrics, HttpEndpoint* http);
+  DispatcherLoop(LoopSettings settings, DispatcherCore& core, DelayStore& store, const Clock& clock, Metrics& metrics,
+                 HttpEndpoint* http);
   ~DispatcherLoop() override;
 
   // Runs until stop_requested(). Fences and unknown commit outcomes are healed in place (a new
@@ -46,7 +48,6 @@ class DispatcherLoop final : public RdKafka::RebalanceCb, public RdKafka::Delive
 
   void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode code,
                     std::vector<RdKafka::TopicPartition*>& partitions) override;
-  void dr_cb(RdKafka::Message& message) override;
 
  private:
   struct Owned {
@@ -75,25 +76,29 @@ class DispatcherLoop final : public RdKafka::RebalanceCb, public RdKafka::Delive
   Status assign(const std::vector<RdKafka::TopicPartition*>& partitions);
   Status revoke(const std::vector<RdKafka::TopicPartition*>& partitions);
   Status restore(const std::map<std::int32_t, PartitionState*>& states);
-  // `refused`: the error refuses a record for what it is (kafka::record_refused): bisect.
-  Status abort_batch(std::string why, bool refused = false);
-  Status rewind_after_abort();  // every owned partition back to its committed offset
+  // After an aborted transaction: the batch is dropped and the consumer rewound. When the broker
+  // refused a record for what it is, what produced it is given up on in the next batch (named by
+  // its delivery report), or the batch is bisected until it is found.
+  Status after_abort(const kafka::TransactionResult& result);
+  // A successful delivery: the changelog offsets reach the checkpoint written after the commit.
+  void delivered(RdKafka::Message& message);
+  Status rewind();  // every owned partition back to its committed offset (after an abort)
   void publish_counts();
 
   LoopSettings settings_;
   DispatcherCore& core_;
   DelayStore& store_;
-  Metrics& metrics_;
+  const Clock& clock_;
   HttpEndpoint* http_;
   std::unique_ptr<RdKafka::Producer> producer_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
   std::map<std::int32_t, Owned> owned_;
   std::vector<OutRecord> out_;
   std::size_t consumed_in_batch_ = 0;
-  std::string delivery_error_;
-  RdKafka::ErrorCode delivery_code_ = RdKafka::ERR_NO_ERROR;
-  std::string refused_error_;  // the first delivery refused for what the record is (kafka::record_refused)
-  Status fatal_;
+  kafka::DeliveryReports deliveries_{[this](RdKafka::Message& message) { delivered(message); }};
+  // The local store failed (a read, a write, a restore): no recovery from Kafka fixes that, so
+  // the loop stops and the process exits non-zero (see docs/architecture.md, failure handling).
+  std::optional<Error> store_failure_;
   std::string rejoin_reason_;  // set by the rebalance callback when an assignment failed
   // Bisecting a batch that keeps aborting (docs/architecture.md#failure-handling-today): each abort on an error that refuses a
   // record for what it is (too large, invalid; not a broker outage) halves the batch (records
@@ -128,8 +133,6 @@ class DispatcherLoop final : public RdKafka::RebalanceCb, public RdKafka::Delive
     std::int64_t offset = -1;
   };
   std::vector<Span> spans_;
-  std::int64_t refused_index_ = -1;  // index in out_ of the first record refused for what it is
-  int refused_count_ = 0;            // records refused in the open batch
   std::optional<Single> producer_of(std::size_t index) const;
   RecoveryBudget budget_;
   std::chrono::steady_clock::time_point last_trim_{};
@@ -144,17 +147,13 @@ class DispatcherLoop final : public RdKafka::RebalanceCb, public RdKafka::Delive
   Counter& duplicates_;
   Counter& expired_;
   Counter& skipped_;
-  Counter& commits_;
-  Counter& aborts_;
-  Counter& recoveries_;
-  Counter& rejoins_;
   Counter& unpublishable_;
   Counter& restored_records_;
   Gauge& store_size_;
   Gauge& owned_partitions_;
   Histogram& fire_lag_;
   Histogram& commit_seconds_;
-  Counter& rebalances_;
+  kafka::LoopCounters counters_;
   kafka::LagSampler lag_;
 };
 

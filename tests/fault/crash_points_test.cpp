@@ -61,7 +61,7 @@ void dispatcher_crash_scenario(const std::string& name, const std::string& fault
     REQUIRE(wait_for_log(*dispatcher, "event=assigned", 60s));
   } else {
     INFO(tail_file(dispatcher->log_path()));
-    REQUIRE(wait_for_log(*dispatcher, "event=transaction_recover", 60s));
+    REQUIRE(wait_for_log(*dispatcher, "event=recover ", 60s));
   }
   const auto recovered_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - fault_at).count();
   const auto exec = read_exec_until_all(env.prefix, "cp-", jobs, std::max<std::chrono::milliseconds>(120s, jobs * 2ms));
@@ -130,7 +130,7 @@ void cron_crash_scenario(const std::string& name, const std::string& fault_spec,
     REQUIRE(wait_for_log(*cron, "event=assigned", 60s));
   } else {
     INFO(tail_file(cron->log_path()));
-    REQUIRE(wait_for_log(*cron, "event=rebuild", 60s));
+    REQUIRE(wait_for_log(*cron, "event=recover ", 60s));
   }
   const auto recovered_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - fault_at).count();
   std::this_thread::sleep_for(7s);  // the restarted producer catches up and carries on

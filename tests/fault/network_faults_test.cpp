@@ -293,8 +293,7 @@ TEST_CASE("a network partition longer than the transaction timeout, then a lossy
     // The cut-off dispatcher noticed: it lost its partitions (a rebalance, a fenced consumer or
     // producer healed in place) rather than carrying on as if nothing happened.
     const auto& d1_log = programs.running["d1"]->log_path();
-    CHECK(count_in_log(d1_log, "event=revoked") + count_in_log(d1_log, "event=consumer_rejoin") +
-              count_in_log(d1_log, "event=transaction_recover") >
+    CHECK(count_in_log(d1_log, "event=revoked") + count_in_log(d1_log, "event=rejoin ") + count_in_log(d1_log, "event=recover ") >
           0);
   }
 

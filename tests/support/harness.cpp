@@ -538,9 +538,8 @@ std::string fatal_reason(const std::string& log_path) {
 }
 
 std::string heal_events(const std::string& log_path) {
-  return fmt::format("rejoin={} recover={} reset={} rebuild={}", count_in_log(log_path, "event=consumer_rejoin"),
-                     count_in_log(log_path, "event=transaction_recover"), count_in_log(log_path, "event=session_reset"),
-                     count_in_log(log_path, "event=rebuild "));
+  return fmt::format("rejoin={} recover={} rewind={}", count_in_log(log_path, "event=rejoin "),
+                     count_in_log(log_path, "event=recover "), count_in_log(log_path, "event=rewind "));
 }
 
 OwnBroker::OwnBroker(int port, const std::string& dir, int nodes, const std::string& host)

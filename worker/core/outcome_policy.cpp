@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "kcron/codec.h"
+#include "kcron/records.h"
 #include "kcron/routing.h"
 
 namespace kcron::worker {
@@ -137,21 +138,16 @@ std::vector<OutRecord> OutcomePolicy::records(const Attempt& original) const {
 
   std::string reason = attempt.outcome.error;
   if (state == v1::DEAD) reason = fmt::format("{} ({})", attempt.outcome.error, attempt.verdict.retry.reason);
-  v1::StatusRecord status;
-  status.set_job_id(job.id());
-  status.set_state(state);
-  status.set_attempt(job.attempt());
-  status.set_sequence(kWorkerSequence);
-  status.set_at_ms(finished_ms);
-  status.set_reason(reason);
-  status.set_component("worker");
-  status.set_due_ms(attempt.execution.due_ms());
-  status.set_tenant(job.tenant());
-  auto status_headers = typed_headers("status", job.id());
-  status_headers.emplace_back(header::kStatus, state_name(state));
-  const std::string status_value = encode(status);
-  if (settings_.emit_events) out.push_back({names.events(), -1, job.id(), status_value, false, status_headers});
-  out.push_back({names.status(), -1, job.id(), status_value, false, status_headers});
+  append_status({.job_id = job.id(),
+                 .state = state,
+                 .attempt = job.attempt(),
+                 .sequence = kWorkerSequence,
+                 .at = attempt.finished,
+                 .reason = reason,
+                 .component = "worker",
+                 .due = instant_from_ms(attempt.execution.due_ms()),
+                 .tenant = job.tenant()},
+                names, settings_.emit_events, out);
 
   const std::string routing_key(routing_key_for_job(job.id()));
   if (state == v1::FAILED) {
@@ -184,9 +180,7 @@ std::vector<OutRecord> OutcomePolicy::records(const Attempt& original) const {
     letter.set_source_offset(attempt.source.offset);
     letter.set_at_ms(finished_ms);
     letter.set_component("worker");
-    auto letter_headers = typed_headers("dead-letter", job.id());
-    letter_headers.emplace_back(header::kStatus, state_name(v1::DEAD));
-    out.push_back({names.dead_letters(), -1, job.id(), encode(letter), false, letter_headers});
+    append_dead_letter(letter, job.id(), names, out);
   }
   if (state == v1::SUCCEEDED && job.has_kafka() && !attempt.reduced) {
     // The user's record: no content-type (the value is the user's bytes), only kcron's id headers.

@@ -5,8 +5,8 @@
 #include <algorithm>
 
 #include "kcron/codec.h"
-#include "kcron/fault_points.h"
 #include "kcron/priority.h"
+#include "kcron/transaction.h"
 
 namespace kcron::worker {
 namespace {
@@ -52,15 +52,11 @@ WorkerLoop::WorkerLoop(LoopSettings settings, const Runner& runner, const Clock&
                                "jobs not published here: their partition moved or the worker stopped")),
       skipped_done_(
           metrics.counter("kcron_jobs_skipped_done_total", "re-delivered jobs skipped because a done marker says they finished")),
-      commits_(metrics.counter("kcron_transactions_committed_total{component=\"worker\"}", "Kafka transactions committed")),
-      aborts_(metrics.counter("kcron_transactions_aborted_total{component=\"worker\"}", "Kafka transactions aborted")),
-      rebalances_(metrics.counter("kcron_rebalances_total{component=\"worker\"}", "partition assignments received")),
-      resets_(metrics.counter("kcron_consumer_rejoins_total{component=\"worker\"}",
-                              "consumer (and after a fence its producer) recreated, finished outcomes kept")),
       running_(metrics.gauge("kcron_worker_running_jobs", "jobs running on slots")),
       slots_gauge_(metrics.gauge("kcron_worker_slots", "slots of this worker")),
       start_lag_(metrics.histogram("kcron_start_lag_seconds", "worker start minus due instant", Metrics::latency_buckets())),
       duration_(metrics.histogram("kcron_execution_seconds", "execution time of an attempt", Metrics::latency_buckets())),
+      counters_(metrics, "worker"),
       lag_(metrics, "worker") {
   slots_gauge_.set(static_cast<double>(settings_.slots));
   for (const auto band : kAllBands) {
@@ -130,9 +126,9 @@ Status WorkerLoop::create_consumer() {
   return Status::success();
 }
 
-void WorkerLoop::request_reset(const std::string& why, bool new_producer) {
-  if (reset_reason_.empty()) reset_reason_ = why;
-  reset_producer_ = reset_producer_ || new_producer;
+void WorkerLoop::request_restart(const std::string& why, bool new_producer) {
+  if (restart_reason_.empty()) restart_reason_ = why;
+  restart_producer_ = restart_producer_ || new_producer;
 }
 
 void WorkerLoop::orphan_completed() {
@@ -143,13 +139,13 @@ void WorkerLoop::orphan_completed() {
   completed_.clear();
 }
 
-Status WorkerLoop::reset_session(const std::string& why, bool new_producer) {
+Status WorkerLoop::restart(const std::string& why, bool new_producer) {
   if (!budget_.try_spend(SteadyClock::now())) return Error(budget_.refusal("worker", settings_.instance_id, why));
-  spdlog::warn("event=session_reset reason=\"{}\" new_producer={} msg=\"keeping finished outcomes, rejoining the group\"", why,
-               new_producer);
-  resets_.inc();
-  reset_reason_.clear();
-  reset_producer_ = false;
+  spdlog::warn("event={} reason=\"{}\" msg=\"keeping finished outcomes, {}rejoining the group\"",
+               new_producer ? "recover" : "rejoin", why, new_producer ? "recreating the producer, " : "");
+  (new_producer ? counters_.recoveries : counters_.rejoins).inc();
+  restart_reason_.clear();
+  restart_producer_ = false;
   // What finished is kept by exec record; running jobs keep running (an assignment that gives their
   // partition back adopts them); waiting jobs go back unstarted.
   collect_finished();
@@ -170,7 +166,7 @@ Status WorkerLoop::reset_session(const std::string& why, bool new_producer) {
     }
   }
   if (auto status = create_consumer(); !status) return status;
-  spdlog::info("event=session_reset_done");
+  spdlog::info("event={}_done", new_producer ? "recover" : "rejoin");
   return Status::success();
 }
 
@@ -194,21 +190,21 @@ Status WorkerLoop::run() {
         handle(*message);
       } else {
         if (message->err() == RdKafka::ERR__FATAL) {
-          request_reset("consumer fenced: " + kafka::fatal_reason(*consumer_), false);
+          request_restart("consumer fenced: " + kafka::fatal_reason(*consumer_), false);
         } else if (message->err() != RdKafka::ERR__TIMED_OUT && message->err() != RdKafka::ERR__PARTITION_EOF) {
           spdlog::warn("event=consume_error error=\"{}\"", message->errstr());
         }
         break;
       }
-      if (!reset_reason_.empty() || band_filled_) break;
+      if (!restart_reason_.empty() || band_filled_) break;
     }
     slots_.wake();
     poll_control();
     enforce_timeouts();
     heartbeat(false);
     if (auto status = commit(false); !status) return status;
-    if (!reset_reason_.empty()) {
-      if (auto status = reset_session(reset_reason_, reset_producer_); !status) return status;
+    if (!restart_reason_.empty()) {
+      if (auto status = restart(restart_reason_, restart_producer_); !status) return status;
       continue;
     }
     lag_.sample(*consumer_);
@@ -232,8 +228,8 @@ Status WorkerLoop::run() {
     enforce_timeouts();
     heartbeat(false);  // still alive while draining: `kcron workers` must not call it lost
     if (auto status = commit(false); !status) return status;
-    if (!reset_reason_.empty()) {
-      if (auto status = reset_session(reset_reason_, reset_producer_); !status) return status;
+    if (!restart_reason_.empty()) {
+      if (auto status = restart(restart_reason_, restart_producer_); !status) return status;
     }
   }
   if (in_flight_ > 0) {
@@ -252,9 +248,9 @@ Status WorkerLoop::run() {
   }
   collect_finished();
   if (auto status = commit(true); !status) return status;
-  if (!reset_reason_.empty()) {
+  if (!restart_reason_.empty()) {
     // The last commit was fenced or unsure: a new producer resolves it, then one more try.
-    if (auto status = reset_session(reset_reason_, reset_producer_); !status) return status;
+    if (auto status = restart(restart_reason_, restart_producer_); !status) return status;
     spdlog::warn("event=unpublished_at_stop outcomes={} msg=\"the partitions' next owner runs them again\"",
                  orphan_finished_.size());
   }
@@ -425,7 +421,7 @@ void WorkerLoop::count_published(const Attempt& attempt) {
 }
 
 Status WorkerLoop::commit(bool force) {
-  if (!reset_reason_.empty()) return Status::success();  // the producer or consumer is being replaced
+  if (!restart_reason_.empty()) return Status::success();  // the producer or consumer is being replaced
   if (completed_.empty() && !offsets_dirty_) return Status::success();
   if (!force && SteadyClock::now() - last_commit_ < settings_.commit_interval) return Status::success();
   last_commit_ = SteadyClock::now();
@@ -446,56 +442,29 @@ Status WorkerLoop::commit(bool force) {
   for (std::size_t index = 0; index < plan.outcomes; ++index)
     trackers[{completed_[index].source.topic, completed_[index].source.partition}].finished(completed_[index].source.offset);
 
-  const int timeout = static_cast<int>(settings_.transaction_timeout.count());
-  const auto abort = [&](const std::string& reason) -> Status {
-    spdlog::warn("event=transaction_abort reason=\"{}\" consecutive={}", reason, consecutive_aborts_ + 1);
-    aborts_.inc();
-    ++consecutive_aborts_;
-    if (auto abort_error = std::unique_ptr<RdKafka::Error>(producer_->abort_transaction(timeout))) {
-      request_reset(fmt::format("abort_transaction failed ({}) after: {}", abort_error->str(), reason), true);
-      return Status::success();
-    }
-    if (give_up_after(consecutive_aborts_))
-      return make_error("{} transactions in a row aborted; last: {}", consecutive_aborts_, reason);
-    return Status::success();  // completed_ stays; the next commit tries again
-  };
-
-  if (auto error = std::unique_ptr<RdKafka::Error>(producer_->begin_transaction())) {
-    request_reset(fmt::format("begin_transaction: {}", error->str()), true);
-    return Status::success();
-  }
-  for (const auto& record : out) {
-    if (auto status = kafka::produce(*producer_, record); !status) return abort(status.error().message());
-    producer_->poll(0);
-  }
-  (void)fault::hit("worker.after_produce");  // test-only crash points (kcron/fault_points.h)
-  std::vector<RdKafka::TopicPartition*> offsets;
+  kafka::PartitionList offsets;
   for (const auto& [key, tracker] : trackers) {
     if (auto position = tracker.committable())
-      offsets.push_back(RdKafka::TopicPartition::create(key.first, key.second, *position));
+      offsets.items.push_back(RdKafka::TopicPartition::create(key.first, key.second, *position));
   }
-  std::unique_ptr<RdKafka::ConsumerGroupMetadata> group(consumer_->groupMetadata());
-  // The offsets are what fences a zombie: never commit without them.
-  auto error = std::unique_ptr<RdKafka::Error>(producer_->send_offsets_to_transaction(offsets, group.get(), timeout));
-  for (int attempt = 0; error && error->is_retriable() && attempt < 3; ++attempt)
-    error.reset(producer_->send_offsets_to_transaction(offsets, group.get(), timeout));
-  RdKafka::TopicPartition::destroy(offsets);
-  if (error) {
-    if (error->txn_requires_abort() || error->is_retriable()) return abort(error->str());
-    request_reset(fmt::format("send_offsets_to_transaction: {}", error->str()), true);  // fenced or fatal
-    return Status::success();
+  const auto result =
+      kafka::commit_transaction(*producer_, *consumer_, out, offsets.items, {settings_.transaction_timeout, "worker"});
+  counters_.count(result);
+  switch (result.outcome) {
+    case kafka::TransactionOutcome::kCommitted:
+      break;
+    case kafka::TransactionOutcome::kAborted:
+      ++consecutive_aborts_;
+      if (give_up_after(consecutive_aborts_))
+        return make_error("{} transactions in a row aborted; last: {}", consecutive_aborts_, result.reason);
+      return Status::success();  // completed_ stays; the next commit tries again (isolating, then reducing)
+    case kafka::TransactionOutcome::kFenced:
+    case kafka::TransactionOutcome::kUnknown:
+      // A new producer resolves an open transaction; finished outcomes are kept until the
+      // re-delivered records show what committed (done markers) and what did not.
+      request_restart(fmt::format("transaction {}: {}", kafka::outcome_name(result.outcome), result.reason), true);
+      return Status::success();
   }
-  (void)fault::hit("worker.after_offsets");
-  error.reset(producer_->commit_transaction(timeout));
-  for (int attempt = 0; error && error->is_retriable() && attempt < 3; ++attempt)
-    error.reset(producer_->commit_transaction(timeout));
-  if (error) {
-    if (error->txn_requires_abort()) return abort(error->str());
-    request_reset(fmt::format("commit_transaction (outcome unknown or fenced): {}", error->str()), true);
-    return Status::success();
-  }
-  (void)fault::hit("worker.after_commit");
-  commits_.inc();
   consecutive_aborts_ = 0;
   for (std::size_t index = 0; index < plan.outcomes; ++index) count_published(completed_[index]);
   owned_ = std::move(trackers);
@@ -541,7 +510,7 @@ void WorkerLoop::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCo
                               std::vector<RdKafka::TopicPartition*>& partitions) {
   if (code == RdKafka::ERR__ASSIGN_PARTITIONS) {
     ++epoch_;
-    rebalances_.inc();
+    counters_.rebalances.inc();
     std::set<TopicPartitionKey> assigned;
     for (const auto* partition : partitions) {
       assigned.insert({partition->topic(), partition->partition()});

@@ -5,7 +5,7 @@
 // not published: its new owner runs it again (execution is at least once), and a new owner skips
 // the jobs whose done markers say they finished after the committed offset. Cancels arrive on the
 // control topic; heartbeats go to the workers topic. What the loop itself does: run, handle a
-// record, commit, rebalance, reset the session after a fence.
+// record, commit, rebalance, and recover or rejoin after a fence.
 #pragma once
 
 #include <librdkafka/rdkafkacpp.h>
@@ -36,6 +36,7 @@
 #include "kcron/recovery_budget.h"
 #include "kcron/service.h"
 #include "kcron/topics.h"
+#include "kcron/transaction.h"
 
 namespace kcron::worker {
 
@@ -80,14 +81,15 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
   Status start();
   Status create_producer();
   Status create_consumer();
-  // After a fence (producer or group membership) or an unknown commit outcome: finished outcomes
-  // are kept as orphans, waiting jobs handed back, the consumer (and with `new_producer` the
-  // producer, whose init_transactions resolves the open transaction) recreated. The new
+  // Recover (`new_producer`: after a fenced producer or an unknown commit outcome) or rejoin
+  // (after the consumer's group membership was fenced), in the words of kafka::LoopCounters:
+  // finished outcomes are kept as orphans, waiting jobs handed back, the consumer (and to recover
+  // the producer, whose init_transactions resolves the open transaction) recreated. The new
   // assignment re-delivers uncommitted records: a done marker skips what did commit, an orphan
   // outcome publishes what did not, without running the job again. Within the recovery budget.
-  Status reset_session(const std::string& why, bool new_producer);
-  // Asks the main loop for reset_session (commit() may run inside a rebalance callback).
-  void request_reset(const std::string& why, bool new_producer);
+  Status restart(const std::string& why, bool new_producer);
+  // Asks the main loop for restart() (commit() may run inside a rebalance callback).
+  void request_restart(const std::string& why, bool new_producer);
   void handle(RdKafka::Message& message);
   void on_cancel(const v1::Cancel& cancel, Instant arrived);
   void enforce_timeouts();
@@ -146,8 +148,8 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
   std::chrono::steady_clock::time_point last_commit_;
   std::mt19937_64 random_{std::random_device{}()};
   std::optional<Error> failure_;  // a commit inside a rebalance callback failed for good: stop
-  std::string reset_reason_;      // a reset_session the main loop owes
-  bool reset_producer_ = false;
+  std::string restart_reason_;    // a restart the main loop owes
+  bool restart_producer_ = false;
   RecoveryBudget budget_;
 
   Counter& started_;
@@ -159,15 +161,12 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
   Counter& timed_out_;
   Counter& dropped_;
   Counter& skipped_done_;
-  Counter& commits_;
-  Counter& aborts_;
-  Counter& rebalances_;
-  Counter& resets_;
   Gauge& running_;
   Gauge& slots_gauge_;
   std::array<Gauge*, kBandCount> waiting_gauges_{};
   Histogram& start_lag_;
   Histogram& duration_;
+  kafka::LoopCounters counters_;
   kafka::LagSampler lag_;
 };
 

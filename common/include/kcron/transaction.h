@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kcron/metrics.h"
 #include "kcron/out_record.h"
 
 namespace kcron::kafka {
@@ -105,6 +106,27 @@ struct TransactionOptions {
 // (and, when awaited, delivered); after_offsets after the offsets were sent, where `unknown` returns
 // kUnknown without committing (a commit that never reached the coordinator); after_commit, where
 // `unknown` returns kUnknown for a commit that succeeded (an answer that was lost).
+// The words and counters every transactional loop shares, labelled {component="..."}:
+//   rewind   after an abort: what the batch decided is dropped, the consumer seeks back to the
+//            committed offsets (kcron_transactions_aborted_total);
+//   recover  after a fence or an unknown outcome: a new producer (its init_transactions resolves
+//            the open transaction), state rebuilt from what Kafka holds (kcron_recoveries_total);
+//   rejoin   after the consumer's group membership was fenced or an assignment failed: a new
+//            consumer with the same group.instance.id (kcron_consumer_rejoins_total).
+// Logged as event=transaction_abort, event=recover and event=rejoin.
+struct LoopCounters {
+  LoopCounters(Metrics& metrics, std::string_view component);
+  // Counts a transaction's outcome: committed or aborted (a fenced or unknown one is counted by
+  // the recovery that follows).
+  void count(const TransactionResult& result);
+
+  Counter& committed;
+  Counter& aborted;
+  Counter& recoveries;
+  Counter& rejoins;
+  Counter& rebalances;  // partition assignments received
+};
+
 [[nodiscard]] TransactionResult commit_transaction(RdKafka::Producer& producer, RdKafka::KafkaConsumer& consumer,
                                                    const std::vector<OutRecord>& records,
                                                    const std::vector<RdKafka::TopicPartition*>& offsets,
