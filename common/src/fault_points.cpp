@@ -79,6 +79,10 @@ void init_from_environment() {
   spdlog::warn("event=fault_points_armed spec=\"{}\" msg=\"test-only fault injection is active\"", value);
 }
 
+bool armed() {
+  return g_active.load(std::memory_order_relaxed);
+}
+
 Action hit(std::string_view point) {
   if (!g_active.load(std::memory_order_relaxed)) return Action::kNone;
   Action action = Action::kNone;

@@ -22,7 +22,7 @@ int millis(std::chrono::milliseconds timeout) {
 }
 
 fault::Action hit(const TransactionOptions& options, std::string_view step) {
-  if (options.program.empty()) return fault::Action::kNone;
+  if (options.program.empty() || !fault::armed()) return fault::Action::kNone;
   return fault::hit(fmt::format("{}.{}", options.program, step));
 }
 
@@ -44,9 +44,13 @@ TransactionResult abort(RdKafka::Producer& producer, const TransactionOptions& o
   producer.flush(millis(options.timeout));
   if (options.deliveries != nullptr) {
     if (options.deliveries->refused()) {
+      if (refused) {
+        refused_record.reset();  // refused locally and by the broker: more than one, none named alone
+      } else {
+        reason = options.deliveries->reason();
+        refused_record = options.deliveries->refused_record();
+      }
       refused = true;
-      reason = options.deliveries->reason();
-      if (!refused_record) refused_record = options.deliveries->refused_record();
     }
     options.deliveries->clear();
   }
@@ -175,7 +179,9 @@ TransactionResult commit_transaction(RdKafka::Producer& producer, RdKafka::Kafka
   if (error) {
     const auto reason = fmt::format("send_offsets_to_transaction: {}", error->str());
     if (error->is_fatal()) return failed(TransactionOutcome::kFenced, reason);
-    return abort(producer, options, reason, record_refused(error->code()), std::nullopt);  // nothing was committed
+    // Nothing was committed. Without awaited deliveries, a record the broker refused comes back
+    // here (or from the commit) with the produce error's code.
+    return abort(producer, options, reason, record_refused(error->code()), std::nullopt);
   }
   if (hit(options, "after_offsets") == fault::Action::kUnknown) {
     return failed(TransactionOutcome::kUnknown, "injected: commit outcome unknown (not sent)");

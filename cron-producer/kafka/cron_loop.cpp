@@ -86,6 +86,13 @@ Status CronLoop::rejoin(const std::string& why) {
 }
 
 Status CronLoop::run() {
+  auto status = serve();
+  // Leaving on an error: the revoke that closing the consumer raises must not commit what is left.
+  if (!status) abandoned_ = true;
+  return status;
+}
+
+Status CronLoop::serve() {
   if (auto status = start(); !status) return status;
   if (http_ != nullptr) http_->set_ready(true);
   while (!stop_requested()) {
@@ -145,6 +152,15 @@ Status CronLoop::commit_batch() {
     case kafka::TransactionOutcome::kCommitted:
       break;
     case kafka::TransactionOutcome::kAborted:
+      // A record refused for what it is, or aborts that keep coming, would abort again after the
+      // rewind: they spend the recovery budget, so a cron-producer that cannot commit stops with
+      // the reason instead of rewinding forever. A lone abort is free.
+      if (++consecutive_aborts_ >= kAbortsBeforeBudget || result.refused) {
+        if (Status refusal; !spend_budget(result.reason, refusal)) {
+          out_.clear();
+          return refusal;
+        }
+      }
       return reload(result.reason, false);
     case kafka::TransactionOutcome::kFenced:
       // Fenced (the coordinator aborted a transaction that outlived transaction.timeout.ms, or a
@@ -153,6 +169,7 @@ Status CronLoop::commit_batch() {
     case kafka::TransactionOutcome::kUnknown:
       return reload(fmt::format("commit outcome unknown: {}", result.reason), true);
   }
+  consecutive_aborts_ = 0;
   committed_offsets_ = next_offsets_;
   out_.clear();
   consumed_ = 0;
@@ -161,13 +178,13 @@ Status CronLoop::commit_batch() {
 }
 
 Status CronLoop::reload(const std::string& why, bool new_producer) {
-  if (Status refusal; new_producer && !spend_budget(why, refusal)) return refusal;  // plain aborts are free
+  out_.clear();  // first: also when the budget is spent, nothing of this batch may commit
+  consumed_ = 0;
+  published_ = planner_.counts();  // the dropped batch is decided again after the reload: count it then
+  if (Status refusal; new_producer && !spend_budget(why, refusal)) return refusal;
   spdlog::warn("event={} reason=\"{}\" msg=\"{}reloading schedules and state from Kafka\"", new_producer ? "recover" : "rewind",
                why, new_producer ? "recreating the producer, " : "");
   if (new_producer) counters_.recoveries.inc();
-  out_.clear();
-  consumed_ = 0;
-  published_ = planner_.counts();  // the dropped batch is decided again after the reload: count it then
   if (new_producer) {
     producer_.reset();
     if (auto status = kafka::retry_with_backoff([this] { return create_producer(); }, settings_.recovery_timeout,
@@ -256,7 +273,9 @@ void CronLoop::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode
     spdlog::info("event=assigned partitions={} schedules={}", partitions.size(), planner_.schedule_count());
     return;
   }
-  if (auto status = commit_batch(); !status) spdlog::warn("event=revoke_commit_failed error=\"{}\"", status.error().message());
+  if (!abandoned_ && producer_) {
+    if (auto status = commit_batch(); !status) spdlog::warn("event=revoke_commit_failed error=\"{}\"", status.error().message());
+  }
   for (const auto* partition : partitions) {
     planner_.drop_partition(partition->partition());
     next_offsets_.erase(partition->partition());

@@ -40,6 +40,7 @@ class CronLoop final : public RdKafka::RebalanceCb {
                     std::vector<RdKafka::TopicPartition*>& partitions) override;
 
  private:
+  Status serve();  // run() without its exit bookkeeping
   Status start();
   Status create_producer();
   Status commit_batch();
@@ -67,6 +68,9 @@ class CronLoop final : public RdKafka::RebalanceCb {
   std::size_t consumed_ = 0;
   std::string rejoin_reason_;
   RecoveryBudget budget_;
+  static constexpr int kAbortsBeforeBudget = 3;  // aborts in a row before each one spends the budget
+  int consecutive_aborts_ = 0;
+  bool abandoned_ = false;  // run() returned an error: nothing may commit any more
   PlannerCounts published_;
 
   Counter& emitted_;

@@ -103,6 +103,14 @@ Status DispatcherLoop::create_consumer() {
 }
 
 Status DispatcherLoop::run() {
+  auto status = serve();
+  // Leaving on an error: the revoke that closing the consumer raises must not commit what is left
+  // of a batch (the producer may be gone, or the batch decided against a state that failed).
+  if (!status) abandoned_ = true;
+  return status;
+}
+
+Status DispatcherLoop::serve() {
   if (auto status = start(); !status) return status;
   batch_cap_ = settings_.max_batch_records;
   if (http_ != nullptr) http_->set_ready(true);
@@ -359,12 +367,12 @@ void DispatcherLoop::drop_uncommitted() {
 }
 
 Status DispatcherLoop::rejoin(const std::string& why) {
+  drop_uncommitted();  // first: also when the budget is spent, nothing of this batch may commit
   if (!budget_.try_spend(SteadyClock::now())) return Error(budget_.refusal("dispatcher", settings_.instance_id, why));
   poisons_.clear();
   spdlog::warn("event=rejoin reason=\"{}\" msg=\"recreating the consumer; the assignment restores from Kafka\"", why);
   counters_.rejoins.inc();
   if (http_ != nullptr) http_->set_ready(false);
-  drop_uncommitted();
   for (const auto& [partition, owned] : owned_) store_.close(Partition(partition));
   owned_.clear();
   owned_partitions_.set(0);
@@ -375,11 +383,11 @@ Status DispatcherLoop::rejoin(const std::string& why) {
 }
 
 Status DispatcherLoop::recover(const std::string& why) {
+  drop_uncommitted();  // whatever that batch did is replayed from Kafka, not counted twice
   if (!budget_.try_spend(SteadyClock::now())) return Error(budget_.refusal("dispatcher", settings_.instance_id, why));
   poisons_.clear();
   spdlog::warn("event=recover reason=\"{}\" msg=\"recreating the producer and restoring from Kafka\"", why);
   counters_.recoveries.inc();
-  drop_uncommitted();  // whatever that batch did is replayed from Kafka, not counted twice
   producer_.reset();
   // The coordinator may be away for a while (a broker restart, a partition): keep trying, bounded.
   if (auto status = kafka::retry_with_backoff([this] { return create_producer(); }, settings_.recovery_timeout,
@@ -483,7 +491,7 @@ Status DispatcherLoop::assign(const std::vector<RdKafka::TopicPartition*>& parti
 
 Status DispatcherLoop::revoke(const std::vector<RdKafka::TopicPartition*>& partitions) {
   // Finish the open batch while the group generation still accepts our offsets.
-  if (!store_failure_) {
+  if (!store_failure_ && !abandoned_ && producer_) {
     if (auto status = commit_batch(); !status) spdlog::warn("event=revoke_commit_failed error=\"{}\"", status.error().message());
   }
   for (const auto* partition : partitions) {

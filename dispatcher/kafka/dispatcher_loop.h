@@ -57,6 +57,7 @@ class DispatcherLoop final : public RdKafka::RebalanceCb {
     std::int64_t changelog_next = -1;   // changelog offset after this batch's last record, -1 = none
   };
 
+  Status serve();  // run() without its exit bookkeeping
   Status start();
   Status create_producer();
   // After a commit or abort whose outcome is unknown: a new producer (init_transactions resolves
@@ -90,15 +91,17 @@ class DispatcherLoop final : public RdKafka::RebalanceCb {
   DelayStore& store_;
   const Clock& clock_;
   HttpEndpoint* http_;
+  // The producer's delivery callback: declared first, so that it outlives the producer.
+  kafka::DeliveryReports deliveries_{[this](RdKafka::Message& message) { delivered(message); }};
   std::unique_ptr<RdKafka::Producer> producer_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
   std::map<std::int32_t, Owned> owned_;
   std::vector<OutRecord> out_;
   std::size_t consumed_in_batch_ = 0;
-  kafka::DeliveryReports deliveries_{[this](RdKafka::Message& message) { delivered(message); }};
   // The local store failed (a read, a write, a restore): no recovery from Kafka fixes that, so
   // the loop stops and the process exits non-zero (see docs/architecture.md, failure handling).
   std::optional<Error> store_failure_;
+  bool abandoned_ = false;     // run() returned an error: nothing may commit any more
   std::string rejoin_reason_;  // set by the rebalance callback when an assignment failed
   // Bisecting a batch that keeps aborting (docs/architecture.md#failure-handling-today): each abort on an error that refuses a
   // record for what it is (too large, invalid; not a broker outage) halves the batch (records

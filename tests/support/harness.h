@@ -203,8 +203,8 @@ std::map<std::string, std::vector<std::int64_t>> succeeded_results(const std::ve
 
 // The `error="…"` of the last `event=fatal` line of a program's log (at most 120 characters), else "".
 std::string fatal_reason(const std::string& log_path);
-// How often a program healed itself in place, from its log: consumer rejoins, producer recoveries
-// (dispatcher), session resets (worker), rebuilds (cron-producer).
+// How often a program healed itself in place, from its log: rejoins, recoveries and rewinds (the
+// vocabulary of kafka::LoopCounters; every program logs them alike).
 std::string heal_events(const std::string& log_path);
 
 // The source tree (scripts/kafka lives in it).

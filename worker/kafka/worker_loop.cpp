@@ -171,6 +171,13 @@ Status WorkerLoop::restart(const std::string& why, bool new_producer) {
 }
 
 Status WorkerLoop::run() {
+  auto status = serve();
+  // Leaving on an error: a revoke raised while the consumer is destroyed must not publish.
+  if (!status) abandoned_ = true;
+  return status;
+}
+
+Status WorkerLoop::serve() {
   if (auto status = start(); !status) return status;
   if (http_ != nullptr) http_->set_ready(true);
   last_commit_ = SteadyClock::now();
@@ -422,6 +429,7 @@ void WorkerLoop::count_published(const Attempt& attempt) {
 
 Status WorkerLoop::commit(bool force) {
   if (!restart_reason_.empty()) return Status::success();  // the producer or consumer is being replaced
+  if (abandoned_ || !producer_) return Status::success();
   if (completed_.empty() && !offsets_dirty_) return Status::success();
   if (!force && SteadyClock::now() - last_commit_ < settings_.commit_interval) return Status::success();
   last_commit_ = SteadyClock::now();

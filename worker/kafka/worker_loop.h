@@ -78,6 +78,7 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
  private:
   using TopicPartitionKey = std::pair<std::string, std::int32_t>;
 
+  Status serve();  // run() without its exit bookkeeping
   Status start();
   Status create_producer();
   Status create_consumer();
@@ -150,6 +151,7 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
   std::optional<Error> failure_;  // a commit inside a rebalance callback failed for good: stop
   std::string restart_reason_;    // a restart the main loop owes
   bool restart_producer_ = false;
+  bool abandoned_ = false;  // run() returned an error: nothing may be published any more
   RecoveryBudget budget_;
 
   Counter& started_;

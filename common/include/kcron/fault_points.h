@@ -32,6 +32,10 @@ Result<std::vector<Point>> parse(std::string_view spec);
 // Reads KCRON_FAULT_POINTS once; an invalid value is logged and ignored.
 void init_from_environment();
 
+// True when KCRON_FAULT_POINTS armed any point (one relaxed load): callers that build a point's
+// name skip that work otherwise.
+bool armed();
+
 // Counts a hit of `point`. Crashes the process for kCrash; returns the action otherwise
 // (kNone unless an entry for this hit says kUnknown; kCrashSoon returns kNone and the process
 // dies shortly after).

@@ -97,8 +97,10 @@ struct TransactionOptions {
 //   send_offsets: any other error               -> abort (commit was never called: nothing committed)
 //   commit: error txn_requires_abort()          -> abort
 //   commit: any other error                     -> kUnknown (a commit that timed out may have committed)
-// An abort that succeeds gives kAborted (`refused` when the error that caused it, or a delivery
-// report, refuses a record); its purged delivery reports are served before it returns. An abort
+// An abort that succeeds gives kAborted (`refused` when a produce, a delivery or, without awaited
+// deliveries, the produce error that send_offsets or commit reports refuses a record; a record
+// refused both locally and by the broker names none alone); its purged delivery reports are
+// served before it returns. An abort
 // that fails gives kFenced when its error is fatal, else kUnknown.
 //
 // Each librdkafka call may take `timeout`, so a transaction that fails slowly can take several.
@@ -106,9 +108,16 @@ struct TransactionOptions {
 // (and, when awaited, delivered); after_offsets after the offsets were sent, where `unknown` returns
 // kUnknown without committing (a commit that never reached the coordinator); after_commit, where
 // `unknown` returns kUnknown for a commit that succeeded (an answer that was lost).
+[[nodiscard]] TransactionResult commit_transaction(RdKafka::Producer& producer, RdKafka::KafkaConsumer& consumer,
+                                                   const std::vector<OutRecord>& records,
+                                                   const std::vector<RdKafka::TopicPartition*>& offsets,
+                                                   const TransactionOptions& options);
+
 // The words and counters every transactional loop shares, labelled {component="..."}:
-//   rewind   after an abort: what the batch decided is dropped, the consumer seeks back to the
-//            committed offsets (kcron_transactions_aborted_total);
+//   rewind   after an abort: nothing of the batch committed; what it decided is dropped and read
+//            again from the committed offsets (the worker, whose consumed records are running
+//            jobs, keeps its finished outcomes for the next transaction)
+//            (kcron_transactions_aborted_total);
 //   recover  after a fence or an unknown outcome: a new producer (its init_transactions resolves
 //            the open transaction), state rebuilt from what Kafka holds (kcron_recoveries_total);
 //   rejoin   after the consumer's group membership was fenced or an assignment failed: a new
@@ -126,10 +135,5 @@ struct LoopCounters {
   Counter& rejoins;
   Counter& rebalances;  // partition assignments received
 };
-
-[[nodiscard]] TransactionResult commit_transaction(RdKafka::Producer& producer, RdKafka::KafkaConsumer& consumer,
-                                                   const std::vector<OutRecord>& records,
-                                                   const std::vector<RdKafka::TopicPartition*>& offsets,
-                                                   const TransactionOptions& options);
 
 }  // namespace kcron::kafka
