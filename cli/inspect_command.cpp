@@ -11,6 +11,7 @@
 #include "kcron/codec.h"
 #include "kcron/kafka.h"
 #include "kcron/routing.h"
+#include "kcron/tenant.h"
 #include "kcron/topics.h"
 
 namespace kcron::cli {
@@ -112,28 +113,35 @@ bool InspectCommands::parsed() const {
 
 int InspectCommands::run(const Config& config, std::ostream& out, std::ostream& err) const {
   const TopicNames names(config.get("topic_prefix"));
+  // The tenant the command acts in (--tenant); a job is (tenant, id), keyed by its scoped key.
+  const std::string given_tenant = config.get("tenant");
+  const std::string tenant(tenant_or_default(given_tenant));
   if (status_->parsed()) {
-    auto latest = read_to_end(config, names.status(), job_id_);
+    const std::string key = scoped_key(tenant, job_id_);
+    auto latest = read_to_end(config, names.status(), key);
     if (!latest) return fail(err, latest.error().message());
-    auto events = read_to_end(config, names.events(), job_id_);
+    auto events = read_to_end(config, names.events(), key);
     if (!events) return fail(err, events.error().message());
     std::vector<v1::StatusRecord> history;
     for (const auto& record : *events) {
       v1::StatusRecord status;
-      if (record.key == job_id_ && decode_message(record.value, record.content_type, status)) history.push_back(status);
+      if (record.key == key && decode_message(record.value, record.content_type, status)) history.push_back(status);
     }
     v1::StatusRecord current;
     bool known = false;
     for (const auto& record : *latest) {
       v1::StatusRecord status;
-      if (record.key != job_id_ || !decode_message(record.value, record.content_type, status)) continue;
+      if (record.key != key || !decode_message(record.value, record.content_type, status)) continue;
       // Terminal states are final; otherwise (attempt, sequence) orders the writes.
       if (!known || std::pair(status.attempt(), status.sequence()) >= std::pair(current.attempt(), current.sequence())) {
         current = status;
         known = true;
       }
     }
-    if (!known && history.empty()) return fail(err, fmt::format("no status for job '{}'", job_id_));
+    if (!known && history.empty()) {
+      return fail(err, fmt::format("no status for job '{}'{}", job_id_,
+                                   is_default_tenant(tenant) ? "" : fmt::format(" of tenant '{}'", tenant)));
+    }
     if (!known) current = history.back();
     if (json_) {
       out << to_json(current) << "\n";
@@ -155,16 +163,25 @@ int InspectCommands::run(const Config& config, std::ostream& out, std::ostream& 
   if (dlq_list_->parsed() || dlq_replay_->parsed()) {
     auto records = read_to_end(config, names.dead_letters());
     if (!records) return fail(err, records.error().message());
+    // Whose a letter is: its tenant field, else its job's (letters of the release before tenants).
+    const auto letter_tenant = [](const v1::DeadLetter& letter) {
+      return tenant_or_default(!letter.tenant().empty() ? letter.tenant() : letter.job().tenant());
+    };
     std::vector<v1::DeadLetter> letters;
     for (const auto& record : *records) {
       v1::DeadLetter letter;
-      if (decode_message(record.value, record.content_type, letter)) letters.push_back(std::move(letter));
+      if (!decode_message(record.value, record.content_type, letter)) continue;
+      // list: every tenant's unless --tenant names one; replay: this tenant's only.
+      if ((dlq_replay_->parsed() || !given_tenant.empty()) && letter_tenant(letter) != tenant) continue;
+      letters.push_back(std::move(letter));
     }
     std::sort(letters.begin(), letters.end(), [](const auto& a, const auto& b) { return a.at_ms() < b.at_ms(); });
     if (dlq_list_->parsed()) {
       const auto skip =
           max_ > 0 && letters.size() > static_cast<std::size_t>(max_) ? letters.size() - static_cast<std::size_t>(max_) : 0;
-      if (!json_) out << fmt::format("{:<25} {:<9} {:<32} {:>8}  {}\n", "AT", "STATE", "JOB", "ATTEMPTS", "REASON");
+      if (!json_) {
+        out << fmt::format("{:<25} {:<9} {:<16} {:<32} {:>8}  {}\n", "AT", "STATE", "TENANT", "JOB", "ATTEMPTS", "REASON");
+      }
       for (std::size_t index = skip; index < letters.size(); ++index) {
         const auto& letter = letters[index];
         if (json_) {
@@ -174,8 +191,8 @@ int InspectCommands::run(const Config& config, std::ostream& out, std::ostream& 
         const std::string job = letter.has_job() ? letter.job().id()
                                                  : fmt::format("({}[{}]@{})", letter.source_topic(), letter.source_partition(),
                                                                letter.source_offset());
-        out << fmt::format("{:<25} {:<9} {:<32} {:>8}  {}\n", when(letter.at_ms()), state_name(letter.state()), job,
-                           letter.history_size(), one_line(letter.reason()));
+        out << fmt::format("{:<25} {:<9} {:<16} {:<32} {:>8}  {}\n", when(letter.at_ms()), state_name(letter.state()),
+                           letter_tenant(letter), job, letter.history_size(), one_line(letter.reason()));
       }
       return 0;
     }
@@ -203,10 +220,11 @@ int InspectCommands::run(const Config& config, std::ostream& out, std::ostream& 
       v1::Command command;
       command.mutable_replay()->set_job_id(id);
       *command.mutable_replay()->mutable_job() = found->second->job();
+      command.mutable_replay()->mutable_job()->set_tenant(std::string(tenant_field(tenant)));
       *command.mutable_replay()->mutable_job()->mutable_history() = found->second->history();
-      auto headers = typed_headers("replay", id);
-      if (auto status = kafka::produce(**producer,
-                                       {names.jobs(), -1, std::string(routing_key_for_job(id)), encode(command), false, headers});
+      auto headers = typed_headers("replay", id, tenant);
+      if (auto status =
+              kafka::produce(**producer, {names.jobs(), -1, scoped_routing_key(tenant, id), encode(command), false, headers});
           !status) {
         return fail(err, status.error().message());
       }

@@ -18,6 +18,7 @@
 #include "kcron/kafka.h"
 #include "kcron/routing.h"
 #include "kcron/service.h"
+#include "kcron/tenant.h"
 #include "kcron/topics.h"
 #include "schedule_lint.h"
 
@@ -30,10 +31,12 @@ struct Common {
   std::vector<std::string> overrides;
   std::string brokers;
   std::string prefix;
+  std::string tenant;
 };
 
 kcron::Config load_config(const Common& common) {
   auto keys = kcron::common_config_keys("cli", -1);
+  keys.push_back({"tenant", "", "the tenant whose jobs and schedules a command names (empty: the default tenant)"});
   auto loaded = kcron::Config::load(keys, common.config_file, common.overrides, kcron::process_environment());
   if (!loaded) {
     std::cerr << "kcron: " << loaded.error().message() << "\n";
@@ -43,6 +46,7 @@ kcron::Config load_config(const Common& common) {
   std::vector<std::string> extra;
   if (!common.brokers.empty()) extra.push_back("brokers=" + common.brokers);
   if (!common.prefix.empty()) extra.push_back("topic_prefix=" + common.prefix);
+  if (!common.tenant.empty()) extra.push_back("tenant=" + common.tenant);
   if (!extra.empty()) {
     std::vector<std::string> all = common.overrides;
     all.insert(all.end(), extra.begin(), extra.end());
@@ -87,17 +91,14 @@ std::string command_type(const kcron::v1::Command& command) {
   return "command";
 }
 
-int produce_command(const kcron::Config& config, const kcron::v1::Command& command, const std::string& job_id) {
+// Produces a command for `job_id` of `tenant`, keyed by the job's scoped routing key (kcron/tenant.h).
+int produce_command(const kcron::Config& config, const kcron::v1::Command& command, const std::string& tenant,
+                    const std::string& job_id) {
   auto producer = kcron::kafka::make_producer(kcron::kafka::client_properties(config, "kcron-cli"), "");
   if (!producer) return fail(producer.error().message());
   const kcron::TopicNames names(config.get("topic_prefix"));
-  kcron::OutRecord record{
-      names.jobs(),
-      -1,
-      std::string(kcron::routing_key_for_job(job_id)),
-      kcron::encode(command),
-      false,
-      {{"content-type", "application/x-protobuf"}, {"kcron-job-id", job_id}, {"kcron-type", command_type(command)}}};
+  kcron::OutRecord record{names.jobs(),           -1,    kcron::scoped_routing_key(tenant, job_id),
+                          kcron::encode(command), false, kcron::typed_headers(command_type(command), job_id, tenant)};
   if (auto status = kcron::kafka::produce(**producer, record); !status) return fail(status.error().message());
   if ((*producer)->flush(15000) != RdKafka::ERR_NO_ERROR) return fail("the record was not acknowledged within 15 s");
   return 0;
@@ -238,6 +239,8 @@ int main(int argc, char** argv) {
   app.add_option("-s,--set", common.overrides, "override a configuration key: --set key=value");
   app.add_option("-b,--brokers", common.brokers, "Kafka bootstrap servers (default 127.0.0.1:9092, env KCRON_BROKERS)");
   app.add_option("-p,--prefix", common.prefix, "topic prefix (default kcron., env KCRON_TOPIC_PREFIX)");
+  app.add_option("-t,--tenant", common.tenant,
+                 "the tenant whose jobs and schedules the command names (default: the default tenant, env KCRON_TENANT)");
 
   auto* topics = app.add_subcommand("topics", "create or check kcron's topics");
   topics->require_subcommand(1);
@@ -300,6 +303,14 @@ int main(int argc, char** argv) {
   if (cron_command.parsed()) return cron_command.run(std::cout, std::cerr);  // pure: no config, no broker
   const auto config = load_config(common);
   const kcron::TopicNames names(config.get("topic_prefix"));
+  const std::string tenant(kcron::tenant_or_default(config.get("tenant")));
+  if (auto valid = kcron::validate_tenant_name(tenant); !valid) return fail(valid.error().message());
+  // A body naming a tenant must name this one: the command acts inside one tenant.
+  const auto tenant_of = [&](std::string_view named) -> kcron::Result<std::string> {
+    if (named.empty() || named == tenant) return tenant;
+    if (config.get("tenant").empty()) return std::string(named);  // no --tenant: the body's
+    return kcron::make_error("the JSON names tenant '{}' but --tenant is '{}'", named, tenant);
+  };
 
   if (topics->got_subcommand("create") || topics->got_subcommand("check")) {
     const auto specs =
@@ -322,10 +333,13 @@ int main(int argc, char** argv) {
   if (submit->parsed()) {
     auto command = kcron::decode_command(read_input(submit_input), "application/json", "");
     if (!command) return fail(command.error().message());
-    const auto& job = command->has_submit() ? command->submit() : command->update().job();
+    auto& job = command->has_submit() ? *command->mutable_submit() : *command->mutable_update()->mutable_job();
     if (job.id().empty()) return fail("the job needs an id");
-    if (int code = produce_command(config, *command, job.id()); code != 0) return code;
-    std::cout << "submitted " << job.id() << "\n";
+    const auto job_tenant = tenant_of(job.tenant());
+    if (!job_tenant) return fail(job_tenant.error().message());
+    job.set_tenant(std::string(kcron::tenant_field(*job_tenant)));
+    if (int code = produce_command(config, *command, *job_tenant, job.id()); code != 0) return code;
+    std::cout << "submitted " << job.id() << (kcron::is_default_tenant(*job_tenant) ? "" : " for tenant " + *job_tenant) << "\n";
     return 0;
   }
   if (schedule_lint.parsed()) return schedule_lint.run(config, std::cout, std::cerr);
@@ -340,8 +354,13 @@ int main(int argc, char** argv) {
       auto expression = kcron::cron::CronExpression::parse(definition.expression());
       if (!expression) return fail(expression.error().message());
       if (definition.id().empty()) return fail("the schedule needs an id");
+      const auto schedule_tenant = tenant_of(definition.tenant());
+      if (!schedule_tenant) return fail(schedule_tenant.error().message());
+      definition.set_tenant(std::string(kcron::tenant_field(*schedule_tenant)));
     }
-    const std::string id = remove ? schedule_id : definition.id();
+    // The record key is the schedule's scoped key: (tenant, id) is its identity.
+    const std::string id =
+        remove ? kcron::scoped_key(tenant, schedule_id) : kcron::scoped_key(definition.tenant(), definition.id());
     auto producer = kcron::kafka::make_producer(kcron::kafka::client_properties(config, "kcron-cli"), "");
     if (!producer) return fail(producer.error().message());
     kcron::OutRecord record{
@@ -354,9 +373,10 @@ int main(int argc, char** argv) {
   if (cancel->parsed()) {
     kcron::v1::Command command;
     command.mutable_cancel()->set_job_id(cancel_id);
+    command.mutable_cancel()->set_tenant(std::string(kcron::tenant_field(tenant)));
     command.mutable_cancel()->set_reason(cancel_reason);
-    if (int code = produce_command(config, command, cancel_id); code != 0) return code;
-    std::cout << "cancel sent for " << cancel_id << "\n";
+    if (int code = produce_command(config, command, tenant, cancel_id); code != 0) return code;
+    std::cout << "cancel sent for " << cancel_id << (kcron::is_default_tenant(tenant) ? "" : " of tenant " + tenant) << "\n";
     return 0;
   }
   if (inspect_commands.parsed()) return inspect_commands.run(config, std::cout, std::cerr);

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <array>
 
+#include "kcron/tenant.h"
+
 namespace kcron {
 namespace {
 
@@ -71,10 +73,14 @@ Result<v1::Command> decode_command(std::string_view value, std::string_view cont
   return command;
 }
 
-std::vector<std::pair<std::string, std::string>> typed_headers(std::string_view type, std::string_view job_id) {
-  return {{std::string(header::kType), std::string(type)},
-          {std::string(header::kJobId), std::string(job_id)},
-          {std::string(header::kContentType), std::string(header::kProtobuf)}};
+std::vector<std::pair<std::string, std::string>> typed_headers(std::string_view type, std::string_view job_id,
+                                                               std::string_view tenant) {
+  std::vector<std::pair<std::string, std::string>> headers = {
+      {std::string(header::kType), std::string(type)},
+      {std::string(header::kJobId), std::string(job_id)},
+      {std::string(header::kContentType), std::string(header::kProtobuf)}};
+  if (!is_default_tenant(tenant)) headers.emplace_back(header::kTenant, tenant);
+  return headers;
 }
 
 std::string encode(const google::protobuf::Message& message) {

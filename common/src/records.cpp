@@ -4,10 +4,12 @@
 #include <string>
 
 #include "kcron/codec.h"
+#include "kcron/tenant.h"
 
 namespace kcron {
 
 void append_status(const JobStatus& status, const TopicNames& names, bool emit_events, std::vector<OutRecord>& out) {
+  const std::string key = scoped_key(status.tenant, status.job_id);
   v1::StatusRecord record;
   record.set_job_id(std::string(status.job_id));
   record.set_state(status.state);
@@ -17,16 +19,16 @@ void append_status(const JobStatus& status, const TopicNames& names, bool emit_e
   record.set_reason(std::string(status.reason));
   record.set_component(std::string(status.component));
   record.set_due_ms(to_epoch_ms(status.due));
-  record.set_tenant(std::string(status.tenant));
-  auto headers = typed_headers("status", status.job_id);
+  record.set_tenant(std::string(tenant_field(status.tenant)));
+  auto headers = typed_headers("status", status.job_id, status.tenant);
   headers.emplace_back(header::kStatus, state_name(status.state));
   std::string value = encode(record);
-  if (emit_events) out.push_back({names.events(), -1, std::string(status.job_id), value, false, headers});
-  out.push_back({names.status(), -1, std::string(status.job_id), std::move(value), false, std::move(headers)});
+  if (emit_events) out.push_back({names.events(), -1, key, value, false, headers});
+  out.push_back({names.status(), -1, key, std::move(value), false, std::move(headers)});
 }
 
-std::string append_rejected(const RejectedInput& input, std::string_view job_id, std::string_view reason, Instant at,
-                            std::string_view component, std::size_t copy_bytes, const TopicNames& names,
+std::string append_rejected(const RejectedInput& input, std::string_view tenant, std::string_view job_id, std::string_view reason,
+                            Instant at, std::string_view component, std::size_t copy_bytes, const TopicNames& names,
                             std::vector<OutRecord>& out) {
   v1::DeadLetter letter;
   letter.set_state(v1::REJECTED);
@@ -39,16 +41,22 @@ std::string append_rejected(const RejectedInput& input, std::string_view job_id,
   letter.set_source_offset(input.offset);
   letter.set_at_ms(to_epoch_ms(at));
   letter.set_component(std::string(component));
-  std::string key(job_id.empty() ? input.key.substr(0, std::min(input.key.size(), kMaxJobIdBytes)) : job_id);
-  append_dead_letter(letter, key, names, out);
-  return key;
+  if (job_id.empty()) {
+    // Nothing said whose it is: keyed by the record's own key, which a poison key may make huge.
+    std::string key(input.key.substr(0, std::min(input.key.size(), kMaxJobIdBytes)));
+    append_dead_letter(letter, key, names, out);
+    return key;
+  }
+  letter.set_tenant(std::string(tenant_field(tenant)));
+  append_dead_letter(letter, job_id, names, out);
+  return scoped_key(tenant, job_id);
 }
 
 void append_dead_letter(const v1::DeadLetter& letter, std::string_view job_id, const TopicNames& names,
                         std::vector<OutRecord>& out) {
-  auto headers = typed_headers("dead-letter", job_id);
+  auto headers = typed_headers("dead-letter", job_id, letter.tenant());
   headers.emplace_back(header::kStatus, state_name(letter.state()));
-  out.push_back({names.dead_letters(), -1, std::string(job_id), encode(letter), false, std::move(headers)});
+  out.push_back({names.dead_letters(), -1, scoped_key(letter.tenant(), job_id), encode(letter), false, std::move(headers)});
 }
 
 }  // namespace kcron

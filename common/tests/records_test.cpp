@@ -20,7 +20,7 @@ std::string header_of(const OutRecord& record, std::string_view name) {
 
 }  // namespace
 
-TEST_CASE("a status goes to the events topic and then the status topic, keyed and typed by its job id") {
+TEST_CASE("a status goes to the events topic and then the status topic, keyed by its tenant-scoped id and typed") {
   std::vector<OutRecord> out;
   append_status({.job_id = "job-1",
                  .state = v1::DEAD,
@@ -36,11 +36,12 @@ TEST_CASE("a status goes to the events topic and then the status topic, keyed an
   CHECK(out[0].topic == "t.events");
   CHECK(out[1].topic == "t.status");
   for (const auto& record : out) {
-    CHECK(record.key == "job-1");
+    CHECK(record.key == "acme~job-1");
     CHECK(record.partition == -1);
     CHECK_FALSE(record.tombstone);
     CHECK(header_of(record, header::kType) == "status");
     CHECK(header_of(record, header::kJobId) == "job-1");
+    CHECK(header_of(record, header::kTenant) == "acme");
     CHECK(header_of(record, header::kContentType) == header::kProtobuf);
     CHECK(header_of(record, header::kStatus) == "DEAD");
   }
@@ -72,7 +73,7 @@ TEST_CASE("a rejected input keeps at most its copy limit of the value, where it 
   std::vector<OutRecord> out;
   const std::string value(100, 'v');
   const RejectedInput input{"t.jobs", Partition(4), 77, "job-3", value};
-  const auto key = append_rejected(input, "job-3", "no task", kAt, "dispatcher", 40, kNames, out);
+  const auto key = append_rejected(input, "", "job-3", "no task", kAt, "dispatcher", 40, kNames, out);
   CHECK(key == "job-3");
   REQUIRE(out.size() == 1);
   CHECK(out[0].topic == "t.dead-letters");
@@ -93,7 +94,7 @@ TEST_CASE("a rejected input keeps at most its copy limit of the value, where it 
   CHECK(letter.component() == "dispatcher");
 
   out.clear();
-  (void)append_rejected(input, "job-3", "no task", kAt, "dispatcher", kDeadLetterCopyBytes, kNames, out);
+  (void)append_rejected(input, "", "job-3", "no task", kAt, "dispatcher", kDeadLetterCopyBytes, kNames, out);
   REQUIRE(letter.ParseFromString(out.at(0).value));
   CHECK(letter.original() == value);
   CHECK_FALSE(letter.truncated());
@@ -102,7 +103,7 @@ TEST_CASE("a rejected input keeps at most its copy limit of the value, where it 
 TEST_CASE("a rejected input without a job id is keyed by its record key, cut to a job id's length") {
   std::vector<OutRecord> out;
   const std::string huge_key(10'000, 'k');
-  const auto key = append_rejected({"t.schedules", Partition(0), 5, huge_key, "{"}, "", "invalid JSON", kAt, "cron-producer",
+  const auto key = append_rejected({"t.schedules", Partition(0), 5, huge_key, "{"}, "", "", "invalid JSON", kAt, "cron-producer",
                                    kDeadLetterCopyBytes, kNames, out);
   CHECK(key == std::string(kMaxJobIdBytes, 'k'));
   REQUIRE(out.size() == 1);
@@ -122,4 +123,24 @@ TEST_CASE("a dead letter the caller filled in is published as is, with its state
   CHECK(out[0].key == "job-4");
   CHECK(header_of(out[0], header::kStatus) == "DEAD");
   CHECK(out[0].value == encode(letter));
+}
+
+TEST_CASE("the default tenant's records keep bare keys, no tenant header and an empty tenant field") {
+  std::vector<OutRecord> out;
+  append_status({.job_id = "job-1", .state = v1::QUEUED, .at = kAt, .component = "dispatcher", .tenant = "default"}, kNames,
+                false, out);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].key == "job-1");
+  CHECK(header_of(out[0], header::kTenant) == "<absent>");
+  v1::StatusRecord status;
+  REQUIRE(status.ParseFromString(out[0].value));
+  CHECK(status.tenant().empty());
+
+  out.clear();
+  (void)append_rejected({"t.jobs", Partition(1), 9, "k", "v"}, "ab", "job-9", "no task", kAt, "dispatcher", 10, kNames, out);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].key == "ab~job-9");
+  v1::DeadLetter letter;
+  REQUIRE(letter.ParseFromString(out[0].value));
+  CHECK(letter.tenant() == "ab");
 }

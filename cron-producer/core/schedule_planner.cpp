@@ -12,6 +12,7 @@
 #include "kcron/priority.h"
 #include "kcron/records.h"
 #include "kcron/routing.h"
+#include "kcron/tenant.h"
 
 namespace kcron::cron {
 namespace {
@@ -70,9 +71,21 @@ std::string SchedulePlanner::trigger_id(std::string_view schedule_id, Instant no
 SchedulePlanner::SchedulePlanner(PlannerSettings settings, const Clock& clock) : settings_(std::move(settings)), clock_(clock) {}
 
 Result<SchedulePlanner::Entry> SchedulePlanner::validate(const ScheduleRecord& record, v1::Schedule definition) const {
-  if (definition.id().empty()) definition.set_id(std::string(record.key));
-  if (definition.id() != record.key) {
-    return make_error("schedule id '{}' does not match the record key '{}'", definition.id(), record.key);
+  // A schedule's identity is (tenant, id): the record key is its scoped key (kcron/tenant.h).
+  if (definition.id().empty()) {
+    const auto named = split_scoped_key(record.key);
+    definition.set_id(std::string(named.id));
+    if (definition.tenant().empty()) definition.set_tenant(std::string(tenant_field(named.tenant)));
+  }
+  const auto tenant = tenant_or_default(definition.tenant());
+  if (auto valid = is_default_tenant(tenant) ? validate_default_tenant_id(definition.id()) : validate_tenant_name(tenant);
+      !valid) {
+    return valid.error();
+  }
+  definition.set_tenant(std::string(tenant_field(tenant)));
+  if (const auto key = scoped_key(tenant, definition.id()); key != record.key) {
+    return make_error("schedule id '{}'{} does not match the record key '{}': its key must be '{}'", definition.id(),
+                      is_default_tenant(tenant) ? "" : fmt::format(" of tenant '{}'", tenant), record.key, key);
   }
   if (definition.id().find_first_of("@/") != std::string::npos) {
     return make_error("schedule id '{}' must not contain '@' or '/' (they separate a run's instant)", definition.id());
@@ -269,6 +282,7 @@ std::size_t SchedulePlanner::tick(std::vector<OutRecord>& out) {
 void SchedulePlanner::emit(Entry& entry, Instant nominal, std::vector<OutRecord>& out) {
   const auto& definition = entry.definition;
   const std::string job_id = trigger_id(definition.id(), nominal);
+  const std::string schedule_key = scoped_key(definition.tenant(), definition.id());
   v1::Command command;
   v1::Job& job = *command.mutable_submit();
   job = definition.job_template();
@@ -287,7 +301,9 @@ void SchedulePlanner::emit(Entry& entry, Instant nominal, std::vector<OutRecord>
   run.set_misfire(definition.misfire());
   *run.mutable_catchup_window() = definition.catchup_window();
   run.set_overlap(definition.overlap());
-  out.push_back({settings_.names.jobs(), -1, definition.id(), encode(command), false, typed_headers("command", job_id)});
+  // Routed by the schedule's scoped key: every run of it lands on one dispatcher partition.
+  out.push_back(
+      {settings_.names.jobs(), -1, schedule_key, encode(command), false, typed_headers("command", job_id, definition.tenant())});
   entry.state.set_runs(entry.state.runs() + 1);
   ++counts_.emitted;
 }
@@ -302,25 +318,38 @@ void SchedulePlanner::cancel_ahead(const Entry& entry, std::vector<OutRecord>& o
     if (!next || *next > last) break;
     v1::Command command;
     command.mutable_cancel()->set_job_id(trigger_id(entry.definition.id(), *next));
+    command.mutable_cancel()->set_tenant(entry.definition.tenant());
     command.mutable_cancel()->set_reason("schedule changed or deleted");
-    out.push_back({settings_.names.jobs(), -1, entry.definition.id(), encode(command), false,
-                   typed_headers("command", command.cancel().job_id())});
+    out.push_back({settings_.names.jobs(), -1, scoped_key(entry.definition.tenant(), entry.definition.id()), encode(command),
+                   false, typed_headers("command", command.cancel().job_id(), entry.definition.tenant())});
     ++counts_.cancelled;
     from = *next;
   }
 }
 
 void SchedulePlanner::save_state(const Entry& entry, std::vector<OutRecord>& out) {
-  out.push_back({settings_.names.cron_changelog(), entry.partition, entry.definition.id(), encode(entry.state), false, {}});
+  out.push_back({settings_.names.cron_changelog(),
+                 entry.partition,
+                 scoped_key(entry.definition.tenant(), entry.definition.id()),
+                 encode(entry.state),
+                 false,
+                 {}});
 }
 
 void SchedulePlanner::reject(const ScheduleRecord& record, std::string_view reason, std::vector<OutRecord>& out) {
   const std::string topic = settings_.names.schedules();
   const RejectedInput input{topic, Partition(record.partition), record.offset, record.key, record.value};
-  const std::string key =
-      append_rejected(input, "", reason, clock_.now(), settings_.component, settings_.max_dead_letter_copy, settings_.names, out);
+  // The record key names the schedule (its tenant's scoped key), when it is one kcron could write.
+  const auto named = split_scoped_key(record.key.substr(0, std::min(record.key.size(), kMaxJobIdBytes)));
+  const std::string key = append_rejected(input, named.tenant, named.id, reason, clock_.now(), settings_.component,
+                                          settings_.max_dead_letter_copy, settings_.names, out);
   // kcron.events carries job transitions, which the dispatcher and the workers write: not this.
-  append_status({.job_id = key, .state = v1::REJECTED, .at = clock_.now(), .reason = reason, .component = settings_.component},
+  append_status({.job_id = named.id,
+                 .state = v1::REJECTED,
+                 .at = clock_.now(),
+                 .reason = reason,
+                 .component = settings_.component,
+                 .tenant = named.tenant},
                 settings_.names, false, out);
   ++counts_.rejected;
 }

@@ -73,15 +73,17 @@ TEST_CASE("a schedule emits each run once, up to the look-ahead before its insta
   CHECK(harness.tick_ids() == std::vector<std::string>{"tick@2026-09-21T14:13:40Z"});
 }
 
-TEST_CASE("a trigger is a job routed by the schedule id that carries the nominal instant and the policies") {
+TEST_CASE(
+    "a trigger is a job routed by the schedule's scoped key that carries the tenant, the nominal instant and the policies") {
   Harness harness;
-  harness.apply("report", R"({"id":"report","expression":"*/10 * * * * *","tenant":"acme","misfire":"FIRE_ALL",)"
-                          R"("overlap":"FORBID","job_template":{"queue":"critical","priority":8,"sleep":{"duration":"1s"}}})");
+  harness.apply("acme~report",
+                R"({"id":"report","expression":"*/10 * * * * *","tenant":"acme","misfire":"FIRE_ALL",)"
+                R"("overlap":"FORBID","job_template":{"queue":"critical","priority":8,"sleep":{"duration":"1s"}}})");
   harness.clock.advance(Millis(5'000));
   harness.planner.tick(harness.out);
   const auto jobs = harness.take(".jobs");
   REQUIRE(jobs.size() == 1);
-  CHECK(jobs[0].key == "report");
+  CHECK(jobs[0].key == "acme~report");
   v1::Command command;
   REQUIRE(command.ParseFromString(jobs[0].value));
   const auto& job = command.submit();
@@ -96,7 +98,32 @@ TEST_CASE("a trigger is a job routed by the schedule id that carries the nominal
   CHECK(job.schedule_run().nominal_instant().seconds() == (kStart + 10'000) / 1000);
   CHECK(job.schedule_run().misfire() == v1::FIRE_ALL);
   CHECK(job.schedule_run().overlap() == v1::FORBID);
-  CHECK(harness.take("cron-changelog").size() >= 1);
+  const auto changelog = harness.take("cron-changelog");
+  REQUIRE(changelog.size() >= 1);
+  CHECK(changelog[0].key == "acme~report");
+}
+
+TEST_CASE("a tenant's schedule keyed by its bare id is REJECTED with the key it needs, and the key alone names the tenant") {
+  Harness harness;
+  harness.apply("report", R"({"id":"report","expression":"0 9 * * *","tenant":"acme","job_template":{"noop":{}}})");
+  auto letters = harness.take("dead-letters");
+  REQUIRE(letters.size() == 1);
+  v1::DeadLetter letter;
+  REQUIRE(letter.ParseFromString(letters[0].value));
+  CHECK(letter.reason() ==
+        "schedule id 'report' of tenant 'acme' does not match the record key 'report': its key must be "
+        "'acme~report'");
+  // A record without id and tenant takes both from its key.
+  harness.apply("ab~tick", R"({"expression":"*/10 * * * * *","job_template":{"noop":{}}})");
+  harness.clock.advance(Millis(5'000));
+  harness.planner.tick(harness.out);
+  const auto jobs = harness.take(".jobs");
+  REQUIRE(jobs.size() == 1);
+  CHECK(jobs[0].key == "ab~tick");
+  v1::Command command;
+  REQUIRE(command.ParseFromString(jobs[0].value));
+  CHECK(command.submit().tenant() == "ab");
+  CHECK(command.submit().id() == "tick@2026-09-21T14:13:30Z");
 }
 
 TEST_CASE("an invalid schedule is REJECTED with its reason and the previous definition stays in force") {

@@ -70,6 +70,38 @@ std::string_view command_job_id(const v1::Command& command) {
   }
 }
 
+// The tenant a command names (empty: the default tenant). Until tenants arrive through their own
+// input topics, it is the body's field (docs/tenancy.md).
+std::string_view command_tenant(const v1::Command& command) {
+  switch (command.command_case()) {
+    case v1::Command::kSubmit:
+      return command.submit().tenant();
+    case v1::Command::kCancel:
+      return command.cancel().tenant();
+    case v1::Command::kUpdate:
+      return command.update().job().tenant();
+    case v1::Command::kReplay:
+      return command.replay().job().tenant();
+    case v1::Command::kRetry:
+      return command.retry().job().tenant();
+    case v1::Command::kCompletion:
+      return command.completion().tenant();
+    default:
+      return {};
+  }
+}
+
+ScopedName job_of(const v1::Job& job) {
+  return scoped(job.tenant(), job.id());
+}
+
+// An entry stored under a key of `job`'s tenant that another tenant's job holds: only a job a
+// release before tenants stored under its bare id can (its body named a tenant). A command never
+// acts on it, and says "no such job", as for any id its tenant does not have.
+bool held_by_other_tenant(const Entry& entry, const ScopedName& job) {
+  return entry.has_job() && tenant_field(entry.job().tenant()) != tenant_field(job.tenant);
+}
+
 // A job (attempt as set in it) waiting in the delay buckets for `due`.
 Entry pending_entry(v1::Job job, Instant due, std::uint64_t sequence) {
   Entry entry;
@@ -114,8 +146,8 @@ Status DispatcherCore::apply(PartitionState& state, const InputRecord& record, s
   const std::size_t record_bytes =
       record.key.size() + record.value.size() + record.content_type.size() + record.kcron_type.size();
   if (record_bytes > settings_.max_record_bytes) {
-    reject(record, "", fmt::format("record of {} bytes exceeds the limit of {} bytes", record_bytes, settings_.max_record_bytes),
-           out);
+    reject(record, nullptr,
+           fmt::format("record of {} bytes exceeds the limit of {} bytes", record_bytes, settings_.max_record_bytes), out);
     return Status::success();
   }
   if (!record.key.empty()) {
@@ -127,15 +159,21 @@ Status DispatcherCore::apply(PartitionState& state, const InputRecord& record, s
   }
   auto command = decode_command(record.value, record.content_type, record.kcron_type);
   if (!command) {
-    reject(record, "", command.error().message(), out);
+    reject(record, nullptr, command.error().message(), out);
     return Status::success();
   }
   const std::string job_id(command_job_id(*command));
   if (auto valid = validate_job_id(job_id); !valid) {
-    reject(record, "", valid.error().message(), out);
+    reject(record, nullptr, valid.error().message(), out);
     return Status::success();
   }
-  const auto routing_key = routing_key_for_job(job_id);
+  const auto tenant = tenant_or_default(command_tenant(*command));
+  if (auto valid = is_default_tenant(tenant) ? validate_default_tenant_id(job_id) : validate_tenant_name(tenant); !valid) {
+    reject(record, nullptr, valid.error().message(), out);
+    return Status::success();
+  }
+  const ScopedName job = scoped(tenant, job_id);
+  const auto routing_key = scoped_routing_key(tenant, job_id);
   if (record.key.empty()) {
     const auto owner = partition_for_key(routing_key, settings_.jobs_partitions);
     if (owner != record.partition) {
@@ -143,12 +181,14 @@ Status DispatcherCore::apply(PartitionState& state, const InputRecord& record, s
       return Status::success();
     }
   } else if (record.key != routing_key) {
-    reject(record, job_id,
-           fmt::format("record key '{}' does not match job id '{}': its key must be '{}'", record.key, job_id, routing_key), out);
+    reject(record, &job,
+           fmt::format("record key '{}' does not match job id '{}'{}: its key must be '{}'", record.key, job_id,
+                       is_default_tenant(tenant) ? "" : fmt::format(" of tenant '{}'", tenant), routing_key),
+           out);
     return Status::success();
   }
 
-  Context context{state, record, out};
+  Context context{state, record, out, job};
   Status decided;
   switch (command->command_case()) {
     case v1::Command::kSubmit:
@@ -170,7 +210,7 @@ Status DispatcherCore::apply(PartitionState& state, const InputRecord& record, s
       decided = completion(context, command->completion());
       break;
     default:
-      reject(record, job_id, "record holds no command", out);
+      reject(record, &job, "record holds no command", out);
   }
   if (!decided) return decided.error().within(fmt::format("jobs record {}@{}", record.partition, record.offset));
   return Status::success();
@@ -224,8 +264,8 @@ Result<Instant> DispatcherCore::resolve(v1::Job& job, Instant record_timestamp) 
 }
 
 Status DispatcherCore::submit(Context& context, v1::Job job) {
-  const std::string job_id = job.id();
-  auto existing = load(context.state, job_id);
+  const ScopedName& ref = context.job;
+  auto existing = load(context.state, ref.key);
   if (!existing) return existing.error();
   const Partition partition = context.record.partition;
   const auto now = clock_.now();
@@ -235,8 +275,8 @@ Status DispatcherCore::submit(Context& context, v1::Job job) {
     entry.set_attempt(job.attempt());
     entry.set_sequence((*existing)->sequence() + 1);
     entry.set_expires_ms(ms_from_now(settings_.dedupe_retention));
-    if (auto stored = store(context.state, partition, job_id, entry, context.out); !stored) return stored;
-    emit_status(job_id, entry, v1::CANCELLED, "cancelled before it was submitted", context.out);
+    if (auto stored = store(context.state, partition, ref.key, entry, context.out); !stored) return stored;
+    emit_status(ref, entry, v1::CANCELLED, "cancelled before it was submitted", context.out);
     ++counts_.cancelled;
     return Status::success();
   }
@@ -244,40 +284,39 @@ Status DispatcherCore::submit(Context& context, v1::Job job) {
     ++counts_.duplicates;  // a re-submit of a known id is idempotent
     return Status::success();
   }
+  job.set_tenant(std::string(tenant_field(ref.tenant)));
   auto due = resolve(job, context.record.timestamp);
   if (!due) {
-    reject(context.record, job_id, due.error().message(), context.out);
-    emit_status(job_id, Entry(), v1::REJECTED, due.error().message(), context.out);
+    reject(context.record, &ref, due.error().message(), context.out);
+    emit_status(ref, Entry(), v1::REJECTED, due.error().message(), context.out);
     return Status::success();
   }
   Entry entry = pending_entry(std::move(job), *due, *existing ? (*existing)->sequence() + 1 : 1);
   ++counts_.accepted;
   if (auto tracked = track_accepted_run(context.state, partition, entry.job(), *due, context.out); !tracked) return tracked;
   if (*due <= now) return release(context.state, partition, entry, context.out);  // never enters the buckets
-  if (auto stored = store(context.state, partition, job_id, entry, context.out); !stored) return stored;
-  emit_status(job_id, entry, v1::PENDING, "", context.out);
+  if (auto stored = store(context.state, partition, ref.key, entry, context.out); !stored) return stored;
+  emit_status(ref, entry, v1::PENDING, "", context.out);
   return Status::success();
 }
 
 Status DispatcherCore::cancel(Context& context, const v1::Cancel& cancel) {
-  const std::string& job_id = cancel.job_id();
+  const ScopedName& ref = context.job;
   const Partition partition = context.record.partition;
-  auto loaded = load(context.state, job_id);
+  auto loaded = load(context.state, ref.key);
   if (!loaded) return loaded.error();
   auto& existing = *loaded;
+  if (existing && held_by_other_tenant(*existing, ref)) {
+    reject(context.record, &ref, fmt::format("cannot cancel job '{}': no such job", ref.id), context.out);
+    return Status::success();
+  }
   if (!existing) {
+    // A cancel before its submit: a marker, in this tenant only, cancels the submit when it comes.
     Entry marker;
     marker.set_state(Entry::CANCEL_MARKER);
     marker.set_sequence(1);
     marker.set_expires_ms(ms_from_now(settings_.cancel_marker_ttl));
-    return store(context.state, partition, job_id, marker, context.out);
-  }
-  if (!cancel.tenant().empty() && existing->has_job() && !existing->job().tenant().empty() &&
-      existing->job().tenant() != cancel.tenant()) {
-    reject(context.record, job_id,
-           fmt::format("cancel of job '{}' from tenant '{}': the job belongs to another tenant", job_id, cancel.tenant()),
-           context.out);
-    return Status::success();
+    return store(context.state, partition, ref.key, marker, context.out);
   }
   switch (existing->state()) {
     case Entry::PENDING: {
@@ -286,11 +325,11 @@ Status DispatcherCore::cancel(Context& context, const v1::Cancel& cancel) {
       entry.set_attempt(existing->attempt());
       entry.set_sequence(existing->sequence() + 1);
       entry.set_expires_ms(ms_from_now(settings_.dedupe_retention));
-      if (auto stored = store(context.state, partition, job_id, entry, context.out); !stored) return stored;
-      emit_status(job_id, entry, v1::CANCELLED, cancel.reason().empty() ? "cancelled" : cancel.reason(), context.out);
+      if (auto stored = store(context.state, partition, ref.key, entry, context.out); !stored) return stored;
+      emit_status(ref, entry, v1::CANCELLED, cancel.reason().empty() ? "cancelled" : cancel.reason(), context.out);
       ++counts_.cancelled;
       // A pending retry of a schedule's run still holds the schedule's overlap slot: free it.
-      return end_schedule_run(context.state, partition, job_id, context.out);
+      return end_schedule_run(context.state, partition, ref, context.out);
     }
     case Entry::FIRED: {
       // Already on an exec topic: tell the workers (kcron.control is read by every worker), and
@@ -299,16 +338,18 @@ Status DispatcherCore::cancel(Context& context, const v1::Cancel& cancel) {
       if (!existing->cancel_requested()) {
         existing->set_cancel_requested(true);
         existing->set_sequence(existing->sequence() + 1);
-        if (auto stored = store(context.state, partition, job_id, *existing, context.out); !stored) return stored;
+        if (auto stored = store(context.state, partition, ref.key, *existing, context.out); !stored) return stored;
       }
       v1::Command command;
       *command.mutable_cancel() = cancel;
-      context.out.push_back({settings_.names.control(), 0, job_id, encode(command), false, typed_headers("cancel", job_id)});
+      command.mutable_cancel()->set_tenant(std::string(tenant_field(ref.tenant)));
+      context.out.push_back(
+          {settings_.names.control(), 0, ref.key, encode(command), false, typed_headers("cancel", ref.id, ref.tenant)});
       return Status::success();
     }
     case Entry::CANCEL_MARKER:
       existing->set_expires_ms(ms_from_now(settings_.cancel_marker_ttl));
-      return store(context.state, partition, job_id, *existing, context.out);
+      return store(context.state, partition, ref.key, *existing, context.out);
     default:
       ++counts_.duplicates;
       return Status::success();
@@ -316,47 +357,51 @@ Status DispatcherCore::cancel(Context& context, const v1::Cancel& cancel) {
 }
 
 Status DispatcherCore::update(Context& context, v1::Job job) {
-  const std::string job_id = job.id();
-  auto loaded = load(context.state, job_id);
+  const ScopedName& ref = context.job;
+  auto loaded = load(context.state, ref.key);
   if (!loaded) return loaded.error();
-  const auto& existing = *loaded;
+  auto& existing = *loaded;
+  if (existing && held_by_other_tenant(*existing, ref)) existing.reset();
   if (!existing || existing->state() != Entry::PENDING) {
-    reject(context.record, job_id,
-           fmt::format("cannot update job '{}': {}", job_id,
+    reject(context.record, &ref,
+           fmt::format("cannot update job '{}': {}", ref.id,
                        existing ? fmt::format("it is {}, only a pending job can be updated", entry_state_name(existing->state()))
                                 : std::string("no such pending job")),
            context.out);
     return Status::success();
   }
   job.set_attempt(existing->attempt());
+  job.set_tenant(std::string(tenant_field(ref.tenant)));
   auto due = resolve(job, context.record.timestamp);
   if (!due) {
-    reject(context.record, job_id, due.error().message(), context.out);
+    reject(context.record, &ref, due.error().message(), context.out);
     return Status::success();
   }
   Entry entry = pending_entry(std::move(job), *due, existing->sequence() + 1);
   if (*due <= clock_.now()) return release(context.state, context.record.partition, entry, context.out);
-  if (auto stored = store(context.state, context.record.partition, job_id, entry, context.out); !stored) return stored;
-  emit_status(job_id, entry, v1::PENDING, "updated", context.out);
+  if (auto stored = store(context.state, context.record.partition, ref.key, entry, context.out); !stored) return stored;
+  emit_status(ref, entry, v1::PENDING, "updated", context.out);
   return Status::success();
 }
 
 Status DispatcherCore::replay(Context& context, const v1::Replay& replay) {
-  const std::string& job_id = replay.job_id();
-  auto loaded = load(context.state, job_id);
+  const ScopedName& ref = context.job;
+  auto loaded = load(context.state, ref.key);
   if (!loaded) return loaded.error();
-  const auto& existing = *loaded;
-  if (!existing || existing->state() != Entry::DEAD || !replay.has_job() || replay.job().id() != job_id) {
-    reject(context.record, job_id,
-           fmt::format("cannot replay job '{}': only a DEAD job can be replayed, with its job attached", job_id), context.out);
+  auto& existing = *loaded;
+  if (existing && held_by_other_tenant(*existing, ref)) existing.reset();
+  if (!existing || existing->state() != Entry::DEAD || !replay.has_job() || replay.job().id() != ref.id) {
+    reject(context.record, &ref,
+           fmt::format("cannot replay job '{}': only a DEAD job can be replayed, with its job attached", ref.id), context.out);
     return Status::success();
   }
   v1::Job job = replay.job();
   job.set_attempt(existing->attempt() + 1);
+  job.set_tenant(std::string(tenant_field(ref.tenant)));
   job.clear_when();
   auto due = resolve(job, clock_.now());
   if (!due) {
-    reject(context.record, job_id, due.error().message(), context.out);
+    reject(context.record, &ref, due.error().message(), context.out);
     return Status::success();
   }
   Entry entry = pending_entry(std::move(job), *due, existing->sequence() + 1);
@@ -364,11 +409,12 @@ Status DispatcherCore::replay(Context& context, const v1::Replay& replay) {
 }
 
 Status DispatcherCore::retry(Context& context, const v1::Retry& retry) {
-  const std::string& job_id = retry.job().id();
+  const ScopedName& ref = context.job;
   const Partition partition = context.record.partition;
-  auto loaded = load(context.state, job_id);
+  auto loaded = load(context.state, ref.key);
   if (!loaded) return loaded.error();
-  const auto& existing = *loaded;
+  auto& existing = *loaded;
+  if (existing && held_by_other_tenant(*existing, ref)) existing.reset();
   if (existing && (existing->attempt() >= retry.job().attempt() || existing->state() == Entry::CANCELLED)) {
     ++counts_.duplicates;  // an older or repeated retry, or a cancelled job
     return Status::success();
@@ -380,52 +426,53 @@ Status DispatcherCore::retry(Context& context, const v1::Retry& retry) {
     entry.set_sequence(existing->sequence() + 1);
     entry.set_due_ms(retry.due_ms());
     entry.set_expires_ms(ms_from_now(settings_.dedupe_retention));
-    *entry.mutable_job() = retry.job();  // for the status record (tenant); dropped again below
-    emit_status(job_id, entry, v1::CANCELLED,
+    emit_status(ref, entry, v1::CANCELLED,
                 fmt::format("cancelled while attempt {} ran; its retry is dropped", existing->attempt()), context.out);
-    entry.clear_job();
-    if (auto stored = store(context.state, partition, job_id, entry, context.out); !stored) return stored;
+    if (auto stored = store(context.state, partition, ref.key, entry, context.out); !stored) return stored;
     ++counts_.cancelled;
-    return end_schedule_run(context.state, partition, job_id, context.out);  // frees its overlap slot
+    return end_schedule_run(context.state, partition, ref, context.out);  // frees its overlap slot
   }
   v1::Job job = retry.job();
   job.set_run_at_ms(retry.due_ms());
+  job.set_tenant(std::string(tenant_field(ref.tenant)));
   auto due = resolve(job, context.record.timestamp);
   if (!due) {
-    reject(context.record, job_id, due.error().message(), context.out);
+    reject(context.record, &ref, due.error().message(), context.out);
     return Status::success();
   }
   Entry entry = pending_entry(std::move(job), *due, existing ? existing->sequence() + 1 : 1);
   if (*due <= clock_.now()) return release(context.state, partition, entry, context.out);
-  if (auto stored = store(context.state, partition, job_id, entry, context.out); !stored) return stored;
-  emit_status(job_id, entry, v1::RETRYING, retry.error(), context.out);
+  if (auto stored = store(context.state, partition, ref.key, entry, context.out); !stored) return stored;
+  emit_status(ref, entry, v1::RETRYING, retry.error(), context.out);
   return Status::success();
 }
 
-Status DispatcherCore::end_schedule_run(PartitionState& state, Partition partition, const std::string& job_id,
+Status DispatcherCore::end_schedule_run(PartitionState& state, Partition partition, const ScopedName& job,
                                         std::vector<OutRecord>& out) {
-  const auto schedule_id = routing_key_for_job(job_id);
-  if (schedule_id == job_id) return Status::success();  // not a schedule run
-  auto track = load_track(state, schedule_id);
+  const auto schedule_id = routing_key_for_job(job.id);
+  if (schedule_id == job.id) return Status::success();  // not a schedule run
+  const std::string schedule_key = scoped_key(job.tenant, schedule_id);
+  auto track = load_track(state, schedule_key);
   if (!track) return track.error();
-  if (*track && (*track)->schedule().running_job_id() == job_id) {
+  if (*track && (*track)->schedule().running_job_id() == job.id) {
     (*track)->mutable_schedule()->clear_running_job_id();
-    return store_track(state, partition, **track, out);
+    return store_track(state, partition, schedule_key, **track, out);
   }
   return Status::success();
 }
 
 Status DispatcherCore::completion(Context& context, const v1::Completion& completion) {
+  const ScopedName& ref = context.job;
   const Partition partition = context.record.partition;
-  if (auto ended = end_schedule_run(context.state, partition, completion.job_id(), context.out); !ended) return ended;
-  auto loaded = load(context.state, completion.job_id());
+  if (auto ended = end_schedule_run(context.state, partition, ref, context.out); !ended) return ended;
+  auto loaded = load(context.state, ref.key);
   if (!loaded) return loaded.error();
   auto& existing = *loaded;
   if (!existing || existing->state() != Entry::FIRED || existing->attempt() != completion.attempt()) return Status::success();
   if (completion.state() == v1::DEAD) {
     existing->set_state(Entry::DEAD);
     existing->set_sequence(existing->sequence() + 1);
-    return store(context.state, partition, completion.job_id(), *existing, context.out);
+    return store(context.state, partition, ref.key, *existing, context.out);
   }
   return Status::success();
 }
@@ -435,15 +482,15 @@ Result<std::size_t> DispatcherCore::fire_due(PartitionState& state, Partition pa
   const auto due = state.due(clock_.now(), limit);
   if (!due) return due.error();
   for (const auto& slot : *due) {
-    const std::string& job_id = slot.job_id.value();
-    auto entry = load(state, job_id);
+    const std::string& key = slot.job_id.value();
+    auto entry = load(state, key);
     Status done;
     if (!entry) {
       done = entry.error();
     } else if (*entry && (*entry)->state() == Entry::PENDING) {
       done = release(state, partition, **entry, out);
     } else {
-      done = forget(state, partition, job_id, out);  // an expired marker or retained id
+      done = forget(state, partition, key, out);  // an expired marker or retained id
       ++counts_.expired;
     }
     if (!done) return done.error().within(fmt::format("firing due jobs of partition {}", partition));
@@ -452,18 +499,18 @@ Result<std::size_t> DispatcherCore::fire_due(PartitionState& state, Partition pa
 }
 
 void DispatcherCore::reject_unpublishable(const InputRecord& record, std::string_view reason, std::vector<OutRecord>& out) {
-  reject(record, record.key.substr(0, std::min(record.key.size(), kMaxJobIdBytes)),
-         fmt::format("its outputs could not be published: {}", reason), out);
+  reject(record, nullptr, fmt::format("its outputs could not be published: {}", reason), out);  // keyed by its own key
   ++counts_.unpublishable;
 }
 
 Result<bool> DispatcherCore::fail_due(PartitionState& state, Partition partition, const JobId& wanted, std::string_view reason,
                                       std::vector<OutRecord>& out) {
-  const std::string& job_id = wanted.value();
-  auto loaded = load(state, job_id);
-  if (!loaded) return loaded.error().within(fmt::format("giving up on due job {:?} of partition {}", job_id, partition));
+  const std::string& key = wanted.value();
+  auto loaded = load(state, key);
+  if (!loaded) return loaded.error().within(fmt::format("giving up on due job {:?} of partition {}", key, partition));
   auto& entry = *loaded;
   if (!entry || entry->state() != Entry::PENDING || instant_from_ms(entry->due_ms()) > clock_.now()) return false;
+  const ScopedName job = job_of(entry->job());
   const std::string why = fmt::format("its execution record could not be published: {}", reason);
   v1::DeadLetter letter;
   letter.set_state(v1::DEAD);
@@ -480,49 +527,49 @@ Result<bool> DispatcherCore::fail_due(PartitionState& state, Partition partition
   letter.set_source_offset(-1);
   letter.set_at_ms(to_epoch_ms(clock_.now()));
   letter.set_component(settings_.component);
-  append_dead_letter(letter, job_id, settings_.names, out);
+  letter.set_tenant(std::string(tenant_field(job.tenant)));
+  append_dead_letter(letter, job.id, settings_.names, out);
 
   entry->set_state(Entry::DEAD);
   entry->set_sequence(entry->sequence() + 1);
   entry->set_expires_ms(ms_from_now(settings_.dedupe_retention));  // a re-submit stays a duplicate
-  const std::string tenant = entry->job().tenant();
   entry->clear_job();
-  if (auto stored = store(state, partition, job_id, *entry, out); !stored) return stored.error();
-  Entry status_view = *entry;
-  status_view.mutable_job()->set_tenant(tenant);
-  emit_status(job_id, status_view, v1::DEAD, why, out);
+  if (auto stored = store(state, partition, key, *entry, out); !stored) return stored.error();
+  emit_status(job, *entry, v1::DEAD, why, out);
   ++counts_.unpublishable;
   return true;
 }
 
-std::string DispatcherCore::track_key(std::string_view schedule_id) {
+std::string DispatcherCore::track_key(std::string_view schedule_key) {
   std::string key = "\x01schedule/";
-  key += schedule_id;
+  key += schedule_key;
   return key;
 }
 
-Result<DispatcherCore::MaybeEntry> DispatcherCore::load_track(PartitionState& state, std::string_view schedule_id) const {
-  return load(state, track_key(schedule_id));
+Result<DispatcherCore::MaybeEntry> DispatcherCore::load_track(PartitionState& state, std::string_view schedule_key) const {
+  return load(state, track_key(schedule_key));
 }
 
-Status DispatcherCore::store_track(PartitionState& state, Partition partition, Entry& track, std::vector<OutRecord>& out) {
+Status DispatcherCore::store_track(PartitionState& state, Partition partition, std::string_view schedule_key, Entry& track,
+                                   std::vector<OutRecord>& out) {
   track.set_state(Entry::SCHEDULE);
   track.set_sequence(track.sequence() + 1);
-  return store(state, partition, track_key(track.schedule().schedule_id()), track, out);
+  return store(state, partition, track_key(schedule_key), track, out);
 }
 
 Status DispatcherCore::track_accepted_run(PartitionState& state, Partition partition, const v1::Job& job, Instant due,
                                           std::vector<OutRecord>& out) {
   if (!job.has_schedule_run() || job.schedule_run().schedule_id().empty()) return Status::success();
   const auto& schedule_id = job.schedule_run().schedule_id();
-  auto loaded = load_track(state, schedule_id);
+  const std::string schedule_key = scoped_key(job.tenant(), schedule_id);
+  auto loaded = load_track(state, schedule_key);
   if (!loaded) return loaded.error();
   auto track = loaded->value_or(Entry());
   const std::int64_t due_ms = to_epoch_ms(due);
   if (track.has_schedule() && track.schedule().max_due_ms() >= due_ms) return Status::success();
   track.mutable_schedule()->set_schedule_id(schedule_id);
   track.mutable_schedule()->set_max_due_ms(due_ms);
-  return store_track(state, partition, track, out);
+  return store_track(state, partition, schedule_key, track, out);
 }
 
 Status DispatcherCore::release(PartitionState& state, Partition partition, Entry& entry, std::vector<OutRecord>& out) {
@@ -537,8 +584,10 @@ Status DispatcherCore::release(PartitionState& state, Partition partition, Entry
 Result<bool> DispatcherCore::admit_schedule_run(PartitionState& state, Partition partition, Entry& entry,
                                                 std::vector<OutRecord>& out) {
   const auto& run = entry.job().schedule_run();
-  const std::string job_id = entry.job().id();
-  auto loaded = load_track(state, run.schedule_id());
+  const ScopedName job = job_of(entry.job());
+  const std::string& job_id = job.id;
+  const std::string schedule_key = scoped_key(job.tenant, run.schedule_id());
+  auto loaded = load_track(state, schedule_key);
   if (!loaded) return loaded.error();
   auto track = loaded->value_or(Entry());
   track.mutable_schedule()->set_schedule_id(run.schedule_id());
@@ -578,44 +627,43 @@ Result<bool> DispatcherCore::admit_schedule_run(PartitionState& state, Partition
     }
     if (run.overlap() == v1::REPLACE) {
       // As a cancel does: the replaced run's retry, if it failed meanwhile, must not come back.
-      auto replaced = load(state, running);
+      const ScopedName replaced_run = scoped(job.tenant, running);
+      auto replaced = load(state, replaced_run.key);
       if (!replaced) return replaced.error();
       if (*replaced && (*replaced)->state() == Entry::FIRED && !(*replaced)->cancel_requested()) {
         (*replaced)->set_cancel_requested(true);
         (*replaced)->set_sequence((*replaced)->sequence() + 1);
-        if (auto stored = this->store(state, partition, running, **replaced, out); !stored) return stored.error();
+        if (auto stored = this->store(state, partition, replaced_run.key, **replaced, out); !stored) return stored.error();
       }
       v1::Command command;
       command.mutable_cancel()->set_job_id(running);
+      command.mutable_cancel()->set_tenant(std::string(tenant_field(job.tenant)));
       command.mutable_cancel()->set_reason(fmt::format("replaced by '{}' (overlap replace)", job_id));
-      out.push_back({settings_.names.control(), 0, running, encode(command), false, typed_headers("cancel", running)});
+      out.push_back(
+          {settings_.names.control(), 0, replaced_run.key, encode(command), false, typed_headers("cancel", running, job.tenant)});
     }
   }
   track.mutable_schedule()->set_running_job_id(job_id);
-  if (auto stored = store_track(state, partition, track, out); !stored) return stored.error();
+  if (auto stored = store_track(state, partition, schedule_key, track, out); !stored) return stored.error();
   return true;
 }
 
 Status DispatcherCore::skip(PartitionState& state, Partition partition, Entry& entry, const std::string& reason,
                             std::vector<OutRecord>& out) {
-  const std::string job_id = entry.job().id();
-  const std::string tenant = entry.job().tenant();
+  const ScopedName job = job_of(entry.job());
   entry.set_state(Entry::SKIPPED);
   entry.set_sequence(entry.sequence() + 1);
   entry.set_expires_ms(ms_from_now(settings_.dedupe_retention));
   entry.clear_job();
-  if (auto stored = store(state, partition, job_id, entry, out); !stored) return stored;
-  Entry status_view = entry;
-  status_view.mutable_job()->set_tenant(tenant);
-  emit_status(job_id, status_view, v1::SKIPPED, reason, out);
+  if (auto stored = store(state, partition, job.key, entry, out); !stored) return stored;
+  emit_status(job, entry, v1::SKIPPED, reason, out);
   ++counts_.skipped;
   return Status::success();
 }
 
 Status DispatcherCore::fire(PartitionState& state, Partition partition, Entry& entry, std::vector<OutRecord>& out) {
-  const std::string job_id = entry.job().id();
+  const ScopedName job = job_of(entry.job());
   const Instant fired = clock_.now();
-  const std::string tenant = entry.job().tenant();
   std::string topic = exec_topic(settings_.names.prefix, entry.job().queue(), band_for_priority(entry.priority()));
   v1::Execution execution;
   // The exec record carries the job; the changelog keeps only what dedupe needs.
@@ -623,19 +671,17 @@ Status DispatcherCore::fire(PartitionState& state, Partition partition, Entry& e
   entry.clear_job();
   execution.set_due_ms(entry.due_ms());
   execution.set_fired_ms(to_epoch_ms(fired));
-  auto headers = typed_headers("execution", job_id);
+  auto headers = typed_headers("execution", job.id, job.tenant);
   headers.emplace_back(header::kStatus, state_name(v1::QUEUED));
-  out.push_back({std::move(topic), -1, job_id, encode(execution), false, std::move(headers)});
+  out.push_back({std::move(topic), -1, job.key, encode(execution), false, std::move(headers)});
   fire_lags_.push_back(fired - instant_from_ms(entry.due_ms()));
   ++counts_.fired;
 
   entry.set_state(Entry::FIRED);
   entry.set_sequence(entry.sequence() + 1);
   entry.set_expires_ms(to_epoch_ms(fired + settings_.dedupe_retention));
-  if (auto stored = store(state, partition, job_id, entry, out); !stored) return stored;
-  v1::DispatcherEntry status_view = entry;
-  status_view.mutable_job()->set_tenant(tenant);
-  emit_status(job_id, status_view, v1::QUEUED, "", out);
+  if (auto stored = store(state, partition, job.key, entry, out); !stored) return stored;
+  emit_status(job, entry, v1::QUEUED, "", out);
   return Status::success();
 }
 
@@ -662,9 +708,9 @@ Status DispatcherCore::restore(PartitionState& state, std::string_view key, std:
   return state.put(key, value, slot_of(entry));
 }
 
-void DispatcherCore::emit_status(const std::string& job_id, const Entry& entry, v1::JobState state, std::string_view reason,
+void DispatcherCore::emit_status(const ScopedName& job, const Entry& entry, v1::JobState state, std::string_view reason,
                                  std::vector<OutRecord>& out) {
-  append_status({.job_id = job_id,
+  append_status({.job_id = job.id,
                  .state = state,
                  .attempt = entry.attempt(),
                  .sequence = entry.sequence(),
@@ -672,14 +718,16 @@ void DispatcherCore::emit_status(const std::string& job_id, const Entry& entry, 
                  .reason = reason,
                  .component = settings_.component,
                  .due = instant_from_ms(entry.due_ms()),
-                 .tenant = entry.has_job() ? std::string_view(entry.job().tenant()) : std::string_view()},
+                 .tenant = job.tenant},
                 settings_.names, settings_.emit_events, out);
 }
 
-void DispatcherCore::reject(const InputRecord& record, std::string_view job_id, std::string_view reason,
+void DispatcherCore::reject(const InputRecord& record, const ScopedName* job, std::string_view reason,
                             std::vector<OutRecord>& out) {
   const std::string topic = settings_.names.jobs();
-  (void)append_rejected({topic, record.partition, record.offset, record.key, record.value}, job_id, reason, clock_.now(),
+  (void)append_rejected({topic, record.partition, record.offset, record.key, record.value},
+                        job != nullptr ? std::string_view(job->tenant) : std::string_view(),
+                        job != nullptr ? std::string_view(job->id) : std::string_view(), reason, clock_.now(),
                         settings_.component, settings_.max_dead_letter_copy, settings_.names, out);
   ++counts_.rejected;
 }

@@ -20,6 +20,7 @@
 #include "kcron/out_record.h"
 #include "kcron/records.h"
 #include "kcron/result.h"
+#include "kcron/tenant.h"
 #include "kcron/topics.h"
 
 namespace kcron::dispatcher {
@@ -79,10 +80,10 @@ class DispatcherCore {
   // one record or one fire, and if that alone still cannot commit, gives up on it here.
   // A consumed record whose outputs the broker refuses: REJECTED to dead-letters with `reason`.
   void reject_unpublishable(const InputRecord& record, std::string_view reason, std::vector<OutRecord>& out);
-  // A due job (`job_id`, pending and due by now) whose records the broker refuses: DEAD (dead
-  // letter, status, the id kept for dedupe like a fired one) instead of fired. Returns false (and
-  // does nothing) when there is no such pending, due job.
-  Result<bool> fail_due(PartitionState& state, Partition partition, const JobId& job_id, std::string_view reason,
+  // A due job (`job_key`: its tenant-scoped key, pending and due by now) whose records the broker
+  // refuses: DEAD (dead letter, status, the id kept for dedupe like a fired one) instead of fired.
+  // Returns false (and does nothing) when there is no such pending, due job.
+  Result<bool> fail_due(PartitionState& state, Partition partition, const JobId& job_key, std::string_view reason,
                         std::vector<OutRecord>& out);
   // Replays one changelog record into a state (restore). `value` empty = tombstone. A value that
   // does not parse is an error (a changelog the dispatcher cannot read), not a delete.
@@ -95,14 +96,17 @@ class DispatcherCore {
 
   // The slot an entry occupies in the delay buckets, if any (pending: due; others: expiry).
   static std::optional<Slot> slot_of(const v1::DispatcherEntry& entry);
-  // Store key of a schedule's track (cannot collide with a job id: those have no control bytes).
-  static std::string track_key(std::string_view schedule_id);
+  // Store key of a schedule's track, from the schedule's tenant-scoped key (cannot collide with a
+  // job's key: those have no control bytes).
+  static std::string track_key(std::string_view schedule_key);
 
  private:
+  // One command: the job it names (tenant, id and key; commands resolve inside their tenant).
   struct Context {
     PartitionState& state;
     const InputRecord& record;
     std::vector<OutRecord>& out;
+    const ScopedName& job;
   };
   using MaybeEntry = std::optional<v1::DispatcherEntry>;
 
@@ -122,20 +126,23 @@ class DispatcherCore {
                                   std::vector<OutRecord>& out);
   // A schedule's run ended (completed, or cancelled with no attempt left to run): its track no
   // longer holds it as the running run, so overlap forbid/replace let the next run through.
-  Status end_schedule_run(PartitionState& state, Partition partition, const std::string& job_id, std::vector<OutRecord>& out);
+  Status end_schedule_run(PartitionState& state, Partition partition, const ScopedName& job, std::vector<OutRecord>& out);
   Status skip(PartitionState& state, Partition partition, v1::DispatcherEntry& entry, const std::string& reason,
               std::vector<OutRecord>& out);
   Status track_accepted_run(PartitionState& state, Partition partition, const v1::Job& job, Instant due,
                             std::vector<OutRecord>& out);
-  Result<MaybeEntry> load_track(PartitionState& state, std::string_view schedule_id) const;
-  Status store_track(PartitionState& state, Partition partition, v1::DispatcherEntry& track, std::vector<OutRecord>& out);
+  Result<MaybeEntry> load_track(PartitionState& state, std::string_view schedule_key) const;
+  Status store_track(PartitionState& state, Partition partition, std::string_view schedule_key, v1::DispatcherEntry& track,
+                     std::vector<OutRecord>& out);
   Status fire(PartitionState& state, Partition partition, v1::DispatcherEntry& entry, std::vector<OutRecord>& out);
   Status store(PartitionState& state, Partition partition, const std::string& key, const v1::DispatcherEntry& entry,
                std::vector<OutRecord>& out);
   Status forget(PartitionState& state, Partition partition, const std::string& key, std::vector<OutRecord>& out);
-  void emit_status(const std::string& job_id, const v1::DispatcherEntry& entry, v1::JobState state, std::string_view reason,
+  void emit_status(const ScopedName& job, const v1::DispatcherEntry& entry, v1::JobState state, std::string_view reason,
                    std::vector<OutRecord>& out);
-  void reject(const InputRecord& record, std::string_view job_id, std::string_view reason, std::vector<OutRecord>& out);
+  // REJECTED: a dead letter keyed by the job's key, or (`job` null: nothing decoded says whose it
+  // is) by the record's own key.
+  void reject(const InputRecord& record, const ScopedName* job, std::string_view reason, std::vector<OutRecord>& out);
   void forward(const InputRecord& record, Partition partition, std::string_view key, std::vector<OutRecord>& out);
   // The entry stored under `key`; an error when it cannot be read or does not parse.
   static Result<MaybeEntry> load(PartitionState& state, std::string_view key);

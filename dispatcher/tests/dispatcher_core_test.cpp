@@ -725,3 +725,155 @@ TEST_CASE("a changelog value that does not parse fails the restore and deletes n
   REQUIRE(DispatcherCore::restore(state, "kept", "", true).ok());  // a tombstone deletes
   CHECK_FALSE(state.get("kept")->has_value());
 }
+
+// Tenants: a job's identity is (tenant, id); every key is the scoped key of kcron/tenant.h.
+namespace {
+
+std::vector<v1::StatusRecord> statuses(Harness& harness, std::vector<std::string>* keys = nullptr) {
+  std::vector<v1::StatusRecord> found;
+  for (const auto& record : harness.take("kcron.status")) {
+    v1::StatusRecord status;
+    REQUIRE(status.ParseFromString(record.value));
+    found.push_back(status);
+    if (keys != nullptr) keys->push_back(record.key);
+  }
+  return found;
+}
+
+}  // namespace
+
+TEST_CASE("tenants a and ab both run same-id once each, keyed apart on every topic") {
+  Harness harness;
+  harness.submit(R"({"id":"same-id","tenant":"a","delay":"1s","noop":{}})", "a~same-id");
+  harness.submit(R"({"id":"same-id","tenant":"ab","delay":"1s","noop":{}})", "ab~same-id");
+  CHECK(harness.core.counts().accepted == 2);
+  CHECK(harness.core.counts().duplicates == 0);
+  harness.clock.advance(Millis(1'000));
+  harness.fire("a~same-id");
+  harness.fire("ab~same-id");
+  const auto exec = harness.take(".exec.");
+  REQUIRE(exec.size() == 2);
+  std::set<std::string> keys;
+  for (const auto& record : exec) {
+    keys.insert(record.key);
+    v1::Execution execution;
+    REQUIRE(execution.ParseFromString(record.value));
+    CHECK(execution.job().id() == "same-id");
+    CHECK(record.key == execution.job().tenant() + "~same-id");
+  }
+  CHECK(keys == std::set<std::string>{"a~same-id", "ab~same-id"});
+  std::vector<std::string> status_keys;
+  const auto written = statuses(harness, &status_keys);
+  CHECK(std::count(status_keys.begin(), status_keys.end(), "a~same-id") == 2);  // PENDING, QUEUED
+  CHECK(std::count(status_keys.begin(), status_keys.end(), "ab~same-id") == 2);
+  for (const auto& status : written) CHECK(status.job_id() == "same-id");
+  for (const auto& record : harness.take("changelog")) CHECK((record.key == "a~same-id" || record.key == "ab~same-id"));
+}
+
+TEST_CASE("a tenant's cancel of same-id leaves the other tenant's job alone") {
+  Harness harness;
+  harness.submit(R"({"id":"same-id","tenant":"a","delay":"5s","noop":{}})", "a~same-id");
+  harness.submit(R"({"id":"same-id","tenant":"ab","delay":"5s","noop":{}})", "ab~same-id");
+  harness.apply(R"({"cancel":{"job_id":"same-id","tenant":"a"}})", "a~same-id");
+  harness.clock.advance(Millis(5'000));
+  harness.fire("a~same-id");
+  harness.fire("ab~same-id");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"ab~same-id"});
+  CHECK(harness.core.counts().cancelled == 1);
+}
+
+TEST_CASE("a tenant's cancel of an unseen id leaves a marker in that tenant only") {
+  Harness harness;
+  harness.apply(R"({"cancel":{"job_id":"unseen","tenant":"a"}})", "a~unseen");
+  harness.submit(R"({"id":"unseen","tenant":"ab","noop":{}})", "ab~unseen");
+  harness.submit(R"({"id":"unseen","noop":{}})", "unseen");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"ab~unseen", "unseen"});
+  harness.submit(R"({"id":"unseen","tenant":"a","noop":{}})", "a~unseen");
+  CHECK(harness.exec_ids().empty());
+  CHECK(harness.core.counts().cancelled == 1);
+}
+
+TEST_CASE("an update or replay of an id its tenant does not have is REJECTED as no such job, revealing nothing else") {
+  Harness harness;
+  harness.submit(R"({"id":"x","tenant":"ab","delay":"5s","noop":{}})", "ab~x");
+  harness.apply(R"({"update":{"job":{"id":"x","tenant":"a","delay":"1s","noop":{}}}})", "a~x");
+  harness.apply(R"({"replay":{"job_id":"x","job":{"id":"x","tenant":"a","noop":{}}}})", "a~x");
+  const auto letters = harness.take("dead-letters");
+  REQUIRE(letters.size() == 2);
+  CHECK(letters[0].key == "a~x");
+  CHECK(dead_letter(letters[0]).reason() == "cannot update job 'x': no such pending job");
+  CHECK(dead_letter(letters[0]).tenant() == "a");
+  CHECK(dead_letter(letters[1]).reason() == "cannot replay job 'x': only a DEAD job can be replayed, with its job attached");
+  harness.clock.advance(Millis(5'000));
+  harness.fire("ab~x");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"ab~x"});  // ab's job as it was
+}
+
+TEST_CASE("a tenant's job routes by its scoped key: a record keyed by the bare id is REJECTED with the key it needs") {
+  Harness harness;
+  harness.apply(R"({"id":"r1","tenant":"acme","noop":{}})", "r1");
+  const auto letters = harness.take("dead-letters");
+  REQUIRE(letters.size() == 1);
+  CHECK(dead_letter(letters[0]).reason() ==
+        "record key 'r1' does not match job id 'r1' of tenant 'acme': its key must be 'acme~r1'");
+  CHECK(harness.exec_ids().empty());
+
+  SECTION("and an unkeyed one is forwarded keyed by the scoped routing key") {
+    const Partition owner = partition_for_key("acme~nightly", harness.settings.jobs_partitions);
+    const Partition other((owner.value() + 1) % harness.settings.jobs_partitions);
+    harness.apply(R"({"id":"nightly@2026-01-01T00:00:00Z","tenant":"acme","noop":{}})", "", other);
+    const auto forwarded = harness.take("kcron.jobs");
+    REQUIRE(forwarded.size() == 1);
+    CHECK(forwarded[0].key == "acme~nightly");
+    CHECK(forwarded[0].partition == owner.value());
+  }
+}
+
+TEST_CASE("an invalid tenant name, or a default-tenant id that reads as a tenant's key, is REJECTED with the reason") {
+  Harness harness;
+  harness.apply(R"({"id":"j","tenant":"Acme","noop":{}})", "Acme~j");
+  harness.apply(R"({"id":"acme~j","noop":{}})", "acme~j");
+  const auto letters = harness.take("dead-letters");
+  REQUIRE(letters.size() == 2);
+  CHECK(dead_letter(letters[0]).reason() == "tenant name \"Acme\" has \"A\": only a-z, 0-9 and '-' are allowed");
+  CHECK(dead_letter(letters[1]).reason() ==
+        "id \"acme~j\" of the default tenant reads as tenant 'acme''s id \"j\" ('<tenant>~' starts another tenant's keys)");
+  CHECK(harness.exec_ids().empty());
+}
+
+TEST_CASE("two tenants' schedules of one name keep separate overlap tracks") {
+  Harness harness;
+  const auto run = [](const std::string& tenant, int number) {
+    auto json = run_json("s", number, kStart, "FIRE_ONCE", "FORBID");
+    json.insert(1, fmt::format(R"("tenant":"{}",)", tenant));
+    return json;
+  };
+  harness.submit(run("a", 1), "a~s@1");
+  harness.submit(run("b", 1), "b~s@1");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"a~s@1", "b~s@1"});
+  // a's run 1 still runs: a's run 2 is skipped; b's completion frees only b's schedule.
+  harness.apply(R"({"completion":{"job_id":"s@1","tenant":"b","state":"SUCCEEDED"}})", "b~s");
+  harness.submit(run("a", 2), "a~s@2");
+  harness.submit(run("b", 2), "b~s@2");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"b~s@2"});
+  CHECK_THAT(skipped_reasons(harness).at(0), Catch::Contains("previous run 's@1' is still running (overlap forbid)"));
+}
+
+TEST_CASE("an entry a release before tenants stored under a bare id for a tenant is not another tenant's to cancel") {
+  Harness harness;
+  // As the previous release stored it: the bare key, the tenant only in the body.
+  v1::DispatcherEntry legacy;
+  legacy.set_state(v1::DispatcherEntry::PENDING);
+  legacy.set_due_ms(kStart + 5'000);
+  legacy.set_sequence(1);
+  legacy.mutable_job()->set_id("old");
+  legacy.mutable_job()->set_tenant("acme");
+  legacy.mutable_job()->mutable_noop();
+  auto& state = harness.state(harness.partition_of("old"));
+  REQUIRE(DispatcherCore::restore(state, "old", encode(legacy), false).ok());
+  harness.apply(R"({"cancel":{"job_id":"old"}})", "old");
+  CHECK(dead_letter(harness.take("dead-letters").at(0)).reason() == "cannot cancel job 'old': no such job");
+  harness.clock.advance(Millis(5'000));
+  harness.fire("old");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"acme~old"});  // fired under acme's key now
+}

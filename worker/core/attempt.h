@@ -13,6 +13,7 @@
 #include "kcron.pb.h"
 #include "kcron/clock.h"
 #include "kcron/priority.h"
+#include "kcron/tenant.h"
 
 namespace kcron::worker {
 
@@ -70,6 +71,8 @@ struct Attempt {
   bool reduced = false;  // published without output, history or kafka record (OutcomePolicy::records)
 
   const std::string& job_id() const { return execution.job().id(); }
+  // The job's tenant-scoped key (kcron/tenant.h): what names it in the worker's maps and on every topic.
+  std::string job_key() const { return scoped_key(execution.job().tenant(), execution.job().id()); }
 };
 
 }  // namespace kcron::worker

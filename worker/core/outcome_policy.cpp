@@ -8,6 +8,7 @@
 #include "kcron/codec.h"
 #include "kcron/records.h"
 #include "kcron/routing.h"
+#include "kcron/tenant.h"
 
 namespace kcron::worker {
 namespace {
@@ -19,6 +20,14 @@ std::int64_t duration_ms(const google::protobuf::Duration& duration) {
 
 std::string bounded(const std::string& text, std::size_t limit) {
   return text.size() <= limit ? text : text.substr(0, limit) + "...";
+}
+
+// A kafka job's record carries the user's bytes and only kcron's id headers (no content-type).
+std::vector<std::pair<std::string, std::string>> kafka_job_headers(const v1::Job& job) {
+  std::vector<std::pair<std::string, std::string>> headers = {{std::string(header::kType), "kafka-job"},
+                                                              {std::string(header::kJobId), job.id()}};
+  if (!is_default_tenant(job.tenant())) headers.emplace_back(header::kTenant, job.tenant());
+  return headers;
 }
 
 // What the dispatcher counts of a record on the jobs topic: key, value and the two headers it reads.
@@ -132,9 +141,12 @@ std::vector<OutRecord> OutcomePolicy::records(const Attempt& original) const {
   result.set_tenant(job.tenant());
   result.set_http_status(attempt.outcome.http_status);
   result.set_retriable(attempt.outcome.state == v1::FAILED && attempt.outcome.retriable);
-  auto headers = typed_headers("result", job.id());
+  // Every record is keyed by the job's tenant-scoped key (kcron/tenant.h): (tenant, id) is its identity.
+  const std::string key = scoped_key(job.tenant(), job.id());
+  const std::string_view tenant = job.tenant();
+  auto headers = typed_headers("result", job.id(), tenant);
   headers.emplace_back(header::kStatus, state_name(attempt.outcome.state));
-  out.push_back({names.results(), -1, job.id(), encode(result), false, headers});
+  out.push_back({names.results(), -1, key, encode(result), false, headers});
 
   std::string reason = attempt.outcome.error;
   if (state == v1::DEAD) reason = fmt::format("{} ({})", attempt.outcome.error, attempt.verdict.retry.reason);
@@ -149,7 +161,7 @@ std::vector<OutRecord> OutcomePolicy::records(const Attempt& original) const {
                  .tenant = job.tenant()},
                 names, settings_.emit_events, out);
 
-  const std::string routing_key(routing_key_for_job(job.id()));
+  const std::string routing_key = scoped_routing_key(tenant, job.id());
   if (state == v1::FAILED) {
     // Back to the dispatcher, which keeps the next attempt in its delay buckets until due.
     v1::Command command;
@@ -164,7 +176,7 @@ std::vector<OutRecord> OutcomePolicy::records(const Attempt& original) const {
     while (static_cast<std::size_t>(history->size()) > settings_.max_history) history->DeleteSubrange(0, 1);
     retry->set_due_ms(finished_ms + attempt.verdict.retry.delay.count());
     retry->set_error(bounded(attempt.outcome.error, kHistoryTextBytes));
-    out.push_back({names.jobs(), -1, routing_key, encode(command), false, typed_headers("retry", job.id())});
+    out.push_back({names.jobs(), -1, routing_key, encode(command), false, typed_headers("retry", job.id(), tenant)});
   }
   if (state == v1::DEAD) {
     v1::DeadLetter letter;
@@ -180,16 +192,12 @@ std::vector<OutRecord> OutcomePolicy::records(const Attempt& original) const {
     letter.set_source_offset(attempt.source.offset);
     letter.set_at_ms(finished_ms);
     letter.set_component("worker");
+    letter.set_tenant(std::string(tenant_field(tenant)));
     append_dead_letter(letter, job.id(), names, out);
   }
   if (state == v1::SUCCEEDED && job.has_kafka() && !attempt.reduced) {
-    // The user's record: no content-type (the value is the user's bytes), only kcron's id headers.
-    out.push_back({job.kafka().topic(),
-                   -1,
-                   job.kafka().key(),
-                   job.kafka().value(),
-                   false,
-                   {{std::string(header::kType), "kafka-job"}, {std::string(header::kJobId), job.id()}}});
+    // The user's record: no content-type (the value is the user's bytes).
+    out.push_back({job.kafka().topic(), -1, job.kafka().key(), job.kafka().value(), false, kafka_job_headers(job)});
   }
   const bool schedule_run = job.has_schedule_run() && !job.schedule_run().schedule_id().empty();
   if (state != v1::FAILED && (schedule_run || state == v1::DEAD)) {
@@ -197,9 +205,10 @@ std::vector<OutRecord> OutcomePolicy::records(const Attempt& original) const {
     // is over: it enforces the overlap policy with it and lets a DEAD job be replayed.
     v1::Command command;
     command.mutable_completion()->set_job_id(job.id());
+    command.mutable_completion()->set_tenant(std::string(tenant_field(tenant)));
     command.mutable_completion()->set_attempt(job.attempt());
     command.mutable_completion()->set_state(state);
-    out.push_back({names.jobs(), -1, routing_key, encode(command), false, typed_headers("completion", job.id())});
+    out.push_back({names.jobs(), -1, routing_key, encode(command), false, typed_headers("completion", job.id(), tenant)});
   }
 
   v1::DoneMarker marker;
@@ -209,10 +218,11 @@ std::vector<OutRecord> OutcomePolicy::records(const Attempt& original) const {
   marker.set_exec_topic(attempt.source.topic);
   marker.set_exec_partition(attempt.source.partition);
   marker.set_exec_offset(attempt.source.offset);
-  auto done_headers = typed_headers("done", job.id());
+  marker.set_tenant(std::string(tenant_field(tenant)));
+  auto done_headers = typed_headers("done", job.id(), tenant);
   done_headers.emplace_back(header::kStatus, state_name(state));
   out.push_back({names.worker_done(), attempt.source.partition % settings_.exec_partitions,
-                 fmt::format("{}#{}", job.id(), job.attempt()), encode(marker), false, std::move(done_headers)});
+                 fmt::format("{}#{}", key, job.attempt()), encode(marker), false, std::move(done_headers)});
   return out;
 }
 

@@ -303,27 +303,30 @@ void WorkerLoop::handle(RdKafka::Message& message) {
                                 kafka::header_value(message, header::kContentType), attempt.execution);
   if (!decoded || attempt.execution.job().id().empty()) {
     // Only the dispatcher writes exec topics; an undecodable record is dead at once, never run.
-    attempt.execution.mutable_job()->set_id(message.key() != nullptr ? *message.key() : std::string("unknown"));
+    // Its key (the dispatcher keys exec records by the job's scoped key) says whose it is.
+    const auto named = split_scoped_key(message.key() != nullptr ? std::string_view(*message.key()) : "unknown");
+    attempt.execution.mutable_job()->set_id(std::string(named.id));
+    attempt.execution.mutable_job()->set_tenant(std::string(tenant_field(named.tenant)));
     finish_now(std::move(attempt), failed(decoded ? "execution record without a job id" : decoded.error().message(), false));
     return;
   }
-  if (cancels_.contains(attempt.job_id(), now())) {
+  if (cancels_.contains(attempt.job_key(), now())) {
     finish_now(std::move(attempt), cancelled_before_start(""));
     return;
   }
   attempt.control->timeout = attempt_timeout(attempt.execution.job(), settings_.default_timeout);
-  attempt.control->job_id = attempt.job_id();
+  attempt.control->job_id = attempt.job_key();
   const auto band = band_of_topic_.find(attempt.source.topic);
   attempt.band = band != band_of_topic_.end() ? band->second : Band::normal;
   attempt.fetched = now();
-  active_.emplace(attempt.job_id(), attempt.control);
+  active_.emplace(attempt.job_key(), attempt.control);
   running_at_[attempt.source] = attempt.control;
   ++in_flight_;
   band_filled_ = slots_.enqueue(std::move(attempt)) >= prefetch() || band_filled_;
 }
 
 void WorkerLoop::forget(const Attempt& attempt) {
-  const auto [first, last] = active_.equal_range(attempt.job_id());
+  const auto [first, last] = active_.equal_range(attempt.job_key());
   if (const auto found = std::find_if(first, last, [&](const auto& entry) { return entry.second == attempt.control; });
       found != last)
     active_.erase(found);
@@ -350,9 +353,10 @@ void WorkerLoop::finish_now(Attempt attempt, Outcome outcome) {
 }
 
 void WorkerLoop::on_cancel(const v1::Cancel& cancel, Instant arrived) {
-  cancels_.remember(cancel.job_id(), arrived, now());
+  const std::string key = scoped_key(cancel.tenant(), cancel.job_id());
+  cancels_.remember(key, arrived, now());
   std::vector<std::shared_ptr<AttemptControl>> controls;
-  const auto [first, last] = active_.equal_range(cancel.job_id());
+  const auto [first, last] = active_.equal_range(key);
   for (auto entry = first; entry != last; ++entry) controls.push_back(entry->second);
   for (const auto& control : controls) {
     control->cancel_reason = cancel.reason();
@@ -361,11 +365,11 @@ void WorkerLoop::on_cancel(const v1::Cancel& cancel, Instant arrived) {
       forget(*waiting);
       --in_flight_;
       finish_now(std::move(*waiting), cancelled_before_start(cancel.reason()));
-      spdlog::info("event=cancel_waiting job={} reason=\"{}\"", cancel.job_id(), cancel.reason());
+      spdlog::info("event=cancel_waiting job={} reason=\"{}\"", key, cancel.reason());
       continue;
     }
     control->request(StopReason::kCancel);
-    spdlog::info("event=cancel_running job={} reason=\"{}\"", cancel.job_id(), cancel.reason());
+    spdlog::info("event=cancel_running job={} reason=\"{}\"", key, cancel.reason());
   }
 }
 
@@ -437,7 +441,7 @@ Status WorkerLoop::commit(bool force) {
   const auto plan = plan_publication(consecutive_aborts_, completed_.size());
   if (plan.reduce_first && !completed_.front().reduced) {
     spdlog::warn("event=outcome_reduced job={} msg=\"its full outcome could not be published; recording it without output\"",
-                 completed_.front().job_id());
+                 completed_.front().job_key());
     completed_.front().reduced = true;
   }
   std::vector<OutRecord> out;

@@ -105,10 +105,11 @@ TEST_CASE("a succeeded attempt publishes its result, status, event and done mark
   CHECK(topics_of(records) == std::vector<std::string>{"t.results", "t.events", "t.status", "t.worker-done"});
 
   const auto& result_record = only(records, "t.results");
-  CHECK(result_record.key == "job-1");
-  CHECK(result_record.partition == -1);  // the producer's murmur2 of the key
+  CHECK(result_record.key == "acme~job-1");  // the tenant-scoped key
+  CHECK(result_record.partition == -1);      // the producer's murmur2 of the key
   CHECK(header_of(result_record, "kcron-type") == "result");
   CHECK(header_of(result_record, "kcron-job-id") == "job-1");
+  CHECK(header_of(result_record, "kcron-tenant") == "acme");
   CHECK(header_of(result_record, "kcron-status") == "SUCCEEDED");
   CHECK(header_of(only(records, "t.status"), "kcron-status") == "SUCCEEDED");
   CHECK(header_of(only(records, "t.worker-done"), "kcron-status") == "SUCCEEDED");
@@ -129,13 +130,13 @@ TEST_CASE("a succeeded attempt publishes its result, status, event and done mark
   CHECK(only(records, "t.events").value == only(records, "t.status").value);
 }
 
-TEST_CASE("the done marker goes to the exec partition's worker-done partition, keyed by job id and attempt") {
+TEST_CASE("the done marker goes to the exec partition's worker-done partition, keyed by the scoped key and attempt") {
   const OutcomePolicy policy(settings());
   auto attempt = attempt_of(job_with(3, 2), {});
   const auto records = publish(policy, attempt);
   const auto& marker_record = only(records, "t.worker-done");
   CHECK(marker_record.partition == 6 % 4);
-  CHECK(marker_record.key == "job-1#2");
+  CHECK(marker_record.key == "acme~job-1#2");
   const auto marker = decoded<v1::DoneMarker>(marker_record);
   CHECK(marker.exec_topic() == "t.exec.default.normal");
   CHECK(marker.exec_partition() == 6);
@@ -150,7 +151,7 @@ TEST_CASE("events are not written when they are turned off") {
   CHECK(topics_of(publish(policy, attempt)) == std::vector<std::string>{"t.results", "t.status", "t.worker-done"});
 }
 
-TEST_CASE("a succeeded kafka job also writes its record to the target topic, with only kcron's id headers") {
+TEST_CASE("a succeeded kafka job also writes its record to the target topic, with only kcron's id and tenant headers") {
   const OutcomePolicy policy(settings());
   auto job = job_with(0);
   job.mutable_kafka()->set_topic("orders");
@@ -161,8 +162,8 @@ TEST_CASE("a succeeded kafka job also writes its record to the target topic, wit
   const auto& record = only(records, "orders");
   CHECK(record.key == "k");
   CHECK(record.value == "v");
-  CHECK(record.headers ==
-        std::vector<std::pair<std::string, std::string>>{{"kcron-type", "kafka-job"}, {"kcron-job-id", "job-1"}});
+  CHECK(record.headers == std::vector<std::pair<std::string, std::string>>{
+                              {"kcron-type", "kafka-job"}, {"kcron-job-id", "job-1"}, {"kcron-tenant", "acme"}});
 }
 
 TEST_CASE("a succeeded schedule run tells its schedule's dispatcher partition with a Completion") {
@@ -173,7 +174,7 @@ TEST_CASE("a succeeded schedule run tells its schedule's dispatcher partition wi
   auto attempt = attempt_of(job, {});
   const auto records = publish(policy, attempt);
   const auto& record = only(records, "t.jobs", "completion");
-  CHECK(record.key == "nightly");
+  CHECK(record.key == "acme~nightly");
   const auto command = decoded<v1::Command>(record);
   CHECK(command.completion().job_id() == "nightly@1700000000000");
   CHECK(command.completion().state() == v1::SUCCEEDED);
@@ -194,7 +195,7 @@ TEST_CASE("a retriable failure with retries left goes back as a Retry due after 
   CHECK(decoded<v1::StatusRecord>(only(records, "t.status")).state() == v1::FAILED);
 
   const auto& record = only(records, "t.jobs", "retry");
-  CHECK(record.key == "job-1");
+  CHECK(record.key == "acme~job-1");
   const auto retry = decoded<v1::Command>(record).retry();
   CHECK(retry.job().attempt() == 2);
   // attempt 1 failed: the second retry waits initial * multiplier = 2 s after the finish.
@@ -274,7 +275,7 @@ TEST_CASE("a cancelled schedule run tells its schedule's dispatcher partition, s
   auto attempt = attempt_of(job, after_stop(failed("stopped"), StopReason::kCancel, milliseconds(0), ""));
   const auto records = publish(policy, attempt);
   const auto& record = only(records, "t.jobs", "completion");
-  CHECK(record.key == "nightly");
+  CHECK(record.key == "acme~nightly");
   CHECK(decoded<v1::Command>(record).completion().state() == v1::CANCELLED);
 }
 
@@ -364,4 +365,35 @@ TEST_CASE("after repeated aborts outcomes are published one at a time, then the 
   CHECK_FALSE(plan_publication(kReduceAfterAborts, 0).reduce_first);
   CHECK_FALSE(give_up_after(kGiveUpAfterAborts));
   CHECK(give_up_after(kGiveUpAfterAborts + 1));
+}
+
+TEST_CASE("a default-tenant job's records keep bare keys and carry no tenant header") {
+  const OutcomePolicy policy(settings());
+  auto job = job_with(0, 1);
+  job.clear_tenant();
+  auto attempt = attempt_of(job, failed("boom"));
+  const auto records = publish(policy, attempt);
+  for (const auto& record : records) {
+    INFO(record.topic);
+    CHECK(header_of(record, "kcron-tenant") == "<none>");
+  }
+  CHECK(only(records, "t.results").key == "job-1");
+  CHECK(only(records, "t.status").key == "job-1");
+  CHECK(only(records, "t.dead-letters").key == "job-1");
+  CHECK(only(records, "t.worker-done").key == "job-1#1");
+  CHECK(only(records, "t.jobs", "completion").key == "job-1");
+  CHECK(decoded<v1::Command>(only(records, "t.jobs", "completion")).completion().tenant().empty());
+}
+
+TEST_CASE("a tenant's DEAD job tells its dispatcher partition with the tenant, and its dead letter says whose it is") {
+  const OutcomePolicy policy(settings());
+  auto attempt = attempt_of(job_with(0), failed("boom"));
+  const auto records = publish(policy, attempt);
+  const auto& completion = only(records, "t.jobs", "completion");
+  CHECK(completion.key == "acme~job-1");
+  CHECK(decoded<v1::Command>(completion).completion().tenant() == "acme");
+  const auto& letter = only(records, "t.dead-letters");
+  CHECK(letter.key == "acme~job-1");
+  CHECK(decoded<v1::DeadLetter>(letter).tenant() == "acme");
+  CHECK(decoded<v1::DoneMarker>(only(records, "t.worker-done")).tenant() == "acme");
 }

@@ -19,6 +19,7 @@ namespace header {
 inline constexpr std::string_view kType = "kcron-type";
 inline constexpr std::string_view kJobId = "kcron-job-id";
 inline constexpr std::string_view kStatus = "kcron-status";
+inline constexpr std::string_view kTenant = "kcron-tenant";  // on records of a tenant other than the default
 inline constexpr std::string_view kContentType = "content-type";
 inline constexpr std::string_view kProtobuf = "application/x-protobuf";
 inline constexpr std::string_view kJson = "application/json";
@@ -37,8 +38,10 @@ std::string encode(const google::protobuf::Message& message);
 // Canonical JSON on one line (field names as in the .proto, enums as names).
 std::string to_json(const google::protobuf::Message& message);
 
-// The headers every kcron record carries: kcron-type, kcron-job-id, content-type (Protobuf).
-std::vector<std::pair<std::string, std::string>> typed_headers(std::string_view type, std::string_view job_id);
+// The headers every kcron record carries: kcron-type, kcron-job-id, content-type (Protobuf), and
+// for a tenant other than the default, kcron-tenant.
+std::vector<std::pair<std::string, std::string>> typed_headers(std::string_view type, std::string_view job_id,
+                                                               std::string_view tenant = {});
 
 // The name used in the kcron-status header and logs, e.g. "QUEUED".
 std::string_view state_name(v1::JobState state);

@@ -34,9 +34,10 @@ struct JobStatus {
   std::string_view tenant{};
 };
 
-// Appends the status record keyed by the job id, with headers kcron-type "status", kcron-job-id,
-// content-type and kcron-status (the state's name): first to the events topic when `emit_events`,
-// then to the status topic.
+// Appends the status record keyed by the job's tenant-scoped key (kcron/tenant.h), with headers
+// kcron-type "status", kcron-job-id, content-type, kcron-status (the state's name) and, for a
+// tenant other than the default, kcron-tenant: first to the events topic when `emit_events`, then
+// to the status topic.
 void append_status(const JobStatus& status, const TopicNames& names, bool emit_events, std::vector<OutRecord>& out);
 
 // A consumed record refused for what it is.
@@ -49,14 +50,16 @@ struct RejectedInput {
 };
 
 // Appends a REJECTED dead letter: the reason, at most `copy_bytes` of the input's value
-// (`truncated` when cut), where the input came from, when and by whom. Keyed by `job_id`, or when
-// that is empty by the input's key cut to kMaxJobIdBytes (a poison key may be huge). Returns the key.
-std::string append_rejected(const RejectedInput& input, std::string_view job_id, std::string_view reason, Instant at,
-                            std::string_view component, std::size_t copy_bytes, const TopicNames& names,
+// (`truncated` when cut), where the input came from, when and by whom. Keyed by the tenant-scoped
+// key of `job_id`, or when that is empty (nothing decoded says whose it is) by the input's key cut
+// to kMaxJobIdBytes (a poison key may be huge). Returns the key.
+std::string append_rejected(const RejectedInput& input, std::string_view tenant, std::string_view job_id, std::string_view reason,
+                            Instant at, std::string_view component, std::size_t copy_bytes, const TopicNames& names,
                             std::vector<OutRecord>& out);
 
-// Appends a dead letter the caller filled in (a DEAD job, with its job and history), keyed by
-// `job_id`, with headers kcron-type "dead-letter", kcron-job-id, content-type and kcron-status.
+// Appends a dead letter the caller filled in (a DEAD job, with its job and history), keyed by the
+// scoped key of (letter.tenant, `job_id`), with headers kcron-type "dead-letter", kcron-job-id,
+// content-type, kcron-status and, for a tenant other than the default, kcron-tenant.
 void append_dead_letter(const v1::DeadLetter& letter, std::string_view job_id, const TopicNames& names,
                         std::vector<OutRecord>& out);
 
