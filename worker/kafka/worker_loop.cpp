@@ -468,7 +468,7 @@ void WorkerLoop::handle(RdKafka::Message& message) {
   task.control->timeout_ms =
       job.has_timeout() && duration_ms(job.timeout()) > 0 ? duration_ms(job.timeout()) : settings_.default_timeout.count();
   const auto band = band_of_topic_.find(task.topic);
-  task.band = band != band_of_topic_.end() ? band->second : Band::normal;
+  task.band = band != band_of_topic_.end() ? band->second : Band::kNormal;
   task.fetched = SystemClock::instance().now();
   active_[job.id()] = task.control;
   running_at_[record_key] = task.control;

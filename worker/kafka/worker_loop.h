@@ -96,8 +96,8 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
     std::int64_t offset = 0;
     v1::Execution execution;
     std::shared_ptr<Control> control;
-    Band band = Band::normal;  // of its exec topic
-    Instant fetched{};         // when it joined its band's waiting queue
+    Band band = Band::kNormal;  // of its exec topic
+    Instant fetched{};          // when it joined its band's waiting queue
     std::int64_t started_ms = 0;
     Outcome outcome;
     std::int64_t finished_ms = 0;
