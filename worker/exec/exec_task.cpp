@@ -3,8 +3,6 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
-#include <signal.h>
-#include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -13,6 +11,8 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <csignal>
+#include <cstring>
 #include <limits>
 #include <optional>
 #include <string_view>
@@ -28,6 +28,7 @@ constexpr std::chrono::milliseconds kTick{50};
 // a process that left the group (setsid) can hold them open that long.
 constexpr std::chrono::milliseconds kDrainAfterExit{500};
 constexpr std::size_t kErrorTailBytes = 2048;  // of stderr, in the error text
+constexpr std::int64_t kBytesPerMb = std::int64_t{1024} * 1024;
 
 std::string describe_errno(int error_number) {
   const char* text = ::strerrordesc_np(error_number);
@@ -181,7 +182,7 @@ Launch prepare_launch(const v1::ExecTask& task, const ExecPolicy& policy) {
   bool has_path = false;
   for (const auto& [name, value] : task.env()) {
     has_path = has_path || name == "PATH";
-    launch.environment_storage.push_back(name + "=" + value);
+    launch.environment_storage.push_back(fmt::format("{}={}", name, value));
   }
   if (!has_path) launch.environment_storage.push_back(std::string("PATH=") + kExecPath);
   std::sort(launch.environment_storage.begin(), launch.environment_storage.end());
@@ -327,11 +328,9 @@ class Stream {
       const auto count = ::read(fd_.get(), buffer.data(), buffer.size());
       if (count > 0) {
         keep(std::string_view(buffer.data(), static_cast<std::size_t>(count)));
-      } else if (count == 0) {
-        fd_.reset();
-      } else if (errno == EAGAIN) {
+      } else if (count < 0 && errno == EAGAIN) {
         return;
-      } else if (errno != EINTR) {
+      } else if (count == 0 || errno != EINTR) {  // end of file, or a read error
         fd_.reset();
       }
     }
@@ -403,8 +402,7 @@ Outcome start_failure(const ChildFailure& failure, const v1::ExecTask& task, con
       return failed(fmt::format("cannot set the CPU limit (exec.cpu_seconds = {}): {}", policy.cpu_seconds, reason), false);
     case ChildStep::kMemoryLimit:
       return failed(
-          fmt::format("cannot set the memory limit (exec.memory_mb = {}): {}", policy.memory_bytes / (1024 * 1024), reason),
-          false);
+          fmt::format("cannot set the memory limit (exec.memory_mb = {}): {}", policy.memory_bytes / kBytesPerMb, reason), false);
     case ChildStep::kFilesLimit:
       return failed(fmt::format("cannot set the open files limit (exec.open_files = {}): {}", policy.open_files, reason), false);
     case ChildStep::kSignals:
@@ -624,7 +622,6 @@ Result<ExecPolicy> exec_policy_from(const Config& config) {
   if (!cpu_seconds) return cpu_seconds.error();
   auto memory_mb = number("exec.memory_mb", 0);
   if (!memory_mb) return memory_mb.error();
-  constexpr std::int64_t kBytesPerMb = 1024 * 1024;
   if (*memory_mb > std::numeric_limits<std::int64_t>::max() / kBytesPerMb) {
     return make_error("configuration exec.memory_mb: {} is too large", *memory_mb);
   }
