@@ -82,7 +82,7 @@ Process::Process(const std::string& program, const std::vector<std::string>& env
                  const std::string& netns)
     : log_path_(log_path) {
   std::vector<std::string> environment = env;
-  for (const char* inherited : {"PATH", "HOME", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"}) {
+  for (const char* inherited : {"PATH", "HOME", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"}) {
     if (const char* value = std::getenv(inherited)) environment.push_back(std::string(inherited) + "=" + value);
   }
   pid_ = fork();
