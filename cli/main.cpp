@@ -16,6 +16,7 @@
 #include "kcron/codec.h"
 #include "kcron/config.h"
 #include "kcron/kafka.h"
+#include "kcron/program.h"
 #include "kcron/routing.h"
 #include "kcron/service.h"
 #include "kcron/tenant.h"
@@ -229,9 +230,7 @@ int tail(const kcron::Config& config, const TailOptions& options) {
   return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   CLI::App app{"kcron: operate a kcron deployment (topics, jobs, inspection)"};
   app.require_subcommand(1);
   Common common;
@@ -385,4 +384,10 @@ int main(int argc, char** argv) {
     return tail(config, tail_options);
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return kcron::run_main("kcron", [&] { return run(argc, argv); });
 }

@@ -27,9 +27,7 @@ std::vector<kcron::ConfigKey> config_keys() {
   return keys;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   auto loaded = kcron::load_program_config("kcron-cron-producer", "emits the runs of cron schedules to kcron.jobs", config_keys(),
                                            argc, argv);
   if (!loaded.config) return loaded.exit_code;
@@ -62,4 +60,10 @@ int main(int argc, char** argv) {
   kcron::cron::SchedulePlanner planner(planner_settings, kcron::SystemClock::instance());
   kcron::cron::CronLoop loop(loop_settings, planner_settings, planner, metrics, &http);
   return kcron::exit_code_for(loop.run());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return kcron::run_main("kcron-cron-producer", [&] { return run(argc, argv); });
 }

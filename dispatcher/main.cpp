@@ -37,9 +37,7 @@ std::vector<kcron::ConfigKey> config_keys() {
   return keys;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   auto loaded = kcron::load_program_config("kcron-dispatcher", "fires jobs from kcron.jobs to the execution topics, exactly once",
                                            config_keys(), argc, argv);
   if (!loaded.config) return loaded.exit_code;
@@ -88,4 +86,10 @@ int main(int argc, char** argv) {
   kcron::dispatcher::DispatcherCore core(settings, kcron::SystemClock::instance());
   kcron::dispatcher::DispatcherLoop loop(loop_settings, core, **store, kcron::SystemClock::instance(), metrics, &http);
   return kcron::exit_code_for(loop.run());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return kcron::run_main("kcron-dispatcher", [&] { return run(argc, argv); });
 }

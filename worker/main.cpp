@@ -46,9 +46,7 @@ std::vector<kcron::ConfigKey> config_keys() {
   return keys;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   auto loaded = kcron::load_program_config("kcron-worker", "runs jobs from the execution topics", config_keys(), argc, argv);
   if (!loaded.config) return loaded.exit_code;
   const auto& config = *loaded.config;
@@ -114,4 +112,10 @@ int main(int argc, char** argv) {
   if (!exec_policy->programs.empty())
     runner.register_executor(kcron::v1::Job::kExec, kcron::worker::make_exec_executor(*exec_policy));
   return kcron::exit_code_for(loop.run());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return kcron::run_main("kcron-worker", [&] { return run(argc, argv); });
 }

@@ -7,12 +7,15 @@
 #include <iostream>
 
 #include "kcron/kafka.h"
+#include "kcron/program.h"
 #include "kcron/service.h"
 #include "kcron/topics.h"
 #include "support/bench.h"
 #include "support/flags.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
   kcron::bench::Flags flags("kcron-bench-admin", "create-topics | delete-topics for a benchmark run's prefix");
   flags.text("brokers", "127.0.0.1:9092", "bootstrap servers")
       .text("prefix", "", "topic prefix, e.g. bench-20260101-e2e. (required)")
@@ -73,4 +76,10 @@ int main(int argc, char** argv) {
   }
   std::cerr << "kcron-bench-admin: unknown command '" << flags.command() << "' (create-topics, delete-topics)\n";
   return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return kcron::run_main("kcron-bench-admin", [&] { return run(argc, argv); });
 }

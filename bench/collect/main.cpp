@@ -20,6 +20,7 @@
 
 #include "kcron.pb.h"
 #include "kcron/kafka.h"
+#include "kcron/program.h"
 #include "kcron/service.h"
 #include "support/bench.h"
 #include "support/flags.h"
@@ -220,7 +221,7 @@ int watch(const kcron::bench::Flags& flags) {
         {"results_started_lag_ms", &results.stamp_lag}};
     for (const auto& [name, samples] : files) {
       if (samples->empty()) continue;
-      if (auto status = kcron::bench::write_samples(samples_dir + "/" + name + ".txt", *samples); !status) {
+      if (auto status = kcron::bench::write_samples(fmt::format("{}/{}.txt", samples_dir, name), *samples); !status) {
         spdlog::warn("event=samples_not_written error=\"{}\"", status.error().message());
       }
     }
@@ -396,9 +397,7 @@ int ingest(const kcron::bench::Flags& flags) {
   return reached_ms > 0 ? 0 : 3;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   kcron::bench::Flags flags("kcron-bench-collect", "watch | count | ingest: what a benchmark run measured, as JSON");
   flags.text("brokers", "127.0.0.1:9092", "bootstrap servers")
       .text("out", "-", "where the JSON report goes (-: stdout)")
@@ -433,4 +432,10 @@ int main(int argc, char** argv) {
   if (flags.command() == "ingest") return ingest(flags);
   std::cerr << "kcron-bench-collect: unknown command '" << flags.command() << "' (watch, count, ingest)\n";
   return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return kcron::run_main("kcron-bench-collect", [&] { return run(argc, argv); });
 }

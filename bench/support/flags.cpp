@@ -32,16 +32,16 @@ Flags& Flags::declare(const std::string& name, Kind kind, std::string default_va
 }
 
 Flags& Flags::text(const std::string& name, std::string default_value, std::string help) {
-  return declare(name, Kind::text, std::move(default_value), std::move(help));
+  return declare(name, Kind::kText, std::move(default_value), std::move(help));
 }
 Flags& Flags::integer(const std::string& name, std::int64_t default_value, std::string help) {
-  return declare(name, Kind::integer, std::to_string(default_value), std::move(help));
+  return declare(name, Kind::kInteger, std::to_string(default_value), std::move(help));
 }
 Flags& Flags::number(const std::string& name, double default_value, std::string help) {
-  return declare(name, Kind::number, fmt::format("{}", default_value), std::move(help));
+  return declare(name, Kind::kNumber, fmt::format("{}", default_value), std::move(help));
 }
 Flags& Flags::toggle(const std::string& name, std::string help) {
-  return declare(name, Kind::toggle, "false", std::move(help));
+  return declare(name, Kind::kToggle, "false", std::move(help));
 }
 
 Status Flags::parse(int argc, char** argv, bool command_expected) {
@@ -65,7 +65,7 @@ Status Flags::parse(int argc, char** argv, bool command_expected) {
     std::string value;
     if (equals != std::string::npos) {
       value = argument.substr(equals + 1);
-    } else if (flag->second.kind == Kind::toggle) {
+    } else if (flag->second.kind == Kind::kToggle) {
       value = "true";
     } else if (index + 1 < argc) {
       value = argv[++index];
@@ -73,9 +73,9 @@ Status Flags::parse(int argc, char** argv, bool command_expected) {
       return make_error("--{} needs a value", name);
     }
     const auto kind = flag->second.kind;
-    if (kind == Kind::integer && !valid_integer(value)) return make_error("--{}: '{}' is not a whole number", name, value);
-    if (kind == Kind::number && !valid_number(value)) return make_error("--{}: '{}' is not a number", name, value);
-    if (kind == Kind::toggle && value != "true" && value != "false") {
+    if (kind == Kind::kInteger && !valid_integer(value)) return make_error("--{}: '{}' is not a whole number", name, value);
+    if (kind == Kind::kNumber && !valid_number(value)) return make_error("--{}: '{}' is not a number", name, value);
+    if (kind == Kind::kToggle && value != "true" && value != "false") {
       return make_error("--{}: '{}' is neither true nor false", name, value);
     }
     flag->second.value = value;
@@ -126,7 +126,7 @@ std::string Flags::usage() const {
   for (const auto& name : order_) {
     const auto& flag = flags_.at(name);
     const std::string shown =
-        flag.kind == Kind::toggle ? "" : fmt::format(" (default: {})", flag.value.empty() ? "none" : flag.value);
+        flag.kind == Kind::kToggle ? "" : fmt::format(" (default: {})", flag.value.empty() ? "none" : flag.value);
     text += fmt::format("  --{:<22} {}{}\n", name, flag.help, shown);
   }
   return text;

@@ -15,7 +15,7 @@ namespace kcron::bench {
 
 class Flags {
  public:
-  enum class Kind { text, integer, number, toggle };
+  enum class Kind { kText, kInteger, kNumber, kToggle };
 
   Flags(std::string program, std::string summary) : program_(std::move(program)), summary_(std::move(summary)) {}
 
@@ -40,7 +40,7 @@ class Flags {
 
  private:
   struct Flag {
-    Kind kind = Kind::text;
+    Kind kind = Kind::kText;
     std::string value;
     std::string help;
   };

@@ -5,18 +5,18 @@
 namespace kcron {
 
 Band band_for_priority(std::uint32_t priority) {
-  if (priority >= 7) return Band::high;
-  if (priority >= 3) return Band::normal;
-  return Band::low;
+  if (priority >= 7) return Band::kHigh;
+  if (priority >= 3) return Band::kNormal;
+  return Band::kLow;
 }
 
 std::string_view band_name(Band band) {
   switch (band) {
-    case Band::high:
+    case Band::kHigh:
       return "high";
-    case Band::normal:
+    case Band::kNormal:
       return "normal";
-    case Band::low:
+    case Band::kLow:
       return "low";
   }
   return "normal";

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <exception>
 #include <iostream>
 
 #include "kcron/service.h"
@@ -46,6 +47,17 @@ int exit_code_for(const Status& status) {
     return 0;
   }
   spdlog::error("event=fatal error=\"{}\"", status.error().message());
+  return 1;
+}
+
+int run_main(std::string_view program, const std::function<int()>& body) noexcept {
+  try {
+    return body();
+  } catch (const std::exception& error) {
+    std::cerr << program << ": " << error.what() << "\n";
+  } catch (...) {
+    std::cerr << program << ": an exception that is not a std::exception\n";
+  }
   return 1;
 }
 

@@ -5,12 +5,12 @@
 namespace kcron {
 
 std::int32_t murmur2(std::string_view key) {
-  constexpr std::uint32_t seed = 0x9747b28cU;
-  constexpr std::uint32_t m = 0x5bd1e995U;
-  constexpr int r = 24;
+  constexpr std::uint32_t kSeed = 0x9747b28cU;
+  constexpr std::uint32_t kMultiplier = 0x5bd1e995U;
+  constexpr int kShift = 24;
 
   const auto length = static_cast<std::uint32_t>(key.size());
-  std::uint32_t hash = seed ^ length;
+  std::uint32_t hash = kSeed ^ length;
   const auto* bytes = reinterpret_cast<const unsigned char*>(key.data());
 
   std::size_t offset = 0;
@@ -19,10 +19,10 @@ std::int32_t murmur2(std::string_view key) {
     std::uint32_t word = static_cast<std::uint32_t>(bytes[offset]) | (static_cast<std::uint32_t>(bytes[offset + 1]) << 8U) |
                          (static_cast<std::uint32_t>(bytes[offset + 2]) << 16U) |
                          (static_cast<std::uint32_t>(bytes[offset + 3]) << 24U);
-    word *= m;
-    word ^= word >> r;
-    word *= m;
-    hash *= m;
+    word *= kMultiplier;
+    word ^= word >> kShift;
+    word *= kMultiplier;
+    hash *= kMultiplier;
     hash ^= word;
   }
   switch (key.size() % 4) {
@@ -34,13 +34,13 @@ std::int32_t murmur2(std::string_view key) {
       [[fallthrough]];
     case 1:
       hash ^= static_cast<std::uint32_t>(bytes[offset]);
-      hash *= m;
+      hash *= kMultiplier;
       break;
     default:
       break;
   }
   hash ^= hash >> 13U;
-  hash *= m;
+  hash *= kMultiplier;
   hash ^= hash >> 15U;
   return static_cast<std::int32_t>(hash);
 }

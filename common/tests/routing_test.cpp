@@ -36,13 +36,13 @@ TEST_CASE("the routing key of a schedule run or a flow job is its schedule or fl
 }
 
 TEST_CASE("priorities map to bands and bands to exec topics") {
-  CHECK(band_for_priority(9) == Band::high);
-  CHECK(band_for_priority(7) == Band::high);
-  CHECK(band_for_priority(6) == Band::normal);
-  CHECK(band_for_priority(3) == Band::normal);
-  CHECK(band_for_priority(2) == Band::low);
-  CHECK(band_for_priority(0) == Band::low);
-  CHECK(exec_topic("kcron.", "critical", Band::high) == "kcron.exec.critical.high");
+  CHECK(band_for_priority(9) == Band::kHigh);
+  CHECK(band_for_priority(7) == Band::kHigh);
+  CHECK(band_for_priority(6) == Band::kNormal);
+  CHECK(band_for_priority(3) == Band::kNormal);
+  CHECK(band_for_priority(2) == Band::kLow);
+  CHECK(band_for_priority(0) == Band::kLow);
+  CHECK(exec_topic("kcron.", "critical", Band::kHigh) == "kcron.exec.critical.high");
 }
 
 TEST_CASE("the topic layout has every topic of the design with its partitions and cleanup policy") {

@@ -228,7 +228,8 @@ std::size_t SchedulePlanner::tick(std::vector<OutRecord>& out) {
   const auto now = clock_.now();
   const auto horizon = now + settings_.lookahead;
   std::size_t emitted_total = 0;
-  for (auto& [id, entry] : schedules_) {
+  for (auto& id_and_entry : schedules_) {
+    Entry& entry = id_and_entry.second;  // not a structured binding: clang < 16 cannot capture one
     const auto& definition = entry.definition;
     if (definition.paused() || entry.state.never_fires()) continue;
     const Instant anchor = definition.has_start() ? instant_from_ms(to_ms(definition.start())) : Instant{};

@@ -267,7 +267,7 @@ TEST_CASE("no input makes parse, next_after or explain throw, crash or search fo
     } else {
       const int fields = number(5, 7);
       for (int field = 0; field < fields; ++field) {
-        const std::size_t kind = static_cast<std::size_t>(fields == 5 ? field + 1 : field);
+        const auto kind = static_cast<std::size_t>(fields == 5 ? field + 1 : field);
         std::string shape = plain_shapes[pick(plain_shapes.size())];
         if (kind == 3 && number(0, 2) == 0) shape = day_of_month_shapes[pick(day_of_month_shapes.size())];
         if (kind == 5 && number(0, 2) == 0) shape = day_of_week_shapes[pick(day_of_week_shapes.size())];

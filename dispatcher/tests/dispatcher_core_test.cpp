@@ -407,7 +407,7 @@ std::vector<std::string> skipped_reasons(Harness& harness) {
 TEST_CASE("runs of a fire_once schedule that come due late together (dispatcher outage) collapse into the latest") {
   Harness harness;
   for (int run = 1; run <= 3; ++run)
-    harness.submit(run_json("nightly", run, kStart + run * 10'000, "FIRE_ONCE", "ALLOW"), "nightly@1");
+    harness.submit(run_json("nightly", run, kStart + std::int64_t{run} * 10'000, "FIRE_ONCE", "ALLOW"), "nightly@1");
   harness.clock.advance(Millis(100'000));  // the dispatcher was down while all three came due
   harness.fire("nightly@1");
   CHECK(harness.exec_ids() == std::vector<std::string>{"nightly@3"});

@@ -109,7 +109,7 @@ void cron_crash_scenario(const std::string& name, const std::string& fault_spec,
   TestEnv env("crash-cron-" + name);
   auto start = [&](const std::string& spec, int run) {
     auto vars = env.program_env("c1");
-    vars.push_back("KCRON_SCHEDULES_PARTITIONS=2");
+    vars.emplace_back("KCRON_SCHEDULES_PARTITIONS=2");
     if (!spec.empty()) vars.push_back("KCRON_FAULT_POINTS=" + spec);
     return std::make_unique<Process>(program_path("kcron-cron-producer"), vars,
                                      fmt::format("{}/cron-producer-{}.log", env.state_root, run));
@@ -171,7 +171,7 @@ void worker_crash_scenario(const std::string& name, const std::string& fault_spe
   REQUIRE(wait_for_log(*dispatcher, "event=assigned", 60s));
   auto start_worker = [&](const std::string& spec, int run) {
     auto vars = env.program_env("w1");
-    vars.push_back("KCRON_SLOTS=3");
+    vars.emplace_back("KCRON_SLOTS=3");
     if (!spec.empty()) vars.push_back("KCRON_FAULT_POINTS=" + spec);
     return std::make_unique<Process>(program_path("kcron-worker"), vars, fmt::format("{}/worker-{}.log", env.state_root, run));
   };

@@ -1,9 +1,8 @@
 // Fault test (label `fault`): two cron-producers share the schedules; one is killed with SIGKILL
 // and never comes back. Every tick of every schedule must be emitted exactly once, as read back
 // from kcron.jobs with read_committed.
-#include <signal.h>
-
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <thread>
 
 #include "kcron.pb.h"

@@ -1,9 +1,8 @@
 // Fault tests (label `fault`): two dispatchers share the jobs partitions; one is killed with
 // SIGKILL, or frozen with SIGSTOP past its session timeout and thawed. The committed exec
 // records are then counted per job id: each must be there exactly once.
-#include <signal.h>
-
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -38,7 +37,7 @@ struct TwoDispatchers {
   }
   std::unique_ptr<Process> start(const std::string& instance) {
     auto env_vars = env.program_env(instance);
-    env_vars.push_back("KCRON_LOG_LEVEL=info");
+    env_vars.emplace_back("KCRON_LOG_LEVEL=info");
     return std::make_unique<Process>(program_path("kcron-dispatcher"), env_vars,
                                      fmt::format("{}/{}.log", env.state_root, instance));
   }
@@ -134,9 +133,9 @@ TEST_CASE("two dispatchers, one killed with SIGKILL: the survivor restores its p
 TEST_CASE("a dispatcher frozen past its session timeout commits nothing when it wakes up", "[fault]") {
   TestEnv env("zombie");
   TwoDispatchers dispatchers(env);
-  const int kJobs = fault_jobs(3000);
+  const int jobs = fault_jobs(3000);
   TestProducer producer;
-  submit_spread(producer, env.prefix, "z-", kJobs, 2000, 20000);  // a steady stream for 20 s
+  submit_spread(producer, env.prefix, "z-", jobs, 2000, 20000);  // a steady stream for 20 s
   std::this_thread::sleep_for(4s);
   const int assignments_before = count_in_log(dispatchers.first->log_path(), "event=assigned");
   REQUIRE(::kill(dispatchers.second->pid(), SIGSTOP) == 0);
@@ -150,15 +149,15 @@ TEST_CASE("a dispatcher frozen past its session timeout commits nothing when it 
   std::this_thread::sleep_for(12s);
   REQUIRE(::kill(dispatchers.second->pid(), SIGCONT) == 0);
 
-  const auto result = tally(
-      read_exec_until_all(env.prefix, "z-", kJobs, std::max<std::chrono::milliseconds>(120s, kJobs * 2ms), 4s), "z-", kJobs);
+  const auto result =
+      tally(read_exec_until_all(env.prefix, "z-", jobs, std::max<std::chrono::milliseconds>(120s, jobs * 2ms), 4s), "z-", jobs);
   WARN(report_fault(
       "dispatcher-zombie-sigstop", result, -1,
       fmt::format("zombie_aborts={} zombie_exited={}", count_in_log(dispatchers.second->log_path(), "event=transaction_abort"),
                   dispatchers.second->running() ? "no" : "yes")));
   CHECK(result.lost == 0);
   CHECK(result.duplicated == 0);
-  CHECK(result.once == kJobs);
+  CHECK(result.once == jobs);
 }
 
 // Every program at once: 3 dispatchers, 3 workers and 2 cron-producers are started, stopped with
@@ -172,7 +171,7 @@ TEST_CASE("a rebalance storm of dispatchers, workers and cron-producers joining,
   const int storm_seconds = seconds_text != nullptr ? std::atoi(seconds_text) : 25;
   const int jobs = fault_jobs(100 * storm_seconds);
   TestProducer producer;
-  submit_spread(producer, env.prefix, "s-", jobs, 3000, storm_seconds * 1000);
+  submit_spread(producer, env.prefix, "s-", jobs, 3000, std::int64_t{storm_seconds} * 1000);
   submit_every_second_schedules(producer, env.prefix, 4);
 
   std::map<std::string, std::unique_ptr<Process>> running;
@@ -192,7 +191,7 @@ TEST_CASE("a rebalance storm of dispatchers, workers and cron-producers joining,
   const auto storm_end = std::chrono::steady_clock::now() + std::chrono::seconds(storm_seconds);
   while (std::chrono::steady_clock::now() < storm_end) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1000 + random() % 3000));
-    const std::string instance = instances[random() % instances.size()];
+    const std::string& instance = instances[random() % instances.size()];
     auto found = running.find(instance);
     if (found == running.end() || !found->second->running()) {
       launch(instance);

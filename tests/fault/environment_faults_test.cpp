@@ -88,7 +88,7 @@ TEST_CASE("disk full under the dispatcher's state dir: it exits with a clear err
 
   const int big_jobs = 400;  // 400 x 16 kB = 6.4 MB of WAL: more than the 4 MB
   const int small_jobs = env_fault_jobs(200);
-  const std::string payload(16384 / 3 * 4, 'Q');  // base64 text of 16 kB of bytes
+  const std::string payload(std::size_t{16384} / 3 * 4, 'Q');  // base64 text of 16 kB of bytes
   TestProducer producer;
   const auto started = std::chrono::steady_clock::now();
   int big_sent = 0;

@@ -416,7 +416,7 @@ TEST_CASE("invalid schedules on every schedules partition are each REJECTED once
           "[fault]") {
   TestEnv env("poison-schedules");
   auto vars = env.program_env("c1");
-  vars.push_back("KCRON_SCHEDULES_PARTITIONS=2");
+  vars.emplace_back("KCRON_SCHEDULES_PARTITIONS=2");
   Process dispatcher(program_path("kcron-dispatcher"), env.program_env("d1"), env.state_root + "/dispatcher.log");
   Process cron(program_path("kcron-cron-producer"), vars, env.state_root + "/cron-producer.log");
   INFO(tail_file(cron.log_path()));

@@ -2,9 +2,8 @@
 // while its slots run jobs. Every job must end with exactly one SUCCEEDED result: the dead
 // worker's unpublished jobs run again on their partition's next owner, and jobs it published are
 // never run or published again (done markers, committed offsets).
-#include <signal.h>
-
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <thread>
 
 #include "kcron.pb.h"

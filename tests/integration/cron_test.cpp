@@ -16,7 +16,7 @@ namespace {
 
 std::unique_ptr<Process> start_program(TestEnv& env, const std::string& program, const std::string& instance, int launch) {
   auto vars = env.program_env(instance);
-  vars.push_back("KCRON_SCHEDULES_PARTITIONS=2");
+  vars.emplace_back("KCRON_SCHEDULES_PARTITIONS=2");
   auto process =
       std::make_unique<Process>(program_path(program), vars, fmt::format("{}/{}-{}.log", env.state_root, instance, launch));
   INFO(tail_file(process->log_path()));

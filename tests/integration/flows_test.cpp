@@ -356,14 +356,16 @@ TEST_CASE("schedule runs that come due during a dispatcher outage follow their m
       producer.send(env.prefix + "jobs", policy,
                     fmt::format(R"({{"id":"{}","run_at_ms":"{}","noop":{{}},)"
                                 R"("schedule_run":{{"schedule_id":"{}","misfire":"{}","catchup_window":"120s"}}}})",
-                                id, now_ms + 4000 + run * 1000, policy, policy));
+                                id, now_ms + 4000 + std::int64_t{run} * 1000, policy, policy));
     }
   }
   producer.flush();
-  REQUIRE(read_topics({env.prefix + "status"}, 20s, [](const auto& records) { return records.size() >= 3 * kRuns; }).size() >=
-          3 * kRuns);
+  REQUIRE(read_topics({env.prefix + "status"}, 20s, [](const auto& records) {
+            return records.size() >= std::size_t{3} * kRuns;
+          }).size() >= std::size_t{3} * kRuns);
   deployment.dispatcher->kill_hard();
-  const auto back_at = std::chrono::system_clock::time_point(std::chrono::milliseconds(now_ms + 4000 + kRuns * 1000 + 7000));
+  const auto back_at =
+      std::chrono::system_clock::time_point(std::chrono::milliseconds(now_ms + 4000 + std::int64_t{kRuns} * 1000 + 7000));
   std::this_thread::sleep_until(back_at);
   deployment.start_dispatcher();
   const auto fired =

@@ -2,12 +2,12 @@
 
 #include <fcntl.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -82,7 +82,7 @@ Process::Process(const std::string& program, const std::vector<std::string>& env
                  const std::string& netns)
     : log_path_(log_path) {
   std::vector<std::string> environment = env;
-  for (const char* inherited : {"PATH", "HOME", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"}) {
+  for (const char* inherited : {"PATH", "HOME", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"}) {
     if (const char* value = std::getenv(inherited)) environment.push_back(std::string(inherited) + "=" + value);
   }
   pid_ = fork();
@@ -542,8 +542,8 @@ std::string heal_events(const std::string& log_path) {
                      count_in_log(log_path, "event=recover "), count_in_log(log_path, "event=rewind "));
 }
 
-OwnBroker::OwnBroker(int port, const std::string& dir, int nodes, const std::string& host)
-    : port_(port), dir_(dir), nodes_(nodes), host_(host) {
+OwnBroker::OwnBroker(int port, std::string dir, int nodes, std::string host)
+    : port_(port), dir_(std::move(dir)), nodes_(nodes), host_(std::move(host)) {
   started_ = run(fmt::format("start --brokers {}", nodes)) == 0;
 }
 

@@ -216,7 +216,7 @@ class OwnBroker {
  public:
   // `port` is node 1's client port; node N uses port + 2(N-1) (and the next port for its controller).
   // `host`: the IPv4 address its client listeners bind and advertise (KCRON_BROKER_HOST).
-  OwnBroker(int port, const std::string& dir, int nodes, const std::string& host = "127.0.0.1");
+  OwnBroker(int port, std::string dir, int nodes, std::string host = "127.0.0.1");
   ~OwnBroker();
   OwnBroker(const OwnBroker&) = delete;
   OwnBroker& operator=(const OwnBroker&) = delete;

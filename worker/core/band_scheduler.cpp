@@ -14,7 +14,7 @@ Status validate(const BandPolicy& policy) {
   return Status::success();
 }
 
-BandScheduler::BandScheduler(BandPolicy policy) : policy_(std::move(policy)) {}
+BandScheduler::BandScheduler(BandPolicy policy) : policy_(policy) {}
 
 std::optional<Band> BandScheduler::pick(const BandBacklogs& backlogs, Instant now) {
   if (policy_.aging.count() > 0) {

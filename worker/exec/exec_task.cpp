@@ -3,8 +3,6 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
-#include <signal.h>
-#include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -13,6 +11,8 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <csignal>
+#include <cstring>
 #include <limits>
 #include <optional>
 #include <string_view>
@@ -28,6 +28,7 @@ constexpr std::chrono::milliseconds kTick{50};
 // a process that left the group (setsid) can hold them open that long.
 constexpr std::chrono::milliseconds kDrainAfterExit{500};
 constexpr std::size_t kErrorTailBytes = 2048;  // of stderr, in the error text
+constexpr std::int64_t kBytesPerMb = std::int64_t{1024} * 1024;
 
 std::string describe_errno(int error_number) {
   const char* text = ::strerrordesc_np(error_number);
@@ -147,7 +148,7 @@ Result<Pipe> make_pipe() {
 }
 
 // What the child failed to do before execve, sent to the parent over the status pipe.
-enum class ChildStep : int { signals, process_group, stdio, working_directory, cpu_limit, memory_limit, files_limit, exec };
+enum class ChildStep : int { kSignals, kProcessGroup, kStdio, kWorkingDirectory, kCpuLimit, kMemoryLimit, kFilesLimit, kExec };
 
 struct ChildFailure {
   ChildStep step;
@@ -181,7 +182,7 @@ Launch prepare_launch(const v1::ExecTask& task, const ExecPolicy& policy) {
   bool has_path = false;
   for (const auto& [name, value] : task.env()) {
     has_path = has_path || name == "PATH";
-    launch.environment_storage.push_back(name + "=" + value);
+    launch.environment_storage.push_back(fmt::format("{}={}", name, value));
   }
   if (!has_path) launch.environment_storage.push_back(std::string("PATH=") + kExecPath);
   std::sort(launch.environment_storage.begin(), launch.environment_storage.end());
@@ -193,13 +194,13 @@ Launch prepare_launch(const v1::ExecTask& task, const ExecPolicy& policy) {
   auto as_rlim = [](std::int64_t value) { return static_cast<rlim_t>(value); };
   if (policy.cpu_seconds > 0) {
     // SIGXCPU at the limit (default action: terminate), SIGKILL a second later if it is ignored.
-    launch.limits.push_back({RLIMIT_CPU, {as_rlim(policy.cpu_seconds), as_rlim(policy.cpu_seconds + 1)}, ChildStep::cpu_limit});
+    launch.limits.push_back({RLIMIT_CPU, {as_rlim(policy.cpu_seconds), as_rlim(policy.cpu_seconds + 1)}, ChildStep::kCpuLimit});
   }
   if (policy.memory_bytes > 0) {
-    launch.limits.push_back({RLIMIT_AS, {as_rlim(policy.memory_bytes), as_rlim(policy.memory_bytes)}, ChildStep::memory_limit});
+    launch.limits.push_back({RLIMIT_AS, {as_rlim(policy.memory_bytes), as_rlim(policy.memory_bytes)}, ChildStep::kMemoryLimit});
   }
   if (policy.open_files > 0) {
-    launch.limits.push_back({RLIMIT_NOFILE, {as_rlim(policy.open_files), as_rlim(policy.open_files)}, ChildStep::files_limit});
+    launch.limits.push_back({RLIMIT_NOFILE, {as_rlim(policy.open_files), as_rlim(policy.open_files)}, ChildStep::kFilesLimit});
   }
 
   rlimit files{};
@@ -228,29 +229,29 @@ Launch prepare_launch(const v1::ExecTask& task, const ExecPolicy& policy) {
   }
   sigset_t no_signals;
   ::sigemptyset(&no_signals);
-  if (::sigprocmask(SIG_SETMASK, &no_signals, nullptr) != 0) child_fail(status_fd, ChildStep::signals);
+  if (::sigprocmask(SIG_SETMASK, &no_signals, nullptr) != 0) child_fail(status_fd, ChildStep::kSignals);
 
-  if (::setpgid(0, 0) != 0) child_fail(status_fd, ChildStep::process_group);
+  if (::setpgid(0, 0) != 0) child_fail(status_fd, ChildStep::kProcessGroup);
 
   // Every source descriptor is above 2 (above_stdio), so these cannot clobber one another.
   if (::dup2(stdin_fd, STDIN_FILENO) < 0 || ::dup2(stdout_fd, STDOUT_FILENO) < 0 || ::dup2(stderr_fd, STDERR_FILENO) < 0) {
-    child_fail(status_fd, ChildStep::stdio);
+    child_fail(status_fd, ChildStep::kStdio);
   }
   constexpr int kStatusFd = STDERR_FILENO + 1;
   if (status_fd != kStatusFd) {
-    if (::dup3(status_fd, kStatusFd, O_CLOEXEC) < 0) child_fail(status_fd, ChildStep::stdio);
+    if (::dup3(status_fd, kStatusFd, O_CLOEXEC) < 0) child_fail(status_fd, ChildStep::kStdio);
     status_fd = kStatusFd;
   }
   if (::close_range(kStatusFd + 1, ~0U, 0) != 0) {
     for (int fd = kStatusFd + 1; fd < launch.highest_fd; ++fd) ::close(fd);
   }
 
-  if (::chdir(launch.cwd.c_str()) != 0) child_fail(status_fd, ChildStep::working_directory);
+  if (::chdir(launch.cwd.c_str()) != 0) child_fail(status_fd, ChildStep::kWorkingDirectory);
   for (const auto& limit : launch.limits) {
     if (::setrlimit(limit.resource, &limit.value) != 0) child_fail(status_fd, limit.step);
   }
   ::execve(launch.arguments[0], launch.arguments.data(), launch.environment.data());
-  child_fail(status_fd, ChildStep::exec);
+  child_fail(status_fd, ChildStep::kExec);
 }
 
 // A started child and its process group (pgid == pid). The destructor kills the group and reaps
@@ -311,7 +312,7 @@ class Child {
 // and dropped, so the child never blocks on a full pipe.
 class Stream {
  public:
-  enum class Keep { head, tail };
+  enum class Keep { kHead, kTail };
   Stream(Fd fd, std::size_t limit, Keep keep) : fd_(std::move(fd)), limit_(limit), keep_(keep) {}
 
   bool open() const { return fd_.valid(); }
@@ -327,11 +328,9 @@ class Stream {
       const auto count = ::read(fd_.get(), buffer.data(), buffer.size());
       if (count > 0) {
         keep(std::string_view(buffer.data(), static_cast<std::size_t>(count)));
-      } else if (count == 0) {
-        fd_.reset();
-      } else if (errno == EAGAIN) {
+      } else if (count < 0 && errno == EAGAIN) {
         return;
-      } else if (errno != EINTR) {
+      } else if (count == 0 || errno != EINTR) {  // end of file, or a read error
         fd_.reset();
       }
     }
@@ -340,7 +339,7 @@ class Stream {
  private:
   void keep(std::string_view bytes) {
     total_ += bytes.size();
-    if (keep_ == Keep::head) {
+    if (keep_ == Keep::kHead) {
       text_.append(bytes.substr(0, limit_ - std::min(limit_, text_.size())));
       return;
     }
@@ -395,21 +394,20 @@ std::string seconds_text(std::chrono::milliseconds duration) {
 Outcome start_failure(const ChildFailure& failure, const v1::ExecTask& task, const std::string& cwd, const ExecPolicy& policy) {
   const auto reason = describe_errno(failure.error_number);
   switch (failure.step) {
-    case ChildStep::exec:
+    case ChildStep::kExec:
       return failed(fmt::format("cannot execute {}: {}", task.argv(0), reason), false);
-    case ChildStep::working_directory:
+    case ChildStep::kWorkingDirectory:
       return failed(fmt::format("cannot change to directory {}: {}", cwd, reason), false);
-    case ChildStep::cpu_limit:
+    case ChildStep::kCpuLimit:
       return failed(fmt::format("cannot set the CPU limit (exec.cpu_seconds = {}): {}", policy.cpu_seconds, reason), false);
-    case ChildStep::memory_limit:
+    case ChildStep::kMemoryLimit:
       return failed(
-          fmt::format("cannot set the memory limit (exec.memory_mb = {}): {}", policy.memory_bytes / (1024 * 1024), reason),
-          false);
-    case ChildStep::files_limit:
+          fmt::format("cannot set the memory limit (exec.memory_mb = {}): {}", policy.memory_bytes / kBytesPerMb, reason), false);
+    case ChildStep::kFilesLimit:
       return failed(fmt::format("cannot set the open files limit (exec.open_files = {}): {}", policy.open_files, reason), false);
-    case ChildStep::signals:
-    case ChildStep::process_group:
-    case ChildStep::stdio:
+    case ChildStep::kSignals:
+    case ChildStep::kProcessGroup:
+    case ChildStep::kStdio:
       break;
   }
   return failed(fmt::format("cannot start {}: setting up the child process failed: {}", task.argv(0), reason));
@@ -502,13 +500,13 @@ Outcome run_exec(const v1::Job& job, const ExecPolicy& policy, const std::atomic
   auto stdout_read = nonblocking(std::move(stdout_pipe->read));
   auto stderr_read = nonblocking(std::move(stderr_pipe->read));
   if (!stdout_read || !stderr_read) return failed(fmt::format("cannot watch {}: fcntl failed", task.argv(0)));
-  Stream out(std::move(stdout_read).value(), policy.capture_bytes, Stream::Keep::head);
-  Stream err(std::move(stderr_read).value(), policy.capture_bytes, Stream::Keep::tail);
+  Stream out(std::move(stdout_read).value(), policy.capture_bytes, Stream::Keep::kHead);
+  Stream err(std::move(stderr_read).value(), policy.capture_bytes, Stream::Keep::kTail);
   // Wakes poll when the child exits; without it (kernels before 5.3) the tick notices.
   const Fd exit_watch(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
 
-  enum class Ending { exited, timed_out, stopped };
-  Ending ending = Ending::exited;
+  enum class Ending { kExited, kTimedOut, kStopped };
+  Ending ending = Ending::kExited;
   const auto timeout = timeout_of(job, policy);
   const auto deadline = SteadyClock::now() + timeout;
   SteadyClock::time_point kill_at;
@@ -516,13 +514,13 @@ Outcome run_exec(const v1::Job& job, const ExecPolicy& policy, const std::atomic
   while (!child.exited()) {
     pump(out, err, exit_watch, kTick);
     const auto now = SteadyClock::now();
-    if (ending == Ending::exited) {
+    if (ending == Ending::kExited) {
       if (stop.load()) {
-        ending = Ending::stopped;
+        ending = Ending::kStopped;
       } else if (now >= deadline) {
-        ending = Ending::timed_out;
+        ending = Ending::kTimedOut;
       }
-      if (ending != Ending::exited) {
+      if (ending != Ending::kExited) {
         child.signal_group(SIGTERM);
         kill_at = now + policy.kill_grace;
       }
@@ -541,13 +539,13 @@ Outcome run_exec(const v1::Job& job, const ExecPolicy& policy, const std::atomic
 
   Outcome outcome;
   outcome.output = output_of(out);
-  if (ending == Ending::timed_out) {
+  if (ending == Ending::kTimedOut) {
     outcome.state = v1::FAILED;
     outcome.error = with_stderr(fmt::format("timed out after {}; process group killed", seconds_text(timeout)), err);
     outcome.exit_code = WIFEXITED(exit.status) ? WEXITSTATUS(exit.status) : 128 + WTERMSIG(exit.status);
     return outcome;
   }
-  if (ending == Ending::stopped) {
+  if (ending == Ending::kStopped) {
     outcome.state = v1::FAILED;
     outcome.error = "stopped: process group killed";
     outcome.exit_code = WIFEXITED(exit.status) ? WEXITSTATUS(exit.status) : 128 + WTERMSIG(exit.status);
@@ -624,7 +622,6 @@ Result<ExecPolicy> exec_policy_from(const Config& config) {
   if (!cpu_seconds) return cpu_seconds.error();
   auto memory_mb = number("exec.memory_mb", 0);
   if (!memory_mb) return memory_mb.error();
-  constexpr std::int64_t kBytesPerMb = 1024 * 1024;
   if (*memory_mb > std::numeric_limits<std::int64_t>::max() / kBytesPerMb) {
     return make_error("configuration exec.memory_mb: {} is too large", *memory_mb);
   }

@@ -250,8 +250,10 @@ Outcome run_http(const HttpPolicy& policy, const AllowList& allow, const v1::Job
   bool lists_ok = true;
   if (!request->url.literal) {
     std::string entry = fmt::format("{}:{}:", curl_host, request->url.port);
+    // Appended piece by piece: `"," + std::string` trips GCC 12's -Wrestrict false positive at -O3.
     for (std::size_t index = 0; index < addresses->size(); ++index) {
-      entry += (index == 0 ? "" : ",") + address_for_curl((*addresses)[index]);
+      if (index > 0) entry += ',';
+      entry += address_for_curl((*addresses)[index]);
     }
     lists_ok = pinned.append(entry);
   }

@@ -43,22 +43,22 @@ TEST_CASE("with every band backlogged, picks are shared by the weights 8:4:1, sp
   BandScheduler scheduler(no_aging());
   std::string round;
   for (int pick = 0; pick < 13; ++pick) {
-    const auto band = scheduler.pick(backlog({Band::high, Band::normal, Band::low}), kStart);
+    const auto band = scheduler.pick(backlog({Band::kHigh, Band::kNormal, Band::kLow}), kStart);
     REQUIRE(band);
-    round += band == Band::high ? 'H' : band == Band::normal ? 'N' : 'L';
+    round += band == Band::kHigh ? 'H' : band == Band::kNormal ? 'N' : 'L';
   }
   CHECK(round == "HNHHNHLHNHHNH");
-  const auto counts = shares(scheduler, backlog({Band::high, Band::normal, Band::low}), 13 * 100);
-  CHECK(counts.at(Band::high) == 800);
-  CHECK(counts.at(Band::normal) == 400);
-  CHECK(counts.at(Band::low) == 100);
+  const auto counts = shares(scheduler, backlog({Band::kHigh, Band::kNormal, Band::kLow}), 13 * 100);
+  CHECK(counts.at(Band::kHigh) == 800);
+  CHECK(counts.at(Band::kNormal) == 400);
+  CHECK(counts.at(Band::kLow) == 100);
 }
 
 TEST_CASE("custom weights set the shares, smoothly: a band never waits longer than its fair gap") {
   BandPolicy policy = no_aging();
   policy.weights = {3, 2, 1};
   BandScheduler scheduler(policy);
-  const auto all = backlog({Band::high, Band::normal, Band::low});
+  const auto all = backlog({Band::kHigh, Band::kNormal, Band::kLow});
   std::map<Band, int> last_pick;
   for (int pick = 0; pick < 600; ++pick) {
     const auto band = scheduler.pick(all, kStart);
@@ -66,44 +66,44 @@ TEST_CASE("custom weights set the shares, smoothly: a band never waits longer th
     if (last_pick.contains(*band)) CHECK(pick - last_pick[*band] <= 6);  // low: once per round of 6
     last_pick[*band] = pick;
   }
-  CHECK(shares(scheduler, all, 600) == std::map<Band, int>{{Band::high, 300}, {Band::normal, 200}, {Band::low, 100}});
+  CHECK(shares(scheduler, all, 600) == std::map<Band, int>{{Band::kHigh, 300}, {Band::kNormal, 200}, {Band::kLow, 100}});
 }
 
 TEST_CASE("high is served first, and low once in every round of nine against high") {
   BandScheduler scheduler(no_aging());
-  const auto high_and_low = backlog({Band::high, Band::low});
-  CHECK(scheduler.pick(high_and_low, kStart) == Band::high);
+  const auto high_and_low = backlog({Band::kHigh, Band::kLow});
+  CHECK(scheduler.pick(high_and_low, kStart) == Band::kHigh);
   BandScheduler fresh(no_aging());
-  CHECK(fresh.pick(backlog({Band::normal, Band::low}), kStart) == Band::normal);
+  CHECK(fresh.pick(backlog({Band::kNormal, Band::kLow}), kStart) == Band::kNormal);
   BandScheduler round(no_aging());
   const auto counts = shares(round, high_and_low, 9);
-  CHECK(counts.at(Band::high) == 8);
-  CHECK(counts.at(Band::low) == 1);
+  CHECK(counts.at(Band::kHigh) == 8);
+  CHECK(counts.at(Band::kLow) == 1);
 }
 
 TEST_CASE("a band with nothing waiting is never picked, and nothing waiting picks none") {
   BandScheduler scheduler(no_aging());
   CHECK_FALSE(scheduler.pick(BandBacklogs{}, kStart));
-  const auto counts = shares(scheduler, backlog({Band::normal, Band::low}), 500);
-  CHECK_FALSE(counts.contains(Band::high));
-  CHECK(counts.at(Band::normal) == 400);
-  CHECK(counts.at(Band::low) == 100);
-  CHECK(shares(scheduler, backlog({Band::low}), 50).at(Band::low) == 50);
+  const auto counts = shares(scheduler, backlog({Band::kNormal, Band::kLow}), 500);
+  CHECK_FALSE(counts.contains(Band::kHigh));
+  CHECK(counts.at(Band::kNormal) == 400);
+  CHECK(counts.at(Band::kLow) == 100);
+  CHECK(shares(scheduler, backlog({Band::kLow}), 50).at(Band::kLow) == 50);
 }
 
 TEST_CASE("a low job past the aging threshold is served before a flood of high jobs") {
   BandPolicy policy;
   policy.aging = milliseconds(30000);
   BandScheduler scheduler(policy);
-  BandBacklogs backlogs = backlog({Band::high}, kStart + milliseconds(29000));
-  backlogs[band_index(Band::low)] = {1, kStart};
+  BandBacklogs backlogs = backlog({Band::kHigh}, kStart + milliseconds(29000));
+  backlogs[band_index(Band::kLow)] = {1, kStart};
   // Not aged yet: high wins, as its weight says.
-  CHECK(scheduler.pick(backlogs, kStart + milliseconds(29999)) == Band::high);
+  CHECK(scheduler.pick(backlogs, kStart + milliseconds(29999)) == Band::kHigh);
   // Aged: low goes first, even though the round robin would serve high.
-  CHECK(scheduler.pick(backlogs, kStart + milliseconds(30000)) == Band::low);
+  CHECK(scheduler.pick(backlogs, kStart + milliseconds(30000)) == Band::kLow);
   // Once the aged job is served, the next low job is fresh and high is served again.
-  backlogs[band_index(Band::low)] = {1, kStart + milliseconds(30000)};
-  CHECK(scheduler.pick(backlogs, kStart + milliseconds(30001)) == Band::high);
+  backlogs[band_index(Band::kLow)] = {1, kStart + milliseconds(30000)};
+  CHECK(scheduler.pick(backlogs, kStart + milliseconds(30001)) == Band::kHigh);
 }
 
 TEST_CASE("among aged bands the one that waited longest goes first, and aging 0 is off") {
@@ -111,54 +111,54 @@ TEST_CASE("among aged bands the one that waited longest goes first, and aging 0 
   policy.aging = milliseconds(1000);
   BandScheduler scheduler(policy);
   BandBacklogs backlogs{};
-  backlogs[band_index(Band::high)] = {3, kStart + milliseconds(500)};
-  backlogs[band_index(Band::normal)] = {3, kStart + milliseconds(200)};
-  backlogs[band_index(Band::low)] = {3, kStart + milliseconds(100)};
-  CHECK(scheduler.pick(backlogs, kStart + milliseconds(1150)) == Band::low);
-  CHECK(scheduler.pick(backlogs, kStart + milliseconds(1150)) == Band::low);  // still the oldest
-  backlogs[band_index(Band::low)] = {3, kStart + milliseconds(1150)};
-  CHECK(scheduler.pick(backlogs, kStart + milliseconds(1250)) == Band::normal);
+  backlogs[band_index(Band::kHigh)] = {3, kStart + milliseconds(500)};
+  backlogs[band_index(Band::kNormal)] = {3, kStart + milliseconds(200)};
+  backlogs[band_index(Band::kLow)] = {3, kStart + milliseconds(100)};
+  CHECK(scheduler.pick(backlogs, kStart + milliseconds(1150)) == Band::kLow);
+  CHECK(scheduler.pick(backlogs, kStart + milliseconds(1150)) == Band::kLow);  // still the oldest
+  backlogs[band_index(Band::kLow)] = {3, kStart + milliseconds(1150)};
+  CHECK(scheduler.pick(backlogs, kStart + milliseconds(1250)) == Band::kNormal);
   // Same fetch instant: the higher band.
-  backlogs[band_index(Band::normal)] = {3, kStart + milliseconds(100)};
-  backlogs[band_index(Band::high)] = {3, kStart + milliseconds(100)};
-  CHECK(scheduler.pick(backlogs, kStart + milliseconds(5000)) == Band::high);
+  backlogs[band_index(Band::kNormal)] = {3, kStart + milliseconds(100)};
+  backlogs[band_index(Band::kHigh)] = {3, kStart + milliseconds(100)};
+  CHECK(scheduler.pick(backlogs, kStart + milliseconds(5000)) == Band::kHigh);
 
   BandScheduler off(no_aging());
   BandBacklogs ancient{};
-  ancient[band_index(Band::high)] = {1, kStart};
-  ancient[band_index(Band::low)] = {1, instant_from_ms(0)};
-  CHECK(off.pick(ancient, kStart) == Band::high);
+  ancient[band_index(Band::kHigh)] = {1, kStart};
+  ancient[band_index(Band::kLow)] = {1, instant_from_ms(0)};
+  CHECK(off.pick(ancient, kStart) == Band::kHigh);
 }
 
 TEST_CASE("an aged pick leaves the round-robin credits unchanged") {
   BandPolicy policy;
   policy.aging = milliseconds(1000);
   BandScheduler scheduler(policy);
-  const auto fresh = backlog({Band::high, Band::low}, kStart);
-  CHECK(scheduler.pick(fresh, kStart) == Band::high);
-  const auto high_credit = scheduler.credit(Band::high);
-  const auto low_credit = scheduler.credit(Band::low);
+  const auto fresh = backlog({Band::kHigh, Band::kLow}, kStart);
+  CHECK(scheduler.pick(fresh, kStart) == Band::kHigh);
+  const auto high_credit = scheduler.credit(Band::kHigh);
+  const auto low_credit = scheduler.credit(Band::kLow);
   BandBacklogs aged = fresh;
-  aged[band_index(Band::low)].oldest_fetched = kStart - milliseconds(5000);
-  CHECK(scheduler.pick(aged, kStart) == Band::low);
-  CHECK(scheduler.credit(Band::high) == high_credit);
-  CHECK(scheduler.credit(Band::low) == low_credit);
+  aged[band_index(Band::kLow)].oldest_fetched = kStart - milliseconds(5000);
+  CHECK(scheduler.pick(aged, kStart) == Band::kLow);
+  CHECK(scheduler.credit(Band::kHigh) == high_credit);
+  CHECK(scheduler.credit(Band::kLow) == low_credit);
 }
 
 TEST_CASE("a band that empties and refills saves up no credit") {
   BandScheduler scheduler(no_aging());
   // Low waits alone for a long time, then high floods in: high is served at once and low gets its
   // 1 in 9, not a burst for the picks it made alone.
-  shares(scheduler, backlog({Band::low}), 1000);
-  CHECK(scheduler.credit(Band::high) == 0);
-  const auto counts = shares(scheduler, backlog({Band::high, Band::low}), 9);
-  CHECK(counts.at(Band::high) == 8);
-  CHECK(counts.at(Band::low) == 1);
+  shares(scheduler, backlog({Band::kLow}), 1000);
+  CHECK(scheduler.credit(Band::kHigh) == 0);
+  const auto counts = shares(scheduler, backlog({Band::kHigh, Band::kLow}), 9);
+  CHECK(counts.at(Band::kHigh) == 8);
+  CHECK(counts.at(Band::kLow) == 1);
   // High empty for many picks: its credit stays at zero, so it does not come back owed picks.
-  shares(scheduler, backlog({Band::normal, Band::low}), 1000);
-  CHECK(scheduler.credit(Band::high) == 0);
-  CHECK(shares(scheduler, backlog({Band::high, Band::normal, Band::low}), 13) ==
-        std::map<Band, int>{{Band::high, 8}, {Band::normal, 4}, {Band::low, 1}});
+  shares(scheduler, backlog({Band::kNormal, Band::kLow}), 1000);
+  CHECK(scheduler.credit(Band::kHigh) == 0);
+  CHECK(shares(scheduler, backlog({Band::kHigh, Band::kNormal, Band::kLow}), 13) ==
+        std::map<Band, int>{{Band::kHigh, 8}, {Band::kNormal, 4}, {Band::kLow, 1}});
 }
 
 TEST_CASE("credits stay bounded while bands empty and refill at random") {

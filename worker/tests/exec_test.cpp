@@ -1,7 +1,6 @@
 // The exec executor against real processes (/bin/sh, /bin/echo, /usr/bin/env...): what the policy
 // refuses, what the child sees, and that timeouts and stops leave nothing of the job running.
 #include <fcntl.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -125,7 +124,7 @@ TEST_CASE("a program outside the allowlist is refused and never runs") {
 
 TEST_CASE("a relative program is refused even when the bare name is allowlisted") {
   auto policy = test_policy();
-  policy.programs.push_back("sh");
+  policy.programs.emplace_back("sh");
   const auto outcome = run(exec_job({"sh", "-c", "echo ran"}), policy);
   CHECK(outcome.state == v1::FAILED);
   CHECK_FALSE(outcome.retriable);
@@ -312,7 +311,7 @@ TEST_CASE("the job's cwd is used, else the worker's exec.cwd, and a missing one 
 TEST_CASE("runs leave no descriptor open in the worker, whatever their outcome") {
   const auto before = open_descriptors();
   auto policy = test_policy();
-  policy.programs.push_back("/nonexistent/kcron-no-such-program");
+  policy.programs.emplace_back("/nonexistent/kcron-no-such-program");
   static_cast<void>(run(exec_job({"/bin/echo", "ok"}), policy));
   static_cast<void>(run(shell_job("exit 2"), policy));
   static_cast<void>(run(exec_job({"/nonexistent/kcron-no-such-program"}), policy));

@@ -9,11 +9,11 @@
 
 namespace kcron {
 
-enum class Band { high, normal, low };
+enum class Band { kHigh, kNormal, kLow };
 
 constexpr std::uint32_t kDefaultPriority = 5;
 constexpr std::uint32_t kMaxPriority = 9;
-constexpr std::array<Band, 3> kAllBands = {Band::high, Band::normal, Band::low};
+constexpr std::array<Band, 3> kAllBands = {Band::kHigh, Band::kNormal, Band::kLow};
 
 Band band_for_priority(std::uint32_t priority);
 std::string_view band_name(Band band);

@@ -5,8 +5,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kcron/config.h"
@@ -39,5 +41,9 @@ class ConfigNumbers {
 
 // 0 when the main loop ended cleanly or a stop signal interrupted start-up; 1 (logged) otherwise.
 int exit_code_for(const Status& status);
+
+// main()'s body, guarded: an exception it lets escape (a fatal start-up error) ends the program
+// with "<program>: <what>" on standard error and exit code 1, not with std::terminate.
+int run_main(std::string_view program, const std::function<int()>& body) noexcept;
 
 }  // namespace kcron
