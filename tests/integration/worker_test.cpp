@@ -493,11 +493,11 @@ TEST_CASE("aging serves a low job that waited past bands.aging_ms before a flood
     INFO(what);
     REQUIRE(reached);
   };
-  wait_metrics("the blocker runs", [](const std::string& metrics) { return metric_value(metrics, "kcron_worker_running_jobs") == 1; });
+  wait_metrics("the blocker runs",
+               [](const std::string& metrics) { return metric_value(metrics, "kcron_worker_running_jobs") == 1; });
   submit_sleeps(producer, env, "low", 6, 1, "0.1s");
-  wait_metrics("low jobs wait", [](const std::string& metrics) {
-    return metric_value(metrics, R"(kcron_worker_waiting_jobs{band="low"})") == 6;
-  });
+  wait_metrics("low jobs wait",
+               [](const std::string& metrics) { return metric_value(metrics, R"(kcron_worker_waiting_jobs{band="low"})") == 6; });
   submit_sleeps(producer, env, "high", 24, 9, "0.1s");
   wait_metrics("high jobs wait", [](const std::string& metrics) {
     return metric_value(metrics, R"(kcron_worker_waiting_jobs{band="high"})") == 10;

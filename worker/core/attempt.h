@@ -62,9 +62,9 @@ struct Attempt {
   ExecPosition source;
   v1::Execution execution;
   std::shared_ptr<AttemptControl> control;
-  Band band = Band::normal;  // of its exec topic
-  Instant fetched{};         // when it joined its band's waiting queue
-  Instant started{};         // on a slot
+  Band band = Band::kNormal;  // of its exec topic
+  Instant fetched{};          // when it joined its band's waiting queue
+  Instant started{};          // on a slot
   Instant finished{};
   Outcome outcome;
   Verdict verdict;       // decided once it finished (OutcomePolicy::decide); publish only a decided attempt

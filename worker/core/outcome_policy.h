@@ -32,7 +32,7 @@ constexpr std::uint64_t kWorkerSequence = 1U << 20U;
 // What a retried job and a dead letter keep of each earlier attempt's output and error.
 constexpr std::size_t kHistoryTextBytes = 1024;
 // Below the broker's default message.max.bytes (1 MB) with room for headers and batch overhead.
-constexpr std::size_t kMaxPublishedRecordBytes = 950 * 1024;
+constexpr std::size_t kMaxPublishedRecordBytes = std::size_t{950} * 1024;
 // The dispatcher's default max_record_bytes: a retry over it would be REJECTED there, and the job
 // would be neither retried nor dead.
 constexpr std::size_t kMaxJobsRecordBytes = 900'000;

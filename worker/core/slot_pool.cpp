@@ -10,7 +10,7 @@ namespace kcron::worker {
 
 SlotPool::SlotPool(std::size_t slots, BandPolicy policy, const Runner& runner, const Clock& clock,
                    std::function<void(const Attempt&)> on_start)
-    : slots_(slots), runner_(runner), clock_(clock), on_start_(std::move(on_start)), scheduler_(std::move(policy)) {}
+    : slots_(slots), runner_(runner), clock_(clock), on_start_(std::move(on_start)), scheduler_(policy) {}
 
 SlotPool::~SlotPool() {
   stop();

@@ -18,7 +18,7 @@
 namespace kcron::worker {
 
 // A record a kafka job may produce, below the broker's default message.max.bytes with headroom.
-constexpr std::size_t kMaxKafkaJobRecordBytes = 900 * 1024;
+constexpr std::size_t kMaxKafkaJobRecordBytes = std::size_t{900} * 1024;
 
 class KafkaJobExecutor {
  public:

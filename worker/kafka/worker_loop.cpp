@@ -317,7 +317,7 @@ void WorkerLoop::handle(RdKafka::Message& message) {
   attempt.control->timeout = attempt_timeout(attempt.execution.job(), settings_.default_timeout);
   attempt.control->job_id = attempt.job_key();
   const auto band = band_of_topic_.find(attempt.source.topic);
-  attempt.band = band != band_of_topic_.end() ? band->second : Band::normal;
+  attempt.band = band != band_of_topic_.end() ? band->second : Band::kNormal;
   attempt.fetched = now();
   active_.emplace(attempt.job_key(), attempt.control);
   running_at_[attempt.source] = attempt.control;

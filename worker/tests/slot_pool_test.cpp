@@ -67,7 +67,7 @@ TEST_CASE("a slot runs a woken attempt and hands it back finished, with its star
   std::atomic<int> starts{0};
   SlotPool pool(2, BandPolicy{}, runner, clock, [&](const Attempt&) { ++starts; });
   pool.start();
-  CHECK(pool.enqueue(attempt_of("a", Band::normal)) == 1);
+  CHECK(pool.enqueue(attempt_of("a", Band::kNormal)) == 1);
   pool.wake();
   const auto done = finished(pool, 1);
   REQUIRE(done.size() == 1);
@@ -86,9 +86,9 @@ TEST_CASE("one slot facing three backlogged bands serves them high first, by wei
   runner.register_handler("record", recorder.handler());
   SlotPool pool(1, BandPolicy{{8, 4, 1}, milliseconds(0)}, runner, clock);
   for (int index = 0; index < 13; ++index) {
-    pool.enqueue(attempt_of(fmt::format("H{}", index), Band::high));
-    pool.enqueue(attempt_of(fmt::format("N{}", index), Band::normal));
-    pool.enqueue(attempt_of(fmt::format("L{}", index), Band::low));
+    pool.enqueue(attempt_of(fmt::format("H{}", index), Band::kHigh));
+    pool.enqueue(attempt_of(fmt::format("N{}", index), Band::kNormal));
+    pool.enqueue(attempt_of(fmt::format("L{}", index), Band::kLow));
   }
   pool.start();
   pool.wake();
@@ -111,8 +111,8 @@ TEST_CASE("an attempt no slot has started can be taken back, one a slot runs can
   });
   SlotPool pool(1, BandPolicy{}, runner, clock);
   Release guard{release};  // a failed REQUIRE below must not leave the slot blocked at the pool's join
-  auto running = attempt_of("running", Band::high, "block");
-  auto waiting = attempt_of("waiting", Band::low, "block");
+  auto running = attempt_of("running", Band::kHigh, "block");
+  auto waiting = attempt_of("waiting", Band::kLow, "block");
   const auto running_control = running.control;
   const auto waiting_control = waiting.control;
   pool.enqueue(std::move(running));
@@ -148,7 +148,7 @@ TEST_CASE("one wake-up starts as many slots as there are attempts waiting, each 
   // Give the slots time to block on the wake-up (a slot that has not blocked yet sees the queue
   // without being woken, which would hide a broken chain).
   std::this_thread::sleep_for(milliseconds(100));
-  for (const auto* id : {"a", "b", "c"}) pool.enqueue(attempt_of(id, Band::normal, "block"));
+  for (const auto* id : {"a", "b", "c"}) pool.enqueue(attempt_of(id, Band::kNormal, "block"));
   pool.wake();
   CHECK(eventually([&] { return running == 3; }));
   release = true;
@@ -161,12 +161,12 @@ TEST_CASE("a low attempt that waited past the aging threshold in the pool is ser
   Runner runner(clock);
   runner.register_handler("record", recorder.handler());
   SlotPool pool(1, BandPolicy{{8, 4, 1}, milliseconds(500)}, runner, clock);
-  auto old = attempt_of("old-low", Band::low);
+  auto old = attempt_of("old-low", Band::kLow);
   old.fetched = clock.now();
   pool.enqueue(std::move(old));
   clock.advance(milliseconds(600));
   for (const auto* id : {"h1", "h2"}) {
-    auto fresh = attempt_of(id, Band::high);
+    auto fresh = attempt_of(id, Band::kHigh);
     fresh.fetched = clock.now();
     pool.enqueue(std::move(fresh));
   }
@@ -183,13 +183,13 @@ TEST_CASE("every waiting attempt can be handed back at once, and none of them ru
   Runner runner(clock);
   runner.register_handler("record", recorder.handler());
   SlotPool pool(2, BandPolicy{}, runner, clock);
-  pool.enqueue(attempt_of("a", Band::high));
-  pool.enqueue(attempt_of("b", Band::low));
+  pool.enqueue(attempt_of("a", Band::kHigh));
+  pool.enqueue(attempt_of("b", Band::kLow));
   CHECK(pool.waiting() == std::array<std::size_t, kBandCount>{1, 0, 1});
   const auto taken = pool.take_all_waiting();
   CHECK(taken.size() == 2);
   CHECK(pool.waiting() == std::array<std::size_t, kBandCount>{0, 0, 0});
-  pool.enqueue(attempt_of("c", Band::normal));
+  pool.enqueue(attempt_of("c", Band::kNormal));
   pool.start();
   pool.wake();
   const auto done = finished(pool, 1);
@@ -205,7 +205,7 @@ TEST_CASE("an attempt asked to stop before a slot took it fails without running"
   Runner runner(clock);
   runner.register_handler("record", recorder.handler());
   SlotPool pool(1, BandPolicy{}, runner, clock);
-  auto attempt = attempt_of("a", Band::normal);
+  auto attempt = attempt_of("a", Band::kNormal);
   attempt.control->request(StopReason::kCancel);
   pool.enqueue(std::move(attempt));
   pool.start();
@@ -226,8 +226,8 @@ TEST_CASE("a handler that throws fails its attempt, not retriable, and the slot 
   runner.register_handler("throw", [](const v1::Job&, const std::atomic<bool>&) -> Outcome { throw std::runtime_error("bad"); });
   SlotPool pool(1, BandPolicy{}, runner, clock);
   pool.start();
-  pool.enqueue(attempt_of("a", Band::normal, "throw"));
-  pool.enqueue(attempt_of("b", Band::normal));
+  pool.enqueue(attempt_of("a", Band::kNormal, "throw"));
+  pool.enqueue(attempt_of("b", Band::kNormal));
   pool.wake();
   const auto done = finished(pool, 2);
   REQUIRE(done.size() == 2);
@@ -252,10 +252,10 @@ TEST_CASE("a stopped pool lets the running attempt finish and starts nothing tha
   });
   SlotPool pool(1, BandPolicy{}, runner, clock);
   Release guard{release};
-  auto first = attempt_of("first", Band::high, "block");
+  auto first = attempt_of("first", Band::kHigh, "block");
   const auto running = first.control;
   pool.enqueue(std::move(first));
-  pool.enqueue(attempt_of("second", Band::low, "block"));
+  pool.enqueue(attempt_of("second", Band::kLow, "block"));
   pool.start();
   pool.wake();
   REQUIRE(eventually([&] { return running->started.load(); }));
