@@ -14,6 +14,7 @@
 #include "kcron.pb.h"
 #include "kcron/codec.h"
 #include "kcron/routing.h"
+#include "kcron/tenant.h"
 #include "kcron/topics.h"
 
 namespace kcron::cli {
@@ -46,8 +47,15 @@ std::map<std::string, StoredSchedule> schedules_in_force(const std::vector<Read>
     }
     v1::Schedule definition;
     if (!decode_message(record.value, record.content_type, definition)) continue;
-    if (definition.id().empty()) definition.set_id(record.key);
-    if (definition.id() != record.key) continue;
+    // The cron-producer's identity rule: the key is the schedule's scoped key (kcron/tenant.h).
+    if (definition.id().empty()) {
+      const auto named = split_scoped_key(record.key);
+      definition.set_id(std::string(named.id));
+      if (definition.tenant().empty()) definition.set_tenant(std::string(tenant_field(named.tenant)));
+    }
+    const auto tenant = tenant_or_default(definition.tenant());
+    if (!(is_default_tenant(tenant) ? validate_default_tenant_id(definition.id()) : validate_tenant_name(tenant))) continue;
+    if (scoped_key(tenant, definition.id()) != record.key) continue;
     auto expression = cron::CronExpression::parse(definition.expression());
     if (!expression) continue;
     auto zone = cron::TimeZone::locate(definition.time_zone().empty() ? "UTC" : definition.time_zone());
@@ -59,7 +67,9 @@ std::map<std::string, StoredSchedule> schedules_in_force(const std::vector<Read>
 
 void print_change(const StoredSchedule& schedule, const cron::DayRuleChange& change, std::ostream& out) {
   const v1::Schedule& definition = schedule.definition;
-  out << fmt::format("schedule {}: '{}' in {}{} fires differently from {}\n", definition.id(), definition.expression(),
+  const auto tenant = tenant_or_default(definition.tenant());
+  out << fmt::format("schedule {}{}: '{}' in {}{} fires differently from {}\n", definition.id(),
+                     is_default_tenant(tenant) ? "" : fmt::format(" (tenant {})", tenant), definition.expression(),
                      schedule.zone.name(), definition.paused() ? " (paused)" : "", date::format("%a %F", change.first_day));
   out << "  before: " << schedule.expression.with_day_rule(cron::DayRule::kLegacy).explain() << "\n";
   out << "  after:  " << schedule.expression.explain() << "\n";

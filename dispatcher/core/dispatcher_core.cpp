@@ -294,7 +294,7 @@ Status DispatcherCore::submit(Context& context, v1::Job job) {
   Entry entry = pending_entry(std::move(job), *due, *existing ? (*existing)->sequence() + 1 : 1);
   ++counts_.accepted;
   if (auto tracked = track_accepted_run(context.state, partition, entry.job(), *due, context.out); !tracked) return tracked;
-  if (*due <= now) return release(context.state, partition, entry, context.out);  // never enters the buckets
+  if (*due <= now) return release(context.state, partition, ref.key, entry, context.out);  // never enters the buckets
   if (auto stored = store(context.state, partition, ref.key, entry, context.out); !stored) return stored;
   emit_status(ref, entry, v1::PENDING, "", context.out);
   return Status::success();
@@ -378,7 +378,7 @@ Status DispatcherCore::update(Context& context, v1::Job job) {
     return Status::success();
   }
   Entry entry = pending_entry(std::move(job), *due, existing->sequence() + 1);
-  if (*due <= clock_.now()) return release(context.state, context.record.partition, entry, context.out);
+  if (*due <= clock_.now()) return release(context.state, context.record.partition, ref.key, entry, context.out);
   if (auto stored = store(context.state, context.record.partition, ref.key, entry, context.out); !stored) return stored;
   emit_status(ref, entry, v1::PENDING, "updated", context.out);
   return Status::success();
@@ -405,7 +405,7 @@ Status DispatcherCore::replay(Context& context, const v1::Replay& replay) {
     return Status::success();
   }
   Entry entry = pending_entry(std::move(job), *due, existing->sequence() + 1);
-  return fire(context.state, context.record.partition, entry, context.out);
+  return fire(context.state, context.record.partition, ref.key, entry, context.out);
 }
 
 Status DispatcherCore::retry(Context& context, const v1::Retry& retry) {
@@ -441,7 +441,7 @@ Status DispatcherCore::retry(Context& context, const v1::Retry& retry) {
     return Status::success();
   }
   Entry entry = pending_entry(std::move(job), *due, existing ? existing->sequence() + 1 : 1);
-  if (*due <= clock_.now()) return release(context.state, partition, entry, context.out);
+  if (*due <= clock_.now()) return release(context.state, partition, ref.key, entry, context.out);
   if (auto stored = store(context.state, partition, ref.key, entry, context.out); !stored) return stored;
   emit_status(ref, entry, v1::RETRYING, retry.error(), context.out);
   return Status::success();
@@ -488,7 +488,7 @@ Result<std::size_t> DispatcherCore::fire_due(PartitionState& state, Partition pa
     if (!entry) {
       done = entry.error();
     } else if (*entry && (*entry)->state() == Entry::PENDING) {
-      done = release(state, partition, **entry, out);
+      done = release(state, partition, key, **entry, out);
     } else {
       done = forget(state, partition, key, out);  // an expired marker or retained id
       ++counts_.expired;
@@ -572,17 +572,18 @@ Status DispatcherCore::track_accepted_run(PartitionState& state, Partition parti
   return store_track(state, partition, schedule_key, track, out);
 }
 
-Status DispatcherCore::release(PartitionState& state, Partition partition, Entry& entry, std::vector<OutRecord>& out) {
+Status DispatcherCore::release(PartitionState& state, Partition partition, const std::string& stored_as, Entry& entry,
+                               std::vector<OutRecord>& out) {
   if (entry.job().has_schedule_run() && !entry.job().schedule_run().schedule_id().empty()) {
-    auto admitted = admit_schedule_run(state, partition, entry, out);
+    auto admitted = admit_schedule_run(state, partition, stored_as, entry, out);
     if (!admitted) return admitted.error();
     if (!*admitted) return Status::success();
   }
-  return fire(state, partition, entry, out);
+  return fire(state, partition, stored_as, entry, out);
 }
 
-Result<bool> DispatcherCore::admit_schedule_run(PartitionState& state, Partition partition, Entry& entry,
-                                                std::vector<OutRecord>& out) {
+Result<bool> DispatcherCore::admit_schedule_run(PartitionState& state, Partition partition, const std::string& stored_as,
+                                                Entry& entry, std::vector<OutRecord>& out) {
   const auto& run = entry.job().schedule_run();
   const ScopedName job = job_of(entry.job());
   const std::string& job_id = job.id;
@@ -594,7 +595,7 @@ Result<bool> DispatcherCore::admit_schedule_run(PartitionState& state, Partition
   const Instant now = clock_.now();
   const Millis lateness = now - instant_from_ms(entry.due_ms());
   auto skipped = [&](const std::string& reason) -> Result<bool> {
-    if (auto status = skip(state, partition, entry, reason, out); !status) return status.error();
+    if (auto status = skip(state, partition, stored_as, entry, reason, out); !status) return status.error();
     return false;
   };
   if (lateness > settings_.misfire_threshold) {
@@ -648,20 +649,21 @@ Result<bool> DispatcherCore::admit_schedule_run(PartitionState& state, Partition
   return true;
 }
 
-Status DispatcherCore::skip(PartitionState& state, Partition partition, Entry& entry, const std::string& reason,
-                            std::vector<OutRecord>& out) {
+Status DispatcherCore::skip(PartitionState& state, Partition partition, const std::string& stored_as, Entry& entry,
+                            const std::string& reason, std::vector<OutRecord>& out) {
   const ScopedName job = job_of(entry.job());
   entry.set_state(Entry::SKIPPED);
   entry.set_sequence(entry.sequence() + 1);
   entry.set_expires_ms(ms_from_now(settings_.dedupe_retention));
   entry.clear_job();
-  if (auto stored = store(state, partition, job.key, entry, out); !stored) return stored;
+  if (auto stored = store(state, partition, stored_as, entry, out); !stored) return stored;
   emit_status(job, entry, v1::SKIPPED, reason, out);
   ++counts_.skipped;
   return Status::success();
 }
 
-Status DispatcherCore::fire(PartitionState& state, Partition partition, Entry& entry, std::vector<OutRecord>& out) {
+Status DispatcherCore::fire(PartitionState& state, Partition partition, const std::string& stored_as, Entry& entry,
+                            std::vector<OutRecord>& out) {
   const ScopedName job = job_of(entry.job());
   const Instant fired = clock_.now();
   std::string topic = exec_topic(settings_.names.prefix, entry.job().queue(), band_for_priority(entry.priority()));
@@ -680,7 +682,7 @@ Status DispatcherCore::fire(PartitionState& state, Partition partition, Entry& e
   entry.set_state(Entry::FIRED);
   entry.set_sequence(entry.sequence() + 1);
   entry.set_expires_ms(to_epoch_ms(fired + settings_.dedupe_retention));
-  if (auto stored = store(state, partition, job.key, entry, out); !stored) return stored;
+  if (auto stored = store(state, partition, stored_as, entry, out); !stored) return stored;
   emit_status(job, entry, v1::QUEUED, "", out);
   return Status::success();
 }

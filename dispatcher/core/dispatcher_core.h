@@ -119,22 +119,26 @@ class DispatcherCore {
 
   // Validates a job and resolves its due instant (delay -> run_at on first acceptance).
   Result<Instant> resolve(v1::Job& job, Instant record_timestamp) const;
-  // Fires a due entry, unless its schedule's misfire or overlap policy says skip.
-  Status release(PartitionState& state, Partition partition, v1::DispatcherEntry& entry, std::vector<OutRecord>& out);
+  // Fires a due entry, unless its schedule's misfire or overlap policy says skip. `stored_as` is
+  // the key the entry lives under: the job's scoped key, or the bare id a release before tenants
+  // stored a tenant's job under (it stays there, so it is never found PENDING again).
+  Status release(PartitionState& state, Partition partition, const std::string& stored_as, v1::DispatcherEntry& entry,
+                 std::vector<OutRecord>& out);
   // The schedule-run policies; false = the run was recorded as SKIPPED.
-  Result<bool> admit_schedule_run(PartitionState& state, Partition partition, v1::DispatcherEntry& entry,
-                                  std::vector<OutRecord>& out);
+  Result<bool> admit_schedule_run(PartitionState& state, Partition partition, const std::string& stored_as,
+                                  v1::DispatcherEntry& entry, std::vector<OutRecord>& out);
   // A schedule's run ended (completed, or cancelled with no attempt left to run): its track no
   // longer holds it as the running run, so overlap forbid/replace let the next run through.
   Status end_schedule_run(PartitionState& state, Partition partition, const ScopedName& job, std::vector<OutRecord>& out);
-  Status skip(PartitionState& state, Partition partition, v1::DispatcherEntry& entry, const std::string& reason,
-              std::vector<OutRecord>& out);
+  Status skip(PartitionState& state, Partition partition, const std::string& stored_as, v1::DispatcherEntry& entry,
+              const std::string& reason, std::vector<OutRecord>& out);
   Status track_accepted_run(PartitionState& state, Partition partition, const v1::Job& job, Instant due,
                             std::vector<OutRecord>& out);
   Result<MaybeEntry> load_track(PartitionState& state, std::string_view schedule_key) const;
   Status store_track(PartitionState& state, Partition partition, std::string_view schedule_key, v1::DispatcherEntry& track,
                      std::vector<OutRecord>& out);
-  Status fire(PartitionState& state, Partition partition, v1::DispatcherEntry& entry, std::vector<OutRecord>& out);
+  Status fire(PartitionState& state, Partition partition, const std::string& stored_as, v1::DispatcherEntry& entry,
+              std::vector<OutRecord>& out);
   Status store(PartitionState& state, Partition partition, const std::string& key, const v1::DispatcherEntry& entry,
                std::vector<OutRecord>& out);
   Status forget(PartitionState& state, Partition partition, const std::string& key, std::vector<OutRecord>& out);

@@ -875,5 +875,11 @@ TEST_CASE("an entry a release before tenants stored under a bare id for a tenant
   CHECK(dead_letter(harness.take("dead-letters").at(0)).reason() == "cannot cancel job 'old': no such job");
   harness.clock.advance(Millis(5'000));
   harness.fire("old");
-  CHECK(harness.exec_ids() == std::vector<std::string>{"acme~old"});  // fired under acme's key now
+  CHECK(harness.exec_ids() == std::vector<std::string>{"acme~old"});  // its exec record is keyed as acme's
+  // It stays under the key it was stored under, now FIRED: it never fires again.
+  CHECK(harness.stored("old"));
+  CHECK_FALSE(harness.stored("acme~old"));
+  harness.clock.advance(Millis(60'000));
+  harness.fire("old");
+  CHECK(harness.exec_ids().empty());
 }

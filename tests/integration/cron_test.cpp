@@ -253,10 +253,22 @@ TEST_CASE("kcron schedule lint names only the stored schedules whose fires chang
   put_schedule(producer, env, "weekdays", R"({"id":"weekdays","expression":"0 9 * * MON-FRI","job_template":{"noop":{}}})");
   REQUIRE(run_cli(env, R"(schedule put '{"id":"gone","expression":"0 0 */2 * MON","job_template":{"noop":{}}}')").exit_code == 0);
   REQUIRE(run_cli(env, "schedule delete gone").exit_code == 0);
+  // Another tenant's schedule, keyed by its scoped key, is checked too and names its tenant.
+  REQUIRE(
+      run_cli(env, R"(--tenant acme schedule put '{"id":"odd-mondays","expression":"0 6 */2 * MON","job_template":{"noop":{}}}')")
+          .exit_code == 0);
 
   const auto lint = run_cli(env, "schedule lint --from 2026-01-01T00:00:00Z --count 3");
   CHECK(lint.exit_code == 1);
   CHECK(lint.output ==
+        "schedule odd-mondays (tenant acme): '0 6 */2 * MON' in UTC fires differently from Thu 2026-01-01\n"
+        "  before: at 06:00 on every 2nd day of the month or on Monday\n"
+        "  after:  at 06:00 on every 2nd day of the month if that day is a Monday\n"
+        "  next before                          next after\n"
+        "  Thu 2026-01-01 06:00:00 +00:00 UTC   Mon 2026-01-05 06:00:00 +00:00 UTC\n"
+        "  Sat 2026-01-03 06:00:00 +00:00 UTC   Mon 2026-01-19 06:00:00 +00:00 UTC\n"
+        "  Mon 2026-01-05 06:00:00 +00:00 UTC   Mon 2026-02-09 06:00:00 +00:00 UTC\n"
+        "\n"
         "schedule friday-report: '59 9-15 */15 * 5-6' in Europe/Berlin fires differently from Thu 2026-01-01\n"
         "  before: at minute 59 between 09:00 and 15:59 on days 1, 16 and 31 of the month or on Friday through Saturday\n"
         "  after:  at minute 59 between 09:00 and 15:59 on days 1, 16 and 31 of the month if that day is a Friday or Saturday\n"
@@ -265,5 +277,5 @@ TEST_CASE("kcron schedule lint names only the stored schedules whose fires chang
         "  Thu 2026-01-01 10:59:00 +01:00 CET   Fri 2026-01-16 10:59:00 +01:00 CET\n"
         "  Thu 2026-01-01 11:59:00 +01:00 CET   Fri 2026-01-16 11:59:00 +01:00 CET\n"
         "\n"
-        "1 of 2 stored schedules fires differently under cronie's day rule (see cron-producer/README.md)\n");
+        "2 of 3 stored schedules fire differently under cronie's day rule (see cron-producer/README.md)\n");
 }
