@@ -174,9 +174,13 @@ Status DispatcherCore::apply(PartitionState& state, const InputRecord& record, s
   }
   const ScopedName job = scoped(tenant, job_id);
   const auto routing_key = scoped_routing_key(tenant, job_id);
-  if (record.key.empty()) {
+  // Keyless, or keyed as a release before tenants keyed a tenant's record (the bare routing key,
+  // the tenant only in the body: an old CLI, cron-producer or worker during a rolling upgrade):
+  // it belongs on its scoped key's partition, under that key.
+  const bool legacy_key = !is_default_tenant(tenant) && record.key == routing_key_for_job(job_id);
+  if (record.key.empty() || legacy_key) {
     const auto owner = partition_for_key(routing_key, settings_.jobs_partitions);
-    if (owner != record.partition) {
+    if (owner != record.partition || legacy_key) {
       forward(record, owner, routing_key, out);
       return Status::success();
     }

@@ -809,16 +809,16 @@ TEST_CASE("an update or replay of an id its tenant does not have is REJECTED as 
   CHECK(harness.exec_ids() == std::vector<std::string>{"ab~x"});  // ab's job as it was
 }
 
-TEST_CASE("a tenant's job routes by its scoped key: a record keyed by the bare id is REJECTED with the key it needs") {
+TEST_CASE("a tenant's job routes by its scoped key: a record under another key is REJECTED with the key it needs") {
   Harness harness;
-  harness.apply(R"({"id":"r1","tenant":"acme","noop":{}})", "r1");
+  harness.apply(R"({"id":"r1","tenant":"acme","noop":{}})", "r2");
   const auto letters = harness.take("dead-letters");
   REQUIRE(letters.size() == 1);
   CHECK(dead_letter(letters[0]).reason() ==
-        "record key 'r1' does not match job id 'r1' of tenant 'acme': its key must be 'acme~r1'");
+        "record key 'r2' does not match job id 'r1' of tenant 'acme': its key must be 'acme~r1'");
   CHECK(harness.exec_ids().empty());
 
-  SECTION("and an unkeyed one is forwarded keyed by the scoped routing key") {
+  SECTION("an unkeyed one is forwarded keyed by the scoped routing key") {
     const Partition owner = partition_for_key("acme~nightly", harness.settings.jobs_partitions);
     const Partition other((owner.value() + 1) % harness.settings.jobs_partitions);
     harness.apply(R"({"id":"nightly@2026-01-01T00:00:00Z","tenant":"acme","noop":{}})", "", other);
@@ -826,6 +826,20 @@ TEST_CASE("a tenant's job routes by its scoped key: a record keyed by the bare i
     REQUIRE(forwarded.size() == 1);
     CHECK(forwarded[0].key == "acme~nightly");
     CHECK(forwarded[0].partition == owner.value());
+  }
+
+  SECTION("one keyed by the bare routing key, as a release before tenants keyed it, is forwarded under its scoped key") {
+    // An old cron-producer's run of tenant acme's schedule: keyed by the schedule id.
+    harness.apply(R"({"id":"nightly@2026-01-01T00:00:00Z","tenant":"acme","noop":{}})", "nightly");
+    CHECK(harness.take("dead-letters").empty());
+    auto forwarded = harness.take("kcron.jobs");
+    REQUIRE(forwarded.size() == 1);
+    CHECK(forwarded[0].key == "acme~nightly");
+    CHECK(forwarded[0].partition == partition_for_key("acme~nightly", harness.settings.jobs_partitions).value());
+    // Where it lands, it is acme's job.
+    harness.apply(forwarded[0].value, forwarded[0].key, Partition(forwarded[0].partition));
+    harness.fire("acme~nightly");
+    CHECK(harness.exec_ids() == std::vector<std::string>{"acme~nightly@2026-01-01T00:00:00Z"});
   }
 }
 
