@@ -318,9 +318,11 @@ std::string CronExpression::explain() const {
   const bool by_day_of_month = !fields_[index(CronField::kDayOfMonth)].unrestricted;
   const bool by_day_of_week = !fields_[index(CronField::kDayOfWeek)].unrestricted;
   if (by_day_of_month && by_day_of_week) {
-    clauses.push_back(day_of_month_clause(days_of_month) +
-                      (days_match_both(day_rule_) ? " " + day_of_week_condition(days_of_week)
-                                                  : " or on " + describe_items(CronField::kDayOfWeek, days_of_week)));
+    // fmt, not "literal" + std::string: GCC 12 at -O3 reports a -Wrestrict false positive on that.
+    clauses.push_back(days_match_both(day_rule_)
+                          ? fmt::format("{} {}", day_of_month_clause(days_of_month), day_of_week_condition(days_of_week))
+                          : fmt::format("{} or on {}", day_of_month_clause(days_of_month),
+                                        describe_items(CronField::kDayOfWeek, days_of_week)));
   } else if (by_day_of_month) {
     clauses.push_back(day_of_month_clause(days_of_month));
   } else if (by_day_of_week) {

@@ -2,6 +2,8 @@
 // prefix (a, ab) use the same job id from the CLI; each runs once, a cancel and a cancel before
 // the submit act inside their own tenant, and every output record is keyed by the tenant-scoped key.
 // kcron-dispatcher and kcron-worker run as child processes on a fresh topic prefix.
+#include <httplib.h>
+
 #include <catch2/catch.hpp>
 #include <map>
 #include <thread>
@@ -100,4 +102,32 @@ TEST_CASE("a's cancel of same-id leaves ab's job alone, and a's cancel of an uns
   require_cli(env, "--tenant a status same-id", "job same-id: CANCELLED");
   require_cli(env, "--tenant a status later", "job later: CANCELLED");
   require_cli(env, "--tenant ab status same-id", "job same-id: SUCCEEDED");
+}
+
+TEST_CASE("a's cancel of a running same-id stops a's job on the worker, and ab's running same-id succeeds", "[integration]") {
+  TestEnv env("tenants-running");
+  auto dispatcher = start(env, "kcron-dispatcher", "d1");
+  auto worker = start(env, "kcron-worker", "w1");
+  require_cli(env, R"(--tenant a submit '{"id":"same-id","sleep":{"duration":"5s"}}')", "submitted");
+  require_cli(env, R"(--tenant ab submit '{"id":"same-id","sleep":{"duration":"5s"}}')", "submitted");
+  // Both run on the worker before the cancel: the cancel goes through kcron.control to a running job.
+  const auto port = http_port_of(*worker);
+  bool both_running = false;
+  for (int tries = 0; tries < 200 && !both_running; ++tries) {
+    httplib::Client client("127.0.0.1", port);
+    const auto response = client.Get("/metrics");
+    both_running = response && metric_value(response->body, "kcron_worker_running_jobs") == 2;
+    if (!both_running) std::this_thread::sleep_for(50ms);
+  }
+  REQUIRE(both_running);
+  require_cli(env, "--tenant a cancel same-id --reason 'not needed'", "cancel sent for same-id of tenant a");
+
+  const auto results = results_by_key(env, 60s, [](std::size_t keys) { return keys >= 2; });
+  REQUIRE(results.size() == 2);
+  REQUIRE(results.at("a~same-id").size() == 1);
+  CHECK(results.at("a~same-id")[0].state() == v1::CANCELLED);
+  REQUIRE(results.at("ab~same-id").size() == 1);
+  CHECK(results.at("ab~same-id")[0].state() == v1::SUCCEEDED);
+  // a's job stopped when the cancel reached it, well before its 5 s.
+  CHECK(results.at("a~same-id")[0].finished_ms() < results.at("ab~same-id")[0].finished_ms());
 }

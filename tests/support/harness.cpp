@@ -519,7 +519,7 @@ std::map<std::string, std::vector<std::int64_t>> succeeded_results(const std::ve
   for (const auto& record : records) {
     v1::Result result;
     if (result.ParseFromString(record.value) && result.state() == v1::SUCCEEDED) {
-      succeeded[result.job_id()].push_back(record.timestamp_ms);
+      succeeded[record.key].push_back(record.timestamp_ms);  // the scoped key: tenants may share ids
     }
   }
   return succeeded;

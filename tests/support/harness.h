@@ -198,7 +198,8 @@ struct BrokersOverride {
 double seconds_since(std::chrono::steady_clock::time_point start);
 std::int64_t wall_ms();  // the system clock, ms since the epoch
 
-// Job id -> timestamps of its SUCCEEDED results on the results topic.
+// Job key (the job id, `<tenant>~<id>` for a non-default tenant) -> timestamps of its SUCCEEDED
+// results on the results topic.
 std::map<std::string, std::vector<std::int64_t>> succeeded_results(const std::vector<Record>& records);
 
 // The `error="…"` of the last `event=fatal` line of a program's log (at most 120 characters), else "".
