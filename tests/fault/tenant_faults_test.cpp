@@ -37,7 +37,7 @@ TEST_CASE(
       const auto delay_ms = 4000 + 6000 * index / jobs;
       const auto task = index < 60 ? fmt::format(R"("sleep":{{"duration":"{:.2f}s"}})", 0.2 + (index % 4) * 0.1) : "\"noop\":{}";
       const auto tenant_field = tenant.empty() ? std::string() : fmt::format(R"("tenant":"{}",)", tenant);
-      producer.send(env.prefix + "jobs", tenant.empty() ? id : tenant + "~" + id,
+      producer.send(env.prefix + "jobs", tenant.empty() ? id : fmt::format("{}~{}", tenant, id),
                     fmt::format(R"({{"id":"{}",{}{},{}}})", id, tenant_field, delay_json(delay_ms), task), -1,
                     {{"content-type", "application/json"}});
     }
