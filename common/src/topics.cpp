@@ -35,6 +35,7 @@ std::vector<TopicSpec> all_topics(const TopicNames& names, const TopicLayout& la
       {names.status(), layout.output_partitions, compacted()},
       {names.events(), layout.output_partitions, deleted()},
       {names.workers(), 1, compacted()},
+      {names.tenants(), 1, compacted()},
   };
   for (const auto& queue : layout.queues) {
     for (const auto band : kAllBands) {

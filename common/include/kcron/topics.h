@@ -39,6 +39,7 @@ struct TopicNames {
   std::string status() const { return prefix + "status"; }
   std::string events() const { return prefix + "events"; }
   std::string workers() const { return prefix + "workers"; }
+  std::string tenants() const { return prefix + "tenants"; }  // the tenant registry (tenant_registry.h)
 };
 
 // Every topic of docs/protocol.md#topics for this layout, in creation order.
