@@ -28,7 +28,8 @@ Status parse_json(std::string_view value, google::protobuf::Message& message) {
   return Status::success();
 }
 
-constexpr std::array<std::string_view, 6> kCommandKeys = {"submit", "cancel", "update", "replay", "retry", "completion"};
+constexpr std::array<std::string_view, 8> kCommandKeys = {"submit", "cancel",     "update",       "replay",
+                                                          "retry",  "completion", "purge_tenant", "purgeTenant"};
 
 }  // namespace
 

@@ -102,6 +102,25 @@ bool held_by_other_tenant(const Entry& entry, const ScopedName& job) {
   return entry.has_job() && tenant_field(entry.job().tenant()) != tenant_field(job.tenant);
 }
 
+// The state of a stored entry. Protobuf writes fields in number order, so `state` (field 1, a
+// varint) leads whenever it is set: read it there, and parse the whole entry only otherwise.
+Entry::State stored_state(std::string_view bytes) {
+  constexpr char kStateTag = 0x08;
+  if (bytes.size() >= 2 && bytes[0] == kStateTag && (static_cast<unsigned char>(bytes[1]) & 0x80U) == 0) {
+    return static_cast<Entry::State>(bytes[1]);
+  }
+  Entry entry;
+  if (!entry.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return Entry::STATE_UNSPECIFIED;
+  return entry.state();
+}
+
+// Keys of jobs (and cancel markers, retained ids); a track or a usage entry starts with \x01.
+bool is_job_key(std::string_view key) {
+  return !key.empty() && key.front() != '\x01';
+}
+
+constexpr std::int64_t kMilliTokens = 1000;
+
 // A job (attempt as set in it) waiting in the delay buckets for `due`.
 Entry pending_entry(v1::Job job, Instant due, std::uint64_t sequence) {
   Entry entry;
@@ -116,7 +135,20 @@ Entry pending_entry(v1::Job job, Instant due, std::uint64_t sequence) {
 
 }  // namespace
 
-DispatcherCore::DispatcherCore(Settings settings, const Clock& clock) : settings_(std::move(settings)), clock_(clock) {}
+std::string_view limit_name(TenantLimit limit) {
+  switch (limit) {
+    case TenantLimit::kPendingJobs:
+      return "pending_jobs";
+    case TenantLimit::kSubmissionRate:
+      return "submission_rate";
+    case TenantLimit::kQueue:
+      return "queue";
+  }
+  return "unknown";
+}
+
+DispatcherCore::DispatcherCore(Settings settings, const Clock& clock, const TenantRegistry* tenants)
+    : settings_(std::move(settings)), clock_(clock), tenants_(tenants) {}
 
 std::optional<Slot> DispatcherCore::slot_of(const Entry& entry) {
   if (entry.state() == Entry::PENDING) return Slot{instant_from_ms(entry.due_ms()), entry.priority()};
@@ -148,6 +180,17 @@ Status DispatcherCore::apply(PartitionState& state, const InputRecord& record, s
   if (record_bytes > settings_.max_record_bytes) {
     reject(record, nullptr,
            fmt::format("record of {} bytes exceeds the limit of {} bytes", record_bytes, settings_.max_record_bytes), out);
+    return Status::success();
+  }
+  if (record.kcron_type == "purge-tenant") {  // acts where it lands: one record per partition
+    auto command = decode_command(record.value, record.content_type, record.kcron_type);
+    if (!command || !command->has_purge_tenant()) {
+      reject(record, nullptr, command ? "a purge-tenant record holds no PurgeTenant" : command.error().message(), out);
+      return Status::success();
+    }
+    if (auto purged = purge(state, record, command->purge_tenant(), out); !purged) {
+      return purged.error().within(fmt::format("jobs record {}@{}", record.partition, record.offset));
+    }
     return Status::success();
   }
   if (!record.key.empty()) {
@@ -293,6 +336,13 @@ Status DispatcherCore::submit(Context& context, v1::Job job) {
   if (!due) {
     reject(context.record, &ref, due.error().message(), context.out);
     emit_status(ref, Entry(), v1::REJECTED, due.error().message(), context.out);
+    return Status::success();
+  }
+  auto refused = check_limits(context.state, partition, ref, job, *due, context.record.timestamp, context.out);
+  if (!refused) return refused.error();
+  if (*refused) {
+    reject(context.record, &ref, **refused, context.out);
+    emit_status(ref, Entry(), v1::REJECTED, **refused, context.out);
     return Status::success();
   }
   Entry entry = pending_entry(std::move(job), *due, *existing ? (*existing)->sequence() + 1 : 1);
@@ -693,15 +743,202 @@ Status DispatcherCore::fire(PartitionState& state, Partition partition, const st
 
 Status DispatcherCore::store(PartitionState& state, Partition partition, const std::string& key, const Entry& entry,
                              std::vector<OutRecord>& out) {
+  bool was_pending = false;
+  if (is_job_key(key)) {
+    auto old = state.get(key);
+    if (!old) return old.error();
+    was_pending = *old && stored_state(**old) == Entry::PENDING;
+  }
   std::string value = encode(entry);
   if (auto put = state.put(key, value, slot_of(entry)); !put) return put;
   out.push_back({settings_.names.dispatcher_changelog(), partition.value(), key, std::move(value), false, {}});
+  const bool pending = entry.state() == Entry::PENDING;
+  if (is_job_key(key) && pending != was_pending) return count_pending(state, partition, key, pending ? 1 : -1, out);
   return Status::success();
 }
 
 Status DispatcherCore::forget(PartitionState& state, Partition partition, const std::string& key, std::vector<OutRecord>& out) {
+  bool was_pending = false;
+  if (is_job_key(key)) {
+    auto old = state.get(key);
+    if (!old) return old.error();
+    was_pending = *old && stored_state(**old) == Entry::PENDING;
+  }
   if (auto erased = state.erase(key); !erased) return erased;
   out.push_back({settings_.names.dispatcher_changelog(), partition.value(), key, "", true, {}});
+  if (was_pending) return count_pending(state, partition, key, -1, out);
+  return Status::success();
+}
+
+std::string DispatcherCore::usage_key(std::string_view tenant) {
+  std::string key = "\x01tenant/";
+  key += tenant_or_default(tenant);
+  return key;
+}
+
+Result<v1::TenantUsage> DispatcherCore::load_usage(PartitionState& state, std::string_view tenant) const {
+  auto entry = load(state, usage_key(tenant));
+  if (!entry) return entry.error();
+  return *entry ? (*entry)->usage() : v1::TenantUsage();
+}
+
+Result<std::uint64_t> DispatcherCore::pending_of(PartitionState& state, std::string_view tenant) const {
+  auto usage = load_usage(state, tenant);
+  if (!usage) return usage.error();
+  return usage->pending();
+}
+
+Status DispatcherCore::store_usage(PartitionState& state, Partition partition, std::string_view tenant,
+                                   const v1::TenantUsage& usage, std::vector<OutRecord>& out) {
+  Entry entry;
+  entry.set_state(Entry::TENANT_USAGE);
+  *entry.mutable_usage() = usage;
+  const std::string key = usage_key(tenant);
+  std::string value = encode(entry);
+  if (auto put = state.put(key, value, std::nullopt); !put) return put;
+  upsert_changelog(partition, key, std::move(value), out);
+  return Status::success();
+}
+
+Status DispatcherCore::count_pending(PartitionState& state, Partition partition, std::string_view key, int delta,
+                                     std::vector<OutRecord>& out) {
+  // By the key's tenant: a job a release before tenants stored under its bare id counts as the
+  // default tenant's, where it lives (docs/tenancy.md).
+  const std::string tenant(split_scoped_key(key).tenant);
+  auto usage = load_usage(state, tenant);
+  if (!usage) return usage.error();
+  const std::uint64_t pending = usage->pending();
+  // Jobs accepted before this release counted nothing: a count never goes below zero.
+  usage->set_pending(delta > 0 ? pending + 1 : (pending > 0 ? pending - 1 : 0));
+  return store_usage(state, partition, tenant, *usage, out);
+}
+
+void DispatcherCore::upsert_changelog(Partition partition, const std::string& key, std::string value,
+                                      std::vector<OutRecord>& out) {
+  const std::string topic = settings_.names.dispatcher_changelog();
+  auto& at = upserted_at_[{partition.value(), key}];
+  if (at < out.size()) {
+    auto& record = out[at];
+    if (record.topic == topic && record.partition == partition.value() && record.key == key && !record.tombstone) {
+      record.value = std::move(value);
+      return;
+    }
+  }
+  at = out.size();
+  out.push_back({topic, partition.value(), key, std::move(value), false, {}});
+}
+
+Result<std::optional<std::string>> DispatcherCore::check_limits(PartitionState& state, Partition partition, const ScopedName& job,
+                                                                const v1::Job& submitted, Instant due, Instant appended,
+                                                                std::vector<OutRecord>& out) {
+  using Refusal = std::optional<std::string>;
+  const v1::TenantSettings* settings = tenants_ != nullptr ? tenants_->find(job.tenant) : nullptr;
+  if (settings == nullptr) return Refusal();
+  auto refuse = [&](TenantLimit limit, std::string reason) -> Result<Refusal> {
+    ++limit_refusals_[{job.tenant, limit}];
+    return Refusal(std::move(reason));
+  };
+  const auto& queues = settings->allowed_queues();
+  if (!queues.empty() && std::find(queues.begin(), queues.end(), submitted.queue()) == queues.end()) {
+    return refuse(TenantLimit::kQueue, fmt::format("tenant '{}' may not use queue '{}' (its queues: {})", job.tenant,
+                                                   submitted.queue(), fmt::join(queues, ", ")));
+  }
+  const auto& limits = settings->limits();
+  const bool will_wait = due > clock_.now();
+  const double rate = submitted.has_schedule_run() ? 0.0 : limits.max_submissions_per_second();
+  if (rate <= 0 && (!will_wait || limits.max_pending_jobs() == 0)) return Refusal();
+  auto usage = load_usage(state, job.tenant);
+  if (!usage) return usage.error();
+  if (will_wait && limits.max_pending_jobs() > 0) {
+    const std::uint64_t share = partition_share(limits.max_pending_jobs(), settings_.jobs_partitions);
+    if (usage->pending() >= share) {
+      return refuse(TenantLimit::kPendingJobs,
+                    fmt::format("tenant '{}' is at its limit of {} pending jobs (this partition holds its share, {}): "
+                                "submit again when some have fired, or raise the limit",
+                                job.tenant, limits.max_pending_jobs(), share));
+    }
+  }
+  if (rate > 0) {
+    // A token bucket on the records' append time, one second deep: a backlog read after an
+    // outage refills as it was appended, and is not refused as a burst.
+    const double per_second = partition_rate_share(rate, settings_.jobs_partitions);
+    const auto capacity = static_cast<std::int64_t>(std::max(1.0, per_second) * kMilliTokens);
+    const std::int64_t appended_ms = to_epoch_ms(appended);
+    std::int64_t tokens = capacity;
+    if (usage->rate_at_ms() > 0) {
+      const std::int64_t elapsed_ms = std::max<std::int64_t>(0, appended_ms - usage->rate_at_ms());
+      const double refill = static_cast<double>(elapsed_ms) * per_second;
+      tokens = std::min<std::int64_t>(
+          capacity, usage->rate_tokens_milli() + static_cast<std::int64_t>(std::min(refill, static_cast<double>(capacity))));
+    }
+    usage->set_rate_at_ms(std::max(appended_ms, usage->rate_at_ms()));
+    if (tokens < kMilliTokens) {
+      usage->set_rate_tokens_milli(tokens);
+      if (auto stored = store_usage(state, partition, job.tenant, *usage, out); !stored) return stored.error();
+      return refuse(TenantLimit::kSubmissionRate,
+                    fmt::format("tenant '{}' is over its limit of {} submissions per second (this partition's share: "
+                                "{:.2f}/s): submit again later, or raise the limit",
+                                job.tenant, rate, per_second));
+    }
+    usage->set_rate_tokens_milli(tokens - kMilliTokens);
+    if (auto stored = store_usage(state, partition, job.tenant, *usage, out); !stored) return stored.error();
+  }
+  return Refusal();
+}
+
+Status DispatcherCore::purge(PartitionState& state, const InputRecord& record, const v1::PurgeTenant& purge,
+                             std::vector<OutRecord>& out) {
+  const std::string& tenant = purge.tenant();
+  if (auto valid = validate_tenant_name(tenant); !valid || is_default_tenant(tenant)) {
+    reject(record, nullptr, valid ? "the default tenant cannot be purged" : valid.error().message(), out);
+    return Status::success();
+  }
+  const Partition partition = record.partition;
+  const std::string reason = purge.reason().empty() ? fmt::format("tenant '{}' was deleted", tenant) : purge.reason();
+  // The tenant's jobs, then its schedules' tracks: one key range each.
+  const std::string job_prefix = scoped_key(tenant, "");
+  const std::string track_prefix = track_key(job_prefix);
+  std::string after = purge.resume_after();
+  std::size_t handled = 0;
+  for (const auto& prefix : {job_prefix, track_prefix}) {
+    if (!after.empty() && after.compare(0, prefix.size(), prefix) != 0 && prefix == job_prefix) continue;  // jobs done
+    auto keys = state.keys_after(prefix, after.starts_with(prefix) ? after : std::string(), kPurgeKeysPerRecord - handled);
+    if (!keys) return keys.error();
+    for (const auto& key : *keys) {
+      auto loaded = load(state, key);
+      if (!loaded) return loaded.error();
+      if (!*loaded) continue;
+      auto& entry = **loaded;
+      Status done;
+      if (prefix == track_prefix || entry.state() == Entry::CANCEL_MARKER) {
+        done = forget(state, partition, key, out);
+      } else if (entry.state() == Entry::PENDING) {
+        const ScopedName job = job_of(entry.job());
+        Entry cancelled;
+        cancelled.set_state(Entry::CANCELLED);
+        cancelled.set_attempt(entry.attempt());
+        cancelled.set_sequence(entry.sequence() + 1);
+        cancelled.set_expires_ms(ms_from_now(settings_.dedupe_retention));
+        done = store(state, partition, key, cancelled, out);
+        if (done) emit_status(job, cancelled, v1::CANCELLED, reason, out);
+        ++counts_.cancelled;
+        ++counts_.purged;
+      }
+      if (!done) return done;
+      after = key;
+    }
+    handled += keys->size();
+    if (handled >= kPurgeKeysPerRecord) {
+      // More may follow: the rest of the work goes back to this partition, in this transaction.
+      v1::Command rest;
+      *rest.mutable_purge_tenant() = purge;
+      rest.mutable_purge_tenant()->set_resume_after(after);
+      auto headers = typed_headers("purge-tenant", "", tenant);
+      out.push_back(
+          {settings_.names.jobs(), partition.value(), std::string(record.key), encode(rest), false, std::move(headers)});
+      return Status::success();
+    }
+  }
   return Status::success();
 }
 

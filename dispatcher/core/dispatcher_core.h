@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -21,6 +22,7 @@
 #include "kcron/records.h"
 #include "kcron/result.h"
 #include "kcron/tenant.h"
+#include "kcron/tenant_registry.h"
 #include "kcron/topics.h"
 
 namespace kcron::dispatcher {
@@ -61,14 +63,21 @@ struct Counts {
   std::uint64_t expired = 0;
   std::uint64_t skipped = 0;
   std::uint64_t unpublishable = 0;  // given up on: an input REJECTED or a due job DEAD (also counted there)
+  std::uint64_t purged = 0;         // pending jobs cancelled because their tenant was deleted
 };
+
+// Which tenant limit refused a submit (docs/tenancy.md#limits).
+enum class TenantLimit { kPendingJobs, kSubmissionRate, kQueue };
+std::string_view limit_name(TenantLimit limit);
 
 // Every decision that reads the state returns the state's error when a read fails (an I/O error,
 // corruption, an entry that does not parse): it is never taken for an absent entry. Its staged
 // writes and records may then be partial: the caller drops the whole batch and does not commit.
 class DispatcherCore {
  public:
-  DispatcherCore(Settings settings, const Clock& clock);
+  // `tenants`: the registry followed live (owned by the caller, read on this thread); null: no
+  // tenant has limits.
+  DispatcherCore(Settings settings, const Clock& clock, const TenantRegistry* tenants = nullptr);
 
   // Applies one record consumed from `record.partition`, whose state is `state`.
   Status apply(PartitionState& state, const InputRecord& record, std::vector<OutRecord>& out);
@@ -90,15 +99,25 @@ class DispatcherCore {
   static Status restore(PartitionState& state, std::string_view key, std::string_view value, bool tombstone);
 
   const Counts& counts() const { return counts_; }
+  // Submits refused by a tenant limit, by tenant and limit, since start. Its size is bounded by
+  // the registry's: only a tenant with settings has limits.
+  const std::map<std::pair<std::string, TenantLimit>, std::uint64_t>& limit_refusals() const { return limit_refusals_; }
+  // A tenant's pending jobs on one partition, as its usage entry counts them.
+  Result<std::uint64_t> pending_of(PartitionState& state, std::string_view tenant) const;
   // Fire lags (fired minus due) observed since the last call.
   std::vector<Millis> take_fire_lags();
   const Settings& settings() const { return settings_; }
+  const TenantRegistry* tenants() const { return tenants_; }
 
   // The slot an entry occupies in the delay buckets, if any (pending: due; others: expiry).
   static std::optional<Slot> slot_of(const v1::DispatcherEntry& entry);
   // Store key of a schedule's track, from the schedule's tenant-scoped key (cannot collide with a
   // job's key: those have no control bytes).
   static std::string track_key(std::string_view schedule_key);
+  // Store key of a tenant's usage entry on a partition ("default" for the default tenant).
+  static std::string usage_key(std::string_view tenant);
+  // How many keys one PurgeTenant record handles before it writes the rest of the work back.
+  static constexpr std::size_t kPurgeKeysPerRecord = 2000;
 
  private:
   // One command: the job it names (tenant, id and key; commands resolve inside their tenant).
@@ -116,6 +135,21 @@ class DispatcherCore {
   Status replay(Context& context, const v1::Replay& replay);
   Status retry(Context& context, const v1::Retry& retry);
   Status completion(Context& context, const v1::Completion& completion);
+  // A PurgeTenant record: acts on the partition it was written to, never forwarded.
+  Status purge(PartitionState& state, const InputRecord& record, const v1::PurgeTenant& purge, std::vector<OutRecord>& out);
+  // The reason a tenant's limits refuse this submit (its queue, its submission rate on this
+  // partition, its pending jobs here), or nothing. Updates the tenant's rate tokens when admitted.
+  Result<std::optional<std::string>> check_limits(PartitionState& state, Partition partition, const ScopedName& job,
+                                                  const v1::Job& submitted, Instant due, Instant appended,
+                                                  std::vector<OutRecord>& out);
+  Result<v1::TenantUsage> load_usage(PartitionState& state, std::string_view tenant) const;
+  Status store_usage(PartitionState& state, Partition partition, std::string_view tenant, const v1::TenantUsage& usage,
+                     std::vector<OutRecord>& out);
+  // A job entry under `key` entered (+1) or left (-1) PENDING: its tenant's count follows.
+  Status count_pending(PartitionState& state, Partition partition, std::string_view key, int delta, std::vector<OutRecord>& out);
+  // A changelog record that replaces the one this batch already holds for the key (usage entries
+  // change with every job; the changelog needs only their last value per transaction).
+  void upsert_changelog(Partition partition, const std::string& key, std::string value, std::vector<OutRecord>& out);
 
   // Validates a job and resolves its due instant (delay -> run_at on first acceptance).
   Result<Instant> resolve(v1::Job& job, Instant record_timestamp) const;
@@ -155,7 +189,11 @@ class DispatcherCore {
 
   Settings settings_;
   const Clock& clock_;
+  const TenantRegistry* tenants_;
   Counts counts_;
+  std::map<std::pair<std::string, TenantLimit>, std::uint64_t> limit_refusals_;
+  // Where in the caller's output a usage entry's changelog record was put, to replace it there.
+  std::map<std::pair<std::int32_t, std::string>, std::size_t> upserted_at_;
   std::vector<Millis> fire_lags_;
 };
 

@@ -35,6 +35,7 @@ DispatcherLoop::DispatcherLoop(LoopSettings settings, DispatcherCore& core, Dela
       store_(store),
       clock_(clock),
       http_(http),
+      metrics_(metrics),
       accepted_(metrics.counter("kcron_jobs_submitted_total", "jobs submitted and accepted as valid by the dispatcher")),
       fired_(metrics.counter("kcron_jobs_fired_total", "jobs committed to an execution topic")),
       rejected_(metrics.counter("kcron_jobs_rejected_total{component=\"dispatcher\"}", "input records rejected to dead-letters")),
@@ -115,6 +116,7 @@ Status DispatcherLoop::serve() {
   batch_cap_ = settings_.max_batch_records;
   if (http_ != nullptr) http_->set_ready(true);
   while (!stop_requested()) {
+    if (settings_.between_batches) settings_.between_batches();
     if (auto status = consume_batch(); !status) return status;
     if (store_failure_) return *store_failure_;
     if (!rejoin_reason_.empty()) {
@@ -123,6 +125,7 @@ Status DispatcherLoop::serve() {
     }
     if (auto status = commit_batch(); !status) return status;
     lag_.sample(*consumer_);
+    publish_tenant_gauges();
     if (const auto now = SteadyClock::now(); now - last_trim_ > kTrimInterval) {
       // Batches, fetches and RocksDB's write path free memory in many threads' malloc arenas;
       // give what is free back to the system, so RSS follows what the dispatcher holds.
@@ -364,6 +367,7 @@ void DispatcherLoop::drop_uncommitted() {
   for (auto& [partition, owned] : owned_) owned.state->discard();
   (void)core_.take_fire_lags();
   published_ = core_.counts();  // the dropped batch's decisions are made again: count them then
+  published_refusals_ = core_.limit_refusals();
 }
 
 Status DispatcherLoop::rejoin(const std::string& why) {
@@ -610,7 +614,41 @@ void DispatcherLoop::publish_counts() {
   skipped_.inc(counts.skipped - published_.skipped);
   unpublishable_.inc(counts.unpublishable - published_.unpublishable);
   published_ = counts;
+  for (const auto& [key, count] : core_.limit_refusals()) {
+    auto& published = published_refusals_[key];
+    if (count == published) continue;
+    metrics_
+        .counter(fmt::format("kcron_tenant_refusals_total{{tenant=\"{}\",limit=\"{}\"}}", key.first, limit_name(key.second)),
+                 "submits REJECTED by a tenant limit (tenants with settings in the registry only)")
+        .inc(count - published);
+    published = count;
+  }
   for (const auto lag : core_.take_fire_lags()) fire_lag_.observe(std::chrono::duration<double>(lag).count());
+}
+
+void DispatcherLoop::publish_tenant_gauges() {
+  const TenantRegistry* tenants = core_.tenants();
+  const auto now = SteadyClock::now();
+  if (tenants == nullptr || now - last_tenant_gauges_ < settings_.tenant_metrics_interval) return;
+  last_tenant_gauges_ = now;
+  std::set<std::string> gauged;
+  for (const auto& [name, settings] : tenants->all()) {
+    if (gauged.size() >= settings_.max_tenant_labels) break;
+    std::uint64_t pending = 0;
+    for (const auto& [partition, owned] : owned_) {
+      auto count = core_.pending_of(*owned.state, name);
+      if (count) pending += *count;  // a failed read shows on the next try; the loop reports store failures
+    }
+    metrics_
+        .gauge(fmt::format("kcron_tenant_pending_jobs{{tenant=\"{}\"}}", name),
+               "a tenant's pending jobs on this dispatcher's partitions")
+        .set(static_cast<double>(pending));
+    gauged.insert(name);
+  }
+  for (const auto& name : gauged_tenants_) {
+    if (!gauged.contains(name)) metrics_.gauge(fmt::format("kcron_tenant_pending_jobs{{tenant=\"{}\"}}", name), "").set(0);
+  }
+  gauged_tenants_ = std::move(gauged);
 }
 
 }  // namespace kcron::dispatcher

@@ -9,9 +9,11 @@
 #include <librdkafka/rdkafkacpp.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "core/dispatcher_core.h"
@@ -33,6 +35,11 @@ struct LoopSettings {
   Millis recovery_timeout{std::chrono::minutes(5)};
   Millis restore_timeout{std::chrono::minutes(10)};
   Millis changelog_delete_retention{std::chrono::hours(24)};
+  // Called on the loop's thread before every batch: follows the tenant registry the core reads
+  // (kcron/tenant_follower.h). Empty: none.
+  std::function<void()> between_batches;
+  Millis tenant_metrics_interval{5000};
+  std::size_t max_tenant_labels = 200;  // tenants with a labelled pending gauge, at most
 };
 
 class DispatcherLoop final : public RdKafka::RebalanceCb {
@@ -85,6 +92,8 @@ class DispatcherLoop final : public RdKafka::RebalanceCb {
   void delivered(RdKafka::Message& message);
   Status rewind();  // every owned partition back to its committed offset (after an abort)
   void publish_counts();
+  // Each registered tenant's pending jobs over the owned partitions, as a labelled gauge.
+  void publish_tenant_gauges();
 
   LoopSettings settings_;
   DispatcherCore& core_;
@@ -141,6 +150,10 @@ class DispatcherLoop final : public RdKafka::RebalanceCb {
   std::chrono::steady_clock::time_point last_trim_{};
   static constexpr std::chrono::seconds kTrimInterval{10};
   Counts published_;
+  std::map<std::pair<std::string, TenantLimit>, std::uint64_t> published_refusals_;
+  std::set<std::string> gauged_tenants_;
+  std::chrono::steady_clock::time_point last_tenant_gauges_{};
+  Metrics& metrics_;
 
   Counter& accepted_;
   Counter& fired_;

@@ -32,6 +32,20 @@ Status MemoryPartitionState::erase(std::string_view key) {
   return Status::success();
 }
 
+Result<std::vector<std::string>> MemoryPartitionState::keys_after(std::string_view prefix, std::string_view after,
+                                                                  std::size_t limit) {
+  std::vector<std::string> keys;
+  auto found = after.empty() ? working_.index.lower_bound(prefix) : working_.index.upper_bound(after);
+  for (; found != working_.index.end() && keys.size() < limit; ++found) {
+    if (found->first.compare(0, prefix.size(), prefix) != 0) {
+      if (found->first > prefix) break;
+      continue;  // `after` sorted before the prefix
+    }
+    keys.push_back(found->first);
+  }
+  return keys;
+}
+
 Result<std::vector<DueEntry>> MemoryPartitionState::due(Instant now, std::size_t limit) {
   std::vector<DueEntry> entries;
   const auto current = bucket_of(now, bucket_width_);

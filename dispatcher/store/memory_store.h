@@ -18,6 +18,7 @@ class MemoryPartitionState final : public PartitionState {
   Result<std::optional<std::string>> get(std::string_view key) override;
   Status put(std::string_view key, std::string_view value, std::optional<Slot> slot) override;
   Status erase(std::string_view key) override;
+  Result<std::vector<std::string>> keys_after(std::string_view prefix, std::string_view after, std::size_t limit) override;
   Result<std::vector<DueEntry>> due(Instant now, std::size_t limit) override;
   Instant next_due_hint() const override { return next_due_hint_; }
   std::int64_t slotted_count() const override { return static_cast<std::int64_t>(working_.buckets.size()); }

@@ -156,6 +156,24 @@ class RocksDbDelayStore::ColumnFamilyState final : public PartitionState {
     return Status::success();
   }
 
+  Result<std::vector<std::string>> keys_after(std::string_view prefix, std::string_view after, std::size_t limit) override {
+    std::vector<std::string> keys;
+    const std::string lower = index_key(std::max(prefix, after));
+    rocksdb::ReadOptions read_options;
+    std::unique_ptr<rocksdb::Iterator> iterator(
+        batch_.NewIteratorWithBase(handle_, db_->NewIterator(read_options, handle_), &read_options));
+    const std::string wanted = index_key(prefix);
+    for (iterator->Seek(lower); iterator->Valid() && keys.size() < limit; iterator->Next()) {
+      const auto key = iterator->key();
+      if (!key.starts_with(wanted)) break;
+      std::string_view entry_key(key.data() + 1, key.size() - 1);
+      if (!after.empty() && entry_key <= after) continue;
+      keys.emplace_back(entry_key);
+    }
+    if (const auto status = iterator->status(); !status.ok()) return failure("scan of", prefix, status.ToString());
+    return keys;
+  }
+
   // The buckets up to the current one, run by run (a run: one bucket and priority, its keys in due
   // order). Each run is entered at its cursor, which skips what earlier calls saw fired (their
   // deletes stay in the memtable as tombstones until a compaction, and stepping over thousands of

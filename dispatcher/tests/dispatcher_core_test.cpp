@@ -25,7 +25,8 @@ struct Harness {
     value.dedupe_retention = Millis(3'600'000);
     return value;
   }();
-  DispatcherCore core{settings, clock};
+  TenantRegistry tenants;
+  DispatcherCore core{settings, clock, &tenants};
   MemoryDelayStore store{settings.bucket_width};
   std::vector<OutRecord> out;
   std::int64_t offset = 0;
@@ -595,6 +596,10 @@ class FailingState final : public PartitionState {
     if (unreadable.contains(key)) return failure(key);
     return inner_.erase(key);
   }
+  Result<std::vector<std::string>> keys_after(std::string_view prefix, std::string_view after, std::size_t limit) override {
+    if (scan_fails) return Error("injected: key scan failed");
+    return inner_.keys_after(prefix, after, limit);
+  }
   Result<std::vector<DueEntry>> due(Instant now, std::size_t limit) override {
     if (scan_fails) return Error("injected: bucket scan failed");
     return inner_.due(now, limit);
@@ -767,7 +772,10 @@ TEST_CASE("tenants a and ab both run same-id once each, keyed apart on every top
   CHECK(std::count(status_keys.begin(), status_keys.end(), "a~same-id") == 2);  // PENDING, QUEUED
   CHECK(std::count(status_keys.begin(), status_keys.end(), "ab~same-id") == 2);
   for (const auto& status : written) CHECK(status.job_id() == "same-id");
-  for (const auto& record : harness.take("changelog")) CHECK((record.key == "a~same-id" || record.key == "ab~same-id"));
+  for (const auto& record : harness.take("changelog")) {
+    if (record.key.starts_with("\x01tenant/")) continue;  // the tenants' usage entries
+    CHECK((record.key == "a~same-id" || record.key == "ab~same-id"));
+  }
 }
 
 TEST_CASE("a tenant's cancel of same-id leaves the other tenant's job alone") {
@@ -896,4 +904,225 @@ TEST_CASE("an entry a release before tenants stored under a bare id for a tenant
   harness.clock.advance(Millis(60'000));
   harness.fire("old");
   CHECK(harness.exec_ids().empty());
+}
+
+// ---- Tenant limits (docs/tenancy.md#limits) ----
+
+namespace {
+
+v1::TenantSettings tenant_settings(const std::string& name, std::uint64_t max_pending, double max_rate = 0,
+                                   std::vector<std::string> queues = {}) {
+  v1::TenantSettings settings;
+  settings.set_name(name);
+  settings.mutable_limits()->set_max_pending_jobs(max_pending);
+  settings.mutable_limits()->set_max_submissions_per_second(max_rate);
+  for (auto& queue : queues) settings.add_allowed_queues(std::move(queue));
+  return settings;
+}
+
+// Ids of `tenant` that all route to one partition (the first id's), so one partition's share is
+// what the test exercises.
+std::vector<std::string> ids_on_one_partition(const Harness& harness, const std::string& tenant, std::size_t count) {
+  std::vector<std::string> ids;
+  std::optional<Partition> wanted;
+  for (int number = 0; ids.size() < count && number < 100'000; ++number) {
+    const std::string id = fmt::format("job-{}", number);
+    const auto partition = partition_for_key(scoped_routing_key(tenant, id), harness.settings.jobs_partitions);
+    if (!wanted) wanted = partition;
+    if (partition == *wanted) ids.push_back(id);
+  }
+  REQUIRE(ids.size() == count);
+  return ids;
+}
+
+std::vector<v1::StatusRecord> rejected_statuses(Harness& harness) {
+  std::vector<v1::StatusRecord> rejected;
+  for (const auto& record : harness.take("kcron.status")) {
+    v1::StatusRecord status;
+    REQUIRE(status.ParseFromString(record.value));
+    if (status.state() == v1::REJECTED) rejected.push_back(status);
+  }
+  return rejected;
+}
+
+}  // namespace
+
+TEST_CASE("a partition counts a tenant's pending jobs through submit, cancel and fire") {
+  Harness harness;
+  const auto ids = ids_on_one_partition(harness, "acme", 3);
+  const auto partition = partition_for_key(scoped_routing_key("acme", ids[0]), harness.settings.jobs_partitions);
+  for (const auto& id : ids) {
+    harness.submit(fmt::format(R"({{"id":"{}","tenant":"acme","delay":"{}s","noop":{{}}}})", id, id == ids[0] ? 1 : 5),
+                   scoped_key("acme", id));
+  }
+  harness.submit(R"({"id":"now","tenant":"acme","noop":{}})", "acme~now");  // fires at once: never pending
+  CHECK(*harness.core.pending_of(harness.state(partition), "acme") == 3);
+  harness.apply(fmt::format(R"({{"cancel":{{"job_id":"{}","tenant":"acme"}}}})", ids[1]), scoped_key("acme", ids[1]));
+  CHECK(*harness.core.pending_of(harness.state(partition), "acme") == 2);
+  harness.clock.advance(Millis(1'000));
+  REQUIRE(*harness.core.fire_due(harness.state(partition), partition, 100, harness.out) == 1);
+  CHECK(*harness.core.pending_of(harness.state(partition), "acme") == 1);
+  CHECK(*harness.core.pending_of(harness.state(partition), "default") == 0);
+}
+
+TEST_CASE("a tenant's pending count survives a restore from the changelog") {
+  Harness harness;
+  const auto ids = ids_on_one_partition(harness, "acme", 4);
+  const auto partition = partition_for_key(scoped_routing_key("acme", ids[0]), harness.settings.jobs_partitions);
+  for (const auto& id : ids) {
+    harness.submit(fmt::format(R"({{"id":"{}","tenant":"acme","delay":"9s","noop":{{}}}})", id), scoped_key("acme", id));
+  }
+  // One usage record per tenant and partition for the whole batch, holding the last count.
+  std::size_t usage_records = 0;
+  MemoryPartitionState restored(harness.settings.bucket_width);
+  for (const auto& record : harness.take("dispatcher-changelog")) {
+    if (record.key == DispatcherCore::usage_key("acme")) ++usage_records;
+    REQUIRE(DispatcherCore::restore(restored, record.key, record.value, record.tombstone).ok());
+  }
+  CHECK(usage_records == 1);
+  CHECK(*harness.core.pending_of(restored, "acme") == 4);
+  CHECK(*harness.core.pending_of(harness.state(partition), "acme") == 4);
+}
+
+TEST_CASE("a tenant at its pending limit is REJECTED with the limit named, and the other tenant is not") {
+  Harness harness;
+  // 12 partitions: each holds ceil(8 * 1.25 / 12) = 1 of acme's pending jobs.
+  harness.tenants.put(tenant_settings("acme", 8));
+  const auto ids = ids_on_one_partition(harness, "acme", 3);
+  for (const auto& id : ids) {
+    harness.submit(fmt::format(R"({{"id":"{}","tenant":"acme","delay":"5s","noop":{{}}}})", id), scoped_key("acme", id));
+    harness.submit(fmt::format(R"({{"id":"{}","tenant":"other","delay":"5s","noop":{{}}}})", id), scoped_key("other", id));
+  }
+  CHECK(harness.core.counts().accepted == 4);  // acme's first, and the three of "other"
+  const auto rejected = rejected_statuses(harness);
+  REQUIRE(rejected.size() == 2);
+  for (const auto& status : rejected) {
+    CHECK(status.tenant() == "acme");
+    CHECK_THAT(status.reason(), Catch::Contains("tenant 'acme' is at its limit of 8 pending jobs"));
+  }
+  const auto letters = harness.take("dead-letters");
+  REQUIRE(letters.size() == 2);
+  CHECK(letters[0].key == scoped_key("acme", ids[1]));
+  CHECK(harness.core.limit_refusals().at({"acme", TenantLimit::kPendingJobs}) == 2);
+  // A job due now is never pending, so the limit does not hold it back.
+  harness.submit(fmt::format(R"({{"id":"{}","tenant":"acme","noop":{{}}}})", ids[1]), scoped_key("acme", ids[1]));
+  CHECK(harness.exec_ids() == std::vector<std::string>{scoped_key("acme", ids[1])});
+  // Once the pending one fired, there is room again; raising the limit applies at once.
+  harness.clock.advance(Millis(5'000));
+  for (const auto& id : ids) harness.fire(scoped_key("acme", id));
+  harness.submit(fmt::format(R"({{"id":"{}","tenant":"acme","delay":"5s","noop":{{}}}})", ids[2]), scoped_key("acme", ids[2]));
+  harness.tenants.put(tenant_settings("acme", 100));
+  harness.submit(R"({"id":"job-late","tenant":"acme","delay":"5s","noop":{}})", "acme~job-late");
+  CHECK(rejected_statuses(harness).empty());
+}
+
+TEST_CASE("a tenant's submission rate is measured on append time, so a backlog is not refused as a burst") {
+  Harness harness;
+  // 12 partitions: each partition's share is 48 * 1.25 / 12 = 5 submissions per second.
+  harness.tenants.put(tenant_settings("acme", 0, 48));
+  const auto ids = ids_on_one_partition(harness, "acme", 40);
+  // Twenty appended within one millisecond: the share and its one-second bucket admit 5.
+  for (std::size_t index = 0; index < 20; ++index) {
+    harness.apply(fmt::format(R"({{"id":"{}","tenant":"acme","noop":{{}}}})", ids[index]), scoped_key("acme", ids[index]),
+                  std::nullopt, kStart);
+  }
+  CHECK(harness.core.counts().accepted == 5);
+  const auto rejected = rejected_statuses(harness);
+  REQUIRE(rejected.size() == 15);
+  CHECK_THAT(rejected[0].reason(), Catch::Contains("tenant 'acme' is over its limit of 48 submissions per second"));
+  // Twenty appended 200 ms apart (four seconds of a producer at 5/s), applied now, at once.
+  for (std::size_t index = 20; index < 40; ++index) {
+    harness.apply(fmt::format(R"({{"id":"{}","tenant":"acme","noop":{{}}}})", ids[index]), scoped_key("acme", ids[index]),
+                  std::nullopt, kStart + 1000 + static_cast<std::int64_t>(index - 20) * 200);
+  }
+  CHECK(harness.core.counts().accepted == 25);
+  // Schedule runs are admitted with their schedule and never count against the rate.
+  harness.apply(R"({"id":"nightly@1","tenant":"acme","noop":{},"schedule_run":{"schedule_id":"nightly"}})", "acme~nightly",
+                std::nullopt, kStart + 5000);
+  harness.apply(R"({"id":"nightly@2","tenant":"acme","noop":{},"schedule_run":{"schedule_id":"nightly"}})", "acme~nightly",
+                std::nullopt, kStart + 5000);
+  CHECK(harness.core.counts().accepted == 27);
+}
+
+TEST_CASE("a tenant's job on a queue it may not use is REJECTED, naming its queues") {
+  Harness harness;
+  harness.tenants.put(tenant_settings("acme", 0, 0, {"batch"}));
+  harness.submit(R"({"id":"x","tenant":"acme","queue":"critical","noop":{}})", "acme~x");
+  harness.submit(R"({"id":"y","tenant":"acme","queue":"batch","noop":{}})", "acme~y");
+  const auto rejected = rejected_statuses(harness);
+  REQUIRE(rejected.size() == 1);
+  CHECK(rejected[0].reason() == "tenant 'acme' may not use queue 'critical' (its queues: batch)");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"acme~y"});
+}
+
+TEST_CASE("a purge cancels a tenant's pending jobs on its partition and forgets its markers and tracks, nobody else's") {
+  Harness harness;
+  const auto ids = ids_on_one_partition(harness, "acme", 3);
+  const auto partition = partition_for_key(scoped_routing_key("acme", ids[0]), harness.settings.jobs_partitions);
+  for (const auto& id : ids) {
+    harness.submit(fmt::format(R"({{"id":"{}","tenant":"acme","delay":"5s","noop":{{}}}})", id), scoped_key("acme", id));
+    harness.submit(fmt::format(R"({{"id":"{}","tenant":"acme-2","delay":"5s","noop":{{}}}})", id), scoped_key("acme-2", id));
+  }
+  harness.out.clear();
+  v1::Command purge;
+  purge.mutable_purge_tenant()->set_tenant("acme");
+  const std::string bytes = encode(purge);
+  InputRecord record{partition, 99, "acme", bytes, "application/x-protobuf", "purge-tenant", harness.clock.now()};
+  REQUIRE(harness.core.apply(harness.state(partition), record, harness.out).ok());
+  CHECK(harness.core.counts().purged == 3);
+  CHECK(harness.take("kcron.jobs").empty());  // neither forwarded nor continued
+  CHECK(*harness.core.pending_of(harness.state(partition), "acme") == 0);
+  std::size_t cancelled = 0;
+  for (const auto& record_out : harness.take("kcron.status")) {
+    v1::StatusRecord status;
+    REQUIRE(status.ParseFromString(record_out.value));
+    CHECK(status.tenant() == "acme");
+    CHECK(status.reason() == "tenant 'acme' was deleted");
+    if (status.state() == v1::CANCELLED) ++cancelled;
+  }
+  CHECK(cancelled == 3);
+  harness.clock.advance(Millis(5'000));
+  for (const auto& id : ids) harness.fire(scoped_key("acme-2", id));
+  CHECK(harness.exec_ids().size() == 3);  // acme-2's, all of them
+}
+
+TEST_CASE("a purge of more keys than one record handles writes the rest back to its own partition") {
+  Harness harness;
+  const std::size_t count = DispatcherCore::kPurgeKeysPerRecord + 5;
+  const auto ids = ids_on_one_partition(harness, "acme", count);
+  const auto partition = partition_for_key(scoped_routing_key("acme", ids[0]), harness.settings.jobs_partitions);
+  for (const auto& id : ids) {
+    harness.submit(fmt::format(R"({{"id":"{}","tenant":"acme","delay":"5s","noop":{{}}}})", id), scoped_key("acme", id));
+  }
+  harness.out.clear();
+  v1::Command purge;
+  purge.mutable_purge_tenant()->set_tenant("acme");
+  std::string bytes = encode(purge);
+  InputRecord record{partition, 99, "acme", bytes, "application/x-protobuf", "purge-tenant", harness.clock.now()};
+  REQUIRE(harness.core.apply(harness.state(partition), record, harness.out).ok());
+  CHECK(harness.core.counts().purged == DispatcherCore::kPurgeKeysPerRecord);
+  auto rest = harness.take("kcron.jobs");
+  REQUIRE(rest.size() == 1);
+  CHECK(rest[0].partition == partition.value());
+  auto continued = decode_command(rest[0].value, header::kProtobuf, "purge-tenant");
+  REQUIRE(continued.ok());
+  CHECK(!continued->purge_tenant().resume_after().empty());
+  bytes = rest[0].value;
+  record.value = bytes;
+  REQUIRE(harness.core.apply(harness.state(partition), record, harness.out).ok());
+  CHECK(harness.core.counts().purged == count);
+  CHECK(harness.take("kcron.jobs").empty());
+  CHECK(*harness.core.pending_of(harness.state(partition), "acme") == 0);
+}
+
+TEST_CASE("the default tenant cannot be purged") {
+  Harness harness;
+  v1::Command purge;
+  purge.mutable_purge_tenant()->set_tenant("default");
+  const std::string bytes = encode(purge);
+  InputRecord record{Partition(0), 1, "default", bytes, "application/x-protobuf", "purge-tenant", harness.clock.now()};
+  REQUIRE(harness.core.apply(harness.state(Partition(0)), record, harness.out).ok());
+  const auto letters = harness.take("dead-letters");
+  REQUIRE(letters.size() == 1);
+  CHECK(dead_letter(letters[0]).reason() == "the default tenant cannot be purged");
 }

@@ -45,6 +45,26 @@ inline void check_store_contract(DelayStore& store) {
   REQUIRE(opened.ok());
   PartitionState& state = **opened;
 
+  SECTION("keys_after lists one prefix's keys in order, from after a key, staged and committed alike") {
+    for (const auto* key : {"acme~b", "acme~a", "acme-2~a", "acme~c", "\x01schedule/acme~n", "b"})
+      put(state, key, "v", std::nullopt);
+    REQUIRE(state.commit(checkpoint_at(1)).ok());
+    put(state, "acme~d", "v", std::nullopt);  // staged only
+    erase(state, "acme~b");                   // staged delete of a committed key
+    auto all = state.keys_after("acme~", "", 10);
+    REQUIRE(all.ok());
+    CHECK(*all == std::vector<std::string>{"acme~a", "acme~c", "acme~d"});
+    auto rest = state.keys_after("acme~", "acme~a", 1);
+    REQUIRE(rest.ok());
+    CHECK(*rest == std::vector<std::string>{"acme~c"});
+    auto tracks = state.keys_after("\x01schedule/acme~", "", 10);
+    REQUIRE(tracks.ok());
+    CHECK(*tracks == std::vector<std::string>{"\x01schedule/acme~n"});
+    auto none = state.keys_after("acme~", "acme~d", 10);
+    REQUIRE(none.ok());
+    CHECK(none->empty());
+  }
+
   SECTION("staged writes are visible at once and durable only after commit") {
     put(state, "a", "value-a", slot(5'000, 5));
     CHECK(value_of(state, "a") == std::optional<std::string>("value-a"));
