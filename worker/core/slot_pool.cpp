@@ -6,6 +6,8 @@
 #include <exception>
 #include <iterator>
 
+#include "kcron/tenant.h"
+
 namespace kcron::worker {
 
 SlotPool::SlotPool(std::size_t slots, BandPolicy policy, const Runner& runner, const Clock& clock,
@@ -37,20 +39,95 @@ void SlotPool::start() {
   for (std::size_t slot = 0; slot < slots_; ++slot) threads_.emplace_back([this] { slot_main(); });
 }
 
-bool SlotPool::anything_waiting() const {
-  return std::any_of(waiting_.begin(), waiting_.end(), [](const auto& queue) { return !queue.empty(); });
+namespace {
+
+std::string_view tenant_of(const Attempt& attempt) {
+  return tenant_or_default(attempt.execution.job().tenant());
+}
+
+}  // namespace
+
+bool SlotPool::runnable(std::string_view tenant) const {
+  const auto cap = caps_.find(tenant);
+  if (cap == caps_.end()) return true;
+  const auto running = running_by_tenant_.find(tenant);
+  return (running == running_by_tenant_.end() ? 0 : running->second) < cap->second;
+}
+
+std::size_t SlotPool::held_in(std::size_t band) const {
+  std::size_t held = 0;
+  for (const auto& [tenant, count] : waiting_by_tenant_[band]) {
+    if (!runnable(tenant)) held += count;
+  }
+  return held;
+}
+
+bool SlotPool::anything_runnable() const {
+  for (std::size_t band = 0; band < kBandCount; ++band) {
+    if (waiting_[band].size() > held_in(band)) return true;
+  }
+  return false;
+}
+
+void SlotPool::count_waiting(const Attempt& attempt, std::size_t band, int delta) {
+  auto& counts = waiting_by_tenant_[band];
+  const auto tenant = tenant_of(attempt);
+  auto found = counts.find(tenant);
+  if (delta > 0) {
+    if (found == counts.end()) found = counts.emplace(std::string(tenant), 0).first;
+    ++found->second;
+  } else if (found != counts.end() && --found->second == 0) {
+    counts.erase(found);
+  }
+}
+
+std::size_t SlotPool::pick_in(std::size_t band) {
+  const auto& queue = waiting_[band];
+  const auto& tenants = waiting_by_tenant_[band];
+  if (caps_.empty() && tenants.size() <= 1) return 0;  // one tenant, no caps: the oldest
+  // The tenant after the last one served, by name, among those with a job a slot may take.
+  const std::string* chosen = nullptr;
+  for (const auto& [tenant, count] : tenants) {
+    if (!runnable(tenant)) continue;
+    if (chosen == nullptr) chosen = &tenant;  // wraps around to the first
+    if (tenant > last_tenant_[band]) {
+      chosen = &tenant;
+      break;
+    }
+  }
+  if (chosen == nullptr) return queue.size();
+  for (std::size_t index = 0; index < queue.size(); ++index) {
+    if (tenant_of(queue[index]) == *chosen) return index;
+  }
+  return queue.size();
 }
 
 std::size_t SlotPool::enqueue(Attempt attempt) {
   std::size_t count = 0;
   {
     std::lock_guard lock(mutex_);
-    auto& queue = waiting_[band_index(attempt.band)];
-    queue.push_back(std::move(attempt));
-    count = queue.size();
+    const auto band = band_index(attempt.band);
+    count_waiting(attempt, band, 1);
+    waiting_[band].push_back(std::move(attempt));
+    count = waiting_[band].size() - held_in(band);
   }
   wake_pending_ = true;
   return count;
+}
+
+void SlotPool::set_running_caps(std::map<std::string, std::size_t, std::less<>> caps) {
+  {
+    std::lock_guard lock(mutex_);
+    caps_ = std::move(caps);
+  }
+  wake_.notify_all();
+}
+
+std::array<std::size_t, kBandCount> SlotPool::held() const {
+  std::array<std::size_t, kBandCount> counts{};
+  std::lock_guard lock(mutex_);
+  for (std::size_t band = 0; band < kBandCount; ++band) counts[band] = held_in(band);
+  return counts;
 }
 
 void SlotPool::wake() {
@@ -59,12 +136,14 @@ void SlotPool::wake() {
 
 std::optional<Attempt> SlotPool::take_waiting(const AttemptControl& control) {
   std::lock_guard lock(mutex_);
-  for (auto& queue : waiting_) {
+  for (std::size_t band = 0; band < kBandCount; ++band) {
+    auto& queue = waiting_[band];
     const auto found =
         std::find_if(queue.begin(), queue.end(), [&](const Attempt& waiting) { return waiting.control.get() == &control; });
     if (found == queue.end()) continue;
     Attempt attempt = std::move(*found);
     queue.erase(found);
+    count_waiting(attempt, band, -1);
     return attempt;
   }
   return std::nullopt;
@@ -77,6 +156,7 @@ std::vector<Attempt> SlotPool::take_all_waiting() {
     std::move(queue.begin(), queue.end(), std::back_inserter(taken));
     queue.clear();
   }
+  for (auto& counts : waiting_by_tenant_) counts.clear();
   return taken;
 }
 
@@ -100,23 +180,34 @@ void SlotPool::slot_main() {
     bool more = false;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || anything_waiting(); });
+      wake_.wait(lock, [&] { return stopping_ || anything_runnable(); });
       if (stopping_) return;
       BandBacklogs backlogs{};
       for (const auto band : kAllBands) {
         const auto& queue = waiting_[band_index(band)];
-        if (!queue.empty()) backlogs[band_index(band)] = {queue.size(), queue.front().fetched};
+        const std::size_t takeable = queue.size() - held_in(band_index(band));
+        if (takeable == 0) continue;
+        // The oldest job a slot may take (held ones do not age their band).
+        const auto oldest =
+            std::find_if(queue.begin(), queue.end(), [&](const Attempt& waiting) { return runnable(tenant_of(waiting)); });
+        backlogs[band_index(band)] = {takeable, oldest != queue.end() ? oldest->fetched : queue.front().fetched};
       }
       const auto band = scheduler_.pick(backlogs, clock_.now());
       if (!band) continue;
-      auto& queue = waiting_[band_index(*band)];
-      attempt = std::move(queue.front());
-      queue.pop_front();
+      const auto band_at = band_index(*band);
+      auto& queue = waiting_[band_at];
+      const std::size_t index = pick_in(band_at);
+      if (index >= queue.size()) continue;
+      attempt = std::move(queue[index]);
+      queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(index));
+      count_waiting(attempt, band_at, -1);
+      last_tenant_[band_at] = tenant_of(attempt);
+      ++running_by_tenant_[std::string(tenant_of(attempt))];
       // Under the lock: an attempt whose start time is unset is still on a waiting queue.
       attempt.started = clock_.now();
       attempt.control->started_at = attempt.started;
       attempt.control->started = true;
-      more = anything_waiting();
+      more = anything_runnable();
     }
     if (more) wake_.notify_one();  // the next slot, for what this one leaves
     if (attempt.control->stop) {
@@ -132,8 +223,15 @@ void SlotPool::slot_main() {
       }
     }
     attempt.finished = clock_.now();
-    std::lock_guard lock(mutex_);
-    finished_.push_back(std::move(attempt));
+    bool freed = false;  // a held job of its tenant may run now
+    {
+      std::lock_guard lock(mutex_);
+      const auto running = running_by_tenant_.find(tenant_of(attempt));
+      if (running != running_by_tenant_.end() && --running->second == 0) running_by_tenant_.erase(running);
+      freed = caps_.contains(tenant_of(attempt)) && anything_runnable();
+      finished_.push_back(std::move(attempt));
+    }
+    if (freed) wake_.notify_one();
   }
 }
 

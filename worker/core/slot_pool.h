@@ -1,5 +1,7 @@
 // The worker's slots: N threads, each taking the next waiting attempt from the band the
-// BandScheduler picks and running it with the Runner. Every piece of state the slot threads share
+// BandScheduler picks and running it with the Runner. Within a band, tenants take turns (round
+// robin by name over the tenants with a job waiting), and a tenant at its running-jobs cap waits
+// ("held") until one of its jobs ends (docs/tenancy.md#limits). Every piece of state the slot threads share
 // with the worker's main thread lives here, behind one mutex: the waiting queues (one per band,
 // oldest first), the scheduler's credits, the finished attempts. The main thread enqueues, takes
 // waiting attempts back (a cancel, a revoke) and collects the finished ones; it owns an attempt
@@ -11,8 +13,10 @@
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -51,10 +55,22 @@ class SlotPool {
   // The attempts finished since the last call, with outcome, started and finished set.
   std::deque<Attempt> take_finished();
   std::array<std::size_t, kBandCount> waiting() const;
+  // Of those, the ones no slot may take now: their tenant is at its running-jobs cap.
+  std::array<std::size_t, kBandCount> held() const;
+
+  // Main thread. The most jobs of each tenant (by name; "default" for the default tenant) that
+  // may run at once in this pool; a tenant without an entry has no cap. Wakes the slots.
+  void set_running_caps(std::map<std::string, std::size_t, std::less<>> caps);
 
  private:
   void slot_main();
-  bool anything_waiting() const;  // under mutex_
+  // Under mutex_: whether a slot may take anything, a band's count of takeable attempts and the
+  // oldest of them, and which attempt of the picked band to take (the next tenant's oldest).
+  bool anything_runnable() const;
+  bool runnable(std::string_view tenant) const;
+  std::size_t held_in(std::size_t band) const;
+  std::size_t pick_in(std::size_t band);
+  void count_waiting(const Attempt& attempt, std::size_t band, int delta);
 
   const std::size_t slots_;
   const Runner& runner_;
@@ -65,6 +81,10 @@ class SlotPool {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::array<std::deque<Attempt>, kBandCount> waiting_;  // by band_index, oldest first
+  std::array<std::map<std::string, std::size_t, std::less<>>, kBandCount> waiting_by_tenant_;
+  std::array<std::string, kBandCount> last_tenant_;  // served last in each band
+  std::map<std::string, std::size_t, std::less<>> running_by_tenant_;
+  std::map<std::string, std::size_t, std::less<>> caps_;
   BandScheduler scheduler_;
   std::deque<Attempt> finished_;
   bool stopping_ = false;

@@ -62,6 +62,8 @@ WorkerLoop::WorkerLoop(LoopSettings settings, const Runner& runner, const Clock&
   for (const auto band : kAllBands) {
     waiting_gauges_[band_index(band)] = &metrics.gauge(fmt::format("kcron_worker_waiting_jobs{{band=\"{}\"}}", band_name(band)),
                                                        "jobs fetched and waiting for a slot, by priority band");
+    held_gauges_[band_index(band)] = &metrics.gauge(fmt::format("kcron_worker_held_jobs{{band=\"{}\"}}", band_name(band)),
+                                                    "waiting jobs no slot may take yet: their tenant is at its running-jobs cap");
   }
 }
 
@@ -186,6 +188,8 @@ Status WorkerLoop::serve() {
     control_.poll([this](const v1::Cancel& cancel, Instant arrived) { on_cancel(cancel, arrived); });
   };
   while (!stop_requested() && !failure_) {
+    if (settings_.follow_tenants) settings_.follow_tenants();
+    apply_running_caps();
     collect_finished();
     const bool all_paused = update_fetching(false);
     // The first wait is bounded; then what is fetched already, up to a bound and until a band's
@@ -498,19 +502,35 @@ std::size_t WorkerLoop::prefetch() const {
   return settings_.prefetch > 0 ? settings_.prefetch : settings_.slots;
 }
 
+void WorkerLoop::apply_running_caps() {
+  if (settings_.tenants == nullptr || settings_.tenants->generation() == caps_generation_) return;
+  caps_generation_ = settings_.tenants->generation();
+  std::map<std::string, std::size_t, std::less<>> caps;
+  for (const auto& [name, tenant] : settings_.tenants->all()) {
+    if (tenant.limits().max_running_jobs() > 0) caps.emplace(name, tenant.limits().max_running_jobs());
+  }
+  spdlog::info("event=running_caps tenants={}", caps.size());
+  slots_.set_running_caps(std::move(caps));
+}
+
 bool WorkerLoop::update_fetching(bool pause_all) {
   const auto waiting = slots_.waiting();
+  const auto held = slots_.held();
   std::size_t total_waiting = 0;
   for (const auto count : waiting) total_waiting += count;
   const std::size_t running = in_flight_ - std::min(in_flight_, total_waiting);
   bool all_paused = true;
   for (const auto band : kAllBands) {
     const auto count = waiting[band_index(band)];
+    const auto held_count = held[band_index(band)];
     waiting_gauges_[band_index(band)]->set(static_cast<double>(count));
+    held_gauges_[band_index(band)]->set(static_cast<double>(held_count));
     // A full queue pauses its band only while every slot is busy: idle slots are about to take
     // from it (the consumer queues a round of jobs before it wakes them), and a pause drops what
-    // the consumer has fetched for the band, to be fetched again.
-    const bool full = pause_all || (count >= prefetch() && running >= settings_.slots);
+    // the consumer has fetched for the band, to be fetched again. Jobs held by their tenant's
+    // running cap do not fill it, up to a bound.
+    const bool full = pause_all || (count - held_count >= prefetch() && running >= settings_.slots) ||
+                      count >= prefetch() * settings_.max_held_factor;
     pauses_->set(*consumer_, band, full);
     all_paused = all_paused && full;
   }

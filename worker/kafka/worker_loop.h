@@ -10,6 +10,7 @@
 
 #include <librdkafka/rdkafkacpp.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -35,6 +36,7 @@
 #include "kcron/metrics.h"
 #include "kcron/recovery_budget.h"
 #include "kcron/service.h"
+#include "kcron/tenant_registry.h"
 #include "kcron/topics.h"
 #include "kcron/transaction.h"
 
@@ -61,6 +63,14 @@ struct LoopSettings {
   std::size_t max_history = 10;  // failed attempts a retried job carries
   Backoff default_backoff;       // for jobs whose retry policy leaves a field unset
   bool emit_events = true;
+  // The tenant registry and what follows it (kcron/tenant_follower.h), called on the loop's thread
+  // every round: a tenant's limits.max_running_jobs caps its jobs running at once in this worker.
+  // Null/empty: no caps.
+  const TenantRegistry* tenants = nullptr;
+  std::function<void()> follow_tenants;
+  // A band pauses once this many times `prefetch` jobs wait in it, held ones included: a tenant at
+  // its cap cannot make the worker fetch without bound.
+  std::size_t max_held_factor = 8;
 };
 
 class WorkerLoop final : public RdKafka::RebalanceCb {
@@ -166,6 +176,10 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
   Gauge& running_;
   Gauge& slots_gauge_;
   std::array<Gauge*, kBandCount> waiting_gauges_{};
+  std::array<Gauge*, kBandCount> held_gauges_{};
+  std::uint64_t caps_generation_ = 0;  // of the registry the pool's running caps were taken from
+  // Takes each tenant's running-jobs cap from the registry when it changed.
+  void apply_running_caps();
   Histogram& start_lag_;
   Histogram& duration_;
   kafka::LoopCounters counters_;

@@ -268,3 +268,85 @@ TEST_CASE("a stopped pool lets the running attempt finish and starts nothing tha
   std::lock_guard lock(ran_mutex);
   CHECK(ran == std::vector<std::string>{"first"});
 }
+
+namespace {
+
+Attempt tenant_attempt(const std::string& tenant, std::string id, std::string handler = "record") {
+  Attempt attempt = attempt_of(std::move(id), Band::kNormal, std::move(handler));
+  attempt.execution.mutable_job()->set_tenant(tenant);
+  return attempt;
+}
+
+}  // namespace
+
+TEST_CASE("within a band, tenants take turns: a tenant with a backlog does not hold back another's first job") {
+  ManualClock clock(instant_from_ms(0));
+  Recorder recorder;
+  Runner runner(clock);
+  runner.register_handler("record", recorder.handler());
+  SlotPool pool(1, BandPolicy{}, runner, clock);
+  for (int index = 0; index < 6; ++index) pool.enqueue(tenant_attempt("big", fmt::format("big-{}", index)));
+  pool.enqueue(tenant_attempt("", "default-0"));
+  pool.enqueue(tenant_attempt("small", "small-0"));
+  pool.enqueue(tenant_attempt("small", "small-1"));
+  pool.start();
+  pool.wake();
+  REQUIRE(finished(pool, 9).size() == 9);
+  std::lock_guard lock(recorder.mutex);
+  // By name after the last served, wrapping: big, default, small, big, small, big, big, ...
+  CHECK(recorder.order ==
+        std::vector<std::string>{"big-0", "default-0", "small-0", "big-1", "small-1", "big-2", "big-3", "big-4", "big-5"});
+}
+
+TEST_CASE("a tenant at its running cap waits while others run, and runs again when one of its jobs ends") {
+  ManualClock clock(instant_from_ms(0));
+  Runner runner(clock);
+  std::atomic<bool> release{false};
+  Release guard{release};
+  std::atomic<int> running_capped{0};
+  std::atomic<int> most_capped{0};
+  runner.register_handler("block", [&](const v1::Job& job, const std::atomic<bool>&) {
+    const bool capped = job.tenant() == "capped";
+    if (capped) most_capped = std::max(most_capped.load(), ++running_capped);
+    while (!release) std::this_thread::sleep_for(milliseconds(1));
+    if (capped) --running_capped;
+    return Outcome{v1::SUCCEEDED, "", "", 0};
+  });
+  SlotPool pool(3, BandPolicy{}, runner, clock);
+  pool.set_running_caps({{"capped", 1}});
+  for (int index = 0; index < 3; ++index) pool.enqueue(tenant_attempt("capped", fmt::format("c-{}", index), "block"));
+  pool.enqueue(tenant_attempt("free", "f-0", "block"));
+  pool.enqueue(tenant_attempt("free", "f-1", "block"));
+  pool.start();
+  pool.wake();
+  // One of capped's and both of free's run; capped's other two are held.
+  REQUIRE(eventually([&] { return pool.waiting()[band_index(Band::kNormal)] == 2; }));
+  CHECK(pool.held()[band_index(Band::kNormal)] == 2);
+  release = true;
+  REQUIRE(finished(pool, 5).size() == 5);
+  CHECK(most_capped == 1);
+  CHECK(pool.held()[band_index(Band::kNormal)] == 0);
+}
+
+TEST_CASE("raising a tenant's running cap lets its held jobs start at once") {
+  ManualClock clock(instant_from_ms(0));
+  Runner runner(clock);
+  std::atomic<bool> release{false};
+  Release guard{release};
+  std::atomic<int> started{0};
+  runner.register_handler("block", [&](const v1::Job&, const std::atomic<bool>&) {
+    ++started;
+    while (!release) std::this_thread::sleep_for(milliseconds(1));
+    return Outcome{v1::SUCCEEDED, "", "", 0};
+  });
+  SlotPool pool(3, BandPolicy{}, runner, clock);
+  pool.set_running_caps({{"capped", 1}});
+  for (int index = 0; index < 3; ++index) pool.enqueue(tenant_attempt("capped", fmt::format("c-{}", index), "block"));
+  pool.start();
+  pool.wake();
+  REQUIRE(eventually([&] { return started == 1 && pool.held()[band_index(Band::kNormal)] == 2; }));
+  pool.set_running_caps({{"capped", 3}});
+  CHECK(eventually([&] { return started == 3; }));
+  release = true;
+  CHECK(finished(pool, 3).size() == 3);
+}
