@@ -36,6 +36,7 @@ std::vector<TopicSpec> all_topics(const TopicNames& names, const TopicLayout& la
       {names.events(), layout.output_partitions, deleted()},
       {names.workers(), 1, compacted()},
       {names.tenants(), 1, compacted()},
+      {names.audit(), layout.output_partitions, deleted("2592000000")},  // 30 days
   };
   for (const auto& queue : layout.queues) {
     for (const auto band : kAllBands) {

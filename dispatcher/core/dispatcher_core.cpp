@@ -51,6 +51,27 @@ Status validate_job_id(std::string_view job_id) {
   return Status::success();
 }
 
+std::string_view command_action(const v1::Command& command) {
+  switch (command.command_case()) {
+    case v1::Command::kSubmit:
+      return "submit";
+    case v1::Command::kCancel:
+      return "cancel";
+    case v1::Command::kUpdate:
+      return "update";
+    case v1::Command::kReplay:
+      return "replay";
+    case v1::Command::kRetry:
+      return "retry";
+    case v1::Command::kCompletion:
+      return "completion";
+    case v1::Command::kPurgeTenant:
+      return "purge_tenant";
+    default:
+      return "unknown";
+  }
+}
+
 std::string_view command_job_id(const v1::Command& command) {
   switch (command.command_case()) {
     case v1::Command::kSubmit:
@@ -174,6 +195,7 @@ Result<DispatcherCore::MaybeEntry> DispatcherCore::load(PartitionState& state, s
 }
 
 Status DispatcherCore::apply(PartitionState& state, const InputRecord& record, std::vector<OutRecord>& out) {
+  action_ = record.kcron_type == "purge-tenant" ? "purge_tenant" : "unknown";
   // Key and headers count too: a forward copies them, and must fit a producer's message limit.
   const std::size_t record_bytes =
       record.key.size() + record.value.size() + record.content_type.size() + record.kcron_type.size();
@@ -205,6 +227,7 @@ Status DispatcherCore::apply(PartitionState& state, const InputRecord& record, s
     reject(record, nullptr, command.error().message(), out);
     return Status::success();
   }
+  action_ = command_action(*command);
   const std::string job_id(command_job_id(*command));
   if (auto valid = validate_job_id(job_id); !valid) {
     reject(record, nullptr, valid.error().message(), out);
@@ -324,6 +347,7 @@ Status DispatcherCore::submit(Context& context, v1::Job job) {
     entry.set_expires_ms(ms_from_now(settings_.dedupe_retention));
     if (auto stored = store(context.state, partition, ref.key, entry, context.out); !stored) return stored;
     emit_status(ref, entry, v1::CANCELLED, "cancelled before it was submitted", context.out);
+    audit(context.record, &ref, "CANCELLED", "cancelled before it was submitted", context.out);
     ++counts_.cancelled;
     return Status::success();
   }
@@ -347,6 +371,7 @@ Status DispatcherCore::submit(Context& context, v1::Job job) {
   }
   Entry entry = pending_entry(std::move(job), *due, *existing ? (*existing)->sequence() + 1 : 1);
   ++counts_.accepted;
+  audit(context.record, &ref, "ACCEPTED", "", context.out);
   if (auto tracked = track_accepted_run(context.state, partition, entry.job(), *due, context.out); !tracked) return tracked;
   if (*due <= now) return release(context.state, partition, ref.key, entry, context.out);  // never enters the buckets
   if (auto stored = store(context.state, partition, ref.key, entry, context.out); !stored) return stored;
@@ -370,6 +395,7 @@ Status DispatcherCore::cancel(Context& context, const v1::Cancel& cancel) {
     marker.set_state(Entry::CANCEL_MARKER);
     marker.set_sequence(1);
     marker.set_expires_ms(ms_from_now(settings_.cancel_marker_ttl));
+    audit(context.record, &ref, "CANCEL_MARKED", "no such job yet: its submit will be cancelled", context.out);
     return store(context.state, partition, ref.key, marker, context.out);
   }
   switch (existing->state()) {
@@ -381,6 +407,7 @@ Status DispatcherCore::cancel(Context& context, const v1::Cancel& cancel) {
       entry.set_expires_ms(ms_from_now(settings_.dedupe_retention));
       if (auto stored = store(context.state, partition, ref.key, entry, context.out); !stored) return stored;
       emit_status(ref, entry, v1::CANCELLED, cancel.reason().empty() ? "cancelled" : cancel.reason(), context.out);
+      audit(context.record, &ref, "CANCELLED", cancel.reason(), context.out);
       ++counts_.cancelled;
       // A pending retry of a schedule's run still holds the schedule's overlap slot: free it.
       return end_schedule_run(context.state, partition, ref, context.out);
@@ -399,9 +426,11 @@ Status DispatcherCore::cancel(Context& context, const v1::Cancel& cancel) {
       command.mutable_cancel()->set_tenant(std::string(tenant_field(ref.tenant)));
       context.out.push_back(
           {settings_.names.control(), 0, ref.key, encode(command), false, typed_headers("cancel", ref.id, ref.tenant)});
+      audit(context.record, &ref, "CANCEL_SENT", "the job has fired: the cancel goes to the workers", context.out);
       return Status::success();
     }
     case Entry::CANCEL_MARKER:
+      audit(context.record, &ref, "CANCEL_MARKED", "no such job yet: its submit will be cancelled", context.out);
       existing->set_expires_ms(ms_from_now(settings_.cancel_marker_ttl));
       return store(context.state, partition, ref.key, *existing, context.out);
     default:
@@ -432,6 +461,7 @@ Status DispatcherCore::update(Context& context, v1::Job job) {
     return Status::success();
   }
   Entry entry = pending_entry(std::move(job), *due, existing->sequence() + 1);
+  audit(context.record, &ref, "UPDATED", "", context.out);
   if (*due <= clock_.now()) return release(context.state, context.record.partition, ref.key, entry, context.out);
   if (auto stored = store(context.state, context.record.partition, ref.key, entry, context.out); !stored) return stored;
   emit_status(ref, entry, v1::PENDING, "updated", context.out);
@@ -459,6 +489,7 @@ Status DispatcherCore::replay(Context& context, const v1::Replay& replay) {
     return Status::success();
   }
   Entry entry = pending_entry(std::move(job), *due, existing->sequence() + 1);
+  audit(context.record, &ref, "REPLAYED", "", context.out);
   return fire(context.state, context.record.partition, ref.key, entry, context.out);
 }
 
@@ -553,6 +584,7 @@ Result<std::size_t> DispatcherCore::fire_due(PartitionState& state, Partition pa
 }
 
 void DispatcherCore::reject_unpublishable(const InputRecord& record, std::string_view reason, std::vector<OutRecord>& out) {
+  action_ = "unknown";  // not decoded again: the record is refused for what the broker said of its outputs
   reject(record, nullptr, fmt::format("its outputs could not be published: {}", reason), out);  // keyed by its own key
   ++counts_.unpublishable;
 }
@@ -900,6 +932,13 @@ Status DispatcherCore::purge(PartitionState& state, const InputRecord& record, c
   const std::string track_prefix = track_key(job_prefix);
   std::string after = purge.resume_after();
   std::size_t handled = 0;
+  std::size_t cancelled_here = 0;
+  const ScopedName whole_tenant{tenant, "", tenant};
+  const auto audit_purge = [&](bool more) {
+    audit(record, &whole_tenant, "PURGED",
+          fmt::format("cancelled {} pending jobs on partition {}{}", cancelled_here, partition, more ? "; more follow" : ""),
+          out);
+  };
   for (const auto& prefix : {job_prefix, track_prefix}) {
     if (!after.empty() && after.compare(0, prefix.size(), prefix) != 0 && prefix == job_prefix) continue;  // jobs done
     auto keys = state.keys_after(prefix, after.starts_with(prefix) ? after : std::string(), kPurgeKeysPerRecord - handled);
@@ -923,6 +962,7 @@ Status DispatcherCore::purge(PartitionState& state, const InputRecord& record, c
         if (done) emit_status(job, cancelled, v1::CANCELLED, reason, out);
         ++counts_.cancelled;
         ++counts_.purged;
+        ++cancelled_here;
       }
       if (!done) return done;
       after = key;
@@ -936,9 +976,11 @@ Status DispatcherCore::purge(PartitionState& state, const InputRecord& record, c
       auto headers = typed_headers("purge-tenant", "", tenant);
       out.push_back(
           {settings_.names.jobs(), partition.value(), std::string(record.key), encode(rest), false, std::move(headers)});
+      audit_purge(true);
       return Status::success();
     }
   }
+  audit_purge(false);
   return Status::success();
 }
 
@@ -973,6 +1015,27 @@ void DispatcherCore::reject(const InputRecord& record, const ScopedName* job, st
                         job != nullptr ? std::string_view(job->id) : std::string_view(), reason, clock_.now(),
                         settings_.component, settings_.max_dead_letter_copy, settings_.names, out);
   ++counts_.rejected;
+  audit(record, job, "REJECTED", reason, out);
+}
+
+void DispatcherCore::audit(const InputRecord& record, const ScopedName* job, std::string_view outcome, std::string_view reason,
+                           std::vector<OutRecord>& out) {
+  if (settings_.audit == AuditLevel::kOff || (settings_.audit == AuditLevel::kRefusals && outcome != "REJECTED")) return;
+  v1::AuditRecord decision;
+  if (job != nullptr) {
+    decision.set_tenant(std::string(tenant_field(job->tenant)));
+    decision.set_job_id(job->id);
+  }
+  decision.set_action(std::string(action_));
+  decision.set_outcome(std::string(outcome));
+  decision.set_reason(std::string(reason));
+  decision.set_at_ms(to_epoch_ms(clock_.now()));
+  decision.set_component(settings_.component);
+  decision.set_source(fmt::format("{}/{}@{}", settings_.names.jobs(), record.partition, record.offset));
+  std::string key = job != nullptr ? job->key : std::string(record.key);
+  auto headers = typed_headers("audit", job != nullptr ? std::string_view(job->id) : std::string_view(),
+                               job != nullptr ? std::string_view(job->tenant) : std::string_view());
+  out.push_back({settings_.names.audit(), -1, std::move(key), encode(decision), false, std::move(headers)});
 }
 
 void DispatcherCore::forward(const InputRecord& record, Partition partition, std::string_view key, std::vector<OutRecord>& out) {

@@ -27,6 +27,9 @@
 
 namespace kcron::dispatcher {
 
+// Which decisions go to the audit topic: every one (the default), refusals only, or none.
+enum class AuditLevel { kAll, kRefusals, kOff };
+
 struct Settings {
   TopicNames names{"kcron."};
   std::int32_t jobs_partitions = 12;
@@ -40,6 +43,7 @@ struct Settings {
   bool emit_events = true;
   Millis misfire_threshold{5000};  // a schedule run released later than this after its due instant misfired
   std::string component = "dispatcher";
+  AuditLevel audit = AuditLevel::kAll;
 };
 
 // One consumed record of the jobs topic.
@@ -182,6 +186,9 @@ class DispatcherCore {
   // is) by the record's own key.
   void reject(const InputRecord& record, const ScopedName* job, std::string_view reason, std::vector<OutRecord>& out);
   void forward(const InputRecord& record, Partition partition, std::string_view key, std::vector<OutRecord>& out);
+  // A decision on the command being applied (`action_`), to the audit topic (docs/tenancy.md#audit).
+  void audit(const InputRecord& record, const ScopedName* job, std::string_view outcome, std::string_view reason,
+             std::vector<OutRecord>& out);
   // The entry stored under `key`; an error when it cannot be read or does not parse.
   static Result<MaybeEntry> load(PartitionState& state, std::string_view key);
   // A protobuf *_ms field for an instant `after` from now.
@@ -192,6 +199,7 @@ class DispatcherCore {
   const TenantRegistry* tenants_;
   Counts counts_;
   std::map<std::pair<std::string, TenantLimit>, std::uint64_t> limit_refusals_;
+  std::string_view action_ = "unknown";  // of the record apply() is deciding on
   // Where in the caller's output a usage entry's changelog record was put, to replace it there.
   std::map<std::pair<std::int32_t, std::string>, std::size_t> upserted_at_;
   std::vector<Millis> fire_lags_;

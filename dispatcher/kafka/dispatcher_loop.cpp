@@ -79,6 +79,7 @@ Status DispatcherLoop::start() {
                                      {names.events(), 0, {}},
                                      {names.dead_letters(), 0, {}},
                                      {names.control(), 0, {}}};
+  if (core_.settings().audit != AuditLevel::kOff) required.push_back({names.audit(), 0, {}});
   for (const auto& queue : core_.settings().queues) {
     for (const auto band : kAllBands) required.push_back({exec_topic(names.prefix, queue, band), 0, {}});
   }

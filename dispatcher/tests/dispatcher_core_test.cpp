@@ -563,7 +563,8 @@ TEST_CASE("a consumed record whose outputs the broker refuses is REJECTED with t
   harness.core.reject_unpublishable(record, "Broker: Message size too large", harness.out);
   const auto letters = harness.take("dead-letters");
   REQUIRE(letters.size() == 1);
-  CHECK(harness.out.empty());  // no exec record, no changelog, no status
+  CHECK(harness.take("kcron.audit").size() == 1);  // the refusal's decision
+  CHECK(harness.out.empty());                      // no exec record, no changelog, no status
   const auto letter = dead_letter(letters[0]);
   CHECK(letter.state() == v1::REJECTED);
   CHECK(letter.source_partition() == partition.value());
@@ -1125,4 +1126,75 @@ TEST_CASE("the default tenant cannot be purged") {
   const auto letters = harness.take("dead-letters");
   REQUIRE(letters.size() == 1);
   CHECK(dead_letter(letters[0]).reason() == "the default tenant cannot be purged");
+}
+
+// ---- Audit (docs/tenancy.md#audit) ----
+
+namespace {
+
+std::vector<v1::AuditRecord> audits(Harness& harness, std::vector<std::string>* keys = nullptr) {
+  std::vector<v1::AuditRecord> decisions;
+  for (const auto& record : harness.take("kcron.audit")) {
+    v1::AuditRecord decision;
+    REQUIRE(decision.ParseFromString(record.value));
+    decisions.push_back(decision);
+    if (keys != nullptr) keys->push_back(record.key);
+  }
+  return decisions;
+}
+
+}  // namespace
+
+TEST_CASE("every decision on a command goes to the audit topic: accepted, cancelled, refused by a limit, unreadable") {
+  Harness harness;
+  harness.tenants.put(tenant_settings("acme", 0, 0, {"batch"}));
+  harness.submit(R"({"id":"ok","tenant":"acme","queue":"batch","delay":"5s","noop":{}})", "acme~ok");
+  harness.apply(R"({"cancel":{"job_id":"ok","tenant":"acme","reason":"not needed"}})", "acme~ok");
+  harness.submit(R"({"id":"no","tenant":"acme","queue":"critical","noop":{}})", "acme~no");
+  harness.apply(R"({"cancel":{"job_id":"ghost"}})", "ghost");
+  harness.apply("not json", "ghost");
+  std::vector<std::string> keys;
+  const auto decisions = audits(harness, &keys);
+  REQUIRE(decisions.size() == 5);
+  CHECK(keys == std::vector<std::string>{"acme~ok", "acme~ok", "acme~no", "ghost", "ghost"});
+  CHECK(decisions[0].action() == "submit");
+  CHECK(decisions[0].outcome() == "ACCEPTED");
+  CHECK(decisions[0].tenant() == "acme");
+  CHECK(decisions[0].job_id() == "ok");
+  CHECK(decisions[0].component() == "dispatcher");
+  CHECK(decisions[0].source() == fmt::format("kcron.jobs/{}@0", partition_for_key("acme~ok", 12).value()));
+  CHECK(decisions[1].action() == "cancel");
+  CHECK(decisions[1].outcome() == "CANCELLED");
+  CHECK(decisions[1].reason() == "not needed");
+  CHECK(decisions[2].action() == "submit");
+  CHECK(decisions[2].outcome() == "REJECTED");
+  CHECK(decisions[2].reason() == "tenant 'acme' may not use queue 'critical' (its queues: batch)");
+  CHECK(decisions[3].outcome() == "CANCEL_MARKED");
+  CHECK(decisions[3].tenant().empty());
+  CHECK(decisions[4].action() == "unknown");
+  CHECK(decisions[4].outcome() == "REJECTED");
+  CHECK(decisions[4].job_id().empty());
+}
+
+TEST_CASE("the audit level keeps refusals only, or nothing") {
+  for (const auto level : {AuditLevel::kRefusals, AuditLevel::kOff}) {
+    Harness harness;
+    harness.settings.audit = level;
+    DispatcherCore core(harness.settings, harness.clock, &harness.tenants);
+    const std::string ok = R"({"id":"ok","noop":{}})";
+    const std::string bad = R"({"id":"bad","queue":"nope","noop":{}})";
+    for (const auto& [json, id] : {std::pair{ok, "ok"}, std::pair{bad, "bad"}}) {
+      const Partition partition = harness.partition_of(id);
+      InputRecord record{partition, 1, routing_key_for_job(id), json, "", "", harness.clock.now()};
+      REQUIRE(core.apply(harness.state(partition), record, harness.out).ok());
+    }
+    const auto decisions = audits(harness);
+    if (level == AuditLevel::kOff) {
+      CHECK(decisions.empty());
+    } else {
+      REQUIRE(decisions.size() == 1);
+      CHECK(decisions[0].outcome() == "REJECTED");
+      CHECK_THAT(decisions[0].reason(), Catch::Contains("unknown queue 'nope'"));
+    }
+  }
 }

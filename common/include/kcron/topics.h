@@ -40,6 +40,7 @@ struct TopicNames {
   std::string events() const { return prefix + "events"; }
   std::string workers() const { return prefix + "workers"; }
   std::string tenants() const { return prefix + "tenants"; }  // the tenant registry (tenant_registry.h)
+  std::string audit() const { return prefix + "audit"; }      // decisions on commands (AuditRecord)
 };
 
 // Every topic of docs/protocol.md#topics for this layout, in creation order.
