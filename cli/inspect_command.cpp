@@ -59,6 +59,7 @@ Result<std::vector<Read>> read_to_end(const Config& config, const std::string& t
     record.partition = message->partition();
     if (message->key() != nullptr) record.key = *message->key();
     if (message->payload() != nullptr) record.value.assign(static_cast<const char*>(message->payload()), message->len());
+    record.tombstone = message->payload() == nullptr;
     record.timestamp_ms = kafka::record_timestamp_ms(*message, 0);
     record.content_type = kafka::header_value(*message, header::kContentType);
     records.push_back(std::move(record));

@@ -18,7 +18,8 @@ namespace kcron::cli {
 struct Read {
   std::int32_t partition = 0;
   std::string key;
-  std::string value;  // empty for a tombstone
+  std::string value;       // empty for a tombstone
+  bool tombstone = false;  // a null value (a delete on a compacted topic)
   std::int64_t timestamp_ms = 0;
   std::string content_type;
 };

@@ -1,5 +1,6 @@
 // kcron: the operator's command line. Creates and checks topics, submits and cancels jobs with
-// the same murmur2 routing the programs use, and tails any kcron topic as JSON lines.
+// the same murmur2 routing the programs use, manages tenants, and tails any kcron topic as JSON
+// lines.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -22,6 +23,7 @@
 #include "kcron/tenant.h"
 #include "kcron/topics.h"
 #include "schedule_lint.h"
+#include "tenant_command.h"
 
 namespace {
 
@@ -86,6 +88,8 @@ std::string command_type(const kcron::v1::Command& command) {
       return "retry";
     case kcron::v1::Command::kCompletion:
       return "completion";
+    case kcron::v1::Command::kPurgeTenant:
+      return "purge-tenant";
     case kcron::v1::Command::COMMAND_NOT_SET:
       break;
   }
@@ -131,6 +135,7 @@ std::unique_ptr<google::protobuf::Message> message_for(const kcron::TopicNames& 
   if (topic == names.dispatcher_changelog()) return std::make_unique<kcron::v1::DispatcherEntry>();
   if (topic == names.schedules()) return std::make_unique<kcron::v1::Schedule>();
   if (topic == names.cron_changelog()) return std::make_unique<kcron::v1::CronState>();
+  if (topic == names.tenants()) return std::make_unique<kcron::v1::TenantSettings>();
   return nullptr;
 }
 
@@ -297,6 +302,7 @@ int run(int argc, char** argv) {
 
   const kcron::cli::CronCommand cron_command(app);
   const kcron::cli::InspectCommands inspect_commands(app);
+  const kcron::cli::TenantCommands tenant_commands(app);
 
   CLI11_PARSE(app, argc, argv);
   if (cron_command.parsed()) return cron_command.run(std::cout, std::cerr);  // pure: no config, no broker
@@ -379,6 +385,7 @@ int run(int argc, char** argv) {
     return 0;
   }
   if (inspect_commands.parsed()) return inspect_commands.run(config, std::cout, std::cerr);
+  if (tenant_commands.parsed()) return tenant_commands.run(config, std::cout, std::cerr);
   if (tail_command->parsed()) {
     kcron::install_stop_signals();
     return tail(config, tail_options);

@@ -1,0 +1,54 @@
+// `kcron tenant create|get|list|set|delete`: the tenant registry on the compacted kcron.tenants
+// topic (tenant_registry.h), read to its end with read_committed, written with an idempotent
+// producer. `delete` also purges the tenant: its schedules are tombstoned and a PurgeTenant goes
+// to every partition of kcron.jobs. A read-then-write is not a lock: two operators racing on one
+// tenant both succeed, the later record wins.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+
+#include "kcron/config.h"
+
+namespace kcron::cli {
+
+class TenantCommands {
+ public:
+  explicit TenantCommands(CLI::App& app);
+  bool parsed() const;
+  int run(const Config& config, std::ostream& out, std::ostream& err) const;
+
+ private:
+  // The options of create and of set (each subcommand has its own CLI::Option objects).
+  struct EditOptions {
+    CLI::Option* max_pending = nullptr;
+    CLI::Option* max_rate = nullptr;
+    CLI::Option* max_running = nullptr;
+    CLI::Option* queues = nullptr;
+    CLI::Option* description = nullptr;
+  };
+  EditOptions add_edit_options(CLI::App& command);
+  int run_edit(const Config& config, bool create, const EditOptions& given, std::ostream& out, std::ostream& err) const;
+  int run_delete(const Config& config, std::ostream& out, std::ostream& err) const;
+
+  CLI::App* create_ = nullptr;
+  CLI::App* set_ = nullptr;
+  CLI::App* get_ = nullptr;
+  CLI::App* list_ = nullptr;
+  CLI::App* delete_ = nullptr;
+  EditOptions create_options_;
+  EditOptions set_options_;
+  std::string name_;
+  std::uint64_t max_pending_ = 0;
+  double max_rate_ = 0;
+  std::uint32_t max_running_ = 0;
+  std::string queues_;
+  std::string description_;
+  std::string reason_ = "kcron tenant delete";
+  bool json_ = false;
+  bool yes_ = false;
+};
+
+}  // namespace kcron::cli

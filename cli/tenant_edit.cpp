@@ -1,0 +1,129 @@
+#include "tenant_edit.h"
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include <ctime>
+
+#include "kcron/codec.h"
+#include "kcron/tenant.h"
+
+namespace kcron::cli {
+namespace {
+
+std::string_view trimmed(std::string_view text) {
+  const auto first = text.find_first_not_of(" \t");
+  if (first == std::string_view::npos) return {};
+  const auto last = text.find_last_not_of(" \t");
+  return text.substr(first, last - first + 1);
+}
+
+std::string rfc3339(std::int64_t epoch_ms) {
+  if (epoch_ms <= 0) return "-";
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z", fmt::gmtime(static_cast<std::time_t>(epoch_ms / 1000)),
+                     static_cast<int>(epoch_ms % 1000));
+}
+
+std::string one_line(std::string text, std::size_t limit) {
+  for (auto& c : text) {
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  }
+  return text.size() <= limit ? text : text.substr(0, limit) + "...";
+}
+
+std::string queues_of(const v1::TenantSettings& settings, std::string_view none) {
+  if (settings.allowed_queues().empty()) return std::string(none);
+  return fmt::format("{}", fmt::join(settings.allowed_queues(), ","));
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> parse_queue_list(std::string_view text) {
+  std::vector<std::string> queues;
+  if (trimmed(text).empty()) return queues;
+  for (std::string_view rest = text;;) {
+    const auto comma = rest.find(',');
+    const auto name = trimmed(rest.substr(0, comma));
+    if (name.empty())
+      return make_error("--queues: an empty queue name in '{}' (give names like a,b, or '' for every queue)", text);
+    queues.emplace_back(name);
+    if (comma == std::string_view::npos) return queues;
+    rest.remove_prefix(comma + 1);
+  }
+}
+
+v1::TenantSettings apply_edit(v1::TenantSettings settings, std::string_view name, const TenantEdit& edit, std::int64_t now_ms) {
+  settings.set_name(std::string(name));
+  auto& limits = *settings.mutable_limits();
+  if (edit.max_pending_jobs) limits.set_max_pending_jobs(*edit.max_pending_jobs);
+  if (edit.max_submissions_per_second) limits.set_max_submissions_per_second(*edit.max_submissions_per_second);
+  if (edit.max_running_jobs) limits.set_max_running_jobs(*edit.max_running_jobs);
+  if (edit.allowed_queues) {
+    settings.clear_allowed_queues();
+    for (const auto& queue : *edit.allowed_queues) settings.add_allowed_queues(queue);
+  }
+  if (edit.description) settings.set_description(*edit.description);
+  if (settings.created_ms() == 0) settings.set_created_ms(now_ms);
+  settings.set_updated_ms(now_ms);
+  return settings;
+}
+
+std::string tenant_table(const std::map<std::string, v1::TenantSettings, std::less<>>& tenants) {
+  constexpr auto kRow = "{:<40} {:>12} {:>10} {:>11}  {:<20} {}\n";
+  std::string out = fmt::format(kRow, "TENANT", "MAX PENDING", "MAX RATE/S", "MAX RUNNING", "QUEUES", "DESCRIPTION");
+  for (const auto& [name, settings] : tenants) {
+    const auto& limits = settings.limits();
+    out += fmt::format(kRow, name, limits.max_pending_jobs() == 0 ? "-" : std::to_string(limits.max_pending_jobs()),
+                       limits.max_submissions_per_second() == 0 ? "-" : fmt::format("{:g}", limits.max_submissions_per_second()),
+                       limits.max_running_jobs() == 0 ? "-" : std::to_string(limits.max_running_jobs()),
+                       queues_of(settings, "all"), one_line(settings.description(), 60));
+  }
+  return out;
+}
+
+std::string describe_tenant(const v1::TenantSettings& settings) {
+  const auto& limits = settings.limits();
+  const auto limit = [](auto value) { return value == 0 ? std::string("none") : fmt::format("{}", value); };
+  return fmt::format(
+      "tenant: {}\n"
+      "description: {}\n"
+      "max pending jobs: {}\n"
+      "max submissions per second: {}\n"
+      "max running jobs per worker: {}\n"
+      "allowed queues: {}\n"
+      "created: {}\n"
+      "updated: {}\n",
+      settings.name(), one_line(settings.description(), 200), limit(limits.max_pending_jobs()),
+      limits.max_submissions_per_second() == 0 ? std::string("none") : fmt::format("{:g}", limits.max_submissions_per_second()),
+      limit(limits.max_running_jobs()), queues_of(settings, "all (every queue of the deployment)"),
+      rfc3339(settings.created_ms()), rfc3339(settings.updated_ms()));
+}
+
+std::vector<KeyOnPartition> live_schedules_of(const std::vector<Read>& records, std::string_view tenant) {
+  std::map<std::string, const Read*> latest;
+  for (const auto& record : records) {
+    if (record.key.empty() || split_scoped_key(record.key).tenant != tenant) continue;
+    latest[record.key] = &record;
+  }
+  std::vector<KeyOnPartition> live;
+  for (const auto& [key, record] : latest) {
+    if (!record->tombstone && !record->value.empty()) live.push_back({record->partition, key});
+  }
+  return live;
+}
+
+std::vector<std::string> bare_schedules_naming(const std::vector<Read>& records, std::string_view tenant) {
+  std::map<std::string, const Read*> latest;
+  for (const auto& record : records) {
+    if (!record.key.empty() && is_default_tenant(split_scoped_key(record.key).tenant)) latest[record.key] = &record;
+  }
+  std::vector<std::string> keys;
+  for (const auto& [key, record] : latest) {
+    v1::Schedule schedule;
+    if (record->tombstone || record->value.empty() || !decode_message(record->value, record->content_type, schedule)) continue;
+    if (schedule.tenant() == tenant) keys.push_back(key);
+  }
+  return keys;
+}
+
+}  // namespace kcron::cli
