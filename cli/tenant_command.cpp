@@ -121,7 +121,7 @@ TenantCommands::TenantCommands(CLI::App& app) {
       "delete", "purge a tenant: tombstone its schedules, cancel its pending jobs on every jobs partition, delete its settings");
   delete_->add_option("name", name_)->required();
   delete_->add_flag("--yes", yes_, "do it (without: say what it would do and exit 1)");
-  delete_->add_option("--reason", reason_, "recorded in the PurgeTenant command")->capture_default_str();
+  delete_->add_option("--reason", reason_, "the reason the cancelled jobs carry (default: tenant 'T' was deleted)");
 }
 
 bool TenantCommands::parsed() const {

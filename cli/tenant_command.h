@@ -46,7 +46,7 @@ class TenantCommands {
   std::uint32_t max_running_ = 0;
   std::string queues_;
   std::string description_;
-  std::string reason_ = "kcron tenant delete";
+  std::string reason_;
   bool json_ = false;
   bool yes_ = false;
 };

@@ -8,6 +8,7 @@
 #include "kcron/config.h"
 #include "kcron/program.h"
 #include "kcron/service.h"
+#include "kcron/tenant_follower.h"
 #include "store/rocksdb_store.h"
 
 namespace {
@@ -31,6 +32,7 @@ std::vector<kcron::ConfigKey> config_keys() {
           {"dedupe_retention_ms", "604800000", "how long a fired id is remembered (re-submits ignored)"},
           {"emit_events", "true", "write every transition to the events topic"},
           {"misfire_threshold_ms", "5000", "a schedule run released later than this after its instant misfired"},
+          {"audit", "all", "decisions written to the audit topic: all, refusals (REJECTED only) or off"},
           {"block_cache_mb", "64", "RocksDB block cache shared by all partitions"},
           {"write_buffer_mb", "64", "RocksDB memtable budget shared by all partitions"},
       });
@@ -56,6 +58,16 @@ int run(int argc, char** argv) {
   settings.dedupe_retention = number.ms("dedupe_retention_ms");
   settings.misfire_threshold = number.ms("misfire_threshold_ms");
   settings.emit_events = config.get_bool("emit_events").ok() && *config.get_bool("emit_events");
+  if (const auto audit = config.get("audit"); audit == "all") {
+    settings.audit = kcron::dispatcher::AuditLevel::kAll;
+  } else if (audit == "refusals") {
+    settings.audit = kcron::dispatcher::AuditLevel::kRefusals;
+  } else if (audit == "off") {
+    settings.audit = kcron::dispatcher::AuditLevel::kOff;
+  } else {
+    std::cerr << "kcron-dispatcher: audit = '" << audit << "' is not one of all, refusals, off\n";
+    return 2;
+  }
 
   kcron::dispatcher::RocksDbOptions store_options;
   store_options.path = config.get("state_dir");
@@ -83,7 +95,15 @@ int run(int argc, char** argv) {
   if (!store) return kcron::exit_code_for(store.error());
   kcron::Metrics metrics;
   kcron::HttpEndpoint http(config.get("http_address"), static_cast<int>(http_port), metrics);
-  kcron::dispatcher::DispatcherCore core(settings, kcron::SystemClock::instance());
+  // The tenant registry: read to its end before the first batch, then followed between batches.
+  kcron::TenantRegistry tenants;
+  kcron::TenantFollower follower(loop_settings.client, settings.names, tenants);
+  if (auto started = follower.start(kcron::Millis(30000)); !started) {
+    spdlog::warn("event=tenant_registry_catch_up error=\"{}\" msg=\"tenant limits apply as the registry is read\"",
+                 started.error().message());
+  }
+  loop_settings.between_batches = [&follower] { follower.poll(1000); };
+  kcron::dispatcher::DispatcherCore core(settings, kcron::SystemClock::instance(), &tenants);
   kcron::dispatcher::DispatcherLoop loop(loop_settings, core, **store, kcron::SystemClock::instance(), metrics, &http);
   return kcron::exit_code_for(loop.run());
 }

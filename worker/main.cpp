@@ -10,6 +10,7 @@
 #include "kcron/config.h"
 #include "kcron/program.h"
 #include "kcron/service.h"
+#include "kcron/tenant_follower.h"
 
 namespace {
 
@@ -106,6 +107,15 @@ int run(int argc, char** argv) {
   kcron::Metrics metrics;
   kcron::HttpEndpoint http(config.get("http_address"), static_cast<int>(http_port), metrics);
   kcron::worker::Runner runner(kcron::SystemClock::instance());
+  // The tenant registry: each tenant's running-jobs cap, followed live.
+  kcron::TenantRegistry tenants;
+  kcron::TenantFollower follower(settings.client, settings.names, tenants);
+  if (auto started = follower.start(kcron::Millis(30000)); !started) {
+    spdlog::warn("event=tenant_registry_catch_up error=\"{}\" msg=\"running caps apply as the registry is read\"",
+                 started.error().message());
+  }
+  settings.tenants = &tenants;
+  settings.follow_tenants = [&follower] { follower.poll(1000); };
   kcron::worker::WorkerLoop loop(settings, runner, kcron::SystemClock::instance(), metrics, &http);
   runner.register_executor(kcron::v1::Job::kKafka, loop.kafka_executor());
   runner.register_executor(kcron::v1::Job::kHttp, kcron::worker::make_http_executor(*http_policy));

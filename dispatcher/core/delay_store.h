@@ -49,8 +49,7 @@ class PartitionState {
   virtual Status erase(std::string_view key) = 0;
   // Up to `limit` keys that start with `prefix` and sort after `after` (bytewise; empty: from the
   // first), staged writes included, in key order. An error when the scan could not read.
-  virtual Result<std::vector<std::string>> keys_after(std::string_view prefix, std::string_view after,
-                                                      std::size_t limit) = 0;
+  virtual Result<std::vector<std::string>> keys_after(std::string_view prefix, std::string_view after, std::size_t limit) = 0;
   // Entries whose slot is due at `now`, in firing order (bucket, higher priority, due, id). An
   // error when the scan could not read the buckets (no partial list).
   virtual Result<std::vector<DueEntry>> due(Instant now, std::size_t limit) = 0;

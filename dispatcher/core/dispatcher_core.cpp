@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
 
 #include "kcron/codec.h"
 #include "kcron/priority.h"
@@ -141,6 +142,17 @@ bool is_job_key(std::string_view key) {
 }
 
 constexpr std::int64_t kMilliTokens = 1000;
+constexpr std::size_t kMaxUpsertHints = 4096;
+constexpr std::size_t kRecountChunk = 10000;
+constexpr std::string_view kCountedMarker = "\x01tenant-counted";
+constexpr std::string_view kUsagePrefix = "\x01tenant/";
+
+// A job entry's changelog record says that its writer keeps the tenants' pending counts: a record
+// without it (a release before tenant limits wrote it) makes the next owner count again.
+std::vector<std::pair<std::string, std::string>> counted_headers(std::string_view key) {
+  if (!is_job_key(key)) return {};
+  return {{std::string(kCountedHeader), "1"}};
+}
 
 // A job (attempt as set in it) waiting in the delay buckets for `due`.
 Entry pending_entry(v1::Job job, Instant due, std::uint64_t sequence) {
@@ -362,7 +374,13 @@ Status DispatcherCore::submit(Context& context, v1::Job job) {
     emit_status(ref, Entry(), v1::REJECTED, due.error().message(), context.out);
     return Status::success();
   }
-  auto refused = check_limits(context.state, partition, ref, job, *due, context.record.timestamp, context.out);
+  Result<std::optional<std::string>> refused = std::optional<std::string>();
+  if (!is_default_tenant(ref.tenant)) {
+    auto purging = context.state.get(purging_key(ref.tenant));
+    if (!purging) return purging.error();
+    if (*purging) *refused = fmt::format("tenant '{}' is being deleted: submit again once its deletion has ended", ref.tenant);
+  }
+  if (!*refused) refused = check_limits(context.state, partition, ref, job, *due, context.record.timestamp, context.out);
   if (!refused) return refused.error();
   if (*refused) {
     reject(context.record, &ref, **refused, context.out);
@@ -455,6 +473,10 @@ Status DispatcherCore::update(Context& context, v1::Job job) {
   }
   job.set_attempt(existing->attempt());
   job.set_tenant(std::string(tenant_field(ref.tenant)));
+  if (auto refused = queue_refusal(ref, job)) {
+    reject(context.record, &ref, *refused, context.out);
+    return Status::success();
+  }
   auto due = resolve(job, context.record.timestamp);
   if (!due) {
     reject(context.record, &ref, due.error().message(), context.out);
@@ -483,6 +505,10 @@ Status DispatcherCore::replay(Context& context, const v1::Replay& replay) {
   job.set_attempt(existing->attempt() + 1);
   job.set_tenant(std::string(tenant_field(ref.tenant)));
   job.clear_when();
+  if (auto refused = queue_refusal(ref, job)) {
+    reject(context.record, &ref, *refused, context.out);
+    return Status::success();
+  }
   auto due = resolve(job, clock_.now());
   if (!due) {
     reject(context.record, &ref, due.error().message(), context.out);
@@ -783,7 +809,7 @@ Status DispatcherCore::store(PartitionState& state, Partition partition, const s
   }
   std::string value = encode(entry);
   if (auto put = state.put(key, value, slot_of(entry)); !put) return put;
-  out.push_back({settings_.names.dispatcher_changelog(), partition.value(), key, std::move(value), false, {}});
+  out.push_back({settings_.names.dispatcher_changelog(), partition.value(), key, std::move(value), false, counted_headers(key)});
   const bool pending = entry.state() == Entry::PENDING;
   if (is_job_key(key) && pending != was_pending) return count_pending(state, partition, key, pending ? 1 : -1, out);
   return Status::success();
@@ -797,13 +823,13 @@ Status DispatcherCore::forget(PartitionState& state, Partition partition, const 
     was_pending = *old && stored_state(**old) == Entry::PENDING;
   }
   if (auto erased = state.erase(key); !erased) return erased;
-  out.push_back({settings_.names.dispatcher_changelog(), partition.value(), key, "", true, {}});
+  out.push_back({settings_.names.dispatcher_changelog(), partition.value(), key, "", true, counted_headers(key)});
   if (was_pending) return count_pending(state, partition, key, -1, out);
   return Status::success();
 }
 
 std::string DispatcherCore::usage_key(std::string_view tenant) {
-  std::string key = "\x01tenant/";
+  std::string key(kUsagePrefix);
   key += tenant_or_default(tenant);
   return key;
 }
@@ -822,10 +848,19 @@ Result<std::uint64_t> DispatcherCore::pending_of(PartitionState& state, std::str
 
 Status DispatcherCore::store_usage(PartitionState& state, Partition partition, std::string_view tenant,
                                    const v1::TenantUsage& usage, std::vector<OutRecord>& out) {
+  const std::string key = usage_key(tenant);
+  if (usage.pending() == 0 && usage.rate_at_ms() == 0) {
+    // Nothing to remember: a tenant name that came and went leaves no entry behind.
+    auto existing = state.get(key);
+    if (!existing) return existing.error();
+    if (!*existing) return Status::success();
+    if (auto erased = state.erase(key); !erased) return erased;
+    upsert_changelog(partition, key, std::nullopt, out);
+    return Status::success();
+  }
   Entry entry;
   entry.set_state(Entry::TENANT_USAGE);
   *entry.mutable_usage() = usage;
-  const std::string key = usage_key(tenant);
   std::string value = encode(entry);
   if (auto put = state.put(key, value, std::nullopt); !put) return put;
   upsert_changelog(partition, key, std::move(value), out);
@@ -845,19 +880,67 @@ Status DispatcherCore::count_pending(PartitionState& state, Partition partition,
   return store_usage(state, partition, tenant, *usage, out);
 }
 
-void DispatcherCore::upsert_changelog(Partition partition, const std::string& key, std::string value,
+void DispatcherCore::upsert_changelog(Partition partition, const std::string& key, std::optional<std::string> value,
                                       std::vector<OutRecord>& out) {
   const std::string topic = settings_.names.dispatcher_changelog();
+  // Hints only: a stale one (the caller committed or dropped its batch) is found out below.
+  if (upserted_at_.size() >= kMaxUpsertHints) upserted_at_.clear();
   auto& at = upserted_at_[{partition.value(), key}];
+  const bool tombstone = !value;
   if (at < out.size()) {
     auto& record = out[at];
-    if (record.topic == topic && record.partition == partition.value() && record.key == key && !record.tombstone) {
-      record.value = std::move(value);
+    if (record.topic == topic && record.partition == partition.value() && record.key == key) {
+      record.value = value.value_or("");
+      record.tombstone = tombstone;
       return;
     }
   }
   at = out.size();
-  out.push_back({topic, partition.value(), key, std::move(value), false, {}});
+  out.push_back({topic, partition.value(), key, value.value_or(""), tombstone, {}});
+}
+
+Status DispatcherCore::recount(PartitionState& state, Partition partition, std::vector<OutRecord>& out) {
+  std::map<std::string, std::uint64_t, std::less<>> pending;
+  std::string after;
+  for (bool more = true; more;) {  // bounded: each round moves past kRecountChunk keys
+    auto keys = state.keys_after("", after, kRecountChunk);
+    if (!keys) return keys.error();
+    more = keys->size() == kRecountChunk;
+    for (const auto& key : *keys) {
+      after = key;
+      if (!is_job_key(key)) continue;
+      auto value = state.get(key);
+      if (!value) return value.error();
+      if (*value && stored_state(**value) == Entry::PENDING) ++pending[std::string(split_scoped_key(key).tenant)];
+    }
+  }
+  // Every tenant with an entry gets its count (0 if none waits), every counted one an entry.
+  auto known = state.keys_after(kUsagePrefix, "", kRecountChunk);
+  if (!known) return known.error();
+  std::set<std::string, std::less<>> tenants;
+  for (const auto& key : *known) tenants.insert(key.substr(kUsagePrefix.size()));
+  for (const auto& [tenant, count] : pending) tenants.insert(tenant);
+  for (const auto& tenant : tenants) {
+    auto usage = load_usage(state, tenant);
+    if (!usage) return usage.error();
+    const auto found = pending.find(tenant);
+    usage->set_pending(found == pending.end() ? 0 : found->second);
+    if (auto stored = store_usage(state, partition, tenant, *usage, out); !stored) return stored;
+  }
+  Entry marker;
+  marker.set_state(Entry::TENANT_USAGE);
+  std::string value = encode(marker);
+  if (auto put = state.put(kCountedMarker, value, std::nullopt); !put) return put;
+  out.push_back(
+      {settings_.names.dispatcher_changelog(), partition.value(), std::string(kCountedMarker), std::move(value), false, {}});
+  ++counts_.recounts;
+  return Status::success();
+}
+
+Result<bool> DispatcherCore::counted(PartitionState& state) {
+  auto marker = state.get(kCountedMarker);
+  if (!marker) return marker.error();
+  return marker->has_value();
 }
 
 Result<std::optional<std::string>> DispatcherCore::check_limits(PartitionState& state, Partition partition, const ScopedName& job,
@@ -870,14 +953,12 @@ Result<std::optional<std::string>> DispatcherCore::check_limits(PartitionState& 
     ++limit_refusals_[{job.tenant, limit}];
     return Refusal(std::move(reason));
   };
-  const auto& queues = settings->allowed_queues();
-  if (!queues.empty() && std::find(queues.begin(), queues.end(), submitted.queue()) == queues.end()) {
-    return refuse(TenantLimit::kQueue, fmt::format("tenant '{}' may not use queue '{}' (its queues: {})", job.tenant,
-                                                   submitted.queue(), fmt::join(queues, ", ")));
-  }
+  if (auto refused = queue_refusal(job, submitted)) return Refusal(std::move(*refused));
   const auto& limits = settings->limits();
   const bool will_wait = due > clock_.now();
-  const double rate = submitted.has_schedule_run() ? 0.0 : limits.max_submissions_per_second();
+  // A schedule's runs were admitted with the schedule: they do not count against the rate.
+  const bool schedule_run = submitted.has_schedule_run() && !submitted.schedule_run().schedule_id().empty();
+  const double rate = schedule_run ? 0.0 : limits.max_submissions_per_second();
   if (rate <= 0 && (!will_wait || limits.max_pending_jobs() == 0)) return Refusal();
   auto usage = load_usage(state, job.tenant);
   if (!usage) return usage.error();
@@ -885,25 +966,39 @@ Result<std::optional<std::string>> DispatcherCore::check_limits(PartitionState& 
     const std::uint64_t share = partition_share(limits.max_pending_jobs(), settings_.jobs_partitions);
     if (usage->pending() >= share) {
       return refuse(TenantLimit::kPendingJobs,
-                    fmt::format("tenant '{}' is at its limit of {} pending jobs (this partition holds its share, {}): "
-                                "submit again when some have fired, or raise the limit",
-                                job.tenant, limits.max_pending_jobs(), share));
+                    fmt::format("tenant '{}' is at its limit of {} pending jobs: this partition holds {} of them, its "
+                                "share; submit again when some have fired, or raise the limit",
+                                job.tenant, limits.max_pending_jobs(), usage->pending()));
     }
   }
   if (rate > 0) {
     // A token bucket on the records' append time, one second deep: a backlog read after an
     // outage refills as it was appended, and is not refused as a burst.
     const double per_second = partition_rate_share(rate, settings_.jobs_partitions);
+    // The timestamp is the producer's (CreateTime): one ahead of this clock counts as now, so a
+    // producer's clock cannot freeze the bucket or buy tokens from the future.
     const auto capacity = static_cast<std::int64_t>(std::max(1.0, per_second) * kMilliTokens);
-    const std::int64_t appended_ms = to_epoch_ms(appended);
+    const std::int64_t now_ms = to_epoch_ms(clock_.now());
+    const std::int64_t appended_ms = std::min(to_epoch_ms(appended), now_ms);
     std::int64_t tokens = capacity;
+    std::int64_t counted_at = appended_ms;
     if (usage->rate_at_ms() > 0) {
-      const std::int64_t elapsed_ms = std::max<std::int64_t>(0, appended_ms - usage->rate_at_ms());
-      const double refill = static_cast<double>(elapsed_ms) * per_second;
-      tokens = std::min<std::int64_t>(
-          capacity, usage->rate_tokens_milli() + static_cast<std::int64_t>(std::min(refill, static_cast<double>(capacity))));
+      tokens = std::min(capacity, usage->rate_tokens_milli());
+      counted_at = std::min(usage->rate_at_ms(), now_ms);
+      if (appended_ms > counted_at) {
+        // per_second tokens a second are per_second thousandths a millisecond. A fraction of a
+        // thousandth waits for a later record: the time it stands for is not spent.
+        const double refill = static_cast<double>(appended_ms - counted_at) * per_second;
+        if (refill >= static_cast<double>(capacity - tokens)) {
+          tokens = capacity;
+          counted_at = appended_ms;
+        } else if (const auto added = static_cast<std::int64_t>(refill); added > 0) {
+          tokens += added;
+          counted_at += static_cast<std::int64_t>(static_cast<double>(added) / per_second);  // the time they stand for
+        }
+      }
     }
-    usage->set_rate_at_ms(std::max(appended_ms, usage->rate_at_ms()));
+    usage->set_rate_at_ms(counted_at);
     if (tokens < kMilliTokens) {
       usage->set_rate_tokens_milli(tokens);
       if (auto stored = store_usage(state, partition, job.tenant, *usage, out); !stored) return stored.error();
@@ -918,6 +1013,16 @@ Result<std::optional<std::string>> DispatcherCore::check_limits(PartitionState& 
   return Refusal();
 }
 
+std::optional<std::string> DispatcherCore::queue_refusal(const ScopedName& job, const v1::Job& submitted) {
+  const v1::TenantSettings* settings = tenants_ != nullptr ? tenants_->find(job.tenant) : nullptr;
+  if (settings == nullptr) return std::nullopt;
+  const auto& queues = settings->allowed_queues();
+  const std::string& queue = submitted.queue().empty() ? std::string("default") : submitted.queue();
+  if (queues.empty() || std::find(queues.begin(), queues.end(), queue) != queues.end()) return std::nullopt;
+  ++limit_refusals_[{job.tenant, TenantLimit::kQueue}];
+  return fmt::format("tenant '{}' may not use queue '{}' (its queues: {})", job.tenant, queue, fmt::join(queues, ", "));
+}
+
 Status DispatcherCore::purge(PartitionState& state, const InputRecord& record, const v1::PurgeTenant& purge,
                              std::vector<OutRecord>& out) {
   const std::string& tenant = purge.tenant();
@@ -927,13 +1032,20 @@ Status DispatcherCore::purge(PartitionState& state, const InputRecord& record, c
   }
   const Partition partition = record.partition;
   const std::string reason = purge.reason().empty() ? fmt::format("tenant '{}' was deleted", tenant) : purge.reason();
+  const ScopedName whole_tenant{tenant, "", tenant};
+  if (purge.resume_after().empty()) {
+    // Its running jobs stop too: one tenant-wide cancel, read by every worker.
+    v1::Command command;
+    command.mutable_cancel()->set_tenant(tenant);
+    command.mutable_cancel()->set_reason(reason);
+    out.push_back({settings_.names.control(), 0, tenant, encode(command), false, typed_headers("cancel-tenant", "", tenant)});
+  }
   // The tenant's jobs, then its schedules' tracks: one key range each.
   const std::string job_prefix = scoped_key(tenant, "");
   const std::string track_prefix = track_key(job_prefix);
   std::string after = purge.resume_after();
   std::size_t handled = 0;
   std::size_t cancelled_here = 0;
-  const ScopedName whole_tenant{tenant, "", tenant};
   const auto audit_purge = [&](bool more) {
     audit(record, &whole_tenant, "PURGED",
           fmt::format("cancelled {} pending jobs on partition {}{}", cancelled_here, partition, more ? "; more follow" : ""),
@@ -963,25 +1075,46 @@ Status DispatcherCore::purge(PartitionState& state, const InputRecord& record, c
         ++counts_.cancelled;
         ++counts_.purged;
         ++cancelled_here;
+      } else if (entry.state() == Entry::FIRED && !entry.cancel_requested()) {
+        // Fired (running, or done and kept for dedupe): a retry its attempt sends is CANCELLED,
+        // never re-armed, as after a cancel.
+        entry.set_cancel_requested(true);
+        entry.set_sequence(entry.sequence() + 1);
+        done = store(state, partition, key, entry, out);
       }
       if (!done) return done;
       after = key;
     }
     handled += keys->size();
     if (handled >= kPurgeKeysPerRecord) {
-      // More may follow: the rest of the work goes back to this partition, in this transaction.
+      // More may follow: the rest of the work goes back to this partition, in this transaction,
+      // and until it is done the partition refuses the tenant's submits.
       v1::Command rest;
       *rest.mutable_purge_tenant() = purge;
       rest.mutable_purge_tenant()->set_resume_after(after);
       auto headers = typed_headers("purge-tenant", "", tenant);
       out.push_back(
           {settings_.names.jobs(), partition.value(), std::string(record.key), encode(rest), false, std::move(headers)});
+      Entry marker;
+      marker.set_state(Entry::TENANT_USAGE);
+      if (auto stored = store(state, partition, purging_key(tenant), marker, out); !stored) return stored;
       audit_purge(true);
       return Status::success();
     }
   }
+  auto marked = state.get(purging_key(tenant));
+  if (!marked) return marked.error();
+  if (*marked) {
+    if (auto forgotten = forget(state, partition, purging_key(tenant), out); !forgotten) return forgotten;
+  }
   audit_purge(false);
   return Status::success();
+}
+
+std::string DispatcherCore::purging_key(std::string_view tenant) {
+  std::string key = "\x01purging/";
+  key += tenant;
+  return key;
 }
 
 Status DispatcherCore::restore(PartitionState& state, std::string_view key, std::string_view value, bool tombstone) {

@@ -68,7 +68,11 @@ struct Counts {
   std::uint64_t skipped = 0;
   std::uint64_t unpublishable = 0;  // given up on: an input REJECTED or a due job DEAD (also counted there)
   std::uint64_t purged = 0;         // pending jobs cancelled because their tenant was deleted
+  std::uint64_t recounts = 0;       // partitions whose tenants' pending jobs were counted again
 };
+
+// On a dispatcher-changelog record of a job entry: its writer keeps the tenants' pending counts.
+inline constexpr std::string_view kCountedHeader = "kcron-counted";
 
 // Which tenant limit refused a submit (docs/tenancy.md#limits).
 enum class TenantLimit { kPendingJobs, kSubmissionRate, kQueue };
@@ -106,6 +110,12 @@ class DispatcherCore {
   // Submits refused by a tenant limit, by tenant and limit, since start. Its size is bounded by
   // the registry's: only a tenant with settings has limits.
   const std::map<std::pair<std::string, TenantLimit>, std::uint64_t>& limit_refusals() const { return limit_refusals_; }
+  // Counts every tenant's pending jobs on a partition from its entries, and stages each tenant's
+  // count (and a marker saying the partition is counted) with its changelog records. The loop
+  // runs it when a partition was restored without the marker, or from changelog records a
+  // release before tenant limits wrote (no kCountedHeader): their counts cannot be trusted.
+  Status recount(PartitionState& state, Partition partition, std::vector<OutRecord>& out);
+  static Result<bool> counted(PartitionState& state);
   // A tenant's pending jobs on one partition, as its usage entry counts them.
   Result<std::uint64_t> pending_of(PartitionState& state, std::string_view tenant) const;
   // Fire lags (fired minus due) observed since the last call.
@@ -120,6 +130,8 @@ class DispatcherCore {
   static std::string track_key(std::string_view schedule_key);
   // Store key of a tenant's usage entry on a partition ("default" for the default tenant).
   static std::string usage_key(std::string_view tenant);
+  // Store key of the marker a partition keeps while a purge of the tenant is under way.
+  static std::string purging_key(std::string_view tenant);
   // How many keys one PurgeTenant record handles before it writes the rest of the work back.
   static constexpr std::size_t kPurgeKeysPerRecord = 2000;
 
@@ -153,7 +165,11 @@ class DispatcherCore {
   Status count_pending(PartitionState& state, Partition partition, std::string_view key, int delta, std::vector<OutRecord>& out);
   // A changelog record that replaces the one this batch already holds for the key (usage entries
   // change with every job; the changelog needs only their last value per transaction).
-  void upsert_changelog(Partition partition, const std::string& key, std::string value, std::vector<OutRecord>& out);
+  // nullopt: a tombstone.
+  void upsert_changelog(Partition partition, const std::string& key, std::optional<std::string> value,
+                        std::vector<OutRecord>& out);
+  // The reason `job`'s tenant may not use its queue, or nothing (counted as a queue refusal).
+  std::optional<std::string> queue_refusal(const ScopedName& job, const v1::Job& submitted);
 
   // Validates a job and resolves its due instant (delay -> run_at on first acceptance).
   Result<Instant> resolve(v1::Job& job, Instant record_timestamp) const;

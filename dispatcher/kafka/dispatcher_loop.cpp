@@ -219,6 +219,19 @@ Status DispatcherLoop::commit_batch() {
     }
     poison.applied = true;
   }
+  // Partitions whose tenants' pending counts cannot be trusted are counted again, in this batch.
+  std::vector<std::int32_t> recounted;
+  for (const auto partition : recount_pending_) {
+    const auto owned = owned_.find(partition);
+    if (owned == owned_.end()) continue;
+    if (auto status = core_.recount(*owned->second.state, Partition(partition), out_); !status) {
+      store_failure_ = status.error().within(kStoreReadFailed);
+      drop_uncommitted();
+      return *store_failure_;
+    }
+    spans_.push_back({out_.size(), partition, -1});
+    recounted.push_back(partition);
+  }
   // Bisecting: a narrowed batch fires only when it consumed nothing, and at most its cap.
   const bool narrowed = batch_cap_ < settings_.max_batch_records;
   const std::size_t limit = !narrowed ? settings_.max_fires_per_batch : consumed_in_batch_ > 0 ? 0 : batch_cap_;
@@ -276,6 +289,10 @@ Status DispatcherLoop::commit_batch() {
   single_aborts_ = 0;
   failed_single_.reset();
   std::erase_if(poisons_, [](const Poison& poison) { return poison.applied; });
+  for (const auto partition : recounted) {
+    recount_pending_.erase(partition);
+    spdlog::info("event=tenant_recount_done partition={}", partition);
+  }
 
   const Instant now = clock_.now();
   double slotted = 0;
@@ -503,6 +520,7 @@ Status DispatcherLoop::revoke(const std::vector<RdKafka::TopicPartition*>& parti
     auto owned = owned_.find(partition->partition());
     if (owned == owned_.end()) continue;
     owned->second.state->discard();
+    recount_pending_.erase(partition->partition());
     store_.close(Partition(partition->partition()));
     owned_.erase(owned);
   }
@@ -527,6 +545,7 @@ Status DispatcherLoop::restore(const std::map<std::int32_t, PartitionState*>& st
     PartitionState* state = nullptr;
     std::uint64_t replayed = 0;
     std::size_t staged = 0;
+    bool uncounted = false;  // replayed a job entry a release before tenant limits wrote
   };
   std::map<std::int32_t, Progress> progress;
   std::vector<std::int32_t> partitions;
@@ -568,6 +587,7 @@ Status DispatcherLoop::restore(const std::map<std::int32_t, PartitionState*>& st
       return *store_failure_;
     }
     ++item.replayed;
+    if (!key.empty() && key.front() != '\x01' && kafka::header_value(message, kCountedHeader).empty()) item.uncounted = true;
     if (++item.staged >= 10000) {  // bound the staged batch on large restores
       item.staged = 0;
       auto status = item.state->commit(Checkpoint{message.offset() + 1, now});
@@ -593,6 +613,16 @@ Status DispatcherLoop::restore(const std::map<std::int32_t, PartitionState*>& st
       return status;
     }
     restored_records_.inc(item.replayed);
+    auto counted = DispatcherCore::counted(*item.state);
+    if (!counted) {
+      store_failure_ = counted.error();
+      return *store_failure_;
+    }
+    if (item.uncounted || !*counted) {
+      recount_pending_.insert(partition);
+      spdlog::info("event=tenant_recount_needed partition={} reason=\"{}\"", partition,
+                   item.uncounted ? "changelog records of a release before tenant limits" : "not counted yet");
+    }
     spdlog::info("event=restore_done partition={} records={} position={} seconds={:.3f} slotted={}", partition, item.replayed,
                  position, seconds, item.state->slotted_count());
   }

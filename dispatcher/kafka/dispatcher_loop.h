@@ -152,6 +152,8 @@ class DispatcherLoop final : public RdKafka::RebalanceCb {
   Counts published_;
   std::map<std::pair<std::string, TenantLimit>, std::uint64_t> published_refusals_;
   std::set<std::string> gauged_tenants_;
+  // Restored partitions whose tenants' pending counts the next commit sets again (DispatcherCore::recount).
+  std::set<std::int32_t> recount_pending_;
   std::chrono::steady_clock::time_point last_tenant_gauges_{};
   Metrics& metrics_;
 

@@ -1021,7 +1021,7 @@ TEST_CASE("a tenant's submission rate is measured on append time, so a backlog i
   Harness harness;
   // 12 partitions: each partition's share is 48 * 1.25 / 12 = 5 submissions per second.
   harness.tenants.put(tenant_settings("acme", 0, 48));
-  const auto ids = ids_on_one_partition(harness, "acme", 40);
+  const auto ids = ids_on_one_partition(harness, "acme", 50);
   // Twenty appended within one millisecond: the share and its one-second bucket admit 5.
   for (std::size_t index = 0; index < 20; ++index) {
     harness.apply(fmt::format(R"({{"id":"{}","tenant":"acme","noop":{{}}}})", ids[index]), scoped_key("acme", ids[index]),
@@ -1031,7 +1031,8 @@ TEST_CASE("a tenant's submission rate is measured on append time, so a backlog i
   const auto rejected = rejected_statuses(harness);
   REQUIRE(rejected.size() == 15);
   CHECK_THAT(rejected[0].reason(), Catch::Contains("tenant 'acme' is over its limit of 48 submissions per second"));
-  // Twenty appended 200 ms apart (four seconds of a producer at 5/s), applied now, at once.
+  // Twenty appended 200 ms apart (four seconds of a producer at 5/s), applied later, at once.
+  harness.clock.advance(Millis(6'000));
   for (std::size_t index = 20; index < 40; ++index) {
     harness.apply(fmt::format(R"({{"id":"{}","tenant":"acme","noop":{{}}}})", ids[index]), scoped_key("acme", ids[index]),
                   std::nullopt, kStart + 1000 + static_cast<std::int64_t>(index - 20) * 200);
@@ -1043,6 +1044,103 @@ TEST_CASE("a tenant's submission rate is measured on append time, so a backlog i
   harness.apply(R"({"id":"nightly@2","tenant":"acme","noop":{},"schedule_run":{"schedule_id":"nightly"}})", "acme~nightly",
                 std::nullopt, kStart + 5000);
   CHECK(harness.core.counts().accepted == 27);
+  // An empty schedule_run is not a schedule's run: it counts like any submit.
+  for (std::size_t index = 40; index < 50; ++index) {
+    harness.apply(fmt::format(R"({{"id":"{}","tenant":"acme","noop":{{}},"schedule_run":{{}}}})", ids[index]),
+                  scoped_key("acme", ids[index]), std::nullopt, kStart + 5000);
+  }
+  CHECK(harness.core.counts().accepted == 27 + 5);
+}
+
+TEST_CASE("a producer's clock ahead of the dispatcher's neither freezes a tenant's rate nor buys it tokens") {
+  Harness harness;
+  harness.tenants.put(tenant_settings("acme", 0, 48));  // 5 per second on each partition
+  const auto ids = ids_on_one_partition(harness, "acme", 41);
+  harness.apply(fmt::format(R"({{"id":"{}","tenant":"acme","noop":{{}}}})", ids[0]), scoped_key("acme", ids[0]), std::nullopt,
+                kStart + 3'600'000);  // stamped an hour ahead
+  // Then 40 records, 200 ms apart, each applied as it arrives: all within the rate.
+  for (std::size_t index = 1; index <= 40; ++index) {
+    harness.clock.advance(Millis(200));
+    harness.apply(fmt::format(R"({{"id":"{}","tenant":"acme","noop":{{}}}})", ids[index]), scoped_key("acme", ids[index]),
+                  std::nullopt, to_epoch_ms(harness.clock.now()));
+  }
+  CHECK(harness.core.counts().accepted == 41);
+}
+
+TEST_CASE("a rate below one submission per second on a partition still refills, record after record") {
+  Harness harness;
+  harness.tenants.put(tenant_settings("acme", 0, 4));  // 4 * 1.25 / 12 = 0.4167 per second on each partition
+  const auto ids = ids_on_one_partition(harness, "acme", 8001);
+  // One record every millisecond for 8 s: the bucket (1 token) refills about 3.3 times.
+  for (std::size_t index = 0; index <= 8000; ++index) {
+    harness.apply(fmt::format(R"({{"id":"{}","tenant":"acme","noop":{{}}}})", ids[index]), scoped_key("acme", ids[index]),
+                  std::nullopt, kStart + static_cast<std::int64_t>(index));
+    harness.out.clear();
+    harness.clock.advance(Millis(1));
+  }
+  CHECK(harness.core.counts().accepted >= 4);
+  CHECK(harness.core.counts().accepted <= 5);
+}
+
+TEST_CASE("an update or a replay cannot move a tenant's job onto a queue it may not use") {
+  Harness harness;
+  harness.tenants.put(tenant_settings("acme", 0, 0, {"batch"}));
+  harness.submit(R"({"id":"x","tenant":"acme","queue":"batch","delay":"5s","noop":{}})", "acme~x");
+  harness.apply(R"({"update":{"job":{"id":"x","tenant":"acme","queue":"critical","delay":"5s","noop":{}}}})", "acme~x");
+  const auto rejected = harness.take("dead-letters");
+  REQUIRE(rejected.size() == 1);
+  CHECK(dead_letter(rejected[0]).reason() == "tenant 'acme' may not use queue 'critical' (its queues: batch)");
+  harness.clock.advance(Millis(5'000));
+  harness.fire("acme~x");
+  const auto exec = harness.take(".exec.");
+  REQUIRE(exec.size() == 1);
+  CHECK(exec[0].topic == "kcron.exec.batch.normal");
+}
+
+TEST_CASE("a recount sets every tenant's pending count from the partition's entries, and marks the partition counted") {
+  Harness harness;
+  const auto ids = ids_on_one_partition(harness, "acme", 3);
+  const auto partition = partition_for_key(scoped_routing_key("acme", ids[0]), harness.settings.jobs_partitions);
+  for (const auto& id : ids) {
+    harness.submit(fmt::format(R"({{"id":"{}","tenant":"acme","delay":"9s","noop":{{}}}})", id), scoped_key("acme", id));
+  }
+  // Entries a release before tenant limits wrote (no usage entry moved with them): one more
+  // pending job of acme, and a stale usage entry of a tenant that has none pending.
+  auto& state = harness.state(partition);
+  v1::DispatcherEntry old_entry;
+  old_entry.set_state(v1::DispatcherEntry::PENDING);
+  old_entry.set_due_ms(kStart + 9000);
+  old_entry.mutable_job()->set_id("old");
+  old_entry.mutable_job()->set_tenant("acme");
+  REQUIRE(DispatcherCore::restore(state, "acme~old", encode(old_entry), false).ok());
+  v1::DispatcherEntry stale;
+  stale.set_state(v1::DispatcherEntry::TENANT_USAGE);
+  stale.mutable_usage()->set_pending(7);
+  REQUIRE(DispatcherCore::restore(state, DispatcherCore::usage_key("gone"), encode(stale), false).ok());
+  CHECK_FALSE(*DispatcherCore::counted(state));
+  harness.out.clear();
+  REQUIRE(harness.core.recount(state, partition, harness.out).ok());
+  CHECK(*DispatcherCore::counted(state));
+  CHECK(*harness.core.pending_of(state, "acme") == 4);
+  CHECK(*harness.core.pending_of(state, "gone") == 0);
+  CHECK_FALSE(harness.stored(DispatcherCore::usage_key("gone")));  // nothing left to remember
+  // The counts travel in the changelog: a restore elsewhere sees them.
+  MemoryPartitionState restored(harness.settings.bucket_width);
+  for (const auto& record : harness.take("dispatcher-changelog")) {
+    REQUIRE(DispatcherCore::restore(restored, record.key, record.value, record.tombstone).ok());
+  }
+  CHECK(*harness.core.pending_of(restored, "acme") == 4);
+  CHECK(*DispatcherCore::counted(restored));
+}
+
+TEST_CASE("a job entry's changelog record says its writer counts, a usage entry's does not need to") {
+  Harness harness;
+  harness.submit(R"({"id":"x","tenant":"acme","delay":"5s","noop":{}})", "acme~x");
+  for (const auto& record : harness.take("dispatcher-changelog")) {
+    const bool marked = std::find(record.headers.begin(), record.headers.end(),
+                                  std::pair<std::string, std::string>{std::string(kCountedHeader), "1"}) != record.headers.end();
+    CHECK(marked == !record.key.starts_with("\x01"));
+  }
 }
 
 TEST_CASE("a tenant's job on a queue it may not use is REJECTED, naming its queues") {
@@ -1082,6 +1180,12 @@ TEST_CASE("a purge cancels a tenant's pending jobs on its partition and forgets 
     if (status.state() == v1::CANCELLED) ++cancelled;
   }
   CHECK(cancelled == 3);
+  const auto control = harness.take("kcron.control");
+  REQUIRE(control.size() == 1);  // one tenant-wide cancel for what runs
+  auto cancel = decode_command(control[0].value, header::kProtobuf, "cancel-tenant");
+  REQUIRE(cancel.ok());
+  CHECK(cancel->cancel().tenant() == "acme");
+  CHECK(cancel->cancel().job_id().empty());
   harness.clock.advance(Millis(5'000));
   for (const auto& id : ids) harness.fire(scoped_key("acme-2", id));
   CHECK(harness.exec_ids().size() == 3);  // acme-2's, all of them
@@ -1090,7 +1194,9 @@ TEST_CASE("a purge cancels a tenant's pending jobs on its partition and forgets 
 TEST_CASE("a purge of more keys than one record handles writes the rest back to its own partition") {
   Harness harness;
   const std::size_t count = DispatcherCore::kPurgeKeysPerRecord + 5;
-  const auto ids = ids_on_one_partition(harness, "acme", count);
+  auto ids = ids_on_one_partition(harness, "acme", count + 1);
+  const std::string unseen = ids.back();
+  ids.pop_back();
   const auto partition = partition_for_key(scoped_routing_key("acme", ids[0]), harness.settings.jobs_partitions);
   for (const auto& id : ids) {
     harness.submit(fmt::format(R"({{"id":"{}","tenant":"acme","delay":"5s","noop":{{}}}})", id), scoped_key("acme", id));
@@ -1102,6 +1208,16 @@ TEST_CASE("a purge of more keys than one record handles writes the rest back to 
   InputRecord record{partition, 99, "acme", bytes, "application/x-protobuf", "purge-tenant", harness.clock.now()};
   REQUIRE(harness.core.apply(harness.state(partition), record, harness.out).ok());
   CHECK(harness.core.counts().purged == DispatcherCore::kPurgeKeysPerRecord);
+  CHECK(harness.state(partition).get(DispatcherCore::purging_key("acme"))->has_value());
+  // While the purge is under way, the partition refuses the tenant's submits.
+  harness.out.clear();
+  harness.apply(fmt::format(R"({{"id":"{}","tenant":"acme","delay":"5s","noop":{{}}}})", unseen), scoped_key("acme", unseen),
+                partition);
+  const auto refused = rejected_statuses(harness);
+  REQUIRE(refused.size() == 1);
+  CHECK(refused[0].reason() == "tenant 'acme' is being deleted: submit again once its deletion has ended");
+  harness.out.clear();
+  REQUIRE(harness.core.apply(harness.state(partition), record, harness.out).ok());  // the same record again: idempotent
   auto rest = harness.take("kcron.jobs");
   REQUIRE(rest.size() == 1);
   CHECK(rest[0].partition == partition.value());
@@ -1113,6 +1229,7 @@ TEST_CASE("a purge of more keys than one record handles writes the rest back to 
   REQUIRE(harness.core.apply(harness.state(partition), record, harness.out).ok());
   CHECK(harness.core.counts().purged == count);
   CHECK(harness.take("kcron.jobs").empty());
+  CHECK_FALSE(harness.state(partition).get(DispatcherCore::purging_key("acme"))->has_value());
   CHECK(*harness.core.pending_of(harness.state(partition), "acme") == 0);
 }
 
@@ -1197,4 +1314,22 @@ TEST_CASE("the audit level keeps refusals only, or nothing") {
       CHECK_THAT(decisions[0].reason(), Catch::Contains("unknown queue 'nope'"));
     }
   }
+}
+
+TEST_CASE("after a purge, a fired job of the tenant that fails is not re-armed by its retry") {
+  Harness harness;
+  harness.submit(R"({"id":"runs","tenant":"acme","noop":{}})", "acme~runs");  // fired at once
+  REQUIRE(harness.exec_ids() == std::vector<std::string>{"acme~runs"});
+  const auto partition = partition_for_key("acme~runs", harness.settings.jobs_partitions);
+  v1::Command purge;
+  purge.mutable_purge_tenant()->set_tenant("acme");
+  const std::string bytes = encode(purge);
+  InputRecord record{partition, 99, "acme", bytes, "application/x-protobuf", "purge-tenant", harness.clock.now()};
+  REQUIRE(harness.core.apply(harness.state(partition), record, harness.out).ok());
+  harness.apply(R"({"retry":{"job":{"id":"runs","tenant":"acme","attempt":2,"noop":{}},"due_ms":1790000001000,"error":"x"}})",
+                "acme~runs");
+  CHECK(*harness.core.pending_of(harness.state(partition), "acme") == 0);
+  harness.clock.advance(Millis(5'000));
+  harness.fire("acme~runs");
+  CHECK(harness.exec_ids().empty());
 }

@@ -4,11 +4,14 @@
 // kcron-dispatcher and kcron-worker run as child processes on a fresh topic prefix.
 #include <httplib.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <map>
 #include <thread>
 
 #include "kcron.pb.h"
+#include "kcron/routing.h"
+#include "kcron/tenant.h"
 #include "support/harness.h"
 
 using namespace kcron;
@@ -130,4 +133,116 @@ TEST_CASE("a's cancel of a running same-id stops a's job on the worker, and ab's
   CHECK(results.at("ab~same-id")[0].state() == v1::SUCCEEDED);
   // a's job stopped when the cancel reached it, well before its 5 s.
   CHECK(results.at("a~same-id")[0].finished_ms() < results.at("ab~same-id")[0].finished_ms());
+}
+
+namespace {
+
+// The last status of every key (the compacted status topic as its consumers see it), read until
+// `done` holds (bounded).
+std::map<std::string, v1::StatusRecord> latest_statuses(
+    const TestEnv& env, std::chrono::seconds timeout,
+    const std::function<bool(const std::map<std::string, v1::StatusRecord>&)>& done) {
+  std::map<std::string, v1::StatusRecord> latest;
+  const auto fold = [&](const std::vector<Record>& records) {
+    latest.clear();
+    for (const auto& record : records) {
+      v1::StatusRecord status;
+      if (status.ParseFromString(record.value)) latest[record.key] = status;
+    }
+  };
+  fold(read_topics({env.prefix + "status"}, timeout, [&](const auto& records) {
+    fold(records);
+    return done(latest);
+  }));
+  return latest;
+}
+
+std::size_t count_state(const std::map<std::string, v1::StatusRecord>& statuses, const std::string& key_prefix,
+                        v1::JobState state) {
+  return static_cast<std::size_t>(std::count_if(statuses.begin(), statuses.end(), [&](const auto& entry) {
+    return entry.first.starts_with(key_prefix) && entry.second.state() == state;
+  }));
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a tenant over its pending limit is REJECTED with the limit named while another tenant is not, a raised limit "
+    "applies without a restart, and tenant delete cancels what was pending",
+    "[integration]") {
+  TestEnv env("tenants-limits");  // 4 jobs partitions: each holds ceil(4 * 1.25 / 4) = 2 of acme's pending jobs
+  const auto created = run_cli(env, "tenant create acme --max-pending 4");
+  INFO(created.output);
+  REQUIRE(created.exit_code == 0);
+  auto dispatcher = start(env, "kcron-dispatcher", "d1");
+
+  constexpr int kJobs = 20;
+  std::map<std::int32_t, int> acme_per_partition;
+  TestProducer producer;
+  for (int index = 0; index < kJobs; ++index) {
+    const std::string id = fmt::format("limited-{}", index);
+    ++acme_per_partition[partition_for_key(scoped_routing_key("acme", id), 4).value()];
+    producer.send(env.prefix + "jobs", scoped_key("acme", id),
+                  fmt::format(R"({{"id":"{}","tenant":"acme","delay":"3600s","noop":{{}}}})", id));
+    producer.send(env.prefix + "jobs", scoped_key("beta", id),
+                  fmt::format(R"({{"id":"{}","tenant":"beta","delay":"3600s","noop":{{}}}})", id));
+  }
+  producer.flush();
+  std::size_t expected_pending = 0;
+  for (const auto& [partition, ids] : acme_per_partition) expected_pending += static_cast<std::size_t>(std::min(ids, 2));
+
+  auto statuses = latest_statuses(env, 60s, [](const auto& latest) { return latest.size() >= 2 * kJobs; });
+  INFO(tail_file(dispatcher->log_path(), 30));
+  REQUIRE(statuses.size() == 2 * kJobs);
+  CHECK(count_state(statuses, "beta~", v1::PENDING) == kJobs);
+  CHECK(count_state(statuses, "acme~", v1::PENDING) == expected_pending);
+  const std::size_t refused = count_state(statuses, "acme~", v1::REJECTED);
+  CHECK(refused == kJobs - expected_pending);
+  std::string refused_id;
+  for (const auto& [key, status] : statuses) {
+    if (status.state() != v1::REJECTED) continue;
+    CHECK_THAT(status.reason(), Catch::Contains("tenant 'acme' is at its limit of 4 pending jobs"));
+    refused_id = status.job_id();
+  }
+  REQUIRE(!refused_id.empty());
+  {
+    httplib::Client client("127.0.0.1", http_port_of(*dispatcher));
+    const auto response = client.Get("/metrics");
+    REQUIRE(response);
+    CHECK(metric_value(response->body, R"(kcron_tenant_refusals_total{tenant="acme",limit="pending_jobs"})") ==
+          static_cast<double>(refused));
+  }
+
+  // A raised limit applies without a restart: the refused id, submitted again, waits like the others.
+  const auto raised = run_cli(env, "tenant set acme --max-pending 1000");
+  INFO(raised.output);
+  REQUIRE(raised.exit_code == 0);
+  bool accepted = false;
+  for (int tries = 0; tries < 40 && !accepted; ++tries) {
+    producer.send(env.prefix + "jobs", scoped_key("acme", refused_id),
+                  fmt::format(R"({{"id":"{}","tenant":"acme","delay":"3600s","noop":{{}}}})", refused_id));
+    producer.flush();
+    const auto now = latest_statuses(env, 2s, [&](const auto& latest) {
+      const auto found = latest.find(scoped_key("acme", refused_id));
+      return found != latest.end() && found->second.state() == v1::PENDING;
+    });
+    const auto found = now.find(scoped_key("acme", refused_id));
+    accepted = found != now.end() && found->second.state() == v1::PENDING;
+  }
+  CHECK(accepted);
+
+  // tenant delete: every pending job of acme is cancelled, beta's stay.
+  const auto deleted = run_cli(env, "tenant delete acme --yes");
+  INFO(deleted.output);
+  REQUIRE(deleted.exit_code == 0);
+  const std::size_t acme_pending = expected_pending + (accepted ? 1 : 0);
+  statuses =
+      latest_statuses(env, 60s, [&](const auto& latest) { return count_state(latest, "acme~", v1::CANCELLED) >= acme_pending; });
+  CHECK(count_state(statuses, "acme~", v1::CANCELLED) == acme_pending);
+  CHECK(count_state(statuses, "acme~", v1::PENDING) == 0);
+  CHECK(count_state(statuses, "beta~", v1::PENDING) == kJobs);
+  for (const auto& [key, status] : statuses) {
+    if (key.starts_with("acme~") && status.state() == v1::CANCELLED) CHECK(status.reason() == "tenant 'acme' was deleted");
+  }
+  CHECK(run_cli(env, "tenant get acme").exit_code != 0);
 }
