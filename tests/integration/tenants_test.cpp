@@ -246,3 +246,33 @@ TEST_CASE(
   }
   CHECK(run_cli(env, "tenant get acme").exit_code != 0);
 }
+
+TEST_CASE("tenant delete stops the tenant's running job on the worker, and another tenant's running job succeeds",
+          "[integration]") {
+  TestEnv env("tenants-delete-running");
+  REQUIRE(run_cli(env, "tenant create acme").exit_code == 0);
+  auto dispatcher = start(env, "kcron-dispatcher", "d1");
+  auto worker = start(env, "kcron-worker", "w1");
+  require_cli(env, R"(--tenant acme submit '{"id":"long","sleep":{"duration":"30s"}}')", "submitted");
+  require_cli(env, R"(--tenant beta submit '{"id":"long","sleep":{"duration":"4s"}}')", "submitted");
+  const auto port = http_port_of(*worker);
+  bool both_running = false;
+  for (int tries = 0; tries < 200 && !both_running; ++tries) {
+    httplib::Client client("127.0.0.1", port);
+    const auto response = client.Get("/metrics");
+    both_running = response && metric_value(response->body, "kcron_worker_running_jobs") == 2;
+    if (!both_running) std::this_thread::sleep_for(50ms);
+  }
+  REQUIRE(both_running);
+  const auto deleted = run_cli(env, "tenant delete acme --yes");
+  INFO(deleted.output);
+  REQUIRE(deleted.exit_code == 0);
+  const auto results = results_by_key(env, 60s, [](std::size_t keys) { return keys >= 2; });
+  REQUIRE(results.size() == 2);
+  REQUIRE(results.at("acme~long").size() == 1);
+  CHECK(results.at("acme~long")[0].state() == v1::CANCELLED);
+  REQUIRE(results.at("beta~long").size() == 1);
+  CHECK(results.at("beta~long")[0].state() == v1::SUCCEEDED);
+  // acme's job stopped when the tenant-wide cancel reached it, long before its 30 s.
+  CHECK(results.at("acme~long")[0].finished_ms() - results.at("acme~long")[0].started_ms() < 20'000);
+}

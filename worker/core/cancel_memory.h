@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <deque>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "kcron/clock.h"
@@ -33,6 +34,12 @@ class CancelMemory {
   bool contains(const std::string& job_id, Instant now) const {
     const auto found = arrived_.find(job_id);
     return found != arrived_.end() && found->second >= now - lookback_;
+  }
+  // When the cancel of `job_id` arrived, if within the lookback before `now`.
+  std::optional<Instant> arrived_at(const std::string& job_id, Instant now) const {
+    const auto found = arrived_.find(job_id);
+    if (found == arrived_.end() || found->second < now - lookback_) return std::nullopt;
+    return found->second;
   }
   std::size_t size() const { return arrived_.size(); }
 

@@ -61,9 +61,10 @@ void ControlChannel::poll(const std::function<void(const v1::Cancel& cancel, Ins
     auto command =
         decode_command(std::string_view(static_cast<const char*>(message->payload()), message->len()),
                        kafka::header_value(*message, header::kContentType), kafka::header_value(*message, header::kType));
-    if (!command || !command->has_cancel() || command->cancel().job_id().empty()) {
+    // A cancel names a job, or (a tenant's deletion) only its tenant.
+    if (!command || !command->has_cancel() || (command->cancel().job_id().empty() && command->cancel().tenant().empty())) {
       spdlog::warn("event=control_record_ignored offset={} reason=\"{}\"", message->offset(),
-                   command ? "not a cancel with a job id" : command.error().message());
+                   command ? "not a cancel with a job id or a tenant" : command.error().message());
       continue;
     }
     on_cancel(command->cancel(), instant_from_ms(kafka::record_timestamp_ms(*message, to_epoch_ms(clock_.now()))));

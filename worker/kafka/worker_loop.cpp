@@ -318,6 +318,13 @@ void WorkerLoop::handle(RdKafka::Message& message) {
     finish_now(std::move(attempt), cancelled_before_start(""));
     return;
   }
+  if (!is_default_tenant(attempt.execution.job().tenant())) {
+    const auto tenant_cancelled = cancels_.arrived_at(scoped_key(attempt.execution.job().tenant(), ""), now());
+    if (tenant_cancelled && attempt.execution.fired_ms() <= to_epoch_ms(*tenant_cancelled)) {
+      finish_now(std::move(attempt), cancelled_before_start("its tenant was deleted"));
+      return;
+    }
+  }
   attempt.control->timeout = attempt_timeout(attempt.execution.job(), settings_.default_timeout);
   attempt.control->job_id = attempt.job_key();
   const auto band = band_of_topic_.find(attempt.source.topic);
@@ -357,11 +364,21 @@ void WorkerLoop::finish_now(Attempt attempt, Outcome outcome) {
 }
 
 void WorkerLoop::on_cancel(const v1::Cancel& cancel, Instant arrived) {
+  // A tenant-wide cancel (the tenant was deleted) names no job: it reaches every job of the
+  // tenant here, and each exec record of it fired before the cancel arrived (handle()).
+  const bool whole_tenant = cancel.job_id().empty();
+  if (whole_tenant && is_default_tenant(cancel.tenant())) return;
   const std::string key = scoped_key(cancel.tenant(), cancel.job_id());
   cancels_.remember(key, arrived, now());
   std::vector<std::shared_ptr<AttemptControl>> controls;
-  const auto [first, last] = active_.equal_range(key);
-  for (auto entry = first; entry != last; ++entry) controls.push_back(entry->second);
+  if (whole_tenant) {
+    for (auto entry = active_.lower_bound(key); entry != active_.end() && entry->first.starts_with(key); ++entry) {
+      controls.push_back(entry->second);
+    }
+  } else {
+    const auto [first, last] = active_.equal_range(key);
+    for (auto entry = first; entry != last; ++entry) controls.push_back(entry->second);
+  }
   for (const auto& control : controls) {
     control->cancel_reason = cancel.reason();
     if (auto waiting = slots_.take_waiting(*control)) {
@@ -369,11 +386,11 @@ void WorkerLoop::on_cancel(const v1::Cancel& cancel, Instant arrived) {
       forget(*waiting);
       --in_flight_;
       finish_now(std::move(*waiting), cancelled_before_start(cancel.reason()));
-      spdlog::info("event=cancel_waiting job={} reason=\"{}\"", key, cancel.reason());
+      spdlog::info("event=cancel_waiting job={} reason=\"{}\"", control->job_id, cancel.reason());
       continue;
     }
     control->request(StopReason::kCancel);
-    spdlog::info("event=cancel_running job={} reason=\"{}\"", key, cancel.reason());
+    spdlog::info("event=cancel_running job={} reason=\"{}\"", control->job_id, cancel.reason());
   }
 }
 
