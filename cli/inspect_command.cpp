@@ -242,6 +242,7 @@ int InspectCommands::run(const Config& config, std::ostream& out, std::ostream& 
     for (const auto& record : *records) {
       v1::WorkerHeartbeat beat;
       if (record.value.empty() || !decode_message(record.value, record.content_type, beat)) continue;
+      if (!beat.role().empty()) continue;  // a dispatcher's (features for the upgrade gate), not a worker's
       auto& slot = latest[beat.worker_id()];
       if (beat.at_ms() >= slot.at_ms()) slot = beat;
     }

@@ -22,8 +22,10 @@
 #include "kcron/service.h"
 #include "kcron/tenant.h"
 #include "kcron/topics.h"
+#include "kcron/upgrade_gate.h"
 #include "schedule_lint.h"
 #include "tenant_command.h"
+#include "upgrade_check.h"
 
 namespace {
 
@@ -40,6 +42,8 @@ struct Common {
 kcron::Config load_config(const Common& common) {
   auto keys = kcron::common_config_keys("cli", -1);
   keys.push_back({"tenant", "", "the tenant whose jobs and schedules a command names (empty: the default tenant)"});
+  keys.push_back(
+      {"upgrade_check", "true", "before writing a tenant's records, check that every dispatcher and worker understands them"});
   auto loaded = kcron::Config::load(keys, common.config_file, common.overrides, kcron::process_environment());
   if (!loaded) {
     std::cerr << "kcron: " << loaded.error().message() << "\n";
@@ -99,6 +103,8 @@ std::string command_type(const kcron::v1::Command& command) {
 // Produces a command for `job_id` of `tenant`, keyed by the job's scoped routing key (kcron/tenant.h).
 int produce_command(const kcron::Config& config, const kcron::v1::Command& command, const std::string& tenant,
                     const std::string& job_id) {
+  if (auto open = kcron::cli::check_upgrade(config, tenant, kcron::feature::kTenantKeys); !open)
+    return fail(open.error().message());
   auto producer = kcron::kafka::make_producer(kcron::kafka::client_properties(config, "kcron-cli"), "");
   if (!producer) return fail(producer.error().message());
   const kcron::TopicNames names(config.get("topic_prefix"));
@@ -366,6 +372,8 @@ int run(int argc, char** argv) {
     // The record key is the schedule's scoped key: (tenant, id) is its identity.
     const std::string id =
         remove ? kcron::scoped_key(tenant, schedule_id) : kcron::scoped_key(definition.tenant(), definition.id());
+    if (auto open = kcron::cli::check_upgrade(config, remove ? tenant : definition.tenant(), kcron::feature::kTenantKeys); !open)
+      return fail(open.error().message());
     auto producer = kcron::kafka::make_producer(kcron::kafka::client_properties(config, "kcron-cli"), "");
     if (!producer) return fail(producer.error().message());
     kcron::OutRecord record{

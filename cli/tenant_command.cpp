@@ -17,7 +17,9 @@
 #include "kcron/tenant.h"
 #include "kcron/tenant_registry.h"
 #include "kcron/topics.h"
+#include "kcron/upgrade_gate.h"
 #include "tenant_edit.h"
+#include "upgrade_check.h"
 
 namespace kcron::cli {
 namespace {
@@ -216,6 +218,10 @@ int TenantCommands::run_delete(const Config& config, std::ostream& out, std::ost
     jobs_partitions = found->second;
   }
 
+  if (yes_) {
+    // Every dispatcher must act on the PurgeTenant, and every worker on the tenant-wide cancel.
+    if (auto open = check_upgrade(config, name_, feature::kPurgeTenant); !open) return fail(err, open.error().message());
+  }
   if (!yes_) {
     out << fmt::format(
         "kcron tenant delete {} --yes would:\n"

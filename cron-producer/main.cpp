@@ -21,6 +21,9 @@ std::vector<kcron::ConfigKey> config_keys() {
           {"misfire_threshold_ms", "5000", "a run found this late was missed: its misfire policy applies"},
           {"max_runs_per_tick", "1000", "runs one schedule may emit per batch"},
           {"commit_interval_ms", "200", "longest time a batch stays open"},
+          {"upgrade_check_interval_ms", "30000",
+           "how often to ask whether every dispatcher and worker understands tenant-scoped keys (tenants' schedules wait "
+           "until they do); 0: never ask"},
           {"transaction_timeout_ms", "10000", "transaction.timeout.ms"},
           {"recovery_timeout_ms", "300000", "how long a fenced or unsure producer keeps retrying its transaction coordinator"},
       });
@@ -47,6 +50,7 @@ int run(int argc, char** argv) {
   loop_settings.commit_interval = kcron::Millis(number("commit_interval_ms"));
   loop_settings.transaction_timeout = kcron::Millis(number("transaction_timeout_ms"));
   loop_settings.recovery_timeout = kcron::Millis(number("recovery_timeout_ms"));
+  loop_settings.upgrade_check_interval = kcron::Millis(number("upgrade_check_interval_ms"));
   const auto http_port = number("http_port");
   if (!number.ok()) {
     std::cerr << "kcron-cron-producer: " << number.problems().front() << "\n";

@@ -32,6 +32,9 @@ std::vector<kcron::ConfigKey> config_keys() {
           {"dedupe_retention_ms", "604800000", "how long a fired id is remembered (re-submits ignored)"},
           {"emit_events", "true", "write every transition to the events topic"},
           {"misfire_threshold_ms", "5000", "a schedule run released later than this after its instant misfired"},
+          {"heartbeat_interval_ms", "5000",
+           "heartbeats to the workers topic, saying which protocol features this dispatcher understands (0: none; "
+           "writers then hold back tenants' records, docs/tenancy.md)"},
           {"audit", "all", "decisions written to the audit topic: all, refusals (REJECTED only) or off"},
           {"block_cache_mb", "64", "RocksDB block cache shared by all partitions"},
           {"write_buffer_mb", "64", "RocksDB memtable budget shared by all partitions"},
@@ -83,6 +86,7 @@ int run(int argc, char** argv) {
   loop_settings.max_fires_per_batch = static_cast<std::size_t>(number("max_fires_per_batch"));
   loop_settings.transaction_timeout = number.ms("transaction_timeout_ms");
   loop_settings.recovery_timeout = number.ms("recovery_timeout_ms");
+  loop_settings.heartbeat_interval = number.ms("heartbeat_interval_ms");
   const auto http_port = number("http_port");
   if (!number.ok()) {
     std::cerr << "kcron-dispatcher: " << number.problems().front() << "\n";

@@ -232,6 +232,7 @@ std::size_t SchedulePlanner::tick(std::vector<OutRecord>& out) {
     Entry& entry = id_and_entry.second;  // not a structured binding: clang < 16 cannot capture one
     const auto& definition = entry.definition;
     if (definition.paused() || entry.state.never_fires()) continue;
+    if (hold_tenant_runs_ && !is_default_tenant(definition.tenant())) continue;
     const Instant anchor = definition.has_start() ? instant_from_ms(to_ms(definition.start())) : Instant{};
     Instant from = instant_from_ms(entry.state.last_nominal_ms());
     if (definition.has_start()) from = std::max(from, instant_from_ms(to_ms(definition.start()) - 1));

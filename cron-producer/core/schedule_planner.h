@@ -68,6 +68,11 @@ class SchedulePlanner {
 
   // Emits every trigger due up to now + lookahead, for every schedule of this instance.
   std::size_t tick(std::vector<OutRecord>& out);
+  // While held, the schedules of tenants other than the default emit nothing and do not advance:
+  // a program of an earlier release still runs (kcron/upgrade_gate.h), and would misread their
+  // tenant-scoped keys. Their runs come due when released, under their misfire policy.
+  void hold_tenant_runs(bool held) { hold_tenant_runs_ = held; }
+  bool tenant_runs_held() const { return hold_tenant_runs_; }
 
   void drop_partition(std::int32_t partition);
   std::size_t schedule_count() const { return schedules_.size(); }
@@ -97,6 +102,7 @@ class SchedulePlanner {
   std::map<std::string, Entry, std::less<>> schedules_;
   std::map<std::string, v1::CronState, std::less<>> restored_states_;  // before their schedule loads
   PlannerCounts counts_;
+  bool hold_tenant_runs_ = false;
 };
 
 std::uint64_t fingerprint(const v1::Schedule& definition);

@@ -26,6 +26,8 @@ CronLoop::CronLoop(CronLoopSettings settings, PlannerSettings planner_settings, 
       rejected_(metrics.counter("kcron_jobs_rejected_total{component=\"cron-producer\"}", "schedule records rejected")),
       cancelled_(metrics.counter("kcron_triggers_cancelled_total", "triggers emitted ahead, cancelled by a change")),
       schedules_(metrics.gauge("kcron_schedules", "schedules owned by this cron-producer")),
+      tenant_runs_held_(metrics.gauge(
+          "kcron_tenant_runs_held", "1 while tenants' schedules wait for every dispatcher and worker to understand tenant keys")),
       counters_(metrics, "cron-producer"),
       lag_(metrics, "cron-producer") {}
 
@@ -95,7 +97,16 @@ Status CronLoop::run() {
 Status CronLoop::serve() {
   if (auto status = start(); !status) return status;
   if (http_ != nullptr) http_->set_ready(true);
+  if (settings_.upgrade_check_interval.count() > 0) {
+    tenant_keys_ = std::make_unique<FeatureWatch>(settings_.client, planner_settings_.names, std::string(feature::kTenantKeys),
+                                                  settings_.upgrade_check_interval);
+    tenant_keys_->start();
+  }
   while (!stop_requested()) {
+    if (tenant_keys_) {
+      planner_.hold_tenant_runs(!tenant_keys_->open());
+      tenant_runs_held_.set(planner_.tenant_runs_held() ? 1 : 0);
+    }
     const auto deadline = SteadyClock::now() + settings_.commit_interval;
     while (SteadyClock::now() < deadline && !stop_requested()) {
       const auto wait = std::chrono::duration_cast<Millis>(deadline - SteadyClock::now()).count();

@@ -17,6 +17,7 @@
 #include "kcron/recovery_budget.h"
 #include "kcron/service.h"
 #include "kcron/transaction.h"
+#include "kcron/upgrade_gate.h"
 
 namespace kcron::cron {
 
@@ -27,6 +28,9 @@ struct CronLoopSettings {
   Millis transaction_timeout{10000};
   Millis recovery_timeout{std::chrono::minutes(5)};  // a new producer keeps retrying its coordinator this long
   Millis restore_timeout{std::chrono::minutes(5)};
+  // Tenants' schedules emit only while every dispatcher and worker understands tenant-scoped keys
+  // (kcron/upgrade_gate.h), asked this often; 0 turns the check off (they always emit).
+  Millis upgrade_check_interval{30000};
 };
 
 class CronLoop final : public RdKafka::RebalanceCb {
@@ -72,12 +76,14 @@ class CronLoop final : public RdKafka::RebalanceCb {
   int consecutive_aborts_ = 0;
   bool abandoned_ = false;  // run() returned an error: nothing may commit any more
   PlannerCounts published_;
+  std::unique_ptr<FeatureWatch> tenant_keys_;  // null: the check is off
 
   Counter& emitted_;
   Counter& skipped_;
   Counter& rejected_;
   Counter& cancelled_;
   Gauge& schedules_;
+  Gauge& tenant_runs_held_;
   kafka::LoopCounters counters_;
   kafka::LagSampler lag_;
 };

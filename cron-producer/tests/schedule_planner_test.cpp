@@ -126,6 +126,27 @@ TEST_CASE("a tenant's schedule keyed by its bare id is REJECTED with the key it 
   CHECK(command.submit().id() == "tick@2026-09-21T14:13:30Z");
 }
 
+TEST_CASE(
+    "while tenant runs are held, a tenant's schedule emits nothing and catches up when released, the default tenant's runs on") {
+  Harness harness;
+  harness.apply("acme~tick", R"({"id":"tick","tenant":"acme","expression":"*/10 * * * * *","misfire":"FIRE_ALL",)"
+                             R"("job_template":{"noop":{}}})");
+  harness.apply("tick", schedule("tick", "*/10 * * * * *"));
+  const auto emitted_keys = [&] {
+    harness.planner.tick(harness.out);
+    std::vector<std::string> keys;
+    for (const auto& record : harness.take(".jobs")) keys.push_back(record.key);
+    return keys;
+  };
+  harness.planner.hold_tenant_runs(true);
+  harness.clock.advance(Millis(15'000));
+  // At :35 with 5 s of look-ahead: the :30 and :40 runs.
+  CHECK(emitted_keys() == std::vector<std::string>{"tick", "tick"});
+  CHECK(emitted_keys().empty());
+  harness.planner.hold_tenant_runs(false);
+  CHECK(emitted_keys() == std::vector<std::string>{"acme~tick", "acme~tick"});  // held until now
+}
+
 TEST_CASE("an invalid schedule is REJECTED with its reason and the previous definition stays in force") {
   Harness harness;
   harness.apply("s", schedule("s", "*/10 * * * * *"));

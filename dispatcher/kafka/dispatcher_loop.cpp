@@ -9,6 +9,7 @@
 
 #include "kcron/codec.h"
 #include "kcron/priority.h"
+#include "kcron/upgrade_gate.h"
 
 namespace kcron::dispatcher {
 namespace {
@@ -36,6 +37,14 @@ DispatcherLoop::DispatcherLoop(LoopSettings settings, DispatcherCore& core, Dela
       clock_(clock),
       http_(http),
       metrics_(metrics),
+      heartbeats_({.topic = core.settings().names.workers(),
+                   .worker_id = "dispatcher/" + settings_.instance_id,
+                   .role = "dispatcher",
+                   .features = dispatcher_features(),
+                   .queues = {core.settings().queues.begin(), core.settings().queues.end()},
+                   .slots = 0,
+                   .interval = settings_.heartbeat_interval},
+                  clock),
       accepted_(metrics.counter("kcron_jobs_submitted_total", "jobs submitted and accepted as valid by the dispatcher")),
       fired_(metrics.counter("kcron_jobs_fired_total", "jobs committed to an execution topic")),
       rejected_(metrics.counter("kcron_jobs_rejected_total{component=\"dispatcher\"}", "input records rejected to dead-letters")),
@@ -83,7 +92,10 @@ Status DispatcherLoop::start() {
   for (const auto& queue : core_.settings().queues) {
     for (const auto band : kAllBands) required.push_back({exec_topic(names.prefix, queue, band), 0, {}});
   }
+  if (settings_.heartbeat_interval.count() > 0) required.push_back({names.workers(), 0, {}});
   if (auto status = kafka::check_topics(*producer_, required, Millis(30000)); !status) return status;
+  if (auto status = heartbeats_.start(settings_.client); !status) return status;
+  if (heartbeats_.due(false)) heartbeats_.send({}, 0, 0, false);  // before it joins the group
 
   if (auto status = create_consumer(); !status) return status;
   spdlog::info("event=started instance={} topic={} transactional_id={}dispatcher-{}", settings_.instance_id, names.jobs(),
@@ -127,6 +139,7 @@ Status DispatcherLoop::serve() {
     if (auto status = commit_batch(); !status) return status;
     lag_.sample(*consumer_);
     publish_tenant_gauges();
+    if (heartbeats_.due(false)) heartbeats_.send({}, core_.counts().fired, 0, false);
     if (const auto now = SteadyClock::now(); now - last_trim_ > kTrimInterval) {
       // Batches, fetches and RocksDB's write path free memory in many threads' malloc arenas;
       // give what is free back to the system, so RSS follows what the dispatcher holds.
@@ -136,6 +149,7 @@ Status DispatcherLoop::serve() {
     if (store_failure_) return *store_failure_;
   }
   spdlog::info("event=stopping msg=\"SIGTERM: committing and leaving the group\"");
+  if (heartbeats_.due(true)) heartbeats_.send({}, core_.counts().fired, 0, true);
   if (http_ != nullptr) http_->set_ready(false);
   consumer_->close();  // revokes: the rebalance callback commits the last batch
   consumer_.reset();

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "core/dispatcher_core.h"
+#include "kcron/heartbeats.h"
 #include "kcron/kafka.h"
 #include "kcron/metrics.h"
 #include "kcron/recovery_budget.h"
@@ -39,6 +40,7 @@ struct LoopSettings {
   // (kcron/tenant_follower.h). Empty: none.
   std::function<void()> between_batches;
   Millis tenant_metrics_interval{5000};
+  Millis heartbeat_interval{5000};      // to the workers topic, with the features it understands; 0 = none
   std::size_t max_tenant_labels = 200;  // tenants with a labelled pending gauge, at most
 };
 
@@ -156,6 +158,7 @@ class DispatcherLoop final : public RdKafka::RebalanceCb {
   std::set<std::int32_t> recount_pending_;
   std::chrono::steady_clock::time_point last_tenant_gauges_{};
   Metrics& metrics_;
+  Heartbeats heartbeats_;
 
   Counter& accepted_;
   Counter& fired_;

@@ -276,3 +276,49 @@ TEST_CASE("tenant delete stops the tenant's running job on the worker, and anoth
   // acme's job stopped when the tenant-wide cancel reached it, long before its 30 s.
   CHECK(results.at("acme~long")[0].finished_ms() - results.at("acme~long")[0].started_ms() < 20'000);
 }
+
+TEST_CASE(
+    "a tenant's submit is refused while a dispatcher of an earlier release is in the group, the default tenant's is not, "
+    "and the tenant's is accepted once that dispatcher has gone",
+    "[integration]") {
+  TestEnv env("tenants-upgrade-gate");
+  auto dispatcher = start(env, "kcron-dispatcher", "d1");
+  // A dispatcher of the release before: a static member of the group that sends no heartbeat.
+  std::string error;
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  for (const auto& [name, value] : std::map<std::string, std::string>{{"bootstrap.servers", brokers()},
+                                                                      {"group.id", env.prefix + "dispatcher"},
+                                                                      {"group.instance.id", env.prefix + "dispatcher-old"},
+                                                                      {"session.timeout.ms", "6000"},
+                                                                      {"enable.auto.commit", "false"}}) {
+    REQUIRE(conf->set(name, value, error) == RdKafka::Conf::CONF_OK);
+  }
+  std::unique_ptr<RdKafka::KafkaConsumer> old(RdKafka::KafkaConsumer::create(conf.get(), error));
+  REQUIRE(old);
+  REQUIRE(old->subscribe({env.prefix + "jobs"}) == RdKafka::ERR_NO_ERROR);
+  std::vector<RdKafka::TopicPartition*> assigned;
+  for (int polls = 0; polls < 300 && assigned.empty(); ++polls) {
+    delete old->consume(100);
+    old->assignment(assigned);
+  }
+  REQUIRE(!assigned.empty());
+  RdKafka::TopicPartition::destroy(assigned);
+
+  const auto refused = run_cli(env, R"(--tenant acme submit '{"id":"gated","noop":{}}')");
+  INFO(refused.output);
+  CHECK(refused.exit_code != 0);
+  CHECK_THAT(refused.output, Catch::Contains("dispatcher 'old' sends no heartbeat: it runs a release that does not understand "
+                                             "'tenant-keys'"));
+  CHECK_THAT(refused.output, Catch::Contains("nothing was written for tenant 'acme'"));
+  require_cli(env, R"(submit '{"id":"default-ok","noop":{}}')", "submitted default-ok");
+
+  // Once it has left (a static member leaves when its session times out), the gate opens.
+  old->close();
+  old.reset();
+  bool accepted = false;
+  for (int tries = 0; tries < 30 && !accepted; ++tries) {
+    accepted = run_cli(env, R"(--tenant acme submit '{"id":"gated","noop":{}}')").exit_code == 0;
+    if (!accepted) std::this_thread::sleep_for(1s);
+  }
+  CHECK(accepted);
+}

@@ -7,6 +7,7 @@
 #include "kcron/codec.h"
 #include "kcron/priority.h"
 #include "kcron/transaction.h"
+#include "kcron/upgrade_gate.h"
 
 namespace kcron::worker {
 namespace {
@@ -30,9 +31,14 @@ WorkerLoop::WorkerLoop(LoopSettings settings, const Runner& runner, const Clock&
       http_(http),
       policy_(outcome_settings(settings_)),
       kafka_jobs_(settings_.names),
-      heartbeats_(
-          {settings_.names.workers(), settings_.instance_id, settings_.queues, settings_.slots, settings_.heartbeat_interval},
-          clock),
+      heartbeats_({.topic = settings_.names.workers(),
+                   .worker_id = settings_.instance_id,
+                   .role = "",
+                   .features = worker_features(),
+                   .queues = settings_.queues,
+                   .slots = settings_.slots,
+                   .interval = settings_.heartbeat_interval},
+                  clock),
       control_(settings_.client, settings_.names, settings_.instance_id, settings_.cancel_lookback, clock),
       done_markers_(settings_.client, done_marker_settings(settings_), clock),
       slots_(settings_.slots, settings_.bands, runner, clock,

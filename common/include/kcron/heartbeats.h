@@ -1,7 +1,10 @@
-// A worker's heartbeats on the compacted workers topic, keyed by worker id: host, queues, slots,
-// running job ids, CPU and RSS, counts, start time and interval. Produced outside any transaction
-// with a producer of their own, at most one per interval; the last one, at a clean stop, says
-// `stopped`. `kcron workers` tells live, stopped and lost workers apart by them. Main thread only.
+// A program's heartbeats on the compacted workers topic: a worker's keyed by its worker id (host,
+// queues, slots, running job ids, CPU and RSS, counts, start time and interval), a dispatcher's by
+// `dispatcher/<instance>` with its role. Each says which features of the protocol its program
+// understands (kcron/features.h): writers use a feature only once every member advertises it.
+// Produced outside any transaction with a producer of their own, at most one per interval; the
+// last one, at a clean stop, says `stopped`. `kcron workers` tells live, stopped and lost workers
+// apart by them. Main thread only.
 #pragma once
 
 #include <librdkafka/rdkafkacpp.h>
@@ -16,11 +19,13 @@
 #include "kcron/kafka.h"
 #include "kcron/result.h"
 
-namespace kcron::worker {
+namespace kcron {
 
 struct HeartbeatSettings {
   std::string topic;
-  std::string worker_id;
+  std::string worker_id;  // the record key: a worker's id, `dispatcher/<instance>` for a dispatcher
+  std::string role;       // empty for a worker (as before roles), "dispatcher"
+  std::vector<std::string> features;
   std::vector<std::string> queues;
   std::size_t slots = 0;
   Millis interval{5000};  // 0: no heartbeats
@@ -44,6 +49,7 @@ class Heartbeats {
   std::chrono::steady_clock::time_point last_{};
   Instant started_{};
   std::string host_;
+  bool sent_ = false;
 };
 
-}  // namespace kcron::worker
+}  // namespace kcron

@@ -1,4 +1,4 @@
-#include "kafka/heartbeats.h"
+#include "kcron/heartbeats.h"
 
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -8,7 +8,7 @@
 
 #include "kcron/codec.h"
 
-namespace kcron::worker {
+namespace kcron {
 namespace {
 
 std::string host_name() {
@@ -70,14 +70,19 @@ void Heartbeats::send(const std::vector<std::string>& running, std::uint64_t suc
   beat.set_stopped(stopped);
   beat.set_succeeded(succeeded);
   beat.set_failed(failed);
-  auto headers = typed_headers("worker", "");
+  beat.set_role(settings_.role);
+  for (const auto& feature : settings_.features) beat.add_features(feature);
+  auto headers = typed_headers(settings_.role.empty() ? "worker" : settings_.role, "");
   headers.emplace_back(header::kStatus, stopped ? "STOPPED" : "LIVE");
   const OutRecord record{settings_.topic, -1, settings_.worker_id, encode(beat), false, headers};
   if (auto status = kafka::produce(*producer_, record); !status) {
     spdlog::warn("event=heartbeat_failed error=\"{}\"", status.error().message());
   }
   producer_->poll(0);
-  if (stopped) producer_->flush(2000);
+  // The first one is on the topic before the program joins its group: a writer asking the
+  // upgrade gate never sees a member without its heartbeat.
+  if (stopped || !sent_) producer_->flush(2000);
+  sent_ = true;
 }
 
-}  // namespace kcron::worker
+}  // namespace kcron
