@@ -1,6 +1,6 @@
 // kcron: the operator's command line. Creates and checks topics, submits and cancels jobs with
-// the same murmur2 routing the programs use, manages tenants, and tails any kcron topic as JSON
-// lines.
+// the same murmur2 routing the programs use, manages tenants, reads the audit topic, and tails any
+// kcron topic as JSON lines.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -9,6 +9,7 @@
 #include <iterator>
 #include <set>
 
+#include "audit_command.h"
 #include "core/cron_expression.h"
 #include "cron_command.h"
 #include "inspect_command.h"
@@ -303,6 +304,7 @@ int run(int argc, char** argv) {
   const kcron::cli::CronCommand cron_command(app);
   const kcron::cli::InspectCommands inspect_commands(app);
   const kcron::cli::TenantCommands tenant_commands(app);
+  const kcron::cli::AuditCommand audit_command(app);
 
   CLI11_PARSE(app, argc, argv);
   if (cron_command.parsed()) return cron_command.run(std::cout, std::cerr);  // pure: no config, no broker
@@ -386,6 +388,7 @@ int run(int argc, char** argv) {
   }
   if (inspect_commands.parsed()) return inspect_commands.run(config, std::cout, std::cerr);
   if (tenant_commands.parsed()) return tenant_commands.run(config, std::cout, std::cerr);
+  if (audit_command.parsed()) return audit_command.run(config, std::cout, std::cerr);
   if (tail_command->parsed()) {
     kcron::install_stop_signals();
     return tail(config, tail_options);
