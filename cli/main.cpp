@@ -137,6 +137,7 @@ std::unique_ptr<google::protobuf::Message> message_for(const kcron::TopicNames& 
   if (topic == names.schedules()) return std::make_unique<kcron::v1::Schedule>();
   if (topic == names.cron_changelog()) return std::make_unique<kcron::v1::CronState>();
   if (topic == names.tenants()) return std::make_unique<kcron::v1::TenantSettings>();
+  if (type == "audit" || topic == names.audit()) return std::make_unique<kcron::v1::AuditRecord>();
   return nullptr;
 }
 
