@@ -43,7 +43,7 @@ std::vector<std::string> job_ids(const std::vector<v1::AuditRecord>& records) {
 
 }  // namespace
 
-TEST_CASE("--since takes a duration back from now in s, m, h, d or w, and combinations of them") {
+TEST_CASE("the --since option takes a duration back from now in s, m, h, d or w, and combinations of them") {
   CHECK(*parse_since("15m", kNow) == kNow - 15min);
   CHECK(*parse_since("2h", kNow) == kNow - 2h);
   CHECK(*parse_since("7d", kNow) == kNow - 7 * 24h);
@@ -52,7 +52,7 @@ TEST_CASE("--since takes a duration back from now in s, m, h, d or w, and combin
   CHECK(*parse_since("1h30m", kNow) == kNow - 90min);
 }
 
-TEST_CASE("--since takes an RFC 3339 instant in UTC or with an offset") {
+TEST_CASE("the --since option takes an RFC 3339 instant in UTC or with an offset") {
   CHECK(*parse_since("2026-12-05T09:00:00Z", kNow) == *cron::parse_rfc3339("2026-12-05T09:00:00Z"));
   CHECK(*parse_since("2026-12-05T10:00:00+01:00", kNow) == *cron::parse_rfc3339("2026-12-05T09:00:00Z"));
 }
@@ -61,7 +61,9 @@ TEST_CASE("without --since a query looks back 24 hours") {
   CHECK(*parse_since("", kNow) == kNow - 24h);
 }
 
-TEST_CASE("--since refuses a unit it does not know, a bare number, a zero and more than 100 years, saying which forms it takes") {
+TEST_CASE(
+    "the --since option refuses a unit it does not know, a bare number, a zero and more than 100 years, saying which forms it "
+    "takes") {
   const auto unit = parse_since("5x", kNow);
   REQUIRE_FALSE(unit.ok());
   CHECK(unit.error().message() ==
@@ -79,7 +81,7 @@ TEST_CASE("--since refuses a unit it does not know, a bare number, a zero and mo
   CHECK_FALSE(parse_since("40000d", kNow).ok());
 }
 
-TEST_CASE("--since gives the instant's own error for text that starts like a date") {
+TEST_CASE("the --since option gives the instant's own error for text that starts like a date") {
   const auto bad = parse_since("2026-13-01T00:00:00Z", kNow);
   REQUIRE_FALSE(bad.ok());
   CHECK_THAT(bad.error().message(), Catch::StartsWith("--since '2026-13-01T00:00:00Z': "));
