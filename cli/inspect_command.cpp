@@ -3,8 +3,10 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
+#include <functional>
 #include <iostream>
 #include <map>
+#include <memory>
 
 #include "kcron.pb.h"
 #include "kcron/clock.h"
@@ -16,8 +18,17 @@
 
 namespace kcron::cli {
 
-Result<std::vector<Read>> read_to_end(const Config& config, const std::string& topic, const std::string& key,
-                                      std::int32_t* partition_count) {
+namespace {
+
+// A read_committed consumer of `topic`, with the partitions to read: every one, or the one `key`
+// hashes to.
+struct TopicReader {
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer;
+  std::vector<std::int32_t> partitions;
+};
+
+Result<TopicReader> open_reader(const Config& config, const std::string& topic, const std::string& key,
+                                std::int32_t* partition_count) {
   auto properties = kafka::client_properties(config, "kcron-cli-inspect");
   properties["group.id"] = "kcron-cli-inspect";
   properties["enable.partition.eof"] = "true";
@@ -28,26 +39,22 @@ Result<std::vector<Read>> read_to_end(const Config& config, const std::string& t
   const auto found = counts->find(topic);
   if (found == counts->end()) return make_error("topic {} does not exist (kcron topics create makes it)", topic);
   if (partition_count != nullptr) *partition_count = found->second;
-  kafka::PartitionList assignment;
-  std::map<std::int32_t, std::int64_t> remaining;  // partition -> high watermark still to reach
+  TopicReader reader{std::move(*consumer), {}};
   for (std::int32_t partition = 0; partition < found->second; ++partition) {
-    if (!key.empty() && partition != partition_for_key(key, found->second).value()) continue;
-    // Retried for a while: a topic created a moment ago may not have its leader yet.
-    auto marks = kafka::watermarks(**consumer, topic, partition, Millis(10000));
-    if (!marks) return marks.error();
-    const auto [low, high] = *marks;
-    if (high <= low) continue;
-    remaining[partition] = high;
-    assignment.items.push_back(RdKafka::TopicPartition::create(topic, partition, RdKafka::Topic::OFFSET_BEGINNING));
+    if (key.empty() || partition == partition_for_key(key, found->second).value()) reader.partitions.push_back(partition);
   }
-  std::vector<Read> records;
-  if (remaining.empty()) return records;
-  if (const auto code = (*consumer)->assign(assignment.items); code != RdKafka::ERR_NO_ERROR)
-    return kafka::to_error(code, "assign");
-  const auto deadline = std::chrono::steady_clock::now() + Millis(30000);
+  return reader;
+}
+
+// Reads the assigned partitions until each reaches the offset `remaining` gives it (its high
+// watermark when reading began) or reports its end, handing every record to `visit`.
+Status read_assigned(RdKafka::KafkaConsumer& consumer, const std::string& topic, std::map<std::int32_t, std::int64_t> remaining,
+                     Millis timeout, const std::function<void(Read&&)>& visit) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!remaining.empty()) {
-    if (std::chrono::steady_clock::now() > deadline) return make_error("reading {} did not reach its end within 30 s", topic);
-    std::unique_ptr<RdKafka::Message> message((*consumer)->consume(200));
+    if (std::chrono::steady_clock::now() > deadline)
+      return make_error("reading {} did not reach its end within {} s", topic, timeout.count() / 1000);
+    std::unique_ptr<RdKafka::Message> message(consumer.consume(200));
     if (message->err() == RdKafka::ERR__PARTITION_EOF) {
       // read_committed ends at the last stable offset: past it are only aborted or open records.
       remaining.erase(message->partition());
@@ -62,10 +69,73 @@ Result<std::vector<Read>> read_to_end(const Config& config, const std::string& t
     record.tombstone = message->payload() == nullptr;
     record.timestamp_ms = kafka::record_timestamp_ms(*message, 0);
     record.content_type = kafka::header_value(*message, header::kContentType);
-    records.push_back(std::move(record));
+    visit(std::move(record));
   }
-  (*consumer)->close();
+  consumer.close();
+  return Status::success();
+}
+
+}  // namespace
+
+Result<std::vector<Read>> read_to_end(const Config& config, const std::string& topic, const std::string& key,
+                                      std::int32_t* partition_count) {
+  auto reader = open_reader(config, topic, key, partition_count);
+  if (!reader) return reader.error();
+  kafka::PartitionList assignment;
+  std::map<std::int32_t, std::int64_t> remaining;  // partition -> high watermark still to reach
+  for (const auto partition : reader->partitions) {
+    // Retried for a while: a topic created a moment ago may not have its leader yet.
+    auto marks = kafka::watermarks(*reader->consumer, topic, partition, Millis(10000));
+    if (!marks) return marks.error();
+    const auto [low, high] = *marks;
+    if (high <= low) continue;
+    remaining[partition] = high;
+    assignment.items.push_back(RdKafka::TopicPartition::create(topic, partition, RdKafka::Topic::OFFSET_BEGINNING));
+  }
+  std::vector<Read> records;
+  if (remaining.empty()) return records;
+  if (const auto code = reader->consumer->assign(assignment.items); code != RdKafka::ERR_NO_ERROR)
+    return kafka::to_error(code, "assign");
+  if (auto status = read_assigned(*reader->consumer, topic, std::move(remaining), Millis(30000),
+                                  [&](Read&& record) { records.push_back(std::move(record)); });
+      !status) {
+    return status.error();
+  }
   return records;
+}
+
+Status read_since(const Config& config, const std::string& topic, Instant since, const std::function<void(Read&&)>& visit,
+                  const std::string& key, Millis timeout) {
+  auto reader = open_reader(config, topic, key, nullptr);
+  if (!reader) return reader.error();
+  kafka::PartitionList times;
+  std::map<std::int32_t, std::int64_t> high_of;
+  for (const auto partition : reader->partitions) {
+    auto marks = kafka::watermarks(*reader->consumer, topic, partition, Millis(10000));
+    if (!marks) return marks.error();
+    const auto [low, high] = *marks;
+    if (high <= low) continue;
+    high_of[partition] = high;
+    times.items.push_back(RdKafka::TopicPartition::create(topic, partition, to_epoch_ms(since)));
+  }
+  if (high_of.empty()) return Status::success();
+  // Each partition's first offset timestamped at or after `since`; -1 when it has none.
+  if (const auto code = reader->consumer->offsetsForTimes(times.items, 10000); code != RdKafka::ERR_NO_ERROR)
+    return kafka::to_error(code, fmt::format("offsetsForTimes on {}", topic));
+  kafka::PartitionList assignment;
+  std::map<std::int32_t, std::int64_t> remaining;
+  for (const auto* partition : times.items) {
+    if (partition->err() != RdKafka::ERR_NO_ERROR)
+      return kafka::to_error(partition->err(), fmt::format("offsetsForTimes on {}[{}]", topic, partition->partition()));
+    const auto high = high_of.at(partition->partition());
+    if (partition->offset() < 0 || partition->offset() >= high) continue;
+    remaining[partition->partition()] = high;
+    assignment.items.push_back(RdKafka::TopicPartition::create(topic, partition->partition(), partition->offset()));
+  }
+  if (remaining.empty()) return Status::success();
+  if (const auto code = reader->consumer->assign(assignment.items); code != RdKafka::ERR_NO_ERROR)
+    return kafka::to_error(code, "assign");
+  return read_assigned(*reader->consumer, topic, std::move(remaining), timeout, visit);
 }
 
 namespace {

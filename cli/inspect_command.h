@@ -1,15 +1,17 @@
 // `kcron status`, `kcron dlq list|replay` and `kcron workers`: read kcron's output topics with
 // read_committed up to their end and print what an operator asks about a job, the dead letters
 // or the workers. Each command reads only the partition a key lives on when it has a key.
-// read_to_end is shared with `kcron schedule lint`.
+// read_to_end is shared with `kcron schedule lint` and `kcron tenant`, read_since with `kcron audit`.
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <string>
 #include <vector>
 
+#include "kcron/clock.h"
 #include "kcron/config.h"
 #include "kcron/result.h"
 
@@ -29,6 +31,13 @@ struct Read {
 // receives the topic's partition count.
 Result<std::vector<Read>> read_to_end(const Config& config, const std::string& topic, const std::string& key = "",
                                       std::int32_t* partition_count = nullptr);
+
+// Every committed record of the topic (or of the partition `key` hashes to) timestamped at or after
+// `since`: each partition from the first offset offsetsForTimes gives for `since`, oldest first per
+// partition, up to the end it had when reading began, handed to `visit` as it is read (nothing is
+// kept). An error when the end is not reached within `timeout`.
+Status read_since(const Config& config, const std::string& topic, Instant since, const std::function<void(Read&&)>& visit,
+                  const std::string& key = "", Millis timeout = Millis(60000));
 
 class InspectCommands {
  public:

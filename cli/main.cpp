@@ -1,6 +1,6 @@
 // kcron: the operator's command line. Creates and checks topics, submits and cancels jobs with
-// the same murmur2 routing the programs use, manages tenants, and tails any kcron topic as JSON
-// lines.
+// the same murmur2 routing the programs use, manages tenants, reads the audit topic, and tails any
+// kcron topic as JSON lines.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -9,6 +9,7 @@
 #include <iterator>
 #include <set>
 
+#include "audit_command.h"
 #include "core/cron_expression.h"
 #include "cron_command.h"
 #include "inspect_command.h"
@@ -142,6 +143,7 @@ std::unique_ptr<google::protobuf::Message> message_for(const kcron::TopicNames& 
   if (topic == names.schedules()) return std::make_unique<kcron::v1::Schedule>();
   if (topic == names.cron_changelog()) return std::make_unique<kcron::v1::CronState>();
   if (topic == names.tenants()) return std::make_unique<kcron::v1::TenantSettings>();
+  if (type == "audit" || topic == names.audit()) return std::make_unique<kcron::v1::AuditRecord>();
   return nullptr;
 }
 
@@ -309,6 +311,7 @@ int run(int argc, char** argv) {
   const kcron::cli::CronCommand cron_command(app);
   const kcron::cli::InspectCommands inspect_commands(app);
   const kcron::cli::TenantCommands tenant_commands(app);
+  const kcron::cli::AuditCommand audit_command(app);
 
   CLI11_PARSE(app, argc, argv);
   if (cron_command.parsed()) return cron_command.run(std::cout, std::cerr);  // pure: no config, no broker
@@ -394,6 +397,7 @@ int run(int argc, char** argv) {
   }
   if (inspect_commands.parsed()) return inspect_commands.run(config, std::cout, std::cerr);
   if (tenant_commands.parsed()) return tenant_commands.run(config, std::cout, std::cerr);
+  if (audit_command.parsed()) return audit_command.run(config, std::cout, std::cerr);
   if (tail_command->parsed()) {
     kcron::install_stop_signals();
     return tail(config, tail_options);
