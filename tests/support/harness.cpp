@@ -471,7 +471,7 @@ TickTally tally_ticks(const std::string& prefix, std::chrono::milliseconds timeo
   std::map<std::string, std::map<std::int64_t, int>> emitted;  // schedule -> nominal second -> times
   for (const auto& record : read_topics({prefix + "jobs"}, timeout)) {
     v1::Command command;
-    if (!command.ParseFromString(record.value) || !command.has_submit()) continue;
+    if (!command.ParseFromString(record.value) || !command.has_submit() || !command.submit().has_schedule_run()) continue;
     const auto& run = command.submit().schedule_run();
     ++emitted[run.schedule_id()][run.nominal_instant().seconds()];
   }
