@@ -54,43 +54,51 @@ Status check_members(const MemberGroup& group, const std::vector<std::string>& m
 
 namespace {
 
-// The group.instance.ids of a consumer group's members (none for an empty or unknown group).
-Result<std::vector<std::string>> describe_members(rd_kafka_t* handle, const std::string& group_id,
-                                                  std::chrono::milliseconds timeout) {
+// The group.instance.ids of each consumer group's members (none for an empty or unknown group),
+// asked in one request.
+Result<std::map<std::string, std::vector<std::string>>> describe_members(rd_kafka_t* handle,
+                                                                         const std::vector<std::string>& group_ids,
+                                                                         std::chrono::milliseconds timeout) {
   rd_kafka_queue_t* queue = rd_kafka_queue_new(handle);
   rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(handle, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS);
   char error_text[512] = {};
   rd_kafka_AdminOptions_set_request_timeout(options, static_cast<int>(timeout.count()), error_text, sizeof error_text);
-  const char* groups[] = {group_id.c_str()};
-  rd_kafka_DescribeConsumerGroups(handle, groups, 1, options, queue);
+  std::vector<const char*> groups;
+  for (const auto& group_id : group_ids) groups.push_back(group_id.c_str());
+  rd_kafka_DescribeConsumerGroups(handle, groups.data(), groups.size(), options, queue);
   rd_kafka_event_t* event = rd_kafka_queue_poll(queue, static_cast<int>(timeout.count()) + 5000);
-  Result<std::vector<std::string>> outcome = make_error("describe group {}: no answer within {} ms", group_id, timeout.count());
+  Result<std::map<std::string, std::vector<std::string>>> outcome =
+      make_error("describe groups {}: no answer within {} ms", fmt::join(group_ids, ", "), timeout.count());
   if (event != nullptr) {
     if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      outcome = make_error("describe group {}: {}", group_id, rd_kafka_event_error_string(event));
+      outcome = make_error("describe groups {}: {}", fmt::join(group_ids, ", "), rd_kafka_event_error_string(event));
     } else {
       const auto* result = rd_kafka_event_DescribeConsumerGroups_result(event);
       std::size_t count = 0;
       const auto* descriptions = rd_kafka_DescribeConsumerGroups_result_groups(result, &count);
-      std::vector<std::string> members;
+      std::map<std::string, std::vector<std::string>> members;
       std::string problem;
       for (std::size_t index = 0; index < count; ++index) {
+        const std::string group_id = rd_kafka_ConsumerGroupDescription_group_id(descriptions[index]);
+        auto& listed = members[group_id];
         if (const auto* error = rd_kafka_ConsumerGroupDescription_error(descriptions[index]); error != nullptr) {
           // An unknown group has no members: nothing of it can misread a record.
-          if (rd_kafka_error_code(error) != RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND) problem = rd_kafka_error_string(error);
+          if (rd_kafka_error_code(error) != RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND) {
+            problem = fmt::format("{}: {}", group_id, rd_kafka_error_string(error));
+          }
           continue;
         }
         const std::size_t member_count = rd_kafka_ConsumerGroupDescription_member_count(descriptions[index]);
         for (std::size_t member = 0; member < member_count; ++member) {
           const auto* description = rd_kafka_ConsumerGroupDescription_member(descriptions[index], member);
           const char* instance = rd_kafka_MemberDescription_group_instance_id(description);
-          members.emplace_back(instance != nullptr ? instance : rd_kafka_MemberDescription_client_id(description));
+          listed.emplace_back(instance != nullptr ? instance : rd_kafka_MemberDescription_client_id(description));
         }
       }
       if (problem.empty()) {
         outcome = std::move(members);
       } else {
-        outcome = make_error("describe group {}: {}", group_id, problem);
+        outcome = make_error("describe group {}", problem);
       }
     }
     rd_kafka_event_destroy(event);
@@ -106,6 +114,12 @@ Status require_feature(const kafka::Properties& client, const TopicNames& names,
                        std::chrono::milliseconds timeout) {
   auto producer = kafka::make_producer(client, "");
   if (!producer) return producer.error();
+  auto topics = kafka::partition_counts(**producer, timeout);
+  if (!topics) return topics.error();
+  if (!topics->contains(names.workers())) {
+    return make_error("topic {} does not exist, so no program's heartbeat can be read (kcron topics create makes it)",
+                      names.workers());
+  }
   std::map<std::string, v1::WorkerHeartbeat, std::less<>> heartbeats;
   auto read = kafka::replay_partition(
       client, names.prefix + "upgrade-gate", names.workers(), 0, [](std::int64_t low, std::int64_t) { return low; },
@@ -121,10 +135,15 @@ Status require_feature(const kafka::Properties& client, const TopicNames& names,
       },
       timeout);
   if (!read) return read.error().within("reading the heartbeats on " + names.workers());
-  for (const auto& group : member_groups(names)) {
-    auto members = describe_members((*producer)->c_ptr(), group.group_id, timeout);
-    if (!members) return members.error();
-    if (auto open = check_members(group, *members, heartbeats, wanted, now); !open) return open;
+  const auto groups = member_groups(names);
+  std::vector<std::string> group_ids;
+  for (const auto& group : groups) group_ids.push_back(group.group_id);
+  auto members = describe_members((*producer)->c_ptr(), group_ids, timeout);
+  if (!members) return members.error();
+  for (const auto& group : groups) {
+    const auto found = members->find(group.group_id);
+    if (found == members->end()) continue;
+    if (auto open = check_members(group, found->second, heartbeats, wanted, now); !open) return open;
   }
   return Status::success();
 }

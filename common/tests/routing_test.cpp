@@ -63,8 +63,8 @@ TEST_CASE("the topic layout has every topic of the design with its partitions an
   CHECK(find("kcron.tenants").partitions == 1);
   CHECK(find("kcron.audit").partitions == 12);
   const auto audit = find("kcron.audit");
-  CHECK(std::find(audit.config.begin(), audit.config.end(),
-                  std::pair<std::string, std::string>{"retention.ms", "2592000000"}) != audit.config.end());
+  CHECK(std::find(audit.config.begin(), audit.config.end(), std::pair<std::string, std::string>{"retention.ms", "2592000000"}) !=
+        audit.config.end());
   const auto changelog = find("kcron.dispatcher-changelog");
   CHECK(std::find(changelog.config.begin(), changelog.config.end(),
                   std::pair<std::string, std::string>{"cleanup.policy", "compact"}) != changelog.config.end());
