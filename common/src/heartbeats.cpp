@@ -50,7 +50,13 @@ Status Heartbeats::start(const kafka::Properties& client) {
 
 bool Heartbeats::due(bool stopped) const {
   if (!producer_) return false;
-  return stopped || std::chrono::steady_clock::now() - last_ >= settings_.interval;
+  return stopped || !member_id_sent_ || std::chrono::steady_clock::now() - last_ >= settings_.interval;
+}
+
+void Heartbeats::set_member_id(std::string member_id) {
+  if (member_id == member_id_) return;
+  member_id_ = std::move(member_id);
+  member_id_sent_ = false;
 }
 
 void Heartbeats::send(const std::vector<std::string>& running, std::uint64_t succeeded, std::uint64_t failed, bool stopped) {
@@ -71,6 +77,7 @@ void Heartbeats::send(const std::vector<std::string>& running, std::uint64_t suc
   beat.set_succeeded(succeeded);
   beat.set_failed(failed);
   beat.set_role(settings_.role);
+  beat.set_member_id(member_id_);
   for (const auto& feature : settings_.features) beat.add_features(feature);
   auto headers = typed_headers(settings_.role.empty() ? "worker" : settings_.role, "");
   headers.emplace_back(header::kStatus, stopped ? "STOPPED" : "LIVE");
@@ -81,8 +88,9 @@ void Heartbeats::send(const std::vector<std::string>& running, std::uint64_t suc
   producer_->poll(0);
   // The first one is on the topic before the program joins its group: a writer asking the
   // upgrade gate never sees a member without its heartbeat.
-  if (stopped || !sent_) producer_->flush(2000);
+  if (stopped || !sent_ || !member_id_sent_) producer_->flush(2000);
   sent_ = true;
+  member_id_sent_ = true;
 }
 
 }  // namespace kcron

@@ -16,6 +16,13 @@ Config compacted() {
 Config compacted_with_retention() {
   return {{"cleanup.policy", "compact,delete"}, {"retention.ms", "604800000"}, {"min.compaction.lag.ms", "0"}};
 }
+// Heartbeats: compacted in one-hour segments, so that a reader of the whole topic (the upgrade
+// gate) reads about an hour of them and the latest of each program, not a week.
+Config compacted_heartbeats() {
+  auto config = compacted();
+  config.emplace_back("segment.ms", "3600000");
+  return config;
+}
 Config deleted(const std::string& retention_ms = "604800000") {
   return {{"cleanup.policy", "delete"}, {"retention.ms", retention_ms}};
 }
@@ -34,7 +41,7 @@ std::vector<TopicSpec> all_topics(const TopicNames& names, const TopicLayout& la
       {names.dead_letters(), layout.output_partitions, deleted()},
       {names.status(), layout.output_partitions, compacted()},
       {names.events(), layout.output_partitions, deleted()},
-      {names.workers(), 1, compacted()},
+      {names.workers(), 1, compacted_heartbeats()},
       {names.tenants(), 1, compacted()},
       {names.audit(), layout.output_partitions, deleted("2592000000")},  // 30 days
   };

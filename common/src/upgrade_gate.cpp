@@ -23,7 +23,7 @@ std::vector<MemberGroup> member_groups(const TopicNames& names) {
           {"worker", names.prefix + "workers", names.prefix + "worker-", ""}};
 }
 
-Status check_members(const MemberGroup& group, const std::vector<std::string>& member_instance_ids,
+Status check_members(const MemberGroup& group, const std::vector<GroupMember>& members,
                      const std::map<std::string, v1::WorkerHeartbeat, std::less<>>& heartbeats, std::string_view wanted,
                      Instant now) {
   const auto closed = [&](std::string_view member, std::string_view why) {
@@ -32,21 +32,24 @@ Status check_members(const MemberGroup& group, const std::vector<std::string>& m
         "(docs/tenancy.md#upgrading-to-tenant-scoped-keys)",
         group.role, member, why, wanted, group.role);
   };
-  for (const auto& member : member_instance_ids) {
-    if (!member.starts_with(group.instance_prefix)) return closed(member, "is in the group under an unknown instance id");
-    const std::string instance = member.substr(group.instance_prefix.size());
+  for (const auto& member : members) {
+    if (!member.instance_id.starts_with(group.instance_prefix)) {
+      return closed(member.instance_id, "is in the group under an unknown instance id");
+    }
+    const std::string instance = member.instance_id.substr(group.instance_prefix.size());
     const auto beat = heartbeats.find(group.heartbeat_key_prefix + instance);
     if (beat == heartbeats.end()) return closed(instance, "sends no heartbeat");
     const auto& heartbeat = beat->second;
     if (group.role != "worker" && heartbeat.role() != group.role) return closed(instance, "sends no heartbeat of its role");
+    if (std::find(heartbeat.features().begin(), heartbeat.features().end(), wanted) == heartbeat.features().end()) {
+      return closed(instance, "does not advertise it");
+    }
+    if (!heartbeat.member_id().empty() && heartbeat.member_id() == member.member_id) continue;  // its own, any age
     const Millis age = now - instant_from_ms(heartbeat.at_ms());
     const Millis interval(std::max<std::int64_t>(heartbeat.interval_ms(), 1000));
     if (heartbeat.stopped() || age > 3 * interval) {
-      return closed(instance, fmt::format("is in the group but its last heartbeat is {} ({} s old)",
+      return closed(instance, fmt::format("is in the group as another member than its last heartbeat ({}, {} s old) says",
                                           heartbeat.stopped() ? "a stop" : "stale", age.count() / 1000));
-    }
-    if (std::find(heartbeat.features().begin(), heartbeat.features().end(), wanted) == heartbeat.features().end()) {
-      return closed(instance, "does not advertise it");
     }
   }
   return Status::success();
@@ -56,7 +59,7 @@ namespace {
 
 // The group.instance.ids of each consumer group's members (none for an empty or unknown group),
 // asked in one request.
-Result<std::map<std::string, std::vector<std::string>>> describe_members(rd_kafka_t* handle,
+Result<std::map<std::string, std::vector<GroupMember>>> describe_members(rd_kafka_t* handle,
                                                                          const std::vector<std::string>& group_ids,
                                                                          std::chrono::milliseconds timeout) {
   rd_kafka_queue_t* queue = rd_kafka_queue_new(handle);
@@ -67,7 +70,7 @@ Result<std::map<std::string, std::vector<std::string>>> describe_members(rd_kafk
   for (const auto& group_id : group_ids) groups.push_back(group_id.c_str());
   rd_kafka_DescribeConsumerGroups(handle, groups.data(), groups.size(), options, queue);
   rd_kafka_event_t* event = rd_kafka_queue_poll(queue, static_cast<int>(timeout.count()) + 5000);
-  Result<std::map<std::string, std::vector<std::string>>> outcome =
+  Result<std::map<std::string, std::vector<GroupMember>>> outcome =
       make_error("describe groups {}: no answer within {} ms", fmt::join(group_ids, ", "), timeout.count());
   if (event != nullptr) {
     if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -76,7 +79,7 @@ Result<std::map<std::string, std::vector<std::string>>> describe_members(rd_kafk
       const auto* result = rd_kafka_event_DescribeConsumerGroups_result(event);
       std::size_t count = 0;
       const auto* descriptions = rd_kafka_DescribeConsumerGroups_result_groups(result, &count);
-      std::map<std::string, std::vector<std::string>> members;
+      std::map<std::string, std::vector<GroupMember>> members;
       std::string problem;
       for (std::size_t index = 0; index < count; ++index) {
         const std::string group_id = rd_kafka_ConsumerGroupDescription_group_id(descriptions[index]);
@@ -92,7 +95,8 @@ Result<std::map<std::string, std::vector<std::string>>> describe_members(rd_kafk
         for (std::size_t member = 0; member < member_count; ++member) {
           const auto* description = rd_kafka_ConsumerGroupDescription_member(descriptions[index], member);
           const char* instance = rd_kafka_MemberDescription_group_instance_id(description);
-          listed.emplace_back(instance != nullptr ? instance : rd_kafka_MemberDescription_client_id(description));
+          listed.push_back({instance != nullptr ? instance : rd_kafka_MemberDescription_client_id(description),
+                            rd_kafka_MemberDescription_consumer_id(description)});
         }
       }
       if (problem.empty()) {
@@ -173,16 +177,18 @@ void FeatureWatch::run() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     lock.unlock();
-    const auto answer = require_feature(client_, names_, wanted_, SystemClock::instance().now(), std::chrono::seconds(10));
+    const auto answer = require_feature(client_, names_, wanted_, SystemClock::instance().now(), std::chrono::seconds(5));
     lock.lock();
     const bool was_open = open_.load();
+    const std::string was_reason = reason_;
     open_ = answer.ok();
     reason_ = answer.ok() ? std::string() : answer.error().message();
-    if (was_open != answer.ok() || !answer.ok()) {
+    if (was_open != answer.ok() || was_reason != reason_) {  // changes only: a closed gate is asked every 2 s
       spdlog::log(answer.ok() ? spdlog::level::info : spdlog::level::warn, "event=feature_gate feature={} open={} reason=\"{}\"",
                   wanted_, answer.ok(), reason_);
     }
-    wake_.wait_for(lock, interval_, [this] { return stopping_; });
+    const auto next = answer.ok() ? interval_ : std::min<std::chrono::milliseconds>(interval_, std::chrono::seconds(2));
+    wake_.wait_for(lock, next, [this] { return stopping_; });
   }
 }
 

@@ -9,8 +9,9 @@ namespace {
 constexpr std::int64_t kNow = 1'790'000'000'000;
 
 v1::WorkerHeartbeat beat(const std::string& role, std::vector<std::string> features, std::int64_t age_ms = 1000,
-                         bool stopped = false) {
+                         bool stopped = false, const std::string& member_id = "") {
   v1::WorkerHeartbeat heartbeat;
+  heartbeat.set_member_id(member_id);
   heartbeat.set_role(role);
   for (auto& feature : features) heartbeat.add_features(std::move(feature));
   heartbeat.set_at_ms(kNow - age_ms);
@@ -19,8 +20,11 @@ v1::WorkerHeartbeat beat(const std::string& role, std::vector<std::string> featu
   return heartbeat;
 }
 
-Status check(const MemberGroup& group, const std::vector<std::string>& members,
+// Members by instance id, each holding the member id "m-<instance id>".
+Status check(const MemberGroup& group, const std::vector<std::string>& instances,
              const std::map<std::string, v1::WorkerHeartbeat, std::less<>>& heartbeats) {
+  std::vector<GroupMember> members;
+  for (const auto& instance : instances) members.push_back({instance, "m-" + instance});
   return check_members(group, members, heartbeats, feature::kTenantKeys, instant_from_ms(kNow));
 }
 
@@ -60,17 +64,32 @@ TEST_CASE("a member of an earlier release holds the upgrade gate closed, and the
   auto stale =
       check(dispatchers, {"kcron.dispatcher-d1"}, {{"dispatcher/d1", beat("dispatcher", dispatcher_features(), 60'000)}});
   REQUIRE_FALSE(stale.ok());
-  CHECK_THAT(stale.error().message(), Catch::Contains("its last heartbeat is stale (60 s old)"));
+  CHECK_THAT(stale.error().message(),
+             Catch::Contains("is in the group as another member than its last heartbeat (stale, 60 s old) says"));
   auto stopped =
       check(dispatchers, {"kcron.dispatcher-d1"}, {{"dispatcher/d1", beat("dispatcher", dispatcher_features(), 10, true)}});
   REQUIRE_FALSE(stopped.ok());
-  CHECK_THAT(stopped.error().message(), Catch::Contains("its last heartbeat is a stop"));
+  CHECK_THAT(stopped.error().message(), Catch::Contains("(a stop, 0 s old)"));
   // A worker's heartbeat under a dispatcher's key does not count for the dispatcher.
   auto wrong_role = check(dispatchers, {"kcron.dispatcher-d1"}, {{"dispatcher/d1", beat("", worker_features())}});
   CHECK_FALSE(wrong_role.ok());
   auto unknown = check(dispatchers, {"someone-else"}, {});
   REQUIRE_FALSE(unknown.ok());
   CHECK_THAT(unknown.error().message(), Catch::Contains("is in the group under an unknown instance id"));
+}
+
+TEST_CASE("a member's own heartbeat keeps the gate open at any age, a fresh one before it learnt its member id too") {
+  const auto groups = member_groups(TopicNames("kcron."));
+  const auto& dispatchers = groups[0];
+  // Restoring for minutes, or stopped cleanly and not yet out of the group: its own member id.
+  CHECK(check(dispatchers, {"kcron.dispatcher-d1"},
+              {{"dispatcher/d1", beat("dispatcher", dispatcher_features(), 600'000, false, "m-kcron.dispatcher-d1")}})
+            .ok());
+  CHECK(check(dispatchers, {"kcron.dispatcher-d1"},
+              {{"dispatcher/d1", beat("dispatcher", dispatcher_features(), 600'000, true, "m-kcron.dispatcher-d1")}})
+            .ok());
+  // Just joined: the heartbeat before the join, fresh, without a member id.
+  CHECK(check(dispatchers, {"kcron.dispatcher-d1"}, {{"dispatcher/d1", beat("dispatcher", dispatcher_features(), 500)}}).ok());
 }
 
 TEST_CASE("a dispatcher of this release advertises what a worker does, and the audit topic") {

@@ -144,7 +144,6 @@ bool is_job_key(std::string_view key) {
 constexpr std::int64_t kMilliTokens = 1000;
 constexpr std::size_t kMaxUpsertHints = 4096;
 constexpr std::size_t kRecountChunk = 10000;
-constexpr std::string_view kCountedMarker = "\x01tenant-counted";
 constexpr std::string_view kUsagePrefix = "\x01tenant/";
 
 // A job entry's changelog record says that its writer keeps the tenants' pending counts: a record
@@ -915,10 +914,17 @@ Status DispatcherCore::recount(PartitionState& state, Partition partition, std::
     }
   }
   // Every tenant with an entry gets its count (0 if none waits), every counted one an entry.
-  auto known = state.keys_after(kUsagePrefix, "", kRecountChunk);
-  if (!known) return known.error();
   std::set<std::string, std::less<>> tenants;
-  for (const auto& key : *known) tenants.insert(key.substr(kUsagePrefix.size()));
+  std::string usage_after;
+  for (bool more = true; more;) {
+    auto known = state.keys_after(kUsagePrefix, usage_after, kRecountChunk);
+    if (!known) return known.error();
+    more = known->size() == kRecountChunk;
+    for (const auto& key : *known) {
+      tenants.insert(key.substr(kUsagePrefix.size()));
+      usage_after = key;
+    }
+  }
   for (const auto& [tenant, count] : pending) tenants.insert(tenant);
   for (const auto& tenant : tenants) {
     auto usage = load_usage(state, tenant);
@@ -1033,13 +1039,16 @@ Status DispatcherCore::purge(PartitionState& state, const InputRecord& record, c
   const Partition partition = record.partition;
   const std::string reason = purge.reason().empty() ? fmt::format("tenant '{}' was deleted", tenant) : purge.reason();
   const ScopedName whole_tenant{tenant, "", tenant};
-  if (purge.resume_after().empty()) {
-    // Its running jobs stop too: one tenant-wide cancel, read by every worker.
+  // Its running jobs stop too: a tenant-wide cancel, read by every worker, which cancels what of
+  // the tenant was fired before it arrived. Sent with the first record, and again with the last
+  // of a purge that took several: jobs of its later keys may have fired in between.
+  const auto cancel_running = [&] {
     v1::Command command;
     command.mutable_cancel()->set_tenant(tenant);
     command.mutable_cancel()->set_reason(reason);
     out.push_back({settings_.names.control(), 0, tenant, encode(command), false, typed_headers("cancel-tenant", "", tenant)});
-  }
+  };
+  if (purge.resume_after().empty()) cancel_running();
   // The tenant's jobs, then its schedules' tracks: one key range each.
   const std::string job_prefix = scoped_key(tenant, "");
   const std::string track_prefix = track_key(job_prefix);
@@ -1107,6 +1116,7 @@ Status DispatcherCore::purge(PartitionState& state, const InputRecord& record, c
   if (*marked) {
     if (auto forgotten = forget(state, partition, purging_key(tenant), out); !forgotten) return forgotten;
   }
+  if (!purge.resume_after().empty()) cancel_running();
   audit_purge(false);
   return Status::success();
 }

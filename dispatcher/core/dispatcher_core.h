@@ -73,6 +73,8 @@ struct Counts {
 
 // On a dispatcher-changelog record of a job entry: its writer keeps the tenants' pending counts.
 inline constexpr std::string_view kCountedHeader = "kcron-counted";
+// Store key of the marker a partition keeps once its tenants' counts are exact (recount()).
+inline constexpr std::string_view kCountedMarker = "\x01tenant-counted";
 
 // Which tenant limit refused a submit (docs/tenancy.md#limits).
 enum class TenantLimit { kPendingJobs, kSubmissionRate, kQueue };

@@ -411,6 +411,7 @@ Status DispatcherLoop::rejoin(const std::string& why) {
   if (http_ != nullptr) http_->set_ready(false);
   for (const auto& [partition, owned] : owned_) store_.close(Partition(partition));
   owned_.clear();
+  recount_pending_.clear();  // the assignment restores each partition again, and says again
   owned_partitions_.set(0);
   kafka::discard_consumer(consumer_);  // owns nothing now: a revoke it raises commits nothing
   if (auto status = create_consumer(); !status) return status;
@@ -520,6 +521,9 @@ Status DispatcherLoop::assign(const std::vector<RdKafka::TopicPartition*>& parti
     return kafka::to_error(code, "assign");
   }
   owned_partitions_.set(static_cast<double>(owned_.size()));
+  // The member id it holds now goes out at once: the upgrade gate matches heartbeats by it.
+  heartbeats_.set_member_id(consumer_->memberid());
+  if (heartbeats_.due(false)) heartbeats_.send({}, core_.counts().fired, 0, false);
   spdlog::info("event=assigned partitions=\"{}\" seconds={:.3f}", listing,
                std::chrono::duration<double>(SteadyClock::now() - assign_started).count());
   return Status::success();
@@ -601,7 +605,12 @@ Status DispatcherLoop::restore(const std::map<std::int32_t, PartitionState*>& st
       return *store_failure_;
     }
     ++item.replayed;
-    if (!key.empty() && key.front() != '\x01' && kafka::header_value(message, kCountedHeader).empty()) item.uncounted = true;
+    // Only records after the partition's last recount matter: that recount counted the rest.
+    if (key == kCountedMarker) {
+      item.uncounted = false;
+    } else if (!key.empty() && key.front() != '\x01' && kafka::header_value(message, kCountedHeader).empty()) {
+      item.uncounted = true;
+    }
     if (++item.staged >= 10000) {  // bound the staged batch on large restores
       item.staged = 0;
       auto status = item.state->commit(Checkpoint{message.offset() + 1, now});
@@ -677,6 +686,13 @@ void DispatcherLoop::publish_tenant_gauges() {
   if (tenants == nullptr || now - last_tenant_gauges_ < settings_.tenant_metrics_interval) return;
   last_tenant_gauges_ = now;
   std::set<std::string> gauged;
+  if (tenants->all().size() > settings_.max_tenant_labels && !warned_tenant_labels_) {
+    warned_tenant_labels_ = true;
+    spdlog::warn(
+        "event=tenant_gauges_capped tenants={} labelled={} msg=\"kcron_tenant_pending_jobs is kept for the first "
+        "tenants by name only\"",
+        tenants->all().size(), settings_.max_tenant_labels);
+  }
   for (const auto& [name, settings] : tenants->all()) {
     if (gauged.size() >= settings_.max_tenant_labels) break;
     std::uint64_t pending = 0;

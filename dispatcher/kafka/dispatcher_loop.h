@@ -154,6 +154,7 @@ class DispatcherLoop final : public RdKafka::RebalanceCb {
   Counts published_;
   std::map<std::pair<std::string, TenantLimit>, std::uint64_t> published_refusals_;
   std::set<std::string> gauged_tenants_;
+  bool warned_tenant_labels_ = false;
   // Restored partitions whose tenants' pending counts the next commit sets again (DispatcherCore::recount).
   std::set<std::int32_t> recount_pending_;
   std::chrono::steady_clock::time_point last_tenant_gauges_{};

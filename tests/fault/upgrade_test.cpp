@@ -48,8 +48,9 @@ TEST_CASE(
     auto vars = env.program_env(instance);
     vars.insert(vars.end(), {"KCRON_SCHEDULES_PARTITIONS=2", "KCRON_SLOTS=4"});
     auto process = std::make_unique<Process>(bin_dir + "/" + program, vars, fmt::format("{}/{}.log", env.state_root, log_name));
-    INFO(tail_file(process->log_path()));
-    REQUIRE(wait_for_log(*process, "event=assigned", 60s));
+    const bool assigned = wait_for_log(*process, "event=assigned", 60s);
+    INFO(log_name << ":\n" << tail_file(process->log_path()));
+    REQUIRE(assigned);
     return process;
   };
   const std::string current = std::string(KCRON_BIN_DIR);
@@ -75,10 +76,22 @@ TEST_CASE(
     }
     producer.flush();
   });
-  const auto load_guard = [&] {
-    loading = false;
-    if (load.joinable()) load.join();
-  };
+  // Joins the load thread however the test leaves (a failed REQUIRE throws past it).
+  struct LoadGuard {
+    std::atomic<bool>& loading;
+    std::thread& thread;
+    void stop() {
+      loading = false;
+      if (thread.joinable()) thread.join();
+    }
+    ~LoadGuard() { stop(); }
+  } load_guard{loading, load};
+
+  // The old dispatcher sends no heartbeat: the CLI writes nothing for a tenant.
+  const auto refused_first = run_cli(env, R"(--tenant acme submit '{"id":"after-upgrade","noop":{}}')");
+  INFO(refused_first.output);
+  CHECK(refused_first.exit_code != 0);
+  CHECK_THAT(refused_first.output, Catch::Contains("dispatcher 'd1' sends no heartbeat"));
 
   std::this_thread::sleep_for(5s);
   REQUIRE(dispatcher->terminate() == 0);  // 1. the dispatcher, on the old one's state dir
@@ -102,7 +115,7 @@ TEST_CASE(
   }
   CHECK(accepted);
   std::this_thread::sleep_for(5s);
-  load_guard();
+  load_guard.stop();
 
   const int jobs = sent;
   const auto fired = tally(read_exec_until_all(env.prefix, "u-", jobs, 90s), "u-", jobs);

@@ -30,6 +30,16 @@ class CancelMemory {
     }
     return true;
   }
+  // For a cancel that may come again and whose latest arrival counts (a tenant-wide cancel: each
+  // dispatcher partition's purge sends one): remembers `at` if it is later than what is kept.
+  void remember_latest(const std::string& key, Instant at, Instant now) {
+    const auto found = arrived_.find(key);
+    if (found == arrived_.end()) {
+      remember(key, at, now);
+    } else if (at > found->second) {
+      found->second = at;
+    }
+  }
   // True when a cancel of `job_id` arrived within the lookback before `now`.
   bool contains(const std::string& job_id, Instant now) const {
     const auto found = arrived_.find(job_id);

@@ -375,7 +375,11 @@ void WorkerLoop::on_cancel(const v1::Cancel& cancel, Instant arrived) {
   const bool whole_tenant = cancel.job_id().empty();
   if (whole_tenant && is_default_tenant(cancel.tenant())) return;
   const std::string key = scoped_key(cancel.tenant(), cancel.job_id());
-  cancels_.remember(key, arrived, now());
+  if (whole_tenant) {
+    cancels_.remember_latest(key, arrived, now());
+  } else {
+    cancels_.remember(key, arrived, now());
+  }
   std::vector<std::shared_ptr<AttemptControl>> controls;
   if (whole_tenant) {
     for (auto entry = active_.lower_bound(key); entry != active_.end() && entry->first.starts_with(key); ++entry) {
@@ -566,6 +570,7 @@ void WorkerLoop::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCo
   if (code == RdKafka::ERR__ASSIGN_PARTITIONS) {
     ++epoch_;
     counters_.rebalances.inc();
+    heartbeats_.set_member_id(consumer->memberid());  // sent with the next heartbeat, at once
     std::set<TopicPartitionKey> assigned;
     for (const auto* partition : partitions) {
       assigned.insert({partition->topic(), partition->partition()});

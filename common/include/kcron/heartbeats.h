@@ -38,6 +38,9 @@ class Heartbeats {
   Status start(const kafka::Properties& client);
   // True when a heartbeat is owed: the interval passed, or this is the last one.
   bool due(bool stopped) const;
+  // The consumer group member id the program holds now (after each assignment): the next
+  // heartbeat carries it, and is flushed at once, so the upgrade gate can match it.
+  void set_member_id(std::string member_id);
   // Sends one now (and, when `stopped`, waits briefly for it to leave). A failure is logged: a
   // missed heartbeat is not worth stopping the worker for.
   void send(const std::vector<std::string>& running, std::uint64_t succeeded, std::uint64_t failed, bool stopped);
@@ -50,6 +53,8 @@ class Heartbeats {
   Instant started_{};
   std::string host_;
   bool sent_ = false;
+  std::string member_id_;
+  bool member_id_sent_ = true;
 };
 
 }  // namespace kcron

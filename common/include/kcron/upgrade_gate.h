@@ -45,11 +45,19 @@ struct MemberGroup {
 };
 std::vector<MemberGroup> member_groups(const TopicNames& names);
 
-// Whether every member of `group` (its group.instance.ids, as the broker lists them) has a live
-// heartbeat that lists `wanted`. A heartbeat is live when it is not the last one of a clean stop
-// and is younger than three of its intervals at `now`. The error names the first member that
-// holds the gate closed and why.
-Status check_members(const MemberGroup& group, const std::vector<std::string>& member_instance_ids,
+// A member of a group as the broker lists it.
+struct GroupMember {
+  std::string instance_id;  // group.instance.id (the client id when it has none)
+  std::string member_id;
+};
+
+// Whether every member of `group` has a heartbeat that lists `wanted` and is its own: the
+// heartbeat names the member id the member holds now (any age: a program restoring for minutes
+// sends none meanwhile, and one that stopped cleanly reads nothing more), or, just after a join
+// (before the program learnt its new member id), it is younger than three intervals and not a
+// stop. A program of an earlier release that took over an instance id finds neither. The error
+// names the first member that holds the gate closed and why.
+Status check_members(const MemberGroup& group, const std::vector<GroupMember>& members,
                      const std::map<std::string, v1::WorkerHeartbeat, std::less<>>& heartbeats, std::string_view wanted,
                      Instant now);
 
@@ -63,6 +71,8 @@ Status require_feature(const kafka::Properties& client, const TopicNames& names,
 // can read the answer without waiting on the broker. Closed until the first answer.
 class FeatureWatch {
  public:
+  // Asks every `interval` while open, and every `min(interval, 2 s)` while closed, so that a
+  // closed answer holds nothing back longer than it must.
   FeatureWatch(kafka::Properties client, TopicNames names, std::string wanted, std::chrono::milliseconds interval);
   ~FeatureWatch();  // stops and joins the thread
   FeatureWatch(const FeatureWatch&) = delete;
