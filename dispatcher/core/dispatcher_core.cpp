@@ -886,16 +886,17 @@ void DispatcherCore::upsert_changelog(Partition partition, const std::string& ke
   if (upserted_at_.size() >= kMaxUpsertHints) upserted_at_.clear();
   auto& at = upserted_at_[{partition.value(), key}];
   const bool tombstone = !value;
+  std::string bytes = value ? std::move(*value) : std::string();
   if (at < out.size()) {
     auto& record = out[at];
     if (record.topic == topic && record.partition == partition.value() && record.key == key) {
-      record.value = value.value_or("");
+      record.value = std::move(bytes);
       record.tombstone = tombstone;
       return;
     }
   }
   at = out.size();
-  out.push_back({topic, partition.value(), key, value.value_or(""), tombstone, {}});
+  out.push_back({topic, partition.value(), key, std::move(bytes), tombstone, {}});
 }
 
 Status DispatcherCore::recount(PartitionState& state, Partition partition, std::vector<OutRecord>& out) {

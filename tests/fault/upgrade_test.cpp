@@ -68,7 +68,7 @@ TEST_CASE(
     TestProducer producer;
     for (int index = 0; loading && index < 5000; ++index) {
       producer.send(env.prefix + "jobs", fmt::format("u-{}", index),
-                    submit_json(fmt::format("u-{}", index), delay_json((index % 7) * 1000)), -1,
+                    submit_json(fmt::format("u-{}", index), delay_json(std::int64_t{index % 7} * 1000)), -1,
                     {{"content-type", "application/json"}});
       producer.poll();
       sent = index + 1;

@@ -176,10 +176,10 @@ TEST_CASE(
   REQUIRE(created.exit_code == 0);
   auto dispatcher = start(env, "kcron-dispatcher", "d1");
 
-  constexpr int kJobs = 20;
+  constexpr std::size_t kJobs = 20;
   std::map<std::int32_t, int> acme_per_partition;
   TestProducer producer;
-  for (int index = 0; index < kJobs; ++index) {
+  for (std::size_t index = 0; index < kJobs; ++index) {
     const std::string id = fmt::format("limited-{}", index);
     ++acme_per_partition[partition_for_key(scoped_routing_key("acme", id), 4).value()];
     producer.send(env.prefix + "jobs", scoped_key("acme", id),
@@ -191,9 +191,10 @@ TEST_CASE(
   std::size_t expected_pending = 0;
   for (const auto& [partition, ids] : acme_per_partition) expected_pending += static_cast<std::size_t>(std::min(ids, 2));
 
-  auto statuses = latest_statuses(env, 60s, [](const auto& latest) { return latest.size() >= 2 * kJobs; });
+  constexpr std::size_t kBothTenants = 2 * kJobs;
+  auto statuses = latest_statuses(env, 60s, [](const auto& latest) { return latest.size() >= kBothTenants; });
   INFO(tail_file(dispatcher->log_path(), 30));
-  REQUIRE(statuses.size() == 2 * kJobs);
+  REQUIRE(statuses.size() == kBothTenants);
   CHECK(count_state(statuses, "beta~", v1::PENDING) == kJobs);
   CHECK(count_state(statuses, "acme~", v1::PENDING) == expected_pending);
   const std::size_t refused = count_state(statuses, "acme~", v1::REJECTED);
