@@ -93,7 +93,7 @@ TEST_CASE(
   CHECK(refused_first.exit_code != 0);
   CHECK_THAT(refused_first.output, Catch::Contains("dispatcher 'd1' sends no heartbeat"));
 
-  std::this_thread::sleep_for(5s);
+  std::this_thread::sleep_for(3s);
   REQUIRE(dispatcher->terminate() == 0);  // 1. the dispatcher, on the old one's state dir
   dispatcher = start(current, "kcron-dispatcher", "d1", "d1-new");
   // The old worker holds the gate closed: the CLI writes nothing for a tenant.
@@ -102,10 +102,10 @@ TEST_CASE(
   CHECK(refused.exit_code != 0);
   CHECK_THAT(refused.output, Catch::Contains("worker 'w1' does not advertise it"));
 
-  std::this_thread::sleep_for(5s);
+  std::this_thread::sleep_for(3s);
   REQUIRE(worker->terminate() == 0);  // 2. the worker
   worker = start(current, "kcron-worker", "w1", "w1-new");
-  std::this_thread::sleep_for(5s);
+  std::this_thread::sleep_for(3s);
   REQUIRE(cron->terminate() == 0);  // 3. the writers: the cron-producer, then the CLI below
   cron = start(current, "kcron-cron-producer", "c1", "c1-new");
   bool accepted = false;
@@ -114,7 +114,7 @@ TEST_CASE(
     if (!accepted) std::this_thread::sleep_for(1s);
   }
   CHECK(accepted);
-  std::this_thread::sleep_for(5s);
+  std::this_thread::sleep_for(3s);
   load_guard.stop();
 
   const int jobs = sent;
@@ -126,7 +126,7 @@ TEST_CASE(
   WARN(report_fault("upgrade-succeeded", succeeded, -1));
   WARN(fmt::format("upgrade ticks: {} schedules, {} ticks, {} missing, {} doubled", ticks.schedules, ticks.ticks, ticks.missing,
                    ticks.doubled));
-  CHECK(jobs > 500);
+  CHECK(jobs > 300);
   CHECK(fired.once == jobs);
   CHECK(fired.lost == 0);
   CHECK(fired.duplicated == 0);
