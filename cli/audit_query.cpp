@@ -14,6 +14,7 @@
 #include "core/rfc3339.h"
 #include "kcron/codec.h"
 #include "kcron/tenant.h"
+#include "text.h"
 
 namespace kcron::cli {
 namespace {
@@ -62,19 +63,6 @@ std::optional<Result<Millis>> parse_duration(std::string_view text) {
   }
   if (total_ms == 0) return Result<Millis>(make_error("--since '{}': a duration must be longer than 0", text));
   return Result<Millis>(Millis(total_ms));
-}
-
-std::string rfc3339_ms(std::int64_t epoch_ms) {
-  if (epoch_ms <= 0) return "-";
-  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z", fmt::gmtime(static_cast<std::time_t>(epoch_ms / 1000)),
-                     static_cast<int>(epoch_ms % 1000));
-}
-
-std::string one_line(std::string text, std::size_t limit) {
-  for (auto& c : text) {
-    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
-  }
-  return text.size() <= limit ? text : text.substr(0, limit) + "...";
 }
 
 std::string or_dash(const std::string& text) {

@@ -15,6 +15,7 @@
 #include "kcron/routing.h"
 #include "kcron/tenant.h"
 #include "kcron/topics.h"
+#include "text.h"
 
 namespace kcron::cli {
 
@@ -140,19 +141,6 @@ Status read_since(const Config& config, const std::string& topic, Instant since,
 
 namespace {
 
-std::string when(std::int64_t epoch_ms) {
-  if (epoch_ms <= 0) return "-";
-  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z", fmt::gmtime(static_cast<std::time_t>(epoch_ms / 1000)),
-                     static_cast<int>(epoch_ms % 1000));
-}
-
-std::string one_line(std::string text, std::size_t limit = 100) {
-  for (auto& c : text) {
-    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
-  }
-  return text.size() <= limit ? text : text.substr(0, limit) + "...";
-}
-
 int fail(std::ostream& err, const std::string& message) {
   err << "kcron: " << message << "\n";
   return 1;
@@ -220,12 +208,12 @@ int InspectCommands::run(const Config& config, std::ostream& out, std::ostream& 
       return 0;
     }
     out << fmt::format("job {}: {} (attempt {}) at {}{}\n", job_id_, state_name(current.state()), current.attempt(),
-                       when(current.at_ms()), current.reason().empty() ? "" : " - " + one_line(current.reason(), 200));
+                       rfc3339_ms(current.at_ms()), current.reason().empty() ? "" : " - " + one_line(current.reason(), 200));
     if (!history.empty()) {
       out << fmt::format("{:<25} {:<10} {:>7}  {:<10} {}\n", "AT", "STATE", "ATTEMPT", "BY", "REASON");
       for (const auto& entry : history) {
-        out << fmt::format("{:<25} {:<10} {:>7}  {:<10} {}\n", when(entry.at_ms()), state_name(entry.state()), entry.attempt(),
-                           entry.component(), one_line(entry.reason()));
+        out << fmt::format("{:<25} {:<10} {:>7}  {:<10} {}\n", rfc3339_ms(entry.at_ms()), state_name(entry.state()),
+                           entry.attempt(), entry.component(), one_line(entry.reason()));
       }
     }
     return 0;
@@ -262,7 +250,7 @@ int InspectCommands::run(const Config& config, std::ostream& out, std::ostream& 
         const std::string job = letter.has_job() ? letter.job().id()
                                                  : fmt::format("({}[{}]@{})", letter.source_topic(), letter.source_partition(),
                                                                letter.source_offset());
-        out << fmt::format("{:<25} {:<9} {:<16} {:<32} {:>8}  {}\n", when(letter.at_ms()), state_name(letter.state()),
+        out << fmt::format("{:<25} {:<9} {:<16} {:<32} {:>8}  {}\n", rfc3339_ms(letter.at_ms()), state_name(letter.state()),
                            letter_tenant(letter), job, letter.history_size(), one_line(letter.reason()));
       }
       return 0;

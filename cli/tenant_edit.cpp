@@ -7,6 +7,7 @@
 
 #include "kcron/codec.h"
 #include "kcron/tenant.h"
+#include "text.h"
 
 namespace kcron::cli {
 namespace {
@@ -16,19 +17,6 @@ std::string_view trimmed(std::string_view text) {
   if (first == std::string_view::npos) return {};
   const auto last = text.find_last_not_of(" \t");
   return text.substr(first, last - first + 1);
-}
-
-std::string rfc3339(std::int64_t epoch_ms) {
-  if (epoch_ms <= 0) return "-";
-  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z", fmt::gmtime(static_cast<std::time_t>(epoch_ms / 1000)),
-                     static_cast<int>(epoch_ms % 1000));
-}
-
-std::string one_line(std::string text, std::size_t limit) {
-  for (auto& c : text) {
-    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
-  }
-  return text.size() <= limit ? text : text.substr(0, limit) + "...";
 }
 
 std::string queues_of(const v1::TenantSettings& settings, std::string_view none) {
@@ -96,7 +84,7 @@ std::string describe_tenant(const v1::TenantSettings& settings) {
       settings.name(), one_line(settings.description(), 200), limit(limits.max_pending_jobs()),
       limits.max_submissions_per_second() == 0 ? std::string("none") : fmt::format("{:g}", limits.max_submissions_per_second()),
       limit(limits.max_running_jobs()), queues_of(settings, "all (every queue of the deployment)"),
-      rfc3339(settings.created_ms()), rfc3339(settings.updated_ms()));
+      rfc3339_ms(settings.created_ms()), rfc3339_ms(settings.updated_ms()));
 }
 
 std::vector<KeyOnPartition> live_schedules_of(const std::vector<Read>& records, std::string_view tenant) {
