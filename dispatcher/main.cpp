@@ -35,6 +35,13 @@ std::vector<kcron::ConfigKey> config_keys() {
           {"heartbeat_interval_ms", "5000",
            "heartbeats to the workers topic, saying which protocol features this dispatcher understands (0: none; "
            "writers then hold back tenants' records, docs/tenancy.md)"},
+          {"fire_ahead_max_ms", "5000",
+           "fire-ahead: a job's exec record may be committed up to this long before its instant, and the worker holds "
+           "it until then (docs/fire-ahead.md); updates within this of the instant are refused; 0: off"},
+          {"fire_ahead_min_lead_ms", "500", "fire-ahead: the least lead a job gets (a commit and the worker's fetch)"},
+          {"fire_ahead_per_exec_partition", "20000", "fire-ahead: records fired ahead and not yet due per exec partition, at most"},
+          {"upgrade_check_interval_ms", "10000",
+           "how often to check that every dispatcher and worker supports fire-ahead before using it (0: assume they do)"},
           {"audit", "all", "decisions written to the audit topic: all, refusals (REJECTED only) or off"},
           {"block_cache_mb", "64", "RocksDB block cache shared by all partitions"},
           {"write_buffer_mb", "64", "RocksDB memtable budget shared by all partitions"},
@@ -61,6 +68,9 @@ int run(int argc, char** argv) {
   settings.dedupe_retention = number.ms("dedupe_retention_ms");
   settings.misfire_threshold = number.ms("misfire_threshold_ms");
   settings.emit_events = config.get_bool("emit_events").ok() && *config.get_bool("emit_events");
+  settings.fire_ahead.max = number.ms("fire_ahead_max_ms");
+  settings.fire_ahead.min_lead = std::min(settings.fire_ahead.max, number.ms("fire_ahead_min_lead_ms"));
+  settings.fire_ahead.max_per_exec_partition = static_cast<std::size_t>(number("fire_ahead_per_exec_partition"));
   if (const auto audit = config.get("audit"); audit == "all") {
     settings.audit = kcron::dispatcher::AuditLevel::kAll;
   } else if (audit == "refusals") {
@@ -87,6 +97,7 @@ int run(int argc, char** argv) {
   loop_settings.transaction_timeout = number.ms("transaction_timeout_ms");
   loop_settings.recovery_timeout = number.ms("recovery_timeout_ms");
   loop_settings.heartbeat_interval = number.ms("heartbeat_interval_ms");
+  loop_settings.upgrade_check_interval = number.ms("upgrade_check_interval_ms");
   const auto http_port = number("http_port");
   if (!number.ok()) {
     std::cerr << "kcron-dispatcher: " << number.problems().front() << "\n";

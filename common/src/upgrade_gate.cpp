@@ -11,11 +11,12 @@ namespace kcron {
 
 std::vector<std::string> dispatcher_features() {
   return {std::string(feature::kTenantKeys), std::string(feature::kTenantLimits), std::string(feature::kPurgeTenant),
-          std::string(feature::kAudit)};
+          std::string(feature::kAudit), std::string(feature::kFireAhead)};
 }
 
 std::vector<std::string> worker_features() {
-  return {std::string(feature::kTenantKeys), std::string(feature::kTenantLimits), std::string(feature::kPurgeTenant)};
+  return {std::string(feature::kTenantKeys), std::string(feature::kTenantLimits), std::string(feature::kPurgeTenant),
+          std::string(feature::kFireAhead)};
 }
 
 std::vector<MemberGroup> member_groups(const TopicNames& names) {

@@ -31,6 +31,12 @@ struct DueEntry {
   Slot slot;
 };
 
+// How many entries hold a slot in one bucket (pending jobs, markers, retained ids).
+struct BucketCount {
+  Instant begin{};  // the bucket's first instant
+  std::int64_t count = 0;
+};
+
 struct Checkpoint {
   std::int64_t changelog_offset = 0;  // next changelog offset to replay
   Instant written{};                  // wall time of the commit that wrote it
@@ -58,6 +64,11 @@ class PartitionState {
   // start; `now` when it stopped at its limit), lowered by every put() since. Before the first
   // due(): Instant::min() (look at once). The loop sleeps until then instead of a fixed interval.
   virtual Instant next_due_hint() const = 0;
+  // The entries in each bucket from the one holding `from` through the one holding `until`,
+  // staged writes included, in bucket order; empty buckets left out. For the fire-ahead window
+  // (docs/fire-ahead.md): a bucket is counted by one scan when first asked for, then followed in
+  // memory by every put and erase (a discard forgets the counts). An error when a scan could not read.
+  virtual Result<std::vector<BucketCount>> bucket_counts(Instant from, Instant until) = 0;
   // Entries with a slot (pending jobs, markers and retained ids), staged writes included. Kept in
   // memory: reading it cannot fail.
   virtual std::int64_t slotted_count() const = 0;

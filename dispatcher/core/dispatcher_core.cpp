@@ -470,6 +470,17 @@ Status DispatcherCore::update(Context& context, v1::Job job) {
            context.out);
     return Status::success();
   }
+  if (const Millis ahead = settings_.fire_ahead.max;
+      ahead.count() > 0 && instant_from_ms(existing->due_ms()) - clock_.now() <= ahead) {
+    // Within W_max of its instant the job may have fired ahead already: refused, whatever the
+    // window was when it fired (docs/fire-ahead.md), so the answer never depends on timing.
+    reject(context.record, &ref,
+           fmt::format("cannot update job '{}': already fired (it is due within {} ms, the fire-ahead window); cancel it "
+                       "and submit a new job instead",
+                       ref.id, ahead.count()),
+           context.out);
+    return Status::success();
+  }
   job.set_attempt(existing->attempt());
   job.set_tenant(std::string(tenant_field(ref.tenant)));
   if (auto refused = queue_refusal(ref, job)) {
@@ -589,23 +600,103 @@ Status DispatcherCore::completion(Context& context, const v1::Completion& comple
 
 Result<std::size_t> DispatcherCore::fire_due(PartitionState& state, Partition partition, std::size_t limit,
                                              std::vector<OutRecord>& out) {
-  const auto due = state.due(clock_.now(), limit);
+  const Instant now = clock_.now();
+  Millis window{0};
+  if (fire_ahead_open_ && settings_.fire_ahead.max.count() > 0) {
+    auto upcoming = state.bucket_counts(now, now + settings_.fire_ahead.max);
+    if (!upcoming) return upcoming.error().within(fmt::format("counting the jobs coming due on partition {}", partition));
+    window = window_.window(now, *upcoming, settings_.bucket_width);
+  }
+  window_of_[partition.value()] = window;
+  last_window_ = window;
+  prune_ahead(now);
+  // Jobs left in the window last time come back first in the scan: room for them on top of `limit`.
+  auto& deferred = deferred_count_[partition.value()];
+  const auto due = state.due(now + window, limit + deferred);
   if (!due) return due.error();
+  deferred = 0;
+  Instant wake = Instant::max();
+  std::size_t handled = 0;
   for (const auto& slot : *due) {
+    if (handled >= limit) break;
     const std::string& key = slot.job_id.value();
     auto entry = load(state, key);
     Status done;
     if (!entry) {
       done = entry.error();
     } else if (*entry && (*entry)->state() == Entry::PENDING) {
+      if (slot.slot.due > now && !may_fire_ahead(**entry, key, now, wake)) {
+        ++deferred;
+        continue;
+      }
       done = release(state, partition, key, **entry, out);
     } else {
-      done = forget(state, partition, key, out);  // an expired marker or retained id
+      done = forget(state, partition, key, out);  // an expired marker or retained id (up to the window early)
       ++counts_.expired;
     }
     if (!done) return done.error().within(fmt::format("firing due jobs of partition {}", partition));
+    ++handled;
   }
-  return due->size();
+  deferred_wake_[partition.value()] = wake;
+  return handled;
+}
+
+bool DispatcherCore::may_fire_ahead(const Entry& entry, const std::string& stored_as, Instant now, Instant& wake) {
+  const Instant due = instant_from_ms(entry.due_ms());
+  if (entry.job().has_schedule_run()) {
+    const auto overlap = entry.job().schedule_run().overlap();
+    if (overlap == v1::FORBID || overlap == v1::REPLACE) {
+      wake = std::min(wake, due);  // decided at its instant, on what the previous run did by then
+      return false;
+    }
+  }
+  (void)stored_as;
+  const auto exec =
+      exec_partition_of(exec_topic(settings_.names.prefix, entry.job().queue(), band_for_priority(entry.priority())),
+                        scoped_key(entry.job().tenant(), entry.job().id()));
+  const auto found = ahead_.find(exec);
+  if (found != ahead_.end() && found->second.size() >= settings_.fire_ahead.max_per_exec_partition) {
+    wake = std::min(wake, std::max(now, std::min(due, *found->second.begin())));  // room comes as they fall due
+    return false;
+  }
+  return true;
+}
+
+std::pair<std::string, std::int32_t> DispatcherCore::exec_partition_of(std::string topic, std::string_view job_key) const {
+  const auto count = exec_partitions_.find(topic);
+  const std::int32_t partitions = count != exec_partitions_.end() && count->second > 0 ? count->second : 1;
+  // The exec record is keyed by the job's scoped key; the producer partitions it by murmur2.
+  const std::int32_t partition = partition_for_key(job_key, partitions).value();
+  return {std::move(topic), partition};
+}
+
+void DispatcherCore::prune_ahead(Instant now) {
+  for (auto exec = ahead_.begin(); exec != ahead_.end();) {
+    auto& dues = exec->second;
+    dues.erase(dues.begin(), dues.upper_bound(now));
+    exec = dues.empty() ? ahead_.erase(exec) : std::next(exec);
+  }
+}
+
+std::size_t DispatcherCore::ahead_count() const {
+  std::size_t count = 0;
+  for (const auto& [exec, dues] : ahead_) count += dues.size();
+  return count;
+}
+
+Instant DispatcherCore::next_look(const PartitionState& state, Partition partition) const {
+  const Instant hint = state.next_due_hint();
+  if (hint == Instant::min()) return hint;
+  const auto window = window_of_.find(partition.value());
+  Instant look = hint;
+  if (window != window_of_.end() && hint != Instant::max()) look = hint - window->second;
+  if (fire_ahead_open_ && settings_.fire_ahead.max.count() > 0) {
+    // The window may widen (a burst coming due): look often enough to notice.
+    look = std::min(look, hint - settings_.fire_ahead.max);
+  }
+  const auto deferred = deferred_wake_.find(partition.value());
+  if (deferred != deferred_wake_.end()) look = std::min(look, deferred->second);
+  return look;
 }
 
 void DispatcherCore::reject_unpublishable(const InputRecord& record, std::string_view reason, std::vector<OutRecord>& out) {
@@ -620,7 +711,11 @@ Result<bool> DispatcherCore::fail_due(PartitionState& state, Partition partition
   auto loaded = load(state, key);
   if (!loaded) return loaded.error().within(fmt::format("giving up on due job {:?} of partition {}", key, partition));
   auto& entry = *loaded;
-  if (!entry || entry->state() != Entry::PENDING || instant_from_ms(entry->due_ms()) > clock_.now()) return false;
+  // Due, or within the fire-ahead window (it may have been fired ahead).
+  if (!entry || entry->state() != Entry::PENDING ||
+      instant_from_ms(entry->due_ms()) > clock_.now() + std::max(Millis(0), settings_.fire_ahead.max)) {
+    return false;
+  }
   const ScopedName job = job_of(entry->job());
   const std::string why = fmt::format("its execution record could not be published: {}", reason);
   v1::DeadLetter letter;
@@ -786,8 +881,13 @@ Status DispatcherCore::fire(PartitionState& state, Partition partition, const st
   execution.set_fired_ms(to_epoch_ms(fired));
   auto headers = typed_headers("execution", job.id, job.tenant);
   headers.emplace_back(header::kStatus, state_name(v1::QUEUED));
+  const Instant due = instant_from_ms(entry.due_ms());
+  if (due > fired) {
+    ++counts_.fired_ahead;
+    ahead_[exec_partition_of(topic, job.key)].insert(due);
+  }
   out.push_back({std::move(topic), -1, job.key, encode(execution), false, std::move(headers)});
-  fire_lags_.push_back(fired - instant_from_ms(entry.due_ms()));
+  fire_lags_.push_back(fired - due);
   ++counts_.fired;
 
   entry.set_state(Entry::FIRED);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/delay_store.h"
+#include "core/fire_window.h"
 #include "kcron.pb.h"
 #include "kcron/clock.h"
 #include "kcron/ids.h"
@@ -44,6 +45,7 @@ struct Settings {
   Millis misfire_threshold{5000};  // a schedule run released later than this after its due instant misfired
   std::string component = "dispatcher";
   AuditLevel audit = AuditLevel::kAll;
+  FireAheadSettings fire_ahead;  // docs/fire-ahead.md
 };
 
 // One consumed record of the jobs topic.
@@ -69,6 +71,7 @@ struct Counts {
   std::uint64_t unpublishable = 0;  // given up on: an input REJECTED or a due job DEAD (also counted there)
   std::uint64_t purged = 0;         // pending jobs cancelled because their tenant was deleted
   std::uint64_t recounts = 0;       // partitions whose tenants' pending jobs were counted again
+  std::uint64_t fired_ahead = 0;    // of `fired`: committed before their due instant (fire-ahead)
 };
 
 // On a dispatcher-changelog record of a job entry: its writer keeps the tenants' pending counts.
@@ -120,8 +123,28 @@ class DispatcherCore {
   static Result<bool> counted(PartitionState& state);
   // A tenant's pending jobs on one partition, as its usage entry counts them.
   Result<std::uint64_t> pending_of(PartitionState& state, std::string_view tenant) const;
-  // Fire lags (fired minus due) observed since the last call.
+  // Fire lags (fired minus due; negative: fired ahead) observed since the last call.
   std::vector<Millis> take_fire_lags();
+
+  // Fire-ahead (docs/fire-ahead.md). fire_due() fires a pending job up to the window before its
+  // instant; the worker holds the record until then. Closed (jobs fire at their instant) until
+  // the loop says every worker holds records until their instant (the upgrade gate).
+  void set_fire_ahead_open(bool open) { fire_ahead_open_ = open; }
+  bool fire_ahead_open() const { return fire_ahead_open_; }
+  // Exec topic -> its partitions, to bound the records fired ahead per exec partition (a topic not
+  // listed counts as one partition).
+  void set_exec_partitions(std::map<std::string, std::int32_t, std::less<>> counts) { exec_partitions_ = std::move(counts); }
+  // A committed transaction: `fired` jobs, `took` to commit, `cycle` since the previous commit.
+  void observe_commit(std::size_t fired, Millis took, Millis cycle) { window_.observe_commit(fired, took, cycle); }
+  // The window the last fire_due() of any partition used.
+  Millis last_window() const { return last_window_; }
+  const FireWindow& fire_window() const { return window_; }
+  // When fire_due() should next run for a partition: the store's next-due hint less the window,
+  // or sooner when a job within the window waits for its instant (a schedule run whose overlap
+  // policy decides at the instant, or an exec partition whose window is full).
+  Instant next_look(const PartitionState& state, Partition partition) const;
+  // Records fired ahead and not yet due, over every exec partition.
+  std::size_t ahead_count() const;
   const Settings& settings() const { return settings_; }
   const TenantRegistry* tenants() const { return tenants_; }
 
@@ -212,6 +235,13 @@ class DispatcherCore {
   // A protobuf *_ms field for an instant `after` from now.
   std::int64_t ms_from_now(Millis after) const { return to_epoch_ms(clock_.now() + after); }
 
+  // Whether a pending job due within the window may fire before its instant; when not, `wake`
+  // is lowered to when to look at it again.
+  bool may_fire_ahead(const v1::DispatcherEntry& entry, const std::string& stored_as, Instant now, Instant& wake);
+  // The exec partition a record keyed `job_key` goes to on `topic`.
+  std::pair<std::string, std::int32_t> exec_partition_of(std::string topic, std::string_view job_key) const;
+  void prune_ahead(Instant now);
+
   Settings settings_;
   const Clock& clock_;
   const TenantRegistry* tenants_;
@@ -221,6 +251,17 @@ class DispatcherCore {
   // Where in the caller's output a usage entry's changelog record was put, to replace it there.
   std::map<std::pair<std::int32_t, std::string>, std::size_t> upserted_at_;
   std::vector<Millis> fire_lags_;
+  FireWindow window_{settings_.fire_ahead};
+  bool fire_ahead_open_ = false;
+  Millis last_window_{0};
+  std::map<std::string, std::int32_t, std::less<>> exec_partitions_;
+  // Exec partition -> due instants of the records fired ahead to it that are not due yet.
+  std::map<std::pair<std::string, std::int32_t>, std::multiset<Instant>> ahead_;
+  // Per jobs partition: the window its last fire_due() used, and the earliest instant at which a
+  // job it left in the window (waiting for its instant) wants another look.
+  std::map<std::int32_t, Millis> window_of_;
+  std::map<std::int32_t, Instant> deferred_wake_;
+  std::map<std::int32_t, std::size_t> deferred_count_;
 };
 
 }  // namespace kcron::dispatcher

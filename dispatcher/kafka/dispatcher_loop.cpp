@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "kcron/codec.h"
+#include "kcron/fault_points.h"
 #include "kcron/priority.h"
 #include "kcron/upgrade_gate.h"
 
@@ -58,7 +59,13 @@ DispatcherLoop::DispatcherLoop(LoopSettings settings, DispatcherCore& core, Dela
       restored_records_(metrics.counter("kcron_changelog_restored_records_total", "changelog records replayed on restore")),
       store_size_(metrics.gauge("kcron_delay_store_jobs", "entries in the delay buckets of owned partitions")),
       owned_partitions_(metrics.gauge("kcron_owned_partitions", "jobs partitions owned by this dispatcher")),
-      fire_lag_(metrics.histogram("kcron_fire_lag_seconds", "exec record fired minus due instant", Metrics::latency_buckets())),
+      fire_lag_(metrics.histogram("kcron_fire_lag_seconds", "exec record fired minus due instant (0 when fired ahead)",
+                                  Metrics::latency_buckets())),
+      fired_ahead_(metrics.counter("kcron_jobs_fired_ahead_total",
+                                   "jobs committed to an execution topic before their due instant (fire-ahead)")),
+      fire_window_(metrics.gauge("kcron_fire_ahead_window_seconds",
+                                 "how far ahead of their instant jobs were fired by the last batch (0: fire-ahead closed)")),
+      ahead_records_(metrics.gauge("kcron_fired_ahead_waiting", "records fired ahead whose instant has not come yet")),
       commit_seconds_(
           metrics.histogram("kcron_transaction_commit_seconds", "time to commit one transaction", Metrics::latency_buckets())),
       counters_(metrics, "dispatcher"),
@@ -94,6 +101,28 @@ Status DispatcherLoop::start() {
   }
   if (settings_.heartbeat_interval.count() > 0) required.push_back({names.workers(), 0, {}});
   if (auto status = kafka::check_topics(*producer_, required, Millis(30000)); !status) return status;
+  if (core_.settings().fire_ahead.max.count() > 0) {
+    // Fire-ahead bounds its records per exec partition: which partition a record goes to.
+    auto counts = kafka::partition_counts(*producer_, Millis(30000));
+    if (!counts) return counts.error().within("reading the exec topics' partition counts");
+    std::map<std::string, std::int32_t, std::less<>> exec_counts;
+    for (const auto& queue : core_.settings().queues) {
+      for (const auto band : kAllBands) {
+        const auto topic = exec_topic(names.prefix, queue, band);
+        if (const auto found = counts->find(topic); found != counts->end()) exec_counts.emplace(topic, found->second);
+      }
+    }
+    core_.set_exec_partitions(std::move(exec_counts));
+    if (settings_.upgrade_check_interval.count() > 0) {
+      if (!fire_ahead_gate_) {
+        fire_ahead_gate_ = std::make_unique<FeatureWatch>(settings_.client, names, std::string(feature::kFireAhead),
+                                                          settings_.upgrade_check_interval);
+        fire_ahead_gate_->start();
+      }
+    } else {
+      core_.set_fire_ahead_open(true);
+    }
+  }
   if (auto status = heartbeats_.start(settings_.client); !status) return status;
   if (heartbeats_.due(false)) heartbeats_.send({}, 0, 0, false);  // before it joins the group
 
@@ -164,7 +193,7 @@ Status DispatcherLoop::consume_batch() {
   auto open_for = settings_.commit_interval;
   const Instant wall_now = clock_.now();
   for (const auto& [partition, owned] : owned_) {
-    const Instant hint = owned.state->next_due_hint();  // Instant::min(): look at once
+    const Instant hint = core_.next_look(*owned.state, Partition(partition));  // Instant::min(): look at once
     if (hint < wall_now + open_for) open_for = std::max(kMinBatchWait, hint > wall_now ? hint - wall_now : Millis(0));
   }
   const auto deadline = SteadyClock::now() + open_for;
@@ -246,6 +275,21 @@ Status DispatcherLoop::commit_batch() {
     spans_.push_back({out_.size(), partition, -1});
     recounted.push_back(partition);
   }
+  if (fire_ahead_gate_) {
+    const bool open = fire_ahead_gate_->open();
+    if (open != core_.fire_ahead_open() || (!open && !fire_ahead_logged_open_)) {
+      if (open) {
+        spdlog::info("event=fire_ahead_open max_ms={} msg=\"every dispatcher and worker holds exec records until their "
+                     "instant\"",
+                     core_.settings().fire_ahead.max.count());
+      } else {
+        spdlog::info("event=fire_ahead_closed reason=\"{}\" msg=\"jobs fire at their instant until it opens\"",
+                     fire_ahead_gate_->reason());
+      }
+      fire_ahead_logged_open_ = true;
+    }
+    core_.set_fire_ahead_open(open);
+  }
   // Bisecting: a narrowed batch fires only when it consumed nothing, and at most its cap.
   const bool narrowed = batch_cap_ < settings_.max_batch_records;
   const std::size_t limit = !narrowed ? settings_.max_fires_per_batch : consumed_in_batch_ > 0 ? 0 : batch_cap_;
@@ -295,7 +339,17 @@ Status DispatcherLoop::commit_batch() {
     case kafka::TransactionOutcome::kUnknown:
       return recover(fmt::format("commit outcome unknown: {}", result.reason));
   }
-  commit_seconds_.observe(std::chrono::duration<double>(SteadyClock::now() - started).count());
+  // Fault suite: a batch that fired jobs ahead of their instant committed; the store is not written yet.
+  if (core_.counts().fired_ahead != published_.fired_ahead) (void)fault::hit("dispatcher.after_fire_ahead");
+  const auto committed_at = SteadyClock::now();
+  commit_seconds_.observe(std::chrono::duration<double>(committed_at - started).count());
+  core_.observe_commit(fired, std::chrono::duration_cast<Millis>(committed_at - started),
+                       last_commit_end_ == SteadyClock::time_point{}
+                           ? Millis(0)
+                           : std::chrono::duration_cast<Millis>(committed_at - last_commit_end_));
+  last_commit_end_ = committed_at;
+  fire_window_.set(std::chrono::duration<double>(core_.last_window()).count());
+  ahead_records_.set(static_cast<double>(core_.ahead_count()));
   if (batch_cap_ < settings_.max_batch_records) {
     batch_cap_ = std::min(settings_.max_batch_records, batch_cap_ * 2);
     if (batch_cap_ == settings_.max_batch_records) spdlog::info("event=bisect_done msg=\"full batches again\"");
@@ -667,6 +721,7 @@ void DispatcherLoop::publish_counts() {
   expired_.inc(counts.expired - published_.expired);
   skipped_.inc(counts.skipped - published_.skipped);
   unpublishable_.inc(counts.unpublishable - published_.unpublishable);
+  fired_ahead_.inc(counts.fired_ahead - published_.fired_ahead);
   published_ = counts;
   for (const auto& [key, count] : core_.limit_refusals()) {
     auto& published = published_refusals_[key];
@@ -677,7 +732,7 @@ void DispatcherLoop::publish_counts() {
         .inc(count - published);
     published = count;
   }
-  for (const auto lag : core_.take_fire_lags()) fire_lag_.observe(std::chrono::duration<double>(lag).count());
+  for (const auto lag : core_.take_fire_lags()) fire_lag_.observe(std::max(0.0, std::chrono::duration<double>(lag).count()));
 }
 
 void DispatcherLoop::publish_tenant_gauges() {

@@ -23,6 +23,7 @@
 #include "kcron/recovery_budget.h"
 #include "kcron/service.h"
 #include "kcron/transaction.h"
+#include "kcron/upgrade_gate.h"
 
 namespace kcron::dispatcher {
 
@@ -42,6 +43,9 @@ struct LoopSettings {
   Millis tenant_metrics_interval{5000};
   Millis heartbeat_interval{5000};      // to the workers topic, with the features it understands; 0 = none
   std::size_t max_tenant_labels = 200;  // tenants with a labelled pending gauge, at most
+  // Fire-ahead opens once every dispatcher and worker in the groups says it holds exec records
+  // until their instant (kcron/upgrade_gate.h), asked this often; 0: not asked, open at once.
+  Millis upgrade_check_interval{10000};
 };
 
 class DispatcherLoop final : public RdKafka::RebalanceCb {
@@ -174,6 +178,12 @@ class DispatcherLoop final : public RdKafka::RebalanceCb {
   Gauge& store_size_;
   Gauge& owned_partitions_;
   Histogram& fire_lag_;
+  Counter& fired_ahead_;
+  Gauge& fire_window_;
+  Gauge& ahead_records_;
+  std::unique_ptr<FeatureWatch> fire_ahead_gate_;
+  bool fire_ahead_logged_open_ = false;
+  std::chrono::steady_clock::time_point last_commit_end_{};
   Histogram& commit_seconds_;
   kafka::LoopCounters counters_;
   kafka::LagSampler lag_;

@@ -66,6 +66,20 @@ Result<std::vector<DueEntry>> MemoryPartitionState::due(Instant now, std::size_t
   return entries;
 }
 
+Result<std::vector<BucketCount>> MemoryPartitionState::bucket_counts(Instant from, Instant until) {
+  const auto first = bucket_of(from, bucket_width_);
+  const auto last = bucket_of(until, bucket_width_);
+  std::vector<BucketCount> counts;
+  for (const auto& key : working_.buckets) {
+    if (key.bucket < first) continue;
+    if (key.bucket > last) break;
+    const Instant begin = bucket_begin(key.bucket, bucket_width_);
+    if (counts.empty() || counts.back().begin != begin) counts.push_back({begin, 0});
+    ++counts.back().count;
+  }
+  return counts;
+}
+
 Status MemoryPartitionState::commit(const Checkpoint& checkpoint) {
   working_.checkpoint = checkpoint;
   committed_ = working_;

@@ -20,6 +20,7 @@ class MemoryPartitionState final : public PartitionState {
   Status erase(std::string_view key) override;
   Result<std::vector<std::string>> keys_after(std::string_view prefix, std::string_view after, std::size_t limit) override;
   Result<std::vector<DueEntry>> due(Instant now, std::size_t limit) override;
+  Result<std::vector<BucketCount>> bucket_counts(Instant from, Instant until) override;
   Instant next_due_hint() const override { return next_due_hint_; }
   std::int64_t slotted_count() const override { return static_cast<std::int64_t>(working_.buckets.size()); }
   Status commit(const Checkpoint& checkpoint) override;

@@ -143,6 +143,7 @@ class RocksDbDelayStore::ColumnFamilyState final : public PartitionState {
       (void)batch_.Put(handle_, db_key, "");
       lower_cursor(std::string_view(db_key).substr(1));
       next_due_hint_ = std::min(next_due_hint_, slot->due);
+      if (auto counted = bucket_counts_.find(bucket_key.bucket); counted != bucket_counts_.end()) ++counted->second;
       ++count_;
       low_bucket_ = std::min(low_bucket_, bucket_key.bucket);
     }
@@ -248,6 +249,23 @@ class RocksDbDelayStore::ColumnFamilyState final : public PartitionState {
     return entries;
   }
 
+  Result<std::vector<BucketCount>> bucket_counts(Instant from, Instant until) override {
+    const auto first = bucket_of(from, bucket_width_);
+    const auto last = bucket_of(until, bucket_width_);
+    bucket_counts_.erase(bucket_counts_.begin(), bucket_counts_.lower_bound(first));  // behind us for good
+    std::vector<BucketCount> counts;
+    for (auto bucket = first; bucket <= last; ++bucket) {
+      auto counted = bucket_counts_.find(bucket);
+      if (counted == bucket_counts_.end()) {
+        auto scanned = count_bucket(bucket);
+        if (!scanned) return scanned.error();
+        counted = bucket_counts_.emplace(bucket, *scanned).first;
+      }
+      if (counted->second > 0) counts.push_back({bucket_begin(bucket, bucket_width_), counted->second});
+    }
+    return counts;
+  }
+
   Instant next_due_hint() const override { return next_due_hint_; }
   std::int64_t slotted_count() const override { return count_; }
 
@@ -275,6 +293,7 @@ class RocksDbDelayStore::ColumnFamilyState final : public PartitionState {
   void discard() override {
     next_due_hint_ = Instant::min();  // what the dropped batch fired is due again
     cursors_.clear();                 // they may point past entries the dropped batch erased
+    bucket_counts_.clear();           // they count what the dropped batch wrote
     batch_.Clear();
     last_.reset();
     count_ = committed_count_;
@@ -286,6 +305,7 @@ class RocksDbDelayStore::ColumnFamilyState final : public PartitionState {
   Status wipe() override {
     next_due_hint_ = Instant::min();
     cursors_.clear();
+    bucket_counts_.clear();
     batch_.Clear();
     last_.reset();
     rocksdb::WriteBatch wipe_batch;
@@ -370,8 +390,27 @@ class RocksDbDelayStore::ColumnFamilyState final : public PartitionState {
     const BucketKey bucket_key{bucket_of(parsed->slot->due, bucket_width_), parsed->slot->priority, parsed->slot->due,
                                std::string(key)};
     (void)batch_.Delete(handle_, bucket_db_key(bucket_key));
+    if (auto counted = bucket_counts_.find(bucket_key.bucket); counted != bucket_counts_.end()) --counted->second;
     --count_;
     return Status::success();
+  }
+
+  // The slot keys of one bucket (staged writes included), counted by a scan.
+  Result<std::int64_t> count_bucket(std::int64_t bucket) {
+    std::string lower(1, kBucketPrefix);
+    lower += bucket_start(bucket);
+    std::string upper(1, kBucketPrefix);
+    upper += bucket_start(bucket + 1);
+    const rocksdb::Slice upper_slice(upper);
+    rocksdb::ReadOptions read_options;
+    read_options.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> iterator(
+        batch_.NewIteratorWithBase(handle_, db_->NewIterator(read_options, handle_), &read_options));
+    std::int64_t count = 0;
+    // The base iterator honours the bound; the batch's staged keys are checked here.
+    for (iterator->Seek(lower); iterator->Valid() && iterator->key().compare(upper_slice) < 0; iterator->Next()) ++count;
+    if (const auto status = iterator->status(); !status.ok()) return failure("count of bucket", lower, status.ToString());
+    return count;
   }
 
   // The first 9 bytes of a bucket key: bucket and priority rank.
@@ -412,6 +451,8 @@ class RocksDbDelayStore::ColumnFamilyState final : public PartitionState {
   // before it. Empty: the run has no live key. Kept in memory only; a put before it moves it back,
   // a discarded batch (whose erases come back) clears them all.
   std::map<std::string, std::string> cursors_;
+  // Bucket -> its slotted entries, for the buckets bucket_counts() counted and not yet left behind.
+  std::map<std::int64_t, std::int64_t> bucket_counts_;
   // The last index value read or written (key -> framed value, nullopt: absent).
   std::optional<std::pair<std::string, std::optional<std::string>>> last_;
   static constexpr int kPriorityRanks = 10;

@@ -16,15 +16,23 @@ namespace {
 
 constexpr std::int64_t kStart = 1'790'000'000'000;  // 2026-09-21, a round instant
 
+Settings harness_settings(FireAheadSettings fire_ahead) {
+  Settings value;
+  value.jobs_partitions = 12;
+  value.cancel_marker_ttl = Millis(60'000);
+  value.dedupe_retention = Millis(3'600'000);
+  value.fire_ahead = fire_ahead;
+  return value;
+}
+
 struct Harness {
+  Harness() = default;
+  // With fire-ahead (open): its own tests.
+  explicit Harness(FireAheadSettings fire_ahead) : settings(harness_settings(fire_ahead)) { core.set_fire_ahead_open(true); }
+
   ManualClock clock{instant_from_ms(kStart)};
-  Settings settings = [] {
-    Settings value;
-    value.jobs_partitions = 12;
-    value.cancel_marker_ttl = Millis(60'000);
-    value.dedupe_retention = Millis(3'600'000);
-    return value;
-  }();
+  // Jobs fire at their instant here unless a test asks for fire-ahead.
+  Settings settings = harness_settings(FireAheadSettings{.max = Millis(0)});
   TenantRegistry tenants;
   DispatcherCore core{settings, clock, &tenants};
   MemoryDelayStore store{settings.bucket_width};
@@ -604,6 +612,10 @@ class FailingState final : public PartitionState {
   Result<std::vector<DueEntry>> due(Instant now, std::size_t limit) override {
     if (scan_fails) return Error("injected: bucket scan failed");
     return inner_.due(now, limit);
+  }
+  Result<std::vector<BucketCount>> bucket_counts(Instant from, Instant until) override {
+    if (scan_fails) return Error("injected: bucket count failed");
+    return inner_.bucket_counts(from, until);
   }
   Instant next_due_hint() const override { return inner_.next_due_hint(); }
   std::int64_t slotted_count() const override { return inner_.slotted_count(); }
@@ -1332,4 +1344,152 @@ TEST_CASE("after a purge, a fired job of the tenant that fails is not re-armed b
   harness.clock.advance(Millis(5'000));
   harness.fire("acme~runs");
   CHECK(harness.exec_ids().empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fire-ahead (docs/fire-ahead.md)
+
+namespace {
+
+FireAheadSettings ahead_settings() {
+  return FireAheadSettings{.max = Millis(5000), .min_lead = Millis(500), .max_per_exec_partition = 20000, .assumed_fire_rate = 20000};
+}
+
+v1::Execution execution_of(const OutRecord& record) {
+  v1::Execution execution;
+  REQUIRE(execution.ParseFromString(record.value));
+  return execution;
+}
+
+}  // namespace
+
+TEST_CASE("fire-ahead commits a job's exec record within the lead before its instant, carrying the instant") {
+  Harness harness(ahead_settings());
+  harness.submit(R"({"id":"soon","delay":"10s","noop":{}})", "soon");
+  harness.out.clear();
+  harness.clock.advance(Millis(9'000));  // 1 s before: outside the 500 ms lead
+  CHECK(harness.fire("soon") == 0);
+  harness.clock.advance(Millis(600));  // 400 ms before
+  CHECK(harness.fire("soon") == 1);
+  const auto exec = harness.take(".exec.");
+  REQUIRE(exec.size() == 1);
+  const auto execution = execution_of(exec[0]);
+  CHECK(execution.due_ms() == kStart + 10'000);
+  CHECK(execution.fired_ms() == kStart + 9'600);
+  CHECK(harness.core.counts().fired_ahead == 1);
+  CHECK(harness.core.ahead_count() == 1);
+  harness.clock.advance(Millis(400));
+  CHECK(harness.fire("soon") == 0);  // fired once: nothing more at its instant
+  CHECK(harness.core.ahead_count() == 0);  // due now: no longer ahead
+}
+
+TEST_CASE("with fire-ahead closed (a worker of an earlier release in the group) jobs fire at their instant") {
+  Harness harness(ahead_settings());
+  harness.core.set_fire_ahead_open(false);
+  harness.submit(R"({"id":"soon","delay":"10s","noop":{}})", "soon");
+  harness.clock.advance(Millis(9'900));
+  CHECK(harness.fire("soon") == 0);
+  harness.clock.advance(Millis(100));
+  CHECK(harness.fire("soon") == 1);
+  CHECK(harness.core.counts().fired_ahead == 0);
+}
+
+TEST_CASE("the fire-ahead window widens for a burst so that its last job is committed before the instant") {
+  auto settings = ahead_settings();
+  settings.max = Millis(10'000);
+  settings.assumed_fire_rate = 1000;  // 3000 jobs take 3 s; with the 1.5x margin and the lead, 5 s
+  Harness harness(settings);
+  const std::string first = "burst-0";
+  const auto partition = harness.partition_of(first);
+  std::vector<std::string> ids;
+  for (int index = 0; ids.size() < 3000 && index < 100'000; ++index) {
+    auto id = fmt::format("burst-{}", index);
+    if (harness.partition_of(id) == partition) ids.push_back(std::move(id));
+  }
+  REQUIRE(ids.size() == 3000);
+  for (const auto& id : ids) harness.submit(fmt::format(R"({{"id":"{}","delay":"20s","noop":{{}}}})", id), id);
+  harness.out.clear();
+  harness.clock.advance(Millis(14'500));  // 5.5 s before
+  CHECK(harness.fire(first, 10'000) == 0);
+  harness.clock.advance(Millis(600));  // 4.9 s before: the window reaches the burst
+  CHECK(harness.fire(first, 10'000) == 3000);
+  CHECK(harness.core.last_window() >= Millis(4'900));
+  CHECK(harness.core.counts().fired_ahead == 3000);
+}
+
+TEST_CASE("schedule runs whose overlap is forbid or replace are never fired ahead, other runs are") {
+  Harness harness(ahead_settings());
+  const auto run = [](const std::string& id, const std::string& overlap) {
+    return fmt::format(R"({{"id":"{}","run_at_ms":"{}","noop":{{}},"schedule_run":{{"schedule_id":"s-{}","overlap":"{}"}}}})",
+                       id, kStart + 10'000, overlap, overlap);
+  };
+  harness.submit(run("s-FORBID@1", "FORBID"), "s-FORBID@1");
+  harness.submit(run("s-REPLACE@1", "REPLACE"), "s-REPLACE@1");
+  harness.submit(run("s-ALLOW@1", "ALLOW"), "s-ALLOW@1");
+  harness.out.clear();
+  harness.clock.advance(Millis(9'700));
+  for (const auto* id : {"s-FORBID@1", "s-REPLACE@1", "s-ALLOW@1"}) (void)harness.fire(id);
+  CHECK(harness.exec_ids() == std::vector<std::string>{"s-ALLOW@1"});
+  const auto forbid = harness.partition_of("s-FORBID@1");
+  CHECK(harness.core.next_look(harness.state(forbid), forbid) <= instant_from_ms(kStart + 10'000));
+  harness.clock.advance(Millis(300));  // their instant
+  for (const auto* id : {"s-FORBID@1", "s-REPLACE@1"}) (void)harness.fire(id);
+  auto fired = harness.exec_ids();
+  std::sort(fired.begin(), fired.end());
+  CHECK(fired == std::vector<std::string>{"s-FORBID@1", "s-REPLACE@1"});
+}
+
+TEST_CASE("an update is refused as already fired exactly within W_max of the instant, whatever the window") {
+  Harness harness(ahead_settings());
+  harness.submit(R"({"id":"upd","delay":"20s","noop":{}})", "upd");
+  harness.clock.advance(Millis(14'000));  // 6 s before: outside W_max
+  harness.apply(R"({"update":{"job":{"id":"upd","delay":"10s","noop":{}}}})", "upd");
+  CHECK(harness.take("dead-letters").empty());
+  harness.clock.advance(Millis(5'100));  // 4.9 s before the new instant: within W_max, not yet fired
+  harness.apply(R"({"update":{"job":{"id":"upd","delay":"30s","noop":{}}}})", "upd");
+  const auto rejected = harness.take("dead-letters");
+  REQUIRE(rejected.size() == 1);
+  CHECK_THAT(dead_letter(rejected[0]).reason(), Catch::Contains("already fired") && Catch::Contains("5000 ms"));
+}
+
+TEST_CASE("a cancel of a job fired ahead goes to the workers through control") {
+  Harness harness(ahead_settings());
+  harness.submit(R"({"id":"held","delay":"10s","noop":{}})", "held");
+  harness.clock.advance(Millis(9'600));
+  REQUIRE(harness.fire("held") == 1);
+  harness.out.clear();
+  harness.apply(R"({"cancel":{"job_id":"held","reason":"changed my mind"}})", "held");
+  const auto control = harness.take(".control");
+  REQUIRE(control.size() == 1);
+  CHECK(control[0].key == "held");
+}
+
+TEST_CASE("records fired ahead are bounded per exec partition, and the rest fire at their instant") {
+  auto settings = ahead_settings();
+  settings.max_per_exec_partition = 2;
+  Harness harness(settings);
+  harness.core.set_exec_partitions({{"kcron.exec.default.normal", 1}});
+  const std::string first = "cap-0";
+  const auto partition = harness.partition_of(first);
+  std::vector<std::string> ids;
+  for (int index = 0; ids.size() < 5 && index < 10'000; ++index) {
+    auto id = fmt::format("cap-{}", index);
+    if (harness.partition_of(id) == partition) ids.push_back(std::move(id));
+  }
+  for (const auto& id : ids) harness.submit(fmt::format(R"({{"id":"{}","delay":"10s","noop":{{}}}})", id), id);
+  harness.out.clear();
+  harness.clock.advance(Millis(9'700));
+  CHECK(harness.fire(first) == 2);
+  CHECK(harness.fire(first) == 0);  // full until those fall due
+  CHECK(harness.core.next_look(harness.state(partition), partition) <= instant_from_ms(kStart + 10'000));
+  harness.clock.advance(Millis(300));
+  CHECK(harness.fire(first) == 3);
+  CHECK(harness.core.counts().fired_ahead == 2);
+}
+
+TEST_CASE("a job in the fire-ahead window whose exec record the broker refuses can be given up on") {
+  Harness harness(ahead_settings());
+  harness.submit(R"({"id":"refused","delay":"10s","noop":{}})", "refused");
+  harness.clock.advance(Millis(9'600));
+  CHECK(harness.fail_due("refused", "MESSAGE_TOO_LARGE"));
 }

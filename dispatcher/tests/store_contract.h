@@ -65,6 +65,31 @@ inline void check_store_contract(DelayStore& store) {
     CHECK(none->empty());
   }
 
+  SECTION("bucket counts follow puts, moves and erases once counted, and a discard counts again") {
+    // Buckets are 1 s wide (the stores under test): 10 s holds a, b; 11 s holds c; 13 s holds d.
+    put(state, "a", "v", slot(10'100, 0));
+    put(state, "b", "v", slot(10'900, 9));
+    put(state, "c", "v", slot(11'500, 0));
+    REQUIRE(state.commit(checkpoint_at(1)).ok());
+    put(state, "d", "v", slot(13'000, 0));  // staged
+    const auto counts = [&](std::int64_t from_ms, std::int64_t until_ms) {
+      auto counted = state.bucket_counts(instant_from_ms(from_ms), instant_from_ms(until_ms));
+      REQUIRE(counted.ok());
+      std::vector<std::pair<std::int64_t, std::int64_t>> out;
+      for (const auto& bucket : *counted) out.emplace_back(to_epoch_ms(bucket.begin), bucket.count);
+      return out;
+    };
+    using Counts = std::vector<std::pair<std::int64_t, std::int64_t>>;
+    CHECK(counts(10'500, 13'200) == Counts{{10'000, 2}, {11'000, 1}, {13'000, 1}});
+    put(state, "e", "v", slot(11'100, 3));  // into a counted bucket
+    put(state, "a", "v", slot(13'400, 0));  // moved from 10 s to 13 s
+    erase(state, "c");
+    CHECK(counts(10'500, 13'200) == Counts{{10'000, 1}, {11'000, 1}, {13'000, 2}});
+    CHECK(counts(11'000, 11'999) == Counts{{11'000, 1}});
+    state.discard();  // back to a, b, c as committed
+    CHECK(counts(10'000, 14'000) == Counts{{10'000, 2}, {11'000, 1}});
+  }
+
   SECTION("staged writes are visible at once and durable only after commit") {
     put(state, "a", "value-a", slot(5'000, 5));
     CHECK(value_of(state, "a") == std::optional<std::string>("value-a"));

@@ -217,3 +217,85 @@ TEST_CASE("worker killed during the commit: every job succeeds once", "[fault]")
 TEST_CASE("worker killed after the commit: every job succeeds once", "[fault]") {
   worker_crash_scenario("after-commit", "worker.after_commit@5");
 }
+
+namespace {
+
+// Fire-ahead (docs/fire-ahead.md): jobs due 3-6 s after they are sent are committed to their exec
+// topic ahead of their instant and held by the worker until it. The dispatcher dies right after
+// a transaction that fired jobs ahead committed (before its store write), or the worker dies
+// while it holds records fired ahead; the dead program is restarted (same instance and state).
+// Every job must be fired once (one exec record), succeed once, and never start before its instant.
+void fire_ahead_crash_scenario(const std::string& name, bool kill_dispatcher, const std::string& fault_spec) {
+  TestEnv env("crash-ahead-" + name);
+  const int jobs = crash_jobs();
+  auto dispatcher = start_dispatcher(env, kill_dispatcher ? fault_spec : "", 1);
+  REQUIRE(wait_for_log(*dispatcher, "event=assigned", 60s));
+  auto start_worker = [&](const std::string& spec, int run) {
+    auto vars = env.program_env("w1");
+    if (!spec.empty()) vars.push_back("KCRON_FAULT_POINTS=" + spec);
+    return std::make_unique<Process>(program_path("kcron-worker"), vars, fmt::format("{}/worker-{}.log", env.state_root, run));
+  };
+  auto worker = start_worker(kill_dispatcher ? "" : fault_spec, 1);
+  REQUIRE(wait_for_log(*worker, "event=assigned", 60s));
+  INFO(tail_file(dispatcher->log_path()));
+  REQUIRE(wait_for_log(*dispatcher, "event=fire_ahead_open", 60s));  // the gate saw the worker's heartbeat
+
+  TestProducer producer;
+  for (int index = 0; index < jobs; ++index) {
+    const auto id = fmt::format("fa-{}", index);
+    producer.send(env.prefix + "jobs", id, submit_json(id, delay_json(3000 + (index * 3000) / jobs)));
+  }
+  producer.flush();
+  auto& victim = kill_dispatcher ? dispatcher : worker;
+  const auto fault_at = std::chrono::steady_clock::now();
+  const auto deadline = fault_at + 60s;
+  while (victim->running() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
+  INFO(tail_file(victim->log_path()));
+  REQUIRE_FALSE(victim->running());
+  REQUIRE(count_in_log(victim->log_path(), "event=fault_point point=") >= 1);
+  if (kill_dispatcher) {
+    dispatcher = start_dispatcher(env, "", 2);
+    REQUIRE(wait_for_log(*dispatcher, "event=assigned", 60s));
+  } else {
+    worker = start_worker("", 2);
+    REQUIRE(wait_for_log(*worker, "event=assigned", 60s));
+  }
+  const auto recovered_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - fault_at).count();
+
+  const auto succeeded = read_succeeded_until_all(env.prefix, "fa-", jobs, std::max<std::chrono::milliseconds>(120s, jobs * 5ms));
+  const auto exec = read_exec_until_all(env.prefix, "fa-", jobs, 30s);
+  const auto fired = tally(exec, "fa-", jobs);
+  int fired_ahead = 0;
+  for (const auto& record : exec) {
+    v1::Execution execution;
+    if (execution.ParseFromString(record.value) && execution.fired_ms() < execution.due_ms()) ++fired_ahead;
+  }
+  int started_early = 0;
+  std::int64_t worst_start_lag_ms = 0;
+  for (const auto& record : read_topics({env.prefix + "results"}, 10s)) {
+    v1::Result result;
+    if (!result.ParseFromString(record.value) || !result.job_id().starts_with("fa-") || result.state() != v1::SUCCEEDED) continue;
+    if (result.started_ms() < result.due_ms()) ++started_early;
+    worst_start_lag_ms = std::max(worst_start_lag_ms, result.started_ms() - result.due_ms());
+  }
+  WARN(report_fault("fire-ahead-crash-" + name, succeeded, recovered_s,
+                    fmt::format("fault={} fired_once={} fired_twice={} fired_ahead={} started_early={} worst_start_lag_ms={}",
+                                fault_spec, fired.once, fired.duplicated, fired_ahead, started_early, worst_start_lag_ms)));
+  CHECK(fired.lost == 0);
+  CHECK(fired.duplicated == 0);
+  CHECK(succeeded.lost == 0);
+  CHECK(succeeded.duplicated == 0);
+  CHECK(succeeded.once == jobs);
+  CHECK(fired_ahead > 0);
+  CHECK(started_early == 0);
+}
+
+}  // namespace
+
+TEST_CASE("dispatcher killed after a transaction that fired jobs ahead committed: each starts once, never early", "[fault]") {
+  fire_ahead_crash_scenario("dispatcher", true, "dispatcher.after_fire_ahead@2");
+}
+
+TEST_CASE("worker killed while it holds jobs fired ahead: each starts once, never before its instant", "[fault]") {
+  fire_ahead_crash_scenario("worker", false, "worker.hold@20");
+}

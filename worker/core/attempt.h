@@ -64,6 +64,7 @@ struct Attempt {
   std::shared_ptr<AttemptControl> control;
   Band band = Band::kNormal;  // of its exec topic
   Instant fetched{};          // when it joined its band's waiting queue
+  Instant not_before{};       // its due instant: a record fired ahead waits for it (docs/fire-ahead.md)
   Instant started{};          // on a slot
   Instant finished{};
   Outcome outcome;

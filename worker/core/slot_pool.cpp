@@ -9,6 +9,12 @@
 #include "kcron/tenant.h"
 
 namespace kcron::worker {
+namespace {
+
+// A slot waiting for an early attempt's instant wakes at least this often (a clock that moved).
+constexpr Millis kLongestEarlySleep{1000};
+
+}  // namespace
 
 SlotPool::SlotPool(std::size_t slots, BandPolicy policy, const Runner& runner, const Clock& clock,
                    std::function<void(const Attempt&)> on_start)
@@ -102,17 +108,51 @@ std::size_t SlotPool::pick_in(std::size_t band) {
   return queue.size();
 }
 
+void SlotPool::push_waiting(Attempt attempt) {
+  const auto band = band_index(attempt.band);
+  count_waiting(attempt, band, 1);
+  waiting_[band].push_back(std::move(attempt));
+}
+
 std::size_t SlotPool::enqueue(Attempt attempt) {
   std::size_t count = 0;
   {
     std::lock_guard lock(mutex_);
     const auto band = band_index(attempt.band);
-    count_waiting(attempt, band, 1);
-    waiting_[band].push_back(std::move(attempt));
+    if (attempt.not_before > clock_.now()) {
+      const bool earliest = early_.empty() || attempt.not_before < early_.begin()->first;
+      const Instant at = attempt.not_before;
+      early_.emplace(at, std::move(attempt));
+      count = waiting_[band].size() - held_in(band);
+      // A slot asleep until a later instant must wait for this one instead.
+      if (earliest) wake_.notify_all();
+      return count;
+    }
+    push_waiting(std::move(attempt));
     count = waiting_[band].size() - held_in(band);
   }
   wake_pending_ = true;
   return count;
+}
+
+std::size_t SlotPool::promote_due(Instant now) {
+  std::size_t promoted = 0;
+  while (!early_.empty() && early_.begin()->first <= now) {
+    auto node = early_.extract(early_.begin());
+    node.mapped().fetched = now;  // it joins its band at its instant
+    push_waiting(std::move(node.mapped()));
+    ++promoted;
+  }
+  return promoted;
+}
+
+void SlotPool::poke() {
+  wake_.notify_all();
+}
+
+std::size_t SlotPool::early() const {
+  std::lock_guard lock(mutex_);
+  return early_.size();
 }
 
 void SlotPool::set_running_caps(std::map<std::string, std::size_t, std::less<>> caps) {
@@ -136,6 +176,12 @@ void SlotPool::wake() {
 
 std::optional<Attempt> SlotPool::take_waiting(const AttemptControl& control) {
   std::lock_guard lock(mutex_);
+  for (auto early = early_.begin(); early != early_.end(); ++early) {
+    if (early->second.control.get() != &control) continue;
+    Attempt attempt = std::move(early->second);
+    early_.erase(early);
+    return attempt;
+  }
   for (std::size_t band = 0; band < kBandCount; ++band) {
     auto& queue = waiting_[band];
     const auto found =
@@ -157,6 +203,8 @@ std::vector<Attempt> SlotPool::take_all_waiting() {
     queue.clear();
   }
   for (auto& counts : waiting_by_tenant_) counts.clear();
+  for (auto& [at, attempt] : early_) taken.push_back(std::move(attempt));
+  early_.clear();
   return taken;
 }
 
@@ -180,7 +228,18 @@ void SlotPool::slot_main() {
     bool more = false;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || anything_runnable(); });
+      // Asleep until something is runnable, or until the earliest early attempt's instant.
+      while (!stopping_) {
+        promote_due(clock_.now());
+        if (anything_runnable()) break;
+        if (early_.empty()) {
+          wake_.wait(lock);
+        } else {
+          const auto until = early_.begin()->first - clock_.now();
+          // The clock counts whole milliseconds: wait to the next one at least.
+          wake_.wait_for(lock, std::clamp(until, Millis(1), kLongestEarlySleep));
+        }
+      }
       if (stopping_) return;
       BandBacklogs backlogs{};
       for (const auto band : kAllBands) {

@@ -5,7 +5,10 @@
 // with the worker's main thread lives here, behind one mutex: the waiting queues (one per band,
 // oldest first), the scheduler's credits, the finished attempts. The main thread enqueues, takes
 // waiting attempts back (a cancel, a revoke) and collects the finished ones; it owns an attempt
-// before it is enqueued and after it is collected. No I/O of its own; time from the clock.
+// before it is enqueued and after it is collected. An attempt fired ahead of its instant
+// (not_before later than now) waits apart, out of the bands' queues and counts, and joins its
+// band when the clock reaches its instant: a slot waits for that instant, not for a poll.
+// No I/O of its own; time from the clock.
 #pragma once
 
 #include <array>
@@ -44,7 +47,10 @@ class SlotPool {
 
   // Main thread. Queues an attempt in its band; returns how many wait in that band now. The slots
   // are woken by wake(), once per round of enqueues (a wake-up per job was most of the worker's CPU).
+  // An attempt whose not_before is later than now waits for it apart (early()): it fills no band.
   std::size_t enqueue(Attempt attempt);
+  // Wakes every slot to look at the clock again (a ManualClock moved; the system clock needs none).
+  void poke();
   // Wakes one slot if anything was enqueued since the last call; a slot that takes an attempt
   // and sees more waiting wakes the next, so a round of quick jobs uses only the slots it needs.
   void wake();
@@ -57,6 +63,8 @@ class SlotPool {
   std::array<std::size_t, kBandCount> waiting() const;
   // Of those, the ones no slot may take now: their tenant is at its running-jobs cap.
   std::array<std::size_t, kBandCount> held() const;
+  // Attempts waiting for their instant (fired ahead); not in waiting().
+  std::size_t early() const;
 
   // Main thread. The most jobs of each tenant (by name; "default" for the default tenant) that
   // may run at once in this pool; a tenant without an entry has no cap. Wakes the slots.
@@ -71,6 +79,9 @@ class SlotPool {
   std::size_t held_in(std::size_t band) const;
   std::size_t pick_in(std::size_t band);
   void count_waiting(const Attempt& attempt, std::size_t band, int delta);
+  // Moves the early attempts whose instant has come to their bands' queues; returns how many.
+  std::size_t promote_due(Instant now);
+  void push_waiting(Attempt attempt);
 
   const std::size_t slots_;
   const Runner& runner_;
@@ -87,6 +98,7 @@ class SlotPool {
   std::map<std::string, std::size_t, std::less<>> caps_;
   BandScheduler scheduler_;
   std::deque<Attempt> finished_;
+  std::multimap<Instant, Attempt> early_;  // by not_before
   bool stopping_ = false;
 
   // Main thread only.

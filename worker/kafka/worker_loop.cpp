@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "kcron/codec.h"
+#include "kcron/fault_points.h"
 #include "kcron/priority.h"
 #include "kcron/transaction.h"
 #include "kcron/upgrade_gate.h"
@@ -59,6 +60,8 @@ WorkerLoop::WorkerLoop(LoopSettings settings, const Runner& runner, const Clock&
       skipped_done_(
           metrics.counter("kcron_jobs_skipped_done_total", "re-delivered jobs skipped because a done marker says they finished")),
       running_(metrics.gauge("kcron_worker_running_jobs", "jobs running on slots")),
+      early_gauge_(metrics.gauge("kcron_worker_early_jobs",
+                                 "jobs fired ahead of their instant, waiting for it (counted in no band's queue)")),
       slots_gauge_(metrics.gauge("kcron_worker_slots", "slots of this worker")),
       start_lag_(metrics.histogram("kcron_start_lag_seconds", "worker start minus due instant", Metrics::latency_buckets())),
       duration_(metrics.histogram("kcron_execution_seconds", "execution time of an attempt", Metrics::latency_buckets())),
@@ -336,6 +339,16 @@ void WorkerLoop::handle(RdKafka::Message& message) {
   const auto band = band_of_topic_.find(attempt.source.topic);
   attempt.band = band != band_of_topic_.end() ? band->second : Band::kNormal;
   attempt.fetched = now();
+  // Fired ahead (docs/fire-ahead.md): the slots hold it until its instant by this worker's clock.
+  attempt.not_before = instant_from_ms(attempt.execution.due_ms());
+  if (const auto ahead = attempt.not_before - attempt.fetched; ahead > kLongHold && !warned_long_hold_) {
+    warned_long_hold_ = true;
+    spdlog::warn("event=long_hold job={} due_in_ms={} msg=\"an exec record is due much later than this worker's clock says "
+                 "fire-ahead allows: check that the hosts' clocks are kept by NTP\"",
+                 attempt.job_key(), ahead.count());
+  }
+  // Fault suite: the worker dies while it holds records fired ahead (their offsets uncommitted).
+  if (attempt.not_before > attempt.fetched) (void)fault::hit("worker.hold");
   active_.emplace(attempt.job_key(), attempt.control);
   running_at_[attempt.source] = attempt.control;
   ++in_flight_;
@@ -545,7 +558,9 @@ bool WorkerLoop::update_fetching(bool pause_all) {
   const auto held = slots_.held();
   std::size_t total_waiting = 0;
   for (const auto count : waiting) total_waiting += count;
-  const std::size_t running = in_flight_ - std::min(in_flight_, total_waiting);
+  const std::size_t early = slots_.early();
+  early_gauge_.set(static_cast<double>(early));
+  const std::size_t running = in_flight_ - std::min(in_flight_, total_waiting + early);
   bool all_paused = true;
   for (const auto band : kAllBands) {
     const auto count = waiting[band_index(band)];

@@ -174,6 +174,10 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
   Counter& dropped_;
   Counter& skipped_done_;
   Gauge& running_;
+  Gauge& early_gauge_;
+  bool warned_long_hold_ = false;  // once per process
+  // An exec record due this much later than the worker's clock says: the clocks disagree.
+  static constexpr Millis kLongHold{60000};
   Gauge& slots_gauge_;
   std::array<Gauge*, kBandCount> waiting_gauges_{};
   std::array<Gauge*, kBandCount> held_gauges_{};

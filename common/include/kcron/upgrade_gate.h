@@ -29,6 +29,7 @@ inline constexpr std::string_view kTenantKeys = "tenant-keys";      // <tenant>~
 inline constexpr std::string_view kTenantLimits = "tenant-limits";  // the registry's limits are enforced
 inline constexpr std::string_view kPurgeTenant = "purge-tenant";    // PurgeTenant, tenant-wide cancels
 inline constexpr std::string_view kAudit = "audit";                 // decisions on kcron.audit
+inline constexpr std::string_view kFireAhead = "fire-ahead";        // workers hold exec records until due_ms
 }  // namespace feature
 
 // What a dispatcher and a worker of this release advertise.
