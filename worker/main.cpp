@@ -8,6 +8,7 @@
 #include "http/http_task.h"
 #include "kafka/worker_loop.h"
 #include "kcron/config.h"
+#include "kcron/fault_points.h"
 #include "kcron/program.h"
 #include "kcron/service.h"
 #include "kcron/tenant_follower.h"
@@ -106,7 +107,11 @@ int run(int argc, char** argv) {
 
   kcron::Metrics metrics;
   kcron::HttpEndpoint http(config.get("http_address"), static_cast<int>(http_port), metrics);
-  kcron::worker::Runner runner(kcron::SystemClock::instance());
+  // The system clock, unless the fault suite skews this worker's (KCRON_FAULT_CLOCK_OFFSET_MS).
+  const kcron::Millis offset = kcron::fault::clock_offset_from_environment();
+  const kcron::OffsetClock skewed(offset);
+  const kcron::Clock& clock = offset.count() != 0 ? static_cast<const kcron::Clock&>(skewed) : kcron::SystemClock::instance();
+  kcron::worker::Runner runner(clock);
   // The tenant registry: each tenant's running-jobs cap, followed live.
   kcron::TenantRegistry tenants;
   kcron::TenantFollower follower(settings.client, settings.names, tenants);
@@ -116,7 +121,7 @@ int run(int argc, char** argv) {
   }
   settings.tenants = &tenants;
   settings.follow_tenants = [&follower] { follower.poll(1000); };
-  kcron::worker::WorkerLoop loop(settings, runner, kcron::SystemClock::instance(), metrics, &http);
+  kcron::worker::WorkerLoop loop(settings, runner, clock, metrics, &http);
   runner.register_executor(kcron::v1::Job::kKafka, loop.kafka_executor());
   runner.register_executor(kcron::v1::Job::kHttp, kcron::worker::make_http_executor(*http_policy));
   if (!exec_policy->programs.empty())

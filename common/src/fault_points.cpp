@@ -65,6 +65,19 @@ Result<std::vector<Point>> parse(std::string_view spec) {
   return points;
 }
 
+Millis clock_offset_from_environment() {
+  const char* value = std::getenv("KCRON_FAULT_CLOCK_OFFSET_MS");
+  if (value == nullptr || *value == '\0') return Millis(0);
+  char* end = nullptr;
+  const long long offset = std::strtoll(value, &end, 10);
+  if (end == value || *end != '\0') {
+    spdlog::error("event=fault_clock_offset_invalid value=\"{}\" msg=\"not an integer; the clock is not moved\"", value);
+    return Millis(0);
+  }
+  spdlog::warn("event=fault_clock_offset offset_ms={} msg=\"test-only: this program's clock is moved\"", offset);
+  return Millis(offset);
+}
+
 void init_from_environment() {
   const char* value = std::getenv("KCRON_FAULT_POINTS");
   if (value == nullptr || *value == '\0') return;

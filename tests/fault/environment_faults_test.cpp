@@ -278,6 +278,72 @@ TEST_CASE("wall clock jumps -10 min and +2 h under the dispatcher: timing follow
   CHECK(restarted->running());
 }
 
+// Fire-ahead and a worker whose clock is ahead (docs/fire-ahead.md, "Clocks"). The worker's clock
+// runs 2 s ahead (KCRON_FAULT_CLOCK_OFFSET_MS: libfaketime would also shift librdkafka's own
+// timed waits, which stalls its consumer by the shift); the dispatcher (right clock) gives every
+// job at least 3 s of lead, so each exec record reaches the worker more than 2 s before its
+// instant. By its own clock the worker never starts a job early; by the true clock it starts
+// each about 2 s early, which this measures (a result's arrival at the test's reader, stamped up
+// to ~0.3 s late) and reports. Exactly-once firing and completion do not depend on its clock.
+TEST_CASE("a worker whose clock is 2 s ahead starts jobs fired ahead that much early, each exactly once",
+          "[fault][environment]") {
+  TestEnv env("env-skew", 2, 2);
+  const int jobs = env_fault_jobs(400) / 4;
+  auto dispatcher = start_program("kcron-dispatcher", env, "d1", 1, {"KCRON_FIRE_AHEAD_MIN_LEAD_MS=3000"});
+  auto worker = start_program("kcron-worker", env, "w1", 1, {"KCRON_FAULT_CLOCK_OFFSET_MS=2000"});
+  INFO(tail_file(dispatcher->log_path()));
+  INFO(tail_file(worker->log_path()));
+  REQUIRE(wait_for_log(*dispatcher, "event=assigned", 60s));
+  REQUIRE(wait_for_log(*worker, "event=assigned", 60s));
+  REQUIRE(wait_for_log(*dispatcher, "event=fire_ahead_open", 60s));
+  TestProducer producer;
+  send_jobs(producer, env, "skew-", jobs, 6000, 2000);
+
+  std::map<std::string, std::int64_t> arrived;  // job id -> when its SUCCEEDED result reached the reader (true clock)
+  std::map<std::string, v1::Result> results;
+  int succeeded_twice = 0;
+  read_topics({env.prefix + "results"}, 60s, [&](const std::vector<Record>& records) {
+    const auto now = wall_ms();
+    for (const auto& record : records) {
+      v1::Result result;
+      if (!result.ParseFromString(record.value) || !result.job_id().starts_with("skew-") || result.state() != v1::SUCCEEDED) {
+        continue;
+      }
+      if (arrived.try_emplace(result.job_id(), now).second) results[result.job_id()] = result;
+    }
+    return arrived.size() >= static_cast<std::size_t>(jobs);
+  });
+  std::this_thread::sleep_for(2s);  // late duplicates show
+  for (const auto& [id, times] : succeeded_results(read_topics({env.prefix + "results"}, 10s))) {
+    if (id.starts_with("skew-") && times.size() > 1) ++succeeded_twice;
+  }
+  const auto exec = read_topics(exec_topics(env.prefix), 10s);
+  const auto fired = tally(exec, "skew-", jobs);
+  std::vector<std::int64_t> early_ms;  // due - result seen, true clock
+  int started_before_due_by_own_clock = 0;
+  std::int64_t worst_own_start_lag_ms = 0;  // started - due, by the worker's clock
+  for (const auto& [id, result] : results) {
+    worst_own_start_lag_ms = std::max(worst_own_start_lag_ms, result.started_ms() - result.due_ms());
+    early_ms.push_back(result.due_ms() - arrived[id]);
+    if (result.started_ms() < result.due_ms()) ++started_before_due_by_own_clock;
+  }
+  std::sort(early_ms.begin(), early_ms.end());
+  const auto at = [&](double share) {
+    return early_ms.empty() ? 0 : early_ms[std::min(early_ms.size() - 1, static_cast<std::size_t>(share * static_cast<double>(early_ms.size())))];
+  };
+  WARN(report_fault("worker-clock-ahead-2s", fired, 0.0,
+                    fmt::format("results={} succeeded_twice={} started_early_by_true_clock_ms: min={} p50={} max={} "
+                                "started_before_due_by_own_clock={} worst_start_lag_by_own_clock_ms={}",
+                                results.size(), succeeded_twice, early_ms.empty() ? 0 : early_ms.front(), at(0.5),
+                                early_ms.empty() ? 0 : early_ms.back(), started_before_due_by_own_clock,
+                                worst_own_start_lag_ms)));
+  CHECK(fired.lost == 0);
+  CHECK(fired.duplicated == 0);
+  CHECK(results.size() == static_cast<std::size_t>(jobs));
+  CHECK(succeeded_twice == 0);
+  CHECK(started_before_due_by_own_clock == 0);
+}
+
 namespace {
 
 int broker_port_base() {

@@ -33,6 +33,17 @@ class SystemClock final : public Clock {
   }
 };
 
+// The system clock moved by a fixed offset: the fault suite's worker whose clock is ahead or
+// behind (KCRON_FAULT_CLOCK_OFFSET_MS, kcron/fault_points.h).
+class OffsetClock final : public Clock {
+ public:
+  explicit OffsetClock(Millis offset) : offset_(offset) {}
+  Instant now() const override { return SystemClock::instance().now() + offset_; }
+
+ private:
+  Millis offset_;
+};
+
 // A clock that only moves when told to. Safe to read from other threads.
 class ManualClock final : public Clock {
  public:

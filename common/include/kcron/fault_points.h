@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kcron/clock.h"
 #include "kcron/result.h"
 
 namespace kcron::fault {
@@ -35,6 +36,12 @@ void init_from_environment();
 // True when KCRON_FAULT_POINTS armed any point (one relaxed load): callers that build a point's
 // name skip that work otherwise.
 bool armed();
+
+// Test-only: the offset KCRON_FAULT_CLOCK_OFFSET_MS (an integer, may be negative) asks a
+// program to add to its wall clock; 0 when unset or not a number (then logged). The fault suite
+// skews one program's scheduling clock with it (libfaketime also shifts librdkafka's own timed
+// waits, which stalls its consumer for the size of the shift).
+Millis clock_offset_from_environment();
 
 // Counts a hit of `point`. Crashes the process for kCrash; returns the action otherwise
 // (kNone unless an entry for this hit says kUnknown; kCrashSoon returns kNone and the process
