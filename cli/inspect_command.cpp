@@ -3,10 +3,13 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <set>
+#include <tuple>
 
 #include "kcron.pb.h"
 #include "kcron/clock.h"
@@ -179,18 +182,29 @@ int InspectCommands::run(const Config& config, std::ostream& out, std::ostream& 
     const std::string key = scoped_key(tenant, job_id_);
     auto latest = read_to_end(config, names.status(), key);
     if (!latest) return fail(err, latest.error().message());
+    // The timeline: every transition on `status` (kept 7 days before compaction may drop it), and
+    // on `events` for writers with `emit_events` (or of an earlier release); each transition once.
     auto events = read_to_end(config, names.events(), key);
     if (!events) return fail(err, events.error().message());
     std::vector<v1::StatusRecord> history;
-    for (const auto& record : *events) {
-      v1::StatusRecord status;
-      if (record.key == key && decode_message(record.value, record.content_type, status)) history.push_back(status);
-    }
+    std::set<std::tuple<std::uint32_t, std::uint64_t, int, std::int64_t>> seen;
+    const auto add = [&](const std::vector<Read>& records) {
+      for (const auto& record : records) {
+        v1::StatusRecord status;
+        if (record.key != key || !decode_message(record.value, record.content_type, status)) continue;
+        if (seen.emplace(status.attempt(), status.sequence(), static_cast<int>(status.state()), status.at_ms()).second) {
+          history.push_back(status);
+        }
+      }
+    };
+    add(*latest);
+    add(*events);
+    std::stable_sort(history.begin(), history.end(), [](const v1::StatusRecord& left, const v1::StatusRecord& right) {
+      return std::tuple(left.attempt(), left.sequence(), left.at_ms()) < std::tuple(right.attempt(), right.sequence(), right.at_ms());
+    });
     v1::StatusRecord current;
     bool known = false;
-    for (const auto& record : *latest) {
-      v1::StatusRecord status;
-      if (record.key != key || !decode_message(record.value, record.content_type, status)) continue;
+    for (const auto& status : history) {
       // Terminal states are final; otherwise (attempt, sequence) orders the writes.
       if (!known || std::pair(status.attempt(), status.sequence()) >= std::pair(current.attempt(), current.sequence())) {
         current = status;
@@ -201,7 +215,6 @@ int InspectCommands::run(const Config& config, std::ostream& out, std::ostream& 
       return fail(err, fmt::format("no status for job '{}'{}", job_id_,
                                    is_default_tenant(tenant) ? "" : fmt::format(" of tenant '{}'", tenant)));
     }
-    if (!known) current = history.back();
     if (json_) {
       out << to_json(current) << "\n";
       for (const auto& entry : history) out << to_json(entry) << "\n";

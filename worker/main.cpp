@@ -33,13 +33,17 @@ std::vector<kcron::ConfigKey> config_keys() {
                               {"default_timeout_ms", "3600000", "a job without its own timeout is stopped after this"},
                               {"max_poll_interval_ms", "300000", "max.poll.interval.ms of the exec consumer"},
                               {"heartbeat_interval_ms", "5000", "heartbeats to the workers topic (0: none)"},
+                              {"upgrade_check_interval_ms", "10000",
+                               "how often to check that every worker reads results as done markers before writing none "
+                               "(0: assume they do)"},
                               {"cancel_lookback_ms", "600000", "at start, cancels on the control topic this recent apply"},
                               {"dedupe_lookback_ms", "21600000", "at most this far back, done markers are read on assignment"},
                               {"max_history", "10", "earlier failed attempts a retried job carries"},
                               {"retry.initial_backoff_ms", "1000", "first retry delay when the job does not say"},
                               {"retry.multiplier", "2", "backoff growth per retry when the job does not say"},
                               {"retry.max_backoff_ms", "300000", "backoff cap when the job does not say"},
-                              {"emit_events", "true", "write every transition to the events topic"},
+                              {"emit_events", "false",
+           "also write every transition to the events topic (the status topic keeps every transition for 7 days)"},
                           });
   const auto exec_keys = kcron::worker::exec_config_keys();
   keys.insert(keys.end(), exec_keys.begin(), exec_keys.end());
@@ -71,6 +75,7 @@ int run(int argc, char** argv) {
   settings.default_timeout = kcron::Millis(number("default_timeout_ms"));
   settings.max_poll_interval = kcron::Millis(number("max_poll_interval_ms"));
   settings.heartbeat_interval = kcron::Millis(number("heartbeat_interval_ms"));
+  settings.upgrade_check_interval = kcron::Millis(number("upgrade_check_interval_ms"));
   settings.cancel_lookback = kcron::Millis(number("cancel_lookback_ms"));
   settings.dedupe_lookback = kcron::Millis(number("dedupe_lookback_ms"));
   settings.max_history = static_cast<std::size_t>(std::max<std::int64_t>(1, number("max_history")));

@@ -23,6 +23,12 @@ Config compacted_heartbeats() {
   config.emplace_back("segment.ms", "3600000");
   return config;
 }
+// Status: every transition of a job stays for 7 days before compaction may drop it (the job's
+// timeline: `kcron status`, the API), its latest state for good. The events topic said the same
+// thing again; it is written only with `emit_events` (docs/protocol.md).
+Config compacted_timeline() {
+  return {{"cleanup.policy", "compact"}, {"delete.retention.ms", "86400000"}, {"min.compaction.lag.ms", "604800000"}};
+}
 Config deleted(const std::string& retention_ms = "604800000") {
   return {{"cleanup.policy", "delete"}, {"retention.ms", retention_ms}};
 }
@@ -39,7 +45,7 @@ std::vector<TopicSpec> all_topics(const TopicNames& names, const TopicLayout& la
       {names.control(), 1, deleted("86400000")},
       {names.results(), layout.output_partitions, deleted()},
       {names.dead_letters(), layout.output_partitions, deleted()},
-      {names.status(), layout.output_partitions, compacted()},
+      {names.status(), layout.output_partitions, compacted_timeline()},
       {names.events(), layout.output_partitions, deleted()},
       {names.workers(), 1, compacted_heartbeats()},
       {names.tenants(), 1, compacted()},

@@ -11,12 +11,12 @@ namespace kcron {
 
 std::vector<std::string> dispatcher_features() {
   return {std::string(feature::kTenantKeys), std::string(feature::kTenantLimits), std::string(feature::kPurgeTenant),
-          std::string(feature::kAudit), std::string(feature::kFireAhead)};
+          std::string(feature::kAudit), std::string(feature::kFireAhead), std::string(feature::kResultsDone)};
 }
 
 std::vector<std::string> worker_features() {
   return {std::string(feature::kTenantKeys), std::string(feature::kTenantLimits), std::string(feature::kPurgeTenant),
-          std::string(feature::kFireAhead)};
+          std::string(feature::kFireAhead), std::string(feature::kResultsDone)};
 }
 
 std::vector<MemberGroup> member_groups(const TopicNames& names) {

@@ -141,6 +141,9 @@ std::vector<OutRecord> OutcomePolicy::records(const Attempt& original) const {
   result.set_tenant(job.tenant());
   result.set_http_status(attempt.outcome.http_status);
   result.set_retriable(attempt.outcome.state == v1::FAILED && attempt.outcome.retriable);
+  result.set_exec_topic(attempt.source.topic);
+  result.set_exec_partition(attempt.source.partition);
+  result.set_exec_offset(attempt.source.offset);
   // Every record is keyed by the job's tenant-scoped key (kcron/tenant.h): (tenant, id) is its identity.
   const std::string key = scoped_key(job.tenant(), job.id());
   const std::string_view tenant = job.tenant();
@@ -171,6 +174,9 @@ std::vector<OutRecord> OutcomePolicy::records(const Attempt& original) const {
     auto* history = retry->mutable_job()->mutable_history();
     auto* earlier = history->Add();
     *earlier = result;
+    earlier->clear_exec_topic();  // the done-marker fields say nothing to a later attempt
+    earlier->clear_exec_partition();
+    earlier->clear_exec_offset();
     earlier->set_output(bounded(result.output(), kHistoryTextBytes));
     earlier->set_error(bounded(result.error(), kHistoryTextBytes));
     while (static_cast<std::size_t>(history->size()) > settings_.max_history) history->DeleteSubrange(0, 1);
@@ -211,6 +217,7 @@ std::vector<OutRecord> OutcomePolicy::records(const Attempt& original) const {
     out.push_back({names.jobs(), -1, routing_key, encode(command), false, typed_headers("completion", job.id(), tenant)});
   }
 
+  if (!settings_.done_markers) return out;  // the result above is the done marker
   v1::DoneMarker marker;
   marker.set_job_id(job.id());
   marker.set_attempt(job.attempt());

@@ -24,7 +24,10 @@ struct OutcomeSettings {
   std::int32_t exec_partitions = 12;  // worker-done has as many partitions; a marker goes to its exec partition's
   std::size_t max_history = 10;       // failed attempts a retried job carries
   Backoff default_backoff;            // for jobs whose retry policy leaves a field unset
-  bool emit_events = true;
+  bool emit_events = false;  // also write every transition to `events` (status holds the timeline)
+  // Also write a done marker on worker-done. Off once every worker reads results as done markers
+  // (the upgrade gate); a worker of an earlier release reads only worker-done.
+  bool done_markers = true;
 };
 
 // Worker-written states order after every dispatcher state of the same attempt.
@@ -70,6 +73,10 @@ class OutcomePolicy {
 
   // True when every record fits the limits above.
   bool publishable(const std::vector<OutRecord>& records) const;
+
+  // Main thread: whether outcomes also write a done marker on worker-done (the gate's answer).
+  void set_done_markers(bool on) { settings_.done_markers = on; }
+  bool done_markers() const { return settings_.done_markers; }
 
  private:
   // The form published when the full one cannot be: no output, history, payload or kafka record,

@@ -73,21 +73,41 @@ void DoneMarkers::load(RdKafka::KafkaConsumer& consumer, const std::vector<RdKaf
   (void)(*reader)->unassign();
   if (read_from_ms.empty()) return;
 
-  // 2. The done markers from there to the end of each done partition.
+  // 2. The done markers from there to the end of each partition that can hold one: worker-done
+  // (markers), and results (a result names the exec record it came from). A result goes to the
+  // job key's murmur2 partition, which is its exec partition when both topics have as many
+  // partitions; otherwise any results partition may hold one.
+  std::int32_t results_partitions = 0;
+  if (auto counts = kafka::partition_counts(**reader, Millis(10000)); counts) {
+    if (const auto found = counts->find(settings_.names.results()); found != counts->end()) results_partitions = found->second;
+  } else {
+    spdlog::warn("event=done_markers_results_skipped reason=\"{}\" msg=\"reading worker-done only\"", counts.error().message());
+  }
+  std::map<std::pair<std::string, std::int32_t>, std::int64_t> since_of;  // (topic, partition) -> from ms
+  std::int64_t earliest_overall = std::numeric_limits<std::int64_t>::max();
+  for (const auto& [partition, since] : read_from_ms) {
+    since_of[{settings_.names.worker_done(), partition}] = since;
+    earliest_overall = std::min(earliest_overall, since);
+    if (results_partitions == settings_.exec_partitions) since_of[{settings_.names.results(), partition}] = since;
+  }
+  if (results_partitions > 0 && results_partitions != settings_.exec_partitions) {
+    for (std::int32_t partition = 0; partition < results_partitions; ++partition)
+      since_of[{settings_.names.results(), partition}] = earliest_overall;
+  }
   kafka::PartitionList done;
-  for (const auto& [partition, since] : read_from_ms)
-    done.items.push_back(RdKafka::TopicPartition::create(settings_.names.worker_done(), partition, since));
+  for (const auto& [where, since] : since_of)
+    done.items.push_back(RdKafka::TopicPartition::create(where.first, where.second, since));
   auto times_code = (*reader)->offsetsForTimes(done.items, 10000);
   for (int attempt = 0; times_code != RdKafka::ERR_NO_ERROR && attempt < 5; ++attempt) {
     std::this_thread::sleep_for(Millis(500));
-    for (auto* partition : done.items) partition->set_offset(read_from_ms.at(partition->partition()));
+    for (auto* partition : done.items) partition->set_offset(since_of.at({partition->topic(), partition->partition()}));
     times_code = (*reader)->offsetsForTimes(done.items, 10000);
   }
   if (times_code != RdKafka::ERR_NO_ERROR) {
     spdlog::warn("event=done_markers_skipped reason=\"offsetsForTimes failed\"");
     return;
   }
-  std::map<std::int32_t, std::int64_t> high;
+  std::map<std::pair<std::string, std::int32_t>, std::int64_t> high;
   std::vector<RdKafka::TopicPartition*> to_read;
   for (auto* partition : done.items) {
     std::int64_t low_mark = 0;
@@ -98,32 +118,46 @@ void DoneMarkers::load(RdKafka::KafkaConsumer& consumer, const std::vector<RdKaf
         partition->offset() >= high_mark) {
       continue;
     }
-    high[partition->partition()] = high_mark;
+    high[{partition->topic(), partition->partition()}] = high_mark;
     to_read.push_back(partition);
   }
   (void)(*reader)->assign(to_read);
   std::size_t markers = 0;
+  std::size_t from_results = 0;
+  const auto record_done = [&](const std::string& exec_topic, std::int32_t exec_partition, std::int64_t exec_offset) {
+    const TopicPartitionKey key{exec_topic, exec_partition};
+    const auto first = first_offset.find(key);
+    if (first == first_offset.end() || exec_offset < first->second) return false;
+    done_[key].insert(exec_offset);
+    return true;
+  };
   const auto read_deadline = SteadyClock::now() + settings_.transaction_timeout + Millis(10000);
   while (!high.empty() && SteadyClock::now() < read_deadline) {
     std::unique_ptr<RdKafka::Message> message((*reader)->consume(200));
+    const std::pair<std::string, std::int32_t> where{message->topic_name(), message->partition()};
     if (message->err() == RdKafka::ERR__PARTITION_EOF) {
       // read_committed stops at the last stable offset; an open transaction of the previous
       // owner ends (commit or abort) within the transaction timeout.
-      if (message->offset() >= high[message->partition()]) high.erase(message->partition());
+      if (const auto found = high.find(where); found != high.end() && message->offset() >= found->second) high.erase(found);
       continue;
     }
     if (message->err() != RdKafka::ERR_NO_ERROR) continue;
-    if (message->offset() + 1 >= high[message->partition()]) high.erase(message->partition());
+    if (const auto found = high.find(where); found != high.end() && message->offset() + 1 >= found->second) high.erase(found);
+    if (message->payload() == nullptr) continue;
+    const auto* bytes = message->payload();
+    const auto size = static_cast<int>(message->len());
+    if (where.first == settings_.names.results()) {
+      v1::Result result;
+      if (!result.ParseFromArray(bytes, size) || result.exec_topic().empty()) continue;  // a release before: its marker says it
+      if (record_done(result.exec_topic(), result.exec_partition(), result.exec_offset())) ++from_results;
+      continue;
+    }
     v1::DoneMarker marker;
-    if (message->payload() == nullptr || !marker.ParseFromArray(message->payload(), static_cast<int>(message->len()))) continue;
-    const TopicPartitionKey key{marker.exec_topic(), marker.exec_partition()};
-    const auto first = first_offset.find(key);
-    if (first == first_offset.end() || marker.exec_offset() < first->second) continue;
-    done_[key].insert(marker.exec_offset());
-    ++markers;
+    if (!marker.ParseFromArray(bytes, size)) continue;
+    if (record_done(marker.exec_topic(), marker.exec_partition(), marker.exec_offset())) ++markers;
   }
   (*reader)->close();
-  spdlog::info("event=done_markers_loaded markers={} partitions={} ms={}", markers, read_from_ms.size(),
+  spdlog::info("event=done_markers_loaded markers={} results={} partitions={} ms={}", markers, from_results, read_from_ms.size(),
                std::chrono::duration_cast<Millis>(SteadyClock::now() - started).count());
 }
 

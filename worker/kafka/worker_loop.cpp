@@ -109,6 +109,15 @@ Status WorkerLoop::start() {
   if (auto status = create_consumer(); !status) return status;
 
   slots_.start();
+  if (settings_.upgrade_check_interval.count() > 0) {
+    if (!done_gate_) {
+      done_gate_ = std::make_unique<FeatureWatch>(settings_.client, settings_.names, std::string(feature::kResultsDone),
+                                                  settings_.upgrade_check_interval);
+      done_gate_->start();
+    }
+  } else {
+    policy_.set_done_markers(false);
+  }
   if (auto status = heartbeats_.start(settings_.client); !status) return status;
   spdlog::info("event=started instance={} slots={} prefetch={} weights={} aging_ms={} topics={}", settings_.instance_id,
                settings_.slots, prefetch(), fmt::join(settings_.bands.weights, ":"), settings_.bands.aging.count(),
@@ -482,6 +491,14 @@ Status WorkerLoop::commit(bool force) {
   if (!force && SteadyClock::now() - last_commit_ < settings_.commit_interval) return Status::success();
   last_commit_ = SteadyClock::now();
 
+  if (done_gate_ && done_gate_->open() == policy_.done_markers()) {
+    // Done markers are left out once every worker reads results as such (and written again if
+    // one of an earlier release joins).
+    policy_.set_done_markers(!done_gate_->open());
+    spdlog::info("event=done_markers mode={} msg=\"{}\"", policy_.done_markers() ? "written" : "results",
+                 policy_.done_markers() ? "a program that reads only worker-done is in the groups"
+                                        : "every worker reads results as done markers: no marker is written");
+  }
   const auto plan = plan_publication(consecutive_aborts_, completed_.size());
   if (plan.reduce_first && !completed_.front().reduced) {
     spdlog::warn("event=outcome_reduced job={} msg=\"its full outcome could not be published; recording it without output\"",

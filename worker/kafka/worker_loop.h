@@ -39,6 +39,7 @@
 #include "kcron/tenant_registry.h"
 #include "kcron/topics.h"
 #include "kcron/transaction.h"
+#include "kcron/upgrade_gate.h"
 
 namespace kcron::worker {
 
@@ -57,12 +58,16 @@ struct LoopSettings {
   Millis default_timeout{3600000};      // a job without its own timeout is stopped after this
   Millis max_poll_interval{300000};     // max.poll.interval.ms; the loop polls while jobs run
   Millis heartbeat_interval{5000};      // to the workers topic; 0 = none
+  // Outcomes stop writing done markers (their results are read as such) once every dispatcher and
+  // worker in the groups advertises `results-done` (kcron/upgrade_gate.h), asked this often; 0:
+  // not asked, no markers from the start.
+  Millis upgrade_check_interval{10000};
   Millis cancel_lookback{600000};       // at start, control records this recent still apply
   Millis dedupe_lookback{6 * 3600000};  // done markers this recent are read on assignment
   std::int32_t exec_partitions = 12;
   std::size_t max_history = 10;  // failed attempts a retried job carries
   Backoff default_backoff;       // for jobs whose retry policy leaves a field unset
-  bool emit_events = true;
+  bool emit_events = false;  // also write every transition to `events` (status holds the timeline)
   // The tenant registry and what follows it (kcron/tenant_follower.h), called on the loop's thread
   // every round: a tenant's limits.max_running_jobs caps its jobs running at once in this worker.
   // Null/empty: no caps.
@@ -126,6 +131,7 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
   const Clock& clock_;
   HttpEndpoint* http_;
   OutcomePolicy policy_;
+  std::unique_ptr<FeatureWatch> done_gate_;  // results as done markers (null: not asked)
   KafkaJobExecutor kafka_jobs_;
   Heartbeats heartbeats_;
   ControlChannel control_;

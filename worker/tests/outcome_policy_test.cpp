@@ -23,6 +23,7 @@ OutcomeSettings settings() {
   settings.exec_partitions = 4;
   settings.max_history = 2;
   settings.default_backoff = {milliseconds(1000), 2.0, milliseconds(60000), false};
+  settings.emit_events = true;  // the status + events rows of the table; a test below turns them off
   return settings;
 }
 
@@ -396,4 +397,30 @@ TEST_CASE("a tenant's DEAD job tells its dispatcher partition with the tenant, a
   CHECK(letter.key == "acme~job-1");
   CHECK(decoded<v1::DeadLetter>(letter).tenant() == "acme");
   CHECK(decoded<v1::DoneMarker>(only(records, "t.worker-done")).tenant() == "acme");
+}
+
+TEST_CASE("a result names the exec record it came from, and doubles as the done marker once markers are off") {
+  auto settings_without_markers = settings();
+  settings_without_markers.done_markers = false;
+  settings_without_markers.emit_events = false;
+  const OutcomePolicy policy(settings_without_markers);
+  auto attempt = attempt_of(job_with(0), {});
+  const auto records = publish(policy, attempt);
+  CHECK(topics_of(records) == std::vector<std::string>{"t.results", "t.status"});
+  const auto result = decoded<v1::Result>(records[0]);
+  CHECK(result.exec_topic() == "t.exec.default.normal");
+  CHECK(result.exec_partition() == 6);
+  CHECK(result.exec_offset() == 42);
+}
+
+TEST_CASE("a retried job's history does not carry the done-marker fields of its earlier results") {
+  const OutcomePolicy policy(settings());
+  auto attempt = attempt_of(job_with(3), failed("boom"));
+  const auto records = publish(policy, attempt);
+  const auto retry = std::find_if(records.begin(), records.end(), [](const OutRecord& record) { return record.topic == "t.jobs"; });
+  REQUIRE(retry != records.end());
+  const auto command = decoded<v1::Command>(*retry);
+  REQUIRE(command.retry().job().history_size() == 1);
+  CHECK(command.retry().job().history(0).exec_topic().empty());
+  CHECK(command.retry().job().history(0).exec_offset() == 0);
 }

@@ -30,6 +30,7 @@ inline constexpr std::string_view kTenantLimits = "tenant-limits";  // the regis
 inline constexpr std::string_view kPurgeTenant = "purge-tenant";    // PurgeTenant, tenant-wide cancels
 inline constexpr std::string_view kAudit = "audit";                 // decisions on kcron.audit
 inline constexpr std::string_view kFireAhead = "fire-ahead";        // workers hold exec records until due_ms
+inline constexpr std::string_view kResultsDone = "results-done";    // workers read results as done markers
 }  // namespace feature
 
 // What a dispatcher and a worker of this release advertise.
