@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <unordered_map>
 
 #include "core/bucket_key.h"
 
@@ -134,9 +135,7 @@ class RocksDbDelayStore::ColumnFamilyState final : public PartitionState {
 
   Status put(std::string_view key, std::string_view value, std::optional<Slot> slot) override {
     if (auto removed = remove_slot(key); !removed) return removed;
-    std::string framed = frame_index_value(value, slot);
-    (void)batch_.Put(handle_, index_key(key), framed);
-    remember(key, std::move(framed));
+    stage(key, frame_index_value(value, slot));
     if (slot) {
       const BucketKey bucket_key{bucket_of(slot->due, bucket_width_), slot->priority, slot->due, std::string(key)};
       const std::string db_key = bucket_db_key(bucket_key);
@@ -152,26 +151,43 @@ class RocksDbDelayStore::ColumnFamilyState final : public PartitionState {
 
   Status erase(std::string_view key) override {
     if (auto removed = remove_slot(key); !removed) return removed;
-    (void)batch_.Delete(handle_, index_key(key));
-    remember(key, std::nullopt);
+    stage(key, std::nullopt);
     return Status::success();
   }
 
+  // Committed index keys merged with the staged ones (a staged erase hides a committed key).
   Result<std::vector<std::string>> keys_after(std::string_view prefix, std::string_view after, std::size_t limit) override {
+    const auto wanted = [&](std::string_view key) { return key.starts_with(prefix) && (after.empty() || key > after); };
+    std::vector<std::string_view> staged;
+    for (const auto& [key, framed] : staged_) {
+      if (wanted(key)) staged.push_back(key);
+    }
+    std::sort(staged.begin(), staged.end());
     std::vector<std::string> keys;
-    const std::string lower = index_key(std::max(prefix, after));
+    auto next_staged = staged.begin();
+    const auto take_staged = [&](std::string_view key) {
+      if (staged_.find(key)->second) keys.emplace_back(key);
+    };
     rocksdb::ReadOptions read_options;
-    std::unique_ptr<rocksdb::Iterator> iterator(
-        batch_.NewIteratorWithBase(handle_, db_->NewIterator(read_options, handle_), &read_options));
-    const std::string wanted = index_key(prefix);
-    for (iterator->Seek(lower); iterator->Valid() && keys.size() < limit; iterator->Next()) {
+    std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(read_options, handle_));
+    const std::string wanted_prefix = index_key(prefix);
+    for (iterator->Seek(index_key(std::max(prefix, after))); iterator->Valid() && keys.size() < limit; iterator->Next()) {
       const auto key = iterator->key();
-      if (!key.starts_with(wanted)) break;
-      std::string_view entry_key(key.data() + 1, key.size() - 1);
+      if (!key.starts_with(wanted_prefix)) break;
+      const std::string_view entry_key(key.data() + 1, key.size() - 1);
       if (!after.empty() && entry_key <= after) continue;
-      keys.emplace_back(entry_key);
+      for (; next_staged != staged.end() && *next_staged < entry_key && keys.size() < limit; ++next_staged) {
+        take_staged(*next_staged);
+      }
+      if (keys.size() >= limit) break;
+      if (next_staged != staged.end() && *next_staged == entry_key) {
+        take_staged(*next_staged++);  // staged over committed
+      } else {
+        keys.emplace_back(entry_key);
+      }
     }
     if (const auto status = iterator->status(); !status.ok()) return failure("scan of", prefix, status.ToString());
+    for (; next_staged != staged.end() && keys.size() < limit; ++next_staged) take_staged(*next_staged);
     return keys;
   }
 
@@ -276,13 +292,30 @@ class RocksDbDelayStore::ColumnFamilyState final : public PartitionState {
     // (each write of them was one more index update and memtable insert).
     if (count_ != committed_count_) (void)batch_.Put(handle_, kCountKey, encode_i64(count_));
     if (low_bucket_ != committed_low_bucket_) (void)batch_.Put(handle_, kLowBucketKey, encode_i64(low_bucket_));
+    // Each staged index key's last value joins the bucket writes and metadata, in key order (the
+    // memtable inserts a run of ordered keys from where the last one went). They bypass the
+    // batch's index: it is cleared once written, and a failed write leaves the store unusable.
+    rocksdb::WriteBatch& writes = *batch_.GetWriteBatch();
+    std::vector<const StagedIndex::value_type*> index_writes;
+    index_writes.reserve(staged_.size());
+    for (const auto& item : staged_) index_writes.push_back(&item);
+    std::sort(index_writes.begin(), index_writes.end(),
+              [](const auto* left, const auto* right) { return left->first < right->first; });
+    for (const auto* item : index_writes) {
+      if (item->second) {
+        (void)writes.Put(handle_, index_key(item->first), *item->second);
+      } else {
+        (void)writes.Delete(handle_, index_key(item->first));
+      }
+    }
     rocksdb::WriteOptions write_options;
-    const auto status = db_->Write(write_options, batch_.GetWriteBatch());
+    const auto status = db_->Write(write_options, &writes);
     if (!status.ok()) {
       *write_failed_ = true;
       return to_error(status, "commit");
     }
     batch_.Clear();
+    staged_.clear();
     last_.reset();
     committed_count_ = count_;
     committed_low_bucket_ = low_bucket_;
@@ -295,6 +328,7 @@ class RocksDbDelayStore::ColumnFamilyState final : public PartitionState {
     cursors_.clear();                 // they may point past entries the dropped batch erased
     bucket_counts_.clear();           // they count what the dropped batch wrote
     batch_.Clear();
+    staged_.clear();
     last_.reset();
     count_ = committed_count_;
     low_bucket_ = committed_low_bucket_;
@@ -307,6 +341,7 @@ class RocksDbDelayStore::ColumnFamilyState final : public PartitionState {
     cursors_.clear();
     bucket_counts_.clear();
     batch_.Clear();
+    staged_.clear();
     last_.reset();
     rocksdb::WriteBatch wipe_batch;
     (void)wipe_batch.DeleteRange(handle_, std::string(1, '\0'), std::string(8, '\xff'));
@@ -359,17 +394,18 @@ class RocksDbDelayStore::ColumnFamilyState final : public PartitionState {
     return std::optional<std::string>(std::move(value));
   }
 
-  // The index value of a key, staged writes included. The last one read or written is kept: the
+  // The index value of a key: staged, else committed. The last committed one read is kept: the
   // core reads an entry and then writes it, and the write needs the old slot (a second lookup).
   // A failed read is not kept.
   Result<const std::optional<std::string>*> read_index(std::string_view key) {
+    if (const auto staged = staged_.find(key); staged != staged_.end()) return &staged->second;
     if (last_ && last_->first == key) return &last_->second;
     std::string value;
-    const auto status = batch_.GetFromBatchAndDB(db_, rocksdb::ReadOptions(), handle_, index_key(key), &value);
+    const auto status = db_->Get(rocksdb::ReadOptions(), handle_, index_key(key), &value);
     if (status.IsNotFound()) {
-      remember(key, std::nullopt);
+      last_.emplace(std::string(key), std::nullopt);
     } else if (status.ok()) {
-      remember(key, std::move(value));
+      last_.emplace(std::string(key), std::move(value));
     } else {
       last_.reset();
       return failure("read of", key, status.ToString());
@@ -377,7 +413,14 @@ class RocksDbDelayStore::ColumnFamilyState final : public PartitionState {
     return &last_->second;
   }
 
-  void remember(std::string_view key, std::optional<std::string> framed) { last_.emplace(std::string(key), std::move(framed)); }
+  // An index write (nullopt: an erase), kept in memory until commit() writes the last one.
+  void stage(std::string_view key, std::optional<std::string> framed) {
+    if (auto staged = staged_.find(key); staged != staged_.end()) {
+      staged->second = std::move(framed);
+    } else {
+      staged_.emplace(std::string(key), std::move(framed));
+    }
+  }
 
   Status remove_slot(std::string_view key) {
     auto read = read_index(key);
@@ -439,8 +482,16 @@ class RocksDbDelayStore::ColumnFamilyState final : public PartitionState {
   rocksdb::ColumnFamilyHandle* handle_;
   Partition partition_;
   Millis bucket_width_;
-  bool* write_failed_;  // the store's flag
-  rocksdb::WriteBatchWithIndex batch_;
+  bool* write_failed_;                  // the store's flag
+  rocksdb::WriteBatchWithIndex batch_;  // staged bucket writes (due() scans them) and metadata
+  // Staged index writes by entry key (nullopt: erased): read from here, written by commit(). A
+  // key written many times in a batch (a tenant's usage entry, once per job) is written once.
+  struct KeyHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view key) const { return std::hash<std::string_view>()(key); }
+  };
+  using StagedIndex = std::unordered_map<std::string, std::optional<std::string>, KeyHash, std::equal_to<>>;
+  StagedIndex staged_;
   std::optional<Checkpoint> checkpoint_;
   std::int64_t low_bucket_ = 0;
   std::int64_t committed_low_bucket_ = 0;
@@ -453,7 +504,7 @@ class RocksDbDelayStore::ColumnFamilyState final : public PartitionState {
   std::map<std::string, std::string> cursors_;
   // Bucket -> its slotted entries, for the buckets bucket_counts() counted and not yet left behind.
   std::map<std::int64_t, std::int64_t> bucket_counts_;
-  // The last index value read or written (key -> framed value, nullopt: absent).
+  // The last committed index value read (key -> framed value, nullopt: absent).
   std::optional<std::pair<std::string, std::optional<std::string>>> last_;
   static constexpr int kPriorityRanks = 10;
   static constexpr std::size_t kRunBytes = 9;
@@ -481,6 +532,10 @@ Result<std::unique_ptr<RocksDbDelayStore>> RocksDbDelayStore::open_db(const Rock
   store->cf_options_.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
   store->cf_options_.write_buffer_size = 16U << 20U;
   store->cf_options_.memtable_insert_with_hint_prefix_extractor = std::make_shared<BucketRunPrefix>();
+  // A new job's dedupe lookup misses: a whole-key Bloom filter in each memtable (2% of it, about
+  // 25 bits per entry) answers that without a search of its skip list.
+  store->cf_options_.memtable_prefix_bloom_size_ratio = 0.02;
+  store->cf_options_.memtable_whole_key_filtering = true;
   store->cf_options_.compression = rocksdb::kLZ4Compression;
 
   rocksdb::DBOptions db_options;

@@ -1,7 +1,8 @@
 // RocksDB-backed DelayStore: one DB per process, one column family per jobs partition, a shared
 // block cache and WriteBufferManager so memory stays bounded whatever the number of pending jobs.
-// Staged writes live in a WriteBatchWithIndex per partition (reads see them); commit() writes the
-// batch and the checkpoint atomically. Every rocksdb::Status becomes an Error here, naming the
+// Staged writes live in memory per partition (reads see them): index entries in a hash map (each
+// key's last value), bucket keys in a WriteBatchWithIndex the due scan iterates; commit() writes
+// both and the checkpoint in one atomic batch. Every rocksdb::Status becomes an Error here, naming the
 // partition, the key and the cause. Single-threaded: the dispatcher loop owns it.
 #pragma once
 
