@@ -690,10 +690,6 @@ Instant DispatcherCore::next_look(const PartitionState& state, Partition partiti
   const auto window = window_of_.find(partition.value());
   Instant look = hint;
   if (window != window_of_.end() && hint != Instant::max()) look = hint - window->second;
-  if (fire_ahead_open_ && settings_.fire_ahead.max.count() > 0) {
-    // The window may widen (a burst coming due): look often enough to notice.
-    look = std::min(look, hint - settings_.fire_ahead.max);
-  }
   const auto deferred = deferred_wake_.find(partition.value());
   if (deferred != deferred_wake_.end()) look = std::min(look, deferred->second);
   return look;

@@ -139,9 +139,11 @@ class DispatcherCore {
   // The window the last fire_due() of any partition used.
   Millis last_window() const { return last_window_; }
   const FireWindow& fire_window() const { return window_; }
-  // When fire_due() should next run for a partition: the store's next-due hint less the window,
-  // or sooner when a job within the window waits for its instant (a schedule run whose overlap
-  // policy decides at the instant, or an exec partition whose window is full).
+  // When fire_due() should next run for a partition: the store's next-due hint less the window
+  // its last fire_due() used, or sooner when a job within the window waits for its instant (a
+  // schedule run whose overlap policy decides at the instant, or an exec partition whose window
+  // is full). A window that widens (a burst coming due) is noticed at the loop's next batch,
+  // within its commit interval: the burst's margin covers that.
   Instant next_look(const PartitionState& state, Partition partition) const;
   // Records fired ahead and not yet due, over every exec partition.
   std::size_t ahead_count() const;
