@@ -1493,3 +1493,31 @@ TEST_CASE("a job in the fire-ahead window whose exec record the broker refuses c
   harness.clock.advance(Millis(9'600));
   CHECK(harness.fail_due("refused", "MESSAGE_TOO_LARGE"));
 }
+TEST_CASE("records fired ahead by a transaction that did not commit do not count against their exec partition's bound") {
+  auto settings = ahead_settings();
+  settings.max_per_exec_partition = 2;
+  Harness harness(settings);
+  harness.core.set_exec_partitions({{"kcron.exec.default.normal", 1}});
+  const std::string first = "undone-0";
+  const auto partition = harness.partition_of(first);
+  std::vector<std::string> ids;
+  for (int index = 0; ids.size() < 2 && index < 10'000; ++index) {
+    auto id = fmt::format("undone-{}", index);
+    if (harness.partition_of(id) == partition) ids.push_back(std::move(id));
+  }
+  for (const auto& id : ids) harness.submit(fmt::format(R"({{"id":"{}","delay":"10s","noop":{{}}}})", id), id);
+  REQUIRE(harness.state(partition).commit(Checkpoint{}).ok());
+  harness.out.clear();
+  harness.clock.advance(Millis(9'700));
+  CHECK(harness.fire(first) == 2);
+  // The transaction aborted: the loop drops the batch (the store's writes and the core's fires).
+  harness.out.clear();
+  harness.state(partition).discard();
+  harness.core.discard_uncommitted();
+  CHECK(harness.core.ahead_count() == 0);
+  CHECK(harness.fire(first) == 2);  // fired ahead again, once each
+  CHECK(harness.core.ahead_count() == 2);
+  harness.core.observe_commit(2, Millis(10), Millis(100));  // committed: they stay counted
+  harness.core.discard_uncommitted();
+  CHECK(harness.core.ahead_count() == 2);
+}
