@@ -678,6 +678,16 @@ void DispatcherCore::prune_ahead(Instant now) {
   }
 }
 
+void DispatcherCore::discard_uncommitted() {
+  for (const auto& [exec, due] : uncommitted_ahead_) {
+    const auto found = ahead_.find(exec);
+    if (found == ahead_.end()) continue;  // pruned: due already
+    if (const auto one = found->second.find(due); one != found->second.end()) found->second.erase(one);
+    if (found->second.empty()) ahead_.erase(found);
+  }
+  uncommitted_ahead_.clear();
+}
+
 std::size_t DispatcherCore::ahead_count() const {
   std::size_t count = 0;
   for (const auto& [exec, dues] : ahead_) count += dues.size();
@@ -880,7 +890,9 @@ Status DispatcherCore::fire(PartitionState& state, Partition partition, const st
   const Instant due = instant_from_ms(entry.due_ms());
   if (due > fired) {
     ++counts_.fired_ahead;
-    ahead_[exec_partition_of(topic, job.key)].insert(due);
+    auto exec = exec_partition_of(topic, job.key);
+    ahead_[exec].insert(due);
+    uncommitted_ahead_.emplace_back(std::move(exec), due);
   }
   out.push_back({std::move(topic), -1, job.key, encode(execution), false, std::move(headers)});
   fire_lags_.push_back(fired - due);

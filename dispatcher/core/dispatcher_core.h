@@ -135,7 +135,14 @@ class DispatcherCore {
   // listed counts as one partition).
   void set_exec_partitions(std::map<std::string, std::int32_t, std::less<>> counts) { exec_partitions_ = std::move(counts); }
   // A committed transaction: `fired` jobs, `took` to commit, `cycle` since the previous commit.
-  void observe_commit(std::size_t fired, Millis took, Millis cycle) { window_.observe_commit(fired, took, cycle); }
+  // Its records fired ahead now count against their exec partitions for good.
+  void observe_commit(std::size_t fired, Millis took, Millis cycle) {
+    window_.observe_commit(fired, took, cycle);
+    uncommitted_ahead_.clear();
+  }
+  // The transaction since the last observe_commit() did not commit (an abort, a fence, a dropped
+  // batch): its records fired ahead no longer count (their jobs are pending again and fire anew).
+  void discard_uncommitted();
   // The window the last fire_due() of any partition used.
   Millis last_window() const { return last_window_; }
   const FireWindow& fire_window() const { return window_; }
@@ -259,6 +266,8 @@ class DispatcherCore {
   std::map<std::string, std::int32_t, std::less<>> exec_partitions_;
   // Exec partition -> due instants of the records fired ahead to it that are not due yet.
   std::map<std::pair<std::string, std::int32_t>, std::multiset<Instant>> ahead_;
+  // Those of ahead_ fired since the last committed transaction.
+  std::vector<std::pair<std::pair<std::string, std::int32_t>, Instant>> uncommitted_ahead_;
   // Per jobs partition: the window its last fire_due() used, and the earliest instant at which a
   // job it left in the window (waiting for its instant) wants another look.
   std::map<std::int32_t, Millis> window_of_;

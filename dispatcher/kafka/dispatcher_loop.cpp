@@ -279,9 +279,10 @@ Status DispatcherLoop::commit_batch() {
     const bool open = fire_ahead_gate_->open();
     if (open != core_.fire_ahead_open() || (!open && !fire_ahead_logged_open_)) {
       if (open) {
-        spdlog::info("event=fire_ahead_open max_ms={} msg=\"every dispatcher and worker holds exec records until their "
-                     "instant\"",
-                     core_.settings().fire_ahead.max.count());
+        spdlog::info(
+            "event=fire_ahead_open max_ms={} msg=\"every dispatcher and worker holds exec records until their "
+            "instant\"",
+            core_.settings().fire_ahead.max.count());
       } else {
         spdlog::info("event=fire_ahead_closed reason=\"{}\" msg=\"jobs fire at their instant until it opens\"",
                      fire_ahead_gate_->reason());
@@ -451,6 +452,7 @@ void DispatcherLoop::drop_uncommitted() {
   out_.clear();
   consumed_in_batch_ = 0;
   for (auto& [partition, owned] : owned_) owned.state->discard();
+  core_.discard_uncommitted();  // the dropped batch's fires ahead no longer hold their exec partitions
   (void)core_.take_fire_lags();
   published_ = core_.counts();  // the dropped batch's decisions are made again: count them then
   published_refusals_ = core_.limit_refusals();

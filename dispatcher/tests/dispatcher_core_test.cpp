@@ -1352,7 +1352,8 @@ TEST_CASE("after a purge, a fired job of the tenant that fails is not re-armed b
 namespace {
 
 FireAheadSettings ahead_settings() {
-  return FireAheadSettings{.max = Millis(5000), .min_lead = Millis(500), .max_per_exec_partition = 20000, .assumed_fire_rate = 20000};
+  return FireAheadSettings{
+      .max = Millis(5000), .min_lead = Millis(500), .max_per_exec_partition = 20000, .assumed_fire_rate = 20000};
 }
 
 v1::Execution execution_of(const OutRecord& record) {
@@ -1379,7 +1380,7 @@ TEST_CASE("fire-ahead commits a job's exec record within the lead before its ins
   CHECK(harness.core.counts().fired_ahead == 1);
   CHECK(harness.core.ahead_count() == 1);
   harness.clock.advance(Millis(400));
-  CHECK(harness.fire("soon") == 0);  // fired once: nothing more at its instant
+  CHECK(harness.fire("soon") == 0);        // fired once: nothing more at its instant
   CHECK(harness.core.ahead_count() == 0);  // due now: no longer ahead
 }
 
@@ -1420,8 +1421,8 @@ TEST_CASE("the fire-ahead window widens for a burst so that its last job is comm
 TEST_CASE("schedule runs whose overlap is forbid or replace are never fired ahead, other runs are") {
   Harness harness(ahead_settings());
   const auto run = [](const std::string& id, const std::string& overlap) {
-    return fmt::format(R"({{"id":"{}","run_at_ms":"{}","noop":{{}},"schedule_run":{{"schedule_id":"s-{}","overlap":"{}"}}}})",
-                       id, kStart + 10'000, overlap, overlap);
+    return fmt::format(R"({{"id":"{}","run_at_ms":"{}","noop":{{}},"schedule_run":{{"schedule_id":"s-{}","overlap":"{}"}}}})", id,
+                       kStart + 10'000, overlap, overlap);
   };
   harness.submit(run("s-FORBID@1", "FORBID"), "s-FORBID@1");
   harness.submit(run("s-REPLACE@1", "REPLACE"), "s-REPLACE@1");
@@ -1492,4 +1493,51 @@ TEST_CASE("a job in the fire-ahead window whose exec record the broker refuses c
   harness.submit(R"({"id":"refused","delay":"10s","noop":{}})", "refused");
   harness.clock.advance(Millis(9'600));
   CHECK(harness.fail_due("refused", "MESSAGE_TOO_LARGE"));
+}
+
+TEST_CASE("records fired ahead by a transaction that did not commit do not count against their exec partition's bound") {
+  auto settings = ahead_settings();
+  settings.max_per_exec_partition = 2;
+  Harness harness(settings);
+  harness.core.set_exec_partitions({{"kcron.exec.default.normal", 1}});
+  const std::string first = "undone-0";
+  const auto partition = harness.partition_of(first);
+  std::vector<std::string> ids;
+  for (int index = 0; ids.size() < 2 && index < 10'000; ++index) {
+    auto id = fmt::format("undone-{}", index);
+    if (harness.partition_of(id) == partition) ids.push_back(std::move(id));
+  }
+  for (const auto& id : ids) harness.submit(fmt::format(R"({{"id":"{}","delay":"10s","noop":{{}}}})", id), id);
+  REQUIRE(harness.state(partition).commit(Checkpoint{}).ok());
+  harness.out.clear();
+  harness.clock.advance(Millis(9'700));
+  CHECK(harness.fire(first) == 2);
+  // The transaction aborted: the loop drops the batch (the store's writes and the core's fires).
+  harness.out.clear();
+  harness.state(partition).discard();
+  harness.core.discard_uncommitted();
+  CHECK(harness.core.ahead_count() == 0);
+  CHECK(harness.fire(first) == 2);  // fired ahead again, once each
+  CHECK(harness.core.ahead_count() == 2);
+  harness.core.observe_commit(2, Millis(10), Millis(100));  // committed: they stay counted
+  harness.core.discard_uncommitted();
+  CHECK(harness.core.ahead_count() == 2);
+}
+
+TEST_CASE("a job inside W_max but outside the window is looked at again when the lead reaches it, not at once") {
+  Harness harness(ahead_settings());
+  harness.submit(R"({"id":"later","delay":"10s","noop":{}})", "later");
+  const auto partition = harness.partition_of("later");
+  harness.out.clear();
+  harness.clock.advance(Millis(7'000));  // 3 s before: within W_max, outside the 500 ms lead
+  CHECK(harness.fire("later") == 0);
+  std::size_t fired = 0;
+  for (int look_count = 0; look_count < 10 && fired == 0; ++look_count) {
+    const Instant look = harness.core.next_look(harness.state(partition), partition);
+    REQUIRE(look > harness.clock.now());                      // no polling (the loop's wait would be 2 ms)
+    REQUIRE(look <= instant_from_ms(kStart + 10'000 - 500));  // but by the time the lead reaches it
+    harness.clock.set(look);
+    fired = harness.fire("later");
+  }
+  CHECK(fired == 1);
 }

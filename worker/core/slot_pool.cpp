@@ -150,9 +150,16 @@ void SlotPool::poke() {
   wake_.notify_all();
 }
 
-std::size_t SlotPool::early() const {
-  std::lock_guard lock(mutex_);
-  return early_.size();
+std::size_t SlotPool::early() {
+  std::size_t count = 0;
+  std::size_t promoted = 0;
+  {
+    std::lock_guard lock(mutex_);
+    promoted = promote_due(clock_.now());
+    count = early_.size();
+  }
+  if (promoted > 0) wake_.notify_all();
+  return count;
 }
 
 void SlotPool::set_running_caps(std::map<std::string, std::size_t, std::less<>> caps) {
@@ -163,10 +170,15 @@ void SlotPool::set_running_caps(std::map<std::string, std::size_t, std::less<>> 
   wake_.notify_all();
 }
 
-std::array<std::size_t, kBandCount> SlotPool::held() const {
+std::array<std::size_t, kBandCount> SlotPool::held() {
   std::array<std::size_t, kBandCount> counts{};
-  std::lock_guard lock(mutex_);
-  for (std::size_t band = 0; band < kBandCount; ++band) counts[band] = held_in(band);
+  std::size_t promoted = 0;
+  {
+    std::lock_guard lock(mutex_);
+    promoted = promote_due(clock_.now());
+    for (std::size_t band = 0; band < kBandCount; ++band) counts[band] = held_in(band);
+  }
+  if (promoted > 0) wake_.notify_all();
   return counts;
 }
 
@@ -215,10 +227,15 @@ std::deque<Attempt> SlotPool::take_finished() {
   return finished;
 }
 
-std::array<std::size_t, kBandCount> SlotPool::waiting() const {
+std::array<std::size_t, kBandCount> SlotPool::waiting() {
   std::array<std::size_t, kBandCount> counts{};
-  std::lock_guard lock(mutex_);
-  for (std::size_t index = 0; index < kBandCount; ++index) counts[index] = waiting_[index].size();
+  std::size_t promoted = 0;
+  {
+    std::lock_guard lock(mutex_);
+    promoted = promote_due(clock_.now());
+    for (std::size_t index = 0; index < kBandCount; ++index) counts[index] = waiting_[index].size();
+  }
+  if (promoted > 0) wake_.notify_all();
   return counts;
 }
 

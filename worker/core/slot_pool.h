@@ -60,11 +60,14 @@ class SlotPool {
   std::vector<Attempt> take_all_waiting();
   // The attempts finished since the last call, with outcome, started and finished set.
   std::deque<Attempt> take_finished();
-  std::array<std::size_t, kBandCount> waiting() const;
+  // waiting(), held() and early() first move the early attempts whose instant has come to their
+  // bands' queues: with every slot busy no slot does, and a due attempt must count in its band
+  // (a full band pauses its fetching) instead of staying apart, where nothing bounds the fetch.
+  std::array<std::size_t, kBandCount> waiting();
   // Of those, the ones no slot may take now: their tenant is at its running-jobs cap.
-  std::array<std::size_t, kBandCount> held() const;
+  std::array<std::size_t, kBandCount> held();
   // Attempts waiting for their instant (fired ahead); not in waiting().
-  std::size_t early() const;
+  std::size_t early();
 
   // Main thread. The most jobs of each tenant (by name; "default" for the default tenant) that
   // may run at once in this pool; a tenant without an entry has no cap. Wakes the slots.

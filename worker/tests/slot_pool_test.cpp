@@ -435,3 +435,35 @@ TEST_CASE("with the system clock an attempt fired ahead starts within millisecon
   REQUIRE(done.size() == 1);
   CHECK(done[0].started >= due);  // never before; how close is the bench's to say
 }
+
+TEST_CASE("an attempt fired ahead whose instant came while every slot is busy counts in its band's queue") {
+  ManualClock clock(instant_from_ms(1000));
+  Runner runner(clock);
+  std::atomic<bool> release{false};
+  runner.register_handler("block", [&](const v1::Job&, const std::atomic<bool>& stop) {
+    for (int spin = 0; spin < 10000 && !release && !stop; ++spin) std::this_thread::sleep_for(milliseconds(1));
+    return Outcome{};
+  });
+  SlotPool pool(1, BandPolicy{}, runner, clock);
+  Release guard{release};
+  pool.start();
+  auto busy = attempt_of("busy", Band::kNormal, "block");
+  const auto busy_control = busy.control;
+  pool.enqueue(std::move(busy));
+  pool.wake();
+  REQUIRE(eventually([&] { return busy_control->started.load(); }));
+  for (int index = 0; index < 3; ++index) {
+    auto early = attempt_of(fmt::format("early-{}", index), Band::kNormal, "block");
+    early.not_before = instant_from_ms(1500);
+    pool.enqueue(std::move(early));
+  }
+  CHECK(pool.early() == 3);
+  CHECK(pool.waiting()[band_index(Band::kNormal)] == 0);
+  clock.set(instant_from_ms(2000));
+  pool.poke();
+  // Due now: the main thread sees them waiting (a full band pauses its fetching), not held apart.
+  CHECK(pool.waiting()[band_index(Band::kNormal)] == 3);
+  CHECK(pool.early() == 0);
+  release = true;
+  CHECK(finished(pool, 4).size() == 4);
+}
