@@ -474,10 +474,14 @@ Status DispatcherCore::update(Context& context, v1::Job job) {
       ahead.count() > 0 && instant_from_ms(existing->due_ms()) - clock_.now() <= ahead) {
     // Within W_max of its instant the job may have fired ahead already: refused, whatever the
     // window was when it fired (docs/fire-ahead.md), so the answer never depends on timing.
+    const Millis until = instant_from_ms(existing->due_ms()) - clock_.now();
     reject(context.record, &ref,
-           fmt::format("cannot update job '{}': already fired (it is due within {} ms, the fire-ahead window); cancel it "
-                       "and submit a new job instead",
-                       ref.id, ahead.count()),
+           fmt::format("cannot update job '{}': already fired ({}, within the fire-ahead window of {} ms); cancel it and "
+                       "submit a new job instead",
+                       ref.id,
+                       until.count() > 0 ? fmt::format("it is due in {} ms", until.count())
+                                         : fmt::format("it was due {} ms ago", -until.count()),
+                       ahead.count()),
            context.out);
     return Status::success();
   }
