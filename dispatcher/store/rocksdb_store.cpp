@@ -294,7 +294,9 @@ class RocksDbDelayStore::ColumnFamilyState final : public PartitionState {
     if (low_bucket_ != committed_low_bucket_) (void)batch_.Put(handle_, kLowBucketKey, encode_i64(low_bucket_));
     // Each staged index key's last value joins the bucket writes and metadata, in key order (the
     // memtable inserts a run of ordered keys from where the last one went). They bypass the
-    // batch's index: it is cleared once written, and a failed write leaves the store unusable.
+    // batch's index, where no read looks for them (index reads go to staged_, due() to bucket
+    // keys): a failed write leaves them there until discard() clears both, and a repeated commit()
+    // appends the same last values again.
     rocksdb::WriteBatch& writes = *batch_.GetWriteBatch();
     std::vector<const StagedIndex::value_type*> index_writes;
     index_writes.reserve(staged_.size());

@@ -215,6 +215,46 @@ inline void check_store_contract(DelayStore& store) {
     CHECK(due_ids(state, kNow + 3'600'000, 10) == std::vector<std::string>{"hour"});
   }
 
+  SECTION("the last write of a key in a batch wins, in reads, key listings and buckets, and is what commit keeps") {
+    put(state, "k~1", "v1", slot(1'000, 5));
+    put(state, "k~3", "v3", slot(1'000, 5));
+    REQUIRE(state.commit(checkpoint_at(1)).ok());
+    erase(state, "k~1");
+    put(state, "k~1", "again", slot(1'500, 5));  // erased, then put again
+    put(state, "k~2", "staged", slot(1'200, 5));
+    erase(state, "k~2");  // put, then erased: never there
+    erase(state, "k~3");  // a committed key erased
+    put(state, "k~0", "new", std::nullopt);
+    put(state, "k~4", "new", std::nullopt);
+    const auto check_batch = [&] {
+      CHECK(value_of(state, "k~1") == std::optional<std::string>("again"));
+      CHECK_FALSE(value_of(state, "k~2").has_value());
+      CHECK_FALSE(value_of(state, "k~3").has_value());
+      auto all = state.keys_after("k~", "", 10);
+      REQUIRE(all.ok());
+      CHECK(*all == std::vector<std::string>{"k~0", "k~1", "k~4"});
+      auto first_two = state.keys_after("k~", "", 2);
+      REQUIRE(first_two.ok());
+      CHECK(*first_two == std::vector<std::string>{"k~0", "k~1"});
+      auto rest = state.keys_after("k~", "k~1", 10);
+      REQUIRE(rest.ok());
+      CHECK(*rest == std::vector<std::string>{"k~4"});
+      CHECK(state.slotted_count() == 1);
+      CHECK(due_ids(state, 1'499, 10).empty());
+      CHECK(due_ids(state, 2'000, 10) == std::vector<std::string>{"k~1"});
+    };
+    check_batch();
+    REQUIRE(state.commit(checkpoint_at(2)).ok());
+    state.discard();
+    check_batch();
+    erase(state, "k~1");  // a key staged, then committed, then erased
+    REQUIRE(state.commit(checkpoint_at(3)).ok());
+    state.discard();
+    CHECK_FALSE(value_of(state, "k~1").has_value());
+    CHECK(state.slotted_count() == 0);
+    CHECK(due_ids(state, 2'000, 10).empty());
+  }
+
   SECTION("wipe forgets everything") {
     put(state, "job", "v", slot(1'000, 5));
     REQUIRE(state.commit(checkpoint_at(3)).ok());
