@@ -200,7 +200,8 @@ int InspectCommands::run(const Config& config, std::ostream& out, std::ostream& 
     add(*latest);
     add(*events);
     std::stable_sort(history.begin(), history.end(), [](const v1::StatusRecord& left, const v1::StatusRecord& right) {
-      return std::tuple(left.attempt(), left.sequence(), left.at_ms()) < std::tuple(right.attempt(), right.sequence(), right.at_ms());
+      return std::tuple(left.attempt(), left.sequence(), left.at_ms()) <
+             std::tuple(right.attempt(), right.sequence(), right.at_ms());
     });
     v1::StatusRecord current;
     bool known = false;

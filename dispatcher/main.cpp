@@ -40,7 +40,8 @@ std::vector<kcron::ConfigKey> config_keys() {
            "fire-ahead: a job's exec record may be committed up to this long before its instant, and the worker holds "
            "it until then (docs/fire-ahead.md); updates within this of the instant are refused; 0: off"},
           {"fire_ahead_min_lead_ms", "500", "fire-ahead: the least lead a job gets (a commit and the worker's fetch)"},
-          {"fire_ahead_per_exec_partition", "20000", "fire-ahead: records fired ahead and not yet due per exec partition, at most"},
+          {"fire_ahead_per_exec_partition", "20000",
+           "fire-ahead: records fired ahead and not yet due per exec partition, at most"},
           {"upgrade_check_interval_ms", "10000",
            "how often to check that every dispatcher and worker supports fire-ahead before using it (0: assume they do)"},
           {"audit", "all", "decisions written to the audit topic: all, refusals (REJECTED only) or off"},

@@ -17,34 +17,35 @@ namespace {
 
 std::vector<kcron::ConfigKey> config_keys() {
   auto keys = kcron::common_config_keys("worker", 9472);
-  keys.insert(keys.end(), {
-                              {"slots", "4", "jobs run at once"},
-                              {"bands.high_weight", "8", "share of the slots for the high band while all bands wait (1-1000)"},
-                              {"bands.normal_weight", "4", "share of the slots for the normal band (1-1000)"},
-                              {"bands.low_weight", "1", "share of the slots for the low band (1-1000)"},
-                              {"bands.aging_ms", "30000", "a job waiting this long on the worker is served next (0: off)"},
-                              {"bands.prefetch", "0", "jobs fetched ahead per band while the slots are busy (0: slots)"},
-                              {"exec_partitions", "12", "partition count of the exec topics"},
-                              {"commit_interval_ms", "100", "how often finished jobs are published"},
-                              {"transaction_timeout_ms", "10000", "transaction.timeout.ms"},
-                              {"recovery_timeout_ms", "300000",
-                               "how long a fenced or unsure producer keeps retrying its transaction coordinator"},
-                              {"drain_timeout_ms", "30000", "on SIGTERM, how long running jobs may finish"},
-                              {"default_timeout_ms", "3600000", "a job without its own timeout is stopped after this"},
-                              {"max_poll_interval_ms", "300000", "max.poll.interval.ms of the exec consumer"},
-                              {"heartbeat_interval_ms", "5000", "heartbeats to the workers topic (0: none)"},
-                              {"upgrade_check_interval_ms", "10000",
-                               "how often to check that every worker reads results as done markers before writing none "
-                               "(0: assume they do)"},
-                              {"cancel_lookback_ms", "600000", "at start, cancels on the control topic this recent apply"},
-                              {"dedupe_lookback_ms", "21600000", "at most this far back, done markers are read on assignment"},
-                              {"max_history", "10", "earlier failed attempts a retried job carries"},
-                              {"retry.initial_backoff_ms", "1000", "first retry delay when the job does not say"},
-                              {"retry.multiplier", "2", "backoff growth per retry when the job does not say"},
-                              {"retry.max_backoff_ms", "300000", "backoff cap when the job does not say"},
-                              {"emit_events", "false",
+  keys.insert(
+      keys.end(),
+      {
+          {"slots", "4", "jobs run at once"},
+          {"bands.high_weight", "8", "share of the slots for the high band while all bands wait (1-1000)"},
+          {"bands.normal_weight", "4", "share of the slots for the normal band (1-1000)"},
+          {"bands.low_weight", "1", "share of the slots for the low band (1-1000)"},
+          {"bands.aging_ms", "30000", "a job waiting this long on the worker is served next (0: off)"},
+          {"bands.prefetch", "0", "jobs fetched ahead per band while the slots are busy (0: slots)"},
+          {"exec_partitions", "12", "partition count of the exec topics"},
+          {"commit_interval_ms", "100", "how often finished jobs are published"},
+          {"transaction_timeout_ms", "10000", "transaction.timeout.ms"},
+          {"recovery_timeout_ms", "300000", "how long a fenced or unsure producer keeps retrying its transaction coordinator"},
+          {"drain_timeout_ms", "30000", "on SIGTERM, how long running jobs may finish"},
+          {"default_timeout_ms", "3600000", "a job without its own timeout is stopped after this"},
+          {"max_poll_interval_ms", "300000", "max.poll.interval.ms of the exec consumer"},
+          {"heartbeat_interval_ms", "5000", "heartbeats to the workers topic (0: none)"},
+          {"upgrade_check_interval_ms", "10000",
+           "how often to check that every worker reads results as done markers before writing none "
+           "(0: assume they do)"},
+          {"cancel_lookback_ms", "600000", "at start, cancels on the control topic this recent apply"},
+          {"dedupe_lookback_ms", "21600000", "at most this far back, done markers are read on assignment"},
+          {"max_history", "10", "earlier failed attempts a retried job carries"},
+          {"retry.initial_backoff_ms", "1000", "first retry delay when the job does not say"},
+          {"retry.multiplier", "2", "backoff growth per retry when the job does not say"},
+          {"retry.max_backoff_ms", "300000", "backoff cap when the job does not say"},
+          {"emit_events", "false",
            "also write every transition to the events topic (the status topic keeps every transition for 7 days)"},
-                          });
+      });
   const auto exec_keys = kcron::worker::exec_config_keys();
   keys.insert(keys.end(), exec_keys.begin(), exec_keys.end());
   const auto http_keys = kcron::worker::http_config_keys();

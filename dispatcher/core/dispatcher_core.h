@@ -41,8 +41,8 @@ struct Settings {
   Millis max_horizon{std::chrono::hours(24 * 366 * 5)};
   Millis cancel_marker_ttl{std::chrono::hours(24)};
   Millis dedupe_retention{std::chrono::hours(24 * 7)};  // how long a fired id is remembered
-  bool emit_events = false;  // also write every transition to `events` (status holds the timeline)
-  Millis misfire_threshold{5000};  // a schedule run released later than this after its due instant misfired
+  bool emit_events = false;                             // also write every transition to `events` (status holds the timeline)
+  Millis misfire_threshold{5000};                       // a schedule run released later than this after its due instant misfired
   std::string component = "dispatcher";
   AuditLevel audit = AuditLevel::kAll;
   FireAheadSettings fire_ahead;  // docs/fire-ahead.md

@@ -1450,7 +1450,8 @@ TEST_CASE("an update is refused as already fired exactly within W_max of the ins
   harness.apply(R"({"update":{"job":{"id":"upd","delay":"30s","noop":{}}}})", "upd");
   const auto rejected = harness.take("dead-letters");
   REQUIRE(rejected.size() == 1);
-  CHECK_THAT(dead_letter(rejected[0]).reason(), Catch::Contains("already fired (it is due in 4900 ms") && Catch::Contains("5000 ms"));
+  CHECK_THAT(dead_letter(rejected[0]).reason(),
+             Catch::Contains("already fired (it is due in 4900 ms") && Catch::Contains("5000 ms"));
 }
 
 TEST_CASE("a cancel of a job fired ahead goes to the workers through control") {

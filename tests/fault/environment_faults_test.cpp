@@ -329,14 +329,16 @@ TEST_CASE("a worker whose clock is 2 s ahead starts jobs fired ahead that much e
   }
   std::sort(early_ms.begin(), early_ms.end());
   const auto at = [&](double share) {
-    return early_ms.empty() ? 0 : early_ms[std::min(early_ms.size() - 1, static_cast<std::size_t>(share * static_cast<double>(early_ms.size())))];
+    return early_ms.empty()
+               ? 0
+               : early_ms[std::min(early_ms.size() - 1, static_cast<std::size_t>(share * static_cast<double>(early_ms.size())))];
   };
-  WARN(report_fault("worker-clock-ahead-2s", fired, 0.0,
-                    fmt::format("results={} succeeded_twice={} started_early_by_true_clock_ms: min={} p50={} max={} "
-                                "started_before_due_by_own_clock={} worst_start_lag_by_own_clock_ms={}",
-                                results.size(), succeeded_twice, early_ms.empty() ? 0 : early_ms.front(), at(0.5),
-                                early_ms.empty() ? 0 : early_ms.back(), started_before_due_by_own_clock,
-                                worst_own_start_lag_ms)));
+  WARN(
+      report_fault("worker-clock-ahead-2s", fired, 0.0,
+                   fmt::format("results={} succeeded_twice={} started_early_by_true_clock_ms: min={} p50={} max={} "
+                               "started_before_due_by_own_clock={} worst_start_lag_by_own_clock_ms={}",
+                               results.size(), succeeded_twice, early_ms.empty() ? 0 : early_ms.front(), at(0.5),
+                               early_ms.empty() ? 0 : early_ms.back(), started_before_due_by_own_clock, worst_own_start_lag_ms)));
   CHECK(fired.lost == 0);
   CHECK(fired.duplicated == 0);
   CHECK(results.size() == static_cast<std::size_t>(jobs));

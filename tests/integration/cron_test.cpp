@@ -160,9 +160,10 @@ TEST_CASE("update, pause and delete of a schedule take effect without a restart"
     }
     if (second > deleted_at + 1) ++after_delete;
   }
-  WARN(fmt::format("cron-live: runs that ran every second before pause={} while paused={} every 2 s after update={} (odd={}) "
-                   "after delete={}",
-                   before_pause, while_paused, after_resume, odd_after_resume, after_delete));
+  WARN(
+      fmt::format("cron-live: runs that ran every second before pause={} while paused={} every 2 s after update={} (odd={}) "
+                  "after delete={}",
+                  before_pause, while_paused, after_resume, odd_after_resume, after_delete));
   CHECK(before_pause >= 3);  // `*/1 * * * * *` fires once per second
   CHECK(while_paused == 0);
   CHECK(after_resume >= 2);

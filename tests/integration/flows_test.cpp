@@ -69,8 +69,7 @@ TEST_CASE("an immediate job's result appears on kcron.results", "[integration]")
 // Fire-ahead (docs/fire-ahead.md): the exec record is committed before the instant (once the
 // upgrade gate has seen the worker's heartbeat), and the worker starts the job at its instant by
 // its clock, never before. This replaced "nothing is on an exec topic 1 s before the instant".
-TEST_CASE("a job due in 8 s is committed to its exec topic ahead of its instant and starts at it, not before",
-          "[integration]") {
+TEST_CASE("a job due in 8 s is committed to its exec topic ahead of its instant and starts at it, not before", "[integration]") {
   TestEnv env("precise");
   Deployment deployment(env);
   TestProducer producer;
@@ -219,8 +218,9 @@ TEST_CASE("a burst of jobs due at one instant leaves in priority order", "[integ
     it->second.first = std::min(it->second.first, execution.fired_ms());
     it->second.second = std::max(it->second.second, execution.fired_ms());
   }
-  WARN(fmt::format("burst: p9 {}..{} p5 {}..{} p0 {}..{} (ms after due; negative: fired ahead)", window[9].first - due_ms, window[9].second - due_ms,
-                   window[5].first - due_ms, window[5].second - due_ms, window[0].first - due_ms, window[0].second - due_ms));
+  WARN(fmt::format("burst: p9 {}..{} p5 {}..{} p0 {}..{} (ms after due; negative: fired ahead)", window[9].first - due_ms,
+                   window[9].second - due_ms, window[5].first - due_ms, window[5].second - due_ms, window[0].first - due_ms,
+                   window[0].second - due_ms));
   CHECK(window[9].second <= window[5].first);
   CHECK(window[5].second <= window[0].first);
 }

@@ -24,7 +24,7 @@ struct OutcomeSettings {
   std::int32_t exec_partitions = 12;  // worker-done has as many partitions; a marker goes to its exec partition's
   std::size_t max_history = 10;       // failed attempts a retried job carries
   Backoff default_backoff;            // for jobs whose retry policy leaves a field unset
-  bool emit_events = false;  // also write every transition to `events` (status holds the timeline)
+  bool emit_events = false;           // also write every transition to `events` (status holds the timeline)
   // Also write a done marker on worker-done. Off once every worker reads results as done markers
   // (the upgrade gate); a worker of an earlier release reads only worker-done.
   bool done_markers = true;

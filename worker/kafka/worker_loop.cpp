@@ -352,9 +352,10 @@ void WorkerLoop::handle(RdKafka::Message& message) {
   attempt.not_before = instant_from_ms(attempt.execution.due_ms());
   if (const auto ahead = attempt.not_before - attempt.fetched; ahead > kLongHold && !warned_long_hold_) {
     warned_long_hold_ = true;
-    spdlog::warn("event=long_hold job={} due_in_ms={} msg=\"an exec record is due much later than this worker's clock says "
-                 "fire-ahead allows: check that the hosts' clocks are kept by NTP\"",
-                 attempt.job_key(), ahead.count());
+    spdlog::warn(
+        "event=long_hold job={} due_in_ms={} msg=\"an exec record is due much later than this worker's clock says "
+        "fire-ahead allows: check that the hosts' clocks are kept by NTP\"",
+        attempt.job_key(), ahead.count());
   }
   // Fault suite: the worker dies while it holds records fired ahead (their offsets uncommitted).
   if (attempt.not_before > attempt.fetched) (void)fault::hit("worker.hold");

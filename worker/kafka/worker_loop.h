@@ -55,9 +55,9 @@ struct LoopSettings {
   Millis transaction_timeout{10000};
   Millis recovery_timeout{300000};  // a new producer keeps retrying its transaction coordinator this long
   Millis drain_timeout{30000};
-  Millis default_timeout{3600000};      // a job without its own timeout is stopped after this
-  Millis max_poll_interval{300000};     // max.poll.interval.ms; the loop polls while jobs run
-  Millis heartbeat_interval{5000};      // to the workers topic; 0 = none
+  Millis default_timeout{3600000};   // a job without its own timeout is stopped after this
+  Millis max_poll_interval{300000};  // max.poll.interval.ms; the loop polls while jobs run
+  Millis heartbeat_interval{5000};   // to the workers topic; 0 = none
   // Outcomes stop writing done markers (their results are read as such) once every dispatcher and
   // worker in the groups advertises `results-done` (kcron/upgrade_gate.h), asked this often; 0:
   // not asked, no markers from the start.
@@ -67,7 +67,7 @@ struct LoopSettings {
   std::int32_t exec_partitions = 12;
   std::size_t max_history = 10;  // failed attempts a retried job carries
   Backoff default_backoff;       // for jobs whose retry policy leaves a field unset
-  bool emit_events = false;  // also write every transition to `events` (status holds the timeline)
+  bool emit_events = false;      // also write every transition to `events` (status holds the timeline)
   // The tenant registry and what follows it (kcron/tenant_follower.h), called on the loop's thread
   // every round: a tenant's limits.max_running_jobs caps its jobs running at once in this worker.
   // Null/empty: no caps.

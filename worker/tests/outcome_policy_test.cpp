@@ -417,7 +417,8 @@ TEST_CASE("a retried job's history does not carry the done-marker fields of its 
   const OutcomePolicy policy(settings());
   auto attempt = attempt_of(job_with(3), failed("boom"));
   const auto records = publish(policy, attempt);
-  const auto retry = std::find_if(records.begin(), records.end(), [](const OutRecord& record) { return record.topic == "t.jobs"; });
+  const auto retry =
+      std::find_if(records.begin(), records.end(), [](const OutRecord& record) { return record.topic == "t.jobs"; });
   REQUIRE(retry != records.end());
   const auto command = decoded<v1::Command>(*retry);
   REQUIRE(command.retry().job().history_size() == 1);
