@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -88,6 +89,11 @@ struct Stream {
   std::vector<std::int64_t> stamp_lag;    // exec: fired_ms - due; results: started_ms - due
 
   std::int64_t unique() const { return static_cast<std::int64_t>(seen_ids.size()); }
+  double late_share() const {
+    if (visible_lag.empty()) return 0;
+    const auto late = std::count_if(visible_lag.begin(), visible_lag.end(), [](std::int64_t lag) { return lag > 0; });
+    return static_cast<double>(late) / static_cast<double>(visible_lag.size());
+  }
 
   // Returns false for a duplicate (counted, not sampled).
   bool add(std::string_view job_id, std::int64_t due_ms, std::int64_t visible_ms, std::int64_t stamp_ms) {
@@ -117,6 +123,9 @@ struct Stream {
         .add("last_visible_ms", last_visible_ms)
         .add(fmt::format("last_{}_ms", stamp_name), last_stamp_ms)
         .add("visible_lag_ms", kcron::bench::summarize(visible_lag))
+        // Exec: the share of jobs whose record became visible after their due instant (fire-ahead
+        // gave them no lead: a worker holds them for no time); results: those that ended late.
+        .add("late_share", late_share())
         .add(fmt::format("{}_lag_ms", stamp_name), kcron::bench::summarize(stamp_lag));
     return object;
   }

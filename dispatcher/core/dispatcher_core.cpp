@@ -607,9 +607,13 @@ Result<std::size_t> DispatcherCore::fire_due(PartitionState& state, Partition pa
   const Instant now = clock_.now();
   Millis window{0};
   if (fire_ahead_open_ && settings_.fire_ahead.max.count() > 0) {
-    auto upcoming = state.bucket_counts(now, now + settings_.fire_ahead.max);
-    if (!upcoming) return upcoming.error().within(fmt::format("counting the jobs coming due on partition {}", partition));
-    window = window_.window(now, *upcoming, settings_.bucket_width);
+    if (planned_window_) {
+      window = *planned_window_;
+    } else {
+      auto upcoming = state.bucket_counts(now, now + settings_.fire_ahead.max);
+      if (!upcoming) return upcoming.error().within(fmt::format("counting the jobs coming due on partition {}", partition));
+      window = window_.window(now, *upcoming, settings_.bucket_width);
+    }
   }
   window_of_[partition.value()] = window;
   last_window_ = window;
@@ -643,6 +647,23 @@ Result<std::size_t> DispatcherCore::fire_due(PartitionState& state, Partition pa
   }
   deferred_wake_[partition.value()] = wake;
   return handled;
+}
+
+Status DispatcherCore::plan_window(const std::vector<PartitionState*>& states) {
+  planned_window_ = Millis(0);
+  if (!fire_ahead_open_ || settings_.fire_ahead.max.count() <= 0) return Status::success();
+  const Instant now = clock_.now();
+  std::map<Instant, std::int64_t> total;  // bucket start -> entries over every partition
+  for (auto* state : states) {
+    auto upcoming = state->bucket_counts(now, now + settings_.fire_ahead.max);
+    if (!upcoming) return upcoming.error().within("counting the jobs coming due");
+    for (const auto& bucket : *upcoming) total[bucket.begin] += bucket.count;
+  }
+  std::vector<BucketCount> merged;
+  merged.reserve(total.size());
+  for (const auto& [begin, count] : total) merged.push_back({begin, count});
+  planned_window_ = window_.window(now, merged, settings_.bucket_width);
+  return Status::success();
 }
 
 bool DispatcherCore::may_fire_ahead(const Entry& entry, const std::string& stored_as, Instant now, Instant& wake) {
@@ -703,7 +724,10 @@ Instant DispatcherCore::next_look(const PartitionState& state, Partition partiti
   if (hint == Instant::min()) return hint;
   const auto window = window_of_.find(partition.value());
   Instant look = hint;
-  if (window != window_of_.end() && hint != Instant::max()) look = hint - window->second;
+  // The next job enters the window at hint - W. It is fired by half the window later, still
+  // with half of it to commit in: meanwhile the batch stays open and takes in what arrives (a
+  // batch closed as each job entered the window held a few ms of input, and the input fell behind).
+  if (window != window_of_.end() && hint != Instant::max()) look = hint - window->second / 2;
   const auto deferred = deferred_wake_.find(partition.value());
   if (deferred != deferred_wake_.end()) look = std::min(look, deferred->second);
   return look;

@@ -134,7 +134,12 @@ class DispatcherCore {
   // Exec topic -> its partitions, to bound the records fired ahead per exec partition (a topic not
   // listed counts as one partition).
   void set_exec_partitions(std::map<std::string, std::int32_t, std::less<>> counts) { exec_partitions_ = std::move(counts); }
-  // A committed transaction: `fired` jobs, `took` to commit, `cycle` since the previous commit.
+  // The window for this batch, from the jobs coming due on every partition the loop owns (they
+  // share this dispatcher's fire rate; a burst spread over 12 partitions is one burst). fire_due()
+  // uses it until the next call; without one it counts its own partition's jobs (unit tests).
+  Status plan_window(const std::vector<PartitionState*>& states);
+  // A committed transaction: `fired` jobs, `took` to commit, `cycle` the batch's whole duration
+  // (consuming, deciding and committing).
   // Its records fired ahead now count against their exec partitions for good.
   void observe_commit(std::size_t fired, Millis took, Millis cycle) {
     window_.observe_commit(fired, took, cycle);
@@ -146,8 +151,9 @@ class DispatcherCore {
   // The window the last fire_due() of any partition used.
   Millis last_window() const { return last_window_; }
   const FireWindow& fire_window() const { return window_; }
-  // When fire_due() should next run for a partition: the store's next-due hint less the window
-  // its last fire_due() used, or sooner when a job within the window waits for its instant (a
+  // When fire_due() should next run for a partition: the store's next-due hint less half the
+  // window its last fire_due() used (the next job is fired with between half and all of the
+  // window to spare), or sooner when a job within the window waits for its instant (a
   // schedule run whose overlap policy decides at the instant, or an exec partition whose window
   // is full). A window that widens (a burst coming due) is noticed at the loop's next batch,
   // within its commit interval: the burst's margin covers that.
@@ -263,6 +269,7 @@ class DispatcherCore {
   FireWindow window_{settings_.fire_ahead};
   bool fire_ahead_open_ = false;
   Millis last_window_{0};
+  std::optional<Millis> planned_window_;
   std::map<std::string, std::int32_t, std::less<>> exec_partitions_;
   // Exec partition -> due instants of the records fired ahead to it that are not due yet.
   std::map<std::pair<std::string, std::int32_t>, std::multiset<Instant>> ahead_;

@@ -19,9 +19,9 @@ void FireWindow::observe_commit(std::size_t fired, Millis took, Millis cycle) {
   commit_ms_ = commit_ms_ == 0 ? took_ms : commit_ms_ + kSmoothing * (took_ms - commit_ms_);
   if (fired < kRateSampleFires || cycle.count() <= 0) return;
   const double rate = static_cast<double>(fired) * 1000.0 / static_cast<double>(cycle.count());
-  // The first measurement replaces the assumption; later ones move the mean.
-  fire_rate_ = rate_measured_ ? fire_rate_ + kSmoothing * (rate - fire_rate_) : rate;
-  rate_measured_ = true;
+  // Every measurement moves the mean, the first one too: one batch says little, and a rate
+  // taken too high would hold back the fires a burst needs.
+  fire_rate_ += kSmoothing * (rate - fire_rate_);
 }
 
 Millis FireWindow::lead() const {

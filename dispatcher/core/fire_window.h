@@ -30,8 +30,8 @@ class FireWindow {
  public:
   explicit FireWindow(FireAheadSettings settings) : settings_(settings) {}
 
-  // A committed transaction that fired `fired` jobs; `took`: its commit; `cycle`: since the
-  // previous commit ended (what one batch of fires costs, consuming included).
+  // A committed transaction that fired `fired` jobs; `took`: its commit; `cycle`: the batch's
+  // whole duration (what one batch of fires costs, consuming and deciding included).
   void observe_commit(std::size_t fired, Millis took, Millis cycle);
 
   // The window at `now`, given what is coming due (the buckets from now's through now + max).
@@ -50,7 +50,6 @@ class FireWindow {
   FireAheadSettings settings_;
   double commit_ms_ = 0;  // moving mean of commit times
   double fire_rate_ = settings_.assumed_fire_rate;
-  bool rate_measured_ = false;
 };
 
 }  // namespace kcron::dispatcher

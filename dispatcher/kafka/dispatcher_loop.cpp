@@ -188,6 +188,7 @@ Status DispatcherLoop::serve() {
 }
 
 Status DispatcherLoop::consume_batch() {
+  batch_started_ = SteadyClock::now();
   // The batch closes at the commit interval, or earlier when a pending job comes due before that
   // (each store's next-due hint), so a due job waits for a commit, not for an interval.
   auto open_for = settings_.commit_interval;
@@ -294,6 +295,15 @@ Status DispatcherLoop::commit_batch() {
   // Bisecting: a narrowed batch fires only when it consumed nothing, and at most its cap.
   const bool narrowed = batch_cap_ < settings_.max_batch_records;
   const std::size_t limit = !narrowed ? settings_.max_fires_per_batch : consumed_in_batch_ > 0 ? 0 : batch_cap_;
+  if (limit > 0) {
+    std::vector<PartitionState*> states;
+    for (auto& [partition, owned] : owned_) states.push_back(owned.state);
+    if (auto planned = core_.plan_window(states); !planned) {
+      store_failure_ = planned.error().within(kStoreReadFailed);
+      drop_uncommitted();
+      return *store_failure_;
+    }
+  }
   for (auto& [partition, owned] : owned_) {
     if (fired >= limit) break;
     const auto count = core_.fire_due(*owned.state, Partition(partition), limit - fired, out_);
@@ -345,11 +355,14 @@ Status DispatcherLoop::commit_batch() {
   const auto committed_at = SteadyClock::now();
   commit_seconds_.observe(std::chrono::duration<double>(committed_at - started).count());
   core_.observe_commit(fired, std::chrono::duration_cast<Millis>(committed_at - started),
-                       last_commit_end_ == SteadyClock::time_point{}
-                           ? Millis(0)
-                           : std::chrono::duration_cast<Millis>(committed_at - last_commit_end_));
-  last_commit_end_ = committed_at;
+                       std::chrono::duration_cast<Millis>(committed_at - batch_started_));
   fire_window_.set(std::chrono::duration<double>(core_.last_window()).count());
+  if (const auto window = core_.last_window(); std::chrono::abs(window - logged_window_) >= Millis(250)) {
+    // A window that widens for a burst coming due (or narrows after it), for the operator.
+    logged_window_ = window;
+    spdlog::info("event=fire_window window_ms={} lead_ms={} fire_rate={:.0f} fired_ahead_waiting={}", window.count(),
+                 core_.fire_window().lead().count(), core_.fire_window().fire_rate(), core_.ahead_count());
+  }
   ahead_records_.set(static_cast<double>(core_.ahead_count()));
   if (batch_cap_ < settings_.max_batch_records) {
     batch_cap_ = std::min(settings_.max_batch_records, batch_cap_ * 2);

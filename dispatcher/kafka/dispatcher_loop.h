@@ -183,7 +183,8 @@ class DispatcherLoop final : public RdKafka::RebalanceCb {
   Gauge& ahead_records_;
   std::unique_ptr<FeatureWatch> fire_ahead_gate_;
   bool fire_ahead_logged_open_ = false;
-  std::chrono::steady_clock::time_point last_commit_end_{};
+  Millis logged_window_{0};
+  std::chrono::steady_clock::time_point batch_started_{};  // when the open batch began consuming
   Histogram& commit_seconds_;
   kafka::LoopCounters counters_;
   kafka::LagSampler lag_;

@@ -1525,7 +1525,7 @@ TEST_CASE("records fired ahead by a transaction that did not commit do not count
   CHECK(harness.core.ahead_count() == 2);
 }
 
-TEST_CASE("a job inside W_max but outside the window is looked at again when the lead reaches it, not at once") {
+TEST_CASE("a job inside W_max but outside the window is looked at again with half the lead left, not at once") {
   Harness harness(ahead_settings());
   harness.submit(R"({"id":"later","delay":"10s","noop":{}})", "later");
   const auto partition = harness.partition_of("later");
@@ -1536,9 +1536,46 @@ TEST_CASE("a job inside W_max but outside the window is looked at again when the
   for (int look_count = 0; look_count < 10 && fired == 0; ++look_count) {
     const Instant look = harness.core.next_look(harness.state(partition), partition);
     REQUIRE(look > harness.clock.now());                      // no polling (the loop's wait would be 2 ms)
-    REQUIRE(look <= instant_from_ms(kStart + 10'000 - 500));  // but by the time the lead reaches it
+    REQUIRE(look <= instant_from_ms(kStart + 10'000 - 250));  // but with half the 500 ms lead left to commit in
     harness.clock.set(look);
     fired = harness.fire("later");
   }
   CHECK(fired == 1);
+}
+
+TEST_CASE("the window is planned from the jobs coming due on every partition, which share one fire rate") {
+  auto settings = ahead_settings();
+  settings.max = Millis(10'000);
+  settings.assumed_fire_rate = 1000;  // 1,500 jobs: 2.75 s of need alone; 3,000 over two partitions: 5 s
+  Harness harness(settings);
+  const std::string first_a = "spread-a";
+  const auto partition_a = harness.partition_of(first_a);
+  std::string first_b;
+  std::vector<std::string> ids;
+  std::size_t on_a = 0;
+  std::size_t on_b = 0;
+  for (int index = 0; (on_a < 1500 || on_b < 1500) && index < 200'000; ++index) {
+    auto id = fmt::format("spread-{}", index);
+    const auto partition = harness.partition_of(id);
+    if (partition == partition_a && on_a < 1500) {
+      ++on_a;
+    } else if (partition != partition_a && (first_b.empty() || partition == harness.partition_of(first_b)) && on_b < 1500) {
+      if (first_b.empty()) first_b = id;
+      ++on_b;
+    } else {
+      continue;
+    }
+    ids.push_back(std::move(id));
+  }
+  REQUIRE(on_a == 1500);
+  REQUIRE(on_b == 1500);
+  for (const auto& id : ids) harness.submit(fmt::format(R"({{"id":"{}","delay":"20s","noop":{{}}}})", id), id);
+  harness.out.clear();
+  harness.clock.advance(Millis(15'100));  // 4.9 s before
+  CHECK(harness.fire(ids.front(), 10'000) == 0);  // one partition's own jobs: not yet
+  const auto partition_b = harness.partition_of(first_b);
+  REQUIRE(harness.core.plan_window({&harness.state(partition_a), &harness.state(partition_b)}).ok());
+  CHECK(harness.core.fire_due(harness.state(partition_a), partition_a, 10'000, harness.out).value() == 1500);
+  CHECK(harness.core.fire_due(harness.state(partition_b), partition_b, 10'000, harness.out).value() == 1500);
+  CHECK(harness.core.counts().fired_ahead == 3000);
 }
