@@ -30,6 +30,7 @@ void SlotPool::stop() {
     stopping_ = true;
   }
   wake_.notify_all();
+  timer_wake_.notify_all();
   for (auto& thread : threads_) {
     if (thread.joinable()) thread.join();
   }
@@ -124,8 +125,13 @@ std::size_t SlotPool::enqueue(Attempt attempt) {
       const Instant at = attempt.not_before;
       early_.emplace(at, std::move(attempt));
       count = waiting_[band].size() - held_in(band);
-      // A slot asleep until a later instant must wait for this one instead.
-      if (earliest) wake_.notify_all();
+      // The timer, asleep until a later instant, waits for this one instead; with no timer, a
+      // slot becomes it.
+      if (timer_waiting_ && earliest) {
+        timer_wake_.notify_one();
+      } else if (!timer_waiting_) {
+        wake_.notify_one();
+      }
       return count;
     }
     push_waiting(std::move(attempt));
@@ -148,6 +154,7 @@ std::size_t SlotPool::promote_due(Instant now) {
 
 void SlotPool::poke() {
   wake_.notify_all();
+  timer_wake_.notify_all();
 }
 
 std::size_t SlotPool::early() {
@@ -158,7 +165,7 @@ std::size_t SlotPool::early() {
     promoted = promote_due(clock_.now());
     count = early_.size();
   }
-  if (promoted > 0) wake_.notify_all();
+  if (promoted > 0) wake_.notify_one();  // the chain of slots takes the rest
   return count;
 }
 
@@ -178,7 +185,7 @@ std::array<std::size_t, kBandCount> SlotPool::held() {
     promoted = promote_due(clock_.now());
     for (std::size_t band = 0; band < kBandCount; ++band) counts[band] = held_in(band);
   }
-  if (promoted > 0) wake_.notify_all();
+  if (promoted > 0) wake_.notify_one();  // the chain of slots takes the rest
   return counts;
 }
 
@@ -235,7 +242,7 @@ std::array<std::size_t, kBandCount> SlotPool::waiting() {
     promoted = promote_due(clock_.now());
     for (std::size_t index = 0; index < kBandCount; ++index) counts[index] = waiting_[index].size();
   }
-  if (promoted > 0) wake_.notify_all();
+  if (promoted > 0) wake_.notify_one();  // the chain of slots takes the rest
   return counts;
 }
 
@@ -245,17 +252,22 @@ void SlotPool::slot_main() {
     bool more = false;
     {
       std::unique_lock lock(mutex_);
-      // Asleep until something is runnable, or until the earliest early attempt's instant.
+      // Asleep until something is runnable. One slot at a time (the timer) sleeps only until the
+      // earliest early attempt's instant, to move it to its band then; the others sleep until
+      // woken. (Every idle slot waking at each instant — with jobs due every millisecond, fifty
+      // threads a thousand times a second — took the CPU the slots needed.)
       while (!stopping_) {
         promote_due(clock_.now());
         if (anything_runnable()) break;
-        if (early_.empty()) {
+        if (early_.empty() || timer_waiting_) {
           wake_.wait(lock);
-        } else {
-          const auto until = early_.begin()->first - clock_.now();
-          // The clock counts whole milliseconds: wait to the next one at least.
-          wake_.wait_for(lock, std::clamp(until, Millis(1), kLongestEarlySleep));
+          continue;
         }
+        timer_waiting_ = true;
+        const auto until = early_.begin()->first - clock_.now();
+        // The clock counts whole milliseconds: wait to the next one at least.
+        timer_wake_.wait_for(lock, std::clamp(until, Millis(1), kLongestEarlySleep));
+        timer_waiting_ = false;
       }
       if (stopping_) return;
       BandBacklogs backlogs{};
@@ -283,9 +295,10 @@ void SlotPool::slot_main() {
       attempt.started = clock_.now();
       attempt.control->started_at = attempt.started;
       attempt.control->started = true;
-      more = anything_runnable();
+      // The next slot, for what this one leaves, or to take the timer this one gave up.
+      more = anything_runnable() || (!early_.empty() && !timer_waiting_);
     }
-    if (more) wake_.notify_one();  // the next slot, for what this one leaves
+    if (more) wake_.notify_one();
     if (attempt.control->stop) {
       attempt.outcome = failed("stopped before it started");
     } else {

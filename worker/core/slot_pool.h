@@ -102,6 +102,8 @@ class SlotPool {
   BandScheduler scheduler_;
   std::deque<Attempt> finished_;
   std::multimap<Instant, Attempt> early_;  // by not_before
+  bool timer_waiting_ = false;             // a slot sleeps until early_'s first instant, on timer_wake_
+  std::condition_variable timer_wake_;
   bool stopping_ = false;
 
   // Main thread only.
