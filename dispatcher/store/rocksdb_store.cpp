@@ -489,7 +489,7 @@ class RocksDbDelayStore::ColumnFamilyState final : public PartitionState {
   // Staged index writes by entry key (nullopt: erased): read from here, written by commit(). A
   // key written many times in a batch (a tenant's usage entry, once per job) is written once.
   struct KeyHash {
-    using is_transparent = void;
+    using is_transparent = void;  // NOLINT(readability-identifier-naming): the name the standard looks for
     std::size_t operator()(std::string_view key) const { return std::hash<std::string_view>()(key); }
   };
   using StagedIndex = std::unordered_map<std::string, std::optional<std::string>, KeyHash, std::equal_to<>>;

@@ -1571,7 +1571,7 @@ TEST_CASE("the window is planned from the jobs coming due on every partition, wh
   REQUIRE(on_b == 1500);
   for (const auto& id : ids) harness.submit(fmt::format(R"({{"id":"{}","delay":"20s","noop":{{}}}})", id), id);
   harness.out.clear();
-  harness.clock.advance(Millis(15'100));  // 4.9 s before
+  harness.clock.advance(Millis(15'100));          // 4.9 s before
   CHECK(harness.fire(ids.front(), 10'000) == 0);  // one partition's own jobs: not yet
   const auto partition_b = harness.partition_of(first_b);
   REQUIRE(harness.core.plan_window({&harness.state(partition_a), &harness.state(partition_b)}).ok());

@@ -58,7 +58,7 @@ TEST_CASE("the window never exceeds W_max and is zero when fire-ahead is off") {
 TEST_CASE("only batches that fired many jobs measure the fire rate, each moving the mean from the assumption") {
   FireWindow window(settings());
   window.observe_commit(999, Millis(10), Millis(10));
-  CHECK(window.fire_rate() == Approx(20'000));  // still the assumption
+  CHECK(window.fire_rate() == Approx(20'000));            // still the assumption
   window.observe_commit(5000, Millis(100), Millis(500));  // 10k/s: a fifth of the way there
   CHECK(window.fire_rate() == Approx(18'000));
   window.observe_commit(5000, Millis(100), Millis(250));  // 20k/s

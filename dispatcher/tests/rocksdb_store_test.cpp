@@ -355,7 +355,7 @@ TEST_CASE("the RocksDB store answers every read as the in-memory model does, acr
           erase(*state, key);
           break;
         case 3: {
-          const auto prefix = prefixes[pick(prefixes.size())];
+          const auto& prefix = prefixes[pick(prefixes.size())];
           const std::string after = pick(3) == 0 ? std::string() : keys[pick(keys.size())];
           const auto limit = 1 + pick(6);
           CAPTURE(prefix, after, limit);

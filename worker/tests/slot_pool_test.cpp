@@ -360,7 +360,8 @@ TEST_CASE("an attempt fired ahead waits apart until its instant, then starts at 
   pool.start();
   auto early = attempt_of("early", Band::kNormal);
   early.not_before = instant_from_ms(1500);
-  CHECK(pool.enqueue(std::move(early)) == 0);  // fills no band
+  const auto band_count = pool.enqueue(std::move(early));
+  CHECK(band_count == 0);  // fills no band
   pool.wake();
   CHECK(pool.early() == 1);
   CHECK(pool.waiting()[band_index(Band::kNormal)] == 0);
