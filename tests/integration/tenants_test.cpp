@@ -84,8 +84,11 @@ TEST_CASE("a's cancel of same-id leaves ab's job alone, and a's cancel of an uns
   TestEnv env("tenants-cancel");
   auto dispatcher = start(env, "kcron-dispatcher", "d1");
   auto worker = start(env, "kcron-worker", "w1");
-  require_cli(env, R"(--tenant a submit '{"id":"same-id","delay":"4s","noop":{}}')", "submitted");
-  require_cli(env, R"(--tenant ab submit '{"id":"same-id","delay":"4s","noop":{}}')", "submitted");
+  // 10 s: the cancel (two CLI runs later, each ~1 s on a loaded machine) must reach a's job
+  // before its instant, through control once it has fired ahead (docs/fire-ahead.md); with 4 s
+  // it sometimes arrived after the instant and the job ran.
+  require_cli(env, R"(--tenant a submit '{"id":"same-id","delay":"10s","noop":{}}')", "submitted");
+  require_cli(env, R"(--tenant ab submit '{"id":"same-id","delay":"10s","noop":{}}')", "submitted");
   require_cli(env, "--tenant a cancel same-id", "cancel sent for same-id of tenant a");
   // The pre-cancel: a's marker for `later` must not touch ab's `later`.
   require_cli(env, "--tenant a cancel later", "cancel sent for later of tenant a");
