@@ -43,15 +43,6 @@ std::int64_t clamped_ms(std::int64_t seconds, std::int32_t nanos) {
   return seconds * 1000 + nanos / 1'000'000;
 }
 
-Status validate_job_id(std::string_view job_id) {
-  if (job_id.empty()) return make_error("job id is empty");
-  if (job_id.size() > kMaxJobIdBytes) return make_error("job id of {} bytes exceeds {} bytes", job_id.size(), kMaxJobIdBytes);
-  for (const char c : job_id) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return make_error("job id contains a control character");
-  }
-  return Status::success();
-}
-
 std::string_view command_action(const v1::Command& command) {
   switch (command.command_case()) {
     case v1::Command::kSubmit:

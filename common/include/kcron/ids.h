@@ -9,7 +9,10 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <utility>
+
+#include "kcron/result.h"
 
 namespace kcron {
 
@@ -30,6 +33,16 @@ using Partition = NamedType<std::int32_t, struct PartitionTag>;
 
 // The longest job id the dispatcher accepts (bytes); the key of a dead letter is cut to it too.
 inline constexpr std::size_t kMaxJobIdBytes = 256;
+
+// A job id as the dispatcher accepts it: 1 to kMaxJobIdBytes bytes, no control characters.
+inline Status validate_job_id(std::string_view job_id) {
+  if (job_id.empty()) return make_error("job id is empty");
+  if (job_id.size() > kMaxJobIdBytes) return make_error("job id of {} bytes exceeds {} bytes", job_id.size(), kMaxJobIdBytes);
+  for (const char c : job_id) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return make_error("job id contains a control character");
+  }
+  return Status::success();
+}
 
 }  // namespace kcron
 

@@ -1,0 +1,32 @@
+// How kcron-api folds the records of one job into its view (v1::JobView): the submit or update on
+// kcron.jobs, every status record, every result. Records of one job arrive from three topics in
+// no fixed order; each fold is idempotent and order-safe (status records by (attempt, sequence)),
+// so a restart that replays records already folded changes nothing. Pure.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "kcron.pb.h"
+
+namespace kcron::api {
+
+// Transitions kept per job: the first, and the latest ones up to this count.
+inline constexpr std::size_t kMaxTransitions = 50;
+
+// A submit (`update` false) or an update of the job's definition. `record_ms` is the record's
+// append time: a first submit sets submitted_ms from it, and it never changes afterwards (the
+// list's keyset order is immutable).
+void fold_definition(v1::JobView& view, const v1::Job& job, std::int64_t record_ms, std::string_view source, bool update);
+
+// A status record. Returns whether it changed the view (an older or repeated record does not).
+bool fold_status(v1::JobView& view, const v1::StatusRecord& status);
+
+// A result: the latest attempt's result is kept (an older attempt's is not).
+bool fold_result(v1::JobView& view, const v1::Result& result);
+
+// Whether the state ends the job (nothing follows unless it is replayed).
+bool is_terminal(v1::JobState state);
+
+}  // namespace kcron::api

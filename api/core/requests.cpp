@@ -1,0 +1,219 @@
+#include "core/requests.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <openssl/evp.h>
+
+#include <array>
+#include <charconv>
+#include <cstdio>
+
+#include "core/rfc3339.h"
+#include "kcron/ids.h"
+#include "kcron/tenant.h"
+
+namespace kcron::api {
+namespace {
+
+FieldError field_error(std::string field, std::string message) {
+  return FieldError{std::move(field), std::move(message)};
+}
+
+// "INVALID_ARGUMENT:Cannot find field: colour" -> the part a person reads, with the field when
+// protobuf names one.
+FieldError json_error(std::string_view message) {
+  constexpr std::string_view kPrefix = "INVALID_ARGUMENT:";
+  if (message.substr(0, kPrefix.size()) == kPrefix) message.remove_prefix(kPrefix.size());
+  // Protobuf names the field first: "colour: Cannot find field.", "(delay): invalid value ...".
+  if (message.substr(0, 1) == "(") {
+    const auto close = message.find("): ");
+    if (close != std::string_view::npos && close <= 65) {
+      return field_error(std::string(message.substr(1, close - 1)), std::string(message.substr(close + 3, 200)));
+    }
+  }
+  const auto colon = message.find(": ");
+  if (colon != std::string_view::npos && colon > 0 && colon <= 64 &&
+      message.substr(0, colon).find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.[]") ==
+          std::string_view::npos) {
+    auto text = message.substr(colon + 2);
+    if (text.substr(0, 19) == "Cannot find field.") text = "unknown field";
+    return field_error(std::string(message.substr(0, colon)), std::string(text.substr(0, 200)));
+  }
+  return field_error("", fmt::format("the body is not a job in kcron's JSON form: {}", message.substr(0, 200)));
+}
+
+std::string hex(const unsigned char* bytes, std::size_t count) {
+  std::string text;
+  text.reserve(count * 2);
+  for (std::size_t index = 0; index < count; ++index) text += fmt::format("{:02x}", bytes[index]);
+  return text;
+}
+
+Result<std::int64_t> parse_int(std::string_view text, std::string_view what) {
+  std::int64_t value = 0;
+  const auto* end = text.data() + text.size();
+  auto [ptr, error] = std::from_chars(text.data(), end, value);
+  if (error != std::errc() || ptr != end) return make_error("{} is not an integer", what);
+  return value;
+}
+
+Result<v1::JobState> parse_state(std::string_view name) {
+  v1::JobState state{};
+  if (!v1::JobState_Parse(std::string(name), &state) || state == v1::JOB_STATE_UNSPECIFIED) {
+    return make_error("unknown state '{}' (PENDING, QUEUED, RUNNING, SUCCEEDED, FAILED, RETRYING, DEAD, CANCELLED, SKIPPED, REJECTED)",
+                      name.substr(0, 40));
+  }
+  return state;
+}
+
+}  // namespace
+
+Checked<v1::Job> parse_job_body(std::string_view body, std::string_view tenant, std::string_view subject,
+                                std::string_view generated_id) {
+  Checked<v1::Job> checked;
+  if (body.size() > kMaxBodyBytes) {
+    checked.error = field_error("", fmt::format("the body of {} bytes exceeds {} bytes", body.size(), kMaxBodyBytes));
+    return checked;
+  }
+  v1::Job job;
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  if (auto status = google::protobuf::util::JsonStringToMessage(std::string(body), &job, options); !status.ok()) {
+    checked.error = json_error(status.ToString());
+    return checked;
+  }
+  if (!job.tenant().empty() && tenant_or_default(job.tenant()) != tenant) {
+    checked.error = field_error("tenant", "the tenant comes from your token; leave the field out");
+    return checked;
+  }
+  if (!job.submitted_by().empty()) {
+    checked.error = field_error("submitted_by", "kcron sets it from your token; leave the field out");
+    return checked;
+  }
+  if (job.attempt() != 0 || job.history_size() != 0) {
+    checked.error = field_error(job.attempt() != 0 ? "attempt" : "history", "kcron sets it; leave the field out");
+    return checked;
+  }
+  if (job.has_schedule_run()) {
+    checked.error = field_error("schedule_run", "set by the cron-producer for a schedule's runs; use /v1/schedules");
+    return checked;
+  }
+  if (job.id().empty()) job.set_id(std::string(generated_id));
+  if (auto valid = validate_job_id(job.id()); !valid) {
+    checked.error = field_error("id", valid.error().message());
+    return checked;
+  }
+  if (is_default_tenant(tenant)) {
+    if (auto valid = validate_default_tenant_id(job.id()); !valid) {
+      checked.error = field_error("id", valid.error().message());
+      return checked;
+    }
+  }
+  if (job.task_case() == v1::Job::TASK_NOT_SET) {
+    checked.error = field_error("task", "a job needs a task: one of noop, sleep, exec, http, kafka, handler");
+    return checked;
+  }
+  if (job.has_priority() && job.priority() > 9) {
+    checked.error = field_error("priority", fmt::format("{} is outside 0-9", job.priority()));
+    return checked;
+  }
+  job.set_tenant(std::string(tenant_field(tenant)));
+  job.set_submitted_by(std::string(subject));
+  checked.value = std::move(job);
+  return checked;
+}
+
+std::string generated_job_id(std::string_view subject, std::string_view idempotency_key, std::string_view random_suffix) {
+  if (idempotency_key.empty()) return fmt::format("job-{}", random_suffix);
+  const std::string material = fmt::format("{}\n{}", subject, idempotency_key);
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int length = 0;
+  if (EVP_Digest(material.data(), material.size(), digest.data(), &length, EVP_sha256(), nullptr) != 1 || length < 16) {
+    return fmt::format("job-{}", random_suffix);
+  }
+  return "idem-" + hex(digest.data(), 16);
+}
+
+std::string encode_page_token(const PageKey& key) {
+  return fmt::format("{}.{}", key.submitted_ms, hex(reinterpret_cast<const unsigned char*>(key.id.data()), key.id.size()));
+}
+
+Result<PageKey> decode_page_token(std::string_view token) {
+  const auto dot = token.find('.');
+  if (dot == std::string_view::npos || token.size() > 20 + 1 + 2 * kMaxJobIdBytes) {
+    return make_error("page_token is not one this server gave out");
+  }
+  auto millis = parse_int(token.substr(0, dot), "page_token");
+  if (!millis) return make_error("page_token is not one this server gave out");
+  const auto hex_id = token.substr(dot + 1);
+  if (hex_id.size() % 2 != 0) return make_error("page_token is not one this server gave out");
+  PageKey key{*millis, {}};
+  for (std::size_t index = 0; index < hex_id.size(); index += 2) {
+    unsigned value = 0;
+    auto [ptr, error] = std::from_chars(hex_id.data() + index, hex_id.data() + index + 2, value, 16);
+    if (error != std::errc() || ptr != hex_id.data() + index + 2) return make_error("page_token is not one this server gave out");
+    key.id.push_back(static_cast<char>(value));
+  }
+  return key;
+}
+
+Result<std::int64_t> parse_instant_ms(std::string_view text) {
+  if (!text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos) return parse_int(text, "the instant");
+  auto instant = cron::parse_rfc3339(text);
+  if (!instant) return instant.error();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(instant->time_since_epoch()).count();
+}
+
+Checked<ListQuery> parse_list_query(const std::vector<std::pair<std::string, std::string>>& parameters) {
+  Checked<ListQuery> checked;
+  ListQuery query;
+  for (const auto& [name, value] : parameters) {
+    if (name == "state") {
+      auto state = parse_state(value);
+      if (!state) {
+        checked.error = field_error(name, state.error().message());
+        return checked;
+      }
+      query.state = *state;
+    } else if (name == "queue") {
+      query.queue = value;
+    } else if (name == "schedule") {
+      query.schedule_id = value;
+    } else if (name == "label") {
+      const auto equals = value.find('=');
+      if (equals == std::string::npos || equals == 0) {
+        checked.error = field_error(name, "label takes key=value");
+        return checked;
+      }
+      query.label_key = value.substr(0, equals);
+      query.label_value = value.substr(equals + 1);
+    } else if (name == "since" || name == "until") {
+      auto instant = parse_instant_ms(value);
+      if (!instant) {
+        checked.error = field_error(name, instant.error().message());
+        return checked;
+      }
+      (name == "since" ? query.since_ms : query.until_ms) = *instant;
+    } else if (name == "page_size") {
+      auto size = parse_int(value, "page_size");
+      if (!size || *size < 1 || static_cast<std::size_t>(*size) > kMaxPageSize) {
+        checked.error = field_error(name, fmt::format("page_size takes 1-{}", kMaxPageSize));
+        return checked;
+      }
+      query.page_size = static_cast<std::size_t>(*size);
+    } else if (name == "page_token") {
+      auto key = decode_page_token(value);
+      if (!key) {
+        checked.error = field_error(name, key.error().message());
+        return checked;
+      }
+      query.after = std::move(*key);
+    } else if (name != "tenant") {
+      checked.error = field_error(name.substr(0, 40), "unknown parameter (state, queue, schedule, label, since, until, page_size, page_token)");
+      return checked;
+    }
+  }
+  checked.value = std::move(query);
+  return checked;
+}
+
+}  // namespace kcron::api

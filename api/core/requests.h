@@ -1,0 +1,71 @@
+// What kcron-api accepts in a request, checked before anything is produced: a job body in the
+// canonical JSON form of v1::Job, list filters and page tokens. Every refusal names the field, so
+// the 400 it becomes tells the caller what to fix. Pure.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "kcron.pb.h"
+#include "kcron/result.h"
+
+namespace kcron::api {
+
+// A refusal of one field of a request.
+struct FieldError {
+  std::string field;  // e.g. "id", "delay", "page_size"; empty when the body as a whole is wrong
+  std::string message;
+};
+
+template <typename T>
+struct Checked {
+  std::optional<T> value;
+  FieldError error;
+  bool ok() const { return value.has_value(); }
+};
+
+inline constexpr std::size_t kMaxBodyBytes = 1 << 20;
+
+// A job to submit. The tenant comes from the caller's token, never from the body: a body naming
+// another tenant is refused, and so are the fields only kcron sets (attempt, history,
+// submitted_by). A body without an id gets `generated_id`.
+Checked<v1::Job> parse_job_body(std::string_view body, std::string_view tenant, std::string_view subject,
+                                std::string_view generated_id);
+
+// The id a submission gets when its body names none: derived from the Idempotency-Key when there
+// is one (the same key gives the same id, so a retried request is deduplicated by the dispatcher),
+// else `random_suffix`.
+std::string generated_job_id(std::string_view subject, std::string_view idempotency_key, std::string_view random_suffix);
+
+// A position in a list ordered by (submitted_ms, id), newest first. Opaque to clients.
+struct PageKey {
+  std::int64_t submitted_ms = 0;
+  std::string id;
+};
+std::string encode_page_token(const PageKey& key);
+Result<PageKey> decode_page_token(std::string_view token);
+
+struct ListQuery {
+  std::optional<v1::JobState> state;
+  std::string queue;
+  std::string schedule_id;
+  std::string label_key;    // label=key=value
+  std::string label_value;
+  std::int64_t since_ms = 0;   // submitted at or after
+  std::int64_t until_ms = 0;   // submitted before (0: no bound)
+  std::size_t page_size = 50;
+  std::optional<PageKey> after;
+};
+inline constexpr std::size_t kMaxPageSize = 500;
+
+// GET /v1/jobs's query parameters, by name (a lookup function so this stays free of HTTP types).
+// Unknown parameters are refused.
+Checked<ListQuery> parse_list_query(const std::vector<std::pair<std::string, std::string>>& parameters);
+
+// An instant given as RFC 3339 or epoch milliseconds.
+Result<std::int64_t> parse_instant_ms(std::string_view text);
+
+}  // namespace kcron::api

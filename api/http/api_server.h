@@ -1,0 +1,53 @@
+// kcron-api's HTTP routes: authentication (bearer JWT), the role check of each route, request
+// validation, writes through the JobWriter and reads from the view. Errors are RFC 9457 problems.
+// The server runs its own thread pool (fixed size) and a listener thread.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "auth/jwt.h"
+#include "kafka/job_writer.h"
+#include "kafka/view_follower.h"
+#include "kcron/metrics.h"
+#include "kcron/topics.h"
+#include "view/view_store.h"
+
+namespace kcron::api {
+
+struct ApiSettings {
+  std::string address = "127.0.0.1";
+  int port = 8080;  // 0: any free port (tests)
+  std::size_t threads = 16;
+  std::chrono::milliseconds read_timeout{10000};
+  std::chrono::milliseconds write_timeout{10000};
+  std::chrono::milliseconds consistency_wait{5000};  // longest a read waits for the view to cover a write
+  TopicNames names{"kcron."};
+  std::string cors_origin;  // empty: no CORS headers
+};
+
+class ApiServer {
+ public:
+  ApiServer(ApiSettings settings, const auth::JwtVerifier& verifier, JobWriter& writer, ViewStore& view, ViewFollower& follower,
+            Metrics& metrics);
+  ~ApiServer();
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  // Binds and starts serving on a thread. Fails if the address cannot be bound.
+  Status start();
+  // Stops accepting, lets requests in progress finish.
+  void stop();
+  int port() const { return port_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  int port_ = 0;
+  std::thread listener_;
+};
+
+}  // namespace kcron::api

@@ -1,0 +1,66 @@
+#include "kafka/job_writer.h"
+
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+
+namespace kcron::api {
+
+// One request's wait for its record's delivery report.
+struct Pending {
+  std::mutex mutex;
+  std::condition_variable done;
+  std::optional<Result<WritePosition>> outcome;
+};
+
+class JobWriter::Reports : public RdKafka::DeliveryReportCb {
+ public:
+  void dr_cb(RdKafka::Message& message) override {
+    auto* pending = static_cast<Pending*>(message.msg_opaque());
+    if (pending == nullptr) return;
+    Result<WritePosition> outcome = message.err() == RdKafka::ERR_NO_ERROR
+                                        ? Result<WritePosition>(WritePosition{message.topic_name(), message.partition(), message.offset()})
+                                        : Result<WritePosition>(make_error("Kafka refused the record: {}", message.errstr()));
+    std::lock_guard lock(pending->mutex);
+    pending->outcome = std::move(outcome);
+    pending->done.notify_all();
+  }
+};
+
+Result<std::unique_ptr<JobWriter>> JobWriter::create(kafka::Properties client, std::chrono::milliseconds ack_timeout) {
+  std::unique_ptr<JobWriter> writer(new JobWriter());
+  writer->reports_ = std::make_unique<Reports>();
+  writer->ack_timeout_ = ack_timeout;
+  client.emplace("linger.ms", "2");
+  client["message.timeout.ms"] = std::to_string(ack_timeout.count());
+  auto producer = kafka::make_producer(std::move(client), "", writer->reports_.get());
+  if (!producer) return producer.error();
+  writer->producer_ = std::move(*producer);
+  writer->poller_ = std::thread([raw = writer.get()] {
+    while (!raw->stopping_.load()) raw->producer_->poll(50);
+  });
+  return writer;
+}
+
+JobWriter::~JobWriter() {
+  if (producer_) producer_->flush(5000);
+  stopping_ = true;
+  if (poller_.joinable()) poller_.join();
+}
+
+Result<WritePosition> JobWriter::write(const OutRecord& record) {
+  Pending pending;
+  RdKafka::ErrorCode code = RdKafka::ERR_NO_ERROR;
+  if (auto status = kafka::produce(*producer_, record, &pending, &code); !status) return status.error();
+  std::unique_lock lock(pending.mutex);
+  // librdkafka reports every record within message.timeout.ms (the ack timeout), delivered or not;
+  // the wait must not end before the report, which writes into `pending` on this stack.
+  pending.done.wait(lock, [&] { return pending.outcome.has_value(); });
+  return std::move(*pending.outcome);
+}
+
+void JobWriter::flush(std::chrono::milliseconds timeout) {
+  producer_->flush(static_cast<int>(timeout.count()));
+}
+
+}  // namespace kcron::api

@@ -1,0 +1,168 @@
+#include "kafka/view_follower.h"
+
+#include <spdlog/spdlog.h>
+
+#include "core/job_view.h"
+#include "kcron/codec.h"
+
+namespace kcron::api {
+
+ViewFollower::ViewFollower(FollowerSettings settings, ViewStore& store, Metrics& metrics)
+    : settings_(std::move(settings)),
+      store_(store),
+      records_(metrics.counter("kcron_api_view_records_total", "records folded into the view")),
+      undecodable_(metrics.counter("kcron_api_view_undecodable_total", "records the view could not decode (skipped)")),
+      lag_(metrics.gauge("kcron_api_view_lag_records", "records on the followed topics not yet in the view")) {}
+
+ViewFollower::~ViewFollower() {
+  stop();
+}
+
+Status ViewFollower::start() {
+  auto properties = settings_.client;
+  properties["group.id"] = "kcron-api-view";  // never joined or committed: partitions are assigned
+  properties["enable.partition.eof"] = "true";  // readiness: each partition read to its end once
+  auto consumer = kafka::make_consumer(properties);
+  if (!consumer) return consumer.error();
+  consumer_ = std::move(*consumer);
+  auto counts = kafka::partition_counts(*consumer_, std::chrono::seconds(15));
+  if (!counts) return counts.error();
+  const auto stored = store_.positions();
+  kafka::PartitionList assignment;
+  for (const auto& topic : {settings_.names.jobs(), settings_.names.status(), settings_.names.results()}) {
+    const auto found = counts->find(topic);
+    if (found == counts->end()) return make_error("topic {} does not exist (kcron topics create makes it)", topic);
+    for (std::int32_t partition = 0; partition < found->second; ++partition) {
+      const auto position = stored.find({topic, partition});
+      const std::int64_t offset = position == stored.end() ? RdKafka::Topic::OFFSET_BEGINNING : position->second;
+      assignment.items.push_back(RdKafka::TopicPartition::create(topic, partition, offset));
+      not_at_end_.insert({topic, partition});
+      covered_[{topic, partition}] = position == stored.end() ? 0 : position->second;
+    }
+  }
+  if (auto code = consumer_->assign(assignment.items); code != RdKafka::ERR_NO_ERROR) {
+    return make_error("cannot assign the view's partitions: {}", RdKafka::err2str(code));
+  }
+  spdlog::info("event=view_start partitions={} stored_positions={}", assignment.items.size(), stored.size());
+  thread_ = std::thread([this] { run(); });
+  return Status::success();
+}
+
+void ViewFollower::stop() {
+  stopping_ = true;
+  if (thread_.joinable()) thread_.join();
+  if (consumer_) {
+    consumer_->close();
+    consumer_.reset();
+  }
+}
+
+bool ViewFollower::wait_for(const std::string& topic, std::int32_t partition, std::int64_t offset, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  return advanced_.wait_for(lock, timeout, [&] {
+    const auto found = covered_.find({topic, partition});
+    return found != covered_.end() && found->second > offset;
+  });
+}
+
+std::string ViewFollower::failure() const {
+  std::lock_guard lock(mutex_);
+  return failure_;
+}
+
+void ViewFollower::fold(RdKafka::Message& message, ViewBatch& batch) {
+  const std::string topic = message.topic_name();
+  batch.advance(topic, message.partition(), message.offset() + 1);
+  if (message.len() == 0) return;  // a tombstone: compaction's business
+  const std::string_view value(static_cast<const char*>(message.payload()), message.len());
+  const auto content_type = kafka::header_value(message, header::kContentType);
+  records_.inc();
+  if (topic == settings_.names.jobs()) {
+    auto command = decode_command(value, content_type, kafka::header_value(message, header::kType));
+    if (!command) {
+      undecodable_.inc();
+      return;
+    }
+    const auto source = fmt::format("{}/{}@{}", topic, message.partition(), message.offset());
+    const auto record_ms = message.timestamp().timestamp;
+    if (command->has_submit()) {
+      const auto& job = command->submit();
+      if (job.id().empty()) return;
+      fold_definition(batch.job(job.tenant(), job.id()), job, record_ms, source, false);
+    } else if (command->has_update()) {
+      const auto& job = command->update().job();
+      if (job.id().empty()) return;
+      fold_definition(batch.job(job.tenant(), job.id()), job, record_ms, source, true);
+    }
+    return;
+  }
+  if (topic == settings_.names.status()) {
+    v1::StatusRecord status;
+    if (!decode_message(value, content_type, status) || status.job_id().empty()) {
+      undecodable_.inc();
+      return;
+    }
+    fold_status(batch.job(status.tenant(), status.job_id()), status);
+    return;
+  }
+  v1::Result result;
+  if (!decode_message(value, content_type, result) || result.job_id().empty()) {
+    undecodable_.inc();
+    return;
+  }
+  fold_result(batch.job(result.tenant(), result.job_id()), result);
+}
+
+Status ViewFollower::flush(ViewBatch& batch) {
+  Positions advanced = batch.positions();
+  if (auto status = store_.commit(batch); !status) return status;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [where, offset] : advanced) covered_[where] = offset;
+    if (!caught_up_.load() && not_at_end_.empty()) {
+      caught_up_ = true;
+      spdlog::info("event=view_caught_up");
+    }
+  }
+  advanced_.notify_all();
+  return Status::success();
+}
+
+void ViewFollower::run() {
+  ViewBatch batch(store_);
+  auto opened = std::chrono::steady_clock::now();
+  std::size_t in_batch = 0;
+  auto next_lag = opened;
+  while (!stopping_.load()) {
+    std::unique_ptr<RdKafka::Message> message(consumer_->consume(20));
+    if (message->err() == RdKafka::ERR_NO_ERROR) {
+      fold(*message, batch);
+      ++in_batch;
+    } else if (message->err() == RdKafka::ERR__PARTITION_EOF) {
+      std::lock_guard lock(mutex_);
+      not_at_end_.erase({message->topic_name(), message->partition()});
+    } else if (message->err() != RdKafka::ERR__TIMED_OUT) {
+      spdlog::warn("event=view_consume_error error=\"{}\"", message->errstr());
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (in_batch >= settings_.max_batch_records || (now - opened >= settings_.commit_interval)) {
+      if (in_batch > 0 || (!caught_up_.load() && not_at_end_.empty())) {
+        if (auto status = flush(batch); !status) {
+          std::lock_guard lock(mutex_);
+          failure_ = status.error().message();
+          spdlog::error("event=view_failed error=\"{}\"", failure_);
+          return;
+        }
+      }
+      in_batch = 0;
+      opened = now;
+    }
+    if (now >= next_lag) {
+      lag_.set(static_cast<double>(kafka::consumer_lag(*consumer_)));
+      next_lag = now + std::chrono::seconds(1);
+    }
+  }
+  if (in_batch > 0) (void)flush(batch);
+}
+
+}  // namespace kcron::api

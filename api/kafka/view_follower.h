@@ -1,0 +1,74 @@
+// Builds kcron-api's view: reads kcron.jobs, kcron.status and kcron.results (every partition,
+// read_committed, no consumer group: every instance keeps a whole view) from the positions the
+// view holds, folds each record into its job's view and writes views and positions together.
+// Runs on its own thread; request threads wait on it for read-your-writes.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "kcron/kafka.h"
+#include "kcron/metrics.h"
+#include "kcron/topics.h"
+#include "view/view_store.h"
+
+namespace kcron::api {
+
+struct FollowerSettings {
+  kafka::Properties client;
+  TopicNames names{"kcron."};
+  std::chrono::milliseconds commit_interval{100};
+  std::size_t max_batch_records = 5000;
+};
+
+class ViewFollower {
+ public:
+  ViewFollower(FollowerSettings settings, ViewStore& store, Metrics& metrics);
+  ~ViewFollower();
+  ViewFollower(const ViewFollower&) = delete;
+  ViewFollower& operator=(const ViewFollower&) = delete;
+
+  // Assigns every partition of the topics from the view's positions and starts the thread.
+  Status start();
+  void stop();
+
+  // Waits until the view covers `offset` of (topic, partition), up to `timeout`. Thread-safe.
+  bool wait_for(const std::string& topic, std::int32_t partition, std::int64_t offset, std::chrono::milliseconds timeout);
+  // Whether the view reached the end each partition had when it started (readiness).
+  bool caught_up() const { return caught_up_.load(); }
+  // Why the follower stopped, if it did.
+  std::string failure() const;
+
+ private:
+  void run();
+  void fold(RdKafka::Message& message, ViewBatch& batch);
+  Status flush(ViewBatch& batch);
+
+  FollowerSettings settings_;
+  ViewStore& store_;
+  Counter& records_;
+  Counter& undecodable_;
+  Gauge& lag_;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  std::set<std::pair<std::string, std::int32_t>> not_at_end_;  // partitions not read to their end once yet
+
+  mutable std::mutex mutex_;
+  std::condition_variable advanced_;
+  Positions covered_;  // next offset per partition, as committed to the view
+  std::string failure_;
+
+  std::atomic<bool> caught_up_{false};
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+}  // namespace kcron::api

@@ -1,0 +1,131 @@
+// kcron-api: the HTTP front door. Verifies bearer JWTs, checks each route's role in the caller's
+// tenant, produces writes to kcron.jobs and answers reads from its own RocksDB view of the topics.
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "auth/jwt.h"
+#include "http/api_server.h"
+#include "kafka/job_writer.h"
+#include "kafka/view_follower.h"
+#include "kcron/config.h"
+#include "kcron/program.h"
+#include "kcron/service.h"
+#include "view/view_store.h"
+
+namespace {
+
+std::vector<kcron::ConfigKey> config_keys() {
+  auto keys = kcron::common_config_keys("api", 9474);
+  keys.insert(keys.end(),
+              {
+                  {"api.address", "127.0.0.1", "address the API listens on"},
+                  {"api.port", "8080", "port the API listens on (0: any free port, printed in the log)"},
+                  {"api.threads", "16", "request threads (a fixed pool)"},
+                  {"api.read_timeout_ms", "10000", "a client that sends nothing for this long is disconnected"},
+                  {"api.consistency_wait_ms", "5000", "longest a read carrying Kcron-Consistency waits for the view"},
+                  {"api.ack_timeout_ms", "15000", "longest a write waits for Kafka's acknowledgement before a 503"},
+                  {"auth.jwks_file", "", "JWKS file with the keys that verify tokens (kcron token keygen writes one)"},
+                  {"auth.hs256_secret_file", "", "a shared secret for HS256 tokens: development only, needs auth.allow_hs256"},
+                  {"auth.allow_hs256", "false", "accept HS256 tokens (never in production: anyone with the secret can mint any role)"},
+                  {"auth.issuer", "", "when set, tokens must carry this iss"},
+                  {"auth.audience", "", "when set, tokens must carry this aud"},
+                  {"auth.leeway_s", "30", "clock skew allowed on exp, nbf and iat"},
+                  {"state_dir", "./kcron-state/api", "RocksDB directory of the view (one per instance)"},
+                  {"view.commit_interval_ms", "100", "how often the view writes what it read"},
+              });
+  return keys;
+}
+
+std::string read_file(const std::string& path, const std::string& what) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw std::runtime_error(what + " " + path + " cannot be read");
+  std::ostringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+int run(int argc, char** argv) {
+  auto loaded = kcron::load_program_config("kcron-api", "the HTTP API of kcron (JWT, roles per tenant, a view of every job)",
+                                           config_keys(), argc, argv);
+  if (!loaded.config) return loaded.exit_code;
+  const auto& config = *loaded.config;
+  kcron::ConfigNumbers number(config);
+  kcron::api::ApiSettings api;
+  api.address = config.get("api.address");
+  api.port = static_cast<int>(number("api.port"));
+  api.threads = static_cast<std::size_t>(std::max<std::int64_t>(2, number("api.threads")));
+  api.read_timeout = number.ms("api.read_timeout_ms");
+  api.consistency_wait = number.ms("api.consistency_wait_ms");
+  api.names = kcron::TopicNames(config.get("topic_prefix"));
+  const auto ack_timeout = number.ms("api.ack_timeout_ms");
+  const auto leeway = number("auth.leeway_s");
+  const auto commit_interval = number.ms("view.commit_interval_ms");
+  const auto http_port = number("http_port");
+  auto allow_hs256 = config.get_bool("auth.allow_hs256");
+  if (!number.ok() || !allow_hs256) {
+    std::cerr << "kcron-api: " << (number.ok() ? allow_hs256.error().message() : number.problems().front()) << "\n";
+    return 2;
+  }
+  kcron::auth::VerifierConfig verifier_config;
+  if (!config.get("auth.jwks_file").empty()) verifier_config.jwks = read_file(config.get("auth.jwks_file"), "auth.jwks_file");
+  if (!config.get("auth.hs256_secret_file").empty()) {
+    verifier_config.hs256_secret = read_file(config.get("auth.hs256_secret_file"), "auth.hs256_secret_file");
+  }
+  verifier_config.allow_hs256 = *allow_hs256;
+  verifier_config.issuer = config.get("auth.issuer");
+  verifier_config.audience = config.get("auth.audience");
+  verifier_config.leeway = std::chrono::seconds(leeway);
+  auto verifier = kcron::auth::JwtVerifier::create(verifier_config);
+  if (!verifier) {
+    std::cerr << "kcron-api: " << verifier.error().message() << "\n";
+    return 2;
+  }
+
+  kcron::init_logging("api", config.get("log_level"));
+  kcron::install_stop_signals();
+  kcron::Metrics metrics;
+  kcron::HttpEndpoint http(config.get("http_address"), static_cast<int>(http_port), metrics);
+  auto store = kcron::api::ViewStore::open(config.get("state_dir"));
+  if (!store) return kcron::exit_code_for(store.error());
+  const auto client = kcron::kafka::client_properties(config, "kcron-api-" + config.get("instance_id"));
+  auto writer = kcron::api::JobWriter::create(client, ack_timeout);
+  if (!writer) return kcron::exit_code_for(writer.error());
+  kcron::api::FollowerSettings follower_settings;
+  follower_settings.client = client;
+  follower_settings.names = api.names;
+  follower_settings.commit_interval = commit_interval;
+  kcron::api::ViewFollower follower(follower_settings, **store, metrics);
+  if (auto started = follower.start(); !started) return kcron::exit_code_for(started);
+  kcron::api::ApiServer server(api, *verifier, **writer, **store, follower, metrics);
+  if (auto started = server.start(); !started) return kcron::exit_code_for(started);
+  spdlog::info("event=started port={} keys={}", server.port(), verifier->key_count());
+
+  kcron::Status outcome;
+  while (!kcron::stop_requested()) {
+    http.set_ready(follower.caught_up());
+    if (auto failure = follower.failure(); !failure.empty()) {
+      http.set_healthy(false);
+      outcome = kcron::make_error("the view stopped: {}", failure);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  // Drain: stop accepting, finish requests in progress (their writes are acknowledged first), then
+  // the view writes what it read.
+  http.set_ready(false);
+  server.stop();
+  (*writer)->flush(std::chrono::seconds(10));
+  follower.stop();
+  spdlog::info("event=stopped");
+  return kcron::exit_code_for(outcome);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return kcron::run_main("kcron-api", [&] { return run(argc, argv); });
+}

@@ -1,0 +1,97 @@
+#include <catch2/catch.hpp>
+
+#include "core/requests.h"
+
+namespace {
+
+kcron::api::Checked<kcron::v1::Job> parse(std::string_view body, std::string_view tenant = "acme") {
+  return kcron::api::parse_job_body(body, tenant, "alice", "job-generated");
+}
+
+}  // namespace
+
+TEST_CASE("a job body gets the token's tenant and subject, and an id when it has none") {
+  auto job = parse(R"({"delay":"5s","noop":{}})");
+  REQUIRE(job.ok());
+  CHECK(job.value->id() == "job-generated");
+  CHECK(job.value->tenant() == "acme");
+  CHECK(job.value->submitted_by() == "alice");
+  auto named = parse(R"({"id":"report-1","noop":{}})", "default");
+  REQUIRE(named.ok());
+  CHECK(named.value->id() == "report-1");
+  CHECK(named.value->tenant().empty());  // the default tenant's records name none
+}
+
+TEST_CASE("a job body naming another tenant or fields kcron sets is refused with the field") {
+  auto other = parse(R"({"tenant":"globex","noop":{}})");
+  REQUIRE_FALSE(other.ok());
+  CHECK(other.error.field == "tenant");
+  CHECK(parse(R"({"tenant":"acme","noop":{}})").ok());
+  CHECK(parse(R"({"submitted_by":"mallory","noop":{}})").error.field == "submitted_by");
+  CHECK(parse(R"({"attempt":3,"noop":{}})").error.field == "attempt");
+  CHECK(parse(R"({"schedule_run":{"schedule_id":"s"},"noop":{}})").error.field == "schedule_run");
+}
+
+TEST_CASE("bad job bodies name what is wrong") {
+  auto unknown = parse(R"({"colour":"red","noop":{}})");
+  REQUIRE_FALSE(unknown.ok());
+  CHECK(unknown.error.field == "colour");
+  CHECK(unknown.error.message == "unknown field");
+  auto not_json = parse("{not json");
+  REQUIRE_FALSE(not_json.ok());
+  CHECK(not_json.error.field.empty());
+  CHECK(not_json.error.message.rfind("the body is not a job in kcron's JSON form", 0) == 0);
+  CHECK(parse(R"({"delay":5,"noop":{}})").error.field == "delay");
+  CHECK(parse(R"({"id":"a\u0001b","noop":{}})").error.field == "id");
+  CHECK(parse(std::string(R"({"id":")") + std::string(300, 'x') + R"(","noop":{}})").error.field == "id");
+  CHECK(parse(R"({"id":"x"})").error.field == "task");
+  CHECK(parse(R"({"priority":12,"noop":{}})").error.field == "priority");
+  CHECK(parse(R"({"id":"acme~x","noop":{}})", "default").error.field == "id");
+  CHECK(parse(std::string(kcron::api::kMaxBodyBytes + 1, ' ')).error.message.find("exceeds") != std::string::npos);
+}
+
+TEST_CASE("an Idempotency-Key gives the same id for the same caller and key only") {
+  const auto first = kcron::api::generated_job_id("alice", "order-7", "r1");
+  CHECK(first == kcron::api::generated_job_id("alice", "order-7", "r2"));
+  CHECK(first.rfind("idem-", 0) == 0);
+  CHECK(first != kcron::api::generated_job_id("bob", "order-7", "r1"));
+  CHECK(first != kcron::api::generated_job_id("alice", "order-8", "r1"));
+  CHECK(kcron::api::generated_job_id("alice", "", "r1") == "job-r1");
+}
+
+TEST_CASE("page tokens round trip any id and refuse what the server did not give out") {
+  const kcron::api::PageKey key{1765000000123, std::string("a/b:c\xff~", 7)};
+  auto decoded = kcron::api::decode_page_token(kcron::api::encode_page_token(key));
+  REQUIRE(decoded.ok());
+  CHECK(decoded->submitted_ms == key.submitted_ms);
+  CHECK(decoded->id == key.id);
+  CHECK_FALSE(kcron::api::decode_page_token("").ok());
+  CHECK_FALSE(kcron::api::decode_page_token("12").ok());
+  CHECK_FALSE(kcron::api::decode_page_token("12.abc").ok());
+  CHECK_FALSE(kcron::api::decode_page_token("x.61").ok());
+  CHECK_FALSE(kcron::api::decode_page_token("12.zz").ok());
+}
+
+TEST_CASE("list queries take filters and refuse unknown or malformed ones") {
+  auto query = kcron::api::parse_list_query({{"state", "DEAD"},
+                                             {"queue", "reports"},
+                                             {"label", "team=data"},
+                                             {"since", "2026-12-01T00:00:00Z"},
+                                             {"until", "1765000000000"},
+                                             {"page_size", "10"}});
+  REQUIRE(query.ok());
+  CHECK(*query.value->state == kcron::v1::DEAD);
+  CHECK(query.value->queue == "reports");
+  CHECK(query.value->label_key == "team");
+  CHECK(query.value->label_value == "data");
+  CHECK(query.value->since_ms == 1796083200000);
+  CHECK(query.value->until_ms == 1765000000000);
+  CHECK(query.value->page_size == 10);
+  CHECK(kcron::api::parse_list_query({{"state", "DONE"}}).error.field == "state");
+  CHECK(kcron::api::parse_list_query({{"page_size", "0"}}).error.field == "page_size");
+  CHECK(kcron::api::parse_list_query({{"page_size", "501"}}).error.field == "page_size");
+  CHECK(kcron::api::parse_list_query({{"label", "=x"}}).error.field == "label");
+  CHECK(kcron::api::parse_list_query({{"since", "yesterday"}}).error.field == "since");
+  CHECK(kcron::api::parse_list_query({{"sort", "id"}}).error.field == "sort");
+  CHECK(kcron::api::parse_list_query({{"page_token", "nope"}}).error.field == "page_token");
+}

@@ -1,0 +1,135 @@
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <set>
+
+#include "core/job_view.h"
+#include "view/view_store.h"
+
+namespace {
+
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() : path(std::filesystem::temp_directory_path() / ("kcron-api-view-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++))) {
+    std::filesystem::remove_all(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  static int& counter() {
+    static int value = 0;
+    return value;
+  }
+};
+
+void submit(kcron::api::ViewBatch& batch, std::string_view tenant, const std::string& id, std::int64_t at_ms,
+            const std::string& queue = "default") {
+  kcron::v1::Job job;
+  job.set_id(id);
+  job.set_tenant(std::string(tenant));
+  job.set_queue(queue);
+  kcron::api::fold_definition(batch.job(tenant, id), job, at_ms, "", false);
+}
+
+void set_state(kcron::api::ViewBatch& batch, std::string_view tenant, const std::string& id, kcron::v1::JobState state,
+               std::uint64_t sequence) {
+  kcron::v1::StatusRecord record;
+  record.set_job_id(id);
+  record.set_tenant(std::string(tenant));
+  record.set_state(state);
+  record.set_sequence(sequence);
+  record.set_at_ms(5000);
+  kcron::api::fold_status(batch.job(tenant, id), record);
+}
+
+std::vector<std::string> ids(const kcron::api::ViewPage& page) {
+  std::vector<std::string> out;
+  for (const auto& job : page.jobs) out.push_back(job.id());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the view answers a tenant's job by id and never another tenant's") {
+  TempDir dir;
+  auto store = kcron::api::ViewStore::open(dir.path.string());
+  REQUIRE(store.ok());
+  kcron::api::ViewBatch batch(**store);
+  submit(batch, "acme", "j1", 1000);
+  submit(batch, "default", "j1", 1000);
+  REQUIRE((*store)->commit(batch).ok());
+  CHECK((*store)->job("acme", "j1")->tenant() == "acme");
+  CHECK((*store)->job("default", "j1")->tenant() == "default");
+  CHECK((*store)->job("", "j1")->tenant() == "default");
+  CHECK_FALSE((*store)->job("globex", "j1").has_value());
+  CHECK((*store)->list("globex", {}).jobs.empty());
+}
+
+TEST_CASE("lists are newest first, filtered by state and queue, and pages return each job once") {
+  TempDir dir;
+  auto store = kcron::api::ViewStore::open(dir.path.string());
+  REQUIRE(store.ok());
+  kcron::api::ViewBatch batch(**store);
+  for (int index = 0; index < 25; ++index) {
+    submit(batch, "acme", "j" + std::to_string(index), 1000 + index / 2, index % 2 == 0 ? "even" : "odd");  // pairs share an instant
+  }
+  submit(batch, "acmex", "other", 1005);
+  REQUIRE((*store)->commit(batch).ok());
+
+  kcron::api::ListQuery query;
+  query.page_size = 4;
+  std::set<std::string> seen;
+  std::vector<std::int64_t> order;
+  int pages = 0;
+  for (int page_number = 0; page_number < 20; ++page_number) {
+    auto page = (*store)->list("acme", query);
+    for (const auto& job : page.jobs) {
+      CHECK(seen.insert(job.id()).second);
+      order.push_back(job.submitted_ms());
+    }
+    // Jobs change state between pages: the order key does not move, so nothing repeats or is skipped.
+    kcron::api::ViewBatch changes(**store);
+    set_state(changes, "acme", "j" + std::to_string(page_number), kcron::v1::SUCCEEDED, 1);
+    REQUIRE((*store)->commit(changes).ok());
+    ++pages;
+    if (!page.next) break;
+    query.after = page.next;
+  }
+  CHECK(seen.size() == 25);
+  CHECK(std::is_sorted(order.rbegin(), order.rend()));
+
+  kcron::api::ListQuery odd;
+  odd.queue = "odd";
+  odd.page_size = 100;
+  CHECK((*store)->list("acme", odd).jobs.size() == 12);
+  kcron::api::ListQuery succeeded;
+  succeeded.state = kcron::v1::SUCCEEDED;
+  succeeded.page_size = 100;
+  const auto done = (*store)->list("acme", succeeded);
+  CHECK(done.jobs.size() == static_cast<std::size_t>(pages));
+  for (const auto& job : done.jobs) CHECK(job.state() == kcron::v1::SUCCEEDED);
+  kcron::api::ListQuery window;
+  window.since_ms = 1004;
+  window.until_ms = 1006;
+  window.page_size = 100;
+  CHECK(ids((*store)->list("acme", window)) == std::vector<std::string>{"j11", "j10", "j9", "j8"});
+}
+
+TEST_CASE("positions are kept with the views and survive a reopen") {
+  TempDir dir;
+  {
+    auto store = kcron::api::ViewStore::open(dir.path.string());
+    REQUIRE(store.ok());
+    kcron::api::ViewBatch batch(**store);
+    submit(batch, "acme", "j1", 1000);
+    batch.advance("kcron.jobs", 3, 42);
+    batch.advance("kcron.jobs", 3, 41);  // never backwards
+    batch.advance("kcron.status", 11, 7);
+    REQUIRE((*store)->commit(batch).ok());
+  }
+  auto store = kcron::api::ViewStore::open(dir.path.string());
+  REQUIRE(store.ok());
+  const auto positions = (*store)->positions();
+  CHECK(positions.size() == 2);
+  CHECK(positions.at({"kcron.jobs", 3}) == 42);
+  CHECK(positions.at({"kcron.status", 11}) == 7);
+  CHECK((*store)->job("acme", "j1").has_value());
+}
