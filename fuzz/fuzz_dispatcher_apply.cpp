@@ -44,7 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto key = input.ConsumeRandomLengthString(300);
     const auto value = input.ConsumeRandomLengthString(4096);
     kcron::dispatcher::InputRecord record{
-        partition, offset++, key, value, content_type, kcron_type, kcron::instant_from_ms(timestamp_ms)};
+        partition, offset++, key, value, content_type, kcron_type, kcron::instant_from_ms(timestamp_ms), {}};
     auto& state = **store.open(partition);
     // The in-memory store cannot fail a read, and the core stores only entries it encoded: every
     // decision succeeds.

@@ -191,7 +191,7 @@ struct ApiServer::Impl {
                            const std::string& request_id) const {
     OutRecord record{settings.names.jobs(), -1, scoped_routing_key(tenant, job_id), encode(command), false,
                      typed_headers(type, job_id, tenant_field(tenant))};
-    record.headers.emplace_back("kcron-request-id", request_id);
+    record.headers.emplace_back(header::kRequestId, request_id);
     return record;
   }
 

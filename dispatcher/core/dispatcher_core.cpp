@@ -1303,6 +1303,7 @@ void DispatcherCore::audit(const InputRecord& record, const ScopedName* job, std
   decision.set_at_ms(to_epoch_ms(clock_.now()));
   decision.set_component(settings_.component);
   decision.set_source(fmt::format("{}/{}@{}", settings_.names.jobs(), record.partition, record.offset));
+  decision.set_request_id(std::string(record.request_id));
   std::string key = job != nullptr ? job->key : std::string(record.key);
   auto headers = typed_headers("audit", job != nullptr ? std::string_view(job->id) : std::string_view(),
                                job != nullptr ? std::string_view(job->tenant) : std::string_view());
@@ -1313,6 +1314,7 @@ void DispatcherCore::forward(const InputRecord& record, Partition partition, std
   std::vector<std::pair<std::string, std::string>> headers = {{"kcron-forwarded-from", std::to_string(record.partition.value())}};
   if (!record.content_type.empty()) headers.emplace_back(header::kContentType, record.content_type);
   if (!record.kcron_type.empty()) headers.emplace_back(header::kType, record.kcron_type);
+  if (!record.request_id.empty()) headers.emplace_back(header::kRequestId, record.request_id);
   // The original timestamp travels along, so a delay resolves from the first submit.
   out.push_back({settings_.names.jobs(), partition.value(), std::string(key), std::string(record.value), false,
                  std::move(headers), to_epoch_ms(record.timestamp)});

@@ -57,6 +57,7 @@ struct InputRecord {
   std::string_view content_type;
   std::string_view kcron_type;
   Instant timestamp{};
+  std::string_view request_id;  // the kcron-request-id header: the HTTP request that wrote it (its audit record names it)
 };
 
 struct Counts {

@@ -216,6 +216,7 @@ Status DispatcherLoop::consume_batch() {
     if (owned == owned_.end()) continue;  // not ours (any more)
     const std::string content_type = kafka::header_value(*message, header::kContentType);
     const std::string kcron_type = kafka::header_value(*message, header::kType);
+    const std::string request_id = kafka::header_value(*message, header::kRequestId);
     const std::int64_t now_ms = to_epoch_ms(clock_.now());
     InputRecord record{Partition(message->partition()),
                        message->offset(),
@@ -223,7 +224,8 @@ Status DispatcherLoop::consume_batch() {
                        std::string_view(static_cast<const char*>(message->payload()), message->len()),
                        content_type,
                        kcron_type,
-                       instant_from_ms(kafka::record_timestamp_ms(*message, now_ms))};
+                       instant_from_ms(kafka::record_timestamp_ms(*message, now_ms)),
+                       request_id};
     const Single single{false, message->partition(), message->offset(), {}};
     const auto poison = std::find_if(poisons_.begin(), poisons_.end(), [&](const Poison& p) { return p.item == single; });
     if (poison != poisons_.end()) {

@@ -48,7 +48,7 @@ struct Harness {
   void apply(const std::string& json, const std::string& key, std::optional<Partition> partition = std::nullopt,
              std::optional<std::int64_t> timestamp = std::nullopt) {
     const Partition target = partition.value_or(key.empty() ? Partition(0) : partition_for_key(key, settings.jobs_partitions));
-    InputRecord record{target, offset++, key, json, "", "", timestamp ? instant_from_ms(*timestamp) : clock.now()};
+    InputRecord record{target, offset++, key, json, "", "", timestamp ? instant_from_ms(*timestamp) : clock.now(), {}};
     REQUIRE(core.apply(state(target), record, out).ok());
   }
   void submit(const std::string& json, const std::string& job_id) { apply(json, std::string(routing_key_for_job(job_id))); }
@@ -567,7 +567,7 @@ TEST_CASE("a consumed record whose outputs the broker refuses is REJECTED with t
   const std::string key(routing_key_for_job("refused"));
   const auto partition = harness.partition_of("refused");
   const std::string value = R"({"id":"refused","noop":{}})";
-  InputRecord record{partition, 42, key, value, "", "", instant_from_ms(kStart)};
+  InputRecord record{partition, 42, key, value, "", "", instant_from_ms(kStart), {}};
   harness.core.reject_unpublishable(record, "Broker: Message size too large", harness.out);
   const auto letters = harness.take("dead-letters");
   REQUIRE(letters.size() == 1);
@@ -633,7 +633,7 @@ class FailingState final : public PartitionState {
 struct Consumed {
   Consumed(const Harness& harness, std::string json_in, const std::string& job_id)
       : json(std::move(json_in)), key(routing_key_for_job(job_id)), record{harness.partition_of(job_id), 7, key, json, "", "",
-                                                                           harness.clock.now()} {}
+                                                                           harness.clock.now(), {}} {}
   std::string json;
   std::string key;
   InputRecord record;
@@ -1178,7 +1178,7 @@ TEST_CASE("a purge cancels a tenant's pending jobs on its partition and forgets 
   v1::Command purge;
   purge.mutable_purge_tenant()->set_tenant("acme");
   const std::string bytes = encode(purge);
-  InputRecord record{partition, 99, "acme", bytes, "application/x-protobuf", "purge-tenant", harness.clock.now()};
+  InputRecord record{partition, 99, "acme", bytes, "application/x-protobuf", "purge-tenant", harness.clock.now(), {}};
   REQUIRE(harness.core.apply(harness.state(partition), record, harness.out).ok());
   CHECK(harness.core.counts().purged == 3);
   CHECK(harness.take("kcron.jobs").empty());  // neither forwarded nor continued
@@ -1217,7 +1217,7 @@ TEST_CASE("a purge of more keys than one record handles writes the rest back to 
   v1::Command purge;
   purge.mutable_purge_tenant()->set_tenant("acme");
   std::string bytes = encode(purge);
-  InputRecord record{partition, 99, "acme", bytes, "application/x-protobuf", "purge-tenant", harness.clock.now()};
+  InputRecord record{partition, 99, "acme", bytes, "application/x-protobuf", "purge-tenant", harness.clock.now(), {}};
   REQUIRE(harness.core.apply(harness.state(partition), record, harness.out).ok());
   CHECK(harness.core.counts().purged == DispatcherCore::kPurgeKeysPerRecord);
   CHECK(harness.state(partition).get(DispatcherCore::purging_key("acme"))->has_value());
@@ -1250,7 +1250,7 @@ TEST_CASE("the default tenant cannot be purged") {
   v1::Command purge;
   purge.mutable_purge_tenant()->set_tenant("default");
   const std::string bytes = encode(purge);
-  InputRecord record{Partition(0), 1, "default", bytes, "application/x-protobuf", "purge-tenant", harness.clock.now()};
+  InputRecord record{Partition(0), 1, "default", bytes, "application/x-protobuf", "purge-tenant", harness.clock.now(), {}};
   REQUIRE(harness.core.apply(harness.state(Partition(0)), record, harness.out).ok());
   const auto letters = harness.take("dead-letters");
   REQUIRE(letters.size() == 1);
@@ -1314,7 +1314,7 @@ TEST_CASE("the audit level keeps refusals only, or nothing") {
     const std::string bad = R"({"id":"bad","queue":"nope","noop":{}})";
     for (const auto& [json, id] : {std::pair{ok, "ok"}, std::pair{bad, "bad"}}) {
       const Partition partition = harness.partition_of(id);
-      InputRecord record{partition, 1, routing_key_for_job(id), json, "", "", harness.clock.now()};
+      InputRecord record{partition, 1, routing_key_for_job(id), json, "", "", harness.clock.now(), {}};
       REQUIRE(core.apply(harness.state(partition), record, harness.out).ok());
     }
     const auto decisions = audits(harness);
@@ -1336,7 +1336,7 @@ TEST_CASE("after a purge, a fired job of the tenant that fails is not re-armed b
   v1::Command purge;
   purge.mutable_purge_tenant()->set_tenant("acme");
   const std::string bytes = encode(purge);
-  InputRecord record{partition, 99, "acme", bytes, "application/x-protobuf", "purge-tenant", harness.clock.now()};
+  InputRecord record{partition, 99, "acme", bytes, "application/x-protobuf", "purge-tenant", harness.clock.now(), {}};
   REQUIRE(harness.core.apply(harness.state(partition), record, harness.out).ok());
   harness.apply(R"({"retry":{"job":{"id":"runs","tenant":"acme","attempt":2,"noop":{}},"due_ms":1790000001000,"error":"x"}})",
                 "acme~runs");
@@ -1578,4 +1578,24 @@ TEST_CASE("the window is planned from the jobs coming due on every partition, wh
   CHECK(harness.core.fire_due(harness.state(partition_a), partition_a, 10'000, harness.out).value() == 1500);
   CHECK(harness.core.fire_due(harness.state(partition_b), partition_b, 10'000, harness.out).value() == 1500);
   CHECK(harness.core.counts().fired_ahead == 3000);
+}
+
+TEST_CASE("a decision names the HTTP request that carried the command, and a forwarded command keeps it") {
+  Harness harness;
+  const std::string json = R"({"id":"web-1","tenant":"acme","delay":"5s","noop":{}})";
+  const Partition partition = partition_for_key("acme~web-1", harness.settings.jobs_partitions);
+  InputRecord record{partition, 4, "acme~web-1", json, "", "", harness.clock.now(), "req-7f3a"};
+  REQUIRE(harness.core.apply(harness.state(partition), record, harness.out).ok());
+  const auto decisions = audits(harness);
+  REQUIRE(decisions.size() == 1);
+  CHECK(decisions[0].request_id() == "req-7f3a");
+  CHECK(decisions[0].outcome() == "ACCEPTED");
+
+  const Partition elsewhere((partition.value() + 1) % harness.settings.jobs_partitions);
+  InputRecord misrouted{elsewhere, 5, "acme~web-1", json, "", "", harness.clock.now(), "req-7f3b"};
+  REQUIRE(harness.core.apply(harness.state(elsewhere), misrouted, harness.out).ok());
+  const auto forwarded = harness.take("kcron.jobs");
+  REQUIRE(forwarded.size() == 1);
+  CHECK(std::find(forwarded[0].headers.begin(), forwarded[0].headers.end(),
+                  std::pair<std::string, std::string>{"kcron-request-id", "req-7f3b"}) != forwarded[0].headers.end());
 }

@@ -21,6 +21,7 @@ inline constexpr std::string_view kJobId = "kcron-job-id";
 inline constexpr std::string_view kStatus = "kcron-status";
 inline constexpr std::string_view kTenant = "kcron-tenant";  // on records of a tenant other than the default
 inline constexpr std::string_view kContentType = "content-type";
+inline constexpr std::string_view kRequestId = "kcron-request-id";  // on a command the HTTP API wrote: its request
 inline constexpr std::string_view kProtobuf = "application/x-protobuf";
 inline constexpr std::string_view kJson = "application/json";
 }  // namespace header
