@@ -28,6 +28,11 @@ std::vector<kcron::ConfigKey> config_keys() {
                   {"api.read_timeout_ms", "10000", "a client that sends nothing for this long is disconnected"},
                   {"api.consistency_wait_ms", "5000", "longest a read carrying Kcron-Consistency waits for the view"},
                   {"api.ack_timeout_ms", "15000", "longest a write waits for Kafka's acknowledgement before a 503"},
+                  {"api.requests_per_token", "100", "requests per second one caller (sub in tenant) may make; 0: no limit"},
+                  {"api.request_burst", "200", "requests one caller may make at once above its rate"},
+                  {"api.jobs_per_tenant", "2000", "jobs per second one tenant may submit through this instance; 0: no limit"},
+                  {"api.jobs_burst", "5000", "jobs one tenant may submit at once above its rate"},
+                  {"api.audit_requests", "true", "write a REQUESTED record with the caller and request id on kcron.audit per write"},
                   {"auth.jwks_file", "", "JWKS file with the keys that verify tokens (kcron token keygen writes one)"},
                   {"auth.hs256_secret_file", "", "a shared secret for HS256 tokens: development only, needs auth.allow_hs256"},
                   {"auth.allow_hs256", "false", "accept HS256 tokens (never in production: anyone with the secret can mint any role)"},
@@ -61,15 +66,23 @@ int run(int argc, char** argv) {
   api.read_timeout = number.ms("api.read_timeout_ms");
   api.consistency_wait = number.ms("api.consistency_wait_ms");
   api.names = kcron::TopicNames(config.get("topic_prefix"));
+  api.requests_per_token = static_cast<double>(number("api.requests_per_token"));
+  api.request_burst = static_cast<double>(number("api.request_burst"));
+  api.jobs_per_tenant = static_cast<double>(number("api.jobs_per_tenant"));
+  api.jobs_burst = static_cast<double>(number("api.jobs_burst"));
   const auto ack_timeout = number.ms("api.ack_timeout_ms");
   const auto leeway = number("auth.leeway_s");
   const auto commit_interval = number.ms("view.commit_interval_ms");
   const auto http_port = number("http_port");
   auto allow_hs256 = config.get_bool("auth.allow_hs256");
-  if (!number.ok() || !allow_hs256) {
-    std::cerr << "kcron-api: " << (number.ok() ? allow_hs256.error().message() : number.problems().front()) << "\n";
+  auto audit_requests = config.get_bool("api.audit_requests");
+  if (!number.ok() || !allow_hs256 || !audit_requests) {
+    std::cerr << "kcron-api: "
+              << (!number.ok() ? number.problems().front() : !allow_hs256 ? allow_hs256.error().message() : audit_requests.error().message())
+              << "\n";
     return 2;
   }
+  api.audit_requests = *audit_requests;
   kcron::auth::VerifierConfig verifier_config;
   if (!config.get("auth.jwks_file").empty()) verifier_config.jwks = read_file(config.get("auth.jwks_file"), "auth.jwks_file");
   if (!config.get("auth.hs256_secret_file").empty()) {

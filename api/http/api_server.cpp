@@ -8,8 +8,10 @@
 #include <charconv>
 #include <functional>
 #include <optional>
+#include <set>
 
 #include "core/problem.h"
+#include "core/rate_limiter.h"
 #include "core/requests.h"
 #include "core/roles.h"
 #include "kcron/codec.h"
@@ -20,6 +22,7 @@ namespace {
 
 constexpr std::string_view kConsistencyHeader = "Kcron-Consistency";
 constexpr std::string_view kJson = "application/json";
+constexpr std::size_t kMaxBatchJobs = 1000;
 
 std::string random_hex(std::size_t bytes) {
   std::array<unsigned char, 32> buffer{};
@@ -89,6 +92,9 @@ struct ApiServer::Impl {
   Counter& unauthorized;
   Counter& submitted;
   Histogram& latency;
+  Counter& throttled;
+  RateLimiter per_caller;
+  RateLimiter per_tenant;
 
   Impl(ApiSettings settings_in, const auth::JwtVerifier& verifier_in, JobWriter& writer_in, ViewStore& view_in,
        ViewFollower& follower_in, Metrics& metrics)
@@ -102,7 +108,22 @@ struct ApiServer::Impl {
         server_errors(metrics.counter("kcron_api_requests_total{class=\"5xx\"}", "HTTP requests answered, by status class")),
         unauthorized(metrics.counter("kcron_api_unauthorized_total", "requests refused for their token (401)")),
         submitted(metrics.counter("kcron_api_jobs_submitted_total", "jobs submitted through the API and acknowledged by Kafka")),
-        latency(metrics.histogram("kcron_api_request_seconds", "time to answer a request", Metrics::latency_buckets())) {}
+        latency(metrics.histogram("kcron_api_request_seconds", "time to answer a request", Metrics::latency_buckets())),
+        throttled(metrics.counter("kcron_api_throttled_total", "requests refused by a rate limit (429)")),
+        per_caller(settings.requests_per_token, settings.request_burst),
+        per_tenant(settings.jobs_per_tenant, settings.jobs_burst) {}
+
+  // 429 with Retry-After (whole seconds, at least 1) when `limiter` refuses.
+  bool within_limit(RateLimiter& limiter, const std::string& key, double cost, std::string_view what, httplib::Response& response,
+                    const std::string& request_id) {
+    const auto wait = limiter.take(key, std::chrono::steady_clock::now(), cost);
+    if (!wait) return true;
+    throttled.inc();
+    const auto seconds = std::max<std::int64_t>(1, (wait->count() + 999) / 1000);
+    response.set_header("Retry-After", std::to_string(seconds));
+    reply_problem(response, make_problem(429, fmt::format("{}; retry in {} s", what, seconds)), request_id);
+    return false;
+  }
 
   // One request's context: who asks, in which tenant.
   struct Caller {
@@ -139,6 +160,10 @@ struct ApiServer::Impl {
       reply_problem(response, make_problem(401, principal.error().message()), request_id);
       return std::nullopt;
     }
+    if (!within_limit(per_caller, principal->subject + "@" + principal->tenant, 1,
+                      fmt::format("over {} requests per second for this caller", settings.requests_per_token), response, request_id)) {
+      return std::nullopt;
+    }
     auto tenant = acting_tenant(*principal, request.get_param_value("tenant"));
     if (!tenant) {
       reply_problem(response, make_problem(403, tenant.error().message(), "tenant"), request_id);
@@ -156,35 +181,83 @@ struct ApiServer::Impl {
     return true;
   }
 
-  // Read-your-writes: a request carrying a write's token waits until the view covers it.
+  // Read-your-writes: a request carrying write tokens (comma-separated) waits until the view covers
+  // each of them.
   bool await_consistency(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
-    const auto token = request.get_header_value(std::string(kConsistencyHeader));
-    if (token.empty()) return true;
-    const auto position = parse_consistency(settings.names, token);
-    if (!position) {
-      reply_problem(response, make_problem(400, "Kcron-Consistency takes a token a write returned, e.g. jobs/3/1234"), request_id);
-      return false;
+    const auto header = request.get_header_value(std::string(kConsistencyHeader));
+    if (header.empty()) return true;
+    std::vector<WritePosition> positions;
+    std::string_view rest = header;
+    while (!rest.empty() && positions.size() <= 64) {
+      const auto comma = rest.find(',');
+      auto token = rest.substr(0, comma);
+      while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+      auto position = parse_consistency(settings.names, token);
+      if (!position) {
+        reply_problem(response, make_problem(400, "Kcron-Consistency takes tokens writes returned, e.g. jobs/3/1234"), request_id);
+        return false;
+      }
+      positions.push_back(std::move(*position));
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
     }
-    if (!follower.wait_for(position->topic, position->partition, position->offset, settings.consistency_wait)) {
-      response.set_header("Retry-After", "1");
-      reply_problem(response,
-                    make_problem(503, fmt::format("the view has not reached write {} within {} ms yet; retry", token,
-                                                  settings.consistency_wait.count())),
-                    request_id);
-      return false;
+    const auto deadline = std::chrono::steady_clock::now() + settings.consistency_wait;
+    for (const auto& position : positions) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (!follower.wait_for(position.topic, position.partition, position.offset, std::max(left, std::chrono::milliseconds(0)))) {
+        response.set_header("Retry-After", "1");
+        reply_problem(response,
+                      make_problem(503, fmt::format("the view has not reached write {} within {} ms yet; retry",
+                                                    consistency_token(settings.names, position), settings.consistency_wait.count())),
+                      request_id);
+        return false;
+      }
     }
     return true;
   }
 
-  std::optional<WritePosition> produce(const OutRecord& record, httplib::Response& response, const std::string& request_id) {
-    auto written = writer.write(record);
+  OutRecord audit_record(const Caller& caller, std::string_view action, std::string_view job_id, const std::string& request_id) const {
+    v1::AuditRecord request;
+    request.set_tenant(std::string(tenant_field(caller.tenant)));
+    request.set_principal(caller.principal.subject);
+    request.set_action(std::string(action));
+    request.set_job_id(std::string(job_id));
+    request.set_outcome("REQUESTED");
+    request.set_at_ms(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+    request.set_component("api");
+    request.set_request_id(request_id);
+    return {settings.names.audit(), -1, scoped_key(caller.tenant, job_id), encode(request), false,
+            typed_headers("audit", job_id, tenant_field(caller.tenant))};
+  }
+
+  // Produces commands and, when requests are audited, a request record for each; answers 503 if
+  // Kafka does not acknowledge them all. Returns where each command landed.
+  std::optional<std::vector<WritePosition>> produce_all(const Caller& caller, std::string_view action,
+                                                       std::vector<std::pair<std::string, OutRecord>> commands,
+                                                       httplib::Response& response, const std::string& request_id) {
+    std::vector<OutRecord> records;
+    records.reserve(commands.size() * 2);
+    for (auto& [job_id, command] : commands) records.push_back(std::move(command));
+    if (settings.audit_requests) {
+      for (const auto& [job_id, command] : commands) records.push_back(audit_record(caller, action, job_id, request_id));
+    }
+    auto written = writer.write_all(records);
     if (!written) {
       spdlog::warn("event=write_failed request_id={} error=\"{}\"", request_id, written.error().message());
       response.set_header("Retry-After", "1");
       reply_problem(response, make_problem(503, "Kafka did not acknowledge the write; retry with the same Idempotency-Key"), request_id);
       return std::nullopt;
     }
-    return *written;
+    written->resize(commands.size());
+    return std::move(*written);
+  }
+
+  std::optional<WritePosition> produce(const Caller& caller, std::string_view action, std::string_view job_id, OutRecord command,
+                                       httplib::Response& response, const std::string& request_id) {
+    std::vector<std::pair<std::string, OutRecord>> commands;
+    commands.emplace_back(std::string(job_id), std::move(command));
+    auto written = produce_all(caller, action, std::move(commands), response, request_id);
+    if (!written) return std::nullopt;
+    return written->front();
   }
 
   OutRecord command_record(const v1::Command& command, std::string_view type, std::string_view tenant, std::string_view job_id,
@@ -209,10 +282,14 @@ struct ApiServer::Impl {
       reply_problem(response, make_problem(400, job.error.message, job.error.field), request_id);
       return;
     }
+    if (!within_limit(per_tenant, caller->tenant, 1, fmt::format("tenant {} is over {} submissions per second", caller->tenant, settings.jobs_per_tenant),
+                      response, request_id)) {
+      return;
+    }
     v1::Command command;
     *command.mutable_submit() = *job.value;
     const auto& id = job.value->id();
-    auto written = produce(command_record(command, "submit", caller->tenant, id, request_id), response, request_id);
+    auto written = produce(*caller, "submit", id, command_record(command, "submit", caller->tenant, id, request_id), response, request_id);
     if (!written) return;
     submitted.inc();
     const auto token = consistency_token(settings.names, *written);
@@ -221,6 +298,114 @@ struct ApiServer::Impl {
     response.set_header(std::string(kConsistencyHeader), token);
     response.set_content(fmt::format(R"({{"id":{},"tenant":{},"consistency":{},"request_id":{}}})", json_string(id),
                                      json_string(caller->tenant), json_string(token), json_string(request_id)),
+                         std::string(kJson));
+  }
+
+  bool json_body(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    const auto content_type = request.get_header_value("Content-Type");
+    if (!content_type.empty() && content_type.find(kJson) != 0) {
+      reply_problem(response, make_problem(415, "send application/json"), request_id);
+      return false;
+    }
+    return true;
+  }
+
+  void submit_batch(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kSubmitJob, {}, response, request_id) || !json_body(request, response, request_id)) return;
+    auto body = nlohmann::json::parse(request.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object() || !body.contains("jobs") || !body["jobs"].is_array() || body.size() != 1) {
+      reply_problem(response, make_problem(400, "send {\"jobs\": [job, ...]}", "jobs"), request_id);
+      return;
+    }
+    const auto& items = body["jobs"];
+    if (items.empty() || items.size() > kMaxBatchJobs) {
+      reply_problem(response, make_problem(400, fmt::format("a batch holds 1-{} jobs", kMaxBatchJobs), "jobs"), request_id);
+      return;
+    }
+    // One result per item, in order: accepted items are written, refused ones say why.
+    std::vector<nlohmann::json> results(items.size());
+    std::vector<std::pair<std::string, OutRecord>> commands;
+    std::vector<std::size_t> written_items;
+    const auto idempotency_key = request.get_header_value("Idempotency-Key");
+    for (std::size_t index = 0; index < items.size(); ++index) {
+      const auto item_key = idempotency_key.empty() ? std::string() : fmt::format("{}#{}", idempotency_key, index);
+      auto job = parse_job_body(items[index].dump(), caller->tenant, caller->principal.subject,
+                                generated_job_id(caller->principal.subject, item_key, random_hex(12)));
+      if (!job.ok()) {
+        results[index] = {{"status", 400}, {"detail", job.error.message}};
+        if (!job.error.field.empty()) results[index]["field"] = job.error.field;
+        continue;
+      }
+      v1::Command command;
+      *command.mutable_submit() = *job.value;
+      const auto id = job.value->id();
+      commands.emplace_back(id, command_record(command, "submit", caller->tenant, id, request_id));
+      written_items.push_back(index);
+      results[index] = {{"status", 202}, {"id", id}};
+    }
+    std::set<std::string> tokens;
+    if (!commands.empty() && !within_limit(per_tenant, caller->tenant, static_cast<double>(commands.size()),
+                                           fmt::format("tenant {} is over {} submissions per second", caller->tenant, settings.jobs_per_tenant),
+                                           response, request_id)) {
+      return;
+    }
+    if (!commands.empty()) {
+      auto written = produce_all(*caller, "submit", std::move(commands), response, request_id);
+      if (!written) return;
+      for (std::size_t slot = 0; slot < written->size(); ++slot) {
+        auto token = consistency_token(settings.names, (*written)[slot]);
+        results[written_items[slot]]["consistency"] = token;
+        tokens.insert(std::move(token));
+      }
+      submitted.inc(written->size());
+    }
+    std::string joined;
+    for (const auto& token : tokens) joined += (joined.empty() ? "" : ",") + token;
+    if (!joined.empty()) response.set_header(std::string(kConsistencyHeader), joined);
+    response.status = 200;
+    nlohmann::json answer{{"results", results}, {"accepted", written_items.size()}, {"refused", items.size() - written_items.size()},
+                          {"request_id", request_id}};
+    if (!joined.empty()) answer["consistency"] = joined;
+    response.set_content(answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), std::string(kJson));
+  }
+
+  void update_job(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kReadJobs, {}, response, request_id) || !json_body(request, response, request_id)) return;
+    if (!await_consistency(request, response, request_id)) return;
+    const std::string id = request.matches[1];
+    auto found = view.job(caller->tenant, id);
+    if (!found) {
+      reply_problem(response, make_problem(404, fmt::format("no job {} in tenant {}", json_string(id), caller->tenant)), request_id);
+      return;
+    }
+    if (!permitted(*caller, Action::kManageJob, found->submitted_by(), response, request_id)) return;
+    if (found->state() != v1::JOB_STATE_UNSPECIFIED && found->state() != v1::PENDING) {
+      reply_problem(response,
+                    make_problem(409, fmt::format("job {} is {}: only a job waiting to fire can be updated (clone it instead)",
+                                                  json_string(id), state_name(found->state()))),
+                    request_id);
+      return;
+    }
+    auto job = parse_job_body(request.body, caller->tenant, found->submitted_by().empty() ? caller->principal.subject : found->submitted_by(), id);
+    if (!job.ok()) {
+      reply_problem(response, make_problem(400, job.error.message, job.error.field), request_id);
+      return;
+    }
+    if (job.value->id() != id) {
+      reply_problem(response, make_problem(400, "the body's id differs from the path's; leave it out", "id"), request_id);
+      return;
+    }
+    v1::Command command;
+    *command.mutable_update()->mutable_job() = *job.value;
+    auto written = produce(*caller, "update", id, command_record(command, "update", caller->tenant, id, request_id), response, request_id);
+    if (!written) return;
+    const auto token = consistency_token(settings.names, *written);
+    response.status = 202;
+    response.set_header(std::string(kConsistencyHeader), token);
+    response.set_content(fmt::format(R"({{"id":{},"consistency":{},"request_id":{}}})", json_string(id), json_string(token),
+                                     json_string(request_id)),
                          std::string(kJson));
   }
 
@@ -290,7 +475,7 @@ struct ApiServer::Impl {
     cancel->set_job_id(id);
     cancel->set_tenant(std::string(tenant_field(caller->tenant)));
     cancel->set_reason(reason);
-    auto written = produce(command_record(command, "cancel", caller->tenant, id, request_id), response, request_id);
+    auto written = produce(*caller, "cancel", id, command_record(command, "cancel", caller->tenant, id, request_id), response, request_id);
     if (!written) return;
     const auto token = consistency_token(settings.names, *written);
     response.status = 202;
@@ -356,9 +541,11 @@ struct ApiServer::Impl {
                                 {"Referrer-Policy", "no-referrer"},
                                 {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"}});
     server.Post("/v1/jobs", route("submit", &Impl::submit_job));
+    server.Post("/v1/jobs:batch", route("batch", &Impl::submit_batch));
+    server.Put(R"(/v1/jobs/(.+))", route("update", &Impl::update_job));
     server.Get("/v1/jobs", route("list", &Impl::list_jobs));
     server.Post(R"(/v1/jobs/(.+):cancel)", route("cancel", &Impl::cancel_job));
-    server.Get(R"(/v1/jobs/([^/]+))", route("get", &Impl::get_job));
+    server.Get(R"(/v1/jobs/(.+))", route("get", &Impl::get_job));
     server.Get("/v1/whoami", route("whoami", &Impl::whoami));
     server.set_error_handler([](const httplib::Request& request, httplib::Response& response) {
       if (!response.body.empty()) return;

@@ -27,6 +27,11 @@ struct ApiSettings {
   std::chrono::milliseconds consistency_wait{5000};  // longest a read waits for the view to cover a write
   TopicNames names{"kcron."};
   std::string cors_origin;  // empty: no CORS headers
+  bool audit_requests = true;
+  double requests_per_token = 100;  // per second, per caller (sub in tenant); 0: no limit
+  double request_burst = 200;
+  double jobs_per_tenant = 2000;    // submissions per second, per tenant; 0: no limit
+  double jobs_burst = 5000;  // a REQUESTED record on kcron.audit per write, with the principal and request id
 };
 
 class ApiServer {

@@ -49,14 +49,33 @@ JobWriter::~JobWriter() {
 }
 
 Result<WritePosition> JobWriter::write(const OutRecord& record) {
-  Pending pending;
-  RdKafka::ErrorCode code = RdKafka::ERR_NO_ERROR;
-  if (auto status = kafka::produce(*producer_, record, &pending, &code); !status) return status.error();
-  std::unique_lock lock(pending.mutex);
-  // librdkafka reports every record within message.timeout.ms (the ack timeout), delivered or not;
-  // the wait must not end before the report, which writes into `pending` on this stack.
-  pending.done.wait(lock, [&] { return pending.outcome.has_value(); });
-  return std::move(*pending.outcome);
+  auto written = write_all({record});
+  if (!written) return written.error();
+  return written->front();
+}
+
+Result<std::vector<WritePosition>> JobWriter::write_all(const std::vector<OutRecord>& records) {
+  std::vector<Pending> pending(records.size());
+  std::size_t produced = 0;
+  std::optional<Error> refused;
+  for (; produced < records.size(); ++produced) {
+    RdKafka::ErrorCode code = RdKafka::ERR_NO_ERROR;
+    if (auto status = kafka::produce(*producer_, records[produced], &pending[produced], &code); !status) {
+      refused = status.error();
+      break;
+    }
+  }
+  // librdkafka reports every produced record within message.timeout.ms (the ack timeout),
+  // delivered or not; the wait must not end before its report, which writes into `pending`.
+  std::vector<WritePosition> positions;
+  for (std::size_t index = 0; index < produced; ++index) {
+    std::unique_lock lock(pending[index].mutex);
+    pending[index].done.wait(lock, [&] { return pending[index].outcome.has_value(); });
+    if (!*pending[index].outcome && !refused) refused = pending[index].outcome->error();
+    if (*pending[index].outcome) positions.push_back(pending[index].outcome->value());
+  }
+  if (refused) return *refused;
+  return positions;
 }
 
 void JobWriter::flush(std::chrono::milliseconds timeout) {

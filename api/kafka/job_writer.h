@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "kcron/kafka.h"
 #include "kcron/out_record.h"
@@ -34,6 +35,9 @@ class JobWriter {
 
   // Produces the record and waits for its acknowledgement. Thread-safe.
   Result<WritePosition> write(const OutRecord& record);
+  // Produces every record, then waits for all of them: one position per record, or the first
+  // refusal (records before it may have been written: each is idempotent to send again).
+  Result<std::vector<WritePosition>> write_all(const std::vector<OutRecord>& records);
   // Waits up to `timeout` for every record in flight (SIGTERM drain).
   void flush(std::chrono::milliseconds timeout);
 
