@@ -1,6 +1,6 @@
 // kcron: the operator's command line. Creates and checks topics, submits and cancels jobs with
 // the same murmur2 routing the programs use, manages tenants, reads the audit topic, and tails any
-// kcron topic as JSON lines.
+// kcron topic as JSON lines; makes signing keys and bearer tokens for kcron-api.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -26,6 +26,7 @@
 #include "kcron/upgrade_gate.h"
 #include "schedule_lint.h"
 #include "tenant_command.h"
+#include "token_command.h"
 #include "upgrade_check.h"
 
 namespace {
@@ -312,9 +313,11 @@ int run(int argc, char** argv) {
   const kcron::cli::InspectCommands inspect_commands(app);
   const kcron::cli::TenantCommands tenant_commands(app);
   const kcron::cli::AuditCommand audit_command(app);
+  const kcron::cli::TokenCommands token_commands(app);
 
   CLI11_PARSE(app, argc, argv);
-  if (cron_command.parsed()) return cron_command.run(std::cout, std::cerr);  // pure: no config, no broker
+  if (cron_command.parsed()) return cron_command.run(std::cout, std::cerr);      // pure: no config, no broker
+  if (token_commands.parsed()) return token_commands.run(std::cout, std::cerr);  // local files only
   const auto config = load_config(common);
   const kcron::TopicNames names(config.get("topic_prefix"));
   const std::string tenant(kcron::tenant_or_default(config.get("tenant")));
