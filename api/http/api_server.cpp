@@ -1,6 +1,7 @@
 #include "http/api_server.h"
 
 #include <httplib.h>
+#include <nlohmann/json.hpp>
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
@@ -8,7 +9,7 @@
 #include <charconv>
 #include <functional>
 #include <optional>
-#include <set>
+#include <map>
 
 #include "core/problem.h"
 #include "core/rate_limiter.h"
@@ -344,7 +345,8 @@ struct ApiServer::Impl {
       written_items.push_back(index);
       results[index] = {{"status", 202}, {"id", id}};
     }
-    std::set<std::string> tokens;
+    // The header carries one token per partition, its highest offset: covering it covers the rest.
+    std::map<std::pair<std::string, std::int32_t>, WritePosition> highest;
     if (!commands.empty() && !within_limit(per_tenant, caller->tenant, static_cast<double>(commands.size()),
                                            fmt::format("tenant {} is over {} submissions per second", caller->tenant, settings.jobs_per_tenant),
                                            response, request_id)) {
@@ -354,14 +356,15 @@ struct ApiServer::Impl {
       auto written = produce_all(*caller, "submit", std::move(commands), response, request_id);
       if (!written) return;
       for (std::size_t slot = 0; slot < written->size(); ++slot) {
-        auto token = consistency_token(settings.names, (*written)[slot]);
-        results[written_items[slot]]["consistency"] = token;
-        tokens.insert(std::move(token));
+        const auto& position = (*written)[slot];
+        results[written_items[slot]]["consistency"] = consistency_token(settings.names, position);
+        auto& top = highest[{position.topic, position.partition}];
+        if (top.topic.empty() || top.offset < position.offset) top = position;
       }
       submitted.inc(written->size());
     }
     std::string joined;
-    for (const auto& token : tokens) joined += (joined.empty() ? "" : ",") + token;
+    for (const auto& [where, position] : highest) joined += (joined.empty() ? "" : ",") + consistency_token(settings.names, position);
     if (!joined.empty()) response.set_header(std::string(kConsistencyHeader), joined);
     response.status = 200;
     nlohmann::json answer{{"results", results}, {"accepted", written_items.size()}, {"refused", items.size() - written_items.size()},
