@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <atomic>
 #include <charconv>
 #include <functional>
 #include <optional>
@@ -15,7 +16,14 @@
 #include "core/rate_limiter.h"
 #include "core/requests.h"
 #include "core/roles.h"
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/time_util.h>
+
+#include "core/cron_expression.h"
+#include "core/rfc3339.h"
+#include "core/time_zone.h"
 #include "kcron/codec.h"
+#include "kcron/ids.h"
 #include "kcron/tenant.h"
 
 namespace kcron::api {
@@ -24,6 +32,7 @@ namespace {
 constexpr std::string_view kConsistencyHeader = "Kcron-Consistency";
 constexpr std::string_view kJson = "application/json";
 constexpr std::size_t kMaxBatchJobs = 1000;
+constexpr std::size_t kEventScanBudget = 20000;  // events of any tenant one poll examines
 
 std::string random_hex(std::size_t bytes) {
   std::array<unsigned char, 32> buffer{};
@@ -50,7 +59,7 @@ std::optional<WritePosition> parse_consistency(const TopicNames& names, std::str
   const auto second = token.find('/', first == std::string_view::npos ? first : first + 1);
   if (first == std::string_view::npos || second == std::string_view::npos) return std::nullopt;
   const auto topic = token.substr(0, first);
-  if (topic != "jobs") return std::nullopt;
+  if (topic != "jobs" && topic != "schedules") return std::nullopt;
   WritePosition position{names.prefix + std::string(topic), 0, 0};
   const auto partition = token.substr(first + 1, second - first - 1);
   const auto offset = token.substr(second + 1);
@@ -72,6 +81,23 @@ std::string percent_encode(std::string_view text) {
     }
   }
   return out;
+}
+
+std::string hex(std::string_view bytes) {
+  std::string text;
+  for (const char c : bytes) text += fmt::format("{:02x}", static_cast<unsigned char>(c));
+  return text;
+}
+
+std::optional<std::string> unhex(std::string_view text) {
+  if (text.size() % 2 != 0 || text.size() > 4 * kMaxJobIdBytes) return std::nullopt;
+  std::string bytes;
+  for (std::size_t index = 0; index < text.size(); index += 2) {
+    unsigned value = 0;
+    if (std::from_chars(text.data() + index, text.data() + index + 2, value, 16).ptr != text.data() + index + 2) return std::nullopt;
+    bytes.push_back(static_cast<char>(value));
+  }
+  return bytes;
 }
 
 std::string json_string(std::string_view text) {
@@ -96,6 +122,9 @@ struct ApiServer::Impl {
   Counter& throttled;
   RateLimiter per_caller;
   RateLimiter per_tenant;
+  std::atomic<std::size_t> waiting{0};  // long-polls waiting now
+  std::size_t max_waiting = 1;
+  std::atomic<bool> stopping{false};
 
   Impl(ApiSettings settings_in, const auth::JwtVerifier& verifier_in, JobWriter& writer_in, ViewStore& view_in,
        ViewFollower& follower_in, Metrics& metrics)
@@ -112,7 +141,8 @@ struct ApiServer::Impl {
         latency(metrics.histogram("kcron_api_request_seconds", "time to answer a request", Metrics::latency_buckets())),
         throttled(metrics.counter("kcron_api_throttled_total", "requests refused by a rate limit (429)")),
         per_caller(settings.requests_per_token, settings.request_burst),
-        per_tenant(settings.jobs_per_tenant, settings.jobs_burst) {}
+        per_tenant(settings.jobs_per_tenant, settings.jobs_burst),
+        max_waiting(std::max<std::size_t>(1, settings.threads / 2)) {}
 
   // 429 with Retry-After (whole seconds, at least 1) when `limiter` refuses.
   bool within_limit(RateLimiter& limiter, const std::string& key, double cost, std::string_view what, httplib::Response& response,
@@ -195,7 +225,7 @@ struct ApiServer::Impl {
       while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
       auto position = parse_consistency(settings.names, token);
       if (!position) {
-        reply_problem(response, make_problem(400, "Kcron-Consistency takes tokens writes returned, e.g. jobs/3/1234"), request_id);
+        reply_problem(response, make_problem(400, "Kcron-Consistency takes tokens writes returned, e.g. jobs/3/1234 or schedules/1/7"), request_id);
         return false;
       }
       positions.push_back(std::move(*position));
@@ -488,6 +518,399 @@ struct ApiServer::Impl {
                          std::string(kJson));
   }
 
+  // ---- helpers shared by the routes below ----
+
+  static std::int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  }
+
+  void not_found(httplib::Response& response, std::string_view what, const std::string& id, const std::string& tenant,
+                 const std::string& request_id) {
+    reply_problem(response, make_problem(404, fmt::format("no {} {} in tenant {}", what, json_string(id), tenant)), request_id);
+  }
+
+  void accepted(httplib::Response& response, const std::string& id, const WritePosition& position, const std::string& request_id,
+                nlohmann::json extra = nlohmann::json::object()) {
+    const auto token = consistency_token(settings.names, position);
+    extra["id"] = id;
+    extra["consistency"] = token;
+    extra["request_id"] = request_id;
+    response.status = 202;
+    response.set_header(std::string(kConsistencyHeader), token);
+    response.set_content(extra.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), std::string(kJson));
+  }
+
+  // page_size (1-500, default 50) and page_token (hex) of the simpler lists.
+  bool page_parameters(const httplib::Request& request, std::size_t& size, std::string& after, httplib::Response& response,
+                       const std::string& request_id) {
+    size = 50;
+    for (const auto& [name, value] : request.params) {
+      if (name == "page_size") {
+        std::size_t parsed = 0;
+        if (std::from_chars(value.data(), value.data() + value.size(), parsed).ec != std::errc() || parsed < 1 || parsed > kMaxPageSize) {
+          reply_problem(response, make_problem(400, fmt::format("page_size takes 1-{}", kMaxPageSize), "page_size"), request_id);
+          return false;
+        }
+        size = parsed;
+      } else if (name == "page_token") {
+        auto decoded = unhex(value);
+        if (!decoded) {
+          reply_problem(response, make_problem(400, "page_token is not one this server gave out", "page_token"), request_id);
+          return false;
+        }
+        after = std::move(*decoded);
+      } else if (name != "tenant") {
+        reply_problem(response, make_problem(400, "unknown parameter (page_size, page_token)", name.substr(0, 40)), request_id);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // ---- schedules ----
+
+  Result<v1::Schedule> schedule_body(const std::string& body, const Caller& caller, const std::string& id) {
+    v1::Schedule schedule;
+    google::protobuf::util::JsonParseOptions options;
+    options.ignore_unknown_fields = false;
+    if (auto status = google::protobuf::util::JsonStringToMessage(body, &schedule, options); !status.ok()) {
+      return make_error("the body is not a schedule in kcron's JSON form: {}", std::string(status.message()).substr(0, 200));
+    }
+    if (!schedule.id().empty() && schedule.id() != id) return make_error("id: the body's id differs from the path's; leave it out");
+    if (!schedule.tenant().empty() && tenant_or_default(schedule.tenant()) != caller.tenant) {
+      return make_error("tenant: the tenant comes from your token; leave the field out");
+    }
+    if (auto valid = validate_job_id(id); !valid) return valid.error().within("id");
+    auto expression = cron::CronExpression::parse(schedule.expression());
+    if (!expression) return expression.error().within("expression");
+    if (!schedule.time_zone().empty()) {
+      if (auto zone = cron::TimeZone::locate(schedule.time_zone()); !zone) return zone.error().within("time_zone");
+    }
+    auto& job = *schedule.mutable_job_template();
+    if (job.task_case() == v1::Job::TASK_NOT_SET) return make_error("job_template: a job needs a task: one of noop, sleep, exec, http, kafka, handler");
+    if (!job.tenant().empty() || !job.submitted_by().empty() || job.attempt() != 0 || job.has_schedule_run()) {
+      return make_error("job_template: kcron sets tenant, submitted_by, attempt and schedule_run; leave them out");
+    }
+    job.set_tenant(std::string(tenant_field(caller.tenant)));
+    job.set_submitted_by(caller.principal.subject);
+    schedule.set_id(id);
+    schedule.set_tenant(std::string(tenant_field(caller.tenant)));
+    return schedule;
+  }
+
+  static void bad_field(httplib::Response& response, const Error& error, const std::string& request_id) {
+    // "field: message" from the checks above: the field goes in its own member.
+    const auto& text = error.message();
+    const auto colon = text.find(": ");
+    const bool named = colon != std::string::npos && colon < 20 && text.find(' ') > colon;
+    reply_problem(response, make_problem(400, named ? text.substr(colon + 2) : text, named ? text.substr(0, colon) : ""), request_id);
+  }
+
+  OutRecord schedule_record(const Caller& caller, const std::string& id, const v1::Schedule* schedule, const std::string& request_id) const {
+    OutRecord record{settings.names.schedules(), -1, scoped_key(caller.tenant, id), schedule != nullptr ? encode(*schedule) : "",
+                     schedule == nullptr, {{std::string(header::kContentType), std::string(header::kProtobuf)}}};
+    record.headers.emplace_back(header::kRequestId, request_id);
+    return record;
+  }
+
+  void list_schedules(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kReadSchedules, {}, response, request_id)) return;
+    if (!await_consistency(request, response, request_id)) return;
+    std::size_t size = 0;
+    std::string after;
+    if (!page_parameters(request, size, after, response, request_id)) return;
+    const auto page = view.schedules(caller->tenant, after, size);
+    std::string body = R"({"schedules":[)";
+    for (std::size_t index = 0; index < page.items.size(); ++index) body += (index > 0 ? "," : "") + to_json(page.items[index]);
+    body += ']';
+    if (!page.next.empty()) body += fmt::format(R"(,"next_page_token":"{}")", hex(page.next));
+    body += '}';
+    response.set_content(body, std::string(kJson));
+  }
+
+  void get_schedule(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kReadSchedules, {}, response, request_id)) return;
+    if (!await_consistency(request, response, request_id)) return;
+    const std::string id = request.matches[1];
+    auto found = view.schedule(caller->tenant, id);
+    if (!found) return not_found(response, "schedule", id, caller->tenant, request_id);
+    response.set_content(to_json(*found), std::string(kJson));
+  }
+
+  void put_schedule(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kManageSchedule, {}, response, request_id) || !json_body(request, response, request_id)) return;
+    const std::string id = request.matches[1];
+    auto schedule = schedule_body(request.body, *caller, id);
+    if (!schedule) return bad_field(response, schedule.error(), request_id);
+    const bool existed = view.schedule(caller->tenant, id).has_value();
+    auto written = produce(*caller, "put_schedule", id, schedule_record(*caller, id, &*schedule, request_id), response, request_id);
+    if (!written) return;
+    accepted(response, id, *written, request_id, {{"created", !existed}});
+  }
+
+  void delete_schedule(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kManageSchedule, {}, response, request_id)) return;
+    if (!await_consistency(request, response, request_id)) return;
+    const std::string id = request.matches[1];
+    if (!view.schedule(caller->tenant, id)) return not_found(response, "schedule", id, caller->tenant, request_id);
+    auto written = produce(*caller, "delete_schedule", id, schedule_record(*caller, id, nullptr, request_id), response, request_id);
+    if (!written) return;
+    accepted(response, id, *written, request_id);
+  }
+
+  void schedule_action(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kManageSchedule, {}, response, request_id)) return;
+    if (!await_consistency(request, response, request_id)) return;
+    const std::string id = request.matches[1];
+    const std::string action = request.matches[2];
+    auto found = view.schedule(caller->tenant, id);
+    if (!found) return not_found(response, "schedule", id, caller->tenant, request_id);
+    if (action == "pause" || action == "resume") {
+      found->set_paused(action == "pause");
+      auto written = produce(*caller, action + "_schedule", id, schedule_record(*caller, id, &*found, request_id), response, request_id);
+      if (!written) return;
+      return accepted(response, id, *written, request_id, {{"paused", found->paused()}});
+    }
+    // trigger: one run now, outside the schedule's instants (its overlap policy does not apply).
+    auto job = found->job_template();
+    const auto now = now_ms();
+    const auto run_id = fmt::format("{}@manual-{}", id, now);
+    job.set_id(run_id);
+    job.set_tenant(std::string(tenant_field(caller->tenant)));
+    job.set_submitted_by(caller->principal.subject);
+    auto* run = job.mutable_schedule_run();
+    run->set_schedule_id(id);
+    *run->mutable_nominal_instant() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(now);
+    run->set_overlap(v1::ALLOW);
+    v1::Command command;
+    *command.mutable_submit() = job;
+    auto written = produce(*caller, "trigger_schedule", run_id, command_record(command, "submit", caller->tenant, run_id, request_id),
+                           response, request_id);
+    if (!written) return;
+    accepted(response, run_id, *written, request_id, {{"schedule", id}});
+  }
+
+  void next_instants(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kReadSchedules, {}, response, request_id)) return;
+    const std::string id = request.matches[1];
+    std::size_t count = 5;
+    if (request.has_param("count")) {
+      const auto text = request.get_param_value("count");
+      if (std::from_chars(text.data(), text.data() + text.size(), count).ec != std::errc() || count < 1 || count > 100) {
+        return reply_problem(response, make_problem(400, "count takes 1-100", "count"), request_id);
+      }
+    }
+    auto found = view.schedule(caller->tenant, id);
+    if (!found) return not_found(response, "schedule", id, caller->tenant, request_id);
+    auto expression = cron::CronExpression::parse(found->expression());
+    auto zone = found->time_zone().empty() ? Result<cron::TimeZone>(cron::TimeZone::utc()) : cron::TimeZone::locate(found->time_zone());
+    if (!expression || !zone) {
+      return reply_problem(response, make_problem(409, "the stored schedule does not parse: " + (!expression ? expression.error() : zone.error()).message()),
+                           request_id);
+    }
+    nlohmann::json answer{{"id", id}, {"expression", found->expression()}, {"time_zone", zone->name().empty() ? "UTC" : zone->name()},
+                          {"explain", expression->explain()}, {"paused", found->paused()}, {"next", nlohmann::json::array()}};
+    auto after = std::chrono::time_point_cast<Millis>(std::chrono::system_clock::now());
+    for (std::size_t index = 0; index < count; ++index) {
+      auto fire = expression->next_after(after, *zone);
+      if (!fire) break;
+      answer["next"].push_back(cron::format_rfc3339(*fire));
+      after = *fire;
+    }
+    response.set_content(answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), std::string(kJson));
+  }
+
+  // ---- dead letters, replay and clone ----
+
+  static std::string dead_letter_json(const DeadLetterEntry& entry) {
+    return fmt::format(R"({{"id":{},"source":{},"letter":{}}})", json_string(entry.id), json_string(entry.source), to_json(entry.letter));
+  }
+
+  void list_dead_letters(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kReadDeadLetters, {}, response, request_id)) return;
+    std::size_t size = 0;
+    std::string after;
+    if (!page_parameters(request, size, after, response, request_id)) return;
+    const auto page = view.dead_letters(caller->tenant, after, size);
+    std::string body = R"({"dead_letters":[)";
+    for (std::size_t index = 0; index < page.items.size(); ++index) body += (index > 0 ? "," : "") + dead_letter_json(page.items[index]);
+    body += ']';
+    if (!page.next.empty()) body += fmt::format(R"(,"next_page_token":"{}")", hex(page.next));
+    body += '}';
+    response.set_content(body, std::string(kJson));
+  }
+
+  void get_dead_letter(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kReadDeadLetters, {}, response, request_id)) return;
+    const std::string id = request.matches[1];
+    auto found = view.dead_letter(caller->tenant, id);
+    if (!found) return not_found(response, "dead letter for job", id, caller->tenant, request_id);
+    response.set_content(dead_letter_json(*found), std::string(kJson));
+  }
+
+  // Re-arms a DEAD job as a new attempt, from its latest dead letter.
+  void replay(const Caller& caller, const std::string& id, httplib::Response& response, const std::string& request_id) {
+    auto letter = view.dead_letter(caller.tenant, id);
+    if (!letter || !letter->letter.has_job() || letter->letter.state() != v1::DEAD) {
+      return reply_problem(response,
+                           make_problem(409, fmt::format("job {} has no dead letter of a DEAD job to replay (a REJECTED input cannot be replayed: submit it again, fixed)",
+                                                         json_string(id))),
+                           request_id);
+    }
+    v1::Command command;
+    command.mutable_replay()->set_job_id(id);
+    *command.mutable_replay()->mutable_job() = letter->letter.job();
+    command.mutable_replay()->mutable_job()->set_tenant(std::string(tenant_field(caller.tenant)));
+    auto written = produce(caller, "replay", id, command_record(command, "replay", caller.tenant, id, request_id), response, request_id);
+    if (!written) return;
+    accepted(response, id, *written, request_id);
+  }
+
+  void replay_dead_letter(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kReplayDeadLetter, {}, response, request_id)) return;
+    if (!await_consistency(request, response, request_id)) return;
+    replay(*caller, request.matches[1], response, request_id);
+  }
+
+  void job_action(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kReadJobs, {}, response, request_id)) return;
+    if (!await_consistency(request, response, request_id)) return;
+    const std::string id = request.matches[1];
+    const std::string action = request.matches[2];
+    auto found = view.job(caller->tenant, id);
+    if (!found) return not_found(response, "job", id, caller->tenant, request_id);
+    if (action == "replay") {
+      if (!permitted(*caller, Action::kManageJob, found->submitted_by(), response, request_id)) return;
+      return replay(*caller, id, response, request_id);
+    }
+    // clone: a new job from this one's definition, with the body's fields changed.
+    if (!permitted(*caller, Action::kSubmitJob, {}, response, request_id) || !json_body(request, response, request_id)) return;
+    if (!found->has_job()) return reply_problem(response, make_problem(409, "the job's definition is not in the view (its submit record is gone)"), request_id);
+    v1::Job changes;
+    google::protobuf::util::JsonParseOptions options;
+    options.ignore_unknown_fields = false;
+    if (!request.body.empty()) {
+      if (auto status = google::protobuf::util::JsonStringToMessage(request.body, &changes, options); !status.ok()) {
+        return reply_problem(response, make_problem(400, "the body holds the fields to change, as a job in kcron's JSON form: " +
+                                                             std::string(status.message()).substr(0, 200)),
+                             request_id);
+      }
+    }
+    v1::Job clone = found->job();
+    clone.clear_id();
+    clone.clear_tenant();
+    clone.clear_submitted_by();
+    clone.clear_attempt();
+    clone.clear_history();
+    clone.clear_schedule_run();
+    if (changes.when_case() != v1::Job::WHEN_NOT_SET) clone.clear_when();
+    if (changes.task_case() != v1::Job::TASK_NOT_SET) clone.clear_task();
+    clone.MergeFrom(changes);
+    if (changes.when_case() == v1::Job::WHEN_NOT_SET) clone.clear_when();  // the original's instant has passed: run now unless told
+    const auto generated = generated_job_id(caller->principal.subject, request.get_header_value("Idempotency-Key"), random_hex(12));
+    auto job = parse_job_body(to_json(clone), caller->tenant, caller->principal.subject, generated);
+    if (!job.ok()) return reply_problem(response, make_problem(400, job.error.message, job.error.field), request_id);
+    v1::Command command;
+    *command.mutable_submit() = *job.value;
+    const auto new_id = job.value->id();
+    auto written = produce(*caller, "clone", new_id, command_record(command, "submit", caller->tenant, new_id, request_id), response, request_id);
+    if (!written) return;
+    response.set_header("Location", "/v1/jobs/" + percent_encode(new_id));
+    accepted(response, new_id, *written, request_id, {{"cloned_from", id}});
+  }
+
+  // ---- workers, stats, events ----
+
+  void list_workers(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kReadWorkers, {}, response, request_id)) return;
+    const auto now = now_ms();
+    nlohmann::json answer{{"workers", nlohmann::json::array()}};
+    for (const auto& heartbeat : view.workers()) {
+      auto entry = nlohmann::json::parse(to_json(heartbeat), nullptr, false);
+      if (entry.is_discarded()) continue;
+      const auto interval = heartbeat.interval_ms() > 0 ? heartbeat.interval_ms() : 5000;
+      entry["alive"] = !heartbeat.stopped() && heartbeat.at_ms() + 2 * interval >= now;
+      answer["workers"].push_back(std::move(entry));
+    }
+    response.set_content(answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), std::string(kJson));
+  }
+
+  void stats(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kReadStats, {}, response, request_id)) return;
+    const auto counts = view.stats(caller->tenant);
+    nlohmann::json by_state = nlohmann::json::object();
+    for (const auto& [state, count] : counts.by_state) {
+      by_state[state == v1::JOB_STATE_UNSPECIFIED ? std::string("SUBMITTED") : std::string(state_name(state))] = count;
+    }
+    nlohmann::json by_queue = nlohmann::json::object();
+    for (const auto& [queue, count] : counts.by_queue) by_queue[queue] = count;
+    nlohmann::json answer{{"tenant", caller->tenant},
+                          {"jobs", counts.jobs},
+                          {"by_state", by_state},
+                          {"by_queue", by_queue},
+                          {"view", {{"caught_up", follower.caught_up()}, {"lag_records", follower.lag()}, {"last_event", view.last_event()}}}};
+    response.set_content(answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), std::string(kJson));
+  }
+
+  // Long-poll: the tenant's state changes after `since`, waiting up to `wait` seconds for one.
+  // At most max_waiting requests wait at once; beyond that a request answers at once, so waiting
+  // requests never take every request thread.
+  void events(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kReadStats, {}, response, request_id)) return;
+    std::uint64_t cursor = view.last_event();
+    std::int64_t wait_seconds = 25;
+    std::size_t limit = 500;
+    for (const auto& [name, value] : request.params) {
+      std::int64_t number = 0;
+      const bool parsed = std::from_chars(value.data(), value.data() + value.size(), number).ec == std::errc() && number >= 0;
+      if (name == "since" && parsed) {
+        cursor = static_cast<std::uint64_t>(number);
+      } else if (name == "wait" && parsed && number <= 30) {
+        wait_seconds = number;
+      } else if (name == "limit" && parsed && number >= 1 && number <= 1000) {
+        limit = static_cast<std::size_t>(number);
+      } else if (name != "tenant") {
+        return reply_problem(response, make_problem(400, "since takes a cursor, wait 0-30 (seconds), limit 1-1000", name.substr(0, 40)),
+                             request_id);
+      }
+    }
+    std::uint64_t next = cursor;
+    auto found = view.events(caller->tenant, cursor, limit, kEventScanBudget, next);
+    if (found.empty() && wait_seconds > 0) {
+      if (waiting.fetch_add(1) < max_waiting) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_seconds);
+        while (found.empty() && !stopping.load() && std::chrono::steady_clock::now() < deadline) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          if (view.last_event() > next) found = view.events(caller->tenant, next, limit, kEventScanBudget, next);
+        }
+      }
+      waiting.fetch_sub(1);
+    }
+    nlohmann::json answer{{"events", nlohmann::json::array()}, {"cursor", next}};
+    for (const auto& event : found) {
+      answer["events"].push_back({{"sequence", event.sequence},
+                                  {"id", event.id},
+                                  {"state", event.state == v1::JOB_STATE_UNSPECIFIED ? std::string("SUBMITTED") : std::string(state_name(event.state))},
+                                  {"attempt", event.attempt},
+                                  {"at_ms", event.at_ms},
+                                  {"reason", event.reason}});
+    }
+    response.set_content(answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), std::string(kJson));
+  }
+
   void whoami(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
     auto caller = authenticate(request, response, request_id);
     if (!caller) return;
@@ -550,6 +973,19 @@ struct ApiServer::Impl {
     server.Post(R"(/v1/jobs/(.+):cancel)", route("cancel", &Impl::cancel_job));
     server.Get(R"(/v1/jobs/(.+))", route("get", &Impl::get_job));
     server.Get("/v1/whoami", route("whoami", &Impl::whoami));
+    server.Post(R"(/v1/jobs/(.+):(replay|clone))", route("job-action", &Impl::job_action));
+    server.Get("/v1/schedules", route("schedules", &Impl::list_schedules));
+    server.Get(R"(/v1/schedules/(.+)/next)", route("schedule-next", &Impl::next_instants));
+    server.Get(R"(/v1/schedules/(.+))", route("schedule", &Impl::get_schedule));
+    server.Post(R"(/v1/schedules/(.+):(pause|resume|trigger))", route("schedule-action", &Impl::schedule_action));
+    server.Put(R"(/v1/schedules/(.+))", route("put-schedule", &Impl::put_schedule));
+    server.Delete(R"(/v1/schedules/(.+))", route("delete-schedule", &Impl::delete_schedule));
+    server.Get("/v1/dead-letters", route("dead-letters", &Impl::list_dead_letters));
+    server.Post(R"(/v1/dead-letters/(.+):replay)", route("replay-dead-letter", &Impl::replay_dead_letter));
+    server.Get(R"(/v1/dead-letters/(.+))", route("dead-letter", &Impl::get_dead_letter));
+    server.Get("/v1/workers", route("workers", &Impl::list_workers));
+    server.Get("/v1/stats", route("stats", &Impl::stats));
+    server.Get("/v1/events", route("events", &Impl::events));
     server.set_error_handler([](const httplib::Request& request, httplib::Response& response) {
       if (!response.body.empty()) return;
       std::string detail = "no such route";
@@ -587,6 +1023,7 @@ Status ApiServer::start() {
 }
 
 void ApiServer::stop() {
+  impl_->stopping = true;
   if (listener_.joinable()) {
     impl_->server.stop();
     listener_.join();

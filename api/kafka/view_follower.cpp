@@ -4,6 +4,7 @@
 
 #include "core/job_view.h"
 #include "kcron/codec.h"
+#include "kcron/tenant.h"
 
 namespace kcron::api {
 
@@ -29,7 +30,8 @@ Status ViewFollower::start() {
   if (!counts) return counts.error();
   const auto stored = store_.positions();
   kafka::PartitionList assignment;
-  for (const auto& topic : {settings_.names.jobs(), settings_.names.status(), settings_.names.results()}) {
+  for (const auto& topic : {settings_.names.jobs(), settings_.names.status(), settings_.names.results(), settings_.names.schedules(),
+                            settings_.names.dead_letters(), settings_.names.workers()}) {
     const auto found = counts->find(topic);
     if (found == counts->end()) return make_error("topic {} does not exist (kcron topics create makes it)", topic);
     for (std::int32_t partition = 0; partition < found->second; ++partition) {
@@ -73,6 +75,26 @@ std::string ViewFollower::failure() const {
 void ViewFollower::fold(RdKafka::Message& message, ViewBatch& batch) {
   const std::string topic = message.topic_name();
   batch.advance(topic, message.partition(), message.offset() + 1);
+  const std::string key = message.key() != nullptr ? *message.key() : std::string();
+  if (topic == settings_.names.schedules()) {
+    const auto named = split_scoped_key(key);
+    if (named.id.empty()) return;
+    if (message.len() == 0) {
+      batch.schedule(named.tenant, named.id, std::nullopt);
+      return;
+    }
+    v1::Schedule schedule;
+    if (!decode_message(std::string_view(static_cast<const char*>(message.payload()), message.len()),
+                        kafka::header_value(message, header::kContentType), schedule)) {
+      undecodable_.inc();
+      return;
+    }
+    // The key names the schedule: a record without id and tenant takes both from it.
+    schedule.set_id(std::string(named.id));
+    schedule.set_tenant(std::string(tenant_field(named.tenant)));
+    batch.schedule(named.tenant, named.id, schedule);
+    return;
+  }
   if (message.len() == 0) return;  // a tombstone: compaction's business
   const std::string_view value(static_cast<const char*>(message.payload()), message.len());
   const auto content_type = kafka::header_value(message, header::kContentType);
@@ -103,6 +125,28 @@ void ViewFollower::fold(RdKafka::Message& message, ViewBatch& batch) {
       return;
     }
     fold_status(batch.job(status.tenant(), status.job_id()), status);
+    return;
+  }
+  if (topic == settings_.names.dead_letters()) {
+    DeadLetterEntry entry;
+    if (!decode_message(value, content_type, entry.letter)) {
+      undecodable_.inc();
+      return;
+    }
+    const auto named = split_scoped_key(key);
+    entry.id = entry.letter.has_job() && !entry.letter.job().id().empty() ? entry.letter.job().id() : std::string(named.id);
+    entry.source = fmt::format("{}/{}@{}", topic, message.partition(), message.offset());
+    const std::string tenant = !entry.letter.tenant().empty() ? entry.letter.tenant() : std::string(named.tenant);
+    batch.dead_letter(tenant, std::move(entry));
+    return;
+  }
+  if (topic == settings_.names.workers()) {
+    v1::WorkerHeartbeat heartbeat;
+    if (!decode_message(value, content_type, heartbeat) || heartbeat.worker_id().empty()) {
+      undecodable_.inc();
+      return;
+    }
+    batch.worker(heartbeat);
     return;
   }
   v1::Result result;
@@ -158,7 +202,8 @@ void ViewFollower::run() {
       opened = now;
     }
     if (now >= next_lag) {
-      lag_.set(static_cast<double>(kafka::consumer_lag(*consumer_)));
+      lag_records_ = kafka::consumer_lag(*consumer_);
+      lag_.set(static_cast<double>(lag_records_.load()));
       next_lag = now + std::chrono::seconds(1);
     }
   }

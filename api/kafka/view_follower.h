@@ -45,6 +45,8 @@ class ViewFollower {
   bool wait_for(const std::string& topic, std::int32_t partition, std::int64_t offset, std::chrono::milliseconds timeout);
   // Whether the view reached the end each partition had when it started (readiness).
   bool caught_up() const { return caught_up_.load(); }
+  // Records on the followed topics not yet in the view (sampled each second).
+  std::int64_t lag() const { return lag_records_.load(); }
   // Why the follower stopped, if it did.
   std::string failure() const;
 
@@ -67,6 +69,7 @@ class ViewFollower {
   std::string failure_;
 
   std::atomic<bool> caught_up_{false};
+  std::atomic<std::int64_t> lag_records_{0};
   std::atomic<bool> stopping_{false};
   std::thread thread_;
 };

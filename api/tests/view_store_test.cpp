@@ -133,3 +133,122 @@ TEST_CASE("positions are kept with the views and survive a reopen") {
   CHECK(positions.at({"kcron.status", 11}) == 7);
   CHECK((*store)->job("acme", "j1").has_value());
 }
+
+TEST_CASE("schedules are kept per tenant, deleted by a tombstone and listed in id order") {
+  TempDir dir;
+  auto store = kcron::api::ViewStore::open(dir.path.string());
+  REQUIRE(store.ok());
+  kcron::api::ViewBatch batch(**store);
+  for (const auto* id : {"nightly", "hourly", "weekly"}) {
+    kcron::v1::Schedule schedule;
+    schedule.set_id(id);
+    schedule.set_expression("@hourly");
+    batch.schedule("acme", id, schedule);
+  }
+  kcron::v1::Schedule other;
+  other.set_id("nightly");
+  batch.schedule("beta", "nightly", other);
+  REQUIRE((*store)->commit(batch).ok());
+  auto first = (*store)->schedules("acme", "", 2);
+  REQUIRE(first.items.size() == 2);
+  CHECK(first.items[0].id() == "hourly");
+  CHECK(first.items[1].id() == "nightly");
+  REQUIRE(first.next == "nightly");
+  auto second = (*store)->schedules("acme", first.next, 2);
+  REQUIRE(second.items.size() == 1);
+  CHECK(second.items[0].id() == "weekly");
+  CHECK(second.next.empty());
+  batch.schedule("acme", "hourly", std::nullopt);
+  REQUIRE((*store)->commit(batch).ok());
+  CHECK_FALSE((*store)->schedule("acme", "hourly").has_value());
+  CHECK((*store)->schedule("beta", "nightly").has_value());
+  CHECK((*store)->schedules("acme", "", 10).items.size() == 2);
+}
+
+TEST_CASE("dead letters list newest first and the latest of a job is found by its id") {
+  TempDir dir;
+  auto store = kcron::api::ViewStore::open(dir.path.string());
+  REQUIRE(store.ok());
+  kcron::api::ViewBatch batch(**store);
+  for (int index = 0; index < 5; ++index) {
+    kcron::api::DeadLetterEntry entry;
+    entry.id = index < 3 ? "j" + std::to_string(index) : "j0";
+    entry.source = "kcron.dead-letters/0@" + std::to_string(index);
+    entry.letter.set_at_ms(1000 + index);
+    entry.letter.set_reason("try " + std::to_string(index));
+    batch.dead_letter("acme", entry);
+  }
+  REQUIRE((*store)->commit(batch).ok());
+  auto page = (*store)->dead_letters("acme", "", 3);
+  REQUIRE(page.items.size() == 3);
+  CHECK(page.items[0].letter.reason() == "try 4");
+  CHECK(page.items[2].letter.reason() == "try 2");
+  auto rest = (*store)->dead_letters("acme", page.next, 3);
+  REQUIRE(rest.items.size() == 2);
+  CHECK(rest.items[1].letter.reason() == "try 0");
+  CHECK(rest.next.empty());
+  CHECK((*store)->dead_letter("acme", "j0")->letter.reason() == "try 4");
+  CHECK_FALSE((*store)->dead_letter("beta", "j0").has_value());
+  CHECK((*store)->dead_letters("beta", "", 3).items.empty());
+}
+
+TEST_CASE("stats count a tenant's jobs by state and queue as they change") {
+  TempDir dir;
+  auto store = kcron::api::ViewStore::open(dir.path.string());
+  REQUIRE(store.ok());
+  kcron::api::ViewBatch batch(**store);
+  for (int index = 0; index < 4; ++index) submit(batch, "acme", "j" + std::to_string(index), 1000, index < 3 ? "a" : "b");
+  submit(batch, "beta", "x", 1000);
+  REQUIRE((*store)->commit(batch).ok());
+  set_state(batch, "acme", "j0", kcron::v1::PENDING, 1);
+  set_state(batch, "acme", "j1", kcron::v1::PENDING, 1);
+  REQUIRE((*store)->commit(batch).ok());
+  set_state(batch, "acme", "j1", kcron::v1::SUCCEEDED, 2);
+  REQUIRE((*store)->commit(batch).ok());
+  const auto stats = (*store)->stats("acme");
+  CHECK(stats.jobs == 4);
+  CHECK(stats.by_state.at(kcron::v1::PENDING) == 1);
+  CHECK(stats.by_state.at(kcron::v1::SUCCEEDED) == 1);
+  CHECK(stats.by_state.at(kcron::v1::JOB_STATE_UNSPECIFIED) == 2);
+  CHECK(stats.by_queue.at("a") == 3);
+  CHECK(stats.by_queue.at("b") == 1);
+  CHECK((*store)->stats("beta").jobs == 1);
+}
+
+TEST_CASE("events follow a tenant's changes from a cursor, survive a reopen and are bounded") {
+  TempDir dir;
+  std::uint64_t last = 0;
+  {
+    auto store = kcron::api::ViewStore::open(dir.path.string());
+    REQUIRE(store.ok());
+    (*store)->set_event_retention(5);
+    kcron::api::ViewBatch batch(**store);
+    submit(batch, "acme", "j1", 1000);
+    submit(batch, "beta", "x", 1000);
+    REQUIRE((*store)->commit(batch).ok());
+    set_state(batch, "acme", "j1", kcron::v1::PENDING, 1);
+    REQUIRE((*store)->commit(batch).ok());
+    std::uint64_t next = 0;
+    auto events = (*store)->events("acme", 0, 100, 100, next);
+    REQUIRE(events.size() == 2);
+    CHECK(events[0].id == "j1");
+    CHECK(events[1].state == kcron::v1::PENDING);
+    CHECK(next == 3);
+    CHECK((*store)->events("acme", next, 100, 100, next).empty());
+    CHECK((*store)->events("beta", 0, 100, 100, next).size() == 1);
+    last = (*store)->last_event();
+    CHECK(last == 3);
+  }
+  auto store = kcron::api::ViewStore::open(dir.path.string());
+  REQUIRE(store.ok());
+  CHECK((*store)->last_event() == last);
+  (*store)->set_event_retention(5);
+  kcron::api::ViewBatch batch(**store);
+  for (int index = 0; index < 10; ++index) submit(batch, "acme", "n" + std::to_string(index), 2000);
+  REQUIRE((*store)->commit(batch).ok());
+  std::uint64_t next = 0;
+  const auto kept = (*store)->events("acme", 0, 100, 100, next);
+  REQUIRE(kept.size() == 5);  // the oldest went
+  CHECK(kept.front().sequence == 9);
+  CHECK(next == 13);
+}

@@ -23,6 +23,13 @@ constexpr char kByTime = 'T';
 constexpr char kByState = 'S';
 constexpr char kByQueue = 'Q';
 constexpr char kPosition = 'P';
+constexpr char kSchedule = 'H';
+constexpr char kDeadLetter = 'D';
+constexpr char kLatestDeadLetter = 'd';
+constexpr char kWorker = 'W';
+constexpr char kCount = 'N';
+constexpr char kEvent = 'E';
+const std::string kLastEventKey = "Mevents";
 
 void put_be(std::string& out, std::uint64_t value, int bytes) {
   for (int shift = (bytes - 1) * 8; shift >= 0; shift -= 8) out.push_back(static_cast<char>((value >> shift) & 0xff));
@@ -96,6 +103,70 @@ std::string position_key(std::string_view topic, std::int32_t partition) {
   return key;
 }
 
+std::string count_key(std::string_view tenant, char kind, std::string_view what) {
+  auto key = tenant_prefix(kCount, tenant);
+  key.push_back(kind);
+  key += what;
+  return key;
+}
+
+std::string event_key(std::uint64_t sequence) {
+  std::string key(1, kEvent);
+  put_be(key, sequence, 8);
+  return key;
+}
+
+std::string encode_event(const JobEvent& event) {
+  v1::JobTransition transition;
+  transition.set_state(event.state);
+  transition.set_attempt(event.attempt);
+  transition.set_at_ms(event.at_ms);
+  transition.set_reason(event.reason);
+  std::string value = event.tenant;
+  value.push_back('\0');
+  value += event.id;
+  value.push_back('\0');
+  value += transition.SerializeAsString();
+  return value;
+}
+
+std::optional<JobEvent> decode_event(std::uint64_t sequence, std::string_view value) {
+  const auto first = value.find('\0');
+  if (first == std::string_view::npos) return std::nullopt;
+  const auto second = value.find('\0', first + 1);
+  if (second == std::string_view::npos) return std::nullopt;
+  v1::JobTransition transition;
+  if (!transition.ParseFromArray(value.data() + second + 1, static_cast<int>(value.size() - second - 1))) return std::nullopt;
+  return JobEvent{sequence,           std::string(value.substr(0, first)), std::string(value.substr(first + 1, second - first - 1)),
+                  transition.state(), transition.attempt(),                transition.at_ms(),
+                  transition.reason()};
+}
+
+std::string encode_dead_letter(const DeadLetterEntry& entry) {
+  std::string value;
+  put_be(value, entry.id.size(), 2);
+  value += entry.id;
+  put_be(value, entry.source.size(), 2);
+  value += entry.source;
+  value += entry.letter.SerializeAsString();
+  return value;
+}
+
+std::optional<DeadLetterEntry> decode_dead_letter(std::string_view value) {
+  DeadLetterEntry entry;
+  if (value.size() < 2) return std::nullopt;
+  const auto id_size = get_be(value, 2);
+  if (value.size() < 2 + id_size + 2) return std::nullopt;
+  entry.id = std::string(value.substr(2, id_size));
+  value.remove_prefix(2 + id_size);
+  const auto source_size = get_be(value, 2);
+  if (value.size() < 2 + source_size) return std::nullopt;
+  entry.source = std::string(value.substr(2, source_size));
+  value.remove_prefix(2 + source_size);
+  if (!entry.letter.ParseFromArray(value.data(), static_cast<int>(value.size()))) return std::nullopt;
+  return entry;
+}
+
 bool matches(const v1::JobView& view, const ListQuery& query) {
   if (query.state && view.state() != *query.state) return false;
   if (!query.queue.empty() && view.queue() != query.queue) return false;
@@ -125,6 +196,29 @@ v1::JobView& ViewBatch::job(std::string_view tenant, std::string_view id) {
   return changed_.emplace(std::move(key), std::move(changed)).first->second.view;
 }
 
+void ViewBatch::schedule(std::string_view tenant, std::string_view id, std::optional<v1::Schedule> schedule) {
+  auto key = tenant_prefix(kSchedule, tenant_or_default(tenant));
+  key += id;
+  raw_[std::move(key)] = schedule ? std::optional<std::string>(schedule->SerializeAsString()) : std::nullopt;
+}
+
+void ViewBatch::dead_letter(std::string_view tenant, DeadLetterEntry entry) {
+  const auto name = tenant_or_default(tenant);
+  auto key = tenant_prefix(kDeadLetter, name);
+  put_be(key, order_ms(entry.letter.at_ms()), 8);
+  key += entry.source;
+  if (!entry.id.empty()) {
+    auto latest = tenant_prefix(kLatestDeadLetter, name);
+    latest += entry.id;
+    raw_[std::move(latest)] = key;
+  }
+  raw_[std::move(key)] = encode_dead_letter(entry);
+}
+
+void ViewBatch::worker(const v1::WorkerHeartbeat& heartbeat) {
+  raw_[std::string(1, kWorker) + heartbeat.worker_id()] = heartbeat.SerializeAsString();
+}
+
 void ViewBatch::advance(const std::string& topic, std::int32_t partition, std::int64_t next_offset) {
   auto& position = positions_[{topic, partition}];
   position = std::max(position, next_offset);
@@ -138,7 +232,9 @@ Result<std::unique_ptr<ViewStore>> ViewStore::open(const std::string& directory)
   rocksdb::DB* raw = nullptr;
   auto status = rocksdb::DB::Open(options, directory, &raw);
   if (!status.ok()) return make_error("cannot open the view in {}: {}", directory, status.ToString());
-  return std::unique_ptr<ViewStore>(new ViewStore(std::unique_ptr<rocksdb::DB>(raw)));
+  std::unique_ptr<ViewStore> store(new ViewStore(std::unique_ptr<rocksdb::DB>(raw)));
+  if (auto last = store->get(kLastEventKey); last && last->size() == 8) store->last_event_ = get_be(*last, 8);
+  return store;
 }
 
 ViewStore::~ViewStore() {
@@ -224,12 +320,60 @@ Positions ViewStore::positions() const {
 
 Status ViewStore::commit(ViewBatch& batch) {
   rocksdb::WriteBatch write;
+  std::map<std::string, std::int64_t> count_deltas;
+  std::vector<JobEvent> events;
   for (auto& [key, changed] : batch.changed_) {
+    const auto& view = changed.view;
     if (changed.stored) {
       for (const auto& index : index_keys(*changed.stored)) (void)write.Delete(index);
     }
-    for (const auto& index : index_keys(changed.view)) (void)write.Put(index, rocksdb::Slice());
-    (void)write.Put(key, changed.view.SerializeAsString());
+    for (const auto& index : index_keys(view)) (void)write.Put(index, rocksdb::Slice());
+    (void)write.Put(key, view.SerializeAsString());
+    const std::string state(1, static_cast<char>(view.state()));
+    const auto& queue = view.queue();
+    if (!changed.stored) {
+      count_deltas[count_key(view.tenant(), 't', "")] += 1;
+    } else {
+      count_deltas[count_key(view.tenant(), 's', std::string(1, static_cast<char>(changed.stored->state())))] -= 1;
+      count_deltas[count_key(view.tenant(), 'q', changed.stored->queue())] -= 1;
+    }
+    count_deltas[count_key(view.tenant(), 's', state)] += 1;
+    count_deltas[count_key(view.tenant(), 'q', queue)] += 1;
+    if (!changed.stored || changed.stored->state() != view.state() || changed.stored->attempt() != view.attempt()) {
+      JobEvent event{0, view.tenant(), view.id(), view.state(), view.attempt(), view.updated_ms(), view.reason()};
+      if (view.history_size() > 0) event.at_ms = view.history(view.history_size() - 1).at_ms();
+      events.push_back(std::move(event));
+    }
+  }
+  for (const auto& [key, delta] : count_deltas) {
+    if (delta == 0) continue;
+    std::int64_t count = 0;
+    if (auto stored = get(key); stored && stored->size() == 8) count = static_cast<std::int64_t>(get_be(*stored, 8));
+    std::string value;
+    put_be(value, static_cast<std::uint64_t>(std::max<std::int64_t>(0, count + delta)), 8);
+    (void)write.Put(key, value);
+  }
+  std::uint64_t sequence = 0;
+  {
+    std::lock_guard lock(event_mutex_);
+    sequence = last_event_;
+  }
+  for (auto& event : events) {
+    event.sequence = ++sequence;
+    (void)write.Put(event_key(event.sequence), encode_event(event));
+  }
+  if (!events.empty()) {
+    std::string value;
+    put_be(value, sequence, 8);
+    (void)write.Put(kLastEventKey, value);
+    if (sequence > event_retention_) (void)write.DeleteRange(event_key(0), event_key(sequence - event_retention_ + 1));
+  }
+  for (const auto& [key, value] : batch.raw_) {
+    if (value) {
+      (void)write.Put(key, *value);
+    } else {
+      (void)write.Delete(key);
+    }
   }
   for (const auto& [where, offset] : batch.positions_) {
     std::string value;
@@ -238,9 +382,128 @@ Status ViewStore::commit(ViewBatch& batch) {
   }
   auto status = db_->Write(rocksdb::WriteOptions(), &write);
   if (!status.ok()) return make_error("cannot write the view: {}", status.ToString());
+  {
+    std::lock_guard lock(event_mutex_);
+    last_event_ = sequence;
+  }
   batch.changed_.clear();
+  batch.raw_.clear();
   batch.positions_.clear();
   return Status::success();
+}
+
+std::optional<std::string> ViewStore::get(const std::string& key) const {
+  std::string value;
+  if (!db_->Get(rocksdb::ReadOptions(), key, &value).ok()) return std::nullopt;
+  return value;
+}
+
+std::optional<v1::Schedule> ViewStore::schedule(std::string_view tenant, std::string_view id) const {
+  auto key = tenant_prefix(kSchedule, tenant_or_default(tenant));
+  key += id;
+  auto value = get(key);
+  v1::Schedule schedule;
+  if (!value || !schedule.ParseFromString(*value)) return std::nullopt;
+  return schedule;
+}
+
+ListPage<v1::Schedule> ViewStore::schedules(std::string_view tenant, std::string_view after, std::size_t limit) const {
+  ListPage<v1::Schedule> page;
+  const auto prefix = tenant_prefix(kSchedule, tenant_or_default(tenant));
+  std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(rocksdb::ReadOptions()));
+  iterator->Seek(prefix + std::string(after));
+  if (!after.empty() && iterator->Valid() && iterator->key().ToStringView() == prefix + std::string(after)) iterator->Next();
+  for (; iterator->Valid() && iterator->key().starts_with(prefix); iterator->Next()) {
+    const auto id = iterator->key().ToStringView().substr(prefix.size());
+    if (page.items.size() == limit) break;
+    v1::Schedule schedule;
+    if (!schedule.ParseFromArray(iterator->value().data(), static_cast<int>(iterator->value().size()))) continue;
+    page.items.push_back(std::move(schedule));
+    page.next = std::string(id);
+  }
+  if (!iterator->Valid() || !iterator->key().starts_with(prefix)) page.next.clear();
+  return page;
+}
+
+ListPage<DeadLetterEntry> ViewStore::dead_letters(std::string_view tenant, std::string_view after, std::size_t limit) const {
+  ListPage<DeadLetterEntry> page;
+  const auto prefix = tenant_prefix(kDeadLetter, tenant_or_default(tenant));
+  std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(rocksdb::ReadOptions()));
+  const std::string start = after.empty() ? prefix + '\xff' : prefix + std::string(after);
+  iterator->SeekForPrev(start);
+  if (!after.empty() && iterator->Valid() && iterator->key().ToStringView() == start) iterator->Prev();
+  for (; iterator->Valid() && iterator->key().starts_with(prefix); iterator->Prev()) {
+    if (page.items.size() == limit) break;
+    auto entry = decode_dead_letter(iterator->value().ToStringView());
+    if (!entry) continue;
+    page.items.push_back(std::move(*entry));
+    page.next = std::string(iterator->key().ToStringView().substr(prefix.size()));
+  }
+  if (!iterator->Valid() || !iterator->key().starts_with(prefix)) page.next.clear();
+  return page;
+}
+
+std::optional<DeadLetterEntry> ViewStore::dead_letter(std::string_view tenant, std::string_view id) const {
+  auto latest = tenant_prefix(kLatestDeadLetter, tenant_or_default(tenant));
+  latest += id;
+  auto key = get(latest);
+  if (!key) return std::nullopt;
+  auto value = get(*key);
+  if (!value) return std::nullopt;
+  return decode_dead_letter(*value);
+}
+
+std::vector<v1::WorkerHeartbeat> ViewStore::workers() const {
+  std::vector<v1::WorkerHeartbeat> workers;
+  const std::string prefix(1, kWorker);
+  std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(rocksdb::ReadOptions()));
+  for (iterator->Seek(prefix); iterator->Valid() && iterator->key().starts_with(prefix) && workers.size() < 10000; iterator->Next()) {
+    v1::WorkerHeartbeat heartbeat;
+    if (heartbeat.ParseFromArray(iterator->value().data(), static_cast<int>(iterator->value().size()))) workers.push_back(heartbeat);
+  }
+  return workers;
+}
+
+ViewStats ViewStore::stats(std::string_view tenant) const {
+  ViewStats stats;
+  const auto prefix = tenant_prefix(kCount, tenant_or_default(tenant));
+  std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(rocksdb::ReadOptions()));
+  for (iterator->Seek(prefix); iterator->Valid() && iterator->key().starts_with(prefix); iterator->Next()) {
+    const auto rest = iterator->key().ToStringView().substr(prefix.size());
+    if (rest.empty() || iterator->value().size() != 8) continue;
+    const auto count = static_cast<std::int64_t>(get_be(iterator->value().ToStringView(), 8));
+    if (rest[0] == 't') {
+      stats.jobs = count;
+    } else if (rest[0] == 's' && rest.size() == 2 && count > 0) {
+      stats.by_state[static_cast<v1::JobState>(static_cast<unsigned char>(rest[1]))] = count;
+    } else if (rest[0] == 'q' && count > 0) {
+      stats.by_queue[std::string(rest.substr(1))] = count;
+    }
+  }
+  return stats;
+}
+
+std::vector<JobEvent> ViewStore::events(std::string_view tenant, std::uint64_t cursor, std::size_t limit, std::size_t budget,
+                                        std::uint64_t& next_cursor) const {
+  std::vector<JobEvent> events;
+  next_cursor = cursor;
+  const auto name = tenant_or_default(tenant);
+  std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(rocksdb::ReadOptions()));
+  const std::string prefix(1, kEvent);
+  std::size_t examined = 0;
+  for (iterator->Seek(event_key(cursor + 1)); iterator->Valid() && iterator->key().starts_with(prefix); iterator->Next()) {
+    if (events.size() == limit || examined++ == budget) break;
+    const auto sequence = get_be(iterator->key().ToStringView().substr(1), 8);
+    next_cursor = sequence;
+    auto event = decode_event(sequence, iterator->value().ToStringView());
+    if (event && event->tenant == name) events.push_back(std::move(*event));
+  }
+  return events;
+}
+
+std::uint64_t ViewStore::last_event() const {
+  std::lock_guard lock(event_mutex_);
+  return last_event_;
 }
 
 std::uint64_t ViewStore::approximate_jobs() const {

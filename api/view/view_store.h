@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,12 +27,34 @@ using Positions = std::map<std::pair<std::string, std::int32_t>, std::int64_t>;
 
 class ViewStore;
 
+// One change of a job's state, as GET /v1/events returns it.
+struct JobEvent {
+  std::uint64_t sequence = 0;  // the cursor: strictly increasing over the whole view
+  std::string tenant;
+  std::string id;
+  v1::JobState state = v1::JOB_STATE_UNSPECIFIED;
+  std::uint32_t attempt = 0;
+  std::int64_t at_ms = 0;
+  std::string reason;
+};
+
+// A dead letter as the view keeps it: the letter, the job id it names, where it was read.
+struct DeadLetterEntry {
+  std::string id;      // the job id (empty for input nothing decoded)
+  std::string source;  // "<topic>/<partition>@<offset>" of the dead letter itself: its identity
+  v1::DeadLetter letter;
+};
+
 // Changes gathered from one batch of records, written together by ViewStore::commit.
 class ViewBatch {
  public:
   explicit ViewBatch(const ViewStore& store) : store_(store) {}
   // The view of (tenant, id) to fold into: from this batch, else the store, else a new one.
   v1::JobView& job(std::string_view tenant, std::string_view id);
+  // A schedule as the schedules topic holds it now (nullopt: deleted).
+  void schedule(std::string_view tenant, std::string_view id, std::optional<v1::Schedule> schedule);
+  void dead_letter(std::string_view tenant, DeadLetterEntry entry);
+  void worker(const v1::WorkerHeartbeat& heartbeat);
   void advance(const std::string& topic, std::int32_t partition, std::int64_t next_offset);
   std::size_t jobs() const { return changed_.size(); }
   const Positions& positions() const { return positions_; }
@@ -44,7 +67,21 @@ class ViewBatch {
   };
   const ViewStore& store_;
   std::map<std::string, Changed> changed_;  // by view key
+  std::map<std::string, std::optional<std::string>> raw_;  // other keys: a value, or deleted
   Positions positions_;
+};
+
+// Counts of a tenant's jobs, for dashboards.
+struct ViewStats {
+  std::map<v1::JobState, std::int64_t> by_state;  // JOB_STATE_UNSPECIFIED: submitted, not yet decided
+  std::map<std::string, std::int64_t> by_queue;
+  std::int64_t jobs = 0;
+};
+
+template <typename T>
+struct ListPage {
+  std::vector<T> items;
+  std::string next;  // the key to pass back to go on; empty: the last page
 };
 
 struct ViewPage {
@@ -65,12 +102,32 @@ class ViewStore {
   ViewPage list(std::string_view tenant, const ListQuery& query) const;
   Positions positions() const;
   Status commit(ViewBatch& batch);
+
+  std::optional<v1::Schedule> schedule(std::string_view tenant, std::string_view id) const;
+  ListPage<v1::Schedule> schedules(std::string_view tenant, std::string_view after, std::size_t limit) const;
+  // Newest first; `after` is a `next` a previous page gave.
+  ListPage<DeadLetterEntry> dead_letters(std::string_view tenant, std::string_view after, std::size_t limit) const;
+  // The latest dead letter of a job.
+  std::optional<DeadLetterEntry> dead_letter(std::string_view tenant, std::string_view id) const;
+  std::vector<v1::WorkerHeartbeat> workers() const;
+  ViewStats stats(std::string_view tenant) const;
+  // A tenant's events after `cursor`, oldest first, examining at most `budget` events of any
+  // tenant; `next_cursor` is where the next call starts (the last event examined).
+  std::vector<JobEvent> events(std::string_view tenant, std::uint64_t cursor, std::size_t limit, std::size_t budget,
+                               std::uint64_t& next_cursor) const;
+  std::uint64_t last_event() const;
+  // Events kept: older ones are dropped on commit.
+  void set_event_retention(std::uint64_t events) { event_retention_ = events; }
   // Jobs in the view (an estimate from RocksDB).
   std::uint64_t approximate_jobs() const;
 
  private:
   explicit ViewStore(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
+  std::optional<std::string> get(const std::string& key) const;
   std::unique_ptr<rocksdb::DB> db_;
+  std::uint64_t event_retention_ = 1'000'000;
+  std::uint64_t last_event_ = 0;  // written by commit (one thread), read by others
+  mutable std::mutex event_mutex_;
 };
 
 }  // namespace kcron::api

@@ -6,6 +6,12 @@
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -88,6 +94,7 @@ struct Api {
     if (!bearer.empty()) headers.emplace("Authorization", "Bearer " + bearer);
     if (method == "GET") return client.Get(path, headers);
     if (method == "PUT") return client.Put(path, headers, body, "application/json");
+    if (method == "DELETE") return client.Delete(path, headers);
     return client.Post(path, headers, body, "application/json");
   }
 };
@@ -273,6 +280,12 @@ TEST_CASE("every route checks its role: each role over each route through HTTP",
         {"POST", "/v1/jobs:batch", R"({"jobs":[{"delay":"3600s","noop":{}}]})", "member"},
         {"PUT", fmt::format("/v1/jobs/target-{}", role), R"({"delay":"7200s","noop":{}})", "operator"},
         {"POST", fmt::format("/v1/jobs/target-{}:cancel", role), "", "operator"},
+        {"GET", "/v1/schedules", "", "viewer"},
+        {"PUT", fmt::format("/v1/schedules/s-{}", role), R"({"expression":"@daily","job_template":{"noop":{}}})", "operator"},
+        {"GET", "/v1/dead-letters", "", "viewer"},
+        {"GET", "/v1/workers", "", "viewer"},
+        {"GET", "/v1/stats", "", "viewer"},
+        {"GET", "/v1/events?wait=0", "", "viewer"},
     };
     for (const auto& route : routes) {
       const auto least = std::string("viewer member operator admin system").find(route.least);
@@ -432,4 +445,210 @@ TEST_CASE("the view survives a SIGKILL of kcron-api and answers the same afterwa
   CHECK(after == before);
   INFO(tail_file(api.process->log_path()));
   CHECK(count_in_log(api.process->log_path(), "stored_positions=0") == 1);  // the restart resumed from its positions
+}
+
+namespace {
+
+// Jobs of a schedule in the view (every page), by id.
+std::set<std::string> schedule_runs(const Api& api, const std::string& bearer, const std::string& schedule) {
+  std::set<std::string> ids;
+  std::string page_token;
+  for (int page = 0; page < 50; ++page) {
+    auto body = body_of(api.call("GET", "/v1/jobs?page_size=500&schedule=" + schedule +
+                                            (page_token.empty() ? std::string() : "&page_token=" + page_token),
+                                 bearer));
+    for (const auto& job : body["jobs"]) ids.insert(job["id"].get<std::string>());
+    if (!body.contains("next_page_token")) break;
+    page_token = body["next_page_token"];
+  }
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("a schedule created, paused, triggered, resumed and deleted through the API behaves like one created on Kafka",
+          "[integration]") {
+  TestEnv env("api-schedules");
+  const auto keys = make_keys(env);
+  auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1");
+  auto worker = start_program(env, "kcron-worker", "w1", "w1");
+  auto cron = start_program(env, "kcron-cron-producer", "c1", "c1", {"KCRON_LOOKAHEAD_MS=1000", "KCRON_SCHEDULES_PARTITIONS=2"});
+  Api api(env, keys, "api1");
+  const auto operator_token = token(keys, "acme", "operator", "olga");
+  const auto viewer = token(keys, "acme", "viewer", "vic");
+  const auto stranger = token(keys, "beta", "admin", "bea");
+
+  const std::string definition = R"({"expression":"@every 1s","job_template":{"noop":{}},"misfire":"FIRE_ONCE"})";
+  CHECK(api.call("PUT", "/v1/schedules/tick", viewer, definition)->status == 403);
+  auto bad = api.call("PUT", "/v1/schedules/tick", operator_token, R"({"expression":"61 * * * *","job_template":{"noop":{}}})");
+  REQUIRE(bad);
+  CHECK(bad->status == 400);
+  CHECK(body_of(bad)["field"] == "expression");
+  auto created = api.call("PUT", "/v1/schedules/tick", operator_token, definition);
+  REQUIRE(created);
+  INFO(created->body);
+  REQUIRE(created->status == 202);
+  CHECK(body_of(created)["created"] == true);
+  const httplib::Headers after{{"Kcron-Consistency", created->get_header_value("Kcron-Consistency")}};
+  auto stored = body_of(api.call("GET", "/v1/schedules/tick", viewer, "", after));
+  CHECK(stored["expression"] == "@every 1s");
+  CHECK(stored["tenant"] == "acme");
+  CHECK(stored["job_template"]["submitted_by"] == "olga");
+  CHECK(api.call("GET", "/v1/schedules/tick", stranger, "", after)->status == 404);
+  auto listed = body_of(api.call("GET", "/v1/schedules", viewer));
+  REQUIRE(listed["schedules"].size() == 1);
+  auto next = body_of(api.call("GET", "/v1/schedules/tick/next?count=3", viewer));
+  CHECK(next["next"].size() == 3);
+  CHECK_FALSE(next["explain"].get<std::string>().empty());
+
+  // Runs arrive and succeed; each is a job of the tenant, listed by its schedule.
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (schedule_runs(api, viewer, "tick").size() < 3 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(200ms);
+  REQUIRE(schedule_runs(api, viewer, "tick").size() >= 3);
+
+  // Paused: after the runs already emitted, no more.
+  REQUIRE(api.call("POST", "/v1/schedules/tick:pause", operator_token)->status == 202);
+  std::this_thread::sleep_for(4s);
+  const auto paused_runs = schedule_runs(api, viewer, "tick").size();
+  std::this_thread::sleep_for(3s);
+  CHECK(schedule_runs(api, viewer, "tick").size() == paused_runs);
+  CHECK(body_of(api.call("GET", "/v1/schedules/tick", viewer))["paused"] == true);
+
+  // Triggered while paused: one run now.
+  auto triggered = api.call("POST", "/v1/schedules/tick:trigger", operator_token);
+  REQUIRE(triggered);
+  REQUIRE(triggered->status == 202);
+  const auto run_id = body_of(triggered)["id"].get<std::string>();
+  CHECK(run_id.starts_with("tick@manual-"));
+  wait_for_state(api, viewer, run_id, "SUCCEEDED");
+
+  // Resumed: runs again. Deleted: gone, and no more runs.
+  REQUIRE(api.call("POST", "/v1/schedules/tick:resume", operator_token)->status == 202);
+  const auto resumed_deadline = std::chrono::steady_clock::now() + 30s;
+  while (schedule_runs(api, viewer, "tick").size() < paused_runs + 3 && std::chrono::steady_clock::now() < resumed_deadline) {
+    std::this_thread::sleep_for(200ms);
+  }
+  CHECK(schedule_runs(api, viewer, "tick").size() >= paused_runs + 3);
+  auto deleted = api.call("DELETE", "/v1/schedules/tick", operator_token);
+  REQUIRE(deleted);
+  REQUIRE(deleted->status == 202);
+  CHECK(api.call("GET", "/v1/schedules/tick", viewer, "", {{"Kcron-Consistency", deleted->get_header_value("Kcron-Consistency")}})->status ==
+        404);
+  std::this_thread::sleep_for(4s);
+  const auto final_runs = schedule_runs(api, viewer, "tick").size();
+  std::this_thread::sleep_for(3s);
+  CHECK(schedule_runs(api, viewer, "tick").size() == final_runs);
+}
+
+TEST_CASE("a dead job is in the dead letters and replayed through the API, a clone is a new job, events and stats follow",
+          "[integration]") {
+  TestEnv env("api-dead-letters");
+  const auto keys = make_keys(env);
+  auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1");
+  auto worker = start_program(env, "kcron-worker", "w1", "w1");
+  Api api(env, keys, "api1");
+  const auto alice = token(keys, "acme", "member", "alice");
+  const auto operator_token = token(keys, "acme", "operator", "olga");
+
+  // Follow events from now.
+  auto start = body_of(api.call("GET", "/v1/events?wait=0", alice));
+  const auto cursor = start["cursor"].get<std::uint64_t>();
+
+  REQUIRE(api.call("POST", "/v1/jobs", alice, R"({"id":"flaky","sleep":{"duration":"0s","fail":true},"retry":{"max_retries":0}})")->status ==
+          202);
+  wait_for_state(api, alice, "flaky", "DEAD");
+  auto letters = body_of(api.call("GET", "/v1/dead-letters", alice));
+  REQUIRE(letters["dead_letters"].size() == 1);
+  CHECK(letters["dead_letters"][0]["id"] == "flaky");
+  CHECK(letters["dead_letters"][0]["letter"]["state"] == "DEAD");
+  CHECK(body_of(api.call("GET", "/v1/dead-letters/flaky", alice))["id"] == "flaky");
+  CHECK(api.call("GET", "/v1/dead-letters/flaky", token(keys, "beta", "admin"))->status == 404);
+
+  // A member may not replay dead letters; it may replay its own job. An operator replays the letter.
+  CHECK(api.call("POST", "/v1/dead-letters/flaky:replay", alice)->status == 403);
+  auto replayed = api.call("POST", "/v1/jobs/flaky:replay", alice);
+  REQUIRE(replayed);
+  INFO(replayed->body);
+  REQUIRE(replayed->status == 202);
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  json view;
+  while (std::chrono::steady_clock::now() < deadline) {
+    view = body_of(api.call("GET", "/v1/jobs/flaky", alice));
+    if (view.value("attempt", 0) == 1 && view["state"] == "DEAD") break;
+    std::this_thread::sleep_for(200ms);
+  }
+  CHECK(view["attempt"] == 1);
+  CHECK(view["state"] == "DEAD");
+  CHECK(api.call("POST", "/v1/dead-letters/flaky:replay", operator_token)->status == 202);
+  CHECK(api.call("POST", "/v1/jobs/never:replay", operator_token)->status == 404);
+
+  // Clone: a new job from flaky's definition with the task changed.
+  auto cloned = api.call("POST", "/v1/jobs/flaky:clone", alice, R"({"id":"fixed","noop":{}})");
+  REQUIRE(cloned);
+  INFO(cloned->body);
+  REQUIRE(cloned->status == 202);
+  CHECK(body_of(cloned)["cloned_from"] == "flaky");
+  const auto fixed = wait_for_state(api, alice, "fixed", "SUCCEEDED");
+  CHECK(fixed["job"]["retry"].is_object());  // carried over from the original
+
+  // Events from the cursor name the transitions, in order, and only acme's.
+  std::vector<std::string> flaky_states;
+  std::uint64_t since = cursor;
+  for (int poll = 0; poll < 20; ++poll) {
+    auto page = body_of(api.call("GET", fmt::format("/v1/events?since={}&wait=2", since), alice));
+    for (const auto& event : page["events"]) {
+      if (event["id"] == "flaky") flaky_states.push_back(event["state"]);
+    }
+    since = page["cursor"];
+    if (std::find(flaky_states.begin(), flaky_states.end(), "DEAD") != flaky_states.end() && flaky_states.size() >= 3) break;
+  }
+  CHECK(std::find(flaky_states.begin(), flaky_states.end(), "DEAD") != flaky_states.end());
+  CHECK(body_of(api.call("GET", fmt::format("/v1/events?since={}&wait=0", cursor), token(keys, "beta", "viewer")))["events"].empty());
+
+  auto stats = body_of(api.call("GET", "/v1/stats", alice));
+  CHECK(stats["jobs"] == 2);
+  CHECK(stats["by_state"]["SUCCEEDED"] == 1);
+  auto workers = body_of(api.call("GET", "/v1/workers", alice));
+  REQUIRE_FALSE(workers["workers"].empty());
+  bool alive = false;
+  for (const auto& entry : workers["workers"]) alive = alive || entry["alive"] == true;
+  CHECK(alive);
+}
+
+TEST_CASE("idle long-polls and slow clients do not stop submits from being answered", "[integration]") {
+  TestEnv env("api-long-polls");
+  const auto keys = make_keys(env);
+  Api api(env, keys, "api1", {"KCRON_API_THREADS=8", "KCRON_API_READ_TIMEOUT_MS=3000"});
+  const auto alice = token(keys, "acme", "member", "alice");
+  // Twelve long-polls (more than the pool's 8 threads) and four clients that connect and send nothing.
+  std::vector<std::thread> pollers;
+  std::atomic<int> polls_answered{0};
+  for (int index = 0; index < 12; ++index) {
+    pollers.emplace_back([&] {
+      (void)api.call("GET", "/v1/events?wait=20", alice);
+      ++polls_answered;
+    });
+  }
+  std::vector<int> silent;
+  for (int index = 0; index < 4; ++index) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(api.port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+    silent.push_back(fd);
+  }
+  std::this_thread::sleep_for(500ms);
+  for (int index = 0; index < 5; ++index) {
+    auto result = api.call("POST", "/v1/jobs", alice, R"({"delay":"3600s","noop":{}})");
+    REQUIRE(result);
+    CHECK(result->status == 202);
+  }
+  // The submits were answered while the waiting long-polls still wait: at most the four beyond
+  // the cap of waiting requests (8 threads / 2) answered at once, with no events.
+  CHECK(polls_answered.load() <= 8);
+  CHECK(polls_answered.load() >= 4);
+  for (auto& poller : pollers) poller.join();
+  for (const int fd : silent) ::close(fd);
 }
