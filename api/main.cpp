@@ -28,6 +28,9 @@ std::vector<kcron::ConfigKey> config_keys() {
                   {"api.read_timeout_ms", "10000", "a client that sends nothing for this long is disconnected"},
                   {"api.consistency_wait_ms", "5000", "longest a read carrying Kcron-Consistency waits for the view"},
                   {"api.ack_timeout_ms", "15000", "longest a write waits for Kafka's acknowledgement before a 503"},
+                  {"api.tls_cert_file", "", "PEM certificate chain: serve HTTPS (TLS 1.2 or later); empty: plain HTTP"},
+                  {"api.tls_key_file", "", "PEM private key of api.tls_cert_file"},
+                  {"api.cors_origin", "", "an origin allowed to call the API from a browser (CORS); empty: none"},
                   {"api.requests_per_token", "100", "requests per second one caller (sub in tenant) may make; 0: no limit"},
                   {"api.request_burst", "200", "requests one caller may make at once above its rate"},
                   {"api.jobs_per_tenant", "2000", "jobs per second one tenant may submit through this instance; 0: no limit"},
@@ -66,6 +69,13 @@ int run(int argc, char** argv) {
   api.read_timeout = number.ms("api.read_timeout_ms");
   api.consistency_wait = number.ms("api.consistency_wait_ms");
   api.names = kcron::TopicNames(config.get("topic_prefix"));
+  api.tls_cert_file = config.get("api.tls_cert_file");
+  api.tls_key_file = config.get("api.tls_key_file");
+  api.cors_origin = config.get("api.cors_origin");
+  if (api.tls_cert_file.empty() != api.tls_key_file.empty()) {
+    std::cerr << "kcron-api: api.tls_cert_file and api.tls_key_file go together\n";
+    return 2;
+  }
   api.requests_per_token = static_cast<double>(number("api.requests_per_token"));
   api.request_burst = static_cast<double>(number("api.request_burst"));
   api.jobs_per_tenant = static_cast<double>(number("api.jobs_per_tenant"));

@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
@@ -112,7 +113,8 @@ struct ApiServer::Impl {
   JobWriter& writer;
   ViewStore& view;
   ViewFollower& follower;
-  httplib::Server server;
+  std::unique_ptr<httplib::Server> server;  // an SSLServer when TLS is configured
+  std::string tls_error;
   Counter& ok_requests;
   Counter& client_errors;
   Counter& server_errors;
@@ -142,7 +144,24 @@ struct ApiServer::Impl {
         throttled(metrics.counter("kcron_api_throttled_total", "requests refused by a rate limit (429)")),
         per_caller(settings.requests_per_token, settings.request_burst),
         per_tenant(settings.jobs_per_tenant, settings.jobs_burst),
-        max_waiting(std::max<std::size_t>(1, settings.threads / 2)) {}
+        max_waiting(std::max<std::size_t>(1, settings.threads / 2)) {
+    if (settings.tls_cert_file.empty()) {
+      server = std::make_unique<httplib::Server>();
+      return;
+    }
+    // TLS 1.2 or later, the certificate chain and key from files; refused at start if they do not load.
+    server = std::make_unique<httplib::SSLServer>([this](SSL_CTX& context) {
+      SSL_CTX_set_min_proto_version(&context, TLS1_2_VERSION);
+      if (SSL_CTX_use_certificate_chain_file(&context, settings.tls_cert_file.c_str()) != 1) {
+        tls_error = fmt::format("cannot load the certificate chain {}", settings.tls_cert_file);
+      } else if (SSL_CTX_use_PrivateKey_file(&context, settings.tls_key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+        tls_error = fmt::format("cannot load the private key {}", settings.tls_key_file);
+      } else if (SSL_CTX_check_private_key(&context) != 1) {
+        tls_error = fmt::format("the private key {} does not match the certificate {}", settings.tls_key_file, settings.tls_cert_file);
+      }
+      return tls_error.empty();
+    });
+  }
 
   // 429 with Retry-After (whole seconds, at least 1) when `limiter` refuses.
   bool within_limit(RateLimiter& limiter, const std::string& key, double cost, std::string_view what, httplib::Response& response,
@@ -930,6 +949,7 @@ struct ApiServer::Impl {
         request_id = random_hex(8);
       }
       response.set_header("X-Request-Id", request_id);
+      allow_origin(request, response);
       try {
         (this->*handler)(request, response, request_id);
       } catch (const std::exception& error) {
@@ -944,6 +964,14 @@ struct ApiServer::Impl {
     };
   }
 
+  // CORS: only the configured origin, never a wildcard.
+  void allow_origin(const httplib::Request& request, httplib::Response& response) const {
+    if (settings.cors_origin.empty() || request.get_header_value("Origin") != settings.cors_origin) return;
+    response.set_header("Access-Control-Allow-Origin", settings.cors_origin);
+    response.set_header("Vary", "Origin");
+    response.set_header("Access-Control-Expose-Headers", "Kcron-Consistency, Location, Retry-After, X-Request-Id");
+  }
+
   void count(int status) {
     if (status >= 500) {
       server_errors.inc();
@@ -956,37 +984,46 @@ struct ApiServer::Impl {
 
   void install() {
     const auto threads = settings.threads;
-    server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-    server.set_payload_max_length(kMaxBodyBytes);
-    server.set_read_timeout(std::chrono::duration_cast<std::chrono::seconds>(settings.read_timeout).count());
-    server.set_write_timeout(std::chrono::duration_cast<std::chrono::seconds>(settings.write_timeout).count());
-    server.set_keep_alive_max_count(1000);
-    server.set_default_headers({{"X-Content-Type-Options", "nosniff"},
+    server->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    server->set_payload_max_length(kMaxBodyBytes);
+    server->set_read_timeout(std::chrono::duration_cast<std::chrono::seconds>(settings.read_timeout).count());
+    server->set_write_timeout(std::chrono::duration_cast<std::chrono::seconds>(settings.write_timeout).count());
+    server->set_keep_alive_max_count(1000);
+    server->set_default_headers({{"X-Content-Type-Options", "nosniff"},
                                 {"Cache-Control", "no-store"},
                                 {"X-Frame-Options", "DENY"},
                                 {"Referrer-Policy", "no-referrer"},
                                 {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"}});
-    server.Post("/v1/jobs", route("submit", &Impl::submit_job));
-    server.Post("/v1/jobs:batch", route("batch", &Impl::submit_batch));
-    server.Put(R"(/v1/jobs/(.+))", route("update", &Impl::update_job));
-    server.Get("/v1/jobs", route("list", &Impl::list_jobs));
-    server.Post(R"(/v1/jobs/(.+):cancel)", route("cancel", &Impl::cancel_job));
-    server.Get(R"(/v1/jobs/(.+))", route("get", &Impl::get_job));
-    server.Get("/v1/whoami", route("whoami", &Impl::whoami));
-    server.Post(R"(/v1/jobs/(.+):(replay|clone))", route("job-action", &Impl::job_action));
-    server.Get("/v1/schedules", route("schedules", &Impl::list_schedules));
-    server.Get(R"(/v1/schedules/(.+)/next)", route("schedule-next", &Impl::next_instants));
-    server.Get(R"(/v1/schedules/(.+))", route("schedule", &Impl::get_schedule));
-    server.Post(R"(/v1/schedules/(.+):(pause|resume|trigger))", route("schedule-action", &Impl::schedule_action));
-    server.Put(R"(/v1/schedules/(.+))", route("put-schedule", &Impl::put_schedule));
-    server.Delete(R"(/v1/schedules/(.+))", route("delete-schedule", &Impl::delete_schedule));
-    server.Get("/v1/dead-letters", route("dead-letters", &Impl::list_dead_letters));
-    server.Post(R"(/v1/dead-letters/(.+):replay)", route("replay-dead-letter", &Impl::replay_dead_letter));
-    server.Get(R"(/v1/dead-letters/(.+))", route("dead-letter", &Impl::get_dead_letter));
-    server.Get("/v1/workers", route("workers", &Impl::list_workers));
-    server.Get("/v1/stats", route("stats", &Impl::stats));
-    server.Get("/v1/events", route("events", &Impl::events));
-    server.set_error_handler([](const httplib::Request& request, httplib::Response& response) {
+    server->Post("/v1/jobs", route("submit", &Impl::submit_job));
+    server->Post("/v1/jobs:batch", route("batch", &Impl::submit_batch));
+    server->Put(R"(/v1/jobs/(.+))", route("update", &Impl::update_job));
+    server->Get("/v1/jobs", route("list", &Impl::list_jobs));
+    server->Post(R"(/v1/jobs/(.+):cancel)", route("cancel", &Impl::cancel_job));
+    server->Get(R"(/v1/jobs/(.+))", route("get", &Impl::get_job));
+    server->Get("/v1/whoami", route("whoami", &Impl::whoami));
+    server->Post(R"(/v1/jobs/(.+):(replay|clone))", route("job-action", &Impl::job_action));
+    server->Get("/v1/schedules", route("schedules", &Impl::list_schedules));
+    server->Get(R"(/v1/schedules/(.+)/next)", route("schedule-next", &Impl::next_instants));
+    server->Get(R"(/v1/schedules/(.+))", route("schedule", &Impl::get_schedule));
+    server->Post(R"(/v1/schedules/(.+):(pause|resume|trigger))", route("schedule-action", &Impl::schedule_action));
+    server->Put(R"(/v1/schedules/(.+))", route("put-schedule", &Impl::put_schedule));
+    server->Delete(R"(/v1/schedules/(.+))", route("delete-schedule", &Impl::delete_schedule));
+    server->Get("/v1/dead-letters", route("dead-letters", &Impl::list_dead_letters));
+    server->Post(R"(/v1/dead-letters/(.+):replay)", route("replay-dead-letter", &Impl::replay_dead_letter));
+    server->Get(R"(/v1/dead-letters/(.+))", route("dead-letter", &Impl::get_dead_letter));
+    server->Get("/v1/workers", route("workers", &Impl::list_workers));
+    server->Get("/v1/stats", route("stats", &Impl::stats));
+    server->Get("/v1/events", route("events", &Impl::events));
+    if (!settings.cors_origin.empty()) {
+      server->Options(R"(/v1/.*)", [this](const httplib::Request& request, httplib::Response& response) {
+        allow_origin(request, response);
+        response.status = 204;
+        response.set_header("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE");
+        response.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key, Kcron-Consistency, X-Request-Id");
+        response.set_header("Access-Control-Max-Age", "600");
+      });
+    }
+    server->set_error_handler([](const httplib::Request& request, httplib::Response& response) {
       if (!response.body.empty()) return;
       std::string detail = "no such route";
       if (response.status == 413) detail = fmt::format("the body exceeds {} bytes", kMaxBodyBytes);
@@ -995,7 +1032,7 @@ struct ApiServer::Impl {
       (void)request;
       reply_problem(response, make_problem(response.status, detail), request_id);
     });
-    server.set_logger([this](const httplib::Request&, const httplib::Response& response) { count(response.status); });
+    server->set_logger([this](const httplib::Request&, const httplib::Response& response) { count(response.status); });
   }
 };
 
@@ -1011,13 +1048,16 @@ ApiServer::~ApiServer() {
 
 Status ApiServer::start() {
   auto& settings = impl_->settings;
+  if (!impl_->server->is_valid()) {
+    return make_error("cannot serve TLS: {}", impl_->tls_error.empty() ? std::string("the TLS setup failed") : impl_->tls_error);
+  }
   if (settings.port == 0) {
-    port_ = impl_->server.bind_to_any_port(settings.address);
+    port_ = impl_->server->bind_to_any_port(settings.address);
   } else {
-    port_ = impl_->server.bind_to_port(settings.address, settings.port) ? settings.port : -1;
+    port_ = impl_->server->bind_to_port(settings.address, settings.port) ? settings.port : -1;
   }
   if (port_ <= 0) return make_error("cannot listen on {}:{} (in use, or not an address of this host)", settings.address, settings.port);
-  listener_ = std::thread([this] { impl_->server.listen_after_bind(); });
+  listener_ = std::thread([this] { impl_->server->listen_after_bind(); });
   spdlog::info("event=api_listening address={} port={}", settings.address, port_);
   return Status::success();
 }
@@ -1025,7 +1065,7 @@ Status ApiServer::start() {
 void ApiServer::stop() {
   impl_->stopping = true;
   if (listener_.joinable()) {
-    impl_->server.stop();
+    impl_->server->stop();
     listener_.join();
   }
 }

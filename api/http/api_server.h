@@ -27,6 +27,8 @@ struct ApiSettings {
   std::chrono::milliseconds consistency_wait{5000};  // longest a read waits for the view to cover a write
   TopicNames names{"kcron."};
   std::string cors_origin;  // empty: no CORS headers
+  std::string tls_cert_file;  // PEM certificate chain; empty: plain HTTP
+  std::string tls_key_file;   // PEM private key of the certificate
   bool audit_requests = true;
   double requests_per_token = 100;  // per second, per caller (sub in tenant); 0: no limit
   double request_burst = 200;

@@ -652,3 +652,43 @@ TEST_CASE("idle long-polls and slow clients do not stop submits from being answe
   for (auto& poller : pollers) poller.join();
   for (const int fd : silent) ::close(fd);
 }
+
+TEST_CASE("the API serves HTTPS with the configured certificate, and CORS only to the configured origin", "[integration]") {
+  TestEnv env("api-tls");
+  const auto keys = make_keys(env);
+  const auto cert = env.state_root + "/api-cert.pem";
+  const auto key = env.state_root + "/api-key.pem";
+  const auto command = fmt::format(
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout {} -out {} -days 1 -subj /CN=127.0.0.1 "
+      "-addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1",
+      key, cert);
+  REQUIRE(std::system(command.c_str()) == 0);
+  Api api(env, keys, "api1",
+          {"KCRON_API_TLS_CERT_FILE=" + cert, "KCRON_API_TLS_KEY_FILE=" + key, "KCRON_API_CORS_ORIGIN=https://console.example"});
+  httplib::SSLClient client("127.0.0.1", api.port);
+  client.set_ca_cert_path(cert.c_str());
+  client.enable_server_certificate_verification(true);
+  const httplib::Headers headers{{"Authorization", "Bearer " + token(keys, "acme", "viewer")}, {"Origin", "https://console.example"}};
+  auto answer = client.Get("/v1/whoami", headers);
+  INFO("HTTPS error: " << httplib::to_string(answer.error()));
+  REQUIRE(answer);
+  CHECK(answer->status == 200);
+  CHECK(answer->get_header_value("Access-Control-Allow-Origin") == "https://console.example");
+  const httplib::Headers elsewhere{{"Authorization", "Bearer " + token(keys, "acme", "viewer")}, {"Origin", "https://evil.example"}};
+  auto other = client.Get("/v1/whoami", elsewhere);
+  REQUIRE(other);
+  CHECK_FALSE(other->has_header("Access-Control-Allow-Origin"));
+  auto preflight = client.Options("/v1/jobs", {{"Origin", "https://console.example"}, {"Access-Control-Request-Method", "POST"}});
+  REQUIRE(preflight);
+  CHECK(preflight->status == 204);
+  CHECK(preflight->get_header_value("Access-Control-Allow-Headers").find("Authorization") != std::string::npos);
+  // Plain HTTP to the TLS port gets no answer; a client that does not trust the certificate refuses it.
+  httplib::Client plain("127.0.0.1", api.port);
+  plain.set_read_timeout(5, 0);
+  auto refused = plain.Get("/v1/whoami", headers);
+  CHECK((!refused || refused->status != 200));
+  httplib::SSLClient untrusting("127.0.0.1", api.port);
+  untrusting.enable_server_certificate_verification(true);
+  untrusting.set_ca_cert_path(keys.jwks_path.c_str());  // not a certificate: trusts nothing
+  CHECK_FALSE(untrusting.Get("/v1/whoami", headers));
+}
