@@ -848,6 +848,27 @@ struct ApiServer::Impl {
     accepted(response, new_id, *written, request_id, {{"cloned_from", id}});
   }
 
+  void list_audit(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kReadAudit, {}, response, request_id)) return;
+    std::string job;
+    httplib::Request paging = request;
+    if (request.has_param("job")) {
+      job = request.get_param_value("job");
+      paging.params.erase("job");
+    }
+    std::size_t size = 0;
+    std::string after;
+    if (!page_parameters(paging, size, after, response, request_id)) return;
+    const auto page = view.audit(caller->tenant, after, size, job);
+    std::string body = R"({"records":[)";
+    for (std::size_t index = 0; index < page.items.size(); ++index) body += (index > 0 ? "," : "") + to_json(page.items[index]);
+    body += ']';
+    if (!page.next.empty()) body += fmt::format(R"(,"next_page_token":"{}")", hex(page.next));
+    body += '}';
+    response.set_content(body, std::string(kJson));
+  }
+
   // ---- workers, stats, events ----
 
   void list_workers(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
@@ -1012,6 +1033,7 @@ struct ApiServer::Impl {
     server->Post(R"(/v1/dead-letters/(.+):replay)", route("replay-dead-letter", &Impl::replay_dead_letter));
     server->Get(R"(/v1/dead-letters/(.+))", route("dead-letter", &Impl::get_dead_letter));
     server->Get("/v1/workers", route("workers", &Impl::list_workers));
+    server->Get("/v1/audit", route("audit", &Impl::list_audit));
     server->Get("/v1/stats", route("stats", &Impl::stats));
     server->Get("/v1/events", route("events", &Impl::events));
     if (!settings.cors_origin.empty()) {

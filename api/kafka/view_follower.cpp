@@ -31,7 +31,7 @@ Status ViewFollower::start() {
   const auto stored = store_.positions();
   kafka::PartitionList assignment;
   for (const auto& topic : {settings_.names.jobs(), settings_.names.status(), settings_.names.results(), settings_.names.schedules(),
-                            settings_.names.dead_letters(), settings_.names.workers()}) {
+                            settings_.names.dead_letters(), settings_.names.workers(), settings_.names.audit()}) {
     const auto found = counts->find(topic);
     if (found == counts->end()) return make_error("topic {} does not exist (kcron topics create makes it)", topic);
     for (std::int32_t partition = 0; partition < found->second; ++partition) {
@@ -138,6 +138,15 @@ void ViewFollower::fold(RdKafka::Message& message, ViewBatch& batch) {
     entry.source = fmt::format("{}/{}@{}", topic, message.partition(), message.offset());
     const std::string tenant = !entry.letter.tenant().empty() ? entry.letter.tenant() : std::string(named.tenant);
     batch.dead_letter(tenant, std::move(entry));
+    return;
+  }
+  if (topic == settings_.names.audit()) {
+    v1::AuditRecord record;
+    if (!decode_message(value, content_type, record)) {
+      undecodable_.inc();
+      return;
+    }
+    batch.audit(record.tenant(), fmt::format("{}/{}@{}", topic, message.partition(), message.offset()), record);
     return;
   }
   if (topic == settings_.names.workers()) {

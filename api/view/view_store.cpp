@@ -29,6 +29,7 @@ constexpr char kLatestDeadLetter = 'd';
 constexpr char kWorker = 'W';
 constexpr char kCount = 'N';
 constexpr char kEvent = 'E';
+constexpr char kAudit = 'A';
 const std::string kLastEventKey = "Mevents";
 
 void put_be(std::string& out, std::uint64_t value, int bytes) {
@@ -217,6 +218,13 @@ void ViewBatch::dead_letter(std::string_view tenant, DeadLetterEntry entry) {
 
 void ViewBatch::worker(const v1::WorkerHeartbeat& heartbeat) {
   raw_[std::string(1, kWorker) + heartbeat.worker_id()] = heartbeat.SerializeAsString();
+}
+
+void ViewBatch::audit(std::string_view tenant, const std::string& source, const v1::AuditRecord& record) {
+  auto key = tenant_prefix(kAudit, tenant_or_default(tenant));
+  put_be(key, order_ms(record.at_ms()), 8);
+  key += source;
+  raw_[std::move(key)] = record.SerializeAsString();
 }
 
 void ViewBatch::advance(const std::string& topic, std::int32_t partition, std::int64_t next_offset) {
@@ -462,6 +470,27 @@ std::vector<v1::WorkerHeartbeat> ViewStore::workers() const {
     if (heartbeat.ParseFromArray(iterator->value().data(), static_cast<int>(iterator->value().size()))) workers.push_back(heartbeat);
   }
   return workers;
+}
+
+ListPage<v1::AuditRecord> ViewStore::audit(std::string_view tenant, std::string_view after, std::size_t limit,
+                                           std::string_view job) const {
+  ListPage<v1::AuditRecord> page;
+  const auto prefix = tenant_prefix(kAudit, tenant_or_default(tenant));
+  std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(rocksdb::ReadOptions()));
+  const std::string start = after.empty() ? prefix + '\xff' : prefix + std::string(after);
+  iterator->SeekForPrev(start);
+  if (!after.empty() && iterator->Valid() && iterator->key().ToStringView() == start) iterator->Prev();
+  std::size_t examined = 0;
+  for (; iterator->Valid() && iterator->key().starts_with(prefix); iterator->Prev()) {
+    if (page.items.size() == limit || examined++ == 20 * limit + 1000) break;
+    page.next = std::string(iterator->key().ToStringView().substr(prefix.size()));
+    v1::AuditRecord record;
+    if (!record.ParseFromArray(iterator->value().data(), static_cast<int>(iterator->value().size()))) continue;
+    if (!job.empty() && record.job_id() != job) continue;
+    page.items.push_back(std::move(record));
+  }
+  if (!iterator->Valid() || !iterator->key().starts_with(prefix)) page.next.clear();
+  return page;
 }
 
 ViewStats ViewStore::stats(std::string_view tenant) const {

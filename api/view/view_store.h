@@ -55,6 +55,8 @@ class ViewBatch {
   void schedule(std::string_view tenant, std::string_view id, std::optional<v1::Schedule> schedule);
   void dead_letter(std::string_view tenant, DeadLetterEntry entry);
   void worker(const v1::WorkerHeartbeat& heartbeat);
+  // An audit record, identified by where it was read ("<topic>/<partition>@<offset>").
+  void audit(std::string_view tenant, const std::string& source, const v1::AuditRecord& record);
   void advance(const std::string& topic, std::int32_t partition, std::int64_t next_offset);
   std::size_t jobs() const { return changed_.size(); }
   const Positions& positions() const { return positions_; }
@@ -110,6 +112,8 @@ class ViewStore {
   // The latest dead letter of a job.
   std::optional<DeadLetterEntry> dead_letter(std::string_view tenant, std::string_view id) const;
   std::vector<v1::WorkerHeartbeat> workers() const;
+  // A tenant's audit records, newest first; `job` keeps only those of one job id.
+  ListPage<v1::AuditRecord> audit(std::string_view tenant, std::string_view after, std::size_t limit, std::string_view job) const;
   ViewStats stats(std::string_view tenant) const;
   // A tenant's events after `cursor`, oldest first, examining at most `budget` events of any
   // tenant; `next_cursor` is where the next call starts (the last event examined).

@@ -286,6 +286,7 @@ TEST_CASE("every route checks its role: each role over each route through HTTP",
         {"GET", "/v1/workers", "", "viewer"},
         {"GET", "/v1/stats", "", "viewer"},
         {"GET", "/v1/events?wait=0", "", "viewer"},
+        {"GET", "/v1/audit", "", "admin"},
     };
     for (const auto& route : routes) {
       const auto least = std::string("viewer member operator admin system").find(route.least);
@@ -604,6 +605,27 @@ TEST_CASE("a dead job is in the dead letters and replayed through the API, a clo
   }
   CHECK(std::find(flaky_states.begin(), flaky_states.end(), "DEAD") != flaky_states.end());
   CHECK(body_of(api.call("GET", fmt::format("/v1/events?since={}&wait=0", cursor), token(keys, "beta", "viewer")))["events"].empty());
+
+  // The audit log: the API's request record names alice; the dispatcher's decision carries its request id.
+  const auto admin = token(keys, "acme", "admin", "ada");
+  CHECK(api.call("GET", "/v1/audit", alice)->status == 403);
+  json audit;
+  const auto audit_deadline = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < audit_deadline) {
+    audit = body_of(api.call("GET", "/v1/audit?job=fixed", admin));
+    if (audit["records"].size() >= 2) break;
+    std::this_thread::sleep_for(200ms);
+  }
+  REQUIRE(audit["records"].size() >= 2);
+  std::map<std::string, json> by_component;
+  for (const auto& record : audit["records"]) by_component[record["component"]] = record;
+  REQUIRE(by_component.count("api") == 1);
+  REQUIRE(by_component.count("dispatcher") == 1);
+  CHECK(by_component["api"]["principal"] == "alice");
+  CHECK(by_component["api"]["outcome"] == "REQUESTED");
+  CHECK(by_component["dispatcher"]["outcome"] == "ACCEPTED");
+  CHECK(by_component["dispatcher"]["request_id"] == by_component["api"]["request_id"]);
+  CHECK(body_of(api.call("GET", "/v1/audit", token(keys, "beta", "admin")))["records"].empty());
 
   auto stats = body_of(api.call("GET", "/v1/stats", alice));
   CHECK(stats["jobs"] == 2);
