@@ -22,6 +22,7 @@
 
 #include "core/cron_expression.h"
 #include "core/rfc3339.h"
+#include "core/schedule_planner.h"
 #include "core/time_zone.h"
 #include "kcron/codec.h"
 #include "kcron/ids.h"
@@ -33,6 +34,7 @@ namespace {
 constexpr std::string_view kConsistencyHeader = "Kcron-Consistency";
 constexpr std::string_view kJson = "application/json";
 constexpr std::size_t kMaxBatchJobs = 1000;
+constexpr std::size_t kMaxBackfillRuns = 1000;
 constexpr std::size_t kEventScanBudget = 20000;  // events of any tenant one poll examines
 
 std::string random_hex(std::size_t bytes) {
@@ -600,6 +602,10 @@ struct ApiServer::Impl {
       return make_error("tenant: the tenant comes from your token; leave the field out");
     }
     if (auto valid = validate_job_id(id); !valid) return valid.error().within("id");
+    if (id.find_first_of("@/") != std::string::npos) return make_error("id: a schedule id must not contain '@' or '/' (they separate a run's instant)");
+    if (id.size() > kMaxJobIdBytes - 25) return make_error("id: a schedule id is at most {} bytes", kMaxJobIdBytes - 25);
+    if (!v1::MisfirePolicy_IsValid(schedule.misfire())) return make_error("misfire: not a known policy");
+    if (!v1::OverlapPolicy_IsValid(schedule.overlap())) return make_error("overlap: not a known policy");
     auto expression = cron::CronExpression::parse(schedule.expression());
     if (!expression) return expression.error().within("expression");
     if (!schedule.time_zone().empty()) {
@@ -712,6 +718,85 @@ struct ApiServer::Impl {
                            response, request_id);
     if (!written) return;
     accepted(response, run_id, *written, request_id, {{"schedule", id}});
+  }
+
+  // Runs for a past range [from, to), as the schedule's misfire policy would have them: FIRE_ALL
+  // every instant, FIRE_ONCE (the default) the latest one, SKIP none. Each run has the id the
+  // cron-producer gives that instant, so a run that already fired is not fired again.
+  void backfill(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kManageSchedule, {}, response, request_id) || !json_body(request, response, request_id)) return;
+    if (!await_consistency(request, response, request_id)) return;
+    const std::string id = request.matches[1];
+    auto found = view.schedule(caller->tenant, id);
+    if (!found) return not_found(response, "schedule", id, caller->tenant, request_id);
+    auto body = nlohmann::json::parse(request.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object() || !body.contains("from") || !body.contains("to") || !body["from"].is_string() ||
+        !body["to"].is_string() || body.size() != 2) {
+      return reply_problem(response, make_problem(400, "send {\"from\": RFC 3339, \"to\": RFC 3339}: the runs of [from, to)"), request_id);
+    }
+    auto from = cron::parse_rfc3339(body["from"].get<std::string>());
+    auto to = cron::parse_rfc3339(body["to"].get<std::string>());
+    if (!from) return reply_problem(response, make_problem(400, from.error().message(), "from"), request_id);
+    if (!to) return reply_problem(response, make_problem(400, to.error().message(), "to"), request_id);
+    const auto now = std::chrono::time_point_cast<Millis>(std::chrono::system_clock::now());
+    if (!(*from < *to) || *to > now) {
+      return reply_problem(response, make_problem(400, "a backfill covers a past range: from < to <= now", "to"), request_id);
+    }
+    if (found->misfire() == v1::SKIP) {
+      return reply_problem(response, make_problem(409, "the schedule's misfire policy is SKIP: missed runs are skipped; set FIRE_ALL or FIRE_ONCE to backfill"),
+                           request_id);
+    }
+    auto expression = cron::CronExpression::parse(found->expression());
+    auto zone = found->time_zone().empty() ? Result<cron::TimeZone>(cron::TimeZone::utc()) : cron::TimeZone::locate(found->time_zone());
+    if (!expression || !zone) return reply_problem(response, make_problem(409, "the stored schedule does not parse"), request_id);
+    std::vector<Instant> instants;
+    auto after = *from - Millis(1);
+    while (instants.size() <= kMaxBackfillRuns) {
+      auto fire = expression->next_after(after, *zone);
+      if (!fire || !(*fire < *to)) break;
+      instants.push_back(*fire);
+      after = *fire;
+    }
+    if (instants.size() > kMaxBackfillRuns) {
+      return reply_problem(response, make_problem(400, fmt::format("the range holds more than {} runs; split it", kMaxBackfillRuns), "to"),
+                           request_id);
+    }
+    if (found->misfire() != v1::FIRE_ALL && !instants.empty()) instants.erase(instants.begin(), instants.end() - 1);
+    std::vector<std::pair<std::string, OutRecord>> commands;
+    nlohmann::json runs = nlohmann::json::array();
+    for (const auto instant : instants) {
+      auto job = found->job_template();
+      const auto run_id = cron::SchedulePlanner::trigger_id(id, instant);
+      job.set_id(run_id);
+      job.set_tenant(std::string(tenant_field(caller->tenant)));
+      auto* run = job.mutable_schedule_run();
+      run->set_schedule_id(id);
+      *run->mutable_nominal_instant() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(to_epoch_ms(instant));
+      run->set_misfire(found->misfire());
+      run->set_overlap(v1::ALLOW);  // a backfill runs what was missed, whatever runs now
+      v1::Command command;
+      *command.mutable_submit() = job;
+      commands.emplace_back(run_id, command_record(command, "submit", caller->tenant, run_id, request_id));
+      runs.push_back(run_id);
+    }
+    if (commands.empty()) {
+      response.set_content(nlohmann::json{{"id", id}, {"runs", runs}, {"request_id", request_id}}.dump(), std::string(kJson));
+      return;
+    }
+    auto written = produce_all(*caller, "backfill_schedule", std::move(commands), response, request_id);
+    if (!written) return;
+    std::map<std::pair<std::string, std::int32_t>, WritePosition> highest;
+    for (const auto& position : *written) {
+      auto& top = highest[{position.topic, position.partition}];
+      if (top.topic.empty() || top.offset < position.offset) top = position;
+    }
+    std::string joined;
+    for (const auto& [where, position] : highest) joined += (joined.empty() ? "" : ",") + consistency_token(settings.names, position);
+    response.status = 202;
+    response.set_header(std::string(kConsistencyHeader), joined);
+    response.set_content(nlohmann::json{{"id", id}, {"runs", runs}, {"consistency", joined}, {"request_id", request_id}}.dump(),
+                         std::string(kJson));
   }
 
   void next_instants(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
@@ -1027,6 +1112,7 @@ struct ApiServer::Impl {
     server->Get(R"(/v1/schedules/(.+)/next)", route("schedule-next", &Impl::next_instants));
     server->Get(R"(/v1/schedules/(.+))", route("schedule", &Impl::get_schedule));
     server->Post(R"(/v1/schedules/(.+):(pause|resume|trigger))", route("schedule-action", &Impl::schedule_action));
+    server->Post(R"(/v1/schedules/(.+):backfill)", route("schedule-backfill", &Impl::backfill));
     server->Put(R"(/v1/schedules/(.+))", route("put-schedule", &Impl::put_schedule));
     server->Delete(R"(/v1/schedules/(.+))", route("delete-schedule", &Impl::delete_schedule));
     server->Get("/v1/dead-letters", route("dead-letters", &Impl::list_dead_letters));

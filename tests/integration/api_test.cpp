@@ -16,6 +16,8 @@
 #include <set>
 #include <thread>
 
+#include <date/date.h>
+
 #include "auth/jwt.h"
 #include "support/harness.h"
 
@@ -713,4 +715,43 @@ TEST_CASE("the API serves HTTPS with the configured certificate, and CORS only t
   untrusting.enable_server_certificate_verification(true);
   untrusting.set_ca_cert_path(keys.jwks_path.c_str());  // not a certificate: trusts nothing
   CHECK_FALSE(untrusting.Get("/v1/whoami", headers));
+}
+
+TEST_CASE("a backfill runs a past range as the misfire policy says, each run once", "[integration]") {
+  TestEnv env("api-backfill");
+  const auto keys = make_keys(env);
+  auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1");
+  auto worker = start_program(env, "kcron-worker", "w1", "w1");
+  Api api(env, keys, "api1");
+  const auto operator_token = token(keys, "acme", "operator", "olga");
+  const auto now = std::chrono::floor<std::chrono::hours>(std::chrono::system_clock::now());
+  const auto from = date::format("%FT%TZ", std::chrono::floor<std::chrono::seconds>(now - 6h));
+  const auto to = date::format("%FT%TZ", std::chrono::floor<std::chrono::seconds>(now - 1h));
+  for (const auto& [id, misfire] : std::vector<std::pair<std::string, std::string>>{{"all", "FIRE_ALL"}, {"once", "FIRE_ONCE"}, {"skip", "SKIP"}}) {
+    auto put = api.call("PUT", "/v1/schedules/" + id, operator_token,
+                        fmt::format(R"({{"expression":"0 * * * *","job_template":{{"noop":{{}}}},"misfire":"{}"}})", misfire));
+    REQUIRE(put);
+    REQUIRE(put->status == 202);
+    const httplib::Headers after{{"Kcron-Consistency", put->get_header_value("Kcron-Consistency")}};
+    auto backfilled = api.call("POST", "/v1/schedules/" + id + ":backfill", operator_token,
+                               fmt::format(R"({{"from":"{}","to":"{}"}})", from, to), after);
+    REQUIRE(backfilled);
+    INFO(id << ": " << backfilled->body);
+    if (misfire == "SKIP") {
+      CHECK(backfilled->status == 409);
+      continue;
+    }
+    REQUIRE(backfilled->status == 202);
+    const auto runs = body_of(backfilled)["runs"];
+    CHECK(runs.size() == (misfire == "FIRE_ALL" ? 5u : 1u));  // the hours now-6h .. now-2h
+    for (const auto& run : runs) wait_for_state(api, operator_token, run.get<std::string>(), "SUCCEEDED");
+    // Backfilled again: the same ids, which the dispatcher deduplicates: each run still ran once.
+    REQUIRE(api.call("POST", "/v1/schedules/" + id + ":backfill", operator_token, fmt::format(R"({{"from":"{}","to":"{}"}})", from, to))->status ==
+            202);
+  }
+  const auto tally = read_succeeded_until_all(env.prefix, "acme~all@", 5, 60s);
+  CHECK(tally.once == 5);
+  CHECK(tally.duplicated == 0);
+  CHECK(api.call("POST", "/v1/schedules/all:backfill", operator_token, R"({"from":"2026-01-01T00:00:00Z","to":"2099-01-01T00:00:00Z"})")->status ==
+        400);
 }
