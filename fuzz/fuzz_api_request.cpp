@@ -1,0 +1,50 @@
+// libFuzzer target: what kcron-api reads from a request before anything is produced: a job body,
+// list parameters and page tokens (api/core/requests.h). None may crash; an accepted job body
+// must carry the caller's tenant and subject, and a page token must round trip.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/requests.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size == 0) return 0;
+  const std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
+  switch (data[0] % 3) {
+    case 0: {
+      auto job = kcron::api::parse_job_body(text, "acme", "alice", "job-fuzz");
+      if (job.ok() && (job.value->tenant() != "acme" || job.value->submitted_by() != "alice" || job.value->id().empty())) std::abort();
+      break;
+    }
+    case 1: {
+      // Lines of name=value.
+      std::vector<std::pair<std::string, std::string>> parameters;
+      std::size_t start = 0;
+      while (start < text.size() && parameters.size() < 16) {
+        auto end = text.find('\n', start);
+        if (end == std::string_view::npos) end = text.size();
+        const auto line = text.substr(start, end - start);
+        const auto equals = line.find('=');
+        parameters.emplace_back(std::string(line.substr(0, equals)),
+                                equals == std::string_view::npos ? std::string() : std::string(line.substr(equals + 1)));
+        start = end + 1;
+      }
+      auto query = kcron::api::parse_list_query(parameters);
+      if (query.ok() && (query.value->page_size < 1 || query.value->page_size > kcron::api::kMaxPageSize)) std::abort();
+      break;
+    }
+    default: {
+      auto key = kcron::api::decode_page_token(text);
+      if (key) {
+        auto again = kcron::api::decode_page_token(kcron::api::encode_page_token(*key));
+        if (!again || again->submitted_ms != key->submitted_ms || again->id != key->id) std::abort();
+      }
+      break;
+    }
+  }
+  return 0;
+}
