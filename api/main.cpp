@@ -20,31 +20,36 @@ namespace {
 
 std::vector<kcron::ConfigKey> config_keys() {
   auto keys = kcron::common_config_keys("api", 9474);
-  keys.insert(keys.end(),
-              {
-                  {"api.address", "127.0.0.1", "address the API listens on"},
-                  {"api.port", "8080", "port the API listens on (0: any free port, printed in the log)"},
-                  {"api.threads", "16", "request threads (a fixed pool)"},
-                  {"api.read_timeout_ms", "10000", "a client that sends nothing for this long is disconnected"},
-                  {"api.consistency_wait_ms", "5000", "longest a read carrying Kcron-Consistency waits for the view"},
-                  {"api.ack_timeout_ms", "15000", "longest a write waits for Kafka's acknowledgement before a 503"},
-                  {"api.tls_cert_file", "", "PEM certificate chain: serve HTTPS (TLS 1.2 or later); empty: plain HTTP"},
-                  {"api.tls_key_file", "", "PEM private key of api.tls_cert_file"},
-                  {"api.cors_origin", "", "an origin allowed to call the API from a browser (CORS); empty: none"},
-                  {"api.requests_per_token", "100", "requests per second one caller (sub in tenant) may make; 0: no limit"},
-                  {"api.request_burst", "200", "requests one caller may make at once above its rate"},
-                  {"api.jobs_per_tenant", "2000", "jobs per second one tenant may submit through this instance; 0: no limit"},
-                  {"api.jobs_burst", "5000", "jobs one tenant may submit at once above its rate"},
-                  {"api.audit_requests", "true", "write a REQUESTED record with the caller and request id on kcron.audit per write"},
-                  {"auth.jwks_file", "", "JWKS file with the keys that verify tokens (kcron token keygen writes one)"},
-                  {"auth.hs256_secret_file", "", "a shared secret for HS256 tokens: development only, needs auth.allow_hs256"},
-                  {"auth.allow_hs256", "false", "accept HS256 tokens (never in production: anyone with the secret can mint any role)"},
-                  {"auth.issuer", "", "when set, tokens must carry this iss"},
-                  {"auth.audience", "", "when set, tokens must carry this aud"},
-                  {"auth.leeway_s", "30", "clock skew allowed on exp, nbf and iat"},
-                  {"state_dir", "./kcron-state/api", "RocksDB directory of the view (one per instance)"},
-                  {"view.commit_interval_ms", "100", "how often the view writes what it read"},
-              });
+  keys.insert(
+      keys.end(),
+      {
+          {"api.address", "127.0.0.1", "address the API listens on"},
+          {"api.port", "8080", "port the API listens on (0: any free port, printed in the log)"},
+          {"api.threads", "16", "request threads (a fixed pool)"},
+          {"api.read_timeout_ms", "10000", "a client that sends nothing for this long is disconnected"},
+          {"api.consistency_wait_ms", "5000", "longest a read carrying Kcron-Consistency waits for the view"},
+          {"api.ack_timeout_ms", "15000", "longest a write waits for Kafka's acknowledgement before a 503"},
+          {"api.tls_cert_file", "", "PEM certificate chain: serve HTTPS (TLS 1.2 or later); empty: plain HTTP"},
+          {"api.tls_key_file", "", "PEM private key of api.tls_cert_file"},
+          {"api.cors_origin", "", "an origin allowed to call the API from a browser (CORS); empty: none"},
+          {"api.requests_per_token", "100", "requests per second one caller (sub in tenant) may make; 0: no limit"},
+          {"api.request_burst", "200", "requests one caller may make at once above its rate"},
+          {"api.jobs_per_tenant", "2000", "jobs per second one tenant may submit through this instance; 0: no limit"},
+          {"api.jobs_burst", "5000", "jobs one tenant may submit at once above its rate"},
+          {"api.audit_requests", "true", "write a REQUESTED record with the caller and request id on kcron.audit per write"},
+          {"auth.jwks_file", "", "JWKS file with the keys that verify tokens (kcron token keygen writes one)"},
+          {"auth.hs256_secret_file", "", "a shared secret for HS256 tokens: development only, needs auth.allow_hs256"},
+          {"auth.allow_hs256", "false", "accept HS256 tokens (never in production: anyone with the secret can mint any role)"},
+          {"auth.issuer", "", "when set, tokens must carry this iss"},
+          {"auth.audience", "", "when set, tokens must carry this aud"},
+          {"auth.leeway_s", "30", "clock skew allowed on exp, nbf and iat"},
+          {"state_dir", "./kcron-state/api", "RocksDB directory of the view (one per instance)"},
+          {"upgrade_check_interval_ms", "30000",
+           "how often to ask whether every dispatcher and worker understands tenant keys (tenants' writes wait until they "
+           "do); 0: never ask"},
+          {"view.commit_interval_ms", "100", "how often the view writes what it read"},
+          {"view.event_retention", "1000000", "state changes the view keeps for GET /v1/events (the oldest go first)"},
+      });
   return keys;
 }
 
@@ -83,12 +88,16 @@ int run(int argc, char** argv) {
   const auto ack_timeout = number.ms("api.ack_timeout_ms");
   const auto leeway = number("auth.leeway_s");
   const auto commit_interval = number.ms("view.commit_interval_ms");
+  const auto event_retention = number("view.event_retention");
+  const auto upgrade_check_interval = number.ms("upgrade_check_interval_ms");
   const auto http_port = number("http_port");
   auto allow_hs256 = config.get_bool("auth.allow_hs256");
   auto audit_requests = config.get_bool("api.audit_requests");
   if (!number.ok() || !allow_hs256 || !audit_requests) {
     std::cerr << "kcron-api: "
-              << (!number.ok() ? number.problems().front() : !allow_hs256 ? allow_hs256.error().message() : audit_requests.error().message())
+              << (!number.ok()   ? number.problems().front()
+                  : !allow_hs256 ? allow_hs256.error().message()
+                                 : audit_requests.error().message())
               << "\n";
     return 2;
   }
@@ -114,6 +123,7 @@ int run(int argc, char** argv) {
   kcron::HttpEndpoint http(config.get("http_address"), static_cast<int>(http_port), metrics);
   auto store = kcron::api::ViewStore::open(config.get("state_dir"));
   if (!store) return kcron::exit_code_for(store.error());
+  (*store)->set_event_retention(static_cast<std::uint64_t>(std::max<std::int64_t>(1000, event_retention)));
   const auto client = kcron::kafka::client_properties(config, "kcron-api-" + config.get("instance_id"));
   auto writer = kcron::api::JobWriter::create(client, ack_timeout);
   if (!writer) return kcron::exit_code_for(writer.error());
@@ -123,6 +133,20 @@ int run(int argc, char** argv) {
   follower_settings.commit_interval = commit_interval;
   kcron::api::ViewFollower follower(follower_settings, **store, metrics);
   if (auto started = follower.start(); !started) return kcron::exit_code_for(started);
+  // The rolling-upgrade gate: asked once before serving, so the first tenant write meets an answer.
+  std::unique_ptr<kcron::FeatureWatch> gate;
+  if (upgrade_check_interval.count() > 0) {
+    gate = std::make_unique<kcron::FeatureWatch>(client, api.names, std::string(kcron::feature::kTenantKeys),
+                                                 upgrade_check_interval);
+    gate->start();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    while (gate->reason() == "not checked yet" && std::chrono::steady_clock::now() < deadline && !kcron::stop_requested()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    spdlog::info("event=upgrade_gate feature={} open={} reason=\"{}\"", kcron::feature::kTenantKeys, gate->open(),
+                 gate->reason());
+    api.tenant_keys_gate = gate.get();
+  }
   kcron::api::ApiServer server(api, *verifier, **writer, **store, follower, metrics);
   if (auto started = server.start(); !started) return kcron::exit_code_for(started);
   spdlog::info("event=started port={} keys={}", server.port(), verifier->key_count());

@@ -17,7 +17,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   switch (data[0] % 3) {
     case 0: {
       auto job = kcron::api::parse_job_body(text, "acme", "alice", "job-fuzz");
-      if (job.ok() && (job.value->tenant() != "acme" || job.value->submitted_by() != "alice" || job.value->id().empty())) std::abort();
+      if (job.ok() && (job.value->tenant() != "acme" || job.value->submitted_by() != "alice" || job.value->id().empty()))
+        std::abort();
       break;
     }
     case 1: {

@@ -1,7 +1,6 @@
 #include "core/problem.h"
 
 #include <nlohmann/json.hpp>
-
 #include <utility>
 
 namespace kcron::api {

@@ -59,8 +59,9 @@ Result<std::int64_t> parse_int(std::string_view text, std::string_view what) {
 Result<v1::JobState> parse_state(std::string_view name) {
   v1::JobState state{};
   if (!v1::JobState_Parse(std::string(name), &state) || state == v1::JOB_STATE_UNSPECIFIED) {
-    return make_error("unknown state '{}' (PENDING, QUEUED, RUNNING, SUCCEEDED, FAILED, RETRYING, DEAD, CANCELLED, SKIPPED, REJECTED)",
-                      name.substr(0, 40));
+    return make_error(
+        "unknown state '{}' (PENDING, QUEUED, RUNNING, SUCCEEDED, FAILED, RETRYING, DEAD, CANCELLED, SKIPPED, REJECTED)",
+        name.substr(0, 40));
   }
   return state;
 }
@@ -208,7 +209,8 @@ Checked<ListQuery> parse_list_query(const std::vector<std::pair<std::string, std
       }
       query.after = std::move(*key);
     } else if (name != "tenant") {
-      checked.error = field_error(name.substr(0, 40), "unknown parameter (state, queue, schedule, label, since, until, page_size, page_token)");
+      checked.error = field_error(name.substr(0, 40),
+                                  "unknown parameter (state, queue, schedule, label, since, until, page_size, page_token)");
       return checked;
     }
   }

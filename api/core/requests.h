@@ -52,10 +52,10 @@ struct ListQuery {
   std::optional<v1::JobState> state;
   std::string queue;
   std::string schedule_id;
-  std::string label_key;    // label=key=value
+  std::string label_key;  // label=key=value
   std::string label_value;
-  std::int64_t since_ms = 0;   // submitted at or after
-  std::int64_t until_ms = 0;   // submitted before (0: no bound)
+  std::int64_t since_ms = 0;  // submitted at or after
+  std::int64_t until_ms = 0;  // submitted before (0: no bound)
   std::size_t page_size = 50;
   std::optional<PageKey> after;
 };

@@ -38,7 +38,7 @@ std::string_view action_name(Action action);
 // A verified caller: the token's claims, with its roles parsed.
 struct Principal {
   std::string subject;
-  std::string tenant;  // the token's tenant ("default" for the default tenant)
+  std::string tenant;         // the token's tenant ("default" for the default tenant)
   Role role = Role::kViewer;  // the highest role the token names
 };
 

@@ -1,7 +1,8 @@
 #include "http/api_server.h"
 
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/time_util.h>
 #include <httplib.h>
-#include <nlohmann/json.hpp>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
@@ -10,18 +11,16 @@
 #include <atomic>
 #include <charconv>
 #include <functional>
-#include <optional>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
 
+#include "core/cron_expression.h"
 #include "core/problem.h"
 #include "core/rate_limiter.h"
 #include "core/requests.h"
-#include "core/roles.h"
-#include <google/protobuf/util/json_util.h>
-#include <google/protobuf/util/time_util.h>
-
-#include "core/cron_expression.h"
 #include "core/rfc3339.h"
+#include "core/roles.h"
 #include "core/schedule_planner.h"
 #include "core/time_zone.h"
 #include "kcron/codec.h"
@@ -97,7 +96,8 @@ std::optional<std::string> unhex(std::string_view text) {
   std::string bytes;
   for (std::size_t index = 0; index < text.size(); index += 2) {
     unsigned value = 0;
-    if (std::from_chars(text.data() + index, text.data() + index + 2, value, 16).ptr != text.data() + index + 2) return std::nullopt;
+    if (std::from_chars(text.data() + index, text.data() + index + 2, value, 16).ptr != text.data() + index + 2)
+      return std::nullopt;
     bytes.push_back(static_cast<char>(value));
   }
   return bytes;
@@ -159,7 +159,8 @@ struct ApiServer::Impl {
       } else if (SSL_CTX_use_PrivateKey_file(&context, settings.tls_key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
         tls_error = fmt::format("cannot load the private key {}", settings.tls_key_file);
       } else if (SSL_CTX_check_private_key(&context) != 1) {
-        tls_error = fmt::format("the private key {} does not match the certificate {}", settings.tls_key_file, settings.tls_cert_file);
+        tls_error =
+            fmt::format("the private key {} does not match the certificate {}", settings.tls_key_file, settings.tls_cert_file);
       }
       return tls_error.empty();
     });
@@ -189,13 +190,15 @@ struct ApiServer::Impl {
     response.set_content(problem_json(problem), std::string(kProblemContentType));
   }
 
-  std::optional<Caller> authenticate(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+  std::optional<Caller> authenticate(const httplib::Request& request, httplib::Response& response,
+                                     const std::string& request_id) {
     const auto header = request.get_header_value("Authorization");
     constexpr std::string_view kBearer = "Bearer ";
     if (header.empty() || header.size() <= kBearer.size() || std::string_view(header).substr(0, kBearer.size()) != kBearer) {
       unauthorized.inc();
       response.set_header("WWW-Authenticate", "Bearer");
-      reply_problem(response, make_problem(401, "send a token: Authorization: Bearer <JWT> (kcron token issue mints one)"), request_id);
+      reply_problem(response, make_problem(401, "send a token: Authorization: Bearer <JWT> (kcron token issue mints one)"),
+                    request_id);
       return std::nullopt;
     }
     auto claims = verifier.verify(std::string_view(header).substr(kBearer.size()), std::chrono::system_clock::now());
@@ -213,7 +216,8 @@ struct ApiServer::Impl {
       return std::nullopt;
     }
     if (!within_limit(per_caller, principal->subject + "@" + principal->tenant, 1,
-                      fmt::format("over {} requests per second for this caller", settings.requests_per_token), response, request_id)) {
+                      fmt::format("over {} requests per second for this caller", settings.requests_per_token), response,
+                      request_id)) {
       return std::nullopt;
     }
     auto tenant = acting_tenant(*principal, request.get_param_value("tenant"));
@@ -246,7 +250,9 @@ struct ApiServer::Impl {
       while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
       auto position = parse_consistency(settings.names, token);
       if (!position) {
-        reply_problem(response, make_problem(400, "Kcron-Consistency takes tokens writes returned, e.g. jobs/3/1234 or schedules/1/7"), request_id);
+        reply_problem(response,
+                      make_problem(400, "Kcron-Consistency takes tokens writes returned, e.g. jobs/3/1234 or schedules/1/7"),
+                      request_id);
         return false;
       }
       positions.push_back(std::move(*position));
@@ -257,38 +263,51 @@ struct ApiServer::Impl {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (!follower.wait_for(position.topic, position.partition, position.offset, std::max(left, std::chrono::milliseconds(0)))) {
         response.set_header("Retry-After", "1");
-        reply_problem(response,
-                      make_problem(503, fmt::format("the view has not reached write {} within {} ms yet; retry",
-                                                    consistency_token(settings.names, position), settings.consistency_wait.count())),
-                      request_id);
+        reply_problem(
+            response,
+            make_problem(503, fmt::format("the view has not reached write {} within {} ms yet; retry",
+                                          consistency_token(settings.names, position), settings.consistency_wait.count())),
+            request_id);
         return false;
       }
     }
     return true;
   }
 
-  OutRecord audit_record(const Caller& caller, std::string_view action, std::string_view job_id, const std::string& request_id) const {
+  OutRecord audit_record(const Caller& caller, std::string_view action, std::string_view job_id,
+                         const std::string& request_id) const {
     v1::AuditRecord request;
     request.set_tenant(std::string(tenant_field(caller.tenant)));
     request.set_principal(caller.principal.subject);
     request.set_action(std::string(action));
     request.set_job_id(std::string(job_id));
     request.set_outcome("REQUESTED");
-    request.set_at_ms(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+    request.set_at_ms(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
     request.set_component("api");
     request.set_request_id(request_id);
-    return {settings.names.audit(), -1, scoped_key(caller.tenant, job_id), encode(request), false,
-            typed_headers("audit", job_id, tenant_field(caller.tenant))};
+    return {settings.names.audit(), -1,    scoped_key(caller.tenant, job_id),
+            encode(request),        false, typed_headers("audit", job_id, tenant_field(caller.tenant))};
   }
 
   // Produces commands and, when requests are audited, a request record for each; answers 503 if
   // Kafka does not acknowledge them all. Returns where each command landed.
   std::optional<std::vector<WritePosition>> produce_all(const Caller& caller, std::string_view action,
-                                                       std::vector<std::pair<std::string, OutRecord>> commands,
-                                                       httplib::Response& response, const std::string& request_id) {
+                                                        std::vector<std::pair<std::string, OutRecord>> commands,
+                                                        httplib::Response& response, const std::string& request_id) {
+    if (settings.tenant_keys_gate != nullptr && !is_default_tenant(caller.tenant) && !settings.tenant_keys_gate->open()) {
+      response.set_header("Retry-After", "30");
+      reply_problem(
+          response,
+          make_problem(503, fmt::format("nothing was written: writes for tenant {} wait until every dispatcher and worker "
+                                        "understands tenant keys (a rolling upgrade is not finished): {}",
+                                        caller.tenant, settings.tenant_keys_gate->reason())),
+          request_id);
+      return std::nullopt;
+    }
     std::vector<OutRecord> records;
     records.reserve(commands.size() * 2);
-    for (auto& [job_id, command] : commands) records.push_back(std::move(command));
+    for (auto& entry : commands) records.push_back(std::move(entry.second));
     if (settings.audit_requests) {
       for (const auto& [job_id, command] : commands) records.push_back(audit_record(caller, action, job_id, request_id));
     }
@@ -296,7 +315,8 @@ struct ApiServer::Impl {
     if (!written) {
       spdlog::warn("event=write_failed request_id={} error=\"{}\"", request_id, written.error().message());
       response.set_header("Retry-After", "1");
-      reply_problem(response, make_problem(503, "Kafka did not acknowledge the write; retry with the same Idempotency-Key"), request_id);
+      reply_problem(response, make_problem(503, "Kafka did not acknowledge the write; retry with the same Idempotency-Key"),
+                    request_id);
       return std::nullopt;
     }
     written->resize(commands.size());
@@ -314,8 +334,8 @@ struct ApiServer::Impl {
 
   OutRecord command_record(const v1::Command& command, std::string_view type, std::string_view tenant, std::string_view job_id,
                            const std::string& request_id) const {
-    OutRecord record{settings.names.jobs(), -1, scoped_routing_key(tenant, job_id), encode(command), false,
-                     typed_headers(type, job_id, tenant_field(tenant))};
+    OutRecord record{settings.names.jobs(), -1,    scoped_routing_key(tenant, job_id),
+                     encode(command),       false, typed_headers(type, job_id, tenant_field(tenant))};
     record.headers.emplace_back(header::kRequestId, request_id);
     return record;
   }
@@ -328,20 +348,23 @@ struct ApiServer::Impl {
       reply_problem(response, make_problem(415, "send the job as application/json"), request_id);
       return;
     }
-    const auto generated = generated_job_id(caller->principal.subject, request.get_header_value("Idempotency-Key"), random_hex(12));
+    const auto generated =
+        generated_job_id(caller->principal.subject, request.get_header_value("Idempotency-Key"), random_hex(12));
     auto job = parse_job_body(request.body, caller->tenant, caller->principal.subject, generated);
     if (!job.ok()) {
       reply_problem(response, make_problem(400, job.error.message, job.error.field), request_id);
       return;
     }
-    if (!within_limit(per_tenant, caller->tenant, 1, fmt::format("tenant {} is over {} submissions per second", caller->tenant, settings.jobs_per_tenant),
+    if (!within_limit(per_tenant, caller->tenant, 1,
+                      fmt::format("tenant {} is over {} submissions per second", caller->tenant, settings.jobs_per_tenant),
                       response, request_id)) {
       return;
     }
     v1::Command command;
     *command.mutable_submit() = *job.value;
     const auto& id = job.value->id();
-    auto written = produce(*caller, "submit", id, command_record(command, "submit", caller->tenant, id, request_id), response, request_id);
+    auto written =
+        produce(*caller, "submit", id, command_record(command, "submit", caller->tenant, id, request_id), response, request_id);
     if (!written) return;
     submitted.inc();
     const auto token = consistency_token(settings.names, *written);
@@ -364,7 +387,8 @@ struct ApiServer::Impl {
 
   void submit_batch(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
     auto caller = authenticate(request, response, request_id);
-    if (!caller || !permitted(*caller, Action::kSubmitJob, {}, response, request_id) || !json_body(request, response, request_id)) return;
+    if (!caller || !permitted(*caller, Action::kSubmitJob, {}, response, request_id) || !json_body(request, response, request_id))
+      return;
     auto body = nlohmann::json::parse(request.body, nullptr, false);
     if (body.is_discarded() || !body.is_object() || !body.contains("jobs") || !body["jobs"].is_array() || body.size() != 1) {
       reply_problem(response, make_problem(400, "send {\"jobs\": [job, ...]}", "jobs"), request_id);
@@ -398,9 +422,10 @@ struct ApiServer::Impl {
     }
     // The header carries one token per partition, its highest offset: covering it covers the rest.
     std::map<std::pair<std::string, std::int32_t>, WritePosition> highest;
-    if (!commands.empty() && !within_limit(per_tenant, caller->tenant, static_cast<double>(commands.size()),
-                                           fmt::format("tenant {} is over {} submissions per second", caller->tenant, settings.jobs_per_tenant),
-                                           response, request_id)) {
+    if (!commands.empty() &&
+        !within_limit(per_tenant, caller->tenant, static_cast<double>(commands.size()),
+                      fmt::format("tenant {} is over {} submissions per second", caller->tenant, settings.jobs_per_tenant),
+                      response, request_id)) {
       return;
     }
     if (!commands.empty()) {
@@ -415,10 +440,13 @@ struct ApiServer::Impl {
       submitted.inc(written->size());
     }
     std::string joined;
-    for (const auto& [where, position] : highest) joined += (joined.empty() ? "" : ",") + consistency_token(settings.names, position);
+    for (const auto& [where, position] : highest)
+      joined += (joined.empty() ? "" : ",") + consistency_token(settings.names, position);
     if (!joined.empty()) response.set_header(std::string(kConsistencyHeader), joined);
     response.status = 200;
-    nlohmann::json answer{{"results", results}, {"accepted", written_items.size()}, {"refused", items.size() - written_items.size()},
+    nlohmann::json answer{{"results", results},
+                          {"accepted", written_items.size()},
+                          {"refused", items.size() - written_items.size()},
                           {"request_id", request_id}};
     if (!joined.empty()) answer["consistency"] = joined;
     response.set_content(answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), std::string(kJson));
@@ -426,12 +454,14 @@ struct ApiServer::Impl {
 
   void update_job(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
     auto caller = authenticate(request, response, request_id);
-    if (!caller || !permitted(*caller, Action::kReadJobs, {}, response, request_id) || !json_body(request, response, request_id)) return;
+    if (!caller || !permitted(*caller, Action::kReadJobs, {}, response, request_id) || !json_body(request, response, request_id))
+      return;
     if (!await_consistency(request, response, request_id)) return;
     const std::string id = request.matches[1];
     auto found = view.job(caller->tenant, id);
     if (!found) {
-      reply_problem(response, make_problem(404, fmt::format("no job {} in tenant {}", json_string(id), caller->tenant)), request_id);
+      reply_problem(response, make_problem(404, fmt::format("no job {} in tenant {}", json_string(id), caller->tenant)),
+                    request_id);
       return;
     }
     if (!permitted(*caller, Action::kManageJob, found->submitted_by(), response, request_id)) return;
@@ -442,7 +472,8 @@ struct ApiServer::Impl {
                     request_id);
       return;
     }
-    auto job = parse_job_body(request.body, caller->tenant, found->submitted_by().empty() ? caller->principal.subject : found->submitted_by(), id);
+    auto job = parse_job_body(request.body, caller->tenant,
+                              found->submitted_by().empty() ? caller->principal.subject : found->submitted_by(), id);
     if (!job.ok()) {
       reply_problem(response, make_problem(400, job.error.message, job.error.field), request_id);
       return;
@@ -453,7 +484,8 @@ struct ApiServer::Impl {
     }
     v1::Command command;
     *command.mutable_update()->mutable_job() = *job.value;
-    auto written = produce(*caller, "update", id, command_record(command, "update", caller->tenant, id, request_id), response, request_id);
+    auto written =
+        produce(*caller, "update", id, command_record(command, "update", caller->tenant, id, request_id), response, request_id);
     if (!written) return;
     const auto token = consistency_token(settings.names, *written);
     response.status = 202;
@@ -470,7 +502,8 @@ struct ApiServer::Impl {
     const std::string id = request.matches[1];
     auto found = view.job(caller->tenant, id);
     if (!found) {
-      reply_problem(response, make_problem(404, fmt::format("no job {} in tenant {}", json_string(id), caller->tenant)), request_id);
+      reply_problem(response, make_problem(404, fmt::format("no job {} in tenant {}", json_string(id), caller->tenant)),
+                    request_id);
       return;
     }
     response.set_content(to_json(*found), std::string(kJson));
@@ -505,7 +538,8 @@ struct ApiServer::Impl {
     const std::string id = request.matches[1];
     auto found = view.job(caller->tenant, id);
     if (!found) {
-      reply_problem(response, make_problem(404, fmt::format("no job {} in tenant {}", json_string(id), caller->tenant)), request_id);
+      reply_problem(response, make_problem(404, fmt::format("no job {} in tenant {}", json_string(id), caller->tenant)),
+                    request_id);
       return;
     }
     if (!permitted(*caller, Action::kManageJob, found->submitted_by(), response, request_id)) return;
@@ -529,7 +563,8 @@ struct ApiServer::Impl {
     cancel->set_job_id(id);
     cancel->set_tenant(std::string(tenant_field(caller->tenant)));
     cancel->set_reason(reason);
-    auto written = produce(*caller, "cancel", id, command_record(command, "cancel", caller->tenant, id, request_id), response, request_id);
+    auto written =
+        produce(*caller, "cancel", id, command_record(command, "cancel", caller->tenant, id, request_id), response, request_id);
     if (!written) return;
     const auto token = consistency_token(settings.names, *written);
     response.status = 202;
@@ -568,7 +603,8 @@ struct ApiServer::Impl {
     for (const auto& [name, value] : request.params) {
       if (name == "page_size") {
         std::size_t parsed = 0;
-        if (std::from_chars(value.data(), value.data() + value.size(), parsed).ec != std::errc() || parsed < 1 || parsed > kMaxPageSize) {
+        if (std::from_chars(value.data(), value.data() + value.size(), parsed).ec != std::errc() || parsed < 1 ||
+            parsed > kMaxPageSize) {
           reply_problem(response, make_problem(400, fmt::format("page_size takes 1-{}", kMaxPageSize), "page_size"), request_id);
           return false;
         }
@@ -597,12 +633,14 @@ struct ApiServer::Impl {
     if (auto status = google::protobuf::util::JsonStringToMessage(body, &schedule, options); !status.ok()) {
       return make_error("the body is not a schedule in kcron's JSON form: {}", std::string(status.message()).substr(0, 200));
     }
-    if (!schedule.id().empty() && schedule.id() != id) return make_error("id: the body's id differs from the path's; leave it out");
+    if (!schedule.id().empty() && schedule.id() != id)
+      return make_error("id: the body's id differs from the path's; leave it out");
     if (!schedule.tenant().empty() && tenant_or_default(schedule.tenant()) != caller.tenant) {
       return make_error("tenant: the tenant comes from your token; leave the field out");
     }
     if (auto valid = validate_job_id(id); !valid) return valid.error().within("id");
-    if (id.find_first_of("@/") != std::string::npos) return make_error("id: a schedule id must not contain '@' or '/' (they separate a run's instant)");
+    if (id.find_first_of("@/") != std::string::npos)
+      return make_error("id: a schedule id must not contain '@' or '/' (they separate a run's instant)");
     if (id.size() > kMaxJobIdBytes - 25) return make_error("id: a schedule id is at most {} bytes", kMaxJobIdBytes - 25);
     if (!v1::MisfirePolicy_IsValid(schedule.misfire())) return make_error("misfire: not a known policy");
     if (!v1::OverlapPolicy_IsValid(schedule.overlap())) return make_error("overlap: not a known policy");
@@ -612,7 +650,8 @@ struct ApiServer::Impl {
       if (auto zone = cron::TimeZone::locate(schedule.time_zone()); !zone) return zone.error().within("time_zone");
     }
     auto& job = *schedule.mutable_job_template();
-    if (job.task_case() == v1::Job::TASK_NOT_SET) return make_error("job_template: a job needs a task: one of noop, sleep, exec, http, kafka, handler");
+    if (job.task_case() == v1::Job::TASK_NOT_SET)
+      return make_error("job_template: a job needs a task: one of noop, sleep, exec, http, kafka, handler");
     if (!job.tenant().empty() || !job.submitted_by().empty() || job.attempt() != 0 || job.has_schedule_run()) {
       return make_error("job_template: kcron sets tenant, submitted_by, attempt and schedule_run; leave them out");
     }
@@ -628,12 +667,15 @@ struct ApiServer::Impl {
     const auto& text = error.message();
     const auto colon = text.find(": ");
     const bool named = colon != std::string::npos && colon < 20 && text.find(' ') > colon;
-    reply_problem(response, make_problem(400, named ? text.substr(colon + 2) : text, named ? text.substr(0, colon) : ""), request_id);
+    reply_problem(response, make_problem(400, named ? text.substr(colon + 2) : text, named ? text.substr(0, colon) : ""),
+                  request_id);
   }
 
-  OutRecord schedule_record(const Caller& caller, const std::string& id, const v1::Schedule* schedule, const std::string& request_id) const {
-    OutRecord record{settings.names.schedules(), -1, scoped_key(caller.tenant, id), schedule != nullptr ? encode(*schedule) : "",
-                     schedule == nullptr, {{std::string(header::kContentType), std::string(header::kProtobuf)}}};
+  OutRecord schedule_record(const Caller& caller, const std::string& id, const v1::Schedule* schedule,
+                            const std::string& request_id) const {
+    OutRecord record{settings.names.schedules(),    -1,
+                     scoped_key(caller.tenant, id), schedule != nullptr ? encode(*schedule) : "",
+                     schedule == nullptr,           {{std::string(header::kContentType), std::string(header::kProtobuf)}}};
     record.headers.emplace_back(header::kRequestId, request_id);
     return record;
   }
@@ -666,12 +708,15 @@ struct ApiServer::Impl {
 
   void put_schedule(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
     auto caller = authenticate(request, response, request_id);
-    if (!caller || !permitted(*caller, Action::kManageSchedule, {}, response, request_id) || !json_body(request, response, request_id)) return;
+    if (!caller || !permitted(*caller, Action::kManageSchedule, {}, response, request_id) ||
+        !json_body(request, response, request_id))
+      return;
     const std::string id = request.matches[1];
     auto schedule = schedule_body(request.body, *caller, id);
     if (!schedule) return bad_field(response, schedule.error(), request_id);
     const bool existed = view.schedule(caller->tenant, id).has_value();
-    auto written = produce(*caller, "put_schedule", id, schedule_record(*caller, id, &*schedule, request_id), response, request_id);
+    auto written =
+        produce(*caller, "put_schedule", id, schedule_record(*caller, id, &*schedule, request_id), response, request_id);
     if (!written) return;
     accepted(response, id, *written, request_id, {{"created", !existed}});
   }
@@ -682,7 +727,8 @@ struct ApiServer::Impl {
     if (!await_consistency(request, response, request_id)) return;
     const std::string id = request.matches[1];
     if (!view.schedule(caller->tenant, id)) return not_found(response, "schedule", id, caller->tenant, request_id);
-    auto written = produce(*caller, "delete_schedule", id, schedule_record(*caller, id, nullptr, request_id), response, request_id);
+    auto written =
+        produce(*caller, "delete_schedule", id, schedule_record(*caller, id, nullptr, request_id), response, request_id);
     if (!written) return;
     accepted(response, id, *written, request_id);
   }
@@ -697,7 +743,8 @@ struct ApiServer::Impl {
     if (!found) return not_found(response, "schedule", id, caller->tenant, request_id);
     if (action == "pause" || action == "resume") {
       found->set_paused(action == "pause");
-      auto written = produce(*caller, action + "_schedule", id, schedule_record(*caller, id, &*found, request_id), response, request_id);
+      auto written =
+          produce(*caller, action + "_schedule", id, schedule_record(*caller, id, &*found, request_id), response, request_id);
       if (!written) return;
       return accepted(response, id, *written, request_id, {{"paused", found->paused()}});
     }
@@ -714,8 +761,8 @@ struct ApiServer::Impl {
     run->set_overlap(v1::ALLOW);
     v1::Command command;
     *command.mutable_submit() = job;
-    auto written = produce(*caller, "trigger_schedule", run_id, command_record(command, "submit", caller->tenant, run_id, request_id),
-                           response, request_id);
+    auto written = produce(*caller, "trigger_schedule", run_id,
+                           command_record(command, "submit", caller->tenant, run_id, request_id), response, request_id);
     if (!written) return;
     accepted(response, run_id, *written, request_id, {{"schedule", id}});
   }
@@ -725,7 +772,9 @@ struct ApiServer::Impl {
   // cron-producer gives that instant, so a run that already fired is not fired again.
   void backfill(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
     auto caller = authenticate(request, response, request_id);
-    if (!caller || !permitted(*caller, Action::kManageSchedule, {}, response, request_id) || !json_body(request, response, request_id)) return;
+    if (!caller || !permitted(*caller, Action::kManageSchedule, {}, response, request_id) ||
+        !json_body(request, response, request_id))
+      return;
     if (!await_consistency(request, response, request_id)) return;
     const std::string id = request.matches[1];
     auto found = view.schedule(caller->tenant, id);
@@ -733,7 +782,8 @@ struct ApiServer::Impl {
     auto body = nlohmann::json::parse(request.body, nullptr, false);
     if (body.is_discarded() || !body.is_object() || !body.contains("from") || !body.contains("to") || !body["from"].is_string() ||
         !body["to"].is_string() || body.size() != 2) {
-      return reply_problem(response, make_problem(400, "send {\"from\": RFC 3339, \"to\": RFC 3339}: the runs of [from, to)"), request_id);
+      return reply_problem(response, make_problem(400, "send {\"from\": RFC 3339, \"to\": RFC 3339}: the runs of [from, to)"),
+                           request_id);
     }
     auto from = cron::parse_rfc3339(body["from"].get<std::string>());
     auto to = cron::parse_rfc3339(body["to"].get<std::string>());
@@ -744,11 +794,15 @@ struct ApiServer::Impl {
       return reply_problem(response, make_problem(400, "a backfill covers a past range: from < to <= now", "to"), request_id);
     }
     if (found->misfire() == v1::SKIP) {
-      return reply_problem(response, make_problem(409, "the schedule's misfire policy is SKIP: missed runs are skipped; set FIRE_ALL or FIRE_ONCE to backfill"),
-                           request_id);
+      return reply_problem(
+          response,
+          make_problem(409,
+                       "the schedule's misfire policy is SKIP: missed runs are skipped; set FIRE_ALL or FIRE_ONCE to backfill"),
+          request_id);
     }
     auto expression = cron::CronExpression::parse(found->expression());
-    auto zone = found->time_zone().empty() ? Result<cron::TimeZone>(cron::TimeZone::utc()) : cron::TimeZone::locate(found->time_zone());
+    auto zone =
+        found->time_zone().empty() ? Result<cron::TimeZone>(cron::TimeZone::utc()) : cron::TimeZone::locate(found->time_zone());
     if (!expression || !zone) return reply_problem(response, make_problem(409, "the stored schedule does not parse"), request_id);
     std::vector<Instant> instants;
     auto after = *from - Millis(1);
@@ -759,7 +813,8 @@ struct ApiServer::Impl {
       after = *fire;
     }
     if (instants.size() > kMaxBackfillRuns) {
-      return reply_problem(response, make_problem(400, fmt::format("the range holds more than {} runs; split it", kMaxBackfillRuns), "to"),
+      return reply_problem(response,
+                           make_problem(400, fmt::format("the range holds more than {} runs; split it", kMaxBackfillRuns), "to"),
                            request_id);
     }
     if (found->misfire() != v1::FIRE_ALL && !instants.empty()) instants.erase(instants.begin(), instants.end() - 1);
@@ -792,7 +847,8 @@ struct ApiServer::Impl {
       if (top.topic.empty() || top.offset < position.offset) top = position;
     }
     std::string joined;
-    for (const auto& [where, position] : highest) joined += (joined.empty() ? "" : ",") + consistency_token(settings.names, position);
+    for (const auto& [where, position] : highest)
+      joined += (joined.empty() ? "" : ",") + consistency_token(settings.names, position);
     response.status = 202;
     response.set_header(std::string(kConsistencyHeader), joined);
     response.set_content(nlohmann::json{{"id", id}, {"runs", runs}, {"consistency", joined}, {"request_id", request_id}}.dump(),
@@ -813,13 +869,20 @@ struct ApiServer::Impl {
     auto found = view.schedule(caller->tenant, id);
     if (!found) return not_found(response, "schedule", id, caller->tenant, request_id);
     auto expression = cron::CronExpression::parse(found->expression());
-    auto zone = found->time_zone().empty() ? Result<cron::TimeZone>(cron::TimeZone::utc()) : cron::TimeZone::locate(found->time_zone());
+    auto zone =
+        found->time_zone().empty() ? Result<cron::TimeZone>(cron::TimeZone::utc()) : cron::TimeZone::locate(found->time_zone());
     if (!expression || !zone) {
-      return reply_problem(response, make_problem(409, "the stored schedule does not parse: " + (!expression ? expression.error() : zone.error()).message()),
-                           request_id);
+      return reply_problem(
+          response,
+          make_problem(409, "the stored schedule does not parse: " + (!expression ? expression.error() : zone.error()).message()),
+          request_id);
     }
-    nlohmann::json answer{{"id", id}, {"expression", found->expression()}, {"time_zone", zone->name().empty() ? "UTC" : zone->name()},
-                          {"explain", expression->explain()}, {"paused", found->paused()}, {"next", nlohmann::json::array()}};
+    nlohmann::json answer{{"id", id},
+                          {"expression", found->expression()},
+                          {"time_zone", zone->name().empty() ? "UTC" : zone->name()},
+                          {"explain", expression->explain()},
+                          {"paused", found->paused()},
+                          {"next", nlohmann::json::array()}};
     auto after = std::chrono::time_point_cast<Millis>(std::chrono::system_clock::now());
     for (std::size_t index = 0; index < count; ++index) {
       auto fire = expression->next_after(after, *zone);
@@ -833,7 +896,8 @@ struct ApiServer::Impl {
   // ---- dead letters, replay and clone ----
 
   static std::string dead_letter_json(const DeadLetterEntry& entry) {
-    return fmt::format(R"({{"id":{},"source":{},"letter":{}}})", json_string(entry.id), json_string(entry.source), to_json(entry.letter));
+    return fmt::format(R"({{"id":{},"source":{},"letter":{}}})", json_string(entry.id), json_string(entry.source),
+                       to_json(entry.letter));
   }
 
   void list_dead_letters(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
@@ -844,7 +908,8 @@ struct ApiServer::Impl {
     if (!page_parameters(request, size, after, response, request_id)) return;
     const auto page = view.dead_letters(caller->tenant, after, size);
     std::string body = R"({"dead_letters":[)";
-    for (std::size_t index = 0; index < page.items.size(); ++index) body += (index > 0 ? "," : "") + dead_letter_json(page.items[index]);
+    for (std::size_t index = 0; index < page.items.size(); ++index)
+      body += (index > 0 ? "," : "") + dead_letter_json(page.items[index]);
     body += ']';
     if (!page.next.empty()) body += fmt::format(R"(,"next_page_token":"{}")", hex(page.next));
     body += '}';
@@ -865,7 +930,8 @@ struct ApiServer::Impl {
     auto letter = view.dead_letter(caller.tenant, id);
     if (!letter || !letter->letter.has_job() || letter->letter.state() != v1::DEAD) {
       return reply_problem(response,
-                           make_problem(409, fmt::format("job {} has no dead letter of a DEAD job to replay (a REJECTED input cannot be replayed: submit it again, fixed)",
+                           make_problem(409, fmt::format("job {} has no dead letter of a DEAD job to replay (a REJECTED input "
+                                                         "cannot be replayed: submit it again, fixed)",
                                                          json_string(id))),
                            request_id);
     }
@@ -873,7 +939,8 @@ struct ApiServer::Impl {
     command.mutable_replay()->set_job_id(id);
     *command.mutable_replay()->mutable_job() = letter->letter.job();
     command.mutable_replay()->mutable_job()->set_tenant(std::string(tenant_field(caller.tenant)));
-    auto written = produce(caller, "replay", id, command_record(command, "replay", caller.tenant, id, request_id), response, request_id);
+    auto written =
+        produce(caller, "replay", id, command_record(command, "replay", caller.tenant, id, request_id), response, request_id);
     if (!written) return;
     accepted(response, id, *written, request_id);
   }
@@ -899,14 +966,17 @@ struct ApiServer::Impl {
     }
     // clone: a new job from this one's definition, with the body's fields changed.
     if (!permitted(*caller, Action::kSubmitJob, {}, response, request_id) || !json_body(request, response, request_id)) return;
-    if (!found->has_job()) return reply_problem(response, make_problem(409, "the job's definition is not in the view (its submit record is gone)"), request_id);
+    if (!found->has_job())
+      return reply_problem(response, make_problem(409, "the job's definition is not in the view (its submit record is gone)"),
+                           request_id);
     v1::Job changes;
     google::protobuf::util::JsonParseOptions options;
     options.ignore_unknown_fields = false;
     if (!request.body.empty()) {
       if (auto status = google::protobuf::util::JsonStringToMessage(request.body, &changes, options); !status.ok()) {
-        return reply_problem(response, make_problem(400, "the body holds the fields to change, as a job in kcron's JSON form: " +
-                                                             std::string(status.message()).substr(0, 200)),
+        return reply_problem(response,
+                             make_problem(400, "the body holds the fields to change, as a job in kcron's JSON form: " +
+                                                   std::string(status.message()).substr(0, 200)),
                              request_id);
       }
     }
@@ -920,14 +990,17 @@ struct ApiServer::Impl {
     if (changes.when_case() != v1::Job::WHEN_NOT_SET) clone.clear_when();
     if (changes.task_case() != v1::Job::TASK_NOT_SET) clone.clear_task();
     clone.MergeFrom(changes);
-    if (changes.when_case() == v1::Job::WHEN_NOT_SET) clone.clear_when();  // the original's instant has passed: run now unless told
-    const auto generated = generated_job_id(caller->principal.subject, request.get_header_value("Idempotency-Key"), random_hex(12));
+    if (changes.when_case() == v1::Job::WHEN_NOT_SET)
+      clone.clear_when();  // the original's instant has passed: run now unless told
+    const auto generated =
+        generated_job_id(caller->principal.subject, request.get_header_value("Idempotency-Key"), random_hex(12));
     auto job = parse_job_body(to_json(clone), caller->tenant, caller->principal.subject, generated);
     if (!job.ok()) return reply_problem(response, make_problem(400, job.error.message, job.error.field), request_id);
     v1::Command command;
     *command.mutable_submit() = *job.value;
     const auto new_id = job.value->id();
-    auto written = produce(*caller, "clone", new_id, command_record(command, "submit", caller->tenant, new_id, request_id), response, request_id);
+    auto written = produce(*caller, "clone", new_id, command_record(command, "submit", caller->tenant, new_id, request_id),
+                           response, request_id);
     if (!written) return;
     response.set_header("Location", "/v1/jobs/" + percent_encode(new_id));
     accepted(response, new_id, *written, request_id, {{"cloned_from", id}});
@@ -981,11 +1054,12 @@ struct ApiServer::Impl {
     }
     nlohmann::json by_queue = nlohmann::json::object();
     for (const auto& [queue, count] : counts.by_queue) by_queue[queue] = count;
-    nlohmann::json answer{{"tenant", caller->tenant},
-                          {"jobs", counts.jobs},
-                          {"by_state", by_state},
-                          {"by_queue", by_queue},
-                          {"view", {{"caught_up", follower.caught_up()}, {"lag_records", follower.lag()}, {"last_event", view.last_event()}}}};
+    nlohmann::json answer{
+        {"tenant", caller->tenant},
+        {"jobs", counts.jobs},
+        {"by_state", by_state},
+        {"by_queue", by_queue},
+        {"view", {{"caught_up", follower.caught_up()}, {"lag_records", follower.lag()}, {"last_event", view.last_event()}}}};
     response.set_content(answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), std::string(kJson));
   }
 
@@ -1008,7 +1082,8 @@ struct ApiServer::Impl {
       } else if (name == "limit" && parsed && number >= 1 && number <= 1000) {
         limit = static_cast<std::size_t>(number);
       } else if (name != "tenant") {
-        return reply_problem(response, make_problem(400, "since takes a cursor, wait 0-30 (seconds), limit 1-1000", name.substr(0, 40)),
+        return reply_problem(response,
+                             make_problem(400, "since takes a cursor, wait 0-30 (seconds), limit 1-1000", name.substr(0, 40)),
                              request_id);
       }
     }
@@ -1026,12 +1101,13 @@ struct ApiServer::Impl {
     }
     nlohmann::json answer{{"events", nlohmann::json::array()}, {"cursor", next}};
     for (const auto& event : found) {
-      answer["events"].push_back({{"sequence", event.sequence},
-                                  {"id", event.id},
-                                  {"state", event.state == v1::JOB_STATE_UNSPECIFIED ? std::string("SUBMITTED") : std::string(state_name(event.state))},
-                                  {"attempt", event.attempt},
-                                  {"at_ms", event.at_ms},
-                                  {"reason", event.reason}});
+      answer["events"].push_back(
+          {{"sequence", event.sequence},
+           {"id", event.id},
+           {"state", event.state == v1::JOB_STATE_UNSPECIFIED ? std::string("SUBMITTED") : std::string(state_name(event.state))},
+           {"attempt", event.attempt},
+           {"at_ms", event.at_ms},
+           {"reason", event.reason}});
     }
     response.set_content(answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), std::string(kJson));
   }
@@ -1045,13 +1121,14 @@ struct ApiServer::Impl {
   }
 
   // Wraps a route: request id, security headers, a problem for anything thrown, the access log.
-  httplib::Server::Handler route(std::string name, void (Impl::*handler)(const httplib::Request&, httplib::Response&,
-                                                                        const std::string&)) {
+  httplib::Server::Handler route(std::string name,
+                                 void (Impl::*handler)(const httplib::Request&, httplib::Response&, const std::string&)) {
     return [this, name = std::move(name), handler](const httplib::Request& request, httplib::Response& response) {
       const auto started = std::chrono::steady_clock::now();
       auto request_id = request.get_header_value("X-Request-Id");
       if (request_id.empty() || request_id.size() > 64 ||
-          request_id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != std::string::npos) {
+          request_id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+              std::string::npos) {
         request_id = random_hex(8);
       }
       response.set_header("X-Request-Id", request_id);
@@ -1096,10 +1173,10 @@ struct ApiServer::Impl {
     server->set_write_timeout(std::chrono::duration_cast<std::chrono::seconds>(settings.write_timeout).count());
     server->set_keep_alive_max_count(1000);
     server->set_default_headers({{"X-Content-Type-Options", "nosniff"},
-                                {"Cache-Control", "no-store"},
-                                {"X-Frame-Options", "DENY"},
-                                {"Referrer-Policy", "no-referrer"},
-                                {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"}});
+                                 {"Cache-Control", "no-store"},
+                                 {"X-Frame-Options", "DENY"},
+                                 {"Referrer-Policy", "no-referrer"},
+                                 {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"}});
     server->Post("/v1/jobs", route("submit", &Impl::submit_job));
     server->Post("/v1/jobs:batch", route("batch", &Impl::submit_batch));
     server->Put(R"(/v1/jobs/(.+))", route("update", &Impl::update_job));
@@ -1127,7 +1204,8 @@ struct ApiServer::Impl {
         allow_origin(request, response);
         response.status = 204;
         response.set_header("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE");
-        response.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key, Kcron-Consistency, X-Request-Id");
+        response.set_header("Access-Control-Allow-Headers",
+                            "Authorization, Content-Type, Idempotency-Key, Kcron-Consistency, X-Request-Id");
         response.set_header("Access-Control-Max-Age", "600");
       });
     }
@@ -1164,7 +1242,8 @@ Status ApiServer::start() {
   } else {
     port_ = impl_->server->bind_to_port(settings.address, settings.port) ? settings.port : -1;
   }
-  if (port_ <= 0) return make_error("cannot listen on {}:{} (in use, or not an address of this host)", settings.address, settings.port);
+  if (port_ <= 0)
+    return make_error("cannot listen on {}:{} (in use, or not an address of this host)", settings.address, settings.port);
   listener_ = std::thread([this] { impl_->server->listen_after_bind(); });
   spdlog::info("event=api_listening address={} port={}", settings.address, port_);
   return Status::success();

@@ -14,6 +14,7 @@
 #include "kafka/view_follower.h"
 #include "kcron/metrics.h"
 #include "kcron/topics.h"
+#include "kcron/upgrade_gate.h"
 #include "view/view_store.h"
 
 namespace kcron::api {
@@ -26,14 +27,18 @@ struct ApiSettings {
   std::chrono::milliseconds write_timeout{10000};
   std::chrono::milliseconds consistency_wait{5000};  // longest a read waits for the view to cover a write
   TopicNames names{"kcron."};
-  std::string cors_origin;  // empty: no CORS headers
+  std::string cors_origin;    // empty: no CORS headers
   std::string tls_cert_file;  // PEM certificate chain; empty: plain HTTP
   std::string tls_key_file;   // PEM private key of the certificate
   bool audit_requests = true;
   double requests_per_token = 100;  // per second, per caller (sub in tenant); 0: no limit
   double request_burst = 200;
-  double jobs_per_tenant = 2000;    // submissions per second, per tenant; 0: no limit
-  double jobs_burst = 5000;  // a REQUESTED record on kcron.audit per write, with the principal and request id
+  double jobs_per_tenant = 2000;  // submissions per second, per tenant; 0: no limit
+  double jobs_burst = 5000;
+  // Writes for a tenant other than the default wait for every dispatcher and worker to understand
+  // tenant keys (a release before would misread them); null: no gate.
+  const FeatureWatch* tenant_keys_gate =
+      nullptr;  // a REQUESTED record on kcron.audit per write, with the principal and request id
 };
 
 class ApiServer {

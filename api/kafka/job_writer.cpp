@@ -18,9 +18,10 @@ class JobWriter::Reports : public RdKafka::DeliveryReportCb {
   void dr_cb(RdKafka::Message& message) override {
     auto* pending = static_cast<Pending*>(message.msg_opaque());
     if (pending == nullptr) return;
-    Result<WritePosition> outcome = message.err() == RdKafka::ERR_NO_ERROR
-                                        ? Result<WritePosition>(WritePosition{message.topic_name(), message.partition(), message.offset()})
-                                        : Result<WritePosition>(make_error("Kafka refused the record: {}", message.errstr()));
+    Result<WritePosition> outcome =
+        message.err() == RdKafka::ERR_NO_ERROR
+            ? Result<WritePosition>(WritePosition{message.topic_name(), message.partition(), message.offset()})
+            : Result<WritePosition>(make_error("Kafka refused the record: {}", message.errstr()));
     std::lock_guard lock(pending->mutex);
     pending->outcome = std::move(outcome);
     pending->done.notify_all();

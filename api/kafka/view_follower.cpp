@@ -21,7 +21,7 @@ ViewFollower::~ViewFollower() {
 
 Status ViewFollower::start() {
   auto properties = settings_.client;
-  properties["group.id"] = "kcron-api-view";  // never joined or committed: partitions are assigned
+  properties["group.id"] = "kcron-api-view";    // never joined or committed: partitions are assigned
   properties["enable.partition.eof"] = "true";  // readiness: each partition read to its end once
   auto consumer = kafka::make_consumer(properties);
   if (!consumer) return consumer.error();
@@ -30,8 +30,9 @@ Status ViewFollower::start() {
   if (!counts) return counts.error();
   const auto stored = store_.positions();
   kafka::PartitionList assignment;
-  for (const auto& topic : {settings_.names.jobs(), settings_.names.status(), settings_.names.results(), settings_.names.schedules(),
-                            settings_.names.dead_letters(), settings_.names.workers(), settings_.names.audit()}) {
+  for (const auto& topic :
+       {settings_.names.jobs(), settings_.names.status(), settings_.names.results(), settings_.names.schedules(),
+        settings_.names.dead_letters(), settings_.names.workers(), settings_.names.audit()}) {
     const auto found = counts->find(topic);
     if (found == counts->end()) return make_error("topic {} does not exist (kcron topics create makes it)", topic);
     for (std::int32_t partition = 0; partition < found->second; ++partition) {
@@ -59,7 +60,8 @@ void ViewFollower::stop() {
   }
 }
 
-bool ViewFollower::wait_for(const std::string& topic, std::int32_t partition, std::int64_t offset, std::chrono::milliseconds timeout) {
+bool ViewFollower::wait_for(const std::string& topic, std::int32_t partition, std::int64_t offset,
+                            std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
   return advanced_.wait_for(lock, timeout, [&] {
     const auto found = covered_.find({topic, partition});

@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "core/job_view.h"
+
+#include <catch2/catch.hpp>
 
 namespace {
 
@@ -51,7 +51,7 @@ TEST_CASE("status records apply in (attempt, sequence) order whatever order they
   kcron::v1::JobView view;
   CHECK(kcron::api::fold_status(view, status(kcron::v1::QUEUED, 0, 2, 1100)));
   CHECK(kcron::api::fold_status(view, status(kcron::v1::SUCCEEDED, 0, 4, 1300)));
-  CHECK_FALSE(kcron::api::fold_status(view, status(kcron::v1::RUNNING, 0, 3, 1200)));  // late: older
+  CHECK_FALSE(kcron::api::fold_status(view, status(kcron::v1::RUNNING, 0, 3, 1200)));    // late: older
   CHECK_FALSE(kcron::api::fold_status(view, status(kcron::v1::SUCCEEDED, 0, 4, 1300)));  // repeated: a replay after restart
   CHECK(view.state() == kcron::v1::SUCCEEDED);
   CHECK(view.history_size() == 2);

@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "core/requests.h"
+
+#include <catch2/catch.hpp>
 
 namespace {
 

@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "core/roles.h"
+
+#include <catch2/catch.hpp>
 
 using kcron::api::Action;
 using kcron::api::Role;
@@ -23,7 +23,8 @@ TEST_CASE("the highest role a token names is the principal's role") {
 TEST_CASE("a token with an unknown role, no role, no subject or a bad tenant is refused") {
   auto unknown = kcron::api::principal_from_claims("alice", "acme", {"viewer", "superuser"});
   REQUIRE_FALSE(unknown.ok());
-  CHECK(unknown.error().message() == "the token's roles: unknown role 'superuser' (roles: viewer, member, operator, admin, system)");
+  CHECK(unknown.error().message() ==
+        "the token's roles: unknown role 'superuser' (roles: viewer, member, operator, admin, system)");
   CHECK_FALSE(kcron::api::principal_from_claims("alice", "acme", {}).ok());
   CHECK_FALSE(kcron::api::principal_from_claims("", "acme", {"viewer"}).ok());
   CHECK_FALSE(kcron::api::principal_from_claims("alice", "Acme~x", {"viewer"}).ok());
@@ -31,9 +32,10 @@ TEST_CASE("a token with an unknown role, no role, no subject or a bad tenant is 
 
 TEST_CASE("each role may do what the matrix says and no more") {
   // Every action against every role: the least role passes, the one below it is refused.
-  const std::vector<Action> actions{Action::kReadJobs,          Action::kSubmitJob,     Action::kManageJob,     Action::kReadSchedules,
-                                    Action::kManageSchedule,    Action::kReadDeadLetters, Action::kReplayDeadLetter,
-                                    Action::kReadWorkers,       Action::kReadStats,     Action::kReadAudit,     Action::kManageTenant};
+  const std::vector<Action> actions{Action::kReadJobs,         Action::kSubmitJob,      Action::kManageJob,
+                                    Action::kReadSchedules,    Action::kManageSchedule, Action::kReadDeadLetters,
+                                    Action::kReplayDeadLetter, Action::kReadWorkers,    Action::kReadStats,
+                                    Action::kReadAudit,        Action::kManageTenant};
   REQUIRE(actions.size() == kcron::api::kActionCount);
   for (const auto action : actions) {
     const auto least = kcron::api::requirement(action).least;

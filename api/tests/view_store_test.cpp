@@ -1,16 +1,18 @@
-#include <catch2/catch.hpp>
+#include "view/view_store.h"
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <set>
 
 #include "core/job_view.h"
-#include "view/view_store.h"
 
 namespace {
 
 struct TempDir {
   std::filesystem::path path;
-  TempDir() : path(std::filesystem::temp_directory_path() / ("kcron-api-view-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++))) {
+  TempDir()
+      : path(std::filesystem::temp_directory_path() /
+             ("kcron-api-view-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++))) {
     std::filesystem::remove_all(path);
   }
   ~TempDir() { std::filesystem::remove_all(path); }
@@ -69,7 +71,8 @@ TEST_CASE("lists are newest first, filtered by state and queue, and pages return
   REQUIRE(store.ok());
   kcron::api::ViewBatch batch(**store);
   for (int index = 0; index < 25; ++index) {
-    submit(batch, "acme", "j" + std::to_string(index), 1000 + index / 2, index % 2 == 0 ? "even" : "odd");  // pairs share an instant
+    submit(batch, "acme", "j" + std::to_string(index), 1000 + index / 2,
+           index % 2 == 0 ? "even" : "odd");  // pairs share an instant
   }
   submit(batch, "acmex", "other", 1005);
   REQUIRE((*store)->commit(batch).ok());

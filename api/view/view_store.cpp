@@ -38,7 +38,8 @@ void put_be(std::string& out, std::uint64_t value, int bytes) {
 
 std::uint64_t get_be(std::string_view in, int bytes) {
   std::uint64_t value = 0;
-  for (int index = 0; index < bytes; ++index) value = (value << 8) | static_cast<unsigned char>(in[static_cast<std::size_t>(index)]);
+  for (int index = 0; index < bytes; ++index)
+    value = (value << 8) | static_cast<unsigned char>(in[static_cast<std::size_t>(index)]);
   return value;
 }
 
@@ -138,8 +139,12 @@ std::optional<JobEvent> decode_event(std::uint64_t sequence, std::string_view va
   if (second == std::string_view::npos) return std::nullopt;
   v1::JobTransition transition;
   if (!transition.ParseFromArray(value.data() + second + 1, static_cast<int>(value.size() - second - 1))) return std::nullopt;
-  return JobEvent{sequence,           std::string(value.substr(0, first)), std::string(value.substr(first + 1, second - first - 1)),
-                  transition.state(), transition.attempt(),                transition.at_ms(),
+  return JobEvent{sequence,
+                  std::string(value.substr(0, first)),
+                  std::string(value.substr(first + 1, second - first - 1)),
+                  transition.state(),
+                  transition.attempt(),
+                  transition.at_ms(),
                   transition.reason()};
 }
 
@@ -465,9 +470,11 @@ std::vector<v1::WorkerHeartbeat> ViewStore::workers() const {
   std::vector<v1::WorkerHeartbeat> workers;
   const std::string prefix(1, kWorker);
   std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(rocksdb::ReadOptions()));
-  for (iterator->Seek(prefix); iterator->Valid() && iterator->key().starts_with(prefix) && workers.size() < 10000; iterator->Next()) {
+  for (iterator->Seek(prefix); iterator->Valid() && iterator->key().starts_with(prefix) && workers.size() < 10000;
+       iterator->Next()) {
     v1::WorkerHeartbeat heartbeat;
-    if (heartbeat.ParseFromArray(iterator->value().data(), static_cast<int>(iterator->value().size()))) workers.push_back(heartbeat);
+    if (heartbeat.ParseFromArray(iterator->value().data(), static_cast<int>(iterator->value().size())))
+      workers.push_back(heartbeat);
   }
   return workers;
 }

@@ -8,8 +8,8 @@
 
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -68,7 +68,7 @@ class ViewBatch {
     std::optional<v1::JobView> stored;  // what the store held before: its index entries go
   };
   const ViewStore& store_;
-  std::map<std::string, Changed> changed_;  // by view key
+  std::map<std::string, Changed> changed_;                 // by view key
   std::map<std::string, std::optional<std::string>> raw_;  // other keys: a value, or deleted
   Positions positions_;
 };

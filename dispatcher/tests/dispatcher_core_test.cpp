@@ -633,7 +633,7 @@ class FailingState final : public PartitionState {
 struct Consumed {
   Consumed(const Harness& harness, std::string json_in, const std::string& job_id)
       : json(std::move(json_in)), key(routing_key_for_job(job_id)), record{harness.partition_of(job_id), 7, key, json, "", "",
-                                                                           harness.clock.now(), {}} {}
+                                                                           harness.clock.now(),          {}} {}
   std::string json;
   std::string key;
   InputRecord record;

@@ -1,22 +1,20 @@
 // kcron-api against the real broker: two instances in front of a dispatcher and a worker, tokens
 // minted with a key the instances trust, two tenants. Every answer is read over HTTP.
+#include <arpa/inet.h>
+#include <date/date.h>
 #include <fmt/format.h>
 #include <httplib.h>
-#include <nlohmann/json.hpp>
-
-#include <catch2/catch.hpp>
-#include <filesystem>
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
+#include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
-
-#include <date/date.h>
 
 #include "auth/jwt.h"
 #include "support/harness.h"
@@ -45,7 +43,8 @@ Keys make_keys(const TestEnv& env) {
 }
 
 std::string token(const Keys& keys, const std::string& tenant, const std::string& role, const std::string& subject = "alice",
-                  std::chrono::seconds ttl = 1h, std::chrono::system_clock::time_point issued = std::chrono::system_clock::now()) {
+                  std::chrono::seconds ttl = 1h,
+                  std::chrono::system_clock::time_point issued = std::chrono::system_clock::now()) {
   kcron::auth::TokenRequest request{subject, tenant, {role}, issued, ttl, "", ""};
   auto signed_token = kcron::auth::sign_token(request, keys.key);
   REQUIRE(signed_token.ok());
@@ -88,8 +87,8 @@ struct Api {
     REQUIRE(wait_for_log(*process, "event=view_caught_up", 60s));
   }
 
-  httplib::Result call(const std::string& method, const std::string& path, const std::string& bearer, const std::string& body = "",
-                       const httplib::Headers& more_headers = {}) const {
+  httplib::Result call(const std::string& method, const std::string& path, const std::string& bearer,
+                       const std::string& body = "", const httplib::Headers& more_headers = {}) const {
     httplib::Client client("127.0.0.1", port);
     client.set_read_timeout(30, 0);
     httplib::Headers headers = more_headers;
@@ -129,8 +128,9 @@ json wait_for_state(const Api& api, const std::string& bearer, const std::string
 
 }  // namespace
 
-TEST_CASE("two tenants through two API instances: each sees and changes only its own jobs, read-your-writes holds across instances",
-          "[integration]") {
+TEST_CASE(
+    "two tenants through two API instances: each sees and changes only its own jobs, read-your-writes holds across instances",
+    "[integration]") {
   TestEnv env("api-tenants");
   const auto keys = make_keys(env);
   auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1");
@@ -199,8 +199,9 @@ TEST_CASE("two tenants through two API instances: each sees and changes only its
   CHECK(body_of(first.call("GET", "/v1/jobs/report", acme))["state"] == "SUCCEEDED");
 }
 
-TEST_CASE("the API refuses missing, expired, unsigned, tampered and foreign tokens with 401, and roles beyond their rights with 403",
-          "[integration]") {
+TEST_CASE(
+    "the API refuses missing, expired, unsigned, tampered and foreign tokens with 401, and roles beyond their rights with 403",
+    "[integration]") {
   TestEnv env("api-auth");
   const auto keys = make_keys(env);
   Api api(env, keys, "api1");
@@ -222,8 +223,8 @@ TEST_CASE("the API refuses missing, expired, unsigned, tampered and foreign toke
   CHECK(api.call("GET", "/v1/jobs", none)->status == 401);
   // Tampered: the payload of an admin token under a viewer token's signature.
   const auto admin = token(keys, "acme", "admin");
-  const auto tampered = valid.substr(0, first_dot) + admin.substr(first_dot, admin.find('.', first_dot + 1) - first_dot) +
-                        valid.substr(second_dot);
+  const auto tampered =
+      valid.substr(0, first_dot) + admin.substr(first_dot, admin.find('.', first_dot + 1) - first_dot) + valid.substr(second_dot);
   CHECK(api.call("GET", "/v1/jobs", tampered)->status == 401);
   // Signed by a key the API does not trust.
   auto stranger = kcron::auth::generate_key("ES256", "test-key");
@@ -334,7 +335,8 @@ TEST_CASE("bad requests get a 400 naming the field, and the next request is serv
   CHECK(api.call("GET", "/v1/jobs?page_size=0", member)->status == 400);
   CHECK(api.call("GET", "/v1/jobs?page_token=forged", member)->status == 400);
   CHECK(api.call("GET", "/v1/nothing", member)->status == 404);
-  auto batch = body_of(api.call("POST", "/v1/jobs:batch", member, R"({"jobs":[{"noop":{}},{"colour":1},{"id":"b2","noop":{}}]})"));
+  auto batch =
+      body_of(api.call("POST", "/v1/jobs:batch", member, R"({"jobs":[{"noop":{}},{"colour":1},{"id":"b2","noop":{}}]})"));
   CHECK(batch["accepted"] == 2);
   CHECK(batch["results"][1]["status"] == 400);
   CHECK(batch["results"][1]["field"] == "colour");
@@ -345,8 +347,9 @@ TEST_CASE("bad requests get a 400 naming the field, and the next request is serv
 TEST_CASE("a caller over its request rate and a tenant over its submission rate get 429 with Retry-After", "[integration]") {
   TestEnv env("api-limits");
   const auto keys = make_keys(env);
-  Api api(env, keys, "api1",
-          {"KCRON_API_REQUESTS_PER_TOKEN=2", "KCRON_API_REQUEST_BURST=5", "KCRON_API_JOBS_PER_TENANT=10", "KCRON_API_JOBS_BURST=20"});
+  Api api(
+      env, keys, "api1",
+      {"KCRON_API_REQUESTS_PER_TOKEN=2", "KCRON_API_REQUEST_BURST=5", "KCRON_API_JOBS_PER_TENANT=10", "KCRON_API_JOBS_BURST=20"});
   const auto alice = token(keys, "acme", "member", "alice");
   int answered = 0;
   std::optional<httplib::Response> refused;
@@ -372,7 +375,8 @@ TEST_CASE("a caller over its request rate and a tenant over its submission rate 
   // the tenant's limit within a few tries, whatever the timing (it refills 10 per second).
   std::optional<httplib::Response> over;
   for (int index = 0; index < 30 && !over; ++index) {
-    auto result = api.call("POST", "/v1/jobs", token(keys, "acme", "member", fmt::format("u{}", index)), R"({"delay":"3600s","noop":{}})");
+    auto result =
+        api.call("POST", "/v1/jobs", token(keys, "acme", "member", fmt::format("u{}", index)), R"({"delay":"3600s","noop":{}})");
     REQUIRE(result);
     if (result->status == 429) over = *result;
   }
@@ -435,7 +439,8 @@ TEST_CASE("the view survives a SIGKILL of kcron-api and answers the same afterwa
   Api api(env, keys, "api1");
   const auto member = token(keys, "acme", "member");
   json body{{"jobs", json::array()}};
-  for (int index = 0; index < 200; ++index) body["jobs"].push_back({{"id", fmt::format("r-{}", index)}, {"noop", json::object()}});
+  for (int index = 0; index < 200; ++index)
+    body["jobs"].push_back({{"id", fmt::format("r-{}", index)}, {"noop", json::object()}});
   auto answer = body_of(api.call("POST", "/v1/jobs:batch", member, body.dump()));
   REQUIRE(answer["accepted"] == 200);
   CHECK(read_succeeded_until_all(env.prefix, "acme~r-", 200, 120s).once == 200);
@@ -457,9 +462,9 @@ std::set<std::string> schedule_runs(const Api& api, const std::string& bearer, c
   std::set<std::string> ids;
   std::string page_token;
   for (int page = 0; page < 50; ++page) {
-    auto body = body_of(api.call("GET", "/v1/jobs?page_size=500&schedule=" + schedule +
-                                            (page_token.empty() ? std::string() : "&page_token=" + page_token),
-                                 bearer));
+    auto body = body_of(api.call(
+        "GET", "/v1/jobs?page_size=500&schedule=" + schedule + (page_token.empty() ? std::string() : "&page_token=" + page_token),
+        bearer));
     for (const auto& job : body["jobs"]) ids.insert(job["id"].get<std::string>());
     if (!body.contains("next_page_token")) break;
     page_token = body["next_page_token"];
@@ -506,7 +511,8 @@ TEST_CASE("a schedule created, paused, triggered, resumed and deleted through th
 
   // Runs arrive and succeed; each is a job of the tenant, listed by its schedule.
   const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (schedule_runs(api, viewer, "tick").size() < 3 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(200ms);
+  while (schedule_runs(api, viewer, "tick").size() < 3 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(200ms);
   REQUIRE(schedule_runs(api, viewer, "tick").size() >= 3);
 
   // Paused: after the runs already emitted, no more.
@@ -535,8 +541,8 @@ TEST_CASE("a schedule created, paused, triggered, resumed and deleted through th
   auto deleted = api.call("DELETE", "/v1/schedules/tick", operator_token);
   REQUIRE(deleted);
   REQUIRE(deleted->status == 202);
-  CHECK(api.call("GET", "/v1/schedules/tick", viewer, "", {{"Kcron-Consistency", deleted->get_header_value("Kcron-Consistency")}})->status ==
-        404);
+  CHECK(api.call("GET", "/v1/schedules/tick", viewer, "", {{"Kcron-Consistency", deleted->get_header_value("Kcron-Consistency")}})
+            ->status == 404);
   std::this_thread::sleep_for(4s);
   const auto final_runs = schedule_runs(api, viewer, "tick").size();
   std::this_thread::sleep_for(3s);
@@ -557,8 +563,8 @@ TEST_CASE("a dead job is in the dead letters and replayed through the API, a clo
   auto start = body_of(api.call("GET", "/v1/events?wait=0", alice));
   const auto cursor = start["cursor"].get<std::uint64_t>();
 
-  REQUIRE(api.call("POST", "/v1/jobs", alice, R"({"id":"flaky","sleep":{"duration":"0s","fail":true},"retry":{"max_retries":0}})")->status ==
-          202);
+  REQUIRE(api.call("POST", "/v1/jobs", alice, R"({"id":"flaky","sleep":{"duration":"0s","fail":true},"retry":{"max_retries":0}})")
+              ->status == 202);
   wait_for_state(api, alice, "flaky", "DEAD");
   auto letters = body_of(api.call("GET", "/v1/dead-letters", alice));
   REQUIRE(letters["dead_letters"].size() == 1);
@@ -606,7 +612,8 @@ TEST_CASE("a dead job is in the dead letters and replayed through the API, a clo
     if (std::find(flaky_states.begin(), flaky_states.end(), "DEAD") != flaky_states.end() && flaky_states.size() >= 3) break;
   }
   CHECK(std::find(flaky_states.begin(), flaky_states.end(), "DEAD") != flaky_states.end());
-  CHECK(body_of(api.call("GET", fmt::format("/v1/events?since={}&wait=0", cursor), token(keys, "beta", "viewer")))["events"].empty());
+  CHECK(body_of(api.call("GET", fmt::format("/v1/events?since={}&wait=0", cursor), token(keys, "beta", "viewer")))["events"]
+            .empty());
 
   // The audit log: the API's request record names alice; the dispatcher's decision carries its request id.
   const auto admin = token(keys, "acme", "admin", "ada");
@@ -692,13 +699,15 @@ TEST_CASE("the API serves HTTPS with the configured certificate, and CORS only t
   httplib::SSLClient client("127.0.0.1", api.port);
   client.set_ca_cert_path(cert.c_str());
   client.enable_server_certificate_verification(true);
-  const httplib::Headers headers{{"Authorization", "Bearer " + token(keys, "acme", "viewer")}, {"Origin", "https://console.example"}};
+  const httplib::Headers headers{{"Authorization", "Bearer " + token(keys, "acme", "viewer")},
+                                 {"Origin", "https://console.example"}};
   auto answer = client.Get("/v1/whoami", headers);
   INFO("HTTPS error: " << httplib::to_string(answer.error()));
   REQUIRE(answer);
   CHECK(answer->status == 200);
   CHECK(answer->get_header_value("Access-Control-Allow-Origin") == "https://console.example");
-  const httplib::Headers elsewhere{{"Authorization", "Bearer " + token(keys, "acme", "viewer")}, {"Origin", "https://evil.example"}};
+  const httplib::Headers elsewhere{{"Authorization", "Bearer " + token(keys, "acme", "viewer")},
+                                   {"Origin", "https://evil.example"}};
   auto other = client.Get("/v1/whoami", elsewhere);
   REQUIRE(other);
   CHECK_FALSE(other->has_header("Access-Control-Allow-Origin"));
@@ -727,7 +736,8 @@ TEST_CASE("a backfill runs a past range as the misfire policy says, each run onc
   const auto now = std::chrono::floor<std::chrono::hours>(std::chrono::system_clock::now());
   const auto from = date::format("%FT%TZ", std::chrono::floor<std::chrono::seconds>(now - 6h));
   const auto to = date::format("%FT%TZ", std::chrono::floor<std::chrono::seconds>(now - 1h));
-  for (const auto& [id, misfire] : std::vector<std::pair<std::string, std::string>>{{"all", "FIRE_ALL"}, {"once", "FIRE_ONCE"}, {"skip", "SKIP"}}) {
+  for (const auto& [id, misfire] :
+       std::vector<std::pair<std::string, std::string>>{{"all", "FIRE_ALL"}, {"once", "FIRE_ONCE"}, {"skip", "SKIP"}}) {
     auto put = api.call("PUT", "/v1/schedules/" + id, operator_token,
                         fmt::format(R"({{"expression":"0 * * * *","job_template":{{"noop":{{}}}},"misfire":"{}"}})", misfire));
     REQUIRE(put);
@@ -746,12 +756,14 @@ TEST_CASE("a backfill runs a past range as the misfire policy says, each run onc
     CHECK(runs.size() == (misfire == "FIRE_ALL" ? 5u : 1u));  // the hours now-6h .. now-2h
     for (const auto& run : runs) wait_for_state(api, operator_token, run.get<std::string>(), "SUCCEEDED");
     // Backfilled again: the same ids, which the dispatcher deduplicates: each run still ran once.
-    REQUIRE(api.call("POST", "/v1/schedules/" + id + ":backfill", operator_token, fmt::format(R"({{"from":"{}","to":"{}"}})", from, to))->status ==
-            202);
+    REQUIRE(api.call("POST", "/v1/schedules/" + id + ":backfill", operator_token,
+                     fmt::format(R"({{"from":"{}","to":"{}"}})", from, to))
+                ->status == 202);
   }
   const auto tally = read_succeeded_until_all(env.prefix, "acme~all@", 5, 60s);
   CHECK(tally.once == 5);
   CHECK(tally.duplicated == 0);
-  CHECK(api.call("POST", "/v1/schedules/all:backfill", operator_token, R"({"from":"2026-01-01T00:00:00Z","to":"2099-01-01T00:00:00Z"})")->status ==
-        400);
+  CHECK(api.call("POST", "/v1/schedules/all:backfill", operator_token,
+                 R"({"from":"2026-01-01T00:00:00Z","to":"2099-01-01T00:00:00Z"})")
+            ->status == 400);
 }
