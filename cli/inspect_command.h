@@ -44,6 +44,10 @@ class InspectCommands {
   explicit InspectCommands(CLI::App& app);
   bool parsed() const;
   int run(const Config& config, std::ostream& out, std::ostream& err) const;
+  // `status JOB-ID [--json]`, which also runs through kcron-api (api_commands.h).
+  bool status_parsed() const { return status_->parsed(); }
+  const std::string& job_id() const { return job_id_; }
+  bool json() const { return json_; }
 
  private:
   CLI::App* status_ = nullptr;

@@ -1,6 +1,7 @@
 // kcron: the operator's command line. Creates and checks topics, submits and cancels jobs with
 // the same murmur2 routing the programs use, manages tenants, reads the audit topic, and tails any
-// kcron topic as JSON lines; makes signing keys and bearer tokens for kcron-api.
+// kcron topic as JSON lines; makes signing keys and bearer tokens for kcron-api. With --api,
+// submit, cancel, status and jobs go through kcron-api instead of Kafka (api_commands.h).
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -9,9 +10,12 @@
 #include <iterator>
 #include <set>
 
+#include "api_client.h"
+#include "api_commands.h"
 #include "audit_command.h"
 #include "core/cron_expression.h"
 #include "cron_command.h"
+#include "curl_transport.h"
 #include "inspect_command.h"
 #include "kcron.pb.h"
 #include "kcron/clock.h"
@@ -39,6 +43,9 @@ struct Common {
   std::string brokers;
   std::string prefix;
   std::string tenant;
+  std::string api_url;    // set: submit, cancel, status and jobs go through kcron-api
+  std::string api_token;  // the JWT, or @FILE
+  std::string api_ca;
 };
 
 kcron::Config load_config(const Common& common) {
@@ -244,6 +251,19 @@ int tail(const kcron::Config& config, const TailOptions& options) {
   return 0;
 }
 
+// "dlq list", "tenant create": the subcommand path the command line chose.
+std::string chosen_command(const CLI::App& app) {
+  std::string name;
+  const CLI::App* level = &app;
+  for (int depth = 0; depth < 4; ++depth) {
+    const auto chosen = level->get_subcommands();
+    if (chosen.empty()) break;
+    level = chosen.front();
+    name += (name.empty() ? "" : " ") + level->get_name();
+  }
+  return name;
+}
+
 int run(int argc, char** argv) {
   CLI::App app{"kcron: operate a kcron deployment (topics, jobs, inspection)"};
   app.require_subcommand(1);
@@ -254,6 +274,13 @@ int run(int argc, char** argv) {
   app.add_option("-p,--prefix", common.prefix, "topic prefix (default kcron., env KCRON_TOPIC_PREFIX)");
   app.add_option("-t,--tenant", common.tenant,
                  "the tenant whose jobs and schedules the command names (default: the default tenant, env KCRON_TENANT)");
+  app.add_option("--api", common.api_url,
+                 "kcron-api's URL: submit, cancel, status and jobs go through it instead of Kafka (env KCRON_API_URL)")
+      ->envname("KCRON_API_URL");
+  app.add_option("--token", common.api_token, "the bearer JWT for --api, or @FILE to read it (env KCRON_API_TOKEN)")
+      ->envname("KCRON_API_TOKEN");
+  app.add_option("--api-ca", common.api_ca, "PEM bundle that verifies --api's TLS certificate (default: the system's)")
+      ->envname("KCRON_API_CA");
 
   auto* topics = app.add_subcommand("topics", "create or check kcron's topics");
   topics->require_subcommand(1);
@@ -314,10 +341,28 @@ int run(int argc, char** argv) {
   const kcron::cli::TenantCommands tenant_commands(app);
   const kcron::cli::AuditCommand audit_command(app);
   const kcron::cli::TokenCommands token_commands(app);
+  const kcron::cli::JobsCommand jobs_command(app);
 
   CLI11_PARSE(app, argc, argv);
   if (cron_command.parsed()) return cron_command.run(std::cout, std::cerr);      // pure: no config, no broker
   if (token_commands.parsed()) return token_commands.run(std::cout, std::cerr);  // local files only
+  if (!common.api_url.empty()) {
+    const bool served = submit->parsed() || cancel->parsed() || inspect_commands.status_parsed() || jobs_command.parsed();
+    if (!served) return fail(kcron::cli::api_refusal(chosen_command(app)));
+    const auto config = load_config(common);
+    auto target = kcron::cli::make_api_target(common.api_url, common.api_token, config.get("tenant"));
+    if (!target) return fail(target.error().message());
+    auto transport = kcron::cli::make_curl_transport({common.api_ca, Millis(5000), Millis(30000)});
+    kcron::cli::ApiClient client(std::move(*target), *transport);
+    if (submit->parsed()) return kcron::cli::api_submit(client, read_input(submit_input), std::cout, std::cerr);
+    if (cancel->parsed()) return kcron::cli::api_cancel(client, cancel_id, cancel_reason, std::cout, std::cerr);
+    if (inspect_commands.status_parsed())
+      return kcron::cli::api_status(client, inspect_commands.job_id(), inspect_commands.json(), std::cout, std::cerr);
+    return jobs_command.run(client, kcron::SystemClock::instance().now(), std::cout, std::cerr);
+  }
+  if (jobs_command.parsed()) {
+    return fail("jobs needs the API: --api URL --token T (or KCRON_API_URL and KCRON_API_TOKEN); it has no Kafka path");
+  }
   const auto config = load_config(common);
   const kcron::TopicNames names(config.get("topic_prefix"));
   const std::string tenant(kcron::tenant_or_default(config.get("tenant")));

@@ -1,0 +1,77 @@
+// `kcron submit | cancel | status | jobs` through kcron-api (--api URL): the same subcommands as
+// over Kafka, for users without Kafka access. Each runs its requests on an ApiClient and prints
+// what the Kafka path prints (status: the API's view of the job; jobs: its list, API only). Pure:
+// the transport is the ApiClient's.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstddef>
+#include <ostream>
+#include <string>
+#include <string_view>
+
+#include "api_client.h"
+#include "kcron.pb.h"
+#include "kcron/clock.h"
+
+namespace kcron::cli {
+
+// "<command> is not available through the API yet; use Kafka access (without --api)".
+std::string api_refusal(std::string_view command);
+
+// submit: a JSON Job (POST /v1/jobs), or a Command whose submit, update (PUT) or cancel (:cancel)
+// maps to its route; prints "submitted <id>" (" for tenant T" outside the default tenant), or for
+// a cancel what `kcron cancel` prints. Returns the exit code; errors go to `err`.
+int api_submit(ApiClient& client, std::string_view input, std::ostream& out, std::ostream& err);
+
+// cancel: prints "cancel sent for <id>" (" of tenant T" when --tenant names one).
+int api_cancel(ApiClient& client, const std::string& job_id, const std::string& reason, std::ostream& out, std::ostream& err);
+
+// status: the job's state, attempt, instants and history as text, or with `json` the JobView as
+// the API sent it.
+int api_status(ApiClient& client, const std::string& job_id, bool json, std::ostream& out, std::ostream& err);
+
+// The text `kcron status` prints for a JobView.
+std::string job_view_text(const v1::JobView& view);
+
+// The state as the CLI shows it: SUBMITTED for a job no dispatcher has decided on yet.
+std::string_view shown_state(v1::JobState state);
+
+// jobs: the tenant's jobs, newest first, following next_page_token until `limit` are printed or
+// the list ends.
+struct JobsOptions {
+  JobFilter filter;
+  std::size_t limit = 100;
+  bool json = false;  // one JobView per line instead of a table
+};
+inline constexpr std::size_t kMaxJobsLimit = 100000;
+int api_jobs(ApiClient& client, const JobsOptions& options, std::ostream& out, std::ostream& err);
+
+std::string jobs_table_header();
+std::string jobs_table_row(const v1::JobView& view);
+
+// Registers `jobs [--state S] [--queue Q] [--schedule ID] [--label k=v] [--since T] [--until T]
+// [-n/--limit N] [--json]`; the options bind to this object, so it stays where it was constructed.
+class JobsCommand {
+ public:
+  explicit JobsCommand(CLI::App& app);
+  JobsCommand(const JobsCommand&) = delete;
+  JobsCommand& operator=(const JobsCommand&) = delete;
+
+  bool parsed() const;
+  // --since/--until as durations back from `now` or instants; then api_jobs.
+  int run(ApiClient& client, Instant now, std::ostream& out, std::ostream& err) const;
+
+ private:
+  CLI::App* jobs_ = nullptr;
+  std::string state_;
+  std::string queue_;
+  std::string schedule_;
+  std::string label_;
+  std::string since_;
+  std::string until_;
+  long limit_ = 100;
+  bool json_ = false;
+};
+
+}  // namespace kcron::cli

@@ -1,0 +1,374 @@
+#include "api_client.h"
+
+#include <fmt/format.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <deque>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "api_commands.h"
+#include "core/rfc3339.h"
+#include "kcron/codec.h"
+
+using namespace kcron;
+using namespace kcron::cli;
+
+namespace {
+
+constexpr const char* kToken = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl";
+
+// Answers each request with the next queued response (or the queued failure) and keeps the requests.
+class FakeTransport final : public HttpTransport {
+ public:
+  Result<HttpResponse> send(const HttpRequest& request) override {
+    requests.push_back(request);
+    if (answers.empty()) return Error("no answer queued");
+    auto answer = std::move(answers.front());
+    answers.pop_front();
+    return answer;
+  }
+  void answer(int status, std::string body, std::vector<std::pair<std::string, std::string>> headers = {}) {
+    answers.emplace_back(HttpResponse{status, std::move(headers), std::move(body)});
+  }
+
+  std::vector<HttpRequest> requests;
+  std::deque<Result<HttpResponse>> answers;
+};
+
+std::string header_of(const HttpRequest& request, const std::string& name) {
+  for (const auto& [key, value] : request.headers) {
+    if (key == name) return value;
+  }
+  return "<none>";
+}
+
+ApiTarget target(const std::string& tenant = "") {
+  auto made = make_api_target("https://kcron.example.com/", kToken, tenant);
+  REQUIRE(made.ok());
+  return *made;
+}
+
+std::int64_t ms(const char* rfc3339) {
+  return to_epoch_ms(*cron::parse_rfc3339(rfc3339));
+}
+
+v1::JobView sample_view() {
+  v1::JobView view;
+  view.set_id("report");
+  view.set_tenant("acme");
+  view.set_state(v1::SUCCEEDED);
+  view.set_attempt(1);
+  view.set_queue("default");
+  (*view.mutable_labels())["team"] = "data";
+  (*view.mutable_labels())["env"] = "prod";
+  view.set_submitted_by("alice");
+  view.set_submitted_ms(ms("2026-01-01T00:00:00Z"));
+  view.set_due_ms(ms("2026-01-01T00:00:05Z"));
+  view.set_updated_ms(ms("2026-01-01T00:00:06.250Z"));
+  auto* queued = view.add_history();
+  queued->set_state(v1::QUEUED);
+  queued->set_attempt(1);
+  queued->set_at_ms(ms("2026-01-01T00:00:05Z"));
+  queued->set_component("dispatcher");
+  auto* done = view.add_history();
+  done->set_state(v1::SUCCEEDED);
+  done->set_attempt(1);
+  done->set_at_ms(ms("2026-01-01T00:00:06.250Z"));
+  done->set_component("worker");
+  done->set_reason("exit 0\nall good");
+  return view;
+}
+
+std::string view_json(const std::string& id, v1::JobState state = v1::PENDING) {
+  v1::JobView view;
+  view.set_id(id);
+  view.set_state(state);
+  view.set_queue("default");
+  view.set_submitted_ms(ms("2026-01-01T00:00:00Z"));
+  return to_json(view);
+}
+
+}  // namespace
+
+TEST_CASE("a job submitted through the API is posted as JSON with the bearer token and prints only the submitted line") {
+  FakeTransport transport;
+  transport.answer(202, R"({"id":"j1","tenant":"acme","consistency":"jobs/3/12","request_id":"r1"})",
+                   {{"kcron-consistency", "jobs/3/12"}, {"Location", "/v1/jobs/j1"}});
+  ApiClient client(target(), transport);
+  std::ostringstream out;
+  std::ostringstream err;
+  REQUIRE(api_submit(client, R"({"id":"j1","delay":"5s","noop":{}})", out, err) == 0);
+  CHECK(out.str() == "submitted j1 for tenant acme\n");
+  CHECK(err.str().empty());
+  REQUIRE(transport.requests.size() == 1);
+  const auto& request = transport.requests[0];
+  CHECK(request.method == "POST");
+  CHECK(request.url == "https://kcron.example.com/v1/jobs");
+  CHECK(header_of(request, "Authorization") == std::string("Bearer ") + kToken);
+  CHECK(header_of(request, "Content-Type") == "application/json");
+  CHECK(header_of(request, "Kcron-Consistency") == "<none>");
+  v1::Job sent;
+  REQUIRE(decode_message(request.body, "application/json", sent).ok());
+  CHECK(sent.id() == "j1");
+  CHECK(sent.delay().seconds() == 5);
+  CHECK(sent.has_noop());
+}
+
+TEST_CASE("a submit in the default tenant prints the id alone, as over Kafka") {
+  FakeTransport transport;
+  transport.answer(202, R"({"id":"generated-1","tenant":"default","consistency":"jobs/0/1","request_id":"r1"})");
+  ApiClient client(target(), transport);
+  std::ostringstream out;
+  std::ostringstream err;
+  REQUIRE(api_submit(client, R"({"noop":{}})", out, err) == 0);
+  CHECK(out.str() == "submitted generated-1\n");
+}
+
+TEST_CASE("a Command JSON with cancel posts to the job's cancel route with its reason") {
+  FakeTransport transport;
+  transport.answer(202, R"({"id":"a b","state":"PENDING","consistency":"jobs/1/7","request_id":"r2"})");
+  ApiClient client(target(), transport);
+  std::ostringstream out;
+  std::ostringstream err;
+  REQUIRE(api_submit(client, R"({"cancel":{"job_id":"a b","reason":"not needed"}})", out, err) == 0);
+  CHECK(out.str() == "cancel sent for a b\n");
+  REQUIRE(transport.requests.size() == 1);
+  CHECK(transport.requests[0].method == "POST");
+  CHECK(transport.requests[0].url == "https://kcron.example.com/v1/jobs/a%20b:cancel");
+  CHECK(transport.requests[0].body == R"({"reason":"not needed"})");
+}
+
+TEST_CASE("a cancel naming its tenant acts in that tenant, and one naming another than --tenant is refused before sending") {
+  FakeTransport transport;
+  transport.answer(202, R"({"id":"x","state":"PENDING","consistency":"jobs/1/7","request_id":"r2"})");
+  ApiClient client(target(), transport);
+  std::ostringstream out;
+  std::ostringstream err;
+  REQUIRE(api_submit(client, R"({"cancel":{"job_id":"x","tenant":"beta"}})", out, err) == 0);
+  CHECK(transport.requests.at(0).url == "https://kcron.example.com/v1/jobs/x:cancel?tenant=beta");
+  CHECK(transport.requests.at(0).body.empty());
+  CHECK(out.str() == "cancel sent for x of tenant beta\n");
+
+  ApiClient other(target("acme"), transport);
+  REQUIRE(api_submit(other, R"({"cancel":{"job_id":"x","tenant":"beta"}})", out, err) == 1);
+  CHECK(err.str() == "kcron: the JSON names tenant 'beta' but --tenant is 'acme'\n");
+  CHECK(transport.requests.size() == 1);
+}
+
+TEST_CASE("a Command JSON with update puts the job at its id") {
+  FakeTransport transport;
+  transport.answer(202, R"({"id":"j1","consistency":"jobs/0/9","request_id":"r3"})");
+  ApiClient client(target("acme"), transport);
+  std::ostringstream out;
+  std::ostringstream err;
+  REQUIRE(api_submit(client, R"({"update":{"job":{"id":"j1","delay":"60s","noop":{}}}})", out, err) == 0);
+  CHECK(out.str() == "submitted j1 for tenant acme\n");
+  REQUIRE(transport.requests.size() == 1);
+  CHECK(transport.requests[0].method == "PUT");
+  CHECK(transport.requests[0].url == "https://kcron.example.com/v1/jobs/j1?tenant=acme");
+  v1::Job sent;
+  REQUIRE(decode_message(transport.requests[0].body, "application/json", sent).ok());
+  CHECK(sent.delay().seconds() == 60);
+}
+
+TEST_CASE("commands the API does not serve are refused without a request") {
+  FakeTransport transport;
+  ApiClient client(target(), transport);
+  std::ostringstream out;
+  std::ostringstream err;
+  CHECK(api_submit(client, R"({"replay":{"job_id":"j1"}})", out, err) == 1);
+  CHECK(err.str() == "kcron: a replay command is not available through the API yet; use Kafka access (without --api)\n");
+  CHECK(transport.requests.empty());
+  CHECK(api_refusal("dlq list") == "dlq list is not available through the API yet; use Kafka access (without --api)");
+}
+
+TEST_CASE("the consistency token of a write goes with the next request only") {
+  FakeTransport transport;
+  transport.answer(202, R"({"id":"j1","tenant":"acme","consistency":"jobs/3/12","request_id":"r1"})",
+                   {{"Kcron-Consistency", "jobs/3/12"}});
+  transport.answer(200, view_json("j1"));
+  transport.answer(200, view_json("j1"));
+  ApiClient client(target(), transport);
+  v1::Job job;
+  job.set_id("j1");
+  job.mutable_noop();
+  REQUIRE(client.submit(job).ok());
+  REQUIRE(client.job("j1").ok());
+  REQUIRE(client.job("j1").ok());
+  REQUIRE(transport.requests.size() == 3);
+  CHECK(header_of(transport.requests[1], "Kcron-Consistency") == "jobs/3/12");
+  CHECK(header_of(transport.requests[2], "Kcron-Consistency") == "<none>");
+}
+
+TEST_CASE("a problem answer prints its detail, status, field and request id and exits 1") {
+  FakeTransport transport;
+  transport.answer(
+      400,
+      R"({"type":"about:blank","title":"Bad Request","status":400,"detail":"unknown field","field":"colour","request_id":"5f0c9a1e"})",
+      {{"Content-Type", "application/problem+json"}, {"X-Request-Id", "5f0c9a1e"}});
+  ApiClient client(target(), transport);
+  std::ostringstream out;
+  std::ostringstream err;
+  CHECK(api_submit(client, R"({"id":"j1","noop":{}})", out, err) == 1);
+  CHECK(out.str().empty());
+  CHECK(err.str() == "kcron: unknown field (HTTP 400, field colour, request 5f0c9a1e)\n");
+}
+
+TEST_CASE("a problem without a field leaves the field out, and an answer that is no problem shows its status and body") {
+  FakeTransport transport;
+  transport.answer(404, R"({"title":"Not Found","status":404,"detail":"no job \"nope\" in tenant acme","request_id":"ab12"})");
+  transport.answer(502, "<html>Bad Gateway</html>");
+  ApiClient client(target(), transport);
+  std::ostringstream out;
+  std::ostringstream err;
+  CHECK(api_status(client, "nope", false, out, err) == 1);
+  CHECK(api_status(client, "nope", false, out, err) == 1);
+  CHECK(err.str() ==
+        "kcron: no job \"nope\" in tenant acme (HTTP 404, request ab12)\n"
+        "kcron: kcron-api answered HTTP 502: <html>Bad Gateway</html>\n");
+}
+
+TEST_CASE("a connection failure says where it tried and why, and never prints the token") {
+  FakeTransport transport;
+  transport.answers.emplace_back(Error("Failed to connect to 127.0.0.1 port 1 after 0 ms: Couldn't connect to server"));
+  auto made = make_api_target("http://user:secret@127.0.0.1:1", kToken, "");
+  REQUIRE(made.ok());
+  ApiClient client(*made, transport);
+  std::ostringstream out;
+  std::ostringstream err;
+  CHECK(api_cancel(client, "j1", "", out, err) == 1);
+  CHECK(
+      err.str() ==
+      "kcron: cannot reach kcron-api at http://127.0.0.1:1/v1/jobs/j1:cancel: Failed to connect to 127.0.0.1 port 1 after 0 ms: "
+      "Couldn't connect to server\n");
+  CHECK(err.str().find(kToken) == std::string::npos);
+  CHECK(err.str().find("secret") == std::string::npos);
+}
+
+TEST_CASE("status prints the state, attempt, instants, labels and history as a table") {
+  FakeTransport transport;
+  transport.answer(200, to_json(sample_view()));
+  ApiClient client(target(), transport);
+  std::ostringstream out;
+  std::ostringstream err;
+  REQUIRE(api_status(client, "report", false, out, err) == 0);
+  CHECK(transport.requests.at(0).method == "GET");
+  CHECK(transport.requests.at(0).url == "https://kcron.example.com/v1/jobs/report");
+  CHECK(out.str() ==
+        "job report: SUCCEEDED (attempt 1) at 2026-01-01T00:00:06.250Z\n"
+        "  queue      default\n"
+        "  due        2026-01-01T00:00:05.000Z\n"
+        "  updated    2026-01-01T00:00:06.250Z\n"
+        "  submitted  2026-01-01T00:00:00.000Z by alice\n"
+        "  labels     env=prod,team=data\n"
+        "AT                        STATE      ATTEMPT  BY         REASON\n"
+        "2026-01-01T00:00:05.000Z  QUEUED           1  dispatcher \n"
+        "2026-01-01T00:00:06.250Z  SUCCEEDED        1  worker     exit 0 all good\n");
+}
+
+TEST_CASE("status of a job no dispatcher decided on yet shows SUBMITTED and dashes for unset instants") {
+  v1::JobView view;
+  view.set_id("fresh");
+  view.set_submitted_ms(ms("2026-01-01T00:00:00Z"));
+  CHECK(job_view_text(view) ==
+        "job fresh: SUBMITTED (attempt 0) at -\n"
+        "  queue      -\n"
+        "  due        -\n"
+        "  updated    -\n"
+        "  submitted  2026-01-01T00:00:00.000Z\n");
+}
+
+TEST_CASE("status --json prints the JobView as the API sent it, fields this kcron does not know included") {
+  FakeTransport transport;
+  const std::string body = R"({"id":"report","state":"RUNNING","attempt":2,"a_newer_field":{"x":1}})";
+  transport.answer(200, body + "\n");
+  ApiClient client(target(), transport);
+  std::ostringstream out;
+  std::ostringstream err;
+  REQUIRE(api_status(client, "report", true, out, err) == 0);
+  CHECK(out.str() == body + "\n");
+}
+
+TEST_CASE("jobs sends its filters as query parameters and follows next_page_token up to the limit") {
+  FakeTransport transport;
+  transport.answer(200, fmt::format(R"({{"jobs":[{},{}],"next_page_token":"p1"}})", view_json("j5"), view_json("j4")));
+  transport.answer(200, R"({"jobs":[],"next_page_token":"p2"})");
+  transport.answer(200, fmt::format(R"({{"jobs":[{},{}],"next_page_token":"p3"}})", view_json("j3"), view_json("j2")));
+  ApiClient client(target("acme"), transport);
+  JobsOptions options;
+  options.filter.state = "PENDING";
+  options.filter.label = "team=data&x";
+  options.filter.since = "1767225600000";
+  options.limit = 3;
+  options.json = true;
+  std::ostringstream out;
+  std::ostringstream err;
+  REQUIRE(api_jobs(client, options, out, err) == 0);
+  CHECK(err.str().empty());
+  REQUIRE(transport.requests.size() == 3);
+  CHECK(transport.requests[0].url ==
+        "https://kcron.example.com/v1/jobs?state=PENDING&label=team%3Ddata%26x&since=1767225600000&page_size=3&tenant=acme");
+  CHECK(transport.requests[1].url ==
+        "https://kcron.example.com/v1/"
+        "jobs?state=PENDING&label=team%3Ddata%26x&since=1767225600000&page_size=1&page_token=p1&tenant=acme");
+  CHECK(transport.requests[2].url ==
+        "https://kcron.example.com/v1/"
+        "jobs?state=PENDING&label=team%3Ddata%26x&since=1767225600000&page_size=1&page_token=p2&tenant=acme");
+  CHECK(out.str() == view_json("j5") + "\n" + view_json("j4") + "\n" + view_json("j3") + "\n");
+}
+
+TEST_CASE("jobs prints a table and stops when no next_page_token comes back") {
+  FakeTransport transport;
+  transport.answer(200, fmt::format(R"({{"jobs":[{}]}})", view_json("only", v1::QUEUED)));
+  ApiClient client(target(), transport);
+  JobsOptions options;
+  std::ostringstream out;
+  std::ostringstream err;
+  REQUIRE(api_jobs(client, options, out, err) == 0);
+  CHECK(transport.requests.size() == 1);
+  CHECK(transport.requests[0].url == "https://kcron.example.com/v1/jobs?page_size=100");
+  CHECK(out.str() == jobs_table_header() + jobs_table_row([] {
+                       v1::JobView view;
+                       view.set_id("only");
+                       view.set_state(v1::QUEUED);
+                       view.set_queue("default");
+                       view.set_submitted_ms(ms("2026-01-01T00:00:00Z"));
+                       return view;
+                     }()));
+  CHECK(jobs_table_row(sample_view())
+            .starts_with("report                           SUCCEEDED        1  default      2026-01-01T00:00:00.000Z"));
+}
+
+TEST_CASE("a token given as @FILE is read from the file without its newline") {
+  const std::string path = "api_client_test.token";
+  std::ofstream(path) << kToken << "\n";
+  auto read = resolve_token("@" + path);
+  std::remove(path.c_str());
+  REQUIRE(read.ok());
+  CHECK(*read == kToken);
+  auto missing = resolve_token("@/nonexistent/kcron-token");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().message() == "--token @/nonexistent/kcron-token: cannot read the file");
+}
+
+TEST_CASE("a missing token, a token with a space and a URL that is not http or https are refused without quoting the token") {
+  auto none = make_api_target("https://kcron.example.com", "", "");
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.error().message() == "--api needs a token: --token T, --token @FILE or KCRON_API_TOKEN");
+  auto spaced = make_api_target("https://kcron.example.com", "abc def", "");
+  REQUIRE_FALSE(spaced.ok());
+  CHECK(spaced.error().message() == "the token holds a space or a control character; a JWT has none");
+  auto ftp = make_api_target("ftp://kcron.example.com", kToken, "");
+  REQUIRE_FALSE(ftp.ok());
+  CHECK(ftp.error().message() ==
+        "--api takes an http:// or https:// URL, e.g. https://kcron.example.com (got 'ftp://kcron.example.com')");
+  auto bare = make_api_target("kcron.example.com:8080", kToken, "");
+  REQUIRE_FALSE(bare.ok());
+  auto with_path = make_api_target("https://gateway.example.com/kcron/", kToken, "");
+  REQUIRE(with_path.ok());
+  CHECK(with_path->base_url == "https://gateway.example.com/kcron");
+}

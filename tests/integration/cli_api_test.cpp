@@ -1,0 +1,227 @@
+// `kcron --api URL --token T` end to end: the CLI's submit, status, jobs and cancel through a
+// kcron-api in front of a dispatcher and a worker on the real broker, with no Kafka access
+// given to the CLI (its brokers point nowhere). Catch's -# tags these [#cli_api_test], so CTest
+// names them "integration:cli_api: ...".
+#include <fmt/format.h>
+#include <sys/wait.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "auth/jwt.h"
+#include "support/harness.h"
+
+using namespace kcron::testing;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+struct Keys {
+  kcron::auth::SigningKey key;
+  std::string jwks_path;
+};
+
+Keys make_keys(const TestEnv& env) {
+  auto generated = kcron::auth::generate_key("ES256", "cli-key");
+  REQUIRE(generated.ok());
+  auto key = kcron::auth::load_signing_key(generated->private_pem, "ES256", "cli-key");
+  REQUIRE(key.ok());
+  std::filesystem::create_directories(env.state_root);
+  const auto path = env.state_root + "/jwks.json";
+  std::ofstream(path) << generated->jwks;
+  return {*key, path};
+}
+
+std::string token(const Keys& keys, const std::string& tenant, const std::string& role, const std::string& subject = "alice") {
+  kcron::auth::TokenRequest request{subject, tenant, {role}, std::chrono::system_clock::now(), 1h, "", ""};
+  auto signed_token = kcron::auth::sign_token(request, keys.key);
+  REQUIRE(signed_token.ok());
+  return *signed_token;
+}
+
+// A kcron-api of the test, its port read from its log.
+std::pair<std::unique_ptr<Process>, int> start_api(const TestEnv& env, const Keys& keys) {
+  const auto log_path = env.state_root + "/api1.log";
+  auto process =
+      start_program(env, "kcron-api", "api1", "api1", {"KCRON_API_PORT=0", "KCRON_AUTH_JWKS_FILE=" + keys.jwks_path}, false);
+  REQUIRE(wait_for_log(*process, "event=view_caught_up", 60s));
+  std::ifstream file(log_path);
+  std::string line;
+  int port = 0;
+  while (std::getline(file, line)) {
+    const auto at = line.find("event=api_listening");
+    if (at != std::string::npos) port = std::stoi(line.substr(line.find("port=", at) + 5));
+  }
+  REQUIRE(port > 0);
+  return {std::move(process), port};
+}
+
+// Runs `kcron <arguments>` with `environment` (NAME=value words) and brokers that do not exist:
+// whatever works here worked through the API. stdout and stderr together.
+CliRun run_kcron(const std::string& environment, const std::string& arguments) {
+  const auto command = fmt::format("env -u KCRON_API_URL -u KCRON_API_TOKEN KCRON_BROKERS=127.0.0.1:1 {} '{}' {} 2>&1",
+                                   environment, program_path("kcron"), arguments);
+  CliRun run;
+  FILE* pipe = popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buffer[4096];
+  while (const auto read = fread(buffer, 1, sizeof buffer, pipe)) run.output.append(buffer, read);
+  const int status = pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
+
+// `kcron status ID` until its first line shows `state` (bounded); the last output.
+std::string wait_for_status(const std::string& api_args, const std::string& id, const std::string& state,
+                            std::chrono::seconds timeout = 60s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const auto run = run_kcron("", fmt::format("{} status {}", api_args, id));
+    last = run.output;
+    if (run.exit_code == 0 && last.starts_with(fmt::format("job {}: {} ", id, state))) return last;
+    std::this_thread::sleep_for(200ms);
+  }
+  FAIL("job " << id << " did not reach " << state << "; last: " << last);
+  return last;
+}
+
+std::vector<std::string> table_ids(const std::string& table) {
+  std::vector<std::string> ids;
+  std::istringstream lines(table);
+  std::string line;
+  std::getline(lines, line);  // the header
+  while (std::getline(lines, line)) ids.push_back(line.substr(0, line.find(' ')));
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("kcron --api submits, shows, lists, updates and cancels jobs through kcron-api without Kafka access", "[integration]") {
+  TestEnv env("cli-api");
+  const auto keys = make_keys(env);
+  auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1");
+  auto worker = start_program(env, "kcron-worker", "w1", "w1");
+  auto [api, port] = start_api(env, keys);
+  const auto url = fmt::format("http://127.0.0.1:{}", port);
+  const auto member = token(keys, "acme", "member");
+  const auto api_args = fmt::format("--api {} --token {}", url, member);
+
+  // submit: one line; the job runs.
+  auto submitted = run_kcron("", api_args + R"( submit '{"id":"cli-1","noop":{},"labels":{"team":"data"}}')");
+  INFO(submitted.output);
+  REQUIRE(submitted.exit_code == 0);
+  CHECK(submitted.output == "submitted cli-1 for tenant acme\n");
+  const auto done = wait_for_status(api_args, "cli-1", "SUCCEEDED");
+  INFO(done);
+  CHECK_THAT(done,
+             Catch::Contains("  submitted  ") && Catch::Contains(" by alice\n") && Catch::Contains("  labels     team=data\n"));
+  CHECK_THAT(done, Catch::Contains("AT                        STATE      ATTEMPT  BY         REASON\n"));
+  CHECK(std::regex_search(done, std::regex(R"(\n\S+Z +QUEUED +0  dispatcher )")));
+  CHECK(std::regex_search(done, std::regex(R"(\n\S+Z +SUCCEEDED +0  worker )")));
+
+  // status --json: the JobView.
+  const auto as_json = run_kcron("", api_args + " status cli-1 --json");
+  REQUIRE(as_json.exit_code == 0);
+  const auto view = json::parse(as_json.output);
+  CHECK(view["id"] == "cli-1");
+  CHECK(view["tenant"] == "acme");
+  CHECK(view["state"] == "SUCCEEDED");
+  CHECK(view["labels"]["team"] == "data");
+
+  // The token from a file and the URL from the environment; a job that waits an hour.
+  const auto token_file = env.state_root + "/member.jwt";
+  std::ofstream(token_file) << member << "\n";
+  const auto waiting_submit =
+      run_kcron(fmt::format("KCRON_API_URL={}", url),
+                fmt::format(R"(--token @{} submit '{{"id":"cli-2","delay":"3600s","noop":{{}}}}')", token_file));
+  INFO(waiting_submit.output);
+  REQUIRE(waiting_submit.exit_code == 0);
+  CHECK(waiting_submit.output == "submitted cli-2 for tenant acme\n");
+  wait_for_status(api_args, "cli-2", "PENDING");
+
+  // jobs: newest first, filtered, limited; JSON lines with --json.
+  const auto all = run_kcron("", api_args + " jobs");
+  INFO(all.output);
+  REQUIRE(all.exit_code == 0);
+  CHECK(all.output.starts_with("JOB "));
+  CHECK(table_ids(all.output) == std::vector<std::string>{"cli-2", "cli-1"});
+  CHECK(table_ids(run_kcron("", api_args + " jobs --state pending").output) == std::vector<std::string>{"cli-2"});
+  CHECK(table_ids(run_kcron("", api_args + " jobs --label team=data").output) == std::vector<std::string>{"cli-1"});
+  CHECK(table_ids(run_kcron("", api_args + " jobs --limit 1").output) == std::vector<std::string>{"cli-2"});
+  CHECK(table_ids(run_kcron("", api_args + " jobs --since 1h").output) == std::vector<std::string>{"cli-2", "cli-1"});
+  CHECK(table_ids(run_kcron("", api_args + " jobs --since 2999-01-01T00:00:00Z").output).empty());
+  const auto lines = run_kcron("", api_args + " jobs --json --state SUCCEEDED");
+  REQUIRE(lines.exit_code == 0);
+  CHECK(json::parse(lines.output)["id"] == "cli-1");
+
+  // A Command JSON with update replaces the waiting job's definition.
+  const auto updated =
+      run_kcron("", api_args + R"( submit '{"update":{"job":{"id":"cli-2","delay":"3600s","noop":{},"labels":{"v":"2"}}}}')");
+  INFO(updated.output);
+  REQUIRE(updated.exit_code == 0);
+  CHECK(updated.output == "submitted cli-2\n");
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  json latest;
+  while (std::chrono::steady_clock::now() < deadline) {
+    latest = json::parse(run_kcron("", api_args + " status cli-2 --json").output, nullptr, false);
+    if (!latest.is_discarded() && latest["job"]["labels"].contains("v")) break;
+    std::this_thread::sleep_for(200ms);
+  }
+  CHECK(latest["job"]["labels"]["v"] == "2");
+
+  // cancel with a reason; the dispatcher's CANCELLED reaches the view.
+  const auto cancelled = run_kcron("", api_args + " cancel cli-2 --reason 'not needed'");
+  INFO(cancelled.output);
+  REQUIRE(cancelled.exit_code == 0);
+  CHECK(cancelled.output == "cancel sent for cli-2\n");
+  const auto shown = wait_for_status(api_args, "cli-2", "CANCELLED");
+  CHECK_THAT(shown, Catch::Contains(" - not needed\n"));
+}
+
+TEST_CASE("kcron --api prints the API's refusals with status and request id, never the token, and exits 1", "[integration]") {
+  TestEnv env("cli-api-errors");
+  const auto keys = make_keys(env);
+  auto [api, port] = start_api(env, keys);
+  const auto url = fmt::format("http://127.0.0.1:{}", port);
+  const auto viewer = token(keys, "acme", "viewer");
+
+  const auto missing = run_kcron("", fmt::format("--api {} --token {} status nope", url, viewer));
+  CHECK(missing.exit_code == 1);
+  CHECK(std::regex_match(missing.output, std::regex(R"(kcron: no job "nope" in tenant acme \(HTTP 404, request [0-9a-f]+\)\n)")));
+
+  const auto refused = run_kcron("", fmt::format(R"(--api {} --token {} submit '{{"id":"x","noop":{{}}}}')", url, viewer));
+  CHECK(refused.exit_code == 1);
+  CHECK(std::regex_match(refused.output, std::regex(R"(kcron: .+ \(HTTP 403, request [0-9a-f]+\)\n)")));
+  CHECK(refused.output.find(viewer) == std::string::npos);
+
+  const auto bad_field = run_kcron("", fmt::format(R"(--api {} --token {} jobs --state sideways)", url, viewer));
+  CHECK(bad_field.exit_code == 1);
+  CHECK(std::regex_match(bad_field.output,
+                         std::regex(R"(kcron: unknown state 'SIDEWAYS' .+ \(HTTP 400, field state, request [0-9a-f]+\)\n)")));
+
+  const auto forged = viewer.substr(0, viewer.size() - 4) + "AAAA";
+  const auto unauthorized = run_kcron("", fmt::format("--api {} --token {} jobs", url, forged));
+  CHECK(unauthorized.exit_code == 1);
+  CHECK_THAT(unauthorized.output, Catch::Contains("(HTTP 401, request "));
+  CHECK(unauthorized.output.find(forged) == std::string::npos);
+
+  const auto other_tenant = run_kcron("", fmt::format("--api {} --token {} --tenant beta jobs", url, viewer));
+  CHECK(other_tenant.exit_code == 1);
+  CHECK(std::regex_match(
+      other_tenant.output,
+      std::regex(
+          R"(kcron: only the system role may act in another tenant \(\?tenant=\) \(HTTP 403, field tenant, request [0-9a-f]+\)\n)")));
+
+  const auto served_not = run_kcron("", fmt::format("--api {} --token {} workers", url, viewer));
+  CHECK(served_not.exit_code == 1);
+  CHECK(served_not.output == "kcron: workers is not available through the API yet; use Kafka access (without --api)\n");
+}
