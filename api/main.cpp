@@ -89,6 +89,7 @@ int run(int argc, char** argv) {
   const auto leeway = number("auth.leeway_s");
   const auto commit_interval = number.ms("view.commit_interval_ms");
   const auto event_retention = number("view.event_retention");
+  const auto finished_retention_hours = number("view.finished_retention_hours");
   const auto upgrade_check_interval = number.ms("upgrade_check_interval_ms");
   const auto http_port = number("http_port");
   auto allow_hs256 = config.get_bool("auth.allow_hs256");
@@ -131,6 +132,7 @@ int run(int argc, char** argv) {
   follower_settings.client = client;
   follower_settings.names = api.names;
   follower_settings.commit_interval = commit_interval;
+  follower_settings.finished_retention = std::chrono::hours(std::max<std::int64_t>(0, finished_retention_hours));
   kcron::api::ViewFollower follower(follower_settings, **store, metrics);
   if (auto started = follower.start(); !started) return kcron::exit_code_for(started);
   // The rolling-upgrade gate: asked once before serving, so the first tenant write meets an answer.

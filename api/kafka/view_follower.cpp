@@ -13,7 +13,8 @@ ViewFollower::ViewFollower(FollowerSettings settings, ViewStore& store, Metrics&
       store_(store),
       records_(metrics.counter("kcron_api_view_records_total", "records folded into the view")),
       undecodable_(metrics.counter("kcron_api_view_undecodable_total", "records the view could not decode (skipped)")),
-      lag_(metrics.gauge("kcron_api_view_lag_records", "records on the followed topics not yet in the view")) {}
+      lag_(metrics.gauge("kcron_api_view_lag_records", "records on the followed topics not yet in the view")),
+      swept_(metrics.counter("kcron_api_view_swept_total", "finished jobs the view forgot after view.finished_retention_hours")) {}
 
 ViewFollower::~ViewFollower() {
   stop();
@@ -188,6 +189,7 @@ void ViewFollower::run() {
   auto opened = std::chrono::steady_clock::now();
   std::size_t in_batch = 0;
   auto next_lag = opened;
+  auto next_sweep = opened;
   while (!stopping_.load()) {
     std::unique_ptr<RdKafka::Message> message(consumer_->consume(20));
     if (message->err() == RdKafka::ERR_NO_ERROR) {
@@ -211,6 +213,17 @@ void ViewFollower::run() {
       }
       in_batch = 0;
       opened = now;
+    }
+    if (settings_.finished_retention.count() > 0 && now >= next_sweep) {
+      next_sweep = now + settings_.sweep_interval;
+      const auto cutoff = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()) -
+                          settings_.finished_retention;
+      auto swept = store_.sweep_finished(cutoff.count(), 10000);
+      if (!swept) {
+        spdlog::warn("event=view_sweep_failed error=\"{}\"", swept.error().message());
+      } else if (*swept > 0) {
+        swept_.inc(*swept);
+      }
     }
     if (now >= next_lag) {
       lag_records_ = kafka::consumer_lag(*consumer_);

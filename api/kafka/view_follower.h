@@ -28,6 +28,8 @@ struct FollowerSettings {
   TopicNames names{"kcron."};
   std::chrono::milliseconds commit_interval{100};
   std::size_t max_batch_records = 5000;
+  std::chrono::milliseconds finished_retention{0};  // finished jobs leave the view this long after; 0: kept
+  std::chrono::milliseconds sweep_interval{std::chrono::seconds(10)};
 };
 
 class ViewFollower {
@@ -60,6 +62,7 @@ class ViewFollower {
   Counter& records_;
   Counter& undecodable_;
   Gauge& lag_;
+  Counter& swept_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
   std::set<std::pair<std::string, std::int32_t>> not_at_end_;  // partitions not read to their end once yet
 

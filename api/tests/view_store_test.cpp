@@ -255,3 +255,38 @@ TEST_CASE("events follow a tenant's changes from a cursor, survive a reopen and 
   CHECK(kept.front().sequence == 9);
   CHECK(next == 13);
 }
+
+TEST_CASE("finished jobs leave the view after their retention, with their indexes and counts, and running ones stay") {
+  TempDir dir;
+  auto store = kcron::api::ViewStore::open(dir.path.string());
+  REQUIRE(store.ok());
+  kcron::api::ViewBatch batch(**store);
+  for (int index = 0; index < 6; ++index) submit(batch, "acme", "j" + std::to_string(index), 1000);
+  REQUIRE((*store)->commit(batch).ok());
+  set_state(batch, "acme", "j0", kcron::v1::SUCCEEDED, 1);  // at 5000
+  set_state(batch, "acme", "j1", kcron::v1::DEAD, 1);
+  set_state(batch, "acme", "j2", kcron::v1::RUNNING, 1);
+  REQUIRE((*store)->commit(batch).ok());
+  auto swept = (*store)->sweep_finished(5000, 100);  // finished before 5000: none
+  REQUIRE(swept.ok());
+  CHECK(*swept == 0);
+  swept = (*store)->sweep_finished(6000, 1);  // bounded per call
+  REQUIRE(swept.ok());
+  CHECK(*swept == 1);
+  swept = (*store)->sweep_finished(6000, 100);
+  REQUIRE(swept.ok());
+  CHECK(*swept == 1);
+  CHECK_FALSE((*store)->job("acme", "j0").has_value());
+  CHECK_FALSE((*store)->job("acme", "j1").has_value());
+  CHECK((*store)->job("acme", "j2").has_value());
+  kcron::api::ListQuery all;
+  all.page_size = 100;
+  CHECK(ids((*store)->list("acme", all)).size() == 4);
+  kcron::api::ListQuery succeeded;
+  succeeded.state = kcron::v1::SUCCEEDED;
+  CHECK((*store)->list("acme", succeeded).jobs.empty());
+  const auto stats = (*store)->stats("acme");
+  CHECK(stats.jobs == 4);
+  CHECK(stats.by_state.count(kcron::v1::SUCCEEDED) == 0);
+  CHECK(stats.by_queue.at("default") == 4);
+}

@@ -30,6 +30,7 @@ constexpr char kWorker = 'W';
 constexpr char kCount = 'N';
 constexpr char kEvent = 'E';
 constexpr char kAudit = 'A';
+constexpr char kFinished = 'F';  // F<be64 updated_ms><tenant>/<id>: finished jobs, oldest first, for the sweep
 const std::string kLastEventKey = "Mevents";
 
 void put_be(std::string& out, std::uint64_t value, int bytes) {
@@ -94,6 +95,14 @@ std::vector<std::string> index_keys(const v1::JobView& view) {
   put_be(by_queue, ms, 8);
   by_queue += view.id();
   keys.push_back(std::move(by_queue));
+  if (is_terminal(view.state())) {
+    std::string finished(1, kFinished);
+    put_be(finished, order_ms(view.updated_ms()), 8);
+    finished += view.tenant();
+    finished += '/';
+    finished += view.id();
+    keys.push_back(std::move(finished));
+  }
   return keys;
 }
 
@@ -403,6 +412,47 @@ Status ViewStore::commit(ViewBatch& batch) {
   batch.raw_.clear();
   batch.positions_.clear();
   return Status::success();
+}
+
+Result<std::size_t> ViewStore::sweep_finished(std::int64_t finished_before_ms, std::size_t max_jobs) {
+  rocksdb::WriteBatch write;
+  std::map<std::string, std::int64_t> count_deltas;
+  std::size_t swept = 0;
+  const std::string prefix(1, kFinished);
+  std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(rocksdb::ReadOptions()));
+  for (iterator->Seek(prefix); iterator->Valid() && iterator->key().starts_with(prefix) && swept < max_jobs; iterator->Next()) {
+    const auto rest = iterator->key().ToStringView().substr(1);
+    if (rest.size() < 9) continue;
+    if (static_cast<std::int64_t>(get_be(rest, 8)) >= finished_before_ms) break;
+    const auto name = rest.substr(8);
+    const auto slash = name.find('/');
+    if (slash == std::string_view::npos) continue;
+    const auto key = job_key(name.substr(0, slash), name.substr(slash + 1));
+    ++swept;
+    auto value = get(key);
+    v1::JobView view;
+    if (!value || !view.ParseFromString(*value)) {
+      (void)write.Delete(iterator->key());
+      continue;
+    }
+    for (const auto& index : index_keys(view)) (void)write.Delete(index);
+    (void)write.Delete(iterator->key());
+    (void)write.Delete(key);
+    count_deltas[count_key(view.tenant(), 't', "")] -= 1;
+    count_deltas[count_key(view.tenant(), 's', std::string(1, static_cast<char>(view.state())))] -= 1;
+    count_deltas[count_key(view.tenant(), 'q', view.queue())] -= 1;
+  }
+  for (const auto& [key, delta] : count_deltas) {
+    std::int64_t count = 0;
+    if (auto stored = get(key); stored && stored->size() == 8) count = static_cast<std::int64_t>(get_be(*stored, 8));
+    std::string value;
+    put_be(value, static_cast<std::uint64_t>(std::max<std::int64_t>(0, count + delta)), 8);
+    (void)write.Put(key, value);
+  }
+  if (swept == 0) return swept;
+  auto status = db_->Write(rocksdb::WriteOptions(), &write);
+  if (!status.ok()) return make_error("cannot sweep the view: {}", status.ToString());
+  return swept;
 }
 
 std::optional<std::string> ViewStore::get(const std::string& key) const {

@@ -104,6 +104,9 @@ class ViewStore {
   ViewPage list(std::string_view tenant, const ListQuery& query) const;
   Positions positions() const;
   Status commit(ViewBatch& batch);
+  // Forgets up to `max_jobs` jobs that finished (a terminal state) before `finished_before_ms`, with
+  // their index entries and counts. Called by the writer thread, between commits. How many went.
+  Result<std::size_t> sweep_finished(std::int64_t finished_before_ms, std::size_t max_jobs);
 
   std::optional<v1::Schedule> schedule(std::string_view tenant, std::string_view id) const;
   ListPage<v1::Schedule> schedules(std::string_view tenant, std::string_view after, std::size_t limit) const;
