@@ -10,13 +10,16 @@
 #include <functional>
 #include <optional>
 #include <map>
+#include <stdexcept>
 
 #include "core/problem.h"
 #include "core/rate_limiter.h"
 #include "core/requests.h"
 #include "core/roles.h"
+#include "core/routes.h"
 #include "kcron/codec.h"
 #include "kcron/tenant.h"
+#include "openapi/document.h"
 
 namespace kcron::api {
 namespace {
@@ -496,9 +499,38 @@ struct ApiServer::Impl {
                          std::string(kJson));
   }
 
+  // The OpenAPI document (api/openapi/openapi.json, built in). No token needed.
+  void openapi(const httplib::Request& /*request*/, httplib::Response& response, const std::string& /*request_id*/) {
+    response.set_content(std::string(openapi_document()), std::string(kJson));
+  }
+
+  using Handler = void (Impl::*)(const httplib::Request&, httplib::Response&, const std::string&);
+
+  // No default: a RouteId without a handler does not compile.
+  static Handler handler_of(RouteId id) {
+    switch (id) {
+      case RouteId::kSubmit:
+        return &Impl::submit_job;
+      case RouteId::kBatch:
+        return &Impl::submit_batch;
+      case RouteId::kUpdate:
+        return &Impl::update_job;
+      case RouteId::kList:
+        return &Impl::list_jobs;
+      case RouteId::kCancel:
+        return &Impl::cancel_job;
+      case RouteId::kGet:
+        return &Impl::get_job;
+      case RouteId::kWhoami:
+        return &Impl::whoami;
+      case RouteId::kOpenApi:
+        return &Impl::openapi;
+    }
+    return nullptr;
+  }
+
   // Wraps a route: request id, security headers, a problem for anything thrown, the access log.
-  httplib::Server::Handler route(std::string name, void (Impl::*handler)(const httplib::Request&, httplib::Response&,
-                                                                        const std::string&)) {
+  httplib::Server::Handler route(std::string name, Handler handler) {
     return [this, name = std::move(name), handler](const httplib::Request& request, httplib::Response& response) {
       const auto started = std::chrono::steady_clock::now();
       auto request_id = request.get_header_value("X-Request-Id");
@@ -543,13 +575,22 @@ struct ApiServer::Impl {
                                 {"X-Frame-Options", "DENY"},
                                 {"Referrer-Policy", "no-referrer"},
                                 {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"}});
-    server.Post("/v1/jobs", route("submit", &Impl::submit_job));
-    server.Post("/v1/jobs:batch", route("batch", &Impl::submit_batch));
-    server.Put(R"(/v1/jobs/(.+))", route("update", &Impl::update_job));
-    server.Get("/v1/jobs", route("list", &Impl::list_jobs));
-    server.Post(R"(/v1/jobs/(.+):cancel)", route("cancel", &Impl::cancel_job));
-    server.Get(R"(/v1/jobs/(.+))", route("get", &Impl::get_job));
-    server.Get("/v1/whoami", route("whoami", &Impl::whoami));
+    // Exactly the routes of kRoutes (core/routes.h), which the OpenAPI document must match.
+    for (const auto& spec : kRoutes) {
+      const auto pattern = path_regex(spec.path);
+      auto wrapped = route(std::string(spec.name), handler_of(spec.id));
+      if (spec.method == "GET") {
+        server.Get(pattern, std::move(wrapped));
+      } else if (spec.method == "POST") {
+        server.Post(pattern, std::move(wrapped));
+      } else if (spec.method == "PUT") {
+        server.Put(pattern, std::move(wrapped));
+      } else if (spec.method == "DELETE") {
+        server.Delete(pattern, std::move(wrapped));
+      } else {
+        throw std::logic_error(fmt::format("route {}: method {} is not served", spec.path, spec.method));
+      }
+    }
     server.set_error_handler([](const httplib::Request& request, httplib::Response& response) {
       if (!response.body.empty()) return;
       std::string detail = "no such route";
@@ -567,6 +608,10 @@ ApiServer::ApiServer(ApiSettings settings, const auth::JwtVerifier& verifier, Jo
                      ViewFollower& follower, Metrics& metrics)
     : impl_(std::make_unique<Impl>(std::move(settings), verifier, writer, view, follower, metrics)) {
   impl_->install();
+}
+
+std::vector<std::pair<std::string, std::string>> ApiServer::routes() const {
+  return route_list();
 }
 
 ApiServer::~ApiServer() {
