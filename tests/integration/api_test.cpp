@@ -69,7 +69,7 @@ struct Api {
     const auto log_path = fmt::format("{}/{}.log", env.state_root, instance);
     const int before = count_in_log(log_path, "event=api_listening");
     auto vars = extra;
-    vars.push_back("KCRON_API_PORT=0");
+    vars.emplace_back("KCRON_API_PORT=0");
     vars.push_back("KCRON_AUTH_JWKS_FILE=" + keys.jwks_path);
     process = start_program(env, "kcron-api", instance, instance, vars, false);
     const auto deadline = std::chrono::steady_clock::now() + 60s;
@@ -439,7 +439,7 @@ TEST_CASE("a batch of 1000 jobs all run once and pages over 10000 jobs return ea
     page_token = page["next_page_token"];
     std::this_thread::sleep_for(100ms);  // let states move between pages
   }
-  CHECK(seen.size() == kBatches * kPerBatch);
+  CHECK(seen.size() == static_cast<std::size_t>(kBatches) * kPerBatch);
   const auto tally = read_succeeded_until_all(env.prefix, "acme~b0-", kPerBatch, 120s);
   CHECK(tally.once == kPerBatch);
   CHECK(tally.lost == 0);
