@@ -14,6 +14,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <stdexcept>
 
 #include "core/cron_expression.h"
 #include "core/problem.h"
@@ -21,11 +22,13 @@
 #include "core/requests.h"
 #include "core/rfc3339.h"
 #include "core/roles.h"
+#include "core/routes.h"
 #include "core/schedule_planner.h"
 #include "core/time_zone.h"
 #include "kcron/codec.h"
 #include "kcron/ids.h"
 #include "kcron/tenant.h"
+#include "openapi/document.h"
 
 namespace kcron::api {
 namespace {
@@ -733,12 +736,23 @@ struct ApiServer::Impl {
     accepted(response, id, *written, request_id);
   }
 
-  void schedule_action(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+  void pause_schedule(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    schedule_action(request, response, request_id, "pause");
+  }
+  void resume_schedule(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    schedule_action(request, response, request_id, "resume");
+  }
+  void trigger_schedule(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    schedule_action(request, response, request_id, "trigger");
+  }
+
+  // `action`: pause, resume or trigger.
+  void schedule_action(const httplib::Request& request, httplib::Response& response, const std::string& request_id,
+                       const std::string& action) {
     auto caller = authenticate(request, response, request_id);
     if (!caller || !permitted(*caller, Action::kManageSchedule, {}, response, request_id)) return;
     if (!await_consistency(request, response, request_id)) return;
     const std::string id = request.matches[1];
-    const std::string action = request.matches[2];
     auto found = view.schedule(caller->tenant, id);
     if (!found) return not_found(response, "schedule", id, caller->tenant, request_id);
     if (action == "pause" || action == "resume") {
@@ -952,12 +966,20 @@ struct ApiServer::Impl {
     replay(*caller, request.matches[1], response, request_id);
   }
 
-  void job_action(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+  void replay_job(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    job_action(request, response, request_id, "replay");
+  }
+  void clone_job(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    job_action(request, response, request_id, "clone");
+  }
+
+  // `action`: replay or clone.
+  void job_action(const httplib::Request& request, httplib::Response& response, const std::string& request_id,
+                  const std::string& action) {
     auto caller = authenticate(request, response, request_id);
     if (!caller || !permitted(*caller, Action::kReadJobs, {}, response, request_id)) return;
     if (!await_consistency(request, response, request_id)) return;
     const std::string id = request.matches[1];
-    const std::string action = request.matches[2];
     auto found = view.job(caller->tenant, id);
     if (!found) return not_found(response, "job", id, caller->tenant, request_id);
     if (action == "replay") {
@@ -1120,9 +1142,74 @@ struct ApiServer::Impl {
                          std::string(kJson));
   }
 
+  // The OpenAPI document (api/openapi/openapi.json, built in). No token needed.
+  void openapi(const httplib::Request& /*request*/, httplib::Response& response, const std::string& /*request_id*/) {
+    response.set_content(std::string(openapi_document()), std::string(kJson));
+  }
+
+  using Handler = void (Impl::*)(const httplib::Request&, httplib::Response&, const std::string&);
+
+  // No default: a RouteId without a handler does not compile.
+  static Handler handler_of(RouteId id) {
+    switch (id) {
+      case RouteId::kSubmit:
+        return &Impl::submit_job;
+      case RouteId::kBatch:
+        return &Impl::submit_batch;
+      case RouteId::kUpdate:
+        return &Impl::update_job;
+      case RouteId::kList:
+        return &Impl::list_jobs;
+      case RouteId::kCancel:
+        return &Impl::cancel_job;
+      case RouteId::kGet:
+        return &Impl::get_job;
+      case RouteId::kWhoami:
+        return &Impl::whoami;
+      case RouteId::kReplayJob:
+        return &Impl::replay_job;
+      case RouteId::kCloneJob:
+        return &Impl::clone_job;
+      case RouteId::kListSchedules:
+        return &Impl::list_schedules;
+      case RouteId::kScheduleNext:
+        return &Impl::next_instants;
+      case RouteId::kGetSchedule:
+        return &Impl::get_schedule;
+      case RouteId::kPauseSchedule:
+        return &Impl::pause_schedule;
+      case RouteId::kResumeSchedule:
+        return &Impl::resume_schedule;
+      case RouteId::kTriggerSchedule:
+        return &Impl::trigger_schedule;
+      case RouteId::kBackfill:
+        return &Impl::backfill;
+      case RouteId::kPutSchedule:
+        return &Impl::put_schedule;
+      case RouteId::kDeleteSchedule:
+        return &Impl::delete_schedule;
+      case RouteId::kListDeadLetters:
+        return &Impl::list_dead_letters;
+      case RouteId::kReplayDeadLetter:
+        return &Impl::replay_dead_letter;
+      case RouteId::kGetDeadLetter:
+        return &Impl::get_dead_letter;
+      case RouteId::kWorkers:
+        return &Impl::list_workers;
+      case RouteId::kAudit:
+        return &Impl::list_audit;
+      case RouteId::kStats:
+        return &Impl::stats;
+      case RouteId::kEvents:
+        return &Impl::events;
+      case RouteId::kOpenApi:
+        return &Impl::openapi;
+    }
+    return nullptr;
+  }
+
   // Wraps a route: request id, security headers, a problem for anything thrown, the access log.
-  httplib::Server::Handler route(std::string name,
-                                 void (Impl::*handler)(const httplib::Request&, httplib::Response&, const std::string&)) {
+  httplib::Server::Handler route(std::string name, Handler handler) {
     return [this, name = std::move(name), handler](const httplib::Request& request, httplib::Response& response) {
       const auto started = std::chrono::steady_clock::now();
       auto request_id = request.get_header_value("X-Request-Id");
@@ -1177,29 +1264,23 @@ struct ApiServer::Impl {
                                  {"X-Frame-Options", "DENY"},
                                  {"Referrer-Policy", "no-referrer"},
                                  {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"}});
-    server->Post("/v1/jobs", route("submit", &Impl::submit_job));
-    server->Post("/v1/jobs:batch", route("batch", &Impl::submit_batch));
-    server->Put(R"(/v1/jobs/(.+))", route("update", &Impl::update_job));
-    server->Get("/v1/jobs", route("list", &Impl::list_jobs));
-    server->Post(R"(/v1/jobs/(.+):cancel)", route("cancel", &Impl::cancel_job));
-    server->Get(R"(/v1/jobs/(.+))", route("get", &Impl::get_job));
-    server->Get("/v1/whoami", route("whoami", &Impl::whoami));
-    server->Post(R"(/v1/jobs/(.+):(replay|clone))", route("job-action", &Impl::job_action));
-    server->Get("/v1/schedules", route("schedules", &Impl::list_schedules));
-    server->Get(R"(/v1/schedules/(.+)/next)", route("schedule-next", &Impl::next_instants));
-    server->Get(R"(/v1/schedules/(.+))", route("schedule", &Impl::get_schedule));
-    server->Post(R"(/v1/schedules/(.+):(pause|resume|trigger))", route("schedule-action", &Impl::schedule_action));
-    server->Post(R"(/v1/schedules/(.+):backfill)", route("schedule-backfill", &Impl::backfill));
-    server->Put(R"(/v1/schedules/(.+))", route("put-schedule", &Impl::put_schedule));
-    server->Delete(R"(/v1/schedules/(.+))", route("delete-schedule", &Impl::delete_schedule));
-    server->Get("/v1/dead-letters", route("dead-letters", &Impl::list_dead_letters));
-    server->Post(R"(/v1/dead-letters/(.+):replay)", route("replay-dead-letter", &Impl::replay_dead_letter));
-    server->Get(R"(/v1/dead-letters/(.+))", route("dead-letter", &Impl::get_dead_letter));
-    server->Get("/v1/workers", route("workers", &Impl::list_workers));
-    server->Get("/v1/audit", route("audit", &Impl::list_audit));
-    server->Get("/v1/stats", route("stats", &Impl::stats));
-    server->Get("/v1/events", route("events", &Impl::events));
-    if (!settings.cors_origin.empty()) {
+    // Exactly the routes of kRoutes (core/routes.h), which the OpenAPI document must match.
+    for (const auto& spec : kRoutes) {
+      const auto pattern = path_regex(spec.path);
+      auto wrapped = route(std::string(spec.name), handler_of(spec.id));
+      if (spec.method == "GET") {
+        server->Get(pattern, std::move(wrapped));
+      } else if (spec.method == "POST") {
+        server->Post(pattern, std::move(wrapped));
+      } else if (spec.method == "PUT") {
+        server->Put(pattern, std::move(wrapped));
+      } else if (spec.method == "DELETE") {
+        server->Delete(pattern, std::move(wrapped));
+      } else {
+        throw std::logic_error(fmt::format("route {}: method {} is not served", spec.path, spec.method));
+      }
+    }
+    if (!settings.cors_origin.empty()) {  // CORS preflights: not in kRoutes nor in the OpenAPI document
       server->Options(R"(/v1/.*)", [this](const httplib::Request& request, httplib::Response& response) {
         allow_origin(request, response);
         response.status = 204;
@@ -1226,6 +1307,10 @@ ApiServer::ApiServer(ApiSettings settings, const auth::JwtVerifier& verifier, Jo
                      ViewFollower& follower, Metrics& metrics)
     : impl_(std::make_unique<Impl>(std::move(settings), verifier, writer, view, follower, metrics)) {
   impl_->install();
+}
+
+std::vector<std::pair<std::string, std::string>> ApiServer::routes() const {
+  return route_list();
 }
 
 ApiServer::~ApiServer() {

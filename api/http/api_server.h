@@ -8,6 +8,8 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "auth/jwt.h"
 #include "kafka/job_writer.h"
@@ -54,6 +56,9 @@ class ApiServer {
   // Stops accepting, lets requests in progress finish.
   void stop();
   int port() const { return port_; }
+  // What it serves: (method, OpenAPI path template), e.g. ("POST", "/v1/jobs/{id}:cancel"); the
+  // table of core/routes.h, which api/openapi/openapi.json documents route for route.
+  std::vector<std::pair<std::string, std::string>> routes() const;
 
  private:
   struct Impl;

@@ -17,6 +17,8 @@
 #include <thread>
 
 #include "auth/jwt.h"
+#include "openapi/contract.h"
+#include "openapi/document.h"
 #include "support/harness.h"
 
 using namespace kcron::testing;
@@ -67,7 +69,7 @@ struct Api {
     const auto log_path = fmt::format("{}/{}.log", env.state_root, instance);
     const int before = count_in_log(log_path, "event=api_listening");
     auto vars = extra;
-    vars.push_back("KCRON_API_PORT=0");
+    vars.emplace_back("KCRON_API_PORT=0");
     vars.push_back("KCRON_AUTH_JWKS_FILE=" + keys.jwks_path);
     process = start_program(env, "kcron-api", instance, instance, vars, false);
     const auto deadline = std::chrono::steady_clock::now() + 60s;
@@ -93,10 +95,18 @@ struct Api {
     client.set_read_timeout(30, 0);
     httplib::Headers headers = more_headers;
     if (!bearer.empty()) headers.emplace("Authorization", "Bearer " + bearer);
-    if (method == "GET") return client.Get(path, headers);
-    if (method == "PUT") return client.Put(path, headers, body, "application/json");
-    if (method == "DELETE") return client.Delete(path, headers);
-    return client.Post(path, headers, body, "application/json");
+    auto result = method == "GET"      ? client.Get(path, headers)
+                  : method == "PUT"    ? client.Put(path, headers, body, "application/json")
+                  : method == "DELETE" ? client.Delete(path, headers)
+                                       : client.Post(path, headers, body, "application/json");
+    if (result) {  // every answer must be one api/openapi/openapi.json describes
+      const auto valid =
+          kcron::api::openapi::check_answer(kcron::api::openapi::built_in_checker(), method, path,
+                                            {result->status, {result->headers.begin(), result->headers.end()}, result->body});
+      INFO("OpenAPI: " << (valid ? std::string() : valid.error().message()));
+      CHECK(valid.ok());
+    }
+    return result;
   }
 };
 
@@ -208,6 +218,11 @@ TEST_CASE(
   const std::string job = R"({"delay":"3600s","noop":{}})";
 
   CHECK(api.call("GET", "/v1/jobs", "")->status == 401);
+  // The OpenAPI document needs no token.
+  auto document = api.call("GET", "/v1/openapi.json", "");
+  REQUIRE(document);
+  CHECK(document->status == 200);
+  CHECK(json::parse(document->body) == json::parse(kcron::api::openapi_document()));
   CHECK(api.call("GET", "/v1/jobs", "", "", {{"Authorization", "Basic YWxpY2U6cGFzcw=="}})->status == 401);
   auto expired = api.call("GET", "/v1/jobs", token(keys, "acme", "viewer", "alice", 60s, std::chrono::system_clock::now() - 2h));
   REQUIRE(expired);
@@ -424,7 +439,7 @@ TEST_CASE("a batch of 1000 jobs all run once and pages over 10000 jobs return ea
     page_token = page["next_page_token"];
     std::this_thread::sleep_for(100ms);  // let states move between pages
   }
-  CHECK(seen.size() == kBatches * kPerBatch);
+  CHECK(seen.size() == static_cast<std::size_t>(kBatches) * kPerBatch);
   const auto tally = read_succeeded_until_all(env.prefix, "acme~b0-", kPerBatch, 120s);
   CHECK(tally.once == kPerBatch);
   CHECK(tally.lost == 0);
