@@ -37,6 +37,7 @@ constexpr std::string_view kConsistencyHeader = "Kcron-Consistency";
 constexpr std::string_view kJson = "application/json";
 constexpr std::size_t kMaxBatchJobs = 1000;
 constexpr std::size_t kMaxBackfillRuns = 1000;
+constexpr std::size_t kMaxConsistencyTokens = 256;
 constexpr std::size_t kEventScanBudget = 20000;  // events of any tenant one poll examines
 
 std::string random_hex(std::size_t bytes) {
@@ -68,8 +69,10 @@ std::optional<WritePosition> parse_consistency(const TopicNames& names, std::str
   WritePosition position{names.prefix + std::string(topic), 0, 0};
   const auto partition = token.substr(first + 1, second - first - 1);
   const auto offset = token.substr(second + 1);
-  if (std::from_chars(partition.data(), partition.data() + partition.size(), position.partition).ec != std::errc() ||
-      std::from_chars(offset.data(), offset.data() + offset.size(), position.offset).ec != std::errc()) {
+  const auto partition_read = std::from_chars(partition.data(), partition.data() + partition.size(), position.partition);
+  const auto offset_read = std::from_chars(offset.data(), offset.data() + offset.size(), position.offset);
+  if (partition_read.ec != std::errc() || partition_read.ptr != partition.data() + partition.size() || offset_read.ec != std::errc() ||
+      offset_read.ptr != offset.data() + offset.size() || position.partition < 0 || position.offset < 0) {
     return std::nullopt;
   }
   return position;
@@ -247,7 +250,13 @@ struct ApiServer::Impl {
     if (header.empty()) return true;
     std::vector<WritePosition> positions;
     std::string_view rest = header;
-    while (!rest.empty() && positions.size() <= 64) {
+    while (!rest.empty()) {
+      if (positions.size() == kMaxConsistencyTokens) {
+        reply_problem(response,
+                      make_problem(400, fmt::format("Kcron-Consistency takes at most {} tokens (one per partition)", kMaxConsistencyTokens)),
+                      request_id);
+        return false;
+      }
       const auto comma = rest.find(',');
       auto token = rest.substr(0, comma);
       while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
