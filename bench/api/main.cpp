@@ -5,13 +5,17 @@
 //   list     GET of one filtered --path (e.g. /v1/jobs?state=PENDING&page_size=50), again and again
 // Each load mode runs a fixed number of keep-alive HTTP/1.1 connections, one thread each, until
 // --count calls (submit: jobs) are done or --timeout-s passes, and prints one JSON line: counts by
-// HTTP status, jobs accepted, calls/s, jobs/s and the latency of each call in microseconds.
+// HTTP status, jobs accepted, calls/s, jobs/s and the latency of each call in microseconds. Each
+// connection is opened first by an untimed GET /v1/whoami (its time is reported apart as
+// connect_us) and the calls start together once every connection is open, so the latencies are
+// those of keep-alive connections.
 #include <httplib.h>
 
 #include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <iostream>
+#include <latch>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -49,6 +53,7 @@ struct Options {
 // What one connection saw; merged after its thread ends.
 struct Tally {
   std::vector<std::int64_t> latency_us;
+  std::vector<std::int64_t> connect_us;   // the untimed first request that opens the connection
   std::map<int, std::int64_t> by_status;  // 0: no response (connection error, timeout)
   std::int64_t jobs_accepted = 0;
   std::int64_t jobs_refused = 0;
@@ -58,6 +63,7 @@ struct Tally {
 
   void merge(const Tally& other) {
     latency_us.insert(latency_us.end(), other.latency_us.begin(), other.latency_us.end());
+    connect_us.insert(connect_us.end(), other.connect_us.begin(), other.connect_us.end());
     for (const auto& [status, calls] : other.by_status) by_status[status] += calls;
     jobs_accepted += other.jobs_accepted;
     jobs_refused += other.jobs_refused;
@@ -143,9 +149,10 @@ void account(const Options& options, const Call& call, const httplib::Response& 
   }
 }
 
-// One keep-alive connection: takes call numbers from `next` until `calls` are taken or the deadline.
-Tally drive(const Options& options, std::atomic<std::int64_t>& next, std::int64_t calls, SteadyClock::time_point deadline,
-            std::uint64_t seed) {
+// One keep-alive connection: opens it, waits at `ready` for the others, then takes call numbers
+// from `next` until `calls` are taken or the deadline.
+Tally drive(const Options& options, std::latch& ready, std::atomic<std::int64_t>& next, std::int64_t calls,
+            SteadyClock::time_point deadline, std::uint64_t seed) {
   Tally tally;
   httplib::Client client(options.host, options.port);
   client.set_keep_alive(true);
@@ -155,6 +162,13 @@ Tally drive(const Options& options, std::atomic<std::int64_t>& next, std::int64_
   client.set_write_timeout(60, 0);
   const httplib::Headers headers{{"Authorization", "Bearer " + options.token}};
   std::mt19937_64 random(seed);
+  const auto opening = SteadyClock::now();
+  if (auto opened = client.Get("/v1/whoami", headers); !opened || opened->status != 200) {
+    tally.first_error = opened ? fmt::format("{} /v1/whoami: {}", opened->status, opened->body.substr(0, 300))
+                               : fmt::format("GET /v1/whoami: {}", httplib::to_string(opened.error()));
+  }
+  tally.connect_us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - opening).count());
+  ready.arrive_and_wait();
   for (std::int64_t call = next++; call < calls && SteadyClock::now() < deadline && !kcron::stop_requested(); call = next++) {
     const auto request = make_call(options, call, random);
     const auto started = SteadyClock::now();
@@ -180,12 +194,14 @@ int run_load(const Options& options) {
   std::atomic<std::int64_t> next{0};
   std::vector<Tally> tallies(static_cast<std::size_t>(options.connections));
   std::vector<std::thread> threads;
+  std::latch ready(static_cast<std::ptrdiff_t>(tallies.size()) + 1);
+  const auto deadline = SteadyClock::now() + options.timeout;
+  for (std::size_t index = 0; index < tallies.size(); ++index) {
+    threads.emplace_back([&, index] { tallies[index] = drive(options, ready, next, calls, deadline, 0x6B63726F6EULL + index); });
+  }
+  ready.arrive_and_wait();  // every connection is open: the measured calls start now
   const std::int64_t first_ms = kcron::bench::wall_ms();
   const auto start = SteadyClock::now();
-  const auto deadline = start + options.timeout;
-  for (std::size_t index = 0; index < tallies.size(); ++index) {
-    threads.emplace_back([&, index] { tallies[index] = drive(options, next, calls, deadline, 0x6B63726F6EULL + index); });
-  }
   for (auto& thread : threads) thread.join();
   const double seconds = std::max(1e-6, std::chrono::duration<double>(SteadyClock::now() - start).count());
   Tally total;
@@ -216,7 +232,8 @@ int run_load(const Options& options) {
       .add("seconds", seconds)
       .add("calls_per_s", static_cast<double>(done) / seconds)
       .add("jobs_per_s", static_cast<double>(total.jobs_accepted) / seconds)
-      .add("latency_us", kcron::bench::summarize(std::move(total.latency_us)));
+      .add("latency_us", kcron::bench::summarize(std::move(total.latency_us)))
+      .add("connect_us", kcron::bench::summarize(std::move(total.connect_us)));
   if (options.mode == "list") {
     summary.add("jobs_per_page", ok_calls > 0 ? static_cast<double>(total.items) / static_cast<double>(ok_calls) : 0.0)
         .add("pages_with_next", total.pages_with_next);
