@@ -28,6 +28,8 @@ struct Options {
   std::int64_t due_at_ms = 0;
   double due_rate = 0;  // spread: due instants per second (default: rate)
   std::size_t payload_bytes = 100;
+  std::string label_key;  // when set, job i carries the label <key>=v<i % label_values>
+  std::int64_t label_values = 10;
   std::string linger_ms = "5";
   std::string summary_path = "-";
 };
@@ -86,6 +88,8 @@ class JobFactory {
     job->mutable_noop();
     job->set_payload(make_payload(options_.payload_bytes, static_cast<std::uint64_t>(index)));
     if (options_.due != "now") job->set_run_at_ms(due_ms(index));
+    if (!options_.label_key.empty())
+      (*job->mutable_labels())[options_.label_key] = fmt::format("v{}", index % options_.label_values);
     return {options_.topic,         -1,    job->id(),
             kcron::encode(command), false, {{"content-type", "application/x-protobuf"}, {"kcron-job-id", job->id()}}};
   }
@@ -181,6 +185,8 @@ int main(int argc, char** argv) {
       .integer("due-at-ms", 0, "instant: the epoch ms every job is due (0: start + lead)")
       .number("due-rate", 0, "spread: due instants per second (0: --rate)")
       .integer("payload-bytes", 100, "bytes of job payload")
+      .text("label-key", "", "when set, job i carries the label <key>=v<i % label-values>")
+      .integer("label-values", 10, "distinct values of the --label-key label")
       .text("linger-ms", "5", "producer linger.ms")
       .text("summary", "-", "where the JSON summary goes (-: stdout)");
   if (auto status = flags.parse(argc, argv); !status) {
@@ -202,11 +208,14 @@ int main(int argc, char** argv) {
   options.due_at_ms = flags.get_int("due-at-ms");
   options.due_rate = flags.get_double("due-rate");
   options.payload_bytes = static_cast<std::size_t>(std::max<std::int64_t>(0, flags.get_int("payload-bytes")));
+  options.label_key = flags.get("label-key");
+  options.label_values = flags.get_int("label-values");
   options.linger_ms = flags.get("linger-ms");
   options.summary_path = flags.get("summary");
   std::string problem;
   if (options.topic.empty()) problem = "--topic is required";
   if (options.count <= 0) problem = "--count must be positive";
+  if (options.label_values <= 0) problem = "--label-values must be positive";
   if (options.due != "now" && options.due != "spread" && options.due != "instant")
     problem = "--due must be now, spread or instant";
   if (options.due == "spread" && options.rate <= 0 && options.due_rate <= 0) problem = "--due spread needs --rate or --due-rate";
