@@ -48,6 +48,8 @@ std::vector<kcron::ConfigKey> config_keys() {
            "how often to ask whether every dispatcher and worker understands tenant keys (tenants' writes wait until they "
            "do); 0: never ask"},
           {"view.commit_interval_ms", "100", "how often the view writes what it read"},
+          {"view.finished_retention_hours", "168",
+           "a job leaves the view this long after it finished (SUCCEEDED, DEAD, CANCELLED, SKIPPED, REJECTED); 0: kept"},
           {"view.event_retention", "1000000", "state changes the view keeps for GET /v1/events (the oldest go first)"},
       });
   return keys;

@@ -71,8 +71,9 @@ std::optional<WritePosition> parse_consistency(const TopicNames& names, std::str
   const auto offset = token.substr(second + 1);
   const auto partition_read = std::from_chars(partition.data(), partition.data() + partition.size(), position.partition);
   const auto offset_read = std::from_chars(offset.data(), offset.data() + offset.size(), position.offset);
-  if (partition_read.ec != std::errc() || partition_read.ptr != partition.data() + partition.size() || offset_read.ec != std::errc() ||
-      offset_read.ptr != offset.data() + offset.size() || position.partition < 0 || position.offset < 0) {
+  if (partition_read.ec != std::errc() || partition_read.ptr != partition.data() + partition.size() ||
+      offset_read.ec != std::errc() || offset_read.ptr != offset.data() + offset.size() || position.partition < 0 ||
+      position.offset < 0) {
     return std::nullopt;
   }
   return position;
@@ -253,7 +254,8 @@ struct ApiServer::Impl {
     while (!rest.empty()) {
       if (positions.size() == kMaxConsistencyTokens) {
         reply_problem(response,
-                      make_problem(400, fmt::format("Kcron-Consistency takes at most {} tokens (one per partition)", kMaxConsistencyTokens)),
+                      make_problem(400, fmt::format("Kcron-Consistency takes at most {} tokens (one per partition)",
+                                                    kMaxConsistencyTokens)),
                       request_id);
         return false;
       }

@@ -14,7 +14,8 @@ ViewFollower::ViewFollower(FollowerSettings settings, ViewStore& store, Metrics&
       records_(metrics.counter("kcron_api_view_records_total", "records folded into the view")),
       undecodable_(metrics.counter("kcron_api_view_undecodable_total", "records the view could not decode (skipped)")),
       lag_(metrics.gauge("kcron_api_view_lag_records", "records on the followed topics not yet in the view")),
-      swept_(metrics.counter("kcron_api_view_swept_total", "finished jobs the view forgot after view.finished_retention_hours")) {}
+      swept_(metrics.counter("kcron_api_view_swept_total", "finished jobs the view forgot after view.finished_retention_hours")) {
+}
 
 ViewFollower::~ViewFollower() {
   stop();
@@ -140,7 +141,7 @@ void ViewFollower::fold(RdKafka::Message& message, ViewBatch& batch) {
     entry.id = entry.letter.has_job() && !entry.letter.job().id().empty() ? entry.letter.job().id() : std::string(named.id);
     entry.source = fmt::format("{}/{}@{}", topic, message.partition(), message.offset());
     const std::string tenant = !entry.letter.tenant().empty() ? entry.letter.tenant() : std::string(named.tenant);
-    batch.dead_letter(tenant, std::move(entry));
+    batch.dead_letter(tenant, entry);
     return;
   }
   if (topic == settings_.names.audit()) {
@@ -216,8 +217,9 @@ void ViewFollower::run() {
     }
     if (settings_.finished_retention.count() > 0 && now >= next_sweep) {
       next_sweep = now + settings_.sweep_interval;
-      const auto cutoff = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()) -
-                          settings_.finished_retention;
+      const auto cutoff =
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()) -
+          settings_.finished_retention;
       auto swept = store_.sweep_finished(cutoff.count(), 10000);
       if (!swept) {
         spdlog::warn("event=view_sweep_failed error=\"{}\"", swept.error().message());

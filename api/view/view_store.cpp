@@ -217,7 +217,7 @@ void ViewBatch::schedule(std::string_view tenant, std::string_view id, std::opti
   raw_[std::move(key)] = schedule ? std::optional<std::string>(schedule->SerializeAsString()) : std::nullopt;
 }
 
-void ViewBatch::dead_letter(std::string_view tenant, DeadLetterEntry entry) {
+void ViewBatch::dead_letter(std::string_view tenant, const DeadLetterEntry& entry) {
   const auto name = tenant_or_default(tenant);
   auto key = tenant_prefix(kDeadLetter, name);
   put_be(key, order_ms(entry.letter.at_ms()), 8);

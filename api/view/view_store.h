@@ -53,7 +53,7 @@ class ViewBatch {
   v1::JobView& job(std::string_view tenant, std::string_view id);
   // A schedule as the schedules topic holds it now (nullopt: deleted).
   void schedule(std::string_view tenant, std::string_view id, std::optional<v1::Schedule> schedule);
-  void dead_letter(std::string_view tenant, DeadLetterEntry entry);
+  void dead_letter(std::string_view tenant, const DeadLetterEntry& entry);
   void worker(const v1::WorkerHeartbeat& heartbeat);
   // An audit record, identified by where it was read ("<topic>/<partition>@<offset>").
   void audit(std::string_view tenant, const std::string& source, const v1::AuditRecord& record);
