@@ -52,6 +52,8 @@ std::pair<std::unique_ptr<Process>, int> start_api(const TestEnv& env, const Key
   const auto log_path = env.state_root + "/api1.log";
   auto process =
       start_program(env, "kcron-api", "api1", "api1", {"KCRON_API_PORT=0", "KCRON_AUTH_JWKS_FILE=" + keys.jwks_path}, false);
+  // It listens only after its view started and its upgrade gate answered: wait for both lines.
+  REQUIRE(wait_for_log(*process, "event=api_listening", 60s));
   REQUIRE(wait_for_log(*process, "event=view_caught_up", 60s));
   std::ifstream file(log_path);
   std::string line;

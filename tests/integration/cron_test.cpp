@@ -214,7 +214,11 @@ TEST_CASE("after every cron-producer was down for 15 s, each misfire policy does
       late_and_gaps["FIRE_ONCE"].second, late_and_gaps["FIRE_ALL"].first, late_and_gaps["FIRE_ALL"].second));
   CHECK(late_and_gaps["SKIP"].first == 0);
   CHECK(late_and_gaps["SKIP"].second >= 2);  // ~15 s down minus the look-ahead and the threshold
-  CHECK(late_and_gaps["FIRE_ONCE"].first == 1);
+  // One catch-up run; and at most one more: the run due just before the restart was released
+  // within the 5 s misfire threshold (so it fires as a normal run, not a misfire) but, with the
+  // dispatch after it, can start more than 5 s after its instant on a loaded machine.
+  CHECK(late_and_gaps["FIRE_ONCE"].first >= 1);
+  CHECK(late_and_gaps["FIRE_ONCE"].first <= 2);
   CHECK(late_and_gaps["FIRE_ONCE"].second >= 1);
   CHECK(late_and_gaps["FIRE_ALL"].first >= 2);
   CHECK(late_and_gaps["FIRE_ALL"].second == 0);
