@@ -374,8 +374,14 @@ TEST_CASE("an answer is checked against its operation: status, content type, req
 
 TEST_CASE("each route's own paths reach it: a more specific template is registered before one that would take its paths") {
   for (const auto& spec : kcron::api::kRoutes) {
-    std::string path(spec.path);
-    if (const auto at = path.find("{id}"); at != std::string::npos) path.replace(at, 4, "x");
+    // Built by appending, not string::replace: GCC 12 at -O2 reports a false -Wrestrict on the latter.
+    const std::string_view template_path(spec.path);
+    const auto at = template_path.find("{id}");
+    std::string path(template_path.substr(0, at));
+    if (at != std::string_view::npos) {
+      path += 'x';
+      path += template_path.substr(at + 4);
+    }
     const kcron::api::RouteSpec* first = nullptr;
     for (const auto& other : kcron::api::kRoutes) {
       if (other.method == spec.method && kcron::api::path_matches(other.path, path)) {

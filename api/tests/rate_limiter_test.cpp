@@ -1,5 +1,7 @@
 #include "core/rate_limiter.h"
 
+#include <fmt/format.h>
+
 #include <catch2/catch.hpp>
 
 using namespace std::chrono_literals;
@@ -31,7 +33,7 @@ TEST_CASE("a limiter with no rate allows everything, and idle buckets are forgot
   for (int index = 0; index < 1000; ++index) CHECK_FALSE(off.take("x", std::chrono::steady_clock::time_point(1s)).has_value());
   kcron::api::RateLimiter limiter(1, 1, 10);
   const auto start = std::chrono::steady_clock::time_point(100s);
-  for (int index = 0; index < 10; ++index) (void)limiter.take("k" + std::to_string(index), start);
+  for (int index = 0; index < 10; ++index) (void)limiter.take(fmt::format("k{}", index), start);
   CHECK(limiter.keys() == 10);
   (void)limiter.take("new", start + 5s);  // the ten refilled: forgotten
   CHECK(limiter.keys() == 1);

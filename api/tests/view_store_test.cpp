@@ -1,5 +1,7 @@
 #include "view/view_store.h"
 
+#include <fmt/format.h>
+
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <set>
@@ -12,7 +14,7 @@ struct TempDir {
   std::filesystem::path path;
   TempDir()
       : path(std::filesystem::temp_directory_path() /
-             ("kcron-api-view-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++))) {
+             (fmt::format("kcron-api-view-{}", ::getpid()) + fmt::format("-{}", counter()++))) {
     std::filesystem::remove_all(path);
   }
   ~TempDir() { std::filesystem::remove_all(path); }
@@ -71,7 +73,7 @@ TEST_CASE("lists are newest first, filtered by state and queue, and pages return
   REQUIRE(store.ok());
   kcron::api::ViewBatch batch(**store);
   for (int index = 0; index < 25; ++index) {
-    submit(batch, "acme", "j" + std::to_string(index), 1000 + index / 2,
+    submit(batch, "acme", fmt::format("j{}", index), 1000 + index / 2,
            index % 2 == 0 ? "even" : "odd");  // pairs share an instant
   }
   submit(batch, "acmex", "other", 1005);
@@ -90,7 +92,7 @@ TEST_CASE("lists are newest first, filtered by state and queue, and pages return
     }
     // Jobs change state between pages: the order key does not move, so nothing repeats or is skipped.
     kcron::api::ViewBatch changes(**store);
-    set_state(changes, "acme", "j" + std::to_string(page_number), kcron::v1::SUCCEEDED, 1);
+    set_state(changes, "acme", fmt::format("j{}", page_number), kcron::v1::SUCCEEDED, 1);
     REQUIRE((*store)->commit(changes).ok());
     ++pages;
     if (!page.next) break;
@@ -175,10 +177,10 @@ TEST_CASE("dead letters list newest first and the latest of a job is found by it
   kcron::api::ViewBatch batch(**store);
   for (int index = 0; index < 5; ++index) {
     kcron::api::DeadLetterEntry entry;
-    entry.id = index < 3 ? "j" + std::to_string(index) : "j0";
-    entry.source = "kcron.dead-letters/0@" + std::to_string(index);
+    entry.id = index < 3 ? fmt::format("j{}", index) : "j0";
+    entry.source = fmt::format("kcron.dead-letters/0@{}", index);
     entry.letter.set_at_ms(1000 + index);
-    entry.letter.set_reason("try " + std::to_string(index));
+    entry.letter.set_reason(fmt::format("try {}", index));
     batch.dead_letter("acme", entry);
   }
   REQUIRE((*store)->commit(batch).ok());
@@ -200,7 +202,7 @@ TEST_CASE("stats count a tenant's jobs by state and queue as they change") {
   auto store = kcron::api::ViewStore::open(dir.path.string());
   REQUIRE(store.ok());
   kcron::api::ViewBatch batch(**store);
-  for (int index = 0; index < 4; ++index) submit(batch, "acme", "j" + std::to_string(index), 1000, index < 3 ? "a" : "b");
+  for (int index = 0; index < 4; ++index) submit(batch, "acme", fmt::format("j{}", index), 1000, index < 3 ? "a" : "b");
   submit(batch, "beta", "x", 1000);
   REQUIRE((*store)->commit(batch).ok());
   set_state(batch, "acme", "j0", kcron::v1::PENDING, 1);
@@ -247,7 +249,7 @@ TEST_CASE("events follow a tenant's changes from a cursor, survive a reopen and 
   CHECK((*store)->last_event() == last);
   (*store)->set_event_retention(5);
   kcron::api::ViewBatch batch(**store);
-  for (int index = 0; index < 10; ++index) submit(batch, "acme", "n" + std::to_string(index), 2000);
+  for (int index = 0; index < 10; ++index) submit(batch, "acme", fmt::format("n{}", index), 2000);
   REQUIRE((*store)->commit(batch).ok());
   std::uint64_t next = 0;
   const auto kept = (*store)->events("acme", 0, 100, 100, next);
@@ -261,7 +263,7 @@ TEST_CASE("finished jobs leave the view after their retention, with their indexe
   auto store = kcron::api::ViewStore::open(dir.path.string());
   REQUIRE(store.ok());
   kcron::api::ViewBatch batch(**store);
-  for (int index = 0; index < 6; ++index) submit(batch, "acme", "j" + std::to_string(index), 1000);
+  for (int index = 0; index < 6; ++index) submit(batch, "acme", fmt::format("j{}", index), 1000);
   REQUIRE((*store)->commit(batch).ok());
   set_state(batch, "acme", "j0", kcron::v1::SUCCEEDED, 1);  // at 5000
   set_state(batch, "acme", "j1", kcron::v1::DEAD, 1);
