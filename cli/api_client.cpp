@@ -41,6 +41,34 @@ Result<v1::JobView> decode_view(std::string_view json) {
   return view;
 }
 
+// A message from the API's JSON; fields this release does not know are skipped (a newer API).
+template <typename Message>
+Result<Message> decode_json(std::string_view json, std::string_view what) {
+  Message message;
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;
+  const auto status = google::protobuf::util::JsonStringToMessage(std::string(json), &message, options);
+  if (!status.ok()) return make_error("kcron-api answered {} this kcron cannot read: {}", what, std::string(status.message()));
+  return message;
+}
+
+Result<v1::TenantSettings> decode_settings(std::string_view json) {
+  return decode_json<v1::TenantSettings>(json, "tenant settings");
+}
+
+// The items of a list answer ({"<member>": [...], "next_page_token": "..."}), each as JSON text.
+Result<std::pair<std::vector<std::string>, std::string>> list_items(const HttpResponse& response, const char* member) {
+  const auto body = nlohmann::ordered_json::parse(response.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object() || !body.contains(member) || !body[member].is_array()) {
+    return make_error("kcron-api answered a list this kcron cannot read: {}", one_line(trimmed(response.body), 200));
+  }
+  std::vector<std::string> items;
+  for (const auto& item : body[member])
+    items.push_back(item.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
+  const auto next = body.find("next_page_token");
+  return std::pair(std::move(items), next != body.end() && next->is_string() ? next->get<std::string>() : std::string());
+}
+
 std::string string_field(const nlohmann::ordered_json& object, const char* name) {
   const auto found = object.find(name);
   return found != object.end() && found->is_string() ? found->get<std::string>() : std::string();
@@ -141,7 +169,11 @@ Result<HttpResponse> ApiClient::call(std::string_view method, const std::string&
   }
   request.headers.emplace_back("Authorization", "Bearer " + target_.token);
   request.headers.emplace_back("Accept", "application/json");
-  if (method != "GET") request.headers.emplace_back("Content-Type", "application/json");
+  if (method == "PATCH") {
+    request.headers.emplace_back("Content-Type", "application/merge-patch+json");
+  } else if (method != "GET") {
+    request.headers.emplace_back("Content-Type", "application/json");
+  }
   if (!consistency_.empty()) request.headers.emplace_back(std::string(kConsistencyHeader), std::exchange(consistency_, {}));
   auto response = transport_.send(request);
   if (!response) return make_error("cannot reach kcron-api at {}: {}", printable_url(request.url), response.error().message());
@@ -181,6 +213,89 @@ Result<JobRead> ApiClient::job(std::string_view job_id) {
   auto view = decode_view(response->body);
   if (!view) return view.error();
   return JobRead{std::move(*view), trimmed(response->body)};
+}
+
+Result<std::vector<WorkerEntry>> ApiClient::workers() {
+  auto response = call("GET", "/v1/workers", {}, "");
+  if (!response) return response.error();
+  auto items = list_items(*response, "workers");
+  if (!items) return items.error();
+  std::vector<WorkerEntry> workers;
+  for (const auto& item : items->first) {
+    auto heartbeat = decode_json<v1::WorkerHeartbeat>(item, "a worker");
+    if (!heartbeat) return heartbeat.error();
+    const auto parsed = nlohmann::json::parse(item, nullptr, false);
+    const bool alive = parsed.is_object() && parsed.value("alive", false);
+    workers.push_back({std::move(*heartbeat), alive});
+  }
+  return workers;
+}
+
+Result<DeadLetterPage> ApiClient::dead_letters(std::size_t page_size, std::string_view page_token) {
+  std::vector<std::pair<std::string, std::string>> query{{"page_size", std::to_string(page_size)}};
+  if (!page_token.empty()) query.emplace_back("page_token", std::string(page_token));
+  auto response = call("GET", "/v1/dead-letters", std::move(query), "");
+  if (!response) return response.error();
+  auto items = list_items(*response, "dead_letters");
+  if (!items) return items.error();
+  DeadLetterPage page;
+  for (const auto& item : items->first) {
+    const auto entry = nlohmann::json::parse(item, nullptr, false);
+    if (!entry.is_object() || !entry.contains("letter"))
+      return make_error("kcron-api answered a dead letter this kcron cannot read");
+    auto letter = decode_json<v1::DeadLetter>(entry["letter"].dump(), "a dead letter");
+    if (!letter) return letter.error();
+    page.letters.push_back(std::move(*letter));
+  }
+  page.next_page_token = std::move(items->second);
+  return page;
+}
+
+Result<WriteAnswer> ApiClient::replay_dead_letter(std::string_view job_id) {
+  return write("POST", "/v1/dead-letters/" + percent_encode(job_id) + ":replay", "");
+}
+
+Result<AuditPage> ApiClient::audit(std::string_view job_id, std::size_t page_size, std::string_view page_token) {
+  std::vector<std::pair<std::string, std::string>> query{{"page_size", std::to_string(page_size)}};
+  if (!job_id.empty()) query.emplace_back("job", std::string(job_id));
+  if (!page_token.empty()) query.emplace_back("page_token", std::string(page_token));
+  auto response = call("GET", "/v1/audit", std::move(query), "");
+  if (!response) return response.error();
+  auto items = list_items(*response, "records");
+  if (!items) return items.error();
+  AuditPage page;
+  for (const auto& item : items->first) {
+    auto record = decode_json<v1::AuditRecord>(item, "an audit record");
+    if (!record) return record.error();
+    page.records.push_back(std::move(*record));
+  }
+  page.next_page_token = std::move(items->second);
+  return page;
+}
+
+Result<WriteAnswer> ApiClient::put_schedule(const v1::Schedule& schedule) {
+  if (schedule.id().empty()) return make_error("the schedule needs an id");
+  return write("PUT", "/v1/schedules/" + percent_encode(schedule.id()), to_json(schedule));
+}
+
+Result<WriteAnswer> ApiClient::delete_schedule(std::string_view id) {
+  return write("DELETE", "/v1/schedules/" + percent_encode(id), "");
+}
+
+Result<v1::TenantSettings> ApiClient::tenant_settings() {
+  auto response = call("GET", "/v1/tenant", {}, "");
+  if (!response) return response.error();
+  return decode_settings(response->body);
+}
+
+Result<v1::TenantSettings> ApiClient::patch_tenant(std::string patch) {
+  auto response = call("PATCH", "/v1/tenant", {}, std::move(patch));
+  if (!response) return response.error();
+  if (response->status == 200) return decode_settings(response->body);  // nothing changed, nothing written
+  const auto answer = nlohmann::ordered_json::parse(response->body, nullptr, false);
+  if (answer.is_discarded() || !answer.is_object() || !answer.contains("settings")) return answer_error(*response);
+  consistency_ = response->header(kConsistencyHeader);
+  return decode_settings(answer["settings"].dump());
 }
 
 Result<JobPage> ApiClient::list(const JobFilter& filter, std::size_t page_size, std::string_view page_token) {

@@ -16,7 +16,7 @@
 namespace kcron::cli {
 
 struct HttpRequest {
-  std::string method;  // GET, POST, PUT
+  std::string method;  // GET, POST, PUT, PATCH, DELETE
   std::string url;     // absolute
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
@@ -88,6 +88,22 @@ struct JobPage {
   std::string next_page_token;  // empty: the list ends here
 };
 
+// GET /v1/workers: a heartbeat and whether the API counts its worker alive.
+struct WorkerEntry {
+  v1::WorkerHeartbeat heartbeat;
+  bool alive = false;
+};
+
+// GET /v1/dead-letters and /v1/audit: a page, newest first.
+struct DeadLetterPage {
+  std::vector<v1::DeadLetter> letters;
+  std::string next_page_token;
+};
+struct AuditPage {
+  std::vector<v1::AuditRecord> records;
+  std::string next_page_token;
+};
+
 // One user's session with the API; single-threaded. The consistency token of a write is sent with
 // the next request only (read-your-writes within this process; never stored).
 class ApiClient {
@@ -99,6 +115,16 @@ class ApiClient {
   Result<WriteAnswer> cancel(std::string_view job_id, std::string_view reason);                       // POST /v1/jobs/{id}:cancel
   Result<JobRead> job(std::string_view job_id);                                                       // GET /v1/jobs/{id}
   Result<JobPage> list(const JobFilter& filter, std::size_t page_size, std::string_view page_token);  // GET /v1/jobs
+  Result<std::vector<WorkerEntry>> workers();                                                         // GET /v1/workers
+  Result<DeadLetterPage> dead_letters(std::size_t page_size, std::string_view page_token);            // GET /v1/dead-letters
+  Result<WriteAnswer> replay_dead_letter(std::string_view job_id);  // POST /v1/dead-letters/{id}:replay
+  // GET /v1/audit (`job_id` empty: every job's)
+  Result<AuditPage> audit(std::string_view job_id, std::size_t page_size, std::string_view page_token);
+  Result<WriteAnswer> put_schedule(const v1::Schedule& schedule);  // PUT /v1/schedules/{id}
+  Result<WriteAnswer> delete_schedule(std::string_view id);        // DELETE /v1/schedules/{id}
+  Result<v1::TenantSettings> tenant_settings();                    // GET /v1/tenant
+  // PATCH /v1/tenant with a merge patch (tenant_patch_body); the settings after it.
+  Result<v1::TenantSettings> patch_tenant(std::string patch);
 
   const ApiTarget& target() const { return target_; }
   // The tenant later requests act in (?tenant=); empty: the token's.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <set>
 #include <tuple>
 
 #include "audit_query.h"
@@ -209,6 +210,135 @@ int JobsCommand::run(ApiClient& client, Instant now, std::ostream& out, std::ost
   options.limit = static_cast<std::size_t>(limit_);
   options.json = json_;
   return api_jobs(client, options, out, err);
+}
+
+int api_workers(ApiClient& client, bool json, Instant now, std::ostream& out, std::ostream& err) {
+  auto workers = client.workers();
+  if (!workers) return fail(err, workers.error().message());
+  std::sort(workers->begin(), workers->end(),
+            [](const WorkerEntry& a, const WorkerEntry& b) { return a.heartbeat.worker_id() < b.heartbeat.worker_id(); });
+  const auto now_ms = to_epoch_ms(now);
+  if (!json) out << workers_table_header();
+  for (const auto& [beat, alive] : *workers) {
+    if (!beat.role().empty()) continue;  // a dispatcher's (features for the upgrade gate), not a worker's
+    // The API's "alive" is its own judgement (two intervals); lost and stopped as over Kafka.
+    const std::string_view state = alive ? "live" : (beat.stopped() ? "stopped" : "lost");
+    if (json) {
+      out << fmt::format(R"({{"state":"{}","heartbeat":{}}})", state, to_json(beat)) << "\n";
+      continue;
+    }
+    out << workers_table_row(beat, state, now_ms);
+  }
+  return 0;
+}
+
+namespace {
+
+// Every dead letter of the tenant, newest first, up to `limit`.
+Result<std::vector<v1::DeadLetter>> newest_letters(ApiClient& client, std::size_t limit) {
+  std::vector<v1::DeadLetter> letters;
+  std::string token;
+  for (std::size_t pages = 0; pages < kMaxPages && letters.size() < limit; ++pages) {
+    auto page = client.dead_letters(std::min(kMaxPageSize, limit - letters.size()), token);
+    if (!page) return page.error();
+    for (auto& letter : page->letters) letters.push_back(std::move(letter));
+    if (page->next_page_token.empty()) break;
+    token = std::move(page->next_page_token);
+  }
+  if (letters.size() > limit) letters.resize(limit);
+  return letters;
+}
+
+}  // namespace
+
+int api_dead_letters(ApiClient& client, std::size_t max, bool json, std::ostream& out, std::ostream& err) {
+  auto letters = newest_letters(client, max > 0 ? std::min(max, kMaxListedLetters) : kMaxListedLetters);
+  if (!letters) return fail(err, letters.error().message());
+  std::reverse(letters->begin(), letters->end());  // oldest first, as over Kafka
+  if (!json) out << dead_letters_table_header();
+  for (const auto& letter : *letters) {
+    if (json) {
+      out << to_json(letter) << "\n";
+      continue;
+    }
+    const auto& tenant = !letter.tenant().empty() ? letter.tenant() : letter.job().tenant();
+    out << dead_letters_table_row(letter, tenant_or_default(tenant));
+  }
+  return 0;
+}
+
+int api_replay(ApiClient& client, const std::vector<std::string>& ids, bool all, std::ostream& out, std::ostream& err) {
+  std::set<std::string> given(ids.begin(), ids.end());
+  std::vector<std::string> chosen(given.begin(), given.end());
+  if (all) {
+    auto letters = newest_letters(client, kMaxListedLetters);
+    if (!letters) return fail(err, letters.error().message());
+    std::set<std::string> dead;
+    for (const auto& letter : *letters) {
+      if (letter.state() == v1::DEAD && letter.has_job() && !letter.job().id().empty()) dead.insert(letter.job().id());
+    }
+    for (const auto& id : dead) {
+      if (given.insert(id).second) chosen.push_back(id);
+    }
+  }
+  if (chosen.empty()) return fail(err, "name the job ids to replay, or --all");
+  int failed = 0;
+  for (const auto& id : chosen) {
+    auto replayed = client.replay_dead_letter(id);
+    if (!replayed) {
+      err << fmt::format("kcron: {}: {}\n", id, replayed.error().message());
+      ++failed;
+      continue;
+    }
+    out << "replay sent for " << id << "\n";
+  }
+  return failed == 0 ? 0 : 1;
+}
+
+int api_audit(ApiClient& client, const AuditFilter& filter, std::size_t max, bool json, std::ostream& out, std::ostream& err) {
+  AuditSelection selection(filter, max);
+  std::string token;
+  const auto since_ms = to_epoch_ms(filter.since);
+  for (std::size_t pages = 0; pages < kMaxPages; ++pages) {
+    auto page = client.audit(filter.job_id, kMaxPageSize, token);
+    if (!page) return fail(err, page.error().message());
+    bool older = false;
+    for (auto& record : page->records) {
+      // Newest first: once a page reaches before --since, the rest is older still.
+      if (record.at_ms() < since_ms) {
+        older = true;
+        continue;
+      }
+      selection.offer(std::move(record));
+    }
+    // Newest first: once `max` matched, every later record is older than those kept.
+    if (older || page->next_page_token.empty() || (max > 0 && selection.matched() >= max)) break;
+    if (pages + 1 == kMaxPages) {
+      err << fmt::format("kcron: warning: stopped after {} pages of {}; narrow --since or --job\n", kMaxPages, kMaxPageSize);
+    }
+    token = std::move(page->next_page_token);
+  }
+  const auto records = selection.records();
+  out << (json ? audit_json_lines(records) : audit_table(records));
+  out.flush();
+  if (selection.cut()) err << "kcron: " << audit_cut_notice(records.size(), selection.matched()) << "\n";
+  return 0;
+}
+
+int api_schedule_put(ApiClient& client, std::string_view input, std::ostream& out, std::ostream& err) {
+  v1::Schedule schedule;
+  if (auto decoded = decode_message(input, "application/json", schedule); !decoded) return fail(err, decoded.error().message());
+  auto written = client.put_schedule(schedule);
+  if (!written) return fail(err, written.error().message());
+  out << "put schedule " << schedule.id() << "\n";
+  return 0;
+}
+
+int api_schedule_delete(ApiClient& client, const std::string& id, std::ostream& out, std::ostream& err) {
+  auto written = client.delete_schedule(id);
+  if (!written) return fail(err, written.error().message());
+  out << "deleted schedule " << id << "\n";
+  return 0;
 }
 
 }  // namespace kcron::cli

@@ -9,8 +9,10 @@
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "api_client.h"
+#include "audit_query.h"
 #include "kcron.pb.h"
 #include "kcron/clock.h"
 
@@ -46,6 +48,30 @@ struct JobsOptions {
 };
 inline constexpr std::size_t kMaxJobsLimit = 100000;
 int api_jobs(ApiClient& client, const JobsOptions& options, std::ostream& out, std::ostream& err);
+
+// workers: every worker's latest heartbeat as the API's view holds it, printed as `kcron workers`
+// prints them (dispatchers' heartbeats left out). `now` gives SEEN_S_AGO.
+int api_workers(ApiClient& client, bool json, Instant now, std::ostream& out, std::ostream& err);
+
+// dlq list: the tenant's dead letters oldest first, as `kcron dlq list` prints them; `max` > 0 keeps
+// the newest `max`. At most kMaxListedLetters are read.
+inline constexpr std::size_t kMaxListedLetters = 100000;
+int api_dead_letters(ApiClient& client, std::size_t max, bool json, std::ostream& out, std::ostream& err);
+
+// dlq replay: each id through POST /v1/dead-letters/{id}:replay ("replay sent for <id>"); with
+// `all`, every DEAD job of the tenant's dead letters. An id that fails is reported and the others
+// go on; exit 1 if any failed.
+int api_replay(ApiClient& client, const std::vector<std::string>& ids, bool all, std::ostream& out, std::ostream& err);
+
+// audit: the tenant's audit records through GET /v1/audit, filtered (job, outcome, since) and cut
+// to the newest `max` (0: all) as `kcron audit` does; the API holds the tenant's records only.
+int api_audit(ApiClient& client, const AuditFilter& filter, std::size_t max, bool json, std::ostream& out, std::ostream& err);
+
+// schedule put: a JSON Schedule (its id required) through PUT /v1/schedules/{id}, checked by the
+// API as the cron-producer checks it; prints "put schedule <id>". schedule delete: DELETE;
+// prints "deleted schedule <id>".
+int api_schedule_put(ApiClient& client, std::string_view input, std::ostream& out, std::ostream& err);
+int api_schedule_delete(ApiClient& client, const std::string& id, std::ostream& out, std::ostream& err);
 
 std::string jobs_table_header();
 std::string jobs_table_row(const v1::JobView& view);

@@ -4,6 +4,7 @@
 
 #include <iostream>
 
+#include "api_commands.h"
 #include "audit_query.h"
 #include "inspect_command.h"
 #include "kcron/clock.h"
@@ -55,6 +56,21 @@ int AuditCommand::run(const Config& config, std::ostream& out, std::ostream& err
                        names.audit());
   if (selection.cut()) err << "kcron: " << audit_cut_notice(records.size(), selection.matched()) << "\n";
   return 0;
+}
+
+int AuditCommand::run_api(ApiClient& client, std::ostream& out, std::ostream& err) const {
+  const auto fail = [&](const std::string& message) {
+    err << "kcron: " << message << "\n";
+    return 1;
+  };
+  if (max_ < 0) return fail("--max must be 0 (all) or more");
+  const auto since = parse_since(since_, SystemClock::instance().now());
+  if (!since) return fail(since.error().message());
+  // The API answers one tenant's records: the token's, or the one --tenant names (system only).
+  if (!tenant_.empty()) client.set_tenant(tenant_);
+  auto filter = make_audit_filter("", job_id_, outcome_, *since);
+  if (!filter) return fail(filter.error().message());
+  return api_audit(client, *filter, static_cast<std::size_t>(max_), json_, out, err);
 }
 
 }  // namespace kcron::cli

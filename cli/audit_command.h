@@ -7,6 +7,7 @@
 #include <iosfwd>
 #include <string>
 
+#include "api_client.h"
 #include "kcron/config.h"
 
 namespace kcron::cli {
@@ -18,6 +19,9 @@ class AuditCommand {
   // 0 on success (also when nothing matched), 1 on an error, which goes to `err`; the notice that
   // --max cut the output goes to `err` too, so `out` stays one JSON object per line.
   int run(const Config& config, std::ostream& out, std::ostream& err) const;
+  // Through kcron-api (GET /v1/audit, admin): the token's tenant's records, or --tenant's for a
+  // system token; the same filters and output.
+  int run_api(ApiClient& client, std::ostream& out, std::ostream& err) const;
 
  private:
   CLI::App* audit_ = nullptr;

@@ -11,6 +11,7 @@
 #include <set>
 #include <tuple>
 
+#include "api_commands.h"
 #include "kcron.pb.h"
 #include "kcron/clock.h"
 #include "kcron/codec.h"
@@ -169,6 +170,16 @@ InspectCommands::InspectCommands(CLI::App& app) {
   workers_->add_flag("--json", json_, "JSON lines instead of a table");
 }
 
+int InspectCommands::run_api(ApiClient& client, std::ostream& out, std::ostream& err) const {
+  if (status_->parsed()) return api_status(client, job_id_, json_, out, err);
+  if (workers_->parsed()) return api_workers(client, json_, SystemClock::instance().now(), out, err);
+  if (dlq_list_->parsed()) {
+    if (max_ < 0) return fail(err, "--max must be 0 (all) or more");
+    return api_dead_letters(client, static_cast<std::size_t>(max_), json_, out, err);
+  }
+  return api_replay(client, replay_ids_, replay_all_, out, err);
+}
+
 bool InspectCommands::parsed() const {
   return status_->parsed() || dlq_list_->parsed() || dlq_replay_->parsed() || workers_->parsed();
 }
@@ -252,20 +263,14 @@ int InspectCommands::run(const Config& config, std::ostream& out, std::ostream& 
     if (dlq_list_->parsed()) {
       const auto skip =
           max_ > 0 && letters.size() > static_cast<std::size_t>(max_) ? letters.size() - static_cast<std::size_t>(max_) : 0;
-      if (!json_) {
-        out << fmt::format("{:<25} {:<9} {:<16} {:<32} {:>8}  {}\n", "AT", "STATE", "TENANT", "JOB", "ATTEMPTS", "REASON");
-      }
+      if (!json_) out << dead_letters_table_header();
       for (std::size_t index = skip; index < letters.size(); ++index) {
         const auto& letter = letters[index];
         if (json_) {
           out << to_json(letter) << "\n";
           continue;
         }
-        const std::string job = letter.has_job() ? letter.job().id()
-                                                 : fmt::format("({}[{}]@{})", letter.source_topic(), letter.source_partition(),
-                                                               letter.source_offset());
-        out << fmt::format("{:<25} {:<9} {:<16} {:<32} {:>8}  {}\n", rfc3339_ms(letter.at_ms()), state_name(letter.state()),
-                           letter_tenant(letter), job, letter.history_size(), one_line(letter.reason()));
+        out << dead_letters_table_row(letter, letter_tenant(letter));
       }
       return 0;
     }
@@ -319,22 +324,14 @@ int InspectCommands::run(const Config& config, std::ostream& out, std::ostream& 
       if (beat.at_ms() >= slot.at_ms()) slot = beat;
     }
     const auto now = to_epoch_ms(SystemClock::instance().now());
-    if (!json_) {
-      out << fmt::format("{:<20} {:<8} {:<16} {:<20} {:>5} {:>7} {:>9} {:>8} {:>10}\n", "WORKER", "STATE", "HOST", "QUEUES",
-                         "SLOTS", "RUNNING", "CPU_S", "RSS_MB", "SEEN_S_AGO");
-    }
+    if (!json_) out << workers_table_header();
     for (const auto& [id, beat] : latest) {
-      // Live while heartbeats arrive; lost after three missed intervals without a clean stop.
-      const auto interval = std::max<std::int64_t>(beat.interval_ms(), 1000);
-      const char* state = beat.stopped() ? "stopped" : (now - beat.at_ms() <= 3 * interval ? "live" : "lost");
+      const auto state = worker_state(beat, now);
       if (json_) {
         out << fmt::format(R"({{"state":"{}","heartbeat":{}}})", state, to_json(beat)) << "\n";
         continue;
       }
-      out << fmt::format("{:<20} {:<8} {:<16} {:<20} {:>5} {:>7} {:>9.1f} {:>8.1f} {:>10.1f}\n", id, state,
-                         one_line(beat.host(), 16), one_line(fmt::format("{}", fmt::join(beat.queues(), ",")), 20), beat.slots(),
-                         beat.running_size(), beat.cpu_seconds(), static_cast<double>(beat.rss_bytes()) / 1048576.0,
-                         static_cast<double>(now - beat.at_ms()) / 1000.0);
+      out << workers_table_row(beat, state, now);
     }
     return 0;
   }

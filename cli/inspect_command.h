@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "api_client.h"
 #include "kcron/clock.h"
 #include "kcron/config.h"
 #include "kcron/result.h"
@@ -48,6 +49,9 @@ class InspectCommands {
   bool status_parsed() const { return status_->parsed(); }
   const std::string& job_id() const { return job_id_; }
   bool json() const { return json_; }
+  // dlq list|replay and workers, which run through kcron-api too.
+  bool api_parsed() const { return status_->parsed() || dlq_list_->parsed() || dlq_replay_->parsed() || workers_->parsed(); }
+  int run_api(ApiClient& client, std::ostream& out, std::ostream& err) const;
 
  private:
   CLI::App* status_ = nullptr;

@@ -347,7 +347,9 @@ int run(int argc, char** argv) {
   if (cron_command.parsed()) return cron_command.run(std::cout, std::cerr);      // pure: no config, no broker
   if (token_commands.parsed()) return token_commands.run(std::cout, std::cerr);  // local files only
   if (!common.api_url.empty()) {
-    const bool served = submit->parsed() || cancel->parsed() || inspect_commands.status_parsed() || jobs_command.parsed();
+    const bool served = submit->parsed() || cancel->parsed() || inspect_commands.api_parsed() || jobs_command.parsed() ||
+                        tenant_commands.api_parsed() || audit_command.parsed() || schedule_put->parsed() ||
+                        schedule_delete->parsed();
     if (!served) return fail(kcron::cli::api_refusal(chosen_command(app)));
     const auto config = load_config(common);
     auto target = kcron::cli::make_api_target(common.api_url, common.api_token, config.get("tenant"));
@@ -356,8 +358,11 @@ int run(int argc, char** argv) {
     kcron::cli::ApiClient client(std::move(*target), *transport);
     if (submit->parsed()) return kcron::cli::api_submit(client, read_input(submit_input), std::cout, std::cerr);
     if (cancel->parsed()) return kcron::cli::api_cancel(client, cancel_id, cancel_reason, std::cout, std::cerr);
-    if (inspect_commands.status_parsed())
-      return kcron::cli::api_status(client, inspect_commands.job_id(), inspect_commands.json(), std::cout, std::cerr);
+    if (tenant_commands.api_parsed()) return tenant_commands.run_api(client, std::cout, std::cerr);
+    if (inspect_commands.api_parsed()) return inspect_commands.run_api(client, std::cout, std::cerr);
+    if (audit_command.parsed()) return audit_command.run_api(client, std::cout, std::cerr);
+    if (schedule_put->parsed()) return kcron::cli::api_schedule_put(client, read_input(schedule_input), std::cout, std::cerr);
+    if (schedule_delete->parsed()) return kcron::cli::api_schedule_delete(client, schedule_id, std::cout, std::cerr);
     return jobs_command.run(client, kcron::SystemClock::instance().now(), std::cout, std::cerr);
   }
   if (jobs_command.parsed()) {

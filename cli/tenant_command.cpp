@@ -102,6 +102,14 @@ TenantCommands::EditOptions TenantCommands::add_edit_options(CLI::App& command) 
   options.max_running = command.add_option("--max-running", max_running_, "most running jobs per worker process (0: no limit)");
   options.queues = command.add_option("--queues", queues_, "queues the tenant may use, e.g. default,batch ('': every queue)");
   options.description = command.add_option("--description", description_, "free text");
+  options.admin_max_pending =
+      command.add_option("--admin-max-pending", admin_max_pending_,
+                         "how high the tenant's admins may set --max-pending through kcron-api (0: not at all)");
+  options.admin_max_rate = command.add_option(
+      "--admin-max-rate", admin_max_rate_, "how high the tenant's admins may set --max-rate through kcron-api (0: not at all)");
+  options.admin_max_running =
+      command.add_option("--admin-max-running", admin_max_running_,
+                         "how high the tenant's admins may set --max-running through kcron-api (0: not at all)");
   return options;
 }
 
@@ -124,6 +132,44 @@ TenantCommands::TenantCommands(CLI::App& app) {
   delete_->add_option("name", name_)->required();
   delete_->add_flag("--yes", yes_, "do it (without: say what it would do and exit 1)");
   delete_->add_option("--reason", reason_, "the reason the cancelled jobs carry (default: tenant 'T' was deleted)");
+}
+
+Result<TenantEdit> TenantCommands::edit_of(const EditOptions& given) const {
+  TenantEdit edit;
+  if (given.max_pending->count() > 0) edit.max_pending_jobs = max_pending_;
+  if (given.max_rate->count() > 0) edit.max_submissions_per_second = max_rate_;
+  if (given.max_running->count() > 0) edit.max_running_jobs = max_running_;
+  if (given.description->count() > 0) edit.description = description_;
+  if (given.admin_max_pending->count() > 0) edit.admin_max_pending_jobs = admin_max_pending_;
+  if (given.admin_max_rate->count() > 0) edit.admin_max_submissions_per_second = admin_max_rate_;
+  if (given.admin_max_running->count() > 0) edit.admin_max_running_jobs = admin_max_running_;
+  if (given.queues->count() > 0) {
+    auto queues = parse_queue_list(queues_);
+    if (!queues) return queues.error();
+    edit.allowed_queues = std::move(*queues);
+  }
+  return edit;
+}
+
+bool TenantCommands::api_parsed() const {
+  return get_->parsed() || set_->parsed();
+}
+
+int TenantCommands::run_api(ApiClient& client, std::ostream& out, std::ostream& err) const {
+  if (auto valid = validate_tenant_name(name_); !valid) return fail(err, valid.error().message());
+  client.set_tenant(name_);
+  if (get_->parsed()) {
+    auto settings = client.tenant_settings();
+    if (!settings) return fail(err, settings.error().message());
+    out << (json_ ? to_json(*settings) + "\n" : describe_tenant(*settings));
+    return 0;
+  }
+  auto edit = edit_of(set_options_);
+  if (!edit) return fail(err, edit.error().message());
+  auto settings = client.patch_tenant(tenant_patch_body(*edit));
+  if (!settings) return fail(err, settings.error().message());
+  out << "updated tenant " << name_ << "\n";
+  return 0;
 }
 
 bool TenantCommands::parsed() const {
@@ -156,22 +202,17 @@ int TenantCommands::run(const Config& config, std::ostream& out, std::ostream& e
 
 int TenantCommands::run_edit(const Config& config, bool create, const EditOptions& given, std::ostream& out,
                              std::ostream& err) const {
-  TenantEdit edit;
-  if (given.max_pending->count() > 0) edit.max_pending_jobs = max_pending_;
-  if (given.max_rate->count() > 0) edit.max_submissions_per_second = max_rate_;
-  if (given.max_running->count() > 0) edit.max_running_jobs = max_running_;
-  if (given.description->count() > 0) edit.description = description_;
-  if (given.queues->count() > 0) {
-    auto queues = parse_queue_list(queues_);
-    if (!queues) return fail(err, queues.error().message());
+  auto edited = edit_of(given);
+  if (!edited) return fail(err, edited.error().message());
+  const TenantEdit& edit = *edited;
+  if (edit.allowed_queues) {
     const auto deployment = config.get_list("queues");
-    for (const auto& queue : *queues) {
+    for (const auto& queue : *edit.allowed_queues) {
       if (std::find(deployment.begin(), deployment.end(), queue) == deployment.end()) {
         err << fmt::format("kcron: warning: queue '{}' is not one of the configured queues ({})\n", queue,
                            fmt::join(deployment, ", "));
       }
     }
-    edit.allowed_queues = std::move(*queues);
   }
   const TopicNames names(config.get("topic_prefix"));
   auto registry = read_registry(config, names, err);

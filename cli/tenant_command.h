@@ -3,6 +3,9 @@
 // producer. `delete` also purges the tenant: its schedules are tombstoned and a PurgeTenant goes
 // to every partition of kcron.jobs. A read-then-write is not a lock: two operators racing on one
 // tenant both succeed, the later record wins.
+//
+// With --api, `get` and `set` go through kcron-api (GET and PATCH /v1/tenant?tenant=NAME): an
+// admin token for its own tenant (limits within the operators' ceilings), a system token for any.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -10,7 +13,9 @@
 #include <iosfwd>
 #include <string>
 
+#include "api_client.h"
 #include "kcron/config.h"
+#include "tenant_edit.h"
 
 namespace kcron::cli {
 
@@ -19,6 +24,9 @@ class TenantCommands {
   explicit TenantCommands(CLI::App& app);
   bool parsed() const;
   int run(const Config& config, std::ostream& out, std::ostream& err) const;
+  // get or set: what --api serves.
+  bool api_parsed() const;
+  int run_api(ApiClient& client, std::ostream& out, std::ostream& err) const;
 
  private:
   // The options of create and of set (each subcommand has its own CLI::Option objects).
@@ -28,7 +36,12 @@ class TenantCommands {
     CLI::Option* max_running = nullptr;
     CLI::Option* queues = nullptr;
     CLI::Option* description = nullptr;
+    CLI::Option* admin_max_pending = nullptr;
+    CLI::Option* admin_max_rate = nullptr;
+    CLI::Option* admin_max_running = nullptr;
   };
+  // The given options as an edit; an error for a bad --queues.
+  Result<TenantEdit> edit_of(const EditOptions& given) const;
   EditOptions add_edit_options(CLI::App& command);
   int run_edit(const Config& config, bool create, const EditOptions& given, std::ostream& out, std::ostream& err) const;
   int run_delete(const Config& config, std::ostream& out, std::ostream& err) const;
@@ -46,6 +59,9 @@ class TenantCommands {
   std::uint32_t max_running_ = 0;
   std::string queues_;
   std::string description_;
+  std::uint64_t admin_max_pending_ = 0;
+  double admin_max_rate_ = 0;
+  std::uint32_t admin_max_running_ = 0;
   std::string reason_;
   bool json_ = false;
   bool yes_ = false;

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <ctime>
+#include <nlohmann/json.hpp>
 
 #include "kcron/codec.h"
 #include "kcron/tenant.h"
@@ -51,6 +52,10 @@ v1::TenantSettings apply_edit(v1::TenantSettings settings, std::string_view name
     for (const auto& queue : *edit.allowed_queues) settings.add_allowed_queues(queue);
   }
   if (edit.description) settings.set_description(*edit.description);
+  if (edit.admin_max_pending_jobs) settings.mutable_admin_ceilings()->set_max_pending_jobs(*edit.admin_max_pending_jobs);
+  if (edit.admin_max_submissions_per_second)
+    settings.mutable_admin_ceilings()->set_max_submissions_per_second(*edit.admin_max_submissions_per_second);
+  if (edit.admin_max_running_jobs) settings.mutable_admin_ceilings()->set_max_running_jobs(*edit.admin_max_running_jobs);
   if (settings.created_ms() == 0) settings.set_created_ms(now_ms);
   settings.set_updated_ms(now_ms);
   return settings;
@@ -69,6 +74,20 @@ std::string tenant_table(const std::map<std::string, v1::TenantSettings, std::le
   return out;
 }
 
+namespace {
+
+// "admin may set: ..." when the operators set any admin ceiling; nothing otherwise.
+std::string ceilings_line(const v1::TenantSettings& settings) {
+  const auto& ceilings = settings.admin_ceilings();
+  if (ceilings.max_pending_jobs() == 0 && ceilings.max_submissions_per_second() == 0 && ceilings.max_running_jobs() == 0)
+    return {};
+  const auto ceiling = [](auto value) { return value == 0 ? std::string("-") : fmt::format("{}", value); };
+  return fmt::format("admin may set up to: max pending {}, max rate {}/s, max running {}\n", ceiling(ceilings.max_pending_jobs()),
+                     ceiling(ceilings.max_submissions_per_second()), ceiling(ceilings.max_running_jobs()));
+}
+
+}  // namespace
+
 std::string describe_tenant(const v1::TenantSettings& settings) {
   const auto& limits = settings.limits();
   const auto limit = [](auto value) { return value == 0 ? std::string("none") : fmt::format("{}", value); };
@@ -79,12 +98,27 @@ std::string describe_tenant(const v1::TenantSettings& settings) {
       "max submissions per second: {}\n"
       "max running jobs per worker: {}\n"
       "allowed queues: {}\n"
+      "{}"
       "created: {}\n"
       "updated: {}\n",
       settings.name(), one_line(settings.description(), 200), limit(limits.max_pending_jobs()),
       limits.max_submissions_per_second() == 0 ? std::string("none") : fmt::format("{:g}", limits.max_submissions_per_second()),
-      limit(limits.max_running_jobs()), queues_of(settings, "all (every queue of the deployment)"),
+      limit(limits.max_running_jobs()), queues_of(settings, "all (every queue of the deployment)"), ceilings_line(settings),
       rfc3339_ms(settings.created_ms()), rfc3339_ms(settings.updated_ms()));
+}
+
+std::string tenant_patch_body(const TenantEdit& edit) {
+  nlohmann::json patch = nlohmann::json::object();
+  if (edit.description) patch["description"] = *edit.description;
+  if (edit.allowed_queues) patch["allowed_queues"] = *edit.allowed_queues;
+  if (edit.max_pending_jobs) patch["limits"]["max_pending_jobs"] = *edit.max_pending_jobs;
+  if (edit.max_submissions_per_second) patch["limits"]["max_submissions_per_second"] = *edit.max_submissions_per_second;
+  if (edit.max_running_jobs) patch["limits"]["max_running_jobs"] = *edit.max_running_jobs;
+  if (edit.admin_max_pending_jobs) patch["admin_ceilings"]["max_pending_jobs"] = *edit.admin_max_pending_jobs;
+  if (edit.admin_max_submissions_per_second)
+    patch["admin_ceilings"]["max_submissions_per_second"] = *edit.admin_max_submissions_per_second;
+  if (edit.admin_max_running_jobs) patch["admin_ceilings"]["max_running_jobs"] = *edit.admin_max_running_jobs;
+  return patch.dump();
 }
 
 std::vector<KeyOnPartition> live_schedules_of(const std::vector<Read>& records, std::string_view tenant) {

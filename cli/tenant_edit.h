@@ -24,7 +24,15 @@ struct TenantEdit {
   std::optional<std::uint32_t> max_running_jobs;
   std::optional<std::vector<std::string>> allowed_queues;  // empty: every queue of the deployment
   std::optional<std::string> description;
+  // How far the tenant's own admins may set each limit through kcron-api (0: only the operators).
+  std::optional<std::uint64_t> admin_max_pending_jobs;
+  std::optional<double> admin_max_submissions_per_second;
+  std::optional<std::uint32_t> admin_max_running_jobs;
 };
+
+// The edit as kcron-api's PATCH /v1/tenant body: a JSON merge patch naming only what was given
+// (the server decides what the caller's role may change).
+std::string tenant_patch_body(const TenantEdit& edit);
 
 // `--queues a,b` as a list: names trimmed of spaces; "" (or only spaces) is the empty list, every
 // queue. An empty name between commas is an error.

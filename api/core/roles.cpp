@@ -26,6 +26,7 @@ constexpr std::array<ActionRow, kActionCount> kMatrix{{
     {Action::kReadWorkers, "read workers", {Role::kViewer, false}},
     {Action::kReadStats, "read stats and events", {Role::kViewer, false}},
     {Action::kReadAudit, "read the audit log", {Role::kAdmin, false}},
+    {Action::kReadTenant, "read tenant settings", {Role::kViewer, false}},
     {Action::kManageTenant, "manage tenant settings", {Role::kAdmin, false}},
 }};
 

@@ -30,9 +30,10 @@ enum class Action : std::uint8_t {
   kReadWorkers,       // GET /v1/workers
   kReadStats,         // GET /v1/stats, /v1/events
   kReadAudit,         // GET /v1/audit
-  kManageTenant,      // tenant settings and limits
+  kReadTenant,        // GET /v1/tenant
+  kManageTenant,      // PATCH /v1/tenant (which fields a role may change: core/tenant_patch.h)
 };
-inline constexpr std::size_t kActionCount = 11;
+inline constexpr std::size_t kActionCount = 12;
 std::string_view action_name(Action action);
 
 // A verified caller: the token's claims, with its roles parsed.

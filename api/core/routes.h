@@ -40,12 +40,14 @@ enum class RouteId : std::uint8_t {
   kAudit,
   kStats,
   kEvents,
+  kGetTenant,
+  kPatchTenant,
   kOpenApi,
 };
 
 struct RouteSpec {
   RouteId id;
-  std::string_view method;  // GET, POST, PUT, DELETE
+  std::string_view method;  // GET, POST, PUT, PATCH, DELETE
   std::string_view path;    // an OpenAPI path template: "{name}" is one parameter, e.g. "/v1/jobs/{id}:cancel"
   std::string_view name;    // in the access log
 };
@@ -54,7 +56,7 @@ struct RouteSpec {
 // it (each "{id}" takes any characters), so ".../{id}/next" and ".../{id}:action" come before
 // ".../{id}". CORS preflights (OPTIONS, only with api.cors_origin) are registered outside the table
 // and are not part of the OpenAPI document.
-inline constexpr std::array<RouteSpec, 26> kRoutes{{
+inline constexpr std::array<RouteSpec, 28> kRoutes{{
     {RouteId::kSubmit, "POST", "/v1/jobs", "submit"},
     {RouteId::kBatch, "POST", "/v1/jobs:batch", "batch"},
     {RouteId::kUpdate, "PUT", "/v1/jobs/{id}", "update"},
@@ -80,6 +82,8 @@ inline constexpr std::array<RouteSpec, 26> kRoutes{{
     {RouteId::kAudit, "GET", "/v1/audit", "audit"},
     {RouteId::kStats, "GET", "/v1/stats", "stats"},
     {RouteId::kEvents, "GET", "/v1/events", "events"},
+    {RouteId::kGetTenant, "GET", "/v1/tenant", "tenant"},
+    {RouteId::kPatchTenant, "PATCH", "/v1/tenant", "patch-tenant"},
     {RouteId::kOpenApi, "GET", "/v1/openapi.json", "openapi"},
 }};
 

@@ -24,6 +24,7 @@
 #include "core/roles.h"
 #include "core/routes.h"
 #include "core/schedule_planner.h"
+#include "core/tenant_patch.h"
 #include "core/time_zone.h"
 #include "kcron/codec.h"
 #include "kcron/ids.h"
@@ -65,7 +66,7 @@ std::optional<WritePosition> parse_consistency(const TopicNames& names, std::str
   const auto second = token.find('/', first == std::string_view::npos ? first : first + 1);
   if (first == std::string_view::npos || second == std::string_view::npos) return std::nullopt;
   const auto topic = token.substr(0, first);
-  if (topic != "jobs" && topic != "schedules") return std::nullopt;
+  if (topic != "jobs" && topic != "schedules" && topic != "tenants") return std::nullopt;
   WritePosition position{names.prefix + std::string(topic), 0, 0};
   const auto partition = token.substr(first + 1, second - first - 1);
   const auto offset = token.substr(second + 1);
@@ -108,6 +109,15 @@ std::optional<std::string> unhex(std::string_view text) {
     bytes.push_back(static_cast<char>(value));
   }
   return bytes;
+}
+
+// At most `limit` bytes of `text`, never cutting a UTF-8 sequence (a proto3 string must stay valid).
+std::string utf8_prefix(std::string text, std::size_t limit) {
+  if (text.size() <= limit) return text;
+  std::size_t end = limit;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0U) == 0x80U) --end;
+  text.resize(end);
+  return text;
 }
 
 std::string json_string(std::string_view text) {
@@ -288,14 +298,15 @@ struct ApiServer::Impl {
     return true;
   }
 
-  OutRecord audit_record(const Caller& caller, std::string_view action, std::string_view job_id,
-                         const std::string& request_id) const {
+  OutRecord audit_record(const Caller& caller, std::string_view action, std::string_view job_id, const std::string& request_id,
+                         std::string_view reason = {}) const {
     v1::AuditRecord request;
     request.set_tenant(std::string(tenant_field(caller.tenant)));
     request.set_principal(caller.principal.subject);
     request.set_action(std::string(action));
     request.set_job_id(std::string(job_id));
     request.set_outcome("REQUESTED");
+    request.set_reason(std::string(reason));
     request.set_at_ms(
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
     request.set_component("api");
@@ -308,7 +319,8 @@ struct ApiServer::Impl {
   // Kafka does not acknowledge them all. Returns where each command landed.
   std::optional<std::vector<WritePosition>> produce_all(const Caller& caller, std::string_view action,
                                                         std::vector<std::pair<std::string, OutRecord>> commands,
-                                                        httplib::Response& response, const std::string& request_id) {
+                                                        httplib::Response& response, const std::string& request_id,
+                                                        std::string_view reason = {}) {
     if (settings.tenant_keys_gate != nullptr && !is_default_tenant(caller.tenant) && !settings.tenant_keys_gate->open()) {
       response.set_header("Retry-After", "30");
       reply_problem(
@@ -323,7 +335,7 @@ struct ApiServer::Impl {
     records.reserve(commands.size() * 2);
     for (auto& entry : commands) records.push_back(std::move(entry.second));
     if (settings.audit_requests) {
-      for (const auto& [job_id, command] : commands) records.push_back(audit_record(caller, action, job_id, request_id));
+      for (const auto& [job_id, command] : commands) records.push_back(audit_record(caller, action, job_id, request_id, reason));
     }
     auto written = writer.write_all(records);
     if (!written) {
@@ -338,10 +350,10 @@ struct ApiServer::Impl {
   }
 
   std::optional<WritePosition> produce(const Caller& caller, std::string_view action, std::string_view job_id, OutRecord command,
-                                       httplib::Response& response, const std::string& request_id) {
+                                       httplib::Response& response, const std::string& request_id, std::string_view reason = {}) {
     std::vector<std::pair<std::string, OutRecord>> commands;
     commands.emplace_back(std::string(job_id), std::move(command));
-    auto written = produce_all(caller, action, std::move(commands), response, request_id);
+    auto written = produce_all(caller, action, std::move(commands), response, request_id, reason);
     if (!written) return std::nullopt;
     return written->front();
   }
@@ -1145,6 +1157,87 @@ struct ApiServer::Impl {
     response.set_content(answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), std::string(kJson));
   }
 
+  // ---- the tenant's settings ----
+
+  // The settings' version for ETag / If-Match: when they were last changed ("0": never).
+  static std::string settings_tag(const v1::TenantSettings& settings) { return fmt::format("\"{}\"", settings.updated_ms()); }
+
+  static std::string settings_json(const v1::TenantSettings& settings, std::string_view tenant) {
+    v1::TenantSettings shown = settings;
+    shown.set_name(std::string(tenant));
+    return to_json(shown);
+  }
+
+  void get_tenant(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kReadTenant, {}, response, request_id)) return;
+    if (!await_consistency(request, response, request_id)) return;
+    const auto stored = view.tenant_settings(caller->tenant).value_or(v1::TenantSettings());
+    response.set_header("ETag", settings_tag(stored));
+    response.set_content(settings_json(stored, caller->tenant), std::string(kJson));
+  }
+
+  void patch_tenant(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kManageTenant, {}, response, request_id)) return;
+    const auto content_type = request.get_header_value("Content-Type");
+    auto media_type = std::string_view(content_type).substr(0, content_type.find(';'));
+    while (!media_type.empty() && media_type.back() == ' ') media_type.remove_suffix(1);
+    if (!media_type.empty() && media_type != kJson && media_type != "application/merge-patch+json") {
+      reply_problem(response, make_problem(415, "send application/merge-patch+json (or application/json)"), request_id);
+      return;
+    }
+    if (!await_consistency(request, response, request_id)) return;
+    // The patch applies to the latest settings on kcron.tenants, not to what this instance's view
+    // happened to hold: it would write stale limits or check against a stale ceiling.
+    if (!follower.wait_for_end(settings.names.tenants(), settings.consistency_wait)) {
+      response.set_header("Retry-After", "1");
+      reply_problem(response,
+                    make_problem(503, fmt::format("the view has not read kcron's latest tenant settings within {} ms; retry",
+                                                  settings.consistency_wait.count())),
+                    request_id);
+      return;
+    }
+    const auto current = view.tenant_settings(caller->tenant).value_or(v1::TenantSettings());
+    // Optimistic concurrency against this instance's view: a client that read the settings sends
+    // their ETag back, and a change in between (seen by the view) refuses the patch.
+    const auto expected = request.get_header_value("If-Match");
+    if (!expected.empty() && expected != "*" && expected != settings_tag(current)) {
+      response.set_header("ETag", settings_tag(current));
+      reply_problem(response,
+                    make_problem(412, fmt::format("the settings changed since you read them (If-Match {}, now {}); "
+                                                  "read them again and patch those",
+                                                  expected.substr(0, 40), settings_tag(current))),
+                    request_id);
+      return;
+    }
+    auto outcome = apply_tenant_patch(current, caller->tenant, request.body, caller->principal.role, now_ms());
+    if (!outcome.settings) {
+      reply_problem(response, make_problem(outcome.status, outcome.message, outcome.field), request_id);
+      return;
+    }
+    if (!outcome.changed) {  // nothing to write: the settings as they are
+      response.set_header("ETag", settings_tag(current));
+      response.set_content(settings_json(current, caller->tenant), std::string(kJson));
+      return;
+    }
+    const auto& next = *outcome.settings;
+    OutRecord record{
+        settings.names.tenants(),
+        -1,
+        caller->tenant,
+        encode(next),
+        false,
+        {{std::string(header::kType), "tenant"}, {std::string(header::kContentType), std::string(header::kProtobuf)}}};
+    record.headers.emplace_back(header::kRequestId, request_id);
+    auto written = produce(*caller, "patch_tenant", "", std::move(record), response, request_id,
+                           utf8_prefix(fmt::format("settings of {} now {}", caller->tenant, to_json(next)), 1000));
+    if (!written) return;
+    response.set_header("ETag", settings_tag(next));
+    accepted(response, caller->tenant, *written, request_id,
+             {{"settings", nlohmann::json::parse(settings_json(next, caller->tenant))}});
+  }
+
   void whoami(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
     auto caller = authenticate(request, response, request_id);
     if (!caller) return;
@@ -1213,6 +1306,10 @@ struct ApiServer::Impl {
         return &Impl::stats;
       case RouteId::kEvents:
         return &Impl::events;
+      case RouteId::kGetTenant:
+        return &Impl::get_tenant;
+      case RouteId::kPatchTenant:
+        return &Impl::patch_tenant;
       case RouteId::kOpenApi:
         return &Impl::openapi;
     }
@@ -1250,7 +1347,7 @@ struct ApiServer::Impl {
     if (settings.cors_origin.empty() || request.get_header_value("Origin") != settings.cors_origin) return;
     response.set_header("Access-Control-Allow-Origin", settings.cors_origin);
     response.set_header("Vary", "Origin");
-    response.set_header("Access-Control-Expose-Headers", "Kcron-Consistency, Location, Retry-After, X-Request-Id");
+    response.set_header("Access-Control-Expose-Headers", "ETag, Kcron-Consistency, Location, Retry-After, X-Request-Id");
   }
 
   void count(int status) {
@@ -1288,6 +1385,8 @@ struct ApiServer::Impl {
         server->Post(pattern, std::move(wrapped));
       } else if (spec.method == "PUT") {
         server->Put(pattern, std::move(wrapped));
+      } else if (spec.method == "PATCH") {
+        server->Patch(pattern, std::move(wrapped));
       } else if (spec.method == "DELETE") {
         server->Delete(pattern, std::move(wrapped));
       } else {
@@ -1298,9 +1397,9 @@ struct ApiServer::Impl {
       server->Options(R"(/v1/.*)", [this](const httplib::Request& request, httplib::Response& response) {
         allow_origin(request, response);
         response.status = 204;
-        response.set_header("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE");
+        response.set_header("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE");
         response.set_header("Access-Control-Allow-Headers",
-                            "Authorization, Content-Type, Idempotency-Key, Kcron-Consistency, X-Request-Id");
+                            "Authorization, Content-Type, Idempotency-Key, If-Match, Kcron-Consistency, X-Request-Id");
         response.set_header("Access-Control-Max-Age", "600");
       });
     }

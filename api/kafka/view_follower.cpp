@@ -2,9 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <vector>
+
 #include "core/job_view.h"
 #include "kcron/codec.h"
 #include "kcron/tenant.h"
+#include "kcron/tenant_registry.h"
 
 namespace kcron::api {
 
@@ -34,7 +37,7 @@ Status ViewFollower::start() {
   kafka::PartitionList assignment;
   for (const auto& topic :
        {settings_.names.jobs(), settings_.names.status(), settings_.names.results(), settings_.names.schedules(),
-        settings_.names.dead_letters(), settings_.names.workers(), settings_.names.audit()}) {
+        settings_.names.dead_letters(), settings_.names.workers(), settings_.names.audit(), settings_.names.tenants()}) {
     const auto found = counts->find(topic);
     if (found == counts->end()) return make_error("topic {} does not exist (kcron topics create makes it)", topic);
     for (std::int32_t partition = 0; partition < found->second; ++partition) {
@@ -71,6 +74,33 @@ bool ViewFollower::wait_for(const std::string& topic, std::int32_t partition, st
   });
 }
 
+bool ViewFollower::wait_for_end(const std::string& topic, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::vector<std::int32_t> partitions;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [where, offset] : covered_) {
+      if (where.first == topic) partitions.push_back(where.second);
+    }
+  }
+  if (!consumer_ || partitions.empty()) return false;
+  for (const auto partition : partitions) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    std::int64_t low = 0;
+    std::int64_t high = 0;
+    // librdkafka serves this from any thread while the follower's thread consumes.
+    if (consumer_->query_watermark_offsets(topic, partition, &low, &high, static_cast<int>(left.count())) !=
+        RdKafka::ERR_NO_ERROR) {
+      return false;
+    }
+    if (high <= 0) continue;
+    const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (!wait_for(topic, partition, high - 1, std::max(remaining, std::chrono::milliseconds(0)))) return false;
+  }
+  return true;
+}
+
 std::string ViewFollower::failure() const {
   std::lock_guard lock(mutex_);
   return failure_;
@@ -97,6 +127,24 @@ void ViewFollower::fold(RdKafka::Message& message, ViewBatch& batch) {
     schedule.set_id(std::string(named.id));
     schedule.set_tenant(std::string(tenant_field(named.tenant)));
     batch.schedule(named.tenant, named.id, schedule);
+    return;
+  }
+  if (topic == settings_.names.tenants()) {
+    if (key.empty()) return;
+    records_.inc();
+    if (message.payload() == nullptr) {  // a tombstone (an empty value is settings of all defaults)
+      batch.tenant_settings(key, std::nullopt);
+      return;
+    }
+    v1::TenantSettings settings;
+    const std::string_view value(static_cast<const char*>(message.payload()), message.len());
+    if (!decode_message(value, kafka::header_value(message, header::kContentType), settings) ||
+        !validate_tenant_settings(key, settings)) {
+      undecodable_.inc();  // the dispatchers refuse it too: the tenant's settings stay as they were
+      return;
+    }
+    settings.set_name(key);
+    batch.tenant_settings(key, settings);
     return;
   }
   if (message.len() == 0) return;  // a tombstone: compaction's business

@@ -1,4 +1,5 @@
-// Builds kcron-api's view: reads kcron.jobs, kcron.status and kcron.results (every partition,
+// Builds kcron-api's view: reads kcron.jobs, status, results, schedules, dead-letters, workers,
+// audit and tenants (every partition,
 // read_committed, no consumer group: every instance keeps a whole view) from the positions the
 // view holds, folds each record into its job's view and writes views and positions together.
 // Runs on its own thread; request threads wait on it for read-your-writes.
@@ -45,6 +46,9 @@ class ViewFollower {
 
   // Waits until the view covers `offset` of (topic, partition), up to `timeout`. Thread-safe.
   bool wait_for(const std::string& topic, std::int32_t partition, std::int64_t offset, std::chrono::milliseconds timeout);
+  // Waits until the view covers every record `topic` holds now (its high watermarks, asked of the
+  // broker), up to `timeout`: a read-modify-write starts from the latest state. Thread-safe.
+  bool wait_for_end(const std::string& topic, std::chrono::milliseconds timeout);
   // Whether the view reached the end each partition had when it started (readiness).
   bool caught_up() const { return caught_up_.load(); }
   // Records on the followed topics not yet in the view (sampled each second).

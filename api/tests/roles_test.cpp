@@ -35,7 +35,7 @@ TEST_CASE("each role may do what the matrix says and no more") {
   const std::vector<Action> actions{Action::kReadJobs,         Action::kSubmitJob,      Action::kManageJob,
                                     Action::kReadSchedules,    Action::kManageSchedule, Action::kReadDeadLetters,
                                     Action::kReplayDeadLetter, Action::kReadWorkers,    Action::kReadStats,
-                                    Action::kReadAudit,        Action::kManageTenant};
+                                    Action::kReadAudit,        Action::kReadTenant,     Action::kManageTenant};
   REQUIRE(actions.size() == kcron::api::kActionCount);
   for (const auto action : actions) {
     const auto least = kcron::api::requirement(action).least;

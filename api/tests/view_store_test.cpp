@@ -170,6 +170,38 @@ TEST_CASE("schedules are kept per tenant, deleted by a tombstone and listed in i
   CHECK((*store)->schedules("acme", "", 10).items.size() == 2);
 }
 
+TEST_CASE("tenant settings are kept per tenant, survive a reopen and are forgotten by a tombstone") {
+  TempDir dir;
+  {
+    auto store = kcron::api::ViewStore::open(dir.path.string());
+    REQUIRE(store.ok());
+    kcron::api::ViewBatch batch(**store);
+    kcron::v1::TenantSettings acme;
+    acme.set_name("acme");
+    acme.mutable_limits()->set_max_pending_jobs(20);
+    acme.mutable_admin_ceilings()->set_max_pending_jobs(100);
+    batch.tenant_settings("acme", acme);
+    kcron::v1::TenantSettings fallback;
+    fallback.set_description("the default tenant");
+    batch.tenant_settings("", fallback);
+    REQUIRE((*store)->commit(batch).ok());
+    CHECK_FALSE((*store)->tenant_settings("beta").has_value());
+    REQUIRE((*store)->tenant_settings("default").has_value());
+    CHECK((*store)->tenant_settings("default")->description() == "the default tenant");
+  }
+  auto store = kcron::api::ViewStore::open(dir.path.string());
+  REQUIRE(store.ok());
+  const auto acme = (*store)->tenant_settings("acme");
+  REQUIRE(acme.has_value());
+  CHECK(acme->limits().max_pending_jobs() == 20);
+  CHECK(acme->admin_ceilings().max_pending_jobs() == 100);
+  kcron::api::ViewBatch batch(**store);
+  batch.tenant_settings("acme", std::nullopt);
+  REQUIRE((*store)->commit(batch).ok());
+  CHECK_FALSE((*store)->tenant_settings("acme").has_value());
+  CHECK((*store)->tenant_settings("").has_value());
+}
+
 TEST_CASE("dead letters list newest first and the latest of a job is found by its id") {
   TempDir dir;
   auto store = kcron::api::ViewStore::open(dir.path.string());

@@ -30,6 +30,7 @@ constexpr char kWorker = 'W';
 constexpr char kCount = 'N';
 constexpr char kEvent = 'E';
 constexpr char kAudit = 'A';
+constexpr char kTenant = 'R';    // R<tenant>: the tenant's settings from kcron.tenants
 constexpr char kFinished = 'F';  // F<be64 updated_ms><tenant>/<id>: finished jobs, oldest first, for the sweep
 const std::string kLastEventKey = "Mevents";
 
@@ -215,6 +216,11 @@ void ViewBatch::schedule(std::string_view tenant, std::string_view id, std::opti
   auto key = tenant_prefix(kSchedule, tenant_or_default(tenant));
   key += id;
   raw_[std::move(key)] = schedule ? std::optional<std::string>(schedule->SerializeAsString()) : std::nullopt;
+}
+
+void ViewBatch::tenant_settings(std::string_view tenant, std::optional<v1::TenantSettings> settings) {
+  auto key = std::string(1, kTenant) + std::string(tenant_or_default(tenant));
+  raw_[std::move(key)] = settings ? std::optional<std::string>(settings->SerializeAsString()) : std::nullopt;
 }
 
 void ViewBatch::dead_letter(std::string_view tenant, const DeadLetterEntry& entry) {
@@ -459,6 +465,13 @@ std::optional<std::string> ViewStore::get(const std::string& key) const {
   std::string value;
   if (!db_->Get(rocksdb::ReadOptions(), key, &value).ok()) return std::nullopt;
   return value;
+}
+
+std::optional<v1::TenantSettings> ViewStore::tenant_settings(std::string_view tenant) const {
+  auto value = get(std::string(1, kTenant) + std::string(tenant_or_default(tenant)));
+  v1::TenantSettings settings;
+  if (!value || !settings.ParseFromString(*value)) return std::nullopt;
+  return settings;
 }
 
 std::optional<v1::Schedule> ViewStore::schedule(std::string_view tenant, std::string_view id) const {

@@ -53,6 +53,8 @@ class ViewBatch {
   v1::JobView& job(std::string_view tenant, std::string_view id);
   // A schedule as the schedules topic holds it now (nullopt: deleted).
   void schedule(std::string_view tenant, std::string_view id, std::optional<v1::Schedule> schedule);
+  // A tenant's settings as kcron.tenants holds them now (nullopt: deleted).
+  void tenant_settings(std::string_view tenant, std::optional<v1::TenantSettings> settings);
   void dead_letter(std::string_view tenant, const DeadLetterEntry& entry);
   void worker(const v1::WorkerHeartbeat& heartbeat);
   // An audit record, identified by where it was read ("<topic>/<partition>@<offset>").
@@ -108,6 +110,7 @@ class ViewStore {
   // their index entries and counts. Called by the writer thread, between commits. How many went.
   Result<std::size_t> sweep_finished(std::int64_t finished_before_ms, std::size_t max_jobs);
 
+  std::optional<v1::TenantSettings> tenant_settings(std::string_view tenant) const;
   std::optional<v1::Schedule> schedule(std::string_view tenant, std::string_view id) const;
   ListPage<v1::Schedule> schedules(std::string_view tenant, std::string_view after, std::size_t limit) const;
   // Newest first; `after` is a `next` a previous page gave.

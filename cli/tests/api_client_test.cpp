@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <deque>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -13,6 +14,8 @@
 #include "api_commands.h"
 #include "core/rfc3339.h"
 #include "kcron/codec.h"
+#include "tenant_edit.h"
+#include "text.h"
 
 using namespace kcron;
 using namespace kcron::cli;
@@ -183,7 +186,7 @@ TEST_CASE("commands the API does not serve are refused without a request") {
   CHECK(api_submit(client, R"({"replay":{"job_id":"j1"}})", out, err) == 1);
   CHECK(err.str() == "kcron: a replay command is not available through the API yet; use Kafka access (without --api)\n");
   CHECK(transport.requests.empty());
-  CHECK(api_refusal("dlq list") == "dlq list is not available through the API yet; use Kafka access (without --api)");
+  CHECK(api_refusal("tail") == "tail is not available through the API yet; use Kafka access (without --api)");
 }
 
 TEST_CASE("the consistency token of a write goes with the next request only") {
@@ -371,4 +374,147 @@ TEST_CASE("a missing token, a token with a space and a URL that is not http or h
   auto with_path = make_api_target("https://gateway.example.com/kcron/", kToken, "");
   REQUIRE(with_path.ok());
   CHECK(with_path->base_url == "https://gateway.example.com/kcron");
+}
+
+TEST_CASE("tenant settings are read with GET and changed with a merge patch naming only the given fields") {
+  FakeTransport transport;
+  ApiClient client(target(), transport);
+  client.set_tenant("acme");
+  transport.answer(200,
+                   R"({"name":"acme","limits":{"max_pending_jobs":"20"},"admin_ceilings":{"max_pending_jobs":"50"},"future":1})");
+  auto settings = client.tenant_settings();
+  REQUIRE(settings.ok());
+  CHECK(settings->limits().max_pending_jobs() == 20);
+  CHECK(settings->admin_ceilings().max_pending_jobs() == 50);
+  CHECK(transport.requests.back().url == "https://kcron.example.com/v1/tenant?tenant=acme");
+
+  TenantEdit edit;
+  edit.max_pending_jobs = 30;
+  edit.description = "payments";
+  const auto body = tenant_patch_body(edit);
+  CHECK(body == R"({"description":"payments","limits":{"max_pending_jobs":30}})");
+  transport.answer(
+      202,
+      R"({"id":"acme","settings":{"name":"acme","limits":{"max_pending_jobs":"30"}},"consistency":"tenants/0/4","request_id":"r1"})",
+      {{"Kcron-Consistency", "tenants/0/4"}});
+  auto patched = client.patch_tenant(body);
+  REQUIRE(patched.ok());
+  CHECK(patched->limits().max_pending_jobs() == 30);
+  const auto& sent = transport.requests.back();
+  CHECK(sent.method == "PATCH");
+  CHECK(header_of(sent, "Content-Type") == "application/merge-patch+json");
+  CHECK(sent.body == body);
+  // The write's token goes with the next read.
+  transport.answer(200, R"({"name":"acme"})");
+  REQUIRE(client.tenant_settings().ok());
+  CHECK(header_of(transport.requests.back(), "Kcron-Consistency") == "tenants/0/4");
+
+  transport.answer(
+      403, R"({"status":403,"title":"Forbidden","detail":"an admin may set it from 1 to 50","field":"limits.max_pending_jobs"})");
+  auto refused = client.patch_tenant(R"({"limits":{"max_pending_jobs":60}})");
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().message() == "an admin may set it from 1 to 50 (HTTP 403, field limits.max_pending_jobs)");
+}
+
+TEST_CASE("workers through the API print the Kafka table, live from the API's judgement, dispatchers left out") {
+  FakeTransport transport;
+  ApiClient client(target(), transport);
+  transport.answer(
+      200,
+      R"({"workers":[)"
+      R"({"worker_id":"w2","host":"h2","queues":["default"],"slots":4,"at_ms":"1767225590000","interval_ms":"5000","alive":true},)"
+      R"({"worker_id":"d1","role":"dispatcher","at_ms":"1767225590000","alive":true},)"
+      R"({"worker_id":"w1","host":"h1","slots":2,"at_ms":"1767225500000","stopped":true,"alive":false}]})");
+  std::ostringstream out;
+  std::ostringstream err;
+  REQUIRE(api_workers(client, false, instant_from_ms(1767225600000), out, err) == 0);
+  CHECK(out.str() ==
+        workers_table_header() +
+            "w1                   stopped  h1                                        2       0       0.0      0.0      100.0\n"
+            "w2                   live     h2               default                  4       0       0.0      0.0       10.0\n");
+  CHECK(transport.requests.back().url == "https://kcron.example.com/v1/workers");
+}
+
+TEST_CASE(
+    "dlq list through the API pages newest first and prints the newest N oldest first, and replay --all replays each DEAD job") {
+  FakeTransport transport;
+  ApiClient client(target(), transport);
+  const auto letter = [](const char* id, const char* state, const char* at) {
+    return fmt::format(R"({{"id":"{}","source":"s","letter":{{"state":"{}","at_ms":"{}","tenant":"acme","reason":"r",)"
+                       R"("job":{{"id":"{}","tenant":"acme","noop":{{}}}}}}}})",
+                       id, state, at, id);
+  };
+  transport.answer(200, fmt::format(R"({{"dead_letters":[{},{}],"next_page_token":"ab"}})", letter("j3", "DEAD", "3000"),
+                                    letter("j2", "REJECTED", "2000")));
+  transport.answer(200, fmt::format(R"({{"dead_letters":[{}]}})", letter("j1", "DEAD", "1000")));
+  std::ostringstream out;
+  std::ostringstream err;
+  REQUIRE(api_dead_letters(client, 0, true, out, err) == 0);
+  CHECK(transport.requests.size() == 2);
+  CHECK_THAT(transport.requests[1].url, Catch::Contains("page_token=ab"));
+  std::istringstream lines(out.str());
+  std::string line;
+  std::vector<std::string> order;
+  while (std::getline(lines, line)) order.push_back(nlohmann::json::parse(line)["job"]["id"]);
+  CHECK(order == std::vector<std::string>{"j1", "j2", "j3"});
+
+  // -n 1: the newest only, one page of one.
+  transport.answer(200, fmt::format(R"({{"dead_letters":[{}],"next_page_token":"cd"}})", letter("j3", "DEAD", "3000")));
+  std::ostringstream newest;
+  REQUIRE(api_dead_letters(client, 1, false, newest, err) == 0);
+  CHECK_THAT(transport.requests.back().url, Catch::Contains("page_size=1"));
+  CHECK(newest.str() ==
+        dead_letters_table_header() +
+            "1970-01-01T00:00:03.000Z  DEAD      acme             j3                                      0  r\n");
+
+  transport.answer(200, fmt::format(R"({{"dead_letters":[{},{},{}]}})", letter("j3", "DEAD", "3000"),
+                                    letter("j2", "REJECTED", "2000"), letter("j1", "DEAD", "1000")));
+  transport.answer(202, R"({"id":"j1","consistency":"jobs/0/1","request_id":"r1"})");
+  transport.answer(409, R"({"status":409,"title":"Conflict","detail":"j3 is not DEAD"})");
+  std::ostringstream replayed;
+  std::ostringstream replay_err;
+  CHECK(api_replay(client, {}, true, replayed, replay_err) == 1);
+  CHECK(replayed.str() == "replay sent for j1\n");
+  CHECK(replay_err.str() == "kcron: j3: j3 is not DEAD (HTTP 409)\n");
+  CHECK(transport.requests[transport.requests.size() - 2].url == "https://kcron.example.com/v1/dead-letters/j1:replay");
+}
+
+TEST_CASE("audit through the API stops paging once records are older than --since and filters by outcome") {
+  FakeTransport transport;
+  ApiClient client(target(), transport);
+  transport.answer(200, R"({"records":[{"action":"submit","job_id":"a","outcome":"REJECTED","at_ms":"5000"},)"
+                        R"({"action":"submit","job_id":"b","outcome":"ACCEPTED","at_ms":"4000"}],"next_page_token":"ee"})");
+  transport.answer(200, R"({"records":[{"action":"submit","job_id":"c","outcome":"REJECTED","at_ms":"3000"},)"
+                        R"({"action":"submit","job_id":"d","outcome":"REJECTED","at_ms":"1000"}],"next_page_token":"ff"})");
+  auto filter = make_audit_filter("", "", "rejected", instant_from_ms(2000));
+  REQUIRE(filter.ok());
+  std::ostringstream out;
+  std::ostringstream err;
+  REQUIRE(api_audit(client, *filter, 0, true, out, err) == 0);
+  CHECK(transport.requests.size() == 2);  // the second page reached before --since: no third request
+  std::istringstream lines(out.str());
+  std::string line;
+  std::vector<std::string> ids;
+  while (std::getline(lines, line)) ids.push_back(nlohmann::json::parse(line)["job_id"]);
+  CHECK(ids == std::vector<std::string>{"c", "a"});
+}
+
+TEST_CASE("schedule put and delete through the API go to the schedule's route with its JSON") {
+  FakeTransport transport;
+  ApiClient client(target(), transport);
+  transport.answer(202, R"({"id":"nightly","created":true,"consistency":"schedules/0/3","request_id":"r1"})");
+  std::ostringstream out;
+  std::ostringstream err;
+  REQUIRE(api_schedule_put(client, R"({"id":"nightly","expression":"0 2 * * *","job_template":{"noop":{}}})", out, err) == 0);
+  CHECK(out.str() == "put schedule nightly\n");
+  CHECK(transport.requests.back().method == "PUT");
+  CHECK(transport.requests.back().url == "https://kcron.example.com/v1/schedules/nightly");
+  CHECK(nlohmann::json::parse(transport.requests.back().body)["expression"] == "0 2 * * *");
+  CHECK(api_schedule_put(client, R"({"expression":"0 2 * * *"})", out, err) == 1);
+  CHECK(err.str() == "kcron: the schedule needs an id\n");
+  transport.answer(404, R"({"status":404,"title":"Not Found","detail":"no schedule \"gone\" in tenant acme"})");
+  std::ostringstream missing;
+  CHECK(api_schedule_delete(client, "gone", out, missing) == 1);
+  CHECK(transport.requests.back().method == "DELETE");
+  CHECK(missing.str() == "kcron: no schedule \"gone\" in tenant acme (HTTP 404)\n");
 }

@@ -99,6 +99,18 @@ TEST_CASE("a tenant's description says none for no limit and gives times in UTC"
         "updated: 2026-01-01T00:00:00.123Z\n");
 }
 
+TEST_CASE("admin ceilings are set like limits and described only when one is set") {
+  TenantEdit edit;
+  edit.admin_max_pending_jobs = 500;
+  edit.admin_max_submissions_per_second = 2.5;
+  const auto settings = apply_edit(v1::TenantSettings(), "acme", edit, 1767225600123);
+  CHECK(settings.admin_ceilings().max_pending_jobs() == 500);
+  CHECK(settings.limits().max_pending_jobs() == 0);
+  CHECK_THAT(describe_tenant(settings), Catch::Contains("admin may set up to: max pending 500, max rate 2.5/s, max running -\n"));
+  CHECK(tenant_patch_body(edit) == R"({"admin_ceilings":{"max_pending_jobs":500,"max_submissions_per_second":2.5}})");
+  CHECK(tenant_patch_body(TenantEdit()) == "{}");
+}
+
 TEST_CASE("delete tombstones the tenant's schedules in force, by their latest record, on their partition") {
   const std::vector<Read> records = {
       record(0, "acme~nightly", schedule_body("nightly", "acme")),

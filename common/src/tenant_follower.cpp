@@ -128,11 +128,15 @@ void TenantFollower::poll(int max_records) {
       spdlog::warn("event=tenant_consume_error error=\"{}\"", message->errstr());
       return;
     }
-    apply(*message);
+    // After the start: each change is logged (tenant settings change rarely).
+    if (apply(*message)) {
+      spdlog::info("event=tenant_record_applied tenant={} partition={} offset={}",
+                   message->key() != nullptr ? *message->key() : std::string(), message->partition(), message->offset());
+    }
   }
 }
 
-void TenantFollower::apply(RdKafka::Message& message) {
+bool TenantFollower::apply(RdKafka::Message& message) {
   const std::string key = message.key() != nullptr ? *message.key() : std::string();
   const bool tombstone = message.payload() == nullptr;
   Status status = Status::success();
@@ -144,11 +148,12 @@ void TenantFollower::apply(RdKafka::Message& message) {
   }
   if (status) {
     ++applied_;
-    return;
+    return true;
   }
   ++refused_;
   spdlog::warn("event=tenant_record_refused tenant={} partition={} offset={} reason=\"{}\"", key, message.partition(),
                message.offset(), status.error().message());
+  return false;
 }
 
 void TenantFollower::close() {

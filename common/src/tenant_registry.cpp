@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "kcron/codec.h"
 #include "kcron/tenant.h"
@@ -24,6 +25,11 @@ Status validate_tenant_settings(std::string_view tenant, const v1::TenantSetting
   const double rate = settings.limits().max_submissions_per_second();
   if (!std::isfinite(rate) || rate < 0 || rate > kMaxRate) {
     return make_error("tenant '{}': max_submissions_per_second {} is not a number from 0 to {}", tenant, rate, kMaxRate);
+  }
+  const double ceiling = settings.admin_ceilings().max_submissions_per_second();
+  if (!std::isfinite(ceiling) || ceiling < 0 || ceiling > kMaxRate) {
+    return make_error("tenant '{}': admin_ceilings.max_submissions_per_second {} is not a number from 0 to {}", tenant, ceiling,
+                      kMaxRate);
   }
   for (const auto& queue : settings.allowed_queues()) {
     if (queue.empty()) return make_error("tenant '{}': an allowed queue name is empty", tenant);
@@ -64,6 +70,8 @@ const v1::TenantSettings* TenantRegistry::find(std::string_view tenant) const {
 std::uint64_t partition_share(std::uint64_t limit, std::int32_t partitions) {
   if (limit == 0) return 0;
   const double share = std::ceil(static_cast<double>(limit) * kShareSlack / std::max(1, partitions));
+  // A limit near 2^64 has a share past what uint64 holds: no practical limit, kept defined.
+  if (share >= 18446744073709549568.0) return std::numeric_limits<std::uint64_t>::max();
   return std::max<std::uint64_t>(1, static_cast<std::uint64_t>(share));
 }
 

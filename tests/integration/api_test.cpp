@@ -99,6 +99,7 @@ struct Api {
     auto result = method == "GET"      ? client.Get(path, headers)
                   : method == "PUT"    ? client.Put(path, headers, body, "application/json")
                   : method == "DELETE" ? client.Delete(path, headers)
+                  : method == "PATCH"  ? client.Patch(path, headers, body, "application/merge-patch+json")
                                        : client.Post(path, headers, body, "application/json");
     if (result) {  // every answer must be one api/openapi/openapi.json describes
       const auto valid =
@@ -281,6 +282,10 @@ TEST_CASE("every route checks its role: each role over each route through HTTP",
     REQUIRE(created->status == 202);
     consistency = created->get_header_value("Kcron-Consistency");
   }
+  // The tenant's settings record, which only system creates (an admin then changes it).
+  auto registered = api.call("PATCH", "/v1/tenant", token(keys, "acme", "system", "ops"), R"({"description":"acme"})");
+  REQUIRE(registered);
+  REQUIRE(registered->status == 202);
   const httplib::Headers after{{"Kcron-Consistency", consistency}};
   struct Route {
     std::string method;
@@ -306,6 +311,8 @@ TEST_CASE("every route checks its role: each role over each route through HTTP",
         {"GET", "/v1/stats", "", "viewer"},
         {"GET", "/v1/events?wait=0", "", "viewer"},
         {"GET", "/v1/audit", "", "admin"},
+        {"GET", "/v1/tenant", "", "viewer"},
+        {"PATCH", "/v1/tenant", fmt::format(R"({{"description":"set by {}"}})", role), "admin"},
     };
     for (const auto& route : routes) {
       const auto least = std::string("viewer member operator admin system").find(route.least);
@@ -805,4 +812,115 @@ TEST_CASE("a backfill runs a past range as the misfire policy says, each run onc
   CHECK(api.call("POST", "/v1/schedules/all:backfill", operator_token,
                  R"({"from":"2026-01-01T00:00:00Z","to":"2099-01-01T00:00:00Z"})")
             ->status == 400);
+}
+
+TEST_CASE("tenant settings through the API: an admin sets limits within the operators' ceilings, the dispatcher enforces them",
+          "[integration]") {
+  TestEnv env("api-tenant-settings", 1);  // one jobs partition: it holds ceil(2 * 1.25) = 3 pending jobs under a limit of 2
+  const auto keys = make_keys(env);
+  auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1");
+  Api api(env, keys, "api1");
+  const auto admin = token(keys, "acme", "admin", "ann");
+  const auto member = token(keys, "acme", "member", "alice");
+  const auto operators = token(keys, "ops", "system", "root");
+
+  // A tenant without a record: its name, no limits, version 0.
+  auto fresh = api.call("GET", "/v1/tenant", member);
+  REQUIRE(fresh);
+  CHECK(fresh->status == 200);
+  CHECK(fresh->get_header_value("ETag") == "\"0\"");
+  CHECK(body_of(fresh)["name"] == "acme");
+
+  // Only kcron's operators create a tenant's record (system scope, naming the tenant).
+  auto unregistered = api.call("PATCH", "/v1/tenant", admin, R"({"description":"mine"})");
+  REQUIRE(unregistered);
+  CHECK(unregistered->status == 403);
+  CHECK_THAT(body_of(unregistered)["detail"].get<std::string>(), Catch::Contains("no settings record"));
+  auto created = api.call("PATCH", "/v1/tenant?tenant=acme", operators, R"({"description":"created by ops"})");
+  REQUIRE(created);
+  REQUIRE(created->status == 202);
+
+  // Without a ceiling an admin may not set a limit; a member changes nothing.
+  auto uncapped = api.call("PATCH", "/v1/tenant", admin, R"({"limits":{"max_pending_jobs":2}})");
+  REQUIRE(uncapped);
+  CHECK(uncapped->status == 403);
+  CHECK(body_of(uncapped)["field"] == "limits.max_pending_jobs");
+  CHECK(api.call("PATCH", "/v1/tenant", member, R"({"description":"mine"})")->status == 403);
+
+  // The operators set the ceiling; the admin then sets a limit within it.
+  auto ceiling = api.call("PATCH", "/v1/tenant?tenant=acme", operators,
+                          R"({"admin_ceilings":{"max_pending_jobs":10},"description":"payments"})");
+  REQUIRE(ceiling);
+  INFO(ceiling->body);
+  REQUIRE(ceiling->status == 202);
+  const auto written = ceiling->get_header_value("Kcron-Consistency");
+  CHECK(written.starts_with("tenants/"));
+  auto read = api.call("GET", "/v1/tenant", admin, "", {{"Kcron-Consistency", written}});
+  REQUIRE(read);
+  REQUIRE(read->status == 200);
+  CHECK(body_of(read)["admin_ceilings"]["max_pending_jobs"] == "10");
+  CHECK(body_of(read)["description"] == "payments");
+  const auto version = read->get_header_value("ETag");
+  CHECK(version != "\"0\"");
+
+  CHECK(api.call("PATCH", "/v1/tenant", admin, R"({"limits":{"max_pending_jobs":11}})")->status == 403);
+  CHECK(api.call("PATCH", "/v1/tenant", admin, R"({"admin_ceilings":{"max_pending_jobs":100}})")->status == 403);
+  CHECK(api.call("PATCH", "/v1/tenant", admin, R"({"allowed_queues":["gpu"]})")->status == 403);
+  auto stale = api.call("PATCH", "/v1/tenant", admin, R"({"limits":{"max_pending_jobs":2}})", {{"If-Match", "\"0\""}});
+  REQUIRE(stale);
+  CHECK(stale->status == 412);
+  CHECK(stale->get_header_value("ETag") == version);
+  auto limited = api.call("PATCH", "/v1/tenant", admin, R"({"limits":{"max_pending_jobs":2}})", {{"If-Match", version}});
+  REQUIRE(limited);
+  INFO(limited->body);
+  REQUIRE(limited->status == 202);
+  CHECK(body_of(limited)["settings"]["limits"]["max_pending_jobs"] == "2");
+  // The same patch again changes nothing and writes nothing.
+  auto again = api.call("PATCH", "/v1/tenant", admin, R"({"limits":{"max_pending_jobs":2}})",
+                        {{"Kcron-Consistency", limited->get_header_value("Kcron-Consistency")}});
+  REQUIRE(again);
+  CHECK(again->status == 200);
+
+  // Another tenant's admin sees its own settings, not acme's.
+  auto other = api.call("GET", "/v1/tenant", token(keys, "beta", "admin", "bea"));
+  REQUIRE(other);
+  CHECK(body_of(other)["name"] == "beta");
+  CHECK_FALSE(body_of(other).contains("description"));
+  CHECK(api.call("GET", "/v1/tenant?tenant=acme", token(keys, "beta", "admin", "bea"))->status == 403);
+
+  // The dispatcher follows kcron.tenants: once it applied the three records, the fourth pending job is refused.
+  const auto applied_deadline = std::chrono::steady_clock::now() + 60s;
+  while (count_in_log(dispatcher->log_path(), "event=tenant_record_applied tenant=acme ") < 3 &&
+         std::chrono::steady_clock::now() < applied_deadline) {
+    std::this_thread::sleep_for(50ms);
+  }
+  INFO(tail_file(dispatcher->log_path(), 20));
+  REQUIRE(count_in_log(dispatcher->log_path(), "event=tenant_record_applied tenant=acme ") == 3);
+  std::vector<std::string> states;
+  for (int index = 0; index < 5; ++index) {
+    const auto id = fmt::format("limited-{}", index);
+    auto submitted = api.call("POST", "/v1/jobs", member, fmt::format(R"({{"id":"{}","delay":"3600s","noop":{{}}}})", id));
+    REQUIRE(submitted);
+    REQUIRE(submitted->status == 202);
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    json view;
+    while (std::chrono::steady_clock::now() < deadline) {
+      view = body_of(api.call("GET", "/v1/jobs/" + id, member));
+      if (view.value("state", "") == "PENDING" || view.value("state", "") == "REJECTED") break;
+      std::this_thread::sleep_for(100ms);
+    }
+    states.push_back(view.value("state", ""));
+    if (view.value("state", "") == "REJECTED") CHECK_THAT(view.value("reason", ""), Catch::Contains("limit of 2 pending jobs"));
+  }
+  CHECK(states == std::vector<std::string>{"PENDING", "PENDING", "PENDING", "REJECTED", "REJECTED"});
+
+  // The audit log names who changed the settings, and to what.
+  auto audit = body_of(api.call("GET", "/v1/audit", admin));
+  int changes = 0;
+  for (const auto& record : audit["records"]) {
+    if (record.value("action", "") != "patch_tenant") continue;
+    ++changes;
+    CHECK_THAT(record.value("reason", ""), Catch::Contains("settings of acme now"));
+  }
+  CHECK(changes == 3);
 }

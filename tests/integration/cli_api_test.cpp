@@ -223,7 +223,161 @@ TEST_CASE("kcron --api prints the API's refusals with status and request id, nev
       std::regex(
           R"(kcron: only the system role may act in another tenant \(\?tenant=\) \(HTTP 403, field tenant, request [0-9a-f]+\)\n)")));
 
-  const auto served_not = run_kcron("", fmt::format("--api {} --token {} workers", url, viewer));
+  const auto served_not = run_kcron("", fmt::format("--api {} --token {} tail results", url, viewer));
   CHECK(served_not.exit_code == 1);
-  CHECK(served_not.output == "kcron: workers is not available through the API yet; use Kafka access (without --api)\n");
+  CHECK(served_not.output == "kcron: tail is not available through the API yet; use Kafka access (without --api)\n");
+}
+
+TEST_CASE("kcron --api tenant set and get change and show a tenant's settings, an admin within the operators' ceilings",
+          "[integration]") {
+  TestEnv env("cli-api-tenant");
+  const auto keys = make_keys(env);
+  auto [api, port] = start_api(env, keys);
+  const auto url = fmt::format("http://127.0.0.1:{}", port);
+  const auto operators = fmt::format("--api {} --token {}", url, token(keys, "ops", "system", "root"));
+  const auto admin = fmt::format("--api {} --token {}", url, token(keys, "acme", "admin", "ann"));
+  // `tenant get` until its output contains `text` (each kcron is a new process: no read-your-writes token).
+  const auto wait_for_get = [&](const std::string& args, const std::string& text, const std::string& flags = "") {
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    CliRun run;
+    while (std::chrono::steady_clock::now() < deadline) {
+      run = run_kcron("", fmt::format("{} tenant get acme{}", args, flags));
+      if (run.exit_code == 0 && run.output.find(text) != std::string::npos) return run;
+      std::this_thread::sleep_for(200ms);
+    }
+    FAIL("tenant get never showed '" << text << "'; last: " << run.output);
+    return run;
+  };
+
+  const auto unregistered = run_kcron("", admin + " tenant set acme --description mine");
+  CHECK(unregistered.exit_code == 1);
+  CHECK_THAT(unregistered.output, Catch::Contains("no settings record"));
+
+  const auto ceiling = run_kcron("", operators + " tenant set acme --admin-max-pending 50 --description payments");
+  INFO(ceiling.output);
+  CHECK(ceiling.exit_code == 0);
+  CHECK(ceiling.output == "updated tenant acme\n");
+  wait_for_get(admin, "admin may set up to: max pending 50, max rate -/s, max running -\n");
+
+  const auto uncapped = run_kcron("", admin + " tenant set acme --max-running 3");
+  CHECK(uncapped.exit_code == 1);
+  CHECK_THAT(uncapped.output, Catch::Contains("(HTTP 403, field limits.max_running_jobs, request "));
+  const auto over = run_kcron("", admin + " tenant set acme --max-pending 60");
+  CHECK(over.exit_code == 1);
+  CHECK_THAT(over.output, Catch::Contains("from 1 to 50"));
+  const auto queues = run_kcron("", admin + " tenant set acme --queues gpu");
+  CHECK(queues.exit_code == 1);
+  CHECK_THAT(queues.output, Catch::Contains("field allowed_queues"));
+
+  const auto within = run_kcron("", admin + " tenant set acme --max-pending 30");
+  INFO(within.output);
+  CHECK(within.exit_code == 0);
+  const auto shown = wait_for_get(admin, "max pending jobs: 30\n");
+  CHECK_THAT(shown.output, Catch::Contains("description: payments\n"));
+  const auto as_json = wait_for_get(admin, R"("max_pending_jobs":"30")", " --json");
+  CHECK(as_json.output.starts_with(R"({"name":"acme")"));
+
+  // Another tenant's admin cannot name acme; create, list and delete stay operator tools over Kafka.
+  const auto other = run_kcron("", fmt::format("--api {} --token {} tenant get acme", url, token(keys, "beta", "admin")));
+  CHECK(other.exit_code == 1);
+  CHECK_THAT(other.output, Catch::Contains("HTTP 403, field tenant"));
+  const auto create = run_kcron("", operators + " tenant create gamma");
+  CHECK(create.exit_code == 1);
+  CHECK(create.output == "kcron: tenant create is not available through the API yet; use Kafka access (without --api)\n");
+}
+
+TEST_CASE("kcron --api lists and replays dead letters, lists workers, reads the audit log and puts and deletes schedules",
+          "[integration]") {
+  TestEnv env("cli-api-dlq");
+  const auto keys = make_keys(env);
+  auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1");
+  auto worker = start_program(env, "kcron-worker", "w1", "w1");
+  auto [api, port] = start_api(env, keys);
+  const auto url = fmt::format("http://127.0.0.1:{}", port);
+  const auto member = fmt::format("--api {} --token {}", url, token(keys, "acme", "member"));
+  const auto operators = fmt::format("--api {} --token {}", url, token(keys, "acme", "operator", "olga"));
+  const auto admin = fmt::format("--api {} --token {}", url, token(keys, "acme", "admin", "ann"));
+
+  // A job that fails once with no retries dies; its letter is listed, then replayed by an operator.
+  REQUIRE(run_kcron("", member + R"( submit '{"id":"flaky","sleep":{"duration":"0s","fail":true},"retry":{"max_retries":0}}')")
+              .exit_code == 0);
+  wait_for_status(member, "flaky", "DEAD");
+  CliRun listed;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    listed = run_kcron("", member + " dlq list");
+    if (listed.output.find("flaky") != std::string::npos) break;
+    std::this_thread::sleep_for(200ms);
+  }
+  INFO(listed.output);
+  REQUIRE(listed.exit_code == 0);
+  CHECK(listed.output.starts_with("AT                        STATE     TENANT"));
+  CHECK_THAT(listed.output, Catch::Contains(" DEAD      acme             flaky "));
+  const auto as_json = run_kcron("", member + " dlq list --json -n 1");
+  CHECK(json::parse(as_json.output)["job"]["id"] == "flaky");
+
+  const auto refused = run_kcron("", member + " dlq replay flaky");
+  CHECK(refused.exit_code == 1);
+  CHECK_THAT(refused.output, Catch::Contains("HTTP 403"));
+  const auto replayed = run_kcron("", operators + " dlq replay --all");
+  INFO(replayed.output);
+  CHECK(replayed.exit_code == 0);
+  CHECK(replayed.output == "replay sent for flaky\n");
+  const auto missing = run_kcron("", operators + " dlq replay nope");
+  CHECK(missing.exit_code == 1);
+  CHECK_THAT(missing.output, Catch::Contains("kcron: nope: "));
+
+  // The worker's heartbeat, as over Kafka.
+  CliRun workers;
+  const auto workers_deadline = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < workers_deadline) {
+    workers = run_kcron("", member + " workers");
+    if (workers.output.find(" live ") != std::string::npos) break;
+    std::this_thread::sleep_for(200ms);
+  }
+  INFO(workers.output);
+  CHECK(workers.exit_code == 0);
+  CHECK(workers.output.starts_with("WORKER               STATE    HOST"));
+  CHECK_THAT(workers.output, Catch::Contains(" live "));
+
+  // The audit log: the API's REQUESTED records and the dispatcher's decisions, admin only.
+  CHECK(run_kcron("", member + " audit").exit_code == 1);
+  const auto audit = run_kcron("", admin + " audit --job flaky --json");
+  INFO(audit.output);
+  CHECK(audit.exit_code == 0);
+  std::set<std::string> outcomes;
+  std::istringstream lines(audit.output);
+  std::string line;
+  while (std::getline(lines, line)) {
+    const auto record = json::parse(line);
+    CHECK(record["job_id"] == "flaky");
+    outcomes.insert(record["outcome"].get<std::string>());
+  }
+  CHECK(outcomes.count("REQUESTED") == 1);
+  CHECK(outcomes.count("ACCEPTED") == 1);
+  const auto rejected_only = run_kcron("", admin + " audit --outcome rejected");
+  CHECK(rejected_only.exit_code == 0);
+  CHECK(rejected_only.output.find("flaky") == std::string::npos);
+
+  // Schedules: put, then delete once the view has it; a bad expression and an unknown id are refused.
+  const auto put =
+      run_kcron("", operators + R"( schedule put '{"id":"nightly","expression":"0 2 * * *","job_template":{"noop":{}}}')");
+  INFO(put.output);
+  CHECK(put.exit_code == 0);
+  CHECK(put.output == "put schedule nightly\n");
+  const auto bad =
+      run_kcron("", operators + R"( schedule put '{"id":"broken","expression":"0 25 * * *","job_template":{"noop":{}}}')");
+  CHECK(bad.exit_code == 1);
+  CHECK_THAT(bad.output, Catch::Contains("field expression"));
+  CliRun deleted;
+  const auto delete_deadline = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < delete_deadline) {
+    deleted = run_kcron("", operators + " schedule delete nightly");
+    if (deleted.exit_code == 0) break;
+    std::this_thread::sleep_for(200ms);
+  }
+  CHECK(deleted.output == "deleted schedule nightly\n");
+  const auto unknown = run_kcron("", operators + " schedule delete nope");
+  CHECK(unknown.exit_code == 1);
+  CHECK_THAT(unknown.output, Catch::Contains("HTTP 404"));
 }

@@ -53,7 +53,8 @@ class TenantFollower {
   // catch_up_ with each partition's high watermark.
   Result<bool> assign(Millis timeout);
   // Folds one consumed record into the registry (refusals are logged, never fatal).
-  void apply(RdKafka::Message& message);
+  // Whether the record applied (a refused one is logged and counted).
+  bool apply(RdKafka::Message& message);
 
   kafka::Properties client_;
   TopicNames names_;
