@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -94,6 +95,23 @@ std::string wait_for_status(const std::string& api_args, const std::string& id, 
   }
   FAIL("job " << id << " did not reach " << state << "; last: " << last);
   return last;
+}
+
+// `kcron <arguments>` again until `done` holds for its run (bounded: each kcron is a new process,
+// so what an earlier one wrote reaches the API's view a moment later); the last run.
+CliRun run_until(const std::string& arguments, const std::function<bool(const CliRun&)>& done,
+                 std::chrono::seconds timeout = 30s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  CliRun run = run_kcron("", arguments);
+  while (!done(run) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(200ms);
+    run = run_kcron("", arguments);
+  }
+  return run;
+}
+
+bool contains(const CliRun& run, const std::string& text) {
+  return run.exit_code == 0 && run.output.find(text) != std::string::npos;
 }
 
 std::vector<std::string> table_ids(const std::string& table) {
@@ -238,14 +256,10 @@ TEST_CASE("kcron --api tenant set and get change and show a tenant's settings, a
   const auto admin = fmt::format("--api {} --token {}", url, token(keys, "acme", "admin", "ann"));
   // `tenant get` until its output contains `text` (each kcron is a new process: no read-your-writes token).
   const auto wait_for_get = [&](const std::string& args, const std::string& text, const std::string& flags = "") {
-    const auto deadline = std::chrono::steady_clock::now() + 30s;
-    CliRun run;
-    while (std::chrono::steady_clock::now() < deadline) {
-      run = run_kcron("", fmt::format("{} tenant get acme{}", args, flags));
-      if (run.exit_code == 0 && run.output.find(text) != std::string::npos) return run;
-      std::this_thread::sleep_for(200ms);
-    }
-    FAIL("tenant get never showed '" << text << "'; last: " << run.output);
+    auto run =
+        run_until(fmt::format("{} tenant get acme{}", args, flags), [&](const CliRun& each) { return contains(each, text); });
+    INFO("tenant get never showed '" << text << "'; last: " << run.output);
+    CHECK(contains(run, text));
     return run;
   };
 
@@ -302,13 +316,7 @@ TEST_CASE("kcron --api lists and replays dead letters, lists workers, reads the 
   REQUIRE(run_kcron("", member + R"( submit '{"id":"flaky","sleep":{"duration":"0s","fail":true},"retry":{"max_retries":0}}')")
               .exit_code == 0);
   wait_for_status(member, "flaky", "DEAD");
-  CliRun listed;
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    listed = run_kcron("", member + " dlq list");
-    if (listed.output.find("flaky") != std::string::npos) break;
-    std::this_thread::sleep_for(200ms);
-  }
+  const auto listed = run_until(member + " dlq list", [](const CliRun& run) { return contains(run, "flaky"); });
   INFO(listed.output);
   REQUIRE(listed.exit_code == 0);
   CHECK(listed.output.starts_with("AT                        STATE     TENANT"));
@@ -328,13 +336,7 @@ TEST_CASE("kcron --api lists and replays dead letters, lists workers, reads the 
   CHECK_THAT(missing.output, Catch::Contains("kcron: nope: "));
 
   // The worker's heartbeat, as over Kafka.
-  CliRun workers;
-  const auto workers_deadline = std::chrono::steady_clock::now() + 30s;
-  while (std::chrono::steady_clock::now() < workers_deadline) {
-    workers = run_kcron("", member + " workers");
-    if (workers.output.find(" live ") != std::string::npos) break;
-    std::this_thread::sleep_for(200ms);
-  }
+  const auto workers = run_until(member + " workers", [](const CliRun& run) { return contains(run, " live "); });
   INFO(workers.output);
   CHECK(workers.exit_code == 0);
   CHECK(workers.output.starts_with("WORKER               STATE    HOST"));
@@ -369,13 +371,7 @@ TEST_CASE("kcron --api lists and replays dead letters, lists workers, reads the 
       run_kcron("", operators + R"( schedule put '{"id":"broken","expression":"0 25 * * *","job_template":{"noop":{}}}')");
   CHECK(bad.exit_code == 1);
   CHECK_THAT(bad.output, Catch::Contains("field expression"));
-  CliRun deleted;
-  const auto delete_deadline = std::chrono::steady_clock::now() + 30s;
-  while (std::chrono::steady_clock::now() < delete_deadline) {
-    deleted = run_kcron("", operators + " schedule delete nightly");
-    if (deleted.exit_code == 0) break;
-    std::this_thread::sleep_for(200ms);
-  }
+  const auto deleted = run_until(operators + " schedule delete nightly", [](const CliRun& run) { return run.exit_code == 0; });
   CHECK(deleted.output == "deleted schedule nightly\n");
   const auto unknown = run_kcron("", operators + " schedule delete nope");
   CHECK(unknown.exit_code == 1);
