@@ -57,10 +57,14 @@ void fold_definition(v1::JobView& view, const v1::Job& job, std::int64_t record_
 
 bool fold_status(v1::JobView& view, const v1::StatusRecord& status) {
   name_job(view, status.tenant(), status.job_id());
+  const bool same = status.attempt() == view.attempt() && status.sequence() == view.sequence();
   const bool newer = status.attempt() > view.attempt() ||
                      (status.attempt() == view.attempt() && status.sequence() > view.sequence()) ||
                      view.state() == v1::JOB_STATE_UNSPECIFIED;
-  if (!newer) return false;
+  // The record a changelog entry stood in for: it replaces the provisional transition.
+  const bool confirms = same && !view.history().empty() && view.history().rbegin()->component() == kChangelogComponent &&
+                        status.component() != kChangelogComponent;
+  if (!newer && !confirms) return false;
   view.set_state(status.state());
   view.set_attempt(status.attempt());
   view.set_sequence(status.sequence());
@@ -68,8 +72,50 @@ bool fold_status(v1::JobView& view, const v1::StatusRecord& status) {
   if (status.due_ms() != 0) view.set_due_ms(status.due_ms());
   if (view.submitted_ms() == 0) view.set_submitted_ms(status.at_ms());  // its submit record is gone or not read yet
   if (view.updated_ms() < status.at_ms()) view.set_updated_ms(status.at_ms());
+  if (confirms) view.mutable_history()->RemoveLast();
   add_transition(view, status);
   return true;
+}
+
+bool changelog_entry_creates(const v1::DispatcherEntry& entry) {
+  return entry.state() == v1::DispatcherEntry::PENDING && entry.has_job() && !entry.job().id().empty();
+}
+
+bool fold_changelog_entry(v1::JobView& view, const v1::DispatcherEntry& entry, std::int64_t record_ms, std::string_view source) {
+  v1::StatusRecord status;
+  status.set_job_id(view.id());
+  status.set_tenant(view.tenant());
+  status.set_attempt(entry.attempt());
+  status.set_sequence(entry.sequence());
+  status.set_at_ms(record_ms);
+  status.set_due_ms(entry.due_ms());
+  status.set_component(std::string(kChangelogComponent));
+  const bool newer =
+      entry.attempt() > view.attempt() || (entry.attempt() == view.attempt() && entry.sequence() > view.sequence());
+  switch (entry.state()) {
+    case v1::DispatcherEntry::PENDING:
+      if (!changelog_entry_creates(entry)) return false;
+      if (view.state() != v1::JOB_STATE_UNSPECIFIED && !newer) return false;
+      // The entry holds the definition as it will fire: a later update than any the view read.
+      fold_definition(view, entry.job(), record_ms, source, view.has_job());
+      status.set_state(entry.attempt() > 0 ? v1::RETRYING : v1::PENDING);
+      break;
+    case v1::DispatcherEntry::FIRED:
+    case v1::DispatcherEntry::CANCELLED:
+    case v1::DispatcherEntry::DEAD:
+    case v1::DispatcherEntry::SKIPPED:
+      // Only moves on a job the view holds as waiting: the status topic says the rest.
+      if (view.state() != v1::PENDING && view.state() != v1::RETRYING) return false;
+      if (!newer) return false;
+      status.set_state(entry.state() == v1::DispatcherEntry::FIRED       ? v1::QUEUED
+                       : entry.state() == v1::DispatcherEntry::CANCELLED ? v1::CANCELLED
+                       : entry.state() == v1::DispatcherEntry::DEAD      ? v1::DEAD
+                                                                         : v1::SKIPPED);
+      break;
+    default:
+      return false;
+  }
+  return fold_status(view, status);
 }
 
 bool fold_result(v1::JobView& view, const v1::Result& result) {

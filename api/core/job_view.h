@@ -26,6 +26,21 @@ bool fold_status(v1::JobView& view, const v1::StatusRecord& status);
 // A result: the latest attempt's result is kept (an older attempt's is not).
 bool fold_result(v1::JobView& view, const v1::Result& result);
 
+// The component a transition read from the dispatcher's changelog carries. Such a transition is
+// provisional: the status record of the same (attempt, sequence) replaces it when it comes.
+inline constexpr std::string_view kChangelogComponent = "dispatcher-changelog";
+
+// What a job's entry on the dispatcher changelog says about it, for a view that started after the
+// job's jobs and status records left their topics (status is compact,delete): a PENDING entry
+// carries the definition and stands for the status the dispatcher wrote with it (PENDING, or
+// RETRYING for a later attempt); a FIRED, CANCELLED, DEAD or SKIPPED entry moves a job the view
+// holds as pending on (FIRED: QUEUED) and creates nothing. Returns whether the view changed; a
+// record that says nothing about a job (other entry kinds) returns false and changes nothing.
+bool fold_changelog_entry(v1::JobView& view, const v1::DispatcherEntry& entry, std::int64_t record_ms, std::string_view source);
+
+// Whether a changelog entry of this state may create a job in the view (only PENDING does).
+bool changelog_entry_creates(const v1::DispatcherEntry& entry);
+
 // Whether the state ends the job (nothing follows unless it is replayed).
 bool is_terminal(v1::JobState state);
 

@@ -35,9 +35,9 @@ Status ViewFollower::start() {
   if (!counts) return counts.error();
   const auto stored = store_.positions();
   kafka::PartitionList assignment;
-  for (const auto& topic :
-       {settings_.names.jobs(), settings_.names.status(), settings_.names.results(), settings_.names.schedules(),
-        settings_.names.dead_letters(), settings_.names.workers(), settings_.names.audit(), settings_.names.tenants()}) {
+  for (const auto& topic : {settings_.names.jobs(), settings_.names.status(), settings_.names.results(),
+                            settings_.names.schedules(), settings_.names.dead_letters(), settings_.names.workers(),
+                            settings_.names.audit(), settings_.names.tenants(), settings_.names.dispatcher_changelog()}) {
     const auto found = counts->find(topic);
     if (found == counts->end()) return make_error("topic {} does not exist (kcron topics create makes it)", topic);
     for (std::int32_t partition = 0; partition < found->second; ++partition) {
@@ -145,6 +145,25 @@ void ViewFollower::fold(RdKafka::Message& message, ViewBatch& batch) {
     }
     settings.set_name(key);
     batch.tenant_settings(key, settings);
+    return;
+  }
+  if (topic == settings_.names.dispatcher_changelog()) {
+    // Jobs still waiting in the delay buckets, for a view that starts after their own records
+    // left kcron.jobs and kcron.status. Entries that are not jobs ("\x01…") and tombstones (an
+    // entry forgotten after its dedupe window) say nothing a view needs.
+    if (key.empty() || key.front() == '\x01' || message.payload() == nullptr || message.len() == 0) return;
+    v1::DispatcherEntry entry;
+    if (!entry.ParseFromArray(message.payload(), static_cast<int>(message.len()))) {
+      undecodable_.inc();
+      return;
+    }
+    records_.inc();
+    const auto named = split_scoped_key(key);
+    if (named.id.empty()) return;
+    const auto source = fmt::format("{}/{}@{}", topic, message.partition(), message.offset());
+    v1::JobView* view =
+        changelog_entry_creates(entry) ? &batch.job(named.tenant, named.id) : batch.existing_job(named.tenant, named.id);
+    if (view != nullptr) fold_changelog_entry(*view, entry, message.timestamp().timestamp, source);
     return;
   }
   if (message.len() == 0) return;  // a tombstone: compaction's business

@@ -98,3 +98,104 @@ TEST_CASE("the latest attempt's result is kept") {
   CHECK(view.result().state() == kcron::v1::SUCCEEDED);
   CHECK(view.tenant() == "default");
 }
+
+namespace {
+
+kcron::v1::DispatcherEntry entry(kcron::v1::DispatcherEntry::State state, std::uint32_t attempt, std::uint64_t sequence) {
+  kcron::v1::DispatcherEntry stored;
+  stored.set_state(state);
+  stored.set_attempt(attempt);
+  stored.set_sequence(sequence);
+  stored.set_due_ms(90'000);
+  if (state == kcron::v1::DispatcherEntry::PENDING) *stored.mutable_job() = job();
+  return stored;
+}
+
+kcron::v1::JobView named() {
+  kcron::v1::JobView view;
+  view.set_id("j1");
+  view.set_tenant("acme");
+  return view;
+}
+
+}  // namespace
+
+TEST_CASE("a pending entry on the dispatcher changelog brings a job whose own records are gone") {
+  auto view = named();
+  CHECK(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::PENDING, 0, 1), 5000,
+                                         "kcron.dispatcher-changelog/0@4"));
+  CHECK(view.state() == kcron::v1::PENDING);
+  CHECK(view.due_ms() == 90'000);
+  CHECK(view.queue() == "reports");
+  CHECK(view.submitted_by() == "alice");
+  CHECK(view.submitted_ms() == 5000);
+  CHECK(view.source() == "kcron.dispatcher-changelog/0@4");
+  REQUIRE(view.history_size() == 1);
+  CHECK(view.history(0).component() == kcron::api::kChangelogComponent);
+
+  SECTION("the status record it stood for replaces its transition, and a replay of either changes nothing") {
+    auto real = status(kcron::v1::PENDING, 0, 1, 4990);
+    real.set_component("dispatcher");
+    real.set_due_ms(90'000);
+    CHECK(kcron::api::fold_status(view, real));
+    REQUIRE(view.history_size() == 1);
+    CHECK(view.history(0).component() == "dispatcher");
+    CHECK_FALSE(kcron::api::fold_status(view, real));
+    CHECK_FALSE(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::PENDING, 0, 1), 5000, "x"));
+    CHECK(view.history_size() == 1);
+  }
+  SECTION("firing moves it to QUEUED, and the worker's records go on from there") {
+    CHECK(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::FIRED, 0, 2), 90'001, "x"));
+    CHECK(view.state() == kcron::v1::QUEUED);
+    CHECK(kcron::api::fold_status(view, status(kcron::v1::SUCCEEDED, 0, 1U << 20U, 90'050)));
+    CHECK(view.state() == kcron::v1::SUCCEEDED);
+    CHECK(view.history_size() == 3);
+  }
+  SECTION("a later attempt waiting for its retry reads as RETRYING") {
+    CHECK(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::PENDING, 1, 3), 6000, "x"));
+    CHECK(view.state() == kcron::v1::RETRYING);
+    CHECK(view.attempt() == 1);
+    CHECK(view.submitted_ms() == 5000);
+  }
+}
+
+TEST_CASE("the changelog never moves a job back or creates one from an entry without its definition") {
+  SECTION("a job the status topic already took further keeps its state") {
+    auto view = named();
+    REQUIRE(kcron::api::fold_status(view, status(kcron::v1::SUCCEEDED, 0, 1U << 20U, 7000)));
+    CHECK_FALSE(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::PENDING, 0, 1), 5000, "x"));
+    CHECK_FALSE(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::FIRED, 0, 2), 6000, "x"));
+    CHECK(view.state() == kcron::v1::SUCCEEDED);
+    CHECK_FALSE(view.has_job());
+  }
+  SECTION("a fired, cancelled or dead entry says nothing about a job the view does not hold as waiting") {
+    for (const auto state : {kcron::v1::DispatcherEntry::FIRED, kcron::v1::DispatcherEntry::CANCELLED,
+                             kcron::v1::DispatcherEntry::DEAD, kcron::v1::DispatcherEntry::SKIPPED}) {
+      auto view = named();
+      CHECK_FALSE(kcron::api::fold_changelog_entry(view, entry(state, 0, 2), 6000, "x"));
+      CHECK(view.state() == kcron::v1::JOB_STATE_UNSPECIFIED);
+      CHECK_FALSE(kcron::api::changelog_entry_creates(entry(state, 0, 2)));
+    }
+  }
+  SECTION("entries that are not jobs are not folded") {
+    for (const auto state : {kcron::v1::DispatcherEntry::CANCEL_MARKER, kcron::v1::DispatcherEntry::SCHEDULE,
+                             kcron::v1::DispatcherEntry::TENANT_USAGE, kcron::v1::DispatcherEntry::STATE_UNSPECIFIED}) {
+      auto view = named();
+      CHECK_FALSE(kcron::api::fold_changelog_entry(view, entry(state, 0, 2), 6000, "x"));
+      CHECK(view.state() == kcron::v1::JOB_STATE_UNSPECIFIED);
+    }
+  }
+  SECTION("a pending entry without a job is refused") {
+    auto view = named();
+    auto bare = entry(kcron::v1::DispatcherEntry::PENDING, 0, 1);
+    bare.clear_job();
+    CHECK_FALSE(kcron::api::changelog_entry_creates(bare));
+    CHECK_FALSE(kcron::api::fold_changelog_entry(view, bare, 5000, "x"));
+  }
+  SECTION("a cancel the view has not read yet ends a job it holds as waiting") {
+    auto view = named();
+    REQUIRE(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::PENDING, 0, 1), 5000, "x"));
+    CHECK(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::CANCELLED, 0, 2), 5500, "x"));
+    CHECK(view.state() == kcron::v1::CANCELLED);
+  }
+}

@@ -212,6 +212,19 @@ v1::JobView& ViewBatch::job(std::string_view tenant, std::string_view id) {
   return changed_.emplace(std::move(key), std::move(changed)).first->second.view;
 }
 
+v1::JobView* ViewBatch::existing_job(std::string_view tenant, std::string_view id) {
+  const auto name = std::string(tenant_or_default(tenant));
+  auto key = job_key(name, id);
+  auto found = changed_.find(key);
+  if (found != changed_.end()) return &found->second.view;
+  auto stored = store_.job(name, id);
+  if (!stored) return nullptr;
+  Changed changed;
+  changed.view = *stored;
+  changed.stored = std::move(stored);
+  return &changed_.emplace(std::move(key), std::move(changed)).first->second.view;
+}
+
 void ViewBatch::schedule(std::string_view tenant, std::string_view id, std::optional<v1::Schedule> schedule) {
   auto key = tenant_prefix(kSchedule, tenant_or_default(tenant));
   key += id;

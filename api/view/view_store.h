@@ -51,6 +51,8 @@ class ViewBatch {
   explicit ViewBatch(const ViewStore& store) : store_(store) {}
   // The view of (tenant, id) to fold into: from this batch, else the store, else a new one.
   v1::JobView& job(std::string_view tenant, std::string_view id);
+  // The view of (tenant, id) when this batch or the store holds it; nullptr otherwise (nothing made).
+  v1::JobView* existing_job(std::string_view tenant, std::string_view id);
   // A schedule as the schedules topic holds it now (nullopt: deleted).
   void schedule(std::string_view tenant, std::string_view id, std::optional<v1::Schedule> schedule);
   // A tenant's settings as kcron.tenants holds them now (nullopt: deleted).

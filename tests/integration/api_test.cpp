@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "auth/jwt.h"
+#include "kcron/topics.h"
 #include "openapi/contract.h"
 #include "openapi/document.h"
 #include "support/harness.h"
@@ -476,6 +477,51 @@ TEST_CASE("the view survives a SIGKILL of kcron-api and answers the same afterwa
   CHECK(after == before);
   INFO(tail_file(api.process->log_path()));
   CHECK(count_in_log(api.process->log_path(), "stored_positions=0") == 1);  // the restart resumed from its positions
+}
+
+TEST_CASE("a new instance shows the jobs still waiting after their own records left kcron.jobs and kcron.status",
+          "[integration]") {
+  TestEnv env("api-changelog");
+  const auto keys = make_keys(env);
+  auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1");
+  Api first(env, keys, "api1");
+  const auto member = token(keys, "acme", "member");
+  REQUIRE(first.call("POST", "/v1/jobs", member, R"({"id":"far","delay":"86400s","noop":{},"labels":{"team":"data"}})")->status ==
+          202);
+  wait_for_state(first, member, "far", "PENDING");
+  // Updated before it fires: the dispatcher's changelog holds the job as it will fire.
+  REQUIRE(first.call("PUT", "/v1/jobs/far", member, R"({"delay":"90000s","noop":{},"labels":{"team":"ops"}})")->status == 202);
+  json before;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    before = body_of(first.call("GET", "/v1/jobs/far", member));
+    if (before["labels"]["team"] == "ops" && before["reason"] == "updated") break;
+    std::this_thread::sleep_for(100ms);
+  }
+  REQUIRE(before["labels"]["team"] == "ops");
+
+  // Retention takes every record of the job from the topics a view reads first.
+  const kcron::TopicNames names(env.prefix);
+  delete_all_records(names.jobs());
+  delete_all_records(names.status());
+  Api second(env, keys, "api2");
+  const auto after = body_of(second.call("GET", "/v1/jobs/far", member));
+  CHECK(after["state"] == "PENDING");
+  CHECK(after["due_ms"] == before["due_ms"]);
+  CHECK(after["labels"]["team"] == "ops");
+  CHECK(after["submitted_by"] == "alice");
+  CHECK(after["queue"] == before["queue"]);
+  auto pending = body_of(second.call("GET", "/v1/jobs?state=PENDING", member));
+  REQUIRE(pending["jobs"].size() == 1);
+  CHECK(pending["jobs"][0]["id"] == "far");
+  CHECK(body_of(second.call("GET", "/v1/stats", member)).dump().find("PENDING") != std::string::npos);
+
+  // It is a job like any other: a cancel through the new instance ends it, the status record
+  // takes the place of what the changelog said.
+  REQUIRE(second.call("POST", "/v1/jobs/far:cancel", member, R"({"reason":"not needed"})")->status == 202);
+  const auto cancelled = wait_for_state(second, member, "far", "CANCELLED");
+  CHECK(cancelled["reason"] == "not needed");
+  CHECK(wait_for_state(first, member, "far", "CANCELLED")["reason"] == "not needed");
 }
 
 namespace {

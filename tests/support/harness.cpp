@@ -1,6 +1,7 @@
 #include "support/harness.h"
 
 #include <fcntl.h>
+#include <librdkafka/rdkafka.h>
 #include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,6 +43,48 @@ std::vector<std::string> exec_topics(const std::string& prefix) {
     for (const auto band : kAllBands) topics.push_back(exec_topic(prefix, queue, band));
   }
   return topics;
+}
+
+void delete_all_records(const std::string& topic) {
+  std::string error;
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  REQUIRE(conf->set("bootstrap.servers", brokers(), error) == RdKafka::Conf::CONF_OK);
+  std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
+  REQUIRE(producer != nullptr);
+  RdKafka::Metadata* raw = nullptr;
+  std::unique_ptr<RdKafka::Topic> handle(RdKafka::Topic::create(producer.get(), topic, nullptr, error));
+  REQUIRE(producer->metadata(false, handle.get(), &raw, 10000) == RdKafka::ERR_NO_ERROR);
+  std::unique_ptr<RdKafka::Metadata> metadata(raw);
+  REQUIRE(metadata->topics()->size() == 1);
+  rd_kafka_topic_partition_list_t* offsets = rd_kafka_topic_partition_list_new(8);
+  for (const auto* partition : *metadata->topics()->front()->partitions()) {
+    std::int64_t low = 0;
+    std::int64_t high = 0;
+    REQUIRE(producer->query_watermark_offsets(topic, partition->id(), &low, &high, 10000) == RdKafka::ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_add(offsets, topic.c_str(), partition->id())->offset = high;
+  }
+  rd_kafka_t* client = producer->c_ptr();
+  rd_kafka_DeleteRecords_t* request = rd_kafka_DeleteRecords_new(offsets);
+  rd_kafka_topic_partition_list_destroy(offsets);
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(client);
+  rd_kafka_DeleteRecords(client, &request, 1, nullptr, queue);
+  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 30000);
+  std::string problems = event == nullptr ? "no answer in 30 s" : "";
+  if (event != nullptr && rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    problems = rd_kafka_event_error_string(event);
+  if (event != nullptr && problems.empty()) {
+    const auto* deleted = rd_kafka_DeleteRecords_result_offsets(rd_kafka_event_DeleteRecords_result(event));
+    for (int index = 0; deleted != nullptr && index < deleted->cnt; ++index) {
+      if (deleted->elems[index].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        problems += fmt::format(" [{}]: {}", deleted->elems[index].partition, rd_kafka_err2str(deleted->elems[index].err));
+      }
+    }
+  }
+  if (event != nullptr) rd_kafka_event_destroy(event);
+  rd_kafka_DeleteRecords_destroy(request);
+  rd_kafka_queue_destroy(queue);
+  INFO("DeleteRecords on " << topic << ":" << problems);
+  REQUIRE(problems.empty());
 }
 
 TestEnv::TestEnv(const std::string& name, int jobs, int exec, int replication_factor)

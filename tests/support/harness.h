@@ -93,6 +93,10 @@ class TestProducer {
 std::vector<Record> read_topics(const std::vector<std::string>& topics, std::chrono::milliseconds timeout,
                                 const std::function<bool(const std::vector<Record>&)>& until = nullptr);
 
+// Deletes every record now on the topic (Kafka's DeleteRecords up to each partition's end), as
+// retention would: the topic's cleanup.policy must include delete. Fails the test otherwise.
+void delete_all_records(const std::string& topic);
+
 // Exec topics (all queues and bands) of a prefix.
 std::vector<std::string> exec_topics(const std::string& prefix);
 
