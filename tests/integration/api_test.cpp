@@ -21,6 +21,7 @@
 #include "kcron/topics.h"
 #include "openapi/contract.h"
 #include "openapi/document.h"
+#include "support/api_keys.h"
 #include "support/harness.h"
 
 using namespace kcron::testing;
@@ -29,32 +30,6 @@ using nlohmann::json;
 
 namespace {
 
-// A signing key and the JWKS file the API instances verify with.
-struct Keys {
-  kcron::auth::SigningKey key;
-  std::string jwks_path;
-};
-
-Keys make_keys(const TestEnv& env) {
-  auto generated = kcron::auth::generate_key("ES256", "test-key");
-  REQUIRE(generated.ok());
-  auto key = kcron::auth::load_signing_key(generated->private_pem, "ES256", "test-key");
-  REQUIRE(key.ok());
-  std::filesystem::create_directories(env.state_root);
-  const auto path = env.state_root + "/jwks.json";
-  std::ofstream(path) << generated->jwks;
-  return {*key, path};
-}
-
-std::string token(const Keys& keys, const std::string& tenant, const std::string& role, const std::string& subject = "alice",
-                  std::chrono::seconds ttl = 1h,
-                  std::chrono::system_clock::time_point issued = std::chrono::system_clock::now()) {
-  kcron::auth::TokenRequest request{subject, tenant, {role}, issued, ttl, "", ""};
-  auto signed_token = kcron::auth::sign_token(request, keys.key);
-  REQUIRE(signed_token.ok());
-  return *signed_token;
-}
-
 // One kcron-api instance and a client to it.
 struct Api {
   std::unique_ptr<Process> process;
@@ -62,12 +37,12 @@ struct Api {
 
   std::vector<std::string> extra;
 
-  Api(const TestEnv& env, const Keys& keys, const std::string& instance, std::vector<std::string> extra_env = {})
+  Api(const TestEnv& env, const ApiKeys& keys, const std::string& instance, std::vector<std::string> extra_env = {})
       : extra(std::move(extra_env)) {
     start(env, keys, instance);
   }
 
-  void start(const TestEnv& env, const Keys& keys, const std::string& instance) {
+  void start(const TestEnv& env, const ApiKeys& keys, const std::string& instance) {
     const auto log_path = fmt::format("{}/{}.log", env.state_root, instance);
     const int before = count_in_log(log_path, "event=api_listening");
     auto vars = extra;
@@ -80,12 +55,7 @@ struct Api {
       REQUIRE(process->running());
       std::this_thread::sleep_for(50ms);
     }
-    std::ifstream file(log_path);
-    std::string line;
-    while (std::getline(file, line)) {
-      const auto at = line.find("event=api_listening");
-      if (at != std::string::npos) port = std::stoi(line.substr(line.find("port=", at) + 5));
-    }
+    port = api_port_from_log(log_path);
     REQUIRE(port > 0);
     INFO(tail_file(log_path));
     REQUIRE(wait_for_log(*process, "event=view_caught_up", 60s));
@@ -145,13 +115,13 @@ TEST_CASE(
     "two tenants through two API instances: each sees and changes only its own jobs, read-your-writes holds across instances",
     "[integration]") {
   TestEnv env("api-tenants");
-  const auto keys = make_keys(env);
+  const auto keys = make_api_keys(env);
   auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1");
   auto worker = start_program(env, "kcron-worker", "w1", "w1");
   Api first(env, keys, "api1");
   Api second(env, keys, "api2");
-  const auto acme = token(keys, "acme", "member");
-  const auto beta = token(keys, "beta", "operator", "bob");
+  const auto acme = api_token(keys, "acme", "member");
+  const auto beta = api_token(keys, "beta", "operator", "bob");
 
   // Both tenants submit a job with the same id; acme's runs now, beta's waits an hour.
   auto submitted = first.call("POST", "/v1/jobs", acme, R"({"id":"report","noop":{},"labels":{"team":"data"}})");
@@ -216,7 +186,7 @@ TEST_CASE(
     "the API refuses missing, expired, unsigned, tampered and foreign tokens with 401, and roles beyond their rights with 403",
     "[integration]") {
   TestEnv env("api-auth");
-  const auto keys = make_keys(env);
+  const auto keys = make_api_keys(env);
   Api api(env, keys, "api1");
   const std::string job = R"({"delay":"3600s","noop":{}})";
 
@@ -227,28 +197,29 @@ TEST_CASE(
   CHECK(document->status == 200);
   CHECK(json::parse(document->body) == json::parse(kcron::api::openapi_document()));
   CHECK(api.call("GET", "/v1/jobs", "", "", {{"Authorization", "Basic YWxpY2U6cGFzcw=="}})->status == 401);
-  auto expired = api.call("GET", "/v1/jobs", token(keys, "acme", "viewer", "alice", 60s, std::chrono::system_clock::now() - 2h));
+  auto expired =
+      api.call("GET", "/v1/jobs", api_token(keys, "acme", "viewer", "alice", 60s, std::chrono::system_clock::now() - 2h));
   REQUIRE(expired);
   CHECK(expired->status == 401);
   CHECK(expired->get_header_value("WWW-Authenticate").find("invalid_token") != std::string::npos);
   CHECK(body_of(expired)["detail"].get<std::string>().find("expired") != std::string::npos);
 
-  auto valid = token(keys, "acme", "viewer");
+  auto valid = api_token(keys, "acme", "viewer");
   const auto first_dot = valid.find('.');
   const auto second_dot = valid.find('.', first_dot + 1);
   // alg none: the same claims, no signature.
   const std::string none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0" + valid.substr(first_dot, second_dot - first_dot + 1);
   CHECK(api.call("GET", "/v1/jobs", none)->status == 401);
   // Tampered: the payload of an admin token under a viewer token's signature.
-  const auto admin = token(keys, "acme", "admin");
+  const auto admin = api_token(keys, "acme", "admin");
   const auto tampered =
       valid.substr(0, first_dot) + admin.substr(first_dot, admin.find('.', first_dot + 1) - first_dot) + valid.substr(second_dot);
   CHECK(api.call("GET", "/v1/jobs", tampered)->status == 401);
   // Signed by a key the API does not trust.
   auto stranger = kcron::auth::generate_key("ES256", "test-key");
   REQUIRE(stranger.ok());
-  Keys foreign{*kcron::auth::load_signing_key(stranger->private_pem, "ES256", "test-key"), keys.jwks_path};
-  CHECK(api.call("GET", "/v1/jobs", token(foreign, "acme", "admin"))->status == 401);
+  ApiKeys foreign{*kcron::auth::load_signing_key(stranger->private_pem, "ES256", "test-key"), keys.jwks_path};
+  CHECK(api.call("GET", "/v1/jobs", api_token(foreign, "acme", "admin"))->status == 401);
 
   // Roles: a viewer reads but cannot submit; a member cancels only its own jobs; an operator any.
   CHECK(api.call("GET", "/v1/jobs", valid)->status == 200);
@@ -256,26 +227,26 @@ TEST_CASE(
   REQUIRE(viewer_submit);
   CHECK(viewer_submit->status == 403);
   CHECK(body_of(viewer_submit)["detail"] == "role viewer may not submit jobs (it needs member or above)");
-  const auto alice = token(keys, "acme", "member", "alice");
-  const auto carol = token(keys, "acme", "member", "carol");
+  const auto alice = api_token(keys, "acme", "member", "alice");
+  const auto carol = api_token(keys, "acme", "member", "carol");
   auto mine = api.call("POST", "/v1/jobs", alice, R"({"id":"alices","delay":"3600s","noop":{}})");
   REQUIRE(mine);
   REQUIRE(mine->status == 202);
   const httplib::Headers after_write{{"Kcron-Consistency", mine->get_header_value("Kcron-Consistency")}};
   CHECK(api.call("POST", "/v1/jobs/alices:cancel", carol, "", after_write)->status == 403);
   CHECK(api.call("PUT", "/v1/jobs/alices", carol, job, after_write)->status == 403);
-  CHECK(api.call("POST", "/v1/jobs/alices:cancel", token(keys, "acme", "operator", "olga"), "", after_write)->status == 202);
+  CHECK(api.call("POST", "/v1/jobs/alices:cancel", api_token(keys, "acme", "operator", "olga"), "", after_write)->status == 202);
   // Another tenant through ?tenant=: only the system role.
   CHECK(api.call("GET", "/v1/jobs?tenant=beta", admin)->status == 403);
-  CHECK(api.call("GET", "/v1/jobs?tenant=beta", token(keys, "kcron", "system", "ops"))->status == 200);
+  CHECK(api.call("GET", "/v1/jobs?tenant=beta", api_token(keys, "kcron", "system", "ops"))->status == 200);
 }
 
 TEST_CASE("every route checks its role: each role over each route through HTTP", "[integration]") {
   TestEnv env("api-roles");
-  const auto keys = make_keys(env);
+  const auto keys = make_api_keys(env);
   Api api(env, keys, "api1");
   // The owner submits one job per route that needs one; each role then tries every route.
-  const auto owner = token(keys, "acme", "admin", "owner");
+  const auto owner = api_token(keys, "acme", "admin", "owner");
   std::string consistency;
   for (const auto& role : {"viewer", "member", "operator", "admin", "system"}) {
     auto created = api.call("POST", "/v1/jobs", owner, fmt::format(R"({{"id":"target-{}","delay":"3600s","noop":{{}}}})", role));
@@ -284,7 +255,7 @@ TEST_CASE("every route checks its role: each role over each route through HTTP",
     consistency = created->get_header_value("Kcron-Consistency");
   }
   // The tenant's settings record, which only system creates (an admin then changes it).
-  auto registered = api.call("PATCH", "/v1/tenant", token(keys, "acme", "system", "ops"), R"({"description":"acme"})");
+  auto registered = api.call("PATCH", "/v1/tenant", api_token(keys, "acme", "system", "ops"), R"({"description":"acme"})");
   REQUIRE(registered);
   REQUIRE(registered->status == 202);
   const httplib::Headers after{{"Kcron-Consistency", consistency}};
@@ -296,7 +267,7 @@ TEST_CASE("every route checks its role: each role over each route through HTTP",
   };
   for (const auto& role : {"viewer", "member", "operator", "admin", "system"}) {
     const auto rank = std::string("viewer member operator admin system").find(role);
-    const auto bearer = token(keys, "acme", role, std::string("user-") + role);
+    const auto bearer = api_token(keys, "acme", role, std::string("user-") + role);
     const std::vector<Route> routes{
         {"GET", "/v1/jobs", "", "viewer"},
         {"GET", fmt::format("/v1/jobs/target-{}", role), "", "viewer"},
@@ -331,9 +302,9 @@ TEST_CASE("every route checks its role: each role over each route through HTTP",
 
 TEST_CASE("bad requests get a 400 naming the field, and the next request is served", "[integration]") {
   TestEnv env("api-bad-input");
-  const auto keys = make_keys(env);
+  const auto keys = make_api_keys(env);
   Api api(env, keys, "api1");
-  const auto member = token(keys, "acme", "member");
+  const auto member = api_token(keys, "acme", "member");
   const std::vector<std::pair<std::string, std::string>> bodies{
       {"{not json", ""},
       {R"({"colour":"red","noop":{}})", "colour"},
@@ -370,11 +341,11 @@ TEST_CASE("bad requests get a 400 naming the field, and the next request is serv
 
 TEST_CASE("a caller over its request rate and a tenant over its submission rate get 429 with Retry-After", "[integration]") {
   TestEnv env("api-limits");
-  const auto keys = make_keys(env);
+  const auto keys = make_api_keys(env);
   Api api(
       env, keys, "api1",
       {"KCRON_API_REQUESTS_PER_TOKEN=2", "KCRON_API_REQUEST_BURST=5", "KCRON_API_JOBS_PER_TENANT=10", "KCRON_API_JOBS_BURST=20"});
-  const auto alice = token(keys, "acme", "member", "alice");
+  const auto alice = api_token(keys, "acme", "member", "alice");
   int answered = 0;
   std::optional<httplib::Response> refused;
   for (int index = 0; index < 10 && !refused; ++index) {
@@ -391,7 +362,7 @@ TEST_CASE("a caller over its request rate and a tenant over its submission rate 
   CHECK(std::stoi(refused->get_header_value("Retry-After")) >= 1);
   CHECK(json::parse(refused->body)["detail"].get<std::string>().find("requests per second for this caller") != std::string::npos);
   // Another caller of the same tenant has its own bucket; the tenant's submissions share one.
-  const auto bob = token(keys, "acme", "member", "bob");
+  const auto bob = api_token(keys, "acme", "member", "bob");
   json batch{{"jobs", json::array()}};
   for (int index = 0; index < 20; ++index) batch["jobs"].push_back({{"delay", "3600s"}, {"noop", json::object()}});
   CHECK(body_of(api.call("POST", "/v1/jobs:batch", bob, batch.dump()))["accepted"] == 20);
@@ -399,8 +370,8 @@ TEST_CASE("a caller over its request rate and a tenant over its submission rate 
   // the tenant's limit within a few tries, whatever the timing (it refills 10 per second).
   std::optional<httplib::Response> over;
   for (int index = 0; index < 30 && !over; ++index) {
-    auto result =
-        api.call("POST", "/v1/jobs", token(keys, "acme", "member", fmt::format("u{}", index)), R"({"delay":"3600s","noop":{}})");
+    auto result = api.call("POST", "/v1/jobs", api_token(keys, "acme", "member", fmt::format("u{}", index)),
+                           R"({"delay":"3600s","noop":{}})");
     REQUIRE(result);
     if (result->status == 429) over = *result;
   }
@@ -411,11 +382,11 @@ TEST_CASE("a caller over its request rate and a tenant over its submission rate 
 TEST_CASE("a batch of 1000 jobs all run once and pages over 10000 jobs return each once while they change state",
           "[integration]") {
   TestEnv env("api-batch");
-  const auto keys = make_keys(env);
+  const auto keys = make_api_keys(env);
   auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1");
   auto worker = start_program(env, "kcron-worker", "w1", "w1");
   Api api(env, keys, "api1", {"KCRON_API_JOBS_PER_TENANT=0"});
-  const auto member = token(keys, "acme", "member");
+  const auto member = api_token(keys, "acme", "member");
   constexpr int kBatches = 10;
   constexpr int kPerBatch = 1000;
   std::string consistency;
@@ -457,11 +428,11 @@ TEST_CASE("a batch of 1000 jobs all run once and pages over 10000 jobs return ea
 
 TEST_CASE("the view survives a SIGKILL of kcron-api and answers the same afterwards", "[integration]") {
   TestEnv env("api-restart");
-  const auto keys = make_keys(env);
+  const auto keys = make_api_keys(env);
   auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1");
   auto worker = start_program(env, "kcron-worker", "w1", "w1");
   Api api(env, keys, "api1");
-  const auto member = token(keys, "acme", "member");
+  const auto member = api_token(keys, "acme", "member");
   json body{{"jobs", json::array()}};
   for (int index = 0; index < 200; ++index)
     body["jobs"].push_back({{"id", fmt::format("r-{}", index)}, {"noop", json::object()}});
@@ -482,10 +453,10 @@ TEST_CASE("the view survives a SIGKILL of kcron-api and answers the same afterwa
 TEST_CASE("a new instance shows the jobs still waiting after their own records left kcron.jobs and kcron.status",
           "[integration]") {
   TestEnv env("api-changelog");
-  const auto keys = make_keys(env);
+  const auto keys = make_api_keys(env);
   auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1");
   Api first(env, keys, "api1");
-  const auto member = token(keys, "acme", "member");
+  const auto member = api_token(keys, "acme", "member");
   REQUIRE(first.call("POST", "/v1/jobs", member, R"({"id":"far","delay":"86400s","noop":{},"labels":{"team":"data"}})")->status ==
           202);
   wait_for_state(first, member, "far", "PENDING");
@@ -546,14 +517,14 @@ std::set<std::string> schedule_runs(const Api& api, const std::string& bearer, c
 TEST_CASE("a schedule created, paused, triggered, resumed and deleted through the API behaves like one created on Kafka",
           "[integration]") {
   TestEnv env("api-schedules");
-  const auto keys = make_keys(env);
+  const auto keys = make_api_keys(env);
   auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1");
   auto worker = start_program(env, "kcron-worker", "w1", "w1");
   auto cron = start_program(env, "kcron-cron-producer", "c1", "c1", {"KCRON_LOOKAHEAD_MS=1000", "KCRON_SCHEDULES_PARTITIONS=2"});
   Api api(env, keys, "api1");
-  const auto operator_token = token(keys, "acme", "operator", "olga");
-  const auto viewer = token(keys, "acme", "viewer", "vic");
-  const auto stranger = token(keys, "beta", "admin", "bea");
+  const auto operator_token = api_token(keys, "acme", "operator", "olga");
+  const auto viewer = api_token(keys, "acme", "viewer", "vic");
+  const auto stranger = api_token(keys, "beta", "admin", "bea");
 
   const std::string definition = R"({"expression":"@every 1s","job_template":{"noop":{}},"misfire":"FIRE_ONCE"})";
   CHECK(api.call("PUT", "/v1/schedules/tick", viewer, definition)->status == 403);
@@ -621,12 +592,12 @@ TEST_CASE("a schedule created, paused, triggered, resumed and deleted through th
 TEST_CASE("a dead job is in the dead letters and replayed through the API, a clone is a new job, events and stats follow",
           "[integration]") {
   TestEnv env("api-dead-letters");
-  const auto keys = make_keys(env);
+  const auto keys = make_api_keys(env);
   auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1");
   auto worker = start_program(env, "kcron-worker", "w1", "w1");
   Api api(env, keys, "api1");
-  const auto alice = token(keys, "acme", "member", "alice");
-  const auto operator_token = token(keys, "acme", "operator", "olga");
+  const auto alice = api_token(keys, "acme", "member", "alice");
+  const auto operator_token = api_token(keys, "acme", "operator", "olga");
 
   // Follow events from now.
   auto start = body_of(api.call("GET", "/v1/events?wait=0", alice));
@@ -640,7 +611,7 @@ TEST_CASE("a dead job is in the dead letters and replayed through the API, a clo
   CHECK(letters["dead_letters"][0]["id"] == "flaky");
   CHECK(letters["dead_letters"][0]["letter"]["state"] == "DEAD");
   CHECK(body_of(api.call("GET", "/v1/dead-letters/flaky", alice))["id"] == "flaky");
-  CHECK(api.call("GET", "/v1/dead-letters/flaky", token(keys, "beta", "admin"))->status == 404);
+  CHECK(api.call("GET", "/v1/dead-letters/flaky", api_token(keys, "beta", "admin"))->status == 404);
 
   // A member may not replay dead letters; it may replay its own job. An operator replays the letter.
   CHECK(api.call("POST", "/v1/dead-letters/flaky:replay", alice)->status == 403);
@@ -681,11 +652,11 @@ TEST_CASE("a dead job is in the dead letters and replayed through the API, a clo
     if (std::find(flaky_states.begin(), flaky_states.end(), "DEAD") != flaky_states.end() && flaky_states.size() >= 3) break;
   }
   CHECK(std::find(flaky_states.begin(), flaky_states.end(), "DEAD") != flaky_states.end());
-  CHECK(body_of(api.call("GET", fmt::format("/v1/events?since={}&wait=0", cursor), token(keys, "beta", "viewer")))["events"]
+  CHECK(body_of(api.call("GET", fmt::format("/v1/events?since={}&wait=0", cursor), api_token(keys, "beta", "viewer")))["events"]
             .empty());
 
   // The audit log: the API's request record names alice; the dispatcher's decision carries its request id.
-  const auto admin = token(keys, "acme", "admin", "ada");
+  const auto admin = api_token(keys, "acme", "admin", "ada");
   CHECK(api.call("GET", "/v1/audit", alice)->status == 403);
   json audit;
   const auto audit_deadline = std::chrono::steady_clock::now() + 30s;
@@ -703,7 +674,7 @@ TEST_CASE("a dead job is in the dead letters and replayed through the API, a clo
   CHECK(by_component["api"]["outcome"] == "REQUESTED");
   CHECK(by_component["dispatcher"]["outcome"] == "ACCEPTED");
   CHECK(by_component["dispatcher"]["request_id"] == by_component["api"]["request_id"]);
-  CHECK(body_of(api.call("GET", "/v1/audit", token(keys, "beta", "admin")))["records"].empty());
+  CHECK(body_of(api.call("GET", "/v1/audit", api_token(keys, "beta", "admin")))["records"].empty());
 
   auto stats = body_of(api.call("GET", "/v1/stats", alice));
   CHECK(stats["jobs"] == 2);
@@ -717,12 +688,12 @@ TEST_CASE("a dead job is in the dead letters and replayed through the API, a clo
 
 TEST_CASE("idle long-polls and slow clients do not stop submits from being answered", "[integration]") {
   TestEnv env("api-long-polls");
-  const auto keys = make_keys(env);
+  const auto keys = make_api_keys(env);
   Api api(env, keys, "api1", {"KCRON_API_THREADS=8", "KCRON_API_READ_TIMEOUT_MS=3000"});
-  const auto alice = token(keys, "acme", "member", "alice");
+  const auto alice = api_token(keys, "acme", "member", "alice");
   // The long-polls wait on another tenant, which nothing changes: acme's submits below must not
   // wake them (they would, as events, if they followed acme).
-  const auto quiet = token(keys, "beta", "viewer", "bob");
+  const auto quiet = api_token(keys, "beta", "viewer", "bob");
   // Twelve long-polls (more than the pool's 8 threads) and four clients that connect and send nothing.
   std::vector<std::thread> pollers;
   std::atomic<int> polls_answered{0};
@@ -778,7 +749,7 @@ TEST_CASE("idle long-polls and slow clients do not stop submits from being answe
 
 TEST_CASE("the API serves HTTPS with the configured certificate, and CORS only to the configured origin", "[integration]") {
   TestEnv env("api-tls");
-  const auto keys = make_keys(env);
+  const auto keys = make_api_keys(env);
   const auto cert = env.state_root + "/api-cert.pem";
   const auto key = env.state_root + "/api-key.pem";
   const auto command = fmt::format(
@@ -791,14 +762,14 @@ TEST_CASE("the API serves HTTPS with the configured certificate, and CORS only t
   httplib::SSLClient client("127.0.0.1", api.port);
   client.set_ca_cert_path(cert.c_str());
   client.enable_server_certificate_verification(true);
-  const httplib::Headers headers{{"Authorization", "Bearer " + token(keys, "acme", "viewer")},
+  const httplib::Headers headers{{"Authorization", "Bearer " + api_token(keys, "acme", "viewer")},
                                  {"Origin", "https://console.example"}};
   auto answer = client.Get("/v1/whoami", headers);
   INFO("HTTPS error: " << httplib::to_string(answer.error()));
   REQUIRE(answer);
   CHECK(answer->status == 200);
   CHECK(answer->get_header_value("Access-Control-Allow-Origin") == "https://console.example");
-  const httplib::Headers elsewhere{{"Authorization", "Bearer " + token(keys, "acme", "viewer")},
+  const httplib::Headers elsewhere{{"Authorization", "Bearer " + api_token(keys, "acme", "viewer")},
                                    {"Origin", "https://evil.example"}};
   auto other = client.Get("/v1/whoami", elsewhere);
   REQUIRE(other);
@@ -820,11 +791,11 @@ TEST_CASE("the API serves HTTPS with the configured certificate, and CORS only t
 
 TEST_CASE("a backfill runs a past range as the misfire policy says, each run once", "[integration]") {
   TestEnv env("api-backfill");
-  const auto keys = make_keys(env);
+  const auto keys = make_api_keys(env);
   auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1");
   auto worker = start_program(env, "kcron-worker", "w1", "w1");
   Api api(env, keys, "api1");
-  const auto operator_token = token(keys, "acme", "operator", "olga");
+  const auto operator_token = api_token(keys, "acme", "operator", "olga");
   const auto now = std::chrono::floor<std::chrono::hours>(std::chrono::system_clock::now());
   const auto from = date::format("%FT%TZ", std::chrono::floor<std::chrono::seconds>(now - 6h));
   const auto to = date::format("%FT%TZ", std::chrono::floor<std::chrono::seconds>(now - 1h));
@@ -863,12 +834,12 @@ TEST_CASE("a backfill runs a past range as the misfire policy says, each run onc
 TEST_CASE("tenant settings through the API: an admin sets limits within the operators' ceilings, the dispatcher enforces them",
           "[integration]") {
   TestEnv env("api-tenant-settings", 1);  // one jobs partition: it holds ceil(2 * 1.25) = 3 pending jobs under a limit of 2
-  const auto keys = make_keys(env);
+  const auto keys = make_api_keys(env);
   auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1");
   Api api(env, keys, "api1");
-  const auto admin = token(keys, "acme", "admin", "ann");
-  const auto member = token(keys, "acme", "member", "alice");
-  const auto operators = token(keys, "ops", "system", "root");
+  const auto admin = api_token(keys, "acme", "admin", "ann");
+  const auto member = api_token(keys, "acme", "member", "alice");
+  const auto operators = api_token(keys, "ops", "system", "root");
 
   // A tenant without a record: its name, no limits, version 0.
   auto fresh = api.call("GET", "/v1/tenant", member);
@@ -928,11 +899,11 @@ TEST_CASE("tenant settings through the API: an admin sets limits within the oper
   CHECK(again->status == 200);
 
   // Another tenant's admin sees its own settings, not acme's.
-  auto other = api.call("GET", "/v1/tenant", token(keys, "beta", "admin", "bea"));
+  auto other = api.call("GET", "/v1/tenant", api_token(keys, "beta", "admin", "bea"));
   REQUIRE(other);
   CHECK(body_of(other)["name"] == "beta");
   CHECK_FALSE(body_of(other).contains("description"));
-  CHECK(api.call("GET", "/v1/tenant?tenant=acme", token(keys, "beta", "admin", "bea"))->status == 403);
+  CHECK(api.call("GET", "/v1/tenant?tenant=acme", api_token(keys, "beta", "admin", "bea"))->status == 403);
 
   // The dispatcher follows kcron.tenants: once it applied the three records, the fourth pending job is refused.
   const auto applied_deadline = std::chrono::steady_clock::now() + 60s;

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "auth/jwt.h"
+#include "support/api_keys.h"
 #include "support/harness.h"
 
 using namespace kcron::testing;
@@ -25,44 +26,15 @@ using nlohmann::json;
 
 namespace {
 
-struct Keys {
-  kcron::auth::SigningKey key;
-  std::string jwks_path;
-};
-
-Keys make_keys(const TestEnv& env) {
-  auto generated = kcron::auth::generate_key("ES256", "cli-key");
-  REQUIRE(generated.ok());
-  auto key = kcron::auth::load_signing_key(generated->private_pem, "ES256", "cli-key");
-  REQUIRE(key.ok());
-  std::filesystem::create_directories(env.state_root);
-  const auto path = env.state_root + "/jwks.json";
-  std::ofstream(path) << generated->jwks;
-  return {*key, path};
-}
-
-std::string token(const Keys& keys, const std::string& tenant, const std::string& role, const std::string& subject = "alice") {
-  kcron::auth::TokenRequest request{subject, tenant, {role}, std::chrono::system_clock::now(), 1h, "", ""};
-  auto signed_token = kcron::auth::sign_token(request, keys.key);
-  REQUIRE(signed_token.ok());
-  return *signed_token;
-}
-
 // A kcron-api of the test, its port read from its log.
-std::pair<std::unique_ptr<Process>, int> start_api(const TestEnv& env, const Keys& keys) {
+std::pair<std::unique_ptr<Process>, int> start_api(const TestEnv& env, const ApiKeys& keys) {
   const auto log_path = env.state_root + "/api1.log";
   auto process =
       start_program(env, "kcron-api", "api1", "api1", {"KCRON_API_PORT=0", "KCRON_AUTH_JWKS_FILE=" + keys.jwks_path}, false);
   // It listens only after its view started and its upgrade gate answered: wait for both lines.
   REQUIRE(wait_for_log(*process, "event=api_listening", 60s));
   REQUIRE(wait_for_log(*process, "event=view_caught_up", 60s));
-  std::ifstream file(log_path);
-  std::string line;
-  int port = 0;
-  while (std::getline(file, line)) {
-    const auto at = line.find("event=api_listening");
-    if (at != std::string::npos) port = std::stoi(line.substr(line.find("port=", at) + 5));
-  }
+  const int port = api_port_from_log(log_path);
   REQUIRE(port > 0);
   return {std::move(process), port};
 }
@@ -127,12 +99,12 @@ std::vector<std::string> table_ids(const std::string& table) {
 
 TEST_CASE("kcron --api submits, shows, lists, updates and cancels jobs through kcron-api without Kafka access", "[integration]") {
   TestEnv env("cli-api");
-  const auto keys = make_keys(env);
+  const auto keys = make_api_keys(env, "cli-key");
   auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1");
   auto worker = start_program(env, "kcron-worker", "w1", "w1");
   auto [api, port] = start_api(env, keys);
   const auto url = fmt::format("http://127.0.0.1:{}", port);
-  const auto member = token(keys, "acme", "member");
+  const auto member = api_token(keys, "acme", "member");
   const auto api_args = fmt::format("--api {} --token {}", url, member);
 
   // submit: one line; the job runs.
@@ -209,10 +181,10 @@ TEST_CASE("kcron --api submits, shows, lists, updates and cancels jobs through k
 
 TEST_CASE("kcron --api prints the API's refusals with status and request id, never the token, and exits 1", "[integration]") {
   TestEnv env("cli-api-errors");
-  const auto keys = make_keys(env);
+  const auto keys = make_api_keys(env, "cli-key");
   auto [api, port] = start_api(env, keys);
   const auto url = fmt::format("http://127.0.0.1:{}", port);
-  const auto viewer = token(keys, "acme", "viewer");
+  const auto viewer = api_token(keys, "acme", "viewer");
 
   const auto missing = run_kcron("", fmt::format("--api {} --token {} status nope", url, viewer));
   CHECK(missing.exit_code == 1);
@@ -249,11 +221,11 @@ TEST_CASE("kcron --api prints the API's refusals with status and request id, nev
 TEST_CASE("kcron --api tenant set and get change and show a tenant's settings, an admin within the operators' ceilings",
           "[integration]") {
   TestEnv env("cli-api-tenant");
-  const auto keys = make_keys(env);
+  const auto keys = make_api_keys(env, "cli-key");
   auto [api, port] = start_api(env, keys);
   const auto url = fmt::format("http://127.0.0.1:{}", port);
-  const auto operators = fmt::format("--api {} --token {}", url, token(keys, "ops", "system", "root"));
-  const auto admin = fmt::format("--api {} --token {}", url, token(keys, "acme", "admin", "ann"));
+  const auto operators = fmt::format("--api {} --token {}", url, api_token(keys, "ops", "system", "root"));
+  const auto admin = fmt::format("--api {} --token {}", url, api_token(keys, "acme", "admin", "ann"));
   // `tenant get` until its output contains `text` (each kcron is a new process: no read-your-writes token).
   const auto wait_for_get = [&](const std::string& args, const std::string& text, const std::string& flags = "") {
     auto run =
@@ -292,7 +264,7 @@ TEST_CASE("kcron --api tenant set and get change and show a tenant's settings, a
   CHECK(as_json.output.starts_with(R"({"name":"acme")"));
 
   // Another tenant's admin cannot name acme; create, list and delete stay operator tools over Kafka.
-  const auto other = run_kcron("", fmt::format("--api {} --token {} tenant get acme", url, token(keys, "beta", "admin")));
+  const auto other = run_kcron("", fmt::format("--api {} --token {} tenant get acme", url, api_token(keys, "beta", "admin")));
   CHECK(other.exit_code == 1);
   CHECK_THAT(other.output, Catch::Contains("HTTP 403, field tenant"));
   const auto create = run_kcron("", operators + " tenant create gamma");
@@ -303,14 +275,14 @@ TEST_CASE("kcron --api tenant set and get change and show a tenant's settings, a
 TEST_CASE("kcron --api lists and replays dead letters, lists workers, reads the audit log and puts and deletes schedules",
           "[integration]") {
   TestEnv env("cli-api-dlq");
-  const auto keys = make_keys(env);
+  const auto keys = make_api_keys(env, "cli-key");
   auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1");
   auto worker = start_program(env, "kcron-worker", "w1", "w1");
   auto [api, port] = start_api(env, keys);
   const auto url = fmt::format("http://127.0.0.1:{}", port);
-  const auto member = fmt::format("--api {} --token {}", url, token(keys, "acme", "member"));
-  const auto operators = fmt::format("--api {} --token {}", url, token(keys, "acme", "operator", "olga"));
-  const auto admin = fmt::format("--api {} --token {}", url, token(keys, "acme", "admin", "ann"));
+  const auto member = fmt::format("--api {} --token {}", url, api_token(keys, "acme", "member"));
+  const auto operators = fmt::format("--api {} --token {}", url, api_token(keys, "acme", "operator", "olga"));
+  const auto admin = fmt::format("--api {} --token {}", url, api_token(keys, "acme", "admin", "ann"));
 
   // A job that fails once with no retries dies; its letter is listed, then replayed by an operator.
   REQUIRE(run_kcron("", member + R"( submit '{"id":"flaky","sleep":{"duration":"0s","fail":true},"retry":{"max_retries":0}}')")
