@@ -2,6 +2,7 @@
 // tenant, produces writes to kcron.jobs and answers reads from its own RocksDB view of the topics.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -26,6 +27,7 @@ std::vector<kcron::ConfigKey> config_keys() {
           {"api.address", "127.0.0.1", "address the API listens on"},
           {"api.port", "8080", "port the API listens on (0: any free port, printed in the log)"},
           {"api.threads", "16", "request threads (a fixed pool)"},
+          {"api.listen_backlog", "1024", "connections the kernel queues before they are accepted"},
           {"api.read_timeout_ms", "10000", "a client that sends nothing for this long is disconnected"},
           {"api.consistency_wait_ms", "5000", "longest a read carrying Kcron-Consistency waits for the view"},
           {"api.ack_timeout_ms", "15000", "longest a write waits for Kafka's acknowledgement before a 503"},
@@ -73,6 +75,7 @@ int run(int argc, char** argv) {
   api.address = config.get("api.address");
   api.port = static_cast<int>(number("api.port"));
   api.threads = static_cast<std::size_t>(std::max<std::int64_t>(2, number("api.threads")));
+  api.listen_backlog = static_cast<int>(std::clamp<std::int64_t>(number("api.listen_backlog"), 16, 65535));
   api.read_timeout = number.ms("api.read_timeout_ms");
   api.consistency_wait = number.ms("api.consistency_wait_ms");
   api.names = kcron::TopicNames(config.get("topic_prefix"));

@@ -6,6 +6,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <array>
 #include <atomic>
@@ -134,6 +135,7 @@ struct ApiServer::Impl {
   ViewFollower& follower;
   std::unique_ptr<httplib::Server> server;  // an SSLServer when TLS is configured
   std::string tls_error;
+  std::atomic<int> listen_socket{-1};  // the listening socket, seen by the socket-options hook
   Counter& ok_requests;
   Counter& client_errors;
   Counter& server_errors;
@@ -1370,6 +1372,14 @@ struct ApiServer::Impl {
     // httplib sends a response's headers and body in two writes: with Nagle's algorithm the body
     // waits for the client's delayed ACK of the headers (40 ms on Linux) on a keep-alive connection.
     server->set_tcp_nodelay(true);
+    // httplib's default hook sets SO_REUSEPORT, so a second instance given the same port would
+    // share it silently instead of failing "in use": only SO_REUSEADDR (a restart may bind while
+    // the old connections sit in TIME_WAIT). The socket is kept to raise httplib's backlog of 5.
+    server->set_socket_options([this](int socket) {
+      int yes = 1;
+      (void)::setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+      listen_socket = socket;
+    });
     server->set_default_headers({{"X-Content-Type-Options", "nosniff"},
                                  {"Cache-Control", "no-store"},
                                  {"X-Frame-Options", "DENY"},
@@ -1442,6 +1452,9 @@ Status ApiServer::start() {
   }
   if (port_ <= 0)
     return make_error("cannot listen on {}:{} (in use, or not an address of this host)", settings.address, settings.port);
+  // A burst of new connections beyond httplib's backlog of 5 would wait for SYN retransmits
+  // (a second and more each); Linux takes a second listen() on a listening socket as a new backlog.
+  if (const int socket = impl_->listen_socket.load(); socket >= 0) (void)::listen(socket, settings.listen_backlog);
   listener_ = std::thread([this] { impl_->server->listen_after_bind(); });
   spdlog::info("event=api_listening address={} port={}", settings.address, port_);
   return Status::success();

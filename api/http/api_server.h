@@ -25,6 +25,7 @@ struct ApiSettings {
   std::string address = "127.0.0.1";
   int port = 8080;  // 0: any free port (tests)
   std::size_t threads = 16;
+  int listen_backlog = 1024;  // connections the kernel queues before accept (capped by net.core.somaxconn)
   std::chrono::milliseconds read_timeout{10000};
   std::chrono::milliseconds write_timeout{10000};
   std::chrono::milliseconds consistency_wait{5000};  // longest a read waits for the view to cover a write

@@ -747,7 +747,7 @@ TEST_CASE("idle long-polls and slow clients do not stop submits from being answe
   for (const int fd : silent) ::close(fd);
 }
 
-TEST_CASE("the API serves HTTPS with the configured certificate, and CORS only to the configured origin", "[integration]") {
+TEST_CASE("the API serves HTTPS with the configured certificate, CORS only to the configured origin, and its port to no second instance", "[integration]") {
   TestEnv env("api-tls");
   const auto keys = make_api_keys(env);
   const auto cert = env.state_root + "/api-cert.pem";
@@ -787,6 +787,15 @@ TEST_CASE("the API serves HTTPS with the configured certificate, and CORS only t
   untrusting.enable_server_certificate_verification(true);
   untrusting.set_ca_cert_path(keys.jwks_path.c_str());  // not a certificate: trusts nothing
   CHECK_FALSE(untrusting.Get("/v1/whoami", headers));
+
+  // A second instance given the port in use fails and says so (no silent SO_REUSEPORT sharing).
+  auto second = start_program(env, "kcron-api", "api2", "api2",
+                              {fmt::format("KCRON_API_PORT={}", api.port), "KCRON_AUTH_JWKS_FILE=" + keys.jwks_path}, false);
+  const auto exit_code = second->wait_exit(60s);
+  INFO(tail_file(second->log_path()));
+  REQUIRE(exit_code.has_value());
+  CHECK(*exit_code != 0);
+  CHECK(count_in_log(second->log_path(), fmt::format("cannot listen on 127.0.0.1:{} (in use", api.port)) == 1);
 }
 
 TEST_CASE("a backfill runs a past range as the misfire policy says, each run once", "[integration]") {
