@@ -27,6 +27,7 @@
 #include "core/schedule_planner.h"
 #include "core/tenant_patch.h"
 #include "core/time_zone.h"
+#include "core/workers.h"
 #include "kcron/codec.h"
 #include "kcron/ids.h"
 #include "kcron/tenant.h"
@@ -1081,8 +1082,10 @@ struct ApiServer::Impl {
     if (!caller || !permitted(*caller, Action::kReadWorkers, {}, response, request_id)) return;
     const auto now = now_ms();
     nlohmann::json answer{{"workers", nlohmann::json::array()}};
+    const bool whole = caller->principal.role == Role::kSystem;  // the other tenants' jobs are not the caller's to see
     for (const auto& heartbeat : view.workers()) {
-      auto entry = nlohmann::json::parse(to_json(heartbeat), nullptr, false);
+      auto entry =
+          nlohmann::json::parse(to_json(whole ? heartbeat : worker_for_tenant(heartbeat, caller->tenant)), nullptr, false);
       if (entry.is_discarded()) continue;
       const auto interval = heartbeat.interval_ms() > 0 ? heartbeat.interval_ms() : 5000;
       entry["alive"] = !heartbeat.stopped() && heartbeat.at_ms() + 2 * interval >= now;

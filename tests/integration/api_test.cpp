@@ -148,6 +148,18 @@ TEST_CASE(
   const auto done = wait_for_state(second, acme, "report", "SUCCEEDED");
   CHECK(done["result"]["state"] == "SUCCEEDED");
   CHECK_FALSE(done["history"].empty());
+
+  // The workers are everyone's: a tenant sees their capacity, not their host or others' jobs.
+  const auto workers = body_of(second.call("GET", "/v1/workers", acme));
+  REQUIRE_FALSE(workers["workers"].empty());
+  for (const auto& entry : workers["workers"]) {
+    CHECK_FALSE(entry.contains("host"));
+    CHECK_FALSE(entry.contains("member_id"));
+    CHECK(entry.contains("worker_id"));
+  }
+  const auto whole = body_of(second.call("GET", "/v1/workers", api_token(keys, "acme", "system", "ops")));
+  REQUIRE_FALSE(whole["workers"].empty());
+  CHECK(whole["workers"][0].contains("host"));
   const auto waiting = wait_for_state(first, beta, "report", "PENDING");
   CHECK(waiting["tenant"] == "beta");
   CHECK(waiting["submitted_by"] == "bob");
@@ -747,7 +759,10 @@ TEST_CASE("idle long-polls and slow clients do not stop submits from being answe
   for (const int fd : silent) ::close(fd);
 }
 
-TEST_CASE("the API serves HTTPS with the configured certificate, CORS only to the configured origin, and its port to no second instance", "[integration]") {
+TEST_CASE(
+    "the API serves HTTPS with the configured certificate, CORS only to the configured origin, and its port to no second "
+    "instance",
+    "[integration]") {
   TestEnv env("api-tls");
   const auto keys = make_api_keys(env);
   const auto cert = env.state_root + "/api-cert.pem";
