@@ -42,6 +42,9 @@ constexpr std::size_t kMaxBatchJobs = 1000;
 constexpr std::size_t kMaxBackfillRuns = 1000;
 constexpr std::size_t kMaxConsistencyTokens = 256;
 constexpr std::size_t kEventScanBudget = 20000;  // events of any tenant one poll examines
+// How far back a cursor of another instance resumes (by this view's commit times): two views of
+// one deployment are never this far apart unless one of them lags (kcron_api_view_lag_records).
+constexpr std::chrono::seconds kForeignCursorRewind{60};
 
 std::string random_hex(std::size_t bytes) {
   std::array<unsigned char, 32> buffer{};
@@ -80,6 +83,32 @@ std::optional<WritePosition> parse_consistency(const TopicNames& names, std::str
     return std::nullopt;
   }
   return position;
+}
+
+// An events cursor: "<view id>.<sequence>.<ms>" as GET /v1/events answers it (the view that
+// numbered the sequence, and when it answered), or a bare sequence of this view.
+struct EventCursor {
+  std::string view;
+  std::uint64_t sequence = 0;
+  std::int64_t at_ms = 0;
+};
+
+std::optional<EventCursor> parse_event_cursor(std::string_view text) {
+  const auto number = [](std::string_view digits, auto& into) {
+    const auto read = std::from_chars(digits.data(), digits.data() + digits.size(), into);
+    return !digits.empty() && read.ec == std::errc() && read.ptr == digits.data() + digits.size();
+  };
+  EventCursor cursor;
+  const auto first = text.find('.');
+  if (first == std::string_view::npos) return number(text, cursor.sequence) ? std::optional(cursor) : std::nullopt;
+  const auto second = text.find('.', first + 1);
+  if (second == std::string_view::npos) return std::nullopt;
+  cursor.view = std::string(text.substr(0, first));
+  if (cursor.view.empty() || cursor.view.size() > 32 || cursor.view.find_first_not_of("0123456789abcdef") != std::string::npos)
+    return std::nullopt;
+  if (!number(text.substr(first + 1, second - first - 1), cursor.sequence) || !number(text.substr(second + 1), cursor.at_ms))
+    return std::nullopt;
+  return cursor;
 }
 
 std::string percent_encode(std::string_view text) {
@@ -584,7 +613,7 @@ struct ApiServer::Impl {
           reply_problem(response, make_problem(400, "only \"reason\" (a string) may be given", name.substr(0, 40)), request_id);
           return;
         }
-        reason = value.get<std::string>().substr(0, 500);
+        reason = utf8_prefix(value.get<std::string>(), 500);
       }
     }
     v1::Command command;
@@ -632,8 +661,8 @@ struct ApiServer::Impl {
     for (const auto& [name, value] : request.params) {
       if (name == "page_size") {
         std::size_t parsed = 0;
-        if (std::from_chars(value.data(), value.data() + value.size(), parsed).ec != std::errc() || parsed < 1 ||
-            parsed > kMaxPageSize) {
+        const auto read = std::from_chars(value.data(), value.data() + value.size(), parsed);
+        if (read.ec != std::errc() || read.ptr != value.data() + value.size() || parsed < 1 || parsed > kMaxPageSize) {
           reply_problem(response, make_problem(400, fmt::format("page_size takes 1-{}", kMaxPageSize), "page_size"), request_id);
           return false;
         }
@@ -772,6 +801,20 @@ struct ApiServer::Impl {
     schedule_action(request, response, request_id, "trigger");
   }
 
+  // Waits (up to consistency_wait) until the view holds everything on `topic` now; else a 503 to
+  // retry. A read-modify-write must start from the latest record, not from a view a moment behind:
+  // it would write back what a change just before it replaced.
+  bool await_topic_end(const std::string& topic, std::string_view what, httplib::Response& response,
+                       const std::string& request_id) {
+    if (follower.wait_for_end(topic, settings.consistency_wait)) return true;
+    response.set_header("Retry-After", "1");
+    reply_problem(response,
+                  make_problem(503, fmt::format("the view has not read kcron's latest {} within {} ms; retry", what,
+                                                settings.consistency_wait.count())),
+                  request_id);
+    return false;
+  }
+
   // `action`: pause, resume or trigger.
   void schedule_action(const httplib::Request& request, httplib::Response& response, const std::string& request_id,
                        const std::string& action) {
@@ -779,6 +822,10 @@ struct ApiServer::Impl {
     if (!caller || !permitted(*caller, Action::kManageSchedule, {}, response, request_id)) return;
     if (!await_consistency(request, response, request_id)) return;
     const std::string id = request.matches[1];
+    // Pause and resume write the whole schedule back with one field changed.
+    if ((action == "pause" || action == "resume") &&
+        !await_topic_end(settings.names.schedules(), "schedules", response, request_id))
+      return;
     auto found = view.schedule(caller->tenant, id);
     if (!found) return not_found(response, "schedule", id, caller->tenant, request_id);
     if (action == "pause" || action == "resume") {
@@ -865,6 +912,7 @@ struct ApiServer::Impl {
       const auto run_id = cron::SchedulePlanner::trigger_id(id, instant);
       job.set_id(run_id);
       job.set_tenant(std::string(tenant_field(caller->tenant)));
+      job.set_submitted_by(caller->principal.subject);
       auto* run = job.mutable_schedule_run();
       run->set_schedule_id(id);
       *run->mutable_nominal_instant() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(to_epoch_ms(instant));
@@ -902,7 +950,8 @@ struct ApiServer::Impl {
     std::size_t count = 5;
     if (request.has_param("count")) {
       const auto text = request.get_param_value("count");
-      if (std::from_chars(text.data(), text.data() + text.size(), count).ec != std::errc() || count < 1 || count > 100) {
+      const auto read = std::from_chars(text.data(), text.data() + text.size(), count);
+      if (read.ec != std::errc() || read.ptr != text.data() + text.size() || count < 1 || count > 100) {
         return reply_problem(response, make_problem(400, "count takes 1-100", "count"), request_id);
       }
     }
@@ -1124,9 +1173,18 @@ struct ApiServer::Impl {
     std::size_t limit = 500;
     for (const auto& [name, value] : request.params) {
       std::int64_t number = 0;
-      const bool parsed = std::from_chars(value.data(), value.data() + value.size(), number).ec == std::errc() && number >= 0;
-      if (name == "since" && parsed) {
-        cursor = static_cast<std::uint64_t>(number);
+      const auto read = std::from_chars(value.data(), value.data() + value.size(), number);
+      const bool parsed = read.ec == std::errc() && read.ptr == value.data() + value.size() && number >= 0;
+      if (name == "since") {
+        const auto since = parse_event_cursor(value);
+        if (!since)
+          return reply_problem(response, make_problem(400, "since takes the cursor of an earlier answer", "since"), request_id);
+        // Another instance's cursor: this view numbers events its own way, so it goes back by
+        // time, far enough for two views up to kForeignCursorRewind apart (events may repeat).
+        cursor = since->view.empty() || since->view == view.view_id()
+                     ? since->sequence
+                     : view.event_cursor_at(since->at_ms -
+                                            std::chrono::duration_cast<std::chrono::milliseconds>(kForeignCursorRewind).count());
       } else if (name == "wait" && parsed && number <= 30) {
         wait_seconds = number;
       } else if (name == "limit" && parsed && number >= 1 && number <= 1000) {
@@ -1146,10 +1204,13 @@ struct ApiServer::Impl {
           std::this_thread::sleep_for(std::chrono::milliseconds(100));
           if (view.last_event() > next) found = view.events(caller->tenant, next, limit, kEventScanBudget, next);
         }
+      } else {
+        response.set_header("Retry-After", "1");  // every long-poll slot is taken: answered at once, poll again later
       }
       waiting.fetch_sub(1);
     }
-    nlohmann::json answer{{"events", nlohmann::json::array()}, {"cursor", next}};
+    nlohmann::json answer{{"events", nlohmann::json::array()},
+                          {"cursor", fmt::format("{}.{}.{}", view.view_id(), next, now_ms())}};
     for (const auto& event : found) {
       answer["events"].push_back(
           {{"sequence", event.sequence},
@@ -1195,14 +1256,7 @@ struct ApiServer::Impl {
     if (!await_consistency(request, response, request_id)) return;
     // The patch applies to the latest settings on kcron.tenants, not to what this instance's view
     // happened to hold: it would write stale limits or check against a stale ceiling.
-    if (!follower.wait_for_end(settings.names.tenants(), settings.consistency_wait)) {
-      response.set_header("Retry-After", "1");
-      reply_problem(response,
-                    make_problem(503, fmt::format("the view has not read kcron's latest tenant settings within {} ms; retry",
-                                                  settings.consistency_wait.count())),
-                    request_id);
-      return;
-    }
+    if (!await_topic_end(settings.names.tenants(), "tenant settings", response, request_id)) return;
     const auto current = view.tenant_settings(caller->tenant).value_or(v1::TenantSettings());
     // Optimistic concurrency against this instance's view: a client that read the settings sends
     // their ETag back, and a change in between (seen by the view) refuses the patch.
@@ -1333,6 +1387,14 @@ struct ApiServer::Impl {
       }
       response.set_header("X-Request-Id", request_id);
       allow_origin(request, response);
+      // A path id (a job's, a schedule's, a dead letter's) is checked once for every route.
+      if (request.matches.size() > 1) {
+        if (auto valid = validate_job_id(request.matches[1].str()); !valid) {
+          reply_problem(response, make_problem(400, fmt::format("the id in the path: {}", valid.error().message()), "id"),
+                        request_id);
+          return;
+        }
+      }
       try {
         (this->*handler)(request, response, request_id);
       } catch (const std::exception& error) {

@@ -290,6 +290,46 @@ TEST_CASE("events follow a tenant's changes from a cursor, survive a reopen and 
   CHECK(next == 13);
 }
 
+TEST_CASE("a view has an identity of its own and finds the events it committed from an instant on") {
+  TempDir dir;
+  std::string identity;
+  std::int64_t clock = 1'000'000;
+  {
+    auto store = kcron::api::ViewStore::open(dir.path.string());
+    REQUIRE(store.ok());
+    identity = (*store)->view_id();
+    CHECK(identity.size() == 16);
+    (*store)->set_clock([&clock] { return clock; });
+    kcron::api::ViewBatch batch(**store);
+    submit(batch, "acme", "a", 1000);  // event 1 at second 1000
+    REQUIRE((*store)->commit(batch).ok());
+    clock += 400;
+    submit(batch, "acme", "b", 1000);  // event 2, the same second
+    REQUIRE((*store)->commit(batch).ok());
+    clock += 5'000;
+    submit(batch, "acme", "c", 1000);  // event 3 at 1005.4 s
+    submit(batch, "acme", "d", 1000);  // event 4
+    REQUIRE((*store)->commit(batch).ok());
+    CHECK((*store)->event_cursor_at(0) == 0);          // from the first
+    CHECK((*store)->event_cursor_at(1'000'900) == 0);  // the second of events 1 and 2
+    CHECK((*store)->event_cursor_at(1'002'000) == 2);  // after them: events 3 and 4 follow
+    CHECK((*store)->event_cursor_at(1'005'999) == 2);
+    CHECK((*store)->event_cursor_at(1'006'000) == 4);  // nothing since: the latest
+  }
+  auto store = kcron::api::ViewStore::open(dir.path.string());
+  REQUIRE(store.ok());
+  CHECK((*store)->view_id() == identity);  // kept with the view
+  (*store)->set_clock([&clock] { return clock; });
+  kcron::api::ViewBatch batch(**store);
+  submit(batch, "acme", "e", 1000);  // the same second as the last commit before the reopen
+  REQUIRE((*store)->commit(batch).ok());
+  CHECK((*store)->event_cursor_at(1'005'000) == 2);  // its index entry still names event 3
+  TempDir other;
+  auto another = kcron::api::ViewStore::open(other.path.string());
+  REQUIRE(another.ok());
+  CHECK((*another)->view_id() != identity);
+}
+
 TEST_CASE("finished jobs leave the view after their retention, with their indexes and counts, and running ones stay") {
   TempDir dir;
   auto store = kcron::api::ViewStore::open(dir.path.string());

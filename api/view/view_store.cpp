@@ -1,10 +1,13 @@
 #include "view/view_store.h"
 
+#include <fmt/format.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
 #include <array>
+#include <chrono>
+#include <random>
 
 #include "core/job_view.h"
 #include "kcron/tenant.h"
@@ -33,6 +36,9 @@ constexpr char kAudit = 'A';
 constexpr char kTenant = 'R';    // R<tenant>: the tenant's settings from kcron.tenants
 constexpr char kFinished = 'F';  // F<be64 updated_ms><tenant>/<id>: finished jobs, oldest first, for the sweep
 const std::string kLastEventKey = "Mevents";
+const std::string kViewIdKey = "Mview";
+constexpr char kEventTime = 'e';  // e<be64 second in ms>: the first event sequence committed in that second
+constexpr std::int64_t kEventTimeKept = 30LL * 24 * 3600 * 1000;
 
 void put_be(std::string& out, std::uint64_t value, int bytes) {
   for (int shift = (bytes - 1) * 8; shift >= 0; shift -= 8) out.push_back(static_cast<char>((value >> shift) & 0xff));
@@ -275,6 +281,22 @@ Result<std::unique_ptr<ViewStore>> ViewStore::open(const std::string& directory)
   if (!status.ok()) return make_error("cannot open the view in {}: {}", directory, status.ToString());
   std::unique_ptr<ViewStore> store(new ViewStore(std::unique_ptr<rocksdb::DB>(raw)));
   if (auto last = store->get(kLastEventKey); last && last->size() == 8) store->last_event_ = get_be(*last, 8);
+  store->now_ms_ = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  };
+  if (auto id = store->get(kViewIdKey); id && !id->empty()) {
+    store->view_id_ = *id;
+  } else {
+    std::random_device random;
+    store->view_id_ = fmt::format("{:08x}{:08x}", random(), random());
+    if (auto put = store->db_->Put(rocksdb::WriteOptions(), kViewIdKey, store->view_id_); !put.ok())
+      return make_error("cannot write the view in {}: {}", directory, put.ToString());
+  }
+  std::unique_ptr<rocksdb::Iterator> last_index(store->db_->NewIterator(rocksdb::ReadOptions()));
+  last_index->SeekForPrev(std::string(1, kEventTime) + std::string(8, '\xff'));
+  if (last_index->Valid() && last_index->key().starts_with(std::string_view(&kEventTime, 1)) && last_index->key().size() == 9) {
+    store->indexed_second_ = static_cast<std::int64_t>(get_be(last_index->key().ToStringView().substr(1), 8));
+  }
   return store;
 }
 
@@ -408,6 +430,19 @@ Status ViewStore::commit(ViewBatch& batch) {
     put_be(value, sequence, 8);
     (void)write.Put(kLastEventKey, value);
     if (sequence > event_retention_) (void)write.DeleteRange(event_key(0), event_key(sequence - event_retention_ + 1));
+    // The first event of each second, so a cursor of another instance resumes by time.
+    const std::int64_t second = now_ms_() / 1000 * 1000;
+    if (second > indexed_second_) {
+      std::string time_key(1, kEventTime);
+      put_be(time_key, static_cast<std::uint64_t>(second), 8);
+      std::string first;
+      put_be(first, events.front().sequence, 8);
+      (void)write.Put(time_key, first);
+      std::string oldest(1, kEventTime);
+      put_be(oldest, static_cast<std::uint64_t>(std::max<std::int64_t>(0, second - kEventTimeKept)), 8);
+      (void)write.DeleteRange(std::string(1, kEventTime), oldest);
+      indexed_second_ = second;
+    }
   }
   for (const auto& [key, value] : batch.raw_) {
     if (value) {
@@ -611,6 +646,18 @@ std::vector<JobEvent> ViewStore::events(std::string_view tenant, std::uint64_t c
     if (event && event->tenant == name) events.push_back(std::move(*event));
   }
   return events;
+}
+
+std::uint64_t ViewStore::event_cursor_at(std::int64_t committed_ms) const {
+  std::string key(1, kEventTime);
+  put_be(key, static_cast<std::uint64_t>(std::max<std::int64_t>(0, committed_ms) / 1000 * 1000), 8);
+  std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(rocksdb::ReadOptions()));
+  iterator->Seek(key);
+  if (!iterator->Valid() || !iterator->key().starts_with(std::string_view(&kEventTime, 1)) || iterator->value().size() != 8) {
+    return last_event();
+  }
+  const auto first = get_be(iterator->value().ToStringView(), 8);
+  return first > 0 ? first - 1 : 0;
 }
 
 std::uint64_t ViewStore::last_event() const {

@@ -7,6 +7,7 @@
 #include <rocksdb/db.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -128,8 +129,16 @@ class ViewStore {
   std::vector<JobEvent> events(std::string_view tenant, std::uint64_t cursor, std::size_t limit, std::size_t budget,
                                std::uint64_t& next_cursor) const;
   std::uint64_t last_event() const;
+  // This view's identity (random, made when its directory was first opened): an event cursor is
+  // a sequence of one view, and another instance's view numbers its events differently.
+  const std::string& view_id() const { return view_id_; }
+  // The cursor after which come every event this view committed at or after `committed_ms` (by its
+  // clock, to the second); the latest event when none was committed since.
+  std::uint64_t event_cursor_at(std::int64_t committed_ms) const;
   // Events kept: older ones are dropped on commit.
   void set_event_retention(std::uint64_t events) { event_retention_ = events; }
+  // The wall clock commit stamps events with (tests set their own).
+  void set_clock(std::function<std::int64_t()> now_ms) { now_ms_ = std::move(now_ms); }
   // Jobs in the view (an estimate from RocksDB).
   std::uint64_t approximate_jobs() const;
 
@@ -138,7 +147,10 @@ class ViewStore {
   std::optional<std::string> get(const std::string& key) const;
   std::unique_ptr<rocksdb::DB> db_;
   std::uint64_t event_retention_ = 1'000'000;
-  std::uint64_t last_event_ = 0;  // written by commit (one thread), read by others
+  std::string view_id_;
+  std::function<std::int64_t()> now_ms_;
+  std::int64_t indexed_second_ = 0;  // the last second with an event-time index entry (commit's thread)
+  std::uint64_t last_event_ = 0;     // written by commit (one thread), read by others
   mutable std::mutex event_mutex_;
 };
 
