@@ -295,9 +295,9 @@ int run(int argc, char** argv) {
       "create", "create every missing topic of the layout and align the cleanup.policy of existing ones (idempotent)");
   create_command->add_flag("--align-configs", align_configs,
                            "also set kcron's value of every other differing config key (retention.ms, ...) on existing topics");
-  for (auto* command : {create_command, topics->add_subcommand("check",
-                                                               "check that every topic exists with its partition "
-                                                               "count and cleanup.policy")}) {
+  auto* check_command =
+      topics->add_subcommand("check", "check that every topic exists with its partition count and cleanup.policy");
+  for (auto* command : {create_command, check_command}) {
     command->add_option("--replication-factor", replication, "replication factor of new topics")->capture_default_str();
     command->add_option("--jobs-partitions", jobs_partitions, "partitions of jobs and the dispatcher changelog")
         ->capture_default_str();
