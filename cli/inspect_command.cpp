@@ -193,7 +193,7 @@ int InspectCommands::run(const Config& config, std::ostream& out, std::ostream& 
     const std::string key = scoped_key(tenant, job_id_);
     auto latest = read_to_end(config, names.status(), key);
     if (!latest) return fail(err, latest.error().message());
-    // The timeline: every transition on `status` (kept 7 days before compaction may drop it), and
+    // The timeline: every transition on `status` (kept a day before compaction may drop it), and
     // on `events` for writers with `emit_events` (or of an earlier release); each transition once.
     auto events = read_to_end(config, names.events(), key);
     if (!events) return fail(err, events.error().message());

@@ -31,6 +31,7 @@
 #include "schedule_lint.h"
 #include "tenant_command.h"
 #include "token_command.h"
+#include "topics_command.h"
 #include "upgrade_check.h"
 
 namespace {
@@ -289,8 +290,14 @@ int run(int argc, char** argv) {
   int exec_partitions = 12;
   int output_partitions = 12;
   int schedules_partitions = 6;
-  for (auto* command : {topics->add_subcommand("create", "create every missing topic of the layout (idempotent)"),
-                        topics->add_subcommand("check", "check that every topic exists with its partition count")}) {
+  bool align_configs = false;
+  auto* create_command = topics->add_subcommand(
+      "create", "create every missing topic of the layout and align the cleanup.policy of existing ones (idempotent)");
+  create_command->add_flag("--align-configs", align_configs,
+                           "also set kcron's value of every other differing config key (retention.ms, ...) on existing topics");
+  auto* check_command =
+      topics->add_subcommand("check", "check that every topic exists with its partition count and cleanup.policy");
+  for (auto* command : {create_command, check_command}) {
     command->add_option("--replication-factor", replication, "replication factor of new topics")->capture_default_str();
     command->add_option("--jobs-partitions", jobs_partitions, "partitions of jobs and the dispatcher changelog")
         ->capture_default_str();
@@ -383,19 +390,10 @@ int run(int argc, char** argv) {
     const auto specs =
         kcron::all_topics(names, layout_from(config, jobs_partitions, exec_partitions, output_partitions, schedules_partitions));
     const auto properties = kcron::kafka::client_properties(config, "kcron-cli");
-    if (topics->got_subcommand("create")) {
-      auto created = kcron::kafka::create_topics(properties, specs, replication, Millis(30000));
-      if (!created) return fail(created.error().message());
-      std::cout << fmt::format("created {} topic(s), {} already existed\n", created->size(), specs.size() - created->size());
-      for (const auto& name : *created) std::cout << "  " << name << "\n";
-      return 0;
+    if (create_command->parsed()) {
+      return kcron::cli::topics_create(properties, specs, {replication, align_configs}, std::cout, std::cerr);
     }
-    auto producer = kcron::kafka::make_producer(properties, "");
-    if (!producer) return fail(producer.error().message());
-    if (auto status = kcron::kafka::check_topics(**producer, specs, Millis(10000)); !status)
-      return fail(status.error().message());
-    std::cout << fmt::format("all {} topics present with the expected partition counts\n", specs.size());
-    return 0;
+    return kcron::cli::topics_check(properties, specs, std::cout, std::cerr);
   }
   if (submit->parsed()) {
     auto command = kcron::decode_command(read_input(submit_input), "application/json", "");

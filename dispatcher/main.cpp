@@ -31,7 +31,7 @@ std::vector<kcron::ConfigKey> config_keys() {
           {"cancel_marker_ttl_ms", "86400000", "how long a cancel for an unseen id waits for its submit"},
           {"dedupe_retention_ms", "604800000", "how long a fired id is remembered (re-submits ignored)"},
           {"emit_events", "false",
-           "also write every transition to the events topic (the status topic keeps every transition for 7 days)"},
+           "also write every transition to the events topic (the status topic keeps every transition for a day)"},
           {"misfire_threshold_ms", "5000", "a schedule run released later than this after its instant misfired"},
           {"heartbeat_interval_ms", "5000",
            "heartbeats to the workers topic, saying which protocol features this dispatcher understands (0: none; "

@@ -44,7 +44,7 @@ std::vector<kcron::ConfigKey> config_keys() {
           {"retry.multiplier", "2", "backoff growth per retry when the job does not say"},
           {"retry.max_backoff_ms", "300000", "backoff cap when the job does not say"},
           {"emit_events", "false",
-           "also write every transition to the events topic (the status topic keeps every transition for 7 days)"},
+           "also write every transition to the events topic (the status topic keeps every transition for a day)"},
       });
   const auto exec_keys = kcron::worker::exec_config_keys();
   keys.insert(keys.end(), exec_keys.begin(), exec_keys.end());

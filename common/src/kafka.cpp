@@ -302,6 +302,167 @@ Result<std::vector<std::string>> create_topics(const Properties& properties, con
   return outcome;
 }
 
+namespace {
+
+// Owners of the C admin API's objects.
+template <auto Destroy>
+struct Destroyer {
+  template <typename Object>
+  void operator()(Object* object) const {
+    Destroy(object);
+  }
+};
+using QueuePtr = std::unique_ptr<rd_kafka_queue_t, Destroyer<&rd_kafka_queue_destroy>>;
+using AdminOptionsPtr = std::unique_ptr<rd_kafka_AdminOptions_t, Destroyer<&rd_kafka_AdminOptions_destroy>>;
+using EventPtr = std::unique_ptr<rd_kafka_event_t, Destroyer<&rd_kafka_event_destroy>>;
+using ConfigResourcePtr = std::unique_ptr<rd_kafka_ConfigResource_t, Destroyer<&rd_kafka_ConfigResource_destroy>>;
+
+// Sends one admin request (`send` enqueues it with the options and the reply queue it is given) and
+// waits for its answer; a request-level error is an Error, per-resource errors are the caller's.
+Result<EventPtr> admin_call(rd_kafka_t* handle, rd_kafka_admin_op_t operation, std::chrono::milliseconds timeout,
+                            const std::function<void(rd_kafka_AdminOptions_t*, rd_kafka_queue_t*)>& send, std::string_view what) {
+  const QueuePtr queue(rd_kafka_queue_new(handle));
+  const AdminOptionsPtr options(rd_kafka_AdminOptions_new(handle, operation));
+  char error_text[512];
+  if (rd_kafka_AdminOptions_set_request_timeout(options.get(), static_cast<int>(timeout.count()), error_text,
+                                                sizeof error_text) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return make_error("{}: {}", what, error_text);
+  }
+  send(options.get(), queue.get());
+  EventPtr event(rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count()) + 5000));
+  if (event == nullptr) return make_error("{}: no answer from the cluster in {} ms", what, timeout.count());
+  if (rd_kafka_event_error(event.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return make_error("{}: {}", what, rd_kafka_event_error_string(event.get()));
+  }
+  return event;
+}
+
+// The broker's words for a resource's error, and for a refusal the permission that is missing.
+std::string resource_error(const rd_kafka_ConfigResource_t* resource, std::string_view permission) {
+  const auto code = rd_kafka_ConfigResource_error(resource);
+  const char* text = rd_kafka_ConfigResource_error_string(resource);
+  std::string message = text != nullptr && *text != '\0' ? text : rd_kafka_err2str(code);
+  if (code == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED || code == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED) {
+    message += fmt::format(" (kcron's principal needs the {} permission on topic {})", permission,
+                           rd_kafka_ConfigResource_name(resource));
+  }
+  return message;
+}
+
+}  // namespace
+
+Result<std::vector<DescribedTopicConfig>> describe_topic_configs(RdKafka::Handle& handle, const std::vector<std::string>& topics,
+                                                                 std::chrono::milliseconds timeout) {
+  if (topics.empty()) return std::vector<DescribedTopicConfig>{};
+  std::vector<ConfigResourcePtr> owned;
+  std::vector<rd_kafka_ConfigResource_t*> resources;
+  for (const auto& topic : topics) {
+    owned.emplace_back(rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str()));
+    resources.push_back(owned.back().get());
+  }
+  rd_kafka_t* client = handle.c_ptr();
+  auto event = admin_call(
+      client, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, timeout,
+      [&](rd_kafka_AdminOptions_t* options, rd_kafka_queue_t* queue) {
+        rd_kafka_DescribeConfigs(client, resources.data(), resources.size(), options, queue);
+      },
+      "describe the configs of the topics");
+  if (!event) return event.error();
+  std::size_t count = 0;
+  const auto* described = rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(event->get()), &count);
+  std::vector<DescribedTopicConfig> configs;
+  std::string problems;
+  for (std::size_t index = 0; index < count; ++index) {
+    const auto* resource = described[index];
+    const std::string topic = rd_kafka_ConfigResource_name(resource);
+    const auto code = rd_kafka_ConfigResource_error(resource);
+    if (code == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) continue;
+    if (code != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      problems += fmt::format(" {}: {};", topic, resource_error(resource, "DescribeConfigs"));
+      continue;
+    }
+    DescribedTopicConfig config;
+    config.topic = topic;
+    std::size_t entry_count = 0;
+    const auto* entries = rd_kafka_ConfigResource_configs(resource, &entry_count);
+    for (std::size_t entry_index = 0; entry_index < entry_count; ++entry_index) {
+      const auto* entry = entries[entry_index];
+      const std::string key = rd_kafka_ConfigEntry_name(entry);
+      const char* value = rd_kafka_ConfigEntry_value(entry);
+      const bool overridden = rd_kafka_ConfigEntry_source(entry) == RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG;
+      if (value == nullptr || rd_kafka_ConfigEntry_is_sensitive(entry) != 0) {
+        if (overridden) config.hidden_overrides.push_back(key);
+        continue;
+      }
+      config.effective[key] = value;
+      if (overridden) config.overrides[key] = value;
+    }
+    configs.push_back(std::move(config));
+  }
+  if (!problems.empty()) return make_error("describe the configs of the topics:{}", problems);
+  return configs;
+}
+
+Result<std::vector<ConfigDrift>> topic_config_drift(RdKafka::Handle& handle, const std::vector<TopicSpec>& specs,
+                                                    std::chrono::milliseconds timeout) {
+  auto counts = partition_counts(handle, timeout);
+  if (!counts) return counts.error();
+  std::vector<std::string> existing;
+  for (const auto& spec : specs) {
+    if (counts->contains(spec.name)) existing.push_back(spec.name);
+  }
+  auto described = describe_topic_configs(handle, existing, timeout);
+  if (!described) return described.error();
+  std::vector<ConfigDrift> drift;
+  for (const auto& spec : specs) {
+    const auto found = std::find_if(described->begin(), described->end(),
+                                    [&](const DescribedTopicConfig& config) { return config.topic == spec.name; });
+    if (found == described->end()) continue;
+    auto topic_drift = config_drift(spec, *found);
+    drift.insert(drift.end(), topic_drift.begin(), topic_drift.end());
+  }
+  return drift;
+}
+
+Status set_topic_overrides(RdKafka::Handle& handle, const std::string& topic, const std::map<std::string, std::string>& overrides,
+                           std::chrono::milliseconds timeout) {
+  const ConfigResourcePtr resource(rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str()));
+  for (const auto& [key, value] : overrides) {
+    if (rd_kafka_ConfigResource_set_config(resource.get(), key.c_str(), value.c_str()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return make_error("topic {}: config {}={} cannot be sent", topic, key, value);
+    }
+  }
+  rd_kafka_t* client = handle.c_ptr();
+  rd_kafka_ConfigResource_t* request = resource.get();
+  const std::string what = fmt::format("topic {}: alter its configs", topic);
+  auto event = admin_call(
+      client, RD_KAFKA_ADMIN_OP_ALTERCONFIGS, timeout,
+      [&](rd_kafka_AdminOptions_t* options, rd_kafka_queue_t* queue) {
+        rd_kafka_AlterConfigs(client, &request, 1, options, queue);
+      },
+      what);
+  if (!event) return event.error();
+  std::size_t count = 0;
+  const auto* altered = rd_kafka_AlterConfigs_result_resources(rd_kafka_event_AlterConfigs_result(event->get()), &count);
+  if (count == 0) return make_error("{}: the cluster's answer names no topic", what);
+  for (std::size_t index = 0; index < count; ++index) {
+    if (rd_kafka_ConfigResource_error(altered[index]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return make_error("{}: {}", what, resource_error(altered[index], "AlterConfigs"));
+    }
+  }
+  return Status::success();
+}
+
+Status align_topic_configs(RdKafka::Handle& handle, const std::string& topic, const ConfigEntries& wanted,
+                           std::chrono::milliseconds timeout) {
+  auto described = describe_topic_configs(handle, {topic}, timeout);
+  if (!described) return described.error();
+  if (described->empty()) return make_error("topic {} does not exist (kcron topics create makes it)", topic);
+  auto overrides = overlay_overrides(described->front(), wanted);
+  if (!overrides) return overrides.error();
+  return set_topic_overrides(handle, topic, *overrides, timeout);
+}
+
 Result<std::pair<std::int64_t, std::int64_t>> watermarks(RdKafka::Handle& handle, const std::string& topic,
                                                          std::int32_t partition, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -23,11 +23,16 @@ Config compacted_heartbeats() {
   config.emplace_back("segment.ms", "3600000");
   return config;
 }
-// Status: every transition of a job stays for 7 days before compaction may drop it (the job's
-// timeline: `kcron status`, the API), its latest state for good. The events topic said the same
-// thing again; it is written only with `emit_events` (docs/protocol.md).
+// Status: every transition of a job stays for a day before compaction may drop it (the job's
+// timeline: `kcron status`, the API), its latest state for 7 days, then retention deletes it, so a
+// reader of the whole topic (a new kcron-api view) reads a week of jobs, not every job ever. The
+// events topic said the same thing again; it is written only with `emit_events` (docs/protocol.md).
+// Existing topics get this from `kcron topics create`, which aligns a differing cleanup.policy.
 Config compacted_timeline() {
-  return {{"cleanup.policy", "compact"}, {"delete.retention.ms", "86400000"}, {"min.compaction.lag.ms", "604800000"}};
+  return {{"cleanup.policy", "compact,delete"},
+          {"retention.ms", "604800000"},
+          {"min.compaction.lag.ms", "86400000"},
+          {"delete.retention.ms", "86400000"}};
 }
 Config deleted(const std::string& retention_ms = "604800000") {
   return {{"cleanup.policy", "delete"}, {"retention.ms", retention_ms}};

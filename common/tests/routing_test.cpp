@@ -68,6 +68,11 @@ TEST_CASE("the topic layout has every topic of the design with its partitions an
   const auto changelog = find("kcron.dispatcher-changelog");
   CHECK(std::find(changelog.config.begin(), changelog.config.end(),
                   std::pair<std::string, std::string>{"cleanup.policy", "compact"}) != changelog.config.end());
+  const auto status = find("kcron.status");
+  CHECK(status.config == std::vector<std::pair<std::string, std::string>>{{"cleanup.policy", "compact,delete"},
+                                                                          {"retention.ms", "604800000"},
+                                                                          {"min.compaction.lag.ms", "86400000"},
+                                                                          {"delete.retention.ms", "86400000"}});
   const auto events = find("kcron.events");
   CHECK(std::find(events.config.begin(), events.config.end(), std::pair<std::string, std::string>{"cleanup.policy", "delete"}) !=
         events.config.end());

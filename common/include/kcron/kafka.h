@@ -18,6 +18,7 @@
 #include "kcron/metrics.h"
 #include "kcron/out_record.h"
 #include "kcron/result.h"
+#include "kcron/topic_drift.h"
 #include "kcron/topics.h"
 
 namespace kcron::kafka {
@@ -97,6 +98,29 @@ Status check_topics(RdKafka::Handle& handle, const std::vector<TopicSpec>& topic
 // Returns the names created.
 Result<std::vector<std::string>> create_topics(const Properties& properties, const std::vector<TopicSpec>& topics,
                                                int replication_factor, std::chrono::milliseconds timeout);
+
+// The config of each of `topics` that exists (DescribeConfigs; missing topics are left out).
+// Needs the DescribeConfigs permission on the topics.
+Result<std::vector<DescribedTopicConfig>> describe_topic_configs(RdKafka::Handle& handle, const std::vector<std::string>& topics,
+                                                                 std::chrono::milliseconds timeout);
+
+// Every key of an existing topic of `specs` whose value is not its spec's (config_drift), in
+// spec order; topics that do not exist have no drift.
+Result<std::vector<ConfigDrift>> topic_config_drift(RdKafka::Handle& handle, const std::vector<TopicSpec>& specs,
+                                                    std::chrono::milliseconds timeout);
+
+// Replaces every dynamic override of `topic` with `overrides` (a legacy AlterConfigs): a key not
+// in `overrides` falls back to the broker's value. Needs the AlterConfigs permission on the topic.
+Status set_topic_overrides(RdKafka::Handle& handle, const std::string& topic, const std::map<std::string, std::string>& overrides,
+                           std::chrono::milliseconds timeout);
+
+// Sets `wanted` on an existing topic and keeps every other override it has, those kcron does not
+// know included: set_topic_overrides (librdkafka 2.0.2 has no incremental AlterConfigs) of the
+// overlay (overlay_overrides) of its overrides as described just before. Needs the DescribeConfigs
+// and AlterConfigs permissions on the topic. An override set by someone else between the describe
+// and the alter is lost.
+Status align_topic_configs(RdKafka::Handle& handle, const std::string& topic, const ConfigEntries& wanted,
+                           std::chrono::milliseconds timeout);
 
 // Low and high watermark of a partition, retrying transient errors (leader moves, a topic just
 // created) for up to `timeout`.
