@@ -81,7 +81,8 @@ bool changelog_entry_creates(const v1::DispatcherEntry& entry) {
   return entry.state() == v1::DispatcherEntry::PENDING && entry.has_job() && !entry.job().id().empty();
 }
 
-bool fold_changelog_entry(v1::JobView& view, const v1::DispatcherEntry& entry, std::int64_t record_ms, std::string_view source) {
+bool fold_changelog_entry(v1::JobView& view, const v1::DispatcherEntry& entry, std::int64_t record_ms, std::string_view source,
+                          std::int64_t now_ms) {
   v1::StatusRecord status;
   status.set_job_id(view.id());
   status.set_tenant(view.tenant());
@@ -104,8 +105,10 @@ bool fold_changelog_entry(v1::JobView& view, const v1::DispatcherEntry& entry, s
     case v1::DispatcherEntry::CANCELLED:
     case v1::DispatcherEntry::DEAD:
     case v1::DispatcherEntry::SKIPPED:
-      // Only moves on a job the view holds as waiting: the status topic says the rest.
+      // Only moves on a job the view holds as waiting, and only what the status topic may have
+      // lost by now: it says the rest, with reasons.
       if (view.state() != v1::PENDING && view.state() != v1::RETRYING) return false;
+      if (record_ms > now_ms - kChangelogSettledMs) return false;
       if (!newer) return false;
       status.set_state(entry.state() == v1::DispatcherEntry::FIRED       ? v1::QUEUED
                        : entry.state() == v1::DispatcherEntry::CANCELLED ? v1::CANCELLED

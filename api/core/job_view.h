@@ -30,13 +30,20 @@ bool fold_result(v1::JobView& view, const v1::Result& result);
 // provisional: the status record of the same (attempt, sequence) replaces it when it comes.
 inline constexpr std::string_view kChangelogComponent = "dispatcher-changelog";
 
+// How old a FIRED, CANCELLED, DEAD or SKIPPED changelog entry must be before the view takes it:
+// younger, the status record written with it is surely still on kcron.status, says more (the
+// reason) and comes in a moment.
+inline constexpr std::int64_t kChangelogSettledMs = 3'600'000;
+
 // What a job's entry on the dispatcher changelog says about it, for a view that started after the
 // job's jobs and status records left their topics (status is compact,delete): a PENDING entry
 // carries the definition and stands for the status the dispatcher wrote with it (PENDING, or
-// RETRYING for a later attempt); a FIRED, CANCELLED, DEAD or SKIPPED entry moves a job the view
-// holds as pending on (FIRED: QUEUED) and creates nothing. Returns whether the view changed; a
-// record that says nothing about a job (other entry kinds) returns false and changes nothing.
-bool fold_changelog_entry(v1::JobView& view, const v1::DispatcherEntry& entry, std::int64_t record_ms, std::string_view source);
+// RETRYING for a later attempt); a FIRED, CANCELLED, DEAD or SKIPPED entry at least
+// kChangelogSettledMs old (by `now_ms`) moves a job the view holds as waiting on (FIRED: QUEUED)
+// and creates nothing. Returns whether the view changed; a record that says nothing about a job
+// (other entry kinds) returns false and changes nothing.
+bool fold_changelog_entry(v1::JobView& view, const v1::DispatcherEntry& entry, std::int64_t record_ms, std::string_view source,
+                          std::int64_t now_ms);
 
 // Whether a changelog entry of this state may create a job in the view (only PENDING does).
 bool changelog_entry_creates(const v1::DispatcherEntry& entry);

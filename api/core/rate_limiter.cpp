@@ -34,9 +34,11 @@ std::optional<std::chrono::milliseconds> RateLimiter::take(std::string_view key,
   }
   auto& bucket = found->second;
   refill(bucket, now);
+  // A cost above the burst starts on a full bucket and leaves it in debt for the rest, so the
+  // rate holds over time however the jobs are batched.
   const double needed = std::min(cost, burst_);
   if (bucket.tokens >= needed) {
-    bucket.tokens -= needed;
+    bucket.tokens -= cost;
     return std::nullopt;
   }
   const double wait_seconds = (needed - bucket.tokens) / rate_;

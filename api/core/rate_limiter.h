@@ -19,7 +19,8 @@ class RateLimiter {
   RateLimiter(double rate_per_second, double burst, std::size_t max_keys = 100000);
 
   // Takes `cost` tokens from `key`'s bucket at `now`. When the bucket cannot cover them, takes
-  // nothing and returns how long until it can (a cost above the burst waits for a full bucket).
+  // nothing and returns how long until it can. A cost above the burst waits for a full bucket and
+  // leaves it that much below zero: what comes next waits until the rate paid for it.
   std::optional<std::chrono::milliseconds> take(std::string_view key, std::chrono::steady_clock::time_point now, double cost = 1);
 
   bool enabled() const { return rate_ > 0; }

@@ -177,6 +177,8 @@ struct ApiServer::Impl {
   RateLimiter per_tenant;
   std::atomic<std::size_t> waiting{0};  // long-polls waiting now
   std::size_t max_waiting = 1;
+  std::atomic<std::size_t> consistency_waiting{0};  // requests waiting for the view to reach a write
+  std::size_t max_consistency_waiting = 1;
   std::atomic<bool> stopping{false};
 
   Impl(ApiSettings settings_in, const auth::JwtVerifier& verifier_in, JobWriter& writer_in, ViewStore& view_in,
@@ -195,7 +197,8 @@ struct ApiServer::Impl {
         throttled(metrics.counter("kcron_api_throttled_total", "requests refused by a rate limit (429)")),
         per_caller(settings.requests_per_token, settings.request_burst),
         per_tenant(settings.jobs_per_tenant, settings.jobs_burst),
-        max_waiting(std::max<std::size_t>(1, settings.threads / 2)) {
+        max_waiting(std::max<std::size_t>(1, settings.threads / 2)),
+        max_consistency_waiting(std::max<std::size_t>(1, settings.threads / 4)) {
     if (settings.tls_cert_file.empty()) {
       server = std::make_unique<httplib::Server>();
       return;
@@ -311,8 +314,30 @@ struct ApiServer::Impl {
                       request_id);
         return false;
       }
+      if (!follower.follows(position->topic, position->partition)) {
+        reply_problem(response,
+                      make_problem(400, fmt::format("Kcron-Consistency names partition {} of {}, which does not exist",
+                                                    position->partition, std::string_view(token).substr(0, token.find('/')))),
+                      request_id);
+        return false;
+      }
       positions.push_back(std::move(*position));
       rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+    if (std::all_of(positions.begin(), positions.end(), [this](const WritePosition& position) {
+          return follower.wait_for(position.topic, position.partition, position.offset, std::chrono::milliseconds(0));
+        })) {
+      return true;  // covered already: no wait, no slot
+    }
+    // Waiting requests hold request threads: at most a quarter of them wait at once.
+    struct Slot {
+      std::atomic<std::size_t>& count;
+      ~Slot() { count.fetch_sub(1); }
+    } slot{consistency_waiting};
+    if (consistency_waiting.fetch_add(1) >= max_consistency_waiting) {
+      response.set_header("Retry-After", "1");
+      reply_problem(response, make_problem(503, "too many requests wait for the view to reach their writes; retry"), request_id);
+      return false;
     }
     const auto deadline = std::chrono::steady_clock::now() + settings.consistency_wait;
     for (const auto& position : positions) {

@@ -65,6 +65,11 @@ void ViewFollower::stop() {
   }
 }
 
+bool ViewFollower::follows(const std::string& topic, std::int32_t partition) const {
+  std::lock_guard lock(mutex_);
+  return covered_.contains({topic, partition});
+}
+
 bool ViewFollower::wait_for(const std::string& topic, std::int32_t partition, std::int64_t offset,
                             std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
@@ -163,7 +168,9 @@ void ViewFollower::fold(RdKafka::Message& message, ViewBatch& batch) {
     const auto source = fmt::format("{}/{}@{}", topic, message.partition(), message.offset());
     v1::JobView* view =
         changelog_entry_creates(entry) ? &batch.job(named.tenant, named.id) : batch.existing_job(named.tenant, named.id);
-    if (view != nullptr) fold_changelog_entry(*view, entry, message.timestamp().timestamp, source);
+    const auto now_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    if (view != nullptr) fold_changelog_entry(*view, entry, message.timestamp().timestamp, source, now_ms);
     return;
   }
   if (message.len() == 0) return;  // a tombstone: compaction's business

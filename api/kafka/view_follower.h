@@ -44,6 +44,8 @@ class ViewFollower {
   Status start();
   void stop();
 
+  // Whether the view reads (topic, partition): a position elsewhere is never covered. Thread-safe.
+  bool follows(const std::string& topic, std::int32_t partition) const;
   // Waits until the view covers `offset` of (topic, partition), up to `timeout`. Thread-safe.
   bool wait_for(const std::string& topic, std::int32_t partition, std::int64_t offset, std::chrono::milliseconds timeout);
   // Waits until the view covers every record `topic` holds now (its high watermarks, asked of the

@@ -111,6 +111,8 @@ kcron::v1::DispatcherEntry entry(kcron::v1::DispatcherEntry::State state, std::u
   return stored;
 }
 
+constexpr std::int64_t kLater = 100'000'000;  // long after the entries below: they are settled
+
 kcron::v1::JobView named() {
   kcron::v1::JobView view;
   view.set_id("j1");
@@ -123,7 +125,7 @@ kcron::v1::JobView named() {
 TEST_CASE("a pending entry on the dispatcher changelog brings a job whose own records are gone") {
   auto view = named();
   CHECK(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::PENDING, 0, 1), 5000,
-                                         "kcron.dispatcher-changelog/0@4"));
+                                         "kcron.dispatcher-changelog/0@4", kLater));
   CHECK(view.state() == kcron::v1::PENDING);
   CHECK(view.due_ms() == 90'000);
   CHECK(view.queue() == "reports");
@@ -141,18 +143,18 @@ TEST_CASE("a pending entry on the dispatcher changelog brings a job whose own re
     REQUIRE(view.history_size() == 1);
     CHECK(view.history(0).component() == "dispatcher");
     CHECK_FALSE(kcron::api::fold_status(view, real));
-    CHECK_FALSE(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::PENDING, 0, 1), 5000, "x"));
+    CHECK_FALSE(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::PENDING, 0, 1), 5000, "x", kLater));
     CHECK(view.history_size() == 1);
   }
   SECTION("firing moves it to QUEUED, and the worker's records go on from there") {
-    CHECK(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::FIRED, 0, 2), 90'001, "x"));
+    CHECK(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::FIRED, 0, 2), 90'001, "x", kLater));
     CHECK(view.state() == kcron::v1::QUEUED);
     CHECK(kcron::api::fold_status(view, status(kcron::v1::SUCCEEDED, 0, 1U << 20U, 90'050)));
     CHECK(view.state() == kcron::v1::SUCCEEDED);
     CHECK(view.history_size() == 3);
   }
   SECTION("a later attempt waiting for its retry reads as RETRYING") {
-    CHECK(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::PENDING, 1, 3), 6000, "x"));
+    CHECK(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::PENDING, 1, 3), 6000, "x", kLater));
     CHECK(view.state() == kcron::v1::RETRYING);
     CHECK(view.attempt() == 1);
     CHECK(view.submitted_ms() == 5000);
@@ -163,8 +165,8 @@ TEST_CASE("the changelog never moves a job back or creates one from an entry wit
   SECTION("a job the status topic already took further keeps its state") {
     auto view = named();
     REQUIRE(kcron::api::fold_status(view, status(kcron::v1::SUCCEEDED, 0, 1U << 20U, 7000)));
-    CHECK_FALSE(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::PENDING, 0, 1), 5000, "x"));
-    CHECK_FALSE(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::FIRED, 0, 2), 6000, "x"));
+    CHECK_FALSE(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::PENDING, 0, 1), 5000, "x", kLater));
+    CHECK_FALSE(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::FIRED, 0, 2), 6000, "x", kLater));
     CHECK(view.state() == kcron::v1::SUCCEEDED);
     CHECK_FALSE(view.has_job());
   }
@@ -172,7 +174,7 @@ TEST_CASE("the changelog never moves a job back or creates one from an entry wit
     for (const auto state : {kcron::v1::DispatcherEntry::FIRED, kcron::v1::DispatcherEntry::CANCELLED,
                              kcron::v1::DispatcherEntry::DEAD, kcron::v1::DispatcherEntry::SKIPPED}) {
       auto view = named();
-      CHECK_FALSE(kcron::api::fold_changelog_entry(view, entry(state, 0, 2), 6000, "x"));
+      CHECK_FALSE(kcron::api::fold_changelog_entry(view, entry(state, 0, 2), 6000, "x", kLater));
       CHECK(view.state() == kcron::v1::JOB_STATE_UNSPECIFIED);
       CHECK_FALSE(kcron::api::changelog_entry_creates(entry(state, 0, 2)));
     }
@@ -181,7 +183,7 @@ TEST_CASE("the changelog never moves a job back or creates one from an entry wit
     for (const auto state : {kcron::v1::DispatcherEntry::CANCEL_MARKER, kcron::v1::DispatcherEntry::SCHEDULE,
                              kcron::v1::DispatcherEntry::TENANT_USAGE, kcron::v1::DispatcherEntry::STATE_UNSPECIFIED}) {
       auto view = named();
-      CHECK_FALSE(kcron::api::fold_changelog_entry(view, entry(state, 0, 2), 6000, "x"));
+      CHECK_FALSE(kcron::api::fold_changelog_entry(view, entry(state, 0, 2), 6000, "x", kLater));
       CHECK(view.state() == kcron::v1::JOB_STATE_UNSPECIFIED);
     }
   }
@@ -190,12 +192,22 @@ TEST_CASE("the changelog never moves a job back or creates one from an entry wit
     auto bare = entry(kcron::v1::DispatcherEntry::PENDING, 0, 1);
     bare.clear_job();
     CHECK_FALSE(kcron::api::changelog_entry_creates(bare));
-    CHECK_FALSE(kcron::api::fold_changelog_entry(view, bare, 5000, "x"));
+    CHECK_FALSE(kcron::api::fold_changelog_entry(view, bare, 5000, "x", kLater));
   }
-  SECTION("a cancel the view has not read yet ends a job it holds as waiting") {
+  SECTION("a fresh fired or cancelled entry waits for its status record, which says more") {
     auto view = named();
-    REQUIRE(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::PENDING, 0, 1), 5000, "x"));
-    CHECK(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::CANCELLED, 0, 2), 5500, "x"));
+    REQUIRE(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::PENDING, 0, 1), 5000, "x", 5000));
+    CHECK_FALSE(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::CANCELLED, 0, 2), 5500, "x", 5600));
+    CHECK(view.state() == kcron::v1::PENDING);
+    auto cancelled = status(kcron::v1::CANCELLED, 0, 2, 5500);
+    cancelled.set_reason("not needed");
+    CHECK(kcron::api::fold_status(view, cancelled));
+    CHECK(view.reason() == "not needed");
+  }
+  SECTION("a settled cancel the view has not read ends a job it holds as waiting") {
+    auto view = named();
+    REQUIRE(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::PENDING, 0, 1), 5000, "x", kLater));
+    CHECK(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::CANCELLED, 0, 2), 5500, "x", kLater));
     CHECK(view.state() == kcron::v1::CANCELLED);
   }
 }

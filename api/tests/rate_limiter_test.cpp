@@ -19,13 +19,16 @@ TEST_CASE("a bucket allows its burst, then its rate, and says how long to wait")
   CHECK_FALSE(limiter.take("alice@acme", start + 10s).has_value());
 }
 
-TEST_CASE("a cost takes several tokens, and a cost above the burst waits for a full bucket") {
+TEST_CASE("a cost takes several tokens, and a cost above the burst waits for a full bucket and pays the rest after") {
   kcron::api::RateLimiter limiter(100, 50);
   const auto start = std::chrono::steady_clock::time_point(100s);
   CHECK_FALSE(limiter.take("acme", start, 40).has_value());
   CHECK(*limiter.take("acme", start, 20) == 100ms);
-  CHECK_FALSE(limiter.take("acme", start + 400ms, 1000).has_value());  // full again: a huge batch is allowed once per burst
-  CHECK(limiter.take("acme", start + 400ms, 1).has_value());
+  CHECK_FALSE(limiter.take("acme", start + 400ms, 1000).has_value());  // full again: a batch bigger than the burst goes
+  // ...and leaves 950 tokens of debt: 9.5 s at 100/s before one more job, so 1000 jobs took 10 s.
+  CHECK(*limiter.take("acme", start + 400ms, 1) == 9510ms);
+  CHECK(limiter.take("acme", start + 9900ms, 1).has_value());
+  CHECK_FALSE(limiter.take("acme", start + 9920ms, 1).has_value());
 }
 
 TEST_CASE("a limiter with no rate allows everything, and idle buckets are forgotten past the bound") {

@@ -367,7 +367,30 @@ TEST_CASE("bad requests get a 400 naming the field, and the next request is serv
   CHECK(batch["results"][1]["status"] == 400);
   CHECK(batch["results"][1]["field"] == "colour");
   CHECK(batch["results"][2]["id"] == "b2");
+  // Path ids with control characters, numbers with trailing junk, consistency tokens for partitions
+  // that do not exist: each a 400 at once, never a wait or a 404.
+  auto control = api.call("GET", "/v1/jobs/bad%01id", member);
+  REQUIRE(control);
+  CHECK(control->status == 400);
+  CHECK(body_of(control)["field"] == "id");
+  CHECK(api.call("GET", "/v1/jobs?page_size=10x", member)->status == 400);
+  CHECK(api.call("GET", "/v1/schedules/s/next?count=3z", member)->status == 400);
+  auto nowhere = api.call("GET", "/v1/jobs", member, "", {{"Kcron-Consistency", "jobs/999/5"}});
+  REQUIRE(nowhere);
+  CHECK(nowhere->status == 400);
+  CHECK(body_of(nowhere)["detail"] == "Kcron-Consistency names partition 999 of jobs, which does not exist");
   CHECK(api.call("POST", "/v1/jobs", member, R"({"noop":{}})")->status == 202);
+
+  // A retried submit with the same Idempotency-Key names the same job (the dispatcher keeps one);
+  // another key, or another caller with the same key, is another job.
+  const auto retried = [&](const std::string& bearer, const std::string& key) {
+    return body_of(api.call("POST", "/v1/jobs", bearer, R"({"noop":{}})", {{"Idempotency-Key", key}}))["id"].get<std::string>();
+  };
+  const auto first_id = retried(member, "order-17");
+  CHECK(first_id.starts_with("idem-"));
+  CHECK(retried(member, "order-17") == first_id);
+  CHECK(retried(member, "order-18") != first_id);
+  CHECK(retried(api_token(keys, "acme", "member", "bob"), "order-17") != first_id);
 }
 
 TEST_CASE("a caller over its request rate and a tenant over its submission rate get 429 with Retry-After", "[integration]") {
