@@ -40,11 +40,14 @@ bool is_terminal(v1::JobState state) {
 
 void fold_definition(v1::JobView& view, const v1::Job& job, std::int64_t record_ms, std::string_view source, bool update) {
   name_job(view, job.tenant(), job.id());
-  if (!update || !view.has_job()) {
-    if (view.submitted_ms() == 0) {
-      view.set_submitted_ms(record_ms);
-      view.set_source(std::string(source));
-    }
+  if (!update && view.source().empty()) {
+    // The submit record is the same on every instance: its time is the job's submit time even
+    // when another record of the job was read first, so keyset page tokens mean the same
+    // everywhere. Only a submit sets `source`.
+    view.set_submitted_ms(record_ms);
+    view.set_source(std::string(source));
+  } else if (!view.has_job() && view.submitted_ms() == 0) {
+    view.set_submitted_ms(record_ms);
   }
   *view.mutable_job() = job;
   view.mutable_job()->clear_history();  // the results carry them
@@ -98,7 +101,8 @@ bool fold_changelog_entry(v1::JobView& view, const v1::DispatcherEntry& entry, s
       if (!changelog_entry_creates(entry)) return false;
       if (view.state() != v1::JOB_STATE_UNSPECIFIED && !newer) return false;
       // The entry holds the definition as it will fire: a later update than any the view read.
-      fold_definition(view, entry.job(), record_ms, source, view.has_job());
+      // Not a submit: the job's submit record, if the view reads it, still sets its submit time.
+      fold_definition(view, entry.job(), record_ms, source, true);
       status.set_state(entry.attempt() > 0 ? v1::RETRYING : v1::PENDING);
       break;
     case v1::DispatcherEntry::FIRED:

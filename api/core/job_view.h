@@ -16,8 +16,9 @@ namespace kcron::api {
 inline constexpr std::size_t kMaxTransitions = 50;
 
 // A submit (`update` false) or an update of the job's definition. `record_ms` is the record's
-// append time: a first submit sets submitted_ms from it, and it never changes afterwards (the
-// list's keyset order is immutable).
+// append time: the submit sets submitted_ms (and `source`) from it, also when another record of
+// the job came first and set a provisional time, so every instance's view orders the job alike;
+// after the submit it never changes (the list's keyset order is immutable).
 void fold_definition(v1::JobView& view, const v1::Job& job, std::int64_t record_ms, std::string_view source, bool update);
 
 // A status record. Returns whether it changed the view (an older or repeated record does not).
