@@ -45,6 +45,7 @@ constexpr std::size_t kEventScanBudget = 20000;  // events of any tenant one pol
 // How far back a cursor of another instance resumes (by this view's commit times): two views of
 // one deployment are never this far apart unless one of them lags (kcron_api_view_lag_records).
 constexpr std::chrono::seconds kForeignCursorRewind{60};
+constexpr std::chrono::seconds kRateWindow{60};  // GET /v1/stats: rates over the last minute
 
 std::string random_hex(std::size_t bytes) {
   std::array<unsigned char, 32> buffer{};
@@ -1178,11 +1179,19 @@ struct ApiServer::Impl {
     }
     nlohmann::json by_queue = nlohmann::json::object();
     for (const auto& [queue, count] : counts.by_queue) by_queue[queue] = count;
+    // Rates: the tenant's state changes per second over the last minute, from the event log.
+    const auto recent = view.recent_transitions(caller->tenant, now_ms(), kRateWindow.count() * 1000, kEventScanBudget);
+    nlohmann::json per_second = nlohmann::json::object();
+    for (const auto& [state, count] : recent.by_state) {
+      per_second[state == v1::JOB_STATE_UNSPECIFIED ? std::string("SUBMITTED") : std::string(state_name(state))] =
+          static_cast<double>(count) / static_cast<double>(kRateWindow.count());
+    }
     nlohmann::json answer{
         {"tenant", caller->tenant},
         {"jobs", counts.jobs},
         {"by_state", by_state},
         {"by_queue", by_queue},
+        {"rates", {{"window_s", kRateWindow.count()}, {"per_second", per_second}, {"complete", recent.complete}}},
         {"view", {{"caught_up", follower.caught_up()}, {"lag_records", follower.lag()}, {"last_event", view.last_event()}}}};
     response.set_content(answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), std::string(kJson));
   }

@@ -330,6 +330,36 @@ TEST_CASE("a view has an identity of its own and finds the events it committed f
   CHECK((*another)->view_id() != identity);
 }
 
+TEST_CASE("recent transitions count a tenant's changes of the window by their own time") {
+  TempDir dir;
+  auto store = kcron::api::ViewStore::open(dir.path.string());
+  REQUIRE(store.ok());
+  std::int64_t clock = 70'000;  // within the window below
+  (*store)->set_clock([&clock] { return clock; });
+  kcron::api::ViewBatch batch(**store);
+  set_state(batch, "acme", "old", kcron::v1::SUCCEEDED, 1);  // a change of long ago (at 5000), committed now: a replay
+  REQUIRE((*store)->commit(batch).ok());
+  clock = 100'000;
+  for (int index = 0; index < 3; ++index) {
+    kcron::v1::StatusRecord record;
+    record.set_job_id(fmt::format("j{}", index));
+    record.set_tenant("acme");
+    record.set_state(index < 2 ? kcron::v1::SUCCEEDED : kcron::v1::DEAD);
+    record.set_sequence(1);
+    record.set_at_ms(99'000);
+    kcron::api::fold_status(batch.job("acme", record.job_id()), record);
+  }
+  set_state(batch, "beta", "b", kcron::v1::SUCCEEDED, 1);
+  REQUIRE((*store)->commit(batch).ok());
+  const auto recent = (*store)->recent_transitions("acme", 100'000, 60'000, 100);
+  CHECK(recent.complete);
+  CHECK(recent.by_state.at(kcron::v1::SUCCEEDED) == 2);
+  CHECK(recent.by_state.at(kcron::v1::DEAD) == 1);
+  const auto cut = (*store)->recent_transitions("acme", 100'000, 60'000, 2);
+  CHECK_FALSE(cut.complete);
+  CHECK((*store)->recent_transitions("gamma", 100'000, 60'000, 100).by_state.empty());
+}
+
 TEST_CASE("finished jobs leave the view after their retention, with their indexes and counts, and running ones stay") {
   TempDir dir;
   auto store = kcron::api::ViewStore::open(dir.path.string());

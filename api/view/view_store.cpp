@@ -648,6 +648,27 @@ std::vector<JobEvent> ViewStore::events(std::string_view tenant, std::uint64_t c
   return events;
 }
 
+ViewStore::RecentTransitions ViewStore::recent_transitions(std::string_view tenant, std::int64_t now_ms, std::int64_t window_ms,
+                                                           std::size_t budget) const {
+  RecentTransitions recent;
+  const auto name = tenant_or_default(tenant);
+  const auto since = now_ms - window_ms;
+  std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(rocksdb::ReadOptions()));
+  const std::string prefix(1, kEvent);
+  std::size_t examined = 0;
+  for (iterator->Seek(event_key(event_cursor_at(since) + 1)); iterator->Valid() && iterator->key().starts_with(prefix);
+       iterator->Next()) {
+    if (examined++ == budget) {
+      recent.complete = false;
+      break;
+    }
+    const auto event = decode_event(get_be(iterator->key().ToStringView().substr(1), 8), iterator->value().ToStringView());
+    // A view that replays the topics commits old changes now: their own time leaves them out.
+    if (event && event->tenant == name && event->at_ms >= since && event->at_ms <= now_ms) ++recent.by_state[event->state];
+  }
+  return recent;
+}
+
 std::uint64_t ViewStore::event_cursor_at(std::int64_t committed_ms) const {
   std::string key(1, kEventTime);
   put_be(key, static_cast<std::uint64_t>(std::max<std::int64_t>(0, committed_ms) / 1000 * 1000), 8);

@@ -129,6 +129,15 @@ class ViewStore {
   std::vector<JobEvent> events(std::string_view tenant, std::uint64_t cursor, std::size_t limit, std::size_t budget,
                                std::uint64_t& next_cursor) const;
   std::uint64_t last_event() const;
+  // A tenant's state changes of the last `window_ms` before `now_ms` (by each change's own time),
+  // by state: the events committed since the window began (event_cursor_at), at most `budget` of
+  // any tenant examined; `complete` is false when the budget ran out first.
+  struct RecentTransitions {
+    std::map<v1::JobState, std::int64_t> by_state;
+    bool complete = true;
+  };
+  RecentTransitions recent_transitions(std::string_view tenant, std::int64_t now_ms, std::int64_t window_ms,
+                                       std::size_t budget) const;
   // This view's identity (random, made when its directory was first opened): an event cursor is
   // a sequence of one view, and another instance's view numbers its events differently.
   const std::string& view_id() const { return view_id_; }

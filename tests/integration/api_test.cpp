@@ -733,11 +733,74 @@ TEST_CASE("a dead job is in the dead letters and replayed through the API, a clo
   auto stats = body_of(api.call("GET", "/v1/stats", alice));
   CHECK(stats["jobs"] == 2);
   CHECK(stats["by_state"]["SUCCEEDED"] == 1);
+  // This minute's changes: the clone's run succeeded, the flaky job died (once, then replayed).
+  CHECK(stats["rates"]["window_s"] == 60);
+  CHECK(stats["rates"]["complete"] == true);
+  CHECK(stats["rates"]["per_second"]["SUCCEEDED"].get<double>() > 0);
+  CHECK(stats["rates"]["per_second"]["DEAD"].get<double>() > 0);
+  CHECK(body_of(api.call("GET", "/v1/stats", api_token(keys, "beta", "viewer")))["rates"]["per_second"].empty());
   auto workers = body_of(api.call("GET", "/v1/workers", alice));
   REQUIRE_FALSE(workers["workers"].empty());
   bool alive = false;
   for (const auto& entry : workers["workers"]) alive = alive || entry["alive"] == true;
   CHECK(alive);
+}
+
+namespace {
+
+// GET over a raw socket (Connection: close), for threads other than the test's: Api::call checks
+// answers with Catch assertions, which must stay on the test's thread, and httplib's shared
+// std::regex objects race under TSan when the test's thread parses an answer at the same time.
+// The answer's first bytes (empty when none came within 30 s).
+std::string raw_get(int port, const std::string& path, const std::string& bearer) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval timeout{};
+  timeout.tv_sec = 30;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  std::string answer;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
+    const auto request =
+        fmt::format("GET {} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n", path, bearer);
+    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
+      char buffer[256];
+      const auto got = ::recv(fd, buffer, sizeof(buffer), 0);
+      if (got > 0) answer.assign(buffer, static_cast<std::size_t>(got));
+    }
+  }
+  ::close(fd);
+  return answer;
+}
+
+}  // namespace
+
+TEST_CASE("SIGTERM drains kcron-api: a waiting long-poll is answered, an acknowledged write is on Kafka, the exit is clean",
+          "[integration]") {
+  TestEnv env("api-drain");
+  const auto keys = make_api_keys(env);
+  Api api(env, keys, "api1");
+  const auto alice = api_token(keys, "acme", "member", "alice");
+  auto written = api.call("POST", "/v1/jobs", alice, R"({"id":"before-stop","delay":"3600s","noop":{}})");
+  REQUIRE(written);
+  REQUIRE(written->status == 202);
+  // A poll of a tenant nothing changes: only the drain can answer it before its 25 s.
+  const auto quiet = api_token(keys, "beta", "viewer", "bob");
+  std::string polled;
+  std::thread poller([&] { polled = raw_get(api.port, "/v1/events?wait=25", quiet); });
+  std::this_thread::sleep_for(500ms);                  // the poll is waiting
+  const auto exit_code = api.process->terminate(10s);  // well before the poll's 25 s: the drain answers it
+  poller.join();
+  INFO(tail_file(api.process->log_path()));
+  CHECK(exit_code == 0);
+  CHECK(polled.starts_with("HTTP/1.1 200"));
+  CHECK(count_in_log(api.process->log_path(), "event=stopped") == 1);
+  const auto records = read_topics({kcron::TopicNames(env.prefix).jobs()}, 30s, [](const std::vector<Record>& seen) {
+    return std::any_of(seen.begin(), seen.end(), [](const Record& record) { return record.key.ends_with("before-stop"); });
+  });
+  CHECK(std::any_of(records.begin(), records.end(), [](const Record& record) { return record.key.ends_with("before-stop"); }));
 }
 
 TEST_CASE("idle long-polls and slow clients do not stop submits from being answered", "[integration]") {
@@ -753,27 +816,7 @@ TEST_CASE("idle long-polls and slow clients do not stop submits from being answe
   std::atomic<int> polls_answered{0};
   for (int index = 0; index < 12; ++index) {
     pollers.emplace_back([&] {
-      // A raw socket, not httplib: Api::call checks answers with Catch assertions, which must stay
-      // on the test's thread, and httplib's shared std::regex objects race under TSan when the
-      // test's thread parses an answer at the same time.
-      const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in address{};
-      address.sin_family = AF_INET;
-      address.sin_port = htons(static_cast<std::uint16_t>(api.port));
-      address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      timeval timeout{};
-      timeout.tv_sec = 30;
-      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-      if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
-        const auto request = fmt::format(
-            "GET /v1/events?wait=20 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n", quiet);
-        if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
-          // The answer's first bytes are enough: the poll returned.
-          char buffer[256];
-          (void)::recv(fd, buffer, sizeof(buffer), 0);
-        }
-      }
-      ::close(fd);
+      (void)raw_get(api.port, "/v1/events?wait=20", quiet);  // the answer's first bytes are enough: the poll returned
       ++polls_answered;
     });
   }
