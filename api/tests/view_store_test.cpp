@@ -1,6 +1,8 @@
 #include "view/view_store.h"
 
 #include <fmt/format.h>
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -328,6 +330,87 @@ TEST_CASE("a view has an identity of its own and finds the events it committed f
   auto another = kcron::api::ViewStore::open(other.path.string());
   REQUIRE(another.ok());
   CHECK((*another)->view_id() != identity);
+}
+
+namespace {
+
+void submit_labelled(kcron::api::ViewBatch& batch, const std::string& id, std::int64_t at_ms, const std::string& shard,
+                     const std::string& schedule) {
+  kcron::v1::Job job;
+  job.set_id(id);
+  job.set_tenant("acme");
+  (*job.mutable_labels())["shard"] = shard;
+  (*job.mutable_labels())["team"] = "data";
+  if (!schedule.empty()) job.mutable_schedule_run()->set_schedule_id(schedule);
+  kcron::api::fold_definition(batch.job("acme", id), job, at_ms, "kcron.jobs/0@1", false);
+}
+
+std::vector<std::string> listed(const kcron::api::ViewStore& store, kcron::api::ListQuery query) {
+  std::vector<std::string> out;
+  for (int page = 0; page < 100; ++page) {
+    const auto found = store.list("acme", query);
+    for (const auto& job : found.jobs) out.push_back(job.id());
+    if (!found.next) break;
+    query.after = found.next;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("lists by label and by schedule read their own indexes, newest first, and a view of the older layout gets them") {
+  TempDir dir;
+  {
+    auto store = kcron::api::ViewStore::open(dir.path.string());
+    REQUIRE(store.ok());
+    kcron::api::ViewBatch batch(**store);
+    // 5000 jobs, the two with shard v3 among the oldest: a page from the time index would examine
+    // its bounded number of entries and come back empty before reaching them.
+    for (int index = 0; index < 5000; ++index) {
+      submit_labelled(batch, fmt::format("j{:04}", index), 1000 + index, index == 7 || index == 1007 ? "v3" : "v1",
+                      index % 1500 == 0 ? "nightly" : "");
+    }
+    REQUIRE((*store)->commit(batch).ok());
+    kcron::api::ListQuery by_label;
+    by_label.label_key = "shard";
+    by_label.label_value = "v3";
+    by_label.page_size = 2;
+    CHECK(listed(**store, by_label) == std::vector<std::string>{"j1007", "j0007"});
+    kcron::api::ListQuery by_schedule;
+    by_schedule.schedule_id = "nightly";
+    by_schedule.page_size = 1;
+    CHECK((*store)->list("acme", by_schedule).jobs.size() == 1);
+    CHECK(listed(**store, by_schedule) == std::vector<std::string>{"j4500", "j3000", "j1500", "j0000"});
+    by_schedule.label_key = "shard";  // both: the schedule's index, the label checked on each
+    by_schedule.label_value = "v3";
+    CHECK(listed(**store, by_schedule).empty());
+    kcron::api::ListQuery page_one;
+    page_one.label_key = "shard";
+    page_one.label_value = "v3";
+    page_one.page_size = 1;
+    CHECK((*store)->list("acme", page_one).jobs.size() == 1);  // found at once, not after a bounded scan
+  }
+  {
+    // As an older kcron-api left it: no label or schedule index, no index version.
+    rocksdb::DB* raw = nullptr;
+    REQUIRE(rocksdb::DB::Open(rocksdb::Options(), dir.path.string(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    rocksdb::WriteBatch strip;
+    strip.DeleteRange("L", "M");
+    strip.DeleteRange("C", "D");
+    strip.Delete("Mindexes");
+    REQUIRE(db->Write(rocksdb::WriteOptions(), &strip).ok());
+    REQUIRE(db->Close().ok());
+  }
+  auto store = kcron::api::ViewStore::open(dir.path.string());
+  REQUIRE(store.ok());
+  kcron::api::ListQuery by_label;
+  by_label.label_key = "shard";
+  by_label.label_value = "v3";
+  by_label.page_size = 1;
+  const auto first = (*store)->list("acme", by_label);
+  REQUIRE(first.jobs.size() == 1);
+  CHECK(first.jobs[0].id() == "j1007");
 }
 
 TEST_CASE("recent transitions count a tenant's changes of the window by their own time") {

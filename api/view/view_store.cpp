@@ -33,10 +33,16 @@ constexpr char kWorker = 'W';
 constexpr char kCount = 'N';
 constexpr char kEvent = 'E';
 constexpr char kAudit = 'A';
-constexpr char kTenant = 'R';    // R<tenant>: the tenant's settings from kcron.tenants
-constexpr char kFinished = 'F';  // F<be64 updated_ms><tenant>/<id>: finished jobs, oldest first, for the sweep
+constexpr char kTenant = 'R';      // R<tenant>: the tenant's settings from kcron.tenants
+constexpr char kByLabel = 'L';     // L<tenant>/<key>\0<value>\0<be64 submitted_ms><id>: one per label
+constexpr char kBySchedule = 'C';  // C<tenant>/<schedule id>\0<be64 submitted_ms><id>: a schedule's runs
+constexpr char kFinished = 'F';    // F<be64 updated_ms><tenant>/<id>: finished jobs, oldest first, for the sweep
 const std::string kLastEventKey = "Mevents";
 const std::string kViewIdKey = "Mview";
+// The index layout's version: a view written by an older kcron-api gets the missing indexes
+// built when it is opened (2: by label and by schedule).
+const std::string kIndexVersionKey = "Mindexes";
+constexpr std::uint64_t kIndexVersion = 2;
 constexpr char kEventTime = 'e';  // e<be64 second in ms>: the first event sequence committed in that second
 constexpr std::int64_t kEventTimeKept = 30LL * 24 * 3600 * 1000;
 
@@ -70,6 +76,21 @@ std::uint64_t order_ms(std::int64_t submitted_ms) {
 
 // The prefix an index scan covers, given the query's filters.
 std::string index_prefix(std::string_view tenant, const ListQuery& query) {
+  // The narrowest index the filters allow; matches() checks the others on each job.
+  if (!query.schedule_id.empty()) {
+    auto prefix = tenant_prefix(kBySchedule, tenant);
+    prefix += query.schedule_id;
+    prefix.push_back('\0');
+    return prefix;
+  }
+  if (!query.label_key.empty()) {
+    auto prefix = tenant_prefix(kByLabel, tenant);
+    prefix += query.label_key;
+    prefix.push_back('\0');
+    prefix += query.label_value;
+    prefix.push_back('\0');
+    return prefix;
+  }
   if (query.state) {
     auto prefix = tenant_prefix(kByState, tenant);
     prefix.push_back(static_cast<char>(*query.state));
@@ -102,6 +123,24 @@ std::vector<std::string> index_keys(const v1::JobView& view) {
   put_be(by_queue, ms, 8);
   by_queue += view.id();
   keys.push_back(std::move(by_queue));
+  for (const auto& [label, value] : view.labels()) {
+    auto by_label = tenant_prefix(kByLabel, view.tenant());
+    by_label += label;
+    by_label.push_back('\0');
+    by_label += value;
+    by_label.push_back('\0');
+    put_be(by_label, ms, 8);
+    by_label += view.id();
+    keys.push_back(std::move(by_label));
+  }
+  if (!view.schedule_id().empty()) {
+    auto by_schedule = tenant_prefix(kBySchedule, view.tenant());
+    by_schedule += view.schedule_id();
+    by_schedule.push_back('\0');
+    put_be(by_schedule, ms, 8);
+    by_schedule += view.id();
+    keys.push_back(std::move(by_schedule));
+  }
   if (is_terminal(view.state())) {
     std::string finished(1, kFinished);
     put_be(finished, order_ms(view.updated_ms()), 8);
@@ -292,12 +331,39 @@ Result<std::unique_ptr<ViewStore>> ViewStore::open(const std::string& directory)
     if (auto put = store->db_->Put(rocksdb::WriteOptions(), kViewIdKey, store->view_id_); !put.ok())
       return make_error("cannot write the view in {}: {}", directory, put.ToString());
   }
+  if (auto built = store->build_indexes(); !built) return built.error();
   std::unique_ptr<rocksdb::Iterator> last_index(store->db_->NewIterator(rocksdb::ReadOptions()));
   last_index->SeekForPrev(std::string(1, kEventTime) + std::string(8, '\xff'));
   if (last_index->Valid() && last_index->key().starts_with(std::string_view(&kEventTime, 1)) && last_index->key().size() == 9) {
     store->indexed_second_ = static_cast<std::int64_t>(get_be(last_index->key().ToStringView().substr(1), 8));
   }
   return store;
+}
+
+Status ViewStore::build_indexes() {
+  auto version = get(kIndexVersionKey);
+  if (version && version->size() == 8 && get_be(*version, 8) >= kIndexVersion) return Status::success();
+  // Every job's index entries (Put is idempotent: those that exist are written again), in batches.
+  std::size_t jobs = 0;
+  std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(rocksdb::ReadOptions()));
+  const std::string prefix(1, kJob);
+  rocksdb::WriteBatch write;
+  for (iterator->Seek(prefix); iterator->Valid() && iterator->key().starts_with(prefix); iterator->Next()) {
+    v1::JobView view;
+    if (!view.ParseFromArray(iterator->value().data(), static_cast<int>(iterator->value().size()))) continue;
+    for (const auto& index : index_keys(view)) (void)write.Put(index, rocksdb::Slice());
+    if (++jobs % 10000 == 0) {
+      if (auto status = db_->Write(rocksdb::WriteOptions(), &write); !status.ok())
+        return make_error("cannot build the view's indexes: {}", status.ToString());
+      write.Clear();
+    }
+  }
+  std::string value;
+  put_be(value, kIndexVersion, 8);
+  (void)write.Put(kIndexVersionKey, value);
+  if (auto status = db_->Write(rocksdb::WriteOptions(), &write); !status.ok())
+    return make_error("cannot build the view's indexes: {}", status.ToString());
+  return Status::success();
 }
 
 ViewStore::~ViewStore() {

@@ -154,6 +154,7 @@ class ViewStore {
  private:
   explicit ViewStore(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
   std::optional<std::string> get(const std::string& key) const;
+  Status build_indexes();  // the indexes a view of an older layout lacks
   std::unique_ptr<rocksdb::DB> db_;
   std::uint64_t event_retention_ = 1'000'000;
   std::string view_id_;
