@@ -534,22 +534,23 @@ TEST_CASE("every route checks its role: each role over each route through HTTP",
   REQUIRE(registered->status == 202);
   writes.push_back(registered->get_header_value("Kcron-Consistency"));
   const httplib::Headers after{{"Kcron-Consistency", covering(writes)}};
-  // Every dead job's letter in the view (bounded).
-  std::set<std::string> letters;
-  std::string last;
-  const auto deadline = std::chrono::steady_clock::now() + 90s;
-  while (!std::includes(letters.begin(), letters.end(), dead.begin(), dead.end()) &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(200ms);
-    auto page = api.call("GET", "/v1/dead-letters?page_size=500", owner, "", after);
-    if (!page) continue;
-    last = fmt::format("{} {}", page->status, page->body.substr(0, 400));
-    if (page->status != 200) continue;
-    const auto listed = json::parse(page->body);
-    for (const auto& letter : listed["dead_letters"]) letters.insert(letter["id"].get<std::string>());
+  {  // every dead job's letter in the view (bounded)
+    std::set<std::string> letters;
+    std::string last;
+    const auto deadline = std::chrono::steady_clock::now() + 90s;
+    while (!std::includes(letters.begin(), letters.end(), dead.begin(), dead.end()) &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(200ms);
+      auto page = api.call("GET", "/v1/dead-letters?page_size=500", owner, "", after);
+      if (!page) continue;
+      last = fmt::format("{} {}", page->status, page->body.substr(0, 400));
+      if (page->status != 200) continue;
+      const auto listed = json::parse(page->body);
+      for (const auto& letter : listed.value("dead_letters", json::array())) letters.insert(letter.value("id", ""));
+    }
+    INFO("dead letters in the view: " << json(letters).dump() << "; the last answer: " << last);
+    REQUIRE(std::includes(letters.begin(), letters.end(), dead.begin(), dead.end()));
   }
-  INFO("dead letters in the view: " << json(letters).dump() << "; the last answer: " << last);
-  REQUIRE(std::includes(letters.begin(), letters.end(), dead.begin(), dead.end()));
 
   // The walk: every caller over every route of kRoutes, expecting what authorize says of the
   // checks the route's handler makes.
@@ -592,15 +593,15 @@ TEST_CASE("every route checks its role: each role over each route through HTTP",
           CHECK(result->status == 403);
           CHECK(result->get_header_value("Content-Type") == "application/problem+json");
           const auto problem = body_of(result);
-          CHECK(problem["status"] == 403);
-          CHECK(problem["detail"] == *refusal);
+          CHECK(problem.value("status", 0) == 403);
+          CHECK(problem.value("detail", "") == *refusal);
         } else {
           CHECK(result->status / 100 == 2);
         }
         if (spec.id == RouteId::kWhoami && result->status == 200) {
           const auto whoami = body_of(result);
-          CHECK(whoami["role"] == caller.label);
-          CHECK(whoami["tenant"] == "acme");
+          CHECK(whoami.value("role", "") == caller.label);
+          CHECK(whoami.value("tenant", "") == "acme");
         }
       }
     }
