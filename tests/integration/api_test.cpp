@@ -9,15 +9,21 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <thread>
 
 #include "auth/jwt.h"
+#include "core/roles.h"
+#include "core/routes.h"
 #include "kcron/topics.h"
 #include "openapi/contract.h"
 #include "openapi/document.h"
@@ -272,62 +278,337 @@ TEST_CASE(
   CHECK(api.call("GET", "/v1/jobs?tenant=beta", api_token(keys, "kcron", "system", "ops"))->status == 200);
 }
 
+namespace {
+
+using kcron::api::Action;
+using kcron::api::Principal;
+using kcron::api::Role;
+using kcron::api::RouteId;
+using kcron::api::RouteSpec;
+
+// The roles a token may name, in the order docs/api.md's matrix prints them.
+constexpr std::array kWalkRoles{Role::kViewer, Role::kMember, Role::kOperator, Role::kAdmin, Role::kSystem};
+
+constexpr std::string_view kScheduleBody = R"({"expression":"0 * * * *","job_template":{"noop":{}}})";
+
+// What a route's "{id}" names; the walk creates one before it calls the route.
+enum class Target : std::uint8_t { kNone, kPendingJob, kDeadJob, kDeadLetter, kSchedule };
+
+// How the walk calls a route: the authorizations its handler makes, in order (kManageJob against
+// the job's submitter), and a valid request.
+struct RouteUse {
+  std::vector<Action> checks;
+  bool needs_token = true;
+  Target target = Target::kNone;
+  std::string query;
+  std::string body;
+};
+
+// No default: a route added to kRoutes does not compile until the walk knows how to call it.
+RouteUse route_use(RouteId id, const std::string& caller, const std::string& backfill_range) {
+  const std::string job = R"({"delay":"3600s","noop":{}})";
+  switch (id) {
+    case RouteId::kSubmit:
+      return {{Action::kSubmitJob}, true, Target::kNone, "", job};
+    case RouteId::kBatch:
+      return {{Action::kSubmitJob}, true, Target::kNone, "", fmt::format(R"({{"jobs":[{}]}})", job)};
+    case RouteId::kUpdate:
+      return {{Action::kReadJobs, Action::kManageJob}, true, Target::kPendingJob, "", R"({"delay":"7200s","noop":{}})"};
+    case RouteId::kList:
+      return {{Action::kReadJobs}, true, Target::kNone, "page_size=10", ""};
+    case RouteId::kCancel:
+      return {{Action::kReadJobs, Action::kManageJob}, true, Target::kPendingJob, "", R"({"reason":"the role walk"})"};
+    case RouteId::kGet:
+      return {{Action::kReadJobs}, true, Target::kPendingJob, "", ""};
+    case RouteId::kWhoami:
+      return {{}, true, Target::kNone, "", ""};
+    case RouteId::kReplayJob:
+      return {{Action::kReadJobs, Action::kManageJob}, true, Target::kDeadJob, "", ""};
+    case RouteId::kCloneJob:
+      return {{Action::kReadJobs, Action::kSubmitJob}, true, Target::kPendingJob, "", R"({"delay":"3600s"})"};
+    case RouteId::kListSchedules:
+      return {{Action::kReadSchedules}, true, Target::kNone, "page_size=10", ""};
+    case RouteId::kScheduleNext:
+      return {{Action::kReadSchedules}, true, Target::kSchedule, "count=3", ""};
+    case RouteId::kGetSchedule:
+      return {{Action::kReadSchedules}, true, Target::kSchedule, "", ""};
+    case RouteId::kPauseSchedule:
+    case RouteId::kResumeSchedule:
+    case RouteId::kTriggerSchedule:
+      return {{Action::kManageSchedule}, true, Target::kSchedule, "", ""};
+    case RouteId::kBackfill:
+      return {{Action::kManageSchedule}, true, Target::kSchedule, "", backfill_range};
+    case RouteId::kPutSchedule:
+      return {{Action::kManageSchedule}, true, Target::kSchedule, "", std::string(kScheduleBody)};
+    case RouteId::kDeleteSchedule:
+      return {{Action::kManageSchedule}, true, Target::kSchedule, "", ""};
+    case RouteId::kListDeadLetters:
+      return {{Action::kReadDeadLetters}, true, Target::kNone, "page_size=10", ""};
+    case RouteId::kReplayDeadLetter:
+      return {{Action::kReplayDeadLetter}, true, Target::kDeadLetter, "", ""};
+    case RouteId::kGetDeadLetter:
+      return {{Action::kReadDeadLetters}, true, Target::kDeadLetter, "", ""};
+    case RouteId::kWorkers:
+      return {{Action::kReadWorkers}, true, Target::kNone, "", ""};
+    case RouteId::kAudit:
+      return {{Action::kReadAudit}, true, Target::kNone, "", ""};
+    case RouteId::kStats:
+      return {{Action::kReadStats}, true, Target::kNone, "", ""};
+    case RouteId::kEvents:
+      return {{Action::kReadStats}, true, Target::kNone, "wait=0", ""};
+    case RouteId::kGetTenant:
+      return {{Action::kReadTenant}, true, Target::kNone, "", ""};
+    case RouteId::kPatchTenant:
+      return {{Action::kManageTenant}, true, Target::kNone, "", fmt::format(R"({{"description":"set by {}"}})", caller)};
+    case RouteId::kOpenApi:
+      return {{}, false, Target::kNone, "", ""};
+  }
+  return {};
+}
+
+// The route that serves a request, as the server registers kRoutes: the first of its method whose
+// template matches the path.
+std::optional<RouteId> serving_route(std::string_view method, const std::string& path) {
+  for (const auto& spec : kcron::api::kRoutes) {
+    if (spec.method == method && kcron::api::path_matches(spec.path, path)) return spec.id;
+  }
+  return std::nullopt;
+}
+
+// One Kcron-Consistency value covering every write whose tokens `headers` hold (each header may
+// hold several): the highest offset of each partition.
+std::string covering(const std::vector<std::string>& headers) {
+  std::map<std::string, long long> highest;  // "topic/partition" -> offset
+  for (const auto& header : headers) {
+    std::string_view rest = header;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      auto token = rest.substr(0, comma);
+      while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+      const auto slash = token.rfind('/');
+      INFO("consistency token " << token);
+      REQUIRE(slash != std::string_view::npos);
+      const auto offset = std::stoll(std::string(token.substr(slash + 1)));
+      auto [entry, inserted] = highest.emplace(std::string(token.substr(0, slash)), offset);
+      if (!inserted) entry->second = std::max(entry->second, offset);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+  }
+  std::string joined;
+  for (const auto& [where, offset] : highest) joined += fmt::format("{}{}/{}", joined.empty() ? "" : ",", where, offset);
+  return joined;
+}
+
+// The role matrix as docs/api.md prints it ("Roles per tenant"): each row's first cell, and its
+// cells for viewer .. system.
+std::map<std::string, std::vector<std::string>> documented_matrix() {
+  std::ifstream in(std::string(KCRON_SOURCE_DIR) + "/docs/api.md");
+  REQUIRE(in);
+  std::map<std::string, std::vector<std::string>> rows;
+  bool inside = false;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("## ")) inside = line == "## Roles per tenant";
+    if (!inside || !line.starts_with("|")) continue;
+    std::vector<std::string> cells;
+    std::size_t at = 1;
+    for (auto bar = line.find('|', at); bar != std::string::npos; at = bar + 1, bar = line.find('|', at)) {
+      auto cell = line.substr(at, bar - at);
+      cell.erase(0, cell.find_first_not_of(' '));
+      cell.erase(cell.find_last_not_of(' ') + 1);
+      cells.push_back(cell);
+    }
+    if (cells.size() == 2 + kWalkRoles.size()) rows[cells[0]] = {cells.begin() + 2, cells.end()};
+  }
+  return rows;
+}
+
+}  // namespace
+
 TEST_CASE("every route checks its role: each role over each route through HTTP", "[integration]") {
+  // The walk expects what the server's own matrix says (authorize); that this matrix is the one
+  // docs/api.md prints is checked first, so a changed entry fails here until the docs follow it.
+  const auto documented = documented_matrix();
+  std::vector<std::string> columns;
+  for (const auto role : kWalkRoles) columns.emplace_back(kcron::api::role_name(role));
+  REQUIRE(documented.count("action") == 1);
+  CHECK(documented.at("action") == columns);
+  for (std::size_t index = 0; index < kcron::api::kActionCount; ++index) {
+    const auto action = static_cast<Action>(index);
+    const std::string name(kcron::api::action_name(action));
+    INFO("docs/api.md, Roles per tenant, row " << name);
+    REQUIRE(documented.count(name) == 1);
+    for (std::size_t column = 0; column < kWalkRoles.size(); ++column) {
+      const Principal alice{"alice", "acme", kWalkRoles[column]};
+      const auto cell = kcron::api::authorize(alice, action, "bob").ok()     ? "yes"
+                        : kcron::api::authorize(alice, action, "alice").ok() ? "its own"
+                                                                             : "–";
+      INFO("column " << kcron::api::role_name(kWalkRoles[column]));
+      CHECK(documented.at(name).at(column) == cell);
+    }
+  }
+
   TestEnv env("api-roles");
   const auto keys = make_api_keys(env);
+  auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1");  // dead jobs, for the replays
+  auto worker = start_program(env, "kcron-worker", "w1", "w1");
   Api api(env, keys, "api1");
-  // The owner submits one job per route that needs one; each role then tries every route.
   const auto owner = api_token(keys, "acme", "admin", "owner");
-  std::string consistency;
-  for (const auto& role : {"viewer", "member", "operator", "admin", "system"}) {
-    auto created = api.call("POST", "/v1/jobs", owner, fmt::format(R"({{"id":"target-{}","delay":"3600s","noop":{{}}}})", role));
-    REQUIRE(created);
-    REQUIRE(created->status == 202);
-    consistency = created->get_header_value("Kcron-Consistency");
+
+  // The callers: each role (system from its own tenant, naming acme with ?tenant=), and no token.
+  struct Caller {
+    std::string label;
+    std::optional<Principal> principal;  // none: no token
+    std::string token;
+    std::string query;
+  };
+  std::vector<Caller> callers;
+  for (const auto role : kWalkRoles) {
+    const std::string name(kcron::api::role_name(role));
+    const bool system = role == Role::kSystem;
+    Principal principal{"user-" + name, system ? "kcron" : "acme", role};
+    callers.push_back({name, principal, api_token(keys, principal.tenant, name, principal.subject), system ? "tenant=acme" : ""});
+  }
+  callers.push_back({"anonymous", std::nullopt, "", ""});
+
+  // The object each call names: its own per route, caller and (for a job) submitter, so no call
+  // depends on another's effect. "theirs" jobs are the owner's; "own" ones the caller's subject's.
+  const auto object_id = [](const RouteSpec& spec, const Caller& caller, bool own) {
+    return fmt::format("{}-{}{}", spec.name, caller.label, own ? "-own" : "");
+  };
+  const auto owned_variants = [](Target target) {
+    return target == Target::kPendingJob || target == Target::kDeadJob ? std::vector<bool>{false, true}
+                                                                       : std::vector<bool>{false};
+  };
+  const auto hour = std::chrono::floor<std::chrono::hours>(std::chrono::system_clock::now());
+  const auto backfill_range =
+      fmt::format(R"({{"from":"{}","to":"{}"}})", date::format("%FT%TZ", std::chrono::floor<std::chrono::seconds>(hour - 3h)),
+                  date::format("%FT%TZ", std::chrono::floor<std::chrono::seconds>(hour - 1h)));
+
+  std::map<std::string, json> batches;  // submitter -> jobs
+  std::set<std::string> dead;
+  std::vector<std::string> writes;  // consistency tokens of every write below
+  for (const auto& caller : callers) {
+    if (!caller.principal) continue;
+    for (const auto& spec : kcron::api::kRoutes) {
+      const auto use = route_use(spec.id, caller.label, backfill_range);
+      for (const bool own : owned_variants(use.target)) {
+        const auto id = object_id(spec, caller, own);
+        const auto submitter = own ? caller.principal->subject : std::string("owner");
+        switch (use.target) {
+          case Target::kNone:
+            break;
+          case Target::kPendingJob:
+            batches[submitter].push_back({{"id", id}, {"delay", "3600s"}, {"noop", json::object()}});
+            break;
+          case Target::kDeadJob:
+          case Target::kDeadLetter:
+            batches[submitter].push_back(
+                {{"id", id}, {"sleep", {{"duration", "0s"}, {"fail", true}}}, {"retry", {{"max_retries", 0}}}});
+            dead.insert(id);
+            break;
+          case Target::kSchedule: {
+            auto put = api.call("PUT", "/v1/schedules/" + id, owner, std::string(kScheduleBody));
+            REQUIRE(put);
+            INFO(put->body);
+            REQUIRE(put->status == 202);
+            writes.push_back(put->get_header_value("Kcron-Consistency"));
+            break;
+          }
+        }
+      }
+    }
+  }
+  for (const auto& [submitter, jobs] : batches) {
+    const auto bearer = submitter == "owner" ? owner : api_token(keys, "acme", "member", submitter);
+    auto submitted = api.call("POST", "/v1/jobs:batch", bearer, json{{"jobs", jobs}}.dump());
+    REQUIRE(submitted);
+    INFO(submitted->body);
+    REQUIRE(submitted->status == 200);
+    REQUIRE(body_of(submitted)["accepted"] == jobs.size());
+    writes.push_back(submitted->get_header_value("Kcron-Consistency"));
   }
   // The tenant's settings record, which only system creates (an admin then changes it).
   auto registered = api.call("PATCH", "/v1/tenant", api_token(keys, "acme", "system", "ops"), R"({"description":"acme"})");
   REQUIRE(registered);
   REQUIRE(registered->status == 202);
-  const httplib::Headers after{{"Kcron-Consistency", consistency}};
-  struct Route {
-    std::string method;
-    std::string path;
-    std::string body;
-    std::string least;  // the least role that passes (member: on others' jobs, operator)
-  };
-  for (const auto& role : {"viewer", "member", "operator", "admin", "system"}) {
-    const auto rank = std::string("viewer member operator admin system").find(role);
-    const auto bearer = api_token(keys, "acme", role, std::string("user-") + role);
-    const std::vector<Route> routes{
-        {"GET", "/v1/jobs", "", "viewer"},
-        {"GET", fmt::format("/v1/jobs/target-{}", role), "", "viewer"},
-        {"GET", "/v1/whoami", "", "viewer"},
-        {"POST", "/v1/jobs", R"({"delay":"3600s","noop":{}})", "member"},
-        {"POST", "/v1/jobs:batch", R"({"jobs":[{"delay":"3600s","noop":{}}]})", "member"},
-        {"PUT", fmt::format("/v1/jobs/target-{}", role), R"({"delay":"7200s","noop":{}})", "operator"},
-        {"POST", fmt::format("/v1/jobs/target-{}:cancel", role), "", "operator"},
-        {"GET", "/v1/schedules", "", "viewer"},
-        {"PUT", fmt::format("/v1/schedules/s-{}", role), R"({"expression":"@daily","job_template":{"noop":{}}})", "operator"},
-        {"GET", "/v1/dead-letters", "", "viewer"},
-        {"GET", "/v1/workers", "", "viewer"},
-        {"GET", "/v1/stats", "", "viewer"},
-        {"GET", "/v1/events?wait=0", "", "viewer"},
-        {"GET", "/v1/audit", "", "admin"},
-        {"GET", "/v1/tenant", "", "viewer"},
-        {"PATCH", "/v1/tenant", fmt::format(R"({{"description":"set by {}"}})", role), "admin"},
-    };
-    for (const auto& route : routes) {
-      const auto least = std::string("viewer member operator admin system").find(route.least);
-      auto result = api.call(route.method, route.path, bearer, route.body, after);
-      REQUIRE(result);
-      INFO(role << " " << route.method << " " << route.path << ": " << result->body);
-      if (rank >= least) {
-        CHECK(result->status / 100 == 2);
-      } else {
-        CHECK(result->status == 403);
+  writes.push_back(registered->get_header_value("Kcron-Consistency"));
+  const httplib::Headers after{{"Kcron-Consistency", covering(writes)}};
+  {  // every dead job's letter in the view (bounded)
+    std::set<std::string> letters;
+    std::string last;
+    const auto deadline = std::chrono::steady_clock::now() + 90s;
+    while (!std::includes(letters.begin(), letters.end(), dead.begin(), dead.end()) &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(200ms);
+      auto page = api.call("GET", "/v1/dead-letters?page_size=500", owner, "", after);
+      if (!page) continue;
+      last = fmt::format("{} {}", page->status, page->body.substr(0, 400));
+      if (page->status != 200) continue;
+      const auto listed = json::parse(page->body);
+      for (const auto& letter : listed.value("dead_letters", json::array())) letters.insert(letter.value("id", ""));
+    }
+    INFO("dead letters in the view: " << json(letters).dump() << "; the last answer: " << last);
+    REQUIRE(std::includes(letters.begin(), letters.end(), dead.begin(), dead.end()));
+  }
+
+  // The walk: every caller over every route of kRoutes, expecting what authorize says of the
+  // checks the route's handler makes.
+  std::map<std::string, std::set<RouteId>> exercised;
+  for (const auto& caller : callers) {
+    for (const auto& spec : kcron::api::kRoutes) {
+      const auto use = route_use(spec.id, caller.label, backfill_range);
+      for (const bool own : caller.principal ? owned_variants(use.target) : std::vector<bool>{false}) {
+        std::string path(spec.path);
+        const auto parameter = path.find("{id}");
+        REQUIRE((parameter != std::string::npos) == (use.target != Target::kNone));
+        if (parameter != std::string::npos) path.replace(parameter, 4, object_id(spec, caller, own));
+        const auto served = serving_route(spec.method, path);
+        INFO(caller.label << " " << spec.method << " " << path << (own ? " (its own job)" : ""));
+        REQUIRE(served.has_value());
+        CHECK(*served == spec.id);
+        exercised[caller.label].insert(*served);
+
+        std::string query = use.query;
+        if (!caller.query.empty()) query += (query.empty() ? "" : "&") + caller.query;
+        auto result =
+            api.call(std::string(spec.method), query.empty() ? path : path + "?" + query, caller.token, use.body, after);
+        REQUIRE(result);
+        INFO(result->status << " " << result->body.substr(0, 400));
+        if (!caller.principal) {
+          CHECK(result->status == (use.needs_token ? 401 : 200));
+          continue;
+        }
+        std::optional<std::string> refusal;
+        for (const auto action : use.checks) {
+          const auto submitter = action != Action::kManageJob ? std::string()
+                                 : own                        ? caller.principal->subject
+                                                              : std::string("owner");
+          if (auto allowed = kcron::api::authorize(*caller.principal, action, submitter); !allowed) {
+            refusal = allowed.error().message();
+            break;
+          }
+        }
+        if (refusal) {
+          CHECK(result->status == 403);
+          CHECK(result->get_header_value("Content-Type") == "application/problem+json");
+          const auto problem = body_of(result);
+          CHECK(problem.value("status", 0) == 403);
+          CHECK(problem.value("detail", "") == *refusal);
+        } else {
+          CHECK(result->status / 100 == 2);
+        }
+        if (spec.id == RouteId::kWhoami && result->status == 200) {
+          const auto whoami = body_of(result);
+          CHECK(whoami.value("role", "") == caller.label);
+          CHECK(whoami.value("tenant", "") == "acme");
+        }
       }
     }
+  }
+  for (const auto& caller : callers) {
+    INFO(caller.label);
+    REQUIRE(exercised[caller.label].size() == kcron::api::kRoutes.size());
   }
 }
 
