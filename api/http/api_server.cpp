@@ -972,6 +972,7 @@ struct ApiServer::Impl {
   void next_instants(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
     auto caller = authenticate(request, response, request_id);
     if (!caller || !permitted(*caller, Action::kReadSchedules, {}, response, request_id)) return;
+    if (!await_consistency(request, response, request_id)) return;
     const std::string id = request.matches[1];
     std::size_t count = 5;
     if (request.has_param("count")) {
@@ -1018,6 +1019,7 @@ struct ApiServer::Impl {
   void list_dead_letters(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
     auto caller = authenticate(request, response, request_id);
     if (!caller || !permitted(*caller, Action::kReadDeadLetters, {}, response, request_id)) return;
+    if (!await_consistency(request, response, request_id)) return;
     std::size_t size = 0;
     std::string after;
     if (!page_parameters(request, size, after, response, request_id)) return;
@@ -1034,6 +1036,7 @@ struct ApiServer::Impl {
   void get_dead_letter(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
     auto caller = authenticate(request, response, request_id);
     if (!caller || !permitted(*caller, Action::kReadDeadLetters, {}, response, request_id)) return;
+    if (!await_consistency(request, response, request_id)) return;
     const std::string id = request.matches[1];
     auto found = view.dead_letter(caller->tenant, id);
     if (!found) return not_found(response, "dead letter for job", id, caller->tenant, request_id);
@@ -1132,6 +1135,7 @@ struct ApiServer::Impl {
   void list_audit(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
     auto caller = authenticate(request, response, request_id);
     if (!caller || !permitted(*caller, Action::kReadAudit, {}, response, request_id)) return;
+    if (!await_consistency(request, response, request_id)) return;
     std::string job;
     httplib::Request paging = request;
     if (request.has_param("job")) {
@@ -1172,6 +1176,7 @@ struct ApiServer::Impl {
   void stats(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
     auto caller = authenticate(request, response, request_id);
     if (!caller || !permitted(*caller, Action::kReadStats, {}, response, request_id)) return;
+    if (!await_consistency(request, response, request_id)) return;
     const auto counts = view.stats(caller->tenant);
     nlohmann::json by_state = nlohmann::json::object();
     for (const auto& [state, count] : counts.by_state) {
