@@ -174,6 +174,7 @@ struct ApiServer::Impl {
   Counter& submitted;
   Histogram& latency;
   Counter& throttled;
+  Gauge& long_polls;  // events requests waiting now
   RateLimiter per_caller;
   RateLimiter per_tenant;
   std::atomic<std::size_t> waiting{0};  // long-polls waiting now
@@ -196,6 +197,7 @@ struct ApiServer::Impl {
         submitted(metrics.counter("kcron_api_jobs_submitted_total", "jobs submitted through the API and acknowledged by Kafka")),
         latency(metrics.histogram("kcron_api_request_seconds", "time to answer a request", Metrics::latency_buckets())),
         throttled(metrics.counter("kcron_api_throttled_total", "requests refused by a rate limit (429)")),
+        long_polls(metrics.gauge("kcron_api_long_polls_waiting", "GET /v1/events requests waiting for a change")),
         per_caller(settings.requests_per_token, settings.request_burst),
         per_tenant(settings.jobs_per_tenant, settings.jobs_burst),
         max_waiting(std::max<std::size_t>(1, settings.threads / 2)),
@@ -1235,21 +1237,26 @@ struct ApiServer::Impl {
       }
     }
     std::uint64_t next = cursor;
-    auto found = view.events(caller->tenant, cursor, limit, kEventScanBudget, next);
+    ViewStore::EventsCut cut;
+    auto found = view.events(caller->tenant, cursor, limit, kEventScanBudget, next, &cut);
     if (found.empty() && wait_seconds > 0) {
-      if (waiting.fetch_add(1) < max_waiting) {
+      if (const auto before = waiting.fetch_add(1); before < max_waiting) {
+        long_polls.set(static_cast<double>(before + 1));
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_seconds);
         while (found.empty() && !stopping.load() && std::chrono::steady_clock::now() < deadline) {
           std::this_thread::sleep_for(std::chrono::milliseconds(100));
-          if (view.last_event() > next) found = view.events(caller->tenant, next, limit, kEventScanBudget, next);
+          if (view.last_event() > next) found = view.events(caller->tenant, next, limit, kEventScanBudget, next, &cut);
         }
       } else {
         response.set_header("Retry-After", "1");  // every long-poll slot is taken: answered at once, poll again later
       }
-      waiting.fetch_sub(1);
+      long_polls.set(static_cast<double>(waiting.fetch_sub(1) - 1));
     }
+    // The cursor's time, for another instance: events after `next` were committed after it. At
+    // the log's end that is now; an answer cut short names when its last event was committed.
+    const auto cursor_ms = cut.more ? cut.last_committed_ms : now_ms();
     nlohmann::json answer{{"events", nlohmann::json::array()},
-                          {"cursor", fmt::format("{}.{}.{}", view.view_id(), next, now_ms())}};
+                          {"cursor", fmt::format("{}.{}.{}", view.view_id(), next, cursor_ms)}};
     for (const auto& event : found) {
       answer["events"].push_back(
           {{"sequence", event.sequence},

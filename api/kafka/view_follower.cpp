@@ -156,7 +156,19 @@ void ViewFollower::fold(RdKafka::Message& message, ViewBatch& batch) {
     // Jobs still waiting in the delay buckets, for a view that starts after their own records
     // left kcron.jobs and kcron.status. Entries that are not jobs ("\x01…") and tombstones (an
     // entry forgotten after its dedupe window) say nothing a view needs.
-    if (key.empty() || key.front() == '\x01' || message.payload() == nullptr || message.len() == 0) return;
+    if (key.empty() || key.front() == '\x01') return;
+    if (message.payload() == nullptr || message.len() == 0) {
+      // The dispatcher forgot the job (its dedupe window passed, days after it fired): a job the
+      // view knows only from the changelog, still waiting or queued by it, is one whose records
+      // are all gone, and nothing will ever say more about it.
+      const auto named = split_scoped_key(key);
+      const auto known = batch.peek_job(named.tenant, named.id);
+      if (known && !is_terminal(known->state()) && known->history_size() > 0 &&
+          known->history(known->history_size() - 1).component() == kChangelogComponent) {
+        batch.forget_job(named.tenant, named.id);
+      }
+      return;
+    }
     v1::DispatcherEntry entry;
     if (!entry.ParseFromArray(message.payload(), static_cast<int>(message.len()))) {
       undecodable_.inc();
@@ -166,11 +178,20 @@ void ViewFollower::fold(RdKafka::Message& message, ViewBatch& batch) {
     const auto named = split_scoped_key(key);
     if (named.id.empty()) return;
     const auto source = fmt::format("{}/{}@{}", topic, message.partition(), message.offset());
-    v1::JobView* view =
-        changelog_entry_creates(entry) ? &batch.job(named.tenant, named.id) : batch.existing_job(named.tenant, named.id);
+    // Folded into a copy first: most entries change nothing (the status record came first), and
+    // a job put in the batch is written again with all its indexes.
+    auto known = batch.peek_job(named.tenant, named.id);
+    if (!known && !changelog_entry_creates(entry)) return;
+    v1::JobView view = known ? std::move(*known) : v1::JobView();
+    if (!known) {
+      view.set_tenant(std::string(tenant_or_default(named.tenant)));
+      view.set_id(std::string(named.id));
+    }
     const auto now_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-    if (view != nullptr) fold_changelog_entry(*view, entry, message.timestamp().timestamp, source, now_ms);
+    if (fold_changelog_entry(view, entry, message.timestamp().timestamp, source, now_ms)) {
+      batch.job(named.tenant, named.id) = std::move(view);
+    }
     return;
   }
   if (message.len() == 0) return;  // a tombstone: compaction's business
@@ -271,8 +292,16 @@ void ViewFollower::run() {
       fold(*message, batch);
       ++in_batch;
     } else if (message->err() == RdKafka::ERR__PARTITION_EOF) {
+      // The end may lie past the last record (a transaction's commit marker): the view covers it
+      // too, or a wait for the partition's high watermark would never end.
+      const std::pair<std::string, std::int32_t> where{message->topic_name(), message->partition()};
       std::lock_guard lock(mutex_);
-      not_at_end_.erase({message->topic_name(), message->partition()});
+      not_at_end_.erase(where);
+      const auto covered = covered_.find(where);
+      if (covered == covered_.end() || covered->second < message->offset()) {
+        batch.advance(where.first, where.second, message->offset());
+        ++in_batch;
+      }
     } else if (message->err() != RdKafka::ERR__TIMED_OUT) {
       spdlog::warn("event=view_consume_error error=\"{}\"", message->errstr());
     }
@@ -289,7 +318,9 @@ void ViewFollower::run() {
       in_batch = 0;
       opened = now;
     }
-    if (settings_.finished_retention.count() > 0 && now >= next_sweep) {
+    // Not before the view caught up: a job swept while its topics replay would come back from a
+    // later record of it.
+    if (settings_.finished_retention.count() > 0 && caught_up_.load() && now >= next_sweep) {
       next_sweep = now + settings_.sweep_interval;
       const auto cutoff =
           std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()) -

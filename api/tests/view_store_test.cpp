@@ -413,6 +413,55 @@ TEST_CASE("lists by label and by schedule read their own indexes, newest first, 
   CHECK(first.jobs[0].id() == "j1007");
 }
 
+TEST_CASE("a forgotten job leaves the view with its indexes and counts, and makes no event") {
+  TempDir dir;
+  auto store = kcron::api::ViewStore::open(dir.path.string());
+  REQUIRE(store.ok());
+  kcron::api::ViewBatch batch(**store);
+  submit(batch, "acme", "gone", 1000, "reports");
+  submit(batch, "acme", "kept", 1001, "reports");
+  REQUIRE((*store)->commit(batch).ok());
+  const auto events_before = (*store)->last_event();
+  CHECK(batch.peek_job("acme", "gone").has_value());
+  batch.forget_job("acme", "gone");
+  CHECK_FALSE(batch.peek_job("acme", "gone").has_value());
+  REQUIRE((*store)->commit(batch).ok());
+  CHECK_FALSE((*store)->job("acme", "gone").has_value());
+  CHECK((*store)->last_event() == events_before);
+  const auto stats = (*store)->stats("acme");
+  CHECK(stats.jobs == 1);
+  CHECK(stats.by_queue.at("reports") == 1);
+  kcron::api::ListQuery by_queue;
+  by_queue.queue = "reports";
+  CHECK(ids((*store)->list("acme", by_queue)) == std::vector<std::string>{"kept"});
+}
+
+TEST_CASE("an answer cut short says when its last event was committed, for a cursor another instance can use") {
+  TempDir dir;
+  auto store = kcron::api::ViewStore::open(dir.path.string());
+  REQUIRE(store.ok());
+  std::int64_t clock = 50'000;
+  (*store)->set_clock([&clock] { return clock; });
+  kcron::api::ViewBatch batch(**store);
+  submit(batch, "acme", "a", 1000);
+  REQUIRE((*store)->commit(batch).ok());  // event 1 at 50 s
+  clock = 90'000;
+  submit(batch, "acme", "b", 1000);
+  REQUIRE((*store)->commit(batch).ok());  // event 2 at 90 s
+  std::uint64_t next = 0;
+  kcron::api::ViewStore::EventsCut cut;
+  auto first = (*store)->events("acme", 0, 1, 100, next, &cut);
+  REQUIRE(first.size() == 1);
+  CHECK(first[0].committed_ms == 50'000);
+  CHECK(cut.more);
+  CHECK(cut.last_committed_ms == 50'000);
+  CHECK(next == 1);
+  auto rest = (*store)->events("acme", next, 10, 100, next, &cut);
+  REQUIRE(rest.size() == 1);
+  CHECK_FALSE(cut.more);
+  CHECK(cut.last_committed_ms == 90'000);
+}
+
 TEST_CASE("recent transitions count a tenant's changes of the window by their own time") {
   TempDir dir;
   auto store = kcron::api::ViewStore::open(dir.path.string());

@@ -183,6 +183,10 @@ std::string encode_event(const JobEvent& event) {
   value.push_back('\0');
   value += event.id;
   value.push_back('\0');
+  // Then a zero byte and the commit time: no protobuf encoding starts with a zero byte (field 0
+  // does not exist), so events written before it had the time still decode.
+  value.push_back('\0');
+  put_be(value, static_cast<std::uint64_t>(std::max<std::int64_t>(0, event.committed_ms)), 8);
   value += transition.SerializeAsString();
   return value;
 }
@@ -192,9 +196,17 @@ std::optional<JobEvent> decode_event(std::uint64_t sequence, std::string_view va
   if (first == std::string_view::npos) return std::nullopt;
   const auto second = value.find('\0', first + 1);
   if (second == std::string_view::npos) return std::nullopt;
+  auto rest = value.substr(second + 1);
+  std::int64_t committed_ms = 0;
+  if (!rest.empty() && rest.front() == '\0') {
+    if (rest.size() < 9) return std::nullopt;
+    committed_ms = static_cast<std::int64_t>(get_be(rest.substr(1), 8));
+    rest.remove_prefix(9);
+  }
   v1::JobTransition transition;
-  if (!transition.ParseFromArray(value.data() + second + 1, static_cast<int>(value.size() - second - 1))) return std::nullopt;
+  if (!transition.ParseFromArray(rest.data(), static_cast<int>(rest.size()))) return std::nullopt;
   return JobEvent{sequence,
+                  committed_ms,
                   std::string(value.substr(0, first)),
                   std::string(value.substr(first + 1, second - first - 1)),
                   transition.state(),
@@ -257,17 +269,16 @@ v1::JobView& ViewBatch::job(std::string_view tenant, std::string_view id) {
   return changed_.emplace(std::move(key), std::move(changed)).first->second.view;
 }
 
-v1::JobView* ViewBatch::existing_job(std::string_view tenant, std::string_view id) {
+std::optional<v1::JobView> ViewBatch::peek_job(std::string_view tenant, std::string_view id) const {
   const auto name = std::string(tenant_or_default(tenant));
-  auto key = job_key(name, id);
-  auto found = changed_.find(key);
-  if (found != changed_.end()) return &found->second.view;
-  auto stored = store_.job(name, id);
-  if (!stored) return nullptr;
-  Changed changed;
-  changed.view = *stored;
-  changed.stored = std::move(stored);
-  return &changed_.emplace(std::move(key), std::move(changed)).first->second.view;
+  const auto found = changed_.find(job_key(name, id));
+  if (found != changed_.end()) return found->second.forget ? std::nullopt : std::optional(found->second.view);
+  return store_.job(name, id);
+}
+
+void ViewBatch::forget_job(std::string_view tenant, std::string_view id) {
+  job(tenant, id);
+  changed_.find(job_key(tenant_or_default(tenant), id))->second.forget = true;
 }
 
 void ViewBatch::schedule(std::string_view tenant, std::string_view id, std::optional<v1::Schedule> schedule) {
@@ -456,6 +467,16 @@ Status ViewStore::commit(ViewBatch& batch) {
     if (changed.stored) {
       for (const auto& index : index_keys(*changed.stored)) (void)write.Delete(index);
     }
+    if (changed.forget) {
+      (void)write.Delete(key);
+      if (changed.stored) {
+        const auto& stored = *changed.stored;
+        count_deltas[count_key(stored.tenant(), 't', "")] -= 1;
+        count_deltas[count_key(stored.tenant(), 's', std::string(1, static_cast<char>(stored.state())))] -= 1;
+        count_deltas[count_key(stored.tenant(), 'q', stored.queue())] -= 1;
+      }
+      continue;
+    }
     for (const auto& index : index_keys(view)) (void)write.Put(index, rocksdb::Slice());
     (void)write.Put(key, view.SerializeAsString());
     const std::string state(1, static_cast<char>(view.state()));
@@ -469,7 +490,7 @@ Status ViewStore::commit(ViewBatch& batch) {
     count_deltas[count_key(view.tenant(), 's', state)] += 1;
     count_deltas[count_key(view.tenant(), 'q', queue)] += 1;
     if (!changed.stored || changed.stored->state() != view.state() || changed.stored->attempt() != view.attempt()) {
-      JobEvent event{0, view.tenant(), view.id(), view.state(), view.attempt(), view.updated_ms(), view.reason()};
+      JobEvent event{0, 0, view.tenant(), view.id(), view.state(), view.attempt(), view.updated_ms(), view.reason()};
       if (view.history_size() > 0) event.at_ms = view.history(view.history_size() - 1).at_ms();
       events.push_back(std::move(event));
     }
@@ -487,8 +508,10 @@ Status ViewStore::commit(ViewBatch& batch) {
     std::lock_guard lock(event_mutex_);
     sequence = last_event_;
   }
+  const std::int64_t committed_ms = events.empty() ? 0 : now_ms_();
   for (auto& event : events) {
     event.sequence = ++sequence;
+    event.committed_ms = committed_ms;
     (void)write.Put(event_key(event.sequence), encode_event(event));
   }
   if (!events.empty()) {
@@ -497,7 +520,7 @@ Status ViewStore::commit(ViewBatch& batch) {
     (void)write.Put(kLastEventKey, value);
     if (sequence > event_retention_) (void)write.DeleteRange(event_key(0), event_key(sequence - event_retention_ + 1));
     // The first event of each second, so a cursor of another instance resumes by time.
-    const std::int64_t second = now_ms_() / 1000 * 1000;
+    const std::int64_t second = committed_ms / 1000 * 1000;
     if (second > indexed_second_) {
       std::string time_key(1, kEventTime);
       put_be(time_key, static_cast<std::uint64_t>(second), 8);
@@ -697,18 +720,23 @@ ViewStats ViewStore::stats(std::string_view tenant) const {
 }
 
 std::vector<JobEvent> ViewStore::events(std::string_view tenant, std::uint64_t cursor, std::size_t limit, std::size_t budget,
-                                        std::uint64_t& next_cursor) const {
+                                        std::uint64_t& next_cursor, EventsCut* cut) const {
   std::vector<JobEvent> events;
   next_cursor = cursor;
+  if (cut != nullptr) *cut = EventsCut{};
   const auto name = tenant_or_default(tenant);
   std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(rocksdb::ReadOptions()));
   const std::string prefix(1, kEvent);
   std::size_t examined = 0;
   for (iterator->Seek(event_key(cursor + 1)); iterator->Valid() && iterator->key().starts_with(prefix); iterator->Next()) {
-    if (events.size() == limit || examined++ == budget) break;
+    if (events.size() == limit || examined++ == budget) {
+      if (cut != nullptr) cut->more = true;
+      break;
+    }
     const auto sequence = get_be(iterator->key().ToStringView().substr(1), 8);
     next_cursor = sequence;
     auto event = decode_event(sequence, iterator->value().ToStringView());
+    if (event && cut != nullptr) cut->last_committed_ms = event->committed_ms;
     if (event && event->tenant == name) events.push_back(std::move(*event));
   }
   return events;

@@ -30,7 +30,8 @@ class ViewStore;
 
 // One change of a job's state, as GET /v1/events returns it.
 struct JobEvent {
-  std::uint64_t sequence = 0;  // the cursor: strictly increasing over the whole view
+  std::uint64_t sequence = 0;     // the cursor: strictly increasing over the whole view
+  std::int64_t committed_ms = 0;  // when this view committed it (its clock); 0 for events of an older layout
   std::string tenant;
   std::string id;
   v1::JobState state = v1::JOB_STATE_UNSPECIFIED;
@@ -52,8 +53,10 @@ class ViewBatch {
   explicit ViewBatch(const ViewStore& store) : store_(store) {}
   // The view of (tenant, id) to fold into: from this batch, else the store, else a new one.
   v1::JobView& job(std::string_view tenant, std::string_view id);
-  // The view of (tenant, id) when this batch or the store holds it; nullptr otherwise (nothing made).
-  v1::JobView* existing_job(std::string_view tenant, std::string_view id);
+  // The view of (tenant, id) as this batch or the store holds it, without adding it to the batch.
+  std::optional<v1::JobView> peek_job(std::string_view tenant, std::string_view id) const;
+  // Forgets (tenant, id): the job, its indexes and counts go at commit (no event).
+  void forget_job(std::string_view tenant, std::string_view id);
   // A schedule as the schedules topic holds it now (nullopt: deleted).
   void schedule(std::string_view tenant, std::string_view id, std::optional<v1::Schedule> schedule);
   // A tenant's settings as kcron.tenants holds them now (nullopt: deleted).
@@ -71,6 +74,7 @@ class ViewBatch {
   struct Changed {
     v1::JobView view;
     std::optional<v1::JobView> stored;  // what the store held before: its index entries go
+    bool forget = false;                // the job leaves the view
   };
   const ViewStore& store_;
   std::map<std::string, Changed> changed_;                 // by view key
@@ -126,8 +130,14 @@ class ViewStore {
   ViewStats stats(std::string_view tenant) const;
   // A tenant's events after `cursor`, oldest first, examining at most `budget` events of any
   // tenant; `next_cursor` is where the next call starts (the last event examined).
+  // `cut`, when given, says whether the answer stopped before the log's end and when the last
+  // event examined was committed: a cursor for another instance must go back from there.
+  struct EventsCut {
+    bool more = false;
+    std::int64_t last_committed_ms = 0;
+  };
   std::vector<JobEvent> events(std::string_view tenant, std::uint64_t cursor, std::size_t limit, std::size_t budget,
-                               std::uint64_t& next_cursor) const;
+                               std::uint64_t& next_cursor, EventsCut* cut = nullptr) const;
   std::uint64_t last_event() const;
   // A tenant's state changes of the last `window_ms` before `now_ms` (by each change's own time),
   // by state: the events committed since the window began (event_cursor_at), at most `budget` of

@@ -570,9 +570,16 @@ TEST_CASE("every route checks its role: each role over each route through HTTP",
         exercised[caller.label].insert(*served);
 
         std::string query = use.query;
-        if (!caller.query.empty()) query += (query.empty() ? "" : "&") + caller.query;
-        auto result =
-            api.call(std::string(spec.method), query.empty() ? path : path + "?" + query, caller.token, use.body, after);
+        if (!caller.query.empty()) {
+          if (!query.empty()) query += '&';
+          query += caller.query;
+        }
+        std::string target = path;
+        if (!query.empty()) {
+          target += '?';
+          target += query;
+        }
+        auto result = api.call(std::string(spec.method), target, caller.token, use.body, after);
         REQUIRE(result);
         INFO(result->status << " " << result->body.substr(0, 400));
         if (!caller.principal) {
@@ -805,6 +812,8 @@ TEST_CASE("a new instance shows the jobs still waiting after their own records l
     std::this_thread::sleep_for(100ms);
   }
   REQUIRE(before["labels"]["team"] == "ops");
+  REQUIRE(first.call("POST", "/v1/jobs", member, R"({"id":"forgotten","delay":"86400s","noop":{}})")->status == 202);
+  wait_for_state(first, member, "forgotten", "PENDING");
 
   // Retention takes every record of the job from the topics a view reads first.
   const kcron::TopicNames names(env.prefix);
@@ -818,9 +827,30 @@ TEST_CASE("a new instance shows the jobs still waiting after their own records l
   CHECK(after["submitted_by"] == "alice");
   CHECK(after["queue"] == before["queue"]);
   auto pending = body_of(second.call("GET", "/v1/jobs?state=PENDING", member));
-  REQUIRE(pending["jobs"].size() == 1);
-  CHECK(pending["jobs"][0]["id"] == "far");
-  CHECK(body_of(second.call("GET", "/v1/stats", member)).dump().find("PENDING") != std::string::npos);
+  REQUIRE(pending["jobs"].size() == 2);
+  CHECK(pending["jobs"][0]["id"] == "forgotten");
+  CHECK(pending["jobs"][1]["id"] == "far");
+  CHECK(body_of(second.call("GET", "/v1/stats", member))["by_state"]["PENDING"] == 2);
+
+  // When the changelog forgets a job the view knows only from it (as the dispatcher does days
+  // after it fired), the view forgets it too: nothing else will ever say what became of it.
+  const auto changelog = read_topics({names.dispatcher_changelog()}, 30s, [](const std::vector<Record>& seen) {
+    return std::any_of(seen.begin(), seen.end(), [](const Record& record) { return record.key.ends_with("forgotten"); });
+  });
+  const auto entry =
+      std::find_if(changelog.begin(), changelog.end(), [](const Record& record) { return record.key.ends_with("forgotten"); });
+  REQUIRE(entry != changelog.end());
+  TestProducer producer;
+  producer.send_tombstone(names.dispatcher_changelog(), entry->key, entry->partition);
+  producer.flush();
+  int status = 200;
+  for (int poll = 0; poll < 100 && status == 200; ++poll) {
+    status = second.call("GET", "/v1/jobs/forgotten", member)->status;
+    if (status == 200) std::this_thread::sleep_for(100ms);
+  }
+  CHECK(status == 404);
+  CHECK(body_of(second.call("GET", "/v1/stats", member))["by_state"]["PENDING"] == 1);
+  CHECK(body_of(first.call("GET", "/v1/jobs/forgotten", member))["state"] == "PENDING");  // its status record is its own
 
   // It is a job like any other: a cancel through the new instance ends it, the status record
   // takes the place of what the changelog said.
@@ -1058,6 +1088,43 @@ std::string raw_get(int port, const std::string& path, const std::string& bearer
 
 }  // namespace
 
+TEST_CASE("an events cursor of one instance works on another that numbered the same events differently", "[integration]") {
+  TestEnv env("api-cursor");
+  const auto keys = make_api_keys(env);
+  auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1");
+  auto worker = start_program(env, "kcron-worker", "w1", "w1");
+  Api first(env, keys, "api1");
+  const auto member = api_token(keys, "acme", "member");
+  json body{{"jobs", json::array()}};
+  for (int index = 0; index < 20; ++index)
+    body["jobs"].push_back({{"id", fmt::format("early-{}", index)}, {"noop", json::object()}});
+  REQUIRE(body_of(first.call("POST", "/v1/jobs:batch", member, body.dump()))["accepted"] == 20);
+  CHECK(read_succeeded_until_all(env.prefix, "acme~early-", 20, 120s).once == 20);
+  for (int index = 0; index < 20; ++index) wait_for_state(first, member, fmt::format("early-{}", index), "SUCCEEDED");
+  // The first instance saw each job's every change; one started now reads them all at once and
+  // numbers far fewer events.
+  const auto cursor = body_of(first.call("GET", "/v1/events?wait=0", member))["cursor"].get<std::string>();
+  Api second(env, keys, "api2");
+  const auto first_last = body_of(first.call("GET", "/v1/stats", member))["view"]["last_event"].get<std::uint64_t>();
+  const auto second_last = body_of(second.call("GET", "/v1/stats", member))["view"]["last_event"].get<std::uint64_t>();
+  INFO("events numbered: first " << first_last << ", second " << second_last);
+  REQUIRE(second_last < first_last);
+
+  REQUIRE(first.call("POST", "/v1/jobs", member, R"({"id":"after-cursor","noop":{}})")->status == 202);
+  wait_for_state(second, member, "after-cursor", "SUCCEEDED");
+  std::set<std::string> states;
+  std::string since = cursor;
+  for (int poll = 0; poll < 20; ++poll) {
+    const auto page = body_of(second.call("GET", "/v1/events?wait=0&limit=5&since=" + since, member));
+    for (const auto& event : page["events"]) {
+      if (event["id"] == "after-cursor") states.insert(event["state"].get<std::string>());
+    }
+    if (page["events"].empty()) break;
+    since = page["cursor"];
+  }
+  CHECK(states.contains("SUCCEEDED"));
+}
+
 TEST_CASE("SIGTERM drains kcron-api: a waiting long-poll is answered, an acknowledged write is on Kafka, the exit is clean",
           "[integration]") {
   TestEnv env("api-drain");
@@ -1071,7 +1138,15 @@ TEST_CASE("SIGTERM drains kcron-api: a waiting long-poll is answered, an acknowl
   const auto quiet = api_token(keys, "beta", "viewer", "bob");
   std::string polled;
   std::thread poller([&] { polled = raw_get(api.port, "/v1/events?wait=25", quiet); });
-  std::this_thread::sleep_for(500ms);                  // the poll is waiting
+  const int metrics_port = http_port_of(*api.process);
+  double waiting = 0;
+  for (int poll = 0; poll < 200 && waiting < 1; ++poll) {  // until the poll is waiting
+    httplib::Client metrics("127.0.0.1", metrics_port);
+    auto scraped = metrics.Get("/metrics");
+    if (scraped && scraped->status == 200) waiting = metric_value(scraped->body, "kcron_api_long_polls_waiting");
+    if (waiting < 1) std::this_thread::sleep_for(50ms);
+  }
+  REQUIRE(waiting == 1);
   const auto exit_code = api.process->terminate(10s);  // well before the poll's 25 s: the drain answers it
   poller.join();
   INFO(tail_file(api.process->log_path()));

@@ -233,6 +233,12 @@ void TestProducer::send(const std::string& topic, const std::string& key, const 
   producer_->poll(0);
 }
 
+void TestProducer::send_tombstone(const std::string& topic, const std::string& key, std::int32_t partition) {
+  OutRecord record{topic, partition, key, "", true, {}};
+  REQUIRE(kafka::produce(*producer_, record).ok());
+  producer_->poll(0);
+}
+
 void TestProducer::poll() {
   producer_->poll(0);
 }

@@ -78,6 +78,8 @@ class TestProducer {
   TestProducer& operator=(const TestProducer&) = delete;
   void send(const std::string& topic, const std::string& key, const std::string& value, std::int32_t partition = -1,
             const std::vector<std::pair<std::string, std::string>>& headers = {});
+  // A null value (a delete on a compacted topic).
+  void send_tombstone(const std::string& topic, const std::string& key, std::int32_t partition);
   void flush();
   void poll();  // serve delivery reports and send what is queued, without waiting
   // The partition librdkafka chose for the last record with this key (from the delivery report).
