@@ -1433,8 +1433,9 @@ struct ApiServer::Impl {
       }
       response.set_header("X-Request-Id", request_id);
       allow_origin(request, response);
-      // A path id (a job's, a schedule's, a dead letter's) is checked once for every route.
-      if (request.matches.size() > 1) {
+      // A path id (a job's, a schedule's, a dead letter's) is checked once for every route; a
+      // request with no token at all gets its 401 from the route first.
+      if (request.matches.size() > 1 && request.has_header("Authorization")) {
         if (auto valid = validate_job_id(request.matches[1].str()); !valid) {
           reply_problem(response, make_problem(400, fmt::format("the id in the path: {}", valid.error().message()), "id"),
                         request_id);
