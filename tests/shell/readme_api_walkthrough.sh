@@ -13,19 +13,27 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/kcron-readme-api.XXXXXX")
 pids=()
 stage="setup"
 fail() {
+  trap - ERR
   echo "readme walk-through: FAIL at '$stage': $*" >&2
   for log in "$work"/*.log; do
     [[ -f $log ]] && { echo "--- last lines of $(basename "$log")" >&2; tail -15 "$log" >&2; }
   done
   exit 1
 }
-# Every program started here is stopped (TERM, then KILL after 10 s) and the temp dir removed.
+# Every program started here is stopped (TERM, then KILL what still runs after 10 s) and the temp
+# dir removed. No ERR trap here: a failing kill must not cut the cleanup short.
 cleanup() {
+  trap - ERR
   trap '' INT TERM
-  set +e
+  set +eE
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  for _ in $(seq 1 100); do
+    running=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && running=1; done
+    ((running)) || break
+    sleep 0.1
+  done
   for pid in "${pids[@]}"; do
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
   done
@@ -95,6 +103,7 @@ readme_api_started() {
   pids+=("$1")
   for _ in $(seq 1 240); do
     kill -0 "$1" 2>/dev/null || fail "kcron-api exited"
+    ! grep -q 'event=fatal' api.log || fail "kcron-api failed: $(grep 'event=fatal' api.log)"
     if [[ $(command curl -s --max-time 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http_port/readyz") == 200 ]] &&
       grep -q 'feature=tenant-keys open=true' api.log; then
       return 0
