@@ -43,21 +43,18 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 cd "$work"
 
-# A port nothing listens on (the README's fixed ports may be taken on a shared machine).
-free_port() {
-  local port
-  for _ in $(seq 1 50); do
-    port=$((20000 + RANDOM % 30000))
-    if ! ss -Htln "sport = :$port" | grep -q .; then
-      echo "$port"
-      return 0
-    fi
-  done
-  fail "no free port found in 50 tries"
-}
-api_port=$(free_port)
-http_port=$(free_port)
-[[ $api_port != "$http_port" ]] || http_port=$(free_port)
+# The API's port (the README's 8080 may be taken on a shared machine): one no socket uses, below
+# the kernel's ephemeral range (where the clients' own ports are). The metrics port is 0 (any).
+api_port=""
+ephemeral_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range)
+for _ in $(seq 1 50); do
+  port=$((20000 + RANDOM % (ephemeral_low - 20000)))
+  if ! ss -Htan "sport = :$port" | grep -q .; then
+    api_port=$port
+    break
+  fi
+done
+[[ -n $api_port ]] || fail "no free port found in 50 tries"
 
 # --- the README block ------------------------------------------------------------------------
 stage="extracting the README block"
@@ -68,7 +65,7 @@ awk '/`scripts\/demo` starts it on .*by hand:$/ { found = 1; next }
 [[ -s readme-block.sh ]] || fail "no \`\`\`sh block after '\`scripts/demo\` starts it on ...; by hand:' in $readme"
 # The rewrites, each required to apply (the block changed otherwise, and so must this test):
 #   bin=build/dev/bin            -> this build tree's bin dir
-#   8080 (KCRON_API_PORT, URLs)  -> a free port;  KCRON_HTTP_PORT=9474 -> a free port
+#   8080 (KCRON_API_PORT, URLs)  -> a free port;  KCRON_HTTP_PORT=9474 -> 0 (any free port)
 #   `... kcron-api &`            -> its output to api.log, and the next line waits until it serves
 #                                   (the README's reader starts it and waits by eye).
 require_line() { grep -qE "$1" readme-block.sh || fail "the README block has no line matching /$1/: update this test"; }
@@ -78,7 +75,7 @@ require_line 'KCRON_HTTP_PORT=9474'
 require_line 'kcron-api &$'
 sed -e "s|^bin=build/dev/bin\$|bin='$bin_dir'|" \
     -e "s|8080|$api_port|g" \
-    -e "s|KCRON_HTTP_PORT=9474|KCRON_HTTP_PORT=$http_port|" \
+    -e "s|KCRON_HTTP_PORT=9474|KCRON_HTTP_PORT=0|" \
     -e 's|kcron-api &$|kcron-api >api.log 2>\&1 \&\nreadme_api_started $!|' readme-block.sh >walkthrough.sh
 
 # Every curl of the block goes through this wrapper: the command runs as written and prints what
@@ -97,14 +94,17 @@ curl() {
 }
 
 # Inserted after the README's `kcron-api &`: kcron-api is ready (its view read every partition,
-# /readyz answers 200) and writes of a tenant are open (every dispatcher and worker of the prefix
-# understands tenant keys; until then a tenant's submit is a 503).
+# /readyz on the metrics port it logged answers 200) and writes of a tenant are open (every
+# dispatcher and worker of the prefix understands tenant keys; until then a tenant's submit is a 503).
 readme_api_started() {
   pids+=("$1")
+  local http_port
   for _ in $(seq 1 240); do
     kill -0 "$1" 2>/dev/null || fail "kcron-api exited"
     ! grep -q 'event=fatal' api.log || fail "kcron-api failed: $(grep 'event=fatal' api.log)"
-    if [[ $(command curl -s --max-time 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http_port/readyz") == 200 ]] &&
+    http_port=$(sed -n 's/.* event=http_listening .*port=\([0-9]*\).*/\1/p' api.log)
+    if [[ -n $http_port ]] &&
+      [[ $(command curl -s --max-time 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http_port/readyz") == 200 ]] &&
       grep -q 'feature=tenant-keys open=true' api.log; then
       return 0
     fi
