@@ -93,6 +93,13 @@ curl() {
   echo "# curl #$n -> $(cat "curl.$n.code")" >&2
 }
 
+# What curl #N answered: its status, content type, and body (after the headers of a curl -i).
+status_of() { cut -d' ' -f1 "curl.$1.code"; }
+type_of() { cut -d' ' -f2- "curl.$1.code"; }
+body_of() {
+  if [[ $(head -n1 "curl.$1.out") == HTTP/* ]]; then sed '1,/^\r\{0,1\}$/d' "curl.$1.out"; else cat "curl.$1.out"; fi
+}
+
 # Inserted after the README's `kcron-api &`: kcron-api is ready (its view read every partition,
 # /readyz on the metrics port it logged answers 200) and writes of a tenant are open (every
 # dispatcher and worker of the prefix understands tenant keys; until then a tenant's submit is a 503).
@@ -135,13 +142,19 @@ grep -q event=assigned dispatcher.log && grep -q event=assigned worker.log ||
 stage="running the README block"
 echo "readme walk-through: prefix $prefix, API on 127.0.0.1:$api_port; the block as run:"
 sed 's/^/  | /' walkthrough.sh
-# As a reader pastes it: each line in this shell; a failing command ends the test, named.
-set -E
-trap 'fail "README line failed: $BASH_COMMAND"' ERR
+# As a reader pastes it: each line in this shell; a failing command ends the test, named with the
+# answer of the request before it (a line that reads an answer fails when the request did).
+last_request() {
+  local n
+  n=$(find . -maxdepth 1 -name 'curl.*.code' | wc -l)
+  ((n > 0)) || return 0
+  printf '; the request before it, curl #%s %s, answered HTTP %s: %s' "$n" "$(sed 's/Bearer [^ ]*/Bearer …/' "curl.$n.args")" \
+    "$(status_of "$n")" "$(body_of "$n" | head -c 400)"
+}
+trap 'fail "README line failed: $BASH_COMMAND$(last_request)"' ERR
 # shellcheck disable=SC1091
 . ./walkthrough.sh
 trap - ERR
-set +E
 
 # --- what each request answered ---------------------------------------------------------------
 # step_of ERE: the number of the one curl whose arguments match.
@@ -152,9 +165,6 @@ step_of() {
   found=${found#curl.}
   echo "${found%.args}"
 }
-status_of() { cut -d' ' -f1 "curl.$1.code"; }
-type_of() { cut -d' ' -f2- "curl.$1.code"; }
-body_of() { sed '1,/^\r\{0,1\}$/d' "curl.$1.out"; } # after the headers of a curl -i
 expect_status() {                                    # STEP PATTERN
   [[ $(status_of "$1") =~ ^$2$ ]] || fail "HTTP $(status_of "$1"), expected $2: $(head -c 600 "curl.$1.out")"
 }
