@@ -22,19 +22,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     }
     case 1: {
-      // Lines of name=value.
-      std::vector<std::pair<std::string, std::string>> parameters;
-      std::size_t start = 0;
-      while (start < text.size() && parameters.size() < 16) {
-        auto end = text.find('\n', start);
-        if (end == std::string_view::npos) end = text.size();
-        const auto line = text.substr(start, end - start);
-        const auto equals = line.find('=');
-        parameters.emplace_back(std::string(line.substr(0, equals)),
-                                equals == std::string_view::npos ? std::string() : std::string(line.substr(equals + 1)));
-        start = end + 1;
-      }
-      auto query = kcron::api::parse_list_query(parameters);
+      // A query string, as GET /v1/jobs gets it.
+      const auto parameters = kcron::api::split_query(text);
+      if (!parameters) break;
+      auto query = kcron::api::parse_list_query(*parameters);
       if (query.ok() && (query.value->page_size < 1 || query.value->page_size > kcron::api::kMaxPageSize)) std::abort();
       break;
     }

@@ -164,6 +164,42 @@ Result<std::int64_t> parse_instant_ms(std::string_view text) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(instant->time_since_epoch()).count();
 }
 
+std::optional<std::vector<std::pair<std::string, std::string>>> split_query(std::string_view query, std::size_t max_parameters) {
+  const auto decode = [](std::string_view text) -> std::optional<std::string> {
+    std::string out;
+    for (std::size_t index = 0; index < text.size(); ++index) {
+      const char c = text[index];
+      if (c == '+') {
+        out.push_back(' ');
+      } else if (c != '%') {
+        out.push_back(c);
+      } else {
+        unsigned value = 0;
+        if (index + 2 >= text.size()) return std::nullopt;  // '%' needs two hex digits
+        const auto read = std::from_chars(text.data() + index + 1, text.data() + index + 3, value, 16);
+        if (read.ec != std::errc() || read.ptr != text.data() + index + 3) return std::nullopt;
+        out.push_back(static_cast<char>(value));
+        index += 2;
+      }
+    }
+    return out;
+  };
+  std::vector<std::pair<std::string, std::string>> parameters;
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const auto item = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (item.empty()) continue;
+    if (parameters.size() == max_parameters) return std::nullopt;
+    const auto equals = item.find('=');
+    auto name = decode(item.substr(0, equals));
+    auto value = decode(equals == std::string_view::npos ? std::string_view() : item.substr(equals + 1));
+    if (!name || !value) return std::nullopt;
+    parameters.emplace_back(std::move(*name), std::move(*value));
+  }
+  return parameters;
+}
+
 Checked<ListQuery> parse_list_query(const std::vector<std::pair<std::string, std::string>>& parameters) {
   Checked<ListQuery> checked;
   ListQuery query;

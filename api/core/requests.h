@@ -61,6 +61,12 @@ struct ListQuery {
 };
 inline constexpr std::size_t kMaxPageSize = 500;
 
+// A URL's query string (after '?') as name/value pairs: split on '&', each at its FIRST '=' (so
+// `label=team=data` is label -> "team=data"), percent-decoded, '+' as a space. At most
+// `max_parameters` pairs; nullopt when there are more or an escape is malformed.
+std::optional<std::vector<std::pair<std::string, std::string>>> split_query(std::string_view query,
+                                                                            std::size_t max_parameters = 32);
+
 // GET /v1/jobs's query parameters, by name (a lookup function so this stays free of HTTP types).
 // Unknown parameters are refused.
 Checked<ListQuery> parse_list_query(const std::vector<std::pair<std::string, std::string>>& parameters);

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 
 #include "core/cron_expression.h"
 #include "core/problem.h"
@@ -599,8 +600,16 @@ struct ApiServer::Impl {
     auto caller = authenticate(request, response, request_id);
     if (!caller || !permitted(*caller, Action::kReadJobs, {}, response, request_id)) return;
     if (!await_consistency(request, response, request_id)) return;
-    std::vector<std::pair<std::string, std::string>> parameters(request.params.begin(), request.params.end());
-    auto query = parse_list_query(parameters);
+    // From the raw query: httplib cuts a value at its second '=' (label=team=data).
+    const auto question = request.target.find('?');
+    const auto parameters =
+        split_query(question == std::string::npos ? std::string_view() : std::string_view(request.target).substr(question + 1));
+    if (!parameters) {
+      reply_problem(response, make_problem(400, "the query string is malformed (a bad %-escape, or over 32 parameters)"),
+                    request_id);
+      return;
+    }
+    auto query = parse_list_query(*parameters);
     if (!query.ok()) {
       reply_problem(response, make_problem(400, query.error.message, query.error.field), request_id);
       return;
@@ -1575,6 +1584,9 @@ Status ApiServer::start() {
 void ApiServer::stop() {
   impl_->stopping = true;
   if (listener_.joinable()) {
+    // httplib's stop() does nothing until its thread is inside listen (see HttpEndpoint).
+    for (int wait = 0; wait < 500 && !impl_->server->is_running(); ++wait)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     impl_->server->stop();
     listener_.join();
   }

@@ -95,3 +95,18 @@ TEST_CASE("list queries take filters and refuse unknown or malformed ones") {
   CHECK(kcron::api::parse_list_query({{"sort", "id"}}).error.field == "sort");
   CHECK(kcron::api::parse_list_query({{"page_token", "nope"}}).error.field == "page_token");
 }
+
+TEST_CASE("a query string splits at each parameter's first '=' and is percent-decoded") {
+  const auto split = kcron::api::split_query("state=SUCCEEDED&label=team=data&since=2026-12-07T05%3A00%3A00Z&x=a+b&&flag");
+  REQUIRE(split.has_value());
+  REQUIRE(split->size() == 5);
+  CHECK((*split)[1] == std::pair<std::string, std::string>{"label", "team=data"});
+  CHECK((*split)[2].second == "2026-12-07T05:00:00Z");
+  CHECK((*split)[3].second == "a b");
+  CHECK((*split)[4] == std::pair<std::string, std::string>{"flag", ""});
+  CHECK(kcron::api::split_query("label=team%3Ddata")->front().second == "team=data");
+  CHECK_FALSE(kcron::api::split_query("a=%4").has_value());
+  CHECK_FALSE(kcron::api::split_query("a=%zz").has_value());
+  CHECK_FALSE(kcron::api::split_query("a=1&b=2&c=3", 2).has_value());
+  CHECK(kcron::api::split_query("")->empty());
+}

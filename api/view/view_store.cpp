@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <filesystem>
 #include <random>
 
 #include "core/job_view.h"
@@ -326,6 +327,9 @@ Result<std::unique_ptr<ViewStore>> ViewStore::open(const std::string& directory)
   options.create_if_missing = true;
   options.compression = rocksdb::kLZ4Compression;
   options.IncreaseParallelism(2);
+  std::error_code made;
+  std::filesystem::create_directories(directory, made);  // RocksDB makes the last level only
+  if (made) return make_error("cannot create the view's directory {}: {}", directory, made.message());
   rocksdb::DB* raw = nullptr;
   auto status = rocksdb::DB::Open(options, directory, &raw);
   if (!status.ok()) return make_error("cannot open the view in {}: {}", directory, status.ToString());

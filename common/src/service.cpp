@@ -5,7 +5,9 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <csignal>
+#include <thread>
 
 #include "kcron/fault_points.h"
 
@@ -92,8 +94,14 @@ HttpEndpoint::HttpEndpoint(const std::string& address, int port, Metrics& metric
 }
 
 HttpEndpoint::~HttpEndpoint() {
-  impl_->server.stop();
-  if (thread_.joinable()) thread_.join();
+  if (thread_.joinable()) {
+    // httplib's stop() does nothing until its thread is inside listen: a stop right after the
+    // start would leave that thread accepting for ever and this join waiting on it.
+    for (int wait = 0; wait < 500 && !impl_->server.is_running(); ++wait)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    impl_->server.stop();
+    thread_.join();
+  }
 }
 
 }  // namespace kcron
