@@ -80,6 +80,20 @@ bool fold_status(v1::JobView& view, const v1::StatusRecord& status) {
   return true;
 }
 
+bool changelog_entry_may_apply(const v1::DispatcherEntry& entry, std::int64_t record_ms, std::int64_t now_ms) {
+  switch (entry.state()) {
+    case v1::DispatcherEntry::PENDING:
+      return changelog_entry_creates(entry);
+    case v1::DispatcherEntry::FIRED:
+    case v1::DispatcherEntry::CANCELLED:
+    case v1::DispatcherEntry::DEAD:
+    case v1::DispatcherEntry::SKIPPED:
+      return record_ms <= now_ms - kChangelogSettledMs;
+    default:
+      return false;
+  }
+}
+
 bool changelog_entry_creates(const v1::DispatcherEntry& entry) {
   return entry.state() == v1::DispatcherEntry::PENDING && entry.has_job() && !entry.job().id().empty();
 }

@@ -46,6 +46,10 @@ inline constexpr std::int64_t kChangelogSettledMs = 3'600'000;
 bool fold_changelog_entry(v1::JobView& view, const v1::DispatcherEntry& entry, std::int64_t record_ms, std::string_view source,
                           std::int64_t now_ms);
 
+// Whether fold_changelog_entry could change any view with this entry (a cheap test before the
+// job is looked up): PENDING entries with a job, and settled FIRED/CANCELLED/DEAD/SKIPPED ones.
+bool changelog_entry_may_apply(const v1::DispatcherEntry& entry, std::int64_t record_ms, std::int64_t now_ms);
+
 // Whether a changelog entry of this state may create a job in the view (only PENDING does).
 bool changelog_entry_creates(const v1::DispatcherEntry& entry);
 

@@ -177,6 +177,10 @@ void ViewFollower::fold(RdKafka::Message& message, ViewBatch& batch) {
     records_.inc();
     const auto named = split_scoped_key(key);
     if (named.id.empty()) return;
+    const auto now_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    // Most entries are a fired job's, whose status record says it all: no lookup for those.
+    if (!changelog_entry_may_apply(entry, message.timestamp().timestamp, now_ms)) return;
     const auto source = fmt::format("{}/{}@{}", topic, message.partition(), message.offset());
     // Folded into a copy first: most entries change nothing (the status record came first), and
     // a job put in the batch is written again with all its indexes.
@@ -187,8 +191,6 @@ void ViewFollower::fold(RdKafka::Message& message, ViewBatch& batch) {
       view.set_tenant(std::string(tenant_or_default(named.tenant)));
       view.set_id(std::string(named.id));
     }
-    const auto now_ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     if (fold_changelog_entry(view, entry, message.timestamp().timestamp, source, now_ms)) {
       batch.job(named.tenant, named.id) = std::move(view);
     }

@@ -209,6 +209,12 @@ TEST_CASE("the changelog never moves a job back or creates one from an entry wit
     CHECK_FALSE(kcron::api::changelog_entry_creates(bare));
     CHECK_FALSE(kcron::api::fold_changelog_entry(view, bare, 5000, "x", kLater));
   }
+  SECTION("the cheap test agrees: fresh fired entries and entries that are not jobs need no lookup") {
+    CHECK(kcron::api::changelog_entry_may_apply(entry(kcron::v1::DispatcherEntry::PENDING, 0, 1), 5000, 5000));
+    CHECK_FALSE(kcron::api::changelog_entry_may_apply(entry(kcron::v1::DispatcherEntry::FIRED, 0, 2), 5000, 5600));
+    CHECK(kcron::api::changelog_entry_may_apply(entry(kcron::v1::DispatcherEntry::FIRED, 0, 2), 5000, kLater));
+    CHECK_FALSE(kcron::api::changelog_entry_may_apply(entry(kcron::v1::DispatcherEntry::TENANT_USAGE, 0, 2), 5000, kLater));
+  }
   SECTION("a fresh fired or cancelled entry waits for its status record, which says more") {
     auto view = named();
     REQUIRE(kcron::api::fold_changelog_entry(view, entry(kcron::v1::DispatcherEntry::PENDING, 0, 1), 5000, "x", 5000));
