@@ -334,6 +334,7 @@ void ViewFollower::run() {
         swept_.inc(*swept);
       }
     }
+    store_.maintain(now);
     if (now >= next_lag) {
       lag_records_ = kafka::consumer_lag(*consumer_);
       lag_.set(static_cast<double>(lag_records_.load()));

@@ -5,8 +5,11 @@
 #include <rocksdb/write_batch.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <filesystem>
+#include <map>
 #include <set>
+#include <thread>
 
 #include "core/job_view.h"
 
@@ -411,6 +414,92 @@ TEST_CASE("lists by label and by schedule read their own indexes, newest first, 
   const auto first = (*store)->list("acme", by_label);
   REQUIRE(first.jobs.size() == 1);
   CHECK(first.jobs[0].id() == "j1007");
+}
+
+TEST_CASE("a job keeps one entry in each index through its transitions, and an entry that moves leaves its old place") {
+  TempDir dir;
+  {
+    auto store = kcron::api::ViewStore::open(dir.path.string());
+    REQUIRE(store.ok());
+    kcron::api::ViewBatch batch(**store);
+    submit_labelled(batch, "j1", 1000, "v1", "nightly");
+    REQUIRE((*store)->commit(batch).ok());
+    std::uint64_t sequence = 0;
+    for (const auto state : {kcron::v1::QUEUED, kcron::v1::RUNNING, kcron::v1::RETRYING, kcron::v1::RUNNING}) {
+      set_state(batch, "acme", "j1", state, ++sequence);
+      REQUIRE((*store)->commit(batch).ok());
+    }
+    // The queue, a label and the submit time move: each index finds the job at its new place only.
+    auto& view = batch.job("acme", "j1");
+    view.set_queue("reports");
+    (*view.mutable_labels())["shard"] = "v2";
+    view.set_submitted_ms(2000);
+    REQUIRE((*store)->commit(batch).ok());
+    kcron::api::ListQuery old_queue;
+    old_queue.queue = "default";
+    CHECK((*store)->list("acme", old_queue).jobs.empty());
+    kcron::api::ListQuery new_queue;
+    new_queue.queue = "reports";
+    CHECK(ids((*store)->list("acme", new_queue)) == std::vector<std::string>{"j1"});
+    kcron::api::ListQuery old_label;
+    old_label.label_key = "shard";
+    old_label.label_value = "v1";
+    CHECK((*store)->list("acme", old_label).jobs.empty());
+    kcron::api::ListQuery running;
+    running.state = kcron::v1::RUNNING;
+    CHECK(ids((*store)->list("acme", running)) == std::vector<std::string>{"j1"});
+    kcron::api::ListQuery before;
+    before.until_ms = 1500;
+    CHECK((*store)->list("acme", before).jobs.empty());
+  }
+  // Read back raw: exactly one entry per index (time, state, queue, each label, schedule).
+  rocksdb::DB* raw = nullptr;
+  REQUIRE(rocksdb::DB::OpenForReadOnly(rocksdb::Options(), dir.path.string(), &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::map<char, int> entries;
+  std::unique_ptr<rocksdb::Iterator> iterator(db->NewIterator(rocksdb::ReadOptions()));
+  for (iterator->SeekToFirst(); iterator->Valid(); iterator->Next()) {
+    const auto key = iterator->key().ToStringView();
+    if (key.starts_with("Tacme/") || key.starts_with("Sacme/") || key.starts_with("Qacme/") || key.starts_with("Lacme/") ||
+        key.starts_with("Cacme/")) {
+      ++entries[key[0]];
+    }
+  }
+  CHECK(entries == std::map<char, int>{{'C', 1}, {'L', 2}, {'Q', 1}, {'S', 1}, {'T', 1}});  // two labels
+}
+
+TEST_CASE("index entries deleted by a burst of moves are compacted away, so lists do not step over them") {
+  TempDir dir;
+  auto store = kcron::api::ViewStore::open(dir.path.string());
+  REQUIRE(store.ok());
+  (*store)->set_compact_after_deletes(1000);
+  // Each job's status is read before its submit record, so its entries move from the status's
+  // time to the submit's: a delete in the time, state and queue indexes each.
+  for (int start = 0; start < 600; start += 100) {
+    kcron::api::ViewBatch batch(**store);
+    for (int index = start; index < start + 100; ++index)
+      set_state(batch, "acme", fmt::format("j{:04}", index), kcron::v1::PENDING, 1);
+    REQUIRE((*store)->commit(batch).ok());
+    for (int index = start; index < start + 100; ++index) submit(batch, "acme", fmt::format("j{:04}", index), 1000 + index);
+    REQUIRE((*store)->commit(batch).ok());
+  }
+  CHECK((*store)->compactions() + ((*store)->compacting() ? 1 : 0) >= 1);  // one hand-off at 1000 deletes
+  // The burst ended: what is left is compacted once no delete came for a while.
+  const auto start = std::chrono::steady_clock::now();
+  (*store)->maintain(start);
+  (*store)->maintain(start + std::chrono::seconds(11));
+  for (int wait = 0; wait < 1000 && ((*store)->compacting() || (*store)->compactions() < 2); ++wait)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK((*store)->compactions() == 2);
+  CHECK((*store)->property("rocksdb.num-deletes-active-mem-table") == "0");
+  const auto tables = (*store)->property("rocksdb.aggregated-table-properties");
+  INFO(tables);
+  CHECK(tables.find("# deletions=0;") != std::string::npos);
+  kcron::api::ListQuery query;
+  query.page_size = 1000;
+  const auto page = (*store)->list("acme", query);
+  REQUIRE(page.jobs.size() == 600);
+  CHECK(page.jobs.front().submitted_ms() == 1599);
 }
 
 TEST_CASE("a forgotten job leaves the view with its indexes and counts, and makes no event") {

@@ -2,12 +2,14 @@
 
 #include <fmt/format.h>
 #include <rocksdb/options.h>
+#include <rocksdb/utilities/table_properties_collectors.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
 #include <array>
 #include <chrono>
 #include <filesystem>
+#include <iterator>
 #include <random>
 
 #include "core/job_view.h"
@@ -46,6 +48,19 @@ const std::string kIndexVersionKey = "Mindexes";
 constexpr std::uint64_t kIndexVersion = 2;
 constexpr char kEventTime = 'e';  // e<be64 second in ms>: the first event sequence committed in that second
 constexpr std::int64_t kEventTimeKept = 30LL * 24 * 3600 * 1000;
+
+// Deleted index entries cost every scan that passes them until compaction drops them, and a
+// tombstone in the memtable lasts until the memtable is flushed, which an idle view may never do.
+// After a burst whose jobs moved in the indexes (a state entry per transition; a submit time
+// corrected when the submit record was read after the job's status) a list scanned every one of
+// them: 1M jobs, 80 ms a page. So once kCompactAfterDeletes index entries were deleted, the span
+// of keys they cover in each index is compacted in the background (the memtable flushed first),
+// which drops them; and SST files dense in deletes are compacted by RocksDB itself (the
+// compact-on-deletion collector: kDeletionTrigger deletes within kDeletionWindow entries).
+constexpr std::uint64_t kCompactAfterDeletes = 100'000;
+constexpr std::chrono::seconds kCompactWhenQuiet{10};
+constexpr std::size_t kDeletionWindow = 32'768;
+constexpr std::size_t kDeletionTrigger = 8'192;
 
 void put_be(std::string& out, std::uint64_t value, int bytes) {
   for (int shift = (bytes - 1) * 8; shift >= 0; shift -= 8) out.push_back(static_cast<char>((value >> shift) & 0xff));
@@ -241,6 +256,43 @@ std::optional<DeadLetterEntry> decode_dead_letter(std::string_view value) {
   return entry;
 }
 
+// The first key after every key that starts with `prefix` ("" when there is none).
+std::string prefix_end(std::string prefix) {
+  while (!prefix.empty()) {
+    auto& last = prefix.back();
+    if (static_cast<unsigned char>(last) != 0xff) {
+      last = static_cast<char>(static_cast<unsigned char>(last) + 1);
+      return prefix;
+    }
+    prefix.pop_back();
+  }
+  return prefix;
+}
+
+// An iterator over the keys that start with a prefix, bounded in RocksDB itself: a scan that
+// reaches an end of the range stops there instead of stepping over every deleted key beyond it
+// (the index of a state most jobs have left, the finished jobs the sweep removed, a neighbouring
+// tenant's moved entries: millions of tombstones after a burst, until compaction drops them).
+class PrefixIterator {
+ public:
+  PrefixIterator(rocksdb::DB& db, std::string prefix, const rocksdb::Snapshot* snapshot = nullptr)
+      : lower_(std::move(prefix)), upper_(prefix_end(lower_)), lower_slice_(lower_), upper_slice_(upper_) {
+    rocksdb::ReadOptions options;
+    options.snapshot = snapshot;
+    options.iterate_lower_bound = &lower_slice_;
+    if (!upper_.empty()) options.iterate_upper_bound = &upper_slice_;
+    iterator_.reset(db.NewIterator(options));
+  }
+  rocksdb::Iterator* operator->() const { return iterator_.get(); }
+
+ private:
+  std::string lower_;
+  std::string upper_;
+  rocksdb::Slice lower_slice_;
+  rocksdb::Slice upper_slice_;
+  std::unique_ptr<rocksdb::Iterator> iterator_;
+};
+
 bool matches(const v1::JobView& view, const ListQuery& query) {
   if (query.state && view.state() != *query.state) return false;
   if (!query.queue.empty() && view.queue() != query.queue) return false;
@@ -327,6 +379,8 @@ Result<std::unique_ptr<ViewStore>> ViewStore::open(const std::string& directory)
   options.create_if_missing = true;
   options.compression = rocksdb::kLZ4Compression;
   options.IncreaseParallelism(2);
+  options.table_properties_collector_factories.push_back(
+      rocksdb::NewCompactOnDeletionCollectorFactory(kDeletionWindow, kDeletionTrigger));
   std::error_code made;
   std::filesystem::create_directories(directory, made);  // RocksDB makes the last level only
   if (made) return make_error("cannot create the view's directory {}: {}", directory, made.message());
@@ -347,7 +401,7 @@ Result<std::unique_ptr<ViewStore>> ViewStore::open(const std::string& directory)
       return make_error("cannot write the view in {}: {}", directory, put.ToString());
   }
   if (auto built = store->build_indexes(); !built) return built.error();
-  std::unique_ptr<rocksdb::Iterator> last_index(store->db_->NewIterator(rocksdb::ReadOptions()));
+  const PrefixIterator last_index(*store->db_, std::string(1, kEventTime));
   last_index->SeekForPrev(std::string(1, kEventTime) + std::string(8, '\xff'));
   if (last_index->Valid() && last_index->key().starts_with(std::string_view(&kEventTime, 1)) && last_index->key().size() == 9) {
     store->indexed_second_ = static_cast<std::int64_t>(get_be(last_index->key().ToStringView().substr(1), 8));
@@ -360,8 +414,8 @@ Status ViewStore::build_indexes() {
   if (version && version->size() == 8 && get_be(*version, 8) >= kIndexVersion) return Status::success();
   // Every job's index entries (Put is idempotent: those that exist are written again), in batches.
   std::size_t jobs = 0;
-  std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(rocksdb::ReadOptions()));
   const std::string prefix(1, kJob);
+  const PrefixIterator iterator(*db_, prefix);
   rocksdb::WriteBatch write;
   for (iterator->Seek(prefix); iterator->Valid() && iterator->key().starts_with(prefix); iterator->Next()) {
     v1::JobView view;
@@ -381,8 +435,87 @@ Status ViewStore::build_indexes() {
   return Status::success();
 }
 
+ViewStore::ViewStore(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)), compact_after_deletes_(kCompactAfterDeletes) {}
+
 ViewStore::~ViewStore() {
+  if (compactor_.joinable()) {
+    {
+      std::lock_guard lock(compact_mutex_);
+      compact_stop_ = true;
+    }
+    compact_wake_.notify_all();
+    db_->DisableManualCompaction();  // a compaction under way gives up
+    compactor_.join();
+  }
   if (db_) (void)db_->Close();
+}
+
+void ViewStore::note_deleted(const std::string& key, std::size_t id_size) {
+  // The index a key belongs to: its kind, and for the state index the tenant and state, whose
+  // entries move at every transition (the other indexes keep a job where it is unless its submit
+  // time, queue, labels or schedule change). The finished index ('F') is one span.
+  std::string group(1, key.front());
+  if (key.front() == kByState && key.size() >= id_size + 8) group = key.substr(0, key.size() - id_size - 8);
+  auto [span, added] = deleted_spans_.try_emplace(group, key, key);
+  if (!added) {
+    if (key < span->second.first) span->second.first = key;
+    if (key > span->second.second) span->second.second = key;
+  }
+  ++deletes_pending_;
+}
+
+void ViewStore::hand_off_compaction() {
+  {
+    std::lock_guard lock(compact_mutex_);
+    for (auto& [group, span] : deleted_spans_) compact_queue_.push_back(std::move(span));
+    compact_running_ = true;
+  }
+  deleted_spans_.clear();
+  deletes_pending_ = 0;
+  quiet_deletes_ = 0;
+  if (!compactor_.joinable()) {
+    compactor_ = std::thread([this] {
+      std::unique_lock lock(compact_mutex_);
+      while (true) {
+        compact_wake_.wait(lock, [this] { return compact_stop_ || !compact_queue_.empty(); });
+        if (compact_stop_) return;
+        auto spans = std::move(compact_queue_);
+        compact_queue_.clear();
+        lock.unlock();
+        for (const auto& [first, last] : spans) {
+          const rocksdb::Slice begin(first);
+          const rocksdb::Slice end(last);  // inclusive
+          rocksdb::CompactRangeOptions options;
+          options.exclusive_manual_compaction = false;  // RocksDB's own compactions go on
+          (void)db_->CompactRange(options, &begin, &end);
+        }
+        ++compactions_;
+        lock.lock();
+        compact_running_ = !compact_queue_.empty();
+      }
+    });
+  }
+  compact_wake_.notify_all();
+}
+
+void ViewStore::maintain(std::chrono::steady_clock::time_point now) {
+  if (deletes_pending_ == 0) return;
+  if (deletes_pending_ != quiet_deletes_) {
+    quiet_deletes_ = deletes_pending_;
+    quiet_since_ = now;
+  } else if (now - quiet_since_ >= kCompactWhenQuiet) {
+    hand_off_compaction();
+  }
+}
+
+bool ViewStore::compacting() const {
+  std::lock_guard lock(compact_mutex_);
+  return compact_running_;
+}
+
+std::string ViewStore::property(const std::string& name) const {
+  std::string value;
+  return db_->GetProperty(name, &value) ? value : std::string();
 }
 
 std::optional<v1::JobView> ViewStore::job(std::string_view tenant, std::string_view id) const {
@@ -400,7 +533,7 @@ ViewPage ViewStore::list(std::string_view tenant, const ListQuery& query) const 
   rocksdb::ReadOptions options;
   const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
   options.snapshot = snapshot;
-  std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(options));
+  const PrefixIterator iterator(*db_, prefix, snapshot);
   // Newest first: start below the page key (exclusive) or below the `until` bound, else at the end.
   std::string start = prefix;
   bool exclusive = false;
@@ -450,8 +583,8 @@ ViewPage ViewStore::list(std::string_view tenant, const ListQuery& query) const 
 
 Positions ViewStore::positions() const {
   Positions positions;
-  std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(rocksdb::ReadOptions()));
   const std::string prefix(1, kPosition);
+  const PrefixIterator iterator(*db_, prefix);
   for (iterator->Seek(prefix); iterator->Valid() && iterator->key().starts_with(prefix); iterator->Next()) {
     const auto key = iterator->key().ToStringView().substr(1);
     const auto zero = key.find('\0');
@@ -468,20 +601,39 @@ Status ViewStore::commit(ViewBatch& batch) {
   std::vector<JobEvent> events;
   for (auto& [key, changed] : batch.changed_) {
     const auto& view = changed.view;
-    if (changed.stored) {
-      for (const auto& index : index_keys(*changed.stored)) (void)write.Delete(index);
-    }
     if (changed.forget) {
       (void)write.Delete(key);
       if (changed.stored) {
         const auto& stored = *changed.stored;
+        for (const auto& index : index_keys(stored)) {
+          (void)write.Delete(index);
+          note_deleted(index, stored.id().size());
+        }
         count_deltas[count_key(stored.tenant(), 't', "")] -= 1;
         count_deltas[count_key(stored.tenant(), 's', std::string(1, static_cast<char>(stored.state())))] -= 1;
         count_deltas[count_key(stored.tenant(), 'q', stored.queue())] -= 1;
       }
       continue;
     }
-    for (const auto& index : index_keys(view)) (void)write.Put(index, rocksdb::Slice());
+    // Only the index entries that moved: most transitions change the state's entry alone, and an
+    // entry deleted and written again leaves versions every newest-first scan steps over until
+    // compaction drops them (a list by queue after a burst paid for each job's every transition).
+    auto fresh = index_keys(view);
+    std::sort(fresh.begin(), fresh.end());
+    if (changed.stored) {
+      auto before = index_keys(*changed.stored);
+      std::sort(before.begin(), before.end());
+      std::vector<std::string> gone;
+      std::set_difference(before.begin(), before.end(), fresh.begin(), fresh.end(), std::back_inserter(gone));
+      for (const auto& index : gone) {
+        (void)write.Delete(index);
+        note_deleted(index, view.id().size());
+      }
+      std::vector<std::string> added;
+      std::set_difference(fresh.begin(), fresh.end(), before.begin(), before.end(), std::back_inserter(added));
+      fresh = std::move(added);
+    }
+    for (const auto& index : fresh) (void)write.Put(index, rocksdb::Slice());
     (void)write.Put(key, view.SerializeAsString());
     const std::string state(1, static_cast<char>(view.state()));
     const auto& queue = view.queue();
@@ -555,6 +707,7 @@ Status ViewStore::commit(ViewBatch& batch) {
     std::lock_guard lock(event_mutex_);
     last_event_ = sequence;
   }
+  if (deletes_pending_ >= compact_after_deletes_) hand_off_compaction();
   batch.changed_.clear();
   batch.raw_.clear();
   batch.positions_.clear();
@@ -566,7 +719,7 @@ Result<std::size_t> ViewStore::sweep_finished(std::int64_t finished_before_ms, s
   std::map<std::string, std::int64_t> count_deltas;
   std::size_t swept = 0;
   const std::string prefix(1, kFinished);
-  std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(rocksdb::ReadOptions()));
+  const PrefixIterator iterator(*db_, prefix);
   for (iterator->Seek(prefix); iterator->Valid() && iterator->key().starts_with(prefix) && swept < max_jobs; iterator->Next()) {
     const auto rest = iterator->key().ToStringView().substr(1);
     if (rest.size() < 9) continue;
@@ -582,7 +735,10 @@ Result<std::size_t> ViewStore::sweep_finished(std::int64_t finished_before_ms, s
       (void)write.Delete(iterator->key());
       continue;
     }
-    for (const auto& index : index_keys(view)) (void)write.Delete(index);
+    for (const auto& index : index_keys(view)) {
+      (void)write.Delete(index);
+      note_deleted(index, view.id().size());
+    }
     (void)write.Delete(iterator->key());
     (void)write.Delete(key);
     count_deltas[count_key(view.tenant(), 't', "")] -= 1;
@@ -599,6 +755,7 @@ Result<std::size_t> ViewStore::sweep_finished(std::int64_t finished_before_ms, s
   if (swept == 0) return swept;
   auto status = db_->Write(rocksdb::WriteOptions(), &write);
   if (!status.ok()) return make_error("cannot sweep the view: {}", status.ToString());
+  if (deletes_pending_ >= compact_after_deletes_) hand_off_compaction();
   return swept;
 }
 
@@ -627,7 +784,7 @@ std::optional<v1::Schedule> ViewStore::schedule(std::string_view tenant, std::st
 ListPage<v1::Schedule> ViewStore::schedules(std::string_view tenant, std::string_view after, std::size_t limit) const {
   ListPage<v1::Schedule> page;
   const auto prefix = tenant_prefix(kSchedule, tenant_or_default(tenant));
-  std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(rocksdb::ReadOptions()));
+  const PrefixIterator iterator(*db_, prefix);
   iterator->Seek(prefix + std::string(after));
   if (!after.empty() && iterator->Valid() && iterator->key().ToStringView() == prefix + std::string(after)) iterator->Next();
   for (; iterator->Valid() && iterator->key().starts_with(prefix); iterator->Next()) {
@@ -645,7 +802,7 @@ ListPage<v1::Schedule> ViewStore::schedules(std::string_view tenant, std::string
 ListPage<DeadLetterEntry> ViewStore::dead_letters(std::string_view tenant, std::string_view after, std::size_t limit) const {
   ListPage<DeadLetterEntry> page;
   const auto prefix = tenant_prefix(kDeadLetter, tenant_or_default(tenant));
-  std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(rocksdb::ReadOptions()));
+  const PrefixIterator iterator(*db_, prefix);
   const std::string start = after.empty() ? prefix + '\xff' : prefix + std::string(after);
   iterator->SeekForPrev(start);
   if (!after.empty() && iterator->Valid() && iterator->key().ToStringView() == start) iterator->Prev();
@@ -673,7 +830,7 @@ std::optional<DeadLetterEntry> ViewStore::dead_letter(std::string_view tenant, s
 std::vector<v1::WorkerHeartbeat> ViewStore::workers() const {
   std::vector<v1::WorkerHeartbeat> workers;
   const std::string prefix(1, kWorker);
-  std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(rocksdb::ReadOptions()));
+  const PrefixIterator iterator(*db_, prefix);
   for (iterator->Seek(prefix); iterator->Valid() && iterator->key().starts_with(prefix) && workers.size() < 10000;
        iterator->Next()) {
     v1::WorkerHeartbeat heartbeat;
@@ -687,7 +844,7 @@ ListPage<v1::AuditRecord> ViewStore::audit(std::string_view tenant, std::string_
                                            std::string_view job) const {
   ListPage<v1::AuditRecord> page;
   const auto prefix = tenant_prefix(kAudit, tenant_or_default(tenant));
-  std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(rocksdb::ReadOptions()));
+  const PrefixIterator iterator(*db_, prefix);
   const std::string start = after.empty() ? prefix + '\xff' : prefix + std::string(after);
   iterator->SeekForPrev(start);
   if (!after.empty() && iterator->Valid() && iterator->key().ToStringView() == start) iterator->Prev();
@@ -707,7 +864,7 @@ ListPage<v1::AuditRecord> ViewStore::audit(std::string_view tenant, std::string_
 ViewStats ViewStore::stats(std::string_view tenant) const {
   ViewStats stats;
   const auto prefix = tenant_prefix(kCount, tenant_or_default(tenant));
-  std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(rocksdb::ReadOptions()));
+  const PrefixIterator iterator(*db_, prefix);
   for (iterator->Seek(prefix); iterator->Valid() && iterator->key().starts_with(prefix); iterator->Next()) {
     const auto rest = iterator->key().ToStringView().substr(prefix.size());
     if (rest.empty() || iterator->value().size() != 8) continue;
@@ -729,8 +886,8 @@ std::vector<JobEvent> ViewStore::events(std::string_view tenant, std::uint64_t c
   next_cursor = cursor;
   if (cut != nullptr) *cut = EventsCut{};
   const auto name = tenant_or_default(tenant);
-  std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(rocksdb::ReadOptions()));
   const std::string prefix(1, kEvent);
+  const PrefixIterator iterator(*db_, prefix);
   std::size_t examined = 0;
   for (iterator->Seek(event_key(cursor + 1)); iterator->Valid() && iterator->key().starts_with(prefix); iterator->Next()) {
     if (events.size() == limit || examined++ == budget) {
@@ -751,8 +908,8 @@ ViewStore::RecentTransitions ViewStore::recent_transitions(std::string_view tena
   RecentTransitions recent;
   const auto name = tenant_or_default(tenant);
   const auto since = now_ms - window_ms;
-  std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(rocksdb::ReadOptions()));
   const std::string prefix(1, kEvent);
+  const PrefixIterator iterator(*db_, prefix);
   std::size_t examined = 0;
   for (iterator->Seek(event_key(event_cursor_at(since) + 1)); iterator->Valid() && iterator->key().starts_with(prefix);
        iterator->Next()) {
@@ -770,7 +927,7 @@ ViewStore::RecentTransitions ViewStore::recent_transitions(std::string_view tena
 std::uint64_t ViewStore::event_cursor_at(std::int64_t committed_ms) const {
   std::string key(1, kEventTime);
   put_be(key, static_cast<std::uint64_t>(std::max<std::int64_t>(0, committed_ms) / 1000 * 1000), 8);
-  std::unique_ptr<rocksdb::Iterator> iterator(db_->NewIterator(rocksdb::ReadOptions()));
+  const PrefixIterator iterator(*db_, std::string(1, kEventTime));
   iterator->Seek(key);
   if (!iterator->Valid() || !iterator->key().starts_with(std::string_view(&kEventTime, 1)) || iterator->value().size() != 8) {
     return last_event();

@@ -6,6 +6,9 @@
 
 #include <rocksdb/db.h>
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -14,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -160,9 +164,19 @@ class ViewStore {
   void set_clock(std::function<std::int64_t()> now_ms) { now_ms_ = std::move(now_ms); }
   // Jobs in the view (an estimate from RocksDB).
   std::uint64_t approximate_jobs() const;
+  // Deleted index entries are compacted away once this many were deleted (see kCompactAfterDeletes).
+  void set_compact_after_deletes(std::uint64_t deletes) { compact_after_deletes_ = deletes; }
+  // Called by the writer thread now and then: once no index entry was deleted for a while (a burst
+  // ended), the deleted entries not yet compacted are, rather than wait for more deletes.
+  void maintain(std::chrono::steady_clock::time_point now);
+  // Compactions of deleted index entries done so far, and whether one is queued or running.
+  std::uint64_t compactions() const { return compactions_.load(); }
+  bool compacting() const;
+  // A RocksDB property of the view's database (tests, diagnostics); empty when unknown.
+  std::string property(const std::string& name) const;
 
  private:
-  explicit ViewStore(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
+  explicit ViewStore(std::unique_ptr<rocksdb::DB> db);
   std::optional<std::string> get(const std::string& key) const;
   Status build_indexes();  // the indexes a view of an older layout lacks
   std::unique_ptr<rocksdb::DB> db_;
@@ -170,7 +184,24 @@ class ViewStore {
   std::string view_id_;
   std::function<std::int64_t()> now_ms_;
   std::int64_t indexed_second_ = 0;  // the last second with an event-time index entry (commit's thread)
-  std::uint64_t last_event_ = 0;     // written by commit (one thread), read by others
+  // Index entries deleted since the last compaction was handed off: the span of keys they cover
+  // per index (per state for the state index), and how many (commit's thread).
+  std::map<std::string, std::pair<std::string, std::string>> deleted_spans_;
+  std::uint64_t deletes_pending_ = 0;
+  std::uint64_t compact_after_deletes_;
+  std::uint64_t quiet_deletes_ = 0;  // deletes_pending_ when maintain() last saw it change
+  std::chrono::steady_clock::time_point quiet_since_;
+  void note_deleted(const std::string& key, std::size_t id_size);
+  void hand_off_compaction();
+  // The compactor thread (started on the first hand-off): compacts the spans it is handed.
+  mutable std::mutex compact_mutex_;
+  std::condition_variable compact_wake_;
+  std::vector<std::pair<std::string, std::string>> compact_queue_;
+  bool compact_running_ = false;
+  bool compact_stop_ = false;
+  std::atomic<std::uint64_t> compactions_{0};
+  std::thread compactor_;
+  std::uint64_t last_event_ = 0;  // written by commit (one thread), read by others
   mutable std::mutex event_mutex_;
 };
 
