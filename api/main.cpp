@@ -34,6 +34,7 @@ std::vector<kcron::ConfigKey> config_keys() {
           {"api.tls_cert_file", "", "PEM certificate chain: serve HTTPS (TLS 1.2 or later); empty: plain HTTP"},
           {"api.tls_key_file", "", "PEM private key of api.tls_cert_file"},
           {"api.cors_origin", "", "an origin allowed to call the API from a browser (CORS); empty: none"},
+          {"api.console", "true", "serve the web console at / (static files built into kcron-api)"},
           {"api.requests_per_token", "100", "requests per second one caller (sub in tenant) may make; 0: no limit"},
           {"api.request_burst", "200", "requests one caller may make at once above its rate"},
           {"api.jobs_per_tenant", "2000", "jobs per second one tenant may submit through this instance; 0: no limit"},
@@ -99,15 +100,18 @@ int run(int argc, char** argv) {
   const auto http_port = number("http_port");
   auto allow_hs256 = config.get_bool("auth.allow_hs256");
   auto audit_requests = config.get_bool("api.audit_requests");
-  if (!number.ok() || !allow_hs256 || !audit_requests) {
+  auto console = config.get_bool("api.console");
+  if (!number.ok() || !allow_hs256 || !audit_requests || !console) {
     std::cerr << "kcron-api: "
-              << (!number.ok()   ? number.problems().front()
-                  : !allow_hs256 ? allow_hs256.error().message()
-                                 : audit_requests.error().message())
+              << (!number.ok()      ? number.problems().front()
+                  : !allow_hs256    ? allow_hs256.error().message()
+                  : !audit_requests ? audit_requests.error().message()
+                                    : console.error().message())
               << "\n";
     return 2;
   }
   api.audit_requests = *audit_requests;
+  api.console = *console;
   kcron::auth::VerifierConfig verifier_config;
   if (!config.get("auth.jwks_file").empty()) verifier_config.jwks = read_file(config.get("auth.jwks_file"), "auth.jwks_file");
   if (!config.get("auth.hs256_secret_file").empty()) {

@@ -25,6 +25,7 @@ enum class RouteId : std::uint8_t {
   kReplayJob,
   kCloneJob,
   kListSchedules,
+  kPreviewCron,
   kScheduleNext,
   kGetSchedule,
   kPauseSchedule,
@@ -56,7 +57,7 @@ struct RouteSpec {
 // it (each "{id}" takes any characters), so ".../{id}/next" and ".../{id}:action" come before
 // ".../{id}". CORS preflights (OPTIONS, only with api.cors_origin) are registered outside the table
 // and are not part of the OpenAPI document.
-inline constexpr std::array<RouteSpec, 28> kRoutes{{
+inline constexpr std::array<RouteSpec, 29> kRoutes{{
     {RouteId::kSubmit, "POST", "/v1/jobs", "submit"},
     {RouteId::kBatch, "POST", "/v1/jobs:batch", "batch"},
     {RouteId::kUpdate, "PUT", "/v1/jobs/{id}", "update"},
@@ -67,6 +68,7 @@ inline constexpr std::array<RouteSpec, 28> kRoutes{{
     {RouteId::kReplayJob, "POST", "/v1/jobs/{id}:replay", "job-replay"},
     {RouteId::kCloneJob, "POST", "/v1/jobs/{id}:clone", "job-clone"},
     {RouteId::kListSchedules, "GET", "/v1/schedules", "schedules"},
+    {RouteId::kPreviewCron, "GET", "/v1/schedules:preview", "schedule-preview"},
     {RouteId::kScheduleNext, "GET", "/v1/schedules/{id}/next", "schedule-next"},
     {RouteId::kGetSchedule, "GET", "/v1/schedules/{id}", "schedule"},
     {RouteId::kPauseSchedule, "POST", "/v1/schedules/{id}:pause", "schedule-pause"},

@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "console/console_assets.h"
 #include "core/cron_expression.h"
 #include "core/problem.h"
 #include "core/rate_limiter.h"
@@ -1004,19 +1005,63 @@ struct ApiServer::Impl {
           make_problem(409, "the stored schedule does not parse: " + (!expression ? expression.error() : zone.error()).message()),
           request_id);
     }
-    nlohmann::json answer{{"id", id},
-                          {"expression", found->expression()},
-                          {"time_zone", zone->name().empty() ? "UTC" : zone->name()},
-                          {"explain", expression->explain()},
-                          {"paused", found->paused()},
+    auto answer = instants(*expression, *zone, count);
+    answer["id"] = id;
+    answer["expression"] = found->expression();
+    answer["paused"] = found->paused();
+    response.set_content(answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), std::string(kJson));
+  }
+
+  // The expression in words and its next `count` instants after now in `zone`.
+  static nlohmann::json instants(const cron::CronExpression& expression, const cron::TimeZone& zone, std::size_t count) {
+    nlohmann::json answer{{"time_zone", zone.name().empty() ? "UTC" : zone.name()},
+                          {"explain", expression.explain()},
                           {"next", nlohmann::json::array()}};
     auto after = std::chrono::time_point_cast<Millis>(std::chrono::system_clock::now());
     for (std::size_t index = 0; index < count; ++index) {
-      auto fire = expression->next_after(after, *zone);
+      auto fire = expression.next_after(after, zone);
       if (!fire) break;
       answer["next"].push_back(cron::format_rfc3339(*fire));
       after = *fire;
     }
+    return answer;
+  }
+
+  // A cron expression before it is saved: checked as the cron-producer checks a schedule's, then
+  // explained with its next instants (the console's schedule form, while the user types).
+  void preview_cron(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kReadSchedules, {}, response, request_id)) return;
+    std::string text;
+    std::string zone_name;
+    std::size_t count = 5;
+    for (const auto& [name, value] : request.params) {
+      if (name == "expression") {
+        text = value;
+      } else if (name == "time_zone") {
+        zone_name = value;
+      } else if (name == "count") {
+        const auto read = std::from_chars(value.data(), value.data() + value.size(), count);
+        if (read.ec != std::errc() || read.ptr != value.data() + value.size() || count < 1 || count > 100) {
+          return reply_problem(response, make_problem(400, "count takes 1-100", "count"), request_id);
+        }
+      } else if (name != "tenant") {
+        return reply_problem(
+            response,
+            make_problem(400, fmt::format("unknown parameter {}: expression, time_zone and count are known", name), name),
+            request_id);
+      }
+    }
+    if (text.empty() || text.size() > 256) {
+      return reply_problem(response, make_problem(400, "expression takes a cron expression of 1-256 characters", "expression"),
+                           request_id);
+    }
+    auto expression = cron::CronExpression::parse(text);
+    if (!expression) return reply_problem(response, make_problem(400, expression.error().message(), "expression"), request_id);
+    auto zone = zone_name.empty() ? Result<cron::TimeZone>(cron::TimeZone::utc()) : cron::TimeZone::locate(zone_name);
+    if (!zone) return reply_problem(response, make_problem(400, zone.error().message(), "time_zone"), request_id);
+    auto answer = instants(*expression, *zone, count);
+    answer["expression"] = text;
     response.set_content(answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), std::string(kJson));
   }
 
@@ -1390,6 +1435,8 @@ struct ApiServer::Impl {
         return &Impl::clone_job;
       case RouteId::kListSchedules:
         return &Impl::list_schedules;
+      case RouteId::kPreviewCron:
+        return &Impl::preview_cron;
       case RouteId::kScheduleNext:
         return &Impl::next_instants;
       case RouteId::kGetSchedule:
@@ -1465,6 +1512,41 @@ struct ApiServer::Impl {
     };
   }
 
+  static void serve_console(const httplib::Request& request, httplib::Response& response) {
+    const ConsoleAsset* found = nullptr;
+    for (const auto& asset : console_assets()) {
+      if (asset.path == request.path) found = &asset;
+    }
+    if (found == nullptr) {
+      response.status = 404;
+      return;  // the error handler answers with a problem
+    }
+    for (const auto* name : {"Content-Security-Policy", "Cache-Control"}) response.headers.erase(name);
+    response.set_header("Content-Security-Policy",
+                        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+                        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+    response.set_header("Cache-Control", found->immutable ? "public, max-age=31536000, immutable" : "no-cache");
+    response.set_header("ETag", std::string(found->etag));
+    response.set_header("Vary", "Accept-Encoding");
+    const auto matches = request.get_header_value("If-None-Match");
+    if (!matches.empty() && matches.find(found->etag) != std::string::npos) {
+      response.status = 304;
+      return;
+    }
+    if (!found->gzip.empty() && request.get_header_value("Accept-Encoding").find("gzip") != std::string::npos) {
+      // The gzip made at build time, through a content provider of known length: httplib would
+      // compress a body set with set_content once more (it does not look at Content-Encoding).
+      response.set_header("Content-Encoding", "gzip");
+      const auto gzip = found->gzip;
+      response.set_content_provider(gzip.size(), std::string(found->content_type),
+                                    [gzip](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                                      return sink.write(gzip.data() + offset, std::min(length, gzip.size() - offset));
+                                    });
+    } else {
+      response.set_content(found->body.data(), found->body.size(), std::string(found->content_type));
+    }
+  }
+
   // CORS: only the configured origin, never a wildcard.
   void allow_origin(const httplib::Request& request, httplib::Response& response) const {
     if (settings.cors_origin.empty() || request.get_header_value("Origin") != settings.cors_origin) return;
@@ -1523,6 +1605,14 @@ struct ApiServer::Impl {
       } else {
         throw std::logic_error(fmt::format("route {}: method {} is not served", spec.path, spec.method));
       }
+    }
+    if (settings.console) {
+      // The web console: static files built in (not API routes: neither in kRoutes nor in the
+      // OpenAPI document). Its page may load only its own scripts and styles and call only this
+      // origin; no inline script runs.
+      auto serve = [](const httplib::Request& request, httplib::Response& response) { serve_console(request, response); };
+      server->Get("/", serve);
+      server->Get(R"(/assets/[A-Za-z0-9._-]+)", serve);
     }
     if (!settings.cors_origin.empty()) {  // CORS preflights: not in kRoutes nor in the OpenAPI document
       server->Options(R"(/v1/.*)", [this](const httplib::Request& request, httplib::Response& response) {

@@ -31,6 +31,7 @@ struct ApiSettings {
   std::chrono::milliseconds consistency_wait{5000};  // longest a read waits for the view to cover a write
   TopicNames names{"kcron."};
   std::string cors_origin;    // empty: no CORS headers
+  bool console = true;        // serve the web console at / (docs/console.md)
   std::string tls_cert_file;  // PEM certificate chain; empty: plain HTTP
   std::string tls_key_file;   // PEM private key of the certificate
   bool audit_requests = true;

@@ -18,6 +18,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -328,6 +329,12 @@ RouteUse route_use(RouteId id, const std::string& caller, const std::string& bac
       return {{Action::kReadJobs, Action::kSubmitJob}, true, Target::kPendingJob, "", R"({"delay":"3600s"})"};
     case RouteId::kListSchedules:
       return {{Action::kReadSchedules}, true, Target::kNone, "page_size=10", ""};
+    case RouteId::kPreviewCron:
+      return {{Action::kReadSchedules},
+              true,
+              Target::kNone,
+              "expression=0%209%20*%20*%20MON-FRI&time_zone=Europe/Berlin&count=3",
+              ""};
     case RouteId::kScheduleNext:
       return {{Action::kReadSchedules}, true, Target::kSchedule, "count=3", ""};
     case RouteId::kGetSchedule:
@@ -424,6 +431,56 @@ std::map<std::string, std::vector<std::string>> documented_matrix() {
 }
 
 }  // namespace
+
+TEST_CASE("the console is served at / with a strict CSP, hashed assets cached for a year, ETags and gzip, and can be off",
+          "[integration]") {
+  TestEnv env("api-console");
+  const auto keys = make_api_keys(env);
+  Api api(env, keys, "api1");
+  httplib::Client client("127.0.0.1", api.port);
+  client.set_decompress(false);  // the bytes as sent
+  auto page = client.Get("/", {{"Accept-Encoding", "identity"}});
+  REQUIRE(page);
+  CHECK(page->status == 200);
+  CHECK(page->get_header_value("Content-Type").starts_with("text/html"));
+  CHECK(page->get_header_value_count("Content-Security-Policy") == 1);
+  const auto csp = page->get_header_value("Content-Security-Policy");
+  CHECK(csp.find("script-src 'self'") != std::string::npos);
+  CHECK(csp.find("connect-src 'self'") != std::string::npos);
+  CHECK(csp.find("unsafe") == std::string::npos);
+  CHECK(page->get_header_value("Cache-Control") == "no-cache");
+  CHECK(page->get_header_value("X-Frame-Options") == "DENY");
+  CHECK_FALSE(page->has_header("Content-Encoding"));
+  // Only the console's own script, no inline one.
+  std::smatch script;
+  REQUIRE(std::regex_search(page->body, script,
+                            std::regex(R"re(<script type="module" src="(/assets/app-[A-Z0-9]+\.js)"></script>)re")));
+  CHECK(page->body.find("<script>") == std::string::npos);
+  auto code = client.Get(script[1].str(), {{"Accept-Encoding", "gzip, deflate, br"}});
+  REQUIRE(code);
+  CHECK(code->status == 200);
+  CHECK(code->get_header_value("Content-Type").starts_with("text/javascript"));
+  CHECK(code->get_header_value("Cache-Control") == "public, max-age=31536000, immutable");
+  CHECK(code->get_header_value_count("Content-Encoding") == 1);
+  CHECK(code->get_header_value("Content-Encoding") == "gzip");
+  CHECK(code->body.starts_with("\x1f\x8b"));
+  // Unchanged since the browser's copy: 304, no body.
+  auto again = client.Get("/", {{"If-None-Match", page->get_header_value("ETag")}});
+  REQUIRE(again);
+  CHECK(again->status == 304);
+  CHECK(again->body.empty());
+  // Nothing else is served: an unknown asset is a problem like any unknown path.
+  auto missing = client.Get("/assets/app-NOTHERE.js");
+  REQUIRE(missing);
+  CHECK(missing->status == 404);
+  CHECK(missing->get_header_value("Content-Type").starts_with("application/problem+json"));
+
+  Api without(env, keys, "api2", {"KCRON_API_CONSOLE=false"});
+  httplib::Client plain("127.0.0.1", without.port);
+  auto off = plain.Get("/");
+  REQUIRE(off);
+  CHECK(off->status == 404);
+}
 
 TEST_CASE("every route checks its role: each role over each route through HTTP", "[integration]") {
   // The walk expects what the server's own matrix says (authorize); that this matrix is the one

@@ -1,0 +1,387 @@
+// The web console in a real browser (Debian's Chromium, driven by puppeteer-core) against the real
+// broker and every program: kcron-dispatcher, kcron-worker, kcron-cron-producer and kcron-api of a
+// fresh topic prefix, and a local webhook server the jobs call. One browser, one scenario after
+// another; each saves screenshots in --out. Exits 0 when every scenario passed.
+//
+//   node console_test.mjs --bin BIN_DIR --modules NODE_MODULES --out DIR [--only NAME]
+//   (broker: $KCRON_TEST_BROKERS, default 127.0.0.1:9092; browser: $KCRON_CHROMIUM, default
+//   /usr/lib/chromium/chromium)
+import { spawn, execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import { createRequire } from "node:module";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+const args = process.argv.slice(2);
+const option = (name, fallback) => {
+  const at = args.indexOf(name);
+  return at >= 0 && at + 1 < args.length ? args[at + 1] : fallback;
+};
+const bin = resolve(option("--bin", "build/dev/bin"));
+const modules = resolve(option("--modules", "build/dev/console-npm/node_modules"));
+const out = resolve(option("--out", "build/dev/browser"));
+const only = option("--only", "");
+const brokers = process.env.KCRON_TEST_BROKERS || "127.0.0.1:9092";
+const chromium = process.env.KCRON_CHROMIUM || "/usr/lib/chromium/chromium";
+const puppeteer = createRequire(join(modules, "noop.js"))("puppeteer-core");
+
+const prefix = `it-console-${randomBytes(3).toString("hex")}.`;
+const work = mkdtempSync(join(tmpdir(), "kcron-console-"));
+rmSync(out, { recursive: true, force: true }); // no screenshot of an earlier run stays
+mkdirSync(out, { recursive: true });
+const started = Date.now();
+const log = (text) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)} s] ${text}`);
+const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
+
+// ---- the programs -------------------------------------------------------------------------------
+const programs = [];
+const baseEnv = { ...process.env, KCRON_BROKERS: brokers, KCRON_TOPIC_PREFIX: prefix, KCRON_JOBS_PARTITIONS: "2", KCRON_EXEC_PARTITIONS: "1" };
+
+function start(name, program, env) {
+  const file = join(work, `${name}.log`);
+  const child = spawn(join(bin, program), [], { env: { ...baseEnv, KCRON_HTTP_PORT: "0", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const entry = { name, child, file, text: "" };
+  const append = (chunk) => {
+    entry.text += chunk.toString();
+  };
+  child.stdout.on("data", append);
+  child.stderr.on("data", append);
+  child.on("exit", (code, signal) => {
+    entry.exited = `${code ?? signal}`;
+  });
+  programs.push(entry);
+  return entry;
+}
+
+async function waitFor(what, check, timeoutMs = 60000, everyMs = 200) {
+  const until = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < until) {
+    try {
+      last = await check();
+      if (last) return last;
+    } catch (error) {
+      last = error;
+    }
+    for (const entry of programs) if (entry.exited !== undefined) throw new Error(`${entry.name} exited (${entry.exited}) while waiting for ${what}`);
+    await sleep(everyMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ""}`);
+}
+
+function freePort() {
+  return new Promise((done, fail) => {
+    const server = net.createServer();
+    server.unref();
+    server.on("error", fail);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => done(port));
+    });
+  });
+}
+
+function stopAll() {
+  for (const entry of programs) if (entry.exited === undefined) entry.child.kill("SIGTERM");
+}
+
+// ---- the webhook the jobs call --------------------------------------------------------------------
+const hooks = { ok: 0, flaky: 0 };
+const hookServer = http.createServer((request, response) => {
+  request.resume();
+  const path = request.url.split("?")[0];
+  if (path === "/ok") {
+    hooks.ok += 1;
+    response.writeHead(200, { "Content-Type": "text/plain" }).end("hello from the webhook");
+  } else if (path === "/flaky") {
+    hooks.flaky += 1; // fails the first call, succeeds after
+    if (hooks.flaky === 1) response.writeHead(500, { "Content-Type": "text/plain" }).end("the first call fails");
+    else response.writeHead(200, { "Content-Type": "text/plain" }).end("the replay succeeds");
+  } else {
+    response.writeHead(404).end();
+  }
+});
+
+// ---- the API from the test (setup only; the scenarios act through the browser) --------------------
+let api = "";
+async function apiCall(token, path, { method = "GET", body, consistency } = {}) {
+  const headers = { Authorization: `Bearer ${token}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (consistency) headers["Kcron-Consistency"] = consistency;
+  const response = await fetch(api + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, json: text ? JSON.parse(text) : null };
+}
+
+// ---- the checks -----------------------------------------------------------------------------------
+const failures = [];
+function expect(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(out, `${name}.png`), fullPage: false });
+}
+
+async function signIn(context, token) {
+  const page = await context.newPage();
+  await page.setViewport({ width: 1280, height: 800 });
+  page.problems = [];
+  page.on("pageerror", (error) => page.problems.push(`page error: ${error.message}`));
+  page.on("console", (message) => {
+    // A CSP violation or a script error shows here; failed requests the test makes on purpose
+    // (403, 404) are logged by Chromium as "Failed to load resource" and are expected.
+    if (message.type() === "error" && !message.text().startsWith("Failed to load resource")) page.problems.push(`console: ${message.text()}`);
+  });
+  await page.goto(`${api}/#token=${encodeURIComponent(token)}`, { waitUntil: "networkidle0" });
+  await page.waitForSelector(".who", { timeout: 15000 });
+  expect(!page.url().includes("token="), `the token stayed in the address bar: ${page.url()}`);
+  return page;
+}
+
+const textOf = (page, selector) => page.$eval(selector, (node) => node.textContent);
+const go = async (page, hash) => {
+  await page.evaluate((target) => {
+    window.location.hash = target;
+  }, hash);
+};
+
+const scenarios = [];
+const scenario = (name, run) => scenarios.push({ name, run });
+let tokens = {};
+let browser;
+
+scenario("sign in as tenant A: who, tenant and role are shown, the token leaves the address bar", async () => {
+  const context = await browser.createBrowserContext();
+  const page = await signIn(context, tokens.operator);
+  const who = await textOf(page, ".who");
+  expect(who.includes("acme") && who.includes("olga") && who.includes("operator"), `the header says: ${who}`);
+  await page.waitForSelector('[data-testid="jobs-total"]');
+  await shot(page, "signed-in");
+  const response = await fetch(`${api}/`);
+  const csp = response.headers.get("content-security-policy") || "";
+  expect(csp.includes("script-src 'self'") && !csp.includes("unsafe-inline"), `the page's CSP: ${csp}`);
+  expect(page.problems.length === 0, page.problems.join("; "));
+  await context.close();
+});
+
+scenario("a webhook job made in the form reaches SUCCEEDED without a reload, with its timeline and output", async () => {
+  const context = await browser.createBrowserContext();
+  const page = await signIn(context, tokens.operator);
+  await go(page, "#/new");
+  await page.waitForSelector('form.new-job input[name="url"]');
+  await page.select('select[name="method"]', "POST");
+  await page.type('input[name="url"]', `http://127.0.0.1:${hooks.port}/ok`);
+  await page.type('textarea[name="body"]', '{"report": "daily"}');
+  await page.type('input[name="id"]', "hook-1");
+  await page.type('textarea[name="labels"]', "team=data");
+  await page.click('form.new-job button[type="submit"]');
+  await page.waitForFunction(() => window.location.hash === "#/jobs/hook-1", { timeout: 15000 });
+  await page.waitForFunction(() => document.querySelector(".job-title .state")?.textContent === "SUCCEEDED", { timeout: 30000 });
+  const steps = await page.$$eval('[data-testid="timeline"] li .state', (nodes) => nodes.map((node) => node.textContent));
+  expect(steps.includes("RUNNING") && steps.at(-1) === "SUCCEEDED", `the timeline: ${steps.join(" > ")}`);
+  const output = await textOf(page, "pre.output");
+  expect(output.includes("hello from the webhook"), `the output: ${output}`);
+  expect(hooks.ok === 1, `the webhook was called ${hooks.ok} times`);
+  await shot(page, "job-timeline");
+  expect(page.problems.length === 0, page.problems.join("; "));
+  await context.close();
+});
+
+scenario("a cron schedule made in the form shows its next instants in words, then its runs", async () => {
+  const context = await browser.createBrowserContext();
+  const page = await signIn(context, tokens.operator);
+  await go(page, "#/new");
+  await page.waitForSelector("form.new-job");
+  await page.click('input[name="type"][value="noop"]');
+  await page.click('input[name="when"][value="cron"]');
+  await page.waitForSelector('input[name="expression"]');
+  await page.type('input[name="schedule_id"]', "every-2s");
+  await page.type('input[name="expression"]', "*/2 * * * * *");
+  await page.$eval('input[name="time_zone"]', (node) => {
+    node.value = "";
+  });
+  await page.type('input[name="time_zone"]', "Europe/Berlin");
+  // The form explains the expression and shows its next five instants in the zone, from the API.
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="cron-preview"] li').length === 5 && document.querySelector('[data-testid="cron-preview"]').textContent.includes("Europe/Berlin"), { timeout: 15000 });
+  const explained = await textOf(page, '[data-testid="cron-explain"]');
+  expect(/2 seconds/.test(explained), `the form explains */2 * * * * * as: ${explained}`);
+  await shot(page, "schedule-form");
+  // An invalid expression is refused with the API's reason, and the preview comes back when fixed.
+  await page.type('input[name="expression"]', " 99");
+  await page.waitForSelector('[data-testid="cron-error"]', { timeout: 15000 });
+  const refusal = await textOf(page, '[data-testid="cron-error"]');
+  expect(/99 is outside/.test(refusal), `an invalid expression is refused as: ${refusal}`);
+  for (let index = 0; index < 3; index += 1) await page.keyboard.press("Backspace");
+  await page.waitForSelector('[data-testid="cron-preview"]', { timeout: 15000 });
+  await page.click('form.new-job button[type="submit"]');
+  await page.waitForFunction(() => window.location.hash === "#/schedules/every-2s", { timeout: 15000 });
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="next-runs"] li').length === 5, { timeout: 15000 });
+  const explain = await textOf(page, '[data-testid="explain"]');
+  expect(/second/i.test(explain), `the expression explained: ${explain}`);
+  await page.waitForFunction(() => [...document.querySelectorAll(".facts dd a")].some((node) => node.textContent.startsWith("every-2s@")), { timeout: 30000 });
+  await shot(page, "schedule");
+  // Stop it: the later scenarios count jobs.
+  page.on("dialog", (dialog) => dialog.accept());
+  await page.click(".actions button:first-child"); // Pause
+  await page.waitForFunction(() => document.querySelector("h1 .state-paused"), { timeout: 15000 });
+  expect(page.problems.length === 0, page.problems.join("; "));
+  await context.close();
+});
+
+scenario("a failing job reaches DEAD, and a replay from the dead-letters page runs it again", async () => {
+  const context = await browser.createBrowserContext();
+  const page = await signIn(context, tokens.operator);
+  await go(page, "#/new");
+  await page.waitForSelector('form.new-job input[name="url"]');
+  await page.type('input[name="url"]', `http://127.0.0.1:${hooks.port}/flaky`);
+  await page.type('input[name="id"]', "flaky-1");
+  await page.click('form.new-job button[type="submit"]');
+  await page.waitForFunction(() => document.querySelector(".job-title .state")?.textContent === "DEAD", { timeout: 30000 });
+  await go(page, "#/dead-letters");
+  await page.waitForSelector('button[aria-label], td button', { timeout: 15000 });
+  await page.waitForFunction(() => [...document.querySelectorAll("tbody tr")].some((row) => row.textContent.includes("flaky-1")), { timeout: 15000 });
+  await page.$$eval("tbody tr", (rows) => {
+    const row = rows.find((node) => node.textContent.includes("flaky-1"));
+    [...row.querySelectorAll("button")].find((button) => button.textContent === "Replay").click();
+  });
+  await page.waitForFunction(() => document.querySelector('.notice[role="status"]')?.textContent.includes("flaky-1: replayed"), { timeout: 15000 });
+  await go(page, "#/jobs/flaky-1");
+  await page.waitForFunction(() => document.querySelector(".job-title .state")?.textContent === "SUCCEEDED", { timeout: 30000 });
+  expect(hooks.flaky === 2, `the flaky webhook was called ${hooks.flaky} times`);
+  await shot(page, "replayed");
+  expect(page.problems.length === 0, page.problems.join("; "));
+  await context.close();
+});
+
+scenario("tenant B sees none of A's jobs", async () => {
+  const context = await browser.createBrowserContext();
+  const page = await signIn(context, tokens.otherTenant);
+  await go(page, "#/jobs");
+  await page.waitForSelector(".empty", { timeout: 15000 });
+  const rows = await page.$$("table.jobs tbody tr");
+  expect(rows.length === 0, `tenant B's jobs page lists ${rows.length} jobs`);
+  await go(page, "#/jobs/hook-1");
+  await page.waitForSelector(".error", { timeout: 15000 });
+  const error = await textOf(page, ".error");
+  expect(error.includes("404") && error.includes("no job") && !error.includes("acme"), `tenant B's answer for hook-1: ${error}`);
+  await context.close();
+});
+
+scenario("a viewer is offered no action, and a forced call is refused", async () => {
+  const context = await browser.createBrowserContext();
+  const page = await signIn(context, tokens.viewer);
+  const nav = await textOf(page, "header nav");
+  expect(!nav.includes("New job") && !nav.includes("Audit"), `a viewer's pages: ${nav}`);
+  await go(page, "#/jobs/hook-1");
+  await page.waitForSelector(".actions-none", { timeout: 15000 });
+  expect((await page.$$(".actions button")).length === 0, "a viewer sees action buttons");
+  const forced = await page.evaluate(async (token) => {
+    const response = await fetch("/v1/jobs/flaky-1:cancel", { method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" }, body: "{}" });
+    return { status: response.status, body: await response.json() };
+  }, tokens.viewer);
+  expect(forced.status === 403 && /viewer/.test(forced.body.detail || ""), `a viewer's forced cancel: ${JSON.stringify(forced)}`);
+  await context.close();
+});
+
+scenario("paging through 5,000 jobs: 50 a page, each once, never everything at once", async () => {
+  let consistency = "";
+  for (let batch = 0; batch < 5; batch += 1) {
+    const jobs = Array.from({ length: 1000 }, (_, index) => ({ id: `page-${batch}-${String(index).padStart(4, "0")}`, delay: "3600s", labels: { batch: "paging" }, noop: {} }));
+    const answer = await apiCall(tokens.operator, "/v1/jobs:batch", { method: "POST", body: { jobs } });
+    expect(answer.status === 200 && answer.json.accepted === 1000, `batch ${batch}: HTTP ${answer.status} ${JSON.stringify(answer.json).slice(0, 300)}`);
+    consistency = [consistency, answer.headers.get("kcron-consistency")].filter(Boolean).join(", ");
+  }
+  const covered = await apiCall(tokens.operator, "/v1/jobs?label=batch%3Dpaging&page_size=1", { consistency });
+  expect(covered.status === 200, `the view did not cover the batches: HTTP ${covered.status}`);
+  const context = await browser.createBrowserContext();
+  const page = await signIn(context, tokens.operator);
+  await go(page, "#/jobs?label=batch%3Dpaging");
+  const seen = new Set();
+  let pages = 0;
+  let largest = 0;
+  for (; pages < 200; pages += 1) {
+    await page.waitForFunction((count) => document.querySelector(".pager span")?.textContent.startsWith(`page ${count}`) && document.querySelector("table.jobs")?.getAttribute("aria-busy") === "false", { timeout: 15000 }, pages + 1);
+    const ids = await page.$$eval("table.jobs tbody tr td:first-child a", (nodes) => nodes.map((node) => node.textContent));
+    largest = Math.max(largest, ids.length);
+    for (const id of ids) {
+      expect(!seen.has(id), `${id} shown twice, on page ${pages + 1}`);
+      seen.add(id);
+    }
+    if (pages === 1) await shot(page, "jobs-page");
+    const older = await page.$(".pager button:last-child");
+    if (await older.evaluate((node) => node.disabled)) break;
+    await older.click();
+  }
+  expect(seen.size === 5000, `paged through ${seen.size} jobs in ${pages + 1} pages`);
+  expect(largest <= 50, `a page held ${largest} rows`);
+  // The overview with everything the scenarios made.
+  await go(page, "#/");
+  await page.waitForFunction(() => Number(document.querySelector('[data-testid="jobs-total"]')?.textContent) >= 5000, { timeout: 15000 });
+  await shot(page, "overview");
+  await context.close();
+});
+
+// ---- run ----------------------------------------------------------------------------------------
+async function main() {
+  log(`prefix ${prefix}, work dir ${work}`);
+  execFileSync(join(bin, "kcron"), ["topics", "create", "--jobs-partitions", "2", "--exec-partitions", "1", "--output-partitions", "2", "--schedules-partitions", "1"], { env: baseEnv, stdio: ["ignore", "ignore", "inherit"] });
+  execFileSync(join(bin, "kcron"), ["token", "keygen", "--alg", "ES256", "--kid", "k1", "--private", join(work, "key.pem"), "--jwks", join(work, "jwks.json")], { stdio: "ignore" });
+  const issue = (tenant, role, sub) => execFileSync(join(bin, "kcron"), ["token", "issue", "--tenant", tenant, "--role", role, "--sub", sub, "--ttl", "1h", "--key", join(work, "key.pem"), "--kid", "k1"]).toString().trim();
+  tokens = { operator: issue("acme", "operator", "olga"), viewer: issue("acme", "viewer", "vera"), otherTenant: issue("beta", "member", "bob") };
+
+  await new Promise((done) => hookServer.listen(0, "127.0.0.1", done));
+  hooks.port = hookServer.address().port;
+  const apiPort = await freePort();
+  api = `http://127.0.0.1:${apiPort}`;
+  start("dispatcher", "kcron-dispatcher", { KCRON_STATE_DIR: join(work, "dispatcher-state"), KCRON_INSTANCE_ID: "dispatcher-1" });
+  start("worker", "kcron-worker", { KCRON_INSTANCE_ID: "worker-1", KCRON_HTTP_ALLOW: "127.0.0.1/32" });
+  start("cron-producer", "kcron-cron-producer", { KCRON_STATE_DIR: join(work, "cron-state"), KCRON_SCHEDULES_PARTITIONS: "1" });
+  const apiProgram = start("api", "kcron-api", { KCRON_STATE_DIR: join(work, "api-view"), KCRON_API_PORT: String(apiPort), KCRON_AUTH_JWKS_FILE: join(work, "jwks.json") });
+  await waitFor("every program assigned and kcron-api serving tenants' writes", () =>
+    programs.filter((entry) => entry !== apiProgram).every((entry) => entry.text.includes("event=assigned")) && apiProgram.text.includes("event=api_listening") && apiProgram.text.includes("feature=tenant-keys open=true"),
+  );
+  log(`programs ready; kcron-api on ${api}, webhook on 127.0.0.1:${hooks.port}`);
+
+  browser = await puppeteer.launch({ executablePath: chromium, headless: true, args: ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"] });
+  for (const { name, run } of scenarios) {
+    if (only && !name.includes(only)) continue;
+    ran += 1;
+    const begun = Date.now();
+    try {
+      await run();
+      log(`PASS ${name} (${((Date.now() - begun) / 1000).toFixed(1)} s)`);
+    } catch (error) {
+      failures.push(name);
+      log(`FAIL ${name}: ${error.message}`);
+      for (const page of await browser.pages()) await page.screenshot({ path: join(out, `failed-${failures.length}.png`) }).catch(() => {});
+    }
+  }
+}
+
+let code = 0;
+let ran = 0;
+try {
+  await main();
+  code = failures.length === 0 ? 0 : 1;
+} catch (error) {
+  log(`FAIL setup: ${error.stack || error.message}`);
+  code = 1;
+} finally {
+  if (browser) await browser.close().catch(() => {});
+  hookServer.close();
+  stopAll();
+  await waitFor("the programs to stop", () => programs.every((entry) => entry.exited !== undefined), 15000, 100).catch(() => programs.forEach((entry) => entry.child.kill("SIGKILL")));
+  if (code !== 0) {
+    for (const entry of programs) {
+      writeFileSync(join(out, `${entry.name}.log`), entry.text);
+      log(`--- last lines of ${entry.name}'s log\n${entry.text.split("\n").slice(-15).join("\n")}`);
+    }
+  }
+  rmSync(work, { recursive: true, force: true });
+}
+log(code === 0 ? `${ran} of ${scenarios.length} scenarios ran and passed; screenshots in ${out}` : `${failures.length || "setup"} failed: ${failures.join("; ")}`);
+process.exit(code);
