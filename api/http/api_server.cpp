@@ -1253,8 +1253,21 @@ struct ApiServer::Impl {
         {"by_state", by_state},
         {"by_queue", by_queue},
         {"rates", {{"window_s", kRateWindow.count()}, {"per_second", per_second}, {"complete", recent.complete}}},
+        {"lag", lag_json(caller->tenant)},
         {"view", {{"caught_up", follower.caught_up()}, {"lag_records", follower.lag()}, {"last_event", view.last_event()}}}};
     response.set_content(answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), std::string(kJson));
+  }
+
+  // The tenant's fire and start lags over the rate window, as the view's follower saw them.
+  nlohmann::json lag_json(const std::string& tenant) const {
+    const auto since = now_ms() - kRateWindow.count() * 1000;
+    nlohmann::json answer{{"window_s", kRateWindow.count()}};
+    for (const auto& [name, kind] : {std::pair{"fire", LagWindow::Kind::kFire}, std::pair{"start", LagWindow::Kind::kStart}}) {
+      const auto summary = follower.job_lags().summary(tenant_or_default(tenant), kind, since);
+      answer[name] = {
+          {"count", summary.count}, {"p50_ms", summary.p50_ms}, {"p99_ms", summary.p99_ms}, {"max_ms", summary.max_ms}};
+    }
+    return answer;
   }
 
   // Long-poll: the tenant's state changes after `since`, waiting up to `wait` seconds for one.

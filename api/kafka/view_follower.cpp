@@ -226,6 +226,9 @@ void ViewFollower::fold(RdKafka::Message& message, ViewBatch& batch) {
       return;
     }
     fold_status(batch.job(status.tenant(), status.job_id()), status);
+    if (status.state() == v1::QUEUED && status.due_ms() > 0 && status.at_ms() > 0) {
+      job_lags_.add(tenant_or_default(status.tenant()), LagWindow::Kind::kFire, status.at_ms(), status.at_ms() - status.due_ms());
+    }
     return;
   }
   if (topic == settings_.names.dead_letters()) {
@@ -265,6 +268,10 @@ void ViewFollower::fold(RdKafka::Message& message, ViewBatch& batch) {
     return;
   }
   fold_result(batch.job(result.tenant(), result.job_id()), result);
+  if (result.started_ms() > 0 && result.due_ms() > 0) {
+    job_lags_.add(tenant_or_default(result.tenant()), LagWindow::Kind::kStart, result.started_ms(),
+                  result.started_ms() - result.due_ms());
+  }
 }
 
 Status ViewFollower::flush(ViewBatch& batch) {

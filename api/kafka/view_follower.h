@@ -17,6 +17,7 @@
 #include <thread>
 #include <utility>
 
+#include "core/lag_window.h"
 #include "kcron/kafka.h"
 #include "kcron/metrics.h"
 #include "kcron/topics.h"
@@ -55,6 +56,8 @@ class ViewFollower {
   bool caught_up() const { return caught_up_.load(); }
   // Records on the followed topics not yet in the view (sampled each second).
   std::int64_t lag() const { return lag_records_.load(); }
+  // Recent fire and start lags per tenant, from the status records and results it folds.
+  const LagWindow& job_lags() const { return job_lags_; }
   // Why the follower stopped, if it did.
   std::string failure() const;
 
@@ -79,6 +82,7 @@ class ViewFollower {
 
   std::atomic<bool> caught_up_{false};
   std::atomic<std::int64_t> lag_records_{0};
+  LagWindow job_lags_;
   std::atomic<bool> stopping_{false};
   std::thread thread_;
 };

@@ -287,6 +287,42 @@ scenario("a viewer is offered no action, and a forced call is refused", async ()
   await context.close();
 });
 
+scenario("usable at a phone's width and by keyboard alone", async () => {
+  const context = await browser.createBrowserContext();
+  const submitted = await apiCall(tokens.operator, "/v1/jobs", { method: "POST", body: { id: "phone-1", noop: {} } });
+  expect(submitted.status === 202, `the phone scenario's job: HTTP ${submitted.status}`);
+  const page = await signIn(context, tokens.operator);
+  await page.setViewport({ width: 390, height: 844 }); // (isMobile would reload the page, and a reload signs out)
+  for (const hash of ["#/", "#/jobs", "#/jobs/phone-1", "#/new"]) {
+    await go(page, hash);
+    await page.waitForFunction(() => !document.querySelector('[aria-busy="true"]') && document.querySelector("main h1"), { timeout: 15000 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow <= 1, `${hash} is ${overflow} px wider than a phone's screen`);
+  }
+  await go(page, "#/jobs/phone-1");
+  await page.waitForFunction(() => document.querySelector(".job-title .state")?.textContent === "SUCCEEDED", { timeout: 30000 });
+  const order = await page.$$eval('[data-testid="timeline"] li .state', (nodes) => nodes.map((node) => node.textContent));
+  expect(order.join(" > ") === "QUEUED > RUNNING > SUCCEEDED", `the timeline's order: ${order.join(" > ")}`);
+  await shot(page, "phone-job");
+  // Keyboard: Tab reaches the pages in the header, Enter opens one, and focus is visible.
+  await page.setViewport({ width: 1280, height: 800 });
+  await go(page, "#/");
+  await page.waitForSelector('[data-testid="jobs-total"]');
+  await page.evaluate(() => document.activeElement && document.activeElement.blur());
+  let reached = "";
+  for (let press = 0; press < 8 && reached !== "Jobs"; press += 1) {
+    await page.keyboard.press("Tab");
+    reached = await page.evaluate(() => (document.activeElement && document.activeElement.closest("header nav") ? document.activeElement.textContent : ""));
+  }
+  expect(reached === "Jobs", "Tab did not reach the Jobs link in the header within 8 presses");
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  expect(outline !== "none", "the focused link shows no outline");
+  await page.keyboard.press("Enter");
+  await page.waitForFunction(() => window.location.hash === "#/jobs", { timeout: 5000 });
+  expect(page.problems.length === 0, page.problems.join("; "));
+  await context.close();
+});
+
 scenario("paging through 5,000 jobs: 50 a page, each once, never everything at once", async () => {
   let consistency = "";
   for (let batch = 0; batch < 5; batch += 1) {

@@ -8,6 +8,7 @@ import { may } from "../session.js";
 import { ErrorBox, Loading, State, Time, decodeBytes, kTerminal, since, taskOf } from "../util.js";
 
 const kOutputShown = 4000;
+const kAfterRunning = new Set(["SUCCEEDED", "FAILED", "RETRYING", "DEAD", "CANCELLED"]);
 
 function Output({ text }) {
   const [all, setAll] = useState(false);
@@ -23,7 +24,10 @@ function steps(view) {
   const history = [...(view.history || [])];
   const result = view.result;
   if (result && result.started_ms && !history.some((step) => step.state === "RUNNING" && (step.attempt || 0) === (result.attempt || 0))) {
-    const at = history.findIndex((step) => Number(step.at_ms) > Number(result.started_ms) && (step.attempt || 0) >= (result.attempt || 0));
+    // Before the attempt's outcome (which may carry the same millisecond), a later attempt, or a
+    // later instant, whichever comes first.
+    const attempt = result.attempt || 0;
+    const at = history.findIndex((step) => (step.attempt || 0) > attempt || ((step.attempt || 0) === attempt && kAfterRunning.has(step.state)) || Number(step.at_ms) > Number(result.started_ms));
     const running = { state: "RUNNING", attempt: result.attempt, at_ms: result.started_ms, component: result.worker_id, reason: "" };
     if (at < 0) history.push(running);
     else history.splice(at, 0, running);

@@ -7,6 +7,14 @@ import { ErrorBox, Loading, State, kStates } from "../util.js";
 
 const rate = (rates, ...states) => states.reduce((sum, state) => sum + (rates[state] || 0), 0);
 
+// p50 / p99 of a lag over the last minute, or a dash when no job started or fired in it.
+function LagCard({ label, lag, note }) {
+  const value = lag && lag.count ? html`${lag.p50_ms} <small>/ ${lag.p99_ms} ms</small>` : "–";
+  return html`<div class="card" title=${lag && lag.count ? `${lag.count} jobs in the last minute; the slowest ${lag.max_ms} ms` : "no job in the last minute"}>
+    <div class="label">${label} p50 / p99</div><div class="value">${value}</div><div class="muted">${note}</div>
+  </div>`;
+}
+
 export function Overview({ session }) {
   const stats = usePolled(() => call("/v1/stats"), 2000);
   const workers = usePolled(() => call("/v1/workers"), 5000);
@@ -24,6 +32,8 @@ export function Overview({ session }) {
       <div class="card"><div class="label">submitted / s</div><div class="value">${Math.max(perSecond.SUBMITTED || 0, perSecond.PENDING || 0).toFixed(1)}</div><div class="muted">last ${data.rates.window_s || 60} s</div></div>
       <div class="card"><div class="label">completed / s</div><div class="value">${rate(perSecond, "SUCCEEDED", "DEAD", "CANCELLED", "SKIPPED").toFixed(1)}</div><div class="muted">succeeded, dead, cancelled, skipped</div></div>
       <div class="card"><div class="label">started / s</div><div class="value">${rate(perSecond, "RUNNING").toFixed(1)}</div></div>
+      <${LagCard} label="start lag" lag=${data.lag && data.lag.start} note="worker start − due" />
+      <${LagCard} label="fire lag" lag=${data.lag && data.lag.fire} note="committed to run − due (negative: fired ahead)" />
       <a class="card" href="#/dead-letters"><div class="label">dead, waiting for a replay</div><div class="value" data-testid="dead-total">${data.by_state.DEAD || 0}</div></a>
       <a class="card" href="#/workers"><div class="label">workers live</div><div class="value">${live === null ? "…" : live}</div></a>
     </div>
