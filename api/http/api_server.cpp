@@ -20,6 +20,7 @@
 
 #include "console/console_assets.h"
 #include "core/cron_expression.h"
+#include "core/job_view.h"
 #include "core/problem.h"
 #include "core/rate_limiter.h"
 #include "core/requests.h"
@@ -788,8 +789,43 @@ struct ApiServer::Impl {
     for (std::size_t index = 0; index < page.items.size(); ++index) body += (index > 0 ? "," : "") + to_json(page.items[index]);
     body += ']';
     if (!page.next.empty()) body += fmt::format(R"(,"next_page_token":"{}")", hex(page.next));
+    nlohmann::json runs = nlohmann::json::object();
+    for (const auto& schedule : page.items) runs[schedule.id()] = schedule_runs(caller->tenant, schedule);
+    body += R"(,"runs":)";
+    body += runs.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     body += '}';
     response.set_content(body, std::string(kJson));
+  }
+
+  // A schedule's next run (by its expression in its zone, within its start and end; none while
+  // paused) and its last run that ended, with the outcome (among its 20 newest runs).
+  nlohmann::json schedule_runs(const std::string& tenant, const v1::Schedule& schedule) const {
+    nlohmann::json runs = nlohmann::json::object();
+    auto expression = cron::CronExpression::parse(schedule.expression());
+    auto zone = schedule.time_zone().empty() ? Result<cron::TimeZone>(cron::TimeZone::utc())
+                                             : cron::TimeZone::locate(schedule.time_zone());
+    if (expression && zone && !schedule.paused()) {
+      auto after = std::chrono::time_point_cast<Millis>(std::chrono::system_clock::now());
+      if (schedule.has_start()) {
+        after = std::max(after, Instant(Millis(google::protobuf::util::TimeUtil::TimestampToMilliseconds(schedule.start()) - 1)));
+      }
+      auto fire = expression->next_after(after, *zone);
+      if (fire && (!schedule.has_end() || fire->time_since_epoch().count() <=
+                                              google::protobuf::util::TimeUtil::TimestampToMilliseconds(schedule.end()))) {
+        runs["next"] = cron::format_rfc3339(*fire);
+      }
+    }
+    ListQuery recent;
+    recent.schedule_id = schedule.id();
+    recent.page_size = 20;
+    for (const auto& job : view.list(tenant, recent).jobs) {
+      if (!is_terminal(job.state())) continue;
+      runs["last"] = {{"id", job.id()},
+                      {"state", std::string(state_name(job.state()))},
+                      {"due", cron::format_rfc3339(Instant(Millis(job.due_ms())))}};
+      break;
+    }
+    return runs;
   }
 
   void get_schedule(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {

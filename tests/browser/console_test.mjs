@@ -224,6 +224,11 @@ scenario("a cron schedule made in the form shows its next instants in words, the
   expect(/second/i.test(explain), `the expression explained: ${explain}`);
   await page.waitForFunction(() => [...document.querySelectorAll(".facts dd a")].some((node) => node.textContent.startsWith("every-2s@")), { timeout: 30000 });
   await shot(page, "schedule");
+  // The list: its next run in its zone and how the last run ended.
+  await go(page, "#/schedules");
+  await page.waitForFunction(() => [...document.querySelectorAll("tbody tr")].some((row) => row.textContent.includes("every-2s") && row.textContent.includes("Europe/Berlin") && row.textContent.includes("SUCCEEDED")), { timeout: 30000 });
+  await go(page, "#/schedules/every-2s");
+  await page.waitForSelector(".actions button");
   // Stop it: the later scenarios count jobs.
   page.on("dialog", (dialog) => dialog.accept());
   await page.click(".actions button:first-child"); // Pause

@@ -967,6 +967,7 @@ TEST_CASE("a schedule created, paused, triggered, resumed and deleted through th
   CHECK(api.call("GET", "/v1/schedules/tick", stranger, "", after)->status == 404);
   auto listed = body_of(api.call("GET", "/v1/schedules", viewer));
   REQUIRE(listed["schedules"].size() == 1);
+  CHECK(listed["runs"]["tick"].contains("next"));
   auto next = body_of(api.call("GET", "/v1/schedules/tick/next?count=3", viewer));
   CHECK(next["next"].size() == 3);
   CHECK_FALSE(next["explain"].get<std::string>().empty());
@@ -984,6 +985,11 @@ TEST_CASE("a schedule created, paused, triggered, resumed and deleted through th
   std::this_thread::sleep_for(3s);
   CHECK(schedule_runs(api, viewer, "tick").size() == paused_runs);
   CHECK(body_of(api.call("GET", "/v1/schedules/tick", viewer))["paused"] == true);
+  // The list says when each schedule runs next (none while paused) and how its last run ended.
+  auto listed_paused = body_of(api.call("GET", "/v1/schedules", viewer));
+  CHECK_FALSE(listed_paused["runs"]["tick"].contains("next"));
+  CHECK(listed_paused["runs"]["tick"]["last"]["state"] == "SUCCEEDED");
+  CHECK(listed_paused["runs"]["tick"]["last"]["id"].get<std::string>().starts_with("tick@"));
 
   // Triggered while paused: one run now.
   auto triggered = api.call("POST", "/v1/schedules/tick:trigger", operator_token);

@@ -23,16 +23,20 @@ export function Schedules() {
     <${ErrorBox} error=${list.error} />
     ${schedules.length === 0 ? html`<p class="muted empty">No schedules yet. <a href="#/new">Create one</a> (choose "On a schedule").</p>` : html`
     <div class="table-wrap"><table>
-      <thead><tr><th>Schedule</th><th>Expression</th><th>Zone</th><th>Does</th><th>Missed runs</th><th>Overlap</th><th></th></tr></thead>
-      <tbody>${schedules.map((schedule) => html`<tr key=${schedule.id}>
+      <thead><tr><th>Schedule</th><th>Expression</th><th>Next run</th><th>Last run</th><th>Does</th><th>Missed runs</th><th>Overlap</th><th></th></tr></thead>
+      <tbody>${schedules.map((schedule) => {
+        const runs = (list.data.runs || {})[schedule.id] || {};
+        return html`<tr key=${schedule.id}>
         <td><a href=${"#/schedules/" + encodeURIComponent(schedule.id)}>${schedule.id}</a></td>
         <td><code>${schedule.expression}</code></td>
-        <td>${schedule.time_zone || "UTC"}</td>
+        <td>${runs.next ? html`<${ZonedTime} ms=${Date.parse(runs.next)} zone=${schedule.time_zone || "UTC"} />` : html`<span class="muted">${schedule.paused ? "paused" : "none"}</span>`}</td>
+        <td>${runs.last ? html`<a href=${"#/jobs/" + encodeURIComponent(runs.last.id)}><${State} state=${runs.last.state} /></a> <${Time} ms=${Date.parse(runs.last.due)} />` : html`<span class="muted">none yet</span>`}</td>
         <td class="task">${taskOf(schedule.job_template)}</td>
         <td>${kMisfire[schedule.misfire || "FIRE_ONCE"]}</td>
         <td>${kOverlap[schedule.overlap || "ALLOW"]}</td>
         <td>${schedule.paused && html`<span class="state state-paused">paused</span>`}</td>
-      </tr>`)}</tbody>
+      </tr>`;
+      })}</tbody>
     </table></div>`}
     <nav class="pager" aria-label="pages">
       <button disabled=${pages.length === 1} onClick=${() => setPages(pages.slice(0, -1))}>← First</button>
