@@ -34,6 +34,8 @@ const built = await esbuild.build({
   entryNames: "[name]-[hash]",
   outdir: "assets",
   write: false,
+  // The packages of the given node_modules, never one that happens to lie beside the sources.
+  alias: { preact: join(modules, "preact"), htm: join(modules, "htm") },
   nodePaths: [modules],
   legalComments: "none",
   logLevel: "warning",

@@ -127,6 +127,9 @@ int run(int argc, char** argv) {
   }
   settings.tenants = &tenants;
   settings.follow_tenants = [&follower] { follower.poll(1000); };
+  // The heartbeat says what this worker can run (the console offers these in its job form).
+  if (exec_policy->programs.size() <= 100) settings.programs = exec_policy->programs;
+  settings.handlers = runner.handler_names();
   kcron::worker::WorkerLoop loop(settings, runner, clock, metrics, &http);
   runner.register_executor(kcron::v1::Job::kKafka, loop.kafka_executor());
   runner.register_executor(kcron::v1::Job::kHttp, kcron::worker::make_http_executor(*http_policy));

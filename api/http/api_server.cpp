@@ -1097,6 +1097,13 @@ struct ApiServer::Impl {
     auto zone = zone_name.empty() ? Result<cron::TimeZone>(cron::TimeZone::utc()) : cron::TimeZone::locate(zone_name);
     if (!zone) return reply_problem(response, make_problem(400, zone.error().message(), "time_zone"), request_id);
     auto answer = instants(*expression, *zone, count);
+    if (answer["next"].empty()) {
+      // As the cron-producer refuses a schedule that never fires (e.g. 0 0 30 2 *).
+      auto never = expression->next_after(std::chrono::time_point_cast<Millis>(std::chrono::system_clock::now()), *zone);
+      return reply_problem(
+          response, make_problem(400, never ? std::string("the expression never fires") : never.error().message(), "expression"),
+          request_id);
+    }
     answer["expression"] = text;
     response.set_content(answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), std::string(kJson));
   }
@@ -1575,21 +1582,25 @@ struct ApiServer::Impl {
                         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
                         "base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
     response.set_header("Cache-Control", found->immutable ? "public, max-age=31536000, immutable" : "no-cache");
-    response.set_header("ETag", std::string(found->etag));
     response.set_header("Vary", "Accept-Encoding");
+    // Each encoding its own ETag: a range of one must never be joined with bytes of the other.
+    const bool gzip = !found->gzip.empty() && request.get_header_value("Accept-Encoding").find("gzip") != std::string::npos;
+    std::string etag(found->etag);
+    if (gzip && etag.size() >= 2) etag.insert(etag.size() - 1, "-gz");
+    response.set_header("ETag", etag);
     const auto matches = request.get_header_value("If-None-Match");
-    if (!matches.empty() && matches.find(found->etag) != std::string::npos) {
+    if (!matches.empty() && matches.find(etag) != std::string::npos) {
       response.status = 304;
       return;
     }
-    if (!found->gzip.empty() && request.get_header_value("Accept-Encoding").find("gzip") != std::string::npos) {
+    if (gzip) {
       // The gzip made at build time, through a content provider of known length: httplib would
       // compress a body set with set_content once more (it does not look at Content-Encoding).
       response.set_header("Content-Encoding", "gzip");
-      const auto gzip = found->gzip;
-      response.set_content_provider(gzip.size(), std::string(found->content_type),
-                                    [gzip](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
-                                      return sink.write(gzip.data() + offset, std::min(length, gzip.size() - offset));
+      const auto bytes = found->gzip;
+      response.set_content_provider(bytes.size(), std::string(found->content_type),
+                                    [bytes](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                                      return sink.write(bytes.data() + offset, std::min(length, bytes.size() - offset));
                                     });
     } else {
       response.set_content(found->body.data(), found->body.size(), std::string(found->content_type));

@@ -329,7 +329,9 @@ void ViewFollower::run() {
     }
     // Not before the view caught up: a job swept while its topics replay would come back from a
     // later record of it.
-    if (settings_.finished_retention.count() > 0 && caught_up_.load() && now >= next_sweep) {
+    // Nor while the batch holds changes: a job loaded into it before the sweep removed it would be
+    // written back from its stale copy, without the index entries the sweep deleted.
+    if (settings_.finished_retention.count() > 0 && caught_up_.load() && now >= next_sweep && batch.empty()) {
       next_sweep = now + settings_.sweep_interval;
       const auto cutoff =
           std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()) -

@@ -19,6 +19,9 @@ kcron::v1::WorkerHeartbeat beat() {
   heartbeat.add_running("acme~report");
   heartbeat.add_running("beta~payroll");
   heartbeat.add_running("plain-default-job");
+  heartbeat.set_cpu_seconds(12.5);
+  heartbeat.add_programs("/usr/bin/report");
+  heartbeat.add_handlers("send-mail");
   return heartbeat;
 }
 
@@ -37,7 +40,13 @@ TEST_CASE("a tenant's caller sees a worker's capacity and its own running jobs, 
   CHECK(acme.member_id().empty());
   CHECK(acme.succeeded() == 0);
   CHECK(acme.failed() == 0);
-  CHECK(acme.rss_bytes() == 0);
+  // What it can run and how it fares: the same for every tenant, naming no job.
+  CHECK(acme.rss_bytes() == 1 << 20);
+  CHECK(acme.cpu_seconds() == 12.5);
+  REQUIRE(acme.programs_size() == 1);
+  CHECK(acme.programs(0) == "/usr/bin/report");
+  REQUIRE(acme.handlers_size() == 1);
+  CHECK(acme.handlers(0) == "send-mail");
 
   const auto others = kcron::api::worker_for_tenant(beat(), "gamma");
   CHECK(others.running_size() == 0);

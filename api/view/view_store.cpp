@@ -58,7 +58,7 @@ constexpr std::int64_t kEventTimeKept = 30LL * 24 * 3600 * 1000;
 // which drops them; and SST files dense in deletes are compacted by RocksDB itself (the
 // compact-on-deletion collector: kDeletionTrigger deletes within kDeletionWindow entries).
 constexpr std::uint64_t kCompactAfterDeletes = 100'000;
-constexpr std::chrono::seconds kCompactWhenQuiet{10};
+constexpr std::chrono::seconds kCompactWhenQuiet{10};  // and at least a tenth of kCompactAfterDeletes
 constexpr std::size_t kDeletionWindow = 32'768;
 constexpr std::size_t kDeletionTrigger = 8'192;
 
@@ -487,6 +487,9 @@ void ViewStore::hand_off_compaction() {
           const rocksdb::Slice end(last);  // inclusive
           rocksdb::CompactRangeOptions options;
           options.exclusive_manual_compaction = false;  // RocksDB's own compactions go on
+          // Rewrite the bottom level too: by default a lone file is only moved down a level, its
+          // tombstones with it, and the bottom level is skipped without a compaction filter.
+          options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
           (void)db_->CompactRange(options, &begin, &end);
         }
         ++compactions_;
@@ -503,7 +506,9 @@ void ViewStore::maintain(std::chrono::steady_clock::time_point now) {
   if (deletes_pending_ != quiet_deletes_) {
     quiet_deletes_ = deletes_pending_;
     quiet_since_ = now;
-  } else if (now - quiet_since_ >= kCompactWhenQuiet) {
+  } else if (now - quiet_since_ >= kCompactWhenQuiet && deletes_pending_ >= compact_after_deletes_ / 10) {
+    // A few deletes are left to RocksDB: a hand-off flushes the memtable and rewrites every file
+    // the spans overlap, not worth it for a handful.
     hand_off_compaction();
   }
 }
@@ -618,11 +623,16 @@ Status ViewStore::commit(ViewBatch& batch) {
     // Only the index entries that moved: most transitions change the state's entry alone, and an
     // entry deleted and written again leaves versions every newest-first scan steps over until
     // compaction drops them (a list by queue after a burst paid for each job's every transition).
-    auto fresh = index_keys(view);
-    std::sort(fresh.begin(), fresh.end());
+    // Sorted and unique: two labels can make one key ("a\0b"="c" and "a"="b\0c"), and a
+    // multiset difference would delete an entry still needed.
+    const auto sorted_unique = [](std::vector<std::string> keys) {
+      std::sort(keys.begin(), keys.end());
+      keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+      return keys;
+    };
+    auto fresh = sorted_unique(index_keys(view));
     if (changed.stored) {
-      auto before = index_keys(*changed.stored);
-      std::sort(before.begin(), before.end());
+      const auto before = sorted_unique(index_keys(*changed.stored));
       std::vector<std::string> gone;
       std::set_difference(before.begin(), before.end(), fresh.begin(), fresh.end(), std::back_inserter(gone));
       for (const auto& index : gone) {

@@ -70,6 +70,8 @@ class ViewBatch {
   // An audit record, identified by where it was read ("<topic>/<partition>@<offset>").
   void audit(std::string_view tenant, const std::string& source, const v1::AuditRecord& record);
   void advance(const std::string& topic, std::int32_t partition, std::int64_t next_offset);
+  // Nothing to commit: no job, raw key or position changed since the last commit.
+  bool empty() const { return changed_.empty() && raw_.empty() && positions_.empty(); }
   std::size_t jobs() const { return changed_.size(); }
   const Positions& positions() const { return positions_; }
 
@@ -167,7 +169,8 @@ class ViewStore {
   // Deleted index entries are compacted away once this many were deleted (see kCompactAfterDeletes).
   void set_compact_after_deletes(std::uint64_t deletes) { compact_after_deletes_ = deletes; }
   // Called by the writer thread now and then: once no index entry was deleted for a while (a burst
-  // ended), the deleted entries not yet compacted are, rather than wait for more deletes.
+  // ended), the deleted entries not yet compacted are (when at least a tenth of the hand-off's
+  // count), rather than wait for more deletes.
   void maintain(std::chrono::steady_clock::time_point now);
   // Compactions of deleted index entries done so far, and whether one is queued or running.
   std::uint64_t compactions() const { return compactions_.load(); }

@@ -79,6 +79,8 @@ void Heartbeats::send(const std::vector<std::string>& running, std::uint64_t suc
   beat.set_role(settings_.role);
   beat.set_member_id(member_id_);
   for (const auto& feature : settings_.features) beat.add_features(feature);
+  for (const auto& program : settings_.programs) beat.add_programs(program);
+  for (const auto& handler : settings_.handlers) beat.add_handlers(handler);
   auto headers = typed_headers(settings_.role.empty() ? "worker" : settings_.role, "");
   headers.emplace_back(header::kStatus, stopped ? "STOPPED" : "LIVE");
   const OutRecord record{settings_.topic, -1, settings_.worker_id, encode(beat), false, headers};

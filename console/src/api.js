@@ -81,18 +81,36 @@ export async function call(path, { method = "GET", body, signal, query } = {}) {
 
 // Follows the tenant's state changes (GET /v1/events long-polls) until the signal aborts; calls
 // onEvents with each non-empty batch. Errors back off and retry; a 401 ends it (sign-out follows).
+// Only while the tab is visible; an empty answer that came back at once (the server's waiting
+// slots are taken: it answers with Retry-After) waits before the next ask.
+const pause = (ms, signal) =>
+  new Promise((done) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      done();
+    }, { once: true });
+  });
+
 export async function followEvents(signal, onEvents) {
   let cursor = "";
   let backoff = 1000;
   while (!signal.aborted) {
+    if (document.visibilityState === "hidden") {
+      await pause(1000, signal);
+      continue;
+    }
+    const asked = Date.now();
     try {
       const answer = await call("/v1/events", { query: { since: cursor, wait: 25, limit: 200 }, signal });
       cursor = answer.cursor || cursor;
       backoff = 1000;
-      if (answer.events && answer.events.length) onEvents(answer.events);
+      const events = answer.events || [];
+      if (events.length) onEvents(events);
+      else if (Date.now() - asked < 1000) await pause(2000, signal);
     } catch (error) {
       if (signal.aborted || error.status === 401) return;
-      await new Promise((done) => setTimeout(done, backoff));
+      await pause(error.status === 429 ? Math.max(backoff, 5000) : backoff, signal);
       backoff = Math.min(backoff * 2, 15000);
     }
   }

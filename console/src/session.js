@@ -9,9 +9,14 @@ export const kRoles = ["viewer", "member", "operator", "admin", "system"];
 export function takeTokenFromAddress() {
   const hash = window.location.hash;
   if (!hash.startsWith("#token=")) return "";
-  const token = decodeURIComponent(hash.slice("#token=".length).split("&")[0]);
+  // Out of the address bar and the history first, whatever the token turns out to be.
   window.history.replaceState(null, "", window.location.pathname + window.location.search + "#/");
-  return token;
+  const raw = hash.slice("#token=".length).split("&")[0];
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw; // not percent-encoded: the API says what is wrong with it
+  }
 }
 
 // The token's expiry in epoch ms (0 when it has none the console can read): only to sign out on

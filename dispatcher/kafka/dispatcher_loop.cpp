@@ -43,6 +43,8 @@ DispatcherLoop::DispatcherLoop(LoopSettings settings, DispatcherCore& core, Dela
                    .role = "dispatcher",
                    .features = dispatcher_features(),
                    .queues = {core.settings().queues.begin(), core.settings().queues.end()},
+                   .programs = {},
+                   .handlers = {},
                    .slots = 0,
                    .interval = settings_.heartbeat_interval},
                   clock),

@@ -451,6 +451,11 @@ TEST_CASE("the console is served at / with a strict CSP, hashed assets cached fo
   CHECK(page->get_header_value("Cache-Control") == "no-cache");
   CHECK(page->get_header_value("X-Frame-Options") == "DENY");
   CHECK_FALSE(page->has_header("Content-Encoding"));
+#ifndef KCRON_CONSOLE_BUILT
+  // Built with KCRON_CONSOLE=OFF: one page that says so.
+  CHECK(page->body.find("KCRON_CONSOLE=OFF") != std::string::npos);
+  return;
+#endif
   // Only the console's own script, no inline one.
   std::smatch script;
   REQUIRE(std::regex_search(page->body, script,
@@ -464,16 +469,38 @@ TEST_CASE("the console is served at / with a strict CSP, hashed assets cached fo
   CHECK(code->get_header_value_count("Content-Encoding") == 1);
   CHECK(code->get_header_value("Content-Encoding") == "gzip");
   CHECK(code->body.starts_with("\x1f\x8b"));
-  // Unchanged since the browser's copy: 304, no body.
-  auto again = client.Get("/", {{"If-None-Match", page->get_header_value("ETag")}});
+  // Unchanged since the browser's copy: 304, no body. Each encoding has its own ETag.
+  auto again = client.Get("/", {{"If-None-Match", page->get_header_value("ETag")}, {"Accept-Encoding", "identity"}});
   REQUIRE(again);
   CHECK(again->status == 304);
   CHECK(again->body.empty());
+  auto plain_code = client.Get(script[1].str(), {{"Accept-Encoding", "identity"}});
+  REQUIRE(plain_code);
+  CHECK(plain_code->get_header_value("ETag") != code->get_header_value("ETag"));
+  CHECK(client.Get(script[1].str(), {{"Accept-Encoding", "gzip"}, {"If-None-Match", code->get_header_value("ETag")}})->status ==
+        304);
   // Nothing else is served: an unknown asset is a problem like any unknown path.
   auto missing = client.Get("/assets/app-NOTHERE.js");
   REQUIRE(missing);
   CHECK(missing->status == 404);
   CHECK(missing->get_header_value("Content-Type").starts_with("application/problem+json"));
+
+  // The schedule form's preview: explained instants, or a 400 saying why (as the cron-producer would).
+  const auto viewer = api_token(keys, "acme", "viewer");
+  auto preview = body_of(
+      api.call("GET", "/v1/schedules:preview?expression=0%209%20*%20*%20MON-FRI&time_zone=Europe/Berlin&count=2", viewer));
+  CHECK(preview["next"].size() == 2);
+  CHECK(preview["time_zone"] == "Europe/Berlin");
+  for (const auto* bad : {"0%200%2030%202%20*", "61%20*%20*%20*%20*", ""}) {
+    auto refused = api.call("GET", fmt::format("/v1/schedules:preview?expression={}", bad), viewer);
+    REQUIRE(refused);
+    CHECK(refused->status == 400);
+    CHECK(body_of(refused)["field"] == "expression");
+  }
+  auto bad_zone = api.call("GET", "/v1/schedules:preview?expression=@daily&time_zone=Mars/Olympus", viewer);
+  REQUIRE(bad_zone);
+  CHECK(bad_zone->status == 400);
+  CHECK(body_of(bad_zone)["field"] == "time_zone");
 
   Api without(env, keys, "api2", {"KCRON_API_CONSOLE=false"});
   httplib::Client plain("127.0.0.1", without.port);

@@ -44,6 +44,11 @@ class Runner {
   explicit Runner(const Clock& clock) : clock_(clock) {}
   // A C++ handler for HandlerTask jobs with this name.
   void register_handler(const std::string& name, Handler handler) { handlers_[name] = std::move(handler); }
+  std::vector<std::string> handler_names() const {
+    std::vector<std::string> names;
+    for (const auto& [name, handler] : handlers_) names.push_back(name);
+    return names;
+  }
   // The executor of a task kind (kExec, kHttp, kKafka). Without one, such jobs fail with a clear,
   // non-retriable error naming the setting that enables them.
   void register_executor(v1::Job::TaskCase kind, Handler executor) { executors_[kind] = std::move(executor); }

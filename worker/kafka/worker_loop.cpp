@@ -37,6 +37,8 @@ WorkerLoop::WorkerLoop(LoopSettings settings, const Runner& runner, const Clock&
                    .role = "",
                    .features = worker_features(),
                    .queues = settings_.queues,
+                   .programs = settings_.programs,
+                   .handlers = settings_.handlers,
                    .slots = settings_.slots,
                    .interval = settings_.heartbeat_interval},
                   clock),

@@ -47,6 +47,8 @@ struct LoopSettings {
   kafka::Properties client;
   TopicNames names{"kcron."};
   std::vector<std::string> queues = {"default"};
+  std::vector<std::string> programs;  // its exec allowlist, in its heartbeat
+  std::vector<std::string> handlers;  // its registered handler names, in its heartbeat
   std::string instance_id = "worker-1";
   std::size_t slots = 4;
   std::size_t prefetch = 0;  // jobs fetched ahead per band while slots are busy; 0 = slots

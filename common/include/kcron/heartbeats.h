@@ -27,6 +27,8 @@ struct HeartbeatSettings {
   std::string role;       // empty for a worker (as before roles), "dispatcher"
   std::vector<std::string> features;
   std::vector<std::string> queues;
+  std::vector<std::string> programs;  // a worker's exec allowlist
+  std::vector<std::string> handlers;  // a worker's registered handler names
   std::size_t slots = 0;
   Millis interval{5000};  // 0: no heartbeats
 };

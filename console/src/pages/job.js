@@ -49,6 +49,14 @@ function Timeline({ view }) {
   </ol>`;
 }
 
+// The definition as a user may send it back: without what kcron sets itself (the API refuses a
+// body that names them).
+function editable(job) {
+  const copy = { ...(job || {}) };
+  for (const field of ["id", "tenant", "submitted_by", "attempt", "history", "schedule_run"]) delete copy[field];
+  return copy;
+}
+
 function Actions({ view, session, onDone }) {
   const [busy, setBusy] = useState("");
   const [error, setError] = useState(null);
@@ -73,9 +81,9 @@ function Actions({ view, session, onDone }) {
   const buttons = [];
   if (manage && !terminal) buttons.push(html`<button class="danger" disabled=${!!busy} onClick=${() => window.confirm(`Cancel job ${view.id}?`) && act("cancel", `/v1/jobs/${id}:cancel`, { reason: `cancelled in the console by ${session.subject}` })}>Cancel</button>`);
   if (manage && view.state === "DEAD") buttons.push(html`<button disabled=${!!busy} onClick=${() => act("replay", `/v1/jobs/${id}:replay`, {})}>Replay</button>`);
-  if (manage && (view.state === "PENDING" || view.state === "RETRYING" || !view.state)) {
+  if (manage && (view.state === "PENDING" || !view.state)) {
     buttons.push(html`<button disabled=${!!busy} onClick=${() => {
-      setDefinition(JSON.stringify(view.job || {}, null, 2));
+      setDefinition(JSON.stringify(editable(view.job), null, 2));
       setEditing(!editing);
     }}>Update…</button>`);
   }
@@ -101,7 +109,9 @@ function Actions({ view, session, onDone }) {
 }
 
 export function JobPage({ id, session }) {
-  const job = usePolled(() => call(`/v1/jobs/${encodeURIComponent(id)}`), 0, [id]);
+  // Kept fresh by the tenant's events, and every 5 s as well: a change between the first load
+  // and the events' first answer, or while the events are refused, is not missed.
+  const job = usePolled(() => call(`/v1/jobs/${encodeURIComponent(id)}`), 5000, [id]);
   useEvents((events) => {
     if (events.some((event) => event.id === id)) job.refresh();
   }, [id]);

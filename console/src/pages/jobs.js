@@ -48,7 +48,13 @@ export function Jobs({ query }) {
       load();
     }, 1000);
   }, [filterKey, token]);
-  useEffect(() => () => clearTimeout(pending.current), []);
+  useEffect(
+    () => () => {
+      clearTimeout(pending.current); // a reload planned for another page or filter
+      pending.current = null;
+    },
+    [filterKey, token],
+  );
 
   // The rows shown are of another page or filter until this one's answer came.
   const busy = answer.loading || answer.of !== filterKey + "\u0001" + token;

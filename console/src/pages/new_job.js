@@ -4,6 +4,8 @@
 import { useEffect, useState } from "preact/hooks";
 import { html } from "../html.js";
 import { call } from "../api.js";
+import { usePolled } from "../poll.js";
+import { may } from "../session.js";
 import { ErrorBox, ZonedTime } from "../util.js";
 
 const base64 = (text) => {
@@ -68,7 +70,7 @@ export function buildJob(form) {
   return job;
 }
 
-function TaskFields({ type }) {
+function TaskFields({ type, offered }) {
   switch (type) {
     case "http":
       return html`<fieldset><legend>Webhook</legend>
@@ -80,8 +82,10 @@ function TaskFields({ type }) {
       </fieldset>`;
     case "exec":
       return html`<fieldset><legend>Command</legend>
-        <label class="wide">Program and arguments <input name="command" required placeholder="/usr/local/bin/report --day today" /></label>
-        <p class="muted">The program must be in the worker's allowlist (<code>exec.allow</code>); the worker refuses any other.</p>
+        <label class="wide">Program and arguments <input name="command" required list="programs" autocomplete="off" placeholder="/usr/local/bin/report --day today" /></label>
+        <datalist id="programs">${offered.programs.map((program) => html`<option value=${program} />`)}</datalist>
+        <p class="muted">The program must be in the workers' allowlist (<code>exec.allow</code>); the worker refuses any other.
+          ${offered.programs.length ? html` Your workers allow: ${offered.programs.map((program, index) => html`${index ? ", " : ""}<code>${program}</code>`)}.` : " No live worker allows one."}</p>
       </fieldset>`;
     case "kafka":
       return html`<fieldset><legend>Kafka record</legend>
@@ -91,7 +95,8 @@ function TaskFields({ type }) {
       </fieldset>`;
     case "handler":
       return html`<fieldset><legend>Handler</legend>
-        <label>Name <input name="handler" required placeholder="send-report" /></label>
+        <label>Name <input name="handler" required list="handlers" autocomplete="off" placeholder="send-report" /></label>
+        <datalist id="handlers">${offered.handlers.map((name) => html`<option value=${name} />`)}</datalist>
         <label class="wide">Arguments <textarea name="args" rows="2" placeholder="key=value"></textarea></label>
       </fieldset>`;
     default:
@@ -130,13 +135,21 @@ function CronPreview({ expression, zone }) {
   </div>`;
 }
 
-export function NewJob() {
+export function NewJob({ session }) {
+  const schedules = may(session, "manage-schedules");
   const [type, setType] = useState("http");
   const [when, setWhen] = useState("now");
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
   const [expression, setExpression] = useState("");
   const [zone, setZone] = useState(kZone);
+  // What the live workers can run: the programs of their allowlists, their handlers.
+  const workers = usePolled(() => call("/v1/workers"), 0);
+  const live = ((workers.data && workers.data.workers) || []).filter((worker) => worker.alive && !worker.role);
+  const offered = {
+    programs: [...new Set(live.flatMap((worker) => worker.programs || []))].sort(),
+    handlers: [...new Set(live.flatMap((worker) => worker.handlers || []))].sort(),
+  };
   const submit = async (event) => {
     event.preventDefault();
     const form = new FormData(event.target);
@@ -167,10 +180,10 @@ export function NewJob() {
           ${[["http", "Webhook"], ["exec", "Command"], ["kafka", "Kafka record"], ["handler", "Handler"], ["noop", "No-op"]].map(([value, label]) => html`<label class="choice"><input type="radio" name="type" value=${value} checked=${type === value} onChange=${() => setType(value)} /> ${label}</label>`)}
         </div>
       </fieldset>
-      <${TaskFields} type=${type} />
+      <${TaskFields} type=${type} offered=${offered} />
       <fieldset><legend>When</legend>
         <div class="choices" role="radiogroup" aria-label="when">
-          ${[["now", "Now"], ["at", "At a time"], ["delay", "After a delay"], ["cron", "On a schedule"]].map(([value, label]) => html`<label class="choice"><input type="radio" name="when" value=${value} checked=${when === value} onChange=${() => setWhen(value)} /> ${label}</label>`)}
+          ${[["now", "Now"], ["at", "At a time"], ["delay", "After a delay"], ...(schedules ? [["cron", "On a schedule"]] : [])].map(([value, label]) => html`<label class="choice"><input type="radio" name="when" value=${value} checked=${when === value} onChange=${() => setWhen(value)} /> ${label}</label>`)}
         </div>
         ${when === "at" && html`<label>At (your zone, ${kZone}) <input type="datetime-local" name="at" required /></label>`}
         ${when === "delay" && html`<label>Delay in seconds <input type="number" name="delay" min="1" required /></label>`}
