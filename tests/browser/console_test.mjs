@@ -152,6 +152,7 @@ const go = async (page, hash) => {
 const scenarios = [];
 const scenario = (name, run) => scenarios.push({ name, run });
 let tokens = {};
+let issueShortLived = () => "";
 let browser;
 
 scenario("sign in as tenant A: who, tenant and role are shown, the token leaves the address bar", async () => {
@@ -337,8 +338,64 @@ scenario("a member updates its own pending job, cannot touch another's, and mark
   await page.waitForFunction(() => document.querySelector(".job-title")?.textContent.includes("olgas-1") && document.querySelector(".actions"), { timeout: 30000 });
   const actions = await page.$$eval(".actions button", (buttons) => buttons.map((button) => button.textContent));
   expect(actions.join(",") === "Clone", `a member's actions on another's job: ${actions.join(", ")}`);
+  // Its own job, cancelled (the console asks first).
+  page.removeAllListeners("dialog");
+  page.on("dialog", (dialog) => dialog.accept());
+  await go(page, "#/jobs/mine-1");
+  await page.waitForFunction(() => document.querySelector(".job-title")?.textContent.includes("mine-1") && document.querySelector("button.danger"), { timeout: 30000 });
+  await page.click("button.danger");
+  await page.waitForFunction(() => document.querySelector(".job-title .state")?.textContent === "CANCELLED", { timeout: 30000 });
   expect(await page.evaluate(() => window.__injected === undefined), "the markup ran");
   expect(page.problems.length === 0, page.problems.join("; "));
+  await context.close();
+});
+
+scenario("dead letters are replayed many at once, and an admin reads the audit log of who asked", async () => {
+  for (const id of ["dead-a", "dead-b"]) {
+    const answer = await apiCall(tokens.operator, "/v1/jobs", { method: "POST", body: { id, sleep: { duration: "0.01s", fail: true } } });
+    expect(answer.status === 202, `${id}: HTTP ${answer.status}`);
+  }
+  const context = await browser.createBrowserContext();
+  const page = await signIn(context, tokens.operator);
+  await go(page, "#/dead-letters");
+  await page.waitForFunction(() => ["dead-a", "dead-b"].every((id) => document.querySelector(`input[aria-label="select ${id}"]`)), { timeout: 30000 });
+  await page.click('input[aria-label="select dead-a"]');
+  await page.click('input[aria-label="select dead-b"]');
+  await page.$$eval(".actions button", (buttons) => buttons.find((button) => button.textContent.startsWith("Replay 2 selected")).click());
+  await page.waitForFunction(() => ["dead-a: replayed", "dead-b: replayed"].every((text) => document.querySelector('.notice[role="status"]')?.textContent.includes(text)), { timeout: 15000 });
+  // Replayed, each fails again: a second attempt, DEAD again.
+  for (const id of ["dead-a", "dead-b"]) {
+    const until = Date.now() + 30000;
+    let view = null;
+    while (Date.now() < until) {
+      view = (await apiCall(tokens.operator, `/v1/jobs/${id}`)).json;
+      if (view && view.state === "DEAD" && view.attempt === 1) break;
+      await sleep(200);
+    }
+    expect(view && view.state === "DEAD" && view.attempt === 1, `${id} after the replay: ${JSON.stringify(view && { state: view.state, attempt: view.attempt })}`);
+  }
+  await context.close();
+  const admin = await browser.createBrowserContext();
+  const adminPage = await signIn(admin, tokens.admin);
+  await go(adminPage, "#/audit?job=dead-a");
+  await adminPage.waitForFunction(() => [...document.querySelectorAll("tbody tr")].some((row) => row.textContent.includes("olga") && row.textContent.includes("REQUESTED")), { timeout: 30000 });
+  await admin.close();
+  // Not an admin: no audit page offered, and the route answers "No such page".
+  const operatorContext = await browser.createBrowserContext();
+  const operatorPage = await signIn(operatorContext, tokens.operator);
+  expect(!(await textOf(operatorPage, "header nav")).includes("Audit"), "an operator is offered the audit log");
+  await operatorContext.close();
+});
+
+scenario("the console signs out when the token expires, and refuses a bad token with the API's reason", async () => {
+  const context = await browser.createBrowserContext();
+  const page = await signIn(context, issueShortLived());
+  await page.waitForSelector("textarea#token", { timeout: 30000 }); // back on the sign-in page
+  const message = await textOf(page, ".signin .error");
+  expect(message.includes("expired"), `signed out with: ${message}`);
+  await page.type("textarea#token", "not-a-token");
+  await page.click('.signin button[type="submit"]');
+  await page.waitForFunction(() => document.querySelector(".signin .error")?.textContent.includes("refused"), { timeout: 15000 });
   await context.close();
 });
 
@@ -421,8 +478,16 @@ async function main() {
   log(`prefix ${prefix}, work dir ${work}`);
   execFileSync(join(bin, "kcron"), ["topics", "create", "--jobs-partitions", "2", "--exec-partitions", "1", "--output-partitions", "2", "--schedules-partitions", "1"], { env: baseEnv, stdio: ["ignore", "ignore", "inherit"] });
   execFileSync(join(bin, "kcron"), ["token", "keygen", "--alg", "ES256", "--kid", "k1", "--private", join(work, "key.pem"), "--jwks", join(work, "jwks.json")], { stdio: "ignore" });
-  const issue = (tenant, role, sub) => execFileSync(join(bin, "kcron"), ["token", "issue", "--tenant", tenant, "--role", role, "--sub", sub, "--ttl", "1h", "--key", join(work, "key.pem"), "--kid", "k1"]).toString().trim();
-  tokens = { operator: issue("acme", "operator", "olga"), member: issue("acme", "member", "mia"), viewer: issue("acme", "viewer", "vera"), otherTenant: issue("beta", "member", "bob") };
+  const issueFor = (tenant, role, sub, ttl) => execFileSync(join(bin, "kcron"), ["token", "issue", "--tenant", tenant, "--role", role, "--sub", sub, "--ttl", ttl, "--key", join(work, "key.pem"), "--kid", "k1"]).toString().trim();
+  const issue = (tenant, role, sub) => issueFor(tenant, role, sub, "1h");
+  tokens = {
+    operator: issue("acme", "operator", "olga"),
+    member: issue("acme", "member", "mia"),
+    viewer: issue("acme", "viewer", "vera"),
+    admin: issue("acme", "admin", "ada"),
+    otherTenant: issue("beta", "member", "bob"),
+  };
+  issueShortLived = () => issueFor("acme", "viewer", "short", "4s");
 
   await new Promise((done) => hookServer.listen(0, "127.0.0.1", done));
   hooks.port = hookServer.address().port;
