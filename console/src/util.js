@@ -1,4 +1,5 @@
 // Formatting shared by the pages.
+import { useState } from "preact/hooks";
 import { html } from "./html.js";
 
 export const kStates = ["PENDING", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "RETRYING", "DEAD", "CANCELLED", "SKIPPED", "REJECTED"];
@@ -63,3 +64,22 @@ export function decodeBytes(base64) {
 export const ErrorBox = ({ error }) => (error ? html`<div class="error" role="alert">${error.status ? `HTTP ${error.status}: ` : ""}${error.message}</div>` : null);
 
 export const Loading = () => html`<p class="muted" aria-busy="true">Loading…</p>`;
+
+// Keyset paging: the page tokens that led to the page shown ("" is the first page).
+export function usePages() {
+  const [pages, setPages] = useState([""]);
+  return {
+    token: pages[pages.length - 1],
+    number: pages.length,
+    back: () => setPages(pages.slice(0, -1)),
+    forward: (next) => setPages([...pages, next]),
+    reset: () => setPages([""]),
+  };
+}
+
+// "Newer" / "older" buttons over usePages(); `next` is the answer's next_page_token.
+export const Pager = ({ pages, next, busy = false, labels = ["← Newer", "Older →"], note = null }) => html`<nav class="pager" aria-label="pages">
+  <button disabled=${busy || pages.number === 1} onClick=${pages.back}>${labels[0]}</button>
+  ${note}
+  <button disabled=${busy || !next} onClick=${() => pages.forward(next)}>${labels[1]}</button>
+</nav>`;

@@ -143,6 +143,18 @@ async function signIn(context, token) {
 }
 
 const textOf = (page, selector) => page.$eval(selector, (node) => node.textContent);
+// A fresh browser context (no state shared with another scenario) signed in with `token`.
+async function openAs(token) {
+  const context = await browser.createBrowserContext();
+  return { context, page: await signIn(context, token) };
+}
+// The end of a scenario's page: no script error or CSP violation happened on it.
+async function finish({ context, page }) {
+  expect(page.problems.length === 0, page.problems.join("; "));
+  await context.close();
+}
+const waitForJobState = (page, state, timeout = 30000) =>
+  page.waitForFunction((wanted) => document.querySelector(".job-title .state")?.textContent === wanted, { timeout }, state);
 const go = async (page, hash) => {
   await page.evaluate((target) => {
     window.location.hash = target;
@@ -156,8 +168,8 @@ let issueShortLived = () => "";
 let browser;
 
 scenario("sign in as tenant A: who, tenant and role are shown, the token leaves the address bar", async () => {
-  const context = await browser.createBrowserContext();
-  const page = await signIn(context, tokens.operator);
+  const opened = await openAs(tokens.operator);
+  const { page } = opened;
   const who = await textOf(page, ".who");
   expect(who.includes("acme") && who.includes("olga") && who.includes("operator"), `the header says: ${who}`);
   await page.waitForSelector('[data-testid="jobs-total"]');
@@ -165,13 +177,12 @@ scenario("sign in as tenant A: who, tenant and role are shown, the token leaves 
   const response = await fetch(`${api}/`);
   const csp = response.headers.get("content-security-policy") || "";
   expect(csp.includes("script-src 'self'") && !csp.includes("unsafe-inline"), `the page's CSP: ${csp}`);
-  expect(page.problems.length === 0, page.problems.join("; "));
-  await context.close();
+  await finish(opened);
 });
 
 scenario("a webhook job made in the form reaches SUCCEEDED without a reload, with its timeline and output", async () => {
-  const context = await browser.createBrowserContext();
-  const page = await signIn(context, tokens.operator);
+  const opened = await openAs(tokens.operator);
+  const { page } = opened;
   await go(page, "#/new");
   await page.waitForSelector('form.new-job input[name="url"]');
   await page.select('select[name="method"]', "POST");
@@ -181,20 +192,19 @@ scenario("a webhook job made in the form reaches SUCCEEDED without a reload, wit
   await page.type('textarea[name="labels"]', "team=data");
   await page.click('form.new-job button[type="submit"]');
   await page.waitForFunction(() => window.location.hash === "#/jobs/hook-1", { timeout: 15000 });
-  await page.waitForFunction(() => document.querySelector(".job-title .state")?.textContent === "SUCCEEDED", { timeout: 30000 });
+  await waitForJobState(page, "SUCCEEDED");
   const steps = await page.$$eval('[data-testid="timeline"] li .state', (nodes) => nodes.map((node) => node.textContent));
   expect(steps.includes("RUNNING") && steps.at(-1) === "SUCCEEDED", `the timeline: ${steps.join(" > ")}`);
   const output = await textOf(page, "pre.output");
   expect(output.includes("hello from the webhook"), `the output: ${output}`);
   expect(hooks.ok === 1, `the webhook was called ${hooks.ok} times`);
   await shot(page, "job-timeline");
-  expect(page.problems.length === 0, page.problems.join("; "));
-  await context.close();
+  await finish(opened);
 });
 
 scenario("a cron schedule made in the form shows its next instants in words, then its runs", async () => {
-  const context = await browser.createBrowserContext();
-  const page = await signIn(context, tokens.operator);
+  const opened = await openAs(tokens.operator);
+  const { page } = opened;
   await go(page, "#/new");
   await page.waitForSelector("form.new-job");
   await page.click('input[name="type"][value="noop"]');
@@ -234,19 +244,18 @@ scenario("a cron schedule made in the form shows its next instants in words, the
   page.on("dialog", (dialog) => dialog.accept());
   await page.click(".actions button:first-child"); // Pause
   await page.waitForFunction(() => document.querySelector("h1 .state-paused"), { timeout: 15000 });
-  expect(page.problems.length === 0, page.problems.join("; "));
-  await context.close();
+  await finish(opened);
 });
 
 scenario("a failing job reaches DEAD, and a replay from the dead-letters page runs it again", async () => {
-  const context = await browser.createBrowserContext();
-  const page = await signIn(context, tokens.operator);
+  const opened = await openAs(tokens.operator);
+  const { page } = opened;
   await go(page, "#/new");
   await page.waitForSelector('form.new-job input[name="url"]');
   await page.type('input[name="url"]', `http://127.0.0.1:${hooks.port}/flaky`);
   await page.type('input[name="id"]', "flaky-1");
   await page.click('form.new-job button[type="submit"]');
-  await page.waitForFunction(() => document.querySelector(".job-title .state")?.textContent === "DEAD", { timeout: 30000 });
+  await waitForJobState(page, "DEAD");
   await go(page, "#/dead-letters");
   await page.waitForSelector('button[aria-label], td button', { timeout: 15000 });
   await page.waitForFunction(() => [...document.querySelectorAll("tbody tr")].some((row) => row.textContent.includes("flaky-1")), { timeout: 15000 });
@@ -256,16 +265,15 @@ scenario("a failing job reaches DEAD, and a replay from the dead-letters page ru
   });
   await page.waitForFunction(() => document.querySelector('.notice[role="status"]')?.textContent.includes("flaky-1: replayed"), { timeout: 15000 });
   await go(page, "#/jobs/flaky-1");
-  await page.waitForFunction(() => document.querySelector(".job-title .state")?.textContent === "SUCCEEDED", { timeout: 30000 });
+  await waitForJobState(page, "SUCCEEDED");
   expect(hooks.flaky === 2, `the flaky webhook was called ${hooks.flaky} times`);
   await shot(page, "replayed");
-  expect(page.problems.length === 0, page.problems.join("; "));
-  await context.close();
+  await finish(opened);
 });
 
 scenario("tenant B sees none of A's jobs", async () => {
-  const context = await browser.createBrowserContext();
-  const page = await signIn(context, tokens.otherTenant);
+  const opened = await openAs(tokens.otherTenant);
+  const { page } = opened;
   await go(page, "#/jobs");
   await page.waitForSelector(".empty", { timeout: 15000 });
   const rows = await page.$$("table.jobs tbody tr");
@@ -274,12 +282,12 @@ scenario("tenant B sees none of A's jobs", async () => {
   await page.waitForSelector(".error", { timeout: 15000 });
   const error = await textOf(page, ".error");
   expect(error.includes("404") && error.includes("no job") && !error.includes("acme"), `tenant B's answer for hook-1: ${error}`);
-  await context.close();
+  await finish(opened);
 });
 
 scenario("a viewer is offered no action, and a forced call is refused", async () => {
-  const context = await browser.createBrowserContext();
-  const page = await signIn(context, tokens.viewer);
+  const opened = await openAs(tokens.viewer);
+  const { page } = opened;
   const nav = await textOf(page, "header nav");
   expect(!nav.includes("New job") && !nav.includes("Audit"), `a viewer's pages: ${nav}`);
   await go(page, "#/jobs/hook-1");
@@ -290,14 +298,14 @@ scenario("a viewer is offered no action, and a forced call is refused", async ()
     return { status: response.status, body: await response.json() };
   }, tokens.viewer);
   expect(forced.status === 403 && /viewer/.test(forced.body.detail || ""), `a viewer's forced cancel: ${JSON.stringify(forced)}`);
-  await context.close();
+  await finish(opened);
 });
 
 scenario("a member updates its own pending job, cannot touch another's, and markup in a field stays text", async () => {
   const others = await apiCall(tokens.operator, "/v1/jobs", { method: "POST", body: { id: "olgas-1", delay: "3600s", noop: {} } });
   expect(others.status === 202, `the operator's job: HTTP ${others.status}`);
-  const context = await browser.createBrowserContext();
-  const page = await signIn(context, tokens.member);
+  const opened = await openAs(tokens.member);
+  const { page } = opened;
   page.on("dialog", (dialog) => {
     page.problems.push(`a dialog opened: ${dialog.message()}`);
     dialog.dismiss();
@@ -315,7 +323,7 @@ scenario("a member updates its own pending job, cannot touch another's, and mark
   const markup = '<img src=x onerror="window.__injected=1"><b>bold</b>';
   await page.type('textarea[name="labels"]', `note=${markup}`);
   await page.click('form.new-job button[type="submit"]');
-  await page.waitForFunction(() => document.querySelector(".job-title .state")?.textContent === "PENDING", { timeout: 30000 });
+  await waitForJobState(page, "PENDING");
   const chip = await textOf(page, ".label-chip");
   expect(chip === `note=${markup}`, `the label shows as: ${chip}`);
   expect((await page.$$(".facts img")).length === 0, "markup in a label became an element");
@@ -344,10 +352,9 @@ scenario("a member updates its own pending job, cannot touch another's, and mark
   await go(page, "#/jobs/mine-1");
   await page.waitForFunction(() => document.querySelector(".job-title")?.textContent.includes("mine-1") && document.querySelector("button.danger"), { timeout: 30000 });
   await page.click("button.danger");
-  await page.waitForFunction(() => document.querySelector(".job-title .state")?.textContent === "CANCELLED", { timeout: 30000 });
+  await waitForJobState(page, "CANCELLED");
   expect(await page.evaluate(() => window.__injected === undefined), "the markup ran");
-  expect(page.problems.length === 0, page.problems.join("; "));
-  await context.close();
+  await finish(opened);
 });
 
 scenario("dead letters are replayed many at once, and an admin reads the audit log of who asked", async () => {
@@ -355,8 +362,8 @@ scenario("dead letters are replayed many at once, and an admin reads the audit l
     const answer = await apiCall(tokens.operator, "/v1/jobs", { method: "POST", body: { id, sleep: { duration: "0.01s", fail: true } } });
     expect(answer.status === 202, `${id}: HTTP ${answer.status}`);
   }
-  const context = await browser.createBrowserContext();
-  const page = await signIn(context, tokens.operator);
+  const opened = await openAs(tokens.operator);
+  const { page } = opened;
   await go(page, "#/dead-letters");
   await page.waitForFunction(() => ["dead-a", "dead-b"].every((id) => document.querySelector(`input[aria-label="select ${id}"]`)), { timeout: 30000 });
   await page.click('input[aria-label="select dead-a"]');
@@ -374,36 +381,31 @@ scenario("dead letters are replayed many at once, and an admin reads the audit l
     }
     expect(view && view.state === "DEAD" && view.attempt === 1, `${id} after the replay: ${JSON.stringify(view && { state: view.state, attempt: view.attempt })}`);
   }
-  await context.close();
-  const admin = await browser.createBrowserContext();
-  const adminPage = await signIn(admin, tokens.admin);
-  await go(adminPage, "#/audit?job=dead-a");
-  await adminPage.waitForFunction(() => [...document.querySelectorAll("tbody tr")].some((row) => row.textContent.includes("olga") && row.textContent.includes("REQUESTED")), { timeout: 30000 });
-  await admin.close();
-  // Not an admin: no audit page offered, and the route answers "No such page".
-  const operatorContext = await browser.createBrowserContext();
-  const operatorPage = await signIn(operatorContext, tokens.operator);
-  expect(!(await textOf(operatorPage, "header nav")).includes("Audit"), "an operator is offered the audit log");
-  await operatorContext.close();
+  expect(!(await textOf(page, "header nav")).includes("Audit"), "an operator is offered the audit log");
+  await finish(opened);
+  const admin = await openAs(tokens.admin);
+  await go(admin.page, "#/audit?job=dead-a");
+  await admin.page.waitForFunction(() => [...document.querySelectorAll("tbody tr")].some((row) => row.textContent.includes("olga") && row.textContent.includes("REQUESTED")), { timeout: 30000 });
+  await finish(admin);
 });
 
 scenario("the console signs out when the token expires, and refuses a bad token with the API's reason", async () => {
-  const context = await browser.createBrowserContext();
-  const page = await signIn(context, issueShortLived());
+  const opened = await openAs(issueShortLived());
+  const { page } = opened;
   await page.waitForSelector("textarea#token", { timeout: 30000 }); // back on the sign-in page
   const message = await textOf(page, ".signin .error");
   expect(message.includes("expired"), `signed out with: ${message}`);
   await page.type("textarea#token", "not-a-token");
   await page.click('.signin button[type="submit"]');
   await page.waitForFunction(() => document.querySelector(".signin .error")?.textContent.includes("refused"), { timeout: 15000 });
-  await context.close();
+  await finish(opened);
 });
 
 scenario("usable at a phone's width and by keyboard alone", async () => {
-  const context = await browser.createBrowserContext();
   const submitted = await apiCall(tokens.operator, "/v1/jobs", { method: "POST", body: { id: "phone-1", noop: {} } });
   expect(submitted.status === 202, `the phone scenario's job: HTTP ${submitted.status}`);
-  const page = await signIn(context, tokens.operator);
+  const opened = await openAs(tokens.operator);
+  const { page } = opened;
   await page.setViewport({ width: 390, height: 844 }); // (isMobile would reload the page, and a reload signs out)
   for (const hash of ["#/", "#/jobs", "#/jobs/phone-1", "#/new"]) {
     await go(page, hash);
@@ -412,7 +414,7 @@ scenario("usable at a phone's width and by keyboard alone", async () => {
     expect(overflow <= 1, `${hash} is ${overflow} px wider than a phone's screen`);
   }
   await go(page, "#/jobs/phone-1");
-  await page.waitForFunction(() => document.querySelector(".job-title .state")?.textContent === "SUCCEEDED", { timeout: 30000 });
+  await waitForJobState(page, "SUCCEEDED");
   const order = await page.$$eval('[data-testid="timeline"] li .state', (nodes) => nodes.map((node) => node.textContent));
   expect(order.join(" > ") === "QUEUED > RUNNING > SUCCEEDED", `the timeline's order: ${order.join(" > ")}`);
   await shot(page, "phone-job");
@@ -431,8 +433,7 @@ scenario("usable at a phone's width and by keyboard alone", async () => {
   expect(outline !== "none", "the focused link shows no outline");
   await page.keyboard.press("Enter");
   await page.waitForFunction(() => window.location.hash === "#/jobs", { timeout: 5000 });
-  expect(page.problems.length === 0, page.problems.join("; "));
-  await context.close();
+  await finish(opened);
 });
 
 scenario("paging through 5,000 jobs: 50 a page, each once, never everything at once", async () => {
@@ -445,8 +446,8 @@ scenario("paging through 5,000 jobs: 50 a page, each once, never everything at o
   }
   const covered = await apiCall(tokens.operator, "/v1/jobs?label=batch%3Dpaging&page_size=1", { consistency });
   expect(covered.status === 200, `the view did not cover the batches: HTTP ${covered.status}`);
-  const context = await browser.createBrowserContext();
-  const page = await signIn(context, tokens.operator);
+  const opened = await openAs(tokens.operator);
+  const { page } = opened;
   await go(page, "#/jobs?label=batch%3Dpaging");
   const seen = new Set();
   let pages = 0;
@@ -470,7 +471,7 @@ scenario("paging through 5,000 jobs: 50 a page, each once, never everything at o
   await go(page, "#/");
   await page.waitForFunction(() => Number(document.querySelector('[data-testid="jobs-total"]')?.textContent) >= 5000, { timeout: 15000 });
   await shot(page, "overview");
-  await context.close();
+  await finish(opened);
 });
 
 // ---- run ----------------------------------------------------------------------------------------
@@ -514,6 +515,8 @@ async function main() {
       failures.push(name);
       log(`FAIL ${name}: ${error.message}`);
       for (const page of await browser.pages()) await page.screenshot({ path: join(out, `failed-${failures.length}.png`) }).catch(() => {});
+      // The failed scenario's contexts, closed: the next scenario starts clean.
+      for (const context of browser.browserContexts()) if (context !== browser.defaultBrowserContext()) await context.close().catch(() => {});
     }
   }
 }

@@ -1,20 +1,19 @@
 // Audit (admins): the tenant's audit records, newest first: who asked (the API's REQUESTED) and
 // what the dispatcher decided, joined by request id; filtered by job.
-import { useState } from "preact/hooks";
 import { html } from "../html.js";
 import { call } from "../api.js";
 import { usePolled } from "../poll.js";
-import { ErrorBox, Loading, Time } from "../util.js";
+import { ErrorBox, Loading, Pager, Time, usePages } from "../util.js";
 
 export function Audit({ query }) {
   const job = query.get("job") || "";
-  const [pages, setPages] = useState([""]);
-  const token = pages[pages.length - 1];
+  const pages = usePages();
+  const token = pages.token;
   const list = usePolled(() => call("/v1/audit", { query: { job, page_size: 50, page_token: token } }), 0, [job, token]);
   const filter = (event) => {
     event.preventDefault();
     const value = String(new FormData(event.target).get("job") || "").trim();
-    setPages([""]);
+    pages.reset();
     window.location.hash = "#/audit" + (value ? "?job=" + encodeURIComponent(value) : "");
   };
   const records = (list.data && list.data.records) || [];
@@ -31,9 +30,6 @@ export function Audit({ query }) {
         <td>${record.outcome}</td><td class="reason">${record.reason}</td><td>${record.component}</td><td><code>${record.request_id}</code></td>
       </tr>`)}</tbody>
     </table></div>`}
-    <nav class="pager" aria-label="pages">
-      <button disabled=${pages.length === 1} onClick=${() => setPages(pages.slice(0, -1))}>← Newer</button>
-      <button disabled=${!(list.data && list.data.next_page_token)} onClick=${() => setPages([...pages, list.data.next_page_token])}>Older →</button>
-    </nav>
+    <${Pager} pages=${pages} next=${list.data && list.data.next_page_token} />
   </section>`;
 }

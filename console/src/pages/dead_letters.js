@@ -5,13 +5,13 @@ import { html } from "../html.js";
 import { call } from "../api.js";
 import { usePolled } from "../poll.js";
 import { may } from "../session.js";
-import { ErrorBox, Loading, State, Time } from "../util.js";
+import { ErrorBox, Loading, Pager, State, Time, usePages } from "../util.js";
 
 const kPageSize = 50;
 
 export function DeadLetters({ session }) {
-  const [pages, setPages] = useState([""]);
-  const token = pages[pages.length - 1];
+  const pages = usePages();
+  const token = pages.token;
   const list = usePolled(() => call("/v1/dead-letters", { query: { page_size: kPageSize, page_token: token } }), 5000, [token]);
   const [selected, setSelected] = useState(new Set());
   const [outcome, setOutcome] = useState([]);
@@ -63,9 +63,6 @@ export function DeadLetters({ session }) {
         </tr>`;
       })}</tbody>
     </table></div>`}
-    <nav class="pager" aria-label="pages">
-      <button disabled=${pages.length === 1} onClick=${() => setPages(pages.slice(0, -1))}>← Newer</button>
-      <button disabled=${!(list.data && list.data.next_page_token)} onClick=${() => setPages([...pages, list.data.next_page_token])}>Older →</button>
-    </nav>
+    <${Pager} pages=${pages} next=${list.data && list.data.next_page_token} />
   </section>`;
 }

@@ -4,7 +4,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { html } from "../html.js";
 import { call } from "../api.js";
 import { useEvents } from "../poll.js";
-import { ErrorBox, Loading, State, Time, kStates, taskOf } from "../util.js";
+import { ErrorBox, Loading, Pager, State, Time, kStates, taskOf, usePages } from "../util.js";
 
 const kPageSize = 50;
 const kFilters = ["state", "queue", "schedule", "label", "since", "until"];
@@ -20,9 +20,9 @@ const fromLocalInput = (text) => (text ? String(new Date(text).getTime()) : "");
 export function Jobs({ query }) {
   const filters = Object.fromEntries(kFilters.map((name) => [name, query.get(name) || ""]));
   const filterKey = kFilters.map((name) => filters[name]).join("\u0000");
-  const [pages, setPages] = useState([""]); // the page tokens that led here; "" is the first page
+  const pages = usePages();
   const [answer, setAnswer] = useState({ loading: true, jobs: [], next: "", error: null, of: null });
-  const token = pages[pages.length - 1];
+  const { token } = pages;
   const generation = useRef(0);
 
   const load = async () => {
@@ -34,7 +34,7 @@ export function Jobs({ query }) {
       if (mine === generation.current) setAnswer((last) => ({ ...last, loading: false, error }));
     }
   };
-  useEffect(() => setPages([""]), [filterKey]);
+  useEffect(() => pages.reset(), [filterKey]);
   useEffect(() => {
     setAnswer((last) => ({ ...last, loading: true }));
     load();
@@ -100,10 +100,6 @@ export function Jobs({ query }) {
         <td class="number">${(job.attempt || 0) + 1}</td>
       </tr>`)}</tbody>
     </table></div>`}
-    <nav class="pager" aria-label="pages">
-      <button disabled=${busy || pages.length === 1} onClick=${() => setPages(pages.slice(0, -1))}>← Newer</button>
-      <span class="muted">page ${pages.length}${token === "" ? " · live" : ""}</span>
-      <button disabled=${busy || !answer.next} onClick=${() => setPages([...pages, answer.next])}>Older →</button>
-    </nav>
+    <${Pager} pages=${pages} next=${answer.next} busy=${busy} note=${html`<span class="muted">page ${pages.number}${token === "" ? " · live" : ""}</span>`} />
   </section>`;
 }

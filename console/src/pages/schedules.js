@@ -6,15 +6,15 @@ import { html } from "../html.js";
 import { call } from "../api.js";
 import { usePolled } from "../poll.js";
 import { may } from "../session.js";
-import { ErrorBox, Loading, State, Time, ZonedTime, kTerminal, taskOf } from "../util.js";
+import { ErrorBox, Loading, Pager, State, Time, ZonedTime, kTerminal, taskOf, usePages } from "../util.js";
 
 const kMisfire = { FIRE_ONCE: "after downtime, one run for all missed instants", MISFIRE_POLICY_UNSPECIFIED: "after downtime, one run for all missed instants", FIRE_ALL: "after downtime, a run for each missed instant", SKIP: "after downtime, missed instants are skipped" };
 const kOverlap = { ALLOW: "runs may overlap", OVERLAP_POLICY_UNSPECIFIED: "runs may overlap", FORBID: "a run is skipped while the previous one runs", REPLACE: "a run cancels the previous one if it still runs" };
 const kPageSize = 50;
 
 export function Schedules() {
-  const [pages, setPages] = useState([""]);
-  const token = pages[pages.length - 1];
+  const pages = usePages();
+  const token = pages.token;
   const list = usePolled(() => call("/v1/schedules", { query: { page_size: kPageSize, page_token: token } }), 10000, [token]);
   if (list.loading) return html`<${Loading} />`;
   const schedules = (list.data && list.data.schedules) || [];
@@ -38,10 +38,7 @@ export function Schedules() {
       </tr>`;
       })}</tbody>
     </table></div>`}
-    <nav class="pager" aria-label="pages">
-      <button disabled=${pages.length === 1} onClick=${() => setPages(pages.slice(0, -1))}>← First</button>
-      <button disabled=${!(list.data && list.data.next_page_token)} onClick=${() => setPages([...pages, list.data.next_page_token])}>Next →</button>
-    </nav>
+    <${Pager} pages=${pages} next=${list.data && list.data.next_page_token} labels=${["← First", "Next →"]} />
   </section>`;
 }
 
