@@ -93,6 +93,14 @@ OutRecord settings_record(const TopicNames& names, const v1::TenantSettings& set
 
 }  // namespace
 
+Result<TenantRegistry> read_tenant_registry(const Config& config, std::ostream& err) {
+  return read_registry(config, TopicNames(config.get("topic_prefix")), err);
+}
+
+Status write_tenant_settings(const Config& config, const v1::TenantSettings& settings) {
+  return write_records(config, {settings_record(TopicNames(config.get("topic_prefix")), settings)});
+}
+
 TenantCommands::EditOptions TenantCommands::add_edit_options(CLI::App& command) {
   EditOptions options;
   options.max_pending =

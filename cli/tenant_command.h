@@ -16,9 +16,14 @@
 #include "api_client.h"
 #include "kafka_access.h"
 #include "kcron/config.h"
+#include "kcron/tenant_registry.h"
 #include "tenant_edit.h"
 
 namespace kcron::cli {
+
+// The registry read to its end, and one tenant's settings written (idempotent producer).
+Result<TenantRegistry> read_tenant_registry(const Config& config, std::ostream& err);
+Status write_tenant_settings(const Config& config, const v1::TenantSettings& settings);
 
 class TenantCommands {
  public:

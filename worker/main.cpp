@@ -4,6 +4,7 @@
 
 #include <iostream>
 
+#include "core/sealed_executor.h"
 #include "exec/exec_task.h"
 #include "http/http_task.h"
 #include "kafka/worker_loop.h"
@@ -43,6 +44,8 @@ std::vector<kcron::ConfigKey> config_keys() {
           {"retry.initial_backoff_ms", "1000", "first retry delay when the job does not say"},
           {"retry.multiplier", "2", "backoff growth per retry when the job does not say"},
           {"retry.max_backoff_ms", "300000", "backoff cap when the job does not say"},
+          {"sealing.master_key_file", "",
+           "the deployment's sealing master key (64 hex digits): this worker opens sealed tasks (empty: it fails them)"},
           {"emit_events", "false",
            "also write every transition to the events topic (the status topic keeps every transition for a day)"},
       });
@@ -131,8 +134,22 @@ int run(int argc, char** argv) {
     spdlog::warn("event=tenant_registry_catch_up error=\"{}\" msg=\"running caps apply as the registry is read\"",
                  started.error().message());
   }
+  std::string master_key;
+  if (const auto path = config.get("sealing.master_key_file"); !path.empty()) {
+    auto read = kcron::read_master_key(path);
+    if (!read) {
+      std::cerr << "kcron-worker: " << read.error().message() << "\n";
+      return 2;
+    }
+    master_key = std::move(*read);
+  }
+  kcron::worker::SealingKeys sealing_keys(std::move(master_key));
+  sealing_keys.refresh(tenants);
   settings.tenants = &tenants;
-  settings.follow_tenants = [&follower] { follower.poll(1000); };
+  settings.follow_tenants = [&follower, &sealing_keys, &tenants] {
+    follower.poll(1000);
+    sealing_keys.refresh(tenants);
+  };
   // The heartbeat says what this worker can run (the console offers these in its job form).
   if (exec_policy->programs.size() <= 100) settings.programs = exec_policy->programs;
   settings.handlers = runner.handler_names();
@@ -141,6 +158,7 @@ int run(int argc, char** argv) {
   runner.register_executor(kcron::v1::Job::kHttp, kcron::worker::make_http_executor(*http_policy));
   if (!exec_policy->programs.empty())
     runner.register_executor(kcron::v1::Job::kExec, kcron::worker::make_exec_executor(*exec_policy));
+  runner.register_executor(kcron::v1::Job::kSealed, kcron::worker::make_sealed_executor(runner, sealing_keys));
   return kcron::exit_code_for(loop.run());
 }
 

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <thread>
 
 #include "kcron.pb.h"
@@ -189,4 +190,118 @@ TEST_CASE("kcron's programs run jobs over mTLS, and a bad certificate or passwor
   }
   CHECK(dispatcher->terminate() == 0);
   CHECK(worker->terminate() == 0);
+}
+
+namespace {
+
+// Every topic of the prefix, every record's key, value and headers, as bytes.
+std::string every_topic_bytes(const std::string& prefix) {
+  auto producer = kafka::make_producer(test_client_properties(), "");
+  REQUIRE(producer.ok());
+  auto counts = kafka::partition_counts(**producer, 15s);
+  REQUIRE(counts.ok());
+  std::vector<std::string> topics;
+  for (const auto& [topic, partitions] : *counts) {
+    if (topic.starts_with(prefix)) topics.push_back(topic);
+  }
+  REQUIRE(topics.size() >= 10);
+  std::string bytes;
+  for (const auto& record : read_topics(topics, 10s)) {
+    bytes += record.topic + "\n" + record.key + "\n" + record.value + "\n";
+    for (const auto& [name, value] : record.headers) bytes += name + "=" + value + "\n";
+  }
+  return bytes;
+}
+
+// What a shell command prints (stdout and stderr).
+std::string command_output(const std::string& command) {
+  std::string output;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buffer[4096];
+  while (const auto read = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, read);
+  pclose(pipe);
+  return output;
+}
+
+}  // namespace
+
+TEST_CASE("a sealed job runs, and its canary is nowhere on the topics, in the dispatcher's RocksDB files or its WAL",
+          "[security]") {
+  use_secured_broker();
+  TestEnv env("sec-seal", 2, 1);
+  const std::string canary = fmt::format("CANARY-{:x}-sealed", std::random_device()());
+  const auto master = env.state_root + "/master.key";
+  for (const auto& arguments : {fmt::format("sealing init-master-key '{}'", master), std::string("tenant create a"),
+                                fmt::format("sealing add-key a --master-key '{}'", master)}) {
+    const auto run = run_cli(env, arguments);
+    INFO(arguments << ": " << run.output);
+    REQUIRE(run.exit_code == 0);
+  }
+  const std::vector<std::string> worker_env = {"KCRON_SEALING_MASTER_KEY_FILE=" + master, "KCRON_EXEC_PROGRAMS=/bin/sh",
+                                               "KCRON_HEARTBEAT_INTERVAL_MS=500"};
+  auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1", {"KCRON_HEARTBEAT_INTERVAL_MS=500"});
+  auto worker = start_program(env, "kcron-worker", "w1", "w1", worker_env);
+  std::this_thread::sleep_for(2s);  // both heartbeats say "sealed": the CLI's upgrade check passes
+
+  // Due in 4 s: it waits in the dispatcher's RocksDB (and its WAL) sealed. Its argv, env and payload hold the canary.
+  const auto submit = [&](const std::string& json) {
+    const auto run = run_cli(env, fmt::format("--tenant a submit '{}' --seal --master-key '{}'", json, master));
+    INFO(run.output);
+    REQUIRE(run.exit_code == 0);
+  };
+  submit(fmt::format(R"({{"id":"s1","delay":"4s","exec":{{"argv":["/bin/sh","-c","exit 0 # {}"]}},"payload":"{}"}})", canary,
+                     "Q0FOQVJZ"));
+  // A program not on the worker's allowlist: its refusal would name it, and is redacted.
+  submit(fmt::format(R"({{"id":"s2","exec":{{"argv":["/usr/bin/{}"]}}}})", canary));
+  std::this_thread::sleep_for(2s);
+  // The dispatcher holds s1 now: its store files, memtable flushed or not, and the WAL.
+  const auto state = env.state_root + "/d1";
+  const auto raw_files = command_output(fmt::format("cat '{}'/* 2>/dev/null", state));
+  const auto wal =
+      command_output(fmt::format("for f in '{}'/*.log; do ldb dump_wal --walfile=\"$f\" --print_value; done", state));
+  const auto sst = command_output(fmt::format("sst_dump --file='{}' --command=scan", state));
+  // ldb and sst_dump print values as hex (0x…) or as text: the canary is looked for in both forms.
+  std::string canary_hex;
+  for (const auto c : canary) canary_hex += fmt::format("{:02X}", static_cast<unsigned char>(c));
+  CHECK(raw_files.find(canary) == std::string::npos);
+  CHECK(wal.find("PUT(") != std::string::npos);  // the WAL was read and holds writes
+  CHECK(wal.find(canary) == std::string::npos);
+  CHECK(wal.find(canary_hex) == std::string::npos);
+  CHECK(sst.find(canary) == std::string::npos);
+  CHECK(sst.find(canary_hex) == std::string::npos);
+
+  const auto outcome = read_topics({env.prefix + "results"}, 60s, [&](const std::vector<Record>& records) {
+    bool s1 = false;
+    bool s2 = false;
+    for (const auto& record : records) {
+      v1::Result result;
+      if (!result.ParseFromString(record.value)) continue;
+      s1 = s1 || (result.job_id() == "s1" && result.state() == v1::SUCCEEDED);
+      s2 = s2 || (result.job_id() == "s2" && result.state() != v1::SUCCEEDED);
+    }
+    return s1 && s2;
+  });
+  bool s1_succeeded = false;
+  std::string s2_error;
+  for (const auto& record : outcome) {
+    v1::Result result;
+    if (!result.ParseFromString(record.value)) continue;
+    s1_succeeded = s1_succeeded || (result.job_id() == "s1" && result.state() == v1::SUCCEEDED);
+    if (result.job_id() == "s2") s2_error = result.error();
+  }
+  CHECK(s1_succeeded);
+  INFO("s2: " << s2_error);
+  CHECK_THAT(s2_error, Catch::Contains("[sealed]"));
+  CHECK_THAT(s2_error, Catch::Contains("exec.programs"));
+
+  CHECK(dispatcher->terminate() == 0);
+  CHECK(worker->terminate() == 0);
+  const auto topics = every_topic_bytes(env.prefix);
+  CHECK(topics.find(canary) == std::string::npos);
+  const auto sst_after = command_output(fmt::format("sst_dump --file='{}' --command=scan --output_hex", state));
+  CHECK(sst_after.find(canary_hex) == std::string::npos);
+  CHECK(command_output(fmt::format("sst_dump --file='{}' --command=scan", state)).find(canary) == std::string::npos);
+  CHECK(command_output(fmt::format("cat '{}'/*.log '{}'/w1.log '{}'/d1.log 2>/dev/null", state, env.state_root, env.state_root))
+            .find(canary) == std::string::npos);
 }
