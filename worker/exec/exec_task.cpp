@@ -1,5 +1,7 @@
 #include "exec/exec_task.h"
 
+#include "core/secret_refs.h"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
@@ -571,10 +573,22 @@ Outcome run_exec(const v1::Job& job, const ExecPolicy& policy, const std::atomic
   return outcome;
 }
 
-Handler make_exec_executor(ExecPolicy policy) {
-  return [policy = std::move(policy)](const v1::Job& job, const std::atomic<bool>& stop) -> Outcome {
+Handler make_exec_executor(ExecPolicy policy, JobWalls walls) {
+  return [policy = std::move(policy), walls](const v1::Job& job, const std::atomic<bool>& stop) -> Outcome {
     if (auto status = check_exec(job.exec(), policy); !status) return failed(status.error().message(), false);
-    return run_exec(job, policy, stop);
+    if (walls.tenants != nullptr) {
+      const auto lists = walls.tenants->find(job.tenant());
+      if (auto status = check_exec_for_tenant(walls.tenants->settings(), job.tenant(), lists.get(), job.exec()); !status) {
+        return failed(status.error().message(), false);
+      }
+    }
+    if (!has_secret_references(job)) return run_exec(job, policy, stop);
+    auto resolved = resolve_secrets(job, walls.secrets);
+    if (!resolved) return failed(resolved.error().message(), false);
+    auto outcome = run_exec(resolved->job, policy, stop);
+    outcome.output = resolved->redactor.apply(outcome.output);
+    outcome.error = resolved->redactor.apply(outcome.error);
+    return outcome;
   };
 }
 
