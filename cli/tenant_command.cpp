@@ -113,9 +113,9 @@ TenantCommands::EditOptions TenantCommands::add_edit_options(CLI::App& command) 
   options.admin_max_running =
       command.add_option("--admin-max-running", admin_max_running_,
                          "how high the tenant's admins may set --max-running through kcron-api (0: not at all)");
-  options.kafka_topics = command.add_option(
-      "--kafka-topics", kafka_topics_,
-      "topics the tenant's kafka jobs may write, e.g. orders,billing ('': none; never kcron.* or __*)");
+  options.kafka_topics =
+      command.add_option("--kafka-topics", kafka_topics_,
+                         "topics the tenant's kafka jobs may write, e.g. orders,billing ('': none; never kcron.* or __*)");
   options.programs = command.add_option("--programs", programs_,
                                         "absolute programs the tenant's exec jobs may run, within the workers' exec.programs "
                                         "('': the workers' list)");

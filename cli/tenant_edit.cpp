@@ -122,7 +122,8 @@ std::string allowlist_lines(const v1::TenantSettings& settings) {
       "env names: {}\n"
       "http targets: {}\n",
       list_or(settings.allowed_kafka_topics(), is_default ? "any the workers allow (kafka_jobs.allow_topics)" : "none"),
-      list_or(settings.allowed_programs(), "the workers' exec.programs"), list_or(settings.allowed_env_names(), "the workers' exec.env"),
+      list_or(settings.allowed_programs(), "the workers' exec.programs"),
+      list_or(settings.allowed_env_names(), "the workers' exec.env"),
       list_or(settings.allowed_http_targets(), "any the workers' http rules allow"));
 }
 
@@ -144,8 +145,8 @@ std::string describe_tenant(const v1::TenantSettings& settings) {
       "updated: {}\n",
       settings.name(), one_line(settings.description(), 200), limit(limits.max_pending_jobs()),
       limits.max_submissions_per_second() == 0 ? std::string("none") : fmt::format("{:g}", limits.max_submissions_per_second()),
-      limit(limits.max_running_jobs()), queues_of(settings, "all (every queue of the deployment)"), ceilings_line(settings), allowlist_lines(settings),
-      rfc3339_ms(settings.created_ms()), rfc3339_ms(settings.updated_ms()));
+      limit(limits.max_running_jobs()), queues_of(settings, "all (every queue of the deployment)"), ceilings_line(settings),
+      allowlist_lines(settings), rfc3339_ms(settings.created_ms()), rfc3339_ms(settings.updated_ms()));
 }
 
 std::string tenant_patch_body(const TenantEdit& edit) {

@@ -35,9 +35,7 @@ struct TenantEdit {
   std::optional<std::vector<std::string>> allowed_env_names;
   std::optional<std::vector<std::string>> allowed_http_targets;
   // Whether any of those four is set (kcron-api cannot change them).
-  bool sets_allowlists() const {
-    return allowed_kafka_topics || allowed_programs || allowed_env_names || allowed_http_targets;
-  }
+  bool sets_allowlists() const { return allowed_kafka_topics || allowed_programs || allowed_env_names || allowed_http_targets; }
 };
 
 // The edit as kcron-api's PATCH /v1/tenant body: a JSON merge patch naming only what was given

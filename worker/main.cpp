@@ -8,13 +8,13 @@
 #include "exec/exec_task.h"
 #include "http/http_task.h"
 #include "kafka/worker_loop.h"
-#include "secrets/secret_dir.h"
 #include "kcron/config.h"
 #include "kcron/fault_points.h"
 #include "kcron/program.h"
 #include "kcron/service.h"
 #include "kcron/tenant_follower.h"
 #include "kcron/tenant_registry.h"
+#include "secrets/secret_dir.h"
 
 namespace {
 

@@ -57,8 +57,9 @@ Status validate_tenant_allowlists(std::string_view tenant, const v1::TenantSetti
                         tenant, shown(topic));
     }
     if (topic.starts_with("kcron.") || topic.starts_with("__")) {
-      return make_error("tenant '{}': allowed_kafka_topics: '{}' is an internal topic (kcron.* or __*); kafka jobs never write those",
-                        tenant, topic);
+      return make_error(
+          "tenant '{}': allowed_kafka_topics: '{}' is an internal topic (kcron.* or __*); kafka jobs never write those", tenant,
+          topic);
     }
   }
   if (settings.allowed_programs_size() > static_cast<int>(kMaxAllowlistEntries))
@@ -74,8 +75,9 @@ Status validate_tenant_allowlists(std::string_view tenant, const v1::TenantSetti
     return too_many("allowed_env_names", settings.allowed_env_names_size());
   for (const auto& name : settings.allowed_env_names()) {
     if (!is_valid_env_name(name)) {
-      return make_error("tenant '{}': allowed_env_names: {} is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*, at most 128)",
-                        tenant, shown(name));
+      return make_error(
+          "tenant '{}': allowed_env_names: {} is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*, at most 128)", tenant,
+          shown(name));
     }
   }
   if (settings.allowed_http_targets_size() > static_cast<int>(kMaxAllowlistEntries))
@@ -97,16 +99,17 @@ bool is_valid_kafka_topic_name(std::string_view name) {
 
 bool is_valid_env_name(std::string_view name) {
   if (name.empty() || name.size() > 128 || (name.front() >= '0' && name.front() <= '9')) return false;
-  return std::all_of(name.begin(), name.end(),
-                     [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'; });
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  });
 }
 
 namespace {
 
 struct HttpTargetRule {
-  bool wildcard = false;      // `*.suffix`: hosts ending in `.suffix`
-  std::string_view host;      // lower case, without brackets
-  std::uint16_t port = 0;     // 0: any port
+  bool wildcard = false;   // `*.suffix`: hosts ending in `.suffix`
+  std::string_view host;   // lower case, without brackets
+  std::uint16_t port = 0;  // 0: any port
 };
 
 Result<HttpTargetRule> parse_http_target_rule(std::string_view rule) {
@@ -135,9 +138,9 @@ Result<HttpTargetRule> parse_http_target_rule(std::string_view rule) {
     parsed.host = rule.substr(0, colon);
     if (colon != std::string_view::npos) port_text = rule.substr(colon + 1);
     if (parsed.host.empty() || parsed.host.front() == '.' || parsed.host.back() == '.' ||
-        parsed.host.find("..") != std::string_view::npos ||
-        !std::all_of(parsed.host.begin(), parsed.host.end(),
-                     [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'; })) {
+        parsed.host.find("..") != std::string_view::npos || !std::all_of(parsed.host.begin(), parsed.host.end(), [](char c) {
+          return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+        })) {
       return make_error(
           "write a host name in lower case (a-z, 0-9, '-', '.'), '*.suffix', an IPv4 address or [IPv6], optionally with ':port' "
           "(no scheme, path or user)");

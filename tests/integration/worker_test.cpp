@@ -191,8 +191,8 @@ TEST_CASE("a kafka job writes its record exactly once, with its result, and a mi
   CHECK_THAT(nowhere[0].reason(), Catch::Contains("does not exist"));
   const auto internal = dead_letters_of(env, "internal", 1, 30s);
   REQUIRE(internal.size() == 1);
-  CHECK_THAT(internal[0].reason(), Catch::Contains(fmt::format("may not write '{}results'", env.prefix)) &&
-                                       Catch::Contains("kcron's own topics"));
+  CHECK_THAT(internal[0].reason(),
+             Catch::Contains(fmt::format("may not write '{}results'", env.prefix)) && Catch::Contains("kcron's own topics"));
 }
 
 TEST_CASE(
@@ -215,8 +215,9 @@ TEST_CASE(
          fmt::format(R"({{"id":"forge","kafka":{{"topic":"{}jobs","key":"forged","value":"eyJpZCI6ImZvcmdlZCJ9"}},)"
                      R"("retry":{{"max_retries":3}}}})",
                      env.prefix));
-  submit(producer, env, "acme~forge",
-         fmt::format(R"({{"id":"forge","tenant":"acme","kafka":{{"topic":"{}jobs","key":"forged","value":"eA=="}}}})", env.prefix));
+  submit(
+      producer, env, "acme~forge",
+      fmt::format(R"({{"id":"forge","tenant":"acme","kafka":{{"topic":"{}jobs","key":"forged","value":"eA=="}}}})", env.prefix));
   submit(producer, env, "acme~unlisted",
          fmt::format(R"({{"id":"unlisted","tenant":"acme","kafka":{{"topic":"{}","value":"eA=="}}}})", other));
   submit(producer, env, "acme~listed",
@@ -235,9 +236,9 @@ TEST_CASE(
   const auto unlisted = dead_letters_of(env, "acme~unlisted", 1, 30s);
   REQUIRE(unlisted.size() == 1);
   CHECK_THAT(unlisted[0].reason(), Catch::Contains(fmt::format("tenant 'acme' may not write topic '{}': it is not in the "
-                                                              "tenant's allowed_kafka_topics (kcron tenant set acme "
-                                                              "--kafka-topics ...)",
-                                                              other)));
+                                                               "tenant's allowed_kafka_topics (kcron tenant set acme "
+                                                               "--kafka-topics ...)",
+                                                               other)));
   const auto beta = dead_letters_of(env, "beta~any", 1, 30s);
   REQUIRE(beta.size() == 1);
   CHECK_THAT(beta[0].reason(), Catch::Contains("tenant 'beta' may not write topic") &&
@@ -268,14 +269,16 @@ TEST_CASE(
   const std::string secret = fmt::format("kcron-secret-{:08x}{:08x}", random(), random());
   std::ofstream(secrets + "/default/token") << secret << "\n";
   auto dispatcher = start(env, "kcron-dispatcher", "d1");
-  auto worker = start(env, "kcron-worker", "w1",
-                      {"KCRON_EXEC_PROGRAMS=/bin/sh", "KCRON_EXEC_ENV=X", "KCRON_SECRETS_DIR=" + secrets});
+  auto worker =
+      start(env, "kcron-worker", "w1", {"KCRON_EXEC_PROGRAMS=/bin/sh", "KCRON_EXEC_ENV=X", "KCRON_SECRETS_DIR=" + secrets});
   TestProducer producer;
   submit(producer, env, "length", R"({"id":"length","exec":{"argv":["/bin/sh","-c","echo ${#X}"],"env":{"X":"secret:token"}}})");
-  submit(producer, env, "echoes",
-         R"({"id":"echoes","exec":{"argv":["/bin/sh","-c","echo \"$X\"; echo \"err $X\" >&2; exit 3"],"env":{"X":"secret:token"}}})");
-  submit(producer, env, "missing", R"({"id":"missing","exec":{"argv":["/bin/sh","-c","true"],"env":{"X":"secret:nope"}},)"
-                                   R"("retry":{"max_retries":3}})");
+  submit(
+      producer, env, "echoes",
+      R"({"id":"echoes","exec":{"argv":["/bin/sh","-c","echo \"$X\"; echo \"err $X\" >&2; exit 3"],"env":{"X":"secret:token"}}})");
+  submit(producer, env, "missing",
+         R"({"id":"missing","exec":{"argv":["/bin/sh","-c","true"],"env":{"X":"secret:nope"}},)"
+         R"("retry":{"max_retries":3}})");
 
   const auto length = wait_for_results(env, "length", 1, 30s);
   REQUIRE(length.size() == 1);
@@ -294,7 +297,8 @@ TEST_CASE(
 
   // Rotation needs no restart: the next run reads the file again.
   std::ofstream(secrets + "/default/token") << "short\n";
-  submit(producer, env, "rotated", R"({"id":"rotated","exec":{"argv":["/bin/sh","-c","echo ${#X}"],"env":{"X":"secret:token"}}})");
+  submit(producer, env, "rotated",
+         R"({"id":"rotated","exec":{"argv":["/bin/sh","-c","echo ${#X}"],"env":{"X":"secret:token"}}})");
   const auto rotated = wait_for_results(env, "rotated", 1, 30s);
   REQUIRE(rotated.size() == 1);
   CHECK(rotated[0].output() == "5\n");

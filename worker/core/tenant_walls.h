@@ -77,8 +77,8 @@ class TenantWalls {
   const WallSettings settings_;
   mutable std::mutex mutex_;
   std::shared_ptr<const Map> tenants_ = std::make_shared<const Map>();  // guarded by mutex_
-  std::uint64_t generation_ = 0;                                         // loop thread only
-  bool updated_ = false;                                                 // loop thread only
+  std::uint64_t generation_ = 0;                                        // loop thread only
+  bool updated_ = false;                                                // loop thread only
 };
 
 class SecretResolver;  // core/secret_refs.h

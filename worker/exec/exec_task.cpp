@@ -1,7 +1,5 @@
 #include "exec/exec_task.h"
 
-#include "core/secret_refs.h"
-
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
@@ -19,6 +17,8 @@
 #include <optional>
 #include <string_view>
 #include <utility>
+
+#include "core/secret_refs.h"
 
 namespace kcron::worker {
 namespace {

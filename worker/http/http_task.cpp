@@ -1,7 +1,5 @@
 #include "http/http_task.h"
 
-#include "core/secret_refs.h"
-
 #include <curl/curl.h>
 #include <fmt/format.h>
 #include <netdb.h>
@@ -14,6 +12,8 @@
 #include <memory>
 #include <mutex>
 #include <stdexcept>
+
+#include "core/secret_refs.h"
 
 namespace kcron::worker {
 namespace {

@@ -25,7 +25,8 @@ Outcome KafkaJobExecutor::check(const v1::Job& job) {
   } else {
     WallSettings settings;
     settings.topic_prefix = names_.prefix;
-    if (auto allowed = check_kafka_target(settings, "", nullptr, task.topic()); !allowed) return failed(allowed.error().message(), false);
+    if (auto allowed = check_kafka_target(settings, "", nullptr, task.topic()); !allowed)
+      return failed(allowed.error().message(), false);
   }
   if (task.key().size() + task.value().size() > kMaxKafkaJobRecordBytes) {
     return failed(fmt::format("kafka job record of {} bytes is over the {} byte limit", task.key().size() + task.value().size(),

@@ -48,10 +48,11 @@ Result<std::string> SecretDirectory::resolve(std::string_view tenant_in, std::st
   const Descriptor folder(::openat(root.get(), tenant.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (folder.get() < 0) {
     const int error = errno;
-    if (error == ENOENT) return make_error("secret '{}' of tenant '{}' not found (no directory {}/{})", secret, tenant, directory_, tenant);
+    if (error == ENOENT)
+      return make_error("secret '{}' of tenant '{}' not found (no directory {}/{})", secret, tenant, directory_, tenant);
     if (error == ELOOP || error == ENOTDIR) {
-      return make_error("secret '{}' of tenant '{}': {}/{} is not a directory (symbolic links are refused)", secret, tenant, directory_,
-                        tenant);
+      return make_error("secret '{}' of tenant '{}': {}/{} is not a directory (symbolic links are refused)", secret, tenant,
+                        directory_, tenant);
     }
     return make_error("secret '{}' of tenant '{}': cannot open {}/{}: {}", secret, tenant, directory_, tenant, describe(error));
   }
@@ -59,7 +60,8 @@ Result<std::string> SecretDirectory::resolve(std::string_view tenant_in, std::st
   if (file.get() < 0) {
     const int error = errno;
     if (error == ENOENT) return make_error("secret '{}' of tenant '{}' not found", secret, tenant);
-    if (error == ELOOP) return make_error("secret '{}' of tenant '{}' is a symbolic link; secrets must be regular files", secret, tenant);
+    if (error == ELOOP)
+      return make_error("secret '{}' of tenant '{}' is a symbolic link; secrets must be regular files", secret, tenant);
     return make_error("secret '{}' of tenant '{}' cannot be read: {}", secret, tenant, describe(error));
   }
   struct stat info {};
@@ -78,13 +80,15 @@ Result<std::string> SecretDirectory::resolve(std::string_view tenant_in, std::st
     if (count < 0) return make_error("secret '{}' of tenant '{}' cannot be read: {}", secret, tenant, describe(errno));
     if (count == 0) break;
     value.append(buffer.data(), static_cast<std::size_t>(count));
-    if (value.size() > kMaxSecretBytes + 2) return make_error("secret '{}' of tenant '{}' is over {} bytes", secret, tenant, kMaxSecretBytes);
+    if (value.size() > kMaxSecretBytes + 2)
+      return make_error("secret '{}' of tenant '{}' is over {} bytes", secret, tenant, kMaxSecretBytes);
   }
   if (value.ends_with('\n')) {
     value.pop_back();
     if (value.ends_with('\r')) value.pop_back();
   }
-  if (value.size() > kMaxSecretBytes) return make_error("secret '{}' of tenant '{}' is over {} bytes", secret, tenant, kMaxSecretBytes);
+  if (value.size() > kMaxSecretBytes)
+    return make_error("secret '{}' of tenant '{}' is over {} bytes", secret, tenant, kMaxSecretBytes);
   if (value.empty()) return make_error("secret '{}' of tenant '{}' is empty", secret, tenant);
   return value;
 }

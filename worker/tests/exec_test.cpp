@@ -370,12 +370,13 @@ class TokenSecret final : public SecretResolver {
   }
 };
 
-v1::Job tenant_exec(const std::string& tenant, std::vector<std::string> argv, std::map<std::string, std::string> env = {}) {
+v1::Job tenant_exec(const std::string& tenant, const std::vector<std::string>& argv,
+                    const std::map<std::string, std::string>& env = {}) {
   v1::Job job;
   job.set_id("j");
   job.set_tenant(tenant);
-  for (auto& argument : argv) job.mutable_exec()->add_argv(argument);
-  for (auto& [name, value] : env) (*job.mutable_exec()->mutable_env())[name] = value;
+  for (const auto& argument : argv) job.mutable_exec()->add_argv(argument);
+  for (const auto& [name, value] : env) (*job.mutable_exec()->mutable_env())[name] = value;
   return job;
 }
 
@@ -404,7 +405,8 @@ TEST_CASE("a tenant's programs and env names narrow the worker's, and secrets re
   // Another tenant without lists gets the worker's.
   CHECK(executor(tenant_exec("beta", {"/bin/echo", "hi"}), stop).state == v1::SUCCEEDED);
 
-  const auto secret = executor(tenant_exec("acme", {"/bin/sh", "-c", "echo $X; echo ${#X}; echo $X >&2; exit 1"}, {{"X", "secret:token"}}), stop);
+  const auto secret =
+      executor(tenant_exec("acme", {"/bin/sh", "-c", "echo $X; echo ${#X}; echo $X >&2; exit 1"}, {{"X", "secret:token"}}), stop);
   CHECK(secret.state == v1::FAILED);
   CHECK(secret.output == "[secret:token]\n11\n");  // "acme-s3cr3t"
   CHECK_THAT(secret.error, Catch::Contains("[secret:token]") && !Catch::Contains("s3cr3t"));

@@ -5,9 +5,9 @@
 #include <mutex>
 #include <thread>
 
-#include "http/http_policy.h"
 #include "core/secret_refs.h"
 #include "core/tenant_walls.h"
+#include "http/http_policy.h"
 #include "http/http_task.h"
 
 using namespace kcron;
@@ -715,7 +715,8 @@ TEST_CASE("secret references in an http job's header and query are sent resolved
   CHECK(server.received().custom == "p@ss w0rd&x=1");
   CHECK(server.received().body == "p@ss w0rd&x=1");
   CHECK(outcome.output == "header=[secret:key] query=[secret:key]");
-  const auto missing = make_http_executor(loopback_policy(), JobWalls{nullptr, &secrets})(http_job(server.url("/mirror?token=secret:nope")), stop);
+  const auto missing =
+      make_http_executor(loopback_policy(), JobWalls{nullptr, &secrets})(http_job(server.url("/mirror?token=secret:nope")), stop);
   CHECK(missing.state == v1::FAILED);
   CHECK_FALSE(missing.retriable);
   CHECK(missing.error == "secret 'nope' of tenant 'default' not found");

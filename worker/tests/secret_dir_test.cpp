@@ -61,10 +61,12 @@ TEST_CASE("symbolic links, folders, empty and large secrets are refused without 
   fs::create_symlink("/etc/hostname", folder.root / "acme" / "host");
   fs::create_directory_symlink(folder.root / "other", folder.root / "evil");
   fs::create_directory(folder.root / "acme" / "folder");
-  CHECK(message(secrets.resolve("acme", "stolen")) == "secret 'stolen' of tenant 'acme' is a symbolic link; secrets must be regular files");
+  CHECK(message(secrets.resolve("acme", "stolen")) ==
+        "secret 'stolen' of tenant 'acme' is a symbolic link; secrets must be regular files");
   CHECK_FALSE(secrets.resolve("acme", "host"));
   CHECK_THAT(message(secrets.resolve("evil", "token")), Catch::Contains("symbolic links are refused"));
-  CHECK_THAT(message(secrets.resolve("acme", "folder")), Catch::Contains("not a regular file") || Catch::Contains("cannot be read"));
+  CHECK_THAT(message(secrets.resolve("acme", "folder")),
+             Catch::Contains("not a regular file") || Catch::Contains("cannot be read"));
   folder.write("acme/empty", "\n");
   CHECK(message(secrets.resolve("acme", "empty")) == "secret 'empty' of tenant 'acme' is empty");
   folder.write("acme/large", std::string(kMaxSecretBytes + 1, 'x'));

@@ -23,21 +23,21 @@ class MapResolver final : public SecretResolver {
   std::map<std::string, std::string> values_;
 };
 
-v1::Job exec_job(const std::string& tenant, std::map<std::string, std::string> env) {
+v1::Job exec_job(const std::string& tenant, const std::map<std::string, std::string>& env) {
   v1::Job job;
   job.set_id("j");
   job.set_tenant(tenant);
   job.mutable_exec()->add_argv("/bin/true");
-  for (auto& [name, value] : env) (*job.mutable_exec()->mutable_env())[name] = value;
+  for (const auto& [name, value] : env) (*job.mutable_exec()->mutable_env())[name] = value;
   return job;
 }
 
-v1::Job http_job(const std::string& url, std::map<std::string, std::string> headers = {}) {
+v1::Job http_job(const std::string& url, const std::map<std::string, std::string>& headers = {}) {
   v1::Job job;
   job.set_id("j");
   job.set_tenant("acme");
   job.mutable_http()->set_url(url);
-  for (auto& [name, value] : headers) (*job.mutable_http()->mutable_headers())[name] = value;
+  for (const auto& [name, value] : headers) (*job.mutable_http()->mutable_headers())[name] = value;
   return job;
 }
 
@@ -48,7 +48,8 @@ TEST_CASE("secret names are a small safe alphabet") {
     INFO(good);
     CHECK(is_valid_secret_name(good));
   }
-  for (const std::string& bad : std::vector<std::string>{"", ".", "..", "a..b", "../x", "a/b", "/abs", "a b", "a\nb", "é", std::string(129, 'x'), "a$b"}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"", ".", "..", "a..b", "../x", "a/b", "/abs", "a b", "a\nb", "é", std::string(129, 'x'), "a$b"}) {
     INFO(bad);
     CHECK_FALSE(is_valid_secret_name(bad));
   }
@@ -98,7 +99,8 @@ TEST_CASE("exec env references resolve from the job's tenant") {
 
 TEST_CASE("http header and query references resolve, URL values percent-encoded") {
   const MapResolver resolver({{"acme/api-key", "k&y=1 2"}, {"acme/bearer", "Bearer abc"}});
-  const auto job = http_job("https://api.example.com/p?a=1&key=secret:api-key&b=secret:bearer#frag", {{"Authorization", "secret:bearer"}});
+  const auto job =
+      http_job("https://api.example.com/p?a=1&key=secret:api-key&b=secret:bearer#frag", {{"Authorization", "secret:bearer"}});
   CHECK(has_secret_references(job));
   auto resolved = resolve_secrets(job, &resolver);
   REQUIRE(resolved);
@@ -112,7 +114,8 @@ TEST_CASE("http header and query references resolve, URL values percent-encoded"
   const MapResolver newline(std::map<std::string, std::string>{{"acme/bearer", "a\r\nInjected: 1"}});
   const auto refused = resolve_secrets(http_job("https://h/", {{"Authorization", "secret:bearer"}}), &newline);
   REQUIRE_FALSE(refused);
-  CHECK_THAT(refused.error().message(), Catch::Contains("secret 'bearer' of tenant 'acme' holds CR, LF") && !Catch::Contains("Injected"));
+  CHECK_THAT(refused.error().message(),
+             Catch::Contains("secret 'bearer' of tenant 'acme' holds CR, LF") && !Catch::Contains("Injected"));
 }
 
 TEST_CASE("url_secret_references finds whole query values only") {

@@ -86,9 +86,10 @@ TEST_CASE("a tenant's programs and env names narrow the worker's") {
   lists.programs = {"/bin/echo"};
   lists.env_names = {"GREETING"};
   CHECK(check_exec_for_tenant(settings, "acme", &lists, exec_task("/bin/echo", {"GREETING"})));
-  CHECK(refusal(check_exec_for_tenant(settings, "acme", &lists, exec_task("/bin/sh"))) ==
-        "tenant 'acme' may not run program '/bin/sh': it is not in the tenant's allowed_programs (kcron tenant set acme --programs "
-        "...)");
+  CHECK(
+      refusal(check_exec_for_tenant(settings, "acme", &lists, exec_task("/bin/sh"))) ==
+      "tenant 'acme' may not run program '/bin/sh': it is not in the tenant's allowed_programs (kcron tenant set acme --programs "
+      "...)");
   CHECK_THAT(refusal(check_exec_for_tenant(settings, "acme", &lists, exec_task("/bin/echo", {"TOKEN"}))),
              Catch::Contains("may not set environment variable 'TOKEN': it is not in the tenant's allowed_env_names"));
   // Without lists: the worker's lists alone (check_exec), unless the worker requires lists.
@@ -131,14 +132,14 @@ TEST_CASE("a tenant's http targets narrow the worker's rules") {
 }
 
 TEST_CASE("http target rules are validated") {
-  for (const std::string good : {"api.example.com", "*.example.com", "example.com:8443", "*.example.com:443", "10.0.0.1",
-                                 "[::1]", "[2001:db8::1]:8080", "localhost"}) {
+  for (const std::string good : {"api.example.com", "*.example.com", "example.com:8443", "*.example.com:443", "10.0.0.1", "[::1]",
+                                 "[2001:db8::1]:8080", "localhost"}) {
     INFO(good);
     CHECK(validate_http_target_rule(good));
   }
-  for (const std::string bad : {"", "https://api.example.com", "api.example.com/path", "API.example.com", "user@host", "*",
-                                "*.", "host:0", "host:65536", "host:", "host:80x", "[::1", "[::1]x", "*.[::1]", ".example.com",
-                                "a..b", "*example.com"}) {
+  for (const std::string bad :
+       {"", "https://api.example.com", "api.example.com/path", "API.example.com", "user@host", "*", "*.", "host:0", "host:65536",
+        "host:", "host:80x", "[::1", "[::1]x", "*.[::1]", ".example.com", "a..b", "*example.com"}) {
     INFO(bad);
     CHECK_FALSE(validate_http_target_rule(bad));
   }
@@ -160,9 +161,11 @@ TEST_CASE("validate_tenant_settings bounds the allowlists") {
   CHECK_THAT(refused([](auto& s) { s.add_allowed_kafka_topics("kcron.jobs"); }), Catch::Contains("internal topic"));
   CHECK_THAT(refused([](auto& s) { s.add_allowed_kafka_topics("__consumer_offsets"); }), Catch::Contains("internal topic"));
   CHECK_THAT(refused([](auto& s) { s.add_allowed_kafka_topics("a b"); }), Catch::Contains("not a Kafka topic name"));
-  CHECK_THAT(refused([](auto& s) { s.add_allowed_kafka_topics(std::string(250, 'a')); }), Catch::Contains("not a Kafka topic name"));
+  CHECK_THAT(refused([](auto& s) { s.add_allowed_kafka_topics(std::string(250, 'a')); }),
+             Catch::Contains("not a Kafka topic name"));
   CHECK_THAT(refused([](auto& s) { s.add_allowed_programs("bin/report"); }), Catch::Contains("not an absolute path"));
-  CHECK_THAT(refused([](auto& s) { s.add_allowed_programs(std::string("/bin/\n", 6)); }), Catch::Contains("not an absolute path"));
+  CHECK_THAT(refused([](auto& s) { s.add_allowed_programs(std::string("/bin/\n", 6)); }),
+             Catch::Contains("not an absolute path"));
   CHECK_THAT(refused([](auto& s) { s.add_allowed_env_names("1X"); }), Catch::Contains("not an environment variable name"));
   CHECK_THAT(refused([](auto& s) { s.add_allowed_env_names("A=B"); }), Catch::Contains("not an environment variable name"));
   CHECK_THAT(refused([](auto& s) { s.add_allowed_http_targets("http://x"); }), Catch::Contains("allowed_http_targets"));
