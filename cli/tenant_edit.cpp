@@ -121,7 +121,7 @@ std::string allowlist_lines(const v1::TenantSettings& settings) {
       "programs: {}\n"
       "env names: {}\n"
       "http targets: {}\n",
-      list_or(settings.allowed_kafka_topics(), is_default ? "any the workers allow (kafka_jobs.allow_topics)" : "none"),
+      list_or(settings.allowed_kafka_topics(), is_default ? "any the workers allow (jobs.kafka_topics)" : "none"),
       list_or(settings.allowed_programs(), "the workers' exec.programs"),
       list_or(settings.allowed_env_names(), "the workers' exec.env"),
       list_or(settings.allowed_http_targets(), "any the workers' http rules allow"));

@@ -48,7 +48,7 @@ std::vector<kcron::ConfigKey> config_keys() {
           {"retry.max_backoff_ms", "300000", "backoff cap when the job does not say"},
           {"emit_events", "false",
            "also write every transition to the events topic (the status topic keeps every transition for a day)"},
-          {"kafka_jobs.allow_topics", "",
+          {"jobs.kafka_topics", "",
            "topics kafka jobs may write, comma-separated exact names (empty: any topic but kcron's and Kafka's own); "
            "narrows each tenant's allowed_kafka_topics"},
           {"tenants.require_allowlists", "false",
@@ -120,10 +120,10 @@ int run(int argc, char** argv) {
   }
   kcron::worker::WallSettings wall_settings;
   wall_settings.topic_prefix = settings.names.prefix;
-  wall_settings.kafka_topics = config.get_list("kafka_jobs.allow_topics");
+  wall_settings.kafka_topics = config.get_list("jobs.kafka_topics");
   for (const auto& topic : wall_settings.kafka_topics) {
     if (!kcron::is_valid_kafka_topic_name(topic)) {
-      std::cerr << "kcron-worker: kafka_jobs.allow_topics: '" << topic << "' is not a Kafka topic name\n";
+      std::cerr << "kcron-worker: jobs.kafka_topics: '" << topic << "' is not a Kafka topic name\n";
       return 2;
     }
   }

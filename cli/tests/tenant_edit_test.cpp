@@ -143,7 +143,7 @@ TEST_CASE("the allowlist options replace the tenant's lists, are described, and 
   CHECK(settings.allowed_programs_size() == 1);
   // The default tenant without a kafka list writes what the workers allow.
   CHECK_THAT(describe_tenant(apply_edit(v1::TenantSettings(), "default", TenantEdit(), 1)),
-             Catch::Contains("kafka topics: any the workers allow (kafka_jobs.allow_topics)"));
+             Catch::Contains("kafka topics: any the workers allow (jobs.kafka_topics)"));
 }
 
 TEST_CASE("delete tombstones the tenant's schedules in force, by their latest record, on their partition") {

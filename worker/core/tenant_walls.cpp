@@ -51,7 +51,7 @@ Status check_kafka_target(const WallSettings& settings, std::string_view tenant,
         shown(topic), settings.topic_prefix);
   }
   if (!settings.kafka_topics.empty() && !contains(settings.kafka_topics, topic)) {
-    return make_error("kafka job may not write topic '{}': it is not in this worker's kafka_jobs.allow_topics", shown(topic));
+    return make_error("kafka job may not write topic '{}': it is not in this worker's jobs.kafka_topics", shown(topic));
   }
   const std::string name = tenant_name(tenant);
   const bool has_list = lists != nullptr && !lists->kafka_topics.empty();

@@ -25,7 +25,7 @@ struct WallSettings {
   // no exec job, without allowed_env_names may set no env, without allowed_http_targets may run no
   // http job. false: such a tenant gets the worker's lists (as before tenants had lists).
   bool require_allowlists = false;
-  // kafka_jobs.allow_topics: topics any kafka job may write (exact names); empty: any topic not
+  // jobs.kafka_topics: topics any kafka job may write (exact names); empty: any topic not
   // kcron's own. Narrows every tenant's allowed_kafka_topics.
   std::vector<std::string> kafka_topics;
   // The deployment's topic prefix (topic_prefix, "kcron." by default): never a kafka job's target.
@@ -43,7 +43,7 @@ TenantAllowlists allowlists_of(const v1::TenantSettings& settings);
 
 // Whether a kafka job of `tenant` ("" or "default": the default tenant) may write `topic`.
 // Never: a topic under the deployment's prefix or under "kcron.", or any "__" topic (Kafka's
-// own). Then the worker's kafka_jobs.allow_topics, when set. Then the tenant's
+// own). Then the worker's jobs.kafka_topics, when set. Then the tenant's
 // allowed_kafka_topics: a tenant other than the default without that list (or without a
 // record, `lists` null) may write none; the default tenant only when it has a list.
 Status check_kafka_target(const WallSettings& settings, std::string_view tenant, const TenantAllowlists* lists,

@@ -1,5 +1,5 @@
 // The executor of kafka jobs. It checks the job's target (check_kafka_target: never one of
-// kcron's own topics nor a `__` topic, the worker's kafka_jobs.allow_topics, the tenant's
+// kcron's own topics nor a `__` topic, the worker's jobs.kafka_topics, the tenant's
 // allowed_kafka_topics; the topic exists; key + value within kMaxKafkaJobRecordBytes); the record itself
 // is produced in the transaction that publishes the job's result (OutcomePolicy), so it is
 // written exactly once, with it. Runs on slot threads.
@@ -24,7 +24,7 @@ constexpr std::size_t kMaxKafkaJobRecordBytes = std::size_t{900} * 1024;
 
 class KafkaJobExecutor {
  public:
-  // `walls`: the tenants' allowed_kafka_topics and the worker's kafka_jobs.allow_topics; null:
+  // `walls`: the tenants' allowed_kafka_topics and the worker's jobs.kafka_topics; null:
   // only kcron's and Kafka's own topics are refused (tests). Outlives the executor.
   KafkaJobExecutor(TopicNames names, const TenantWalls* walls) : names_(std::move(names)), walls_(walls) {}
   // A producer of its own for metadata (the loop's transactional producer may be replaced).

@@ -70,10 +70,10 @@ TEST_CASE("the default tenant writes any other topic unless a list narrows it") 
   lists.kafka_topics = {"orders"};
   CHECK(check_kafka_target(settings, "default", &lists, "orders"));
   CHECK_FALSE(check_kafka_target(settings, "default", &lists, "payroll"));
-  // The worker's kafka_jobs.allow_topics narrows every tenant, the default one too.
+  // The worker's jobs.kafka_topics narrows every tenant, the default one too.
   settings.kafka_topics = {"orders"};
   CHECK(check_kafka_target(settings, "", nullptr, "orders"));
-  CHECK_THAT(refusal(check_kafka_target(settings, "", nullptr, "payroll")), Catch::Contains("kafka_jobs.allow_topics"));
+  CHECK_THAT(refusal(check_kafka_target(settings, "", nullptr, "payroll")), Catch::Contains("jobs.kafka_topics"));
   TenantAllowlists acme;
   acme.kafka_topics = {"orders", "payroll"};
   CHECK(check_kafka_target(settings, "acme", &acme, "orders"));
