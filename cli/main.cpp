@@ -17,6 +17,7 @@
 #include "cron_command.h"
 #include "curl_transport.h"
 #include "inspect_command.h"
+#include "kafka_access.h"
 #include "kcron.pb.h"
 #include "kcron/clock.h"
 #include "kcron/codec.h"
@@ -349,6 +350,7 @@ int run(int argc, char** argv) {
   const kcron::cli::AuditCommand audit_command(app);
   const kcron::cli::TokenCommands token_commands(app);
   const kcron::cli::JobsCommand jobs_command(app);
+  const kcron::cli::KafkaAclsCommand kafka_acls_command(app);
 
   CLI11_PARSE(app, argc, argv);
   if (cron_command.parsed()) return cron_command.run(std::cout, std::cerr);      // pure: no config, no broker
@@ -448,6 +450,7 @@ int run(int argc, char** argv) {
   }
   if (inspect_commands.parsed()) return inspect_commands.run(config, std::cout, std::cerr);
   if (tenant_commands.parsed()) return tenant_commands.run(config, std::cout, std::cerr);
+  if (kafka_acls_command.parsed()) return kafka_acls_command.run(config, std::cout, std::cerr);
   if (audit_command.parsed()) return audit_command.run(config, std::cout, std::cerr);
   if (tail_command->parsed()) {
     kcron::install_stop_signals();

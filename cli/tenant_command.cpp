@@ -134,9 +134,11 @@ TenantCommands::TenantCommands(CLI::App& app) {
   create_ = tenant->add_subcommand("create", "register a new tenant with its limits (fails if it exists)");
   create_->add_option("name", name_, "tenant name: 1-40 of a-z, 0-9 and -")->required();
   create_options_ = add_edit_options(*create_);
+  add_tenant_kafka_options(*create_, create_kafka_);
   set_ = tenant->add_subcommand("set", "change the given settings of an existing tenant");
   set_->add_option("name", name_)->required();
   set_options_ = add_edit_options(*set_);
+  add_tenant_kafka_options(*set_, set_kafka_);
   get_ = tenant->add_subcommand("get", "one tenant's settings");
   get_->add_option("name", name_)->required();
   get_->add_flag("--json", json_, "the TenantSettings as JSON");
@@ -261,6 +263,8 @@ int TenantCommands::run_edit(const Config& config, bool create, const EditOption
     return fail(err, written.error().message());
   }
   out << (create ? "created tenant " : "updated tenant ") << name_ << "\n";
+  const auto& kafka_options = create ? create_kafka_ : set_kafka_;
+  if (kafka_options.kafka) return setup_tenant_kafka(config, name_, kafka_options, out, err);
   return 0;
 }
 
@@ -299,13 +303,16 @@ int TenantCommands::run_delete(const Config& config, std::ostream& out, std::ost
         "kcron tenant delete {} --yes would:\n"
         "  tombstone {} schedule(s) of the tenant on {}\n"
         "  send a PurgeTenant to each of the {} partitions of {} (the dispatchers cancel the tenant's pending jobs)\n"
-        "  tombstone the tenant's settings on {}\n",
-        name_, schedules.size(), names.schedules(), jobs_partitions, names.jobs(), names.tenants());
+        "  tombstone the tenant's settings on {}\n"
+        "  remove the ACLs of User:tenant.{} and its input topics, if any\n",
+        name_, schedules.size(), names.schedules(), jobs_partitions, names.jobs(), names.tenants(), name_);
     return fail(err, fmt::format("tenant '{}' was not deleted: pass --yes to delete it", name_));
   }
 
-  // Schedules first, so no new run of them is emitted after the purge; then the purge; the
-  // settings last, so a failure part-way leaves the tenant listed and the command can be rerun.
+  // Kafka access first (its ACLs and input topics), so the tenant can send nothing more; then
+  // schedules, so no new run of them is emitted after the purge; then the purge; the settings
+  // last, so a failure part-way leaves the tenant listed and the command can be rerun.
+  if (int code = teardown_tenant_kafka(config, name_, out, err); code != 0) return code;
   std::vector<OutRecord> tombstones;
   for (const auto& schedule : schedules) {
     tombstones.push_back(OutRecord{names.schedules(),
@@ -360,7 +367,7 @@ int TenantCommands::run_delete(const Config& config, std::ostream& out, std::ost
         "  {} schedule(s) keyed by a bare id that name the tenant in their body ({}); kcron schedule delete ID removes them\n",
         bare.size(), fmt::join(bare, ", "));
   }
-  out << "  per-tenant topics, ACLs and keys: none exist yet (they come with the Kafka isolation work, docs/tenancy.md)\n";
+  out << "  a client certificate issued to the tenant stays valid until it expires, with no ACL left to use (docs/security.md)\n";
   return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "api_client.h"
+#include "kafka_access.h"
 #include "kcron/config.h"
 #include "tenant_edit.h"
 
@@ -57,6 +58,8 @@ class TenantCommands {
   CLI::App* delete_ = nullptr;
   EditOptions create_options_;
   EditOptions set_options_;
+  TenantKafkaOptions create_kafka_;
+  TenantKafkaOptions set_kafka_;
   std::string name_;
   std::uint64_t max_pending_ = 0;
   double max_rate_ = 0;

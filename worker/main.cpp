@@ -113,6 +113,12 @@ int run(int argc, char** argv) {
     std::cerr << "kcron-worker: " << exec_policy.error().message() << "\n";
     return 2;
   }
+  if (!exec_policy->programs.empty()) {
+    if (auto sandbox = kcron::worker::check_sandbox(*exec_policy); !sandbox) {
+      std::cerr << "kcron-worker: " << sandbox.error().message() << "\n";
+      return 2;
+    }
+  }
   auto http_policy = kcron::worker::http_policy_from(config);
   if (!http_policy) {
     std::cerr << "kcron-worker: " << http_policy.error().message() << "\n";

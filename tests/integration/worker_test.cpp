@@ -166,7 +166,7 @@ TEST_CASE("a job past its timeout is stopped and dead, and a cancel stops a runn
 TEST_CASE("a kafka job writes its record exactly once, with its result, and a missing topic is refused", "[integration]") {
   TestEnv env("kafkajob");
   const std::string sink = "sink-" + env.prefix.substr(0, env.prefix.size() - 1);
-  auto created = kafka::create_topics({{"bootstrap.servers", brokers()}}, {{sink, 1, {}}}, 1, 30s);
+  auto created = kafka::create_topics(test_client_properties(), {{sink, 1, {}}}, 1, 30s);
   REQUIRE(created.ok());
   auto dispatcher = start(env, "kcron-dispatcher", "d1");
   auto worker = start(env, "kcron-worker", "w1");
@@ -692,7 +692,7 @@ TEST_CASE("an outcome the broker refuses is isolated and recorded DEAD, reduced,
   // A sink that refuses records over 1500 bytes: the kafka job's record aborts every transaction
   // it is in, until the worker isolates it (one outcome per transaction) and records it reduced.
   const std::string sink = "small-" + env.prefix.substr(0, env.prefix.size() - 1);
-  auto created = kafka::create_topics({{"bootstrap.servers", brokers()}}, {{sink, 1, {{"max.message.bytes", "1500"}}}}, 1, 30s);
+  auto created = kafka::create_topics(test_client_properties(), {{sink, 1, {{"max.message.bytes", "1500"}}}}, 1, 30s);
   REQUIRE(created.ok());
   auto dispatcher = start(env, "kcron-dispatcher", "d1");
   auto worker = start(env, "kcron-worker", "w1");

@@ -1,8 +1,10 @@
 // The exec executor against real processes (/bin/sh, /bin/echo, /usr/bin/env...): what the policy
 // refuses, what the child sees, and that timeouts and stops leave nothing of the job running.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <csignal>
@@ -413,4 +415,66 @@ TEST_CASE("a tenant's programs and env names narrow the worker's, and secrets re
   const auto missing = executor(tenant_exec("acme", {"/bin/sh", "-c", "true"}, {{"X", "secret:other"}}), stop);
   CHECK_FALSE(missing.retriable);
   CHECK(missing.error == "secret 'other' of tenant 'acme' not found");
+
+TEST_CASE("the sandbox's argument vector: namespaces, /usr read-only, no host directory as the working directory",
+          "[exec][sandbox]") {
+  SandboxSettings settings;
+  settings.kind = ExecSandbox::kBwrap;
+  const auto argv = bwrap_argv(settings, {"/opt/tool/run", "--flag"}, sandbox_cwd("/srv/data"));
+  const auto has = [&](const std::vector<std::string>& sequence) {
+    return std::search(argv.begin(), argv.end(), sequence.begin(), sequence.end()) != argv.end();
+  };
+  CHECK(argv.front() == "/usr/bin/bwrap");
+  CHECK(has({"--unshare-all", "--share-net", "--unshare-user", "--uid", "65534"}));
+  CHECK(has({"--ro-bind", "/usr", "/usr"}));
+  CHECK(has({"--ro-bind", "/opt/tool/run", "/opt/tool/run"}));  // the program, outside /usr
+  CHECK(has({"--tmpfs", "/tmp", "--dir", "/tmp/job", "--chdir", "/tmp/job", "--", "/opt/tool/run", "--flag"}));
+  CHECK_FALSE(has({"--bind"}));  // nothing of the host is writable
+  CHECK(sandbox_cwd("/tmp") == "/tmp");
+  CHECK(sandbox_cwd("/tmp/work") == "/tmp/work");
+  CHECK(sandbox_cwd("/tmp/../etc") == "/tmp/job");
+  CHECK(sandbox_cwd("/etc/kcron") == "/tmp/job");
+  settings.network = false;
+  const auto offline = bwrap_argv(settings, {"/usr/bin/true"}, "/tmp");
+  CHECK(std::find(offline.begin(), offline.end(), "--share-net") == offline.end());
+  CHECK(std::find(offline.begin(), offline.end(), "/usr/bin/true") != offline.end());
+  CHECK(parse_exec_sandbox("bwrap").value() == ExecSandbox::kBwrap);
+  CHECK_FALSE(parse_exec_sandbox("docker").ok());
+}
+
+TEST_CASE("a sandboxed exec job sees no host file outside /usr, runs as nobody, and writes only in its own /tmp",
+          "[exec][sandbox]") {
+  auto policy = test_policy();
+  policy.sandbox.kind = ExecSandbox::kBwrap;
+  if (::access(policy.sandbox.bwrap.c_str(), X_OK) != 0 || !check_sandbox(policy).ok()) {
+    // scripts/setup installs bubblewrap; a machine without user namespaces cannot run it.
+    WARN("KCRON-SKIP: bubblewrap cannot run here: " << check_sandbox(policy).error().message());
+    return;
+  }
+  // A secret of another tenant and the worker's own files, readable by the worker's user.
+  const auto host_dir = std::filesystem::temp_directory_path() / fmt::format("kcron-sandbox-{}", ::getpid());
+  std::filesystem::create_directories(host_dir / "secrets" / "b");
+  std::ofstream(host_dir / "secrets" / "b" / "token") << "tenant-b-secret-value\n";
+  const auto secret_path = (host_dir / "secrets" / "b" / "token").string();
+
+  auto outcome =
+      run(shell_job(fmt::format("id -u; pwd; cat '{}' 2>&1; ls /root 2>&1; ls /etc/kcron 2>&1; echo scratch > file && cat file; "
+                                "cat /proc/1/cmdline | tr '\\0' ' '",
+                                secret_path)),
+          policy);
+  INFO(outcome.error << " / " << outcome.output);
+  CHECK(outcome.state == v1::SUCCEEDED);
+  CHECK_THAT(outcome.output, Catch::StartsWith("65534\n/tmp\n"));
+  CHECK_THAT(outcome.output, Catch::Contains(secret_path + ": No such file or directory"));
+  CHECK_THAT(outcome.output, !Catch::Contains("tenant-b-secret-value"));
+  CHECK_THAT(outcome.output, Catch::Contains("/root': No such file or directory"));
+  CHECK_THAT(outcome.output, Catch::Contains("scratch"));
+  CHECK_THAT(outcome.output, Catch::Contains("bwrap"));  // its own PID namespace: pid 1 is the sandbox, not the host's init
+  // The job's /tmp was its own: nothing it wrote is on the host.
+  CHECK_FALSE(std::filesystem::exists("/tmp/file"));
+  // /usr is read-only.
+  auto write_usr = run(shell_job("echo x > /usr/kcron-sandbox-test"), policy);
+  CHECK(write_usr.state == v1::FAILED);
+  CHECK_FALSE(std::filesystem::exists("/usr/kcron-sandbox-test"));
+  std::filesystem::remove_all(host_dir);
 }
