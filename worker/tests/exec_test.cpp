@@ -415,6 +415,7 @@ TEST_CASE("a tenant's programs and env names narrow the worker's, and secrets re
   const auto missing = executor(tenant_exec("acme", {"/bin/sh", "-c", "true"}, {{"X", "secret:other"}}), stop);
   CHECK_FALSE(missing.retriable);
   CHECK(missing.error == "secret 'other' of tenant 'acme' not found");
+}
 
 TEST_CASE("the sandbox's argument vector: namespaces, /usr read-only, no host directory as the working directory",
           "[exec][sandbox]") {
