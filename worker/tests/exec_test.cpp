@@ -19,6 +19,7 @@
 #include "core/secret_refs.h"
 #include "core/tenant_walls.h"
 #include "exec/exec_task.h"
+#include "secrets/secret_dir.h"
 
 using namespace kcron;
 using namespace kcron::worker;
@@ -478,4 +479,30 @@ TEST_CASE("a sandboxed exec job sees no host file outside /usr, runs as nobody, 
   CHECK(write_usr.state == v1::FAILED);
   CHECK_FALSE(std::filesystem::exists("/usr/kcron-sandbox-test"));
   std::filesystem::remove_all(host_dir);
+}
+
+TEST_CASE("a sandboxed exec job gets its secret's value in its environment and cannot read the secrets directory",
+          "[exec][sandbox]") {
+  auto policy = test_policy();
+  policy.env_names = {"X"};
+  policy.sandbox.kind = ExecSandbox::kBwrap;
+  if (::access(policy.sandbox.bwrap.c_str(), X_OK) != 0 || !check_sandbox(policy).ok()) {
+    WARN("KCRON-SKIP: bubblewrap cannot run here: " << check_sandbox(policy).error().message());
+    return;
+  }
+  const auto root = std::filesystem::temp_directory_path() / fmt::format("kcron-secrets-sandbox-{}", ::getpid());
+  std::filesystem::create_directories(root / "acme");
+  std::ofstream(root / "acme" / "token") << "acme-sandboxed\n";
+  const SecretDirectory secrets(root.string());
+  v1::Job job = shell_job(fmt::format("echo ${{#X}}; cat '{}/acme/token' 2>&1; echo rc=$?", root.string()));
+  job.set_tenant("acme");
+  (*job.mutable_exec()->mutable_env())["X"] = "secret:token";
+  const std::atomic<bool> stop{false};
+  const auto outcome = make_exec_executor(policy, JobWalls{nullptr, &secrets})(job, stop);
+  std::filesystem::remove_all(root);
+  CHECK(outcome.state == v1::SUCCEEDED);
+  // 14 bytes of value; the file is not there for the job (cat fails; had it read the file, the
+  // value would show, redacted).
+  CHECK_THAT(outcome.output, Catch::StartsWith("14\n") && Catch::Contains("No such file") && Catch::EndsWith("rc=1\n") &&
+                                 !Catch::Contains("[secret:token]"));
 }
