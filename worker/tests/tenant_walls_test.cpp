@@ -27,7 +27,8 @@ TEST_CASE("a kafka job never writes kcron's own topics nor Kafka's") {
   const WallSettings settings;
   TenantAllowlists lists;
   lists.kafka_topics = {"orders"};
-  for (const std::string topic : {"kcron.jobs", "kcron.x", "kcron.results", "__consumer_offsets", "__transaction_state", "__x"}) {
+  for (const std::string topic : {"kcron.jobs", "kcron.x", "kcron.results", "kcron.in.acme", "kcron.in.other",
+                                  "__consumer_offsets", "__transaction_state", "__x"}) {
     for (const std::string tenant : {"", "default", "acme"}) {
       const auto status = check_kafka_target(settings, tenant, &lists, topic);
       REQUIRE_FALSE(status);
