@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <iostream>
 #include <optional>
+#include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -118,6 +121,18 @@ TenantCommands::EditOptions TenantCommands::add_edit_options(CLI::App& command) 
   options.admin_max_running =
       command.add_option("--admin-max-running", admin_max_running_,
                          "how high the tenant's admins may set --max-running through kcron-api (0: not at all)");
+  options.kafka_topics =
+      command.add_option("--kafka-topics", kafka_topics_,
+                         "topics the tenant's kafka jobs may write, e.g. orders,billing ('': none; never kcron.* or __*)");
+  options.programs = command.add_option("--programs", programs_,
+                                        "absolute programs the tenant's exec jobs may run, within the workers' exec.programs "
+                                        "('': the workers' list)");
+  options.env_names = command.add_option("--env-names", env_names_,
+                                         "env names the tenant's exec jobs may set, within the workers' exec.env ('': the "
+                                         "workers' list)");
+  options.http_targets = command.add_option("--http-targets", http_targets_,
+                                            "hosts the tenant's http jobs may reach: host, *.suffix, host:port ('': any the "
+                                            "workers' http rules allow)");
   return options;
 }
 
@@ -158,6 +173,17 @@ Result<TenantEdit> TenantCommands::edit_of(const EditOptions& given) const {
     if (!queues) return queues.error();
     edit.allowed_queues = std::move(*queues);
   }
+  const std::array<std::tuple<CLI::Option*, std::string_view, const std::string*, std::optional<std::vector<std::string>>*>, 4>
+      lists{{{given.kafka_topics, "--kafka-topics", &kafka_topics_, &edit.allowed_kafka_topics},
+             {given.programs, "--programs", &programs_, &edit.allowed_programs},
+             {given.env_names, "--env-names", &env_names_, &edit.allowed_env_names},
+             {given.http_targets, "--http-targets", &http_targets_, &edit.allowed_http_targets}}};
+  for (const auto& [option, name, text, target] : lists) {
+    if (option->count() == 0) continue;
+    auto parsed = parse_name_list(name, *text);
+    if (!parsed) return parsed.error();
+    *target = std::move(*parsed);
+  }
   return edit;
 }
 
@@ -176,6 +202,11 @@ int TenantCommands::run_api(ApiClient& client, std::ostream& out, std::ostream& 
   }
   auto edit = edit_of(set_options_);
   if (!edit) return fail(err, edit.error().message());
+  if (edit->sets_allowlists()) {
+    return fail(err,
+                "--kafka-topics, --programs, --env-names and --http-targets are set by kcron's operators on kcron.tenants "
+                "(kcron tenant set without --api); kcron-api does not change them");
+  }
   auto settings = client.patch_tenant(tenant_patch_body(*edit));
   if (!settings) return fail(err, settings.error().message());
   out << "updated tenant " << name_ << "\n";

@@ -45,6 +45,10 @@ class TenantCommands {
     CLI::Option* admin_max_pending = nullptr;
     CLI::Option* admin_max_rate = nullptr;
     CLI::Option* admin_max_running = nullptr;
+    CLI::Option* kafka_topics = nullptr;
+    CLI::Option* programs = nullptr;
+    CLI::Option* env_names = nullptr;
+    CLI::Option* http_targets = nullptr;
   };
   // The given options as an edit; an error for a bad --queues.
   Result<TenantEdit> edit_of(const EditOptions& given) const;
@@ -70,6 +74,10 @@ class TenantCommands {
   std::uint64_t admin_max_pending_ = 0;
   double admin_max_rate_ = 0;
   std::uint32_t admin_max_running_ = 0;
+  std::string kafka_topics_;
+  std::string programs_;
+  std::string env_names_;
+  std::string http_targets_;
   std::string reason_;
   bool json_ = false;
   bool yes_ = false;

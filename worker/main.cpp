@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <iostream>
+#include <optional>
 
 #include "core/sealed_executor.h"
 #include "exec/exec_task.h"
@@ -13,6 +14,8 @@
 #include "kcron/program.h"
 #include "kcron/service.h"
 #include "kcron/tenant_follower.h"
+#include "kcron/tenant_registry.h"
+#include "secrets/secret_dir.h"
 
 namespace {
 
@@ -48,6 +51,14 @@ std::vector<kcron::ConfigKey> config_keys() {
            "the deployment's sealing master key (64 hex digits): this worker opens sealed tasks (empty: it fails them)"},
           {"emit_events", "false",
            "also write every transition to the events topic (the status topic keeps every transition for a day)"},
+          {"jobs.kafka_topics", "",
+           "topics kafka jobs may write, comma-separated exact names (empty: any topic but kcron's and Kafka's own); "
+           "narrows each tenant's allowed_kafka_topics"},
+          {"tenants.require_allowlists", "false",
+           "a tenant other than the default without allowed_programs / allowed_env_names / allowed_http_targets may run no "
+           "exec job / set no env / run no http job (false: it gets the worker's lists)"},
+          {"secrets.dir", "",
+           "directory of the tenants' secrets, <dir>/<tenant>/<NAME>, for secret:NAME references (empty: secrets off)"},
       });
   const auto exec_keys = kcron::worker::exec_config_keys();
   keys.insert(keys.end(), exec_keys.begin(), exec_keys.end());
@@ -116,6 +127,31 @@ int run(int argc, char** argv) {
     std::cerr << "kcron-worker: " << http_policy.error().message() << "\n";
     return 2;
   }
+  kcron::worker::WallSettings wall_settings;
+  wall_settings.topic_prefix = settings.names.prefix;
+  wall_settings.kafka_topics = config.get_list("jobs.kafka_topics");
+  for (const auto& topic : wall_settings.kafka_topics) {
+    if (!kcron::is_valid_kafka_topic_name(topic)) {
+      std::cerr << "kcron-worker: jobs.kafka_topics: '" << topic << "' is not a Kafka topic name\n";
+      return 2;
+    }
+  }
+  auto require_allowlists = config.get_bool("tenants.require_allowlists");
+  if (!require_allowlists) {
+    std::cerr << "kcron-worker: tenants.require_allowlists: " << require_allowlists.error().message() << "\n";
+    return 2;
+  }
+  wall_settings.require_allowlists = *require_allowlists;
+  kcron::worker::TenantWalls walls(wall_settings);
+  std::optional<kcron::worker::SecretDirectory> secrets;
+  if (!config.get("secrets.dir").empty()) {
+    if (!config.get("secrets.dir").starts_with('/')) {
+      std::cerr << "kcron-worker: secrets.dir: '" << config.get("secrets.dir") << "' is not an absolute path\n";
+      return 2;
+    }
+    secrets.emplace(config.get("secrets.dir"));
+  }
+  const kcron::worker::JobWalls job_walls{&walls, secrets ? &*secrets : nullptr};
   kcron::init_logging("worker", config.get("log_level"));
   kcron::worker::http_global_init();
   kcron::install_stop_signals();
@@ -146,18 +182,21 @@ int run(int argc, char** argv) {
   kcron::worker::SealingKeys sealing_keys(std::move(master_key));
   sealing_keys.refresh(tenants);
   settings.tenants = &tenants;
-  settings.follow_tenants = [&follower, &sealing_keys, &tenants] {
+  walls.update(tenants.all(), tenants.generation());
+  settings.follow_tenants = [&follower, &walls, &tenants, &sealing_keys] {
     follower.poll(1000);
+    walls.update(tenants.all(), tenants.generation());
     sealing_keys.refresh(tenants);
   };
+  settings.walls = &walls;
   // The heartbeat says what this worker can run (the console offers these in its job form).
   if (exec_policy->programs.size() <= 100) settings.programs = exec_policy->programs;
   settings.handlers = runner.handler_names();
   kcron::worker::WorkerLoop loop(settings, runner, clock, metrics, &http);
   runner.register_executor(kcron::v1::Job::kKafka, loop.kafka_executor());
-  runner.register_executor(kcron::v1::Job::kHttp, kcron::worker::make_http_executor(*http_policy));
+  runner.register_executor(kcron::v1::Job::kHttp, kcron::worker::make_http_executor(*http_policy, job_walls));
   if (!exec_policy->programs.empty())
-    runner.register_executor(kcron::v1::Job::kExec, kcron::worker::make_exec_executor(*exec_policy));
+    runner.register_executor(kcron::v1::Job::kExec, kcron::worker::make_exec_executor(*exec_policy, job_walls));
   runner.register_executor(kcron::v1::Job::kSealed, kcron::worker::make_sealed_executor(runner, sealing_keys));
   return kcron::exit_code_for(loop.run());
 }

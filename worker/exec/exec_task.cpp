@@ -18,6 +18,8 @@
 #include <string_view>
 #include <utility>
 
+#include "core/secret_refs.h"
+
 namespace kcron::worker {
 namespace {
 
@@ -602,10 +604,22 @@ Status check_sandbox(const ExecPolicy& policy) {
       outcome.error);
 }
 
-Handler make_exec_executor(ExecPolicy policy) {
-  return [policy = std::move(policy)](const v1::Job& job, const std::atomic<bool>& stop) -> Outcome {
+Handler make_exec_executor(ExecPolicy policy, JobWalls walls) {
+  return [policy = std::move(policy), walls](const v1::Job& job, const std::atomic<bool>& stop) -> Outcome {
     if (auto status = check_exec(job.exec(), policy); !status) return failed(status.error().message(), false);
-    return run_exec(job, policy, stop);
+    if (walls.tenants != nullptr) {
+      const auto lists = walls.tenants->find(job.tenant());
+      if (auto status = check_exec_for_tenant(walls.tenants->settings(), job.tenant(), lists.get(), job.exec()); !status) {
+        return failed(status.error().message(), false);
+      }
+    }
+    if (!has_secret_references(job)) return run_exec(job, policy, stop);
+    auto resolved = resolve_secrets(job, walls.secrets);
+    if (!resolved) return failed(resolved.error().message(), false);
+    auto outcome = run_exec(resolved->job, policy, stop);
+    outcome.output = resolved->redactor.apply(outcome.output);
+    outcome.error = resolved->redactor.apply(outcome.error);
+    return outcome;
   };
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/runner.h"
+#include "core/tenant_walls.h"
 #include "exec/sandbox.h"
 #include "kcron/config.h"
 #include "kcron/result.h"
@@ -55,8 +56,10 @@ Outcome run_exec(const v1::Job& job, const ExecPolicy& policy, const std::atomic
 // sandbox (bubblewrap missing, user namespaces disabled) says so at start, not at each job.
 Status check_sandbox(const ExecPolicy& policy);
 
-// The Handler to register for kExec: check_exec, then run_exec.
-Handler make_exec_executor(ExecPolicy policy);
+// The Handler to register for kExec: check_exec, the tenant's lists (check_exec_for_tenant), the
+// job's secrets resolved (core/secret_refs.h), then run_exec, its output and error redacted of
+// the secrets' values. Every refusal is final (not retriable).
+Handler make_exec_executor(ExecPolicy policy, JobWalls walls = {});
 
 // exec.programs (empty = exec disabled), exec.env, exec.cwd, exec.default_timeout_ms,
 // exec.kill_grace_ms, exec.cpu_seconds, exec.memory_mb, exec.open_files, exec.capture_bytes,

@@ -31,7 +31,7 @@ WorkerLoop::WorkerLoop(LoopSettings settings, const Runner& runner, const Clock&
       clock_(clock),
       http_(http),
       policy_(outcome_settings(settings_)),
-      kafka_jobs_(settings_.names),
+      kafka_jobs_(settings_.names, settings_.walls),
       heartbeats_({.topic = settings_.names.workers(),
                    .worker_id = settings_.instance_id,
                    .role = "",

@@ -75,6 +75,9 @@ struct LoopSettings {
   // Null/empty: no caps.
   const TenantRegistry* tenants = nullptr;
   std::function<void()> follow_tenants;
+  // What kafka jobs may write (the tenants' allowed_kafka_topics, jobs.kafka_topics); kept
+  // up to date by follow_tenants. Null: only kcron's and Kafka's own topics are refused.
+  const TenantWalls* walls = nullptr;
   // A band pauses once this many times `prefetch` jobs wait in it, held ones included: a tenant at
   // its cap cannot make the worker fetch without bound.
   std::size_t max_held_factor = 8;
