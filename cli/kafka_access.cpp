@@ -10,6 +10,7 @@
 #include "kcron/kafka.h"
 #include "kcron/kafka_acls.h"
 #include "kcron/tenant.h"
+#include "kcron/tenant_output.h"
 #include "kcron/topics.h"
 
 namespace kcron::cli {
@@ -53,6 +54,8 @@ void add_tenant_kafka_options(CLI::App& command, TenantKafkaOptions& options) {
       ->capture_default_str();
   command.add_option("--input-replication-factor", options.replication, "replication factor of the input topics")
       ->capture_default_str();
+  command.add_flag("--kafka-output", options.output,
+                   "with --kafka: also <prefix>out.NAME, where the tenant reads its results, status changes and dead letters");
 }
 
 int setup_tenant_kafka(const Config& config, const std::string& name, const TenantKafkaOptions& options, std::ostream& out,
@@ -68,14 +71,21 @@ int setup_tenant_kafka(const Config& config, const std::string& name, const Tena
   const auto properties = kafka::client_properties(config, "kcron-cli");
   const auto input = tenant_input_topic(names.prefix, name);
   const auto schedules = tenant_schedules_topic(names.prefix, name);
-  const std::vector<TopicSpec> specs{
+  std::vector<TopicSpec> specs{
       {input, options.input_partitions, {{"cleanup.policy", "delete"}, {"retention.ms", "604800000"}}},
       {schedules, options.input_partitions, {{"cleanup.policy", "compact"}, {"min.compaction.lag.ms", "0"}}}};
+  if (options.output) {
+    specs.push_back({tenant_output_topic(names.prefix, name),
+                     options.input_partitions,
+                     {{"cleanup.policy", "delete"}, {"retention.ms", "604800000"}}});
+  }
   auto created = kafka::create_topics(properties, specs, options.replication, kAdminTimeout);
   if (!created) return fail(err, fmt::format("creating the input topics of '{}': {}", name, created.error().message()));
   out << fmt::format("input topics: {} and {}{}\n", input, schedules, created->empty() ? " (already there)" : "");
+  if (options.output)
+    out << fmt::format("output topic: {} (results, status changes, dead letters)\n", tenant_output_topic(names.prefix, name));
 
-  const auto acls = tenant_acls(names.prefix, name);
+  const auto acls = tenant_acls(names.prefix, name, options.output);
   std::vector<AclEntry> writable;
   std::vector<AclEntry> printed;
   for (const auto& entry : acls) (entry.resource == AclResource::kTransactionalId ? printed : writable).push_back(entry);
@@ -116,8 +126,10 @@ int teardown_tenant_kafka(const Config& config, const std::string& name, std::os
     return fail(err, fmt::format("removing the ACLs of '{}': {}", name, removed.error().message()));
   }
   if (removed && !removed->empty()) out << fmt::format("removed {} ACL(s) of {}\n", removed->size(), tenant_principal(name));
-  auto deleted = kafka::delete_topics(
-      properties, {tenant_input_topic(names.prefix, name), tenant_schedules_topic(names.prefix, name)}, kAdminTimeout);
+  auto deleted = kafka::delete_topics(properties,
+                                      {tenant_input_topic(names.prefix, name), tenant_schedules_topic(names.prefix, name),
+                                       tenant_output_topic(names.prefix, name)},
+                                      kAdminTimeout);
   if (!deleted) return fail(err, fmt::format("deleting the input topics of '{}': {}", name, deleted.error().message()));
   for (const auto& topic : *deleted) out << "deleted topic " << topic << "\n";
   return 0;

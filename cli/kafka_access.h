@@ -26,6 +26,7 @@ struct TenantKafkaOptions {
   int cert_days = 825;       // --cert-days
   int input_partitions = 3;  // --input-partitions
   int replication = 1;       // --replication-factor of the input topics
+  bool output = false;       // --kafka-output: the tenant's output topic <prefix>out.NAME
 };
 
 // Adds --kafka and its options to `command`.

@@ -265,7 +265,10 @@ int TenantCommands::run_edit(const Config& config, bool create, const EditOption
   if (!create && existing == nullptr) {
     return fail(err, fmt::format("no such tenant '{}' (kcron tenant create {} makes it)", name_, name_));
   }
-  const auto settings = apply_edit(create ? v1::TenantSettings() : *existing, name_, edit, to_epoch_ms(SystemClock().now()));
+  auto settings = apply_edit(create ? v1::TenantSettings() : *existing, name_, edit, to_epoch_ms(SystemClock().now()));
+  if (const auto& kafka_options = create ? create_kafka_ : set_kafka_; kafka_options.kafka && kafka_options.output) {
+    settings.set_kafka_output(true);
+  }
   if (auto valid = validate_tenant_settings(name_, settings); !valid) return fail(err, valid.error().message());
   if (auto written = write_records(config, {settings_record(names, settings)}); !written) {
     return fail(err, written.error().message());

@@ -24,12 +24,18 @@ std::string tenant_schedules_topic(std::string_view topic_prefix, std::string_vi
   return fmt::format("{}in.{}.schedules", topic_prefix, tenant);
 }
 
-std::vector<AclEntry> tenant_acls(std::string_view topic_prefix, std::string_view tenant) {
+std::vector<AclEntry> tenant_acls(std::string_view topic_prefix, std::string_view tenant, bool output) {
   const auto principal = tenant_principal(tenant);
   std::vector<AclEntry> entries;
   for (const auto& topic : {tenant_input_topic(topic_prefix, tenant), tenant_schedules_topic(topic_prefix, tenant)}) {
     for (const auto operation : {AclOperation::kWrite, AclOperation::kDescribe}) {
       entries.push_back({AclResource::kTopic, topic, AclPattern::kLiteral, principal, operation});
+    }
+  }
+  if (output) {
+    for (const auto operation : {AclOperation::kRead, AclOperation::kDescribe}) {
+      entries.push_back(
+          {AclResource::kTopic, fmt::format("{}out.{}", topic_prefix, tenant), AclPattern::kLiteral, principal, operation});
     }
   }
   const auto prefix = tenant_client_prefix(tenant);

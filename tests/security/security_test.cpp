@@ -95,8 +95,8 @@ void use_secured_broker() {
 }
 
 void create_tenant(const TestEnv& env, const std::string& name) {
-  const auto run = run_cli(env, fmt::format("tenant create {} --kafka --ca-dir '{}' --cert-out '{}/{}'", name, secure_tls_dir(),
-                                            env.state_root, name));
+  const auto run = run_cli(env, fmt::format("tenant create {} --kafka --kafka-output --ca-dir '{}' --cert-out '{}/{}'", name,
+                                            secure_tls_dir(), env.state_root, name));
   INFO(run.output);
   REQUIRE(run.exit_code == 0);
   CHECK_THAT(run.output,
@@ -134,12 +134,18 @@ TEST_CASE("a Kafka-native tenant may write its own input topics and nothing else
   // Transactional ids: B's and kcron's are refused.
   CHECK(transactions_answer(a, "tenant.b.tx1") == "TRANSACTIONAL_ID_AUTHORIZATION_FAILED");
   CHECK(transactions_answer(a, p + "dispatcher-d1") == "TRANSACTIONAL_ID_AUTHORIZATION_FAILED");
+  // Output topics: its own readable with its own group; B's and AB's not.
+  CHECK(consume_answer(a, p + "out.a", "tenant.a.reader") == "NO_ERROR");
+  CHECK(consume_answer(a, p + "out.b", "tenant.a.reader") == "TOPIC_AUTHORIZATION_FAILED");
+  CHECK(consume_answer(a, p + "out.ab", "tenant.a.reader") == "TOPIC_AUTHORIZATION_FAILED");
+  CHECK(produce_answer(a, p + "out.a", "x", "forged") == "TOPIC_AUTHORIZATION_FAILED");
 
   // Deleting the tenant removes its ACLs and its input topics.
   const auto deleted = run_cli(env, "tenant delete a --yes");
   INFO(deleted.output);
   REQUIRE(deleted.exit_code == 0);
-  CHECK_THAT(deleted.output, Catch::Contains("removed 6 ACL(s) of User:tenant.a"));
+  CHECK_THAT(deleted.output, Catch::Contains("removed 8 ACL(s) of User:tenant.a"));
+  CHECK_THAT(deleted.output, Catch::Contains("deleted topic " + p + "out.a"));
   CHECK_THAT(deleted.output, Catch::Contains("deleted topic " + p + "in.a"));
   CHECK(produce_answer(a, p + "in.a", "j2", "x") != "NO_ERROR");
   // b keeps its own.

@@ -36,6 +36,7 @@
 #include "kcron/metrics.h"
 #include "kcron/recovery_budget.h"
 #include "kcron/service.h"
+#include "kcron/tenant_output_watch.h"
 #include "kcron/tenant_registry.h"
 #include "kcron/topics.h"
 #include "kcron/transaction.h"
@@ -96,6 +97,7 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
                     std::vector<RdKafka::TopicPartition*>& partitions) override;
 
  private:
+  TenantOutputWatch output_watch_{TopicNames("")};  // which tenants get copies on <prefix>out.<tenant>
   using TopicPartitionKey = std::pair<std::string, std::int32_t>;
 
   Status serve();  // run() without its exit bookkeeping

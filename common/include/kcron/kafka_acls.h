@@ -40,8 +40,9 @@ std::string tenant_input_topic(std::string_view topic_prefix, std::string_view t
 std::string tenant_schedules_topic(std::string_view topic_prefix, std::string_view tenant);  // "<prefix>in.<name>.schedules"
 
 // What a Kafka-native tenant may do: write (and describe) its two input topics, use groups and
-// transactional ids under its client prefix. Nothing else: no kcron topic, no other tenant's.
-std::vector<AclEntry> tenant_acls(std::string_view topic_prefix, std::string_view tenant);
+// transactional ids under its client prefix, and with `output` read (and describe) its output
+// topic `<prefix>out.<name>`. Nothing else: no kcron topic, no other tenant's.
+std::vector<AclEntry> tenant_acls(std::string_view topic_prefix, std::string_view tenant, bool output = false);
 
 // What kcron's programs need under `principal`: every operation on the topics, groups and
 // transactional ids under the topic prefix (the programs name all of theirs so).
