@@ -141,12 +141,18 @@ std::string describe_tenant(const v1::TenantSettings& settings) {
       "allowed queues: {}\n"
       "{}"
       "{}"
+      "kafka output topic: {}\n"
+      "sealing keys: {}\n"
       "created: {}\n"
       "updated: {}\n",
       settings.name(), one_line(settings.description(), 200), limit(limits.max_pending_jobs()),
       limits.max_submissions_per_second() == 0 ? std::string("none") : fmt::format("{:g}", limits.max_submissions_per_second()),
       limit(limits.max_running_jobs()), queues_of(settings, "all (every queue of the deployment)"), ceilings_line(settings),
-      allowlist_lines(settings), rfc3339_ms(settings.created_ms()), rfc3339_ms(settings.updated_ms()));
+      allowlist_lines(settings), settings.kafka_output() ? "on (<prefix>out." + settings.name() + ")" : std::string("off"),
+      settings.sealing_keys().empty() ? std::string("none")
+                                      : fmt::format("{} (newest version {})", settings.sealing_keys().size(),
+                                                    settings.sealing_keys(settings.sealing_keys_size() - 1).version()),
+      rfc3339_ms(settings.created_ms()), rfc3339_ms(settings.updated_ms()));
 }
 
 std::string tenant_patch_body(const TenantEdit& edit) {

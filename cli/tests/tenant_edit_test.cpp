@@ -99,6 +99,8 @@ TEST_CASE("a tenant's description says none for no limit and gives times in UTC"
         "programs: the workers' exec.programs\n"
         "env names: the workers' exec.env\n"
         "http targets: any the workers' http rules allow\n"
+        "kafka output topic: off\n"
+        "sealing keys: none\n"
         "created: 2026-01-01T00:00:00.123Z\n"
         "updated: 2026-01-01T00:00:00.123Z\n");
 }
