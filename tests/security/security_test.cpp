@@ -311,3 +311,72 @@ TEST_CASE("a sealed job runs, and its canary is nowhere on the topics, in the di
   CHECK(command_output(fmt::format("cat '{}'/*.log '{}'/w1.log '{}'/d1.log 2>/dev/null", state, env.state_root, env.state_root))
             .find(canary) == std::string::npos);
 }
+
+TEST_CASE("tenant A's jobs cannot reach B's secret, the master key or kcron's keys, nor write kcron's or B's topics",
+          "[security]") {
+  use_secured_broker();
+  TestEnv env("sec-walls", 2, 1);
+  // B's secret, the sealing master key and kcron's client key: files the worker's user can read.
+  const auto secrets = env.state_root + "/secrets";
+  std::filesystem::create_directories(secrets + "/b");
+  const std::string b_secret = fmt::format("b-secret-{:x}", std::random_device()());
+  std::ofstream(secrets + "/b/token") << b_secret << "\n";
+  const auto master = env.state_root + "/master.key";
+  REQUIRE(run_cli(env, fmt::format("sealing init-master-key '{}'", master)).exit_code == 0);
+  for (const auto* name : {"a", "b"}) REQUIRE(run_cli(env, fmt::format("tenant create {}", name)).exit_code == 0);
+  REQUIRE(run_cli(env, "tenant set a --kafka-topics orders-a").exit_code == 0);
+
+  auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1");
+  auto worker = start_program(env, "kcron-worker", "w1", "w1",
+                              {"KCRON_EXEC_PROGRAMS=/bin/sh", "KCRON_EXEC_SANDBOX=bwrap", "KCRON_SECRETS_DIR=" + secrets,
+                               "KCRON_SEALING_MASTER_KEY_FILE=" + master});
+  const auto tls = secure_tls_dir();
+  const auto reader = fmt::format("for f in '{}/b/token' '{}' '{}/kcron.key' '{}/ca.key'; do cat \"$f\" 2>&1; done; ls / 2>&1",
+                                  secrets, master, tls, tls);
+  TestProducer producer;
+  const auto submit = [&](const std::string& id, const std::string& task) {
+    producer.send(env.prefix + "jobs", "a~" + id, fmt::format(R"({{"id":"{}","tenant":"a",{}}})", id, task), -1,
+                  {{"content-type", "application/json"}});
+  };
+  std::string quoted = "\"";
+  for (const char c : reader) {
+    if (c == '"' || c == '\\') quoted.push_back('\\');
+    quoted.push_back(c);
+  }
+  quoted.push_back('"');
+  submit("reads", fmt::format(R"("exec":{{"argv":["/bin/sh","-c",{}]}})", quoted));
+  submit("to-jobs", fmt::format(R"("kafka":{{"topic":"{}jobs","key":"x","value":"eA=="}})", env.prefix));
+  submit("to-b", fmt::format(R"("kafka":{{"topic":"{}in.b","key":"x","value":"eA=="}})", env.prefix));
+  submit("to-other", R"("kafka":{"topic":"orders-b","key":"x","value":"eA=="})");
+  producer.flush();
+
+  std::map<std::string, v1::Result> last;
+  read_topics({env.prefix + "results"}, 60s, [&](const std::vector<Record>& records) {
+    last.clear();
+    for (const auto& record : records) {
+      v1::Result result;
+      if (result.ParseFromString(record.value) && result.state() != v1::RUNNING) last[result.job_id()] = result;
+    }
+    return last.size() >= 4;
+  });
+  REQUIRE(last.size() == 4);
+  const auto& reads = last.at("reads");
+  INFO("reads: " << reads.output() << " / " << reads.error());
+  CHECK(reads.output().find(b_secret) == std::string::npos);
+  CHECK(reads.output().find("BEGIN") == std::string::npos);  // no PEM key
+  CHECK_THAT(reads.output(), Catch::Contains("No such file or directory"));
+  for (const auto* id : {"to-jobs", "to-b"}) {
+    INFO(id << ": " << last.at(id).error());
+    CHECK(last.at(id).state() == v1::FAILED);
+    CHECK_FALSE(last.at(id).retriable());  // refused for good: DEAD, never retried
+    CHECK_THAT(last.at(id).error(), Catch::Contains("kcron's own topics"));
+  }
+  INFO("to-other: " << last.at("to-other").error());
+  CHECK(last.at("to-other").state() == v1::FAILED);
+  CHECK_FALSE(last.at("to-other").retriable());
+  CHECK_THAT(last.at("to-other").error(), Catch::Contains("allowed_kafka_topics"));
+  // Nothing of A's kafka jobs (key "x") reached kcron's jobs topic.
+  for (const auto& record : read_topics({env.prefix + "jobs"}, 5s)) CHECK(record.key != "x");
+  CHECK(dispatcher->terminate() == 0);
+  CHECK(worker->terminate() == 0);
+}
