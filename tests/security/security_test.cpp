@@ -380,3 +380,30 @@ TEST_CASE("tenant A's jobs cannot reach B's secret, the master key or kcron's ke
   CHECK(dispatcher->terminate() == 0);
   CHECK(worker->terminate() == 0);
 }
+
+TEST_CASE("a password tenant (SASL/PLAIN over TLS) writes its input topic and nothing of kcron's", "[security]") {
+  use_secured_broker();
+  TestEnv env("sec-sasl", 2, 1);
+  // scripts/kafka --secure start adds the SASL user tenant.sasl-demo (static JAAS: users need a restart).
+  std::ifstream users(secure_tls_dir() + "/sasl-users");
+  std::string name;
+  std::string password;
+  while (users >> name >> password && name != "tenant.sasl-demo") {
+  }
+  REQUIRE(name == "tenant.sasl-demo");
+  const auto created = run_cli(env, "tenant create sasl-demo --kafka");
+  INFO(created.output);
+  REQUIRE(created.exit_code == 0);
+  CHECK_THAT(created.output, Catch::Contains("no certificate issued (no --ca-dir)"));
+  const char* sasl = std::getenv("KCRON_TEST_SECURE_SASL");
+  REQUIRE(sasl != nullptr);
+  const kafka::Properties client = {{"bootstrap.servers", sasl},  {"security.protocol", "SASL_SSL"},
+                                    {"sasl.mechanisms", "PLAIN"}, {"sasl.username", name},
+                                    {"sasl.password", password},  {"ssl.ca.location", secure_tls_dir() + "/ca.pem"}};
+  CHECK(produce_answer(client, env.prefix + "in.sasl-demo", "j1", R"({"id":"j1","noop":{}})") == "NO_ERROR");
+  CHECK(produce_answer(client, env.prefix + "jobs", "j1", R"({"id":"j1","noop":{}})") == "TOPIC_AUTHORIZATION_FAILED");
+  auto wrong = client;
+  wrong["sasl.password"] = "not-" + password;
+  wrong["message.timeout.ms"] = "4000";
+  CHECK(produce_answer(wrong, env.prefix + "in.sasl-demo", "j2", "x") != "NO_ERROR");
+}
