@@ -135,6 +135,9 @@ TenantCommands::EditOptions TenantCommands::add_edit_options(CLI::App& command) 
   options.http_targets = command.add_option("--http-targets", http_targets_,
                                             "hosts the tenant's http jobs may reach: host, *.suffix, host:port ('': any the "
                                             "workers' http rules allow)");
+  options.require_exec_sandbox =
+      command.add_option("--require-exec-sandbox", require_exec_sandbox_,
+                         "true: the tenant's exec jobs run only on workers with exec.sandbox = bwrap (others refuse them)");
   return options;
 }
 
@@ -180,6 +183,7 @@ Result<TenantEdit> TenantCommands::edit_of(const EditOptions& given) const {
              {given.programs, "--programs", &programs_, &edit.allowed_programs},
              {given.env_names, "--env-names", &env_names_, &edit.allowed_env_names},
              {given.http_targets, "--http-targets", &http_targets_, &edit.allowed_http_targets}}};
+  if (given.require_exec_sandbox->count() > 0) edit.require_exec_sandbox = require_exec_sandbox_;
   for (const auto& [option, name, text, target] : lists) {
     if (option->count() == 0) continue;
     auto parsed = parse_name_list(name, *text);

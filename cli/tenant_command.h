@@ -49,6 +49,7 @@ class TenantCommands {
     CLI::Option* programs = nullptr;
     CLI::Option* env_names = nullptr;
     CLI::Option* http_targets = nullptr;
+    CLI::Option* require_exec_sandbox = nullptr;
   };
   // The given options as an edit; an error for a bad --queues.
   Result<TenantEdit> edit_of(const EditOptions& given) const;
@@ -78,6 +79,7 @@ class TenantCommands {
   std::string programs_;
   std::string env_names_;
   std::string http_targets_;
+  bool require_exec_sandbox_ = false;
   std::string reason_;
   bool json_ = false;
   bool yes_ = false;

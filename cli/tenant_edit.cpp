@@ -74,6 +74,7 @@ v1::TenantSettings apply_edit(v1::TenantSettings settings, std::string_view name
   replace(edit.allowed_programs, settings.mutable_allowed_programs());
   replace(edit.allowed_env_names, settings.mutable_allowed_env_names());
   replace(edit.allowed_http_targets, settings.mutable_allowed_http_targets());
+  if (edit.require_exec_sandbox) settings.set_require_exec_sandbox(*edit.require_exec_sandbox);
   if (edit.admin_max_pending_jobs) settings.mutable_admin_ceilings()->set_max_pending_jobs(*edit.admin_max_pending_jobs);
   if (edit.admin_max_submissions_per_second)
     settings.mutable_admin_ceilings()->set_max_submissions_per_second(*edit.admin_max_submissions_per_second);

@@ -34,6 +34,7 @@ struct TenantEdit {
   std::optional<std::vector<std::string>> allowed_programs;
   std::optional<std::vector<std::string>> allowed_env_names;
   std::optional<std::vector<std::string>> allowed_http_targets;
+  std::optional<bool> require_exec_sandbox;  // operators only, like the lists
   // Whether any of those four is set (kcron-api cannot change them).
   bool sets_allowlists() const { return allowed_kafka_topics || allowed_programs || allowed_env_names || allowed_http_targets; }
 };

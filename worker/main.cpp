@@ -142,6 +142,7 @@ int run(int argc, char** argv) {
     return 2;
   }
   wall_settings.require_allowlists = *require_allowlists;
+  wall_settings.exec_sandboxed = exec_policy->sandbox.kind == kcron::worker::ExecSandbox::kBwrap;
   kcron::worker::TenantWalls walls(wall_settings);
   std::optional<kcron::worker::SecretDirectory> secrets;
   if (!config.get("secrets.dir").empty()) {

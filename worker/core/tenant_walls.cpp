@@ -37,6 +37,7 @@ TenantAllowlists allowlists_of(const v1::TenantSettings& settings) {
   lists.programs.assign(settings.allowed_programs().begin(), settings.allowed_programs().end());
   lists.env_names.assign(settings.allowed_env_names().begin(), settings.allowed_env_names().end());
   lists.http_targets.assign(settings.allowed_http_targets().begin(), settings.allowed_http_targets().end());
+  lists.require_exec_sandbox = settings.require_exec_sandbox();
   return lists;
 }
 
@@ -74,6 +75,12 @@ Status check_kafka_target(const WallSettings& settings, std::string_view tenant,
 Status check_exec_for_tenant(const WallSettings& settings, std::string_view tenant, const TenantAllowlists* lists,
                              const v1::ExecTask& task) {
   const std::string name = tenant_name(tenant);
+  if (lists != nullptr && lists->require_exec_sandbox && !settings.exec_sandboxed) {
+    return make_error(
+        "tenant '{}' requires its exec jobs sandboxed (require_exec_sandbox), and this worker runs them without a sandbox "
+        "(exec.sandbox = none): give the tenant a queue served by workers with exec.sandbox = bwrap",
+        name);
+  }
   const bool required = settings.require_allowlists && !is_default_tenant(tenant);
   const bool has_programs = lists != nullptr && !lists->programs.empty();
   const std::string_view program = task.argv().empty() ? std::string_view() : std::string_view(task.argv(0));

@@ -30,6 +30,8 @@ struct WallSettings {
   std::vector<std::string> kafka_topics;
   // The deployment's topic prefix (topic_prefix, "kcron." by default): never a kafka job's target.
   std::string topic_prefix = "kcron.";
+  // Whether this worker runs exec jobs under a sandbox (exec.sandbox = bwrap).
+  bool exec_sandboxed = false;
 };
 
 // One tenant's lists, as its TenantSettings give them.
@@ -38,6 +40,7 @@ struct TenantAllowlists {
   std::vector<std::string> programs;
   std::vector<std::string> env_names;
   std::vector<std::string> http_targets;
+  bool require_exec_sandbox = false;
 };
 TenantAllowlists allowlists_of(const v1::TenantSettings& settings);
 

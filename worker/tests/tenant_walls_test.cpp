@@ -202,3 +202,21 @@ TEST_CASE("TenantWalls follows the registry and is read from other threads") {
   CHECK(walls.find("") != nullptr);
   CHECK(walls.find("")->programs == std::vector<std::string>{"/bin/true"});
 }
+
+TEST_CASE("a tenant that requires a sandbox is refused exec jobs on a worker without one, and runs them on one with it",
+          "[tenant_walls]") {
+  kcron::v1::TenantSettings settings;
+  settings.set_require_exec_sandbox(true);
+  const auto lists = kcron::worker::allowlists_of(settings);
+  kcron::v1::ExecTask task;
+  task.add_argv("/bin/echo");
+  kcron::worker::WallSettings unsandboxed;
+  const auto refused = kcron::worker::check_exec_for_tenant(unsandboxed, "acme", &lists, task);
+  REQUIRE_FALSE(refused.ok());
+  CHECK_THAT(refused.error().message(), Catch::Contains("exec.sandbox = bwrap"));
+  kcron::worker::WallSettings sandboxed;
+  sandboxed.exec_sandboxed = true;
+  CHECK(kcron::worker::check_exec_for_tenant(sandboxed, "acme", &lists, task).ok());
+  const auto other = kcron::worker::allowlists_of(kcron::v1::TenantSettings());
+  CHECK(kcron::worker::check_exec_for_tenant(unsandboxed, "beta", &other, task).ok());
+}
