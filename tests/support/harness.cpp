@@ -110,6 +110,13 @@ TestEnv::~TestEnv() {
   std::filesystem::remove_all(state_root, ignored);
 }
 
+void create_tenant_input_topics(const TestEnv& env, const std::string& tenant, int partitions) {
+  const auto topics = tenant_input_topics(TopicNames(env.prefix), tenant, partitions);
+  kafka::Properties properties = {{"bootstrap.servers", brokers()}};
+  auto created = kafka::create_topics(properties, topics, 1, std::chrono::seconds(60));
+  REQUIRE(created.ok());
+}
+
 std::vector<std::string> TestEnv::program_env(const std::string& instance_id) const {
   return {"KCRON_BROKERS=" + brokers(),
           "KCRON_TOPIC_PREFIX=" + prefix,

@@ -36,6 +36,10 @@ struct TestEnv {
   std::vector<std::string> program_env(const std::string& instance_id) const;
 };
 
+// A Kafka-native tenant's input topics for kcron-relay (docs/relay.md): `<prefix>in.<tenant>`
+// (delete) and `<prefix>in.<tenant>.schedules` (compacted), `partitions` each.
+void create_tenant_input_topics(const TestEnv& env, const std::string& tenant, int partitions = 2);
+
 class Process {
  public:
   // `netns`: the name of a network namespace (ip netns) the program runs in; empty: this one.

@@ -1,0 +1,95 @@
+// kcron-relay's loop, on the main thread: consume every tenant input topic (a regex subscription,
+// consumer group `<prefix>relay`, read_committed), map each record with the Relay core, and commit
+// each batch — the forwarded commands and schedules, the rejections, and the input offsets — in one
+// Kafka transaction (kcron/transaction.h). Nothing is kept between batches but positions, so an
+// aborted or uncertain commit rewinds to the committed offsets and maps the records again.
+#pragma once
+
+#include <librdkafka/rdkafkacpp.h>
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "core/relay_core.h"
+#include "kcron/kafka.h"
+#include "kcron/metrics.h"
+#include "kcron/recovery_budget.h"
+#include "kcron/service.h"
+#include "kcron/transaction.h"
+
+namespace kcron::relay {
+
+struct RelayLoopSettings {
+  kafka::Properties client;
+  std::string instance_id = "relay-1";
+  std::string group_id;  // empty: <prefix>relay
+  Millis commit_interval{100};
+  std::size_t max_batch_records = 5000;
+  Millis transaction_timeout{10000};
+  Millis recovery_timeout{std::chrono::minutes(5)};  // a new producer keeps retrying its coordinator this long
+  // topic.metadata.refresh.interval.ms: how soon a new tenant topic is seen (and subscribed).
+  Millis metadata_refresh{2000};
+};
+
+class RelayLoop final : public RdKafka::RebalanceCb {
+ public:
+  RelayLoop(RelayLoopSettings settings, Relay& relay, Metrics& metrics, HttpEndpoint* http);
+  ~RelayLoop() override;
+  RelayLoop(const RelayLoop&) = delete;
+  RelayLoop& operator=(const RelayLoop&) = delete;
+
+  Status run();
+  void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode code,
+                    std::vector<RdKafka::TopicPartition*>& partitions) override;
+
+ private:
+  using TopicPartition = std::pair<std::string, std::int32_t>;
+
+  Status serve();
+  Status start();
+  Status create_producer();
+  Status create_consumer();
+  void consume_one(RdKafka::Message& message);
+  Status commit_batch();
+  // After an abort (rewind) or, with `new_producer`, a fence or an unknown outcome (recover): the
+  // batch is dropped and the partitions it read are sought back to their committed offsets (the
+  // batch's first offsets where none were committed), so each record is mapped again.
+  Status rewind(const std::string& why, bool new_producer);
+  Status rejoin(const std::string& why);
+  bool spend_budget(const std::string& why, Status& refusal);
+  void drop_batch();
+  void publish_counts();
+
+  RelayLoopSettings settings_;
+  Relay& relay_;
+  HttpEndpoint* http_;
+  std::unique_ptr<RdKafka::Producer> producer_;
+  std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
+  std::set<TopicPartition> assigned_;
+  std::map<TopicPartition, std::int64_t> batch_start_;   // partition -> offset of its first record in the batch
+  std::map<TopicPartition, std::int64_t> next_offsets_;  // partition -> position to commit with the batch
+  std::vector<OutRecord> out_;
+  std::size_t consumed_ = 0;
+  std::set<std::string> warned_topics_;
+  std::string rejoin_reason_;
+  RecoveryBudget budget_;
+  static constexpr int kAbortsBeforeBudget = 3;
+  int consecutive_aborts_ = 0;
+  bool abandoned_ = false;
+  RelayCounts published_;
+  bool revoking_ = false;  // inside a revoke: a failed commit drops the batch, the next owner reads it again
+
+  Counter& forwarded_;
+  Counter& schedules_;
+  Counter& rejected_;
+  Counter& skipped_;
+  Counter& overridden_;
+  Gauge& partitions_;
+  kafka::LoopCounters counters_;
+  kafka::LagSampler lag_;
+};
+
+}  // namespace kcron::relay
