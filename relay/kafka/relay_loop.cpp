@@ -173,20 +173,36 @@ void RelayLoop::consume_one(RdKafka::Message& message) {
   };
   const Decision decision = relay_.apply(record, out_);
   // Logs name the record and the decision, never the payload.
-  if (decision.tenant_overridden) {
-    spdlog::warn("event=tenant_overridden topic={} partition={} offset={} tenant={} action={} outcome={}", where.first,
-                 where.second, record.offset, decision.tenant, decision.action, outcome_word(decision.outcome));
+  std::uint64_t suppressed = 0;
+  if (decision.tenant_overridden && log_now("tenant_overridden", where.first, suppressed)) {
+    spdlog::warn("event=tenant_overridden topic={} partition={} offset={} tenant={} action={} outcome={} not_logged_before={}",
+                 where.first, where.second, record.offset, decision.tenant, decision.action, outcome_word(decision.outcome),
+                 suppressed);
   }
-  if (decision.outcome == Outcome::kRejected) {
+  if (decision.outcome == Outcome::kRejected && log_now("rejected", where.first, suppressed)) {
     spdlog::info(
-        "event=rejected topic={} partition={} offset={} tenant={} action={} msg=\"a dead letter of the tenant says why\"",
-        where.first, where.second, record.offset, decision.tenant, decision.action);
+        "event=rejected topic={} partition={} offset={} tenant={} action={} not_logged_before={} msg=\"a dead letter of the "
+        "tenant says why\"",
+        where.first, where.second, record.offset, decision.tenant, decision.action, suppressed);
   } else if (decision.outcome == Outcome::kSkipped && warned_topics_.insert(where.first).second) {
     spdlog::warn("event=topic_skipped topic={} reason=\"{}\"", where.first, decision.reason);
   }
   batch_start_.try_emplace(where, record.offset);
   next_offsets_[where] = record.offset + 1;
   ++consumed_;
+}
+
+bool RelayLoop::log_now(const std::string& what, const std::string& topic, std::uint64_t& suppressed) {
+  auto& throttle = throttles_[{what, topic}];
+  const auto now = SteadyClock::now();
+  if (now < throttle.next) {
+    ++throttle.suppressed;
+    return false;
+  }
+  suppressed = std::exchange(throttle.suppressed, 0);
+  throttle.next = now + kLogEvery;
+  if (throttles_.size() > 10000) throttles_.clear();  // topics come and go: bounded (a few extra lines at worst)
+  return true;
 }
 
 Status RelayLoop::commit_batch() {

@@ -74,6 +74,16 @@ class RelayLoop final : public RdKafka::RebalanceCb {
   std::vector<OutRecord> out_;
   std::size_t consumed_ = 0;
   std::set<std::string> warned_topics_;
+  // Per-record events (a tenant controls how many): each is logged at most once per topic and
+  // kLogEvery, with how many were left out since; the metrics count every one.
+  struct Throttle {
+    std::chrono::steady_clock::time_point next{};
+    std::uint64_t suppressed = 0;
+  };
+  static constexpr std::chrono::seconds kLogEvery{10};
+  // Whether to log the event `what` of `topic` now; `suppressed` gets how many were not logged before it.
+  bool log_now(const std::string& what, const std::string& topic, std::uint64_t& suppressed);
+  std::map<std::pair<std::string, std::string>, Throttle> throttles_;
   std::string rejoin_reason_;
   RecoveryBudget budget_;
   static constexpr int kAbortsBeforeBudget = 3;

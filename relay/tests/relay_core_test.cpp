@@ -159,7 +159,8 @@ TEST_CASE("a binary Command and a binary bare Job are forwarded", "[relay]") {
   v1::Job job;
   job.set_id("bare");
   job.mutable_noop();
-  const InputRecord bare{.topic = "kcron.in.acme", .partition = 0, .offset = 9, .value = encode(job), .kcron_type = "job"};
+  const std::string bytes = encode(job);
+  const InputRecord bare{.topic = "kcron.in.acme", .partition = 0, .offset = 9, .value = bytes, .kcron_type = "job"};
   CHECK(h.relay.apply(bare, h.out).outcome == Outcome::kForwarded);
   REQUIRE(h.out.size() == 2);
   CHECK(h.out[1].key == "acme~bare");
