@@ -24,6 +24,9 @@ std::vector<kcron::ConfigKey> config_keys() {
           {"max_batch_records", "5000", "records consumed per transaction at most"},
           {"max_record_bytes", "900000", "larger input records are REJECTED"},
           {"audit", "refusals", "decisions written to the audit topic: refusals (REJECTED records) or off"},
+          {"upgrade_check_interval_ms", "30000",
+           "how often to ask whether every dispatcher and worker understands tenant-scoped keys (tenants' input waits, "
+           "paused, until they do); 0: never ask"},
           {"transaction_timeout_ms", "10000", "transaction.timeout.ms"},
           {"recovery_timeout_ms", "300000", "how long a fenced or unsure producer keeps retrying its transaction coordinator"},
       });
@@ -59,6 +62,7 @@ int run(int argc, char** argv) {
   loop_settings.transaction_timeout = number.ms("transaction_timeout_ms");
   loop_settings.recovery_timeout = number.ms("recovery_timeout_ms");
   loop_settings.metadata_refresh = number.ms("metadata_refresh_ms");
+  loop_settings.upgrade_check_interval = number.ms("upgrade_check_interval_ms");
   const auto http_port = number("http_port");
   if (!number.ok()) {
     std::cerr << "kcron-relay: " << number.problems().front() << "\n";

@@ -41,6 +41,8 @@ RelayLoop::RelayLoop(RelayLoopSettings settings, Relay& relay, Metrics& metrics,
       overridden_(metrics.counter("kcron_relay_tenant_overridden_total",
                                   "forwarded or rejected records whose body named another tenant than their topic's")),
       partitions_(metrics.gauge("kcron_relay_input_partitions", "input topic partitions assigned to this relay")),
+      held_gauge_(metrics.gauge("kcron_relay_held",
+                                "1 while tenants' input waits for every dispatcher and worker to understand tenant keys")),
       counters_(metrics, "relay"),
       lag_(metrics, "relay") {}
 
@@ -105,6 +107,7 @@ Status RelayLoop::rejoin(const std::string& why) {
   counters_.rejoins.inc();
   drop_batch();
   assigned_.clear();
+  paused_.clear();
   partitions_.set(0);
   kafka::discard_consumer(consumer_);  // owns nothing now: a revoke it raises commits nothing
   return create_consumer();
@@ -120,7 +123,13 @@ Status RelayLoop::run() {
 Status RelayLoop::serve() {
   if (auto status = start(); !status) return status;
   if (http_ != nullptr) http_->set_ready(true);
+  if (settings_.upgrade_check_interval.count() > 0) {
+    tenant_keys_ = std::make_unique<FeatureWatch>(settings_.client, relay_.settings().names, std::string(feature::kTenantKeys),
+                                                  settings_.upgrade_check_interval);
+    tenant_keys_->start();
+  }
   while (!stop_requested()) {
+    if (tenant_keys_ && tenant_keys_->open() == held_) hold(!tenant_keys_->open());
     const auto deadline = SteadyClock::now() + settings_.commit_interval;
     while (SteadyClock::now() < deadline && consumed_ < settings_.max_batch_records && !stop_requested()) {
       const auto wait = std::chrono::duration_cast<Millis>(deadline - SteadyClock::now()).count();
@@ -205,6 +214,41 @@ bool RelayLoop::log_now(const std::string& what, const std::string& topic, std::
   return true;
 }
 
+void RelayLoop::pause(const std::vector<TopicPartition>& partitions) {
+  kafka::PartitionList list;
+  for (const auto& [topic, partition] : partitions) list.items.push_back(RdKafka::TopicPartition::create(topic, partition));
+  if (list.items.empty()) return;
+  if (const auto code = consumer_->pause(list.items); code != RdKafka::ERR_NO_ERROR) {
+    spdlog::warn("event=pause_failed error=\"{}\"", RdKafka::err2str(code));
+    return;
+  }
+  paused_.insert(partitions.begin(), partitions.end());
+}
+
+void RelayLoop::hold(bool closed) {
+  held_ = closed;
+  held_gauge_.set(closed ? 1 : 0);
+  if (closed) {
+    spdlog::info(
+        "event=held reason=\"{}\" msg=\"tenants' input waits until every dispatcher and worker understands "
+        "tenant keys\"",
+        tenant_keys_ ? tenant_keys_->reason() : std::string());
+    pause({assigned_.begin(), assigned_.end()});
+    return;
+  }
+  kafka::PartitionList list;
+  for (const auto& [topic, partition] : paused_) {
+    if (assigned_.contains({topic, partition})) list.items.push_back(RdKafka::TopicPartition::create(topic, partition));
+  }
+  paused_.clear();
+  if (!list.items.empty()) {
+    if (const auto code = consumer_->resume(list.items); code != RdKafka::ERR_NO_ERROR) {
+      rejoin_reason_ = fmt::format("resume after the upgrade gate opened: {}", RdKafka::err2str(code));
+    }
+  }
+  spdlog::info("event=released partitions={}", list.items.size());
+}
+
 Status RelayLoop::commit_batch() {
   if (consumed_ == 0) return Status::success();
   kafka::PartitionList offsets;
@@ -283,12 +327,15 @@ void RelayLoop::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCod
   if (code == RdKafka::ERR__ASSIGN_PARTITIONS) {
     counters_.rebalances.inc();
     std::set<std::string> topics;
+    std::vector<TopicPartition> added;
     for (const auto* partition : partitions) {
-      assigned_.insert({partition->topic(), partition->partition()});
+      added.emplace_back(partition->topic(), partition->partition());
       topics.insert(partition->topic());
     }
+    assigned_.insert(added.begin(), added.end());
     // Offsets as given (none): each partition starts at its committed offset, else its beginning.
     (void)consumer->assign(partitions);
+    if (held_) pause(added);
     partitions_.set(static_cast<double>(assigned_.size()));
     spdlog::info("event=assigned partitions={} topics={}", partitions.size(), topics.size());
     return;
@@ -300,6 +347,7 @@ void RelayLoop::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCod
   }
   drop_batch();
   assigned_.clear();
+  paused_.clear();  // a new assignment starts unpaused
   (void)consumer->unassign();
   partitions_.set(0);
   spdlog::info("event=revoked count={}", partitions.size());

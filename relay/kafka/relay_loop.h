@@ -19,6 +19,7 @@
 #include "kcron/recovery_budget.h"
 #include "kcron/service.h"
 #include "kcron/transaction.h"
+#include "kcron/upgrade_gate.h"
 
 namespace kcron::relay {
 
@@ -32,6 +33,10 @@ struct RelayLoopSettings {
   Millis recovery_timeout{std::chrono::minutes(5)};  // a new producer keeps retrying its coordinator this long
   // topic.metadata.refresh.interval.ms: how soon a new tenant topic is seen (and subscribed).
   Millis metadata_refresh{2000};
+  // Tenants' records are forwarded only while every dispatcher and worker understands
+  // tenant-scoped keys (kcron/upgrade_gate.h), asked this often; meanwhile the input partitions are
+  // paused. 0 turns the check off (always forward).
+  Millis upgrade_check_interval{30000};
 };
 
 class RelayLoop final : public RdKafka::RebalanceCb {
@@ -61,6 +66,10 @@ class RelayLoop final : public RdKafka::RebalanceCb {
   Status rejoin(const std::string& why);
   bool spend_budget(const std::string& why, Status& refusal);
   void drop_batch();
+  // Pauses every assigned partition while the upgrade gate is closed, resumes what it paused when
+  // it opens (only what it paused: resume() of a partition that is not paused can rewind it).
+  void hold(bool closed);
+  void pause(const std::vector<TopicPartition>& partitions);
   void publish_counts();
 
   RelayLoopSettings settings_;
@@ -90,7 +99,10 @@ class RelayLoop final : public RdKafka::RebalanceCb {
   int consecutive_aborts_ = 0;
   bool abandoned_ = false;
   RelayCounts published_;
-  bool revoking_ = false;  // inside a revoke: a failed commit drops the batch, the next owner reads it again
+  bool revoking_ = false;
+  std::unique_ptr<FeatureWatch> tenant_keys_;  // null: the check is off
+  bool held_ = false;
+  std::set<TopicPartition> paused_;  // inside a revoke: a failed commit drops the batch, the next owner reads it again
 
   Counter& forwarded_;
   Counter& schedules_;
@@ -98,6 +110,7 @@ class RelayLoop final : public RdKafka::RebalanceCb {
   Counter& skipped_;
   Counter& overridden_;
   Gauge& partitions_;
+  Gauge& held_gauge_;
   kafka::LoopCounters counters_;
   kafka::LagSampler lag_;
 };

@@ -151,3 +151,29 @@ TEST_CASE("relay: a tenant topic created after the relay started is consumed wit
   WARN(fmt::format("a new tenant topic was consumed {:.1f} s after it was created (metadata_refresh_ms 2000)", seconds));
   CHECK(seconds < 10);
 }
+
+TEST_CASE("relay: a tenant's input waits while a dispatcher does not understand tenant keys, and goes on once it does",
+          "[integration]") {
+  TestEnv env("relay-gate");
+  create_tenant_input_topics(env, "acme");
+  // A dispatcher that sends no heartbeat holds the upgrade gate closed, as one of an earlier release.
+  auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "dispatcher-1", {"KCRON_HEARTBEAT_INTERVAL_MS=0"});
+  auto relay = start_program(env, "kcron-relay", "r1", "relay", {"KCRON_UPGRADE_CHECK_INTERVAL_MS=1000"});
+  TestProducer producer;
+  producer.send(env.prefix + "in.acme", "", R"({"id":"gated","noop":{}})");
+  producer.flush();
+  INFO(tail_file(relay->log_path()));
+  REQUIRE(wait_for_log(*relay, "event=feature_gate feature=tenant-keys open=false", 20s));
+  const auto relayed = [](const std::vector<Record>& records) { return find_key(records, "acme~gated") != nullptr; };
+  CHECK_FALSE(relayed(read_topics({env.prefix + "jobs"}, 3s, relayed)));
+  httplib::Client http("127.0.0.1", http_port_of(*relay));
+  const auto metrics = http.Get("/metrics");
+  REQUIRE(metrics);
+  CHECK(metric_value(metrics->body, "kcron_relay_held") == 1);
+
+  // The same dispatcher again, now with heartbeats: the gate opens and the record is forwarded.
+  CHECK(dispatcher->terminate() == 0);
+  dispatcher = start_program(env, "kcron-dispatcher", "d1", "dispatcher-2");
+  CHECK(relayed(read_topics({env.prefix + "jobs"}, 30s, relayed)));
+  CHECK(count_in_log(relay->log_path(), "event=released") >= 1);
+}
