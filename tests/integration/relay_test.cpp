@@ -105,7 +105,9 @@ TEST_CASE("relay: a job on in.acme naming tenant b runs as acme, and garbage bef
   CHECK(relay->terminate() == 0);
 }
 
-TEST_CASE("relay: a schedule on in.acme.schedules becomes acme~id on schedules, and its tombstone deletes it", "[integration]") {
+TEST_CASE(
+    "relay: a schedule on in.acme.schedules becomes acme~id on schedules, its tombstone deletes it, topics create --tenant-input",
+    "[integration]") {
   TestEnv env("relay-schedules");
   create_tenant_input_topics(env, "acme");
   auto relay = start_program(env, "kcron-relay", "r1", "relay");
@@ -132,6 +134,17 @@ TEST_CASE("relay: a schedule on in.acme.schedules becomes acme~id on schedules, 
   CHECK(both[1].key == "acme~nightly");
   CHECK(both[1].value.empty());
   CHECK(both[1].headers.count("kcron-relayed-from") == 1);
+
+  // `kcron topics create --tenant-input` makes a tenant's two topics, and refuses a bad name.
+  const std::string layout = "--jobs-partitions 4 --exec-partitions 2 --output-partitions 2 --schedules-partitions 2";
+  const auto created = run_cli(env, "topics create " + layout + " --tenant-input zed --input-partitions 2");
+  INFO(created.output);
+  CHECK(created.exit_code == 0);
+  CHECK_THAT(created.output, Catch::Contains(env.prefix + "in.zed.schedules"));
+  CHECK(run_cli(env, "topics check " + layout + " --tenant-input zed --input-partitions 2").exit_code == 0);
+  const auto refused = run_cli(env, "topics create " + layout + " --tenant-input Zed");
+  CHECK(refused.exit_code == 1);
+  CHECK_THAT(refused.output, Catch::Contains("--tenant-input: tenant name \"Zed\""));
 }
 
 TEST_CASE("relay: a tenant topic created after the relay started is consumed within seconds", "[integration]") {
