@@ -60,8 +60,46 @@ std::optional<std::string> refused_job_field(const v1::Job& job, std::string_vie
   return std::nullopt;
 }
 
+// Whether `text` is well-formed UTF-8 (no overlong forms, no surrogates, at most U+10FFFF), as
+// every string field of a Protobuf message must be: an id taken from a record key goes into them.
+bool valid_utf8(std::string_view text) {
+  std::size_t index = 0;
+  while (index < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[index]);
+    std::size_t length = 0;
+    std::uint32_t point = 0;
+    if (lead < 0x80U) {
+      ++index;
+      continue;
+    }
+    if (lead >= 0xC2U && lead <= 0xDFU) {
+      length = 2;
+      point = lead & 0x1FU;
+    } else if (lead >= 0xE0U && lead <= 0xEFU) {
+      length = 3;
+      point = lead & 0x0FU;
+    } else if (lead >= 0xF0U && lead <= 0xF4U) {
+      length = 4;
+      point = lead & 0x07U;
+    } else {
+      return false;
+    }
+    if (index + length > text.size()) return false;
+    for (std::size_t next = 1; next < length; ++next) {
+      const auto byte = static_cast<unsigned char>(text[index + next]);
+      if ((byte & 0xC0U) != 0x80U) return false;
+      point = (point << 6U) | (byte & 0x3FU);
+    }
+    const std::uint32_t least = length == 2 ? 0x80U : length == 3 ? 0x800U : 0x10000U;
+    if (point < least || point > 0x10FFFFU || (point >= 0xD800U && point <= 0xDFFFU)) return false;
+    index += length;
+  }
+  return true;
+}
+
 Status validate_id_of(std::string_view tenant, std::string_view id) {
   if (auto valid = validate_job_id(id); !valid) return valid;
+  if (!valid_utf8(id)) return make_error("id is not valid UTF-8");
   if (is_default_tenant(tenant)) return validate_default_tenant_id(id);
   return Status::success();
 }
@@ -182,7 +220,11 @@ Decision Relay::command(const InputRecord& record, const InputTopic& topic, std:
   } else if (command.has_cancel()) {
     decision.tenant_overridden = names_other_tenant(command.cancel().tenant(), topic.tenant);
     command.mutable_cancel()->set_tenant(tenant);
-  } else if (command.replay().has_job()) {
+  } else if (!command.replay().has_job()) {
+    // The dispatcher reads a replay's tenant from its job: without one it would be read as the
+    // default tenant's, under a key that is not.
+    return refuse("replay: attach the job as its dead letter holds it (as `kcron dlq replay` does)");
+  } else {
     // A replay carries the job as its dead letter holds it (attempt and history included; the
     // dispatcher sets the attempt). A schedule run's fields must be that run's own.
     auto& replayed = *command.mutable_replay()->mutable_job();

@@ -177,6 +177,7 @@ TEST_CASE("record kinds only kcron's programs write are refused", "[relay]") {
       {R"({"id":"j","noop":{},"submitted_by":"root"})", "submitted_by: kcron sets it"},
       {R"({"replay":{"job_id":"j","job":{"id":"j","noop":{},"schedule_run":{"schedule_id":"other"}}}})",
        "not the schedule of job 'j'"},
+      {R"({"replay":{"job_id":"j"}})", "replay: attach the job as its dead letter holds it"},
   };
   for (const auto& [body, reason] : refused) {
     INFO(body);
@@ -300,6 +301,7 @@ TEST_CASE("bad schedule records are refused with the reason", "[relay]") {
       {{"s", R"({"expression":"* * * * *","job_template":{"noop":{},"schedule_run":{}}})"}, "job_template.schedule_run"},
       {{"s", "{broken"}, "invalid JSON Schedule"},
       {{std::string(240, 's'), R"({"expression":"* * * * *","job_template":{"noop":{}}})"}, "longer than 231 bytes"},
+      {{"\xae", R"({"expression":"* * * * *","job_template":{"noop":{}}})"}, "schedule id: id is not valid UTF-8"},
   };
   for (const auto& [input, reason] : refused) {
     INFO(input.first << " " << input.second);
@@ -311,6 +313,7 @@ TEST_CASE("bad schedule records are refused with the reason", "[relay]") {
     const auto letters = h.on("kcron.dead-letters");
     REQUIRE(letters.size() == 1);
     CHECK(letters[0].key.starts_with("acme~"));
+    CHECK(letters[0].key != "acme~\xae");  // a key that is no valid id names it by its place
     CHECK(letter_of(letters[0]).tenant() == "acme");
   }
 }
