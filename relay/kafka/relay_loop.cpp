@@ -141,6 +141,13 @@ Status RelayLoop::serve() {
           break;
         }
         // A subscribed topic deleted (a tenant removed) or not yet known everywhere: not fatal.
+        if (message->err() == RdKafka::ERR_UNKNOWN_TOPIC_OR_PART && message->topic_name().starts_with('^')) {
+          spdlog::info(
+              "event=no_input_topics pattern=\"{}\" msg=\"no tenant input topic exists yet: `kcron topics create "
+              "--tenant-input T` makes one, and it is picked up within metadata_refresh_ms\"",
+              message->topic_name());
+          continue;
+        }
         if (message->err() != RdKafka::ERR__PARTITION_EOF) {
           spdlog::warn("event=consume_error topic={} error=\"{}\"", message->topic_name(), message->errstr());
         }
