@@ -2,6 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
+#include <future>
+#include <memory>
+#include <thread>
 #include <utility>
 
 #include "kcron/codec.h"
@@ -148,8 +152,10 @@ Status RelayLoop::serve() {
               message->topic_name());
           continue;
         }
-        if (message->err() != RdKafka::ERR__PARTITION_EOF) {
-          spdlog::warn("event=consume_error topic={} error=\"{}\"", message->topic_name(), message->errstr());
+        std::uint64_t suppressed = 0;
+        if (message->err() != RdKafka::ERR__PARTITION_EOF && log_now("consume_error", message->topic_name(), suppressed)) {
+          spdlog::warn("event=consume_error topic={} error=\"{}\" not_logged_before={}", message->topic_name(), message->errstr(),
+                       suppressed);
         }
         continue;
       }
@@ -164,10 +170,37 @@ Status RelayLoop::serve() {
   }
   spdlog::info("event=stopping");
   if (http_ != nullptr) http_->set_ready(false);
-  consumer_->close();  // the revoke callback commits the last batch
-  consumer_.reset();
+  // The last batch, committed here rather than in the revoke that close() raises.
+  if (auto status = commit_batch(); !status) spdlog::warn("event=stop_commit_failed error=\"{}\"", status.error().message());
+  drop_batch();
+  close_consumer();
   spdlog::info("event=stopped");
   return Status::success();
+}
+
+void RelayLoop::close_consumer() {
+  // librdkafka 2.0.2's close() can block for good once a subscribed topic was deleted (a tenant's
+  // topics removed while the relay ran). So it gets a bounded time; past it the process exits: the
+  // last batch and its offsets were committed before, and the group sees the member leave when its
+  // session times out.
+  auto* consumer = consumer_.release();
+  auto done = std::make_shared<std::promise<void>>();
+  auto closed = done->get_future();
+  std::thread([consumer, done] {
+    consumer->close();
+    delete consumer;
+    done->set_value();
+  }).detach();
+  if (closed.wait_for(kCloseTimeout) == std::future_status::timeout) {
+    spdlog::warn(
+        "event=close_timeout timeout_ms={} msg=\"the consumer did not close (a subscribed topic was deleted?); the last "
+        "batch is committed: exiting now\"",
+        std::chrono::duration_cast<Millis>(kCloseTimeout).count());
+    spdlog::default_logger()->flush();
+    // Nothing is left to write, and the stuck thread may still call this loop (its rebalance
+    // callback): no destructor may run under it.
+    std::_Exit(0);
+  }
 }
 
 void RelayLoop::consume_one(RdKafka::Message& message) {

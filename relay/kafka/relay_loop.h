@@ -58,6 +58,9 @@ class RelayLoop final : public RdKafka::RebalanceCb {
   Status create_producer();
   Status create_consumer();
   void consume_one(RdKafka::Message& message);
+  // close() of the consumer, bounded by kCloseTimeout (see the .cpp); consumer_ is null after it.
+  void close_consumer();
+  static constexpr std::chrono::seconds kCloseTimeout{10};
   Status commit_batch();
   // After an abort (rewind) or, with `new_producer`, a fence or an unknown outcome (recover): the
   // batch is dropped and the partitions it read are sought back to their committed offsets (the
