@@ -45,6 +45,38 @@ std::vector<std::string> exec_topics(const std::string& prefix) {
   return topics;
 }
 
+void delete_topics(const std::vector<std::string>& topics) {
+  std::string error;
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  REQUIRE(conf->set("bootstrap.servers", brokers(), error) == RdKafka::Conf::CONF_OK);
+  std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
+  REQUIRE(producer != nullptr);
+  rd_kafka_t* client = producer->c_ptr();
+  std::vector<rd_kafka_DeleteTopic_t*> requests;
+  for (const auto& topic : topics) requests.push_back(rd_kafka_DeleteTopic_new(topic.c_str()));
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(client);
+  rd_kafka_DeleteTopics(client, requests.data(), requests.size(), nullptr, queue);
+  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 30000);
+  std::string problems = event == nullptr ? "no answer in 30 s" : "";
+  if (event != nullptr && rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    problems = rd_kafka_event_error_string(event);
+  if (event != nullptr && problems.empty()) {
+    std::size_t count = 0;
+    const auto** results = rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(event), &count);
+    for (std::size_t index = 0; index < count; ++index) {
+      if (rd_kafka_topic_result_error(results[index]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        problems += fmt::format(" {}: {}", rd_kafka_topic_result_name(results[index]),
+                                rd_kafka_err2str(rd_kafka_topic_result_error(results[index])));
+      }
+    }
+  }
+  if (event != nullptr) rd_kafka_event_destroy(event);
+  rd_kafka_DeleteTopic_destroy_array(requests.data(), requests.size());
+  rd_kafka_queue_destroy(queue);
+  INFO("DeleteTopics:" << problems);
+  REQUIRE(problems.empty());
+}
+
 void delete_all_records(const std::string& topic) {
   std::string error;
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));

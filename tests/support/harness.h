@@ -103,6 +103,9 @@ std::vector<Record> read_topics(const std::vector<std::string>& topics, std::chr
 // retention would: the topic's cleanup.policy must include delete. Fails the test otherwise.
 void delete_all_records(const std::string& topic);
 
+// Deletes the topics (Kafka's DeleteTopics); fails the test when one is not deleted.
+void delete_topics(const std::vector<std::string>& topics);
+
 // Exec topics (all queues and bands) of a prefix.
 std::vector<std::string> exec_topics(const std::string& prefix);
 
