@@ -17,6 +17,7 @@
 #include "cron_command.h"
 #include "curl_transport.h"
 #include "inspect_command.h"
+#include "kafka_access.h"
 #include "kcron.pb.h"
 #include "kcron/clock.h"
 #include "kcron/codec.h"
@@ -30,6 +31,7 @@
 #include "kcron/topics.h"
 #include "kcron/upgrade_gate.h"
 #include "schedule_lint.h"
+#include "sealing_command.h"
 #include "tenant_command.h"
 #include "token_command.h"
 #include "topics_command.h"
@@ -267,8 +269,6 @@ int run(int argc, char** argv) {
   int exec_partitions = 12;
   int output_partitions = 12;
   int schedules_partitions = 6;
-  int input_partitions = 3;
-  std::vector<std::string> tenant_inputs;
   bool align_configs = false;
   auto* create_command = topics->add_subcommand(
       "create", "create every missing topic of the layout and align the cleanup.policy of existing ones (idempotent)");
@@ -286,15 +286,16 @@ int run(int argc, char** argv) {
         ->capture_default_str();
     command->add_option("--schedules-partitions", schedules_partitions, "partitions of schedules and the cron changelog")
         ->capture_default_str();
-    command->add_option("--tenant-input", tenant_inputs,
-                        "also the input topics of this Kafka-native tenant, in.T and in.T.schedules, which kcron-relay "
-                        "forwards (repeatable; docs/relay.md)");
-    command->add_option("--input-partitions", input_partitions, "partitions of each tenant input topic")->capture_default_str();
   }
 
   auto* submit = app.add_subcommand("submit", "submit a job (JSON Job or Command; '-' reads stdin)");
   std::string submit_input;
   submit->add_option("job", submit_input, "JSON, e.g. '{\"id\":\"j1\",\"delay\":\"5s\",\"noop\":{}}'")->required();
+  bool seal = false;
+  std::string master_key_file;
+  submit->add_flag("--seal", seal, "seal the task and payload with the tenant's data key (only a worker opens them)");
+  submit->add_option("--master-key", master_key_file, "the sealing master key file, for --seal")
+      ->envname("KCRON_SEALING_MASTER_KEY_FILE");
 
   auto* schedule =
       app.add_subcommand("schedule", "create, update, pause or delete a schedule on kcron.schedules, or lint the stored ones");
@@ -306,6 +307,9 @@ int run(int argc, char** argv) {
           "schedule", schedule_input,
           R"(JSON, e.g. '{"id":"nightly","expression":"0 2 * * *","time_zone":"Europe/Berlin","job_template":{"noop":{}}}')")
       ->required();
+  schedule_put->add_flag("--seal", seal, "seal the job template's task and payload (each run opens on a worker)");
+  schedule_put->add_option("--master-key", master_key_file, "the sealing master key file, for --seal")
+      ->envname("KCRON_SEALING_MASTER_KEY_FILE");
   auto* schedule_delete = schedule->add_subcommand("delete", "delete a schedule (a tombstone); runs emitted ahead are cancelled");
   std::string schedule_id;
   schedule_delete->add_option("schedule-id", schedule_id)->required();
@@ -332,6 +336,8 @@ int run(int argc, char** argv) {
   const kcron::cli::AuditCommand audit_command(app);
   const kcron::cli::TokenCommands token_commands(app);
   const kcron::cli::JobsCommand jobs_command(app);
+  const kcron::cli::KafkaAclsCommand kafka_acls_command(app);
+  const kcron::cli::SealingCommands sealing_commands(app);
 
   CLI11_PARSE(app, argc, argv);
   if (cron_command.parsed()) return cron_command.run(std::cout, std::cerr);      // pure: no config, no broker
@@ -370,14 +376,8 @@ int run(int argc, char** argv) {
   };
 
   if (topics->got_subcommand("create") || topics->got_subcommand("check")) {
-    auto specs =
+    const auto specs =
         kcron::all_topics(names, layout_from(config, jobs_partitions, exec_partitions, output_partitions, schedules_partitions));
-    for (const auto& input_tenant : tenant_inputs) {
-      if (auto valid = kcron::validate_tenant_name(input_tenant); !valid) {
-        return fail("--tenant-input: " + valid.error().message());
-      }
-      for (auto& spec : kcron::tenant_input_topics(names, input_tenant, input_partitions)) specs.push_back(std::move(spec));
-    }
     const auto properties = kcron::kafka::client_properties(config, "kcron-cli");
     if (create_command->parsed()) {
       return kcron::cli::topics_create(properties, specs, {replication, align_configs}, std::cout, std::cerr);
@@ -392,6 +392,12 @@ int run(int argc, char** argv) {
     const auto job_tenant = tenant_of(job.tenant());
     if (!job_tenant) return fail(job_tenant.error().message());
     job.set_tenant(std::string(kcron::tenant_field(*job_tenant)));
+    if (seal) {
+      if (auto sealed = kcron::cli::seal_for_tenant(config, master_key_file, *job_tenant, job, {"job", job.id()}, std::cerr);
+          !sealed) {
+        return fail(sealed.error().message());
+      }
+    }
     if (int code = produce_command(config, *command, *job_tenant, job.id()); code != 0) return code;
     std::cout << "submitted " << job.id() << (kcron::is_default_tenant(*job_tenant) ? "" : " for tenant " + *job_tenant) << "\n";
     return 0;
@@ -411,6 +417,14 @@ int run(int argc, char** argv) {
       const auto schedule_tenant = tenant_of(definition.tenant());
       if (!schedule_tenant) return fail(schedule_tenant.error().message());
       definition.set_tenant(std::string(kcron::tenant_field(*schedule_tenant)));
+      if (seal) {
+        auto& job_template = *definition.mutable_job_template();
+        if (auto sealed = kcron::cli::seal_for_tenant(config, master_key_file, *schedule_tenant, job_template,
+                                                      {"schedule", definition.id()}, std::cerr);
+            !sealed) {
+          return fail(sealed.error().message());
+        }
+      }
     }
     // The record key is the schedule's scoped key: (tenant, id) is its identity.
     const std::string id =
@@ -437,6 +451,8 @@ int run(int argc, char** argv) {
   }
   if (inspect_commands.parsed()) return inspect_commands.run(config, std::cout, std::cerr);
   if (tenant_commands.parsed()) return tenant_commands.run(config, std::cout, std::cerr);
+  if (kafka_acls_command.parsed()) return kafka_acls_command.run(config, std::cout, std::cerr);
+  if (sealing_commands.parsed()) return sealing_commands.run(config, std::cout, std::cerr);
   if (audit_command.parsed()) return audit_command.run(config, std::cout, std::cerr);
   if (tail_command->parsed()) {
     kcron::install_stop_signals();

@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <iostream>
 #include <optional>
+#include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -93,6 +96,14 @@ OutRecord settings_record(const TopicNames& names, const v1::TenantSettings& set
 
 }  // namespace
 
+Result<TenantRegistry> read_tenant_registry(const Config& config, std::ostream& err) {
+  return read_registry(config, TopicNames(config.get("topic_prefix")), err);
+}
+
+Status write_tenant_settings(const Config& config, const v1::TenantSettings& settings) {
+  return write_records(config, {settings_record(TopicNames(config.get("topic_prefix")), settings)});
+}
+
 TenantCommands::EditOptions TenantCommands::add_edit_options(CLI::App& command) {
   EditOptions options;
   options.max_pending =
@@ -110,6 +121,18 @@ TenantCommands::EditOptions TenantCommands::add_edit_options(CLI::App& command) 
   options.admin_max_running =
       command.add_option("--admin-max-running", admin_max_running_,
                          "how high the tenant's admins may set --max-running through kcron-api (0: not at all)");
+  options.kafka_topics =
+      command.add_option("--kafka-topics", kafka_topics_,
+                         "topics the tenant's kafka jobs may write, e.g. orders,billing ('': none; never kcron.* or __*)");
+  options.programs = command.add_option("--programs", programs_,
+                                        "absolute programs the tenant's exec jobs may run, within the workers' exec.programs "
+                                        "('': the workers' list)");
+  options.env_names = command.add_option("--env-names", env_names_,
+                                         "env names the tenant's exec jobs may set, within the workers' exec.env ('': the "
+                                         "workers' list)");
+  options.http_targets = command.add_option("--http-targets", http_targets_,
+                                            "hosts the tenant's http jobs may reach: host, *.suffix, host:port ('': any the "
+                                            "workers' http rules allow)");
   return options;
 }
 
@@ -119,9 +142,11 @@ TenantCommands::TenantCommands(CLI::App& app) {
   create_ = tenant->add_subcommand("create", "register a new tenant with its limits (fails if it exists)");
   create_->add_option("name", name_, "tenant name: 1-40 of a-z, 0-9 and -")->required();
   create_options_ = add_edit_options(*create_);
+  add_tenant_kafka_options(*create_, create_kafka_);
   set_ = tenant->add_subcommand("set", "change the given settings of an existing tenant");
   set_->add_option("name", name_)->required();
   set_options_ = add_edit_options(*set_);
+  add_tenant_kafka_options(*set_, set_kafka_);
   get_ = tenant->add_subcommand("get", "one tenant's settings");
   get_->add_option("name", name_)->required();
   get_->add_flag("--json", json_, "the TenantSettings as JSON");
@@ -148,6 +173,17 @@ Result<TenantEdit> TenantCommands::edit_of(const EditOptions& given) const {
     if (!queues) return queues.error();
     edit.allowed_queues = std::move(*queues);
   }
+  const std::array<std::tuple<CLI::Option*, std::string_view, const std::string*, std::optional<std::vector<std::string>>*>, 4>
+      lists{{{given.kafka_topics, "--kafka-topics", &kafka_topics_, &edit.allowed_kafka_topics},
+             {given.programs, "--programs", &programs_, &edit.allowed_programs},
+             {given.env_names, "--env-names", &env_names_, &edit.allowed_env_names},
+             {given.http_targets, "--http-targets", &http_targets_, &edit.allowed_http_targets}}};
+  for (const auto& [option, name, text, target] : lists) {
+    if (option->count() == 0) continue;
+    auto parsed = parse_name_list(name, *text);
+    if (!parsed) return parsed.error();
+    *target = std::move(*parsed);
+  }
   return edit;
 }
 
@@ -166,6 +202,11 @@ int TenantCommands::run_api(ApiClient& client, std::ostream& out, std::ostream& 
   }
   auto edit = edit_of(set_options_);
   if (!edit) return fail(err, edit.error().message());
+  if (edit->sets_allowlists()) {
+    return fail(err,
+                "--kafka-topics, --programs, --env-names and --http-targets are set by kcron's operators on kcron.tenants "
+                "(kcron tenant set without --api); kcron-api does not change them");
+  }
   auto settings = client.patch_tenant(tenant_patch_body(*edit));
   if (!settings) return fail(err, settings.error().message());
   out << "updated tenant " << name_ << "\n";
@@ -224,12 +265,17 @@ int TenantCommands::run_edit(const Config& config, bool create, const EditOption
   if (!create && existing == nullptr) {
     return fail(err, fmt::format("no such tenant '{}' (kcron tenant create {} makes it)", name_, name_));
   }
-  const auto settings = apply_edit(create ? v1::TenantSettings() : *existing, name_, edit, to_epoch_ms(SystemClock().now()));
+  auto settings = apply_edit(create ? v1::TenantSettings() : *existing, name_, edit, to_epoch_ms(SystemClock().now()));
+  if (const auto& kafka_options = create ? create_kafka_ : set_kafka_; kafka_options.kafka && kafka_options.output) {
+    settings.set_kafka_output(true);
+  }
   if (auto valid = validate_tenant_settings(name_, settings); !valid) return fail(err, valid.error().message());
   if (auto written = write_records(config, {settings_record(names, settings)}); !written) {
     return fail(err, written.error().message());
   }
   out << (create ? "created tenant " : "updated tenant ") << name_ << "\n";
+  const auto& kafka_options = create ? create_kafka_ : set_kafka_;
+  if (kafka_options.kafka) return setup_tenant_kafka(config, name_, kafka_options, out, err);
   return 0;
 }
 
@@ -268,13 +314,16 @@ int TenantCommands::run_delete(const Config& config, std::ostream& out, std::ost
         "kcron tenant delete {} --yes would:\n"
         "  tombstone {} schedule(s) of the tenant on {}\n"
         "  send a PurgeTenant to each of the {} partitions of {} (the dispatchers cancel the tenant's pending jobs)\n"
-        "  tombstone the tenant's settings on {}\n",
-        name_, schedules.size(), names.schedules(), jobs_partitions, names.jobs(), names.tenants());
+        "  tombstone the tenant's settings on {}\n"
+        "  remove the ACLs of User:tenant.{} and its input topics, if any\n",
+        name_, schedules.size(), names.schedules(), jobs_partitions, names.jobs(), names.tenants(), name_);
     return fail(err, fmt::format("tenant '{}' was not deleted: pass --yes to delete it", name_));
   }
 
-  // Schedules first, so no new run of them is emitted after the purge; then the purge; the
-  // settings last, so a failure part-way leaves the tenant listed and the command can be rerun.
+  // Kafka access first (its ACLs and input topics), so the tenant can send nothing more; then
+  // schedules, so no new run of them is emitted after the purge; then the purge; the settings
+  // last, so a failure part-way leaves the tenant listed and the command can be rerun.
+  if (int code = teardown_tenant_kafka(config, name_, out, err); code != 0) return code;
   std::vector<OutRecord> tombstones;
   for (const auto& schedule : schedules) {
     tombstones.push_back(OutRecord{names.schedules(),
@@ -329,7 +378,7 @@ int TenantCommands::run_delete(const Config& config, std::ostream& out, std::ost
         "  {} schedule(s) keyed by a bare id that name the tenant in their body ({}); kcron schedule delete ID removes them\n",
         bare.size(), fmt::join(bare, ", "));
   }
-  out << "  per-tenant topics, ACLs and keys: none exist yet (they come with the Kafka isolation work, docs/tenancy.md)\n";
+  out << "  a client certificate issued to the tenant stays valid until it expires, with no ACL left to use (docs/security.md)\n";
   return 0;
 }
 

@@ -14,10 +14,16 @@
 #include <string>
 
 #include "api_client.h"
+#include "kafka_access.h"
 #include "kcron/config.h"
+#include "kcron/tenant_registry.h"
 #include "tenant_edit.h"
 
 namespace kcron::cli {
+
+// The registry read to its end, and one tenant's settings written (idempotent producer).
+Result<TenantRegistry> read_tenant_registry(const Config& config, std::ostream& err);
+Status write_tenant_settings(const Config& config, const v1::TenantSettings& settings);
 
 class TenantCommands {
  public:
@@ -39,6 +45,10 @@ class TenantCommands {
     CLI::Option* admin_max_pending = nullptr;
     CLI::Option* admin_max_rate = nullptr;
     CLI::Option* admin_max_running = nullptr;
+    CLI::Option* kafka_topics = nullptr;
+    CLI::Option* programs = nullptr;
+    CLI::Option* env_names = nullptr;
+    CLI::Option* http_targets = nullptr;
   };
   // The given options as an edit; an error for a bad --queues.
   Result<TenantEdit> edit_of(const EditOptions& given) const;
@@ -53,6 +63,8 @@ class TenantCommands {
   CLI::App* delete_ = nullptr;
   EditOptions create_options_;
   EditOptions set_options_;
+  TenantKafkaOptions create_kafka_;
+  TenantKafkaOptions set_kafka_;
   std::string name_;
   std::uint64_t max_pending_ = 0;
   double max_rate_ = 0;
@@ -62,6 +74,10 @@ class TenantCommands {
   std::uint64_t admin_max_pending_ = 0;
   double admin_max_rate_ = 0;
   std::uint32_t admin_max_running_ = 0;
+  std::string kafka_topics_;
+  std::string programs_;
+  std::string env_names_;
+  std::string http_targets_;
   std::string reason_;
   bool json_ = false;
   bool yes_ = false;

@@ -41,6 +41,19 @@ Result<std::vector<std::string>> parse_queue_list(std::string_view text) {
   }
 }
 
+Result<std::vector<std::string>> parse_name_list(std::string_view option, std::string_view text) {
+  std::vector<std::string> names;
+  if (trimmed(text).empty()) return names;
+  for (std::string_view rest = text;;) {
+    const auto comma = rest.find(',');
+    const auto name = trimmed(rest.substr(0, comma));
+    if (name.empty()) return make_error("{}: an empty entry in '{}' (give a,b, or '' to clear the list)", option, text);
+    names.emplace_back(name);
+    if (comma == std::string_view::npos) return names;
+    rest.remove_prefix(comma + 1);
+  }
+}
+
 v1::TenantSettings apply_edit(v1::TenantSettings settings, std::string_view name, const TenantEdit& edit, std::int64_t now_ms) {
   settings.set_name(std::string(name));
   auto& limits = *settings.mutable_limits();
@@ -52,6 +65,15 @@ v1::TenantSettings apply_edit(v1::TenantSettings settings, std::string_view name
     for (const auto& queue : *edit.allowed_queues) settings.add_allowed_queues(queue);
   }
   if (edit.description) settings.set_description(*edit.description);
+  const auto replace = [](const std::optional<std::vector<std::string>>& given, auto* field) {
+    if (!given) return;
+    field->Clear();
+    for (const auto& entry : *given) field->Add(std::string(entry));
+  };
+  replace(edit.allowed_kafka_topics, settings.mutable_allowed_kafka_topics());
+  replace(edit.allowed_programs, settings.mutable_allowed_programs());
+  replace(edit.allowed_env_names, settings.mutable_allowed_env_names());
+  replace(edit.allowed_http_targets, settings.mutable_allowed_http_targets());
   if (edit.admin_max_pending_jobs) settings.mutable_admin_ceilings()->set_max_pending_jobs(*edit.admin_max_pending_jobs);
   if (edit.admin_max_submissions_per_second)
     settings.mutable_admin_ceilings()->set_max_submissions_per_second(*edit.admin_max_submissions_per_second);
@@ -86,6 +108,25 @@ std::string ceilings_line(const v1::TenantSettings& settings) {
                      ceiling(ceilings.max_submissions_per_second()), ceiling(ceilings.max_running_jobs()));
 }
 
+std::string list_or(const google::protobuf::RepeatedPtrField<std::string>& list, std::string_view none) {
+  if (list.empty()) return std::string(none);
+  return fmt::format("{}", fmt::join(list, ","));
+}
+
+// What the tenant's jobs may run; an empty list says what applies instead.
+std::string allowlist_lines(const v1::TenantSettings& settings) {
+  const bool is_default = is_default_tenant(settings.name());
+  return fmt::format(
+      "kafka topics: {}\n"
+      "programs: {}\n"
+      "env names: {}\n"
+      "http targets: {}\n",
+      list_or(settings.allowed_kafka_topics(), is_default ? "any the workers allow (jobs.kafka_topics)" : "none"),
+      list_or(settings.allowed_programs(), "the workers' exec.programs"),
+      list_or(settings.allowed_env_names(), "the workers' exec.env"),
+      list_or(settings.allowed_http_targets(), "any the workers' http rules allow"));
+}
+
 }  // namespace
 
 std::string describe_tenant(const v1::TenantSettings& settings) {
@@ -99,11 +140,18 @@ std::string describe_tenant(const v1::TenantSettings& settings) {
       "max running jobs per worker: {}\n"
       "allowed queues: {}\n"
       "{}"
+      "{}"
+      "kafka output topic: {}\n"
+      "sealing keys: {}\n"
       "created: {}\n"
       "updated: {}\n",
       settings.name(), one_line(settings.description(), 200), limit(limits.max_pending_jobs()),
       limits.max_submissions_per_second() == 0 ? std::string("none") : fmt::format("{:g}", limits.max_submissions_per_second()),
       limit(limits.max_running_jobs()), queues_of(settings, "all (every queue of the deployment)"), ceilings_line(settings),
+      allowlist_lines(settings), settings.kafka_output() ? "on (<prefix>out." + settings.name() + ")" : std::string("off"),
+      settings.sealing_keys().empty() ? std::string("none")
+                                      : fmt::format("{} (newest version {})", settings.sealing_keys().size(),
+                                                    settings.sealing_keys(settings.sealing_keys_size() - 1).version()),
       rfc3339_ms(settings.created_ms()), rfc3339_ms(settings.updated_ms()));
 }
 

@@ -28,6 +28,14 @@ struct TenantEdit {
   std::optional<std::uint64_t> admin_max_pending_jobs;
   std::optional<double> admin_max_submissions_per_second;
   std::optional<std::uint32_t> admin_max_running_jobs;
+  // What the tenant's jobs may run (docs/tenancy.md#what-a-tenant-may-run); operators only, so
+  // tenant_patch_body never carries them. Empty: cleared.
+  std::optional<std::vector<std::string>> allowed_kafka_topics;
+  std::optional<std::vector<std::string>> allowed_programs;
+  std::optional<std::vector<std::string>> allowed_env_names;
+  std::optional<std::vector<std::string>> allowed_http_targets;
+  // Whether any of those four is set (kcron-api cannot change them).
+  bool sets_allowlists() const { return allowed_kafka_topics || allowed_programs || allowed_env_names || allowed_http_targets; }
 };
 
 // The edit as kcron-api's PATCH /v1/tenant body: a JSON merge patch naming only what was given
@@ -37,6 +45,8 @@ std::string tenant_patch_body(const TenantEdit& edit);
 // `--queues a,b` as a list: names trimmed of spaces; "" (or only spaces) is the empty list, every
 // queue. An empty name between commas is an error.
 Result<std::vector<std::string>> parse_queue_list(std::string_view text);
+// The same for another list option (`option` names it in the error, e.g. "--programs").
+Result<std::vector<std::string>> parse_name_list(std::string_view option, std::string_view text);
 
 // `settings` named `name` with `edit` applied, updated_ms = now_ms, and created_ms = now_ms when
 // it had none (a new tenant).

@@ -9,6 +9,7 @@
 #include "kcron/config.h"
 #include "kcron/program.h"
 #include "kcron/service.h"
+#include "kcron/tenant_follower.h"
 
 namespace {
 
@@ -77,6 +78,16 @@ int run(int argc, char** argv) {
   kcron::install_stop_signals();
   kcron::Metrics metrics;
   kcron::HttpEndpoint http(config.get("http_address"), static_cast<int>(http_port), metrics);
+  // The tenant registry, for the tenants' output topics: read to its end before the first batch,
+  // then followed between batches.
+  kcron::TenantRegistry tenants;
+  kcron::TenantFollower follower(loop_settings.client, settings.names, tenants);
+  if (auto started = follower.start(kcron::Millis(30000)); !started) {
+    spdlog::warn("event=tenant_registry_catch_up error=\"{}\" msg=\"tenants' output copies apply as the registry is read\"",
+                 started.error().message());
+  }
+  loop_settings.between_batches = [&follower] { follower.poll(1000); };
+  loop_settings.tenants = &tenants;
   kcron::relay::Relay relay(settings, kcron::SystemClock::instance());
   kcron::relay::RelayLoop loop(loop_settings, relay, metrics, &http);
   return kcron::exit_code_for(loop.run());

@@ -3,7 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <iostream>
+#include <optional>
 
+#include "core/sealed_executor.h"
 #include "exec/exec_task.h"
 #include "http/http_task.h"
 #include "kafka/worker_loop.h"
@@ -12,6 +14,8 @@
 #include "kcron/program.h"
 #include "kcron/service.h"
 #include "kcron/tenant_follower.h"
+#include "kcron/tenant_registry.h"
+#include "secrets/secret_dir.h"
 
 namespace {
 
@@ -43,8 +47,18 @@ std::vector<kcron::ConfigKey> config_keys() {
           {"retry.initial_backoff_ms", "1000", "first retry delay when the job does not say"},
           {"retry.multiplier", "2", "backoff growth per retry when the job does not say"},
           {"retry.max_backoff_ms", "300000", "backoff cap when the job does not say"},
+          {"sealing.master_key_file", "",
+           "the deployment's sealing master key (64 hex digits): this worker opens sealed tasks (empty: it fails them)"},
           {"emit_events", "false",
            "also write every transition to the events topic (the status topic keeps every transition for a day)"},
+          {"jobs.kafka_topics", "",
+           "topics kafka jobs may write, comma-separated exact names (empty: any topic but kcron's and Kafka's own); "
+           "narrows each tenant's allowed_kafka_topics"},
+          {"tenants.require_allowlists", "false",
+           "a tenant other than the default without allowed_programs / allowed_env_names / allowed_http_targets may run no "
+           "exec job / set no env / run no http job (false: it gets the worker's lists)"},
+          {"secrets.dir", "",
+           "directory of the tenants' secrets, <dir>/<tenant>/<NAME>, for secret:NAME references (empty: secrets off)"},
       });
   const auto exec_keys = kcron::worker::exec_config_keys();
   keys.insert(keys.end(), exec_keys.begin(), exec_keys.end());
@@ -102,11 +116,42 @@ int run(int argc, char** argv) {
     std::cerr << "kcron-worker: " << exec_policy.error().message() << "\n";
     return 2;
   }
+  if (!exec_policy->programs.empty()) {
+    if (auto sandbox = kcron::worker::check_sandbox(*exec_policy); !sandbox) {
+      std::cerr << "kcron-worker: " << sandbox.error().message() << "\n";
+      return 2;
+    }
+  }
   auto http_policy = kcron::worker::http_policy_from(config);
   if (!http_policy) {
     std::cerr << "kcron-worker: " << http_policy.error().message() << "\n";
     return 2;
   }
+  kcron::worker::WallSettings wall_settings;
+  wall_settings.topic_prefix = settings.names.prefix;
+  wall_settings.kafka_topics = config.get_list("jobs.kafka_topics");
+  for (const auto& topic : wall_settings.kafka_topics) {
+    if (!kcron::is_valid_kafka_topic_name(topic)) {
+      std::cerr << "kcron-worker: jobs.kafka_topics: '" << topic << "' is not a Kafka topic name\n";
+      return 2;
+    }
+  }
+  auto require_allowlists = config.get_bool("tenants.require_allowlists");
+  if (!require_allowlists) {
+    std::cerr << "kcron-worker: tenants.require_allowlists: " << require_allowlists.error().message() << "\n";
+    return 2;
+  }
+  wall_settings.require_allowlists = *require_allowlists;
+  kcron::worker::TenantWalls walls(wall_settings);
+  std::optional<kcron::worker::SecretDirectory> secrets;
+  if (!config.get("secrets.dir").empty()) {
+    if (!config.get("secrets.dir").starts_with('/')) {
+      std::cerr << "kcron-worker: secrets.dir: '" << config.get("secrets.dir") << "' is not an absolute path\n";
+      return 2;
+    }
+    secrets.emplace(config.get("secrets.dir"));
+  }
+  const kcron::worker::JobWalls job_walls{&walls, secrets ? &*secrets : nullptr};
   kcron::init_logging("worker", config.get("log_level"));
   kcron::worker::http_global_init();
   kcron::install_stop_signals();
@@ -125,16 +170,34 @@ int run(int argc, char** argv) {
     spdlog::warn("event=tenant_registry_catch_up error=\"{}\" msg=\"running caps apply as the registry is read\"",
                  started.error().message());
   }
+  std::string master_key;
+  if (const auto path = config.get("sealing.master_key_file"); !path.empty()) {
+    auto read = kcron::read_master_key(path);
+    if (!read) {
+      std::cerr << "kcron-worker: " << read.error().message() << "\n";
+      return 2;
+    }
+    master_key = std::move(*read);
+  }
+  kcron::worker::SealingKeys sealing_keys(std::move(master_key));
+  sealing_keys.refresh(tenants);
   settings.tenants = &tenants;
-  settings.follow_tenants = [&follower] { follower.poll(1000); };
+  walls.update(tenants.all(), tenants.generation());
+  settings.follow_tenants = [&follower, &walls, &tenants, &sealing_keys] {
+    follower.poll(1000);
+    walls.update(tenants.all(), tenants.generation());
+    sealing_keys.refresh(tenants);
+  };
+  settings.walls = &walls;
   // The heartbeat says what this worker can run (the console offers these in its job form).
   if (exec_policy->programs.size() <= 100) settings.programs = exec_policy->programs;
   settings.handlers = runner.handler_names();
   kcron::worker::WorkerLoop loop(settings, runner, clock, metrics, &http);
   runner.register_executor(kcron::v1::Job::kKafka, loop.kafka_executor());
-  runner.register_executor(kcron::v1::Job::kHttp, kcron::worker::make_http_executor(*http_policy));
+  runner.register_executor(kcron::v1::Job::kHttp, kcron::worker::make_http_executor(*http_policy, job_walls));
   if (!exec_policy->programs.empty())
-    runner.register_executor(kcron::v1::Job::kExec, kcron::worker::make_exec_executor(*exec_policy));
+    runner.register_executor(kcron::v1::Job::kExec, kcron::worker::make_exec_executor(*exec_policy, job_walls));
+  runner.register_executor(kcron::v1::Job::kSealed, kcron::worker::make_sealed_executor(runner, sealing_keys));
   return kcron::exit_code_for(loop.run());
 }
 

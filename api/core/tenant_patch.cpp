@@ -150,6 +150,10 @@ TenantPatchOutcome apply_tenant_patch(const v1::TenantSettings& stored, std::str
         }
         next.add_allowed_queues(queue.get<std::string>());
       }
+    } else if (name == "allowed_kafka_topics" || name == "allowed_programs" || name == "allowed_env_names" ||
+               name == "allowed_http_targets") {
+      // What a tenant may run is never changed with a token, not even system's: only on kcron.tenants.
+      return refuse(403, name, "what a tenant may run is set by kcron's operators on kcron.tenants (kcron tenant set)");
     } else if (name == "name" || name == "created_ms" || name == "updated_ms") {
       return refuse(400, name, "kcron sets it; leave it out");
     } else {

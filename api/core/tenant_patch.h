@@ -7,6 +7,8 @@
 //                          may raise its own limits, the tenant divides that among its needs
 //   allowed_queues         system (which queues a tenant may use is the deployment's decision)
 //   admin_ceilings         system
+//   allowed_kafka_topics, allowed_programs, allowed_env_names, allowed_http_targets
+//                          nobody (403): what a tenant may run is set on kcron.tenants only
 //   name, created_ms, updated_ms   kcron's own: never in a patch
 #pragma once
 

@@ -1381,6 +1381,7 @@ struct ApiServer::Impl {
   static std::string settings_json(const v1::TenantSettings& settings, std::string_view tenant) {
     v1::TenantSettings shown = settings;
     shown.set_name(std::string(tenant));
+    shown.clear_sealing_keys();  // wrapped data keys: of no use to a client, and kcron's own business
     return to_json(shown);
   }
 

@@ -1,5 +1,7 @@
 #include "core/tenant_patch.h"
 
+#include <fmt/format.h>
+
 #include <catch2/catch.hpp>
 
 using kcron::api::apply_tenant_patch;
@@ -157,4 +159,21 @@ TEST_CASE("a patch that is not the right shape is a 400 naming the field") {
   }
   const std::string long_description = R"({"description":")" + std::string(1001, 'x') + R"("})";
   CHECK(apply_tenant_patch(settings, "acme", long_description, Role::kSystem, kNow).status == 400);
+}
+
+TEST_CASE("what a tenant may run is never patched, and a patch keeps the lists the operators set") {
+  auto settings = with_ceilings();
+  settings.add_allowed_programs("/usr/bin/report");
+  settings.add_allowed_kafka_topics("orders");
+  for (const char* field : {"allowed_kafka_topics", "allowed_programs", "allowed_env_names", "allowed_http_targets"}) {
+    for (const auto role : {Role::kAdmin, Role::kSystem}) {
+      const auto outcome = apply_tenant_patch(settings, "acme", fmt::format(R"({{"{}":["x"]}})", field), role, kNow);
+      CHECK(outcome.status == 403);
+      CHECK(outcome.field == field);
+    }
+  }
+  const auto described = apply_tenant_patch(settings, "acme", R"({"description":"team"})", Role::kAdmin, kNow);
+  REQUIRE(described.settings);
+  CHECK(described.settings->allowed_programs_size() == 1);
+  CHECK(described.settings->allowed_kafka_topics(0) == "orders");
 }

@@ -38,7 +38,8 @@ int run(int argc, char** argv) {
     return 2;
   }
   kcron::init_logging("bench-admin", "warn");
-  const kcron::kafka::Properties properties = {{"bootstrap.servers", flags.get("brokers")}, {"client.id", "kcron-bench-admin"}};
+  const kcron::kafka::Properties properties =
+      kcron::bench::client_properties(flags.get("brokers"), {{"client.id", "kcron-bench-admin"}});
   const auto timeout = std::chrono::seconds(flags.get_int("timeout-s"));
 
   if (flags.command() == "create-topics") {

@@ -49,10 +49,9 @@ double own_cpu_seconds() {
 // shorter wait would only add empty fetches to the broker's load.
 kcron::Result<std::unique_ptr<RdKafka::KafkaConsumer>> make_reader(const std::string& brokers, const std::string& group,
                                                                    bool partition_eof) {
-  return kcron::kafka::make_consumer({{"bootstrap.servers", brokers},
-                                      {"client.id", "kcron-bench-collect"},
-                                      {"group.id", group},
-                                      {"enable.partition.eof", partition_eof ? "true" : "false"}});
+  return kcron::kafka::make_consumer(kcron::bench::client_properties(
+      brokers,
+      {{"client.id", "kcron-bench-collect"}, {"group.id", group}, {"enable.partition.eof", partition_eof ? "true" : "false"}}));
 }
 
 // Assigns every partition of the topics from the beginning; returns the partitions assigned.
@@ -294,8 +293,8 @@ kcron::Result<std::map<std::string, std::int64_t>> committed_records(const std::
 int count(const kcron::bench::Flags& flags) {
   const std::string prefix = flags.get("prefix");
   const auto jobs = static_cast<double>(std::max<std::int64_t>(1, flags.get_int("jobs")));
-  auto probe = kcron::kafka::make_consumer(
-      {{"bootstrap.servers", flags.get("brokers")}, {"group.id", "kcron-bench-count"}, {"isolation.level", "read_uncommitted"}});
+  auto probe = kcron::kafka::make_consumer(kcron::bench::client_properties(
+      flags.get("brokers"), {{"group.id", "kcron-bench-count"}, {"isolation.level", "read_uncommitted"}}));
   if (!probe) {
     spdlog::error("event=fatal error=\"{}\"", probe.error().message());
     return 1;
@@ -365,8 +364,8 @@ int ingest(const kcron::bench::Flags& flags) {
   const std::int64_t expect = flags.get_int("expect");
   // read_uncommitted: the offset fetch then returns the last committed offsets at once instead of
   // waiting for a stable answer while the dispatcher's next transaction is open.
-  auto consumer = kcron::kafka::make_consumer(
-      {{"bootstrap.servers", flags.get("brokers")}, {"group.id", flags.get("group")}, {"isolation.level", "read_uncommitted"}});
+  auto consumer = kcron::kafka::make_consumer(kcron::bench::client_properties(
+      flags.get("brokers"), {{"group.id", flags.get("group")}, {"isolation.level", "read_uncommitted"}}));
   if (!consumer) {
     spdlog::error("event=fatal error=\"{}\"", consumer.error().message());
     return 1;

@@ -102,12 +102,11 @@ class JobFactory {
 
 int run(const Options& options) {
   Acknowledgements acknowledgements;
-  kcron::kafka::Properties properties = {{"bootstrap.servers", options.brokers},
-                                         {"client.id", "kcron-bench-load"},
-                                         {"linger.ms", options.linger_ms},
-                                         {"batch.num.messages", "10000"},
-                                         {"queue.buffering.max.messages", "1000000"},
-                                         {"queue.buffering.max.kbytes", "1048576"}};
+  const auto properties = kcron::bench::client_properties(options.brokers, {{"client.id", "kcron-bench-load"},
+                                                                            {"linger.ms", options.linger_ms},
+                                                                            {"batch.num.messages", "10000"},
+                                                                            {"queue.buffering.max.messages", "1000000"},
+                                                                            {"queue.buffering.max.kbytes", "1048576"}});
   auto producer = kcron::kafka::make_producer(properties, "", &acknowledgements);
   if (!producer) {
     std::cerr << "kcron-bench-load: " << producer.error().message() << "\n";

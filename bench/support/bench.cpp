@@ -10,6 +10,23 @@
 
 namespace kcron::bench {
 
+kafka::Properties client_properties(const std::string& brokers, const kafka::Properties& extra) {
+  kafka::Properties properties = {{"bootstrap.servers", brokers}};
+  if (const char* value = std::getenv("KCRON_BENCH_KAFKA"); value != nullptr) {
+    std::string_view rest(value);
+    while (!rest.empty()) {
+      const auto end = rest.find(';');
+      const auto pair = rest.substr(0, end);
+      if (const auto equals = pair.find('='); equals != std::string_view::npos) {
+        properties[std::string(pair.substr(0, equals))] = std::string(pair.substr(equals + 1));
+      }
+      rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+    }
+  }
+  for (const auto& [key, value] : extra) properties[key] = value;
+  return properties;
+}
+
 std::int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }

@@ -18,6 +18,11 @@
 
 namespace kcron::bench {
 
+// The client properties of a benchmark tool: bootstrap.servers, `extra`, and the librdkafka
+// properties of KCRON_BENCH_KAFKA ("key=value" pairs separated by ';': scripts/bench sets the
+// admin certificate's TLS settings for the secured broker's scenario).
+kafka::Properties client_properties(const std::string& brokers, const kafka::Properties& extra = {});
+
 // Milliseconds since the Unix epoch (the unit every kcron record timestamp uses).
 std::int64_t wall_ms();
 

@@ -95,6 +95,12 @@ TEST_CASE("a tenant's description says none for no limit and gives times in UTC"
         "max submissions per second: none\n"
         "max running jobs per worker: 3\n"
         "allowed queues: all (every queue of the deployment)\n"
+        "kafka topics: none\n"
+        "programs: the workers' exec.programs\n"
+        "env names: the workers' exec.env\n"
+        "http targets: any the workers' http rules allow\n"
+        "kafka output topic: off\n"
+        "sealing keys: none\n"
         "created: 2026-01-01T00:00:00.123Z\n"
         "updated: 2026-01-01T00:00:00.123Z\n");
 }
@@ -109,6 +115,37 @@ TEST_CASE("admin ceilings are set like limits and described only when one is set
   CHECK_THAT(describe_tenant(settings), Catch::Contains("admin may set up to: max pending 500, max rate 2.5/s, max running -\n"));
   CHECK(tenant_patch_body(edit) == R"({"admin_ceilings":{"max_pending_jobs":500,"max_submissions_per_second":2.5}})");
   CHECK(tenant_patch_body(TenantEdit()) == "{}");
+}
+
+TEST_CASE("the allowlist options replace the tenant's lists, are described, and never go to kcron-api") {
+  CHECK(parse_name_list("--programs", "/bin/a, /bin/b").value() == std::vector<std::string>{"/bin/a", "/bin/b"});
+  CHECK(parse_name_list("--programs", " ").value().empty());
+  const auto empty_entry = parse_name_list("--kafka-topics", "a,,b");
+  REQUIRE_FALSE(empty_entry);
+  CHECK_THAT(empty_entry.error().message(), Catch::StartsWith("--kafka-topics: an empty entry"));
+  TenantEdit edit;
+  edit.allowed_kafka_topics = std::vector<std::string>{"orders", "billing"};
+  edit.allowed_programs = std::vector<std::string>{"/usr/bin/report"};
+  edit.allowed_env_names = std::vector<std::string>{"REGION"};
+  edit.allowed_http_targets = std::vector<std::string>{"*.example.com"};
+  CHECK(edit.sets_allowlists());
+  CHECK_FALSE(TenantEdit().sets_allowlists());
+  auto settings = apply_edit(v1::TenantSettings(), "acme", edit, 1);
+  CHECK(settings.allowed_kafka_topics_size() == 2);
+  CHECK(settings.allowed_programs(0) == "/usr/bin/report");
+  const auto described = describe_tenant(settings);
+  CHECK_THAT(described, Catch::Contains("kafka topics: orders,billing\nprograms: /usr/bin/report\nenv names: REGION\n"
+                                        "http targets: *.example.com\n"));
+  CHECK(tenant_patch_body(edit) == "{}");
+  // Another edit leaves them; an empty list clears one.
+  TenantEdit clear;
+  clear.allowed_kafka_topics = std::vector<std::string>{};
+  settings = apply_edit(settings, "acme", clear, 2);
+  CHECK(settings.allowed_kafka_topics_size() == 0);
+  CHECK(settings.allowed_programs_size() == 1);
+  // The default tenant without a kafka list writes what the workers allow.
+  CHECK_THAT(describe_tenant(apply_edit(v1::TenantSettings(), "default", TenantEdit(), 1)),
+             Catch::Contains("kafka topics: any the workers allow (jobs.kafka_topics)"));
 }
 
 TEST_CASE("delete tombstones the tenant's schedules in force, by their latest record, on their partition") {

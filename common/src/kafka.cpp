@@ -2,25 +2,104 @@
 
 #include <fmt/ranges.h>
 #include <librdkafka/rdkafka.h>
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <optional>
 #include <thread>
 
+#include "kcron/kafka_diagnosis.h"
 #include "kcron/service.h"
 
 namespace kcron::kafka {
 namespace {
+
+// A property whose value must never be printed (passwords, keys, tokens).
+bool secret_property(std::string_view name) {
+  return name.find("password") != std::string_view::npos || name.find("secret") != std::string_view::npos ||
+         name.find("jaas") != std::string_view::npos || name.find("token") != std::string_view::npos || name.ends_with(".pem") ||
+         name == "ssl.key.pem";
+}
+
+// The client certificate of an mTLS client, checked before librdkafka uses it: librdkafka sends an
+// expired certificate, and the broker's answer is a bare "certificate unknown" alert.
+Status check_client_certificate(const std::string& path) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> file(BIO_new_file(path.c_str(), "r"), &BIO_free);
+  if (!file) return make_error("kafka.ssl.certificate.location: cannot read {}", path);
+  std::unique_ptr<X509, decltype(&X509_free)> certificate(PEM_read_bio_X509(file.get(), nullptr, nullptr, nullptr), &X509_free);
+  if (!certificate) return make_error("kafka.ssl.certificate.location: {} holds no PEM certificate", path);
+  std::string subject(256, '\0');
+  X509_NAME_oneline(X509_get_subject_name(certificate.get()), subject.data(), static_cast<int>(subject.size()));
+  subject.resize(subject.find('\0'));
+  const auto when = [](const ASN1_TIME* time) {
+    std::unique_ptr<BIO, decltype(&BIO_free)> text(BIO_new(BIO_s_mem()), &BIO_free);
+    if (!text || ASN1_TIME_print(text.get(), time) != 1) return std::string("?");
+    char* data = nullptr;
+    const auto size = BIO_get_mem_data(text.get(), &data);
+    return std::string(data, static_cast<std::size_t>(size));
+  };
+  if (X509_cmp_current_time(X509_get0_notAfter(certificate.get())) < 0) {
+    return make_error("the client certificate {} ({}) expired on {}: the broker will refuse it; issue a new one", path, subject,
+                      when(X509_get0_notAfter(certificate.get())));
+  }
+  if (X509_cmp_current_time(X509_get0_notBefore(certificate.get())) > 0) {
+    return make_error("the client certificate {} ({}) is not valid before {}: check this machine's clock", path, subject,
+                      when(X509_get0_notBefore(certificate.get())));
+  }
+  return Status::success();
+}
 
 Result<std::unique_ptr<RdKafka::Conf>> make_conf(const Properties& properties) {
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
   std::string error;
   for (const auto& [name, value] : properties) {
     if (conf->set(name, value, error) != RdKafka::Conf::CONF_OK) {
+      if (secret_property(name)) return make_error("kafka property {} (value not shown): {}", name, error);
       return make_error("kafka property {}={}: {}", name, value, error);
     }
   }
+  if (const auto certificate = properties.find("ssl.certificate.location"); certificate != properties.end()) {
+    if (auto status = check_client_certificate(certificate->second); !status) return status.error();
+  }
   return conf;
+}
+
+// The last connection the broker refused for who this client is (TLS, SASL), process-wide: every
+// client of a program uses the same credentials. Read by the start-up waits to fail fast.
+struct Refusals {
+  std::mutex mutex;
+  std::string last;  // guarded by mutex
+  std::atomic<std::uint64_t> count{0};
+  void note(std::string text) {
+    {
+      std::lock_guard lock(mutex);
+      last = std::move(text);
+    }
+    count.fetch_add(1);
+  }
+  std::string last_text() {
+    std::lock_guard lock(mutex);
+    return last;
+  }
+  static Refusals& instance() {
+    static Refusals refusals;
+    return refusals;
+  }
+};
+
+// An error naming the refusal when one happened since `mark` (a count() read before waiting).
+std::optional<Error> refused_since(std::uint64_t mark, std::string_view what) {
+  auto& refusals = Refusals::instance();
+  if (refusals.count.load() == mark) return std::nullopt;
+  const auto text = refusals.last_text();
+  const auto hint = connection_refusal_hint(text);
+  return make_error("{}: the broker connection was refused: {}{}{}", what, text, hint.empty() ? "" : "; ", hint);
 }
 
 template <typename Callback>
@@ -42,7 +121,12 @@ class LogBridge final : public RdKafka::EventCb {
                          : severity <= RdKafka::Event::EVENT_SEVERITY_INFO    ? spdlog::level::info
                                                                               : spdlog::level::debug;
       spdlog::log(level, "event=librdkafka facility={} msg=\"{}\"", event.fac(), event.str());
+      if (severity <= RdKafka::Event::EVENT_SEVERITY_ERROR && is_connection_refusal(event.str()))
+        Refusals::instance().note(event.str());
     } else if (event.type() == RdKafka::Event::EVENT_ERROR) {
+      if (event.err() == RdKafka::ERR__AUTHENTICATION || event.err() == RdKafka::ERR__SSL || is_connection_refusal(event.str())) {
+        Refusals::instance().note(event.str());
+      }
       spdlog::log(event.fatal() ? spdlog::level::err : spdlog::level::warn, "event=librdkafka_error error=\"{}\" fatal={}",
                   event.str(), event.fatal());
     }
@@ -57,7 +141,9 @@ class LogBridge final : public RdKafka::EventCb {
 
 Properties client_properties(const Config& config, const std::string& client_id) {
   Properties properties = {{"bootstrap.servers", config.get("brokers")}, {"client.id", client_id}};
-  for (const auto& [name, value] : config.kafka_properties()) properties[name] = value;
+  for (const auto& [name, value] : config.kafka_properties()) {
+    if (!value.empty()) properties[name] = value;  // an empty value (an env override) unsets
+  }
   return properties;
 }
 
@@ -104,9 +190,11 @@ Result<std::unique_ptr<RdKafka::KafkaConsumer>> make_consumer(Properties propert
 
 Status init_transactions(RdKafka::Producer& producer, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto mark = Refusals::instance().count.load();
   while (true) {
     std::unique_ptr<RdKafka::Error> error(producer.init_transactions(2000));
     if (!error) return Status::success();
+    if (auto refused = refused_since(mark, "init_transactions")) return *refused;
     const bool may_retry = error->is_retriable() || error->code() == RdKafka::ERR__TIMED_OUT;
     if (!may_retry || stop_requested() || std::chrono::steady_clock::now() >= deadline) {
       return to_error(*error, stop_requested() ? "init_transactions (interrupted by a stop signal)" : "init_transactions");
@@ -208,14 +296,17 @@ std::string header_value(RdKafka::Message& message, std::string_view name) {
 Result<std::map<std::string, std::int32_t>> partition_counts(RdKafka::Handle& handle, std::chrono::milliseconds timeout) {
   // Steps of at most 15 s, so a stop signal during start-up is honoured in time; not shorter, since
   // a cluster with thousands of topics (or a busy one) can take seconds to answer a full request.
+  // The first steps are short: a refused connection (TLS, SASL) is reported within seconds.
   const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto mark = Refusals::instance().count.load();
   std::unique_ptr<RdKafka::Metadata> metadata;
-  while (true) {
+  for (std::int64_t step = 2000;; step = std::min<std::int64_t>(step * 2, 15000)) {
     RdKafka::Metadata* raw = nullptr;
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-    const auto code = handle.metadata(true, nullptr, &raw, static_cast<int>(std::clamp<std::int64_t>(left, 1000, 15000)));
+    const auto code = handle.metadata(true, nullptr, &raw, static_cast<int>(std::clamp<std::int64_t>(left, 1000, step)));
     metadata.reset(raw);
     if (code == RdKafka::ERR_NO_ERROR) break;
+    if (auto refused = refused_since(mark, "fetch cluster metadata")) return *refused;
     if (stop_requested() || std::chrono::steady_clock::now() >= deadline) {
       return to_error(code, fmt::format("fetch cluster metadata from {}", stop_requested() ? "(stop requested)" : "the brokers"));
     }
@@ -239,7 +330,13 @@ Status check_topics(RdKafka::Handle& handle, const std::vector<TopicSpec>& topic
       problems += fmt::format(" {} has {} partitions, expected {};", spec.name, found->second, spec.partitions);
     }
   }
-  if (!problems.empty()) return make_error("topics do not match the layout:{} run `kcron topics create`", problems);
+  if (!problems.empty()) {
+    // A secured broker lists only the topics this principal may Describe.
+    return make_error(
+        "topics do not match the layout:{} run `kcron topics create` (on a broker with ACLs, a topic this client may not "
+        "Describe is listed as missing: `kcron kafka-acls` grants kcron's principal its topics)",
+        problems);
+  }
   return Status::success();
 }
 
@@ -634,17 +731,218 @@ void LagSampler::sample(RdKafka::KafkaConsumer& consumer) {
 }
 
 Error to_error(const RdKafka::Error& error, std::string_view what) {
-  return make_error("{}: {} ({})", what, error.str(), error.name());
+  const auto hint = authorization_hint(error.name(), "");
+  return make_error("{}: {} ({}){}{}", what, error.str(), error.name(), hint.empty() ? "" : "; ", hint);
 }
 
 Error to_error(RdKafka::ErrorCode code, std::string_view what) {
-  return make_error("{}: {}", what, RdKafka::err2str(code));
+  const auto hint = authorization_hint(rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(code)), "");
+  return make_error("{}: {}{}{}", what, RdKafka::err2str(code), hint.empty() ? "" : "; ", hint);
 }
 
 std::int64_t record_timestamp_ms(const RdKafka::Message& message, std::int64_t now_ms) {
   const auto timestamp = message.timestamp();
   if (timestamp.type == RdKafka::MessageTimestamp::MSG_TIMESTAMP_NOT_AVAILABLE || timestamp.timestamp <= 0) return now_ms;
   return timestamp.timestamp;
+}
+
+}  // namespace kcron::kafka
+
+namespace kcron::kafka {
+namespace {
+
+using AclBindingPtr = std::unique_ptr<rd_kafka_AclBinding_t, Destroyer<&rd_kafka_AclBinding_destroy>>;
+
+rd_kafka_AclOperation_t to_rd(AclOperation operation) {
+  switch (operation) {
+    case AclOperation::kAll:
+      return RD_KAFKA_ACL_OPERATION_ALL;
+    case AclOperation::kRead:
+      return RD_KAFKA_ACL_OPERATION_READ;
+    case AclOperation::kWrite:
+      return RD_KAFKA_ACL_OPERATION_WRITE;
+    case AclOperation::kDescribe:
+      return RD_KAFKA_ACL_OPERATION_DESCRIBE;
+    case AclOperation::kCreate:
+      return RD_KAFKA_ACL_OPERATION_CREATE;
+    case AclOperation::kDelete:
+      return RD_KAFKA_ACL_OPERATION_DELETE;
+    case AclOperation::kDescribeConfigs:
+      return RD_KAFKA_ACL_OPERATION_DESCRIBE_CONFIGS;
+    case AclOperation::kAlterConfigs:
+      return RD_KAFKA_ACL_OPERATION_ALTER_CONFIGS;
+    case AclOperation::kIdempotentWrite:
+      return RD_KAFKA_ACL_OPERATION_IDEMPOTENT_WRITE;
+  }
+  return RD_KAFKA_ACL_OPERATION_UNKNOWN;
+}
+
+std::optional<AclOperation> from_rd(rd_kafka_AclOperation_t operation) {
+  for (const auto candidate :
+       {AclOperation::kAll, AclOperation::kRead, AclOperation::kWrite, AclOperation::kDescribe, AclOperation::kCreate,
+        AclOperation::kDelete, AclOperation::kDescribeConfigs, AclOperation::kAlterConfigs, AclOperation::kIdempotentWrite}) {
+    if (to_rd(candidate) == operation) return candidate;
+  }
+  return std::nullopt;
+}
+
+// A binding's entry, when it is one kcron can express (ALLOW, a topic or a group, any host).
+std::optional<AclEntry> entry_of(const rd_kafka_AclBinding_t* binding) {
+  const auto restype = rd_kafka_AclBinding_restype(binding);
+  const auto operation = from_rd(rd_kafka_AclBinding_operation(binding));
+  if ((restype != RD_KAFKA_RESOURCE_TOPIC && restype != RD_KAFKA_RESOURCE_GROUP) || !operation) return std::nullopt;
+  return AclEntry{restype == RD_KAFKA_RESOURCE_TOPIC ? AclResource::kTopic : AclResource::kGroup,
+                  rd_kafka_AclBinding_name(binding),
+                  rd_kafka_AclBinding_resource_pattern_type(binding) == RD_KAFKA_RESOURCE_PATTERN_PREFIXED ? AclPattern::kPrefixed
+                                                                                                           : AclPattern::kLiteral,
+                  rd_kafka_AclBinding_principal(binding), *operation};
+}
+
+// The filter of every entry of `principal` on one resource type.
+AclBindingPtr principal_filter(rd_kafka_ResourceType_t restype, const std::string& principal) {
+  char error_text[512];
+  return AclBindingPtr(rd_kafka_AclBindingFilter_new(restype, nullptr, RD_KAFKA_RESOURCE_PATTERN_ANY, principal.c_str(), nullptr,
+                                                     RD_KAFKA_ACL_OPERATION_ANY, RD_KAFKA_ACL_PERMISSION_TYPE_ANY, error_text,
+                                                     sizeof error_text));
+}
+
+}  // namespace
+
+Status create_acls(const Properties& properties, const std::vector<AclEntry>& entries, std::chrono::milliseconds timeout) {
+  if (entries.empty()) return Status::success();
+  std::vector<AclBindingPtr> owned;
+  std::vector<rd_kafka_AclBinding_t*> bindings;
+  char error_text[512];
+  for (const auto& entry : entries) {
+    if (entry.resource != AclResource::kTopic && entry.resource != AclResource::kGroup) {
+      return make_error(
+          "{}: librdkafka 2.0.2's Admin API can write ACLs on topics and groups only; write this one with kafka-acls",
+          describe_acl(entry));
+    }
+    owned.emplace_back(rd_kafka_AclBinding_new(
+        entry.resource == AclResource::kTopic ? RD_KAFKA_RESOURCE_TOPIC : RD_KAFKA_RESOURCE_GROUP, entry.name.c_str(),
+        entry.pattern == AclPattern::kLiteral ? RD_KAFKA_RESOURCE_PATTERN_LITERAL : RD_KAFKA_RESOURCE_PATTERN_PREFIXED,
+        entry.principal.c_str(), "*", to_rd(entry.operation), RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW, error_text, sizeof error_text));
+    if (!owned.back()) return make_error("{}: {}", describe_acl(entry), error_text);
+    bindings.push_back(owned.back().get());
+  }
+  auto producer = make_producer(properties, "");
+  if (!producer) return producer.error();
+  rd_kafka_t* client = (*producer)->c_ptr();
+  auto event = admin_call(
+      client, RD_KAFKA_ADMIN_OP_CREATEACLS, timeout,
+      [&](rd_kafka_AdminOptions_t* options, rd_kafka_queue_t* queue) {
+        rd_kafka_CreateAcls(client, bindings.data(), bindings.size(), options, queue);
+      },
+      "create ACLs");
+  if (!event) return event.error();
+  std::size_t count = 0;
+  const auto* results = rd_kafka_CreateAcls_result_acls(rd_kafka_event_CreateAcls_result(event->get()), &count);
+  std::string problems;
+  for (std::size_t index = 0; index < count && index < entries.size(); ++index) {
+    if (const auto* error = rd_kafka_acl_result_error(results[index]); error != nullptr) {
+      problems +=
+          fmt::format(" {}: {} ({});", describe_acl(entries[index]), rd_kafka_error_string(error), rd_kafka_error_name(error));
+    }
+  }
+  if (!problems.empty()) return make_error("create ACLs:{}", problems);
+  return Status::success();
+}
+
+namespace {
+
+// DescribeAcls or DeleteAcls of every topic and group entry of `principal`.
+Result<std::vector<AclEntry>> acls_of(const Properties& properties, const std::string& principal, bool remove,
+                                      std::chrono::milliseconds timeout) {
+  auto producer = make_producer(properties, "");
+  if (!producer) return producer.error();
+  rd_kafka_t* client = (*producer)->c_ptr();
+  std::vector<AclEntry> found;
+  for (const auto restype : {RD_KAFKA_RESOURCE_TOPIC, RD_KAFKA_RESOURCE_GROUP}) {
+    auto filter = principal_filter(restype, principal);
+    if (!filter) return make_error("ACL filter for {}: refused by librdkafka", principal);
+    rd_kafka_AclBindingFilter_t* filters[] = {filter.get()};
+    auto event = admin_call(
+        client, remove ? RD_KAFKA_ADMIN_OP_DELETEACLS : RD_KAFKA_ADMIN_OP_DESCRIBEACLS, timeout,
+        [&](rd_kafka_AdminOptions_t* options, rd_kafka_queue_t* queue) {
+          if (remove) {
+            rd_kafka_DeleteAcls(client, filters, 1, options, queue);
+          } else {
+            rd_kafka_DescribeAcls(client, filter.get(), options, queue);
+          }
+        },
+        remove ? "delete ACLs" : "describe ACLs");
+    if (!event) return event.error();
+    std::size_t count = 0;
+    if (remove) {
+      const auto* responses = rd_kafka_DeleteAcls_result_responses(rd_kafka_event_DeleteAcls_result(event->get()), &count);
+      for (std::size_t index = 0; index < count; ++index) {
+        if (const auto* error = rd_kafka_DeleteAcls_result_response_error(responses[index]); error != nullptr) {
+          return make_error("delete the ACLs of {}: {} ({})", principal, rd_kafka_error_string(error),
+                            rd_kafka_error_name(error));
+        }
+        std::size_t matching = 0;
+        const auto* bindings = rd_kafka_DeleteAcls_result_response_matching_acls(responses[index], &matching);
+        for (std::size_t at = 0; at < matching; ++at) {
+          if (auto entry = entry_of(bindings[at])) found.push_back(std::move(*entry));
+        }
+      }
+    } else {
+      const auto* bindings = rd_kafka_DescribeAcls_result_acls(rd_kafka_event_DescribeAcls_result(event->get()), &count);
+      for (std::size_t index = 0; index < count; ++index) {
+        if (auto entry = entry_of(bindings[index])) found.push_back(std::move(*entry));
+      }
+    }
+  }
+  return found;
+}
+
+}  // namespace
+
+Result<std::vector<AclEntry>> describe_acls_of(const Properties& properties, const std::string& principal,
+                                               std::chrono::milliseconds timeout) {
+  return acls_of(properties, principal, false, timeout);
+}
+
+Result<std::vector<AclEntry>> delete_acls_of(const Properties& properties, const std::string& principal,
+                                             std::chrono::milliseconds timeout) {
+  return acls_of(properties, principal, true, timeout);
+}
+
+Result<std::vector<std::string>> delete_topics(const Properties& properties, const std::vector<std::string>& topics,
+                                               std::chrono::milliseconds timeout) {
+  auto producer = make_producer(properties, "");
+  if (!producer) return producer.error();
+  auto existing = partition_counts(**producer, timeout);
+  if (!existing) return existing.error();
+  std::vector<std::string> wanted;
+  std::vector<rd_kafka_DeleteTopic_t*> requests;
+  for (const auto& topic : topics) {
+    if (!existing->contains(topic)) continue;
+    wanted.push_back(topic);
+    requests.push_back(rd_kafka_DeleteTopic_new(topic.c_str()));
+  }
+  if (requests.empty()) return wanted;
+  rd_kafka_t* client = (*producer)->c_ptr();
+  auto event = admin_call(
+      client, RD_KAFKA_ADMIN_OP_DELETETOPICS, timeout,
+      [&](rd_kafka_AdminOptions_t* options, rd_kafka_queue_t* queue) {
+        rd_kafka_DeleteTopics(client, requests.data(), requests.size(), options, queue);
+      },
+      "delete topics");
+  rd_kafka_DeleteTopic_destroy_array(requests.data(), requests.size());
+  if (!event) return event.error();
+  std::size_t count = 0;
+  const auto* results = rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(event->get()), &count);
+  std::string problems;
+  for (std::size_t index = 0; index < count; ++index) {
+    const auto code = rd_kafka_topic_result_error(results[index]);
+    if (code != RD_KAFKA_RESP_ERR_NO_ERROR && code != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+      problems += fmt::format(" {}: {};", rd_kafka_topic_result_name(results[index]), rd_kafka_err2str(code));
+    }
+  }
+  if (!problems.empty()) return make_error("delete topics:{}", problems);
+  return wanted;
 }
 
 }  // namespace kcron::kafka

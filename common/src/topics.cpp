@@ -40,10 +40,6 @@ Config deleted(const std::string& retention_ms = "604800000") {
 
 }  // namespace
 
-std::vector<TopicSpec> tenant_input_topics(const TopicNames& names, std::string_view tenant, std::int32_t partitions) {
-  return {{names.tenant_input(tenant), partitions, deleted()}, {names.tenant_schedules_input(tenant), partitions, compacted()}};
-}
-
 std::vector<TopicSpec> all_topics(const TopicNames& names, const TopicLayout& layout) {
   std::vector<TopicSpec> topics = {
       {names.jobs(), layout.jobs_partitions, deleted()},

@@ -32,7 +32,8 @@ std::int64_t ms_left(SteadyClock::time_point deadline) {
 
 DispatcherLoop::DispatcherLoop(LoopSettings settings, DispatcherCore& core, DelayStore& store, const Clock& clock,
                                Metrics& metrics, HttpEndpoint* http)
-    : settings_(std::move(settings)),
+    : output_watch_(core.settings().names),
+      settings_(std::move(settings)),
       core_(core),
       store_(store),
       clock_(clock),
@@ -335,10 +336,23 @@ Status DispatcherLoop::commit_batch() {
   for (const auto& [partition, owned] : owned_) {
     offsets.items.push_back(RdKafka::TopicPartition::create(core_.settings().names.jobs(), partition, owned.next_offset));
   }
+  // Tenants' output topics: copies of their status and dead-letter records, in this transaction.
+  if (const auto* tenants = core_.tenants(); tenants != nullptr) output_watch_.refresh(*tenants, *producer_, SteadyClock::now());
+  std::vector<std::size_t> copy_sources;
+  auto copies = tenant_output_copies(out_, core_.settings().names, output_watch_.tenants(), &copy_sources);
+  std::vector<OutRecord> with_copies;
+  if (!copies.empty()) {
+    with_copies.reserve(out_.size() + copies.size());
+    with_copies.insert(with_copies.end(), out_.begin(), out_.end());
+    with_copies.insert(with_copies.end(), std::make_move_iterator(copies.begin()), std::make_move_iterator(copies.end()));
+  }
   // Every delivery report is awaited: they carry the changelog offsets of the checkpoint, and a
   // record the broker refuses is named by its report.
-  const auto result = kafka::commit_transaction(*producer_, *consumer_, out_, offsets.items,
-                                                {settings_.transaction_timeout, "dispatcher", &deliveries_});
+  auto result = kafka::commit_transaction(*producer_, *consumer_, copies.empty() ? out_ : with_copies, offsets.items,
+                                          {settings_.transaction_timeout, "dispatcher", &deliveries_});
+  // A refused copy is its original's: the same job is given up on.
+  if (result.refused_record && *result.refused_record >= out_.size())
+    result.refused_record = copy_sources[*result.refused_record - out_.size()];
   counters_.count(result);
   switch (result.outcome) {
     case kafka::TransactionOutcome::kCommitted:

@@ -22,6 +22,7 @@
 #include "kcron/metrics.h"
 #include "kcron/recovery_budget.h"
 #include "kcron/service.h"
+#include "kcron/tenant_output_watch.h"
 #include "kcron/transaction.h"
 #include "kcron/upgrade_gate.h"
 
@@ -63,6 +64,7 @@ class DispatcherLoop final : public RdKafka::RebalanceCb {
                     std::vector<RdKafka::TopicPartition*>& partitions) override;
 
  private:
+  TenantOutputWatch output_watch_{TopicNames("")};  // which tenants get copies on <prefix>out.<tenant>
   struct Owned {
     PartitionState* state = nullptr;
     std::int64_t next_offset = 0;       // position to commit (valid, >= 0)

@@ -8,6 +8,7 @@
 
 #include "kcron/codec.h"
 #include "kcron/ids.h"
+#include "kcron/kafka_acls.h"
 #include "kcron/routing.h"
 #include "kcron/tenant.h"
 
@@ -130,11 +131,11 @@ Result<InputTopic> parse_input_topic(std::string_view prefix, std::string_view t
 }
 
 std::string input_topic(std::string_view prefix, std::string_view tenant) {
-  return TopicNames(std::string(prefix)).tenant_input(tenant);
+  return tenant_input_topic(prefix, tenant);
 }
 
 std::string schedules_input_topic(std::string_view prefix, std::string_view tenant) {
-  return TopicNames(std::string(prefix)).tenant_schedules_input(tenant);
+  return tenant_schedules_topic(prefix, tenant);
 }
 
 std::string subscription_pattern(std::string_view prefix) {

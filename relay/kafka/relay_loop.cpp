@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <future>
+#include <iterator>
 #include <memory>
 #include <thread>
 #include <utility>
@@ -44,6 +45,7 @@ RelayLoop::RelayLoop(RelayLoopSettings settings, Relay& relay, Metrics& metrics,
                                "records of topics matching the subscription that are no tenant's input topic (not forwarded)")),
       overridden_(metrics.counter("kcron_relay_tenant_overridden_total",
                                   "forwarded or rejected records whose body named another tenant than their topic's")),
+      output_watch_(relay.settings().names),
       partitions_(metrics.gauge("kcron_relay_input_partitions", "input topic partitions assigned to this relay")),
       held_gauge_(metrics.gauge("kcron_relay_held",
                                 "1 while tenants' input waits for every dispatcher and worker to understand tenant keys")),
@@ -167,6 +169,7 @@ Status RelayLoop::serve() {
     }
     if (auto status = commit_batch(); !status) return status;
     lag_.sample(*consumer_);
+    if (settings_.between_batches) settings_.between_batches();
   }
   spdlog::info("event=stopping");
   if (http_ != nullptr) http_->set_ready(false);
@@ -295,6 +298,10 @@ Status RelayLoop::commit_batch() {
   for (const auto& [where, offset] : next_offsets_) {
     offsets.items.push_back(RdKafka::TopicPartition::create(where.first, where.second, offset));
   }
+  // Tenants' output topics: copies of their rejections (dead letters, status), in this transaction.
+  if (settings_.tenants != nullptr) output_watch_.refresh(*settings_.tenants, *producer_, SteadyClock::now());
+  auto copies = tenant_output_copies(out_, relay_.settings().names, output_watch_.tenants());
+  if (!copies.empty()) out_.insert(out_.end(), std::make_move_iterator(copies.begin()), std::make_move_iterator(copies.end()));
   const auto result =
       kafka::commit_transaction(*producer_, *consumer_, out_, offsets.items, {settings_.transaction_timeout, "relay"});
   counters_.count(result);

@@ -7,6 +7,7 @@
 
 #include <librdkafka/rdkafkacpp.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -18,6 +19,8 @@
 #include "kcron/metrics.h"
 #include "kcron/recovery_budget.h"
 #include "kcron/service.h"
+#include "kcron/tenant_output_watch.h"
+#include "kcron/tenant_registry.h"
 #include "kcron/transaction.h"
 #include "kcron/upgrade_gate.h"
 
@@ -37,6 +40,12 @@ struct RelayLoopSettings {
   // tenant-scoped keys (kcron/upgrade_gate.h), asked this often; meanwhile the input partitions are
   // paused. 0 turns the check off (always forward).
   Millis upgrade_check_interval{30000};
+  // Called between batches on the loop's thread (the tenant registry's follower). Empty: none.
+  std::function<void()> between_batches;
+  // The tenant registry (kcron/tenant_follower.h), for the tenants' output topics: a rejection of a
+  // tenant that opted in (kafka_output) is copied to <prefix>out.<tenant> in the same transaction,
+  // as the dispatchers and workers copy theirs. Null: no copies.
+  const TenantRegistry* tenants = nullptr;
 };
 
 class RelayLoop final : public RdKafka::RebalanceCb {
@@ -112,6 +121,7 @@ class RelayLoop final : public RdKafka::RebalanceCb {
   Counter& rejected_;
   Counter& skipped_;
   Counter& overridden_;
+  TenantOutputWatch output_watch_;  // which tenants get copies on <prefix>out.<tenant>
   Gauge& partitions_;
   Gauge& held_gauge_;
   kafka::LoopCounters counters_;

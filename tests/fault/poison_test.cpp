@@ -44,7 +44,7 @@ class RawProducer : public RdKafka::DeliveryReportCb {
   RawProducer() {
     // Large enough for the record whose key and value together pass the dispatcher's limit.
     auto producer =
-        kafka::make_producer({{"bootstrap.servers", brokers()}, {"message.max.bytes", "1046000"}, {"linger.ms", "5"}}, "", this);
+        kafka::make_producer(test_client_properties({{"message.max.bytes", "1046000"}, {"linger.ms", "5"}}), "", this);
     REQUIRE(producer.ok());
     producer_ = std::move(*producer);
   }
@@ -548,7 +548,7 @@ TEST_CASE("jobs whose execution records the exec topic refuses are given up on, 
   TestEnv env("poison-exec", 2, 2);
   std::vector<TopicSpec> tiny;
   for (const auto band : kAllBands) tiny.push_back({exec_topic(env.prefix, "tiny", band), 2, {{"max.message.bytes", "2000"}}});
-  REQUIRE(kafka::create_topics({{"bootstrap.servers", brokers()}}, tiny, 1, 30s).ok());
+  REQUIRE(kafka::create_topics(test_client_properties(), tiny, 1, 30s).ok());
   auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1", {"KCRON_QUEUES=default,critical,batch,tiny"});
 
   std::string payload;  // incompressible base64: the limit applies to the compressed batch

@@ -21,7 +21,7 @@ namespace {
 constexpr auto kTimeout = 30s;
 
 std::unique_ptr<RdKafka::Producer> admin_client() {
-  auto producer = kafka::make_producer({{"bootstrap.servers", brokers()}, {"client.id", "topics-test-admin"}}, "");
+  auto producer = kafka::make_producer(test_client_properties({{"client.id", "topics-test-admin"}}), "");
   REQUIRE(producer.ok());
   return std::move(*producer);
 }

@@ -5,6 +5,7 @@
 #include <httplib.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <set>
@@ -165,7 +166,7 @@ TEST_CASE("a job past its timeout is stopped and dead, and a cancel stops a runn
 TEST_CASE("a kafka job writes its record exactly once, with its result, and a missing topic is refused", "[integration]") {
   TestEnv env("kafkajob");
   const std::string sink = "sink-" + env.prefix.substr(0, env.prefix.size() - 1);
-  auto created = kafka::create_topics({{"bootstrap.servers", brokers()}}, {{sink, 1, {}}}, 1, 30s);
+  auto created = kafka::create_topics(test_client_properties(), {{sink, 1, {}}}, 1, 30s);
   REQUIRE(created.ok());
   auto dispatcher = start(env, "kcron-dispatcher", "d1");
   auto worker = start(env, "kcron-worker", "w1");
@@ -190,7 +191,130 @@ TEST_CASE("a kafka job writes its record exactly once, with its result, and a mi
   CHECK_THAT(nowhere[0].reason(), Catch::Contains("does not exist"));
   const auto internal = dead_letters_of(env, "internal", 1, 30s);
   REQUIRE(internal.size() == 1);
-  CHECK_THAT(internal[0].reason(), Catch::Contains("may not write kcron's own topic"));
+  CHECK_THAT(internal[0].reason(),
+             Catch::Contains(fmt::format("may not write '{}results'", env.prefix)) && Catch::Contains("kcron's own topics"));
+}
+
+TEST_CASE(
+    "a kafka job aimed at kcron's jobs topic, or at a topic outside its tenant's allowed_kafka_topics, is DEAD with the reason "
+    "and writes nothing there",
+    "[integration]") {
+  TestEnv env("kafkawalls");
+  const std::string suffix = env.prefix.substr(0, env.prefix.size() - 1);
+  const std::string sink = "sink-" + suffix;
+  const std::string other = "other-" + suffix;
+  REQUIRE(kafka::create_topics({{"bootstrap.servers", brokers()}}, {{sink, 1, {}}, {other, 1, {}}}, 1, 30s).ok());
+  const auto created = run_cli(env, fmt::format("tenant create acme --kafka-topics {}", sink));
+  INFO(created.output);
+  REQUIRE(created.exit_code == 0);
+  auto dispatcher = start(env, "kcron-dispatcher", "d1");
+  auto worker = start(env, "kcron-worker", "w1");
+  TestProducer producer;
+  // "eyJpZCI6ImZvcmdlZCJ9" is {"id":"forged"}: a submit, had it been written.
+  submit(producer, env, "forge",
+         fmt::format(R"({{"id":"forge","kafka":{{"topic":"{}jobs","key":"forged","value":"eyJpZCI6ImZvcmdlZCJ9"}},)"
+                     R"("retry":{{"max_retries":3}}}})",
+                     env.prefix));
+  submit(
+      producer, env, "acme~forge",
+      fmt::format(R"({{"id":"forge","tenant":"acme","kafka":{{"topic":"{}jobs","key":"forged","value":"eA=="}}}})", env.prefix));
+  submit(producer, env, "acme~unlisted",
+         fmt::format(R"({{"id":"unlisted","tenant":"acme","kafka":{{"topic":"{}","value":"eA=="}}}})", other));
+  submit(producer, env, "acme~listed",
+         fmt::format(R"({{"id":"listed","tenant":"acme","kafka":{{"topic":"{}","key":"acme-key","value":"eA=="}}}})", sink));
+  submit(producer, env, "beta~any",
+         fmt::format(R"({{"id":"any","tenant":"beta","kafka":{{"topic":"{}","value":"eA=="}}}})", sink));
+  submit(producer, env, "offsets", R"({"id":"offsets","kafka":{"topic":"__consumer_offsets","value":"eA=="}})");
+
+  const auto forged = dead_letters_of(env, "forge", 1, 30s);
+  REQUIRE(forged.size() == 1);
+  CHECK_THAT(forged[0].reason(), Catch::Contains(fmt::format("may not write '{}jobs'", env.prefix)));
+  CHECK(forged[0].history_size() == 1);  // final: its retries unused
+  const auto acme_forged = dead_letters_of(env, "acme~forge", 1, 30s);
+  REQUIRE(acme_forged.size() == 1);
+  CHECK_THAT(acme_forged[0].reason(), Catch::Contains(fmt::format("may not write '{}jobs'", env.prefix)));
+  const auto unlisted = dead_letters_of(env, "acme~unlisted", 1, 30s);
+  REQUIRE(unlisted.size() == 1);
+  CHECK_THAT(unlisted[0].reason(), Catch::Contains(fmt::format("tenant 'acme' may not write topic '{}': it is not in the "
+                                                               "tenant's allowed_kafka_topics (kcron tenant set acme "
+                                                               "--kafka-topics ...)",
+                                                               other)));
+  const auto beta = dead_letters_of(env, "beta~any", 1, 30s);
+  REQUIRE(beta.size() == 1);
+  CHECK_THAT(beta[0].reason(), Catch::Contains("tenant 'beta' may not write topic") &&
+                                   Catch::Contains("the tenant has no allowed_kafka_topics") && !Catch::Contains("acme"));
+  const auto offsets = dead_letters_of(env, "offsets", 1, 30s);
+  REQUIRE(offsets.size() == 1);
+  CHECK_THAT(offsets[0].reason(), Catch::Contains("may not write '__consumer_offsets'"));
+  const auto listed = wait_for_results(env, "acme~listed", 1, 30s);
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0].state() == v1::SUCCEEDED);
+
+  // Only the allowlisted record was written; nothing reached the jobs topic or the other topic.
+  const auto sunk = read_topics({sink}, 5s);
+  REQUIRE(sunk.size() == 1);
+  CHECK(sunk[0].key == "acme-key");
+  CHECK(read_topics({other}, 2s).empty());
+  for (const auto& record : read_topics({env.prefix + "jobs"}, 5s)) CHECK(record.key != "forged");
+}
+
+TEST_CASE(
+    "an exec job's secret:NAME env value is read from the secrets directory at run time, and the secret's text is in no "
+    "result, status or dead letter",
+    "[integration]") {
+  TestEnv env("execsecret");
+  const std::string secrets = env.state_root + "/secrets";
+  std::filesystem::create_directories(secrets + "/default");
+  std::random_device random;
+  const std::string secret = fmt::format("kcron-secret-{:08x}{:08x}", random(), random());
+  std::ofstream(secrets + "/default/token") << secret << "\n";
+  auto dispatcher = start(env, "kcron-dispatcher", "d1");
+  auto worker =
+      start(env, "kcron-worker", "w1", {"KCRON_EXEC_PROGRAMS=/bin/sh", "KCRON_EXEC_ENV=X", "KCRON_SECRETS_DIR=" + secrets});
+  TestProducer producer;
+  submit(producer, env, "length", R"({"id":"length","exec":{"argv":["/bin/sh","-c","echo ${#X}"],"env":{"X":"secret:token"}}})");
+  submit(
+      producer, env, "echoes",
+      R"({"id":"echoes","exec":{"argv":["/bin/sh","-c","echo \"$X\"; echo \"err $X\" >&2; exit 3"],"env":{"X":"secret:token"}}})");
+  submit(producer, env, "missing",
+         R"({"id":"missing","exec":{"argv":["/bin/sh","-c","true"],"env":{"X":"secret:nope"}},)"
+         R"("retry":{"max_retries":3}})");
+
+  const auto length = wait_for_results(env, "length", 1, 30s);
+  REQUIRE(length.size() == 1);
+  CHECK(length[0].state() == v1::SUCCEEDED);
+  CHECK(length[0].output() == fmt::format("{}\n", secret.size()));
+  const auto echoes = dead_letters_of(env, "echoes", 1, 30s);
+  REQUIRE(echoes.size() == 1);
+  CHECK_THAT(echoes[0].reason(), Catch::Contains("err [secret:token]"));
+  REQUIRE(echoes[0].history_size() == 1);
+  CHECK(echoes[0].history(0).output() == "[secret:token]\n");
+  CHECK(echoes[0].job().exec().env().at("X") == "secret:token");  // the job keeps the reference
+  const auto missing = dead_letters_of(env, "missing", 1, 30s);
+  REQUIRE(missing.size() == 1);
+  CHECK_THAT(missing[0].reason(), Catch::Contains("secret 'nope' of tenant 'default' not found;"));
+  CHECK(missing[0].history_size() == 1);  // final: its retries unused
+
+  // Rotation needs no restart: the next run reads the file again.
+  std::ofstream(secrets + "/default/token") << "short\n";
+  submit(producer, env, "rotated",
+         R"({"id":"rotated","exec":{"argv":["/bin/sh","-c","echo ${#X}"],"env":{"X":"secret:token"}}})");
+  const auto rotated = wait_for_results(env, "rotated", 1, 30s);
+  REQUIRE(rotated.size() == 1);
+  CHECK(rotated[0].output() == "5\n");
+
+  std::vector<std::string> topics = {env.prefix + "results", env.prefix + "status", env.prefix + "dead-letters",
+                                     env.prefix + "jobs", env.prefix + "worker-done"};
+  const auto records = read_topics(topics, 5s);
+  CHECK(records.size() > 8);
+  for (const auto& record : records) {
+    INFO(record.topic);
+    CHECK(record.value.find(secret) == std::string::npos);
+    CHECK(record.key.find(secret) == std::string::npos);
+  }
+  std::ifstream log(worker->log_path());
+  const std::string logged((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  CHECK(logged.find(secret) == std::string::npos);
 }
 
 TEST_CASE("SIGTERM lets a running job finish and publishes it, and past the drain timeout the job is handed back and runs again",
@@ -568,7 +692,7 @@ TEST_CASE("an outcome the broker refuses is isolated and recorded DEAD, reduced,
   // A sink that refuses records over 1500 bytes: the kafka job's record aborts every transaction
   // it is in, until the worker isolates it (one outcome per transaction) and records it reduced.
   const std::string sink = "small-" + env.prefix.substr(0, env.prefix.size() - 1);
-  auto created = kafka::create_topics({{"bootstrap.servers", brokers()}}, {{sink, 1, {{"max.message.bytes", "1500"}}}}, 1, 30s);
+  auto created = kafka::create_topics(test_client_properties(), {{sink, 1, {{"max.message.bytes", "1500"}}}}, 1, 30s);
   REQUIRE(created.ok());
   auto dispatcher = start(env, "kcron-dispatcher", "d1");
   auto worker = start(env, "kcron-worker", "w1");

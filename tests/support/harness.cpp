@@ -23,14 +23,60 @@
 #include <thread>
 
 #include "kcron.pb.h"
+#include "kcron/kafka_acls.h"
 #include "kcron/priority.h"
 #include "kcron/topics.h"
 
 namespace kcron::testing {
 
+namespace {
+
+// KCRON_TEST_SECURE=1 (a CTest property of the `security` tier) picks the secured broker.
+bool secure_selected() {
+  const char* value = std::getenv("KCRON_TEST_SECURE");
+  return value != nullptr && std::string_view(value) == "1";
+}
+
+std::string secure_env(const char* name) {
+  if (!secure_selected()) return {};
+  const char* value = std::getenv(name);
+  if (value == nullptr || *value == '\0') {
+    std::printf("KCRON-SKIP: no secured broker: scripts/test starts one (scripts/kafka --secure start) and sets %s\n", name);
+    std::fflush(stdout);
+    FAIL("KCRON_TEST_SECURE=1 needs KCRON_TEST_SECURE_BROKERS and KCRON_TEST_SECURE_TLS");
+  }
+  return value;
+}
+
+}  // namespace
+
 std::string brokers() {
+  if (secure_selected()) return secure_env("KCRON_TEST_SECURE_BROKERS");
   const char* value = std::getenv("KCRON_TEST_BROKERS");
   return value != nullptr ? value : "127.0.0.1:9092";
+}
+
+std::string secure_tls_dir() {
+  return secure_env("KCRON_TEST_SECURE_TLS");
+}
+
+kafka::Properties test_client_properties(const kafka::Properties& extra) {
+  kafka::Properties properties = {{"bootstrap.servers", brokers()}};
+  if (const auto tls = secure_tls_dir(); !tls.empty()) {
+    properties["security.protocol"] = "SSL";
+    properties["ssl.ca.location"] = tls + "/ca.pem";
+    properties["ssl.certificate.location"] = tls + "/admin.pem";
+    properties["ssl.key.location"] = tls + "/admin.key";
+  }
+  for (const auto& [key, value] : extra) properties[key] = value;
+  return properties;
+}
+
+std::vector<std::string> tls_env(const std::string& certificate, const std::string& key) {
+  const auto tls = secure_tls_dir();
+  if (tls.empty()) return {};
+  return {"KCRON_KAFKA_SECURITY_PROTOCOL=SSL", "KCRON_KAFKA_SSL_CA_LOCATION=" + tls + "/ca.pem",
+          "KCRON_KAFKA_SSL_CERTIFICATE_LOCATION=" + certificate, "KCRON_KAFKA_SSL_KEY_LOCATION=" + key};
 }
 
 std::string program_path(const std::string& name) {
@@ -46,41 +92,15 @@ std::vector<std::string> exec_topics(const std::string& prefix) {
 }
 
 void delete_topics(const std::vector<std::string>& topics) {
-  std::string error;
-  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-  REQUIRE(conf->set("bootstrap.servers", brokers(), error) == RdKafka::Conf::CONF_OK);
-  std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
-  REQUIRE(producer != nullptr);
-  rd_kafka_t* client = producer->c_ptr();
-  std::vector<rd_kafka_DeleteTopic_t*> requests;
-  for (const auto& topic : topics) requests.push_back(rd_kafka_DeleteTopic_new(topic.c_str()));
-  rd_kafka_queue_t* queue = rd_kafka_queue_new(client);
-  rd_kafka_DeleteTopics(client, requests.data(), requests.size(), nullptr, queue);
-  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 30000);
-  std::string problems = event == nullptr ? "no answer in 30 s" : "";
-  if (event != nullptr && rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR)
-    problems = rd_kafka_event_error_string(event);
-  if (event != nullptr && problems.empty()) {
-    std::size_t count = 0;
-    const auto** results = rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(event), &count);
-    for (std::size_t index = 0; index < count; ++index) {
-      if (rd_kafka_topic_result_error(results[index]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        problems += fmt::format(" {}: {}", rd_kafka_topic_result_name(results[index]),
-                                rd_kafka_err2str(rd_kafka_topic_result_error(results[index])));
-      }
-    }
-  }
-  if (event != nullptr) rd_kafka_event_destroy(event);
-  rd_kafka_DeleteTopic_destroy_array(requests.data(), requests.size());
-  rd_kafka_queue_destroy(queue);
-  INFO("DeleteTopics:" << problems);
-  REQUIRE(problems.empty());
+  auto deleted = kafka::delete_topics({{"bootstrap.servers", brokers()}}, topics, std::chrono::seconds(30));
+  INFO((deleted ? std::string() : deleted.error().message()));
+  REQUIRE(deleted.ok());
 }
 
 void delete_all_records(const std::string& topic) {
   std::string error;
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-  REQUIRE(conf->set("bootstrap.servers", brokers(), error) == RdKafka::Conf::CONF_OK);
+  for (const auto& [key, value] : test_client_properties()) REQUIRE(conf->set(key, value, error) == RdKafka::Conf::CONF_OK);
   std::unique_ptr<RdKafka::Producer> producer(RdKafka::Producer::create(conf.get(), error));
   REQUIRE(producer != nullptr);
   RdKafka::Metadata* raw = nullptr;
@@ -130,10 +150,39 @@ TestEnv::TestEnv(const std::string& name, int jobs, int exec, int replication_fa
   layout.exec_partitions = exec;
   layout.output_partitions = 2;
   layout.schedules_partitions = 2;
-  kafka::Properties properties = {{"bootstrap.servers", brokers()}};
+  const auto properties = test_client_properties();
   auto created =
       kafka::create_topics(properties, all_topics(TopicNames(prefix), layout), replication_factor, std::chrono::seconds(60));
   REQUIRE(created.ok());
+  if (!secure_tls_dir().empty()) {
+    // kcron's programs connect as User:kcron: its topic and group ACLs for this prefix (its
+    // transactional ids under `it-` were granted when scripts/kafka started the broker).
+    std::vector<AclEntry> entries;
+    for (const auto& entry : kcron_acls(prefix, "User:kcron")) {
+      if (entry.resource != AclResource::kTransactionalId) entries.push_back(entry);
+    }
+    auto granted = kafka::create_acls(properties, entries, std::chrono::seconds(30));
+    INFO((granted.ok() ? std::string() : granted.error().message()));
+    REQUIRE(granted.ok());
+    // The broker applies new ACLs as it replays its metadata log: wait (bounded) until User:kcron
+    // sees the test's topics, so a program started next does not find them "missing".
+    const auto tls = secure_tls_dir();
+    auto as_kcron = kafka::make_producer({{"bootstrap.servers", brokers()},
+                                          {"security.protocol", "SSL"},
+                                          {"ssl.ca.location", tls + "/ca.pem"},
+                                          {"ssl.certificate.location", tls + "/kcron.pem"},
+                                          {"ssl.key.location", tls + "/kcron.key"}},
+                                         "");
+    REQUIRE(as_kcron.ok());
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    bool visible = false;
+    while (!visible && std::chrono::steady_clock::now() < deadline) {
+      auto counts = kafka::partition_counts(**as_kcron, std::chrono::seconds(5));
+      visible = counts.ok() && counts->contains(TopicNames(prefix).jobs()) && counts->contains(TopicNames(prefix).tenants());
+      if (!visible) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    REQUIRE(visible);
+  }
 }
 
 TestEnv::~TestEnv() {
@@ -143,21 +192,28 @@ TestEnv::~TestEnv() {
 }
 
 void create_tenant_input_topics(const TestEnv& env, const std::string& tenant, int partitions) {
-  const auto topics = tenant_input_topics(TopicNames(env.prefix), tenant, partitions);
+  // As `kcron tenant create NAME --kafka` makes them (cli/kafka_access.cpp), without the ACLs.
+  const std::vector<TopicSpec> topics = {
+      {tenant_input_topic(env.prefix, tenant), partitions, {{"cleanup.policy", "delete"}, {"retention.ms", "604800000"}}},
+      {tenant_schedules_topic(env.prefix, tenant), partitions, {{"cleanup.policy", "compact"}, {"min.compaction.lag.ms", "0"}}}};
   kafka::Properties properties = {{"bootstrap.servers", brokers()}};
   auto created = kafka::create_topics(properties, topics, 1, std::chrono::seconds(60));
   REQUIRE(created.ok());
 }
 
 std::vector<std::string> TestEnv::program_env(const std::string& instance_id) const {
-  return {"KCRON_BROKERS=" + brokers(),
-          "KCRON_TOPIC_PREFIX=" + prefix,
-          "KCRON_INSTANCE_ID=" + instance_id,
-          "KCRON_STATE_DIR=" + state_root + "/" + instance_id,
-          "KCRON_HTTP_PORT=0",
-          "KCRON_JOBS_PARTITIONS=" + std::to_string(jobs_partitions),
-          "KCRON_EXEC_PARTITIONS=" + std::to_string(exec_partitions),
-          "KCRON_LOG_LEVEL=info"};
+  std::vector<std::string> env = {"KCRON_BROKERS=" + brokers(),
+                                  "KCRON_TOPIC_PREFIX=" + prefix,
+                                  "KCRON_INSTANCE_ID=" + instance_id,
+                                  "KCRON_STATE_DIR=" + state_root + "/" + instance_id,
+                                  "KCRON_HTTP_PORT=0",
+                                  "KCRON_JOBS_PARTITIONS=" + std::to_string(jobs_partitions),
+                                  "KCRON_EXEC_PARTITIONS=" + std::to_string(exec_partitions),
+                                  "KCRON_LOG_LEVEL=info"};
+  if (const auto tls = secure_tls_dir(); !tls.empty()) {
+    for (auto& entry : tls_env(tls + "/kcron.pem", tls + "/kcron.key")) env.push_back(std::move(entry));
+  }
+  return env;
 }
 
 Process::Process(const std::string& program, const std::vector<std::string>& env, const std::string& log_path,
@@ -255,7 +311,7 @@ struct TestProducer::Reports : RdKafka::DeliveryReportCb {
 };
 
 TestProducer::TestProducer(const std::string& partitioner) : reports_(std::make_unique<Reports>()) {
-  auto producer = kafka::make_producer({{"bootstrap.servers", brokers()}, {"partitioner", partitioner}}, "", reports_.get());
+  auto producer = kafka::make_producer(test_client_properties({{"partitioner", partitioner}}), "", reports_.get());
   REQUIRE(producer.ok());
   producer_ = std::move(*producer);
 }
@@ -296,7 +352,7 @@ std::int32_t TestProducer::partition_of(const std::string& key) const {
 
 std::vector<Record> read_topics(const std::vector<std::string>& topics, std::chrono::milliseconds timeout,
                                 const std::function<bool(const std::vector<Record>&)>& until) {
-  auto consumer = kafka::make_consumer({{"bootstrap.servers", brokers()}, {"group.id", "kcron-test-reader"}});
+  auto consumer = kafka::make_consumer(test_client_properties({{"group.id", "kcron-test-reader"}}));
   REQUIRE(consumer.ok());
   auto counts = kafka::partition_counts(**consumer, std::chrono::seconds(10));
   REQUIRE(counts.ok());
@@ -450,8 +506,12 @@ std::vector<Record> read_exec_until_all(const std::string& prefix, const std::st
 namespace kcron::testing {
 
 CliRun run_cli(const TestEnv& env, const std::string& arguments) {
-  const auto command = fmt::format("KCRON_BROKERS='{}' KCRON_TOPIC_PREFIX='{}' '{}' {} 2>&1", brokers(), env.prefix,
-                                   program_path("kcron"), arguments);
+  std::string identity;  // the CLI is the operator's: admin on the secured broker
+  if (const auto tls = secure_tls_dir(); !tls.empty()) {
+    for (const auto& entry : tls_env(tls + "/admin.pem", tls + "/admin.key")) identity += fmt::format("'{}' ", entry);
+  }
+  const auto command = fmt::format("env {}KCRON_BROKERS='{}' KCRON_TOPIC_PREFIX='{}' '{}' {} 2>&1", identity, brokers(),
+                                   env.prefix, program_path("kcron"), arguments);
   CliRun run;
   FILE* pipe = popen(command.c_str(), "r");
   REQUIRE(pipe != nullptr);

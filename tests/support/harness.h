@@ -20,6 +20,18 @@ namespace kcron::testing {
 
 std::string brokers();  // KCRON_TEST_BROKERS, default 127.0.0.1:9092
 
+// The secured broker (scripts/kafka --secure), chosen by KCRON_TEST_SECURE=1 (the `security`
+// tier's CTest property): KCRON_TEST_SECURE_BROKERS is its mTLS listener, KCRON_TEST_SECURE_TLS its
+// certificate dir (without them such a test prints KCRON-SKIP and stops). Then brokers() is the
+// mTLS listener, the test's own clients (readers, producers, the CLI)
+// connect as User:admin and the programs as User:kcron, whose ACLs each TestEnv writes for its
+// prefix. Empty: the plaintext broker.
+std::string secure_tls_dir();
+// The test's own client properties: bootstrap.servers and, on the secured broker, admin's TLS.
+kafka::Properties test_client_properties(const kafka::Properties& extra = {});
+// KCRON_KAFKA_* variables of an mTLS identity (`kcron`, `admin`, a tenant's files) for programs.
+std::vector<std::string> tls_env(const std::string& certificate, const std::string& key);
+
 // A test's own namespace on the broker: prefix, topics (small partition counts), state dirs.
 struct TestEnv {
   // Topics are created on brokers() with `replication_factor` replicas.
@@ -36,8 +48,9 @@ struct TestEnv {
   std::vector<std::string> program_env(const std::string& instance_id) const;
 };
 
-// A Kafka-native tenant's input topics for kcron-relay (docs/relay.md): `<prefix>in.<tenant>`
-// (delete) and `<prefix>in.<tenant>.schedules` (compacted), `partitions` each.
+// A Kafka-native tenant's input topics for kcron-relay (docs/relay.md), as `kcron tenant create
+// NAME --kafka` makes them without the ACLs: `<prefix>in.<tenant>` (delete) and
+// `<prefix>in.<tenant>.schedules` (compacted), `partitions` each.
 void create_tenant_input_topics(const TestEnv& env, const std::string& tenant, int partitions = 2);
 
 class Process {

@@ -16,6 +16,8 @@ const char* kind_name(v1::Job::TaskCase kind) {
       return "http";
     case v1::Job::kKafka:
       return "kafka";
+    case v1::Job::kSealed:
+      return "sealed";
     default:
       return "unknown";
   }
@@ -45,7 +47,8 @@ Outcome Runner::run(const v1::Job& job, const std::atomic<bool>& stop) const {
     }
     case v1::Job::kExec:
     case v1::Job::kHttp:
-    case v1::Job::kKafka: {
+    case v1::Job::kKafka:
+    case v1::Job::kSealed: {
       const auto found = executors_.find(job.task_case());
       if (found == executors_.end()) {
         return failed(fmt::format("{} jobs are not enabled on this worker (see its {}.* settings)", kind_name(job.task_case()),

@@ -18,6 +18,8 @@
 #include <string_view>
 #include <utility>
 
+#include "core/secret_refs.h"
+
 namespace kcron::worker {
 namespace {
 
@@ -190,6 +192,15 @@ Launch prepare_launch(const v1::ExecTask& task, const ExecPolicy& policy) {
   launch.environment.push_back(nullptr);
 
   launch.cwd = task.cwd().empty() ? policy.default_cwd : task.cwd();
+  if (policy.sandbox.kind == ExecSandbox::kBwrap) {
+    // bwrap runs the job in its own root, in a working directory of its own /tmp; bwrap itself
+    // starts from /. The limits set below apply to bwrap and everything it starts.
+    launch.argument_storage = bwrap_argv(policy.sandbox, launch.argument_storage, sandbox_cwd(launch.cwd));
+    launch.arguments.clear();
+    for (auto& argument : launch.argument_storage) launch.arguments.push_back(argument.data());
+    launch.arguments.push_back(nullptr);
+    launch.cwd = "/";
+  }
 
   auto as_rlim = [](std::int64_t value) { return static_cast<rlim_t>(value); };
   if (policy.cpu_seconds > 0) {
@@ -395,6 +406,10 @@ Outcome start_failure(const ChildFailure& failure, const v1::ExecTask& task, con
   const auto reason = describe_errno(failure.error_number);
   switch (failure.step) {
     case ChildStep::kExec:
+      if (policy.sandbox.kind == ExecSandbox::kBwrap) {
+        return failed(fmt::format("cannot execute the sandbox {} (exec.sandbox = bwrap) for {}: {}", policy.sandbox.bwrap,
+                                  task.argv(0), reason));
+      }
       return failed(fmt::format("cannot execute {}: {}", task.argv(0), reason), false);
     case ChildStep::kWorkingDirectory:
       return failed(fmt::format("cannot change to directory {}: {}", cwd, reason), false);
@@ -571,10 +586,40 @@ Outcome run_exec(const v1::Job& job, const ExecPolicy& policy, const std::atomic
   return outcome;
 }
 
-Handler make_exec_executor(ExecPolicy policy) {
-  return [policy = std::move(policy)](const v1::Job& job, const std::atomic<bool>& stop) -> Outcome {
+Status check_sandbox(const ExecPolicy& policy) {
+  if (policy.sandbox.kind == ExecSandbox::kNone) return Status::success();
+  v1::Job probe;
+  probe.set_id("sandbox-check");
+  probe.mutable_exec()->add_argv("/usr/bin/true");
+  probe.mutable_timeout()->set_seconds(15);
+  ExecPolicy checked = policy;
+  checked.programs = {"/usr/bin/true"};
+  const std::atomic<bool> stop{false};
+  const auto outcome = run_exec(probe, checked, stop);
+  if (outcome.state == v1::SUCCEEDED) return Status::success();
+  return make_error(
+      "exec.sandbox = bwrap, but bubblewrap cannot run a job here: {} (install bubblewrap, and allow unprivileged user "
+      "namespaces: "
+      "sysctl kernel.unprivileged_userns_clone=1; or set exec.sandbox = none where tenants need no isolation, docs/security.md)",
+      outcome.error);
+}
+
+Handler make_exec_executor(ExecPolicy policy, JobWalls walls) {
+  return [policy = std::move(policy), walls](const v1::Job& job, const std::atomic<bool>& stop) -> Outcome {
     if (auto status = check_exec(job.exec(), policy); !status) return failed(status.error().message(), false);
-    return run_exec(job, policy, stop);
+    if (walls.tenants != nullptr) {
+      const auto lists = walls.tenants->find(job.tenant());
+      if (auto status = check_exec_for_tenant(walls.tenants->settings(), job.tenant(), lists.get(), job.exec()); !status) {
+        return failed(status.error().message(), false);
+      }
+    }
+    if (!has_secret_references(job)) return run_exec(job, policy, stop);
+    auto resolved = resolve_secrets(job, walls.secrets);
+    if (!resolved) return failed(resolved.error().message(), false);
+    auto outcome = run_exec(resolved->job, policy, stop);
+    outcome.output = resolved->redactor.apply(outcome.output);
+    outcome.error = resolved->redactor.apply(outcome.error);
+    return outcome;
   };
 }
 
@@ -589,6 +634,13 @@ std::vector<ConfigKey> exec_config_keys() {
       {"exec.memory_mb", "0", "address space limit per exec job, RLIMIT_AS (0 = unlimited)"},
       {"exec.open_files", "0", "open files limit per exec job, RLIMIT_NOFILE (0 = unlimited)"},
       {"exec.capture_bytes", "65536", "bytes kept of an exec job's stdout (first) and stderr (last)"},
+      {"exec.sandbox", "none",
+       "bwrap: every exec job under bubblewrap (own namespaces, an empty root with /usr read-only, uid "
+       "exec.sandbox_uid); none: as the worker's user"},
+      {"exec.sandbox_bwrap", "/usr/bin/bwrap", "the bubblewrap program"},
+      {"exec.sandbox_network", "true", "sandboxed jobs share the host's network (false: no network at all)"},
+      {"exec.sandbox_read_only", "", "more host paths sandboxed jobs see read-only (comma-separated absolute paths)"},
+      {"exec.sandbox_uid", "65534", "uid and gid of sandboxed jobs inside the sandbox"},
   };
 }
 
@@ -636,6 +688,25 @@ Result<ExecPolicy> exec_policy_from(const Config& config) {
   policy.memory_bytes = *memory_mb * kBytesPerMb;
   policy.open_files = *open_files;
   policy.capture_bytes = static_cast<std::size_t>(*capture_bytes);
+
+  auto sandbox = parse_exec_sandbox(config.get("exec.sandbox"));
+  if (!sandbox) return make_error("configuration {}", sandbox.error().message());
+  policy.sandbox.kind = *sandbox;
+  policy.sandbox.bwrap = config.get("exec.sandbox_bwrap");
+  if (!policy.sandbox.bwrap.starts_with('/')) {
+    return make_error("configuration exec.sandbox_bwrap: '{}' is not an absolute path", policy.sandbox.bwrap);
+  }
+  auto network = config.get_bool("exec.sandbox_network");
+  if (!network) return network.error();
+  policy.sandbox.network = *network;
+  policy.sandbox.read_only = config.get_list("exec.sandbox_read_only");
+  for (const auto& path : policy.sandbox.read_only) {
+    if (!path.starts_with('/')) return make_error("configuration exec.sandbox_read_only: '{}' is not an absolute path", path);
+  }
+  auto uid = number("exec.sandbox_uid", 1);
+  if (!uid) return uid.error();
+  if (*uid > 65535) return make_error("configuration exec.sandbox_uid: {} is above 65535", *uid);
+  policy.sandbox.uid = static_cast<int>(*uid);
   return policy;
 }
 

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "core/runner.h"
+#include "core/tenant_walls.h"
+#include "exec/sandbox.h"
 #include "kcron/config.h"
 #include "kcron/result.h"
 
@@ -28,6 +30,7 @@ struct ExecPolicy {
   std::int64_t memory_bytes = 0;                       // RLIMIT_AS; 0 = not limited
   std::int64_t open_files = 0;                         // RLIMIT_NOFILE; 0 = not limited
   std::size_t capture_bytes = 65536;                   // kept of stdout (head) and of stderr (tail)
+  SandboxSettings sandbox;                             // exec.sandbox*: none, or every job under bubblewrap
 };
 
 // The child always gets this PATH unless the job sets PATH itself (and PATH is in exec.env).
@@ -49,11 +52,18 @@ Status check_exec(const v1::ExecTask& task, const ExecPolicy& policy);
 // causes (missing program, bad cwd, a limit the worker may not set) are not retriable.
 Outcome run_exec(const v1::Job& job, const ExecPolicy& policy, const std::atomic<bool>& stop);
 
-// The Handler to register for kExec: check_exec, then run_exec.
-Handler make_exec_executor(ExecPolicy policy);
+// With exec.sandbox = bwrap: runs /usr/bin/true in the sandbox once, so a worker that cannot
+// sandbox (bubblewrap missing, user namespaces disabled) says so at start, not at each job.
+Status check_sandbox(const ExecPolicy& policy);
+
+// The Handler to register for kExec: check_exec, the tenant's lists (check_exec_for_tenant), the
+// job's secrets resolved (core/secret_refs.h), then run_exec, its output and error redacted of
+// the secrets' values. Every refusal is final (not retriable).
+Handler make_exec_executor(ExecPolicy policy, JobWalls walls = {});
 
 // exec.programs (empty = exec disabled), exec.env, exec.cwd, exec.default_timeout_ms,
-// exec.kill_grace_ms, exec.cpu_seconds, exec.memory_mb, exec.open_files, exec.capture_bytes.
+// exec.kill_grace_ms, exec.cpu_seconds, exec.memory_mb, exec.open_files, exec.capture_bytes,
+// exec.sandbox, exec.sandbox_bwrap, exec.sandbox_network, exec.sandbox_read_only, exec.sandbox_uid.
 std::vector<ConfigKey> exec_config_keys();
 Result<ExecPolicy> exec_policy_from(const Config& config);
 

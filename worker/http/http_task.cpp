@@ -13,6 +13,8 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "core/secret_refs.h"
+
 namespace kcron::worker {
 namespace {
 
@@ -376,15 +378,33 @@ void http_global_init() {
   if (code != CURLE_OK) throw std::runtime_error(fmt::format("libcurl failed to start: {}", curl_easy_strerror(code)));
 }
 
-Handler make_http_executor(HttpPolicy policy) {
+Handler make_http_executor(HttpPolicy policy, JobWalls walls) {
   http_global_init();
   auto allow = AllowList::parse(policy.allow);
   if (!allow) throw std::invalid_argument("http.allow: " + allow.error().message());
-  return [policy = std::move(policy), allow = std::move(*allow)](const v1::Job& job, const std::atomic<bool>& stop) {
+  return [policy = std::move(policy), allow = std::move(*allow), walls](const v1::Job& job, const std::atomic<bool>& stop) {
+    Redactor redactor;
     try {
-      return run_http(policy, allow, job, stop);
+      if (walls.tenants != nullptr && job.has_http()) {
+        // A URL that does not parse is refused by run_http, with the reason.
+        if (auto url = parse_http_url(job.http().url()); url) {
+          const auto lists = walls.tenants->find(job.tenant());
+          if (auto status = check_http_for_tenant(walls.tenants->settings(), job.tenant(), lists.get(), url->host, url->port);
+              !status) {
+            return failed(status.error().message(), false);
+          }
+        }
+      }
+      if (!has_secret_references(job)) return run_http(policy, allow, job, stop);
+      auto resolved = resolve_secrets(job, walls.secrets);
+      if (!resolved) return failed(resolved.error().message(), false);
+      redactor = std::move(resolved->redactor);
+      auto outcome = run_http(policy, allow, resolved->job, stop);
+      outcome.error = redactor.apply(outcome.error);
+      outcome.output = redactor.apply(outcome.output);
+      return outcome;
     } catch (const std::exception& error) {  // never let an exception leave the slot thread
-      return failed(fmt::format("http job failed: {}", error.what()), true);
+      return failed(redactor.apply(fmt::format("http job failed: {}", error.what())), true);
     }
   };
 }

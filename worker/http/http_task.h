@@ -5,6 +5,7 @@
 #pragma once
 
 #include "core/runner.h"
+#include "core/tenant_walls.h"
 #include "http/http_policy.h"
 
 namespace kcron::worker {
@@ -18,6 +19,9 @@ void http_global_init();
 // (getaddrinfo) is the one step `stop` cannot cut short; it is bounded by the resolver's own
 // timeouts. Throws std::invalid_argument when policy.allow holds an invalid entry (use
 // http_policy_from, which reports it as an error value instead).
-Handler make_http_executor(HttpPolicy policy);
+// With `walls`: the job's host and port must match the tenant's allowed_http_targets
+// (check_http_for_tenant), and its secret references (header values, URL query values) are
+// resolved before the request and redacted from the outcome's error and output.
+Handler make_http_executor(HttpPolicy policy, JobWalls walls = {});
 
 }  // namespace kcron::worker

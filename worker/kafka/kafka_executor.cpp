@@ -17,11 +17,16 @@ Handler KafkaJobExecutor::handler() {
 
 Outcome KafkaJobExecutor::check(const v1::Job& job) {
   const auto& task = job.kafka();
-  if (task.topic().empty()) return failed("kafka job without a topic", false);
-  if (task.topic().starts_with(names_.prefix) && task.topic() != names_.jobs()) {
-    return failed(
-        fmt::format("kafka job may not write kcron's own topic '{}' (only {} of kcron's topics)", task.topic(), names_.jobs()),
-        false);
+  if (walls_ != nullptr) {
+    const auto lists = walls_->find(job.tenant());
+    if (auto allowed = check_kafka_target(walls_->settings(), job.tenant(), lists.get(), task.topic()); !allowed) {
+      return failed(allowed.error().message(), false);
+    }
+  } else {
+    WallSettings settings;
+    settings.topic_prefix = names_.prefix;
+    if (auto allowed = check_kafka_target(settings, "", nullptr, task.topic()); !allowed)
+      return failed(allowed.error().message(), false);
   }
   if (task.key().size() + task.value().size() > kMaxKafkaJobRecordBytes) {
     return failed(fmt::format("kafka job record of {} bytes is over the {} byte limit", task.key().size() + task.value().size(),

@@ -1,5 +1,6 @@
-// The executor of kafka jobs. It checks the job's target (not one of kcron's own topics but
-// `<prefix>jobs`, the topic exists, key + value within kMaxKafkaJobRecordBytes); the record itself
+// The executor of kafka jobs. It checks the job's target (check_kafka_target: never one of
+// kcron's own topics nor a `__` topic, the worker's jobs.kafka_topics, the tenant's
+// allowed_kafka_topics; the topic exists; key + value within kMaxKafkaJobRecordBytes); the record itself
 // is produced in the transaction that publishes the job's result (OutcomePolicy), so it is
 // written exactly once, with it. Runs on slot threads.
 #pragma once
@@ -12,6 +13,7 @@
 #include <string>
 
 #include "core/runner.h"
+#include "core/tenant_walls.h"
 #include "kcron/kafka.h"
 #include "kcron/topics.h"
 
@@ -22,7 +24,9 @@ constexpr std::size_t kMaxKafkaJobRecordBytes = std::size_t{900} * 1024;
 
 class KafkaJobExecutor {
  public:
-  explicit KafkaJobExecutor(TopicNames names) : names_(std::move(names)) {}
+  // `walls`: the tenants' allowed_kafka_topics and the worker's jobs.kafka_topics; null:
+  // only kcron's and Kafka's own topics are refused (tests). Outlives the executor.
+  KafkaJobExecutor(TopicNames names, const TenantWalls* walls) : names_(std::move(names)), walls_(walls) {}
   // A producer of its own for metadata (the loop's transactional producer may be replaced).
   Status start(const kafka::Properties& client);
   Handler handler();
@@ -33,6 +37,7 @@ class KafkaJobExecutor {
   Outcome check(const v1::Job& job);
 
   TopicNames names_;
+  const TenantWalls* walls_;
   std::unique_ptr<RdKafka::Producer> metadata_;
   std::mutex mutex_;
   std::set<std::string> known_topics_;  // guarded by mutex_: checked once each

@@ -27,11 +27,12 @@ DoneMarkerSettings done_marker_settings(const LoopSettings& settings) {
 }  // namespace
 
 WorkerLoop::WorkerLoop(LoopSettings settings, const Runner& runner, const Clock& clock, Metrics& metrics, HttpEndpoint* http)
-    : settings_(std::move(settings)),
+    : output_watch_(settings.names),
+      settings_(std::move(settings)),
       clock_(clock),
       http_(http),
       policy_(outcome_settings(settings_)),
-      kafka_jobs_(settings_.names),
+      kafka_jobs_(settings_.names, settings_.walls),
       heartbeats_({.topic = settings_.names.workers(),
                    .worker_id = settings_.instance_id,
                    .role = "",
@@ -523,6 +524,10 @@ Status WorkerLoop::commit(bool force) {
     if (auto position = tracker.committable())
       offsets.items.push_back(RdKafka::TopicPartition::create(key.first, key.second, *position));
   }
+  // Tenants' output topics: copies of their results, status and dead-letter records, in this transaction.
+  if (settings_.tenants != nullptr) output_watch_.refresh(*settings_.tenants, *producer_, SteadyClock::now());
+  auto copies = tenant_output_copies(out, settings_.names, output_watch_.tenants());
+  out.insert(out.end(), std::make_move_iterator(copies.begin()), std::make_move_iterator(copies.end()));
   const auto result =
       kafka::commit_transaction(*producer_, *consumer_, out, offsets.items, {settings_.transaction_timeout, "worker"});
   counters_.count(result);

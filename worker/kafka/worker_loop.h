@@ -36,6 +36,7 @@
 #include "kcron/metrics.h"
 #include "kcron/recovery_budget.h"
 #include "kcron/service.h"
+#include "kcron/tenant_output_watch.h"
 #include "kcron/tenant_registry.h"
 #include "kcron/topics.h"
 #include "kcron/transaction.h"
@@ -75,6 +76,9 @@ struct LoopSettings {
   // Null/empty: no caps.
   const TenantRegistry* tenants = nullptr;
   std::function<void()> follow_tenants;
+  // What kafka jobs may write (the tenants' allowed_kafka_topics, jobs.kafka_topics); kept
+  // up to date by follow_tenants. Null: only kcron's and Kafka's own topics are refused.
+  const TenantWalls* walls = nullptr;
   // A band pauses once this many times `prefetch` jobs wait in it, held ones included: a tenant at
   // its cap cannot make the worker fetch without bound.
   std::size_t max_held_factor = 8;
@@ -93,6 +97,7 @@ class WorkerLoop final : public RdKafka::RebalanceCb {
                     std::vector<RdKafka::TopicPartition*>& partitions) override;
 
  private:
+  TenantOutputWatch output_watch_{TopicNames("")};  // which tenants get copies on <prefix>out.<tenant>
   using TopicPartitionKey = std::pair<std::string, std::int32_t>;
 
   Status serve();  // run() without its exit bookkeeping

@@ -5,6 +5,8 @@
 #include <mutex>
 #include <thread>
 
+#include "core/secret_refs.h"
+#include "core/tenant_walls.h"
 #include "http/http_policy.h"
 #include "http/http_task.h"
 
@@ -106,6 +108,13 @@ class TestServer {
       const auto until = std::chrono::steady_clock::now() + 5s;
       while (!released_.load() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(10ms);
       response.set_content("late", "text/plain");
+    });
+    server_.Get("/mirror", [this](const httplib::Request& request, httplib::Response& response) {
+      count_hit();
+      const std::lock_guard lock(mutex_);
+      received_.custom = request.get_header_value("x-custom");
+      received_.body = request.get_param_value("token");
+      response.set_content("header=" + received_.custom + " query=" + received_.body, "text/plain");
     });
     server_.Get("/big", [this](const httplib::Request&, httplib::Response& response) {
       count_hit();
@@ -650,4 +659,68 @@ TEST_CASE("an invalid allowlist is a start-up error") {
   HttpPolicy policy;
   policy.allow = {"10.0.0.0/99"};
   CHECK_THROWS_AS(make_http_executor(policy), std::invalid_argument);
+}
+
+// ---- the tenant's targets and secrets by reference ----
+
+namespace {
+
+class OneSecret final : public SecretResolver {
+ public:
+  Result<std::string> resolve(std::string_view tenant, std::string_view name) const override {
+    if (tenant == "acme" && name == "key") return std::string("p@ss w0rd&x=1");
+    return make_error("secret '{}' of tenant '{}' not found", name, tenant);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a tenant's allowed_http_targets narrow the worker's rules") {
+  TestServer server;
+  const std::atomic<bool> stop{false};
+  TenantWalls walls;
+  std::map<std::string, v1::TenantSettings, std::less<>> tenants;
+  tenants["acme"].add_allowed_http_targets("api.example.com");
+  tenants["beta"].add_allowed_http_targets("127.0.0.1");
+  walls.update(tenants, 1);
+  const auto executor = make_http_executor(loopback_policy(), JobWalls{&walls, nullptr});
+  auto job = http_job(server.url("/echo"));
+  job.set_tenant("acme");
+  const auto refused = executor(job, stop);
+  CHECK(refused.state == v1::FAILED);
+  CHECK_FALSE(refused.retriable);
+  CHECK_THAT(refused.error, Catch::StartsWith("tenant 'acme' may not reach 127.0.0.1:") &&
+                                Catch::Contains("allowed_http_targets (kcron tenant set acme --http-targets ...)"));
+  CHECK(server.hits() == 0);
+  job.set_tenant("beta");
+  CHECK(executor(job, stop).state == v1::SUCCEEDED);
+  // The tenant's list never widens the worker's: without http.allow, loopback stays refused.
+  const auto narrow = make_http_executor(HttpPolicy{}, JobWalls{&walls, nullptr})(job, stop);
+  CHECK_THAT(narrow.error, Catch::Contains("http.allow"));
+  // A tenant without a list: the worker's rules alone.
+  job.set_tenant("gamma");
+  CHECK(executor(job, stop).state == v1::SUCCEEDED);
+}
+
+TEST_CASE("secret references in an http job's header and query are sent resolved and redacted from the outcome") {
+  TestServer server;
+  const std::atomic<bool> stop{false};
+  const OneSecret secrets;
+  const auto executor = make_http_executor(loopback_policy(), JobWalls{nullptr, &secrets});
+  auto job = http_job(server.url("/mirror?token=secret:key&plain=1"));
+  job.set_tenant("acme");
+  (*job.mutable_http()->mutable_headers())["x-custom"] = "secret:key";
+  const auto outcome = executor(job, stop);
+  CHECK(outcome.state == v1::SUCCEEDED);
+  CHECK(server.received().custom == "p@ss w0rd&x=1");
+  CHECK(server.received().body == "p@ss w0rd&x=1");
+  CHECK(outcome.output == "header=[secret:key] query=[secret:key]");
+  const auto missing =
+      make_http_executor(loopback_policy(), JobWalls{nullptr, &secrets})(http_job(server.url("/mirror?token=secret:nope")), stop);
+  CHECK(missing.state == v1::FAILED);
+  CHECK_FALSE(missing.retriable);
+  CHECK(missing.error == "secret 'nope' of tenant 'default' not found");
+  const auto off = make_http_executor(loopback_policy())(job, stop);
+  CHECK_THAT(off.error, Catch::Contains("secrets are off on this worker (secrets.dir is empty)"));
+  CHECK(server.hits() == 1);
 }

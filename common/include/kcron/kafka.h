@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kcron/config.h"
+#include "kcron/kafka_acls.h"
 #include "kcron/metrics.h"
 #include "kcron/out_record.h"
 #include "kcron/result.h"
@@ -170,6 +171,22 @@ class LagSampler {
   std::chrono::milliseconds interval_;
   std::chrono::steady_clock::time_point next_{};
 };
+
+// ACLs through the Admin API (kafka_acls.h has what kcron writes). librdkafka 2.0.2 knows only the
+// topic and group resource types: an entry on a transactional id or the cluster is refused with
+// an error saying so (its caller prints the kafka-acls command instead). A broker without an
+// authorizer answers with SECURITY_DISABLED.
+Status create_acls(const Properties& properties, const std::vector<AclEntry>& entries, std::chrono::milliseconds timeout);
+// The topic and group entries of `principal` ("User:NAME"); delete_acls_of removes them and
+// returns what it removed.
+Result<std::vector<AclEntry>> describe_acls_of(const Properties& properties, const std::string& principal,
+                                               std::chrono::milliseconds timeout);
+Result<std::vector<AclEntry>> delete_acls_of(const Properties& properties, const std::string& principal,
+                                             std::chrono::milliseconds timeout);
+
+// Deletes those of `topics` that exist; returns the names it deleted.
+Result<std::vector<std::string>> delete_topics(const Properties& properties, const std::vector<std::string>& topics,
+                                               std::chrono::milliseconds timeout);
 
 Error to_error(const RdKafka::Error& error, std::string_view what);
 Error to_error(RdKafka::ErrorCode code, std::string_view what);

@@ -4,6 +4,7 @@
 // the tenant follower (tenant_follower.h) on the thread that owns it; pure, not thread-safe.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -18,6 +19,24 @@ namespace kcron {
 // Settings a tenant may be given: a valid name (the key's), limits that are finite and not
 // negative, allowed queues that are non-empty names. The message says which field is wrong.
 Status validate_tenant_settings(std::string_view tenant, const v1::TenantSettings& settings);
+
+// What a tenant may run (docs/tenancy.md#what-a-tenant-may-run), part of validate_tenant_settings:
+// at most kMaxAllowlistEntries per list; allowed_kafka_topics valid topic names, none under
+// `kcron.` or `__`; allowed_programs absolute paths; allowed_env_names [A-Za-z_][A-Za-z0-9_]*;
+// allowed_http_targets rules as validate_http_target_rule takes them.
+Status validate_tenant_allowlists(std::string_view tenant, const v1::TenantSettings& settings);
+inline constexpr std::size_t kMaxAllowlistEntries = 256;
+inline constexpr std::size_t kMaxProgramPathBytes = 1024;
+bool is_valid_kafka_topic_name(std::string_view name);  // 1-249 of [A-Za-z0-9._-], not "." or ".."
+bool is_valid_env_name(std::string_view name);          // [A-Za-z_][A-Za-z0-9_]*, at most 128
+
+// An http target rule: `host` (exact, lower case), `*.suffix` (any host ending in `.suffix`, not
+// `suffix` itself), an IPv4 address or `[IPv6]`, each optionally with `:port` (then only that port;
+// without, any port). No scheme, path or user part.
+Status validate_http_target_rule(std::string_view rule);
+// Whether a URL's host (lower case, no brackets, no trailing dot) and port (explicit or the
+// scheme's default) match `rule`; an invalid rule matches nothing.
+bool http_target_matches(std::string_view rule, std::string_view host, std::uint16_t port);
 
 class TenantRegistry {
  public:

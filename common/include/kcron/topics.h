@@ -41,16 +41,9 @@ struct TopicNames {
   std::string workers() const { return prefix + "workers"; }
   std::string tenants() const { return prefix + "tenants"; }  // the tenant registry (tenant_registry.h)
   std::string audit() const { return prefix + "audit"; }      // decisions on commands (AuditRecord)
-  // A Kafka-native tenant's own input topics, read by kcron-relay (docs/relay.md).
-  std::string tenant_input(std::string_view tenant) const { return prefix + "in." + std::string(tenant); }
-  std::string tenant_schedules_input(std::string_view tenant) const { return tenant_input(tenant) + ".schedules"; }
 };
 
 // Every topic of docs/protocol.md#topics for this layout, in creation order.
 std::vector<TopicSpec> all_topics(const TopicNames& names, const TopicLayout& layout);
-
-// A Kafka-native tenant's input topics (`kcron topics create --tenant-input T`): its commands
-// (delete, 7 days) and its schedules (compacted, like the schedules topic), `partitions` each.
-std::vector<TopicSpec> tenant_input_topics(const TopicNames& names, std::string_view tenant, std::int32_t partitions);
 
 }  // namespace kcron

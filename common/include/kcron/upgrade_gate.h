@@ -31,6 +31,7 @@ inline constexpr std::string_view kPurgeTenant = "purge-tenant";    // PurgeTena
 inline constexpr std::string_view kAudit = "audit";                 // decisions on kcron.audit
 inline constexpr std::string_view kFireAhead = "fire-ahead";        // workers hold exec records until due_ms
 inline constexpr std::string_view kResultsDone = "results-done";    // workers read results as done markers
+inline constexpr std::string_view kSealed = "sealed";               // sealed tasks scheduled and opened
 }  // namespace feature
 
 // What a dispatcher and a worker of this release advertise.
