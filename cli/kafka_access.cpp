@@ -56,6 +56,8 @@ void add_tenant_kafka_options(CLI::App& command, TenantKafkaOptions& options) {
       ->capture_default_str();
   command.add_flag("--kafka-output", options.output,
                    "with --kafka: also <prefix>out.NAME, where the tenant reads its results, status changes and dead letters");
+  command.add_flag("--no-kafka-output", options.no_output,
+                   "stop copying the tenant's records to <prefix>out.NAME (the topic stays)");
 }
 
 int setup_tenant_kafka(const Config& config, const std::string& name, const TenantKafkaOptions& options, std::ostream& out,

@@ -27,6 +27,7 @@ struct TenantKafkaOptions {
   int input_partitions = 3;  // --input-partitions
   int replication = 1;       // --replication-factor of the input topics
   bool output = false;       // --kafka-output: the tenant's output topic <prefix>out.NAME
+  bool no_output = false;    // --no-kafka-output: stop copying to it
 };
 
 // Adds --kafka and its options to `command`.

@@ -99,9 +99,18 @@ Result<IssuedCertificate> issue_client_certificate(const std::string& ca_certifi
   if (RAND_bytes(serial_bytes, sizeof serial_bytes) != 1) return make_error("no random bytes for a serial number");
   serial_bytes[0] &= 0x7f;  // positive
   BnPtr serial(BN_bin2bn(serial_bytes, sizeof serial_bytes, nullptr));
-  BN_to_ASN1_INTEGER(serial.get(), X509_get_serialNumber(certificate.get()));
-  X509_gmtime_adj(X509_getm_notBefore(certificate.get()), -300);
-  X509_time_adj_ex(X509_getm_notAfter(certificate.get()), days, 0, nullptr);
+  if (!serial || BN_to_ASN1_INTEGER(serial.get(), X509_get_serialNumber(certificate.get())) == nullptr) {
+    return make_error("cannot set the certificate's serial number");
+  }
+  if (X509_gmtime_adj(X509_getm_notBefore(certificate.get()), -300) == nullptr ||
+      X509_time_adj_ex(X509_getm_notAfter(certificate.get()), days, 0, nullptr) == nullptr) {
+    return make_error("cannot set the certificate's validity");
+  }
+  // Never valid beyond the CA itself.
+  if (ASN1_TIME_compare(X509_get0_notAfter(certificate.get()), X509_get0_notAfter(ca.get())) > 0 &&
+      X509_set1_notAfter(certificate.get(), X509_get0_notAfter(ca.get())) != 1) {
+    return make_error("cannot cap the certificate's validity at the CA's");
+  }
   X509_set_pubkey(certificate.get(), key.get());
   X509_NAME* subject = X509_get_subject_name(certificate.get());
   X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1,
@@ -112,20 +121,24 @@ Result<IssuedCertificate> issue_client_certificate(const std::string& ca_certifi
   X509V3_set_ctx_nodb(&context);
   X509V3_set_ctx(&context, ca.get(), certificate.get(), nullptr, nullptr, 0);
   for (const auto& [nid, value] :
-       {std::pair{NID_basic_constraints, "critical,CA:FALSE"},
-        std::pair{NID_key_usage, "critical,digitalSignature,keyEncipherment"}, std::pair{NID_ext_key_usage, "clientAuth"},
-        std::pair{NID_subject_key_identifier, "hash"}, std::pair{NID_authority_key_identifier, "keyid"}}) {
+       {std::pair{NID_basic_constraints, "critical,CA:FALSE"}, std::pair{NID_key_usage, "critical,digitalSignature"},
+        std::pair{NID_ext_key_usage, "clientAuth"}, std::pair{NID_subject_key_identifier, "hash"},
+        std::pair{NID_authority_key_identifier, "keyid"}}) {
     if (auto status = add_extension(certificate.get(), context, nid, value); !status) return status.error();
   }
   if (X509_sign(certificate.get(), ca_key.get(), EVP_sha256()) == 0) return make_error("signing the certificate failed");
 
   IssuedCertificate issued;
-  issued.ca_pem = *ca_pem;
   BioPtr out(BIO_new(BIO_s_mem()));
-  PEM_write_bio_PrivateKey(out.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr);
+  // The CA certificate re-encoded from what was parsed: never whatever else its file holds (a key).
+  if (PEM_write_bio_X509(out.get(), ca.get()) != 1) return make_error("cannot encode the CA certificate");
+  issued.ca_pem = bio_text(out.get());
+  out.reset(BIO_new(BIO_s_mem()));
+  if (PEM_write_bio_PrivateKey(out.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1)
+    return make_error("cannot encode the key");
   issued.key_pem = bio_text(out.get());
   out.reset(BIO_new(BIO_s_mem()));
-  PEM_write_bio_X509(out.get(), certificate.get());
+  if (PEM_write_bio_X509(out.get(), certificate.get()) != 1) return make_error("cannot encode the certificate");
   issued.certificate_pem = bio_text(out.get());
   out.reset(BIO_new(BIO_s_mem()));
   ASN1_TIME_print(out.get(), X509_get0_notAfter(certificate.get()));

@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <iostream>
 #include <optional>
 #include <string_view>
+#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -268,6 +270,8 @@ int TenantCommands::run_edit(const Config& config, bool create, const EditOption
   auto settings = apply_edit(create ? v1::TenantSettings() : *existing, name_, edit, to_epoch_ms(SystemClock().now()));
   if (const auto& kafka_options = create ? create_kafka_ : set_kafka_; kafka_options.kafka && kafka_options.output) {
     settings.set_kafka_output(true);
+  } else if (kafka_options.no_output) {
+    settings.set_kafka_output(false);  // the topic stays; `kcron tenant delete` removes it
   }
   if (auto valid = validate_tenant_settings(name_, settings); !valid) return fail(err, valid.error().message());
   if (auto written = write_records(config, {settings_record(names, settings)}); !written) {
@@ -323,6 +327,17 @@ int TenantCommands::run_delete(const Config& config, std::ostream& out, std::ost
   // Kafka access first (its ACLs and input topics), so the tenant can send nothing more; then
   // schedules, so no new run of them is emitted after the purge; then the purge; the settings
   // last, so a failure part-way leaves the tenant listed and the command can be rerun.
+  if (const auto* current = registry->find(name_); current != nullptr && current->kafka_output()) {
+    // The programs stop copying to the output topic before it is deleted: a copy to a deleted
+    // topic would fail every transaction that carries one until they notice.
+    auto off = *current;
+    off.set_kafka_output(false);
+    off.set_updated_ms(to_epoch_ms(SystemClock().now()));
+    if (auto written = write_records(config, {settings_record(names, off)}); !written)
+      return fail(err, written.error().message());
+    out << "output topic turned off; waiting 5 s for the dispatchers and workers to stop writing to it\n";
+    std::this_thread::sleep_for(std::chrono::seconds(5));
+  }
   if (int code = teardown_tenant_kafka(config, name_, out, err); code != 0) return code;
   std::vector<OutRecord> tombstones;
   for (const auto& schedule : schedules) {

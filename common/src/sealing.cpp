@@ -110,7 +110,7 @@ Result<std::string> read_master_key(const std::string& path) {
   text.erase(std::remove_if(text.begin(), text.end(), [](unsigned char c) { return std::isspace(c) != 0; }), text.end());
   if (text.size() != 2 * kSealingKeyBytes ||
       !std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isxdigit(c) != 0; })) {
-    return make_error("sealing master key {}: expected 64 hex digits (kcron tenant sealing-key init makes one)", path);
+    return make_error("sealing master key {}: expected 64 hex digits (kcron sealing init-master-key makes one)", path);
   }
   std::string key;
   for (std::size_t at = 0; at < text.size(); at += 2)
@@ -163,8 +163,8 @@ SealingOrigin sealing_origin_of(const v1::Job& job) {
 
 Status seal_job(v1::Job& job, const Keyring& keyring, const SealingOrigin& origin) {
   if (keyring.keys.empty()) {
-    return make_error("tenant '{}' has no sealing key (kcron tenant sealing-key add {} --master-key FILE makes one)",
-                      keyring.tenant, keyring.tenant);
+    return make_error("tenant '{}' has no sealing key (kcron sealing add-key {} --master-key FILE makes one)", keyring.tenant,
+                      keyring.tenant);
   }
   v1::SealedContent content;
   switch (job.task_case()) {
@@ -249,24 +249,94 @@ std::vector<std::string> sealed_strings(const v1::Job& opened, std::size_t minim
     if (text.size() >= minimum) out.push_back(text);
   };
   for (const auto& argument : opened.exec().argv()) add(argument);
-  for (const auto& [name, value] : opened.exec().env()) add(value);
+  for (const auto& [name, value] : opened.exec().env()) {
+    add(name);
+    add(value);
+  }
   add(opened.exec().cwd());
-  add(opened.http().url());
-  for (const auto& [name, value] : opened.http().headers()) add(value);
+  // The URL whole and in the parts errors quote: scheme://host[:port], host[:port], host, path, query.
+  const auto& url = opened.http().url();
+  add(url);
+  if (const auto scheme_end = url.find("://"); scheme_end != std::string::npos) {
+    const auto authority_start = scheme_end + 3;
+    const auto authority_end = std::min(url.find_first_of("/?#", authority_start), url.size());
+    const auto authority = url.substr(authority_start, authority_end - authority_start);
+    add(url.substr(0, authority_end));
+    add(authority);
+    const auto at = authority.rfind('@');
+    const auto host_port = at == std::string::npos ? authority : authority.substr(at + 1);
+    add(host_port);
+    if (host_port.starts_with('[')) {
+      add(host_port.substr(1, host_port.find(']') - 1));
+    } else if (const auto colon = host_port.rfind(':'); colon != std::string::npos) {
+      add(host_port.substr(0, colon));
+    }
+    const auto rest = url.substr(authority_end);
+    add(rest);
+    if (const auto query = rest.find('?'); query != std::string::npos) {
+      add(rest.substr(0, query));
+      add(rest.substr(query + 1));
+    }
+  }
+  for (const auto& [name, value] : opened.http().headers()) {
+    add(name);
+    add(value);
+  }
   add(opened.http().body());
-  for (const auto& [name, value] : opened.handler().args()) add(value);
+  add(opened.handler().name());
+  for (const auto& [name, value] : opened.handler().args()) {
+    add(name);
+    add(value);
+  }
   add(opened.payload());
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.size() != b.size() ? a.size() > b.size() : a < b; });
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
 
+namespace {
+
+constexpr std::size_t kEdgeMinimum = 4;
+constexpr std::string_view kMarker = "[sealed]";
+
+// A secret cut by a bounded capture survives as a prefix at the end of the text (stdout's head)
+// or as a suffix at the start of a tail (stderr's, quoted after "stderr: "): those are redacted too.
+void redact_edges(std::string& text, const std::vector<std::string>& secrets) {
+  for (const auto& secret : secrets) {
+    if (secret.size() <= kEdgeMinimum) continue;
+    for (std::size_t length = std::min(secret.size() - 1, text.size()); length >= kEdgeMinimum; --length) {
+      if (text.compare(text.size() - length, length, secret, 0, length) == 0) {
+        text.replace(text.size() - length, length, kMarker);
+        break;
+      }
+    }
+  }
+  std::vector<std::size_t> starts = {0};
+  for (auto at = text.find("stderr: "); at != std::string::npos; at = text.find("stderr: ", at + 1)) starts.push_back(at + 8);
+  for (auto start = starts.rbegin(); start != starts.rend(); ++start) {
+    for (const auto& secret : secrets) {
+      if (secret.size() <= kEdgeMinimum || *start >= text.size()) continue;
+      for (std::size_t length = std::min(secret.size() - 1, text.size() - *start); length >= kEdgeMinimum; --length) {
+        if (text.compare(*start, length, secret, secret.size() - length, length) == 0) {
+          text.replace(*start, length, kMarker);
+          break;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
 std::string redact(std::string text, const std::vector<std::string>& secrets) {
   for (const auto& secret : secrets) {
     if (secret.empty()) continue;
-    for (auto at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 8))
-      text.replace(at, secret.size(), "[sealed]");
+    for (auto at = text.find(secret); at != std::string::npos; at = text.find(secret, at + kMarker.size())) {
+      text.replace(at, secret.size(), kMarker);
+    }
   }
+  redact_edges(text, secrets);
   return text;
 }
 

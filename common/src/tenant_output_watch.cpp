@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <memory>
+
 #include "kcron/kafka.h"
 #include "kcron/tenant.h"
 
@@ -25,16 +27,23 @@ void TenantOutputWatch::refresh(const TenantRegistry& registry, RdKafka::Handle&
   }
   if (!changed && now - checked_ < recheck_) return;
   checked_ = now;
-  auto counts = kafka::partition_counts(handle, std::chrono::seconds(5));
-  if (!counts) {
-    spdlog::warn("event=tenant_output_check_failed error=\"{}\" msg=\"tenant output topics keep their last state\"",
-                 counts.error().message());
-    return;
-  }
+  // One metadata request per opted-in topic (not the whole cluster's), with a short timeout: this
+  // runs on the transaction path.
   TenantSet writable;
   for (const auto& tenant : opted_) {
     const auto topic = tenant_output_topic(names_.prefix, tenant);
-    if (counts->contains(topic)) {
+    std::string error;
+    std::unique_ptr<RdKafka::Topic> handle_of(RdKafka::Topic::create(&handle, topic, nullptr, error));
+    RdKafka::Metadata* raw = nullptr;
+    const auto code = handle_of ? handle.metadata(false, handle_of.get(), &raw, 2000) : RdKafka::ERR__INVALID_ARG;
+    std::unique_ptr<RdKafka::Metadata> metadata(raw);
+    if (code != RdKafka::ERR_NO_ERROR) {
+      // Unknown: keep what was known of this tenant.
+      if (writable_.contains(tenant)) writable.insert(tenant);
+      continue;
+    }
+    const bool exists = metadata->topics()->size() == 1 && metadata->topics()->front()->err() == RdKafka::ERR_NO_ERROR;
+    if (exists) {
       writable.insert(tenant);
       reported_missing_.erase(tenant);
     } else if (reported_missing_.insert(tenant).second) {

@@ -139,3 +139,27 @@ TEST_CASE("kafka tasks and sealed jobs are not sealed, and results are redacted 
   CHECK_THAT(text, Catch::Contains("[sealed]"));
   CHECK_THAT(text, Catch::Contains(" -c"));  // shorter than 4 bytes: left alone
 }
+
+TEST_CASE("a sealed http job's URL parts, header names and a secret cut by a bounded capture are redacted", "[sealing]") {
+  kcron::v1::Job job;
+  job.set_id("h");
+  job.mutable_http()->set_url("https://internal-billing.example:8443/charge?customer=4711-secret");
+  (*job.mutable_http()->mutable_headers())["X-Billing-Token"] = "tok-" + kCanary;
+  const auto secrets = kcron::sealed_strings(job);
+  for (const auto* error :
+       {"refused http target internal-billing.example:8443 (private address)", "cannot resolve internal-billing.example",
+        "POST https://internal-billing.example:8443: timed out", "header X-Billing-Token rejected", "path /charge failed"}) {
+    const auto text = kcron::redact(error, secrets);
+    INFO(text);
+    CHECK(text.find("internal-billing") == std::string::npos);
+    CHECK(text.find("X-Billing-Token") == std::string::npos);
+    CHECK(text.find("/charge") == std::string::npos);
+  }
+  // A head capture that ends inside the token, a stderr tail that starts inside it.
+  const std::string token = "tok-" + kCanary;
+  const auto head = kcron::redact("output: " + token.substr(0, 12), secrets);
+  CHECK(head.find(token.substr(0, 12)) == std::string::npos);
+  const auto tail = kcron::redact("exit 1; stderr: " + token.substr(9) + " and more", secrets);
+  CHECK(tail.find(token.substr(9)) == std::string::npos);
+  CHECK_THAT(tail, Catch::Contains(" and more"));
+}

@@ -340,19 +340,20 @@ Status DispatcherLoop::commit_batch() {
   if (const auto* tenants = core_.tenants(); tenants != nullptr) output_watch_.refresh(*tenants, *producer_, SteadyClock::now());
   std::vector<std::size_t> copy_sources;
   auto copies = tenant_output_copies(out_, core_.settings().names, output_watch_.tenants(), &copy_sources);
-  std::vector<OutRecord> with_copies;
-  if (!copies.empty()) {
-    with_copies.reserve(out_.size() + copies.size());
-    with_copies.insert(with_copies.end(), out_.begin(), out_.end());
-    with_copies.insert(with_copies.end(), std::make_move_iterator(copies.begin()), std::make_move_iterator(copies.end()));
-  }
+  // Appended for this transaction only: out_ keeps the batch's own records (an abort's culprit
+  // lookup and a retry use them), so the copies are taken off again whatever the outcome.
+  const auto own_records = out_.size();
+  out_.insert(out_.end(), std::make_move_iterator(copies.begin()), std::make_move_iterator(copies.end()));
   // Every delivery report is awaited: they carry the changelog offsets of the checkpoint, and a
   // record the broker refuses is named by its report.
-  auto result = kafka::commit_transaction(*producer_, *consumer_, copies.empty() ? out_ : with_copies, offsets.items,
+  auto result = kafka::commit_transaction(*producer_, *consumer_, out_, offsets.items,
                                           {settings_.transaction_timeout, "dispatcher", &deliveries_});
+  out_.resize(own_records);
   // A refused copy is its original's: the same job is given up on.
-  if (result.refused_record && *result.refused_record >= out_.size())
-    result.refused_record = copy_sources[*result.refused_record - out_.size()];
+  if (result.refused_record && *result.refused_record >= own_records) {
+    result.refused_record = copy_sources[*result.refused_record - own_records];
+  }
+  if (result.outcome != kafka::TransactionOutcome::kCommitted) output_watch_.invalidate();
   counters_.count(result);
   switch (result.outcome) {
     case kafka::TransactionOutcome::kCommitted:

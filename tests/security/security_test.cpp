@@ -140,6 +140,33 @@ TEST_CASE("a Kafka-native tenant may write its own input topics and nothing else
   CHECK(consume_answer(a, p + "out.ab", "tenant.a.reader") == "TOPIC_AUTHORIZATION_FAILED");
   CHECK(produce_answer(a, p + "out.a", "x", "forged") == "TOPIC_AUTHORIZATION_FAILED");
 
+  // Nobody reaches the cluster without credentials: not the mTLS listener without a certificate,
+  // not the controller listener (TLS with client certificates, only the broker's own is a super user).
+  const auto listener = brokers();
+  const auto controller = fmt::format("127.0.0.1:{}", std::stoi(listener.substr(listener.rfind(':') + 1)) + 1);
+  const std::vector<kafka::Properties> anonymous = {
+      {{"bootstrap.servers", listener}, {"security.protocol", "SSL"}, {"ssl.ca.location", secure_tls_dir() + "/ca.pem"}},
+      {{"bootstrap.servers", controller}, {"security.protocol", "plaintext"}},
+      {{"bootstrap.servers", controller}, {"security.protocol", "SSL"}, {"ssl.ca.location", secure_tls_dir() + "/ca.pem"}},
+      // A tenant's certificate on the controller listener: authenticated, but no super user.
+      [&] {
+        auto props = a;
+        props["bootstrap.servers"] = controller;
+        return props;
+      }(),
+  };
+  for (const auto& client : anonymous) {
+    INFO("client of " << client.at("bootstrap.servers") << " over " << client.at("security.protocol"));
+    auto producer = kafka::make_producer(client, "");
+    REQUIRE(producer.ok());
+    auto counts = kafka::partition_counts(**producer, 3s);
+    if (counts.ok()) {
+      CHECK(counts->empty());  // the controller answers no metadata of topics
+    } else {
+      CHECK_FALSE(counts.ok());
+    }
+  }
+
   // Deleting the tenant removes its ACLs and its input topics.
   const auto deleted = run_cli(env, "tenant delete a --yes");
   INFO(deleted.output);
@@ -245,19 +272,43 @@ TEST_CASE("a sealed job runs, and its canary is nowhere on the topics, in the di
     REQUIRE(run.exit_code == 0);
   }
   const std::vector<std::string> worker_env = {"KCRON_SEALING_MASTER_KEY_FILE=" + master, "KCRON_EXEC_PROGRAMS=/bin/sh",
-                                               "KCRON_HEARTBEAT_INTERVAL_MS=500"};
+                                               "KCRON_EXEC_ENV=CANARY_ENV", "KCRON_HEARTBEAT_INTERVAL_MS=500"};
   auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1", {"KCRON_HEARTBEAT_INTERVAL_MS=500"});
   auto worker = start_program(env, "kcron-worker", "w1", "w1", worker_env);
-  std::this_thread::sleep_for(2s);  // both heartbeats say "sealed": the CLI's upgrade check passes
 
-  // Due in 4 s: it waits in the dispatcher's RocksDB (and its WAL) sealed. Its argv, env and payload hold the canary.
+  // The CLI seals only once every dispatcher and worker says it can schedule and open sealed tasks
+  // (their heartbeats): it refuses until then, so it is retried for a bounded while.
   const auto submit = [&](const std::string& json) {
-    const auto run = run_cli(env, fmt::format("--tenant a submit '{}' --seal --master-key '{}'", json, master));
+    CliRun run;
+    for (int attempt = 0; attempt < 60; ++attempt) {
+      run = run_cli(env, fmt::format("--tenant a submit '{}' --seal --master-key '{}'", json, master));
+      if (run.exit_code == 0) break;
+      std::this_thread::sleep_for(500ms);
+    }
     INFO(run.output);
     REQUIRE(run.exit_code == 0);
   };
-  submit(fmt::format(R"({{"id":"s1","delay":"4s","exec":{{"argv":["/bin/sh","-c","exit 0 # {}"]}},"payload":"{}"}})", canary,
-                     "Q0FOQVJZ"));
+  std::string canary_base64;  // the payload is bytes: JSON carries them as base64
+  {
+    static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::uint32_t bits = 0;
+    int count = 0;
+    for (const char c : canary) {
+      bits = (bits << 8U) | static_cast<unsigned char>(c);
+      count += 8;
+      while (count >= 6) {
+        count -= 6;
+        canary_base64.push_back(kAlphabet[(bits >> static_cast<unsigned>(count)) & 63U]);
+      }
+    }
+    if (count > 0) canary_base64.push_back(kAlphabet[(bits << static_cast<unsigned>(6 - count)) & 63U]);
+    while (canary_base64.size() % 4 != 0) canary_base64.push_back('=');
+  }
+  // Due in 10 s: it waits in the dispatcher's RocksDB (and its WAL) sealed. Its argv, an env
+  // value and its payload hold the canary.
+  submit(fmt::format(
+      R"({{"id":"s1","delay":"10s","exec":{{"argv":["/bin/sh","-c","exit 0 # {}"],"env":{{"CANARY_ENV":"{}"}}}},"payload":"{}"}})",
+      canary, canary, canary_base64));
   // A program not on the worker's allowlist: its refusal would name it, and is redacted.
   submit(fmt::format(R"({{"id":"s2","exec":{{"argv":["/usr/bin/{}"]}}}})", canary));
   std::this_thread::sleep_for(2s);
@@ -305,9 +356,116 @@ TEST_CASE("a sealed job runs, and its canary is nowhere on the topics, in the di
   CHECK(worker->terminate() == 0);
   const auto topics = every_topic_bytes(env.prefix);
   CHECK(topics.find(canary) == std::string::npos);
-  const auto sst_after = command_output(fmt::format("sst_dump --file='{}' --command=scan --output_hex", state));
-  CHECK(sst_after.find(canary_hex) == std::string::npos);
-  CHECK(command_output(fmt::format("sst_dump --file='{}' --command=scan", state)).find(canary) == std::string::npos);
+  // The dispatcher does not flush on stop: ldb opens the store (replaying its WAL) and compacts
+  // every column family, so everything it held is in SST files, which sst_dump then reads.
+  const auto compacted =
+      command_output(fmt::format("cd '{0}' && for cf in $(ldb --db='{0}' list_column_families | sed -n 's/[{{}},]/ /gp'); do ldb "
+                                 "--db='{0}' --column_family=$cf "
+                                 "compact || exit 1; done",
+                                 state));
+  INFO("ldb compact: " << compacted);
+  const auto sst_text = command_output(fmt::format("sst_dump --file='{}' --command=scan", state));
+  const auto sst_hex = command_output(fmt::format("sst_dump --file='{}' --command=scan --output_hex", state));
+  CHECK(sst_text.find("=>") != std::string::npos);    // the scan read entries
+  CHECK(sst_text.find("a~s1") != std::string::npos);  // among them the sealed job's
+  CHECK(sst_text.find(canary) == std::string::npos);
+  CHECK(sst_hex.find(canary_hex) == std::string::npos);
   CHECK(command_output(fmt::format("cat '{}'/*.log '{}'/w1.log '{}'/d1.log 2>/dev/null", state, env.state_root, env.state_root))
             .find(canary) == std::string::npos);
+}
+
+TEST_CASE("tenant A's jobs cannot reach B's secret, the master key or kcron's keys, nor write kcron's or B's topics",
+          "[security]") {
+  use_secured_broker();
+  TestEnv env("sec-walls", 2, 1);
+  // B's secret, the sealing master key and kcron's client key: files the worker's user can read.
+  const auto secrets = env.state_root + "/secrets";
+  std::filesystem::create_directories(secrets + "/b");
+  const std::string b_secret = fmt::format("b-secret-{:x}", std::random_device()());
+  std::ofstream(secrets + "/b/token") << b_secret << "\n";
+  const auto master = env.state_root + "/master.key";
+  REQUIRE(run_cli(env, fmt::format("sealing init-master-key '{}'", master)).exit_code == 0);
+  for (const auto* name : {"a", "b"}) REQUIRE(run_cli(env, fmt::format("tenant create {}", name)).exit_code == 0);
+  REQUIRE(run_cli(env, "tenant set a --kafka-topics orders-a").exit_code == 0);
+
+  auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1");
+  auto worker = start_program(env, "kcron-worker", "w1", "w1",
+                              {"KCRON_EXEC_PROGRAMS=/bin/sh", "KCRON_EXEC_SANDBOX=bwrap", "KCRON_SECRETS_DIR=" + secrets,
+                               "KCRON_SEALING_MASTER_KEY_FILE=" + master});
+  const auto tls = secure_tls_dir();
+  const auto reader = fmt::format("for f in '{}/b/token' '{}' '{}/kcron.key' '{}/ca.key'; do cat \"$f\" 2>&1; done; ls / 2>&1",
+                                  secrets, master, tls, tls);
+  TestProducer producer;
+  const auto submit = [&](const std::string& id, const std::string& task) {
+    producer.send(env.prefix + "jobs", "a~" + id, fmt::format(R"({{"id":"{}","tenant":"a",{}}})", id, task), -1,
+                  {{"content-type", "application/json"}});
+  };
+  std::string quoted = "\"";
+  for (const char c : reader) {
+    if (c == '"' || c == '\\') quoted.push_back('\\');
+    quoted.push_back(c);
+  }
+  quoted.push_back('"');
+  submit("reads", fmt::format(R"("exec":{{"argv":["/bin/sh","-c",{}]}})", quoted));
+  submit("to-jobs", fmt::format(R"("kafka":{{"topic":"{}jobs","key":"x","value":"eA=="}})", env.prefix));
+  submit("to-b", fmt::format(R"("kafka":{{"topic":"{}in.b","key":"x","value":"eA=="}})", env.prefix));
+  submit("to-other", R"("kafka":{"topic":"orders-b","key":"x","value":"eA=="})");
+  producer.flush();
+
+  std::map<std::string, v1::Result> last;
+  read_topics({env.prefix + "results"}, 60s, [&](const std::vector<Record>& records) {
+    last.clear();
+    for (const auto& record : records) {
+      v1::Result result;
+      if (result.ParseFromString(record.value) && result.state() != v1::RUNNING) last[result.job_id()] = result;
+    }
+    return last.size() >= 4;
+  });
+  REQUIRE(last.size() == 4);
+  const auto& reads = last.at("reads");
+  INFO("reads: " << reads.output() << " / " << reads.error());
+  CHECK(reads.output().find(b_secret) == std::string::npos);
+  CHECK(reads.output().find("BEGIN") == std::string::npos);  // no PEM key
+  CHECK_THAT(reads.output(), Catch::Contains("No such file or directory"));
+  for (const auto* id : {"to-jobs", "to-b"}) {
+    INFO(id << ": " << last.at(id).error());
+    CHECK(last.at(id).state() == v1::FAILED);
+    CHECK_FALSE(last.at(id).retriable());  // refused for good: DEAD, never retried
+    CHECK_THAT(last.at(id).error(), Catch::Contains("kcron's own topics"));
+  }
+  INFO("to-other: " << last.at("to-other").error());
+  CHECK(last.at("to-other").state() == v1::FAILED);
+  CHECK_FALSE(last.at("to-other").retriable());
+  CHECK_THAT(last.at("to-other").error(), Catch::Contains("allowed_kafka_topics"));
+  // Nothing of A's kafka jobs (key "x") reached kcron's jobs topic.
+  for (const auto& record : read_topics({env.prefix + "jobs"}, 5s)) CHECK(record.key != "x");
+  CHECK(dispatcher->terminate() == 0);
+  CHECK(worker->terminate() == 0);
+}
+
+TEST_CASE("a password tenant (SASL/PLAIN over TLS) writes its input topic and nothing of kcron's", "[security]") {
+  use_secured_broker();
+  TestEnv env("sec-sasl", 2, 1);
+  // scripts/kafka --secure start adds the SASL user tenant.sasl-demo (static JAAS: users need a restart).
+  std::ifstream users(secure_tls_dir() + "/sasl-users");
+  std::string name;
+  std::string password;
+  while (users >> name >> password && name != "tenant.sasl-demo") {
+  }
+  REQUIRE(name == "tenant.sasl-demo");
+  const auto created = run_cli(env, "tenant create sasl-demo --kafka");
+  INFO(created.output);
+  REQUIRE(created.exit_code == 0);
+  CHECK_THAT(created.output, Catch::Contains("no certificate issued (no --ca-dir)"));
+  const char* sasl = std::getenv("KCRON_TEST_SECURE_SASL");
+  REQUIRE(sasl != nullptr);
+  const kafka::Properties client = {{"bootstrap.servers", sasl},  {"security.protocol", "SASL_SSL"},
+                                    {"sasl.mechanisms", "PLAIN"}, {"sasl.username", name},
+                                    {"sasl.password", password},  {"ssl.ca.location", secure_tls_dir() + "/ca.pem"}};
+  CHECK(produce_answer(client, env.prefix + "in.sasl-demo", "j1", R"({"id":"j1","noop":{}})") == "NO_ERROR");
+  CHECK(produce_answer(client, env.prefix + "jobs", "j1", R"({"id":"j1","noop":{}})") == "TOPIC_AUTHORIZATION_FAILED");
+  auto wrong = client;
+  wrong["sasl.password"] = "not-" + password;
+  wrong["message.timeout.ms"] = "4000";
+  CHECK(produce_answer(wrong, env.prefix + "in.sasl-demo", "j2", "x") != "NO_ERROR");
 }

@@ -36,10 +36,19 @@ Result<Keyring> SealingKeys::keyring(std::string_view tenant) const {
 Handler make_sealed_executor(const Runner& runner, const SealingKeys& keys) {
   return [&runner, &keys](const v1::Job& job, const std::atomic<bool>& stop) -> Outcome {
     const auto tenant = tenant_or_default(job.tenant());
+    // A key this worker does not know (yet): the registry may not have reached it, or another
+    // worker has the master key. Retried, so a key added just before the submit is no reason to fail.
     auto keyring = keys.keyring(tenant);
     if (!keyring)
-      return failed(fmt::format("cannot open the sealed task of job '{}': {}", job.id(), keyring.error().message()), false);
+      return failed(fmt::format("cannot open the sealed task of job '{}': {}", job.id(), keyring.error().message()), true);
+    if (!keyring->keys.contains(job.sealed().key_version())) {
+      return failed(
+          fmt::format("cannot open the sealed task of job '{}': tenant '{}' has no data key version {} on this worker (yet)",
+                      job.id(), tenant, job.sealed().key_version()),
+          true);
+    }
     v1::Job opened = job;
+    // Altered, or moved from another job, schedule or tenant: it will never open.
     if (auto status = open_job(opened, *keyring, sealing_origin_of(job)); !status) return failed(status.error().message(), false);
     const auto secrets = sealed_strings(opened);
     auto outcome = runner.run(opened, stop);

@@ -20,7 +20,8 @@ std::string sandbox_cwd(std::string_view cwd) {
 }
 
 std::vector<std::string> bwrap_argv(const SandboxSettings& settings, const std::vector<std::string>& argv, std::string_view cwd) {
-  std::vector<std::string> out = {settings.bwrap, "--die-with-parent", "--unshare-all"};
+  // --new-session: the job gets no controlling terminal to push input into (TIOCSTI).
+  std::vector<std::string> out = {settings.bwrap, "--die-with-parent", "--new-session", "--unshare-all"};
   if (settings.network) out.emplace_back("--share-net");
   const auto uid = std::to_string(settings.uid);
   for (const auto& argument : {"--unshare-user", "--uid", uid.c_str(), "--gid", uid.c_str(), "--ro-bind", "/usr", "/usr"}) {

@@ -530,6 +530,7 @@ Status WorkerLoop::commit(bool force) {
   out.insert(out.end(), std::make_move_iterator(copies.begin()), std::make_move_iterator(copies.end()));
   const auto result =
       kafka::commit_transaction(*producer_, *consumer_, out, offsets.items, {settings_.transaction_timeout, "worker"});
+  if (result.outcome != kafka::TransactionOutcome::kCommitted) output_watch_.invalidate();
   counters_.count(result);
   switch (result.outcome) {
     case kafka::TransactionOutcome::kCommitted:

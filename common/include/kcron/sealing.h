@@ -29,7 +29,7 @@ inline constexpr std::size_t kSealingKeyBytes = 32;
 // The master key from a file: 64 hex digits (whitespace around them ignored). The error names the
 // file, never its content.
 Result<std::string> read_master_key(const std::string& path);
-// 64 hex digits of a new random key (`kcron tenant sealing-key init` writes a master key file).
+// 64 hex digits of a new random key (`kcron sealing init-master-key` writes a master key file).
 std::string new_key_hex();
 
 // A new data key for `tenant`, version `version`, wrapped by `master_key`; `data_key` gets the

@@ -23,6 +23,9 @@ class TenantOutputWatch {
   void refresh(const TenantRegistry& registry, RdKafka::Handle& handle, std::chrono::steady_clock::time_point now);
   // Opted in, with a topic.
   const TenantSet& tenants() const { return writable_; }
+  // After a transaction that did not commit: the topics are checked again before the next one (a
+  // copy to a topic deleted meanwhile fails the whole transaction).
+  void invalidate() { checked_ = {}; }
 
  private:
   TopicNames names_;
