@@ -305,6 +305,8 @@ Status RelayLoop::commit_batch() {
   const auto result =
       kafka::commit_transaction(*producer_, *consumer_, out_, offsets.items, {settings_.transaction_timeout, "relay"});
   counters_.count(result);
+  // Not committed: the output topics are checked again first (one deleted meanwhile fails every copy).
+  if (result.outcome != kafka::TransactionOutcome::kCommitted) output_watch_.invalidate();
   switch (result.outcome) {
     case kafka::TransactionOutcome::kCommitted:
       break;
