@@ -24,6 +24,7 @@
 #include "kcron/config.h"
 #include "kcron/kafka.h"
 #include "kcron/program.h"
+#include "kcron/records.h"
 #include "kcron/routing.h"
 #include "kcron/service.h"
 #include "kcron/tenant.h"
@@ -89,29 +90,6 @@ kcron::TopicLayout layout_from(const kcron::Config& config, int jobs, int exec, 
   return layout;
 }
 
-// The kcron-type header of a command record (kcat -f '%h' shows it): submit, cancel, update, replay.
-std::string command_type(const kcron::v1::Command& command) {
-  switch (command.command_case()) {
-    case kcron::v1::Command::kSubmit:
-      return "submit";
-    case kcron::v1::Command::kCancel:
-      return "cancel";
-    case kcron::v1::Command::kUpdate:
-      return "update";
-    case kcron::v1::Command::kReplay:
-      return "replay";
-    case kcron::v1::Command::kRetry:
-      return "retry";
-    case kcron::v1::Command::kCompletion:
-      return "completion";
-    case kcron::v1::Command::kPurgeTenant:
-      return "purge-tenant";
-    case kcron::v1::Command::COMMAND_NOT_SET:
-      break;
-  }
-  return "command";
-}
-
 // Produces a command for `job_id` of `tenant`, keyed by the job's scoped routing key (kcron/tenant.h).
 int produce_command(const kcron::Config& config, const kcron::v1::Command& command, const std::string& tenant,
                     const std::string& job_id) {
@@ -120,8 +98,7 @@ int produce_command(const kcron::Config& config, const kcron::v1::Command& comma
   auto producer = kcron::kafka::make_producer(kcron::kafka::client_properties(config, "kcron-cli"), "");
   if (!producer) return fail(producer.error().message());
   const kcron::TopicNames names(config.get("topic_prefix"));
-  kcron::OutRecord record{names.jobs(),           -1,    kcron::scoped_routing_key(tenant, job_id),
-                          kcron::encode(command), false, kcron::typed_headers(command_type(command), job_id, tenant)};
+  const auto record = kcron::command_record(names, command, tenant, job_id);
   if (auto status = kcron::kafka::produce(**producer, record); !status) return fail(status.error().message());
   if ((*producer)->flush(15000) != RdKafka::ERR_NO_ERROR) return fail("the record was not acknowledged within 15 s");
   return 0;
@@ -456,8 +433,8 @@ int run(int argc, char** argv) {
       return fail(open.error().message());
     auto producer = kcron::kafka::make_producer(kcron::kafka::client_properties(config, "kcron-cli"), "");
     if (!producer) return fail(producer.error().message());
-    kcron::OutRecord record{
-        names.schedules(), -1, id, remove ? "" : kcron::encode(definition), remove, {{"content-type", "application/x-protobuf"}}};
+    const auto record = remove ? kcron::schedule_record(names, tenant, schedule_id, nullptr)
+                               : kcron::schedule_record(names, definition.tenant(), definition.id(), &definition);
     if (auto status = kcron::kafka::produce(**producer, record); !status) return fail(status.error().message());
     if ((*producer)->flush(15000) != RdKafka::ERR_NO_ERROR) return fail("the record was not acknowledged within 15 s");
     std::cout << (remove ? "deleted schedule " : "put schedule ") << id << "\n";

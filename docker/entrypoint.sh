@@ -3,6 +3,7 @@
 #   dispatcher | kcron-dispatcher       -> kcron-dispatcher ARGS
 #   worker | kcron-worker               -> kcron-worker ARGS
 #   cron-producer | kcron-cron-producer -> kcron-cron-producer ARGS  (not built yet: exits 2)
+#   relay | kcron-relay                 -> kcron-relay ARGS      (tenants' input topics, docs/relay.md)
 #   kcron | cli                         -> kcron ARGS            (no argument: kcron --help)
 #   -...                                -> kcron -...            (e.g. `docker run IMAGE --help`)
 #   anything else                       -> run as given          (sh, kcat, ...)
@@ -22,6 +23,7 @@ case "$program" in
   dispatcher | kcron-dispatcher) program=kcron-dispatcher ;;
   worker | kcron-worker) program=kcron-worker ;;
   cron-producer | producer | kcron-cron-producer) program=kcron-cron-producer ;;
+  relay | kcron-relay) program=kcron-relay ;;
   kcron | cli) program=kcron ;;
   -*) set -- kcron "$@"; program=kcron ;;
   *) exec "$@" ;;
@@ -38,7 +40,7 @@ if ! command -v "$program" >/dev/null 2>&1; then
 fi
 
 case "$program" in
-  kcron-dispatcher | kcron-worker | kcron-cron-producer)
+  kcron-dispatcher | kcron-worker | kcron-cron-producer | kcron-relay)
     if [ -n "${KCRON_CONFIG+set}" ]; then
       if [ -z "$KCRON_CONFIG" ]; then
         exec "$program" "$@"

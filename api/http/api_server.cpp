@@ -33,6 +33,7 @@
 #include "core/workers.h"
 #include "kcron/codec.h"
 #include "kcron/ids.h"
+#include "kcron/records.h"
 #include "kcron/tenant.h"
 #include "openapi/document.h"
 
@@ -421,10 +422,9 @@ struct ApiServer::Impl {
     return written->front();
   }
 
-  OutRecord command_record(const v1::Command& command, std::string_view type, std::string_view tenant, std::string_view job_id,
+  OutRecord command_record(const v1::Command& command, std::string_view tenant, std::string_view job_id,
                            const std::string& request_id) const {
-    OutRecord record{settings.names.jobs(), -1,    scoped_routing_key(tenant, job_id),
-                     encode(command),       false, typed_headers(type, job_id, tenant_field(tenant))};
+    OutRecord record = kcron::command_record(settings.names, command, tenant, job_id);
     record.headers.emplace_back(header::kRequestId, request_id);
     return record;
   }
@@ -452,8 +452,7 @@ struct ApiServer::Impl {
     v1::Command command;
     *command.mutable_submit() = *job.value;
     const auto& id = job.value->id();
-    auto written =
-        produce(*caller, "submit", id, command_record(command, "submit", caller->tenant, id, request_id), response, request_id);
+    auto written = produce(*caller, "submit", id, command_record(command, caller->tenant, id, request_id), response, request_id);
     if (!written) return;
     submitted.inc();
     const auto token = consistency_token(settings.names, *written);
@@ -505,7 +504,7 @@ struct ApiServer::Impl {
       v1::Command command;
       *command.mutable_submit() = *job.value;
       const auto id = job.value->id();
-      commands.emplace_back(id, command_record(command, "submit", caller->tenant, id, request_id));
+      commands.emplace_back(id, command_record(command, caller->tenant, id, request_id));
       written_items.push_back(index);
       results[index] = {{"status", 202}, {"id", id}};
     }
@@ -573,8 +572,7 @@ struct ApiServer::Impl {
     }
     v1::Command command;
     *command.mutable_update()->mutable_job() = *job.value;
-    auto written =
-        produce(*caller, "update", id, command_record(command, "update", caller->tenant, id, request_id), response, request_id);
+    auto written = produce(*caller, "update", id, command_record(command, caller->tenant, id, request_id), response, request_id);
     if (!written) return;
     const auto token = consistency_token(settings.names, *written);
     response.status = 202;
@@ -660,8 +658,7 @@ struct ApiServer::Impl {
     cancel->set_job_id(id);
     cancel->set_tenant(std::string(tenant_field(caller->tenant)));
     cancel->set_reason(reason);
-    auto written =
-        produce(*caller, "cancel", id, command_record(command, "cancel", caller->tenant, id, request_id), response, request_id);
+    auto written = produce(*caller, "cancel", id, command_record(command, caller->tenant, id, request_id), response, request_id);
     if (!written) return;
     const auto token = consistency_token(settings.names, *written);
     response.status = 202;
@@ -770,9 +767,7 @@ struct ApiServer::Impl {
 
   OutRecord schedule_record(const Caller& caller, const std::string& id, const v1::Schedule* schedule,
                             const std::string& request_id) const {
-    OutRecord record{settings.names.schedules(),    -1,
-                     scoped_key(caller.tenant, id), schedule != nullptr ? encode(*schedule) : "",
-                     schedule == nullptr,           {{std::string(header::kContentType), std::string(header::kProtobuf)}}};
+    OutRecord record = kcron::schedule_record(settings.names, caller.tenant, id, schedule);
     record.headers.emplace_back(header::kRequestId, request_id);
     return record;
   }
@@ -922,8 +917,8 @@ struct ApiServer::Impl {
     run->set_overlap(v1::ALLOW);
     v1::Command command;
     *command.mutable_submit() = job;
-    auto written = produce(*caller, "trigger_schedule", run_id,
-                           command_record(command, "submit", caller->tenant, run_id, request_id), response, request_id);
+    auto written = produce(*caller, "trigger_schedule", run_id, command_record(command, caller->tenant, run_id, request_id),
+                           response, request_id);
     if (!written) return;
     accepted(response, run_id, *written, request_id, {{"schedule", id}});
   }
@@ -994,7 +989,7 @@ struct ApiServer::Impl {
       run->set_overlap(v1::ALLOW);  // a backfill runs what was missed, whatever runs now
       v1::Command command;
       *command.mutable_submit() = job;
-      commands.emplace_back(run_id, command_record(command, "submit", caller->tenant, run_id, request_id));
+      commands.emplace_back(run_id, command_record(command, caller->tenant, run_id, request_id));
       runs.push_back(run_id);
     }
     if (commands.empty()) {
@@ -1156,8 +1151,7 @@ struct ApiServer::Impl {
     command.mutable_replay()->set_job_id(id);
     *command.mutable_replay()->mutable_job() = letter->letter.job();
     command.mutable_replay()->mutable_job()->set_tenant(std::string(tenant_field(caller.tenant)));
-    auto written =
-        produce(caller, "replay", id, command_record(command, "replay", caller.tenant, id, request_id), response, request_id);
+    auto written = produce(caller, "replay", id, command_record(command, caller.tenant, id, request_id), response, request_id);
     if (!written) return;
     accepted(response, id, *written, request_id);
   }
@@ -1224,8 +1218,8 @@ struct ApiServer::Impl {
     v1::Command command;
     *command.mutable_submit() = *job.value;
     const auto new_id = job.value->id();
-    auto written = produce(*caller, "clone", new_id, command_record(command, "submit", caller->tenant, new_id, request_id),
-                           response, request_id);
+    auto written =
+        produce(*caller, "clone", new_id, command_record(command, caller->tenant, new_id, request_id), response, request_id);
     if (!written) return;
     response.set_header("Location", "/v1/jobs/" + percent_encode(new_id));
     accepted(response, new_id, *written, request_id, {{"cloned_from", id}});

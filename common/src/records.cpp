@@ -59,4 +59,37 @@ void append_dead_letter(const v1::DeadLetter& letter, std::string_view job_id, c
   out.push_back({names.dead_letters(), -1, scoped_key(letter.tenant(), job_id), encode(letter), false, std::move(headers)});
 }
 
+std::string_view command_type(const v1::Command& command) {
+  switch (command.command_case()) {
+    case v1::Command::kSubmit:
+      return "submit";
+    case v1::Command::kCancel:
+      return "cancel";
+    case v1::Command::kUpdate:
+      return "update";
+    case v1::Command::kReplay:
+      return "replay";
+    case v1::Command::kRetry:
+      return "retry";
+    case v1::Command::kCompletion:
+      return "completion";
+    case v1::Command::kPurgeTenant:
+      return "purge-tenant";
+    case v1::Command::COMMAND_NOT_SET:
+      break;
+  }
+  return "command";
+}
+
+OutRecord command_record(const TopicNames& names, const v1::Command& command, std::string_view tenant, std::string_view job_id) {
+  return {names.jobs(),    -1,    scoped_routing_key(tenant, job_id),
+          encode(command), false, typed_headers(command_type(command), job_id, tenant_field(tenant))};
+}
+
+OutRecord schedule_record(const TopicNames& names, std::string_view tenant, std::string_view id, const v1::Schedule* schedule) {
+  return {names.schedules(),      -1,
+          scoped_key(tenant, id), schedule != nullptr ? encode(*schedule) : std::string(),
+          schedule == nullptr,    {{std::string(header::kContentType), std::string(header::kProtobuf)}}};
+}
+
 }  // namespace kcron

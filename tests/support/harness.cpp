@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "kcron.pb.h"
+#include "kcron/kafka_acls.h"
 #include "kcron/priority.h"
 #include "kcron/topics.h"
 
@@ -88,6 +89,12 @@ std::vector<std::string> exec_topics(const std::string& prefix) {
     for (const auto band : kAllBands) topics.push_back(exec_topic(prefix, queue, band));
   }
   return topics;
+}
+
+void delete_topics(const std::vector<std::string>& topics) {
+  auto deleted = kafka::delete_topics({{"bootstrap.servers", brokers()}}, topics, std::chrono::seconds(30));
+  INFO((deleted ? std::string() : deleted.error().message()));
+  REQUIRE(deleted.ok());
 }
 
 void delete_all_records(const std::string& topic) {
@@ -182,6 +189,16 @@ TestEnv::~TestEnv() {
   if (std::getenv("KCRON_TEST_KEEP_STATE") != nullptr) return;
   std::error_code ignored;
   std::filesystem::remove_all(state_root, ignored);
+}
+
+void create_tenant_input_topics(const TestEnv& env, const std::string& tenant, int partitions) {
+  // As `kcron tenant create NAME --kafka` makes them (cli/kafka_access.cpp), without the ACLs.
+  const std::vector<TopicSpec> topics = {
+      {tenant_input_topic(env.prefix, tenant), partitions, {{"cleanup.policy", "delete"}, {"retention.ms", "604800000"}}},
+      {tenant_schedules_topic(env.prefix, tenant), partitions, {{"cleanup.policy", "compact"}, {"min.compaction.lag.ms", "0"}}}};
+  kafka::Properties properties = {{"bootstrap.servers", brokers()}};
+  auto created = kafka::create_topics(properties, topics, 1, std::chrono::seconds(60));
+  REQUIRE(created.ok());
 }
 
 std::vector<std::string> TestEnv::program_env(const std::string& instance_id) const {

@@ -48,6 +48,11 @@ struct TestEnv {
   std::vector<std::string> program_env(const std::string& instance_id) const;
 };
 
+// A Kafka-native tenant's input topics for kcron-relay (docs/relay.md), as `kcron tenant create
+// NAME --kafka` makes them without the ACLs: `<prefix>in.<tenant>` (delete) and
+// `<prefix>in.<tenant>.schedules` (compacted), `partitions` each.
+void create_tenant_input_topics(const TestEnv& env, const std::string& tenant, int partitions = 2);
+
 class Process {
  public:
   // `netns`: the name of a network namespace (ip netns) the program runs in; empty: this one.
@@ -110,6 +115,9 @@ std::vector<Record> read_topics(const std::vector<std::string>& topics, std::chr
 // Deletes every record now on the topic (Kafka's DeleteRecords up to each partition's end), as
 // retention would: the topic's cleanup.policy must include delete. Fails the test otherwise.
 void delete_all_records(const std::string& topic);
+
+// Deletes the topics (Kafka's DeleteTopics); fails the test when one is not deleted.
+void delete_topics(const std::vector<std::string>& topics);
 
 // Exec topics (all queues and bands) of a prefix.
 std::vector<std::string> exec_topics(const std::string& prefix);

@@ -63,4 +63,17 @@ std::string append_rejected(const RejectedInput& input, std::string_view tenant,
 void append_dead_letter(const v1::DeadLetter& letter, std::string_view job_id, const TopicNames& names,
                         std::vector<OutRecord>& out);
 
+// The kcron-type header of a command record (kcat -f '%h' shows it): submit, cancel, update,
+// replay, retry, completion, purge-tenant; "command" when none is set.
+std::string_view command_type(const v1::Command& command);
+
+// A command about `job_id` of `tenant` as kcron's writers (the CLI, kcron-api, kcron-relay) put it
+// on the jobs topic: keyed by the job's scoped routing key (kcron/tenant.h), the Command in
+// Protobuf, headers typed_headers(command_type, job id, tenant).
+OutRecord command_record(const TopicNames& names, const v1::Command& command, std::string_view tenant, std::string_view job_id);
+
+// A schedule of `tenant` as kcron's writers put it on the schedules topic: keyed by its scoped key,
+// the Schedule in Protobuf; with `schedule` null, its delete (a tombstone of that key).
+OutRecord schedule_record(const TopicNames& names, std::string_view tenant, std::string_view id, const v1::Schedule* schedule);
+
 }  // namespace kcron
