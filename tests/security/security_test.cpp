@@ -469,3 +469,56 @@ TEST_CASE("a password tenant (SASL/PLAIN over TLS) writes its input topic and no
   wrong["message.timeout.ms"] = "4000";
   CHECK(produce_answer(wrong, env.prefix + "in.sasl-demo", "j2", "x") != "NO_ERROR");
 }
+
+TEST_CASE("a job a tenant writes to its input topic naming another tenant runs as the writer's, seen on its own output topic",
+          "[security]") {
+  use_secured_broker();
+  TestEnv env("sec-relay", 2, 1);
+  for (const auto* name : {"a", "b"}) create_tenant(env, name);
+  const auto a = tenant_client(env.state_root + "/a");
+  auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1");
+  auto worker = start_program(env, "kcron-worker", "w1", "w1");
+  auto relay = start_program(env, "kcron-relay", "r1", "relay");
+  // Tenant a, with its own certificate, names tenant b in the body: the relay stamps a.
+  REQUIRE(produce_answer(a, env.prefix + "in.a", "forged", R"({"id":"forged","tenant":"b","noop":{}})") == "NO_ERROR");
+  // It cannot write the shared jobs topic at all.
+  CHECK(produce_answer(a, env.prefix + "jobs", "b~forged2", R"({"id":"forged2","tenant":"b","noop":{}})") ==
+        "TOPIC_AUTHORIZATION_FAILED");
+
+  // A reads its outcome on its own output topic, with its own certificate and group.
+  auto reader_properties = a;
+  reader_properties["group.id"] = "tenant.a.outcomes";
+  reader_properties["enable.partition.eof"] = "false";
+  auto reader = kafka::make_consumer(reader_properties);
+  REQUIRE(reader.ok());
+  REQUIRE((*reader)->subscribe({env.prefix + "out.a"}) == RdKafka::ERR_NO_ERROR);
+  std::vector<std::string> keys;
+  bool succeeded = false;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (!succeeded && std::chrono::steady_clock::now() < deadline) {
+    std::unique_ptr<RdKafka::Message> message((*reader)->consume(500));
+    if (message->err() != RdKafka::ERR_NO_ERROR) continue;
+    keys.emplace_back(static_cast<const char*>(message->key_pointer()), message->key_len());
+    v1::Result result;
+    if (message->topic_name() == env.prefix + "out.a" &&
+        result.ParseFromArray(message->payload(), static_cast<int>(message->len())) && result.job_id() == "forged" &&
+        result.state() == v1::SUCCEEDED) {
+      succeeded = true;
+    }
+  }
+  kafka::discard_consumer(*reader);
+  CHECK(succeeded);
+  for (const auto& key : keys) CHECK(key == "a~forged");
+  // On the shared topics the job is a's, and b has nothing.
+  const auto shared = read_topics({env.prefix + "results", env.prefix + "status"}, 5s);
+  int as_a = 0;
+  for (const auto& record : shared) {
+    CHECK(record.key != "b~forged");
+    as_a += record.key == "a~forged" ? 1 : 0;
+  }
+  CHECK(as_a >= 2);
+  CHECK(read_topics({env.prefix + "out.b"}, 3s).empty());
+  CHECK(relay->terminate() == 0);
+  CHECK(worker->terminate() == 0);
+  CHECK(dispatcher->terminate() == 0);
+}
