@@ -59,6 +59,25 @@ void append_dead_letter(const v1::DeadLetter& letter, std::string_view job_id, c
   out.push_back({names.dead_letters(), -1, scoped_key(letter.tenant(), job_id), encode(letter), false, std::move(headers)});
 }
 
+std::string_view command_job_id(const v1::Command& command) {
+  switch (command.command_case()) {
+    case v1::Command::kSubmit:
+      return command.submit().id();
+    case v1::Command::kCancel:
+      return command.cancel().job_id();
+    case v1::Command::kUpdate:
+      return command.update().job().id();
+    case v1::Command::kReplay:
+      return command.replay().job_id();
+    case v1::Command::kRetry:
+      return command.retry().job().id();
+    case v1::Command::kCompletion:
+      return command.completion().job_id();
+    default:
+      return {};
+  }
+}
+
 std::string_view command_type(const v1::Command& command) {
   switch (command.command_case()) {
     case v1::Command::kSubmit:

@@ -64,25 +64,6 @@ std::string_view command_action(const v1::Command& command) {
   }
 }
 
-std::string_view command_job_id(const v1::Command& command) {
-  switch (command.command_case()) {
-    case v1::Command::kSubmit:
-      return command.submit().id();
-    case v1::Command::kCancel:
-      return command.cancel().job_id();
-    case v1::Command::kUpdate:
-      return command.update().job().id();
-    case v1::Command::kReplay:
-      return command.replay().job_id();
-    case v1::Command::kRetry:
-      return command.retry().job().id();
-    case v1::Command::kCompletion:
-      return command.completion().job_id();
-    default:
-      return {};
-  }
-}
-
 // The tenant a command names (empty: the default tenant). Until tenants arrive through their own
 // input topics, it is the body's field (docs/tenancy.md).
 std::string_view command_tenant(const v1::Command& command) {

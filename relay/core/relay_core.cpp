@@ -26,21 +26,6 @@ std::string action_of(const v1::Command& command) {
   return type == "purge-tenant" ? "purge_tenant" : std::string(type);
 }
 
-std::string_view command_job_id(const v1::Command& command) {
-  switch (command.command_case()) {
-    case v1::Command::kSubmit:
-      return command.submit().id();
-    case v1::Command::kCancel:
-      return command.cancel().job_id();
-    case v1::Command::kUpdate:
-      return command.update().job().id();
-    case v1::Command::kReplay:
-      return command.replay().job_id();
-    default:
-      return {};
-  }
-}
-
 // Whether a body's tenant field names a tenant other than the topic's (empty names none).
 bool names_other_tenant(std::string_view body_tenant, std::string_view tenant) {
   return !body_tenant.empty() && tenant_or_default(body_tenant) != tenant_or_default(tenant);
