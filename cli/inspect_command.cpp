@@ -35,7 +35,8 @@ struct TopicReader {
 Result<TopicReader> open_reader(const Config& config, const std::string& topic, const std::string& key,
                                 std::int32_t* partition_count) {
   auto properties = kafka::client_properties(config, "kcron-cli-inspect");
-  properties["group.id"] = "kcron-cli-inspect";
+  // Never joined or committed; under the topic prefix, so kcron's principal's ACLs cover it.
+  properties["group.id"] = config.get("topic_prefix") + "cli-inspect";
   properties["enable.partition.eof"] = "true";
   auto consumer = kafka::make_consumer(properties);
   if (!consumer) return consumer.error();

@@ -179,7 +179,7 @@ int tail(const kcron::Config& config, const TailOptions& options) {
   const kcron::TopicNames names(config.get("topic_prefix"));
   const std::string topic = options.topic.starts_with(names.prefix) ? options.topic : names.prefix + options.topic;
   auto properties = kcron::kafka::client_properties(config, "kcron-cli-tail");
-  properties["group.id"] = "kcron-cli-tail";
+  properties["group.id"] = names.prefix + "cli-tail";  // never joined; under the prefix (kcron's ACLs)
   properties["enable.partition.eof"] = "true";
   auto consumer = kcron::kafka::make_consumer(properties);
   if (!consumer) return fail(consumer.error().message());

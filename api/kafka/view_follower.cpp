@@ -26,7 +26,8 @@ ViewFollower::~ViewFollower() {
 
 Status ViewFollower::start() {
   auto properties = settings_.client;
-  properties["group.id"] = "kcron-api-view";    // never joined or committed: partitions are assigned
+  // Never joined or committed (partitions are assigned); under the prefix, so kcron's ACLs cover it.
+  properties["group.id"] = settings_.names.prefix + "api-view";
   properties["enable.partition.eof"] = "true";  // readiness: each partition read to its end once
   auto consumer = kafka::make_consumer(properties);
   if (!consumer) return consumer.error();
