@@ -9,6 +9,7 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <ranges>
 #include <sstream>
 
 namespace kcron {
@@ -314,12 +315,12 @@ void redact_edges(std::string& text, const std::vector<std::string>& secrets) {
   }
   std::vector<std::size_t> starts = {0};
   for (auto at = text.find("stderr: "); at != std::string::npos; at = text.find("stderr: ", at + 1)) starts.push_back(at + 8);
-  for (auto start = starts.rbegin(); start != starts.rend(); ++start) {
+  for (const auto start : std::ranges::reverse_view(starts)) {
     for (const auto& secret : secrets) {
-      if (secret.size() <= kEdgeMinimum || *start >= text.size()) continue;
-      for (std::size_t length = std::min(secret.size() - 1, text.size() - *start); length >= kEdgeMinimum; --length) {
-        if (text.compare(*start, length, secret, secret.size() - length, length) == 0) {
-          text.replace(*start, length, kMarker);
+      if (secret.size() <= kEdgeMinimum || start >= text.size()) continue;
+      for (std::size_t length = std::min(secret.size() - 1, text.size() - start); length >= kEdgeMinimum; --length) {
+        if (text.compare(start, length, secret, secret.size() - length, length) == 0) {
+          text.replace(start, length, kMarker);
           break;
         }
       }

@@ -21,7 +21,8 @@ kcron::v1::Job exec_job(const std::string& id) {
 }
 
 std::string master() {
-  return std::string(kcron::kSealingKeyBytes, '\x42');
+  std::string key(kcron::kSealingKeyBytes, '\x42');
+  return key;
 }
 
 kcron::Keyring keyring_with(int versions) {

@@ -240,8 +240,8 @@ std::string every_topic_bytes(const std::string& prefix) {
   REQUIRE(topics.size() >= 10);
   std::string bytes;
   for (const auto& record : read_topics(topics, 10s)) {
-    bytes += record.topic + "\n" + record.key + "\n" + record.value + "\n";
-    for (const auto& [name, value] : record.headers) bytes += name + "=" + value + "\n";
+    bytes.append(record.topic).append("\n").append(record.key).append("\n").append(record.value).append("\n");
+    for (const auto& [name, value] : record.headers) bytes.append(name).append("=").append(value).append("\n");
   }
   return bytes;
 }
