@@ -73,6 +73,8 @@ std::string_view command_job_id(const v1::Command& command) {
       return command.retry().job().id();
     case v1::Command::kCompletion:
       return command.completion().job_id();
+    case v1::Command::kFlow:
+      return command.flow().id();
     default:
       return {};
   }
@@ -94,6 +96,8 @@ std::string_view command_type(const v1::Command& command) {
       return "completion";
     case v1::Command::kPurgeTenant:
       return "purge-tenant";
+    case v1::Command::kFlow:
+      return "flow";
     case v1::Command::COMMAND_NOT_SET:
       break;
   }

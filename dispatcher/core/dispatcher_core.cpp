@@ -29,6 +29,12 @@ std::string_view entry_state_name(Entry::State state) {
       return "DEAD";
     case Entry::SKIPPED:
       return "SKIPPED";
+    case Entry::WAITING:
+      return "WAITING";
+    case Entry::SUCCEEDED:
+      return "SUCCEEDED";
+    case Entry::UPSTREAM_FAILED:
+      return "UPSTREAM_FAILED";
     default:
       return "UNKNOWN";
   }
@@ -43,25 +49,11 @@ std::int64_t clamped_ms(std::int64_t seconds, std::int32_t nanos) {
   return seconds * 1000 + nanos / 1'000'000;
 }
 
+// The audit record's action: the command's kcron-type, with '_' where the type has '-'.
 std::string_view command_action(const v1::Command& command) {
-  switch (command.command_case()) {
-    case v1::Command::kSubmit:
-      return "submit";
-    case v1::Command::kCancel:
-      return "cancel";
-    case v1::Command::kUpdate:
-      return "update";
-    case v1::Command::kReplay:
-      return "replay";
-    case v1::Command::kRetry:
-      return "retry";
-    case v1::Command::kCompletion:
-      return "completion";
-    case v1::Command::kPurgeTenant:
-      return "purge_tenant";
-    default:
-      return "unknown";
-  }
+  const auto type = command_type(command);
+  if (type == "purge-tenant") return "purge_tenant";
+  return type == "command" ? "unknown" : type;
 }
 
 // The tenant a command names (empty: the default tenant). Until tenants arrive through their own
@@ -80,6 +72,8 @@ std::string_view command_tenant(const v1::Command& command) {
       return command.retry().job().tenant();
     case v1::Command::kCompletion:
       return command.completion().tenant();
+    case v1::Command::kFlow:
+      return command.flow().tenant();
     default:
       return {};
   }
@@ -126,7 +120,10 @@ std::vector<std::pair<std::string, std::string>> counted_headers(std::string_vie
 }
 
 // A job (attempt as set in it) waiting in the delay buckets for `due`.
-Entry pending_entry(v1::Job job, Instant due, std::uint64_t sequence) {
+
+}  // namespace
+
+Entry DispatcherCore::pending_entry(v1::Job job, Instant due, std::uint64_t sequence) {
   Entry entry;
   entry.set_state(Entry::PENDING);
   entry.set_due_ms(to_epoch_ms(due));
@@ -136,8 +133,6 @@ Entry pending_entry(v1::Job job, Instant due, std::uint64_t sequence) {
   *entry.mutable_job() = std::move(job);
   return entry;
 }
-
-}  // namespace
 
 std::string_view limit_name(TenantLimit limit) {
   switch (limit) {
@@ -262,6 +257,9 @@ Status DispatcherCore::apply(PartitionState& state, const InputRecord& record, s
     case v1::Command::kCompletion:
       decided = completion(context, command->completion());
       break;
+    case v1::Command::kFlow:
+      decided = submit_flow(context, std::move(*command->mutable_flow()));
+      break;
     default:
       reject(record, &job, "record holds no command", out);
   }
@@ -318,6 +316,11 @@ Result<Instant> DispatcherCore::resolve(v1::Job& job, Instant record_timestamp) 
 
 Status DispatcherCore::submit(Context& context, v1::Job job) {
   const ScopedName& ref = context.job;
+  if (auto plain = flow::validate_plain_job_id(ref.id); !plain) {
+    reject(context.record, &ref, plain.error().message(), context.out);
+    emit_status(ref, Entry(), v1::REJECTED, plain.error().message(), context.out);
+    return Status::success();
+  }
   auto existing = load(context.state, ref.key);
   if (!existing) return existing.error();
   const Partition partition = context.record.partition;
@@ -371,6 +374,10 @@ Status DispatcherCore::submit(Context& context, v1::Job job) {
 Status DispatcherCore::cancel(Context& context, const v1::Cancel& cancel) {
   const ScopedName& ref = context.job;
   const Partition partition = context.record.partition;
+  if (cancel.flow()) {
+    return cancel_flow(context.state, partition, ref, cancel.reason().empty() ? "the flow was cancelled" : cancel.reason(),
+                       &context.record, context.out);
+  }
   auto loaded = load(context.state, ref.key);
   if (!loaded) return loaded.error();
   auto& existing = *loaded;
@@ -386,6 +393,14 @@ Status DispatcherCore::cancel(Context& context, const v1::Cancel& cancel) {
     marker.set_expires_ms(ms_from_now(settings_.cancel_marker_ttl));
     audit(context.record, &ref, "CANCEL_MARKED", "no such job yet: its submit will be cancelled", context.out);
     return store(context.state, partition, ref.key, marker, context.out);
+  }
+  if (existing->has_node() && (existing->state() == Entry::WAITING || existing->state() == Entry::PENDING)) {
+    // A flow's node that has not fired: it ends CANCELLED, and its children follow their triggers.
+    const auto reason = cancel.reason().empty() ? std::string("cancelled") : cancel.reason();
+    if (auto ended = end_unfired_node(context.state, partition, ref, *existing, v1::CANCELLED, reason, context.out); !ended)
+      return ended;
+    audit(context.record, &ref, "CANCELLED", cancel.reason(), context.out);
+    return node_ended(context.state, partition, ref.tenant, existing->node(), v1::CANCELLED, {}, 0, context.out);
   }
   switch (existing->state()) {
     case Entry::PENDING: {
@@ -434,6 +449,11 @@ Status DispatcherCore::update(Context& context, v1::Job job) {
   if (!loaded) return loaded.error();
   auto& existing = *loaded;
   if (existing && held_by_other_tenant(*existing, ref)) existing.reset();
+  if (existing && existing->has_node()) {
+    reject(context.record, &ref, fmt::format("cannot update job '{}': it is a node of flow '{}'", ref.id, existing->node().flow_id()),
+           context.out);
+    return Status::success();
+  }
   if (!existing || existing->state() != Entry::PENDING) {
     reject(context.record, &ref,
            fmt::format("cannot update job '{}': {}", ref.id,
@@ -482,6 +502,13 @@ Status DispatcherCore::replay(Context& context, const v1::Replay& replay) {
   if (!loaded) return loaded.error();
   auto& existing = *loaded;
   if (existing && held_by_other_tenant(*existing, ref)) existing.reset();
+  if (existing && existing->has_node()) {
+    reject(context.record, &ref,
+           fmt::format("cannot replay job '{}': it is a node of flow '{}', whose dependants have already followed its ending",
+                       ref.id, existing->node().flow_id()),
+           context.out);
+    return Status::success();
+  }
   if (!existing || existing->state() != Entry::DEAD || !replay.has_job() || replay.job().id() != ref.id) {
     reject(context.record, &ref,
            fmt::format("cannot replay job '{}': only a DEAD job can be replayed, with its job attached", ref.id), context.out);
@@ -525,8 +552,10 @@ Status DispatcherCore::retry(Context& context, const v1::Retry& retry) {
     entry.set_expires_ms(ms_from_now(settings_.dedupe_retention));
     emit_status(ref, entry, v1::CANCELLED,
                 fmt::format("cancelled while attempt {} ran; its retry is dropped", existing->attempt()), context.out);
+    if (existing->has_node()) *entry.mutable_node() = existing->node();
     if (auto stored = store(context.state, partition, ref.key, entry, context.out); !stored) return stored;
     ++counts_.cancelled;
+    if (existing->has_node()) return node_ended(context.state, partition, ref.tenant, existing->node(), v1::CANCELLED, {}, 0, context.out);
     return end_schedule_run(context.state, partition, ref, context.out);  // frees its overlap slot
   }
   v1::Job job = retry.job();
@@ -538,6 +567,7 @@ Status DispatcherCore::retry(Context& context, const v1::Retry& retry) {
     return Status::success();
   }
   Entry entry = pending_entry(std::move(job), *due, existing ? existing->sequence() + 1 : 1);
+  if (existing && existing->has_node()) *entry.mutable_node() = existing->node();  // a flow node's next attempt
   if (*due <= clock_.now()) return release(context.state, partition, ref.key, entry, context.out);
   if (auto stored = store(context.state, partition, ref.key, entry, context.out); !stored) return stored;
   emit_status(ref, entry, v1::RETRYING, retry.error(), context.out);
@@ -566,6 +596,18 @@ Status DispatcherCore::completion(Context& context, const v1::Completion& comple
   if (!loaded) return loaded.error();
   auto& existing = *loaded;
   if (!existing || existing->state() != Entry::FIRED || existing->attempt() != completion.attempt()) return Status::success();
+  if (existing->has_node()) {
+    // A flow node's ending: recorded once (a repeated completion finds it ended), with every
+    // decision it causes for the node's children in this same batch.
+    const auto ended_as = completion.state();
+    if (ended_as != v1::SUCCEEDED && ended_as != v1::DEAD && ended_as != v1::CANCELLED) return Status::success();
+    existing->set_state(ended_as == v1::SUCCEEDED ? Entry::SUCCEEDED : ended_as == v1::DEAD ? Entry::DEAD : Entry::CANCELLED);
+    existing->set_sequence(existing->sequence() + 1);
+    existing->set_expires_ms(ms_from_now(settings_.dedupe_retention));
+    if (auto stored = store(context.state, partition, ref.key, *existing, context.out); !stored) return stored;
+    return node_ended(context.state, partition, ref.tenant, existing->node(), ended_as, completion.output(),
+                      completion.output_size(), context.out);
+  }
   if (completion.state() == v1::DEAD) {
     existing->set_state(Entry::DEAD);
     existing->set_sequence(existing->sequence() + 1);
@@ -749,6 +791,9 @@ Result<bool> DispatcherCore::fail_due(PartitionState& state, Partition partition
   if (auto stored = store(state, partition, key, *entry, out); !stored) return stored.error();
   emit_status(job, *entry, v1::DEAD, why, out);
   ++counts_.unpublishable;
+  if (entry->has_node()) {
+    if (auto ended = node_ended(state, partition, job.tenant, entry->node(), v1::DEAD, {}, 0, out); !ended) return ended.error();
+  }
   return true;
 }
 

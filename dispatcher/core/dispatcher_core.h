@@ -18,6 +18,7 @@
 #include "core/fire_window.h"
 #include "kcron.pb.h"
 #include "kcron/clock.h"
+#include "kcron/flow_graph.h"
 #include "kcron/ids.h"
 #include "kcron/out_record.h"
 #include "kcron/records.h"
@@ -46,6 +47,11 @@ struct Settings {
   std::string component = "dispatcher";
   AuditLevel audit = AuditLevel::kAll;
   FireAheadSettings fire_ahead;  // docs/fire-ahead.md
+  flow::Limits flow_limits;       // docs/flows.md#limits
+  // A parent's output handed inline to each child up to this size (larger: its size only), and
+  // at most this much of its parents' outputs in one child's record.
+  std::size_t flow_inline_output = 4096;
+  std::size_t flow_inputs_budget = 65'536;
 };
 
 // One consumed record of the jobs topic.
@@ -73,6 +79,8 @@ struct Counts {
   std::uint64_t purged = 0;         // pending jobs cancelled because their tenant was deleted
   std::uint64_t recounts = 0;       // partitions whose tenants' pending jobs were counted again
   std::uint64_t fired_ahead = 0;    // of `fired`: committed before their due instant (fire-ahead)
+  std::uint64_t flows = 0;          // flows accepted (their nodes count in `accepted` as they are released)
+  std::uint64_t upstream_failed = 0;  // flow nodes that never ran: their trigger failed
 };
 
 // On a dispatcher-changelog record of a job entry: its writer keeps the tenants' pending counts.
@@ -173,6 +181,8 @@ class DispatcherCore {
   static std::string usage_key(std::string_view tenant);
   // Store key of the marker a partition keeps while a purge of the tenant is under way.
   static std::string purging_key(std::string_view tenant);
+  // Store key of a flow's header, from the flow's tenant-scoped key.
+  static std::string flow_key(std::string_view scoped_flow_key);
   // How many keys one PurgeTenant record handles before it writes the rest of the work back.
   static constexpr std::size_t kPurgeKeysPerRecord = 2000;
 
@@ -184,6 +194,7 @@ class DispatcherCore {
     std::vector<OutRecord>& out;
     const ScopedName& job;
   };
+  using Entry = v1::DispatcherEntry;
   using MaybeEntry = std::optional<v1::DispatcherEntry>;
 
   Status submit(Context& context, v1::Job job);
@@ -192,6 +203,25 @@ class DispatcherCore {
   Status replay(Context& context, const v1::Replay& replay);
   Status retry(Context& context, const v1::Retry& retry);
   Status completion(Context& context, const v1::Completion& completion);
+
+  // Flows (core/flows.cpp, docs/flows.md). A flow's header and nodes live on its partition; every
+  // decision a node's ending causes is made in the batch that consumed that ending.
+  Status submit_flow(Context& context, v1::Flow flow);
+  // Cancels every node of the flow that has not ended: waiting and pending ones here, fired ones
+  // through `control` (their endings come back as completions). Refused: no such flow.
+  Status cancel_flow(PartitionState& state, Partition partition, const ScopedName& flow, std::string_view reason,
+                     const InputRecord* record, std::vector<OutRecord>& out);
+  // A node's entry has just been stored ended (`ended_as`): the flow's counts follow, and each
+  // child whose trigger that decides runs, fails upstream or is skipped, cascading.
+  Status node_ended(PartitionState& state, Partition partition, std::string_view tenant, const v1::FlowNodeState& node,
+                    v1::JobState ended_as, std::string output, std::uint64_t output_size, std::vector<OutRecord>& out);
+  // A waiting node whose trigger held: PENDING in the buckets, or fired now when due. False: its
+  // job could not be resolved (it is then DEAD, and the caller cascades that).
+  Result<bool> release_node(PartitionState& state, Partition partition, const ScopedName& node, Entry& entry,
+                            std::vector<OutRecord>& out);
+  // Ends a node that has not fired (waiting or pending) as `ended_as` with `reason`.
+  Status end_unfired_node(PartitionState& state, Partition partition, const ScopedName& node, Entry& entry,
+                          v1::JobState ended_as, std::string_view reason, std::vector<OutRecord>& out);
   // A PurgeTenant record: acts on the partition it was written to, never forwarded.
   Status purge(PartitionState& state, const InputRecord& record, const v1::PurgeTenant& purge, std::vector<OutRecord>& out);
   // The reason a tenant's limits refuse this submit (its queue, its submission rate on this
@@ -212,6 +242,7 @@ class DispatcherCore {
   // The reason `job`'s tenant may not use its queue, or nothing (counted as a queue refusal).
   std::optional<std::string> queue_refusal(const ScopedName& job, const v1::Job& submitted);
 
+  static Entry pending_entry(v1::Job job, Instant due, std::uint64_t sequence);
   // Validates a job and resolves its due instant (delay -> run_at on first acceptance).
   Result<Instant> resolve(v1::Job& job, Instant record_timestamp) const;
   // Fires a due entry, unless its schedule's misfire or overlap policy says skip. `stored_as` is

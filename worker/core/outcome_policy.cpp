@@ -206,14 +206,21 @@ std::vector<OutRecord> OutcomePolicy::records(const Attempt& original) const {
     out.push_back({job.kafka().topic(), -1, job.kafka().key(), job.kafka().value(), false, kafka_job_headers(job)});
   }
   const bool schedule_run = job.has_schedule_run() && !job.schedule_run().schedule_id().empty();
-  if (state != v1::FAILED && (schedule_run || state == v1::DEAD)) {
-    // The dispatcher partition that owns the job (for a schedule run: the schedule) learns that it
-    // is over: it enforces the overlap policy with it and lets a DEAD job be replayed.
+  const bool flow_node = job.has_flow() && !job.flow().id().empty();
+  if (state != v1::FAILED && (schedule_run || flow_node || state == v1::DEAD)) {
+    // The dispatcher partition that owns the job (for a schedule run: the schedule; for a flow's
+    // node: the flow) learns that it is over: it enforces the overlap policy with it, lets a DEAD
+    // job be replayed, and decides the flow node's children.
     v1::Command command;
     command.mutable_completion()->set_job_id(job.id());
     command.mutable_completion()->set_tenant(std::string(tenant_field(tenant)));
     command.mutable_completion()->set_attempt(job.attempt());
     command.mutable_completion()->set_state(state);
+    if (flow_node) {
+      // The output handed to the node's children: whole up to the bound, else its size only.
+      command.mutable_completion()->set_output_size(result.output().size());
+      if (result.output().size() <= kFlowOutputBytes) command.mutable_completion()->set_output(result.output());
+    }
     out.push_back({names.jobs(), -1, routing_key, encode(command), false, typed_headers("completion", job.id(), tenant)});
   }
 

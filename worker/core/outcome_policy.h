@@ -36,6 +36,9 @@ constexpr std::uint64_t kWorkerSequence = 1U << 20U;
 constexpr std::size_t kHistoryTextBytes = 1024;
 // Below the broker's default message.max.bytes (1 MB) with room for headers and batch overhead.
 constexpr std::size_t kMaxPublishedRecordBytes = std::size_t{950} * 1024;
+// A flow node's output its Completion carries for its children (docs/flows.md#data-between-nodes);
+// a larger one is announced by its size only.
+constexpr std::size_t kFlowOutputBytes = 4096;
 // The dispatcher's default max_record_bytes: a retry over it would be REJECTED there, and the job
 // would be neither retried nor dead.
 constexpr std::size_t kMaxJobsRecordBytes = 900'000;

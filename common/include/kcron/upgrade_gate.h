@@ -32,6 +32,7 @@ inline constexpr std::string_view kAudit = "audit";                 // decisions
 inline constexpr std::string_view kFireAhead = "fire-ahead";        // workers hold exec records until due_ms
 inline constexpr std::string_view kResultsDone = "results-done";    // workers read results as done markers
 inline constexpr std::string_view kSealed = "sealed";               // sealed tasks scheduled and opened
+inline constexpr std::string_view kFlows = "flows";                 // flows decided; nodes' endings reported
 }  // namespace feature
 
 // What a dispatcher and a worker of this release advertise.

@@ -1,0 +1,386 @@
+// Flows in the dispatcher (docs/flows.md): a flow arrives as one record on its partition, becomes
+// a header entry and one entry per node (WAITING with its pending-parent tally, or released at
+// once when it has no parents); a node's ending, consumed on the same partition, updates its
+// children's tallies and releases, fails or skips each child whose trigger that decides, in the
+// same batch. So each node fires exactly once, whatever crashes: the decision and the ending that
+// caused it are committed together, and a repeated ending finds the node already ended.
+#include <deque>
+
+#include "core/dispatcher_core.h"
+#include "kcron/codec.h"
+#include "kcron/priority.h"
+#include "kcron/records.h"
+
+namespace kcron::dispatcher {
+
+namespace {
+
+using Entry = v1::DispatcherEntry;
+
+flow::Trigger trigger_of(v1::FlowNode::Trigger trigger) {
+  switch (trigger) {
+    case v1::FlowNode::ALL_DONE:
+      return flow::Trigger::kAllDone;
+    case v1::FlowNode::NONE_FAILED:
+      return flow::Trigger::kNoneFailed;
+    case v1::FlowNode::ONE_FAILED:
+      return flow::Trigger::kOneFailed;
+    default:
+      return flow::Trigger::kAllSuccess;
+  }
+}
+
+flow::Ending ending_of(v1::JobState state) {
+  switch (state) {
+    case v1::SUCCEEDED:
+      return flow::Ending::kSucceeded;
+    case v1::DEAD:
+    case v1::UPSTREAM_FAILED:
+      return flow::Ending::kFailed;
+    default:
+      return flow::Ending::kCancelled;
+  }
+}
+
+Entry::State entry_state_of(v1::JobState state) {
+  switch (state) {
+    case v1::SUCCEEDED:
+      return Entry::SUCCEEDED;
+    case v1::DEAD:
+      return Entry::DEAD;
+    case v1::UPSTREAM_FAILED:
+      return Entry::UPSTREAM_FAILED;
+    case v1::SKIPPED:
+      return Entry::SKIPPED;
+    default:
+      return Entry::CANCELLED;
+  }
+}
+
+flow::Tally tally_of(const v1::FlowNodeState& node) {
+  return {node.parents(), node.parents_ended(), node.parents_succeeded(), node.parents_failed()};
+}
+
+}  // namespace
+
+std::string DispatcherCore::flow_key(std::string_view scoped_flow_key) {
+  std::string key("\x01" "flow/");
+  key.append(scoped_flow_key);
+  return key;
+}
+
+Status DispatcherCore::submit_flow(Context& context, v1::Flow flow) {
+  const ScopedName& ref = context.job;
+  const InputRecord& record = context.record;
+  const Partition partition = record.partition;
+  auto refuse = [&](const std::string& reason) {
+    reject(record, &ref, reason, context.out);
+    return Status::success();
+  };
+  const std::string header_key = flow_key(ref.key);
+  auto existing = load(context.state, header_key);
+  if (!existing) return existing.error();
+  if (*existing) {
+    ++counts_.duplicates;  // a flow id is used once: a repeated record is the same flow
+    return Status::success();
+  }
+  std::vector<flow::NodeShape> shapes;
+  shapes.reserve(static_cast<std::size_t>(flow.nodes_size()));
+  for (const auto& node : flow.nodes()) shapes.push_back({node.name(), {node.depends_on().begin(), node.depends_on().end()}});
+  auto order = flow::check_graph(ref.id, shapes, settings_.flow_limits);
+  if (!order) return refuse(order.error().message());
+  if (!is_default_tenant(ref.tenant)) {
+    auto purging = context.state.get(purging_key(ref.tenant));
+    if (!purging) return purging.error();
+    if (*purging) return refuse(fmt::format("tenant '{}' is being deleted: submit again once its deletion has ended", ref.tenant));
+  }
+
+  // Each node's job, as it will be released: id, tenant, provenance and labels set by the flow.
+  std::map<std::string, std::vector<std::string>, std::less<>> children;
+  for (const auto& node : flow.nodes()) {
+    for (const auto& parent : node.depends_on()) children[parent].push_back(node.name());
+  }
+  std::vector<ScopedName> names;
+  names.reserve(shapes.size());
+  for (auto& node : *flow.mutable_nodes()) {
+    const std::string id = flow::node_job_id(ref.id, node.name());
+    const std::string where = fmt::format("node '{}'", node.name());
+    if (!v1::FlowNode::Trigger_IsValid(node.trigger())) {
+      return refuse(fmt::format("{}: trigger {} is not a known value", where, static_cast<int>(node.trigger())));
+    }
+    v1::Job& job = *node.mutable_job();
+    if (!job.id().empty() && job.id() != id) {
+      return refuse(fmt::format("{}: its job's id '{}' must be empty or '{}' (a node's id is '<flow>/<node>')", where, job.id(), id));
+    }
+    if (!job.tenant().empty() && tenant_or_default(job.tenant()) != ref.tenant) {
+      return refuse(fmt::format("{}: its job names another tenant than the flow's", where));
+    }
+    if (job.has_schedule_run()) return refuse(fmt::format("{}: a node's job cannot be a schedule run", where));
+    job.set_id(id);
+    job.set_tenant(std::string(tenant_field(ref.tenant)));
+    job.clear_attempt();
+    job.clear_history();
+    job.mutable_flow()->set_id(ref.id);
+    job.mutable_flow()->set_node(node.name());
+    job.mutable_flow()->clear_inputs();
+    for (const auto& [label, value] : flow.labels()) job.mutable_labels()->try_emplace(label, value);
+    if (!flow.submitted_by().empty()) job.set_submitted_by(flow.submitted_by());
+    names.push_back(scoped(ref.tenant, id));
+    v1::Job checked = job;  // resolved again, from its release, when its trigger holds
+    if (auto due = resolve(checked, record.timestamp); !due) return refuse(due.error().within(where).message());
+    if (auto refused = queue_refusal(names.back(), checked)) return refuse(refused->insert(0, where + ": "));
+    auto taken = load(context.state, names.back().key);
+    if (!taken) return taken.error();
+    if (*taken && (*taken)->state() != Entry::CANCEL_MARKER) {
+      return refuse(fmt::format("{}: job id '{}' is already in use (a flow's id is used once)", where, id));
+    }
+  }
+  // The flow is one submission against its tenant's rate and pending limits.
+  auto first = flow.nodes(static_cast<int>(order->front())).job();
+  auto first_due = resolve(first, record.timestamp);
+  if (!first_due) return refuse(first_due.error().message());
+  auto refused = check_limits(context.state, partition, names[order->front()], first, *first_due, record.timestamp, context.out);
+  if (!refused) return refused.error();
+  if (*refused) return refuse(**refused);
+
+  Entry header;
+  header.set_state(Entry::FLOW);
+  header.set_sequence(1);
+  auto* state = header.mutable_flow();
+  state->set_id(ref.id);
+  state->set_fail_fast(flow.fail_fast());
+  state->set_nodes(static_cast<std::uint32_t>(shapes.size()));
+  state->set_submitted_ms(to_epoch_ms(clock_.now()));
+  state->set_submitted_by(flow.submitted_by());
+  if (auto stored = store(context.state, partition, header_key, header, context.out); !stored) return stored;
+  ++counts_.flows;
+  audit(record, &ref, "ACCEPTED", fmt::format("flow of {} nodes", shapes.size()), context.out);
+
+  for (const auto at : *order) {
+    auto& node = *flow.mutable_nodes(static_cast<int>(at));
+    Entry entry;
+    entry.set_state(Entry::WAITING);
+    entry.set_sequence(1);
+    entry.set_priority(node.job().has_priority() ? node.job().priority() : kDefaultPriority);
+    auto* graph = entry.mutable_node();
+    graph->set_flow_id(ref.id);
+    graph->set_name(node.name());
+    graph->set_trigger(node.trigger());
+    graph->set_parents(static_cast<std::uint32_t>(node.depends_on_size()));
+    if (auto found = children.find(node.name()); found != children.end()) {
+      for (auto& child : found->second) graph->add_children(std::move(child));
+    }
+    *entry.mutable_job() = std::move(*node.mutable_job());
+    const ScopedName& name = names[at];
+    if (graph->parents() > 0) {
+      if (auto stored = store(context.state, partition, name.key, entry, context.out); !stored) return stored;
+      emit_status(name, entry, v1::PENDING,
+                  fmt::format("waits for {} parent{} ({})", graph->parents(), graph->parents() == 1 ? "" : "s",
+                              flow::trigger_name(trigger_of(graph->trigger()))),
+                  context.out);
+      continue;
+    }
+    auto released = release_node(context.state, partition, name, entry, context.out);
+    if (!released) return released.error();
+    if (!*released) {
+      if (auto ended = node_ended(context.state, partition, ref.tenant, entry.node(), v1::DEAD, {}, 0, context.out); !ended)
+        return ended;
+    }
+  }
+  return Status::success();
+}
+
+Result<bool> DispatcherCore::release_node(PartitionState& state, Partition partition, const ScopedName& node, Entry& entry,
+                                          std::vector<OutRecord>& out) {
+  v1::Job job = std::move(*entry.mutable_job());
+  entry.clear_job();
+  for (auto& input : *entry.mutable_node()->mutable_inputs()) *job.mutable_flow()->add_inputs() = std::move(input);
+  entry.mutable_node()->clear_inputs();
+  auto due = resolve(job, clock_.now());
+  if (!due) {
+    const std::string reason = fmt::format("its job could not be released: {}", due.error().message());
+    if (auto ended = end_unfired_node(state, partition, node, entry, v1::DEAD, reason, out); !ended) return ended.error();
+    return false;
+  }
+  Entry pending = pending_entry(std::move(job), *due, entry.sequence() + 1);
+  *pending.mutable_node() = std::move(*entry.mutable_node());
+  ++counts_.accepted;
+  if (*due <= clock_.now()) {
+    if (auto released = release(state, partition, node.key, pending, out); !released) return released.error();
+    return true;
+  }
+  if (auto stored = store(state, partition, node.key, pending, out); !stored) return stored.error();
+  emit_status(node, pending, v1::PENDING, "", out);
+  return true;
+}
+
+Status DispatcherCore::end_unfired_node(PartitionState& state, Partition partition, const ScopedName& node, Entry& entry,
+                                        v1::JobState ended_as, std::string_view reason, std::vector<OutRecord>& out) {
+  entry.set_state(entry_state_of(ended_as));
+  entry.clear_job();
+  entry.mutable_node()->clear_inputs();
+  entry.set_sequence(entry.sequence() + 1);
+  entry.set_expires_ms(ms_from_now(settings_.dedupe_retention));
+  if (auto stored = store(state, partition, node.key, entry, out); !stored) return stored;
+  emit_status(node, entry, ended_as, reason, out);
+  if (ended_as == v1::UPSTREAM_FAILED) ++counts_.upstream_failed;
+  if (ended_as == v1::CANCELLED) ++counts_.cancelled;
+  if (ended_as == v1::SKIPPED) ++counts_.skipped;
+  return Status::success();
+}
+
+Status DispatcherCore::node_ended(PartitionState& state, Partition partition, std::string_view tenant,
+                                  const v1::FlowNodeState& node, v1::JobState ended_as, std::string output,
+                                  std::uint64_t output_size, std::vector<OutRecord>& out) {
+  struct Ended {
+    v1::FlowNodeState node;
+    v1::JobState state;
+    std::string output;
+    std::uint64_t size;
+  };
+  const ScopedName flow_name = scoped(tenant, node.flow_id());
+  const std::string header_key = flow_key(flow_name.key);
+  auto loaded = load(state, header_key);
+  if (!loaded) return loaded.error();
+  const bool has_header = loaded->has_value();
+  Entry header = loaded->value_or(Entry());
+  auto* counts = header.mutable_flow();
+  bool fail_fast = false;
+  std::deque<Ended> ended;
+  ended.push_back({node, ended_as, std::move(output), output_size});
+  while (!ended.empty()) {
+    Ended parent = std::move(ended.front());
+    ended.pop_front();
+    const auto ending = ending_of(parent.state);
+    counts->set_ended(counts->ended() + 1);
+    if (ending == flow::Ending::kSucceeded) counts->set_succeeded(counts->succeeded() + 1);
+    if (ending == flow::Ending::kFailed) counts->set_failed(counts->failed() + 1);
+    if (ending == flow::Ending::kCancelled) counts->set_cancelled(counts->cancelled() + 1);
+    if (parent.state == v1::DEAD && counts->fail_fast() && !counts->cancel_requested()) fail_fast = true;
+    for (const auto& child_name : parent.node.children()) {
+      const ScopedName child = scoped(tenant, flow::node_job_id(node.flow_id(), child_name));
+      auto child_loaded = load(state, child.key);
+      if (!child_loaded) return child_loaded.error();
+      if (!*child_loaded || (*child_loaded)->state() != Entry::WAITING) continue;  // already decided (cancelled)
+      Entry& entry = **child_loaded;
+      auto* graph = entry.mutable_node();
+      auto tally = tally_of(*graph);
+      tally.add(ending);
+      graph->set_parents_ended(tally.ended);
+      graph->set_parents_succeeded(tally.succeeded);
+      graph->set_parents_failed(tally.failed);
+      // What the parent handed on: inline while it fits the bounds, else its size only.
+      auto* input = graph->add_inputs();
+      input->set_node(parent.node.name());
+      input->set_state(parent.state);
+      input->set_size(parent.size);
+      std::size_t inputs_bytes = 0;
+      for (const auto& held : graph->inputs()) inputs_bytes += held.output().size();
+      if (parent.output.size() <= settings_.flow_inline_output &&
+          inputs_bytes + parent.output.size() <= settings_.flow_inputs_budget && parent.size <= parent.output.size()) {
+        input->set_output(parent.output);
+      } else if (parent.size > 0) {
+        input->set_too_large(true);
+      }
+      auto decision = flow::decide(trigger_of(graph->trigger()), tally);
+      if (decision == flow::Decision::kRun && counts->cancel_requested()) decision = flow::Decision::kSkip;  // CANCELLED below
+      const std::string why =
+          fmt::format("parent '{}' ended {} ({} of {} parents ended, trigger {})", parent.node.name(), state_name(parent.state),
+                      tally.ended, tally.parents, flow::trigger_name(trigger_of(graph->trigger())));
+      switch (decision) {
+        case flow::Decision::kWait: {
+          entry.set_sequence(entry.sequence() + 1);
+          if (auto stored = store(state, partition, child.key, entry, out); !stored) return stored;
+          break;
+        }
+        case flow::Decision::kRun: {
+          auto released = release_node(state, partition, child, entry, out);
+          if (!released) return released.error();
+          if (!*released) ended.push_back({entry.node(), v1::DEAD, {}, 0});
+          break;
+        }
+        case flow::Decision::kUpstreamFailed:
+        case flow::Decision::kSkip: {
+          const auto as = counts->cancel_requested()          ? v1::CANCELLED
+                          : decision == flow::Decision::kSkip ? v1::SKIPPED
+                                                              : v1::UPSTREAM_FAILED;
+          const std::string reason = counts->cancel_requested() ? fmt::format("its flow was cancelled; {}", why) : why;
+          if (auto done = end_unfired_node(state, partition, child, entry, as, reason, out); !done) return done;
+          ended.push_back({entry.node(), as, {}, 0});
+          break;
+        }
+      }
+    }
+  }
+  if (has_header) {
+    if (counts->ended() >= counts->nodes() && counts->ended_ms() == 0) {
+      counts->set_ended_ms(to_epoch_ms(clock_.now()));
+      header.set_expires_ms(ms_from_now(settings_.dedupe_retention));
+    }
+    header.set_sequence(header.sequence() + 1);
+    if (auto stored = store(state, partition, header_key, header, out); !stored) return stored;
+  }
+  if (fail_fast) {
+    return cancel_flow(state, partition, flow_name, fmt::format("fail_fast: node '{}' ended DEAD", node.name()), nullptr, out);
+  }
+  return Status::success();
+}
+
+Status DispatcherCore::cancel_flow(PartitionState& state, Partition partition, const ScopedName& flow, std::string_view reason,
+                                   const InputRecord* record, std::vector<OutRecord>& out) {
+  const std::string header_key = flow_key(flow.key);
+  auto loaded = load(state, header_key);
+  if (!loaded) return loaded.error();
+  if (!*loaded) {
+    if (record != nullptr) reject(*record, &flow, fmt::format("cannot cancel flow '{}': no such flow", flow.id), out);
+    return Status::success();
+  }
+  Entry header = std::move(**loaded);
+  auto* counts = header.mutable_flow();
+  if (counts->cancel_requested() || counts->ended() >= counts->nodes()) {
+    ++counts_.duplicates;
+    if (record != nullptr) audit(*record, &flow, "IGNORED", "the flow has ended or is being cancelled", out);
+    return Status::success();
+  }
+  counts->set_cancel_requested(true);
+  if (record != nullptr) audit(*record, &flow, "CANCELLED", reason, out);
+  // Every node's key starts with the flow's scoped key and the separator; a flow has at most
+  // flow_limits.max_nodes of them.
+  const std::string prefix = flow.key + flow::kSeparator;
+  std::string after;
+  for (;;) {
+    auto keys = state.keys_after(prefix, after, 512);
+    if (!keys) return keys.error().within(fmt::format("cancelling flow '{}'", flow.id));
+    for (const auto& key : *keys) {
+      auto node_loaded = load(state, key);
+      if (!node_loaded) return node_loaded.error();
+      if (!*node_loaded || !(*node_loaded)->has_node()) continue;
+      Entry& entry = **node_loaded;
+      const ScopedName node = scoped(flow.tenant, flow::node_job_id(flow.id, entry.node().name()));
+      if (entry.state() == Entry::WAITING || entry.state() == Entry::PENDING) {
+        if (auto done = end_unfired_node(state, partition, node, entry, v1::CANCELLED, reason, out); !done) return done;
+        counts->set_ended(counts->ended() + 1);
+        counts->set_cancelled(counts->cancelled() + 1);
+      } else if (entry.state() == Entry::FIRED && !entry.cancel_requested()) {
+        entry.set_cancel_requested(true);
+        entry.set_sequence(entry.sequence() + 1);
+        if (auto stored = store(state, partition, key, entry, out); !stored) return stored;
+        v1::Command command;
+        command.mutable_cancel()->set_job_id(node.id);
+        command.mutable_cancel()->set_tenant(std::string(tenant_field(flow.tenant)));
+        command.mutable_cancel()->set_reason(std::string(reason));
+        out.push_back({settings_.names.control(), 0, node.key, encode(command), false, typed_headers("cancel", node.id, node.tenant)});
+      }
+    }
+    if (keys->size() < 512) break;
+    after = keys->back();
+  }
+  if (counts->ended() >= counts->nodes() && counts->ended_ms() == 0) {
+    counts->set_ended_ms(to_epoch_ms(clock_.now()));
+    header.set_expires_ms(ms_from_now(settings_.dedupe_retention));
+  }
+  header.set_sequence(header.sequence() + 1);
+  return store(state, partition, header_key, header, out);
+}
+
+}  // namespace kcron::dispatcher

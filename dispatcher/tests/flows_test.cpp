@@ -1,0 +1,325 @@
+// Flows in the dispatcher core: arrival checks, triggers over parents' endings, the cascade,
+// fail_fast, cancels, retries and repeated endings, all in the batch of the ending that caused them.
+#include <catch2/catch.hpp>
+
+#include "kcron/codec.h"
+#include "tests/core_harness.h"
+
+using namespace kcron;
+using namespace kcron::dispatcher;
+using namespace kcron::dispatcher::testing;
+
+namespace {
+
+// extract -> {transform, validate} -> load; `extra` nodes appended to the JSON list.
+std::string diamond(const std::string& flow_id, const std::string& options = "", const std::string& extra = "") {
+  return fmt::format(
+      R"({{"flow":{{"id":"{}",{}"nodes":[)"
+      R"({{"name":"extract","job":{{"noop":{{}}}}}},)"
+      R"({{"name":"transform","job":{{"noop":{{}}}},"depends_on":["extract"]}},)"
+      R"({{"name":"validate","job":{{"noop":{{}}}},"depends_on":["extract"]}},)"
+      R"({{"name":"load","job":{{"noop":{{}}}},"depends_on":["transform","validate"]}}{}]}}}})",
+      flow_id, options, extra);
+}
+
+struct FlowHarness : Harness {
+  void submit_flow(const std::string& json, const std::string& flow_id) { apply(json, flow_id); }
+  void complete(const std::string& node_id, const std::string& state, std::uint32_t attempt = 0,
+                const std::string& output_base64 = "", std::uint64_t size = 0) {
+    apply(fmt::format(R"({{"completion":{{"job_id":"{}","attempt":{},"state":"{}","output":"{}","output_size":"{}"}}}})",
+                      node_id, attempt, state, output_base64, size),
+          std::string(routing_key_for_job(node_id)));
+  }
+  // The entry stored under `key` on the partition of `routed_by` (the key itself by default).
+  v1::DispatcherEntry entry(const std::string& key, const std::string& routed_by = "") {
+    auto value = state(partition_of(routed_by.empty() ? key : routed_by)).get(key);
+    REQUIRE(value.ok());
+    REQUIRE(value->has_value());
+    v1::DispatcherEntry parsed;
+    REQUIRE(parsed.ParseFromString(**value));
+    return parsed;
+  }
+  v1::FlowState header(const std::string& flow_id) {
+    return entry(DispatcherCore::flow_key(flow_id), flow_id).flow();
+  }
+  // Status records taken from the output: job id -> the states written, in order.
+  std::map<std::string, std::vector<v1::JobState>> statuses() {
+    std::map<std::string, std::vector<v1::JobState>> states;
+    for (const auto& record : take("kcron.status")) {
+      v1::StatusRecord status;
+      REQUIRE(status.ParseFromString(record.value));
+      states[status.job_id()].push_back(status.state());
+    }
+    return states;
+  }
+  std::vector<std::string> dead_letter_reasons() {
+    std::vector<std::string> reasons;
+    for (const auto& record : take("dead-letters")) {
+      v1::DeadLetter letter;
+      REQUIRE(letter.ParseFromString(record.value));
+      reasons.push_back(letter.reason());
+    }
+    return reasons;
+  }
+  std::vector<std::string> control_ids() {
+    std::vector<std::string> ids;
+    for (const auto& record : take("kcron.control")) ids.push_back(record.key);
+    return ids;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("flow: a diamond runs its root at once, each child when its parents succeeded, the join once") {
+  FlowHarness harness;
+  harness.submit_flow(diamond("etl"), "etl");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"etl/extract"});
+  auto states = harness.statuses();
+  CHECK(states["etl/extract"] == std::vector<v1::JobState>{v1::QUEUED});
+  CHECK(states["etl/load"] == std::vector<v1::JobState>{v1::PENDING});
+  CHECK(harness.entry("etl/load").state() == v1::DispatcherEntry::WAITING);
+  CHECK(harness.header("etl").nodes() == 4);
+
+  harness.complete("etl/extract", "SUCCEEDED");
+  auto fired = harness.exec_ids();
+  std::sort(fired.begin(), fired.end());
+  CHECK(fired == std::vector<std::string>{"etl/transform", "etl/validate"});
+  harness.complete("etl/transform", "SUCCEEDED");
+  CHECK(harness.exec_ids().empty());
+  CHECK(harness.entry("etl/load").node().parents_ended() == 1);
+  harness.complete("etl/transform", "SUCCEEDED");  // a repeated ending changes nothing
+  CHECK(harness.entry("etl/load").node().parents_ended() == 1);
+  harness.complete("etl/validate", "SUCCEEDED");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"etl/load"});
+  harness.complete("etl/validate", "SUCCEEDED");
+  CHECK(harness.exec_ids().empty());
+  harness.complete("etl/load", "SUCCEEDED");
+  const auto done = harness.header("etl");
+  CHECK(done.ended() == 4);
+  CHECK(done.succeeded() == 4);
+  CHECK(done.ended_ms() > 0);
+  CHECK(harness.entry("etl/load").state() == v1::DispatcherEntry::SUCCEEDED);
+
+  harness.submit_flow(diamond("etl"), "etl");  // the same flow again: a duplicate
+  CHECK(harness.exec_ids().empty());
+  CHECK(harness.core.counts().flows == 1);
+}
+
+TEST_CASE("flow: a cycle, a missing parent and a node job naming another id are REJECTED with the reason") {
+  FlowHarness harness;
+  harness.submit_flow(
+      R"({"flow":{"id":"c","nodes":[{"name":"a","job":{"noop":{}},"depends_on":["b"]},{"name":"b","job":{"noop":{}},"depends_on":["a"]}]}})",
+      "c");
+  auto reasons = harness.dead_letter_reasons();
+  REQUIRE(reasons.size() == 1);
+  CHECK(reasons[0].find("flow 'c' has a cycle: ") != std::string::npos);
+  harness.submit_flow(R"({"flow":{"id":"m","nodes":[{"name":"a","job":{"noop":{}},"depends_on":["zz"]}]}})", "m");
+  reasons = harness.dead_letter_reasons();
+  REQUIRE(reasons.size() == 1);
+  CHECK(reasons[0] == "node 'a' depends on 'zz', which is not a node of flow 'm'");
+  harness.submit_flow(R"({"flow":{"id":"i","nodes":[{"name":"a","job":{"id":"other","noop":{}}}]}})", "i");
+  reasons = harness.dead_letter_reasons();
+  REQUIRE(reasons.size() == 1);
+  CHECK(reasons[0].find("node 'a': its job's id 'other' must be empty or 'i/a'") != std::string::npos);
+  harness.submit_flow(R"({"flow":{"id":"q","nodes":[{"name":"a","job":{"queue":"nope","noop":{}}}]}})", "q");
+  reasons = harness.dead_letter_reasons();
+  REQUIRE(reasons.size() == 1);
+  CHECK(reasons[0].starts_with("node 'a': unknown queue 'nope'"));
+  CHECK(harness.exec_ids().empty());
+  CHECK(harness.core.counts().flows == 0);
+}
+
+TEST_CASE("flow: a plain job whose id has the flow separator is REJECTED, and a flow's node id is not reusable") {
+  FlowHarness harness;
+  harness.submit(R"({"id":"etl/load","noop":{}})", "etl/load");
+  auto reasons = harness.dead_letter_reasons();
+  REQUIRE(reasons.size() == 1);
+  CHECK(reasons[0].find("'etl/load' would be node 'load' of flow 'etl'") != std::string::npos);
+  CHECK(harness.exec_ids().empty());
+  CHECK(harness.statuses()["etl/load"] == std::vector<v1::JobState>{v1::REJECTED});
+}
+
+TEST_CASE("flow: a DEAD node fails its all_success and none_failed dependants upstream, cascading, and runs all_done and one_failed ones") {
+  FlowHarness harness;
+  harness.submit_flow(
+      R"({"flow":{"id":"f","nodes":[
+        {"name":"a","job":{"noop":{}}},
+        {"name":"strict","job":{"noop":{}},"depends_on":["a"]},
+        {"name":"after_strict","job":{"noop":{}},"depends_on":["strict"],"trigger":"all_done"},
+        {"name":"grand","job":{"noop":{}},"depends_on":["strict"]},
+        {"name":"cleanup","job":{"noop":{}},"depends_on":["a"],"trigger":"all_done"},
+        {"name":"alert","job":{"noop":{}},"depends_on":["a"],"trigger":"one_failed"},
+        {"name":"careful","job":{"noop":{}},"depends_on":["a"],"trigger":"NONE_FAILED"}]}})",
+      "f");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"f/a"});
+  harness.statuses();
+  harness.complete("f/a", "DEAD");
+  auto fired = harness.exec_ids();
+  std::sort(fired.begin(), fired.end());
+  CHECK(fired == std::vector<std::string>{"f/after_strict", "f/alert", "f/cleanup"});
+  auto states = harness.statuses();
+  CHECK(states["f/strict"] == std::vector<v1::JobState>{v1::UPSTREAM_FAILED});
+  CHECK(states["f/grand"] == std::vector<v1::JobState>{v1::UPSTREAM_FAILED});
+  CHECK(states["f/careful"] == std::vector<v1::JobState>{v1::UPSTREAM_FAILED});
+  CHECK(harness.entry("f/grand").state() == v1::DispatcherEntry::UPSTREAM_FAILED);
+  const auto header = harness.header("f");
+  CHECK(header.ended() == 4);  // a, strict, grand, careful
+  CHECK(header.failed() == 4);
+  CHECK(harness.core.counts().upstream_failed == 3);
+}
+
+TEST_CASE("flow: a one_failed node is SKIPPED when every parent succeeded, and its all_success child follows") {
+  FlowHarness harness;
+  harness.submit_flow(
+      R"({"flow":{"id":"s","nodes":[{"name":"a","job":{"noop":{}}},{"name":"alert","job":{"noop":{}},"depends_on":["a"],"trigger":"one_failed"},
+         {"name":"after","job":{"noop":{}},"depends_on":["alert"]},{"name":"tidy","job":{"noop":{}},"depends_on":["alert"],"trigger":"none_failed"}]}})",
+      "s");
+  harness.exec_ids();
+  harness.statuses();
+  harness.complete("s/a", "SUCCEEDED");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"s/tidy"});
+  auto states = harness.statuses();
+  CHECK(states["s/alert"] == std::vector<v1::JobState>{v1::SKIPPED});
+  CHECK(states["s/after"] == std::vector<v1::JobState>{v1::UPSTREAM_FAILED});
+}
+
+TEST_CASE("flow: fail_fast cancels waiting and pending nodes and sends cancels to fired ones") {
+  FlowHarness harness;
+  harness.submit_flow(
+      R"({"flow":{"id":"ff","fail_fast":true,"nodes":[{"name":"a","job":{"noop":{}}},{"name":"b","job":{"noop":{}}},
+         {"name":"later","job":{"delay":"60s","noop":{}}},{"name":"c","job":{"noop":{}},"depends_on":["b"],"trigger":"all_done"}]}})",
+      "ff");
+  auto fired = harness.exec_ids();
+  std::sort(fired.begin(), fired.end());
+  CHECK(fired == std::vector<std::string>{"ff/a", "ff/b"});
+  harness.statuses();
+  harness.complete("ff/a", "DEAD");
+  CHECK(harness.control_ids() == std::vector<std::string>{"ff/b"});
+  auto states = harness.statuses();
+  CHECK(states["ff/later"] == std::vector<v1::JobState>{v1::CANCELLED});
+  CHECK(states["ff/c"] == std::vector<v1::JobState>{v1::CANCELLED});
+  CHECK(harness.header("ff").cancel_requested());
+  CHECK(harness.header("ff").ended() == 3);
+  harness.complete("ff/b", "CANCELLED");  // its worker stopped it
+  CHECK(harness.exec_ids().empty());
+  CHECK(harness.header("ff").ended() == 4);
+  CHECK(harness.header("ff").ended_ms() > 0);
+  harness.clock.advance(Millis(61'000));
+  CHECK(harness.fire("ff/later") == 0);  // cancelled: never fires
+  CHECK(harness.exec_ids().empty());
+}
+
+TEST_CASE("flow: cancelling a flow cancels its nodes that have not ended, a second cancel changes nothing") {
+  FlowHarness harness;
+  harness.submit_flow(diamond("x"), "x");
+  harness.exec_ids();
+  harness.complete("x/extract", "SUCCEEDED");
+  harness.exec_ids();
+  harness.statuses();
+  harness.apply(R"({"cancel":{"job_id":"x","flow":true,"reason":"operator"}})", "x");
+  auto control = harness.control_ids();
+  std::sort(control.begin(), control.end());
+  CHECK(control == std::vector<std::string>{"x/transform", "x/validate"});
+  CHECK(harness.statuses()["x/load"] == std::vector<v1::JobState>{v1::CANCELLED});
+  harness.apply(R"({"cancel":{"job_id":"x","flow":true}})", "x");
+  CHECK(harness.control_ids().empty());
+  harness.complete("x/transform", "SUCCEEDED");  // finished before the cancel reached it
+  harness.complete("x/validate", "CANCELLED");
+  CHECK(harness.exec_ids().empty());
+  const auto header = harness.header("x");
+  CHECK(header.ended() == 4);
+  CHECK(header.succeeded() == 2);
+  CHECK(header.cancelled() == 2);
+  harness.apply(R"({"cancel":{"job_id":"nope","flow":true}})", "nope");
+  const auto reasons = harness.dead_letter_reasons();
+  REQUIRE(reasons.size() == 1);
+  CHECK(reasons[0] == "cannot cancel flow 'nope': no such flow");
+}
+
+TEST_CASE("flow: a node's own delay counts from its release, and its children wait for it") {
+  FlowHarness harness;
+  harness.submit_flow(
+      R"({"flow":{"id":"d","nodes":[{"name":"a","job":{"noop":{}}},{"name":"b","job":{"delay":"5s","noop":{}},"depends_on":["a"]}]}})",
+      "d");
+  harness.exec_ids();
+  harness.clock.advance(Millis(10'000));
+  harness.complete("d/a", "SUCCEEDED");
+  CHECK(harness.exec_ids().empty());
+  CHECK(harness.entry("d/b").state() == v1::DispatcherEntry::PENDING);
+  CHECK(harness.entry("d/b").due_ms() == kStart + 15'000);
+  harness.clock.advance(Millis(4'000));
+  CHECK(harness.fire("d/b") == 0);
+  harness.clock.advance(Millis(1'000));
+  CHECK(harness.fire("d/b") == 1);
+  CHECK(harness.exec_ids() == std::vector<std::string>{"d/b"});
+}
+
+TEST_CASE("flow: a child's job carries its parents' outputs inline, or their size when too large") {
+  FlowHarness harness;
+  harness.submit_flow(
+      R"({"flow":{"id":"o","nodes":[{"name":"a","job":{"noop":{}}},{"name":"big","job":{"noop":{}}},
+         {"name":"c","job":{"noop":{}},"depends_on":["a","big"]}]}})",
+      "o");
+  harness.exec_ids();
+  harness.complete("o/a", "SUCCEEDED", 0, "aGVsbG8=", 5);  // "hello"
+  harness.complete("o/big", "SUCCEEDED", 0, "", 1'000'000);
+  const auto exec = harness.take(".exec.");
+  REQUIRE(exec.size() == 1);
+  v1::Execution execution;
+  REQUIRE(execution.ParseFromString(exec[0].value));
+  CHECK(execution.job().flow().id() == "o");
+  CHECK(execution.job().flow().node() == "c");
+  REQUIRE(execution.job().flow().inputs_size() == 2);
+  CHECK(execution.job().flow().inputs(0).node() == "a");
+  CHECK(execution.job().flow().inputs(0).output() == "hello");
+  CHECK(execution.job().flow().inputs(1).node() == "big");
+  CHECK(execution.job().flow().inputs(1).too_large());
+  CHECK(execution.job().flow().inputs(1).size() == 1'000'000);
+}
+
+TEST_CASE("flow: a node retried by its worker keeps its place, and only its last attempt's ending counts") {
+  FlowHarness harness;
+  harness.submit_flow(diamond("r"), "r");
+  harness.exec_ids();
+  harness.complete("r/extract", "SUCCEEDED", 1);  // an ending of an attempt that is not the fired one
+  CHECK(harness.exec_ids().empty());
+  harness.apply(R"({"retry":{"job":{"id":"r/extract","attempt":1,"noop":{},"flow":{"id":"r","node":"extract"}},"due_ms":"0"}})", "r");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"r/extract"});
+  CHECK(harness.entry("r/extract").has_node());
+  harness.complete("r/extract", "SUCCEEDED", 1);
+  auto fired = harness.exec_ids();
+  CHECK(fired.size() == 2);
+}
+
+TEST_CASE("flow: cancelling a waiting node ends it CANCELLED and its dependants follow their triggers") {
+  FlowHarness harness;
+  harness.submit_flow(diamond("w", "", R"(,{"name":"report","job":{"noop":{}},"depends_on":["load"],"trigger":"all_done"})"), "w");
+  harness.exec_ids();
+  harness.statuses();
+  harness.apply(R"({"cancel":{"job_id":"w/load"}})", "w");
+  auto states = harness.statuses();
+  CHECK(states["w/load"] == std::vector<v1::JobState>{v1::CANCELLED});
+  CHECK(harness.exec_ids() == std::vector<std::string>{"w/report"});
+  harness.apply(R"({"update":{"job":{"id":"w/transform","noop":{}}}})", "w");
+  const auto reasons = harness.dead_letter_reasons();
+  REQUIRE(reasons.size() == 1);
+  CHECK(reasons[0] == "cannot update job 'w/transform': it is a node of flow 'w'");
+}
+
+TEST_CASE("flow: the changelog restores a flow mid-way, and the restored state decides the same") {
+  FlowHarness harness;
+  harness.submit_flow(diamond("z"), "z");
+  harness.complete("z/extract", "SUCCEEDED");
+  harness.complete("z/transform", "SUCCEEDED");
+  const auto partition = harness.partition_of("z/load");
+  REQUIRE(harness.state(partition).commit({harness.offset, harness.clock.now()}).ok());
+  // A second dispatcher restores the partition from the changelog this one wrote.
+  FlowHarness restored;
+  restored.clock.advance(harness.clock.now() - restored.clock.now());
+  for (const auto& record : harness.take("dispatcher-changelog")) {
+    REQUIRE(DispatcherCore::restore(restored.state(Partition(record.partition)), record.key, record.value, record.value.empty()).ok());
+  }
+  CHECK(restored.entry("z/load").node().parents_ended() == 1);
+  restored.complete("z/validate", "SUCCEEDED");
+  CHECK(restored.exec_ids() == std::vector<std::string>{"z/load"});
+}
