@@ -31,6 +31,7 @@
 #include "kcron/topics.h"
 #include "kcron/upgrade_gate.h"
 #include "schedule_lint.h"
+#include "flow_command.h"
 #include "sealing_command.h"
 #include "tenant_command.h"
 #include "token_command.h"
@@ -338,6 +339,7 @@ int run(int argc, char** argv) {
   const kcron::cli::JobsCommand jobs_command(app);
   const kcron::cli::KafkaAclsCommand kafka_acls_command(app);
   const kcron::cli::SealingCommands sealing_commands(app);
+  const kcron::cli::FlowCommands flow_commands(app);
 
   CLI11_PARSE(app, argc, argv);
   if (cron_command.parsed()) return cron_command.run(std::cout, std::cerr);      // pure: no config, no broker
@@ -453,6 +455,7 @@ int run(int argc, char** argv) {
   if (tenant_commands.parsed()) return tenant_commands.run(config, std::cout, std::cerr);
   if (kafka_acls_command.parsed()) return kafka_acls_command.run(config, std::cout, std::cerr);
   if (sealing_commands.parsed()) return sealing_commands.run(config, std::cout, std::cerr);
+  if (flow_commands.parsed()) return flow_commands.run(config, std::cout, std::cerr);
   if (audit_command.parsed()) return audit_command.run(config, std::cout, std::cerr);
   if (tail_command->parsed()) {
     kcron::install_stop_signals();

@@ -32,6 +32,7 @@ bool is_terminal(v1::JobState state) {
     case v1::CANCELLED:
     case v1::SKIPPED:
     case v1::REJECTED:
+    case v1::UPSTREAM_FAILED:
       return true;
     default:
       return false;

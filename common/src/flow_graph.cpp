@@ -98,6 +98,12 @@ std::string node_job_id(std::string_view flow_id, std::string_view node) {
   return id;
 }
 
+std::string header_key(std::string_view scoped_flow_key) {
+  std::string key("\x01" "flow/");
+  key.append(scoped_flow_key);
+  return key;
+}
+
 Status validate_plain_job_id(std::string_view job_id) {
   const auto at = job_id.find(kSeparator);
   if (at == std::string_view::npos) return Status::success();

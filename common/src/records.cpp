@@ -104,6 +104,12 @@ std::string_view command_type(const v1::Command& command) {
   return "command";
 }
 
+std::string_view command_action(const v1::Command& command) {
+  const auto type = command_type(command);
+  if (type == "purge-tenant") return "purge_tenant";
+  return type == "command" ? "unknown" : type;
+}
+
 OutRecord command_record(const TopicNames& names, const v1::Command& command, std::string_view tenant, std::string_view job_id) {
   return {names.jobs(),    -1,    scoped_routing_key(tenant, job_id),
           encode(command), false, typed_headers(command_type(command), job_id, tenant_field(tenant))};

@@ -2,8 +2,8 @@
 import { useState } from "preact/hooks";
 import { html } from "./html.js";
 
-export const kStates = ["PENDING", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "RETRYING", "DEAD", "CANCELLED", "SKIPPED", "REJECTED"];
-export const kTerminal = new Set(["SUCCEEDED", "DEAD", "CANCELLED", "SKIPPED", "REJECTED"]);
+export const kStates = ["PENDING", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "RETRYING", "DEAD", "CANCELLED", "SKIPPED", "REJECTED", "UPSTREAM_FAILED"];
+export const kTerminal = new Set(["SUCCEEDED", "DEAD", "CANCELLED", "SKIPPED", "REJECTED", "UPSTREAM_FAILED"]);
 
 export const toMs = (value) => (value === undefined || value === null || value === "" ? 0 : Number(value));
 

@@ -49,13 +49,6 @@ std::int64_t clamped_ms(std::int64_t seconds, std::int32_t nanos) {
   return seconds * 1000 + nanos / 1'000'000;
 }
 
-// The audit record's action: the command's kcron-type, with '_' where the type has '-'.
-std::string_view command_action(const v1::Command& command) {
-  const auto type = command_type(command);
-  if (type == "purge-tenant") return "purge_tenant";
-  return type == "command" ? "unknown" : type;
-}
-
 // The tenant a command names (empty: the default tenant). Until tenants arrive through their own
 // input topics, it is the body's field (docs/tenancy.md).
 std::string_view command_tenant(const v1::Command& command) {
@@ -342,6 +335,7 @@ Status DispatcherCore::submit(Context& context, v1::Job job) {
     return Status::success();
   }
   job.set_tenant(std::string(tenant_field(ref.tenant)));
+  job.clear_flow();  // only the dispatcher makes a flow's node
   auto due = resolve(job, context.record.timestamp);
   if (!due) {
     reject(context.record, &ref, due.error().message(), context.out);
@@ -479,6 +473,7 @@ Status DispatcherCore::update(Context& context, v1::Job job) {
   }
   job.set_attempt(existing->attempt());
   job.set_tenant(std::string(tenant_field(ref.tenant)));
+  job.clear_flow();  // only the dispatcher makes a flow's node
   if (auto refused = queue_refusal(ref, job)) {
     reject(context.record, &ref, *refused, context.out);
     return Status::success();
@@ -604,6 +599,7 @@ Status DispatcherCore::completion(Context& context, const v1::Completion& comple
     existing->set_state(ended_as == v1::SUCCEEDED ? Entry::SUCCEEDED : ended_as == v1::DEAD ? Entry::DEAD : Entry::CANCELLED);
     existing->set_sequence(existing->sequence() + 1);
     existing->set_expires_ms(ms_from_now(settings_.dedupe_retention));
+    existing->mutable_node()->set_reason(completion.error());
     if (auto stored = store(context.state, partition, ref.key, *existing, context.out); !stored) return stored;
     return node_ended(context.state, partition, ref.tenant, existing->node(), ended_as, completion.output(),
                       completion.output_size(), context.out);

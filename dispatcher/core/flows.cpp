@@ -64,9 +64,7 @@ flow::Tally tally_of(const v1::FlowNodeState& node) {
 }  // namespace
 
 std::string DispatcherCore::flow_key(std::string_view scoped_flow_key) {
-  std::string key("\x01" "flow/");
-  key.append(scoped_flow_key);
-  return key;
+  return flow::header_key(scoped_flow_key);
 }
 
 Status DispatcherCore::submit_flow(Context& context, v1::Flow flow) {
@@ -221,6 +219,7 @@ Status DispatcherCore::end_unfired_node(PartitionState& state, Partition partiti
   entry.mutable_node()->clear_inputs();
   entry.set_sequence(entry.sequence() + 1);
   entry.set_expires_ms(ms_from_now(settings_.dedupe_retention));
+  entry.mutable_node()->set_reason(std::string(reason));
   if (auto stored = store(state, partition, node.key, entry, out); !stored) return stored;
   emit_status(node, entry, ended_as, reason, out);
   if (ended_as == v1::UPSTREAM_FAILED) ++counts_.upstream_failed;

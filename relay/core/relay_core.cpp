@@ -21,11 +21,6 @@ constexpr std::string_view kSchedulesSuffix = ".schedules";
 constexpr std::size_t kMaxScheduleIdBytes = kMaxJobIdBytes - 25;
 
 // The action name of a command, as the audit topic spells it.
-std::string action_of(const v1::Command& command) {
-  const auto type = command_type(command);
-  return type == "purge-tenant" ? "purge_tenant" : std::string(type);
-}
-
 // Whether a body's tenant field names a tenant other than the topic's (empty names none).
 bool names_other_tenant(std::string_view body_tenant, std::string_view tenant) {
   return !body_tenant.empty() && tenant_or_default(body_tenant) != tenant_or_default(tenant);
@@ -167,12 +162,13 @@ Decision Relay::command(const InputRecord& record, const InputTopic& topic, std:
   auto decoded = decode_command(record.value, record.content_type, record.kcron_type);
   if (!decoded) return refuse(decoded.error().message());
   v1::Command& command = *decoded;
-  decision.action = action_of(command);
+  decision.action = std::string(command_action(command));
   switch (command.command_case()) {
     case v1::Command::kSubmit:
     case v1::Command::kCancel:
     case v1::Command::kUpdate:
     case v1::Command::kReplay:
+    case v1::Command::kFlow:
       break;
     case v1::Command::kRetry:
     case v1::Command::kCompletion:
@@ -183,7 +179,7 @@ Decision Relay::command(const InputRecord& record, const InputTopic& topic, std:
       return refuse(
           "a purge-tenant is written only by `kcron tenant delete`: a tenant's topic takes submit, cancel, update and replay");
     case v1::Command::COMMAND_NOT_SET:
-      return refuse("record holds no command: expected one of submit, cancel, update, replay");
+      return refuse("record holds no command: expected one of submit, cancel, update, replay, flow");
   }
   const bool submit = command.has_submit();
   decision.id = std::string(command_job_id(command));
@@ -198,7 +194,22 @@ Decision Relay::command(const InputRecord& record, const InputTopic& topic, std:
   v1::Job* job = nullptr;
   if (command.has_submit()) job = command.mutable_submit();
   if (command.has_update()) job = command.mutable_update()->mutable_job();
-  if (job != nullptr) {
+  if (command.has_flow()) {
+    // Every node's job is the tenant's, as the flow is.
+    auto& flow = *command.mutable_flow();
+    if (!flow.submitted_by().empty()) return refuse("submitted_by: kcron sets it; leave the field out");
+    decision.tenant_overridden = names_other_tenant(flow.tenant(), topic.tenant);
+    flow.set_tenant(tenant);
+    flow.set_submitted_by(submitted_by);
+    for (auto& node : *flow.mutable_nodes()) {
+      auto& node_job = *node.mutable_job();
+      if (auto refused = refused_job_field(node_job, fmt::format("node '{}': ", node.name().substr(0, 64))); refused) {
+        return refuse(*refused);
+      }
+      decision.tenant_overridden = decision.tenant_overridden || names_other_tenant(node_job.tenant(), topic.tenant);
+      node_job.set_tenant(tenant);
+    }
+  } else if (job != nullptr) {
     if (auto refused = refused_job_field(*job, ""); refused) return refuse(*refused, submit);
     decision.tenant_overridden = names_other_tenant(job->tenant(), topic.tenant);
     job->set_tenant(tenant);

@@ -219,6 +219,7 @@ std::vector<OutRecord> OutcomePolicy::records(const Attempt& original) const {
     if (flow_node) {
       // The output handed to the node's children: whole up to the bound, else its size only.
       command.mutable_completion()->set_output_size(result.output().size());
+      command.mutable_completion()->set_error(bounded(state == v1::DEAD ? reason : attempt.outcome.error, kHistoryTextBytes));
       if (result.output().size() <= kFlowOutputBytes) command.mutable_completion()->set_output(result.output());
     }
     out.push_back({names.jobs(), -1, routing_key, encode(command), false, typed_headers("completion", job.id(), tenant)});

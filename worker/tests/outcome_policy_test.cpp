@@ -181,6 +181,35 @@ TEST_CASE("a succeeded schedule run tells its schedule's dispatcher partition wi
   CHECK(command.completion().state() == v1::SUCCEEDED);
 }
 
+TEST_CASE("a flow node's ending, succeeded or cancelled, goes to its flow's partition with its output, or its size when large") {
+  const OutcomePolicy policy(settings());
+  auto job = job_with(0);
+  job.set_id("etl/extract");
+  job.mutable_flow()->set_id("etl");
+  job.mutable_flow()->set_node("extract");
+  auto attempt = attempt_of(job, {});
+  attempt.outcome.output = "rows=42";
+  auto records = publish(policy, attempt);
+  const auto& record = only(records, "t.jobs", "completion");
+  CHECK(record.key == "acme~etl");
+  auto command = decoded<v1::Command>(record);
+  CHECK(command.completion().job_id() == "etl/extract");
+  CHECK(command.completion().state() == v1::SUCCEEDED);
+  CHECK(command.completion().output() == "rows=42");
+  CHECK(command.completion().output_size() == 7);
+
+  auto large = attempt_of(job, {});
+  large.outcome.output = std::string(kFlowOutputBytes + 1, 'x');
+  records = publish(policy, large);
+  command = decoded<v1::Command>(only(records, "t.jobs", "completion"));
+  CHECK(command.completion().output().empty());
+  CHECK(command.completion().output_size() == kFlowOutputBytes + 1);
+
+  auto cancelled = attempt_of(job, cancelled_before_start("flow cancelled"));
+  records = publish(policy, cancelled);
+  CHECK(decoded<v1::Command>(only(records, "t.jobs", "completion")).completion().state() == v1::CANCELLED);
+}
+
 TEST_CASE("a retriable failure with retries left goes back as a Retry due after the backoff, carrying its history") {
   const OutcomePolicy policy(settings());
   auto job = job_with(3, 1);

@@ -60,6 +60,9 @@ Status validate_flow_id(std::string_view flow_id);
 Status validate_node_name(std::string_view name, const Limits& limits);
 // The job id of a flow's node.
 std::string node_job_id(std::string_view flow_id, std::string_view node);
+// The key of a flow's header in the dispatcher's store and changelog, from the flow's
+// tenant-scoped key: a control byte first, so it never collides with a job's key.
+std::string header_key(std::string_view scoped_flow_key);
 // A job submitted on its own may not have '/' in its id: "etl/load" would be node "load" of flow
 // "etl" (and route with it). Refused with the reason.
 Status validate_plain_job_id(std::string_view job_id);

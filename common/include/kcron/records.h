@@ -66,6 +66,9 @@ void append_dead_letter(const v1::DeadLetter& letter, std::string_view job_id, c
 // The kcron-type header of a command record (kcat -f '%h' shows it): submit, cancel, update,
 // replay, retry, completion, purge-tenant; "command" when none is set.
 std::string_view command_type(const v1::Command& command);
+// The action an audit record names: the command's type with '_' for '-' ("purge_tenant"),
+// "unknown" for a record holding no command.
+std::string_view command_action(const v1::Command& command);
 // The job id a command names (submit, cancel, update, replay, retry, completion); empty for a
 // purge and for no command.
 std::string_view command_job_id(const v1::Command& command);

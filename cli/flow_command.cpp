@@ -1,0 +1,194 @@
+#include "flow_command.h"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <map>
+#include <sstream>
+
+#include "inspect_command.h"
+#include "kcron/codec.h"
+#include "kcron/flow_graph.h"
+#include "kcron/kafka.h"
+#include "kcron/records.h"
+#include "kcron/tenant.h"
+#include "kcron/topics.h"
+#include "kcron/upgrade_gate.h"
+#include "text.h"
+#include "upgrade_check.h"
+
+namespace kcron::cli {
+
+namespace {
+
+int fail(std::ostream& err, const std::string& message) {
+  err << "kcron: " << message << "\n";
+  return 1;
+}
+
+Result<std::string> read_source(const std::string& source) {
+  if (source == "-") return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  if (!source.empty() && source.front() == '{') return source;
+  std::ifstream file(source);
+  if (!file) return make_error("cannot read '{}'", source);
+  std::ostringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+// The tenant the command acts in, and the one a body names, which must agree.
+Result<std::string> tenant_for(const Config& config, std::string_view named) {
+  const std::string given = config.get("tenant");
+  const std::string tenant(tenant_or_default(given));
+  if (named.empty() || named == tenant) return tenant;
+  if (given.empty()) return std::string(named);
+  return make_error("the flow names tenant '{}' but --tenant is '{}'", named, tenant);
+}
+
+Status produce(const Config& config, const v1::Command& command, const std::string& tenant, const std::string& id) {
+  if (auto open = check_upgrade(config, tenant, feature::kFlows); !open) return open;
+  auto producer = kafka::make_producer(kafka::client_properties(config, "kcron-cli"), "");
+  if (!producer) return producer.error();
+  const TopicNames names(config.get("topic_prefix"));
+  if (auto status = kafka::produce(**producer, command_record(names, command, tenant, id)); !status) return status;
+  if ((*producer)->flush(15000) != RdKafka::ERR_NO_ERROR) return make_error("the record was not acknowledged within 15 s");
+  return Status::success();
+}
+
+std::string_view entry_state(const v1::DispatcherEntry& entry) {
+  switch (entry.state()) {
+    case v1::DispatcherEntry::WAITING:
+      return "WAITING";
+    case v1::DispatcherEntry::PENDING:
+      return "PENDING";
+    case v1::DispatcherEntry::FIRED:
+      return entry.cancel_requested() ? "FIRED (cancel sent)" : "FIRED";
+    case v1::DispatcherEntry::SUCCEEDED:
+      return "SUCCEEDED";
+    case v1::DispatcherEntry::DEAD:
+      return "DEAD";
+    case v1::DispatcherEntry::CANCELLED:
+      return "CANCELLED";
+    case v1::DispatcherEntry::SKIPPED:
+      return "SKIPPED";
+    case v1::DispatcherEntry::UPSTREAM_FAILED:
+      return "UPSTREAM_FAILED";
+    default:
+      return "UNKNOWN";
+  }
+}
+
+}  // namespace
+
+FlowCommands::FlowCommands(CLI::App& app) {
+  auto* flow = app.add_subcommand("flow", "flows of dependent jobs: submit, cancel, status (docs/flows.md)");
+  flow->require_subcommand(1);
+  submit_ = flow->add_subcommand("submit", "submit a flow: a JSON file, '-' for stdin, or the JSON itself");
+  submit_->add_option("flow", input_, R"(e.g. flow.json holding {"flow":{"id":"etl","nodes":[...]}} or {"id":"etl","nodes":[...]})")
+      ->required();
+  cancel_ = flow->add_subcommand("cancel", "cancel every node of a flow that has not ended");
+  cancel_->add_option("flow-id", flow_id_)->required();
+  cancel_->add_option("--reason", reason_);
+  status_ = flow->add_subcommand("status", "a flow's counts and every node's state, attempt and reason");
+  status_->add_option("flow-id", flow_id_)->required();
+  status_->add_flag("--json", json_, "JSON lines: the header, then one line per node");
+}
+
+bool FlowCommands::parsed() const {
+  return submit_->parsed() || cancel_->parsed() || status_->parsed();
+}
+
+int FlowCommands::run(const Config& config, std::ostream& out, std::ostream& err) const {
+  if (submit_->parsed()) {
+    auto text = read_source(input_);
+    if (!text) return fail(err, text.error().message());
+    v1::Command command;
+    // Either a Command holding the flow, or the bare Flow.
+    if (!decode_message(*text, header::kJson, command) || !command.has_flow()) {
+      command.Clear();
+      if (auto decoded = decode_message(*text, header::kJson, *command.mutable_flow()); !decoded) {
+        return fail(err, decoded.error().message());
+      }
+    }
+    auto& flow = *command.mutable_flow();
+    const auto tenant = tenant_for(config, flow.tenant());
+    if (!tenant) return fail(err, tenant.error().message());
+    flow.set_tenant(std::string(tenant_field(*tenant)));
+    std::vector<flow::NodeShape> shapes;
+    for (const auto& node : flow.nodes()) shapes.push_back({node.name(), {node.depends_on().begin(), node.depends_on().end()}});
+    if (auto checked = flow::check_graph(flow.id(), shapes); !checked) return fail(err, checked.error().message());
+    if (auto produced = produce(config, command, *tenant, flow.id()); !produced) return fail(err, produced.error().message());
+    out << fmt::format("submitted flow {} ({} nodes){}\n", flow.id(), flow.nodes_size(),
+                       is_default_tenant(*tenant) ? "" : " for tenant " + *tenant);
+    return 0;
+  }
+  const std::string tenant(tenant_or_default(config.get("tenant")));
+  if (cancel_->parsed()) {
+    v1::Command command;
+    command.mutable_cancel()->set_job_id(flow_id_);
+    command.mutable_cancel()->set_tenant(std::string(tenant_field(tenant)));
+    command.mutable_cancel()->set_reason(reason_);
+    command.mutable_cancel()->set_flow(true);
+    if (auto produced = produce(config, command, tenant, flow_id_); !produced) return fail(err, produced.error().message());
+    out << fmt::format("cancel sent for flow {}\n", flow_id_);
+    return 0;
+  }
+  // status: the flow's partition of the changelog, last value per key (a tombstone forgets it).
+  const TopicNames names(config.get("topic_prefix"));
+  const std::string flow_key = scoped_key(tenant, flow_id_);
+  const std::string header = flow::header_key(flow_key);
+  const std::string node_prefix = flow_key + flow::kSeparator;
+  auto records = read_to_end(config, names.dispatcher_changelog(), scoped_routing_key(tenant, flow_id_));
+  if (!records) return fail(err, records.error().message());
+  std::map<std::string, std::string> latest;
+  for (auto& record : *records) {
+    if (record.key != header && !record.key.starts_with(node_prefix)) continue;
+    if (record.tombstone) {
+      latest.erase(record.key);
+    } else {
+      latest[record.key] = std::move(record.value);
+    }
+  }
+  const auto found = latest.find(header);
+  if (found == latest.end()) {
+    return fail(err, fmt::format("no flow '{}'{} (or it ended longer ago than the dispatcher keeps ids)", flow_id_,
+                                 is_default_tenant(tenant) ? "" : fmt::format(" of tenant '{}'", tenant)));
+  }
+  v1::DispatcherEntry head;
+  if (!head.ParseFromString(found->second)) return fail(err, "the flow's header does not parse");
+  const auto& counts = head.flow();
+  std::vector<v1::DispatcherEntry> nodes;
+  for (const auto& [key, value] : latest) {
+    v1::DispatcherEntry entry;
+    if (key == header || !entry.ParseFromString(value) || !entry.has_node()) continue;
+    nodes.push_back(std::move(entry));
+  }
+  if (json_) {
+    out << to_json(head) << "\n";
+    for (const auto& entry : nodes) out << to_json(entry) << "\n";
+    return 0;
+  }
+  const bool ended = counts.ended() >= counts.nodes();
+  out << fmt::format("flow {}: {} - {} of {} nodes ended: {} succeeded, {} failed, {} cancelled or skipped{}\n", flow_id_,
+                     ended ? (counts.failed() > 0 ? "FAILED" : counts.cancelled() > 0 ? "ENDED" : "SUCCEEDED")
+                           : (counts.cancel_requested() ? "CANCELLING" : "RUNNING"),
+                     counts.ended(), counts.nodes(), counts.succeeded(), counts.failed(), counts.cancelled(),
+                     counts.fail_fast() ? " (fail_fast)" : "");
+  out << fmt::format("submitted {}{}\n", rfc3339_ms(counts.submitted_ms()),
+                     counts.ended_ms() > 0 ? ", ended " + rfc3339_ms(counts.ended_ms()) : "");
+  out << fmt::format("{:<24} {:<20} {:>7}  {:<9} {:<12} {:<24} {}\n", "NODE", "STATE", "ATTEMPT", "PARENTS", "TRIGGER", "DUE",
+                     "REASON");
+  for (const auto& entry : nodes) {
+    const auto& node = entry.node();
+    const auto trigger = v1::FlowNode::Trigger_Name(node.trigger() == v1::FlowNode::TRIGGER_UNSPECIFIED ? v1::FlowNode::ALL_SUCCESS
+                                                                                                          : node.trigger());
+    out << fmt::format("{:<24} {:<20} {:>7}  {:<9} {:<12} {:<24} {}\n", node.name(), entry_state(entry), entry.attempt(),
+                       fmt::format("{}/{}", node.parents_ended(), node.parents()), trigger,
+                       entry.due_ms() > 0 ? rfc3339_ms(entry.due_ms()) : "-", one_line(node.reason()));
+  }
+  return 0;
+}
+
+}  // namespace kcron::cli
