@@ -86,7 +86,8 @@ FlowCommands::FlowCommands(CLI::App& app) {
   auto* flow = app.add_subcommand("flow", "flows of dependent jobs: submit, cancel, status (docs/flows.md)");
   flow->require_subcommand(1);
   submit_ = flow->add_subcommand("submit", "submit a flow: a JSON file, '-' for stdin, or the JSON itself");
-  submit_->add_option("flow", input_, R"(e.g. flow.json holding {"flow":{"id":"etl","nodes":[...]}} or {"id":"etl","nodes":[...]})")
+  submit_
+      ->add_option("flow", input_, R"(e.g. flow.json holding {"flow":{"id":"etl","nodes":[...]}} or {"id":"etl","nodes":[...]})")
       ->required();
   cancel_ = flow->add_subcommand("cancel", "cancel every node of a flow that has not ended");
   cancel_->add_option("flow-id", flow_id_)->required();
@@ -172,7 +173,9 @@ int FlowCommands::run(const Config& config, std::ostream& out, std::ostream& err
   }
   const bool ended = counts.ended() >= counts.nodes();
   out << fmt::format("flow {}: {} - {} of {} nodes ended: {} succeeded, {} failed, {} cancelled or skipped{}\n", flow_id_,
-                     ended ? (counts.failed() > 0 ? "FAILED" : counts.cancelled() > 0 ? "ENDED" : "SUCCEEDED")
+                     ended ? (counts.failed() > 0      ? "FAILED"
+                              : counts.cancelled() > 0 ? "ENDED"
+                                                       : "SUCCEEDED")
                            : (counts.cancel_requested() ? "CANCELLING" : "RUNNING"),
                      counts.ended(), counts.nodes(), counts.succeeded(), counts.failed(), counts.cancelled(),
                      counts.fail_fast() ? " (fail_fast)" : "");
@@ -182,8 +185,8 @@ int FlowCommands::run(const Config& config, std::ostream& out, std::ostream& err
                      "REASON");
   for (const auto& entry : nodes) {
     const auto& node = entry.node();
-    const auto trigger = v1::FlowNode::Trigger_Name(node.trigger() == v1::FlowNode::TRIGGER_UNSPECIFIED ? v1::FlowNode::ALL_SUCCESS
-                                                                                                          : node.trigger());
+    const auto trigger = v1::FlowNode::Trigger_Name(
+        node.trigger() == v1::FlowNode::TRIGGER_UNSPECIFIED ? v1::FlowNode::ALL_SUCCESS : node.trigger());
     out << fmt::format("{:<24} {:<20} {:>7}  {:<9} {:<12} {:<24} {}\n", node.name(), entry_state(entry), entry.attempt(),
                        fmt::format("{}/{}", node.parents_ended(), node.parents()), trigger,
                        entry.due_ms() > 0 ? rfc3339_ms(entry.due_ms()) : "-", one_line(node.reason()));

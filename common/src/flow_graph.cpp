@@ -82,7 +82,8 @@ Status validate_flow_id(std::string_view flow_id) {
 Status validate_node_name(std::string_view name, const Limits& limits) {
   if (name.empty()) return make_error("a node has no name");
   if (name.size() > limits.max_name_bytes) {
-    return make_error("node name '{}…' is {} bytes, over the limit of {}", name.substr(0, 16), name.size(), limits.max_name_bytes);
+    return make_error("node name '{}…' is {} bytes, over the limit of {}", name.substr(0, 16), name.size(),
+                      limits.max_name_bytes);
   }
   if (!std::all_of(name.begin(), name.end(), name_char)) {
     return make_error("node name '{}' may hold only letters, digits, '_', '.' and '-'", name);
@@ -99,7 +100,9 @@ std::string node_job_id(std::string_view flow_id, std::string_view node) {
 }
 
 std::string header_key(std::string_view scoped_flow_key) {
-  std::string key("\x01" "flow/");
+  std::string key(
+      "\x01"
+      "flow/");
   key.append(scoped_flow_key);
   return key;
 }

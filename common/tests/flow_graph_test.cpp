@@ -88,8 +88,7 @@ TEST_CASE("node names, flow ids and the node's job id length are checked against
   small.max_edges = 2;
   CHECK(error_of(check_graph("f", diamond(), small)) == "flow 'f' has 4 nodes, over the limit of 3");
   small.max_nodes = 4;
-  CHECK(error_of(check_graph("f", diamond(), small)) ==
-        "flow 'f' has more than 2 dependencies (depends_on entries), the limit");
+  CHECK(error_of(check_graph("f", diamond(), small)) == "flow 'f' has more than 2 dependencies (depends_on entries), the limit");
 }
 
 TEST_CASE("a plain job id with the flow separator is refused with the rule") {

@@ -444,8 +444,8 @@ Status DispatcherCore::update(Context& context, v1::Job job) {
   auto& existing = *loaded;
   if (existing && held_by_other_tenant(*existing, ref)) existing.reset();
   if (existing && existing->has_node()) {
-    reject(context.record, &ref, fmt::format("cannot update job '{}': it is a node of flow '{}'", ref.id, existing->node().flow_id()),
-           context.out);
+    reject(context.record, &ref,
+           fmt::format("cannot update job '{}': it is a node of flow '{}'", ref.id, existing->node().flow_id()), context.out);
     return Status::success();
   }
   if (!existing || existing->state() != Entry::PENDING) {
@@ -550,7 +550,8 @@ Status DispatcherCore::retry(Context& context, const v1::Retry& retry) {
     if (existing->has_node()) *entry.mutable_node() = existing->node();
     if (auto stored = store(context.state, partition, ref.key, entry, context.out); !stored) return stored;
     ++counts_.cancelled;
-    if (existing->has_node()) return node_ended(context.state, partition, ref.tenant, existing->node(), v1::CANCELLED, {}, 0, context.out);
+    if (existing->has_node())
+      return node_ended(context.state, partition, ref.tenant, existing->node(), v1::CANCELLED, {}, 0, context.out);
     return end_schedule_run(context.state, partition, ref, context.out);  // frees its overlap slot
   }
   v1::Job job = retry.job();

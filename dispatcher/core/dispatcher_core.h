@@ -47,7 +47,7 @@ struct Settings {
   std::string component = "dispatcher";
   AuditLevel audit = AuditLevel::kAll;
   FireAheadSettings fire_ahead;  // docs/fire-ahead.md
-  flow::Limits flow_limits;       // docs/flows.md#limits
+  flow::Limits flow_limits;      // docs/flows.md#limits
   // A parent's output handed inline to each child up to this size (larger: its size only), and
   // at most this much of its parents' outputs in one child's record.
   std::size_t flow_inline_output = 4096;
@@ -75,11 +75,11 @@ struct Counts {
   std::uint64_t duplicates = 0;
   std::uint64_t expired = 0;
   std::uint64_t skipped = 0;
-  std::uint64_t unpublishable = 0;  // given up on: an input REJECTED or a due job DEAD (also counted there)
-  std::uint64_t purged = 0;         // pending jobs cancelled because their tenant was deleted
-  std::uint64_t recounts = 0;       // partitions whose tenants' pending jobs were counted again
-  std::uint64_t fired_ahead = 0;    // of `fired`: committed before their due instant (fire-ahead)
-  std::uint64_t flows = 0;          // flows accepted (their nodes count in `accepted` as they are released)
+  std::uint64_t unpublishable = 0;    // given up on: an input REJECTED or a due job DEAD (also counted there)
+  std::uint64_t purged = 0;           // pending jobs cancelled because their tenant was deleted
+  std::uint64_t recounts = 0;         // partitions whose tenants' pending jobs were counted again
+  std::uint64_t fired_ahead = 0;      // of `fired`: committed before their due instant (fire-ahead)
+  std::uint64_t flows = 0;            // flows accepted (their nodes count in `accepted` as they are released)
   std::uint64_t upstream_failed = 0;  // flow nodes that never ran: their trigger failed
 };
 
@@ -220,8 +220,8 @@ class DispatcherCore {
   Result<bool> release_node(PartitionState& state, Partition partition, const ScopedName& node, Entry& entry,
                             std::vector<OutRecord>& out);
   // Ends a node that has not fired (waiting or pending) as `ended_as` with `reason`.
-  Status end_unfired_node(PartitionState& state, Partition partition, const ScopedName& node, Entry& entry,
-                          v1::JobState ended_as, std::string_view reason, std::vector<OutRecord>& out);
+  Status end_unfired_node(PartitionState& state, Partition partition, const ScopedName& node, Entry& entry, v1::JobState ended_as,
+                          std::string_view reason, std::vector<OutRecord>& out);
   // A PurgeTenant record: acts on the partition it was written to, never forwarded.
   Status purge(PartitionState& state, const InputRecord& record, const v1::PurgeTenant& purge, std::vector<OutRecord>& out);
   // The reason a tenant's limits refuse this submit (its queue, its submission rate on this

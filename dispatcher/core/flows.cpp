@@ -90,7 +90,8 @@ Status DispatcherCore::submit_flow(Context& context, v1::Flow flow) {
   if (!is_default_tenant(ref.tenant)) {
     auto purging = context.state.get(purging_key(ref.tenant));
     if (!purging) return purging.error();
-    if (*purging) return refuse(fmt::format("tenant '{}' is being deleted: submit again once its deletion has ended", ref.tenant));
+    if (*purging)
+      return refuse(fmt::format("tenant '{}' is being deleted: submit again once its deletion has ended", ref.tenant));
   }
 
   // Each node's job, as it will be released: id, tenant, provenance and labels set by the flow.
@@ -108,7 +109,8 @@ Status DispatcherCore::submit_flow(Context& context, v1::Flow flow) {
     }
     v1::Job& job = *node.mutable_job();
     if (!job.id().empty() && job.id() != id) {
-      return refuse(fmt::format("{}: its job's id '{}' must be empty or '{}' (a node's id is '<flow>/<node>')", where, job.id(), id));
+      return refuse(
+          fmt::format("{}: its job's id '{}' must be empty or '{}' (a node's id is '<flow>/<node>')", where, job.id(), id));
     }
     if (!job.tenant().empty() && tenant_or_default(job.tenant()) != ref.tenant) {
       return refuse(fmt::format("{}: its job names another tenant than the flow's", where));
@@ -368,7 +370,8 @@ Status DispatcherCore::cancel_flow(PartitionState& state, Partition partition, c
         command.mutable_cancel()->set_job_id(node.id);
         command.mutable_cancel()->set_tenant(std::string(tenant_field(flow.tenant)));
         command.mutable_cancel()->set_reason(std::string(reason));
-        out.push_back({settings_.names.control(), 0, node.key, encode(command), false, typed_headers("cancel", node.id, node.tenant)});
+        out.push_back(
+            {settings_.names.control(), 0, node.key, encode(command), false, typed_headers("cancel", node.id, node.tenant)});
       }
     }
     if (keys->size() < 512) break;

@@ -13,21 +13,20 @@ namespace {
 
 // extract -> {transform, validate} -> load; `extra` nodes appended to the JSON list.
 std::string diamond(const std::string& flow_id, const std::string& options = "", const std::string& extra = "") {
-  return fmt::format(
-      R"({{"flow":{{"id":"{}",{}"nodes":[)"
-      R"({{"name":"extract","job":{{"noop":{{}}}}}},)"
-      R"({{"name":"transform","job":{{"noop":{{}}}},"depends_on":["extract"]}},)"
-      R"({{"name":"validate","job":{{"noop":{{}}}},"depends_on":["extract"]}},)"
-      R"({{"name":"load","job":{{"noop":{{}}}},"depends_on":["transform","validate"]}}{}]}}}})",
-      flow_id, options, extra);
+  return fmt::format(R"({{"flow":{{"id":"{}",{}"nodes":[)"
+                     R"({{"name":"extract","job":{{"noop":{{}}}}}},)"
+                     R"({{"name":"transform","job":{{"noop":{{}}}},"depends_on":["extract"]}},)"
+                     R"({{"name":"validate","job":{{"noop":{{}}}},"depends_on":["extract"]}},)"
+                     R"({{"name":"load","job":{{"noop":{{}}}},"depends_on":["transform","validate"]}}{}]}}}})",
+                     flow_id, options, extra);
 }
 
 struct FlowHarness : Harness {
   void submit_flow(const std::string& json, const std::string& flow_id) { apply(json, flow_id); }
   void complete(const std::string& node_id, const std::string& state, std::uint32_t attempt = 0,
                 const std::string& output_base64 = "", std::uint64_t size = 0) {
-    apply(fmt::format(R"({{"completion":{{"job_id":"{}","attempt":{},"state":"{}","output":"{}","output_size":"{}"}}}})",
-                      node_id, attempt, state, output_base64, size),
+    apply(fmt::format(R"({{"completion":{{"job_id":"{}","attempt":{},"state":"{}","output":"{}","output_size":"{}"}}}})", node_id,
+                      attempt, state, output_base64, size),
           std::string(routing_key_for_job(node_id)));
   }
   // The entry stored under `key` on the partition of `routed_by` (the key itself by default).
@@ -39,9 +38,7 @@ struct FlowHarness : Harness {
     REQUIRE(parsed.ParseFromString(**value));
     return parsed;
   }
-  v1::FlowState header(const std::string& flow_id) {
-    return entry(DispatcherCore::flow_key(flow_id), flow_id).flow();
-  }
+  v1::FlowState header(const std::string& flow_id) { return entry(DispatcherCore::flow_key(flow_id), flow_id).flow(); }
   // Status records taken from the output: job id -> the states written, in order.
   std::map<std::string, std::vector<v1::JobState>> statuses() {
     std::map<std::string, std::vector<v1::JobState>> states;
@@ -139,7 +136,9 @@ TEST_CASE("flow: a plain job whose id has the flow separator is REJECTED, and a 
   CHECK(harness.statuses()["etl/load"] == std::vector<v1::JobState>{v1::REJECTED});
 }
 
-TEST_CASE("flow: a DEAD node fails its all_success and none_failed dependants upstream, cascading, and runs all_done and one_failed ones") {
+TEST_CASE(
+    "flow: a DEAD node fails its all_success and none_failed dependants upstream, cascading, and runs all_done and one_failed "
+    "ones") {
   FlowHarness harness;
   harness.submit_flow(
       R"({"flow":{"id":"f","nodes":[
@@ -283,7 +282,8 @@ TEST_CASE("flow: a node retried by its worker keeps its place, and only its last
   harness.exec_ids();
   harness.complete("r/extract", "SUCCEEDED", 1);  // an ending of an attempt that is not the fired one
   CHECK(harness.exec_ids().empty());
-  harness.apply(R"({"retry":{"job":{"id":"r/extract","attempt":1,"noop":{},"flow":{"id":"r","node":"extract"}},"due_ms":"0"}})", "r");
+  harness.apply(R"({"retry":{"job":{"id":"r/extract","attempt":1,"noop":{},"flow":{"id":"r","node":"extract"}},"due_ms":"0"}})",
+                "r");
   CHECK(harness.exec_ids() == std::vector<std::string>{"r/extract"});
   CHECK(harness.entry("r/extract").has_node());
   harness.complete("r/extract", "SUCCEEDED", 1);
@@ -293,7 +293,8 @@ TEST_CASE("flow: a node retried by its worker keeps its place, and only its last
 
 TEST_CASE("flow: cancelling a waiting node ends it CANCELLED and its dependants follow their triggers") {
   FlowHarness harness;
-  harness.submit_flow(diamond("w", "", R"(,{"name":"report","job":{"noop":{}},"depends_on":["load"],"trigger":"all_done"})"), "w");
+  harness.submit_flow(diamond("w", "", R"(,{"name":"report","job":{"noop":{}},"depends_on":["load"],"trigger":"all_done"})"),
+                      "w");
   harness.exec_ids();
   harness.statuses();
   harness.apply(R"({"cancel":{"job_id":"w/load"}})", "w");
@@ -317,7 +318,8 @@ TEST_CASE("flow: the changelog restores a flow mid-way, and the restored state d
   FlowHarness restored;
   restored.clock.advance(harness.clock.now() - restored.clock.now());
   for (const auto& record : harness.take("dispatcher-changelog")) {
-    REQUIRE(DispatcherCore::restore(restored.state(Partition(record.partition)), record.key, record.value, record.value.empty()).ok());
+    REQUIRE(DispatcherCore::restore(restored.state(Partition(record.partition)), record.key, record.value, record.value.empty())
+                .ok());
   }
   CHECK(restored.entry("z/load").node().parents_ended() == 1);
   restored.complete("z/validate", "SUCCEEDED");

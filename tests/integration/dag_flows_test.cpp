@@ -67,7 +67,8 @@ CliRun flow_status_until(const TestEnv& env, const std::string& flow_id, const s
 
 }  // namespace
 
-TEST_CASE("flow: a diamond A -> {B, C} -> D submitted with the CLI runs in order, D once, and flow status shows it", "[integration]") {
+TEST_CASE("flow: a diamond A -> {B, C} -> D submitted with the CLI runs in order, D once, and flow status shows it",
+          "[integration]") {
   TestEnv env("dag-diamond");
   Deployment deployment(env);
   const std::string flow = R"({"flow":{"id":"etl","nodes":[
@@ -111,7 +112,9 @@ TEST_CASE("flow: a diamond A -> {B, C} -> D submitted with the CLI runs in order
   WARN(status.output);
 }
 
-TEST_CASE("flow: a failing node retries, then ends DEAD; its all_done dependant runs and its all_success dependant is UPSTREAM_FAILED", "[integration]") {
+TEST_CASE(
+    "flow: a failing node retries, then ends DEAD; its all_done dependant runs and its all_success dependant is UPSTREAM_FAILED",
+    "[integration]") {
   TestEnv env("dag-failure");
   Deployment deployment(env);
   TestProducer producer;
@@ -122,7 +125,8 @@ TEST_CASE("flow: a failing node retries, then ends DEAD; its all_done dependant 
       {"name":"cleanup","job":{"noop":{}},"depends_on":["flaky"],"trigger":"all_done"}]}})");
   producer.flush();
   const auto records = read_topics({env.prefix + "results"}, 60s, [](const auto& read) {
-    return std::any_of(read.begin(), read.end(), [](const Record& record) { return record.key.find("cleanup") != std::string::npos; });
+    return std::any_of(read.begin(), read.end(),
+                       [](const Record& record) { return record.key.find("cleanup") != std::string::npos; });
   });
   auto results = results_by_job(records);
   REQUIRE(results["f/flaky"].size() == 2);  // the first attempt and its retry
@@ -133,7 +137,10 @@ TEST_CASE("flow: a failing node retries, then ends DEAD; its all_done dependant 
   CHECK(results.count("f/strict") == 0);
 
   const auto status_records = read_topics({env.prefix + "status"}, 20s, [](const auto& read) {
-    return std::any_of(read.begin(), read.end(), [](const Record& record) { return record.key.find("after_strict") != std::string::npos && record.headers.count("kcron-status") && record.headers.at("kcron-status") == "UPSTREAM_FAILED"; });
+    return std::any_of(read.begin(), read.end(), [](const Record& record) {
+      return record.key.find("after_strict") != std::string::npos && record.headers.count("kcron-status") &&
+             record.headers.at("kcron-status") == "UPSTREAM_FAILED";
+    });
   });
   auto states = statuses_by_job(status_records);
   CHECK(has_state(states["f/flaky"], v1::DEAD));
@@ -160,7 +167,8 @@ TEST_CASE("flow: fail_fast cancels a running node on its worker and the nodes th
   producer.flush();
   const auto begun = std::chrono::steady_clock::now();
   const auto records = read_topics({env.prefix + "results"}, 40s, [](const auto& read) {
-    return std::any_of(read.begin(), read.end(), [](const Record& record) { return record.key.find("slow") != std::string::npos; });
+    return std::any_of(read.begin(), read.end(),
+                       [](const Record& record) { return record.key.find("slow") != std::string::npos; });
   });
   auto results = results_by_job(records);
   REQUIRE(results["ff/slow"].size() == 1);
@@ -173,7 +181,8 @@ TEST_CASE("flow: fail_fast cancels a running node on its worker and the nodes th
   CHECK(exec.count("ff/after") == 0);
 }
 
-TEST_CASE("flow: a cyclic flow is REJECTED naming the cycle, and a plain job 'etl/load' is REJECTED by the id rule", "[integration]") {
+TEST_CASE("flow: a cyclic flow is REJECTED naming the cycle, and a plain job 'etl/load' is REJECTED by the id rule",
+          "[integration]") {
   TestEnv env("dag-rejected");
   Deployment deployment(env);
   TestProducer producer;
