@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "core/rfc3339.h"
+#include "kcron/flow_graph.h"
 #include "kcron/ids.h"
 #include "kcron/tenant.h"
 
@@ -101,6 +102,14 @@ Checked<v1::Job> parse_job_body(std::string_view body, std::string_view tenant, 
   if (job.id().empty()) job.set_id(std::string(generated_id));
   if (auto valid = validate_job_id(job.id()); !valid) {
     checked.error = field_error("id", valid.error().message());
+    return checked;
+  }
+  if (auto plain = flow::validate_plain_job_id(job.id()); !plain) {
+    checked.error = field_error("id", plain.error().message());
+    return checked;
+  }
+  if (job.has_flow()) {
+    checked.error = field_error("flow", "set by the dispatcher on a flow's nodes; submit a flow instead");
     return checked;
   }
   if (is_default_tenant(tenant)) {

@@ -254,6 +254,7 @@ TEST_CASE("a job body the API accepts matches JobSubmission, and bodies it refus
     job.clear_attempt();
     job.clear_history();
     job.clear_schedule_run();
+    job.clear_flow();
     const auto body = kcron::to_json(job);
     INFO(body);
     auto parsed = kcron::api::parse_job_body(body, "acme", "alice", "generated");
@@ -273,7 +274,8 @@ TEST_CASE("a job body the API accepts matches JobSubmission, and bodies it refus
   }
   for (const auto* body : {R"({"colour":"red","noop":{}})", R"({"delay":5,"noop":{}})", R"({"id":"x"})",
                            R"({"noop":{},"sleep":{}})", R"({"delay":"5s","run_at_ms":"1","noop":{}})", R"({"noop":{"x":1}})",
-                           R"({"submitted_by":"mallory","noop":{}})", R"({"priority":10,"noop":{}})"}) {
+                           R"({"submitted_by":"mallory","noop":{}})", R"({"priority":10,"noop":{}})",
+                           R"({"flow":{"id":"f","node":"n"},"noop":{}})"}) {
     INFO(body);
     CHECK_FALSE(kcron::api::parse_job_body(body, "acme", "alice", "generated").ok());
     CHECK_FALSE(checker().check(schema("JobSubmission"), json::parse(body)));
@@ -411,6 +413,7 @@ TEST_CASE(
     body["job_template"].erase("history");
     body["job_template"].erase("schedule_run");
     body["job_template"].erase("submitted_by");
+    body["job_template"].erase("flow");
     CHECK(checker().check(schema("ScheduleSubmission"), body));
     body.erase("expression");
     CHECK_FALSE(checker().check(schema("ScheduleSubmission"), body));

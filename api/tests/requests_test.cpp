@@ -30,6 +30,10 @@ TEST_CASE("a job body naming another tenant or fields kcron sets is refused with
   CHECK(parse(R"({"submitted_by":"mallory","noop":{}})").error.field == "submitted_by");
   CHECK(parse(R"({"attempt":3,"noop":{}})").error.field == "attempt");
   CHECK(parse(R"({"schedule_run":{"schedule_id":"s"},"noop":{}})").error.field == "schedule_run");
+  CHECK(parse(R"({"flow":{"id":"etl","node":"load"},"noop":{}})").error.field == "flow");
+  const auto node_id = parse(R"({"id":"etl/load","noop":{}})");
+  CHECK(node_id.error.field == "id");
+  CHECK(node_id.error.message.find("would be node 'load' of flow 'etl'") != std::string::npos);
 }
 
 TEST_CASE("bad job bodies name what is wrong") {
