@@ -8,6 +8,9 @@
 //            markers) and, with --exact, the committed data records (read_committed, to the end).
 //   ingest   waits until a consumer group has committed `expect` records of a topic (how fast the
 //            dispatcher took in a load), and says when.
+//   flow     a finished flow's node-to-child latency: for each node with parents, its exec record's
+//            timestamp minus the latest of its parents' result timestamps (both CreateTime: when
+//            the worker and the dispatcher produced them, inside the transactions that committed).
 // Each prints one JSON object.
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -15,7 +18,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <limits>
 #include <thread>
 #include <unordered_set>
 
@@ -359,6 +364,94 @@ int count(const kcron::bench::Flags& flags) {
   return exact_error.empty() ? 0 : 3;
 }
 
+// Every committed record of `names` (partition counts in `topics`), from the start to the end
+// each partition has when reading begins, handed to `visit`.
+Status read_committed(const std::string& brokers, const std::vector<std::string>& names,
+                      const std::map<std::string, std::int32_t>& topics, std::chrono::seconds timeout,
+                      const std::function<void(const RdKafka::Message&)>& visit) {
+  auto consumer = make_reader(brokers, "kcron-bench-flow", true);
+  if (!consumer) return consumer.error();
+  auto assigned = assign_from_start(**consumer, names, topics);
+  if (!assigned) return assigned.error();
+  std::size_t pending = *assigned;
+  const auto deadline = SteadyClock::now() + timeout;
+  while (pending > 0 && SteadyClock::now() < deadline && !kcron::stop_requested()) {
+    std::unique_ptr<RdKafka::Message> message((*consumer)->consume(200));
+    if (message->err() == RdKafka::ERR_NO_ERROR) {
+      visit(*message);
+    } else if (message->err() == RdKafka::ERR__PARTITION_EOF) {
+      --pending;
+    }
+  }
+  (*consumer)->close();
+  if (pending > 0) return kcron::make_error("{} partitions did not reach their end within {} s", pending, timeout.count());
+  return Status::success();
+}
+
+int flow_latency(const kcron::bench::Flags& flags) {
+  const std::string prefix = flags.get("prefix");
+  const std::string flow_id = flags.get("flow");
+  const auto fail = [](const kcron::Error& error) {
+    spdlog::error("event=fatal error=\"{}\"", error.message());
+    return 1;
+  };
+  auto probe = kcron::kafka::make_consumer(kcron::bench::client_properties(flags.get("brokers"), {{"group.id", "kcron-bench-flow"}}));
+  if (!probe) return fail(probe.error());
+  auto topics = kcron::bench::topics_with_prefix(**probe, prefix, std::chrono::seconds(30));
+  (*probe)->close();
+  if (!topics) return fail(topics.error());
+  std::vector<std::string> exec_names;
+  for (const auto& [name, partitions] : *topics) {
+    if (name.starts_with(prefix + "exec.")) exec_names.push_back(name);
+  }
+  const std::string node_prefix = flow_id + "/";
+  const auto timeout = std::chrono::seconds(flags.get_int("timeout-s"));
+  std::map<std::string, std::int64_t> finished_at;  // node id -> its last result's timestamp
+  auto results = read_committed(flags.get("brokers"), {prefix + "results"}, *topics, timeout, [&](const RdKafka::Message& message) {
+    kcron::v1::Result result;
+    if (!result.ParseFromArray(message.payload(), static_cast<int>(message.len()))) return;
+    if (!result.job_id().starts_with(node_prefix)) return;
+    finished_at[result.job_id()] = message.timestamp().timestamp;
+  });
+  if (!results) return fail(results.error());
+  std::vector<std::int64_t> latencies;
+  std::int64_t nodes = 0;
+  std::int64_t first_fired = std::numeric_limits<std::int64_t>::max();
+  std::int64_t missing_parents = 0;
+  auto exec = read_committed(flags.get("brokers"), exec_names, *topics, timeout, [&](const RdKafka::Message& message) {
+    kcron::v1::Execution execution;
+    if (!execution.ParseFromArray(message.payload(), static_cast<int>(message.len()))) return;
+    const auto& job = execution.job();
+    if (job.flow().id() != flow_id) return;
+    ++nodes;
+    first_fired = std::min(first_fired, message.timestamp().timestamp);
+    if (job.flow().inputs_size() == 0) return;
+    std::int64_t released_by = 0;
+    for (const auto& input : job.flow().inputs()) {
+      const auto found = finished_at.find(node_prefix + input.node());
+      if (found == finished_at.end()) {
+        ++missing_parents;
+        return;
+      }
+      released_by = std::max(released_by, found->second);
+    }
+    latencies.push_back(message.timestamp().timestamp - released_by);
+  });
+  if (!exec) return fail(exec.error());
+  std::int64_t last_finished = 0;
+  for (const auto& [id, at] : finished_at) last_finished = std::max(last_finished, at);
+  JsonObject report;
+  report.add("flow", flow_id)
+      .add("nodes_fired", nodes)
+      .add("nodes_finished", static_cast<std::int64_t>(finished_at.size()))
+      .add("children_measured", static_cast<std::int64_t>(latencies.size()))
+      .add("children_missing_a_parent_result", missing_parents)
+      .add("first_fired_to_last_result_ms", nodes > 0 ? last_finished - first_fired : 0)
+      .add("parent_result_to_child_exec_ms", kcron::bench::summarize(latencies));
+  if (auto status = kcron::bench::write_text(flags.get("out"), report.str()); !status) return fail(status.error());
+  return 0;
+}
+
 int ingest(const kcron::bench::Flags& flags) {
   const std::string topic = flags.get("topic");
   const std::int64_t expect = flags.get_int("expect");
@@ -424,7 +517,8 @@ int run(int argc, char** argv) {
       .integer("jobs", 1, "count: jobs the run processed (the per-job divisor)")
       .toggle("exact", "count: also read every topic to count committed data records")
       .text("group", "", "ingest: consumer group whose committed offsets to follow")
-      .text("topic", "", "ingest: the topic");
+      .text("topic", "", "ingest: the topic")
+      .text("flow", "", "flow: the flow's id");
   if (auto status = flags.parse(argc, argv, true); !status) {
     std::cerr << "kcron-bench-collect: " << status.error().message() << "\n";
     return 2;
@@ -438,7 +532,8 @@ int run(int argc, char** argv) {
   if (flags.command() == "watch") return watch(flags);
   if (flags.command() == "count") return count(flags);
   if (flags.command() == "ingest") return ingest(flags);
-  std::cerr << "kcron-bench-collect: unknown command '" << flags.command() << "' (watch, count, ingest)\n";
+  if (flags.command() == "flow") return flow_latency(flags);
+  std::cerr << "kcron-bench-collect: unknown command '" << flags.command() << "' (watch, count, ingest, flow)\n";
   return 2;
 }
 

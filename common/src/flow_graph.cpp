@@ -15,6 +15,13 @@ bool name_char(char c) {
 // Names printed in one error at most (a cycle through thousands of nodes is still one line).
 constexpr std::size_t kNamesInError = 12;
 
+// At most `limit` bytes of `text`, cut before a UTF-8 continuation byte, never inside a character.
+std::string_view utf8_prefix(std::string_view text, std::size_t limit) {
+  if (text.size() <= limit) return text;
+  while (limit > 0 && (static_cast<unsigned char>(text[limit]) & 0xC0U) == 0x80U) --limit;
+  return text.substr(0, limit);
+}
+
 }  // namespace
 
 std::string_view trigger_name(Trigger trigger) {
@@ -82,7 +89,7 @@ Status validate_flow_id(std::string_view flow_id) {
 Status validate_node_name(std::string_view name, const Limits& limits) {
   if (name.empty()) return make_error("a node has no name");
   if (name.size() > limits.max_name_bytes) {
-    return make_error("node name '{}…' is {} bytes, over the limit of {}", name.substr(0, 16), name.size(),
+    return make_error("node name '{}…' is {} bytes, over the limit of {}", utf8_prefix(name, 16), name.size(),
                       limits.max_name_bytes);
   }
   if (!std::all_of(name.begin(), name.end(), name_char)) {
@@ -134,6 +141,9 @@ Result<std::vector<std::size_t>> check_graph(std::string_view flow_id, const std
     if (id_bytes > limits.max_job_id_bytes) {
       return make_error("node '{}': its job id '{}/{}' would be {} bytes, over the limit of {} (shorten the flow id or the name)",
                         node.name, flow_id, node.name, id_bytes, limits.max_job_id_bytes);
+    }
+    if (node.depends_on.size() > limits.max_parents) {
+      return make_error("node '{}' has {} parents, over the limit of {}", node.name, node.depends_on.size(), limits.max_parents);
     }
     edges += node.depends_on.size();
     if (edges > limits.max_edges) {

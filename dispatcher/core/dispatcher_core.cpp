@@ -510,6 +510,7 @@ Status DispatcherCore::replay(Context& context, const v1::Replay& replay) {
     return Status::success();
   }
   v1::Job job = replay.job();
+  job.clear_flow();  // only the dispatcher makes a flow's node
   job.set_attempt(existing->attempt() + 1);
   job.set_tenant(std::string(tenant_field(ref.tenant)));
   job.clear_when();
@@ -534,6 +535,11 @@ Status DispatcherCore::retry(Context& context, const v1::Retry& retry) {
   if (!loaded) return loaded.error();
   auto& existing = *loaded;
   if (existing && held_by_other_tenant(*existing, ref)) existing.reset();
+  if (existing && existing->has_node() &&
+      (existing->state() != Entry::FIRED || retry.job().attempt() != existing->attempt() + 1)) {
+    ++counts_.duplicates;  // a flow node is retried only from its fired attempt, to the next one
+    return Status::success();
+  }
   if (existing && (existing->attempt() >= retry.job().attempt() || existing->state() == Entry::CANCELLED)) {
     ++counts_.duplicates;  // an older or repeated retry, or a cancelled job
     return Status::success();
@@ -555,6 +561,7 @@ Status DispatcherCore::retry(Context& context, const v1::Retry& retry) {
     return end_schedule_run(context.state, partition, ref, context.out);  // frees its overlap slot
   }
   v1::Job job = retry.job();
+  if (!existing || !existing->has_node()) job.clear_flow();  // only the dispatcher makes a flow's node
   job.set_run_at_ms(retry.due_ms());
   job.set_tenant(std::string(tenant_field(ref.tenant)));
   auto due = resolve(job, context.record.timestamp);
@@ -942,7 +949,11 @@ Status DispatcherCore::fire(PartitionState& state, Partition partition, const st
 
   entry.set_state(Entry::FIRED);
   entry.set_sequence(entry.sequence() + 1);
-  entry.set_expires_ms(to_epoch_ms(fired + settings_.dedupe_retention));
+  if (entry.has_node()) {
+    entry.clear_expires_ms();  // a flow's node is kept until it ends, however long it runs
+  } else {
+    entry.set_expires_ms(to_epoch_ms(fired + settings_.dedupe_retention));
+  }
   if (auto stored = store(state, partition, stored_as, entry, out); !stored) return stored;
   emit_status(job, entry, v1::QUEUED, "", out);
   return Status::success();
@@ -1221,6 +1232,31 @@ Status DispatcherCore::purge(PartitionState& state, const InputRecord& record, c
       if (!*loaded) continue;
       auto& entry = **loaded;
       Status done;
+      if (prefix == job_prefix && entry.has_node()) {
+        // A flow's node: its whole flow is cancelled (once), so that no ending of a node that was
+        // running releases a child of the deleted tenant; what the cancel left is handled below.
+        auto header = load(state, flow::header_key(scoped_key(tenant, entry.node().flow_id())));
+        if (!header) return header.error();
+        if (*header && !(*header)->flow().cancel_requested()) {
+          if (auto cancelled = cancel_flow(state, partition, scoped(tenant, entry.node().flow_id()), reason, nullptr, out);
+              !cancelled) {
+            return cancelled;
+          }
+          auto reloaded = load(state, key);
+          if (!reloaded) return reloaded.error();
+          after = key;
+          if (!*reloaded) continue;
+          entry = std::move(**reloaded);
+        }
+        if (entry.state() == Entry::WAITING || entry.state() == Entry::PENDING) {
+          const auto node = scoped(tenant, flow::node_job_id(entry.node().flow_id(), entry.node().name()));
+          if (auto ended = end_unfired_node(state, partition, node, entry, v1::CANCELLED, reason, out); !ended) return ended;
+          ++counts_.purged;
+          ++cancelled_here;
+          after = key;
+          continue;
+        }
+      }
       if (prefix == track_prefix || entry.state() == Entry::CANCEL_MARKER) {
         done = forget(state, partition, key, out);
       } else if (entry.state() == Entry::PENDING) {

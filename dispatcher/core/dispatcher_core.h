@@ -52,6 +52,9 @@ struct Settings {
   // at most this much of its parents' outputs in one child's record.
   std::size_t flow_inline_output = 4096;
   std::size_t flow_inputs_budget = 65'536;
+  // At most this much of one parent's output copied to all its children (a wide fan-out of a large
+  // output hands its size only).
+  std::size_t flow_fanout_output_budget = 1U << 20U;
 };
 
 // One consumed record of the jobs topic.

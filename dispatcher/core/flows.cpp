@@ -101,6 +101,7 @@ Status DispatcherCore::submit_flow(Context& context, v1::Flow flow) {
   }
   std::vector<ScopedName> names;
   names.reserve(shapes.size());
+  std::vector<bool> marked_cancelled(shapes.size(), false);  // a cancel for the node came before the flow
   for (auto& node : *flow.mutable_nodes()) {
     const std::string id = flow::node_job_id(ref.id, node.name());
     const std::string where = fmt::format("node '{}'", node.name());
@@ -129,19 +130,43 @@ Status DispatcherCore::submit_flow(Context& context, v1::Flow flow) {
     v1::Job checked = job;  // resolved again, from its release, when its trigger holds
     if (auto due = resolve(checked, record.timestamp); !due) return refuse(due.error().within(where).message());
     if (auto refused = queue_refusal(names.back(), checked)) return refuse(refused->insert(0, where + ": "));
+    // Released, the job also carries its parents' outputs (at most the inputs budget) and their
+    // names: it must still fit a record.
+    const std::size_t released_bytes = job.ByteSizeLong() + settings_.flow_inputs_budget +
+                                       static_cast<std::size_t>(node.depends_on_size()) * (settings_.flow_limits.max_name_bytes + 32);
+    if (released_bytes > settings_.max_record_bytes) {
+      return refuse(fmt::format("{}: its job of {} bytes leaves no room for its parents' outputs (up to {} bytes) within the "
+                                "record limit of {} bytes",
+                                where, job.ByteSizeLong(), released_bytes - job.ByteSizeLong(), settings_.max_record_bytes));
+    }
     auto taken = load(context.state, names.back().key);
     if (!taken) return taken.error();
     if (*taken && (*taken)->state() != Entry::CANCEL_MARKER) {
       return refuse(fmt::format("{}: job id '{}' is already in use (a flow's id is used once)", where, id));
     }
+    marked_cancelled[names.size() - 1] =
+        *taken && instant_from_ms((*taken)->expires_ms()) > clock_.now();  // an unexpired cancel marker
   }
-  // The flow is one submission against its tenant's rate and pending limits.
+  // The flow is one submission against its tenant's rate; every node counts against its pending
+  // jobs, as each will be pending when it is released.
   auto first = flow.nodes(static_cast<int>(order->front())).job();
   auto first_due = resolve(first, record.timestamp);
   if (!first_due) return refuse(first_due.error().message());
   auto refused = check_limits(context.state, partition, names[order->front()], first, *first_due, record.timestamp, context.out);
   if (!refused) return refused.error();
   if (*refused) return refuse(**refused);
+  if (const auto* tenant = tenants_ != nullptr ? tenants_->find(ref.tenant) : nullptr;
+      tenant != nullptr && tenant->limits().max_pending_jobs() > 0) {
+    auto usage = load_usage(context.state, ref.tenant);
+    if (!usage) return usage.error();
+    const std::uint64_t share = partition_share(tenant->limits().max_pending_jobs(), settings_.jobs_partitions);
+    if (usage->pending() + shapes.size() > share) {
+      ++limit_refusals_[{ref.tenant, TenantLimit::kPendingJobs}];
+      return refuse(fmt::format("a flow of {} nodes would take tenant '{}' past its limit of {} pending jobs: this partition "
+                                "holds {} of its share of {}; submit it when some have fired, or raise the limit",
+                                shapes.size(), ref.tenant, tenant->limits().max_pending_jobs(), usage->pending(), share));
+    }
+  }
 
   Entry header;
   header.set_state(Entry::FLOW);
@@ -156,6 +181,10 @@ Status DispatcherCore::submit_flow(Context& context, v1::Flow flow) {
   ++counts_.flows;
   audit(record, &ref, "ACCEPTED", fmt::format("flow of {} nodes", shapes.size()), context.out);
 
+  // Every node is stored WAITING first; then nodes cancelled before the flow came end, and the
+  // roots are released: a decision that cascades finds every entry it needs.
+  std::vector<Entry> roots;
+  std::vector<std::size_t> root_at;
   for (const auto at : *order) {
     auto& node = *flow.mutable_nodes(static_cast<int>(at));
     Entry entry;
@@ -172,19 +201,39 @@ Status DispatcherCore::submit_flow(Context& context, v1::Flow flow) {
     }
     *entry.mutable_job() = std::move(*node.mutable_job());
     const ScopedName& name = names[at];
-    if (graph->parents() > 0) {
-      if (auto stored = store(context.state, partition, name.key, entry, context.out); !stored) return stored;
+    if (auto stored = store(context.state, partition, name.key, entry, context.out); !stored) return stored;
+    if (graph->parents() > 0 && !marked_cancelled[at]) {
       emit_status(name, entry, v1::PENDING,
                   fmt::format("waits for {} parent{} ({})", graph->parents(), graph->parents() == 1 ? "" : "s",
                               flow::trigger_name(trigger_of(graph->trigger()))),
                   context.out);
+    } else {
+      roots.push_back(std::move(entry));
+      root_at.push_back(at);
+    }
+  }
+  for (std::size_t at = 0; at < roots.size(); ++at) {
+    Entry& entry = roots[at];
+    const ScopedName& name = names[root_at[at]];
+    if (marked_cancelled[root_at[at]]) {
+      const std::string reason = "cancelled before its flow was submitted";
+      if (auto ended = end_unfired_node(context.state, partition, name, entry, v1::CANCELLED, reason, context.out); !ended) {
+        return ended;
+      }
+      if (auto ended = node_ended(context.state, partition, ref.tenant, entry.node(), v1::CANCELLED, {}, 0, context.out); !ended) {
+        return ended;
+      }
       continue;
     }
+    auto loaded = load(context.state, name.key);  // a cascade from a node cancelled above may have decided it
+    if (!loaded) return loaded.error();
+    if (!*loaded || (*loaded)->state() != Entry::WAITING) continue;
     auto released = release_node(context.state, partition, name, entry, context.out);
     if (!released) return released.error();
     if (!*released) {
-      if (auto ended = node_ended(context.state, partition, ref.tenant, entry.node(), v1::DEAD, {}, 0, context.out); !ended)
+      if (auto ended = node_ended(context.state, partition, ref.tenant, entry.node(), v1::DEAD, {}, 0, context.out); !ended) {
         return ended;
+      }
     }
   }
   return Status::success();
@@ -277,8 +326,12 @@ Status DispatcherCore::node_ended(PartitionState& state, Partition partition, st
       input->set_size(parent.size);
       std::size_t inputs_bytes = 0;
       for (const auto& held : graph->inputs()) inputs_bytes += held.output().size();
+      // Inline while the output is whole, within its bound, within the child's budget, and its
+      // copies to every child stay within the same budget (a wide fan-out gets sizes only).
+      const std::size_t copies = static_cast<std::size_t>(std::max(1, parent.node.children_size()));
       if (parent.output.size() <= settings_.flow_inline_output &&
-          inputs_bytes + parent.output.size() <= settings_.flow_inputs_budget && parent.size <= parent.output.size()) {
+          inputs_bytes + parent.output.size() <= settings_.flow_inputs_budget && parent.size <= parent.output.size() &&
+          parent.output.size() * copies <= settings_.flow_fanout_output_budget) {
         input->set_output(parent.output);
       } else if (parent.size > 0) {
         input->set_too_large(true);

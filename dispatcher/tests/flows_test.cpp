@@ -325,3 +325,95 @@ TEST_CASE("flow: the changelog restores a flow mid-way, and the restored state d
   restored.complete("z/validate", "SUCCEEDED");
   CHECK(restored.exec_ids() == std::vector<std::string>{"z/load"});
 }
+
+TEST_CASE("flow: deleting its tenant cancels a flow, and a running node's ending then releases nothing") {
+  FlowHarness harness;
+  const std::string key = scoped_key("acme", "t");
+  harness.apply(
+      R"({"flow":{"id":"t","tenant":"acme","nodes":[{"name":"a","job":{"noop":{}}},{"name":"w","job":{"delay":"60s","noop":{}}},
+         {"name":"after_a","job":{"noop":{}},"depends_on":["a"],"trigger":"all_done"}]}})",
+      key);
+  CHECK(harness.exec_ids() == std::vector<std::string>{scoped_key("acme", "t/a")});
+  harness.statuses();
+  const auto partition = harness.partition_of(key);
+  v1::Command purge;
+  purge.mutable_purge_tenant()->set_tenant("acme");
+  const std::string bytes = encode(purge);
+  InputRecord record{partition, 99, "acme", bytes, "application/x-protobuf", "purge-tenant", harness.clock.now(), {}};
+  REQUIRE(harness.core.apply(harness.state(partition), record, harness.out).ok());
+  auto states = harness.statuses();
+  CHECK(states["t/w"] == std::vector<v1::JobState>{v1::CANCELLED});
+  CHECK(states["t/after_a"] == std::vector<v1::JobState>{v1::CANCELLED});
+  CHECK(harness.entry(scoped_key("acme", "t/w"), key).has_node());
+  harness.apply(R"({"completion":{"job_id":"t/a","tenant":"acme","attempt":0,"state":"CANCELLED"}})", key);
+  CHECK(harness.exec_ids().empty());
+  const auto header = harness.entry(DispatcherCore::flow_key(key), key).flow();
+  CHECK(header.cancel_requested());
+  CHECK(header.ended() == 3);
+  CHECK(header.ended_ms() > 0);
+}
+
+TEST_CASE("flow: a cancel sent before its flow arrived cancels that node, and its dependants follow") {
+  FlowHarness harness;
+  harness.apply(R"({"cancel":{"job_id":"early/extract"}})", "early");
+  harness.submit_flow(diamond("early", "", R"(,{"name":"report","job":{"noop":{}},"depends_on":["load"],"trigger":"all_done"})"),
+                      "early");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"early/report"});
+  auto states = harness.statuses();
+  CHECK(states["early/extract"] == std::vector<v1::JobState>{v1::CANCELLED});
+  CHECK(states["early/load"].back() == v1::UPSTREAM_FAILED);
+}
+
+TEST_CASE("flow: a flow whose nodes would take its tenant past its pending-jobs share is REJECTED") {
+  FlowHarness harness;
+  v1::TenantSettings settings;
+  settings.set_name("acme");
+  settings.mutable_limits()->set_max_pending_jobs(12 * 2);  // a share of 3 on each partition (with the slack)
+  harness.tenants.put(settings);
+  const std::string key = scoped_key("acme", "big");
+  harness.apply(diamond("big", R"("tenant":"acme",)"), key);
+  const auto reasons = harness.dead_letter_reasons();
+  REQUIRE(reasons.size() == 1);
+  CHECK(reasons[0].starts_with("a flow of 4 nodes would take tenant 'acme' past its limit of 24 pending jobs"));
+  CHECK(harness.exec_ids().empty());
+}
+
+TEST_CASE("flow: a fired node never expires while it runs, and only its fired attempt's retry re-arms it") {
+  FlowHarness harness;
+  harness.submit_flow(diamond("k"), "k");
+  harness.exec_ids();
+  CHECK(harness.entry("k/extract").expires_ms() == 0);
+  harness.clock.advance(Millis(2 * 3'600'000));  // past the dedupe retention
+  CHECK(harness.fire("k/extract") == 0);
+  CHECK(harness.entry("k/extract").state() == v1::DispatcherEntry::FIRED);
+  // A retry of a waiting node, or one skipping an attempt, changes nothing.
+  harness.apply(R"({"retry":{"job":{"id":"k/load","attempt":1,"noop":{}},"due_ms":"0"}})", "k");
+  harness.apply(R"({"retry":{"job":{"id":"k/extract","attempt":2,"noop":{}},"due_ms":"0"}})", "k");
+  CHECK(harness.exec_ids().empty());
+  CHECK(harness.entry("k/load").state() == v1::DispatcherEntry::WAITING);
+  harness.complete("k/extract", "SUCCEEDED");
+  CHECK(harness.entry("k/extract").expires_ms() > 0);
+}
+
+TEST_CASE("flow: a node with more parents than the limit, or a job too large to carry its inputs, is REJECTED") {
+  FlowHarness harness;
+  std::string nodes;
+  std::string parents;
+  for (int index = 0; index < 257; ++index) {
+    nodes += fmt::format(R"({{"name":"p{}","job":{{"noop":{{}}}}}},)", index);
+    parents += fmt::format(R"({}"p{}")", index == 0 ? "" : ",", index);
+  }
+  harness.submit_flow(fmt::format(R"({{"flow":{{"id":"wide","nodes":[{}{{"name":"join","job":{{"noop":{{}}}},"depends_on":[{}]}}]}}}})",
+                                  nodes, parents),
+                      "wide");
+  auto reasons = harness.dead_letter_reasons();
+  REQUIRE(reasons.size() == 1);
+  CHECK(reasons[0] == "node 'join' has 257 parents, over the limit of 256");
+  const std::string payload(850'000, 'x');
+  harness.submit_flow(fmt::format(R"({{"flow":{{"id":"fat","nodes":[{{"name":"a","job":{{"noop":{{}},"labels":{{"big":"{}"}}}}}}]}}}})",
+                                  payload),
+                      "fat");
+  reasons = harness.dead_letter_reasons();
+  REQUIRE(reasons.size() == 1);
+  CHECK(reasons[0].find("leaves no room for its parents' outputs") != std::string::npos);
+}

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <utility>
 
+#include "kcron/flow_graph.h"
 #include "kcron/codec.h"
 #include "kcron/ids.h"
 #include "kcron/kafka_acls.h"
@@ -203,7 +204,8 @@ Decision Relay::command(const InputRecord& record, const InputTopic& topic, std:
     flow.set_submitted_by(submitted_by);
     for (auto& node : *flow.mutable_nodes()) {
       auto& node_job = *node.mutable_job();
-      if (auto refused = refused_job_field(node_job, fmt::format("node '{}': ", node.name().substr(0, 64))); refused) {
+      const auto name = flow::validate_node_name(node.name(), flow::Limits{}) ? node.name() : std::string("(invalid name)");
+      if (auto refused = refused_job_field(node_job, fmt::format("node '{}': ", name)); refused) {
         return refuse(*refused);
       }
       decision.tenant_overridden = decision.tenant_overridden || names_other_tenant(node_job.tenant(), topic.tenant);

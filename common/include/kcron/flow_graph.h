@@ -49,6 +49,7 @@ std::string_view decision_name(Decision decision);
 struct Limits {
   std::size_t max_nodes = 10'000;
   std::size_t max_edges = 100'000;  // depends_on entries over the whole flow
+  std::size_t max_parents = 256;    // depends_on entries of one node (each parent's ending rewrites the node's entry)
   std::size_t max_name_bytes = 64;
   std::size_t max_job_id_bytes = kMaxJobIdBytes;  // "<flow id>/<node>" must fit it
 };
