@@ -272,10 +272,10 @@ TEST_CASE("a job body the API accepts matches JobSubmission, and bodies it refus
     CHECK(kcron::api::parse_job_body(body, "acme", "alice", "generated").ok());
     CHECK(checker().check(schema("JobSubmission"), json::parse(body)));
   }
-  for (const auto* body : {R"({"colour":"red","noop":{}})", R"({"delay":5,"noop":{}})", R"({"id":"x"})",
-                           R"({"noop":{},"sleep":{}})", R"({"delay":"5s","run_at_ms":"1","noop":{}})", R"({"noop":{"x":1}})",
-                           R"({"submitted_by":"mallory","noop":{}})", R"({"priority":10,"noop":{}})",
-                           R"({"flow":{"id":"f","node":"n"},"noop":{}})"}) {
+  for (const auto* body :
+       {R"({"colour":"red","noop":{}})", R"({"delay":5,"noop":{}})", R"({"id":"x"})", R"({"noop":{},"sleep":{}})",
+        R"({"delay":"5s","run_at_ms":"1","noop":{}})", R"({"noop":{"x":1}})", R"({"submitted_by":"mallory","noop":{}})",
+        R"({"priority":10,"noop":{}})", R"({"flow":{"id":"f","node":"n"},"noop":{}})"}) {
     INFO(body);
     CHECK_FALSE(kcron::api::parse_job_body(body, "acme", "alice", "generated").ok());
     CHECK_FALSE(checker().check(schema("JobSubmission"), json::parse(body)));

@@ -395,7 +395,8 @@ int flow_latency(const kcron::bench::Flags& flags) {
     spdlog::error("event=fatal error=\"{}\"", error.message());
     return 1;
   };
-  auto probe = kcron::kafka::make_consumer(kcron::bench::client_properties(flags.get("brokers"), {{"group.id", "kcron-bench-flow"}}));
+  auto probe =
+      kcron::kafka::make_consumer(kcron::bench::client_properties(flags.get("brokers"), {{"group.id", "kcron-bench-flow"}}));
   if (!probe) return fail(probe.error());
   auto topics = kcron::bench::topics_with_prefix(**probe, prefix, std::chrono::seconds(30));
   (*probe)->close();
@@ -407,12 +408,13 @@ int flow_latency(const kcron::bench::Flags& flags) {
   const std::string node_prefix = flow_id + "/";
   const auto timeout = std::chrono::seconds(flags.get_int("timeout-s"));
   std::map<std::string, std::int64_t> finished_at;  // node id -> its last result's timestamp
-  auto results = read_committed(flags.get("brokers"), {prefix + "results"}, *topics, timeout, [&](const RdKafka::Message& message) {
-    kcron::v1::Result result;
-    if (!result.ParseFromArray(message.payload(), static_cast<int>(message.len()))) return;
-    if (!result.job_id().starts_with(node_prefix)) return;
-    finished_at[result.job_id()] = message.timestamp().timestamp;
-  });
+  auto results =
+      read_committed(flags.get("brokers"), {prefix + "results"}, *topics, timeout, [&](const RdKafka::Message& message) {
+        kcron::v1::Result result;
+        if (!result.ParseFromArray(message.payload(), static_cast<int>(message.len()))) return;
+        if (!result.job_id().starts_with(node_prefix)) return;
+        finished_at[result.job_id()] = message.timestamp().timestamp;
+      });
   if (!results) return fail(results.error());
   std::vector<std::int64_t> latencies;
   std::int64_t nodes = 0;

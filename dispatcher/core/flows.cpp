@@ -132,12 +132,14 @@ Status DispatcherCore::submit_flow(Context& context, v1::Flow flow) {
     if (auto refused = queue_refusal(names.back(), checked)) return refuse(refused->insert(0, where + ": "));
     // Released, the job also carries its parents' outputs (at most the inputs budget) and their
     // names: it must still fit a record.
-    const std::size_t released_bytes = job.ByteSizeLong() + settings_.flow_inputs_budget +
-                                       static_cast<std::size_t>(node.depends_on_size()) * (settings_.flow_limits.max_name_bytes + 32);
+    const std::size_t released_bytes =
+        job.ByteSizeLong() + settings_.flow_inputs_budget +
+        static_cast<std::size_t>(node.depends_on_size()) * (settings_.flow_limits.max_name_bytes + 32);
     if (released_bytes > settings_.max_record_bytes) {
-      return refuse(fmt::format("{}: its job of {} bytes leaves no room for its parents' outputs (up to {} bytes) within the "
-                                "record limit of {} bytes",
-                                where, job.ByteSizeLong(), released_bytes - job.ByteSizeLong(), settings_.max_record_bytes));
+      return refuse(
+          fmt::format("{}: its job of {} bytes leaves no room for its parents' outputs (up to {} bytes) within the "
+                      "record limit of {} bytes",
+                      where, job.ByteSizeLong(), released_bytes - job.ByteSizeLong(), settings_.max_record_bytes));
     }
     auto taken = load(context.state, names.back().key);
     if (!taken) return taken.error();
@@ -162,9 +164,10 @@ Status DispatcherCore::submit_flow(Context& context, v1::Flow flow) {
     const std::uint64_t share = partition_share(tenant->limits().max_pending_jobs(), settings_.jobs_partitions);
     if (usage->pending() + shapes.size() > share) {
       ++limit_refusals_[{ref.tenant, TenantLimit::kPendingJobs}];
-      return refuse(fmt::format("a flow of {} nodes would take tenant '{}' past its limit of {} pending jobs: this partition "
-                                "holds {} of its share of {}; submit it when some have fired, or raise the limit",
-                                shapes.size(), ref.tenant, tenant->limits().max_pending_jobs(), usage->pending(), share));
+      return refuse(
+          fmt::format("a flow of {} nodes would take tenant '{}' past its limit of {} pending jobs: this partition "
+                      "holds {} of its share of {}; submit it when some have fired, or raise the limit",
+                      shapes.size(), ref.tenant, tenant->limits().max_pending_jobs(), usage->pending(), share));
     }
   }
 
@@ -220,7 +223,8 @@ Status DispatcherCore::submit_flow(Context& context, v1::Flow flow) {
       if (auto ended = end_unfired_node(context.state, partition, name, entry, v1::CANCELLED, reason, context.out); !ended) {
         return ended;
       }
-      if (auto ended = node_ended(context.state, partition, ref.tenant, entry.node(), v1::CANCELLED, {}, 0, context.out); !ended) {
+      if (auto ended = node_ended(context.state, partition, ref.tenant, entry.node(), v1::CANCELLED, {}, 0, context.out);
+          !ended) {
         return ended;
       }
       continue;

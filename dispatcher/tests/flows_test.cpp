@@ -368,7 +368,7 @@ TEST_CASE("flow: a flow whose nodes would take its tenant past its pending-jobs 
   FlowHarness harness;
   v1::TenantSettings settings;
   settings.set_name("acme");
-  settings.mutable_limits()->set_max_pending_jobs(12 * 2);  // a share of 3 on each partition (with the slack)
+  settings.mutable_limits()->set_max_pending_jobs(24);  // a share of 3 on each partition (with the slack)
   harness.tenants.put(settings);
   const std::string key = scoped_key("acme", "big");
   harness.apply(diamond("big", R"("tenant":"acme",)"), key);
@@ -403,16 +403,17 @@ TEST_CASE("flow: a node with more parents than the limit, or a job too large to 
     nodes += fmt::format(R"({{"name":"p{}","job":{{"noop":{{}}}}}},)", index);
     parents += fmt::format(R"({}"p{}")", index == 0 ? "" : ",", index);
   }
-  harness.submit_flow(fmt::format(R"({{"flow":{{"id":"wide","nodes":[{}{{"name":"join","job":{{"noop":{{}}}},"depends_on":[{}]}}]}}}})",
-                                  nodes, parents),
-                      "wide");
+  harness.submit_flow(
+      fmt::format(R"({{"flow":{{"id":"wide","nodes":[{}{{"name":"join","job":{{"noop":{{}}}},"depends_on":[{}]}}]}}}})", nodes,
+                  parents),
+      "wide");
   auto reasons = harness.dead_letter_reasons();
   REQUIRE(reasons.size() == 1);
   CHECK(reasons[0] == "node 'join' has 257 parents, over the limit of 256");
   const std::string payload(850'000, 'x');
-  harness.submit_flow(fmt::format(R"({{"flow":{{"id":"fat","nodes":[{{"name":"a","job":{{"noop":{{}},"labels":{{"big":"{}"}}}}}}]}}}})",
-                                  payload),
-                      "fat");
+  harness.submit_flow(
+      fmt::format(R"({{"flow":{{"id":"fat","nodes":[{{"name":"a","job":{{"noop":{{}},"labels":{{"big":"{}"}}}}}}]}}}})", payload),
+      "fat");
   reasons = harness.dead_letter_reasons();
   REQUIRE(reasons.size() == 1);
   CHECK(reasons[0].find("leaves no room for its parents' outputs") != std::string::npos);

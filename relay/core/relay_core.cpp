@@ -6,8 +6,8 @@
 #include <cctype>
 #include <utility>
 
-#include "kcron/flow_graph.h"
 #include "kcron/codec.h"
+#include "kcron/flow_graph.h"
 #include "kcron/ids.h"
 #include "kcron/kafka_acls.h"
 #include "kcron/routing.h"

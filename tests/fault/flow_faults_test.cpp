@@ -33,8 +33,8 @@ std::string flow_json(const std::string& flow_id) {
       const auto parents = parents_of(level, index);
       std::string depends;
       for (const auto& parent : parents) depends += fmt::format("{}\"{}\"", depends.empty() ? "" : ",", parent);
-      nodes += fmt::format(R"({}{{"name":"{}","job":{{"sleep":{{"duration":"0.02s"}}}},"depends_on":[{}]}})", nodes.empty() ? "" : ",",
-                           node_name(level, index), depends);
+      nodes += fmt::format(R"({}{{"name":"{}","job":{{"sleep":{{"duration":"0.02s"}}}},"depends_on":[{}]}})",
+                           nodes.empty() ? "" : ",", node_name(level, index), depends);
     }
   }
   return fmt::format(R"({{"flow":{{"id":"{}","nodes":[{}]}}}})", flow_id, nodes);
@@ -62,8 +62,10 @@ void wait_for_nodes(const std::string& prefix, std::size_t count, std::chrono::s
 
 }  // namespace
 
-TEST_CASE("flow: a 1000-node flow whose dispatcher is SIGKILLed twice and worker once fires every node once and never before its parents",
-          "[fault]") {
+TEST_CASE(
+    "flow: a 1000-node flow whose dispatcher is SIGKILLed twice and worker once fires every node once and never before its "
+    "parents",
+    "[fault]") {
   TestEnv env("flow-faults", 4, 2);
   auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "dispatcher-1");
   auto worker = start_program(env, "kcron-worker", "w1", "worker-1");
@@ -111,7 +113,7 @@ TEST_CASE("flow: a 1000-node flow whose dispatcher is SIGKILLed twice and worker
       const auto ran = results.find(id);
       if (ran == results.end()) continue;
       for (const auto& parent : parents_of(level, index)) {
-        const auto parent_ran = results.find(flow_id + "/" + parent);
+        const auto parent_ran = results.find(fmt::format("{}/{}", flow_id, parent));
         // Every committed run of a parent finished before any run of the child started.
         if (parent_ran == results.end()) {
           ++early;
@@ -127,10 +129,11 @@ TEST_CASE("flow: a 1000-node flow whose dispatcher is SIGKILLed twice and worker
   }
   const auto status = run_cli(env, "flow status " + flow_id);
   const auto header = status.output.substr(0, status.output.find("NODE"));
-  WARN(fmt::format("flow-faults: nodes={} fired_once={} fired_twice={} never_fired={} started_before_a_parent={} "
-                   "succeeded={} seconds={:.1f} dispatcher_runs={} worker_runs={}\n$ kcron flow status {}\n{}",
-                   nodes, fired_once, fired_twice, never_fired, early, results.size(), seconds, dispatcher_runs, worker_runs,
-                   flow_id, header));
+  WARN(
+      fmt::format("flow-faults: nodes={} fired_once={} fired_twice={} never_fired={} started_before_a_parent={} "
+                  "succeeded={} seconds={:.1f} dispatcher_runs={} worker_runs={}\n$ kcron flow status {}\n{}",
+                  nodes, fired_once, fired_twice, never_fired, early, results.size(), seconds, dispatcher_runs, worker_runs,
+                  flow_id, header));
   CHECK(fired_once == static_cast<int>(nodes));
   CHECK(fired_twice == 0);
   CHECK(never_fired == 0);
