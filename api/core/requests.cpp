@@ -132,6 +132,84 @@ Checked<v1::Job> parse_job_body(std::string_view body, std::string_view tenant, 
   return checked;
 }
 
+Checked<v1::Flow> parse_flow_body(std::string_view body, std::string_view tenant, std::string_view subject) {
+  Checked<v1::Flow> checked;
+  if (body.size() > kMaxBodyBytes) {
+    checked.error = field_error("", fmt::format("the body of {} bytes exceeds {} bytes", body.size(), kMaxBodyBytes));
+    return checked;
+  }
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  v1::Command command;
+  v1::Flow flow;
+  if (google::protobuf::util::JsonStringToMessage(std::string(body), &command, options).ok() && command.has_flow()) {
+    flow = std::move(*command.mutable_flow());
+  } else if (auto status = google::protobuf::util::JsonStringToMessage(std::string(body), &flow, options); !status.ok()) {
+    checked.error = json_error(status.ToString());
+    return checked;
+  }
+  if (!flow.tenant().empty() && tenant_or_default(flow.tenant()) != tenant) {
+    checked.error = field_error("tenant", "the tenant comes from your token; leave the field out");
+    return checked;
+  }
+  if (!flow.submitted_by().empty()) {
+    checked.error = field_error("submitted_by", "kcron sets it from your token; leave the field out");
+    return checked;
+  }
+  std::vector<flow::NodeShape> shapes;
+  shapes.reserve(static_cast<std::size_t>(flow.nodes_size()));
+  for (const auto& node : flow.nodes()) shapes.push_back({node.name(), {node.depends_on().begin(), node.depends_on().end()}});
+  if (auto graph = flow::check_graph(flow.id(), shapes); !graph) {
+    checked.error = field_error(flow.id().empty() || flow.id().find('/') != std::string::npos ? "id" : "nodes", graph.error().message());
+    return checked;
+  }
+  if (is_default_tenant(tenant)) {
+    if (auto valid = validate_default_tenant_id(flow.id()); !valid) {
+      checked.error = field_error("id", valid.error().message());
+      return checked;
+    }
+  }
+  for (int at = 0; at < flow.nodes_size(); ++at) {
+    auto& job = *flow.mutable_nodes(at)->mutable_job();
+    const std::string id = flow::node_job_id(flow.id(), flow.nodes(at).name());
+    const auto field = [&](std::string_view name) { return fmt::format("nodes[{}].job.{}", at, name); };
+    if (!job.id().empty() && job.id() != id) {
+      checked.error = field_error(field("id"), fmt::format("a node's id is '{}': leave the field out", id));
+      return checked;
+    }
+    if (!job.tenant().empty() && tenant_or_default(job.tenant()) != tenant) {
+      checked.error = field_error(field("tenant"), "the tenant comes from your token; leave the field out");
+      return checked;
+    }
+    for (const auto& [name, set] : {std::pair<std::string_view, bool>{"submitted_by", !job.submitted_by().empty()},
+                                    {"attempt", job.attempt() != 0},
+                                    {"history", job.history_size() != 0},
+                                    {"schedule_run", job.has_schedule_run()},
+                                    {"flow", job.has_flow()}}) {
+      if (set) {
+        checked.error = field_error(field(name), "kcron sets it; leave the field out");
+        return checked;
+      }
+    }
+    if (job.task_case() == v1::Job::TASK_NOT_SET) {
+      checked.error = field_error(field("task"), "a job needs a task: one of noop, sleep, exec, http, kafka, handler");
+      return checked;
+    }
+    if (job.has_priority() && job.priority() > 9) {
+      checked.error = field_error(field("priority"), fmt::format("{} is outside 0-9", job.priority()));
+      return checked;
+    }
+    if (!v1::FlowNode::Trigger_IsValid(flow.nodes(at).trigger())) {
+      checked.error = field_error(fmt::format("nodes[{}].trigger", at), "not a known trigger");
+      return checked;
+    }
+  }
+  flow.set_tenant(std::string(tenant_field(tenant)));
+  flow.set_submitted_by(std::string(subject));
+  checked.value = std::move(flow);
+  return checked;
+}
+
 std::string generated_job_id(std::string_view subject, std::string_view idempotency_key, std::string_view random_suffix) {
   if (idempotency_key.empty()) return fmt::format("job-{}", random_suffix);
   const std::string material = fmt::format("{}\n{}", subject, idempotency_key);

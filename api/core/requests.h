@@ -35,6 +35,12 @@ inline constexpr std::size_t kMaxBodyBytes = 1 << 20;
 Checked<v1::Job> parse_job_body(std::string_view body, std::string_view tenant, std::string_view subject,
                                 std::string_view generated_id);
 
+// A flow to submit (docs/flows.md): the bare Flow or {"flow": {...}}. The tenant and submitted_by
+// come from the caller; the graph is checked as the dispatcher checks it (a cycle is named), and
+// each node's job as a job body is, under the field "nodes[<i>].job.<field>". Node jobs get their
+// ids from the flow ("<flow>/<node>"): a node job naming another id is refused.
+Checked<v1::Flow> parse_flow_body(std::string_view body, std::string_view tenant, std::string_view subject);
+
 // The id a submission gets when its body names none: derived from the Idempotency-Key when there
 // is one (the same key gives the same id, so a retried request is deduplicated by the dispatcher),
 // else `random_suffix`.

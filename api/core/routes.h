@@ -17,6 +17,7 @@ namespace kcron::api {
 enum class RouteId : std::uint8_t {
   kSubmit,
   kBatch,
+  kSubmitFlow,
   kUpdate,
   kList,
   kCancel,
@@ -57,9 +58,10 @@ struct RouteSpec {
 // it (each "{id}" takes any characters), so ".../{id}/next" and ".../{id}:action" come before
 // ".../{id}". CORS preflights (OPTIONS, only with api.cors_origin) are registered outside the table
 // and are not part of the OpenAPI document.
-inline constexpr std::array<RouteSpec, 29> kRoutes{{
+inline constexpr std::array<RouteSpec, 30> kRoutes{{
     {RouteId::kSubmit, "POST", "/v1/jobs", "submit"},
     {RouteId::kBatch, "POST", "/v1/jobs:batch", "batch"},
+    {RouteId::kSubmitFlow, "POST", "/v1/flows", "submit-flow"},
     {RouteId::kUpdate, "PUT", "/v1/jobs/{id}", "update"},
     {RouteId::kList, "GET", "/v1/jobs", "list"},
     {RouteId::kCancel, "POST", "/v1/jobs/{id}:cancel", "cancel"},

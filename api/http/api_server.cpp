@@ -464,6 +464,40 @@ struct ApiServer::Impl {
                          std::string(kJson));
   }
 
+  // POST /v1/flows: one Flow record on kcron.jobs, keyed by the flow id (docs/flows.md).
+  void submit_flow(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kSubmitJob, {}, response, request_id)) return;
+    const auto content_type = request.get_header_value("Content-Type");
+    if (!content_type.empty() && content_type.find(kJson) != 0) {
+      reply_problem(response, make_problem(415, "send the flow as application/json"), request_id);
+      return;
+    }
+    auto flow = parse_flow_body(request.body, caller->tenant, caller->principal.subject);
+    if (!flow.ok()) {
+      reply_problem(response, make_problem(400, flow.error.message, flow.error.field), request_id);
+      return;
+    }
+    if (!within_limit(per_tenant, caller->tenant, 1,
+                      fmt::format("tenant {} is over {} submissions per second", caller->tenant, settings.jobs_per_tenant),
+                      response, request_id)) {
+      return;
+    }
+    v1::Command command;
+    *command.mutable_flow() = *flow.value;
+    const auto& id = flow.value->id();
+    auto written = produce(*caller, "flow", id, command_record(command, caller->tenant, id, request_id), response, request_id);
+    if (!written) return;
+    submitted.inc();
+    const auto token = consistency_token(settings.names, *written);
+    response.status = 202;
+    response.set_header(std::string(kConsistencyHeader), token);
+    response.set_content(fmt::format(R"({{"id":{},"tenant":{},"nodes":{},"consistency":{},"request_id":{}}})", json_string(id),
+                                     json_string(caller->tenant), flow.value->nodes_size(), json_string(token),
+                                     json_string(request_id)),
+                         std::string(kJson));
+  }
+
   bool json_body(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
     const auto content_type = request.get_header_value("Content-Type");
     if (!content_type.empty() && content_type.find(kJson) != 0) {
@@ -1470,6 +1504,8 @@ struct ApiServer::Impl {
         return &Impl::submit_job;
       case RouteId::kBatch:
         return &Impl::submit_batch;
+      case RouteId::kSubmitFlow:
+        return &Impl::submit_flow;
       case RouteId::kUpdate:
         return &Impl::update_job;
       case RouteId::kList:

@@ -114,3 +114,36 @@ TEST_CASE("a query string splits at each parameter's first '=' and is percent-de
   CHECK_FALSE(kcron::api::split_query("a=1&b=2&c=3", 2).has_value());
   CHECK(kcron::api::split_query("")->empty());
 }
+
+TEST_CASE("a flow body gets the token's tenant and subject, its graph checked as the dispatcher checks it") {
+  const auto diamond =
+      R"({"id":"etl","nodes":[{"name":"a","job":{"noop":{}}},{"name":"b","job":{"noop":{}},"depends_on":["a"],"trigger":"all_done"}]})";
+  auto flow = kcron::api::parse_flow_body(diamond, "acme", "alice");
+  REQUIRE(flow.ok());
+  CHECK(flow.value->tenant() == "acme");
+  CHECK(flow.value->submitted_by() == "alice");
+  CHECK(flow.value->nodes(1).trigger() == kcron::v1::FlowNode::ALL_DONE);
+  auto wrapped = kcron::api::parse_flow_body(std::string(R"({"flow":)") + diamond + "}", "acme", "alice");
+  REQUIRE(wrapped.ok());
+  CHECK(wrapped.value->nodes_size() == 2);
+
+  auto cycle = kcron::api::parse_flow_body(
+      R"({"id":"c","nodes":[{"name":"a","job":{"noop":{}},"depends_on":["b"]},{"name":"b","job":{"noop":{}},"depends_on":["a"]}]})",
+      "acme", "alice");
+  REQUIRE_FALSE(cycle.ok());
+  CHECK(cycle.error.field == "nodes");
+  CHECK(cycle.error.message.starts_with("flow 'c' has a cycle: "));
+  CHECK(kcron::api::parse_flow_body(R"({"id":"a/b","nodes":[{"name":"n","job":{"noop":{}}}]})", "acme", "alice").error.field ==
+        "id");
+  CHECK(kcron::api::parse_flow_body(R"({"id":"f","tenant":"globex","nodes":[{"name":"n","job":{"noop":{}}}]})", "acme", "alice")
+            .error.field == "tenant");
+  CHECK(kcron::api::parse_flow_body(R"({"id":"f","nodes":[{"name":"n","job":{"id":"x","noop":{}}}]})", "acme", "alice")
+            .error.field == "nodes[0].job.id");
+  CHECK(kcron::api::parse_flow_body(R"({"id":"f","nodes":[{"name":"n","job":{"attempt":2,"noop":{}}}]})", "acme", "alice")
+            .error.field == "nodes[0].job.attempt");
+  CHECK(kcron::api::parse_flow_body(R"({"id":"f","nodes":[{"name":"n","job":{}}]})", "acme", "alice").error.field ==
+        "nodes[0].job.task");
+  CHECK(kcron::api::parse_flow_body(R"({"id":"f","nodes":[{"name":"n","job":{"noop":{}},"trigger":"SOMETIMES"}]})", "acme",
+                                    "alice")
+            .error.field.find("trigger") != std::string::npos);
+}

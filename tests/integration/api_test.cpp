@@ -313,6 +313,12 @@ RouteUse route_use(RouteId id, const std::string& caller, const std::string& bac
       return {{Action::kSubmitJob}, true, Target::kNone, "", job};
     case RouteId::kBatch:
       return {{Action::kSubmitJob}, true, Target::kNone, "", fmt::format(R"({{"jobs":[{}]}})", job)};
+    case RouteId::kSubmitFlow:
+      return {{Action::kSubmitJob},
+              true,
+              Target::kNone,
+              "",
+              fmt::format(R"({{"id":"walk-{}","nodes":[{{"name":"a","job":{}}}]}})", caller.substr(0, 40), job)};
     case RouteId::kUpdate:
       return {{Action::kReadJobs, Action::kManageJob}, true, Target::kPendingJob, "", R"({"delay":"7200s","noop":{}})"};
     case RouteId::kList:
