@@ -89,6 +89,8 @@ FlowCommands::FlowCommands(CLI::App& app) {
   submit_
       ->add_option("flow", input_, R"(e.g. flow.json holding {"flow":{"id":"etl","nodes":[...]}} or {"id":"etl","nodes":[...]})")
       ->required();
+  retry_ = flow->add_subcommand("retry", "run a flow's DEAD nodes and what depends on them again (the flow must have ended)");
+  retry_->add_option("flow-id", flow_id_)->required();
   cancel_ = flow->add_subcommand("cancel", "cancel every node of a flow that has not ended");
   cancel_->add_option("flow-id", flow_id_)->required();
   cancel_->add_option("--reason", reason_);
@@ -98,7 +100,7 @@ FlowCommands::FlowCommands(CLI::App& app) {
 }
 
 bool FlowCommands::parsed() const {
-  return submit_->parsed() || cancel_->parsed() || status_->parsed();
+  return submit_->parsed() || cancel_->parsed() || retry_->parsed() || status_->parsed();
 }
 
 int FlowCommands::run(const Config& config, std::ostream& out, std::ostream& err) const {
@@ -126,6 +128,16 @@ int FlowCommands::run(const Config& config, std::ostream& out, std::ostream& err
     return 0;
   }
   const std::string tenant(tenant_or_default(config.get("tenant")));
+  if (retry_->parsed()) {
+    v1::Command command;
+    command.mutable_replay()->set_job_id(flow_id_);
+    command.mutable_replay()->set_tenant(std::string(tenant_field(tenant)));
+    command.mutable_replay()->set_flow(true);
+    if (auto produced = produce(config, command, tenant, flow_id_); !produced) return fail(err, produced.error().message());
+    out << fmt::format("retry sent for flow {}: its DEAD nodes and their dependants run again (kcron flow status {})\n",
+                       flow_id_, flow_id_);
+    return 0;
+  }
   if (cancel_->parsed()) {
     v1::Command command;
     command.mutable_cancel()->set_job_id(flow_id_);

@@ -22,6 +22,7 @@ class FlowCommands {
  private:
   CLI::App* submit_ = nullptr;
   CLI::App* cancel_ = nullptr;
+  CLI::App* retry_ = nullptr;
   CLI::App* status_ = nullptr;
   std::string input_;
   std::string flow_id_;

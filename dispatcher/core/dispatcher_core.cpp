@@ -60,7 +60,7 @@ std::string_view command_tenant(const v1::Command& command) {
     case v1::Command::kUpdate:
       return command.update().job().tenant();
     case v1::Command::kReplay:
-      return command.replay().job().tenant();
+      return command.replay().has_job() ? command.replay().job().tenant() : command.replay().tenant();
     case v1::Command::kRetry:
       return command.retry().job().tenant();
     case v1::Command::kCompletion:
@@ -493,6 +493,7 @@ Status DispatcherCore::update(Context& context, v1::Job job) {
 
 Status DispatcherCore::replay(Context& context, const v1::Replay& replay) {
   const ScopedName& ref = context.job;
+  if (replay.flow()) return retry_flow(context);
   auto loaded = load(context.state, ref.key);
   if (!loaded) return loaded.error();
   auto& existing = *loaded;
@@ -929,9 +930,14 @@ Status DispatcherCore::fire(PartitionState& state, Partition partition, const st
   const Instant fired = clock_.now();
   std::string topic = exec_topic(settings_.names.prefix, entry.job().queue(), band_for_priority(entry.priority()));
   v1::Execution execution;
-  // The exec record carries the job; the changelog keeps only what dedupe needs.
-  execution.mutable_job()->Swap(entry.mutable_job());
-  entry.clear_job();
+  // The exec record carries the job; the changelog keeps only what dedupe needs (a flow's node
+  // keeps its job too: a retry of the flow runs it again).
+  if (entry.has_node()) {
+    *execution.mutable_job() = entry.job();
+  } else {
+    execution.mutable_job()->Swap(entry.mutable_job());
+    entry.clear_job();
+  }
   execution.set_due_ms(entry.due_ms());
   execution.set_fired_ms(to_epoch_ms(fired));
   auto headers = typed_headers("execution", job.id, job.tenant);

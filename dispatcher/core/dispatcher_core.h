@@ -214,6 +214,8 @@ class DispatcherCore {
   // through `control` (their endings come back as completions). Refused: no such flow.
   Status cancel_flow(PartitionState& state, Partition partition, const ScopedName& flow, std::string_view reason,
                      const InputRecord* record, std::vector<OutRecord>& out);
+  // Replay with `flow`: a flow that ended runs its DEAD nodes and their dependants again.
+  Status retry_flow(Context& context);
   // A node's entry has just been stored ended (`ended_as`): the flow's counts follow, and each
   // child whose trigger that decides runs, fails upstream or is skipped, cascading.
   Status node_ended(PartitionState& state, Partition partition, std::string_view tenant, const v1::FlowNodeState& node,

@@ -5,6 +5,8 @@
 // same batch. So each node fires exactly once, whatever crashes: the decision and the ending that
 // caused it are committed together, and a repeated ending finds the node already ended.
 #include <deque>
+#include <map>
+#include <set>
 
 #include "core/dispatcher_core.h"
 #include "kcron/codec.h"
@@ -243,12 +245,155 @@ Status DispatcherCore::submit_flow(Context& context, v1::Flow flow) {
   return Status::success();
 }
 
+Status DispatcherCore::retry_flow(Context& context) {
+  const ScopedName& ref = context.job;
+  const Partition partition = context.record.partition;
+  auto refuse = [&](const std::string& reason) {
+    reject(context.record, &ref, fmt::format("cannot retry flow '{}': {}", ref.id, reason), context.out);
+    return Status::success();
+  };
+  const std::string header_key = flow_key(ref.key);
+  auto loaded = load(context.state, header_key);
+  if (!loaded) return loaded.error();
+  if (!*loaded) return refuse("no such flow");
+  Entry header = std::move(**loaded);
+  // Every node, by name (a flow has at most flow_limits.max_nodes).
+  std::map<std::string, Entry, std::less<>> nodes;
+  const std::string prefix = ref.key + flow::kSeparator;
+  std::string after;
+  for (;;) {
+    auto keys = context.state.keys_after(prefix, after, 512);
+    if (!keys) return keys.error().within(fmt::format("retrying flow '{}'", ref.id));
+    for (const auto& key : *keys) {
+      auto node = load(context.state, key);
+      if (!node) return node.error();
+      if (*node && (*node)->has_node()) nodes.emplace((*node)->node().name(), std::move(**node));
+    }
+    if (keys->size() < 512) break;
+    after = keys->back();
+  }
+  std::size_t running = 0;
+  for (const auto& [name, entry] : nodes) {
+    const auto state = entry.state();
+    if (state == Entry::WAITING || state == Entry::PENDING || state == Entry::FIRED) ++running;
+  }
+  if (running > 0 || header.flow().ended() < header.flow().nodes()) {
+    return refuse(fmt::format("it is still running ({} of {} nodes ended): retry it once it ended", header.flow().ended(),
+                              header.flow().nodes()));
+  }
+  // The DEAD nodes and everything below them.
+  std::set<std::string, std::less<>> again;
+  std::deque<std::string> walk;
+  for (const auto& [name, entry] : nodes) {
+    if (entry.state() == Entry::DEAD) walk.push_back(name);
+  }
+  while (!walk.empty()) {
+    std::string name = std::move(walk.front());
+    walk.pop_front();
+    if (!again.insert(name).second) continue;
+    if (auto found = nodes.find(name); found != nodes.end()) {
+      for (const auto& child : found->second.node().children()) walk.push_back(child);
+    }
+  }
+  if (again.empty()) return refuse("no node of it ended DEAD");
+  std::map<std::string, std::vector<std::string>, std::less<>> parents;
+  for (const auto& [name, entry] : nodes) {
+    for (const auto& child : entry.node().children()) parents[child].push_back(name);
+  }
+  // The header counts what stays ended; the nodes run again count themselves as they end.
+  auto* counts = header.mutable_flow();
+  counts->set_ended(0);
+  counts->set_succeeded(0);
+  counts->set_failed(0);
+  counts->set_cancelled(0);
+  const auto ending_of_entry = [](Entry::State state) {
+    return state == Entry::SUCCEEDED                                  ? flow::Ending::kSucceeded
+           : state == Entry::DEAD || state == Entry::UPSTREAM_FAILED ? flow::Ending::kFailed
+                                                                      : flow::Ending::kCancelled;
+  };
+  for (const auto& [name, entry] : nodes) {
+    if (again.contains(name)) continue;
+    const auto ending = ending_of_entry(entry.state());
+    counts->set_ended(counts->ended() + 1);
+    if (ending == flow::Ending::kSucceeded) counts->set_succeeded(counts->succeeded() + 1);
+    if (ending == flow::Ending::kFailed) counts->set_failed(counts->failed() + 1);
+    if (ending == flow::Ending::kCancelled) counts->set_cancelled(counts->cancelled() + 1);
+  }
+  counts->set_cancel_requested(false);
+  counts->set_ended_ms(0);
+  header.clear_expires_ms();
+  header.set_sequence(header.sequence() + 1);
+  if (auto stored = store(context.state, partition, header_key, header, context.out); !stored) return stored;
+  audit(context.record, &ref, "REPLAYED", fmt::format("{} nodes run again", again.size()), context.out);
+
+  // Each node run again waits anew, its tally from the parents that stay ended, their outputs kept.
+  for (const auto& name : again) {
+    Entry& old = nodes.at(name);
+    Entry entry;
+    entry.set_state(Entry::WAITING);
+    entry.set_sequence(old.sequence() + 1);
+    entry.set_attempt(old.attempt() + 1);
+    entry.set_priority(old.priority());
+    v1::Job job = old.job();
+    job.set_attempt(old.attempt() + 1);
+    auto* graph = entry.mutable_node();
+    *graph = old.node();
+    graph->clear_inputs();
+    graph->clear_reason();
+    graph->set_parents_ended(0);
+    graph->set_parents_succeeded(0);
+    graph->set_parents_failed(0);
+    flow::Tally tally{graph->parents(), 0, 0, 0};
+    for (const auto& parent : parents[name]) {
+      if (again.contains(parent)) continue;
+      tally.add(ending_of_entry(nodes.at(parent).state()));
+    }
+    graph->set_parents_ended(tally.ended);
+    graph->set_parents_succeeded(tally.succeeded);
+    graph->set_parents_failed(tally.failed);
+    for (const auto* inputs : {&old.job().flow().inputs(), &old.node().inputs()}) {
+      for (const auto& input : *inputs) {
+        if (!again.contains(input.node())) *graph->add_inputs() = input;
+      }
+    }
+    job.mutable_flow()->clear_inputs();
+    *entry.mutable_job() = std::move(job);
+    const ScopedName node = scoped(ref.tenant, flow::node_job_id(ref.id, name));
+    if (auto stored = store(context.state, partition, node.key, entry, context.out); !stored) return stored;
+    emit_status(node, entry, v1::PENDING, fmt::format("flow retried: waits for {} of {} parents", tally.parents - tally.ended, tally.parents),
+                context.out);
+  }
+  // Then each is decided on what it has, as an ending would decide it.
+  for (const auto& name : again) {
+    const ScopedName node = scoped(ref.tenant, flow::node_job_id(ref.id, name));
+    auto current = load(context.state, node.key);
+    if (!current) return current.error();
+    if (!*current || (*current)->state() != Entry::WAITING) continue;  // decided by a cascade
+    Entry& entry = **current;
+    const auto decision = flow::decide(trigger_of(entry.node().trigger()), tally_of(entry.node()));
+    if (decision == flow::Decision::kWait) continue;
+    if (decision == flow::Decision::kRun) {
+      auto released = release_node(context.state, partition, node, entry, context.out);
+      if (!released) return released.error();
+      if (*released) continue;
+      if (auto ended = node_ended(context.state, partition, ref.tenant, entry.node(), v1::DEAD, {}, 0, context.out); !ended) {
+        return ended;
+      }
+      continue;
+    }
+    const auto as = decision == flow::Decision::kSkip ? v1::SKIPPED : v1::UPSTREAM_FAILED;
+    const std::string reason = "flow retried: its parents that stay ended decide it";
+    if (auto done = end_unfired_node(context.state, partition, node, entry, as, reason, context.out); !done) return done;
+    if (auto ended = node_ended(context.state, partition, ref.tenant, entry.node(), as, {}, 0, context.out); !ended) return ended;
+  }
+  return Status::success();
+}
+
 Result<bool> DispatcherCore::release_node(PartitionState& state, Partition partition, const ScopedName& node, Entry& entry,
                                           std::vector<OutRecord>& out) {
-  v1::Job job = std::move(*entry.mutable_job());
-  entry.clear_job();
-  for (auto& input : *entry.mutable_node()->mutable_inputs()) *job.mutable_flow()->add_inputs() = std::move(input);
+  for (auto& input : *entry.mutable_node()->mutable_inputs()) *entry.mutable_job()->mutable_flow()->add_inputs() = std::move(input);
   entry.mutable_node()->clear_inputs();
+  v1::Job job = entry.job();  // the entry keeps it: a retry of the flow runs it again
   auto due = resolve(job, clock_.now());
   if (!due) {
     const std::string reason = fmt::format("its job could not be released: {}", due.error().message());
@@ -270,8 +415,6 @@ Result<bool> DispatcherCore::release_node(PartitionState& state, Partition parti
 Status DispatcherCore::end_unfired_node(PartitionState& state, Partition partition, const ScopedName& node, Entry& entry,
                                         v1::JobState ended_as, std::string_view reason, std::vector<OutRecord>& out) {
   entry.set_state(entry_state_of(ended_as));
-  entry.clear_job();
-  entry.mutable_node()->clear_inputs();
   entry.set_sequence(entry.sequence() + 1);
   entry.set_expires_ms(ms_from_now(settings_.dedupe_retention));
   entry.mutable_node()->set_reason(std::string(reason));

@@ -418,3 +418,53 @@ TEST_CASE("flow: a node with more parents than the limit, or a job too large to 
   REQUIRE(reasons.size() == 1);
   CHECK(reasons[0].find("leaves no room for its parents' outputs") != std::string::npos);
 }
+
+TEST_CASE("flow: a retry runs the DEAD nodes and what depends on them again as new attempts, and keeps what succeeded") {
+  FlowHarness harness;
+  harness.submit_flow(diamond("rt", "", R"(,{"name":"report","job":{"noop":{}},"depends_on":["load"],"trigger":"all_done"})"), "rt");
+  harness.exec_ids();
+  harness.apply(R"({"replay":{"job_id":"rt","flow":true}})", "rt");  // still running
+  auto reasons = harness.dead_letter_reasons();
+  REQUIRE(reasons.size() == 1);
+  CHECK(reasons[0] == "cannot retry flow 'rt': it is still running (0 of 5 nodes ended): retry it once it ended");
+  harness.complete("rt/extract", "SUCCEEDED", 0, "ZXh0cmFjdGVk", 9);  // "extracted"
+  harness.exec_ids();
+  harness.complete("rt/validate", "SUCCEEDED");
+  harness.complete("rt/transform", "DEAD");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"rt/report"});  // load failed upstream, report runs all_done
+  harness.complete("rt/report", "SUCCEEDED");
+  CHECK(harness.header("rt").ended() == 5);
+  harness.statuses();
+
+  harness.apply(R"({"replay":{"job_id":"rt","flow":true}})", "rt");
+  const auto exec = harness.take(".exec.");
+  REQUIRE(exec.size() == 1);  // transform again; load and report wait for it
+  v1::Execution execution;
+  REQUIRE(execution.ParseFromString(exec[0].value));
+  CHECK(execution.job().id() == "rt/transform");
+  CHECK(execution.job().attempt() == 1);
+  REQUIRE(execution.job().flow().inputs_size() == 1);
+  CHECK(execution.job().flow().inputs(0).output() == "extracted");
+  CHECK(harness.entry("rt/load").state() == v1::DispatcherEntry::WAITING);
+  CHECK(harness.entry("rt/load").node().parents_ended() == 1);  // validate stays SUCCEEDED
+  CHECK(harness.entry("rt/validate").state() == v1::DispatcherEntry::SUCCEEDED);
+  CHECK(harness.header("rt").ended() == 2);
+
+  harness.complete("rt/transform", "SUCCEEDED", 0);  // the old attempt's ending changes nothing
+  CHECK(harness.exec_ids().empty());
+  harness.complete("rt/transform", "SUCCEEDED", 1);
+  CHECK(harness.exec_ids() == std::vector<std::string>{"rt/load"});
+  CHECK(harness.entry("rt/load").attempt() == 1);
+  harness.complete("rt/load", "SUCCEEDED", 1);
+  CHECK(harness.exec_ids() == std::vector<std::string>{"rt/report"});
+  harness.complete("rt/report", "SUCCEEDED", 1);
+  const auto header = harness.header("rt");
+  CHECK(header.ended() == 5);
+  CHECK(header.succeeded() == 5);
+  CHECK(header.ended_ms() > 0);
+
+  harness.apply(R"({"replay":{"job_id":"rt","flow":true}})", "rt");
+  reasons = harness.dead_letter_reasons();
+  REQUIRE(reasons.size() == 1);
+  CHECK(reasons[0] == "cannot retry flow 'rt': no node of it ended DEAD");
+}

@@ -219,6 +219,11 @@ Decision Relay::command(const InputRecord& record, const InputTopic& topic, std:
   } else if (command.has_cancel()) {
     decision.tenant_overridden = names_other_tenant(command.cancel().tenant(), topic.tenant);
     command.mutable_cancel()->set_tenant(tenant);
+  } else if (command.replay().flow()) {
+    // A flow's retry: its tenant is the topic's.
+    decision.tenant_overridden = names_other_tenant(command.replay().tenant(), topic.tenant);
+    command.mutable_replay()->clear_job();
+    command.mutable_replay()->set_tenant(tenant);
   } else if (!command.replay().has_job()) {
     // The dispatcher reads a replay's tenant from its job: without one it would be read as the
     // default tenant's, under a key that is not.

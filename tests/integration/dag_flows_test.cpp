@@ -2,6 +2,7 @@
 // kcron-worker as child processes on a fresh prefix; flows submitted as users do (the CLI, or
 // JSON produced to the jobs topic); every check reads what was committed to the topics.
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <thread>
 
 #include "kcron.pb.h"
@@ -18,11 +19,13 @@ struct Deployment {
   std::unique_ptr<Process> dispatcher;
   std::unique_ptr<Process> worker;
 
-  explicit Deployment(TestEnv& test_env) : env(test_env) {
+  explicit Deployment(TestEnv& test_env, const std::vector<std::string>& worker_env = {}) : env(test_env) {
     dispatcher =
         std::make_unique<Process>(program_path("kcron-dispatcher"), env.program_env("d1"), env.state_root + "/dispatcher.log");
     REQUIRE(wait_for_log(*dispatcher, "event=assigned", 60s));
-    worker = std::make_unique<Process>(program_path("kcron-worker"), env.program_env("w1"), env.state_root + "/worker.log");
+    auto vars = env.program_env("w1");
+    vars.insert(vars.end(), worker_env.begin(), worker_env.end());
+    worker = std::make_unique<Process>(program_path("kcron-worker"), vars, env.state_root + "/worker.log");
     REQUIRE(wait_for_log(*worker, "event=assigned", 60s));
   }
 };
@@ -215,4 +218,35 @@ TEST_CASE("flow: a cyclic flow is REJECTED naming the cycle, and a plain job 'et
   const auto results = read_topics({env.prefix + "results"}, 20s, [](const auto& read) { return !read.empty(); });
   REQUIRE(results.size() == 1);
   CHECK(results[0].key == "after");
+}
+
+TEST_CASE("flow: kcron flow retry runs a DEAD node and its dependants again, and the flow then succeeds", "[integration]") {
+  TestEnv env("dag-retry");
+  Deployment deployment(env, {"KCRON_EXEC_PROGRAMS=/bin/sh"});
+  const std::string marker = env.state_root + "/ready";
+  const auto flow = fmt::format(R"({{"id":"r","nodes":[
+      {{"name":"gate","job":{{"exec":{{"argv":["/bin/sh","-c","test -f {}"]}}}}}},
+      {{"name":"after","job":{{"noop":{{}}}},"depends_on":["gate"]}}]}})",
+                                marker);
+  const auto submitted = run_cli(env, fmt::format("flow submit '{}'", flow));
+  INFO(submitted.output);
+  REQUIRE(submitted.exit_code == 0);
+  auto status = flow_status_until(env, "r", "2 of 2 nodes ended");
+  INFO(status.output);
+  REQUIRE(status.output.find("flow r: FAILED - 2 of 2 nodes ended: 0 succeeded, 2 failed") != std::string::npos);
+
+  std::ofstream(marker) << "ok";
+  const auto retried = run_cli(env, "flow retry r");
+  INFO(retried.output);
+  REQUIRE(retried.exit_code == 0);
+  status = flow_status_until(env, "r", "SUCCEEDED - 2 of 2");
+  INFO(status.output);
+  CHECK(status.output.find("flow r: SUCCEEDED - 2 of 2 nodes ended: 2 succeeded") != std::string::npos);
+  const auto results = results_by_job(read_topics({env.prefix + "results"}, 10s, [](const auto& read) { return read.size() >= 3; }));
+  REQUIRE(results.at("r/gate").size() == 2);
+  CHECK(results.at("r/gate")[1].attempt() == 1);
+  CHECK(results.at("r/gate")[1].state() == v1::SUCCEEDED);
+  REQUIRE(results.at("r/after").size() == 1);
+  CHECK(results.at("r/after")[0].attempt() == 1);
+  WARN(status.output);
 }
