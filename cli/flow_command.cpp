@@ -134,8 +134,8 @@ int FlowCommands::run(const Config& config, std::ostream& out, std::ostream& err
     command.mutable_replay()->set_tenant(std::string(tenant_field(tenant)));
     command.mutable_replay()->set_flow(true);
     if (auto produced = produce(config, command, tenant, flow_id_); !produced) return fail(err, produced.error().message());
-    out << fmt::format("retry sent for flow {}: its DEAD nodes and their dependants run again (kcron flow status {})\n",
-                       flow_id_, flow_id_);
+    out << fmt::format("retry sent for flow {}: its DEAD nodes and their dependants run again (kcron flow status {})\n", flow_id_,
+                       flow_id_);
     return 0;
   }
   if (cancel_->parsed()) {

@@ -160,7 +160,8 @@ Checked<v1::Flow> parse_flow_body(std::string_view body, std::string_view tenant
   shapes.reserve(static_cast<std::size_t>(flow.nodes_size()));
   for (const auto& node : flow.nodes()) shapes.push_back({node.name(), {node.depends_on().begin(), node.depends_on().end()}});
   if (auto graph = flow::check_graph(flow.id(), shapes); !graph) {
-    checked.error = field_error(flow.id().empty() || flow.id().find('/') != std::string::npos ? "id" : "nodes", graph.error().message());
+    checked.error =
+        field_error(flow.id().empty() || flow.id().find('/') != std::string::npos ? "id" : "nodes", graph.error().message());
     return checked;
   }
   if (is_default_tenant(tenant)) {

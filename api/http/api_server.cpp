@@ -492,10 +492,10 @@ struct ApiServer::Impl {
     const auto token = consistency_token(settings.names, *written);
     response.status = 202;
     response.set_header(std::string(kConsistencyHeader), token);
-    response.set_content(fmt::format(R"({{"id":{},"tenant":{},"nodes":{},"consistency":{},"request_id":{}}})", json_string(id),
-                                     json_string(caller->tenant), flow.value->nodes_size(), json_string(token),
-                                     json_string(request_id)),
-                         std::string(kJson));
+    response.set_content(
+        fmt::format(R"({{"id":{},"tenant":{},"nodes":{},"consistency":{},"request_id":{}}})", json_string(id),
+                    json_string(caller->tenant), flow.value->nodes_size(), json_string(token), json_string(request_id)),
+        std::string(kJson));
   }
 
   bool json_body(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {

@@ -143,7 +143,7 @@ TEST_CASE("a flow body gets the token's tenant and subject, its graph checked as
             .error.field == "nodes[0].job.attempt");
   CHECK(kcron::api::parse_flow_body(R"({"id":"f","nodes":[{"name":"n","job":{}}]})", "acme", "alice").error.field ==
         "nodes[0].job.task");
-  CHECK(kcron::api::parse_flow_body(R"({"id":"f","nodes":[{"name":"n","job":{"noop":{}},"trigger":"SOMETIMES"}]})", "acme",
-                                    "alice")
-            .error.field.find("trigger") != std::string::npos);
+  CHECK(
+      kcron::api::parse_flow_body(R"({"id":"f","nodes":[{"name":"n","job":{"noop":{}},"trigger":"SOMETIMES"}]})", "acme", "alice")
+          .error.field.find("trigger") != std::string::npos);
 }

@@ -307,9 +307,9 @@ Status DispatcherCore::retry_flow(Context& context) {
   counts->set_failed(0);
   counts->set_cancelled(0);
   const auto ending_of_entry = [](Entry::State state) {
-    return state == Entry::SUCCEEDED                                  ? flow::Ending::kSucceeded
+    return state == Entry::SUCCEEDED                                 ? flow::Ending::kSucceeded
            : state == Entry::DEAD || state == Entry::UPSTREAM_FAILED ? flow::Ending::kFailed
-                                                                      : flow::Ending::kCancelled;
+                                                                     : flow::Ending::kCancelled;
   };
   for (const auto& [name, entry] : nodes) {
     if (again.contains(name)) continue;
@@ -360,8 +360,8 @@ Status DispatcherCore::retry_flow(Context& context) {
     *entry.mutable_job() = std::move(job);
     const ScopedName node = scoped(ref.tenant, flow::node_job_id(ref.id, name));
     if (auto stored = store(context.state, partition, node.key, entry, context.out); !stored) return stored;
-    emit_status(node, entry, v1::PENDING, fmt::format("flow retried: waits for {} of {} parents", tally.parents - tally.ended, tally.parents),
-                context.out);
+    emit_status(node, entry, v1::PENDING,
+                fmt::format("flow retried: waits for {} of {} parents", tally.parents - tally.ended, tally.parents), context.out);
   }
   // Then each is decided on what it has, as an ending would decide it.
   for (const auto& name : again) {
@@ -391,7 +391,8 @@ Status DispatcherCore::retry_flow(Context& context) {
 
 Result<bool> DispatcherCore::release_node(PartitionState& state, Partition partition, const ScopedName& node, Entry& entry,
                                           std::vector<OutRecord>& out) {
-  for (auto& input : *entry.mutable_node()->mutable_inputs()) *entry.mutable_job()->mutable_flow()->add_inputs() = std::move(input);
+  for (auto& input : *entry.mutable_node()->mutable_inputs())
+    *entry.mutable_job()->mutable_flow()->add_inputs() = std::move(input);
   entry.mutable_node()->clear_inputs();
   v1::Job job = entry.job();  // the entry keeps it: a retry of the flow runs it again
   auto due = resolve(job, clock_.now());

@@ -421,7 +421,8 @@ TEST_CASE("flow: a node with more parents than the limit, or a job too large to 
 
 TEST_CASE("flow: a retry runs the DEAD nodes and what depends on them again as new attempts, and keeps what succeeded") {
   FlowHarness harness;
-  harness.submit_flow(diamond("rt", "", R"(,{"name":"report","job":{"noop":{}},"depends_on":["load"],"trigger":"all_done"})"), "rt");
+  harness.submit_flow(diamond("rt", "", R"(,{"name":"report","job":{"noop":{}},"depends_on":["load"],"trigger":"all_done"})"),
+                      "rt");
   harness.exec_ids();
   harness.apply(R"({"replay":{"job_id":"rt","flow":true}})", "rt");  // still running
   auto reasons = harness.dead_letter_reasons();

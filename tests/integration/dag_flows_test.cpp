@@ -242,7 +242,8 @@ TEST_CASE("flow: kcron flow retry runs a DEAD node and its dependants again, and
   status = flow_status_until(env, "r", "SUCCEEDED - 2 of 2");
   INFO(status.output);
   CHECK(status.output.find("flow r: SUCCEEDED - 2 of 2 nodes ended: 2 succeeded") != std::string::npos);
-  const auto results = results_by_job(read_topics({env.prefix + "results"}, 10s, [](const auto& read) { return read.size() >= 3; }));
+  const auto results =
+      results_by_job(read_topics({env.prefix + "results"}, 10s, [](const auto& read) { return read.size() >= 3; }));
   REQUIRE(results.at("r/gate").size() == 2);
   CHECK(results.at("r/gate")[1].attempt() == 1);
   CHECK(results.at("r/gate")[1].state() == v1::SUCCEEDED);

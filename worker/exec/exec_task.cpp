@@ -10,15 +10,18 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <optional>
 #include <string_view>
 #include <utility>
 
 #include "core/secret_refs.h"
+#include "kcron/codec.h"
 
 namespace kcron::worker {
 namespace {
@@ -175,14 +178,17 @@ struct Launch {
   int highest_fd = 0;  // bound of the close loop where close_range is missing
 };
 
-Launch prepare_launch(const v1::ExecTask& task, const ExecPolicy& policy) {
+Launch prepare_launch(const v1::Job& job, const ExecPolicy& policy) {
+  const auto& task = job.exec();
   Launch launch;
   launch.argument_storage.assign(task.argv().begin(), task.argv().end());
   for (auto& argument : launch.argument_storage) launch.arguments.push_back(argument.data());
   launch.arguments.push_back(nullptr);
 
   bool has_path = false;
-  for (const auto& [name, value] : task.env()) {
+  std::map<std::string, std::string> variables(task.env().begin(), task.env().end());
+  for (auto& [name, value] : flow_environment(job)) variables[name] = std::move(value);
+  for (const auto& [name, value] : variables) {
     has_path = has_path || name == "PATH";
     launch.environment_storage.push_back(fmt::format("{}={}", name, value));
   }
@@ -476,12 +482,33 @@ Status check_exec(const v1::ExecTask& task, const ExecPolicy& policy) {
   return Status::success();
 }
 
+std::vector<std::pair<std::string, std::string>> flow_environment(const v1::Job& job) {
+  std::vector<std::pair<std::string, std::string>> variables;
+  if (!job.has_flow() || job.flow().id().empty()) return variables;
+  variables.emplace_back("KCRON_FLOW_ID", job.flow().id());
+  variables.emplace_back("KCRON_FLOW_NODE", job.flow().node());
+  for (const auto& input : job.flow().inputs()) {
+    std::string name = "KCRON_INPUT_";
+    for (const char c : input.node()) {
+      const auto upper = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      name.push_back((upper >= 'A' && upper <= 'Z') || (upper >= '0' && upper <= '9') ? upper : '_');
+    }
+    variables.emplace_back(name + "_STATE", std::string(state_name(input.state())));
+    if (!input.too_large() && input.output().find('\0') == std::string::npos) {
+      variables.emplace_back(name, input.output());
+    } else {
+      variables.emplace_back(name + "_SIZE", std::to_string(input.size()));
+    }
+  }
+  return variables;
+}
+
 Outcome run_exec(const v1::Job& job, const ExecPolicy& policy, const std::atomic<bool>& stop) {
   const auto& task = job.exec();
   if (task.argv().empty()) return failed("exec task has an empty argv", false);
   if (stop.load()) return failed("stopped before the process started");
 
-  const Launch launch = prepare_launch(task, policy);
+  const Launch launch = prepare_launch(job, policy);
   auto stdout_pipe = make_pipe();
   auto stderr_pipe = make_pipe();
   auto status_pipe = make_pipe();

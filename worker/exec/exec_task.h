@@ -36,6 +36,13 @@ struct ExecPolicy {
 // The child always gets this PATH unless the job sets PATH itself (and PATH is in exec.env).
 inline constexpr const char* kExecPath = "/usr/local/bin:/usr/bin:/bin";
 
+// What a flow node's exec job learns from its flow, as environment variables kcron sets (over any
+// the job sets; docs/flows.md#data-between-nodes): KCRON_FLOW_ID, KCRON_FLOW_NODE, and per parent
+// (its name upper-cased, every character but A-Z and 0-9 as '_'): KCRON_INPUT_<NAME>_STATE, and
+// KCRON_INPUT_<NAME> with its output when it was handed inline (and has no NUL byte), else
+// KCRON_INPUT_<NAME>_SIZE with its size. Empty for a job that is no flow node. Pure.
+std::vector<std::pair<std::string, std::string>> flow_environment(const v1::Job& job);
+
 // Whether the policy allows this task: a non-empty argv whose argv[0] is an allowlisted absolute
 // path, only allowlisted env names (refused, never silently dropped), no NUL or '=' where they
 // cannot be passed on, an absolute cwd. A refusal is final: running the job again cannot succeed.

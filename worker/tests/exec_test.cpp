@@ -506,3 +506,25 @@ TEST_CASE("a sandboxed exec job gets its secret's value in its environment and c
   CHECK_THAT(outcome.output, Catch::StartsWith("14\n") && Catch::Contains("No such file") && Catch::EndsWith("rc=1\n") &&
                                  !Catch::Contains("[secret:token]"));
 }
+
+TEST_CASE("a flow node's exec job gets its flow, its node and its parents' outputs in its environment") {
+  auto job = shell_job(R"(printf '%s|%s|%s|%s|%s|%s' "$KCRON_FLOW_ID" "$KCRON_FLOW_NODE" "$KCRON_INPUT_EXTRACT_STATE" )"
+                       R"("$KCRON_INPUT_EXTRACT" "$KCRON_INPUT_BIG_ROWS_SIZE" "${KCRON_INPUT_BIG_ROWS-unset}")");
+  job.mutable_flow()->set_id("etl");
+  job.mutable_flow()->set_node("load");
+  auto* extract = job.mutable_flow()->add_inputs();
+  extract->set_node("extract");
+  extract->set_state(v1::SUCCEEDED);
+  extract->set_output("rows=42");
+  extract->set_size(7);
+  auto* big = job.mutable_flow()->add_inputs();
+  big->set_node("big-rows");
+  big->set_state(v1::SUCCEEDED);
+  big->set_too_large(true);
+  big->set_size(123456);
+  const auto outcome = run(job);
+  INFO(outcome.error);
+  CHECK(outcome.state == v1::SUCCEEDED);
+  CHECK(outcome.output == "etl|load|SUCCEEDED|rows=42|123456|unset");
+  CHECK(flow_environment(shell_job("true")).empty());
+}
