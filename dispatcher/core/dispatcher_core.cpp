@@ -609,6 +609,8 @@ Status DispatcherCore::completion(Context& context, const v1::Completion& comple
     existing->set_sequence(existing->sequence() + 1);
     existing->set_expires_ms(ms_from_now(settings_.dedupe_retention));
     existing->mutable_node()->set_reason(completion.error());
+    existing->mutable_node()->set_output(completion.output());
+    existing->mutable_node()->set_output_size(completion.output_size());
     if (auto stored = store(context.state, partition, ref.key, *existing, context.out); !stored) return stored;
     return node_ended(context.state, partition, ref.tenant, existing->node(), ended_as, completion.output(),
                       completion.output_size(), context.out);
@@ -792,7 +794,7 @@ Result<bool> DispatcherCore::fail_due(PartitionState& state, Partition partition
   entry->set_state(Entry::DEAD);
   entry->set_sequence(entry->sequence() + 1);
   entry->set_expires_ms(ms_from_now(settings_.dedupe_retention));  // a re-submit stays a duplicate
-  entry->clear_job();
+  if (!entry->has_node()) entry->clear_job();  // a flow's node keeps it: a retry of the flow runs it again
   if (auto stored = store(state, partition, key, *entry, out); !stored) return stored.error();
   emit_status(job, *entry, v1::DEAD, why, out);
   ++counts_.unpublishable;

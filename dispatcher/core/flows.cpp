@@ -272,6 +272,17 @@ Status DispatcherCore::retry_flow(Context& context) {
     if (keys->size() < 512) break;
     after = keys->back();
   }
+  if (nodes.size() != header.flow().nodes()) {
+    return refuse(fmt::format("{} of its {} nodes' records have been forgotten (they are kept for {} h after they end)",
+                              header.flow().nodes() - std::min<std::size_t>(nodes.size(), header.flow().nodes()),
+                              header.flow().nodes(),
+                              std::chrono::duration_cast<std::chrono::hours>(settings_.dedupe_retention).count()));
+  }
+  if (!is_default_tenant(ref.tenant)) {
+    auto purging = context.state.get(purging_key(ref.tenant));
+    if (!purging) return purging.error();
+    if (*purging) return refuse(fmt::format("tenant '{}' is being deleted", ref.tenant));
+  }
   std::size_t running = 0;
   for (const auto& [name, entry] : nodes) {
     const auto state = entry.state();
@@ -281,21 +292,27 @@ Status DispatcherCore::retry_flow(Context& context) {
     return refuse(fmt::format("it is still running ({} of {} nodes ended): retry it once it ended", header.flow().ended(),
                               header.flow().nodes()));
   }
-  // The DEAD nodes and everything below them.
+  // The DEAD nodes and everything below them; in a flow that was cancelled (fail_fast, or a
+  // flow cancel), also its CANCELLED nodes and everything below them.
+  const bool was_cancelled = header.flow().cancel_requested();
   std::set<std::string, std::less<>> again;
   std::deque<std::string> walk;
   for (const auto& [name, entry] : nodes) {
-    if (entry.state() == Entry::DEAD) walk.push_back(name);
+    if (entry.state() == Entry::DEAD || (was_cancelled && entry.state() == Entry::CANCELLED)) walk.push_back(name);
   }
   while (!walk.empty()) {
     std::string name = std::move(walk.front());
     walk.pop_front();
-    if (!again.insert(name).second) continue;
+    if (!nodes.contains(name) || !again.insert(name).second) continue;
     if (auto found = nodes.find(name); found != nodes.end()) {
       for (const auto& child : found->second.node().children()) walk.push_back(child);
     }
   }
-  if (again.empty()) return refuse("no node of it ended DEAD");
+  if (again.empty()) return refuse(was_cancelled ? "no node of it ended DEAD or was cancelled" : "no node of it ended DEAD");
+  for (const auto& name : again) {
+    const ScopedName node = scoped(ref.tenant, flow::node_job_id(ref.id, name));
+    if (auto refused = queue_refusal(node, nodes.at(name).job())) return refuse(fmt::format("node '{}': {}", name, *refused));
+  }
   std::map<std::string, std::vector<std::string>, std::less<>> parents;
   for (const auto& [name, entry] : nodes) {
     for (const auto& child : entry.node().children()) parents[child].push_back(name);
@@ -344,18 +361,33 @@ Status DispatcherCore::retry_flow(Context& context) {
     graph->set_parents_succeeded(0);
     graph->set_parents_failed(0);
     flow::Tally tally{graph->parents(), 0, 0, 0};
+    std::size_t inputs_bytes = 0;
     for (const auto& parent : parents[name]) {
       if (again.contains(parent)) continue;
-      tally.add(ending_of_entry(nodes.at(parent).state()));
+      const Entry& ended = nodes.at(parent);
+      tally.add(ending_of_entry(ended.state()));
+      // What the parent handed on, again, by the rule node_ended() follows.
+      auto* input = graph->add_inputs();
+      input->set_node(parent);
+      input->set_state(ended.state() == Entry::SUCCEEDED         ? v1::SUCCEEDED
+                       : ended.state() == Entry::DEAD            ? v1::DEAD
+                       : ended.state() == Entry::UPSTREAM_FAILED ? v1::UPSTREAM_FAILED
+                       : ended.state() == Entry::SKIPPED         ? v1::SKIPPED
+                                                                 : v1::CANCELLED);
+      const auto& output = ended.node().output();
+      input->set_size(ended.node().output_size());
+      const std::size_t copies = static_cast<std::size_t>(std::max(1, ended.node().children_size()));
+      if (output.size() <= settings_.flow_inline_output && inputs_bytes + output.size() <= settings_.flow_inputs_budget &&
+          ended.node().output_size() <= output.size() && output.size() * copies <= settings_.flow_fanout_output_budget) {
+        input->set_output(output);
+        inputs_bytes += output.size();
+      } else if (ended.node().output_size() > 0) {
+        input->set_too_large(true);
+      }
     }
     graph->set_parents_ended(tally.ended);
     graph->set_parents_succeeded(tally.succeeded);
     graph->set_parents_failed(tally.failed);
-    for (const auto* inputs : {&old.job().flow().inputs(), &old.node().inputs()}) {
-      for (const auto& input : *inputs) {
-        if (!again.contains(input.node())) *graph->add_inputs() = input;
-      }
-    }
     job.mutable_flow()->clear_inputs();
     *entry.mutable_job() = std::move(job);
     const ScopedName node = scoped(ref.tenant, flow::node_job_id(ref.id, name));

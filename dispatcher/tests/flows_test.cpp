@@ -469,3 +469,40 @@ TEST_CASE("flow: a retry runs the DEAD nodes and what depends on them again as n
   REQUIRE(reasons.size() == 1);
   CHECK(reasons[0] == "cannot retry flow 'rt': no node of it ended DEAD");
 }
+
+TEST_CASE("flow: a retry of a flow fail_fast cancelled runs its DEAD and cancelled nodes again, and one with forgotten nodes is refused") {
+  FlowHarness harness;
+  harness.submit_flow(
+      R"({"flow":{"id":"fr","fail_fast":true,"nodes":[{"name":"a","job":{"noop":{}}},{"name":"b","job":{"noop":{}}},
+         {"name":"c","job":{"noop":{}},"depends_on":["b"]}]}})",
+      "fr");
+  harness.exec_ids();
+  harness.complete("fr/a", "DEAD");
+  harness.complete("fr/b", "CANCELLED");  // stopped by fail_fast on its worker
+  CHECK(harness.header("fr").ended() == 3);
+  harness.statuses();
+  harness.apply(R"({"replay":{"job_id":"fr","flow":true}})", "fr");
+  auto fired = harness.exec_ids();
+  std::sort(fired.begin(), fired.end());
+  CHECK(fired == std::vector<std::string>{"fr/a", "fr/b"});
+  CHECK(harness.entry("fr/c").state() == v1::DispatcherEntry::WAITING);
+  CHECK_FALSE(harness.header("fr").cancel_requested());
+
+  harness.complete("fr/a", "SUCCEEDED", 1);
+  harness.complete("fr/b", "SUCCEEDED", 1);
+  CHECK(harness.exec_ids() == std::vector<std::string>{"fr/c"});
+
+  // A flow whose DEAD node's record was forgotten while the rest ran on cannot be retried.
+  harness.submit_flow(R"({"flow":{"id":"fg","nodes":[{"name":"a","job":{"noop":{}}},{"name":"b","job":{"noop":{}}}]}})", "fg");
+  harness.complete("fg/a", "DEAD");
+  harness.clock.advance(Millis(50 * 60'000));
+  harness.complete("fg/b", "SUCCEEDED");
+  harness.clock.advance(Millis(20 * 60'000));  // a's record (an hour's retention) is forgotten, the header is not
+  harness.fire("fg/a");
+  harness.dead_letter_reasons();
+  harness.apply(R"({"replay":{"job_id":"fg","flow":true}})", "fg");
+  const auto reasons = harness.dead_letter_reasons();
+  REQUIRE(reasons.size() == 1);
+  INFO(reasons[0]);
+  CHECK(reasons[0].starts_with("cannot retry flow 'fg': 1 of its 2 nodes' records have been forgotten"));
+}

@@ -488,16 +488,18 @@ std::vector<std::pair<std::string, std::string>> flow_environment(const v1::Job&
   variables.emplace_back("KCRON_FLOW_ID", job.flow().id());
   variables.emplace_back("KCRON_FLOW_NODE", job.flow().node());
   for (const auto& input : job.flow().inputs()) {
-    std::string name = "KCRON_INPUT_";
+    std::string name;
     for (const char c : input.node()) {
       const auto upper = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
       name.push_back((upper >= 'A' && upper <= 'Z') || (upper >= '0' && upper <= '9') ? upper : '_');
     }
-    variables.emplace_back(name + "_STATE", std::string(state_name(input.state())));
-    if (!input.too_large() && input.output().find('\0') == std::string::npos) {
-      variables.emplace_back(name, input.output());
+    variables.emplace_back("KCRON_STATE_" + name, std::string(state_name(input.state())));
+    // Inline, whole, without a NUL, and far below the kernel's 128 KiB for one variable.
+    if (!input.too_large() && input.output().size() >= input.size() && input.output().size() <= kFlowInputEnvBytes &&
+        input.output().find('\0') == std::string::npos) {
+      variables.emplace_back("KCRON_INPUT_" + name, input.output());
     } else {
-      variables.emplace_back(name + "_SIZE", std::to_string(input.size()));
+      variables.emplace_back("KCRON_SIZE_" + name, std::to_string(input.size()));
     }
   }
   return variables;

@@ -38,9 +38,11 @@ inline constexpr const char* kExecPath = "/usr/local/bin:/usr/bin:/bin";
 
 // What a flow node's exec job learns from its flow, as environment variables kcron sets (over any
 // the job sets; docs/flows.md#data-between-nodes): KCRON_FLOW_ID, KCRON_FLOW_NODE, and per parent
-// (its name upper-cased, every character but A-Z and 0-9 as '_'): KCRON_INPUT_<NAME>_STATE, and
-// KCRON_INPUT_<NAME> with its output when it was handed inline (and has no NUL byte), else
-// KCRON_INPUT_<NAME>_SIZE with its size. Empty for a job that is no flow node. Pure.
+// (its name upper-cased, every character but A-Z and 0-9 as '_'): KCRON_STATE_<NAME>, and
+// KCRON_INPUT_<NAME> with its output when it was handed inline (whole, no NUL byte, at most
+// kFlowInputEnvBytes), else KCRON_SIZE_<NAME> with its size. Empty for a job that is no flow
+// node. Pure.
+inline constexpr std::size_t kFlowInputEnvBytes = 64 * 1024;
 std::vector<std::pair<std::string, std::string>> flow_environment(const v1::Job& job);
 
 // Whether the policy allows this task: a non-empty argv whose argv[0] is an allowlisted absolute

@@ -335,9 +335,14 @@ void WorkerLoop::handle(RdKafka::Message& message) {
     finish_now(std::move(attempt), failed(decoded ? "execution record without a job id" : decoded.error().message(), false));
     return;
   }
-  if (cancels_.contains(attempt.job_key(), now())) {
-    finish_now(std::move(attempt), cancelled_before_start(""));
-    return;
+  if (const auto cancelled = cancels_.arrived_at(attempt.job_key(), now())) {
+    // A flow's node is fired again, same key, when its flow is retried: a cancel remembered from
+    // before that retry is not for it.
+    const bool earlier_run = attempt.execution.job().has_flow() && attempt.execution.fired_ms() > to_epoch_ms(*cancelled);
+    if (!earlier_run) {
+      finish_now(std::move(attempt), cancelled_before_start(""));
+      return;
+    }
   }
   if (!is_default_tenant(attempt.execution.job().tenant())) {
     const auto tenant_cancelled = cancels_.arrived_at(scoped_key(attempt.execution.job().tenant(), ""), now());

@@ -508,8 +508,8 @@ TEST_CASE("a sandboxed exec job gets its secret's value in its environment and c
 }
 
 TEST_CASE("a flow node's exec job gets its flow, its node and its parents' outputs in its environment") {
-  auto job = shell_job(R"(printf '%s|%s|%s|%s|%s|%s' "$KCRON_FLOW_ID" "$KCRON_FLOW_NODE" "$KCRON_INPUT_EXTRACT_STATE" )"
-                       R"("$KCRON_INPUT_EXTRACT" "$KCRON_INPUT_BIG_ROWS_SIZE" "${KCRON_INPUT_BIG_ROWS-unset}")");
+  auto job = shell_job(R"(printf '%s|%s|%s|%s|%s|%s' "$KCRON_FLOW_ID" "$KCRON_FLOW_NODE" "$KCRON_STATE_EXTRACT" )"
+                       R"("$KCRON_INPUT_EXTRACT" "$KCRON_SIZE_BIG_ROWS" "${KCRON_INPUT_BIG_ROWS-unset}")");
   job.mutable_flow()->set_id("etl");
   job.mutable_flow()->set_node("load");
   auto* extract = job.mutable_flow()->add_inputs();
