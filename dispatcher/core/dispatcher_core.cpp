@@ -794,7 +794,7 @@ Result<bool> DispatcherCore::fail_due(PartitionState& state, Partition partition
   entry->set_state(Entry::DEAD);
   entry->set_sequence(entry->sequence() + 1);
   entry->set_expires_ms(ms_from_now(settings_.dedupe_retention));  // a re-submit stays a duplicate
-  if (!entry->has_node()) entry->clear_job();  // a flow's node keeps it: a retry of the flow runs it again
+  if (!entry->has_node()) entry->clear_job();                      // a flow's node keeps it: a retry of the flow runs it again
   if (auto stored = store(state, partition, key, *entry, out); !stored) return stored.error();
   emit_status(job, *entry, v1::DEAD, why, out);
   ++counts_.unpublishable;

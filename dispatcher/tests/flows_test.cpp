@@ -470,7 +470,9 @@ TEST_CASE("flow: a retry runs the DEAD nodes and what depends on them again as n
   CHECK(reasons[0] == "cannot retry flow 'rt': no node of it ended DEAD");
 }
 
-TEST_CASE("flow: a retry of a flow fail_fast cancelled runs its DEAD and cancelled nodes again, and one with forgotten nodes is refused") {
+TEST_CASE(
+    "flow: a retry of a flow fail_fast cancelled runs its DEAD and cancelled nodes again, and one with forgotten nodes is "
+    "refused") {
   FlowHarness harness;
   harness.submit_flow(
       R"({"flow":{"id":"fr","fail_fast":true,"nodes":[{"name":"a","job":{"noop":{}}},{"name":"b","job":{"noop":{}}},

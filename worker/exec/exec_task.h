@@ -42,7 +42,7 @@ inline constexpr const char* kExecPath = "/usr/local/bin:/usr/bin:/bin";
 // KCRON_INPUT_<NAME> with its output when it was handed inline (whole, no NUL byte, at most
 // kFlowInputEnvBytes), else KCRON_SIZE_<NAME> with its size. Empty for a job that is no flow
 // node. Pure.
-inline constexpr std::size_t kFlowInputEnvBytes = 64 * 1024;
+inline constexpr std::size_t kFlowInputEnvBytes = std::size_t{64} * 1024;
 std::vector<std::pair<std::string, std::string>> flow_environment(const v1::Job& job);
 
 // Whether the policy allows this task: a non-empty argv whose argv[0] is an allowlisted absolute
