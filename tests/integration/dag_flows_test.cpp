@@ -116,7 +116,7 @@ TEST_CASE("flow: a diamond A -> {B, C} -> D submitted with the CLI runs in order
 }
 
 TEST_CASE(
-    "flow: a failing node retries, then ends DEAD; its all_done dependant runs and its all_success dependant is UPSTREAM_FAILED",
+    "flow: a failing node retries, then ends DEAD, its all_done dependant runs and its all_success dependant is UPSTREAM_FAILED",
     "[integration]") {
   TestEnv env("dag-failure");
   Deployment deployment(env);
