@@ -188,10 +188,13 @@ int FlowCommands::run(const Config& config, std::ostream& out, std::ostream& err
                      ended ? (counts.failed() > 0      ? "FAILED"
                               : counts.cancelled() > 0 ? "ENDED"
                                                        : "SUCCEEDED")
-                           : (counts.cancel_requested() ? "CANCELLING" : "RUNNING"),
+                           : (counts.cancel_requested() ? "CANCELLING"
+                              : counts.starts_ms() > 0  ? "WAITING TO START"
+                                                        : "RUNNING"),
                      counts.ended(), counts.nodes(), counts.succeeded(), counts.failed(), counts.cancelled(),
                      counts.fail_fast() ? " (fail_fast)" : "");
-  out << fmt::format("submitted {}{}\n", rfc3339_ms(counts.submitted_ms()),
+  out << fmt::format("submitted {}{}{}\n", rfc3339_ms(counts.submitted_ms()),
+                     counts.starts_ms() > 0 ? ", starts " + rfc3339_ms(counts.starts_ms()) : "",
                      counts.ended_ms() > 0 ? ", ended " + rfc3339_ms(counts.ended_ms()) : "");
   out << fmt::format("{:<24} {:<20} {:>7}  {:<9} {:<12} {:<24} {}\n", "NODE", "STATE", "ATTEMPT", "PARENTS", "TRIGGER", "DUE",
                      "REASON");

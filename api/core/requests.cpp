@@ -132,6 +132,62 @@ Checked<v1::Job> parse_job_body(std::string_view body, std::string_view tenant, 
   return checked;
 }
 
+namespace {
+
+// The checks of a flow after its JSON parsed, as the dispatcher makes them; fields named under `prefix`.
+Checked<v1::Flow> check_flow(v1::Flow flow, std::string_view tenant, std::string_view subject, std::string_view prefix) {
+  Checked<v1::Flow> checked;
+  const auto refuse = [&](std::string_view field, std::string message) {
+    checked.error = field_error(fmt::format("{}{}", prefix, field), std::move(message));
+    return checked;
+  };
+  if (!flow.tenant().empty() && tenant_or_default(flow.tenant()) != tenant) {
+    return refuse("tenant", "the tenant comes from your token; leave the field out");
+  }
+  if (!flow.submitted_by().empty()) return refuse("submitted_by", "kcron sets it from your token; leave the field out");
+  if (flow.has_schedule_run()) return refuse("schedule_run", "set by the cron-producer for a schedule's runs; use /v1/schedules");
+  std::vector<flow::NodeShape> shapes;
+  shapes.reserve(static_cast<std::size_t>(flow.nodes_size()));
+  for (const auto& node : flow.nodes()) shapes.push_back({node.name(), {node.depends_on().begin(), node.depends_on().end()}});
+  if (auto graph = flow::check_graph(flow.id(), shapes); !graph) {
+    return refuse(flow.id().empty() || flow.id().find('/') != std::string::npos ? "id" : "nodes", graph.error().message());
+  }
+  if (is_default_tenant(tenant)) {
+    if (auto valid = validate_default_tenant_id(flow.id()); !valid) return refuse("id", valid.error().message());
+  }
+  for (int at = 0; at < flow.nodes_size(); ++at) {
+    auto& job = *flow.mutable_nodes(at)->mutable_job();
+    const std::string id = flow::node_job_id(flow.id(), flow.nodes(at).name());
+    const auto field = [&](std::string_view name) { return fmt::format("nodes[{}].job.{}", at, name); };
+    if (!job.id().empty() && job.id() != id)
+      return refuse(field("id"), fmt::format("a node's id is '{}': leave the field out", id));
+    if (!job.tenant().empty() && tenant_or_default(job.tenant()) != tenant) {
+      return refuse(field("tenant"), "the tenant comes from your token; leave the field out");
+    }
+    for (const auto& [name, set] : {std::pair<std::string_view, bool>{"submitted_by", !job.submitted_by().empty()},
+                                    {"attempt", job.attempt() != 0},
+                                    {"history", job.history_size() != 0},
+                                    {"schedule_run", job.has_schedule_run()},
+                                    {"flow", job.has_flow()}}) {
+      if (set) return refuse(field(name), "kcron sets it; leave the field out");
+    }
+    if (job.task_case() == v1::Job::TASK_NOT_SET) {
+      return refuse(field("task"), "a job needs a task: one of noop, sleep, exec, http, kafka, handler");
+    }
+    if (job.has_priority() && job.priority() > 9)
+      return refuse(field("priority"), fmt::format("{} is outside 0-9", job.priority()));
+    if (!v1::FlowNode::Trigger_IsValid(flow.nodes(at).trigger())) {
+      return refuse(fmt::format("nodes[{}].trigger", at), "not a known trigger");
+    }
+  }
+  flow.set_tenant(std::string(tenant_field(tenant)));
+  flow.set_submitted_by(std::string(subject));
+  checked.value = std::move(flow);
+  return checked;
+}
+
+}  // namespace
+
 Checked<v1::Flow> parse_flow_body(std::string_view body, std::string_view tenant, std::string_view subject) {
   Checked<v1::Flow> checked;
   if (body.size() > kMaxBodyBytes) {
@@ -148,66 +204,35 @@ Checked<v1::Flow> parse_flow_body(std::string_view body, std::string_view tenant
     checked.error = json_error(status.ToString());
     return checked;
   }
-  if (!flow.tenant().empty() && tenant_or_default(flow.tenant()) != tenant) {
-    checked.error = field_error("tenant", "the tenant comes from your token; leave the field out");
-    return checked;
-  }
-  if (!flow.submitted_by().empty()) {
-    checked.error = field_error("submitted_by", "kcron sets it from your token; leave the field out");
-    return checked;
-  }
-  std::vector<flow::NodeShape> shapes;
-  shapes.reserve(static_cast<std::size_t>(flow.nodes_size()));
-  for (const auto& node : flow.nodes()) shapes.push_back({node.name(), {node.depends_on().begin(), node.depends_on().end()}});
-  if (auto graph = flow::check_graph(flow.id(), shapes); !graph) {
-    checked.error =
-        field_error(flow.id().empty() || flow.id().find('/') != std::string::npos ? "id" : "nodes", graph.error().message());
-    return checked;
-  }
-  if (is_default_tenant(tenant)) {
-    if (auto valid = validate_default_tenant_id(flow.id()); !valid) {
-      checked.error = field_error("id", valid.error().message());
+  return check_flow(std::move(flow), tenant, subject, "");
+}
+
+Checked<v1::Flow> check_flow_template(v1::Flow flow, std::string_view schedule_id, std::string_view tenant,
+                                      std::string_view subject) {
+  Checked<v1::Flow> checked;
+  for (const auto& [name, set] : {std::pair<std::string_view, bool>{"id", !flow.id().empty()},
+                                  {"run_at_ms", flow.run_at_ms() != 0},
+                                  {"schedule_run", flow.has_schedule_run()}}) {
+    if (set) {
+      checked.error = field_error(fmt::format("flow_template.{}", name), "kcron sets it for each run; leave the field out");
       return checked;
     }
   }
   for (int at = 0; at < flow.nodes_size(); ++at) {
-    auto& job = *flow.mutable_nodes(at)->mutable_job();
-    const std::string id = flow::node_job_id(flow.id(), flow.nodes(at).name());
-    const auto field = [&](std::string_view name) { return fmt::format("nodes[{}].job.{}", at, name); };
-    if (!job.id().empty() && job.id() != id) {
-      checked.error = field_error(field("id"), fmt::format("a node's id is '{}': leave the field out", id));
-      return checked;
-    }
-    if (!job.tenant().empty() && tenant_or_default(job.tenant()) != tenant) {
-      checked.error = field_error(field("tenant"), "the tenant comes from your token; leave the field out");
-      return checked;
-    }
-    for (const auto& [name, set] : {std::pair<std::string_view, bool>{"submitted_by", !job.submitted_by().empty()},
-                                    {"attempt", job.attempt() != 0},
-                                    {"history", job.history_size() != 0},
-                                    {"schedule_run", job.has_schedule_run()},
-                                    {"flow", job.has_flow()}}) {
-      if (set) {
-        checked.error = field_error(field(name), "kcron sets it; leave the field out");
-        return checked;
-      }
-    }
-    if (job.task_case() == v1::Job::TASK_NOT_SET) {
-      checked.error = field_error(field("task"), "a job needs a task: one of noop, sleep, exec, http, kafka, handler");
-      return checked;
-    }
-    if (job.has_priority() && job.priority() > 9) {
-      checked.error = field_error(field("priority"), fmt::format("{} is outside 0-9", job.priority()));
-      return checked;
-    }
-    if (!v1::FlowNode::Trigger_IsValid(flow.nodes(at).trigger())) {
-      checked.error = field_error(fmt::format("nodes[{}].trigger", at), "not a known trigger");
+    const auto when = flow.nodes(at).job().when_case();
+    if (when == v1::Job::kRunAt || when == v1::Job::kRunAtMs) {
+      checked.error = field_error(fmt::format("flow_template.nodes[{}].job.run_at", at),
+                                  "it would be the same instant for every run; use delay (counted from the run's start)");
       return checked;
     }
   }
-  flow.set_tenant(std::string(tenant_field(tenant)));
-  flow.set_submitted_by(std::string(subject));
-  checked.value = std::move(flow);
+  // Checked with the longest id a run has: `<schedule>@YYYY-MM-DDTHH:MM:SS.mmmZ`.
+  flow.set_id(fmt::format("{}@2000-01-01T00:00:00.000Z", schedule_id));
+  checked = check_flow(std::move(flow), tenant, subject, "flow_template.");
+  if (checked.ok()) {
+    checked.value->clear_id();
+    checked.value->clear_tenant();
+  }
   return checked;
 }
 

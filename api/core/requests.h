@@ -41,6 +41,12 @@ Checked<v1::Job> parse_job_body(std::string_view body, std::string_view tenant, 
 // ids from the flow ("<flow>/<node>"): a node job naming another id is refused.
 Checked<v1::Flow> parse_flow_body(std::string_view body, std::string_view tenant, std::string_view subject);
 
+// A schedule's flow_template (docs/flows.md#scheduled-flows), checked as each run `<schedule>@<instant>`
+// will be, fields under "flow_template.": kcron sets id, tenant, run_at_ms and schedule_run; a node's
+// job may not have run_at (the same instant for every run). submitted_by becomes `subject`.
+Checked<v1::Flow> check_flow_template(v1::Flow flow, std::string_view schedule_id, std::string_view tenant,
+                                      std::string_view subject);
+
 // The id a submission gets when its body names none: derived from the Idempotency-Key when there
 // is one (the same key gives the same id, so a retried request is deduplicated by the dispatcher),
 // else `random_suffix`.

@@ -777,14 +777,21 @@ struct ApiServer::Impl {
     if (!schedule.time_zone().empty()) {
       if (auto zone = cron::TimeZone::locate(schedule.time_zone()); !zone) return zone.error().within("time_zone");
     }
-    auto& job = *schedule.mutable_job_template();
-    if (job.task_case() == v1::Job::TASK_NOT_SET)
-      return make_error("job_template: a job needs a task: one of noop, sleep, exec, http, kafka, handler");
-    if (!job.tenant().empty() || !job.submitted_by().empty() || job.attempt() != 0 || job.has_schedule_run()) {
-      return make_error("job_template: kcron sets tenant, submitted_by, attempt and schedule_run; leave them out");
+    if (schedule.has_flow_template()) {
+      if (schedule.has_job_template()) return make_error("flow_template: set job_template or flow_template, not both");
+      auto flow = check_flow_template(schedule.flow_template(), id, caller.tenant, caller.principal.subject);
+      if (!flow.ok()) return make_error("{}: {}", flow.error.field, flow.error.message);
+      *schedule.mutable_flow_template() = std::move(*flow.value);
+    } else {
+      auto& job = *schedule.mutable_job_template();
+      if (job.task_case() == v1::Job::TASK_NOT_SET)
+        return make_error("job_template: a job needs a task: one of noop, sleep, exec, http, kafka, handler");
+      if (!job.tenant().empty() || !job.submitted_by().empty() || job.attempt() != 0 || job.has_schedule_run()) {
+        return make_error("job_template: kcron sets tenant, submitted_by, attempt and schedule_run; leave them out");
+      }
+      job.set_tenant(std::string(tenant_field(caller.tenant)));
+      job.set_submitted_by(caller.principal.subject);
     }
-    job.set_tenant(std::string(tenant_field(caller.tenant)));
-    job.set_submitted_by(caller.principal.subject);
     schedule.set_id(id);
     schedule.set_tenant(std::string(tenant_field(caller.tenant)));
     return schedule;
@@ -939,22 +946,39 @@ struct ApiServer::Impl {
       return accepted(response, id, *written, request_id, {{"paused", found->paused()}});
     }
     // trigger: one run now, outside the schedule's instants (its overlap policy does not apply).
-    auto job = found->job_template();
     const auto now = now_ms();
     const auto run_id = fmt::format("{}@manual-{}", id, now);
-    job.set_id(run_id);
-    job.set_tenant(std::string(tenant_field(caller->tenant)));
-    job.set_submitted_by(caller->principal.subject);
-    auto* run = job.mutable_schedule_run();
-    run->set_schedule_id(id);
-    *run->mutable_nominal_instant() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(now);
-    run->set_overlap(v1::ALLOW);
-    v1::Command command;
-    *command.mutable_submit() = job;
+    v1::ScheduleRun run;
+    run.set_schedule_id(id);
+    *run.mutable_nominal_instant() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(now);
+    run.set_overlap(v1::ALLOW);
+    const v1::Command command = schedule_run_command(*found, run_id, std::move(run), *caller);
     auto written = produce(*caller, "trigger_schedule", run_id, command_record(command, caller->tenant, run_id, request_id),
                            response, request_id);
     if (!written) return;
     accepted(response, run_id, *written, request_id, {{"schedule", id}});
+  }
+
+  // One run of a schedule as a command: its job_template's job, or its flow_template's flow.
+  static v1::Command schedule_run_command(const v1::Schedule& schedule, const std::string& run_id, v1::ScheduleRun run,
+                                          const Caller& caller) {
+    v1::Command command;
+    if (schedule.has_flow_template()) {
+      auto& flow = *command.mutable_flow();
+      flow = schedule.flow_template();
+      flow.set_id(run_id);
+      flow.set_tenant(std::string(tenant_field(caller.tenant)));
+      flow.set_submitted_by(caller.principal.subject);
+      *flow.mutable_schedule_run() = std::move(run);
+      return command;
+    }
+    auto& job = *command.mutable_submit();
+    job = schedule.job_template();
+    job.set_id(run_id);
+    job.set_tenant(std::string(tenant_field(caller.tenant)));
+    job.set_submitted_by(caller.principal.subject);
+    *job.mutable_schedule_run() = std::move(run);
+    return command;
   }
 
   // Runs for a past range [from, to), as the schedule's misfire policy would have them: FIRE_ALL
@@ -1011,18 +1035,13 @@ struct ApiServer::Impl {
     std::vector<std::pair<std::string, OutRecord>> commands;
     nlohmann::json runs = nlohmann::json::array();
     for (const auto instant : instants) {
-      auto job = found->job_template();
       const auto run_id = cron::SchedulePlanner::trigger_id(id, instant);
-      job.set_id(run_id);
-      job.set_tenant(std::string(tenant_field(caller->tenant)));
-      job.set_submitted_by(caller->principal.subject);
-      auto* run = job.mutable_schedule_run();
-      run->set_schedule_id(id);
-      *run->mutable_nominal_instant() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(to_epoch_ms(instant));
-      run->set_misfire(found->misfire());
-      run->set_overlap(v1::ALLOW);  // a backfill runs what was missed, whatever runs now
-      v1::Command command;
-      *command.mutable_submit() = job;
+      v1::ScheduleRun run;
+      run.set_schedule_id(id);
+      *run.mutable_nominal_instant() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(to_epoch_ms(instant));
+      run.set_misfire(found->misfire());
+      run.set_overlap(v1::ALLOW);  // a backfill runs what was missed, whatever runs now
+      const v1::Command command = schedule_run_command(*found, run_id, std::move(run), *caller);
       commands.emplace_back(run_id, command_record(command, caller->tenant, run_id, request_id));
       runs.push_back(run_id);
     }

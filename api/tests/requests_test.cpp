@@ -147,3 +147,36 @@ TEST_CASE("a flow body gets the token's tenant and subject, its graph checked as
       kcron::api::parse_flow_body(R"({"id":"f","nodes":[{"name":"n","job":{"noop":{}},"trigger":"SOMETIMES"}]})", "acme", "alice")
           .error.field.find("trigger") != std::string::npos);
 }
+
+TEST_CASE("a schedule's flow_template is checked as its longest run will be, and kcron's fields are refused") {
+  kcron::v1::Flow flow;
+  flow.add_nodes()->set_name("a");
+  flow.mutable_nodes(0)->mutable_job()->mutable_noop();
+  auto checked = kcron::api::check_flow_template(flow, "nightly", "acme", "alice");
+  REQUIRE(checked.ok());
+  CHECK(checked.value->id().empty());
+  CHECK(checked.value->tenant().empty());
+  CHECK(checked.value->submitted_by() == "alice");
+  auto with_id = flow;
+  with_id.set_id("x");
+  CHECK(kcron::api::check_flow_template(with_id, "nightly", "acme", "alice").error.field == "flow_template.id");
+  auto at = flow;
+  at.mutable_nodes(0)->mutable_job()->set_run_at_ms(5);
+  CHECK(kcron::api::check_flow_template(at, "nightly", "acme", "alice").error.field == "flow_template.nodes[0].job.run_at");
+  auto long_name = flow;
+  long_name.mutable_nodes(0)->set_name(std::string(60, 'n'));
+  const auto too_long = kcron::api::check_flow_template(long_name, std::string(200, 's'), "acme", "alice");
+  CHECK(too_long.error.field == "flow_template.nodes");
+  CHECK(too_long.error.message.find("over the limit of 256") != std::string::npos);
+  auto no_task = flow;
+  no_task.mutable_nodes(0)->mutable_job()->clear_noop();
+  CHECK(kcron::api::check_flow_template(no_task, "nightly", "acme", "alice").error.field == "flow_template.nodes[0].job.task");
+  // A user's flow may start later, but is never a schedule's run.
+  auto later = kcron::api::parse_flow_body(R"({"id":"f","run_at_ms":"1900000000000","nodes":[{"name":"n","job":{"noop":{}}}]})",
+                                           "acme", "alice");
+  REQUIRE(later.ok());
+  CHECK(later.value->run_at_ms() == 1'900'000'000'000);
+  CHECK(kcron::api::parse_flow_body(R"({"id":"f","schedule_run":{"schedule_id":"f"},"nodes":[{"name":"n","job":{"noop":{}}}]})",
+                                    "acme", "alice")
+            .error.field == "schedule_run");
+}

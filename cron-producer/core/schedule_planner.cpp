@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "kcron/codec.h"
+#include "kcron/flow_graph.h"
 #include "kcron/ids.h"
 #include "kcron/priority.h"
 #include "kcron/records.h"
@@ -113,21 +114,65 @@ Result<SchedulePlanner::Entry> SchedulePlanner::validate(const ScheduleRecord& r
   if (auto next = expression->next_after(clock_.now(), *zone); !next) {
     return next.error().within(fmt::format("schedule {}", definition.id()));  // e.g. `0 0 30 2 *` never fires
   }
-  const auto& job = definition.job_template();
-  if (job.task_case() == v1::Job::TASK_NOT_SET) {
-    return make_error("schedule {}: job_template has no task: set one of noop, sleep, exec, http, kafka, handler",
-                      definition.id());
-  }
-  const std::string queue = job.queue().empty() ? "default" : job.queue();
-  if (!settings_.queues.contains(queue)) return make_error("schedule {}: unknown queue '{}'", definition.id(), queue);
-  if (job.has_priority() && job.priority() > kMaxPriority) {
-    return make_error("schedule {}: priority {} is outside 0-9", definition.id(), job.priority());
+  if (definition.has_flow_template()) {
+    if (definition.has_job_template()) {
+      return make_error("schedule {}: set job_template or flow_template, not both", definition.id());
+    }
+    if (auto valid = check_flow_template(definition); !valid) return valid.error();
+  } else if (auto valid = check_job(definition.job_template(), "job_template"); !valid) {
+    return valid.error().within(fmt::format("schedule {}", definition.id()));
   }
   if (definition.has_start() && definition.has_end() && to_ms(definition.end()) <= to_ms(definition.start())) {
     return make_error("schedule {}: end is not after start", definition.id());
   }
   Entry entry{std::move(definition), std::move(*expression), *zone, record.partition, {}};
   return entry;
+}
+
+Status SchedulePlanner::check_job(const v1::Job& job, std::string_view field) const {
+  if (job.task_case() == v1::Job::TASK_NOT_SET) {
+    return make_error("{} has no task: set one of noop, sleep, exec, http, kafka, handler", field);
+  }
+  const std::string queue = job.queue().empty() ? "default" : job.queue();
+  if (!settings_.queues.contains(queue)) return make_error("{}: unknown queue '{}'", field, queue);
+  if (job.has_priority() && job.priority() > kMaxPriority) {
+    return make_error("{}: priority {} is outside 0-9", field, job.priority());
+  }
+  return Status::success();
+}
+
+Status SchedulePlanner::check_flow_template(const v1::Schedule& definition) const {
+  const auto& flow = definition.flow_template();
+  const auto within = [&](std::string_view what) { return fmt::format("schedule {}: flow_template{}", definition.id(), what); };
+  if (!flow.id().empty() || !flow.tenant().empty() || flow.run_at_ms() != 0 || flow.has_schedule_run()) {
+    return make_error("{}: kcron sets a run's id, tenant, run_at_ms and schedule_run; leave them out", within(""));
+  }
+  // Checked as the dispatcher checks a run, with the longest id a run can have:
+  // `<schedule>@YYYY-MM-DDTHH:MM:SS.mmmZ`, each node's job `<run>/<node>`.
+  const std::string longest_run = fmt::format("{}@2000-01-01T00:00:00.000Z", definition.id());
+  std::vector<flow::NodeShape> shapes;
+  shapes.reserve(static_cast<std::size_t>(flow.nodes_size()));
+  for (const auto& node : flow.nodes()) shapes.push_back({node.name(), {node.depends_on().begin(), node.depends_on().end()}});
+  if (auto order = flow::check_graph(longest_run, shapes, settings_.flow_limits); !order) {
+    return order.error().within(within(""));
+  }
+  for (const auto& node : flow.nodes()) {
+    const std::string field = fmt::format("node '{}': job", node.name());
+    if (!v1::FlowNode::Trigger_IsValid(node.trigger())) {
+      return make_error("{}: node '{}': trigger {} is not a known value", within(""), node.name(),
+                        static_cast<int>(node.trigger()));
+    }
+    const auto& job = node.job();
+    if (!job.id().empty() || !job.tenant().empty() || job.has_schedule_run() || job.has_flow()) {
+      return make_error("{}: {}: kcron sets a node's id, tenant, schedule_run and flow; leave them out", within(""), field);
+    }
+    if (job.when_case() == v1::Job::kRunAt || job.when_case() == v1::Job::kRunAtMs) {
+      return make_error("{}: {}: run_at would be the same instant for every run; use delay (counted from the run's start)",
+                        within(""), field);
+    }
+    if (auto valid = check_job(job, field); !valid) return valid.error().within(within(""));
+  }
+  return Status::success();
 }
 
 void SchedulePlanner::restore_state(std::int32_t /*partition*/, std::string_view schedule_id, std::string_view value,
@@ -233,6 +278,7 @@ std::size_t SchedulePlanner::tick(std::vector<OutRecord>& out) {
     const auto& definition = entry.definition;
     if (definition.paused() || entry.state.never_fires()) continue;
     if (hold_tenant_runs_ && !is_default_tenant(definition.tenant())) continue;
+    if (hold_flow_runs_ && definition.has_flow_template()) continue;
     const Instant anchor = definition.has_start() ? instant_from_ms(to_ms(definition.start())) : Instant{};
     Instant from = instant_from_ms(entry.state.last_nominal_ms());
     if (definition.has_start()) from = std::max(from, instant_from_ms(to_ms(definition.start()) - 1));
@@ -285,24 +331,40 @@ void SchedulePlanner::emit(Entry& entry, Instant nominal, std::vector<OutRecord>
   const auto& definition = entry.definition;
   const std::string job_id = trigger_id(definition.id(), nominal);
   const std::string schedule_key = scoped_key(definition.tenant(), definition.id());
-  v1::Command command;
-  v1::Job& job = *command.mutable_submit();
-  job = definition.job_template();
-  job.set_id(job_id);
-  job.set_tenant(definition.tenant());
-  job.set_attempt(0);
   std::int64_t jitter_ms = 0;
   if (const auto jitter = to_ms(definition.jitter()); jitter > 0) {
     jitter_ms = static_cast<std::int64_t>(fnv1a(job_id) % static_cast<std::uint64_t>(jitter));  // deterministic per run
   }
-  job.set_run_at_ms(to_epoch_ms(nominal) + jitter_ms);
-  auto& run = *job.mutable_schedule_run();
+  v1::ScheduleRun run;
   run.set_schedule_id(definition.id());
   run.mutable_nominal_instant()->set_seconds(to_epoch_ms(nominal) / 1000);
   run.mutable_nominal_instant()->set_nanos(static_cast<std::int32_t>(to_epoch_ms(nominal) % 1000) * 1'000'000);
   run.set_misfire(definition.misfire());
   *run.mutable_catchup_window() = definition.catchup_window();
   run.set_overlap(definition.overlap());
+  v1::Command command;
+  if (definition.has_flow_template()) {
+    // A flow run `<schedule>@<instant>`: its nodes are `<schedule>@<instant>/<node>`, on the
+    // schedule's partition too (routing takes the id up to its first '@' or '/').
+    v1::Flow& flow = *command.mutable_flow();
+    flow = definition.flow_template();
+    flow.set_id(job_id);
+    flow.set_tenant(definition.tenant());
+    flow.set_run_at_ms(to_epoch_ms(nominal) + jitter_ms);
+    *flow.mutable_schedule_run() = std::move(run);
+    out.push_back({settings_.names.jobs(), -1, schedule_key, encode(command), false,
+                   typed_headers("command", job_id, definition.tenant())});
+    entry.state.set_runs(entry.state.runs() + 1);
+    ++counts_.emitted;
+    return;
+  }
+  v1::Job& job = *command.mutable_submit();
+  job = definition.job_template();
+  job.set_id(job_id);
+  job.set_tenant(definition.tenant());
+  job.set_attempt(0);
+  job.set_run_at_ms(to_epoch_ms(nominal) + jitter_ms);
+  *job.mutable_schedule_run() = std::move(run);
   // Routed by the schedule's scoped key: every run of it lands on one dispatcher partition.
   out.push_back(
       {settings_.names.jobs(), -1, schedule_key, encode(command), false, typed_headers("command", job_id, definition.tenant())});
@@ -322,6 +384,7 @@ void SchedulePlanner::cancel_ahead(const Entry& entry, std::vector<OutRecord>& o
     command.mutable_cancel()->set_job_id(trigger_id(entry.definition.id(), *next));
     command.mutable_cancel()->set_tenant(entry.definition.tenant());
     command.mutable_cancel()->set_reason("schedule changed or deleted");
+    command.mutable_cancel()->set_flow(entry.definition.has_flow_template());
     out.push_back({settings_.names.jobs(), -1, scoped_key(entry.definition.tenant(), entry.definition.id()), encode(command),
                    false, typed_headers("command", command.cancel().job_id(), entry.definition.tenant())});
     ++counts_.cancelled;

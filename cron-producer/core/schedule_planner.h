@@ -17,6 +17,7 @@
 #include "core/cron_expression.h"
 #include "kcron.pb.h"
 #include "kcron/clock.h"
+#include "kcron/flow_graph.h"
 #include "kcron/out_record.h"
 #include "kcron/records.h"
 #include "kcron/topics.h"
@@ -33,6 +34,7 @@ struct PlannerSettings {
   std::size_t max_record_bytes = 900'000;
   std::size_t max_dead_letter_copy = kDeadLetterCopyBytes;  // original bytes kept in a dead letter
   std::string component = "cron-producer";
+  flow::Limits flow_limits;  // a flow_template is checked as the dispatcher checks each run
 };
 
 // One record of kcron.schedules.
@@ -73,6 +75,10 @@ class SchedulePlanner {
   // tenant-scoped keys. Their runs come due when released, under their misfire policy.
   void hold_tenant_runs(bool held) { hold_tenant_runs_ = held; }
   bool tenant_runs_held() const { return hold_tenant_runs_; }
+  // Likewise, while held, flow_template schedules emit nothing and do not advance: a dispatcher
+  // of an earlier release would refuse their runs.
+  void hold_flow_runs(bool held) { hold_flow_runs_ = held; }
+  bool flow_runs_held() const { return hold_flow_runs_; }
 
   void drop_partition(std::int32_t partition);
   std::size_t schedule_count() const { return schedules_.size(); }
@@ -91,6 +97,8 @@ class SchedulePlanner {
   };
 
   Result<Entry> validate(const ScheduleRecord& record, v1::Schedule definition) const;
+  Status check_job(const v1::Job& job, std::string_view field) const;
+  Status check_flow_template(const v1::Schedule& definition) const;
   void emit(Entry& entry, Instant nominal, std::vector<OutRecord>& out);
   void cancel_ahead(const Entry& entry, std::vector<OutRecord>& out);
   void save_state(const Entry& entry, std::vector<OutRecord>& out);
@@ -103,6 +111,7 @@ class SchedulePlanner {
   std::map<std::string, v1::CronState, std::less<>> restored_states_;  // before their schedule loads
   PlannerCounts counts_;
   bool hold_tenant_runs_ = false;
+  bool hold_flow_runs_ = false;
 };
 
 std::uint64_t fingerprint(const v1::Schedule& definition);

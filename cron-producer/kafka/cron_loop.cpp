@@ -28,6 +28,8 @@ CronLoop::CronLoop(CronLoopSettings settings, PlannerSettings planner_settings, 
       schedules_(metrics.gauge("kcron_schedules", "schedules owned by this cron-producer")),
       tenant_runs_held_(metrics.gauge(
           "kcron_tenant_runs_held", "1 while tenants' schedules wait for every dispatcher and worker to understand tenant keys")),
+      flow_runs_held_(metrics.gauge("kcron_flow_runs_held",
+                                    "1 while flow_template schedules wait for every dispatcher and worker to understand flows")),
       counters_(metrics, "cron-producer"),
       lag_(metrics, "cron-producer") {}
 
@@ -101,11 +103,18 @@ Status CronLoop::serve() {
     tenant_keys_ = std::make_unique<FeatureWatch>(settings_.client, planner_settings_.names, std::string(feature::kTenantKeys),
                                                   settings_.upgrade_check_interval);
     tenant_keys_->start();
+    flows_ = std::make_unique<FeatureWatch>(settings_.client, planner_settings_.names, std::string(feature::kFlows),
+                                            settings_.upgrade_check_interval);
+    flows_->start();
   }
   while (!stop_requested()) {
     if (tenant_keys_) {
       planner_.hold_tenant_runs(!tenant_keys_->open());
       tenant_runs_held_.set(planner_.tenant_runs_held() ? 1 : 0);
+    }
+    if (flows_) {
+      planner_.hold_flow_runs(!flows_->open());
+      flow_runs_held_.set(planner_.flow_runs_held() ? 1 : 0);
     }
     const auto deadline = SteadyClock::now() + settings_.commit_interval;
     while (SteadyClock::now() < deadline && !stop_requested()) {

@@ -77,6 +77,7 @@ class CronLoop final : public RdKafka::RebalanceCb {
   bool abandoned_ = false;  // run() returned an error: nothing may commit any more
   PlannerCounts published_;
   std::unique_ptr<FeatureWatch> tenant_keys_;  // null: the check is off
+  std::unique_ptr<FeatureWatch> flows_;        // null: the check is off
 
   Counter& emitted_;
   Counter& skipped_;
@@ -84,6 +85,7 @@ class CronLoop final : public RdKafka::RebalanceCb {
   Counter& cancelled_;
   Gauge& schedules_;
   Gauge& tenant_runs_held_;
+  Gauge& flow_runs_held_;
   kafka::LoopCounters counters_;
   kafka::LagSampler lag_;
 };

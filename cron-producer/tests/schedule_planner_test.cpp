@@ -348,3 +348,90 @@ TEST_CASE("absurd binary start, end and jitter neither overflow nor emit runs") 
   // Runs are emitted (their jitter puts them far beyond the dispatcher's horizon, where it rejects them).
   CHECK_FALSE(harness.tick_ids().empty());
 }
+
+namespace {
+
+std::string flow_schedule(const std::string& id, const std::string& nodes, const std::string& extra = "") {
+  return fmt::format(R"({{"id":"{}","expression":"*/10 * * * * *","flow_template":{{"nodes":[{}]}}{}}})", id, nodes, extra);
+}
+
+const std::string kTwoNodes =
+    R"({"name":"extract","job":{"noop":{}}},{"name":"load","job":{"delay":"1s","noop":{}},"depends_on":["extract"]})";
+
+}  // namespace
+
+TEST_CASE("a flow_template schedule emits each run as a flow `<schedule>@<instant>` that starts at its instant") {
+  Harness harness;
+  harness.apply("acme~etl", flow_schedule("etl", kTwoNodes, R"(,"tenant":"acme","overlap":"FORBID","jitter":"2s")"));
+  CHECK(harness.take("dead-letters").empty());
+  harness.clock.advance(Millis(5'000));
+  harness.planner.tick(harness.out);
+  const auto runs = harness.take(".jobs");
+  REQUIRE(runs.size() == 1);
+  CHECK(runs[0].key == "acme~etl");
+  v1::Command command;
+  REQUIRE(command.ParseFromString(runs[0].value));
+  REQUIRE(command.has_flow());
+  const auto& flow = command.flow();
+  CHECK(flow.id() == "etl@2026-09-21T14:13:30Z");
+  CHECK(flow.tenant() == "acme");
+  CHECK(flow.run_at_ms() >= kStart + 10'000);
+  CHECK(flow.run_at_ms() < kStart + 12'000);
+  CHECK(flow.schedule_run().schedule_id() == "etl");
+  CHECK(flow.schedule_run().overlap() == v1::FORBID);
+  CHECK(flow.schedule_run().nominal_instant().seconds() == (kStart + 10'000) / 1000);
+  REQUIRE(flow.nodes_size() == 2);
+  CHECK(flow.nodes(1).depends_on(0) == "extract");
+  CHECK(flow.nodes(1).job().delay().seconds() == 1);
+  // Changed: the run emitted ahead is cancelled as a flow.
+  harness.apply("acme~etl", flow_schedule("etl", kTwoNodes, R"(,"tenant":"acme")"));
+  const auto cancels = harness.take(".jobs");
+  REQUIRE(cancels.size() == 1);
+  REQUIRE(command.ParseFromString(cancels[0].value));
+  CHECK(command.cancel().job_id() == "etl@2026-09-21T14:13:30Z");
+  CHECK(command.cancel().flow());
+}
+
+TEST_CASE("a flow_template is checked as each run will be: cycles, run_at, both templates, node ids over the limit") {
+  Harness harness;
+  harness.apply("cyc", flow_schedule("cyc", R"({"name":"a","job":{"noop":{}},"depends_on":["b"]},)"
+                                            R"({"name":"b","job":{"noop":{}},"depends_on":["a"]})"));
+  harness.apply("at", flow_schedule("at", R"({"name":"a","job":{"run_at_ms":"1","noop":{}}})"));
+  harness.apply("both", R"({"id":"both","expression":"0 9 * * *","job_template":{"noop":{}},)"
+                        R"("flow_template":{"nodes":[{"name":"a","job":{"noop":{}}}]}})");
+  harness.apply("notask", flow_schedule("notask", R"({"name":"a","job":{}})"));
+  const std::string long_id(200, 's');
+  harness.apply(long_id, flow_schedule(long_id, R"({"name":"a-rather-long-node-name-of-forty-bytes-xx","job":{"noop":{}}})"));
+  harness.apply("named", flow_schedule("named", R"({"name":"a","job":{"noop":{}}})", R"(,"flow_template":{"id":"x"})"));
+  std::vector<std::string> reasons;
+  for (const auto& letter : harness.take("dead-letters")) {
+    v1::DeadLetter decoded;
+    REQUIRE(decoded.ParseFromString(letter.value));
+    reasons.push_back(decoded.reason());
+  }
+  REQUIRE(reasons.size() == 6);
+  CHECK_THAT(reasons[0], Catch::Contains("schedule cyc: flow_template") && Catch::Contains("cycle"));
+  CHECK_THAT(reasons[1], Catch::Contains("node 'a': job: run_at would be the same instant for every run"));
+  CHECK_THAT(reasons[2], Catch::Contains("set job_template or flow_template, not both"));
+  CHECK_THAT(reasons[3], Catch::Contains("node 'a': job has no task"));
+  CHECK_THAT(reasons[4], Catch::Contains("would be 267 bytes, over the limit of 256"));
+  CHECK_THAT(reasons[5], Catch::Contains("kcron sets a run's id"));
+  harness.clock.advance(Millis(60'000));
+  CHECK(harness.take(".jobs").empty());
+}
+
+TEST_CASE("while flows are held (an earlier release runs), flow_template schedules emit nothing and jobs' schedules go on") {
+  Harness harness;
+  harness.apply("etl", flow_schedule("etl", kTwoNodes));
+  harness.apply("tick", schedule("tick", "*/10 * * * * *"));
+  harness.planner.hold_flow_runs(true);
+  harness.clock.advance(Millis(5'000));
+  CHECK(harness.tick_ids() == std::vector<std::string>{"tick@2026-09-21T14:13:30Z"});
+  harness.planner.hold_flow_runs(false);
+  harness.planner.tick(harness.out);
+  const auto runs = harness.take(".jobs");
+  REQUIRE(runs.size() == 1);
+  v1::Command command;
+  REQUIRE(command.ParseFromString(runs[0].value));
+  CHECK(command.flow().id() == "etl@2026-09-21T14:13:30Z");
+}

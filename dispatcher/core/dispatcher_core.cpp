@@ -388,6 +388,10 @@ Status DispatcherCore::cancel(Context& context, const v1::Cancel& cancel) {
     audit(context.record, &ref, "CANCEL_MARKED", "no such job yet: its submit will be cancelled", context.out);
     return store(context.state, partition, ref.key, marker, context.out);
   }
+  if (is_flow_start(*existing) && existing->state() == Entry::PENDING) {  // a flow that has not started: the whole flow
+    return cancel_flow(context.state, partition, ref, cancel.reason().empty() ? "the flow was cancelled" : cancel.reason(),
+                       &context.record, context.out);
+  }
   if (existing->has_node() && (existing->state() == Entry::WAITING || existing->state() == Entry::PENDING)) {
     // A flow's node that has not fired: it ends CANCELLED, and its children follow their triggers.
     const auto reason = cancel.reason().empty() ? std::string("cancelled") : cancel.reason();
@@ -446,6 +450,11 @@ Status DispatcherCore::update(Context& context, v1::Job job) {
   if (existing && existing->has_node()) {
     reject(context.record, &ref,
            fmt::format("cannot update job '{}': it is a node of flow '{}'", ref.id, existing->node().flow_id()), context.out);
+    return Status::success();
+  }
+  if (existing && is_flow_start(*existing)) {
+    reject(context.record, &ref, fmt::format("cannot update job '{}': it is the start of flow '{}'", ref.id, ref.id),
+           context.out);
     return Status::success();
   }
   if (!existing || existing->state() != Entry::PENDING) {
@@ -689,6 +698,10 @@ Status DispatcherCore::plan_window(const std::vector<PartitionState*>& states) {
 
 bool DispatcherCore::may_fire_ahead(const Entry& entry, const std::string& stored_as, Instant now, Instant& wake) {
   const Instant due = instant_from_ms(entry.due_ms());
+  if (is_flow_start(entry)) {  // nothing to hand a worker early: the roots fire ahead once released
+    wake = std::min(wake, due);
+    return false;
+  }
   if (entry.job().has_schedule_run()) {
     const auto overlap = entry.job().schedule_run().overlap();
     if (overlap == v1::FORBID || overlap == v1::REPLACE) {
@@ -843,6 +856,7 @@ Status DispatcherCore::release(PartitionState& state, Partition partition, const
     if (!admitted) return admitted.error();
     if (!*admitted) return Status::success();
   }
+  if (is_flow_start(entry)) return start_flow(state, partition, stored_as, entry, out);
   return fire(state, partition, stored_as, entry, out);
 }
 
@@ -891,8 +905,24 @@ Result<bool> DispatcherCore::admit_schedule_run(PartitionState& state, Partition
       return skipped(fmt::format("previous run '{}' is still running (overlap forbid)", running));
     }
     if (run.overlap() == v1::REPLACE) {
-      // As a cancel does: the replaced run's retry, if it failed meanwhile, must not come back.
       const ScopedName replaced_run = scoped(job.tenant, running);
+      auto replaced_flow = load(state, flow_key(replaced_run.key));
+      if (!replaced_flow) return replaced_flow.error();
+      if (*replaced_flow) {  // a flow run: every node of it that has not ended is cancelled
+        if (auto cancelled = cancel_flow(state, partition, replaced_run,
+                                         fmt::format("replaced by '{}' (overlap replace)", job_id), nullptr, out);
+            !cancelled) {
+          return cancelled.error();
+        }
+        auto reloaded = load_track(state, schedule_key);  // the cancel may have ended it, and freed the slot
+        if (!reloaded) return reloaded.error();
+        track = reloaded->value_or(Entry());
+        track.mutable_schedule()->set_schedule_id(run.schedule_id());
+        track.mutable_schedule()->set_running_job_id(job_id);
+        if (auto stored = store_track(state, partition, schedule_key, track, out); !stored) return stored.error();
+        return true;
+      }
+      // As a cancel does: the replaced run's retry, if it failed meanwhile, must not come back.
       auto replaced = load(state, replaced_run.key);
       if (!replaced) return replaced.error();
       if (*replaced && (*replaced)->state() == Entry::FIRED && !(*replaced)->cancel_requested()) {
@@ -916,6 +946,11 @@ Result<bool> DispatcherCore::admit_schedule_run(PartitionState& state, Partition
 Status DispatcherCore::skip(PartitionState& state, Partition partition, const std::string& stored_as, Entry& entry,
                             const std::string& reason, std::vector<OutRecord>& out) {
   const ScopedName job = job_of(entry.job());
+  if (is_flow_start(entry)) {  // a schedule's flow run: the flow's nodes are SKIPPED, with the reason
+    if (auto forgotten = forget(state, partition, stored_as, out); !forgotten) return forgotten;
+    ++counts_.skipped;
+    return cancel_flow(state, partition, job, fmt::format("its flow run was skipped: {}", reason), nullptr, out, v1::SKIPPED);
+  }
   entry.set_state(Entry::SKIPPED);
   entry.set_sequence(entry.sequence() + 1);
   entry.set_expires_ms(ms_from_now(settings_.dedupe_retention));

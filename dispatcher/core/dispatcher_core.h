@@ -212,8 +212,17 @@ class DispatcherCore {
   Status submit_flow(Context& context, v1::Flow flow);
   // Cancels every node of the flow that has not ended: waiting and pending ones here, fired ones
   // through `control` (their endings come back as completions). Refused: no such flow.
+  // `as`: CANCELLED, or SKIPPED for a schedule's flow run its policies skipped.
   Status cancel_flow(PartitionState& state, Partition partition, const ScopedName& flow, std::string_view reason,
-                     const InputRecord* record, std::vector<OutRecord>& out);
+                     const InputRecord* record, std::vector<OutRecord>& out, v1::JobState as = v1::CANCELLED);
+  // The flow's last node ended: a schedule's flow run frees the schedule's overlap slot.
+  Status flow_ended(PartitionState& state, Partition partition, const ScopedName& flow, std::vector<OutRecord>& out);
+  // A flow that starts later waits as one entry under the flow id's own key (its start): a
+  // PENDING entry whose job names the flow and no node. At its instant release() admits it by
+  // its schedule's policies, then this releases the flow's roots.
+  static bool is_flow_start(const v1::DispatcherEntry& entry);
+  Status start_flow(PartitionState& state, Partition partition, const std::string& stored_as, v1::DispatcherEntry& entry,
+                    std::vector<OutRecord>& out);
   // Replay with `flow`: a flow that ended runs its DEAD nodes and their dependants again.
   Status retry_flow(Context& context);
   // A node's entry has just been stored ended (`ended_as`): the flow's counts follow, and each

@@ -12,6 +12,7 @@
 #include "kcron/codec.h"
 #include "kcron/priority.h"
 #include "kcron/records.h"
+#include "kcron/routing.h"
 
 namespace kcron::dispatcher {
 
@@ -94,6 +95,31 @@ Status DispatcherCore::submit_flow(Context& context, v1::Flow flow) {
     if (!purging) return purging.error();
     if (*purging)
       return refuse(fmt::format("tenant '{}' is being deleted: submit again once its deletion has ended", ref.tenant));
+  }
+
+  // A flow that starts later (or a schedule's run, whose policies decide at its start) waits as
+  // one entry under the flow id's own key.
+  const bool starts_later = flow.has_schedule_run() || flow.run_at_ms() > to_epoch_ms(clock_.now());
+  if (flow.has_schedule_run()) {
+    const auto& run = flow.schedule_run();
+    if (run.schedule_id() != routing_key_for_job(ref.id)) {
+      return refuse(fmt::format("schedule_run names schedule '{}', but flow '{}' is a run of '{}'",
+                                run.schedule_id().substr(0, kMaxJobIdBytes), ref.id, routing_key_for_job(ref.id)));
+    }
+    if (!v1::MisfirePolicy_IsValid(run.misfire())) {
+      return refuse(fmt::format("schedule_run: misfire policy {} is not a known value", static_cast<int>(run.misfire())));
+    }
+    if (!v1::OverlapPolicy_IsValid(run.overlap())) {
+      return refuse(fmt::format("schedule_run: overlap policy {} is not a known value", static_cast<int>(run.overlap())));
+    }
+  }
+  if (starts_later) {
+    auto taken = load(context.state, ref.key);
+    if (!taken) return taken.error();
+    if (*taken && !((*taken)->state() == Entry::CANCEL_MARKER && instant_from_ms((*taken)->expires_ms()) <= clock_.now())) {
+      return refuse(
+          fmt::format("flow id '{}' is in use by a job of that id (a flow that starts later waits under its id)", ref.id));
+    }
   }
 
   // Each node's job, as it will be released: id, tenant, provenance and labels set by the flow.
@@ -182,6 +208,8 @@ Status DispatcherCore::submit_flow(Context& context, v1::Flow flow) {
   state->set_nodes(static_cast<std::uint32_t>(shapes.size()));
   state->set_submitted_ms(to_epoch_ms(clock_.now()));
   state->set_submitted_by(flow.submitted_by());
+  const Instant starts = flow.run_at_ms() > 0 ? instant_from_ms(flow.run_at_ms()) : clock_.now();
+  if (starts_later) state->set_starts_ms(to_epoch_ms(starts));
   if (auto stored = store(context.state, partition, header_key, header, context.out); !stored) return stored;
   ++counts_.flows;
   audit(record, &ref, "ACCEPTED", fmt::format("flow of {} nodes", shapes.size()), context.out);
@@ -231,6 +259,11 @@ Status DispatcherCore::submit_flow(Context& context, v1::Flow flow) {
       }
       continue;
     }
+    if (starts_later) {  // released by start_flow
+      emit_status(name, entry, v1::PENDING,
+                  fmt::format("waits for its flow to start (in {} ms)", (starts - clock_.now()).count()), context.out);
+      continue;
+    }
     auto loaded = load(context.state, name.key);  // a cascade from a node cancelled above may have decided it
     if (!loaded) return loaded.error();
     if (!*loaded || (*loaded)->state() != Entry::WAITING) continue;
@@ -242,7 +275,75 @@ Status DispatcherCore::submit_flow(Context& context, v1::Flow flow) {
       }
     }
   }
+  if (!starts_later) return Status::success();
+  v1::Job start;
+  start.set_id(ref.id);
+  start.set_tenant(std::string(tenant_field(ref.tenant)));
+  start.set_queue("default");
+  start.set_priority(kDefaultPriority);
+  start.mutable_flow()->set_id(ref.id);
+  if (flow.has_schedule_run()) *start.mutable_schedule_run() = std::move(*flow.mutable_schedule_run());
+  Entry entry = pending_entry(std::move(start), starts, 1);
+  if (auto tracked = track_accepted_run(context.state, partition, entry.job(), starts, context.out); !tracked) return tracked;
+  if (starts <= clock_.now()) return release(context.state, partition, ref.key, entry, context.out);
+  return store(context.state, partition, ref.key, entry, context.out);
+}
+
+bool DispatcherCore::is_flow_start(const Entry& entry) {
+  return !entry.has_node() && entry.job().has_flow() && entry.job().flow().node().empty() &&
+         entry.job().flow().id() == entry.job().id();
+}
+
+Status DispatcherCore::start_flow(PartitionState& state, Partition partition, const std::string& stored_as, Entry& entry,
+                                  std::vector<OutRecord>& out) {
+  const ScopedName flow = scoped(entry.job().tenant(), entry.job().id());
+  if (auto forgotten = forget(state, partition, stored_as, out); !forgotten) return forgotten;  // the header keeps the id taken
+  const std::string header_key = flow_key(flow.key);
+  auto loaded = load(state, header_key);
+  if (!loaded) return loaded.error();
+  if (!*loaded) return Status::success();
+  Entry header = std::move(**loaded);
+  if (header.flow().ended() >= header.flow().nodes() || header.flow().cancel_requested()) {
+    return flow_ended(state, partition, flow, out);  // cancelled before its start: the slot it took goes
+  }
+  header.mutable_flow()->clear_starts_ms();
+  header.set_sequence(header.sequence() + 1);
+  if (auto stored = store(state, partition, header_key, header, out); !stored) return stored;
+  // Its roots: the nodes with no parents still waiting (a flow has at most flow_limits.max_nodes).
+  std::vector<std::string> roots;
+  const std::string prefix = flow.key + flow::kSeparator;
+  std::string after;
+  for (;;) {
+    auto keys = state.keys_after(prefix, after, 512);
+    if (!keys) return keys.error().within(fmt::format("starting flow '{}'", flow.id));
+    for (const auto& key : *keys) {
+      auto node = load(state, key);
+      if (!node) return node.error();
+      if (*node && (*node)->has_node() && (*node)->state() == Entry::WAITING && (*node)->node().parents() == 0) {
+        roots.push_back(key);
+      }
+    }
+    if (keys->size() < 512) break;
+    after = keys->back();
+  }
+  for (const auto& key : roots) {
+    auto node = load(state, key);  // a cascade from a root that could not be released may have decided it
+    if (!node) return node.error();
+    if (!*node || (*node)->state() != Entry::WAITING) continue;
+    Entry& root = **node;
+    const ScopedName name = scoped(flow.tenant, flow::node_job_id(flow.id, root.node().name()));
+    auto released = release_node(state, partition, name, root, out);
+    if (!released) return released.error();
+    if (!*released) {
+      if (auto ended = node_ended(state, partition, flow.tenant, root.node(), v1::DEAD, {}, 0, out); !ended) return ended;
+    }
+  }
   return Status::success();
+}
+
+Status DispatcherCore::flow_ended(PartitionState& state, Partition partition, const ScopedName& flow,
+                                  std::vector<OutRecord>& out) {
+  return end_schedule_run(state, partition, flow, out);
 }
 
 Status DispatcherCore::retry_flow(Context& context) {
@@ -547,12 +648,17 @@ Status DispatcherCore::node_ended(PartitionState& state, Partition partition, st
     }
   }
   if (has_header) {
+    bool now_ended = false;
     if (counts->ended() >= counts->nodes() && counts->ended_ms() == 0) {
       counts->set_ended_ms(to_epoch_ms(clock_.now()));
       header.set_expires_ms(ms_from_now(settings_.dedupe_retention));
+      now_ended = true;
     }
     header.set_sequence(header.sequence() + 1);
     if (auto stored = store(state, partition, header_key, header, out); !stored) return stored;
+    if (now_ended) {
+      if (auto freed = flow_ended(state, partition, flow_name, out); !freed) return freed;
+    }
   }
   if (fail_fast) {
     return cancel_flow(state, partition, flow_name, fmt::format("fail_fast: node '{}' ended DEAD", node.name()), nullptr, out);
@@ -561,7 +667,7 @@ Status DispatcherCore::node_ended(PartitionState& state, Partition partition, st
 }
 
 Status DispatcherCore::cancel_flow(PartitionState& state, Partition partition, const ScopedName& flow, std::string_view reason,
-                                   const InputRecord* record, std::vector<OutRecord>& out) {
+                                   const InputRecord* record, std::vector<OutRecord>& out, v1::JobState as) {
   const std::string header_key = flow_key(flow.key);
   auto loaded = load(state, header_key);
   if (!loaded) return loaded.error();
@@ -578,6 +684,14 @@ Status DispatcherCore::cancel_flow(PartitionState& state, Partition partition, c
   }
   counts->set_cancel_requested(true);
   if (record != nullptr) audit(*record, &flow, "CANCELLED", reason, out);
+  if (counts->starts_ms() > 0) {  // it has not started: its start goes too
+    auto start = load(state, flow.key);
+    if (!start) return start.error();
+    if (*start && is_flow_start(**start) && (*start)->state() == Entry::PENDING) {
+      if (auto forgotten = forget(state, partition, flow.key, out); !forgotten) return forgotten;
+    }
+    counts->clear_starts_ms();
+  }
   // Every node's key starts with the flow's scoped key and the separator; a flow has at most
   // flow_limits.max_nodes of them.
   const std::string prefix = flow.key + flow::kSeparator;
@@ -592,7 +706,7 @@ Status DispatcherCore::cancel_flow(PartitionState& state, Partition partition, c
       Entry& entry = **node_loaded;
       const ScopedName node = scoped(flow.tenant, flow::node_job_id(flow.id, entry.node().name()));
       if (entry.state() == Entry::WAITING || entry.state() == Entry::PENDING) {
-        if (auto done = end_unfired_node(state, partition, node, entry, v1::CANCELLED, reason, out); !done) return done;
+        if (auto done = end_unfired_node(state, partition, node, entry, as, reason, out); !done) return done;
         counts->set_ended(counts->ended() + 1);
         counts->set_cancelled(counts->cancelled() + 1);
       } else if (entry.state() == Entry::FIRED && !entry.cancel_requested()) {
@@ -610,12 +724,15 @@ Status DispatcherCore::cancel_flow(PartitionState& state, Partition partition, c
     if (keys->size() < 512) break;
     after = keys->back();
   }
+  bool now_ended = false;
   if (counts->ended() >= counts->nodes() && counts->ended_ms() == 0) {
     counts->set_ended_ms(to_epoch_ms(clock_.now()));
     header.set_expires_ms(ms_from_now(settings_.dedupe_retention));
+    now_ended = true;
   }
   header.set_sequence(header.sequence() + 1);
-  return store(state, partition, header_key, header, out);
+  if (auto stored = store(state, partition, header_key, header, out); !stored) return stored;
+  return now_ended ? flow_ended(state, partition, flow, out) : Status::success();
 }
 
 }  // namespace kcron::dispatcher

@@ -508,3 +508,108 @@ TEST_CASE(
   INFO(reasons[0]);
   CHECK(reasons[0].starts_with("cannot retry flow 'fg': 1 of its 2 nodes' records have been forgotten"));
 }
+
+namespace {
+
+// A two-node run `<schedule>@<run>` of schedule `nightly` (a -> b), starting at `run_at_ms`.
+std::string scheduled_run(const std::string& run, std::int64_t run_at_ms, const std::string& policies) {
+  return fmt::format(R"({{"flow":{{"id":"nightly@{}","run_at_ms":"{}","schedule_run":{{"schedule_id":"nightly",{}}},"nodes":[)"
+                     R"({{"name":"a","job":{{"noop":{{}}}}}},{{"name":"b","job":{{"noop":{{}}}},"depends_on":["a"]}}]}}}})",
+                     run, run_at_ms, policies);
+}
+
+}  // namespace
+
+TEST_CASE("flow: a flow with run_at_ms waits as one entry, and its roots are released at that instant") {
+  FlowHarness harness;
+  harness.submit_flow(diamond("later", R"("run_at_ms":")" + std::to_string(kStart + 10'000) + R"(",)"), "later");
+  CHECK(harness.exec_ids().empty());
+  CHECK(harness.header("later").starts_ms() == kStart + 10'000);
+  CHECK(harness.entry("later").state() == v1::DispatcherEntry::PENDING);
+  CHECK(harness.entry("later/extract").state() == v1::DispatcherEntry::WAITING);
+  harness.clock.advance(Millis(9'999));
+  CHECK(harness.fire("later") == 0);
+  harness.clock.advance(Millis(1));
+  CHECK(harness.fire("later") == 1);
+  CHECK(harness.exec_ids() == std::vector<std::string>{"later/extract"});
+  CHECK(harness.header("later").starts_ms() == 0);
+  CHECK_FALSE(harness.state(harness.partition_of("later")).get("later")->has_value());  // its start is gone
+  // A job of the flow's id while it waits is refused, as is a second flow of that id.
+  harness.submit_flow(diamond("soon", R"("run_at_ms":")" + std::to_string(kStart + 60'000) + R"(",)"), "soon");
+  harness.apply(R"({"update":{"job":{"id":"soon","noop":{}}}})", "soon");
+  CHECK(harness.dead_letter_reasons() == std::vector<std::string>{"cannot update job 'soon': it is the start of flow 'soon'"});
+}
+
+TEST_CASE("flow: cancelling a flow before its start, or the job of its id, cancels every node and it never starts") {
+  FlowHarness harness;
+  const auto at = std::to_string(kStart + 10'000);
+  harness.submit_flow(diamond("c1", R"("run_at_ms":")" + at + R"(",)"), "c1");
+  harness.submit_flow(diamond("c2", R"("run_at_ms":")" + at + R"(",)"), "c2");
+  harness.statuses();
+  harness.apply(R"({"cancel":{"job_id":"c1","flow":true}})", "c1");
+  harness.apply(R"({"cancel":{"job_id":"c2"}})", "c2");
+  auto states = harness.statuses();
+  for (const auto* id : {"c1/extract", "c1/load", "c2/extract", "c2/load"}) {
+    CHECK(states[id] == std::vector<v1::JobState>{v1::CANCELLED});
+  }
+  CHECK(harness.header("c1").ended() == 4);
+  CHECK(harness.header("c2").ended() == 4);
+  CHECK(harness.header("c2").starts_ms() == 0);
+  harness.clock.advance(Millis(20'000));
+  CHECK(harness.fire("c1") == 0);
+  CHECK(harness.fire("c2") == 0);
+  CHECK(harness.exec_ids().empty());
+}
+
+TEST_CASE("flow: a schedule's flow runs follow overlap forbid, and the slot frees when the whole flow ended") {
+  FlowHarness harness;
+  const std::string forbid = R"("overlap":"FORBID")";
+  harness.submit_flow(scheduled_run("1", kStart, forbid), "nightly");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"nightly@1/a"});
+  harness.complete("nightly@1/a", "SUCCEEDED");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"nightly@1/b"});
+  harness.statuses();
+  // The second run's instant comes while b of the first runs: skipped, every node of it SKIPPED.
+  harness.submit_flow(scheduled_run("2", kStart + 1'000, forbid), "nightly");
+  harness.clock.advance(Millis(1'000));
+  CHECK(harness.fire("nightly") == 1);
+  CHECK(harness.exec_ids().empty());
+  auto states = harness.statuses();
+  CHECK(states["nightly@2/a"] == std::vector<v1::JobState>{v1::PENDING, v1::SKIPPED});
+  CHECK(states["nightly@2/b"] == std::vector<v1::JobState>{v1::PENDING, v1::SKIPPED});
+  CHECK(harness.header("nightly@2").ended() == 2);
+  // The first run's last node ends: the third run goes through.
+  harness.complete("nightly@1/b", "SUCCEEDED");
+  harness.submit_flow(scheduled_run("3", kStart + 2'000, forbid), "nightly");
+  harness.clock.advance(Millis(1'000));
+  CHECK(harness.fire("nightly") == 1);
+  CHECK(harness.exec_ids() == std::vector<std::string>{"nightly@3/a"});
+}
+
+TEST_CASE("flow: overlap replace cancels the running flow run's nodes, and misfire skip skips a late run") {
+  FlowHarness harness;
+  const std::string replace = R"("overlap":"REPLACE")";
+  harness.submit_flow(scheduled_run("1", kStart, replace), "nightly");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"nightly@1/a"});
+  harness.statuses();
+  harness.submit_flow(scheduled_run("2", kStart + 1'000, replace), "nightly");
+  harness.clock.advance(Millis(1'000));
+  CHECK(harness.fire("nightly") == 1);
+  CHECK(harness.control_ids() == std::vector<std::string>{"nightly@1/a"});
+  CHECK(harness.exec_ids() == std::vector<std::string>{"nightly@2/a"});
+  CHECK(harness.statuses()["nightly@1/b"] == std::vector<v1::JobState>{v1::CANCELLED});
+  CHECK(harness.header("nightly@1").cancel_requested());
+  // A run that reaches the dispatcher long after its instant, under misfire skip.
+  harness.clock.advance(Millis(60'000));
+  harness.submit_flow(scheduled_run("late", kStart + 1'500, R"("misfire":"SKIP")"), "nightly");
+  auto states = harness.statuses();
+  CHECK(states["nightly@late/a"] == std::vector<v1::JobState>{v1::PENDING, v1::SKIPPED});
+  CHECK(harness.exec_ids().empty());
+  // A run whose schedule_run names another schedule than its id's is refused.
+  harness.submit_flow(
+      R"({"flow":{"id":"nightly@x","schedule_run":{"schedule_id":"other"},"nodes":[{"name":"a","job":{"noop":{}}}]}})",
+      "nightly");
+  const auto reasons = harness.dead_letter_reasons();
+  REQUIRE(reasons.size() == 1);
+  CHECK(reasons[0] == "schedule_run names schedule 'other', but flow 'nightly@x' is a run of 'nightly'");
+}

@@ -199,6 +199,11 @@ Decision Relay::command(const InputRecord& record, const InputTopic& topic, std:
     // Every node's job is the tenant's, as the flow is.
     auto& flow = *command.mutable_flow();
     if (!flow.submitted_by().empty()) return refuse("submitted_by: kcron sets it; leave the field out");
+    if (flow.has_schedule_run()) {
+      return refuse(
+          "schedule_run: set by the cron-producer for a schedule's flow runs; put a schedule with a flow_template on the "
+          "tenant's schedules topic instead");
+    }
     decision.tenant_overridden = names_other_tenant(flow.tenant(), topic.tenant);
     flow.set_tenant(tenant);
     flow.set_submitted_by(submitted_by);
@@ -288,15 +293,32 @@ Decision Relay::schedule(const InputRecord& record, const InputTopic& topic, std
                               definition.id().substr(0, kMaxJobIdBytes), id),
                   true);
   }
-  auto& job = *definition.mutable_job_template();
-  if (auto refused = refused_job_field(job, "job_template."); refused) return refuse(*refused, true);
-  decision.tenant_overridden =
-      names_other_tenant(definition.tenant(), topic.tenant) || names_other_tenant(job.tenant(), topic.tenant);
   const std::string tenant(tenant_field(topic.tenant));
+  decision.tenant_overridden = names_other_tenant(definition.tenant(), topic.tenant);
+  if (definition.has_flow_template()) {
+    // Each run is a flow of the topic's tenant: the template names none (the cron-producer sets it).
+    auto& flow = *definition.mutable_flow_template();
+    if (!flow.submitted_by().empty()) return refuse("flow_template.submitted_by: kcron sets it; leave the field out", true);
+    decision.tenant_overridden = decision.tenant_overridden || names_other_tenant(flow.tenant(), topic.tenant);
+    flow.clear_tenant();
+    for (int at = 0; at < flow.nodes_size(); ++at) {
+      auto& job = *flow.mutable_nodes(at)->mutable_job();
+      if (auto refused = refused_job_field(job, fmt::format("flow_template.nodes[{}].job.", at)); refused) {
+        return refuse(*refused, true);
+      }
+      decision.tenant_overridden = decision.tenant_overridden || names_other_tenant(job.tenant(), topic.tenant);
+      job.clear_tenant();
+    }
+    flow.set_submitted_by(fmt::format("kafka:{}", record.topic));
+  } else {
+    auto& job = *definition.mutable_job_template();
+    if (auto refused = refused_job_field(job, "job_template."); refused) return refuse(*refused, true);
+    decision.tenant_overridden = decision.tenant_overridden || names_other_tenant(job.tenant(), topic.tenant);
+    job.set_tenant(tenant);
+    job.set_submitted_by(fmt::format("kafka:{}", record.topic));
+  }
   definition.set_id(id);
   definition.set_tenant(tenant);
-  job.set_tenant(tenant);
-  job.set_submitted_by(fmt::format("kafka:{}", record.topic));
   return headers_of(schedule_record(settings_.names, topic.tenant, id, &definition));
 }
 

@@ -325,3 +325,30 @@ TEST_CASE("records of a topic that is no tenant's input are skipped, nothing wri
   CHECK(h.out.empty());
   CHECK(h.relay.counts().skipped == 1);
 }
+
+TEST_CASE("a flow_template schedule keeps no job_template, its nodes the topic's tenant, and refuses kcron's fields", "[relay]") {
+  Harness h;
+  const auto put = h.apply("kcron.in.acme.schedules", "etl",
+                           R"({"expression":"0 3 * * *","flow_template":{"tenant":"b","nodes":[)"
+                           R"({"name":"a","job":{"noop":{},"tenant":"b"}},{"name":"z","job":{"noop":{}},"depends_on":["a"]}]}})");
+  CHECK(put.outcome == Outcome::kForwarded);
+  CHECK(put.tenant_overridden);
+  REQUIRE(h.out.size() == 1);
+  v1::Schedule schedule;
+  REQUIRE(schedule.ParseFromString(h.out[0].value));
+  CHECK_FALSE(schedule.has_job_template());
+  CHECK(schedule.tenant() == "acme");
+  CHECK(schedule.flow_template().tenant().empty());
+  CHECK(schedule.flow_template().nodes(0).job().tenant().empty());
+  CHECK(schedule.flow_template().submitted_by() == "kafka:kcron.in.acme.schedules");
+  const auto refused =
+      h.apply("kcron.in.acme.schedules", "etl2",
+              R"({"expression":"0 3 * * *","flow_template":{"nodes":[{"name":"a","job":{"noop":{},"attempt":3}}]}})");
+  CHECK(refused.outcome == Outcome::kRejected);
+  CHECK(refused.reason == "flow_template.nodes[0].job.attempt: kcron sets it; leave the field out");
+  const auto run =
+      h.apply("kcron.in.acme", "etl@x",
+              R"({"flow":{"id":"etl@x","schedule_run":{"schedule_id":"etl"},"nodes":[{"name":"a","job":{"noop":{}}}]}})");
+  CHECK(run.outcome == Outcome::kRejected);
+  CHECK(run.reason.starts_with("schedule_run: set by the cron-producer"));
+}

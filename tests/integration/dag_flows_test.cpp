@@ -251,3 +251,57 @@ TEST_CASE("flow: kcron flow retry runs a DEAD node and its dependants again, and
   CHECK(results.at("r/after")[0].attempt() == 1);
   WARN(status.output);
 }
+
+TEST_CASE(
+    "flow: a flow_template schedule runs a flow at its ticks, each node once, and overlap forbid skips a run that would overlap",
+    "[integration]") {
+  TestEnv env("dag-scheduled");
+  Deployment deployment(env);
+  auto cron_producer = start_program(env, "kcron-cron-producer", "c1", "cron-producer", {"KCRON_SCHEDULES_PARTITIONS=2"});
+  // Every 2 s; the root sleeps 2.5 s, so the run after each one that runs finds it still running.
+  TestProducer producer;
+  producer.send(env.prefix + "schedules", "etl",
+                R"({"id":"etl","expression":"*/2 * * * * *","overlap":"FORBID","flow_template":{"nodes":[
+                      {"name":"extract","job":{"sleep":{"duration":"2.5s"}}},
+                      {"name":"load","job":{"noop":{}},"depends_on":["extract"]}]}})",
+                -1, {{"content-type", "application/json"}});
+  producer.flush();
+
+  // Runs (flow ids) whose two nodes both have a result.
+  const auto complete_runs = [](const std::vector<Record>& records) {
+    std::map<std::string, int> nodes;
+    for (const auto& [id, attempts] : results_by_job(records)) nodes[id.substr(0, id.find('/'))] += 1;
+    return static_cast<std::size_t>(std::count_if(nodes.begin(), nodes.end(), [](const auto& run) { return run.second == 2; }));
+  };
+  const auto records = read_topics({env.prefix + "results"}, 40s, [&](const auto& read) { return complete_runs(read) >= 3; });
+  REQUIRE(complete_runs(records) >= 3);
+  auto results = results_by_job(records);
+  std::map<std::string, std::pair<v1::Result, v1::Result>> runs;  // run -> (extract, load)
+  for (const auto& [id, attempts] : results) {
+    INFO(id);
+    CHECK(id.starts_with("etl@"));
+    REQUIRE(attempts.size() == 1);  // each node of each run once
+    CHECK(attempts[0].state() == v1::SUCCEEDED);
+    const auto run = id.substr(0, id.find('/'));
+    (id.ends_with("/extract") ? runs[run].first : runs[run].second) = attempts[0];
+  }
+  std::int64_t previous_end = 0;
+  for (const auto& [run, nodes] : runs) {
+    if (nodes.first.job_id().empty() || nodes.second.job_id().empty()) continue;  // the last one, still running
+    INFO(run);
+    CHECK(nodes.second.started_ms() >= nodes.first.finished_ms());  // load after extract
+    CHECK(nodes.first.started_ms() >= previous_end);                // never two runs at once (FORBID)
+    previous_end = nodes.second.finished_ms();
+  }
+  // The runs in between were decided at their instants: every node of them SKIPPED, none fired.
+  const auto statuses = statuses_by_job(read_topics({env.prefix + "status"}, 5s, [](const auto&) { return false; }));
+  std::set<std::string> skipped;
+  for (const auto& [id, states] : statuses) {
+    if (has_state(states, v1::SKIPPED)) {
+      skipped.insert(id.substr(0, id.find('/')));
+      CHECK_FALSE(results.contains(id));
+    }
+  }
+  CHECK(skipped.size() >= 2);
+  for (const auto& run : skipped) CHECK_FALSE(runs.contains(run));
+}
