@@ -402,7 +402,9 @@ TEST_CASE("a flow_template is checked as each run will be: cycles, run_at, both 
   harness.apply("notask", flow_schedule("notask", R"({"name":"a","job":{}})"));
   const std::string long_id(200, 's');
   harness.apply(long_id, flow_schedule(long_id, R"({"name":"a-rather-long-node-name-of-forty-bytes-xx","job":{"noop":{}}})"));
-  harness.apply("named", flow_schedule("named", R"({"name":"a","job":{"noop":{}}})", R"(,"flow_template":{"id":"x"})"));
+  harness.apply(
+      "named",
+      R"({"id":"named","expression":"*/10 * * * * *","flow_template":{"id":"x","nodes":[{"name":"a","job":{"noop":{}}}]}})");
   std::vector<std::string> reasons;
   for (const auto& letter : harness.take("dead-letters")) {
     v1::DeadLetter decoded;

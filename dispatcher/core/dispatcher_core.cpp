@@ -779,9 +779,17 @@ Result<bool> DispatcherCore::fail_due(PartitionState& state, Partition partition
   auto loaded = load(state, key);
   if (!loaded) return loaded.error().within(fmt::format("giving up on due job {:?} of partition {}", key, partition));
   auto& entry = *loaded;
-  // Due, or within the fire-ahead window (it may have been fired ahead).
-  if (!entry || entry->state() != Entry::PENDING ||
-      instant_from_ms(entry->due_ms()) > clock_.now() + std::max(Millis(0), settings_.fire_ahead.max)) {
+  // A flow's node still waiting for its flow's start, which is due: the start released it in the
+  // batch whose transaction the broker refused (the exec record names the node, not the start).
+  if (entry && entry->state() == Entry::WAITING && entry->has_node()) {
+    auto header = load(state, flow_key(scoped_key(entry->job().tenant(), entry->node().flow_id())));
+    if (!header) return header.error();
+    if (!*header || (*header)->flow().starts_ms() <= 0 || instant_from_ms((*header)->flow().starts_ms()) > clock_.now()) {
+      return false;
+    }
+  } else if (!entry || entry->state() != Entry::PENDING ||
+             instant_from_ms(entry->due_ms()) > clock_.now() + std::max(Millis(0), settings_.fire_ahead.max)) {
+    // Due, or within the fire-ahead window (it may have been fired ahead).
     return false;
   }
   const ScopedName job = job_of(entry->job());
@@ -851,6 +859,13 @@ Status DispatcherCore::track_accepted_run(PartitionState& state, Partition parti
 
 Status DispatcherCore::release(PartitionState& state, Partition partition, const std::string& stored_as, Entry& entry,
                                std::vector<OutRecord>& out) {
+  if (is_flow_start(entry)) {  // a flow with nothing left to start takes no schedule slot
+    auto header = load(state, flow_key(stored_as));
+    if (!header) return header.error();
+    if (!*header || (*header)->flow().ended() >= (*header)->flow().nodes() || (*header)->flow().cancel_requested()) {
+      return forget(state, partition, stored_as, out);
+    }
+  }
   if (entry.job().has_schedule_run() && !entry.job().schedule_run().schedule_id().empty()) {
     auto admitted = admit_schedule_run(state, partition, stored_as, entry, out);
     if (!admitted) return admitted.error();
@@ -948,7 +963,6 @@ Status DispatcherCore::skip(PartitionState& state, Partition partition, const st
   const ScopedName job = job_of(entry.job());
   if (is_flow_start(entry)) {  // a schedule's flow run: the flow's nodes are SKIPPED, with the reason
     if (auto forgotten = forget(state, partition, stored_as, out); !forgotten) return forgotten;
-    ++counts_.skipped;
     return cancel_flow(state, partition, job, fmt::format("its flow run was skipped: {}", reason), nullptr, out, v1::SKIPPED);
   }
   entry.set_state(Entry::SKIPPED);
@@ -1275,6 +1289,15 @@ Status DispatcherCore::purge(PartitionState& state, const InputRecord& record, c
       if (!*loaded) continue;
       auto& entry = **loaded;
       Status done;
+      if (prefix == job_prefix && is_flow_start(entry) && entry.state() == Entry::PENDING) {
+        // A flow waiting for its start: the flow is cancelled, its start goes.
+        if (auto cancelled = cancel_flow(state, partition, scoped(tenant, entry.job().id()), reason, nullptr, out); !cancelled) {
+          return cancelled;
+        }
+        ++counts_.purged;
+        after = key;
+        continue;
+      }
       if (prefix == job_prefix && entry.has_node()) {
         // A flow's node: its whole flow is cancelled (once), so that no ending of a node that was
         // running releases a child of the deleted tenant; what the cancel left is handled below.

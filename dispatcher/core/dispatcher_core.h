@@ -215,6 +215,8 @@ class DispatcherCore {
   // `as`: CANCELLED, or SKIPPED for a schedule's flow run its policies skipped.
   Status cancel_flow(PartitionState& state, Partition partition, const ScopedName& flow, std::string_view reason,
                      const InputRecord* record, std::vector<OutRecord>& out, v1::JobState as = v1::CANCELLED);
+  // Forgets the flow's start, when it still waits.
+  Status drop_start(PartitionState& state, Partition partition, const ScopedName& flow, std::vector<OutRecord>& out);
   // The flow's last node ended: a schedule's flow run frees the schedule's overlap slot.
   Status flow_ended(PartitionState& state, Partition partition, const ScopedName& flow, std::vector<OutRecord>& out);
   // A flow that starts later waits as one entry under the flow id's own key (its start): a

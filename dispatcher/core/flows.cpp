@@ -113,10 +113,18 @@ Status DispatcherCore::submit_flow(Context& context, v1::Flow flow) {
       return refuse(fmt::format("schedule_run: overlap policy {} is not a known value", static_cast<int>(run.overlap())));
     }
   }
+  if (flow.run_at_ms() < 0) return refuse(fmt::format("run_at_ms {} is negative", flow.run_at_ms()));
+  if (instant_from_ms(flow.run_at_ms()) - clock_.now() > settings_.max_horizon) {
+    return refuse(fmt::format("run_at_ms {} is beyond the horizon of {} days", flow.run_at_ms(),
+                              std::chrono::duration_cast<std::chrono::hours>(settings_.max_horizon).count() / 24));
+  }
+  bool cancelled_before = false;  // a cancel of the flow id's job came first: the flow is cancelled as it arrives
   if (starts_later) {
     auto taken = load(context.state, ref.key);
     if (!taken) return taken.error();
-    if (*taken && !((*taken)->state() == Entry::CANCEL_MARKER && instant_from_ms((*taken)->expires_ms()) <= clock_.now())) {
+    if (*taken && (*taken)->state() == Entry::CANCEL_MARKER) {
+      cancelled_before = instant_from_ms((*taken)->expires_ms()) > clock_.now();
+    } else if (*taken) {
       return refuse(
           fmt::format("flow id '{}' is in use by a job of that id (a flow that starts later waits under its id)", ref.id));
     }
@@ -180,6 +188,7 @@ Status DispatcherCore::submit_flow(Context& context, v1::Flow flow) {
   // The flow is one submission against its tenant's rate; every node counts against its pending
   // jobs, as each will be pending when it is released.
   auto first = flow.nodes(static_cast<int>(order->front())).job();
+  if (flow.has_schedule_run()) *first.mutable_schedule_run() = flow.schedule_run();  // a schedule's run: not rate-limited
   auto first_due = resolve(first, record.timestamp);
   if (!first_due) return refuse(first_due.error().message());
   auto refused = check_limits(context.state, partition, names[order->front()], first, *first_due, record.timestamp, context.out);
@@ -190,7 +199,7 @@ Status DispatcherCore::submit_flow(Context& context, v1::Flow flow) {
     auto usage = load_usage(context.state, ref.tenant);
     if (!usage) return usage.error();
     const std::uint64_t share = partition_share(tenant->limits().max_pending_jobs(), settings_.jobs_partitions);
-    if (usage->pending() + shapes.size() > share) {
+    if (usage->pending() + shapes.size() + (starts_later ? 1 : 0) > share) {  // a start is pending too
       ++limit_refusals_[{ref.tenant, TenantLimit::kPendingJobs}];
       return refuse(
           fmt::format("a flow of {} nodes would take tenant '{}' past its limit of {} pending jobs: this partition "
@@ -276,6 +285,9 @@ Status DispatcherCore::submit_flow(Context& context, v1::Flow flow) {
     }
   }
   if (!starts_later) return Status::success();
+  if (cancelled_before) {
+    return cancel_flow(context.state, partition, ref, "cancelled before its flow was submitted", nullptr, context.out);
+  }
   v1::Job start;
   start.set_id(ref.id);
   start.set_tenant(std::string(tenant_field(ref.tenant)));
@@ -309,8 +321,9 @@ Status DispatcherCore::start_flow(PartitionState& state, Partition partition, co
   header.mutable_flow()->clear_starts_ms();
   header.set_sequence(header.sequence() + 1);
   if (auto stored = store(state, partition, header_key, header, out); !stored) return stored;
-  // Its roots: the nodes with no parents still waiting (a flow has at most flow_limits.max_nodes).
-  std::vector<std::string> roots;
+  // Every node still waiting (a flow has at most flow_limits.max_nodes): the roots, and the nodes
+  // whose parents ended before the start (a node cancelled meanwhile) and whose trigger holds.
+  std::vector<std::string> waiting;
   const std::string prefix = flow.key + flow::kSeparator;
   std::string after;
   for (;;) {
@@ -319,25 +332,42 @@ Status DispatcherCore::start_flow(PartitionState& state, Partition partition, co
     for (const auto& key : *keys) {
       auto node = load(state, key);
       if (!node) return node.error();
-      if (*node && (*node)->has_node() && (*node)->state() == Entry::WAITING && (*node)->node().parents() == 0) {
-        roots.push_back(key);
-      }
+      if (*node && (*node)->has_node() && (*node)->state() == Entry::WAITING) waiting.push_back(key);
     }
     if (keys->size() < 512) break;
     after = keys->back();
   }
-  for (const auto& key : roots) {
-    auto node = load(state, key);  // a cascade from a root that could not be released may have decided it
+  for (const auto& key : waiting) {
+    auto node = load(state, key);  // a cascade from a node decided above may have decided it
     if (!node) return node.error();
     if (!*node || (*node)->state() != Entry::WAITING) continue;
-    Entry& root = **node;
-    const ScopedName name = scoped(flow.tenant, flow::node_job_id(flow.id, root.node().name()));
-    auto released = release_node(state, partition, name, root, out);
-    if (!released) return released.error();
-    if (!*released) {
-      if (auto ended = node_ended(state, partition, flow.tenant, root.node(), v1::DEAD, {}, 0, out); !ended) return ended;
+    Entry& waiter = **node;
+    const ScopedName name = scoped(flow.tenant, flow::node_job_id(flow.id, waiter.node().name()));
+    const auto decision = waiter.node().parents() == 0
+                              ? flow::Decision::kRun
+                              : flow::decide(trigger_of(waiter.node().trigger()), tally_of(waiter.node()));
+    if (decision == flow::Decision::kWait) continue;
+    if (decision == flow::Decision::kRun) {
+      auto released = release_node(state, partition, name, waiter, out);
+      if (!released) return released.error();
+      if (!*released) {
+        if (auto ended = node_ended(state, partition, flow.tenant, waiter.node(), v1::DEAD, {}, 0, out); !ended) return ended;
+      }
+      continue;
     }
+    const auto as = decision == flow::Decision::kSkip ? v1::SKIPPED : v1::UPSTREAM_FAILED;
+    const std::string reason = "its parents that ended before the flow started decide it";
+    if (auto done = end_unfired_node(state, partition, name, waiter, as, reason, out); !done) return done;
+    if (auto ended = node_ended(state, partition, flow.tenant, waiter.node(), as, {}, 0, out); !ended) return ended;
   }
+  return Status::success();
+}
+
+Status DispatcherCore::drop_start(PartitionState& state, Partition partition, const ScopedName& flow,
+                                  std::vector<OutRecord>& out) {
+  auto start = load(state, flow.key);
+  if (!start) return start.error();
+  if (*start && is_flow_start(**start) && (*start)->state() == Entry::PENDING) return forget(state, partition, flow.key, out);
   return Status::success();
 }
 
@@ -388,6 +418,11 @@ Status DispatcherCore::retry_flow(Context& context) {
   for (const auto& [name, entry] : nodes) {
     const auto state = entry.state();
     if (state == Entry::WAITING || state == Entry::PENDING || state == Entry::FIRED) ++running;
+  }
+  if (header.flow().never_started()) {
+    return refuse(
+        "it never started (cancelled before its start, or its schedule's run was skipped): submit it again, or "
+        "trigger its schedule");
   }
   if (running > 0 || header.flow().ended() < header.flow().nodes()) {
     return refuse(fmt::format("it is still running ({} of {} nodes ended): retry it once it ended", header.flow().ended(),
@@ -619,6 +654,7 @@ Status DispatcherCore::node_ended(PartitionState& state, Partition partition, st
       }
       auto decision = flow::decide(trigger_of(graph->trigger()), tally);
       if (decision == flow::Decision::kRun && counts->cancel_requested()) decision = flow::Decision::kSkip;  // CANCELLED below
+      if (decision == flow::Decision::kRun && counts->starts_ms() > 0) decision = flow::Decision::kWait;  // start_flow decides it
       const std::string why =
           fmt::format("parent '{}' ended {} ({} of {} parents ended, trigger {})", parent.node.name(), state_name(parent.state),
                       tally.ended, tally.parents, flow::trigger_name(trigger_of(graph->trigger())));
@@ -653,6 +689,11 @@ Status DispatcherCore::node_ended(PartitionState& state, Partition partition, st
       counts->set_ended_ms(to_epoch_ms(clock_.now()));
       header.set_expires_ms(ms_from_now(settings_.dedupe_retention));
       now_ended = true;
+      if (counts->starts_ms() > 0) {  // every node ended before the start: nothing is left to start
+        if (auto dropped = drop_start(state, partition, flow_name, out); !dropped) return dropped;
+        counts->clear_starts_ms();
+        counts->set_never_started(true);
+      }
     }
     header.set_sequence(header.sequence() + 1);
     if (auto stored = store(state, partition, header_key, header, out); !stored) return stored;
@@ -685,12 +726,9 @@ Status DispatcherCore::cancel_flow(PartitionState& state, Partition partition, c
   counts->set_cancel_requested(true);
   if (record != nullptr) audit(*record, &flow, "CANCELLED", reason, out);
   if (counts->starts_ms() > 0) {  // it has not started: its start goes too
-    auto start = load(state, flow.key);
-    if (!start) return start.error();
-    if (*start && is_flow_start(**start) && (*start)->state() == Entry::PENDING) {
-      if (auto forgotten = forget(state, partition, flow.key, out); !forgotten) return forgotten;
-    }
+    if (auto dropped = drop_start(state, partition, flow, out); !dropped) return dropped;
     counts->clear_starts_ms();
+    counts->set_never_started(true);
   }
   // Every node's key starts with the flow's scoped key and the separator; a flow has at most
   // flow_limits.max_nodes of them.

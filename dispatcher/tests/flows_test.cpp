@@ -534,10 +534,82 @@ TEST_CASE("flow: a flow with run_at_ms waits as one entry, and its roots are rel
   CHECK(harness.exec_ids() == std::vector<std::string>{"later/extract"});
   CHECK(harness.header("later").starts_ms() == 0);
   CHECK_FALSE(harness.state(harness.partition_of("later")).get("later")->has_value());  // its start is gone
-  // A job of the flow's id while it waits is refused, as is a second flow of that id.
+  // While it waits, an update of the flow id's job is refused, and a second flow of that id is a duplicate.
   harness.submit_flow(diamond("soon", R"("run_at_ms":")" + std::to_string(kStart + 60'000) + R"(",)"), "soon");
   harness.apply(R"({"update":{"job":{"id":"soon","noop":{}}}})", "soon");
   CHECK(harness.dead_letter_reasons() == std::vector<std::string>{"cannot update job 'soon': it is the start of flow 'soon'"});
+  const auto duplicates = harness.core.counts().duplicates;
+  harness.submit_flow(diamond("soon"), "soon");
+  CHECK(harness.core.counts().duplicates == duplicates + 1);
+  CHECK(harness.exec_ids().empty());
+  // A start beyond the horizon is refused, as a job's would be.
+  harness.submit_flow(diamond("never", R"("run_at_ms":"9000000000000000",)"), "never");
+  const auto reasons = harness.dead_letter_reasons();
+  REQUIRE(reasons.size() == 1);
+  CHECK_THAT(reasons[0], Catch::Contains("is beyond the horizon of"));
+}
+
+TEST_CASE("flow: a node cancelled while its flow waits releases no child before the start, and the start decides them") {
+  FlowHarness harness;
+  harness.submit_flow(
+      R"({"flow":{"id":"w","run_at_ms":")" + std::to_string(kStart + 60'000) +
+          R"(","nodes":[{"name":"a","job":{"noop":{}}},{"name":"b","job":{"noop":{}},"depends_on":["a"],"trigger":"all_done"},
+         {"name":"c","job":{"noop":{}},"depends_on":["a"]},{"name":"r","job":{"noop":{}}}]}})",
+      "w");
+  harness.apply(R"({"cancel":{"job_id":"w/a"}})", "w");
+  CHECK(harness.exec_ids().empty());  // b's trigger holds, but the flow has not started
+  CHECK(harness.entry("w/b").state() == v1::DispatcherEntry::WAITING);
+  CHECK(harness.entry("w/c").state() == v1::DispatcherEntry::UPSTREAM_FAILED);
+  harness.clock.advance(Millis(60'000));
+  CHECK(harness.fire("w") == 1);
+  auto fired = harness.exec_ids();
+  std::sort(fired.begin(), fired.end());
+  CHECK(fired == std::vector<std::string>{"w/b", "w/r"});
+}
+
+TEST_CASE("flow: a waiting flow whose nodes all ended, or cancelled before it came, never starts, and a retry refuses it") {
+  FlowHarness harness;
+  const auto at = std::to_string(kStart + 60'000);
+  harness.submit_flow(R"({"flow":{"id":"v","run_at_ms":")" + at + R"(","nodes":[{"name":"a","job":{"noop":{}}}]}})", "v");
+  harness.apply(R"({"cancel":{"job_id":"v/a"}})", "v");
+  CHECK(harness.header("v").ended() == 1);
+  CHECK(harness.header("v").never_started());
+  CHECK_FALSE(harness.state(harness.partition_of("v")).get("v")->has_value());  // its start is gone
+  // A cancel of the flow id's job before the flow arrived cancels the flow when it comes.
+  harness.apply(R"({"cancel":{"job_id":"m"}})", "m");
+  harness.submit_flow(diamond("m", R"("run_at_ms":")" + at + R"(",)"), "m");
+  CHECK(harness.header("m").ended() == 4);
+  CHECK(harness.header("m").cancelled() == 4);
+  harness.clock.advance(Millis(60'000));
+  CHECK(harness.fire("v") == 0);
+  harness.fire("m");  // its cancel marker expires: nothing fires
+  CHECK(harness.exec_ids().empty());
+  harness.dead_letter_reasons();
+  harness.apply(R"({"replay":{"flow":true,"job_id":"v"}})", "v");
+  const auto reasons = harness.dead_letter_reasons();
+  REQUIRE(reasons.size() == 1);
+  CHECK_THAT(reasons[0], Catch::Contains("cannot retry flow 'v': it never started"));
+}
+
+TEST_CASE("flow: deleting its tenant cancels a flow that waits for its start, and its start goes") {
+  FlowHarness harness;
+  const std::string key = scoped_key("acme", "p");
+  harness.apply(R"({"flow":{"id":"p","tenant":"acme","run_at_ms":")" + std::to_string(kStart + 60'000) +
+                    R"(","nodes":[{"name":"a","job":{"noop":{}}}]}})",
+                key);
+  const auto partition = harness.partition_of(key);
+  v1::Command purge;
+  purge.mutable_purge_tenant()->set_tenant("acme");
+  const std::string bytes = encode(purge);
+  InputRecord record{partition, 99, "acme", bytes, "application/x-protobuf", "purge-tenant", harness.clock.now(), {}};
+  REQUIRE(harness.core.apply(harness.state(partition), record, harness.out).ok());
+  const auto header = harness.entry(DispatcherCore::flow_key(key), key).flow();
+  CHECK(header.ended() == 1);
+  CHECK(header.never_started());
+  CHECK_FALSE(harness.state(partition).get(key)->has_value());
+  harness.clock.advance(Millis(60'000));
+  CHECK(harness.fire(key) == 0);
+  CHECK(harness.exec_ids().empty());
 }
 
 TEST_CASE("flow: cancelling a flow before its start, or the job of its id, cancels every node and it never starts") {
@@ -599,6 +671,16 @@ TEST_CASE("flow: overlap replace cancels the running flow run's nodes, and misfi
   CHECK(harness.exec_ids() == std::vector<std::string>{"nightly@2/a"});
   CHECK(harness.statuses()["nightly@1/b"] == std::vector<v1::JobState>{v1::CANCELLED});
   CHECK(harness.header("nightly@1").cancel_requested());
+  // The replaced run's node ends: the slot stays the new run's (a FORBID run now is skipped).
+  harness.complete("nightly@1/a", "CANCELLED");
+  harness.submit_flow(scheduled_run("3", kStart + 2'000, R"("overlap":"FORBID")"), "nightly");
+  harness.clock.advance(Millis(1'000));
+  CHECK(harness.fire("nightly") == 1);
+  CHECK(harness.exec_ids().empty());
+  CHECK(harness.header("nightly@3").never_started());
+  harness.complete("nightly@2/a", "SUCCEEDED");
+  harness.exec_ids();
+  harness.statuses();
   // A run that reaches the dispatcher long after its instant, under misfire skip.
   harness.clock.advance(Millis(60'000));
   harness.submit_flow(scheduled_run("late", kStart + 1'500, R"("misfire":"SKIP")"), "nightly");
