@@ -147,6 +147,13 @@ TEST_CASE("a flow record leaves its header, its nodes by name and each node's jo
   auto counts = (*store)->flow_counts("acme", "f");
   CHECK(counts.by_state.at(kcron::v1::JOB_STATE_UNSPECIFIED) == 4);
   CHECK(summary(**store, "acme", "f").state == "RUNNING");
+  // A flow whose graph the dispatcher refuses (here a cycle) leaves nothing.
+  auto cyclic = etl("c", "acme");
+  cyclic.mutable_nodes(0)->add_depends_on("load");
+  batch.flow(cyclic, 1000, "");
+  REQUIRE((*store)->commit(batch).ok());
+  CHECK_FALSE((*store)->flow("acme", "c").has_value());
+  CHECK_FALSE((*store)->job("acme", "c/extract").has_value());
   // A repeated flow record is a duplicate: nothing changes.
   auto again = etl("f", "acme");
   again.set_fail_fast(false);

@@ -425,12 +425,17 @@ void ViewBatch::advance(const std::string& topic, std::int32_t partition, std::i
 void ViewBatch::flow(const v1::Flow& flow, std::int64_t record_ms, std::string_view source) {
   const auto name = std::string(tenant_or_default(flow.tenant()));
   if (flow.id().empty() || !flow::validate_flow_id(flow.id()) || peek_flow(name, flow.id())) return;
+  // A flow the dispatcher refuses for its graph (a cycle, a missing parent, a name twice, over the
+  // limits of nodes and edges) leaves nothing: its dead letter says why, and no node would run.
+  std::vector<flow::NodeShape> shapes;
+  shapes.reserve(static_cast<std::size_t>(flow.nodes_size()));
+  for (const auto& node : flow.nodes()) shapes.push_back({node.name(), {node.depends_on().begin(), node.depends_on().end()}});
+  if (!flow::check_graph(flow.id(), shapes)) return;
   const auto header = flow_header(flow, name, record_ms, source);
   raw_[flow_key(name, flow.id())] = header.SerializeAsString();
   raw_[flow_time_key(name, record_ms, flow.id())] = std::string();
   const auto prefix = flow_node_prefix(name, flow.id());
   for (const auto& node : flow.nodes()) {
-    if (node.name().empty()) continue;
     raw_[prefix + node.name()] = flow_node_entry(node).SerializeAsString();
     const auto job_id = flow::node_job_id(flow.id(), node.name());
     fold_definition(job(name, job_id), flow_node_job(flow, node, name), record_ms, source, false);
