@@ -18,6 +18,10 @@ enum class RouteId : std::uint8_t {
   kSubmit,
   kBatch,
   kSubmitFlow,
+  kListFlows,
+  kCancelFlow,
+  kRetryFlow,
+  kGetFlow,
   kUpdate,
   kList,
   kCancel,
@@ -58,10 +62,14 @@ struct RouteSpec {
 // it (each "{id}" takes any characters), so ".../{id}/next" and ".../{id}:action" come before
 // ".../{id}". CORS preflights (OPTIONS, only with api.cors_origin) are registered outside the table
 // and are not part of the OpenAPI document.
-inline constexpr std::array<RouteSpec, 30> kRoutes{{
+inline constexpr std::array<RouteSpec, 34> kRoutes{{
     {RouteId::kSubmit, "POST", "/v1/jobs", "submit"},
     {RouteId::kBatch, "POST", "/v1/jobs:batch", "batch"},
     {RouteId::kSubmitFlow, "POST", "/v1/flows", "submit-flow"},
+    {RouteId::kListFlows, "GET", "/v1/flows", "flows"},
+    {RouteId::kCancelFlow, "POST", "/v1/flows/{id}:cancel", "flow-cancel"},
+    {RouteId::kRetryFlow, "POST", "/v1/flows/{id}:retry", "flow-retry"},
+    {RouteId::kGetFlow, "GET", "/v1/flows/{id}", "flow"},
     {RouteId::kUpdate, "PUT", "/v1/jobs/{id}", "update"},
     {RouteId::kList, "GET", "/v1/jobs", "list"},
     {RouteId::kCancel, "POST", "/v1/jobs/{id}:cancel", "cancel"},

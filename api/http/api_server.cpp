@@ -20,6 +20,7 @@
 
 #include "console/console_assets.h"
 #include "core/cron_expression.h"
+#include "core/flow_view.h"
 #include "core/job_view.h"
 #include "core/problem.h"
 #include "core/rate_limiter.h"
@@ -32,6 +33,7 @@
 #include "core/time_zone.h"
 #include "core/workers.h"
 #include "kcron/codec.h"
+#include "kcron/flow_graph.h"
 #include "kcron/ids.h"
 #include "kcron/records.h"
 #include "kcron/tenant.h"
@@ -43,6 +45,7 @@ namespace {
 constexpr std::string_view kConsistencyHeader = "Kcron-Consistency";
 constexpr std::string_view kJson = "application/json";
 constexpr std::size_t kMaxBatchJobs = 1000;
+constexpr std::size_t kFlowNodesPage = 100;  // a flow's nodes per page unless page_size says (at most kMaxPageSize)
 constexpr std::size_t kMaxBackfillRuns = 1000;
 constexpr std::size_t kMaxConsistencyTokens = 256;
 constexpr std::size_t kEventScanBudget = 20000;  // events of any tenant one poll examines
@@ -429,14 +432,39 @@ struct ApiServer::Impl {
     return record;
   }
 
+  // A submission's body must be JSON (no Content-Type is taken as JSON): else 415.
+  bool submission_body(const httplib::Request& request, httplib::Response& response, const std::string& request_id,
+                       std::string_view what) {
+    const auto content_type = request.get_header_value("Content-Type");
+    if (!content_type.empty() && content_type.find(kJson) != 0) {
+      reply_problem(response, make_problem(415, fmt::format("send the {} as application/json", what)), request_id);
+      return false;
+    }
+    return true;
+  }
+
+  // Writes one submission (a job, or a flow: one against the tenant's submission rate) and answers
+  // 202 with its id, tenant, consistency token and `extra`, and Location `location`.
+  void write_submission(const Caller& caller, std::string_view action, const std::string& id, const v1::Command& command,
+                        const std::string& location, nlohmann::json extra, httplib::Response& response,
+                        const std::string& request_id) {
+    if (!within_limit(per_tenant, caller.tenant, 1,
+                      fmt::format("tenant {} is over {} submissions per second", caller.tenant, settings.jobs_per_tenant),
+                      response, request_id)) {
+      return;
+    }
+    auto written = produce(caller, action, id, command_record(command, caller.tenant, id, request_id), response, request_id);
+    if (!written) return;
+    submitted.inc();
+    response.set_header("Location", location);
+    extra["tenant"] = caller.tenant;
+    accepted(response, id, *written, request_id, std::move(extra));
+  }
+
   void submit_job(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
     auto caller = authenticate(request, response, request_id);
     if (!caller || !permitted(*caller, Action::kSubmitJob, {}, response, request_id)) return;
-    const auto content_type = request.get_header_value("Content-Type");
-    if (!content_type.empty() && content_type.find(kJson) != 0) {
-      reply_problem(response, make_problem(415, "send the job as application/json"), request_id);
-      return;
-    }
+    if (!submission_body(request, response, request_id, "job")) return;
     const auto generated =
         generated_job_id(caller->principal.subject, request.get_header_value("Idempotency-Key"), random_hex(12));
     auto job = parse_job_body(request.body, caller->tenant, caller->principal.subject, generated);
@@ -444,58 +472,177 @@ struct ApiServer::Impl {
       reply_problem(response, make_problem(400, job.error.message, job.error.field), request_id);
       return;
     }
-    if (!within_limit(per_tenant, caller->tenant, 1,
-                      fmt::format("tenant {} is over {} submissions per second", caller->tenant, settings.jobs_per_tenant),
-                      response, request_id)) {
-      return;
-    }
     v1::Command command;
     *command.mutable_submit() = *job.value;
     const auto& id = job.value->id();
-    auto written = produce(*caller, "submit", id, command_record(command, caller->tenant, id, request_id), response, request_id);
-    if (!written) return;
-    submitted.inc();
-    const auto token = consistency_token(settings.names, *written);
-    response.status = 202;
-    response.set_header("Location", "/v1/jobs/" + percent_encode(id));
-    response.set_header(std::string(kConsistencyHeader), token);
-    response.set_content(fmt::format(R"({{"id":{},"tenant":{},"consistency":{},"request_id":{}}})", json_string(id),
-                                     json_string(caller->tenant), json_string(token), json_string(request_id)),
-                         std::string(kJson));
+    write_submission(*caller, "submit", id, command, "/v1/jobs/" + percent_encode(id), nlohmann::json::object(), response,
+                     request_id);
   }
 
   // POST /v1/flows: one Flow record on kcron.jobs, keyed by the flow id (docs/flows.md).
   void submit_flow(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
     auto caller = authenticate(request, response, request_id);
     if (!caller || !permitted(*caller, Action::kSubmitJob, {}, response, request_id)) return;
-    const auto content_type = request.get_header_value("Content-Type");
-    if (!content_type.empty() && content_type.find(kJson) != 0) {
-      reply_problem(response, make_problem(415, "send the flow as application/json"), request_id);
-      return;
-    }
+    if (!submission_body(request, response, request_id, "flow")) return;
     auto flow = parse_flow_body(request.body, caller->tenant, caller->principal.subject);
     if (!flow.ok()) {
       reply_problem(response, make_problem(400, flow.error.message, flow.error.field), request_id);
       return;
     }
-    if (!within_limit(per_tenant, caller->tenant, 1,
-                      fmt::format("tenant {} is over {} submissions per second", caller->tenant, settings.jobs_per_tenant),
-                      response, request_id)) {
-      return;
-    }
     v1::Command command;
     *command.mutable_flow() = *flow.value;
     const auto& id = flow.value->id();
-    auto written = produce(*caller, "flow", id, command_record(command, caller->tenant, id, request_id), response, request_id);
+    write_submission(*caller, "flow", id, command, "/v1/flows/" + percent_encode(id), {{"nodes", flow.value->nodes_size()}},
+                     response, request_id);
+  }
+
+  // ---- flows (docs/flows.md): read from the view, cancel and retry as the CLI writes them ----
+
+  // A flow's summary: its header and its state from the per-state node counts (never its nodes).
+  nlohmann::json flow_json(const v1::FlowView& flow) const {
+    const auto counts = view.flow_counts(flow.tenant(), flow.id());
+    const auto summary = summarize_flow(flow, counts.by_state);
+    nlohmann::json by_state = nlohmann::json::object();
+    for (const auto& [state, count] : counts.by_state) {
+      if (count > 0) by_state[std::string(flow_node_state_name(state))] = count;
+    }
+    nlohmann::json labels = nlohmann::json::object();
+    for (const auto& [key, value] : flow.labels()) labels[key] = value;
+    nlohmann::json answer{{"id", flow.id()},
+                          {"tenant", flow.tenant()},
+                          {"state", summary.state},
+                          {"fail_fast", flow.fail_fast()},
+                          {"labels", labels},
+                          {"submitted_by", flow.submitted_by()},
+                          {"submitted_ms", flow.submitted_ms()},
+                          {"cancel_requested", flow.cancel_requested()},
+                          {"counts",
+                           {{"nodes", summary.nodes},
+                            {"ended", summary.ended},
+                            {"succeeded", summary.succeeded},
+                            {"failed", summary.failed},
+                            {"cancelled", summary.cancelled},
+                            {"waiting", summary.waiting},
+                            {"forgotten", counts.forgotten},
+                            {"by_state", by_state}}}};
+    if (!flow.rejected_reason().empty()) answer["reason"] = flow.rejected_reason();
+    return answer;
+  }
+
+  // GET /v1/flows/{id}: the summary and one page of nodes (by name), each with its job's state.
+  void get_flow(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kReadJobs, {}, response, request_id)) return;
+    if (!await_consistency(request, response, request_id)) return;
+    std::size_t size = 0;
+    std::string after;
+    if (!page_parameters(request, size, after, response, request_id, kFlowNodesPage)) return;
+    const std::string id = request.matches[1];
+    auto flow = view.flow(caller->tenant, id);
+    if (!flow) return not_found(response, "flow", id, caller->tenant, request_id);
+    auto answer = flow_json(*flow);
+    const auto page = view.flow_nodes(caller->tenant, id, after, size);
+    nlohmann::json nodes = nlohmann::json::array();
+    for (const auto& node : page.items) {
+      const auto job_id = flow::node_job_id(id, node.name());
+      nlohmann::json row{
+          {"name", node.name()},
+          {"job_id", job_id},
+          {"depends_on", nlohmann::json(std::vector<std::string>(node.depends_on().begin(), node.depends_on().end()))},
+          {"trigger", v1::FlowNode::Trigger_Name(node.trigger())}};
+      if (auto job = view.job(caller->tenant, job_id)) {
+        row["state"] = flow_node_state_name(job->state());
+        row["attempt"] = job->attempt();
+        row["reason"] = job->reason();
+        row["submitted_ms"] = job->submitted_ms();
+        row["due_ms"] = job->due_ms();
+        row["updated_ms"] = job->updated_ms();
+      } else {
+        row["forgotten"] = true;  // swept after it ended (view.finished_retention_hours)
+      }
+      nodes.push_back(std::move(row));
+    }
+    answer["nodes"] = std::move(nodes);
+    if (!page.next.empty()) answer["next_page_token"] = hex(page.next);
+    response.set_content(answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), std::string(kJson));
+  }
+
+  // GET /v1/flows: a tenant's flows, newest submitted first, each as its summary.
+  void list_flows(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kReadJobs, {}, response, request_id)) return;
+    if (!await_consistency(request, response, request_id)) return;
+    std::size_t size = 0;
+    std::string after;
+    if (!page_parameters(request, size, after, response, request_id)) return;
+    const auto page = view.flows(caller->tenant, after, size);
+    nlohmann::json flows = nlohmann::json::array();
+    for (const auto& flow : page.items) flows.push_back(flow_json(flow));
+    nlohmann::json answer{{"flows", std::move(flows)}};
+    if (!page.next.empty()) answer["next_page_token"] = hex(page.next);
+    response.set_content(answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), std::string(kJson));
+  }
+
+  void cancel_flow(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    flow_action(request, response, request_id, true);
+  }
+  void retry_flow(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    flow_action(request, response, request_id, false);
+  }
+
+  // POST /v1/flows/{id}:cancel (a Cancel with flow set) or :retry (a Replay with flow set), keyed
+  // by the flow id as `kcron flow cancel|retry` writes them. The dispatcher decides: a retry of a
+  // flow still running, or with no DEAD node, is refused there (a dead letter under the flow id).
+  void flow_action(const httplib::Request& request, httplib::Response& response, const std::string& request_id, bool cancel) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kReadJobs, {}, response, request_id)) return;
+    if (!await_consistency(request, response, request_id)) return;
+    const std::string id = request.matches[1];
+    auto flow = view.flow(caller->tenant, id);
+    if (!flow) return not_found(response, "flow", id, caller->tenant, request_id);
+    if (!permitted(*caller, Action::kManageJob, flow->submitted_by(), response, request_id)) return;
+    v1::Command command;
+    if (cancel) {
+      std::string reason = "cancelled through the API by " + caller->principal.subject;
+      if (!reason_body(request, reason, response, request_id)) return;
+      auto* order = command.mutable_cancel();
+      order->set_job_id(id);
+      order->set_tenant(std::string(tenant_field(caller->tenant)));
+      order->set_reason(reason);
+      order->set_flow(true);
+    } else {
+      if (!request.body.empty() && request.body != "{}") {
+        return reply_problem(response, make_problem(400, "a flow retry takes no body"), request_id);
+      }
+      auto* replay = command.mutable_replay();
+      replay->set_job_id(id);
+      replay->set_tenant(std::string(tenant_field(caller->tenant)));
+      replay->set_flow(true);
+    }
+    const auto action = cancel ? "cancel_flow" : "retry_flow";
+    auto written = produce(*caller, action, id, command_record(command, caller->tenant, id, request_id), response, request_id);
     if (!written) return;
-    submitted.inc();
-    const auto token = consistency_token(settings.names, *written);
-    response.status = 202;
-    response.set_header(std::string(kConsistencyHeader), token);
-    response.set_content(
-        fmt::format(R"({{"id":{},"tenant":{},"nodes":{},"consistency":{},"request_id":{}}})", json_string(id),
-                    json_string(caller->tenant), flow.value->nodes_size(), json_string(token), json_string(request_id)),
-        std::string(kJson));
+    response.set_header("Location", "/v1/flows/" + percent_encode(id));
+    accepted(response, id, *written, request_id, {{"tenant", caller->tenant}});
+  }
+
+  // A cancel's optional body: {"reason": "..."} (cut at 500 bytes).
+  bool reason_body(const httplib::Request& request, std::string& reason, httplib::Response& response,
+                   const std::string& request_id) {
+    if (request.body.empty()) return true;
+    auto body = nlohmann::json::parse(request.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) {
+      reply_problem(response, make_problem(400, "the body, when given, is a JSON object: {\"reason\": \"...\"}"), request_id);
+      return false;
+    }
+    for (const auto& [name, value] : body.items()) {
+      if (name != "reason" || !value.is_string()) {
+        reply_problem(response, make_problem(400, "only \"reason\" (a string) may be given", name.substr(0, 40)), request_id);
+        return false;
+      }
+      reason = utf8_prefix(value.get<std::string>(), 500);
+    }
+    return true;
   }
 
   bool json_body(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
@@ -673,20 +820,7 @@ struct ApiServer::Impl {
     }
     if (!permitted(*caller, Action::kManageJob, found->submitted_by(), response, request_id)) return;
     std::string reason = "cancelled through the API by " + caller->principal.subject;
-    if (!request.body.empty()) {
-      auto body = nlohmann::json::parse(request.body, nullptr, false);
-      if (body.is_discarded() || !body.is_object()) {
-        reply_problem(response, make_problem(400, "the body, when given, is a JSON object: {\"reason\": \"...\"}"), request_id);
-        return;
-      }
-      for (const auto& [name, value] : body.items()) {
-        if (name != "reason" || !value.is_string()) {
-          reply_problem(response, make_problem(400, "only \"reason\" (a string) may be given", name.substr(0, 40)), request_id);
-          return;
-        }
-        reason = utf8_prefix(value.get<std::string>(), 500);
-      }
-    }
+    if (!reason_body(request, reason, response, request_id)) return;
     v1::Command command;
     auto* cancel = command.mutable_cancel();
     cancel->set_job_id(id);
@@ -726,8 +860,8 @@ struct ApiServer::Impl {
 
   // page_size (1-500, default 50) and page_token (hex) of the simpler lists.
   bool page_parameters(const httplib::Request& request, std::size_t& size, std::string& after, httplib::Response& response,
-                       const std::string& request_id) {
-    size = 50;
+                       const std::string& request_id, std::size_t default_size = 50) {
+    size = default_size;
     for (const auto& [name, value] : request.params) {
       if (name == "page_size") {
         std::size_t parsed = 0;
@@ -1525,6 +1659,14 @@ struct ApiServer::Impl {
         return &Impl::submit_batch;
       case RouteId::kSubmitFlow:
         return &Impl::submit_flow;
+      case RouteId::kListFlows:
+        return &Impl::list_flows;
+      case RouteId::kGetFlow:
+        return &Impl::get_flow;
+      case RouteId::kCancelFlow:
+        return &Impl::cancel_flow;
+      case RouteId::kRetryFlow:
+        return &Impl::retry_flow;
       case RouteId::kUpdate:
         return &Impl::update_job;
       case RouteId::kList:

@@ -112,6 +112,25 @@ std::string ViewFollower::failure() const {
   return failure_;
 }
 
+namespace {
+
+// Whether a REJECTED dead letter refuses the Flow record of flow `id` as a whole: its copy of the
+// record decodes to that flow. A copy cut short (a flow bigger than the dispatcher copies) is
+// judged by its reason: the refusals of a flow's cancel or retry name themselves.
+bool rejects_flow(const v1::DeadLetter& letter, std::string_view id) {
+  if (id.empty() || id.find('/') != std::string_view::npos) return false;
+  if (!letter.truncated()) {
+    for (const auto type : {header::kProtobuf, header::kJson}) {
+      auto command = decode_command(letter.original(), type, "");
+      if (command) return command->has_flow() && command->flow().id() == id;
+    }
+    return false;
+  }
+  return !letter.reason().starts_with("cannot retry flow") && !letter.reason().starts_with("cannot cancel flow");
+}
+
+}  // namespace
+
 void ViewFollower::fold(RdKafka::Message& message, ViewBatch& batch) {
   const std::string topic = message.topic_name();
   batch.advance(topic, message.partition(), message.offset() + 1);
@@ -217,6 +236,12 @@ void ViewFollower::fold(RdKafka::Message& message, ViewBatch& batch) {
       const auto& job = command->update().job();
       if (job.id().empty()) return;
       fold_definition(batch.job(job.tenant(), job.id()), job, record_ms, source, true);
+    } else if (command->has_flow()) {
+      batch.flow(command->flow(), record_ms, source);
+    } else if (command->has_cancel() && command->cancel().flow()) {
+      batch.flow_cancel_requested(command->cancel().tenant(), command->cancel().job_id(), true);
+    } else if (command->has_replay() && command->replay().flow()) {
+      batch.flow_cancel_requested(command->replay().tenant(), command->replay().job_id(), false);
     }
     return;
   }
@@ -243,6 +268,8 @@ void ViewFollower::fold(RdKafka::Message& message, ViewBatch& batch) {
     entry.source = fmt::format("{}/{}@{}", topic, message.partition(), message.offset());
     const std::string tenant = !entry.letter.tenant().empty() ? entry.letter.tenant() : std::string(named.tenant);
     batch.dead_letter(tenant, entry);
+    if (entry.letter.state() == v1::REJECTED && rejects_flow(entry.letter, entry.id))
+      batch.flow_rejected(tenant, entry.id, entry.letter);
     return;
   }
   if (topic == settings_.names.audit()) {

@@ -12,7 +12,9 @@
 #include <iterator>
 #include <random>
 
+#include "core/flow_view.h"
 #include "core/job_view.h"
+#include "kcron/flow_graph.h"
 #include "kcron/tenant.h"
 
 namespace kcron::api {
@@ -40,6 +42,11 @@ constexpr char kTenant = 'R';      // R<tenant>: the tenant's settings from kcro
 constexpr char kByLabel = 'L';     // L<tenant>/<key>\0<value>\0<be64 submitted_ms><id>: one per label
 constexpr char kBySchedule = 'C';  // C<tenant>/<schedule id>\0<be64 submitted_ms><id>: a schedule's runs
 constexpr char kFinished = 'F';    // F<be64 updated_ms><tenant>/<id>: finished jobs, oldest first, for the sweep
+// Flows (docs/flows.md; a node's job is its own J entry, "<flow id>/<node>"):
+constexpr char kFlow = 'G';        // G<tenant>/<flow id>: the FlowView (no node bodies)
+constexpr char kFlowNode = 'g';    // g<tenant>/<flow id>\0<node name>: a FlowViewNode
+constexpr char kFlowCount = 'K';   // K<tenant>/<flow id>\0s<state byte>: nodes by state; \0f: nodes forgotten
+constexpr char kFlowByTime = 'O';  // O<tenant>/<be64 submitted_ms><flow id>: a tenant's flows by submit time
 const std::string kLastEventKey = "Mevents";
 const std::string kViewIdKey = "Mview";
 // The index layout's version: a view written by an older kcron-api gets the missing indexes
@@ -88,6 +95,47 @@ std::string job_key(std::string_view tenant, std::string_view id) {
 
 std::uint64_t order_ms(std::int64_t submitted_ms) {
   return static_cast<std::uint64_t>(std::max<std::int64_t>(0, submitted_ms));
+}
+
+std::string flow_key(std::string_view tenant, std::string_view id) {
+  auto key = tenant_prefix(kFlow, tenant);
+  key += id;
+  return key;
+}
+
+// Flow ids hold no control character: '\0' ends one.
+std::string flow_node_prefix(std::string_view tenant, std::string_view id) {
+  auto key = tenant_prefix(kFlowNode, tenant);
+  key += id;
+  key.push_back('\0');
+  return key;
+}
+
+std::string flow_count_prefix(std::string_view tenant, std::string_view id) {
+  auto key = tenant_prefix(kFlowCount, tenant);
+  key += id;
+  key.push_back('\0');
+  return key;
+}
+
+std::string flow_state_count_key(std::string_view tenant, std::string_view id, v1::JobState state) {
+  auto key = flow_count_prefix(tenant, id);
+  key.push_back('s');
+  key.push_back(static_cast<char>(state));
+  return key;
+}
+
+std::string flow_forgotten_key(std::string_view tenant, std::string_view id) {
+  auto key = flow_count_prefix(tenant, id);
+  key.push_back('f');
+  return key;
+}
+
+std::string flow_time_key(std::string_view tenant, std::int64_t submitted_ms, std::string_view id) {
+  auto key = tenant_prefix(kFlowByTime, tenant);
+  put_be(key, order_ms(submitted_ms), 8);
+  key += id;
+  return key;
 }
 
 // The prefix an index scan covers, given the query's filters.
@@ -374,6 +422,81 @@ void ViewBatch::advance(const std::string& topic, std::int32_t partition, std::i
   position = std::max(position, next_offset);
 }
 
+void ViewBatch::flow(const v1::Flow& flow, std::int64_t record_ms, std::string_view source) {
+  const auto name = std::string(tenant_or_default(flow.tenant()));
+  if (flow.id().empty() || !flow::validate_flow_id(flow.id()) || peek_flow(name, flow.id())) return;
+  // A flow the dispatcher refuses for its graph (a cycle, a missing parent, a name twice, over the
+  // limits of nodes and edges) leaves nothing: its dead letter says why, and no node would run.
+  std::vector<flow::NodeShape> shapes;
+  shapes.reserve(static_cast<std::size_t>(flow.nodes_size()));
+  for (const auto& node : flow.nodes()) shapes.push_back({node.name(), {node.depends_on().begin(), node.depends_on().end()}});
+  if (!flow::check_graph(flow.id(), shapes)) return;
+  const auto header = flow_header(flow, name, record_ms, source);
+  raw_[flow_key(name, flow.id())] = header.SerializeAsString();
+  raw_[flow_time_key(name, record_ms, flow.id())] = std::string();
+  const auto prefix = flow_node_prefix(name, flow.id());
+  for (const auto& node : flow.nodes()) {
+    raw_[prefix + node.name()] = flow_node_entry(node).SerializeAsString();
+    const auto job_id = flow::node_job_id(flow.id(), node.name());
+    fold_definition(job(name, job_id), flow_node_job(flow, node, name), record_ms, source, false);
+  }
+}
+
+std::optional<v1::FlowView> ViewBatch::peek_flow(std::string_view tenant, std::string_view id) const {
+  const auto key = flow_key(tenant_or_default(tenant), id);
+  const auto found = raw_.find(key);
+  if (found == raw_.end()) return store_.flow(tenant, id);
+  v1::FlowView view;
+  if (!found->second || !view.ParseFromString(*found->second)) return std::nullopt;
+  return view;
+}
+
+void ViewBatch::flow_cancel_requested(std::string_view tenant, std::string_view id, bool requested) {
+  auto flow = peek_flow(tenant, id);
+  if (!flow || flow->cancel_requested() == requested) return;
+  flow->set_cancel_requested(requested);
+  raw_[flow_key(tenant_or_default(tenant), id)] = flow->SerializeAsString();
+}
+
+void ViewBatch::flow_rejected(std::string_view tenant, std::string_view id, const v1::DeadLetter& letter) {
+  const auto name = std::string(tenant_or_default(tenant));
+  auto flow = peek_flow(name, id);
+  if (!flow || !flow->rejected_reason().empty()) return;
+  // Its nodes' names: from this batch (the flow read in it) and from the store.
+  std::vector<std::string> names;
+  const auto prefix = flow_node_prefix(name, id);
+  for (auto at = raw_.lower_bound(prefix); at != raw_.end() && at->first.starts_with(prefix); ++at)
+    names.push_back(at->first.substr(prefix.size()));
+  std::string after;
+  while (true) {
+    auto page = store_.flow_nodes(name, id, after, 1000);
+    for (auto& node : page.items) names.push_back(node.name());
+    if (page.next.empty()) break;
+    after = std::move(page.next);
+  }
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  // A flow some node of which the dispatcher decided was accepted: the letter is another record's.
+  for (const auto& node : names) {
+    const auto known = peek_job(name, flow::node_job_id(id, node));
+    if (known && (known->state() != v1::JOB_STATE_UNSPECIFIED || known->sequence() > 0)) return;
+  }
+  flow->set_rejected_reason(letter.reason().empty() ? std::string("rejected") : letter.reason());
+  raw_[flow_key(name, id)] = flow->SerializeAsString();
+  for (const auto& node : names) {
+    const auto job_id = flow::node_job_id(id, node);
+    v1::StatusRecord status;
+    status.set_job_id(job_id);
+    status.set_tenant(std::string(tenant_field(name)));
+    status.set_state(v1::REJECTED);
+    status.set_sequence(1);
+    status.set_at_ms(letter.at_ms());
+    status.set_reason(flow->rejected_reason());
+    status.set_component(letter.component());
+    fold_status(job(name, job_id), status);
+  }
+}
+
 Result<std::unique_ptr<ViewStore>> ViewStore::open(const std::string& directory) {
   rocksdb::Options options;
   options.create_if_missing = true;
@@ -617,6 +740,8 @@ Status ViewStore::commit(ViewBatch& batch) {
         count_deltas[count_key(stored.tenant(), 't', "")] -= 1;
         count_deltas[count_key(stored.tenant(), 's', std::string(1, static_cast<char>(stored.state())))] -= 1;
         count_deltas[count_key(stored.tenant(), 'q', stored.queue())] -= 1;
+        // Its flow keeps its last state in the counts; once every node was forgotten, the flow goes.
+        if (auto flow = counted_flow(stored)) count_deltas[flow_forgotten_key(stored.tenant(), *flow)] += 1;
       }
       continue;
     }
@@ -655,20 +780,19 @@ Status ViewStore::commit(ViewBatch& batch) {
     }
     count_deltas[count_key(view.tenant(), 's', state)] += 1;
     count_deltas[count_key(view.tenant(), 'q', queue)] += 1;
+    // Its flow's counts by state (a node counts once its definition, with the flow ref, was read).
+    if (changed.stored) {
+      if (auto flow = counted_flow(*changed.stored))
+        count_deltas[flow_state_count_key(view.tenant(), *flow, changed.stored->state())] -= 1;
+    }
+    if (auto flow = counted_flow(view)) count_deltas[flow_state_count_key(view.tenant(), *flow, view.state())] += 1;
     if (!changed.stored || changed.stored->state() != view.state() || changed.stored->attempt() != view.attempt()) {
       JobEvent event{0, 0, view.tenant(), view.id(), view.state(), view.attempt(), view.updated_ms(), view.reason()};
       if (view.history_size() > 0) event.at_ms = view.history(view.history_size() - 1).at_ms();
       events.push_back(std::move(event));
     }
   }
-  for (const auto& [key, delta] : count_deltas) {
-    if (delta == 0) continue;
-    std::int64_t count = 0;
-    if (auto stored = get(key); stored && stored->size() == 8) count = static_cast<std::int64_t>(get_be(*stored, 8));
-    std::string value;
-    put_be(value, static_cast<std::uint64_t>(std::max<std::int64_t>(0, count + delta)), 8);
-    (void)write.Put(key, value);
-  }
+  apply_counts(write, count_deltas);
   std::uint64_t sequence = 0;
   {
     std::lock_guard lock(event_mutex_);
@@ -754,19 +878,107 @@ Result<std::size_t> ViewStore::sweep_finished(std::int64_t finished_before_ms, s
     count_deltas[count_key(view.tenant(), 't', "")] -= 1;
     count_deltas[count_key(view.tenant(), 's', std::string(1, static_cast<char>(view.state())))] -= 1;
     count_deltas[count_key(view.tenant(), 'q', view.queue())] -= 1;
-  }
-  for (const auto& [key, delta] : count_deltas) {
-    std::int64_t count = 0;
-    if (auto stored = get(key); stored && stored->size() == 8) count = static_cast<std::int64_t>(get_be(*stored, 8));
-    std::string value;
-    put_be(value, static_cast<std::uint64_t>(std::max<std::int64_t>(0, count + delta)), 8);
-    (void)write.Put(key, value);
+    if (auto flow = counted_flow(view)) count_deltas[flow_forgotten_key(view.tenant(), *flow)] += 1;
   }
   if (swept == 0) return swept;
+  apply_counts(write, count_deltas);
   auto status = db_->Write(rocksdb::WriteOptions(), &write);
   if (!status.ok()) return make_error("cannot sweep the view: {}", status.ToString());
   if (deletes_pending_ >= compact_after_deletes_) hand_off_compaction();
   return swept;
+}
+
+void ViewStore::apply_counts(rocksdb::WriteBatch& write, const std::map<std::string, std::int64_t>& deltas) {
+  std::vector<std::pair<std::string, std::int64_t>> forgotten;  // flows whose forgotten nodes changed: (key, count)
+  for (const auto& [key, delta] : deltas) {
+    if (delta == 0) continue;
+    std::int64_t count = 0;
+    if (auto stored = get(key); stored && stored->size() == 8) count = static_cast<std::int64_t>(get_be(*stored, 8));
+    count = std::max<std::int64_t>(0, count + delta);
+    std::string value;
+    put_be(value, static_cast<std::uint64_t>(count), 8);
+    (void)write.Put(key, value);
+    if (key.front() == kFlowCount && key.ends_with(std::string_view("\0f", 2))) forgotten.emplace_back(key, count);
+  }
+  // A flow every node of which the view forgot (each ended, and was swept after the retention)
+  // goes with its nodes' entries and counts: the view never grows with flows that ended.
+  for (const auto& [key, count] : forgotten) {
+    const auto slash = key.find('/');
+    if (slash == std::string::npos || key.size() < slash + 3) continue;
+    const auto tenant = std::string_view(key).substr(1, slash - 1);
+    const auto id = std::string_view(key).substr(slash + 1, key.size() - slash - 3);
+    auto value = get(flow_key(tenant, id));
+    v1::FlowView flow;
+    if (!value || !flow.ParseFromString(*value) || count < static_cast<std::int64_t>(flow.nodes())) continue;
+    (void)write.Delete(flow_key(tenant, id));
+    (void)write.Delete(flow_time_key(tenant, flow.submitted_ms(), id));
+    const auto nodes = flow_node_prefix(tenant, id);
+    (void)write.DeleteRange(nodes, prefix_end(nodes));
+    const auto counts = flow_count_prefix(tenant, id);
+    (void)write.DeleteRange(counts, prefix_end(counts));
+  }
+}
+
+std::optional<v1::FlowView> ViewStore::flow(std::string_view tenant, std::string_view id) const {
+  auto value = get(flow_key(tenant_or_default(tenant), id));
+  v1::FlowView flow;
+  if (!value || !flow.ParseFromString(*value)) return std::nullopt;
+  return flow;
+}
+
+FlowCounts ViewStore::flow_counts(std::string_view tenant, std::string_view id) const {
+  FlowCounts counts;
+  const auto prefix = flow_count_prefix(tenant_or_default(tenant), id);
+  const PrefixIterator iterator(*db_, prefix);
+  for (iterator->Seek(prefix); iterator->Valid() && iterator->key().starts_with(prefix); iterator->Next()) {
+    const auto rest = iterator->key().ToStringView().substr(prefix.size());
+    if (rest.empty() || iterator->value().size() != 8) continue;
+    const auto count = static_cast<std::int64_t>(get_be(iterator->value().ToStringView(), 8));
+    if (rest[0] == 'f' && rest.size() == 1) {
+      counts.forgotten = count;
+    } else if (rest[0] == 's' && rest.size() == 2 && count > 0) {
+      counts.by_state[static_cast<v1::JobState>(static_cast<unsigned char>(rest[1]))] = count;
+    }
+  }
+  return counts;
+}
+
+ListPage<v1::FlowViewNode> ViewStore::flow_nodes(std::string_view tenant, std::string_view id, std::string_view after,
+                                                 std::size_t limit) const {
+  ListPage<v1::FlowViewNode> page;
+  const auto prefix = flow_node_prefix(tenant_or_default(tenant), id);
+  const PrefixIterator iterator(*db_, prefix);
+  const auto start = prefix + std::string(after);
+  iterator->Seek(start);
+  if (!after.empty() && iterator->Valid() && iterator->key().ToStringView() == start) iterator->Next();
+  for (; iterator->Valid() && iterator->key().starts_with(prefix); iterator->Next()) {
+    if (page.items.size() == limit) break;
+    v1::FlowViewNode node;
+    if (!node.ParseFromArray(iterator->value().data(), static_cast<int>(iterator->value().size()))) continue;
+    page.next = std::string(iterator->key().ToStringView().substr(prefix.size()));
+    page.items.push_back(std::move(node));
+  }
+  if (!iterator->Valid() || !iterator->key().starts_with(prefix)) page.next.clear();
+  return page;
+}
+
+ListPage<v1::FlowView> ViewStore::flows(std::string_view tenant, std::string_view after, std::size_t limit) const {
+  ListPage<v1::FlowView> page;
+  const auto name = tenant_or_default(tenant);
+  const auto prefix = tenant_prefix(kFlowByTime, name);
+  const PrefixIterator iterator(*db_, prefix);
+  const std::string start = after.empty() ? prefix + '\xff' : prefix + std::string(after);
+  iterator->SeekForPrev(start);
+  if (!after.empty() && iterator->Valid() && iterator->key().ToStringView() == start) iterator->Prev();
+  for (; iterator->Valid() && iterator->key().starts_with(prefix); iterator->Prev()) {
+    if (page.items.size() == limit) break;
+    const auto rest = iterator->key().ToStringView().substr(prefix.size());
+    if (rest.size() <= 8) continue;
+    page.next = std::string(rest);
+    if (auto flow = this->flow(name, rest.substr(8))) page.items.push_back(std::move(*flow));
+  }
+  if (!iterator->Valid() || !iterator->key().starts_with(prefix)) page.next.clear();
+  return page;
 }
 
 std::optional<std::string> ViewStore::get(const std::string& key) const {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
 
 #include <atomic>
 #include <chrono>
@@ -70,6 +71,18 @@ class ViewBatch {
   // An audit record, identified by where it was read ("<topic>/<partition>@<offset>").
   void audit(std::string_view tenant, const std::string& source, const v1::AuditRecord& record);
   void advance(const std::string& topic, std::int32_t partition, std::int64_t next_offset);
+  // A Flow record (docs/flows.md): the flow's header and each node's place in the graph, and each
+  // node's job folded into the node's JobView as a submit would. A flow the view holds already is
+  // a duplicate (to the dispatcher too) and changes nothing.
+  void flow(const v1::Flow& flow, std::int64_t record_ms, std::string_view source);
+  // The flow as this batch or the store holds it.
+  std::optional<v1::FlowView> peek_flow(std::string_view tenant, std::string_view id) const;
+  // A flow cancel (true) or retry (false) was read: the flow's summary says CANCELLING meanwhile.
+  void flow_cancel_requested(std::string_view tenant, std::string_view id, bool requested);
+  // The dispatcher refused the flow as a whole (a REJECTED dead letter of its Flow record): the
+  // flow says so, and each node's view that has no state yet becomes REJECTED with the reason, so
+  // it ends (and is swept) like any refused job.
+  void flow_rejected(std::string_view tenant, std::string_view id, const v1::DeadLetter& letter);
   // Nothing to commit: no job, raw key or position changed since the last commit.
   bool empty() const { return changed_.empty() && raw_.empty() && positions_.empty(); }
   std::size_t jobs() const { return changed_.size(); }
@@ -101,6 +114,14 @@ struct ListPage {
   std::string next;  // the key to pass back to go on; empty: the last page
 };
 
+// A flow's nodes counted by the state of their views (JOB_STATE_UNSPECIFIED: no state yet), kept
+// as the views change. A node the view forgot (swept) keeps its last state here and counts in
+// `forgotten`; once every node was forgotten, the flow goes too.
+struct FlowCounts {
+  std::map<v1::JobState, std::int64_t> by_state;
+  std::int64_t forgotten = 0;
+};
+
 struct ViewPage {
   std::vector<v1::JobView> jobs;
   std::optional<PageKey> next;  // where the next page starts; empty: this was the last
@@ -122,6 +143,14 @@ class ViewStore {
   // Forgets up to `max_jobs` jobs that finished (a terminal state) before `finished_before_ms`, with
   // their index entries and counts. Called by the writer thread, between commits. How many went.
   Result<std::size_t> sweep_finished(std::int64_t finished_before_ms, std::size_t max_jobs);
+
+  std::optional<v1::FlowView> flow(std::string_view tenant, std::string_view id) const;
+  FlowCounts flow_counts(std::string_view tenant, std::string_view id) const;
+  // A flow's nodes by name; `after` is a name a previous page ended with.
+  ListPage<v1::FlowViewNode> flow_nodes(std::string_view tenant, std::string_view id, std::string_view after,
+                                        std::size_t limit) const;
+  // A tenant's flows, newest submitted first; `after` is a `next` a previous page gave.
+  ListPage<v1::FlowView> flows(std::string_view tenant, std::string_view after, std::size_t limit) const;
 
   std::optional<v1::TenantSettings> tenant_settings(std::string_view tenant) const;
   std::optional<v1::Schedule> schedule(std::string_view tenant, std::string_view id) const;
@@ -181,6 +210,8 @@ class ViewStore {
  private:
   explicit ViewStore(std::unique_ptr<rocksdb::DB> db);
   std::optional<std::string> get(const std::string& key) const;
+  // Adds count deltas to the stored counts; a flow all of whose nodes were forgotten goes.
+  void apply_counts(rocksdb::WriteBatch& write, const std::map<std::string, std::int64_t>& deltas);
   Status build_indexes();  // the indexes a view of an older layout lacks
   std::unique_ptr<rocksdb::DB> db_;
   std::uint64_t event_retention_ = 1'000'000;

@@ -8,6 +8,7 @@ import { ErrorBox } from "./util.js";
 import { Overview } from "./pages/overview.js";
 import { Jobs } from "./pages/jobs.js";
 import { JobPage } from "./pages/job.js";
+import { FlowPage, Flows } from "./pages/flow.js";
 import { NewJob } from "./pages/new_job.js";
 import { Schedules, SchedulePage } from "./pages/schedules.js";
 import { DeadLetters } from "./pages/dead_letters.js";
@@ -46,6 +47,7 @@ function SignIn({ onToken, message }) {
 const kPages = [
   ["", "Overview"],
   ["jobs", "Jobs"],
+  ["flows", "Flows"],
   ["new", "New job", "submit"],
   ["schedules", "Schedules"],
   ["dead-letters", "Dead letters"],
@@ -65,6 +67,8 @@ function Shell({ session, onSignOut }) {
   if (!page) content = html`<${Overview} session=${session} />`;
   else if (page === "jobs" && id) content = html`<${JobPage} key=${id} id=${id} session=${session} />`;
   else if (page === "jobs") content = html`<${Jobs} query=${route.query} session=${session} />`;
+  else if (page === "flows" && id) content = html`<${FlowPage} key=${id} id=${id} session=${session} />`;
+  else if (page === "flows") content = html`<${Flows} session=${session} />`;
   else if (page === "new") content = html`<${NewJob} session=${session} query=${route.query} />`;
   else if (page === "schedules" && id) content = html`<${SchedulePage} key=${id} id=${id} session=${session} />`;
   else if (page === "schedules") content = html`<${Schedules} session=${session} />`;

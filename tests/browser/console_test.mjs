@@ -474,6 +474,42 @@ scenario("paging through 5,000 jobs: 50 a page, each once, never everything at o
   await finish(opened);
 });
 
+scenario("a flow's page shows its state and counts and its nodes 50 a page, linked both ways with its nodes' jobs", async () => {
+  // 55 nodes: root, then 54 that depend on it (a second page of nodes).
+  const nodes = [{ name: "root", job: { noop: {} } }];
+  for (let index = 0; index < 54; index += 1) nodes.push({ name: `n${String(index).padStart(2, "0")}`, job: { noop: {} }, depends_on: ["root"] });
+  const submitted = await apiCall(tokens.member, "/v1/flows", { method: "POST", body: { flow: { id: "nightly", nodes } } });
+  expect(submitted.status === 202, `the flow: HTTP ${submitted.status} ${JSON.stringify(submitted.json).slice(0, 300)}`);
+  const opened = await openAs(tokens.member);
+  const { page } = opened;
+  await go(page, "#/flows/nightly");
+  await page.waitForFunction(() => document.querySelector(".flow-title .state")?.textContent === "SUCCEEDED", { timeout: 60000 });
+  await page.waitForFunction(() => document.querySelector('[data-testid="flow-counts"]')?.textContent.includes("55 of 55 ended: 55 succeeded"), { timeout: 15000 });
+  const first = await page.$$eval('[data-testid="flow-nodes"] tbody tr td:first-child a', (links) => links.map((link) => link.textContent));
+  expect(first.length === 50 && first[0] === "n00" && first.at(-1) === "n49", `the first page of nodes: ${first.length}: ${first[0]}..${first.at(-1)}`);
+  const states = await page.$$eval('[data-testid="flow-nodes"] tbody tr .state', (cells) => cells.map((cell) => cell.textContent));
+  expect(states.every((state) => state === "SUCCEEDED"), `node states: ${[...new Set(states)].join(", ")}`);
+  await shot(page, "flow");
+  await page.click(".pager button:last-child");
+  await page.waitForFunction(() => document.querySelector(".pager span")?.textContent.includes("nodes page 2") && document.querySelectorAll('[data-testid="flow-nodes"] tbody tr').length === 5, { timeout: 15000 });
+  const second = await page.$$eval('[data-testid="flow-nodes"] tbody tr td:first-child a', (links) => links.map((link) => link.textContent));
+  expect(second.join(",") === "n50,n51,n52,n53,root", `the second page of nodes: ${second.join(",")}`);
+  // A node's job links back to its flow.
+  await page.click('[data-testid="flow-nodes"] tbody tr:last-child td:first-child a');
+  await page.waitForFunction(() => window.location.hash === "#/jobs/nightly%2Froot", { timeout: 15000 });
+  await waitForJobState(page, "SUCCEEDED");
+  await page.click("a.flow-link");
+  await page.waitForFunction(() => window.location.hash === "#/flows/nightly" && document.querySelector(".flow-title"), { timeout: 15000 });
+  // It ended without a failure: nothing to cancel or retry. In the list of flows.
+  expect((await page.$$(".actions button")).length === 0, "actions offered on a flow that succeeded");
+  await go(page, "#/flows");
+  await page.waitForFunction(() => [...document.querySelectorAll("table.flows tbody tr td:first-child a")].some((link) => link.textContent === "nightly"), { timeout: 15000 });
+  // Another tenant gets the API's 404.
+  const other = await apiCall(tokens.otherTenant, "/v1/flows/nightly");
+  expect(other.status === 404, `another tenant: HTTP ${other.status}`);
+  await finish(opened);
+});
+
 // ---- run ----------------------------------------------------------------------------------------
 async function main() {
   log(`prefix ${prefix}, work dir ${work}`);

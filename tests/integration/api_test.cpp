@@ -293,7 +293,7 @@ constexpr std::array kWalkRoles{Role::kViewer, Role::kMember, Role::kOperator, R
 constexpr std::string_view kScheduleBody = R"({"expression":"0 * * * *","job_template":{"noop":{}}})";
 
 // What a route's "{id}" names; the walk creates one before it calls the route.
-enum class Target : std::uint8_t { kNone, kPendingJob, kDeadJob, kDeadLetter, kSchedule };
+enum class Target : std::uint8_t { kNone, kPendingJob, kDeadJob, kDeadLetter, kSchedule, kFlow };
 
 // How the walk calls a route: the authorizations its handler makes, in order (kManageJob against
 // the job's submitter), and a valid request.
@@ -319,6 +319,14 @@ RouteUse route_use(RouteId id, const std::string& caller, const std::string& bac
               Target::kNone,
               "",
               fmt::format(R"({{"id":"walk-{}","nodes":[{{"name":"a","job":{}}}]}})", caller.substr(0, 40), job)};
+    case RouteId::kListFlows:
+      return {{Action::kReadJobs}, true, Target::kNone, "page_size=10", ""};
+    case RouteId::kGetFlow:
+      return {{Action::kReadJobs}, true, Target::kFlow, "page_size=1", ""};
+    case RouteId::kCancelFlow:
+      return {{Action::kReadJobs, Action::kManageJob}, true, Target::kFlow, "", R"({"reason":"the role walk"})"};
+    case RouteId::kRetryFlow:
+      return {{Action::kReadJobs, Action::kManageJob}, true, Target::kFlow, "", ""};
     case RouteId::kUpdate:
       return {{Action::kReadJobs, Action::kManageJob}, true, Target::kPendingJob, "", R"({"delay":"7200s","noop":{}})"};
     case RouteId::kList:
@@ -567,8 +575,8 @@ TEST_CASE("every route checks its role: each role over each route through HTTP",
     return fmt::format("{}-{}{}", spec.name, caller.label, own ? "-own" : "");
   };
   const auto owned_variants = [](Target target) {
-    return target == Target::kPendingJob || target == Target::kDeadJob ? std::vector<bool>{false, true}
-                                                                       : std::vector<bool>{false};
+    return target == Target::kPendingJob || target == Target::kDeadJob || target == Target::kFlow ? std::vector<bool>{false, true}
+                                                                                                  : std::vector<bool>{false};
   };
   const auto hour = std::chrono::floor<std::chrono::hours>(std::chrono::system_clock::now());
   const auto backfill_range =
@@ -597,6 +605,17 @@ TEST_CASE("every route checks its role: each role over each route through HTTP",
                 {{"id", id}, {"sleep", {{"duration", "0s"}, {"fail", true}}}, {"retry", {{"max_retries", 0}}}});
             dead.insert(id);
             break;
+          case Target::kFlow: {  // one node, waiting an hour: its cancel and retry change nothing else
+            const auto bearer = submitter == "owner" ? owner : api_token(keys, "acme", "member", submitter);
+            auto flow =
+                api.call("POST", "/v1/flows", bearer,
+                         fmt::format(R"({{"id":"{}","nodes":[{{"name":"a","job":{{"delay":"3600s","noop":{{}}}}}}]}})", id));
+            REQUIRE(flow);
+            INFO(flow->body);
+            REQUIRE(flow->status == 202);
+            writes.push_back(flow->get_header_value("Kcron-Consistency"));
+            break;
+          }
           case Target::kSchedule: {
             auto put = api.call("PUT", "/v1/schedules/" + id, owner, std::string(kScheduleBody));
             REQUIRE(put);
@@ -1510,4 +1529,96 @@ TEST_CASE("tenant settings through the API: an admin sets limits within the oper
     CHECK_THAT(record.value("reason", ""), Catch::Contains("settings of acme now"));
   }
   CHECK(changes == 3);
+}
+
+TEST_CASE(
+    "a flow submitted through the API is read back with its state and paged nodes, cancelled, retried, and hidden from "
+    "other tenants",
+    "[integration]") {
+  TestEnv env("api-flows");
+  const auto keys = make_api_keys(env);
+  auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1");
+  auto worker = start_program(env, "kcron-worker", "w1", "w1");
+  Api api(env, keys, "api1");
+  const auto alice = api_token(keys, "acme", "member", "alice");
+  const auto stranger = api_token(keys, "beta", "admin", "bob");
+
+  // extract -> (transform, validate)
+  auto submitted = api.call("POST", "/v1/flows", alice,
+                            R"({"flow":{"id":"etl","labels":{"team":"data"},"nodes":[
+                                  {"name":"extract","job":{"noop":{}}},
+                                  {"name":"transform","job":{"noop":{}},"depends_on":["extract"]},
+                                  {"name":"validate","job":{"noop":{}},"depends_on":["extract"],"trigger":"all_done"}]}})");
+  REQUIRE(submitted);
+  INFO(submitted->body);
+  REQUIRE(submitted->status == 202);
+  CHECK(submitted->get_header_value("Location") == "/v1/flows/etl");
+  const httplib::Headers after{{"Kcron-Consistency", submitted->get_header_value("Kcron-Consistency")}};
+  // Read-your-writes: the flow is in the view at once, its nodes waiting or further.
+  auto first = body_of(api.call("GET", "/v1/flows/etl", alice, "", after));
+  CHECK(first["id"] == "etl");
+  CHECK(first["tenant"] == "acme");
+  CHECK(first["submitted_by"] == "alice");
+  CHECK(first["counts"]["nodes"] == 3);
+
+  json flow;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    flow = body_of(api.call("GET", "/v1/flows/etl", alice));
+    if (flow["state"] == "SUCCEEDED") break;
+    std::this_thread::sleep_for(100ms);
+  }
+  INFO(flow.dump());
+  REQUIRE(flow["state"] == "SUCCEEDED");
+  CHECK(flow["counts"]["succeeded"] == 3);
+  CHECK(flow["counts"]["ended"] == 3);
+  CHECK(flow["counts"]["by_state"]["SUCCEEDED"] == 3);
+  CHECK(flow["labels"]["team"] == "data");
+
+  // The nodes a page of one at a time, by name, each once.
+  std::vector<std::string> names;
+  std::string token;
+  for (int page = 0; page < 5; ++page) {
+    auto answer = body_of(api.call("GET", "/v1/flows/etl?page_size=1" + (token.empty() ? "" : "&page_token=" + token), alice));
+    REQUIRE(answer["nodes"].size() == 1);
+    const auto& node = answer["nodes"][0];
+    names.push_back(node["name"]);
+    CHECK(node["job_id"] == "etl/" + node["name"].get<std::string>());
+    CHECK(node["state"] == "SUCCEEDED");
+    CHECK(node["attempt"] == 0);
+    if (node["name"] == "validate") {
+      CHECK(node["depends_on"] == json::array({"extract"}));
+      CHECK(node["trigger"] == "ALL_DONE");
+    }
+    if (!answer.contains("next_page_token")) break;
+    token = answer["next_page_token"];
+  }
+  CHECK(names == std::vector<std::string>{"extract", "transform", "validate"});
+  // A node's job carries its definition from the flow record.
+  auto node_job = body_of(api.call("GET", "/v1/jobs/etl/transform", alice));
+  CHECK(node_job["job"]["flow"]["id"] == "etl");
+  CHECK(node_job["job"]["flow"]["node"] == "transform");
+  CHECK(node_job["labels"]["team"] == "data");
+  auto listed = body_of(api.call("GET", "/v1/flows", alice));
+  REQUIRE(listed["flows"].size() == 1);
+  CHECK(listed["flows"][0]["id"] == "etl");
+  CHECK(listed["flows"][0]["state"] == "SUCCEEDED");
+
+  // Another tenant never sees it, nor acts on it.
+  CHECK(api.call("GET", "/v1/flows/etl", stranger)->status == 404);
+  CHECK(api.call("POST", "/v1/flows/etl:cancel", stranger)->status == 404);
+  CHECK(api.call("POST", "/v1/flows/etl:retry", stranger)->status == 404);
+  CHECK(body_of(api.call("GET", "/v1/flows", stranger))["flows"].empty());
+  CHECK(api.call("GET", "/v1/flows/nope", alice)->status == 404);
+
+  // Cancel and retry are written for the dispatcher to decide (it refuses both for a flow that ended
+  // without a DEAD node, in the dead letters); a member may for its own flow.
+  auto cancelled = api.call("POST", "/v1/flows/etl:cancel", alice, R"({"reason":"done anyway"})");
+  REQUIRE(cancelled);
+  CHECK(cancelled->status == 202);
+  CHECK(body_of(cancelled)["id"] == "etl");
+  auto retried = api.call("POST", "/v1/flows/etl:retry", alice);
+  REQUIRE(retried);
+  CHECK(retried->status == 202);
+  CHECK(api.call("POST", "/v1/flows/etl:retry", api_token(keys, "acme", "member", "carol"))->status == 403);
 }

@@ -129,6 +129,7 @@ export function JobPage({ id, session }) {
       <dt>Attempt</dt><dd>${(view.attempt || 0) + 1}${view.job && view.job.retry && view.job.retry.max_retries ? ` of ${view.job.retry.max_retries + 1}` : ""}</dd>
       <dt>Submitted</dt><dd><${Time} ms=${view.submitted_ms} /> ${view.submitted_by && html`by ${view.submitted_by}`}</dd>
       <dt>Due</dt><dd><${Time} ms=${view.due_ms} /> <span class="muted">${since(view.due_ms)}</span></dd>
+      ${view.job && view.job.flow && view.job.flow.id && html`<dt>Flow</dt><dd><a class="flow-link" href=${"#/flows/" + encodeURIComponent(view.job.flow.id)}>${view.job.flow.id}</a> <span class="muted">node ${view.job.flow.node}</span></dd>`}
       ${view.schedule_id && html`<dt>Schedule</dt><dd><a href=${"#/schedules/" + encodeURIComponent(view.schedule_id)}>${view.schedule_id}</a></dd>`}
       ${view.labels && Object.keys(view.labels).length > 0 && html`<dt>Labels</dt><dd>${Object.entries(view.labels).map(([key, value]) => html`<a class="label-chip" href=${"#/jobs?label=" + encodeURIComponent(key + "=" + value)}>${key}=${value}</a> `)}</dd>`}
       ${view.reason && html`<dt>Reason</dt><dd>${view.reason}</dd>`}
