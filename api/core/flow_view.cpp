@@ -40,6 +40,8 @@ v1::Job flow_node_job(const v1::Flow& flow, const v1::FlowNode& node, std::strin
   job.mutable_flow()->clear_inputs();
   for (const auto& [label, value] : flow.labels()) job.mutable_labels()->try_emplace(label, value);
   if (!flow.submitted_by().empty()) job.set_submitted_by(flow.submitted_by());
+  // A schedule's flow run: its nodes are listed with the schedule's runs (GET /v1/jobs?schedule=).
+  if (flow.has_schedule_run()) *job.mutable_schedule_run() = flow.schedule_run();
   return job;
 }
 

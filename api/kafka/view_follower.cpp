@@ -228,13 +228,15 @@ void ViewFollower::fold(RdKafka::Message& message, ViewBatch& batch) {
     }
     const auto source = fmt::format("{}/{}@{}", topic, message.partition(), message.offset());
     const auto record_ms = message.timestamp().timestamp;
+    // A plain job's id never holds '/' (the dispatcher refuses it): a Submit or Update of a flow
+    // node's id would only take the node's definition from its view.
     if (command->has_submit()) {
       const auto& job = command->submit();
-      if (job.id().empty()) return;
+      if (job.id().empty() || job.id().find('/') != std::string::npos) return;
       fold_definition(batch.job(job.tenant(), job.id()), job, record_ms, source, false);
     } else if (command->has_update()) {
       const auto& job = command->update().job();
-      if (job.id().empty()) return;
+      if (job.id().empty() || job.id().find('/') != std::string::npos) return;
       fold_definition(batch.job(job.tenant(), job.id()), job, record_ms, source, true);
     } else if (command->has_flow()) {
       batch.flow(command->flow(), record_ms, source);
@@ -343,7 +345,9 @@ void ViewFollower::run() {
       spdlog::warn("event=view_consume_error error=\"{}\"", message->errstr());
     }
     const auto now = std::chrono::steady_clock::now();
-    if (in_batch >= settings_.max_batch_records || (now - opened >= settings_.commit_interval)) {
+    // A Flow record folds up to 10,000 node views: a batch is bounded by the views it changed too.
+    if (in_batch >= settings_.max_batch_records || batch.jobs() >= 4 * settings_.max_batch_records ||
+        (now - opened >= settings_.commit_interval)) {
       if (in_batch > 0 || (!caught_up_.load() && not_at_end_.empty())) {
         if (auto status = flush(batch); !status) {
           std::lock_guard lock(mutex_);

@@ -84,6 +84,11 @@ TEST_CASE("a node's job is the flow's node job: its id, tenant, flow ref, labels
   CHECK(kcron::api::counted_flow(view) == std::optional<std::string>("f"));
   view.set_id("other");  // a job naming a flow ref that is not its own id's
   CHECK_FALSE(kcron::api::counted_flow(view).has_value());
+  // A schedule's flow run: its nodes carry the run's schedule, so they list with the schedule's runs.
+  auto run = etl("nightly@2026-12-08T01:00:00Z", "acme");
+  run.mutable_schedule_run()->set_schedule_id("nightly");
+  CHECK(kcron::api::flow_node_job(run, run.nodes(0), "acme").schedule_run().schedule_id() == "nightly");
+  CHECK_FALSE(job.has_schedule_run());
 }
 
 TEST_CASE("a flow's state is derived from its node counts as kcron flow status derives it") {
@@ -297,4 +302,57 @@ TEST_CASE("a flow leaves the view once every node of it was swept, and keeps its
   flows = (*store)->flows("acme", "", 10);
   REQUIRE(flows.items.size() == 1);
   CHECK(flows.items[0].id() == "g");
+}
+
+TEST_CASE("a flow's refusal read before its record still marks it REJECTED, and a letter of another record does not") {
+  TempDir dir;
+  auto store = kcron::api::ViewStore::open(dir.path.string());
+  REQUIRE(store.ok());
+  kcron::api::ViewBatch batch(**store);
+  const auto letter_for = [](const std::string& id, std::int64_t offset) {
+    kcron::api::DeadLetterEntry entry;
+    entry.id = id;
+    entry.source = fmt::format("kcron.dead-letters/0@{}", offset);
+    entry.letter.set_state(kcron::v1::REJECTED);
+    entry.letter.set_reason("node 'load': unknown queue 'nope'");
+    entry.letter.set_source_topic("kcron.jobs");
+    entry.letter.set_source_partition(0);
+    entry.letter.set_source_offset(offset);
+    entry.letter.set_at_ms(1500);
+    return entry;
+  };
+  batch.dead_letter("acme", letter_for("f", 7));
+  REQUIRE((*store)->commit(batch).ok());  // the letter, then (another batch) the record it refused
+  batch.flow(etl("f", "acme"), 1000, "kcron.jobs/0@7");
+  // In one batch, and refusing an earlier record of that id (not this one).
+  batch.dead_letter("acme", letter_for("h", 8));
+  batch.flow(etl("h", "acme"), 1000, "kcron.jobs/0@9");
+  REQUIRE((*store)->commit(batch).ok());
+  CHECK(summary(**store, "acme", "f").state == "REJECTED");
+  CHECK((*store)->flow_counts("acme", "f").by_state.at(kcron::v1::REJECTED) == 4);
+  CHECK(summary(**store, "acme", "h").state == "RUNNING");
+}
+
+TEST_CASE("a node view that named its flow before the view held the flow counts once, from the flow record on") {
+  TempDir dir;
+  auto store = kcron::api::ViewStore::open(dir.path.string());
+  REQUIRE(store.ok());
+  kcron::api::ViewBatch batch(**store);
+  const auto flow = etl("f", "acme");
+  // E.g. from the dispatcher's changelog: the node's definition, with its flow ref, then its state.
+  kcron::api::fold_definition(batch.job("acme", "f/extract"), kcron::api::flow_node_job(flow, flow.nodes(0), "acme"), 900, "",
+                              false);
+  set_state(batch, "acme", "f/extract", kcron::v1::QUEUED, 2);
+  REQUIRE((*store)->commit(batch).ok());
+  CHECK((*store)->flow_counts("acme", "f").by_state.empty());  // no flow held: nothing counted
+  batch.flow(flow, 1000, "");
+  REQUIRE((*store)->commit(batch).ok());
+  auto counts = (*store)->flow_counts("acme", "f").by_state;
+  CHECK(counts.at(kcron::v1::QUEUED) == 1);
+  CHECK(counts.at(kcron::v1::JOB_STATE_UNSPECIFIED) == 3);
+  set_state(batch, "acme", "f/extract", kcron::v1::SUCCEEDED, 4);
+  REQUIRE((*store)->commit(batch).ok());
+  counts = (*store)->flow_counts("acme", "f").by_state;
+  CHECK(counts.at(kcron::v1::SUCCEEDED) == 1);
+  CHECK_FALSE(counts.contains(kcron::v1::QUEUED));
 }

@@ -440,6 +440,22 @@ void ViewBatch::flow(const v1::Flow& flow, std::int64_t record_ms, std::string_v
     const auto job_id = flow::node_job_id(flow.id(), node.name());
     fold_definition(job(name, job_id), flow_node_job(flow, node, name), record_ms, source, false);
   }
+  // The dispatcher's refusal of this record may have been read first (the view reads its topics
+  // in no order between them).
+  if (auto letter = peek_dead_letter(name, flow.id()); letter && letter->letter.state() == v1::REJECTED) {
+    flow_rejected(name, flow.id(), letter->letter);
+  }
+}
+
+std::optional<DeadLetterEntry> ViewBatch::peek_dead_letter(std::string_view tenant, std::string_view id) const {
+  auto latest = tenant_prefix(kLatestDeadLetter, tenant_or_default(tenant));
+  latest += id;
+  if (const auto found = raw_.find(latest); found != raw_.end() && found->second) {
+    if (const auto letter = raw_.find(*found->second); letter != raw_.end() && letter->second) {
+      return decode_dead_letter(*letter->second);
+    }
+  }
+  return store_.dead_letter(tenant, id);
 }
 
 std::optional<v1::FlowView> ViewBatch::peek_flow(std::string_view tenant, std::string_view id) const {
@@ -462,6 +478,11 @@ void ViewBatch::flow_rejected(std::string_view tenant, std::string_view id, cons
   const auto name = std::string(tenant_or_default(tenant));
   auto flow = peek_flow(name, id);
   if (!flow || !flow->rejected_reason().empty()) return;
+  // The letter must be the refusal of this flow's own record (its source is the record's position).
+  if (!flow->source().empty() &&
+      fmt::format("{}/{}@{}", letter.source_topic(), letter.source_partition(), letter.source_offset()) != flow->source()) {
+    return;
+  }
   // Its nodes' names: from this batch (the flow read in it) and from the store.
   std::vector<std::string> names;
   const auto prefix = flow_node_prefix(name, id);
@@ -726,6 +747,20 @@ Positions ViewStore::positions() const {
 Status ViewStore::commit(ViewBatch& batch) {
   rocksdb::WriteBatch write;
   std::map<std::string, std::int64_t> count_deltas;
+  // A node view counts in its flow's counts while the view holds the flow: its stored side was
+  // counted if the store held the flow before this batch, its new side is if the flow is held after.
+  std::map<std::string, bool> held_before;
+  const auto flow_held_before = [&](const std::string& tenant, const std::string& id) {
+    const auto key = flow_key(tenant_or_default(tenant), id);
+    auto found = held_before.find(key);
+    if (found == held_before.end()) found = held_before.emplace(key, get(key).has_value()).first;
+    return found->second;
+  };
+  const auto flow_held_after = [&](const std::string& tenant, const std::string& id) {
+    const auto key = flow_key(tenant_or_default(tenant), id);
+    if (const auto in_batch = batch.raw_.find(key); in_batch != batch.raw_.end()) return in_batch->second.has_value();
+    return flow_held_before(tenant, id);
+  };
   std::vector<JobEvent> events;
   for (auto& [key, changed] : batch.changed_) {
     const auto& view = changed.view;
@@ -741,7 +776,9 @@ Status ViewStore::commit(ViewBatch& batch) {
         count_deltas[count_key(stored.tenant(), 's', std::string(1, static_cast<char>(stored.state())))] -= 1;
         count_deltas[count_key(stored.tenant(), 'q', stored.queue())] -= 1;
         // Its flow keeps its last state in the counts; once every node was forgotten, the flow goes.
-        if (auto flow = counted_flow(stored)) count_deltas[flow_forgotten_key(stored.tenant(), *flow)] += 1;
+        if (auto flow = counted_flow(stored); flow && flow_held_before(stored.tenant(), *flow)) {
+          count_deltas[flow_forgotten_key(stored.tenant(), *flow)] += 1;
+        }
       }
       continue;
     }
@@ -782,10 +819,12 @@ Status ViewStore::commit(ViewBatch& batch) {
     count_deltas[count_key(view.tenant(), 'q', queue)] += 1;
     // Its flow's counts by state (a node counts once its definition, with the flow ref, was read).
     if (changed.stored) {
-      if (auto flow = counted_flow(*changed.stored))
+      if (auto flow = counted_flow(*changed.stored); flow && flow_held_before(view.tenant(), *flow))
         count_deltas[flow_state_count_key(view.tenant(), *flow, changed.stored->state())] -= 1;
     }
-    if (auto flow = counted_flow(view)) count_deltas[flow_state_count_key(view.tenant(), *flow, view.state())] += 1;
+    if (auto flow = counted_flow(view); flow && flow_held_after(view.tenant(), *flow)) {
+      count_deltas[flow_state_count_key(view.tenant(), *flow, view.state())] += 1;
+    }
     if (!changed.stored || changed.stored->state() != view.state() || changed.stored->attempt() != view.attempt()) {
       JobEvent event{0, 0, view.tenant(), view.id(), view.state(), view.attempt(), view.updated_ms(), view.reason()};
       if (view.history_size() > 0) event.at_ms = view.history(view.history_size() - 1).at_ms();
@@ -878,7 +917,9 @@ Result<std::size_t> ViewStore::sweep_finished(std::int64_t finished_before_ms, s
     count_deltas[count_key(view.tenant(), 't', "")] -= 1;
     count_deltas[count_key(view.tenant(), 's', std::string(1, static_cast<char>(view.state())))] -= 1;
     count_deltas[count_key(view.tenant(), 'q', view.queue())] -= 1;
-    if (auto flow = counted_flow(view)) count_deltas[flow_forgotten_key(view.tenant(), *flow)] += 1;
+    if (auto flow = counted_flow(view); flow && get(flow_key(tenant_or_default(view.tenant()), *flow))) {
+      count_deltas[flow_forgotten_key(view.tenant(), *flow)] += 1;
+    }
   }
   if (swept == 0) return swept;
   apply_counts(write, count_deltas);

@@ -83,6 +83,8 @@ class ViewBatch {
   // flow says so, and each node's view that has no state yet becomes REJECTED with the reason, so
   // it ends (and is swept) like any refused job.
   void flow_rejected(std::string_view tenant, std::string_view id, const v1::DeadLetter& letter);
+  // The latest dead letter of (tenant, id) as this batch or the store holds it.
+  std::optional<DeadLetterEntry> peek_dead_letter(std::string_view tenant, std::string_view id) const;
   // Nothing to commit: no job, raw key or position changed since the last commit.
   bool empty() const { return changed_.empty() && raw_.empty() && positions_.empty(); }
   std::size_t jobs() const { return changed_.size(); }

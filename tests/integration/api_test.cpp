@@ -15,6 +15,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -1604,10 +1605,13 @@ TEST_CASE(
   CHECK(listed["flows"][0]["id"] == "etl");
   CHECK(listed["flows"][0]["state"] == "SUCCEEDED");
 
-  // Another tenant never sees it, nor acts on it.
+  // Another tenant never sees it, nor acts on it: its member gets 404; its admin may write a command
+  // for a flow its view does not hold, which its own tenant's dispatcher decides (no such flow).
+  const auto stranger_member = api_token(keys, "beta", "member", "bea");
   CHECK(api.call("GET", "/v1/flows/etl", stranger)->status == 404);
-  CHECK(api.call("POST", "/v1/flows/etl:cancel", stranger)->status == 404);
-  CHECK(api.call("POST", "/v1/flows/etl:retry", stranger)->status == 404);
+  CHECK(api.call("POST", "/v1/flows/etl:cancel", stranger_member)->status == 404);
+  CHECK(api.call("POST", "/v1/flows/etl:retry", stranger_member)->status == 404);
+  CHECK(api.call("POST", "/v1/flows/etl:cancel", stranger)->status == 202);
   CHECK(body_of(api.call("GET", "/v1/flows", stranger))["flows"].empty());
   CHECK(api.call("GET", "/v1/flows/nope", alice)->status == 404);
 
@@ -1621,4 +1625,46 @@ TEST_CASE(
   REQUIRE(retried);
   CHECK(retried->status == 202);
   CHECK(api.call("POST", "/v1/flows/etl:retry", api_token(keys, "acme", "member", "carol"))->status == 403);
+
+  // A cancel of a running flow: its running node is stopped on its worker, the flow ends ENDED.
+  REQUIRE(api.call("POST", "/v1/flows", alice,
+                   R"({"flow":{"id":"slow","nodes":[{"name":"wait","job":{"sleep":{"duration":"60s"}}},
+                         {"name":"after","job":{"noop":{}},"depends_on":["wait"]}]}})")
+              ->status == 202);
+  const auto state_until = [&](const std::string& id, const std::function<bool(const json&)>& done) {
+    json answer;
+    const auto until = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < until) {
+      answer = body_of(api.call("GET", "/v1/flows/" + id, alice));
+      if (done(answer)) break;
+      std::this_thread::sleep_for(100ms);
+    }
+    return answer;
+  };
+  auto slow = state_until("slow", [](const json& answer) {
+    return answer.contains("nodes") && answer["nodes"].size() == 2 && answer["nodes"][1].value("state", "") == "QUEUED";
+  });
+  REQUIRE(slow["nodes"][1]["state"] == "QUEUED");  // nodes by name: after, wait
+  std::this_thread::sleep_for(1s);                 // a worker has taken it
+  REQUIRE(api.call("POST", "/v1/flows/slow:cancel", alice)->status == 202);
+  slow = state_until("slow", [](const json& answer) { return answer.value("state", "") == "ENDED"; });
+  INFO(slow.dump());
+  CHECK(slow["state"] == "ENDED");
+  CHECK(slow["nodes"][0]["state"] == "CANCELLED");
+  CHECK(slow["nodes"][1]["state"] == "CANCELLED");
+
+  // A retry of a flow whose node ended DEAD runs it again as attempt 1.
+  REQUIRE(api.call("POST", "/v1/flows", alice,
+                   R"({"flow":{"id":"flaky","nodes":[{"name":"fail","job":{"sleep":{"duration":"0.1s","fail":true}}}]}})")
+              ->status == 202);
+  auto flaky = state_until("flaky", [](const json& answer) { return answer.value("state", "") == "FAILED"; });
+  REQUIRE(flaky["state"] == "FAILED");
+  REQUIRE(api.call("POST", "/v1/flows/flaky:retry", alice)->status == 202);
+  flaky = state_until("flaky", [](const json& answer) {
+    return answer.value("state", "") == "FAILED" && answer.contains("nodes") && !answer["nodes"].empty() &&
+           answer["nodes"][0].value("attempt", 0) == 1;
+  });
+  INFO(flaky.dump());
+  CHECK(flaky["nodes"][0]["attempt"] == 1);
+  CHECK(flaky["nodes"][0]["state"] == "DEAD");
 }
