@@ -1667,4 +1667,33 @@ TEST_CASE(
   INFO(flaky.dump());
   CHECK(flaky["nodes"][0]["attempt"] == 1);
   CHECK(flaky["nodes"][0]["state"] == "DEAD");
+
+  // A schedule that runs a flow, put and triggered through the API: the run is a flow
+  // `<schedule>@manual-<ms>`, its nodes listed with the schedule's runs. (No cron-producer runs
+  // here: the run is the trigger's alone.)
+  const auto olga = api_token(keys, "acme", "operator", "olga");
+  auto put = api.call("PUT", "/v1/schedules/nightly", olga,
+                      R"({"expression":"0 3 * * *","flow_template":{"nodes":[{"name":"a","job":{"noop":{}}},
+                            {"name":"b","job":{"noop":{}},"depends_on":["a"]}]}})");
+  REQUIRE(put);
+  INFO(put->body);
+  REQUIRE(put->status == 202);
+  CHECK(
+      api.call(
+             "PUT", "/v1/schedules/both", olga,
+             R"({"expression":"0 3 * * *","job_template":{"noop":{}},"flow_template":{"nodes":[{"name":"a","job":{"noop":{}}}]}})")
+          ->status == 400);
+  const httplib::Headers put_seen{{"Kcron-Consistency", put->get_header_value("Kcron-Consistency")}};
+  REQUIRE(body_of(api.call("GET", "/v1/schedules/nightly", olga, "", put_seen)).contains("flow_template"));
+  auto triggered = api.call("POST", "/v1/schedules/nightly:trigger", olga);
+  REQUIRE(triggered);
+  REQUIRE(triggered->status == 202);
+  const auto run = body_of(triggered)["id"].get<std::string>();
+  CHECK(run.starts_with("nightly@manual-"));
+  auto ran = state_until(run, [](const json& answer) { return answer.value("state", "") == "SUCCEEDED"; });
+  INFO(ran.dump());
+  CHECK(ran["state"] == "SUCCEEDED");
+  CHECK(ran["counts"]["succeeded"] == 2);
+  auto runs = body_of(api.call("GET", "/v1/jobs?schedule=nightly", olga));
+  CHECK(runs["jobs"].size() == 2);
 }
