@@ -13,6 +13,7 @@
 #include "api_client.h"
 #include "api_commands.h"
 #include "audit_command.h"
+#include "batch_lines.h"
 #include "core/cron_expression.h"
 #include "cron_command.h"
 #include "curl_transport.h"
@@ -292,6 +293,10 @@ int run(int argc, char** argv) {
   auto* submit = app.add_subcommand("submit", "submit a job (JSON Job or Command; '-' reads stdin)");
   std::string submit_input;
   submit->add_option("job", submit_input, "JSON, e.g. '{\"id\":\"j1\",\"delay\":\"5s\",\"noop\":{}}'")->required();
+  bool submit_batch = false;
+  submit->add_flag("--batch", submit_batch,
+                   "the argument is a JSON Lines file ('-': stdin), one job per line, written as batch records of up to "
+                   "1,000 jobs (docs/batch.md)");
   bool seal = false;
   std::string master_key_file;
   submit->add_flag("--seal", seal, "seal the task and payload with the tenant's data key (only a worker opens them)");
@@ -354,6 +359,9 @@ int run(int argc, char** argv) {
     if (!target) return fail(target.error().message());
     auto transport = kcron::cli::make_curl_transport({common.api_ca, Millis(5000), Millis(30000)});
     kcron::cli::ApiClient client(std::move(*target), *transport);
+    if (submit->parsed() && submit_batch) {
+      return fail("--batch writes batch records to Kafka; through kcron-api, POST the jobs to /v1/jobs:batch (1,000 a request)");
+    }
     if (submit->parsed()) return kcron::cli::api_submit(client, read_input(submit_input), std::cout, std::cerr);
     if (cancel->parsed()) return kcron::cli::api_cancel(client, cancel_id, cancel_reason, std::cout, std::cerr);
     if (tenant_commands.api_parsed()) return tenant_commands.run_api(client, std::cout, std::cerr);
@@ -385,6 +393,50 @@ int run(int argc, char** argv) {
       return kcron::cli::topics_create(properties, specs, {replication, align_configs}, std::cout, std::cerr);
     }
     return kcron::cli::topics_check(properties, specs, std::cout, std::cerr);
+  }
+  if (submit->parsed() && submit_batch) {
+    std::string text;
+    if (submit_input == "-") {
+      text = read_input(submit_input);
+    } else {
+      std::ifstream file(submit_input, std::ios::binary);
+      if (!file) return fail(fmt::format("cannot read {}", submit_input));
+      text.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+    }
+    const auto batch_tenant = tenant_of("");
+    if (!batch_tenant) return fail(batch_tenant.error().message());
+    if (auto checked = kcron::cli::split_batch_lines(text, *batch_tenant); !checked) return fail(checked.error().message());
+    if (auto open = kcron::cli::check_upgrade(config, *batch_tenant, kcron::feature::kBatch); !open)
+      return fail(open.error().message());
+    auto producer = kcron::kafka::make_producer(kcron::kafka::client_properties(config, "kcron-cli"), "");
+    if (!producer) return fail(producer.error().message());
+    const kcron::TopicNames batch_names(config.get("topic_prefix"));
+    // Grouped by owner partition and written there: each dispatcher decides its jobs where it reads
+    // them, with no forwarding (any partition would do, at the cost of forwards).
+    auto counts = kcron::kafka::partition_counts(**producer, std::chrono::seconds(15));
+    if (!counts) return fail(counts.error().message());
+    const auto found = counts->find(batch_names.jobs());
+    if (found == counts->end())
+      return fail(fmt::format("topic {} does not exist: run `kcron topics create`", batch_names.jobs()));
+    auto records = kcron::cli::split_batch_lines(text, *batch_tenant, {}, found->second);
+    if (!records) return fail(records.error().message());
+    std::size_t jobs = 0;
+    for (auto& record : *records) {
+      jobs += static_cast<std::size_t>(record.batch.jobs_size());
+      kcron::v1::Command command;
+      *command.mutable_batch() = std::move(record.batch);
+      const kcron::OutRecord out{batch_names.jobs(),
+                                 record.partition,
+                                 "",
+                                 kcron::encode(command),
+                                 false,
+                                 kcron::typed_headers("batch", "", kcron::tenant_field(*batch_tenant))};
+      if (auto status = kcron::kafka::produce(**producer, out); !status) return fail(status.error().message());
+    }
+    if ((*producer)->flush(60000) != RdKafka::ERR_NO_ERROR) return fail("the batch records were not acknowledged within 60 s");
+    std::cout << fmt::format("submitted {} jobs in {} batch record{}{}\n", jobs, records->size(), records->size() == 1 ? "" : "s",
+                             kcron::is_default_tenant(*batch_tenant) ? "" : " for tenant " + *batch_tenant);
+    return 0;
   }
   if (submit->parsed()) {
     auto command = kcron::decode_command(read_input(submit_input), "application/json", "");

@@ -28,8 +28,8 @@ Status parse_json(std::string_view value, google::protobuf::Message& message) {
   return Status::success();
 }
 
-constexpr std::array<std::string_view, 9> kCommandKeys = {"submit",     "cancel",       "update",      "replay", "retry",
-                                                          "completion", "purge_tenant", "purgeTenant", "flow"};
+constexpr std::array<std::string_view, 10> kCommandKeys = {"submit",     "cancel",       "update",      "replay", "retry",
+                                                           "completion", "purge_tenant", "purgeTenant", "flow",   "batch"};
 
 }  // namespace
 
@@ -69,7 +69,7 @@ Result<v1::Command> decode_command(std::string_view value, std::string_view cont
     return status.error();
   }
   if (command.command_case() == v1::Command::COMMAND_NOT_SET) {
-    return make_error("record holds no command: expected one of submit, cancel, update, replay, retry, completion, flow");
+    return make_error("record holds no command: expected one of submit, cancel, update, replay, retry, completion, flow, batch");
   }
   return command;
 }

@@ -98,6 +98,8 @@ std::string_view command_type(const v1::Command& command) {
       return "purge-tenant";
     case v1::Command::kFlow:
       return "flow";
+    case v1::Command::kBatch:
+      return "batch";
     case v1::Command::COMMAND_NOT_SET:
       break;
   }

@@ -12,13 +12,13 @@ namespace kcron {
 std::vector<std::string> dispatcher_features() {
   return {std::string(feature::kTenantKeys), std::string(feature::kTenantLimits), std::string(feature::kPurgeTenant),
           std::string(feature::kAudit),      std::string(feature::kFireAhead),    std::string(feature::kResultsDone),
-          std::string(feature::kSealed),     std::string(feature::kFlows)};
+          std::string(feature::kSealed),     std::string(feature::kFlows),        std::string(feature::kBatch)};
 }
 
 std::vector<std::string> worker_features() {
   return {std::string(feature::kTenantKeys), std::string(feature::kTenantLimits), std::string(feature::kPurgeTenant),
           std::string(feature::kFireAhead),  std::string(feature::kResultsDone),  std::string(feature::kSealed),
-          std::string(feature::kFlows)};
+          std::string(feature::kFlows),      std::string(feature::kBatch)};  // nothing to do: a writer asks every member
 }
 
 std::vector<MemberGroup> member_groups(const TopicNames& names) {

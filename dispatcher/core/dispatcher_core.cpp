@@ -198,6 +198,12 @@ Status DispatcherCore::apply(PartitionState& state, const InputRecord& record, s
     reject(record, nullptr, command.error().message(), out);
     return Status::success();
   }
+  if (command->has_batch()) {
+    if (auto split = apply_batch(state, record, std::move(*command->mutable_batch()), out); !split) {
+      return split.error().within(fmt::format("jobs record {}@{}", record.partition, record.offset));
+    }
+    return Status::success();
+  }
   action_ = command_action(*command);
   const std::string job_id(command_job_id(*command));
   if (auto valid = validate_job_id(job_id); !valid) {
@@ -1433,6 +1439,61 @@ void DispatcherCore::audit(const InputRecord& record, const ScopedName* job, std
   auto headers = typed_headers("audit", job != nullptr ? std::string_view(job->id) : std::string_view(),
                                job != nullptr ? std::string_view(job->tenant) : std::string_view());
   out.push_back({settings_.names.audit(), -1, std::move(key), encode(decision), false, std::move(headers)});
+}
+
+Status DispatcherCore::apply_batch(PartitionState& state, const InputRecord& record, v1::Batch batch,
+                                   std::vector<OutRecord>& out) {
+  action_ = "batch";
+  const auto tenant = tenant_or_default(batch.tenant());
+  if (!is_default_tenant(tenant)) {
+    if (auto valid = validate_tenant_name(tenant); !valid) {
+      reject(record, nullptr, valid.error().within("batch").message(), out);
+      return Status::success();
+    }
+  }
+  if (batch.jobs().empty()) {
+    reject(record, nullptr, "a batch holds no jobs", out);
+    return Status::success();
+  }
+  if (static_cast<std::size_t>(batch.jobs_size()) > settings_.max_batch_jobs) {
+    reject(record, nullptr,
+           fmt::format("a batch of {} jobs is over the limit of {}: split it", batch.jobs_size(), settings_.max_batch_jobs), out);
+    return Status::success();
+  }
+  ++counts_.batches;
+  for (int at = 0; at < batch.jobs_size(); ++at) {
+    v1::Command one;
+    v1::Job& job = *one.mutable_submit();
+    job = std::move(*batch.mutable_jobs(at));
+    // A job refused here gets its own dead letter, in the batch's tenant, named by its id (or by
+    // its place in the batch when its id is not one).
+    std::string refused;
+    if (auto valid = is_default_tenant(tenant) ? validate_default_tenant_id(job.id()) : validate_job_id(job.id()); !valid) {
+      refused = fmt::format("batch job {}: {}", at, valid.error().message());
+    } else if (!job.tenant().empty() && tenant_or_default(job.tenant()) != tenant) {
+      refused = fmt::format("batch job {}: names another tenant than the batch's", at);
+    }
+    if (!refused.empty()) {
+      const bool named_by_id = validate_job_id(job.id()).ok();
+      const ScopedName named =
+          scoped(tenant, named_by_id ? job.id() : fmt::format("rejected-batch-{}-{}-{}", record.partition, record.offset, at));
+      job.set_tenant(std::string(tenant_field(tenant)));
+      const std::string value = encode(one);
+      const InputRecord single{record.partition, record.offset,    "", value, header::kProtobuf, "command",
+                               record.timestamp, record.request_id};
+      reject(single, &named, refused, out);
+      emit_status(named, Entry(), v1::REJECTED, refused, out);
+      continue;
+    }
+    job.set_tenant(std::string(tenant_field(tenant)));
+    const std::string value = encode(one);
+    // Keyless: apply() forwards it to its owner (with the batch's timestamp, so a delay counts
+    // from the batch), or decides it here; a job it refuses gets its own dead letter.
+    const InputRecord single{record.partition, record.offset,    "", value, header::kProtobuf, "command",
+                             record.timestamp, record.request_id};
+    if (auto applied = apply(state, single, out); !applied) return applied.error().within(fmt::format("batch job {}", at));
+  }
+  return Status::success();
 }
 
 void DispatcherCore::forward(const InputRecord& record, Partition partition, std::string_view key, std::vector<OutRecord>& out) {

@@ -38,6 +38,7 @@ struct Settings {
   std::set<std::string, std::less<>> queues = {"default", "critical", "batch"};
   Millis bucket_width{1000};
   std::size_t max_record_bytes = 900'000;                   // larger inputs are REJECTED
+  std::size_t max_batch_jobs = 10'000;                      // jobs in one Batch record
   std::size_t max_dead_letter_copy = kDeadLetterCopyBytes;  // original bytes kept in a dead letter
   Millis max_horizon{std::chrono::hours(24 * 366 * 5)};
   Millis cancel_marker_ttl{std::chrono::hours(24)};
@@ -82,6 +83,7 @@ struct Counts {
   std::uint64_t purged = 0;           // pending jobs cancelled because their tenant was deleted
   std::uint64_t recounts = 0;         // partitions whose tenants' pending jobs were counted again
   std::uint64_t fired_ahead = 0;      // of `fired`: committed before their due instant (fire-ahead)
+  std::uint64_t batches = 0;          // batch records split (their jobs count as submits where they land)
   std::uint64_t flows = 0;            // flows accepted (their nodes count in `accepted` as they are released)
   std::uint64_t upstream_failed = 0;  // flow nodes that never ran: their trigger failed
 };
@@ -210,6 +212,9 @@ class DispatcherCore {
   // Flows (core/flows.cpp, docs/flows.md). A flow's header and nodes live on its partition; every
   // decision a node's ending causes is made in the batch that consumed that ending.
   Status submit_flow(Context& context, v1::Flow flow);
+  // A Batch record (docs/batch.md): each job applied as a keyless Submit of this record, so it is
+  // forwarded to its owner partition, or decided here, in this record's transaction.
+  Status apply_batch(PartitionState& state, const InputRecord& record, v1::Batch batch, std::vector<OutRecord>& out);
   // Cancels every node of the flow that has not ended: waiting and pending ones here, fired ones
   // through `control` (their endings come back as completions). Refused: no such flow.
   // `as`: CANCELLED, or SKIPPED for a schedule's flow run its policies skipped.

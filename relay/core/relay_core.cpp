@@ -170,6 +170,7 @@ Decision Relay::command(const InputRecord& record, const InputTopic& topic, std:
     case v1::Command::kUpdate:
     case v1::Command::kReplay:
     case v1::Command::kFlow:
+    case v1::Command::kBatch:
       break;
     case v1::Command::kRetry:
     case v1::Command::kCompletion:
@@ -180,7 +181,27 @@ Decision Relay::command(const InputRecord& record, const InputTopic& topic, std:
       return refuse(
           "a purge-tenant is written only by `kcron tenant delete`: a tenant's topic takes submit, cancel, update and replay");
     case v1::Command::COMMAND_NOT_SET:
-      return refuse("record holds no command: expected one of submit, cancel, update, replay, flow");
+      return refuse("record holds no command: expected one of submit, cancel, update, replay, flow, batch");
+  }
+  if (command.has_batch()) {
+    // Every job is the tenant's; the dispatcher hands each to its owner (a batch is keyless).
+    auto& batch = *command.mutable_batch();
+    const std::string tenant(tenant_field(topic.tenant));
+    decision.tenant_overridden = names_other_tenant(batch.tenant(), topic.tenant);
+    batch.set_tenant(tenant);
+    for (int at = 0; at < batch.jobs_size(); ++at) {
+      auto& job = *batch.mutable_jobs(at);
+      if (auto refused = refused_job_field(job, fmt::format("batch job {}: ", at)); refused) return refuse(*refused);
+      decision.tenant_overridden = decision.tenant_overridden || names_other_tenant(job.tenant(), topic.tenant);
+      job.set_tenant(tenant);
+      job.set_submitted_by(fmt::format("kafka:{}", record.topic));
+    }
+    OutRecord forwarded{settings_.names.jobs(), -1, "", encode(command), false, typed_headers("batch", "", topic.tenant)};
+    forwarded.timestamp_ms = record.timestamp_ms;
+    forwarded.headers.emplace_back("kcron-relayed-from", source_of(record));
+    out.push_back(std::move(forwarded));
+    decision.outcome = Outcome::kForwarded;
+    return decision;
   }
   const bool submit = command.has_submit();
   decision.id = std::string(command_job_id(command));

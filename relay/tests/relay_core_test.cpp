@@ -352,3 +352,28 @@ TEST_CASE("a flow_template schedule keeps no job_template, its nodes the topic's
   CHECK(run.outcome == Outcome::kRejected);
   CHECK(run.reason.starts_with("schedule_run: set by the cron-producer"));
 }
+
+TEST_CASE("a batch on in.acme is forwarded keyless with every job acme's, and a job with kcron's fields refuses it", "[relay]") {
+  Harness h;
+  const auto put = h.apply("kcron.in.acme", "",
+                           R"({"batch":{"tenant":"b","jobs":[{"id":"j1","noop":{}},{"id":"j2","tenant":"b","noop":{}}]}})");
+  CHECK(put.outcome == Outcome::kForwarded);
+  CHECK(put.action == "batch");
+  CHECK(put.tenant_overridden);
+  REQUIRE(h.out.size() == 1);
+  CHECK(h.out[0].topic == "kcron.jobs");
+  CHECK(h.out[0].key.empty());
+  CHECK(h.out[0].timestamp_ms == kNow - 500);
+  v1::Command command;
+  REQUIRE(command.ParseFromString(h.out[0].value));
+  REQUIRE(command.batch().jobs_size() == 2);
+  CHECK(command.batch().tenant() == "acme");
+  for (const auto& job : command.batch().jobs()) {
+    CHECK(job.tenant() == "acme");
+    CHECK(job.submitted_by() == "kafka:kcron.in.acme");
+  }
+  const auto refused =
+      h.apply("kcron.in.acme", "", R"({"batch":{"jobs":[{"id":"j1","noop":{}},{"id":"j2","attempt":2,"noop":{}}]}})");
+  CHECK(refused.outcome == Outcome::kRejected);
+  CHECK(refused.reason == "batch job 1: attempt: kcron sets it; leave the field out");
+}

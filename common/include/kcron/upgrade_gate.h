@@ -33,6 +33,7 @@ inline constexpr std::string_view kFireAhead = "fire-ahead";        // workers h
 inline constexpr std::string_view kResultsDone = "results-done";    // workers read results as done markers
 inline constexpr std::string_view kSealed = "sealed";               // sealed tasks scheduled and opened
 inline constexpr std::string_view kFlows = "flows";                 // flows decided; nodes' endings reported
+inline constexpr std::string_view kBatch = "batch";                 // Batch records split to their jobs' owners
 }  // namespace feature
 
 // What a dispatcher and a worker of this release advertise.

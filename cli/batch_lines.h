@@ -1,0 +1,34 @@
+// `kcron submit --batch FILE.jsonl` (docs/batch.md): JSON Lines, one Job per line, split into Batch
+// records of at most `max_jobs` jobs and `max_bytes` encoded bytes. Pure: the caller produces them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "kcron.pb.h"
+#include "kcron/result.h"
+
+namespace kcron::cli {
+
+struct BatchLimits {
+  std::size_t max_jobs = 1000;         // jobs per Batch record
+  std::size_t max_bytes = 512 * 1024;  // encoded bytes per Batch record, well under the dispatcher's record limit
+};
+
+// A Batch record to write, and the jobs-topic partition to write it to (-1: any).
+struct BatchRecord {
+  std::int32_t partition = -1;
+  v1::Batch batch;
+};
+
+// Each non-empty line a Job in kcron's JSON form, with an id, naming no tenant or `tenant`. The
+// first line that is not refuses the whole file, naming its line number and why. With
+// `partitions` (the jobs topic's partition count), each record holds the jobs of one owner
+// partition and is written there, so the dispatcher decides every job where it reads it (no
+// forwards); without, records hold jobs in file order and go to any partition.
+Result<std::vector<BatchRecord>> split_batch_lines(std::string_view text, std::string_view tenant, const BatchLimits& limits = {},
+                                                   std::int32_t partitions = 0);
+
+}  // namespace kcron::cli

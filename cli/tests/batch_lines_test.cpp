@@ -1,0 +1,69 @@
+#include "batch_lines.h"
+
+#include <fmt/format.h>
+
+#include <catch2/catch.hpp>
+#include <set>
+
+#include "kcron/routing.h"
+#include "kcron/tenant.h"
+
+TEST_CASE("batch lines: one job a line, split into records by count and size, blank lines skipped") {
+  std::string text;
+  for (int at = 0; at < 2'500; ++at)
+    text += fmt::format(R"({{"id":"j{}","delay":"5s","noop":{{}}}})", at) + (at % 7 ? "\n" : "\r\n\n");
+  auto records = kcron::cli::split_batch_lines(text, "acme");
+  REQUIRE(records.ok());
+  REQUIRE(records->size() == 3);
+  CHECK((*records)[0].batch.jobs_size() == 1000);
+  CHECK((*records)[0].partition == -1);
+  CHECK((*records)[2].batch.jobs_size() == 500);
+  CHECK((*records)[2].batch.tenant() == "acme");
+  CHECK((*records)[2].batch.jobs(499).id() == "j2499");
+  CHECK((*records)[2].batch.jobs(499).tenant() == "acme");
+  // By size: 100 jobs of ~1 KiB in records of at most 10 KiB.
+  std::string big;
+  for (int at = 0; at < 100; ++at)
+    big += fmt::format(R"({{"id":"b{}","payload":"{}","noop":{{}}}})", at, std::string(1368, 'A')) + "\n";
+  auto sized = kcron::cli::split_batch_lines(big, "", {.max_jobs = 1000, .max_bytes = 10 * 1024});
+  REQUIRE(sized.ok());
+  CHECK(sized->size() >= 10);  // 9 jobs of ~1 KiB each a record
+  int jobs = 0;
+  for (const auto& record : *sized) {
+    CHECK(record.batch.ByteSizeLong() <= 10 * 1024);
+    jobs += record.batch.jobs_size();
+  }
+  CHECK(jobs == 100);
+}
+
+TEST_CASE("batch lines: by owner partition, each record holds only the jobs its partition owns") {
+  std::string text;
+  for (int at = 0; at < 5'000; ++at) text += fmt::format(R"({{"id":"p{}","noop":{{}}}})", at) + "\n";
+  auto records = kcron::cli::split_batch_lines(text, "acme", {.max_jobs = 500}, 6);
+  REQUIRE(records.ok());
+  std::set<std::int32_t> partitions;
+  int jobs = 0;
+  for (const auto& record : *records) {
+    partitions.insert(record.partition);
+    CHECK(record.batch.jobs_size() <= 500);
+    for (const auto& job : record.batch.jobs()) {
+      CHECK(kcron::partition_for_key(kcron::scoped_routing_key("acme", job.id()), 6).value() == record.partition);
+      ++jobs;
+    }
+  }
+  CHECK(jobs == 5'000);
+  CHECK(partitions == std::set<std::int32_t>{0, 1, 2, 3, 4, 5});
+}
+
+TEST_CASE("batch lines: the first bad line refuses the file, naming its number and why") {
+  const auto error_of = [](const std::string& text, const std::string& tenant = "") {
+    auto records = kcron::cli::split_batch_lines(text, tenant);
+    REQUIRE_FALSE(records.ok());
+    return records.error().message();
+  };
+  CHECK_THAT(error_of("{\"id\":\"a\",\"noop\":{}}\n{not json\n"), Catch::StartsWith("line 2: "));
+  CHECK(error_of("{\"noop\":{}}") == "line 1: the job has no id (a batch's jobs are deduplicated by id)");
+  CHECK(error_of("\n\n{\"id\":\"a\",\"tenant\":\"b\",\"noop\":{}}", "acme") ==
+        "line 3: job 'a' names tenant 'b', but the batch is for tenant 'acme'");
+  CHECK(error_of("\n  \n") == "no job: the file holds no line");
+}
