@@ -395,6 +395,7 @@ int run(int argc, char** argv) {
     return kcron::cli::topics_check(properties, specs, std::cout, std::cerr);
   }
   if (submit->parsed() && submit_batch) {
+    if (seal) return fail("--seal does not apply to --batch yet: submit sealed jobs one by one");
     std::string text;
     if (submit_input == "-") {
       text = read_input(submit_input);

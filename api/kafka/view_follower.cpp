@@ -6,6 +6,7 @@
 
 #include "core/job_view.h"
 #include "kcron/codec.h"
+#include "kcron/ids.h"
 #include "kcron/tenant.h"
 #include "kcron/tenant_registry.h"
 
@@ -238,6 +239,16 @@ void ViewFollower::fold(RdKafka::Message& message, ViewBatch& batch) {
       const auto& job = command->update().job();
       if (job.id().empty() || job.id().find('/') != std::string::npos) return;
       fold_definition(batch.job(job.tenant(), job.id()), job, record_ms, source, true);
+    } else if (command->has_batch()) {
+      // Each job as its submit: the CLI writes each batch to its jobs' owner partition, where the
+      // dispatcher decides them with no Submit record of their own.
+      const auto& jobs = command->batch();
+      for (auto job : jobs.jobs()) {
+        if (job.id().empty() || job.id().find('/') != std::string::npos || !validate_job_id(job.id())) continue;
+        if (!job.tenant().empty() && tenant_or_default(job.tenant()) != tenant_or_default(jobs.tenant())) continue;
+        job.set_tenant(jobs.tenant());
+        fold_definition(batch.job(jobs.tenant(), job.id()), job, record_ms, source, false);
+      }
     } else if (command->has_flow()) {
       batch.flow(command->flow(), record_ms, source);
     } else if (command->has_cancel() && command->cancel().flow()) {

@@ -1451,12 +1451,14 @@ Status DispatcherCore::apply_batch(PartitionState& state, const InputRecord& rec
       return Status::success();
     }
   }
+  // Refused as a whole: a dead letter in the batch's tenant, named by the batch's position.
+  const ScopedName whole = scoped(tenant, fmt::format("rejected-batch-{}-{}", record.partition, record.offset));
   if (batch.jobs().empty()) {
-    reject(record, nullptr, "a batch holds no jobs", out);
+    reject(record, &whole, "a batch holds no jobs", out);
     return Status::success();
   }
   if (static_cast<std::size_t>(batch.jobs_size()) > settings_.max_batch_jobs) {
-    reject(record, nullptr,
+    reject(record, &whole,
            fmt::format("a batch of {} jobs is over the limit of {}: split it", batch.jobs_size(), settings_.max_batch_jobs), out);
     return Status::success();
   }
@@ -1465,20 +1467,21 @@ Status DispatcherCore::apply_batch(PartitionState& state, const InputRecord& rec
     v1::Command one;
     v1::Job& job = *one.mutable_submit();
     job = std::move(*batch.mutable_jobs(at));
-    // A job refused here gets its own dead letter, in the batch's tenant, named by its id (or by
-    // its place in the batch when its id is not one).
+    // A job refused here gets its own dead letter in the batch's tenant: named by its id when its
+    // id is one of this tenant's, else by its place in the batch (so a refusal never lands under
+    // another tenant's key, nor over the status of a job of that id).
+    Status valid = validate_job_id(job.id());
+    if (valid && is_default_tenant(tenant)) valid = validate_default_tenant_id(job.id());
     std::string refused;
-    if (auto valid = is_default_tenant(tenant) ? validate_default_tenant_id(job.id()) : validate_job_id(job.id()); !valid) {
+    if (!valid) {
       refused = fmt::format("batch job {}: {}", at, valid.error().message());
     } else if (!job.tenant().empty() && tenant_or_default(job.tenant()) != tenant) {
       refused = fmt::format("batch job {}: names another tenant than the batch's", at);
     }
     if (!refused.empty()) {
-      const bool named_by_id = validate_job_id(job.id()).ok();
-      const ScopedName named =
-          scoped(tenant, named_by_id ? job.id() : fmt::format("rejected-batch-{}-{}-{}", record.partition, record.offset, at));
-      job.set_tenant(std::string(tenant_field(tenant)));
-      const std::string value = encode(one);
+      action_ = "submit";
+      const ScopedName named = scoped(tenant, fmt::format("rejected-batch-{}-{}-{}", record.partition, record.offset, at));
+      const std::string value = encode(one);  // as written: the tenant it named is evidence
       const InputRecord single{record.partition, record.offset,    "", value, header::kProtobuf, "command",
                                record.timestamp, record.request_id};
       reject(single, &named, refused, out);

@@ -91,7 +91,7 @@ TEST_CASE("batch: each job goes to its owner partition as its own Submit or is d
   CHECK_THAT(reasons[2], Catch::Contains("job id 'etl/load' contains '/'"));
   std::set<std::string> keys;
   for (const auto& letter : letters) keys.insert(letter.key);
-  CHECK(keys == std::set<std::string>{"acme~rejected-batch-0-0-40", "acme~b-other", "acme~etl/load"});
+  CHECK(keys == std::set<std::string>{"acme~rejected-batch-0-0-40", "acme~rejected-batch-0-0-42", "acme~etl/load"});
 }
 
 TEST_CASE("batch: the same batch again decides nothing twice, and an empty or oversized batch is REJECTED as a whole") {
@@ -114,8 +114,29 @@ TEST_CASE("batch: the same batch again decides nothing twice, and an empty or ov
   std::vector<std::string> many(10'001, R"({"id":"m","noop":{}})");
   harness.apply(batch_json("", many), "", Partition(0));
   CHECK(harness.take("kcron.jobs").empty());
-  auto reasons = reasons_of(harness.take("dead-letters"));
+  const auto letters = harness.take("dead-letters");
+  for (const auto& letter : letters) CHECK(letter.key.starts_with("rejected-batch-0-"));  // the batch's own, default tenant
+  auto reasons = reasons_of(letters);
   REQUIRE(reasons.size() == 2);
   CHECK(reasons[0] == "a batch holds no jobs");
   CHECK(reasons[1] == "a batch of 10001 jobs is over the limit of 10000: split it");
+}
+
+TEST_CASE("batch: a default-tenant job whose id names another tenant is refused under the batch's own name") {
+  Harness harness;
+  harness.apply(batch_json("", {R"({"id":"acme~payroll","noop":{}})", R"({"id":"","noop":{}})", R"({"id":"ok","noop":{}})"}), "",
+                Partition(0));
+  const auto letters = harness.take("dead-letters");
+  REQUIRE(letters.size() == 2);
+  CHECK(letters[0].key == "rejected-batch-0-0-0");
+  CHECK(letters[1].key == "rejected-batch-0-0-1");
+  const auto reasons = reasons_of(letters);
+  CHECK_THAT(reasons[0], Catch::StartsWith("batch job 0: "));
+  CHECK_THAT(reasons[1], Catch::StartsWith("batch job 1: "));
+  for (const auto& record : harness.take("kcron.status")) {
+    v1::StatusRecord status;
+    REQUIRE(status.ParseFromString(record.value));
+    CHECK(status.job_id() != "payroll");  // nothing written over acme's job of that id
+    CHECK(status.tenant().empty());
+  }
 }
