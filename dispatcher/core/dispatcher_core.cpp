@@ -774,8 +774,31 @@ Instant DispatcherCore::next_look(const PartitionState& state, Partition partiti
 }
 
 void DispatcherCore::reject_unpublishable(const InputRecord& record, std::string_view reason, std::vector<OutRecord>& out) {
-  action_ = "unknown";  // not decoded again: the record is refused for what the broker said of its outputs
-  reject(record, nullptr, fmt::format("its outputs could not be published: {}", reason), out);  // keyed by its own key
+  action_ = "unknown";  // the record is refused for what the broker said of its outputs
+  const std::string why = fmt::format("its outputs could not be published: {}", reason);
+  // A batch: a dead letter for each job (its whole job, in the batch's tenant, named by its id when
+  // that is one of the tenant's), so each can be replayed; no status (a job of that id may exist).
+  if (auto command = decode_command(record.value, record.content_type, record.kcron_type); command && command->has_batch()) {
+    const auto& batch = command->batch();
+    const auto tenant = tenant_or_default(batch.tenant());
+    if (is_default_tenant(tenant) || validate_tenant_name(tenant)) {
+      for (int at = 0; at < batch.jobs_size(); ++at) {
+        v1::Command one;
+        *one.mutable_submit() = batch.jobs(at);
+        const auto& id = batch.jobs(at).id();
+        const bool named_by_id = validate_job_id(id) && (!is_default_tenant(tenant) || validate_default_tenant_id(id));
+        const ScopedName named =
+            scoped(tenant, named_by_id ? id : fmt::format("rejected-batch-{}-{}-{}", record.partition, record.offset, at));
+        const std::string value = encode(one);
+        const InputRecord single{record.partition, record.offset,    "", value, header::kProtobuf, "command",
+                                 record.timestamp, record.request_id};
+        reject(single, &named, fmt::format("batch job {}: {} (the batch's jobs were not submitted)", at, why), out);
+      }
+      ++counts_.unpublishable;
+      return;
+    }
+  }
+  reject(record, nullptr, why, out);  // keyed by its own key
   ++counts_.unpublishable;
 }
 

@@ -201,7 +201,8 @@ Status DispatcherLoop::consume_batch() {
     if (hint < wall_now + open_for) open_for = std::max(kMinBatchWait, hint > wall_now ? hint - wall_now : Millis(0));
   }
   const auto deadline = SteadyClock::now() + open_for;
-  while (consumed_in_batch_ < std::min(batch_cap_, settings_.max_batch_records) && !stop_requested() && !store_failure_) {
+  while (consumed_in_batch_ < std::min(batch_cap_, settings_.max_batch_records) && out_.size() < settings_.max_batch_outputs &&
+         !stop_requested() && !store_failure_) {
     const auto wait = ms_left(deadline);
     std::unique_ptr<RdKafka::Message> message(consumer_->consume(static_cast<int>(wait)));
     if (message->err() == RdKafka::ERR__TIMED_OUT) break;

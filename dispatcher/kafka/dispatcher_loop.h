@@ -33,6 +33,9 @@ struct LoopSettings {
   std::string instance_id;
   Millis commit_interval{100};
   std::size_t max_batch_records = 5000;
+  // A transaction closes once its outputs pass this many (a Batch record of 10,000 jobs writes up to
+  // ~5 records a job), well under the producer's queue.buffering.max.messages (100,000).
+  std::size_t max_batch_outputs = 50'000;
   std::size_t max_fires_per_batch = 10000;
   Millis transaction_timeout{10000};
   Millis recovery_timeout{std::chrono::minutes(5)};

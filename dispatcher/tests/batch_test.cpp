@@ -140,3 +140,24 @@ TEST_CASE("batch: a default-tenant job whose id names another tenant is refused 
     CHECK(status.tenant().empty());
   }
 }
+
+TEST_CASE("batch: a batch whose outputs the broker refused gives each job its own whole dead letter, in its tenant") {
+  Harness harness;
+  const auto json = batch_json("acme", {R"({"id":"u1","noop":{}})", R"({"id":"u2","payload":"AAAA","noop":{}})"});
+  const InputRecord record{Partition(2), 17, "", json, "application/json", "", harness.clock.now(), {}};
+  harness.core.reject_unpublishable(record, "Broker: Topic authorization failed", harness.out);
+  const auto letters = harness.take("dead-letters");
+  REQUIRE(letters.size() == 2);
+  CHECK(letters[0].key == "acme~u1");
+  CHECK(letters[1].key == "acme~u2");
+  v1::DeadLetter letter;
+  REQUIRE(letter.ParseFromString(letters[1].value));
+  CHECK(letter.reason() ==
+        "batch job 1: its outputs could not be published: Broker: Topic authorization failed (the batch's jobs were not "
+        "submitted)");
+  CHECK(letter.tenant() == "acme");
+  v1::Command copy;
+  REQUIRE(copy.ParseFromString(letter.original()));
+  CHECK(copy.submit().id() == "u2");
+  CHECK(harness.take("kcron.status").empty());
+}
