@@ -18,6 +18,7 @@ namespace {
 
 constexpr std::string_view kInfix = "in.";
 constexpr std::string_view kSchedulesSuffix = ".schedules";
+constexpr std::size_t kMaxBatchJobs = 10'000;  // as the dispatcher's max_batch_jobs
 // A schedule's run ids append `@<instant>` (up to 25 bytes) to the schedule id: the id leaves room.
 constexpr std::size_t kMaxScheduleIdBytes = kMaxJobIdBytes - 25;
 
@@ -186,17 +187,36 @@ Decision Relay::command(const InputRecord& record, const InputTopic& topic, std:
   if (command.has_batch()) {
     // Every job is the tenant's; the dispatcher hands each to its owner (a batch is keyless).
     auto& batch = *command.mutable_batch();
+    if (!batches_allowed_) {
+      return refuse(
+          "batch records wait until every dispatcher and worker understands them (a rolling upgrade is in progress): send "
+          "the jobs one by one, or again once it has ended");
+    }
+    if (batch.jobs().empty()) return refuse("a batch holds no jobs");
+    if (static_cast<std::size_t>(batch.jobs_size()) > kMaxBatchJobs) {
+      return refuse(fmt::format("a batch of {} jobs is over the limit of {}: split it", batch.jobs_size(), kMaxBatchJobs));
+    }
     const std::string tenant(tenant_field(topic.tenant));
     decision.tenant_overridden = names_other_tenant(batch.tenant(), topic.tenant);
     batch.set_tenant(tenant);
     for (int at = 0; at < batch.jobs_size(); ++at) {
       auto& job = *batch.mutable_jobs(at);
+      if (auto valid = validate_id_of(topic.tenant, job.id()); !valid) {
+        return refuse(fmt::format("batch job {}: {}", at, valid.error().message()));
+      }
       if (auto refused = refused_job_field(job, fmt::format("batch job {}: ", at)); refused) return refuse(*refused);
       decision.tenant_overridden = decision.tenant_overridden || names_other_tenant(job.tenant(), topic.tenant);
       job.set_tenant(tenant);
       job.set_submitted_by(fmt::format("kafka:{}", record.topic));
     }
     OutRecord forwarded{settings_.names.jobs(), -1, "", encode(command), false, typed_headers("batch", "", topic.tenant)};
+    // Each job now carries the tenant and its submitter: the batch must still fit a record.
+    if (forwarded.value.size() > settings_.max_record_bytes) {
+      return refuse(fmt::format(
+          "the batch is {} bytes once each of its {} jobs carries its tenant and submitter, over the limit of {} bytes: split "
+          "it into smaller batches",
+          forwarded.value.size(), batch.jobs_size(), settings_.max_record_bytes));
+    }
     forwarded.timestamp_ms = record.timestamp_ms;
     forwarded.headers.emplace_back("kcron-relayed-from", source_of(record));
     out.push_back(std::move(forwarded));

@@ -102,6 +102,9 @@ class Relay {
 
   const RelayCounts& counts() const { return counts_; }
   const RelaySettings& settings() const { return settings_; }
+  // Whether every dispatcher and worker understands Batch records (the upgrade gate's `batch`):
+  // until then a tenant's batch is REJECTED with the reason (its jobs can be sent one by one).
+  void allow_batches(bool allowed) { batches_allowed_ = allowed; }
 
  private:
   Decision command(const InputRecord& record, const InputTopic& topic, std::vector<OutRecord>& out);
@@ -115,6 +118,7 @@ class Relay {
   RelaySettings settings_;
   const Clock& clock_;
   RelayCounts counts_;
+  bool batches_allowed_ = true;
 };
 
 }  // namespace kcron::relay

@@ -133,9 +133,13 @@ Status RelayLoop::serve() {
     tenant_keys_ = std::make_unique<FeatureWatch>(settings_.client, relay_.settings().names, std::string(feature::kTenantKeys),
                                                   settings_.upgrade_check_interval);
     tenant_keys_->start();
+    batches_ = std::make_unique<FeatureWatch>(settings_.client, relay_.settings().names, std::string(feature::kBatch),
+                                              settings_.upgrade_check_interval);
+    batches_->start();
   }
   while (!stop_requested()) {
     if (tenant_keys_ && tenant_keys_->open() == held_) hold(!tenant_keys_->open());
+    if (batches_) relay_.allow_batches(batches_->open());
     const auto deadline = SteadyClock::now() + settings_.commit_interval;
     while (SteadyClock::now() < deadline && consumed_ < settings_.max_batch_records && !stop_requested()) {
       const auto wait = std::chrono::duration_cast<Millis>(deadline - SteadyClock::now()).count();

@@ -113,6 +113,7 @@ class RelayLoop final : public RdKafka::RebalanceCb {
   RelayCounts published_;
   bool revoking_ = false;
   std::unique_ptr<FeatureWatch> tenant_keys_;  // null: the check is off
+  std::unique_ptr<FeatureWatch> batches_;      // null: the check is off
   bool held_ = false;
   std::set<TopicPartition> paused_;  // inside a revoke: a failed commit drops the batch, the next owner reads it again
 

@@ -377,3 +377,32 @@ TEST_CASE("a batch on in.acme is forwarded keyless with every job acme's, and a 
   CHECK(refused.outcome == Outcome::kRejected);
   CHECK(refused.reason == "batch job 1: attempt: kcron sets it; leave the field out");
 }
+
+TEST_CASE(
+    "a tenant's batch is refused whole when empty, too large once stamped, naming another tenant's id, or before the gate opens",
+    "[relay]") {
+  Harness h;
+  CHECK(h.apply("kcron.in.acme", "", R"({"batch":{"jobs":[]}})").reason == "a batch holds no jobs");
+  const auto named = h.apply("kcron.in.acme", "", R"({"batch":{"jobs":[{"id":"ok","noop":{}},{"noop":{}}]}})");
+  CHECK(named.outcome == Outcome::kRejected);
+  CHECK(named.reason.starts_with("batch job 1: "));
+  // ~880 KB as written, over 900 KB once each of its 10,000 jobs carries tenant and submitter.
+  v1::Command command;
+  for (int at = 0; at < 10'000; ++at) {
+    auto* job = command.mutable_batch()->add_jobs();
+    job->set_id(fmt::format("job-{:05}", at));
+    job->set_payload(std::string(70, 'p'));
+    job->mutable_noop();
+  }
+  const auto value = command.SerializeAsString();
+  REQUIRE(value.size() < 900'000);
+  const auto big = h.apply("kcron.in.acme", "", value, false, "application/x-protobuf");
+  CHECK(big.outcome == Outcome::kRejected);
+  CHECK_THAT(big.reason, Catch::Contains("once each of its 10000 jobs carries its tenant and submitter"));
+  h.relay.allow_batches(false);
+  const auto held = h.apply("kcron.in.acme", "", R"({"batch":{"jobs":[{"id":"ok","noop":{}}]}})");
+  CHECK(held.outcome == Outcome::kRejected);
+  CHECK(held.reason.starts_with("batch records wait until every dispatcher and worker understands them"));
+  h.relay.allow_batches(true);
+  CHECK(h.apply("kcron.in.acme", "", R"({"batch":{"jobs":[{"id":"ok","noop":{}}]}})").outcome == Outcome::kForwarded);
+}

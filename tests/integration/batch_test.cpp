@@ -83,15 +83,31 @@ TEST_CASE("batch: 10,000 jobs in batch records with 10 invalid run 9,990 once ac
     REQUIRE(reasons.contains(id));
     CHECK_THAT(reasons[id], Catch::Contains(says));
   }
-  // Every partition of the jobs topic owned some of them (the owners decided them).
-  std::set<std::int32_t> owners;
-  for (int at = 0; at < 10'000; ++at) owners.insert(partition_for_key(fmt::format("bj-{}", at), env.jobs_partitions).value());
-  CHECK(owners.size() == static_cast<std::size_t>(env.jobs_partitions));
+  // Every partition's dispatcher decided some of them: each changelog partition holds their entries.
+  std::set<std::int32_t> deciders;
+  for (const auto& record : read_topics({env.prefix + "dispatcher-changelog"}, 10s)) {
+    if (record.key.starts_with("bj-")) deciders.insert(record.partition);
+  }
+  CHECK(deciders.size() == static_cast<std::size_t>(env.jobs_partitions));
 
-  // The same file again: each job is a duplicate at its owner, nothing runs twice.
+  // The same file again: each job is a duplicate at its owner, nothing runs twice. A sentinel job
+  // on every partition after it: once each ran, every partition has read the second file.
   const auto again = run_cli(env, "submit --batch " + file);
   REQUIRE(again.exit_code == 0);
-  std::this_thread::sleep_for(5s);
+  TestProducer sentinels;
+  std::set<std::int32_t> covered;
+  int sentinel_count = 0;
+  for (int at = 0; covered.size() < static_cast<std::size_t>(env.jobs_partitions) && at < 1000; ++at) {
+    const auto id = fmt::format("sentinel-{}", at);
+    const auto partition = partition_for_key(id, env.jobs_partitions).value();
+    if (!covered.insert(partition).second) continue;
+    sentinels.send(env.prefix + "jobs", id, fmt::format(R"({{"id":"{}","noop":{{}}}})", id), partition,
+                   {{"content-type", "application/json"}});
+    ++sentinel_count;
+  }
+  sentinels.flush();
+  const auto after = read_succeeded_until_all(env.prefix, "sentinel-", sentinel_count, 60s, 1s);
+  CHECK(after.once == sentinel_count);
   const auto second = read_succeeded_until_all(env.prefix, "bj-", 9'990, 10s, 0s);
   CHECK(second.once == 9'990);
   CHECK(second.duplicated == 0);
