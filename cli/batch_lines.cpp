@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <map>
+#include <string>
+#include <unordered_map>
 
 #include "kcron/codec.h"
 #include "kcron/ids.h"
@@ -17,6 +19,7 @@ Result<std::vector<BatchRecord>> split_batch_lines(std::string_view text, std::s
   std::map<std::int32_t, std::pair<BatchRecord, std::size_t>> open;  // by partition: the record filling, its bytes
   std::size_t line_number = 0;
   std::size_t jobs = 0;
+  std::unordered_map<std::string, std::size_t> lines_of;  // id -> its line: an id twice is a mistake, not a retry
   while (!text.empty()) {
     const auto end = text.find('\n');
     std::string_view line = text.substr(0, end);
@@ -34,6 +37,10 @@ Result<std::vector<BatchRecord>> split_batch_lines(std::string_view text, std::s
     if (!job.tenant().empty() && tenant_or_default(job.tenant()) != tenant_or_default(tenant)) {
       return make_error("line {}: job '{}' names tenant '{}', but the batch is for tenant '{}'", line_number, job.id(),
                         job.tenant(), tenant_or_default(tenant));
+    }
+    if (auto [seen, added] = lines_of.emplace(job.id(), line_number); !added) {
+      return make_error("line {}: job '{}' is already on line {} (a batch's jobs are deduplicated by id)", line_number, job.id(),
+                        seen->second);
     }
     job.set_tenant(std::string(tenant_field(tenant)));
     const std::size_t size = job.ByteSizeLong() + 8;  // the field's tag and length

@@ -409,7 +409,20 @@ int run(int argc, char** argv) {
     if (auto checked = kcron::cli::split_batch_lines(text, *batch_tenant); !checked) return fail(checked.error().message());
     if (auto open = kcron::cli::check_upgrade(config, *batch_tenant, kcron::feature::kBatch); !open)
       return fail(open.error().message());
-    auto producer = kcron::kafka::make_producer(kcron::kafka::client_properties(config, "kcron-cli"), "");
+    // Delivery reports: "submitted" only for records the broker acknowledged.
+    struct Deliveries final : RdKafka::DeliveryReportCb {
+      void dr_cb(RdKafka::Message& message) override {
+        if (message.err() == RdKafka::ERR_NO_ERROR) {
+          ++acknowledged;
+        } else if (failed++ == 0) {
+          first_error = message.errstr();
+        }
+      }
+      std::size_t acknowledged = 0;
+      std::size_t failed = 0;
+      std::string first_error;
+    } deliveries;
+    auto producer = kcron::kafka::make_producer(kcron::kafka::client_properties(config, "kcron-cli"), "", &deliveries);
     if (!producer) return fail(producer.error().message());
     const kcron::TopicNames batch_names(config.get("topic_prefix"));
     // Grouped by owner partition and written there: each dispatcher decides its jobs where it reads
@@ -434,7 +447,14 @@ int run(int argc, char** argv) {
                                  kcron::typed_headers("batch", "", kcron::tenant_field(*batch_tenant))};
       if (auto status = kcron::kafka::produce(**producer, out); !status) return fail(status.error().message());
     }
-    if ((*producer)->flush(60000) != RdKafka::ERR_NO_ERROR) return fail("the batch records were not acknowledged within 60 s");
+    const bool flushed = (*producer)->flush(60000) == RdKafka::ERR_NO_ERROR;
+    if (!flushed || deliveries.failed > 0) {
+      return fail(fmt::format(
+          "{} of {} batch records were acknowledged ({}); send the file again: jobs already submitted are deduplicated by id",
+          deliveries.acknowledged, records->size(),
+          deliveries.failed > 0 ? "the broker refused " + std::to_string(deliveries.failed) + ": " + deliveries.first_error
+                                : "the rest not within 60 s"));
+    }
     std::cout << fmt::format("submitted {} jobs in {} batch record{}{}\n", jobs, records->size(), records->size() == 1 ? "" : "s",
                              kcron::is_default_tenant(*batch_tenant) ? "" : " for tenant " + *batch_tenant);
     return 0;

@@ -66,4 +66,6 @@ TEST_CASE("batch lines: the first bad line refuses the file, naming its number a
   CHECK(error_of("\n\n{\"id\":\"a\",\"tenant\":\"b\",\"noop\":{}}", "acme") ==
         "line 3: job 'a' names tenant 'b', but the batch is for tenant 'acme'");
   CHECK(error_of("\n  \n") == "no job: the file holds no line");
+  CHECK(error_of("{\"id\":\"a\",\"noop\":{}}\n{\"id\":\"b\",\"noop\":{}}\n{\"id\":\"a\",\"noop\":{}}") ==
+        "line 3: job 'a' is already on line 1 (a batch's jobs are deduplicated by id)");
 }

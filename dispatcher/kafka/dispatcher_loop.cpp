@@ -53,6 +53,7 @@ DispatcherLoop::DispatcherLoop(LoopSettings settings, DispatcherCore& core, Dela
       fired_(metrics.counter("kcron_jobs_fired_total", "jobs committed to an execution topic")),
       rejected_(metrics.counter("kcron_jobs_rejected_total{component=\"dispatcher\"}", "input records rejected to dead-letters")),
       forwarded_(metrics.counter("kcron_jobs_forwarded_total", "records forwarded to their murmur2 partition")),
+      batches_(metrics.counter("kcron_batches_total", "Batch records split (their jobs count as submits where they land)")),
       cancelled_(metrics.counter("kcron_jobs_cancelled_total{component=\"dispatcher\"}", "jobs cancelled before firing")),
       duplicates_(metrics.counter("kcron_jobs_duplicate_total", "re-submits of known ids (idempotent no-ops)")),
       expired_(metrics.counter("kcron_index_expired_total", "cancel markers and retained ids expired")),
@@ -751,6 +752,7 @@ void DispatcherLoop::publish_counts() {
   fired_.inc(counts.fired - published_.fired);
   rejected_.inc(counts.rejected - published_.rejected);
   forwarded_.inc(counts.forwarded - published_.forwarded);
+  batches_.inc(counts.batches - published_.batches);
   cancelled_.inc(counts.cancelled - published_.cancelled);
   duplicates_.inc(counts.duplicates - published_.duplicates);
   expired_.inc(counts.expired - published_.expired);

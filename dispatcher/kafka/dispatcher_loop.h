@@ -174,6 +174,7 @@ class DispatcherLoop final : public RdKafka::RebalanceCb {
   Counter& fired_;
   Counter& rejected_;
   Counter& forwarded_;
+  Counter& batches_;
   Counter& cancelled_;
   Counter& duplicates_;
   Counter& expired_;
