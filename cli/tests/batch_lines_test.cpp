@@ -25,12 +25,12 @@ TEST_CASE("batch lines: one job a line, split into records by count and size, bl
   std::string big;
   for (int at = 0; at < 100; ++at)
     big += fmt::format(R"({{"id":"b{}","payload":"{}","noop":{{}}}})", at, std::string(1368, 'A')) + "\n";
-  auto sized = kcron::cli::split_batch_lines(big, "", {.max_jobs = 1000, .max_bytes = 10 * 1024});
+  auto sized = kcron::cli::split_batch_lines(big, "", {.max_jobs = 1000, .max_bytes = 10'240});
   REQUIRE(sized.ok());
   CHECK(sized->size() >= 10);  // 9 jobs of ~1 KiB each a record
   int jobs = 0;
   for (const auto& record : *sized) {
-    CHECK(record.batch.ByteSizeLong() <= 10 * 1024);
+    CHECK(record.batch.ByteSizeLong() <= 10'240);
     jobs += record.batch.jobs_size();
   }
   CHECK(jobs == 100);
