@@ -341,6 +341,45 @@ class PrefixIterator {
   std::unique_ptr<rocksdb::Iterator> iterator_;
 };
 
+enum class Order { kKeyOrder, kNewestFirst };
+
+// One page of the entries under `prefix`, after the key `after` (the rest past the prefix; empty:
+// from the start), in key order or newest (greatest key) first. decode(rest, value) gives the item
+// or nothing to skip the entry. At most `examine` entries are read (0: no bound), so a filter that
+// matches little cannot make one request scan a whole tenant. page.next is the last entry read,
+// empty once the prefix is exhausted.
+template <typename T, typename Decode>
+ListPage<T> page_under(rocksdb::DB& db, const std::string& prefix, std::string_view after, std::size_t limit, Order order,
+                       Decode&& decode, std::size_t examine = 0) {
+  ListPage<T> page;
+  const PrefixIterator iterator(db, prefix);
+  const bool forward = order == Order::kKeyOrder;
+  const std::string start = after.empty() && !forward ? prefix + '\xff' : prefix + std::string(after);
+  if (forward) {
+    iterator->Seek(start);
+  } else {
+    iterator->SeekForPrev(start);
+  }
+  const auto step = [&] { forward ? iterator->Next() : iterator->Prev(); };
+  if (!after.empty() && iterator->Valid() && iterator->key().ToStringView() == start) step();
+  std::size_t examined = 0;
+  for (; iterator->Valid() && iterator->key().starts_with(prefix); step()) {
+    if (page.items.size() == limit || (examine > 0 && examined++ == examine)) break;
+    const auto rest = iterator->key().ToStringView().substr(prefix.size());
+    page.next = std::string(rest);
+    if (std::optional<T> item = decode(rest, iterator->value().ToStringView())) page.items.push_back(std::move(*item));
+  }
+  if (!iterator->Valid() || !iterator->key().starts_with(prefix)) page.next.clear();
+  return page;
+}
+
+template <typename Message>
+std::optional<Message> parse_value(std::string_view value) {
+  Message message;
+  if (!message.ParseFromArray(value.data(), static_cast<int>(value.size()))) return std::nullopt;
+  return message;
+}
+
 bool matches(const v1::JobView& view, const ListQuery& query) {
   if (query.state && view.state() != *query.state) return false;
   if (!query.queue.empty() && view.queue() != query.queue) return false;
@@ -986,40 +1025,19 @@ FlowCounts ViewStore::flow_counts(std::string_view tenant, std::string_view id) 
 
 ListPage<v1::FlowViewNode> ViewStore::flow_nodes(std::string_view tenant, std::string_view id, std::string_view after,
                                                  std::size_t limit) const {
-  ListPage<v1::FlowViewNode> page;
-  const auto prefix = flow_node_prefix(tenant_or_default(tenant), id);
-  const PrefixIterator iterator(*db_, prefix);
-  const auto start = prefix + std::string(after);
-  iterator->Seek(start);
-  if (!after.empty() && iterator->Valid() && iterator->key().ToStringView() == start) iterator->Next();
-  for (; iterator->Valid() && iterator->key().starts_with(prefix); iterator->Next()) {
-    if (page.items.size() == limit) break;
-    v1::FlowViewNode node;
-    if (!node.ParseFromArray(iterator->value().data(), static_cast<int>(iterator->value().size()))) continue;
-    page.next = std::string(iterator->key().ToStringView().substr(prefix.size()));
-    page.items.push_back(std::move(node));
-  }
-  if (!iterator->Valid() || !iterator->key().starts_with(prefix)) page.next.clear();
-  return page;
+  return page_under<v1::FlowViewNode>(
+      *db_, flow_node_prefix(tenant_or_default(tenant), id), after, limit, Order::kKeyOrder,
+      [](std::string_view, std::string_view value) { return parse_value<v1::FlowViewNode>(value); });
 }
 
 ListPage<v1::FlowView> ViewStore::flows(std::string_view tenant, std::string_view after, std::size_t limit) const {
-  ListPage<v1::FlowView> page;
   const auto name = tenant_or_default(tenant);
-  const auto prefix = tenant_prefix(kFlowByTime, name);
-  const PrefixIterator iterator(*db_, prefix);
-  const std::string start = after.empty() ? prefix + '\xff' : prefix + std::string(after);
-  iterator->SeekForPrev(start);
-  if (!after.empty() && iterator->Valid() && iterator->key().ToStringView() == start) iterator->Prev();
-  for (; iterator->Valid() && iterator->key().starts_with(prefix); iterator->Prev()) {
-    if (page.items.size() == limit) break;
-    const auto rest = iterator->key().ToStringView().substr(prefix.size());
-    if (rest.size() <= 8) continue;
-    page.next = std::string(rest);
-    if (auto flow = this->flow(name, rest.substr(8))) page.items.push_back(std::move(*flow));
-  }
-  if (!iterator->Valid() || !iterator->key().starts_with(prefix)) page.next.clear();
-  return page;
+  // Keys: the 8-byte start time, then the flow id.
+  return page_under<v1::FlowView>(*db_, tenant_prefix(kFlowByTime, name), after, limit, Order::kNewestFirst,
+                                  [&](std::string_view rest, std::string_view) -> std::optional<v1::FlowView> {
+                                    if (rest.size() <= 8) return std::nullopt;
+                                    return this->flow(name, rest.substr(8));
+                                  });
 }
 
 std::optional<std::string> ViewStore::get(const std::string& key) const {
@@ -1045,39 +1063,14 @@ std::optional<v1::Schedule> ViewStore::schedule(std::string_view tenant, std::st
 }
 
 ListPage<v1::Schedule> ViewStore::schedules(std::string_view tenant, std::string_view after, std::size_t limit) const {
-  ListPage<v1::Schedule> page;
-  const auto prefix = tenant_prefix(kSchedule, tenant_or_default(tenant));
-  const PrefixIterator iterator(*db_, prefix);
-  iterator->Seek(prefix + std::string(after));
-  if (!after.empty() && iterator->Valid() && iterator->key().ToStringView() == prefix + std::string(after)) iterator->Next();
-  for (; iterator->Valid() && iterator->key().starts_with(prefix); iterator->Next()) {
-    const auto id = iterator->key().ToStringView().substr(prefix.size());
-    if (page.items.size() == limit) break;
-    v1::Schedule schedule;
-    if (!schedule.ParseFromArray(iterator->value().data(), static_cast<int>(iterator->value().size()))) continue;
-    page.items.push_back(std::move(schedule));
-    page.next = std::string(id);
-  }
-  if (!iterator->Valid() || !iterator->key().starts_with(prefix)) page.next.clear();
-  return page;
+  return page_under<v1::Schedule>(*db_, tenant_prefix(kSchedule, tenant_or_default(tenant)), after, limit, Order::kKeyOrder,
+                                  [](std::string_view, std::string_view value) { return parse_value<v1::Schedule>(value); });
 }
 
 ListPage<DeadLetterEntry> ViewStore::dead_letters(std::string_view tenant, std::string_view after, std::size_t limit) const {
-  ListPage<DeadLetterEntry> page;
-  const auto prefix = tenant_prefix(kDeadLetter, tenant_or_default(tenant));
-  const PrefixIterator iterator(*db_, prefix);
-  const std::string start = after.empty() ? prefix + '\xff' : prefix + std::string(after);
-  iterator->SeekForPrev(start);
-  if (!after.empty() && iterator->Valid() && iterator->key().ToStringView() == start) iterator->Prev();
-  for (; iterator->Valid() && iterator->key().starts_with(prefix); iterator->Prev()) {
-    if (page.items.size() == limit) break;
-    auto entry = decode_dead_letter(iterator->value().ToStringView());
-    if (!entry) continue;
-    page.items.push_back(std::move(*entry));
-    page.next = std::string(iterator->key().ToStringView().substr(prefix.size()));
-  }
-  if (!iterator->Valid() || !iterator->key().starts_with(prefix)) page.next.clear();
-  return page;
+  return page_under<DeadLetterEntry>(*db_, tenant_prefix(kDeadLetter, tenant_or_default(tenant)), after, limit,
+                                     Order::kNewestFirst,
+                                     [](std::string_view, std::string_view value) { return decode_dead_letter(value); });
 }
 
 std::optional<DeadLetterEntry> ViewStore::dead_letter(std::string_view tenant, std::string_view id) const {
@@ -1105,23 +1098,14 @@ std::vector<v1::WorkerHeartbeat> ViewStore::workers() const {
 
 ListPage<v1::AuditRecord> ViewStore::audit(std::string_view tenant, std::string_view after, std::size_t limit,
                                            std::string_view job) const {
-  ListPage<v1::AuditRecord> page;
-  const auto prefix = tenant_prefix(kAudit, tenant_or_default(tenant));
-  const PrefixIterator iterator(*db_, prefix);
-  const std::string start = after.empty() ? prefix + '\xff' : prefix + std::string(after);
-  iterator->SeekForPrev(start);
-  if (!after.empty() && iterator->Valid() && iterator->key().ToStringView() == start) iterator->Prev();
-  std::size_t examined = 0;
-  for (; iterator->Valid() && iterator->key().starts_with(prefix); iterator->Prev()) {
-    if (page.items.size() == limit || examined++ == 20 * limit + 1000) break;
-    page.next = std::string(iterator->key().ToStringView().substr(prefix.size()));
-    v1::AuditRecord record;
-    if (!record.ParseFromArray(iterator->value().data(), static_cast<int>(iterator->value().size()))) continue;
-    if (!job.empty() && record.job_id() != job) continue;
-    page.items.push_back(std::move(record));
-  }
-  if (!iterator->Valid() || !iterator->key().starts_with(prefix)) page.next.clear();
-  return page;
+  return page_under<v1::AuditRecord>(
+      *db_, tenant_prefix(kAudit, tenant_or_default(tenant)), after, limit, Order::kNewestFirst,
+      [&](std::string_view, std::string_view value) -> std::optional<v1::AuditRecord> {
+        auto record = parse_value<v1::AuditRecord>(value);
+        if (!record || (!job.empty() && record->job_id() != job)) return std::nullopt;
+        return record;
+      },
+      20 * limit + 1000);
 }
 
 ViewStats ViewStore::stats(std::string_view tenant) const {

@@ -2,14 +2,21 @@
 // of a typical kcron job, key = job id, murmur2 partitioner, batched by linger) to a jobs topic, at
 // a target rate or as fast as the producer goes, due now, at instants spread at a rate, or all at
 // one instant. Prints a one-line JSON summary: first and last send, last acknowledgement, rate.
+// With --batch N the same jobs go as batch records (Command.batch) of up to N jobs, each written to
+// the partition that owns its jobs (as `kcron submit --batch` does), so no dispatcher forwards them;
+// --plan prints how many records that makes without producing anything.
 #include <atomic>
 #include <iostream>
+#include <map>
+#include <optional>
 #include <thread>
 
 #include "kcron.pb.h"
 #include "kcron/codec.h"
 #include "kcron/kafka.h"
+#include "kcron/routing.h"
 #include "kcron/service.h"
+#include "kcron/tenant.h"
 #include "support/bench.h"
 #include "support/flags.h"
 
@@ -32,6 +39,8 @@ struct Options {
   std::int64_t label_values = 10;
   std::string linger_ms = "5";
   std::string summary_path = "-";
+  std::int64_t batch = 0;  // jobs per batch record; 0: a record per job
+  bool plan = false;       // print the record count of the run and produce nothing
 };
 
 // Counts acknowledgements; librdkafka calls it from poll() on the producing thread.
@@ -81,15 +90,21 @@ class JobFactory {
     return 0;
   }
 
+  std::string id(std::int64_t index) const { return fmt::format("{}-{:08}", options_.id_prefix, index); }
+
+  void fill(std::int64_t index, kcron::v1::Job& job) const {
+    job.set_id(id(index));
+    job.mutable_noop();
+    job.set_payload(make_payload(options_.payload_bytes, static_cast<std::uint64_t>(index)));
+    if (options_.due != "now") job.set_run_at_ms(due_ms(index));
+    if (!options_.label_key.empty())
+      (*job.mutable_labels())[options_.label_key] = fmt::format("v{}", index % options_.label_values);
+  }
+
   kcron::OutRecord record(std::int64_t index) const {
     kcron::v1::Command command;
     auto* job = command.mutable_submit();
-    job->set_id(fmt::format("{}-{:08}", options_.id_prefix, index));
-    job->mutable_noop();
-    job->set_payload(make_payload(options_.payload_bytes, static_cast<std::uint64_t>(index)));
-    if (options_.due != "now") job->set_run_at_ms(due_ms(index));
-    if (!options_.label_key.empty())
-      (*job->mutable_labels())[options_.label_key] = fmt::format("v{}", index % options_.label_values);
+    fill(index, *job);
     return {options_.topic,         -1,    job->id(),
             kcron::encode(command), false, {{"content-type", "application/x-protobuf"}, {"kcron-job-id", job->id()}}};
   }
@@ -98,6 +113,58 @@ class JobFactory {
   const Options& options_;
   std::int64_t start_ms_;
   double spacing_ms_ = 0;
+};
+
+// Batch mode: jobs gather per owner partition (the default tenant's routing key, as the CLI routes
+// them); a partition's batch is written once it holds --batch jobs, the rest at the end.
+class Batcher {
+ public:
+  Batcher(const Options& options, const JobFactory& factory, std::int32_t partitions)
+      : options_(options), factory_(factory), partitions_(partitions) {}
+
+  // Adds job `index`; returns the record to write when its partition's batch is full.
+  std::optional<kcron::OutRecord> add(std::int64_t index) {
+    const auto partition = owner(index);
+    auto& batch = open_[partition];
+    factory_.fill(index, *batch.add_jobs());
+    if (batch.jobs_size() < options_.batch) return std::nullopt;
+    return take(partition);
+  }
+
+  // The batches still open, as records.
+  std::vector<kcron::OutRecord> rest() {
+    std::vector<kcron::OutRecord> records;
+    for (auto& [partition, batch] : open_) {
+      if (batch.jobs_size() > 0) records.push_back(take(partition));
+    }
+    return records;
+  }
+
+  // How many records `count` jobs make, without building them.
+  std::int64_t plan(std::int64_t count) const {
+    std::map<std::int32_t, std::int64_t> jobs;
+    for (std::int64_t index = 0; index < count; ++index) ++jobs[owner(index)];
+    std::int64_t records = 0;
+    for (const auto& [partition, n] : jobs) records += (n + options_.batch - 1) / options_.batch;
+    return records;
+  }
+
+ private:
+  std::int32_t owner(std::int64_t index) const {
+    return kcron::partition_for_key(kcron::scoped_routing_key("", factory_.id(index)), partitions_).value();
+  }
+
+  kcron::OutRecord take(std::int32_t partition) {
+    kcron::v1::Command command;
+    *command.mutable_batch() = std::move(open_[partition]);
+    open_[partition].Clear();
+    return {options_.topic, partition, "", kcron::encode(command), false, kcron::typed_headers("batch", "", "")};
+  }
+
+  const Options& options_;
+  const JobFactory& factory_;
+  std::int32_t partitions_;
+  std::map<std::int32_t, kcron::v1::Batch> open_;
 };
 
 int run(const Options& options) {
@@ -114,11 +181,41 @@ int run(const Options& options) {
   }
   const std::int64_t start_ms = kcron::bench::wall_ms();
   const auto start = SteadyClock::now();
-  const JobFactory factory(options, start_ms);
   std::int64_t first_send_ms = 0;
   std::int64_t last_send_ms = 0;
   std::size_t record_bytes = 0;
   std::int64_t sent = 0;
+  const JobFactory factory(options, start_ms);
+  std::optional<Batcher> batcher;
+  if (options.batch > 0) {
+    auto counts = kcron::kafka::partition_counts(**producer, std::chrono::seconds(30));
+    if (!counts || !counts->contains(options.topic)) {
+      std::cerr << "kcron-bench-load: "
+                << (counts ? fmt::format("topic {} does not exist", options.topic) : counts.error().message()) << "\n";
+      return 1;
+    }
+    batcher.emplace(options, factory, counts->at(options.topic));
+    if (options.plan) {
+      std::cout << fmt::format("{{\"count\":{},\"records\":{}}}\n", options.count, batcher->plan(options.count));
+      return 0;
+    }
+  } else if (options.plan) {
+    std::cout << fmt::format("{{\"count\":{},\"records\":{}}}\n", options.count, options.count);
+    return 0;
+  }
+  std::int64_t records = 0;
+  const auto send = [&](const kcron::OutRecord& record) -> bool {
+    if (records == 0) {
+      record_bytes = record.value.size();
+      first_send_ms = kcron::bench::wall_ms();
+    }
+    if (auto status = kcron::kafka::produce(**producer, record); !status) {
+      std::cerr << "kcron-bench-load: " << status.error().message() << "\n";
+      return false;
+    }
+    if (++records % 1000 == 0) (*producer)->poll(0);
+    return true;
+  };
   while (sent < options.count && !kcron::stop_requested()) {
     // Send everything the rate allows by now, then sleep a millisecond: batches, not a busy loop.
     std::int64_t allowed = options.count;
@@ -127,16 +224,16 @@ int run(const Options& options) {
       allowed = std::min(options.count, static_cast<std::int64_t>(elapsed * options.rate) + 1);
     }
     for (; sent < allowed && !kcron::stop_requested(); ++sent) {
-      const auto record = factory.record(sent);
-      if (sent == 0) {
-        record_bytes = record.value.size();
-        first_send_ms = kcron::bench::wall_ms();
-      }
-      if (auto status = kcron::kafka::produce(**producer, record); !status) {
-        std::cerr << "kcron-bench-load: " << status.error().message() << "\n";
+      if (batcher) {
+        if (auto full = batcher->add(sent); full && !send(*full)) return 1;
+      } else if (!send(factory.record(sent))) {
         return 1;
       }
-      if (sent % 1000 == 0) (*producer)->poll(0);
+    }
+    if (batcher && sent == options.count) {
+      for (const auto& record : batcher->rest()) {
+        if (!send(record)) return 1;
+      }
     }
     last_send_ms = kcron::bench::wall_ms();
     (*producer)->poll(0);
@@ -160,12 +257,14 @@ int run(const Options& options) {
       .add("due", options.due)
       .add("first_due_ms", options.due == "now" ? std::int64_t{0} : factory.due_ms(0))
       .add("last_due_ms", options.due == "now" ? std::int64_t{0} : factory.due_ms(std::max<std::int64_t>(0, sent - 1)))
-      .add("record_bytes", static_cast<std::int64_t>(record_bytes));
+      .add("record_bytes", static_cast<std::int64_t>(record_bytes))
+      .add("records", records)
+      .add("batch", options.batch);
   if (auto status = kcron::bench::write_text(options.summary_path, summary.str()); !status) {
     std::cerr << "kcron-bench-load: " << status.error().message() << "\n";
     return 1;
   }
-  const bool complete = sent == options.count && acknowledgements.acknowledged == sent && flushed == RdKafka::ERR_NO_ERROR;
+  const bool complete = sent == options.count && acknowledgements.acknowledged == records && flushed == RdKafka::ERR_NO_ERROR;
   if (!complete) std::cerr << "kcron-bench-load: not every record was acknowledged: " << acknowledgements.first_error << "\n";
   return complete ? 0 : 1;
 }
@@ -187,7 +286,9 @@ int main(int argc, char** argv) {
       .text("label-key", "", "when set, job i carries the label <key>=v<i % label-values>")
       .integer("label-values", 10, "distinct values of the --label-key label")
       .text("linger-ms", "5", "producer linger.ms")
-      .text("summary", "-", "where the JSON summary goes (-: stdout)");
+      .text("summary", "-", "where the JSON summary goes (-: stdout)")
+      .integer("batch", 0, "jobs per batch record, each written to its jobs' owner partition (0: a record per job)")
+      .toggle("plan", "print {count, records} for these options and produce nothing");
   if (auto status = flags.parse(argc, argv); !status) {
     std::cerr << "kcron-bench-load: " << status.error().message() << "\n";
     return 2;
@@ -211,10 +312,13 @@ int main(int argc, char** argv) {
   options.label_values = flags.get_int("label-values");
   options.linger_ms = flags.get("linger-ms");
   options.summary_path = flags.get("summary");
+  options.batch = flags.get_int("batch");
+  options.plan = flags.get_toggle("plan");
   std::string problem;
   if (options.topic.empty()) problem = "--topic is required";
   if (options.count <= 0) problem = "--count must be positive";
   if (options.label_values <= 0) problem = "--label-values must be positive";
+  if (options.batch < 0 || options.batch > 10000) problem = "--batch must be 0 to 10000 (a batch record's job limit)";
   if (options.due != "now" && options.due != "spread" && options.due != "instant")
     problem = "--due must be now, spread or instant";
   if (options.due == "spread" && options.rate <= 0 && options.due_rate <= 0) problem = "--due spread needs --rate or --due-rate";
