@@ -18,6 +18,7 @@ v1::FlowView flow_header(const v1::Flow& flow, std::string_view tenant, std::int
   view.set_submitted_ms(record_ms);
   view.set_nodes(static_cast<std::uint32_t>(flow.nodes_size()));
   view.set_source(std::string(source));
+  view.set_run_at_ms(flow.run_at_ms());
   return view;
 }
 
@@ -52,7 +53,7 @@ std::optional<std::string> counted_flow(const v1::JobView& view) {
   return ref.id();
 }
 
-FlowSummary summarize_flow(const v1::FlowView& flow, const std::map<v1::JobState, std::int64_t>& by_state) {
+FlowSummary summarize_flow(const v1::FlowView& flow, const std::map<v1::JobState, std::int64_t>& by_state, std::int64_t now_ms) {
   FlowSummary summary;
   summary.nodes = flow.nodes();
   std::int64_t known = 0;
@@ -89,8 +90,12 @@ FlowSummary summarize_flow(const v1::FlowView& flow, const std::map<v1::JobState
     summary.state = "REJECTED";
   } else if (summary.nodes > 0 && summary.ended >= summary.nodes) {
     summary.state = summary.failed > 0 ? "FAILED" : summary.cancelled > 0 ? "ENDED" : "SUCCEEDED";
+  } else if (flow.cancel_requested()) {
+    summary.state = "CANCELLING";
+  } else if (flow.run_at_ms() > now_ms && summary.waiting >= summary.nodes) {
+    summary.state = "SCHEDULED";  // its start is still ahead: no node has been released
   } else {
-    summary.state = flow.cancel_requested() ? "CANCELLING" : "RUNNING";
+    summary.state = "RUNNING";
   }
   return summary;
 }

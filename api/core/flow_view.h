@@ -38,12 +38,13 @@ struct FlowSummary {
   std::uint32_t cancelled = 0;  // CANCELLED, SKIPPED
   std::uint32_t waiting = 0;    // no state yet: waiting for their parents (or the dispatcher)
   // REJECTED (refused as a whole), SUCCEEDED, FAILED (a node failed), ENDED (every node ended, some
-  // cancelled or skipped), CANCELLING (a cancel was asked, nodes run on), RUNNING.
+  // cancelled or skipped), CANCELLING (a cancel was asked, nodes run on), SCHEDULED (its start,
+  // Flow.run_at_ms, is after `now_ms` and no node has a state yet), RUNNING.
   std::string state;
 };
 // `by_state`: the nodes' views by state (JOB_STATE_UNSPECIFIED: no state yet); nodes the view
 // holds no state for (not read yet) count as waiting.
-FlowSummary summarize_flow(const v1::FlowView& flow, const std::map<v1::JobState, std::int64_t>& by_state);
+FlowSummary summarize_flow(const v1::FlowView& flow, const std::map<v1::JobState, std::int64_t>& by_state, std::int64_t now_ms);
 
 // A state's name in a flow's answers: the JobState's, "WAITING" for no state yet.
 std::string_view flow_node_state_name(v1::JobState state);

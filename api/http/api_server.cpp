@@ -501,7 +501,7 @@ struct ApiServer::Impl {
   // A flow's summary: its header and its state from the per-state node counts (never its nodes).
   nlohmann::json flow_json(const v1::FlowView& flow) const {
     const auto counts = view.flow_counts(flow.tenant(), flow.id());
-    const auto summary = summarize_flow(flow, counts.by_state);
+    const auto summary = summarize_flow(flow, counts.by_state, now_ms());
     nlohmann::json by_state = nlohmann::json::object();
     for (const auto& [state, count] : counts.by_state) {
       if (count > 0) by_state[std::string(flow_node_state_name(state))] = count;
@@ -526,6 +526,7 @@ struct ApiServer::Impl {
                             {"forgotten", counts.forgotten},
                             {"by_state", by_state}}}};
     if (!flow.rejected_reason().empty()) answer["reason"] = flow.rejected_reason();
+    if (flow.run_at_ms() > 0) answer["run_at_ms"] = flow.run_at_ms();
     return answer;
   }
 

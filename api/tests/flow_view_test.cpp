@@ -64,7 +64,7 @@ void set_state(kcron::api::ViewBatch& batch, std::string_view tenant, const std:
 }
 
 kcron::api::FlowSummary summary(const kcron::api::ViewStore& store, std::string_view tenant, std::string_view id) {
-  return kcron::api::summarize_flow(*store.flow(tenant, id), store.flow_counts(tenant, id).by_state);
+  return kcron::api::summarize_flow(*store.flow(tenant, id), store.flow_counts(tenant, id).by_state, 0);
 }
 
 }  // namespace
@@ -95,20 +95,27 @@ TEST_CASE("a flow's state is derived from its node counts as kcron flow status d
   kcron::v1::FlowView flow;
   flow.set_nodes(4);
   using kcron::api::summarize_flow;
-  CHECK(summarize_flow(flow, {}).state == "RUNNING");
-  CHECK(summarize_flow(flow, {}).waiting == 4);
-  CHECK(summarize_flow(flow, {{kcron::v1::SUCCEEDED, 3}, {kcron::v1::RUNNING, 1}}).state == "RUNNING");
-  CHECK(summarize_flow(flow, {{kcron::v1::SUCCEEDED, 4}}).state == "SUCCEEDED");
-  CHECK(summarize_flow(flow, {{kcron::v1::SUCCEEDED, 2}, {kcron::v1::DEAD, 1}, {kcron::v1::UPSTREAM_FAILED, 1}}).state ==
+  CHECK(summarize_flow(flow, {}, 0).state == "RUNNING");
+  CHECK(summarize_flow(flow, {}, 0).waiting == 4);
+  CHECK(summarize_flow(flow, {{kcron::v1::SUCCEEDED, 3}, {kcron::v1::RUNNING, 1}}, 0).state == "RUNNING");
+  CHECK(summarize_flow(flow, {{kcron::v1::SUCCEEDED, 4}}, 0).state == "SUCCEEDED");
+  // A start still ahead: SCHEDULED while no node has a state, RUNNING once one has (or it is due).
+  flow.set_run_at_ms(5'000);
+  CHECK(summarize_flow(flow, {}, 4'999).state == "SCHEDULED");
+  CHECK(summarize_flow(flow, {{kcron::v1::JOB_STATE_UNSPECIFIED, 4}}, 4'999).state == "SCHEDULED");
+  CHECK(summarize_flow(flow, {{kcron::v1::QUEUED, 1}}, 4'999).state == "RUNNING");
+  CHECK(summarize_flow(flow, {}, 5'000).state == "RUNNING");
+  flow.clear_run_at_ms();
+  CHECK(summarize_flow(flow, {{kcron::v1::SUCCEEDED, 2}, {kcron::v1::DEAD, 1}, {kcron::v1::UPSTREAM_FAILED, 1}}, 0).state ==
         "FAILED");
-  const auto ended = summarize_flow(flow, {{kcron::v1::SUCCEEDED, 2}, {kcron::v1::CANCELLED, 1}, {kcron::v1::SKIPPED, 1}});
+  const auto ended = summarize_flow(flow, {{kcron::v1::SUCCEEDED, 2}, {kcron::v1::CANCELLED, 1}, {kcron::v1::SKIPPED, 1}}, 0);
   CHECK(ended.state == "ENDED");
   CHECK(ended.cancelled == 2);
   CHECK(ended.ended == 4);
   flow.set_cancel_requested(true);
-  CHECK(summarize_flow(flow, {{kcron::v1::RUNNING, 4}}).state == "CANCELLING");
+  CHECK(summarize_flow(flow, {{kcron::v1::RUNNING, 4}}, 0).state == "CANCELLING");
   flow.set_rejected_reason("flow 'f' has a cycle");
-  CHECK(summarize_flow(flow, {}).state == "REJECTED");
+  CHECK(summarize_flow(flow, {}, 0).state == "REJECTED");
   CHECK(kcron::api::flow_node_state_name(kcron::v1::JOB_STATE_UNSPECIFIED) == "WAITING");
 }
 

@@ -95,6 +95,7 @@ export function FlowPage({ id, session }) {
     <dl class="facts">
       <dt>Nodes</dt><dd><${Counts} counts=${view.counts} /></dd>
       <dt>Submitted</dt><dd><${Time} ms=${view.submitted_ms} /> ${view.submitted_by && html`by ${view.submitted_by}`}</dd>
+      ${view.run_at_ms > 0 && html`<dt>Starts</dt><dd><${Time} ms=${view.run_at_ms} /></dd>`}
       <dt>Fail fast</dt><dd>${view.fail_fast ? "yes: a DEAD node cancels the rest" : "no"}</dd>
       ${view.labels && Object.keys(view.labels).length > 0 && html`<dt>Labels</dt><dd>${Object.entries(view.labels).map(([key, value]) => html`<span class="label-chip">${key}=${value}</span> `)}</dd>`}
       ${view.reason && html`<dt>Reason</dt><dd class="reason">${view.reason}</dd>`}
