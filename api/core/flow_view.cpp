@@ -92,8 +92,9 @@ FlowSummary summarize_flow(const v1::FlowView& flow, const std::map<v1::JobState
     summary.state = summary.failed > 0 ? "FAILED" : summary.cancelled > 0 ? "ENDED" : "SUCCEEDED";
   } else if (flow.cancel_requested()) {
     summary.state = "CANCELLING";
-  } else if (flow.run_at_ms() > now_ms && summary.waiting >= summary.nodes) {
-    summary.state = "SCHEDULED";  // its start is still ahead: no node has been released
+  } else if (flow.run_at_ms() > now_ms && summary.ended == 0) {
+    // Its start is still ahead (a start never fires early): its nodes wait, PENDING or no state.
+    summary.state = "SCHEDULED";
   } else {
     summary.state = "RUNNING";
   }

@@ -39,7 +39,7 @@ struct FlowSummary {
   std::uint32_t waiting = 0;    // no state yet: waiting for their parents (or the dispatcher)
   // REJECTED (refused as a whole), SUCCEEDED, FAILED (a node failed), ENDED (every node ended, some
   // cancelled or skipped), CANCELLING (a cancel was asked, nodes run on), SCHEDULED (its start,
-  // Flow.run_at_ms, is after `now_ms` and no node has a state yet), RUNNING.
+  // Flow.run_at_ms, is after `now_ms`: no node released yet), RUNNING.
   std::string state;
 };
 // `by_state`: the nodes' views by state (JOB_STATE_UNSPECIFIED: no state yet); nodes the view

@@ -99,12 +99,12 @@ TEST_CASE("a flow's state is derived from its node counts as kcron flow status d
   CHECK(summarize_flow(flow, {}, 0).waiting == 4);
   CHECK(summarize_flow(flow, {{kcron::v1::SUCCEEDED, 3}, {kcron::v1::RUNNING, 1}}, 0).state == "RUNNING");
   CHECK(summarize_flow(flow, {{kcron::v1::SUCCEEDED, 4}}, 0).state == "SUCCEEDED");
-  // A start still ahead: SCHEDULED while no node has a state, RUNNING once one has (or it is due).
+  // A start still ahead: SCHEDULED, its nodes PENDING (waiting for it) or not read yet; RUNNING
+  // from the instant on.
   flow.set_run_at_ms(5'000);
   CHECK(summarize_flow(flow, {}, 4'999).state == "SCHEDULED");
-  CHECK(summarize_flow(flow, {{kcron::v1::JOB_STATE_UNSPECIFIED, 4}}, 4'999).state == "SCHEDULED");
-  CHECK(summarize_flow(flow, {{kcron::v1::QUEUED, 1}}, 4'999).state == "RUNNING");
-  CHECK(summarize_flow(flow, {}, 5'000).state == "RUNNING");
+  CHECK(summarize_flow(flow, {{kcron::v1::PENDING, 3}, {kcron::v1::JOB_STATE_UNSPECIFIED, 1}}, 4'999).state == "SCHEDULED");
+  CHECK(summarize_flow(flow, {{kcron::v1::PENDING, 4}}, 5'000).state == "RUNNING");
   flow.clear_run_at_ms();
   CHECK(summarize_flow(flow, {{kcron::v1::SUCCEEDED, 2}, {kcron::v1::DEAD, 1}, {kcron::v1::UPSTREAM_FAILED, 1}}, 0).state ==
         "FAILED");

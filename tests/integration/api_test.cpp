@@ -1605,6 +1605,23 @@ TEST_CASE(
   CHECK(listed["flows"][0]["id"] == "etl");
   CHECK(listed["flows"][0]["state"] == "SUCCEEDED");
 
+  // A flow that starts in an hour is SCHEDULED, with its start, until a node has a state.
+  const auto starts = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          (std::chrono::system_clock::now() + std::chrono::hours(1)).time_since_epoch())
+                          .count();
+  auto later = api.call(
+      "POST", "/v1/flows", alice,
+      R"({"flow":{"id":"later","run_at_ms":)" + std::to_string(starts) + R"(,"nodes":[{"name":"a","job":{"noop":{}}}]}})");
+  REQUIRE(later);
+  REQUIRE(later->status == 202);
+  auto scheduled = body_of(
+      api.call("GET", "/v1/flows/later", alice, "", {{"Kcron-Consistency", later->get_header_value("Kcron-Consistency")}}));
+  INFO(scheduled.dump());
+  CHECK(scheduled["state"] == "SCHEDULED");
+  CHECK(scheduled["run_at_ms"] == starts);
+  CHECK(scheduled["counts"]["ended"] == 0);
+  REQUIRE(api.call("POST", "/v1/flows/later:cancel", alice)->status == 202);
+
   // Another tenant never sees it, nor acts on it: its member gets 404; its admin may write a command
   // for a flow its view does not hold, which its own tenant's dispatcher decides (no such flow).
   const auto stranger_member = api_token(keys, "beta", "member", "bea");
