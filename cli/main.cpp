@@ -34,6 +34,7 @@
 #include "kcron/upgrade_gate.h"
 #include "schedule_lint.h"
 #include "sealing_command.h"
+#include "template_command.h"
 #include "tenant_command.h"
 #include "token_command.h"
 #include "topics_command.h"
@@ -133,6 +134,7 @@ std::unique_ptr<google::protobuf::Message> message_for(const kcron::TopicNames& 
   if (topic == names.schedules()) return std::make_unique<kcron::v1::Schedule>();
   if (topic == names.cron_changelog()) return std::make_unique<kcron::v1::CronState>();
   if (topic == names.tenants()) return std::make_unique<kcron::v1::TenantSettings>();
+  if (topic == names.templates()) return std::make_unique<kcron::v1::Template>();
   if (type == "audit" || topic == names.audit()) return std::make_unique<kcron::v1::AuditRecord>();
   return nullptr;
 }
@@ -292,7 +294,19 @@ int run(int argc, char** argv) {
 
   auto* submit = app.add_subcommand("submit", "submit a job (JSON Job or Command; '-' reads stdin)");
   std::string submit_input;
-  submit->add_option("job", submit_input, "JSON, e.g. '{\"id\":\"j1\",\"delay\":\"5s\",\"noop\":{}}'")->required();
+  submit->add_option("job", submit_input, "JSON, e.g. '{\"id\":\"j1\",\"delay\":\"5s\",\"noop\":{}}' (none with --template)");
+  std::string submit_template;
+  std::vector<std::string> submit_params;
+  std::string submit_id;
+  double template_wait_s = 10;
+  submit->add_option("--template", submit_template,
+                     "render the job from a template version on kcron.templates, NAME@VERSION (docs/templates.md)");
+  submit->add_option("--param", submit_params, "a template parameter, name=value (repeat for each)");
+  submit->add_option("--id", submit_id, "the job's id (with --template: instead of the id the template gives)");
+  submit
+      ->add_option("--template-wait", template_wait_s,
+                   "seconds to wait for a template version this CLI does not see yet, then refuse")
+      ->capture_default_str();
   bool submit_batch = false;
   submit->add_flag("--batch", submit_batch,
                    "the argument is a JSON Lines file ('-': stdin), one job per line, written as batch records of up to "
@@ -345,6 +359,7 @@ int run(int argc, char** argv) {
   const kcron::cli::KafkaAclsCommand kafka_acls_command(app);
   const kcron::cli::SealingCommands sealing_commands(app);
   const kcron::cli::FlowCommands flow_commands(app);
+  const kcron::cli::TemplateCommands template_commands(app);
 
   CLI11_PARSE(app, argc, argv);
   if (cron_command.parsed()) return cron_command.run(std::cout, std::cerr);      // pure: no config, no broker
@@ -361,6 +376,9 @@ int run(int argc, char** argv) {
     kcron::cli::ApiClient client(std::move(*target), *transport);
     if (submit->parsed() && submit_batch) {
       return fail("--batch writes batch records to Kafka; through kcron-api, POST the jobs to /v1/jobs:batch (1,000 a request)");
+    }
+    if (submit->parsed() && !submit_template.empty()) {
+      return fail("--template renders the job in the CLI from kcron.templates, which needs Kafka access (without --api)");
     }
     if (submit->parsed()) return kcron::cli::api_submit(client, read_input(submit_input), std::cout, std::cerr);
     if (cancel->parsed()) return kcron::cli::api_cancel(client, cancel_id, cancel_reason, std::cout, std::cerr);
@@ -393,6 +411,13 @@ int run(int argc, char** argv) {
       return kcron::cli::topics_create(properties, specs, {replication, align_configs}, std::cout, std::cerr);
     }
     return kcron::cli::topics_check(properties, specs, std::cout, std::cerr);
+  }
+  if (submit->parsed() && (submit_template.empty() == submit_input.empty())) {
+    return fail(submit_input.empty() ? "submit needs the job: JSON, '-' for stdin, or --template NAME@VERSION"
+                                     : "--template renders the job: give no JSON with it");
+  }
+  if (submit->parsed() && submit_batch && !submit_template.empty()) {
+    return fail("--template does not apply to --batch: submit each rendered job, or give batch lines as concrete jobs");
   }
   if (submit->parsed() && submit_batch) {
     if (seal) return fail("--seal does not apply to --batch yet: submit sealed jobs one by one");
@@ -459,9 +484,40 @@ int run(int argc, char** argv) {
                              kcron::is_default_tenant(*batch_tenant) ? "" : " for tenant " + *batch_tenant);
     return 0;
   }
+  if (submit->parsed() && !submit_template.empty()) {
+    const auto job_tenant = tenant_of("");
+    if (!job_tenant) return fail(job_tenant.error().message());
+    auto ref = kcron::templates::parse_ref(submit_template, true);
+    if (!ref) return fail(ref.error().message());
+    auto params = kcron::templates::parse_params(submit_params);
+    if (!params) return fail(params.error().message());
+    if (!(template_wait_s >= 0 && template_wait_s <= 3600)) return fail("--template-wait is seconds from 0 to 3600");
+    auto definition =
+        kcron::cli::find_template(config, *job_tenant, *ref, Millis(static_cast<std::int64_t>(template_wait_s * 1000)));
+    if (!definition) return fail(definition.error().message());
+    auto rendered = kcron::templates::render(*definition, *params);
+    if (!rendered) return fail(rendered.error().message());
+    if (!submit_id.empty()) rendered->set_id(submit_id);
+    if (rendered->id().empty()) return fail(fmt::format("template '{}' gives the job no id: pass --id", ref->text()));
+    if (seal) {
+      if (auto sealed =
+              kcron::cli::seal_for_tenant(config, master_key_file, *job_tenant, *rendered, {"job", rendered->id()}, std::cerr);
+          !sealed) {
+        return fail(sealed.error().message());
+      }
+    }
+    kcron::v1::Command command;
+    *command.mutable_submit() = std::move(*rendered);
+    const auto& job = command.submit();
+    if (int code = produce_command(config, command, *job_tenant, job.id()); code != 0) return code;
+    std::cout << "submitted " << job.id() << " from template " << job.template_()
+              << (kcron::is_default_tenant(*job_tenant) ? "" : " for tenant " + *job_tenant) << "\n";
+    return 0;
+  }
   if (submit->parsed()) {
     auto command = kcron::decode_command(read_input(submit_input), "application/json", "");
     if (!command) return fail(command.error().message());
+    if (!submit_id.empty()) return fail("--id names a rendered job's id: with a JSON job, put the id in the JSON");
     auto& job = command->has_submit() ? *command->mutable_submit() : *command->mutable_update()->mutable_job();
     if (job.id().empty()) return fail("the job needs an id");
     const auto job_tenant = tenant_of(job.tenant());
@@ -529,6 +585,7 @@ int run(int argc, char** argv) {
   if (kafka_acls_command.parsed()) return kafka_acls_command.run(config, std::cout, std::cerr);
   if (sealing_commands.parsed()) return sealing_commands.run(config, std::cout, std::cerr);
   if (flow_commands.parsed()) return flow_commands.run(config, std::cout, std::cerr);
+  if (template_commands.parsed()) return template_commands.run(config, std::cout, std::cerr);
   if (audit_command.parsed()) return audit_command.run(config, std::cout, std::cerr);
   if (tail_command->parsed()) {
     kcron::install_stop_signals();

@@ -336,6 +336,23 @@ Status validate_template(const v1::Template& definition) {
   return Status::success();
 }
 
+Result<Params> parse_params(const std::vector<std::string>& assignments) {
+  Params params;
+  for (const auto& assignment : assignments) {
+    const auto equals = assignment.find('=');
+    if (equals == std::string::npos) return make_error("--param '{}': write name=value", shown(assignment));
+    const std::string name = assignment.substr(0, equals);
+    if (!is_valid_param_name(name)) {
+      return make_error("--param '{}': a parameter name is 1-{} of [a-z0-9_], not starting with a digit", shown(assignment),
+                        kMaxNameBytes);
+    }
+    if (!params.emplace(name, assignment.substr(equals + 1)).second) {
+      return make_error("--param: parameter '{}' is given twice", name);
+    }
+  }
+  return params;
+}
+
 Result<v1::Job> render(const v1::Template& definition, const Params& params) {
   if (auto valid = validate_template(definition); !valid) return valid.error();
   const auto refuse = [&](const Error& error) { return in_template(definition, error); };
@@ -398,6 +415,15 @@ bool same_content(const v1::Template& left, const v1::Template& right) {
     return bytes;
   };
   return normal(left) == normal(right);
+}
+
+Result<bool> is_new_version(const Catalog& catalog, const v1::Template& definition) {
+  const auto* existing = catalog.find(definition.tenant(), definition.name(), definition.version());
+  if (existing == nullptr) return true;
+  if (same_content(*existing, definition)) return false;
+  const auto* latest = catalog.latest(definition.tenant(), definition.name());
+  return make_error("template '{}' version {} already exists with different content; write version {}", definition.name(),
+                    definition.version(), latest->version() + 1);
 }
 
 Status Catalog::apply(std::string_view key, std::string_view value, std::string_view content_type, bool tombstone) {

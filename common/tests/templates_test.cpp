@@ -220,3 +220,37 @@ TEST_CASE("the catalog keeps versions per tenant and refuses a record whose key 
   CHECK_FALSE(catalog.apply("garbage", "", "", true));
   CHECK_FALSE(catalog.apply("x@1", "not a template", "", false));
 }
+
+TEST_CASE("an existing version is written again only with the same content") {
+  Catalog catalog;
+  auto first = report();
+  first.set_version(1);
+  catalog.put(first);
+  catalog.put(report());
+  auto again = report();
+  again.set_written_by("cli:bob");
+  auto same = is_new_version(catalog, again);
+  REQUIRE(same);
+  CHECK_FALSE(*same);
+  again.mutable_job()->set_queue("default");
+  auto changed = is_new_version(catalog, again);
+  REQUIRE_FALSE(changed);
+  CHECK(changed.error().message() == "template 'report' version 3 already exists with different content; write version 4");
+  again.set_version(4);
+  CHECK(*is_new_version(catalog, again));
+  again.set_tenant("acme");
+  again.set_version(3);
+  CHECK(*is_new_version(catalog, again));  // another tenant's report@3
+}
+
+TEST_CASE("parameters parse from name=value assignments") {
+  auto params = parse_params({"day=2026-12-07", "query=a=b", "empty="});
+  REQUIRE(params);
+  CHECK(params->at("day") == "2026-12-07");
+  CHECK(params->at("query") == "a=b");
+  CHECK(params->at("empty").empty());
+  CHECK(parse_params({"day"}).error().message() == "--param 'day': write name=value");
+  CHECK(parse_params({"day=1", "day=2"}).error().message() == "--param: parameter 'day' is given twice");
+  CHECK(parse_params({"Day=1"}).error().message() ==
+        "--param 'Day=1': a parameter name is 1-64 of [a-z0-9_], not starting with a digit");
+}

@@ -58,6 +58,10 @@ Status validate_template(const v1::Template& definition);
 // Parameter values by name, as the writer got them (text, as on a command line).
 using Params = std::map<std::string, std::string, std::less<>>;
 
+// `name=value` assignments (a command line's --param) as Params: the first '=' splits; an error
+// for one without '=', with an invalid name, or naming a parameter twice.
+Result<Params> parse_params(const std::vector<std::string>& assignments);
+
 // The concrete job of `definition` with `params`: each placeholder replaced by its parameter's
 // value (given, else its default, else empty), its tenant the template's, `template` set to
 // "name@version". Refused, naming the template version and the parameter, for an unknown
@@ -67,6 +71,13 @@ Result<v1::Job> render(const v1::Template& definition, const Params& params);
 // Whether two versions hold the same template (everything but written_by and written_at_ms):
 // writing a version again with the same content is a no-op, with other content a refusal.
 bool same_content(const v1::Template& left, const v1::Template& right);
+
+class Catalog;
+
+// Whether `definition` is to be written over what `catalog` holds: true for a new version, false
+// for a version that exists with the same content (nothing to write); an error for one that
+// exists with other content, naming the next free version.
+Result<bool> is_new_version(const Catalog& catalog, const v1::Template& definition);
 
 // The templates as kcron.templates holds them, folded from its records (latest value per key; a
 // tombstone forgets a version). Pure, not thread-safe.
