@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <map>
 #include <set>
 
 #include "api_client.h"
@@ -416,8 +417,14 @@ int run(int argc, char** argv) {
     return fail(submit_input.empty() ? "submit needs the job: JSON, '-' for stdin, or --template NAME@VERSION"
                                      : "--template renders the job: give no JSON with it");
   }
+  if (submit->parsed() && !(template_wait_s >= 0 && template_wait_s <= 3600)) {
+    return fail("--template-wait is seconds from 0 to 3600");
+  }
+  const auto template_wait = Millis(static_cast<std::int64_t>(template_wait_s * 1000));
   if (submit->parsed() && submit_batch && !submit_template.empty()) {
-    return fail("--template does not apply to --batch: submit each rendered job, or give batch lines as concrete jobs");
+    return fail(
+        "--template does not apply to --batch: write template lines in the file, "
+        "{\"template\":\"NAME@VERSION\",\"params\":{...}}");
   }
   if (submit->parsed() && submit_batch) {
     if (seal) return fail("--seal does not apply to --batch yet: submit sealed jobs one by one");
@@ -431,6 +438,20 @@ int run(int argc, char** argv) {
     }
     const auto batch_tenant = tenant_of("");
     if (!batch_tenant) return fail(batch_tenant.error().message());
+    // Template lines rendered first, each version read once (docs/templates.md).
+    std::map<std::string, kcron::v1::Template> versions_read;
+    auto rendered = kcron::cli::render_template_lines(
+        text, [&](const kcron::templates::Ref& ref, const kcron::templates::Params& params) -> kcron::Result<kcron::v1::Job> {
+          auto known = versions_read.find(ref.text());
+          if (known == versions_read.end()) {
+            auto found = kcron::cli::find_template(config, *batch_tenant, ref, template_wait);
+            if (!found) return found.error();
+            known = versions_read.emplace(ref.text(), std::move(*found)).first;
+          }
+          return kcron::templates::render(known->second, params);
+        });
+    if (!rendered) return fail(rendered.error().message());
+    text = std::move(*rendered);
     if (auto checked = kcron::cli::split_batch_lines(text, *batch_tenant); !checked) return fail(checked.error().message());
     if (auto open = kcron::cli::check_upgrade(config, *batch_tenant, kcron::feature::kBatch); !open)
       return fail(open.error().message());
@@ -491,9 +512,7 @@ int run(int argc, char** argv) {
     if (!ref) return fail(ref.error().message());
     auto params = kcron::templates::parse_params(submit_params);
     if (!params) return fail(params.error().message());
-    if (!(template_wait_s >= 0 && template_wait_s <= 3600)) return fail("--template-wait is seconds from 0 to 3600");
-    auto definition =
-        kcron::cli::find_template(config, *job_tenant, *ref, Millis(static_cast<std::int64_t>(template_wait_s * 1000)));
+    auto definition = kcron::cli::find_template(config, *job_tenant, *ref, template_wait);
     if (!definition) return fail(definition.error().message());
     auto rendered = kcron::templates::render(*definition, *params);
     if (!rendered) return fail(rendered.error().message());

@@ -1,0 +1,149 @@
+// Job templates (docs/templates.md) against the real broker, through the `kcron` CLI: a version
+// put on kcron.templates; a submit missing a required parameter is refused naming it; a good one
+// runs, and its record on kcron.jobs is the concrete job carrying `template: name@version`; the
+// same version with other content is refused; a version written while a submit waits for it is
+// found within --template-wait; a template line of a batch file is rendered too.
+#include <fmt/format.h>
+#include <sys/wait.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include "kcron.pb.h"
+#include "kcron/codec.h"
+#include "support/harness.h"
+
+using namespace kcron;
+using namespace kcron::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+}
+
+std::string report_template(int version, const std::string& default_n) {
+  return fmt::format(R"({{"name":"report","version":{},"description":"the daily report",
+    "params":[{{"name":"day","type":"STRING","required":true}},{{"name":"n","type":"INT","default":"{}"}}],
+    "job":{{"id":"tpl-{{{{day}}}}","noop":{{}},"labels":{{"day":"{{{{day}}}}","top":"{{{{n}}}}"}}}}}})",
+                     version, default_n);
+}
+
+// `kcron ARGUMENTS` as run_cli runs it, for a thread (no Catch assertions): the exit code.
+int run_cli_quietly(const TestEnv& env, const std::string& arguments) {
+  std::string identity;
+  if (const auto tls = secure_tls_dir(); !tls.empty()) {
+    for (const auto& entry : tls_env(tls + "/admin.pem", tls + "/admin.key")) identity += fmt::format("'{}' ", entry);
+  }
+  const auto command = fmt::format("env {}KCRON_BROKERS='{}' KCRON_TOPIC_PREFIX='{}' '{}' {} >/dev/null 2>&1", identity,
+                                   brokers(), env.prefix, program_path("kcron"), arguments);
+  const int status = std::system(command.c_str());  // NOLINT(cert-env33-c,concurrency-mt-unsafe): the test's own command
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+TEST_CASE("templates: a missing required parameter is refused naming it, a rendered job runs carrying name@version",
+          "[integration]") {
+  TestEnv env("templates");
+  auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "dispatcher");
+  auto worker = start_program(env, "kcron-worker", "w1", "worker");
+
+  const std::string v1_file = env.state_root + "/report-1.json";
+  write_file(v1_file, report_template(1, "10"));
+  const auto put = run_cli(env, "template put " + v1_file);
+  INFO(put.output);
+  REQUIRE(put.exit_code == 0);
+  CHECK(put.output == "put template report@1\n");
+
+  const auto missing = run_cli(env, "submit --template report@1 --param n=3");
+  INFO(missing.output);
+  CHECK(missing.exit_code == 1);
+  CHECK(missing.output == "kcron: template 'report@1': required parameter 'day' is missing\n");
+
+  const auto mistyped = run_cli(env, "submit --template report@1 --param day=mon --param n=many");
+  CHECK(mistyped.exit_code == 1);
+  CHECK(mistyped.output == "kcron: template 'report@1': parameter 'n' must be an integer, got 'many'\n");
+
+  const auto submitted = run_cli(env, "submit --template report@1 --param day=mon");
+  INFO(submitted.output);
+  REQUIRE(submitted.exit_code == 0);
+  CHECK(submitted.output == "submitted tpl-mon from template report@1\n");
+
+  // The same version with other content is refused; with the same content it is a no-op.
+  const std::string changed_file = env.state_root + "/report-1-changed.json";
+  write_file(changed_file, report_template(1, "20"));
+  const auto changed = run_cli(env, "template put " + changed_file);
+  CHECK(changed.exit_code == 1);
+  CHECK(changed.output == "kcron: template 'report' version 1 already exists with different content; write version 2\n");
+  const auto again = run_cli(env, "template put " + v1_file);
+  CHECK(again.exit_code == 0);
+  CHECK(again.output.starts_with("template report@1 is already there with this content (written by "));
+
+  // A version not there yet: refused after the wait, naming it; found when it comes within the wait.
+  const auto absent = run_cli(env, "submit --template report@2 --param day=tue --template-wait 0.5");
+  CHECK(absent.exit_code == 1);
+  CHECK(absent.output == "kcron: template 'report' has no version 2 (waited 500 ms for it; its versions: 1)\n");
+  const std::string v2_file = env.state_root + "/report-2.json";
+  write_file(v2_file, report_template(2, "20"));
+  int late_put = -1;
+  std::thread writer([&] {
+    std::this_thread::sleep_for(1500ms);
+    late_put = run_cli_quietly(env, "template put " + v2_file);
+  });
+  const auto waited = run_cli(env, "submit --template report@2 --param day=tue --template-wait 10");
+  writer.join();
+  CHECK(late_put == 0);
+  INFO(waited.output);
+  CHECK(waited.exit_code == 0);
+  CHECK(waited.output == "submitted tpl-tue from template report@2\n");
+
+  // A template line in a batch file: rendered by the CLI, written concrete in a batch record.
+  const std::string lines_file = env.state_root + "/jobs.jsonl";
+  write_file(lines_file, R"({"template":"report@1","params":{"day":"wed","n":7}})"
+                         "\n"
+                         R"({"id":"tpl-plain","noop":{}})"
+                         "\n");
+  const auto batch = run_cli(env, "submit --batch " + lines_file);
+  INFO(batch.output);
+  CHECK(batch.exit_code == 0);
+
+  const auto tally = read_succeeded_until_all(env.prefix, "tpl-", 4, 30s, 1s);
+  INFO(tally.line("templates"));
+  CHECK(tally.once == 4);
+  CHECK(tally.duplicated == 0);
+
+  // On kcron.jobs: the concrete jobs, each with its provenance.
+  const auto records = read_topics({env.prefix + "jobs"}, 10s, [](const auto& read) { return read.size() >= 3; });
+  std::map<std::string, v1::Job> jobs;
+  for (const auto& record : records) {
+    auto command = decode_command(record.value, "", "");
+    if (command && command->has_submit()) jobs[command->submit().id()] = command->submit();
+    if (command && command->has_batch()) {
+      for (const auto& job : command->batch().jobs()) jobs[job.id()] = job;
+    }
+  }
+  REQUIRE(jobs.contains("tpl-mon"));
+  REQUIRE(jobs.contains("tpl-tue"));
+  CHECK(jobs["tpl-mon"].template_() == "report@1");
+  CHECK(jobs["tpl-mon"].labels().at("day") == "mon");
+  CHECK(jobs["tpl-mon"].labels().at("top") == "10");
+  CHECK(jobs["tpl-tue"].template_() == "report@2");
+  CHECK(jobs["tpl-tue"].labels().at("top") == "20");
+  REQUIRE(jobs.contains("tpl-wed"));
+  CHECK(jobs["tpl-wed"].template_() == "report@1");
+  CHECK(jobs["tpl-wed"].labels().at("top") == "7");
+  CHECK(jobs["tpl-plain"].template_().empty());
+
+  // The topic records who wrote each version.
+  const auto versions = run_cli(env, "template versions report");
+  INFO(versions.output);
+  CHECK(versions.exit_code == 0);
+  CHECK(versions.output.find("      1  ") != std::string::npos);
+  CHECK(versions.output.find("      2  ") != std::string::npos);
+  CHECK(versions.output.find("cli:") != std::string::npos);
+}
