@@ -99,6 +99,11 @@ Checked<v1::Job> parse_job_body(std::string_view body, std::string_view tenant, 
     checked.error = field_error("schedule_run", "set by the cron-producer for a schedule's runs; use /v1/schedules");
     return checked;
   }
+  if (!job.template_().empty()) {
+    checked.error =
+        field_error("template", "set by the writer that renders a template (kcron submit --template); leave the field out");
+    return checked;
+  }
   if (job.id().empty()) job.set_id(std::string(generated_id));
   if (auto valid = validate_job_id(job.id()); !valid) {
     checked.error = field_error("id", valid.error().message());
@@ -168,7 +173,8 @@ Checked<v1::Flow> check_flow(v1::Flow flow, std::string_view tenant, std::string
                                     {"attempt", job.attempt() != 0},
                                     {"history", job.history_size() != 0},
                                     {"schedule_run", job.has_schedule_run()},
-                                    {"flow", job.has_flow()}}) {
+                                    {"flow", job.has_flow()},
+                                    {"template", !job.template_().empty()}}) {
       if (set) return refuse(field(name), "kcron sets it; leave the field out");
     }
     if (job.task_case() == v1::Job::TASK_NOT_SET) {

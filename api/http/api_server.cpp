@@ -925,8 +925,9 @@ struct ApiServer::Impl {
       auto& job = *schedule.mutable_job_template();
       if (job.task_case() == v1::Job::TASK_NOT_SET)
         return make_error("job_template: a job needs a task: one of noop, sleep, exec, http, kafka, handler");
-      if (!job.tenant().empty() || !job.submitted_by().empty() || job.attempt() != 0 || job.has_schedule_run()) {
-        return make_error("job_template: kcron sets tenant, submitted_by, attempt and schedule_run; leave them out");
+      if (!job.tenant().empty() || !job.submitted_by().empty() || job.attempt() != 0 || job.has_schedule_run() ||
+          !job.template_().empty()) {
+        return make_error("job_template: kcron sets tenant, submitted_by, attempt, schedule_run and template; leave them out");
       }
       job.set_tenant(std::string(tenant_field(caller.tenant)));
       job.set_submitted_by(caller.principal.subject);

@@ -34,6 +34,10 @@ std::optional<std::string> refused_job_field(const v1::Job& job, std::string_vie
   if (!job.submitted_by().empty()) return fmt::format("{}submitted_by: kcron sets it; leave the field out", where);
   if (job.attempt() != 0) return fmt::format("{}attempt: kcron sets it; leave the field out", where);
   if (job.history_size() != 0) return fmt::format("{}history: kcron sets it; leave the field out", where);
+  if (!job.template_().empty()) {
+    return fmt::format("{}template: set by the writer that renders a template (kcron submit --template); leave the field out",
+                       where);
+  }
   if (job.has_schedule_run()) {
     return fmt::format(
         "{}schedule_run: set by the cron-producer for a schedule's runs; put a schedule on the tenant's "

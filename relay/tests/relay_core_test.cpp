@@ -175,6 +175,7 @@ TEST_CASE("record kinds only kcron's programs write are refused", "[relay]") {
       {R"({"id":"j","noop":{},"schedule_run":{"schedule_id":"j"}})", "schedule_run: set by the cron-producer"},
       {R"({"id":"j","noop":{},"attempt":2})", "attempt: kcron sets it"},
       {R"({"id":"j","noop":{},"submitted_by":"root"})", "submitted_by: kcron sets it"},
+      {R"({"id":"j","noop":{},"template":"report@3"})", "template: set by the writer that renders a template"},
       {R"({"replay":{"job_id":"j","job":{"id":"j","noop":{},"schedule_run":{"schedule_id":"other"}}}})",
        "not the schedule of job 'j'"},
       {R"({"replay":{"job_id":"j"}})", "replay: attach the job as its dead letter holds it"},
