@@ -119,8 +119,9 @@ Result<v1::Template> find_template(const Config& config, std::string_view tenant
       }
       const std::string whose = is_default_tenant(tenant) ? "" : fmt::format(" of tenant '{}'", tenant);
       if (ref.version == 0) return make_error("template '{}'{} does not exist", ref.name, whose);
-      return make_error("template '{}'{} has no version {} (waited {} ms for it; its versions: {})", ref.name, whose, ref.version,
-                        wait.count(), there.empty() ? "none" : there);
+      const std::string waited = wait.count() > 0 ? fmt::format("waited {} ms for it; ", wait.count()) : std::string();
+      return make_error("template '{}'{} has no version {} ({}its versions: {})", ref.name, whose, ref.version, waited,
+                        there.empty() ? "none" : there);
     }
     std::this_thread::sleep_for(kRereadInterval);
   }
