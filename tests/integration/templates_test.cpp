@@ -2,13 +2,14 @@
 // put on kcron.templates; a submit missing a required parameter is refused naming it; a good one
 // runs, and its record on kcron.jobs is the concrete job carrying `template: name@version`; the
 // same version with other content is refused; a version written while a submit waits for it is
-// found within --template-wait; a template line of a batch file is rendered too.
+// found within --template-wait; a template line of a batch file is rendered too. About 10 s.
 #include <fmt/format.h>
 #include <sys/wait.h>
 
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "kcron.pb.h"
@@ -92,7 +93,7 @@ TEST_CASE("templates: a missing required parameter is refused naming it, a rende
   write_file(v2_file, report_template(2, "20"));
   int late_put = -1;
   std::thread writer([&] {
-    std::this_thread::sleep_for(1500ms);
+    std::this_thread::sleep_for(700ms);
     late_put = run_cli_quietly(env, "template put " + v2_file);
   });
   const auto waited = run_cli(env, "submit --template report@2 --param day=tue --template-wait 10");
@@ -112,10 +113,19 @@ TEST_CASE("templates: a missing required parameter is refused naming it, a rende
   INFO(batch.output);
   CHECK(batch.exit_code == 0);
 
-  const auto tally = read_succeeded_until_all(env.prefix, "tpl-", 4, 30s, 1s);
-  INFO(tally.line("templates"));
-  CHECK(tally.once == 4);
-  CHECK(tally.duplicated == 0);
+  // Each of the four ran (read until they all succeeded: the test is about what ran, not once-ness).
+  std::set<std::string> succeeded;
+  read_topics({env.prefix + "results"}, 30s, [&](const std::vector<Record>& read) {
+    succeeded.clear();
+    for (const auto& record : read) {
+      v1::Result result;
+      if (result.ParseFromString(record.value) && result.state() == v1::SUCCEEDED && result.job_id().starts_with("tpl-")) {
+        succeeded.insert(result.job_id());
+      }
+    }
+    return succeeded.size() >= 4;
+  });
+  CHECK(succeeded == std::set<std::string>{"tpl-mon", "tpl-tue", "tpl-wed", "tpl-plain"});
 
   // On kcron.jobs: the concrete jobs, each with its provenance.
   const auto records = read_topics({env.prefix + "jobs"}, 10s, [](const auto& read) { return read.size() >= 3; });
