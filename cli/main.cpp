@@ -365,6 +365,17 @@ int run(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (cron_command.parsed()) return cron_command.run(std::cout, std::cerr);      // pure: no config, no broker
   if (token_commands.parsed()) return token_commands.run(std::cout, std::cerr);  // local files only
+  if (submit->parsed()) {
+    if (submit_template.empty() == submit_input.empty()) {
+      return fail(submit_input.empty() ? "submit needs the job: JSON, '-' for stdin, or --template NAME@VERSION"
+                                       : "--template renders the job: give no JSON with it");
+    }
+    if (submit_template.empty() && (!submit_params.empty() || !submit_id.empty())) {
+      return fail(fmt::format("{} goes with --template: a JSON job holds its own id and values",
+                              submit_params.empty() ? "--id" : "--param"));
+    }
+    if (!(template_wait_s >= 0 && template_wait_s <= 3600)) return fail("--template-wait is seconds from 0 to 3600");
+  }
   if (!common.api_url.empty()) {
     const bool served = submit->parsed() || cancel->parsed() || inspect_commands.api_parsed() || jobs_command.parsed() ||
                         tenant_commands.api_parsed() || audit_command.parsed() || schedule_put->parsed() ||
@@ -412,13 +423,6 @@ int run(int argc, char** argv) {
       return kcron::cli::topics_create(properties, specs, {replication, align_configs}, std::cout, std::cerr);
     }
     return kcron::cli::topics_check(properties, specs, std::cout, std::cerr);
-  }
-  if (submit->parsed() && (submit_template.empty() == submit_input.empty())) {
-    return fail(submit_input.empty() ? "submit needs the job: JSON, '-' for stdin, or --template NAME@VERSION"
-                                     : "--template renders the job: give no JSON with it");
-  }
-  if (submit->parsed() && !(template_wait_s >= 0 && template_wait_s <= 3600)) {
-    return fail("--template-wait is seconds from 0 to 3600");
   }
   const auto template_wait = Millis(static_cast<std::int64_t>(template_wait_s * 1000));
   if (submit->parsed() && submit_batch && !submit_template.empty()) {
@@ -536,7 +540,6 @@ int run(int argc, char** argv) {
   if (submit->parsed()) {
     auto command = kcron::decode_command(read_input(submit_input), "application/json", "");
     if (!command) return fail(command.error().message());
-    if (!submit_id.empty()) return fail("--id names a rendered job's id: with a JSON job, put the id in the JSON");
     auto& job = command->has_submit() ? *command->mutable_submit() : *command->mutable_update()->mutable_job();
     if (job.id().empty()) return fail("the job needs an id");
     const auto job_tenant = tenant_of(job.tenant());
