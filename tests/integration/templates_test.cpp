@@ -2,7 +2,9 @@
 // put on kcron.templates; a submit missing a required parameter is refused naming it; a good one
 // runs, and its record on kcron.jobs is the concrete job carrying `template: name@version`; the
 // same version with other content is refused; a version written while a submit waits for it is
-// found within --template-wait; a template line of a batch file is rendered too. About 10 s.
+// found within --template-wait; a template line of a batch file is rendered too (about 10 s). A
+// schedule on a template version fires jobs carrying it; one on a missing version is REJECTED
+// naming it (about 8 s).
 #include <fmt/format.h>
 #include <sys/wait.h>
 
@@ -156,4 +158,59 @@ TEST_CASE("templates: a missing required parameter is refused naming it, a rende
   CHECK(versions.output.find("      1  ") != std::string::npos);
   CHECK(versions.output.find("      2  ") != std::string::npos);
   CHECK(versions.output.find("cli:") != std::string::npos);
+}
+
+TEST_CASE("templates: a schedule on report@3 fires jobs carrying that provenance, one on a missing version is REJECTED naming it",
+          "[integration]") {
+  TestEnv env("tplcron");
+  const std::string v3_file = env.state_root + "/report-3.json";
+  write_file(v3_file, report_template(3, "30"));
+  REQUIRE(run_cli(env, "template put " + v3_file).exit_code == 0);
+  TestProducer producer;
+  const auto put_schedule = [&](const std::string& id, const std::string& ref) {
+    producer.send(
+        env.prefix + "schedules", id,
+        fmt::format(R"({{"id":"{}","expression":"*/1 * * * * *","template_ref":{{"ref":"{}","params":{{"day":"{}"}}}}}})", id,
+                    ref, id),
+        -1, {{"content-type", "application/json"}});
+  };
+  put_schedule("daily", "report@3");
+  put_schedule("later", "report@4");  // version 4 is written after the cron-producer started: found live
+  put_schedule("gone", "report@9");   // never written: REJECTED after the wait
+  producer.flush();
+  auto cron_producer = start_program(env, "kcron-cron-producer", "c1", "cron-producer",
+                                     {"KCRON_SCHEDULES_PARTITIONS=2", "KCRON_TEMPLATE_WAIT_MS=4000"});
+  const std::string v4_file = env.state_root + "/report-4.json";
+  write_file(v4_file, report_template(4, "40"));
+  REQUIRE(run_cli(env, "template put " + v4_file).exit_code == 0);
+
+  std::map<std::string, v1::Job> runs;  // schedule -> one of its runs
+  read_topics({env.prefix + "jobs"}, 15s, [&](const std::vector<Record>& read) {
+    for (const auto& record : read) {
+      auto command = decode_command(record.value, "", "");
+      if (command && command->has_submit()) runs[command->submit().schedule_run().schedule_id()] = command->submit();
+    }
+    return runs.contains("daily") && runs.contains("later");
+  });
+  INFO(tail_file(cron_producer->log_path()));
+  REQUIRE(runs.contains("daily"));
+  CHECK(runs["daily"].template_() == "report@3");
+  CHECK(runs["daily"].labels().at("day") == "daily");
+  CHECK(runs["daily"].labels().at("top") == "30");
+  CHECK(runs["daily"].id().starts_with("daily@"));
+  REQUIRE(runs.contains("later"));
+  CHECK(runs["later"].template_() == "report@4");
+  CHECK(runs["later"].labels().at("top") == "40");
+  CHECK_FALSE(runs.contains("gone"));
+
+  std::string reason;
+  read_topics({env.prefix + "dead-letters"}, 10s, [&](const std::vector<Record>& read) {
+    for (const auto& record : read) {
+      v1::DeadLetter letter;
+      if (letter.ParseFromString(record.value) && letter.reason().find("schedule gone") != std::string::npos)
+        reason = letter.reason();
+    }
+    return !reason.empty();
+  });
+  CHECK(reason == fmt::format("schedule gone: template 'report@9' was not found on {}templates within 4000 ms", env.prefix));
 }
