@@ -570,6 +570,26 @@ int run(int argc, char** argv) {
       const auto schedule_tenant = tenant_of(definition.tenant());
       if (!schedule_tenant) return fail(schedule_tenant.error().message());
       definition.set_tenant(std::string(kcron::tenant_field(*schedule_tenant)));
+      if (definition.has_template_ref()) {
+        // Checked against kcron.templates as it is now: a version there must render with these
+        // parameters; one not there yet is accepted with a warning (the cron-producer waits
+        // template_wait_ms for it, then REJECTS the schedule naming it). docs/templates.md
+        if (seal) return fail("--seal seals a job_template; a schedule on a template renders its job at each run");
+        if (definition.has_job_template() || definition.has_flow_template()) {
+          return fail("set one of job_template, flow_template, template_ref");
+        }
+        auto ref = kcron::templates::parse_ref(definition.template_ref().ref(), true);
+        if (!ref) return fail(ref.error().within("template_ref").message());
+        const kcron::templates::Params params(definition.template_ref().params().begin(),
+                                              definition.template_ref().params().end());
+        auto found = kcron::cli::find_template(config, *schedule_tenant, *ref, kcron::Millis(0));
+        if (found) {
+          if (auto rendered = kcron::templates::render(*found, params); !rendered) return fail(rendered.error().message());
+        } else {
+          std::cerr << "kcron: warning: " << found.error().message()
+                    << "; the cron-producer waits for it (template_wait_ms) and then REJECTS the schedule\n";
+        }
+      }
       if (seal) {
         auto& job_template = *definition.mutable_job_template();
         if (auto sealed = kcron::cli::seal_for_tenant(config, master_key_file, *schedule_tenant, job_template,

@@ -175,8 +175,20 @@ TEST_CASE("templates: a schedule on report@3 fires jobs carrying that provenance
         -1, {{"content-type", "application/json"}});
   };
   put_schedule("daily", "report@3");
-  put_schedule("later", "report@4");  // version 4 is written after the cron-producer started: found live
-  put_schedule("gone", "report@9");   // never written: REJECTED after the wait
+  // `kcron schedule put` checks a template_ref against kcron.templates: a version there must render; one
+  // not there yet is accepted with a warning. "later" names version 4, written after the cron-producer started.
+  const auto missing =
+      run_cli(env, R"(schedule put '{"id":"missing","expression":"* * * * *","template_ref":{"ref":"report@3"}}')");
+  CHECK(missing.exit_code == 1);
+  CHECK(missing.output == "kcron: template 'report@3': required parameter 'day' is missing\n");
+  const auto later = run_cli(
+      env,
+      R"(schedule put '{"id":"later","expression":"*/1 * * * * *","template_ref":{"ref":"report@4","params":{"day":"later"}}}')");
+  INFO(later.output);
+  CHECK(later.exit_code == 0);
+  CHECK(later.output.find("kcron: warning: template 'report' has no version 4 (its versions: 3); the cron-producer waits") !=
+        std::string::npos);
+  put_schedule("gone", "report@9");  // never written: REJECTED after the wait
   producer.flush();
   auto cron_producer = start_program(env, "kcron-cron-producer", "c1", "cron-producer",
                                      {"KCRON_SCHEDULES_PARTITIONS=2", "KCRON_TEMPLATE_WAIT_MS=4000"});
