@@ -355,6 +355,10 @@ Decision Relay::schedule(const InputRecord& record, const InputTopic& topic, std
       job.clear_tenant();
     }
     flow.set_submitted_by(fmt::format("kafka:{}", record.topic));
+  } else if (definition.has_template_ref()) {
+    // Each run is rendered by the cron-producer from the schedule's tenant's template version
+    // (docs/templates.md#schedules-on-templates): nothing here names another tenant.
+    if (definition.has_job_template()) return refuse("set job_template or template_ref, not both", true);
   } else {
     auto& job = *definition.mutable_job_template();
     if (auto refused = refused_job_field(job, "job_template."); refused) return refuse(*refused, true);

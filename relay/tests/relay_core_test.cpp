@@ -254,6 +254,20 @@ TEST_CASE("an oversized record is refused before it is decoded", "[relay]") {
   CHECK(letter.original().size() == 10);
 }
 
+TEST_CASE("a schedule on a template is passed on inside the topic's tenant, without a job_template", "[relay]") {
+  Harness h;
+  // A schedule on a template: passed on as it is, inside the topic's tenant (no job_template made up).
+  const auto on_template = h.apply("kcron.in.acme.schedules", "report",
+                                   R"({"expression":"0 3 * * *","template_ref":{"ref":"report@3","params":{"day":"mon"}}})");
+  CHECK(on_template.outcome == Outcome::kForwarded);
+  REQUIRE(h.out.size() == 1);
+  v1::Schedule templated;
+  REQUIRE(templated.ParseFromString(h.out[0].value));
+  CHECK(templated.tenant() == "acme");
+  CHECK_FALSE(templated.has_job_template());
+  CHECK(templated.template_ref().ref() == "report@3");
+}
+
 TEST_CASE("a schedule becomes the tenant's scoped key on schedules, a tombstone its delete", "[relay]") {
   Harness h;
   const auto put = h.apply("kcron.in.acme.schedules", "nightly",
