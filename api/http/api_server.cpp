@@ -32,10 +32,12 @@
 #include "core/tenant_patch.h"
 #include "core/time_zone.h"
 #include "core/workers.h"
+#include "kafka/template_source.h"
 #include "kcron/codec.h"
 #include "kcron/flow_graph.h"
 #include "kcron/ids.h"
 #include "kcron/records.h"
+#include "kcron/templates.h"
 #include "kcron/tenant.h"
 #include "openapi/document.h"
 
@@ -467,6 +469,9 @@ struct ApiServer::Impl {
     if (!submission_body(request, response, request_id, "job")) return;
     const auto generated =
         generated_job_id(caller->principal.subject, request.get_header_value("Idempotency-Key"), random_hex(12));
+    if (auto from_template = parse_template_submission(request.body)) {
+      return submit_from_template(*caller, *from_template, generated, response, request_id);
+    }
     auto job = parse_job_body(request.body, caller->tenant, caller->principal.subject, generated);
     if (!job.ok()) {
       reply_problem(response, make_problem(400, job.error.message, job.error.field), request_id);
@@ -477,6 +482,178 @@ struct ApiServer::Impl {
     const auto& id = job.value->id();
     write_submission(*caller, "submit", id, command, "/v1/jobs/" + percent_encode(id), nlohmann::json::object(), response,
                      request_id);
+  }
+
+  // POST /v1/jobs with {"template", "params", "id"} (docs/templates.md#kcron-api): the version
+  // (waited for up to template_wait) rendered here, then checked as any job body, carrying
+  // `template` = "name@version".
+  void submit_from_template(const Caller& caller, const Checked<TemplateSubmission>& submission, const std::string& generated,
+                            httplib::Response& response, const std::string& request_id) {
+    if (!submission.ok()) {
+      return reply_problem(response, make_problem(400, submission.error.message, submission.error.field), request_id);
+    }
+    if (!templates_followed(response, request_id)) return;
+    const auto& ref = submission.value->ref;
+    auto found = settings.templates->find(caller.tenant, ref.name, ref.version, settings.template_wait);
+    if (!found) return missing_template(response, caller.tenant, ref, settings.template_wait, request_id);
+    auto rendered = templates::render(*found, submission.value->params);
+    if (!rendered) return reply_problem(response, make_problem(400, rendered.error().message(), "params"), request_id);
+    if (submission.value->id) rendered->set_id(*submission.value->id);
+    rendered->clear_template_();
+    rendered->clear_tenant();
+    auto job = parse_job_body(to_json(*rendered), caller.tenant, caller.principal.subject, generated);
+    if (!job.ok()) {
+      return reply_problem(
+          response,
+          make_problem(400, fmt::format("template '{}' renders a job that is refused: {}", ref.text(), job.error.message),
+                       job.error.field),
+          request_id);
+    }
+    job.value->set_template_(ref.text());
+    v1::Command command;
+    *command.mutable_submit() = *job.value;
+    const auto& id = job.value->id();
+    write_submission(caller, "submit", id, command, "/v1/jobs/" + percent_encode(id), {{"template", ref.text()}}, response,
+                     request_id);
+  }
+
+  // ---- templates (docs/templates.md#kcron-api): kcron.templates as this instance follows it ----
+
+  bool templates_followed(httplib::Response& response, const std::string& request_id) {
+    if (settings.templates != nullptr) return true;
+    reply_problem(response, make_problem(503, "this kcron-api does not follow kcron.templates"), request_id);
+    return false;
+  }
+
+  void missing_template(httplib::Response& response, const std::string& tenant, const templates::Ref& ref, Millis waited,
+                        const std::string& request_id) {
+    std::string there;
+    for (const auto& version : settings.templates->versions(tenant, ref.name)) {
+      there += (there.empty() ? "" : ", ") + std::to_string(version.version());
+    }
+    reply_problem(response,
+                  make_problem(404,
+                               fmt::format("template '{}' has no version {} in tenant {} (waited {} ms for it; its versions: {})",
+                                           ref.name, ref.version, tenant, waited.count(), there.empty() ? "none" : there),
+                               "template"),
+                  request_id);
+  }
+
+  static nlohmann::json template_object(const v1::Template& definition) { return nlohmann::json::parse(to_json(definition)); }
+
+  void list_templates(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kReadSchedules, {}, response, request_id)) return;
+    if (!templates_followed(response, request_id)) return;
+    auto items = nlohmann::json::array();
+    for (const auto& latest : settings.templates->latest_of_each(caller->tenant)) {
+      auto item = template_object(latest);
+      item["versions"] = settings.templates->versions(caller->tenant, latest.name()).size();
+      items.push_back(std::move(item));
+    }
+    response.set_content(
+        nlohmann::json{{"templates", std::move(items)}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+        std::string(kJson));
+  }
+
+  void get_template(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kReadSchedules, {}, response, request_id)) return;
+    if (!templates_followed(response, request_id)) return;
+    const std::string name = request.matches[1];
+    const auto versions = settings.templates->versions(caller->tenant, name);
+    if (versions.empty()) return not_found(response, "template", name, caller->tenant, request_id);
+    auto items = nlohmann::json::array();
+    for (const auto& version : versions) items.push_back(template_object(version));
+    response.set_content(nlohmann::json{{"name", name}, {"versions", std::move(items)}}.dump(
+                             -1, ' ', false, nlohmann::json::error_handler_t::replace),
+                         std::string(kJson));
+  }
+
+  // The version of the path ("/v1/templates/{name}/versions/{version}"), or a 400.
+  std::optional<templates::Ref> path_ref(const httplib::Request& request, httplib::Response& response,
+                                         const std::string& request_id) {
+    const std::string name = request.matches[1];
+    const std::string version = request.matches[2];
+    auto ref = templates::parse_ref(name + "@" + version, true);
+    if (!ref) {
+      reply_problem(response, make_problem(400, ref.error().message(), "version"), request_id);
+      return std::nullopt;
+    }
+    return std::move(*ref);
+  }
+
+  void get_template_version(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kReadSchedules, {}, response, request_id)) return;
+    if (!templates_followed(response, request_id)) return;
+    auto ref = path_ref(request, response, request_id);
+    if (!ref) return;
+    auto found = settings.templates->find(caller->tenant, ref->name, ref->version);
+    if (!found) return not_found(response, "template version", ref->text(), caller->tenant, request_id);
+    response.set_content(to_json(*found), std::string(kJson));
+  }
+
+  // PUT a version: 201 written, 200 the same content was there (nothing written), 409 other
+  // content was there. Serialised in this instance from the check to the write.
+  void put_template_version(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kManageSchedule, {}, response, request_id) ||
+        !json_body(request, response, request_id))
+      return;
+    if (!templates_followed(response, request_id)) return;
+    auto ref = path_ref(request, response, request_id);
+    if (!ref) return;
+    v1::Template definition;
+    google::protobuf::util::JsonParseOptions options;
+    options.ignore_unknown_fields = false;
+    if (auto status = google::protobuf::util::JsonStringToMessage(request.body, &definition, options); !status.ok()) {
+      return reply_problem(response,
+                           make_problem(400, fmt::format("the body is not a template in kcron's JSON form: {}",
+                                                         std::string(status.message()).substr(0, 200))),
+                           request_id);
+    }
+    const auto refuse = [&](std::string_view field, std::string_view message) {
+      reply_problem(response, make_problem(400, std::string(message), std::string(field)), request_id);
+    };
+    if (!definition.name().empty() && definition.name() != ref->name)
+      return refuse("name", "the body's name differs from the path's; leave it out");
+    if (definition.version() != 0 && definition.version() != ref->version)
+      return refuse("version", "the body's version differs from the path's; leave it out");
+    if (!definition.tenant().empty() && tenant_or_default(definition.tenant()) != caller->tenant)
+      return refuse("tenant", "the tenant comes from your token; leave the field out");
+    if (!definition.written_by().empty() || definition.written_at_ms() != 0)
+      return refuse(definition.written_by().empty() ? "written_at_ms" : "written_by", "kcron sets it; leave the field out");
+    definition.set_name(ref->name);
+    definition.set_version(ref->version);
+    definition.set_tenant(std::string(tenant_field(caller->tenant)));
+    definition.set_written_by(caller->principal.subject);
+    definition.set_written_at_ms(now_ms());
+    if (auto valid = templates::validate_template(definition); !valid) return refuse("", valid.error().message());
+    const auto lock = settings.templates->write_lock();
+    auto fresh = settings.templates->is_new_version(definition);
+    if (!fresh) return reply_problem(response, make_problem(409, fresh.error().message()), request_id);
+    nlohmann::json body{{"name", ref->name}, {"version", ref->version}, {"tenant", caller->tenant}, {"request_id", request_id}};
+    if (!*fresh) {
+      body["created"] = false;
+      response.status = 200;
+      return response.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), std::string(kJson));
+    }
+    const std::string key = templates::template_key(definition.tenant(), definition.name(), definition.version());
+    std::vector<std::pair<std::string, std::string>> headers = {
+        {std::string(header::kType), "template"},
+        {std::string(header::kContentType), std::string(header::kProtobuf)},
+        {std::string(header::kRequestId), request_id}};
+    if (!is_default_tenant(caller->tenant)) headers.emplace_back(header::kTenant, caller->tenant);
+    auto written = produce(*caller, "put_template", ref->text(),
+                           OutRecord{settings.names.templates(), -1, key, encode(definition), false, std::move(headers)},
+                           response, request_id);
+    if (!written) return;
+    settings.templates->put(definition);
+    body["created"] = true;
+    response.status = 201;
+    response.set_header("Location", fmt::format("/v1/templates/{}/versions/{}", percent_encode(ref->name), ref->version));
+    response.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), std::string(kJson));
   }
 
   // POST /v1/flows: one Flow record on kcron.jobs, keyed by the flow id (docs/flows.md).
@@ -1725,6 +1902,14 @@ struct ApiServer::Impl {
         return &Impl::get_tenant;
       case RouteId::kPatchTenant:
         return &Impl::patch_tenant;
+      case RouteId::kListTemplates:
+        return &Impl::list_templates;
+      case RouteId::kGetTemplate:
+        return &Impl::get_template;
+      case RouteId::kGetTemplateVersion:
+        return &Impl::get_template_version;
+      case RouteId::kPutTemplateVersion:
+        return &Impl::put_template_version;
       case RouteId::kOpenApi:
         return &Impl::openapi;
     }
