@@ -1098,6 +1098,18 @@ struct ApiServer::Impl {
       auto flow = check_flow_template(schedule.flow_template(), id, caller.tenant, caller.principal.subject);
       if (!flow.ok()) return make_error("{}: {}", flow.error.field, flow.error.message);
       *schedule.mutable_flow_template() = std::move(*flow.value);
+    } else if (schedule.has_template_ref()) {
+      // Rendered by the cron-producer at each run (docs/templates.md#schedules-on-templates):
+      // checked here against the catalog when the version is in it.
+      if (schedule.has_job_template()) return make_error("template_ref: set job_template or template_ref, not both");
+      auto ref = templates::parse_ref(schedule.template_ref().ref(), true);
+      if (!ref) return ref.error().within("template_ref");
+      if (settings.templates != nullptr) {
+        if (auto found = settings.templates->find(caller.tenant, ref->name, ref->version)) {
+          const templates::Params params(schedule.template_ref().params().begin(), schedule.template_ref().params().end());
+          if (auto rendered = templates::render(*found, params); !rendered) return rendered.error().within("template_ref");
+        }
+      }
     } else {
       auto& job = *schedule.mutable_job_template();
       if (job.task_case() == v1::Job::TASK_NOT_SET)
@@ -1203,7 +1215,19 @@ struct ApiServer::Impl {
     auto written =
         produce(*caller, "put_schedule", id, schedule_record(*caller, id, &*schedule, request_id), response, request_id);
     if (!written) return;
-    accepted(response, id, *written, request_id, {{"created", !existed}});
+    nlohmann::json extra{{"created", !existed}};
+    if (schedule->has_template_ref()) {
+      // A version not seen yet is accepted (a schedule and its template may be written in either
+      // order); the cron-producer waits template_wait_ms for it, then REJECTS the schedule.
+      auto ref = templates::parse_ref(schedule->template_ref().ref(), true);
+      if (ref && (settings.templates == nullptr || !settings.templates->find(caller->tenant, ref->name, ref->version))) {
+        extra["warning"] = fmt::format(
+            "template '{}' is not on kcron.templates yet: the cron-producer waits for it (template_wait_ms), then REJECTS the "
+            "schedule",
+            ref->text());
+      }
+    }
+    accepted(response, id, *written, request_id, std::move(extra));
   }
 
   void delete_schedule(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
@@ -1269,17 +1293,36 @@ struct ApiServer::Impl {
     run.set_schedule_id(id);
     *run.mutable_nominal_instant() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(now);
     run.set_overlap(v1::ALLOW);
-    const v1::Command command = schedule_run_command(*found, run_id, std::move(run), *caller);
-    auto written = produce(*caller, "trigger_schedule", run_id, command_record(command, caller->tenant, run_id, request_id),
+    const auto command = schedule_run_command(*found, run_id, std::move(run), *caller);
+    if (!command) return reply_problem(response, make_problem(409, command.error().message()), request_id);
+    auto written = produce(*caller, "trigger_schedule", run_id, command_record(*command, caller->tenant, run_id, request_id),
                            response, request_id);
     if (!written) return;
     accepted(response, run_id, *written, request_id, {{"schedule", id}});
   }
 
-  // One run of a schedule as a command: its job_template's job, or its flow_template's flow.
-  static v1::Command schedule_run_command(const v1::Schedule& schedule, const std::string& run_id, v1::ScheduleRun run,
-                                          const Caller& caller) {
+  // One run of a schedule as a command: its job_template's job, its flow_template's flow, or the
+  // job its template_ref renders (an error when the version is not in the catalog or does not render).
+  Result<v1::Command> schedule_run_command(const v1::Schedule& schedule, const std::string& run_id, v1::ScheduleRun run,
+                                           const Caller& caller) const {
     v1::Command command;
+    if (schedule.has_template_ref()) {
+      auto ref = templates::parse_ref(schedule.template_ref().ref(), true);
+      if (!ref) return ref.error().within("template_ref");
+      auto found =
+          settings.templates != nullptr ? settings.templates->find(caller.tenant, ref->name, ref->version) : std::nullopt;
+      if (!found) return make_error("template '{}' of the schedule is not on kcron.templates", ref->text());
+      const templates::Params params(schedule.template_ref().params().begin(), schedule.template_ref().params().end());
+      auto rendered = templates::render(*found, params);
+      if (!rendered) return rendered.error();
+      *command.mutable_submit() = std::move(*rendered);
+      auto& job = *command.mutable_submit();
+      job.set_id(run_id);
+      job.set_tenant(std::string(tenant_field(caller.tenant)));
+      job.set_submitted_by(caller.principal.subject);
+      *job.mutable_schedule_run() = std::move(run);
+      return command;
+    }
     if (schedule.has_flow_template()) {
       auto& flow = *command.mutable_flow();
       flow = schedule.flow_template();
@@ -1358,8 +1401,9 @@ struct ApiServer::Impl {
       *run.mutable_nominal_instant() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(to_epoch_ms(instant));
       run.set_misfire(found->misfire());
       run.set_overlap(v1::ALLOW);  // a backfill runs what was missed, whatever runs now
-      const v1::Command command = schedule_run_command(*found, run_id, std::move(run), *caller);
-      commands.emplace_back(run_id, command_record(command, caller->tenant, run_id, request_id));
+      const auto command = schedule_run_command(*found, run_id, std::move(run), *caller);
+      if (!command) return reply_problem(response, make_problem(409, command.error().message()), request_id);
+      commands.emplace_back(run_id, command_record(*command, caller->tenant, run_id, request_id));
       runs.push_back(run_id);
     }
     if (commands.empty()) {

@@ -1786,6 +1786,30 @@ TEST_CASE("templates through the API: versions are immutable, a job body naming 
   auto with_id = api.call("POST", "/v1/jobs", member, R"({"template":"report@3","params":{"day":"tue"},"id":"special"})");
   REQUIRE(with_id->status == 202);
 
+  // A schedule on the template: checked against the catalog when the version is there, its trigger rendered.
+  auto unrendered =
+      api.call("PUT", "/v1/schedules/daily", operator_token, R"({"expression":"0 6 * * *","template_ref":{"ref":"report@3"}})");
+  CHECK(unrendered->status == 400);
+  CHECK(body_of(unrendered)["field"] == "template_ref");
+  CHECK(body_of(unrendered)["detail"] == "template 'report@3': required parameter 'day' is missing");
+  auto daily = api.call("PUT", "/v1/schedules/daily", operator_token,
+                        R"({"expression":"0 6 * * *","template_ref":{"ref":"report@3","params":{"day":"wed"}}})");
+  REQUIRE(daily->status == 202);
+  CHECK_FALSE(body_of(daily).contains("warning"));
+  auto ahead = api.call("PUT", "/v1/schedules/ahead", operator_token,
+                        R"({"expression":"0 6 * * *","template_ref":{"ref":"report@7","params":{"day":"wed"}}})");
+  REQUIRE(ahead->status == 202);
+  CHECK(body_of(ahead)["warning"].get<std::string>().starts_with("template 'report@7' is not on kcron.templates yet"));
+  const httplib::Headers after_ahead{{"Kcron-Consistency", ahead->get_header_value("Kcron-Consistency")}};
+  const httplib::Headers after_daily{{"Kcron-Consistency", daily->get_header_value("Kcron-Consistency")}};
+  auto triggered = api.call("POST", "/v1/schedules/daily:trigger", operator_token, "", after_daily);
+  INFO(triggered->body);
+  REQUIRE(triggered->status == 202);
+  const auto trigger_id = body_of(triggered)["id"].get<std::string>();
+  auto not_yet = api.call("POST", "/v1/schedules/ahead:trigger", operator_token, "", after_ahead);
+  CHECK(not_yet->status == 409);
+  CHECK(body_of(not_yet)["detail"] == "template 'report@7' of the schedule is not on kcron.templates");
+
   // On kcron.jobs: the concrete jobs, with the provenance, the tenant and the submitter.
   std::map<std::string, kcron::v1::Job> jobs;
   read_topics({env.prefix + "jobs"}, 10s, [&](const std::vector<Record>& read) {
@@ -1793,7 +1817,7 @@ TEST_CASE("templates through the API: versions are immutable, a job body naming 
       auto command = kcron::decode_command(record.value, "", "");
       if (command && command->has_submit()) jobs[command->submit().id()] = command->submit();
     }
-    return jobs.size() >= 2;
+    return jobs.size() >= 3;
   });
   REQUIRE(jobs.contains("report-mon"));
   CHECK(jobs["report-mon"].template_() == "report@3");
@@ -1803,4 +1827,8 @@ TEST_CASE("templates through the API: versions are immutable, a job body naming 
   REQUIRE(jobs.contains("special"));
   CHECK(jobs["special"].labels().at("day") == "tue");
   CHECK(jobs["special"].labels().at("top") == "10");
+  REQUIRE(jobs.contains(trigger_id));
+  CHECK(jobs[trigger_id].template_() == "report@3");
+  CHECK(jobs[trigger_id].labels().at("day") == "wed");
+  CHECK(jobs[trigger_id].schedule_run().schedule_id() == "daily");
 }
