@@ -494,7 +494,21 @@ struct ApiServer::Impl {
     }
     if (!templates_followed(response, request_id)) return;
     const auto& ref = submission.value->ref;
-    auto found = settings.templates->find(caller.tenant, ref.name, ref.version, settings.template_wait);
+    auto found = settings.templates->find(caller.tenant, ref.name, ref.version);
+    if (!found && settings.template_wait.count() > 0) {
+      // A wait holds a request thread: it shares the quarter of them that consistency waits may hold.
+      struct Slot {
+        std::atomic<std::size_t>& count;
+        ~Slot() { count.fetch_sub(1); }
+      } slot{consistency_waiting};
+      if (consistency_waiting.fetch_add(1) >= max_consistency_waiting) {
+        response.set_header("Retry-After", "1");
+        return reply_problem(
+            response, make_problem(503, fmt::format("too many requests wait; template '{}' is not here yet: retry", ref.text())),
+            request_id);
+      }
+      found = settings.templates->find(caller.tenant, ref.name, ref.version, settings.template_wait);
+    }
     if (!found) return missing_template(response, caller.tenant, ref, settings.template_wait, request_id);
     auto rendered = templates::render(*found, submission.value->params);
     if (!rendered) return reply_problem(response, make_problem(400, rendered.error().message(), "params"), request_id);

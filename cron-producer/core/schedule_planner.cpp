@@ -130,7 +130,7 @@ Result<SchedulePlanner::Entry> SchedulePlanner::validate(const ScheduleRecord& r
   if (definition.has_start() && definition.has_end() && to_ms(definition.end()) <= to_ms(definition.start())) {
     return make_error("schedule {}: end is not after start", definition.id());
   }
-  Entry entry{std::move(definition), std::move(*expression), *zone, record.partition, {}, 0, 0, {}, {}, false};
+  Entry entry{std::move(definition), std::move(*expression), *zone, record.partition, {}, 0, 0, {}, {}, false, std::nullopt};
   return entry;
 }
 
@@ -298,17 +298,20 @@ void SchedulePlanner::apply(const ScheduleRecord& record, std::vector<OutRecord>
   if (entry->definition.has_template_ref()) {
     // Refused at once when the version is known and does not render (a parameter missing, unknown
     // or of the wrong type); a version not seen yet is waited for, from now, at each tick.
-    if (auto rendered = render_run(*entry); !rendered) {
+    auto rendered = render_run(*entry);
+    if (!rendered) {
       reject(record,
              rendered.error().message() + (existing != schedules_.end() ? " (the previous definition stays in force)" : ""), out);
       return;
     }
+    entry->rendered = std::move(*rendered);
     remember_record(*entry, record);
   }
   const auto print = fingerprint(entry->definition);
   if (existing != schedules_.end()) {
     if (existing->second.state.fingerprint() == print && !existing->second.rejected) {
       existing->second.definition = entry->definition;  // replayed or identical: nothing changes
+      if (!existing->second.rendered) existing->second.rendered = std::move(entry->rendered);
       return;
     }
     cancel_ahead(existing->second, out);  // runs emitted ahead for the old definition
@@ -335,8 +338,7 @@ std::size_t SchedulePlanner::tick(std::vector<OutRecord>& out) {
     if (hold_tenant_runs_ && !is_default_tenant(definition.tenant())) continue;
     if (hold_flow_runs_ && definition.has_flow_template()) continue;
     if (entry.rejected) continue;
-    std::optional<v1::Job> rendered;
-    if (definition.has_template_ref()) {
+    if (definition.has_template_ref() && !entry.rendered) {
       auto job = render_run(entry);
       if (job && !job->has_value() && now_ms() - entry.arrived_ms <= settings_.template_wait.count()) continue;  // waiting
       if (!job || !job->has_value()) {
@@ -352,9 +354,9 @@ std::size_t SchedulePlanner::tick(std::vector<OutRecord>& out) {
         entry.rejected = true;
         continue;
       }
-      rendered = std::move(**job);
+      entry.rendered = std::move(**job);
     }
-    const v1::Job* job = rendered ? &*rendered : nullptr;
+    const v1::Job* job = entry.rendered ? &*entry.rendered : nullptr;
     const Instant anchor = definition.has_start() ? instant_from_ms(to_ms(definition.start())) : Instant{};
     Instant from = instant_from_ms(entry.state.last_nominal_ms());
     if (definition.has_start()) from = std::max(from, instant_from_ms(to_ms(definition.start()) - 1));

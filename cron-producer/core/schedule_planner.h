@@ -111,6 +111,8 @@ class SchedulePlanner {
     std::string value;
     std::string content_type;
     bool rejected = false;
+    // Its job, rendered once the version is in the catalog (a version is immutable).
+    std::optional<v1::Job> rendered;
   };
 
   Result<Entry> validate(const ScheduleRecord& record, v1::Schedule definition) const;
