@@ -390,7 +390,8 @@ int run(int argc, char** argv) {
       return fail("--batch writes batch records to Kafka; through kcron-api, POST the jobs to /v1/jobs:batch (1,000 a request)");
     }
     if (submit->parsed() && !submit_template.empty()) {
-      return fail("--template renders the job in the CLI from kcron.templates, which needs Kafka access (without --api)");
+      if (seal) return fail("--seal seals in the CLI, which needs Kafka access (without --api)");
+      return kcron::cli::api_submit_template(client, submit_template, submit_params, submit_id, std::cout, std::cerr);
     }
     if (submit->parsed()) return kcron::cli::api_submit(client, read_input(submit_input), std::cout, std::cerr);
     if (cancel->parsed()) return kcron::cli::api_cancel(client, cancel_id, cancel_reason, std::cout, std::cerr);

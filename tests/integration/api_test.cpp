@@ -1786,6 +1786,13 @@ TEST_CASE("templates through the API: versions are immutable, a job body naming 
   auto with_id = api.call("POST", "/v1/jobs", member, R"({"template":"report@3","params":{"day":"tue"},"id":"special"})");
   REQUIRE(with_id->status == 202);
 
+  // The CLI through the API: kcron-api renders it.
+  const auto through_cli = run_cli(
+      env, fmt::format("--api http://127.0.0.1:{} --token {} submit --template report@3 --param day=thu", api.port, member));
+  INFO(through_cli.output);
+  CHECK(through_cli.exit_code == 0);
+  CHECK(through_cli.output == "submitted report-thu from template report@3 for tenant acme\n");
+
   // A schedule on the template: checked against the catalog when the version is there, its trigger rendered.
   auto unrendered =
       api.call("PUT", "/v1/schedules/daily", operator_token, R"({"expression":"0 6 * * *","template_ref":{"ref":"report@3"}})");
@@ -1817,7 +1824,7 @@ TEST_CASE("templates through the API: versions are immutable, a job body naming 
       auto command = kcron::decode_command(record.value, "", "");
       if (command && command->has_submit()) jobs[command->submit().id()] = command->submit();
     }
-    return jobs.size() >= 3;
+    return jobs.size() >= 4;
   });
   REQUIRE(jobs.contains("report-mon"));
   CHECK(jobs["report-mon"].template_() == "report@3");
@@ -1827,6 +1834,8 @@ TEST_CASE("templates through the API: versions are immutable, a job body naming 
   REQUIRE(jobs.contains("special"));
   CHECK(jobs["special"].labels().at("day") == "tue");
   CHECK(jobs["special"].labels().at("top") == "10");
+  REQUIRE(jobs.contains("report-thu"));
+  CHECK(jobs["report-thu"].template_() == "report@3");
   REQUIRE(jobs.contains(trigger_id));
   CHECK(jobs[trigger_id].template_() == "report@3");
   CHECK(jobs[trigger_id].labels().at("day") == "wed");
