@@ -11,6 +11,7 @@
 #include "auth/jwt.h"
 #include "http/api_server.h"
 #include "kafka/job_writer.h"
+#include "kafka/template_source.h"
 #include "kafka/view_follower.h"
 #include "kcron/config.h"
 #include "kcron/program.h"
@@ -30,6 +31,8 @@ std::vector<kcron::ConfigKey> config_keys() {
           {"api.listen_backlog", "1024", "connections the kernel queues before they are accepted"},
           {"api.read_timeout_ms", "10000", "a client that sends nothing for this long is disconnected"},
           {"api.consistency_wait_ms", "5000", "longest a read carrying Kcron-Consistency waits for the view"},
+          {"api.template_wait_ms", "10000",
+           "longest POST /v1/jobs waits for a template version not seen yet on kcron.templates, then 404 naming it"},
           {"api.ack_timeout_ms", "15000", "longest a write waits for Kafka's acknowledgement before a 503"},
           {"api.tls_cert_file", "", "PEM certificate chain: serve HTTPS (TLS 1.2 or later); empty: plain HTTP"},
           {"api.tls_key_file", "", "PEM private key of api.tls_cert_file"},
@@ -79,6 +82,7 @@ int run(int argc, char** argv) {
   api.listen_backlog = static_cast<int>(std::clamp<std::int64_t>(number("api.listen_backlog"), 16, 65535));
   api.read_timeout = number.ms("api.read_timeout_ms");
   api.consistency_wait = number.ms("api.consistency_wait_ms");
+  api.template_wait = number.ms("api.template_wait_ms");
   api.names = kcron::TopicNames(config.get("topic_prefix"));
   api.tls_cert_file = config.get("api.tls_cert_file");
   api.tls_key_file = config.get("api.tls_key_file");
@@ -158,6 +162,10 @@ int run(int argc, char** argv) {
                  gate->reason());
     api.tenant_keys_gate = gate.get();
   }
+  // kcron.templates, followed for the template routes and POST /v1/jobs with a template body.
+  kcron::api::TemplateSource templates(client, api.names);
+  if (auto started = templates.start(std::chrono::seconds(30)); !started) return kcron::exit_code_for(started);
+  api.templates = &templates;
   kcron::api::ApiServer server(api, *verifier, **writer, **store, follower, metrics);
   if (auto started = server.start(); !started) return kcron::exit_code_for(started);
   spdlog::info("event=started port={} keys={}", server.port(), verifier->key_count());

@@ -197,6 +197,10 @@ Result<WriteAnswer> ApiClient::submit(const v1::Job& job) {
   return write("POST", "/v1/jobs", to_json(job));
 }
 
+Result<WriteAnswer> ApiClient::submit_body(std::string body) {
+  return write("POST", "/v1/jobs", std::move(body));
+}
+
 Result<WriteAnswer> ApiClient::update(const v1::Job& job) {
   if (job.id().empty()) return make_error("the job to update needs an id");
   return write("PUT", "/v1/jobs/" + percent_encode(job.id()), to_json(job));

@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <tuple>
 
 #include "audit_query.h"
 #include "kcron/codec.h"
+#include "kcron/templates.h"
 #include "kcron/tenant.h"
 #include "text.h"
 
@@ -48,6 +50,21 @@ std::string_view command_name(v1::Command::CommandCase which) {
 
 std::string api_refusal(std::string_view command) {
   return fmt::format("{} is not available through the API yet; use Kafka access (without --api)", command);
+}
+
+int api_submit_template(ApiClient& client, std::string_view ref, const std::vector<std::string>& params, std::string_view id,
+                        std::ostream& out, std::ostream& err) {
+  auto parsed = templates::parse_ref(ref, true);
+  if (!parsed) return fail(err, parsed.error().message());
+  auto values = templates::parse_params(params);
+  if (!values) return fail(err, values.error().message());
+  nlohmann::json body{{"template", parsed->text()}, {"params", nlohmann::json::object()}};
+  for (const auto& [name, value] : *values) body["params"][name] = value;
+  if (!id.empty()) body["id"] = std::string(id);
+  auto written = client.submit_body(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  if (!written) return fail(err, written.error().message());
+  out << "submitted " << written->id << " from template " << parsed->text() << tenant_suffix("for", written->tenant) << "\n";
+  return 0;
 }
 
 int api_submit(ApiClient& client, std::string_view input, std::ostream& out, std::ostream& err) {

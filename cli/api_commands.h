@@ -25,6 +25,11 @@ std::string api_refusal(std::string_view command);
 // maps to its route; prints "submitted <id>" (" for tenant T" outside the default tenant), or for
 // a cancel what `kcron cancel` prints. Returns the exit code; errors go to `err`.
 int api_submit(ApiClient& client, std::string_view input, std::ostream& out, std::ostream& err);
+// `kcron submit --template NAME@VERSION --param k=v... [--id ID] --api`: kcron-api renders the job
+// (POST /v1/jobs with a template body, docs/api.md#templates) and waits for a version it has not
+// seen yet (api.template_wait_ms). Prints "submitted <id> from template <ref>".
+int api_submit_template(ApiClient& client, std::string_view ref, const std::vector<std::string>& params, std::string_view id,
+                        std::ostream& out, std::ostream& err);
 
 // cancel: prints "cancel sent for <id>" (" of tenant T" when --tenant names one).
 int api_cancel(ApiClient& client, const std::string& job_id, const std::string& reason, std::ostream& out, std::ostream& err);

@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <unordered_map>
 
@@ -68,6 +70,57 @@ Result<std::vector<BatchRecord>> split_batch_lines(std::string_view text, std::s
   if (jobs == 0) return make_error("no job: the file holds no line");
   for (auto& [partition, filling] : open) full.push_back(std::move(filling.first));
   return full;
+}
+
+Result<std::string> render_template_lines(std::string_view text, const RenderLine& render) {
+  static constexpr std::string_view kTaskKeys[] = {"noop", "sleep", "exec", "http", "kafka", "handler", "sealed"};
+  std::string out;
+  std::size_t line_number = 0;
+  while (!text.empty()) {
+    const auto end = text.find('\n');
+    const std::string_view line = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+    ++line_number;
+    const auto refuse = [&](const Error& error) { return error.within(fmt::format("line {}", line_number)); };
+    const auto object = nlohmann::json::parse(line, nullptr, false);
+    const bool is_template =
+        object.is_object() && object.contains("template") && object["template"].is_string() &&
+        std::none_of(std::begin(kTaskKeys), std::end(kTaskKeys), [&](std::string_view key) { return object.contains(key); });
+    if (!is_template) {
+      out.append(line);
+      out += '\n';
+      continue;
+    }
+    for (const auto& [key, value] : object.items()) {
+      if (key != "template" && key != "params" && key != "id") {
+        return refuse(make_error("a template line has \"template\", \"params\" and \"id\", not \"{}\"", key));
+      }
+    }
+    auto ref = templates::parse_ref(object["template"].get<std::string>(), true);
+    if (!ref) return refuse(ref.error());
+    templates::Params params;
+    if (object.contains("params")) {
+      if (!object["params"].is_object()) return refuse(Error("\"params\" must be an object of name: value"));
+      for (const auto& [name, value] : object["params"].items()) {
+        if (value.is_string()) {
+          params.emplace(name, value.get<std::string>());
+        } else if (value.is_number() || value.is_boolean()) {
+          params.emplace(name, value.dump());
+        } else {
+          return refuse(make_error("parameter '{}' must be a string, a number or a boolean", name));
+        }
+      }
+    }
+    auto job = render(*ref, params);
+    if (!job) return refuse(job.error());
+    if (object.contains("id")) {
+      if (!object["id"].is_string()) return refuse(Error("\"id\" must be a string"));
+      job->set_id(object["id"].get<std::string>());
+    }
+    out += to_json(*job);
+    out += '\n';
+  }
+  return out;
 }
 
 }  // namespace kcron::cli

@@ -4,11 +4,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "kcron.pb.h"
 #include "kcron/result.h"
+#include "kcron/templates.h"
 
 namespace kcron::cli {
 
@@ -30,5 +33,13 @@ struct BatchRecord {
 // forwards); without, records hold jobs in file order and go to any partition.
 Result<std::vector<BatchRecord>> split_batch_lines(std::string_view text, std::string_view tenant, const BatchLimits& limits = {},
                                                    std::int32_t partitions = 0);
+
+// Template lines (docs/templates.md): a line that is a JSON object with a "template" key
+// ("name@version") and no task is rendered by `render`, with its "params" (an object; strings,
+// numbers and booleans, as text) and its optional "id" (instead of the id the template gives),
+// and replaced by the concrete job's JSON; every other line stays as it is, so line numbers stay.
+// The first line that does not render refuses the file, naming its line number and why.
+using RenderLine = std::function<Result<v1::Job>(const templates::Ref& ref, const templates::Params& params)>;
+Result<std::string> render_template_lines(std::string_view text, const RenderLine& render);
 
 }  // namespace kcron::cli

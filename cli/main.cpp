@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <map>
 #include <set>
 
 #include "api_client.h"
@@ -34,6 +35,7 @@
 #include "kcron/upgrade_gate.h"
 #include "schedule_lint.h"
 #include "sealing_command.h"
+#include "template_command.h"
 #include "tenant_command.h"
 #include "token_command.h"
 #include "topics_command.h"
@@ -133,6 +135,7 @@ std::unique_ptr<google::protobuf::Message> message_for(const kcron::TopicNames& 
   if (topic == names.schedules()) return std::make_unique<kcron::v1::Schedule>();
   if (topic == names.cron_changelog()) return std::make_unique<kcron::v1::CronState>();
   if (topic == names.tenants()) return std::make_unique<kcron::v1::TenantSettings>();
+  if (topic == names.templates()) return std::make_unique<kcron::v1::Template>();
   if (type == "audit" || topic == names.audit()) return std::make_unique<kcron::v1::AuditRecord>();
   return nullptr;
 }
@@ -292,7 +295,19 @@ int run(int argc, char** argv) {
 
   auto* submit = app.add_subcommand("submit", "submit a job (JSON Job or Command; '-' reads stdin)");
   std::string submit_input;
-  submit->add_option("job", submit_input, "JSON, e.g. '{\"id\":\"j1\",\"delay\":\"5s\",\"noop\":{}}'")->required();
+  submit->add_option("job", submit_input, "JSON, e.g. '{\"id\":\"j1\",\"delay\":\"5s\",\"noop\":{}}' (none with --template)");
+  std::string submit_template;
+  std::vector<std::string> submit_params;
+  std::string submit_id;
+  double template_wait_s = 10;
+  submit->add_option("--template", submit_template,
+                     "render the job from a template version on kcron.templates, NAME@VERSION (docs/templates.md)");
+  submit->add_option("--param", submit_params, "a template parameter, name=value (repeat for each)");
+  submit->add_option("--id", submit_id, "the job's id (with --template: instead of the id the template gives)");
+  submit
+      ->add_option("--template-wait", template_wait_s,
+                   "seconds to wait for a template version this CLI does not see yet, then refuse")
+      ->capture_default_str();
   bool submit_batch = false;
   submit->add_flag("--batch", submit_batch,
                    "the argument is a JSON Lines file ('-': stdin), one job per line, written as batch records of up to "
@@ -345,10 +360,22 @@ int run(int argc, char** argv) {
   const kcron::cli::KafkaAclsCommand kafka_acls_command(app);
   const kcron::cli::SealingCommands sealing_commands(app);
   const kcron::cli::FlowCommands flow_commands(app);
+  const kcron::cli::TemplateCommands template_commands(app);
 
   CLI11_PARSE(app, argc, argv);
   if (cron_command.parsed()) return cron_command.run(std::cout, std::cerr);      // pure: no config, no broker
   if (token_commands.parsed()) return token_commands.run(std::cout, std::cerr);  // local files only
+  if (submit->parsed()) {
+    if (submit_template.empty() == submit_input.empty()) {
+      return fail(submit_input.empty() ? "submit needs the job: JSON, '-' for stdin, or --template NAME@VERSION"
+                                       : "--template renders the job: give no JSON with it");
+    }
+    if (submit_template.empty() && (!submit_params.empty() || !submit_id.empty())) {
+      return fail(fmt::format("{} goes with --template: a JSON job holds its own id and values",
+                              submit_params.empty() ? "--id" : "--param"));
+    }
+    if (!(template_wait_s >= 0 && template_wait_s <= 3600)) return fail("--template-wait is seconds from 0 to 3600");
+  }
   if (!common.api_url.empty()) {
     const bool served = submit->parsed() || cancel->parsed() || inspect_commands.api_parsed() || jobs_command.parsed() ||
                         tenant_commands.api_parsed() || audit_command.parsed() || schedule_put->parsed() ||
@@ -361,6 +388,10 @@ int run(int argc, char** argv) {
     kcron::cli::ApiClient client(std::move(*target), *transport);
     if (submit->parsed() && submit_batch) {
       return fail("--batch writes batch records to Kafka; through kcron-api, POST the jobs to /v1/jobs:batch (1,000 a request)");
+    }
+    if (submit->parsed() && !submit_template.empty()) {
+      if (seal) return fail("--seal seals in the CLI, which needs Kafka access (without --api)");
+      return kcron::cli::api_submit_template(client, submit_template, submit_params, submit_id, std::cout, std::cerr);
     }
     if (submit->parsed()) return kcron::cli::api_submit(client, read_input(submit_input), std::cout, std::cerr);
     if (cancel->parsed()) return kcron::cli::api_cancel(client, cancel_id, cancel_reason, std::cout, std::cerr);
@@ -394,6 +425,12 @@ int run(int argc, char** argv) {
     }
     return kcron::cli::topics_check(properties, specs, std::cout, std::cerr);
   }
+  const auto template_wait = Millis(static_cast<std::int64_t>(template_wait_s * 1000));
+  if (submit->parsed() && submit_batch && !submit_template.empty()) {
+    return fail(
+        "--template does not apply to --batch: write template lines in the file, "
+        "{\"template\":\"NAME@VERSION\",\"params\":{...}}");
+  }
   if (submit->parsed() && submit_batch) {
     if (seal) return fail("--seal does not apply to --batch yet: submit sealed jobs one by one");
     std::string text;
@@ -406,6 +443,20 @@ int run(int argc, char** argv) {
     }
     const auto batch_tenant = tenant_of("");
     if (!batch_tenant) return fail(batch_tenant.error().message());
+    // Template lines rendered first, each version read once (docs/templates.md).
+    std::map<std::string, kcron::v1::Template> versions_read;
+    auto rendered = kcron::cli::render_template_lines(
+        text, [&](const kcron::templates::Ref& ref, const kcron::templates::Params& params) -> kcron::Result<kcron::v1::Job> {
+          auto known = versions_read.find(ref.text());
+          if (known == versions_read.end()) {
+            auto found = kcron::cli::find_template(config, *batch_tenant, ref, template_wait);
+            if (!found) return found.error();
+            known = versions_read.emplace(ref.text(), std::move(*found)).first;
+          }
+          return kcron::templates::render(known->second, params);
+        });
+    if (!rendered) return fail(rendered.error().message());
+    text = std::move(*rendered);
     if (auto checked = kcron::cli::split_batch_lines(text, *batch_tenant); !checked) return fail(checked.error().message());
     if (auto open = kcron::cli::check_upgrade(config, *batch_tenant, kcron::feature::kBatch); !open)
       return fail(open.error().message());
@@ -459,6 +510,34 @@ int run(int argc, char** argv) {
                              kcron::is_default_tenant(*batch_tenant) ? "" : " for tenant " + *batch_tenant);
     return 0;
   }
+  if (submit->parsed() && !submit_template.empty()) {
+    const auto job_tenant = tenant_of("");
+    if (!job_tenant) return fail(job_tenant.error().message());
+    auto ref = kcron::templates::parse_ref(submit_template, true);
+    if (!ref) return fail(ref.error().message());
+    auto params = kcron::templates::parse_params(submit_params);
+    if (!params) return fail(params.error().message());
+    auto definition = kcron::cli::find_template(config, *job_tenant, *ref, template_wait);
+    if (!definition) return fail(definition.error().message());
+    auto rendered = kcron::templates::render(*definition, *params);
+    if (!rendered) return fail(rendered.error().message());
+    if (!submit_id.empty()) rendered->set_id(submit_id);
+    if (rendered->id().empty()) return fail(fmt::format("template '{}' gives the job no id: pass --id", ref->text()));
+    if (seal) {
+      if (auto sealed =
+              kcron::cli::seal_for_tenant(config, master_key_file, *job_tenant, *rendered, {"job", rendered->id()}, std::cerr);
+          !sealed) {
+        return fail(sealed.error().message());
+      }
+    }
+    kcron::v1::Command command;
+    *command.mutable_submit() = std::move(*rendered);
+    const auto& job = command.submit();
+    if (int code = produce_command(config, command, *job_tenant, job.id()); code != 0) return code;
+    std::cout << "submitted " << job.id() << " from template " << job.template_()
+              << (kcron::is_default_tenant(*job_tenant) ? "" : " for tenant " + *job_tenant) << "\n";
+    return 0;
+  }
   if (submit->parsed()) {
     auto command = kcron::decode_command(read_input(submit_input), "application/json", "");
     if (!command) return fail(command.error().message());
@@ -492,6 +571,26 @@ int run(int argc, char** argv) {
       const auto schedule_tenant = tenant_of(definition.tenant());
       if (!schedule_tenant) return fail(schedule_tenant.error().message());
       definition.set_tenant(std::string(kcron::tenant_field(*schedule_tenant)));
+      if (definition.has_template_ref()) {
+        // Checked against kcron.templates as it is now: a version there must render with these
+        // parameters; one not there yet is accepted with a warning (the cron-producer waits
+        // template_wait_ms for it, then REJECTS the schedule naming it). docs/templates.md
+        if (seal) return fail("--seal seals a job_template; a schedule on a template renders its job at each run");
+        if (definition.has_job_template() || definition.has_flow_template()) {
+          return fail("set one of job_template, flow_template, template_ref");
+        }
+        auto ref = kcron::templates::parse_ref(definition.template_ref().ref(), true);
+        if (!ref) return fail(ref.error().within("template_ref").message());
+        const kcron::templates::Params params(definition.template_ref().params().begin(),
+                                              definition.template_ref().params().end());
+        auto found = kcron::cli::find_template(config, *schedule_tenant, *ref, kcron::Millis(0));
+        if (found) {
+          if (auto rendered = kcron::templates::render(*found, params); !rendered) return fail(rendered.error().message());
+        } else {
+          std::cerr << "kcron: warning: " << found.error().message()
+                    << "; the cron-producer waits for it (template_wait_ms) and then REJECTS the schedule\n";
+        }
+      }
       if (seal) {
         auto& job_template = *definition.mutable_job_template();
         if (auto sealed = kcron::cli::seal_for_tenant(config, master_key_file, *schedule_tenant, job_template,
@@ -529,6 +628,7 @@ int run(int argc, char** argv) {
   if (kafka_acls_command.parsed()) return kafka_acls_command.run(config, std::cout, std::cerr);
   if (sealing_commands.parsed()) return sealing_commands.run(config, std::cout, std::cerr);
   if (flow_commands.parsed()) return flow_commands.run(config, std::cout, std::cerr);
+  if (template_commands.parsed()) return template_commands.run(config, std::cout, std::cerr);
   if (audit_command.parsed()) return audit_command.run(config, std::cout, std::cerr);
   if (tail_command->parsed()) {
     kcron::install_stop_signals();

@@ -20,6 +20,8 @@ std::vector<kcron::ConfigKey> config_keys() {
           {"lookahead_ms", "5000", "emit a run this long before its instant (the dispatcher fires it on time)"},
           {"misfire_threshold_ms", "5000", "a run found this late was missed: its misfire policy applies"},
           {"max_runs_per_tick", "1000", "runs one schedule may emit per batch"},
+          {"template_wait_ms", "30000",
+           "a schedule on a template version not seen on kcron.templates this long after its record is REJECTED naming it"},
           {"commit_interval_ms", "200", "longest time a batch stays open"},
           {"upgrade_check_interval_ms", "30000",
            "how often to ask whether every dispatcher and worker understands tenant-scoped keys (tenants' schedules wait "
@@ -43,6 +45,7 @@ int run(int argc, char** argv) {
   for (const auto& queue : config.get_list("queues")) planner_settings.queues.insert(queue);
   planner_settings.lookahead = kcron::Millis(number("lookahead_ms"));
   planner_settings.misfire_threshold = kcron::Millis(number("misfire_threshold_ms"));
+  planner_settings.template_wait = kcron::Millis(number("template_wait_ms"));
   planner_settings.max_runs_per_tick = static_cast<std::size_t>(std::max<std::int64_t>(1, number("max_runs_per_tick")));
   kcron::cron::CronLoopSettings loop_settings;
   loop_settings.client = kcron::kafka::client_properties(config, "kcron-cron-producer-" + config.get("instance_id"));

@@ -19,6 +19,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       auto job = kcron::api::parse_job_body(text, "acme", "alice", "job-fuzz");
       if (job.ok() && (job.value->tenant() != "acme" || job.value->submitted_by() != "alice" || job.value->id().empty()))
         std::abort();
+      // The same body as a template body (POST /v1/jobs): a reference it accepts names a version.
+      if (auto from_template = kcron::api::parse_template_submission(text);
+          from_template && from_template->ok() && from_template->value->ref.version == 0) {
+        std::abort();
+      }
       break;
     }
     case 1: {

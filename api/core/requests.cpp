@@ -3,9 +3,11 @@
 #include <google/protobuf/util/json_util.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "core/rfc3339.h"
 #include "kcron/flow_graph.h"
@@ -99,6 +101,11 @@ Checked<v1::Job> parse_job_body(std::string_view body, std::string_view tenant, 
     checked.error = field_error("schedule_run", "set by the cron-producer for a schedule's runs; use /v1/schedules");
     return checked;
   }
+  if (!job.template_().empty()) {
+    checked.error =
+        field_error("template", "set by the writer that renders a template (kcron submit --template); leave the field out");
+    return checked;
+  }
   if (job.id().empty()) job.set_id(std::string(generated_id));
   if (auto valid = validate_job_id(job.id()); !valid) {
     checked.error = field_error("id", valid.error().message());
@@ -168,7 +175,8 @@ Checked<v1::Flow> check_flow(v1::Flow flow, std::string_view tenant, std::string
                                     {"attempt", job.attempt() != 0},
                                     {"history", job.history_size() != 0},
                                     {"schedule_run", job.has_schedule_run()},
-                                    {"flow", job.has_flow()}}) {
+                                    {"flow", job.has_flow()},
+                                    {"template", !job.template_().empty()}}) {
       if (set) return refuse(field(name), "kcron sets it; leave the field out");
     }
     if (job.task_case() == v1::Job::TASK_NOT_SET) {
@@ -187,6 +195,54 @@ Checked<v1::Flow> check_flow(v1::Flow flow, std::string_view tenant, std::string
 }
 
 }  // namespace
+
+std::optional<Checked<TemplateSubmission>> parse_template_submission(std::string_view body) {
+  static constexpr std::array<std::string_view, 7> kTaskKeys = {"noop", "sleep", "exec", "http", "kafka", "handler", "sealed"};
+  if (body.size() > kMaxBodyBytes) return std::nullopt;  // refused as a job body
+  const auto object = nlohmann::json::parse(body, nullptr, false);
+  if (!object.is_object() || !object.contains("template") || !object["template"].is_string() ||
+      std::any_of(kTaskKeys.begin(), kTaskKeys.end(), [&](std::string_view key) { return object.contains(key); })) {
+    return std::nullopt;
+  }
+  Checked<TemplateSubmission> checked;
+  for (const auto& [key, value] : object.items()) {
+    if (key != "template" && key != "params" && key != "id") {
+      checked.error = field_error(key.substr(0, 40), "a template body has \"template\", \"params\" and \"id\" only");
+      return checked;
+    }
+  }
+  auto ref = templates::parse_ref(object["template"].get<std::string>(), true);
+  if (!ref) {
+    checked.error = field_error("template", ref.error().message());
+    return checked;
+  }
+  TemplateSubmission submission{std::move(*ref), {}, std::nullopt};
+  if (object.contains("params")) {
+    if (!object["params"].is_object()) {
+      checked.error = field_error("params", "an object of name: value (a string, a number or a boolean)");
+      return checked;
+    }
+    for (const auto& [name, value] : object["params"].items()) {
+      if (value.is_string()) {
+        submission.params.emplace(name, value.get<std::string>());
+      } else if (value.is_number() || value.is_boolean()) {
+        submission.params.emplace(name, value.dump());
+      } else {
+        checked.error = field_error("params." + name.substr(0, templates::kMaxNameBytes), "a string, a number or a boolean");
+        return checked;
+      }
+    }
+  }
+  if (object.contains("id")) {
+    if (!object["id"].is_string()) {
+      checked.error = field_error("id", "a string");
+      return checked;
+    }
+    submission.id = object["id"].get<std::string>();
+  }
+  checked.value = std::move(submission);
+  return checked;
+}
 
 Checked<v1::Flow> parse_flow_body(std::string_view body, std::string_view tenant, std::string_view subject) {
   Checked<v1::Flow> checked;

@@ -11,6 +11,7 @@
 
 #include "kcron.pb.h"
 #include "kcron/result.h"
+#include "kcron/templates.h"
 
 namespace kcron::api {
 
@@ -34,6 +35,16 @@ inline constexpr std::size_t kMaxBodyBytes = 1 << 20;
 // submitted_by). A body without an id gets `generated_id`.
 Checked<v1::Job> parse_job_body(std::string_view body, std::string_view tenant, std::string_view subject,
                                 std::string_view generated_id);
+
+// POST /v1/jobs naming a template (docs/templates.md#kcron-api): {"template": "name@version",
+// "params": {name: string, number or boolean}, "id": "..."}, and no other key. nullopt: the body is
+// not one (no string "template", or a task key: a job body, checked by parse_job_body).
+struct TemplateSubmission {
+  templates::Ref ref;
+  templates::Params params;
+  std::optional<std::string> id;
+};
+std::optional<Checked<TemplateSubmission>> parse_template_submission(std::string_view body);
 
 // A flow to submit (docs/flows.md): the bare Flow or {"flow": {...}}. The tenant and submitted_by
 // come from the caller; the graph is checked as the dispatcher checks it (a cycle is named), and

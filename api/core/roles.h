@@ -23,8 +23,8 @@ enum class Action : std::uint8_t {
   kReadJobs,          // GET /v1/jobs, /v1/jobs/{id}
   kSubmitJob,         // POST /v1/jobs, /v1/jobs:batch
   kManageJob,         // cancel, update, replay, clone of one job (a member: only its own)
-  kReadSchedules,     // GET /v1/schedules...
-  kManageSchedule,    // PUT/DELETE/pause/resume/trigger/backfill
+  kReadSchedules,     // GET /v1/schedules..., GET /v1/templates...
+  kManageSchedule,    // PUT/DELETE/pause/resume/trigger/backfill; PUT a template version
   kReadDeadLetters,   // GET /v1/dead-letters
   kReplayDeadLetter,  // POST /v1/dead-letters/{id}:replay
   kReadWorkers,       // GET /v1/workers

@@ -48,6 +48,10 @@ enum class RouteId : std::uint8_t {
   kEvents,
   kGetTenant,
   kPatchTenant,
+  kListTemplates,
+  kGetTemplateVersion,
+  kGetTemplate,
+  kPutTemplateVersion,
   kOpenApi,
 };
 
@@ -62,7 +66,7 @@ struct RouteSpec {
 // it (each "{id}" takes any characters), so ".../{id}/next" and ".../{id}:action" come before
 // ".../{id}". CORS preflights (OPTIONS, only with api.cors_origin) are registered outside the table
 // and are not part of the OpenAPI document.
-inline constexpr std::array<RouteSpec, 34> kRoutes{{
+inline constexpr std::array<RouteSpec, 38> kRoutes{{
     {RouteId::kSubmit, "POST", "/v1/jobs", "submit"},
     {RouteId::kBatch, "POST", "/v1/jobs:batch", "batch"},
     {RouteId::kSubmitFlow, "POST", "/v1/flows", "submit-flow"},
@@ -97,6 +101,10 @@ inline constexpr std::array<RouteSpec, 34> kRoutes{{
     {RouteId::kGetTenant, "GET", "/v1/tenant", "tenant"},
     {RouteId::kPatchTenant, "PATCH", "/v1/tenant", "patch-tenant"},
     {RouteId::kOpenApi, "GET", "/v1/openapi.json", "openapi"},
+    {RouteId::kListTemplates, "GET", "/v1/templates", "templates"},
+    {RouteId::kGetTemplateVersion, "GET", "/v1/templates/{name}/versions/{version}", "template-version"},
+    {RouteId::kGetTemplate, "GET", "/v1/templates/{name}", "template"},
+    {RouteId::kPutTemplateVersion, "PUT", "/v1/templates/{name}/versions/{version}", "put-template-version"},
 }};
 
 // kRoutes as (method, path template) pairs: what ApiServer::routes() answers.

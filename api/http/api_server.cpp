@@ -32,10 +32,12 @@
 #include "core/tenant_patch.h"
 #include "core/time_zone.h"
 #include "core/workers.h"
+#include "kafka/template_source.h"
 #include "kcron/codec.h"
 #include "kcron/flow_graph.h"
 #include "kcron/ids.h"
 #include "kcron/records.h"
+#include "kcron/templates.h"
 #include "kcron/tenant.h"
 #include "openapi/document.h"
 
@@ -467,6 +469,9 @@ struct ApiServer::Impl {
     if (!submission_body(request, response, request_id, "job")) return;
     const auto generated =
         generated_job_id(caller->principal.subject, request.get_header_value("Idempotency-Key"), random_hex(12));
+    if (auto from_template = parse_template_submission(request.body)) {
+      return submit_from_template(*caller, *from_template, generated, response, request_id);
+    }
     auto job = parse_job_body(request.body, caller->tenant, caller->principal.subject, generated);
     if (!job.ok()) {
       reply_problem(response, make_problem(400, job.error.message, job.error.field), request_id);
@@ -477,6 +482,192 @@ struct ApiServer::Impl {
     const auto& id = job.value->id();
     write_submission(*caller, "submit", id, command, "/v1/jobs/" + percent_encode(id), nlohmann::json::object(), response,
                      request_id);
+  }
+
+  // POST /v1/jobs with {"template", "params", "id"} (docs/templates.md#kcron-api): the version
+  // (waited for up to template_wait) rendered here, then checked as any job body, carrying
+  // `template` = "name@version".
+  void submit_from_template(const Caller& caller, const Checked<TemplateSubmission>& submission, const std::string& generated,
+                            httplib::Response& response, const std::string& request_id) {
+    if (!submission.ok()) {
+      return reply_problem(response, make_problem(400, submission.error.message, submission.error.field), request_id);
+    }
+    if (!templates_followed(response, request_id)) return;
+    const auto& ref = submission.value->ref;
+    auto found = settings.templates->find(caller.tenant, ref.name, ref.version);
+    if (!found && settings.template_wait.count() > 0) {
+      // A wait holds a request thread: it shares the quarter of them that consistency waits may hold.
+      struct Slot {
+        std::atomic<std::size_t>& count;
+        ~Slot() { count.fetch_sub(1); }
+      } slot{consistency_waiting};
+      if (consistency_waiting.fetch_add(1) >= max_consistency_waiting) {
+        response.set_header("Retry-After", "1");
+        return reply_problem(
+            response, make_problem(503, fmt::format("too many requests wait; template '{}' is not here yet: retry", ref.text())),
+            request_id);
+      }
+      found = settings.templates->find(caller.tenant, ref.name, ref.version, settings.template_wait);
+    }
+    if (!found) return missing_template(response, caller.tenant, ref, settings.template_wait, request_id);
+    auto rendered = templates::render(*found, submission.value->params);
+    if (!rendered) return reply_problem(response, make_problem(400, rendered.error().message(), "params"), request_id);
+    if (submission.value->id) rendered->set_id(*submission.value->id);
+    rendered->clear_template_();
+    rendered->clear_tenant();
+    auto job = parse_job_body(to_json(*rendered), caller.tenant, caller.principal.subject, generated);
+    if (!job.ok()) {
+      return reply_problem(
+          response,
+          make_problem(400, fmt::format("template '{}' renders a job that is refused: {}", ref.text(), job.error.message),
+                       job.error.field),
+          request_id);
+    }
+    job.value->set_template_(ref.text());
+    v1::Command command;
+    *command.mutable_submit() = *job.value;
+    const auto& id = job.value->id();
+    write_submission(caller, "submit", id, command, "/v1/jobs/" + percent_encode(id), {{"template", ref.text()}}, response,
+                     request_id);
+  }
+
+  // ---- templates (docs/templates.md#kcron-api): kcron.templates as this instance follows it ----
+
+  bool templates_followed(httplib::Response& response, const std::string& request_id) {
+    if (settings.templates != nullptr) return true;
+    reply_problem(response, make_problem(503, "this kcron-api does not follow kcron.templates"), request_id);
+    return false;
+  }
+
+  void missing_template(httplib::Response& response, const std::string& tenant, const templates::Ref& ref, Millis waited,
+                        const std::string& request_id) {
+    std::string there;
+    for (const auto& version : settings.templates->versions(tenant, ref.name)) {
+      there += (there.empty() ? "" : ", ") + std::to_string(version.version());
+    }
+    reply_problem(response,
+                  make_problem(404,
+                               fmt::format("template '{}' has no version {} in tenant {} (waited {} ms for it; its versions: {})",
+                                           ref.name, ref.version, tenant, waited.count(), there.empty() ? "none" : there),
+                               "template"),
+                  request_id);
+  }
+
+  static nlohmann::json template_object(const v1::Template& definition) { return nlohmann::json::parse(to_json(definition)); }
+
+  void list_templates(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kReadSchedules, {}, response, request_id)) return;
+    if (!templates_followed(response, request_id)) return;
+    auto items = nlohmann::json::array();
+    for (const auto& latest : settings.templates->latest_of_each(caller->tenant)) {
+      auto item = template_object(latest);
+      item["versions"] = settings.templates->versions(caller->tenant, latest.name()).size();
+      items.push_back(std::move(item));
+    }
+    response.set_content(
+        nlohmann::json{{"templates", std::move(items)}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+        std::string(kJson));
+  }
+
+  void get_template(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kReadSchedules, {}, response, request_id)) return;
+    if (!templates_followed(response, request_id)) return;
+    const std::string name = request.matches[1];
+    const auto versions = settings.templates->versions(caller->tenant, name);
+    if (versions.empty()) return not_found(response, "template", name, caller->tenant, request_id);
+    auto items = nlohmann::json::array();
+    for (const auto& version : versions) items.push_back(template_object(version));
+    response.set_content(nlohmann::json{{"name", name}, {"versions", std::move(items)}}.dump(
+                             -1, ' ', false, nlohmann::json::error_handler_t::replace),
+                         std::string(kJson));
+  }
+
+  // The version of the path ("/v1/templates/{name}/versions/{version}"), or a 400.
+  std::optional<templates::Ref> path_ref(const httplib::Request& request, httplib::Response& response,
+                                         const std::string& request_id) {
+    const std::string name = request.matches[1];
+    const std::string version = request.matches[2];
+    auto ref = templates::parse_ref(name + "@" + version, true);
+    if (!ref) {
+      reply_problem(response, make_problem(400, ref.error().message(), "version"), request_id);
+      return std::nullopt;
+    }
+    return std::move(*ref);
+  }
+
+  void get_template_version(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kReadSchedules, {}, response, request_id)) return;
+    if (!templates_followed(response, request_id)) return;
+    auto ref = path_ref(request, response, request_id);
+    if (!ref) return;
+    auto found = settings.templates->find(caller->tenant, ref->name, ref->version);
+    if (!found) return not_found(response, "template version", ref->text(), caller->tenant, request_id);
+    response.set_content(to_json(*found), std::string(kJson));
+  }
+
+  // PUT a version: 201 written, 200 the same content was there (nothing written), 409 other
+  // content was there. Serialised in this instance from the check to the write.
+  void put_template_version(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kManageSchedule, {}, response, request_id) ||
+        !json_body(request, response, request_id))
+      return;
+    if (!templates_followed(response, request_id)) return;
+    auto ref = path_ref(request, response, request_id);
+    if (!ref) return;
+    v1::Template definition;
+    google::protobuf::util::JsonParseOptions options;
+    options.ignore_unknown_fields = false;
+    if (auto status = google::protobuf::util::JsonStringToMessage(request.body, &definition, options); !status.ok()) {
+      return reply_problem(response,
+                           make_problem(400, fmt::format("the body is not a template in kcron's JSON form: {}",
+                                                         std::string(status.message()).substr(0, 200))),
+                           request_id);
+    }
+    const auto refuse = [&](std::string_view field, std::string_view message) {
+      reply_problem(response, make_problem(400, std::string(message), std::string(field)), request_id);
+    };
+    if (!definition.name().empty() && definition.name() != ref->name)
+      return refuse("name", "the body's name differs from the path's; leave it out");
+    if (definition.version() != 0 && definition.version() != ref->version)
+      return refuse("version", "the body's version differs from the path's; leave it out");
+    if (!definition.tenant().empty() && tenant_or_default(definition.tenant()) != caller->tenant)
+      return refuse("tenant", "the tenant comes from your token; leave the field out");
+    if (!definition.written_by().empty() || definition.written_at_ms() != 0)
+      return refuse(definition.written_by().empty() ? "written_at_ms" : "written_by", "kcron sets it; leave the field out");
+    definition.set_name(ref->name);
+    definition.set_version(ref->version);
+    definition.set_tenant(std::string(tenant_field(caller->tenant)));
+    definition.set_written_by(caller->principal.subject);
+    definition.set_written_at_ms(now_ms());
+    if (auto valid = templates::validate_template(definition); !valid) return refuse("", valid.error().message());
+    const auto lock = settings.templates->write_lock();
+    auto fresh = settings.templates->is_new_version(definition);
+    if (!fresh) return reply_problem(response, make_problem(409, fresh.error().message()), request_id);
+    nlohmann::json body{{"name", ref->name}, {"version", ref->version}, {"tenant", caller->tenant}, {"request_id", request_id}};
+    if (!*fresh) {
+      body["created"] = false;
+      response.status = 200;
+      return response.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), std::string(kJson));
+    }
+    const std::string key = templates::template_key(definition.tenant(), definition.name(), definition.version());
+    std::vector<std::pair<std::string, std::string>> headers = {
+        {std::string(header::kType), "template"},
+        {std::string(header::kContentType), std::string(header::kProtobuf)},
+        {std::string(header::kRequestId), request_id}};
+    if (!is_default_tenant(caller->tenant)) headers.emplace_back(header::kTenant, caller->tenant);
+    auto written = produce(*caller, "put_template", ref->text(),
+                           OutRecord{settings.names.templates(), -1, key, encode(definition), false, std::move(headers)},
+                           response, request_id);
+    if (!written) return;
+    settings.templates->put(definition);
+    body["created"] = true;
+    response.status = 201;
+    response.set_header("Location", fmt::format("/v1/templates/{}/versions/{}", percent_encode(ref->name), ref->version));
+    response.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), std::string(kJson));
   }
 
   // POST /v1/flows: one Flow record on kcron.jobs, keyed by the flow id (docs/flows.md).
@@ -922,12 +1113,25 @@ struct ApiServer::Impl {
       auto flow = check_flow_template(schedule.flow_template(), id, caller.tenant, caller.principal.subject);
       if (!flow.ok()) return make_error("{}: {}", flow.error.field, flow.error.message);
       *schedule.mutable_flow_template() = std::move(*flow.value);
+    } else if (schedule.has_template_ref()) {
+      // Rendered by the cron-producer at each run (docs/templates.md#schedules-on-templates):
+      // checked here against the catalog when the version is in it.
+      if (schedule.has_job_template()) return make_error("template_ref: set job_template or template_ref, not both");
+      auto ref = templates::parse_ref(schedule.template_ref().ref(), true);
+      if (!ref) return ref.error().within("template_ref");
+      if (settings.templates != nullptr) {
+        if (auto found = settings.templates->find(caller.tenant, ref->name, ref->version)) {
+          const templates::Params params(schedule.template_ref().params().begin(), schedule.template_ref().params().end());
+          if (auto rendered = templates::render(*found, params); !rendered) return rendered.error().within("template_ref");
+        }
+      }
     } else {
       auto& job = *schedule.mutable_job_template();
       if (job.task_case() == v1::Job::TASK_NOT_SET)
         return make_error("job_template: a job needs a task: one of noop, sleep, exec, http, kafka, handler");
-      if (!job.tenant().empty() || !job.submitted_by().empty() || job.attempt() != 0 || job.has_schedule_run()) {
-        return make_error("job_template: kcron sets tenant, submitted_by, attempt and schedule_run; leave them out");
+      if (!job.tenant().empty() || !job.submitted_by().empty() || job.attempt() != 0 || job.has_schedule_run() ||
+          !job.template_().empty()) {
+        return make_error("job_template: kcron sets tenant, submitted_by, attempt, schedule_run and template; leave them out");
       }
       job.set_tenant(std::string(tenant_field(caller.tenant)));
       job.set_submitted_by(caller.principal.subject);
@@ -1026,7 +1230,19 @@ struct ApiServer::Impl {
     auto written =
         produce(*caller, "put_schedule", id, schedule_record(*caller, id, &*schedule, request_id), response, request_id);
     if (!written) return;
-    accepted(response, id, *written, request_id, {{"created", !existed}});
+    nlohmann::json extra{{"created", !existed}};
+    if (schedule->has_template_ref()) {
+      // A version not seen yet is accepted (a schedule and its template may be written in either
+      // order); the cron-producer waits template_wait_ms for it, then REJECTS the schedule.
+      auto ref = templates::parse_ref(schedule->template_ref().ref(), true);
+      if (ref && (settings.templates == nullptr || !settings.templates->find(caller->tenant, ref->name, ref->version))) {
+        extra["warning"] = fmt::format(
+            "template '{}' is not on kcron.templates yet: the cron-producer waits for it (template_wait_ms), then REJECTS the "
+            "schedule",
+            ref->text());
+      }
+    }
+    accepted(response, id, *written, request_id, std::move(extra));
   }
 
   void delete_schedule(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
@@ -1092,17 +1308,36 @@ struct ApiServer::Impl {
     run.set_schedule_id(id);
     *run.mutable_nominal_instant() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(now);
     run.set_overlap(v1::ALLOW);
-    const v1::Command command = schedule_run_command(*found, run_id, std::move(run), *caller);
-    auto written = produce(*caller, "trigger_schedule", run_id, command_record(command, caller->tenant, run_id, request_id),
+    const auto command = schedule_run_command(*found, run_id, std::move(run), *caller);
+    if (!command) return reply_problem(response, make_problem(409, command.error().message()), request_id);
+    auto written = produce(*caller, "trigger_schedule", run_id, command_record(*command, caller->tenant, run_id, request_id),
                            response, request_id);
     if (!written) return;
     accepted(response, run_id, *written, request_id, {{"schedule", id}});
   }
 
-  // One run of a schedule as a command: its job_template's job, or its flow_template's flow.
-  static v1::Command schedule_run_command(const v1::Schedule& schedule, const std::string& run_id, v1::ScheduleRun run,
-                                          const Caller& caller) {
+  // One run of a schedule as a command: its job_template's job, its flow_template's flow, or the
+  // job its template_ref renders (an error when the version is not in the catalog or does not render).
+  Result<v1::Command> schedule_run_command(const v1::Schedule& schedule, const std::string& run_id, v1::ScheduleRun run,
+                                           const Caller& caller) const {
     v1::Command command;
+    if (schedule.has_template_ref()) {
+      auto ref = templates::parse_ref(schedule.template_ref().ref(), true);
+      if (!ref) return ref.error().within("template_ref");
+      auto found =
+          settings.templates != nullptr ? settings.templates->find(caller.tenant, ref->name, ref->version) : std::nullopt;
+      if (!found) return make_error("template '{}' of the schedule is not on kcron.templates", ref->text());
+      const templates::Params params(schedule.template_ref().params().begin(), schedule.template_ref().params().end());
+      auto rendered = templates::render(*found, params);
+      if (!rendered) return rendered.error();
+      *command.mutable_submit() = std::move(*rendered);
+      auto& job = *command.mutable_submit();
+      job.set_id(run_id);
+      job.set_tenant(std::string(tenant_field(caller.tenant)));
+      job.set_submitted_by(caller.principal.subject);
+      *job.mutable_schedule_run() = std::move(run);
+      return command;
+    }
     if (schedule.has_flow_template()) {
       auto& flow = *command.mutable_flow();
       flow = schedule.flow_template();
@@ -1181,8 +1416,9 @@ struct ApiServer::Impl {
       *run.mutable_nominal_instant() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(to_epoch_ms(instant));
       run.set_misfire(found->misfire());
       run.set_overlap(v1::ALLOW);  // a backfill runs what was missed, whatever runs now
-      const v1::Command command = schedule_run_command(*found, run_id, std::move(run), *caller);
-      commands.emplace_back(run_id, command_record(command, caller->tenant, run_id, request_id));
+      const auto command = schedule_run_command(*found, run_id, std::move(run), *caller);
+      if (!command) return reply_problem(response, make_problem(409, command.error().message()), request_id);
+      commands.emplace_back(run_id, command_record(*command, caller->tenant, run_id, request_id));
       runs.push_back(run_id);
     }
     if (commands.empty()) {
@@ -1725,6 +1961,14 @@ struct ApiServer::Impl {
         return &Impl::get_tenant;
       case RouteId::kPatchTenant:
         return &Impl::patch_tenant;
+      case RouteId::kListTemplates:
+        return &Impl::list_templates;
+      case RouteId::kGetTemplate:
+        return &Impl::get_template;
+      case RouteId::kGetTemplateVersion:
+        return &Impl::get_template_version;
+      case RouteId::kPutTemplateVersion:
+        return &Impl::put_template_version;
       case RouteId::kOpenApi:
         return &Impl::openapi;
     }

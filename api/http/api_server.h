@@ -21,6 +21,8 @@
 
 namespace kcron::api {
 
+class TemplateSource;
+
 struct ApiSettings {
   std::string address = "127.0.0.1";
   int port = 8080;  // 0: any free port (tests)
@@ -41,6 +43,10 @@ struct ApiSettings {
   double jobs_burst = 5000;
   // Writes for a tenant other than the default wait for every dispatcher and worker to understand
   // tenant keys (a release before would misread them); null: no gate.
+  // kcron.templates as this instance follows it (the template routes, POST /v1/jobs with a
+  // template body); null: those answer 503. A version not seen yet is waited for template_wait.
+  TemplateSource* templates = nullptr;
+  std::chrono::milliseconds template_wait{10000};
   const FeatureWatch* tenant_keys_gate =
       nullptr;  // a REQUESTED record on kcron.audit per write, with the principal and request id
 };

@@ -255,6 +255,7 @@ TEST_CASE("a job body the API accepts matches JobSubmission, and bodies it refus
     job.clear_history();
     job.clear_schedule_run();
     job.clear_flow();
+    job.clear_template_();
     const auto body = kcron::to_json(job);
     INFO(body);
     auto parsed = kcron::api::parse_job_body(body, "acme", "alice", "generated");
@@ -275,7 +276,7 @@ TEST_CASE("a job body the API accepts matches JobSubmission, and bodies it refus
   for (const auto* body :
        {R"({"colour":"red","noop":{}})", R"({"delay":5,"noop":{}})", R"({"id":"x"})", R"({"noop":{},"sleep":{}})",
         R"({"delay":"5s","run_at_ms":"1","noop":{}})", R"({"noop":{"x":1}})", R"({"submitted_by":"mallory","noop":{}})",
-        R"({"priority":10,"noop":{}})", R"({"flow":{"id":"f","node":"n"},"noop":{}})"}) {
+        R"({"priority":10,"noop":{}})", R"({"flow":{"id":"f","node":"n"},"noop":{}})", R"({"template":"report@3","noop":{}})"}) {
     INFO(body);
     CHECK_FALSE(kcron::api::parse_job_body(body, "acme", "alice", "generated").ok());
     CHECK_FALSE(checker().check(schema("JobSubmission"), json::parse(body)));
@@ -414,6 +415,7 @@ TEST_CASE(
     body["job_template"].erase("schedule_run");
     body["job_template"].erase("submitted_by");
     body["job_template"].erase("flow");
+    body["job_template"].erase("template");
     CHECK(checker().check(schema("ScheduleSubmission"), body));
     body.erase("expression");
     CHECK_FALSE(checker().check(schema("ScheduleSubmission"), body));

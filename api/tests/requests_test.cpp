@@ -180,3 +180,29 @@ TEST_CASE("a schedule's flow_template is checked as its longest run will be, and
                                     "acme", "alice")
             .error.field == "schedule_run");
 }
+
+TEST_CASE("a template body is told from a job body, and its parameters, id and stray keys are read or refused by field") {
+  using kcron::api::parse_template_submission;
+  CHECK_FALSE(parse_template_submission(R"({"id":"x","noop":{}})").has_value());               // a job body
+  CHECK_FALSE(parse_template_submission(R"({"template":"report@3","noop":{}})").has_value());  // a job body (refused there)
+  CHECK_FALSE(parse_template_submission("not json").has_value());
+  auto good = parse_template_submission(R"({"template":"report@3","params":{"day":"mon","n":5,"dry":true},"id":"r1"})");
+  REQUIRE(good.has_value());
+  REQUIRE(good->ok());
+  CHECK(good->value->ref.text() == "report@3");
+  CHECK(good->value->params.at("day") == "mon");
+  CHECK(good->value->params.at("n") == "5");
+  CHECK(good->value->params.at("dry") == "true");
+  CHECK(good->value->id == std::optional<std::string>("r1"));
+  const auto refused = [](std::string_view body) {
+    auto checked = parse_template_submission(body);
+    REQUIRE(checked.has_value());
+    REQUIRE_FALSE(checked->ok());
+    return checked->error;
+  };
+  CHECK(refused(R"({"template":"report"})").field == "template");  // a version is required
+  CHECK(refused(R"({"template":"report@3","colour":"red"})").field == "colour");
+  CHECK(refused(R"({"template":"report@3","params":[1]})").field == "params");
+  CHECK(refused(R"({"template":"report@3","params":{"day":{"a":1}}})").field == "params.day");
+  CHECK(refused(R"({"template":"report@3","id":7})").field == "id");
+}

@@ -518,3 +518,22 @@ TEST_CASE("schedule put and delete through the API go to the schedule's route wi
   CHECK(transport.requests.back().method == "DELETE");
   CHECK(missing.str() == "kcron: no schedule \"gone\" in tenant acme (HTTP 404)\n");
 }
+
+TEST_CASE("a submit by template through the API posts the template body and prints the rendered job's id") {
+  FakeTransport transport;
+  transport.answer(202,
+                   R"({"id":"report-mon","tenant":"acme","template":"report@3","consistency":"jobs/3/12","request_id":"r1"})");
+  ApiClient client(target(), transport);
+  std::ostringstream out;
+  std::ostringstream err;
+  REQUIRE(api_submit_template(client, "report@3", {"day=mon", "n=5"}, "special", out, err) == 0);
+  CHECK(out.str() == "submitted report-mon from template report@3 for tenant acme\n");
+  REQUIRE(transport.requests.size() == 1);
+  CHECK(transport.requests[0].url == "https://kcron.example.com/v1/jobs");
+  CHECK(nlohmann::json::parse(transport.requests[0].body) ==
+        nlohmann::json{{"template", "report@3"}, {"params", {{"day", "mon"}, {"n", "5"}}}, {"id", "special"}});
+  std::ostringstream refused;
+  CHECK(api_submit_template(client, "report", {}, "", out, refused) == 1);  // a version is required, nothing sent
+  CHECK(refused.str().find("version") != std::string::npos);
+  CHECK(transport.requests.size() == 1);
+}

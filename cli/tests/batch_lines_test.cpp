@@ -69,3 +69,61 @@ TEST_CASE("batch lines: the first bad line refuses the file, naming its number a
   CHECK(error_of("{\"id\":\"a\",\"noop\":{}}\n{\"id\":\"b\",\"noop\":{}}\n{\"id\":\"a\",\"noop\":{}}") ==
         "line 3: job 'a' is already on line 1 (a batch's jobs are deduplicated by id)");
 }
+
+namespace {
+
+kcron::v1::Template day_template() {
+  kcron::v1::Template definition;
+  definition.set_name("report");
+  definition.set_version(3);
+  auto* day = definition.add_params();
+  day->set_name("day");
+  day->set_required(true);
+  auto* top = definition.add_params();
+  top->set_name("top");
+  top->set_type(kcron::v1::TemplateParam::INT);
+  top->set_default_("10");
+  definition.mutable_job()->set_id("report-{{day}}");
+  definition.mutable_job()->mutable_noop();
+  (*definition.mutable_job()->mutable_labels())["top"] = "{{top}}";
+  return definition;
+}
+
+kcron::Result<kcron::v1::Job> render_day(const kcron::templates::Ref& ref, const kcron::templates::Params& params) {
+  if (ref.name != "report" || ref.version != 3)
+    return kcron::make_error("template '{}' has no version {}", ref.name, ref.version);
+  return kcron::templates::render(day_template(), params);
+}
+
+}  // namespace
+
+TEST_CASE("batch lines: template lines are rendered in place and other lines are kept") {
+  const std::string text =
+      "{\"id\":\"plain\",\"noop\":{}}\n"
+      "{\"template\":\"report@3\",\"params\":{\"day\":\"mon\",\"top\":5}}\n"
+      "{\"template\":\"report@3\",\"params\":{\"day\":\"tue\"},\"id\":\"custom\"}\n";
+  auto rendered = kcron::cli::render_template_lines(text, render_day);
+  REQUIRE(rendered);
+  auto records = kcron::cli::split_batch_lines(*rendered, "");
+  REQUIRE(records);
+  REQUIRE((*records)[0].batch.jobs_size() == 3);
+  CHECK((*records)[0].batch.jobs(0).template_().empty());
+  CHECK((*records)[0].batch.jobs(1).id() == "report-mon");
+  CHECK((*records)[0].batch.jobs(1).template_() == "report@3");
+  CHECK((*records)[0].batch.jobs(1).labels().at("top") == "5");
+  CHECK((*records)[0].batch.jobs(2).id() == "custom");
+  CHECK((*records)[0].batch.jobs(2).labels().at("top") == "10");
+}
+
+TEST_CASE("batch lines: a template line that does not render refuses the file naming its line") {
+  auto missing =
+      kcron::cli::render_template_lines("{\"id\":\"a\",\"noop\":{}}\n{\"template\":\"report@3\",\"params\":{}}\n", render_day);
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().message() == "line 2: template 'report@3': required parameter 'day' is missing");
+  auto absent = kcron::cli::render_template_lines("{\"template\":\"report@4\"}\n", render_day);
+  REQUIRE_FALSE(absent);
+  CHECK(absent.error().message() == "line 1: template 'report' has no version 4");
+  auto extra = kcron::cli::render_template_lines("{\"template\":\"report@3\",\"queue\":\"x\"}\n", render_day);
+  REQUIRE_FALSE(extra);
+  CHECK(extra.error().message() == "line 1: a template line has \"template\", \"params\" and \"id\", not \"queue\"");
+}

@@ -55,6 +55,7 @@ std::vector<TopicSpec> all_topics(const TopicNames& names, const TopicLayout& la
       {names.workers(), 1, compacted_heartbeats()},
       {names.tenants(), 1, compacted()},
       {names.audit(), layout.output_partitions, deleted("2592000000")},  // 30 days
+      {names.templates(), 1, compacted()},  // every version of every template, read whole by its writers
   };
   for (const auto& queue : layout.queues) {
     for (const auto band : kAllBands) {

@@ -47,7 +47,7 @@ TEST_CASE("priorities map to bands and bands to exec topics") {
 
 TEST_CASE("the topic layout has every topic of the design with its partitions and cleanup policy") {
   const auto topics = all_topics(TopicNames("kcron."), TopicLayout{});
-  REQUIRE(topics.size() == 13 + 9);
+  REQUIRE(topics.size() == 14 + 9);
   auto find = [&](const std::string& name) {
     for (const auto& topic : topics) {
       if (topic.name == name) return topic;
@@ -62,6 +62,10 @@ TEST_CASE("the topic layout has every topic of the design with its partitions an
   CHECK(find("kcron.exec.batch.low").partitions == 12);
   CHECK(find("kcron.tenants").partitions == 1);
   CHECK(find("kcron.audit").partitions == 12);
+  const auto templates = find("kcron.templates");
+  CHECK(templates.partitions == 1);
+  CHECK(std::find(templates.config.begin(), templates.config.end(),
+                  std::pair<std::string, std::string>{"cleanup.policy", "compact"}) != templates.config.end());
   const auto audit = find("kcron.audit");
   CHECK(std::find(audit.config.begin(), audit.config.end(), std::pair<std::string, std::string>{"retention.ms", "2592000000"}) !=
         audit.config.end());

@@ -114,7 +114,12 @@ Result<SchedulePlanner::Entry> SchedulePlanner::validate(const ScheduleRecord& r
   if (auto next = expression->next_after(clock_.now(), *zone); !next) {
     return next.error().within(fmt::format("schedule {}", definition.id()));  // e.g. `0 0 30 2 *` never fires
   }
-  if (definition.has_flow_template()) {
+  if (definition.has_template_ref()) {
+    if (definition.has_job_template() || definition.has_flow_template()) {
+      return make_error("schedule {}: set one of job_template, flow_template, template_ref", definition.id());
+    }
+    if (auto valid = check_template_ref(definition); !valid) return valid.error();
+  } else if (definition.has_flow_template()) {
     if (definition.has_job_template()) {
       return make_error("schedule {}: set job_template or flow_template, not both", definition.id());
     }
@@ -125,7 +130,7 @@ Result<SchedulePlanner::Entry> SchedulePlanner::validate(const ScheduleRecord& r
   if (definition.has_start() && definition.has_end() && to_ms(definition.end()) <= to_ms(definition.start())) {
     return make_error("schedule {}: end is not after start", definition.id());
   }
-  Entry entry{std::move(definition), std::move(*expression), *zone, record.partition, {}};
+  Entry entry{std::move(definition), std::move(*expression), *zone, record.partition, {}, 0, 0, {}, {}, false, std::nullopt};
   return entry;
 }
 
@@ -139,6 +144,45 @@ Status SchedulePlanner::check_job(const v1::Job& job, std::string_view field) co
     return make_error("{}: priority {} is outside 0-9", field, job.priority());
   }
   return Status::success();
+}
+
+Status SchedulePlanner::check_template_ref(const v1::Schedule& definition) const {
+  auto ref = templates::parse_ref(definition.template_ref().ref(), true);
+  if (!ref) return ref.error().within(fmt::format("schedule {}: template_ref", definition.id()));
+  for (const auto& [name, value] : definition.template_ref().params()) {
+    if (!templates::is_valid_param_name(name)) {
+      return make_error("schedule {}: template_ref: '{}' is not a parameter name ([a-z0-9_], not starting with a digit)",
+                        definition.id(), name.substr(0, templates::kMaxNameBytes));
+    }
+    if (value.size() > templates::kMaxValueBytes) {
+      return make_error("schedule {}: template_ref: the value of parameter '{}' is longer than {} bytes", definition.id(), name,
+                        templates::kMaxValueBytes);
+    }
+  }
+  return Status::success();
+}
+
+Result<std::optional<v1::Job>> SchedulePlanner::render_run(const Entry& entry) const {
+  const auto& definition = entry.definition;
+  auto ref = templates::parse_ref(definition.template_ref().ref(), true);
+  if (!ref) return ref.error().within(fmt::format("schedule {}: template_ref", definition.id()));
+  const v1::Template* found = catalog_ != nullptr ? catalog_->find(definition.tenant(), ref->name, ref->version) : nullptr;
+  if (found == nullptr) return std::optional<v1::Job>();
+  const templates::Params params(definition.template_ref().params().begin(), definition.template_ref().params().end());
+  auto job = templates::render(*found, params);
+  if (!job) return job.error().within(fmt::format("schedule {}", definition.id()));
+  if (auto valid = check_job(*job, "the rendered job"); !valid) {
+    return valid.error().within(fmt::format("schedule {}: template '{}'", definition.id(), ref->text()));
+  }
+  return std::optional<v1::Job>(std::move(*job));
+}
+
+void SchedulePlanner::remember_record(Entry& entry, const ScheduleRecord& record) const {
+  if (!entry.definition.has_template_ref()) return;
+  entry.arrived_ms = now_ms();
+  entry.offset = record.offset;
+  entry.value = std::string(record.value);
+  entry.content_type = std::string(record.content_type);
 }
 
 Status SchedulePlanner::check_flow_template(const v1::Schedule& definition) const {
@@ -196,6 +240,7 @@ void SchedulePlanner::load(const ScheduleRecord& record) {
   if (!decode_message(record.value, record.content_type, definition)) return;  // rejected when it arrived
   auto entry = validate(record, std::move(definition));
   if (!entry) return;
+  remember_record(*entry, record);
   const auto restored = restored_states_.find(id);
   if (restored != restored_states_.end()) {
     entry->state = restored->second;
@@ -250,10 +295,23 @@ void SchedulePlanner::apply(const ScheduleRecord& record, std::vector<OutRecord>
            out);
     return;
   }
+  if (entry->definition.has_template_ref()) {
+    // Refused at once when the version is known and does not render (a parameter missing, unknown
+    // or of the wrong type); a version not seen yet is waited for, from now, at each tick.
+    auto rendered = render_run(*entry);
+    if (!rendered) {
+      reject(record,
+             rendered.error().message() + (existing != schedules_.end() ? " (the previous definition stays in force)" : ""), out);
+      return;
+    }
+    entry->rendered = std::move(*rendered);
+    remember_record(*entry, record);
+  }
   const auto print = fingerprint(entry->definition);
   if (existing != schedules_.end()) {
-    if (existing->second.state.fingerprint() == print) {
+    if (existing->second.state.fingerprint() == print && !existing->second.rejected) {
       existing->second.definition = entry->definition;  // replayed or identical: nothing changes
+      if (!existing->second.rendered) existing->second.rendered = std::move(entry->rendered);
       return;
     }
     cancel_ahead(existing->second, out);  // runs emitted ahead for the old definition
@@ -279,6 +337,26 @@ std::size_t SchedulePlanner::tick(std::vector<OutRecord>& out) {
     if (definition.paused() || entry.state.never_fires()) continue;
     if (hold_tenant_runs_ && !is_default_tenant(definition.tenant())) continue;
     if (hold_flow_runs_ && definition.has_flow_template()) continue;
+    if (entry.rejected) continue;
+    if (definition.has_template_ref() && !entry.rendered) {
+      auto job = render_run(entry);
+      if (job && !job->has_value() && now_ms() - entry.arrived_ms <= settings_.template_wait.count()) continue;  // waiting
+      if (!job || !job->has_value()) {
+        auto ref = templates::parse_ref(definition.template_ref().ref(), true);
+        const std::string reason =
+            job ? fmt::format("schedule {}: template '{}'{} was not found on {} within {} ms", definition.id(),
+                              ref ? ref->text() : definition.template_ref().ref(),
+                              is_default_tenant(definition.tenant()) ? "" : fmt::format(" of tenant '{}'", definition.tenant()),
+                              settings_.names.templates(), settings_.template_wait.count())
+                : job.error().message();
+        const std::string key = scoped_key(definition.tenant(), definition.id());
+        reject({entry.partition, entry.offset, key, entry.value, false, entry.content_type}, reason, out);
+        entry.rejected = true;
+        continue;
+      }
+      entry.rendered = std::move(**job);
+    }
+    const v1::Job* job = entry.rendered ? &*entry.rendered : nullptr;
     const Instant anchor = definition.has_start() ? instant_from_ms(to_ms(definition.start())) : Instant{};
     Instant from = instant_from_ms(entry.state.last_nominal_ms());
     if (definition.has_start()) from = std::max(from, instant_from_ms(to_ms(definition.start()) - 1));
@@ -297,7 +375,7 @@ std::size_t SchedulePlanner::tick(std::vector<OutRecord>& out) {
         first_kept = missed.size() - 1;  // fire_once: only the latest missed run
       }
       counts_.skipped += first_kept;
-      for (std::size_t index = first_kept; index < missed.size(); ++index) emit(entry, missed[index], out);
+      for (std::size_t index = first_kept; index < missed.size(); ++index) emit(entry, missed[index], job, out);
       emitted += missed.size() - first_kept;
       missed.clear();
     };
@@ -316,7 +394,7 @@ std::size_t SchedulePlanner::tick(std::vector<OutRecord>& out) {
         continue;
       }
       flush_missed();
-      emit(entry, *next, out);
+      emit(entry, *next, job, out);
       ++emitted;
     }
     flush_missed();
@@ -327,7 +405,7 @@ std::size_t SchedulePlanner::tick(std::vector<OutRecord>& out) {
   return emitted_total;
 }
 
-void SchedulePlanner::emit(Entry& entry, Instant nominal, std::vector<OutRecord>& out) {
+void SchedulePlanner::emit(Entry& entry, Instant nominal, const v1::Job* rendered, std::vector<OutRecord>& out) {
   const auto& definition = entry.definition;
   const std::string job_id = trigger_id(definition.id(), nominal);
   const std::string schedule_key = scoped_key(definition.tenant(), definition.id());
@@ -359,7 +437,7 @@ void SchedulePlanner::emit(Entry& entry, Instant nominal, std::vector<OutRecord>
     return;
   }
   v1::Job& job = *command.mutable_submit();
-  job = definition.job_template();
+  job = rendered != nullptr ? *rendered : definition.job_template();  // rendered: carries `template`
   job.set_id(job_id);
   job.set_tenant(definition.tenant());
   job.set_attempt(0);

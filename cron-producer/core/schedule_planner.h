@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -20,6 +21,7 @@
 #include "kcron/flow_graph.h"
 #include "kcron/out_record.h"
 #include "kcron/records.h"
+#include "kcron/templates.h"
 #include "kcron/topics.h"
 
 namespace kcron::cron {
@@ -35,6 +37,9 @@ struct PlannerSettings {
   std::size_t max_dead_letter_copy = kDeadLetterCopyBytes;  // original bytes kept in a dead letter
   std::string component = "cron-producer";
   flow::Limits flow_limits;  // a flow_template is checked as the dispatcher checks each run
+  // A template_ref schedule whose template version is not in the catalog this long after its
+  // record was applied (or loaded) is REJECTED naming the version (docs/templates.md).
+  Millis template_wait{30000};
 };
 
 // One record of kcron.schedules.
@@ -80,6 +85,10 @@ class SchedulePlanner {
   void hold_flow_runs(bool held) { hold_flow_runs_ = held; }
   bool flow_runs_held() const { return hold_flow_runs_; }
 
+  // The templates that template_ref schedules render from (kcron.templates, followed by the
+  // loop); null: none seen yet, so every such schedule waits. Not owned; read on each tick.
+  void set_catalog(const templates::Catalog* catalog) { catalog_ = catalog; }
+
   void drop_partition(std::int32_t partition);
   std::size_t schedule_count() const { return schedules_.size(); }
   const PlannerCounts& counts() const { return counts_; }
@@ -94,12 +103,27 @@ class SchedulePlanner {
     TimeZone zone;
     std::int32_t partition = 0;
     v1::CronState state;
+    // A template_ref schedule: when its record was applied or loaded (the template wait counts
+    // from it), its record (to dead-letter it when its template never comes or does not render),
+    // and whether it was REJECTED since (it emits nothing until its next record).
+    std::int64_t arrived_ms = 0;
+    std::int64_t offset = 0;
+    std::string value;
+    std::string content_type;
+    bool rejected = false;
+    // Its job, rendered once the version is in the catalog (a version is immutable).
+    std::optional<v1::Job> rendered;
   };
 
   Result<Entry> validate(const ScheduleRecord& record, v1::Schedule definition) const;
   Status check_job(const v1::Job& job, std::string_view field) const;
   Status check_flow_template(const v1::Schedule& definition) const;
-  void emit(Entry& entry, Instant nominal, std::vector<OutRecord>& out);
+  Status check_template_ref(const v1::Schedule& definition) const;
+  // A template_ref schedule's job: rendered from the catalog. An empty result: the version is not
+  // there yet (still waiting); an error: the schedule is to be REJECTED with it.
+  Result<std::optional<v1::Job>> render_run(const Entry& entry) const;
+  void remember_record(Entry& entry, const ScheduleRecord& record) const;
+  void emit(Entry& entry, Instant nominal, const v1::Job* rendered, std::vector<OutRecord>& out);
   void cancel_ahead(const Entry& entry, std::vector<OutRecord>& out);
   void save_state(const Entry& entry, std::vector<OutRecord>& out);
   void reject(const ScheduleRecord& record, std::string_view reason, std::vector<OutRecord>& out);
@@ -112,6 +136,7 @@ class SchedulePlanner {
   PlannerCounts counts_;
   bool hold_tenant_runs_ = false;
   bool hold_flow_runs_ = false;
+  const templates::Catalog* catalog_ = nullptr;
 };
 
 std::uint64_t fingerprint(const v1::Schedule& definition);

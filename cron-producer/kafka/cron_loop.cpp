@@ -98,6 +98,12 @@ Status CronLoop::run() {
 
 Status CronLoop::serve() {
   if (auto status = start(); !status) return status;
+  templates_ = std::make_unique<TemplateFollower>(settings_.client, planner_settings_.names, catalog_);
+  if (auto loaded = templates_->start(Millis(30000)); !loaded) {
+    // Not fatal: the follower carries on reading, and a schedule waits template_wait for its version.
+    spdlog::warn("event=template_catalog_incomplete error=\"{}\"", loaded.error().message());
+  }
+  planner_.set_catalog(&catalog_);
   if (http_ != nullptr) http_->set_ready(true);
   if (settings_.upgrade_check_interval.count() > 0) {
     tenant_keys_ = std::make_unique<FeatureWatch>(settings_.client, planner_settings_.names, std::string(feature::kTenantKeys),
@@ -142,6 +148,7 @@ Status CronLoop::serve() {
       owned->second = message->offset() + 1;
       ++consumed_;
     }
+    templates_->poll(1000);
     if (!rejoin_reason_.empty()) {
       if (auto status = rejoin(std::exchange(rejoin_reason_, {})); !status) return status;
       continue;
@@ -153,6 +160,8 @@ Status CronLoop::serve() {
   if (http_ != nullptr) http_->set_ready(false);
   consumer_->close();  // the revoke callback commits the last batch
   consumer_.reset();
+  planner_.set_catalog(nullptr);
+  templates_->close();
   spdlog::info("event=stopped");
   return Status::success();
 }

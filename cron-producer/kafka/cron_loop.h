@@ -16,6 +16,8 @@
 #include "kcron/metrics.h"
 #include "kcron/recovery_budget.h"
 #include "kcron/service.h"
+#include "kcron/template_follower.h"
+#include "kcron/templates.h"
 #include "kcron/transaction.h"
 #include "kcron/upgrade_gate.h"
 
@@ -78,6 +80,9 @@ class CronLoop final : public RdKafka::RebalanceCb {
   PlannerCounts published_;
   std::unique_ptr<FeatureWatch> tenant_keys_;  // null: the check is off
   std::unique_ptr<FeatureWatch> flows_;        // null: the check is off
+  // kcron.templates, followed for the schedules on templates (the planner reads the catalog).
+  templates::Catalog catalog_;
+  std::unique_ptr<TemplateFollower> templates_;
 
   Counter& emitted_;
   Counter& skipped_;

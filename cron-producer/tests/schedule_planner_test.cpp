@@ -437,3 +437,134 @@ TEST_CASE("while flows are held (an earlier release runs), flow_template schedul
   REQUIRE(command.ParseFromString(runs[0].value));
   CHECK(command.flow().id() == "etl@2026-09-21T14:13:30Z");
 }
+
+namespace {
+
+v1::Template report_template(const std::string& tenant = "") {
+  v1::Template definition;
+  auto decoded = decode_message(R"({
+    "name": "report", "version": 3,
+    "params": [{"name": "day", "type": "STRING", "required": true}, {"name": "n", "type": "INT", "default": "10"}],
+    "job": {"queue": "batch", "labels": {"day": "{{day}}"}, "exec": {"argv": ["/usr/bin/report", "--day={{day}}", "--top={{n}}"]}}
+  })",
+                                "application/json", definition);
+  REQUIRE(decoded);
+  definition.set_tenant(tenant);
+  return definition;
+}
+
+std::string on_template(const std::string& id, const std::string& ref, const std::string& params) {
+  return fmt::format(R"({{"id":"{}","expression":"*/10 * * * * *","template_ref":{{"ref":"{}","params":{{{}}}}}}})", id, ref,
+                     params);
+}
+
+std::vector<v1::Job> submitted(Harness& harness) {
+  harness.planner.tick(harness.out);
+  std::vector<v1::Job> jobs;
+  for (const auto& item : harness.take(".jobs")) {
+    v1::Command command;
+    REQUIRE(command.ParseFromString(item.value));
+    if (command.has_submit()) jobs.push_back(command.submit());
+  }
+  return jobs;
+}
+
+std::vector<std::string> rejections(Harness& harness) {
+  std::vector<std::string> reasons;
+  for (const auto& letter : harness.take("dead-letters")) {
+    v1::DeadLetter decoded;
+    REQUIRE(decoded.ParseFromString(letter.value));
+    CHECK(decoded.state() == v1::REJECTED);
+    reasons.push_back(decoded.reason());
+  }
+  return reasons;
+}
+
+}  // namespace
+
+TEST_CASE("a template_ref schedule renders each run from its template version, which the job names as its template") {
+  Harness harness;
+  templates::Catalog catalog;
+  catalog.put(report_template());
+  harness.planner.set_catalog(&catalog);
+  harness.apply("daily", on_template("daily", "report@3", R"("day":"mon")"));
+  CHECK(rejections(harness).empty());
+  harness.clock.advance(Millis(5'000));
+  const auto jobs = submitted(harness);
+  REQUIRE(jobs.size() == 1);
+  CHECK(jobs[0].id() == "daily@2026-09-21T14:13:30Z");
+  CHECK(jobs[0].template_() == "report@3");
+  CHECK(jobs[0].queue() == "batch");
+  CHECK(jobs[0].exec().argv(1) == "--day=mon");
+  CHECK(jobs[0].exec().argv(2) == "--top=10");
+  CHECK(jobs[0].labels().at("day") == "mon");
+  CHECK(jobs[0].schedule_run().schedule_id() == "daily");
+  CHECK(jobs[0].run_at_ms() == kStart + 10'000);
+}
+
+TEST_CASE("a template_ref schedule whose version renders with an error is REJECTED at once naming the parameter") {
+  Harness harness;
+  templates::Catalog catalog;
+  catalog.put(report_template());
+  harness.planner.set_catalog(&catalog);
+  harness.apply("missing", on_template("missing", "report@3", ""));
+  harness.apply("typed", on_template("typed", "report@3", R"("day":"mon","n":"ten")"));
+  harness.apply("unknown", on_template("unknown", "report@3", R"("day":"mon","colour":"red")"));
+  harness.apply("no-version", on_template("no-version", "report", R"("day":"mon")"));
+  harness.apply("both", R"({"id":"both","expression":"* * * * *","job_template":{"noop":{}},"template_ref":{"ref":"report@3"}})");
+  const auto reasons = rejections(harness);
+  REQUIRE(reasons.size() == 5);
+  CHECK_THAT(reasons[0], Catch::Contains("schedule missing") && Catch::Contains("report@3") && Catch::Contains("'day'"));
+  CHECK_THAT(reasons[1], Catch::Contains("'n'") && Catch::Contains("ten"));
+  CHECK_THAT(reasons[2], Catch::Contains("'colour'"));
+  CHECK_THAT(reasons[3], Catch::Contains("template_ref") && Catch::Contains("version"));
+  CHECK_THAT(reasons[4], Catch::Contains("one of job_template, flow_template, template_ref"));
+  harness.clock.advance(Millis(5'000));
+  CHECK(submitted(harness).empty());
+}
+
+TEST_CASE("a template_ref schedule waits for a version not seen yet, then is REJECTED naming it") {
+  Harness harness;
+  templates::Catalog catalog;
+  harness.planner.set_catalog(&catalog);
+  harness.apply("late", on_template("late", "report@3", R"("day":"mon")"));
+  harness.apply("never", on_template("never", "report@4", R"("day":"mon")"));
+  CHECK(rejections(harness).empty());
+  harness.clock.advance(Millis(20'000));
+  CHECK(submitted(harness).empty());  // waiting: nothing emitted, nothing rejected
+  CHECK(rejections(harness).empty());
+  catalog.put(report_template());  // version 3 arrives within the wait
+  harness.clock.advance(Millis(11'000));
+  const auto jobs = submitted(harness);
+  REQUIRE_FALSE(jobs.empty());
+  for (const auto& job : jobs) CHECK_THAT(job.id(), Catch::StartsWith("late@"));
+  const auto reasons = rejections(harness);
+  REQUIRE(reasons.size() == 1);
+  CHECK_THAT(reasons[0], Catch::Contains("schedule never") && Catch::Contains("'report@4'") && Catch::Contains("not found"));
+  CHECK(submitted(harness).empty());  // REJECTED once, then silent until its next record
+  CHECK(rejections(harness).empty());
+  // The same definition put again waits again (and renders now that version 4 exists).
+  auto version4 = report_template();
+  version4.set_version(4);
+  catalog.put(version4);
+  harness.apply("never", on_template("never", "report@4", R"("day":"tue")"));
+  harness.clock.advance(Millis(10'000));
+  bool rendered = false;
+  for (const auto& job : submitted(harness)) rendered = rendered || job.template_() == "report@4";
+  CHECK(rendered);
+}
+
+TEST_CASE("a template_ref schedule of a tenant renders that tenant's version only") {
+  Harness harness;
+  templates::Catalog catalog;
+  catalog.put(report_template());  // the default tenant's
+  harness.planner.set_catalog(&catalog);
+  harness.apply(
+      "acme~daily",
+      R"({"id":"daily","tenant":"acme","expression":"*/10 * * * * *","template_ref":{"ref":"report@3","params":{"day":"mon"}}})");
+  harness.clock.advance(Millis(31'000));
+  CHECK(submitted(harness).empty());
+  const auto reasons = rejections(harness);
+  REQUIRE(reasons.size() == 1);
+  CHECK_THAT(reasons[0], Catch::Contains("'report@3' of tenant 'acme'"));
+}

@@ -34,6 +34,10 @@ std::optional<std::string> refused_job_field(const v1::Job& job, std::string_vie
   if (!job.submitted_by().empty()) return fmt::format("{}submitted_by: kcron sets it; leave the field out", where);
   if (job.attempt() != 0) return fmt::format("{}attempt: kcron sets it; leave the field out", where);
   if (job.history_size() != 0) return fmt::format("{}history: kcron sets it; leave the field out", where);
+  if (!job.template_().empty()) {
+    return fmt::format("{}template: set by the writer that renders a template (kcron submit --template); leave the field out",
+                       where);
+  }
   if (job.has_schedule_run()) {
     return fmt::format(
         "{}schedule_run: set by the cron-producer for a schedule's runs; put a schedule on the tenant's "
@@ -351,6 +355,10 @@ Decision Relay::schedule(const InputRecord& record, const InputTopic& topic, std
       job.clear_tenant();
     }
     flow.set_submitted_by(fmt::format("kafka:{}", record.topic));
+  } else if (definition.has_template_ref()) {
+    // Each run is rendered by the cron-producer from the schedule's tenant's template version
+    // (docs/templates.md#schedules-on-templates): nothing here names another tenant.
+    if (definition.has_job_template()) return refuse("set job_template or template_ref, not both", true);
   } else {
     auto& job = *definition.mutable_job_template();
     if (auto refused = refused_job_field(job, "job_template."); refused) return refuse(*refused, true);

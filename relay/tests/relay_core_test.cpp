@@ -175,6 +175,7 @@ TEST_CASE("record kinds only kcron's programs write are refused", "[relay]") {
       {R"({"id":"j","noop":{},"schedule_run":{"schedule_id":"j"}})", "schedule_run: set by the cron-producer"},
       {R"({"id":"j","noop":{},"attempt":2})", "attempt: kcron sets it"},
       {R"({"id":"j","noop":{},"submitted_by":"root"})", "submitted_by: kcron sets it"},
+      {R"({"id":"j","noop":{},"template":"report@3"})", "template: set by the writer that renders a template"},
       {R"({"replay":{"job_id":"j","job":{"id":"j","noop":{},"schedule_run":{"schedule_id":"other"}}}})",
        "not the schedule of job 'j'"},
       {R"({"replay":{"job_id":"j"}})", "replay: attach the job as its dead letter holds it"},
@@ -251,6 +252,20 @@ TEST_CASE("an oversized record is refused before it is decoded", "[relay]") {
   const auto letter = letter_of(out[0]);
   CHECK(letter.truncated());
   CHECK(letter.original().size() == 10);
+}
+
+TEST_CASE("a schedule on a template is passed on inside the topic's tenant, without a job_template", "[relay]") {
+  Harness h;
+  // A schedule on a template: passed on as it is, inside the topic's tenant (no job_template made up).
+  const auto on_template = h.apply("kcron.in.acme.schedules", "report",
+                                   R"({"expression":"0 3 * * *","template_ref":{"ref":"report@3","params":{"day":"mon"}}})");
+  CHECK(on_template.outcome == Outcome::kForwarded);
+  REQUIRE(h.out.size() == 1);
+  v1::Schedule templated;
+  REQUIRE(templated.ParseFromString(h.out[0].value));
+  CHECK(templated.tenant() == "acme");
+  CHECK_FALSE(templated.has_job_template());
+  CHECK(templated.template_ref().ref() == "report@3");
 }
 
 TEST_CASE("a schedule becomes the tenant's scoped key on schedules, a tombstone its delete", "[relay]") {

@@ -26,6 +26,7 @@
 #include "auth/jwt.h"
 #include "core/roles.h"
 #include "core/routes.h"
+#include "kcron/codec.h"
 #include "kcron/topics.h"
 #include "openapi/contract.h"
 #include "openapi/document.h"
@@ -294,7 +295,12 @@ constexpr std::array kWalkRoles{Role::kViewer, Role::kMember, Role::kOperator, R
 constexpr std::string_view kScheduleBody = R"({"expression":"0 * * * *","job_template":{"noop":{}}})";
 
 // What a route's "{id}" names; the walk creates one before it calls the route.
-enum class Target : std::uint8_t { kNone, kPendingJob, kDeadJob, kDeadLetter, kSchedule, kFlow };
+enum class Target : std::uint8_t { kNone, kPendingJob, kDeadJob, kDeadLetter, kSchedule, kFlow, kTemplate };
+
+// A template version (its name and version come from the path): the walk writes version 1 of each
+// template it names, and a PUT of it again is a no-op (200).
+constexpr std::string_view kTemplateBody =
+    R"({"params":[{"name":"day","type":"STRING"}],"job":{"noop":{},"labels":{"day":"{{day}}"}}})";
 
 // How the walk calls a route: the authorizations its handler makes, in order (kManageJob against
 // the job's submitter), and a valid request.
@@ -382,6 +388,13 @@ RouteUse route_use(RouteId id, const std::string& caller, const std::string& bac
       return {{Action::kReadTenant}, true, Target::kNone, "", ""};
     case RouteId::kPatchTenant:
       return {{Action::kManageTenant}, true, Target::kNone, "", fmt::format(R"({{"description":"set by {}"}})", caller)};
+    case RouteId::kListTemplates:
+      return {{Action::kReadSchedules}, true, Target::kNone, "", ""};
+    case RouteId::kGetTemplate:
+    case RouteId::kGetTemplateVersion:
+      return {{Action::kReadSchedules}, true, Target::kTemplate, "", ""};
+    case RouteId::kPutTemplateVersion:
+      return {{Action::kManageSchedule}, true, Target::kTemplate, "", std::string(kTemplateBody)};
     case RouteId::kOpenApi:
       return {{}, false, Target::kNone, "", ""};
   }
@@ -617,6 +630,13 @@ TEST_CASE("every route checks its role: each role over each route through HTTP",
             writes.push_back(flow->get_header_value("Kcron-Consistency"));
             break;
           }
+          case Target::kTemplate: {
+            auto put = api.call("PUT", fmt::format("/v1/templates/{}/versions/1", id), owner, std::string(kTemplateBody));
+            REQUIRE(put);
+            INFO(put->body);
+            REQUIRE(put->status == 201);
+            break;
+          }
           case Target::kSchedule: {
             auto put = api.call("PUT", "/v1/schedules/" + id, owner, std::string(kScheduleBody));
             REQUIRE(put);
@@ -670,9 +690,11 @@ TEST_CASE("every route checks its role: each role over each route through HTTP",
       const auto use = route_use(spec.id, caller.label, backfill_range);
       for (const bool own : caller.principal ? owned_variants(use.target) : std::vector<bool>{false}) {
         std::string path(spec.path);
-        const auto parameter = path.find("{id}");
+        const auto parameter = path.find(use.target == Target::kTemplate ? "{name}" : "{id}");
         REQUIRE((parameter != std::string::npos) == (use.target != Target::kNone));
-        if (parameter != std::string::npos) path.replace(parameter, 4, object_id(spec, caller, own));
+        if (parameter != std::string::npos)
+          path.replace(parameter, use.target == Target::kTemplate ? 6 : 4, object_id(spec, caller, own));
+        if (const auto version = path.find("{version}"); version != std::string::npos) path.replace(version, 9, "1");
         const auto served = serving_route(spec.method, path);
         INFO(caller.label << " " << spec.method << " " << path << (own ? " (its own job)" : ""));
         REQUIRE(served.has_value());
@@ -1713,4 +1735,126 @@ TEST_CASE(
   CHECK(ran["counts"]["succeeded"] == 2);
   auto runs = body_of(api.call("GET", "/v1/jobs?schedule=nightly", olga));
   CHECK(runs["jobs"].size() == 2);
+}
+
+TEST_CASE("templates through the API: versions are immutable, a job body naming one is rendered and carries name@version",
+          "[integration]") {
+  TestEnv env("api-templates");
+  const auto keys = make_api_keys(env);
+  Api api(env, keys, "api1", {"KCRON_API_TEMPLATE_WAIT_MS=1000"});
+  const auto operator_token = api_token(keys, "acme", "operator", "alice");
+  const auto member = api_token(keys, "acme", "member", "bob");
+  const auto viewer = api_token(keys, "acme", "viewer", "vera");
+  const std::string report =
+      R"({"description":"the daily report","params":[{"name":"day","type":"STRING","required":true},{"name":"n","type":"INT","default":"10"}],)"
+      R"("job":{"id":"report-{{day}}","noop":{},"labels":{"day":"{{day}}","top":"{{n}}"}}})";
+
+  auto put = api.call("PUT", "/v1/templates/report/versions/3", operator_token, report);
+  REQUIRE(put);
+  INFO(put->body);
+  CHECK(put->status == 201);
+  CHECK(put->get_header_value("Location") == "/v1/templates/report/versions/3");
+  CHECK(body_of(put)["created"] == true);
+  auto again = api.call("PUT", "/v1/templates/report/versions/3", operator_token, report);
+  CHECK(again->status == 200);
+  CHECK(body_of(again)["created"] == false);
+  auto other =
+      api.call("PUT", "/v1/templates/report/versions/3", operator_token,
+               R"({"params":[{"name":"day","type":"STRING","required":true}],"job":{"noop":{},"labels":{"day":"{{day}}"}}})");
+  CHECK(other->status == 409);
+  CHECK(body_of(other)["detail"] == "template 'report' version 3 already exists with different content; write version 4");
+  CHECK(api.call("PUT", "/v1/templates/report/versions/4", viewer, report)->status == 403);
+  auto undeclared =
+      api.call("PUT", "/v1/templates/bad/versions/1", operator_token, R"({"job":{"noop":{},"labels":{"x":"{{x}}"}}})");
+  CHECK(undeclared->status == 400);
+  CHECK(body_of(undeclared)["detail"].get<std::string>().find("'{{x}}' is not a declared parameter") != std::string::npos);
+
+  auto listed = body_of(api.call("GET", "/v1/templates", viewer));
+  REQUIRE(listed["templates"].size() == 1);
+  CHECK(listed["templates"][0]["name"] == "report");
+  CHECK(listed["templates"][0]["versions"] == 1);
+  auto versions = body_of(api.call("GET", "/v1/templates/report", viewer));
+  REQUIRE(versions["versions"].size() == 1);
+  CHECK(versions["versions"][0]["written_by"] == "alice");
+  CHECK(versions["versions"][0]["tenant"] == "acme");
+  CHECK(api.call("GET", "/v1/templates/report/versions/3", viewer)->status == 200);
+  CHECK(api.call("GET", "/v1/templates/report/versions/9", viewer)->status == 404);
+  CHECK(api.call("GET", "/v1/templates/report", api_token(keys, "beta", "viewer"))->status == 404);  // acme's only
+
+  // A job body naming the template: rendered by the API.
+  auto missing = api.call("POST", "/v1/jobs", member, R"({"template":"report@3","params":{"n":3}})");
+  CHECK(missing->status == 400);
+  CHECK(body_of(missing)["detail"] == "template 'report@3': required parameter 'day' is missing");
+  auto mistyped = api.call("POST", "/v1/jobs", member, R"({"template":"report@3","params":{"day":"mon","n":"many"}})");
+  CHECK(mistyped->status == 400);
+  CHECK(body_of(mistyped)["detail"] == "template 'report@3': parameter 'n' must be an integer, got 'many'");
+  auto unseen = api.call("POST", "/v1/jobs", member, R"({"template":"report@4","params":{"day":"mon"}})");
+  CHECK(unseen->status == 404);
+  CHECK(body_of(unseen)["detail"] ==
+        "template 'report' has no version 4 in tenant acme (waited 1000 ms for it; its versions: 3)");
+  auto stray = api.call("POST", "/v1/jobs", member, R"({"template":"report@3","colour":"red"})");
+  CHECK(stray->status == 400);
+  CHECK(body_of(stray)["field"] == "colour");
+  auto rendered = api.call("POST", "/v1/jobs", member, R"({"template":"report@3","params":{"day":"mon","n":5}})");
+  INFO(rendered->body);
+  REQUIRE(rendered->status == 202);
+  CHECK(body_of(rendered)["id"] == "report-mon");
+  CHECK(body_of(rendered)["template"] == "report@3");
+  auto with_id = api.call("POST", "/v1/jobs", member, R"({"template":"report@3","params":{"day":"tue"},"id":"special"})");
+  REQUIRE(with_id->status == 202);
+
+  // The CLI through the API: kcron-api renders it.
+  const auto through_cli = run_cli(
+      env, fmt::format("--api http://127.0.0.1:{} --token {} submit --template report@3 --param day=thu", api.port, member));
+  INFO(through_cli.output);
+  CHECK(through_cli.exit_code == 0);
+  CHECK(through_cli.output == "submitted report-thu from template report@3 for tenant acme\n");
+
+  // A schedule on the template: checked against the catalog when the version is there, its trigger rendered.
+  auto unrendered =
+      api.call("PUT", "/v1/schedules/daily", operator_token, R"({"expression":"0 6 * * *","template_ref":{"ref":"report@3"}})");
+  CHECK(unrendered->status == 400);
+  CHECK(body_of(unrendered)["field"] == "template_ref");
+  CHECK(body_of(unrendered)["detail"] == "template 'report@3': required parameter 'day' is missing");
+  auto daily = api.call("PUT", "/v1/schedules/daily", operator_token,
+                        R"({"expression":"0 6 * * *","template_ref":{"ref":"report@3","params":{"day":"wed"}}})");
+  REQUIRE(daily->status == 202);
+  CHECK_FALSE(body_of(daily).contains("warning"));
+  auto ahead = api.call("PUT", "/v1/schedules/ahead", operator_token,
+                        R"({"expression":"0 6 * * *","template_ref":{"ref":"report@7","params":{"day":"wed"}}})");
+  REQUIRE(ahead->status == 202);
+  CHECK(body_of(ahead)["warning"].get<std::string>().starts_with("template 'report@7' is not on kcron.templates yet"));
+  const httplib::Headers after_ahead{{"Kcron-Consistency", ahead->get_header_value("Kcron-Consistency")}};
+  const httplib::Headers after_daily{{"Kcron-Consistency", daily->get_header_value("Kcron-Consistency")}};
+  auto triggered = api.call("POST", "/v1/schedules/daily:trigger", operator_token, "", after_daily);
+  INFO(triggered->body);
+  REQUIRE(triggered->status == 202);
+  const auto trigger_id = body_of(triggered)["id"].get<std::string>();
+  auto not_yet = api.call("POST", "/v1/schedules/ahead:trigger", operator_token, "", after_ahead);
+  CHECK(not_yet->status == 409);
+  CHECK(body_of(not_yet)["detail"] == "template 'report@7' of the schedule is not on kcron.templates");
+
+  // On kcron.jobs: the concrete jobs, with the provenance, the tenant and the submitter.
+  std::map<std::string, kcron::v1::Job> jobs;
+  read_topics({env.prefix + "jobs"}, 10s, [&](const std::vector<Record>& read) {
+    for (const auto& record : read) {
+      auto command = kcron::decode_command(record.value, "", "");
+      if (command && command->has_submit()) jobs[command->submit().id()] = command->submit();
+    }
+    return jobs.size() >= 4;
+  });
+  REQUIRE(jobs.contains("report-mon"));
+  CHECK(jobs["report-mon"].template_() == "report@3");
+  CHECK(jobs["report-mon"].tenant() == "acme");
+  CHECK(jobs["report-mon"].submitted_by() == "bob");
+  CHECK(jobs["report-mon"].labels().at("top") == "5");
+  REQUIRE(jobs.contains("special"));
+  CHECK(jobs["special"].labels().at("day") == "tue");
+  CHECK(jobs["special"].labels().at("top") == "10");
+  REQUIRE(jobs.contains("report-thu"));
+  CHECK(jobs["report-thu"].template_() == "report@3");
+  REQUIRE(jobs.contains(trigger_id));
+  CHECK(jobs[trigger_id].template_() == "report@3");
+  CHECK(jobs[trigger_id].labels().at("day") == "wed");
+  CHECK(jobs[trigger_id].schedule_run().schedule_id() == "daily");
 }

@@ -39,8 +39,9 @@ struct TopicNames {
   std::string status() const { return prefix + "status"; }
   std::string events() const { return prefix + "events"; }
   std::string workers() const { return prefix + "workers"; }
-  std::string tenants() const { return prefix + "tenants"; }  // the tenant registry (tenant_registry.h)
-  std::string audit() const { return prefix + "audit"; }      // decisions on commands (AuditRecord)
+  std::string tenants() const { return prefix + "tenants"; }      // the tenant registry (tenant_registry.h)
+  std::string audit() const { return prefix + "audit"; }          // decisions on commands (AuditRecord)
+  std::string templates() const { return prefix + "templates"; }  // job templates (templates.h)
 };
 
 // Every topic of docs/protocol.md#topics for this layout, in creation order.

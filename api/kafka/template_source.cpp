@@ -1,0 +1,86 @@
+#include "kafka/template_source.h"
+
+#include <spdlog/spdlog.h>
+
+#include <utility>
+
+namespace kcron::api {
+
+TemplateSource::TemplateSource(kafka::Properties client, TopicNames names)
+    : follower_(std::move(client), std::move(names), catalog_, std::chrono::seconds(10)) {}
+
+TemplateSource::~TemplateSource() {
+  stop();
+}
+
+Status TemplateSource::start(Millis timeout) {
+  {
+    const std::lock_guard lock(mutex_);
+    if (auto loaded = follower_.start(timeout); !loaded) {
+      spdlog::warn("event=template_catalog_incomplete error=\"{}\"", loaded.error().message());
+    }
+  }
+  thread_ = std::thread([this] { follow(); });
+  return Status::success();
+}
+
+void TemplateSource::stop() {
+  {
+    const std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  follower_.close();
+}
+
+void TemplateSource::follow() {
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    const auto before = follower_.applied();
+    follower_.poll(1000);  // never waits: consume(0)
+    if (follower_.applied() != before) changed_.notify_all();
+    changed_.wait_for(lock, std::chrono::milliseconds(100), [this] { return stopping_; });
+  }
+}
+
+std::optional<v1::Template> TemplateSource::find(std::string_view tenant, std::string_view name, std::uint32_t version,
+                                                 Millis wait) const {
+  std::unique_lock lock(mutex_);
+  const v1::Template* found = nullptr;
+  changed_.wait_for(lock, wait, [&] {
+    found = catalog_.find(tenant, name, version);
+    return found != nullptr || stopping_;
+  });
+  if (found == nullptr) return std::nullopt;
+  return *found;
+}
+
+std::vector<v1::Template> TemplateSource::versions(std::string_view tenant, std::string_view name) const {
+  const std::lock_guard lock(mutex_);
+  std::vector<v1::Template> result;
+  for (const auto* version : catalog_.versions(tenant, name)) result.push_back(*version);
+  return result;
+}
+
+std::vector<v1::Template> TemplateSource::latest_of_each(std::string_view tenant) const {
+  const std::lock_guard lock(mutex_);
+  std::vector<v1::Template> result;
+  for (const auto* latest : catalog_.latest_of_each(tenant)) result.push_back(*latest);
+  return result;
+}
+
+Result<bool> TemplateSource::is_new_version(const v1::Template& definition) const {
+  const std::lock_guard lock(mutex_);
+  return templates::is_new_version(catalog_, definition);
+}
+
+void TemplateSource::put(const v1::Template& definition) {
+  {
+    const std::lock_guard lock(mutex_);
+    catalog_.put(definition);
+  }
+  changed_.notify_all();
+}
+
+}  // namespace kcron::api

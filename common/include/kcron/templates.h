@@ -1,0 +1,105 @@
+// Job templates (docs/templates.md): a named job with typed parameters and immutable versions,
+// kept on the compacted kcron.templates. Here: the checks a template passes before it is written,
+// rendering a version with parameter values into a concrete job (every `{{param}}` replaced, the
+// job's `template` set to "name@version"), the content comparison that keeps versions immutable,
+// and a catalog folded from the topic's records. Pure: no Kafka; the writers (the CLI) read and
+// write the topic.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kcron.pb.h"
+#include "kcron/result.h"
+
+namespace kcron::templates {
+
+inline constexpr std::size_t kMaxNameBytes = 64;             // a template's and a parameter's name
+inline constexpr std::size_t kMaxParams = 64;                // parameters of one template
+inline constexpr std::size_t kMaxValueBytes = 4096;          // one parameter value (or default)
+inline constexpr std::size_t kMaxDescriptionBytes = 1024;    // a template's or a parameter's description
+inline constexpr std::size_t kMaxTemplateBytes = 262'144;    // a template, encoded (256 KiB)
+inline constexpr std::size_t kMaxRenderedBytes = 1'000'000;  // a rendered job, encoded (under the record limit)
+
+// A template's name: 1-64 of [a-z0-9_.-], starting with a letter or digit.
+bool is_valid_template_name(std::string_view name);
+// A parameter's name: 1-64 of [a-z0-9_], not starting with a digit.
+bool is_valid_param_name(std::string_view name);
+
+// A reference to a template version as users write it: "name@version", or "name" (version 0:
+// the latest) where `version_required` is false.
+struct Ref {
+  std::string name;
+  std::uint32_t version = 0;
+  std::string text() const;  // "name@version"
+};
+Result<Ref> parse_ref(std::string_view text, bool version_required);
+
+// The record key of a version on kcron.templates: the tenant-scoped key (tenant.h) of
+// "name@version": bare for the default tenant, `<tenant>~name@version` for any other.
+std::string template_key(std::string_view tenant, std::string_view name, std::uint32_t version);
+
+// Whether `value` is a value of `param`'s type. The message names the parameter and the value:
+// "parameter 'n' must be an integer, got 'x'".
+Status check_param_value(const v1::TemplateParam& param, std::string_view value);
+
+// Everything a template must be before it is written: a valid name and tenant, version >= 1,
+// parameters with valid unique names, known types, typed defaults (a required parameter has
+// none), bounded sizes, a job with a task and none of the fields kcron sets (template, attempt,
+// history, flow, schedule_run; no sealed task), and every `{{x}}` in the job a declared
+// parameter. Messages start "template 'name@version': ".
+Status validate_template(const v1::Template& definition);
+
+// Parameter values by name, as the writer got them (text, as on a command line).
+using Params = std::map<std::string, std::string, std::less<>>;
+
+// `name=value` assignments (a command line's --param) as Params: the first '=' splits; an error
+// for one without '=', with an invalid name, or naming a parameter twice.
+Result<Params> parse_params(const std::vector<std::string>& assignments);
+
+// The concrete job of `definition` with `params`: each placeholder replaced by its parameter's
+// value (given, else its default, else empty), its tenant the template's, `template` set to
+// "name@version". Refused, naming the template version and the parameter, for an unknown
+// parameter, a missing required one, a value not of its type, or a `{{` left in the result.
+Result<v1::Job> render(const v1::Template& definition, const Params& params);
+
+// Whether two versions hold the same template (everything but written_by and written_at_ms):
+// writing a version again with the same content is a no-op, with other content a refusal.
+bool same_content(const v1::Template& left, const v1::Template& right);
+
+class Catalog;
+
+// Whether `definition` is to be written over what `catalog` holds: true for a new version, false
+// for a version that exists with the same content (nothing to write); an error for one that
+// exists with other content, naming the next free version.
+Result<bool> is_new_version(const Catalog& catalog, const v1::Template& definition);
+
+// The templates as kcron.templates holds them, folded from its records (latest value per key; a
+// tombstone forgets a version). Pure, not thread-safe.
+class Catalog {
+ public:
+  // One record. A value that does not decode, does not validate or does not match its key is
+  // refused with the reason (what the key held before stays).
+  Status apply(std::string_view key, std::string_view value, std::string_view content_type, bool tombstone);
+  void put(const v1::Template& definition);
+
+  // One version of a tenant's template ("default" or "" for the default tenant); null: none.
+  const v1::Template* find(std::string_view tenant, std::string_view name, std::uint32_t version) const;
+  // The highest version of a tenant's template; null: none.
+  const v1::Template* latest(std::string_view tenant, std::string_view name) const;
+  // Every version of a tenant's template, oldest first.
+  std::vector<const v1::Template*> versions(std::string_view tenant, std::string_view name) const;
+  // The latest version of each of a tenant's templates, by name.
+  std::vector<const v1::Template*> latest_of_each(std::string_view tenant) const;
+
+ private:
+  // (tenant as "default" or its name, template name, version) -> the template
+  std::map<std::string, std::map<std::string, std::map<std::uint32_t, v1::Template>, std::less<>>, std::less<>> templates_;
+};
+
+}  // namespace kcron::templates

@@ -1,0 +1,256 @@
+#include "kcron/templates.h"
+
+#include <catch2/catch.hpp>
+
+#include "kcron/codec.h"
+
+using namespace kcron;
+using namespace kcron::templates;
+
+namespace {
+
+v1::Template report() {
+  v1::Template definition;
+  auto decoded = decode_message(R"({
+    "name": "report", "version": 3,
+    "params": [
+      {"name": "day", "type": "STRING", "required": true},
+      {"name": "n", "type": "INT", "default": "10"},
+      {"name": "dry_run", "type": "BOOL", "default": "false"},
+      {"name": "wait", "type": "DURATION", "default": "5m"}
+    ],
+    "job": {"id": "report-{{day}}", "queue": "batch", "labels": {"day": "{{ day }}"},
+            "exec": {"argv": ["/usr/bin/report", "--day={{day}}", "--top={{n}}", "--dry-run={{dry_run}}", "--wait={{wait}}"]}}
+  })",
+                                "application/json", definition);
+  REQUIRE(decoded);
+  return definition;
+}
+
+std::string error_of(const Status& status) {
+  REQUIRE_FALSE(status);
+  return status.error().message();
+}
+
+std::string error_of(const Result<v1::Job>& rendered) {
+  REQUIRE_FALSE(rendered);
+  return rendered.error().message();
+}
+
+}  // namespace
+
+TEST_CASE("a template renders into a concrete job carrying name@version") {
+  auto job = render(report(), {{"day", "2026-12-07"}, {"n", "25"}});
+  REQUIRE(job);
+  CHECK(job->id() == "report-2026-12-07");
+  CHECK(job->template_() == "report@3");
+  CHECK(job->labels().at("day") == "2026-12-07");
+  REQUIRE(job->exec().argv_size() == 5);
+  CHECK(job->exec().argv(1) == "--day=2026-12-07");
+  CHECK(job->exec().argv(2) == "--top=25");
+  CHECK(job->exec().argv(3) == "--dry-run=false");  // the defaults
+  CHECK(job->exec().argv(4) == "--wait=5m");
+  CHECK(job->queue() == "batch");
+  CHECK(job->tenant().empty());
+}
+
+TEST_CASE("a missing required parameter is refused naming the template version and the parameter") {
+  CHECK(error_of(render(report(), {{"n", "3"}})) == "template 'report@3': required parameter 'day' is missing");
+}
+
+TEST_CASE("a value not of its parameter's type is refused naming the parameter and the value") {
+  CHECK(error_of(render(report(), {{"day", "x"}, {"n", "x"}})) ==
+        "template 'report@3': parameter 'n' must be an integer, got 'x'");
+  CHECK(error_of(render(report(), {{"day", "x"}, {"n", "1.5"}})) ==
+        "template 'report@3': parameter 'n' must be an integer, got '1.5'");
+  CHECK(error_of(render(report(), {{"day", "x"}, {"dry_run", "yes"}})) ==
+        "template 'report@3': parameter 'dry_run' must be true or false, got 'yes'");
+  CHECK(error_of(render(report(), {{"day", "x"}, {"wait", "5 minutes"}})) ==
+        "template 'report@3': parameter 'wait' must be a duration such as 90s, 1h30m or 250ms, got '5 minutes'");
+  CHECK(render(report(), {{"day", "x"}, {"wait", "1h30m"}, {"n", "-7"}}));
+}
+
+TEST_CASE("an unknown parameter is refused naming it and the declared ones") {
+  CHECK(error_of(render(report(), {{"day", "x"}, {"foo", "1"}})) ==
+        "template 'report@3': unknown parameter 'foo' (it declares: day, n, dry_run, wait)");
+}
+
+TEST_CASE("numbers accept decimals and exponents and refuse infinities") {
+  v1::TemplateParam param;
+  param.set_name("ratio");
+  param.set_type(v1::TemplateParam::NUMBER);
+  CHECK(check_param_value(param, "0.25"));
+  CHECK(check_param_value(param, "-1e3"));
+  CHECK(error_of(check_param_value(param, "inf")) == "parameter 'ratio' must be a number, got 'inf'");
+  CHECK(error_of(check_param_value(param, "")) == "parameter 'ratio' must be a number, got ''");
+}
+
+TEST_CASE("a value holding a placeholder opening or invalid UTF-8 is refused") {
+  CHECK(error_of(render(report(), {{"day", "{{n}}"}})) == "template 'report@3': parameter 'day' must not contain '{{'");
+  CHECK(error_of(render(report(), {{"day", "\xff"}})) == "template 'report@3': parameter 'day' is not UTF-8 text");
+}
+
+TEST_CASE("a value next to a brace of the job that would leave a placeholder is refused") {
+  auto definition = report();
+  definition.mutable_job()->mutable_exec()->set_argv(1, "{{day}}{");
+  CHECK(error_of(render(definition, {{"day", "{"}})) == "template 'report@3': job.exec.argv[1]: the rendered text holds '{{'");
+}
+
+TEST_CASE("a placeholder that names no declared parameter is refused where it is") {
+  auto definition = report();
+  definition.mutable_job()->mutable_exec()->add_argv("--x={{month}}");
+  CHECK(error_of(validate_template(definition)) ==
+        "template 'report@3': job.exec.argv[5]: '{{month}}' is not a declared parameter");
+}
+
+TEST_CASE("a malformed placeholder is refused") {
+  auto definition = report();
+  definition.mutable_job()->set_queue("{{day");
+  CHECK(error_of(validate_template(definition)) == "template 'report@3': job.queue: '{{' without a closing '}}'");
+  definition.mutable_job()->set_queue("{{Day}}");
+  CHECK(error_of(validate_template(definition)) ==
+        "template 'report@3': job.queue: '{{Day}}' is not a placeholder: a placeholder is {{name}} with a parameter name "
+        "([a-z0-9_])");
+}
+
+TEST_CASE("placeholders in a payload that is UTF-8 are filled, other bytes are kept") {
+  auto definition = report();
+  definition.mutable_job()->set_payload(R"({"day":"{{day}}"})");
+  auto job = render(definition, {{"day", "mon"}});
+  REQUIRE(job);
+  CHECK(job->payload() == R"({"day":"mon"})");
+  definition.mutable_job()->set_payload(std::string("\xff{{day}}", 8));
+  job = render(definition, {{"day", "mon"}});
+  REQUIRE(job);
+  CHECK(job->payload() == std::string("\xff{{day}}", 8));
+}
+
+TEST_CASE("template definitions are checked") {
+  auto definition = report();
+  definition.set_version(0);
+  CHECK(error_of(validate_template(definition)) == "template 'report@0': the version must be 1 or more");
+  definition = report();
+  definition.set_name("Report");
+  CHECK(error_of(validate_template(definition)) ==
+        "'Report' is not a template name: 1-64 of [a-z0-9_.-], starting with a letter or digit");
+  definition = report();
+  *definition.add_params() = definition.params(0);
+  CHECK(error_of(validate_template(definition)) == "template 'report@3': parameter 'day' is declared twice");
+  definition = report();
+  definition.mutable_params(1)->set_default_("ten");
+  CHECK(error_of(validate_template(definition)) == "template 'report@3': default: parameter 'n' must be an integer, got 'ten'");
+  definition = report();
+  definition.mutable_params(0)->set_default_("mon");
+  CHECK(error_of(validate_template(definition)) ==
+        "template 'report@3': parameter 'day' is required and has a default: drop one");
+  definition = report();
+  definition.mutable_job()->set_template_("other@1");
+  CHECK(error_of(validate_template(definition)) ==
+        "template 'report@3': the job's `template` is set by kcron when it renders one");
+  definition = report();
+  definition.mutable_job()->mutable_noop();
+  CHECK(validate_template(definition));
+  definition.mutable_job()->clear_noop();
+  CHECK(error_of(validate_template(definition)) == "template 'report@3': the job has no task");
+  definition = report();
+  definition.set_tenant("acme");
+  definition.mutable_job()->set_tenant("other");
+  CHECK(error_of(validate_template(definition)) == "template 'report@3': the job names tenant 'other', the template 'acme'");
+  definition = report();
+  definition.mutable_params(0)->set_name("9lives");
+  CHECK(error_of(validate_template(definition)) ==
+        "template 'report@3': parameter '9lives': a name is 1-64 of [a-z0-9_], not starting with a digit");
+}
+
+TEST_CASE("a tenant's rendered job carries its tenant") {
+  auto definition = report();
+  definition.set_tenant("acme");
+  auto job = render(definition, {{"day", "mon"}});
+  REQUIRE(job);
+  CHECK(job->tenant() == "acme");
+}
+
+TEST_CASE("references parse as name@version") {
+  auto ref = parse_ref("report@3", true);
+  REQUIRE(ref);
+  CHECK(ref->name == "report");
+  CHECK(ref->version == 3);
+  CHECK(parse_ref("report", false)->version == 0);
+  CHECK(parse_ref("report", true).error().message() == "name the template's version: report@VERSION");
+  CHECK(parse_ref("report@0", true).error().message() == "template 'report': the version must be a whole number from 1, got '0'");
+  CHECK(parse_ref("report@x", true).error().message() == "template 'report': the version must be a whole number from 1, got 'x'");
+  CHECK_FALSE(parse_ref("a~b@1", true));
+}
+
+TEST_CASE("template keys are tenant-scoped as every other key") {
+  CHECK(template_key("", "report", 3) == "report@3");
+  CHECK(template_key("default", "report", 3) == "report@3");
+  CHECK(template_key("acme", "report", 3) == "acme~report@3");
+}
+
+TEST_CASE("same content ignores who wrote a version and when") {
+  auto left = report();
+  auto right = report();
+  right.set_written_by("cli:alice");
+  right.set_written_at_ms(1234);
+  CHECK(same_content(left, right));
+  right.mutable_job()->set_queue("default");
+  CHECK_FALSE(same_content(left, right));
+  right = report();
+  right.set_tenant("default");
+  CHECK(same_content(left, right));
+}
+
+TEST_CASE("the catalog keeps versions per tenant and refuses a record whose key does not match") {
+  Catalog catalog;
+  auto first = report();
+  first.set_version(1);
+  auto third = report();
+  REQUIRE(catalog.apply("report@1", encode(first), "application/x-protobuf", false));
+  REQUIRE(catalog.apply("report@3", encode(third), "application/x-protobuf", false));
+  CHECK(error_of(catalog.apply("report@4", encode(third), "application/x-protobuf", false)) ==
+        "key 'report@4' does not name the template it holds ('report@3' of tenant 'default')");
+  CHECK(catalog.find("", "report", 1) != nullptr);
+  CHECK(catalog.find("acme", "report", 1) == nullptr);
+  CHECK(catalog.latest("default", "report")->version() == 3);
+  CHECK(catalog.versions("", "report").size() == 2);
+  CHECK(catalog.latest_of_each("").size() == 1);
+  REQUIRE(catalog.apply("report@3", "", "", true));
+  CHECK(catalog.latest("", "report")->version() == 1);
+  CHECK_FALSE(catalog.apply("garbage", "", "", true));
+  CHECK_FALSE(catalog.apply("x@1", "not a template", "", false));
+}
+
+TEST_CASE("an existing version is written again only with the same content") {
+  Catalog catalog;
+  auto first = report();
+  first.set_version(1);
+  catalog.put(first);
+  catalog.put(report());
+  auto again = report();
+  again.set_written_by("cli:bob");
+  auto same = is_new_version(catalog, again);
+  REQUIRE(same);
+  CHECK_FALSE(*same);
+  again.mutable_job()->set_queue("default");
+  auto changed = is_new_version(catalog, again);
+  REQUIRE_FALSE(changed);
+  CHECK(changed.error().message() == "template 'report' version 3 already exists with different content; write version 4");
+  again.set_version(4);
+  CHECK(*is_new_version(catalog, again));
+  again.set_tenant("acme");
+  again.set_version(3);
+  CHECK(*is_new_version(catalog, again));  // another tenant's report@3
+}
+
+TEST_CASE("parameters parse from name=value assignments") {
+  auto params = parse_params({"day=2026-12-07", "query=a=b", "empty="});
+  REQUIRE(params);
+  CHECK(params->at("day") == "2026-12-07");
+  CHECK(params->at("query") == "a=b");
+  CHECK(params->at("empty").empty());
+  CHECK(parse_params({"day"}).error().message() == "--param 'day': write name=value");
+  CHECK(parse_params({"day=1", "day=2"}).error().message() == "--param: parameter 'day' is given twice");
+  CHECK(parse_params({"Day=1"}).error().message() ==
+        "--param 'Day=1': a parameter name is 1-64 of [a-z0-9_], not starting with a digit");
+}
