@@ -112,6 +112,9 @@ Result<v1::Template> find_template(const Config& config, std::string_view tenant
     if (!catalog) return catalog.error();
     const auto* found = ref.version == 0 ? catalog->latest(tenant, ref.name) : catalog->find(tenant, ref.name, ref.version);
     if (found != nullptr) return *found;
+    if (const auto* reason = ref.version == 0 ? nullptr : catalog->unusable(tenant, ref.name, ref.version)) {
+      return make_error("template '{}' version {} cannot be read here: {}", ref.name, ref.version, *reason);
+    }
     if (ref.version == 0 || std::chrono::steady_clock::now() >= deadline) {
       std::string there;
       for (const auto* version : catalog->versions(tenant, ref.name)) {

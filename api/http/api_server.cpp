@@ -1635,6 +1635,7 @@ struct ApiServer::Impl {
     clone.clear_attempt();
     clone.clear_history();
     clone.clear_schedule_run();
+    clone.clear_template_();  // a clone is a job of its own, not a rendering of the template
     if (changes.when_case() != v1::Job::WHEN_NOT_SET) clone.clear_when();
     if (changes.task_case() != v1::Job::TASK_NOT_SET) clone.clear_task();
     clone.MergeFrom(changes);

@@ -159,6 +159,29 @@ Status walk(Message& message, const std::string& path, const Edit& edit) {
         if (auto status = edit(text, here); !status) return status;
         reflection->SetString(&message, field, std::move(text));
       }
+    } else if (field->is_map()) {
+      // A map's entries are named by their key. Keys hold no placeholder: two keys rendering to the
+      // same text would fold into one entry, and an empty value would make an empty key.
+      for (int index = 0; index < reflection->FieldSize(message, field); ++index) {
+        auto& entry = *reflection->MutableRepeatedMessage(&message, field, index);
+        const auto* entry_reflection = entry.GetReflection();
+        const auto* key_field = entry.GetDescriptor()->map_key();
+        const auto* value_field = entry.GetDescriptor()->map_value();
+        const std::string key =
+            key_field->cpp_type() == FieldDescriptor::CPPTYPE_STRING ? entry_reflection->GetString(entry, key_field) : "";
+        const std::string at = fmt::format("{}['{}']", here, shown(key));
+        if (key.find(kOpen) != std::string::npos) {
+          return make_error("{}: a map key cannot hold a placeholder; put it in the value", at);
+        }
+        if (value_field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+          std::string text = entry_reflection->GetString(entry, value_field);
+          if (value_field->type() == FieldDescriptor::TYPE_BYTES && !is_utf8(text)) continue;
+          if (auto status = edit(text, at); !status) return status;
+          entry_reflection->SetString(&entry, value_field, std::move(text));
+        } else if (value_field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+          if (auto status = walk(*entry_reflection->MutableMessage(&entry, value_field), at, edit); !status) return status;
+        }
+      }
     } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
       if (field->is_repeated()) {
         for (int index = 0; index < reflection->FieldSize(message, field); ++index) {
@@ -262,6 +285,14 @@ Status check_param_value(const v1::TemplateParam& param, std::string_view value)
   if (value.size() > kMaxValueBytes) return make_error("parameter '{}' is over {} bytes", param.name(), kMaxValueBytes);
   if (!is_utf8(value)) return make_error("parameter '{}' is not UTF-8 text", param.name());
   if (value.find(kOpen) != std::string_view::npos) return make_error("parameter '{}' must not contain '{{{{'", param.name());
+  // One line of text: a control character (a newline, a NUL) would cut an argument at exec or split
+  // an http header.
+  for (const char character : value) {
+    const auto code = static_cast<unsigned char>(character);
+    if ((code < 0x20 && code != '\t') || code == 0x7f) {
+      return make_error("parameter '{}' holds a control character (0x{:02x}): a value is one line of text", param.name(), code);
+    }
+  }
   const auto* end = value.data() + value.size();
   switch (param.type()) {
     case v1::TemplateParam::INT: {
@@ -319,8 +350,8 @@ Status validate_template(const v1::Template& definition) {
                                     tenant_or_default(definition.tenant()))));
   }
   if (!job.template_().empty()) return refuse(Error("the job's `template` is set by kcron when it renders one"));
-  if (job.attempt() != 0 || job.history_size() > 0 || job.has_flow() || job.has_schedule_run()) {
-    return refuse(Error("the job sets a field kcron sets (attempt, history, flow or schedule_run)"));
+  if (job.attempt() != 0 || job.history_size() > 0 || job.has_flow() || job.has_schedule_run() || !job.submitted_by().empty()) {
+    return refuse(Error("the job sets a field kcron sets (attempt, history, flow, schedule_run or submitted_by)"));
   }
   // Every placeholder names a declared parameter.
   v1::Job copy = job;
@@ -368,6 +399,9 @@ Result<v1::Job> render(const v1::Template& definition, const Params& params) {
   Params values;
   for (const auto& param : definition.params()) {
     const auto given = params.find(param.name());
+    if (given != params.end() && given->second.empty() && param.required()) {
+      return refuse(Error(fmt::format("required parameter '{}' is empty", param.name())));
+    }
     if (given != params.end()) {
       if (auto valid = check_param_value(param, given->second); !valid) return refuse(valid.error());
       values.emplace(param.name(), given->second);
@@ -406,6 +440,9 @@ bool same_content(const v1::Template& left, const v1::Template& right) {
     definition.clear_written_by();
     definition.clear_written_at_ms();
     definition.set_tenant(std::string(tenant_field(tenant_or_default(definition.tenant()))));
+    for (auto& param : *definition.mutable_params()) {
+      if (param.type() == v1::TemplateParam::TYPE_UNSPECIFIED) param.set_type(v1::TemplateParam::STRING);
+    }
     std::string bytes;
     google::protobuf::io::StringOutputStream stream(&bytes);
     google::protobuf::io::CodedOutputStream coded(&stream);
@@ -418,6 +455,10 @@ bool same_content(const v1::Template& left, const v1::Template& right) {
 }
 
 Result<bool> is_new_version(const Catalog& catalog, const v1::Template& definition) {
+  if (const auto* reason = catalog.unusable(definition.tenant(), definition.name(), definition.version())) {
+    return make_error("template '{}' version {} is on kcron.templates, but its record cannot be read here ({}); write version {}",
+                      definition.name(), definition.version(), *reason, definition.version() + 1);
+  }
   const auto* existing = catalog.find(definition.tenant(), definition.name(), definition.version());
   if (existing == nullptr) return true;
   if (same_content(*existing, definition)) return false;
@@ -427,6 +468,21 @@ Result<bool> is_new_version(const Catalog& catalog, const v1::Template& definiti
 }
 
 Status Catalog::apply(std::string_view key, std::string_view value, std::string_view content_type, bool tombstone) {
+  const auto scoped = split_scoped_key(key);
+  const std::pair<std::string, std::string> at{tenant_name(scoped.tenant), std::string(scoped.id)};
+  unusable_.erase(at);
+  auto status = apply_record(key, value, content_type, tombstone);
+  if (!status && !tombstone && parse_ref(scoped.id, true)) unusable_.emplace(at, status.error().message());
+  return status;
+}
+
+const std::string* Catalog::unusable(std::string_view tenant, std::string_view name, std::uint32_t version) const {
+  const auto found =
+      unusable_.find(std::pair<std::string, std::string>{tenant_name(tenant), fmt::format("{}@{}", name, version)});
+  return found == unusable_.end() ? nullptr : &found->second;
+}
+
+Status Catalog::apply_record(std::string_view key, std::string_view value, std::string_view content_type, bool tombstone) {
   const auto scoped = split_scoped_key(key);
   if (tombstone) {
     auto ref = parse_ref(scoped.id, true);

@@ -254,3 +254,52 @@ TEST_CASE("parameters parse from name=value assignments") {
   CHECK(parse_params({"Day=1"}).error().message() ==
         "--param 'Day=1': a parameter name is 1-64 of [a-z0-9_], not starting with a digit");
 }
+
+TEST_CASE("a placeholder in a map key is refused, in a map value it is filled and named by its key") {
+  auto definition = report();
+  (*definition.mutable_job()->mutable_labels())["{{day}}"] = "x";
+  CHECK(error_of(validate_template(definition)) ==
+        "template 'report@3': job.labels['{{day}}']: a map key cannot hold a placeholder; put it in the value");
+  definition = report();
+  (*definition.mutable_job()->mutable_labels())["team"] = "{{nope}}";
+  CHECK(error_of(validate_template(definition)) ==
+        "template 'report@3': job.labels['team']: '{{nope}}' is not a declared parameter");
+}
+
+TEST_CASE("a value holding a control character or an empty required value is refused") {
+  CHECK(error_of(render(report(), {{"day", "mon\nX-Evil: 1"}})) ==
+        "template 'report@3': parameter 'day' holds a control character (0x0a): a value is one line of text");
+  CHECK(error_of(render(report(), {{"day", std::string("mon\0day", 7)}})).find("control character (0x00)") != std::string::npos);
+  CHECK(render(report(), {{"day", "mon\tday"}}));  // a tab is text
+  CHECK(error_of(render(report(), {{"day", ""}})) == "template 'report@3': required parameter 'day' is empty");
+}
+
+TEST_CASE("a template's job may not choose who submitted the jobs it renders") {
+  auto definition = report();
+  definition.mutable_job()->set_submitted_by("{{day}}");
+  CHECK(error_of(validate_template(definition)).find("submitted_by") != std::string::npos);
+}
+
+TEST_CASE("same content takes an unset parameter type for STRING") {
+  auto left = report();
+  auto right = report();
+  right.mutable_params(0)->clear_type();
+  CHECK(same_content(left, right));
+}
+
+TEST_CASE("a version whose record cannot be read here is taken, never written over") {
+  Catalog catalog;
+  CHECK_FALSE(catalog.apply("report@5", "not a template", "", false));  // a later release's record, or damage
+  REQUIRE(catalog.unusable("", "report", 5) != nullptr);
+  auto fifth = report();
+  fifth.set_version(5);
+  auto written = is_new_version(catalog, fifth);
+  REQUIRE_FALSE(written);
+  CHECK(written.error().message().starts_with(
+      "template 'report' version 5 is on kcron.templates, but its record cannot be read here ("));
+  CHECK(written.error().message().ends_with("); write version 6"));
+  CHECK(catalog.unusable("acme", "report", 5) == nullptr);  // another tenant's
+  REQUIRE(catalog.apply("report@5", encode(fifth), "application/x-protobuf", false));
+  CHECK(catalog.unusable("", "report", 5) == nullptr);
+  CHECK(catalog.find("", "report", 5) != nullptr);
+}

@@ -84,7 +84,9 @@ Result<bool> is_new_version(const Catalog& catalog, const v1::Template& definiti
 class Catalog {
  public:
   // One record. A value that does not decode, does not validate or does not match its key is
-  // refused with the reason (what the key held before stays).
+  // refused with the reason (what the key held before stays) and its version is remembered as
+  // unusable: a version a later release wrote, or a damaged record, is still taken, never
+  // written over as if it were free.
   Status apply(std::string_view key, std::string_view value, std::string_view content_type, bool tombstone);
   void put(const v1::Template& definition);
 
@@ -96,10 +98,16 @@ class Catalog {
   std::vector<const v1::Template*> versions(std::string_view tenant, std::string_view name) const;
   // The latest version of each of a tenant's templates, by name.
   std::vector<const v1::Template*> latest_of_each(std::string_view tenant) const;
+  // Why a version's latest record could not be taken; null: it could (or there is none).
+  const std::string* unusable(std::string_view tenant, std::string_view name, std::uint32_t version) const;
 
  private:
+  Status apply_record(std::string_view key, std::string_view value, std::string_view content_type, bool tombstone);
+
   // (tenant as "default" or its name, template name, version) -> the template
   std::map<std::string, std::map<std::string, std::map<std::uint32_t, v1::Template>, std::less<>>, std::less<>> templates_;
+  // key (tenant as "default" or its name, name@version) -> why its latest record was refused
+  std::map<std::pair<std::string, std::string>, std::string, std::less<>> unusable_;
 };
 
 }  // namespace kcron::templates
