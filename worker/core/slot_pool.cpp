@@ -17,8 +17,13 @@ constexpr Millis kLongestEarlySleep{1000};
 }  // namespace
 
 SlotPool::SlotPool(std::size_t slots, BandPolicy policy, const Runner& runner, const Clock& clock,
-                   std::function<void(const Attempt&)> on_start)
-    : slots_(slots), runner_(runner), clock_(clock), on_start_(std::move(on_start)), scheduler_(policy) {}
+                   std::function<void(const Attempt&)> on_start, std::function<void(Attempt&)> after_run)
+    : slots_(slots),
+      runner_(runner),
+      clock_(clock),
+      on_start_(std::move(on_start)),
+      after_run_(std::move(after_run)),
+      scheduler_(policy) {}
 
 SlotPool::~SlotPool() {
   stop();
@@ -310,7 +315,9 @@ void SlotPool::slot_main() {
       } catch (...) {
         attempt.outcome = failed("the handler threw a non-standard exception", false);
       }
+      if (after_run_) after_run_(attempt);
     }
+    attempt.outcome.whole_outputs.clear();  // never kept past the slot
     attempt.finished = clock_.now();
     bool freed = false;  // a held job of its tenant may run now
     {

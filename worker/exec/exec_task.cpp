@@ -440,11 +440,12 @@ std::string with_stderr(std::string error, const Stream& err) {
   return error;
 }
 
-std::string output_of(const Stream& out) {
-  std::string output = out.text();
-  if (out.truncated()) {
+// The inline output: the first `capture_bytes` of stdout (the stream may keep more for the object store).
+std::string output_of(const Stream& out, std::size_t capture_bytes) {
+  std::string output = out.text().substr(0, capture_bytes);
+  if (out.total() > output.size()) {
     output +=
-        fmt::format("\n[output truncated: kept the first {} of {} bytes (exec.capture_bytes)]\n", out.text().size(), out.total());
+        fmt::format("\n[output truncated: kept the first {} of {} bytes (exec.capture_bytes)]\n", output.size(), out.total());
   }
   return output;
 }
@@ -544,7 +545,7 @@ Outcome run_exec(const v1::Job& job, const ExecPolicy& policy, const std::atomic
   auto stdout_read = nonblocking(std::move(stdout_pipe->read));
   auto stderr_read = nonblocking(std::move(stderr_pipe->read));
   if (!stdout_read || !stderr_read) return failed(fmt::format("cannot watch {}: fcntl failed", task.argv(0)));
-  Stream out(std::move(stdout_read).value(), policy.capture_bytes, Stream::Keep::kHead);
+  Stream out(std::move(stdout_read).value(), std::max(policy.capture_bytes, policy.whole_bytes), Stream::Keep::kHead);
   Stream err(std::move(stderr_read).value(), policy.capture_bytes, Stream::Keep::kTail);
   // Wakes poll when the child exits; without it (kernels before 5.3) the tick notices.
   const Fd exit_watch(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
@@ -582,7 +583,10 @@ Outcome run_exec(const v1::Job& job, const ExecPolicy& policy, const std::atomic
   if (!exit.known) return failed(fmt::format("{}: the exit status was lost (the child was reaped elsewhere)", task.argv(0)));
 
   Outcome outcome;
-  outcome.output = output_of(out);
+  outcome.output = output_of(out, policy.capture_bytes);
+  if (policy.whole_bytes > 0 && out.text().size() > policy.whole_threshold) {
+    outcome.whole_outputs.emplace_back("stdout", out.text());
+  }
   if (ending == Ending::kTimedOut) {
     outcome.state = v1::FAILED;
     outcome.error = with_stderr(fmt::format("timed out after {}; process group killed", seconds_text(timeout)), err);
@@ -647,6 +651,7 @@ Handler make_exec_executor(ExecPolicy policy, JobWalls walls) {
     if (!resolved) return failed(resolved.error().message(), false);
     auto outcome = run_exec(resolved->job, policy, stop);
     outcome.output = resolved->redactor.apply(outcome.output);
+    for (auto& whole : outcome.whole_outputs) whole.second = resolved->redactor.apply(whole.second);
     outcome.error = resolved->redactor.apply(outcome.error);
     return outcome;
   };

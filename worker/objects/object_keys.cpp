@@ -1,0 +1,99 @@
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include "objects/object_store.h"
+
+namespace kcron::worker {
+namespace {
+
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())) != 0) text.remove_prefix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())) != 0) text.remove_suffix(1);
+  return text;
+}
+
+bool unreserved(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.' || c == '~';
+}
+
+}  // namespace
+
+Result<Credentials> parse_credentials(std::string_view text) {
+  Credentials credentials;
+  std::size_t line_number = 0;
+  while (!text.empty()) {
+    const auto end = text.find('\n');
+    const std::string_view line = trim(text.substr(0, end));
+    text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
+    ++line_number;
+    if (line.empty() || line.front() == '#' || line.front() == '[') continue;
+    const auto equals = line.find('=');
+    if (equals == std::string_view::npos) return make_error("credentials file line {}: expected NAME=VALUE", line_number);
+    const auto name = trim(line.substr(0, equals));
+    const auto value = std::string(trim(line.substr(equals + 1)));
+    if (name == "access_key_id" || name == "aws_access_key_id") {
+      credentials.access_key_id = value;
+    } else if (name == "secret_access_key" || name == "aws_secret_access_key") {
+      credentials.secret_access_key = value;
+    } else {
+      return make_error("credentials file line {}: unknown name '{}' (expected access_key_id or secret_access_key)", line_number,
+                        name.substr(0, 64));
+    }
+  }
+  if (credentials.access_key_id.empty()) return make_error("credentials file has no access_key_id");
+  if (credentials.secret_access_key.empty()) return make_error("credentials file has no secret_access_key");
+  const auto printable = [](const std::string& value) {
+    return std::all_of(value.begin(), value.end(), [](char c) { return c > ' ' && c < 127 && c != ':'; });
+  };
+  if (!printable(credentials.access_key_id) || !printable(credentials.secret_access_key)) {
+    return make_error("credentials file: a key holds a space, ':' or a non-printable character");
+  }
+  return credentials;
+}
+
+std::string url_escape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    if (unreserved(c)) {
+      out += c;
+    } else {
+      out += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+    }
+  }
+  return out;
+}
+
+std::string object_key(std::string_view tenant, std::string_view job_id, std::uint32_t attempt, std::string_view run_token,
+                       std::string_view name) {
+  return fmt::format("{}/{}/{}/{}/{}", tenant.empty() ? "default" : url_escape(tenant), url_escape(job_id), attempt,
+                     url_escape(run_token), url_escape(name));
+}
+
+std::string object_uri(std::string_view bucket, std::string_view key) {
+  return fmt::format("s3://{}/{}", bucket, key);
+}
+
+Result<ObjectLocation> parse_object_uri(std::string_view uri) {
+  constexpr std::string_view kScheme = "s3://";
+  if (!uri.starts_with(kScheme)) return make_error("'{}' is not an s3:// URI", uri.substr(0, 200));
+  const auto rest = uri.substr(kScheme.size());
+  const auto slash = rest.find('/');
+  if (slash == 0 || slash == std::string_view::npos || slash + 1 == rest.size()) {
+    return make_error("'{}' has no bucket and key (s3://BUCKET/KEY)", uri.substr(0, 200));
+  }
+  return ObjectLocation{std::string(rest.substr(0, slash)), std::string(rest.substr(slash + 1))};
+}
+
+bool should_store(const ObjectSettings& settings, std::size_t size) {
+  return settings.enabled() && size > settings.threshold_bytes;
+}
+
+bool is_run_token(std::string_view token) {
+  return token.size() == 32 &&
+         std::all_of(token.begin(), token.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+}  // namespace kcron::worker

@@ -1,0 +1,78 @@
+// Large outputs in an S3-compatible object store (docs/large-results.md). The ObjectStore
+// interface is the edge (s3_store.h implements it on libcurl's SigV4 signing); the rest of this
+// header is pure and unit-tested without a network: the object key of an execution's output,
+// the threshold decision, the credentials file, s3:// URIs.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kcron.pb.h"
+#include "kcron/result.h"
+
+namespace kcron::worker {
+
+// objects.* of the worker (and of the CLI, which reads objects back). Off without an endpoint.
+struct ObjectSettings {
+  std::string endpoint;  // http(s)://host:port, path-style requests; empty: large outputs stay inline (truncated)
+  std::string bucket = "kcron";
+  std::string region = "us-east-1";
+  std::string credentials_file;                           // access_key_id=... and secret_access_key=... lines
+  std::size_t threshold_bytes = std::size_t{64} * 1024;   // an output larger than this is stored
+  std::size_t max_bytes = std::size_t{64} * 1024 * 1024;  // at most this much of one output is kept and stored
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds total_timeout{60000};
+  bool enabled() const { return !endpoint.empty(); }
+};
+
+struct Credentials {
+  std::string access_key_id;
+  std::string secret_access_key;
+};
+
+// `access_key_id=...` and `secret_access_key=...` lines ('#' comments and blank lines allowed;
+// `aws_access_key_id` / `aws_secret_access_key` as in an AWS credentials file too). Errors never
+// quote a value of the file.
+Result<Credentials> parse_credentials(std::string_view text);
+
+// RFC 3986 percent-encoding of every byte but the unreserved ones (A-Z a-z 0-9 - _ . ~).
+std::string url_escape(std::string_view text);
+
+// The key of one output of one execution: <tenant or "default">/<url-escaped job id>/<attempt>/
+// <run token>/<name>. The run token is drawn anew for every execution, so two runs of the same
+// attempt (a fenced zombie and its successor) never write the same key.
+std::string object_key(std::string_view tenant, std::string_view job_id, std::uint32_t attempt, std::string_view run_token,
+                       std::string_view name);
+
+// s3://<bucket>/<key>, and back.
+std::string object_uri(std::string_view bucket, std::string_view key);
+struct ObjectLocation {
+  std::string bucket;
+  std::string key;
+};
+Result<ObjectLocation> parse_object_uri(std::string_view uri);
+
+// Whether an output of `size` bytes goes to the store (enabled and over the threshold).
+bool should_store(const ObjectSettings& settings, std::size_t size);
+
+// A run token is 32 lowercase hex digits.
+bool is_run_token(std::string_view token);
+
+// The edge. Implementations are thread-safe (slot threads upload at once).
+class ObjectStore {
+ public:
+  virtual ~ObjectStore() = default;
+  // Stores `bytes` under `key` in the configured bucket: the ref has uri, size and sha256 (name unset).
+  virtual Result<v1::ObjectRef> put(const std::string& key, std::string_view bytes) = 0;
+  // The bytes of an s3:// URI.
+  virtual Result<std::string> get(const std::string& uri) = 0;
+  // Keys under a prefix (for the sweep), and removing one.
+  virtual Result<std::vector<std::string>> list(const std::string& prefix) = 0;
+  virtual Status remove(const std::string& key) = 0;
+};
+
+}  // namespace kcron::worker

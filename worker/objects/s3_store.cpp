@@ -1,0 +1,366 @@
+#include "objects/s3_store.h"
+
+#include <curl/curl.h>
+#include <fmt/format.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <array>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+namespace kcron::worker {
+namespace {
+
+constexpr std::size_t kMaxErrorBodyBytes = 64 * 1024;
+
+struct EasyCleanup {
+  void operator()(CURL* easy) const { curl_easy_cleanup(easy); }
+};
+using EasyHandle = std::unique_ptr<CURL, EasyCleanup>;
+
+class StringList {
+ public:
+  StringList() = default;
+  StringList(const StringList&) = delete;
+  StringList& operator=(const StringList&) = delete;
+  ~StringList() { curl_slist_free_all(head_); }
+  bool append(const std::string& line) {
+    curl_slist* next = curl_slist_append(head_, line.c_str());
+    if (next == nullptr) return false;
+    head_ = next;
+    return true;
+  }
+  curl_slist* get() const { return head_; }
+
+ private:
+  curl_slist* head_ = nullptr;
+};
+
+struct Transfer {
+  std::string_view upload;  // what is still to send
+  std::string body;         // what came back
+  std::size_t max_body = 0;
+  bool too_large = false;
+};
+
+std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) noexcept {
+  auto* transfer = static_cast<Transfer*>(user);
+  const std::size_t bytes = size * count;
+  if (transfer->body.size() + bytes > transfer->max_body) {
+    transfer->too_large = true;
+    return 0;
+  }
+  try {
+    transfer->body.append(data, bytes);
+  } catch (...) {
+    return 0;
+  }
+  return bytes;
+}
+
+std::size_t on_read(char* buffer, std::size_t size, std::size_t count, void* user) noexcept {
+  auto* transfer = static_cast<Transfer*>(user);
+  const std::size_t bytes = std::min(size * count, transfer->upload.size());
+  std::copy_n(transfer->upload.data(), bytes, buffer);
+  transfer->upload.remove_prefix(bytes);
+  return bytes;
+}
+
+// The text of the first <tag>...</tag> in an S3 XML answer, bounded; empty when absent.
+std::string xml_value(std::string_view xml, std::string_view tag, std::size_t from = 0, std::size_t* end = nullptr) {
+  const std::string open = fmt::format("<{}>", tag);
+  const std::string close = fmt::format("</{}>", tag);
+  const auto start = xml.find(open, from);
+  if (start == std::string_view::npos) return {};
+  const auto stop = xml.find(close, start + open.size());
+  if (stop == std::string_view::npos) return {};
+  if (end != nullptr) *end = stop + close.size();
+  return std::string(xml.substr(start + open.size(), stop - start - open.size()));
+}
+
+std::string xml_unescape(std::string text) {
+  static constexpr std::array<std::pair<std::string_view, std::string_view>, 5> kEntities = {
+      {{"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}, {"&amp;", "&"}}};
+  for (const auto& [entity, plain] : kEntities) {
+    for (auto at = text.find(entity); at != std::string::npos; at = text.find(entity, at + plain.size())) {
+      text.replace(at, entity.size(), plain);
+    }
+  }
+  return text;
+}
+
+// A key as a URL path: every byte percent-encoded but the unreserved ones and '/'.
+std::string key_path(std::string_view key) {
+  std::string out;
+  std::size_t start = 0;
+  while (true) {
+    const auto slash = key.find('/', start);
+    out += url_escape(key.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start));
+    if (slash == std::string_view::npos) break;
+    out += '/';
+    start = slash + 1;
+  }
+  return out;
+}
+
+std::string printable(std::string_view text, std::size_t limit) {
+  std::string out;
+  for (const char c : text.substr(0, limit)) out += (c >= ' ' && c < 127) ? c : '?';
+  return out;
+}
+
+void global_init() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+}  // namespace
+
+std::string sha256_hex(std::string_view bytes) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int length = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), digest.data(), &length, EVP_sha256(), nullptr) != 1) return {};
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest.at(i));
+  return hex;
+}
+
+std::string new_run_token() {
+  std::array<unsigned char, 16> random{};
+  if (RAND_bytes(random.data(), static_cast<int>(random.size())) != 1) {
+    // Never a fixed token: fall back on the clock and the address of a local (unique enough per process).
+    const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+    return fmt::format("{:016x}{:016x}", static_cast<std::uint64_t>(now), reinterpret_cast<std::uintptr_t>(&random));
+  }
+  std::string hex;
+  for (const unsigned char byte : random) hex += fmt::format("{:02x}", byte);
+  return hex;
+}
+
+S3Store::S3Store(ObjectSettings settings, Credentials credentials)
+    : settings_(std::move(settings)), credentials_(std::move(credentials)) {
+  global_init();
+  while (settings_.endpoint.ends_with('/')) settings_.endpoint.pop_back();
+}
+
+namespace {
+
+struct Request {
+  const char* method = "GET";
+  std::string path;  // after the endpoint, from '/'
+  std::string_view body;
+  std::size_t max_answer = kMaxErrorBodyBytes;
+  std::string what;  // for errors: "PUT s3://bucket/key"
+};
+
+Request request(const char* method, std::string path, std::string what, std::string_view body = {},
+                std::size_t max_answer = kMaxErrorBodyBytes) {
+  Request made;
+  made.method = method;
+  made.path = std::move(path);
+  made.body = body;
+  made.max_answer = max_answer;
+  made.what = std::move(what);
+  return made;
+}
+
+struct Answer {
+  long status = 0;
+  std::string body;
+};
+
+}  // namespace
+
+namespace {
+
+Result<Answer> perform(const ObjectSettings& settings, const Credentials& credentials, const Request& request) {
+  EasyHandle easy(curl_easy_init());
+  if (!easy) return make_error("{}: cannot create a libcurl handle", request.what);
+  CURL* handle = easy.get();
+  Transfer transfer;
+  transfer.upload = request.body;
+  transfer.max_body = request.max_answer;
+  const std::string url = settings.endpoint + request.path;
+  const std::string sigv4 = fmt::format("aws:amz:{}:s3", settings.region);
+  const std::string user = credentials.access_key_id + ":" + credentials.secret_access_key;
+  StringList headers;
+  if (!headers.append("x-amz-content-sha256: " + sha256_hex(request.body)) || !headers.append("Expect:")) {
+    return make_error("{}: out of memory", request.what);
+  }
+  std::array<char, CURL_ERROR_SIZE> error_buffer{};
+  const std::string_view method = request.method;
+  curl_easy_setopt(handle, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(handle, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(handle, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(settings.connect_timeout.count()));
+  curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, static_cast<long>(settings.total_timeout.count()));
+  curl_easy_setopt(handle, CURLOPT_AWS_SIGV4, sigv4.c_str());
+  curl_easy_setopt(handle, CURLOPT_USERPWD, user.c_str());
+  curl_easy_setopt(handle, CURLOPT_HTTPHEADER, headers.get());
+  curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, error_buffer.data());
+  curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(handle, CURLOPT_WRITEDATA, &transfer);
+  if (method == "PUT") {
+    curl_easy_setopt(handle, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(handle, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(handle, CURLOPT_READDATA, &transfer);
+    curl_easy_setopt(handle, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+  } else if (method != "GET") {
+    curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST, request.method);
+  }
+  const CURLcode code = curl_easy_perform(handle);
+  if (transfer.too_large) {
+    return make_error("{}: the answer is larger than {} bytes", request.what, request.max_answer);
+  }
+  if (code != CURLE_OK) {
+    const std::string detail = error_buffer.front() != '\0' ? error_buffer.data() : curl_easy_strerror(code);
+    return make_error("{}: {} at {}: {}", request.what, curl_easy_strerror(code), settings.endpoint, printable(detail, 300));
+  }
+  Answer answer;
+  curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &answer.status);
+  answer.body = std::move(transfer.body);
+  return answer;
+}
+
+Error s3_error(const std::string& what, const Answer& answer) {
+  const auto code = xml_value(answer.body, "Code");
+  const auto message = xml_value(answer.body, "Message");
+  if (code.empty()) return make_error("{} answered {}", what, answer.status);
+  return make_error("{} answered {} {}: {}", what, answer.status, printable(code, 100), printable(message, 300));
+}
+
+}  // namespace
+
+Result<v1::ObjectRef> S3Store::put(const std::string& key, std::string_view bytes) {
+  const std::string uri = object_uri(settings_.bucket, key);
+  auto answer =
+      perform(settings_, credentials_, request("PUT", "/" + settings_.bucket + "/" + key_path(key), "PUT " + uri, bytes));
+  if (!answer) return answer.error();
+  if (answer->status != 200) return s3_error("PUT " + uri, *answer);
+  v1::ObjectRef ref;
+  ref.set_uri(uri);
+  ref.set_size(bytes.size());
+  ref.set_sha256(sha256_hex(bytes));
+  return ref;
+}
+
+Result<std::string> S3Store::get(const std::string& uri) {
+  auto location = parse_object_uri(uri);
+  if (!location) return location.error();
+  auto answer = perform(settings_, credentials_,
+                        request("GET", "/" + location->bucket + "/" + key_path(location->key), "GET " + uri, {},
+                                std::max(settings_.max_bytes, kMaxErrorBodyBytes)));
+  if (!answer) return answer.error();
+  if (answer->status != 200) return s3_error("GET " + uri, *answer);
+  return std::move(answer->body);
+}
+
+Result<std::vector<std::string>> S3Store::list(const std::string& prefix) {
+  std::vector<std::string> keys;
+  std::string token;
+  for (int page = 0; page < 100000; ++page) {
+    std::string path = fmt::format("/{}?list-type=2&prefix={}", settings_.bucket, url_escape(prefix));
+    if (!token.empty()) path += "&continuation-token=" + url_escape(token);
+    const std::string what = "LIST s3://" + settings_.bucket + "/" + prefix;
+    auto answer = perform(settings_, credentials_, request("GET", path, what, {}, std::size_t{16} << 20));
+    if (!answer) return answer.error();
+    if (answer->status != 200) return s3_error(what, *answer);
+    std::size_t at = 0;
+    while (true) {
+      std::size_t end = 0;
+      auto contents = xml_value(answer->body, "Contents", at, &end);
+      if (end == 0) break;
+      at = end;
+      auto key = xml_unescape(xml_value(contents, "Key"));
+      // Directory placeholders some backends list (s3proxy's filesystem one) are no objects.
+      if (!key.empty() && !key.ends_with('/')) keys.push_back(std::move(key));
+    }
+    if (xml_value(answer->body, "IsTruncated") != "true") return keys;
+    token = xml_unescape(xml_value(answer->body, "NextContinuationToken"));
+    if (token.empty()) return keys;
+  }
+  return keys;
+}
+
+Status S3Store::remove(const std::string& key) {
+  const std::string uri = object_uri(settings_.bucket, key);
+  auto answer =
+      perform(settings_, credentials_, request("DELETE", "/" + settings_.bucket + "/" + key_path(key), "DELETE " + uri));
+  if (!answer) return answer.error();
+  if (answer->status != 204 && answer->status != 200) return s3_error("DELETE " + uri, *answer);
+  return Status::success();
+}
+
+Status S3Store::ensure_bucket() {
+  const std::string what = "PUT bucket s3://" + settings_.bucket;
+  auto answer = perform(settings_, credentials_, request("PUT", "/" + settings_.bucket, what));
+  if (!answer) return answer.error();
+  if (answer->status == 200) return Status::success();
+  const auto code = xml_value(answer->body, "Code");
+  if (code == "BucketAlreadyOwnedByYou" || code == "BucketAlreadyExists") return Status::success();
+  return s3_error(what, *answer);
+}
+
+Result<std::unique_ptr<S3Store>> make_s3_store(const ObjectSettings& settings) {
+  if (settings.credentials_file.empty()) return make_error("objects.credentials_file is not set (objects.endpoint is)");
+  std::ifstream file(settings.credentials_file);
+  if (!file) return make_error("objects.credentials_file: cannot read {}", settings.credentials_file);
+  std::ostringstream text;
+  text << file.rdbuf();
+  auto credentials = parse_credentials(text.str());
+  if (!credentials) return credentials.error().within("objects.credentials_file " + settings.credentials_file);
+  return std::make_unique<S3Store>(settings, std::move(*credentials));
+}
+
+std::vector<ConfigKey> object_config_keys() {
+  return {
+      {"objects.endpoint", "",
+       "S3-compatible store for large outputs, http(s)://host:port, path-style (empty: large outputs are truncated inline)"},
+      {"objects.bucket", "kcron", "the bucket large outputs go to"},
+      {"objects.region", "us-east-1", "the region requests are signed for (SigV4)"},
+      {"objects.credentials_file", "", "file with access_key_id=... and secret_access_key=... lines"},
+      {"objects.threshold_bytes", "65536", "an output larger than this is stored in the object store"},
+      {"objects.max_bytes", "67108864", "at most this much of one output is kept and stored"},
+      {"objects.timeout_ms", "60000", "bound of one request to the store"},
+  };
+}
+
+Result<ObjectSettings> object_settings_from(const Config& config) {
+  ObjectSettings settings;
+  settings.endpoint = config.get("objects.endpoint");
+  settings.bucket = config.get("objects.bucket");
+  settings.region = config.get("objects.region");
+  settings.credentials_file = config.get("objects.credentials_file");
+  if (!settings.endpoint.empty() && !settings.endpoint.starts_with("http://") && !settings.endpoint.starts_with("https://")) {
+    return make_error("configuration objects.endpoint: '{}' is not an http:// or https:// URL", settings.endpoint);
+  }
+  const auto valid_bucket = !settings.bucket.empty() && settings.bucket.size() <= 63 &&
+                            std::all_of(settings.bucket.begin(), settings.bucket.end(), [](char c) {
+                              return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+                            });
+  if (!valid_bucket) return make_error("configuration objects.bucket: '{}' is not a bucket name (a-z 0-9 . -)", settings.bucket);
+  if (settings.region.empty() || settings.region.find(':') != std::string::npos) {
+    return make_error("configuration objects.region: '{}' is not a region name", settings.region);
+  }
+  auto number = [&](const std::string& name, std::int64_t minimum) -> Result<std::int64_t> {
+    auto value = config.get_int(name);
+    if (!value) return value.error();
+    if (*value < minimum) return make_error("configuration {}: {} is below the minimum of {}", name, *value, minimum);
+    return *value;
+  };
+  auto threshold = number("objects.threshold_bytes", 0);
+  if (!threshold) return threshold.error();
+  auto max_bytes = number("objects.max_bytes", 1);
+  if (!max_bytes) return max_bytes.error();
+  auto timeout = number("objects.timeout_ms", 100);
+  if (!timeout) return timeout.error();
+  settings.threshold_bytes = static_cast<std::size_t>(*threshold);
+  settings.max_bytes = static_cast<std::size_t>(*max_bytes);
+  settings.total_timeout = std::chrono::milliseconds(*timeout);
+  return settings;
+}
+
+}  // namespace kcron::worker

@@ -1,0 +1,32 @@
+#include "objects/store_outputs.h"
+
+#include <fmt/format.h>
+
+namespace kcron::worker {
+
+void store_large_outputs(Attempt& attempt, ObjectStore& store, const ObjectSettings& settings, std::string_view run_token) {
+  auto whole = std::move(attempt.outcome.whole_outputs);
+  attempt.outcome.whole_outputs.clear();
+  if (!settings.enabled()) return;
+  const auto& job = attempt.execution.job();
+  for (const auto& [name, bytes] : whole) {
+    if (!should_store(settings, bytes.size())) continue;
+    const auto key = object_key(job.tenant(), job.id(), job.attempt(), run_token, name);
+    auto stored = store.put(key, bytes);
+    if (!stored) {
+      // Retriable: the store's outage is not the job's fault, and the next attempt stores anew.
+      Outcome& outcome = attempt.outcome;
+      const std::string before = outcome.state == v1::SUCCEEDED ? "it had succeeded" : "it had failed: " + outcome.error;
+      outcome.state = v1::FAILED;
+      outcome.retriable = true;
+      outcome.error = fmt::format("object store: its {} ({} bytes) could not be stored: {} ({})", name, bytes.size(),
+                                  stored.error().message(), before);
+      outcome.objects.clear();
+      return;
+    }
+    stored->set_name(name);
+    attempt.outcome.objects.push_back(std::move(*stored));
+  }
+}
+
+}  // namespace kcron::worker

@@ -1,0 +1,17 @@
+// What a slot does with an attempt's large outputs once it ran, before the worker publishes it
+// (and so before its result transaction commits): each whole output goes to the object store
+// under a key unique to this execution, and its ObjectRef joins the outcome. A store that fails
+// turns the attempt into a retriable failure saying why; its result is published as always.
+// Pure: the store is the interface of object_store.h.
+#pragma once
+
+#include <string_view>
+
+#include "core/attempt.h"
+#include "objects/object_store.h"
+
+namespace kcron::worker {
+
+void store_large_outputs(Attempt& attempt, ObjectStore& store, const ObjectSettings& settings, std::string_view run_token);
+
+}  // namespace kcron::worker

@@ -1,0 +1,174 @@
+// Large outputs (docs/large-results.md): the pure parts of objects/ without a network, the slot's
+// store_large_outputs against a fake store, and the ObjectRef on the published Result.
+#include <catch2/catch.hpp>
+#include <map>
+
+#include "core/outcome_policy.h"
+#include "kcron/codec.h"
+#include "objects/object_store.h"
+#include "objects/store_outputs.h"
+
+using namespace kcron;
+using namespace kcron::worker;
+
+namespace {
+
+class FakeStore : public ObjectStore {
+ public:
+  Result<v1::ObjectRef> put(const std::string& key, std::string_view bytes) override {
+    if (!failure.empty()) return Error(failure);
+    objects[key] = std::string(bytes);
+    v1::ObjectRef ref;
+    ref.set_uri(object_uri("b", key));
+    ref.set_size(bytes.size());
+    ref.set_sha256("sha-of-" + std::to_string(bytes.size()));
+    return ref;
+  }
+  Result<std::string> get(const std::string& uri) override { return Error("not here: " + uri); }
+  Result<std::vector<std::string>> list(const std::string& /*prefix*/) override { return std::vector<std::string>{}; }
+  Status remove(const std::string& /*key*/) override { return Status::success(); }
+
+  std::map<std::string, std::string> objects;
+  std::string failure;
+};
+
+const std::string kToken = "0123456789abcdef0123456789abcdef";
+
+ObjectSettings enabled_settings() {
+  ObjectSettings settings;
+  settings.endpoint = "http://127.0.0.1:1";
+  settings.threshold_bytes = 10;
+  return settings;
+}
+
+Attempt attempt_with_stdout(const std::string& text) {
+  Attempt attempt;
+  attempt.execution.mutable_job()->set_id("flow/node a");
+  attempt.execution.mutable_job()->set_tenant("acme");
+  attempt.execution.mutable_job()->set_attempt(3);
+  attempt.outcome.output = text.substr(0, 4);
+  attempt.outcome.whole_outputs.emplace_back("stdout", text);
+  return attempt;
+}
+
+}  // namespace
+
+TEST_CASE("object keys are tenant, escaped job id, attempt, run token and name") {
+  CHECK(object_key("acme", "flow/node a", 3, kToken, "stdout") == "acme/flow%2Fnode%20a/3/" + kToken + "/stdout");
+  CHECK(object_key("", "j1", 1, kToken, "stderr") == "default/j1/1/" + kToken + "/stderr");
+  // A job id that looks like more path segments stays one segment.
+  CHECK(object_key("t", "x/1/" + kToken + "/stdout", 1, kToken, "stdout") ==
+        "t/x%2F1%2F" + kToken + "%2Fstdout/1/" + kToken + "/stdout");
+  CHECK(url_escape("a-b_c.d~e%/+") == "a-b_c.d~e%25%2F%2B");
+}
+
+TEST_CASE("a different run token gives a different key for the same attempt") {
+  CHECK(object_key("t", "j", 1, kToken, "stdout") != object_key("t", "j", 1, "fedcba9876543210fedcba9876543210", "stdout"));
+  CHECK(is_run_token(kToken));
+  CHECK_FALSE(is_run_token("0123"));
+  CHECK_FALSE(is_run_token("0123456789ABCDEF0123456789ABCDEF"));
+}
+
+TEST_CASE("s3 URIs are built and parsed") {
+  CHECK(object_uri("kcron", "a/b") == "s3://kcron/a/b");
+  auto parsed = parse_object_uri("s3://kcron/a/b%2Fc");
+  REQUIRE(parsed);
+  CHECK(parsed->bucket == "kcron");
+  CHECK(parsed->key == "a/b%2Fc");
+  CHECK_FALSE(parse_object_uri("http://kcron/a"));
+  CHECK_FALSE(parse_object_uri("s3://kcron"));
+  CHECK_FALSE(parse_object_uri("s3:///key"));
+  CHECK_FALSE(parse_object_uri("s3://kcron/"));
+}
+
+TEST_CASE("only an output over the threshold goes to an enabled store") {
+  ObjectSettings settings;
+  settings.threshold_bytes = 10;
+  CHECK_FALSE(should_store(settings, 100));  // no endpoint: off
+  settings.endpoint = "http://127.0.0.1:9300";
+  CHECK_FALSE(should_store(settings, 10));
+  CHECK(should_store(settings, 11));
+}
+
+TEST_CASE("credentials files are parsed and their values never quoted in errors") {
+  auto parsed = parse_credentials("# kcron\naccess_key_id=AKID\n\nsecret_access_key = s3cr3t\n");
+  REQUIRE(parsed);
+  CHECK(parsed->access_key_id == "AKID");
+  CHECK(parsed->secret_access_key == "s3cr3t");
+  auto aws = parse_credentials("[default]\naws_access_key_id=A\naws_secret_access_key=B\n");
+  REQUIRE(aws);
+  CHECK(aws->secret_access_key == "B");
+  auto missing = parse_credentials("access_key_id=AKID\n");
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().message() == "credentials file has no secret_access_key");
+  auto bad = parse_credentials("access_key_id=AKID\nsecret_access_key=top secret\n");
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().message().find("top secret") == std::string::npos);
+  auto garbage = parse_credentials("secret_access_key\n");
+  REQUIRE_FALSE(garbage);
+  CHECK(garbage.error().message() == "credentials file line 1: expected NAME=VALUE");
+}
+
+TEST_CASE("a large stdout is stored under the execution's key and referenced by the outcome") {
+  FakeStore store;
+  auto attempt = attempt_with_stdout(std::string(100, 'x'));
+  store_large_outputs(attempt, store, enabled_settings(), kToken);
+  const std::string key = "acme/flow%2Fnode%20a/3/" + kToken + "/stdout";
+  REQUIRE(store.objects.contains(key));
+  CHECK(store.objects[key] == std::string(100, 'x'));
+  REQUIRE(attempt.outcome.objects.size() == 1);
+  CHECK(attempt.outcome.objects[0].name() == "stdout");
+  CHECK(attempt.outcome.objects[0].uri() == "s3://b/" + key);
+  CHECK(attempt.outcome.objects[0].size() == 100);
+  CHECK(attempt.outcome.whole_outputs.empty());
+  CHECK(attempt.outcome.state == v1::SUCCEEDED);
+  CHECK(attempt.outcome.output == "xxxx");  // the inline head stays
+}
+
+TEST_CASE("an output under the threshold or a disabled store stores nothing") {
+  FakeStore store;
+  auto small = attempt_with_stdout("short");
+  store_large_outputs(small, store, enabled_settings(), kToken);
+  CHECK(store.objects.empty());
+  CHECK(small.outcome.objects.empty());
+  CHECK(small.outcome.whole_outputs.empty());
+  auto off = attempt_with_stdout(std::string(100, 'x'));
+  store_large_outputs(off, store, ObjectSettings{}, kToken);
+  CHECK(store.objects.empty());
+  CHECK(off.outcome.whole_outputs.empty());
+}
+
+TEST_CASE("a store that fails turns the attempt into a retriable failure that says why") {
+  FakeStore store;
+  store.failure = "PUT s3://b/k answered 503 SlowDown: Please reduce your request rate.";
+  auto attempt = attempt_with_stdout(std::string(100, 'x'));
+  store_large_outputs(attempt, store, enabled_settings(), kToken);
+  CHECK(attempt.outcome.state == v1::FAILED);
+  CHECK(attempt.outcome.retriable);
+  CHECK(attempt.outcome.error ==
+        "object store: its stdout (100 bytes) could not be stored: PUT s3://b/k answered 503 SlowDown: Please reduce your "
+        "request rate. (it had succeeded)");
+  CHECK(attempt.outcome.objects.empty());
+  CHECK(attempt.outcome.output == "xxxx");
+}
+
+TEST_CASE("the published result carries the outcome's object refs and its inline head") {
+  OutcomeSettings settings;
+  settings.names = TopicNames("t.");
+  const OutcomePolicy policy(settings);
+  FakeStore store;
+  auto attempt = attempt_with_stdout(std::string(100, 'x'));
+  attempt.execution.mutable_job()->mutable_exec()->add_argv("/bin/echo");
+  store_large_outputs(attempt, store, enabled_settings(), kToken);
+  attempt.verdict = policy.decide(attempt.execution.job(), attempt.outcome, 0.5);
+  const auto records = policy.records(attempt);
+  const auto result_record =
+      std::find_if(records.begin(), records.end(), [](const OutRecord& record) { return record.topic == "t.results"; });
+  REQUIRE(result_record != records.end());
+  v1::Result result;
+  REQUIRE(result.ParseFromString(result_record->value));
+  CHECK(result.output() == "xxxx");
+  REQUIRE(result.objects_size() == 1);
+  CHECK(result.objects(0).size() == 100);
+  CHECK(result.objects(0).name() == "stdout");
+}
