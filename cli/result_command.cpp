@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "inspect_command.h"
 #include "kcron/codec.h"

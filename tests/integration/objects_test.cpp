@@ -128,11 +128,12 @@ TEST_CASE("a 5 MB exec output lands in s3proxy and kcron result get reads it bac
   env_vars.emplace_back("KCRON_EXEC_PROGRAMS=/usr/bin/head");
   auto dispatcher = start(env, "kcron-dispatcher", "d1");
   auto worker = start(env, "kcron-worker", "w1", env_vars);
-  submit(env, "big/one",
-         fmt::format(R"({{"id":"big/one","exec":{{"argv":["/usr/bin/head","-c","{}","/dev/urandom"]}}}})", kBigBytes));
+  // An id with characters a key must escape.
+  const std::string id = "big one+%";
+  submit(env, id, fmt::format(R"({{"id":"{}","exec":{{"argv":["/usr/bin/head","-c","{}","/dev/urandom"]}}}})", id, kBigBytes));
 
   const auto results = wait_for_results(
-      env, "big/one", [](const auto& results) { return !results.empty(); }, 60s);
+      env, id, [](const auto& results) { return !results.empty(); }, 60s);
   INFO(tail_file(worker->log_path()));
   REQUIRE(results.size() == 1);
   const auto& result = results[0];
@@ -144,7 +145,7 @@ TEST_CASE("a 5 MB exec output lands in s3proxy and kcron result get reads it bac
   CHECK(ref.size() == kBigBytes);
   CHECK(ref.sha256().size() == 64);
   // The key: tenant, escaped job id, attempt, a 32-hex run token, the output's name.
-  const std::string prefix = fmt::format("s3://{}/default/big%2Fone/0/", kBucket);
+  const std::string prefix = fmt::format("s3://{}/default/big%20one%2B%25/0/", kBucket);
   REQUIRE(ref.uri().starts_with(prefix));
   const std::string token = ref.uri().substr(prefix.size(), 32);
   CHECK(worker::is_run_token(token));
@@ -153,7 +154,7 @@ TEST_CASE("a 5 MB exec output lands in s3proxy and kcron result get reads it bac
   CHECK(result.output().size() >= 65536);
   CHECK(result.output().size() < 65536 + 200);
   // What s3proxy holds is the recorded object.
-  const std::string key = fmt::format("default/big%2Fone/0/{}/stdout", token);
+  const std::string key = fmt::format("default/big%20one%2B%25/0/{}/stdout", token);
   const auto stored = file_bytes(store.blob(key));
   CHECK(stored.size() == kBigBytes);
   CHECK(worker::sha256_hex(stored) == ref.sha256());
@@ -161,19 +162,19 @@ TEST_CASE("a 5 MB exec output lands in s3proxy and kcron result get reads it bac
 
   // The CLI reads it back, checked against the result.
   const std::string out = env.state_root + "/big.out";
-  const auto cli = run_cli(env, fmt::format("result get big/one --output '{}' {}", out, store.cli_flags()));
+  const auto cli = run_cli(env, fmt::format("result get '{}' --output '{}' {}", id, out, store.cli_flags()));
   INFO(cli.output);
   CHECK(cli.exit_code == 0);
   CHECK(worker::sha256_hex(file_bytes(out)) == ref.sha256());
   CHECK_THAT(cli.output, Catch::Contains("sha256 " + ref.sha256() + " checked"));
-  const auto info = run_cli(env, "result get big/one --info");
+  const auto info = run_cli(env, fmt::format("result get '{}' --info", id));
   INFO(info.output);
   CHECK(info.exit_code == 0);
   CHECK_THAT(info.output, Catch::Contains(fmt::format("stdout {} {} {}", kBigBytes, ref.sha256(), ref.uri())));
 
   // An object changed behind the result's back is refused, naming both hashes.
   { std::ofstream(store.blob(key), std::ios::binary | std::ios::trunc) << std::string(kBigBytes, 'x'); }
-  const auto tampered = run_cli(env, fmt::format("result get big/one --output '{}.2' {}", out, store.cli_flags()));
+  const auto tampered = run_cli(env, fmt::format("result get '{}' --output '{}.2' {}", id, out, store.cli_flags()));
   INFO(tampered.output);
   CHECK(tampered.exit_code == 1);
   CHECK_THAT(tampered.output, Catch::Contains("but the result recorded " + ref.sha256()));

@@ -306,6 +306,7 @@ void SlotPool::slot_main() {
     if (more) wake_.notify_one();
     if (attempt.control->stop) {
       attempt.outcome = failed("stopped before it started");
+      attempt.finished = clock_.now();
     } else {
       if (on_start_) on_start_(attempt);
       try {
@@ -315,11 +316,11 @@ void SlotPool::slot_main() {
       } catch (...) {
         attempt.outcome = failed("the handler threw a non-standard exception", false);
       }
+      attempt.finished = clock_.now();  // the job's end; storing its large outputs comes after
       if (after_run_) after_run_(attempt);
     }
     attempt.outcome.whole_outputs.clear();  // never kept past the slot
-    attempt.finished = clock_.now();
-    bool freed = false;  // a held job of its tenant may run now
+    bool freed = false;                     // a held job of its tenant may run now
     {
       std::lock_guard lock(mutex_);
       const auto running = running_by_tenant_.find(tenant_of(attempt));

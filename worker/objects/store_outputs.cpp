@@ -8,6 +8,8 @@ void store_large_outputs(Attempt& attempt, ObjectStore& store, const ObjectSetti
   auto whole = std::move(attempt.outcome.whole_outputs);
   attempt.outcome.whole_outputs.clear();
   if (!settings.enabled()) return;
+  // Handed back to the partition's next owner (shutdown, revoke): never published, so nothing to store.
+  if (attempt.control && attempt.control->stop_reason() == StopReason::kShutdown) return;
   const auto& job = attempt.execution.job();
   for (const auto& [name, bytes] : whole) {
     if (!should_store(settings, bytes.size())) continue;

@@ -2,7 +2,8 @@
 // (and so before its result transaction commits): each whole output goes to the object store
 // under a key unique to this execution, and its ObjectRef joins the outcome. A store that fails
 // turns the attempt into a retriable failure saying why; its result is published as always.
-// Pure: the store is the interface of object_store.h.
+// An attempt stopped for a shutdown (handed back, never published) stores nothing. Pure: the store
+// is the interface of object_store.h.
 #pragma once
 
 #include <string_view>

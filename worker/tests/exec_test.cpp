@@ -265,6 +265,28 @@ TEST_CASE("output beyond capture_bytes is dropped while the child keeps writing"
   CHECK_THAT(noisy.error, Catch::StartsWith("exited with status 1; stderr: ...") && Catch::EndsWith("x\nlast words"));
 }
 
+TEST_CASE("with an object store a stdout over its threshold is also kept whole, up to whole_bytes") {
+  auto policy = test_policy();
+  policy.capture_bytes = 1000;
+  policy.whole_bytes = 300000;
+  policy.whole_threshold = 5000;
+  const auto outcome = run(exec_job({"/usr/bin/head", "-c", "200000", "/dev/zero"}), policy);
+  CHECK(outcome.state == v1::SUCCEEDED);
+  CHECK(outcome.output.substr(0, 1000) == std::string(1000, '\0'));
+  CHECK_THAT(outcome.output.substr(1000), Catch::Contains("kept the first 1000 of 200000 bytes"));
+  REQUIRE(outcome.whole_outputs.size() == 1);
+  CHECK(outcome.whole_outputs[0].first == "stdout");
+  CHECK(outcome.whole_outputs[0].second == std::string(200000, '\0'));
+
+  const auto capped = run(exec_job({"/usr/bin/head", "-c", "400000", "/dev/zero"}), policy);
+  REQUIRE(capped.whole_outputs.size() == 1);
+  CHECK(capped.whole_outputs[0].second.size() == 300000);
+
+  const auto small = run(exec_job({"/usr/bin/head", "-c", "4000", "/dev/zero"}), policy);
+  CHECK(small.whole_outputs.empty());
+  CHECK(small.output.size() > 1000);  // the inline head and its truncation note, as without a store
+}
+
 TEST_CASE("resource limits from the policy apply to the child") {
   auto policy = test_policy();
   policy.open_files = 64;

@@ -172,3 +172,14 @@ TEST_CASE("the published result carries the outcome's object refs and its inline
   CHECK(result.objects(0).size() == 100);
   CHECK(result.objects(0).name() == "stdout");
 }
+
+TEST_CASE("an attempt handed back at shutdown stores nothing") {
+  FakeStore store;
+  auto attempt = attempt_with_stdout(std::string(100, 'x'));
+  attempt.control = std::make_shared<AttemptControl>();
+  attempt.control->request(StopReason::kShutdown);
+  store_large_outputs(attempt, store, enabled_settings(), kToken);
+  CHECK(store.objects.empty());
+  CHECK(attempt.outcome.objects.empty());
+  CHECK(attempt.outcome.whole_outputs.empty());
+}
