@@ -133,7 +133,7 @@ TEST_CASE("a 5 MB exec output lands in s3proxy and kcron result get reads it bac
   submit(env, id, fmt::format(R"({{"id":"{}","exec":{{"argv":["/usr/bin/head","-c","{}","/dev/urandom"]}}}})", id, kBigBytes));
 
   const auto results = wait_for_results(
-      env, id, [](const auto& results) { return !results.empty(); }, 60s);
+      env, id, [](const auto& found) { return !found.empty(); }, 60s);
   INFO(tail_file(worker->log_path()));
   REQUIRE(results.size() == 1);
   const auto& result = results[0];
@@ -162,7 +162,7 @@ TEST_CASE("a 5 MB exec output lands in s3proxy and kcron result get reads it bac
 
   // The CLI reads it back, checked against the result.
   const std::string out = env.state_root + "/big.out";
-  const auto cli = run_cli(env, fmt::format("result get '{}' --output '{}' {}", id, out, store.cli_flags()));
+  const auto cli = run_cli(env, fmt::format("{} result get '{}' --output '{}'", store.cli_flags(), id, out));
   INFO(cli.output);
   CHECK(cli.exit_code == 0);
   CHECK(worker::sha256_hex(file_bytes(out)) == ref.sha256());
@@ -172,9 +172,22 @@ TEST_CASE("a 5 MB exec output lands in s3proxy and kcron result get reads it bac
   CHECK(info.exit_code == 0);
   CHECK_THAT(info.output, Catch::Contains(fmt::format("stdout {} {} {}", kBigBytes, ref.sha256(), ref.uri())));
 
+  // A wrong secret: s3proxy checks the signature; the error says so and never shows the secret.
+  const std::string wrong = env.state_root + "/wrong-credentials";
+  {
+    std::ofstream(wrong) << "access_key_id=" << worker::parse_credentials(file_bytes(store.credentials()))->access_key_id
+                         << "\nsecret_access_key=not-the-secret-4711\n";
+  }
+  const auto refused = run_cli(env, fmt::format("{} --set objects.credentials_file='{}' result get '{}' --output '{}.3'",
+                                                store.cli_flags(), wrong, id, out));
+  INFO(refused.output);
+  CHECK(refused.exit_code == 1);
+  CHECK_THAT(refused.output, Catch::Contains("answered 403 SignatureDoesNotMatch"));
+  CHECK_THAT(refused.output, !Catch::Contains("not-the-secret-4711"));
+
   // An object changed behind the result's back is refused, naming both hashes.
   { std::ofstream(store.blob(key), std::ios::binary | std::ios::trunc) << std::string(kBigBytes, 'x'); }
-  const auto tampered = run_cli(env, fmt::format("result get '{}' --output '{}.2' {}", id, out, store.cli_flags()));
+  const auto tampered = run_cli(env, fmt::format("{} result get '{}' --output '{}.2'", store.cli_flags(), id, out));
   INFO(tampered.output);
   CHECK(tampered.exit_code == 1);
   CHECK_THAT(tampered.output, Catch::Contains("but the result recorded " + ref.sha256()));
@@ -198,7 +211,7 @@ TEST_CASE("with s3proxy stopped a large output's attempt fails retriably and suc
          R"("retry":{"max_retries":20,"initial_backoff":"1s","multiplier":1}})");
 
   const auto failed = wait_for_results(
-      env, "outage", [](const auto& results) { return !results.empty(); }, 60s);
+      env, "outage", [](const auto& found) { return !found.empty(); }, 60s);
   INFO(tail_file(worker->log_path()));
   REQUIRE(!failed.empty());
   CHECK(failed[0].state() == v1::FAILED);
@@ -214,7 +227,7 @@ TEST_CASE("with s3proxy stopped a large output's attempt fails retriably and suc
 
   REQUIRE(store.run("start") == 0);
   const auto results = wait_for_results(
-      env, "outage", [](const auto& results) { return !results.empty() && results.back().state() == v1::SUCCEEDED; }, 60s);
+      env, "outage", [](const auto& found) { return !found.empty() && found.back().state() == v1::SUCCEEDED; }, 60s);
   REQUIRE(!results.empty());
   const auto& last = results.back();
   INFO(last.error());
