@@ -529,6 +529,31 @@ TEST_CASE("a sandboxed exec job gets its secret's value in its environment and c
                                  !Catch::Contains("[secret:token]"));
 }
 
+TEST_CASE("a secret's value is redacted from the whole output kept for the object store too") {
+  auto policy = test_policy();
+  policy.env_names = {"X"};
+  policy.capture_bytes = 100;
+  policy.whole_bytes = 100000;
+  policy.whole_threshold = 1000;
+  const auto root = std::filesystem::temp_directory_path() / fmt::format("kcron-secrets-whole-{}", ::getpid());
+  std::filesystem::create_directories(root / "acme");
+  std::ofstream(root / "acme" / "token") << "acme-whole-secret\n";
+  const SecretDirectory secrets(root.string());
+  // The value first (in the inline head), then 2000 bytes, then the value again (only in the whole output).
+  v1::Job job = shell_job("echo \"$X\"; head -c 2000 /dev/zero | tr '\\0' y; echo; echo \"$X\"");
+  job.set_tenant("acme");
+  (*job.mutable_exec()->mutable_env())["X"] = "secret:token";
+  const std::atomic<bool> stop{false};
+  const auto outcome = make_exec_executor(policy, JobWalls{nullptr, &secrets})(job, stop);
+  std::filesystem::remove_all(root);
+  CHECK(outcome.state == v1::SUCCEEDED);
+  CHECK_THAT(outcome.output, Catch::StartsWith("[secret:token]\n") && !Catch::Contains("acme-whole-secret"));
+  REQUIRE(outcome.whole_outputs.size() == 1);
+  const auto& whole = outcome.whole_outputs[0].second;
+  CHECK_THAT(whole, Catch::StartsWith("[secret:token]\n") && Catch::EndsWith("\n[secret:token]\n"));
+  CHECK(whole.find("acme-whole-secret") == std::string::npos);
+}
+
 TEST_CASE("a flow node's exec job gets its flow, its node and its parents' outputs in its environment") {
   auto job = shell_job(R"(printf '%s|%s|%s|%s|%s|%s' "$KCRON_FLOW_ID" "$KCRON_FLOW_NODE" "$KCRON_STATE_EXTRACT" )"
                        R"("$KCRON_INPUT_EXTRACT" "$KCRON_SIZE_BIG_ROWS" "${KCRON_INPUT_BIG_ROWS-unset}")");
