@@ -151,6 +151,10 @@ int run(int argc, char** argv) {
     std::cerr << "kcron-worker: " << http_policy.error().message() << "\n";
     return 2;
   }
+  if (object_store) {
+    http_policy->whole_bytes = object_settings->max_bytes;
+    http_policy->whole_threshold = object_settings->threshold_bytes;
+  }
   kcron::worker::WallSettings wall_settings;
   wall_settings.topic_prefix = settings.names.prefix;
   wall_settings.kafka_topics = config.get_list("jobs.kafka_topics");

@@ -31,8 +31,9 @@ struct ExecPolicy {
   std::int64_t open_files = 0;                         // RLIMIT_NOFILE; 0 = not limited
   std::size_t capture_bytes = 65536;                   // kept of stdout (head) and of stderr (tail)
   SandboxSettings sandbox;                             // exec.sandbox*: none, or every job under bubblewrap
-  // With an object store (docs/large-results.md): a stdout larger than whole_threshold is kept
-  // whole, up to whole_bytes, in Outcome::whole_outputs as "stdout" (0: off, only the head is kept).
+  // With an object store (docs/large-results.md): a stdout or stderr larger than whole_threshold
+  // is kept whole, up to whole_bytes, in Outcome::whole_outputs as "stdout" / "stderr" (0: off:
+  // only stdout's head and stderr's tail are kept).
   std::size_t whole_bytes = 0;
   std::size_t whole_threshold = 0;
 };

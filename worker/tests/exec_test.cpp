@@ -265,7 +265,7 @@ TEST_CASE("output beyond capture_bytes is dropped while the child keeps writing"
   CHECK_THAT(noisy.error, Catch::StartsWith("exited with status 1; stderr: ...") && Catch::EndsWith("x\nlast words"));
 }
 
-TEST_CASE("with an object store a stdout over its threshold is also kept whole, up to whole_bytes") {
+TEST_CASE("with an object store a stdout or stderr over its threshold is also kept whole, up to whole_bytes") {
   auto policy = test_policy();
   policy.capture_bytes = 1000;
   policy.whole_bytes = 300000;
@@ -284,6 +284,14 @@ TEST_CASE("with an object store a stdout over its threshold is also kept whole, 
 
   const auto small = run(exec_job({"/usr/bin/head", "-c", "4000", "/dev/zero"}), policy);
   CHECK(small.whole_outputs.empty());
+
+  // stderr too: its whole (first whole_bytes) beside the tail the error keeps.
+  const auto noisy = run(shell_job("head -c 20000 /dev/zero | tr '\\0' e >&2; echo last >&2; echo out; exit 2"), policy);
+  CHECK(noisy.exit_code == 2);
+  CHECK_THAT(noisy.error, Catch::EndsWith("elast"));
+  REQUIRE(noisy.whole_outputs.size() == 1);
+  CHECK(noisy.whole_outputs[0].first == "stderr");
+  CHECK(noisy.whole_outputs[0].second == std::string(20000, 'e') + "last\n");
   CHECK(small.output.size() > 1000);  // the inline head and its truncation note, as without a store
 }
 
