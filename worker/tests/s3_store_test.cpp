@@ -1,0 +1,193 @@
+// The S3 store's edge against a local HTTP server standing in for S3: the request it sends (path
+// style, escaped key, x-amz-content-sha256, a SigV4 Authorization), S3 errors turned into messages
+// with the status and error code and never the secret, and listing across pages. The signature
+// itself is checked against a real s3proxy by tests/integration/objects_test.cpp.
+#include "objects/s3_store.h"
+
+#include <httplib.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <mutex>
+#include <thread>
+
+using namespace kcron;
+using namespace kcron::worker;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Seen {
+  std::string method;
+  std::string path;
+  std::string sha256;
+  std::string authorization;
+  std::string body;
+};
+
+class FakeS3 {
+ public:
+  FakeS3() {
+    server_.Put(R"(/b/.*)", [this](const httplib::Request& request, httplib::Response& response) {
+      record(request);
+      if (request.path.find("busy") != std::string::npos) {
+        response.status = 503;
+        response.set_content(
+            "<?xml version='1.0' encoding='UTF-8'?><Error><Code>SlowDown</Code><Message>Please reduce your request "
+            "rate.</Message></Error>",
+            "application/xml");
+        return;
+      }
+      response.status = 200;
+    });
+    server_.Get("/b", [this](const httplib::Request& request, httplib::Response& response) {
+      record(request);
+      if (!request.has_param("continuation-token")) {
+        response.set_content(
+            "<ListBucketResult><Contents><Key>t/</Key></Contents><Contents><Key>t/j/0/a/stdout</Key></Contents>"
+            "<IsTruncated>true</IsTruncated><NextContinuationToken>next&amp;1</NextContinuationToken></ListBucketResult>",
+            "application/xml");
+      } else if (request.get_param_value("continuation-token") == "next&1") {
+        response.set_content(
+            "<ListBucketResult><Contents><Key>t/j&amp;k/0/b/stderr</Key></Contents>"
+            "<IsTruncated>false</IsTruncated></ListBucketResult>",
+            "application/xml");
+      } else {
+        response.status = 400;
+      }
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    REQUIRE(port_ > 0);
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    const auto until = std::chrono::steady_clock::now() + 5s;
+    while (!server_.is_running() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  }
+  FakeS3(const FakeS3&) = delete;
+  FakeS3& operator=(const FakeS3&) = delete;
+  ~FakeS3() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  Seen last() const {
+    const std::lock_guard lock(mutex_);
+    return seen_;
+  }
+
+ private:
+  void record(const httplib::Request& request) {
+    const std::lock_guard lock(mutex_);
+    seen_ = {request.method, request.target, request.get_header_value("x-amz-content-sha256"),
+             request.get_header_value("Authorization"), request.body};
+  }
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+  mutable std::mutex mutex_;
+  Seen seen_;
+};
+
+S3Store store_for(const FakeS3& server) {
+  ObjectSettings settings;
+  settings.endpoint = server.endpoint() + "/";
+  settings.bucket = "b";
+  settings.region = "eu-west-3";
+  settings.total_timeout = 5000ms;
+  return S3Store(settings, Credentials{"AKIDKCRON", "very-secret-key-4711"});
+}
+
+}  // namespace
+
+TEST_CASE("a PUT is path-style with the key escaped once more, signed with SigV4 and its payload's sha256") {
+  FakeS3 server;
+  auto store = store_for(server);
+  const std::string key = object_key("acme", "flow/node a", 2, "0123456789abcdef0123456789abcdef", "stdout");
+  auto stored = store.put(key, "hello");
+  REQUIRE(stored);
+  CHECK(stored->uri() == "s3://b/acme/flow%2Fnode%20a/2/0123456789abcdef0123456789abcdef/stdout");
+  CHECK(stored->size() == 5);
+  CHECK(stored->sha256() == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+  const auto seen = server.last();
+  CHECK(seen.method == "PUT");
+  CHECK(seen.path == "/b/acme/flow%252Fnode%2520a/2/0123456789abcdef0123456789abcdef/stdout");
+  CHECK(seen.body == "hello");
+  CHECK(seen.sha256 == stored->sha256());
+  CHECK_THAT(seen.authorization, Catch::StartsWith("AWS4-HMAC-SHA256 Credential=AKIDKCRON/") &&
+                                     Catch::Contains("/eu-west-3/s3/aws4_request") && Catch::Contains("Signature="));
+  CHECK_THAT(seen.authorization, !Catch::Contains("very-secret-key-4711"));
+}
+
+TEST_CASE("an S3 error names the request, the status and S3's code and message, never the secret") {
+  FakeS3 server;
+  auto store = store_for(server);
+  auto refused = store.put("t/busy/0/x/stdout", "bytes");
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().message() == "PUT s3://b/t/busy/0/x/stdout answered 503 SlowDown: Please reduce your request rate.");
+  auto missing = store.get("s3://b/nothing");
+  REQUIRE_FALSE(missing);
+  CHECK_THAT(missing.error().message(), Catch::StartsWith("GET s3://b/nothing answered 404"));
+  CHECK_THAT(missing.error().message(), !Catch::Contains("very-secret-key-4711"));
+  CHECK_FALSE(store.get("http://b/k"));
+}
+
+TEST_CASE("a store that does not answer is an error naming the endpoint") {
+  ObjectSettings settings;
+  settings.endpoint = "http://127.0.0.1:1";
+  settings.connect_timeout = 2000ms;
+  S3Store store(settings, Credentials{"AKIDKCRON", "very-secret-key-4711"});
+  auto failed = store.put("t/j/0/x/stdout", "bytes");
+  REQUIRE_FALSE(failed);
+  CHECK_THAT(failed.error().message(),
+             Catch::StartsWith("PUT s3://kcron/t/j/0/x/stdout: ") && Catch::Contains("http://127.0.0.1:1"));
+  CHECK_THAT(failed.error().message(), !Catch::Contains("very-secret-key-4711"));
+}
+
+TEST_CASE("a listing follows continuation tokens, unescapes keys and skips directory placeholders") {
+  FakeS3 server;
+  auto store = store_for(server);
+  auto keys = store.list("t/");
+  INFO((keys ? "" : keys.error().message()));
+  REQUIRE(keys);
+  CHECK(*keys == std::vector<std::string>{"t/j/0/a/stdout", "t/j&k/0/b/stderr"});
+}
+
+TEST_CASE("sha256_hex and run tokens") {
+  CHECK(sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  const auto first = new_run_token();
+  CHECK(is_run_token(first));
+  CHECK(new_run_token() != first);
+}
+
+TEST_CASE("object settings come from objects.* keys and a wrong one is named") {
+  auto load = [](const std::vector<std::string>& overrides) {
+    auto config = Config::load(object_config_keys(), "", overrides, {});
+    REQUIRE(config);
+    return object_settings_from(*config);
+  };
+  auto defaults = load({});
+  REQUIRE(defaults);
+  CHECK_FALSE(defaults->enabled());
+  CHECK(defaults->threshold_bytes == 65536);
+  CHECK(defaults->bucket == "kcron");
+  auto set = load({"objects.endpoint=http://127.0.0.1:9300", "objects.threshold_bytes=10", "objects.bucket=my-bucket"});
+  REQUIRE(set);
+  CHECK(set->enabled());
+  CHECK(set->threshold_bytes == 10);
+  for (const auto& [override, key] :
+       std::vector<std::pair<std::string, std::string>>{{"objects.endpoint=ftp://x", "objects.endpoint"},
+                                                        {"objects.bucket=Upper_Case", "objects.bucket"},
+                                                        {"objects.region=a:b", "objects.region"},
+                                                        {"objects.threshold_bytes=-1", "objects.threshold_bytes"},
+                                                        {"objects.max_bytes=0", "objects.max_bytes"},
+                                                        {"objects.timeout_ms=lots", "objects.timeout_ms"}}) {
+    INFO(override);
+    auto bad = load({override});
+    REQUIRE_FALSE(bad);
+    CHECK_THAT(bad.error().message(), Catch::Contains(key));
+  }
+  ObjectSettings no_credentials;
+  no_credentials.endpoint = "http://127.0.0.1:9300";
+  CHECK_THAT(make_s3_store(no_credentials).error().message(), Catch::Contains("objects.credentials_file is not set"));
+  no_credentials.credentials_file = "/nonexistent/kcron-credentials";
+  CHECK_THAT(make_s3_store(no_credentials).error().message(), Catch::Contains("cannot read /nonexistent/kcron-credentials"));
+}
