@@ -143,7 +143,10 @@ int run(int argc, char** argv) {
     exec_policy->whole_bytes = object_settings->max_bytes;
     exec_policy->whole_threshold = object_settings->threshold_bytes;
     settings.after_run = [store = object_store.get(), objects = *object_settings](kcron::worker::Attempt& attempt) {
-      kcron::worker::store_large_outputs(attempt, *store, objects, kcron::worker::new_run_token());
+      if (auto stored = kcron::worker::store_large_outputs(attempt, *store, objects, kcron::worker::new_run_token()); !stored) {
+        spdlog::warn("event=object_store_failed job={} attempt={} error=\"{}\" msg=\"the attempt fails, retriable\"",
+                     attempt.job_key(), attempt.execution.job().attempt(), stored.error().message());
+      }
     };
   }
   auto http_policy = kcron::worker::http_policy_from(config);
@@ -182,6 +185,10 @@ int run(int argc, char** argv) {
   }
   const kcron::worker::JobWalls job_walls{&walls, secrets ? &*secrets : nullptr};
   kcron::init_logging("worker", config.get("log_level"));
+  if (object_store) {
+    spdlog::info("event=object_store endpoint={} bucket={} threshold_bytes={} max_bytes={}", object_settings->endpoint,
+                 object_settings->bucket, object_settings->threshold_bytes, object_settings->max_bytes);
+  }
   kcron::worker::http_global_init();
   kcron::install_stop_signals();
 

@@ -224,6 +224,10 @@ TEST_CASE("with s3proxy stopped a large output's attempt fails retriably and suc
   const auto secret_at = secret.find("secret_access_key=");
   REQUIRE(secret_at != std::string::npos);
   CHECK_THAT(failed[0].error(), !Catch::Contains(secret.substr(secret_at + 18, 40)));
+  // The worker says so in its log, and never the secret.
+  CHECK(count_in_log(worker->log_path(), "event=object_store endpoint=" + store.endpoint()) == 1);
+  CHECK(count_in_log(worker->log_path(), "event=object_store_failed job=outage attempt=0") == 1);
+  CHECK(count_in_log(worker->log_path(), secret.substr(secret_at + 18, 40)) == 0);
 
   REQUIRE(store.run("start") == 0);
   const auto results = wait_for_results(

@@ -4,12 +4,12 @@
 
 namespace kcron::worker {
 
-void store_large_outputs(Attempt& attempt, ObjectStore& store, const ObjectSettings& settings, std::string_view run_token) {
+Status store_large_outputs(Attempt& attempt, ObjectStore& store, const ObjectSettings& settings, std::string_view run_token) {
   auto whole = std::move(attempt.outcome.whole_outputs);
   attempt.outcome.whole_outputs.clear();
-  if (!settings.enabled()) return;
+  if (!settings.enabled()) return Status::success();
   // Handed back to the partition's next owner (shutdown, revoke): never published, so nothing to store.
-  if (attempt.control && attempt.control->stop_reason() == StopReason::kShutdown) return;
+  if (attempt.control && attempt.control->stop_reason() == StopReason::kShutdown) return Status::success();
   const auto& job = attempt.execution.job();
   for (const auto& [name, bytes] : whole) {
     if (!should_store(settings, bytes.size())) continue;
@@ -24,11 +24,12 @@ void store_large_outputs(Attempt& attempt, ObjectStore& store, const ObjectSetti
       outcome.error = fmt::format("object store: its {} ({} bytes) could not be stored: {} ({})", name, bytes.size(),
                                   stored.error().message(), before);
       outcome.objects.clear();
-      return;
+      return stored.error();
     }
     stored->set_name(name);
     attempt.outcome.objects.push_back(std::move(*stored));
   }
+  return Status::success();
 }
 
 }  // namespace kcron::worker

@@ -13,6 +13,7 @@
 
 namespace kcron::worker {
 
-void store_large_outputs(Attempt& attempt, ObjectStore& store, const ObjectSettings& settings, std::string_view run_token);
+// Returns the store's error when one failed (the outcome says so already), for the worker's log.
+Status store_large_outputs(Attempt& attempt, ObjectStore& store, const ObjectSettings& settings, std::string_view run_token);
 
 }  // namespace kcron::worker

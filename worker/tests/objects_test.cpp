@@ -112,7 +112,7 @@ TEST_CASE("credentials files are parsed and their values never quoted in errors"
 TEST_CASE("a large stdout is stored under the execution's key and referenced by the outcome") {
   FakeStore store;
   auto attempt = attempt_with_stdout(std::string(100, 'x'));
-  store_large_outputs(attempt, store, enabled_settings(), kToken);
+  CHECK(store_large_outputs(attempt, store, enabled_settings(), kToken));
   const std::string key = "acme/flow%2Fnode%20a/3/" + kToken + "/stdout";
   REQUIRE(store.objects.contains(key));
   CHECK(store.objects[key] == std::string(100, 'x'));
@@ -128,12 +128,12 @@ TEST_CASE("a large stdout is stored under the execution's key and referenced by 
 TEST_CASE("an output under the threshold or a disabled store stores nothing") {
   FakeStore store;
   auto small = attempt_with_stdout("short");
-  store_large_outputs(small, store, enabled_settings(), kToken);
+  CHECK(store_large_outputs(small, store, enabled_settings(), kToken));
   CHECK(store.objects.empty());
   CHECK(small.outcome.objects.empty());
   CHECK(small.outcome.whole_outputs.empty());
   auto off = attempt_with_stdout(std::string(100, 'x'));
-  store_large_outputs(off, store, ObjectSettings{}, kToken);
+  CHECK(store_large_outputs(off, store, ObjectSettings{}, kToken));
   CHECK(store.objects.empty());
   CHECK(off.outcome.whole_outputs.empty());
 }
@@ -142,7 +142,9 @@ TEST_CASE("a store that fails turns the attempt into a retriable failure that sa
   FakeStore store;
   store.failure = "PUT s3://b/k answered 503 SlowDown: Please reduce your request rate.";
   auto attempt = attempt_with_stdout(std::string(100, 'x'));
-  store_large_outputs(attempt, store, enabled_settings(), kToken);
+  const auto stored = store_large_outputs(attempt, store, enabled_settings(), kToken);
+  REQUIRE_FALSE(stored);
+  CHECK(stored.error().message() == store.failure);
   CHECK(attempt.outcome.state == v1::FAILED);
   CHECK(attempt.outcome.retriable);
   CHECK(attempt.outcome.error ==
@@ -159,7 +161,7 @@ TEST_CASE("the published result carries the outcome's object refs and its inline
   FakeStore store;
   auto attempt = attempt_with_stdout(std::string(100, 'x'));
   attempt.execution.mutable_job()->mutable_exec()->add_argv("/bin/echo");
-  store_large_outputs(attempt, store, enabled_settings(), kToken);
+  CHECK(store_large_outputs(attempt, store, enabled_settings(), kToken));
   attempt.verdict = policy.decide(attempt.execution.job(), attempt.outcome, 0.5);
   const auto records = policy.records(attempt);
   const auto result_record =
@@ -178,7 +180,7 @@ TEST_CASE("an attempt handed back at shutdown stores nothing") {
   auto attempt = attempt_with_stdout(std::string(100, 'x'));
   attempt.control = std::make_shared<AttemptControl>();
   attempt.control->request(StopReason::kShutdown);
-  store_large_outputs(attempt, store, enabled_settings(), kToken);
+  CHECK(store_large_outputs(attempt, store, enabled_settings(), kToken));
   CHECK(store.objects.empty());
   CHECK(attempt.outcome.objects.empty());
   CHECK(attempt.outcome.whole_outputs.empty());
