@@ -77,7 +77,7 @@ int ResultCommands::run(const Config& config, std::ostream& out, std::ostream& e
   }
   std::string bytes;
   if (ref == nullptr) {
-    if (name_ != "stdout") {
+    if (name_ != "stdout" && name_ != "body") {  // output holds an exec job's stdout or an http job's body
       return fail(err, fmt::format("attempt {} of job '{}' stored no {} output", chosen->attempt(), job_id_, name_));
     }
     bytes = chosen->output();  // small enough to be inline
