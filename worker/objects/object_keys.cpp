@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 
 #include "objects/object_store.h"
 
@@ -94,6 +95,51 @@ bool should_store(const ObjectSettings& settings, std::size_t size) {
 bool is_run_token(std::string_view token) {
   return token.size() == 32 &&
          std::all_of(token.begin(), token.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+SweepPlan plan_sweep(const std::vector<ObjectInfo>& objects, const std::set<std::string>& referenced_keys, std::int64_t now_ms,
+                     std::chrono::milliseconds grace) {
+  SweepPlan plan;
+  for (const auto& object : objects) {
+    if (referenced_keys.contains(object.key)) {
+      plan.referenced.push_back(object);
+    } else if (object.modified_ms <= 0 || now_ms - object.modified_ms < grace.count()) {
+      plan.young.push_back(object);  // an unknown age is never taken for an old one
+    } else {
+      plan.remove.push_back(object);
+    }
+  }
+  return plan;
+}
+
+Result<std::chrono::milliseconds> parse_grace(std::string_view text) {
+  const auto unit = text.empty() ? '?' : text.back();
+  const auto digits = text.substr(0, text.empty() ? 0 : text.size() - 1);
+  std::int64_t count = 0;
+  const auto read = std::from_chars(digits.data(), digits.data() + digits.size(), count);
+  const bool number = !digits.empty() && read.ec == std::errc() && read.ptr == digits.data() + digits.size() && count >= 0 &&
+                      count < std::int64_t{1} << 32;
+  std::int64_t unit_ms = 0;
+  switch (unit) {
+    case 's':
+      unit_ms = 1000;
+      break;
+    case 'm':
+      unit_ms = 60 * 1000;
+      break;
+    case 'h':
+      unit_ms = 3600 * 1000;
+      break;
+    case 'd':
+      unit_ms = 86400 * 1000;
+      break;
+    default:
+      break;
+  }
+  if (!number || unit_ms == 0) {
+    return make_error("'{}' is not a duration: a whole number and s, m, h or d (e.g. 24h)", text);
+  }
+  return std::chrono::milliseconds(count * unit_ms);
 }
 
 }  // namespace kcron::worker

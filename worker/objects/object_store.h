@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -62,6 +64,30 @@ bool should_store(const ObjectSettings& settings, std::size_t size);
 // A run token is 32 lowercase hex digits.
 bool is_run_token(std::string_view token);
 
+// One object of a listing (or a HEAD): its key in the bucket, size and last-modified instant.
+struct ObjectInfo {
+  std::string key;
+  std::uint64_t size = 0;
+  std::int64_t modified_ms = 0;  // Unix milliseconds; 0 when the store did not say
+};
+
+// What `kcron objects sweep` does with a bucket's objects (pure): an object is deleted when no
+// committed result names it AND it is older than the grace (which protects an upload whose result
+// transaction is still in flight). `referenced_keys` are keys in the swept bucket.
+struct SweepPlan {
+  std::vector<ObjectInfo> remove;      // unreferenced and older than the grace
+  std::vector<ObjectInfo> referenced;  // kept: a committed result names it
+  std::vector<ObjectInfo> young;       // kept: unreferenced, but within the grace (or of unknown age)
+};
+SweepPlan plan_sweep(const std::vector<ObjectInfo>& objects, const std::set<std::string>& referenced_keys, std::int64_t now_ms,
+                     std::chrono::milliseconds grace);
+
+// "24h", "90m", "30s", "7d", "0s" -> a duration; an error names the text.
+Result<std::chrono::milliseconds> parse_grace(std::string_view text);
+
+// Receives an object's bytes as they arrive; false stops the transfer.
+using ObjectSink = std::function<bool(std::string_view chunk)>;
+
 // The edge. Implementations are thread-safe (slot threads upload at once).
 class ObjectStore {
  public:
@@ -70,8 +96,13 @@ class ObjectStore {
   virtual Result<v1::ObjectRef> put(const std::string& key, std::string_view bytes) = 0;
   // The bytes of an s3:// URI.
   virtual Result<std::string> get(const std::string& uri) = 0;
-  // Keys under a prefix (for the sweep), and removing one.
-  virtual Result<std::vector<std::string>> list(const std::string& prefix) = 0;
+  // Its size and age without its bytes (HEAD): the API checks this before it answers 200.
+  virtual Result<ObjectInfo> head(const std::string& uri) = 0;
+  // The bytes of an s3:// URI handed to `sink` chunk by chunk, never all in memory (the API
+  // streams them on). An error when the store answers one, or when `sink` stopped the transfer.
+  virtual Status get_to(const std::string& uri, const ObjectSink& sink) = 0;
+  // The objects under a prefix, every page (for the sweep), and removing one.
+  virtual Result<std::vector<ObjectInfo>> list(const std::string& prefix) = 0;
   virtual Status remove(const std::string& key) = 0;
 };
 

@@ -6,6 +6,9 @@
 #include <openssl/rand.h>
 
 #include <array>
+#include <charconv>
+#include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -43,11 +46,26 @@ struct Transfer {
   std::string body;         // what came back
   std::size_t max_body = 0;
   bool too_large = false;
+  const ObjectSink* sink = nullptr;  // a 200's body goes here instead of `body`
+  CURL* handle = nullptr;
+  bool sink_stopped = false;
 };
 
 std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) noexcept {
   auto* transfer = static_cast<Transfer*>(user);
   const std::size_t bytes = size * count;
+  if (transfer->sink != nullptr) {
+    long status = 0;
+    curl_easy_getinfo(transfer->handle, CURLINFO_RESPONSE_CODE, &status);
+    if (status == 200) {
+      try {
+        if ((*transfer->sink)(std::string_view(data, bytes))) return bytes;
+      } catch (...) {
+      }
+      transfer->sink_stopped = true;
+      return 0;
+    }
+  }
   if (transfer->body.size() + bytes > transfer->max_body) {
     transfer->too_large = true;
     return 0;
@@ -111,6 +129,29 @@ std::string printable(std::string_view text, std::size_t limit) {
   return out;
 }
 
+// "2026-12-07T22:00:00.000Z" (S3's LastModified) -> Unix ms; 0 when it is not that.
+std::int64_t iso8601_ms(const std::string& text) {
+  std::tm parts{};
+  int millis = 0;
+  char zone = 0;
+  // NOLINTNEXTLINE(cert-err34-c): every field is checked by the count and the ranges below
+  const int read = std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &parts.tm_year, &parts.tm_mon, &parts.tm_mday,
+                               &parts.tm_hour, &parts.tm_min, &parts.tm_sec);
+  if (read != 6 || parts.tm_mon < 1 || parts.tm_mon > 12 || parts.tm_mday < 1 || parts.tm_mday > 31) return 0;
+  const auto dot = text.find('.');
+  if (dot != std::string::npos && dot + 4 <= text.size()) {
+    const auto digits = std::string_view(text).substr(dot + 1, 3);
+    (void)std::from_chars(digits.data(), digits.data() + digits.size(), millis);
+  }
+  zone = text.empty() ? 0 : text.back();
+  if (zone != 'Z') return 0;
+  parts.tm_year -= 1900;
+  parts.tm_mon -= 1;
+  const auto seconds = timegm(&parts);
+  if (seconds < 0) return 0;
+  return static_cast<std::int64_t>(seconds) * 1000 + millis;
+}
+
 void global_init() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -152,7 +193,8 @@ struct Request {
   std::string path;  // after the endpoint, from '/'
   std::string_view body;
   std::size_t max_answer = kMaxErrorBodyBytes;
-  std::string what;  // for errors: "PUT s3://bucket/key"
+  std::string what;                  // for errors: "PUT s3://bucket/key"
+  const ObjectSink* sink = nullptr;  // GET: a 200's body is handed here
 };
 
 Request request(const char* method, std::string path, std::string what, std::string_view body = {},
@@ -169,6 +211,8 @@ Request request(const char* method, std::string path, std::string what, std::str
 struct Answer {
   long status = 0;
   std::string body;
+  std::int64_t length = -1;      // Content-Length (HEAD)
+  std::int64_t modified_s = -1;  // Last-Modified (HEAD)
 };
 
 }  // namespace
@@ -182,6 +226,8 @@ Result<Answer> perform(const ObjectSettings& settings, const Credentials& creden
   Transfer transfer;
   transfer.upload = request.body;
   transfer.max_body = request.max_answer;
+  transfer.sink = request.sink;
+  transfer.handle = handle;
   const std::string url = settings.endpoint + request.path;
   const std::string sigv4 = fmt::format("aws:amz:{}:s3", settings.region);
   const std::string user = credentials.access_key_id + ":" + credentials.secret_access_key;
@@ -208,10 +254,14 @@ Result<Answer> perform(const ObjectSettings& settings, const Credentials& creden
     curl_easy_setopt(handle, CURLOPT_READFUNCTION, on_read);
     curl_easy_setopt(handle, CURLOPT_READDATA, &transfer);
     curl_easy_setopt(handle, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+  } else if (method == "HEAD") {
+    curl_easy_setopt(handle, CURLOPT_NOBODY, 1L);
+    curl_easy_setopt(handle, CURLOPT_FILETIME, 1L);
   } else if (method != "GET") {
     curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST, request.method);
   }
   const CURLcode code = curl_easy_perform(handle);
+  if (transfer.sink_stopped) return make_error("{}: the transfer was stopped by its reader", request.what);
   if (transfer.too_large) {
     return make_error("{}: the answer is larger than {} bytes", request.what, request.max_answer);
   }
@@ -221,6 +271,10 @@ Result<Answer> perform(const ObjectSettings& settings, const Credentials& creden
   }
   Answer answer;
   curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &answer.status);
+  curl_off_t length = -1;
+  if (curl_easy_getinfo(handle, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK) answer.length = length;
+  curl_off_t modified = -1;
+  if (curl_easy_getinfo(handle, CURLINFO_FILETIME_T, &modified) == CURLE_OK) answer.modified_s = modified;
   answer.body = std::move(transfer.body);
   return answer;
 }
@@ -258,8 +312,34 @@ Result<std::string> S3Store::get(const std::string& uri) {
   return std::move(answer->body);
 }
 
-Result<std::vector<std::string>> S3Store::list(const std::string& prefix) {
-  std::vector<std::string> keys;
+Result<ObjectInfo> S3Store::head(const std::string& uri) {
+  auto location = parse_object_uri(uri);
+  if (!location) return location.error();
+  auto answer =
+      perform(settings_, credentials_, request("HEAD", "/" + location->bucket + "/" + key_path(location->key), "HEAD " + uri));
+  if (!answer) return answer.error();
+  if (answer->status != 200) return s3_error("HEAD " + uri, *answer);
+  if (answer->length < 0) return make_error("HEAD {} answered no Content-Length", uri);
+  ObjectInfo info;
+  info.key = location->key;
+  info.size = static_cast<std::uint64_t>(answer->length);
+  info.modified_ms = answer->modified_s > 0 ? answer->modified_s * 1000 : 0;
+  return info;
+}
+
+Status S3Store::get_to(const std::string& uri, const ObjectSink& sink) {
+  auto location = parse_object_uri(uri);
+  if (!location) return location.error();
+  auto made = request("GET", "/" + location->bucket + "/" + key_path(location->key), "GET " + uri);
+  made.sink = &sink;
+  auto answer = perform(settings_, credentials_, made);
+  if (!answer) return answer.error();
+  if (answer->status != 200) return s3_error("GET " + uri, *answer);
+  return Status::success();
+}
+
+Result<std::vector<ObjectInfo>> S3Store::list(const std::string& prefix) {
+  std::vector<ObjectInfo> keys;
   std::string token;
   for (int page = 0; page < 100000; ++page) {
     std::string path = fmt::format("/{}?list-type=2&prefix={}", settings_.bucket, url_escape(prefix));
@@ -276,7 +356,14 @@ Result<std::vector<std::string>> S3Store::list(const std::string& prefix) {
       at = end;
       auto key = xml_unescape(xml_value(contents, "Key"));
       // Directory placeholders some backends list (s3proxy's filesystem one) are no objects.
-      if (!key.empty() && !key.ends_with('/')) keys.push_back(std::move(key));
+      if (key.empty() || key.ends_with('/')) continue;
+      ObjectInfo info;
+      info.key = std::move(key);
+      const auto size = xml_value(contents, "Size");
+      std::uint64_t bytes = 0;
+      if (std::from_chars(size.data(), size.data() + size.size(), bytes).ec == std::errc()) info.size = bytes;
+      info.modified_ms = iso8601_ms(xml_value(contents, "LastModified"));
+      keys.push_back(std::move(info));
     }
     if (xml_value(answer->body, "IsTruncated") != "true") return keys;
     token = xml_unescape(xml_value(answer->body, "NextContinuationToken"));

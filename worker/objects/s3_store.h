@@ -19,7 +19,9 @@ class S3Store : public ObjectStore {
   S3Store(ObjectSettings settings, Credentials credentials);
   Result<v1::ObjectRef> put(const std::string& key, std::string_view bytes) override;
   Result<std::string> get(const std::string& uri) override;
-  Result<std::vector<std::string>> list(const std::string& prefix) override;
+  Result<ObjectInfo> head(const std::string& uri) override;
+  Status get_to(const std::string& uri, const ObjectSink& sink) override;
+  Result<std::vector<ObjectInfo>> list(const std::string& prefix) override;
   Status remove(const std::string& key) override;
   // Creates the bucket when it does not exist (tests and development; production buckets are made
   // by their operator, with the lifecycle rule of docs/large-results.md).

@@ -25,7 +25,9 @@ class FakeStore : public ObjectStore {
     return ref;
   }
   Result<std::string> get(const std::string& uri) override { return Error("not here: " + uri); }
-  Result<std::vector<std::string>> list(const std::string& /*prefix*/) override { return std::vector<std::string>{}; }
+  Result<ObjectInfo> head(const std::string& uri) override { return Error("not here: " + uri); }
+  Status get_to(const std::string& uri, const ObjectSink& /*sink*/) override { return Error("not here: " + uri); }
+  Result<std::vector<ObjectInfo>> list(const std::string& /*prefix*/) override { return std::vector<ObjectInfo>{}; }
   Status remove(const std::string& /*key*/) override { return Status::success(); }
 
   std::map<std::string, std::string> objects;
@@ -184,4 +186,42 @@ TEST_CASE("an attempt handed back at shutdown stores nothing") {
   CHECK(store.objects.empty());
   CHECK(attempt.outcome.objects.empty());
   CHECK(attempt.outcome.whole_outputs.empty());
+}
+
+TEST_CASE("the sweep deletes only objects no committed result names and older than the grace") {
+  using namespace std::chrono_literals;
+  const std::int64_t now = 1'000'000'000;
+  const std::vector<ObjectInfo> objects = {
+      {"t/j/0/a/stdout", 10, now - 48 * 3600'000},  // referenced, old: kept
+      {"t/j/0/b/stdout", 10, now - 48 * 3600'000},  // an orphan, old: deleted
+      {"t/j/1/c/stdout", 10, now - 3600'000},       // an orphan within the grace: kept (its commit may be in flight)
+      {"t/j/1/d/stdout", 10, 0},                    // age unknown: kept
+      {"t/j/2/e/stdout", 10, now - 24 * 3600'000},  // exactly the grace: deleted
+  };
+  const std::set<std::string> referenced = {"t/j/0/a/stdout", "t/other/0/z/stdout"};
+  const auto plan = plan_sweep(objects, referenced, now, 24h);
+  auto keys = [](const std::vector<ObjectInfo>& list) {
+    std::vector<std::string> out;
+    for (const auto& object : list) out.push_back(object.key);
+    return out;
+  };
+  CHECK(keys(plan.remove) == std::vector<std::string>{"t/j/0/b/stdout", "t/j/2/e/stdout"});
+  CHECK(keys(plan.referenced) == std::vector<std::string>{"t/j/0/a/stdout"});
+  CHECK(keys(plan.young) == std::vector<std::string>{"t/j/1/c/stdout", "t/j/1/d/stdout"});
+  // No grace: every unreferenced object of a known age goes.
+  CHECK(plan_sweep(objects, referenced, now, 0ms).remove.size() == 3);
+  CHECK(plan_sweep({}, referenced, now, 0ms).remove.empty());
+}
+
+TEST_CASE("sweep grace periods are a number and a unit") {
+  using namespace std::chrono_literals;
+  CHECK(*parse_grace("24h") == 24h);
+  CHECK(*parse_grace("90m") == 90min);
+  CHECK(*parse_grace("0s") == 0ms);
+  CHECK(*parse_grace("7d") == 7 * 24h);
+  for (const auto* bad : {"", "h", "24", "-1h", "1.5h", "24 h", "1w"}) {
+    auto parsed = parse_grace(bad);
+    REQUIRE_FALSE(parsed);
+    CHECK_THAT(parsed.error().message(), Catch::Contains("is not a duration"));
+  }
 }

@@ -40,16 +40,25 @@ class FakeS3 {
       }
       response.status = 200;
     });
+    server_.Get("/b/big", [](const httplib::Request& /*request*/, httplib::Response& response) {
+      response.set_content(std::string(200000, 'z'), "application/octet-stream");
+    });
+    server_.Get("/b/missing", [](const httplib::Request& /*request*/, httplib::Response& response) {
+      response.status = 404;
+      response.set_content("<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>",
+                           "application/xml");
+    });
     server_.Get("/b", [this](const httplib::Request& request, httplib::Response& response) {
       record(request);
       if (!request.has_param("continuation-token")) {
         response.set_content(
-            "<ListBucketResult><Contents><Key>t/</Key></Contents><Contents><Key>t/j/0/a/stdout</Key></Contents>"
+            "<ListBucketResult><Contents><Key>t/</Key></Contents><Contents><Key>t/j/0/a/stdout</Key>"
+            "<LastModified>2026-12-07T22:00:01.250Z</LastModified><Size>12</Size></Contents>"
             "<IsTruncated>true</IsTruncated><NextContinuationToken>next&amp;1</NextContinuationToken></ListBucketResult>",
             "application/xml");
       } else if (request.get_param_value("continuation-token") == "next&1") {
         response.set_content(
-            "<ListBucketResult><Contents><Key>t/j&amp;k/0/b/stderr</Key></Contents>"
+            "<ListBucketResult><Contents><Key>t/j&amp;k/0/b/stderr</Key><Size>5</Size></Contents>"
             "<IsTruncated>false</IsTruncated></ListBucketResult>",
             "application/xml");
       } else {
@@ -148,7 +157,48 @@ TEST_CASE("a listing follows continuation tokens, unescapes keys and skips direc
   auto keys = store.list("t/");
   INFO((keys ? "" : keys.error().message()));
   REQUIRE(keys);
-  CHECK(*keys == std::vector<std::string>{"t/j/0/a/stdout", "t/j&k/0/b/stderr"});
+  REQUIRE(keys->size() == 2);
+  CHECK(keys->at(0).key == "t/j/0/a/stdout");
+  CHECK(keys->at(0).size == 12);
+  CHECK(keys->at(0).modified_ms == 1796680801250);  // 2026-12-07T22:00:01.250Z
+  CHECK(keys->at(1).key == "t/j&k/0/b/stderr");
+  CHECK(keys->at(1).size == 5);
+  CHECK(keys->at(1).modified_ms == 0);  // not said: never taken for old
+}
+
+TEST_CASE("get_to hands a 200's body to the sink in chunks and an error's body never") {
+  FakeS3 server;
+  auto store = store_for(server);
+  std::string received;
+  std::size_t chunks = 0;
+  auto read = store.get_to("s3://b/big", [&](std::string_view chunk) {
+    received.append(chunk);
+    ++chunks;
+    return true;
+  });
+  INFO((read ? "" : read.error().message()));
+  REQUIRE(read);
+  CHECK(received == std::string(200000, 'z'));
+  CHECK(chunks > 1);
+  received.clear();
+  auto missing = store.get_to("s3://b/missing", [&](std::string_view chunk) {
+    received.append(chunk);
+    return true;
+  });
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().message() == "GET s3://b/missing answered 404 NoSuchKey: The specified key does not exist.");
+  CHECK(received.empty());
+  auto stopped = store.get_to("s3://b/big", [](std::string_view /*chunk*/) { return false; });
+  REQUIRE_FALSE(stopped);
+  CHECK_THAT(stopped.error().message(), Catch::Contains("stopped by its reader"));
+  auto head = store.head("s3://b/big");
+  INFO((head ? "" : head.error().message()));
+  REQUIRE(head);
+  CHECK(head->size == 200000);
+  CHECK(head->key == "big");
+  auto head_missing = store.head("s3://b/missing");
+  REQUIRE_FALSE(head_missing);
+  CHECK_THAT(head_missing.error().message(), Catch::StartsWith("HEAD s3://b/missing answered 404"));
 }
 
 TEST_CASE("sha256_hex and run tokens") {
