@@ -33,6 +33,7 @@
 #include "kcron/topics.h"
 #include "kcron/upgrade_gate.h"
 #include "objects/s3_store.h"
+#include "objects_command.h"
 #include "result_command.h"
 #include "schedule_lint.h"
 #include "sealing_command.h"
@@ -350,6 +351,7 @@ int run(int argc, char** argv) {
   const kcron::cli::SealingCommands sealing_commands(app);
   const kcron::cli::FlowCommands flow_commands(app);
   const kcron::cli::ResultCommands result_commands(app);
+  const kcron::cli::ObjectsCommands objects_commands(app);
 
   CLI11_PARSE(app, argc, argv);
   if (cron_command.parsed()) return cron_command.run(std::cout, std::cerr);      // pure: no config, no broker
@@ -535,6 +537,7 @@ int run(int argc, char** argv) {
   if (sealing_commands.parsed()) return sealing_commands.run(config, std::cout, std::cerr);
   if (flow_commands.parsed()) return flow_commands.run(config, std::cout, std::cerr);
   if (result_commands.parsed()) return result_commands.run(config, std::cout, std::cerr);
+  if (objects_commands.parsed()) return objects_commands.run(config, std::cout, std::cerr);
   if (audit_command.parsed()) return audit_command.run(config, std::cout, std::cerr);
   if (tail_command->parsed()) {
     kcron::install_stop_signals();

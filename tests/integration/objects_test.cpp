@@ -3,6 +3,8 @@
 // a 5 MB exec output is stored before its result commits and `kcron result get` reads it back
 // checked against the recorded sha256; a stopped store fails attempts retriably until it is back.
 // Each test runs its own s3proxy (own port and data dir), so one can be stopped mid-run.
+#include <httplib.h>
+
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
@@ -11,6 +13,7 @@
 
 #include "kcron.pb.h"
 #include "objects/s3_store.h"
+#include "support/api_keys.h"
 #include "support/harness.h"
 
 using namespace kcron;
@@ -117,6 +120,26 @@ void submit(const TestEnv& env, const std::string& id, const std::string& json) 
 
 constexpr std::size_t kBigBytes = std::size_t{5} * 1024 * 1024;
 
+// A kcron-api with the test's object store, its port read from its log.
+std::pair<std::unique_ptr<Process>, int> start_api(TestEnv& env, const ApiKeys& keys, const OwnS3& store) {
+  auto variables = store.worker_env();
+  variables.emplace_back("KCRON_API_PORT=0");
+  variables.emplace_back("KCRON_AUTH_JWKS_FILE=" + keys.jwks_path);
+  auto process = start_program(env, "kcron-api", "api1", "api1", variables, false);
+  REQUIRE(wait_for_log(*process, "event=api_listening", 60s));
+  REQUIRE(wait_for_log(*process, "event=view_caught_up", 60s));
+  const int port = api_port_from_log(env.state_root + "/api1.log");
+  REQUIRE(port > 0);
+  return {std::move(process), port};
+}
+
+httplib::Result api_get(int port, const std::string& path, const std::string& token) {
+  httplib::Client client("127.0.0.1", port);
+  client.set_url_encode(false);
+  client.set_read_timeout(30, 0);
+  return client.Get(path, {{"Authorization", "Bearer " + token}});
+}
+
 }  // namespace
 
 TEST_CASE("a 5 MB exec output lands in s3proxy and kcron result get reads it back with the recorded sha256", "[integration]") {
@@ -172,6 +195,39 @@ TEST_CASE("a 5 MB exec output lands in s3proxy and kcron result get reads it bac
   CHECK(info.exit_code == 0);
   CHECK_THAT(info.output, Catch::Contains(fmt::format("stdout {} {} {}", kBigBytes, ref.sha256(), ref.uri())));
 
+  // The API streams it to the job's own tenant, with the recorded sha256; another tenant: 404.
+  const auto keys = make_api_keys(env);
+  auto [api, port] = start_api(env, keys, store);
+  const std::string path = "/v1/jobs/big%20one%2B%25/outputs/stdout";
+  const auto own = api_token(keys, "default", "viewer");
+  auto streamed = api_get(port, path, own);
+  for (const auto until = std::chrono::steady_clock::now() + 30s;
+       streamed && streamed->status == 404 && std::chrono::steady_clock::now() < until;) {
+    std::this_thread::sleep_for(200ms);  // 404 until the view has the job's result
+    streamed = api_get(port, path, own);
+  }
+  REQUIRE(streamed);
+  INFO(streamed->body.substr(0, 300));
+  CHECK(streamed->status == 200);
+  CHECK(streamed->body.size() == kBigBytes);
+  CHECK(worker::sha256_hex(streamed->body) == ref.sha256());
+  CHECK(streamed->get_header_value("X-Kcron-Sha256") == ref.sha256());
+  CHECK_THAT(streamed->get_header_value("Repr-Digest"), Catch::StartsWith("sha-256=:") && Catch::EndsWith("=:"));
+  CHECK(streamed->get_header_value("Content-Type") == "application/octet-stream");
+  CHECK(streamed->get_header_value("Content-Length") == std::to_string(kBigBytes));
+  CHECK(streamed->get_header_value("X-Kcron-Attempt") == "0");
+  const auto other = api_get(port, path, api_token(keys, "acme", "admin"));
+  REQUIRE(other);
+  CHECK(other->status == 404);
+  CHECK_THAT(other->body, Catch::Contains("no job") && !Catch::Contains(ref.uri()));
+  const auto unknown = api_get(port, "/v1/jobs/big%20one%2B%25/outputs/stderr", own);
+  REQUIRE(unknown);
+  CHECK(unknown->status == 404);
+  const auto older = api_get(port, path + "?attempt=3", own);
+  REQUIRE(older);
+  CHECK(older->status == 404);
+  CHECK_THAT(older->body, Catch::Contains("kcron result get --attempt 3"));
+
   // A wrong secret: s3proxy checks the signature; the error says so and never shows the secret.
   const std::string wrong = env.state_root + "/wrong-credentials";
   {
@@ -192,6 +248,18 @@ TEST_CASE("a 5 MB exec output lands in s3proxy and kcron result get reads it bac
   CHECK(tampered.exit_code == 1);
   CHECK_THAT(tampered.output, Catch::Contains("but the result recorded " + ref.sha256()));
   CHECK_THAT(tampered.output, Catch::Contains(worker::sha256_hex(std::string(kBigBytes, 'x'))));
+  // Through the API the changed object (same size) is cut short before its last bytes.
+  const auto cut = api_get(port, path, own);
+  CHECK((!cut || cut->body.size() < kBigBytes));
+  CHECK(wait_for_log(*api, "event=object_stream_failed", 10s));
+  // The store down: 502 naming the request, never the secret.
+  REQUIRE(store.run("stop") == 0);
+  const auto down = api_get(port, path, own);
+  REQUIRE(down);
+  INFO(down->body);
+  CHECK(down->status == 502);
+  CHECK_THAT(down->body, Catch::Contains("the object store: HEAD " + ref.uri()));
+  CHECK_THAT(down->body, !Catch::Contains(worker::parse_credentials(file_bytes(store.credentials()))->secret_access_key));
   WARN(fmt::format("objects 5 MB round trip: {:.1f} s", seconds_since(began)));
 }
 
