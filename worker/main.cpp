@@ -147,6 +147,8 @@ int run(int argc, char** argv) {
         spdlog::warn("event=object_store_failed job={} attempt={} error=\"{}\" msg=\"the attempt fails, retriable\"",
                      attempt.job_key(), attempt.execution.job().attempt(), stored.error().message());
       }
+      // The fault suite kills a worker here: its upload done, its result not yet committed.
+      if (!attempt.outcome.objects.empty()) (void)kcron::fault::hit("worker.after_object_put");
     };
   }
   auto http_policy = kcron::worker::http_policy_from(config);
