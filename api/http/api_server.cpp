@@ -1712,12 +1712,9 @@ struct ApiServer::Impl {
                       request_id);
         return;
       }
-      auto bytes = std::make_shared<const std::string>(result.output());
-      set_digest_headers(response, sha256_hex_of(*bytes));
-      response.set_content_provider(bytes->size(), "application/octet-stream",
-                                    [bytes](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
-                                      return sink.write(bytes->data() + offset, std::min(length, bytes->size() - offset));
-                                    });
+      // Bounded by the worker (exec.capture_bytes, http.max_body_bytes): answered as it is.
+      set_digest_headers(response, sha256_hex_of(result.output()));
+      response.set_content(result.output(), "application/octet-stream");
       return;
     }
     if (settings.object_store == nullptr) {
@@ -1741,6 +1738,10 @@ struct ApiServer::Impl {
       return;
     }
     set_digest_headers(response, ref->sha256());
+    if (ref->size() == 0) {  // httplib takes a provider of length 0 for one of unknown length
+      response.set_content("", "application/octet-stream");
+      return;
+    }
     response.set_content_provider(ref->size(), "application/octet-stream",
                                   [store = settings.object_store, ref = *ref, request_id](
                                       std::size_t offset, std::size_t /*length*/, httplib::DataSink& sink) {

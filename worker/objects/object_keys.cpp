@@ -125,13 +125,13 @@ Result<std::chrono::milliseconds> parse_grace(std::string_view text) {
       unit_ms = 1000;
       break;
     case 'm':
-      unit_ms = 60 * 1000;
+      unit_ms = std::int64_t{60} * 1000;
       break;
     case 'h':
-      unit_ms = 3600 * 1000;
+      unit_ms = std::int64_t{3600} * 1000;
       break;
     case 'd':
-      unit_ms = 86400 * 1000;
+      unit_ms = std::int64_t{86400} * 1000;
       break;
     default:
       break;

@@ -133,7 +133,6 @@ std::string printable(std::string_view text, std::size_t limit) {
 std::int64_t iso8601_ms(const std::string& text) {
   std::tm parts{};
   int millis = 0;
-  char zone = 0;
   // NOLINTNEXTLINE(cert-err34-c): every field is checked by the count and the ranges below
   const int read = std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &parts.tm_year, &parts.tm_mon, &parts.tm_mday,
                                &parts.tm_hour, &parts.tm_min, &parts.tm_sec);
@@ -143,8 +142,7 @@ std::int64_t iso8601_ms(const std::string& text) {
     const auto digits = std::string_view(text).substr(dot + 1, 3);
     (void)std::from_chars(digits.data(), digits.data() + digits.size(), millis);
   }
-  zone = text.empty() ? 0 : text.back();
-  if (zone != 'Z') return 0;
+  if (text.empty() || text.back() != 'Z') return 0;
   parts.tm_year -= 1900;
   parts.tm_mon -= 1;
   const auto seconds = timegm(&parts);

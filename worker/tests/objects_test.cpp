@@ -191,12 +191,13 @@ TEST_CASE("an attempt handed back at shutdown stores nothing") {
 TEST_CASE("the sweep deletes only objects no committed result names and older than the grace") {
   using namespace std::chrono_literals;
   const std::int64_t now = 1'000'000'000;
+  const std::int64_t hour = 3600'000;
   const std::vector<ObjectInfo> objects = {
-      {"t/j/0/a/stdout", 10, now - 48 * 3600'000},  // referenced, old: kept
-      {"t/j/0/b/stdout", 10, now - 48 * 3600'000},  // an orphan, old: deleted
-      {"t/j/1/c/stdout", 10, now - 3600'000},       // an orphan within the grace: kept (its commit may be in flight)
-      {"t/j/1/d/stdout", 10, 0},                    // age unknown: kept
-      {"t/j/2/e/stdout", 10, now - 24 * 3600'000},  // exactly the grace: deleted
+      {"t/j/0/a/stdout", 10, now - 48 * hour},  // referenced, old: kept
+      {"t/j/0/b/stdout", 10, now - 48 * hour},  // an orphan, old: deleted
+      {"t/j/1/c/stdout", 10, now - hour},       // an orphan within the grace: kept (its commit may be in flight)
+      {"t/j/1/d/stdout", 10, 0},                // age unknown: kept
+      {"t/j/2/e/stdout", 10, now - 24 * hour},  // exactly the grace: deleted
   };
   const std::set<std::string> referenced = {"t/j/0/a/stdout", "t/other/0/z/stdout"};
   const auto plan = plan_sweep(objects, referenced, now, 24h);
