@@ -67,10 +67,23 @@ std::string url_escape(std::string_view text) {
   return out;
 }
 
+std::string key_part_escape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    if (unreserved(c) && c != '.') {
+      out += c;
+    } else {
+      out += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+    }
+  }
+  return out;
+}
+
 std::string object_key(std::string_view tenant, std::string_view job_id, std::uint32_t attempt, std::string_view run_token,
                        std::string_view name) {
-  return fmt::format("{}/{}/{}/{}/{}", tenant.empty() ? "default" : url_escape(tenant), url_escape(job_id), attempt,
-                     url_escape(run_token), url_escape(name));
+  return fmt::format("{}/{}/{}/{}/{}", tenant.empty() ? "default" : key_part_escape(tenant), key_part_escape(job_id), attempt,
+                     key_part_escape(run_token), key_part_escape(name));
 }
 
 std::string object_uri(std::string_view bucket, std::string_view key) {

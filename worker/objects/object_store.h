@@ -44,7 +44,11 @@ Result<Credentials> parse_credentials(std::string_view text);
 // RFC 3986 percent-encoding of every byte but the unreserved ones (A-Z a-z 0-9 - _ . ~).
 std::string url_escape(std::string_view text);
 
-// The key of one output of one execution: <tenant or "default">/<url-escaped job id>/<attempt>/
+// url_escape and '.' as well (%2E): a key part is never a '.' or '..' path segment, so no job id
+// or tenant can make a key that a server or libcurl would resolve outside its tenant's prefix.
+std::string key_part_escape(std::string_view text);
+
+// The key of one output of one execution: <tenant or "default">/<key_part_escape'd job id>/<attempt>/
 // <run token>/<name>. The run token is drawn anew for every execution, so two runs of the same
 // attempt (a fenced zombie and its successor) never write the same key.
 std::string object_key(std::string_view tenant, std::string_view job_id, std::uint32_t attempt, std::string_view run_token,

@@ -62,6 +62,21 @@ TEST_CASE("object keys are tenant, escaped job id, attempt, run token and name")
   CHECK(object_key("t", "x/1/" + kToken + "/stdout", 1, kToken, "stdout") ==
         "t/x%2F1%2F" + kToken + "%2Fstdout/1/" + kToken + "/stdout");
   CHECK(url_escape("a-b_c.d~e%/+") == "a-b_c.d~e%25%2F%2B");
+  CHECK(key_part_escape("a-b_c.d~e%/+") == "a-b_c%2Ed~e%25%2F%2B");
+}
+
+TEST_CASE("dot segments in a job id or tenant never leave the tenant's prefix") {
+  CHECK(object_key("t", ".", 1, kToken, "stdout") == "t/%2E/1/" + kToken + "/stdout");
+  CHECK(object_key("t", "..", 1, kToken, "stdout") == "t/%2E%2E/1/" + kToken + "/stdout");
+  CHECK(object_key("t", "a/../b", 1, kToken, "stdout") == "t/a%2F%2E%2E%2Fb/1/" + kToken + "/stdout");
+  CHECK(object_key("..", "j", 1, kToken, "stdout") == "%2E%2E/j/1/" + kToken + "/stdout");
+  for (const std::string id : {".", "..", "a/../b", "../..", "./x"}) {
+    INFO(id);
+    const auto key = object_key("t", id, 1, kToken, "stdout");
+    CHECK(key.starts_with("t/"));
+    CHECK(key.find("/./") == std::string::npos);
+    CHECK(key.find("/../") == std::string::npos);
+  }
 }
 
 TEST_CASE("a different run token gives a different key for the same attempt") {

@@ -126,6 +126,23 @@ TEST_CASE("a PUT is path-style with the key escaped once more, signed with SigV4
   CHECK_THAT(seen.authorization, !Catch::Contains("very-secret-key-4711"));
 }
 
+TEST_CASE("a key with dot segments is sent as it is, never resolved by libcurl") {
+  FakeS3 server;
+  auto store = store_for(server);
+  const std::string token = "0123456789abcdef0123456789abcdef";
+  for (const auto& [id, path] :
+       std::vector<std::pair<std::string, std::string>>{{".", "/b/t/%252E/1/" + token + "/stdout"},
+                                                        {"..", "/b/t/%252E%252E/1/" + token + "/stdout"},
+                                                        {"a/../b", "/b/t/a%252F%252E%252E%252Fb/1/" + token + "/stdout"}}) {
+    INFO(id);
+    REQUIRE(store.put(object_key("t", id, 1, token, "stdout"), "x"));
+    CHECK(server.last().path == path);
+  }
+  // A key listed from the bucket (the sweep) with a literal dot segment keeps it (CURLOPT_PATH_AS_IS).
+  REQUIRE(store.put("t/../x", "x"));
+  CHECK(server.last().path == "/b/t/../x");
+}
+
 TEST_CASE("an S3 error names the request, the status and S3's code and message, never the secret") {
   FakeS3 server;
   auto store = store_for(server);
