@@ -150,6 +150,27 @@ std::int64_t iso8601_ms(const std::string& text) {
   return static_cast<std::int64_t>(seconds) * 1000 + millis;
 }
 
+// curl_easy_setopt with its result kept: the first option libcurl refuses is remembered, the
+// rest are skipped, and the request is never performed half-configured.
+class Options {
+ public:
+  explicit Options(CURL* handle) : handle_(handle) {}
+  template <typename Value>
+  void set(CURLoption option, const char* name, Value value) {
+    if (code_ != CURLE_OK) return;
+    code_ = curl_easy_setopt(handle_, option, value);
+    if (code_ != CURLE_OK) failed_ = name;
+  }
+  bool ok() const { return code_ == CURLE_OK; }
+  CURLcode code() const { return code_; }
+  const char* failed_option() const { return failed_; }
+
+ private:
+  CURL* handle_;
+  CURLcode code_ = CURLE_OK;
+  const char* failed_ = "";
+};
+
 void global_init() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -235,30 +256,37 @@ Result<Answer> perform(const ObjectSettings& settings, const Credentials& creden
   }
   std::array<char, CURL_ERROR_SIZE> error_buffer{};
   const std::string_view method = request.method;
-  curl_easy_setopt(handle, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(handle, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(handle, CURLOPT_FOLLOWLOCATION, 0L);
+  Options options(handle);
+  options.set(CURLOPT_URL, "URL", url.c_str());
+  options.set(CURLOPT_PROTOCOLS_STR, "PROTOCOLS_STR", "http,https");
+  options.set(CURLOPT_FOLLOWLOCATION, "FOLLOWLOCATION", 0L);
   // The path goes out as built: libcurl never resolves a '.' or '..' segment of a key away.
-  curl_easy_setopt(handle, CURLOPT_PATH_AS_IS, 1L);
-  curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(settings.connect_timeout.count()));
-  curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, static_cast<long>(settings.total_timeout.count()));
-  curl_easy_setopt(handle, CURLOPT_AWS_SIGV4, sigv4.c_str());
-  curl_easy_setopt(handle, CURLOPT_USERPWD, user.c_str());
-  curl_easy_setopt(handle, CURLOPT_HTTPHEADER, headers.get());
-  curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, error_buffer.data());
-  curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(handle, CURLOPT_WRITEDATA, &transfer);
+  options.set(CURLOPT_PATH_AS_IS, "PATH_AS_IS", 1L);
+  options.set(CURLOPT_NOSIGNAL, "NOSIGNAL", 1L);
+  options.set(CURLOPT_CONNECTTIMEOUT_MS, "CONNECTTIMEOUT_MS", static_cast<long>(settings.connect_timeout.count()));
+  options.set(CURLOPT_TIMEOUT_MS, "TIMEOUT_MS", static_cast<long>(settings.total_timeout.count()));
+  // SigV4 and nothing else: without it a libcurl that lacks SigV4 would send the key pair as Basic.
+  options.set(CURLOPT_HTTPAUTH, "HTTPAUTH", static_cast<long>(CURLAUTH_AWS_SIGV4));
+  options.set(CURLOPT_AWS_SIGV4, "AWS_SIGV4", sigv4.c_str());
+  options.set(CURLOPT_USERPWD, "USERPWD", user.c_str());
+  options.set(CURLOPT_HTTPHEADER, "HTTPHEADER", headers.get());
+  options.set(CURLOPT_ERRORBUFFER, "ERRORBUFFER", error_buffer.data());
+  options.set(CURLOPT_WRITEFUNCTION, "WRITEFUNCTION", on_body);
+  options.set(CURLOPT_WRITEDATA, "WRITEDATA", &transfer);
   if (method == "PUT") {
-    curl_easy_setopt(handle, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(handle, CURLOPT_READFUNCTION, on_read);
-    curl_easy_setopt(handle, CURLOPT_READDATA, &transfer);
-    curl_easy_setopt(handle, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+    options.set(CURLOPT_UPLOAD, "UPLOAD", 1L);
+    options.set(CURLOPT_READFUNCTION, "READFUNCTION", on_read);
+    options.set(CURLOPT_READDATA, "READDATA", &transfer);
+    options.set(CURLOPT_INFILESIZE_LARGE, "INFILESIZE_LARGE", static_cast<curl_off_t>(request.body.size()));
   } else if (method == "HEAD") {
-    curl_easy_setopt(handle, CURLOPT_NOBODY, 1L);
-    curl_easy_setopt(handle, CURLOPT_FILETIME, 1L);
+    options.set(CURLOPT_NOBODY, "NOBODY", 1L);
+    options.set(CURLOPT_FILETIME, "FILETIME", 1L);
   } else if (method != "GET") {
-    curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST, request.method);
+    options.set(CURLOPT_CUSTOMREQUEST, "CUSTOMREQUEST", request.method);
+  }
+  if (!options.ok()) {
+    return make_error("{}: this libcurl refuses CURLOPT_{}: {} (libcurl {})", request.what, options.failed_option(),
+                      curl_easy_strerror(options.code()), curl_version_info(CURLVERSION_NOW)->version);
   }
   const CURLcode code = curl_easy_perform(handle);
   if (transfer.sink_stopped) return make_error("{}: the transfer was stopped by its reader", request.what);
