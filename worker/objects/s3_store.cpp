@@ -370,8 +370,11 @@ Result<std::vector<ObjectInfo>> S3Store::list(const std::string& prefix) {
   std::vector<ObjectInfo> keys;
   std::string token;
   for (int page = 0; page < 100000; ++page) {
-    std::string path = fmt::format("/{}?list-type=2&prefix={}", settings_.bucket, url_escape(prefix));
-    if (!token.empty()) path += "&continuation-token=" + url_escape(token);
+    // Parameters in sorted order, values fully escaped: libcurl's SigV4 signs the query as given
+    // (7.88 does not sort it), and S3 computes the canonical query sorted.
+    std::string path = "/" + settings_.bucket + "?";
+    if (!token.empty()) path += "continuation-token=" + url_escape(token) + "&";
+    path += "list-type=2&prefix=" + url_escape(prefix);
     const std::string what = "LIST s3://" + settings_.bucket + "/" + prefix;
     auto answer = perform(settings_, credentials_, request("GET", path, what, {}, std::size_t{16} << 20));
     if (!answer) return answer.error();

@@ -50,6 +50,11 @@ class FakeS3 {
     });
     server_.Get("/b", [this](const httplib::Request& request, httplib::Response& response) {
       record(request);
+      const auto query = request.target.substr(request.target.find('?') + 1);
+      if (!query.starts_with(request.has_param("continuation-token") ? "continuation-token=" : "list-type=2&prefix=")) {
+        response.status = 403;  // the canonical query of a signature is sorted
+        return;
+      }
       if (!request.has_param("continuation-token")) {
         response.set_content(
             "<ListBucketResult><Contents><Key>t/</Key></Contents><Contents><Key>t/j/0/a/stdout</Key>"
@@ -181,6 +186,8 @@ TEST_CASE("a listing follows continuation tokens, unescapes keys and skips direc
   CHECK(keys->at(1).key == "t/j&k/0/b/stderr");
   CHECK(keys->at(1).size == 5);
   CHECK(keys->at(1).modified_ms == 0);  // not said: never taken for old
+  // The last page's query, its parameters sorted as SigV4's canonical query is.
+  CHECK(server.last().path == "/b?continuation-token=next%261&list-type=2&prefix=t%2F");
 }
 
 TEST_CASE("get_to hands a 200's body to the sink in chunks and an error's body never") {
