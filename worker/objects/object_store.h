@@ -28,6 +28,8 @@ struct ObjectSettings {
   std::size_t max_bytes = std::size_t{64} * 1024 * 1024;  // at most this much of one output is kept and stored
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds total_timeout{60000};
+  int put_tries = 3;                             // a PUT answered 5xx or not answered is tried this often
+  std::chrono::milliseconds retry_backoff{200};  // before the 2nd try (jittered ×0.5..1.5), doubled after
   bool enabled() const { return !endpoint.empty(); }
 };
 

@@ -11,7 +11,9 @@
 #include <ctime>
 #include <fstream>
 #include <mutex>
+#include <random>
 #include <sstream>
+#include <thread>
 
 namespace kcron::worker {
 namespace {
@@ -171,6 +173,15 @@ class Options {
   const char* failed_ = "";
 };
 
+// The pause before try `retry` + 1: backoff × 2^(retry-1), jittered between half and 1.5 times
+// that so workers hit by the same outage do not come back in step.
+std::chrono::milliseconds retry_delay(std::chrono::milliseconds backoff, int retry) {
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  const auto base = backoff.count() << std::min(retry - 1, 10);
+  std::uniform_int_distribution<std::int64_t> jitter(base / 2, base + base / 2);
+  return std::chrono::milliseconds(jitter(random));
+}
+
 void global_init() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -238,7 +249,27 @@ struct Answer {
 
 namespace {
 
-Result<Answer> perform(const ObjectSettings& settings, const Credentials& credentials, const Request& request) {
+// Whether a failed transfer may go through when tried again: the server not reached, the
+// connection lost or the time up. Not a refused option, an answer too large or a stop.
+bool transient(CURLcode code) {
+  switch (code) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// `retry` (when given) is set when the failure is worth another try.
+Result<Answer> perform(const ObjectSettings& settings, const Credentials& credentials, const Request& request,
+                       bool* retry = nullptr) {
+  if (retry != nullptr) *retry = false;
   EasyHandle easy(curl_easy_init());
   if (!easy) return make_error("{}: cannot create a libcurl handle", request.what);
   CURL* handle = easy.get();
@@ -294,6 +325,7 @@ Result<Answer> perform(const ObjectSettings& settings, const Credentials& creden
     return make_error("{}: the answer is larger than {} bytes", request.what, request.max_answer);
   }
   if (code != CURLE_OK) {
+    if (retry != nullptr) *retry = transient(code);
     const std::string detail = error_buffer.front() != '\0' ? error_buffer.data() : curl_easy_strerror(code);
     return make_error("{}: {} at {}: {}", request.what, curl_easy_strerror(code), settings.endpoint, printable(detail, 300));
   }
@@ -318,15 +350,28 @@ Error s3_error(const std::string& what, const Answer& answer) {
 
 Result<v1::ObjectRef> S3Store::put(const std::string& key, std::string_view bytes) {
   const std::string uri = object_uri(settings_.bucket, key);
-  auto answer =
-      perform(settings_, credentials_, request("PUT", "/" + settings_.bucket + "/" + key_path(key), "PUT " + uri, bytes));
-  if (!answer) return answer.error();
-  if (answer->status != 200) return s3_error("PUT " + uri, *answer);
-  v1::ObjectRef ref;
-  ref.set_uri(uri);
-  ref.set_size(bytes.size());
-  ref.set_sha256(sha256_hex(bytes));
-  return ref;
+  const auto made = request("PUT", "/" + settings_.bucket + "/" + key_path(key), "PUT " + uri, bytes);
+  const int tries = std::max(1, settings_.put_tries);
+  Error last("");
+  for (int attempt = 1; attempt <= tries; ++attempt) {
+    if (attempt > 1) std::this_thread::sleep_for(retry_delay(settings_.retry_backoff, attempt - 1));
+    bool retry = false;
+    auto answer = perform(settings_, credentials_, made, &retry);
+    if (answer && answer->status == 200) {
+      v1::ObjectRef ref;
+      ref.set_uri(uri);
+      ref.set_size(bytes.size());
+      ref.set_sha256(sha256_hex(bytes));
+      return ref;
+    }
+    last = answer ? s3_error("PUT " + uri, *answer) : answer.error();
+    // A 5xx (SlowDown, InternalError, ...) and a lost or timed-out connection may pass on a new
+    // try; a 4xx (denied, no such bucket) will not.
+    if (answer) retry = answer->status >= 500;
+    if (!retry) return last;
+  }
+  if (tries == 1) return last;
+  return make_error("{} (tried {} times)", last.message(), tries);
 }
 
 Result<std::string> S3Store::get(const std::string& uri) {

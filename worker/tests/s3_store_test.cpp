@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -29,7 +30,17 @@ class FakeS3 {
  public:
   FakeS3() {
     server_.Put(R"(/b/.*)", [this](const httplib::Request& request, httplib::Response& response) {
-      record(request);
+      const int count = record(request);
+      if (request.path.find("flaky") != std::string::npos && count <= 2) {
+        response.status = 500;
+        response.set_content("<Error><Code>InternalError</Code><Message>Try again.</Message></Error>", "application/xml");
+        return;
+      }
+      if (request.path.find("denied") != std::string::npos) {
+        response.status = 403;
+        response.set_content("<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>", "application/xml");
+        return;
+      }
       if (request.path.find("busy") != std::string::npos) {
         response.status = 503;
         response.set_content(
@@ -83,22 +94,30 @@ class FakeS3 {
     thread_.join();
   }
   std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int count(const std::string& method_and_path) const {
+    const std::lock_guard lock(mutex_);
+    const auto found = counts_.find(method_and_path);
+    return found == counts_.end() ? 0 : found->second;
+  }
   Seen last() const {
     const std::lock_guard lock(mutex_);
     return seen_;
   }
 
  private:
-  void record(const httplib::Request& request) {
+  // How often this method and path came, this one included.
+  int record(const httplib::Request& request) {
     const std::lock_guard lock(mutex_);
     seen_ = {request.method, request.target, request.get_header_value("x-amz-content-sha256"),
              request.get_header_value("Authorization"), request.body};
+    return ++counts_[request.method + " " + request.path];
   }
   httplib::Server server_;
   int port_ = 0;
   std::thread thread_;
   mutable std::mutex mutex_;
   Seen seen_;
+  std::map<std::string, int> counts_;
 };
 
 S3Store store_for(const FakeS3& server) {
@@ -107,6 +126,7 @@ S3Store store_for(const FakeS3& server) {
   settings.bucket = "b";
   settings.region = "eu-west-3";
   settings.total_timeout = 5000ms;
+  settings.retry_backoff = 10ms;
   return S3Store(settings, Credentials{"AKIDKCRON", "very-secret-key-4711"});
 }
 
@@ -148,12 +168,28 @@ TEST_CASE("a key with dot segments is sent as it is, never resolved by libcurl")
   CHECK(server.last().path == "/b/t/../x");
 }
 
+TEST_CASE("a PUT answered 5xx is tried again, at most 3 times, and a 4xx is not") {
+  FakeS3 server;
+  auto store = store_for(server);
+  auto stored = store.put("t/flaky/0/x/stdout", "bytes");
+  INFO((stored ? "" : stored.error().message()));
+  REQUIRE(stored);
+  CHECK(server.count("PUT /b/t/flaky/0/x/stdout") == 3);
+  REQUIRE_FALSE(store.put("t/busy/0/x/stdout", "bytes"));
+  CHECK(server.count("PUT /b/t/busy/0/x/stdout") == 3);
+  auto denied = store.put("t/denied/0/x/stdout", "bytes");
+  REQUIRE_FALSE(denied);
+  CHECK(denied.error().message() == "PUT s3://b/t/denied/0/x/stdout answered 403 AccessDenied: Access Denied");
+  CHECK(server.count("PUT /b/t/denied/0/x/stdout") == 1);
+}
+
 TEST_CASE("an S3 error names the request, the status and S3's code and message, never the secret") {
   FakeS3 server;
   auto store = store_for(server);
   auto refused = store.put("t/busy/0/x/stdout", "bytes");
   REQUIRE_FALSE(refused);
-  CHECK(refused.error().message() == "PUT s3://b/t/busy/0/x/stdout answered 503 SlowDown: Please reduce your request rate.");
+  CHECK(refused.error().message() ==
+        "PUT s3://b/t/busy/0/x/stdout answered 503 SlowDown: Please reduce your request rate. (tried 3 times)");
   auto missing = store.get("s3://b/nothing");
   REQUIRE_FALSE(missing);
   CHECK_THAT(missing.error().message(), Catch::StartsWith("GET s3://b/nothing answered 404"));
@@ -165,11 +201,12 @@ TEST_CASE("a store that does not answer is an error naming the endpoint") {
   ObjectSettings settings;
   settings.endpoint = "http://127.0.0.1:1";
   settings.connect_timeout = 2000ms;
+  settings.retry_backoff = 10ms;
   S3Store store(settings, Credentials{"AKIDKCRON", "very-secret-key-4711"});
   auto failed = store.put("t/j/0/x/stdout", "bytes");
   REQUIRE_FALSE(failed);
-  CHECK_THAT(failed.error().message(),
-             Catch::StartsWith("PUT s3://kcron/t/j/0/x/stdout: ") && Catch::Contains("http://127.0.0.1:1"));
+  CHECK_THAT(failed.error().message(), Catch::StartsWith("PUT s3://kcron/t/j/0/x/stdout: ") &&
+                                           Catch::Contains("http://127.0.0.1:1") && Catch::EndsWith("(tried 3 times)"));
   CHECK_THAT(failed.error().message(), !Catch::Contains("very-secret-key-4711"));
 }
 
