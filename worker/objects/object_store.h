@@ -27,9 +27,10 @@ struct ObjectSettings {
   std::size_t threshold_bytes = std::size_t{64} * 1024;   // an output larger than this is stored
   std::size_t max_bytes = std::size_t{64} * 1024 * 1024;  // at most this much of one output is kept and stored
   std::chrono::milliseconds connect_timeout{5000};
-  std::chrono::milliseconds total_timeout{60000};
-  int put_tries = 3;                             // a PUT answered 5xx or not answered is tried this often
-  std::chrono::milliseconds retry_backoff{200};  // before the 2nd try (jittered ×0.5..1.5), doubled after
+  std::chrono::milliseconds total_timeout{600000};  // hard bound of one request (a 64 MiB upload at ~110 KB/s)
+  std::chrono::milliseconds stall_timeout{30000};   // a transfer under 1 KiB/s for this long is abandoned
+  int put_tries = 3;                                // a PUT answered 5xx or not answered is tried this often
+  std::chrono::milliseconds retry_backoff{200};     // before the 2nd try (jittered ×0.5..1.5), doubled after
   bool enabled() const { return !endpoint.empty(); }
 };
 
@@ -94,12 +95,17 @@ Result<std::chrono::milliseconds> parse_grace(std::string_view text);
 // Receives an object's bytes as they arrive; false stops the transfer.
 using ObjectSink = std::function<bool(std::string_view chunk)>;
 
+// Asked while a transfer runs (about once a second, and between tries): true abandons it.
+using StopCheck = std::function<bool()>;
+
 // The edge. Implementations are thread-safe (slot threads upload at once).
 class ObjectStore {
  public:
   virtual ~ObjectStore() = default;
   // Stores `bytes` under `key` in the configured bucket: the ref has uri, size and sha256 (name unset).
-  virtual Result<v1::ObjectRef> put(const std::string& key, std::string_view bytes) = 0;
+  // `stopped` (may be empty) abandons the upload, and any further try, once it says true: a worker
+  // that lets go of the attempt (shutdown, partition moved) does not wait for a slow store.
+  virtual Result<v1::ObjectRef> put(const std::string& key, std::string_view bytes, const StopCheck& stopped) = 0;
   // The bytes of an s3:// URI.
   virtual Result<std::string> get(const std::string& uri) = 0;
   // Its size and age without its bytes (HEAD): the API checks this before it answers 200.

@@ -51,7 +51,20 @@ struct Transfer {
   const ObjectSink* sink = nullptr;  // a 200's body goes here instead of `body`
   CURL* handle = nullptr;
   bool sink_stopped = false;
+  const StopCheck* stop = nullptr;  // asked on libcurl's progress callback
+  bool stopped = false;
 };
+
+int on_progress(void* user, curl_off_t /*down_total*/, curl_off_t /*down_now*/, curl_off_t /*up_total*/,
+                curl_off_t /*up_now*/) noexcept {
+  auto* transfer = static_cast<Transfer*>(user);
+  try {
+    if (transfer->stop != nullptr && *transfer->stop && (*transfer->stop)()) transfer->stopped = true;
+  } catch (...) {
+    transfer->stopped = true;
+  }
+  return transfer->stopped ? 1 : 0;  // non-zero: CURLE_ABORTED_BY_CALLBACK
+}
 
 std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) noexcept {
   auto* transfer = static_cast<Transfer*>(user);
@@ -225,6 +238,7 @@ struct Request {
   std::size_t max_answer = kMaxErrorBodyBytes;
   std::string what;                  // for errors: "PUT s3://bucket/key"
   const ObjectSink* sink = nullptr;  // GET: a 200's body is handed here
+  const StopCheck* stop = nullptr;   // PUT: abandons the transfer once it says true
 };
 
 Request request(const char* method, std::string path, std::string what, std::string_view body = {},
@@ -278,6 +292,7 @@ Result<Answer> perform(const ObjectSettings& settings, const Credentials& creden
   transfer.max_body = request.max_answer;
   transfer.sink = request.sink;
   transfer.handle = handle;
+  transfer.stop = request.stop;
   const std::string url = settings.endpoint + request.path;
   const std::string sigv4 = fmt::format("aws:amz:{}:s3", settings.region);
   const std::string user = credentials.access_key_id + ":" + credentials.secret_access_key;
@@ -296,6 +311,11 @@ Result<Answer> perform(const ObjectSettings& settings, const Credentials& creden
   options.set(CURLOPT_NOSIGNAL, "NOSIGNAL", 1L);
   options.set(CURLOPT_CONNECTTIMEOUT_MS, "CONNECTTIMEOUT_MS", static_cast<long>(settings.connect_timeout.count()));
   options.set(CURLOPT_TIMEOUT_MS, "TIMEOUT_MS", static_cast<long>(settings.total_timeout.count()));
+  // A transfer under 1 KiB/s for the stall time is abandoned (CURLE_OPERATION_TIMEDOUT), however
+  // long the hard bound above: a big upload on a slow link goes on, a hung store does not hold a slot.
+  options.set(CURLOPT_LOW_SPEED_LIMIT, "LOW_SPEED_LIMIT", 1024L);
+  options.set(CURLOPT_LOW_SPEED_TIME, "LOW_SPEED_TIME",
+              static_cast<long>(std::max<std::int64_t>(1, (settings.stall_timeout.count() + 999) / 1000)));
   // SigV4 and nothing else: without it a libcurl that lacks SigV4 would send the key pair as Basic.
   options.set(CURLOPT_HTTPAUTH, "HTTPAUTH", static_cast<long>(CURLAUTH_AWS_SIGV4));
   options.set(CURLOPT_AWS_SIGV4, "AWS_SIGV4", sigv4.c_str());
@@ -304,6 +324,11 @@ Result<Answer> perform(const ObjectSettings& settings, const Credentials& creden
   options.set(CURLOPT_ERRORBUFFER, "ERRORBUFFER", error_buffer.data());
   options.set(CURLOPT_WRITEFUNCTION, "WRITEFUNCTION", on_body);
   options.set(CURLOPT_WRITEDATA, "WRITEDATA", &transfer);
+  if (request.stop != nullptr && *request.stop) {
+    options.set(CURLOPT_XFERINFOFUNCTION, "XFERINFOFUNCTION", on_progress);
+    options.set(CURLOPT_XFERINFODATA, "XFERINFODATA", &transfer);
+    options.set(CURLOPT_NOPROGRESS, "NOPROGRESS", 0L);
+  }
   if (method == "PUT") {
     options.set(CURLOPT_UPLOAD, "UPLOAD", 1L);
     options.set(CURLOPT_READFUNCTION, "READFUNCTION", on_read);
@@ -320,6 +345,7 @@ Result<Answer> perform(const ObjectSettings& settings, const Credentials& creden
                       curl_easy_strerror(options.code()), curl_version_info(CURLVERSION_NOW)->version);
   }
   const CURLcode code = curl_easy_perform(handle);
+  if (transfer.stopped) return make_error("{}: stopped, the worker let go of the attempt", request.what);
   if (transfer.sink_stopped) return make_error("{}: the transfer was stopped by its reader", request.what);
   if (transfer.too_large) {
     return make_error("{}: the answer is larger than {} bytes", request.what, request.max_answer);
@@ -348,13 +374,23 @@ Error s3_error(const std::string& what, const Answer& answer) {
 
 }  // namespace
 
-Result<v1::ObjectRef> S3Store::put(const std::string& key, std::string_view bytes) {
+Result<v1::ObjectRef> S3Store::put(const std::string& key, std::string_view bytes, const StopCheck& stopped) {
   const std::string uri = object_uri(settings_.bucket, key);
-  const auto made = request("PUT", "/" + settings_.bucket + "/" + key_path(key), "PUT " + uri, bytes);
+  auto made = request("PUT", "/" + settings_.bucket + "/" + key_path(key), "PUT " + uri, bytes);
+  made.stop = &stopped;
   const int tries = std::max(1, settings_.put_tries);
   Error last("");
   for (int attempt = 1; attempt <= tries; ++attempt) {
-    if (attempt > 1) std::this_thread::sleep_for(retry_delay(settings_.retry_backoff, attempt - 1));
+    if (attempt > 1) {
+      // The pause, in short steps so that a stop is not kept waiting.
+      const auto until = std::chrono::steady_clock::now() + retry_delay(settings_.retry_backoff, attempt - 1);
+      while (std::chrono::steady_clock::now() < until && !(stopped && stopped())) {
+        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(std::chrono::milliseconds(20),
+                                                                                  until - std::chrono::steady_clock::now()));
+      }
+      if (stopped && stopped())
+        return make_error("{} (stopped before try {}: the worker let go of the attempt)", last.message(), attempt);
+    }
     bool retry = false;
     auto answer = perform(settings_, credentials_, made, &retry);
     if (answer && answer->status == 200) {
@@ -487,7 +523,8 @@ std::vector<ConfigKey> object_config_keys() {
       {"objects.credentials_file", "", "file with access_key_id=... and secret_access_key=... lines"},
       {"objects.threshold_bytes", "65536", "an output larger than this is stored in the object store"},
       {"objects.max_bytes", "67108864", "at most this much of one output is kept and stored"},
-      {"objects.timeout_ms", "60000", "bound of one request to the store"},
+      {"objects.timeout_ms", "600000", "hard bound of one request to the store"},
+      {"objects.stall_ms", "30000", "a request to the store moving under 1 KiB/s for this long is abandoned"},
   };
 }
 
@@ -520,9 +557,12 @@ Result<ObjectSettings> object_settings_from(const Config& config) {
   if (!max_bytes) return max_bytes.error();
   auto timeout = number("objects.timeout_ms", 100);
   if (!timeout) return timeout.error();
+  auto stall = number("objects.stall_ms", 1000);
+  if (!stall) return stall.error();
   settings.threshold_bytes = static_cast<std::size_t>(*threshold);
   settings.max_bytes = static_cast<std::size_t>(*max_bytes);
   settings.total_timeout = std::chrono::milliseconds(*timeout);
+  settings.stall_timeout = std::chrono::milliseconds(*stall);
   return settings;
 }
 

@@ -11,10 +11,14 @@ Status store_large_outputs(Attempt& attempt, ObjectStore& store, const ObjectSet
   // Handed back to the partition's next owner (shutdown, revoke): never published, so nothing to store.
   if (attempt.control && attempt.control->stop_reason() == StopReason::kShutdown) return Status::success();
   const auto& job = attempt.execution.job();
+  // A shutdown or a moved partition while uploading: abandon it, the attempt is handed back.
+  const StopCheck handed_back = [control = attempt.control] {
+    return control && control->stop_reason() == StopReason::kShutdown;
+  };
   for (const auto& [name, bytes] : whole) {
     if (!should_store(settings, bytes.size())) continue;
     const auto key = object_key(job.tenant(), job.id(), job.attempt(), run_token, name);
-    auto stored = store.put(key, bytes);
+    auto stored = store.put(key, bytes, handed_back);
     if (!stored) {
       // Retriable: the store's outage is not the job's fault, and the next attempt stores anew.
       Outcome& outcome = attempt.outcome;

@@ -15,7 +15,7 @@ namespace {
 
 class FakeStore : public ObjectStore {
  public:
-  Result<v1::ObjectRef> put(const std::string& key, std::string_view bytes) override {
+  Result<v1::ObjectRef> put(const std::string& key, std::string_view bytes, const StopCheck& /*stopped*/) override {
     if (!failure.empty()) return Error(failure);
     objects[key] = std::string(bytes);
     v1::ObjectRef ref;

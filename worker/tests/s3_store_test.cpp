@@ -36,6 +36,13 @@ class FakeS3 {
         response.set_content("<Error><Code>InternalError</Code><Message>Try again.</Message></Error>", "application/xml");
         return;
       }
+      if (request.path.find("hung") != std::string::npos) {
+        // A store that takes the bytes and never answers (until the test ends).
+        const auto until = std::chrono::steady_clock::now() + 20s;
+        while (!closing_ && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(10ms);
+        response.status = 200;
+        return;
+      }
       if (request.path.find("denied") != std::string::npos) {
         response.status = 403;
         response.set_content("<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>", "application/xml");
@@ -90,6 +97,7 @@ class FakeS3 {
   FakeS3(const FakeS3&) = delete;
   FakeS3& operator=(const FakeS3&) = delete;
   ~FakeS3() {
+    closing_ = true;
     server_.stop();
     thread_.join();
   }
@@ -118,6 +126,7 @@ class FakeS3 {
   mutable std::mutex mutex_;
   Seen seen_;
   std::map<std::string, int> counts_;
+  std::atomic<bool> closing_{false};
 };
 
 S3Store store_for(const FakeS3& server) {
@@ -136,7 +145,7 @@ TEST_CASE("a PUT is path-style with the key escaped once more, signed with SigV4
   FakeS3 server;
   auto store = store_for(server);
   const std::string key = object_key("acme", "flow/node a", 2, "0123456789abcdef0123456789abcdef", "stdout");
-  auto stored = store.put(key, "hello");
+  auto stored = store.put(key, "hello", {});
   REQUIRE(stored);
   CHECK(stored->uri() == "s3://b/acme/flow%2Fnode%20a/2/0123456789abcdef0123456789abcdef/stdout");
   CHECK(stored->size() == 5);
@@ -160,33 +169,63 @@ TEST_CASE("a key with dot segments is sent as it is, never resolved by libcurl")
                                                         {"..", "/b/t/%252E%252E/1/" + token + "/stdout"},
                                                         {"a/../b", "/b/t/a%252F%252E%252E%252Fb/1/" + token + "/stdout"}}) {
     INFO(id);
-    REQUIRE(store.put(object_key("t", id, 1, token, "stdout"), "x"));
+    REQUIRE(store.put(object_key("t", id, 1, token, "stdout"), "x", {}));
     CHECK(server.last().path == path);
   }
   // A key listed from the bucket (the sweep) with a literal dot segment keeps it (CURLOPT_PATH_AS_IS).
-  REQUIRE(store.put("t/../x", "x"));
+  REQUIRE(store.put("t/../x", "x", {}));
   CHECK(server.last().path == "/b/t/../x");
 }
 
 TEST_CASE("a PUT answered 5xx is tried again, at most 3 times, and a 4xx is not") {
   FakeS3 server;
   auto store = store_for(server);
-  auto stored = store.put("t/flaky/0/x/stdout", "bytes");
+  auto stored = store.put("t/flaky/0/x/stdout", "bytes", {});
   INFO((stored ? "" : stored.error().message()));
   REQUIRE(stored);
   CHECK(server.count("PUT /b/t/flaky/0/x/stdout") == 3);
-  REQUIRE_FALSE(store.put("t/busy/0/x/stdout", "bytes"));
+  REQUIRE_FALSE(store.put("t/busy/0/x/stdout", "bytes", {}));
   CHECK(server.count("PUT /b/t/busy/0/x/stdout") == 3);
-  auto denied = store.put("t/denied/0/x/stdout", "bytes");
+  auto denied = store.put("t/denied/0/x/stdout", "bytes", {});
   REQUIRE_FALSE(denied);
   CHECK(denied.error().message() == "PUT s3://b/t/denied/0/x/stdout answered 403 AccessDenied: Access Denied");
   CHECK(server.count("PUT /b/t/denied/0/x/stdout") == 1);
 }
 
+TEST_CASE("an upload to a hung store is abandoned when its stop check says so, or once it stalls") {
+  FakeS3 server;
+  ObjectSettings settings;
+  settings.endpoint = server.endpoint();
+  settings.bucket = "b";
+  settings.retry_backoff = 10ms;
+  S3Store store(settings, Credentials{"AKIDKCRON", "very-secret-key-4711"});
+  std::atomic<bool> stop{false};
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(300ms);
+    stop = true;
+  });
+  auto began = std::chrono::steady_clock::now();
+  auto stopped = store.put("t/hung/0/x/stdout", std::string(100000, 'x'), [&] { return stop.load(); });
+  stopper.join();
+  REQUIRE_FALSE(stopped);
+  CHECK_THAT(stopped.error().message(), Catch::Contains("stopped, the worker let go of the attempt"));
+  CHECK(std::chrono::steady_clock::now() - began < 5s);
+  CHECK(server.count("PUT /b/t/hung/0/x/stdout") == 1);  // no further try once stopped
+
+  settings.stall_timeout = 1000ms;
+  settings.put_tries = 1;
+  S3Store stalling(settings, Credentials{"AKIDKCRON", "very-secret-key-4711"});
+  began = std::chrono::steady_clock::now();
+  auto stalled = stalling.put("t/hung/1/x/stdout", "bytes", {});
+  REQUIRE_FALSE(stalled);
+  CHECK_THAT(stalled.error().message(), Catch::Contains("PUT s3://b/t/hung/1/x/stdout: Timeout was reached"));
+  CHECK(std::chrono::steady_clock::now() - began < 5s);
+}
+
 TEST_CASE("an S3 error names the request, the status and S3's code and message, never the secret") {
   FakeS3 server;
   auto store = store_for(server);
-  auto refused = store.put("t/busy/0/x/stdout", "bytes");
+  auto refused = store.put("t/busy/0/x/stdout", "bytes", {});
   REQUIRE_FALSE(refused);
   CHECK(refused.error().message() ==
         "PUT s3://b/t/busy/0/x/stdout answered 503 SlowDown: Please reduce your request rate. (tried 3 times)");
@@ -203,7 +242,7 @@ TEST_CASE("a store that does not answer is an error naming the endpoint") {
   settings.connect_timeout = 2000ms;
   settings.retry_backoff = 10ms;
   S3Store store(settings, Credentials{"AKIDKCRON", "very-secret-key-4711"});
-  auto failed = store.put("t/j/0/x/stdout", "bytes");
+  auto failed = store.put("t/j/0/x/stdout", "bytes", {});
   REQUIRE_FALSE(failed);
   CHECK_THAT(failed.error().message(), Catch::StartsWith("PUT s3://kcron/t/j/0/x/stdout: ") &&
                                            Catch::Contains("http://127.0.0.1:1") && Catch::EndsWith("(tried 3 times)"));
@@ -290,7 +329,8 @@ TEST_CASE("object settings come from objects.* keys and a wrong one is named") {
                                                         {"objects.region=a:b", "objects.region"},
                                                         {"objects.threshold_bytes=-1", "objects.threshold_bytes"},
                                                         {"objects.max_bytes=0", "objects.max_bytes"},
-                                                        {"objects.timeout_ms=lots", "objects.timeout_ms"}}) {
+                                                        {"objects.timeout_ms=lots", "objects.timeout_ms"},
+                                                        {"objects.stall_ms=10", "objects.stall_ms"}}) {
     INFO(override);
     auto bad = load({override});
     REQUIRE_FALSE(bad);
