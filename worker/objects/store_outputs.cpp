@@ -20,13 +20,19 @@ Status store_large_outputs(Attempt& attempt, ObjectStore& store, const ObjectSet
     const auto key = object_key(job.tenant(), job.id(), job.attempt(), run_token, name);
     auto stored = store.put(key, bytes, handed_back);
     if (!stored) {
-      // Retriable: the store's outage is not the job's fault, and the next attempt stores anew.
       Outcome& outcome = attempt.outcome;
-      const std::string before = outcome.state == v1::SUCCEEDED ? "it had succeeded" : "it had failed: " + outcome.error;
-      outcome.state = v1::FAILED;
-      outcome.retriable = true;
-      outcome.error = fmt::format("object store: its {} ({} bytes) could not be stored: {} ({})", name, bytes.size(),
-                                  stored.error().message(), before);
+      const auto why = fmt::format("its {} ({} bytes) could not be stored: {}", name, bytes.size(), stored.error().message());
+      if (outcome.state == v1::SUCCEEDED) {
+        // Retriable: the store's outage is not the job's fault, and the next attempt stores anew.
+        outcome.state = v1::FAILED;
+        outcome.retriable = true;
+        outcome.error = fmt::format("object store: {} (it had succeeded)", why);
+      } else {
+        // Failed, timed out or cancelled on its own: that stays the verdict (and whether it is
+        // retried); the lost output is only noted.
+        outcome.error = outcome.error.empty() ? fmt::format("object store: {}", why)
+                                              : fmt::format("{} (object store: {})", outcome.error, why);
+      }
       outcome.objects.clear();
       return stored.error();
     }

@@ -171,6 +171,28 @@ TEST_CASE("a store that fails turns the attempt into a retriable failure that sa
   CHECK(attempt.outcome.output == "xxxx");
 }
 
+TEST_CASE("a store that fails leaves an attempt that already failed in its state, with a note") {
+  FakeStore store;
+  store.failure = "PUT s3://b/k answered 503 SlowDown: Please reduce your request rate.";
+  auto attempt = attempt_with_stdout(std::string(100, 'x'));
+  attempt.outcome.state = v1::FAILED;
+  attempt.outcome.retriable = false;
+  attempt.outcome.error = "exit status 2";
+  REQUIRE_FALSE(store_large_outputs(attempt, store, enabled_settings(), kToken));
+  CHECK(attempt.outcome.state == v1::FAILED);
+  CHECK_FALSE(attempt.outcome.retriable);
+  CHECK(attempt.outcome.error ==
+        "exit status 2 (object store: its stdout (100 bytes) could not be stored: PUT s3://b/k answered 503 SlowDown: "
+        "Please reduce your request rate.)");
+  CHECK(attempt.outcome.objects.empty());
+
+  auto cancelled = attempt_with_stdout(std::string(100, 'x'));
+  cancelled.outcome.state = v1::CANCELLED;
+  REQUIRE_FALSE(store_large_outputs(cancelled, store, enabled_settings(), kToken));
+  CHECK(cancelled.outcome.state == v1::CANCELLED);
+  CHECK_THAT(cancelled.outcome.error, Catch::StartsWith("object store: its stdout (100 bytes) could not be stored"));
+}
+
 TEST_CASE("the published result carries the outcome's object refs and its inline head") {
   OutcomeSettings settings;
   settings.names = TopicNames("t.");
