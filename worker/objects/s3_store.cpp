@@ -534,6 +534,12 @@ Result<ObjectSettings> object_settings_from(const Config& config) {
   settings.bucket = config.get("objects.bucket");
   settings.region = config.get("objects.region");
   settings.credentials_file = config.get("objects.credentials_file");
+  // Never echoed when it holds an '@': a user:password@ part would be a secret in a log.
+  if (settings.endpoint.find('@') != std::string::npos) {
+    return make_error(
+        "configuration objects.endpoint: holds '@' (user info such as user:password@host); give the host and port "
+        "only, the key pair goes in objects.credentials_file");
+  }
   if (!settings.endpoint.empty() && !settings.endpoint.starts_with("http://") && !settings.endpoint.starts_with("https://")) {
     return make_error("configuration objects.endpoint: '{}' is not an http:// or https:// URL", settings.endpoint);
   }

@@ -336,6 +336,14 @@ TEST_CASE("object settings come from objects.* keys and a wrong one is named") {
     REQUIRE_FALSE(bad);
     CHECK_THAT(bad.error().message(), Catch::Contains(key));
   }
+  for (const auto* endpoint : {"objects.endpoint=http://user:hunter2@127.0.0.1:9300", "objects.endpoint=http://@host:1",
+                               "objects.endpoint=http://host:1/a@b"}) {
+    INFO(endpoint);
+    auto bad = load({endpoint});
+    REQUIRE_FALSE(bad);
+    CHECK_THAT(bad.error().message(), Catch::Contains("objects.endpoint: holds '@'"));
+    CHECK_THAT(bad.error().message(), !Catch::Contains("hunter2"));
+  }
   ObjectSettings no_credentials;
   no_credentials.endpoint = "http://127.0.0.1:9300";
   CHECK_THAT(make_s3_store(no_credentials).error().message(), Catch::Contains("objects.credentials_file is not set"));
