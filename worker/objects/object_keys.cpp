@@ -19,17 +19,36 @@ bool unreserved(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.' || c == '~';
 }
 
+// A profile name for a message: bounded, printable.
+std::string printable_name(std::string_view name) {
+  std::string out;
+  for (const char c : name.substr(0, 64)) out += (c > ' ' && c < 127) ? c : '?';
+  return out;
+}
+
 }  // namespace
 
 Result<Credentials> parse_credentials(std::string_view text) {
   Credentials credentials;
   std::size_t line_number = 0;
+  bool in_default = true;  // lines before any [profile] line are kcron's own format
+  bool has_default = false;
+  std::string other_profile;
   while (!text.empty()) {
     const auto end = text.find('\n');
     const std::string_view line = trim(text.substr(0, end));
     text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
     ++line_number;
-    if (line.empty() || line.front() == '#' || line.front() == '[') continue;
+    if (line.empty() || line.front() == '#' || line.front() == ';') continue;
+    if (line.front() == '[') {
+      if (line.back() != ']') return make_error("credentials file line {}: expected [PROFILE]", line_number);
+      const auto profile = trim(line.substr(1, line.size() - 2));
+      in_default = profile == "default";
+      has_default = has_default || in_default;
+      if (!in_default && other_profile.empty()) other_profile = printable_name(profile);
+      continue;
+    }
+    if (!in_default) continue;  // another AWS profile: only [default] is read
     const auto equals = line.find('=');
     if (equals == std::string_view::npos) return make_error("credentials file line {}: expected NAME=VALUE", line_number);
     const auto name = trim(line.substr(0, equals));
@@ -42,6 +61,9 @@ Result<Credentials> parse_credentials(std::string_view text) {
       return make_error("credentials file line {}: unknown name '{}' (expected access_key_id or secret_access_key)", line_number,
                         name.substr(0, 64));
     }
+  }
+  if (!has_default && !other_profile.empty() && credentials.access_key_id.empty() && credentials.secret_access_key.empty()) {
+    return make_error("credentials file has no [default] profile (it has [{}]); kcron reads only [default]", other_profile);
   }
   if (credentials.access_key_id.empty()) return make_error("credentials file has no access_key_id");
   if (credentials.secret_access_key.empty()) return make_error("credentials file has no secret_access_key");

@@ -40,8 +40,9 @@ struct Credentials {
 };
 
 // `access_key_id=...` and `secret_access_key=...` lines ('#' comments and blank lines allowed;
-// `aws_access_key_id` / `aws_secret_access_key` as in an AWS credentials file too). Errors never
-// quote a value of the file.
+// `aws_access_key_id` / `aws_secret_access_key` as in an AWS credentials file too). Of an AWS file
+// with several [profiles] only [default] is read (lines before any [profile] count as it); one
+// without [default] is refused. Errors never quote a value of the file.
 Result<Credentials> parse_credentials(std::string_view text);
 
 // RFC 3986 percent-encoding of every byte but the unreserved ones (A-Z a-z 0-9 - _ . ~).

@@ -107,6 +107,21 @@ TEST_CASE("only an output over the threshold goes to an enabled store") {
   CHECK(should_store(settings, 11));
 }
 
+TEST_CASE("of a credentials file with several profiles only default is read") {
+  auto several = parse_credentials(
+      "[ci]\naws_access_key_id=CI\naws_secret_access_key=ci-secret\n[default]\naws_access_key_id=A\n"
+      "aws_secret_access_key=B\n[prod]\naws_access_key_id=P\naws_secret_access_key=prod-secret\nregion=x\n");
+  REQUIRE(several);
+  CHECK(several->access_key_id == "A");
+  CHECK(several->secret_access_key == "B");
+  auto no_default = parse_credentials("[ci]\naws_access_key_id=CI\naws_secret_access_key=ci-secret\n");
+  REQUIRE_FALSE(no_default);
+  CHECK(no_default.error().message() == "credentials file has no [default] profile (it has [ci]); kcron reads only [default]");
+  auto broken = parse_credentials("[default\naccess_key_id=A\n");
+  REQUIRE_FALSE(broken);
+  CHECK(broken.error().message() == "credentials file line 1: expected [PROFILE]");
+}
+
 TEST_CASE("credentials files are parsed and their values never quoted in errors") {
   auto parsed = parse_credentials("# kcron\naccess_key_id=AKID\n\nsecret_access_key = s3cr3t\n");
   REQUIRE(parsed);
