@@ -17,6 +17,7 @@
 #include "kcron.pb.h"
 #include "objects/s3_store.h"
 #include "support/harness.h"
+#include "support/ports.h"
 
 using namespace kcron;
 using namespace kcron::testing;
@@ -45,7 +46,7 @@ TEST_CASE("worker killed after its upload, before its commit: committed results 
           "[fault]") {
   const auto began = std::chrono::steady_clock::now();
   TestEnv env("objects-crash");
-  const int port = 9315;
+  int port = free_local_port();  // never a fixed one: tests run in parallel
   const std::string dir = env.state_root + "/s3proxy";
   struct Wipe {
     int port;
@@ -57,7 +58,14 @@ TEST_CASE("worker killed after its upload, before its commit: committed results 
     skip_scenario("s3proxy needs java and mvn (or a cached jar); run scripts/setup");
     return;
   }
-  REQUIRE(s3proxy(port, dir, "start") == 0);
+  int started_rc = s3proxy(port, dir, "start");
+  for (int again = 0; started_rc != 0 && again < 2; ++again) {  // the free port was taken meanwhile
+    s3proxy(port, dir, "wipe");
+    port = free_local_port();
+    wipe.port = port;
+    started_rc = s3proxy(port, dir, "start");
+  }
+  REQUIRE(started_rc == 0);
   worker::ObjectSettings settings;
   settings.endpoint = fmt::format("http://127.0.0.1:{}", port);
   settings.bucket = kBucket;
