@@ -287,7 +287,10 @@ TEST_CASE("with s3proxy stopped a large output's attempt fails retriably and suc
   auto worker = start(env, "kcron-worker", "w1", env_vars);
   submit(env, "outage",
          R"({"id":"outage","exec":{"argv":["/usr/bin/head","-c","200000","/dev/zero"]},)"
-         R"("retry":{"max_retries":20,"initial_backoff":"1s","multiplier":1}})");
+         // Generous: attempts fail while s3proxy is down, and its JVM may take long to start on a
+         // loaded 2-core machine (other tests, builds). 1 s, 2 s, 4 s, then every 5 s: 100 retries
+         // cover over 8 minutes, far beyond s3proxy's own 60 s start bound.
+         R"("retry":{"max_retries":100,"initial_backoff":"1s","multiplier":2,"max_backoff":"5s"}})");
 
   const auto failed = wait_for_results(
       env, "outage", [](const auto& found) { return !found.empty(); }, 60s);
@@ -310,7 +313,7 @@ TEST_CASE("with s3proxy stopped a large output's attempt fails retriably and suc
 
   REQUIRE(store.run("start") == 0);
   const auto results = wait_for_results(
-      env, "outage", [](const auto& found) { return !found.empty() && found.back().state() == v1::SUCCEEDED; }, 60s);
+      env, "outage", [](const auto& found) { return !found.empty() && found.back().state() == v1::SUCCEEDED; }, 120s);
   REQUIRE(!results.empty());
   const auto& last = results.back();
   INFO(last.error());
