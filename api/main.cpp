@@ -16,6 +16,7 @@
 #include "kcron/config.h"
 #include "kcron/program.h"
 #include "kcron/service.h"
+#include "objects/s3_store.h"
 #include "view/view_store.h"
 
 namespace {
@@ -58,6 +59,8 @@ std::vector<kcron::ConfigKey> config_keys() {
            "a job leaves the view this long after it finished (SUCCEEDED, DEAD, CANCELLED, SKIPPED, REJECTED); 0: kept"},
           {"view.event_retention", "1000000", "state changes the view keeps for GET /v1/events (the oldest go first)"},
       });
+  // Large outputs (docs/large-results.md): the store GET /v1/jobs/{id}/outputs/{name} reads.
+  for (auto& key : kcron::worker::object_config_keys()) keys.push_back(std::move(key));
   return keys;
 }
 
@@ -166,6 +169,22 @@ int run(int argc, char** argv) {
   kcron::api::TemplateSource templates(client, api.names);
   if (auto started = templates.start(std::chrono::seconds(30)); !started) return kcron::exit_code_for(started);
   api.templates = &templates;
+  auto object_settings = kcron::worker::object_settings_from(config);
+  if (!object_settings) {
+    std::cerr << "kcron-api: " << object_settings.error().message() << "\n";
+    return 2;
+  }
+  std::unique_ptr<kcron::worker::S3Store> object_store;
+  if (object_settings->enabled()) {
+    auto made = kcron::worker::make_s3_store(*object_settings);
+    if (!made) {
+      std::cerr << "kcron-api: " << made.error().message() << "\n";
+      return 2;
+    }
+    object_store = std::move(*made);
+    api.object_store = object_store.get();
+    spdlog::info("event=object_store endpoint={} bucket={}", object_settings->endpoint, object_settings->bucket);
+  }
   kcron::api::ApiServer server(api, *verifier, **writer, **store, follower, metrics);
   if (auto started = server.start(); !started) return kcron::exit_code_for(started);
   spdlog::info("event=started port={} keys={}", server.port(), verifier->key_count());

@@ -33,6 +33,9 @@
 #include "kcron/tenant.h"
 #include "kcron/topics.h"
 #include "kcron/upgrade_gate.h"
+#include "objects/s3_store.h"
+#include "objects_command.h"
+#include "result_command.h"
 #include "schedule_lint.h"
 #include "sealing_command.h"
 #include "template_command.h"
@@ -59,6 +62,8 @@ struct Common {
 kcron::Config load_config(const Common& common) {
   auto keys = kcron::common_config_keys("cli", -1);
   keys.push_back({"tenant", "", "the tenant whose jobs and schedules a command names (empty: the default tenant)"});
+  const auto object_keys = kcron::worker::object_config_keys();
+  keys.insert(keys.end(), object_keys.begin(), object_keys.end());
   keys.push_back(
       {"upgrade_check", "true", "before writing a tenant's records, check that every dispatcher and worker understands them"});
   auto loaded = kcron::Config::load(keys, common.config_file, common.overrides, kcron::process_environment());
@@ -361,6 +366,8 @@ int run(int argc, char** argv) {
   const kcron::cli::SealingCommands sealing_commands(app);
   const kcron::cli::FlowCommands flow_commands(app);
   const kcron::cli::TemplateCommands template_commands(app);
+  const kcron::cli::ResultCommands result_commands(app);
+  const kcron::cli::ObjectsCommands objects_commands(app);
 
   CLI11_PARSE(app, argc, argv);
   if (cron_command.parsed()) return cron_command.run(std::cout, std::cerr);      // pure: no config, no broker
@@ -629,6 +636,8 @@ int run(int argc, char** argv) {
   if (sealing_commands.parsed()) return sealing_commands.run(config, std::cout, std::cerr);
   if (flow_commands.parsed()) return flow_commands.run(config, std::cout, std::cerr);
   if (template_commands.parsed()) return template_commands.run(config, std::cout, std::cerr);
+  if (result_commands.parsed()) return result_commands.run(config, std::cout, std::cerr);
+  if (objects_commands.parsed()) return objects_commands.run(config, std::cout, std::cerr);
   if (audit_command.parsed()) return audit_command.run(config, std::cout, std::cerr);
   if (tail_command->parsed()) {
     kcron::install_stop_signals();

@@ -15,6 +15,8 @@
 #include "kcron/service.h"
 #include "kcron/tenant_follower.h"
 #include "kcron/tenant_registry.h"
+#include "objects/s3_store.h"
+#include "objects/store_outputs.h"
 #include "secrets/secret_dir.h"
 
 namespace {
@@ -64,6 +66,8 @@ std::vector<kcron::ConfigKey> config_keys() {
   keys.insert(keys.end(), exec_keys.begin(), exec_keys.end());
   const auto http_keys = kcron::worker::http_config_keys();
   keys.insert(keys.end(), http_keys.begin(), http_keys.end());
+  const auto object_keys = kcron::worker::object_config_keys();
+  keys.insert(keys.end(), object_keys.begin(), object_keys.end());
   return keys;
 }
 
@@ -122,10 +126,39 @@ int run(int argc, char** argv) {
       return 2;
     }
   }
+  // Large outputs in an S3-compatible store (docs/large-results.md), when objects.endpoint is set.
+  auto object_settings = kcron::worker::object_settings_from(config);
+  if (!object_settings) {
+    std::cerr << "kcron-worker: " << object_settings.error().message() << "\n";
+    return 2;
+  }
+  std::unique_ptr<kcron::worker::S3Store> object_store;
+  if (object_settings->enabled()) {
+    auto made = kcron::worker::make_s3_store(*object_settings);
+    if (!made) {
+      std::cerr << "kcron-worker: " << made.error().message() << "\n";
+      return 2;
+    }
+    object_store = std::move(*made);
+    exec_policy->whole_bytes = object_settings->max_bytes;
+    exec_policy->whole_threshold = object_settings->threshold_bytes;
+    settings.after_run = [store = object_store.get(), objects = *object_settings](kcron::worker::Attempt& attempt) {
+      if (auto stored = kcron::worker::store_large_outputs(attempt, *store, objects, kcron::worker::new_run_token()); !stored) {
+        spdlog::warn("event=object_store_failed job={} attempt={} error=\"{}\" msg=\"the attempt fails, retriable\"",
+                     attempt.job_key(), attempt.execution.job().attempt(), stored.error().message());
+      }
+      // The fault suite kills a worker here: its upload done, its result not yet committed.
+      if (!attempt.outcome.objects.empty()) (void)kcron::fault::hit("worker.after_object_put");
+    };
+  }
   auto http_policy = kcron::worker::http_policy_from(config);
   if (!http_policy) {
     std::cerr << "kcron-worker: " << http_policy.error().message() << "\n";
     return 2;
+  }
+  if (object_store) {
+    http_policy->whole_bytes = object_settings->max_bytes;
+    http_policy->whole_threshold = object_settings->threshold_bytes;
   }
   kcron::worker::WallSettings wall_settings;
   wall_settings.topic_prefix = settings.names.prefix;
@@ -154,6 +187,10 @@ int run(int argc, char** argv) {
   }
   const kcron::worker::JobWalls job_walls{&walls, secrets ? &*secrets : nullptr};
   kcron::init_logging("worker", config.get("log_level"));
+  if (object_store) {
+    spdlog::info("event=object_store endpoint={} bucket={} threshold_bytes={} max_bytes={}", object_settings->endpoint,
+                 object_settings->bucket, object_settings->threshold_bytes, object_settings->max_bytes);
+  }
   kcron::worker::http_global_init();
   kcron::install_stop_signals();
 

@@ -52,6 +52,7 @@ enum class RouteId : std::uint8_t {
   kGetTemplateVersion,
   kGetTemplate,
   kPutTemplateVersion,
+  kGetOutput,  // large outputs (docs/large-results.md)
   kOpenApi,
 };
 
@@ -66,7 +67,7 @@ struct RouteSpec {
 // it (each "{id}" takes any characters), so ".../{id}/next" and ".../{id}:action" come before
 // ".../{id}". CORS preflights (OPTIONS, only with api.cors_origin) are registered outside the table
 // and are not part of the OpenAPI document.
-inline constexpr std::array<RouteSpec, 38> kRoutes{{
+inline constexpr std::array<RouteSpec, 39> kRoutes{{
     {RouteId::kSubmit, "POST", "/v1/jobs", "submit"},
     {RouteId::kBatch, "POST", "/v1/jobs:batch", "batch"},
     {RouteId::kSubmitFlow, "POST", "/v1/flows", "submit-flow"},
@@ -77,6 +78,7 @@ inline constexpr std::array<RouteSpec, 38> kRoutes{{
     {RouteId::kUpdate, "PUT", "/v1/jobs/{id}", "update"},
     {RouteId::kList, "GET", "/v1/jobs", "list"},
     {RouteId::kCancel, "POST", "/v1/jobs/{id}:cancel", "cancel"},
+    {RouteId::kGetOutput, "GET", "/v1/jobs/{id}/outputs/{name}", "job-output"},  // before /v1/jobs/{id}
     {RouteId::kGet, "GET", "/v1/jobs/{id}", "get"},
     {RouteId::kWhoami, "GET", "/v1/whoami", "whoami"},
     {RouteId::kReplayJob, "POST", "/v1/jobs/{id}:replay", "job-replay"},

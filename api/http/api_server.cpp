@@ -3,6 +3,7 @@
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/time_util.h>
 #include <httplib.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
@@ -13,6 +14,7 @@
 #include <charconv>
 #include <functional>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
@@ -39,6 +41,7 @@
 #include "kcron/records.h"
 #include "kcron/templates.h"
 #include "kcron/tenant.h"
+#include "objects/object_store.h"
 #include "openapi/document.h"
 
 namespace kcron::api {
@@ -1891,6 +1894,155 @@ struct ApiServer::Impl {
     response.set_content(std::string(openapi_document()), std::string(kJson));
   }
 
+  // ---- Large outputs (docs/large-results.md): GET /v1/jobs/{id}/outputs/{name} ----
+  // The named output of the job's latest result (the one the view keeps), to its own tenant only:
+  // the stored object streamed from the object store in chunks (never whole in memory), its size
+  // checked by a HEAD before answering 200 and its SHA-256 while it streams (the last chunk is held
+  // back until both match, so a changed object ends in a cut connection, never in a whole wrong
+  // body); an output kept inline is answered from the result. The store answering an error: 502.
+  void get_output(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
+    auto caller = authenticate(request, response, request_id);
+    if (!caller || !permitted(*caller, Action::kReadJobs, {}, response, request_id)) return;
+    if (!await_consistency(request, response, request_id)) return;
+    const std::string id = request.matches[1];
+    const std::string name = request.matches[2];
+    auto found = view.job(caller->tenant, id);
+    if (!found) {
+      reply_problem(response, make_problem(404, fmt::format("no job {} in tenant {}", json_string(id), caller->tenant)),
+                    request_id);
+      return;
+    }
+    if (!found->has_result()) {
+      reply_problem(response, make_problem(404, fmt::format("job {} has no result yet", json_string(id))), request_id);
+      return;
+    }
+    const auto& result = found->result();
+    if (request.has_param("attempt")) {
+      const auto text = request.get_param_value("attempt");
+      std::uint32_t attempt = 0;
+      const auto read = std::from_chars(text.data(), text.data() + text.size(), attempt);
+      if (text.empty() || read.ec != std::errc() || read.ptr != text.data() + text.size()) {
+        reply_problem(response, make_problem(400, fmt::format("attempt {} is not a whole number", json_string(text)), "attempt"),
+                      request_id);
+        return;
+      }
+      if (attempt != result.attempt()) {
+        reply_problem(response,
+                      make_problem(404, fmt::format("the view keeps the latest result of job {}, attempt {}: the outputs of "
+                                                    "attempt {} are read with `kcron result get --attempt {}`",
+                                                    json_string(id), result.attempt(), attempt, attempt)),
+                      request_id);
+        return;
+      }
+    }
+    response.set_header("X-Kcron-Attempt", std::to_string(result.attempt()));
+    const v1::ObjectRef* ref = nullptr;
+    for (const auto& object : result.objects()) {
+      if (object.name() == name) ref = &object;
+    }
+    if (ref == nullptr) {
+      // Not stored: an exec job's stdout or an http job's body is the result's inline output
+      // (empty for a job that printed nothing, or of another kind).
+      if (name != "stdout" && name != "body") {
+        reply_problem(response,
+                      make_problem(404, fmt::format("attempt {} of job {} has no output {} (outputs: stdout, stderr, body)",
+                                                    result.attempt(), json_string(id), json_string(name))),
+                      request_id);
+        return;
+      }
+      // Bounded by the worker (exec.capture_bytes, http.max_body_bytes): answered as it is.
+      set_digest_headers(response, sha256_hex_of(result.output()));
+      response.set_content(result.output(), "application/octet-stream");
+      return;
+    }
+    if (settings.object_store == nullptr) {
+      reply_problem(response,
+                    make_problem(501, fmt::format("the output is in the object store ({}), and this kcron-api has none "
+                                                  "configured (objects.endpoint)",
+                                                  ref->uri())),
+                    request_id);
+      return;
+    }
+    auto head = settings.object_store->head(ref->uri());
+    if (!head) {
+      reply_problem(response, make_problem(502, "the object store: " + head.error().message()), request_id);
+      return;
+    }
+    if (head->size != ref->size()) {
+      reply_problem(response,
+                    make_problem(502, fmt::format("the object store holds {} bytes for {}, but the result recorded {}",
+                                                  head->size, ref->uri(), ref->size())),
+                    request_id);
+      return;
+    }
+    set_digest_headers(response, ref->sha256());
+    if (ref->size() == 0) {  // httplib takes a provider of length 0 for one of unknown length
+      response.set_content("", "application/octet-stream");
+      return;
+    }
+    response.set_content_provider(ref->size(), "application/octet-stream",
+                                  [store = settings.object_store, ref = *ref, request_id](
+                                      std::size_t offset, std::size_t /*length*/, httplib::DataSink& sink) {
+                                    if (offset != 0) return false;  // everything is written in the first call
+                                    return stream_object(*store, ref, sink, request_id);
+                                  });
+  }
+
+  static std::string sha256_hex_of(std::string_view bytes) {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+    unsigned int length = 0;
+    if (EVP_Digest(bytes.data(), bytes.size(), digest.data(), &length, EVP_sha256(), nullptr) != 1) return {};
+    return hex(std::string_view(reinterpret_cast<const char*>(digest.data()), length));
+  }
+
+  // X-Kcron-Sha256 (hex, as the result records it) and Repr-Digest (RFC 9530: base64 in colons).
+  static void set_digest_headers(httplib::Response& response, const std::string& sha256_hex) {
+    response.set_header("X-Kcron-Sha256", sha256_hex);
+    std::string raw;
+    for (std::size_t index = 0; index + 1 < sha256_hex.size(); index += 2) {
+      unsigned int value = 0;
+      if (std::from_chars(sha256_hex.data() + index, sha256_hex.data() + index + 2, value, 16).ec != std::errc()) return;
+      raw.push_back(static_cast<char>(value));
+    }
+    std::array<unsigned char, 64> encoded{};
+    if (raw.size() != 32) return;
+    const int written = EVP_EncodeBlock(encoded.data(), reinterpret_cast<const unsigned char*>(raw.data()), 32);
+    response.set_header("Repr-Digest",
+                        fmt::format("sha-256=:{}:", std::string_view(reinterpret_cast<const char*>(encoded.data()),
+                                                                     static_cast<std::size_t>(std::max(written, 0)))));
+  }
+
+  // Streams the object to the client, hashing as it goes; the last chunk is written only once the
+  // size and SHA-256 match the result. False (the connection is cut short) otherwise.
+  static bool stream_object(worker::ObjectStore& store, const v1::ObjectRef& ref, httplib::DataSink& sink,
+                            const std::string& request_id) {
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+    if (!context || EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr) != 1) return false;
+    std::string held;
+    std::uint64_t seen = 0;
+    auto read = store.get_to(ref.uri(), [&](std::string_view chunk) {
+      seen += chunk.size();
+      if (seen > ref.size() || EVP_DigestUpdate(context.get(), chunk.data(), chunk.size()) != 1) return false;
+      if (!held.empty() && !sink.write(held.data(), held.size())) return false;
+      held.assign(chunk);
+      return true;
+    });
+    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+    unsigned int length = 0;
+    if (read && EVP_DigestFinal_ex(context.get(), digest.data(), &length) != 1) return false;
+    const auto actual = hex(std::string_view(reinterpret_cast<const char*>(digest.data()), length));
+    if (!read || seen != ref.size() || actual != ref.sha256()) {
+      spdlog::warn(
+          "event=object_stream_failed request_id={} uri=\"{}\" bytes={} recorded_bytes={} sha256={} recorded_sha256={} "
+          "error=\"{}\" msg=\"the answer is cut short\"",
+          request_id, ref.uri(), seen, ref.size(), read ? actual : "", ref.sha256(),
+          read ? "it differs from the result" : read.error().message());
+      return false;
+    }
+    return held.empty() || sink.write(held.data(), held.size());
+  }
+  // ---- end of large outputs ----
+
   using Handler = void (Impl::*)(const httplib::Request&, httplib::Response&, const std::string&);
 
   // No default: a RouteId without a handler does not compile.
@@ -1918,6 +2070,8 @@ struct ApiServer::Impl {
         return &Impl::cancel_job;
       case RouteId::kGet:
         return &Impl::get_job;
+      case RouteId::kGetOutput:
+        return &Impl::get_output;
       case RouteId::kWhoami:
         return &Impl::whoami;
       case RouteId::kReplayJob:

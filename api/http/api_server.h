@@ -19,6 +19,10 @@
 #include "kcron/upgrade_gate.h"
 #include "view/view_store.h"
 
+namespace kcron::worker {
+class ObjectStore;  // objects/object_store.h
+}
+
 namespace kcron::api {
 
 class TemplateSource;
@@ -49,6 +53,9 @@ struct ApiSettings {
   std::chrono::milliseconds template_wait{10000};
   const FeatureWatch* tenant_keys_gate =
       nullptr;  // a REQUESTED record on kcron.audit per write, with the principal and request id
+  // Large outputs (docs/large-results.md): the store GET /v1/jobs/{id}/outputs/{name} streams
+  // them from; null: no objects.endpoint, such outputs are answered 501.
+  worker::ObjectStore* object_store = nullptr;
 };
 
 class ApiServer {

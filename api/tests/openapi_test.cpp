@@ -373,6 +373,12 @@ TEST_CASE("an answer is checked against its operation: status, content type, req
                    {{"Content-Type", "application/json"}, {"X-Request-Id", "r"}, {"Kcron-Consistency", "jobs/1/2"}},
                    R"({"id":"x","state":"JOB_STATE_UNSPECIFIED","consistency":"jobs/1/2","request_id":"r"})"};
   CHECK(kcron::api::openapi::check_answer(checker(), "POST", "/v1/jobs/x:cancel", cancelled));
+  // A job's output: bytes, documented as application/octet-stream; JSON there is refused.
+  Answer output{200, {{"Content-Type", "application/octet-stream"}, {"X-Request-Id", "r"}}, std::string("\x00\xff", 2) + "bytes"};
+  CHECK(kcron::api::openapi::check_answer(checker(), "GET", "/v1/jobs/flow/a/outputs/stdout", output));
+  Answer output_json = output;
+  output_json.headers[0].second = "application/json";
+  CHECK_FALSE(kcron::api::openapi::check_answer(checker(), "GET", "/v1/jobs/flow/a/outputs/stdout", output_json));
 }
 
 TEST_CASE("each route's own paths reach it: a more specific template is registered before one that would take its paths") {

@@ -342,6 +342,8 @@ RouteUse route_use(RouteId id, const std::string& caller, const std::string& bac
       return {{Action::kReadJobs, Action::kManageJob}, true, Target::kPendingJob, "", R"({"reason":"the role walk"})"};
     case RouteId::kGet:
       return {{Action::kReadJobs}, true, Target::kPendingJob, "", ""};
+    case RouteId::kGetOutput:  // a dead job has a result: its (empty) inline stdout
+      return {{Action::kReadJobs}, true, Target::kDeadJob, "", ""};
     case RouteId::kWhoami:
       return {{}, true, Target::kNone, "", ""};
     case RouteId::kReplayJob:
@@ -695,6 +697,7 @@ TEST_CASE("every route checks its role: each role over each route through HTTP",
         if (parameter != std::string::npos)
           path.replace(parameter, use.target == Target::kTemplate ? 6 : 4, object_id(spec, caller, own));
         if (const auto version = path.find("{version}"); version != std::string::npos) path.replace(version, 9, "1");
+        if (const auto name = path.find("{name}"); name != std::string::npos) path.replace(name, 6, "stdout");
         const auto served = serving_route(spec.method, path);
         INFO(caller.label << " " << spec.method << " " << path << (own ? " (its own job)" : ""));
         REQUIRE(served.has_value());

@@ -144,6 +144,7 @@ std::vector<OutRecord> OutcomePolicy::records(const Attempt& original) const {
   result.set_exec_topic(attempt.source.topic);
   result.set_exec_partition(attempt.source.partition);
   result.set_exec_offset(attempt.source.offset);
+  for (const auto& object : attempt.outcome.objects) *result.add_objects() = object;
   // Every record is keyed by the job's tenant-scoped key (kcron/tenant.h): (tenant, id) is its identity.
   const std::string key = scoped_key(job.tenant(), job.id());
   const std::string_view tenant = job.tenant();

@@ -9,6 +9,8 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "kcron.pb.h"
 #include "kcron/clock.h"
@@ -24,6 +26,11 @@ struct Outcome {
   // (a refused program, a 404, a job with no task): running it again cannot succeed.
   bool retriable = true;
   int http_status = 0;  // http jobs: the response status (0 when no response)
+  // With an object store configured (docs/large-results.md): an output over its threshold, kept
+  // whole by the executor, by name ("stdout"). The slot stores each and empties this list
+  // (objects/store_outputs.h); `output` keeps the bounded inline head either way.
+  std::vector<std::pair<std::string, std::string>> whole_outputs{};
+  std::vector<v1::ObjectRef> objects{};  // the outputs stored for this attempt; they go on its Result
 };
 
 inline Outcome failed(std::string error, bool retriable = true, int exit_code = -1) {

@@ -17,8 +17,13 @@ constexpr Millis kLongestEarlySleep{1000};
 }  // namespace
 
 SlotPool::SlotPool(std::size_t slots, BandPolicy policy, const Runner& runner, const Clock& clock,
-                   std::function<void(const Attempt&)> on_start)
-    : slots_(slots), runner_(runner), clock_(clock), on_start_(std::move(on_start)), scheduler_(policy) {}
+                   std::function<void(const Attempt&)> on_start, std::function<void(Attempt&)> after_run)
+    : slots_(slots),
+      runner_(runner),
+      clock_(clock),
+      on_start_(std::move(on_start)),
+      after_run_(std::move(after_run)),
+      scheduler_(policy) {}
 
 SlotPool::~SlotPool() {
   stop();
@@ -301,6 +306,7 @@ void SlotPool::slot_main() {
     if (more) wake_.notify_one();
     if (attempt.control->stop) {
       attempt.outcome = failed("stopped before it started");
+      attempt.finished = clock_.now();
     } else {
       if (on_start_) on_start_(attempt);
       try {
@@ -310,9 +316,11 @@ void SlotPool::slot_main() {
       } catch (...) {
         attempt.outcome = failed("the handler threw a non-standard exception", false);
       }
+      attempt.finished = clock_.now();  // the job's end; storing its large outputs comes after
+      if (after_run_) after_run_(attempt);
     }
-    attempt.finished = clock_.now();
-    bool freed = false;  // a held job of its tenant may run now
+    attempt.outcome.whole_outputs.clear();  // never kept past the slot
+    bool freed = false;                     // a held job of its tenant may run now
     {
       std::lock_guard lock(mutex_);
       const auto running = running_by_tenant_.find(tenant_of(attempt));

@@ -33,8 +33,10 @@ namespace kcron::worker {
 class SlotPool {
  public:
   // `on_start` runs on a slot thread as it starts an attempt (metrics); it must be thread-safe.
+  // `after_run` runs on the slot thread once the attempt ran (stopped before it started: not at all),
+  // before the main thread can collect it: the worker stores large outputs there.
   SlotPool(std::size_t slots, BandPolicy policy, const Runner& runner, const Clock& clock,
-           std::function<void(const Attempt&)> on_start = {});
+           std::function<void(const Attempt&)> on_start = {}, std::function<void(Attempt&)> after_run = {});
   ~SlotPool();  // stop()
   SlotPool(const SlotPool&) = delete;
   SlotPool& operator=(const SlotPool&) = delete;
@@ -90,6 +92,7 @@ class SlotPool {
   const Runner& runner_;
   const Clock& clock_;
   std::function<void(const Attempt&)> on_start_;
+  std::function<void(Attempt&)> after_run_;
 
   // Guarded by mutex_.
   mutable std::mutex mutex_;

@@ -325,18 +325,21 @@ class Child {
 };
 
 // One output pipe of the child and what is kept of it: the head of stdout (the job's output) and
-// the tail of stderr (where the reason for a failure usually is). Bytes past the limit are read
-// and dropped, so the child never blocks on a full pipe.
+// the tail of stderr (where the reason for a failure usually is); with `whole_limit`, also the
+// first whole_limit bytes as they came (for the object store). Bytes past the limits are read and
+// dropped, so the child never blocks on a full pipe.
 class Stream {
  public:
   enum class Keep { kHead, kTail };
-  Stream(Fd fd, std::size_t limit, Keep keep) : fd_(std::move(fd)), limit_(limit), keep_(keep) {}
+  Stream(Fd fd, std::size_t limit, Keep keep, std::size_t whole_limit = 0)
+      : fd_(std::move(fd)), limit_(limit), keep_(keep), whole_limit_(whole_limit) {}
 
   bool open() const { return fd_.valid(); }
   int fd() const { return fd_.get(); }
   const std::string& text() const { return text_; }
   std::size_t total() const { return total_; }
   bool truncated() const { return total_ > text_.size(); }
+  const std::string& whole() const { return whole_; }
 
   // Reads what is there now (the fd is non-blocking); closes the fd at end of file.
   void read_available() {
@@ -356,6 +359,7 @@ class Stream {
  private:
   void keep(std::string_view bytes) {
     total_ += bytes.size();
+    if (whole_.size() < whole_limit_) whole_.append(bytes.substr(0, whole_limit_ - whole_.size()));
     if (keep_ == Keep::kHead) {
       text_.append(bytes.substr(0, limit_ - std::min(limit_, text_.size())));
       return;
@@ -373,6 +377,8 @@ class Stream {
   Keep keep_;
   std::string text_;
   std::size_t total_ = 0;
+  std::size_t whole_limit_;
+  std::string whole_;
 };
 
 // Waits up to `tick` for output or the child's exit (when a pidfd is available), reading output.
@@ -440,11 +446,12 @@ std::string with_stderr(std::string error, const Stream& err) {
   return error;
 }
 
-std::string output_of(const Stream& out) {
-  std::string output = out.text();
-  if (out.truncated()) {
+// The inline output: the first `capture_bytes` of stdout (the stream may keep more for the object store).
+std::string output_of(const Stream& out, std::size_t capture_bytes) {
+  std::string output = out.text().substr(0, capture_bytes);
+  if (out.total() > output.size()) {
     output +=
-        fmt::format("\n[output truncated: kept the first {} of {} bytes (exec.capture_bytes)]\n", out.text().size(), out.total());
+        fmt::format("\n[output truncated: kept the first {} of {} bytes (exec.capture_bytes)]\n", output.size(), out.total());
   }
   return output;
 }
@@ -544,8 +551,8 @@ Outcome run_exec(const v1::Job& job, const ExecPolicy& policy, const std::atomic
   auto stdout_read = nonblocking(std::move(stdout_pipe->read));
   auto stderr_read = nonblocking(std::move(stderr_pipe->read));
   if (!stdout_read || !stderr_read) return failed(fmt::format("cannot watch {}: fcntl failed", task.argv(0)));
-  Stream out(std::move(stdout_read).value(), policy.capture_bytes, Stream::Keep::kHead);
-  Stream err(std::move(stderr_read).value(), policy.capture_bytes, Stream::Keep::kTail);
+  Stream out(std::move(stdout_read).value(), std::max(policy.capture_bytes, policy.whole_bytes), Stream::Keep::kHead);
+  Stream err(std::move(stderr_read).value(), policy.capture_bytes, Stream::Keep::kTail, policy.whole_bytes);
   // Wakes poll when the child exits; without it (kernels before 5.3) the tick notices.
   const Fd exit_watch(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
 
@@ -582,7 +589,13 @@ Outcome run_exec(const v1::Job& job, const ExecPolicy& policy, const std::atomic
   if (!exit.known) return failed(fmt::format("{}: the exit status was lost (the child was reaped elsewhere)", task.argv(0)));
 
   Outcome outcome;
-  outcome.output = output_of(out);
+  outcome.output = output_of(out, policy.capture_bytes);
+  if (policy.whole_bytes > 0 && out.text().size() > policy.whole_threshold) {
+    outcome.whole_outputs.emplace_back("stdout", out.text());
+  }
+  if (policy.whole_bytes > 0 && err.whole().size() > policy.whole_threshold) {
+    outcome.whole_outputs.emplace_back("stderr", err.whole());
+  }
   if (ending == Ending::kTimedOut) {
     outcome.state = v1::FAILED;
     outcome.error = with_stderr(fmt::format("timed out after {}; process group killed", seconds_text(timeout)), err);
@@ -647,6 +660,7 @@ Handler make_exec_executor(ExecPolicy policy, JobWalls walls) {
     if (!resolved) return failed(resolved.error().message(), false);
     auto outcome = run_exec(resolved->job, policy, stop);
     outcome.output = resolved->redactor.apply(outcome.output);
+    for (auto& whole : outcome.whole_outputs) whole.second = resolved->redactor.apply(whole.second);
     outcome.error = resolved->redactor.apply(outcome.error);
     return outcome;
   };

@@ -31,6 +31,11 @@ struct ExecPolicy {
   std::int64_t open_files = 0;                         // RLIMIT_NOFILE; 0 = not limited
   std::size_t capture_bytes = 65536;                   // kept of stdout (head) and of stderr (tail)
   SandboxSettings sandbox;                             // exec.sandbox*: none, or every job under bubblewrap
+  // With an object store (docs/large-results.md): a stdout or stderr larger than whole_threshold
+  // is kept whole, up to whole_bytes, in Outcome::whole_outputs as "stdout" / "stderr" (0: off:
+  // only stdout's head and stderr's tail are kept).
+  std::size_t whole_bytes = 0;
+  std::size_t whole_threshold = 0;
 };
 
 // The child always gets this PATH unless the job sets PATH itself (and PATH is in exec.env).

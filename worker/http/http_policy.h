@@ -27,7 +27,11 @@ struct HttpPolicy {
   std::vector<std::string> allow;
   std::chrono::milliseconds default_timeout{30000};  // when the job sets no timeout
   std::chrono::milliseconds connect_timeout{5000};
-  std::size_t max_body_bytes = 65536;            // response bytes kept in Outcome::output
+  std::size_t max_body_bytes = 65536;  // response bytes kept in Outcome::output
+  // With an object store (docs/large-results.md): a body larger than whole_threshold is kept whole,
+  // up to whole_bytes, in Outcome::whole_outputs as "body" (0: off).
+  std::size_t whole_bytes = 0;
+  std::size_t whole_threshold = 0;
   std::size_t max_request_body_bytes = 1 << 20;  // larger task bodies are refused
 };
 

@@ -244,7 +244,7 @@ Outcome run_http(const HttpPolicy& policy, const AllowList& allow, const v1::Job
 
   // Everything curl points into is declared before the handles, so it is destroyed after them.
   Transfer transfer;
-  transfer.max_body_bytes = policy.max_body_bytes;
+  transfer.max_body_bytes = std::max(policy.max_body_bytes, policy.whole_bytes);
   transfer.checked = *addresses;
   std::array<char, CURL_ERROR_SIZE> error_text{};
   StringList headers;
@@ -365,8 +365,21 @@ Outcome run_http(const HttpPolicy& policy, const AllowList& allow, const v1::Job
     transfer.response.location = location;
   }
   const auto& retry_statuses = job.http().retry_statuses();
-  return http_outcome(transfer.response,
-                      std::span<const std::uint32_t>(retry_statuses.data(), static_cast<std::size_t>(retry_statuses.size())));
+  // The body as kept for the object store (up to whole_bytes); the outcome's inline output is its
+  // first max_body_bytes, as without a store.
+  std::string whole;
+  if (transfer.response.body.size() > policy.max_body_bytes) {
+    whole = transfer.response.body;
+    transfer.response.body.resize(policy.max_body_bytes);
+  }
+  auto outcome = http_outcome(
+      transfer.response, std::span<const std::uint32_t>(retry_statuses.data(), static_cast<std::size_t>(retry_statuses.size())));
+  if (policy.whole_bytes > 0) {
+    if (whole.empty()) whole = transfer.response.body;
+    if (whole.size() > policy.whole_bytes) whole.resize(policy.whole_bytes);
+    if (whole.size() > policy.whole_threshold) outcome.whole_outputs.emplace_back("body", std::move(whole));
+  }
+  return outcome;
 }
 
 }  // namespace
@@ -402,6 +415,7 @@ Handler make_http_executor(HttpPolicy policy, JobWalls walls) {
       auto outcome = run_http(policy, allow, resolved->job, stop);
       outcome.error = redactor.apply(outcome.error);
       outcome.output = redactor.apply(outcome.output);
+      for (auto& kept : outcome.whole_outputs) kept.second = redactor.apply(kept.second);
       return outcome;
     } catch (const std::exception& error) {  // never let an exception leave the slot thread
       return failed(redactor.apply(fmt::format("http job failed: {}", error.what())), true);

@@ -45,11 +45,13 @@ WorkerLoop::WorkerLoop(LoopSettings settings, const Runner& runner, const Clock&
                   clock),
       control_(settings_.client, settings_.names, settings_.instance_id, settings_.cancel_lookback, clock),
       done_markers_(settings_.client, done_marker_settings(settings_), clock),
-      slots_(settings_.slots, settings_.bands, runner, clock,
-             [this](const Attempt& attempt) {
-               started_.inc();
-               start_lag_.observe(static_cast<double>(to_epoch_ms(attempt.started) - attempt.execution.due_ms()) / 1000.0);
-             }),
+      slots_(
+          settings_.slots, settings_.bands, runner, clock,
+          [this](const Attempt& attempt) {
+            started_.inc();
+            start_lag_.observe(static_cast<double>(to_epoch_ms(attempt.started) - attempt.execution.due_ms()) / 1000.0);
+          },
+          settings_.after_run),
       cancels_(settings_.cancel_lookback),
       started_(metrics.counter("kcron_jobs_started_total", "jobs started on a slot")),
       succeeded_(metrics.counter("kcron_jobs_succeeded_total", "attempts that succeeded (published)")),

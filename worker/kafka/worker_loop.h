@@ -76,6 +76,9 @@ struct LoopSettings {
   // Null/empty: no caps.
   const TenantRegistry* tenants = nullptr;
   std::function<void()> follow_tenants;
+  // Runs on the slot thread once an attempt ran, before it is handed to the main thread to be
+  // published: stores its large outputs (objects/store_outputs.h). Null: nothing.
+  std::function<void(Attempt&)> after_run;
   // What kafka jobs may write (the tenants' allowed_kafka_topics, jobs.kafka_topics); kept
   // up to date by follow_tenants. Null: only kcron's and Kafka's own topics are refused.
   const TenantWalls* walls = nullptr;

@@ -265,6 +265,36 @@ TEST_CASE("output beyond capture_bytes is dropped while the child keeps writing"
   CHECK_THAT(noisy.error, Catch::StartsWith("exited with status 1; stderr: ...") && Catch::EndsWith("x\nlast words"));
 }
 
+TEST_CASE("with an object store a stdout or stderr over its threshold is also kept whole, up to whole_bytes") {
+  auto policy = test_policy();
+  policy.capture_bytes = 1000;
+  policy.whole_bytes = 300000;
+  policy.whole_threshold = 5000;
+  const auto outcome = run(exec_job({"/usr/bin/head", "-c", "200000", "/dev/zero"}), policy);
+  CHECK(outcome.state == v1::SUCCEEDED);
+  CHECK(outcome.output.substr(0, 1000) == std::string(1000, '\0'));
+  CHECK_THAT(outcome.output.substr(1000), Catch::Contains("kept the first 1000 of 200000 bytes"));
+  REQUIRE(outcome.whole_outputs.size() == 1);
+  CHECK(outcome.whole_outputs[0].first == "stdout");
+  CHECK(outcome.whole_outputs[0].second == std::string(200000, '\0'));
+
+  const auto capped = run(exec_job({"/usr/bin/head", "-c", "400000", "/dev/zero"}), policy);
+  REQUIRE(capped.whole_outputs.size() == 1);
+  CHECK(capped.whole_outputs[0].second.size() == 300000);
+
+  const auto small = run(exec_job({"/usr/bin/head", "-c", "4000", "/dev/zero"}), policy);
+  CHECK(small.whole_outputs.empty());
+
+  // stderr too: its whole (first whole_bytes) beside the tail the error keeps.
+  const auto noisy = run(shell_job("head -c 20000 /dev/zero | tr '\\0' e >&2; echo last >&2; echo out; exit 2"), policy);
+  CHECK(noisy.exit_code == 2);
+  CHECK_THAT(noisy.error, Catch::EndsWith("elast"));
+  REQUIRE(noisy.whole_outputs.size() == 1);
+  CHECK(noisy.whole_outputs[0].first == "stderr");
+  CHECK(noisy.whole_outputs[0].second == std::string(20000, 'e') + "last\n");
+  CHECK(small.output.size() > 1000);  // the inline head and its truncation note, as without a store
+}
+
 TEST_CASE("resource limits from the policy apply to the child") {
   auto policy = test_policy();
   policy.open_files = 64;
@@ -505,6 +535,31 @@ TEST_CASE("a sandboxed exec job gets its secret's value in its environment and c
   // value would show, redacted).
   CHECK_THAT(outcome.output, Catch::StartsWith("14\n") && Catch::Contains("No such file") && Catch::EndsWith("rc=1\n") &&
                                  !Catch::Contains("[secret:token]"));
+}
+
+TEST_CASE("a secret's value is redacted from the whole output kept for the object store too") {
+  auto policy = test_policy();
+  policy.env_names = {"X"};
+  policy.capture_bytes = 100;
+  policy.whole_bytes = 100000;
+  policy.whole_threshold = 1000;
+  const auto root = std::filesystem::temp_directory_path() / fmt::format("kcron-secrets-whole-{}", ::getpid());
+  std::filesystem::create_directories(root / "acme");
+  std::ofstream(root / "acme" / "token") << "acme-whole-secret\n";
+  const SecretDirectory secrets(root.string());
+  // The value first (in the inline head), then 2000 bytes, then the value again (only in the whole output).
+  v1::Job job = shell_job("echo \"$X\"; head -c 2000 /dev/zero | tr '\\0' y; echo; echo \"$X\"");
+  job.set_tenant("acme");
+  (*job.mutable_exec()->mutable_env())["X"] = "secret:token";
+  const std::atomic<bool> stop{false};
+  const auto outcome = make_exec_executor(policy, JobWalls{nullptr, &secrets})(job, stop);
+  std::filesystem::remove_all(root);
+  CHECK(outcome.state == v1::SUCCEEDED);
+  CHECK_THAT(outcome.output, Catch::StartsWith("[secret:token]\n") && !Catch::Contains("acme-whole-secret"));
+  REQUIRE(outcome.whole_outputs.size() == 1);
+  const auto& whole = outcome.whole_outputs[0].second;
+  CHECK_THAT(whole, Catch::StartsWith("[secret:token]\n") && Catch::EndsWith("\n[secret:token]\n"));
+  CHECK(whole.find("acme-whole-secret") == std::string::npos);
 }
 
 TEST_CASE("a flow node's exec job gets its flow, its node and its parents' outputs in its environment") {

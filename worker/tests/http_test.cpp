@@ -585,6 +585,32 @@ TEST_CASE("a 1 MB response is cut to max_body_bytes") {
   CHECK_THAT(outcome.output, Catch::EndsWith("[kcron: response body truncated to 1000 of 1048576 bytes]"));
 }
 
+TEST_CASE("with an object store a body over its threshold is also kept whole, up to whole_bytes") {
+  TestServer server;
+  auto policy = loopback_policy();
+  policy.max_body_bytes = 1000;
+  policy.whole_bytes = 2 << 20;
+  policy.whole_threshold = 5000;
+  const std::atomic<bool> stop{false};
+  const auto outcome = make_http_executor(policy)(http_job(server.url("/big")), stop);
+  CHECK(outcome.state == v1::SUCCEEDED);
+  CHECK(outcome.output.substr(0, 1001) == std::string(1000, 'x') + "\n");
+  CHECK_THAT(outcome.output, Catch::EndsWith("[kcron: response body truncated to 1000 of 1048576 bytes]"));
+  REQUIRE(outcome.whole_outputs.size() == 1);
+  CHECK(outcome.whole_outputs[0].first == "body");
+  CHECK(outcome.whole_outputs[0].second == std::string(1048576, 'x'));
+
+  policy.whole_bytes = 500000;
+  const auto capped = make_http_executor(policy)(http_job(server.url("/big")), stop);
+  REQUIRE(capped.whole_outputs.size() == 1);
+  CHECK(capped.whole_outputs[0].second.size() == 500000);
+  CHECK_THAT(capped.output, Catch::EndsWith("[kcron: response body truncated to 1000 of 1048576 bytes]"));
+
+  const auto small = make_http_executor(policy)(http_job(server.url("/echo")), stop);
+  CHECK(small.state == v1::SUCCEEDED);
+  CHECK(small.whole_outputs.empty());
+}
+
 TEST_CASE("a loopback target is refused without http.allow and reached with 127.0.0.1/32") {
   TestServer server;
   const std::atomic<bool> stop{false};

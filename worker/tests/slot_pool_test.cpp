@@ -79,6 +79,33 @@ TEST_CASE("a slot runs a woken attempt and hands it back finished, with its star
   CHECK(starts == 1);
 }
 
+TEST_CASE("after_run sees the finished outcome on the slot before the main thread, whose copy keeps no whole output") {
+  ManualClock clock(instant_from_ms(1000));
+  Runner runner(clock);
+  runner.register_handler("big", [](const v1::Job&, const std::atomic<bool>&) {
+    Outcome outcome;
+    outcome.output = "head";
+    outcome.whole_outputs.emplace_back("stdout", std::string(1000, 'x'));
+    return outcome;
+  });
+  std::atomic<std::size_t> seen{0};
+  SlotPool pool(1, BandPolicy{}, runner, clock, {}, [&](Attempt& attempt) {
+    seen = attempt.outcome.whole_outputs.empty() ? 0 : attempt.outcome.whole_outputs[0].second.size();
+    v1::ObjectRef ref;
+    ref.set_name("stdout");
+    attempt.outcome.objects.push_back(ref);
+  });
+  pool.start();
+  pool.enqueue(attempt_of("a", Band::kNormal, "big"));
+  pool.wake();
+  const auto done = finished(pool, 1);
+  REQUIRE(done.size() == 1);
+  CHECK(seen == 1000);
+  CHECK(done[0].outcome.whole_outputs.empty());
+  REQUIRE(done[0].outcome.objects.size() == 1);
+  CHECK(done[0].outcome.output == "head");
+}
+
 TEST_CASE("one slot facing three backlogged bands serves them high first, by weight") {
   ManualClock clock(instant_from_ms(0));
   Recorder recorder;
