@@ -42,11 +42,18 @@ ObjectsCommands::ObjectsCommands(CLI::App& app) {
       "sweep", "delete stored outputs no committed result names, older than a grace period (an upload in flight is younger)");
   sweep_->add_option("--older-than", older_than_, "the grace: only objects older than this go, e.g. 24h, 90m, 7d (default 24h)");
   sweep_->add_flag("--dry-run", dry_run_, "print what would be deleted, delete nothing");
+  sweep_->add_flag("--force", force_,
+                   "allow a grace under 1h (a result's transaction may still be open), and deleting when no result was read");
 }
 
 int ObjectsCommands::run(const Config& config, std::ostream& out, std::ostream& err) const {
   auto grace = worker::parse_grace(older_than_);
   if (!grace) return fail(err, "--older-than: " + grace.error().message());
+  if (*grace < std::chrono::hours(1) && !force_) {
+    return fail(err, fmt::format("--older-than {} is under 1h: an upload whose result's transaction is still open (up to the "
+                                 "producers' transaction.timeout.ms) would look unreferenced; add --force to sweep anyway",
+                                 older_than_));
+  }
   auto settings = worker::object_settings_from(config);
   if (!settings) return fail(err, settings.error().message());
   if (!settings->enabled()) {
@@ -65,9 +72,16 @@ int ObjectsCommands::run(const Config& config, std::ostream& out, std::ostream& 
   auto results = read_to_end(config, names.results());
   if (!results) return fail(err, fmt::format("{} (nothing deleted)", results.error().message()));
   std::size_t result_count = 0;
+  // A record that does not decode may name objects: nothing is deleted on a guess.
+  const auto unreadable = [&](const std::string& topic, const Error& error) {
+    return fail(err, fmt::format("a record of {} does not decode ({}): nothing deleted", topic, error.message()));
+  };
   for (const auto& record : *results) {
     v1::Result result;
-    if (record.tombstone || !decode_message(record.value, record.content_type, result)) continue;
+    if (record.tombstone) continue;
+    if (auto decoded = decode_message(record.value, record.content_type, result); !decoded) {
+      return unreadable(names.results(), decoded.error());
+    }
     ++result_count;
     add_refs(result, settings->bucket, referenced);
   }
@@ -76,10 +90,19 @@ int ObjectsCommands::run(const Config& config, std::ostream& out, std::ostream& 
   if (!dead) return fail(err, fmt::format("{} (nothing deleted)", dead.error().message()));
   for (const auto& record : *dead) {
     v1::DeadLetter letter;
-    if (record.tombstone || !decode_message(record.value, record.content_type, letter)) continue;
+    if (record.tombstone) continue;
+    if (auto decoded = decode_message(record.value, record.content_type, letter); !decoded) {
+      return unreadable(names.dead_letters(), decoded.error());
+    }
     for (const auto& result : letter.history()) add_refs(result, settings->bucket, referenced);
   }
   const auto plan = worker::plan_sweep(*objects, referenced, now_ms, *grace);
+  if (result_count == 0 && !plan.remove.empty() && !force_) {
+    return fail(err, fmt::format("no committed result was read from {}, yet {} objects are older than {}: is topic_prefix this "
+                                 "deployment's? (--force deletes them anyway; nothing deleted)",
+                                 names.results(), plan.remove.size(), older_than_));
+  }
+  for (const auto& object : plan.foreign) out << fmt::format("keep {}: not a kcron output's key\n", object.key);
   for (const auto& object : plan.referenced)
     out << fmt::format("keep {} ({} bytes): a committed result names it\n", object.key, object.size);
   for (const auto& object : plan.young) {
@@ -101,10 +124,11 @@ int ObjectsCommands::run(const Config& config, std::ostream& out, std::ostream& 
     freed += object.size;
     out << fmt::format("deleted {} ({} bytes, {})\n", object.key, object.size, age(now_ms, object.modified_ms));
   }
-  out << fmt::format("{}: {} objects in s3://{}, {} results read; {} named by a result, {} younger than {}, {} {}{}\n",
-                     dry_run_ ? "dry run" : "sweep", objects->size(), settings->bucket, result_count, plan.referenced.size(),
-                     plan.young.size(), older_than_, plan.remove.size() - failed, dry_run_ ? "to delete" : "deleted",
-                     dry_run_ ? "" : fmt::format(" ({} bytes)", freed));
+  out << fmt::format(
+      "{}: {} objects in s3://{}, {} results read; {} named by a result, {} not kcron's, {} younger than {}, {} {}{}\n",
+      dry_run_ ? "dry run" : "sweep", objects->size(), settings->bucket, result_count, plan.referenced.size(),
+      plan.foreign.size(), plan.young.size(), older_than_, plan.remove.size() - failed, dry_run_ ? "to delete" : "deleted",
+      dry_run_ ? "" : fmt::format(" ({} bytes)", freed));
   if (failed > 0) return fail(err, fmt::format("{} objects could not be deleted (above)", failed));
   return 0;
 }

@@ -23,6 +23,7 @@ class ObjectsCommands {
   CLI::App* sweep_ = nullptr;
   std::string older_than_ = "24h";
   bool dry_run_ = false;
+  bool force_ = false;
 };
 
 }  // namespace kcron::cli

@@ -1904,6 +1904,13 @@ struct ApiServer::Impl {
     auto caller = authenticate(request, response, request_id);
     if (!caller || !permitted(*caller, Action::kReadJobs, {}, response, request_id)) return;
     if (!await_consistency(request, response, request_id)) return;
+    // Whole outputs only: a content provider answering a range would be handed the whole object.
+    if (request.has_header("Range")) {
+      reply_problem(response,
+                    make_problem(400, "range requests are not served: read the whole output (Content-Length gives its size)"),
+                    request_id);
+      return;
+    }
     const std::string id = request.matches[1];
     const std::string name = request.matches[2];
     auto found = view.job(caller->tenant, id);
@@ -1998,6 +2005,7 @@ struct ApiServer::Impl {
   // X-Kcron-Sha256 (hex, as the result records it) and Repr-Digest (RFC 9530: base64 in colons).
   static void set_digest_headers(httplib::Response& response, const std::string& sha256_hex) {
     response.set_header("X-Kcron-Sha256", sha256_hex);
+    response.set_header("Accept-Ranges", "none");
     std::string raw;
     for (std::size_t index = 0; index + 1 < sha256_hex.size(); index += 2) {
       unsigned int value = 0;

@@ -152,18 +152,21 @@ TEST_CASE("worker killed after its upload, before its commit: committed results 
   // The sweep's dry run lists exactly the orphan; the sweep then deletes it and only it.
   const auto flags = fmt::format("--set objects.endpoint={} --set objects.bucket={} --set objects.credentials_file='{}'",
                                  settings.endpoint, kBucket, settings.credentials_file);
-  const auto dry = run_cli(env, flags + " objects sweep --older-than 0s --dry-run");
+  const auto dry = run_cli(env, flags + " objects sweep --older-than 0s --force --dry-run");
   INFO(dry.output);
   CHECK(dry.exit_code == 0);
   CHECK(count_occurrences(dry.output, "would delete ") == 1);
-  CHECK_THAT(dry.output, Catch::Contains("1 named by a result, 0 younger than 0s, 1 to delete"));
+  CHECK_THAT(dry.output, Catch::Contains("1 named by a result, 0 not kcron's, 0 younger than 0s, 1 to delete"));
   CHECK_THAT(dry.output, Catch::Contains("would delete " + orphans[0] + " (300000 bytes"));
   for (const auto& key : referenced) CHECK_THAT(dry.output, Catch::Contains("keep " + key));
+  const auto unforced = run_cli(env, flags + " objects sweep --older-than 0s --dry-run");  // under 1h needs --force
+  CHECK(unforced.exit_code != 0);
+  CHECK_THAT(unforced.output, Catch::Contains("is under 1h"));
   const auto graced = run_cli(env, flags + " objects sweep --dry-run");  // default grace 24h: nothing goes
   INFO(graced.output);
   CHECK(count_occurrences(graced.output, "would delete ") == 0);
   CHECK_THAT(graced.output, Catch::Contains("keep " + orphans[0]) && Catch::Contains("younger than 24h"));
-  const auto swept = run_cli(env, flags + " objects sweep --older-than 0s");
+  const auto swept = run_cli(env, flags + " objects sweep --older-than 0s --force");
   INFO(swept.output);
   CHECK(swept.exit_code == 0);
   CHECK_THAT(swept.output, Catch::Contains("deleted " + orphans[0]));

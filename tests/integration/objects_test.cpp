@@ -144,11 +144,12 @@ std::pair<std::unique_ptr<Process>, int> start_api(TestEnv& env, const ApiKeys& 
   return {std::move(process), port};
 }
 
-httplib::Result api_get(int port, const std::string& path, const std::string& token) {
+httplib::Result api_get(int port, const std::string& path, const std::string& token, httplib::Headers headers = {}) {
   httplib::Client client("127.0.0.1", port);
   client.set_url_encode(false);
   client.set_read_timeout(30, 0);
-  return client.Get(path, {{"Authorization", "Bearer " + token}});
+  headers.emplace("Authorization", "Bearer " + token);
+  return client.Get(path, headers);
 }
 
 }  // namespace
@@ -227,6 +228,11 @@ TEST_CASE("a 5 MB exec output lands in s3proxy and kcron result get reads it bac
   CHECK(streamed->get_header_value("Content-Type") == "application/octet-stream");
   CHECK(streamed->get_header_value("Content-Length") == std::to_string(kBigBytes));
   CHECK(streamed->get_header_value("X-Kcron-Attempt") == "0");
+  CHECK(streamed->get_header_value("Accept-Ranges") == "none");
+  const auto ranged = api_get(port, path, own, {{"Range", "bytes=0-9"}});  // whole outputs only
+  REQUIRE(ranged);
+  CHECK(ranged->status == 400);
+  CHECK_THAT(ranged->body, Catch::Contains("range requests are not served"));
   const auto other = api_get(port, path, api_token(keys, "acme", "admin"));
   REQUIRE(other);
   CHECK(other->status == 404);

@@ -136,7 +136,9 @@ SweepPlan plan_sweep(const std::vector<ObjectInfo>& objects, const std::set<std:
                      std::chrono::milliseconds grace) {
   SweepPlan plan;
   for (const auto& object : objects) {
-    if (referenced_keys.contains(object.key)) {
+    if (!is_output_key(object.key)) {
+      plan.foreign.push_back(object);  // another program's object in a shared bucket: never kcron's to delete
+    } else if (referenced_keys.contains(object.key)) {
       plan.referenced.push_back(object);
     } else if (object.modified_ms <= 0 || now_ms - object.modified_ms < grace.count()) {
       plan.young.push_back(object);  // an unknown age is never taken for an old one
@@ -145,6 +147,23 @@ SweepPlan plan_sweep(const std::vector<ObjectInfo>& objects, const std::set<std:
     }
   }
   return plan;
+}
+
+bool is_output_key(std::string_view key) {
+  std::vector<std::string_view> parts;
+  for (std::size_t from = 0;;) {
+    const auto slash = key.find('/', from);
+    parts.push_back(key.substr(from, slash == std::string_view::npos ? std::string_view::npos : slash - from));
+    if (slash == std::string_view::npos) break;
+    from = slash + 1;
+  }
+  if (parts.size() != 5 || parts[0].empty() || parts[1].empty() || parts[2].empty()) return false;
+  if (!std::all_of(parts[2].begin(), parts[2].end(), [](char c) { return c >= '0' && c <= '9'; })) return false;
+  if (parts[3].size() != 32 ||
+      !std::all_of(parts[3].begin(), parts[3].end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); })) {
+    return false;
+  }
+  return parts[4] == "stdout" || parts[4] == "stderr" || parts[4] == "body";
 }
 
 Result<std::chrono::milliseconds> parse_grace(std::string_view text) {

@@ -86,7 +86,12 @@ struct SweepPlan {
   std::vector<ObjectInfo> remove;      // unreferenced and older than the grace
   std::vector<ObjectInfo> referenced;  // kept: a committed result names it
   std::vector<ObjectInfo> young;       // kept: unreferenced, but within the grace (or of unknown age)
+  std::vector<ObjectInfo> foreign;     // kept: its key is not an output's key (not kcron's object)
 };
+
+// Whether `key` has the layout of a stored output's key:
+// <tenant>/<escaped job id>/<attempt>/<32-hex run token>/<stdout|stderr|body>.
+bool is_output_key(std::string_view key);
 SweepPlan plan_sweep(const std::vector<ObjectInfo>& objects, const std::set<std::string>& referenced_keys, std::int64_t now_ms,
                      std::chrono::milliseconds grace);
 

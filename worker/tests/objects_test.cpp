@@ -244,26 +244,45 @@ TEST_CASE("the sweep deletes only objects no committed result names and older th
   using namespace std::chrono_literals;
   const std::int64_t now = 1'000'000'000;
   const std::int64_t hour = 3600'000;
-  const std::vector<ObjectInfo> objects = {
-      {"t/j/0/a/stdout", 10, now - 48 * hour},  // referenced, old: kept
-      {"t/j/0/b/stdout", 10, now - 48 * hour},  // an orphan, old: deleted
-      {"t/j/1/c/stdout", 10, now - hour},       // an orphan within the grace: kept (its commit may be in flight)
-      {"t/j/1/d/stdout", 10, 0},                // age unknown: kept
-      {"t/j/2/e/stdout", 10, now - 24 * hour},  // exactly the grace: deleted
+  const auto key = [](std::string_view job, int attempt, char token) {
+    return fmt::format("t/{}/{}/{}/stdout", job, attempt, std::string(32, token));
   };
-  const std::set<std::string> referenced = {"t/j/0/a/stdout", "t/other/0/z/stdout"};
+  const std::vector<ObjectInfo> objects = {
+      {key("j", 0, 'a'), 10, now - 48 * hour},  // referenced, old: kept
+      {key("j", 0, 'b'), 10, now - 48 * hour},  // an orphan, old: deleted
+      {key("j", 1, 'c'), 10, now - hour},       // an orphan within the grace: kept (its commit may be in flight)
+      {key("j", 1, 'd'), 10, 0},                // age unknown: kept
+      {key("j", 2, 'e'), 10, now - 24 * hour},  // exactly the grace: deleted
+  };
+  const std::set<std::string> referenced = {key("j", 0, 'a'), key("other", 0, 'z')};
   const auto plan = plan_sweep(objects, referenced, now, 24h);
   auto keys = [](const std::vector<ObjectInfo>& list) {
     std::vector<std::string> out;
     for (const auto& object : list) out.push_back(object.key);
     return out;
   };
-  CHECK(keys(plan.remove) == std::vector<std::string>{"t/j/0/b/stdout", "t/j/2/e/stdout"});
-  CHECK(keys(plan.referenced) == std::vector<std::string>{"t/j/0/a/stdout"});
-  CHECK(keys(plan.young) == std::vector<std::string>{"t/j/1/c/stdout", "t/j/1/d/stdout"});
+  CHECK(keys(plan.remove) == std::vector<std::string>{key("j", 0, 'b'), key("j", 2, 'e')});
+  CHECK(keys(plan.referenced) == std::vector<std::string>{key("j", 0, 'a')});
+  CHECK(keys(plan.young) == std::vector<std::string>{key("j", 1, 'c'), key("j", 1, 'd')});
   // No grace: every unreferenced object of a known age goes.
   CHECK(plan_sweep(objects, referenced, now, 0ms).remove.size() == 3);
   CHECK(plan_sweep({}, referenced, now, 0ms).remove.empty());
+  // Another program's objects in a shared bucket are never kcron's to delete.
+  const auto shared = plan_sweep({{"backups/2026-12-01.tar", 10, now - 48 * hour}, {key("j", 0, 'b') + "/x", 1, now - 48 * hour}},
+                                 referenced, now, 0ms);
+  CHECK(shared.remove.empty());
+  CHECK(shared.foreign.size() == 2);
+}
+
+TEST_CASE("an output key has the layout the worker writes") {
+  CHECK(is_output_key("acme/job%2F1/0/0123456789abcdef0123456789abcdef/stdout"));
+  CHECK(is_output_key("default/%2E%2E/12/0123456789abcdef0123456789abcdef/body"));
+  CHECK_FALSE(is_output_key("acme/job/0/0123456789abcdef0123456789abcdef/other"));
+  CHECK_FALSE(is_output_key("acme/job/x/0123456789abcdef0123456789abcdef/stdout"));
+  CHECK_FALSE(is_output_key("acme/job/0/0123456789ABCDEF0123456789abcdef/stdout"));
+  CHECK_FALSE(is_output_key("acme/job/0/short/stdout"));
+  CHECK_FALSE(is_output_key("acme//0/0123456789abcdef0123456789abcdef/stdout"));
+  CHECK_FALSE(is_output_key("a/b/acme/job/0/0123456789abcdef0123456789abcdef/stdout"));
 }
 
 TEST_CASE("sweep grace periods are a number and a unit") {
