@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -70,22 +71,23 @@ Result<std::unique_ptr<RdKafka::Conf>> make_conf(const Properties& properties) {
   return conf;
 }
 
-// The last connection the broker refused for who this client is (TLS, SASL), process-wide: every
+// The connections the broker refused for who this client is (TLS, SASL), process-wide: every
 // client of a program uses the same credentials. Read by the start-up waits to fail fast.
 struct Refusals {
+  using Clock = std::chrono::steady_clock;
   std::mutex mutex;
-  std::string last;  // guarded by mutex
+  std::string last;            // guarded by mutex
+  Clock::time_point at_last;   // guarded by mutex: when `last` was noted
+  Clock::time_point at_prior;  // guarded by mutex: when the refusal before it was noted
   std::atomic<std::uint64_t> count{0};
   void note(std::string text) {
     {
       std::lock_guard lock(mutex);
       last = std::move(text);
+      at_prior = at_last;
+      at_last = Clock::now();
     }
     count.fetch_add(1);
-  }
-  std::string last_text() {
-    std::lock_guard lock(mutex);
-    return last;
   }
   static Refusals& instance() {
     static Refusals refusals;
@@ -93,13 +95,27 @@ struct Refusals {
   }
 };
 
-// An error naming the refusal when one happened since `mark` (a count() read before waiting).
+// An error naming the refusal when the broker refused this client's connections lately: twice
+// since `mark` (a count() read before waiting), or twice within the last kRecent with the latest
+// kFresh ago at most. Twice: librdkafka retries a refused connection within a second, while a single
+// TLS failure can be a broker closing connections as it restarts. Lately, not only since the mark:
+// librdkafka reports an error identical to a connection's previous one at most once per 30 s (log
+// and error event both), so a wait that starts just after the first refusals may see no new one
+// before it times out; it still fails with the cause.
 std::optional<Error> refused_since(std::uint64_t mark, std::string_view what) {
-  // Twice at least: librdkafka retries a refused connection within a second, while a single TLS
-  // failure can be a broker closing connections as it restarts.
+  constexpr auto kRecent = std::chrono::seconds(75);
+  constexpr auto kFresh = std::chrono::seconds(40);
   auto& refusals = Refusals::instance();
-  if (refusals.count.load() < mark + 2) return std::nullopt;
-  const auto text = refusals.last_text();
+  std::string text;
+  {
+    std::lock_guard lock(refusals.mutex);
+    const auto now = Refusals::Clock::now();
+    const auto count = refusals.count.load();
+    const bool since_mark = count >= mark + 2;
+    const bool lately = count >= 2 && now - refusals.at_prior <= kRecent && now - refusals.at_last <= kFresh;
+    if (!since_mark && !lately) return std::nullopt;
+    text = refusals.last;
+  }
   const auto hint = connection_refusal_hint(text);
   return make_error("{}: the broker connection was refused: {}{}{}", what, text, hint.empty() ? "" : "; ", hint);
 }

@@ -685,6 +685,16 @@ std::string fatal_reason(const std::string& log_path) {
   return reason.substr(0, 120);
 }
 
+std::string fatal_line(const std::string& log_path) {
+  std::ifstream file(log_path);
+  std::string line;
+  std::string fatal;
+  while (std::getline(file, line)) {
+    if (line.find("event=fatal") != std::string::npos) fatal = line;
+  }
+  return fatal;
+}
+
 std::string heal_events(const std::string& log_path) {
   return fmt::format("rejoin={} recover={} rewind={}", count_in_log(log_path, "event=rejoin "),
                      count_in_log(log_path, "event=recover "), count_in_log(log_path, "event=rewind "));

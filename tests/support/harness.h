@@ -230,6 +230,8 @@ std::map<std::string, std::vector<std::int64_t>> succeeded_results(const std::ve
 
 // The `error="…"` of the last `event=fatal` line of a program's log (at most 120 characters), else "".
 std::string fatal_reason(const std::string& log_path);
+// The whole last `event=fatal` line of a program's log (empty when there is none).
+std::string fatal_line(const std::string& log_path);
 // How often a program healed itself in place, from its log: rejoins, recoveries and rewinds (the
 // vocabulary of kafka::LoopCounters; every program logs them alike).
 std::string heal_events(const std::string& log_path);
