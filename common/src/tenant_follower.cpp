@@ -1,166 +1,34 @@
 #include "kcron/tenant_follower.h"
 
-#include <spdlog/spdlog.h>
+#include <fmt/format.h>
 
+#include <string>
 #include <string_view>
 #include <utility>
-
-#include "kcron/codec.h"
-#include "kcron/service.h"
 
 namespace kcron {
 namespace {
 
-constexpr Millis kMetadataTimeout(10000);
+FollowedTopic tenant_topic(const TopicNames& names, TenantRegistry& registry) {
+  FollowedTopic topic;
+  topic.topic = names.tenants();
+  topic.group_prefix = names.prefix + "tenants-";
+  topic.event = "tenant";
+  topic.key_field = "tenant";
+  topic.key_meaning = "the tenant name";
+  topic.what = "tenant registry";
+  topic.loaded_event = "tenant_registry_loaded";
+  topic.missing_hint = "run `kcron topics create`; every tenant has no limits until the topic exists";
+  topic.apply = [&registry](std::string_view key, std::string_view value, std::string_view content_type, bool tombstone) {
+    return registry.apply(key, value, content_type, tombstone);
+  };
+  topic.loaded_fields = [&registry] { return fmt::format("tenants={} ", registry.all().size()); };
+  return topic;
+}
 
 }  // namespace
 
-TenantFollower::TenantFollower(kafka::Properties client, TopicNames names, TenantRegistry& registry, Millis assign_retry)
-    : client_(std::move(client)), names_(std::move(names)), registry_(registry), assign_retry_(assign_retry) {}
-
-TenantFollower::~TenantFollower() {
-  close();
-}
-
-Status TenantFollower::start(Millis timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  if (!consumer_) {
-    auto properties = client_;
-    const auto client_id = properties.find("client.id");
-    properties["group.id"] = names_.prefix + "tenants-" + (client_id != properties.end() ? client_id->second : "kcron");
-    properties["enable.auto.commit"] = "false";  // the group is never committed: every start reads from the beginning
-    properties["isolation.level"] = "read_committed";
-    properties["enable.partition.eof"] = "true";
-    auto consumer = kafka::make_consumer(properties);
-    if (!consumer) return consumer.error();
-    consumer_ = std::move(*consumer);
-  }
-  auto assigned = assign(std::min(timeout, kMetadataTimeout));
-  if (!assigned) return assigned.error();
-  if (!*assigned) {
-    spdlog::warn(
-        "event=tenant_topic_missing topic={} retry_s={} hint=\"run `kcron topics create`; every tenant has no limits "
-        "until the topic exists\"",
-        names_.tenants(), std::chrono::duration_cast<std::chrono::seconds>(assign_retry_).count());
-    return Status::success();
-  }
-  while (!catch_up_.empty()) {
-    if (std::chrono::steady_clock::now() >= deadline || stop_requested()) {
-      const auto& [partition, high] = *catch_up_.begin();
-      return make_error("tenant registry: {}[{}] not read up to offset {} within {} ms ({} records applied)", names_.tenants(),
-                        partition, high, timeout.count(), applied_);
-    }
-    std::unique_ptr<RdKafka::Message> message(consumer_->consume(100));
-    const auto code = message->err();
-    if (code == RdKafka::ERR_NO_ERROR) {
-      apply(*message);
-      if (auto pending = catch_up_.find(message->partition());
-          pending != catch_up_.end() && message->offset() + 1 >= pending->second) {
-        catch_up_.erase(pending);
-      }
-      continue;
-    }
-    if (code == RdKafka::ERR__PARTITION_EOF) {
-      if (auto pending = catch_up_.find(message->partition());
-          pending != catch_up_.end() && message->offset() >= pending->second) {
-        catch_up_.erase(pending);
-      }
-    } else if (code != RdKafka::ERR__TIMED_OUT) {
-      spdlog::warn("event=tenant_consume_error error=\"{}\"", message->errstr());
-    }
-    // A transaction's commit marker ends a partition without a record: the position shows it.
-    kafka::PartitionList positions;
-    for (const auto& [partition, high] : catch_up_)
-      positions.items.push_back(RdKafka::TopicPartition::create(names_.tenants(), partition));
-    if (consumer_->position(positions.items) != RdKafka::ERR_NO_ERROR) continue;
-    for (const auto* position : positions.items) {
-      if (position->offset() >= 0 && position->offset() >= catch_up_[position->partition()])
-        catch_up_.erase(position->partition());
-    }
-  }
-  spdlog::info("event=tenant_registry_loaded topic={} tenants={} applied={} refused={}", names_.tenants(), registry_.all().size(),
-               applied_, refused_);
-  return Status::success();
-}
-
-Result<bool> TenantFollower::assign(Millis timeout) {
-  auto counts = kafka::partition_counts(*consumer_, timeout);
-  if (!counts) return counts.error();
-  const auto found = counts->find(names_.tenants());
-  if (found == counts->end()) {
-    next_assign_ = std::chrono::steady_clock::now() + assign_retry_;
-    return false;
-  }
-  kafka::PartitionList list;
-  catch_up_.clear();
-  for (std::int32_t partition = 0; partition < found->second; ++partition) {
-    // Retried inside: a topic created a moment ago answers "not leader" until it has one.
-    auto marks = kafka::watermarks(*consumer_, names_.tenants(), partition, timeout);
-    if (!marks) return marks.error();
-    if (marks->second > marks->first) catch_up_[partition] = marks->second;
-    list.items.push_back(RdKafka::TopicPartition::create(names_.tenants(), partition, RdKafka::Topic::OFFSET_BEGINNING));
-  }
-  if (const auto code = consumer_->assign(list.items); code != RdKafka::ERR_NO_ERROR)
-    return kafka::to_error(code, fmt::format("assign {}", names_.tenants()));
-  following_ = true;
-  return true;
-}
-
-void TenantFollower::poll(int max_records) {
-  if (!consumer_) return;
-  if (!following_) {
-    if (std::chrono::steady_clock::now() < next_assign_) return;
-    auto assigned = assign(kMetadataTimeout);
-    if (!assigned) {
-      next_assign_ = std::chrono::steady_clock::now() + assign_retry_;
-      spdlog::warn("event=tenant_assign_failed topic={} error=\"{}\"", names_.tenants(), assigned.error().message());
-      return;
-    }
-    if (!*assigned) return;
-    spdlog::info("event=tenant_topic_found topic={}", names_.tenants());
-  }
-  for (int count = 0; count < max_records; ++count) {
-    std::unique_ptr<RdKafka::Message> message(consumer_->consume(0));
-    const auto code = message->err();
-    if (code == RdKafka::ERR__TIMED_OUT) return;
-    if (code == RdKafka::ERR__PARTITION_EOF) continue;
-    if (code != RdKafka::ERR_NO_ERROR) {
-      spdlog::warn("event=tenant_consume_error error=\"{}\"", message->errstr());
-      return;
-    }
-    // After the start: each change is logged (tenant settings change rarely).
-    if (apply(*message)) {
-      spdlog::info("event=tenant_record_applied tenant={} partition={} offset={}",
-                   message->key() != nullptr ? *message->key() : std::string(), message->partition(), message->offset());
-    }
-  }
-}
-
-bool TenantFollower::apply(RdKafka::Message& message) {
-  const std::string key = message.key() != nullptr ? *message.key() : std::string();
-  const bool tombstone = message.payload() == nullptr;
-  Status status = Status::success();
-  if (key.empty()) {
-    status = make_error("a record without a key (the key is the tenant name)");
-  } else {
-    const std::string_view value(static_cast<const char*>(message.payload()), tombstone ? 0 : message.len());
-    status = registry_.apply(key, value, kafka::header_value(message, header::kContentType), tombstone);
-  }
-  if (status) {
-    ++applied_;
-    return true;
-  }
-  ++refused_;
-  spdlog::warn("event=tenant_record_refused tenant={} partition={} offset={} reason=\"{}\"", key, message.partition(),
-               message.offset(), status.error().message());
-  return false;
-}
-
-void TenantFollower::close() {
-  if (!consumer_) return;
-  consumer_->close();
-  consumer_.reset();
-  following_ = false;
-}
+TenantFollower::TenantFollower(kafka::Properties client, const TopicNames& names, TenantRegistry& registry, Millis assign_retry)
+    : CompactedFollower(std::move(client), tenant_topic(names, registry), assign_retry) {}
 
 }  // namespace kcron
