@@ -7,35 +7,15 @@
 #include <cstring>
 #include <memory>
 
+#include "kcron/curl_handles.h"
+
 namespace kcron::cli {
 namespace {
 
+using curl::EasyHandle;
+using curl::StringList;
+
 constexpr std::size_t kMaxBodyBytes = std::size_t{64} << 20;  // a page of 500 jobs is a few MB
-
-struct EasyCleanup {
-  void operator()(CURL* easy) const { curl_easy_cleanup(easy); }
-};
-using EasyHandle = std::unique_ptr<CURL, EasyCleanup>;
-
-// A curl_slist; curl keeps pointers into it, so it must outlive the transfer.
-class StringList {
- public:
-  StringList() = default;
-  StringList(const StringList&) = delete;
-  StringList& operator=(const StringList&) = delete;
-  ~StringList() { curl_slist_free_all(head_); }
-
-  bool append(const std::string& line) {
-    curl_slist* next = curl_slist_append(head_, line.c_str());
-    if (next == nullptr) return false;
-    head_ = next;
-    return true;
-  }
-  curl_slist* get() const { return head_; }
-
- private:
-  curl_slist* head_ = nullptr;
-};
 
 // What the C callbacks of one transfer fill; they never throw (a failure stops the transfer).
 struct Received {

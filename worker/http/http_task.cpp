@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "core/secret_refs.h"
+#include "kcron/curl_handles.h"
 
 namespace kcron::worker {
 namespace {
@@ -21,45 +22,14 @@ namespace {
 constexpr long kPollIntervalMs = 50;  // how often a running transfer looks at `stop`
 constexpr const char* kUserAgent = "kcron-worker";
 
-struct EasyCleanup {
-  void operator()(CURL* easy) const { curl_easy_cleanup(easy); }
-};
-struct MultiCleanup {
-  void operator()(CURLM* multi) const { curl_multi_cleanup(multi); }
-};
-struct UrlCleanup {
-  void operator()(CURLU* url) const { curl_url_cleanup(url); }
-};
-struct CurlFree {
-  void operator()(char* text) const { curl_free(text); }
-};
 struct AddrinfoFree {
   void operator()(addrinfo* info) const { freeaddrinfo(info); }
 };
-using EasyHandle = std::unique_ptr<CURL, EasyCleanup>;
-using MultiHandle = std::unique_ptr<CURLM, MultiCleanup>;
-using UrlHandle = std::unique_ptr<CURLU, UrlCleanup>;
-using CurlString = std::unique_ptr<char, CurlFree>;
-
-// A curl_slist; curl keeps pointers into it, so it must outlive the easy handle using it.
-class StringList {
- public:
-  StringList() = default;
-  StringList(const StringList&) = delete;
-  StringList& operator=(const StringList&) = delete;
-  ~StringList() { curl_slist_free_all(head_); }
-
-  bool append(const std::string& line) {
-    curl_slist* next = curl_slist_append(head_, line.c_str());
-    if (next == nullptr) return false;
-    head_ = next;
-    return true;
-  }
-  curl_slist* get() const { return head_; }
-
- private:
-  curl_slist* head_ = nullptr;
-};
+using curl::CurlString;
+using curl::EasyHandle;
+using curl::MultiHandle;
+using curl::StringList;
+using curl::UrlHandle;
 
 // Keeps an easy handle in a multi handle; removes it before either is cleaned up.
 class Attachment {

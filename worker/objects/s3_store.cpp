@@ -15,33 +15,15 @@
 #include <sstream>
 #include <thread>
 
+#include "kcron/curl_handles.h"
+
 namespace kcron::worker {
 namespace {
 
+using curl::EasyHandle;
+using curl::StringList;
+
 constexpr std::size_t kMaxErrorBodyBytes = std::size_t{64} * 1024;
-
-struct EasyCleanup {
-  void operator()(CURL* easy) const { curl_easy_cleanup(easy); }
-};
-using EasyHandle = std::unique_ptr<CURL, EasyCleanup>;
-
-class StringList {
- public:
-  StringList() = default;
-  StringList(const StringList&) = delete;
-  StringList& operator=(const StringList&) = delete;
-  ~StringList() { curl_slist_free_all(head_); }
-  bool append(const std::string& line) {
-    curl_slist* next = curl_slist_append(head_, line.c_str());
-    if (next == nullptr) return false;
-    head_ = next;
-    return true;
-  }
-  curl_slist* get() const { return head_; }
-
- private:
-  curl_slist* head_ = nullptr;
-};
 
 struct Transfer {
   std::string_view upload;  // what is still to send
