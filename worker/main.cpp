@@ -4,6 +4,8 @@
 
 #include <iostream>
 #include <optional>
+#include <string_view>
+#include <utility>
 
 #include "core/sealed_executor.h"
 #include "exec/exec_task.h"
@@ -159,6 +161,13 @@ int run(int argc, char** argv) {
   if (object_store) {
     http_policy->whole_bytes = object_settings->max_bytes;
     http_policy->whole_threshold = object_settings->threshold_bytes;
+  }
+  for (const auto& [setting, bytes] : {std::pair<std::string_view, std::size_t>{"exec.capture_bytes", exec_policy->capture_bytes},
+                                       {"http.max_body_bytes", http_policy->max_body_bytes}}) {
+    if (auto checked = kcron::worker::check_inline_limit(*object_settings, setting, bytes); !checked) {
+      std::cerr << "kcron-worker: " << checked.error().message() << "\n";
+      return 2;
+    }
   }
   kcron::worker::WallSettings wall_settings;
   wall_settings.topic_prefix = settings.names.prefix;

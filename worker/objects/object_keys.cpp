@@ -127,6 +127,15 @@ bool should_store(const ObjectSettings& settings, std::size_t size) {
   return settings.enabled() && size > settings.threshold_bytes;
 }
 
+Status check_inline_limit(const ObjectSettings& settings, std::string_view inline_setting, std::size_t inline_bytes) {
+  if (!settings.enabled() || settings.threshold_bytes <= inline_bytes) return Status::success();
+  return make_error(
+      "objects.threshold_bytes ({}) is over {} ({}): an output of {} to {} bytes would be cut to {} bytes in the result and "
+      "not stored; set objects.threshold_bytes to at most {}, or raise {}",
+      settings.threshold_bytes, inline_setting, inline_bytes, inline_bytes + 1, settings.threshold_bytes, inline_bytes,
+      inline_bytes, inline_setting);
+}
+
 bool is_run_token(std::string_view token) {
   return token.size() == 32 &&
          std::all_of(token.begin(), token.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });

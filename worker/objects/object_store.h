@@ -69,6 +69,11 @@ Result<ObjectLocation> parse_object_uri(std::string_view uri);
 // Whether an output of `size` bytes goes to the store (enabled and over the threshold).
 bool should_store(const ObjectSettings& settings, std::size_t size);
 
+// With the store on, an output is cut inline at `inline_bytes` (exec.capture_bytes,
+// http.max_body_bytes) and stored whole only over objects.threshold_bytes: a threshold over an
+// inline limit would lose the bytes of outputs between the two. An error naming both settings then.
+Status check_inline_limit(const ObjectSettings& settings, std::string_view inline_setting, std::size_t inline_bytes);
+
 // A run token is 32 lowercase hex digits.
 bool is_run_token(std::string_view token);
 

@@ -297,3 +297,16 @@ TEST_CASE("sweep grace periods are a number and a unit") {
     CHECK_THAT(parsed.error().message(), Catch::Contains("is not a duration"));
   }
 }
+
+TEST_CASE("a threshold over an inline limit is refused at start, naming both settings", "[objects]") {
+  ObjectSettings settings;
+  settings.threshold_bytes = 100000;
+  CHECK(check_inline_limit(settings, "exec.capture_bytes", 65536));  // no endpoint: the store is off
+  settings.endpoint = "http://127.0.0.1:1";
+  CHECK(check_inline_limit(settings, "exec.capture_bytes", 100000));
+  CHECK(check_inline_limit(settings, "exec.capture_bytes", 200000));
+  const auto refused = check_inline_limit(settings, "http.max_body_bytes", 65536);
+  REQUIRE_FALSE(refused);
+  CHECK_THAT(refused.error().message(), Catch::Contains("objects.threshold_bytes (100000) is over http.max_body_bytes (65536)"));
+  CHECK_THAT(refused.error().message(), Catch::Contains("65537 to 100000 bytes"));
+}
