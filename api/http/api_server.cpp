@@ -499,39 +499,63 @@ struct ApiServer::Impl {
     const auto& ref = submission.value->ref;
     auto found = settings.templates->find(caller.tenant, ref.name, ref.version);
     if (!found && settings.template_wait.count() > 0) {
-      // A wait holds a request thread: it shares the quarter of them that consistency waits may hold.
-      struct Slot {
-        std::atomic<std::size_t>& count;
-        ~Slot() { count.fetch_sub(1); }
-      } slot{consistency_waiting};
-      if (consistency_waiting.fetch_add(1) >= max_consistency_waiting) {
+      const WaitSlot slot(*this);
+      if (!slot.held) {
         response.set_header("Retry-After", "1");
-        return reply_problem(
-            response, make_problem(503, fmt::format("too many requests wait; template '{}' is not here yet: retry", ref.text())),
-            request_id);
+        return reply_problem(response, make_problem(503, too_many_template_waits(ref)), request_id);
       }
       found = settings.templates->find(caller.tenant, ref.name, ref.version, settings.template_wait);
     }
-    if (!found) return missing_template(response, caller.tenant, ref, settings.template_wait, request_id);
-    auto rendered = templates::render(*found, submission.value->params);
-    if (!rendered) return reply_problem(response, make_problem(400, rendered.error().message(), "params"), request_id);
-    if (submission.value->id) rendered->set_id(*submission.value->id);
-    rendered->clear_template_();
-    rendered->clear_tenant();
-    auto job = parse_job_body(to_json(*rendered), caller.tenant, caller.principal.subject, generated);
-    if (!job.ok()) {
-      return reply_problem(
-          response,
-          make_problem(400, fmt::format("template '{}' renders a job that is refused: {}", ref.text(), job.error.message),
-                       job.error.field),
-          request_id);
+    if (!found) {
+      return reply_problem(response, make_problem(404, missing_template(caller.tenant, ref, settings.template_wait), "template"),
+                           request_id);
     }
-    job.value->set_template_(ref.text());
+    auto job = render_submission(caller, *submission.value, *found, generated);
+    if (!job.ok()) return reply_problem(response, make_problem(400, job.error.message, job.error.field), request_id);
     v1::Command command;
     *command.mutable_submit() = *job.value;
     const auto& id = job.value->id();
     write_submission(caller, "submit", id, command, "/v1/jobs/" + percent_encode(id), {{"template", ref.text()}}, response,
                      request_id);
+  }
+
+  // A template body rendered with `found` (its version) and checked as a job body: the concrete
+  // job, with the caller's tenant and subject and `template` = "name@version", or why not (a render
+  // error under "params", a refused job under its field).
+  Checked<v1::Job> render_submission(const Caller& caller, const TemplateSubmission& submission, const v1::Template& found,
+                                     const std::string& generated) const {
+    Checked<v1::Job> checked;
+    auto rendered = templates::render(found, submission.params);
+    if (!rendered) {
+      checked.error = FieldError{"params", rendered.error().message()};
+      return checked;
+    }
+    if (submission.id) rendered->set_id(*submission.id);
+    rendered->clear_template_();
+    rendered->clear_tenant();
+    checked = parse_job_body(to_json(*rendered), caller.tenant, caller.principal.subject, generated);
+    if (!checked.ok()) {
+      checked.error.message =
+          fmt::format("template '{}' renders a job that is refused: {}", submission.ref.text(), checked.error.message);
+      return checked;
+    }
+    checked.value->set_template_(submission.ref.text());
+    return checked;
+  }
+
+  // A wait for a template version holds a request thread: it shares the quarter of them that
+  // consistency waits may hold. `held` false: none was free.
+  struct WaitSlot {
+    std::atomic<std::size_t>& count;
+    bool held;
+    explicit WaitSlot(Impl& impl) : count(impl.consistency_waiting), held(count.fetch_add(1) < impl.max_consistency_waiting) {}
+    ~WaitSlot() { count.fetch_sub(1); }
+    WaitSlot(const WaitSlot&) = delete;
+    WaitSlot& operator=(const WaitSlot&) = delete;
+  };
+
+  static std::string too_many_template_waits(const templates::Ref& ref) {
+    return fmt::format("too many requests wait; template '{}' is not here yet: retry", ref.text());
   }
 
   // ---- templates (docs/templates.md#kcron-api): kcron.templates as this instance follows it ----
@@ -542,18 +566,14 @@ struct ApiServer::Impl {
     return false;
   }
 
-  void missing_template(httplib::Response& response, const std::string& tenant, const templates::Ref& ref, Millis waited,
-                        const std::string& request_id) {
+  // Why a version is refused after the wait, with the versions there are.
+  std::string missing_template(const std::string& tenant, const templates::Ref& ref, Millis waited) const {
     std::string there;
     for (const auto& version : settings.templates->versions(tenant, ref.name)) {
       there += (there.empty() ? "" : ", ") + std::to_string(version.version());
     }
-    reply_problem(response,
-                  make_problem(404,
-                               fmt::format("template '{}' has no version {} in tenant {} (waited {} ms for it; its versions: {})",
-                                           ref.name, ref.version, tenant, waited.count(), there.empty() ? "none" : there),
-                               "template"),
-                  request_id);
+    return fmt::format("template '{}' has no version {} in tenant {} (waited {} ms for it; its versions: {})", ref.name,
+                       ref.version, tenant, waited.count(), there.empty() ? "none" : there);
   }
 
   static nlohmann::json template_object(const v1::Template& definition) { return nlohmann::json::parse(to_json(definition)); }
@@ -854,6 +874,56 @@ struct ApiServer::Impl {
     return true;
   }
 
+  // A version a batch's template items name, as this request found it: `found`, or the status
+  // (404 not there after the wait, 503 no wait slot or no catalog) and detail its items are refused with.
+  struct BatchVersion {
+    std::optional<v1::Template> found;
+    int status = 404;
+    std::string detail;
+  };
+
+  // Each distinct name@version the valid template items of a batch name, looked up once. The ones
+  // this instance has not seen are waited for together: at most template_wait for the whole
+  // request, however many versions are missing.
+  std::map<std::string, BatchVersion> batch_templates(
+      const Caller& caller, const std::vector<std::optional<Checked<TemplateSubmission>>>& submissions) {
+    std::map<std::string, BatchVersion> versions;
+    std::map<std::string, templates::Ref> missing;
+    for (const auto& submission : submissions) {
+      if (!submission || !submission->ok()) continue;
+      const auto& ref = submission->value->ref;
+      auto [entry, added] = versions.try_emplace(ref.text());
+      if (!added) continue;
+      if (settings.templates == nullptr) {
+        entry->second.status = 503;
+        entry->second.detail = "this kcron-api does not follow kcron.templates";
+        continue;
+      }
+      entry->second.found = settings.templates->find(caller.tenant, ref.name, ref.version);
+      if (!entry->second.found) missing.emplace(ref.text(), ref);
+    }
+    if (missing.empty()) return versions;
+    std::optional<WaitSlot> slot;
+    if (settings.template_wait.count() > 0) slot.emplace(*this);
+    if (slot && !slot->held) {
+      for (const auto& [text, ref] : missing) {
+        versions[text].status = 503;
+        versions[text].detail = too_many_template_waits(ref);
+      }
+      return versions;
+    }
+    const auto deadline = std::chrono::steady_clock::now() + settings.template_wait;
+    for (const auto& [text, ref] : missing) {
+      auto& version = versions[text];
+      if (slot) {
+        const auto left = std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
+        version.found = settings.templates->find(caller.tenant, ref.name, ref.version, std::max(left, Millis(0)));
+      }
+      if (!version.found) version.detail = missing_template(caller.tenant, ref, settings.template_wait);
+    }
+    return versions;
+  }
+
   void submit_batch(const httplib::Request& request, httplib::Response& response, const std::string& request_id) {
     auto caller = authenticate(request, response, request_id);
     if (!caller || !permitted(*caller, Action::kSubmitJob, {}, response, request_id) || !json_body(request, response, request_id))
@@ -872,14 +942,41 @@ struct ApiServer::Impl {
     std::vector<nlohmann::json> results(items.size());
     std::vector<std::pair<std::string, OutRecord>> commands;
     std::vector<std::size_t> written_items;
+    std::vector<std::string> texts(items.size());
+    std::vector<std::optional<Checked<TemplateSubmission>>> submissions(items.size());
+    for (std::size_t index = 0; index < items.size(); ++index) {
+      texts[index] = items[index].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      if (items[index].is_object() && items[index].contains("template")) {
+        submissions[index] = parse_template_submission(texts[index]);
+      }
+    }
+    const auto versions = batch_templates(*caller, submissions);
     const auto idempotency_key = request.get_header_value("Idempotency-Key");
     for (std::size_t index = 0; index < items.size(); ++index) {
       const auto item_key = idempotency_key.empty() ? std::string() : fmt::format("{}#{}", idempotency_key, index);
-      auto job = parse_job_body(items[index].dump(), caller->tenant, caller->principal.subject,
-                                generated_job_id(caller->principal.subject, item_key, random_hex(12)));
+      const auto generated = generated_job_id(caller->principal.subject, item_key, random_hex(12));
+      const auto refuse = [&](int status, const std::string& detail, const std::string& field) {
+        results[index] = {{"status", status}, {"detail", detail}};
+        if (!field.empty()) results[index]["field"] = field;
+      };
+      Checked<v1::Job> job;
+      std::string from_template;
+      if (const auto& submission = submissions[index]; !submission) {
+        job = parse_job_body(texts[index], caller->tenant, caller->principal.subject, generated);
+      } else if (!submission->ok()) {
+        job.error = submission->error;
+      } else {
+        const auto& ref = submission->value->ref;
+        const auto& version = versions.at(ref.text());
+        if (!version.found) {
+          refuse(version.status, version.detail, "template");
+          continue;
+        }
+        job = render_submission(*caller, *submission->value, *version.found, generated);
+        from_template = ref.text();
+      }
       if (!job.ok()) {
-        results[index] = {{"status", 400}, {"detail", job.error.message}};
-        if (!job.error.field.empty()) results[index]["field"] = job.error.field;
+        refuse(400, job.error.message, job.error.field);
         continue;
       }
       v1::Command command;
@@ -888,6 +985,7 @@ struct ApiServer::Impl {
       commands.emplace_back(id, command_record(command, caller->tenant, id, request_id));
       written_items.push_back(index);
       results[index] = {{"status", 202}, {"id", id}};
+      if (!from_template.empty()) results[index]["template"] = from_template;
     }
     // The header carries one token per partition, its highest offset: covering it covers the rest.
     std::map<std::pair<std::string, std::int32_t>, WritePosition> highest;
@@ -914,6 +1012,7 @@ struct ApiServer::Impl {
     if (!joined.empty()) response.set_header(std::string(kConsistencyHeader), joined);
     response.status = 200;
     nlohmann::json answer{{"results", results},
+                          {"tenant", caller->tenant},
                           {"accepted", written_items.size()},
                           {"refused", items.size() - written_items.size()},
                           {"request_id", request_id}};
