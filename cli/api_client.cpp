@@ -201,6 +201,13 @@ Result<WriteAnswer> ApiClient::submit_body(std::string body) {
   return write("POST", "/v1/jobs", std::move(body));
 }
 
+Result<std::string> ApiClient::submit_batch(std::string body) {
+  auto response = call("POST", "/v1/jobs:batch", {}, std::move(body));
+  if (!response) return response.error();
+  consistency_ = response->header(kConsistencyHeader);
+  return std::move(response->body);
+}
+
 Result<WriteAnswer> ApiClient::update(const v1::Job& job) {
   if (job.id().empty()) return make_error("the job to update needs an id");
   return write("PUT", "/v1/jobs/" + percent_encode(job.id()), to_json(job));

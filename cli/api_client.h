@@ -113,6 +113,8 @@ class ApiClient {
   Result<WriteAnswer> submit(const v1::Job& job);     // POST /v1/jobs
   Result<WriteAnswer> submit_body(std::string body);  // POST /v1/jobs with a body as it is (a template body)
   Result<WriteAnswer> update(const v1::Job& job);     // PUT /v1/jobs/{id}
+  // POST /v1/jobs:batch with a {"jobs": [...]} body as it is: the answer's body (one result per item).
+  Result<std::string> submit_batch(std::string body);
   Result<WriteAnswer> cancel(std::string_view job_id, std::string_view reason);                       // POST /v1/jobs/{id}:cancel
   Result<JobRead> job(std::string_view job_id);                                                       // GET /v1/jobs/{id}
   Result<JobPage> list(const JobFilter& filter, std::size_t page_size, std::string_view page_token);  // GET /v1/jobs

@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "audit_query.h"
+#include "batch_lines.h"
 #include "kcron/codec.h"
 #include "kcron/templates.h"
 #include "kcron/tenant.h"
@@ -44,6 +45,11 @@ std::string_view command_name(v1::Command::CommandCase which) {
       break;
   }
   return "command";
+}
+
+// "line N", or "lines N-M".
+std::string line_range(std::size_t first, std::size_t last) {
+  return first == last ? fmt::format("line {}", first) : fmt::format("lines {}-{}", first, last);
 }
 
 }  // namespace
@@ -101,6 +107,49 @@ int api_submit(ApiClient& client, std::string_view input, std::ostream& out, std
     default:
       return fail(err, api_refusal(fmt::format("a {} command", command_name(command->command_case()))));
   }
+}
+
+int api_submit_batch(ApiClient& client, std::string_view text, std::ostream& out, std::ostream& err) {
+  auto chunks = api_batch_chunks(text);
+  if (!chunks) return fail(err, chunks.error().message());
+  std::size_t accepted = 0;
+  std::size_t refused = 0;
+  std::size_t requests = 0;
+  std::string tenant = client.target().tenant;
+  std::string unanswered;  // "lines N-M": from the first chunk that got no answer to the end
+  for (const auto& chunk : *chunks) {
+    const auto lines = line_range(chunk.lines.front(), chunk.lines.back());
+    auto answer = client.submit_batch(chunk.body);
+    auto read = answer ? api_batch_outcomes(*answer, chunk.lines) : Result<ApiBatchAnswer>(answer.error());
+    if (!read) {
+      err << "kcron: " << lines << ": " << read.error().message() << "\n";
+      unanswered = line_range(chunk.lines.front(), chunks->back().lines.back());
+      break;
+    }
+    ++requests;
+    if (!read->tenant.empty()) tenant = read->tenant;
+    for (const auto& outcome : read->outcomes) {
+      if (outcome.accepted()) {
+        ++accepted;
+        out << fmt::format("line {}: submitted {}{}\n", outcome.line, outcome.id,
+                           outcome.template_ref.empty() ? "" : " from template " + outcome.template_ref);
+        continue;
+      }
+      ++refused;
+      std::string where = fmt::format("HTTP {}", outcome.status);
+      if (!outcome.field.empty()) where += ", field " + outcome.field;
+      if (!read->request_id.empty()) where += ", request " + read->request_id;
+      err << fmt::format("kcron: line {}: {} ({})\n", outcome.line, one_line(outcome.detail, 500), where);
+    }
+  }
+  std::string summary = fmt::format("submitted {} job{} in {} request{}{}", accepted, accepted == 1 ? "" : "s", requests,
+                                    requests == 1 ? "" : "s", tenant_suffix("for", tenant));
+  if (refused > 0) summary += fmt::format("; {} line{} refused", refused, refused == 1 ? "" : "s");
+  if (!unanswered.empty()) {
+    summary += fmt::format("; {} got no answer: send them again (a job with an id is submitted once)", unanswered);
+  }
+  out << summary << "\n";
+  return refused > 0 || !unanswered.empty() ? 1 : 0;
 }
 
 int api_cancel(ApiClient& client, const std::string& job_id, const std::string& reason, std::ostream& out, std::ostream& err) {

@@ -31,6 +31,14 @@ int api_submit(ApiClient& client, std::string_view input, std::ostream& out, std
 int api_submit_template(ApiClient& client, std::string_view ref, const std::vector<std::string>& params, std::string_view id,
                         std::ostream& out, std::ostream& err);
 
+// `kcron submit --batch FILE.jsonl --api` (docs/batch.md#through-kcron-api): the file's lines
+// (`text`) in POST /v1/jobs:batch requests of up to 1,000 items under 1 MiB, template lines as
+// template bodies that kcron-api renders. Prints "line N: submitted <id>" for each accepted line
+// and "kcron: line N: <detail> (HTTP <status>, field F, request R)" on `err` for each refused one,
+// then "submitted A jobs in R requests" (and "; F lines refused"). Exit 1 if any line was refused or
+// a request failed (later chunks are then not sent: the summary says which lines were not).
+int api_submit_batch(ApiClient& client, std::string_view text, std::ostream& out, std::ostream& err);
+
 // cancel: prints "cancel sent for <id>" (" of tenant T" when --tenant names one).
 int api_cancel(ApiClient& client, const std::string& job_id, const std::string& reason, std::ostream& out, std::ostream& err);
 

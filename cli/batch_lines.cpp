@@ -123,4 +123,63 @@ Result<std::string> render_template_lines(std::string_view text, const RenderLin
   return out;
 }
 
+Result<std::vector<ApiBatchChunk>> api_batch_chunks(std::string_view text, const ApiBatchLimits& limits) {
+  static constexpr std::string_view kOpen = R"({"jobs":[)";
+  static constexpr std::string_view kClose = "]}";
+  std::vector<ApiBatchChunk> chunks;
+  std::size_t line_number = 0;
+  while (!text.empty()) {
+    const auto end = text.find('\n');
+    std::string_view line = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+    ++line_number;
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
+    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+    if (line.empty()) continue;
+    if (!nlohmann::json::parse(line, nullptr, false).is_object()) {
+      return make_error("line {}: not a JSON object (a job, or a template line {{\"template\": \"NAME@VERSION\", ...}})",
+                        line_number);
+    }
+    const std::size_t alone = kOpen.size() + line.size() + kClose.size();
+    if (alone > limits.max_bytes) {
+      return make_error("line {}: its {} bytes do not fit in a kcron-api request of at most {} bytes", line_number, line.size(),
+                        limits.max_bytes);
+    }
+    if (chunks.empty() || chunks.back().lines.size() >= limits.max_items ||
+        chunks.back().body.size() + 1 + line.size() + kClose.size() > limits.max_bytes) {
+      chunks.push_back({std::string(kOpen), {}});
+    }
+    auto& chunk = chunks.back();
+    if (!chunk.lines.empty()) chunk.body += ',';
+    chunk.body.append(line);
+    chunk.lines.push_back(line_number);
+  }
+  if (chunks.empty()) return make_error("no job: the file holds no line");
+  for (auto& chunk : chunks) chunk.body.append(kClose);
+  return chunks;
+}
+
+Result<ApiBatchAnswer> api_batch_outcomes(std::string_view answer, const std::vector<std::size_t>& lines) {
+  const auto body = nlohmann::json::parse(answer, nullptr, false);
+  if (!body.is_object() || !body.contains("results") || !body["results"].is_array() || body["results"].size() != lines.size()) {
+    return make_error("kcron-api answered a batch this kcron cannot read (not one result per line)");
+  }
+  const auto text = [](const nlohmann::json& object, const char* name) {
+    const auto found = object.find(name);
+    return found != object.end() && found->is_string() ? found->get<std::string>() : std::string();
+  };
+  ApiBatchAnswer read{{}, text(body, "tenant"), text(body, "request_id")};
+  auto& outcomes = read.outcomes;
+  outcomes.reserve(lines.size());
+  for (std::size_t index = 0; index < lines.size(); ++index) {
+    const auto& result = body["results"][index];
+    if (!result.is_object() || !result.contains("status") || !result["status"].is_number_integer()) {
+      return make_error("kcron-api answered a batch this kcron cannot read (result {} has no status)", index);
+    }
+    outcomes.push_back({lines[index], result["status"].get<int>(), text(result, "id"), text(result, "template"),
+                        text(result, "detail"), text(result, "field")});
+  }
+  return read;
+}
+
 }  // namespace kcron::cli

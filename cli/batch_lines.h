@@ -1,5 +1,6 @@
 // `kcron submit --batch FILE.jsonl` (docs/batch.md): JSON Lines, one Job per line, split into Batch
-// records of at most `max_jobs` jobs and `max_bytes` encoded bytes. Pure: the caller produces them.
+// records of at most `max_jobs` jobs and `max_bytes` encoded bytes; or, with --api, into kcron-api
+// batch requests. Pure: the caller produces them, or sends them.
 #pragma once
 
 #include <cstddef>
@@ -41,5 +42,44 @@ Result<std::vector<BatchRecord>> split_batch_lines(std::string_view text, std::s
 // The first line that does not render refuses the file, naming its line number and why.
 using RenderLine = std::function<Result<v1::Job>(const templates::Ref& ref, const templates::Params& params)>;
 Result<std::string> render_template_lines(std::string_view text, const RenderLine& render);
+
+// `kcron submit --batch FILE.jsonl --api` (docs/batch.md#through-kcron-api): the file's non-empty
+// lines, each a JSON object (a job, or a template line that kcron-api renders), sent as they are in
+// POST /v1/jobs:batch bodies of at most `max_items` items and `max_bytes` bytes.
+struct ApiBatchLimits {
+  std::size_t max_items = 1000;     // kcron-api's batch limit
+  std::size_t max_bytes = 1 << 20;  // kcron-api's body limit (1 MiB)
+};
+
+// One request's body, {"jobs":[...]}, and the file's line number of each of its items, in order.
+struct ApiBatchChunk {
+  std::string body;
+  std::vector<std::size_t> lines;
+};
+
+// Every chunk of the file, in file order. A line that is not a JSON object, or too large for a
+// body on its own, refuses the file (its number and why) before anything is sent.
+Result<std::vector<ApiBatchChunk>> api_batch_chunks(std::string_view text, const ApiBatchLimits& limits = {});
+
+// What kcron-api answered for one line: `status` 202 with its job `id` (and `template`, name@version,
+// for a rendered one), or a refusal's status, `detail` and `field`.
+struct ApiBatchOutcome {
+  std::size_t line = 0;
+  int status = 0;
+  std::string id;
+  std::string template_ref;
+  std::string detail;
+  std::string field;
+  bool accepted() const { return status == 202; }
+};
+
+// The answer to one chunk ({"results": [...], "tenant", "request_id", ...}), each result mapped back
+// to its line of the file. An answer that is not one (no results, or not one per item) is an Error.
+struct ApiBatchAnswer {
+  std::vector<ApiBatchOutcome> outcomes;
+  std::string tenant;  // empty when the API did not say
+  std::string request_id;
+};
+Result<ApiBatchAnswer> api_batch_outcomes(std::string_view answer, const std::vector<std::size_t>& lines);
 
 }  // namespace kcron::cli

@@ -118,6 +118,14 @@ std::string read_input(const std::string& argument) {
   return {std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
 }
 
+// A --batch file: its text, or stdin's for "-".
+kcron::Result<std::string> read_batch_file(const std::string& argument) {
+  if (argument == "-") return read_input(argument);
+  std::ifstream file(argument, std::ios::binary);
+  if (!file) return kcron::make_error("cannot read {}", argument);
+  return std::string(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+}
+
 struct TailOptions {
   std::string topic;
   bool from_beginning = false;
@@ -315,8 +323,8 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   bool submit_batch = false;
   submit->add_flag("--batch", submit_batch,
-                   "the argument is a JSON Lines file ('-': stdin), one job per line, written as batch records of up to "
-                   "1,000 jobs (docs/batch.md)");
+                   "the argument is a JSON Lines file ('-': stdin), one job or template line per line, written as batch "
+                   "records of up to 1,000 jobs; with --api, sent to POST /v1/jobs:batch (docs/batch.md)");
   bool seal = false;
   std::string master_key_file;
   submit->add_flag("--seal", seal, "seal the task and payload with the tenant's data key (only a worker opens them)");
@@ -394,7 +402,15 @@ int run(int argc, char** argv) {
     auto transport = kcron::cli::make_curl_transport({common.api_ca, Millis(5000), Millis(30000)});
     kcron::cli::ApiClient client(std::move(*target), *transport);
     if (submit->parsed() && submit_batch) {
-      return fail("--batch writes batch records to Kafka; through kcron-api, POST the jobs to /v1/jobs:batch (1,000 a request)");
+      if (!submit_template.empty()) {
+        return fail(
+            "--template does not apply to --batch: write template lines in the file, "
+            "{\"template\":\"NAME@VERSION\",\"params\":{...}}");
+      }
+      if (seal) return fail("--seal does not apply to --batch yet: submit sealed jobs one by one");
+      auto text = read_batch_file(submit_input);
+      if (!text) return fail(text.error().message());
+      return kcron::cli::api_submit_batch(client, *text, std::cout, std::cerr);
     }
     if (submit->parsed() && !submit_template.empty()) {
       if (seal) return fail("--seal seals in the CLI, which needs Kafka access (without --api)");
@@ -440,14 +456,9 @@ int run(int argc, char** argv) {
   }
   if (submit->parsed() && submit_batch) {
     if (seal) return fail("--seal does not apply to --batch yet: submit sealed jobs one by one");
-    std::string text;
-    if (submit_input == "-") {
-      text = read_input(submit_input);
-    } else {
-      std::ifstream file(submit_input, std::ios::binary);
-      if (!file) return fail(fmt::format("cannot read {}", submit_input));
-      text.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
-    }
+    auto read = read_batch_file(submit_input);
+    if (!read) return fail(read.error().message());
+    std::string text = std::move(*read);
     const auto batch_tenant = tenant_of("");
     if (!batch_tenant) return fail(batch_tenant.error().message());
     // Template lines rendered first, each version read once (docs/templates.md).

@@ -537,3 +537,61 @@ TEST_CASE("a submit by template through the API posts the template body and prin
   CHECK(refused.str().find("version") != std::string::npos);
   CHECK(transport.requests.size() == 1);
 }
+
+TEST_CASE(
+    "a batch file through the API goes in requests of 1,000 lines, prints each line's result by its file line, exits 1 on a "
+    "refusal") {
+  std::string text = "{\"template\":\"report@3\",\"params\":{}}\n\n";  // line 1, then a blank line 2
+  for (int index = 0; index < 1000; ++index) text += fmt::format("{{\"id\":\"j{}\",\"noop\":{{}}}}\n", index);  // lines 3-1002
+  FakeTransport transport;
+  nlohmann::json first{{"results", nlohmann::json::array()}, {"tenant", "acme"}, {"request_id", "r1"}};
+  first["results"].push_back(
+      {{"status", 400}, {"detail", "template 'report@3': required parameter 'day' is missing"}, {"field", "params"}});
+  for (int index = 0; index < 999; ++index) first["results"].push_back({{"status", 202}, {"id", fmt::format("j{}", index)}});
+  transport.answer(200, first.dump(), {{"Kcron-Consistency", "jobs/0/9"}});
+  transport.answer(200, R"({"results":[{"status":202,"id":"j999","consistency":"jobs/1/3"}],"tenant":"acme","request_id":"r2"})");
+  ApiClient client(target(), transport);
+  std::ostringstream out;
+  std::ostringstream err;
+  CHECK(api_submit_batch(client, text, out, err) == 1);
+  REQUIRE(transport.requests.size() == 2);
+  CHECK(transport.requests[0].url == "https://kcron.example.com/v1/jobs:batch");
+  CHECK(nlohmann::json::parse(transport.requests[0].body)["jobs"].size() == 1000);
+  CHECK(nlohmann::json::parse(transport.requests[1].body)["jobs"] ==
+        nlohmann::json::array({{{"id", "j999"}, {"noop", nlohmann::json::object()}}}));
+  CHECK(header_of(transport.requests[1], "Kcron-Consistency") == "jobs/0/9");
+  CHECK(err.str() ==
+        "kcron: line 1: template 'report@3': required parameter 'day' is missing (HTTP 400, field params, request r1)\n");
+  CHECK(out.str().starts_with("line 3: submitted j0\nline 4: submitted j1\n"));
+  CHECK(out.str().ends_with("line 1002: submitted j999\nsubmitted 1000 jobs in 2 requests for tenant acme; 1 line refused\n"));
+  CHECK(out.str().find(kToken) == std::string::npos);
+  CHECK(err.str().find(kToken) == std::string::npos);
+}
+
+TEST_CASE("a batch file through the API stops at a request that fails and names the lines that got no answer") {
+  std::string text;
+  for (int index = 0; index < 1001; ++index) text += fmt::format("{{\"id\":\"j{}\",\"noop\":{{}}}}\n", index);
+  FakeTransport transport;
+  nlohmann::json first{{"results", nlohmann::json::array()}, {"tenant", "default"}, {"request_id", "r1"}};
+  for (int index = 0; index < 1000; ++index) first["results"].push_back({{"status", 202}, {"id", fmt::format("j{}", index)}});
+  transport.answer(200, first.dump());
+  transport.answer(
+      503,
+      R"({"status":503,"detail":"Kafka did not acknowledge the write; retry with the same Idempotency-Key","request_id":"r2"})");
+  ApiClient client(target(), transport);
+  std::ostringstream out;
+  std::ostringstream err;
+  CHECK(api_submit_batch(client, text, out, err) == 1);
+  CHECK(err.str() ==
+        "kcron: line 1001: Kafka did not acknowledge the write; retry with the same Idempotency-Key (HTTP 503, request r2)\n");
+  CHECK(out.str().ends_with(
+      "submitted 1000 jobs in 1 request; line 1001 got no answer: send them again (a job with an id is submitted once)\n"));
+
+  FakeTransport none;
+  ApiClient nothing(target(), none);
+  std::ostringstream no_out;
+  std::ostringstream no_err;
+  CHECK(api_submit_batch(nothing, "{\"id\":\"a\",\"noop\":{}}\n[]\n", no_out, no_err) == 1);  // refused before sending
+  CHECK(no_err.str().starts_with("kcron: line 2: not a JSON object"));
+  CHECK(none.requests.empty());
+}

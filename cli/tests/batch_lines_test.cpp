@@ -127,3 +127,78 @@ TEST_CASE("batch lines: a template line that does not render refuses the file na
   REQUIRE_FALSE(extra);
   CHECK(extra.error().message() == "line 1: a template line has \"template\", \"params\" and \"id\", not \"queue\"");
 }
+
+TEST_CASE("api batch chunks: at most max_items lines and max_bytes a body, each item mapped to its file line") {
+  std::string text;
+  for (int index = 1; index <= 7; ++index) {
+    text += fmt::format("{{\"id\":\"j{}\",\"noop\":{{}}}}\n", index);
+    if (index == 3) text += "\n  \r\n";  // blank lines: skipped, but counted
+  }
+  auto chunks = kcron::cli::api_batch_chunks(text, {3, 1 << 20});
+  REQUIRE(chunks);
+  REQUIRE(chunks->size() == 3);
+  CHECK((*chunks)[0].lines == std::vector<std::size_t>{1, 2, 3});
+  CHECK((*chunks)[1].lines == std::vector<std::size_t>{6, 7, 8});
+  CHECK((*chunks)[2].lines == std::vector<std::size_t>{9});
+  CHECK((*chunks)[0].body == R"({"jobs":[{"id":"j1","noop":{}},{"id":"j2","noop":{}},{"id":"j3","noop":{}}]})");
+  CHECK((*chunks)[2].body == R"({"jobs":[{"id":"j7","noop":{}}]})");
+
+  // 21 bytes a line: a body of 60 holds two lines (9 + 21 + 1 + 21 + 2 = 54), not three (76).
+  auto by_size = kcron::cli::api_batch_chunks(text, {1000, 60});
+  REQUIRE(by_size);
+  CHECK(by_size->size() == 4);
+  for (const auto& chunk : *by_size) {
+    CHECK(chunk.body.size() <= 60);
+    CHECK(chunk.lines.size() <= 2);
+  }
+  CHECK(by_size->back().lines == std::vector<std::size_t>{9});
+}
+
+TEST_CASE("api batch chunks: template lines go as they are, and a line that is no JSON object or too large refuses the file") {
+  auto chunks =
+      kcron::cli::api_batch_chunks("{\"template\":\"report@3\",\"params\":{\"day\":\"mon\"}}\n{\"id\":\"a\",\"noop\":{}}\n");
+  REQUIRE(chunks);
+  REQUIRE(chunks->size() == 1);
+  CHECK(chunks->front().body == R"({"jobs":[{"template":"report@3","params":{"day":"mon"}},{"id":"a","noop":{}}]})");
+
+  auto not_json = kcron::cli::api_batch_chunks("{\"id\":\"a\",\"noop\":{}}\n[1,2]\n");
+  REQUIRE_FALSE(not_json);
+  CHECK(not_json.error().message().starts_with("line 2: not a JSON object"));
+  auto broken = kcron::cli::api_batch_chunks("{\"id\":\"a\",\n");
+  REQUIRE_FALSE(broken);
+  CHECK(broken.error().message().starts_with("line 1: not a JSON object"));
+  auto large = kcron::cli::api_batch_chunks(
+      fmt::format("{{\"id\":\"a\",\"labels\":{{\"x\":\"{}\"}},\"noop\":{{}}}}\n", std::string(100, 'x')), {1000, 64});
+  REQUIRE_FALSE(large);
+  CHECK(large.error().message() == "line 1: its 138 bytes do not fit in a kcron-api request of at most 64 bytes");
+  auto empty = kcron::cli::api_batch_chunks("\n\n");
+  REQUIRE_FALSE(empty);
+  CHECK(empty.error().message() == "no job: the file holds no line");
+}
+
+TEST_CASE("api batch outcomes: each result maps back to its line, an answer of another length is an error") {
+  const std::string answer =
+      R"({"results":[{"status":202,"id":"a","consistency":"jobs/0/1"},)"
+      R"({"status":400,"detail":"template 'report@3': required parameter 'day' is missing","field":"params"},)"
+      R"({"status":202,"id":"report-mon","template":"report@3","consistency":"jobs/1/4"}],)"
+      R"("tenant":"acme","accepted":2,"refused":1,"request_id":"r9"})";
+  auto read = kcron::cli::api_batch_outcomes(answer, {2, 5, 9});
+  REQUIRE(read);
+  CHECK(read->tenant == "acme");
+  CHECK(read->request_id == "r9");
+  REQUIRE(read->outcomes.size() == 3);
+  CHECK(read->outcomes[0].line == 2);
+  CHECK(read->outcomes[0].accepted());
+  CHECK(read->outcomes[0].id == "a");
+  CHECK(read->outcomes[1].line == 5);
+  CHECK_FALSE(read->outcomes[1].accepted());
+  CHECK(read->outcomes[1].status == 400);
+  CHECK(read->outcomes[1].field == "params");
+  CHECK(read->outcomes[1].detail == "template 'report@3': required parameter 'day' is missing");
+  CHECK(read->outcomes[2].line == 9);
+  CHECK(read->outcomes[2].template_ref == "report@3");
+
+  CHECK_FALSE(kcron::cli::api_batch_outcomes(answer, {1, 2}));
+  CHECK_FALSE(kcron::cli::api_batch_outcomes("not json", {1}));
+  CHECK_FALSE(kcron::cli::api_batch_outcomes(R"({"results":[{"id":"a"}]})", {1}));
+}
