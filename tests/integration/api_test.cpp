@@ -1861,3 +1861,89 @@ TEST_CASE("templates through the API: versions are immutable, a job body naming 
   CHECK(jobs[trigger_id].labels().at("day") == "wed");
   CHECK(jobs[trigger_id].schedule_run().schedule_id() == "daily");
 }
+
+TEST_CASE(
+    "templates in batches: an API batch renders its template items and refuses one in its own slot, kcron submit --batch "
+    "--api maps refusals to file lines",
+    "[integration]") {
+  TestEnv env("api-batch-templates");
+  const auto keys = make_api_keys(env);
+  auto dispatcher = start_program(env, "kcron-dispatcher", "d1", "d1");
+  auto worker = start_program(env, "kcron-worker", "w1", "w1");
+  Api api(env, keys, "api1", {"KCRON_API_TEMPLATE_WAIT_MS=500"});
+  const auto operator_token = api_token(keys, "acme", "operator", "alice");
+  const auto member = api_token(keys, "acme", "member", "bob");
+  const std::string report =
+      R"({"params":[{"name":"day","type":"STRING","required":true},{"name":"n","type":"INT","default":"10"}],)"
+      R"("job":{"id":"report-{{day}}","noop":{},"labels":{"day":"{{day}}","top":"{{n}}"}}})";
+  REQUIRE(api.call("PUT", "/v1/templates/report/versions/3", operator_token, report)->status == 201);
+
+  // 3 jobs and 2 template items, one without its required parameter: 4 accepted, that one refused in its slot.
+  const std::string batch =
+      R"({"jobs":[{"id":"plain-1","noop":{}},{"template":"report@3","params":{"day":"mon","n":5}},{"id":"plain-2","noop":{}},)"
+      R"({"template":"report@3","params":{"n":3}},{"id":"plain-3","noop":{}}]})";
+  auto answered = api.call("POST", "/v1/jobs:batch", member, batch);
+  auto answer = body_of(answered);
+  INFO(answer.dump());
+  CHECK(answered->status == 200);
+  CHECK(answer["accepted"] == 4);
+  CHECK(answer["refused"] == 1);
+  CHECK(answer["tenant"] == "acme");
+  REQUIRE(answer["results"].size() == 5);
+  CHECK(answer["results"][0]["id"] == "plain-1");
+  CHECK(answer["results"][1]["status"] == 202);
+  CHECK(answer["results"][1]["id"] == "report-mon");
+  CHECK(answer["results"][1]["template"] == "report@3");
+  CHECK(answer["results"][3]["status"] == 400);
+  CHECK(answer["results"][3]["field"] == "params");
+  CHECK(answer["results"][3]["detail"] == "template 'report@3': required parameter 'day' is missing");
+  CHECK(answer["results"][4]["id"] == "plain-3");
+
+  // A version this instance has not seen: waited for once (500 ms for the request), then its items refused naming it.
+  const auto before = std::chrono::steady_clock::now();
+  auto unseen = body_of(api.call(
+      "POST", "/v1/jobs:batch", member,
+      R"({"jobs":[{"template":"report@9","params":{"day":"a"}},{"template":"report@9","params":{"day":"b"}},{"id":"plain-4","noop":{}}]})"));
+  INFO(unseen.dump());
+  CHECK(std::chrono::steady_clock::now() - before < 5s);  // one wait, not one per item (a loose bound, not a timing test)
+  CHECK(unseen["accepted"] == 1);
+  CHECK(unseen["results"][0]["status"] == 404);
+  CHECK(unseen["results"][0]["field"] == "template");
+  CHECK(unseen["results"][0]["detail"] ==
+        "template 'report' has no version 9 in tenant acme (waited 500 ms for it; its versions: 3)");
+  CHECK(unseen["results"][1]["status"] == 404);
+
+  // The rendered job runs, carrying its provenance.
+  const auto done = wait_for_state(api, member, "report-mon", "SUCCEEDED");
+  CHECK(done["job"]["template"] == "report@3");
+  CHECK(done["job"]["labels"]["top"] == "5");
+  CHECK(done["submitted_by"] == "bob");
+  wait_for_state(api, member, "plain-3", "SUCCEEDED");
+
+  // kcron submit --batch FILE --api: template lines rendered by the API, results by the file's line numbers.
+  const auto file = env.state_root + "/batch.jsonl";
+  std::ofstream(file) << R"({"id":"cli-b1","noop":{}})"
+                      << "\n\n"
+                      << R"({"template":"report@3","params":{"day":"fri"}})"
+                      << "\n"
+                      << R"({"template":"report@3","params":{"day":"sat","n":"x"}})"
+                      << "\n"
+                      << R"({"id":"cli-b2","noop":{}})"
+                      << "\n";
+  const auto through_cli =
+      run_cli(env, fmt::format("--api http://127.0.0.1:{} --token {} submit --batch {}", api.port, member, file));
+  INFO(through_cli.output);
+  CHECK(through_cli.exit_code == 1);
+  CHECK_THAT(through_cli.output, Catch::Contains("line 1: submitted cli-b1\n"));
+  CHECK_THAT(through_cli.output, Catch::Contains("line 3: submitted report-fri from template report@3\n"));
+  CHECK(std::regex_search(
+      through_cli.output,
+      std::regex(
+          R"(kcron: line 4: template 'report@3': parameter 'n' must be an integer, got 'x' \(HTTP 400, field params, request [0-9a-f]+\)\n)")));
+  CHECK_THAT(through_cli.output, Catch::Contains("line 5: submitted cli-b2\n"));
+  CHECK_THAT(through_cli.output, Catch::Contains("submitted 3 jobs in 1 request for tenant acme; 1 line refused\n"));
+  CHECK(through_cli.output.find(member) == std::string::npos);
+  const auto rendered = wait_for_state(api, member, "report-fri", "SUCCEEDED");
+  CHECK(rendered["job"]["template"] == "report@3");
+  wait_for_state(api, member, "cli-b2", "SUCCEEDED");
+}
