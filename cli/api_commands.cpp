@@ -116,7 +116,7 @@ int api_submit_batch(ApiClient& client, std::string_view text, std::ostream& out
   std::size_t refused = 0;
   std::size_t requests = 0;
   std::string tenant = client.target().tenant;
-  std::string unanswered;  // "lines N-M": from the first chunk that got no answer to the end
+  std::string unanswered;  // "lines N-M": from the first chunk without a result per line to the end
   for (const auto& chunk : *chunks) {
     const auto lines = line_range(chunk.lines.front(), chunk.lines.back());
     auto answer = client.submit_batch(chunk.body);
@@ -146,7 +146,7 @@ int api_submit_batch(ApiClient& client, std::string_view text, std::ostream& out
                                     requests == 1 ? "" : "s", tenant_suffix("for", tenant));
   if (refused > 0) summary += fmt::format("; {} line{} refused", refused, refused == 1 ? "" : "s");
   if (!unanswered.empty()) {
-    summary += fmt::format("; {} got no answer: send them again (a job with an id is submitted once)", unanswered);
+    summary += fmt::format("; {} not confirmed: send them again (a job with an id is submitted once)", unanswered);
   }
   out << summary << "\n";
   return refused > 0 || !unanswered.empty() ? 1 : 0;

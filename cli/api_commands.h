@@ -36,7 +36,8 @@ int api_submit_template(ApiClient& client, std::string_view ref, const std::vect
 // template bodies that kcron-api renders. Prints "line N: submitted <id>" for each accepted line
 // and "kcron: line N: <detail> (HTTP <status>, field F, request R)" on `err` for each refused one,
 // then "submitted A jobs in R requests" (and "; F lines refused"). Exit 1 if any line was refused or
-// a request failed (later chunks are then not sent: the summary says which lines were not).
+// a request failed as a whole (later chunks are then not sent: the summary names the lines not
+// confirmed).
 int api_submit_batch(ApiClient& client, std::string_view text, std::ostream& out, std::ostream& err);
 
 // cancel: prints "cancel sent for <id>" (" of tenant T" when --tenant names one).

@@ -568,7 +568,7 @@ TEST_CASE(
   CHECK(err.str().find(kToken) == std::string::npos);
 }
 
-TEST_CASE("a batch file through the API stops at a request that fails and names the lines that got no answer") {
+TEST_CASE("a batch file through the API stops at a request that fails and names the lines not confirmed") {
   std::string text;
   for (int index = 0; index < 1001; ++index) text += fmt::format("{{\"id\":\"j{}\",\"noop\":{{}}}}\n", index);
   FakeTransport transport;
@@ -585,7 +585,7 @@ TEST_CASE("a batch file through the API stops at a request that fails and names 
   CHECK(err.str() ==
         "kcron: line 1001: Kafka did not acknowledge the write; retry with the same Idempotency-Key (HTTP 503, request r2)\n");
   CHECK(out.str().ends_with(
-      "submitted 1000 jobs in 1 request; line 1001 got no answer: send them again (a job with an id is submitted once)\n"));
+      "submitted 1000 jobs in 1 request; line 1001 not confirmed: send them again (a job with an id is submitted once)\n"));
 
   FakeTransport none;
   ApiClient nothing(target(), none);
