@@ -263,6 +263,33 @@ Checked<v1::Flow> parse_flow_body(std::string_view body, std::string_view tenant
   return check_flow(std::move(flow), tenant, subject, "");
 }
 
+BatchVersions find_batch_versions(const std::vector<std::optional<Checked<TemplateSubmission>>>& submissions,
+                                  const FindVersion& find, Millis wait, const std::function<bool()>& may_wait,
+                                  const Clock& clock) {
+  BatchVersions looked_up;
+  bool missing = false;
+  for (const auto& submission : submissions) {
+    if (!submission || !submission->ok()) continue;
+    const auto& ref = submission->value->ref;
+    auto text = ref.text();
+    if (looked_up.versions.contains(text)) continue;
+    auto found = find(ref, Millis(0));
+    missing = missing || !found;
+    looked_up.versions.emplace(std::move(text), BatchVersions::Version{ref, std::move(found)});
+  }
+  if (!missing || wait <= Millis(0)) return looked_up;
+  if (!may_wait()) {
+    looked_up.wait_refused = true;
+    return looked_up;
+  }
+  const auto deadline = clock.now() + wait;
+  for (auto& [text, version] : looked_up.versions) {
+    if (version.found) continue;
+    version.found = find(version.ref, std::max(Millis(0), std::chrono::duration_cast<Millis>(deadline - clock.now())));
+  }
+  return looked_up;
+}
+
 Checked<v1::Flow> check_flow_template(v1::Flow flow, std::string_view schedule_id, std::string_view tenant,
                                       std::string_view subject) {
   Checked<v1::Flow> checked;

@@ -5,11 +5,15 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "kcron.pb.h"
+#include "kcron/clock.h"
 #include "kcron/result.h"
 #include "kcron/templates.h"
 
@@ -45,6 +49,25 @@ struct TemplateSubmission {
   std::optional<std::string> id;
 };
 std::optional<Checked<TemplateSubmission>> parse_template_submission(std::string_view body);
+
+// The template versions the items of one POST /v1/jobs:batch name (docs/api.md#templates), by
+// "name@version": each distinct version of the valid template bodies among `submissions` is looked
+// up once with no wait. When some are missing and `wait` is positive, `may_wait()` is asked once
+// (a wait holds a request thread: the caller's bound); if it grants it, each missing version is
+// looked up again with what is left of `wait` on `clock`, so the request waits at most `wait` in
+// all however many versions are missing. A version still missing has no `found`.
+struct BatchVersions {
+  struct Version {
+    templates::Ref ref;
+    std::optional<v1::Template> found;
+  };
+  std::map<std::string, Version> versions;
+  bool wait_refused = false;  // some were missing and may_wait() said no: they were not waited for
+};
+using FindVersion = std::function<std::optional<v1::Template>(const templates::Ref& ref, Millis wait)>;
+BatchVersions find_batch_versions(const std::vector<std::optional<Checked<TemplateSubmission>>>& submissions,
+                                  const FindVersion& find, Millis wait, const std::function<bool()>& may_wait,
+                                  const Clock& clock);
 
 // A flow to submit (docs/flows.md): the bare Flow or {"flow": {...}}. The tenant and submitted_by
 // come from the caller; the graph is checked as the dispatcher checks it (a cycle is named), and

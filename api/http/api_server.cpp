@@ -882,44 +882,42 @@ struct ApiServer::Impl {
     std::string detail;
   };
 
-  // Each distinct name@version the valid template items of a batch name, looked up once. The ones
-  // this instance has not seen are waited for together: at most template_wait for the whole
-  // request, however many versions are missing.
+  // Each distinct name@version the valid template items of a batch name, looked up once; the ones
+  // this instance has not seen waited for together, at most template_wait for the whole request
+  // (find_batch_versions), in one wait slot.
   std::map<std::string, BatchVersion> batch_templates(
       const Caller& caller, const std::vector<std::optional<Checked<TemplateSubmission>>>& submissions) {
     std::map<std::string, BatchVersion> versions;
-    std::map<std::string, templates::Ref> missing;
-    for (const auto& submission : submissions) {
-      if (!submission || !submission->ok()) continue;
-      const auto& ref = submission->value->ref;
-      auto [entry, added] = versions.try_emplace(ref.text());
-      if (!added) continue;
-      if (settings.templates == nullptr) {
-        entry->second.status = 503;
-        entry->second.detail = "this kcron-api does not follow kcron.templates";
-        continue;
-      }
-      entry->second.found = settings.templates->find(caller.tenant, ref.name, ref.version);
-      if (!entry->second.found) missing.emplace(ref.text(), ref);
-    }
-    if (missing.empty()) return versions;
-    std::optional<WaitSlot> slot;
-    if (settings.template_wait.count() > 0) slot.emplace(*this);
-    if (slot && !slot->held) {
-      for (const auto& [text, ref] : missing) {
-        versions[text].status = 503;
-        versions[text].detail = too_many_template_waits(ref);
+    if (settings.templates == nullptr) {
+      for (const auto& submission : submissions) {
+        if (submission && submission->ok()) {
+          versions[submission->value->ref.text()] = {std::nullopt, 503, "this kcron-api does not follow kcron.templates"};
+        }
       }
       return versions;
     }
-    const auto deadline = std::chrono::steady_clock::now() + settings.template_wait;
-    for (const auto& [text, ref] : missing) {
+    std::optional<WaitSlot> slot;  // held until the waits are over
+    auto looked_up = find_batch_versions(
+        submissions,
+        [&](const templates::Ref& ref, Millis wait) {
+          return settings.templates->find(caller.tenant, ref.name, ref.version, wait);
+        },
+        settings.template_wait,
+        [&] {
+          slot.emplace(*this);
+          return slot->held;
+        },
+        SystemClock::instance());
+    for (auto& [text, looked] : looked_up.versions) {
       auto& version = versions[text];
-      if (slot) {
-        const auto left = std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
-        version.found = settings.templates->find(caller.tenant, ref.name, ref.version, std::max(left, Millis(0)));
+      if (looked.found) {
+        version.found = std::move(looked.found);
+      } else if (looked_up.wait_refused) {
+        version.status = 503;
+        version.detail = too_many_template_waits(looked.ref);
+      } else {
+        version.detail = missing_template(caller.tenant, looked.ref, settings.template_wait);
       }
-      if (!version.found) version.detail = missing_template(caller.tenant, ref, settings.template_wait);
     }
     return versions;
   }

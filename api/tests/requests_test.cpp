@@ -206,3 +206,101 @@ TEST_CASE("a template body is told from a job body, and its parameters, id and s
   CHECK(refused(R"({"template":"report@3","params":{"day":{"a":1}}})").field == "params.day");
   CHECK(refused(R"({"template":"report@3","id":7})").field == "id");
 }
+
+namespace {
+
+// The batch items `bodies` as submit_batch reads them: template bodies parsed, jobs left out.
+std::vector<std::optional<kcron::api::Checked<kcron::api::TemplateSubmission>>> batch_items(
+    const std::vector<std::string>& bodies) {
+  std::vector<std::optional<kcron::api::Checked<kcron::api::TemplateSubmission>>> items;
+  for (const auto& body : bodies) items.push_back(kcron::api::parse_template_submission(body));
+  return items;
+}
+
+// A catalog that holds report@3 from the start and report@4 once the clock passed `arrives`; each
+// lookup recorded with the wait it was given, a wait advancing the clock as a real one would.
+struct FakeCatalog {
+  kcron::ManualClock clock{kcron::instant_from_ms(1'000'000)};
+  kcron::Instant arrives = kcron::instant_from_ms(1'000'000) + kcron::Millis(300);
+  std::vector<std::pair<std::string, kcron::Millis>> lookups;
+
+  std::optional<kcron::v1::Template> find(const kcron::templates::Ref& ref, kcron::Millis wait) {
+    lookups.emplace_back(ref.text(), wait);
+    const bool there = ref.version == 3 || (ref.version == 4 && clock.now() + wait >= arrives);
+    if (ref.version == 4 && there && clock.now() < arrives) {
+      clock.set(arrives);
+    } else if (!there) {
+      clock.advance(wait);
+    }
+    if (!there) return std::nullopt;
+    kcron::v1::Template found;
+    found.set_name(ref.name);
+    found.set_version(ref.version);
+    return found;
+  }
+  kcron::api::FindVersion finder() {
+    return [this](const kcron::templates::Ref& ref, kcron::Millis wait) { return find(ref, wait); };
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a batch's template versions are each looked up once, and the missing ones waited for together within one wait") {
+  const auto items = batch_items({R"({"template":"report@3","params":{"day":"a"}})", R"({"id":"j","noop":{}})",
+                                  R"({"template":"report@9"})", R"({"template":"report@3","params":{"day":"b"}})",
+                                  R"({"template":"report@4"})", R"({"template":"report@9","id":"x"})",
+                                  R"({"template":"report@4","colour":"red"})", R"({"template":"report@7"})"});
+  FakeCatalog catalog;
+  int asked = 0;
+  const auto looked_up = kcron::api::find_batch_versions(
+      items, catalog.finder(), kcron::Millis(1000),
+      [&] {
+        ++asked;
+        return true;
+      },
+      catalog.clock);
+  CHECK(asked == 1);
+  CHECK_FALSE(looked_up.wait_refused);
+  REQUIRE(looked_up.versions.size() == 4);  // report@3, @4, @7, @9: the invalid item names none
+  CHECK(looked_up.versions.at("report@3").found.has_value());
+  CHECK(looked_up.versions.at("report@4").found.has_value());
+  CHECK_FALSE(looked_up.versions.at("report@7").found.has_value());
+  CHECK_FALSE(looked_up.versions.at("report@9").found.has_value());
+  CHECK(looked_up.versions.at("report@9").ref.name == "report");
+  // Once each without a wait, then the missing ones in order of name@version with what is left of
+  // the one wait: report@4 arrives after 300 ms, report@7 gets the other 700, report@9 nothing.
+  using Lookup = std::pair<std::string, kcron::Millis>;
+  CHECK(catalog.lookups == std::vector<Lookup>{{"report@3", kcron::Millis(0)},
+                                               {"report@9", kcron::Millis(0)},
+                                               {"report@4", kcron::Millis(0)},
+                                               {"report@7", kcron::Millis(0)},
+                                               {"report@4", kcron::Millis(1000)},
+                                               {"report@7", kcron::Millis(700)},
+                                               {"report@9", kcron::Millis(0)}});
+}
+
+TEST_CASE("a batch's missing template versions are not waited for without a wait or when the wait is refused") {
+  const auto items = batch_items({R"({"template":"report@3"})", R"({"template":"report@9"})"});
+  FakeCatalog catalog;
+  int asked = 0;
+  const auto may_wait = [&] {
+    ++asked;
+    return false;
+  };
+  auto refused = kcron::api::find_batch_versions(items, catalog.finder(), kcron::Millis(1000), may_wait, catalog.clock);
+  CHECK(asked == 1);
+  CHECK(refused.wait_refused);
+  CHECK(refused.versions.at("report@3").found.has_value());
+  CHECK_FALSE(refused.versions.at("report@9").found.has_value());
+  CHECK(catalog.lookups.size() == 2);
+
+  auto no_wait = kcron::api::find_batch_versions(items, catalog.finder(), kcron::Millis(0), may_wait, catalog.clock);
+  CHECK(asked == 1);  // nothing to wait for: not asked
+  CHECK_FALSE(no_wait.wait_refused);
+  CHECK_FALSE(no_wait.versions.at("report@9").found.has_value());
+
+  auto all_there = kcron::api::find_batch_versions(batch_items({R"({"template":"report@3"})", R"({"id":"j","noop":{}})"}),
+                                                   catalog.finder(), kcron::Millis(1000), may_wait, catalog.clock);
+  CHECK(asked == 1);
+  CHECK(all_there.versions.size() == 1);
+}
