@@ -22,6 +22,13 @@ int fail(std::ostream& err, const std::string& message) {
 
 }  // namespace
 
+// " (cut: ...)" for an output the worker stored only in part (over its objects.max_bytes), else "".
+std::string cut_note(const v1::ObjectRef& ref) {
+  if (ref.original_size() <= ref.size()) return {};
+  return fmt::format(" (cut: the first {} of its {} bytes stored, the worker's objects.max_bytes)", ref.size(),
+                     ref.original_size());
+}
+
 Status verify_object(const v1::ObjectRef& ref, std::string_view bytes, std::string_view actual_sha256) {
   if (bytes.size() != ref.size()) {
     return make_error("{} holds {} bytes, but the result recorded {} (sha256 recorded {}, got {})", ref.uri(), bytes.size(),
@@ -67,7 +74,7 @@ int ResultCommands::run(const Config& config, std::ostream& out, std::ostream& e
     out << fmt::format("job {} attempt {}: {}, {} inline bytes\n", job_id_, chosen->attempt(), state_name(chosen->state()),
                        chosen->output().size());
     for (const auto& object : chosen->objects()) {
-      out << fmt::format("{} {} {} {}\n", object.name(), object.size(), object.sha256(), object.uri());
+      out << fmt::format("{} {} {} {}{}\n", object.name(), object.size(), object.sha256(), object.uri(), cut_note(object));
     }
     return 0;
   }
@@ -99,6 +106,7 @@ int ResultCommands::run(const Config& config, std::ostream& out, std::ostream& e
     }
     bytes = std::move(*fetched);
   }
+  if (ref != nullptr && !cut_note(*ref).empty()) err << "kcron: warning: the output was" << cut_note(*ref) << "\n";
   if (output_file_.empty() || output_file_ == "-") {
     out << bytes;
     out.flush();

@@ -2080,6 +2080,11 @@ struct ApiServer::Impl {
       return;
     }
     set_digest_headers(response, ref->sha256());
+    if (ref->original_size() > ref->size()) {
+      // Cut at the worker's objects.max_bytes: the body is what was stored, not the whole output.
+      response.set_header("X-Kcron-Truncated", "true");
+      response.set_header("X-Kcron-Original-Size", std::to_string(ref->original_size()));
+    }
     if (ref->size() == 0) {  // httplib takes a provider of length 0 for one of unknown length
       response.set_content("", "application/octet-stream");
       return;

@@ -5,7 +5,9 @@
 // happens before the loop starts).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
@@ -16,6 +18,17 @@
 #include "kcron/clock.h"
 
 namespace kcron::worker {
+
+// An output kept whole for the object store: its name ("stdout", "stderr", "body"), the bytes kept
+// (at most objects.max_bytes), and how many the output had (more when it was cut).
+struct WholeOutput {
+  WholeOutput(std::string output_name, std::string kept, std::uint64_t output_total = 0)
+      : name(std::move(output_name)), bytes(std::move(kept)), total(std::max<std::uint64_t>(output_total, bytes.size())) {}
+  std::string name;
+  std::string bytes;
+  std::uint64_t total = 0;
+  bool cut() const { return total > bytes.size(); }
+};
 
 struct Outcome {
   v1::JobState state = v1::SUCCEEDED;  // SUCCEEDED or FAILED
@@ -29,7 +42,7 @@ struct Outcome {
   // With an object store configured (docs/large-results.md): an output over its threshold, kept
   // whole by the executor, by name ("stdout"). The slot stores each and empties this list
   // (objects/store_outputs.h); `output` keeps the bounded inline head either way.
-  std::vector<std::pair<std::string, std::string>> whole_outputs{};
+  std::vector<WholeOutput> whole_outputs{};
   std::vector<v1::ObjectRef> objects{};  // the outputs stored for this attempt; they go on its Result
 };
 

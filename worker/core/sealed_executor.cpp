@@ -54,7 +54,7 @@ Handler make_sealed_executor(const Runner& runner, const SealingKeys& keys) {
     auto outcome = runner.run(opened, stop);
     outcome.error = redact(std::move(outcome.error), secrets);
     outcome.output = redact(std::move(outcome.output), secrets);
-    for (auto& whole : outcome.whole_outputs) whole.second = redact(std::move(whole.second), secrets);
+    for (auto& whole : outcome.whole_outputs) whole.bytes = redact(std::move(whole.bytes), secrets);
     return outcome;
   };
 }

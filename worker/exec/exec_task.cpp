@@ -591,10 +591,10 @@ Outcome run_exec(const v1::Job& job, const ExecPolicy& policy, const std::atomic
   Outcome outcome;
   outcome.output = output_of(out, policy.capture_bytes);
   if (policy.whole_bytes > 0 && out.text().size() > policy.whole_threshold) {
-    outcome.whole_outputs.emplace_back("stdout", out.text());
+    outcome.whole_outputs.emplace_back("stdout", out.text(), out.total());
   }
   if (policy.whole_bytes > 0 && err.whole().size() > policy.whole_threshold) {
-    outcome.whole_outputs.emplace_back("stderr", err.whole());
+    outcome.whole_outputs.emplace_back("stderr", err.whole(), err.total());
   }
   if (ending == Ending::kTimedOut) {
     outcome.state = v1::FAILED;
@@ -660,7 +660,7 @@ Handler make_exec_executor(ExecPolicy policy, JobWalls walls) {
     if (!resolved) return failed(resolved.error().message(), false);
     auto outcome = run_exec(resolved->job, policy, stop);
     outcome.output = resolved->redactor.apply(outcome.output);
-    for (auto& whole : outcome.whole_outputs) whole.second = resolved->redactor.apply(whole.second);
+    for (auto& whole : outcome.whole_outputs) whole.bytes = resolved->redactor.apply(whole.bytes);
     outcome.error = resolved->redactor.apply(outcome.error);
     return outcome;
   };

@@ -347,7 +347,8 @@ Outcome run_http(const HttpPolicy& policy, const AllowList& allow, const v1::Job
   if (policy.whole_bytes > 0) {
     if (whole.empty()) whole = transfer.response.body;
     if (whole.size() > policy.whole_bytes) whole.resize(policy.whole_bytes);
-    if (whole.size() > policy.whole_threshold) outcome.whole_outputs.emplace_back("body", std::move(whole));
+    if (whole.size() > policy.whole_threshold)
+      outcome.whole_outputs.emplace_back("body", std::move(whole), transfer.response.body_bytes);
   }
   return outcome;
 }
@@ -385,7 +386,7 @@ Handler make_http_executor(HttpPolicy policy, JobWalls walls) {
       auto outcome = run_http(policy, allow, resolved->job, stop);
       outcome.error = redactor.apply(outcome.error);
       outcome.output = redactor.apply(outcome.output);
-      for (auto& kept : outcome.whole_outputs) kept.second = redactor.apply(kept.second);
+      for (auto& kept : outcome.whole_outputs) kept.bytes = redactor.apply(kept.bytes);
       return outcome;
     } catch (const std::exception& error) {  // never let an exception leave the slot thread
       return failed(redactor.apply(fmt::format("http job failed: {}", error.what())), true);

@@ -15,7 +15,9 @@ Status store_large_outputs(Attempt& attempt, ObjectStore& store, const ObjectSet
   const StopCheck handed_back = [control = attempt.control] {
     return control && control->stop_reason() == StopReason::kShutdown;
   };
-  for (const auto& [name, bytes] : whole) {
+  for (const auto& output : whole) {
+    const auto& name = output.name;
+    const auto& bytes = output.bytes;
     if (!should_store(settings, bytes.size())) continue;
     const auto key = object_key(job.tenant(), job.id(), job.attempt(), run_token, name);
     auto stored = store.put(key, bytes, handed_back);
@@ -37,6 +39,7 @@ Status store_large_outputs(Attempt& attempt, ObjectStore& store, const ObjectSet
       return stored.error();
     }
     stored->set_name(name);
+    if (output.cut()) stored->set_original_size(output.total);
     attempt.outcome.objects.push_back(std::move(*stored));
   }
   return Status::success();

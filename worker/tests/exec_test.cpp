@@ -275,12 +275,14 @@ TEST_CASE("with an object store a stdout or stderr over its threshold is also ke
   CHECK(outcome.output.substr(0, 1000) == std::string(1000, '\0'));
   CHECK_THAT(outcome.output.substr(1000), Catch::Contains("kept the first 1000 of 200000 bytes"));
   REQUIRE(outcome.whole_outputs.size() == 1);
-  CHECK(outcome.whole_outputs[0].first == "stdout");
-  CHECK(outcome.whole_outputs[0].second == std::string(200000, '\0'));
+  CHECK(outcome.whole_outputs[0].name == "stdout");
+  CHECK(outcome.whole_outputs[0].bytes == std::string(200000, '\0'));
+  CHECK_FALSE(outcome.whole_outputs[0].cut());
 
   const auto capped = run(exec_job({"/usr/bin/head", "-c", "400000", "/dev/zero"}), policy);
   REQUIRE(capped.whole_outputs.size() == 1);
-  CHECK(capped.whole_outputs[0].second.size() == 300000);
+  CHECK(capped.whole_outputs[0].bytes.size() == 300000);
+  CHECK(capped.whole_outputs[0].total == 400000);  // recorded on the ObjectRef as original_size
 
   const auto small = run(exec_job({"/usr/bin/head", "-c", "4000", "/dev/zero"}), policy);
   CHECK(small.whole_outputs.empty());
@@ -290,8 +292,8 @@ TEST_CASE("with an object store a stdout or stderr over its threshold is also ke
   CHECK(noisy.exit_code == 2);
   CHECK_THAT(noisy.error, Catch::EndsWith("elast"));
   REQUIRE(noisy.whole_outputs.size() == 1);
-  CHECK(noisy.whole_outputs[0].first == "stderr");
-  CHECK(noisy.whole_outputs[0].second == std::string(20000, 'e') + "last\n");
+  CHECK(noisy.whole_outputs[0].name == "stderr");
+  CHECK(noisy.whole_outputs[0].bytes == std::string(20000, 'e') + "last\n");
   CHECK(small.output.size() > 1000);  // the inline head and its truncation note, as without a store
 }
 
@@ -557,7 +559,7 @@ TEST_CASE("a secret's value is redacted from the whole output kept for the objec
   CHECK(outcome.state == v1::SUCCEEDED);
   CHECK_THAT(outcome.output, Catch::StartsWith("[secret:token]\n") && !Catch::Contains("acme-whole-secret"));
   REQUIRE(outcome.whole_outputs.size() == 1);
-  const auto& whole = outcome.whole_outputs[0].second;
+  const auto& whole = outcome.whole_outputs[0].bytes;
   CHECK_THAT(whole, Catch::StartsWith("[secret:token]\n") && Catch::EndsWith("\n[secret:token]\n"));
   CHECK(whole.find("acme-whole-secret") == std::string::npos);
 }

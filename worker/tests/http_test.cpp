@@ -597,13 +597,14 @@ TEST_CASE("with an object store a body over its threshold is also kept whole, up
   CHECK(outcome.output.substr(0, 1001) == std::string(1000, 'x') + "\n");
   CHECK_THAT(outcome.output, Catch::EndsWith("[kcron: response body truncated to 1000 of 1048576 bytes]"));
   REQUIRE(outcome.whole_outputs.size() == 1);
-  CHECK(outcome.whole_outputs[0].first == "body");
-  CHECK(outcome.whole_outputs[0].second == std::string(1048576, 'x'));
+  CHECK(outcome.whole_outputs[0].name == "body");
+  CHECK(outcome.whole_outputs[0].bytes == std::string(1048576, 'x'));
 
   policy.whole_bytes = 500000;
   const auto capped = make_http_executor(policy)(http_job(server.url("/big")), stop);
   REQUIRE(capped.whole_outputs.size() == 1);
-  CHECK(capped.whole_outputs[0].second.size() == 500000);
+  CHECK(capped.whole_outputs[0].bytes.size() == 500000);
+  CHECK(capped.whole_outputs[0].total == 1048576);
   CHECK_THAT(capped.output, Catch::EndsWith("[kcron: response body truncated to 1000 of 1048576 bytes]"));
 
   const auto small = make_http_executor(policy)(http_job(server.url("/echo")), stop);

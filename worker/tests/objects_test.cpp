@@ -152,9 +152,21 @@ TEST_CASE("a large stdout is stored under the execution's key and referenced by 
   CHECK(attempt.outcome.objects[0].name() == "stdout");
   CHECK(attempt.outcome.objects[0].uri() == "s3://b/" + key);
   CHECK(attempt.outcome.objects[0].size() == 100);
+  CHECK(attempt.outcome.objects[0].original_size() == 0);  // stored whole
   CHECK(attempt.outcome.whole_outputs.empty());
   CHECK(attempt.outcome.state == v1::SUCCEEDED);
   CHECK(attempt.outcome.output == "xxxx");  // the inline head stays
+}
+
+TEST_CASE("an output cut at objects.max_bytes is stored with the size it had") {
+  FakeStore store;
+  auto attempt = attempt_with_stdout("");
+  attempt.outcome.whole_outputs.clear();
+  attempt.outcome.whole_outputs.emplace_back("stdout", std::string(100, 'x'), 250);
+  CHECK(store_large_outputs(attempt, store, enabled_settings(), kToken));
+  REQUIRE(attempt.outcome.objects.size() == 1);
+  CHECK(attempt.outcome.objects[0].size() == 100);
+  CHECK(attempt.outcome.objects[0].original_size() == 250);
 }
 
 TEST_CASE("an output under the threshold or a disabled store stores nothing") {

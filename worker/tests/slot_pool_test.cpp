@@ -90,7 +90,7 @@ TEST_CASE("after_run sees the finished outcome on the slot before the main threa
   });
   std::atomic<std::size_t> seen{0};
   SlotPool pool(1, BandPolicy{}, runner, clock, {}, [&](Attempt& attempt) {
-    seen = attempt.outcome.whole_outputs.empty() ? 0 : attempt.outcome.whole_outputs[0].second.size();
+    seen = attempt.outcome.whole_outputs.empty() ? 0 : attempt.outcome.whole_outputs[0].bytes.size();
     v1::ObjectRef ref;
     ref.set_name("stdout");
     attempt.outcome.objects.push_back(ref);
