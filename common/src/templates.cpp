@@ -542,4 +542,63 @@ std::vector<const v1::Template*> Catalog::latest_of_each(std::string_view tenant
   return out;
 }
 
+Result<std::vector<Ref>> flow_template_refs(const v1::Flow& flow) {
+  std::vector<Ref> refs;
+  for (const auto& node : flow.nodes()) {
+    if (!node.has_template_ref()) continue;
+    const std::string where = fmt::format("node '{}'", shown(node.name()));
+    if (node.has_job()) return make_error("{}: set job or template_ref, not both", where);
+    auto ref = parse_ref(node.template_ref().ref(), true);
+    if (!ref) return ref.error().within(where + ": template_ref");
+    for (const auto& [name, value] : node.template_ref().params()) {
+      if (!is_valid_param_name(name)) {
+        return make_error("{}: template_ref: '{}' is not a parameter name ([a-z0-9_], not starting with a digit)", where,
+                          shown(name));
+      }
+      if (value.size() > kMaxValueBytes) {
+        return make_error("{}: template_ref: the value of parameter '{}' is longer than {} bytes", where, name, kMaxValueBytes);
+      }
+    }
+    if (std::none_of(refs.begin(), refs.end(), [&](const Ref& known) { return known.text() == ref->text(); })) {
+      refs.push_back(std::move(*ref));
+    }
+  }
+  return refs;
+}
+
+Result<FlowRender> render_flow_nodes(v1::Flow& flow, const Catalog& catalog, std::string_view tenant) {
+  if (auto shapes = flow_template_refs(flow); !shapes) return shapes.error();
+  FlowRender outcome;
+  std::vector<std::pair<int, v1::Job>> jobs;  // node index -> its rendered job
+  for (int at = 0; at < flow.nodes_size(); ++at) {
+    const auto& node = flow.nodes(at);
+    if (!node.has_template_ref()) continue;
+    const std::string where = fmt::format("node '{}'", shown(node.name()));
+    auto ref = parse_ref(node.template_ref().ref(), true);
+    if (!ref) return ref.error().within(where + ": template_ref");
+    const v1::Template* found = catalog.find(tenant, ref->name, ref->version);
+    if (found == nullptr) {
+      if (const auto* reason = catalog.unusable(tenant, ref->name, ref->version)) {
+        return make_error("{}: template '{}' cannot be read here: {}", where, ref->text(), *reason);
+      }
+      outcome.missing_node = node.name();
+      outcome.missing = std::move(*ref);
+      return outcome;
+    }
+    const Params params(node.template_ref().params().begin(), node.template_ref().params().end());
+    auto job = render(*found, params);
+    if (!job) return job.error().within(where);
+    job->clear_id();
+    job->clear_tenant();
+    jobs.emplace_back(at, std::move(*job));
+  }
+  for (auto& [at, job] : jobs) {
+    auto& node = *flow.mutable_nodes(at);
+    *node.mutable_job() = std::move(job);
+    node.clear_template_ref();
+  }
+  outcome.rendered = jobs.size();
+  return outcome;
+}
+
 }  // namespace kcron::templates

@@ -32,9 +32,10 @@ std::string error_of(const Status& status) {
   return status.error().message();
 }
 
-std::string error_of(const Result<v1::Job>& rendered) {
-  REQUIRE_FALSE(rendered);
-  return rendered.error().message();
+template <typename T>
+std::string error_of(const Result<T>& result) {
+  REQUIRE_FALSE(result);
+  return result.error().message();
 }
 
 }  // namespace
@@ -302,4 +303,127 @@ TEST_CASE("a version whose record cannot be read here is taken, never written ov
   REQUIRE(catalog.apply("report@5", encode(fifth), "application/x-protobuf", false));
   CHECK(catalog.unusable("", "report", 5) == nullptr);
   CHECK(catalog.find("", "report", 5) != nullptr);
+}
+
+namespace {
+
+v1::Flow flow_of(std::string_view json) {
+  v1::Flow flow;
+  REQUIRE(decode_message(json, "application/json", flow));
+  return flow;
+}
+
+}  // namespace
+
+TEST_CASE("a flow's template node renders into its job carrying name@version") {
+  Catalog catalog;
+  catalog.put(report());
+  auto flow = flow_of(R"({"id": "etl", "nodes": [
+      {"name": "a", "job": {"noop": {}}},
+      {"name": "b", "template_ref": {"ref": "report@3", "params": {"day": "2026-12-07", "n": "5"}}, "depends_on": ["a"]}]})");
+  auto rendered = render_flow_nodes(flow, catalog, "");
+  REQUIRE(rendered);
+  CHECK(rendered->rendered == 1);
+  CHECK_FALSE(rendered->is_missing());
+  const auto& node = flow.nodes(1);
+  CHECK_FALSE(node.has_template_ref());
+  CHECK(node.job().template_() == "report@3");
+  CHECK(node.job().id().empty());  // a node's id is "<flow>/<node>", whatever the template gives
+  CHECK(node.job().tenant().empty());
+  CHECK(node.job().exec().argv(1) == "--day=2026-12-07");
+  CHECK(node.job().exec().argv(2) == "--top=5");
+  REQUIRE(node.depends_on_size() == 1);
+  CHECK(flow.nodes(0).job().has_noop());
+  CHECK(flow.nodes(0).job().template_().empty());
+}
+
+TEST_CASE("a flow node's missing required parameter is refused naming the node and the parameter") {
+  Catalog catalog;
+  catalog.put(report());
+  auto flow = flow_of(R"({"id": "etl", "nodes": [{"name": "b", "template_ref": {"ref": "report@3"}}]})");
+  const auto before = flow.SerializeAsString();
+  auto rendered = render_flow_nodes(flow, catalog, "");
+  REQUIRE_FALSE(rendered);
+  CHECK(rendered.error().message() == "node 'b': template 'report@3': required parameter 'day' is missing");
+  CHECK(flow.SerializeAsString() == before);  // nothing changed
+}
+
+TEST_CASE("a flow node naming a version the catalog does not hold is reported missing, not refused") {
+  Catalog catalog;
+  catalog.put(report());
+  auto flow = flow_of(R"({"id": "etl", "nodes": [
+      {"name": "a", "template_ref": {"ref": "report@3", "params": {"day": "x"}}},
+      {"name": "b", "template_ref": {"ref": "report@9", "params": {"day": "x"}}}]})");
+  const auto before = flow.SerializeAsString();
+  auto rendered = render_flow_nodes(flow, catalog, "");
+  REQUIRE(rendered);
+  REQUIRE(rendered->is_missing());
+  CHECK(rendered->missing_node == "b");
+  CHECK(rendered->missing.text() == "report@9");
+  CHECK(rendered->rendered == 0);
+  CHECK(flow.SerializeAsString() == before);  // rendered only once every version is there
+}
+
+TEST_CASE("a flow node setting both job and template_ref is refused") {
+  Catalog catalog;
+  catalog.put(report());
+  auto flow = flow_of(R"({"id": "etl", "nodes": [
+      {"name": "b", "job": {"noop": {}}, "template_ref": {"ref": "report@3", "params": {"day": "x"}}}]})");
+  auto rendered = render_flow_nodes(flow, catalog, "");
+  REQUIRE_FALSE(rendered);
+  CHECK(rendered.error().message() == "node 'b': set job or template_ref, not both");
+  CHECK(error_of(flow_template_refs(flow)) == "node 'b': set job or template_ref, not both");
+}
+
+TEST_CASE("a flow node's template_ref must name a version and parameters by name") {
+  auto no_version = flow_of(R"({"id": "etl", "nodes": [{"name": "b", "template_ref": {"ref": "report"}}]})");
+  CHECK(error_of(flow_template_refs(no_version)) == "node 'b': template_ref: name the template's version: report@VERSION");
+  auto bad_param =
+      flow_of(R"({"id": "etl", "nodes": [{"name": "b", "template_ref": {"ref": "report@3", "params": {"Day": "x"}}}]})");
+  CHECK(error_of(flow_template_refs(bad_param)) ==
+        "node 'b': template_ref: 'Day' is not a parameter name ([a-z0-9_], not starting with a digit)");
+}
+
+TEST_CASE("the versions a flow names are listed once each in node order") {
+  auto flow = flow_of(R"({"id": "etl", "nodes": [
+      {"name": "a", "template_ref": {"ref": "report@3"}},
+      {"name": "b", "job": {"noop": {}}},
+      {"name": "c", "template_ref": {"ref": "load@1"}},
+      {"name": "d", "template_ref": {"ref": "report@3"}}]})");
+  auto refs = flow_template_refs(flow);
+  REQUIRE(refs);
+  REQUIRE(refs->size() == 2);
+  CHECK((*refs)[0].text() == "report@3");
+  CHECK((*refs)[1].text() == "load@1");
+}
+
+TEST_CASE("a tenant's flow node renders from its own tenant's versions only") {
+  Catalog catalog;
+  auto theirs = report();
+  theirs.set_tenant("acme");
+  theirs.mutable_job()->set_queue("default");
+  catalog.put(theirs);
+  auto flow = flow_of(R"({"id": "etl", "nodes": [{"name": "b", "template_ref": {"ref": "report@3", "params": {"day": "x"}}}]})");
+  auto in_default = render_flow_nodes(flow, catalog, "");
+  REQUIRE(in_default);
+  CHECK(in_default->is_missing());  // the default tenant has no report@3
+  auto in_other = render_flow_nodes(flow, catalog, "globex");
+  REQUIRE(in_other);
+  CHECK(in_other->is_missing());
+  auto in_acme = render_flow_nodes(flow, catalog, "acme");
+  REQUIRE(in_acme);
+  CHECK(in_acme->rendered == 1);
+  CHECK(flow.nodes(0).job().queue() == "default");  // acme's version, not another's
+  CHECK(flow.nodes(0).job().tenant().empty());      // the flow's tenant applies
+}
+
+TEST_CASE("a flow naming no template renders nothing and is left as it is") {
+  Catalog catalog;
+  auto flow = flow_of(R"({"id": "etl", "nodes": [{"name": "a", "job": {"noop": {}}}]})");
+  const auto before = flow.SerializeAsString();
+  auto rendered = render_flow_nodes(flow, catalog, "");
+  REQUIRE(rendered);
+  CHECK(rendered->rendered == 0);
+  CHECK_FALSE(rendered->is_missing());
+  CHECK(flow.SerializeAsString() == before);
 }

@@ -110,4 +110,33 @@ class Catalog {
   std::map<std::pair<std::string, std::string>, std::string, std::less<>> unusable_;
 };
 
+// ---- Templates in flows (docs/templates.md#templates-in-flows) ----
+// A flow node names a version with template_ref instead of a job. The writer renders every such
+// node before it checks or writes the flow, so the flow on kcron.jobs is always concrete.
+
+// The versions a flow's template nodes name, each once, in node order, after checking each such
+// node's shape: it sets job or template_ref, not both; its ref names a version; its parameter
+// names are names and its values at most kMaxValueBytes. The error names the node: "node 'b':
+// template_ref: ...".
+Result<std::vector<Ref>> flow_template_refs(const v1::Flow& flow);
+
+// What render_flow_nodes did.
+struct FlowRender {
+  std::size_t rendered = 0;  // template nodes rendered (0 with `missing` empty: the flow names no template)
+  // The first template node whose version the catalog does not hold (yet), and that version:
+  // then nothing was rendered, and a writer may wait for the version and try again.
+  std::string missing_node;
+  Ref missing;
+  bool is_missing() const { return !missing_node.empty(); }
+};
+
+// Renders every template node of `flow` from `tenant`'s versions in `catalog` (a tenant sees only
+// its own templates): the node's job becomes the rendered job, carrying `template` =
+// "name@version", with no id and no tenant (a node's id is "<flow>/<node>" and its tenant the
+// flow's), and its template_ref is cleared. Nodes with a job are left as they are. Changes
+// `flow` only when every template node rendered. An error names the node: "node 'b': template
+// 'report@3': required parameter 'day' is missing"; a version not in the catalog is not an
+// error but FlowRender::missing, so the writer can wait for it.
+Result<FlowRender> render_flow_nodes(v1::Flow& flow, const Catalog& catalog, std::string_view tenant);
+
 }  // namespace kcron::templates
