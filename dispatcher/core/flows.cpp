@@ -144,6 +144,14 @@ Status DispatcherCore::submit_flow(Context& context, v1::Flow flow) {
     if (!v1::FlowNode::Trigger_IsValid(node.trigger())) {
       return refuse(fmt::format("{}: trigger {} is not a known value", where, static_cast<int>(node.trigger())));
     }
+    if (node.has_template_ref()) {
+      // Writers render template nodes before they write (docs/templates.md#templates-in-flows):
+      // this one was written around them, and the dispatcher has no catalog to render it with.
+      return refuse(
+          fmt::format("{}: names template '{}' (template_ref): templates in flows are rendered by the writer (kcron flow submit, "
+                      "kcron-api, the cron-producer), which writes the concrete job; the dispatcher runs only concrete jobs",
+                      where, node.template_ref().ref().substr(0, 200)));
+    }
     v1::Job& job = *node.mutable_job();
     if (!job.id().empty() && job.id() != id) {
       return refuse(

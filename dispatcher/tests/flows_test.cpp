@@ -126,6 +126,23 @@ TEST_CASE("flow: a cycle, a missing parent and a node job naming another id are 
   CHECK(harness.core.counts().flows == 0);
 }
 
+TEST_CASE("flow: a node that still names a template is REJECTED, saying that writers render templates") {
+  FlowHarness harness;
+  harness.submit_flow(R"({"flow":{"id":"t","nodes":[{"name":"a","job":{"noop":{}}},)"
+                      R"({"name":"b","template_ref":{"ref":"report@3","params":{"day":"x"}},"depends_on":["a"]}]}})",
+                      "t");
+  auto reasons = harness.dead_letter_reasons();
+  REQUIRE(reasons.size() == 1);
+  CHECK(
+      reasons[0].starts_with("node 'b': names template 'report@3' (template_ref): templates in flows are rendered by the "
+                             "writer (kcron flow submit, kcron-api, the cron-producer)"));
+  CHECK(harness.exec_ids().empty());
+  CHECK(harness.core.counts().flows == 0);
+  // A node whose job carries `template` text is a concrete job: the text is provenance only.
+  harness.submit_flow(R"({"flow":{"id":"p","nodes":[{"name":"a","job":{"noop":{},"template":"report@3"}}]}})", "p");
+  CHECK(harness.exec_ids() == std::vector<std::string>{"p/a"});
+}
+
 TEST_CASE("flow: a plain job whose id has the flow separator is REJECTED, and a flow's node id is not reusable") {
   FlowHarness harness;
   harness.submit(R"({"id":"etl/load","noop":{}})", "etl/load");
