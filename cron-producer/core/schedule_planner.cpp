@@ -130,7 +130,8 @@ Result<SchedulePlanner::Entry> SchedulePlanner::validate(const ScheduleRecord& r
   if (definition.has_start() && definition.has_end() && to_ms(definition.end()) <= to_ms(definition.start())) {
     return make_error("schedule {}: end is not after start", definition.id());
   }
-  Entry entry{std::move(definition), std::move(*expression), *zone, record.partition, {}, 0, 0, {}, {}, false, std::nullopt};
+  Entry entry{std::move(definition), std::move(*expression), *zone, record.partition, {}, 0, 0, {}, {}, false, std::nullopt,
+              std::nullopt};
   return entry;
 }
 
@@ -177,8 +178,57 @@ Result<std::optional<v1::Job>> SchedulePlanner::render_run(const Entry& entry) c
   return std::optional<v1::Job>(std::move(*job));
 }
 
+bool SchedulePlanner::renders_templates(const v1::Schedule& definition) {
+  if (definition.has_template_ref()) return true;
+  if (!definition.has_flow_template()) return false;
+  const auto& nodes = definition.flow_template().nodes();
+  return std::any_of(nodes.begin(), nodes.end(), [](const v1::FlowNode& node) { return node.has_template_ref(); });
+}
+
+Result<bool> SchedulePlanner::render_entry(Entry& entry, std::string& missing) const {
+  const auto& definition = entry.definition;
+  const std::string whose = is_default_tenant(definition.tenant()) ? "" : fmt::format(" of tenant '{}'", definition.tenant());
+  if (definition.has_template_ref()) {
+    auto job = render_run(entry);
+    if (!job) return job.error();
+    if (!job->has_value()) {
+      auto ref = templates::parse_ref(definition.template_ref().ref(), true);
+      missing = fmt::format("template '{}'{}", ref ? ref->text() : definition.template_ref().ref(), whose);
+      return false;
+    }
+    entry.rendered = std::move(**job);
+    return true;
+  }
+  // A flow_template's template nodes (docs/templates.md#templates-in-flows): rendered once every
+  // version is in the catalog, each node's job then checked as an inline node's is.
+  const std::string within = fmt::format("schedule {}: flow_template", definition.id());
+  const templates::Catalog none;
+  v1::Flow flow = definition.flow_template();
+  auto rendered = templates::render_flow_nodes(flow, catalog_ != nullptr ? *catalog_ : none, definition.tenant());
+  if (!rendered) return rendered.error().within(within);
+  if (rendered->is_missing()) {
+    missing = fmt::format("flow_template: node '{}': template '{}'{}", rendered->missing_node, rendered->missing.text(), whose);
+    return false;
+  }
+  for (const auto& node : flow.nodes()) {
+    const auto& job = node.job();
+    const std::string field = fmt::format("node '{}': the job template '{}' renders", node.name(), job.template_());
+    if (job.when_case() == v1::Job::kRunAt || job.when_case() == v1::Job::kRunAtMs) {
+      return make_error("{}: {}: run_at would be the same instant for every run; use delay (counted from the run's start)",
+                        within, field);
+    }
+    if (auto valid = check_job(job, field); !valid) return valid.error().within(within);
+  }
+  if (const auto bytes = flow.ByteSizeLong() + kRunOverheadBytes; bytes > settings_.max_record_bytes) {
+    return make_error("{}: its run, rendered, is {} bytes, over the record limit of {} bytes", within, bytes,
+                      settings_.max_record_bytes);
+  }
+  entry.rendered_flow = std::move(flow);
+  return true;
+}
+
 void SchedulePlanner::remember_record(Entry& entry, const ScheduleRecord& record) const {
-  if (!entry.definition.has_template_ref()) return;
+  if (!renders_templates(entry.definition)) return;
   entry.arrived_ms = now_ms();
   entry.offset = record.offset;
   entry.value = std::string(record.value);
@@ -200,12 +250,15 @@ Status SchedulePlanner::check_flow_template(const v1::Schedule& definition) cons
   if (auto order = flow::check_graph(longest_run, shapes, settings_.flow_limits); !order) {
     return order.error().within(within(""));
   }
+  // A node naming a template version is rendered at each run, once the version is in the catalog.
+  if (auto refs = templates::flow_template_refs(flow); !refs) return refs.error().within(within(""));
   for (const auto& node : flow.nodes()) {
     const std::string field = fmt::format("node '{}': job", node.name());
     if (!v1::FlowNode::Trigger_IsValid(node.trigger())) {
       return make_error("{}: node '{}': trigger {} is not a known value", within(""), node.name(),
                         static_cast<int>(node.trigger()));
     }
+    if (node.has_template_ref()) continue;
     const auto& job = node.job();
     if (!job.id().empty() || !job.tenant().empty() || job.has_schedule_run() || job.has_flow()) {
       return make_error("{}: {}: kcron sets a node's id, tenant, schedule_run and flow; leave them out", within(""), field);
@@ -295,16 +348,15 @@ void SchedulePlanner::apply(const ScheduleRecord& record, std::vector<OutRecord>
            out);
     return;
   }
-  if (entry->definition.has_template_ref()) {
-    // Refused at once when the version is known and does not render (a parameter missing, unknown
+  if (renders_templates(entry->definition)) {
+    // Refused at once when a version is known and does not render (a parameter missing, unknown
     // or of the wrong type); a version not seen yet is waited for, from now, at each tick.
-    auto rendered = render_run(*entry);
-    if (!rendered) {
+    std::string missing;
+    if (auto rendered = render_entry(*entry, missing); !rendered) {
       reject(record,
              rendered.error().message() + (existing != schedules_.end() ? " (the previous definition stays in force)" : ""), out);
       return;
     }
-    entry->rendered = std::move(*rendered);
     remember_record(*entry, record);
   }
   const auto print = fingerprint(entry->definition);
@@ -312,6 +364,7 @@ void SchedulePlanner::apply(const ScheduleRecord& record, std::vector<OutRecord>
     if (existing->second.state.fingerprint() == print && !existing->second.rejected) {
       existing->second.definition = entry->definition;  // replayed or identical: nothing changes
       if (!existing->second.rendered) existing->second.rendered = std::move(entry->rendered);
+      if (!existing->second.rendered_flow) existing->second.rendered_flow = std::move(entry->rendered_flow);
       return;
     }
     cancel_ahead(existing->second, out);  // runs emitted ahead for the old definition
@@ -338,25 +391,20 @@ std::size_t SchedulePlanner::tick(std::vector<OutRecord>& out) {
     if (hold_tenant_runs_ && !is_default_tenant(definition.tenant())) continue;
     if (hold_flow_runs_ && definition.has_flow_template()) continue;
     if (entry.rejected) continue;
-    if (definition.has_template_ref() && !entry.rendered) {
-      auto job = render_run(entry);
-      if (job && !job->has_value() && now_ms() - entry.arrived_ms <= settings_.template_wait.count()) continue;  // waiting
-      if (!job || !job->has_value()) {
-        auto ref = templates::parse_ref(definition.template_ref().ref(), true);
-        const std::string reason =
-            job ? fmt::format("schedule {}: template '{}'{} was not found on {} within {} ms", definition.id(),
-                              ref ? ref->text() : definition.template_ref().ref(),
-                              is_default_tenant(definition.tenant()) ? "" : fmt::format(" of tenant '{}'", definition.tenant()),
-                              settings_.names.templates(), settings_.template_wait.count())
-                : job.error().message();
+    if (renders_templates(definition) && !entry.rendered && !entry.rendered_flow) {
+      std::string missing;
+      auto rendered = render_entry(entry, missing);
+      if (rendered && !*rendered && now_ms() - entry.arrived_ms <= settings_.template_wait.count()) continue;  // waiting
+      if (!rendered || !*rendered) {
+        const std::string reason = rendered ? fmt::format("schedule {}: {} was not found on {} within {} ms", definition.id(),
+                                                          missing, settings_.names.templates(), settings_.template_wait.count())
+                                            : rendered.error().message();
         const std::string key = scoped_key(definition.tenant(), definition.id());
         reject({entry.partition, entry.offset, key, entry.value, false, entry.content_type}, reason, out);
         entry.rejected = true;
         continue;
       }
-      entry.rendered = std::move(**job);
     }
-    const v1::Job* job = entry.rendered ? &*entry.rendered : nullptr;
     const Instant anchor = definition.has_start() ? instant_from_ms(to_ms(definition.start())) : Instant{};
     Instant from = instant_from_ms(entry.state.last_nominal_ms());
     if (definition.has_start()) from = std::max(from, instant_from_ms(to_ms(definition.start()) - 1));
@@ -375,7 +423,7 @@ std::size_t SchedulePlanner::tick(std::vector<OutRecord>& out) {
         first_kept = missed.size() - 1;  // fire_once: only the latest missed run
       }
       counts_.skipped += first_kept;
-      for (std::size_t index = first_kept; index < missed.size(); ++index) emit(entry, missed[index], job, out);
+      for (std::size_t index = first_kept; index < missed.size(); ++index) emit(entry, missed[index], out);
       emitted += missed.size() - first_kept;
       missed.clear();
     };
@@ -394,7 +442,7 @@ std::size_t SchedulePlanner::tick(std::vector<OutRecord>& out) {
         continue;
       }
       flush_missed();
-      emit(entry, *next, job, out);
+      emit(entry, *next, out);
       ++emitted;
     }
     flush_missed();
@@ -405,7 +453,7 @@ std::size_t SchedulePlanner::tick(std::vector<OutRecord>& out) {
   return emitted_total;
 }
 
-void SchedulePlanner::emit(Entry& entry, Instant nominal, const v1::Job* rendered, std::vector<OutRecord>& out) {
+void SchedulePlanner::emit(Entry& entry, Instant nominal, std::vector<OutRecord>& out) {
   const auto& definition = entry.definition;
   const std::string job_id = trigger_id(definition.id(), nominal);
   const std::string schedule_key = scoped_key(definition.tenant(), definition.id());
@@ -425,7 +473,7 @@ void SchedulePlanner::emit(Entry& entry, Instant nominal, const v1::Job* rendere
     // A flow run `<schedule>@<instant>`: its nodes are `<schedule>@<instant>/<node>`, on the
     // schedule's partition too (routing takes the id up to its first '@' or '/').
     v1::Flow& flow = *command.mutable_flow();
-    flow = definition.flow_template();
+    flow = entry.rendered_flow ? *entry.rendered_flow : definition.flow_template();  // rendered: carries `template`
     flow.set_id(job_id);
     flow.set_tenant(definition.tenant());
     flow.set_run_at_ms(to_epoch_ms(nominal) + jitter_ms);
@@ -437,7 +485,7 @@ void SchedulePlanner::emit(Entry& entry, Instant nominal, const v1::Job* rendere
     return;
   }
   v1::Job& job = *command.mutable_submit();
-  job = rendered != nullptr ? *rendered : definition.job_template();  // rendered: carries `template`
+  job = entry.rendered ? *entry.rendered : definition.job_template();  // rendered: carries `template`
   job.set_id(job_id);
   job.set_tenant(definition.tenant());
   job.set_attempt(0);

@@ -85,7 +85,7 @@ class SchedulePlanner {
   void hold_flow_runs(bool held) { hold_flow_runs_ = held; }
   bool flow_runs_held() const { return hold_flow_runs_; }
 
-  // The templates that template_ref schedules render from (kcron.templates, followed by the
+  // The templates that template_ref schedules and flow_template nodes render from (kcron.templates, followed by the
   // loop); null: none seen yet, so every such schedule waits. Not owned; read on each tick.
   void set_catalog(const templates::Catalog* catalog) { catalog_ = catalog; }
 
@@ -113,7 +113,17 @@ class SchedulePlanner {
     bool rejected = false;
     // Its job, rendered once the version is in the catalog (a version is immutable).
     std::optional<v1::Job> rendered;
+    // A flow_template whose nodes name templates: the flow with every such node rendered, once
+    // every version is in the catalog.
+    std::optional<v1::Flow> rendered_flow;
   };
+
+  // Whether a schedule's runs are rendered from template versions: a template_ref, or a
+  // flow_template with a node that names one (docs/templates.md#templates-in-flows).
+  static bool renders_templates(const v1::Schedule& definition);
+  // Renders what `entry` needs (its job or its flow's template nodes). False: a version is not
+  // in the catalog yet (still waiting), `missing` says which; an error: to be REJECTED with it.
+  Result<bool> render_entry(Entry& entry, std::string& missing) const;
 
   Result<Entry> validate(const ScheduleRecord& record, v1::Schedule definition) const;
   Status check_job(const v1::Job& job, std::string_view field) const;
@@ -123,7 +133,7 @@ class SchedulePlanner {
   // there yet (still waiting); an error: the schedule is to be REJECTED with it.
   Result<std::optional<v1::Job>> render_run(const Entry& entry) const;
   void remember_record(Entry& entry, const ScheduleRecord& record) const;
-  void emit(Entry& entry, Instant nominal, const v1::Job* rendered, std::vector<OutRecord>& out);
+  void emit(Entry& entry, Instant nominal, std::vector<OutRecord>& out);
   void cancel_ahead(const Entry& entry, std::vector<OutRecord>& out);
   void save_state(const Entry& entry, std::vector<OutRecord>& out);
   void reject(const ScheduleRecord& record, std::string_view reason, std::vector<OutRecord>& out);

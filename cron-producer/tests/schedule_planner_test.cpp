@@ -568,3 +568,103 @@ TEST_CASE("a template_ref schedule of a tenant renders that tenant's version onl
   REQUIRE(reasons.size() == 1);
   CHECK_THAT(reasons[0], Catch::Contains("'report@3' of tenant 'acme'"));
 }
+
+namespace {
+
+// A flow_template whose node "report" names report@3 (after a plain node "extract").
+std::string flow_on_template(const std::string& id, const std::string& params, const std::string& ref = "report@3") {
+  return flow_schedule(id, fmt::format(R"({{"name":"extract","job":{{"noop":{{}}}}}},)"
+                                       R"({{"name":"report","template_ref":{{"ref":"{}","params":{{{}}}}},)"
+                                       R"("depends_on":["extract"]}})",
+                                       ref, params));
+}
+
+std::vector<v1::Flow> flows_submitted(Harness& harness) {
+  harness.planner.tick(harness.out);
+  std::vector<v1::Flow> flows;
+  for (const auto& item : harness.take(".jobs")) {
+    v1::Command command;
+    REQUIRE(command.ParseFromString(item.value));
+    if (command.has_flow()) flows.push_back(command.flow());
+  }
+  return flows;
+}
+
+}  // namespace
+
+TEST_CASE("a flow_template node naming a template renders at each run into a job carrying name@version") {
+  Harness harness;
+  templates::Catalog catalog;
+  catalog.put(report_template());
+  harness.planner.set_catalog(&catalog);
+  harness.apply("etl", flow_on_template("etl", R"("day":"mon")"));
+  CHECK(rejections(harness).empty());
+  harness.clock.advance(Millis(5'000));
+  const auto flows = flows_submitted(harness);
+  REQUIRE(flows.size() == 1);
+  CHECK(flows[0].id() == "etl@2026-09-21T14:13:30Z");
+  REQUIRE(flows[0].nodes_size() == 2);
+  CHECK(flows[0].nodes(0).job().has_noop());
+  const auto& node = flows[0].nodes(1);
+  CHECK_FALSE(node.has_template_ref());
+  CHECK(node.job().template_() == "report@3");
+  CHECK(node.job().exec().argv(1) == "--day=mon");
+  CHECK(node.job().queue() == "batch");
+  CHECK(node.depends_on(0) == "extract");
+}
+
+TEST_CASE("a flow_template node whose version does not render is REJECTED at arrival naming the node and the parameter") {
+  Harness harness;
+  templates::Catalog catalog;
+  catalog.put(report_template());
+  harness.planner.set_catalog(&catalog);
+  harness.apply("missing", flow_on_template("missing", ""));
+  harness.apply("both", flow_schedule("both", R"({"name":"a","job":{"noop":{}},"template_ref":{"ref":"report@3"}})"));
+  harness.apply("unversioned", flow_on_template("unversioned", R"("day":"mon")", "report"));
+  const auto reasons = rejections(harness);
+  REQUIRE(reasons.size() == 3);
+  CHECK(reasons[0] == "schedule missing: flow_template: node 'report': template 'report@3': required parameter 'day' is missing");
+  CHECK(reasons[1] == "schedule both: flow_template: node 'a': set job or template_ref, not both");
+  CHECK_THAT(reasons[2], Catch::Contains("node 'report': template_ref") && Catch::Contains("version"));
+  harness.clock.advance(Millis(5'000));
+  CHECK(flows_submitted(harness).empty());
+}
+
+TEST_CASE("a flow_template node's version not seen yet is waited for, then the schedule is REJECTED naming node and version") {
+  Harness harness;
+  templates::Catalog catalog;
+  harness.planner.set_catalog(&catalog);
+  harness.apply("late", flow_on_template("late", R"("day":"mon")"));
+  harness.apply("never", flow_on_template("never", R"("day":"mon")", "report@4"));
+  CHECK(rejections(harness).empty());
+  harness.clock.advance(Millis(20'000));
+  CHECK(flows_submitted(harness).empty());  // waiting
+  CHECK(rejections(harness).empty());
+  catalog.put(report_template());
+  harness.clock.advance(Millis(11'000));
+  const auto flows = flows_submitted(harness);
+  REQUIRE_FALSE(flows.empty());
+  for (const auto& flow : flows) {
+    CHECK_THAT(flow.id(), Catch::StartsWith("late@"));
+    CHECK(flow.nodes(1).job().template_() == "report@3");
+  }
+  const auto reasons = rejections(harness);
+  REQUIRE(reasons.size() == 1);
+  CHECK(reasons[0] ==
+        "schedule never: flow_template: node 'report': template 'report@4' was not found on kcron.templates "
+        "within 30000 ms");
+  CHECK(flows_submitted(harness).empty());
+}
+
+TEST_CASE("a flow_template node whose rendered job fails the schedule checks is REJECTED") {
+  Harness harness;
+  templates::Catalog catalog;
+  auto elsewhere = report_template();
+  elsewhere.mutable_job()->set_queue("nowhere");
+  catalog.put(elsewhere);
+  harness.planner.set_catalog(&catalog);
+  harness.apply("etl", flow_on_template("etl", R"("day":"mon")"));
+  const auto reasons = rejections(harness);
+  REQUIRE(reasons.size() == 1);
+  CHECK(reasons[0] == "schedule etl: flow_template: node 'report': the job template 'report@3' renders: unknown queue 'nowhere'");
+}
