@@ -253,8 +253,16 @@ Decision Relay::command(const InputRecord& record, const InputTopic& topic, std:
     flow.set_tenant(tenant);
     flow.set_submitted_by(submitted_by);
     for (auto& node : *flow.mutable_nodes()) {
-      auto& node_job = *node.mutable_job();
       const auto name = flow::validate_node_name(node.name(), flow::Limits{}) ? node.name() : std::string("(invalid name)");
+      if (node.has_template_ref()) {
+        // Templates in flows are rendered by the writer (docs/templates.md#templates-in-flows), and
+        // the relay has no catalog: it forwards concrete flows only, as it never sets `template`.
+        return refuse(fmt::format(
+            "node '{}': template_ref: kcron-relay does not render templates; submit the flow with `kcron flow submit` or "
+            "kcron-api's POST /v1/flows, which render them, or give the node its job",
+            name));
+      }
+      auto& node_job = *node.mutable_job();
       if (auto refused = refused_job_field(node_job, fmt::format("node '{}': ", name)); refused) {
         return refuse(*refused);
       }
@@ -347,6 +355,13 @@ Decision Relay::schedule(const InputRecord& record, const InputTopic& topic, std
     decision.tenant_overridden = decision.tenant_overridden || names_other_tenant(flow.tenant(), topic.tenant);
     flow.clear_tenant();
     for (int at = 0; at < flow.nodes_size(); ++at) {
+      // A node naming a template version is passed on: the cron-producer renders it at each run
+      // from the schedule's tenant's versions (docs/templates.md#templates-in-flows).
+      if (flow.nodes(at).has_template_ref()) {
+        if (flow.nodes(at).has_job())
+          return refuse(fmt::format("flow_template.nodes[{}]: set job or template_ref, not both", at), true);
+        continue;
+      }
       auto& job = *flow.mutable_nodes(at)->mutable_job();
       if (auto refused = refused_job_field(job, fmt::format("flow_template.nodes[{}].job.", at)); refused) {
         return refuse(*refused, true);

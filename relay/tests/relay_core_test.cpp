@@ -368,6 +368,35 @@ TEST_CASE("a flow_template schedule keeps no job_template, its nodes the topic's
   CHECK(run.reason.starts_with("schedule_run: set by the cron-producer"));
 }
 
+TEST_CASE("a flow node naming a template is refused, a flow_template node naming one is passed on", "[relay]") {
+  Harness h;
+  // A flow goes to kcron.jobs, which holds only concrete flows: the relay has no catalog to render it.
+  const auto flow = h.apply("kcron.in.acme", "etl",
+                            R"({"flow":{"id":"etl","nodes":[{"name":"a","job":{"noop":{}}},)"
+                            R"({"name":"b","template_ref":{"ref":"report@3","params":{"day":"mon"}}}]}})");
+  CHECK(flow.outcome == Outcome::kRejected);
+  CHECK(flow.reason.starts_with("node 'b': template_ref: kcron-relay does not render templates;"));
+  CHECK(h.on("kcron.jobs").empty());
+  // A schedule goes to the cron-producer, which renders it at each run inside the topic's tenant.
+  h.out.clear();
+  const auto scheduled =
+      h.apply("kcron.in.acme.schedules", "etl",
+              R"({"expression":"0 3 * * *","flow_template":{"nodes":[{"name":"a","job":{"noop":{}}},)"
+              R"({"name":"b","template_ref":{"ref":"report@3","params":{"day":"mon"}},"depends_on":["a"]}]}})");
+  CHECK(scheduled.outcome == Outcome::kForwarded);
+  REQUIRE(h.on("kcron.schedules").size() == 1);
+  v1::Schedule schedule;
+  REQUIRE(schedule.ParseFromString(h.on("kcron.schedules")[0].value));
+  CHECK(schedule.tenant() == "acme");
+  CHECK_FALSE(schedule.flow_template().nodes(1).has_job());
+  CHECK(schedule.flow_template().nodes(1).template_ref().ref() == "report@3");
+  const auto both = h.apply("kcron.in.acme.schedules", "etl2",
+                            R"({"expression":"0 3 * * *","flow_template":{"nodes":[)"
+                            R"({"name":"a","job":{"noop":{}},"template_ref":{"ref":"report@3"}}]}})");
+  CHECK(both.outcome == Outcome::kRejected);
+  CHECK(both.reason == "flow_template.nodes[0]: set job or template_ref, not both");
+}
+
 TEST_CASE("a batch on in.acme is forwarded keyless with every job acme's, and a job with kcron's fields refuses it", "[relay]") {
   Harness h;
   const auto put = h.apply("kcron.in.acme", "",
