@@ -163,6 +163,17 @@ Checked<v1::Flow> check_flow(v1::Flow flow, std::string_view tenant, std::string
     if (auto valid = validate_default_tenant_id(flow.id()); !valid) return refuse("id", valid.error().message());
   }
   for (int at = 0; at < flow.nodes_size(); ++at) {
+    if (const auto& node = flow.nodes(at); node.has_template_ref()) {
+      // Rendered by kcron-api before it writes (docs/templates.md#templates-in-flows); its job
+      // is checked then.
+      if (node.has_job()) return refuse(fmt::format("nodes[{}]", at), "set job or template_ref, not both");
+      if (auto ref = templates::parse_ref(node.template_ref().ref(), true); !ref) {
+        return refuse(fmt::format("nodes[{}].template_ref.ref", at), ref.error().message());
+      }
+      if (!v1::FlowNode::Trigger_IsValid(node.trigger()))
+        return refuse(fmt::format("nodes[{}].trigger", at), "not a known trigger");
+      continue;
+    }
     auto& job = *flow.mutable_nodes(at)->mutable_job();
     const std::string id = flow::node_job_id(flow.id(), flow.nodes(at).name());
     const auto field = [&](std::string_view name) { return fmt::format("nodes[{}].job.{}", at, name); };
@@ -288,6 +299,23 @@ BatchVersions find_batch_versions(const std::vector<std::optional<Checked<Templa
     version.found = find(version.ref, std::max(Millis(0), std::chrono::duration_cast<Millis>(deadline - clock.now())));
   }
   return looked_up;
+}
+
+std::optional<FieldError> check_rendered_nodes(const v1::Flow& flow) {
+  for (int at = 0; at < flow.nodes_size(); ++at) {
+    const auto& job = flow.nodes(at).job();
+    if (job.template_().empty()) continue;
+    const auto refused = [&](std::string_view name, std::string message) {
+      return FieldError{fmt::format("nodes[{}].job.{}", at, name),
+                        fmt::format("node '{}': template '{}' renders a job that is refused: {}", flow.nodes(at).name(),
+                                    job.template_(), message)};
+    };
+    if (job.task_case() == v1::Job::TASK_NOT_SET) {
+      return refused("task", "a job needs a task: one of noop, sleep, exec, http, kafka, handler");
+    }
+    if (job.has_priority() && job.priority() > 9) return refused("priority", fmt::format("{} is outside 0-9", job.priority()));
+  }
+  return std::nullopt;
 }
 
 Checked<v1::Flow> check_flow_template(v1::Flow flow, std::string_view schedule_id, std::string_view tenant,

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <charconv>
@@ -566,13 +567,14 @@ struct ApiServer::Impl {
     return false;
   }
 
-  // Why a version is refused after the wait, with the versions there are.
-  std::string missing_template(const std::string& tenant, const templates::Ref& ref, Millis waited) const {
+  // Why a version is refused after the wait, with the versions there are (`where`: a prefix naming the node).
+  std::string missing_template(const std::string& tenant, const templates::Ref& ref, Millis waited,
+                               const std::string& where = "") const {
     std::string there;
     for (const auto& version : settings.templates->versions(tenant, ref.name)) {
       there += (there.empty() ? "" : ", ") + std::to_string(version.version());
     }
-    return fmt::format("template '{}' has no version {} in tenant {} (waited {} ms for it; its versions: {})", ref.name,
+    return fmt::format("{}template '{}' has no version {} in tenant {} (waited {} ms for it; its versions: {})", where, ref.name,
                        ref.version, tenant, waited.count(), there.empty() ? "none" : there);
   }
 
@@ -703,11 +705,70 @@ struct ApiServer::Impl {
       reply_problem(response, make_problem(400, flow.error.message, flow.error.field), request_id);
       return;
     }
+    nlohmann::json extra{{"nodes", flow.value->nodes_size()}};
+    const auto& nodes = flow.value->nodes();
+    if (std::any_of(nodes.begin(), nodes.end(), [](const v1::FlowNode& node) { return node.has_template_ref(); })) {
+      auto rendered = render_template_nodes(*caller, *flow.value, response, request_id);
+      if (!rendered) return;
+      extra["rendered_from_templates"] = *rendered;
+    }
     v1::Command command;
     *command.mutable_flow() = *flow.value;
     const auto& id = flow.value->id();
-    write_submission(*caller, "flow", id, command, "/v1/flows/" + percent_encode(id), {{"nodes", flow.value->nodes_size()}},
-                     response, request_id);
+    write_submission(*caller, "flow", id, command, "/v1/flows/" + percent_encode(id), std::move(extra), response, request_id);
+  }
+
+  // A flow body's template nodes rendered with this instance's catalog (docs/templates.md#templates-in-flows):
+  // a version not here yet is waited for up to template_wait (then a 404), one that does not
+  // render is a 400; the field names the node. The number of nodes rendered, or nothing once the
+  // response holds the refusal.
+  std::optional<std::size_t> render_template_nodes(const Caller& caller, v1::Flow& flow, httplib::Response& response,
+                                                   const std::string& request_id) {
+    if (!templates_followed(response, request_id)) return std::nullopt;
+    const auto node_field = [&](std::string_view name) {
+      for (int at = 0; at < flow.nodes_size(); ++at) {
+        if (flow.nodes(at).name() == name) return fmt::format("nodes[{}].template_ref", at);
+      }
+      return std::string("nodes");
+    };
+    auto rendered = settings.templates->render_flow(flow, caller.tenant);
+    if (rendered && rendered->is_missing() && settings.template_wait.count() > 0) {
+      // A wait holds a request thread: it shares the quarter of them that consistency waits may hold.
+      struct Slot {
+        std::atomic<std::size_t>& count;
+        ~Slot() { count.fetch_sub(1); }
+      } slot{consistency_waiting};
+      if (consistency_waiting.fetch_add(1) >= max_consistency_waiting) {
+        response.set_header("Retry-After", "1");
+        reply_problem(response,
+                      make_problem(503, fmt::format("too many requests wait; template '{}' is not here yet: retry",
+                                                    rendered->missing.text())),
+                      request_id);
+        return std::nullopt;
+      }
+      rendered = settings.templates->render_flow(flow, caller.tenant, settings.template_wait);
+    }
+    if (!rendered) {
+      // "node 'b': ...": the node is the field.
+      const auto& text = rendered.error().message();
+      const auto quoted = text.starts_with("node '") ? text.substr(6, text.find('\'', 6) - 6) : std::string();
+      reply_problem(response, make_problem(400, text, node_field(quoted)), request_id);
+      return std::nullopt;
+    }
+    if (rendered->is_missing()) {
+      reply_problem(response,
+                    make_problem(404,
+                                 missing_template(caller.tenant, rendered->missing, settings.template_wait,
+                                                  fmt::format("node '{}': ", rendered->missing_node)),
+                                 node_field(rendered->missing_node)),
+                    request_id);
+      return std::nullopt;
+    }
+    if (auto refused = check_rendered_nodes(flow)) {
+      reply_problem(response, make_problem(400, refused->message, refused->field), request_id);
+      return std::nullopt;
+    }
+    return rendered->rendered;
   }
 
   // ---- flows (docs/flows.md): read from the view, cancel and retry as the CLI writes them ----
@@ -1212,6 +1273,23 @@ struct ApiServer::Impl {
       if (schedule.has_job_template()) return make_error("flow_template: set job_template or flow_template, not both");
       auto flow = check_flow_template(schedule.flow_template(), id, caller.tenant, caller.principal.subject);
       if (!flow.ok()) return make_error("{}: {}", flow.error.field, flow.error.message);
+      // Nodes naming template versions are rendered by the cron-producer at each run
+      // (docs/templates.md#templates-in-flows): checked here against the versions in the catalog.
+      if (auto refs = templates::flow_template_refs(*flow.value); !refs) return refs.error().within("flow_template");
+      if (settings.templates != nullptr) {
+        v1::Flow present = *flow.value;  // only the nodes whose version is here: the others are waited for
+        for (int at = present.nodes_size() - 1; at >= 0; --at) {
+          const auto& node = present.nodes(at);
+          if (!node.has_template_ref()) continue;
+          auto ref = templates::parse_ref(node.template_ref().ref(), true);
+          if (!ref || !settings.templates->find(caller.tenant, ref->name, ref->version)) {
+            present.mutable_nodes()->DeleteSubrange(at, 1);
+          }
+        }
+        if (auto rendered = settings.templates->render_flow(present, caller.tenant); !rendered) {
+          return rendered.error().within("flow_template");
+        }
+      }
       *schedule.mutable_flow_template() = std::move(*flow.value);
     } else if (schedule.has_template_ref()) {
       // Rendered by the cron-producer at each run (docs/templates.md#schedules-on-templates):
@@ -1331,6 +1409,18 @@ struct ApiServer::Impl {
         produce(*caller, "put_schedule", id, schedule_record(*caller, id, &*schedule, request_id), response, request_id);
     if (!written) return;
     nlohmann::json extra{{"created", !existed}};
+    for (const auto& node : schedule->flow_template().nodes()) {
+      // As for template_ref below: a version a node names that is not here yet is accepted.
+      if (!node.has_template_ref()) continue;
+      auto ref = templates::parse_ref(node.template_ref().ref(), true);
+      if (ref && (settings.templates == nullptr || !settings.templates->find(caller->tenant, ref->name, ref->version))) {
+        extra["warning"] = fmt::format(
+            "flow_template: node '{}': template '{}' is not on kcron.templates yet: the cron-producer waits for it "
+            "(template_wait_ms), then REJECTS the schedule",
+            node.name(), ref->text());
+        break;
+      }
+    }
     if (schedule->has_template_ref()) {
       // A version not seen yet is accepted (a schedule and its template may be written in either
       // order); the cron-producer waits template_wait_ms for it, then REJECTS the schedule.
@@ -1441,6 +1531,17 @@ struct ApiServer::Impl {
     if (schedule.has_flow_template()) {
       auto& flow = *command.mutable_flow();
       flow = schedule.flow_template();
+      // Its template nodes rendered as the cron-producer renders them (docs/templates.md#templates-in-flows).
+      if (const auto& nodes = flow.nodes();
+          std::any_of(nodes.begin(), nodes.end(), [](const v1::FlowNode& node) { return node.has_template_ref(); })) {
+        if (settings.templates == nullptr) return make_error("this kcron-api does not follow kcron.templates");
+        auto rendered = settings.templates->render_flow(flow, caller.tenant);
+        if (!rendered) return rendered.error().within("flow_template");
+        if (rendered->is_missing()) {
+          return make_error("flow_template: node '{}': template '{}' of the schedule is not on kcron.templates",
+                            rendered->missing_node, rendered->missing.text());
+        }
+      }
       flow.set_id(run_id);
       flow.set_tenant(std::string(tenant_field(caller.tenant)));
       flow.set_submitted_by(caller.principal.subject);

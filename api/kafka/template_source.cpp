@@ -56,6 +56,19 @@ std::optional<v1::Template> TemplateSource::find(std::string_view tenant, std::s
   return *found;
 }
 
+Result<templates::FlowRender> TemplateSource::render_flow(v1::Flow& flow, std::string_view tenant, Millis wait) const {
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  std::unique_lock lock(mutex_);
+  while (true) {
+    auto rendered = templates::render_flow_nodes(flow, catalog_, tenant);
+    if (!rendered || !rendered->is_missing()) return rendered;
+    const templates::Ref missing = rendered->missing;
+    const bool arrived = changed_.wait_until(
+        lock, deadline, [&] { return stopping_ || catalog_.find(tenant, missing.name, missing.version) != nullptr; });
+    if (!arrived || stopping_) return rendered;
+  }
+}
+
 std::vector<v1::Template> TemplateSource::versions(std::string_view tenant, std::string_view name) const {
   const std::lock_guard lock(mutex_);
   std::vector<v1::Template> result;

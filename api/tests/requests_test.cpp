@@ -304,3 +304,30 @@ TEST_CASE("a batch's missing template versions are not waited for without a wait
   CHECK(asked == 1);
   CHECK(all_there.versions.size() == 1);
 }
+
+TEST_CASE("a flow body's template node is checked for its shape, and its rendered job as a node's job") {
+  auto named = kcron::api::parse_flow_body(
+      R"({"id":"f","nodes":[{"name":"a","job":{"noop":{}}},{"name":"b","template_ref":{"ref":"report@3"},"depends_on":["a"]}]})",
+      "acme", "alice");
+  REQUIRE(named.ok());
+  CHECK(named.value->nodes(1).has_template_ref());
+  CHECK_FALSE(named.value->nodes(1).has_job());  // left for the server to render
+  auto both = kcron::api::parse_flow_body(
+      R"({"id":"f","nodes":[{"name":"a","job":{"noop":{}},"template_ref":{"ref":"report@3"}}]})", "acme", "alice");
+  CHECK(both.error.field == "nodes[0]");
+  CHECK(both.error.message == "set job or template_ref, not both");
+  auto unversioned =
+      kcron::api::parse_flow_body(R"({"id":"f","nodes":[{"name":"a","template_ref":{"ref":"report"}}]})", "acme", "alice");
+  CHECK(unversioned.error.field == "nodes[0].template_ref.ref");
+
+  kcron::v1::Flow rendered = *named.value;
+  auto& job = *rendered.mutable_nodes(1)->mutable_job();
+  job.mutable_noop();
+  job.set_template_("report@3");
+  CHECK_FALSE(kcron::api::check_rendered_nodes(rendered).has_value());
+  job.set_priority(12);
+  const auto refused = kcron::api::check_rendered_nodes(rendered);
+  REQUIRE(refused.has_value());
+  CHECK(refused->field == "nodes[1].job.priority");
+  CHECK(refused->message == "node 'b': template 'report@3' renders a job that is refused: 12 is outside 0-9");
+}
