@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -13,9 +14,11 @@
 #include "kcron/flow_graph.h"
 #include "kcron/kafka.h"
 #include "kcron/records.h"
+#include "kcron/templates.h"
 #include "kcron/tenant.h"
 #include "kcron/topics.h"
 #include "kcron/upgrade_gate.h"
+#include "template_command.h"
 #include "text.h"
 #include "upgrade_check.h"
 
@@ -57,6 +60,33 @@ Status produce(const Config& config, const v1::Command& command, const std::stri
   return Status::success();
 }
 
+// Renders the flow's template nodes (docs/templates.md#templates-in-flows): each version named is
+// read from kcron.templates once, waited for up to `wait` when this CLI does not see it yet. The
+// number of nodes rendered, or an error naming the node.
+Result<std::size_t> render_template_nodes(const Config& config, const std::string& tenant, v1::Flow& flow, Millis wait) {
+  auto refs = templates::flow_template_refs(flow);
+  if (!refs) return refs.error();
+  if (refs->empty()) return std::size_t{0};
+  templates::Catalog catalog;
+  for (const auto& ref : *refs) {
+    auto found = find_template(config, tenant, ref, wait);
+    if (!found) {
+      const auto node = std::find_if(flow.nodes().begin(), flow.nodes().end(), [&](const v1::FlowNode& candidate) {
+        auto named = templates::parse_ref(candidate.template_ref().ref(), true);
+        return candidate.has_template_ref() && named && named->text() == ref.text();
+      });
+      return found.error().within(fmt::format("node '{}'", node != flow.nodes().end() ? node->name() : ref.text()));
+    }
+    catalog.put(*found);
+  }
+  auto rendered = templates::render_flow_nodes(flow, catalog, tenant);
+  if (!rendered) return rendered.error();
+  if (rendered->is_missing()) {  // not expected: every version was found above
+    return make_error("node '{}': template '{}' was not found", rendered->missing_node, rendered->missing.text());
+  }
+  return rendered->rendered;
+}
+
 std::string_view entry_state(const v1::DispatcherEntry& entry) {
   switch (entry.state()) {
     case v1::DispatcherEntry::WAITING:
@@ -89,6 +119,10 @@ FlowCommands::FlowCommands(CLI::App& app) {
   submit_
       ->add_option("flow", input_, R"(e.g. flow.json holding {"flow":{"id":"etl","nodes":[...]}} or {"id":"etl","nodes":[...]})")
       ->required();
+  submit_
+      ->add_option("--template-wait", template_wait_s_,
+                   "seconds to wait for a template version a node names and this CLI does not see yet, then refuse")
+      ->capture_default_str();
   retry_ = flow->add_subcommand("retry", "run a flow's DEAD nodes and what depends on them again (the flow must have ended)");
   retry_->add_option("flow-id", flow_id_)->required();
   cancel_ = flow->add_subcommand("cancel", "cancel every node of a flow that has not ended");
@@ -119,11 +153,16 @@ int FlowCommands::run(const Config& config, std::ostream& out, std::ostream& err
     const auto tenant = tenant_for(config, flow.tenant());
     if (!tenant) return fail(err, tenant.error().message());
     flow.set_tenant(std::string(tenant_field(*tenant)));
+    if (!(template_wait_s_ >= 0 && template_wait_s_ <= 3600)) return fail(err, "--template-wait is seconds from 0 to 3600");
+    const auto rendered =
+        render_template_nodes(config, *tenant, flow, Millis(static_cast<std::int64_t>(template_wait_s_ * 1000)));
+    if (!rendered) return fail(err, rendered.error().message());
     std::vector<flow::NodeShape> shapes;
     for (const auto& node : flow.nodes()) shapes.push_back({node.name(), {node.depends_on().begin(), node.depends_on().end()}});
     if (auto checked = flow::check_graph(flow.id(), shapes); !checked) return fail(err, checked.error().message());
     if (auto produced = produce(config, command, *tenant, flow.id()); !produced) return fail(err, produced.error().message());
-    out << fmt::format("submitted flow {} ({} nodes){}\n", flow.id(), flow.nodes_size(),
+    out << fmt::format("submitted flow {} ({} nodes{}){}\n", flow.id(), flow.nodes_size(),
+                       *rendered > 0 ? fmt::format(", {} rendered from templates", *rendered) : "",
                        is_default_tenant(*tenant) ? "" : " for tenant " + *tenant);
     return 0;
   }

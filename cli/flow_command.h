@@ -1,6 +1,7 @@
 // `kcron flow submit|cancel|status`: a flow of dependent jobs (docs/flows.md). submit checks the
-// graph as the dispatcher will (so a cycle is named here, not in a dead letter) and writes one
-// Flow record; status reads the flow's partition of the dispatcher changelog (its header and one
+// graph as the dispatcher will (so a cycle is named here, not in a dead letter), renders each node
+// that names a template version from kcron.templates (docs/templates.md#templates-in-flows) and
+// writes one concrete Flow record; status reads the flow's partition of the dispatcher changelog (its header and one
 // entry per node, the state the dispatcher decides with) and prints every node.
 #pragma once
 
@@ -28,6 +29,7 @@ class FlowCommands {
   std::string flow_id_;
   std::string reason_;
   bool json_ = false;
+  double template_wait_s_ = 10;
 };
 
 }  // namespace kcron::cli

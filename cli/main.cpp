@@ -609,6 +609,32 @@ int run(int argc, char** argv) {
                     << "; the cron-producer waits for it (template_wait_ms) and then REJECTS the schedule\n";
         }
       }
+      if (definition.has_flow_template()) {
+        // Nodes naming template versions (docs/templates.md#templates-in-flows), checked as a
+        // template_ref is: a version there must render, one not there yet is a warning.
+        auto refs = kcron::templates::flow_template_refs(definition.flow_template());
+        if (!refs) return fail(refs.error().within("flow_template").message());
+        kcron::templates::Catalog catalog;
+        kcron::v1::Flow present = definition.flow_template();  // without the nodes whose version is not there
+        for (const auto& ref : *refs) {
+          auto found = kcron::cli::find_template(config, *schedule_tenant, ref, kcron::Millis(0));
+          if (found) {
+            catalog.put(*found);
+            continue;
+          }
+          std::cerr << "kcron: warning: flow_template: " << found.error().message()
+                    << "; the cron-producer waits for it (template_wait_ms) and then REJECTS the schedule\n";
+          for (int at = present.nodes_size() - 1; at >= 0; --at) {
+            auto named = kcron::templates::parse_ref(present.nodes(at).template_ref().ref(), true);
+            if (present.nodes(at).has_template_ref() && named && named->text() == ref.text()) {
+              present.mutable_nodes()->DeleteSubrange(at, 1);
+            }
+          }
+        }
+        if (auto rendered = kcron::templates::render_flow_nodes(present, catalog, *schedule_tenant); !rendered) {
+          return fail(rendered.error().within("flow_template").message());
+        }
+      }
       if (seal) {
         auto& job_template = *definition.mutable_job_template();
         if (auto sealed = kcron::cli::seal_for_tenant(config, master_key_file, *schedule_tenant, job_template,
