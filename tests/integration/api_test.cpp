@@ -1837,14 +1837,36 @@ TEST_CASE("templates through the API: versions are immutable, a job body naming 
   CHECK(not_yet->status == 409);
   CHECK(body_of(not_yet)["detail"] == "template 'report@7' of the schedule is not on kcron.templates");
 
+  // A flow whose node names the template: rendered by the API; a refusal names the node.
+  auto flow_missing = api.call("POST", "/v1/flows", member,
+                               R"({"id":"tf-bad","nodes":[{"name":"a","job":{"noop":{}}},)"
+                               R"({"name":"b","template_ref":{"ref":"report@3"},"depends_on":["a"]}]})");
+  CHECK(flow_missing->status == 400);
+  CHECK(body_of(flow_missing)["field"] == "nodes[1].template_ref");
+  CHECK(body_of(flow_missing)["detail"] == "node 'b': template 'report@3': required parameter 'day' is missing");
+  auto flow_unseen =
+      api.call("POST", "/v1/flows", member, R"({"id":"tf-bad","nodes":[{"name":"z","template_ref":{"ref":"report@4"}}]})");
+  CHECK(flow_unseen->status == 404);
+  CHECK(body_of(flow_unseen)["field"] == "nodes[0].template_ref");
+  CHECK(body_of(flow_unseen)["detail"] ==
+        "node 'z': template 'report' has no version 4 in tenant acme (waited 1000 ms for it; its versions: 3)");
+  auto flow = api.call("POST", "/v1/flows", member,
+                       R"({"id":"tf","nodes":[{"name":"a","job":{"noop":{}}},)"
+                       R"({"name":"b","template_ref":{"ref":"report@3","params":{"day":"sat"}},"depends_on":["a"]}]})");
+  INFO(flow->body);
+  REQUIRE(flow->status == 202);
+  CHECK(body_of(flow)["rendered_from_templates"] == 1);
+
   // On kcron.jobs: the concrete jobs, with the provenance, the tenant and the submitter.
   std::map<std::string, kcron::v1::Job> jobs;
+  std::map<std::string, kcron::v1::Flow> flows;
   read_topics({env.prefix + "jobs"}, 10s, [&](const std::vector<Record>& read) {
     for (const auto& record : read) {
       auto command = kcron::decode_command(record.value, "", "");
       if (command && command->has_submit()) jobs[command->submit().id()] = command->submit();
+      if (command && command->has_flow()) flows[command->flow().id()] = command->flow();
     }
-    return jobs.size() >= 4;
+    return jobs.size() >= 4 && flows.contains("tf");
   });
   REQUIRE(jobs.contains("report-mon"));
   CHECK(jobs["report-mon"].template_() == "report@3");
@@ -1860,6 +1882,13 @@ TEST_CASE("templates through the API: versions are immutable, a job body naming 
   CHECK(jobs[trigger_id].template_() == "report@3");
   CHECK(jobs[trigger_id].labels().at("day") == "wed");
   CHECK(jobs[trigger_id].schedule_run().schedule_id() == "daily");
+  REQUIRE(flows.contains("tf"));
+  CHECK_FALSE(flows.contains("tf-bad"));
+  REQUIRE(flows["tf"].nodes_size() == 2);
+  CHECK_FALSE(flows["tf"].nodes(1).has_template_ref());
+  CHECK(flows["tf"].nodes(1).job().template_() == "report@3");
+  CHECK(flows["tf"].nodes(1).job().labels().at("day") == "sat");
+  CHECK(flows["tf"].tenant() == "acme");
 }
 
 TEST_CASE(

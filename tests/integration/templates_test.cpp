@@ -4,13 +4,16 @@
 // same version with other content is refused; a version written while a submit waits for it is
 // found within --template-wait; a template line of a batch file is rendered too (about 10 s). A
 // schedule on a template version fires jobs carrying it; one on a missing version is REJECTED
-// naming it (about 8 s).
+// naming it (about 8 s). A flow node, or a schedule's flow_template node, naming a version is
+// rendered by its writer (`kcron flow submit`, the cron-producer) and written concrete.
 #include <fmt/format.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -115,6 +118,24 @@ TEST_CASE("templates: a missing required parameter is refused naming it, a rende
   INFO(batch.output);
   CHECK(batch.exit_code == 0);
 
+  // A flow node naming a version: rendered by `kcron flow submit`, written concrete; a node missing
+  // a required parameter, or naming a version there is not, is refused naming the node.
+  const auto flow_missing = run_cli(
+      env,
+      R"(flow submit '{"id":"tpl-bad","nodes":[{"name":"a","job":{"noop":{}}},{"name":"b","template_ref":{"ref":"report@1"}}]}')");
+  CHECK(flow_missing.exit_code == 1);
+  CHECK(flow_missing.output == "kcron: node 'b': template 'report@1': required parameter 'day' is missing\n");
+  const auto flow_absent = run_cli(
+      env, R"(flow submit --template-wait 0 '{"id":"tpl-bad","nodes":[{"name":"z","template_ref":{"ref":"report@7"}}]}')");
+  CHECK(flow_absent.exit_code == 1);
+  CHECK(flow_absent.output == "kcron: node 'z': template 'report' has no version 7 (its versions: 1, 2)\n");
+  const auto flow =
+      run_cli(env, R"(flow submit '{"id":"tpl-flow","nodes":[{"name":"a","job":{"noop":{}}},)"
+                   R"({"name":"b","template_ref":{"ref":"report@1","params":{"day":"fri"}},"depends_on":["a"]}]}')");
+  INFO(flow.output);
+  CHECK(flow.exit_code == 0);
+  CHECK(flow.output == "submitted flow tpl-flow (2 nodes, 1 rendered from templates)\n");
+
   // Each of the four ran (read until they all succeeded: the test is about what ran, not once-ness).
   std::set<std::string> succeeded;
   read_topics({env.prefix + "results"}, 30s, [&](const std::vector<Record>& read) {
@@ -125,15 +146,22 @@ TEST_CASE("templates: a missing required parameter is refused naming it, a rende
         succeeded.insert(result.job_id());
       }
     }
-    return succeeded.size() >= 4;
+    return succeeded.size() >= 6;
   });
-  CHECK(succeeded == std::set<std::string>{"tpl-mon", "tpl-tue", "tpl-wed", "tpl-plain"});
+  CHECK(succeeded == std::set<std::string>{"tpl-mon", "tpl-tue", "tpl-wed", "tpl-plain", "tpl-flow/a", "tpl-flow/b"});
 
   // On kcron.jobs: the concrete jobs, each with its provenance.
-  const auto records = read_topics({env.prefix + "jobs"}, 10s, [](const auto& read) { return read.size() >= 3; });
+  const auto records = read_topics({env.prefix + "jobs"}, 10s, [](const auto& read) {
+    return std::any_of(read.begin(), read.end(), [](const Record& record) {
+      auto command = decode_command(record.value, "", "");
+      return command && command->has_flow();  // the last written
+    });
+  });
   std::map<std::string, v1::Job> jobs;
+  std::optional<v1::Flow> written_flow;
   for (const auto& record : records) {
     auto command = decode_command(record.value, "", "");
+    if (command && command->has_flow()) written_flow = command->flow();
     if (command && command->has_submit()) jobs[command->submit().id()] = command->submit();
     if (command && command->has_batch()) {
       for (const auto& job : command->batch().jobs()) jobs[job.id()] = job;
@@ -150,6 +178,12 @@ TEST_CASE("templates: a missing required parameter is refused naming it, a rende
   CHECK(jobs["tpl-wed"].template_() == "report@1");
   CHECK(jobs["tpl-wed"].labels().at("top") == "7");
   CHECK(jobs["tpl-plain"].template_().empty());
+  REQUIRE(written_flow.has_value());  // only the good flow was written
+  CHECK(written_flow->id() == "tpl-flow");
+  REQUIRE(written_flow->nodes_size() == 2);
+  CHECK_FALSE(written_flow->nodes(1).has_template_ref());
+  CHECK(written_flow->nodes(1).job().template_() == "report@1");
+  CHECK(written_flow->nodes(1).job().labels().at("day") == "fri");
 
   // The topic records who wrote each version.
   const auto versions = run_cli(env, "template versions report");
@@ -189,6 +223,18 @@ TEST_CASE("templates: a schedule on report@3 fires jobs carrying that provenance
   CHECK(later.output.find("kcron: warning: template 'report' has no version 4 (its versions: 3); the cron-producer waits") !=
         std::string::npos);
   put_schedule("gone", "report@9");  // never written: REJECTED after the wait
+  // A flow_template node naming a version: rendered by the cron-producer at each run; checked by
+  // `kcron schedule put` as a template_ref is.
+  const auto flow_unrendered = run_cli(env, R"(schedule put '{"id":"flowed","expression":"*/1 * * * * *","flow_template":)"
+                                            R"({"nodes":[{"name":"b","template_ref":{"ref":"report@3"}}]}}')");
+  CHECK(flow_unrendered.exit_code == 1);
+  CHECK(flow_unrendered.output == "kcron: flow_template: node 'b': template 'report@3': required parameter 'day' is missing\n");
+  const auto flowed =
+      run_cli(env, R"(schedule put '{"id":"flowed","expression":"*/1 * * * * *","flow_template":{"nodes":[)"
+                   R"({"name":"a","job":{"noop":{}}},)"
+                   R"({"name":"b","template_ref":{"ref":"report@3","params":{"day":"flowed"}},"depends_on":["a"]}]}}')");
+  INFO(flowed.output);
+  CHECK(flowed.exit_code == 0);
   producer.flush();
   auto cron_producer = start_program(env, "kcron-cron-producer", "c1", "cron-producer",
                                      {"KCRON_SCHEDULES_PARTITIONS=2", "KCRON_TEMPLATE_WAIT_MS=4000"});
@@ -197,12 +243,14 @@ TEST_CASE("templates: a schedule on report@3 fires jobs carrying that provenance
   REQUIRE(run_cli(env, "template put " + v4_file).exit_code == 0);
 
   std::map<std::string, v1::Job> runs;  // schedule -> one of its runs
+  std::map<std::string, v1::Flow> flow_runs;
   read_topics({env.prefix + "jobs"}, 15s, [&](const std::vector<Record>& read) {
     for (const auto& record : read) {
       auto command = decode_command(record.value, "", "");
       if (command && command->has_submit()) runs[command->submit().schedule_run().schedule_id()] = command->submit();
+      if (command && command->has_flow()) flow_runs[command->flow().schedule_run().schedule_id()] = command->flow();
     }
-    return runs.contains("daily") && runs.contains("later");
+    return runs.contains("daily") && runs.contains("later") && flow_runs.contains("flowed");
   });
   INFO(tail_file(cron_producer->log_path()));
   REQUIRE(runs.contains("daily"));
@@ -214,6 +262,12 @@ TEST_CASE("templates: a schedule on report@3 fires jobs carrying that provenance
   CHECK(runs["later"].template_() == "report@4");
   CHECK(runs["later"].labels().at("top") == "40");
   CHECK_FALSE(runs.contains("gone"));
+  REQUIRE(flow_runs.contains("flowed"));
+  CHECK(flow_runs["flowed"].id().starts_with("flowed@"));
+  REQUIRE(flow_runs["flowed"].nodes_size() == 2);
+  CHECK_FALSE(flow_runs["flowed"].nodes(1).has_template_ref());
+  CHECK(flow_runs["flowed"].nodes(1).job().template_() == "report@3");
+  CHECK(flow_runs["flowed"].nodes(1).job().labels().at("day") == "flowed");
 
   std::string reason;
   read_topics({env.prefix + "dead-letters"}, 10s, [&](const std::vector<Record>& read) {
