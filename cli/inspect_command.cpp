@@ -252,15 +252,23 @@ int InspectCommands::run(const Config& config, std::ostream& out, std::ostream& 
     const auto letter_tenant = [](const v1::DeadLetter& letter) {
       return tenant_or_default(!letter.tenant().empty() ? letter.tenant() : letter.job().tenant());
     };
-    std::vector<v1::DeadLetter> letters;
+    std::vector<std::pair<v1::DeadLetter, std::string>> read;  // each letter, and the job id it is keyed by
     for (const auto& record : *records) {
       v1::DeadLetter letter;
       if (!decode_message(record.value, record.content_type, letter)) continue;
       // list: every tenant's unless --tenant names one; replay: this tenant's only.
       if ((dlq_replay_->parsed() || !given_tenant.empty()) && letter_tenant(letter) != tenant) continue;
-      letters.push_back(std::move(letter));
+      read.emplace_back(std::move(letter), std::string(split_scoped_key(record.key).id));
     }
-    std::sort(letters.begin(), letters.end(), [](const auto& a, const auto& b) { return a.at_ms() < b.at_ms(); });
+    std::stable_sort(read.begin(), read.end(), [](const auto& a, const auto& b) { return a.first.at_ms() < b.first.at_ms(); });
+    std::vector<v1::DeadLetter> letters;
+    std::vector<std::string> keyed_ids;  // keyed_ids[i]: the id letters[i] is keyed by
+    letters.reserve(read.size());
+    keyed_ids.reserve(read.size());
+    for (auto& [letter, id] : read) {
+      letters.push_back(std::move(letter));
+      keyed_ids.push_back(std::move(id));
+    }
     if (dlq_list_->parsed()) {
       const auto skip =
           max_ > 0 && letters.size() > static_cast<std::size_t>(max_) ? letters.size() - static_cast<std::size_t>(max_) : 0;
@@ -271,7 +279,7 @@ int InspectCommands::run(const Config& config, std::ostream& out, std::ostream& 
           out << to_json(letter) << "\n";
           continue;
         }
-        out << dead_letters_table_row(letter, letter_tenant(letter));
+        out << dead_letters_table_row(letter, letter_tenant(letter), keyed_ids[index]);
       }
       return 0;
     }

@@ -45,10 +45,13 @@ std::string dead_letters_table_header() {
   return fmt::format("{:<25} {:<9} {:<16} {:<32} {:>8}  {}\n", "AT", "STATE", "TENANT", "JOB", "ATTEMPTS", "REASON");
 }
 
-std::string dead_letters_table_row(const v1::DeadLetter& letter, std::string_view tenant) {
-  const std::string job =
-      letter.has_job() ? letter.job().id()
-                       : fmt::format("({}[{}]@{})", letter.source_topic(), letter.source_partition(), letter.source_offset());
+std::string dead_letters_table_row(const v1::DeadLetter& letter, std::string_view tenant, std::string_view id_from_key) {
+  // A REJECTED record has no job: the id its dead letter is keyed by (the job's, for one the
+  // dispatcher could read), else where the record was.
+  const std::string job = letter.has_job()       ? letter.job().id()
+                          : !id_from_key.empty() ? std::string(id_from_key)
+                                                 : fmt::format("({}[{}]@{})", letter.source_topic(), letter.source_partition(),
+                                                               letter.source_offset());
   return fmt::format("{:<25} {:<9} {:<16} {:<32} {:>8}  {}\n", rfc3339_ms(letter.at_ms()), state_name(letter.state()), tenant,
                      job, letter.history_size(), one_line(letter.reason()));
 }

@@ -26,6 +26,6 @@ std::string_view worker_state(const v1::WorkerHeartbeat& beat, std::int64_t now_
 
 // `kcron dlq list`: a header line, and one line per letter (its tenant as given).
 std::string dead_letters_table_header();
-std::string dead_letters_table_row(const v1::DeadLetter& letter, std::string_view tenant);
+std::string dead_letters_table_row(const v1::DeadLetter& letter, std::string_view tenant, std::string_view id_from_key = {});
 
 }  // namespace kcron::cli

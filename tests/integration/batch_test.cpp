@@ -83,6 +83,14 @@ TEST_CASE("batch: 10,000 jobs in batch records with 10 invalid run 9,990 once ac
     REQUIRE(reasons.contains(id));
     CHECK_THAT(reasons[id], Catch::Contains(says));
   }
+  // As a user reads them: `kcron dlq list` names each refused job by its id.
+  const auto listed = run_cli(env, "dlq list");
+  INFO(listed.output);
+  CHECK(listed.exit_code == 0);
+  for (const auto& [id, says] : invalid) {
+    INFO(id);
+    CHECK_THAT(listed.output, Catch::Contains(" " + id + " "));
+  }
   // Every partition's dispatcher decided some of them: each changelog partition holds their entries.
   std::set<std::int32_t> deciders;
   for (const auto& record : read_topics({env.prefix + "dispatcher-changelog"}, 10s)) {
