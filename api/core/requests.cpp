@@ -205,12 +205,8 @@ Checked<v1::Flow> check_flow(v1::Flow flow, std::string_view tenant, std::string
   return checked;
 }
 
-}  // namespace
-
-std::optional<Checked<TemplateSubmission>> parse_template_submission(std::string_view body) {
+std::optional<Checked<TemplateSubmission>> template_submission_of(const nlohmann::json& object) {
   static constexpr std::array<std::string_view, 7> kTaskKeys = {"noop", "sleep", "exec", "http", "kafka", "handler", "sealed"};
-  if (body.size() > kMaxBodyBytes) return std::nullopt;  // refused as a job body
-  const auto object = nlohmann::json::parse(body, nullptr, false);
   if (!object.is_object() || !object.contains("template") || !object["template"].is_string() ||
       std::any_of(kTaskKeys.begin(), kTaskKeys.end(), [&](std::string_view key) { return object.contains(key); })) {
     return std::nullopt;
@@ -255,6 +251,21 @@ std::optional<Checked<TemplateSubmission>> parse_template_submission(std::string
   return checked;
 }
 
+}  // namespace
+
+std::optional<Checked<TemplateSubmission>> parse_template_submission(std::string_view body) {
+  if (body.size() > kMaxBodyBytes) return std::nullopt;  // refused as a job body
+  return template_submission_of(nlohmann::json::parse(body, nullptr, false));
+}
+
+template <typename Json>
+requires std::same_as<Json, nlohmann::json> std::optional<Checked<TemplateSubmission>> parse_template_submission(
+    const Json& object) {
+  return template_submission_of(object);
+}
+
+template std::optional<Checked<TemplateSubmission>> parse_template_submission(const nlohmann::json& object);
+
 Checked<v1::Flow> parse_flow_body(std::string_view body, std::string_view tenant, std::string_view subject) {
   Checked<v1::Flow> checked;
   if (body.size() > kMaxBodyBytes) {
@@ -293,10 +304,12 @@ BatchVersions find_batch_versions(const std::vector<std::optional<Checked<Templa
     looked_up.wait_refused = true;
     return looked_up;
   }
-  const auto deadline = clock.now() + wait;
+  const auto start = clock.now();
+  const auto waited = [&] { return std::clamp(std::chrono::duration_cast<Millis>(clock.now() - start), Millis(0), wait); };
   for (auto& [text, version] : looked_up.versions) {
     if (version.found) continue;
-    version.found = find(version.ref, std::max(Millis(0), std::chrono::duration_cast<Millis>(deadline - clock.now())));
+    version.found = find(version.ref, wait - waited());
+    version.waited = waited();
   }
   return looked_up;
 }

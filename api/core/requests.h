@@ -3,10 +3,12 @@
 // the 400 it becomes tells the caller what to fix. Pure.
 #pragma once
 
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,17 +51,26 @@ struct TemplateSubmission {
   std::optional<std::string> id;
 };
 std::optional<Checked<TemplateSubmission>> parse_template_submission(std::string_view body);
+// The same for a body parsed already (a batch's item, taken as it came: not dumped and parsed again).
+// A template taking nlohmann::json only, so text (which converts to json too) picks the one above.
+template <typename Json>
+requires std::same_as<Json, nlohmann::json> std::optional<Checked<TemplateSubmission>> parse_template_submission(
+    const Json& object);
 
 // The template versions the items of one POST /v1/jobs:batch name (docs/api.md#templates), by
 // "name@version": each distinct version of the valid template bodies among `submissions` is looked
 // up once with no wait. When some are missing and `wait` is positive, `may_wait()` is asked once
 // (a wait holds a request thread: the caller's bound); if it grants it, each missing version is
 // looked up again with what is left of `wait` on `clock`, so the request waits at most `wait` in
-// all however many versions are missing. A version still missing has no `found`.
+// all however many versions are missing: each look-up is given a wait within [0, wait], so a clock
+// that steps (backwards or forwards) cannot stretch it. A version still missing has no `found`.
 struct BatchVersions {
   struct Version {
     templates::Ref ref;
     std::optional<v1::Template> found;
+    // How long the request had waited when this version's look-up ended, on `clock`, within
+    // [0, wait]; 0 for a version found without a wait (what a 404 says it waited).
+    Millis waited{0};
   };
   std::map<std::string, Version> versions;
   bool wait_refused = false;  // some were missing and may_wait() said no: they were not waited for

@@ -169,6 +169,15 @@ std::string json_string(std::string_view text) {
   return nlohmann::json(std::string(text)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+// The steady clock as a Clock, for waits that a step of the wall clock must not stretch or cut
+// short: only differences of its instants mean anything.
+class SteadyClock final : public Clock {
+ public:
+  Instant now() const override {
+    return Instant(std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now().time_since_epoch()));
+  }
+};
+
 }  // namespace
 
 struct ApiServer::Impl {
@@ -195,6 +204,7 @@ struct ApiServer::Impl {
   std::atomic<std::size_t> consistency_waiting{0};  // requests waiting for the view to reach a write
   std::size_t max_consistency_waiting = 1;
   std::atomic<bool> stopping{false};
+  SteadyClock steady_clock;  // a batch's shared template wait
 
   Impl(ApiSettings settings_in, const auth::JwtVerifier& verifier_in, JobWriter& writer_in, ViewStore& view_in,
        ViewFollower& follower_in, Metrics& metrics)
@@ -968,7 +978,7 @@ struct ApiServer::Impl {
           slot.emplace(*this);
           return slot->held;
         },
-        SystemClock::instance());
+        steady_clock);
     for (auto& [text, looked] : looked_up.versions) {
       auto& version = versions[text];
       if (looked.found) {
@@ -977,7 +987,7 @@ struct ApiServer::Impl {
         version.status = 503;
         version.detail = too_many_template_waits(looked.ref);
       } else {
-        version.detail = missing_template(caller.tenant, looked.ref, settings.template_wait);
+        version.detail = missing_template(caller.tenant, looked.ref, looked.waited);
       }
     }
     return versions;
@@ -1004,10 +1014,9 @@ struct ApiServer::Impl {
     std::vector<std::string> texts(items.size());
     std::vector<std::optional<Checked<TemplateSubmission>>> submissions(items.size());
     for (std::size_t index = 0; index < items.size(); ++index) {
-      texts[index] = items[index].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-      if (items[index].is_object() && items[index].contains("template")) {
-        submissions[index] = parse_template_submission(texts[index]);
-      }
+      // A template item is read as it came; a job item goes through the job body's parser as text.
+      submissions[index] = parse_template_submission(items[index]);
+      if (!submissions[index]) texts[index] = items[index].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     }
     const auto versions = batch_templates(*caller, submissions);
     const auto idempotency_key = request.get_header_value("Idempotency-Key");
@@ -1028,7 +1037,8 @@ struct ApiServer::Impl {
         const auto& ref = submission->value->ref;
         const auto& version = versions.at(ref.text());
         if (!version.found) {
-          refuse(version.status, version.detail, "template");
+          // A 404 names the field, as POST /v1/jobs's does; a 503 (no catalog, no wait slot) none.
+          refuse(version.status, version.detail, version.status == 404 ? "template" : "");
           continue;
         }
         job = render_submission(*caller, *submission->value, *version.found, generated);

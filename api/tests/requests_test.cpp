@@ -1,6 +1,7 @@
 #include "core/requests.h"
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 namespace {
 
@@ -277,6 +278,60 @@ TEST_CASE("a batch's template versions are each looked up once, and the missing 
                                                {"report@4", kcron::Millis(1000)},
                                                {"report@7", kcron::Millis(700)},
                                                {"report@9", kcron::Millis(0)}});
+  // What each 404 says it waited: up to the end of its own look-up, from the start of the shared wait.
+  CHECK(looked_up.versions.at("report@3").waited == kcron::Millis(0));
+  CHECK(looked_up.versions.at("report@4").waited == kcron::Millis(300));
+  CHECK(looked_up.versions.at("report@7").waited == kcron::Millis(1000));
+  CHECK(looked_up.versions.at("report@9").waited == kcron::Millis(1000));
+}
+
+TEST_CASE("a batch's template waits stay within the bound when the clock steps back or forward") {
+  const auto items = batch_items({R"({"template":"report@7"})", R"({"template":"report@8"})", R"({"template":"report@9"})"});
+  kcron::ManualClock clock{kcron::instant_from_ms(1'000'000)};
+  std::vector<kcron::Millis> waits;
+  kcron::Millis step{0};
+  // Nothing is ever there; each look-up moves the clock by `step` (a wall clock stepped by NTP).
+  const kcron::api::FindVersion never_there = [&](const kcron::templates::Ref&, kcron::Millis wait) {
+    waits.push_back(wait);
+    clock.advance(step);
+    return std::optional<kcron::v1::Template>();
+  };
+  const auto may_wait = [] { return true; };
+
+  step = kcron::Millis(-5000);  // back: without a bound the next wait would be 6,000 ms
+  auto back = kcron::api::find_batch_versions(items, never_there, kcron::Millis(1000), may_wait, clock);
+  REQUIRE(waits.size() == 6);  // three without a wait, three with
+  for (std::size_t index = 3; index < waits.size(); ++index) {
+    CHECK(waits[index] >= kcron::Millis(0));
+    CHECK(waits[index] <= kcron::Millis(1000));
+  }
+  for (const auto& [text, version] : back.versions) CHECK(version.waited == kcron::Millis(0));
+
+  waits.clear();
+  step = kcron::Millis(3'600'000);  // forward an hour: the rest of the wait is gone, not negative
+  auto forward = kcron::api::find_batch_versions(items, never_there, kcron::Millis(1000), may_wait, clock);
+  REQUIRE(waits.size() == 6);
+  CHECK(waits[3] == kcron::Millis(1000));
+  CHECK(waits[4] == kcron::Millis(0));
+  CHECK(waits[5] == kcron::Millis(0));
+  for (const auto& [text, version] : forward.versions) CHECK(version.waited == kcron::Millis(1000));
+}
+
+TEST_CASE("a batch item's template body is read from its parsed JSON as it came") {
+  // The same reading as the text form's, without writing the item out and parsing it again.
+  const auto item = nlohmann::json::parse(R"({"template":"report@3","params":{"n":12.5,"day":"mon"},"id":"x"})");
+  auto checked = kcron::api::parse_template_submission(item);
+  REQUIRE(checked);
+  REQUIRE(checked->ok());
+  CHECK(checked->value->ref.text() == "report@3");
+  CHECK(checked->value->params.at("n") == "12.5");
+  CHECK(checked->value->params.at("day") == "mon");
+  CHECK(checked->value->id == "x");
+  CHECK_FALSE(kcron::api::parse_template_submission(nlohmann::json::parse(R"({"template":"report@3","noop":{}})")));
+  CHECK_FALSE(kcron::api::parse_template_submission(nlohmann::json::array()));
+  auto refused = kcron::api::parse_template_submission(nlohmann::json::parse(R"({"template":"report@3","colour":"red"})"));
+  REQUIRE(refused);
+  CHECK(refused->error.field == "colour");
 }
 
 TEST_CASE("a batch's missing template versions are not waited for without a wait or when the wait is refused") {
