@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <cstdint>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -162,6 +164,14 @@ ApiClient::ApiClient(ApiTarget target, HttpTransport& transport) : target_(std::
 
 Result<HttpResponse> ApiClient::call(std::string_view method, const std::string& path,
                                      std::vector<std::pair<std::string, std::string>> query, std::string body) {
+  auto response = exchange(method, path, std::move(query), std::move(body), {});
+  if (response && response->status >= 400) return answer_error(*response);
+  return response;
+}
+
+Result<HttpResponse> ApiClient::exchange(std::string_view method, const std::string& path,
+                                         std::vector<std::pair<std::string, std::string>> query, std::string body,
+                                         std::vector<std::pair<std::string, std::string>> headers) {
   if (!target_.tenant.empty()) query.emplace_back("tenant", target_.tenant);
   HttpRequest request{std::string(method), target_.base_url + path, {}, std::move(body)};
   for (std::size_t index = 0; index < query.size(); ++index) {
@@ -175,9 +185,9 @@ Result<HttpResponse> ApiClient::call(std::string_view method, const std::string&
     request.headers.emplace_back("Content-Type", "application/json");
   }
   if (!consistency_.empty()) request.headers.emplace_back(std::string(kConsistencyHeader), std::exchange(consistency_, {}));
+  for (auto& header : headers) request.headers.push_back(std::move(header));
   auto response = transport_.send(request);
   if (!response) return make_error("cannot reach kcron-api at {}: {}", printable_url(request.url), response.error().message());
-  if (response->status >= 400) return answer_error(*response);
   return response;
 }
 
@@ -201,11 +211,27 @@ Result<WriteAnswer> ApiClient::submit_body(std::string body) {
   return write("POST", "/v1/jobs", std::move(body));
 }
 
-Result<std::string> ApiClient::submit_batch(std::string body) {
-  auto response = call("POST", "/v1/jobs:batch", {}, std::move(body));
+Result<BatchReply> ApiClient::submit_batch(std::string body, std::string_view idempotency_key) {
+  std::vector<std::pair<std::string, std::string>> headers;
+  if (!idempotency_key.empty()) headers.emplace_back("Idempotency-Key", std::string(idempotency_key));
+  const auto consistency = consistency_;  // a request sent again carries it again
+  auto response = exchange("POST", "/v1/jobs:batch", {}, std::move(body), std::move(headers));
   if (!response) return response.error();
+  BatchReply reply{response->status, {}, std::chrono::seconds(0), {}};
+  const auto retry_after = trimmed(response->header("Retry-After"));
+  if (reply.resend() && (reply.status == 429 || !retry_after.empty())) {
+    consistency_ = consistency;
+    std::int64_t seconds = 0;
+    const auto* end = retry_after.data() + retry_after.size();
+    if (retry_after.empty() || std::from_chars(retry_after.data(), end, seconds).ptr != end || seconds < 1) seconds = 1;
+    reply.retry_after = std::chrono::seconds(seconds);
+    reply.refusal = answer_error(*response).message();
+    return reply;
+  }
+  if (response->status >= 400) return answer_error(*response);
   consistency_ = response->header(kConsistencyHeader);
-  return std::move(response->body);
+  reply.body = std::move(response->body);
+  return reply;
 }
 
 Result<WriteAnswer> ApiClient::update(const v1::Job& job) {

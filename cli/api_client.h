@@ -4,6 +4,7 @@
 // <field>, request <id>)"). No HTTP library here: curl_transport.h is the production transport.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -104,6 +105,18 @@ struct AuditPage {
   std::string next_page_token;
 };
 
+// What POST /v1/jobs:batch answered: a 200's body (one result per item), or a refusal of the whole
+// request that wrote nothing and may be sent again as it is after `retry_after`: a 429 (over the
+// tenant's rate) or a 503 with Retry-After (no wait slot, Kafka did not acknowledge: sent again
+// with the same Idempotency-Key, its items keep their ids).
+struct BatchReply {
+  int status = 0;
+  std::string body;                     // 200: the results
+  std::chrono::seconds retry_after{0};  // 429, 503: Retry-After (1 s when a 429 gives none or a date)
+  std::string refusal;                  // 429, 503: "<detail> (HTTP <status>, request <id>)"
+  bool resend() const { return status == 429 || status == 503; }
+};
+
 // One user's session with the API; single-threaded. The consistency token of a write is sent with
 // the next request only (read-your-writes within this process; never stored).
 class ApiClient {
@@ -113,8 +126,9 @@ class ApiClient {
   Result<WriteAnswer> submit(const v1::Job& job);     // POST /v1/jobs
   Result<WriteAnswer> submit_body(std::string body);  // POST /v1/jobs with a body as it is (a template body)
   Result<WriteAnswer> update(const v1::Job& job);     // PUT /v1/jobs/{id}
-  // POST /v1/jobs:batch with a {"jobs": [...]} body as it is: the answer's body (one result per item).
-  Result<std::string> submit_batch(std::string body);
+  // POST /v1/jobs:batch with a {"jobs": [...]} body as it is and `idempotency_key` (none when
+  // empty). An Error for no answer or an answer of 400 or more other than a BatchReply::resend() one.
+  Result<BatchReply> submit_batch(std::string body, std::string_view idempotency_key);
   Result<WriteAnswer> cancel(std::string_view job_id, std::string_view reason);                       // POST /v1/jobs/{id}:cancel
   Result<JobRead> job(std::string_view job_id);                                                       // GET /v1/jobs/{id}
   Result<JobPage> list(const JobFilter& filter, std::size_t page_size, std::string_view page_token);  // GET /v1/jobs
@@ -137,6 +151,10 @@ class ApiClient {
   // Sends the request; an Error for no answer or an answer of 400 or more.
   Result<HttpResponse> call(std::string_view method, const std::string& path,
                             std::vector<std::pair<std::string, std::string>> query, std::string body);
+  // Sends the request with `headers` besides the usual ones; an Error only for no answer.
+  Result<HttpResponse> exchange(std::string_view method, const std::string& path,
+                                std::vector<std::pair<std::string, std::string>> query, std::string body,
+                                std::vector<std::pair<std::string, std::string>> headers);
   Result<WriteAnswer> write(std::string_view method, const std::string& path, std::string body);
 
   ApiTarget target_;

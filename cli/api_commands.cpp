@@ -109,7 +109,32 @@ int api_submit(ApiClient& client, std::string_view input, std::ostream& out, std
   }
 }
 
-int api_submit_batch(ApiClient& client, std::string_view text, std::ostream& out, std::ostream& err) {
+namespace {
+
+// One chunk sent, and sent again while kcron-api refuses it with a wait (within the bounds of
+// `options`; `waited` counts every wait of the run): the body of its 200.
+Result<std::string> send_chunk(ApiClient& client, const ApiBatchChunk& chunk, const std::string& key,
+                               const ApiBatchOptions& options, std::chrono::milliseconds& waited, std::string_view lines,
+                               std::ostream& err) {
+  for (std::size_t resends = 0;; ++resends) {
+    auto reply = client.submit_batch(chunk.body, key);
+    if (!reply) return reply.error();
+    if (!reply->resend()) return std::move(reply->body);
+    const auto wait = std::min<std::chrono::milliseconds>(reply->retry_after, options.max_wait);
+    if (resends == options.max_resends || waited + wait > options.max_total_wait) {
+      return make_error("{}; sent {} time{}, waited {} s in all: stopped", reply->refusal, resends + 1, resends == 0 ? "" : "s",
+                        std::chrono::duration_cast<std::chrono::seconds>(waited).count());
+    }
+    err << fmt::format("kcron: {}: {}; sending them again in {} ms\n", lines, reply->refusal, wait.count());
+    options.sleep(wait);
+    waited += wait;
+  }
+}
+
+}  // namespace
+
+int api_submit_batch(ApiClient& client, std::string_view text, const ApiBatchOptions& options, std::ostream& out,
+                     std::ostream& err) {
   auto chunks = api_batch_chunks(text);
   if (!chunks) return fail(err, chunks.error().message());
   std::size_t accepted = 0;
@@ -117,9 +142,12 @@ int api_submit_batch(ApiClient& client, std::string_view text, std::ostream& out
   std::size_t requests = 0;
   std::string tenant = client.target().tenant;
   std::string unanswered;  // "lines N-M": from the first chunk without a result per line to the end
-  for (const auto& chunk : *chunks) {
+  std::chrono::milliseconds waited{0};
+  for (std::size_t index = 0; index < chunks->size(); ++index) {
+    const auto& chunk = (*chunks)[index];
     const auto lines = line_range(chunk.lines.front(), chunk.lines.back());
-    auto answer = client.submit_batch(chunk.body);
+    const auto key = options.run_key.empty() ? std::string() : fmt::format("{}#c{}", options.run_key, index);
+    auto answer = send_chunk(client, chunk, key, options, waited, lines, err);
     auto read = answer ? api_batch_outcomes(*answer, chunk.lines) : Result<ApiBatchAnswer>(answer.error());
     if (!read) {
       err << "kcron: " << lines << ": " << read.error().message() << "\n";
@@ -145,8 +173,13 @@ int api_submit_batch(ApiClient& client, std::string_view text, std::ostream& out
   std::string summary = fmt::format("submitted {} job{} in {} request{}{}", accepted, accepted == 1 ? "" : "s", requests,
                                     requests == 1 ? "" : "s", tenant_suffix("for", tenant));
   if (refused > 0) summary += fmt::format("; {} line{} refused", refused, refused == 1 ? "" : "s");
-  if (!unanswered.empty()) {
+  if (!unanswered.empty() && options.run_key.empty()) {
     summary += fmt::format("; {} not confirmed: send them again (a job with an id is submitted once)", unanswered);
+  } else if (!unanswered.empty()) {
+    summary += fmt::format(
+        "; {} not confirmed: send the file again with --idempotency-key {} (its lines keep their ids, so none is submitted "
+        "twice)",
+        unanswered, options.run_key);
   }
   out << summary << "\n";
   return refused > 0 || !unanswered.empty() ? 1 : 0;

@@ -5,10 +5,13 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstddef>
+#include <functional>
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "api_client.h"
@@ -31,14 +34,31 @@ int api_submit(ApiClient& client, std::string_view input, std::ostream& out, std
 int api_submit_template(ApiClient& client, std::string_view ref, const std::vector<std::string>& params, std::string_view id,
                         std::ostream& out, std::ostream& err);
 
+// How `kcron submit --batch FILE --api` sends its requests again and names them.
+struct ApiBatchOptions {
+  // Chunk c (from 0) goes with Idempotency-Key "<run_key>#c<c>" (kcron-api makes its item i's
+  // "<run_key>#c<c>#<i>"): the same file sent again with the same run key gives its lines without
+  // an id the same ids, so the dispatcher keeps one job of each.
+  std::string run_key;
+  std::chrono::milliseconds max_wait{30000};         // the longest one Retry-After is waited
+  std::chrono::milliseconds max_total_wait{300000};  // all waits of a run together
+  std::size_t max_resends = 20;                      // per chunk
+  std::function<void(std::chrono::milliseconds)> sleep = [](std::chrono::milliseconds wait) {
+    std::this_thread::sleep_for(wait);
+  };
+};
+
 // `kcron submit --batch FILE.jsonl --api` (docs/batch.md#through-kcron-api): the file's lines
 // (`text`) in POST /v1/jobs:batch requests of up to 1,000 items under 1 MiB, template lines as
-// template bodies that kcron-api renders. Prints "line N: submitted <id>" for each accepted line
-// and "kcron: line N: <detail> (HTTP <status>, field F, request R)" on `err` for each refused one,
-// then "submitted A jobs in R requests" (and "; F lines refused"). Exit 1 if any line was refused or
-// a request failed as a whole (later chunks are then not sent: the summary names the lines not
-// confirmed).
-int api_submit_batch(ApiClient& client, std::string_view text, std::ostream& out, std::ostream& err);
+// template bodies that kcron-api renders. A chunk refused as a whole with a wait (429 over the
+// tenant's rate, 503 with Retry-After) is sent again after Retry-After (at most `max_wait` each,
+// `max_resends` times, `max_total_wait` in all), with a note on `err`. Prints "line N: submitted
+// <id>" for each accepted line and "kcron: line N: <detail> (HTTP <status>, field F, request R)" on
+// `err` for each refused one, then "submitted A jobs in R requests" (and "; F lines refused"). Exit
+// 1 if any line was refused or a request failed as a whole (later chunks are then not sent: the
+// summary names the lines not confirmed and the run key to send the file again with).
+int api_submit_batch(ApiClient& client, std::string_view text, const ApiBatchOptions& options, std::ostream& out,
+                     std::ostream& err);
 
 // cancel: prints "cancel sent for <id>" (" of tenant T" when --tenant names one).
 int api_cancel(ApiClient& client, const std::string& job_id, const std::string& reason, std::ostream& out, std::ostream& err);

@@ -128,6 +128,8 @@ Result<std::vector<ApiBatchChunk>> api_batch_chunks(std::string_view text, const
   static constexpr std::string_view kClose = "]}";
   std::vector<ApiBatchChunk> chunks;
   std::size_t line_number = 0;
+  // A UTF-8 byte order mark (some editors write one): not part of line 1's JSON, which is sent as it is.
+  if (static constexpr std::string_view kBom = "\xEF\xBB\xBF"; text.starts_with(kBom)) text.remove_prefix(kBom.size());
   while (!text.empty()) {
     const auto end = text.find('\n');
     std::string_view line = text.substr(0, end);

@@ -45,7 +45,8 @@ Result<std::string> render_template_lines(std::string_view text, const RenderLin
 
 // `kcron submit --batch FILE.jsonl --api` (docs/batch.md#through-kcron-api): the file's non-empty
 // lines, each a JSON object (a job, or a template line that kcron-api renders), sent as they are in
-// POST /v1/jobs:batch bodies of at most `max_items` items and `max_bytes` bytes.
+// POST /v1/jobs:batch bodies of at most `max_items` items and `max_bytes` bytes. A UTF-8 byte
+// order mark at the start of the file is left out.
 struct ApiBatchLimits {
   std::size_t max_items = 1000;     // kcron-api's batch limit
   std::size_t max_bytes = 1 << 20;  // kcron-api's body limit (1 MiB)

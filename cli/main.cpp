@@ -4,11 +4,13 @@
 // submit, cancel, status and jobs go through kcron-api instead of Kafka (api_commands.h).
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <fstream>
 #include <iostream>
 #include <iterator>
 #include <map>
+#include <random>
 #include <set>
 
 #include "api_client.h"
@@ -116,6 +118,14 @@ int produce_command(const kcron::Config& config, const kcron::v1::Command& comma
 std::string read_input(const std::string& argument) {
   if (argument != "-") return argument;
   return {std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
+}
+
+// `bytes` random bytes as hex (a batch run's key: only needs to differ between runs).
+std::string random_hex(std::size_t bytes) {
+  std::random_device source;
+  std::string text;
+  for (std::size_t index = 0; index < bytes; ++index) text += fmt::format("{:02x}", source() & 0xFFU);
+  return text;
 }
 
 // A --batch file: its text, or stdin's for "-".
@@ -317,10 +327,15 @@ int run(int argc, char** argv) {
                      "render the job from a template version on kcron.templates, NAME@VERSION (docs/templates.md)");
   submit->add_option("--param", submit_params, "a template parameter, name=value (repeat for each)");
   submit->add_option("--id", submit_id, "the job's id (with --template: instead of the id the template gives)");
-  submit
-      ->add_option("--template-wait", template_wait_s,
-                   "seconds to wait for a template version this CLI does not see yet, then refuse")
-      ->capture_default_str();
+  auto* template_wait_option =
+      submit
+          ->add_option("--template-wait", template_wait_s,
+                       "seconds to wait for a template version this CLI does not see yet, then refuse (without --api)")
+          ->capture_default_str();
+  std::string batch_key;
+  submit->add_option("--idempotency-key", batch_key,
+                     "with --batch --api: the run key of an earlier run whose lines were not confirmed, so its lines keep "
+                     "their ids (default: a new random key)");
   bool submit_batch = false;
   submit->add_flag("--batch", submit_batch,
                    "the argument is a JSON Lines file ('-': stdin), one job or template line per line, written as batch "
@@ -385,11 +400,25 @@ int run(int argc, char** argv) {
       return fail(submit_input.empty() ? "submit needs the job: JSON, '-' for stdin, or --template NAME@VERSION"
                                        : "--template renders the job: give no JSON with it");
     }
+    if (submit_batch && (!submit_params.empty() || !submit_id.empty())) {
+      return fail(submit_params.empty() ? "--id does not apply to --batch: each line holds its own id"
+                                        : "--param does not apply to --batch: each template line holds its own params");
+    }
     if (submit_template.empty() && (!submit_params.empty() || !submit_id.empty())) {
       return fail(fmt::format("{} goes with --template: a JSON job holds its own id and values",
                               submit_params.empty() ? "--id" : "--param"));
     }
     if (!(template_wait_s >= 0 && template_wait_s <= 3600)) return fail("--template-wait is seconds from 0 to 3600");
+    if (template_wait_option->count() > 0 && !common.api_url.empty()) {
+      return fail("--template-wait does not apply to --api: kcron-api waits for a version up to its api.template_wait_ms");
+    }
+    if (!batch_key.empty() && (!submit_batch || common.api_url.empty())) {
+      return fail("--idempotency-key goes with --batch --api: it names the requests of a batch file sent to kcron-api");
+    }
+    if (batch_key.size() > 128 || std::any_of(batch_key.begin(), batch_key.end(),
+                                              [](char c) { return std::isgraph(static_cast<unsigned char>(c)) == 0; })) {
+      return fail("--idempotency-key is at most 128 characters without spaces");
+    }
   }
   if (!common.api_url.empty()) {
     const bool served = submit->parsed() || cancel->parsed() || inspect_commands.api_parsed() || jobs_command.parsed() ||
@@ -399,7 +428,10 @@ int run(int argc, char** argv) {
     const auto config = load_config(common);
     auto target = kcron::cli::make_api_target(common.api_url, common.api_token, config.get("tenant"));
     if (!target) return fail(target.error().message());
-    auto transport = kcron::cli::make_curl_transport({common.api_ca, Millis(5000), Millis(30000)});
+    // A batch request may wait for template versions (api.template_wait_ms) and then for Kafka's
+    // acknowledgement (api.ack_timeout_ms) before it answers: it is given longer.
+    const bool batch_request = submit->parsed() && submit_batch;
+    auto transport = kcron::cli::make_curl_transport({common.api_ca, Millis(5000), Millis(batch_request ? 60000 : 30000)});
     kcron::cli::ApiClient client(std::move(*target), *transport);
     if (submit->parsed() && submit_batch) {
       if (!submit_template.empty()) {
@@ -410,7 +442,9 @@ int run(int argc, char** argv) {
       if (seal) return fail("--seal does not apply to --batch yet: submit sealed jobs one by one");
       auto text = read_batch_file(submit_input);
       if (!text) return fail(text.error().message());
-      return kcron::cli::api_submit_batch(client, *text, std::cout, std::cerr);
+      kcron::cli::ApiBatchOptions options;
+      options.run_key = batch_key.empty() ? "batch-" + random_hex(16) : batch_key;
+      return kcron::cli::api_submit_batch(client, *text, options, std::cout, std::cerr);
     }
     if (submit->parsed() && !submit_template.empty()) {
       if (seal) return fail("--seal seals in the CLI, which needs Kafka access (without --api)");

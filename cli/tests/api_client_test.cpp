@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstdio>
 #include <deque>
 #include <fstream>
@@ -538,6 +539,20 @@ TEST_CASE("a submit by template through the API posts the template body and prin
   CHECK(transport.requests.size() == 1);
 }
 
+namespace {
+
+// Run key "run-1"; each wait recorded in `waits` (when given) instead of slept.
+ApiBatchOptions batch_options(std::vector<std::chrono::milliseconds>* waits = nullptr) {
+  ApiBatchOptions options;
+  options.run_key = "run-1";
+  options.sleep = [waits](std::chrono::milliseconds wait) {
+    if (waits != nullptr) waits->push_back(wait);
+  };
+  return options;
+}
+
+}  // namespace
+
 TEST_CASE(
     "a batch file through the API goes in requests of 1,000 lines, prints each line's result by its file line, exits 1 on a "
     "refusal") {
@@ -553,8 +568,10 @@ TEST_CASE(
   ApiClient client(target(), transport);
   std::ostringstream out;
   std::ostringstream err;
-  CHECK(api_submit_batch(client, text, out, err) == 1);
+  CHECK(api_submit_batch(client, text, batch_options(), out, err) == 1);
   REQUIRE(transport.requests.size() == 2);
+  CHECK(header_of(transport.requests[0], "Idempotency-Key") == "run-1#c0");
+  CHECK(header_of(transport.requests[1], "Idempotency-Key") == "run-1#c1");
   CHECK(transport.requests[0].url == "https://kcron.example.com/v1/jobs:batch");
   CHECK(nlohmann::json::parse(transport.requests[0].body)["jobs"].size() == 1000);
   CHECK(nlohmann::json::parse(transport.requests[1].body)["jobs"] ==
@@ -581,17 +598,88 @@ TEST_CASE("a batch file through the API stops at a request that fails and names 
   ApiClient client(target(), transport);
   std::ostringstream out;
   std::ostringstream err;
-  CHECK(api_submit_batch(client, text, out, err) == 1);
+  CHECK(api_submit_batch(client, text, batch_options(), out, err) == 1);
+  CHECK(transport.requests.size() == 2);  // a 503 without Retry-After is not sent again
   CHECK(err.str() ==
         "kcron: line 1001: Kafka did not acknowledge the write; retry with the same Idempotency-Key (HTTP 503, request r2)\n");
-  CHECK(out.str().ends_with(
-      "submitted 1000 jobs in 1 request; line 1001 not confirmed: send them again (a job with an id is submitted once)\n"));
+  CHECK(
+      out.str().ends_with("submitted 1000 jobs in 1 request; line 1001 not confirmed: send the file again with "
+                          "--idempotency-key run-1 (its lines keep their ids, so none is submitted twice)\n"));
 
   FakeTransport none;
   ApiClient nothing(target(), none);
   std::ostringstream no_out;
   std::ostringstream no_err;
-  CHECK(api_submit_batch(nothing, "{\"id\":\"a\",\"noop\":{}}\n[]\n", no_out, no_err) == 1);  // refused before sending
+  CHECK(api_submit_batch(nothing, "{\"id\":\"a\",\"noop\":{}}\n[]\n", batch_options(), no_out, no_err) ==
+        1);  // refused before sending
   CHECK(no_err.str().starts_with("kcron: line 2: not a JSON object"));
   CHECK(none.requests.empty());
+}
+
+TEST_CASE("a batch chunk refused with 429 is sent again as it was after Retry-After, with a note, and the run goes on") {
+  const std::string text = "{\"id\":\"a\",\"noop\":{}}\n{\"template\":\"report@3\"}\n";
+  FakeTransport transport;
+  transport.answer(429,
+                   R"({"status":429,"detail":"tenant acme is over 2000 submissions per second; retry in 2 s","request_id":"r1"})",
+                   {{"Retry-After", "2"}});
+  transport.answer(503, R"({"status":503,"detail":"Kafka did not acknowledge the write; retry with the same Idempotency-Key"})",
+                   {{"Retry-After", "1"}});
+  transport.answer(
+      200, R"({"results":[{"status":202,"id":"a"},{"status":202,"id":"report-x","template":"report@3"}],"tenant":"acme"})");
+  ApiClient client(target(), transport);
+  std::vector<std::chrono::milliseconds> waits;
+  std::ostringstream out;
+  std::ostringstream err;
+  CHECK(api_submit_batch(client, text, batch_options(&waits), out, err) == 0);
+  REQUIRE(transport.requests.size() == 3);
+  for (const auto& request : transport.requests) {
+    CHECK(request.body == transport.requests[0].body);
+    CHECK(header_of(request, "Idempotency-Key") == "run-1#c0");
+  }
+  CHECK(waits == std::vector<std::chrono::milliseconds>{std::chrono::milliseconds(2000), std::chrono::milliseconds(1000)});
+  CHECK(err.str() ==
+        "kcron: lines 1-2: tenant acme is over 2000 submissions per second; retry in 2 s (HTTP 429, request r1); sending them "
+        "again in 2000 ms\n"
+        "kcron: lines 1-2: Kafka did not acknowledge the write; retry with the same Idempotency-Key (HTTP 503); sending them "
+        "again in 1000 ms\n");
+  CHECK(out.str() ==
+        "line 1: submitted a\nline 2: submitted report-x from template report@3\nsubmitted 2 jobs in 1 request for "
+        "tenant acme\n");
+}
+
+TEST_CASE("a batch chunk refused with 429 every time is sent a bounded number of times and the run stops with exit 1") {
+  const std::string text = "{\"id\":\"a\",\"noop\":{}}\n";
+  const auto busy = R"({"status":429,"detail":"tenant acme is over 2000 submissions per second; retry in 1 s"})";
+  FakeTransport transport;
+  for (int index = 0; index < 10; ++index) transport.answer(429, busy, {{"Retry-After", "1"}});
+  ApiClient client(target(), transport);
+  std::vector<std::chrono::milliseconds> waits;
+  auto options = batch_options(&waits);
+  options.max_resends = 3;
+  std::ostringstream out;
+  std::ostringstream err;
+  CHECK(api_submit_batch(client, text, options, out, err) == 1);
+  CHECK(transport.requests.size() == 4);  // sent, then 3 times again
+  CHECK(waits.size() == 3);
+  CHECK(
+      err.str().ends_with("kcron: line 1: tenant acme is over 2000 submissions per second; retry in 1 s (HTTP 429); sent 4 "
+                          "times, waited 3 s in all: stopped\n"));
+  CHECK(out.str() ==
+        "submitted 0 jobs in 0 requests; line 1 not confirmed: send the file again with --idempotency-key run-1 "
+        "(its lines keep their ids, so none is submitted twice)\n");
+
+  // A long Retry-After is waited at most max_wait each, and all waits at most max_total_wait.
+  FakeTransport slow;
+  for (int index = 0; index < 10; ++index) slow.answer(429, busy, {{"Retry-After", "600"}});
+  slow.answer(503, "no", {});
+  ApiClient slow_client(target(), slow);
+  std::vector<std::chrono::milliseconds> slow_waits;
+  auto bounded = batch_options(&slow_waits);
+  bounded.max_total_wait = std::chrono::milliseconds(70000);
+  std::ostringstream slow_out;
+  std::ostringstream slow_err;
+  CHECK(api_submit_batch(slow_client, text, bounded, slow_out, slow_err) == 1);
+  CHECK(slow_waits == std::vector<std::chrono::milliseconds>(2, std::chrono::milliseconds(30000)));
+  CHECK(slow.requests.size() == 3);
+  CHECK(slow_err.str().ends_with("sent 3 times, waited 60 s in all: stopped\n"));
 }

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "kcron/routing.h"
@@ -152,6 +153,26 @@ TEST_CASE("api batch chunks: at most max_items lines and max_bytes a body, each 
     CHECK(chunk.lines.size() <= 2);
   }
   CHECK(by_size->back().lines == std::vector<std::size_t>{9});
+
+  // The bound itself: 54 bytes hold two lines exactly, 53 only one.
+  auto exact = kcron::cli::api_batch_chunks(text, {1000, 54});
+  REQUIRE(exact);
+  CHECK(exact->size() == 4);
+  CHECK((*exact)[0].lines == std::vector<std::size_t>{1, 2});
+  CHECK((*exact)[0].body.size() == 54);
+  auto one_less = kcron::cli::api_batch_chunks(text, {1000, 53});
+  REQUIRE(one_less);
+  CHECK(one_less->size() == 7);
+  for (const auto& chunk : *one_less) CHECK(chunk.lines.size() == 1);
+}
+
+TEST_CASE("api batch chunks: a UTF-8 byte order mark before line 1 is left out of the request") {
+  auto chunks = kcron::cli::api_batch_chunks("\xEF\xBB\xBF{\"id\":\"a\",\"noop\":{}}\n{\"id\":\"b\",\"noop\":{}}\n");
+  REQUIRE(chunks);
+  REQUIRE(chunks->size() == 1);
+  CHECK(chunks->front().body == R"({"jobs":[{"id":"a","noop":{}},{"id":"b","noop":{}}]})");
+  CHECK(chunks->front().lines == std::vector<std::size_t>{1, 2});
+  CHECK(nlohmann::json::parse(chunks->front().body)["jobs"].size() == 2);
 }
 
 TEST_CASE("api batch chunks: template lines go as they are, and a line that is no JSON object or too large refuses the file") {
