@@ -1928,10 +1928,20 @@ TEST_CASE(
   CHECK(answer["results"][3]["detail"] == "template 'report@3': required parameter 'day' is missing");
   CHECK(answer["results"][4]["id"] == "plain-3");
 
-  // A version this instance has not seen: waited for (500 ms for the whole request), then each of its items refused naming it.
+  // Another tenant's version is not acme's: globex's report@5 renders for globex only.
+  const auto globex_operator = api_token(keys, "globex", "operator", "carol");
+  REQUIRE(api.call("PUT", "/v1/templates/report/versions/5", globex_operator, report)->status == 201);
+  auto in_globex =
+      body_of(api.call("POST", "/v1/jobs:batch", globex_operator, R"({"jobs":[{"template":"report@5","params":{"day":"g"}}]})"));
+  INFO(in_globex.dump());
+  CHECK(in_globex["results"][0]["status"] == 202);
+
+  // Versions this instance has not seen in acme (globex's report@5 among them): waited for together (500 ms for the
+  // whole request), then each of their items refused naming it, listing acme's versions only.
   auto unseen = body_of(api.call(
       "POST", "/v1/jobs:batch", member,
-      R"({"jobs":[{"template":"report@9","params":{"day":"a"}},{"template":"report@9","params":{"day":"b"}},{"id":"plain-4","noop":{}}]})"));
+      R"({"jobs":[{"template":"report@9","params":{"day":"a"}},{"template":"report@9","params":{"day":"b"}},{"id":"plain-4","noop":{}},)"
+      R"({"template":"report@5","params":{"day":"g"}}]})"));
   INFO(unseen.dump());
   CHECK(unseen["accepted"] == 1);
   CHECK(unseen["results"][0]["status"] == 404);
@@ -1939,6 +1949,20 @@ TEST_CASE(
   CHECK(unseen["results"][0]["detail"] ==
         "template 'report' has no version 9 in tenant acme (waited 500 ms for it; its versions: 3)");
   CHECK(unseen["results"][1]["status"] == 404);
+  CHECK(unseen["results"][3]["status"] == 404);
+  CHECK(unseen["results"][3]["detail"] ==
+        "template 'report' has no version 5 in tenant acme (waited 500 ms for it; its versions: 3)");
+
+  // A batch sent again with the same Idempotency-Key names the same jobs: its items without an id get the same ids.
+  const std::string keyed = R"({"jobs":[{"noop":{}},{"noop":{}}]})";
+  auto first_send = body_of(api.call("POST", "/v1/jobs:batch", member, keyed, {{"Idempotency-Key", "run-7#c0"}}));
+  auto second_send = body_of(api.call("POST", "/v1/jobs:batch", member, keyed, {{"Idempotency-Key", "run-7#c0"}}));
+  INFO(first_send.dump() << second_send.dump());
+  CHECK(first_send["results"][0]["status"] == 202);
+  CHECK(first_send["results"][0]["id"] == second_send["results"][0]["id"]);
+  CHECK(first_send["results"][0]["id"].get<std::string>().starts_with("idem-"));
+  CHECK(first_send["results"][1]["id"] == second_send["results"][1]["id"]);
+  CHECK(first_send["results"][0]["id"] != first_send["results"][1]["id"]);
 
   // The rendered job runs, carrying its provenance.
   const auto done = wait_for_state(api, member, "report-mon", "SUCCEEDED");
@@ -1970,6 +1994,22 @@ TEST_CASE(
   CHECK_THAT(through_cli.output, Catch::Contains("line 5: submitted cli-b2\n"));
   CHECK_THAT(through_cli.output, Catch::Contains("submitted 3 jobs in 1 request for tenant acme; 1 line refused\n"));
   CHECK(through_cli.output.find(member) == std::string::npos);
+
+  // The same file sent again with --idempotency-key: a line without an id gets the id it had.
+  const auto keyed_file = env.state_root + "/keyed.jsonl";
+  std::ofstream(keyed_file) << "\xEF\xBB\xBF"
+                            << R"({"noop":{}})"
+                            << "\n";  // a byte order mark is left out
+  const auto keyed_run = [&] {
+    return run_cli(env, fmt::format("--api http://127.0.0.1:{} --token {} submit --batch {} --idempotency-key run-8", api.port,
+                                    member, keyed_file));
+  };
+  const auto once = keyed_run();
+  const auto twice = keyed_run();
+  INFO(once.output << twice.output);
+  CHECK(once.exit_code == 0);
+  CHECK(std::regex_search(once.output, std::regex("line 1: submitted idem-[0-9a-f]+\n")));
+  CHECK(once.output == twice.output);
   const auto rendered = wait_for_state(api, member, "report-fri", "SUCCEEDED");
   CHECK(rendered["job"]["template"] == "report@3");
   wait_for_state(api, member, "cli-b2", "SUCCEEDED");
