@@ -504,6 +504,25 @@ Status Catalog::apply_record(std::string_view key, std::string_view value, std::
   return Status::success();
 }
 
+Catalog Catalog::subset(std::string_view tenant, const std::vector<Ref>& refs) const {
+  Catalog copy;
+  for (const auto& ref : refs) {
+    if (const auto* found = find(tenant, ref.name, ref.version)) {
+      copy.templates_[tenant_name(tenant)][ref.name][ref.version] = *found;
+    } else if (const auto* reason = unusable(tenant, ref.name, ref.version)) {
+      copy.unusable_.emplace(std::pair<std::string, std::string>{tenant_name(tenant), ref.text()}, *reason);
+    }
+  }
+  return copy;
+}
+
+const Ref* Catalog::first_missing(std::string_view tenant, const std::vector<Ref>& refs) const {
+  for (const auto& ref : refs) {
+    if (find(tenant, ref.name, ref.version) == nullptr && unusable(tenant, ref.name, ref.version) == nullptr) return &ref;
+  }
+  return nullptr;
+}
+
 void Catalog::put(const v1::Template& definition) {
   templates_[tenant_name(definition.tenant())][definition.name()][definition.version()] = definition;
 }
@@ -542,23 +561,34 @@ std::vector<const v1::Template*> Catalog::latest_of_each(std::string_view tenant
   return out;
 }
 
+namespace {
+
+// A template node's version after checking the node's shape; the error names the node.
+Result<Ref> node_ref(const v1::FlowNode& node) {
+  const std::string where = fmt::format("node '{}'", shown(node.name()));
+  if (node.has_job()) return make_error("{}: set job or template_ref, not both", where);
+  auto ref = parse_ref(node.template_ref().ref(), true);
+  if (!ref) return ref.error().within(where + ": template_ref");
+  for (const auto& [name, value] : node.template_ref().params()) {
+    if (!is_valid_param_name(name)) {
+      return make_error("{}: template_ref: '{}' is not a parameter name ([a-z0-9_], not starting with a digit)", where,
+                        shown(name));
+    }
+    if (value.size() > kMaxValueBytes) {
+      return make_error("{}: template_ref: the value of parameter '{}' is longer than {} bytes", where, name, kMaxValueBytes);
+    }
+  }
+  return ref;
+}
+
+}  // namespace
+
 Result<std::vector<Ref>> flow_template_refs(const v1::Flow& flow) {
   std::vector<Ref> refs;
   for (const auto& node : flow.nodes()) {
     if (!node.has_template_ref()) continue;
-    const std::string where = fmt::format("node '{}'", shown(node.name()));
-    if (node.has_job()) return make_error("{}: set job or template_ref, not both", where);
-    auto ref = parse_ref(node.template_ref().ref(), true);
-    if (!ref) return ref.error().within(where + ": template_ref");
-    for (const auto& [name, value] : node.template_ref().params()) {
-      if (!is_valid_param_name(name)) {
-        return make_error("{}: template_ref: '{}' is not a parameter name ([a-z0-9_], not starting with a digit)", where,
-                          shown(name));
-      }
-      if (value.size() > kMaxValueBytes) {
-        return make_error("{}: template_ref: the value of parameter '{}' is longer than {} bytes", where, name, kMaxValueBytes);
-      }
-    }
+    auto ref = node_ref(node);
+    if (!ref) return ref.error();
     if (std::none_of(refs.begin(), refs.end(), [&](const Ref& known) { return known.text() == ref->text(); })) {
       refs.push_back(std::move(*ref));
     }
@@ -566,30 +596,49 @@ Result<std::vector<Ref>> flow_template_refs(const v1::Flow& flow) {
   return refs;
 }
 
-Result<FlowRender> render_flow_nodes(v1::Flow& flow, const Catalog& catalog, std::string_view tenant) {
-  if (auto shapes = flow_template_refs(flow); !shapes) return shapes.error();
-  FlowRender outcome;
-  std::vector<std::pair<int, v1::Job>> jobs;  // node index -> its rendered job
+Result<FlowRender> render_flow_nodes(v1::Flow& flow, const Catalog& catalog, std::string_view tenant, std::size_t max_bytes,
+                                     int* failed_node) {
+  const auto fail_at = [&](int at, Error error) -> Result<FlowRender> {
+    if (failed_node != nullptr) *failed_node = at;
+    return error;
+  };
+  if (failed_node != nullptr) *failed_node = -1;
+  // First every node's shape and version: nothing is rendered while a version is missing.
+  std::vector<std::pair<int, const v1::Template*>> found;  // node index -> its version
   for (int at = 0; at < flow.nodes_size(); ++at) {
     const auto& node = flow.nodes(at);
     if (!node.has_template_ref()) continue;
-    const std::string where = fmt::format("node '{}'", shown(node.name()));
-    auto ref = parse_ref(node.template_ref().ref(), true);
-    if (!ref) return ref.error().within(where + ": template_ref");
-    const v1::Template* found = catalog.find(tenant, ref->name, ref->version);
-    if (found == nullptr) {
+    auto ref = node_ref(node);
+    if (!ref) return fail_at(at, ref.error());
+    const v1::Template* version = catalog.find(tenant, ref->name, ref->version);
+    if (version == nullptr) {
       if (const auto* reason = catalog.unusable(tenant, ref->name, ref->version)) {
-        return make_error("{}: template '{}' cannot be read here: {}", where, ref->text(), *reason);
+        return fail_at(at,
+                       make_error("node '{}': template '{}' cannot be read here: {}", shown(node.name()), ref->text(), *reason));
       }
+      FlowRender outcome;
       outcome.missing_node = node.name();
       outcome.missing = std::move(*ref);
       return outcome;
     }
+    found.emplace_back(at, version);
+  }
+  std::vector<std::pair<int, v1::Job>> jobs;  // node index -> its rendered job
+  std::size_t total = 0;
+  for (const auto& [at, version] : found) {
+    const auto& node = flow.nodes(at);
+    const std::string where = fmt::format("node '{}'", shown(node.name()));
     const Params params(node.template_ref().params().begin(), node.template_ref().params().end());
-    auto job = render(*found, params);
-    if (!job) return job.error().within(where);
+    auto job = render(*version, params);
+    if (!job) return fail_at(at, job.error().within(where));
     job->clear_id();
     job->clear_tenant();
+    total += job->ByteSizeLong();
+    if (total > max_bytes) {
+      return fail_at(at, make_error("{}: template '{}@{}': the flow's rendered jobs come to more than {} bytes (the record "
+                                    "limit) at this node; render fewer or smaller jobs",
+                                    where, version->name(), version->version(), max_bytes));
+    }
     jobs.emplace_back(at, std::move(*job));
   }
   for (auto& [at, job] : jobs) {
@@ -597,8 +646,40 @@ Result<FlowRender> render_flow_nodes(v1::Flow& flow, const Catalog& catalog, std
     *node.mutable_job() = std::move(job);
     node.clear_template_ref();
   }
+  FlowRender outcome;
   outcome.rendered = jobs.size();
   return outcome;
+}
+
+std::optional<RenderedFlowProblem> check_rendered_flow(const v1::Flow& flow, const RenderedFlowRules& rules) {
+  for (int at = 0; at < flow.nodes_size(); ++at) {
+    const auto& job = flow.nodes(at).job();
+    if (job.template_().empty()) continue;
+    const auto refused = [&](std::string field, std::string_view why) {
+      return RenderedFlowProblem{at, std::move(field),
+                                 fmt::format("node '{}': template '{}' renders a job that is refused: {}",
+                                             shown(flow.nodes(at).name()), job.template_(), why),
+                                 false};
+    };
+    if (job.task_case() == v1::Job::TASK_NOT_SET) {
+      return refused("task", "a job needs a task: one of noop, sleep, exec, http, kafka, handler");
+    }
+    const std::string queue = job.queue().empty() ? "default" : job.queue();
+    if (rules.queues != nullptr && !rules.queues->contains(queue)) {
+      return refused("queue", fmt::format("unknown queue '{}'", shown(queue)));
+    }
+    if (job.has_priority() && job.priority() > 9)
+      return refused("priority", fmt::format("priority {} is outside 0-9", job.priority()));
+    if (rules.refuse_run_at && (job.when_case() == v1::Job::kRunAt || job.when_case() == v1::Job::kRunAtMs)) {
+      return refused("run_at", "run_at would be the same instant for every run; use delay (counted from the run's start)");
+    }
+  }
+  if (const auto bytes = flow.ByteSizeLong() + rules.overhead_bytes; bytes > rules.max_record_bytes) {
+    return RenderedFlowProblem{
+        -1, "", fmt::format("the flow, rendered, is {} bytes, over the record limit of {} bytes", bytes, rules.max_record_bytes),
+        true};
+  }
+  return std::nullopt;
 }
 
 }  // namespace kcron::templates

@@ -1,6 +1,9 @@
 #include "kcron/templates.h"
 
+#include <fmt/format.h>
+
 #include <catch2/catch.hpp>
+#include <set>
 
 #include "kcron/codec.h"
 
@@ -321,7 +324,7 @@ TEST_CASE("a flow's template node renders into its job carrying name@version") {
   auto flow = flow_of(R"({"id": "etl", "nodes": [
       {"name": "a", "job": {"noop": {}}},
       {"name": "b", "template_ref": {"ref": "report@3", "params": {"day": "2026-12-07", "n": "5"}}, "depends_on": ["a"]}]})");
-  auto rendered = render_flow_nodes(flow, catalog, "");
+  auto rendered = render_flow_nodes(flow, catalog, "", kMaxFlowRecordBytes);
   REQUIRE(rendered);
   CHECK(rendered->rendered == 1);
   CHECK_FALSE(rendered->is_missing());
@@ -342,7 +345,7 @@ TEST_CASE("a flow node's missing required parameter is refused naming the node a
   catalog.put(report());
   auto flow = flow_of(R"({"id": "etl", "nodes": [{"name": "b", "template_ref": {"ref": "report@3"}}]})");
   const auto before = flow.SerializeAsString();
-  auto rendered = render_flow_nodes(flow, catalog, "");
+  auto rendered = render_flow_nodes(flow, catalog, "", kMaxFlowRecordBytes);
   REQUIRE_FALSE(rendered);
   CHECK(rendered.error().message() == "node 'b': template 'report@3': required parameter 'day' is missing");
   CHECK(flow.SerializeAsString() == before);  // nothing changed
@@ -355,7 +358,7 @@ TEST_CASE("a flow node naming a version the catalog does not hold is reported mi
       {"name": "a", "template_ref": {"ref": "report@3", "params": {"day": "x"}}},
       {"name": "b", "template_ref": {"ref": "report@9", "params": {"day": "x"}}}]})");
   const auto before = flow.SerializeAsString();
-  auto rendered = render_flow_nodes(flow, catalog, "");
+  auto rendered = render_flow_nodes(flow, catalog, "", kMaxFlowRecordBytes);
   REQUIRE(rendered);
   REQUIRE(rendered->is_missing());
   CHECK(rendered->missing_node == "b");
@@ -369,7 +372,7 @@ TEST_CASE("a flow node setting both job and template_ref is refused") {
   catalog.put(report());
   auto flow = flow_of(R"({"id": "etl", "nodes": [
       {"name": "b", "job": {"noop": {}}, "template_ref": {"ref": "report@3", "params": {"day": "x"}}}]})");
-  auto rendered = render_flow_nodes(flow, catalog, "");
+  auto rendered = render_flow_nodes(flow, catalog, "", kMaxFlowRecordBytes);
   REQUIRE_FALSE(rendered);
   CHECK(rendered.error().message() == "node 'b': set job or template_ref, not both");
   CHECK(error_of(flow_template_refs(flow)) == "node 'b': set job or template_ref, not both");
@@ -404,24 +407,157 @@ TEST_CASE("a tenant's flow node renders from its own tenant's versions only") {
   theirs.mutable_job()->set_queue("default");
   catalog.put(theirs);
   auto flow = flow_of(R"({"id": "etl", "nodes": [{"name": "b", "template_ref": {"ref": "report@3", "params": {"day": "x"}}}]})");
-  auto in_default = render_flow_nodes(flow, catalog, "");
+  auto in_default = render_flow_nodes(flow, catalog, "", kMaxFlowRecordBytes);
   REQUIRE(in_default);
   CHECK(in_default->is_missing());  // the default tenant has no report@3
-  auto in_other = render_flow_nodes(flow, catalog, "globex");
+  auto in_other = render_flow_nodes(flow, catalog, "globex", kMaxFlowRecordBytes);
   REQUIRE(in_other);
   CHECK(in_other->is_missing());
-  auto in_acme = render_flow_nodes(flow, catalog, "acme");
+  auto in_acme = render_flow_nodes(flow, catalog, "acme", kMaxFlowRecordBytes);
   REQUIRE(in_acme);
   CHECK(in_acme->rendered == 1);
   CHECK(flow.nodes(0).job().queue() == "default");  // acme's version, not another's
   CHECK(flow.nodes(0).job().tenant().empty());      // the flow's tenant applies
 }
 
+TEST_CASE("two tenants holding the same version each render their own") {
+  Catalog catalog;
+  catalog.put(report());  // the default tenant's report@3: queue batch
+  auto theirs = report();
+  theirs.set_tenant("acme");
+  theirs.mutable_job()->set_queue("critical");
+  catalog.put(theirs);
+  const auto text = R"({"id": "etl", "nodes": [{"name": "b", "template_ref": {"ref": "report@3", "params": {"day": "x"}}}]})";
+  auto in_acme = flow_of(text);
+  REQUIRE(render_flow_nodes(in_acme, catalog, "acme", kMaxFlowRecordBytes));
+  CHECK(in_acme.nodes(0).job().queue() == "critical");
+  auto in_default = flow_of(text);
+  REQUIRE(render_flow_nodes(in_default, catalog, "", kMaxFlowRecordBytes));
+  CHECK(in_default.nodes(0).job().queue() == "batch");
+}
+
+TEST_CASE("rendering stops at the node that takes the rendered jobs over the byte budget") {
+  Catalog catalog;
+  catalog.put(report());
+  auto flow = flow_of(R"({"id": "etl", "nodes": [
+      {"name": "a", "template_ref": {"ref": "report@3", "params": {"day": "one"}}},
+      {"name": "b", "template_ref": {"ref": "report@3", "params": {"day": "two"}}},
+      {"name": "c", "template_ref": {"ref": "report@3", "params": {"day": "three"}}}]})");
+  const auto before = flow.SerializeAsString();
+  auto one = render(report(), {{"day", "one"}});
+  REQUIRE(one);
+  one->clear_id();
+  // Room for one rendered job and a half: the second node goes over.
+  const std::size_t budget = one->ByteSizeLong() * 3 / 2;
+  int failed = -7;
+  auto rendered = render_flow_nodes(flow, catalog, "", budget, &failed);
+  REQUIRE_FALSE(rendered);
+  CHECK(rendered.error().message().starts_with("node 'b': template 'report@3': the flow's rendered jobs come to more than"));
+  CHECK(rendered.error().message().find("(the record limit)") != std::string::npos);
+  CHECK(failed == 1);
+  CHECK(flow.SerializeAsString() == before);  // unchanged
+  int none = -7;
+  REQUIRE(render_flow_nodes(flow, catalog, "", kMaxFlowRecordBytes, &none));
+  CHECK(none == -1);
+}
+
+TEST_CASE("a refused render names the node's index") {
+  Catalog catalog;
+  catalog.put(report());
+  auto flow = flow_of(R"({"id": "etl", "nodes": [
+      {"name": "a", "job": {"noop": {}}},
+      {"name": "b", "template_ref": {"ref": "report@3"}}]})");
+  int failed = -1;
+  auto rendered = render_flow_nodes(flow, catalog, "", kMaxFlowRecordBytes, &failed);
+  REQUIRE_FALSE(rendered);
+  CHECK(rendered.error().message() == "node 'b': template 'report@3': required parameter 'day' is missing");
+  CHECK(failed == 1);
+}
+
+TEST_CASE("nothing is rendered while a version is missing, even a node that would be refused") {
+  Catalog catalog;
+  catalog.put(report());
+  // Node a would be refused (no day), but b's version is not there: nothing is rendered yet.
+  auto flow = flow_of(R"({"id": "etl", "nodes": [
+      {"name": "a", "template_ref": {"ref": "report@3"}},
+      {"name": "b", "template_ref": {"ref": "load@1"}}]})");
+  auto rendered = render_flow_nodes(flow, catalog, "", kMaxFlowRecordBytes);
+  REQUIRE(rendered);
+  REQUIRE(rendered->is_missing());
+  CHECK(rendered->missing_node == "b");
+  CHECK(rendered->rendered == 0);
+}
+
+TEST_CASE("a catalog's subset holds only the versions named, and what is missing from it") {
+  Catalog catalog;
+  catalog.put(report());
+  auto other = report();
+  other.set_version(4);
+  catalog.put(other);
+  const std::vector<Ref> refs{{"report", 3}, {"load", 1}};
+  const auto copy = catalog.subset("", refs);
+  CHECK(copy.find("", "report", 3) != nullptr);
+  CHECK(copy.find("", "report", 4) == nullptr);
+  REQUIRE(catalog.first_missing("", refs) != nullptr);
+  CHECK(catalog.first_missing("", refs)->text() == "load@1");
+  CHECK(catalog.first_missing("", {{"report", 4}}) == nullptr);
+}
+
+TEST_CASE("a rendered flow is checked as the dispatcher and the cron-producer check it") {
+  Catalog catalog;
+  catalog.put(report());
+  const auto rendered_flow = [&](std::string_view day) {
+    auto flow = flow_of(fmt::format(R"({{"id": "etl", "nodes": [{{"name": "a", "job": {{"noop": {{}}}}}},
+        {{"name": "b", "template_ref": {{"ref": "report@3", "params": {{"day": "{}"}}}}}}]}})",
+                                    day));
+    REQUIRE(render_flow_nodes(flow, catalog, "", kMaxFlowRecordBytes));
+    return flow;
+  };
+  auto flow = rendered_flow("x");
+  CHECK_FALSE(check_rendered_flow(flow, RenderedFlowRules{}).has_value());
+
+  const std::set<std::string, std::less<>> queues{"default"};
+  auto unknown_queue = check_rendered_flow(flow, schedule_run_rules(&queues));
+  REQUIRE(unknown_queue.has_value());
+  CHECK(unknown_queue->node == 1);
+  CHECK(unknown_queue->field == "queue");
+  CHECK(unknown_queue->message == "node 'b': template 'report@3' renders a job that is refused: unknown queue 'batch'");
+
+  flow.mutable_nodes(1)->mutable_job()->set_priority(12);
+  auto priority = check_rendered_flow(flow, RenderedFlowRules{});
+  REQUIRE(priority.has_value());
+  CHECK(priority->field == "priority");
+  flow.mutable_nodes(1)->mutable_job()->clear_priority();
+
+  flow.mutable_nodes(1)->mutable_job()->set_run_at_ms(1);
+  CHECK_FALSE(check_rendered_flow(flow, RenderedFlowRules{}).has_value());  // one flow: its own instant
+  auto run_at = check_rendered_flow(flow, schedule_run_rules());
+  REQUIRE(run_at.has_value());
+  CHECK(run_at->field == "run_at");
+  flow.mutable_nodes(1)->mutable_job()->clear_run_at_ms();
+
+  flow.mutable_nodes(1)->mutable_job()->clear_exec();
+  auto no_task = check_rendered_flow(flow, RenderedFlowRules{});
+  REQUIRE(no_task.has_value());
+  CHECK(no_task->field == "task");
+
+  auto large = rendered_flow("x");
+  RenderedFlowRules small;
+  small.max_record_bytes = large.ByteSizeLong();
+  CHECK_FALSE(check_rendered_flow(large, small).has_value());
+  small.overhead_bytes = 1;
+  auto too_large = check_rendered_flow(large, small);
+  REQUIRE(too_large.has_value());
+  CHECK(too_large->too_large);
+  CHECK(too_large->node == -1);
+  CHECK(too_large->message.find("over the record limit of") != std::string::npos);
+}
+
 TEST_CASE("a flow naming no template renders nothing and is left as it is") {
   Catalog catalog;
   auto flow = flow_of(R"({"id": "etl", "nodes": [{"name": "a", "job": {"noop": {}}}]})");
   const auto before = flow.SerializeAsString();
-  auto rendered = render_flow_nodes(flow, catalog, "");
+  auto rendered = render_flow_nodes(flow, catalog, "", kMaxFlowRecordBytes);
   REQUIRE(rendered);
   CHECK(rendered->rendered == 0);
   CHECK_FALSE(rendered->is_missing());

@@ -10,11 +10,14 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "kcron.pb.h"
+#include "kcron/ids.h"
 #include "kcron/result.h"
 
 namespace kcron::templates {
@@ -25,6 +28,9 @@ inline constexpr std::size_t kMaxValueBytes = 4096;          // one parameter va
 inline constexpr std::size_t kMaxDescriptionBytes = 1024;    // a template's or a parameter's description
 inline constexpr std::size_t kMaxTemplateBytes = 262'144;    // a template, encoded (256 KiB)
 inline constexpr std::size_t kMaxRenderedBytes = 1'000'000;  // a rendered job, encoded (under the record limit)
+// The default record limit (max_record_bytes) of the dispatcher and the cron-producer: a flow
+// written to kcron.jobs larger than it is REJECTED there.
+inline constexpr std::size_t kMaxFlowRecordBytes = 900'000;
 
 // A template's name: 1-64 of [a-z0-9_.-], starting with a letter or digit.
 bool is_valid_template_name(std::string_view name);
@@ -100,6 +106,11 @@ class Catalog {
   std::vector<const v1::Template*> latest_of_each(std::string_view tenant) const;
   // Why a version's latest record could not be taken; null: it could (or there is none).
   const std::string* unusable(std::string_view tenant, std::string_view name, std::uint32_t version) const;
+  // A catalog of only `refs` of `tenant` (the versions held and the unusable ones): a copy to
+  // render from without holding what guards this one.
+  Catalog subset(std::string_view tenant, const std::vector<Ref>& refs) const;
+  // The first of `refs` that is neither held nor unusable for `tenant`; null: none.
+  const Ref* first_missing(std::string_view tenant, const std::vector<Ref>& refs) const;
 
  private:
   Status apply_record(std::string_view key, std::string_view value, std::string_view content_type, bool tombstone);
@@ -134,9 +145,40 @@ struct FlowRender {
 // its own templates): the node's job becomes the rendered job, carrying `template` =
 // "name@version", with no id and no tenant (a node's id is "<flow>/<node>" and its tenant the
 // flow's), and its template_ref is cleared. Nodes with a job are left as they are. Changes
-// `flow` only when every template node rendered. An error names the node: "node 'b': template
-// 'report@3': required parameter 'day' is missing"; a version not in the catalog is not an
-// error but FlowRender::missing, so the writer can wait for it.
-Result<FlowRender> render_flow_nodes(v1::Flow& flow, const Catalog& catalog, std::string_view tenant);
+// `flow` only when every template node rendered. Every version is looked up before any node is
+// rendered: a version not in the catalog is not an error but FlowRender::missing (nothing was
+// rendered), so the writer can wait for it. `max_bytes` bounds the rendered jobs' encoded sizes
+// in total (the writer's record limit): rendering stops at the node that takes it over. An error
+// names the node: "node 'b': template 'report@3': required parameter 'day' is missing", and
+// `failed_node` (when given) is set to that node's index (-1: no node).
+Result<FlowRender> render_flow_nodes(v1::Flow& flow, const Catalog& catalog, std::string_view tenant, std::size_t max_bytes,
+                                     int* failed_node = nullptr);
+
+// The checks a flow whose template nodes were rendered passes before it is written (the API, the
+// CLI and the cron-producer share them): each rendered node's job has a task, a known queue
+// (when `queues` is given) and a priority of 0-9, and no run_at where `refuse_run_at` (a
+// schedule's run); the flow, encoded, plus `overhead_bytes` is within `max_record_bytes`.
+struct RenderedFlowRules {
+  const std::set<std::string, std::less<>>* queues = nullptr;  // null: any queue
+  bool refuse_run_at = false;
+  std::size_t max_record_bytes = kMaxFlowRecordBytes;
+  std::size_t overhead_bytes = 0;  // added by the writer after the check (a run's ids)
+};
+struct RenderedFlowProblem {
+  int node = -1;           // the node refused; -1: the flow as a whole (too_large)
+  std::string field;       // the job's field refused: "task", "queue", "priority", "run_at"; empty when too_large
+  std::string message;     // "node 'b': template 'report@3' renders a job that is refused: ..."
+  bool too_large = false;  // over max_record_bytes
+};
+// What a schedule's run adds to its flow_template when written (its id, each node's id, its
+// schedule_run), at most.
+inline constexpr std::size_t kRunOverheadBytes = 3 * kMaxJobIdBytes;
+// The rules a schedule's run passes (the cron-producer's, and the schedule writers' check):
+// no run_at, room for the run's ids; `queues` when the writer knows them.
+inline RenderedFlowRules schedule_run_rules(const std::set<std::string, std::less<>>* queues = nullptr,
+                                            std::size_t max_record_bytes = kMaxFlowRecordBytes) {
+  return {queues, true, max_record_bytes, kRunOverheadBytes};
+}
+std::optional<RenderedFlowProblem> check_rendered_flow(const v1::Flow& flow, const RenderedFlowRules& rules);
 
 }  // namespace kcron::templates
