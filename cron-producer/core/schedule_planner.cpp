@@ -24,7 +24,7 @@ constexpr std::size_t kMaxScannedRuns = 1'000'000;  // per schedule and tick, fo
 constexpr std::size_t kMaxScheduleIdBytes = kMaxJobIdBytes - 25;
 // What a run adds to its job template: its job id, the schedule id in schedule_run, the job id
 // again in its headers.
-constexpr std::size_t kRunOverheadBytes = 3 * kMaxJobIdBytes;
+constexpr std::size_t kRunOverheadBytes = templates::kRunOverheadBytes;
 
 // Milliseconds clamped to +-2^53 (285,000 years), so absurd binary input cannot overflow.
 std::int64_t clamped_ms(std::int64_t seconds, std::int32_t nanos) {
@@ -204,25 +204,16 @@ Result<bool> SchedulePlanner::render_entry(Entry& entry, std::string& missing) c
   const std::string within = fmt::format("schedule {}: flow_template", definition.id());
   const templates::Catalog none;
   v1::Flow flow = definition.flow_template();
-  auto rendered = templates::render_flow_nodes(flow, catalog_ != nullptr ? *catalog_ : none, definition.tenant());
+  auto rendered =
+      templates::render_flow_nodes(flow, catalog_ != nullptr ? *catalog_ : none, definition.tenant(), settings_.max_record_bytes);
   if (!rendered) return rendered.error().within(within);
   if (rendered->is_missing()) {
     missing = fmt::format("flow_template: node '{}': template '{}'{}", rendered->missing_node, rendered->missing.text(), whose);
     return false;
   }
-  for (const auto& node : flow.nodes()) {
-    const auto& job = node.job();
-    const std::string field = fmt::format("node '{}': the job template '{}' renders", node.name(), job.template_());
-    if (job.when_case() == v1::Job::kRunAt || job.when_case() == v1::Job::kRunAtMs) {
-      return make_error("{}: {}: run_at would be the same instant for every run; use delay (counted from the run's start)",
-                        within, field);
-    }
-    if (auto valid = check_job(job, field); !valid) return valid.error().within(within);
-  }
-  if (const auto bytes = flow.ByteSizeLong() + kRunOverheadBytes; bytes > settings_.max_record_bytes) {
-    return make_error("{}: its run, rendered, is {} bytes, over the record limit of {} bytes", within, bytes,
-                      settings_.max_record_bytes);
-  }
+  if (auto refused =
+          templates::check_rendered_flow(flow, templates::schedule_run_rules(&settings_.queues, settings_.max_record_bytes)))
+    return make_error("{}: {}", within, refused->message);
   entry.rendered_flow = std::move(flow);
   return true;
 }

@@ -666,5 +666,28 @@ TEST_CASE("a flow_template node whose rendered job fails the schedule checks is 
   harness.apply("etl", flow_on_template("etl", R"("day":"mon")"));
   const auto reasons = rejections(harness);
   REQUIRE(reasons.size() == 1);
-  CHECK(reasons[0] == "schedule etl: flow_template: node 'report': the job template 'report@3' renders: unknown queue 'nowhere'");
+  CHECK(reasons[0] ==
+        "schedule etl: flow_template: node 'report': template 'report@3' renders a job that is refused: unknown queue 'nowhere'");
+}
+
+TEST_CASE("a flow_template renders none of its nodes while a version it names is missing") {
+  Harness harness;
+  templates::Catalog catalog;
+  catalog.put(report_template());
+  harness.planner.set_catalog(&catalog);
+  // Node a's version is here but a render would refuse it (no day); b's version is not here yet.
+  // Every version is looked up before any node renders: the schedule waits, not REJECTED for a.
+  harness.apply("wait", flow_schedule("wait", R"({"name":"a","template_ref":{"ref":"report@3"}},)"
+                                              R"({"name":"b","template_ref":{"ref":"report@4","params":{"day":"mon"}}})"));
+  harness.clock.advance(Millis(5'000));
+  CHECK(flows_submitted(harness).empty());
+  CHECK(rejections(harness).empty());  // waiting for report@4, a not rendered yet
+  auto later = report_template();
+  later.set_version(4);
+  catalog.put(later);
+  harness.clock.advance(Millis(1'000));
+  CHECK(flows_submitted(harness).empty());
+  const auto reasons = rejections(harness);
+  REQUIRE(reasons.size() == 1);  // now rendered: a is refused
+  CHECK(reasons[0] == "schedule wait: flow_template: node 'a': template 'report@3': required parameter 'day' is missing");
 }
