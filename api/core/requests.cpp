@@ -314,23 +314,6 @@ BatchVersions find_batch_versions(const std::vector<std::optional<Checked<Templa
   return looked_up;
 }
 
-std::optional<FieldError> check_rendered_nodes(const v1::Flow& flow) {
-  for (int at = 0; at < flow.nodes_size(); ++at) {
-    const auto& job = flow.nodes(at).job();
-    if (job.template_().empty()) continue;
-    const auto refused = [&](std::string_view name, std::string message) {
-      return FieldError{fmt::format("nodes[{}].job.{}", at, name),
-                        fmt::format("node '{}': template '{}' renders a job that is refused: {}", flow.nodes(at).name(),
-                                    job.template_(), message)};
-    };
-    if (job.task_case() == v1::Job::TASK_NOT_SET) {
-      return refused("task", "a job needs a task: one of noop, sleep, exec, http, kafka, handler");
-    }
-    if (job.has_priority() && job.priority() > 9) return refused("priority", fmt::format("{} is outside 0-9", job.priority()));
-  }
-  return std::nullopt;
-}
-
 Checked<v1::Flow> check_flow_template(v1::Flow flow, std::string_view schedule_id, std::string_view tenant,
                                       std::string_view subject) {
   Checked<v1::Flow> checked;

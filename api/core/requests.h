@@ -85,12 +85,9 @@ BatchVersions find_batch_versions(const std::vector<std::optional<Checked<Templa
 // each node's job as a job body is, under the field "nodes[<i>].job.<field>". Node jobs get their
 // ids from the flow ("<flow>/<node>"): a node job naming another id is refused. A node naming a
 // template version (template_ref, docs/templates.md#templates-in-flows) is checked for its shape
-// only: the caller renders it, and checks the rendered jobs with check_rendered_nodes.
+// only: the caller renders it, and checks the rendered flow with
+// templates::check_rendered_flow.
 Checked<v1::Flow> parse_flow_body(std::string_view body, std::string_view tenant, std::string_view subject);
-
-// The jobs a flow's template nodes rendered into (they carry `template`), checked as a node's job
-// body is: a refusal names the field, "nodes[<i>].job.<field>", and the template. nullopt: fine.
-std::optional<FieldError> check_rendered_nodes(const v1::Flow& flow);
 
 // A schedule's flow_template (docs/flows.md#scheduled-flows), checked as each run `<schedule>@<instant>`
 // will be, fields under "flow_template.": kcron sets id, tenant, run_at_ms and schedule_run; a node's

@@ -741,28 +741,21 @@ struct ApiServer::Impl {
       }
       return std::string("nodes");
     };
-    auto rendered = settings.templates->render_flow(flow, caller.tenant);
+    const std::size_t limit = templates::kMaxFlowRecordBytes;  // the dispatcher's record limit
+    int failed_node = -1;
+    auto rendered = settings.templates->render_flow(flow, caller.tenant, limit, Millis(0), &failed_node);
     if (rendered && rendered->is_missing() && settings.template_wait.count() > 0) {
-      // A wait holds a request thread: it shares the quarter of them that consistency waits may hold.
-      struct Slot {
-        std::atomic<std::size_t>& count;
-        ~Slot() { count.fetch_sub(1); }
-      } slot{consistency_waiting};
-      if (consistency_waiting.fetch_add(1) >= max_consistency_waiting) {
+      const WaitSlot slot(*this);
+      if (!slot.held) {
         response.set_header("Retry-After", "1");
-        reply_problem(response,
-                      make_problem(503, fmt::format("too many requests wait; template '{}' is not here yet: retry",
-                                                    rendered->missing.text())),
-                      request_id);
+        reply_problem(response, make_problem(503, too_many_template_waits(rendered->missing)), request_id);
         return std::nullopt;
       }
-      rendered = settings.templates->render_flow(flow, caller.tenant, settings.template_wait);
+      rendered = settings.templates->render_flow(flow, caller.tenant, limit, settings.template_wait, &failed_node);
     }
     if (!rendered) {
-      // "node 'b': ...": the node is the field.
-      const auto& text = rendered.error().message();
-      const auto quoted = text.starts_with("node '") ? text.substr(6, text.find('\'', 6) - 6) : std::string();
-      reply_problem(response, make_problem(400, text, node_field(quoted)), request_id);
+      const auto field = failed_node >= 0 ? fmt::format("nodes[{}].template_ref", failed_node) : std::string("nodes");
+      reply_problem(response, make_problem(400, rendered.error().message(), field), request_id);
       return std::nullopt;
     }
     if (rendered->is_missing()) {
@@ -774,8 +767,15 @@ struct ApiServer::Impl {
                     request_id);
       return std::nullopt;
     }
-    if (auto refused = check_rendered_nodes(flow)) {
-      reply_problem(response, make_problem(400, refused->message, refused->field), request_id);
+    // Refused here as the dispatcher would refuse it: a flow over the record limit would never be
+    // written (a 413, as for a body over the limit), a refused job would be REJECTED.
+    templates::RenderedFlowRules rules;
+    rules.max_record_bytes = limit;
+    if (auto refused = templates::check_rendered_flow(flow, rules)) {
+      const auto status = refused->too_large ? 413 : 400;
+      const auto field =
+          refused->node >= 0 ? fmt::format("nodes[{}].job.{}", refused->node, refused->field) : std::string("nodes");
+      reply_problem(response, make_problem(status, refused->message, field), request_id);
       return std::nullopt;
     }
     return rendered->rendered;
@@ -1296,8 +1296,12 @@ struct ApiServer::Impl {
             present.mutable_nodes()->DeleteSubrange(at, 1);
           }
         }
+        // Checked as the cron-producer checks each run (templates::schedule_run_rules).
         if (auto rendered = settings.templates->render_flow(present, caller.tenant); !rendered) {
           return rendered.error().within("flow_template");
+        }
+        if (auto refused = templates::check_rendered_flow(present, templates::schedule_run_rules())) {
+          return make_error("flow_template: {}", refused->message);
         }
       }
       *schedule.mutable_flow_template() = std::move(*flow.value);
@@ -1516,6 +1520,26 @@ struct ApiServer::Impl {
     accepted(response, run_id, *written, request_id, {{"schedule", id}});
   }
 
+  // A schedule's flow_template with its template nodes rendered and checked as the cron-producer
+  // renders and checks each run (templates::schedule_run_rules); unchanged without template nodes.
+  Status render_schedule_flow(v1::Flow& flow, const Caller& caller) const {
+    const auto& nodes = flow.nodes();
+    if (std::none_of(nodes.begin(), nodes.end(), [](const v1::FlowNode& node) { return node.has_template_ref(); })) {
+      return Status::success();
+    }
+    if (settings.templates == nullptr) return make_error("this kcron-api does not follow kcron.templates");
+    auto rendered = settings.templates->render_flow(flow, caller.tenant);
+    if (!rendered) return rendered.error().within("flow_template");
+    if (rendered->is_missing()) {
+      return make_error("flow_template: node '{}': template '{}' of the schedule is not on kcron.templates",
+                        rendered->missing_node, rendered->missing.text());
+    }
+    if (auto refused = templates::check_rendered_flow(flow, templates::schedule_run_rules())) {
+      return make_error("flow_template: {}", refused->message);
+    }
+    return Status::success();
+  }
+
   // One run of a schedule as a command: its job_template's job, its flow_template's flow, or the
   // job its template_ref renders (an error when the version is not in the catalog or does not render).
   Result<v1::Command> schedule_run_command(const v1::Schedule& schedule, const std::string& run_id, v1::ScheduleRun run,
@@ -1542,16 +1566,7 @@ struct ApiServer::Impl {
       auto& flow = *command.mutable_flow();
       flow = schedule.flow_template();
       // Its template nodes rendered as the cron-producer renders them (docs/templates.md#templates-in-flows).
-      if (const auto& nodes = flow.nodes();
-          std::any_of(nodes.begin(), nodes.end(), [](const v1::FlowNode& node) { return node.has_template_ref(); })) {
-        if (settings.templates == nullptr) return make_error("this kcron-api does not follow kcron.templates");
-        auto rendered = settings.templates->render_flow(flow, caller.tenant);
-        if (!rendered) return rendered.error().within("flow_template");
-        if (rendered->is_missing()) {
-          return make_error("flow_template: node '{}': template '{}' of the schedule is not on kcron.templates",
-                            rendered->missing_node, rendered->missing.text());
-        }
-      }
+      if (auto status = render_schedule_flow(flow, caller); !status) return status.error();
       flow.set_id(run_id);
       flow.set_tenant(std::string(tenant_field(caller.tenant)));
       flow.set_submitted_by(caller.principal.subject);
@@ -1618,6 +1633,13 @@ struct ApiServer::Impl {
                            request_id);
     }
     if (found->misfire() != v1::FIRE_ALL && !instants.empty()) instants.erase(instants.begin(), instants.end() - 1);
+    // A flow_template's template nodes rendered once, the result copied into each run.
+    v1::Schedule prepared = *found;
+    if (prepared.has_flow_template() && !instants.empty()) {
+      if (auto status = render_schedule_flow(*prepared.mutable_flow_template(), *caller); !status) {
+        return reply_problem(response, make_problem(409, status.error().message()), request_id);
+      }
+    }
     std::vector<std::pair<std::string, OutRecord>> commands;
     nlohmann::json runs = nlohmann::json::array();
     for (const auto instant : instants) {
@@ -1627,7 +1649,7 @@ struct ApiServer::Impl {
       *run.mutable_nominal_instant() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(to_epoch_ms(instant));
       run.set_misfire(found->misfire());
       run.set_overlap(v1::ALLOW);  // a backfill runs what was missed, whatever runs now
-      const auto command = schedule_run_command(*found, run_id, std::move(run), *caller);
+      const auto command = schedule_run_command(prepared, run_id, std::move(run), *caller);
       if (!command) return reply_problem(response, make_problem(409, command.error().message()), request_id);
       commands.emplace_back(run_id, command_record(*command, caller->tenant, run_id, request_id));
       runs.push_back(run_id);

@@ -56,17 +56,20 @@ std::optional<v1::Template> TemplateSource::find(std::string_view tenant, std::s
   return *found;
 }
 
-Result<templates::FlowRender> TemplateSource::render_flow(v1::Flow& flow, std::string_view tenant, Millis wait) const {
+Result<templates::FlowRender> TemplateSource::render_flow(v1::Flow& flow, std::string_view tenant, std::size_t max_bytes,
+                                                          Millis wait, int* failed_node) const {
+  auto refs = templates::flow_template_refs(flow);
+  if (!refs) return templates::render_flow_nodes(flow, templates::Catalog(), tenant, max_bytes, failed_node);  // the shape error
   const auto deadline = std::chrono::steady_clock::now() + wait;
-  std::unique_lock lock(mutex_);
-  while (true) {
-    auto rendered = templates::render_flow_nodes(flow, catalog_, tenant);
-    if (!rendered || !rendered->is_missing()) return rendered;
-    const templates::Ref missing = rendered->missing;
-    const bool arrived = changed_.wait_until(
-        lock, deadline, [&] { return stopping_ || catalog_.find(tenant, missing.name, missing.version) != nullptr; });
-    if (!arrived || stopping_) return rendered;
+  templates::Catalog copy;
+  {
+    // Only the versions named are copied under the lock (one wait, for all of them); the
+    // rendering, bounded by max_bytes but up to that large, runs after it is released.
+    std::unique_lock lock(mutex_);
+    changed_.wait_until(lock, deadline, [&] { return stopping_ || catalog_.first_missing(tenant, *refs) == nullptr; });
+    copy = catalog_.subset(tenant, *refs);
   }
+  return templates::render_flow_nodes(flow, copy, tenant, max_bytes, failed_node);
 }
 
 std::vector<v1::Template> TemplateSource::versions(std::string_view tenant, std::string_view name) const {

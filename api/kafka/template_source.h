@@ -36,10 +36,14 @@ class TemplateSource {
   // One version of a tenant's template; waits up to `wait` for one not there yet.
   std::optional<v1::Template> find(std::string_view tenant, std::string_view name, std::uint32_t version,
                                    Millis wait = Millis(0)) const;
-  // `flow`'s template nodes rendered from `tenant`'s versions (templates::render_flow_nodes),
-  // waiting up to `wait` in all for a version not there yet: a FlowRender naming the version
-  // still missing after it, with `flow` unchanged.
-  Result<templates::FlowRender> render_flow(v1::Flow& flow, std::string_view tenant, Millis wait = Millis(0)) const;
+  // `flow`'s template nodes rendered from `tenant`'s versions (templates::render_flow_nodes, at
+  // most `max_bytes` of rendered jobs), waiting up to `wait` in all for the versions not there
+  // yet: a FlowRender naming a version still missing after it, with `flow` unchanged. Rendered
+  // from a copy of the versions named, not under the catalog's lock. `failed_node`: the index of
+  // the node an error names.
+  Result<templates::FlowRender> render_flow(v1::Flow& flow, std::string_view tenant,
+                                            std::size_t max_bytes = templates::kMaxFlowRecordBytes, Millis wait = Millis(0),
+                                            int* failed_node = nullptr) const;
   // Every version of a tenant's template, oldest first; the latest of each of its templates.
   std::vector<v1::Template> versions(std::string_view tenant, std::string_view name) const;
   std::vector<v1::Template> latest_of_each(std::string_view tenant) const;

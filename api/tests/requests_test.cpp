@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "kcron/templates.h"
+
 namespace {
 
 kcron::api::Checked<kcron::v1::Job> parse(std::string_view body, std::string_view tenant = "acme") {
@@ -379,10 +381,11 @@ TEST_CASE("a flow body's template node is checked for its shape, and its rendere
   auto& job = *rendered.mutable_nodes(1)->mutable_job();
   job.mutable_noop();
   job.set_template_("report@3");
-  CHECK_FALSE(kcron::api::check_rendered_nodes(rendered).has_value());
+  CHECK_FALSE(kcron::templates::check_rendered_flow(rendered, {}).has_value());
   job.set_priority(12);
-  const auto refused = kcron::api::check_rendered_nodes(rendered);
+  const auto refused = kcron::templates::check_rendered_flow(rendered, {});
   REQUIRE(refused.has_value());
-  CHECK(refused->field == "nodes[1].job.priority");
-  CHECK(refused->message == "node 'b': template 'report@3' renders a job that is refused: 12 is outside 0-9");
+  CHECK(refused->node == 1);
+  CHECK(refused->field == "priority");
+  CHECK(refused->message == "node 'b': template 'report@3' renders a job that is refused: priority 12 is outside 0-9");
 }
