@@ -19,6 +19,7 @@
 #include "kcron/topics.h"
 #include "kcron/upgrade_gate.h"
 #include "template_command.h"
+#include "template_wait.h"
 #include "text.h"
 #include "upgrade_check.h"
 
@@ -60,30 +61,23 @@ Status produce(const Config& config, const v1::Command& command, const std::stri
   return Status::success();
 }
 
-// Renders the flow's template nodes (docs/templates.md#templates-in-flows): each version named is
-// read from kcron.templates once, waited for up to `wait` when this CLI does not see it yet. The
-// number of nodes rendered, or an error naming the node.
+// Renders the flow's template nodes (docs/templates.md#templates-in-flows): kcron.templates is
+// read once, and again only while a version named is missing, up to `wait` in all. The rendered
+// flow is checked as the dispatcher checks it (each rendered job, the record limit). The number of
+// nodes rendered, or an error naming the node.
 Result<std::size_t> render_template_nodes(const Config& config, const std::string& tenant, v1::Flow& flow, Millis wait) {
   auto refs = templates::flow_template_refs(flow);
   if (!refs) return refs.error();
   if (refs->empty()) return std::size_t{0};
-  templates::Catalog catalog;
-  for (const auto& ref : *refs) {
-    auto found = find_template(config, tenant, ref, wait);
-    if (!found) {
-      const auto node = std::find_if(flow.nodes().begin(), flow.nodes().end(), [&](const v1::FlowNode& candidate) {
-        auto named = templates::parse_ref(candidate.template_ref().ref(), true);
-        return candidate.has_template_ref() && named && named->text() == ref.text();
-      });
-      return found.error().within(fmt::format("node '{}'", node != flow.nodes().end() ? node->name() : ref.text()));
-    }
-    catalog.put(*found);
-  }
-  auto rendered = templates::render_flow_nodes(flow, catalog, tenant);
+  auto catalog = read_catalog_until([&] { return read_catalog(config); }, tenant, *refs, CatalogWait{wait, Millis(500), {}});
+  if (!catalog) return catalog.error();
+  auto rendered = templates::render_flow_nodes(flow, *catalog, tenant, templates::kMaxFlowRecordBytes);
   if (!rendered) return rendered.error();
-  if (rendered->is_missing()) {  // not expected: every version was found above
-    return make_error("node '{}': template '{}' was not found", rendered->missing_node, rendered->missing.text());
+  if (rendered->is_missing()) {
+    return make_error("node '{}': {}", rendered->missing_node, missing_version(*catalog, tenant, rendered->missing, wait));
   }
+  if (auto refused = templates::check_rendered_flow(flow, templates::RenderedFlowRules{}))
+    return make_error("{}", refused->message);
   return rendered->rendered;
 }
 
@@ -154,12 +148,13 @@ int FlowCommands::run(const Config& config, std::ostream& out, std::ostream& err
     if (!tenant) return fail(err, tenant.error().message());
     flow.set_tenant(std::string(tenant_field(*tenant)));
     if (!(template_wait_s_ >= 0 && template_wait_s_ <= 3600)) return fail(err, "--template-wait is seconds from 0 to 3600");
-    const auto rendered =
-        render_template_nodes(config, *tenant, flow, Millis(static_cast<std::int64_t>(template_wait_s_ * 1000)));
-    if (!rendered) return fail(err, rendered.error().message());
+    // The graph first: it does not depend on the rendered jobs, so a cycle is reported at once.
     std::vector<flow::NodeShape> shapes;
     for (const auto& node : flow.nodes()) shapes.push_back({node.name(), {node.depends_on().begin(), node.depends_on().end()}});
     if (auto checked = flow::check_graph(flow.id(), shapes); !checked) return fail(err, checked.error().message());
+    const auto rendered =
+        render_template_nodes(config, *tenant, flow, Millis(static_cast<std::int64_t>(template_wait_s_ * 1000)));
+    if (!rendered) return fail(err, rendered.error().message());
     if (auto produced = produce(config, command, *tenant, flow.id()); !produced) return fail(err, produced.error().message());
     out << fmt::format("submitted flow {} ({} nodes{}){}\n", flow.id(), flow.nodes_size(),
                        *rendered > 0 ? fmt::format(", {} rendered from templates", *rendered) : "",

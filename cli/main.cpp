@@ -41,6 +41,7 @@
 #include "schedule_lint.h"
 #include "sealing_command.h"
 #include "template_command.h"
+#include "template_wait.h"
 #include "tenant_command.h"
 #include "token_command.h"
 #include "topics_command.h"
@@ -648,15 +649,13 @@ int run(int argc, char** argv) {
         // template_ref is: a version there must render, one not there yet is a warning.
         auto refs = kcron::templates::flow_template_refs(definition.flow_template());
         if (!refs) return fail(refs.error().within("flow_template").message());
-        kcron::templates::Catalog catalog;
+        auto catalog = kcron::cli::read_catalog(config);  // read once for every version
+        if (!catalog) return fail(catalog.error().message());
         kcron::v1::Flow present = definition.flow_template();  // without the nodes whose version is not there
         for (const auto& ref : *refs) {
-          auto found = kcron::cli::find_template(config, *schedule_tenant, ref, kcron::Millis(0));
-          if (found) {
-            catalog.put(*found);
-            continue;
-          }
-          std::cerr << "kcron: warning: flow_template: " << found.error().message()
+          if (catalog->find(*schedule_tenant, ref.name, ref.version) != nullptr) continue;
+          std::cerr << "kcron: warning: flow_template: "
+                    << kcron::cli::missing_version(*catalog, *schedule_tenant, ref, kcron::Millis(0))
                     << "; the cron-producer waits for it (template_wait_ms) and then REJECTS the schedule\n";
           for (int at = present.nodes_size() - 1; at >= 0; --at) {
             auto named = kcron::templates::parse_ref(present.nodes(at).template_ref().ref(), true);
@@ -665,8 +664,12 @@ int run(int argc, char** argv) {
             }
           }
         }
-        if (auto rendered = kcron::templates::render_flow_nodes(present, catalog, *schedule_tenant); !rendered) {
-          return fail(rendered.error().within("flow_template").message());
+        // Checked as the cron-producer checks each run (templates::schedule_run_rules).
+        auto rendered =
+            kcron::templates::render_flow_nodes(present, *catalog, *schedule_tenant, kcron::templates::kMaxFlowRecordBytes);
+        if (!rendered) return fail(rendered.error().within("flow_template").message());
+        if (auto refused = kcron::templates::check_rendered_flow(present, kcron::templates::schedule_run_rules())) {
+          return fail("flow_template: " + refused->message);
         }
       }
       if (seal) {

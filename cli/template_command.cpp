@@ -48,18 +48,6 @@ Result<std::string> tenant_for(const Config& config, std::string_view named) {
   return make_error("the template names tenant '{}' but --tenant is '{}'", named, tenant);
 }
 
-// The catalog as kcron.templates holds it now; records that do not apply are skipped (a writer
-// checks every template it writes, so one only comes from elsewhere).
-Result<templates::Catalog> read_catalog(const Config& config) {
-  auto records = read_to_end(config, TopicNames(config.get("topic_prefix")).templates());
-  if (!records) return records.error();
-  templates::Catalog catalog;
-  for (const auto& record : *records) {
-    (void)catalog.apply(record.key, record.value, record.content_type, record.tombstone);
-  }
-  return catalog;
-}
-
 // Who writes, as far as the CLI knows: the Kafka SASL user when one is configured, else the
 // operating system's user. Not verified by anything: a record of who ran the command.
 std::string writer(const Config& config) {
@@ -104,6 +92,18 @@ std::string params_text(const v1::Template& definition) {
 }
 
 }  // namespace
+
+// The catalog as kcron.templates holds it now; records that do not apply are skipped (a writer
+// checks every template it writes, so one only comes from elsewhere).
+Result<templates::Catalog> read_catalog(const Config& config) {
+  auto records = read_to_end(config, TopicNames(config.get("topic_prefix")).templates());
+  if (!records) return records.error();
+  templates::Catalog catalog;
+  for (const auto& record : *records) {
+    (void)catalog.apply(record.key, record.value, record.content_type, record.tombstone);
+  }
+  return catalog;
+}
 
 Result<v1::Template> find_template(const Config& config, std::string_view tenant, const templates::Ref& ref, Millis wait) {
   const auto deadline = std::chrono::steady_clock::now() + wait;

@@ -17,6 +17,9 @@
 
 namespace kcron::cli {
 
+// The catalog as kcron.templates holds it now; records that do not apply are skipped.
+Result<templates::Catalog> read_catalog(const Config& config);
+
 // The version `ref` names of `tenant`'s template, as kcron.templates holds it: re-read every half
 // second until it is there or `wait` has passed, then an error naming the template, the version
 // and the versions there are. `ref.version` 0: the latest, without waiting.
