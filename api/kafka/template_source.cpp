@@ -6,8 +6,8 @@
 
 namespace kcron::api {
 
-TemplateSource::TemplateSource(kafka::Properties client, TopicNames names)
-    : follower_(std::move(client), std::move(names), catalog_, std::chrono::seconds(10)) {}
+TemplateSource::TemplateSource(kafka::Properties client, const TopicNames& names)
+    : follower_(std::move(client), names, catalog_, std::chrono::seconds(10)) {}
 
 TemplateSource::~TemplateSource() {
   stop();

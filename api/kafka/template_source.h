@@ -23,7 +23,7 @@ namespace kcron::api {
 
 class TemplateSource {
  public:
-  TemplateSource(kafka::Properties client, TopicNames names);
+  TemplateSource(kafka::Properties client, const TopicNames& names);
   ~TemplateSource();
   TemplateSource(const TemplateSource&) = delete;
   TemplateSource& operator=(const TemplateSource&) = delete;
