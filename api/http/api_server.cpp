@@ -742,8 +742,8 @@ struct ApiServer::Impl {
       return std::string("nodes");
     };
     const std::size_t limit = templates::kMaxFlowRecordBytes;  // the dispatcher's record limit
-    int failed_node = -1;
-    auto rendered = settings.templates->render_flow(flow, caller.tenant, limit, Millis(0), &failed_node);
+    templates::RenderFailure failure;
+    auto rendered = settings.templates->render_flow(flow, caller.tenant, limit, Millis(0), &failure);
     if (rendered && rendered->is_missing() && settings.template_wait.count() > 0) {
       const WaitSlot slot(*this);
       if (!slot.held) {
@@ -751,11 +751,12 @@ struct ApiServer::Impl {
         reply_problem(response, make_problem(503, too_many_template_waits(rendered->missing)), request_id);
         return std::nullopt;
       }
-      rendered = settings.templates->render_flow(flow, caller.tenant, limit, settings.template_wait, &failed_node);
+      rendered = settings.templates->render_flow(flow, caller.tenant, limit, settings.template_wait, &failure);
     }
     if (!rendered) {
-      const auto field = failed_node >= 0 ? fmt::format("nodes[{}].template_ref", failed_node) : std::string("nodes");
-      reply_problem(response, make_problem(400, rendered.error().message(), field), request_id);
+      // Rendered jobs over the record limit are a 413, as a body over its limit is.
+      const auto field = failure.node >= 0 ? fmt::format("nodes[{}].template_ref", failure.node) : std::string("nodes");
+      reply_problem(response, make_problem(failure.too_large ? 413 : 400, rendered.error().message(), field), request_id);
       return std::nullopt;
     }
     if (rendered->is_missing()) {

@@ -57,9 +57,9 @@ std::optional<v1::Template> TemplateSource::find(std::string_view tenant, std::s
 }
 
 Result<templates::FlowRender> TemplateSource::render_flow(v1::Flow& flow, std::string_view tenant, std::size_t max_bytes,
-                                                          Millis wait, int* failed_node) const {
+                                                          Millis wait, templates::RenderFailure* failure) const {
   auto refs = templates::flow_template_refs(flow);
-  if (!refs) return templates::render_flow_nodes(flow, templates::Catalog(), tenant, max_bytes, failed_node);  // the shape error
+  if (!refs) return templates::render_flow_nodes(flow, templates::Catalog(), tenant, max_bytes, failure);  // the shape error
   const auto deadline = std::chrono::steady_clock::now() + wait;
   templates::Catalog copy;
   {
@@ -69,7 +69,7 @@ Result<templates::FlowRender> TemplateSource::render_flow(v1::Flow& flow, std::s
     changed_.wait_until(lock, deadline, [&] { return stopping_ || catalog_.first_missing(tenant, *refs) == nullptr; });
     copy = catalog_.subset(tenant, *refs);
   }
-  return templates::render_flow_nodes(flow, copy, tenant, max_bytes, failed_node);
+  return templates::render_flow_nodes(flow, copy, tenant, max_bytes, failure);
 }
 
 std::vector<v1::Template> TemplateSource::versions(std::string_view tenant, std::string_view name) const {

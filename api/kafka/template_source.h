@@ -39,11 +39,11 @@ class TemplateSource {
   // `flow`'s template nodes rendered from `tenant`'s versions (templates::render_flow_nodes, at
   // most `max_bytes` of rendered jobs), waiting up to `wait` in all for the versions not there
   // yet: a FlowRender naming a version still missing after it, with `flow` unchanged. Rendered
-  // from a copy of the versions named, not under the catalog's lock. `failed_node`: the index of
-  // the node an error names.
+  // from a copy of the versions named, not under the catalog's lock. `failure`: the node an error
+  // names, and whether it was the byte budget.
   Result<templates::FlowRender> render_flow(v1::Flow& flow, std::string_view tenant,
                                             std::size_t max_bytes = templates::kMaxFlowRecordBytes, Millis wait = Millis(0),
-                                            int* failed_node = nullptr) const;
+                                            templates::RenderFailure* failure = nullptr) const;
   // Every version of a tenant's template, oldest first; the latest of each of its templates.
   std::vector<v1::Template> versions(std::string_view tenant, std::string_view name) const;
   std::vector<v1::Template> latest_of_each(std::string_view tenant) const;

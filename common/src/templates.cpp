@@ -597,12 +597,12 @@ Result<std::vector<Ref>> flow_template_refs(const v1::Flow& flow) {
 }
 
 Result<FlowRender> render_flow_nodes(v1::Flow& flow, const Catalog& catalog, std::string_view tenant, std::size_t max_bytes,
-                                     int* failed_node) {
-  const auto fail_at = [&](int at, Error error) -> Result<FlowRender> {
-    if (failed_node != nullptr) *failed_node = at;
+                                     RenderFailure* failure) {
+  const auto fail_at = [&](int at, Error error, bool too_large = false) -> Result<FlowRender> {
+    if (failure != nullptr) *failure = RenderFailure{at, too_large};
     return error;
   };
-  if (failed_node != nullptr) *failed_node = -1;
+  if (failure != nullptr) *failure = RenderFailure{};
   // First every node's shape and version: nothing is rendered while a version is missing.
   std::vector<std::pair<int, const v1::Template*>> found;  // node index -> its version
   for (int at = 0; at < flow.nodes_size(); ++at) {
@@ -635,9 +635,11 @@ Result<FlowRender> render_flow_nodes(v1::Flow& flow, const Catalog& catalog, std
     job->clear_tenant();
     total += job->ByteSizeLong();
     if (total > max_bytes) {
-      return fail_at(at, make_error("{}: template '{}@{}': the flow's rendered jobs come to more than {} bytes (the record "
-                                    "limit) at this node; render fewer or smaller jobs",
-                                    where, version->name(), version->version(), max_bytes));
+      return fail_at(at,
+                     make_error("{}: template '{}@{}': the flow's rendered jobs come to more than {} bytes (the record "
+                                "limit) at this node; render fewer or smaller jobs",
+                                where, version->name(), version->version(), max_bytes),
+                     true);
     }
     jobs.emplace_back(at, std::move(*job));
   }

@@ -449,16 +449,18 @@ TEST_CASE("rendering stops at the node that takes the rendered jobs over the byt
   one->clear_id();
   // Room for one rendered job and a half: the second node goes over.
   const std::size_t budget = one->ByteSizeLong() * 3 / 2;
-  int failed = -7;
+  RenderFailure failed{-7, false};
   auto rendered = render_flow_nodes(flow, catalog, "", budget, &failed);
   REQUIRE_FALSE(rendered);
   CHECK(rendered.error().message().starts_with("node 'b': template 'report@3': the flow's rendered jobs come to more than"));
   CHECK(rendered.error().message().find("(the record limit)") != std::string::npos);
-  CHECK(failed == 1);
+  CHECK(failed.node == 1);
+  CHECK(failed.too_large);
   CHECK(flow.SerializeAsString() == before);  // unchanged
-  int none = -7;
+  RenderFailure none{-7, true};
   REQUIRE(render_flow_nodes(flow, catalog, "", kMaxFlowRecordBytes, &none));
-  CHECK(none == -1);
+  CHECK(none.node == -1);
+  CHECK_FALSE(none.too_large);
 }
 
 TEST_CASE("a refused render names the node's index") {
@@ -467,11 +469,12 @@ TEST_CASE("a refused render names the node's index") {
   auto flow = flow_of(R"({"id": "etl", "nodes": [
       {"name": "a", "job": {"noop": {}}},
       {"name": "b", "template_ref": {"ref": "report@3"}}]})");
-  int failed = -1;
+  RenderFailure failed;
   auto rendered = render_flow_nodes(flow, catalog, "", kMaxFlowRecordBytes, &failed);
   REQUIRE_FALSE(rendered);
   CHECK(rendered.error().message() == "node 'b': template 'report@3': required parameter 'day' is missing");
-  CHECK(failed == 1);
+  CHECK(failed.node == 1);
+  CHECK_FALSE(failed.too_large);
 }
 
 TEST_CASE("nothing is rendered while a version is missing, even a node that would be refused") {

@@ -1857,6 +1857,22 @@ TEST_CASE("templates through the API: versions are immutable, a job body naming 
   REQUIRE(flow->status == 202);
   CHECK(body_of(flow)["rendered_from_templates"] == 1);
 
+  // Rendered jobs over the record limit: a 413 naming the node that takes them over, nothing written.
+  const std::string pad(200'000, 'x');
+  REQUIRE(
+      api.call("PUT", "/v1/templates/big/versions/1", operator_token, R"({"job":{"noop":{},"labels":{"pad":")" + pad + R"("}}})")
+          ->status == 201);
+  std::string big_nodes;
+  for (int at = 0; at < 5; ++at) {
+    big_nodes += fmt::format(R"({}{{"name":"n{}","template_ref":{{"ref":"big@1"}}}})", at == 0 ? "" : ",", at);
+  }
+  auto too_large = api.call("POST", "/v1/flows", member, R"({"id":"tf-big","nodes":[)" + big_nodes + "]}");
+  REQUIRE(too_large);
+  CHECK(too_large->status == 413);
+  CHECK(body_of(too_large)["field"] == "nodes[4].template_ref");
+  CHECK_THAT(body_of(too_large)["detail"].get<std::string>(),
+             Catch::StartsWith("node 'n4': template 'big@1': the flow's rendered jobs come to more than 900000 bytes"));
+
   // On kcron.jobs: the concrete jobs, with the provenance, the tenant and the submitter.
   std::map<std::string, kcron::v1::Job> jobs;
   std::map<std::string, kcron::v1::Flow> flows;
@@ -1884,6 +1900,7 @@ TEST_CASE("templates through the API: versions are immutable, a job body naming 
   CHECK(jobs[trigger_id].schedule_run().schedule_id() == "daily");
   REQUIRE(flows.contains("tf"));
   CHECK_FALSE(flows.contains("tf-bad"));
+  CHECK_FALSE(flows.contains("tf-big"));
   REQUIRE(flows["tf"].nodes_size() == 2);
   CHECK_FALSE(flows["tf"].nodes(1).has_template_ref());
   CHECK(flows["tf"].nodes(1).job().template_() == "report@3");

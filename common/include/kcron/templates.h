@@ -150,9 +150,13 @@ struct FlowRender {
 // rendered), so the writer can wait for it. `max_bytes` bounds the rendered jobs' encoded sizes
 // in total (the writer's record limit): rendering stops at the node that takes it over. An error
 // names the node: "node 'b': template 'report@3': required parameter 'day' is missing", and
-// `failed_node` (when given) is set to that node's index (-1: no node).
+// `failure` (when given) says which node and whether it was the budget.
+struct RenderFailure {
+  int node = -1;           // the index of the node an error names; -1: none
+  bool too_large = false;  // the rendered jobs went over max_bytes
+};
 Result<FlowRender> render_flow_nodes(v1::Flow& flow, const Catalog& catalog, std::string_view tenant, std::size_t max_bytes,
-                                     int* failed_node = nullptr);
+                                     RenderFailure* failure = nullptr);
 
 // The checks a flow whose template nodes were rendered passes before it is written (the API, the
 // CLI and the cron-producer share them): each rendered node's job has a task, a known queue
