@@ -14,22 +14,48 @@
 #include "kcron/tenant.h"
 
 namespace kcron::cli {
+namespace {
+
+// The lines of a JSONL file, numbered from 1, each without its leading and trailing blanks (and a
+// CR); blank lines are skipped but counted. A UTF-8 byte order mark at the start (some editors
+// write one) is left out: it is not part of line 1's JSON.
+class JsonLines {
+ public:
+  explicit JsonLines(std::string_view text) : text_(text) {
+    if (static constexpr std::string_view kBom = "\xEF\xBB\xBF"; text_.starts_with(kBom)) text_.remove_prefix(kBom.size());
+  }
+  // The next non-blank line, or false at the end of the text.
+  bool next(std::string_view& line) {
+    while (!text_.empty()) {
+      const auto end = text_.find('\n');
+      line = text_.substr(0, end);
+      text_ = end == std::string_view::npos ? std::string_view() : text_.substr(end + 1);
+      ++number_;
+      while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
+      while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+      if (!line.empty()) return true;
+    }
+    return false;
+  }
+  std::size_t number() const { return number_; }
+
+ private:
+  std::string_view text_;
+  std::size_t number_ = 0;
+};
+
+}  // namespace
 
 Result<std::vector<BatchRecord>> split_batch_lines(std::string_view text, std::string_view tenant, const BatchLimits& limits,
                                                    std::int32_t partitions) {
   std::vector<BatchRecord> full;
   std::map<std::int32_t, std::pair<BatchRecord, std::size_t>> open;  // by partition: the record filling, its bytes
-  std::size_t line_number = 0;
   std::size_t jobs = 0;
   std::unordered_map<std::string, std::size_t> lines_of;  // id -> its line: an id twice is a mistake, not a retry
-  while (!text.empty()) {
-    const auto end = text.find('\n');
-    std::string_view line = text.substr(0, end);
-    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
-    ++line_number;
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
-    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
-    if (line.empty()) continue;
+  JsonLines lines(text);
+  std::string_view line;
+  while (lines.next(line)) {
+    const std::size_t line_number = lines.number();
     v1::Job job;
     if (auto decoded = decode_message(line, "application/json", job); !decoded) {
       return decoded.error().within(fmt::format("line {}", line_number));
@@ -127,17 +153,10 @@ Result<std::vector<ApiBatchChunk>> api_batch_chunks(std::string_view text, const
   static constexpr std::string_view kOpen = R"({"jobs":[)";
   static constexpr std::string_view kClose = "]}";
   std::vector<ApiBatchChunk> chunks;
-  std::size_t line_number = 0;
-  // A UTF-8 byte order mark (some editors write one): not part of line 1's JSON, which is sent as it is.
-  if (static constexpr std::string_view kBom = "\xEF\xBB\xBF"; text.starts_with(kBom)) text.remove_prefix(kBom.size());
-  while (!text.empty()) {
-    const auto end = text.find('\n');
-    std::string_view line = text.substr(0, end);
-    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
-    ++line_number;
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
-    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
-    if (line.empty()) continue;
+  JsonLines lines(text);
+  std::string_view line;
+  while (lines.next(line)) {
+    const std::size_t line_number = lines.number();
     if (!nlohmann::json::parse(line, nullptr, false).is_object()) {
       return make_error("line {}: not a JSON object (a job, or a template line {{\"template\": \"NAME@VERSION\", ...}})",
                         line_number);

@@ -175,6 +175,17 @@ TEST_CASE("api batch chunks: a UTF-8 byte order mark before line 1 is left out o
   CHECK(nlohmann::json::parse(chunks->front().body)["jobs"].size() == 2);
 }
 
+TEST_CASE("batch lines: a UTF-8 byte order mark before line 1 is left out, and lines keep their numbers") {
+  auto records = kcron::cli::split_batch_lines("\xEF\xBB\xBF{\"id\":\"a\",\"noop\":{}}\n\n{\"id\":\"b\",\"noop\":{}}\n", "acme");
+  REQUIRE(records.ok());
+  REQUIRE(records->size() == 1);
+  REQUIRE((*records)[0].batch.jobs_size() == 2);
+  CHECK((*records)[0].batch.jobs(0).id() == "a");
+  auto twice = kcron::cli::split_batch_lines("\xEF\xBB\xBF{\"id\":\"a\",\"noop\":{}}\n\n{\"id\":\"a\",\"noop\":{}}\n", "acme");
+  REQUIRE_FALSE(twice.ok());
+  CHECK(twice.error().message() == "line 3: job 'a' is already on line 1 (a batch's jobs are deduplicated by id)");
+}
+
 TEST_CASE("api batch chunks: template lines go as they are, and a line that is no JSON object or too large refuses the file") {
   auto chunks =
       kcron::cli::api_batch_chunks("{\"template\":\"report@3\",\"params\":{\"day\":\"mon\"}}\n{\"id\":\"a\",\"noop\":{}}\n");
